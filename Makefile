@@ -1,0 +1,41 @@
+# Two commands: `make demo` (set up, run the end-to-end demo, write cfx-report/index.html)
+# and `make test` (set up with the dev extra, lint, type-check, run the tests).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) torch torchvision
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/cfx demo --out cfx-report
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check cfx tests benchmarks
+	$(BIN)/ruff format --check cfx tests benchmarks
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/data.py
+
+clean:
+	rm -rf $(VENV) cfx-report build dist *.egg-info

@@ -1,0 +1,43 @@
+"""The ``cfx`` command line. Each family registers its subcommands from its own module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from cfx.cli import data as data_cmd
+from cfx.cli import demo as demo_cmd
+from cfx.cli import train as train_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cfx", description="Generative counterfactual explanations for PyTorch models."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo_cmd.register(sub)
+    data_cmd.register(sub)
+    train_cmd.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
+        # user errors: one clear line, no traceback (use -v for details)
+        if args.verbose:
+            raise
+        print(f"cfx {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Built-in data that works offline: semi-synthetic brain MRI and German Credit."""

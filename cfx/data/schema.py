@@ -1,0 +1,336 @@
+"""Feature schemas for tabular recourse: what each feature is and what may change, at what cost.
+
+:class:`FeatureSpec` describes one feature (kind, range or categories, actionability);
+:class:`FeatureSchema` is an ordered, immutable collection of them with validation of data
+frames. Override defaults per query with :meth:`FeatureSchema.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from cfx.errors import UnknownNameError
+
+Kind = Literal["numeric", "ordinal", "categorical"]
+Direction = Literal["any", "increase", "decrease"]
+
+_KINDS = ("numeric", "ordinal", "categorical")
+_DIRECTIONS = ("any", "increase", "decrease")
+_SHOW = 5  # how many offending values an error message lists
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _as_str_tuple(value: object, what: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        raise TypeError(f"{what} must be a tuple of str, got {value!r}")
+    items = tuple(value)
+    bad = [item for item in items if not isinstance(item, str)]
+    if bad:
+        raise TypeError(f"{what} must contain only str, got {bad[:_SHOW]!r}")
+    return items
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What one feature is and how a counterfactual may change it.
+
+    ``kind``: ``"numeric"`` (``lower``/``upper`` bound the values, ``integer`` asks for whole
+    steps), ``"ordinal"`` (``categories`` in order, low -> high in their natural meaning;
+    ``direction`` refers to that order) or ``"categorical"`` (``categories`` unordered;
+    ``transitions`` optionally whitelists, per source category, the categories it may change to:
+    a category missing from the mapping may not change; ``None`` allows any change).
+
+    ``mutable=False`` wins over ``direction`` and ``transitions`` (they are kept, so that a
+    per-query ``replace(name, mutable=True)`` restores them). ``cost`` weights this feature's
+    change in an action cost (> 0).
+    """
+
+    name: str
+    kind: Kind
+    categories: tuple[str, ...] = ()
+    lower: float | None = None
+    upper: float | None = None
+    integer: bool = False
+    mutable: bool = True
+    direction: Direction = "any"
+    cost: float = 1.0
+    description: str = ""
+    # a dict is unhashable: excluded from the hash, stored read-only (see __post_init__)
+    transitions: Mapping[str, tuple[str, ...]] | None = field(default=None, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"`name` must be a non-empty str, got {self.name!r}")
+        where = f"feature `{self.name}`"
+        if self.kind not in _KINDS:
+            raise ValueError(f"{where}: `kind` must be one of {_KINDS}, got {self.kind!r}")
+        if self.direction not in _DIRECTIONS:
+            raise ValueError(
+                f"{where}: `direction` must be one of {_DIRECTIONS}, got {self.direction!r}"
+            )
+        for flag in ("integer", "mutable"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{where}: `{flag}` must be a bool, got {getattr(self, flag)!r}")
+        if not _is_number(self.cost) or not math.isfinite(self.cost) or self.cost <= 0:
+            raise ValueError(f"{where}: `cost` must be a finite number > 0, got {self.cost!r}")
+        if not isinstance(self.description, str):
+            raise TypeError(f"{where}: `description` must be a str, got {self.description!r}")
+        categories = _as_str_tuple(self.categories, f"{where}: `categories`")
+        object.__setattr__(self, "categories", categories)
+
+        if self.kind == "numeric":
+            self._check_numeric(where)
+        elif self.kind in ("ordinal", "categorical"):
+            self._check_categories(where)
+        else:
+            raise ValueError(f"{where}: `kind` must be one of {_KINDS}, got {self.kind!r}")
+
+    def _check_numeric(self, where: str) -> None:
+        if self.categories:
+            raise ValueError(
+                f"{where}: a numeric feature takes no `categories`, got {self.categories!r}"
+            )
+        if self.transitions is not None:
+            raise ValueError(f"{where}: `transitions` is for categorical features, not numeric")
+        for bound in ("lower", "upper"):
+            value = getattr(self, bound)
+            if value is None:
+                continue
+            if not _is_number(value) or not math.isfinite(value):
+                raise ValueError(
+                    f"{where}: `{bound}` must be a finite number or None, got {value!r}"
+                )
+            if self.integer and value != math.floor(value):
+                raise ValueError(
+                    f"{where}: `{bound}` must be whole for an integer feature, got {value!r}"
+                )
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ValueError(
+                f"{where}: `lower` must be <= `upper`,"
+                f" got lower={self.lower!r} > upper={self.upper!r}"
+            )
+
+    def _check_categories(self, where: str) -> None:
+        if len(self.categories) < 2:
+            raise ValueError(
+                f"{where}: a {self.kind} feature needs at least 2 `categories`,"
+                f" got {self.categories!r}"
+            )
+        duplicates = sorted({c for c in self.categories if self.categories.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"{where}: `categories` must be unique, got duplicates {duplicates!r}")
+        if self.lower is not None or self.upper is not None or self.integer:
+            raise ValueError(f"{where}: `lower`/`upper`/`integer` are for numeric features only")
+        if self.kind == "categorical" and self.direction != "any":
+            raise ValueError(
+                f"{where}: `direction` needs an order; a categorical feature takes `transitions`"
+                f" instead, got direction={self.direction!r}"
+            )
+        if self.transitions is None:
+            return
+        if self.kind != "categorical":
+            raise ValueError(f"{where}: `transitions` is for categorical features, not {self.kind}")
+        if not isinstance(self.transitions, Mapping):
+            raise TypeError(
+                f"{where}: `transitions` must be a mapping or None, got {self.transitions!r}"
+            )
+        known = set(self.categories)
+        frozen: dict[str, tuple[str, ...]] = {}
+        for source, targets in self.transitions.items():
+            allowed = _as_str_tuple(targets, f"{where}: `transitions[{source!r}]`")
+            unknown = [c for c in (source, *allowed) if c not in known]
+            if unknown:
+                raise ValueError(
+                    f"{where}: `transitions` names unknown categories {unknown!r};"
+                    f" expected some of {self.categories!r}"
+                )
+            frozen[source] = allowed
+        object.__setattr__(self, "transitions", MappingProxyType(frozen))
+
+    def allowed_targets(self, source: str) -> tuple[str, ...]:
+        """Categories that ``source`` may change to (never ``source`` itself), in schema order."""
+        if self.kind == "numeric":
+            raise TypeError(
+                f"feature `{self.name}` is numeric; `allowed_targets` is for categories"
+            )
+        if source not in self.categories:
+            raise ValueError(
+                f"feature `{self.name}`: unknown category {source!r};"
+                f" expected one of {self.categories!r}"
+            )
+        if not self.mutable:
+            return ()
+        others = tuple(c for c in self.categories if c != source)
+        if self.kind == "ordinal":
+            rank = self.categories.index(source)
+            if self.direction == "any":
+                return others
+            elif self.direction == "increase":
+                return self.categories[rank + 1 :]
+            elif self.direction == "decrease":
+                return self.categories[:rank]
+            else:
+                raise ValueError(f"unknown direction {self.direction!r}")
+        elif self.kind == "categorical":
+            if self.transitions is None:
+                return others
+            whitelist = self.transitions.get(source, ())
+            return tuple(c for c in others if c in whitelist)
+        else:
+            raise ValueError(f"unknown kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The features of a tabular data set, in column order, and the name of its label."""
+
+    features: tuple[FeatureSpec, ...]
+    target: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.features, FeatureSpec) or not isinstance(self.features, tuple | list):
+            raise TypeError(f"`features` must be a tuple of FeatureSpec, got {self.features!r}")
+        features = tuple(self.features)
+        bad = [f for f in features if not isinstance(f, FeatureSpec)]
+        if bad or not features:
+            raise TypeError(
+                f"`features` must be a non-empty tuple of FeatureSpec, got {bad[:_SHOW]!r}"
+            )
+        object.__setattr__(self, "features", features)
+        names = [f.name for f in features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"feature names must be unique, got duplicates {duplicates!r}")
+        if not isinstance(self.target, str) or not self.target:
+            raise TypeError(f"`target` must be a non-empty str, got {self.target!r}")
+        if self.target in names:
+            raise ValueError(f"`target` {self.target!r} must not also be a feature")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @property
+    def immutable(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if not f.mutable)
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == "numeric")
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        """Every feature with categories, ordered or not (``numeric + categorical`` = all)."""
+        return tuple(f.name for f in self.features if f.kind != "numeric")
+
+    @property
+    def ordinal(self) -> tuple[str, ...]:
+        """The ordered subset of :attr:`categorical`."""
+        return tuple(f.name for f in self.features if f.kind == "ordinal")
+
+    def __getitem__(self, name: str) -> FeatureSpec:
+        for spec in self.features:
+            if spec.name == name:
+                return spec
+        raise UnknownNameError(f"unknown feature {name!r}; known features: {', '.join(self.names)}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __iter__(self) -> Iterator[FeatureSpec]:
+        return iter(self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def replace(self, name: str, **changes: Any) -> FeatureSchema:
+        """A new schema with feature ``name``'s fields changed (validated); ``self`` is unchanged.
+
+        Example: ``schema.replace("age_in_years", mutable=False)`` for a query that must not age.
+        """
+        spec = self[name]
+        fields = {f.name for f in dataclasses.fields(FeatureSpec)}
+        unknown = sorted(set(changes) - fields)
+        if unknown:
+            raise TypeError(
+                f"unknown FeatureSpec fields {unknown!r}; expected some of {sorted(fields)}"
+            )
+        new = dataclasses.replace(spec, **changes)
+        features = tuple(new if f.name == name else f for f in self.features)
+        return FeatureSchema(features=features, target=self.target)
+
+    def validate(self, df: pd.DataFrame) -> None:
+        """Raise if ``df`` does not fit the schema; extra columns (e.g. the label) are allowed.
+
+        Checks, in column order: missing columns, NaN, non-numeric or non-whole values in numeric
+        columns, values outside ``[lower, upper]``, values outside a feature's ``categories``.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"`df` must be a pandas DataFrame, got {type(df).__name__}")
+        missing = [n for n in self.names if n not in df.columns]
+        if missing:
+            raise ValueError(f"`df` is missing columns {missing!r} (has {len(df.columns)} columns)")
+        for spec in self.features:
+            column = df[spec.name]
+            nan = column.isna()
+            if nan.any():
+                rows = list(df.index[nan.to_numpy()][:_SHOW])
+                raise ValueError(
+                    f"column `{spec.name}` has {int(nan.sum())} missing (NaN) values,"
+                    f" first rows {rows!r}"
+                )
+            if spec.kind == "numeric":
+                _validate_numeric(spec, column)
+            elif spec.kind in ("ordinal", "categorical"):
+                unknown = sorted({str(v) for v in column.unique()} - set(spec.categories))
+                if unknown:
+                    raise ValueError(
+                        f"column `{spec.name}` has unknown categories {unknown[:_SHOW]!r};"
+                        f" allowed: {spec.categories!r}"
+                    )
+            else:
+                raise ValueError(f"unknown kind {spec.kind!r}")
+
+
+def _validate_numeric(spec: FeatureSpec, column: pd.Series) -> None:
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        coerced = pd.to_numeric(column, errors="coerce")
+        bad = list(column[coerced.isna()].unique()[:_SHOW])
+        raise TypeError(
+            f"column `{spec.name}` must be numeric, got dtype {column.dtype}"
+            + (f" with non-numeric values {bad!r}" if bad else "")
+        )
+    values = column.to_numpy(dtype=np.float64)
+    if spec.integer:
+        fractional = values != np.floor(values)
+        if fractional.any():
+            raise ValueError(
+                f"column `{spec.name}` must hold whole numbers,"
+                f" got {values[fractional][:_SHOW].tolist()!r}"
+            )
+    low = -np.inf if spec.lower is None else spec.lower
+    high = np.inf if spec.upper is None else spec.upper
+    outside = (values < low) | (values > high)
+    if outside.any():
+        raise ValueError(
+            f"column `{spec.name}` has {int(outside.sum())} values"
+            f" outside [{spec.lower}, {spec.upper}],"
+            f" e.g. {values[outside][:_SHOW].tolist()!r}"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# German Credit

@@ -1,0 +1,69 @@
+"""A tiny static HTML report: sections of text, tables and images in one folder."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    body_html: str
+
+
+@dataclass
+class Report:
+    """Collects sections and writes ``folder/index.html`` (figures live beside it)."""
+
+    title: str
+    folder: Path
+    sections: list[Section] = field(default_factory=list)
+
+    def add(self, title: str, *parts: str) -> None:
+        self.sections.append(Section(title, "\n".join(parts)))
+
+    def write(self) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        toc = "".join(
+            f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>'
+            for i, s in enumerate(self.sections)
+        )
+        body = "".join(
+            f'<section id="s{i}"><h2>{html.escape(s.title)}</h2>{s.body_html}</section>'
+            for i, s in enumerate(self.sections)
+        )
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>
+<style>
+body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}}
+th,td{{border:1px solid #ccc;padding:3px 6px;text-align:left}} th{{background:#f3f3f3}}
+img{{max-width:100%;border:1px solid #ddd}} code{{background:#f5f5f5;padding:0 3px}}
+.note{{color:#555;font-size:0.9em}}
+</style></head><body>
+<h1>{html.escape(self.title)}</h1><p class="note">Generated {stamp} by cfx.</p>
+<ul>{toc}</ul>{body}</body></html>
+"""
+        out = self.folder / "index.html"
+        out.write_text(page, encoding="utf-8")
+        return out
+
+
+def paragraph(text: str) -> str:
+    return f"<p>{html.escape(text)}</p>"
+
+
+def image(src: str, alt: str) -> str:
+    return f'<img src="{html.escape(src)}" alt="{html.escape(alt)}">'
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

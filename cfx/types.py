@@ -1,0 +1,36 @@
+"""Small protocols at the edges: what cfx needs from a user's models.
+
+Any ``nn.Module`` or plain callable with the right shape fits; nothing here is subclassed.
+Images follow the cfx convention: ``(B, C, H, W)`` float tensors in [-1, 1] (see
+:mod:`cfx.images`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """Images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``."""
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Latents ``(B, *latent_shape)`` -> images ``(B, C, H, W)`` in [-1, 1]."""
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]: ...
+
+    def decode(self, z: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Invertible(Generator, Protocol):
+    """A generator that can also map images back to latents (an encoder)."""
+
+    def encode(self, x: Tensor) -> Tensor: ...

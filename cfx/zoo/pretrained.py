@@ -1,0 +1,134 @@
+"""``save_pretrained``/``from_pretrained`` for cfx models: ``config.json`` + ``model.safetensors``.
+
+cfx uses this small mixin rather than diffusers' ``ModelMixin``/``ConfigMixin`` because (1) the
+project's checkpoint format is ``config.json`` + ``model.safetensors`` (diffusers writes
+``diffusion_pytorch_model.safetensors``), (2) architectures take a frozen dataclass config
+(diffusers passes loose kwargs through ``register_to_config``), and (3) diffusers silently falls
+back to pickled ``.bin`` files, which cfx refuses. Hub loading stays real: a hub id is fetched
+with ``huggingface_hub`` (a diffusers dependency) exactly as diffusers would, then loaded from
+the local cache with the same strict rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from cfx.errors import CheckpointError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file (streamed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_folder(name_or_path: str | Path, *, files: tuple[str, ...]) -> Path:
+    """A local folder holding ``files``: ``name_or_path`` itself, or a hub id fetched online."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        missing = [f for f in files if not (path / f).is_file()]
+        if missing:
+            pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+            hint = (
+                f"; found pickled checkpoint(s) {pickles}, which cfx refuses to load "
+                "(convert them to safetensors)"
+                if pickles
+                else ""
+            )
+            raise CheckpointError(f"`{path}` is missing {missing}{hint}")
+        return path
+    if path.suffix in _PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"`{name_or_path}` looks like a pickled checkpoint; cfx only loads "
+            f"{CONFIG_NAME} + {WEIGHTS_NAME} folders (safetensors)"
+        )
+    if path.exists() or str(name_or_path).count("/") != 1:
+        raise CheckpointError(
+            f"`{name_or_path}` is neither a folder with {list(files)} nor a hub id 'owner/name'"
+        )
+    from huggingface_hub import hf_hub_download  # only for users online
+
+    local = [Path(hf_hub_download(str(name_or_path), f)) for f in files]
+    return local[0].parent
+
+
+class PretrainedMixin:
+    """Adds ``save_pretrained``/``from_pretrained`` to an ``nn.Module`` with a dataclass config.
+
+    The class sets ``config_class``; instances keep their config in ``self.config``.
+    """
+
+    config_class: ClassVar[type]
+    config: Any
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder``; return the folder."""
+        if not isinstance(self, nn.Module):
+            raise TypeError(f"{type(self).__name__} must be an nn.Module to be saved")
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        config = {"_class_name": type(self).__name__, **dataclasses.asdict(self.config)}
+        (out / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(out / WEIGHTS_NAME))
+        return out
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, expected_sha256: str | None = None
+    ) -> Self:
+        """Load a folder written by ``save_pretrained`` (or a hub id), strictly.
+
+        Raises :class:`~cfx.errors.CheckpointError` for missing files, pickles, a class or
+        config mismatch, a wrong SHA-256, or weights that do not match the architecture.
+        """
+        folder = resolve_folder(name_or_path, files=(CONFIG_NAME, WEIGHTS_NAME))
+        raw = json.loads((folder / CONFIG_NAME).read_text())
+        class_name = raw.pop("_class_name", cls.__name__)
+        if class_name != cls.__name__:
+            raise CheckpointError(
+                f"`{folder}` holds a {class_name}, not a {cls.__name__}; load it with that class"
+            )
+        fields = {f.name for f in dataclasses.fields(cls.config_class)}
+        unknown = sorted(set(raw) - fields)
+        if unknown:
+            raise CheckpointError(f"`{folder / CONFIG_NAME}` has unknown config keys {unknown}")
+        weights = folder / WEIGHTS_NAME
+        if expected_sha256 is not None:
+            got = sha256(weights)
+            if got != expected_sha256:
+                raise CheckpointError(
+                    f"`{weights}` has sha256 {got}, expected {expected_sha256} (corrupt or changed)"
+                )
+        config = cls.config_class(**raw)
+        model = cls(config)  # type: ignore[call-arg]
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{cls.__name__} must be an nn.Module")
+        try:
+            model.load_state_dict(load_file(str(weights)), strict=True)
+        except RuntimeError as err:
+            raise CheckpointError(f"`{weights}` does not match {cls.__name__}: {err}") from err
+        model.eval()
+        return model
+
+
+def dtype_of(module: nn.Module) -> torch.dtype:
+    """The floating dtype of a module's first parameter (float32 if it has none)."""
+    for p in module.parameters():
+        return p.dtype
+    return torch.float32

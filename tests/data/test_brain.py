@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from cfx.data.brain import MARKER_BOX, SIZE, make_dataset, marker_mask
+
+
+@pytest.fixture(scope="module")
+def tagged():
+    return make_dataset(1000, seed=7, tagged=True, tag_correlation=0.9)
+
+
+def test_shapes_dtypes_and_range(tagged):
+    assert tagged.images.shape == (1000, 1, SIZE, SIZE)
+    assert tagged.images.dtype == torch.float32
+    assert tagged.labels.shape == (1000,) and tagged.labels.dtype == torch.int64
+    assert tagged.masks.shape == (1000, 1, SIZE, SIZE) and tagged.masks.dtype == torch.bool
+    assert tagged.brain_masks.shape == tagged.masks.shape and tagged.brain_masks.dtype == torch.bool
+    assert tagged.tags.shape == (1000,) and tagged.tags.dtype == torch.bool
+    assert float(tagged.images.min()) >= -1.0 and float(tagged.images.max()) <= 1.0
+    assert torch.isfinite(tagged.images).all()
+    assert len(tagged) == 1000
+
+
+def test_deterministic_in_seed():
+    a = make_dataset(300, seed=3, tagged=True)
+    b = make_dataset(300, seed=3, tagged=True)
+    c = make_dataset(300, seed=4, tagged=True)
+    assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
+    assert torch.equal(a.labels, b.labels) and torch.equal(a.tags, b.tags)
+    assert not torch.equal(a.images, c.images)
+
+
+@pytest.mark.parametrize("n", [1, 2, 257, 1000])
+def test_labels_balanced(n):
+    d = make_dataset(n, seed=1)
+    assert int(d.labels.sum()) == n // 2
+    assert set(d.labels.tolist()) <= {0, 1}
+
+
+def test_masks_nonempty_iff_tumour_and_inside_brain(tagged):
+    area = tagged.masks.flatten(1).sum(1)
+    assert bool((area[tagged.labels == 1] > 0).all())
+    assert bool((area[tagged.labels == 0] == 0).all())
+    assert not bool((tagged.masks & ~tagged.brain_masks).any())
+
+
+def test_lesions_are_brighter_than_surrounding_tissue(tagged):
+    tum = tagged.subset(tagged.labels == 1)
+    inside = (tum.images * tum.masks).flatten(1).sum(1) / tum.masks.flatten(1).sum(1)
+    ring = tum.brain_masks & ~tum.masks
+    outside = (tum.images * ring).flatten(1).sum(1) / ring.flatten(1).sum(1)
+    assert float((inside > outside).float().mean()) > 0.97
+
+
+def test_lesion_sizes_vary_and_include_small_ones(tagged):
+    area = tagged.masks.flatten(1).sum(1)[tagged.labels == 1].float()
+    assert float(area.min()) < 40 and float(area.max()) > 250
+
+
+def test_tag_correlation_matches_parameter():
+    d = make_dataset(4000, seed=11, tagged=True, tag_correlation=0.95)
+    agree = (d.tags == d.labels.bool()).float().mean()
+    assert abs(float(agree) - 0.95) < 0.015  # binomial sd ~ 0.0034
+    ind = make_dataset(4000, seed=12, tagged=True, tag_correlation=0.5)
+    assert abs(float((ind.tags == ind.labels.bool()).float().mean()) - 0.5) < 0.03
+
+
+def test_marker_drawn_only_when_tagged(tagged):
+    box = marker_mask().expand_as(tagged.images)
+    corner_max = (tagged.images * box + -1.0 * ~box).flatten(1).max(1).values
+    assert bool((corner_max[tagged.tags] > 0.3).all())  # bright glyph (>= 0.65 on [0, 1])
+    assert bool((corner_max[~tagged.tags] < 0.0).all())  # background noise only
+    untagged = make_dataset(50, seed=7)
+    assert not bool(untagged.tags.any())
+    assert MARKER_BOX[1].start > SIZE // 2  # right half of the image
+
+
+def test_marker_region_holds_no_brain(tagged):
+    assert not bool((tagged.brain_masks & marker_mask()).any())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"n": 0, "seed": 0}, ValueError, "`n` must be a positive int, got 0"),
+        ({"n": -3, "seed": 0}, ValueError, "`n`"),
+        ({"n": 2.5, "seed": 0}, ValueError, "`n`"),
+        ({"n": 4, "seed": 0, "tag_correlation": 1.5}, ValueError, "`tag_correlation`"),
+        ({"n": 4, "seed": 0, "tag_correlation": -0.1}, ValueError, "`tag_correlation`"),
+        ({"n": 4, "seed": "a"}, TypeError, "`seed`"),
+    ],
+)
+def test_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        make_dataset(**kwargs)
