@@ -32,7 +32,9 @@ def _flatten(prefix: str, obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
                 [_json_key(k), _flatten(f"{prefix}.{k}", v, tensors)] for k, v in obj.items()
             ]
         }
-    if isinstance(obj, (list, tuple)):
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_flatten(f"{prefix}.{i}", v, tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
         return [_flatten(f"{prefix}.{i}", v, tensors) for i, v in enumerate(obj)]
     return obj
 
@@ -44,6 +46,8 @@ def _json_key(key: Any) -> Any:
 def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(obj, dict) and "__tensor__" in obj:
         return tensors[obj["__tensor__"]]
+    if isinstance(obj, dict) and "__tuple__" in obj:
+        return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
     if isinstance(obj, dict) and "__dict__" in obj:
         return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
     if isinstance(obj, list):

@@ -1,0 +1,40 @@
+import pytest
+
+from cfx.cli import main
+
+
+def test_data_preview_brain_writes_png(tmp_path, capsys):
+    out = tmp_path / "p.png"
+    assert main(["data", "preview", "brain", "--n", "8", "--tagged", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(out) in capsys.readouterr().out
+
+
+def test_data_preview_credit_writes_summary(tmp_path):
+    out = tmp_path / "c.csv"
+    assert main(["data", "preview", "credit", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "credit_amount" in text and "approved" in text
+
+
+def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
+    assert main(["data", "preview", "mnist", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'mnist'" in err and "brain" in err
+
+
+def test_bad_n_is_a_clear_error(tmp_path, capsys):
+    assert main(["data", "preview", "brain", "--n", "0", "--out", str(tmp_path / "x.png")]) == 2
+    assert "`n` must be a positive int, got 0" in capsys.readouterr().err
+
+
+def test_demo_writes_report(tmp_path):
+    assert main(["demo", "--out", str(tmp_path / "r")]) == 0
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert "Brain MRI data" in html and "German Credit data" in html
+    assert (tmp_path / "r" / "brain_preview.png").is_file()
+
+
+def test_no_command_shows_usage(capsys):
+    with pytest.raises(SystemExit):
+        main([])

@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from cfx.images import check_images, from_unit, to_uint8, to_unit
+
+
+def test_range_conversions_are_inverse():
+    x = torch.linspace(-1, 1, 11).view(1, 1, 1, 11)
+    assert torch.allclose(from_unit(to_unit(x)), x, atol=1e-6)
+    assert to_unit(torch.tensor(-1.0)) == 0 and to_unit(torch.tensor(1.0)) == 1
+    u8 = to_uint8(torch.tensor([[[[-1.0, 0.0, 1.0, 3.0]]]]))
+    assert u8.tolist() == [[[[0, 128, 255, 255]]]]
+
+
+@pytest.mark.parametrize(
+    ("x", "exc", "match"),
+    [
+        ([1, 2], TypeError, "`x` must be a torch.Tensor, got list"),
+        (torch.zeros(1, 1, 4, 4, dtype=torch.int64), TypeError, "floating-point"),
+        (torch.zeros(1, 4, 4), ValueError, r"shape \(B, C, H, W\), got \(1, 4, 4\)"),
+        (torch.full((1, 1, 4, 4), float("nan")), ValueError, "NaN"),
+        (torch.full((1, 1, 4, 4), 2.0), ValueError, r"\[-1, 1\]"),
+        (torch.zeros(0, 1, 4, 4), ValueError, "at least one image"),
+    ],
+)
+def test_check_images_errors(x, exc, match):
+    with pytest.raises(exc, match=match):
+        check_images(x)
+
+
+def test_check_images_channels_and_size():
+    x = torch.zeros(2, 1, 64, 64)
+    assert check_images(x, channels=1, size=(64, 64)) is x
+    with pytest.raises(ValueError, match="3 channel"):
+        check_images(x, "images", channels=3)
+    with pytest.raises(ValueError, match="32x32"):
+        check_images(x, size=(32, 32))

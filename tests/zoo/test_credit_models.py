@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from cfx.data.credit import load_german
+from cfx.errors import UnknownNameError
+from cfx.zoo import CREDIT_MODELS, german_split, load_credit_model
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_german()
+
+
+def test_split_is_disjoint_stratified_and_deterministic(data):
+    train, test = german_split()
+    assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == 1000
+    assert len(test) == 300
+    assert abs(data.y.iloc[test].mean() - 0.7) < 0.01
+    _, test2 = german_split()
+    assert np.array_equal(test, test2)
+
+
+@pytest.mark.parametrize("name", CREDIT_MODELS)
+def test_models_beat_the_majority_baseline_and_are_deterministic(name, data):
+    _, test = german_split()
+    model = load_credit_model(name)
+    proba = model.predict_proba(data.X.iloc[test])[:, 1]
+    accuracy = ((proba > 0.5) == data.y.iloc[test].to_numpy()).mean()
+    assert accuracy > 0.72  # majority class is 0.70
+    assert (proba <= 0.5).sum() >= 50  # enough denied applicants for the recourse benchmark
+    again = load_credit_model(name).predict_proba(data.X.iloc[test])[:, 1]
+    assert np.array_equal(proba, again)
+
+
+def test_unknown_model_name():
+    with pytest.raises(UnknownNameError, match="expected one of"):
+        load_credit_model("forest")
