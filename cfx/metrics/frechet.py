@@ -1,0 +1,35 @@
+"""Fréchet distance between two sets of feature vectors (the "FID" formula, any features).
+
+cfx reports it in the feature space of an independently trained network (e.g. the zoo's
+``brain-oracle`` penultimate layer), always next to the real-vs-real floor measured on the
+same features; it is not comparable with published FID numbers (Inception features).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+from torch import Tensor
+
+
+def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.ndarray) -> float:
+    """``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` for ``(N, D)`` feature sets.
+
+    Returns one number for the two sets (not per example).
+    """
+    a = np.asarray(features_a.detach().cpu() if isinstance(features_a, Tensor) else features_a)
+    b = np.asarray(features_b.detach().cpu() if isinstance(features_b, Tensor) else features_b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"features must be (N, D) with equal D, got {a.shape} and {b.shape}")
+    if min(a.shape[0], b.shape[0]) < 2:
+        raise ValueError("each feature set needs at least 2 rows")
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    if not np.isfinite(covmean).all():  # nearly singular product: regularise both
+        eps = np.eye(a.shape[1]) * 1e-6
+        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    covmean = np.real(covmean)
+    diff = mu_a - mu_b
+    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))

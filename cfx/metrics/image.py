@@ -1,0 +1,57 @@
+"""Closeness between image batches in the cfx range [-1, 1] (data range 2)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_DATA_RANGE = 2.0
+
+
+def _pair(a: Tensor, b: Tensor) -> None:
+    if a.shape != b.shape or a.ndim != 4:
+        raise ValueError(
+            f"images must be two (B, C, H, W) tensors of one shape, got {tuple(a.shape)} "
+            f"and {tuple(b.shape)}"
+        )
+
+
+def l1_distance(a: Tensor, b: Tensor) -> Tensor:
+    """Mean absolute difference per image, ``(B,)``."""
+    _pair(a, b)
+    return (a - b).abs().flatten(1).mean(1)
+
+
+def psnr(a: Tensor, b: Tensor) -> Tensor:
+    """Peak signal-to-noise ratio in dB per image, ``(B,)``, for images in [-1, 1]."""
+    _pair(a, b)
+    mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-12)
+    return 10.0 * torch.log10(_DATA_RANGE**2 / mse)
+
+
+def _gaussian_window(size: int, sigma: float, like: Tensor) -> Tensor:
+    ax = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(ax**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]  # (1, 1, k, k)
+
+
+def ssim(a: Tensor, b: Tensor, *, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Structural similarity per image, ``(B,)`` (Wang et al., 2004; Gaussian window, valid
+    region, constants K1 = 0.01, K2 = 0.03, data range 2 for [-1, 1] images)."""
+    _pair(a, b)
+    c = a.shape[1]
+    w = _gaussian_window(window, sigma, a).expand(c, 1, window, window)
+    c1, c2 = (0.01 * _DATA_RANGE) ** 2, (0.03 * _DATA_RANGE) ** 2
+
+    def blur(x: Tensor) -> Tensor:
+        return F.conv2d(x, w, groups=c)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    return (num / den).flatten(1).mean(1)

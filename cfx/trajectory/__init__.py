@@ -1,0 +1,7 @@
+"""Boundary-crossing image sequences: one verb, ``explain(x, target)``, one result type."""
+
+from cfx.trajectory.gradient_ascent import GradientAscent
+from cfx.trajectory.monotone import MonotonePath
+from cfx.trajectory.result import TrajectoryResult
+
+__all__ = ["GradientAscent", "MonotonePath", "TrajectoryResult"]

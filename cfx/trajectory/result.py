@@ -1,0 +1,35 @@
+"""The one result type of every trajectory explainer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class TrajectoryResult:
+    """A batch of boundary-crossing sequences.
+
+    Frame 0 is the generator's reconstruction of the source, ``G(z_0)``; frames 1..T walk
+    towards the target class, aiming at target probabilities ``levels[t] = t / T``.
+    """
+
+    frames: Tensor  # (B, T+1, C, H, W) in [-1, 1]
+    latents: Tensor  # (B, T+1, *latent_shape)
+    probs: Tensor  # (B, T+1) target-class probability of the explained classifier
+    levels: Tensor  # (T+1,) calibration targets t / T
+    target: Tensor  # (B,) int64 target class
+    source: Tensor  # (B, C, H, W) the input images
+    success: Tensor  # (B,) bool, the classifier assigns the final frame to the target
+    oracle_probs: Tensor | None  # (B, T+1) oracle's target-class probability (if given)
+    lambdas: Tensor | None  # (B,) identity weight chosen per image (monotone path only)
+    seconds: float  # wall time of explain(), inversion included
+    inversion_seconds: float  # part of `seconds` spent inverting the sources
+
+    @property
+    def steps(self) -> int:
+        return int(self.frames.shape[1] - 1)
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])

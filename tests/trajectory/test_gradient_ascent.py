@@ -1,0 +1,96 @@
+import pytest
+import torch
+
+from cfx.trajectory.gradient_ascent import GradientAscent, resample_path
+from tests.trajectory.toy import LinearGenerator, LogisticClassifier
+
+
+@pytest.fixture
+def toy():
+    g, f = LinearGenerator(), LogisticClassifier()
+    z0 = torch.tensor([[-3.0, 1.0, 0.5], [2.0, -4.0, 1.0]])
+    return g, f, z0
+
+
+def _direction(g, f):
+    u = g.A.detach().T @ f.w.detach()
+    return u / u.norm()
+
+
+def test_path_follows_the_closed_form_direction(toy):
+    g, f, _ = toy
+    u = _direction(g, f)
+    z0 = -4 * u[None].repeat(2, 1) + torch.tensor([[0.3, -0.2, 0.1], [0.0, 0.5, -0.4]])
+    explainer = GradientAscent(g, f, steps=5, eta=0.1, max_iter=400, margin=0.95)
+    path, probs = explainer.ascend(z0, torch.ones(2, dtype=torch.long))
+    steps = path.diff(dim=1)  # (B, K-1, d)
+    moving = steps.norm(dim=2) > 0
+    # every step is eta along A^T w (normalised), until the margin is reached
+    expected = 0.1 * u
+    assert torch.allclose(steps[moving], expected.expand_as(steps[moving]), atol=1e-5)
+    assert bool((probs[:, -1] >= 0.95).all())
+    assert bool((probs.diff(dim=1) >= -1e-6).all())
+
+
+def test_explain_frames_are_calibrated_on_the_toy(toy):
+    g, f, _ = toy
+    u = _direction(g, f)
+    z0 = -4 * u[None].repeat(2, 1)
+    x = g.decode(z0).detach()
+    explainer = GradientAscent(g, f, steps=4, eta=0.02, max_iter=2000, margin=0.99)
+    res = explainer.explain(x, 1, latents=z0)
+    assert res.frames.shape == (2, 5, 1, 4, 4)
+    assert res.probs.shape == (2, 5)
+    # a straight line in z is a straight line in log-odds, so interpolation is near exact
+    assert torch.allclose(res.probs[:, 1:-1], res.levels[1:-1].expand(2, -1), atol=0.01)
+    assert bool(res.success.all())
+
+
+def test_resample_path_known_answer():
+    path = torch.arange(4, dtype=torch.float32).view(1, 4, 1)  # z = 0, 1, 2, 3
+    probs = torch.tensor([[0.1, 0.3, 0.5, 0.9]])
+    levels = torch.tensor([0.05, 0.2, 0.5, 0.7, 0.95])
+    z = resample_path(path, probs, levels)[0, :, 0]
+    assert torch.allclose(z, torch.tensor([0.0, 0.5, 2.0, 2.5, 3.0]))
+
+
+def test_user_models_unchanged(toy):
+    g, f, z0 = toy
+    g.train()
+    f.train()
+    f.w.requires_grad_(True)
+    before = [p.detach().clone() for p in [*g.parameters(), *f.parameters()]]
+    GradientAscent(g, f, steps=3).explain(g.decode(z0).detach().clamp(-1, 1), 1, latents=z0)
+    assert g.training and f.training
+    assert all(p.requires_grad for p in [*g.parameters(), *f.parameters()])
+    for a, b in zip(before, [*g.parameters(), *f.parameters()], strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("target", "exc", "match"),
+    [
+        (2, ValueError, r"class index in \[0, 1\]"),
+        (1.5, TypeError, "`target`"),
+        (True, TypeError, "`target`"),
+    ],
+)
+def test_bad_target(toy, target, exc, match):
+    g, f, z0 = toy
+    with pytest.raises(exc, match=match):
+        GradientAscent(g, f).explain(torch.zeros(2, 1, 4, 4), target, latents=z0)
+
+
+def test_bad_inputs(toy):
+    g, f, z0 = toy
+    ga = GradientAscent(g, f)
+    with pytest.raises(ValueError, match="NaN"):
+        ga.explain(torch.full((2, 1, 4, 4), float("nan")), 1)
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        ga.explain(torch.full((2, 1, 4, 4), 5.0), 1)
+    with pytest.raises(ValueError, match=r"shape \(B, C, H, W\)"):
+        ga.explain(torch.zeros(1, 4, 4), 1)
+    with pytest.raises(ValueError, match="`latents` must have shape"):
+        ga.explain(torch.zeros(2, 1, 4, 4), 1, latents=torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="`steps`"):
+        GradientAscent(g, f, steps=0).explain(torch.zeros(2, 1, 4, 4), 1, latents=z0)

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from cfx.trajectory.losses import identity_loss
+from cfx.trajectory.monotone import MonotonePath
+from tests.trajectory.toy import LinearGenerator, LogisticClassifier
+
+
+@pytest.fixture
+def toy():
+    g, f = LinearGenerator(), LogisticClassifier()
+    u = g.A.detach().T @ f.w.detach()
+    u = u / u.norm()
+    z0 = -3 * u[None].repeat(3, 1) + torch.tensor(
+        [[0.2, 0.0, -0.1], [0.0, 0.3, 0.0], [-0.2, 0.1, 0.2]]
+    )
+    return g, f, z0
+
+
+def test_probabilities_increase_and_are_calibrated(toy):
+    g, f, z0 = toy
+    x = g.decode(z0).detach()
+    res = MonotonePath(
+        g, f, steps=5, iterations=30, warm_start_eta=0.05, warm_start_iter=500
+    ).explain(x, 1, latents=z0)
+    assert res.frames.shape == (3, 6, 1, 4, 4) and res.latents.shape == (3, 6, 3)
+    assert bool((res.probs.diff(dim=1) > 0).all())
+    assert float((res.probs[:, 1:] - res.levels[1:]).abs().max()) <= 0.1
+    assert bool(res.success.all())
+    assert res.lambdas is not None and bool((res.lambdas > 0).all())
+
+
+def test_identity_weight_reduces_change(toy):
+    """More identity weight gives a path that changes the image less (the optimised term)."""
+    g, f, z0 = toy
+    x = g.decode(z0).detach()
+    kw = {"steps": 4, "iterations": 30, "warm_start_eta": 0.05, "warm_start_iter": 500}
+    weak = MonotonePath(g, f, lambda_max=1e-3, **kw).explain(x, 1, latents=z0)
+    strong = MonotonePath(g, f, lambda_max=50.0, **kw).explain(x, 1, latents=z0)
+
+    def change(r):
+        return identity_loss(r.frames[:, 1:], r.frames[:, 0]).mean()
+
+    assert float(change(strong)) < float(change(weak))
+
+
+def test_same_inputs_same_frames(toy):
+    g, f, z0 = toy
+    x = g.decode(z0).detach()
+    a = MonotonePath(g, f, steps=3, iterations=10).explain(x, 1, latents=z0)
+    b = MonotonePath(g, f, steps=3, iterations=10).explain(x, 1, latents=z0)
+    assert torch.equal(a.frames, b.frames)
+
+
+def test_bad_hyperparameters(toy):
+    g, f, z0 = toy
+    x = torch.zeros(3, 1, 4, 4)
+    with pytest.raises(ValueError, match="`margin`"):
+        MonotonePath(g, f, margin=1.2).explain(x, 1, latents=z0)
+    with pytest.raises(ValueError, match="`lambda_max`"):
+        MonotonePath(g, f, lambda_max=-1).explain(x, 1, latents=z0)
