@@ -6,10 +6,18 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cfx.data.io import load_images
+from cfx.data.io import load_images, load_labels, load_masks
+from cfx.errors import UnknownNameError
+
+if TYPE_CHECKING:
+    from cfx.data.brain import BrainSlices
+    from cfx.models.classifiers import BrainCNN, BrainOracle, BrainSegmenter
+
+ARCHS = ("brain-cnn", "brain-oracle", "brain-segmenter")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +34,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, model)")
     g.set_defaults(run=run_generator)
 
+    c = tsub.add_parser(
+        "classifier", help="train a BrainCNN, BrainOracle (classify) or BrainSegmenter (segment)"
+    )
+    c.add_argument("--arch", choices=ARCHS, required=True, help="architecture to train")
+    _data_args(c)
+    c.add_argument("--masks", type=Path, help="brain-segmenter on user data: masks (.npy/.pt)")
+    c.add_argument("--val-n", type=int, default=2000, help="brain: validation slices (0: none)")
+    c.add_argument("--val-seed", type=int, default=1, help="brain: seed of the validation set")
+    c.add_argument("--val-data", help="user data: validation images (.npy/.pt)")
+    c.add_argument("--val-targets", type=Path, help="user data: validation labels or masks")
+    c.add_argument("--epochs", type=int, default=10)
+    c.add_argument("--batch-size", type=int, default=64)
+    c.add_argument("--lr", type=float, default=2e-3)
+    c.add_argument("--width", type=int, help="base width (default: the architecture's)")
+    c.add_argument("--no-augment", action="store_true", help="no translation/intensity jitter")
+    c.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, augment")
+    c.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, model)")
+    c.set_defaults(run=run_classifier, n=20000)
+
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="brain", help="'brain' (built-in) or a .npy/.pt image file")
@@ -36,17 +63,17 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag-correlation", type=float, default=0.5, help="brain: P(tag == label)")
 
 
+def _brain(args: argparse.Namespace, n: int, seed: int) -> BrainSlices:
+    from cfx.data.brain import make_dataset
+
+    return make_dataset(
+        n, seed=seed, tagged=args.tagged, tag_correlation=args.tag_correlation, show_progress=True
+    )
+
+
 def _images(args: argparse.Namespace) -> torch.Tensor:
     if args.data == "brain":
-        from cfx.data.brain import make_dataset
-
-        return make_dataset(
-            args.n,
-            seed=args.data_seed,
-            tagged=args.tagged,
-            tag_correlation=args.tag_correlation,
-            show_progress=True,
-        ).images
+        return _brain(args, args.n, args.data_seed).images
     return load_images(args.data)
 
 
@@ -67,6 +94,91 @@ def run_generator(args: argparse.Namespace) -> int:
     model, report = train_generator(images, args.out, config)
     folder = model.save_pretrained(Path(args.out) / "model")
     summary = {
+        "steps": report.steps,
+        "train_seconds_total": report.seconds,
+        "this_run_seconds": time.perf_counter() - start,
+        "last": report.history[-1] if report.history else {},
+    }
+    (Path(args.out) / "training.json").write_text(
+        json.dumps({"summary": summary, "history": list(report.history)}, indent=1)
+    )
+    print(folder)
+    return 0
+
+
+def _targets(
+    args: argparse.Namespace,
+    images: torch.Tensor,
+    labels: Path | None,
+    masks: Path | None,
+    what: str,
+) -> torch.Tensor:
+    """Labels (classify) or masks (segment) for user images, with a clear error when missing."""
+    if args.arch == "brain-segmenter":
+        if masks is None:
+            raise ValueError(f"`{what}` is required for --arch brain-segmenter on user data")
+        return load_masks(masks, images)
+    if labels is None:
+        raise ValueError(f"`{what}` is required for --arch {args.arch} on user data")
+    return load_labels(labels, int(images.shape[0]))
+
+
+def _model(arch: str, channels: int, width: int | None) -> BrainCNN | BrainOracle | BrainSegmenter:
+    from cfx.models import classifiers as c
+
+    extra = {} if width is None else {"width": width}
+    if arch == "brain-cnn":
+        return c.BrainCNN(c.BrainCNNConfig(channels=channels, **extra))
+    elif arch == "brain-oracle":
+        return c.BrainOracle(c.BrainOracleConfig(channels=channels, **extra))
+    elif arch == "brain-segmenter":
+        return c.BrainSegmenter(c.BrainSegmenterConfig(channels=channels, **extra))
+    else:
+        raise UnknownNameError(f"unknown --arch {arch!r}; expected one of {ARCHS}")
+
+
+def run_classifier(args: argparse.Namespace) -> int:
+    from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
+
+    segment = args.arch == "brain-segmenter"
+    val: tuple[torch.Tensor, torch.Tensor] | None = None
+    if args.data == "brain":
+        train = _brain(args, args.n, args.data_seed)
+        images, targets = train.images, train.masks if segment else train.labels
+        if args.val_n > 0:
+            if args.val_seed == args.data_seed:
+                raise ValueError(
+                    f"`--val-seed` must differ from `--data-seed` ({args.data_seed}) so the "
+                    "validation slices are not training slices"
+                )
+            v = _brain(args, args.val_n, args.val_seed)
+            val = (v.images, v.masks if segment else v.labels)
+    else:
+        images = load_images(args.data)
+        targets = _targets(
+            args, images, args.labels, args.masks, "--masks" if segment else "--labels"
+        )
+        if args.val_data is not None:
+            val_images = load_images(args.val_data)
+            val = (
+                val_images,
+                _targets(args, val_images, args.val_targets, args.val_targets, "--val-targets"),
+            )
+    model = _model(args.arch, int(images.shape[1]), args.width)
+    config = ClassifierTrainingConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        augment=not args.no_augment,
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    model, report = train_classifier(
+        model, images, targets, args.out, config, task="segment" if segment else "classify", val=val
+    )
+    folder = model.save_pretrained(Path(args.out) / "model")
+    summary: dict[str, Any] = {
+        "arch": args.arch,
         "steps": report.steps,
         "train_seconds_total": report.seconds,
         "this_run_seconds": time.perf_counter() - start,

@@ -42,3 +42,14 @@ def load_labels(path: str | Path, n: int) -> Tensor:
     if y.is_floating_point() and not torch.equal(y, y.round()):
         raise ValueError("`labels` must be integers")
     return y.long()
+
+
+def load_masks(path: str | Path, images: Tensor) -> Tensor:
+    """Boolean masks ``(N, 1, H, W)`` for ``images`` ``(N, C, H, W)``; files hold bool or 0/1."""
+    m = _load_array(path, "masks")
+    want = (images.shape[0], 1, *images.shape[2:])
+    if tuple(m.shape) != want:
+        raise ValueError(f"`masks` must have shape {want}, got {tuple(m.shape)}")
+    if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
+        raise ValueError("`masks` must be bool or hold only 0 and 1")
+    return m.bool()

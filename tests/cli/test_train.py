@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+import torch
+
+from cfx.cli import main
+from cfx.models.classifiers import BrainCNN, BrainSegmenter
+
+TINY = ["--n", "48", "--val-n", "16", "--epochs", "1", "--batch-size", "16", "--width", "4"]
+
+
+def test_train_classifier_on_brain_writes_model_and_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", "brain", "--tagged", *TINY]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert str(out / "model") in capsys.readouterr().out
+    model = BrainCNN.from_pretrained(out / "model")
+    assert model.config.width == 4
+    report = json.loads((out / "training.json").read_text())
+    assert report["summary"]["arch"] == "brain-cnn" and report["summary"]["steps"] == 3
+    assert 0.0 <= report["history"][-1]["val_acc"] <= 1.0
+    assert (out / "checkpoint.safetensors").is_file()
+
+
+def test_train_segmenter_on_brain_uses_lesion_masks(tmp_path):
+    out = tmp_path / "seg"
+    argv = ["train", "classifier", "--arch", "brain-segmenter", "--data", "brain", *TINY]
+    assert main([*argv, "--out", str(out)]) == 0
+    BrainSegmenter.from_pretrained(out / "model")
+    assert "val_dice" in json.loads((out / "training.json").read_text())["history"][-1]
+
+
+def test_user_files_need_labels(tmp_path, capsys):
+    images = tmp_path / "x.npy"
+    np.save(images, np.zeros((8, 1, 64, 64), dtype=np.uint8))
+    argv = ["train", "classifier", "--arch", "brain-oracle", "--data", str(images)]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+    assert "`--labels` is required for --arch brain-oracle" in capsys.readouterr().err
+    argv[3] = "brain-segmenter"
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+    assert "`--masks` is required for --arch brain-segmenter" in capsys.readouterr().err
+
+
+def test_user_files_train(tmp_path):
+    images, labels = tmp_path / "x.pt", tmp_path / "y.npy"
+    x = torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    torch.save(x, images)
+    np.save(labels, np.arange(16) % 2)
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", str(images)]
+    argv += ["--labels", str(labels), "--epochs", "1", "--width", "4", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert BrainCNN.from_pretrained(tmp_path / "model").config.channels == 1
+
+
+def test_validation_seed_must_differ(tmp_path, capsys):
+    argv = ["train", "classifier", "--arch", "brain-cnn", *TINY, "--val-seed", "100"]
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert "`--val-seed` must differ from `--data-seed` (100)" in capsys.readouterr().err

@@ -1,0 +1,301 @@
+import pytest
+import torch
+from torch import nn
+
+import cfx.training.classifier as classifier_module
+from cfx.data.brain import make_dataset
+from cfx.models.classifiers import (
+    BrainCNN,
+    BrainCNNConfig,
+    BrainSegmenter,
+    BrainSegmenterConfig,
+)
+from cfx.training.classifier import (
+    ClassifierTrainingConfig,
+    dice_score,
+    evaluate_classifier,
+    evaluate_segmenter,
+    train_classifier,
+)
+
+
+@pytest.fixture(scope="module")
+def slices():
+    """512 tagged slices; the marker is independent of the lesion (tag_correlation=0.5)."""
+    d = make_dataset(512, seed=11, tagged=True, tag_correlation=0.5)
+    return d.subset(slice(0, 256)), d.subset(slice(256, 512))
+
+
+# --- dice_score ---------------------------------------------------------------------------------
+
+
+def _logits(mask: torch.Tensor) -> torch.Tensor:
+    return torch.where(mask, 4.0, -4.0)
+
+
+def test_dice_known_answers():
+    a = torch.zeros(5, 1, 8, 8, dtype=torch.bool)
+    b = torch.zeros_like(a)
+    a[0, 0, :2, :2] = True  # 0: identical
+    b[0, 0, :2, :2] = True
+    a[1, 0, 0, :3] = True  # 1: disjoint
+    b[1, 0, 5, :3] = True
+    # 2: both empty
+    b[3, 0, 2, 2] = True  # 3: nothing predicted, something to find
+    a[4, 0, 0, :4] = True  # 4: 4 predicted, 2 true, 1 shared -> 2 * 1 / (4 + 2)
+    b[4, 0, 0, 3:5] = True
+    got = dice_score(_logits(a), b)
+    torch.testing.assert_close(got, torch.tensor([1.0, 0.0, 1.0, 0.0, 1 / 3]))
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(dice_score(_logits(a), b.float()), got)  # {0, 1} floats work too
+
+
+def test_dice_thresholds_at_probability_half():
+    masks = torch.ones(1, 1, 2, 2, dtype=torch.bool)
+    logits = torch.tensor([[[[0.1, 0.1], [0.0, -0.1]]]])  # logit 0 is not "in the mask"
+    torch.testing.assert_close(dice_score(logits, masks), torch.tensor([2 * 2 / (2 + 4)]))
+
+
+def test_dice_shape_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match="`mask_logits` and `masks` must have the same shape"):
+        dice_score(torch.zeros(2, 1, 8, 8), torch.zeros(2, 8, 8))
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+class _Brightness(nn.Module):
+    """Predicts class 1 for images brighter than 0 on average."""
+
+    def forward(self, x):
+        m = x.mean((1, 2, 3))
+        return torch.stack([-m, m], dim=1)
+
+
+def test_evaluate_classifier_known_accuracy_and_restores_mode():
+    images = torch.cat([torch.full((4, 1, 8, 8), 0.5), torch.full((4, 1, 8, 8), -0.5)])
+    labels = torch.tensor([1, 1, 1, 0, 0, 0, 0, 0])  # one bright image labelled 0
+    model = _Brightness().train()
+    assert evaluate_classifier(model, images, labels, batch_size=3) == pytest.approx(7 / 8)
+    assert model.training
+
+
+def test_evaluate_segmenter_known_dice():
+    class Threshold(nn.Module):
+        def forward(self, x):
+            return x * 10
+
+    images = torch.full((2, 1, 4, 4), -0.5)
+    images[:, :, :2] = 0.5  # top half bright
+    masks = torch.zeros(2, 1, 4, 4, dtype=torch.bool)
+    masks[0, :, :2] = True  # exact
+    masks[1, :, :1] = True  # half of the prediction: 2 * 4 / (8 + 4)
+    assert evaluate_segmenter(Threshold(), images, masks) == pytest.approx((1 + 2 / 3) / 2)
+
+
+# --- training: it learns ------------------------------------------------------------------------
+
+
+def test_classifier_learns_the_scanner_marker(slices, tmp_path):
+    train, test = slices
+    model = BrainCNN(BrainCNNConfig(width=8))
+    assert evaluate_classifier(model, test.images, test.tags.long()) < 0.8  # untrained
+    config = ClassifierTrainingConfig(epochs=8, batch_size=32, lr=2e-3, seed=0)
+    model, report = train_classifier(
+        model,
+        train.images,
+        train.tags.long(),
+        tmp_path,
+        config,
+        val=(test.images, test.tags.long()),
+        show_progress=False,
+    )
+    assert not model.training
+    acc = evaluate_classifier(model, test.images, test.tags.long())
+    assert acc >= 0.95  # held-out slices, never seen in training
+    assert report.history[-1]["val_acc"] == pytest.approx(acc)
+    assert report.steps == 8 * 8 and len(report.history) == 8
+    assert report.history[-1]["loss"] < report.history[0]["loss"]
+    # it learned the marker, which is independent of the lesion: lesions stay at chance
+    assert abs(evaluate_classifier(model, test.images, test.labels) - 0.5) < 0.1
+
+
+def test_segmenter_learns_the_brain_mask(slices, tmp_path):
+    train, test = slices
+    config = ClassifierTrainingConfig(epochs=4, batch_size=32, lr=5e-3, seed=0)
+    model, report = train_classifier(
+        BrainSegmenter(BrainSegmenterConfig(width=8)),
+        train.images,
+        train.brain_masks,
+        tmp_path,
+        config,
+        task="segment",
+        show_progress=False,
+    )
+    everything = torch.ones_like(test.brain_masks)
+    baseline = float(dice_score(_logits(everything), test.brain_masks).mean())
+    assert baseline < 0.6  # "all brain" is not good enough
+    assert evaluate_segmenter(model, test.images, test.brain_masks) > 0.9
+    assert set(report.history[-1]) == {"epoch", "step", "lr", "loss", "train_dice"}
+
+
+def test_training_never_touches_the_global_rng(slices, tmp_path):
+    train, _ = slices
+    model = BrainCNN(BrainCNNConfig(width=4))  # (constructing nn layers draws from it)
+    before = torch.random.get_rng_state()
+    config = ClassifierTrainingConfig(epochs=1, batch_size=64)
+    train_classifier(
+        model,
+        train.images,
+        train.labels,
+        tmp_path,
+        config,
+        show_progress=False,
+    )
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+# --- training: resumable ------------------------------------------------------------------------
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _crash_after_checkpoint(monkeypatch, at_step):
+    """Make the loop die right after it writes the checkpoint of ``at_step`` (like a kill)."""
+    real = classifier_module.save_checkpoint
+
+    def save(path, **kwargs):
+        real(path, **kwargs)
+        if kwargs["state"]["step"] == at_step:
+            raise _Interrupted
+
+    monkeypatch.setattr(classifier_module, "save_checkpoint", save)
+
+
+def _run(task, data, out, config):
+    images, targets, val = data
+    if task == "classify":
+        model = BrainCNN(BrainCNNConfig(width=4))
+    else:
+        model = BrainSegmenter(BrainSegmenterConfig(width=4))
+    return train_classifier(
+        model, images, targets, out, config, task=task, val=val, show_progress=False
+    )
+
+
+@pytest.mark.parametrize("task", ["classify", "segment"])
+def test_resumed_run_ends_with_identical_weights(slices, task, tmp_path, monkeypatch):
+    train, test = slices
+    n = 96 if task == "classify" else 40
+    targets = train.labels[:n] if task == "classify" else train.masks[:n]
+    val_targets = test.labels[:32] if task == "classify" else test.masks[:32]
+    data = (train.images[:n], targets, (test.images[:32], val_targets))
+    # 6 (classify) or 3 (segment) steps per epoch; the crash at step 8 falls mid-epoch
+    config = ClassifierTrainingConfig(epochs=3, batch_size=16, checkpoint_every=4, seed=5)
+
+    whole, whole_report = _run(task, data, tmp_path / "whole", config)
+
+    _crash_after_checkpoint(monkeypatch, at_step=8)
+    with pytest.raises(_Interrupted):
+        _run(task, data, tmp_path / "split", config)
+    monkeypatch.undo()
+    resumed, resumed_report = _run(task, data, tmp_path / "split", config)
+
+    assert whole_report.steps == resumed_report.steps == 3 * (n // 16 + (n % 16 > 0))
+    whole_state, resumed_state = whole.state_dict(), resumed.state_dict()
+    assert whole_state.keys() == resumed_state.keys()
+    for key, value in whole_state.items():
+        assert torch.equal(value, resumed_state[key]), key
+    assert whole_report.history == resumed_report.history
+
+    # a finished run is not trained further when called again
+    again, again_report = _run(task, data, tmp_path / "split", config)
+    for key, value in whole_state.items():
+        assert torch.equal(value, again.state_dict()[key]), key
+    assert again_report.history == whole_report.history
+
+
+def test_resuming_with_other_settings_is_refused(slices, tmp_path):
+    train, _ = slices
+    data = (train.images[:32], train.labels[:32], None)
+    _run("classify", data, tmp_path, ClassifierTrainingConfig(epochs=1, batch_size=16))
+    with pytest.raises(ValueError, match="holds a checkpoint of a different run"):
+        _run("classify", data, tmp_path, ClassifierTrainingConfig(epochs=2, batch_size=16))
+    with pytest.raises(ValueError, match="holds a checkpoint of a different run"):
+        train_classifier(
+            BrainCNN(BrainCNNConfig(width=8)),
+            data[0],
+            data[1],
+            tmp_path,
+            ClassifierTrainingConfig(epochs=1, batch_size=16),
+            show_progress=False,
+        )
+    # the checkpoint interval may change between runs
+    _run(
+        "classify",
+        data,
+        tmp_path,
+        ClassifierTrainingConfig(epochs=1, batch_size=16, checkpoint_every=1),
+    )
+
+
+# --- bad arguments ------------------------------------------------------------------------------
+
+
+def _train(tmp_path, images, targets, **kwargs):
+    return train_classifier(
+        BrainCNN(BrainCNNConfig(width=4)),
+        images,
+        targets,
+        tmp_path,
+        ClassifierTrainingConfig(epochs=1),
+        show_progress=False,
+        **kwargs,
+    )
+
+
+def test_bad_arguments_are_clear_errors(slices, tmp_path):
+    train, _ = slices
+    x, y = train.images[:8], train.labels[:8]
+    with pytest.raises(ValueError, match=r"`images` must have shape \(B, C, H, W\)"):
+        _train(tmp_path, x[:, 0], y)
+    with pytest.raises(ValueError, match=r"`images` must have values in \[-1, 1\]"):
+        _train(tmp_path, x * 3, y)
+    with pytest.raises(ValueError, match=r"`targets` must have shape \(8,\) .* got \(7,\)"):
+        _train(tmp_path, x, y[:7])
+    with pytest.raises(TypeError, match="`targets` must hold integer class indices"):
+        _train(tmp_path, x, y.float())
+    with pytest.raises(ValueError, match="below the model's 2 outputs, got max 2"):
+        _train(tmp_path, x, y + 1)
+    with pytest.raises(ValueError, match="`task` must be 'classify' or 'segment', got 'regress'"):
+        _train(tmp_path, x, y, task="regress")
+    with pytest.raises(ValueError, match=r"`targets` must have shape \(8, 1, 64, 64\)"):
+        _train(tmp_path, x, y, task="segment")
+    with pytest.raises(ValueError, match="task 'segment' needs a model returning mask logits"):
+        _train(tmp_path, x, train.masks[:8], task="segment")
+    with pytest.raises(ValueError, match=r"task 'classify' needs a model returning logits"):
+        train_classifier(
+            BrainSegmenter(BrainSegmenterConfig(width=4)), x, y, tmp_path, show_progress=False
+        )
+    with pytest.raises(ValueError, match=r"`val\[1\]` must have shape \(4,\)"):
+        _train(tmp_path, x, y, val=(x[:4], y[:3]))
+    with pytest.raises(TypeError, match="`val` must be a tuple"):
+        _train(tmp_path, x, y, val=x)
+    assert not (tmp_path / "checkpoint.safetensors").exists()  # nothing written on bad input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, "`epochs` must be a positive int, got 0"),
+        ({"batch_size": 2.0}, "`batch_size` must be a positive int, got 2.0"),
+        ({"lr": -1.0}, "`lr` must be positive, got -1.0"),
+        ({"warmup": 1.0}, r"`warmup` must be in \[0, 1\), got 1.0"),
+        ({"max_shift": -1}, "`max_shift` must be a non-negative int, got -1"),
+    ],
+)
+def test_bad_training_config_is_a_clear_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ClassifierTrainingConfig(**kwargs)
