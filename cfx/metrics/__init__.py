@@ -2,5 +2,30 @@
 
 from cfx.metrics.frechet import frechet_distance
 from cfx.metrics.image import l1_distance, psnr, ssim
+from cfx.metrics.trajectory import (
+    calibration_error,
+    cout,
+    flip_rate,
+    increasing_steps,
+    lesion_area,
+    localisation,
+    monotonicity_spearman,
+    oracle_agreement,
+    spearman,
+)
 
-__all__ = ["frechet_distance", "l1_distance", "psnr", "ssim"]
+__all__ = [
+    "calibration_error",
+    "cout",
+    "flip_rate",
+    "frechet_distance",
+    "increasing_steps",
+    "l1_distance",
+    "lesion_area",
+    "localisation",
+    "monotonicity_spearman",
+    "oracle_agreement",
+    "psnr",
+    "spearman",
+    "ssim",
+]

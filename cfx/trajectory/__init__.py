@@ -2,6 +2,7 @@
 
 from cfx.trajectory.gradient_ascent import GradientAscent
 from cfx.trajectory.monotone import MonotonePath
+from cfx.trajectory.pixel import PixelSpace
 from cfx.trajectory.result import TrajectoryResult
 
-__all__ = ["GradientAscent", "MonotonePath", "TrajectoryResult"]
+__all__ = ["GradientAscent", "MonotonePath", "PixelSpace", "TrajectoryResult"]

@@ -1,0 +1,117 @@
+"""Trajectory metrics (DESIGN.md vocabulary): one value per sequence, ``Tensor[B]``.
+
+All take plain tensors, so they score any method's output (cfx explainers, Latent Shift, a
+pixel-space baseline) the same way. ``probs`` are target-class probabilities per frame
+``(B, T+1)`` with frame 0 the start; ``levels`` are the calibration targets ``t / T``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def flip_rate(final_probs: Tensor) -> Tensor:
+    """1.0 where the classifier's target probability at the last frame exceeds 0.5 (binary)."""
+    return (final_probs > 0.5).float()
+
+
+def oracle_agreement(final_oracle_probs: Tensor) -> Tensor:
+    """1.0 where the independent oracle also puts the last frame in the target class."""
+    return (final_oracle_probs > 0.5).float()
+
+
+def _ranks(x: Tensor) -> Tensor:
+    """Average ranks along the last dimension (ties share their mean rank)."""
+    order = x.argsort(dim=-1)
+    ranks = torch.empty_like(x)
+    base = torch.arange(x.shape[-1], dtype=x.dtype, device=x.device).expand_as(x)
+    ranks.scatter_(-1, order, base)
+    # average ties: for each value, mean rank of equal values
+    eq = x[..., :, None] == x[..., None, :]
+    return (eq.to(x.dtype) * ranks[..., None, :]).sum(-1) / eq.sum(-1)
+
+
+def spearman(a: Tensor, b: Tensor) -> Tensor:
+    """Spearman rank correlation along the last dimension, ``(B,)`` (0 for constant input)."""
+    ra, rb = _ranks(a.float()), _ranks(b.float())
+    ra = ra - ra.mean(-1, keepdim=True)
+    rb = rb - rb.mean(-1, keepdim=True)
+    den = (ra.pow(2).sum(-1) * rb.pow(2).sum(-1)).sqrt()
+    return torch.where(den > 0, (ra * rb).sum(-1) / den.clamp_min(1e-12), torch.zeros_like(den))
+
+
+def monotonicity_spearman(probs: Tensor) -> Tensor:
+    """Spearman correlation between frame index and target probability, ``(B,)``."""
+    t = torch.arange(probs.shape[1], dtype=probs.dtype, device=probs.device).expand_as(probs)
+    return spearman(t, probs)
+
+
+def increasing_steps(probs: Tensor) -> Tensor:
+    """Fraction of consecutive frames whose target probability strictly increases, ``(B,)``."""
+    return (probs.diff(dim=1) > 0).float().mean(1)
+
+
+def calibration_error(probs: Tensor, levels: Tensor) -> Tensor:
+    """``max_{t >= 1} |p_t - t/T|`` (frame 0 is the source and is not calibrated), ``(B,)``."""
+    return (probs[:, 1:] - levels[None, 1:]).abs().amax(1)
+
+
+def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 3) -> Tensor:
+    """Share of the absolute pixel change ``|final - start|`` inside the dilated ``mask``.
+
+    Use ``start = G(z_0)`` (not the input) so inversion error does not count. ``mask``
+    ``(B, 1, H, W)`` bool; dilation is a square of side ``2 * dilation + 1``. Returns NaN for
+    sequences that change nothing.
+    """
+    change = (final - start).abs().sum(1, keepdim=True)  # (B, 1, H, W)
+    grown = mask.float()
+    if dilation > 0:
+        grown = F.max_pool2d(grown, 2 * dilation + 1, stride=1, padding=dilation)
+    total = change.flatten(1).sum(1)
+    inside = (change * grown).flatten(1).sum(1)
+    return torch.where(
+        total > 0, inside / total.clamp_min(1e-12), torch.full_like(total, float("nan"))
+    )
+
+
+@torch.no_grad()
+def lesion_area(segmenter: Callable[[Tensor], Tensor], frames: Tensor) -> Tensor:
+    """Segmenter-measured lesion area (pixels with logit > 0) per frame, ``(B, T+1)``."""
+    b, n = frames.shape[:2]
+    logits = segmenter(frames.reshape(b * n, *frames.shape[2:]))
+    return (logits > 0).flatten(1).sum(1).view(b, n).float()
+
+
+@torch.no_grad()
+def cout(
+    classifier: Callable[[Tensor], Tensor],
+    source: Tensor,
+    counterfactual: Tensor,
+    target: Tensor,
+    *,
+    steps: int = 20,
+) -> Tensor:
+    """COUT (Khorram & Fuxin, "Cycle-Consistent Counterfactuals by Latent Transformations",
+    CVPR 2022): insert the counterfactual's pixels into the source in order of decreasing
+    ``|counterfactual - source|``, in ``steps`` equal chunks; at each stage score
+    ``p(target) - p(source class)``; return the mean over stages (area under the transition
+    curve), in [-1, 1]. The source class is the classifier's prediction on ``source``.
+    """
+    b = source.shape[0]
+    src_class = classifier(source).argmax(1)
+    change = (counterfactual - source).abs().sum(1).flatten(1)  # (B, H*W)
+    order = change.argsort(dim=1, descending=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    n_pix = order.shape[1]
+    scores = []
+    for k in range(1, steps + 1):
+        take = (rank < round(k * n_pix / steps)).view(b, 1, *source.shape[2:])
+        mixed = torch.where(take, counterfactual, source)
+        p = torch.softmax(classifier(mixed), 1)
+        scores.append(p.gather(1, target[:, None])[:, 0] - p.gather(1, src_class[:, None])[:, 0])
+    return torch.stack(scores, 1).mean(1)

@@ -1,0 +1,43 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cfx.metrics import frechet_distance, l1_distance, psnr, ssim
+
+
+def test_psnr_known_answer():
+    a = torch.zeros(2, 1, 8, 8)
+    b = torch.full((2, 1, 8, 8), 0.2)  # MSE 0.04 on a data range of 2
+    assert torch.allclose(psnr(a, b), torch.full((2,), 10 * math.log10(4 / 0.04)))
+    assert torch.allclose(l1_distance(a, b), torch.full((2,), 0.2))
+
+
+def test_ssim_identical_and_constant_images():
+    x = torch.rand(3, 1, 16, 16) * 2 - 1
+    assert torch.allclose(ssim(x, x), torch.ones(3), atol=1e-6)
+    a, b = torch.full((1, 1, 16, 16), 0.5), torch.full((1, 1, 16, 16), -0.5)
+    c1 = (0.01 * 2) ** 2
+    expected = (2 * 0.5 * -0.5 + c1) / (0.25 + 0.25 + c1)  # variances and covariance are 0
+    assert torch.allclose(ssim(a, b), torch.tensor([expected]), atol=1e-5)
+
+
+def test_shape_mismatch_is_clear():
+    with pytest.raises(ValueError, match="one shape"):
+        psnr(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 5))
+
+
+def test_frechet_known_answers():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 4))
+    assert abs(frechet_distance(a, a)) < 1e-6
+    shift = np.array([1.0, -2.0, 0.0, 0.5])
+    assert frechet_distance(a, a + shift) == pytest.approx(float(shift @ shift), abs=1e-6)
+    # scaling by s: trace term (1 - s)^2 * tr(S)
+    s = 2.0
+    cov = np.cov(a, rowvar=False)
+    expected = (1 - s) ** 2 * np.trace(cov) + (s - 1) ** 2 * float(a.mean(0) @ a.mean(0))
+    assert frechet_distance(a, s * a) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="equal D"):
+        frechet_distance(a, a[:, :3])
