@@ -87,3 +87,73 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     )
     img.save(out)
     return out
+
+
+def trajectory_strip(
+    frames: Tensor, probs: Tensor, path: str | Path, *, oracle_probs: Tensor | None = None
+) -> Path:
+    """One PNG per batch: a row of frames per sequence, titled with target probabilities.
+
+    ``frames`` ``(B, T+1, 1, H, W)`` in [-1, 1], ``probs`` ``(B, T+1)``.
+    """
+    plt = _pyplot()
+    b, n = frames.shape[:2]
+    fig, axes = plt.subplots(b, n, figsize=(1.25 * n, 1.4 * b), squeeze=False)
+    pics = to_unit(frames[:, :, 0]).clamp(0, 1).cpu().numpy()
+    for i in range(b):
+        for t in range(n):
+            ax = axes[i, t]
+            ax.imshow(pics[i, t], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            title = f"f={float(probs[i, t]):.2f}"
+            if oracle_probs is not None:
+                title += f"\no={float(oracle_probs[i, t]):.2f}"
+            ax.set_title(title, fontsize=6)
+    fig.tight_layout(pad=0.2)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def trajectory_gif(frames: Tensor, path: str | Path, *, scale: int = 4, ms: int = 180) -> Path:
+    """Animated GIF of one sequence ``(T+1, 1, H, W)`` in [-1, 1] (there and back)."""
+    from PIL import Image
+
+    pics = (to_unit(frames[:, 0]).clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    size = (pics.shape[2] * scale, pics.shape[1] * scale)
+    seq = [Image.fromarray(p).resize(size, Image.Resampling.NEAREST) for p in pics]
+    seq = seq + seq[-2:0:-1]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    seq[0].save(out, save_all=True, append_images=seq[1:], duration=ms, loop=0)
+    return out
+
+
+def probability_curves(
+    probs: Tensor, levels: Tensor, path: str | Path, *, oracle_probs: Tensor | None = None
+) -> Path:
+    """Target probability along each path (thin lines), the ideal ``t/T`` (dashed)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    t = np.arange(probs.shape[1])
+    for row in probs.cpu().numpy():
+        ax.plot(t, row, color="tab:blue", alpha=0.5, linewidth=0.9)
+    if oracle_probs is not None:
+        for row in oracle_probs.cpu().numpy():
+            ax.plot(t, row, color="tab:orange", alpha=0.35, linewidth=0.8)
+        ax.plot([], [], color="tab:orange", label="oracle")
+    ax.plot(t, levels.cpu().numpy(), "k--", linewidth=1, label="t/T")
+    ax.plot([], [], color="tab:blue", label="classifier")
+    ax.set_xlabel("frame t")
+    ax.set_ylabel("target probability")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -115,3 +115,41 @@ def cout(
         p = torch.softmax(classifier(mixed), 1)
         scores.append(p.gather(1, target[:, None])[:, 0] - p.gather(1, src_class[:, None])[:, 0])
     return torch.stack(scores, 1).mean(1)
+
+
+def summarise(
+    probs: Tensor,
+    levels: Tensor,
+    frames: Tensor,
+    source: Tensor,
+    *,
+    oracle_probs: Tensor | None = None,
+    masks: Tensor | None = None,
+) -> dict[str, float]:
+    """Means of the per-sequence metrics for one batch (for ``summary.json`` and reports).
+
+    ``frames`` ``(B, T+1, C, H, W)`` with frame 0 = ``G(z_0)``; ``source`` the inputs;
+    ``masks`` (optional) lesion masks for localisation of the change.
+    """
+    from cfx.metrics.image import l1_distance, psnr, ssim
+
+    final = frames[:, -1]
+
+    def mean(x: Tensor) -> float:
+        return float(x[~torch.isnan(x)].mean()) if bool((~torch.isnan(x)).any()) else float("nan")
+
+    out = {
+        "n": float(probs.shape[0]),
+        "flip_rate": mean(flip_rate(probs[:, -1])),
+        "spearman_t_f": mean(monotonicity_spearman(probs)),
+        "increasing_steps": mean(increasing_steps(probs)),
+        "calibration_error": mean(calibration_error(probs, levels)),
+        "l1_to_source": mean(l1_distance(final, source)),
+        "ssim_to_source": mean(ssim(final, source)),
+        "psnr_to_source": mean(psnr(final, source)),
+    }
+    if oracle_probs is not None:
+        out["oracle_agreement"] = mean(oracle_agreement(oracle_probs[:, -1]))
+    if masks is not None:
+        out["localisation"] = mean(localisation(frames[:, 0], final, masks))
+    return out

@@ -130,69 +130,82 @@ class MonotonePath:
         b, n_steps = x.shape[0], self.steps
         with frozen(self.generator, self.classifier, self.oracle):
             z0, inv_seconds = _start(self.generator, x, latents, self.inversion_steps)
-            latent_shape = z0.shape[1:]
             with torch.no_grad():
-                start_img = self.generator.decode(z0)  # (B, C, H, W)
-                k = class_logits(self.classifier, start_img[:1]).shape[1]
+                k = class_logits(self.classifier, self.generator.decode(z0[:1])).shape[1]
             tgt = resolve_target(target, b, k, x.device)
             levels = torch.arange(n_steps + 1, dtype=x.dtype, device=x.device) / n_steps
+            z_init, p_start = self.warm_start(z0, tgt, levels)
+            final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels)
+            zpath = torch.cat([z0.flatten(1)[:, None], final], 1)
+            zpath = zpath.view(b, n_steps + 1, *z0.shape[1:])  # (B, T+1, *latent)
+            return finish(self, x, zpath, levels, tgt, t0, inv_seconds, lambdas=lambdas)
 
-            # warm start: Option 1's path, resampled at the levels
-            ascent = GradientAscent(
-                self.generator,
-                self.classifier,
-                steps=n_steps,
-                eta=self.warm_start_eta,
-                max_iter=self.warm_start_iter,
-                margin=max(self.margin, 0.95),
-            )
-            path, probs = ascent.ascend(z0, tgt)
-            z_init = resample_path(path.flatten(2), probs, levels[1:])  # (B, T, d)
-            z0_flat = z0.flatten(1)  # (B, d)
-            p_start = probs[:, 0]
+    def warm_start(self, z0: Tensor, target: Tensor, levels: Tensor) -> tuple[Tensor, Tensor]:
+        """Option 1's path from ``z0`` resampled at ``levels[1:]``: latents ``(B, T, d)`` and
+        the start probability ``(B,)``."""
+        ascent = GradientAscent(
+            self.generator,
+            self.classifier,
+            steps=self.steps,
+            eta=self.warm_start_eta,
+            max_iter=self.warm_start_iter,
+            margin=max(self.margin, 0.95),
+        )
+        path, probs = ascent.ascend(z0, target)
+        return resample_path(path.flatten(2), probs, levels[1:]), probs[:, 0]
 
-            zs = z_init.clone().requires_grad_(True)
-            opt = torch.optim.Adam([zs], lr=self.lr)
-            lam = torch.full((b,), float(self.lambda_max), dtype=x.dtype, device=x.device)
-            best = z_init.clone()
-            best_id = torch.full((b,), float("inf"), dtype=x.dtype, device=x.device)
-            best_lam = lam.clone()
-            rep = tgt.repeat_interleave(n_steps)
-            iterator = range(self.iterations + 1)
-            if self.show_progress:
-                from tqdm.auto import tqdm
+    def optimise(
+        self, z0: Tensor, z_init: Tensor, p_start: Tensor, target: Tensor, levels: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The joint optimisation of the path (models must already be frozen).
 
-                iterator = tqdm(iterator, desc="monotone path", unit="it")
-            for it in iterator:
-                flat = zs.reshape(b * n_steps, *latent_shape)
-                frames = self.generator.decode(flat)  # (B*T, C, H, W)
-                p = target_prob(class_logits(self.classifier, frames), rep).view(b, n_steps)
-                frames = frames.view(b, n_steps, *frames.shape[1:])  # (B, T, C, H, W)
-                l_cal = calibration_loss(p, levels[1:])
-                l_mono = monotonicity_loss(p, p_start, self.gap)
-                l_id = identity_loss(frames, start_img)
-                l_smooth = smoothness_loss(zs, z0_flat)
-                with torch.no_grad():  # validity of the current path, per image
-                    steps_up = torch.cat([p_start[:, None], p], 1).diff(dim=1) > 0
-                    valid = (
-                        (p[:, -1] >= self.margin)
-                        & ((p - levels[None, 1:]).abs().amax(1) <= self.calibration_tol)
-                        & steps_up.all(1)
-                    )
-                    improve = valid & (l_id < best_id)
-                    best[improve] = zs.detach()[improve]
-                    best_id = torch.where(improve, l_id.detach(), best_id)
-                    best_lam = torch.where(improve, lam, best_lam)
-                    if it > 0 and it % self.adapt_every == 0:
-                        lam = torch.where(valid, lam * 1.25, lam * 0.5).clamp(max=self.lambda_max)
-                if it == self.iterations:
-                    break
-                loss = l_cal + l_mono + lam * l_id + self.smooth_weight * l_smooth  # (B,)
-                opt.zero_grad(set_to_none=True)
-                loss.sum().backward()
-                opt.step()
+        ``z0`` ``(B, *latent)``, ``z_init`` ``(B, T, d)``; returns the chosen path
+        ``(B, T, d)`` (the best valid iterate, else the last) and each image's lambda ``(B,)``.
+        """
+        b, n_steps = z_init.shape[:2]
+        latent_shape = z0.shape[1:]
+        with torch.no_grad():
+            start_img = self.generator.decode(z0)  # (B, C, H, W)
+        z0_flat = z0.flatten(1)  # (B, d)
+        zs = z_init.clone().requires_grad_(True)
+        opt = torch.optim.Adam([zs], lr=self.lr)
+        lam = torch.full((b,), float(self.lambda_max), dtype=z_init.dtype, device=z_init.device)
+        best = z_init.clone()
+        best_id = torch.full_like(lam, float("inf"))
+        best_lam = lam.clone()
+        rep = target.repeat_interleave(n_steps)
+        iterator = range(self.iterations + 1)
+        if self.show_progress:
+            from tqdm.auto import tqdm
 
-            # images never valid keep their last iterate
-            final = torch.where(torch.isfinite(best_id)[:, None, None], best, zs.detach())
-            zpath = torch.cat([z0_flat[:, None], final], 1).view(b, n_steps + 1, *latent_shape)
-            return finish(self, x, zpath, levels, tgt, t0, inv_seconds, lambdas=best_lam)
+            iterator = tqdm(iterator, desc="monotone path", unit="it")
+        for it in iterator:
+            frames = self.generator.decode(zs.reshape(b * n_steps, *latent_shape))  # (B*T, C, H, W)
+            p = target_prob(class_logits(self.classifier, frames), rep).view(b, n_steps)
+            frames = frames.view(b, n_steps, *frames.shape[1:])  # (B, T, C, H, W)
+            l_cal = calibration_loss(p, levels[1:])
+            l_mono = monotonicity_loss(p, p_start, self.gap)
+            l_id = identity_loss(frames, start_img)
+            l_smooth = smoothness_loss(zs, z0_flat)
+            with torch.no_grad():  # validity of the current path, per image
+                steps_up = torch.cat([p_start[:, None], p], 1).diff(dim=1) > 0
+                valid = (
+                    (p[:, -1] >= self.margin)
+                    & ((p - levels[None, 1:]).abs().amax(1) <= self.calibration_tol)
+                    & steps_up.all(1)
+                )
+                improve = valid & (l_id < best_id)
+                best[improve] = zs.detach()[improve]
+                best_id = torch.where(improve, l_id.detach(), best_id)
+                best_lam = torch.where(improve, lam, best_lam)
+                if it > 0 and it % self.adapt_every == 0:
+                    lam = torch.where(valid, lam * 1.25, lam * 0.5).clamp(max=self.lambda_max)
+            if it == self.iterations:
+                break
+            loss = l_cal + l_mono + lam * l_id + self.smooth_weight * l_smooth  # (B,)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+        # images that were never valid keep their last iterate
+        final = torch.where(torch.isfinite(best_id)[:, None, None], best, zs.detach())
+        return final, best_lam

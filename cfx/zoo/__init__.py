@@ -13,10 +13,12 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from torch import nn
 
 from cfx.errors import CheckpointError, UnknownNameError
+from cfx.types import Invertible
 from cfx.zoo.credit_models import CREDIT_MODELS, german_split, load_credit_model
 from cfx.zoo.pretrained import PretrainedMixin
 
@@ -119,11 +121,12 @@ def _load(name: str) -> nn.Module:
     return model
 
 
-def load_generator(name: str = "brain-gan") -> nn.Module:
-    """A zoo generator (an :class:`~cfx.types.Invertible`), in eval mode, frozen."""
+def load_generator(name: str = "brain-gan") -> Invertible:
+    """A zoo generator (an ``nn.Module`` that is an :class:`~cfx.types.Invertible`), in eval
+    mode, with frozen parameters."""
     if name in ZOO and ZOO[name].kind != "generators":
         raise UnknownNameError(f"{name!r} is a classifier; use load_classifier")
-    return _load(name)
+    return cast(Invertible, _load(name))
 
 
 def load_classifier(name: str = "brain-cnn") -> nn.Module:

@@ -1,0 +1,244 @@
+"""Boundary-crossing sequences: Option 1, Option 2, Latent Shift and a pixel baseline.
+
+    python benchmarks/trajectory.py [--n 128] [--steps 10] [--out benchmarks/results/trajectory.json]
+
+Same held-out slices (brain test seed 2, untagged), same classifier (brain-cnn), same oracle
+(brain-oracle), same inverted latents ``z_0`` for every latent method, both directions
+(tumour -> healthy, healthy -> tumour). Latent Shift is the published implementation from the
+``latentshift`` package (``pip install --no-deps latentshift``; its package ``__init__`` needs
+VQGAN dependencies, so the single module ``latentshift/cf/latent_shift.py`` is loaded by path).
+Realism is the Fréchet distance of the final frames to real slices of the target class in
+brain-oracle features, next to the real-vs-real floor at the same sample size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from cfx.data.brain import make_dataset
+from cfx.inversion import invert
+from cfx.metrics import frechet_distance
+from cfx.metrics.trajectory import cout, lesion_area, summarise
+from cfx.trajectory import GradientAscent, MonotonePath, PixelSpace
+from cfx.trajectory._common import frozen
+from cfx.zoo import load_classifier, load_generator
+
+TEST_SEED, REAL_SEED = 2, 5
+
+
+def load_latent_shift():
+    """The LatentShift class from the installed ``latentshift`` package."""
+    try:
+        from latentshift.cf.latent_shift import LatentShift  # type: ignore[import-not-found]
+
+        return LatentShift
+    except Exception:  # the package __init__ needs taming/omegaconf
+        spec = importlib.util.find_spec("latentshift")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("install the peer first: pip install --no-deps latentshift") from None
+        path = Path(next(iter(spec.submodule_search_locations))) / "cf" / "latent_shift.py"
+        mod_spec = importlib.util.spec_from_file_location("_latent_shift", path)
+        assert mod_spec is not None and mod_spec.loader is not None
+        module = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(module)
+        return module.LatentShift
+
+
+class _FixedLatents:
+    """Autoencoder view for Latent Shift that starts from our shared z_0 (same start for all)."""
+
+    def __init__(self, generator, z0: torch.Tensor) -> None:
+        self.generator, self.z0, self.i = generator, z0, 0
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.z0[self.i : self.i + 1]
+        self.i += 1
+        return z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator.decode(z)
+
+
+def run_latent_shift(generator, classifier, z0, source_class: torch.Tensor, steps: int):
+    """Frames (B, T+1, C, H, W), start = lambda 0, end = the counterfactual."""
+    latent_shift_cls = load_latent_shift()
+
+    def source_log_odds(x):  # (B, 1): sigmoid of it is the softmax prob of the source class
+        logits = classifier(x)
+        own = logits.gather(1, source_class_now[:, None])
+        other = logits.scatter(1, source_class_now[:, None], float("-inf")).logsumexp(
+            1, keepdim=True
+        )
+        return own - other
+
+    frames = []
+    for i in range(z0.shape[0]):
+        source_class_now = source_class[i : i + 1]
+        ls = latent_shift_cls(source_log_odds, _FixedLatents(generator, z0[i : i + 1]))
+        out = ls.attribute(
+            torch.zeros(1, 1, 64, 64),
+            target=0,
+            lambda_sweep_steps=steps + 1,
+            verbose=False,
+            return_dicts=True,
+        )[0]
+        imgs = torch.from_numpy(out["generated_images"])  # (T+1, C, H, W), counterfactual first
+        frames.append(imgs.flip(0))
+    return torch.stack(frames)
+
+
+@torch.no_grad()
+def score(frames, classifier, oracle, target):
+    b, n = frames.shape[:2]
+    flat = frames.reshape(b * n, *frames.shape[2:])
+    rep = target.repeat_interleave(n)
+    p = torch.softmax(classifier(flat), 1).gather(1, rep[:, None])[:, 0].view(b, n)
+    o = torch.softmax(oracle(flat), 1).gather(1, rep[:, None])[:, 0].view(b, n)
+    return p, o
+
+
+def bare_step_seconds(
+    generator, classifier, batch: int, latent_dim: int, repeats: int = 5
+) -> float:
+    """One decode + classify forward/backward w.r.t. the latents, no bookkeeping."""
+    z = torch.randn(batch, latent_dim, requires_grad=True)
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        out = classifier(generator.decode(z))[:, 1].sum()
+        torch.autograd.grad(out, z)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=128, help="slices per direction")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--inversion-steps", type=int, default=100)
+    parser.add_argument("--skip-latent-shift", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/trajectory.json"))
+    args = parser.parse_args()
+
+    gen = load_generator("brain-gan")
+    clf = load_classifier("brain-cnn")
+    oracle = load_classifier("brain-oracle")
+    seg = load_classifier("brain-oracle-seg")
+    data = make_dataset(8 * args.n, seed=TEST_SEED)
+    real = make_dataset(8 * args.n, seed=REAL_SEED)
+    results: dict[str, dict] = {"settings": vars(args) | {"out": str(args.out)}}
+
+    for direction, target in (("tumour_to_healthy", 0), ("healthy_to_tumour", 1)):
+        pick = torch.nonzero(data.labels != target).flatten()[: args.n]
+        x, masks = data.images[pick], data.masks[pick]
+        tgt = torch.full((args.n,), target, dtype=torch.long)
+        src_class = 1 - tgt
+        t0 = time.perf_counter()
+        z0 = torch.cat(
+            [
+                invert(gen, x[i : i + args.batch], steps=args.inversion_steps).latents
+                for i in range(0, args.n, args.batch)
+            ]
+        )
+        inversion_per_image = (time.perf_counter() - t0) / args.n
+        real_target = real.images[real.labels == target][: args.n]
+        real_other = real.images[real.labels == target][args.n : 2 * args.n]
+        with torch.no_grad():
+            f_real = oracle.features(real_target)
+            floor = frechet_distance(f_real, oracle.features(real_other))
+
+        methods = {
+            "option1_gradient": GradientAscent(gen, clf, steps=args.steps, oracle=oracle),
+            "option2_monotone": MonotonePath(gen, clf, steps=args.steps, oracle=oracle),
+            "pixel_baseline": GradientAscent(
+                PixelSpace((1, 64, 64)),
+                clf,
+                steps=args.steps,
+                oracle=oracle,
+                inversion_steps=0,
+                eta=0.5,
+            ),
+        }
+        block: dict[str, dict] = {
+            "inversion_seconds_per_image": inversion_per_image,
+            "realism_floor": floor,
+        }
+        for name, explainer in methods.items():
+            frames_all, seconds = [], 0.0
+            for i in range(0, args.n, args.batch):
+                lat = None if name == "pixel_baseline" else z0[i : i + args.batch]
+                res = explainer.explain(x[i : i + args.batch], target, latents=lat)
+                frames_all.append(res.frames)
+                seconds += res.seconds
+            frames = torch.cat(frames_all)
+            block[name] = _metrics(
+                frames, x, masks, tgt, target, clf, oracle, seg, f_real, args
+            ) | {
+                "seconds_per_trajectory_batch": seconds / args.n,
+            }
+        if not args.skip_latent_shift:
+            t0 = time.perf_counter()
+            with frozen(gen, clf):
+                frames = run_latent_shift(gen, clf, z0, src_class, args.steps)
+            block["latent_shift"] = _metrics(
+                frames, x, masks, tgt, target, clf, oracle, seg, f_real, args
+            ) | {
+                "seconds_per_trajectory_batch1": (time.perf_counter() - t0) / args.n,
+            }
+        results[direction] = block
+
+    # --- speed: batch 1 and 32, loop overhead against a bare G+f forward/backward -------------
+    speed: dict[str, float] = {}
+    pick = torch.nonzero(data.labels == 1).flatten()[:32]
+    x = data.images[pick]
+    z0 = invert(gen, x, steps=0).latents
+    for b in (1, 32):
+        for name, cls in (("option1", GradientAscent), ("option2", MonotonePath)):
+            ex = cls(gen, clf, steps=args.steps)
+            t0 = time.perf_counter()
+            ex.explain(x[:b], 0, latents=z0[:b])
+            speed[f"{name}_seconds_per_trajectory_batch{b}"] = (time.perf_counter() - t0) / b
+    with frozen(gen, clf):
+        ga = GradientAscent(gen, clf, steps=args.steps, max_iter=20, margin=0.999999)
+        t0 = time.perf_counter()
+        path, _ = ga.ascend(z0, torch.zeros(32, dtype=torch.long))
+        loop = (time.perf_counter() - t0) / path.shape[1]
+        bare = bare_step_seconds(gen, clf, 32, z0.shape[1])
+        speed["option1_loop_overhead"] = loop / bare
+        mp = MonotonePath(gen, clf, steps=args.steps, iterations=10)
+        levels = torch.arange(args.steps + 1) / args.steps
+        z_init = z0[:, None].repeat(1, args.steps, 1)
+        t0 = time.perf_counter()
+        mp.optimise(z0, z_init, torch.zeros(32), torch.zeros(32, dtype=torch.long), levels)
+        loop2 = (time.perf_counter() - t0) / 11
+        bare2 = bare_step_seconds(gen, clf, 32 * args.steps, z0.shape[1], repeats=3)
+        speed["option2_loop_overhead"] = loop2 / bare2
+    results["speed"] = speed
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+def _metrics(frames, x, masks, tgt, target, clf, oracle, seg, f_real, args) -> dict[str, float]:
+    p, o = score(frames, clf, oracle, tgt)
+    levels = torch.arange(args.steps + 1, dtype=torch.float32) / args.steps
+    out = summarise(p, levels, frames, x, oracle_probs=o, masks=masks if target == 0 else None)
+    with torch.no_grad():
+        out["realism_frechet"] = frechet_distance(f_real, oracle.features(frames[:, -1]))
+        area = lesion_area(seg, frames[:, [0, -1]])
+        out["lesion_area_start"] = float(area[:, 0].mean())
+        out["lesion_area_end"] = float(area[:, 1].mean())
+        out["cout"] = float(cout(clf, frames[:, 0], frames[:, -1], tgt).mean())
+    return out
+
+
+if __name__ == "__main__":
+    main()
