@@ -1,6 +1,6 @@
 """Boundary-crossing sequences: Option 1, Option 2, Latent Shift and a pixel baseline.
 
-    python benchmarks/trajectory.py [--n 128] [--steps 10] [--out benchmarks/results/trajectory.json]
+    python benchmarks/trajectory.py [--n 128] [--steps 10] [--out FILE.json]
 
 Same held-out slices (brain test seed 2, untagged), same classifier (brain-cnn), same oracle
 (brain-oracle), same inverted latents ``z_0`` for every latent method, both directions
