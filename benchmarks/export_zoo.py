@@ -1,0 +1,161 @@
+"""Copy trained runs into the zoo folders and write each model card from measured numbers.
+
+    python benchmarks/export_zoo.py --copy          # runs/NAME/model -> generators|classifiers/NAME
+    python benchmarks/export_zoo.py --cards         # write README.md cards from runs + zoo.json
+
+Cards quote ``runs/NAME/training.json`` (steps, time, last metrics) and
+``benchmarks/results/zoo.json`` (written by ``benchmarks/zoo.py``); the sha256 line is what
+``cfx.zoo`` checks on every load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from cfx.zoo import ZOO, zoo_root
+from cfx.zoo.pretrained import sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+
+COMMANDS = {
+    "brain-gan": (
+        "OMP_NUM_THREADS=1 cfx train generator --tagged --tag-correlation 0.5 --n 60000 "
+        "--data-seed 100 --steps 4000 --seed 0 --out runs/brain-gan"
+    ),
+    "brain-cnn": (
+        "OMP_NUM_THREADS=1 cfx train classifier --arch brain-cnn --n 20000 --data-seed 10 "
+        "--val-seed 1 --epochs 6 --seed 0 --out runs/brain-cnn"
+    ),
+    "brain-cnn-tagged": (
+        "OMP_NUM_THREADS=1 cfx train classifier --arch brain-cnn --tagged --tag-correlation 0.95 "
+        "--n 20000 --data-seed 11 --val-seed 1 --epochs 6 --seed 0 --out runs/brain-cnn-tagged"
+    ),
+    "brain-oracle": (
+        "OMP_NUM_THREADS=1 cfx train classifier --arch brain-oracle --tagged --tag-correlation 0.5 "
+        "--n 20000 --data-seed 20 --val-seed 4 --epochs 6 --seed 1 --out runs/brain-oracle"
+    ),
+    "brain-oracle-seg": (
+        "OMP_NUM_THREADS=1 cfx train classifier --arch brain-segmenter --tagged "
+        "--tag-correlation 0.5 --n 10000 --data-seed 30 --val-seed 4 --epochs 5 --seed 2 "
+        "--lr 5e-3 --out runs/brain-oracle-seg"
+    ),
+}
+
+DATA = {
+    "brain-gan": "60,000 rendered brain slices (`make_dataset(60000, seed=100, tagged=True, "
+    "tag_correlation=0.5)`): tumour and scanner marker vary independently, so the generator "
+    "can render every combination.",
+    "brain-cnn": "20,000 untagged slices (seed 10); validation 2,000 (seed 1).",
+    "brain-cnn-tagged": "20,000 slices with the scanner marker, P(tag == label) = 0.95 (seed "
+    "11): a biased training set with a Clever-Hans shortcut; validation 2,000 (seed 1).",
+    "brain-oracle": "20,000 slices, marker independent of the label (seed 20, disjoint from "
+    "the explained models' data); validation 2,000 (seed 4). Different architecture and seed.",
+    "brain-oracle-seg": "10,000 slices, marker independent (seed 30); targets are the lesion "
+    "masks (core + oedema); validation 2,000 (seed 4).",
+}
+
+
+def copy_runs() -> None:
+    for name, entry in ZOO.items():
+        src = ROOT / "runs" / name / "model"
+        if not (src / "model.safetensors").is_file():
+            print(f"skip {name}: no {src}")
+            continue
+        dst = zoo_root(entry.kind) / name
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in ("config.json", "model.safetensors"):
+            shutil.copy2(src / f, dst / f)
+        print(f"copied {name} -> {dst}")
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_cards(results_path: Path) -> None:
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for name, entry in ZOO.items():
+        folder = zoo_root(entry.kind) / name
+        weights = folder / "model.safetensors"
+        if not weights.is_file():
+            continue
+        training_file = ROOT / "runs" / name / "training.json"
+        training = json.loads(training_file.read_text()) if training_file.is_file() else {}
+        summary = training.get("summary", {})
+        measured = results.get(name, {})
+        lines = [
+            f"# {name}",
+            "",
+            f"{entry.summary}. Architecture: `{entry.class_path}`; load with "
+            f"`cfx.zoo.{'load_generator' if entry.kind == 'generators' else 'load_classifier'}"
+            f'("{name}")`.',
+            "",
+            "## Data",
+            "",
+            DATA[name],
+            "",
+            "## Training",
+            "",
+            "```bash",
+            COMMANDS[name],
+            "```",
+            "",
+        ]
+        seconds = summary.get("train_seconds_total") or summary.get("seconds")
+        if seconds:
+            lines.append(
+                f"Training time: {float(seconds) / 60:.1f} min on 2 CPU cores (1 torch thread)."
+            )
+        if summary.get("last"):
+            last = ", ".join(f"{k} {_fmt(v)}" for k, v in summary["last"].items())
+            lines.append(f"Last logged training metrics: {last}.")
+        lines += [
+            "",
+            "## Measured (benchmarks/zoo.py)",
+            "",
+            "Command: `python benchmarks/zoo.py` (fresh test seeds, see BENCHMARKS.md).",
+            "",
+            "| metric | value |",
+            "|---|---|",
+        ]
+        for key, value in measured.items():
+            if key == "sha256":
+                continue
+            if isinstance(value, dict):
+                for k2, v2 in value.items():
+                    lines.append(f"| {key}.{k2} | {_fmt(v2)} |")
+            else:
+                lines.append(f"| {key} | {_fmt(value)} |")
+        if (folder / "samples.png").is_file():
+            lines += ["", "![random samples](samples.png)"]
+        lines += [
+            "",
+            "## Files",
+            "",
+            f"- `config.json`, `model.safetensors` ({weights.stat().st_size / 1e6:.2f} MB)",
+            f"- sha256 of model.safetensors: `{sha256(weights)}`",
+            "",
+        ]
+        (folder / "README.md").write_text("\n".join(lines))
+        print(f"wrote {folder / 'README.md'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--copy", action="store_true")
+    parser.add_argument("--cards", action="store_true")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/zoo.json")
+    args = parser.parse_args()
+    if args.copy:
+        copy_runs()
+    if args.cards:
+        write_cards(args.results)
+
+
+if __name__ == "__main__":
+    main()
