@@ -13,11 +13,12 @@ constant along the path, so charging it would only blur the trade-off; L1 in ima
 favours local changes, which is what "keeping the subject" means for a lesion. A latent-space
 distance is implicit in the smoothness term, which keeps consecutive latents close.
 
-``lambda`` is chosen by the method, per image: it starts at ``lambda_max``; every
+``lambda`` is chosen by the method, per image: it starts at ``lambda_init``; every
 ``adapt_every`` iterations it is halved if the path is not valid (final probability below
 ``margin``, calibration error above ``calibration_tol``, or a non-increasing step) and grown by
-25 % if it is. The result is the valid path with the smallest identity loss seen, so each
-image gets (close to) the largest lambda that still reaches the target. The path starts from
+``lambda_growth`` if it is (up to ``lambda_max``). The result is the valid path with the
+smallest identity loss seen, so each image gets (close to) the largest lambda that still
+reaches the target. The path starts from
 Option 1's resampled path (:class:`~cfx.trajectory.gradient_ascent.GradientAscent`), which is
 usually valid already.
 
@@ -60,7 +61,9 @@ class MonotonePath:
             :class:`~cfx.trajectory.gradient_ascent.GradientAscent`.
         iterations: Adam iterations on the joint path.
         lr: Adam learning rate on the latents.
-        lambda_max: starting (largest) identity weight; adapted per image.
+        lambda_init: starting identity weight; adapted per image.
+        lambda_growth: factor applied to lambda after a valid check.
+        lambda_max: cap on lambda.
         smooth_weight: weight ``mu`` of the smoothness term.
         gap: minimum probability climb per step demanded by the monotonicity term.
         calibration_tol: largest ``max_t |p_t - t/T|`` that still counts as valid.
@@ -76,12 +79,14 @@ class MonotonePath:
         steps: int = 10,
         iterations: int = 40,
         lr: float = 0.05,
-        lambda_max: float = 8.0,
+        lambda_init: float = 2.0,
+        lambda_growth: float = 1.5,
+        lambda_max: float = 1000.0,
         smooth_weight: float = 0.05,
         gap: float = 0.02,
         margin: float = 0.9,
         calibration_tol: float = 0.1,
-        adapt_every: int = 5,
+        adapt_every: int = 4,
         warm_start_eta: float = 0.25,
         warm_start_iter: int = 120,
         oracle: Classifier | None = None,
@@ -93,6 +98,8 @@ class MonotonePath:
         self.steps = steps
         self.iterations = iterations
         self.lr = lr
+        self.lambda_init = lambda_init
+        self.lambda_growth = lambda_growth
         self.lambda_max = lambda_max
         self.smooth_weight = smooth_weight
         self.gap = gap
@@ -111,7 +118,15 @@ class MonotonePath:
         _positive_int("adapt_every", self.adapt_every)
         _positive_int("inversion_steps", self.inversion_steps, minimum=0)
         _positive("lr", self.lr)
+        _positive("lambda_init", self.lambda_init)
         _positive("lambda_max", self.lambda_max)
+        if not self.lambda_growth >= 1.0:
+            raise ValueError(f"`lambda_growth` must be >= 1, got {self.lambda_growth!r}")
+        if self.lambda_init > self.lambda_max:
+            raise ValueError(
+                f"`lambda_init` must not exceed `lambda_max` ({self.lambda_max}), "
+                f"got {self.lambda_init}"
+            )
         if self.smooth_weight < 0 or self.gap < 0:
             raise ValueError(
                 f"`smooth_weight` and `gap` must be >= 0, got {self.smooth_weight}, {self.gap}"
@@ -169,7 +184,7 @@ class MonotonePath:
         z0_flat = z0.flatten(1)  # (B, d)
         zs = z_init.clone().requires_grad_(True)
         opt = torch.optim.Adam([zs], lr=self.lr)
-        lam = torch.full((b,), float(self.lambda_max), dtype=z_init.dtype, device=z_init.device)
+        lam = torch.full((b,), float(self.lambda_init), dtype=z_init.dtype, device=z_init.device)
         best = z_init.clone()
         best_id = torch.full_like(lam, float("inf"))
         best_lam = lam.clone()
@@ -199,7 +214,8 @@ class MonotonePath:
                 best_id = torch.where(improve, l_id.detach(), best_id)
                 best_lam = torch.where(improve, lam, best_lam)
                 if it > 0 and it % self.adapt_every == 0:
-                    lam = torch.where(valid, lam * 1.25, lam * 0.5).clamp(max=self.lambda_max)
+                    grown = lam * self.lambda_growth
+                    lam = torch.where(valid, grown, lam * 0.5).clamp(max=self.lambda_max)
             if it == self.iterations:
                 break
             loss = l_cal + l_mono + lam * l_id + self.smooth_weight * l_smooth  # (B,)

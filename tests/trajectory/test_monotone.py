@@ -35,8 +35,8 @@ def test_identity_weight_reduces_change(toy):
     g, f, z0 = toy
     x = g.decode(z0).detach()
     kw = {"steps": 4, "iterations": 30, "warm_start_eta": 0.05, "warm_start_iter": 500}
-    weak = MonotonePath(g, f, lambda_max=1e-3, **kw).explain(x, 1, latents=z0)
-    strong = MonotonePath(g, f, lambda_max=50.0, **kw).explain(x, 1, latents=z0)
+    weak = MonotonePath(g, f, lambda_init=1e-3, lambda_max=1e-3, **kw).explain(x, 1, latents=z0)
+    strong = MonotonePath(g, f, lambda_init=50.0, lambda_max=50.0, **kw).explain(x, 1, latents=z0)
 
     def change(r):
         return identity_loss(r.frames[:, 1:], r.frames[:, 0]).mean()
@@ -59,3 +59,5 @@ def test_bad_hyperparameters(toy):
         MonotonePath(g, f, margin=1.2).explain(x, 1, latents=z0)
     with pytest.raises(ValueError, match="`lambda_max`"):
         MonotonePath(g, f, lambda_max=-1).explain(x, 1, latents=z0)
+    with pytest.raises(ValueError, match="`lambda_init`"):
+        MonotonePath(g, f, lambda_init=5.0, lambda_max=1.0).explain(x, 1, latents=z0)
