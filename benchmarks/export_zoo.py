@@ -91,7 +91,8 @@ def write_cards(results_path: Path) -> None:
         lines = [
             f"# {name}",
             "",
-            f"{entry.summary}. Architecture: `{entry.class_path}`; load with "
+            f"{entry.summary[0].upper()}{entry.summary[1:]}. "
+            f"Architecture: `{entry.class_path}`; load with "
             f"`cfx.zoo.{'load_generator' if entry.kind == 'generators' else 'load_classifier'}"
             f'("{name}")`.',
             "",
@@ -118,7 +119,9 @@ def write_cards(results_path: Path) -> None:
             "",
             "## Measured (benchmarks/zoo.py)",
             "",
-            "Command: `python benchmarks/zoo.py` (fresh test seeds, see BENCHMARKS.md).",
+            "Command: `python benchmarks/zoo.py`. Test data never used in training: 2,000 slices "
+            "of brain test seed 2 (untagged, and a tagged variant with the marker independent of "
+            "the label); realism floor from a second real set (seed 3). See BENCHMARKS.md.",
             "",
             "| metric | value |",
             "|---|---|",

@@ -70,8 +70,11 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--n-invert", type=int, default=256)
     parser.add_argument("--invert-steps", type=int, default=300)
+    parser.add_argument("--skip-generator", action="store_true", help="classifiers only")
     args = parser.parse_args()
     results: dict[str, dict] = {}
+    if args.out.is_file():  # keep earlier measurements of models not re-measured now
+        results = json.loads(args.out.read_text())
 
     plain = make_dataset(args.n_test, seed=TEST_SEED)
     indep = make_dataset(args.n_test, seed=TEST_SEED, tagged=True, tag_correlation=0.5)
@@ -101,6 +104,10 @@ def main() -> None:
         "dice_tumour_median": float(d.median()),
         "false_positive_rate_healthy": float(pred[~tum].flatten(1).any(1).float().mean()),
     }
+
+    if args.skip_generator:
+        _finish(results, args.out, [n for n in ZOO if ZOO[n].kind == "classifiers"])
+        return
 
     # --- generator realism in oracle features, next to the real-vs-real floor ---------------
     oracle = load_classifier("brain-oracle")
@@ -152,10 +159,14 @@ def main() -> None:
         "seconds_per_image": (time.perf_counter() - t0) / args.n_invert,
     }
 
-    for name in ZOO:
+    _finish(results, args.out, list(ZOO))
+
+
+def _finish(results: dict, out: Path, names: list[str]) -> None:
+    for name in names:
         results.setdefault(name, {}).update(size_and_load(name))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 

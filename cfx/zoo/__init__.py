@@ -67,7 +67,7 @@ ZOO: dict[str, ZooEntry] = {
     )
 }
 
-_SHA_LINE = re.compile(r"sha256[^0-9a-f]*([0-9a-f]{64})", re.IGNORECASE)
+_HEX64 = re.compile(r"\b([0-9a-f]{64})\b")
 
 
 def zoo_root(kind: str) -> Path:
@@ -100,8 +100,8 @@ def card_sha256(folder: Path) -> str:
     if not card.is_file():
         raise CheckpointError(f"`{folder}` has no model card README.md")
     for line in card.read_text(encoding="utf-8").splitlines():
-        if "model.safetensors" in line or line.lower().startswith("sha256"):
-            match = _SHA_LINE.search(line)
+        if "sha256" in line.lower():
+            match = _HEX64.search(line)
             if match:
                 return match.group(1)
     raise CheckpointError(f"`{card}` records no sha256 for model.safetensors")
