@@ -8,6 +8,7 @@ import sys
 
 from cfx.cli import data as data_cmd
 from cfx.cli import demo as demo_cmd
+from cfx.cli import recourse as recourse_cmd
 from cfx.cli import train as train_cmd
 from cfx.cli import trajectory as trajectory_cmd
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo_cmd.register(sub)
     data_cmd.register(sub)
+    recourse_cmd.register(sub)
     train_cmd.register(sub)
     trajectory_cmd.register(sub)
     return parser

@@ -1,0 +1,221 @@
+"""``cfx recourse``: plans for denied German Credit applicants, one or a resumable batch.
+
+::
+
+    cfx recourse --model gbm --applicant-index 17               # print the plan
+    cfx recourse --model gbm --applicant-index 17 --format json
+    cfx recourse --model gbm --input applicants.csv --out suggestions.csv   # batch, resumable
+
+The model is a zoo credit model (``logistic``, ``gbm``, ``mlp``), trained on the fixed training
+split, and recourse is fitted on the same rows. A batch reads a CSV with the schema's columns
+(category labels as in German Credit) and writes one line per applicant, appended and flushed
+as each finishes: CSV (``--format csv``, the default; ``plan_1``, ``cost_1``, ... for up to
+``k`` counterfactuals) or JSON Lines (``--format json``). Rerunning the same command skips the
+applicants already in ``--out``, so an interrupted batch resumes where it stopped; a line cut
+short by a crash is discarded and redone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from cfx.errors import UnknownNameError
+
+FORMATS = ("text", "json", "csv")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recourse", help="actionable plans for denied loan applicants")
+    p.add_argument("--model", default="gbm", help="zoo credit model: logistic, gbm or mlp")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--applicant-index", type=int, help="row of German Credit (0..999)")
+    where.add_argument("--input", type=Path, help="CSV of applicants (the schema's columns)")
+    p.add_argument("--out", type=Path, help="batch output file (required with --input)")
+    p.add_argument("--id-column", help="input column naming each applicant (default: row number)")
+    p.add_argument("--format", default=None, help="text, json or csv (batch: csv or json)")
+    p.add_argument("--k", type=int, default=3, help="counterfactuals per applicant (default 3)")
+    p.add_argument("--method", default="auto", help="auto, milp, tree, search, dice-random, ...")
+    p.add_argument("--max-changes", type=int, default=None, help="most features per action")
+    p.add_argument("--immutable", default="", help="extra immutable features, comma-separated")
+    p.add_argument(
+        "--support", type=float, default=None, help="data support (default 0.8; 0 disables)"
+    )
+    p.add_argument("--limit", type=int, default=None, help="batch: process at most N new rows")
+    p.add_argument("--no-progress", action="store_true", help="batch: no progress bar")
+    p.set_defaults(run=run_recourse)
+
+
+def _fitted(args: argparse.Namespace) -> Any:
+    from cfx.data.credit import load_german
+    from cfx.recourse import Recourse
+    from cfx.zoo import CREDIT_MODELS, german_split, load_credit_model
+
+    if args.model not in CREDIT_MODELS:
+        raise UnknownNameError(
+            f"unknown credit model {args.model!r}; expected one of {CREDIT_MODELS}"
+        )
+    data = load_german()
+    train, _ = german_split()
+    extra = {} if args.support is None else {"support": args.support}
+    rec = Recourse(
+        load_credit_model(args.model),
+        data.schema,
+        k=args.k,
+        method=args.method,
+        max_changes=args.max_changes,
+        **extra,
+    )
+    return data, rec.fit(data.X.iloc[train])
+
+
+def _constraints(args: argparse.Namespace) -> Any:
+    from cfx.recourse import Constraints
+
+    names = tuple(n.strip() for n in args.immutable.split(",") if n.strip())
+    return Constraints(immutable=names) if names else None
+
+
+def run_recourse(args: argparse.Namespace) -> int:
+    if args.k < 1:
+        raise ValueError(f"`k` must be a positive int, got {args.k}")
+    if args.input is not None:
+        return _run_batch(args)
+    fmt = args.format or "text"
+    if fmt not in FORMATS:
+        raise ValueError(f"`format` must be one of {FORMATS}, got {fmt!r}")
+    data, rec = _fitted(args)
+    if not 0 <= args.applicant_index < len(data.X):
+        raise ValueError(
+            f"`applicant-index` must be in 0..{len(data.X) - 1}, got {args.applicant_index}"
+        )
+    row = data.X.iloc[[args.applicant_index]]
+    (res,) = rec.explain(row, constraints=_constraints(args))
+    if fmt == "text":
+        print(render(res))
+    elif fmt == "json":
+        print(json.dumps(record(res, args.k), indent=2))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns(args.k))
+        writer.writeheader()
+        writer.writerow(record(res, args.k))
+        print(buffer.getvalue(), end="")
+    else:
+        raise ValueError(f"`format` must be one of {FORMATS}, got {fmt!r}")
+    return 0
+
+
+def render(res: Any) -> str:
+    """A result as text: the decision, then each counterfactual's plan."""
+    lines = [f"applicant {res.index}: P(approved) = {res.proba:.3f} ({res.status})"]
+    if not res.counterfactuals:
+        lines.append(f"  {res.plan}")
+    for i, cf in enumerate(res.counterfactuals, start=1):
+        lines.append(
+            f"  {i}. {cf.plan}\n     cost {cf.cost:.2f}, P(approved) -> {cf.proba_after:.3f},"
+            f" plausibility {cf.plausibility:.2f}"
+        )
+    lines.append(f"  ({res.method}, {res.seconds * 1000:.0f} ms)")
+    return "\n".join(lines)
+
+
+def columns(k: int) -> list[str]:
+    per = ["plan", "changes", "cost", "proba_after", "plausibility"]
+    head = ["index", "status", "proba", "reason", "method", "seconds", "n_counterfactuals"]
+    return head + [f"{name}_{i}" for i in range(1, k + 1) for name in per]
+
+
+def record(res: Any, k: int) -> dict[str, Any]:
+    """One applicant as one flat record (CSV line / JSON object)."""
+    out: dict[str, Any] = {
+        "index": res.index if isinstance(res.index, int | str) else str(res.index),
+        "status": res.status,
+        "proba": round(res.proba, 6),
+        "reason": res.reason,
+        "method": res.method,
+        "seconds": round(res.seconds, 4),
+        "n_counterfactuals": len(res.counterfactuals),
+    }
+    for i in range(1, k + 1):
+        cf = res.counterfactuals[i - 1] if i <= len(res.counterfactuals) else None
+        out[f"plan_{i}"] = "" if cf is None else cf.plan
+        out[f"changes_{i}"] = (
+            ""
+            if cf is None
+            else "; ".join(f"{c.feature}: {c.before} -> {c.after}" for c in cf.changes)
+        )
+        out[f"cost_{i}"] = "" if cf is None else round(cf.cost, 6)
+        out[f"proba_after_{i}"] = "" if cf is None else round(cf.proba_after, 6)
+        out[f"plausibility_{i}"] = "" if cf is None else round(cf.plausibility, 6)
+    return out
+
+
+def finished(out: Path, fmt: str) -> set[str]:
+    """Applicants already in ``out``; a last line cut short by a crash is removed first."""
+    if not out.exists() or out.stat().st_size == 0:
+        return set()
+    text = out.read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        out.write_text(text, encoding="utf-8")
+    if fmt == "json":
+        return {str(json.loads(line)["index"]) for line in text.splitlines() if line.strip()}
+    if fmt == "csv":
+        return {row["index"] for row in csv.DictReader(io.StringIO(text))}
+    raise ValueError(f"batch `format` must be csv or json, got {fmt!r}")
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from tqdm import tqdm
+
+    fmt = args.format or ("json" if str(args.out).endswith((".json", ".jsonl")) else "csv")
+    if fmt not in ("csv", "json"):
+        raise ValueError(f"batch `format` must be csv or json, got {fmt!r}")
+    if args.out is None:
+        raise ValueError("`--out` is required with `--input`")
+    if not args.input.is_file():
+        raise FileNotFoundError(f"`--input` {args.input} does not exist")
+    data, rec = _fitted(args)
+    frame = pd.read_csv(args.input, dtype={name: "str" for name in data.schema.categorical})
+    if args.id_column is not None:
+        if args.id_column not in frame.columns:
+            raise ValueError(f"`--id-column` {args.id_column!r} is not a column of the input")
+        frame.index = frame[args.id_column].astype(str)
+    frame.index = frame.index.astype(str)
+    if frame.index.duplicated().any():
+        raise ValueError("applicant ids must be unique in the input")
+    done = finished(args.out, fmt)
+    todo = frame[~frame.index.isin(done)]
+    if args.limit is not None:
+        todo = todo.iloc[: args.limit]
+    constraints = _constraints(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    new_file = not args.out.exists() or args.out.stat().st_size == 0
+    with args.out.open("a", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns(args.k))
+        if new_file and fmt == "csv":
+            writer.writeheader()
+        bar = tqdm(total=len(todo), disable=args.no_progress, desc="recourse", unit="applicant")
+        for i in range(len(todo)):
+            (res,) = rec.explain(todo.iloc[[i]], constraints=constraints)
+            if fmt == "csv":
+                writer.writerow(record(res, args.k))
+            else:
+                handle.write(json.dumps(record(res, args.k)) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            bar.update(1)
+        bar.close()
+    print(
+        f"{args.out}: {len(done) + len(todo)} of {len(frame)} applicants done ({len(todo)} new)",
+        file=sys.stderr,
+    )
+    return 0

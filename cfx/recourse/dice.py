@@ -1,0 +1,170 @@
+"""DiCE (dice-ml) behind cfx's recourse API, for side-by-side comparisons.
+
+Mothilal, Sharma & Tan, 2020, "Explaining machine learning classifiers through diverse
+counterfactual explanations" (FAT*). ``method="dice-random" | "dice-genetic" | "dice-kdtree"``
+runs dice-ml's sampler of that name and returns its counterfactuals *as they are*: cfx's
+selection (pruning of redundant changes, data support, diversity by feature set) is not applied,
+so that a comparison shows DiCE itself. Each counterfactual still reports its model probability
+(``valid``) and the constraints it breaks (``violations``).
+
+DiCE's only constraints are ``features_to_vary`` and per-feature ranges; the adapter passes the
+strongest translation of cfx's action space it can: the movable features, numeric ranges that
+include the direction rules (age: from the applicant's age up), and for categories the allowed
+targets plus the current one. Integer steps and categorical transitions beyond that cannot be
+expressed; DiCE may break them, and the result says so.
+
+DiCE draws from numpy's global random state (``random_seed`` for the random sampler, nothing for
+the others); cfx passes ``random_state`` where DiCE takes one and never seeds anything itself.
+DiCE's per-call progress bar is silenced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cfx.recourse.model import ModelView
+from cfx.recourse.proposal import Evaluate, Proposal
+from cfx.recourse.space import ActionSpace
+
+DICE_METHODS = {"dice-random": "random", "dice-genetic": "genetic", "dice-kdtree": "kdtree"}
+log = logging.getLogger(__name__)
+
+
+class _CodecModel:
+    """What DiCE calls: ``predict_proba`` on DiCE's frames, routed through cfx's codec so the
+    user's model always sees its own training dtypes."""
+
+    def __init__(self, view: ModelView) -> None:
+        self.view = view
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = self.view.check(_codes(self.view, X, "X"))
+        return np.stack([1.0 - p, p], axis=1)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.argmax(self.predict_proba(X), axis=1)
+
+
+def _codes(view: ModelView, X: pd.DataFrame, what: str) -> np.ndarray:
+    """Codes of a DiCE frame (which hands numbers over as objects at times)."""
+    codec = view.codec
+    X = X[list(codec.names)].copy()
+    for j, name in enumerate(codec.names):
+        if codec.numeric[j]:
+            X[name] = pd.to_numeric(X[name])
+    return codec.to_codes(X, what=what)
+
+
+class DiceRecourse:
+    """dice-ml's ``random``, ``genetic`` or ``kdtree`` sampler as a cfx recourse method."""
+
+    def __init__(
+        self,
+        view: ModelView,
+        Z_train: np.ndarray,
+        approved: np.ndarray,
+        *,
+        method: str,
+        threshold: float = 0.5,
+        random_state: int | None = 0,
+    ) -> None:
+        import dice_ml
+
+        if method not in DICE_METHODS:
+            raise ValueError(f"`method` must be one of {tuple(DICE_METHODS)}, got {method!r}")
+        self.view = view
+        self.method = method
+        self.threshold = threshold
+        self.random_state = random_state
+        codec = view.codec
+        frame = self._strings(codec.to_frame(Z_train))
+        frame["_approved"] = np.asarray(approved, dtype=np.int64)
+        numeric = [n for n, is_num in zip(codec.names, codec.numeric, strict=True) if is_num]
+        self.data = dice_ml.Data(
+            dataframe=frame, continuous_features=numeric, outcome_name="_approved"
+        )
+        self.model = dice_ml.Model(model=self._model_for_dice(frame), backend="sklearn")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.explainer = dice_ml.Dice(self.data, self.model, method=DICE_METHODS[method])
+
+    def _model_for_dice(self, frame: pd.DataFrame) -> Any:
+        """The user's model itself when it takes DiCE's frames (strings for categories) and
+        agrees with itself on them, so DiCE is timed as users run it; else a codec shim."""
+        sample = frame[list(self.view.codec.names)].iloc[:32]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                direct = np.asarray(self.view.model.predict_proba(sample), dtype=np.float64)
+            expected = self.view.check(self.view.codec.to_codes(sample))
+            if np.abs(direct[:, self.view.positive] - expected).max() <= 1e-9:
+                return self.view.model
+        except Exception as err:  # the model needs its own dtypes
+            log.info("dice-ml gets a codec shim: %s", err)
+        return _CodecModel(self.view)
+
+    def _strings(self, frame: pd.DataFrame) -> pd.DataFrame:
+        codec = self.view.codec
+        out = frame.copy()
+        for j, name in enumerate(codec.names):
+            if not codec.numeric[j]:
+                out[name] = out[name].astype(str).astype(object)
+        return out
+
+    def permitted(self, space: ActionSpace) -> tuple[list[str], dict[str, list[Any]]]:
+        """DiCE's ``features_to_vary`` and ``permitted_range`` for this applicant."""
+        codec = self.view.codec
+        vary, ranges = [], {}
+        for j in np.flatnonzero(space.movable).tolist():
+            name = codec.names[j]
+            vary.append(name)
+            if space.numeric[j]:
+                low = min(space.lo[j], space.z0[j])
+                high = max(space.hi[j], space.z0[j])
+                ranges[name] = [low, high]
+            else:
+                codes = [int(space.z0[j]), *space.targets[j]]
+                ranges[name] = [str(codec.value(j, c)) for c in codes]
+        return vary, ranges
+
+    def propose(self, space: ActionSpace, *, k: int, evaluate: Evaluate) -> Proposal:
+        codec = self.view.codec
+        vary, ranges = self.permitted(space)
+        if not vary:
+            return Proposal(actions=np.zeros((0, space.d)), reason="no feature may change")
+        query = self._strings(codec.to_frame(space.z0[None]))
+        kwargs: dict[str, Any] = {}
+        if self.method == "dice-random" and self.random_state is not None:
+            kwargs["random_seed"] = self.random_state
+        try:
+            with (
+                warnings.catch_warnings(),
+                contextlib.redirect_stderr(io.StringIO()),
+                contextlib.redirect_stdout(io.StringIO()),
+            ):
+                warnings.simplefilter("ignore")
+                found = self.explainer.generate_counterfactuals(
+                    query,
+                    total_CFs=k,
+                    desired_class=1,
+                    features_to_vary=vary,
+                    permitted_range=ranges,
+                    stopping_threshold=self.threshold,
+                    verbose=False,
+                    **kwargs,
+                )
+            cfs = found.cf_examples_list[0].final_cfs_df
+        except Exception as err:  # DiCE raises when it finds nothing
+            log.info("dice-ml found no counterfactual: %s", err)
+            return Proposal(actions=np.zeros((0, space.d)), reason=f"dice-ml: {err}")
+        if cfs is None or len(cfs) == 0:
+            return Proposal(actions=np.zeros((0, space.d)), reason="dice-ml returned nothing")
+        actions = _codes(self.view, cfs, "dice-ml counterfactuals")
+        return Proposal(actions=actions, evaluated=len(actions))

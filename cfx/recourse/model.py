@@ -1,0 +1,345 @@
+"""The models recourse explains: anything with ``predict_proba`` over the schema's data frame.
+
+scikit-learn pipelines work as they are. A PyTorch module plugs in through
+:class:`TorchClassifier`, which pairs it with the encoder that turns the data frame into its input
+tensor::
+
+    encoder = make_encoder(schema).fit(X_train)           # any fitted transformer, or a callable
+    model = TorchClassifier(net, encoder)                 # net: (B, n_encoded) -> (B, 2) logits
+    Recourse(model, schema).fit(X_train).explain(denied)  # "search" (model-agnostic) is used
+
+:func:`model_family` tells ``method="auto"`` what it is looking at: a pipeline ending in a linear
+classifier (``"linear"``), in scikit-learn gradient-boosted trees (``"tree"``), or anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from cfx.recourse.space import Codec
+
+Family = Literal["linear", "tree", "other"]
+
+
+class TorchClassifier:
+    """``predict_proba`` for a PyTorch module over a data frame, through an encoder.
+
+    ``encoder``: a fitted transformer with ``transform(df)`` (e.g. a ``ColumnTransformer``) or a
+    callable ``df -> array (B, n_features)``. ``module`` maps a float tensor ``(B, n_features)``
+    (dtype and device of its first parameter) to logits ``(B, 2)`` (softmax) or ``(B,)``/
+    ``(B, 1)`` (sigmoid of the approved class). The module is put in ``eval()`` for each call and
+    its mode is restored afterwards; gradients are off; nothing else about it changes.
+    """
+
+    def __init__(self, module: Any, encoder: Any) -> None:
+        import torch
+
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"`module` must be a torch.nn.Module, got {type(module).__name__}")
+        if not (hasattr(encoder, "transform") or callable(encoder)):
+            raise TypeError(
+                "`encoder` must have a transform(df) method or be a callable df -> array,"
+                f" got {type(encoder).__name__}"
+            )
+        self.module = module
+        self.encoder = encoder
+        self.classes_ = np.array([0, 1])
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        import torch
+
+        encode: Callable[[pd.DataFrame], Any] = (
+            self.encoder.transform if hasattr(self.encoder, "transform") else self.encoder
+        )
+        features = _dense(encode(X))  # (B, n_features)
+        first = next(self.module.parameters(), None)
+        dtype = first.dtype if first is not None else torch.float32
+        device = first.device if first is not None else torch.device("cpu")
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                logits = self.module(torch.as_tensor(features, dtype=dtype, device=device))
+        finally:
+            self.module.train(was_training)
+        if logits.ndim == 2 and logits.shape[1] == 2:
+            p = torch.softmax(logits.double(), dim=1)[:, 1]  # (B,)
+        elif logits.ndim == 1 or (logits.ndim == 2 and logits.shape[1] == 1):
+            p = torch.sigmoid(logits.double().reshape(-1))  # (B,)
+        else:
+            raise ValueError(
+                f"the module must return logits (B, 2), (B, 1) or (B,), got {tuple(logits.shape)}"
+            )
+        p_np = p.cpu().numpy()
+        return np.stack([1.0 - p_np, p_np], axis=1)  # (B, 2)
+
+
+def _dense(array: Any) -> np.ndarray:
+    """A float64 numpy array from an encoder's output (dense, sparse or a data frame)."""
+    if hasattr(array, "toarray"):
+        array = array.toarray()
+    return np.asarray(array, dtype=np.float64)
+
+
+def check_model(model: object) -> None:
+    """Raise a ``TypeError`` naming the problem if ``model`` cannot be explained."""
+    try:
+        import torch
+
+        if isinstance(model, torch.nn.Module):
+            raise TypeError(
+                "`model` is a torch.nn.Module; wrap it with its encoder:"
+                " TorchClassifier(module, encoder) (see cfx.recourse.model)"
+            )
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+    if not callable(getattr(model, "predict_proba", None)):
+        raise TypeError(
+            "`model` must have a predict_proba(X: DataFrame) method returning (n, 2)"
+            f" probabilities, got {type(model).__name__} without one"
+        )
+
+
+def split_pipeline(model: Any) -> tuple[Any | None, Any]:
+    """``(encoder, final estimator)`` of a scikit-learn ``Pipeline``; ``(None, model)``
+    otherwise."""
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline) and len(model.steps) >= 2:
+        return model[:-1], model.steps[-1][1]
+    return None, model
+
+
+def model_family(model: Any) -> Family:
+    """What ``method="auto"`` sees: ``"linear"`` for a final linear classifier (``coef_`` of one
+    row, ``decision_function``), ``"tree"`` for a binary scikit-learn gradient-boosting
+    classifier, ``"other"`` for anything else (the model-agnostic search handles it)."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    _, final = split_pipeline(model)
+    coef = getattr(final, "coef_", None)
+    if (
+        coef is not None
+        and np.ndim(coef) == 2
+        and np.shape(coef)[0] == 1
+        and callable(getattr(final, "decision_function", None))
+    ):
+        return "linear"
+    if isinstance(final, GradientBoostingClassifier) and len(final.classes_) == 2:
+        return "tree"
+    return "other"
+
+
+class SeparableEncoding:
+    """A pipeline's encoder read column by column: ``encode(Z)`` in numpy, no data frames.
+
+    scikit-learn's ``ColumnTransformer`` with scalers, ordinal codes and one-hot encoders is
+    *separable*: each encoded column depends on one feature, affinely for numeric features and
+    through a lookup table for categories. :meth:`read` probes the fitted encoder to recover
+    those maps and verifies them exactly on the training rows; it returns ``None`` for encoders
+    that are not separable (then everything goes through the pipeline itself).
+    """
+
+    def __init__(
+        self,
+        base: np.ndarray,
+        columns: list[np.ndarray],
+        slopes: list[np.ndarray],
+        tables: list[np.ndarray],
+        numeric: np.ndarray,
+    ) -> None:
+        self.base = base  # (m,) encoded value of a zero row (numeric 0, every table row 0)
+        self.columns = columns  # per feature: indices of its encoded columns
+        self.slopes = slopes  # per numeric feature: (len(columns[j]),) d encoded / d value
+        self.tables = tables  # per categorical feature: (n_categories, len(columns[j]))
+        self.numeric = numeric  # (d,) bool
+        # encode() builds the columns feature by feature, then puts them in encoder order
+        owned = np.concatenate([np.zeros(0, dtype=np.int64), *columns])
+        free = np.setdiff1d(np.arange(len(base)), owned)  # columns no feature moves
+        self._order = np.argsort(np.concatenate([owned, free]))  # block order -> encoder order
+        self._free = base[free]
+        self._offsets = [base[cols] for cols in columns]
+        self._lookup = [
+            tables[j] + base[cols] if not numeric[j] else tables[j]
+            for j, cols in enumerate(columns)
+        ]
+
+    @property
+    def width(self) -> int:
+        return len(self.base)
+
+    def encode(self, Z: np.ndarray) -> np.ndarray:
+        """Encoded rows ``(n, m)`` of the codes ``Z`` ``(n, d)``."""
+        blocks = []
+        for j, cols in enumerate(self.columns):
+            if len(cols) == 0:
+                continue
+            if self.numeric[j]:
+                blocks.append(Z[:, j, None] * self.slopes[j][None] + self._offsets[j][None])
+            else:
+                blocks.append(self._lookup[j][Z[:, j].astype(np.int64)])
+        blocks.append(np.broadcast_to(self._free[None], (len(Z), len(self._free))))
+        return np.concatenate(blocks, axis=1)[:, self._order]  # (n, m)
+
+    @classmethod
+    def read(cls, encoder: Any, codec: Codec, Z_train: np.ndarray) -> SeparableEncoding | None:
+        import warnings
+
+        transform = getattr(encoder, "transform", None)
+        if not callable(transform):
+            return None
+
+        def enc(Z: np.ndarray) -> np.ndarray:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return _dense(transform(codec.to_frame(Z)))
+
+        ref = Z_train[:1]  # (1, d)
+        probes: list[np.ndarray] = []
+        spans: list[tuple[int, int]] = []
+        for j in range(codec.d):
+            rows = _probe_values(codec, j, Z_train[:, j])
+            P = np.repeat(ref, len(rows), axis=0)
+            P[:, j] = rows
+            spans.append((sum(len(p) for p in probes), len(rows)))
+            probes.append(P)
+        try:
+            E = enc(np.concatenate(probes))  # (n_probes, m)
+            E_ref = enc(ref)[0]  # (m,)
+        except Exception:  # an encoder that cannot take its own training frame's dtypes
+            return None
+        if E.ndim != 2:
+            return None
+        base = E_ref.copy()
+        columns, slopes, tables = [], [], []
+        owner = np.full(E.shape[1], -1)
+        for j in range(codec.d):
+            start, n = spans[j]
+            block = E[start : start + n]  # (n, m)
+            cols = np.flatnonzero(np.abs(block - E_ref).max(axis=0) > 1e-12)
+            if (owner[cols] >= 0).any():
+                return None  # two features share an encoded column: not separable
+            owner[cols] = j
+            columns.append(cols)
+            values = probes[j][:, j]
+            if codec.numeric[j]:
+                span = values.max() - values.min()
+                slope = (block[-1, cols] - block[0, cols]) / (values[-1] - values[0])
+                if not span > 0:
+                    slope = np.zeros(len(cols))
+                slopes.append(slope)
+                tables.append(np.zeros((0, len(cols))))
+                base[cols] -= ref[0, j] * slope
+            else:
+                table = np.zeros((len(codec.lookup[j]), len(cols)))
+                table[values.astype(np.int64)] = block[:, cols]
+                slopes.append(np.zeros(len(cols)))
+                tables.append(table - table[int(ref[0, j])])
+        encoding = cls(base, columns, slopes, tables, codec.numeric.copy())
+        sample = Z_train[:: max(1, len(Z_train) // 256)]
+        expected = np.concatenate([enc(sample), E])
+        got = encoding.encode(np.concatenate([sample, *probes]))
+        tolerance = 1e-8 * (1.0 + np.abs(expected).max())
+        return encoding if np.abs(got - expected).max() <= tolerance else None
+
+
+def _probe_values(codec: Codec, j: int, column: np.ndarray) -> np.ndarray:
+    """Values of feature ``j`` to probe: every category, or numeric min, quartiles and max."""
+    if codec.numeric[j]:
+        low, high = float(column.min()), float(column.max())
+        if high == low:
+            high = low + 1.0
+        values = np.array([low, *np.quantile(column, [0.25, 0.5, 0.75]), high])
+        return np.round(values) if codec.schema.features[j].integer else values
+    return np.arange(len(codec.lookup[j]), dtype=np.float64)
+
+
+class ModelView:
+    """The user's model seen through codes: ``proba(Z)`` and ``logit(Z)`` of approval, ``(n,)``.
+
+    When the model is a pipeline with a separable encoder (:class:`SeparableEncoding`, verified
+    on the training rows), :meth:`proba` encodes in numpy and calls the final estimator
+    directly, which is exact and skips the per-call cost of building a data frame; :meth:`check`
+    always goes through ``model.predict_proba`` on a data frame. ``calls``/``rows`` count both.
+    """
+
+    def __init__(self, model: Any, codec: Codec) -> None:
+        check_model(model)
+        self.model = model
+        self.codec = codec
+        self.encoding: SeparableEncoding | None = None
+        self._final: Any = None
+        classes = getattr(model, "classes_", None)
+        if classes is None and hasattr(model, "steps"):
+            classes = getattr(model.steps[-1][1], "classes_", None)
+        self.positive = 1
+        if classes is not None:
+            listed = list(classes)
+            if len(listed) != 2:
+                raise ValueError(f"`model` must be a binary classifier, got classes {listed!r}")
+            self.positive = listed.index(1) if 1 in listed else 1
+        self.calls = 0
+        self.rows = 0
+
+    def read_encoder(self, Z_train: np.ndarray) -> None:
+        """Try to read the pipeline's encoder (see :class:`SeparableEncoding`) for fast calls;
+        keep it only if the final estimator then reproduces ``predict_proba`` exactly."""
+        import warnings
+
+        encoder, final = split_pipeline(self.model)
+        if encoder is None or not callable(getattr(final, "predict_proba", None)):
+            return
+        encoding = SeparableEncoding.read(encoder, self.codec, Z_train)
+        if encoding is None:
+            return
+        sample = Z_train[:: max(1, len(Z_train) // 128)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fast = np.asarray(final.predict_proba(encoding.encode(sample)), dtype=np.float64)
+        slow = np.asarray(self.model.predict_proba(self.codec.to_frame(sample)), np.float64)
+        if fast.shape == slow.shape and np.abs(fast - slow).max() <= 1e-9:
+            self.encoding, self._final = encoding, final
+
+    def proba(self, Z: np.ndarray) -> np.ndarray:
+        """Approval probability ``(n,)`` of the applicants with codes ``Z`` ``(n, d)``."""
+        if len(Z) == 0:
+            return np.zeros(0)
+        if self.encoding is None:
+            return self.check(Z)
+        import warnings
+
+        self.calls += 1
+        self.rows += len(Z)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = np.asarray(self._final.predict_proba(self.encoding.encode(Z)), np.float64)
+        return out[:, self.positive]
+
+    def check(self, Z: np.ndarray) -> np.ndarray:
+        """Approval probability ``(n,)`` from ``model.predict_proba`` on a data frame."""
+        if len(Z) == 0:
+            return np.zeros(0)
+        self.calls += 1
+        self.rows += len(Z)
+        out = np.asarray(self.model.predict_proba(self.codec.to_frame(Z)), dtype=np.float64)
+        if out.ndim != 2 or out.shape[0] != len(Z):
+            raise ValueError(
+                f"`model.predict_proba` must return (n, 2) probabilities, got {out.shape}"
+            )
+        return out[:, self.positive]
+
+    def logit(self, Z: np.ndarray) -> np.ndarray:
+        """Log-odds of approval ``(n,)``: ``decision_function`` when the model has one (exact),
+        otherwise ``log(p / (1 - p))``."""
+        decision = getattr(self.model, "decision_function", None)
+        if callable(decision):
+            self.calls += 1
+            self.rows += len(Z)
+            raw = np.asarray(decision(self.codec.to_frame(Z)), dtype=np.float64).reshape(-1)
+            return raw if self.positive == 1 else -raw
+        p = np.clip(self.proba(Z), 1e-15, 1 - 1e-15)
+        return np.log(p) - np.log1p(-p)

@@ -1,0 +1,403 @@
+"""``Recourse``: actionable, diverse counterfactuals for denied applicants, one verb, ``explain``.
+
+::
+
+    from cfx.data.credit import load_german
+    from cfx.recourse import Recourse
+    from cfx.zoo import german_split, load_credit_model
+
+    data = load_german()
+    train, test = german_split()
+    rec = Recourse(load_credit_model("logistic"), data.schema, k=3).fit(data.X.iloc[train])
+    for res in rec.explain(data.X.iloc[test[:5]]):
+        print(res.status, res.plan)
+
+Methods (``method=``): ``"milp"`` exact for additive (linear/logistic) models
+(:mod:`cfx.recourse.milp`), ``"tree"`` exact for gradient-boosted trees
+(:mod:`cfx.recourse.tree`), ``"search"`` for any ``predict_proba`` (:mod:`cfx.recourse.search`),
+``"dice-random"``/``"dice-genetic"``/``"dice-kdtree"`` to run dice-ml through the same API
+(:mod:`cfx.recourse.dice`); ``"auto"`` picks milp, tree or search from the model.
+
+Every cfx method shares one selection step (:mod:`cfx.recourse.select`): counterfactuals are
+valid (checked with ``model.predict_proba`` itself), break no constraint, carry no redundant
+change, use pairwise different feature sets, and come from inside the data support when possible
+(``support``: the share of the 5 nearest training applicants the model approves must reach it;
+``plausibility_weight`` trades the remaining cost against a higher share).
+The exact methods' optimum is always a candidate: with ``support > 0`` the MILP's optimum joins
+the search's candidates, and the tree enumeration's candidates are extended by the search when
+none of them is supported; ``RecourseResult.min_cost`` keeps the proven optimum's cost. With
+``support=0`` the exact methods return their exact, diverse optima and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Hashable, Mapping
+from typing import Any, Literal, get_args
+
+import numpy as np
+import pandas as pd
+
+from cfx.data.schema import FeatureSchema
+from cfx.recourse.causal import AdditiveSCM
+from cfx.recourse.dice import DICE_METHODS, DiceRecourse
+from cfx.recourse.milp import LinearMILP
+from cfx.recourse.model import ModelView, check_model, model_family
+from cfx.recourse.plan import GERMAN_PHRASES, Phrase, describe, plan
+from cfx.recourse.proposal import Evaluate, Method, Proposal
+from cfx.recourse.result import Change, Counterfactual, RecourseResult, Status
+from cfx.recourse.search import GridSearch
+from cfx.recourse.select import Choice, DataSupport, Realise, choose
+from cfx.recourse.space import COSTS, ActionSpace, Codec, Constraints, CostName, Scales
+from cfx.recourse.tree import TreeMILP
+
+MethodName = Literal["auto", "milp", "tree", "search", "dice-random", "dice-genetic", "dice-kdtree"]
+METHODS: tuple[str, ...] = get_args(MethodName)
+N_NEIGHBORS = 5
+log = logging.getLogger(__name__)
+
+
+class Recourse:
+    """Recourse for denied applicants of a binary credit model (scikit-learn style).
+
+    Parameters (keyword-only after ``schema``, stored unchanged, validated in :meth:`fit`):
+
+    * ``model``: anything with ``predict_proba(X: DataFrame) -> (n, 2)`` over the schema's
+      columns (column of class 1 = approved); a torch module through
+      :class:`~cfx.recourse.model.TorchClassifier`.
+    * ``schema``: the :class:`~cfx.data.schema.FeatureSchema` (kinds, ranges, actionability).
+    * ``k``: counterfactuals per applicant (at most; pairwise different feature sets).
+    * ``method``: see the module docstring; ``cost``: ``"mad"`` (numeric changes in median
+      absolute deviations) or ``"range"`` (in data ranges); categories cost their feature's
+      ``cost`` per change (per step along an ordinal order).
+    * ``threshold``: approved when ``P(approved) >= threshold``.
+    * ``max_changes``: at most this many features per action (``None``: no limit).
+    * ``support``: required share of the 5 nearest training applicants that the model approves
+      (when no candidate reaches it, the best supported ones are returned; 0 disables the data
+      support altogether and selects by cost alone: exact optima for milp/tree).
+    * ``plausibility_weight``: the plausibility term of the selection, ``cost + weight * (1 -
+      share)``: with the default 15, each denied neighbour adds 3 to a candidate's cost (three
+      category changes), so an all-approved neighbourhood is preferred unless it costs that
+      much more. 0 selects by cost alone.
+    * ``scm``: an :class:`~cfx.recourse.causal.AdditiveSCM` for causal recourse (search only).
+    * ``phrases``: wording of changes per feature (default: German Credit's).
+    * ``random_state``: seed passed to methods that sample (dice-random).
+
+    Learned in :meth:`fit`: ``codec_``, ``scales_`` (MAD and ranges), ``support_`` (data
+    support), ``method_`` (resolved name), ``engine_``, ``scm_``.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        schema: FeatureSchema,
+        *,
+        k: int = 3,
+        method: MethodName = "auto",
+        cost: CostName = "mad",
+        threshold: float = 0.5,
+        max_changes: int | None = None,
+        support: float = 0.8,
+        plausibility_weight: float = 15.0,
+        scm: AdditiveSCM | None = None,
+        phrases: Mapping[str, Phrase] | None = None,
+        random_state: int | None = 0,
+    ) -> None:
+        self.model = model
+        self.schema = schema
+        self.k = k
+        self.method = method
+        self.cost = cost
+        self.threshold = threshold
+        self.max_changes = max_changes
+        self.support = support
+        self.plausibility_weight = plausibility_weight
+        self.scm = scm
+        self.phrases = phrases
+        self.random_state = random_state
+
+    # --------------------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        check_model(self.model)
+        if not isinstance(self.schema, FeatureSchema):
+            raise TypeError(f"`schema` must be a FeatureSchema, got {type(self.schema).__name__}")
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
+            raise ValueError(f"`k` must be a positive int, got {self.k!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"`method` must be one of {METHODS}, got {self.method!r}")
+        if self.cost not in COSTS:
+            raise ValueError(f"`cost` must be one of {COSTS}, got {self.cost!r}")
+        if not isinstance(self.threshold, float | int) or not 0 < self.threshold < 1:
+            raise ValueError(f"`threshold` must be a number in (0, 1), got {self.threshold!r}")
+        if not isinstance(self.support, float | int) or not 0 <= self.support <= 1:
+            raise ValueError(f"`support` must be a number in [0, 1], got {self.support!r}")
+        weight = self.plausibility_weight
+        if not isinstance(weight, float | int) or not 0 <= weight < float("inf"):
+            raise ValueError(f"`plausibility_weight` must be a finite number >= 0, got {weight!r}")
+        Constraints(max_changes=self.max_changes)  # validates it
+        if self.scm is not None and not isinstance(self.scm, AdditiveSCM):
+            raise TypeError(f"`scm` must be an AdditiveSCM or None, got {type(self.scm).__name__}")
+        if self.scm is not None and self.method not in ("auto", "search"):
+            raise ValueError(
+                f"causal recourse (`scm`) needs method='search' or 'auto', got {self.method!r}"
+            )
+
+    def fit(self, X_train: pd.DataFrame) -> Recourse:
+        """Learn MAD scales, ranges, the data support and the method's view of the model."""
+        self._check_params()
+        if not isinstance(X_train, pd.DataFrame):
+            raise TypeError(f"`X_train` must be a pandas DataFrame, got {type(X_train).__name__}")
+        missing = [n for n in self.schema.names if n not in X_train.columns]
+        if missing:
+            raise ValueError(f"`X_train` is missing columns {missing!r}")
+        codec = Codec(self.schema, X_train)
+        Z = codec.to_codes(X_train, what="X_train")
+        if len(Z) < 2:
+            raise ValueError(f"`X_train` needs at least 2 rows, got {len(Z)}")
+        scales = Scales.learn(self.schema, Z, self.cost)
+        view = ModelView(self.model, codec)
+        view.read_encoder(Z)
+        approved = view.proba(Z) >= self.threshold
+        self.codec_ = codec
+        self.scales_ = scales
+        self.view_ = view
+        self.support_ = DataSupport(codec, scales, Z, approved, n_neighbors=N_NEIGHBORS)
+        self.search_ = GridSearch(Z, threshold=self.threshold)
+        self.scm_ = None if self.scm is None else self.scm.fitted_copy(X_train, codec, scales)
+        self.method_, self.engine_ = self._engine(Z, approved)
+        return self
+
+    def _engine(self, Z: np.ndarray, approved: np.ndarray) -> tuple[str, Method]:
+        method = self.method
+        if method == "auto":
+            family = model_family(self.model) if self.scm is None else "other"
+            try:
+                if family == "linear":
+                    return "milp", LinearMILP(self.view_, Z, self.scales_, threshold=self.threshold)
+                if family == "tree":
+                    return "tree", TreeMILP(self.view_, Z, threshold=self.threshold)
+            except (TypeError, ValueError) as err:
+                log.info("method='auto' falls back to search: %s", err)
+            return "search", self.search_
+        if method == "milp":
+            return method, LinearMILP(self.view_, Z, self.scales_, threshold=self.threshold)
+        if method == "tree":
+            return method, TreeMILP(self.view_, Z, threshold=self.threshold)
+        if method == "search":
+            return method, self.search_
+        if method in DICE_METHODS:
+            engine = DiceRecourse(
+                self.view_,
+                Z,
+                approved,
+                method=method,
+                threshold=self.threshold,
+                random_state=self.random_state,
+            )
+            return method, engine
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+
+    # --------------------------------------------------------------------------------------------
+    def explain(
+        self, applicants: pd.DataFrame | pd.Series, *, constraints: Constraints | None = None
+    ) -> list[RecourseResult]:
+        """Recourse for each applicant (row), under the schema and optional per-query
+        ``constraints``; one :class:`~cfx.recourse.result.RecourseResult` per row, in order."""
+        if not hasattr(self, "engine_"):
+            raise ValueError("this Recourse is not fitted yet; call fit(X_train) first")
+        if constraints is not None and not isinstance(constraints, Constraints):
+            raise TypeError(
+                f"`constraints` must be a Constraints or None, got {type(constraints).__name__}"
+            )
+        if isinstance(applicants, pd.Series):  # one applicant
+            applicants = applicants.to_frame().T.infer_objects()
+        Z = self.codec_.to_codes(applicants)  # (n, d), validated
+        schema = self.schema if constraints is None else constraints.apply(self.schema)
+        max_changes = self.max_changes
+        if constraints is not None and constraints.max_changes is not None:
+            max_changes = constraints.max_changes
+        t0 = time.perf_counter()
+        p0 = self.view_.proba(Z)  # (n,) re-checked with the model itself with the results
+        share = (time.perf_counter() - t0) / max(1, len(Z))
+        return [
+            self._explain_one(z0, float(p), index, schema, max_changes, share)
+            for z0, p, index in zip(Z, p0, applicants.index, strict=True)
+        ]
+
+    def _realise(self, z0: np.ndarray) -> Realise:
+        if self.scm_ is None:
+            return lambda A: A
+        scm = self.scm_
+        return lambda A: scm.propagate(z0, A)
+
+    def _explain_one(
+        self,
+        z0: np.ndarray,
+        p0: float,
+        index: Hashable,
+        schema: FeatureSchema,
+        max_changes: int | None,
+        seconds: float,
+    ) -> RecourseResult:
+        t0 = time.perf_counter()
+
+        def done(
+            status: Status, cfs: tuple[Counterfactual, ...], reason: str, prop: Proposal | None
+        ) -> RecourseResult:
+            return RecourseResult(
+                index=index,
+                status=status,
+                proba=p0,
+                counterfactuals=cfs,
+                reason=reason,
+                method=self.method_,
+                seconds=seconds + time.perf_counter() - t0,
+                min_cost=None if prop is None else prop.min_cost,
+                max_proba=None if prop is None else prop.max_proba,
+            )
+
+        if p0 >= self.threshold:
+            return done("approved", (), "", None)
+        space = ActionSpace.build(schema, z0, self.scales_, max_changes)
+        realise = self._realise(z0)
+
+        def evaluate(A: np.ndarray) -> np.ndarray:
+            return self.view_.proba(realise(A))
+
+        # with data support on, the search supplies the diverse candidates and the MILP its
+        # optimum (and its proof when there is none); without, the MILP gives all k
+        augment = self.method_ == "milp" and self.support > 0
+
+        def accept(A: np.ndarray) -> np.ndarray:
+            return self.support_.share(realise(A)) >= self.support - 1e-12
+
+        if self.engine_ is self.search_:
+            proposal = self.search_.propose(space, k=self.k, evaluate=evaluate, accept=accept)
+        else:
+            proposal = self.engine_.propose(space, k=1 if augment else self.k, evaluate=evaluate)
+        if proposal.infeasible:
+            return done("infeasible", (), proposal.reason, proposal)
+        if self.method_ in DICE_METHODS:
+            cfs = self._raw(space, p0, proposal.actions)
+            valid = any(cf.valid for cf in cfs)
+            reason = "" if valid else proposal.reason or "no valid counterfactual"
+            return done("recourse" if valid else "not_found", cfs, reason, proposal)
+        actions = proposal.actions
+        if augment:
+            extra = self.search_.propose(space, k=self.k, evaluate=evaluate, accept=accept)
+            actions = np.concatenate([actions, extra.actions])
+        choice = self._choose(space, actions, evaluate, realise)
+        if self.method_ == "tree" and self.support > 0 and choice.supported_found == 0:
+            # the enumeration stops at two changes; look further for a supported action
+            extra = self.search_.propose(space, k=self.k, evaluate=evaluate, accept=accept)
+            if len(extra.actions):
+                actions = np.concatenate([choice.actions, extra.actions])
+                choice = self._choose(space, actions, evaluate, realise)
+        cfs = self._checked(space, p0, choice.actions, choice.points, choice.support, realise)
+        if not cfs:
+            reason = proposal.reason or "no valid, non-redundant counterfactual was found"
+            return done("not_found", (), reason, proposal)
+        return done("recourse", cfs, "", proposal)
+
+    def _choose(
+        self, space: ActionSpace, actions: np.ndarray, evaluate: Evaluate, realise: Realise
+    ) -> Choice:
+        weight = float(self.plausibility_weight) if self.support > 0 else 0.0
+        return choose(
+            space,
+            actions,
+            k=self.k,
+            evaluate=evaluate,
+            realise=realise,
+            threshold=self.threshold,
+            support=self.support_,
+            min_support=float(self.support),
+            weight=weight,
+        )
+
+    # --------------------------------------------------------------------------------------------
+    def _checked(
+        self,
+        space: ActionSpace,
+        p0: float,
+        actions: np.ndarray,
+        points: np.ndarray,
+        share: np.ndarray,
+        realise: Realise,
+    ) -> tuple[Counterfactual, ...]:
+        """Re-check the chosen counterfactuals with ``model.predict_proba`` itself (valid, and
+        undoing any single action loses validity) and build the results."""
+        if len(actions) == 0:
+            return ()
+        changed = space.changed(actions)
+        rows, feats = np.nonzero(changed & (changed.sum(axis=1) >= 2)[:, None])
+        reverted = actions[rows].copy()
+        reverted[np.arange(len(rows)), feats] = space.z0[feats]
+        p = self.view_.check(np.concatenate([space.z0[None], points, realise(reverted)]))
+        if p[0] >= self.threshold:  # the fast path disagreed with the model; trust the model
+            return ()
+        p_cf, p_rev = p[1 : len(points) + 1], p[len(points) + 1 :]
+        out = []
+        for i in range(len(actions)):
+            redundant = bool((p_rev[rows == i] >= self.threshold).any())
+            if p_cf[i] < self.threshold or redundant:
+                log.warning("dropping a counterfactual that failed the model re-check")
+                continue
+            out.append(self._counterfactual(space, p0, actions[i], points[i], p_cf[i], share[i]))
+        return tuple(out)
+
+    def _raw(
+        self, space: ActionSpace, p0: float, actions: np.ndarray
+    ) -> tuple[Counterfactual, ...]:
+        """Counterfactuals as a method returned them (DiCE), scored but not post-processed."""
+        if len(actions) == 0:
+            return ()
+        p = self.view_.check(actions)
+        share = self.support_.share(actions)
+        return tuple(
+            self._counterfactual(space, p0, a, a, float(pa), float(s))
+            for a, pa, s in zip(actions, p, share, strict=True)
+        )
+
+    def _counterfactual(
+        self,
+        space: ActionSpace,
+        p0: float,
+        action: np.ndarray,
+        point: np.ndarray,
+        proba: float,
+        share: float,
+    ) -> Counterfactual:
+        codec = self.codec_
+        phrases = GERMAN_PHRASES if self.phrases is None else self.phrases
+        costs = space.feature_costs(action[None])[0]
+        acted = space.changed(action[None])[0]
+        moved = space.changed(point[None])[0] & ~acted
+        changes = []
+        for is_action, mask in ((True, acted), (False, moved)):
+            for j in np.flatnonzero(mask).tolist():
+                spec = space.schema.features[j]
+                before, after = codec.value(j, space.z0[j]), codec.value(j, point[j])
+                changes.append(
+                    Change(
+                        feature=spec.name,
+                        before=before,
+                        after=after,
+                        cost=float(costs[j]) if is_action else 0.0,
+                        action=is_action,
+                        text=describe(spec, before, after, phrases),
+                    )
+                )
+        return Counterfactual(
+            changes=tuple(changes),
+            values={name: codec.value(j, point[j]) for j, name in enumerate(codec.names)},
+            cost=float(costs.sum()),
+            proba_before=p0,
+            proba_after=float(proba),
+            plausibility=float(share),
+            distance=float(self.support_.distance(point[None])[0]),
+            plan=plan(changes),
+            valid=bool(proba >= self.threshold),
+            violations=tuple(space.violations(action)),
+        )

@@ -1,0 +1,125 @@
+"""Frozen results of ``Recourse.explain``: one :class:`RecourseResult` per applicant."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+Status = Literal["approved", "recourse", "infeasible", "not_found"]
+Value = float | int | str
+
+
+@dataclass(frozen=True)
+class Change:
+    """One feature's change. ``action=False`` marks a causal consequence of other actions (it
+    costs nothing itself)."""
+
+    feature: str
+    before: Value
+    after: Value
+    cost: float
+    action: bool = True
+    text: str = ""  # the change in plain words, e.g. "reduce the credit amount from 5,951 ..."
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    """One way to get approved: what to change, what it costs, where it leads."""
+
+    changes: tuple[Change, ...]  # actions first, then causal consequences
+    values: Mapping[str, Value]  # the whole counterfactual applicant
+    cost: float  # action cost (interventions only)
+    proba_before: float  # approval probability of the applicant
+    proba_after: float  # approval probability of the counterfactual (from the model)
+    plausibility: float  # share of the nearest training applicants the model approves (yNN)
+    distance: float  # distance to the nearest approved training applicant (standardised)
+    plan: str  # plain-language plan, e.g. "reduce ...; shorten ..."
+    valid: bool = True  # proba_after >= threshold (always true for cfx's own methods)
+    violations: tuple[str, ...] = ()  # constraints the action breaks (always empty for cfx's)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The features acted on (causal consequences excluded)."""
+        return tuple(c.feature for c in self.changes if c.action)
+
+    @property
+    def n_changes(self) -> int:
+        return len(self.features)
+
+
+@dataclass(frozen=True)
+class RecourseResult:
+    """Recourse for one applicant.
+
+    ``status``: ``"approved"`` (already approved, nothing to do), ``"recourse"`` (at least one
+    counterfactual), ``"infeasible"`` (an exact method *proved* that no allowed action gets the
+    applicant approved; ``reason`` is the certificate: the highest reachable probability and the
+    binding constraints) or ``"not_found"`` (a heuristic found nothing; not a proof).
+    """
+
+    index: Hashable  # the applicant's row label
+    status: Status
+    proba: float  # approval probability now
+    counterfactuals: tuple[Counterfactual, ...]  # cheapest first, pairwise different features
+    reason: str  # why there is no recourse (empty when there is)
+    method: str  # the method that produced it ("milp", "tree", "search", "dice-random", ...)
+    seconds: float  # wall time for this applicant
+    min_cost: float | None = None  # proven minimum action cost (exact methods), data support aside
+    max_proba: float | None = None  # highest approval probability reachable (exact) or seen
+
+    @property
+    def plan(self) -> str:
+        """The cheapest counterfactual's plan, or the reason there is none."""
+        if self.counterfactuals:
+            return self.counterfactuals[0].plan
+        if self.status == "approved":
+            return "already approved; nothing to change"
+        return f"no recourse under these constraints: {self.reason}"
+
+    def __len__(self) -> int:
+        return len(self.counterfactuals)
+
+
+def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
+    """One row per counterfactual (or per applicant without one), for CSV/JSON output.
+
+    Columns: ``index``, ``status``, ``rank`` (1 = cheapest; 0 when there is none), ``proba``,
+    ``proba_after``, ``cost``, ``n_changes``, ``changes`` (``feature: before -> after`` joined by
+    ``; ``), ``plan``, ``plausibility``, ``distance``, ``reason``, ``method``, ``seconds``.
+    """
+    rows = []
+    for res in results:
+        base = {
+            "index": res.index,
+            "status": res.status,
+            "proba": res.proba,
+            "reason": res.reason,
+            "method": res.method,
+            "seconds": res.seconds,
+        }
+        if not res.counterfactuals:
+            rows.append({**base, "rank": 0, "plan": res.plan})
+        for rank, cf in enumerate(res.counterfactuals, start=1):
+            rows.append(
+                {
+                    **base,
+                    "rank": rank,
+                    "proba_after": cf.proba_after,
+                    "cost": cf.cost,
+                    "n_changes": cf.n_changes,
+                    "changes": "; ".join(
+                        f"{c.feature}: {c.before} -> {c.after}" for c in cf.changes
+                    ),
+                    "plan": cf.plan,
+                    "plausibility": cf.plausibility,
+                    "distance": cf.distance,
+                }
+            )
+    columns = [
+        "index", "status", "rank", "proba", "proba_after", "cost", "n_changes", "changes",
+        "plan", "plausibility", "distance", "reason", "method", "seconds",
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)

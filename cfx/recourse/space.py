@@ -1,0 +1,417 @@
+"""What an applicant may change, at what cost: codes, per-query constraints and action spaces.
+
+Every recourse method works on one array representation, ``Z`` of shape ``(n, d)`` float64 in
+schema column order: numeric features hold their value, ordinal and categorical features hold the
+index of their category in ``FeatureSpec.categories``. :class:`Codec` converts data frames to and
+from it (validating them on the way in); :class:`Constraints` overrides the schema for one query;
+:class:`ActionSpace` is the resulting set of allowed actions for one applicant, with their costs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from cfx.data.schema import Direction, FeatureSchema, FeatureSpec
+
+CostName = Literal["mad", "range"]
+COSTS: tuple[str, ...] = ("mad", "range")
+_SHOW = 5
+
+
+# ------------------------------------------------------------------------------------------------
+# codes <-> data frames
+
+
+class Codec:
+    """Converts applicant frames to codes ``Z`` ``(n, d)`` and back, with the dtypes of ``like``.
+
+    ``like`` is the training frame: categorical columns come back as ``pd.Categorical`` when they
+    were categorical there and as plain strings otherwise; numeric columns keep an integer dtype
+    when the feature is ``integer`` and the training column was integer.
+    """
+
+    def __init__(self, schema: FeatureSchema, like: pd.DataFrame) -> None:
+        self.schema = schema
+        self.names = schema.names
+        self.d = len(schema)
+        self.numeric = np.array([f.kind == "numeric" for f in schema.features])  # (d,)
+        self.ordinal = np.array([f.kind == "ordinal" for f in schema.features])  # (d,)
+        self.lookup = [
+            {c: i for i, c in enumerate(f.categories)} if f.kind != "numeric" else {}
+            for f in schema.features
+        ]
+        self._as_category = [
+            f.kind != "numeric" and isinstance(like[f.name].dtype, pd.CategoricalDtype)
+            for f in schema.features
+        ]
+        self._as_int = [
+            f.kind == "numeric" and f.integer and pd.api.types.is_integer_dtype(like[f.name])
+            for f in schema.features
+        ]
+        self._dtypes = [
+            pd.CategoricalDtype(list(f.categories), ordered=f.kind == "ordinal")
+            if f.kind != "numeric"
+            else None
+            for f in schema.features
+        ]
+        self._labels = [np.array(f.categories, dtype=object) for f in schema.features]
+
+    def to_codes(self, df: pd.DataFrame, *, what: str = "applicants") -> np.ndarray:
+        """Validate ``df`` (missing columns, NaN, non-numeric values, unknown categories) and
+        return its codes ``(n, d)``. Values outside a feature's range are allowed here: ranges
+        constrain what a counterfactual may change *to*, not who may ask."""
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"`{what}` must be a pandas DataFrame, got {type(df).__name__}")
+        missing = [n for n in self.names if n not in df.columns]
+        if missing:
+            raise ValueError(
+                f"`{what}` is missing columns {missing!r}; expected the schema's features"
+                f" {list(self.names)!r}"
+            )
+        Z = np.empty((len(df), self.d))  # (n, d)
+        for j, spec in enumerate(self.schema.features):
+            column = df[spec.name]
+            nan = column.isna().to_numpy()
+            if nan.any():
+                rows = list(df.index[nan][:_SHOW])
+                raise ValueError(
+                    f"`{what}` column `{spec.name}` has {int(nan.sum())} missing (NaN) values,"
+                    f" first rows {rows!r}"
+                )
+            if spec.kind == "numeric":
+                Z[:, j] = _numeric_values(spec, column, what)
+            elif spec.kind in ("ordinal", "categorical"):
+                dtype = column.dtype
+                if isinstance(dtype, pd.CategoricalDtype) and tuple(
+                    str(c) for c in dtype.categories
+                ) == tuple(spec.categories):
+                    codes = column.cat.codes.to_numpy()
+                else:
+                    index = pd.Index(list(spec.categories))
+                    codes = index.get_indexer(column.astype(str).to_numpy())  # -1: unknown
+                if (codes < 0).any():
+                    values = column.astype(str).to_numpy()
+                    unknown = sorted(set(values[codes < 0]))[:_SHOW]
+                    raise ValueError(
+                        f"`{what}` column `{spec.name}` has unknown categories {unknown!r};"
+                        f" allowed: {spec.categories!r}"
+                    )
+                Z[:, j] = codes
+            else:
+                raise ValueError(f"unknown kind {spec.kind!r}")
+        return Z
+
+    def to_frame(self, Z: np.ndarray, index: pd.Index | None = None) -> pd.DataFrame:
+        """The data frame of codes ``Z`` ``(n, d)`` with the training frame's dtypes."""
+        columns: dict[str, object] = {}
+        for j, name in enumerate(self.names):
+            col = Z[:, j]
+            if self.numeric[j]:
+                columns[name] = np.round(col).astype(np.int64) if self._as_int[j] else col
+            elif self._as_category[j]:
+                columns[name] = pd.Categorical.from_codes(
+                    col.astype(np.int64), dtype=self._dtypes[j]
+                )
+            else:
+                columns[name] = self._labels[j][col.astype(np.int64)]
+        return pd.DataFrame(columns, index=index, copy=False)
+
+    def value(self, j: int, code: float) -> float | str:
+        """The human value of feature ``j`` at ``code`` (a number or a category label)."""
+        if self.numeric[j]:
+            return int(code) if self.schema.features[j].integer else float(code)
+        return str(self._labels[j][int(code)])
+
+
+def unique_rows(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(index of each distinct row's first occurrence, inverse (n,))`` of ``A`` ``(n, d)``,
+    rows in sorted order; like ``np.unique(A, axis=0)`` but 3x faster (one 1-D sort)."""
+    if len(A) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if A.dtype == np.bool_ and A.shape[1] <= 62:
+        keys: np.ndarray = A @ (np.int64(1) << np.arange(A.shape[1], dtype=np.int64))
+    else:
+        A = np.ascontiguousarray(A, dtype=np.float64) + 0.0  # -0.0 -> 0.0
+        keys = A.view(np.dtype((np.void, 8 * A.shape[1]))).ravel()
+    _, index, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return index, inverse.reshape(-1)
+
+
+def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarray:
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        coerced = pd.to_numeric(column, errors="coerce")
+        bad = list(column[coerced.isna()].unique()[:_SHOW])
+        raise TypeError(
+            f"`{what}` column `{spec.name}` must be numeric, got dtype {column.dtype}"
+            + (f" with non-numeric values {bad!r}" if bad else "")
+        )
+    values = column.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError(f"`{what}` column `{spec.name}` has infinite values")
+    return values
+
+
+# ------------------------------------------------------------------------------------------------
+# per-query constraints
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Per-query overrides of the schema's actionability rules (everything else is kept).
+
+    ``immutable``/``mutable`` freeze or free features; ``direction``, ``bounds`` (numeric
+    ``(lower, upper)``, ``None`` keeps a side), ``costs`` and ``transitions`` (categorical
+    whitelists, see :class:`~cfx.data.schema.FeatureSpec`) replace the schema's field per feature;
+    ``max_changes`` caps the number of features an action may change.
+
+    Example: ``Constraints(immutable=("purpose",), bounds={"credit_amount": (2000, None)},
+    max_changes=2)``.
+    """
+
+    immutable: tuple[str, ...] = ()
+    mutable: tuple[str, ...] = ()
+    direction: Mapping[str, Direction] = field(default_factory=dict)
+    bounds: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    costs: Mapping[str, float] = field(default_factory=dict)
+    transitions: Mapping[str, Mapping[str, tuple[str, ...]] | None] = field(default_factory=dict)
+    max_changes: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("immutable", "mutable"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, tuple | list):
+                raise TypeError(f"`{name}` must be a tuple of feature names, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        both = sorted(set(self.immutable) & set(self.mutable))
+        if both:
+            raise ValueError(f"features {both!r} are listed as both `immutable` and `mutable`")
+        for name in ("direction", "bounds", "costs", "transitions"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise TypeError(f"`{name}` must be a mapping by feature name")
+        _check_max_changes(self.max_changes)
+
+    def apply(self, schema: FeatureSchema) -> FeatureSchema:
+        """The schema with these overrides (each validated by the schema itself)."""
+        for name in (
+            *self.immutable,
+            *self.mutable,
+            *self.direction,
+            *self.bounds,
+            *self.costs,
+            *self.transitions,
+        ):
+            schema[name]  # raises UnknownNameError naming the known features
+        for name in self.immutable:
+            schema = schema.replace(name, mutable=False)
+        for name in self.mutable:
+            schema = schema.replace(name, mutable=True)
+        for name, direction in self.direction.items():
+            schema = schema.replace(name, direction=direction)
+        for name, bound in self.bounds.items():
+            if not isinstance(bound, tuple | list) or len(bound) != 2:
+                raise TypeError(f"`bounds[{name!r}]` must be (lower, upper), got {bound!r}")
+            spec = schema[name]
+            lower = spec.lower if bound[0] is None else bound[0]
+            upper = spec.upper if bound[1] is None else bound[1]
+            schema = schema.replace(name, lower=lower, upper=upper)
+        for name, cost in self.costs.items():
+            schema = schema.replace(name, cost=cost)
+        for name, transitions in self.transitions.items():
+            schema = schema.replace(name, transitions=transitions)
+        return schema
+
+
+def _check_max_changes(value: object) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"`max_changes` must be a positive int or None, got {value!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# scales learned from data
+
+
+@dataclass(frozen=True)
+class Scales:
+    """Per-feature statistics learned by ``Recourse.fit`` from the training codes."""
+
+    scale: np.ndarray  # (d,) cost divisor of a numeric step (MAD or range); 1 for categories
+    lower: np.ndarray  # (d,) numeric lower bound (schema, else data min); nan for categories
+    upper: np.ndarray  # (d,) numeric upper bound (schema, else data max); nan for categories
+    center: np.ndarray  # (d,) mean of the code (for the neighbour space)
+    spread: np.ndarray  # (d,) standard deviation of the code (for the neighbour space)
+
+    @classmethod
+    def learn(cls, schema: FeatureSchema, Z: np.ndarray, cost: str) -> Scales:
+        d = len(schema)
+        scale = np.ones(d)
+        lower = np.full(d, np.nan)
+        upper = np.full(d, np.nan)
+        for j, spec in enumerate(schema.features):
+            if spec.kind != "numeric":
+                continue
+            col = Z[:, j]
+            lower[j] = col.min() if spec.lower is None else spec.lower
+            upper[j] = col.max() if spec.upper is None else spec.upper
+            if cost == "mad":
+                scale[j] = _mad(col)
+            elif cost == "range":
+                scale[j] = col.max() - col.min()
+            else:
+                raise ValueError(f"`cost` must be one of {COSTS}, got {cost!r}")
+            if not scale[j] > 0:
+                scale[j] = 1.0
+        spread = Z.std(axis=0)
+        return cls(
+            scale=scale,
+            lower=lower,
+            upper=upper,
+            center=Z.mean(axis=0),
+            spread=np.where(spread > 0, spread, 1.0),
+        )
+
+
+def _mad(col: np.ndarray) -> float:
+    """Median absolute deviation; when it is 0 (a feature with a dominant value, e.g. most
+    applicants have 1 credit) the mean absolute deviation from the median instead."""
+    deviation = np.abs(col - np.median(col))
+    mad = float(np.median(deviation))
+    return mad if mad > 0 else float(deviation.mean())
+
+
+# ------------------------------------------------------------------------------------------------
+# the actions open to one applicant
+
+
+@dataclass(frozen=True)
+class ActionSpace:
+    """The actions open to one applicant ``z0`` under a schema (after per-query constraints).
+
+    A numeric feature ``j`` may move to any value in ``[lo[j], hi[j]]`` (whole numbers when
+    ``integer[j]``); a categorical or ordinal one to a code in ``targets[j]``. Staying at ``z0``
+    is always allowed. Action cost: ``weight * |change| / scale`` for numeric features,
+    ``weight`` per changed category and ``weight`` per step along an ordinal order.
+    """
+
+    schema: FeatureSchema
+    z0: np.ndarray  # (d,) the applicant's codes
+    movable: np.ndarray  # (d,) bool: the feature has at least one allowed new value
+    lo: np.ndarray  # (d,) numeric: lowest allowed new value; nan for categories
+    hi: np.ndarray  # (d,) numeric: highest allowed new value; nan for categories
+    integer: np.ndarray  # (d,) bool
+    numeric: np.ndarray  # (d,) bool
+    ordinal: np.ndarray  # (d,) bool
+    targets: tuple[tuple[int, ...], ...]  # allowed new codes per categorical feature
+    weight: np.ndarray  # (d,) per-feature action cost
+    scale: np.ndarray  # (d,) numeric cost divisor (MAD); 1 for categories
+    max_changes: int | None
+
+    @classmethod
+    def build(
+        cls, schema: FeatureSchema, z0: np.ndarray, scales: Scales, max_changes: int | None
+    ) -> ActionSpace:
+        d = len(schema)
+        lo = np.full(d, np.nan)
+        hi = np.full(d, np.nan)
+        movable = np.zeros(d, dtype=bool)
+        targets: list[tuple[int, ...]] = []
+        for j, spec in enumerate(schema.features):
+            if spec.kind == "numeric":
+                targets.append(())
+                # the query's schema bounds, else the training data's range
+                low = float(scales.lower[j] if spec.lower is None else spec.lower)
+                high = float(scales.upper[j] if spec.upper is None else spec.upper)
+                if spec.direction == "increase":
+                    low = max(low, z0[j])
+                elif spec.direction == "decrease":
+                    high = min(high, z0[j])
+                elif spec.direction != "any":
+                    raise ValueError(f"unknown direction {spec.direction!r}")
+                if spec.integer:
+                    low, high = math.ceil(low), math.floor(high)
+                lo[j], hi[j] = low, high
+                has_other = low < high or (low == high and low != z0[j])
+                movable[j] = spec.mutable and has_other
+            elif spec.kind in ("ordinal", "categorical"):
+                source = spec.categories[int(z0[j])]
+                allowed = tuple(spec.categories.index(c) for c in spec.allowed_targets(source))
+                targets.append(allowed)
+                movable[j] = bool(allowed)
+            else:
+                raise ValueError(f"unknown kind {spec.kind!r}")
+        _check_max_changes(max_changes)
+        return cls(
+            schema=schema,
+            z0=np.asarray(z0, dtype=np.float64),
+            movable=movable,
+            lo=lo,
+            hi=hi,
+            integer=np.array([f.integer for f in schema.features]),
+            numeric=np.array([f.kind == "numeric" for f in schema.features]),
+            ordinal=np.array([f.kind == "ordinal" for f in schema.features]),
+            targets=tuple(targets),
+            weight=np.array([f.cost for f in schema.features]),
+            scale=scales.scale,
+            max_changes=max_changes,
+        )
+
+    @property
+    def d(self) -> int:
+        return len(self.z0)
+
+    def changed(self, Z: np.ndarray) -> np.ndarray:
+        """``(n, d)`` bool: which features each row of ``Z`` ``(n, d)`` changes."""
+        return np.abs(Z - self.z0) > 1e-9
+
+    def feature_costs(self, Z: np.ndarray) -> np.ndarray:
+        """``(n, d)`` per-feature action cost of moving ``z0`` to each row of ``Z``."""
+        delta = np.abs(Z - self.z0)  # (n, d)
+        per_step = np.where(self.numeric, self.weight / self.scale, self.weight)
+        steps = np.where(self.numeric | self.ordinal, delta, (delta > 1e-9).astype(np.float64))
+        return steps * per_step
+
+    def cost(self, Z: np.ndarray) -> np.ndarray:
+        """``(n,)`` action cost of moving ``z0`` to each row of ``Z`` ``(n, d)``."""
+        return self.feature_costs(Z).sum(axis=1)
+
+    def violations(self, z: np.ndarray) -> list[str]:
+        """Every constraint that the action ``z0 -> z`` ``(d,)`` breaks, in words (empty: ok)."""
+        out = []
+        changed = self.changed(z[None])[0]
+        for j in np.flatnonzero(changed).tolist():
+            spec = self.schema.features[j]
+            if not spec.mutable:
+                out.append(f"`{spec.name}` is immutable")
+            elif self.numeric[j]:
+                if not self.lo[j] - 1e-9 <= z[j] <= self.hi[j] + 1e-9:
+                    out.append(
+                        f"`{spec.name}` = {z[j]:g} is outside the allowed"
+                        f" [{self.lo[j]:g}, {self.hi[j]:g}] (range and direction)"
+                    )
+                if self.integer[j] and abs(z[j] - round(z[j])) > 1e-9:
+                    out.append(f"`{spec.name}` = {z[j]:g} is not a whole number")
+            elif round(z[j]) not in self.targets[j]:
+                out.append(
+                    f"`{spec.name}` may not change from {spec.categories[int(self.z0[j])]!r}"
+                    f" to {spec.categories[round(z[j])]!r}"
+                )
+        if self.max_changes is not None and changed.sum() > self.max_changes:
+            out.append(f"changes {int(changed.sum())} features, more than {self.max_changes}")
+        return out
+
+    def clip(self, Z: np.ndarray) -> np.ndarray:
+        """Project changed numeric values of ``Z`` ``(n, d)`` onto the allowed range and whole
+        steps (categorical codes are left alone; unmovable features are reset to ``z0``)."""
+        out = Z.copy()
+        num = self.numeric & self.movable
+        moved = self.changed(Z) & num  # (n, d): an applicant outside the range may stay there
+        clipped = np.clip(out, np.where(num, self.lo, -np.inf), np.where(num, self.hi, np.inf))
+        clipped = np.where(self.integer, np.round(clipped), clipped)
+        out = np.where(moved, clipped, out)
+        out[:, ~self.movable] = self.z0[~self.movable]
+        return out

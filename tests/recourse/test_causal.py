@@ -1,0 +1,84 @@
+"""Causal recourse: interventions propagate to descendants; only interventions cost."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfx.data.schema import FeatureSchema, FeatureSpec
+from cfx.recourse import AdditiveSCM, Recourse
+
+SCHEMA = FeatureSchema(
+    features=(
+        FeatureSpec("x", "numeric", lower=0, upper=10, integer=True),
+        FeatureSpec("y", "numeric", lower=0, upper=30, integer=True),
+    ),
+    target="t",
+)
+
+
+class ApprovesHighY:
+    """Approved when y >= 9.5 (y alone matters)."""
+
+    def predict_proba(self, X):
+        p = 1.0 / (1.0 + np.exp(-(X["y"].to_numpy(float) - 9.5)))
+        return np.stack([1.0 - p, p], axis=1)
+
+
+def _train():
+    x = np.tile(np.arange(0, 11), 3)
+    noise = np.repeat([-1, 0, 1], 11)
+    return pd.DataFrame({"x": x, "y": 2 * x + 1 + noise})
+
+
+def test_acting_upstream_is_cheaper_and_costs_only_the_intervention():
+    X = _train()  # MAD of x and of y: 3 and 6
+    scm = AdditiveSCM({"y": ("x",)}, equations={"y": lambda parents: 2.0 * parents["x"]})
+    rec = Recourse(ApprovesHighY(), SCHEMA, scm=scm, support=0.0, k=2).fit(X)
+    assert rec.method_ == "search"
+    # x = 1, y = 3 (noise u = 1): do(x = 5) gives y = 11 (approved); do(x = 4) gives y = 9
+    (res,) = rec.explain(pd.DataFrame({"x": [1], "y": [3]}))
+    best = res.counterfactuals[0]
+    assert best.features == ("x",) and best.values["x"] == 5 and best.values["y"] == 11
+    (consequence,) = [c for c in best.changes if not c.action]
+    assert consequence.feature == "y" and consequence.cost == 0.0
+    assert best.cost == pytest.approx(4 / 3)  # |5 - 1| / MAD(x) = 4 / 3, y is free
+    assert "as a consequence" in best.plan
+    # acting on y directly is the other option: do(y = 10), cost 7 / 6
+    other = res.counterfactuals[1]
+    assert other.features == ("y",) and other.values["y"] == 10 and other.values["x"] == 1
+
+
+def test_linear_mechanism_is_fitted_and_user_object_untouched():
+    X = _train()
+    scm = AdditiveSCM({"y": ("x",)})
+    rec = Recourse(ApprovesHighY(), SCHEMA, scm=scm).fit(X)
+    assert not scm.fitted_
+    intercept, slope = rec.scm_.coef_["y"]
+    assert slope == pytest.approx(2.0) and intercept == pytest.approx(1.0)
+
+
+def test_cycles_and_bad_methods_are_errors():
+    with pytest.raises(ValueError, match="cycle"):
+        AdditiveSCM({"a": ("b",), "b": ("a",)})
+    with pytest.raises(ValueError, match="method='search'"):
+        Recourse(ApprovesHighY(), SCHEMA, method="milp", scm=AdditiveSCM({"y": ("x",)})).fit(
+            _train()
+        )
+
+
+def test_german_credit_example(german, split, credit_models, denied):
+    scm = AdditiveSCM(
+        {"duration_in_month": ("credit_amount",), "present_residence_since": ("age_in_years",)}
+    )
+    rec = Recourse(credit_models["logistic"], german.schema, scm=scm).fit(german.X.iloc[split[0]])
+    slope = rec.scm_.coef_["duration_in_month"][1]
+    assert 0.001 < slope < 0.005  # about 2.7 months per 1,000 DM
+    for res in rec.explain(denied["logistic"].iloc[:6]):
+        assert res.status == "recourse"
+        for cf in res.counterfactuals:
+            assert cf.cost == pytest.approx(sum(c.cost for c in cf.changes if c.action))
+            for c in cf.changes:
+                if not c.action:
+                    assert c.feature in ("duration_in_month", "present_residence_since")

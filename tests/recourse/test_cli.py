@@ -1,0 +1,69 @@
+"""``cfx recourse``: one applicant, and a batch that resumes without duplicates."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from cfx.cli import main
+
+
+@pytest.fixture
+def applicants_csv(tmp_path, german, split):
+    path = tmp_path / "applicants.csv"
+    german.X.iloc[split[1][:5]].to_csv(path, index=False)
+    return path
+
+
+def _rows(path):
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_single_applicant_prints_the_plan(capsys):
+    assert main(["recourse", "--model", "logistic", "--applicant-index", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("applicant 4: P(approved) = ")
+    assert "1. " in out and "cost" in out
+
+
+def test_single_applicant_json(capsys):
+    assert (
+        main(["recourse", "--model", "logistic", "--applicant-index", "4", "--format", "json"]) == 0
+    )
+    record = json.loads(capsys.readouterr().out)
+    assert record["index"] == 4 and record["status"] == "recourse" and record["plan_1"]
+
+
+def test_batch_resumes_without_duplicates(tmp_path, applicants_csv):
+    out = tmp_path / "suggestions.csv"
+    args = ["recourse", "--model", "logistic", "--input", str(applicants_csv), "--out", str(out)]
+    assert main([*args, "--limit", "2", "--no-progress"]) == 0  # "interrupted" after 2 rows
+    first = _rows(out)
+    assert [r["index"] for r in first] == ["0", "1"]
+    assert main([*args, "--no-progress"]) == 0  # rerun: only the 3 missing rows
+    rows = _rows(out)
+    assert [r["index"] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert rows[:2] == first  # finished rows are kept as they were
+    assert main([*args, "--no-progress"]) == 0  # nothing left to do
+    assert len(_rows(out)) == 5
+
+
+def test_batch_discards_a_line_cut_short_by_a_crash(tmp_path, applicants_csv):
+    out = tmp_path / "suggestions.jsonl"
+    args = ["recourse", "--model", "logistic", "--input", str(applicants_csv), "--out", str(out)]
+    assert main([*args, "--format", "json", "--limit", "3", "--no-progress"]) == 0
+    text = out.read_text()
+    out.write_text(text + '{"index": "3", "status": "reco')  # a crash mid-write
+    assert main([*args, "--format", "json", "--no-progress"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["index"] for r in records] == ["0", "1", "2", "3", "4"]
+
+
+def test_batch_errors_are_clear(tmp_path, applicants_csv, capsys):
+    code = main(["recourse", "--input", str(applicants_csv)])
+    assert code == 2 and "`--out` is required" in capsys.readouterr().err
+    code = main(["recourse", "--model", "forest", "--applicant-index", "1"])
+    assert code == 2 and "unknown credit model 'forest'" in capsys.readouterr().err

@@ -1,0 +1,107 @@
+"""The exact MILP for linear/logistic models: known answers, certificates, German Credit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfx.recourse import Constraints, Recourse
+
+
+def _applicant(x1=2, x2=1.0, c="a"):
+    return pd.DataFrame({"x1": [x1], "x2": [x2], "c": [c]})
+
+
+def test_known_answer_is_the_closed_form_optimum(hand):
+    # logit(x0) = -3.2 + 1 + 1 = -1.2, so the action must add 1.2 log-odds. Gain per unit of
+    # cost: x2 1.0 / 1.5, x1 0.5 / 1 (whole steps), c 2.5 / 5. The cheapest is x2 alone:
+    # x2 = 1 + 1.2 = 2.2 at cost 1.5 * 1.2 = 1.8 (MAD of both numeric features is 1).
+    model, schema, X = hand
+    rec = Recourse(model, schema, k=3, support=0.0).fit(X)
+    assert rec.method_ == "milp"
+    (res,) = rec.explain(_applicant())
+    assert res.status == "recourse"
+    best = res.counterfactuals[0]
+    assert best.features == ("x2",)
+    assert best.values["x2"] == pytest.approx(2.2, abs=1e-6)
+    assert best.cost == pytest.approx(1.8, abs=1e-6)
+    assert res.min_cost == pytest.approx(1.8, abs=1e-6)
+    assert best.proba_after >= 0.5 > res.proba
+    # the next exact optima under "not a superset of an earlier feature set" cuts:
+    # x1 alone needs 3 whole steps (x1 = 5, cost 3); then c -> "c" (cost 5)
+    second, third = res.counterfactuals[1:]
+    assert second.features == ("x1",) and second.values["x1"] == 5
+    assert second.cost == pytest.approx(3.0)
+    assert third.features == ("c",) and third.values["c"] == "c"
+    assert third.cost == pytest.approx(5.0)
+    assert "from 1 to 2.2" in best.plan
+
+
+def test_max_changes_and_per_query_costs_change_the_answer(hand):
+    model, schema, X = hand
+    rec = Recourse(model, schema, k=1, support=0.0).fit(X)
+    # x2 at cost 4 per unit: two whole x1 steps (+1.0, cost 2) plus x2 + 0.2 (cost 0.8) = 2.8
+    # beat x1 alone (3 steps, cost 3) and x2 alone (cost 4.8)
+    (res,) = rec.explain(_applicant(), constraints=Constraints(costs={"x2": 4.0}))
+    best = res.counterfactuals[0]
+    assert best.features == ("x1", "x2")
+    assert best.values["x1"] == 4 and best.values["x2"] == pytest.approx(1.2, abs=1e-6)
+    assert best.cost == pytest.approx(2.8, abs=1e-6)
+    # x2 may only decrease (which never helps): x1 again
+    (res,) = rec.explain(_applicant(), constraints=Constraints(direction={"x2": "decrease"}))
+    assert res.counterfactuals[0].features == ("x1",)
+
+
+def test_infeasible_case_is_certified_not_raised(hand):
+    model, schema, X = hand
+    rec = Recourse(model, schema, support=0.0).fit(X)
+    limits = Constraints(immutable=("x2", "c"), bounds={"x1": (None, 3)})
+    (res,) = rec.explain(_applicant(), constraints=limits)
+    # the best allowed action is x1 = 3: logit -3.2 + 1.5 + 1 = -0.7, p = 0.332
+    assert res.status == "infeasible" and res.counterfactuals == ()
+    assert res.max_proba == pytest.approx(1 / (1 + np.exp(0.7)), abs=1e-9)
+    assert "0.332" in res.reason and "MILP is infeasible" in res.reason
+    assert "`x2` is immutable" in res.reason  # the binding constraint is named
+    assert "no recourse under these constraints" in res.plan
+
+
+def test_max_changes_certificate(hand):
+    model, schema, X = hand
+    rec = Recourse(model, schema, support=0.0).fit(X)
+    # one change allowed, x2 and c frozen, x1 capped at 4: p stays below 0.5
+    limits = Constraints(immutable=("x2", "c"), bounds={"x1": (None, 4)}, max_changes=1)
+    (res,) = rec.explain(_applicant(), constraints=limits)
+    assert res.status == "infeasible"
+
+
+def test_a_non_additive_model_is_refused_with_a_clear_error(hand):
+    _, schema, X = hand
+
+    class Interaction:
+        classes_ = np.array([0, 1])
+        coef_ = np.zeros((1, 3))
+
+        def decision_function(self, X):
+            return X["x1"].to_numpy(float) * X["x2"].to_numpy(float) - 20.0
+
+        def predict_proba(self, X):
+            p = 1 / (1 + np.exp(-self.decision_function(X)))
+            return np.stack([1 - p, p], axis=1)
+
+    with pytest.raises(ValueError, match="additive"):
+        Recourse(Interaction(), schema, method="milp").fit(X)
+    # "auto" falls back to the model-agnostic search instead
+    assert Recourse(Interaction(), schema).fit(X).method_ == "search"
+
+
+def test_german_logistic_optimum_is_a_lower_bound(german, split, credit_models, denied):
+    model = credit_models["logistic"]
+    exact = Recourse(model, german.schema, support=0.0).fit(german.X.iloc[split[0]])
+    plausible = Recourse(model, german.schema).fit(german.X.iloc[split[0]])
+    rows = denied["logistic"].iloc[:8]
+    for a, b in zip(exact.explain(rows), plausible.explain(rows), strict=True):
+        assert a.status == b.status == "recourse"
+        assert a.counterfactuals[0].cost == pytest.approx(a.min_cost, rel=1e-6)
+        assert b.min_cost == pytest.approx(a.min_cost, rel=1e-6)
+        assert all(cf.cost >= a.min_cost - 1e-9 for cf in b.counterfactuals)

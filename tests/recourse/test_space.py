@@ -1,0 +1,166 @@
+"""Input validation, per-query constraints and the action space (hypothesis: immutables hold)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cfx.errors import UnknownNameError
+from cfx.recourse import Constraints, Recourse
+
+
+@pytest.fixture(scope="module")
+def fitted(german, split, credit_models):
+    return Recourse(credit_models["logistic"], german.schema).fit(german.X.iloc[split[0]])
+
+
+def test_unknown_category_names_column_and_value(fitted, german):
+    row = german.X.iloc[[0]].astype({"purpose": "object"})
+    row["purpose"] = "yacht"
+    with pytest.raises(ValueError, match=r"column `purpose` has unknown categories \['yacht'\]"):
+        fitted.explain(row)
+
+
+def test_missing_column_is_named(fitted, german):
+    with pytest.raises(ValueError, match=r"missing columns \['credit_amount'\]"):
+        fitted.explain(german.X.iloc[[0]].drop(columns="credit_amount"))
+
+
+def test_nan_is_named(fitted, german):
+    row = german.X.iloc[[0, 1]].astype({"duration_in_month": "float64"})
+    row.iloc[1, row.columns.get_loc("duration_in_month")] = np.nan
+    with pytest.raises(ValueError, match=r"`duration_in_month` has 1 missing \(NaN\) values"):
+        fitted.explain(row)
+
+
+def test_non_numeric_value_is_named(fitted, german):
+    row = german.X.iloc[[0]].astype({"credit_amount": "object"})
+    row["credit_amount"] = "a lot"
+    with pytest.raises(TypeError, match="`credit_amount` must be numeric"):
+        fitted.explain(row)
+
+
+def test_model_without_predict_proba(german):
+    class NoProba:
+        def predict(self, X):
+            return np.zeros(len(X))
+
+    with pytest.raises(TypeError, match="must have a predict_proba"):
+        Recourse(NoProba(), german.schema).fit(german.X)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": 0}, "`k` must be a positive int, got 0"),
+        ({"method": "genetic"}, "`method` must be one of"),
+        ({"cost": "l2"}, "`cost` must be one of"),
+        ({"threshold": 1.5}, "`threshold` must be a number in"),
+        ({"support": -0.1}, "`support` must be a number in"),
+        ({"max_changes": 0}, "`max_changes` must be a positive int or None, got 0"),
+    ],
+)
+def test_bad_parameters_are_named(german, credit_models, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Recourse(credit_models["logistic"], german.schema, **kwargs).fit(german.X)
+
+
+def test_explain_before_fit(german, credit_models):
+    with pytest.raises(ValueError, match="not fitted"):
+        Recourse(credit_models["logistic"], german.schema).explain(german.X.iloc[[0]])
+
+
+def test_constraints_name_unknown_features(fitted, german):
+    with pytest.raises(UnknownNameError, match="unknown feature 'salary'"):
+        fitted.explain(german.X.iloc[[0]], constraints=Constraints(immutable=("salary",)))
+    with pytest.raises(ValueError, match="both `immutable` and `mutable`"):
+        Constraints(immutable=("age_in_years",), mutable=("age_in_years",))
+
+
+def test_already_approved_applicant_needs_nothing(fitted, german, split, credit_models):
+    X = german.X.iloc[split[1]]
+    approved = X[credit_models["logistic"].predict_proba(X)[:, 1] >= 0.5].iloc[[0]]
+    (res,) = fitted.explain(approved)
+    assert res.status == "approved" and res.counterfactuals == ()
+
+
+# ------------------------------------------------------------------------------------------------
+# property: whatever the applicant and the per-query freeze, frozen features never change
+
+
+def applicants(schema):
+    columns = {}
+    for spec in schema.features:
+        if spec.kind == "numeric":
+            columns[spec.name] = st.integers(int(spec.lower), int(spec.upper))
+        else:
+            columns[spec.name] = st.sampled_from(spec.categories)
+    return st.fixed_dictionaries(columns)
+
+
+MUTABLE = (
+    "status_of_existing_checking_account",
+    "duration_in_month",
+    "purpose",
+    "credit_amount",
+    "savings_account_and_bonds",
+    "other_debtors_or_guarantors",
+    "telephone",
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_immutables_never_change(fitted, german, data):
+    row = data.draw(applicants(german.schema))
+    frozen = tuple(data.draw(st.sets(st.sampled_from(MUTABLE), max_size=4)))
+    frame = pd.DataFrame([row]).astype(german.X.dtypes.to_dict())
+    (res,) = fitted.explain(frame, constraints=Constraints(immutable=frozen))
+    immutable = set(german.schema.immutable) | set(frozen)
+    for cf in res.counterfactuals:
+        assert not immutable & set(cf.features)
+        for name in immutable:
+            assert cf.values[name] == row[name]
+        assert cf.violations == ()
+        assert cf.proba_after >= 0.5
+        if cf.values["age_in_years"] != row["age_in_years"]:
+            assert cf.values["age_in_years"] > row["age_in_years"]  # age only increases
+    if res.status == "infeasible":
+        assert "MILP is infeasible" in res.reason
+
+
+def test_transitions_and_ordinal_directions_hold(fitted, german, denied):
+    account = "status_of_existing_checking_account"
+    query = Constraints(
+        transitions={account: {"... < 0 DM": ("0 <= ... < 200 DM",)}},
+        direction={"savings_account_and_bonds": "increase"},
+    )
+    order = german.schema["savings_account_and_bonds"].categories
+    rows = denied["logistic"].iloc[:12]
+    for res in fitted.explain(rows, constraints=query):
+        before = rows.loc[res.index]
+        for cf in res.counterfactuals:
+            assert cf.violations == ()
+            if account in cf.features:
+                assert str(before[account]) == "... < 0 DM"
+                assert cf.values[account] == "0 <= ... < 200 DM"
+            if "savings_account_and_bonds" in cf.features:
+                new = order.index(cf.values["savings_account_and_bonds"])
+                assert new > order.index(str(before["savings_account_and_bonds"]))
+
+
+def test_a_series_is_one_applicant(fitted, german, denied):
+    row = denied["logistic"].iloc[0]
+    (from_series,) = fitted.explain(row)
+    (from_frame,) = fitted.explain(denied["logistic"].iloc[[0]])
+    assert from_series.index == from_frame.index
+    assert [cf.plan for cf in from_series.counterfactuals] == [
+        cf.plan for cf in from_frame.counterfactuals
+    ]

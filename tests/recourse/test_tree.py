@@ -1,0 +1,127 @@
+"""Tree ensembles: enumeration and the MILP over leaves against brute force on a small GBM."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from cfx.data.schema import FeatureSchema, FeatureSpec
+from cfx.recourse import Constraints, Recourse, TreeMILP
+from cfx.recourse.space import ActionSpace
+
+SCHEMA = FeatureSchema(
+    features=(
+        FeatureSpec("a", "numeric", lower=0, upper=20, integer=True),
+        FeatureSpec("b", "numeric", lower=0, upper=20, integer=True, cost=2.0),
+        FeatureSpec("c", "categorical", ("u", "v", "w"), cost=1.5),
+    ),
+    target="y",
+)
+
+
+@pytest.fixture(scope="module")
+def small_gbm():
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame(
+        {
+            "a": rng.integers(0, 21, n),
+            "b": rng.integers(0, 21, n),
+            "c": rng.choice(["u", "v", "w"], n),
+        }
+    )
+    score = X["a"] + 0.7 * X["b"] + np.where(X["c"] == "w", 6, 0) + rng.normal(0, 2, n)
+    y = (score > 18).astype(int)
+    encoder = ColumnTransformer(
+        [
+            ("num", StandardScaler(), ["a", "b"]),
+            ("cat", OneHotEncoder(categories=[["u", "v", "w"]]), ["c"]),
+        ],
+        sparse_threshold=0.0,
+    )
+    model = Pipeline(
+        [
+            ("encode", encoder),
+            ("model", GradientBoostingClassifier(n_estimators=25, max_depth=2, random_state=0)),
+        ]
+    )
+    model.fit(X, y)
+    return model, X
+
+
+def _brute_force(rec, model, z0, max_changes):
+    """Cheapest approved point over the whole integer grid (the oracle)."""
+    grid = np.array(list(itertools.product(range(21), range(21), range(3))), dtype=float)
+    space = ActionSpace.build(SCHEMA, z0, rec.scales_, None)
+    changed = space.changed(grid).sum(axis=1)
+    grid = grid[(changed >= 1) & (changed <= max_changes)]
+    p = model.predict_proba(rec.codec_.to_frame(grid))[:, 1]
+    cost = space.cost(grid)
+    ok = p >= 0.5
+    return cost[ok].min() if ok.any() else np.inf
+
+
+def test_tree_scores_reproduce_the_model(small_gbm):
+    model, X = small_gbm
+    rec = Recourse(model, SCHEMA, method="tree").fit(X)
+    Z = rec.codec_.to_codes(X.iloc[:50])
+    expected = model.decision_function(X.iloc[:50])
+    assert np.allclose(rec.engine_.score(Z), expected, atol=1e-9)
+
+
+def test_enumeration_and_milp_match_brute_force(small_gbm):
+    model, X = small_gbm
+    rec = Recourse(model, SCHEMA, method="tree", k=1, support=0.0).fit(X)
+    engine: TreeMILP = rec.engine_
+    applicants = pd.DataFrame({"a": [2, 5, 0, 9], "b": [3, 1, 0, 4], "c": ["u", "v", "u", "v"]})
+    applicants = applicants[model.predict_proba(applicants)[:, 1] < 0.5]
+    assert len(applicants) >= 3
+    for z0 in rec.codec_.to_codes(applicants):
+        space = ActionSpace.build(SCHEMA, z0, rec.scales_, None)
+        values = engine.candidates(space)
+
+        def evaluate(A):
+            return rec.view_.proba(A)
+
+        # enumeration: exact among actions with at most two changes
+        _, best, _ = engine.enumerate(space, values, evaluate, limit=3)
+        assert best == pytest.approx(_brute_force(rec, model, z0, 2), abs=1e-9)
+        # the MILP over leaves: exact over any number of changes
+        prop = engine.solve(space, values, k=1, evaluated=0)
+        assert prop.min_cost == pytest.approx(_brute_force(rec, model, z0, 3), abs=1e-9)
+        assert model.predict_proba(rec.codec_.to_frame(prop.actions))[0, 1] >= 0.5
+
+
+def test_milp_certifies_infeasibility(small_gbm):
+    model, X = small_gbm
+    rec = Recourse(model, SCHEMA, method="tree", support=0.0).fit(X)
+    applicant = pd.DataFrame({"a": [0], "b": [0], "c": ["u"]})
+    # only b may move, and only up to 2: nothing reaches the threshold
+    limits = Constraints(immutable=("a", "c"), bounds={"b": (None, 2)})
+    (res,) = rec.explain(applicant, constraints=limits)
+    assert res.status == "infeasible"
+    assert "threshold" in res.reason
+    # the same with three features free but at most one change: proven by enumeration
+    limits = Constraints(bounds={"a": (None, 3), "b": (None, 3)}, immutable=("c",), max_changes=1)
+    (res,) = rec.explain(applicant, constraints=limits)
+    assert res.status == "infeasible" and "enumerated" in res.reason
+
+
+def test_german_gbm_results_are_valid_and_allowed(german, split, credit_models, denied):
+    model = credit_models["gbm"]
+    rec = Recourse(model, german.schema).fit(german.X.iloc[split[0]])
+    assert rec.method_ == "tree"
+    results = rec.explain(denied["gbm"].iloc[:6])
+    for res in results:
+        assert res.status == "recourse"
+        rows = pd.DataFrame([dict(cf.values) for cf in res.counterfactuals])
+        rows = rows.astype(german.X.dtypes.to_dict())
+        assert (model.predict_proba(rows)[:, 1] >= 0.5).all()
+        assert all(cf.violations == () for cf in res.counterfactuals)
