@@ -157,3 +157,105 @@ def probability_curves(
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def saliency_grid(
+    images: Tensor,
+    masks: Tensor,
+    maps: Tensor,
+    names: list[str] | tuple[str, ...],
+    path: str | Path,
+    *,
+    rows: int = 6,
+) -> Path:
+    """Rows of examples: the image, its true mask, then each method's map (positive part,
+    stretched per map from its minimum to its maximum) with the mask outlined.
+
+    ``images`` ``(B, 1, H, W)`` in [-1, 1], ``masks`` ``(B, 1, H, W)`` bool, ``maps``
+    ``(M, B, 1, H, W)``, ``names`` the M method names. Writes a PNG and returns its path.
+    """
+    plt = _pyplot()
+    n = min(rows, images.shape[0])
+    cols = 2 + len(names)
+    fig, axes = plt.subplots(n, cols, figsize=(1.3 * cols, 1.35 * n + 0.3), squeeze=False)
+    pics = to_unit(images[:n, 0]).clamp(0, 1).cpu().numpy()
+    outlines = masks[:n, 0].cpu().numpy().astype(float)
+    pos = maps[:, :n, 0].detach().clamp(min=0).cpu()
+    lo = pos.flatten(2).amin(2)[..., None, None]
+    hi = pos.flatten(2).amax(2)[..., None, None]
+    heat = ((pos - lo) / (hi - lo).clamp_min(1e-12)).numpy()
+    titles = ["image", "true mask", *names]
+    for r in range(n):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.axis("off")
+            if r == 0:
+                ax.set_title(titles[c], fontsize=6)
+            if c == 0:
+                ax.imshow(pics[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            elif c == 1:
+                ax.imshow(outlines[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(pics[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.imshow(heat[c - 2, r], cmap="inferno", alpha=0.65, vmin=0, vmax=1)
+                if outlines[r].any():
+                    ax.contour(outlines[r], levels=[0.5], colors="cyan", linewidths=0.5)
+    fig.tight_layout(pad=0.2)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def attack_figure(
+    images: Tensor,
+    attacked: Tensor,
+    maps: Tensor,
+    maps_attacked: Tensor,
+    path: str | Path,
+    *,
+    title: str = "",
+    rows: int = 4,
+) -> Path:
+    """Per example: image, attacked image, amplified difference, map before and after.
+
+    Images ``(B, 1, H, W)`` in [-1, 1]; maps ``(B, 1, H, W)`` (shown as ``|map|``, each
+    scaled to its maximum). Writes a PNG and returns its path.
+    """
+    plt = _pyplot()
+    n = min(rows, images.shape[0])
+    fig, axes = plt.subplots(n, 5, figsize=(7.0, 1.45 * n + 0.4), squeeze=False)
+    a = to_unit(images[:n, 0]).clamp(0, 1).cpu().numpy()
+    b = to_unit(attacked[:n, 0]).clamp(0, 1).cpu().numpy()
+    diff = (attacked[:n, 0] - images[:n, 0]).cpu()
+    scale = float(diff.abs().max()) or 1.0
+
+    def scaled(m: Tensor) -> np.ndarray:
+        m = m[:n, 0].detach().abs().cpu()
+        return (m / m.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]).numpy()
+
+    before, after = scaled(maps), scaled(maps_attacked)
+    heads = ["image", "attacked", "difference", "map", "map (attacked)"]
+    for r in range(n):
+        panels = [
+            (a[r], "gray", 0.0, 1.0),
+            (b[r], "gray", 0.0, 1.0),
+            (diff[r].numpy(), "coolwarm", -scale, scale),
+            (before[r], "inferno", 0.0, 1.0),
+            (after[r], "inferno", 0.0, 1.0),
+        ]
+        for c, (img, cmap, lo, hi) in enumerate(panels):
+            ax = axes[r, c]
+            ax.axis("off")
+            ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+            if r == 0:
+                ax.set_title(heads[c], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout(pad=0.3)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

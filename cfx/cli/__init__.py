@@ -9,6 +9,7 @@ import sys
 from cfx.cli import data as data_cmd
 from cfx.cli import demo as demo_cmd
 from cfx.cli import recourse as recourse_cmd
+from cfx.cli import saliency as saliency_cmd
 from cfx.cli import train as train_cmd
 from cfx.cli import trajectory as trajectory_cmd
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.register(sub)
     data_cmd.register(sub)
     recourse_cmd.register(sub)
+    saliency_cmd.register(sub)
     train_cmd.register(sub)
     trajectory_cmd.register(sub)
     return parser

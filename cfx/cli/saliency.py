@@ -1,0 +1,201 @@
+"""``cfx saliency compare|attack``: saliency methods side by side on brain slices, and attacks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+
+from cfx.errors import UnknownNameError
+
+OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
+ATTACKABLE = ("gradient", "gradient_x_input", "smoothgrad", "integrated_gradients", "gradcam")
+
+
+def parse_fraction(text: str) -> float:
+    """``"8/255"`` or ``"0.03"`` -> float."""
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"expected a number or a fraction like 8/255, got {text!r}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "saliency", help="compare saliency methods against lesion masks; attack them"
+    )
+    ssub = p.add_subparsers(dest="saliency_command", required=True, metavar="ACTION")
+
+    c = ssub.add_parser("compare", help="method x metric table, map grid and attack figures")
+    c.add_argument("--classifier", default="brain-cnn", help="zoo classifier to explain")
+    c.add_argument("--n", type=int, default=64, help="tumour test slices to score")
+    c.add_argument("--seed", type=int, default=2, help="seed of the brain slices (2 = test)")
+    c.add_argument("--methods", default="all", help="comma-separated names, or 'all'")
+    c.add_argument("--gradcam-layer", default=None, help="Grad-CAM layer name (default: last conv)")
+    c.add_argument("--fast", action="store_true", help="small budgets for perturbation methods")
+    c.add_argument(
+        "--attack-n", type=int, default=4, help="slices attacked for the figures (0: none)"
+    )
+    c.add_argument("--out", type=Path, default=Path("cfx-saliency"))
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(run=run_compare)
+
+    a = ssub.add_parser("attack", help="perturb slices so a saliency map moves, label kept")
+    a.add_argument("--classifier", default="brain-cnn", help="zoo classifier to explain")
+    a.add_argument("--method", default="gradient", choices=ATTACKABLE)
+    a.add_argument("--objective", default="top_k", choices=OBJECTIVES)
+    a.add_argument("--epsilon", default="8/255", help="L-inf budget, fraction of the range")
+    a.add_argument("--steps", type=int, default=40)
+    a.add_argument("--restarts", type=int, default=1)
+    a.add_argument("--beta", type=float, default=50.0, help="softplus sharpness of the surrogate")
+    a.add_argument("--k", type=int, default=None, help="top-k size (default: 2%% of pixels)")
+    a.add_argument("--n", type=int, default=16, help="tumour test slices to attack")
+    a.add_argument("--seed", type=int, default=2, help="seed of the brain slices (2 = test)")
+    a.add_argument("--out", type=Path, default=Path("cfx-saliency-attack"))
+    a.add_argument("--no-progress", action="store_true")
+    a.set_defaults(run=run_attack)
+
+
+def _method_names(text: str) -> list[str]:
+    from cfx.saliency.compare import METHODS
+
+    if text.strip() == "all":
+        return list(METHODS)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in METHODS]
+    if unknown or not names:
+        raise UnknownNameError(f"unknown saliency method(s) {unknown}; expected some of {METHODS}")
+    return names
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from cfx.saliency.compare import compare_methods, tumour_slices
+    from cfx.viz import saliency_grid
+    from cfx.zoo import load_classifier
+
+    names = _method_names(args.methods)
+    model = load_classifier(args.classifier)
+    x, masks = tumour_slices(args.n, args.seed)
+    res = compare_methods(
+        model,
+        x,
+        masks,
+        1,
+        names,
+        fast=args.fast,
+        gradcam_layer=args.gradcam_layer,
+        show_progress=not args.no_progress,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.csv").write_text(res.to_csv(), encoding="utf-8")
+    note = (
+        f"{args.n} tumour slices (brain seed {args.seed}), classifier `{args.classifier}`, "
+        f"target = tumour; cells: mean ± 95% CI half-width; maps scored by their positive part."
+    )
+    (out / "table.md").write_text(note + "\n\n" + res.to_markdown(), encoding="utf-8")
+    saliency_grid(x, masks, res.maps, res.methods, out / "grid.png")
+    attacked = []
+    if args.attack_n > 0:
+        for name in ("gradient", "integrated_gradients"):
+            path = attack_figure_for(model, name, x[: args.attack_n], out, fast=args.fast)
+            attacked.append(path.name)
+    best, dice = res.best("dice")
+    print(res.to_markdown(), end="")
+    print(
+        f"best Dice: {best} ({dice:.3f}); wrote {out}/table.csv, table.md, grid.png"
+        + "".join(f", {a}" for a in attacked)
+    )
+    return 0
+
+
+def attack_figure_for(
+    model: torch.nn.Module, name: str, x: torch.Tensor, out: Path, *, fast: bool
+) -> Path:
+    """Ghorbani top-k attack on ``x`` at 8/255 for one method; writes and returns the figure."""
+    from cfx.saliency.attacks import GhorbaniAttack
+    from cfx.saliency.compare import build_method
+    from cfx.viz import attack_figure
+
+    explainer = build_method(name, model, fast=True)
+    res = GhorbaniAttack(explainer, steps=10 if fast else 40).perturb(
+        x, generator=torch.Generator().manual_seed(0)
+    )
+    kept = float(res.label_kept.float().mean())
+    title = (
+        f"{name}: top-k attack, eps 8/255; top-k intersection "
+        f"{float(res.top_k_intersection.mean()):.2f}, label kept {kept:.0%}"
+    )
+    return attack_figure(
+        x, res.x_adv, res.maps, res.maps_adv, out / f"attack_{name}.png", title=title
+    )
+
+
+def run_attack(args: argparse.Namespace) -> int:
+    from cfx.data.brain import marker_mask
+    from cfx.saliency.attacks import GhorbaniAttack, RandomSign, TargetMapAttack
+    from cfx.saliency.compare import build_method, mean_ci, tumour_slices
+    from cfx.viz import attack_figure
+    from cfx.zoo import load_classifier
+
+    eps = parse_fraction(args.epsilon)
+    model = load_classifier(args.classifier)
+    x, _ = tumour_slices(args.n, args.seed)
+    explainer = build_method(args.method, model)
+    gen = torch.Generator().manual_seed(0)
+    corner = marker_mask(x.shape[-1])  # the scanner-marker corner: a tempting fake explanation
+    show = not args.no_progress
+    if args.objective == "random":
+        res = RandomSign(explainer, epsilon=eps, k=args.k).perturb(x, generator=gen)
+    elif args.objective == "target_map":
+        res = TargetMapAttack(
+            explainer, epsilon=eps, steps=args.steps, k=args.k, show_progress=show
+        ).perturb(x, target_map=corner.float(), generator=gen)
+    else:
+        attack = GhorbaniAttack(
+            explainer,
+            objective=args.objective,
+            epsilon=eps,
+            steps=args.steps,
+            k=args.k,
+            beta=args.beta,
+            restarts=args.restarts,
+            show_progress=show,
+        )
+        region = corner if args.objective == "targeted" else None
+        res = attack.perturb(x, region=region, generator=gen)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = ["image,top_k_intersection,spearman,mass_center_shift,label_kept,linf"]
+    for i in range(x.shape[0]):
+        rows.append(
+            f"{i},{float(res.top_k_intersection[i]):.4f},{float(res.spearman[i]):.4f},"
+            f"{float(res.mass_center_shift[i]):.3f},{int(res.label_kept[i])},{float(res.linf[i]):.5f}"
+        )
+    (out / "attack.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    summary = {
+        "method": args.method,
+        "objective": args.objective,
+        "epsilon": eps,
+        "k": res.k,
+        "n": x.shape[0],
+        "top_k_intersection": mean_ci(res.top_k_intersection),
+        "spearman": mean_ci(res.spearman),
+        "mass_center_shift": mean_ci(res.mass_center_shift),
+        "label_kept": float(res.label_kept.float().mean()),
+        "max_linf": float(res.linf.max()),
+    }
+    (out / "attack.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    attack_figure(
+        x,
+        res.x_adv,
+        res.maps,
+        res.maps_adv,
+        out / "attack.png",
+        title=f"{args.method}, {args.objective}, eps {args.epsilon}",
+    )
+    print(json.dumps(summary, indent=2))
+    return 0

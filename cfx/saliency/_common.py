@@ -1,0 +1,309 @@
+"""Pieces shared by the saliency methods: argument checks, targets, baselines, batched scoring.
+
+Every method maps images ``(B, C, H, W)`` in [-1, 1] and a target class to a relevance map
+``(B, 1, H, W)`` (higher = more evidence for the target). Models are used through
+:func:`cfx.trajectory._common.frozen`: eval mode and no parameter gradients while a method
+runs, both restored afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Literal, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from cfx.errors import fail
+from cfx.images import check_images
+from cfx.trajectory._common import class_logits, frozen, resolve_target
+from cfx.types import Classifier
+
+Output = Literal["logit", "probability"]
+Reduction = Literal["sum", "mean", "max"]
+
+__all__ = ["Output", "Reduction", "SaliencyMethod", "frozen"]
+
+
+@runtime_checkable
+class SaliencyMethod(Protocol):
+    """Anything with ``attribute(x, target) -> (B, 1, H, W)`` for images in [-1, 1]."""
+
+    def attribute(self, x: Tensor, target: int | Tensor | None) -> Tensor: ...
+
+
+# --- argument checks ------------------------------------------------------------------------
+
+
+def positive_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def positive_float(name: str, value: object, *, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not (value >= 0 if allow_zero else value > 0):  # type: ignore[operator]
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise ValueError(f"`{name}` must be {kind} number, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def unit_interval(name: str, value: object, *, open_low: bool = True) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    low_ok = ok and (value > 0 if open_low else value >= 0)  # type: ignore[operator]
+    if not (low_ok and value <= 1):  # type: ignore[operator]
+        bracket = "(0, 1]" if open_low else "[0, 1]"
+        raise ValueError(f"`{name}` must be a number in {bracket}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def pair(name: str, value: object) -> tuple[int, int]:
+    """An int or a pair of ints, each >= 1 -> ``(rows, cols)``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
+        raise ValueError(f"`{name}` must be a positive int or a pair of them, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def check_generator(generator: object) -> torch.Generator | None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"`generator` must be a torch.Generator or None, got {generator!r}")
+    return generator
+
+
+def takes_generator(method: object) -> bool:
+    """Whether ``method.attribute`` accepts a ``generator`` (i.e. the method is stochastic)."""
+    import inspect
+
+    try:
+        return "generator" in inspect.signature(method.attribute).parameters  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def check_input(x: object) -> Tensor:
+    """Validate an image batch (finite float ``(B, C, H, W)`` in [-1, 1]); returns ``x`` itself
+    (with its autograd graph, if any)."""
+    check_images(x.detach() if isinstance(x, Tensor) else x, "x")
+    return x  # type: ignore[return-value]
+
+
+def make_baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
+    """The reference image(s) that stand for "feature removed", broadcast to ``x``'s shape.
+
+    A float is a constant image (cfx range [-1, 1]; -1 is black); a tensor must broadcast to
+    ``(B, C, H, W)``.
+    """
+    if isinstance(baseline, bool):
+        raise TypeError(f"`baseline` must be a float or a tensor, got {baseline!r}")
+    if isinstance(baseline, (int, float)):
+        return torch.full_like(x, float(baseline))
+    if isinstance(baseline, Tensor):
+        try:
+            return baseline.to(x).expand_as(x)
+        except RuntimeError:
+            raise ValueError(
+                f"`baseline` must broadcast to the images' shape {tuple(x.shape)}, got "
+                f"{tuple(baseline.shape)}"
+            ) from None
+    raise TypeError(f"`baseline` must be a float or a tensor, got {type(baseline).__name__}")
+
+
+def targets_from(target: int | Tensor | None, logits: Tensor) -> Tensor:
+    """Class indices ``(B,)``: ``target`` checked against ``logits`` ``(B, K)``; None = argmax."""
+    if target is None:
+        return logits.detach().argmax(1)
+    return resolve_target(target, logits.shape[0], logits.shape[1], logits.device)
+
+
+def target_slice(
+    target: int | Tensor | None, start: int, stop: int, total: int
+) -> int | Tensor | None:
+    """Rows ``start:stop`` of a ``(total,)`` target tensor (ints and None pass through)."""
+    if isinstance(target, Tensor):
+        if target.is_floating_point() or target.ndim != 1 or target.shape[0] != total:
+            raise ValueError(
+                f"`target` must be an int or an integer tensor of shape ({total},), got "
+                f"dtype {target.dtype} shape {tuple(target.shape)}"
+            )
+        return target[start:stop]
+    return target
+
+
+def reduce_channels(a: Tensor, how: Reduction) -> Tensor:
+    """``(B, C, H, W)`` -> ``(B, 1, H, W)`` by a sum, mean or max over channels."""
+    if how == "sum":
+        return a.sum(1, keepdim=True)
+    elif how == "mean":
+        return a.mean(1, keepdim=True)
+    elif how == "max":
+        return a.amax(1, keepdim=True)
+    else:
+        fail(ValueError, f"`reduce` must be 'sum', 'mean' or 'max', got {how!r}")
+
+
+def select(logits: Tensor, target: Tensor, output: Output) -> Tensor:
+    """The target's logit or softmax probability, ``(N,)``."""
+    if output == "logit":
+        return logits.gather(1, target[:, None])[:, 0]
+    elif output == "probability":
+        return torch.softmax(logits, 1).gather(1, target[:, None])[:, 0]
+    else:
+        fail(ValueError, f"`output` must be 'logit' or 'probability', got {output!r}")
+
+
+# --- a faster copy of the model ---------------------------------------------------------------
+
+
+class _ChannelsLast:
+    """Calls a channels-last copy of a model on channels-last inputs."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
+
+def fast_model(model: Classifier, example: Tensor) -> Classifier:
+    """A channels-last deep copy of ``model`` when it reproduces the model's logits on
+    ``example`` (one image is enough), else ``model`` itself.
+
+    Convolutions in channels-last layout run about twice as fast on CPUs (oneDNN) and on
+    tensor-core GPUs; the user's model is never converted, only a private copy, made inside
+    the caller's :func:`frozen` block (eval mode, no parameter gradients). Models that are not
+    ``nn.Module`` s, cannot be copied, or whose output changes (beyond float rounding) under the
+    new layout are used as they are.
+    """
+    if not isinstance(model, nn.Module) or example.ndim != 4:
+        return model
+    try:
+        twin = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            ref = model(example)
+            got = twin(example.contiguous(memory_format=torch.channels_last))
+    except (RuntimeError, TypeError, ValueError, AttributeError):
+        return model
+    if not isinstance(ref, Tensor) or not isinstance(got, Tensor) or got.shape != ref.shape:
+        return model
+    scale = float(ref.abs().max()) or 1.0
+    if not torch.allclose(got, ref, rtol=1e-4, atol=1e-5 * scale):
+        return model
+    return _ChannelsLast(twin)
+
+
+# --- gradients ------------------------------------------------------------------------------
+
+
+def input_gradient(
+    model: Classifier,
+    x: Tensor,
+    target: int | Tensor | None,
+    *,
+    create_graph: bool = False,
+    batch_size: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Gradient of the target logit w.r.t. the images, and the resolved targets.
+
+    ``x`` ``(B, C, H, W)``; returns ``(grad (B, C, H, W), target (B,))``. With
+    ``create_graph=True`` the gradient stays differentiable w.r.t. ``x`` (if ``x`` requires
+    grad, the graph reaches back to whatever produced it). ``batch_size`` splits the images
+    into chunks of at most that many (None = one pass).
+    """
+    grads, targets = [], []
+    step = x.shape[0] if batch_size is None else batch_size
+    with torch.enable_grad():
+        for s in range(0, x.shape[0], step):
+            chunk = x[s : s + step]
+            inp = chunk if chunk.requires_grad else chunk.detach().requires_grad_(True)
+            logits = class_logits(model, inp)  # (b, K)
+            tgt = targets_from(target_slice(target, s, s + step, x.shape[0]), logits)
+            score = logits.gather(1, tgt[:, None]).sum()
+            (g,) = torch.autograd.grad(score, inp, create_graph=create_graph)
+            grads.append(g)
+            targets.append(tgt)
+    return torch.cat(grads), torch.cat(targets)
+
+
+def resolve_all(model: Classifier, x: Tensor, target: int | Tensor | None) -> tuple[Tensor, Tensor]:
+    """One forward pass without gradients: ``(logits (B, K), target (B,))``."""
+    with torch.no_grad():
+        logits = class_logits(model, x)
+    return logits, targets_from(target, logits)
+
+
+# --- batched perturbation scoring -----------------------------------------------------------
+
+
+def chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
+    for s in range(0, total, size):
+        yield s, min(s + size, total)
+
+
+@torch.no_grad()
+def masked_scores(
+    model: Classifier,
+    x: Tensor,
+    baseline: Tensor,
+    masks: Tensor | Callable[[Tensor, Tensor], Tensor],
+    n_masks: int,
+    target: Tensor,
+    output: Output,
+    batch_size: int,
+    *,
+    pairs: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
+    """Target output of the model on ``x * m + baseline * (1 - m)`` for every image and mask.
+
+    Args:
+        x, baseline: ``(B, C, H, W)``.
+        masks: ``(N, 1, H, W)`` shared by all images, ``(B, N, 1, H, W)`` per image, or a
+            function ``(image_index (n,), mask_index (n,)) -> (n, 1, H, W)`` that builds the
+            masks of one chunk lazily (keeps memory flat for many large masks).
+        n_masks: ``N``.
+        target: ``(B,)`` class indices.
+        batch_size: images per forward pass.
+        pairs: optional ``(image_index, mask_index)`` subset to evaluate (then the result is
+            flat, one score per pair).
+
+    Returns ``(B, N)`` scores (or ``(len(pairs[0]),)``). Images and masks are flattened into
+    one index ``b * N + n`` and evaluated in chunks of ``batch_size``, so many small images
+    and many masks both batch.
+    """
+    b = x.shape[0]
+    if pairs is None:
+        flat = torch.arange(b * n_masks, device=x.device)
+        all_bi, all_ni = flat // n_masks, flat % n_masks
+    else:
+        all_bi, all_ni = pairs
+    out = torch.empty(all_bi.shape[0], dtype=x.dtype, device=x.device)
+    for s, e in chunks(all_bi.shape[0], batch_size):
+        bi, ni = all_bi[s:e], all_ni[s:e]
+        if callable(masks):
+            m = masks(bi, ni)
+        elif masks.ndim == 4:
+            m = masks[ni]
+        else:
+            m = masks[bi, ni]
+        m = m.to(x.dtype)  # (n, 1, H, W)
+        images = torch.lerp(baseline[bi], x[bi], m)  # (n, C, H, W): x where m = 1
+        out[s:e] = select(class_logits(model, images), target[bi], output)
+    return out if pairs is not None else out.view(b, n_masks)
+
+
+def segment_masks(segments: Tensor, z: Tensor) -> Tensor:
+    """Pixel masks of coalitions: ``segments`` ``(n, H, W)`` int labels in [0, K), ``z``
+    ``(n, K)`` {0, 1} -> ``(n, 1, H, W)`` with 1 where the pixel's segment is switched on."""
+    return z.gather(1, segments.flatten(1)).view(segments.shape)[:, None]
+
+
+def paint_segments(values: Tensor, segments: Tensor) -> Tensor:
+    """Per-segment values ``(B, K)`` painted onto their pixels: ``(B, 1, H, W)``."""
+    return values.gather(1, segments.flatten(1)).view(segments.shape)[:, None]

@@ -1,0 +1,178 @@
+"""Shared pieces of the saliency attacks: budgets, the softplus surrogate, the result type.
+
+Budgets: ``epsilon`` is an L-inf budget expressed as a fraction of the full intensity range,
+the convention of the attack literature on [0, 1] images (``8/255`` = eight grey levels).
+cfx images span [-1, 1], so pixels move by at most ``2 * epsilon`` in cfx units.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from cfx.images import IMAGE_RANGE
+from cfx.saliency._common import SaliencyMethod, frozen, takes_generator
+from cfx.saliency.metrics import mass_center_shift, spearman, top_k_intersection
+from cfx.trajectory._common import class_logits, resolve_target
+
+RANGE = IMAGE_RANGE[1] - IMAGE_RANGE[0]  # width of the cfx range (2)
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """An attack's perturbed images and how far the explanation moved (one value per image).
+
+    Similarities compare ``|maps|`` of the original and perturbed images on the *real* model
+    (Ghorbani et al.'s protocol).
+    """
+
+    x_adv: Tensor  # (B, C, H, W) in [-1, 1]
+    maps: Tensor  # (B, 1, H, W) explanation of the original images
+    maps_adv: Tensor  # (B, 1, H, W) explanation of the perturbed images
+    top_k_intersection: Tensor  # (B,) share of the original top-k pixels still in the top-k
+    spearman: Tensor  # (B,) rank correlation of |maps| and |maps_adv|
+    mass_center_shift: Tensor  # (B,) pixels between the centres of mass
+    label_kept: Tensor  # (B,) bool, predicted class unchanged
+    linf: Tensor  # (B,) max |x_adv - x| as a fraction of the intensity range (like epsilon)
+    k: int
+
+
+def check_epsilon(epsilon: object) -> float:
+    ok = isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool)
+    if not ok or not 0 < epsilon <= 1:  # type: ignore[operator]
+        raise ValueError(
+            "`epsilon` must be a number in (0, 1] (L-inf budget as a fraction of the intensity "
+            f"range, e.g. 8/255), got {epsilon!r}"
+        )
+    return float(epsilon)  # type: ignore[arg-type]
+
+
+def default_k(k: object, x: Tensor) -> int:
+    """``k`` checked against the image size; None = 2% of the pixels (Ghorbani et al.)."""
+    pixels = x[0, 0].numel()
+    if k is None:
+        return max(1, round(0.02 * pixels))
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= pixels:
+        raise ValueError(f"`k` must be an int in [1, {pixels}] or None, got {k!r}")
+    return k
+
+
+def check_explainer(explainer: object, *, differentiable: bool) -> nn.Module:
+    """The explainer's model; with ``differentiable`` it must accept ``create_graph``."""
+    if not isinstance(explainer, SaliencyMethod):
+        raise TypeError(f"`explainer` must have an attribute(x, target) method, got {explainer!r}")
+    model = getattr(explainer, "model", None)
+    if not isinstance(model, nn.Module):
+        raise TypeError("`explainer.model` must be an nn.Module (the attack copies it)")
+    if differentiable:
+        params = inspect.signature(explainer.attribute).parameters
+        if "create_graph" not in params:
+            raise TypeError(
+                f"{type(explainer).__name__} is not differentiable (no `create_graph`); gradient "
+                "attacks need a gradient method (Gradient, GradientXInput, SmoothGrad, "
+                "IntegratedGradients, GradCAM)"
+            )
+    return model
+
+
+def softplus_surrogate(explainer: SaliencyMethod, beta: float) -> SaliencyMethod:
+    """A deep copy of ``explainer`` whose model has every ``nn.ReLU`` replaced by
+    ``nn.Softplus(beta)`` (ReLU networks have zero second derivatives; Ghorbani et al. and
+    Dombrowski et al. differentiate the smooth copy). Other attributes that point into the
+    model (e.g. Grad-CAM's layer) follow the copy."""
+    surrogate = copy.deepcopy(explainer)
+    model: nn.Module = surrogate.model  # type: ignore[attr-defined]
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.ReLU):
+                setattr(parent, name, nn.Softplus(beta=beta))
+    return surrogate
+
+
+def set_beta(surrogate: SaliencyMethod, beta: float) -> None:
+    """Change the softplus sharpness of a surrogate in place."""
+    for m in surrogate.model.modules():  # type: ignore[attr-defined]
+        if isinstance(m, nn.Softplus):
+            m.beta = beta
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor) -> Tensor:
+    with frozen(model):
+        return class_logits(model, x).argmax(1)
+
+
+@torch.no_grad()
+def label_and_target(
+    model: nn.Module, x: Tensor, target: int | Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Predicted classes ``(B,)`` of ``x`` and the explained classes (``target`` resolved;
+    None = the predicted ones)."""
+    with frozen(model):
+        logits = class_logits(model, x)
+    label = logits.argmax(1)
+    if target is None:
+        return label, label
+    return label, resolve_target(target, x.shape[0], logits.shape[1], x.device)
+
+
+def project(x_adv: Tensor, x: Tensor, budget: float) -> Tensor:
+    """Clip into the L-inf ball of radius ``budget`` (cfx units) around ``x`` and into [-1, 1]."""
+    return torch.maximum(torch.minimum(x_adv, x + budget), x - budget).clamp(*IMAGE_RANGE)
+
+
+def relevance(maps: Tensor) -> Tensor:
+    """``|map|`` normalised to sum 1 per example, ``(B, P)`` (differentiable)."""
+    r = maps.abs().flatten(1)
+    return r / r.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def maps_pair(
+    explainer: SaliencyMethod,
+    x: Tensor,
+    x_adv: Tensor,
+    target: Tensor,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor]:
+    """Maps of ``x`` and ``x_adv`` on the real model; a stochastic method sees the same random
+    draws for both (the generator's state is replayed), so only the perturbation differs."""
+    if not takes_generator(explainer):
+        return (
+            explainer.attribute(x, target).detach(),
+            explainer.attribute(x_adv, target).detach(),
+        )
+    gen = generator if generator is not None else torch.Generator()
+    state = gen.get_state()
+    maps = explainer.attribute(x, target, generator=gen).detach()  # type: ignore[call-arg]
+    gen.set_state(state)
+    return maps, explainer.attribute(x_adv, target, generator=gen).detach()  # type: ignore[call-arg]
+
+
+def result(
+    explainer: SaliencyMethod,
+    x: Tensor,
+    x_adv: Tensor,
+    target: Tensor,
+    k: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> AttackResult:
+    """Score an attack on the real model: maps, similarities, label kept, L-inf size."""
+    model: nn.Module = explainer.model  # type: ignore[attr-defined]
+    maps, maps_adv = maps_pair(explainer, x, x_adv, target, generator)
+    kept = predict(model, x_adv) == predict(model, x)
+    return AttackResult(
+        x_adv=x_adv.detach(),
+        maps=maps,
+        maps_adv=maps_adv,
+        top_k_intersection=top_k_intersection(maps.abs(), maps_adv.abs(), k),
+        spearman=spearman(maps.abs(), maps_adv.abs()),
+        mass_center_shift=mass_center_shift(maps, maps_adv),
+        label_kept=kept,
+        linf=(x_adv - x).abs().flatten(1).amax(1) / RANGE,
+        k=k,
+    )

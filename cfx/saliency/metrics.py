@@ -1,0 +1,220 @@
+"""Scores for saliency maps, one value per example (``Tensor[B]``), as pure functions.
+
+Localisation against a ground-truth mask (Quantus semantics; Hedstroem et al., "Quantus",
+JMLR 2023), for maps ``(B, 1, H, W)`` and boolean masks ``(B, 1, H, W)``:
+
+* :func:`pointing_game` (Zhang et al., IJCV 2018): 1 if a maximum of the map falls in the mask
+  (optionally dilated by ``tolerance`` pixels), else 0.
+* :func:`relevance_mass_accuracy` (Arras et al., Information Fusion 2022): share of the map's
+  total relevance that lies inside the mask.
+* :func:`relevance_rank_accuracy` (Arras et al.): share of the ``K = |mask|`` highest-ranked
+  pixels that lie inside the mask.
+* :func:`energy_pointing_game` (Wang et al., "Score-CAM", CVPRW 2020): share of the positive
+  map's energy inside the mask's bounding box.
+* :func:`top_k_dice`, :func:`top_k_iou`: overlap of the binary top-``K`` map with the mask,
+  ``K = |mask|``. (With equal sizes, Dice equals the relevance rank accuracy.)
+
+Empty masks give NaN (nothing to localise), as in Quantus. Ties in rankings are broken by
+pixel order (a stable sort), so results are deterministic.
+
+Similarity of two maps (attacks, randomisation check): :func:`top_k_intersection`
+(Ghorbani et al., AAAI 2019), :func:`spearman` (rank correlation) and
+:func:`mass_center_shift` (distance between centres of mass of ``|map|``, in pixels).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from cfx.errors import check
+
+
+def _check_maps(maps: object, name: str = "maps") -> Tensor:
+    if not isinstance(maps, Tensor) or not maps.is_floating_point():
+        raise TypeError(f"`{name}` must be a float tensor (B, 1, H, W), got {maps!r:.60}")
+    check(
+        maps.ndim == 4 and maps.shape[1] == 1,
+        ValueError,
+        f"`{name}` must have shape (B, 1, H, W), got {tuple(maps.shape)}",
+    )
+    check(bool(torch.isfinite(maps).all()), ValueError, f"`{name}` contains NaN or inf")
+    return maps
+
+
+def _check_pair(maps: object, masks: object) -> tuple[Tensor, Tensor]:
+    m = _check_maps(maps)
+    if not isinstance(masks, Tensor):
+        raise TypeError(f"`masks` must be a boolean tensor (B, 1, H, W), got {type(masks)}")
+    check(
+        masks.shape == m.shape,
+        ValueError,
+        f"`masks` must have the maps' shape {tuple(m.shape)}, got {tuple(masks.shape)}",
+    )
+    if masks.dtype != torch.bool:
+        check(
+            bool(((masks == 0) | (masks == 1)).all()),
+            ValueError,
+            "`masks` must be boolean or hold only 0 and 1",
+        )
+        masks = masks.bool()
+    return m, masks
+
+
+def _nan_if_empty(score: Tensor, masks: Tensor) -> Tensor:
+    empty = masks.flatten(1).sum(1) == 0
+    return torch.where(empty, torch.full_like(score, float("nan")), score)
+
+
+def top_k_mask(maps: Tensor, k: Tensor | int) -> Tensor:
+    """Boolean ``(B, 1, H, W)``: the ``k`` highest pixels of each map (stable ties).
+
+    ``k`` is an int or a ``(B,)`` integer tensor (one count per map).
+    """
+    flat = maps.flatten(1)  # (B, P)
+    order = flat.argsort(dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(order).scatter_(
+        1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order)
+    )
+    kk = torch.as_tensor(k, device=flat.device).reshape(-1, 1)
+    return (ranks < kk).view(maps.shape)
+
+
+def pointing_game(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
+    """1.0 when a maximum of the map lies in the mask dilated by ``tolerance`` pixels (a disk;
+    Zhang et al. use 15 px on 224 px images), else 0.0; NaN for empty masks."""
+    m, s = _check_pair(maps, masks)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
+        raise ValueError(f"`tolerance` must be a non-negative int, got {tolerance!r}")
+    if tolerance > 0:
+        r = torch.arange(-tolerance, tolerance + 1, device=m.device, dtype=m.dtype)
+        disk = ((r[:, None] ** 2 + r[None, :] ** 2) <= tolerance**2).to(m.dtype)[None, None]
+        s = F.conv2d(s.to(m.dtype), disk, padding=tolerance) > 0
+    flat = m.flatten(1)
+    is_max = flat == flat.amax(1, keepdim=True)  # (B, P)
+    hit = (is_max & s.flatten(1)).any(1).to(m.dtype)
+    return _nan_if_empty(hit, masks)
+
+
+def relevance_mass_accuracy(maps: Tensor, masks: Tensor) -> Tensor:
+    """``sum(map inside mask) / sum(map)``, in [0, 1] for non-negative maps (pass
+    ``maps.clamp(min=0)`` or ``maps.abs()`` for signed methods); 0 when the map sums to 0."""
+    m, s = _check_pair(maps, masks)
+    flat = m.flatten(1)
+    total = flat.sum(1)
+    inside = (flat * s.flatten(1)).sum(1)
+    score = torch.where(total != 0, inside / torch.where(total != 0, total, 1), 0 * total)
+    return _nan_if_empty(score, s)
+
+
+def relevance_rank_accuracy(maps: Tensor, masks: Tensor) -> Tensor:
+    """Share of the ``K = |mask|`` top-ranked pixels that lie inside the mask."""
+    m, s = _check_pair(maps, masks)
+    k = s.flatten(1).sum(1)  # (B,)
+    hits = (top_k_mask(m, k) & s).flatten(1).sum(1).to(m.dtype)
+    return _nan_if_empty(hits / k.clamp_min(1).to(m.dtype), s)
+
+
+def top_k_dice(maps: Tensor, masks: Tensor) -> Tensor:
+    """Dice of the binary top-``K`` map (``K = |mask|``) with the mask."""
+    m, s = _check_pair(maps, masks)
+    k = s.flatten(1).sum(1)
+    inter = (top_k_mask(m, k) & s).flatten(1).sum(1).to(m.dtype)
+    return _nan_if_empty(2 * inter / (2 * k).clamp_min(1).to(m.dtype), s)
+
+
+def top_k_iou(maps: Tensor, masks: Tensor) -> Tensor:
+    """Intersection over union of the binary top-``K`` map (``K = |mask|``) with the mask."""
+    m, s = _check_pair(maps, masks)
+    k = s.flatten(1).sum(1).to(m.dtype)
+    inter = (top_k_mask(m, k.long()) & s).flatten(1).sum(1).to(m.dtype)
+    return _nan_if_empty(inter / (2 * k - inter).clamp_min(1), s)
+
+
+def bounding_box(masks: Tensor) -> Tensor:
+    """Boolean ``(B, 1, H, W)``: the smallest axis-aligned box around each mask."""
+    s = masks.bool()
+    rows = s.any(3, keepdim=True)  # (B, 1, H, 1)
+    cols = s.any(2, keepdim=True)  # (B, 1, 1, W)
+    h, w = s.shape[2:]
+    ar = torch.arange(h, device=s.device).view(1, 1, h, 1)
+    ac = torch.arange(w, device=s.device).view(1, 1, 1, w)
+    big = max(h, w)
+    r0 = torch.where(rows, ar, big).amin(2, keepdim=True)
+    r1 = torch.where(rows, ar, -1).amax(2, keepdim=True)
+    c0 = torch.where(cols, ac, big).amin(3, keepdim=True)
+    c1 = torch.where(cols, ac, -1).amax(3, keepdim=True)
+    return (ar >= r0) & (ar <= r1) & (ac >= c0) & (ac <= c1)
+
+
+def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
+    """Share of the positive part of the map inside the mask's bounding box (0 if the map has
+    no positive value)."""
+    m, s = _check_pair(maps, masks)
+    pos = m.clamp(min=0).flatten(1)
+    total = pos.sum(1)
+    inside = (pos * bounding_box(s).flatten(1)).sum(1)
+    score = torch.where(total > 0, inside / total.clamp_min(torch.finfo(m.dtype).tiny), 0 * total)
+    return _nan_if_empty(score, s)
+
+
+# --- similarity of two maps -----------------------------------------------------------------
+
+
+def top_k_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
+    """Share of the ``k`` top pixels of map ``a`` that are also among the ``k`` top of ``b``."""
+    a, b = _check_maps(a, "a"), _check_maps(b, "b")
+    check(a.shape == b.shape, ValueError, f"maps differ in shape: {a.shape} vs {b.shape}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= a[0].numel():
+        raise ValueError(f"`k` must be an int in [1, {a[0].numel()}], got {k!r}")
+    both = top_k_mask(a, k) & top_k_mask(b, k)
+    return both.flatten(1).sum(1).to(a.dtype) / k
+
+
+def ranks(values: Tensor) -> Tensor:
+    """Tie-averaged ranks (0-based) along dim 1 of a ``(B, P)`` tensor, as float."""
+    b, p = values.shape
+    srt, order = values.sort(dim=1, stable=True)
+    new = torch.ones_like(srt, dtype=torch.bool)
+    new[:, 1:] = srt[:, 1:] != srt[:, :-1]
+    group = new.long().cumsum(1) - 1  # (B, P) tie group of each sorted position
+    pos = torch.arange(p, device=values.device, dtype=torch.float64).expand(b, p)
+    total = torch.zeros(b, p, dtype=torch.float64, device=values.device).scatter_add_(1, group, pos)
+    count = torch.zeros_like(total).scatter_add_(1, group, torch.ones_like(pos))
+    mean = (total / count.clamp_min(1)).gather(1, group)
+    return torch.empty_like(mean).scatter_(1, order, mean)
+
+
+def spearman(a: Tensor, b: Tensor) -> Tensor:
+    """Spearman rank correlation of two maps per example (tie-averaged ranks); 0 when either
+    map is constant (no ranking to agree with)."""
+    a, b = _check_maps(a, "a"), _check_maps(b, "b")
+    check(a.shape == b.shape, ValueError, f"maps differ in shape: {a.shape} vs {b.shape}")
+    ra, rb = ranks(a.flatten(1)), ranks(b.flatten(1))
+    ra = ra - ra.mean(1, keepdim=True)
+    rb = rb - rb.mean(1, keepdim=True)
+    den = (ra.square().sum(1) * rb.square().sum(1)).sqrt()
+    rho = torch.where(den > 0, (ra * rb).sum(1) / den.clamp_min(1e-300), torch.zeros_like(den))
+    return rho.to(a.dtype)
+
+
+def mass_center(maps: Tensor) -> Tensor:
+    """Centre of mass ``(B, 2)`` (row, column, in pixels) of ``|map|``; the image centre for an
+    all-zero map."""
+    m = _check_maps(maps).abs()[:, 0]  # (B, H, W)
+    h, w = m.shape[1:]
+    total = m.flatten(1).sum(1)
+    rows = torch.arange(h, device=m.device, dtype=m.dtype)
+    cols = torch.arange(w, device=m.device, dtype=m.dtype)
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    cy = (m.sum(2) * rows).sum(1) / safe
+    cx = (m.sum(1) * cols).sum(1) / safe
+    cy = torch.where(total > 0, cy, torch.full_like(cy, (h - 1) / 2))
+    cx = torch.where(total > 0, cx, torch.full_like(cx, (w - 1) / 2))
+    return torch.stack([cy, cx], 1)
+
+
+def mass_center_shift(a: Tensor, b: Tensor) -> Tensor:
+    """Euclidean distance in pixels between the centres of mass of ``|a|`` and ``|b|``."""
+    return (mass_center(a) - mass_center(b)).norm(dim=1)

@@ -1,0 +1,123 @@
+"""RISE: Petsiuk, Das & Saenko, "RISE: Randomized Input Sampling for Explanation of Black-box
+Models", BMVC 2018.
+
+``N`` random masks are drawn: a coarse ``grid x grid`` binary pattern (each cell kept with
+probability ``p``), upsampled bilinearly to ``(grid + 1)`` cells of ``ceil(H / grid)`` pixels
+and cropped at a random shift, giving smooth masks in [0, 1]. The map is the
+score-weighted average of the masks, ``S = sum_i f(x * M_i) M_i / (N p)``, where ``f`` is the
+target probability and masked pixels take the baseline value. The same masks serve every
+image of the batch; all ``B x N`` masked images are scored in large batches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from cfx.saliency._common import (
+    Output,
+    check_generator,
+    check_input,
+    fast_model,
+    frozen,
+    make_baseline,
+    masked_scores,
+    positive_int,
+    resolve_all,
+    unit_interval,
+)
+from cfx.types import Classifier
+
+
+def rise_masks(
+    n: int,
+    size: tuple[int, int],
+    grid: int,
+    p: float,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """``n`` smooth random masks ``(n, 1, H, W)`` in [0, 1] as in RISE (see module docstring)."""
+    h, w = size
+    cell_h, cell_w = math.ceil(h / grid), math.ceil(w / grid)
+    coarse = (torch.rand(n, 1, grid, grid, generator=generator) < p).to(dtype)
+    up = F.interpolate(
+        coarse,
+        size=((grid + 1) * cell_h, (grid + 1) * cell_w),
+        mode="bilinear",
+        align_corners=False,
+    )  # (n, 1, (g+1) ch, (g+1) cw)
+    dy = torch.randint(0, cell_h, (n,), generator=generator)
+    dx = torch.randint(0, cell_w, (n,), generator=generator)
+    rows = dy[:, None] + torch.arange(h)[None]  # (n, H)
+    cols = dx[:, None] + torch.arange(w)[None]  # (n, W)
+    crop = up[torch.arange(n)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
+    return crop[:, None].clamp(0, 1).to(device)  # (n, 1, H, W)
+
+
+class RISE:
+    """Randomised input sampling: score-weighted average of random smooth masks.
+
+    Args:
+        model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
+        n_masks: number of random masks ``N``.
+        grid: cells per side of the coarse mask pattern.
+        p: probability that a cell is kept.
+        baseline: value of masked pixels in [-1, 1] (float or tensor); -1 = black.
+        output: ``"probability"`` (the paper) or ``"logit"``.
+        batch_size: masked images per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: Classifier,
+        *,
+        n_masks: int = 1000,
+        grid: int = 8,
+        p: float = 0.5,
+        baseline: float | Tensor = -1.0,
+        output: Output = "probability",
+        batch_size: int = 32,
+    ) -> None:
+        self.model = model
+        self.n_masks = n_masks
+        self.grid = grid
+        self.p = p
+        self.baseline = baseline
+        self.output = output
+        self.batch_size = batch_size
+
+    def attribute(
+        self, x: Tensor, target: int | Tensor | None, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Maps ``(B, 1, H, W)`` for images ``x`` ``(B, C, H, W)`` in [-1, 1].
+
+        ``target``: int, ``(B,)`` tensor or None (predicted class). ``generator`` draws masks.
+        """
+        x = check_input(x)
+        n = positive_int("n_masks", self.n_masks)
+        grid = positive_int("grid", self.grid)
+        p = unit_interval("p", self.p)
+        size = positive_int("batch_size", self.batch_size)
+        check_generator(generator)
+        base = make_baseline(self.baseline, x)
+        masks = rise_masks(
+            n,
+            (x.shape[2], x.shape[3]),
+            grid,
+            p,
+            generator=generator,
+            device=x.device,
+            dtype=x.dtype,
+        )  # (N, 1, H, W)
+        with frozen(self.model):
+            _, tgt = resolve_all(self.model, x, target)
+            model = fast_model(self.model, x[:1])
+            scores = masked_scores(model, x, base, masks, n, tgt, self.output, size)  # (B, N)
+        maps = scores @ masks.flatten(1) / (n * p)  # (B, H*W)
+        return maps.view(x.shape[0], 1, *x.shape[2:])

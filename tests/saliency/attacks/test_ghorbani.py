@@ -1,0 +1,127 @@
+import pytest
+import torch
+from torch import nn
+
+from cfx.saliency import GradCAM, Gradient, IntegratedGradients, Occlusion, SmoothGrad
+from cfx.saliency.attacks import GhorbaniAttack, softplus_surrogate
+from tests.saliency.toy import images, small_cnn
+
+EPS = 8 / 255
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_cnn(seed=1, width=8, blocks=3)
+
+
+@pytest.fixture(scope="module")
+def x():
+    return images(b=4, h=16, w=16, seed=2)
+
+
+def _check_budget_and_label(res, x, model, eps=EPS):
+    assert float((res.x_adv - x).abs().max()) <= 2 * eps + 1e-6  # cfx range is twice as wide
+    assert bool((res.x_adv.abs() <= 1 + 1e-6).all())
+    assert bool((res.linf <= eps + 1e-6).all())
+    with torch.no_grad():
+        assert torch.equal(model(res.x_adv).argmax(1), model(x).argmax(1))
+    assert bool(res.label_kept.all())
+
+
+@pytest.mark.parametrize("objective", ["top_k", "mass_center"])
+def test_attacks_stay_in_budget_keep_the_label_and_move_the_map(model, x, objective):
+    attack = GhorbaniAttack(Gradient(model), objective=objective, steps=8, k=20)
+    res = attack.perturb(x, generator=torch.Generator().manual_seed(0))
+    _check_budget_and_label(res, x, model)
+    assert res.maps.shape == res.maps_adv.shape == (4, 1, 16, 16)
+    if objective == "top_k":
+        assert float(res.top_k_intersection.mean()) < 0.9
+    else:
+        assert float(res.mass_center_shift.mean()) > 0.1
+
+
+def test_targeted_attack_pulls_relevance_into_the_region(model, x):
+    region = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    region[..., :5, 11:] = True  # top-right corner
+    res = GhorbaniAttack(Gradient(model), objective="targeted", steps=8).perturb(x, region=region)
+    _check_budget_and_label(res, x, model)
+
+    def share(maps):
+        r = maps.abs().flatten(1)
+        return (r * region.flatten(1)).sum(1) / r.sum(1)
+
+    assert bool((share(res.maps_adv) >= share(res.maps)).all())
+    assert float(share(res.maps_adv).mean()) > float(share(res.maps).mean())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: IntegratedGradients(m, n_steps=3),
+        lambda m: GradCAM(m, layer="features.2"),
+        lambda m: SmoothGrad(m, n_samples=2),
+    ],
+)
+def test_other_gradient_methods_can_be_attacked(model, x, make):
+    res = GhorbaniAttack(make(model), steps=2, k=10).perturb(
+        x, generator=torch.Generator().manual_seed(0)
+    )
+    _check_budget_and_label(res, x, model)
+
+
+def test_label_is_kept_even_when_steps_would_flip_it(model):
+    # an image right at the decision boundary: large steps would flip it
+    x = images(b=3, h=16, w=16, seed=5) * 0.1
+    res = GhorbaniAttack(Gradient(model), steps=5, epsilon=0.5, step_size=0.5).perturb(x)
+    _check_budget_and_label(res, x, model, eps=0.5)
+
+
+def test_surrogate_swaps_relu_for_softplus_and_keeps_the_original(model):
+    explainer = GradCAM(model, layer=model.features[2])
+    sur = softplus_surrogate(explainer, beta=7.0)
+    assert not any(isinstance(m, nn.ReLU) for m in sur.model.modules())
+    assert any(isinstance(m, nn.ReLU) for m in model.modules())
+    assert sur.layer is sur.model.features[2]  # the hooked layer follows the copy
+    assert all(m.beta == 7.0 for m in sur.model.modules() if isinstance(m, nn.Softplus))
+
+
+def test_model_left_unchanged(model, x):
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    GhorbaniAttack(Gradient(model), steps=2).perturb(x)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model.eval()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"epsilon": 0.0}, ValueError, "`epsilon`"),
+        ({"epsilon": 8}, ValueError, "`epsilon`"),
+        ({"objective": "center"}, ValueError, "`objective`"),
+        ({"k": 10_000}, ValueError, "`k`"),
+        ({"steps": -1}, ValueError, "`steps`"),
+    ],
+)
+def test_bad_arguments(model, x, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        GhorbaniAttack(Gradient(model), **kwargs).perturb(x)
+
+
+def test_non_differentiable_methods_and_missing_region(model, x):
+    with pytest.raises(TypeError, match="not differentiable"):
+        GhorbaniAttack(Occlusion(model)).perturb(x)
+    with pytest.raises(TypeError, match="`region`"):
+        GhorbaniAttack(Gradient(model), objective="targeted").perturb(x)
+    with pytest.raises(ValueError, match="`region` must have shape"):
+        GhorbaniAttack(Gradient(model), objective="targeted").perturb(
+            x, region=torch.ones(2, 1, 16, 16, dtype=torch.bool)
+        )
+
+
+def test_explicit_target_class(model, x):
+    res = GhorbaniAttack(Gradient(model), steps=1).perturb(x, 0)
+    assert res.maps.shape == (4, 1, 16, 16)
+    with pytest.raises(ValueError, match=r"class index in \[0, 1\]"):
+        GhorbaniAttack(Gradient(model), steps=1).perturb(x, 3)

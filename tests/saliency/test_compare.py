@@ -1,0 +1,69 @@
+import math
+
+import pytest
+import torch
+
+from cfx.errors import UnknownNameError
+from cfx.saliency import Gradient
+from cfx.saliency.compare import METRICS, build_method, compare_methods, mean_ci
+from tests.saliency.toy import images, small_cnn
+
+
+def _masks(b=3):
+    m = torch.zeros(b, 1, 16, 16, dtype=torch.bool)
+    m[:, :, 4:9, 5:10] = True
+    return m
+
+
+def test_every_method_is_scored_on_the_same_images():
+    model = small_cnn()
+    x = images(b=3, h=16, w=16)
+    res = compare_methods(
+        model, x, _masks(), 1, ["gradient", "occlusion", "rise"], fast=True, faithfulness_steps=4
+    )
+    assert res.methods == ("gradient", "occlusion", "rise") and res.metrics == METRICS
+    assert res.scores.shape == (3, len(METRICS), 3)
+    assert res.maps.shape == (3, 3, 1, 16, 16)
+    assert bool((res.seconds_per_image > 0).all())
+    rows = res.summary()
+    assert rows[0]["method"] == "gradient" and "dice_ci95" in rows[0]
+    assert res.to_csv().count("\n") == 4
+    assert res.to_markdown().count("\n") == 5  # header, rule, three rows
+    name, value = res.best("dice")
+    assert name in res.methods and 0 <= value <= 1
+
+
+def test_ready_methods_by_display_name_and_same_seed_same_scores():
+    model = small_cnn()
+    x = images(b=2, h=16, w=16)
+    a = compare_methods(
+        model,
+        x,
+        _masks(2),
+        1,
+        {"plain": Gradient(model), "lime": build_method("lime", model, fast=True)},
+        faithfulness_steps=4,
+    )
+    b = compare_methods(
+        model,
+        x,
+        _masks(2),
+        1,
+        {"plain": Gradient(model), "lime": build_method("lime", model, fast=True)},
+        faithfulness_steps=4,
+    )
+    assert a.methods == ("plain", "lime")
+    assert torch.equal(a.scores, b.scores)
+
+
+def test_mean_ci_known_answer_and_nan_handling():
+    mean, half = mean_ci(torch.tensor([1.0, 3.0, float("nan")]))
+    assert mean == 2.0 and half == pytest.approx(1.96 * math.sqrt(2) / math.sqrt(2))
+    assert all(math.isnan(v) for v in mean_ci(torch.tensor([float("nan")])))
+
+
+def test_errors():
+    with pytest.raises(UnknownNameError, match="unknown saliency method"):
+        build_method("magic", small_cnn())
+    with pytest.raises(ValueError, match="`masks` must have shape"):
+        compare_methods(small_cnn(), images(b=2, h=16, w=16), _masks(3), 1, ["gradient"])

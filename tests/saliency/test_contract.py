@@ -1,0 +1,105 @@
+"""Contract over every public saliency method: shape, dtype and device follow the input; the
+same generator gives the same map; the user's model is left exactly as it was; bad arguments
+raise clear errors."""
+
+import pytest
+import torch
+
+import cfx.saliency as S
+from tests.saliency.toy import images, small_cnn
+
+METHODS = {
+    "Gradient": lambda m: S.Gradient(m),
+    "GradientXInput": lambda m: S.GradientXInput(m),
+    "SmoothGrad": lambda m: S.SmoothGrad(m, n_samples=3),
+    "IntegratedGradients": lambda m: S.IntegratedGradients(m, n_steps=4),
+    "GradCAM": lambda m: S.GradCAM(m),
+    "Occlusion": lambda m: S.Occlusion(m, window=4, stride=4),
+    "RISE": lambda m: S.RISE(m, n_masks=16, grid=4),
+    "LIME": lambda m: S.LIME(m, n_samples=16, n_segments=8),
+    "KernelSHAP": lambda m: S.KernelSHAP(m, n_samples=16, n_segments=8),
+    "CausalResponsibility": lambda m: S.CausalResponsibility(m, runs=2, depth=2),
+}
+STOCHASTIC = {"SmoothGrad", "RISE", "LIME", "KernelSHAP", "CausalResponsibility"}
+
+
+def _run(name, method, x, target, seed=0):
+    kwargs = {"generator": torch.Generator().manual_seed(seed)} if name in STOCHASTIC else {}
+    return method.attribute(x, target, **kwargs)
+
+
+def test_every_public_method_is_covered():
+    public = {n for n in S.__all__ if hasattr(getattr(S, n), "attribute")} - {"SaliencyMethod"}
+    assert public == set(METHODS)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_shape_dtype_device_and_determinism(name, dtype):
+    model = small_cnn().to(dtype)
+    x = images(b=2, h=16, w=16).to(dtype)
+    method = METHODS[name](model)
+    a = _run(name, method, x, 1)
+    assert a.shape == (2, 1, 16, 16)
+    assert a.dtype == dtype and a.device == x.device
+    assert torch.isfinite(a).all()
+    assert torch.equal(a, _run(name, method, x, 1))
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_user_model_left_unchanged(name):
+    model = small_cnn()
+    model.train()
+    model.features[0][0].weight.requires_grad_(False)  # a mixed pattern must survive too
+    flags = [p.requires_grad for p in model.parameters()]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _run(name, METHODS[name](model), images(b=2, h=16, w=16), torch.tensor([1, 0]))
+    assert model.training
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize(
+    ("x", "target", "exc", "match"),
+    [
+        ("not a tensor", 1, TypeError, "`x` must be a torch.Tensor"),
+        (torch.zeros(1, 16, 16), 1, ValueError, r"\(B, C, H, W\)"),
+        (torch.full((1, 1, 16, 16), 3.0), 1, ValueError, r"\[-1, 1\]"),
+        (torch.zeros(2, 1, 16, 16), 5, ValueError, r"class index in \[0, 1\]"),
+        (torch.zeros(2, 1, 16, 16), torch.tensor([1, 0, 1]), ValueError, r"shape \(2,\)"),
+        (torch.zeros(2, 1, 16, 16), torch.tensor([0.0, 1.0]), ValueError, "integer tensor"),
+        (torch.zeros(2, 1, 16, 16), "1", TypeError, "`target`"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(name, x, target, exc, match):
+    method = METHODS[name](small_cnn())
+    with pytest.raises(exc, match=match):
+        _run(name, method, x, target)
+
+
+@pytest.mark.parametrize("name", sorted(STOCHASTIC))
+def test_generator_must_be_a_torch_generator(name):
+    method = METHODS[name](small_cnn())
+    with pytest.raises(TypeError, match="`generator`"):
+        method.attribute(images(b=1, h=16, w=16), 1, generator=0)
+
+
+@pytest.mark.parametrize(
+    ("method", "match"),
+    [
+        (S.SmoothGrad(small_cnn(), n_samples=0), "`n_samples`"),
+        (S.SmoothGrad(small_cnn(), noise=-1.0), "`noise`"),
+        (S.RISE(small_cnn(), p=1.5), "`p`"),
+        (S.RISE(small_cnn(), output="prob"), "`output`"),  # type: ignore[arg-type]
+        (S.LIME(small_cnn(), kernel_width=0.0), "`kernel_width`"),
+        (S.KernelSHAP(small_cnn(), n_samples=1), "`n_samples`"),
+        (S.CausalResponsibility(small_cnn(), depth=0), "`depth`"),
+        (S.CausalResponsibility(small_cnn(), confidence=2.0), "`confidence`"),
+        (S.IntegratedGradients(small_cnn(), baseline="black"), "`baseline`"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_hyperparameters_name_themselves(method, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        method.attribute(images(b=1, h=16, w=16), 1)

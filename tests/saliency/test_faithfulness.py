@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from cfx.saliency.faithfulness import _auc, deletion_auc, gaussian_blur, insertion_auc
+from tests.saliency.toy import PatchModel, patch_images
+
+
+def test_trapezoid_area():
+    assert _auc(torch.tensor([[1.0, 1.0, 1.0]])).item() == 1.0
+    assert _auc(torch.tensor([[1.0, 0.0, 0.0, 0.0]])).item() == pytest.approx(1 / 6)
+
+
+def test_a_map_on_the_evidence_beats_a_map_elsewhere():
+    model = PatchModel()
+    x = patch_images()
+    good = torch.zeros(2, 1, 16, 16)
+    good[..., :4, :4] = 1.0
+    bad = 1.0 - good
+    del_good = deletion_auc(model, x, good, 1, steps=16)
+    del_bad = deletion_auc(model, x, bad, 1, steps=16)
+    ins_good = insertion_auc(model, x, good, 1, steps=16, blur_sigma=2.0)
+    ins_bad = insertion_auc(model, x, bad, 1, steps=16, blur_sigma=2.0)
+    assert bool((del_good < del_bad - 0.3).all())
+    assert bool((ins_good > ins_bad + 0.3).all())
+    assert bool(((del_good >= 0) & (ins_good <= 1)).all())
+
+
+def test_insertion_can_start_from_the_baseline():
+    model = PatchModel()
+    x = patch_images()
+    good = torch.zeros(2, 1, 16, 16)
+    good[..., :4, :4] = 1.0
+    from_black = insertion_auc(model, x, good, 1, steps=16, blur_sigma=None, baseline=-1.0)
+    from_blur = insertion_auc(model, x, good, 1, steps=16, blur_sigma=2.0)
+    assert bool((from_black > 0.5).all()) and not torch.allclose(from_black, from_blur)
+
+
+def test_blur_keeps_constant_images_and_shape():
+    x = torch.full((2, 3, 7, 9), 0.25)
+    assert torch.allclose(gaussian_blur(x, 5.0), x)
+
+
+def test_maps_must_match_the_images():
+    with pytest.raises(ValueError, match="`maps` must have shape"):
+        deletion_auc(PatchModel(), patch_images(), torch.zeros(2, 1, 8, 8), 1)

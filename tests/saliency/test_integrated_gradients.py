@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from cfx.saliency import IntegratedGradients
+from cfx.saliency.integrated_gradients import quadrature
+from tests.saliency.toy import LinearModel, images, small_cnn
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"],
+)
+def test_linear_model_is_exact_for_every_rule(method):
+    model = LinearModel(shape=(2, 8, 8))
+    x = images(c=2)
+    maps = IntegratedGradients(model, n_steps=7, method=method).attribute(x, 1)
+    expected = ((x + 1) * model.w.detach()).sum(1, keepdim=True)
+    assert torch.allclose(maps, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"],
+)
+def test_quadrature_weights_sum_to_one_and_nodes_lie_in_the_unit_interval(method):
+    alphas, weights = quadrature(method, 9)
+    assert torch.isclose(weights.sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert bool(((alphas >= 0) & (alphas <= 1)).all())
+
+
+def test_trapezoid_integrates_a_quadratic_path_with_its_known_error():
+    # integral of a^2 on [0, 1] = 1/3; trapezoid with n points errs by +1/(6 (n-1)^2)
+    alphas, weights = quadrature("riemann_trapezoid", 5)
+    assert torch.isclose(
+        (weights * alphas**2).sum(), torch.tensor(1 / 3 + 1 / 96, dtype=torch.float64)
+    )
+
+
+def test_completeness_on_a_cnn():
+    model = small_cnn()
+    x = images(b=3, h=16, w=16)
+    base = -1.0
+    maps = IntegratedGradients(model, n_steps=128).attribute(x, 1)
+    with torch.no_grad():
+        gap = model(x)[:, 1] - model(torch.full_like(x, base))[:, 1]
+    assert torch.allclose(maps.flatten(1).sum(1), gap, rtol=0.02, atol=2e-3)
+
+
+def test_create_graph_reaches_the_input():
+    model = small_cnn()
+    x = images(b=2, h=16, w=16).requires_grad_(True)
+    maps = IntegratedGradients(model, n_steps=4).attribute(x, 1, create_graph=True)
+    (g,) = torch.autograd.grad(maps.abs().sum(), x)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_bad_method_and_steps():
+    model = LinearModel()
+    with pytest.raises(ValueError, match="`method`"):
+        IntegratedGradients(model, method="simpson").attribute(images(), 1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`n_steps`"):
+        IntegratedGradients(model, n_steps=0).attribute(images(), 1)
+    with pytest.raises(ValueError, match="at least 2"):
+        IntegratedGradients(model, n_steps=1, method="riemann_trapezoid").attribute(images(), 1)

@@ -1,0 +1,44 @@
+import torch
+
+from cfx.saliency import KernelSHAP
+from cfx.saliency.kernel_shap import shapley_coalitions
+from tests.saliency.test_lime import _segment_sums, _segments
+from tests.saliency.toy import LinearModel, images, small_cnn
+
+
+def test_linear_logit_model_gives_the_exact_shapley_values():
+    model = LinearModel()
+    x = images()
+    seg = _segments()
+    shap = KernelSHAP(model, n_samples=32, output="logit")
+    maps = shap.attribute(x, 1, segments=seg, generator=torch.Generator().manual_seed(0))
+    sums = _segment_sums(model, x, seg)
+    for s in range(4):
+        assert torch.allclose(maps[:, 0][seg == s].view(3, -1)[:, 0], sums[:, s], atol=1e-4)
+
+
+def test_efficiency_holds_for_a_nonlinear_model():
+    model = small_cnn()
+    x = images(b=2, h=16, w=16)
+    shap = KernelSHAP(model, n_samples=64, n_segments=9)
+    seg_maps = shap.attribute(x, 1, generator=torch.Generator().manual_seed(0))
+    from cfx.saliency import superpixels
+
+    seg = superpixels(x, n_segments=9)
+    phi_sum = torch.stack(
+        [sum(seg_maps[i, 0][seg[i] == s][0] for s in seg[i].unique()) for i in range(2)]
+    )
+    with torch.no_grad():
+        p = torch.softmax(model(x), 1)[:, 1] - torch.softmax(model(torch.full_like(x, -1)), 1)[:, 1]
+    assert torch.allclose(phi_sum, p, atol=1e-4)
+
+
+def test_coalitions_come_in_complementary_pairs_over_present_players():
+    present = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    z = shapley_coalitions(present, 10, torch.Generator().manual_seed(0))
+    assert z.shape == (2, 10, 4)
+    assert not bool(z[~present[:, None].expand_as(z)].any())
+    pairs = z.view(2, 5, 2, 4)
+    assert torch.equal(pairs[:, :, 0] ^ pairs[:, :, 1], present[:, None].expand(-1, 5, -1))
+    sizes = z.sum(2)
+    assert bool((sizes >= 1).all()) and bool((sizes < present.sum(1, keepdim=True)).all())

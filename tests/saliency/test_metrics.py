@@ -1,0 +1,125 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import spearmanr
+
+from cfx.saliency import metrics as M
+
+
+def _mask(h=6, w=6, rows=slice(1, 3), cols=slice(1, 4)):
+    m = torch.zeros(1, 1, h, w, dtype=torch.bool)
+    m[..., rows, cols] = True
+    return m  # 2 x 3 = 6 pixels
+
+
+def test_pointing_game_hit_miss_tolerance_and_empty_mask():
+    mask = _mask()
+    hit = torch.zeros(1, 1, 6, 6)
+    hit[..., 2, 2] = 1.0
+    miss = torch.zeros(1, 1, 6, 6)
+    miss[..., 5, 5] = 1.0
+    assert M.pointing_game(hit, mask).item() == 1.0
+    assert M.pointing_game(miss, mask).item() == 0.0
+    # (5, 5) is sqrt(3^2 + 2^2) ~ 3.6 px from the nearest mask pixel (2, 3)
+    assert M.pointing_game(miss, mask, tolerance=3).item() == 0.0
+    assert M.pointing_game(miss, mask, tolerance=4).item() == 1.0
+    assert math.isnan(M.pointing_game(hit, torch.zeros_like(mask)).item())
+
+
+def test_mass_and_energy_known_answers():
+    mask = _mask()
+    maps = torch.zeros(1, 1, 6, 6)
+    maps[..., 1, 1] = 3.0  # inside the mask
+    maps[..., 5, 5] = 1.0  # outside the mask and its box
+    maps[..., 0, 0] = -2.0  # negative evidence
+    assert M.relevance_mass_accuracy(maps, mask).item() == pytest.approx(3 / 2)
+    assert M.relevance_mass_accuracy(maps.clamp(min=0), mask).item() == pytest.approx(3 / 4)
+    assert M.energy_pointing_game(maps, mask).item() == pytest.approx(3 / 4)
+
+
+def test_energy_uses_the_bounding_box():
+    mask = torch.zeros(1, 1, 5, 5, dtype=torch.bool)
+    mask[..., 0, 0] = mask[..., 2, 2] = True  # box rows 0-2, cols 0-2
+    maps = torch.zeros(1, 1, 5, 5)
+    maps[..., 1, 1] = 1.0  # inside the box, outside the mask
+    maps[..., 4, 4] = 1.0
+    assert M.energy_pointing_game(maps, mask).item() == pytest.approx(0.5)
+    assert M.relevance_mass_accuracy(maps, mask).item() == 0.0
+    box = M.bounding_box(mask)
+    assert int(box.sum()) == 9
+
+
+def test_rank_dice_iou_known_answers():
+    mask = _mask()  # 6 pixels
+    maps = torch.zeros(1, 1, 6, 6)
+    maps[..., 1, 1:4] = torch.tensor([9.0, 8.0, 7.0])  # 3 of the mask
+    maps[..., 5, :3] = torch.tensor([6.0, 5.0, 4.0])  # 3 outside
+    assert M.relevance_rank_accuracy(maps, mask).item() == pytest.approx(0.5)
+    assert M.top_k_dice(maps, mask).item() == pytest.approx(0.5)
+    assert M.top_k_iou(maps, mask).item() == pytest.approx(3 / 9)
+    perfect = mask.float()
+    assert M.top_k_iou(perfect, mask).item() == 1.0
+
+
+def test_batched_values_are_per_example():
+    masks = torch.cat([_mask(), _mask(rows=slice(4, 6), cols=slice(0, 3))])
+    maps = torch.cat([_mask().float(), _mask().float()])
+    assert M.top_k_dice(maps, masks).tolist() == [1.0, 0.0]
+
+
+def test_similarity_known_answers():
+    a = torch.arange(16.0).view(1, 1, 4, 4)
+    assert M.top_k_intersection(a, a, 4).item() == 1.0
+    assert M.top_k_intersection(a, -a, 4).item() == 0.0
+    assert M.spearman(a, a**3).item() == pytest.approx(1.0)
+    assert M.spearman(a, -a).item() == pytest.approx(-1.0)
+    assert M.spearman(a, torch.zeros_like(a)).item() == 0.0
+    point = torch.zeros(1, 1, 5, 5)
+    point[..., 1, 1] = 1.0
+    moved = torch.zeros(1, 1, 5, 5)
+    moved[..., 4, 5 - 1] = -2.0  # |map| is used
+    assert M.mass_center(point).tolist() == [[1.0, 1.0]]
+    assert M.mass_center_shift(point, moved).item() == pytest.approx(math.hypot(3, 3))
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.integers(-3, 3), min_size=9, max_size=9),
+    st.lists(st.integers(-3, 3), min_size=9, max_size=9),
+)
+def test_spearman_matches_scipy_with_ties(xs, ys):
+    a = torch.tensor(xs, dtype=torch.float32).view(1, 1, 3, 3)
+    b = torch.tensor(ys, dtype=torch.float32).view(1, 1, 3, 3)
+    expected = spearmanr(xs, ys).statistic
+    got = M.spearman(a, b).item()
+    if math.isnan(expected):
+        assert got == 0.0
+    else:
+        assert got == pytest.approx(expected, abs=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_dice_of_top_k_equals_rank_accuracy(seed):
+    g = torch.Generator().manual_seed(seed)
+    maps = torch.randn(2, 1, 6, 6, generator=g)
+    masks = torch.rand(2, 1, 6, 6, generator=g) < 0.3
+    masks[:, :, 0, 0] = True
+    assert torch.allclose(M.top_k_dice(maps, masks), M.relevance_rank_accuracy(maps, masks))
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        M.pointing_game(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="`masks` must have"):
+        M.top_k_dice(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 3, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        M.top_k_dice(torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5))
+    with pytest.raises(ValueError, match="`k`"):
+        M.top_k_intersection(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), 5)
+    with pytest.raises(ValueError, match="NaN"):
+        M.spearman(torch.full((1, 1, 2, 2), float("nan")), torch.zeros(1, 1, 2, 2))
