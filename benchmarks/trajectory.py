@@ -66,6 +66,17 @@ class _FixedLatents:
         return self.generator.decode(z)
 
 
+class _Scalar:
+    """numpy 2 shim: the peer code calls ``float()`` on ``forward(x)[:, target]``, which numpy 2
+    refuses for 1-element 1-d arrays; indexing this wrapper yields a 0-d tensor instead."""
+
+    def __init__(self, t: torch.Tensor) -> None:
+        self.t = t
+
+    def __getitem__(self, index):
+        return self.t[index].reshape(())
+
+
 def run_latent_shift(generator, classifier, z0, source_class: torch.Tensor, steps: int):
     """Frames (B, T+1, C, H, W), start = lambda 0, end = the counterfactual."""
     latent_shift_cls = load_latent_shift()
@@ -73,10 +84,8 @@ def run_latent_shift(generator, classifier, z0, source_class: torch.Tensor, step
     def source_log_odds(x):  # (B, 1): sigmoid of it is the softmax prob of the source class
         logits = classifier(x)
         own = logits.gather(1, source_class_now[:, None])
-        other = logits.scatter(1, source_class_now[:, None], float("-inf")).logsumexp(
-            1, keepdim=True
-        )
-        return own - other
+        other = logits.scatter(1, source_class_now[:, None], float("-inf"))
+        return _Scalar(own - other.logsumexp(1, keepdim=True))
 
     frames = []
     for i in range(z0.shape[0]):
