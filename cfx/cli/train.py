@@ -92,17 +92,7 @@ def run_generator(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     model, report = train_generator(images, args.out, config)
-    folder = model.save_pretrained(Path(args.out) / "model")
-    summary = {
-        "steps": report.steps,
-        "train_seconds_total": report.seconds,
-        "this_run_seconds": time.perf_counter() - start,
-        "last": report.history[-1] if report.history else {},
-    }
-    (Path(args.out) / "training.json").write_text(
-        json.dumps({"summary": summary, "history": list(report.history)}, indent=1)
-    )
-    print(folder)
+    print(_save_run(Path(args.out), model, report, start))
     return 0
 
 
@@ -176,16 +166,21 @@ def run_classifier(args: argparse.Namespace) -> int:
     model, report = train_classifier(
         model, images, targets, args.out, config, task="segment" if segment else "classify", val=val
     )
-    folder = model.save_pretrained(Path(args.out) / "model")
+    print(_save_run(Path(args.out), model, report, start, arch=args.arch))
+    return 0
+
+
+def _save_run(out: Path, model: Any, report: Any, start: float, **extra: Any) -> Path:
+    """Write ``out/model`` (save_pretrained) and ``out/training.json``; return the model folder."""
+    folder = model.save_pretrained(out / "model")
     summary: dict[str, Any] = {
-        "arch": args.arch,
+        **extra,
         "steps": report.steps,
         "train_seconds_total": report.seconds,
         "this_run_seconds": time.perf_counter() - start,
         "last": report.history[-1] if report.history else {},
     }
-    (Path(args.out) / "training.json").write_text(
+    (out / "training.json").write_text(
         json.dumps({"summary": summary, "history": list(report.history)}, indent=1)
     )
-    print(folder)
-    return 0
+    return folder
