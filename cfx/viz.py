@@ -19,6 +19,15 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str | Path, *, dpi: int) -> Path:
+    """Write ``fig`` to ``path`` (creating folders), close it, return the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
+
+
 def brain_preview(
     images: Tensor,
     labels: Tensor,
@@ -62,11 +71,7 @@ def brain_preview(
         title = "tumour" if int(labels[i]) == 1 else "healthy"
         ax.set_title(title + (" +tag" if bool(tags[i]) else ""), fontsize=7)
     fig.tight_layout(pad=0.3)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path, dpi=110)
 
 
 def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int = 2) -> Path:
@@ -111,11 +116,7 @@ def trajectory_strip(
                 title += f"\no={float(oracle_probs[i, t]):.2f}"
             ax.set_title(title, fontsize=6)
     fig.tight_layout(pad=0.2)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path, dpi=110)
 
 
 def trajectory_gif(frames: Tensor, path: str | Path, *, scale: int = 4, ms: int = 180) -> Path:
@@ -152,11 +153,7 @@ def probability_curves(
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path, dpi=120)
 
 
 def saliency_grid(
@@ -201,11 +198,7 @@ def saliency_grid(
                 if outlines[r].any():
                     ax.contour(outlines[r], levels=[0.5], colors="cyan", linewidths=0.5)
     fig.tight_layout(pad=0.2)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path, dpi=120)
 
 
 def attack_figure(
@@ -254,8 +247,4 @@ def attack_figure(
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout(pad=0.3)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path, dpi=120)
