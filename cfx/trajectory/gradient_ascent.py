@@ -4,8 +4,10 @@
 target log-odds ``logit_target - logsumexp(other logits)`` (numerically stabler than the
 probability, whose gradient vanishes far from the boundary). Each image stops once its target
 probability passes ``margin``. The recorded path is then resampled at ``T`` evenly spaced
-probability levels ``t / T`` (linear interpolation in latent space between the two recorded
-steps that bracket a level), so frame ``t`` shows the image at target probability ~``t / T``.
+probability levels ``t / T``: the two recorded steps that bracket a level are found and the
+level is located on the segment between them by bisection (``bisect_iters`` halvings, then
+linear interpolation), so frame ``t`` shows the image at target probability ~``t / T`` even for
+a confident classifier whose probability jumps within one step.
 
 This is the latent-space counterpart of the gradient counterfactuals of Wachter et al. (2017),
 as used for image paths by e.g. Singla et al., "Explanation by Progressive Exaggeration"
@@ -28,6 +30,7 @@ from cfx.trajectory._common import (
     target_margin,
     target_prob,
 )
+from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
 from cfx.types import Classifier, Generator
 
@@ -42,30 +45,6 @@ def _positive_int(name: str, value: int, minimum: int = 1) -> None:
         raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
 
 
-def resample_path(path: Tensor, probs: Tensor, levels: Tensor) -> Tensor:
-    """Latents where a recorded path first reaches each probability level.
-
-    ``path`` ``(B, K, d)``, ``probs`` ``(B, K)`` (probability at each recorded latent),
-    ``levels`` ``(L,)`` -> ``(B, L, d)``. Levels below the start map to the start; levels never
-    reached map to the last latent; otherwise the two bracketing latents are interpolated.
-    """
-    b, k = probs.shape
-    reached = probs[:, None, :] >= levels[None, :, None]  # (B, L, K)
-    last = torch.full((b, levels.shape[0]), k - 1, dtype=torch.long, device=probs.device)
-    first = torch.where(reached.any(-1), reached.float().argmax(-1), last)  # (B, L)
-    prev = (first - 1).clamp_min(0)
-    p_hi = probs.gather(1, first)  # (B, L)
-    p_lo = probs.gather(1, prev)
-    frac = ((levels[None, :] - p_lo) / (p_hi - p_lo).clamp_min(1e-8)).clamp(0.0, 1.0)
-    frac = torch.where(first == 0, torch.ones_like(frac), frac)
-    frac = torch.where(reached.any(-1), frac, torch.ones_like(frac))
-    idx_hi = first[..., None].expand(-1, -1, path.shape[-1])
-    idx_lo = prev[..., None].expand(-1, -1, path.shape[-1])
-    z_hi = path.gather(1, idx_hi)
-    z_lo = path.gather(1, idx_lo)
-    return z_lo + frac[..., None] * (z_hi - z_lo)  # (B, L, d)
-
-
 class GradientAscent:
     """Option 1: normalised gradient ascent on the target log-odds, resampled at ``t / T``.
 
@@ -76,6 +55,8 @@ class GradientAscent:
         eta: latent step length per iteration (latents are ~N(0, I)).
         max_iter: iteration cap per image.
         margin: stop an image once its target probability reaches this.
+        bisect_iters: halvings of the bracketing step when placing each frame at its level
+            (0 = linear interpolation in probability, no extra model calls).
         oracle: optional independent classifier; its probabilities are recorded per frame.
         inversion_steps: latent-optimisation steps of the inversion (0 = encoder only).
         show_progress: tqdm bar over iterations.
@@ -90,6 +71,7 @@ class GradientAscent:
         eta: float = 0.25,
         max_iter: int = 120,
         margin: float = 0.95,
+        bisect_iters: int = 8,
         oracle: Classifier | None = None,
         inversion_steps: int = 100,
         show_progress: bool = False,
@@ -100,6 +82,7 @@ class GradientAscent:
         self.eta = eta
         self.max_iter = max_iter
         self.margin = margin
+        self.bisect_iters = bisect_iters
         self.oracle = oracle
         self.inversion_steps = inversion_steps
         self.show_progress = show_progress
@@ -111,6 +94,7 @@ class GradientAscent:
         if not 0.5 < self.margin < 1.0:
             raise ValueError(f"`margin` must be in (0.5, 1), got {self.margin!r}")
         _positive_int("inversion_steps", self.inversion_steps, minimum=0)
+        _positive_int("bisect_iters", self.bisect_iters, minimum=0)
 
     def ascend(self, z0: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         """Ascend from ``z0`` ``(B, *latent)``; return the path ``(B, K, *latent)`` and the
@@ -138,6 +122,24 @@ class GradientAscent:
             z = (z.detach() + step * active.view(-1, *([1] * (z.ndim - 1)))).detach()
         return torch.stack(path, 1), torch.stack(probs, 1)
 
+    def resample(self, path: Tensor, probs: Tensor, levels: Tensor, target: Tensor) -> Tensor:
+        """Place a recorded path ``(B, K, d)`` with probabilities ``(B, K)`` at ``levels``
+        ``(L,)``: latents ``(B, L, d)`` (models must already be frozen).
+
+        An image that starts above the first levels (``p_0 > 1 / T``) gets levels raised to
+        ``p_0 + 0.02 t`` where needed, so its frames still climb at every step.
+        """
+        latent_shape = self.generator.latent_shape
+        rep = target.repeat_interleave(levels.shape[0])
+        ramp = probs[:, :1] + 0.02 * torch.arange(1, levels.shape[0] + 1).to(probs)  # (B, L)
+        levels = torch.maximum(levels[None, :], ramp.clamp(max=self.margin))
+
+        def prob_fn(z: Tensor) -> Tensor:
+            images = self.generator.decode(z.view(-1, *latent_shape))
+            return target_prob(class_logits(self.classifier, images), rep)
+
+        return resample_path(path, probs, levels, prob_fn=prob_fn, bisect_iters=self.bisect_iters)
+
     def explain(
         self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None
     ) -> TrajectoryResult:
@@ -156,7 +158,7 @@ class GradientAscent:
             path, probs = self.ascend(z0, tgt)  # (B, K, *latent), (B, K)
             levels = torch.arange(self.steps + 1, dtype=x.dtype, device=x.device) / self.steps
             flat = path.flatten(2)  # (B, K, d)
-            zs = torch.cat([flat[:, :1], resample_path(flat, probs, levels[1:])], 1)
+            zs = torch.cat([flat[:, :1], self.resample(flat, probs, levels[1:], tgt)], 1)
             zs = zs.view(x.shape[0], self.steps + 1, *z0.shape[1:])  # (B, T+1, *latent)
             return finish(self, x, zs, levels, tgt, t0, inv_seconds, lambdas=None)
 

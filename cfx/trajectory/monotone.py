@@ -18,7 +18,7 @@ distance is implicit in the smoothness term, which keeps consecutive latents clo
 ``margin``, calibration error above ``calibration_tol``, or a non-increasing step) and grown by
 ``lambda_growth`` if it is (up to ``lambda_max``). The result is the valid path with the
 smallest identity loss seen, so each image gets (close to) the largest lambda that still
-reaches the target. The path starts from
+reaches the target; an image with no valid iterate keeps the warm start. The path starts from
 Option 1's resampled path (:class:`~cfx.trajectory.gradient_ascent.GradientAscent`), which is
 usually valid already.
 
@@ -41,7 +41,6 @@ from cfx.trajectory.gradient_ascent import (
     _positive_int,
     _start,
     finish,
-    resample_path,
 )
 from cfx.trajectory.losses import (
     calibration_loss,
@@ -60,7 +59,9 @@ class MonotonePath:
         generator, classifier, steps, margin, oracle, inversion_steps, show_progress: as in
             :class:`~cfx.trajectory.gradient_ascent.GradientAscent`.
         iterations: Adam iterations on the joint path.
-        lr: Adam learning rate on the latents.
+        lr: Adam learning rate on the latents. Small on purpose: Adam's first steps move every
+            coordinate by about ``lr``, and with a confident classifier a move of norm
+            ``lr * sqrt(d)`` beyond ~0.1 already jumps frames across whole probability levels.
         lambda_init: starting identity weight; adapted per image.
         lambda_growth: factor applied to lambda after a valid check.
         lambda_max: cap on lambda.
@@ -78,14 +79,14 @@ class MonotonePath:
         *,
         steps: int = 10,
         iterations: int = 40,
-        lr: float = 0.05,
-        lambda_init: float = 2.0,
-        lambda_growth: float = 1.5,
-        lambda_max: float = 1000.0,
+        lr: float = 0.003,
+        lambda_init: float = 10.0,
+        lambda_growth: float = 2.0,
+        lambda_max: float = 1e4,
         smooth_weight: float = 0.05,
         gap: float = 0.02,
         margin: float = 0.9,
-        calibration_tol: float = 0.1,
+        calibration_tol: float = 0.08,
         adapt_every: int = 4,
         warm_start_eta: float = 0.25,
         warm_start_iter: int = 120,
@@ -167,7 +168,7 @@ class MonotonePath:
             margin=max(self.margin, 0.95),
         )
         path, probs = ascent.ascend(z0, target)
-        return resample_path(path.flatten(2), probs, levels[1:]), probs[:, 0]
+        return ascent.resample(path.flatten(2), probs, levels[1:], target), probs[:, 0]
 
     def optimise(
         self, z0: Tensor, z_init: Tensor, p_start: Tensor, target: Tensor, levels: Tensor
@@ -175,7 +176,8 @@ class MonotonePath:
         """The joint optimisation of the path (models must already be frozen).
 
         ``z0`` ``(B, *latent)``, ``z_init`` ``(B, T, d)``; returns the chosen path
-        ``(B, T, d)`` (the best valid iterate, else the last) and each image's lambda ``(B,)``.
+        ``(B, T, d)`` (the best valid iterate, else the warm start ``z_init``) and each
+        image's lambda ``(B,)``.
         """
         b, n_steps = z_init.shape[:2]
         latent_shape = z0.shape[1:]
@@ -222,6 +224,7 @@ class MonotonePath:
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
-        # images that were never valid keep their last iterate
-        final = torch.where(torch.isfinite(best_id)[:, None, None], best, zs.detach())
+        # images never valid keep the warm start: it climbs at every step by construction, while
+        # the last iterate may have traded that away for identity
+        final = torch.where(torch.isfinite(best_id)[:, None, None], best, z_init)
         return final, best_lam

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cfx.trajectory.gradient_ascent import GradientAscent, resample_path
+from cfx.trajectory.gradient_ascent import GradientAscent
 from tests.trajectory.toy import LinearGenerator, LogisticClassifier
 
 
@@ -46,12 +46,17 @@ def test_explain_frames_are_calibrated_on_the_toy(toy):
     assert bool(res.success.all())
 
 
-def test_resample_path_known_answer():
-    path = torch.arange(4, dtype=torch.float32).view(1, 4, 1)  # z = 0, 1, 2, 3
-    probs = torch.tensor([[0.1, 0.3, 0.5, 0.9]])
-    levels = torch.tensor([0.05, 0.2, 0.5, 0.7, 0.95])
-    z = resample_path(path, probs, levels)[0, :, 0]
-    assert torch.allclose(z, torch.tensor([0.0, 0.5, 2.0, 2.5, 3.0]))
+def test_a_start_above_the_first_levels_still_climbs_every_step(toy):
+    g, f, _ = toy
+    u = _direction(g, f)
+    # start at p = 0.3 (log-odds (A^T w) . z + b): levels 0.1 and 0.2 lie below it and are
+    # raised so that the frames still climb at every step
+    slope = float((g.A.detach().T @ f.w.detach()).norm())
+    z0 = ((float(torch.logit(torch.tensor(0.3))) - float(f.b.detach())) / slope * u)[None]
+    x = g.decode(z0).detach()
+    res = GradientAscent(g, f, steps=10, eta=0.05, max_iter=500).explain(x, 1, latents=z0)
+    assert abs(float(res.probs[0, 0]) - 0.3) < 1e-4
+    assert bool((res.probs.diff(dim=1) > 0).all())
 
 
 def test_user_models_unchanged(toy):

@@ -1,0 +1,63 @@
+"""Resampling a recorded latent path at given target-probability levels.
+
+A gradient path records latents ``z_0..z_K`` and their target probabilities ``p_0..p_K``. Frame
+``t`` of a trajectory should show the image where the classifier's probability first reaches
+``t / T``. The two recorded latents that bracket a level are found, and the level is placed on
+the segment between them: by linear interpolation in probability (no model calls), or, given
+the model, by bisection on the segment. Bisection matters for confident classifiers, whose
+probability stays near 0 for most of a segment and then jumps: linear interpolation would put
+several frames on the flat part and the path would look like a step rather than a climb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+
+def resample_path(
+    path: Tensor,
+    probs: Tensor,
+    levels: Tensor,
+    *,
+    prob_fn: Callable[[Tensor], Tensor] | None = None,
+    bisect_iters: int = 0,
+) -> Tensor:
+    """Latents where a recorded path first reaches each probability level.
+
+    ``path`` ``(B, K, d)``, ``probs`` ``(B, K)`` (probability at each recorded latent),
+    ``levels`` ``(L,)`` or per image ``(B, L)`` -> ``(B, L, d)``. Levels below the start map
+    to the start; levels never reached map to the last latent; otherwise the level is placed
+    between the two bracketing latents. With ``prob_fn`` (flat latents ``(N, d)`` -> target
+    probabilities ``(N,)``, entries in the order of ``(B, L)`` flattened) the bracket is first
+    narrowed by ``bisect_iters`` halvings, then the narrowed segment is interpolated linearly.
+    """
+    b, k = probs.shape
+    lvl = levels.expand(b, -1) if levels.ndim == 1 else levels  # (B, L)
+    n_levels, d = lvl.shape[1], path.shape[-1]
+    reached = probs[:, None, :] >= lvl[..., None]  # (B, L, K)
+    any_reached = reached.any(-1)  # (B, L)
+    last = torch.full((b, n_levels), k - 1, dtype=torch.long, device=probs.device)
+    first = torch.where(any_reached, reached.float().argmax(-1), last)  # (B, L)
+    prev = (first - 1).clamp_min(0)
+    p_hi = probs.gather(1, first)  # (B, L)
+    p_lo = probs.gather(1, prev)
+    z_hi = path.gather(1, first[..., None].expand(-1, -1, d))  # (B, L, d)
+    z_lo = path.gather(1, prev[..., None].expand(-1, -1, d))
+    inside = any_reached & (first > 0)  # levels strictly inside a recorded segment
+    if prob_fn is not None and bisect_iters > 0 and bool(inside.any()):
+        for _ in range(bisect_iters):
+            z_mid = 0.5 * (z_lo + z_hi)
+            with torch.no_grad():
+                p_mid = prob_fn(z_mid.reshape(b * n_levels, d)).view(b, n_levels)
+            above = (p_mid >= lvl) & inside
+            below = (p_mid < lvl) & inside
+            z_hi = torch.where(above[..., None], z_mid, z_hi)
+            p_hi = torch.where(above, p_mid, p_hi)
+            z_lo = torch.where(below[..., None], z_mid, z_lo)
+            p_lo = torch.where(below, p_mid, p_lo)
+    frac = ((lvl - p_lo) / (p_hi - p_lo).clamp_min(1e-8)).clamp(0.0, 1.0)
+    frac = torch.where(inside, frac, torch.ones_like(frac))
+    return z_lo + frac[..., None] * (z_hi - z_lo)  # (B, L, d)
