@@ -15,8 +15,15 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e .
 	touch $@
 
+# Debian's chromium for the labelling page's browser test (skipped, not failed, without it)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) -e '.[dev]'
+	test -x /usr/bin/chromium \
+	  || ($(APT) update -qq && $(APT) install -y -qq chromium chromium-driver) \
+	  || echo "chromium not installed: the labelling page browser test will be skipped"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -6,10 +6,13 @@ import argparse
 import logging
 import sys
 
+from cfx.cli import augment as augment_cmd
 from cfx.cli import data as data_cmd
 from cfx.cli import demo as demo_cmd
+from cfx.cli import label as label_cmd
 from cfx.cli import recourse as recourse_cmd
 from cfx.cli import saliency as saliency_cmd
+from cfx.cli import shortcuts as shortcuts_cmd
 from cfx.cli import train as train_cmd
 from cfx.cli import trajectory as trajectory_cmd
 
@@ -20,10 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    augment_cmd.register(sub)
     demo_cmd.register(sub)
     data_cmd.register(sub)
+    label_cmd.register(sub)
     recourse_cmd.register(sub)
     saliency_cmd.register(sub)
+    shortcuts_cmd.register(sub)
     train_cmd.register(sub)
     trajectory_cmd.register(sub)
     return parser

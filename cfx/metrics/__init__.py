@@ -1,6 +1,7 @@
 """Metrics: pure functions returning one value per example (``Tensor[B]``) unless noted."""
 
 from cfx.metrics.frechet import frechet_distance
+from cfx.metrics.groups import group_accuracies
 from cfx.metrics.image import l1_distance, psnr, ssim
 from cfx.metrics.trajectory import (
     calibration_error,
@@ -19,6 +20,7 @@ __all__ = [
     "cout",
     "flip_rate",
     "frechet_distance",
+    "group_accuracies",
     "increasing_steps",
     "l1_distance",
     "lesion_area",

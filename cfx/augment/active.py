@@ -1,0 +1,328 @@
+"""Active learning from boundary-crossing paths: label near-boundary images, fine-tune, repeat.
+
+Each round (the method draft of cfx, seed 003, and Settles' uncertainty sampling):
+
+1. **Starting points**: the unlabelled pool images where the current classifier is least sure
+   (smallest ``|p - 1/2|``; ``selection="random"`` for a control), never the same image twice.
+2. **Paths**: each start is walked across the classifier's boundary into the other class with
+   Option 1 (:class:`~cfx.trajectory.GradientAscent`); frames are resampled at probability
+   levels ``t / T``.
+3. **Near-boundary frames**: the frames at ``frame_levels`` (default 0.4 and 0.6, one on each
+   side of the boundary) go to the labeller. A classifier that learned a shortcut crosses its
+   boundary by changing the shortcut (a scanner marker), so these frames are exactly the
+   counter-examples it lacks: the lesion unchanged, the marker flipped.
+4. **Fine-tune** a copy of the classifier on its training set plus every labelled frame so far
+   (repeated ``repeat_new`` times so a few hundred images weigh against thousands).
+
+The loop never spends more than ``budget`` labels (split evenly over ``rounds``). Every round
+is saved under ``out/round_KK/`` (labelled frames, the fine-tuned weights, the labelling
+task), so an interrupted run, or a run waiting for a person's labels
+(:class:`~cfx.augment.labellers.LabelsPending`), continues where it stopped when called again
+with the same arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from cfx.augment.labellers import Labeller
+from cfx.errors import check
+from cfx.images import check_images
+from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
+from cfx.trajectory import GradientAscent
+from cfx.trajectory._common import class_logits, frozen
+from cfx.types import Generator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AugmentRound:
+    """What one round did: labels spent and what the fine-tuned model scored."""
+
+    index: int
+    starts: Tensor  # (S,) pool indices used as starting points
+    labelled: int  # labels spent in this round
+    label_counts: tuple[int, ...]  # labels per class
+    disagreement: float  # share of labelled frames the classifier got wrong before this round
+    metrics: dict[str, float]  # eval_fn(model) after fine-tuning ({} without eval_fn)
+
+
+@dataclass(frozen=True)
+class AugmentResult:
+    """The fine-tuned model, every labelled image, and the per-round history."""
+
+    model: nn.Module  # a fine-tuned copy; the user's classifier is unchanged
+    images: Tensor  # (N, C, H, W) in [-1, 1], all labelled frames
+    labels: Tensor  # (N,) int64
+    rounds: tuple[AugmentRound, ...]
+
+    @property
+    def labels_used(self) -> int:
+        return int(self.labels.shape[0])
+
+
+class ActiveLearner:
+    """Augment a classifier's training data with labelled near-boundary frames.
+
+    Args:
+        generator: an ``Invertible`` generator (``encode``/``decode``, images in [-1, 1]).
+        classifier: images in [-1, 1] -> logits ``(B, 2)``; copied, never modified.
+        labeller: a :class:`~cfx.augment.labellers.Labeller` (oracle, or a person via a task).
+        budget: total labels, never exceeded.
+        rounds: rounds of select -> label -> fine-tune (the budget is split evenly).
+        frame_levels: probability levels (in ``(0, 1)``) whose frames are labelled per path.
+        steps: frames per path ``T``.
+        selection: ``"margin"`` (least certain pool images first) or ``"random"``.
+        repeat_new: how often each labelled frame appears in the fine-tuning set.
+        finetune: training settings of each round (``reset_parameters`` is forced False).
+        inversion_steps: latent optimisation steps when inverting the starts (0 = encoder).
+        batch_size: paths per batch.
+        show_progress: tqdm bars.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        classifier: nn.Module,
+        labeller: Labeller,
+        *,
+        budget: int = 200,
+        rounds: int = 2,
+        frame_levels: tuple[float, ...] = (0.4, 0.6),
+        steps: int = 10,
+        selection: Literal["margin", "random"] = "margin",
+        repeat_new: int = 4,
+        finetune: ClassifierTrainingConfig | None = None,
+        inversion_steps: int = 0,
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> None:
+        self.generator = generator
+        self.classifier = classifier
+        self.labeller = labeller
+        self.budget = budget
+        self.rounds = rounds
+        self.frame_levels = frame_levels
+        self.steps = steps
+        self.selection = selection
+        self.repeat_new = repeat_new
+        self.finetune = finetune
+        self.inversion_steps = inversion_steps
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+
+    def _check(self) -> None:
+        for name in ("budget", "rounds", "steps", "repeat_new", "batch_size"):
+            value = getattr(self, name)
+            check(
+                not isinstance(value, bool) and isinstance(value, int) and value > 0,
+                ValueError,
+                f"`{name}` must be a positive int, got {value!r}",
+            )
+        check(
+            self.rounds <= self.budget,
+            ValueError,
+            f"`rounds` must not exceed `budget` ({self.budget}), got {self.rounds}",
+        )
+        check(
+            len(self.frame_levels) > 0 and all(0.0 < lv < 1.0 for lv in self.frame_levels),
+            ValueError,
+            f"`frame_levels` must be levels in (0, 1), got {self.frame_levels!r}",
+        )
+        check(
+            self.selection in ("margin", "random"),
+            ValueError,
+            f"`selection` must be 'margin' or 'random', got {self.selection!r}",
+        )
+        check(
+            isinstance(self.classifier, nn.Module),
+            TypeError,
+            f"`classifier` must be an nn.Module (it is fine-tuned), "
+            f"got {type(self.classifier).__name__}",
+        )
+
+    def augment(
+        self,
+        pool: Tensor,
+        train_images: Tensor,
+        train_labels: Tensor,
+        *,
+        out: str | Path,
+        seed: int = 0,
+        eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    ) -> AugmentResult:
+        """Run (or resume) the loop.
+
+        Args:
+            pool: unlabelled images ``(P, C, H, W)`` in [-1, 1], the candidate starts.
+            train_images, train_labels: the classifier's own training set ``(N, C, H, W)``,
+                ``(N,)``; kept in every fine-tuning round.
+            out: run folder (one ``round_KK`` subfolder per round; reused to resume).
+            seed: seeds start selection (``"random"``) and fine-tuning, per round.
+            eval_fn: scores a model after each round (e.g. worst-group accuracy).
+        """
+        self._check()
+        pool = check_images(pool, "pool")
+        train_images = check_images(train_images, "train_images")
+        check(
+            train_labels.shape == (train_images.shape[0],),
+            ValueError,
+            f"`train_labels` must have shape ({train_images.shape[0]},), "
+            f"got {tuple(train_labels.shape)}",
+        )
+        per_round = [self.budget // self.rounds] * self.rounds
+        per_round[-1] += self.budget - sum(per_round)
+        need = -(-max(per_round) // len(self.frame_levels))
+        check(
+            pool.shape[0] >= need * self.rounds,
+            ValueError,
+            f"`pool` must hold at least {need * self.rounds} images for this budget, "
+            f"got {pool.shape[0]}",
+        )
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = replace(
+            self.finetune or ClassifierTrainingConfig(epochs=2, lr=5e-4), reset_parameters=False
+        )
+        model = copy.deepcopy(self.classifier)  # the user's model is never touched
+        for param in model.parameters():  # zoo models load frozen; the copy is trained
+            param.requires_grad_(True)
+        used = torch.zeros(pool.shape[0], dtype=torch.bool)
+        new_x: list[Tensor] = []
+        new_y: list[Tensor] = []
+        history: list[AugmentRound] = []
+        for k, quota in enumerate(per_round):
+            folder = out / f"round_{k:02d}"
+            done = folder / "round.safetensors"
+            if done.is_file():  # finished earlier: reload instead of redoing
+                saved = load_file(str(done))
+                model.load_state_dict(
+                    {n[len("model.") :]: v for n, v in saved.items() if n.startswith("model.")}
+                )
+                starts, x_k, y_k = saved["starts"], saved["images"], saved["labels"]
+                meta = json.loads((folder / "round.json").read_text())
+                used[starts] = True
+                new_x.append(x_k)
+                new_y.append(y_k)
+                history.append(_round_from_json(meta, starts))
+                continue
+            starts, frames, context, suggested = self._candidates(
+                model, pool, used, quota, seed + k
+            )
+            y_k = self.labeller.label(
+                frames, context=context, suggested=suggested, workdir=folder / "task"
+            ).to(torch.long)
+            check(
+                y_k.shape == (frames.shape[0],),
+                ValueError,
+                f"`labeller` must return one label per image ({frames.shape[0]}), "
+                f"got shape {tuple(y_k.shape)}",
+            )
+            used[starts] = True
+            new_x.append(frames)
+            new_y.append(y_k)
+            xs = torch.cat([train_images, *[x.repeat(self.repeat_new, 1, 1, 1) for x in new_x]])
+            ys = torch.cat([train_labels.long(), *[y.repeat(self.repeat_new) for y in new_y]])
+            model, _ = train_classifier(
+                model,
+                xs,
+                ys,
+                folder / "train",
+                replace(cfg, seed=seed + k),
+                show_progress=self.show_progress,
+            )
+            model.eval()
+            metrics = eval_fn(model) if eval_fn is not None else {}
+            k_classes = int(max(int(y_k.max()) + 1, 2)) if y_k.numel() else 2
+            record = AugmentRound(
+                index=k,
+                starts=starts,
+                labelled=int(y_k.shape[0]),
+                label_counts=tuple(int((y_k == c).sum()) for c in range(k_classes)),
+                disagreement=float((suggested != y_k).float().mean()) if y_k.numel() else 0.0,
+                metrics={n: float(v) for n, v in metrics.items()},
+            )
+            tensors = {"starts": starts, "images": frames.contiguous(), "labels": y_k}
+            tensors |= {
+                f"model.{n}": v.detach().contiguous() for n, v in model.state_dict().items()
+            }
+            save_file(tensors, str(done))
+            (folder / "round.json").write_text(json.dumps(_round_to_json(record), indent=1))
+            history.append(record)
+            log.info(
+                "round %d: %d labels, disagreement %.2f", k, record.labelled, record.disagreement
+            )
+        images = torch.cat(new_x) if new_x else pool[:0]
+        labels = torch.cat(new_y) if new_y else torch.zeros(0, dtype=torch.long)
+        return AugmentResult(model=model, images=images, labels=labels, rounds=tuple(history))
+
+    def _candidates(
+        self, model: nn.Module, pool: Tensor, used: Tensor, quota: int, seed: int
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Starts ``(S,)``, frames ``(quota, C, H, W)``, their paths ``(quota, T+1, C, H, W)``
+        and the current model's predictions on the frames ``(quota,)``."""
+        n_levels = len(self.frame_levels)
+        n_starts = -(-quota // n_levels)
+        with frozen(model), torch.no_grad():
+            p = torch.cat(
+                [
+                    torch.softmax(class_logits(model, pool[i : i + 256]), 1)[:, 1]
+                    for i in range(0, pool.shape[0], 256)
+                ]
+            )  # (P,)
+        if self.selection == "margin":
+            score = (p - 0.5).abs()
+        elif self.selection == "random":
+            score = torch.rand(p.shape, generator=torch.Generator().manual_seed(seed))
+        else:
+            raise ValueError(f"`selection` must be 'margin' or 'random', got {self.selection!r}")
+        score = torch.where(used, torch.full_like(score, float("inf")), score)
+        starts = score.argsort()[:n_starts]  # (S,)
+        idx = [round(lv * self.steps) for lv in self.frame_levels]
+        explainer = GradientAscent(
+            self.generator, model, steps=self.steps, inversion_steps=self.inversion_steps
+        )
+        frames, context = [], []
+        for i in range(0, n_starts, self.batch_size):
+            chunk = starts[i : i + self.batch_size]
+            target = (p[chunk] < 0.5).long()  # walk into the other class
+            res = explainer.explain(pool[chunk], target)
+            frames.append(res.frames[:, idx].flatten(0, 1))  # (b * L, C, H, W)
+            context.append(res.frames.repeat_interleave(n_levels, 0))  # (b * L, T+1, C, H, W)
+        x = torch.cat(frames)[:quota]
+        ctx = torch.cat(context)[:quota]
+        with frozen(model), torch.no_grad():
+            suggested = class_logits(model, x).argmax(1)
+        return starts, x, ctx, suggested
+
+
+def _round_to_json(r: AugmentRound) -> dict:
+    return {
+        "index": r.index,
+        "labelled": r.labelled,
+        "label_counts": list(r.label_counts),
+        "disagreement": r.disagreement,
+        "metrics": r.metrics,
+    }
+
+
+def _round_from_json(meta: dict, starts: Tensor) -> AugmentRound:
+    return AugmentRound(
+        index=int(meta["index"]),
+        starts=starts,
+        labelled=int(meta["labelled"]),
+        label_counts=tuple(meta["label_counts"]),
+        disagreement=float(meta["disagreement"]),
+        metrics={k: float(v) for k, v in meta["metrics"].items()},
+    )

@@ -1,0 +1,123 @@
+"""Who labels the near-boundary images: an oracle model, or a person through a task folder.
+
+A labeller has one verb, ``label(images, *, context, suggested, workdir) -> (N,)`` int64 class
+indices. The oracle answers at once; a person answers through a labelling task folder
+(:mod:`cfx.label.store`), filled in the web page (``cfx label serve``) or a CSV round trip
+(``cfx label export`` / ``cfx label import``). Until every image has a label the task labeller
+raises :class:`LabelsPending`, so the loop stops cleanly and continues on the next run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from cfx.errors import CfxError
+from cfx.images import check_images
+from cfx.trajectory._common import class_logits, frozen
+from cfx.types import Classifier
+
+
+class LabelsPending(CfxError, RuntimeError):
+    """Some images of a labelling task have no label yet; label them, then run again."""
+
+    def __init__(self, directory: Path, pending: int, total: int) -> None:
+        self.directory = directory
+        self.pending = pending
+        self.total = total
+        super().__init__(
+            f"{pending} of {total} images wait for labels in {directory}: label them with "
+            f"`cfx label serve {directory}` (or `cfx label export {directory} --csv FILE`, fill "
+            f"it in, `cfx label import {directory} --csv FILE`), then run the same command again"
+        )
+
+
+class Labeller(Protocol):
+    """Images ``(N, C, H, W)`` in [-1, 1] -> class indices ``(N,)`` (int64)."""
+
+    def label(
+        self,
+        images: Tensor,
+        *,
+        context: Tensor | None = None,
+        suggested: Tensor | None = None,
+        workdir: Path | None = None,
+    ) -> Tensor: ...
+
+
+class OracleLabeller:
+    """Labels from an independent model (e.g. ``brain-oracle``): its arg-max class.
+
+    Args:
+        classifier: images in [-1, 1] -> logits ``(B, K)``; left exactly as it was.
+        batch_size: images per forward pass.
+    """
+
+    def __init__(self, classifier: Classifier, *, batch_size: int = 256) -> None:
+        self.classifier = classifier
+        self.batch_size = batch_size
+
+    def label(
+        self,
+        images: Tensor,
+        *,
+        context: Tensor | None = None,
+        suggested: Tensor | None = None,
+        workdir: Path | None = None,
+    ) -> Tensor:
+        """Arg-max class of ``images`` ``(N, C, H, W)`` in [-1, 1] -> ``(N,)`` int64."""
+        images = check_images(images, "images")
+        out = []
+        with frozen(self.classifier), torch.no_grad():
+            for i in range(0, images.shape[0], self.batch_size):
+                out.append(class_logits(self.classifier, images[i : i + self.batch_size]))
+        return torch.cat(out).argmax(1)
+
+
+class TaskLabeller:
+    """Labels from a person, through a labelling task folder in ``workdir``.
+
+    The first call writes the task (images, their path context, the classifier's suggestion)
+    and raises :class:`LabelsPending`; once every image is labelled (web page or CSV), the same
+    call returns the labels in the order of the images.
+
+    Args:
+        class_names: names shown to the labeller, index = class.
+    """
+
+    def __init__(self, *, class_names: tuple[str, ...] = ("healthy", "tumour")) -> None:
+        self.class_names = class_names
+
+    def label(
+        self,
+        images: Tensor,
+        *,
+        context: Tensor | None = None,
+        suggested: Tensor | None = None,
+        workdir: Path | None = None,
+    ) -> Tensor:
+        """Write or read the task in ``workdir``; ``(N,)`` int64 once all are labelled."""
+        from cfx.label.store import pending, read_labels, write_task
+
+        if workdir is None:
+            raise ValueError("`workdir` must be a folder for the labelling task, got None")
+        workdir = Path(workdir)
+        images = check_images(images, "images")
+        ids = [f"{i:06d}" for i in range(images.shape[0])]
+        if not (workdir / "manifest.json").is_file():
+            write_task(
+                workdir,
+                images,
+                ids=ids,
+                context=context,
+                class_names=self.class_names,
+                suggested=None if suggested is None else [int(s) for s in suggested],
+            )
+        waiting = pending(workdir)
+        if waiting:
+            raise LabelsPending(workdir, len(waiting), len(ids))
+        labels = read_labels(workdir)
+        return torch.tensor([labels[i] for i in ids], dtype=torch.long)

@@ -1,0 +1,124 @@
+"""``cfx augment``: label near-boundary frames, fine-tune, repeat (resumable, budgeted)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+LABELLERS = ("oracle", "web", "csv")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "augment", help="augment a classifier's training data with labelled near-boundary frames"
+    )
+    p.add_argument("--classifier", default="brain-cnn-tagged", help="zoo classifier to improve")
+    p.add_argument("--generator", default="brain-gan", help="zoo generator (with encoder)")
+    p.add_argument(
+        "--labeller",
+        default="oracle",
+        choices=LABELLERS,
+        help="oracle: automatic; web/csv: a person labels each round's task folder",
+    )
+    p.add_argument("--oracle", default="brain-oracle", help="zoo classifier for --labeller oracle")
+    p.add_argument("--budget", type=int, default=200, help="total labels, never exceeded")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per round")
+    p.add_argument("--pool-n", type=int, default=2000, help="built-in unlabelled pool size")
+    p.add_argument("--pool-seed", type=int, default=12)
+    p.add_argument("--pool", type=Path, help="a .npy/.pt image batch as the pool instead")
+    p.add_argument("--train-data", type=Path, help="training images (.npy/.pt)")
+    p.add_argument("--train-labels", type=Path, help="training labels (.npy/.pt)")
+    p.add_argument(
+        "--train-n", type=int, default=8000, help="built-in: the biased set of brain-cnn-tagged"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("cfx-augment"))
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run_augment)
+
+
+def run_augment(args: argparse.Namespace) -> int:
+    from cfx.augment import ActiveLearner, LabelsPending, OracleLabeller, TaskLabeller
+    from cfx.augment.labellers import Labeller
+    from cfx.data.brain import make_dataset
+    from cfx.data.io import load_images, load_labels
+    from cfx.metrics import group_accuracies
+    from cfx.training.classifier import ClassifierTrainingConfig
+    from cfx.zoo import load_classifier, load_generator
+
+    if (args.train_data is None) != (args.train_labels is None):
+        raise ValueError("`--train-data` and `--train-labels` must be given together")
+    if args.train_data is not None:
+        train_x = load_images(args.train_data)
+        train_y = load_labels(args.train_labels, train_x.shape[0])
+    else:
+        train = make_dataset(args.train_n, seed=11, tagged=True, tag_correlation=0.95)
+        train_x, train_y = train.images, train.labels
+    if args.pool is not None:
+        pool = load_images(args.pool)
+    else:
+        biased = make_dataset(args.pool_n, seed=args.pool_seed, tagged=True, tag_correlation=0.95)
+        pool = biased.images
+    labeller: Labeller
+    if args.labeller == "oracle":
+        labeller = OracleLabeller(load_classifier(args.oracle))
+    elif args.labeller in ("web", "csv"):
+        labeller = TaskLabeller()
+    else:
+        raise ValueError(f"`--labeller` must be one of {LABELLERS}, got {args.labeller!r}")
+    learner = ActiveLearner(
+        load_generator(args.generator),
+        load_classifier(args.classifier),
+        labeller,
+        budget=args.budget,
+        rounds=args.rounds,
+        finetune=ClassifierTrainingConfig(epochs=args.epochs, lr=5e-4),
+        show_progress=not args.no_progress,
+    )
+
+    test = make_dataset(2000, seed=2, tagged=True, tag_correlation=0.5)  # marker independent
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        with torch.no_grad():
+            pred = torch.cat(
+                [model(test.images[i : i + 256]).argmax(1) for i in range(0, 2000, 256)]
+            )
+        return group_accuracies(pred, test.labels, test.tags)
+
+    try:
+        result = learner.augment(
+            pool, train_x, train_y, out=args.out, seed=args.seed, eval_fn=evaluate
+        )
+    except LabelsPending as waiting:
+        print(str(waiting), file=sys.stderr)
+        return 3
+    model_dir = args.out / "model"
+    save = getattr(result.model, "save_pretrained", None)
+    if callable(save):
+        save(model_dir)
+    summary = {
+        "classifier": args.classifier,
+        "labeller": args.labeller,
+        "budget": args.budget,
+        "labels_used": result.labels_used,
+        "start": evaluate(learner.classifier),
+        "rounds": [
+            {
+                "round": r.index,
+                "labelled": r.labelled,
+                "label_counts": list(r.label_counts),
+                "disagreement": r.disagreement,
+                "test": r.metrics,
+            }
+            for r in result.rounds
+        ],
+        "model": str(model_dir) if callable(save) else None,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0

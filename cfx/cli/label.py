@@ -1,0 +1,71 @@
+"""``cfx label serve|export|import|status``: label a task folder by hand (see cfx.label)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("label", help="label a task folder: local web page or spreadsheet")
+    lsub = p.add_subparsers(dest="label_command", required=True, metavar="ACTION")
+
+    s = lsub.add_parser("serve", help="serve a local labelling page until Ctrl-C")
+    s.add_argument("directory", type=Path, help="task folder (with manifest.json)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    s.add_argument("--open", action="store_true", help="open the page in a web browser")
+    s.set_defaults(run=run_serve)
+
+    e = lsub.add_parser("export", help="write a CSV (id,image,suggested,label) to fill in")
+    e.add_argument("directory", type=Path, help="task folder (with manifest.json)")
+    e.add_argument("--csv", type=Path, required=True, help="CSV file to write")
+    e.set_defaults(run=run_export)
+
+    i = lsub.add_parser("import", help="record the labels filled in an exported CSV")
+    i.add_argument("directory", type=Path, help="task folder (with manifest.json)")
+    i.add_argument("--csv", type=Path, required=True, help="CSV with columns id and label")
+    i.add_argument("--labeller", default="csv", help="name recorded with each label")
+    i.set_defaults(run=run_import)
+
+    t = lsub.add_parser("status", help="labels per class and how many are pending")
+    t.add_argument("directory", type=Path, help="task folder (with manifest.json)")
+    t.set_defaults(run=run_status)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from cfx.label import serve
+
+    def ready(url: str) -> None:
+        print(f"labelling page at {url} (Ctrl-C to stop)", flush=True)
+
+    serve(args.directory, args.host, args.port, args.open, on_ready=ready)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from cfx.label import export_csv
+
+    print(export_csv(args.directory, args.csv))
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from cfx.label import import_csv
+
+    count = import_csv(args.directory, args.csv, labeller=args.labeller)
+    print(f"recorded {count} label(s) from {args.csv}")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from cfx.label import read_labels, read_task
+
+    task = read_task(args.directory)
+    labels = read_labels(args.directory)
+    width = max(len(name) for name in task.class_names)
+    print(f"{args.directory}: {len(labels)} of {len(task.items)} labelled")
+    for k, name in enumerate(task.class_names):
+        print(f"  {name:<{width}}  {sum(v == k for v in labels.values())}")
+    print(f"pending: {len(task.items) - len(labels)}")
+    return 0

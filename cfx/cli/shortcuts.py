@@ -1,0 +1,281 @@
+"""``cfx shortcuts``: does a classifier flip through the scanner marker instead of the lesion?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from cfx.errors import UnknownNameError
+
+if TYPE_CHECKING:
+    from cfx.shortcuts import ShortcutReport
+
+METHODS = ("gradient", "monotone")
+DIRECTIONS = {0: "tumour->healthy", 1: "healthy->tumour"}  # keyed by target class
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "shortcuts",
+        help="report where counterfactual paths change the image: lesion, marker or elsewhere",
+    )
+    p.add_argument("--classifier", default="brain-cnn-tagged", help="zoo classifier to audit")
+    p.add_argument("--generator", default="brain-gan", help="zoo generator (with encoder)")
+    p.add_argument("--method", default="gradient", choices=METHODS, help="path explainer")
+    p.add_argument("--saliency", default="gradient", help="saliency method (cfx saliency names)")
+    p.add_argument("--steps", type=int, default=10, help="frames T after the start")
+    p.add_argument(
+        "--inversion-steps", type=int, default=100, help="latent optimisation steps (0: encoder)"
+    )
+    p.add_argument("--n", type=int, default=64, help="tagged test slices (both classes)")
+    p.add_argument("--seed", type=int, default=2, help="seed of the brain slices (2 = test)")
+    p.add_argument("--min-enrichment", type=float, default=4.0, help="via-marker threshold")
+    p.add_argument("--flag-rate", type=float, default=0.25, help="share of paths that flags")
+    p.add_argument("--out", type=Path, default=Path("cfx-shortcuts"))
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run_shortcuts)
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: undefined numbers become null."""
+    return None if math.isnan(value) else value
+
+
+def _cell(value: float, digits: int = 2) -> str:
+    return "–" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _percent(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.0%}"
+
+
+def direction_markdown(name: str, summary: dict[str, float], verdict: str, dilation: int) -> str:
+    """One direction's section of ``report.md``: counts, verdict and the region table."""
+    s = summary
+    lines = [
+        f"## {name}",
+        "",
+        f"{int(s['n_paths'])} paths: {int(s['n_input_in_target'])} inputs already in the target "
+        f"class, {int(s['n_reconstruction_in_target'])} more whose reconstruction G(z_0) already "
+        f"is, {int(s['n_started_outside'])} started outside it, {int(s['n_counted'])} counted "
+        f"(flipped). Flip rate {_percent(s['flip_rate'])}, via the marker "
+        f"{_percent(s['marker_rate'])}, restoring the marker alone undoes "
+        f"{_percent(s['marker_undo_rate'])} of the counted flips.",
+        "",
+        f"**{verdict}**",
+        "",
+        "| region | area | change share | change enrichment | saliency share "
+        "| saliency enrichment |",
+        "|---|---|---|---|---|---|",
+    ]
+    labels = {
+        "lesion": f"lesion (+{dilation} px)",
+        "marker": "marker box",
+        "elsewhere": "elsewhere",
+    }
+    for region, label in labels.items():
+        cells = [
+            _cell(s[f"median_area_{region}"], 3),
+            _cell(s[f"median_change_{region}"]),
+            _cell(s[f"median_change_enrichment_{region}"], 1),
+            _cell(s[f"median_saliency_{region}"]),
+            _cell(s[f"median_saliency_enrichment_{region}"], 1),
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Medians per region (so a column need not sum to 1); change over the counted paths, "
+        "saliency and area over all paths. Enrichment = share / area (1 = what a uniform "
+        "change gives).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def group_accuracy(predicted: Tensor, labels: Tensor, tags: Tensor) -> dict[str, float]:
+    """Accuracy of the classifier's predictions in the four label x marker groups (NaN for
+    an empty group)."""
+    out: dict[str, float] = {}
+    for label, label_name in ((0, "healthy"), (1, "tumour")):
+        for tag, tag_name in ((False, "no_marker"), (True, "marker")):
+            rows = (labels == label) & (tags == tag)
+            correct = predicted[rows] == label
+            out[f"{label_name}_{tag_name}"] = (
+                float(correct.float().mean()) if bool(rows.any()) else math.nan
+            )
+    return out
+
+
+def pick_examples(via: Tensor, counted: Tensor, target: Tensor, per_direction: int) -> list[int]:
+    """Up to ``per_direction`` rows per target class: via-marker counted paths first, then
+    other counted paths, then the rest."""
+    rows: list[int] = []
+    for t in DIRECTIONS:
+        mine = target == t
+        ranked = [
+            *torch.nonzero(mine & counted & via).flatten().tolist(),
+            *torch.nonzero(mine & counted & ~via).flatten().tolist(),
+            *torch.nonzero(mine & ~counted).flatten().tolist(),
+        ]
+        rows += ranked[:per_direction]
+    return rows
+
+
+def examples_figure(report: ShortcutReport, rows: list[int], path: Path) -> Path:
+    """Per row: source, last frame, |change| and |saliency| heat maps with the lesion (yellow)
+    and the marker region (cyan) outlined."""
+    from cfx.images import to_unit
+    from cfx.viz import _pyplot, _save
+
+    plt = _pyplot()
+    frames = report.paths.frames
+    change = (frames[:, -1] - frames[:, 0]).abs().sum(1)  # (B, H, W)
+    marker = report.marker_masks.expand(frames.shape[0], -1, -1, -1)[:, 0].float()
+    lesion = report.lesion_masks[:, 0].float()
+    heads = ["source", "last frame", "|change|", "|saliency|"]
+    n = max(1, len(rows))
+    fig, axes = plt.subplots(n, 4, figsize=(7.0, 1.45 * n + 0.3), squeeze=False)
+    for r, i in enumerate(rows):
+        src = to_unit(report.paths.source[i, 0]).clamp(0, 1).cpu().numpy()
+        last = to_unit(frames[i, -1, 0]).clamp(0, 1).cpu().numpy()
+        heat = [change[i], report.saliency_maps[i, 0]]
+        panels = [(src, "gray"), (last, "gray")] + [
+            ((h / h.max().clamp_min(1e-12)).cpu().numpy(), "inferno") for h in heat
+        ]
+        for c, (img, cmap) in enumerate(panels):
+            ax = axes[r, c]
+            ax.axis("off")
+            ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            if r == 0:
+                ax.set_title(heads[c], fontsize=7)
+            if c >= 2:
+                if bool(lesion[i].any()):
+                    ax.contour(lesion[i].numpy(), levels=[0.5], colors="yellow", linewidths=0.6)
+                ax.contour(marker[i].numpy(), levels=[0.5], colors="cyan", linewidths=0.6)
+        p = report.paths.probs[i]
+        tag = "via marker" if bool(report.via_marker[i]) else "not via marker"
+        if not bool(report.counted[i]):
+            tag = "not counted"
+        axes[r, 0].text(
+            -2,
+            32,
+            f"{DIRECTIONS.get(int(report.target[i]), 'target ' + str(int(report.target[i])))}\n"
+            f"p {float(p[0]):.2f}->{float(p[-1]):.2f}\nmarker "
+            f"{float(report.change.marker[i]):.2f}\n{tag}",
+            fontsize=6,
+            ha="right",
+            va="center",
+        )
+    fig.subplots_adjust(left=0.2, right=0.99, bottom=0.01, top=1 - 0.3 / (1.45 * n + 0.3))
+    fig.subplots_adjust(wspace=0.04, hspace=0.06)
+    return _save(plt, fig, path, dpi=120)
+
+
+def run_shortcuts(args: argparse.Namespace) -> int:
+    from cfx.data.brain import make_dataset
+    from cfx.saliency.compare import METHODS as SALIENCY_METHODS
+    from cfx.saliency.compare import build_method
+    from cfx.shortcuts import ShortcutAudit
+    from cfx.trajectory import GradientAscent, MonotonePath
+    from cfx.zoo import load_classifier, load_generator
+
+    if args.n <= 0:
+        raise ValueError(f"`--n` must be a positive int, got {args.n}")
+    if args.saliency not in SALIENCY_METHODS:
+        raise UnknownNameError(
+            f"unknown saliency method {args.saliency!r}; expected one of {SALIENCY_METHODS}"
+        )
+    t0 = time.perf_counter()
+    generator = load_generator(args.generator)
+    classifier = load_classifier(args.classifier)
+    common = {
+        "steps": args.steps,
+        "inversion_steps": args.inversion_steps,
+        "show_progress": not args.no_progress,
+    }
+    if args.method == "gradient":
+        explainer: GradientAscent | MonotonePath = GradientAscent(generator, classifier, **common)
+    elif args.method == "monotone":
+        explainer = MonotonePath(generator, classifier, **common)
+    else:
+        raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
+    audit = ShortcutAudit(
+        generator,
+        classifier,
+        explainer=explainer,
+        saliency=build_method(args.saliency, classifier),
+        min_enrichment=args.min_enrichment,
+        flag_rate=args.flag_rate,
+    )
+    # marker independent of the label: a clean classifier has no reason to touch it
+    data = make_dataset(args.n, seed=args.seed, tagged=True, tag_correlation=0.5)
+    report = audit.audit(data.images, 1 - data.labels, lesion_masks=data.masks)
+
+    groups = group_accuracy(report.source_class, data.labels, data.tags)
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    verdict = f"{args.classifier} {report.verdict}"
+    directions: dict[str, dict[str, float | str | None]] = {}
+    sections = []
+    for t, name in DIRECTIONS.items():
+        where = report.target == t
+        summary = report.summary(where)
+        text = report.describe(where)
+        directions[name] = {k: _finite(v) for k, v in summary.items()} | {"verdict": text}
+        sections.append(direction_markdown(name, summary, text, audit.lesion_dilation))
+    result = {
+        "classifier": args.classifier,
+        "generator": args.generator,
+        "method": args.method,
+        "saliency": args.saliency,
+        "steps": args.steps,
+        "inversion_steps": args.inversion_steps,
+        "n": args.n,
+        "seed": args.seed,
+        "min_enrichment": args.min_enrichment,
+        "flag_rate": args.flag_rate,
+        "n_counted": int(report.counted.sum()),
+        "marker_rate": _finite(report.marker_rate),
+        "flagged": report.flagged,
+        "verdict": verdict,
+        "accuracy_by_group": {k: _finite(v) for k, v in groups.items()},
+        "directions": directions,
+        "seconds": time.perf_counter() - t0,
+    }
+    (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    header = [
+        f"# Shortcut report: `{args.classifier}`",
+        "",
+        f"Generator `{args.generator}`, paths `{args.method}` (T = {args.steps}), saliency "
+        f"`{args.saliency}`; {args.n} tagged test slices (brain seed {args.seed}, marker "
+        "independent of the label), each walked into the other class.",
+        "",
+        f"A path goes via the marker when the marker box holds at least {args.min_enrichment:g}x "
+        "its area share of the pixel change |G(z_T) - G(z_0)| and more of it than the lesion; "
+        f"the classifier is flagged when at least {args.flag_rate:.0%} of the counted paths do.",
+        "",
+        f"**Verdict: {verdict}**",
+        "",
+        "Accuracy on these slices by group (paths start only where the classifier is not "
+        "already in the target class, so a marker that alone flips a prediction shows here "
+        "rather than in the paths): "
+        + ", ".join(f"{k} {_percent(v)}" for k, v in groups.items())
+        + ".",
+        "",
+        "![examples](examples.png)",
+        "",
+    ]
+    (out / "report.md").write_text("\n".join(header + sections), encoding="utf-8")
+    rows = pick_examples(report.via_marker, report.counted, report.target, per_direction=3)
+    examples_figure(report, rows, out / "examples.png")
+    print(verdict)
+    print(f"wrote {out}/summary.json, report.md, examples.png")
+    return 0

@@ -1,0 +1,245 @@
+"""``cfx label serve``: a local web page for labelling a task folder, one image at a time.
+
+Standard library only (``http.server``). The page (``page.html``) asks a small JSON API for the
+next pending item and posts every label at once; the server writes it with
+:func:`cfx.label.store.record_label` (fsync'ed) before answering, so closing the page or
+stopping the server loses nothing, and a restart resumes at the first pending item.
+
+API (all JSON unless noted)::
+
+    GET  /                 the page (HTML)
+    GET  /api/task         {"class_names": [...], "total": N, "labelled": k}
+    GET  /api/next[?after=ID]
+                           the first pending item after ID in manifest order (wrapping
+                           round), or the first pending item: {"done", "labelled", "total",
+                           "item"}; "item" is null and "done" true when nothing is pending
+    GET  /api/item?id=ID   the same answer for one item, labelled or not (undo)
+    GET  /image?id=ID      the item's PNG; /context?id=ID its context strip
+    POST /api/label        body {"id": ID, "label": k} (Content-Type application/json)
+                           -> {"ok": true, "labelled": k, "total": N}
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+import webbrowser
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from cfx.label.store import Task, read_labels, read_task, record_label
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 4096  # bytes; a label post is a few dozen
+
+
+class LabelServer(ThreadingHTTPServer):
+    """A threading HTTP server that holds one labelling task (read once at start)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], task: Task, page: bytes) -> None:
+        self.task = task
+        self.page = page
+        self.write_lock = threading.Lock()  # one label written at a time
+        super().__init__(address, _Handler)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful after asking for port 0)."""
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The page's address, e.g. ``http://127.0.0.1:8765/``."""
+        host = self.server_address[0]
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{self.port}/"
+
+
+def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -> LabelServer:
+    """A server for the task in ``directory``, bound but not yet serving.
+
+    ``port=0`` picks a free port (read it back from ``server.port``). Call
+    ``server.serve_forever()`` (e.g. in a thread) and ``server.shutdown()`` /
+    ``server.server_close()`` when done.
+    """
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"`port` must be an int in 0..65535, got {port!r}")
+    task = read_task(directory)
+    page = resources.files("cfx.label").joinpath("page.html").read_bytes()
+    if not _is_loopback(host):
+        logger.warning("serving on %s: anyone who can reach this address can label", host)
+    return LabelServer((host, port), task, page)
+
+
+def serve(
+    directory: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    open_browser: bool = False,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the labelling page for ``directory`` until Ctrl-C.
+
+    ``on_ready`` is called with the page's URL once the port is bound.
+    """
+    server = make_server(directory, host, port)
+    logger.info("labelling page for %s at %s", directory, server.url)
+    if on_ready is not None:
+        on_ready(server.url)
+    if open_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        logger.info("stopped")
+    finally:
+        server.server_close()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _progress(task: Task, labels: dict[str, int]) -> dict[str, int]:
+    return {"labelled": sum(i in labels for i in task.ids), "total": len(task.items)}
+
+
+def _answer(task: Task, labels: dict[str, int], item_id: str | None) -> dict[str, Any]:
+    """The page's view of one item (or of "all done" when ``item_id`` is None)."""
+    if item_id is None:
+        return {"done": True, "item": None, **_progress(task, labels)}
+    item = task.item(item_id)
+    return {
+        "done": False,
+        "item": {
+            "id": item.id,
+            "index": task.ids.index(item.id) + 1,
+            "image": f"/image?id={item.id}",
+            "context": None if item.context is None else f"/context?id={item.id}",
+            "suggested": item.suggested,
+            "label": labels.get(item.id),
+        },
+        **_progress(task, labels),
+    }
+
+
+def next_pending(task: Task, labels: dict[str, int], after: str | None = None) -> str | None:
+    """The first unlabelled id after ``after`` in manifest order, wrapping round to the start
+    (so a skipped item comes back last); the first unlabelled id when ``after`` is None; None
+    when every item has a label."""
+    ids = task.ids
+    todo = [k for k, i in enumerate(ids) if i not in labels]
+    if not todo:
+        return None
+    start = ids.index(after) if after in ids else -1
+    later = [k for k in todo if k > start]
+    return ids[later[0] if later else todo[0]]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: LabelServer
+    server_version = "cfx-label"
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, data: object, status: int = HTTPStatus.OK) -> None:
+        self._send(status, json.dumps(data).encode("utf-8"), "application/json")
+
+    def _error(self, status: int, message: str) -> None:
+        self._json({"error": message}, status)
+
+    def _query(self) -> tuple[str, dict[str, str]]:
+        parts = urlsplit(self.path)
+        return parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        task = self.server.task
+        path, query = self._query()
+        try:
+            if path in ("/", "/index.html"):
+                self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
+            elif path == "/api/task":
+                labels = read_labels(task.directory)
+                self._json({"class_names": list(task.class_names), **_progress(task, labels)})
+            elif path == "/api/next":
+                labels = read_labels(task.directory)
+                self._json(_answer(task, labels, next_pending(task, labels, query.get("after"))))
+            elif path == "/api/item":
+                labels = read_labels(task.directory)
+                self._json(_answer(task, labels, query.get("id", "")))
+            elif path in ("/image", "/context"):
+                self._picture(task, query.get("id", ""), context=path == "/context")
+            else:
+                self._error(HTTPStatus.NOT_FOUND, f"no such page: {path}")
+        except KeyError as err:
+            self._error(HTTPStatus.NOT_FOUND, str(err.args[0]))
+        except ValueError as err:  # e.g. a hand-edited labels.csv that no longer parses
+            logger.error("%s", err)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(err))
+
+    def _picture(self, task: Task, item_id: str, *, context: bool) -> None:
+        item = task.item(item_id)
+        rel = item.context if context else item.image
+        if rel is None:
+            raise KeyError(f"item {item_id!r} has no context strip")
+        root = task.directory.resolve()
+        file = (root / rel).resolve()
+        if not file.is_relative_to(root) or not file.is_file():
+            raise KeyError(f"image file {rel!r} of item {item_id!r} is missing")
+        self._send(HTTPStatus.OK, file.read_bytes(), "image/png")
+
+    def do_POST(self) -> None:
+        task = self.server.task
+        path, _ = self._query()
+        if path != "/api/label":
+            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: {path}")
+            return
+        # JSON only: a cross-site form cannot send it without a CORS preflight we never allow
+        if self.headers.get_content_type() != "application/json":
+            self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "expected Content-Type application/json")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if not 0 < length <= MAX_BODY:
+            self._error(HTTPStatus.BAD_REQUEST, f"expected a JSON body of 1..{MAX_BODY} bytes")
+            return
+        try:
+            body = json.loads(self.rfile.read(length))
+            if not isinstance(body, dict) or set(body) != {"id", "label"}:
+                raise ValueError(f'expected {{"id": ..., "label": ...}}, got {body!r}')
+            with self.server.write_lock:
+                record_label(task.directory, body["id"], body["label"], labeller="web")
+                labels = read_labels(task.directory)
+        except (KeyError, ValueError, TypeError) as err:
+            message = str(err.args[0]) if isinstance(err, KeyError) else str(err)
+            self._error(HTTPStatus.BAD_REQUEST, message)
+            return
+        logger.info("labelled %s as %s", body["id"], task.class_names[body["label"]])
+        self._json({"ok": True, **_progress(task, labels)})

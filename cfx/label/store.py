@@ -1,0 +1,508 @@
+"""A labelling task on disk: images for a person to label, and their labels, crash-safe.
+
+A task is one folder::
+
+    manifest.json     the items (id, image file, context strip or null, suggested label,
+                      sha256 of the image PNG) and the class names; written last, atomically
+    images/ID.png     one PNG per item, upscaled (nearest) so it is easy to see
+    context/ID.png    optional: the path of frames the image came from, as one strip
+    labels.csv        id,label,labeller,timestamp: one line per label given, appended and
+                      fsync'ed at once; relabelling appends again and the last line wins
+
+A line of ``labels.csv`` counts only once its newline is on disk, so a crash half way through
+a write loses that one label at most and never corrupts the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cfx.errors import UnknownNameError
+from cfx.images import check_images, to_uint8
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+LABELS = "labels.csv"
+LABELS_HEADER = ("id", "label", "labeller", "timestamp")
+EXPORT_HEADER = ("id", "image", "suggested", "label")
+FORMAT = "cfx-label-task"
+VERSION = 1
+IMAGE_SIDE = 256  # small images are upscaled by a whole factor up to this side, never shrunk
+FRAME_SIDE = 128  # the same for each frame of a context strip
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image to label. Paths are relative to the task folder."""
+
+    id: str
+    image: str
+    context: str | None
+    suggested: int | None
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """A labelling task as read from ``manifest.json``."""
+
+    directory: Path
+    class_names: tuple[str, ...]
+    items: tuple[Item, ...]
+
+    @property
+    def ids(self) -> list[str]:
+        """Item ids in manifest order."""
+        return [item.id for item in self.items]
+
+    def item(self, item_id: str) -> Item:
+        """The item called ``item_id``; a ``KeyError`` naming the task when there is none."""
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise UnknownNameError(
+            f"no item with id {item_id!r} in the labelling task {self.directory}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# writing a task
+
+
+def write_task(
+    directory: str | Path,
+    images: Tensor,
+    *,
+    ids: Sequence[str] | None = None,
+    context: Tensor | None = None,
+    class_names: Sequence[str] = ("healthy", "tumour"),
+    suggested: Sequence[int | None] | Tensor | np.ndarray | None = None,
+) -> Path:
+    """Write a labelling task folder and return its path.
+
+    ``images`` ``(N, C, H, W)`` float in [-1, 1] with C = 1 or 3; ``context`` optional
+    ``(N, T, C, H, W)`` float in [-1, 1], the frames each image came from (one strip each);
+    ``ids`` N unique file-name-safe strings (default ``"000000"``, ``"000001"``, ...);
+    ``suggested`` the N class indices the classifier predicted (a sequence, which may hold
+    None, or an integer tensor/array), shown to the labeller as a hint. Writing the same task
+    again is a no-op that keeps the labels; a folder holding a different task is refused
+    (``FileExistsError``).
+    """
+    folder = Path(directory)
+    names = _check_class_names(class_names)
+    check_images(images, "images")
+    n, c = images.shape[0], images.shape[1]
+    if c not in (1, 3):
+        raise ValueError(
+            f"`images` must have 1 (grey) or 3 (RGB) channels, got shape {tuple(images.shape)}"
+        )
+    item_ids = _check_ids(ids, n)
+    hints = _check_suggested(suggested, n, len(names))
+
+    pictures = {f"images/{i}.png": _png(images[k], IMAGE_SIDE) for k, i in enumerate(item_ids)}
+    strips: dict[str, bytes] = {}
+    if context is not None:
+        frames = _check_context(context, n)  # (N, T, C, H, W)
+        strips = {f"context/{i}.png": _strip(frames[k]) for k, i in enumerate(item_ids)}
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "class_names": list(names),
+        "items": [
+            {
+                "id": i,
+                "image": f"images/{i}.png",
+                "context": f"context/{i}.png" if context is not None else None,
+                "suggested": hints[k],
+                "sha256": hashlib.sha256(pictures[f"images/{i}.png"]).hexdigest(),
+            }
+            for k, i in enumerate(item_ids)
+        ],
+    }
+
+    old = folder / MANIFEST
+    if old.is_file():
+        existing = json.loads(old.read_text(encoding="utf-8"))
+        if existing == manifest:
+            logger.info("labelling task %s already written; labels kept", folder)
+            return folder
+        raise FileExistsError(
+            f"`directory` {folder} already holds a different labelling task "
+            f"({_describe(existing)}); expected an empty folder or the same task, got "
+            f"{_describe(manifest)}. Pick a new folder or delete the old task."
+        )
+    if (folder / LABELS).exists():
+        raise FileExistsError(
+            f"`directory` {folder} has a {LABELS} but no {MANIFEST}; expected an empty folder "
+            "or a complete task, got labels without their task. Pick a new folder."
+        )
+    for rel, data in (pictures | strips).items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    # the manifest goes last: a task exists only once all its images are on disk
+    _write_atomic(old, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))
+    logger.info("wrote labelling task %s (%d items)", folder, n)
+    return folder
+
+
+def _describe(manifest: object) -> str:
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("items"), list):
+        return "an unreadable manifest"
+    items = manifest["items"]
+    ids = [str(item.get("id")) for item in items if isinstance(item, dict)]
+    span = f"ids {ids[0]}..{ids[-1]}" if ids else "no ids"
+    return f"{len(items)} items, {span}, classes {manifest.get('class_names')}"
+
+
+def _check_class_names(class_names: object) -> tuple[str, ...]:
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
+        raise TypeError(
+            f"`class_names` must be a sequence of strings, got {type(class_names).__name__}"
+        )
+    names = tuple(class_names)
+    if len(names) < 2:
+        raise ValueError(f"`class_names` must name at least 2 classes, got {list(names)}")
+    for name in names:
+        if not isinstance(name, str) or not name.strip() or name != name.strip():
+            raise ValueError(
+                f"`class_names` must be non-empty strings without surrounding spaces, got {name!r}"
+            )
+        if name.isdigit():
+            raise ValueError(
+                f"`class_names` must not be plain numbers (they read as class indices), "
+                f"got {name!r}"
+            )
+    if len({name.lower() for name in names}) != len(names):
+        raise ValueError(f"`class_names` must differ ignoring case, got {list(names)}")
+    return names
+
+
+def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
+    if ids is None:
+        return [f"{k:06d}" for k in range(n)]
+    if isinstance(ids, str) or not isinstance(ids, Sequence):
+        raise TypeError(f"`ids` must be a sequence of {n} strings, got {type(ids).__name__}")
+    if len(ids) != n:
+        raise ValueError(f"`ids` must hold one id per image ({n}), got {len(ids)}")
+    for item_id in ids:
+        if not isinstance(item_id, str) or not ID_PATTERN.fullmatch(item_id):
+            raise ValueError(
+                "`ids` must be file-name-safe strings (letters, digits, '.', '_', '-', not "
+                f"starting with '.'), got {item_id!r}"
+            )
+    if len(set(ids)) != n:
+        dupes = sorted({i for i in ids if list(ids).count(i) > 1})
+        raise ValueError(f"`ids` must be unique, got duplicates {dupes}")
+    return list(ids)
+
+
+def _check_suggested(
+    suggested: Sequence[int | None] | Tensor | np.ndarray | None, n: int, k: int
+) -> list[int | None]:
+    if suggested is None:
+        return [None] * n
+    if isinstance(suggested, np.ndarray):
+        suggested = torch.from_numpy(suggested)
+    if isinstance(suggested, Tensor):
+        if suggested.is_floating_point() or suggested.ndim != 1:
+            raise TypeError(
+                f"`suggested` must be an integer tensor of shape ({n},), got dtype "
+                f"{suggested.dtype} and shape {tuple(suggested.shape)}"
+            )
+        values: list[object] = list(suggested.tolist())
+    elif isinstance(suggested, Sequence) and not isinstance(suggested, str):
+        values = list(suggested)
+    else:
+        raise TypeError(
+            f"`suggested` must be a sequence of class indices, got {type(suggested).__name__}"
+        )
+    if len(values) != n:
+        raise ValueError(f"`suggested` must hold one label per image ({n}), got {len(values)}")
+    out: list[int | None] = []
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 0 <= int(v) < k:
+            raise ValueError(f"`suggested` labels must be class indices 0..{k - 1}, got {v!r}")
+        out.append(int(v))
+    return out
+
+
+def _check_context(context: object, n: int) -> Tensor:
+    if not isinstance(context, Tensor):
+        raise TypeError(f"`context` must be a torch.Tensor, got {type(context).__name__}")
+    if context.ndim != 5 or context.shape[0] != n or context.shape[1] == 0:
+        raise ValueError(
+            f"`context` must have shape (N={n}, T, C, H, W) with T >= 1, got {tuple(context.shape)}"
+        )
+    if context.shape[2] not in (1, 3):
+        raise ValueError(
+            f"`context` frames must have 1 or 3 channels, got shape {tuple(context.shape)}"
+        )
+    check_images(context.flatten(0, 1), "context")  # (N*T, C, H, W)
+    return context
+
+
+def _picture(image: Tensor, side: int) -> np.ndarray:
+    """One ``(C, H, W)`` image in [-1, 1] -> uint8 ``(H', W')`` or ``(H', W', 3)``, upscaled."""
+    pixels = to_uint8(image)  # (C, H, W)
+    scale = max(1, side // max(pixels.shape[1:]))
+    pixels = pixels.repeat(scale, axis=1).repeat(scale, axis=2)  # (C, sH, sW)
+    return pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+
+
+def _encode(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _png(image: Tensor, side: int) -> bytes:
+    return _encode(_picture(image, side))
+
+
+def _strip(frames: Tensor, gap: int = 2) -> bytes:
+    """``(T, C, H, W)`` frames in [-1, 1] side by side, separated by ``gap`` grey pixels."""
+    pics = [_picture(f, FRAME_SIDE) for f in frames]
+    spacer = np.full((pics[0].shape[0], gap, *pics[0].shape[2:]), 128, dtype=np.uint8)
+    parts = [p for pic in pics for p in (pic, spacer)][:-1]
+    return _encode(np.concatenate(parts, axis=1))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a folder for fsync
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading a task and its labels
+
+
+def read_task(directory: str | Path) -> Task:
+    """The task in ``directory``; ``FileNotFoundError`` when there is none."""
+    folder = Path(directory)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no labelling task in {folder}: {MANIFEST} is missing "
+            "(create one with cfx.label.write_task)"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT or data.get("version") != VERSION:
+            raise ValueError(f"expected format {FORMAT!r} version {VERSION}")
+        items = tuple(
+            Item(
+                id=str(d["id"]),
+                image=str(d["image"]),
+                context=None if d["context"] is None else str(d["context"]),
+                suggested=None if d["suggested"] is None else int(d["suggested"]),
+                sha256=str(d["sha256"]),
+            )
+            for d in data["items"]
+        )
+        names = tuple(str(name) for name in data["class_names"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path} is not a cfx labelling manifest: {err}") from None
+    return Task(directory=folder, class_names=names, items=items)
+
+
+def _complete_lines(path: Path) -> tuple[list[str], int]:
+    """The complete lines of ``path`` (newline on disk) and the byte size they take."""
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        logger.warning("%s: ignoring a half-written last line %r", path, data[end:][:80])
+    return data[:end].decode("utf-8").splitlines(), end
+
+
+def _label_rows(task: Task) -> list[tuple[str, int]]:
+    """(id, label) for every complete line of ``labels.csv``, in the order given."""
+    path = task.directory / LABELS
+    if not path.is_file():
+        return []
+    lines, _ = _complete_lines(path)
+    rows: list[tuple[str, int]] = []
+    known = set(task.ids)
+    k = len(task.class_names)
+    for number, row in enumerate(csv.reader(lines), start=1):
+        if number == 1:
+            if tuple(row) != LABELS_HEADER:
+                raise ValueError(
+                    f"{path} line 1: expected the header {','.join(LABELS_HEADER)}, got {row}"
+                )
+            continue
+        if len(row) != len(LABELS_HEADER):
+            raise ValueError(f"{path} line {number}: expected 4 fields {LABELS_HEADER}, got {row}")
+        item_id, label = row[0], row[1]
+        if item_id not in known:
+            raise ValueError(f"{path} line {number}: id {item_id!r} is not in {MANIFEST}")
+        if not (label.isascii() and label.isdigit()) or not 0 <= int(label) < k:
+            raise ValueError(
+                f"{path} line {number}: label must be a class index 0..{k - 1}, got {label!r}"
+            )
+        rows.append((item_id, int(label)))
+    return rows
+
+
+def read_labels(directory: str | Path) -> dict[str, int]:
+    """``{id: class index}`` for every labelled item; when an id was labelled twice the last
+    label given wins. A half-written last line (a crash while writing) is ignored."""
+    return dict(_label_rows(read_task(directory)))
+
+
+def pending(directory: str | Path) -> list[str]:
+    """Ids of items without a label, in manifest order."""
+    task = read_task(directory)
+    labels = dict(_label_rows(task))
+    return [i for i in task.ids if i not in labels]
+
+
+def record_label(directory: str | Path, item_id: str, label: int, *, labeller: str = "web") -> None:
+    """Append one label to ``labels.csv`` and fsync it before returning.
+
+    ``label`` is a class index ``0..K-1``; ``item_id`` must be in the task. A half-written
+    last line left by a crash is cut off first, so the file stays well formed.
+    """
+    _record(read_task(directory), item_id, label, labeller)
+
+
+def _record(task: Task, item_id: str, label: int, labeller: str) -> None:
+    """:func:`record_label` for a task already read (one manifest read for many labels)."""
+    k = len(task.class_names)
+    if not isinstance(item_id, str) or item_id not in set(task.ids):
+        raise UnknownNameError(
+            f"`item_id` must be an id of the task in {task.directory}, got {item_id!r}"
+        )
+    if isinstance(label, bool) or not isinstance(label, int | np.integer) or not 0 <= label < k:
+        raise ValueError(
+            f"`label` must be a class index 0..{k - 1} ({', '.join(task.class_names)}), "
+            f"got {label!r}"
+        )
+    if not isinstance(labeller, str) or not labeller or any(ch in labeller for ch in "\r\n"):
+        raise ValueError(f"`labeller` must be a one-line non-empty string, got {labeller!r}")
+    path = task.directory / LABELS
+    if not path.exists():
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow(LABELS_HEADER)
+        _write_atomic(path, header.getvalue().encode("utf-8"))
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size:
+            f.seek(size - 1)
+        ends_whole = size == 0 or f.read(1) == b"\n"
+    if not ends_whole:  # a crash left half a line: drop it, it never counted
+        os.truncate(path, _complete_lines(path)[1])
+    line = io.StringIO()
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+    csv.writer(line, lineterminator="\n").writerow([item_id, int(label), labeller, stamp])
+    with open(path, "ab") as f:  # append mode: concurrent writers never overwrite each other
+        f.write(line.getvalue().encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+    logger.debug("label %s = %d by %s", item_id, label, labeller)
+
+
+# ---------------------------------------------------------------------------------------------
+# spreadsheet round trip
+
+
+def export_csv(directory: str | Path, path: str | Path) -> Path:
+    """Write ``id,image,suggested,label`` for every item, label empty, for a spreadsheet.
+
+    ``image`` is relative to the task folder; ``suggested`` is a class name or empty.
+    """
+    task = read_task(directory)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(EXPORT_HEADER)
+        for item in task.items:
+            hint = "" if item.suggested is None else task.class_names[item.suggested]
+            writer.writerow([item.id, item.image, hint, ""])
+    return out
+
+
+def _parse_label(text: str, names: tuple[str, ...]) -> int | None:
+    """A class index from ``"1"`` or ``"Tumour"``; None when it is neither."""
+    if text.isascii() and text.isdigit():
+        index = int(text)
+        return index if index < len(names) else None
+    lowered = [name.lower() for name in names]
+    return lowered.index(text.lower()) if text.lower() in lowered else None
+
+
+def import_csv(directory: str | Path, path: str | Path, *, labeller: str = "csv") -> int:
+    """Record the labels filled in a CSV with columns ``id`` and ``label`` (as written by
+    :func:`export_csv`); return how many were recorded.
+
+    A label is a class index or a class name (any case); empty labels are skipped. Every row
+    is checked before any label is recorded, so a bad row records nothing.
+    """
+    task = read_task(directory)
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"`path` must be a CSV file, got {source} (not found)")
+    known = set(task.ids)
+    names = task.class_names
+    given: list[tuple[str, int]] = []
+    with open(source, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets add a BOM
+        reader = csv.DictReader(f)
+        missing = {"id", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{source}: expected columns id and label, got {reader.fieldnames}")
+        for row in reader:
+            where = f"{source} row {reader.line_num}"
+            text = (row["label"] or "").strip()
+            if not text:
+                continue
+            item_id = (row["id"] or "").strip()
+            if item_id not in known:
+                raise ValueError(f"{where}: id {item_id!r} is not in the task {task.directory}")
+            label = _parse_label(text, names)
+            if label is None:
+                raise ValueError(
+                    f"{where}: label {text!r} must be a class index 0..{len(names) - 1} or a "
+                    f"class name ({', '.join(names)})"
+                )
+            given.append((item_id, label))
+    for item_id, label in given:
+        _record(task, item_id, label, labeller)
+    return len(given)

@@ -1,0 +1,40 @@
+"""Group accuracies for shortcut studies: one accuracy per (class, attribute) cell."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from cfx.errors import check
+
+
+def group_accuracies(
+    pred: Tensor,
+    labels: Tensor,
+    attribute: Tensor,
+    *,
+    class_names: tuple[str, ...] = ("healthy", "tumour"),
+    attribute_names: tuple[str, str] = ("notag", "tag"),
+) -> dict[str, float]:
+    """Overall accuracy, accuracy per ``class x attribute`` group, and the worst group.
+
+    ``pred``, ``labels`` ``(N,)`` class indices, ``attribute`` ``(N,)`` bool (e.g. the scanner
+    marker). Keys: ``accuracy``, ``{class}_{attribute}`` for every non-empty group, and
+    ``worst_group`` (the minimum over the groups). A shortcut shows as a worst group far below
+    the overall accuracy.
+    """
+    check(
+        pred.shape == labels.shape == attribute.shape and pred.ndim == 1,
+        ValueError,
+        f"`pred`, `labels` and `attribute` must be (N,) of one length, got "
+        f"{tuple(pred.shape)}, {tuple(labels.shape)}, {tuple(attribute.shape)}",
+    )
+    out = {"accuracy": float((pred == labels).float().mean())}
+    groups = {}
+    for c, cname in enumerate(class_names):
+        for a, aname in enumerate(attribute_names):
+            sel = (labels == c) & (attribute.bool() == bool(a))
+            if bool(sel.any()):
+                groups[f"{cname}_{aname}"] = float((pred[sel] == c).float().mean())
+    out |= groups
+    out["worst_group"] = min(groups.values()) if groups else float("nan")
+    return out

@@ -1,0 +1,142 @@
+import pytest
+import torch
+
+from cfx.augment import ActiveLearner, LabelsPending, OracleLabeller, TaskLabeller
+from cfx.label import pending, read_task, record_label
+from cfx.training.classifier import ClassifierTrainingConfig
+from tests.trajectory.toy import LinearGenerator, LogisticClassifier
+
+CFG = ClassifierTrainingConfig(epochs=1, batch_size=16, lr=1e-3, augment=False)
+
+
+class BoundedGenerator(LinearGenerator):
+    """The toy linear generator squashed into the image range [-1, 1], like a real G."""
+
+    def decode(self, z):
+        return torch.tanh(super().decode(z))
+
+    def encode(self, x):
+        return super().encode(torch.atanh(x.clamp(-0.999, 0.999)))
+
+
+class CountingOracle(OracleLabeller):
+    """The true rule ``x.sum() > 0`` as a classifier, counting every label it gives."""
+
+    def __init__(self) -> None:
+        super().__init__(torch.nn.Identity())
+        self.given = 0
+
+    def label(self, images, **kw):
+        self.given += images.shape[0]
+        return (images.flatten(1).sum(1) > 0).long()
+
+
+class Refuses:
+    def label(self, images, **kw):
+        raise AssertionError("a finished round must not ask for labels again")
+
+
+@pytest.fixture
+def world():
+    g, f = BoundedGenerator(), LogisticClassifier()
+    gen = torch.Generator().manual_seed(0)
+    pool = g.decode(torch.randn(40, 3, generator=gen) * 3).detach().clamp(-1, 1)
+    train = g.decode(torch.randn(30, 3, generator=gen) * 3).detach().clamp(-1, 1)
+    labels = (train.flatten(1).sum(1) > 0).long()
+    return g, f, pool, train, labels
+
+
+@pytest.mark.parametrize(("budget", "rounds"), [(7, 2), (5, 3), (4, 1)])
+def test_the_loop_never_exceeds_its_label_budget(world, tmp_path, budget, rounds):
+    g, f, pool, train, labels = world
+    oracle = CountingOracle()
+    learner = ActiveLearner(g, f, oracle, budget=budget, rounds=rounds, finetune=CFG, steps=4)
+    res = learner.augment(pool, train, labels, out=tmp_path)
+    assert oracle.given == res.labels_used == budget
+    assert sum(r.labelled for r in res.rounds) == budget
+    assert len(res.rounds) == rounds
+    starts = torch.cat([r.starts for r in res.rounds])
+    assert starts.unique().numel() == starts.numel()  # never the same start twice
+
+
+def test_margin_selection_picks_the_least_certain_starts(world, tmp_path):
+    g, f, pool, train, labels = world
+    with torch.no_grad():
+        p = torch.softmax(f(pool), 1)[:, 1]
+    expected = (p - 0.5).abs().argsort()[:3]
+    learner = ActiveLearner(g, f, CountingOracle(), budget=6, rounds=1, finetune=CFG, steps=4)
+    res = learner.augment(pool, train, labels, out=tmp_path)
+    assert torch.equal(res.rounds[0].starts, expected)
+
+
+def test_labelled_frames_sit_near_the_boundary(world, tmp_path):
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(
+        g,
+        f,
+        CountingOracle(),
+        budget=8,
+        rounds=1,
+        finetune=CFG,
+        steps=10,
+        frame_levels=(0.4, 0.6),
+    )
+    res = learner.augment(pool, train, labels, out=tmp_path)
+    with torch.no_grad():
+        p_any = torch.softmax(f(res.images), 1)  # the untouched original classifier
+    # each frame was placed at p(target) = 0.4 or 0.6, so its top probability is <= ~0.6
+    assert float(p_any.max(1).values.max()) < 0.62
+
+
+def test_user_classifier_is_unchanged(world, tmp_path):
+    g, f, pool, train, labels = world
+    before = [p.detach().clone() for p in f.parameters()]
+    f.train()
+    res = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG).augment(
+        pool, train, labels, out=tmp_path
+    )
+    assert f.training
+    assert all(torch.equal(a, b) for a, b in zip(before, f.parameters(), strict=True))
+    assert res.model is not f
+
+
+def test_a_person_labels_through_the_task_and_the_run_resumes(world, tmp_path):
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, TaskLabeller(), budget=4, rounds=1, finetune=CFG, steps=4)
+    with pytest.raises(LabelsPending, match="4 of 4 images wait for labels"):
+        learner.augment(pool, train, labels, out=tmp_path)
+    task_dir = tmp_path / "round_00" / "task"
+    assert len(read_task(task_dir).items) == 4
+    for i, item_id in enumerate(pending(task_dir)):
+        record_label(task_dir, item_id, i % 2)
+    res = learner.augment(pool, train, labels, out=tmp_path)
+    assert res.labels.tolist() == [0, 1, 0, 1]
+    # finished rounds are read back, not labelled again
+    again = ActiveLearner(g, f, Refuses(), budget=4, rounds=1, finetune=CFG, steps=4)
+    res2 = again.augment(pool, train, labels, out=tmp_path)
+    assert torch.equal(res2.labels, res.labels)
+    for a, b in zip(res.model.parameters(), res2.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"budget": 0}, "`budget` must be a positive int"),
+        ({"budget": 2, "rounds": 3}, "`rounds` must not exceed `budget`"),
+        ({"frame_levels": (0.5, 1.2)}, "`frame_levels` must be levels in"),
+        ({"selection": "best"}, "`selection` must be 'margin' or 'random'"),
+    ],
+)
+def test_bad_arguments_are_named(world, tmp_path, kwargs, match):
+    g, f, pool, train, labels = world
+    with pytest.raises(ValueError, match=match):
+        ActiveLearner(g, f, CountingOracle(), **kwargs).augment(pool, train, labels, out=tmp_path)
+
+
+def test_too_small_a_pool_is_a_clear_error(world, tmp_path):
+    g, f, pool, train, labels = world
+    with pytest.raises(ValueError, match="`pool` must hold at least"):
+        ActiveLearner(g, f, CountingOracle(), budget=200).augment(
+            pool[:5], train, labels, out=tmp_path
+        )

@@ -1,0 +1,50 @@
+import json
+
+from cfx.cli import main
+
+
+def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
+    out = tmp_path / "sc"
+    args = ["shortcuts", "--classifier", "brain-cnn", "--n", "4", "--steps", "3"]
+    code = main([*args, "--inversion-steps", "0", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert (out / "examples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("classifier", "method", "n", "marker_rate", "flagged", "verdict", "directions"):
+        assert key in summary
+    assert summary["classifier"] == "brain-cnn" and summary["n"] == 4
+    assert isinstance(summary["flagged"], bool)
+    assert summary["verdict"].startswith("brain-cnn ")
+    assert 0 <= summary["n_counted"] <= 4
+    assert summary["marker_rate"] is None or 0.0 <= summary["marker_rate"] <= 1.0
+    assert set(summary["directions"]) == {"tumour->healthy", "healthy->tumour"}
+    assert set(summary["accuracy_by_group"]) == {
+        "healthy_no_marker",
+        "healthy_marker",
+        "tumour_no_marker",
+        "tumour_marker",
+    }
+    n_paths = 0
+    for direction in summary["directions"].values():
+        n_paths += direction["n_paths"]
+        assert direction["n_counted"] <= direction["n_started_outside"] <= direction["n_paths"]
+        assert isinstance(direction["verdict"], str)
+        for region in ("lesion", "marker", "elsewhere"):
+            share = direction[f"median_saliency_{region}"]
+            assert share is None or 0.0 <= share <= 1.0
+            area = direction[f"median_area_{region}"]
+            assert 0.0 <= area <= 1.0
+        assert abs(direction["median_area_marker"] - 121 / 4096) < 1e-6  # the 11x11 box
+    assert n_paths == 4
+    report = (out / "report.md").read_text()
+    assert "# Shortcut report: `brain-cnn`" in report
+    assert "## tumour->healthy" in report and "## healthy->tumour" in report
+    assert "| marker box |" in report
+    assert summary["verdict"] in capsys.readouterr().out
+
+
+def test_shortcuts_bad_arguments_are_clear_errors(tmp_path, capsys):
+    assert main(["shortcuts", "--n", "0", "--out", str(tmp_path)]) == 2
+    assert "`--n` must be a positive int, got 0" in capsys.readouterr().err
+    assert main(["shortcuts", "--saliency", "magic", "--out", str(tmp_path)]) == 2
+    assert "unknown saliency method 'magic'" in capsys.readouterr().err

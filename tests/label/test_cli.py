@@ -1,0 +1,82 @@
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from cfx.cli import build_parser, main
+from cfx.label import read_labels, record_label
+from tests.label.toy import N
+
+
+def test_status_counts_per_class_and_pending(task_dir, capsys):
+    record_label(task_dir, "000000", 1)
+    record_label(task_dir, "000001", 1)
+    record_label(task_dir, "000002", 0)
+    record_label(task_dir, "000002", 1)  # relabelled: counts once, as tumour
+    assert main(["label", "status", str(task_dir)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{task_dir}: 3 of {N} labelled",
+        "  healthy  0",
+        "  tumour   3",
+        "pending: 2",
+    ]
+
+
+def test_export_then_import_round_trip(task_dir, tmp_path, capsys):
+    sheet = tmp_path / "sheet.csv"
+    assert main(["label", "export", str(task_dir), "--csv", str(sheet)]) == 0
+    assert capsys.readouterr().out.strip() == str(sheet)
+    rows = sheet.read_text().splitlines()
+    rows[1] += "tumour"
+    rows[4] += "0"
+    sheet.write_text("\n".join(rows) + "\n")
+    assert main(["label", "import", str(task_dir), "--csv", str(sheet), "--labeller", "bo"]) == 0
+    assert "recorded 2 label(s)" in capsys.readouterr().out
+    assert read_labels(task_dir) == {"000000": 1, "000003": 0}
+    assert main(["label", "status", str(task_dir)]) == 0
+    assert "pending: 3" in capsys.readouterr().out
+
+
+def test_import_bad_row_is_one_clear_line(task_dir, tmp_path, capsys):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id,image,suggested,label\n000000,,,sick\n")
+    assert main(["label", "import", str(task_dir), "--csv", str(sheet)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cfx label: error:") and "row 2: label 'sick'" in err
+    assert read_labels(task_dir) == {}
+
+
+def test_status_of_a_folder_without_a_task(tmp_path, capsys):
+    assert main(["label", "status", str(tmp_path)]) == 2
+    assert "no labelling task in" in capsys.readouterr().err
+
+
+def test_serve_defaults():
+    args = build_parser().parse_args(["label", "serve", "some/dir"])
+    assert (args.host, args.port, args.open) == ("127.0.0.1", 8765, False)
+
+
+def test_serve_prints_its_url_serves_and_stops_on_ctrl_c(task_dir):
+    code = "import sys; from cfx.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "label", "serve", str(task_dir), "--port", "0"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            assert line.startswith("labelling page at http://127.0.0.1:"), line
+            url = line.split()[3]
+            with urllib.request.urlopen(url + "api/task", timeout=10) as response:
+                assert json.loads(response.read())["total"] == N
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+@pytest.mark.parametrize("action", ["export", "import"])
+def test_csv_is_required(action, task_dir):
+    with pytest.raises(SystemExit):
+        main(["label", action, str(task_dir)])

@@ -1,0 +1,107 @@
+"""The labelling page end to end in headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright; `playwright install` is never needed)."""
+
+from pathlib import Path
+
+import pytest
+
+from cfx.label import read_labels
+from tests.label.toy import label_lines, start, stop
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)"
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="needs playwright (pip install -e '.[dev]')"
+    )
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+def wait_for(page, item_id: str) -> None:
+    """Wait until the page shows ``item_id`` and takes input again."""
+    page.wait_for_selector(f'body[data-state="ready"][data-item="{item_id}"]')
+
+
+def test_label_with_keys_and_buttons_undo_and_resume_after_restart(browser, task_dir):
+    server, thread = start(task_dir)
+    page = browser.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(server.url)
+        wait_for(page, "000000")
+        assert page.inner_text("#progress-text") == "0 of 5 labelled"
+        assert "the model suggests: healthy" in page.inner_text("#suggested")
+        assert page.is_visible("#context")
+        assert page.evaluate("document.getElementById('main').naturalWidth") == 256
+
+        page.keyboard.press("1")  # digit 1 -> class 0, healthy
+        wait_for(page, "000001")
+        page.keyboard.press("t")  # initial of tumour
+        wait_for(page, "000002")
+        page.click('#classes button[data-label="1"]')  # the tumour button
+        wait_for(page, "000003")
+        assert page.inner_text("#progress-text") == "3 of 5 labelled"
+
+        page.keyboard.press("u")  # back to the third item, which still has its label
+        wait_for(page, "000002")
+        assert "labelled before as: tumour" in page.inner_text("#suggested")
+        assert label_lines(task_dir) == [
+            ("000000", "0", "web"),
+            ("000001", "1", "web"),
+            ("000002", "1", "web"),
+        ]
+        page.keyboard.press("h")  # relabel it healthy: a new line, the last one wins
+        wait_for(page, "000003")
+        assert label_lines(task_dir)[-1] == ("000002", "0", "web")
+        assert read_labels(task_dir) == {"000000": 0, "000001": 1, "000002": 0}
+
+        # restart the server on the same port; the reloaded page resumes at the first pending
+        port = server.port
+        stop(server, thread)
+        server, thread = start(task_dir, port=port)
+        page.reload()
+        wait_for(page, "000003")
+        assert page.inner_text("#progress-text") == "3 of 5 labelled"
+
+        page.keyboard.press("s")  # skip 000003 ...
+        wait_for(page, "000004")
+        page.keyboard.press("2")
+        wait_for(page, "000003")  # ... and it comes back once the rest is done
+        page.keyboard.press("Backspace")  # Backspace undoes too: back to 000004
+        wait_for(page, "000004")
+        page.keyboard.press("1")
+        wait_for(page, "000003")
+        page.keyboard.press("1")
+        page.wait_for_selector('body[data-state="done"]')
+        assert page.is_visible("#done") and "All done" in page.inner_text("#done")
+        assert page.inner_text("#progress-text") == "5 of 5 labelled"
+    finally:
+        page.close()
+        stop(server, thread)
+    assert read_labels(task_dir) == {
+        "000000": 0,
+        "000001": 1,
+        "000002": 0,
+        "000003": 0,
+        "000004": 0,
+    }

@@ -1,0 +1,163 @@
+import json
+import tomllib
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cfx.label import make_server, read_labels, read_task, record_label
+from cfx.label.server import next_pending
+from tests.label.toy import IDS, N, label_lines, start, stop
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def get(server, path: str) -> tuple[int, bytes, str]:
+    try:
+        with urllib.request.urlopen(server.url.rstrip("/") + path, timeout=10) as response:
+            return response.status, response.read(), response.headers["Content-Type"]
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), err.headers["Content-Type"]
+
+
+def get_json(server, path: str) -> dict:
+    status, body, kind = get(server, path)
+    assert kind == "application/json"
+    return {"status": status, **json.loads(body)}
+
+
+def post(server, body: object, content_type: str = "application/json") -> dict:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        server.url + "api/label", data=data, headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return {"status": response.status, **json.loads(response.read())}
+    except urllib.error.HTTPError as err:
+        return {"status": err.code, **json.loads(err.read())}
+
+
+def test_port_zero_binds_a_free_port(server):
+    assert server.port > 0
+    assert server.url == f"http://127.0.0.1:{server.port}/"
+
+
+def test_page_and_task(server):
+    status, body, kind = get(server, "/")
+    assert status == 200 and kind.startswith("text/html")
+    assert b"<title>cfx label</title>" in body
+    assert get_json(server, "/api/task") == {
+        "status": 200,
+        "class_names": ["healthy", "tumour"],
+        "labelled": 0,
+        "total": N,
+    }
+
+
+def test_next_item_and_its_pictures(server, task_dir):
+    answer = get_json(server, "/api/next")
+    assert answer["done"] is False and (answer["labelled"], answer["total"]) == (0, N)
+    assert answer["item"] == {
+        "id": "000000",
+        "index": 1,
+        "image": "/image?id=000000",
+        "context": "/context?id=000000",
+        "suggested": 0,
+        "label": None,
+    }
+    status, png, kind = get(server, answer["item"]["image"])
+    assert (status, kind) == (200, "image/png")
+    assert png == (task_dir / "images" / "000000.png").read_bytes()
+    _, strip, _ = get(server, answer["item"]["context"])
+    assert strip == (task_dir / "context" / "000000.png").read_bytes()
+
+
+def test_label_is_written_before_the_answer(server, task_dir):
+    answer = post(server, {"id": "000000", "label": 1})
+    assert answer == {"status": 200, "ok": True, "labelled": 1, "total": N}
+    assert label_lines(task_dir) == [("000000", "1", "web")]
+    assert get_json(server, "/api/next")["item"]["id"] == "000001"
+    item = get_json(server, "/api/item?id=000000")["item"]
+    assert (item["id"], item["label"], item["index"]) == ("000000", 1, 1)
+
+
+def test_next_after_skips_forward_then_wraps_round(server, task_dir):
+    record_label(task_dir, "000000", 0)
+    assert get_json(server, "/api/next?after=000002")["item"]["id"] == "000003"
+    for item_id in ("000002", "000003", "000004"):
+        record_label(task_dir, item_id, 1)
+    # only 000001 is left: after it comes itself again (a lone skipped item stays on screen)
+    assert get_json(server, "/api/next?after=000004")["item"]["id"] == "000001"
+    assert get_json(server, "/api/next?after=000001")["item"]["id"] == "000001"
+    record_label(task_dir, "000001", 1)
+    done = get_json(server, "/api/next")
+    assert (done["done"], done["item"], done["labelled"]) == (True, None, N)
+
+
+def test_next_pending_known_answers(task_dir):
+    task = read_task(task_dir)
+    assert next_pending(task, {}) == "000000"
+    assert next_pending(task, {}, after="000004") == "000000"
+    assert next_pending(task, {"000001": 0, "000002": 1}, after="000000") == "000003"
+    assert next_pending(task, {"000003": 0, "000004": 1}, after="000002") == "000000"
+    assert next_pending(task, {"000003": 0}, after="unknown") == "000000"
+    assert next_pending(task, dict.fromkeys(IDS, 0)) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "message"),
+    [
+        ({"id": "nope", "label": 0}, "application/json", 400, "`item_id` must be an id"),
+        ({"id": "000000", "label": 2}, "application/json", 400, "`label` must be a class index"),
+        ({"id": "000000", "label": "1"}, "application/json", 400, "`label` must be a class"),
+        ({"id": "000000"}, "application/json", 400, 'expected {"id": ..., "label": ...}'),
+        (b"{not json", "application/json", 400, "Expecting property name"),
+        ({"id": "000000", "label": 0}, "text/plain", 415, "expected Content-Type application"),
+    ],
+)
+def test_bad_posts_are_refused_and_record_nothing(
+    server, task_dir, body, content_type, status, message
+):
+    answer = post(server, body, content_type)
+    assert answer["status"] == status
+    assert message in answer["error"]
+    assert read_labels(task_dir) == {}
+
+
+def test_unknown_pages_and_items_are_404(server):
+    assert get_json(server, "/nothing")["status"] == 404
+    missing = get_json(server, "/image?id=nope")
+    assert missing["status"] == 404 and "no item with id 'nope'" in missing["error"]
+    assert get_json(server, "/api/item?id=nope")["status"] == 404
+
+
+def test_labels_survive_a_server_restart(task_dir):
+    first, thread = start(task_dir)
+    try:
+        assert post(first, {"id": "000000", "label": 0})["ok"]
+        assert post(first, {"id": "000001", "label": 1})["ok"]
+    finally:
+        stop(first, thread)
+    second, thread = start(task_dir)
+    try:
+        answer = get_json(second, "/api/next")
+        assert (answer["item"]["id"], answer["labelled"]) == ("000002", 2)
+    finally:
+        stop(second, thread)
+    assert read_labels(task_dir) == {"000000": 0, "000001": 1}
+
+
+def test_make_server_checks_its_arguments(task_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"`port` must be an int in 0..65535, got 70000"):
+        make_server(task_dir, port=70000)
+    with pytest.raises(FileNotFoundError, match="no labelling task"):
+        make_server(tmp_path / "empty")
+
+
+def test_page_html_ships_in_the_wheel():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "cfx.label" in config["tool"]["setuptools"]["packages"]
+    assert config["tool"]["setuptools"]["package-data"]["cfx.label"] == ["page.html"]
+    assert (ROOT / "cfx" / "label" / "page.html").is_file()

@@ -1,0 +1,270 @@
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cfx.label.store as store
+from cfx.images import to_uint8
+from cfx.label import (
+    export_csv,
+    import_csv,
+    pending,
+    read_labels,
+    read_task,
+    record_label,
+    write_task,
+)
+from tests.label.toy import IDS, SUGGESTED, N, T, known_context, known_images, label_lines
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+# -- writing a task ---------------------------------------------------------------------------
+
+
+def test_write_task_manifest_lists_items_in_order(task_dir):
+    manifest = json.loads((task_dir / "manifest.json").read_text())
+    assert manifest["class_names"] == ["healthy", "tumour"]
+    assert [item["id"] for item in manifest["items"]] == IDS
+    assert [item["suggested"] for item in manifest["items"]] == SUGGESTED
+    first = manifest["items"][0]
+    assert first["image"] == "images/000000.png"
+    assert first["context"] == "context/000000.png"
+    png = (task_dir / "images" / "000000.png").read_bytes()
+    assert first["sha256"] == hashlib.sha256(png).hexdigest()
+    task = read_task(task_dir)
+    assert task.ids == IDS and task.class_names == ("healthy", "tumour")
+    assert task.item("000003").suggested == 0
+
+
+def test_images_are_the_pixels_upscaled_by_nearest(task_dir):
+    # 8x8 images are scaled by 256 // 8 = 32 so each pixel becomes a 32x32 block
+    expected = to_uint8(known_images()[2])[0]  # (8, 8)
+    got = pixels(task_dir / "images" / "000002.png")
+    assert got.shape == (256, 256)
+    np.testing.assert_array_equal(got[::32, ::32], expected)
+    np.testing.assert_array_equal(got[31::32, 31::32], expected)
+    first = pixels(task_dir / "images" / "000000.png")  # the ramp -1 .. 0.5 -> 0 .. 191
+    assert first[0, 0] == 0 and first[-1, -1] == 191
+
+
+def test_context_strip_is_frames_side_by_side_with_grey_gaps(task_dir):
+    strip = pixels(task_dir / "context" / "000001.png")
+    # three 8x8 frames scaled by 128 // 8 = 16 plus two 2-pixel gaps
+    assert strip.shape == (128, 3 * 128 + 2 * 2)
+    frames = to_uint8(known_context()[1])  # (T, 1, 8, 8)
+    for t in range(T):
+        x0 = t * (128 + 2)
+        assert (strip[:, x0 : x0 + 128] == frames[t, 0, 0, 0]).all()
+    assert (strip[:, 128:130] == 128).all()
+
+
+def test_rgb_images_and_custom_ids(tmp_path):
+    images = torch.zeros(2, 3, 4, 4)
+    images[:, 0] = 1.0  # red
+    folder = write_task(tmp_path / "rgb", images, ids=["scan-a", "scan_b.1"])
+    got = pixels(folder / "images" / "scan-a.png")
+    assert got.shape == (256, 256, 3)
+    assert tuple(got[5, 5]) == (255, 128, 128)
+    assert pending(folder) == ["scan-a", "scan_b.1"]
+    assert json.loads((folder / "manifest.json").read_text())["items"][1]["context"] is None
+
+
+@pytest.mark.parametrize(
+    "suggested", [torch.tensor([1, 0]), np.array([1, 0]), [1, 0], (np.int64(1), 0)]
+)
+def test_suggested_labels_as_tensor_array_or_list(tmp_path, suggested):
+    folder = write_task(tmp_path / "s", known_images()[:2], suggested=suggested)
+    assert [item.suggested for item in read_task(folder).items] == [1, 0]
+
+
+def test_writing_the_same_task_again_keeps_the_labels(task_dir):
+    record_label(task_dir, "000001", 1)
+    again = write_task(task_dir, known_images(), context=known_context(), suggested=SUGGESTED)
+    assert again == task_dir
+    assert read_labels(task_dir) == {"000001": 1}
+
+
+def test_a_different_task_is_refused(task_dir):
+    other = known_images()
+    other[0, 0, 0, 0] = 1.0  # one pixel differs
+    with pytest.raises(FileExistsError, match=r"`directory`.*different labelling task.*expected"):
+        write_task(task_dir, other, context=known_context(), suggested=SUGGESTED)
+    with pytest.raises(FileExistsError, match="5 items"):
+        write_task(task_dir, known_images()[:2])
+    assert len(read_task(task_dir).items) == N  # untouched
+
+
+def test_labels_without_a_manifest_are_refused(tmp_path):
+    (tmp_path / "labels.csv").write_text("id,label,labeller,timestamp\n")
+    with pytest.raises(FileExistsError, match="labels without their task"):
+        write_task(tmp_path, known_images())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"images": known_images() * 3}, ValueError, r"`images` must have values in \[-1, 1\]"),
+        ({"images": torch.zeros(2, 2, 4, 4)}, ValueError, "`images` must have 1 .* or 3"),
+        ({"images": torch.zeros(2, 4, 4)}, ValueError, r"`images` must have shape \(B, C, H, W\)"),
+        ({"ids": ["a", "b"]}, ValueError, r"`ids` must hold one id per image \(5\), got 2"),
+        ({"ids": ["a", "b", "c", "d", "a"]}, ValueError, r"`ids` must be unique.*\['a'\]"),
+        ({"ids": ["a", "b", "c", "d", "../x"]}, ValueError, "`ids` must be file-name-safe"),
+        ({"suggested": [0, 1, 2, 0, 1]}, ValueError, r"`suggested` labels .* 0..1, got 2"),
+        ({"suggested": [0, 1]}, ValueError, r"`suggested` must hold one label per image"),
+        ({"class_names": ("only",)}, ValueError, "`class_names` must name at least 2"),
+        ({"class_names": ("a", "A")}, ValueError, "`class_names` must differ ignoring case"),
+        ({"class_names": ("0", "1")}, ValueError, "`class_names` must not be plain numbers"),
+        ({"context": torch.zeros(5, 1, 4, 4)}, ValueError, r"`context` must have shape \(N=5"),
+        ({"context": torch.zeros(4, 2, 1, 4, 4)}, ValueError, r"`context` must have shape"),
+        ({"context": torch.full((5, 2, 1, 4, 4), 2.0)}, ValueError, r"`context` must have val"),
+    ],
+)
+def test_bad_inputs_are_clear_errors(tmp_path, kwargs, error, match):
+    args = {"images": known_images()} | kwargs
+    with pytest.raises(error, match=match):
+        write_task(tmp_path / "t", args.pop("images"), **args)
+    assert not (tmp_path / "t" / "manifest.json").exists()
+
+
+# -- labels -----------------------------------------------------------------------------------
+
+
+def test_record_and_read_labels_last_one_wins(task_dir):
+    record_label(task_dir, "000000", 0)
+    record_label(task_dir, "000002", 1, labeller="ana")
+    record_label(task_dir, "000000", 1)  # relabel
+    assert read_labels(task_dir) == {"000000": 1, "000002": 1}
+    assert label_lines(task_dir) == [
+        ("000000", "0", "web"),
+        ("000002", "1", "ana"),
+        ("000000", "1", "web"),
+    ]
+
+
+def test_pending_is_in_manifest_order(task_dir):
+    assert pending(task_dir) == IDS
+    record_label(task_dir, "000003", 1)
+    record_label(task_dir, "000000", 0)
+    assert pending(task_dir) == ["000001", "000002", "000004"]
+    for item_id in IDS:
+        record_label(task_dir, item_id, 0)
+    assert pending(task_dir) == []
+
+
+def test_record_label_rejects_unknown_ids_and_labels(task_dir):
+    with pytest.raises(KeyError, match=r"`item_id` must be an id of the task.*'nope'"):
+        record_label(task_dir, "nope", 0)
+    with pytest.raises(ValueError, match=r"`label` must be a class index 0..1 .*got 2"):
+        record_label(task_dir, "000000", 2)
+    with pytest.raises(ValueError, match="got True"):
+        record_label(task_dir, "000000", True)
+    with pytest.raises(ValueError, match="`labeller` must be a one-line"):
+        record_label(task_dir, "000000", 0, labeller="a\nb")
+    assert not (task_dir / "labels.csv").exists()
+
+
+def test_every_label_is_fsynced(task_dir, monkeypatch):
+    synced = []
+    real = store.os.fsync
+    monkeypatch.setattr(store.os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    record_label(task_dir, "000000", 0)  # header file (+ folder) and the line
+    before = len(synced)
+    record_label(task_dir, "000001", 1)
+    assert len(synced) - before == 1
+
+
+def test_labels_survive_a_killed_process(task_dir):
+    code = (
+        "import os, signal, sys\n"
+        "from cfx.label import record_label\n"
+        "record_label(sys.argv[1], '000001', 1)\n"
+        "record_label(sys.argv[1], '000004', 0)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(task_dir)], timeout=120)
+    assert done.returncode == -9
+    assert read_labels(task_dir) == {"000001": 1, "000004": 0}
+    assert pending(task_dir) == ["000000", "000002", "000003"]
+
+
+def test_a_half_written_last_line_is_ignored_then_cut(task_dir):
+    record_label(task_dir, "000000", 1)
+    with open(task_dir / "labels.csv", "ab") as f:
+        f.write(b"000003,0,we")  # the crash came mid-line
+    assert read_labels(task_dir) == {"000000": 1}
+    assert pending(task_dir) == ["000001", "000002", "000003", "000004"]
+    record_label(task_dir, "000002", 0)
+    assert label_lines(task_dir) == [("000000", "1", "web"), ("000002", "0", "web")]
+    assert read_labels(task_dir) == {"000000": 1, "000002": 0}
+
+
+def test_a_broken_complete_line_is_a_clear_error(task_dir):
+    record_label(task_dir, "000000", 1)
+    with open(task_dir / "labels.csv", "a") as f:
+        f.write("000001,7,hand,2024-01-01\n")
+    with pytest.raises(ValueError, match=r"labels.csv line 3: label must be a class index"):
+        read_labels(task_dir)
+
+
+def test_missing_task_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no labelling task in .*manifest.json"):
+        read_labels(tmp_path)
+
+
+# -- spreadsheet round trip -------------------------------------------------------------------
+
+
+def test_export_csv_lists_every_item_with_an_empty_label(task_dir, tmp_path):
+    out = export_csv(task_dir, tmp_path / "sheet.csv")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "id,image,suggested,label"
+    assert lines[1] == "000000,images/000000.png,healthy,"
+    assert lines[2] == "000001,images/000001.png,tumour,"
+    assert len(lines) == 1 + N
+
+
+def test_import_csv_accepts_names_and_indices(task_dir, tmp_path):
+    sheet = export_csv(task_dir, tmp_path / "sheet.csv")
+    labels = ["Tumour", "0", "", " HEALTHY ", "1"]
+    rows = sheet.read_text().splitlines()
+    filled = [rows[0]] + [row + label for row, label in zip(rows[1:], labels, strict=True)]
+    sheet.write_text("\n".join(filled) + "\n")
+    assert import_csv(task_dir, sheet) == 4
+    assert read_labels(task_dir) == {"000000": 1, "000001": 0, "000003": 0, "000004": 1}
+    assert pending(task_dir) == ["000002"]
+    assert {who for _, _, who in label_lines(task_dir)} == {"csv"}
+
+
+@pytest.mark.parametrize(
+    ("row", "match"),
+    [
+        ("000001,,,maybe", r"row 3: label 'maybe' must be a class index 0..1 or a class name"),
+        ("000001,,,2", r"row 3: label '2'"),
+        ("000001,,,-1", r"row 3: label '-1'"),
+        ("nope,,,1", r"row 3: id 'nope' is not in the task"),
+    ],
+)
+def test_import_csv_bad_row_names_the_row_and_records_nothing(task_dir, tmp_path, row, match):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(f"id,image,suggested,label\n000000,,,tumour\n{row}\n")
+    with pytest.raises(ValueError, match=match):
+        import_csv(task_dir, sheet)
+    assert read_labels(task_dir) == {}
+
+
+def test_import_csv_needs_id_and_label_columns(task_dir, tmp_path):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id,class\n000000,1\n")
+    with pytest.raises(ValueError, match="expected columns id and label"):
+        import_csv(task_dir, sheet)
+    with pytest.raises(FileNotFoundError, match="`path` must be a CSV file"):
+        import_csv(task_dir, tmp_path / "missing.csv")
