@@ -99,20 +99,6 @@ def direction_markdown(name: str, summary: dict[str, float], verdict: str, dilat
     return "\n".join(lines)
 
 
-def group_accuracy(predicted: Tensor, labels: Tensor, tags: Tensor) -> dict[str, float]:
-    """Accuracy of the classifier's predictions in the four label x marker groups (NaN for
-    an empty group)."""
-    out: dict[str, float] = {}
-    for label, label_name in ((0, "healthy"), (1, "tumour")):
-        for tag, tag_name in ((False, "no_marker"), (True, "marker")):
-            rows = (labels == label) & (tags == tag)
-            correct = predicted[rows] == label
-            out[f"{label_name}_{tag_name}"] = (
-                float(correct.float().mean()) if bool(rows.any()) else math.nan
-            )
-    return out
-
-
 def pick_examples(via: Tensor, counted: Tensor, target: Tensor, per_direction: int) -> list[int]:
     """Up to ``per_direction`` rows per target class: via-marker counted paths first, then
     other counted paths, then the rest."""
@@ -180,6 +166,7 @@ def examples_figure(report: ShortcutReport, rows: list[int], path: Path) -> Path
 
 def run_shortcuts(args: argparse.Namespace) -> int:
     from cfx.data.brain import make_dataset
+    from cfx.metrics import group_accuracies
     from cfx.saliency.compare import METHODS as SALIENCY_METHODS
     from cfx.saliency.compare import build_method
     from cfx.shortcuts import ShortcutAudit
@@ -218,7 +205,9 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     data = make_dataset(args.n, seed=args.seed, tagged=True, tag_correlation=0.5)
     report = audit.audit(data.images, 1 - data.labels, lesion_masks=data.masks)
 
-    groups = group_accuracy(report.source_class, data.labels, data.tags)
+    groups = group_accuracies(
+        report.source_class, data.labels, data.tags, attribute_names=("no_marker", "marker")
+    )
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

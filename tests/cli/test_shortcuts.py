@@ -18,12 +18,16 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
     assert 0 <= summary["n_counted"] <= 4
     assert summary["marker_rate"] is None or 0.0 <= summary["marker_rate"] <= 1.0
     assert set(summary["directions"]) == {"tumour->healthy", "healthy->tumour"}
-    assert set(summary["accuracy_by_group"]) == {
+    groups = summary["accuracy_by_group"]
+    assert {"accuracy", "worst_group"} <= set(groups) <= {
+        "accuracy",
+        "worst_group",
         "healthy_no_marker",
         "healthy_marker",
         "tumour_no_marker",
         "tumour_marker",
     }
+    assert groups["worst_group"] <= groups["accuracy"]
     n_paths = 0
     for direction in summary["directions"].values():
         n_paths += direction["n_paths"]
