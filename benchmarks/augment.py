@@ -58,7 +58,8 @@ def finetune(base, train, extra_x, extra_y, seed: int, work: Path):
     )
     xs = torch.cat([train.images, extra_x.repeat(REPEAT, 1, 1, 1)])
     ys = torch.cat([train.labels, extra_y.repeat(REPEAT)])
-    model, _ = train_classifier(copy.deepcopy(base), xs, ys, work, cfg, show_progress=False)
+    model = copy.deepcopy(base).requires_grad_(True)  # zoo models load frozen
+    model, _ = train_classifier(model, xs, ys, work, cfg, show_progress=False)
     return model.eval()
 
 

@@ -369,6 +369,12 @@ def train_classifier(
     total = cfg.epochs * steps_per_epoch
 
     _check_outputs(task, model, images, y_all)
+    check(
+        any(p.requires_grad for p in model.parameters()),
+        ValueError,
+        "`model` must have trainable parameters, got none with requires_grad=True (zoo models "
+        "load frozen: call model.requires_grad_(True) to fine-tune one)",
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     if cfg.reset_parameters:
         reset_parameters(model, gen)

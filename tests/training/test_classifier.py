@@ -283,6 +283,9 @@ def test_bad_arguments_are_clear_errors(slices, tmp_path):
         _train(tmp_path, x, y, val=(x[:4], y[:3]))
     with pytest.raises(TypeError, match="`val` must be a tuple"):
         _train(tmp_path, x, y, val=x)
+    frozen_model = BrainCNN(BrainCNNConfig(width=4)).requires_grad_(False)
+    with pytest.raises(ValueError, match="`model` must have trainable parameters"):
+        train_classifier(frozen_model, x, y, tmp_path, show_progress=False)
     assert not (tmp_path / "checkpoint.safetensors").exists()  # nothing written on bad input
 
 
