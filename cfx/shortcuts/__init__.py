@@ -2,7 +2,8 @@
 
 :class:`ShortcutAudit` walks images across the decision boundary with a fixed generator and
 reports, per path, the share of the pixel change (and of the saliency mass) inside the lesion,
-inside the scanner-marker region and elsewhere, plus a verdict per classifier. The region
+inside the scanner-marker region and elsewhere, broken down by target class and by whether the
+source carries the marker (:class:`MarkerCell`), plus a verdict per classifier. The region
 arithmetic is plain functions in :mod:`cfx.shortcuts.regions`.
 """
 
@@ -12,10 +13,17 @@ from cfx.shortcuts.regions import (
     region_enrichment,
     region_shares,
 )
-from cfx.shortcuts.report import ByRegion, PathExplainer, ShortcutAudit, ShortcutReport
+from cfx.shortcuts.report import (
+    ByRegion,
+    MarkerCell,
+    PathExplainer,
+    ShortcutAudit,
+    ShortcutReport,
+)
 
 __all__ = [
     "ByRegion",
+    "MarkerCell",
     "PathExplainer",
     "ShortcutAudit",
     "ShortcutReport",

@@ -17,17 +17,26 @@ changed. :class:`ShortcutAudit` does this for a batch and scores, per path:
 * its **enrichment**, share / area fraction: the marker box is ~3% of a 64x64 slice, so a raw
   share hides how concentrated the change is; enrichment 1 is what a uniform change gives;
 * the same shares and enrichments for the **saliency** mass ``|attribute(x, source class)|``
-  of the input (the classifier's own evidence for its current decision).
+  of the input (the classifier's own evidence for its current decision);
+* **restoring** the marker: the last frame with the reconstruction's marker region pasted
+  back, re-scored (``restored_probs``). Below 0.5, the marker region alone undoes the flip:
+  interventional evidence, independent of how the change is spread.
 
 A path goes **via the marker** when the marker's enrichment is at least ``min_enrichment``
-(default 4: the box holds at least ~12% of the change) *and* the marker's share beats the
-lesion's. Only paths that **count** enter the verdict: the classifier did not already put the
-input (or its reconstruction ``G(z_0)``) in the target class, and the path flipped it. The
-classifier is **flagged** when at least ``flag_rate`` of the counted paths go via the marker.
+(default 4: the box holds at least ~12% of the change; the paths of a classifier blind to the
+box get 0.1-1x from the generator alone). Nothing is asked of the lesion: a path that removes
+the lesion *and* the marker still shows that the marker moves the decision, and restoring the
+marker undoes those flips. (Asking the marker to out-share the lesion, which with its halo is
+larger than the box, or to out-enrich it, misses most such paths of a marker-trained
+classifier whose flips restoring the marker undoes.)
 
-As corroboration, each report also pastes the reconstruction's marker region back into the
-last frame and re-scores it (``restored_probs``): for a path that flipped through the marker,
-restoring the marker alone should undo the flip.
+Only paths that **count** enter the verdict: the classifier did not already put the input (or
+its reconstruction ``G(z_0)``) in the target class, and the path flipped it. Counted paths are
+split into **cells** by target class and by whether the *source* slice carries the marker
+(:class:`MarkerCell`): a shortcut can only be removed from slices that have it, or added to
+slices that do not, so pooling all paths dilutes it with paths where the marker cannot be the
+way across. The classifier is **flagged** when any cell with at least ``min_paths`` counted
+paths goes via the marker in at least ``flag_rate`` of them. The pooled rate is kept too.
 
 Healthy -> tumour paths start from slices without a lesion, so their lesion share is 0 and a
 lesion the path paints in counts as ``elsewhere``; the marker criterion still applies.
@@ -38,6 +47,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -57,6 +67,10 @@ logger = logging.getLogger(__name__)
 
 ExplainerName = Literal["gradient", "monotone"]
 REGIONS = ("lesion", "marker", "elsewhere")
+# The brain slices' marker (cfx.data.brain) is an L-shaped glyph of 22 pixels at 0.5-0.9 in the
+# 11x11 box; the box is background (below -0.8) without it. At least 10 box pixels above 0.4
+# tells the two apart on every one of 6,000 test slices (19-22 pixels with it, 0 without).
+_GLYPH_LEVEL, _GLYPH_PIXELS = 0.4, 10
 
 
 class PathExplainer(Protocol):
@@ -85,19 +99,59 @@ class ByRegion:
         return {name: _median(getattr(self, name), where) for name in REGIONS}
 
 
+@dataclass(frozen=True)
+class MarkerCell:
+    """The paths into one target class from source slices with (or without) the marker.
+
+    Counts are over the paths selected (see :meth:`ShortcutReport.cells`); rates and medians
+    over the counted ones, NaN when none counted.
+    """
+
+    target: int  # the class the paths walk into
+    marker_present: bool  # the source slices carry the marker
+    source: str  # e.g. "tumour slices with the marker"
+    n_paths: int
+    n_counted: int  # started outside the target class and flipped into it
+    n_via_marker: int  # counted paths whose change is enriched >= min_enrichment in the box
+    n_undone: int  # counted paths whose flip restoring the marker region alone undoes
+    via_rate: float  # n_via_marker / n_counted
+    undo_rate: float  # n_undone / n_counted
+    median_marker_enrichment: float
+    median_lesion_enrichment: float
+    enough_paths: bool  # n_counted >= min_paths: the cell can flag the classifier
+    flagged: bool  # enough_paths and via_rate >= flag_rate
+
+    @property
+    def verb(self) -> str:
+        """What a path through the marker does to it: "removing" from slices that carry it,
+        "adding" to slices that do not."""
+        return "removing" if self.marker_present else "adding"
+
+    def phrase(self) -> str:
+        """E.g. "100% of paths from tumour slices with the marker (3 of 3; restoring the
+        marker region undoes 3)"."""
+        return (
+            f"{self.via_rate:.0%} of paths from {self.source} ({self.n_via_marker} of "
+            f"{self.n_counted}; restoring the marker region undoes {self.n_undone})"
+        )
+
+
 def _median(values: Tensor, where: Tensor | None) -> float:
     v = values if where is None else values[where]
     v = v[~torch.isnan(v)]
     return float(v.double().quantile(0.5)) if v.numel() else math.nan  # mean of middle two
 
 
-def _paths(n: int) -> str:
-    return f"{n} path" if n == 1 else f"{n} paths"
-
-
 def _rate(flags: Tensor, where: Tensor) -> float:
     """Share of ``flags`` that are true among ``where`` (NaN when ``where`` is empty)."""
     return float(flags[where].float().mean()) if bool(where.any()) else math.nan
+
+
+def _source(names: tuple[str, ...], target: int, present: bool) -> str:
+    marker = "with the marker" if present else "without the marker"
+    if len(names) == 2:  # the source of a path into one class is the other class
+        return f"{names[1 - target]} slices {marker}"
+    return f"slices {marker} walked into {names[target]}"
 
 
 @dataclass(frozen=True)
@@ -111,19 +165,22 @@ class ShortcutReport:
     paths: TrajectoryResult  # the explainer's result (frames, probs, target, success, ...)
     source_class: Tensor  # (B,) int64, the classifier's class for the input x
     started_outside: Tensor  # (B,) bool, neither x nor G(z_0) was already in the target class
+    marker_present: Tensor  # (B,) bool, the input x carries the marker
     change: ByRegion  # shares of |G(z_T) - G(z_0)|
     change_enrichment: ByRegion  # share / area fraction (NaN for empty regions)
     saliency: ByRegion  # shares of |saliency of x for source_class|
     saliency_enrichment: ByRegion  # share / area fraction
     area: ByRegion  # area fraction of each region (after dilation and precedence)
-    via_marker: Tensor  # (B,) bool, the path changes mainly the marker region
+    via_marker: Tensor  # (B,) bool, the change is enriched >= min_enrichment in the marker
     marker_delta: Tensor  # (B,) mean signed change G(z_T) - G(z_0) in the marker region
     restored_probs: Tensor  # (B,) target probability of G(z_T) with G(z_0)'s marker region
     saliency_maps: Tensor  # (B, 1, H, W) |attribution| of x for source_class
     lesion_masks: Tensor  # (B, 1, H, W) bool, as given (before dilation)
     marker_masks: Tensor  # (B or 1, 1, H, W) bool
+    class_names: tuple[str, ...]  # class k's name, for the verdict
     min_enrichment: float
     flag_rate: float
+    min_paths: int
 
     @property
     def target(self) -> Tensor:
@@ -140,6 +197,12 @@ class ShortcutReport:
         """``(B,)`` bool, the paths that enter the verdict: started outside the target class
         and flipped into it."""
         return self.started_outside & self.paths.success
+
+    @property
+    def undone(self) -> Tensor:
+        """``(B,)`` bool, restoring the marker region alone takes the target probability of
+        the last frame back below 0.5."""
+        return self.restored_probs < 0.5
 
     def _where(self, where: Tensor | None) -> Tensor:
         if where is None:
@@ -158,26 +221,59 @@ class ShortcutReport:
         )
         return where.to(self.counted.device)
 
+    def cells(self, where: Tensor | None = None) -> tuple[MarkerCell, ...]:
+        """The paths selected by ``where`` (all by default) split by target class and by
+        whether the source carries the marker: for each class in order, with the marker
+        first, so two classes give four cells."""
+        sel = self._where(where)
+        out = []
+        for t in range(len(self.class_names)):
+            for present in (True, False):
+                mine = sel & (self.target == t) & (self.marker_present == present)
+                counted = mine & self.counted
+                n = int(counted.sum())
+                rate = _rate(self.via_marker, counted)
+                enough = n >= self.min_paths
+                out.append(
+                    MarkerCell(
+                        target=t,
+                        marker_present=present,
+                        source=_source(self.class_names, t, present),
+                        n_paths=int(mine.sum()),
+                        n_counted=n,
+                        n_via_marker=int((self.via_marker & counted).sum()),
+                        n_undone=int((self.undone & counted).sum()),
+                        via_rate=rate,
+                        undo_rate=_rate(self.undone, counted),
+                        median_marker_enrichment=_median(self.change_enrichment.marker, counted),
+                        median_lesion_enrichment=_median(self.change_enrichment.lesion, counted),
+                        enough_paths=enough,
+                        flagged=enough and rate >= self.flag_rate,
+                    )
+                )
+        return tuple(out)
+
     @property
     def marker_rate(self) -> float:
-        """Share of the counted paths that go via the marker (NaN if none counted); per
-        subset: ``summary(where)["marker_rate"]``."""
+        """Share of all counted paths that go via the marker, pooled over the cells (NaN if
+        none counted); per subset: ``summary(where)["marker_rate"]``."""
         return _rate(self.via_marker, self.counted)
 
     @property
     def flagged(self) -> bool:
-        """The classifier flips via the marker in at least ``flag_rate`` of counted paths."""
-        rate = self.marker_rate
-        return not math.isnan(rate) and rate >= self.flag_rate
+        """Some cell with at least ``min_paths`` counted paths goes via the marker in at least
+        ``flag_rate`` of them."""
+        return any(cell.flagged for cell in self.cells())
 
     @property
     def verdict(self) -> str:
-        """One sentence, e.g. "flips by removing the scanner marker in 83% of 12 paths
-        (median share of change: marker 0.41 ...)" or "no shortcut found: ..."."""
+        """One line, e.g. "flips by removing the scanner marker in 100% of paths from tumour
+        slices with the marker (3 of 3; ...); ..." or "no shortcut found: ..."."""
         return self.describe()
 
     def summary(self, where: Tensor | None = None) -> dict[str, float]:
-        """Counts, rates and medians for the paths selected by ``where`` (all by default).
+        """Counts, pooled rates and medians for the paths selected by ``where`` (all by
+        default); per cell see :meth:`cells`.
 
         Counts: paths whose input the classifier already puts in the target class, paths
         whose reconstruction ``G(z_0)`` (but not the input) is already there (a generator
@@ -201,7 +297,7 @@ class ShortcutReport:
             "n_counted": float(counted.sum()),
             "flip_rate": _rate(self.paths.success, outside),
             "marker_rate": _rate(self.via_marker, counted),
-            "marker_undo_rate": _rate(self.restored_probs < 0.5, counted),
+            "marker_undo_rate": _rate(self.undone, counted),
         }
         for name, values, rows in (
             ("change", self.change, counted),
@@ -215,11 +311,11 @@ class ShortcutReport:
         return out
 
     def describe(self, where: Tensor | None = None) -> str:
-        """The verdict for the paths selected by ``where`` (all by default).
+        """The verdict for the paths selected by ``where`` (all by default), one line.
 
-        "removing"/"adding" (the marker) is used when at least 80% of the via-marker paths
-        darken/brighten the marker region on average, which assumes a marker brighter than
-        its surroundings (as in :mod:`cfx.data.brain`); otherwise "changing".
+        Lists the cells with at least ``min_paths`` counted paths (flagged ones first),
+        names the smaller ones, and ends with the pooled count. "removing" / "adding" says
+        whether the source slices of a cell carry the marker.
         """
         sel = self._where(where)
         counted = self.counted & sel
@@ -235,35 +331,28 @@ class ShortcutReport:
                 else f"no verdict: the classifier already put all {int(sel.sum())} inputs in "
                 "the target class"
             )
-        rate = _rate(self.via_marker, counted)
-        ch = self.change.medians(counted)
-        en = self.change_enrichment.medians(counted)
-        sal = self.saliency.medians(sel)
-        detail = (
-            f"(median share of change: marker {ch['marker']:.2f} ({en['marker']:.1f}x its "
-            f"area), lesion {ch['lesion']:.2f}, elsewhere {ch['elsewhere']:.2f}; median share "
-            f"of saliency: marker {sal['marker']:.2f}, lesion {sal['lesion']:.2f}, elsewhere "
-            f"{sal['elsewhere']:.2f})"
-        )
-        if rate >= self.flag_rate:
-            via = counted & self.via_marker
-            undo = _rate(self.restored_probs < 0.5, via)
+        cells = [c for c in self.cells(sel) if c.n_counted > 0]
+        flagged = sorted((c for c in cells if c.flagged), key=lambda c: -c.via_rate)
+        judged = flagged + [c for c in cells if c.enough_paths and not c.flagged]
+        small = [c for c in cells if not c.enough_paths]
+        tail = (
+            f"; under {self.min_paths} counted paths: "
+            + ", ".join(f"{c.source} ({c.n_via_marker} of {c.n_counted})" for c in small)
+            if small
+            else ""
+        ) + f"; pooled: {int((self.via_marker & counted).sum())} of {n} counted paths"
+        if flagged:
+            first, *rest = judged
+            parts = [f"flips by {first.verb} the scanner marker in {first.phrase()}"]
+            parts += [f"{c.verb} it in {c.phrase()}" for c in rest]
+            return "; ".join(parts) + tail
+        if judged:
             return (
-                f"flips by {self._verb(via)} the scanner marker in {rate:.0%} of {_paths(n)} "
-                f"{detail}; restoring the marker region alone undoes {undo:.0%} of those flips"
+                "no shortcut found: the scanner marker carries the change in "
+                + "; ".join(c.phrase() for c in judged)
+                + tail
             )
-        return (
-            f"no shortcut found: the scanner marker carries the change in {rate:.0%} of "
-            f"{_paths(n)} {detail}"
-        )
-
-    def _verb(self, via: Tensor) -> str:
-        delta = self.marker_delta[via]
-        if float((delta < 0).float().mean()) >= 0.8:
-            return "removing"
-        if float((delta > 0).float().mean()) >= 0.8:
-            return "adding"
-        return "changing"
+        return f"no verdict: no cell of source slices has {self.min_paths} counted paths" + tail
 
 
 def _check_masks(masks: object, name: str, b: int, h: int, w: int, *, shared: bool) -> Tensor:
@@ -281,6 +370,25 @@ def _check_masks(masks: object, name: str, b: int, h: int, w: int, *, shared: bo
     return masks
 
 
+def _check_present(present: object, b: int) -> Tensor:
+    if not isinstance(present, Tensor) or present.dtype != torch.bool:
+        got = f"dtype {present.dtype}" if isinstance(present, Tensor) else type(present).__name__
+        raise TypeError(f"`marker_present` must be a bool tensor (B,), got {got}")
+    check(
+        tuple(present.shape) == (b,),
+        ValueError,
+        f"`marker_present` must have shape ({b},) to match `x`, got {tuple(present.shape)}",
+    )
+    return present
+
+
+def _brain_marker_present(x: Tensor) -> Tensor:
+    """``(B,)`` bool: the 64x64 brain slices ``x`` ``(B, 1, 64, 64)`` in [-1, 1] carry the
+    scanner marker of :mod:`cfx.data.brain` (at least 10 pixels of its box above 0.4)."""
+    box = x[:, 0][:, marker_mask(SIZE)[0, 0].to(x.device)]  # (B, 121)
+    return (box > _GLYPH_LEVEL).sum(1) >= _GLYPH_PIXELS
+
+
 class ShortcutAudit:
     """Run counterfactual paths on a batch and report whether they flip through the marker.
 
@@ -296,9 +404,11 @@ class ShortcutAudit:
         steps: frames ``T`` of the paths built from a name.
         lesion_dilation: px grown around the lesion masks (as in ``localisation``).
         min_enrichment: a path goes via the marker when the marker's share of the change is
-            at least this many times its area fraction (and above the lesion's share).
-        flag_rate: flag the classifier when at least this share of counted paths go via the
-            marker, in (0, 1].
+            at least this many times its area fraction.
+        flag_rate: flag the classifier when, in some cell (target class x marker on the
+            source), at least this share of the counted paths go via the marker; in (0, 1].
+        min_paths: counted paths a cell needs before it can flag the classifier (>= 1).
+        class_names: a name per class, for the verdict (the brain classifiers' by default).
         show_progress: tqdm bars of the explainer built from a name.
     """
 
@@ -312,7 +422,9 @@ class ShortcutAudit:
         steps: int = 10,
         lesion_dilation: int = 3,
         min_enrichment: float = 4.0,
-        flag_rate: float = 0.25,
+        flag_rate: float = 0.5,
+        min_paths: int = 3,
+        class_names: Sequence[str] = ("healthy", "tumour"),
         show_progress: bool = False,
     ) -> None:
         self.generator = generator
@@ -323,6 +435,8 @@ class ShortcutAudit:
         self.lesion_dilation = lesion_dilation
         self.min_enrichment = min_enrichment
         self.flag_rate = flag_rate
+        self.min_paths = min_paths
+        self.class_names = class_names
         self.show_progress = show_progress
 
     def _check(self) -> None:
@@ -340,11 +454,26 @@ class ShortcutAudit:
             ValueError,
             f"`flag_rate` must be a number in (0, 1], got {self.flag_rate!r}",
         )
+        ok = isinstance(self.min_paths, int) and not isinstance(self.min_paths, bool)
+        check(
+            ok and self.min_paths >= 1,
+            ValueError,
+            f"`min_paths` must be an int >= 1, got {self.min_paths!r}",
+        )
         ok = isinstance(self.lesion_dilation, int) and not isinstance(self.lesion_dilation, bool)
         check(
             ok and self.lesion_dilation >= 0,
             ValueError,
             f"`lesion_dilation` must be an int >= 0, got {self.lesion_dilation!r}",
+        )
+        names = self.class_names
+        check(
+            not isinstance(names, str)
+            and isinstance(names, Sequence)
+            and len(names) >= 2
+            and all(isinstance(n, str) and n for n in names),
+            ValueError,
+            f"`class_names` must be a sequence of at least two non-empty strings, got {names!r}",
         )
 
     def _explainer(self) -> PathExplainer:
@@ -390,6 +519,7 @@ class ShortcutAudit:
         *,
         lesion_masks: Tensor,
         marker_masks: Tensor | None = None,
+        marker_present: Tensor | None = None,
         latents: Tensor | None = None,
     ) -> ShortcutReport:
         """Walk ``x`` ``(B, C, H, W)`` in [-1, 1] into ``target`` (an int or ``(B,)``
@@ -397,7 +527,10 @@ class ShortcutAudit:
 
         ``lesion_masks`` bool ``(B, 1, H, W)`` (all False for healthy slices);
         ``marker_masks`` bool ``(B, 1, H, W)`` or ``(1, 1, H, W)``, by default the
-        :data:`cfx.data.brain.MARKER_BOX` of 64x64 slices; ``latents`` skip the inversion.
+        :data:`cfx.data.brain.MARKER_BOX` of 64x64 slices; ``marker_present`` bool ``(B,)``,
+        which inputs carry the marker (e.g. a dataset's ``tags``), by default read off the
+        brain slices' marker box, and required with ``marker_masks``; ``latents`` skip the
+        inversion.
         """
         self._check()
         x = check_images(x, "x")
@@ -411,16 +544,33 @@ class ShortcutAudit:
                 f"slices, got size {h}x{w}",
             )
             marker = marker_mask(SIZE).to(x.device)
+            if marker_present is None:
+                marker_present = _brain_marker_present(x)
         else:
             marker = _check_masks(marker_masks, "marker_masks", b, h, w, shared=True)
             marker = marker.to(x.device)
+            check(
+                marker_present is not None,
+                ValueError,
+                "`marker_present` is required with `marker_masks` (which inputs carry the "
+                "marker), got None",
+            )
+        present = _check_present(marker_present, b).to(x.device)
+        names = tuple(self.class_names)
         explainer, saliency = self._explainer(), self._saliency()
         t0 = time.perf_counter()
 
         paths = explainer.explain(x, target, latents=latents)
         start, final = paths.frames[:, 0], paths.frames[:, -1]  # (B, C, H, W)
         with frozen(self.classifier), torch.no_grad():
-            source_class = class_logits(self.classifier, x).argmax(1)  # (B,)
+            logits = class_logits(self.classifier, x)  # (B, K)
+            check(
+                logits.shape[1] == len(names),
+                ValueError,
+                f"`class_names` must name each of the classifier's {logits.shape[1]} classes, "
+                f"got {len(names)}: {names}",
+            )
+            source_class = logits.argmax(1)  # (B,)
             restored = torch.where(marker, start, final)  # (B, C, H, W)
             restored_probs = target_prob(class_logits(self.classifier, restored), paths.target)
         maps = saliency.attribute(x, source_class).detach().abs()
@@ -439,13 +589,14 @@ class ShortcutAudit:
         in_marker = claimed["marker"].flatten(1)  # (B, H*W) float
         signed = (final - start).mean(1).flatten(1)  # (B, H*W)
         marker_delta = (signed * in_marker).sum(1) / in_marker.sum(1).clamp_min(1.0)  # (B,)
-        via = (enrich.marker >= float(self.min_enrichment)) & (shares.marker > shares.lesion)
+        via = enrich.marker >= float(self.min_enrichment)  # NaN (no change) is False
         outside = (source_class != paths.target) & (paths.probs[:, 0] < 0.5)
 
         report = ShortcutReport(
             paths=paths,
             source_class=source_class,
             started_outside=outside,
+            marker_present=present,
             change=shares,
             change_enrichment=enrich,
             saliency=ByRegion.of(region_shares(maps, regions, dilation=dilation)),
@@ -457,8 +608,10 @@ class ShortcutAudit:
             saliency_maps=maps,
             lesion_masks=lesion,
             marker_masks=marker,
+            class_names=names,
             min_enrichment=float(self.min_enrichment),
             flag_rate=float(self.flag_rate),
+            min_paths=self.min_paths,
         )
         logger.info(
             "shortcut audit of %d paths in %.1fs (explainer %.1fs): %s",

@@ -19,14 +19,18 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
     assert summary["marker_rate"] is None or 0.0 <= summary["marker_rate"] <= 1.0
     assert set(summary["directions"]) == {"tumour->healthy", "healthy->tumour"}
     groups = summary["accuracy_by_group"]
-    assert {"accuracy", "worst_group"} <= set(groups) <= {
-        "accuracy",
-        "worst_group",
-        "healthy_no_marker",
-        "healthy_marker",
-        "tumour_no_marker",
-        "tumour_marker",
-    }
+    assert (
+        {"accuracy", "worst_group"}
+        <= set(groups)
+        <= {
+            "accuracy",
+            "worst_group",
+            "healthy_no_marker",
+            "healthy_marker",
+            "tumour_no_marker",
+            "tumour_marker",
+        }
+    )
     assert groups["worst_group"] <= groups["accuracy"]
     n_paths = 0
     for direction in summary["directions"].values():
@@ -40,10 +44,25 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
             assert 0.0 <= area <= 1.0
         assert abs(direction["median_area_marker"] - 121 / 4096) < 1e-6  # the 11x11 box
     assert n_paths == 4
+    cells = summary["cells"]
+    assert summary["min_paths"] == 3 and summary["flag_rate"] == 0.5
+    assert [(c["direction"], c["marker_present"]) for c in cells] == [
+        ("tumour->healthy", True),
+        ("tumour->healthy", False),
+        ("healthy->tumour", True),
+        ("healthy->tumour", False),
+    ]
+    assert sum(c["n_paths"] for c in cells) == 4
+    assert sum(c["n_counted"] for c in cells) == summary["n_counted"]
+    assert summary["flagged"] == any(c["flagged"] for c in cells)
+    for c in cells:
+        assert c["n_via_marker"] <= c["n_counted"] <= c["n_paths"]
+        assert c["enough_paths"] == (c["n_counted"] >= 3)
     report = (out / "report.md").read_text()
     assert "# Shortcut report: `brain-cnn`" in report
     assert "## tumour->healthy" in report and "## healthy->tumour" in report
     assert "| marker box |" in report
+    assert "| tumour->healthy | tumour slices with the marker |" in report
     assert summary["verdict"] in capsys.readouterr().out
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from cfx.data.brain import MARKER_BOX, make_dataset, marker_mask
 from cfx.shortcuts import ShortcutAudit, ShortcutReport
-from cfx.trajectory import GradientAscent
+from cfx.trajectory import GradientAscent, TrajectoryResult
 
 # --- a toy world: 8x8 images, latent 0 paints the marker, 1 the lesion, 2 the rest ------------
 
@@ -58,7 +58,10 @@ def _toy_audit(a: float, b: float, **kwargs) -> tuple[ShortcutReport, RegionClas
     explainer = GradientAscent(g, f, steps=4, eta=0.05, max_iter=400, inversion_steps=0)
     audit = ShortcutAudit(g, f, explainer=explainer, **kwargs)
     lesion = LESION.expand(3, -1, -1, -1).clone()
-    report = audit.audit(x, 0, lesion_masks=lesion, marker_masks=MARKER, latents=z0)
+    present = torch.ones(3, dtype=torch.bool)  # z_0 ~ 1: the marker is painted in
+    report = audit.audit(
+        x, 0, lesion_masks=lesion, marker_masks=MARKER, marker_present=present, latents=z0
+    )
     return report, f
 
 
@@ -72,7 +75,10 @@ def test_toy_marker_classifier_changes_only_the_marker():
     assert torch.allclose(report.area.marker, torch.full((3,), 4 / 64))
     assert bool(report.via_marker.all()) and report.marker_rate == 1.0 and report.flagged
     assert bool((report.marker_delta < 0).all())  # darkened: the marker is removed
-    assert report.verdict.startswith("flips by removing the scanner marker in 100% of 3 paths")
+    assert report.verdict.startswith(
+        "flips by removing the scanner marker in 100% of paths from tumour slices with the "
+        "marker (3 of 3; restoring the marker region undoes 3)"
+    )
     assert bool((report.restored_probs < 0.5).all())  # putting the marker back undoes it
     assert report.summary()["marker_undo_rate"] == 1.0
 
@@ -95,11 +101,131 @@ def test_toy_mixed_classifier_splits_the_change_in_closed_form():
     assert torch.allclose(report.change.marker, torch.full((3,), 4 / 13), atol=1e-4)
     assert torch.allclose(report.change.lesion, torch.full((3,), 9 / 13), atol=1e-4)
     assert torch.allclose(report.change_enrichment.marker, torch.full((3,), 64 / 13), atol=1e-3)
-    # enriched (4.9x > 4) but the lesion carries more of the change: not via the marker
-    assert not bool(report.via_marker.any())
-    # a lower bar on enrichment does not change that; a marker-heavy weighting does
-    assert not bool(_toy_audit(3.0, 3.0, lesion_dilation=0, min_enrichment=1.0)[0].via_marker.any())
-    assert bool(_toy_audit(6.0, 1.0, lesion_dilation=0)[0].via_marker.all())
+    # the lesion holds more of the change, but the marker is 4.9x enriched (>= 4): the
+    # classifier weighs a marker pixel as much as a lesion pixel, so these paths go via it
+    assert bool(report.via_marker.all()) and report.flagged
+    # the bar is on enrichment alone: just above 64/13 it clears them
+    assert not bool(_toy_audit(3.0, 3.0, lesion_dilation=0, min_enrichment=5.0)[0].via_marker.any())
+
+
+class ScriptedPaths:
+    """A path explainer whose paths are given: a straight latent line from each ``z_0`` to a
+    chosen end, so every path's change, flip and restoration is known in advance."""
+
+    def __init__(self, generator: PatchGenerator, classifier: nn.Module, ends: torch.Tensor):
+        self.generator, self.classifier, self.ends = generator, classifier, ends
+
+    def explain(self, x, target, *, latents=None):
+        t = torch.linspace(0, 1, 3)[None, :, None]  # (1, T+1, 1)
+        z = latents[:, None] + t * (self.ends - latents)[:, None]  # (B, T+1, 3)
+        with torch.no_grad():
+            frames = self.generator.decode(z.flatten(0, 1)).view(len(x), 3, 1, H, W)
+            probs = self.classifier(frames.flatten(0, 1)).softmax(1).view(len(x), 3, 2)
+        probs = probs.gather(2, target[:, None, None].expand(-1, 3, 1))[..., 0]  # (B, T+1)
+        return TrajectoryResult(
+            frames=frames,
+            latents=z,
+            probs=probs,
+            levels=torch.linspace(0, 1, 3),
+            target=target,
+            source=x,
+            success=probs[:, -1] > 0.5,
+            oracle_probs=None,
+            lambdas=None,
+            seconds=0.0,
+            inversion_seconds=0.0,
+        )
+
+
+def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
+    # tumour log-odds 4 z_0 + 4 z_1 - 3.5 (z_0 paints the marker, z_1 the lesion): a slice is
+    # tumour when z_0 + z_1 > 0.875. Each row: source latent -> end latent, target class.
+    rows = [
+        # tumour with the marker -> healthy
+        ((1.0, 0.5, 0.0), (0.0, 0.5, 0.0), 0),  # removes the marker only: via, undone
+        ((1.0, 0.5, 0.0), (0.5, 0.0, 0.0), 0),  # removes both: marker 4.9x enriched, undone
+        ((1.0, 0.5, 0.0), (1.0, -0.5, 0.0), 0),  # removes the lesion only: neither
+        # tumour without the marker -> healthy: only the lesion can go
+        ((0.0, 1.5, 0.0), (0.0, 0.5, 0.0), 0),
+        ((0.0, 1.4, 0.2), (0.0, 0.4, 0.2), 0),
+        ((0.0, 1.3, -0.2), (0.0, 0.3, -0.2), 0),
+        # healthy without the marker -> tumour (2 paths: too few to flag on their own)
+        ((0.0, 0.0, 0.0), (0.0, 1.0, 0.0), 1),  # paints a lesion
+        ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), 1),  # paints the marker: via, undone
+        # healthy with the marker: the classifier already calls it tumour, not counted
+        ((1.0, 0.0, 0.0), (1.0, 0.0, 0.0), 1),
+    ]
+    z0 = torch.tensor([r[0] for r in rows])
+    ends = torch.tensor([r[1] for r in rows])
+    target = torch.tensor([r[2] for r in rows])
+    present = z0[:, 0] > 0.5
+    lesion = LESION.repeat(len(rows), 1, 1, 1) & (z0[:, 1] > 0.25)[:, None, None, None]
+    g, f = PatchGenerator(), RegionClassifier(4.0, 4.0)
+    audit = ShortcutAudit(g, f, explainer=ScriptedPaths(g, f, ends), lesion_dilation=0)
+    report = audit.audit(
+        g.decode(z0).detach(),
+        target,
+        lesion_masks=lesion,
+        marker_masks=MARKER,
+        marker_present=present,
+        latents=z0,
+    )
+    assert report.counted.tolist() == [True] * 8 + [False]
+    # removing both: the lesion holds 9/13 of the change (more than the marker's 4/13), but
+    # the marker is 64/13 = 4.9x enriched and restoring it alone undoes the flip
+    assert report.change.lesion[1] > report.change.marker[1]
+    assert float(report.change_enrichment.marker[1]) == pytest.approx(64 / 13, rel=1e-4)
+    assert report.via_marker.tolist() == [True, True] + [False] * 5 + [True, False]
+    assert report.undone[report.counted].tolist() == [True, True] + [False] * 5 + [True]
+
+    cells = {(c.target, c.marker_present): c for c in report.cells()}
+    assert list(cells) == [(0, True), (0, False), (1, True), (1, False)]
+    known = {  # n_paths, n_counted, n_via_marker, n_undone, flagged
+        (0, True): (3, 3, 2, 2, True),
+        (0, False): (3, 3, 0, 0, False),
+        (1, True): (1, 0, 0, 0, False),
+        (1, False): (2, 2, 1, 1, False),  # 50% but under min_paths
+    }
+    for key, (n, counted, via, undone, flagged) in known.items():
+        c = cells[key]
+        assert (c.n_paths, c.n_counted, c.n_via_marker, c.n_undone, c.flagged) == (
+            n,
+            counted,
+            via,
+            undone,
+            flagged,
+        ), key
+    assert cells[(0, True)].via_rate == pytest.approx(2 / 3)
+    assert cells[(0, True)].source == "tumour slices with the marker"
+    assert cells[(1, False)].source == "healthy slices without the marker"
+    assert math.isnan(cells[(1, True)].via_rate)
+    assert cells[(0, False)].median_marker_enrichment == 0.0
+    assert report.flagged and report.marker_rate == pytest.approx(3 / 8)
+    assert report.verdict == (
+        "flips by removing the scanner marker in 67% of paths from tumour slices with the "
+        "marker (2 of 3; restoring the marker region undoes 2); adding it in 0% of paths from "
+        "tumour slices without the marker (0 of 3; restoring the marker region undoes 0); "
+        "under 3 counted paths: healthy slices without the marker (1 of 2); pooled: 3 of 8 "
+        "counted paths"
+    )
+    # a stricter bar clears the classifier; per direction, the cells split with the paths
+    assert (
+        not ShortcutAudit(
+            g, f, explainer=ScriptedPaths(g, f, ends), lesion_dilation=0, flag_rate=0.7
+        )
+        .audit(
+            g.decode(z0).detach(),
+            target,
+            lesion_masks=lesion,
+            marker_masks=MARKER,
+            marker_present=present,
+            latents=z0,
+        )
+        .flagged
+    )
+    into_tumour = report.cells(report.target == 1)
+    assert [c.n_paths for c in into_tumour] == [0, 0, 1, 2]
+    assert report.describe(report.target == 1).startswith("no verdict: no cell")
 
 
 def test_lesion_dilation_claims_the_halo():
@@ -117,7 +243,9 @@ def test_user_models_unchanged():
     before = [p.detach().clone() for p in (*g.parameters(), *f.parameters())]
     z0 = torch.tensor([[1.0, 1.0, 0.0]])
     audit = ShortcutAudit(g, f, steps=3)
-    audit.audit(g.decode(z0).detach(), 0, lesion_masks=LESION, marker_masks=MARKER, latents=z0)
+    present = torch.ones(1, dtype=torch.bool)
+    x = g.decode(z0).detach()
+    audit.audit(x, 0, lesion_masks=LESION, marker_masks=MARKER, marker_present=present, latents=z0)
     assert g.training and f.training
     assert g.basis.requires_grad and not f.weight.requires_grad
     after = [p.detach() for p in (*g.parameters(), *f.parameters())]
@@ -127,11 +255,12 @@ def test_user_models_unchanged():
 def test_monotone_explainer_by_name():
     g, f = PatchGenerator(), RegionClassifier(4.0, 0.0)
     z0 = torch.tensor([[1.0, 1.0, 0.0], [1.1, 0.9, 0.1]])
-    report = ShortcutAudit(g, f, explainer="monotone", steps=3).audit(
+    report = ShortcutAudit(g, f, explainer="monotone", steps=3, min_paths=2).audit(
         g.decode(z0).detach(),
         0,
         lesion_masks=LESION.repeat(2, 1, 1, 1),
         marker_masks=MARKER,
+        marker_present=torch.ones(2, dtype=torch.bool),
         latents=z0,
     )
     assert report.paths.frames.shape == (2, 4, 1, H, W)
@@ -142,7 +271,11 @@ def test_describe_and_summary_by_subset():
     report, _ = _toy_audit(4.0, 0.0)
     first = torch.tensor([True, False, False])
     assert report.summary(first)["n_paths"] == 1.0
-    assert "of 1 path " in report.describe(first)
+    assert report.describe(first) == (
+        "no verdict: no cell of source slices has 3 counted paths; under 3 counted paths: "
+        "tumour slices with the marker (1 of 1); pooled: 1 of 1 counted paths"
+    )
+    assert sum(c.n_paths for c in report.cells(first)) == 1
     assert report.describe(torch.zeros(3, dtype=torch.bool)) == "no verdict: no paths selected"
     with pytest.raises(ValueError, match=r"`where` must be a bool tensor of shape \(3,\)"):
         report.summary(torch.ones(2, dtype=torch.bool))
@@ -152,7 +285,12 @@ def test_no_verdict_when_nothing_needs_to_flip():
     g, f = PatchGenerator(), RegionClassifier(4.0, 0.0)
     z0 = torch.tensor([[1.0, 1.0, 0.0]])
     report = ShortcutAudit(g, f, steps=3).audit(
-        g.decode(z0).detach(), 1, lesion_masks=LESION, marker_masks=MARKER, latents=z0
+        g.decode(z0).detach(),
+        1,
+        lesion_masks=LESION,
+        marker_masks=MARKER,
+        marker_present=torch.ones(1, dtype=torch.bool),
+        latents=z0,
     )
     assert not bool(report.counted.any())
     assert math.isnan(report.marker_rate) and not report.flagged
@@ -165,8 +303,9 @@ def test_bad_arguments_are_clear_errors():
     x = g.decode(z0).detach()
 
     def run(audit, **kw):
+        present = torch.ones(1, dtype=torch.bool)
         args = {"lesion_masks": LESION, "marker_masks": MARKER, "latents": z0} | kw
-        return audit.audit(x, 0, **args)
+        return audit.audit(x, 0, **({"marker_present": present} | args))
 
     with pytest.raises(ValueError, match="`explainer` must be 'gradient', 'monotone'"):
         run(ShortcutAudit(g, f, explainer="adam"))  # type: ignore[arg-type]
@@ -183,6 +322,12 @@ def test_bad_arguments_are_clear_errors():
         run(ShortcutAudit(g, f, min_enrichment=-1))
     with pytest.raises(ValueError, match="`lesion_dilation` must be an int >= 0"):
         run(ShortcutAudit(g, f, lesion_dilation=-2))
+    with pytest.raises(ValueError, match="`min_paths` must be an int >= 1, got 0"):
+        run(ShortcutAudit(g, f, min_paths=0))
+    with pytest.raises(ValueError, match="`class_names` must be a sequence of at least two"):
+        run(ShortcutAudit(g, f, class_names="healthy"))
+    with pytest.raises(ValueError, match="`class_names` must name each of the classifier's 2"):
+        run(ShortcutAudit(g, f, class_names=("a", "b", "c")))
     audit = ShortcutAudit(g, f)
     with pytest.raises(ValueError, match=r"`lesion_masks` must have shape \(1, 1, 8, 8\)"):
         run(audit, lesion_masks=torch.zeros(1, 1, 4, 4, dtype=torch.bool))
@@ -192,6 +337,12 @@ def test_bad_arguments_are_clear_errors():
         run(audit, marker_masks=None)
     with pytest.raises(ValueError, match=r"`marker_masks` must have shape \(1, 1, 8, 8\)"):
         run(audit, marker_masks=torch.zeros(2, 1, 8, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match="`marker_present` is required with `marker_masks`"):
+        run(audit, marker_present=None)
+    with pytest.raises(TypeError, match="`marker_present` must be a bool tensor"):
+        run(audit, marker_present=torch.ones(1))
+    with pytest.raises(ValueError, match=r"`marker_present` must have shape \(1,\)"):
+        run(audit, marker_present=torch.ones(2, dtype=torch.bool))
 
 
 # --- the required test: the real brain generator and two hand-built classifiers -----------------
@@ -253,10 +404,19 @@ def test_hand_built_classifiers_do_what_they_claim(brain):
 
 def test_report_flags_a_marker_classifier_and_clears_a_lesion_classifier(brain):
     marker = _brain_audit(MarkerOnly(), brain)
+    assert torch.equal(marker.marker_present, brain[1].tags)  # read off the marker box
     assert int(marker.counted.sum()) >= 6  # slices whose marker disagrees with the target
     assert marker.flagged and marker.marker_rate >= 0.9
     assert marker.verdict.startswith("flips by")
     assert "scanner marker" in marker.verdict
+    cells = {(c.target, c.marker_present): c for c in marker.cells()}
+    # it calls a slice tumour iff the marker is there: only marker -> healthy and no
+    # marker -> tumour paths start outside their target, and all of them go via the box
+    assert cells[(0, False)].n_counted == cells[(1, True)].n_counted == 0
+    for key in ((0, True), (1, False)):
+        assert cells[key].n_counted >= 3 and cells[key].via_rate >= 0.9, cells[key]
+        assert cells[key].flagged and cells[key].undo_rate >= 0.9
+    assert "removing the scanner marker" in marker.verdict and "adding it" in marker.verdict
     summary = marker.summary()
     assert summary["median_change_enrichment_marker"] >= 8.0
     assert summary["median_saliency_marker"] >= 0.99  # its gradient lives in the box only
@@ -266,6 +426,9 @@ def test_report_flags_a_marker_classifier_and_clears_a_lesion_classifier(brain):
     assert int(lesion.counted.sum()) >= 10
     assert not lesion.flagged and lesion.marker_rate <= 0.1
     assert lesion.verdict.startswith("no shortcut found")
+    for cell in lesion.cells():
+        assert not cell.flagged and cell.n_via_marker == cell.n_undone == 0, cell
+        assert not cell.median_marker_enrichment > 1.0, cell  # NaN for an empty cell
     summary = lesion.summary()
     assert summary["median_change_enrichment_marker"] <= 1.0
     assert summary["median_saliency_marker"] == 0.0  # blind to the box by construction
