@@ -62,7 +62,15 @@ def test_serve_defaults():
 def test_serve_prints_its_url_serves_and_stops_on_ctrl_c(task_dir):
     code = "import sys; from cfx.cli import main; sys.exit(main(sys.argv[1:]))"
     argv = [sys.executable, "-c", code, "label", "serve", str(task_dir), "--port", "0"]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    # a shell's background job inherits SIGINT ignored, and Python keeps it ignored: give the
+    # server the default disposition so Ctrl-C reaches it as it would in a terminal
+    with subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    ) as proc:
         try:
             line = proc.stdout.readline()  # type: ignore[union-attr]
             assert line.startswith("labelling page at http://127.0.0.1:"), line
