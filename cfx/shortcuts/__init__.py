@@ -7,19 +7,14 @@ source carries the marker (:class:`MarkerCell`), plus a verdict per classifier. 
 arithmetic is plain functions in :mod:`cfx.shortcuts.regions`.
 """
 
+from cfx.shortcuts.audit import ShortcutAudit
 from cfx.shortcuts.regions import (
     claimed_regions,
     region_areas,
     region_enrichment,
     region_shares,
 )
-from cfx.shortcuts.report import (
-    ByRegion,
-    MarkerCell,
-    PathExplainer,
-    ShortcutAudit,
-    ShortcutReport,
-)
+from cfx.shortcuts.report import ByRegion, MarkerCell, PathExplainer, ShortcutReport
 
 __all__ = [
     "ByRegion",
