@@ -19,6 +19,7 @@ import torch
 from cfx.data.brain import make_dataset
 from cfx.inversion import invert
 from cfx.metrics import frechet_distance, ssim
+from cfx.metrics import group_accuracies as metrics_groups
 from cfx.zoo import ZOO, load_classifier, load_generator, model_folder
 from cfx.zoo.pretrained import sha256
 
@@ -36,14 +37,10 @@ def accuracy(model, data) -> float:
 
 
 def group_accuracies(model, data) -> dict[str, float]:
+    """Accuracy per label x marker group (the four groups only, as in the cards)."""
     pred = _batched(model, data.images).argmax(1)
-    out = {}
-    for label in (0, 1):
-        for tag in (False, True):
-            sel = (data.labels == label) & (data.tags == tag)
-            name = f"{'tumour' if label else 'healthy'}_{'tag' if tag else 'notag'}"
-            out[name] = float((pred[sel] == label).float().mean())
-    return out
+    out = metrics_groups(pred, data.labels, data.tags)
+    return {k: v for k, v in out.items() if k not in ("accuracy", "worst_group")}
 
 
 def dice(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
