@@ -36,7 +36,7 @@ import torch
 from cfx.augment import ActiveLearner, OracleLabeller
 from cfx.data.brain import make_dataset
 from cfx.metrics import group_accuracies
-from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
+from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.zoo import load_classifier, load_generator
 
 ROUNDS = 2
@@ -45,11 +45,7 @@ REPEAT = 4
 
 
 def groups(model, data) -> dict[str, float]:
-    with torch.no_grad():
-        pred = torch.cat(
-            [model(data.images[i : i + 256]).argmax(1) for i in range(0, len(data.images), 256)]
-        )
-    return group_accuracies(pred, data.labels, data.tags)
+    return group_accuracies(predict(model, data.images).argmax(1), data.labels, data.tags)
 
 
 def finetune(base, train, extra_x, extra_y, seed: int, work: Path):

@@ -348,7 +348,7 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
     from cfx.errors import CheckpointError
     from cfx.metrics import group_accuracies
     from cfx.shortcuts import ShortcutAudit
-    from cfx.training.classifier import ClassifierTrainingConfig
+    from cfx.training.classifier import ClassifierTrainingConfig, predict
     from cfx.viz import image_grid
     from cfx.zoo import load_classifier, load_generator
 
@@ -361,11 +361,7 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
     test = make_dataset(1000, seed=seed + 2, tagged=True, tag_correlation=0.5)
 
     def groups(model: torch.nn.Module) -> dict[str, float]:
-        with torch.no_grad():
-            pred = torch.cat(
-                [model(test.images[i : i + 250]).argmax(1) for i in range(0, 1000, 250)]
-            )
-        return group_accuracies(pred, test.labels, test.tags)
+        return group_accuracies(predict(model, test.images).argmax(1), test.labels, test.tags)
 
     audit_set = make_dataset(16, seed=seed + 5, tagged=True, tag_correlation=0.5)
     verdicts = []

@@ -38,9 +38,8 @@ from torch import Tensor, nn
 from cfx.augment.labellers import Labeller
 from cfx.errors import check
 from cfx.images import check_images
-from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
+from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.trajectory import GradientAscent
-from cfx.trajectory._common import class_logits, frozen
 from cfx.types import Generator
 
 log = logging.getLogger(__name__)
@@ -274,13 +273,7 @@ class ActiveLearner:
         and the current model's predictions on the frames ``(quota,)``."""
         n_levels = len(self.frame_levels)
         n_starts = -(-quota // n_levels)
-        with frozen(model), torch.no_grad():
-            p = torch.cat(
-                [
-                    torch.softmax(class_logits(model, pool[i : i + 256]), 1)[:, 1]
-                    for i in range(0, pool.shape[0], 256)
-                ]
-            )  # (P,)
+        p = torch.softmax(predict(model, pool), 1)[:, 1].to(pool.device)  # (P,)
         if self.selection == "margin":
             score = (p - 0.5).abs()
         elif self.selection == "random":
@@ -293,18 +286,19 @@ class ActiveLearner:
         explainer = GradientAscent(
             self.generator, model, steps=self.steps, inversion_steps=self.inversion_steps
         )
-        frames, context = [], []
+        frames, context, suggested = [], [], []
         for i in range(0, n_starts, self.batch_size):
             chunk = starts[i : i + self.batch_size]
             target = (p[chunk] < 0.5).long()  # walk into the other class
             res = explainer.explain(pool[chunk], target)
             frames.append(res.frames[:, idx].flatten(0, 1))  # (b * L, C, H, W)
             context.append(res.frames.repeat_interleave(n_levels, 0))  # (b * L, T+1, C, H, W)
+            # the model's class on each frame, from the target probabilities the path recorded
+            past = res.probs[:, idx] > 0.5  # (b, L)
+            suggested.append(torch.where(past, target[:, None], 1 - target[:, None]).flatten())
         x = torch.cat(frames)[:quota]
         ctx = torch.cat(context)[:quota]
-        with frozen(model), torch.no_grad():
-            suggested = class_logits(model, x).argmax(1)
-        return starts, x, ctx, suggested
+        return starts, x, ctx, torch.cat(suggested)[:quota]
 
 
 def _round_to_json(r: AugmentRound) -> dict:

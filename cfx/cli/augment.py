@@ -48,7 +48,7 @@ def run_augment(args: argparse.Namespace) -> int:
     from cfx.data.brain import make_dataset
     from cfx.data.io import load_images, load_labels
     from cfx.metrics import group_accuracies
-    from cfx.training.classifier import ClassifierTrainingConfig
+    from cfx.training.classifier import ClassifierTrainingConfig, predict
     from cfx.zoo import load_classifier, load_generator
 
     if (args.train_data is None) != (args.train_labels is None):
@@ -84,11 +84,7 @@ def run_augment(args: argparse.Namespace) -> int:
     test = make_dataset(2000, seed=2, tagged=True, tag_correlation=0.5)  # marker independent
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        with torch.no_grad():
-            pred = torch.cat(
-                [model(test.images[i : i + 256]).argmax(1) for i in range(0, 2000, 256)]
-            )
-        return group_accuracies(pred, test.labels, test.tags)
+        return group_accuracies(predict(model, test.images).argmax(1), test.labels, test.tags)
 
     try:
         result = learner.augment(

@@ -130,18 +130,21 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def _predict(model: nn.Module, images: Tensor, batch_size: int) -> list[Tensor]:
-    """Model outputs over ``images`` in batches (eval mode, restored afterwards), on the CPU."""
+def predict(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
+    """Model outputs over ``images`` in batches of ``batch_size`` (eval mode, restored
+    afterwards, no gradients), concatenated on the CPU: logits ``(N, K)`` for a classifier."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
     device, dtype = _model_device(model), dtype_of(model)
     was_training = model.training
     model.eval()
     try:
-        return [
-            model(images[i : i + batch_size].to(device, dtype)).cpu()
-            for i in range(0, images.shape[0], batch_size)
-        ]
+        return torch.cat(
+            [
+                model(images[i : i + batch_size].to(device, dtype)).cpu()
+                for i in range(0, images.shape[0], batch_size)
+            ]
+        )
     finally:
         model.train(was_training)
 
@@ -152,7 +155,7 @@ def evaluate_classifier(
     """Accuracy of ``model`` (images in [-1, 1] -> logits ``(B, K)``) on integer ``labels``."""
     check_images(images, "images")
     _check_labels(labels, images.shape[0], "labels")
-    logits = torch.cat(_predict(model, images, batch_size))  # (N, K)
+    logits = predict(model, images, batch_size)  # (N, K)
     return float((logits.argmax(1) == labels.cpu()).float().mean())
 
 
@@ -162,7 +165,7 @@ def evaluate_segmenter(
     """Mean :func:`dice_score` of ``model`` (images in [-1, 1] -> mask logits) on ``masks``."""
     check_images(images, "images")
     _check_masks(masks, images, "masks")
-    logits = torch.cat(_predict(model, images, batch_size))  # (N, 1, H, W)
+    logits = predict(model, images, batch_size)  # (N, 1, H, W)
     return float(dice_score(logits, masks.cpu()).mean())
 
 
@@ -269,7 +272,7 @@ def _loss(task: Task, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
 def _check_outputs(task: Task, model: nn.Module, images: Tensor, targets: Tensor) -> None:
     """Run the model on one image: fail early and clearly on a model/task/targets mismatch."""
-    out = _predict(model, images[:1], 1)[0]
+    out = predict(model, images[:1], 1)
     if task == "classify":
         check(
             out.ndim == 2,
