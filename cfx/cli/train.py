@@ -48,7 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--batch-size", type=int, default=64)
     c.add_argument("--lr", type=float, default=2e-3)
     c.add_argument("--width", type=int, help="base width (default: the architecture's)")
-    c.add_argument("--no-augment", action="store_true", help="no translation/intensity jitter")
+    c.add_argument("--no-augment", action="store_true", help="no augmentation at all")
+    c.add_argument(
+        "--blur", type=float, default=0.0, help="augment: Gaussian blur up to this sigma (px)"
+    )
+    c.add_argument(
+        "--noise", type=float, default=0.0, help="augment: extra Gaussian noise up to this std"
+    )
     c.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, augment")
     c.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, model)")
     c.set_defaults(run=run_classifier, n=20000)
@@ -160,6 +166,8 @@ def run_classifier(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         augment=not args.no_augment,
+        blur=args.blur,
+        noise=args.noise,
         seed=args.seed,
     )
     start = time.perf_counter()

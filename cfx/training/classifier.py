@@ -3,7 +3,9 @@
 The loop is written out in the open. Each epoch visits the training set in a shuffled order;
 each step takes one batch, optionally augments it (a small random translation, padded with the
 background value -1, and an intensity scale; never a flip, because the scanner marker of the
-tagged brain data sits in a fixed corner), and takes an AdamW step on
+tagged brain data sits in a fixed corner; optionally acquisition changes: a Gaussian blur of
+random width and extra Gaussian noise, so the model cannot read sharpness or noise level as
+evidence for a class), and takes an AdamW step on
 
 * ``task="classify"``: cross-entropy of the logits ``(B, K)`` against integer labels ``(B,)``;
 * ``task="segment"``: binary cross-entropy of the mask logits ``(B, 1, H, W)`` plus the soft
@@ -65,6 +67,8 @@ class ClassifierTrainingConfig:
     augment: bool = True
     max_shift: int = 3  # pixels; random translation in [-max_shift, max_shift] per axis
     intensity_jitter: float = 0.1  # intensity scale drawn from [1 - jitter, 1 + jitter]
+    blur: float = 0.0  # Gaussian blur, sigma drawn per image from [0, blur] pixels (0 = off)
+    noise: float = 0.0  # extra Gaussian noise, std drawn per image from [0, noise] (unit range)
     checkpoint_every: int = 200  # steps
     reset_parameters: bool = True  # re-draw the model's weights from `seed` (False: fine-tune)
     seed: int = 0
@@ -86,6 +90,10 @@ class ClassifierTrainingConfig:
             raise ValueError(f"`warmup` must be in [0, 1), got {self.warmup!r}")
         if not 0 <= self.intensity_jitter < 1:
             raise ValueError(f"`intensity_jitter` must be in [0, 1), got {self.intensity_jitter!r}")
+        if not 0 <= self.blur <= 3:
+            raise ValueError(f"`blur` must be in [0, 3] pixels, got {self.blur!r}")
+        if not 0 <= self.noise <= 0.5:
+            raise ValueError(f"`noise` must be in [0, 0.5], got {self.noise!r}")
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -254,8 +262,28 @@ def _augment(
                     for i, (dy, dx) in enumerate(shifts)
                 ]
             )
-    x = from_unit((to_unit(x) * scale.to(x)).clamp(0.0, 1.0))  # (B, C, H, W) in [-1, 1]
-    return x, masks
+    u = to_unit(x) * scale.to(x)  # (B, C, H, W) in unit range
+    if cfg.blur > 0:
+        u = _gaussian_blur(u, cfg.blur * torch.rand(b, generator=gen).to(x))
+    if cfg.noise > 0:
+        std = cfg.noise * torch.rand(b, 1, 1, 1, generator=gen).to(x)
+        u = u + std * torch.randn(u.shape, generator=gen).to(x)
+    return from_unit(u.clamp(0.0, 1.0)), masks  # (B, C, H, W) in [-1, 1]
+
+
+def _gaussian_blur(u: Tensor, sigma: Tensor) -> Tensor:
+    """Blur each image of ``u`` ``(B, C, H, W)`` with its own Gaussian width ``sigma`` ``(B,)``
+    (pixels; 0 leaves the image unchanged); edges are replicated."""
+    b, c, h, w = u.shape
+    radius = max(1, math.ceil(4 * float(sigma.max())))
+    offsets = torch.arange(-radius, radius + 1, dtype=u.dtype, device=u.device)  # (K,)
+    s = sigma.clamp_min(1e-3)[:, None]  # (B, 1)
+    k1 = torch.exp(-0.5 * (offsets[None] / s) ** 2)  # (B, K)
+    k1 = k1 / k1.sum(1, keepdim=True)
+    kernel = (k1[:, :, None] * k1[:, None, :]).repeat_interleave(c, 0)  # (B*C, K, K)
+    padded = F.pad(u.reshape(1, b * c, h, w), (radius,) * 4, mode="replicate")
+    out = F.conv2d(padded, kernel[:, None], groups=b * c)  # (1, B*C, H, W)
+    return out.view(b, c, h, w)
 
 
 def _loss(task: Task, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:

@@ -297,8 +297,48 @@ def test_bad_arguments_are_clear_errors(slices, tmp_path):
         ({"lr": -1.0}, "`lr` must be positive, got -1.0"),
         ({"warmup": 1.0}, r"`warmup` must be in \[0, 1\), got 1.0"),
         ({"max_shift": -1}, "`max_shift` must be a non-negative int, got -1"),
+        ({"blur": -0.5}, r"`blur` must be in \[0, 3\] pixels, got -0.5"),
+        ({"noise": 0.6}, r"`noise` must be in \[0, 0.5\], got 0.6"),
     ],
 )
 def test_bad_training_config_is_a_clear_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ClassifierTrainingConfig(**kwargs)
+
+
+def test_gaussian_blur_has_the_requested_width_per_image():
+    # a unit impulse blurred with sigma s spreads with variance s^2 along each axis and keeps
+    # its mass; sigma 0 leaves the image as it was
+    u = torch.zeros(3, 1, 33, 33)
+    u[:, :, 16, 16] = 1.0
+    sigma = torch.tensor([0.0, 1.0, 2.0])
+    out = classifier_module._gaussian_blur(u, sigma)
+    assert torch.allclose(out[0], u[0], atol=1e-6)
+    coords = torch.arange(33.0) - 16
+    for i, s in enumerate(sigma.tolist()):
+        assert float(out[i].sum()) == pytest.approx(1.0, abs=1e-5)
+        var_x = float((out[i, 0].sum(0) * coords**2).sum())
+        var_y = float((out[i, 0].sum(1) * coords**2).sum())
+        assert var_x == pytest.approx(s**2, rel=0.01, abs=1e-4)
+        assert var_y == pytest.approx(s**2, rel=0.01, abs=1e-4)
+
+
+def test_acquisition_augmentation_blurs_and_adds_noise():
+    x = make_dataset(8, seed=0).images
+    gen = torch.Generator().manual_seed(0)
+    plain = ClassifierTrainingConfig(max_shift=0, intensity_jitter=0.0)
+    same, _ = classifier_module._augment(plain, x, None, gen)
+    assert torch.equal(same, x)
+
+    def roughness(img):  # mean absolute difference of horizontal neighbours
+        return float((img[..., 1:] - img[..., :-1]).abs().mean())
+
+    blurred, _ = classifier_module._augment(
+        ClassifierTrainingConfig(max_shift=0, intensity_jitter=0.0, blur=2.0), x, None, gen
+    )
+    assert roughness(blurred) < 0.8 * roughness(x)
+    noisy, _ = classifier_module._augment(
+        ClassifierTrainingConfig(max_shift=0, intensity_jitter=0.0, noise=0.2), x, None, gen
+    )
+    assert roughness(noisy) > 1.5 * roughness(x)
+    assert float(noisy.min()) >= -1.0 and float(noisy.max()) <= 1.0
