@@ -283,8 +283,12 @@ class ActiveLearner:
         score = torch.where(used, torch.full_like(score, float("inf")), score)
         starts = score.argsort()[:n_starts]  # (S,)
         idx = [round(lv * self.steps) for lv in self.frame_levels]
-        explainer = GradientAscent(
-            self.generator, model, steps=self.steps, inversion_steps=self.inversion_steps
+        explainer = GradientAscent(  # frames are taken at p ~ 0.4 / 0.6: no need to go deep
+            self.generator,
+            model,
+            steps=self.steps,
+            margin=0.95,
+            inversion_steps=self.inversion_steps,
         )
         frames, context, suggested = [], [], []
         for i in range(0, n_starts, self.batch_size):

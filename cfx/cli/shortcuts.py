@@ -229,6 +229,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.classifier)
     common = {
         "steps": args.steps,
+        "margin": 0.95,  # as ShortcutAudit's own explainers: the smallest crossing change
         "inversion_steps": args.inversion_steps,
         "show_progress": not args.no_progress,
     }

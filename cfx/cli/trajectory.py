@@ -23,6 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", required=True, help="target class: healthy, tumour, or an index")
     p.add_argument("--method", default="monotone", choices=METHODS)
     p.add_argument("--steps", type=int, default=10, help="frames T after the start")
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=0.99,
+        help="target probability the last frame must reach (about the classifier's typical "
+        "confidence on real members of the target class)",
+    )
     p.add_argument("--n", type=int, default=8, help="built-in slices to explain")
     p.add_argument("--seed", type=int, default=2, help="seed of the built-in slices")
     p.add_argument("--input", type=Path, help="an image file (.png) or a .npy/.pt batch")
@@ -80,7 +87,12 @@ def run_trajectory(args: argparse.Namespace) -> int:
     generator = load_generator(args.generator)
     classifier = load_classifier(args.classifier)
     oracle = None if args.oracle == "none" else load_classifier(args.oracle)
-    common = {"steps": args.steps, "oracle": oracle, "show_progress": not args.no_progress}
+    common = {
+        "steps": args.steps,
+        "margin": args.margin,
+        "oracle": oracle,
+        "show_progress": not args.no_progress,
+    }
     if args.method == "monotone":
         explainer: GradientAscent | MonotonePath = MonotonePath(generator, classifier, **common)
     elif args.method == "gradient":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -28,6 +28,16 @@ def frozen(*models: object) -> Iterator[None]:
             m.train(mode)
             for p, f in zip(m.parameters(), fl, strict=True):
                 p.requires_grad_(f)
+
+
+def in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, size: int = 32) -> Tensor:
+    """``fn`` applied to ``x`` in chunks of ``size`` rows, concatenated (use under no_grad).
+
+    The CNNs here run about twice as fast per image in chunks of 32 as in one batch of 320
+    (the activations of a small chunk stay in cache), which the resampling bisection and the
+    final decode of ``B * (T + 1)`` frames would otherwise pay.
+    """
+    return torch.cat([fn(x[i : i + size]) for i in range(0, x.shape[0], size)])
 
 
 def resolve_target(

@@ -20,6 +20,16 @@ def monotonicity_loss(probs: Tensor, start: Tensor, gap: float = 0.0) -> Tensor:
     return (seq[:, :-1] + gap - seq[:, 1:]).clamp_min(0.0).sum(1)
 
 
+def end_margin_loss(log_odds: Tensor, margin: float) -> Tensor:
+    """``relu(logit(margin) - s_T)``: keeps the last frame at least ``margin`` deep in the target.
+
+    ``log_odds`` ``(B,)`` is the target log-odds of the last frame. Written on log-odds because
+    near p = 1 the probability's gradient vanishes (``p (1 - p)``), so the calibration term
+    alone cannot hold a last frame at, say, p = 0.999 against the identity pull.
+    """
+    return (torch.logit(torch.tensor(margin, dtype=log_odds.dtype)) - log_odds).clamp_min(0.0)
+
+
 def identity_loss(frames: Tensor, start: Tensor) -> Tensor:
     """Mean absolute change of each frame from the start image, averaged over frames.
 

@@ -22,7 +22,7 @@ def resample_path(
     probs: Tensor,
     levels: Tensor,
     *,
-    prob_fn: Callable[[Tensor], Tensor] | None = None,
+    prob_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
     bisect_iters: int = 0,
 ) -> Tensor:
     """Latents where a recorded path first reaches each probability level.
@@ -30,9 +30,10 @@ def resample_path(
     ``path`` ``(B, K, d)``, ``probs`` ``(B, K)`` (probability at each recorded latent),
     ``levels`` ``(L,)`` or per image ``(B, L)`` -> ``(B, L, d)``. Levels below the start map
     to the start; levels never reached map to the last latent; otherwise the level is placed
-    between the two bracketing latents. With ``prob_fn`` (flat latents ``(N, d)`` -> target
-    probabilities ``(N,)``, entries in the order of ``(B, L)`` flattened) the bracket is first
-    narrowed by ``bisect_iters`` halvings, then the narrowed segment is interpolated linearly.
+    between the two bracketing latents. With ``prob_fn(z, index)`` (latents ``(N, d)`` and
+    their positions ``(N,)`` in ``(B, L)`` flattened -> target probabilities ``(N,)``) the
+    bracket is first narrowed by ``bisect_iters`` halvings, then the narrowed segment is
+    interpolated linearly. Only levels that fall inside a recorded segment are evaluated.
     """
     b, k = probs.shape
     lvl = levels.expand(b, -1) if levels.ndim == 1 else levels  # (B, L)
@@ -48,10 +49,12 @@ def resample_path(
     z_lo = path.gather(1, prev[..., None].expand(-1, -1, d))
     inside = any_reached & (first > 0)  # levels strictly inside a recorded segment
     if prob_fn is not None and bisect_iters > 0 and bool(inside.any()):
+        index = torch.nonzero(inside.flatten()).flatten()  # (N,) positions in (B * L)
         for _ in range(bisect_iters):
             z_mid = 0.5 * (z_lo + z_hi)
             with torch.no_grad():
-                p_mid = prob_fn(z_mid.reshape(b * n_levels, d)).view(b, n_levels)
+                p_sub = prob_fn(z_mid.reshape(b * n_levels, d)[index], index)  # (N,)
+            p_mid = lvl.flatten().clone().index_copy_(0, index, p_sub).view(b, n_levels)
             above = (p_mid >= lvl) & inside
             below = (p_mid < lvl) & inside
             z_hi = torch.where(above[..., None], z_mid, z_hi)

@@ -61,3 +61,14 @@ def test_bad_hyperparameters(toy):
         MonotonePath(g, f, lambda_max=-1).explain(x, 1, latents=z0)
     with pytest.raises(ValueError, match="`lambda_init`"):
         MonotonePath(g, f, lambda_init=5.0, lambda_max=1.0).explain(x, 1, latents=z0)
+
+
+def test_last_frame_reaches_the_margin(toy):
+    # the end-margin term holds the last frame past `margin` while identity pulls it back
+    g, f, z0 = toy
+    x = g.decode(z0).detach()
+    res = MonotonePath(
+        g, f, steps=4, iterations=30, margin=0.99, warm_start_eta=0.05, warm_start_iter=800
+    ).explain(x, 1, latents=z0)
+    assert bool((res.probs[:, -1] >= 0.99).all())
+    assert bool((res.probs.diff(dim=1) > 0).all())

@@ -3,7 +3,7 @@ import torch
 from cfx.trajectory.resample import resample_path
 
 
-def _sharp(z: torch.Tensor) -> torch.Tensor:
+def _sharp(z: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
     """A confident 1-D classifier: p(z) = sigmoid(40 (z - 0.8)), boundary at z = 0.8."""
     return torch.sigmoid(40 * (z[:, 0] - 0.8))
 
@@ -35,3 +35,21 @@ def test_per_image_levels_and_unreached_levels():
     z = resample_path(path, probs, levels, prob_fn=_sharp, bisect_iters=12)[..., 0]
     assert abs(float(z[0, 0]) - 0.8) < 2e-3
     assert torch.equal(z[1], torch.tensor([0.5, 0.5]))  # never reached: the last latent
+
+
+def test_bisection_evaluates_only_levels_inside_a_segment():
+    # image 1's levels are all reached inside its step; image 2 never moves (all its levels map
+    # to its single latent), so prob_fn must see only image 1's positions 0..2
+    path = torch.tensor([[[0.0], [1.0]], [[0.0], [0.0]]])
+    probs = torch.stack([_sharp(path[0]), torch.zeros(2)])
+    levels = torch.tensor([0.3, 0.5, 0.7])
+    seen: list[torch.Tensor] = []
+
+    def spy(z, index):
+        seen.append(index)
+        return _sharp(z)
+
+    z = resample_path(path, probs, levels, prob_fn=spy, bisect_iters=10)[..., 0]
+    assert all(torch.equal(i, torch.tensor([0, 1, 2])) for i in seen) and len(seen) == 10
+    assert torch.allclose(z[0], 0.8 + torch.logit(levels) / 40, atol=3e-3)
+    assert torch.equal(z[1], torch.zeros(3))
