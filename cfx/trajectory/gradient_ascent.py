@@ -133,12 +133,17 @@ class GradientAscent:
         ``(L,)``: latents ``(B, L, d)`` (models must already be frozen).
 
         An image that starts above the first levels (``p_0 > 1 / T``) gets levels raised to
-        ``p_0 + 0.02 t`` where needed, so its frames still climb at every step.
+        ``p_0 + (p_max - p_0) t / L`` where needed (``p_max`` the highest probability its path
+        recorded), so its frames still climb at every step, however close to the margin its
+        reconstruction already was.
         """
         latent_shape = self.generator.latent_shape
         rep = target.repeat_interleave(levels.shape[0])
-        ramp = probs[:, :1] + 0.02 * torch.arange(1, levels.shape[0] + 1).to(probs)  # (B, L)
-        levels = torch.maximum(levels[None, :], ramp.clamp(max=self.margin))
+        frac = torch.arange(1, levels.shape[0] + 1).to(probs) / levels.shape[0]  # (L,)
+        p0, p_max = probs[:, :1], probs.amax(1, keepdim=True)  # (B, 1)
+        ramp = p0 + (p_max - p0).clamp_min(0.0) * frac  # (B, L), ends at p_max
+        above = p0 >= levels[:1]  # (B, 1): starts at or above the first level
+        levels = torch.where(above, torch.maximum(levels[None, :], ramp), levels[None, :])
 
         def prob_fn(z: Tensor, index: Tensor) -> Tensor:
             def logits(zc: Tensor) -> Tensor:

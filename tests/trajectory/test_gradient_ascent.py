@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -99,3 +101,22 @@ def test_bad_inputs(toy):
         ga.explain(torch.zeros(2, 1, 4, 4), 1, latents=torch.zeros(2, 5))
     with pytest.raises(ValueError, match="`steps`"):
         GradientAscent(g, f, steps=0).explain(torch.zeros(2, 1, 4, 4), 1, latents=z0)
+
+
+def test_frames_climb_even_when_the_start_is_already_near_the_margin():
+    # a source whose start already sits at p = 0.97 (margin 0.99): its frames are spread over
+    # [0.97, p_max] and still climb at every step instead of piling up at the margin
+    g, f = LinearGenerator(), LogisticClassifier()
+    u = g.A.detach().T @ f.w.detach()
+    u = u / u.norm()
+    with torch.no_grad():
+        logit = float(f(g.decode(torch.zeros(1, 3)))[0, 1])  # log-odds of class 1 at z = 0
+        gain = float(f(g.decode(u[None]))[0, 1]) - logit  # log-odds per unit along u
+    z0 = ((math.log(0.97 / 0.03) - logit) / gain * u)[None]  # start at p = 0.97
+    x = torch.zeros(1, 1, 4, 4)  # only the source shown beside the path: latents are given
+    res = GradientAscent(g, f, steps=5, eta=0.01, max_iter=500, margin=0.99).explain(
+        x, 1, latents=z0
+    )
+    assert float(res.probs[0, 0]) == pytest.approx(0.97, abs=1e-3)
+    assert bool((res.probs.diff(dim=1) > 0).all())
+    assert float(res.probs[0, -1]) >= 0.99
