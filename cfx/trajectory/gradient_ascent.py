@@ -132,18 +132,21 @@ class GradientAscent:
         """Place a recorded path ``(B, K, d)`` with probabilities ``(B, K)`` at ``levels``
         ``(L,)``: latents ``(B, L, d)`` (models must already be frozen).
 
-        An image that starts above the first levels (``p_0 > 1 / T``) gets levels raised to
-        ``p_0 + (p_max - p_0) t / L`` where needed (``p_max`` the highest probability its path
-        recorded), so its frames still climb at every step, however close to the margin its
-        reconstruction already was.
+        An image that starts at or above its first ``k`` levels gets those ``k`` levels spread
+        evenly between ``p_0`` and the next level (or the highest probability its path
+        recorded, if lower), so its frames still climb at every step however close to the
+        margin it starts; the other levels stay where they are.
         """
         latent_shape = self.generator.latent_shape
         rep = target.repeat_interleave(levels.shape[0])
-        frac = torch.arange(1, levels.shape[0] + 1).to(probs) / levels.shape[0]  # (L,)
+        n_lv = levels.shape[0]
         p0, p_max = probs[:, :1], probs.amax(1, keepdim=True)  # (B, 1)
-        ramp = p0 + (p_max - p0).clamp_min(0.0) * frac  # (B, L), ends at p_max
-        above = p0 >= levels[:1]  # (B, 1): starts at or above the first level
-        levels = torch.where(above, torch.maximum(levels[None, :], ramp), levels[None, :])
+        k = (levels[None, :] <= p0).sum(1, keepdim=True)  # (B, 1): levels at or below the start
+        ceiling = levels[k.clamp(max=n_lv - 1)]  # (B, 1): the first level above the start
+        ceiling = torch.minimum(ceiling, p_max)
+        t = torch.arange(1, n_lv + 1, device=probs.device)  # (L,)
+        spread = p0 + (ceiling - p0).clamp_min(0.0) * t / (k + 1)  # (B, L)
+        levels = torch.where(t[None, :] <= k, spread, levels[None, :])  # (B, L)
 
         def prob_fn(z: Tensor, index: Tensor) -> Tensor:
             def logits(zc: Tensor) -> Tensor:
