@@ -215,6 +215,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     from cfx.saliency.compare import METHODS as SALIENCY_METHODS
     from cfx.saliency.compare import build_method
     from cfx.shortcuts import ShortcutAudit
+    from cfx.shortcuts.audit import CROSSING_MARGIN
     from cfx.trajectory import GradientAscent, MonotonePath
     from cfx.zoo import load_classifier, load_generator
 
@@ -229,7 +230,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.classifier)
     common = {
         "steps": args.steps,
-        "margin": 0.95,  # as ShortcutAudit's own explainers: the smallest crossing change
+        "margin": CROSSING_MARGIN,  # as ShortcutAudit's own explainers
         "inversion_steps": args.inversion_steps,
         "show_progress": not args.no_progress,
     }

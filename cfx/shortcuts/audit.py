@@ -64,6 +64,10 @@ from cfx.types import Classifier, Generator
 
 logger = logging.getLogger(__name__)
 
+# The audit's paths end just past the boundary (not at the explainers' default 0.99): a shortcut
+# shows most plainly in the smallest change that crosses it.
+CROSSING_MARGIN = 0.95
+
 ExplainerName = Literal["gradient", "monotone"]
 # The brain slices' marker (cfx.data.brain) is an L-shaped glyph of 22 pixels at 0.5-0.9 in the
 # 11x11 box; the box is background (below -0.8) without it. At least 10 box pixels above 0.4
@@ -194,14 +198,12 @@ class ShortcutAudit:
 
     def _explainer(self) -> PathExplainer:
         g, f = self.generator, self.classifier
-        # paths end just past the boundary (0.95, not the explainers' 0.99): a shortcut shows
-        # most plainly in the smallest change that crosses it
-        steps, progress = self.steps, self.show_progress
+        steps, margin, progress = self.steps, CROSSING_MARGIN, self.show_progress
         if isinstance(self.explainer, str):
             if self.explainer == "gradient":
-                return GradientAscent(g, f, steps=steps, margin=0.95, show_progress=progress)
+                return GradientAscent(g, f, steps=steps, margin=margin, show_progress=progress)
             elif self.explainer == "monotone":
-                return MonotonePath(g, f, steps=steps, margin=0.95, show_progress=progress)
+                return MonotonePath(g, f, steps=steps, margin=margin, show_progress=progress)
             else:
                 raise ValueError(
                     "`explainer` must be 'gradient', 'monotone' or an object with "

@@ -212,14 +212,14 @@ def finish(
     flat = zs.reshape(b * n, *zs.shape[2:])
     frames = in_chunks(generator.decode, flat)  # (B*(T+1), C, H, W)
     rep = target.repeat_interleave(n)
-    probs = target_prob(in_chunks(lambda f: class_logits(classifier, f), frames), rep).view(b, n)
+    logits = in_chunks(lambda f: class_logits(classifier, f), frames)  # (B*(T+1), K)
+    probs = target_prob(logits, rep).view(b, n)
     oracle_probs = None
     if oracle is not None:
         o_logits = in_chunks(lambda f: class_logits(oracle, f), frames)
         oracle_probs = target_prob(o_logits, rep).view(b, n)
     frames = frames.view(b, n, *frames.shape[1:])
-    final_logits = class_logits(classifier, frames[:, -1])
-    success = final_logits.argmax(1) == target
+    success = logits.view(b, n, -1)[:, -1].argmax(1) == target  # the last frame's class
     return TrajectoryResult(
         frames=frames,
         latents=zs,

@@ -8,6 +8,7 @@ from torch import nn
 
 from cfx.data.brain import MARKER_BOX, make_dataset, marker_mask
 from cfx.shortcuts import ShortcutAudit, ShortcutReport
+from cfx.shortcuts.audit import CROSSING_MARGIN
 from cfx.trajectory import GradientAscent, TrajectoryResult
 
 # --- a toy world: 8x8 images, latent 0 paints the marker, 1 the lesion, 2 the rest ------------
@@ -387,7 +388,9 @@ def brain():
 def _brain_audit(classifier, brain) -> ShortcutReport:
     generator, data, latents, _ = brain
     # paths end just past the boundary, as the audit's own explainers do
-    explainer = GradientAscent(generator, classifier, steps=5, margin=0.95, inversion_steps=0)
+    explainer = GradientAscent(
+        generator, classifier, steps=5, margin=CROSSING_MARGIN, inversion_steps=0
+    )
     audit = ShortcutAudit(generator, classifier, explainer=explainer)
     # every slice walks into the other class: tumour -> healthy and healthy -> tumour
     return audit.audit(data.images, 1 - data.labels, lesion_masks=data.masks, latents=latents)
