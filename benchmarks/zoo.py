@@ -49,6 +49,44 @@ def dice(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
 
 
+def blur3(x: torch.Tensor) -> torch.Tensor:
+    """3x3 binomial blur ([1, 2, 1] x [1, 2, 1] / 16), replicate padding."""
+    k = torch.tensor([1.0, 2.0, 1.0])
+    k = (k[:, None] * k[None, :] / 16).to(x)[None, None].expand(x.shape[1], 1, 3, 3)
+    return torch.nn.functional.conv2d(
+        torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), k, groups=x.shape[1]
+    )
+
+
+def realism_context(gen, oracle, f_real, other_real, n: int, g) -> dict[str, float]:
+    """What a Fréchet ratio means in brain-oracle's features: the same distance for images
+    that are not G's prior samples, each against the same real set (``f_real``).
+
+    * real slices of a second set after a 3x3 binomial blur (how much mild smoothing costs);
+    * the encoder's reconstructions ``G(E(x))`` of that set (the decoder's detail, with the
+      latent distribution taken out of the question);
+    * samples of the aggregate posterior ``z ~ q(z | x_i)`` for ``n`` of the generator's own
+      training slices (data seed 100): what a perfect density over the latents would give.
+    """
+    train = make_dataset(n, seed=100, tagged=True, tag_correlation=0.5)
+    posteriors = [gen.posterior(b) for b in train.images.split(256)]
+    mu = torch.cat([m for m, _ in posteriors])  # (n, d)
+    logvar = torch.cat([lv for _, lv in posteriors])
+    z_agg = mu + torch.randn(mu.shape, generator=g) * (0.5 * logvar).exp()
+    agg = _batched(gen.decode, z_agg.detach())
+    rec = _batched(lambda x: gen.decode(gen.encode(x)), other_real)
+    out = {
+        "frechet_real_blurred_3x3": blur3(other_real),
+        "frechet_reconstructions": rec,
+        "frechet_aggregate_posterior_samples": agg,
+    }
+    res = {k: frechet_distance(f_real, _batched(oracle.features, v)) for k, v in out.items()}
+    res["oracle_tumour_share_aggregate_posterior"] = float(
+        (_batched(oracle, agg).argmax(1) == 1).float().mean()
+    )
+    return res
+
+
 def size_and_load(name: str) -> dict[str, float | str]:
     folder = model_folder(name)
     weights = folder / "model.safetensors"
@@ -131,6 +169,9 @@ def main() -> None:
             (_batched(oracle, indep.images).argmax(1) == 1).float().mean()
         ),
     }
+    results["brain-gan"]["realism_context"] = realism_context(
+        gen, oracle, f_real, floor_set.images, args.n_test, g
+    )
     from cfx.viz import image_grid
 
     image_grid(samples[:64], model_folder("brain-gan") / "samples.png", columns=8, scale=2)
