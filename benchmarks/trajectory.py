@@ -1,4 +1,5 @@
-"""Boundary-crossing sequences: Option 1, Option 2, Latent Shift and a pixel baseline.
+"""Boundary-crossing sequences: Option 1, Option 2 (each also localised), Latent Shift and a
+pixel baseline.
 
     python benchmarks/trajectory.py [--n 128] [--steps 10] [--out FILE.json]
     python benchmarks/trajectory.py --speed-only   # re-time only, keep the quality figures
@@ -27,7 +28,7 @@ from cfx.data.brain import make_dataset
 from cfx.inversion import invert
 from cfx.metrics import frechet_distance
 from cfx.metrics.trajectory import cout, lesion_area, summarise
-from cfx.trajectory import GradientAscent, MonotonePath, PixelSpace
+from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath, PixelSpace
 from cfx.trajectory._common import frozen
 from cfx.zoo import load_classifier, load_generator
 
@@ -179,6 +180,10 @@ def main() -> None:
         methods = {
             "option1_gradient": GradientAscent(gen, clf, steps=args.steps, oracle=oracle),
             "option2_monotone": MonotonePath(gen, clf, steps=args.steps, oracle=oracle),
+            "option1_localised": LocalisedAscent(gen, clf, steps=args.steps, oracle=oracle),
+            "option2_localised": MonotonePath(
+                gen, clf, steps=args.steps, oracle=oracle, localise=True
+            ),
             "pixel_baseline": GradientAscent(
                 PixelSpace((1, 64, 64)),
                 clf,
@@ -221,9 +226,15 @@ def main() -> None:
     pick = torch.nonzero(data.labels == 1).flatten()[:32]
     x = data.images[pick]
     z0 = invert(gen, x, steps=0).latents
+    variants = {
+        "option1": lambda: GradientAscent(gen, clf, steps=args.steps),
+        "option2": lambda: MonotonePath(gen, clf, steps=args.steps),
+        "option1_localised": lambda: LocalisedAscent(gen, clf, steps=args.steps),
+        "option2_localised": lambda: MonotonePath(gen, clf, steps=args.steps, localise=True),
+    }
     for b in (1, 32):
-        for name, cls in (("option1", GradientAscent), ("option2", MonotonePath)):
-            ex = cls(gen, clf, steps=args.steps)
+        for name, make in variants.items():
+            ex = make()
             t0 = time.perf_counter()
             ex.explain(x[:b], 0, latents=z0[:b])
             speed[f"{name}_seconds_per_trajectory_batch{b}"] = (time.perf_counter() - t0) / b

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ import torch
 from cfx.errors import UnknownNameError
 
 CLASS_NAMES = {"healthy": 0, "tumour": 1, "tumor": 1}
-METHODS = ("monotone", "gradient")
+METHODS = ("monotone", "gradient", "localised")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", default="brain-gan", help="zoo generator (with encoder)")
     p.add_argument("--oracle", default="brain-oracle", help="zoo oracle ('none' to skip)")
     p.add_argument("--target", required=True, help="target class: healthy, tumour, or an index")
-    p.add_argument("--method", default="monotone", choices=METHODS)
+    p.add_argument(
+        "--method",
+        default="monotone",
+        choices=METHODS,
+        help="monotone = Option 2, gradient = Option 1, localised = Option 1 confined to the "
+        "smallest region that still flips the classifier",
+    )
+    p.add_argument(
+        "--localise",
+        action="store_true",
+        help="with --method monotone: confine the path to the smallest region that flips",
+    )
     p.add_argument("--steps", type=int, default=10, help="frames T after the start")
     p.add_argument(
         "--margin",
@@ -73,7 +85,7 @@ def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch
 
 def run_trajectory(args: argparse.Namespace) -> int:
     from cfx.metrics.trajectory import summarise
-    from cfx.trajectory import GradientAscent, MonotonePath
+    from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
     from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
     from cfx.zoo import load_classifier, load_generator
 
@@ -93,10 +105,15 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "oracle": oracle,
         "show_progress": not args.no_progress,
     }
+    if args.localise and args.method != "monotone":
+        raise ValueError(f"`--localise` goes with --method monotone, got --method {args.method}")
+    explainer: GradientAscent | MonotonePath | LocalisedAscent
     if args.method == "monotone":
-        explainer: GradientAscent | MonotonePath = MonotonePath(generator, classifier, **common)
+        explainer = MonotonePath(generator, classifier, localise=args.localise, **common)
     elif args.method == "gradient":
         explainer = GradientAscent(generator, classifier, **common)
+    elif args.method == "localised":
+        explainer = LocalisedAscent(generator, classifier, **common)
     else:
         raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
     result = explainer.explain(x, target)
@@ -111,13 +128,15 @@ def run_trajectory(args: argparse.Namespace) -> int:
     probability_curves(
         result.probs, result.levels, out / "probabilities.png", oracle_probs=result.oracle_probs
     )
-    np.savez_compressed(
-        out / "result.npz",
-        frames=result.frames.numpy(),
-        probs=result.probs.numpy(),
-        latents=result.latents.numpy(),
-        source=result.source.numpy(),
-    )
+    arrays: dict[str, Any] = {
+        "frames": result.frames.numpy(),
+        "probs": result.probs.numpy(),
+        "latents": result.latents.numpy(),
+        "source": result.source.numpy(),
+    }
+    if result.edit_masks is not None:
+        arrays["edit_masks"] = result.edit_masks.numpy()
+    np.savez_compressed(out / "result.npz", **arrays)
     summary = summarise(
         result.probs,
         result.levels,
@@ -127,7 +146,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         masks=masks if target == 0 else None,
     )
     summary |= {
-        "method": args.method,
+        "method": args.method + ("+localise" if args.localise else ""),
         "target": target,
         "steps": args.steps,
         "seconds": result.seconds,

@@ -1,8 +1,9 @@
 """Boundary-crossing image sequences: one verb, ``explain(x, target)``, one result type."""
 
 from cfx.trajectory.gradient_ascent import GradientAscent
+from cfx.trajectory.localised import LocalisedAscent
 from cfx.trajectory.monotone import MonotonePath
 from cfx.trajectory.pixel import PixelSpace
 from cfx.trajectory.result import TrajectoryResult
 
-__all__ = ["GradientAscent", "MonotonePath", "PixelSpace", "TrajectoryResult"]
+__all__ = ["GradientAscent", "LocalisedAscent", "MonotonePath", "PixelSpace", "TrajectoryResult"]

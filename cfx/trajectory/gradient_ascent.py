@@ -17,6 +17,7 @@ as used for image paths by e.g. Singla et al., "Explanation by Progressive Exagg
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -128,17 +129,15 @@ class GradientAscent:
             z = (z.detach() + step * active.view(-1, *([1] * (z.ndim - 1)))).detach()
         return torch.stack(path, 1), torch.stack(probs, 1)
 
-    def resample(self, path: Tensor, probs: Tensor, levels: Tensor, target: Tensor) -> Tensor:
-        """Place a recorded path ``(B, K, d)`` with probabilities ``(B, K)`` at ``levels``
-        ``(L,)``: latents ``(B, L, d)`` (models must already be frozen).
+    @staticmethod
+    def spread_levels(probs: Tensor, levels: Tensor) -> Tensor:
+        """Per-image levels ``(B, L)`` for a path with probabilities ``(B, K)``.
 
-        An image that starts at or above its first ``k`` levels gets those ``k`` levels spread
-        evenly between ``p_0`` and the next level (or the highest probability its path
-        recorded, if lower), so its frames still climb at every step however close to the
-        margin it starts; the other levels stay where they are.
+        An image that starts at or above its first ``k`` of ``levels`` ``(L,)`` gets those
+        ``k`` levels spread evenly between ``p_0`` and the next level (or the highest
+        probability its path recorded, if lower), so its frames still climb at every step
+        however close to the margin it starts; the other levels stay where they are.
         """
-        latent_shape = self.generator.latent_shape
-        rep = target.repeat_interleave(levels.shape[0])
         n_lv = levels.shape[0]
         p0, p_max = probs[:, :1], probs.amax(1, keepdim=True)  # (B, 1)
         k = (levels[None, :] <= p0).sum(1, keepdim=True)  # (B, 1): levels at or below the start
@@ -146,7 +145,15 @@ class GradientAscent:
         ceiling = torch.minimum(ceiling, p_max)
         t = torch.arange(1, n_lv + 1, device=probs.device)  # (L,)
         spread = p0 + (ceiling - p0).clamp_min(0.0) * t / (k + 1)  # (B, L)
-        levels = torch.where(t[None, :] <= k, spread, levels[None, :])  # (B, L)
+        return torch.where(t[None, :] <= k, spread, levels[None, :])  # (B, L)
+
+    def resample(self, path: Tensor, probs: Tensor, levels: Tensor, target: Tensor) -> Tensor:
+        """Place a recorded path ``(B, K, d)`` with probabilities ``(B, K)`` at ``levels``
+        ``(L,)`` (spread per image by :meth:`spread_levels`): latents ``(B, L, d)`` (models
+        must already be frozen)."""
+        latent_shape = self.generator.latent_shape
+        rep = target.repeat_interleave(levels.shape[0])
+        levels = self.spread_levels(probs, levels)  # (B, L)
 
         def prob_fn(z: Tensor, index: Tensor) -> Tensor:
             def logits(zc: Tensor) -> Tensor:
@@ -203,14 +210,20 @@ def finish(
     inv_seconds: float,
     *,
     lambdas: Tensor | None,
+    decode: Callable[[Tensor], Tensor] | None = None,
 ) -> TrajectoryResult:
-    """Decode a latent path ``(B, T+1, *latent)`` and score it into a TrajectoryResult."""
+    """Decode a latent path ``(B, T+1, *latent)`` and score it into a TrajectoryResult.
+
+    ``decode`` maps the flattened path ``(B*(T+1), *latent)`` to frames; default: the
+    explainer's generator, in chunks.
+    """
     generator: Generator = explainer.generator  # type: ignore[attr-defined]
     classifier: Classifier = explainer.classifier  # type: ignore[attr-defined]
     oracle: Classifier | None = explainer.oracle  # type: ignore[attr-defined]
     b, n = zs.shape[:2]
     flat = zs.reshape(b * n, *zs.shape[2:])
-    frames = in_chunks(generator.decode, flat)  # (B*(T+1), C, H, W)
+    decode = decode or (lambda z: in_chunks(generator.decode, z))
+    frames = decode(flat)  # (B*(T+1), C, H, W)
     rep = target.repeat_interleave(n)
     logits = in_chunks(lambda f: class_logits(classifier, f), frames)  # (B*(T+1), K)
     probs = target_prob(logits, rep).view(b, n)

@@ -30,6 +30,7 @@ exaggeration (Singla et al., ICLR 2020); Latent Shift (Cohen et al., MIDL 2021).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -50,6 +51,7 @@ from cfx.trajectory.gradient_ascent import (
     _start,
     finish,
 )
+from cfx.trajectory.localised import LocalisedAscent, composite_decoder
 from cfx.trajectory.losses import (
     calibration_loss,
     end_margin_loss,
@@ -79,6 +81,11 @@ class MonotonePath:
         calibration_tol: largest ``max_t |p_t - t/T|`` that still counts as valid.
         adapt_every: iterations between lambda updates.
         warm_start_eta, warm_start_iter: step length and cap of the Option 1 warm start.
+        localise: confine the path to the smallest region that still flips the classifier
+            (:class:`~cfx.trajectory.localised.LocalisedAscent`: the warm start is its path,
+            and every frame is ``mask * G(z_t) + (1 - mask) * G(z_0)``); the result's
+            ``edit_masks`` hold the regions.
+        mask_fractions: candidate region sizes when ``localise`` is on.
     """
 
     def __init__(
@@ -99,6 +106,8 @@ class MonotonePath:
         adapt_every: int = 4,
         warm_start_eta: float = 0.25,
         warm_start_iter: int = 120,
+        localise: bool = False,
+        mask_fractions: tuple[float, ...] = (0.04, 0.08, 0.16, 0.32),
         oracle: Classifier | None = None,
         inversion_steps: int = 100,
         show_progress: bool = False,
@@ -118,6 +127,8 @@ class MonotonePath:
         self.adapt_every = adapt_every
         self.warm_start_eta = warm_start_eta
         self.warm_start_iter = warm_start_iter
+        self.localise = localise
+        self.mask_fractions = mask_fractions
         self.oracle = oracle
         self.inversion_steps = inversion_steps
         self.show_progress = show_progress
@@ -144,6 +155,10 @@ class MonotonePath:
         if not 0.5 < self.margin < 1.0:
             raise ValueError(f"`margin` must be in (0.5, 1), got {self.margin!r}")
         _positive("calibration_tol", self.calibration_tol)
+        if not isinstance(self.localise, bool):
+            raise TypeError(f"`localise` must be a bool, got {self.localise!r}")
+        if self.localise:
+            self._localised()._check()
 
     def explain(
         self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None
@@ -159,11 +174,35 @@ class MonotonePath:
                 k = class_logits(self.classifier, self.generator.decode(z0[:1])).shape[1]
             tgt = resolve_target(target, b, k, x.device)
             levels = torch.arange(n_steps + 1, dtype=x.dtype, device=x.device) / n_steps
-            z_init, p_start = self.warm_start(z0, tgt, levels)
-            final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels)
+            mask = decode = None
+            if self.localise:
+                local = self._localised()
+                with torch.no_grad():
+                    start = in_chunks(self.generator.decode, z0)  # (B, C, H, W)
+                mask, path, probs = local.choose_regions(z0, start, tgt)
+                z_init = local.place(path, probs, levels[1:], mask, start, tgt)
+                p_start = probs[:, 0]
+                decode = composite_decoder(self.generator, mask, start, n_steps + 1)
+            else:
+                z_init, p_start = self.warm_start(z0, tgt, levels)
+            final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels, mask=mask)
             zpath = torch.cat([z0.flatten(1)[:, None], final], 1)
             zpath = zpath.view(b, n_steps + 1, *z0.shape[1:])  # (B, T+1, *latent)
-            return finish(self, x, zpath, levels, tgt, t0, inv_seconds, lambdas=lambdas)
+            result = finish(
+                self, x, zpath, levels, tgt, t0, inv_seconds, lambdas=lambdas, decode=decode
+            )
+        return result if mask is None else replace(result, edit_masks=mask)
+
+    def _localised(self) -> LocalisedAscent:
+        return LocalisedAscent(
+            self.generator,
+            self.classifier,
+            steps=self.steps,
+            eta=self.warm_start_eta,
+            max_iter=self.warm_start_iter,
+            margin=self.margin,
+            mask_fractions=self.mask_fractions,
+        )
 
     def warm_start(self, z0: Tensor, target: Tensor, levels: Tensor) -> tuple[Tensor, Tensor]:
         """Option 1's path from ``z0`` resampled at ``levels[1:]``: latents ``(B, T, d)`` and
@@ -180,11 +219,19 @@ class MonotonePath:
         return ascent.resample(path.flatten(2), probs, levels[1:], target), probs[:, 0]
 
     def optimise(
-        self, z0: Tensor, z_init: Tensor, p_start: Tensor, target: Tensor, levels: Tensor
+        self,
+        z0: Tensor,
+        z_init: Tensor,
+        p_start: Tensor,
+        target: Tensor,
+        levels: Tensor,
+        *,
+        mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """The joint optimisation of the path (models must already be frozen).
 
-        ``z0`` ``(B, *latent)``, ``z_init`` ``(B, T, d)``; returns the chosen path
+        ``z0`` ``(B, *latent)``, ``z_init`` ``(B, T, d)``; with ``mask`` ``(B, 1, H, W)`` the
+        frames are ``mask * G(z_t) + (1 - mask) * G(z_0)``. Returns the chosen path
         ``(B, T, d)`` (the best valid iterate, else the warm start ``z_init``) and each
         image's lambda ``(B,)``.
         """
@@ -215,6 +262,9 @@ class MonotonePath:
                 zc = zs[c]  # (b_c, T, d)
                 bc = zc.shape[0]
                 frames = self.generator.decode(zc.reshape(bc * n_steps, *latent_shape))
+                if mask is not None:  # (b_c*T, C, H, W) composites inside each image's region
+                    m = mask[c].repeat_interleave(n_steps, 0)
+                    frames = m * frames + (1 - m) * start_img[c].repeat_interleave(n_steps, 0)
                 logits = class_logits(self.classifier, frames)  # (b_c*T, K)
                 rep = target[c].repeat_interleave(n_steps)
                 p = target_prob(logits, rep).view(bc, n_steps)

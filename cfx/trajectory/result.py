@@ -26,6 +26,8 @@ class TrajectoryResult:
     lambdas: Tensor | None  # (B,) identity weight chosen per image (monotone path only)
     seconds: float  # wall time of explain(), inversion included
     inversion_seconds: float  # part of `seconds` spent inverting the sources
+    edit_masks: Tensor | None = None  # (B, 1, H, W) in [0, 1]: where frames may differ from
+    # frame 0 (localised ascent only; None = anywhere)
 
     @property
     def steps(self) -> int:

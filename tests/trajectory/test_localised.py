@@ -1,0 +1,166 @@
+"""Known answers for the localised ascent on a toy whose evidence sits in four pixels.
+
+G(z) = A z on 4x4 images: latent 0 moves the four "lesion" pixels R = {0, 1, 2, 3} by
+1.0, 0.9, 0.8, 0.7 (and every other pixel by 0.1); latent 1 moves only pixels outside R. The
+classifier's log-odds are the sum of the pixels in R, so the ascent moves along latent 0 only,
+its change map ranks R's pixels first (in that order), and a composite that may change k of
+R's pixels gains log-odds at the rate of their A-values: 3.4 per unit of z for all four,
+1.9 for the top two.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from cfx.trajectory import LocalisedAscent, MonotonePath
+from cfx.trajectory.localised import region_masks
+
+R = torch.zeros(16, dtype=torch.bool)
+R[:4] = True
+
+
+class TwoDirections(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        a = torch.zeros(16, 2)
+        a[:, 0] = 0.1
+        a[:4, 0] = torch.tensor([1.0, 0.9, 0.8, 0.7])
+        a[4:, 1] = torch.linspace(0.2, 0.5, 12)
+        self.A = nn.Parameter(a)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (2,)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return (z @ self.A.T).view(-1, 1, 4, 4)
+
+
+class SumOfR(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(R.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.flatten(1) @ self.w
+        return torch.stack([torch.zeros_like(s), s], 1)  # (B, 2): log-odds of class 1 = s
+
+
+@pytest.fixture
+def toy():
+    g, f = TwoDirections(), SumOfR()
+    # log-odds 3.4 * z_0 = -6.8 (p ~ 0.001); latent 1 differs per image and must not move
+    z0 = torch.tensor([[-2.0, 0.5], [-2.0, -1.0]])
+    x = g.decode(z0).detach().clamp(-1, 1)
+    return g, f, z0, x
+
+
+def _explainer(g, f, **kw):
+    kw = {"steps": 5, "eta": 0.25, "change_blur": 0.0, "soften": 0.0} | kw
+    return LocalisedAscent(g, f, inversion_steps=0, **kw)
+
+
+def test_frames_change_only_the_smallest_region_that_flips(toy):
+    g, f, z0, x = toy
+    res = _explainer(g, f, max_iter=100, mask_fractions=(0.125, 0.25)).explain(x, 1, latents=z0)
+    expected = torch.zeros(16)
+    expected[:2] = 1.0  # the two pixels with the largest change: 1/8 of the image
+    assert torch.equal(res.edit_masks.flatten(1), expected.expand(2, -1))
+    change = (res.frames - res.frames[:, :1]).flatten(2)  # (B, T+1, 16)
+    assert torch.equal(change[..., 2:], torch.zeros_like(change[..., 2:]))
+    assert bool((change[:, -1, :2] > 0).all())
+    assert bool(res.success.all())
+    assert bool((res.probs.diff(dim=1) > 0).all())
+    # log-odds are linear along the path, so bisection places every level almost exactly
+    assert torch.allclose(res.probs[:, 1:-1], res.levels[1:-1].expand(2, -1), atol=0.01)
+
+
+def test_a_region_too_small_to_flip_in_time_is_passed_over(toy):
+    g, f, z0, x = toy
+    # 11.4 log-odds to reach p = 0.99: 14 steps of 0.25 at rate 3.4 (all of R), 24 at 1.9
+    res = _explainer(g, f, max_iter=20, mask_fractions=(0.125, 0.25)).explain(x, 1, latents=z0)
+    assert torch.equal(res.edit_masks.flatten(1), R.float().expand(2, -1))
+    assert bool((res.probs[:, -1] >= 0.99).all())
+
+
+def test_no_region_flips_falls_back_to_the_unmasked_path(toy):
+    g, f, z0, x = toy
+    res = _explainer(g, f, max_iter=20, mask_fractions=(0.125,)).explain(x, 1, latents=z0)
+    assert torch.equal(res.edit_masks, torch.ones_like(res.edit_masks))
+    change = (res.frames[:, -1] - res.frames[:, 0]).flatten(1)
+    assert bool((change[:, 4:] > 0).all())  # latent 0 also moves the pixels outside R
+    assert bool(res.success.all())
+
+
+def test_same_inputs_same_frames_and_models_untouched(toy):
+    g, f, z0, x = toy
+    g.train()
+    f.eval()
+    before = [p.detach().clone() for p in [*g.parameters(), *f.parameters()]]
+    a = _explainer(g, f, max_iter=100).explain(x, 1, latents=z0)
+    b = _explainer(g, f, max_iter=100).explain(x, 1, latents=z0)
+    assert torch.equal(a.frames, b.frames)
+    assert g.training and not f.training
+    assert all(p.requires_grad for p in [*g.parameters(), *f.parameters()])
+    for p0, p1 in zip(before, [*g.parameters(), *f.parameters()], strict=True):
+        assert torch.equal(p0, p1)
+
+
+def test_region_masks_known_values():
+    change = torch.arange(16.0).view(1, 1, 4, 4)
+    m = region_masks(change, 0.25, soften=0.0)
+    assert m.flatten().tolist() == [0.0] * 12 + [1.0] * 4
+    assert torch.equal(region_masks(change, 1.0, soften=0.0), torch.ones_like(change))
+    soft = region_masks(change, 0.25, soften=1.0)
+    assert float(soft.min()) >= 0.0 and float(soft.max()) <= 1.0
+    assert float(soft[0, 0, 3].mean()) > float(soft[0, 0, 0].mean())
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"mask_fractions": ()}, "mask_fractions"),
+        ({"mask_fractions": (0.0, 0.5)}, "mask_fractions"),
+        ({"mask_fractions": (1.5,)}, "mask_fractions"),
+        ({"change_blur": -1.0}, "change_blur"),
+        ({"margin": 1.0}, "margin"),
+        ({"steps": 0}, "steps"),
+    ],
+)
+def test_bad_hyperparameters(toy, kw, match):
+    g, f, z0, x = toy
+    with pytest.raises(ValueError, match=match):
+        _explainer(g, f, **kw).explain(x, 1, latents=z0)
+
+
+def test_monotone_path_localised_keeps_every_frame_inside_the_region(toy):
+    g, f, z0, x = toy
+    mp = MonotonePath(
+        g,
+        f,
+        steps=5,
+        iterations=20,
+        localise=True,
+        mask_fractions=(0.125, 0.25),
+        inversion_steps=0,
+    )
+    res = mp.explain(x, 1, latents=z0)
+    assert res.edit_masks is not None
+    outside = res.edit_masks.flatten(1) == 0  # (B, 16)
+    assert bool(outside.any())
+    change = (res.frames - res.frames[:, :1]).flatten(2)  # (B, T+1, 16)
+    assert torch.equal(
+        change[outside[:, None].expand_as(change)], torch.zeros(int(outside.sum()) * 6)
+    )
+    assert bool(res.success.all())
+    assert bool((res.probs.diff(dim=1) > 0).all())
+    assert float((res.probs[:, 1:] - res.levels[1:]).abs().max()) <= 0.08
+    assert MonotonePath(g, f, inversion_steps=0).explain(x, 1, latents=z0).edit_masks is None
+
+
+def test_monotone_path_checks_its_regions(toy):
+    g, f, z0, x = toy
+    with pytest.raises(ValueError, match="mask_fractions"):
+        MonotonePath(g, f, localise=True, mask_fractions=(2.0,)).explain(x, 1, latents=z0)
+    with pytest.raises(TypeError, match="localise"):
+        MonotonePath(g, f, localise="yes").explain(x, 1, latents=z0)  # type: ignore[arg-type]
