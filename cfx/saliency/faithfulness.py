@@ -15,10 +15,10 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from cfx.errors import check
+from cfx.filters import gaussian_blur
 from cfx.saliency._common import (
     check_input,
     fast_model,
@@ -31,19 +31,6 @@ from cfx.saliency._common import (
 )
 from cfx.saliency.metrics import _check_maps
 from cfx.types import Classifier
-
-
-def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of ``(B, C, H, W)`` images (kernel radius ``ceil(2 sigma)``,
-    edges replicated)."""
-    radius = max(1, math.ceil(2 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-(t**2) / (2 * sigma**2))
-    k = k / k.sum()
-    c = x.shape[1]
-    y = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def _curve(

@@ -30,8 +30,8 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
+from cfx.filters import gaussian_blur
 from cfx.images import check_images
-from cfx.saliency.faithfulness import gaussian_blur
 from cfx.trajectory._common import (
     class_logits,
     frozen,
