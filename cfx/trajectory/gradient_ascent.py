@@ -103,9 +103,21 @@ class GradientAscent:
         _positive_int("inversion_steps", self.inversion_steps, minimum=0)
         _positive_int("bisect_iters", self.bisect_iters, minimum=0)
 
-    def ascend(self, z0: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    def ascend(
+        self,
+        z0: Tensor,
+        target: Tensor,
+        *,
+        decode: Callable[[Tensor], Tensor] | None = None,
+        budget: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Ascend from ``z0`` ``(B, *latent)``; return the path ``(B, K, *latent)`` and the
-        target probability at each recorded latent ``(B, K)``."""
+        target probability at each recorded latent ``(B, K)``.
+
+        ``decode`` replaces the generator's (e.g. a composite with a fixed image); ``budget``
+        ``(B,)`` caps each image's iterations below ``max_iter``.
+        """
+        decode = decode or self.generator.decode
         z = z0.detach().clone()
         path, probs = [], []
         iterator = range(self.max_iter + 1)
@@ -113,14 +125,16 @@ class GradientAscent:
             from tqdm.auto import tqdm
 
             iterator = tqdm(iterator, desc="gradient ascent", unit="it")
-        for _ in iterator:
+        for it in iterator:
             z.requires_grad_(True)
-            logits = class_logits(self.classifier, self.generator.decode(z))
+            logits = class_logits(self.classifier, decode(z))
             score = target_margin(logits, target)  # (B,)
             p = target_prob(logits.detach(), target)
             path.append(z.detach())
             probs.append(p)
             active = p < self.margin
+            if budget is not None:
+                active = active & (it < budget)
             if not bool(active.any()) or len(path) > self.max_iter:
                 break
             (grad,) = torch.autograd.grad(score.sum(), z)

@@ -37,7 +37,6 @@ from cfx.trajectory._common import (
     frozen,
     in_chunks,
     resolve_target,
-    target_margin,
     target_prob,
 )
 from cfx.trajectory.gradient_ascent import (
@@ -167,26 +166,11 @@ class LocalisedAscent:
         ``(B, 1, H, W)``, ``budget`` ``(B,)`` iterations per image (default ``max_iter``);
         returns the path ``(B, K, *latent)`` and probabilities ``(B, K)``.
         """
-        z = z0.detach().clone()
-        shape = (-1, *([1] * (z.ndim - 1)))
-        path, probs = [], []
-        for it in range(self.max_iter + 1):
-            z.requires_grad_(True)
-            frames = mask * self.generator.decode(z) + (1.0 - mask) * start  # (B, C, H, W)
-            logits = class_logits(self.classifier, frames)
-            score = target_margin(logits, target)  # (B,)
-            p = target_prob(logits.detach(), target)
-            path.append(z.detach())
-            probs.append(p)
-            active = p < self.margin
-            if budget is not None:
-                active = active & (it < budget)
-            if not bool(active.any()) or len(path) > self.max_iter:
-                break
-            (grad,) = torch.autograd.grad(score.sum(), z)
-            norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-            z = (z.detach() + self.eta * grad / norm.view(shape) * active.view(shape)).detach()
-        return torch.stack(path, 1), torch.stack(probs, 1)
+
+        def composite(z: Tensor) -> Tensor:
+            return mask * self.generator.decode(z) + (1.0 - mask) * start  # (B, C, H, W)
+
+        return self._ascent().ascend(z0, target, decode=composite, budget=budget)
 
     def choose_regions(
         self, z0: Tensor, start: Tensor, target: Tensor
