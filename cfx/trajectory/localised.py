@@ -166,10 +166,7 @@ class LocalisedAscent:
         ``(B, 1, H, W)``, ``budget`` ``(B,)`` iterations per image (default ``max_iter``);
         returns the path ``(B, K, *latent)`` and probabilities ``(B, K)``.
         """
-
-        def composite(z: Tensor) -> Tensor:
-            return mask * self.generator.decode(z) + (1.0 - mask) * start  # (B, C, H, W)
-
+        composite = composite_decoder(self.generator, mask, start, 1)  # one latent per image
         return self._ascent().ascend(z0, target, decode=composite, budget=budget)
 
     def choose_regions(

@@ -240,6 +240,7 @@ class MonotonePath:
         with torch.no_grad():
             start_img = in_chunks(self.generator.decode, z0)  # (B, C, H, W)
         z0_flat = z0.flatten(1)  # (B, d)
+        compose = None if mask is None else composite_decoder(self.generator, mask, start_img, 1)
         zs = z_init.clone().requires_grad_(True)
         opt = torch.optim.Adam([zs], lr=self.lr)
         lam = torch.full((b,), float(self.lambda_init), dtype=z_init.dtype, device=z_init.device)
@@ -261,10 +262,12 @@ class MonotonePath:
             for c in chunks:
                 zc = zs[c]  # (b_c, T, d)
                 bc = zc.shape[0]
-                frames = self.generator.decode(zc.reshape(bc * n_steps, *latent_shape))
-                if mask is not None:  # (b_c*T, C, H, W) composites inside each image's region
-                    m = mask[c].repeat_interleave(n_steps, 0)
-                    frames = m * frames + (1 - m) * start_img[c].repeat_interleave(n_steps, 0)
+                flat = zc.reshape(bc * n_steps, *latent_shape)
+                if compose is None:
+                    frames = self.generator.decode(flat)  # (b_c*T, C, H, W)
+                else:  # composites inside each image's region
+                    rows = torch.arange(c.start, c.stop, device=zc.device)
+                    frames = compose(flat, rows.repeat_interleave(n_steps))
                 logits = class_logits(self.classifier, frames)  # (b_c*T, K)
                 rep = target[c].repeat_interleave(n_steps)
                 p = target_prob(logits, rep).view(bc, n_steps)
