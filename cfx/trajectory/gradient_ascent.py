@@ -9,6 +9,11 @@ level is located on the segment between them by bisection (``bisect_iters`` halv
 linear interpolation), so frame ``t`` shows the image at target probability ~``t / T`` even for
 a confident classifier whose probability jumps within one step.
 
+A source the classifier already puts past ``margin`` has no boundary left to cross; its path
+exaggerates instead (Singla et al.'s "progressive exaggeration"): it climbs until the target
+log-odds exceed the start's by :data:`EXAGGERATION`, so its frames still climb at every step
+rather than repeating the start ``T`` times.
+
 This is the latent-space counterpart of the gradient counterfactuals of Wachter et al. (2017),
 as used for image paths by e.g. Singla et al., "Explanation by Progressive Exaggeration"
 (ICLR 2020) and Cohen et al., "Gifsplanation via Latent Shift" (MIDL 2021).
@@ -35,6 +40,9 @@ from cfx.trajectory._common import (
 from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
 from cfx.types import Classifier, Generator
+
+EXAGGERATION = 1.0
+"""Log-odds a path climbs past its start when the start already reaches ``margin``."""
 
 
 def _positive(name: str, value: float) -> None:
@@ -114,6 +122,9 @@ class GradientAscent:
         """Ascend from ``z0`` ``(B, *latent)``; return the path ``(B, K, *latent)`` and the
         target probability at each recorded latent ``(B, K)``.
 
+        Each image stops once its probability reaches ``margin`` (or, if it starts there
+        already, the start's log-odds plus :data:`EXAGGERATION`).
+
         ``decode`` replaces the generator's (e.g. a composite with a fixed image); ``budget``
         ``(B,)`` caps each image's iterations below ``max_iter``.
         """
@@ -125,14 +136,18 @@ class GradientAscent:
             from tqdm.auto import tqdm
 
             iterator = tqdm(iterator, desc="gradient ascent", unit="it")
+        goal = torch.empty(0)
         for it in iterator:
             z.requires_grad_(True)
             logits = class_logits(self.classifier, decode(z))
             score = target_margin(logits, target)  # (B,)
             p = target_prob(logits.detach(), target)
+            if it == 0:  # a start already past the margin climbs EXAGGERATION log-odds further
+                margin = torch.full_like(p, self.margin)
+                goal = torch.maximum(margin, torch.sigmoid(score.detach() + EXAGGERATION))
             path.append(z.detach())
             probs.append(p)
-            active = p < self.margin
+            active = p < goal
             if budget is not None:
                 active = active & (it < budget)
             if not bool(active.any()) or len(path) > self.max_iter:

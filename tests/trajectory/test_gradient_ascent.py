@@ -120,3 +120,27 @@ def test_frames_climb_even_when_the_start_is_already_near_the_margin():
     assert float(res.probs[0, 0]) == pytest.approx(0.97, abs=1e-3)
     assert bool((res.probs.diff(dim=1) > 0).all())
     assert float(res.probs[0, -1]) >= 0.99
+
+
+def test_a_start_already_past_the_margin_exaggerates_instead_of_standing_still():
+    # p = 0.995 at the start, margin 0.99: nothing to cross, so the path climbs EXAGGERATION
+    # log-odds past the start (it stopped at once before, giving T identical frames)
+    from cfx.trajectory.gradient_ascent import EXAGGERATION
+
+    g, f = LinearGenerator(), LogisticClassifier()
+    u = g.A.detach().T @ f.w.detach()
+    u = u / u.norm()
+    with torch.no_grad():
+        logit = float(f(g.decode(torch.zeros(1, 3)))[0, 1])
+        gain = float(f(g.decode(u[None]))[0, 1]) - logit  # log-odds per unit along u
+    start = math.log(0.995 / 0.005)
+    z0 = ((start - logit) / gain * u)[None]
+    eta = 0.01
+    res = GradientAscent(g, f, steps=5, eta=eta, max_iter=2000, margin=0.99).explain(
+        torch.zeros(1, 1, 4, 4), 1, latents=z0
+    )
+    assert bool((res.probs.diff(dim=1) > 0).all())
+    end = float(torch.logit(res.probs[0, -1].double()))
+    # stops at the first step past start + EXAGGERATION: within one step (eta * gain) of it
+    assert start + EXAGGERATION <= end + 1e-4
+    assert end <= start + EXAGGERATION + eta * gain + 1e-4
