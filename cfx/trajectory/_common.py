@@ -34,7 +34,7 @@ def in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, size: int = 32) -> Tens
     """``fn`` applied to ``x`` in chunks of ``size`` rows, concatenated (use under no_grad).
 
     The CNNs here run about twice as fast per image in chunks of 32 as in one batch of 320
-    (the activations of a small chunk stay in cache), which the resampling bisection and the
+    (the activations of a small chunk stay in cache), which the resampling refinement and the
     final decode of ``B * (T + 1)`` frames would otherwise pay.
     """
     return torch.cat([fn(x[i : i + size]) for i in range(0, x.shape[0], size)])

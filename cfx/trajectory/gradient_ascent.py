@@ -5,9 +5,10 @@ target log-odds ``logit_target - logsumexp(other logits)`` (numerically stabler 
 probability, whose gradient vanishes far from the boundary). Each image stops once its target
 probability passes ``margin``. The recorded path is then resampled at ``T`` evenly spaced
 probability levels ``t / T``: the two recorded steps that bracket a level are found and the
-level is located on the segment between them by bisection (``bisect_iters`` halvings, then
-linear interpolation), so frame ``t`` shows the image at target probability ~``t / T`` even for
-a confident classifier whose probability jumps within one step.
+level is located on the segment between them by false position in log-odds (``refine_iters``
+model evaluations, then linear interpolation in log-odds;
+:func:`~cfx.trajectory.resample.resample_path`), so frame ``t`` shows the image at target
+probability ~``t / T`` even for a confident classifier whose probability jumps within one step.
 
 A source the classifier already puts past ``margin`` has no boundary left to cross; its path
 exaggerates instead (Singla et al.'s "progressive exaggeration"): it climbs until the target
@@ -70,8 +71,9 @@ class GradientAscent:
             just past the boundary (0.95) often leaves a faint lesion that an independent
             oracle still calls tumour (oracle agreement 0.58 at 0.95 vs 0.92 at 0.99 on 64
             tumour slices, BENCHMARKS.md).
-        bisect_iters: halvings of the bracketing step when placing each frame at its level
-            (0 = linear interpolation in probability, no extra model calls).
+        refine_iters: model evaluations that narrow the bracketing step when placing each
+            frame at its level (false position in log-odds; 0 = linear interpolation in
+            log-odds, no extra model calls).
         oracle: optional independent classifier; its probabilities are recorded per frame.
         inversion_steps: latent-optimisation steps of the inversion (0 = encoder only).
         show_progress: tqdm bar over iterations.
@@ -86,7 +88,7 @@ class GradientAscent:
         eta: float = 0.25,
         max_iter: int = 120,
         margin: float = 0.99,
-        bisect_iters: int = 8,
+        refine_iters: int = 3,
         oracle: Classifier | None = None,
         inversion_steps: int = 100,
         show_progress: bool = False,
@@ -97,7 +99,7 @@ class GradientAscent:
         self.eta = eta
         self.max_iter = max_iter
         self.margin = margin
-        self.bisect_iters = bisect_iters
+        self.refine_iters = refine_iters
         self.oracle = oracle
         self.inversion_steps = inversion_steps
         self.show_progress = show_progress
@@ -109,53 +111,63 @@ class GradientAscent:
         if not 0.5 < self.margin < 1.0:
             raise ValueError(f"`margin` must be in (0.5, 1), got {self.margin!r}")
         _positive_int("inversion_steps", self.inversion_steps, minimum=0)
-        _positive_int("bisect_iters", self.bisect_iters, minimum=0)
+        _positive_int("refine_iters", self.refine_iters, minimum=0)
 
     def ascend(
         self,
         z0: Tensor,
         target: Tensor,
         *,
-        decode: Callable[[Tensor], Tensor] | None = None,
+        decode: Callable[[Tensor, Tensor], Tensor] | None = None,
         budget: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Ascend from ``z0`` ``(B, *latent)``; return the path ``(B, K, *latent)`` and the
         target probability at each recorded latent ``(B, K)``.
 
         Each image stops once its probability reaches ``margin`` (or, if it starts there
-        already, the start's log-odds plus :data:`EXAGGERATION`).
+        already, the start's log-odds plus :data:`EXAGGERATION`); only the images still
+        climbing are decoded and classified, so a batch does not pay for its finished images
+        while its slowest one catches up (the finished ones' entries repeat their last value).
 
-        ``decode`` replaces the generator's (e.g. a composite with a fixed image); ``budget``
-        ``(B,)`` caps each image's iterations below ``max_iter``.
+        ``decode(z, rows)`` replaces the generator's (e.g. a composite with a fixed image;
+        ``rows`` ``(N,)`` are the images the latents ``z`` ``(N, *latent)`` belong to);
+        ``budget`` ``(B,)`` caps each image's iterations below ``max_iter``.
         """
-        decode = decode or self.generator.decode
+        generator = self.generator
+        decode = decode or (lambda zs, rows: generator.decode(zs))
         z = z0.detach().clone()
+        shape = (-1, *([1] * (z.ndim - 1)))
+        rows = torch.arange(z.shape[0], device=z.device)  # the images computed this iteration
         path, probs = [], []
         iterator = range(self.max_iter + 1)
         if self.show_progress:
             from tqdm.auto import tqdm
 
             iterator = tqdm(iterator, desc="gradient ascent", unit="it")
-        goal = torch.empty(0)
+        goal = p_all = torch.empty(0)
         for it in iterator:
-            z.requires_grad_(True)
-            logits = class_logits(self.classifier, decode(z))
-            score = target_margin(logits, target)  # (B,)
-            p = target_prob(logits.detach(), target)
+            zi = z[rows].requires_grad_(True)
+            logits = class_logits(self.classifier, decode(zi, rows))
+            score = target_margin(logits, target[rows])  # (N,)
+            p = target_prob(logits.detach(), target[rows])
             if it == 0:  # a start already past the margin climbs EXAGGERATION log-odds further
                 margin = torch.full_like(p, self.margin)
                 goal = torch.maximum(margin, torch.sigmoid(score.detach() + EXAGGERATION))
-            path.append(z.detach())
-            probs.append(p)
-            active = p < goal
+                p_all = p
+            else:
+                p_all = p_all.index_copy(0, rows, p)
+            path.append(z)
+            probs.append(p_all)
+            active = p_all < goal
             if budget is not None:
                 active = active & (it < budget)
             if not bool(active.any()) or len(path) > self.max_iter:
                 break
-            (grad,) = torch.autograd.grad(score.sum(), z)
+            (grad,) = torch.autograd.grad(score.sum(), zi)
             norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-            step = self.eta * grad / norm.view(-1, *([1] * (z.ndim - 1)))
-            z = (z.detach() + step * active.view(-1, *([1] * (z.ndim - 1)))).detach()
+            step = self.eta * grad / norm.view(shape) * active[rows].view(shape)
+            z = z.index_add(0, rows, step.detach())
+            rows = torch.nonzero(active).flatten()
         return torch.stack(path, 1), torch.stack(probs, 1)
 
     @staticmethod
@@ -190,7 +202,7 @@ class GradientAscent:
 
             return target_prob(in_chunks(logits, z.view(-1, *latent_shape)), rep[index])
 
-        return resample_path(path, probs, levels, prob_fn=prob_fn, bisect_iters=self.bisect_iters)
+        return resample_path(path, probs, levels, prob_fn=prob_fn, refine_iters=self.refine_iters)
 
     def explain(
         self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None

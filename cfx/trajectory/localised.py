@@ -14,7 +14,7 @@ Visual Explanations", CVPR 2023), the path is computed in two stages:
    image keeps the smallest region in ``mask_fractions`` whose composite reaches ``margin``;
    an image for which none does falls back to the unmasked path (``q = 1``).
 
-The chosen path is resampled at the levels ``t / T`` by bisection, as in Option 1, so frame 0
+The chosen path is resampled at the levels ``t / T`` as in Option 1, so frame 0
 is ``G(z_0)`` exactly and the frames climb through the levels. Everything outside ``m_q`` is
 the source's reconstruction, pixel for pixel, by construction; whether the smaller edit is
 still a real change of class (and not an adversarial one) is for an independent oracle to
@@ -70,7 +70,7 @@ class LocalisedAscent:
     """Gradient ascent confined to the smallest region that still flips the classifier.
 
     Args:
-        generator, classifier, steps, eta, max_iter, margin, bisect_iters, oracle,
+        generator, classifier, steps, eta, max_iter, margin, refine_iters, oracle,
             inversion_steps, show_progress: as in
             :class:`~cfx.trajectory.gradient_ascent.GradientAscent` (``eta``/``max_iter``
             apply to both stages).
@@ -98,7 +98,7 @@ class LocalisedAscent:
         patience: float = 2.0,
         change_blur: float = 1.5,
         soften: float = 1.0,
-        bisect_iters: int = 8,
+        refine_iters: int = 3,
         oracle: Classifier | None = None,
         inversion_steps: int = 100,
         show_progress: bool = False,
@@ -113,7 +113,7 @@ class LocalisedAscent:
         self.patience = patience
         self.change_blur = change_blur
         self.soften = soften
-        self.bisect_iters = bisect_iters
+        self.refine_iters = refine_iters
         self.oracle = oracle
         self.inversion_steps = inversion_steps
         self.show_progress = show_progress
@@ -121,7 +121,7 @@ class LocalisedAscent:
     def _check(self) -> None:
         _positive_int("steps", self.steps)
         _positive_int("max_iter", self.max_iter)
-        _positive_int("bisect_iters", self.bisect_iters, minimum=0)
+        _positive_int("refine_iters", self.refine_iters, minimum=0)
         _positive_int("inversion_steps", self.inversion_steps, minimum=0)
         _positive("eta", self.eta)
         _positive("patience", self.patience)
@@ -149,7 +149,7 @@ class LocalisedAscent:
             eta=self.eta,
             max_iter=self.max_iter,
             margin=self.margin,
-            bisect_iters=self.bisect_iters,
+            refine_iters=self.refine_iters,
         )
 
     def ascend_masked(
@@ -219,7 +219,7 @@ class LocalisedAscent:
         target: Tensor,
     ) -> Tensor:
         """Latents ``(B, L, d)`` where the composite path first reaches ``levels`` ``(L,)``:
-        the same placement as Option 1 (levels below the start spread, bisection on the
+        the same placement as Option 1 (levels below the start spread, false position on the
         bracketing step), on the composite's probabilities."""
         n_lv = levels.shape[0]
         latent_shape = self.generator.latent_shape
@@ -231,7 +231,7 @@ class LocalisedAscent:
             return target_prob(logits, target[index // n_lv])
 
         spread = GradientAscent.spread_levels(probs, levels)  # (B, L)
-        return resample_path(path, probs, spread, prob_fn=prob_fn, bisect_iters=self.bisect_iters)
+        return resample_path(path, probs, spread, prob_fn=prob_fn, refine_iters=self.refine_iters)
 
     def explain(
         self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None

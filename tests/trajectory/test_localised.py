@@ -71,7 +71,7 @@ def test_frames_change_only_the_smallest_region_that_flips(toy):
     assert bool((change[:, -1, :2] > 0).all())
     assert bool(res.success.all())
     assert bool((res.probs.diff(dim=1) > 0).all())
-    # log-odds are linear along the path, so bisection places every level almost exactly
+    # log-odds are linear along the path, so resampling places every level almost exactly
     assert torch.allclose(res.probs[:, 1:-1], res.levels[1:-1].expand(2, -1), atol=0.01)
 
 
