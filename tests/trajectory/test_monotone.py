@@ -35,6 +35,7 @@ def test_identity_weight_reduces_change(toy):
     g, f, z0 = toy
     x = g.decode(z0).detach()
     kw = {"steps": 4, "iterations": 30, "warm_start_eta": 0.05, "warm_start_iter": 500}
+    kw |= {"blur_check": 0.0}  # the toy's classifier reads single pixels: blurring defeats it
     weak = MonotonePath(g, f, lambda_init=1e-3, lambda_max=1e-3, **kw).explain(x, 1, latents=z0)
     strong = MonotonePath(g, f, lambda_init=50.0, lambda_max=50.0, **kw).explain(x, 1, latents=z0)
 
@@ -72,3 +73,61 @@ def test_last_frame_reaches_the_margin(toy):
     ).explain(x, 1, latents=z0)
     assert bool((res.probs[:, -1] >= 0.99).all())
     assert bool((res.probs.diff(dim=1) > 0).all())
+
+
+class _CountingGenerator(LinearGenerator):
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoded = 0
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        self.decoded += z.shape[0]
+        return super().decode(z)
+
+
+def test_stalled_images_stop_early_and_a_late_stall_changes_nothing(toy):
+    _, f, z0 = toy
+    kw = {"steps": 4, "iterations": 30, "warm_start_eta": 0.05, "warm_start_iter": 500}
+    kw |= {"blur_check": 0.0}  # the toy's classifier reads single pixels: blurring defeats it
+    x = LinearGenerator().decode(z0).detach()
+    runs = {}
+    for stall in (None, 31, 2):
+        g = _CountingGenerator()
+        res = MonotonePath(g, f, stall=stall, **kw).explain(x, 1, latents=z0)
+        runs[stall] = (res, g.decoded)
+    # a stall longer than the run never triggers: the same frames, the same work
+    assert torch.equal(runs[None][0].frames, runs[31][0].frames)
+    assert runs[None][1] == runs[31][1]
+    # stall=2 stops images two iterations after their last gain: less decoding, and the path
+    # is still a valid one (climbing, calibrated, past the margin)
+    res, decoded = runs[2]
+    assert decoded < runs[None][1]
+    assert bool((res.probs.diff(dim=1) > 0).all())
+    assert float((res.probs[:, 1:] - res.levels[1:]).abs().max()) <= 0.1
+    assert bool(res.success.all())
+
+
+def test_bad_stall(toy):
+    g, f, z0 = toy
+    with pytest.raises(ValueError, match="`stall`"):
+        MonotonePath(g, f, stall=0).explain(torch.zeros(3, 1, 4, 4), 1, latents=z0)
+    with pytest.raises(ValueError, match="`blur_check`"):
+        MonotonePath(g, f, blur_check=-1).explain(torch.zeros(3, 1, 4, 4), 1, latents=z0)
+
+
+def test_an_end_frame_that_fails_when_blurred_is_never_valid(toy):
+    # the toy's logistic classifier reads single pixels, so a 1-px blur of the last frame
+    # falls below the margin: no optimised path is valid and the warm start is returned
+    from cfx.filters import gaussian_blur
+
+    g, f, z0 = toy
+    x = g.decode(z0).detach()
+    kw = {"steps": 4, "warm_start_eta": 0.05, "warm_start_iter": 500}
+    warm = MonotonePath(g, f, iterations=0, blur_check=0.0, **kw).explain(x, 1, latents=z0)
+    with torch.no_grad():
+        blurred = torch.softmax(f(gaussian_blur(warm.frames[:, -1], 1.0)), 1)[:, 1]
+    assert bool((blurred < 0.99).all()) and bool((warm.probs[:, -1] >= 0.99).all())
+    checked = MonotonePath(g, f, iterations=30, blur_check=1.0, **kw).explain(x, 1, latents=z0)
+    unchecked = MonotonePath(g, f, iterations=30, blur_check=0.0, **kw).explain(x, 1, latents=z0)
+    assert torch.equal(checked.frames, warm.frames)
+    assert not torch.equal(unchecked.frames, warm.frames)
