@@ -359,7 +359,10 @@ def markdown(res: dict) -> str:
     ]
     if res.get("kept_from_previous_run"):
         kept = ", ".join(res["kept_from_previous_run"])
-        out.append(f"Parts {kept}: figures kept from the previous full run.\n")
+        out.append(
+            f"Parts {kept}: figures kept from the previous run "
+            f"(`{res.get('kept_command', 'command not recorded')}`).\n"
+        )
     if "quality" in res:
         q = res["quality"]
         out += [
@@ -499,6 +502,7 @@ def main() -> None:
         res |= {p: old[p] for p in kept}
         timings = {p: s for p, s in old.get("seconds", {}).items() if p in kept} | timings
         res["kept_from_previous_run"] = kept
+        res["kept_command"] = old.get("kept_command", old["command"])
     res["seconds"] = timings
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(

@@ -55,10 +55,9 @@ def variants(args, gen, clf, oracle) -> None:
     levels = torch.arange(11) / 10
     for spec in args.variants.split(";"):
         kind, _, kwargs = spec.partition(":")
-        kw = {
-            key.strip(): ast.literal_eval(value.strip())
-            for key, value in (item.split("=", 1) for item in kwargs.split(",") if item.strip())
-        }
+        call = ast.parse(f"f({kwargs})", mode="eval").body
+        assert isinstance(call, ast.Call) and not call.args, f"keywords only: {spec!r}"
+        kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
         explainer = KINDS[kind](gen, clf, oracle, kw)
         t0 = time.perf_counter()
         rs = [
