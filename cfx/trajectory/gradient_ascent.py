@@ -151,8 +151,7 @@ class GradientAscent:
             score = target_margin(logits, target[rows])  # (N,)
             p = target_prob(logits.detach(), target[rows])
             if it == 0:  # a start already past the margin climbs EXAGGERATION log-odds further
-                margin = torch.full_like(p, self.margin)
-                goal = torch.maximum(margin, torch.sigmoid(score.detach() + EXAGGERATION))
+                goal = torch.sigmoid(score.detach() + EXAGGERATION).clamp_min(self.margin)
                 p_all = p
             else:
                 p_all = p_all.index_copy(0, rows, p)
