@@ -7,10 +7,13 @@
 ``o2``, ``o1loc``, ``o2loc`` and kwargs as ``name=literal`` pairs (``stall=None, margin=0.995``).
 Each runs on the first ``--n`` tumour slices of brain seed ``--seed`` (1 = validation) walked to
 healthy, from the same inverted latents (cached in ``--cache``), and prints oracle agreement,
-localisation, increasing steps, calibration error, seconds per path and the slices the oracle
-rejects. ``--placement``: how far from its level each frame lands (``|p - t/T|``, max and
-mean) for bisection-free linear placement in log-odds and for 1-3 false-position refinements,
-on Option 1 paths of 32 slices per direction, with the number of model evaluations.
+localisation, increasing steps, calibration error, realism (Fréchet distance of the final
+frames to real healthy slices of the same split in brain-oracle features, printed after the
+real-vs-real floor), seconds per path and the slices the oracle rejects.
+
+``--placement``: how far from its level each frame lands (``|p - t/T|``, max and mean) for
+bisection-free linear placement in log-odds and for 1-3 false-position refinements, on
+Option 1 paths of 32 slices per direction, with the number of model evaluations.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from cfx.data.brain import make_dataset
 from cfx.inversion import invert
+from cfx.metrics import frechet_distance
 from cfx.metrics.trajectory import summarise
 from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
 from cfx.trajectory._common import class_logits, frozen, target_prob
@@ -53,6 +57,11 @@ def variants(args, gen, clf, oracle) -> None:
         args.cache.mkdir(parents=True, exist_ok=True)
         save_file({"z0": z0.contiguous()}, cache)
     levels = torch.arange(11) / 10
+    healthy = data.images[data.labels == 0]
+    with torch.no_grad():  # realism: final frames against real healthy slices of the same split
+        f_real = oracle.features(healthy[: args.n])
+        floor = frechet_distance(f_real, oracle.features(healthy[args.n : 2 * args.n]))
+    print(f"realism floor (real vs real, n={args.n}): {floor:.4f}", flush=True)
     for spec in args.variants.split(";"):
         kind, _, kwargs = spec.partition(":")
         call = ast.parse(f"f({kwargs})", mode="eval").body
@@ -70,10 +79,12 @@ def variants(args, gen, clf, oracle) -> None:
         frames = torch.cat([r.frames for r in rs])
         s = summarise(p, levels, frames, x, oracle_probs=o, masks=masks)
         bad = torch.nonzero(o[:, -1] < 0.5).flatten().tolist()
+        with torch.no_grad():
+            realism = frechet_distance(f_real, oracle.features(frames[:, -1]))
         print(
             f"{spec}: agreement {s['oracle_agreement']:.3f} localisation {s['localisation']:.3f} "
             f"increasing {s['increasing_steps']:.3f} calibration {s['calibration_error']:.3f} "
-            f"{seconds:.2f} s/path rejected {bad}",
+            f"realism {realism:.4f} {seconds:.2f} s/path rejected {bad}",
             flush=True,
         )
 

@@ -1,4 +1,4 @@
-"""Pieces shared by the trajectory explainers: model guards, targets, probabilities."""
+"""Pieces shared by the trajectory explainers: model guards, targets, probabilities, frames."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from cfx.types import Classifier
+from cfx.types import Classifier, Generator
 
 
 @contextmanager
@@ -84,3 +84,28 @@ def target_margin(logits: Tensor, target: Tensor) -> Tensor:
 def target_prob(logits: Tensor, target: Tensor) -> Tensor:
     """Softmax probability of the target class, ``(B,)``."""
     return torch.softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
+
+
+def composite_decoder(
+    generator: Generator, mask: Tensor, start: Tensor, per_image: int
+) -> Callable[..., Tensor]:
+    """``decode(z, image=None)``: frames ``mask * G(z) + (1 - mask) * start`` in chunks of 32.
+
+    ``mask`` ``(B, 1, H, W)`` and ``start`` ``(B, C, H, W)`` (= ``G(z_0)``) belong to the
+    images; the latents ``z`` ``(N, *latent)`` belong to ``image`` ``(N,)`` (default:
+    ``per_image`` consecutive rows per image, the flattened ``(B, per_image, *latent)``
+    layout of a path).
+    """
+
+    def decode(z: Tensor, image: Tensor | None = None) -> Tensor:
+        if image is None:
+            image = torch.arange(mask.shape[0], device=z.device).repeat_interleave(per_image)
+        out = []
+        for i in range(0, z.shape[0], 32):
+            rows = image[i : i + 32]
+            out.append(
+                mask[rows] * generator.decode(z[i : i + 32]) + (1 - mask[rows]) * start[rows]
+            )
+        return torch.cat(out)  # (N, C, H, W)
+
+    return decode

@@ -187,19 +187,28 @@ class GradientAscent:
         spread = p0 + (ceiling - p0).clamp_min(0.0) * t / (k + 1)  # (B, L)
         return torch.where(t[None, :] <= k, spread, levels[None, :])  # (B, L)
 
-    def resample(self, path: Tensor, probs: Tensor, levels: Tensor, target: Tensor) -> Tensor:
+    def resample(
+        self,
+        path: Tensor,
+        probs: Tensor,
+        levels: Tensor,
+        target: Tensor,
+        *,
+        decode: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ) -> Tensor:
         """Place a recorded path ``(B, K, d)`` with probabilities ``(B, K)`` at ``levels``
         ``(L,)`` (spread per image by :meth:`spread_levels`): latents ``(B, L, d)`` (models
-        must already be frozen)."""
-        latent_shape = self.generator.latent_shape
-        rep = target.repeat_interleave(levels.shape[0])
+        must already be frozen). ``decode(z, rows)`` as in :meth:`ascend`."""
+        generator = self.generator
+        latent_shape = generator.latent_shape
+        n_lv = levels.shape[0]
+        decode = decode or (lambda zs, rows: in_chunks(generator.decode, zs))
         levels = self.spread_levels(probs, levels)  # (B, L)
 
         def prob_fn(z: Tensor, index: Tensor) -> Tensor:
-            def logits(zc: Tensor) -> Tensor:
-                return class_logits(self.classifier, self.generator.decode(zc))
-
-            return target_prob(in_chunks(logits, z.view(-1, *latent_shape)), rep[index])
+            frames = decode(z.view(-1, *latent_shape), index // n_lv)
+            logits = in_chunks(lambda f: class_logits(self.classifier, f), frames)
+            return target_prob(logits, target[index // n_lv])
 
         return resample_path(path, probs, levels, prob_fn=prob_fn, refine_iters=self.refine_iters)
 

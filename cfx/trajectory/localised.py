@@ -24,7 +24,6 @@ judge, as for every method here (``oracle=``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -34,10 +33,10 @@ from cfx.filters import gaussian_blur
 from cfx.images import check_images
 from cfx.trajectory._common import (
     class_logits,
+    composite_decoder,
     frozen,
     in_chunks,
     resolve_target,
-    target_prob,
 )
 from cfx.trajectory.gradient_ascent import (
     GradientAscent,
@@ -46,7 +45,6 @@ from cfx.trajectory.gradient_ascent import (
     _start,
     finish,
 )
-from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
 from cfx.types import Classifier, Generator
 
@@ -219,19 +217,10 @@ class LocalisedAscent:
         target: Tensor,
     ) -> Tensor:
         """Latents ``(B, L, d)`` where the composite path first reaches ``levels`` ``(L,)``:
-        the same placement as Option 1 (levels below the start spread, false position on the
-        bracketing step), on the composite's probabilities."""
-        n_lv = levels.shape[0]
-        latent_shape = self.generator.latent_shape
-        decode = composite_decoder(self.generator, mask, start, n_lv)
-
-        def prob_fn(z: Tensor, index: Tensor) -> Tensor:
-            frames = decode(z.view(-1, *latent_shape), index // n_lv)
-            logits = in_chunks(lambda f: class_logits(self.classifier, f), frames)
-            return target_prob(logits, target[index // n_lv])
-
-        spread = GradientAscent.spread_levels(probs, levels)  # (B, L)
-        return resample_path(path, probs, spread, prob_fn=prob_fn, refine_iters=self.refine_iters)
+        Option 1's placement (levels below the start spread, false position on the
+        bracketing step) on the composite's probabilities."""
+        decode = composite_decoder(self.generator, mask, start, 1)
+        return self._ascent().resample(path, probs, levels, target, decode=decode)
 
     def explain(
         self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None
@@ -257,27 +246,3 @@ class LocalisedAscent:
             decode = composite_decoder(self.generator, mask, start, self.steps + 1)
             result = finish(self, x, zs, levels, tgt, t0, inv_seconds, lambdas=None, decode=decode)
         return replace(result, edit_masks=mask)
-
-
-def composite_decoder(
-    generator: Generator, mask: Tensor, start: Tensor, per_image: int
-) -> Callable[..., Tensor]:
-    """``decode(z, image=None)``: frames ``mask * G(z) + (1 - mask) * start`` in chunks of 32.
-
-    ``mask`` ``(B, 1, H, W)`` and ``start`` ``(B, C, H, W)`` belong to the images; the latents
-    ``z`` ``(N, *latent)`` belong to ``image`` ``(N,)`` (default: ``per_image`` consecutive
-    rows per image, the flattened ``(B, per_image, *latent)`` layout of a path).
-    """
-
-    def decode(z: Tensor, image: Tensor | None = None) -> Tensor:
-        if image is None:
-            image = torch.arange(mask.shape[0], device=z.device).repeat_interleave(per_image)
-        out = []
-        for i in range(0, z.shape[0], 32):
-            rows = image[i : i + 32]
-            out.append(
-                mask[rows] * generator.decode(z[i : i + 32]) + (1 - mask[rows]) * start[rows]
-            )
-        return torch.cat(out)  # (N, C, H, W)
-
-    return decode

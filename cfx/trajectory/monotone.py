@@ -32,6 +32,7 @@ exaggeration (Singla et al., ICLR 2020); Latent Shift (Cohen et al., MIDL 2021).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -41,6 +42,7 @@ from cfx.filters import gaussian_blur
 from cfx.images import check_images
 from cfx.trajectory._common import (
     class_logits,
+    composite_decoder,
     frozen,
     in_chunks,
     resolve_target,
@@ -54,7 +56,7 @@ from cfx.trajectory.gradient_ascent import (
     _start,
     finish,
 )
-from cfx.trajectory.localised import LocalisedAscent, composite_decoder
+from cfx.trajectory.localised import LocalisedAscent
 from cfx.trajectory.losses import (
     calibration_loss,
     end_margin_loss,
@@ -195,7 +197,7 @@ class MonotonePath:
                 k = class_logits(self.classifier, self.generator.decode(z0[:1])).shape[1]
             tgt = resolve_target(target, b, k, x.device)
             levels = torch.arange(n_steps + 1, dtype=x.dtype, device=x.device) / n_steps
-            mask = decode = None
+            mask = decode = per_path = None
             if self.localise:
                 local = self._localised()
                 with torch.no_grad():
@@ -203,10 +205,11 @@ class MonotonePath:
                 mask, path, probs = local.choose_regions(z0, start, tgt)
                 z_init = local.place(path, probs, levels[1:], mask, start, tgt)
                 p_start = probs[:, 0]
+                per_path = composite_decoder(self.generator, mask, start, 1)
                 decode = composite_decoder(self.generator, mask, start, n_steps + 1)
             else:
                 z_init, p_start = self.warm_start(z0, tgt, levels)
-            final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels, mask=mask)
+            final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels, decode=per_path)
             zpath = torch.cat([z0.flatten(1)[:, None], final], 1)
             zpath = zpath.view(b, n_steps + 1, *z0.shape[1:])  # (B, T+1, *latent)
             result = finish(
@@ -247,22 +250,24 @@ class MonotonePath:
         target: Tensor,
         levels: Tensor,
         *,
-        mask: Tensor | None = None,
+        decode: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """The joint optimisation of the path (models must already be frozen).
 
-        ``z0`` ``(B, *latent)``, ``z_init`` ``(B, T, d)``; with ``mask`` ``(B, 1, H, W)`` the
-        frames are ``mask * G(z_t) + (1 - mask) * G(z_0)``. Returns the chosen path
+        ``z0`` ``(B, *latent)``, ``z_init`` ``(B, T, d)``; ``decode(z, rows)`` maps latents
+        ``(N, *latent)`` of images ``rows`` ``(N,)`` to frames (default ``G(z)``; e.g. a
+        :func:`~cfx.trajectory._common.composite_decoder`). Returns the chosen path
         ``(B, T, d)`` (the best valid iterate, else the warm start ``z_init``) and each
         image's lambda ``(B,)``.
         """
         b, n_steps = z_init.shape[:2]
         latent_shape = z0.shape[1:]
         device = z_init.device
+        generator = self.generator
+        decode = decode or (lambda z, rows: generator.decode(z))
         with torch.no_grad():
-            start_img = in_chunks(self.generator.decode, z0)  # (B, C, H, W)
+            start_img = decode(z0, torch.arange(b, device=device))  # (B, C, H, W), frame 0
         z0_flat = z0.flatten(1)  # (B, d)
-        compose = None if mask is None else composite_decoder(self.generator, mask, start_img, 1)
         zs = z_init.clone().requires_grad_(True)
         opt = torch.optim.Adam([zs], lr=self.lr)
         lam = torch.full((b,), float(self.lambda_init), dtype=z_init.dtype, device=device)
@@ -287,10 +292,7 @@ class MonotonePath:
                 zc = zs[c]  # (b_c, T, d)
                 bc = zc.shape[0]
                 flat = zc.reshape(bc * n_steps, *latent_shape)
-                if compose is None:
-                    frames = self.generator.decode(flat)  # (b_c*T, C, H, W)
-                else:  # composites inside each image's region
-                    frames = compose(flat, c.repeat_interleave(n_steps))
+                frames = decode(flat, c.repeat_interleave(n_steps))  # (b_c*T, C, H, W)
                 logits = class_logits(self.classifier, frames)  # (b_c*T, K)
                 rep = target[c].repeat_interleave(n_steps)
                 p = target_prob(logits, rep).view(bc, n_steps)
