@@ -77,7 +77,11 @@ class LocalisedAscent:
         patience: a region is given up for an image once its composite has not reached
             ``margin`` after ``patience`` times the iterations the image's first, global
             ascent needed (plus 10), or after ``max_iter``: a region that needs far longer
-            than the global edit is not where the evidence is.
+            than the global edit is not where the evidence is. A small region often needs
+            several times the global edit's iterations (its composite gains log-odds more
+            slowly) and still sits on the lesion: on 128 validation tumour slices (seed 1)
+            patience 2 / 4 / 8 gave localisation 0.664 / 0.675 / 0.684 and oracle agreement
+            0.961 / 0.961 / 0.969 (0.81 / 0.97 / 1.07 s per path).
         change_blur: Gaussian width (px) applied to ``|G(z_K) - G(z_0)|`` before ranking
             pixels, so the region is a blob rather than scattered pixels (0: no blur).
         soften: Gaussian width (px) of the region's border (0: a binary region).
@@ -93,7 +97,7 @@ class LocalisedAscent:
         max_iter: int = 120,
         margin: float = 0.99,
         mask_fractions: tuple[float, ...] = (0.04, 0.08, 0.16, 0.32),
-        patience: float = 2.0,
+        patience: float = 8.0,
         change_blur: float = 1.5,
         soften: float = 1.0,
         refine_iters: int = 3,

@@ -94,7 +94,11 @@ class MonotonePath:
             0.97 at a localisation of 0.67 instead of 0.69.
         stall: an image whose best valid path has not improved for this many iterations
             stops (its path is final; the batch stops when every image has); ``None`` runs
-            every image for all ``iterations``. Images never valid run to the end.
+            every image for all ``iterations``. Images never valid run to the end. On the
+            128 validation slices, 24 iterations with ``stall=8`` gave the same oracle
+            agreement as 40 with ``stall=12`` (localised 0.977, plain 0.938), localisation
+            0.686 vs 0.687 (plain 0.443 vs 0.457), in 2.25 vs 2.90 s per path (plain 1.18 vs
+            2.02).
         warm_start_eta, warm_start_iter: step length and cap of the Option 1 warm start.
         localise: confine the path to the smallest region that still flips the classifier
             (:class:`~cfx.trajectory.localised.LocalisedAscent`: the warm start is its path,
@@ -109,7 +113,7 @@ class MonotonePath:
         classifier: Classifier,
         *,
         steps: int = 10,
-        iterations: int = 40,
+        iterations: int = 24,
         lr: float = 0.003,
         lambda_init: float = 10.0,
         lambda_growth: float = 2.0,
@@ -119,7 +123,7 @@ class MonotonePath:
         margin: float = 0.99,
         calibration_tol: float = 0.08,
         adapt_every: int = 4,
-        stall: int | None = 12,
+        stall: int | None = 8,
         blur_check: float = 1.0,
         warm_start_eta: float = 0.25,
         warm_start_iter: int = 120,
