@@ -87,19 +87,15 @@ def target_prob(logits: Tensor, target: Tensor) -> Tensor:
 
 
 def composite_decoder(
-    generator: Generator, mask: Tensor, start: Tensor, per_image: int
-) -> Callable[..., Tensor]:
-    """``decode(z, image=None)``: frames ``mask * G(z) + (1 - mask) * start`` in chunks of 32.
+    generator: Generator, mask: Tensor, start: Tensor
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """``decode(z, image)``: frames ``mask * G(z) + (1 - mask) * start`` in chunks of 32.
 
     ``mask`` ``(B, 1, H, W)`` and ``start`` ``(B, C, H, W)`` (= ``G(z_0)``) belong to the
-    images; the latents ``z`` ``(N, *latent)`` belong to ``image`` ``(N,)`` (default:
-    ``per_image`` consecutive rows per image, the flattened ``(B, per_image, *latent)``
-    layout of a path).
+    images; the latents ``z`` ``(N, *latent)`` belong to the images ``image`` ``(N,)``.
     """
 
-    def decode(z: Tensor, image: Tensor | None = None) -> Tensor:
-        if image is None:
-            image = torch.arange(mask.shape[0], device=z.device).repeat_interleave(per_image)
+    def decode(z: Tensor, image: Tensor) -> Tensor:
         out = []
         for i in range(0, z.shape[0], 32):
             rows = image[i : i + 32]

@@ -259,20 +259,22 @@ def finish(
     inv_seconds: float,
     *,
     lambdas: Tensor | None,
-    decode: Callable[[Tensor], Tensor] | None = None,
+    decode: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> TrajectoryResult:
     """Decode a latent path ``(B, T+1, *latent)`` and score it into a TrajectoryResult.
 
-    ``decode`` maps the flattened path ``(B*(T+1), *latent)`` to frames; default: the
-    explainer's generator, in chunks.
+    ``decode(z, rows)`` maps the flattened path ``(B*(T+1), *latent)`` of images ``rows``
+    to frames (as in :meth:`GradientAscent.ascend`); default: the explainer's generator, in
+    chunks.
     """
     generator: Generator = explainer.generator  # type: ignore[attr-defined]
     classifier: Classifier = explainer.classifier  # type: ignore[attr-defined]
     oracle: Classifier | None = explainer.oracle  # type: ignore[attr-defined]
     b, n = zs.shape[:2]
     flat = zs.reshape(b * n, *zs.shape[2:])
-    decode = decode or (lambda z: in_chunks(generator.decode, z))
-    frames = decode(flat)  # (B*(T+1), C, H, W)
+    decode = decode or (lambda z, rows: in_chunks(generator.decode, z))
+    rows = torch.arange(b, device=zs.device).repeat_interleave(n)
+    frames = decode(flat, rows)  # (B*(T+1), C, H, W)
     rep = target.repeat_interleave(n)
     logits = in_chunks(lambda f: class_logits(classifier, f), frames)  # (B*(T+1), K)
     probs = target_prob(logits, rep).view(b, n)

@@ -168,7 +168,7 @@ class LocalisedAscent:
         ``(B, 1, H, W)``, ``budget`` ``(B,)`` iterations per image (default ``max_iter``);
         returns the path ``(B, K, *latent)`` and probabilities ``(B, K)``.
         """
-        composite = composite_decoder(self.generator, mask, start, 1)  # one latent per image
+        composite = composite_decoder(self.generator, mask, start)
         return self._ascent().ascend(z0, target, decode=composite, budget=budget)
 
     def choose_regions(
@@ -223,7 +223,7 @@ class LocalisedAscent:
         """Latents ``(B, L, d)`` where the composite path first reaches ``levels`` ``(L,)``:
         Option 1's placement (levels below the start spread, false position on the
         bracketing step) on the composite's probabilities."""
-        decode = composite_decoder(self.generator, mask, start, 1)
+        decode = composite_decoder(self.generator, mask, start)
         return self._ascent().resample(path, probs, levels, target, decode=decode)
 
     def explain(
@@ -247,6 +247,6 @@ class LocalisedAscent:
             levels = torch.arange(self.steps + 1, dtype=x.dtype, device=x.device) / self.steps
             zs = self.place(path, probs, levels[1:], mask, start, tgt)  # (B, T, d)
             zs = torch.cat([path[:, :1], zs], 1).view(b, self.steps + 1, *z0.shape[1:])
-            decode = composite_decoder(self.generator, mask, start, self.steps + 1)
+            decode = composite_decoder(self.generator, mask, start)
             result = finish(self, x, zs, levels, tgt, t0, inv_seconds, lambdas=None, decode=decode)
         return replace(result, edit_masks=mask)

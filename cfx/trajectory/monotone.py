@@ -201,7 +201,7 @@ class MonotonePath:
                 k = class_logits(self.classifier, self.generator.decode(z0[:1])).shape[1]
             tgt = resolve_target(target, b, k, x.device)
             levels = torch.arange(n_steps + 1, dtype=x.dtype, device=x.device) / n_steps
-            mask = decode = per_path = None
+            mask = decode = None
             if self.localise:
                 local = self._localised()
                 with torch.no_grad():
@@ -209,11 +209,10 @@ class MonotonePath:
                 mask, path, probs = local.choose_regions(z0, start, tgt)
                 z_init = local.place(path, probs, levels[1:], mask, start, tgt)
                 p_start = probs[:, 0]
-                per_path = composite_decoder(self.generator, mask, start, 1)
-                decode = composite_decoder(self.generator, mask, start, n_steps + 1)
+                decode = composite_decoder(self.generator, mask, start)
             else:
                 z_init, p_start = self.warm_start(z0, tgt, levels)
-            final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels, decode=per_path)
+            final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels, decode=decode)
             zpath = torch.cat([z0.flatten(1)[:, None], final], 1)
             zpath = zpath.view(b, n_steps + 1, *z0.shape[1:])  # (B, T+1, *latent)
             result = finish(
