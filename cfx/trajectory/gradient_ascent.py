@@ -45,6 +45,9 @@ from cfx.types import Classifier, Generator
 EXAGGERATION = 1.0
 """Log-odds a path climbs past its start when the start already reaches ``margin``."""
 
+GIVE_UP_AFTER = 10
+"""Iterations :meth:`GradientAscent.ascend` waits before ``give_up`` may stop an image."""
+
 
 def _positive(name: str, value: float) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
@@ -120,6 +123,7 @@ class GradientAscent:
         *,
         decode: Callable[[Tensor, Tensor], Tensor] | None = None,
         budget: Tensor | None = None,
+        give_up: float | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Ascend from ``z0`` ``(B, *latent)``; return the path ``(B, K, *latent)`` and the
         target probability at each recorded latent ``(B, K)``.
@@ -132,6 +136,10 @@ class GradientAscent:
         ``decode(z, rows)`` replaces the generator's (e.g. a composite with a fixed image;
         ``rows`` ``(N,)`` are the images the latents ``z`` ``(N, *latent)`` belong to);
         ``budget`` ``(B,)`` caps each image's iterations below ``max_iter``.
+
+        ``give_up``: stop an image early once ``give_up`` times its mean log-odds gain per
+        iteration so far, kept up for the rest of its budget, would still leave it short of
+        its goal (checked from iteration :data:`GIVE_UP_AFTER` on); ``None`` never gives up.
         """
         generator = self.generator
         decode = decode or (lambda zs, rows: generator.decode(zs))
@@ -144,7 +152,9 @@ class GradientAscent:
             from tqdm.auto import tqdm
 
             iterator = tqdm(iterator, desc="gradient ascent", unit="it")
-        goal = p_all = torch.empty(0)
+        goal = p_all = s_first = s_all = torch.empty(0)
+        cap = torch.full((z.shape[0],), self.max_iter, device=z.device)
+        cap = cap if budget is None else torch.minimum(cap, budget.to(cap.dtype))
         for it in iterator:
             zi = z[rows].requires_grad_(True)
             logits = class_logits(self.classifier, decode(zi, rows))
@@ -152,14 +162,17 @@ class GradientAscent:
             p = target_prob(logits.detach(), target[rows])
             if it == 0:  # a start already past the margin climbs EXAGGERATION log-odds further
                 goal = torch.sigmoid(score.detach() + EXAGGERATION).clamp_min(self.margin)
-                p_all = p
+                p_all, s_first, s_all = p, score.detach(), score.detach()
             else:
                 p_all = p_all.index_copy(0, rows, p)
+                s_all = s_all.index_copy(0, rows, score.detach())
             path.append(z)
             probs.append(p_all)
-            active = p_all < goal
-            if budget is not None:
-                active = active & (it < budget)
+            active = (p_all < goal) & (it < cap)
+            if give_up is not None and it >= GIVE_UP_AFTER:
+                rate = (s_all - s_first) / it  # mean log-odds gain per iteration
+                reach = s_all + give_up * rate.clamp_min(0.0) * (cap - it)
+                active = active & (reach >= torch.logit(goal))
             if not bool(active.any()) or len(path) > self.max_iter:
                 break
             (grad,) = torch.autograd.grad(score.sum(), zi)

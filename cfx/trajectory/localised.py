@@ -9,15 +9,18 @@ Visual Explanations", CVPR 2023), the path is computed in two stages:
    inverted latent ``z_0`` to ``z_K`` past the margin. The change map
    ``D = blur(|G(z_K) - G(z_0)|)`` says where the global edit acted.
 2. **What.** For a candidate region ``m_q`` (the top ``q`` share of ``D``'s pixels, softened
-   at its border), the frames are composites ``m_q * G(z) + (1 - m_q) * G(z_0)`` and ``z`` is
-   ascended again from ``z_0`` on the composite's target log-odds (normalised steps). Each
-   image keeps the smallest region in ``mask_fractions`` whose composite reaches ``margin``;
-   an image for which none does falls back to the unmasked path (``q = 1``).
+   at its border), the frames are composites ``m_q * G(z) + (1 - m_q) * b`` over a fixed
+   background ``b`` (the input ``x`` itself by default, or its reconstruction ``G(z_0)``) and
+   ``z`` is ascended again from ``z_0`` on the composite's target log-odds (normalised steps).
+   Each image keeps the smallest region in ``mask_fractions`` whose composite reaches
+   ``margin``; an image for which none does falls back to the unmasked path (``q = 1``).
 
-The chosen path is resampled at the levels ``t / T`` as in Option 1, so frame 0
-is ``G(z_0)`` exactly and the frames climb through the levels. Everything outside ``m_q`` is
-the source's reconstruction, pixel for pixel, by construction; whether the smaller edit is
-still a real change of class (and not an adversarial one) is for an independent oracle to
+The chosen path is resampled at the levels ``t / T`` as in Option 1, so frame 0 is the
+composite at ``z_0`` and the frames climb through the levels. Everything outside ``m_q`` is
+the background, pixel for pixel, by construction: with the input as background, the frames
+keep the input's own detail wherever the edit does not reach, and only the region is drawn by
+the generator. Whether the smaller edit is still a real change of class (and not an
+adversarial one) is for an independent oracle to
 judge, as for every method here (``oracle=``).
 """
 
@@ -85,6 +88,19 @@ class LocalisedAscent:
         change_blur: Gaussian width (px) applied to ``|G(z_K) - G(z_0)|`` before ranking
             pixels, so the region is a blob rather than scattered pixels (0: no blur).
         soften: Gaussian width (px) of the region's border (0: a binary region).
+        background: what the frames show outside the region: ``"source"`` (the input ``x``)
+            or ``"reconstruction"`` (``G(z_0)``). The region is found on the reconstruction
+            either way, so inversion error never enlarges it. On 128 validation tumour slices
+            (seed 1) the source gave localisation 0.723 vs 0.684, the same oracle agreement
+            (0.969) and final frames closer to real healthy slices (Fréchet 1.19 vs 1.39 in
+            brain-oracle features; real-vs-real floor 0.064).
+        give_up: stop ascending a region for an image once ``give_up`` times its mean
+            log-odds gain per iteration, kept up for the rest of its budget, would still
+            fall short of ``margin`` (``None``: run to the budget); see
+            :meth:`~cfx.trajectory.gradient_ascent.GradientAscent.ascend`. Most of the
+            region search's time went to regions that never flip; on the 128 validation
+            slices ``None`` / 2.0 / 1.0 took 1.01 / 0.86 / 0.76 s per path at localisation
+            0.723 / 0.724 / 0.720 and the same oracle agreement (0.969).
     """
 
     def __init__(
@@ -100,6 +116,8 @@ class LocalisedAscent:
         patience: float = 8.0,
         change_blur: float = 1.5,
         soften: float = 1.0,
+        background: str = "source",
+        give_up: float | None = 1.0,
         refine_iters: int = 3,
         oracle: Classifier | None = None,
         inversion_steps: int = 100,
@@ -115,6 +133,8 @@ class LocalisedAscent:
         self.patience = patience
         self.change_blur = change_blur
         self.soften = soften
+        self.background = background
+        self.give_up = give_up
         self.refine_iters = refine_iters
         self.oracle = oracle
         self.inversion_steps = inversion_steps
@@ -138,6 +158,12 @@ class LocalisedAscent:
                 f"`mask_fractions` must be a non-empty sequence of shares in (0, 1], "
                 f"got {self.mask_fractions!r}"
             )
+        if self.background not in ("reconstruction", "source"):
+            raise ValueError(
+                f"`background` must be 'reconstruction' or 'source', got {self.background!r}"
+            )
+        if self.give_up is not None:
+            _positive("give_up", self.give_up)
         if self.change_blur < 0 or self.soften < 0:
             raise ValueError(
                 f"`change_blur` and `soften` must be >= 0, got {self.change_blur}, {self.soften}"
@@ -164,21 +190,25 @@ class LocalisedAscent:
     ) -> tuple[Tensor, Tensor]:
         """Ascend the composite ``mask * G(z) + (1 - mask) * start`` from ``z0``.
 
-        ``z0`` ``(B, *latent)``, ``start`` ``(B, C, H, W)`` (= ``G(z_0)``), ``mask``
+        ``z0`` ``(B, *latent)``, ``start`` ``(B, C, H, W)`` (the background), ``mask``
         ``(B, 1, H, W)``, ``budget`` ``(B,)`` iterations per image (default ``max_iter``);
         returns the path ``(B, K, *latent)`` and probabilities ``(B, K)``.
         """
         composite = composite_decoder(self.generator, mask, start)
-        return self._ascent().ascend(z0, target, decode=composite, budget=budget)
+        return self._ascent().ascend(
+            z0, target, decode=composite, budget=budget, give_up=self.give_up
+        )
 
     def choose_regions(
-        self, z0: Tensor, start: Tensor, target: Tensor
+        self, z0: Tensor, start: Tensor, target: Tensor, background: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Stage 1 and the region search (models must already be frozen).
 
-        Returns, per image, the chosen mask ``(B, 1, H, W)`` (all ones for the unmasked
-        fallback) and the stage-2 path ``(B, K, d)`` with its probabilities ``(B, K)``
-        (shorter paths are padded with their last entry).
+        ``start`` ``(B, C, H, W)`` is ``G(z_0)`` (the change map is measured from it);
+        ``background`` ``(B, C, H, W)`` is what the composites show outside a region
+        (default ``start``). Returns, per image, the chosen mask ``(B, 1, H, W)`` (all
+        ones for the unmasked fallback) and the stage-2 path ``(B, K, d)`` with its
+        probabilities ``(B, K)`` (shorter paths are padded with their last entry).
         """
         b = z0.shape[0]
         path1, probs1 = self._ascent().ascend(z0, target)
@@ -191,6 +221,7 @@ class LocalisedAscent:
         if self.change_blur > 0:
             change = gaussian_blur(change, self.change_blur)
         mask = torch.ones_like(change)
+        background = start if background is None else background
         paths = [path1.flatten(2)[i] for i in range(b)]
         probs = [probs1[i] for i in range(b)]
         todo = torch.ones(b, dtype=torch.bool, device=z0.device)
@@ -199,7 +230,7 @@ class LocalisedAscent:
             if idx.numel() == 0:
                 break
             m = region_masks(change[idx], q, soften=self.soften)
-            path, p = self.ascend_masked(z0[idx], start[idx], m, target[idx], budget[idx])
+            path, p = self.ascend_masked(z0[idx], background[idx], m, target[idx], budget[idx])
             ok = p[:, -1] >= self.margin
             for j, i in enumerate(idx.tolist()):
                 if bool(ok[j]):
@@ -243,10 +274,11 @@ class LocalisedAscent:
                 start = in_chunks(self.generator.decode, z0)  # (B, C, H, W)
                 k = class_logits(self.classifier, start[:1]).shape[1]
             tgt = resolve_target(target, b, k, x.device)
-            mask, path, probs = self.choose_regions(z0, start, tgt)
+            bg = x if self.background == "source" else start
+            mask, path, probs = self.choose_regions(z0, start, tgt, bg)
             levels = torch.arange(self.steps + 1, dtype=x.dtype, device=x.device) / self.steps
-            zs = self.place(path, probs, levels[1:], mask, start, tgt)  # (B, T, d)
+            zs = self.place(path, probs, levels[1:], mask, bg, tgt)  # (B, T, d)
             zs = torch.cat([path[:, :1], zs], 1).view(b, self.steps + 1, *z0.shape[1:])
-            decode = composite_decoder(self.generator, mask, start)
+            decode = composite_decoder(self.generator, mask, bg)
             result = finish(self, x, zs, levels, tgt, t0, inv_seconds, lambdas=None, decode=decode)
         return replace(result, edit_masks=mask)

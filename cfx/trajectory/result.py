@@ -11,8 +11,10 @@ from torch import Tensor
 class TrajectoryResult:
     """A batch of boundary-crossing sequences.
 
-    Frame 0 is the generator's reconstruction of the source, ``G(z_0)``; frames 1..T walk
-    towards the target class, aiming at target probabilities ``levels[t] = t / T``.
+    Frame 0 is the generator's reconstruction of the source, ``G(z_0)`` (localised paths
+    with ``background="source"`` show the source itself outside ``edit_masks``); frames
+    1..T walk towards the target class, aiming at target probabilities
+    ``levels[t] = t / T``.
     """
 
     frames: Tensor  # (B, T+1, C, H, W) in [-1, 1]

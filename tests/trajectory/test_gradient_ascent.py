@@ -144,3 +144,26 @@ def test_a_start_already_past_the_margin_exaggerates_instead_of_standing_still()
     # stops at the first step past start + EXAGGERATION: within one step (eta * gain) of it
     assert start + EXAGGERATION <= end + 1e-4
     assert end <= start + EXAGGERATION + eta * gain + 1e-4
+
+
+@pytest.mark.parametrize(("give_up", "moves"), [(None, [21, 30]), (1.0, [21, 10]), (2.0, [21, 20])])
+def test_give_up_stops_an_image_whose_gain_rate_cannot_reach_the_margin_in_its_budget(
+    toy, give_up, moves
+):
+    g, f, _ = toy
+    u = _direction(g, f)
+    k = float(g.A.detach().T @ f.w.detach() @ u)  # log-odds per unit of z along u
+    eta, goal = 0.1, math.log(0.99 / 0.01)
+    rate = eta * k  # log-odds gained per iteration, constant on the toy
+    # image 0 needs 20.5 iterations, image 1 needs 40.5; both have a budget of 30. With
+    # give_up=c an image stops at the first t >= 10 with s_t + c * rate * (30 - t) < goal:
+    # image 1 at t = 10 for c = 1 and at t = 20 for c = 2 (60 - t < 40.5); image 0 never.
+    need = torch.tensor([20.5, 40.5])
+    z0 = ((goal - float(f.b.detach()) - need * rate) / k)[:, None] * u[None]
+    explainer = GradientAscent(g, f, eta=eta, max_iter=100, margin=0.99)
+    path, probs = explainer.ascend(
+        z0, torch.ones(2, dtype=torch.long), budget=torch.tensor([30, 30]), give_up=give_up
+    )
+    steps = (path.diff(dim=1).norm(dim=2) > 0).sum(1)
+    assert steps.tolist() == moves
+    assert float(probs[0, -1]) >= 0.99 and float(probs[1, -1]) < 0.99

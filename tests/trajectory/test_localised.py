@@ -164,3 +164,33 @@ def test_monotone_path_checks_its_regions(toy):
         MonotonePath(g, f, localise=True, mask_fractions=(2.0,)).explain(x, 1, latents=z0)
     with pytest.raises(TypeError, match="localise"):
         MonotonePath(g, f, localise="yes").explain(x, 1, latents=z0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["ascent", "monotone"])
+def test_source_background_keeps_the_input_pixel_for_pixel_outside_the_region(toy, kind):
+    g, f, z0, x = toy
+    x = (x + 0.05 * torch.linspace(-1, 1, 16).view(1, 1, 4, 4)).clamp(-1, 1)  # not G(z_0)
+    kw = {"mask_fractions": (0.125, 0.25), "background": "source"}
+    if kind == "ascent":
+        explainer = _explainer(g, f, max_iter=100, **kw)
+    else:
+        explainer = MonotonePath(
+            g, f, steps=5, iterations=20, localise=True, inversion_steps=0, **kw
+        )
+    res = explainer.explain(x, 1, latents=z0)
+    outside = (res.edit_masks == 0).expand_as(x)  # (B, 1, 4, 4)
+    assert bool(outside.any())
+    for t in range(res.frames.shape[1]):
+        assert torch.equal(res.frames[:, t][outside], x[outside])
+    assert bool(res.success.all())
+    assert bool((res.probs.diff(dim=1) > 0).all())
+
+
+def test_bad_background_and_give_up(toy):
+    g, f, z0, x = toy
+    with pytest.raises(ValueError, match="background"):
+        _explainer(g, f, background="input").explain(x, 1, latents=z0)
+    with pytest.raises(ValueError, match="background"):
+        MonotonePath(g, f, localise=True, background="x").explain(x, 1, latents=z0)
+    with pytest.raises(ValueError, match="give_up"):
+        _explainer(g, f, give_up=0.0).explain(x, 1, latents=z0)
