@@ -169,7 +169,7 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             "fixed brain-gan generator. f = brain-cnn's target probability, o = the independent "
             "oracle's. Frame 0 is the reconstruction of the input. The localised rows confine "
             "the frames to the smallest region of the generator's global edit that still flips "
-            "brain-cnn (MonotonePath(localise=True)); everything outside it is the input itself."
+            "brain-cnn (MonotonePath(localise=True)); everything outside it stays as in frame 0."
         ),
         rp.table(header, rows),
         *parts,

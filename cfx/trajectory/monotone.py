@@ -98,7 +98,7 @@ class MonotonePath:
             128 validation slices, 24 iterations with ``stall=8`` gave the same oracle
             agreement as 40 with ``stall=12`` (localised 0.977, plain 0.938), localisation
             0.686 vs 0.687 (plain 0.443 vs 0.457), in 2.25 vs 2.90 s per path (plain 1.18 vs
-            2.02); 16 with ``stall=6`` again the same agreement (localised, input as
+            2.02); 16 with ``stall=6`` again the same agreement (localised with the input as
             background: 0.969; plain 0.938) and localisation (0.724 vs 0.723; plain 0.436 vs
             0.443) in 1.75 vs 2.21 s per path (plain 1.02 vs 1.21), with final frames a
             little further from real ones in the plain case (Fréchet 2.11 vs 1.88).
@@ -107,8 +107,8 @@ class MonotonePath:
             (:class:`~cfx.trajectory.localised.LocalisedAscent`: the warm start is its path,
             and every frame is ``mask * G(z_t) + (1 - mask) * background``); the result's
             ``edit_masks`` hold the regions.
-        background: what localised frames show outside the region, ``"source"`` (the input)
-            or ``"reconstruction"`` (``G(z_0)``); see
+        background: what localised frames show outside the region, ``"reconstruction"``
+            (``G(z_0)``) or ``"source"`` (the input); see
             :class:`~cfx.trajectory.localised.LocalisedAscent`.
         mask_fractions: candidate region sizes when ``localise`` is on.
     """
@@ -134,7 +134,7 @@ class MonotonePath:
         warm_start_eta: float = 0.25,
         warm_start_iter: int = 120,
         localise: bool = False,
-        background: str = "source",
+        background: str = "reconstruction",
         mask_fractions: tuple[float, ...] = (0.04, 0.08, 0.16, 0.32),
         oracle: Classifier | None = None,
         inversion_steps: int = 100,
