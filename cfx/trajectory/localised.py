@@ -102,8 +102,9 @@ class LocalisedAscent:
             fall short of ``margin`` (``None``: run to the budget); see
             :meth:`~cfx.trajectory.gradient_ascent.GradientAscent.ascend`. Most of the
             region search's time went to regions that never flip; on the 128 validation
-            slices ``None`` / 2.0 / 1.0 took 1.01 / 0.86 / 0.76 s per path at localisation
-            0.723 / 0.724 / 0.720 and the same oracle agreement (0.969).
+            slices (seed 1, ``background="source"``) ``None`` / 2.0 / 1.0 took 1.01 / 0.86 /
+            0.76 s per path at localisation 0.723 / 0.724 / 0.720 and the same oracle
+            agreement (0.969).
     """
 
     def __init__(
