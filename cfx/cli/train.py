@@ -30,6 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--batch-size", type=int, default=64)
     g.add_argument("--latent-dim", type=int, default=128)
     g.add_argument("--width", type=int, default=32)
+    g.add_argument(
+        "--adv-factor",
+        type=float,
+        default=0.1,
+        help="adversarial gradient at the decoder's last layer, as a share of the "
+        "reconstruction's (the adaptive weight of Esser et al. 2021 times this)",
+    )
+    g.add_argument(
+        "--adv-start", type=int, default=500, help="step at which the adversarial loss starts"
+    )
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
     g.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, model)")
     g.set_defaults(run=run_generator)
@@ -91,6 +101,8 @@ def run_generator(args: argparse.Namespace) -> int:
     config = GeneratorTrainingConfig(
         steps=args.steps,
         batch_size=args.batch_size,
+        adv_factor=args.adv_factor,
+        adv_start=args.adv_start,
         seed=args.seed,
         model=BrainGANConfig(
             channels=int(images.shape[1]), latent_dim=args.latent_dim, width=args.width

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 M = TypeVar("M", bound=nn.Module)
@@ -16,7 +17,10 @@ def reset_parameters(module: M, generator: torch.Generator) -> M:
     """Re-draw every conv/linear weight and bias (PyTorch's default scheme) from ``generator``.
 
     Norm layers keep their ones/zeros. Spectral-norm parametrised weights are handled through
-    their ``original`` tensor. Returns ``module`` for chaining.
+    their ``original`` tensor, and the power-iteration vectors ``u``, ``v`` of
+    ``torch.nn.utils.parametrizations.spectral_norm`` (drawn from the global RNG when the
+    layer is built) are re-drawn from ``generator`` too and iterated on the new weight.
+    Returns ``module`` for chaining.
     """
     for name, p in module.named_parameters():
         if p.ndim > 1:  # conv / linear weight: kaiming-uniform(a=sqrt(5)) as in nn.Linear
@@ -28,4 +32,24 @@ def reset_parameters(module: M, generator: torch.Generator) -> M:
                 fan_in = weight[0].numel()
                 bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
                 nn.init.uniform_(p, -bound, bound, generator=generator)
+    for owner in module.modules():
+        for plist in getattr(owner, "parametrizations", {}).values():
+            for param in plist:
+                if hasattr(param, "_u") and hasattr(param, "_v"):
+                    _reset_power_vectors(param, plist.original, generator)
     return module
+
+
+def _reset_power_vectors(sn: Any, weight: torch.Tensor, generator: torch.Generator) -> None:
+    """Fresh ``u``, ``v`` from ``generator``, then 15 power iterations on ``weight``.
+
+    ``sn`` is torch's spectral-norm parametrization (a private class, hence ``Any``)."""
+    mat = weight.movedim(int(sn.dim), 0).flatten(1)  # (h, w)
+    eps = float(sn.eps)
+    u = F.normalize(torch.randn(mat.shape[0], generator=generator).to(mat), dim=0, eps=eps)
+    v = F.normalize(torch.randn(mat.shape[1], generator=generator).to(mat), dim=0, eps=eps)
+    for _ in range(15):
+        v = F.normalize(mat.T @ u, dim=0, eps=eps)
+        u = F.normalize(mat @ v, dim=0, eps=eps)
+    sn._u.copy_(u)
+    sn._v.copy_(v)
