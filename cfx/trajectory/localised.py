@@ -18,9 +18,8 @@ Visual Explanations", CVPR 2023), the path is computed in two stages:
 The chosen path is resampled at the levels ``t / T`` as in Option 1, so frame 0 is the
 composite at ``z_0`` (``G(z_0)`` with the default background) and the frames climb through
 the levels. Everything outside ``m_q`` is the background, pixel for pixel, by construction.
-Whether the smaller edit is still a real change of class (and not an
-adversarial one) is for an independent oracle to
-judge, as for every method here (``oracle=``).
+Whether the smaller edit is still a real change of class (and not an adversarial one) is for
+an independent oracle to judge, as for every method here (``oracle=``).
 """
 
 from __future__ import annotations
