@@ -83,6 +83,10 @@ def train_generator(
             f"`images` has {images.shape[1]} channel(s) but the model config expects "
             f"{cfg.model.channels}"
         )
+    if cfg.adv_factor < 0 or cfg.adv_start < 0:
+        raise ValueError(
+            f"`adv_factor` and `adv_start` must be >= 0, got {cfg.adv_factor}, {cfg.adv_start}"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.safetensors"

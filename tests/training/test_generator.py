@@ -74,3 +74,9 @@ def test_same_seed_same_weights_whatever_the_global_rng(tmp_path):
     b, _ = train_generator(x, tmp_path / "b", _config(steps=2), show_progress=False)
     for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_negative_adversarial_knobs_are_refused(tmp_path, capsys):
+    argv = ["train", "generator", "--n", "16", "--steps", "1", "--out", str(tmp_path)]
+    assert main([*argv, "--adv-factor", "-0.5"]) == 2
+    assert "`adv_factor` and `adv_start` must be >= 0, got -0.5, 500" in capsys.readouterr().err
