@@ -23,12 +23,13 @@ from cfx.inversion import invert
 from cfx.metrics import frechet_distance
 from cfx.metrics.image import psnr
 from cfx.models.brain_gan import BrainGAN
+from cfx.trajectory._common import in_chunks
 from cfx.zoo import load_classifier, load_generator
 
 
 @torch.no_grad()
-def _chunks(fn, x: torch.Tensor, size: int = 250) -> torch.Tensor:
-    return torch.cat([fn(x[i : i + size]) for i in range(0, x.shape[0], size)])
+def _chunks(fn, x: torch.Tensor) -> torch.Tensor:
+    return in_chunks(fn, x)
 
 
 def _matched(pool, labels: torch.Tensor) -> torch.Tensor:

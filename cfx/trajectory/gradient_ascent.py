@@ -152,7 +152,7 @@ class GradientAscent:
             from tqdm.auto import tqdm
 
             iterator = tqdm(iterator, desc="gradient ascent", unit="it")
-        goal = p_all = s_first = s_all = torch.empty(0)
+        goal = goal_logit = p_all = s_first = s_all = torch.empty(0)
         cap = torch.full((z.shape[0],), self.max_iter, device=z.device)
         cap = cap if budget is None else torch.minimum(cap, budget.to(cap.dtype))
         for it in iterator:
@@ -162,6 +162,7 @@ class GradientAscent:
             p = target_prob(logits.detach(), target[rows])
             if it == 0:  # a start already past the margin climbs EXAGGERATION log-odds further
                 goal = torch.sigmoid(score.detach() + EXAGGERATION).clamp_min(self.margin)
+                goal_logit = torch.logit(goal)
                 p_all, s_first, s_all = p, score.detach(), score.detach()
             else:
                 p_all = p_all.index_copy(0, rows, p)
@@ -172,7 +173,7 @@ class GradientAscent:
             if give_up is not None and it >= GIVE_UP_AFTER:
                 rate = (s_all - s_first) / it  # mean log-odds gain per iteration
                 reach = s_all + give_up * rate.clamp_min(0.0) * (cap - it)
-                active = active & (reach >= torch.logit(goal))
+                active = active & (reach >= goal_logit)
             if not bool(active.any()) or len(path) > self.max_iter:
                 break
             (grad,) = torch.autograd.grad(score.sum(), zi)

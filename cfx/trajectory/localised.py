@@ -202,14 +202,18 @@ class LocalisedAscent:
             z0, target, decode=composite, budget=budget, give_up=self.give_up
         )
 
+    def background_of(self, x: Tensor, start: Tensor) -> Tensor:
+        """What the composites show outside a region: ``x`` or ``start`` (= ``G(z_0)``)."""
+        return x if self.background == "source" else start
+
     def choose_regions(
-        self, z0: Tensor, start: Tensor, target: Tensor, background: Tensor | None = None
+        self, z0: Tensor, start: Tensor, target: Tensor, background: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Stage 1 and the region search (models must already be frozen).
 
         ``start`` ``(B, C, H, W)`` is ``G(z_0)`` (the change map is measured from it);
         ``background`` ``(B, C, H, W)`` is what the composites show outside a region
-        (default ``start``). Returns, per image, the chosen mask ``(B, 1, H, W)`` (all
+        (:meth:`background_of`). Returns, per image, the chosen mask ``(B, 1, H, W)`` (all
         ones for the unmasked fallback) and the stage-2 path ``(B, K, d)`` with its
         probabilities ``(B, K)`` (shorter paths are padded with their last entry).
         """
@@ -224,7 +228,6 @@ class LocalisedAscent:
         if self.change_blur > 0:
             change = gaussian_blur(change, self.change_blur)
         mask = torch.ones_like(change)
-        background = start if background is None else background
         paths = [path1.flatten(2)[i] for i in range(b)]
         probs = [probs1[i] for i in range(b)]
         todo = torch.ones(b, dtype=torch.bool, device=z0.device)
@@ -277,7 +280,7 @@ class LocalisedAscent:
                 start = in_chunks(self.generator.decode, z0)  # (B, C, H, W)
                 k = class_logits(self.classifier, start[:1]).shape[1]
             tgt = resolve_target(target, b, k, x.device)
-            bg = x if self.background == "source" else start
+            bg = self.background_of(x, start)
             mask, path, probs = self.choose_regions(z0, start, tgt, bg)
             levels = torch.arange(self.steps + 1, dtype=x.dtype, device=x.device) / self.steps
             zs = self.place(path, probs, levels[1:], mask, bg, tgt)  # (B, T, d)

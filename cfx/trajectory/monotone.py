@@ -214,7 +214,7 @@ class MonotonePath:
                 local = self._localised()
                 with torch.no_grad():
                     start = in_chunks(self.generator.decode, z0)  # (B, C, H, W)
-                bg = x if self.background == "source" else start
+                bg = local.background_of(x, start)
                 mask, path, probs = local.choose_regions(z0, start, tgt, bg)
                 z_init = local.place(path, probs, levels[1:], mask, bg, tgt)
                 p_start = probs[:, 0]
