@@ -6,9 +6,10 @@
 ``--variants``: ``;``-separated explainers, each ``KIND[:kwargs]`` with KIND one of ``o1``,
 ``o2``, ``o1loc``, ``o2loc`` and kwargs as ``name=literal`` pairs (``stall=None, margin=0.995``).
 Each runs on the first ``--n`` tumour slices of brain seed ``--seed`` (1 = validation) walked to
-healthy, from the same inverted latents (cached in ``--cache``), and prints oracle agreement,
-localisation, increasing steps, calibration error, realism (Fréchet distance of the final
-frames to real healthy slices of the same split in brain-oracle features, printed after the
+healthy (``--target 1``: healthy slices walked to tumour), from the same inverted latents
+(cached in ``--cache``), and prints oracle agreement, localisation (tumour -> healthy only),
+increasing steps, calibration error, realism (Fréchet distance of the final frames to real
+slices of the target class of the same split in brain-oracle features, printed after the
 real-vs-real floor), seconds per path and the slices the oracle rejects.
 
 ``--placement``: how far from its level each frame lands (``|p - t/T|``, max and mean) for
@@ -45,9 +46,10 @@ KINDS = {
 
 def variants(args, gen, clf, oracle) -> None:
     data = make_dataset(8 * args.n, seed=args.seed)
-    pick = torch.nonzero(data.labels == 1).flatten()[: args.n]
-    x, masks = data.images[pick], data.masks[pick]
-    cache = args.cache / f"z0_seed{args.seed}_n{args.n}.safetensors"
+    pick = torch.nonzero(data.labels != args.target).flatten()[: args.n]
+    x, masks = data.images[pick], data.masks[pick] if args.target == 0 else None
+    suffix = "" if args.target == 0 else "_healthy"  # the sources: tumour slices by default
+    cache = args.cache / f"z0_seed{args.seed}_n{args.n}{suffix}.safetensors"
     if cache.is_file():
         z0 = load_file(cache)["z0"]
     else:
@@ -57,10 +59,10 @@ def variants(args, gen, clf, oracle) -> None:
         args.cache.mkdir(parents=True, exist_ok=True)
         save_file({"z0": z0.contiguous()}, cache)
     levels = torch.arange(11) / 10
-    healthy = data.images[data.labels == 0]
-    with torch.no_grad():  # realism: final frames against real healthy slices of the same split
-        f_real = oracle.features(healthy[: args.n])
-        floor = frechet_distance(f_real, oracle.features(healthy[args.n : 2 * args.n]))
+    goal = data.images[data.labels == args.target]
+    with torch.no_grad():  # realism: final frames against real target slices of the same split
+        f_real = oracle.features(goal[: args.n])
+        floor = frechet_distance(f_real, oracle.features(goal[args.n : 2 * args.n]))
     print(f"realism floor (real vs real, n={args.n}): {floor:.4f}", flush=True)
     for spec in args.variants.split(";"):
         kind, _, kwargs = spec.partition(":")
@@ -70,7 +72,7 @@ def variants(args, gen, clf, oracle) -> None:
         explainer = KINDS[kind](gen, clf, oracle, kw)
         t0 = time.perf_counter()
         rs = [
-            explainer.explain(x[i : i + 32], 0, latents=z0[i : i + 32])
+            explainer.explain(x[i : i + 32], args.target, latents=z0[i : i + 32])
             for i in range(0, args.n, 32)
         ]
         seconds = (time.perf_counter() - t0) / args.n
@@ -79,10 +81,11 @@ def variants(args, gen, clf, oracle) -> None:
         frames = torch.cat([r.frames for r in rs])
         s = summarise(p, levels, frames, x, oracle_probs=o, masks=masks)
         bad = torch.nonzero(o[:, -1] < 0.5).flatten().tolist()
+        loc = s.get("localisation", float("nan"))
         with torch.no_grad():
             realism = frechet_distance(f_real, oracle.features(frames[:, -1]))
         print(
-            f"{spec}: agreement {s['oracle_agreement']:.3f} localisation {s['localisation']:.3f} "
+            f"{spec}: agreement {s['oracle_agreement']:.3f} localisation {loc:.3f} "
             f"increasing {s['increasing_steps']:.3f} calibration {s['calibration_error']:.3f} "
             f"realism {realism:.4f} {seconds:.2f} s/path rejected {bad}",
             flush=True,
@@ -125,6 +128,9 @@ def main() -> None:
     parser.add_argument("--placement", action="store_true")
     parser.add_argument("--n", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1, help="brain seed (1 = validation)")
+    parser.add_argument(
+        "--target", type=int, choices=(0, 1), default=0, help="0: tumour -> healthy; 1: reverse"
+    )
     parser.add_argument("--cache", type=Path, default=Path("runs/validation"))
     args = parser.parse_args()
     if args.seed == 2:
