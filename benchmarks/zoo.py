@@ -20,6 +20,7 @@ from cfx.data.brain import make_dataset
 from cfx.inversion import invert
 from cfx.metrics import frechet_distance, ssim
 from cfx.metrics import group_accuracies as metrics_groups
+from cfx.trajectory._common import in_chunks
 from cfx.zoo import ZOO, load_classifier, load_generator, model_folder
 from cfx.zoo.pretrained import sha256
 
@@ -27,8 +28,8 @@ TEST_SEED, FLOOR_SEED = 2, 3
 
 
 @torch.no_grad()
-def _batched(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    return torch.cat([fn(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
+def _batched(fn, x: torch.Tensor) -> torch.Tensor:
+    return in_chunks(fn, x, size=256)
 
 
 def accuracy(model, data) -> float:
