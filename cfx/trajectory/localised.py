@@ -25,7 +25,8 @@ an independent oracle to judge, as for every method here (``oracle=``).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -63,6 +64,16 @@ def region_masks(change: Tensor, fraction: float, *, soften: float) -> Tensor:
     threshold = torch.quantile(flat, 1.0 - fraction, dim=1).view(-1, 1, 1, 1)
     mask = (change >= threshold).to(change.dtype)
     return gaussian_blur(mask, soften).clamp(0.0, 1.0) if soften > 0 else mask
+
+
+@dataclass(frozen=True)
+class RegionPath:
+    """A localised path placed at its levels (:meth:`LocalisedAscent.region_path`)."""
+
+    mask: Tensor  # (B, 1, H, W) regions in [0, 1]; all ones where the search fell back
+    latents: Tensor  # (B, L, d) latents at the levels
+    p_start: Tensor  # (B,) target probability of the start frame
+    decode: Callable[[Tensor, Tensor], Tensor]  # composite decoder, (z, rows) -> frames
 
 
 class LocalisedAscent:
@@ -263,6 +274,19 @@ class LocalisedAscent:
         decode = composite_decoder(self.generator, mask, start)
         return self._ascent().resample(path, probs, levels, target, decode=decode)
 
+    def region_path(self, x: Tensor, z0: Tensor, target: Tensor, levels: Tensor) -> RegionPath:
+        """Stage 1, the region search and the placement at ``levels`` ``(L,)`` (models must
+        already be frozen): the regions, the latents ``(B, L, d)`` where the composite path
+        first reaches each level, the start's target probability and the composite decoder.
+        Option 2's localised warm start is exactly this."""
+        with torch.no_grad():
+            start = in_chunks(self.generator.decode, z0)  # (B, C, H, W)
+        background = self.background_of(x, start)
+        mask, path, probs = self.choose_regions(z0, start, target, background)
+        latents = self.place(path, probs, levels, mask, background, target)
+        decode = composite_decoder(self.generator, mask, background)
+        return RegionPath(mask=mask, latents=latents, p_start=probs[:, 0], decode=decode)
+
     def explain(
         self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None
     ) -> TrajectoryResult:
@@ -277,14 +301,13 @@ class LocalisedAscent:
         with frozen(self.generator, self.classifier, self.oracle):
             z0, inv_seconds = _start(self.generator, x, latents, self.inversion_steps)
             with torch.no_grad():
-                start = in_chunks(self.generator.decode, z0)  # (B, C, H, W)
-                k = class_logits(self.classifier, start[:1]).shape[1]
+                k = class_logits(self.classifier, self.generator.decode(z0[:1])).shape[1]
             tgt = resolve_target(target, b, k, x.device)
-            bg = self.background_of(x, start)
-            mask, path, probs = self.choose_regions(z0, start, tgt, bg)
             levels = torch.arange(self.steps + 1, dtype=x.dtype, device=x.device) / self.steps
-            zs = self.place(path, probs, levels[1:], mask, bg, tgt)  # (B, T, d)
-            zs = torch.cat([path[:, :1], zs], 1).view(b, self.steps + 1, *z0.shape[1:])
-            decode = composite_decoder(self.generator, mask, bg)
-            result = finish(self, x, zs, levels, tgt, t0, inv_seconds, lambdas=None, decode=decode)
-        return replace(result, edit_masks=mask)
+            region = self.region_path(x, z0, tgt, levels[1:])
+            zs = torch.cat([z0.flatten(1)[:, None], region.latents], 1)
+            zs = zs.view(b, self.steps + 1, *z0.shape[1:])
+            result = finish(
+                self, x, zs, levels, tgt, t0, inv_seconds, lambdas=None, decode=region.decode
+            )
+        return replace(result, edit_masks=region.mask)

@@ -42,9 +42,7 @@ from cfx.filters import gaussian_blur
 from cfx.images import check_images
 from cfx.trajectory._common import (
     class_logits,
-    composite_decoder,
     frozen,
-    in_chunks,
     resolve_target,
     target_margin,
     target_prob,
@@ -111,6 +109,9 @@ class MonotonePath:
             (``G(z_0)``) or ``"source"`` (the input); see
             :class:`~cfx.trajectory.localised.LocalisedAscent`.
         mask_fractions: candidate region sizes when ``localise`` is on.
+        give_up: when ``localise`` is on, stop ascending a region that cannot reach ``margin``
+            within its budget at its mean rate times this (``None``: run to the budget); see
+            :class:`~cfx.trajectory.localised.LocalisedAscent`.
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class MonotonePath:
         localise: bool = False,
         background: str = "reconstruction",
         mask_fractions: tuple[float, ...] = (0.04, 0.08, 0.16, 0.32),
+        give_up: float | None = 1.0,
         oracle: Classifier | None = None,
         inversion_steps: int = 100,
         show_progress: bool = False,
@@ -160,6 +162,7 @@ class MonotonePath:
         self.localise = localise
         self.background = background
         self.mask_fractions = mask_fractions
+        self.give_up = give_up
         self.oracle = oracle
         self.inversion_steps = inversion_steps
         self.show_progress = show_progress
@@ -211,14 +214,13 @@ class MonotonePath:
             levels = torch.arange(n_steps + 1, dtype=x.dtype, device=x.device) / n_steps
             mask = decode = None
             if self.localise:
-                local = self._localised()
-                with torch.no_grad():
-                    start = in_chunks(self.generator.decode, z0)  # (B, C, H, W)
-                bg = local.background_of(x, start)
-                mask, path, probs = local.choose_regions(z0, start, tgt, bg)
-                z_init = local.place(path, probs, levels[1:], mask, bg, tgt)
-                p_start = probs[:, 0]
-                decode = composite_decoder(self.generator, mask, bg)
+                region = self._localised().region_path(x, z0, tgt, levels[1:])
+                mask, z_init, p_start, decode = (
+                    region.mask,
+                    region.latents,
+                    region.p_start,
+                    region.decode,
+                )
             else:
                 z_init, p_start = self.warm_start(z0, tgt, levels)
             final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels, decode=decode)
@@ -239,6 +241,7 @@ class MonotonePath:
             margin=self.margin,
             mask_fractions=self.mask_fractions,
             background=self.background,
+            give_up=self.give_up,
         )
 
     def warm_start(self, z0: Tensor, target: Tensor, levels: Tensor) -> tuple[Tensor, Tensor]:

@@ -194,3 +194,5 @@ def test_bad_background_and_give_up(toy):
         MonotonePath(g, f, localise=True, background="x").explain(x, 1, latents=z0)
     with pytest.raises(ValueError, match="give_up"):
         _explainer(g, f, give_up=0.0).explain(x, 1, latents=z0)
+    with pytest.raises(ValueError, match="give_up"):
+        MonotonePath(g, f, localise=True, give_up=-1.0).explain(x, 1, latents=z0)
