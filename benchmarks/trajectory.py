@@ -24,12 +24,12 @@ from pathlib import Path
 
 import torch
 
+from cfx.calls import frozen
 from cfx.data.brain import make_dataset
 from cfx.inversion import invert
 from cfx.metrics import frechet_distance
 from cfx.metrics.trajectory import cout, lesion_area, summarise
 from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath, PixelSpace
-from cfx.trajectory._common import frozen
 from cfx.zoo import load_classifier, load_generator
 
 TEST_SEED, REAL_SEED = 2, 5

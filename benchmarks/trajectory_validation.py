@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from cfx.calls import class_logits, frozen, target_prob
 from cfx.data.brain import make_dataset
 from cfx.inversion import invert
 from cfx.metrics import frechet_distance
 from cfx.metrics.trajectory import summarise
 from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
-from cfx.trajectory._common import class_logits, frozen, target_prob
 from cfx.trajectory.resample import resample_path
 from cfx.zoo import load_classifier, load_generator
 

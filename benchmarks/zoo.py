@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
+from cfx.calls import in_chunks
 from cfx.data.brain import make_dataset
 from cfx.inversion import invert
 from cfx.metrics import frechet_distance, ssim
 from cfx.metrics import group_accuracies as metrics_groups
-from cfx.trajectory._common import in_chunks
 from cfx.zoo import ZOO, load_classifier, load_generator, model_folder
 from cfx.zoo.pretrained import sha256
 

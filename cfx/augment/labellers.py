@@ -15,9 +15,9 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from cfx.calls import class_logits, frozen
 from cfx.errors import CfxError
 from cfx.images import check_images
-from cfx.trajectory._common import class_logits, frozen
 from cfx.types import Classifier
 
 

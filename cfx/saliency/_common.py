@@ -2,7 +2,7 @@
 
 Every method maps images ``(B, C, H, W)`` in [-1, 1] and a target class to a relevance map
 ``(B, 1, H, W)`` (higher = more evidence for the target). Models are used through
-:func:`cfx.trajectory._common.frozen`: eval mode and no parameter gradients while a method
+:func:`cfx.calls.frozen`: eval mode and no parameter gradients while a method
 runs, both restored afterwards.
 """
 
@@ -15,9 +15,9 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from cfx.calls import class_logits, frozen, resolve_target
 from cfx.errors import fail
 from cfx.images import check_images
-from cfx.trajectory._common import class_logits, frozen, resolve_target
 from cfx.types import Classifier
 
 Output = Literal["logit", "probability"]

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cfx.calls import class_logits
 from cfx.saliency._common import check_input, frozen, positive_int, target_slice, targets_from
-from cfx.trajectory._common import class_logits
 from cfx.types import Classifier
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from cfx.calls import class_logits
 from cfx.saliency._common import (
     Output,
     check_generator,
@@ -34,7 +35,6 @@ from cfx.saliency._common import (
 )
 from cfx.saliency.lime import check_segments, present_segments
 from cfx.saliency.superpixels import superpixels
-from cfx.trajectory._common import class_logits
 from cfx.types import Classifier
 
 

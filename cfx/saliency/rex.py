@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from cfx.calls import class_logits, target_margin
 from cfx.saliency._common import (
     check_generator,
     check_input,
@@ -41,7 +42,6 @@ from cfx.saliency._common import (
     resolve_all,
     unit_interval,
 )
-from cfx.trajectory._common import class_logits, target_margin
 from cfx.types import Classifier
 
 _BITS = torch.tensor([[(s >> i) & 1 for i in range(4)] for s in range(16)], dtype=torch.bool)

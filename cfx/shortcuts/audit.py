@@ -52,6 +52,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from cfx.calls import class_logits, frozen, target_prob
 from cfx.data.brain import SIZE, marker_mask
 from cfx.errors import check
 from cfx.images import check_images
@@ -59,7 +60,6 @@ from cfx.saliency import Gradient, SaliencyMethod
 from cfx.shortcuts.regions import claimed_regions, region_enrichment, region_shares
 from cfx.shortcuts.report import ByRegion, PathExplainer, ShortcutReport
 from cfx.trajectory import GradientAscent, MonotonePath
-from cfx.trajectory._common import class_logits, frozen, target_prob
 from cfx.types import Classifier, Generator
 
 logger = logging.getLogger(__name__)

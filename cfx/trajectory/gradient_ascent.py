@@ -28,9 +28,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from cfx.images import check_images
-from cfx.inversion import invert
-from cfx.trajectory._common import (
+from cfx.calls import (
     class_logits,
     frozen,
     in_chunks,
@@ -38,6 +36,8 @@ from cfx.trajectory._common import (
     target_margin,
     target_prob,
 )
+from cfx.images import check_images
+from cfx.inversion import invert
 from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
 from cfx.types import Classifier, Generator

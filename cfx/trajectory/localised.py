@@ -31,15 +31,15 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from cfx.filters import gaussian_blur
-from cfx.images import check_images
-from cfx.trajectory._common import (
+from cfx.calls import (
     class_logits,
-    composite_decoder,
     frozen,
     in_chunks,
     resolve_target,
 )
+from cfx.filters import gaussian_blur
+from cfx.images import check_images
+from cfx.trajectory._common import composite_decoder
 from cfx.trajectory.gradient_ascent import (
     GradientAscent,
     _positive,

@@ -38,15 +38,15 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
-from cfx.filters import gaussian_blur
-from cfx.images import check_images
-from cfx.trajectory._common import (
+from cfx.calls import (
     class_logits,
     frozen,
     resolve_target,
     target_margin,
     target_prob,
 )
+from cfx.filters import gaussian_blur
+from cfx.images import check_images
 from cfx.trajectory.gradient_ascent import (
     GradientAscent,
     _positive,

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from cfx.calls import class_logits, resolve_target
 from cfx.images import IMAGE_RANGE
 from cfx.saliency._common import SaliencyMethod, frozen, takes_generator
 from cfx.saliency.metrics import mass_center_shift, spearman, top_k_intersection
-from cfx.trajectory._common import class_logits, resolve_target
 
 RANGE = IMAGE_RANGE[1] - IMAGE_RANGE[0]  # width of the cfx range (2)
 

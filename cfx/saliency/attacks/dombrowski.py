@@ -18,6 +18,7 @@ import math
 import torch
 from torch import Tensor
 
+from cfx.calls import class_logits, resolve_target
 from cfx.saliency._common import (
     SaliencyMethod,
     check_generator,
@@ -40,7 +41,6 @@ from cfx.saliency.attacks._common import (
     softplus_surrogate,
     takes_generator,
 )
-from cfx.trajectory._common import class_logits, resolve_target
 
 
 class TargetMapAttack:

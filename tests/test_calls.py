@@ -1,0 +1,64 @@
+"""cfx.calls: the helpers every method uses to call the user's models."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cfx.calls import class_logits, frozen, in_chunks, resolve_target, target_margin, target_prob
+
+
+def test_target_margin_is_the_log_odds_of_the_target_probability():
+    # three classes with probabilities 0.5, 0.3, 0.2: log-odds of class 0 = log(0.5 / 0.5) = 0,
+    # of class 2 = log(0.2 / 0.8)
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2]]))
+    target = torch.tensor([0, 2])
+    assert torch.allclose(
+        target_margin(logits, target), torch.tensor([0.0, math.log(0.25)]), atol=1e-6
+    )
+    assert torch.allclose(target_prob(logits, target), torch.tensor([0.5, 0.2]))
+
+
+def test_frozen_restores_mode_and_flags_even_when_the_body_raises():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Linear(2, 1))
+    model.train()
+    model[2].weight.requires_grad_(False)  # a user's partly frozen model
+    flags = [p.requires_grad for p in model.parameters()]
+    with pytest.raises(RuntimeError, match="boom"), frozen(model, lambda x: x):
+        assert not model.training
+        assert not any(p.requires_grad for p in model.parameters())
+        raise RuntimeError("boom")
+    assert model.training
+    assert [p.requires_grad for p in model.parameters()] == flags
+
+
+def test_in_chunks_matches_one_call_for_any_chunk_size():
+    x = torch.arange(70, dtype=torch.float32).view(35, 2)
+    for size in (1, 4, 32, 100):
+        assert torch.equal(in_chunks(lambda t: t * 2 + 1, x, size=size), x * 2 + 1)
+
+
+def test_resolve_target_broadcasts_an_int_and_checks_tensors():
+    assert torch.equal(resolve_target(1, 3, 2, torch.device("cpu")), torch.tensor([1, 1, 1]))
+    t = resolve_target(torch.tensor([0, 1], dtype=torch.int32), 2, 2, torch.device("cpu"))
+    assert t.dtype == torch.int64 and t.tolist() == [0, 1]
+    with pytest.raises(ValueError, match=r"class index in \[0, 1\], got 2"):
+        resolve_target(2, 3, 2, torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        resolve_target(torch.tensor([0, 1]), 3, 2, torch.device("cpu"))
+    with pytest.raises(ValueError, match="integer tensor"):
+        resolve_target(torch.tensor([0.0, 1.0, 1.0]), 3, 2, torch.device("cpu"))
+    with pytest.raises(TypeError, match="`target`"):
+        resolve_target(True, 3, 2, torch.device("cpu"))
+
+
+def test_class_logits_rejects_outputs_that_are_not_b_by_k():
+    images = torch.zeros(4, 1, 2, 2)
+    assert class_logits(lambda x: torch.zeros(4, 3), images).shape == (4, 3)
+    with pytest.raises(ValueError, match=r"logits \(B, K\), got \(4,\)"):
+        class_logits(lambda x: torch.zeros(4), images)
+    with pytest.raises(ValueError, match="got list"):
+        class_logits(lambda x: [0.0] * 4, images)
