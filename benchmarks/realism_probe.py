@@ -4,6 +4,8 @@
 
 Validation slices only (brain seed 1 by default; never the test split 2). Prints:
 
+0. **The floor's own spread**: real-vs-real Fréchet between disjoint sets of ``n`` slices of
+   one class.
 1. **Metric sensitivity**: Fréchet distance (brain-oracle features) between ``n`` real healthy
    slices and ``n`` other real healthy slices of which ``k`` are replaced by real tumour slices;
    no generator involved.
@@ -82,6 +84,12 @@ def main() -> None:
         return torch.softmax(_apply(clf, x), 1)
 
     f_h = feats(healthy[:n])
+
+    print(f"0. the floor itself: real vs real, disjoint sets of {n} of one class")
+    for c, name in ((0, "healthy"), (1, "tumour")):
+        sets = [feats(data.images[data.labels == c][j * n : (j + 1) * n]) for j in range(4)]
+        pairs = [frechet_distance(sets[0], sets[j]) for j in (1, 2, 3)]
+        print(f"   {name}: set 0 vs sets 1-3 " + ", ".join(f"{v:.3f}" for v in pairs))
 
     print("1. one wrong-class frame: real healthy vs real healthy with k tumour slices")
     f_other, f_tum = feats(healthy[n : 2 * n]), feats(tumour[:16])
