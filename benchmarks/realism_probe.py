@@ -5,7 +5,8 @@
 Validation slices only (brain seed 1 by default; never the test split 2). Prints:
 
 0. **The floor's own spread**: real-vs-real Fréchet between disjoint sets of ``n`` slices of
-   one class.
+   one class (``--floor-only`` stops here; ``--seed 5 --floor-only`` shows where the trajectory
+   benchmark's floor, set 0 vs set 1 of seed 5, sits among other pairs).
 1. **Metric sensitivity**: Fréchet distance (brain-oracle features) between ``n`` real healthy
    slices and ``n`` other real healthy slices of which ``k`` are replaced by real tumour slices;
    no generator involved.
@@ -68,6 +69,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="brain seed (1 = validation)")
     parser.add_argument("--n", type=int, default=128)
     parser.add_argument("--cache", type=Path, default=Path("runs/validation"))
+    parser.add_argument(
+        "--floor-only",
+        action="store_true",
+        help="print item 0 only (seed 5 gives the trajectory benchmark's floor as set 0 vs 1)",
+    )
     args = parser.parse_args()
     if args.seed == 2:
         raise SystemExit("seed 2 is the test split: probe on validation (1) or another seed")
@@ -90,6 +96,8 @@ def main() -> None:
         sets = [feats(data.images[data.labels == c][j * n : (j + 1) * n]) for j in range(4)]
         pairs = [frechet_distance(sets[0], sets[j]) for j in (1, 2, 3)]
         print(f"   {name}: set 0 vs sets 1-3 " + ", ".join(f"{v:.3f}" for v in pairs))
+    if args.floor_only:
+        return
 
     print("1. one wrong-class frame: real healthy vs real healthy with k tumour slices")
     f_other, f_tum = feats(healthy[n : 2 * n]), feats(tumour[:16])
