@@ -19,9 +19,14 @@ from cfx.types import Classifier
 
 @contextmanager
 def frozen(*models: object) -> Iterator[None]:
-    """Put ``nn.Module`` models in eval mode with gradients off; restore both on exit."""
+    """Put ``nn.Module`` models in eval mode with gradients off; restore both on exit.
+
+    The mode is restored submodule by submodule (a user's model may keep, say, a BatchNorm in
+    eval mode under a parent in training mode), the flags parameter by parameter; anything that
+    is not an ``nn.Module`` (a plain function) is left alone.
+    """
     modules = [m for m in models if isinstance(m, nn.Module)]
-    modes = [m.training for m in modules]
+    modes = [[(sub, sub.training) for sub in m.modules()] for m in modules]
     flags = [[p.requires_grad for p in m.parameters()] for m in modules]
     try:
         for m in modules:
@@ -31,7 +36,8 @@ def frozen(*models: object) -> Iterator[None]:
         yield
     finally:
         for m, mode, fl in zip(modules, modes, flags, strict=True):
-            m.train(mode)
+            for sub, training in mode:
+                sub.training = training
             for p, f in zip(m.parameters(), fl, strict=True):
                 p.requires_grad_(f)
 

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from cfx.calls import frozen
 from cfx.images import check_images
 from cfx.metrics.image import psnr
 from cfx.types import Generator
@@ -141,14 +142,7 @@ def invert(
         raise ValueError(f"`lr` must be positive, got {lr!r}")
     t0 = time.perf_counter()
     kind, percep = _perceptual(generator, perceptual)
-    module = generator if isinstance(generator, nn.Module) else None
-    was_training = module.training if module is not None else False
-    flags = [p.requires_grad for p in module.parameters()] if module is not None else []
-    if module is not None:
-        module.eval()
-        for p in module.parameters():
-            p.requires_grad_(False)
-    try:
+    with frozen(generator):
         encode = getattr(generator, "encode", None)
         with torch.no_grad():
             if callable(encode):
@@ -200,8 +194,3 @@ def invert(
                 steps=steps,
                 seconds=time.perf_counter() - t0,
             )
-    finally:
-        if module is not None:
-            module.train(was_training)
-            for p, flag in zip(module.parameters(), flags, strict=True):
-                p.requires_grad_(flag)

@@ -35,10 +35,27 @@ def test_frozen_restores_mode_and_flags_even_when_the_body_raises():
     assert [p.requires_grad for p in model.parameters()] == flags
 
 
-def test_in_chunks_matches_one_call_for_any_chunk_size():
+def test_frozen_keeps_a_submodule_the_user_left_in_eval_mode():
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Linear(2, 1))
+    model.train()
+    model[1].eval()  # e.g. frozen batch statistics during fine-tuning
+    with frozen(model):
+        assert not any(m.training for m in model.modules())
+    assert model.training and model[0].training and model[2].training
+    assert not model[1].training
+
+
+def test_in_chunks_matches_one_call_in_chunks_of_the_given_size():
     x = torch.arange(70, dtype=torch.float32).view(35, 2)
-    for size in (1, 4, 32, 100):
-        assert torch.equal(in_chunks(lambda t: t * 2 + 1, x, size=size), x * 2 + 1)
+    for size, expected in ((1, [1] * 35), (4, [4] * 8 + [3]), (32, [32, 3]), (100, [35])):
+        seen: list[int] = []
+
+        def fn(t: torch.Tensor, seen: list[int] = seen) -> torch.Tensor:
+            seen.append(t.shape[0])
+            return t * 2 + 1
+
+        assert torch.equal(in_chunks(fn, x, size=size), x * 2 + 1)
+        assert seen == expected
 
 
 def test_resolve_target_broadcasts_an_int_and_checks_tensors():
@@ -47,6 +64,10 @@ def test_resolve_target_broadcasts_an_int_and_checks_tensors():
     assert t.dtype == torch.int64 and t.tolist() == [0, 1]
     with pytest.raises(ValueError, match=r"class index in \[0, 1\], got 2"):
         resolve_target(2, 3, 2, torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"class index in \[0, 1\], got -1"):
+        resolve_target(torch.tensor([0, -1, 1]), 3, 2, torch.device("cpu"))
+    with pytest.raises(TypeError, match="`target`"):
+        resolve_target(1.0, 3, 2, torch.device("cpu"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         resolve_target(torch.tensor([0, 1]), 3, 2, torch.device("cpu"))
     with pytest.raises(ValueError, match="integer tensor"):
@@ -60,5 +81,7 @@ def test_class_logits_rejects_outputs_that_are_not_b_by_k():
     assert class_logits(lambda x: torch.zeros(4, 3), images).shape == (4, 3)
     with pytest.raises(ValueError, match=r"logits \(B, K\), got \(4,\)"):
         class_logits(lambda x: torch.zeros(4), images)
+    with pytest.raises(ValueError, match=r"got \(2, 3\)"):  # one row per image, not two
+        class_logits(lambda x: torch.zeros(2, 3), images)
     with pytest.raises(ValueError, match="got list"):
         class_logits(lambda x: [0.0] * 4, images)

@@ -59,13 +59,10 @@ class TorchClassifier:
         first = next(self.module.parameters(), None)
         dtype = first.dtype if first is not None else torch.float32
         device = first.device if first is not None else torch.device("cpu")
-        was_training = self.module.training
-        self.module.eval()
-        try:
-            with torch.no_grad():
-                logits = self.module(torch.as_tensor(features, dtype=dtype, device=device))
-        finally:
-            self.module.train(was_training)
+        from cfx.calls import frozen
+
+        with frozen(self.module), torch.no_grad():
+            logits = self.module(torch.as_tensor(features, dtype=dtype, device=device))
         if logits.ndim == 2 and logits.shape[1] == 2:
             p = torch.softmax(logits.double(), dim=1)[:, 1]  # (B,)
         elif logits.ndim == 1 or (logits.ndim == 2 and logits.shape[1] == 1):
