@@ -1,6 +1,7 @@
 """Why the trajectories' realism misses its bar: the probe behind BENCHMARKS.md (session 8).
 
-    python benchmarks/realism_probe.py [--seed 1] [--n 128]
+    python benchmarks/realism_probe.py [--seed 1] [--n 128] [--cache runs/validation]
+    python benchmarks/realism_probe.py --seed 5 --floor-only
 
 Validation slices only (brain seed 1 by default; never the test split 2). Prints:
 
@@ -64,6 +65,33 @@ def _apply(fn, x: torch.Tensor) -> torch.Tensor:
     return in_chunks(fn, x)
 
 
+def _doubted(x, end, doubted, p_clf, p_oracle) -> None:
+    """Item 3: the doubted end frames' sources, and brain-cnn on the frames under perturbation."""
+    src = p_clf(x[doubted])[:, 1]
+    src_o = torch.softmax(p_oracle(x[doubted]), 1)[:, 1]
+    print(
+        f"   their sources: brain-cnn p(tumour) min {src.min():.3f}, oracle min {src_o.min():.3f}"
+    )
+    noise = torch.randn(end.shape, generator=torch.Generator().manual_seed(0))
+    views = {
+        "identity": end,
+        "horizontal flip": end.flip(-1),
+        "vertical flip": end.flip(-2),
+        "shift 2 px": torch.roll(end, (2, 2), (-2, -1)),
+        "shift 3 px": torch.roll(end, (-3, 1), (-2, -1)),
+        "blur 1 px": gaussian_blur(end, 1.0),
+        "blur 2 px": gaussian_blur(end, 2.0),
+        "noise sd 0.05": end + 0.05 * noise,
+    }
+    for name, v in views.items():
+        p = p_clf(v)[:, 0]
+        print(
+            f"   {name}: doubted ({int(doubted.sum())}) median {p[doubted].median():.3f} "
+            f"min {p[doubted].min():.3f}, below 0.5: {int((p[doubted] < 0.5).sum())}; "
+            f"accepted median {p[~doubted].median():.3f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=1, help="brain seed (1 = validation)")
@@ -125,24 +153,10 @@ def main() -> None:
 
     print("3. brain-cnn p(healthy) on doubted (oracle < 0.9) vs accepted end frames")
     doubted = o_end < 0.9
-    noise = torch.randn(end.shape, generator=torch.Generator().manual_seed(0))
-    views = {
-        "identity": end,
-        "horizontal flip": end.flip(-1),
-        "vertical flip": end.flip(-2),
-        "shift 2 px": torch.roll(end, (2, 2), (-2, -1)),
-        "shift 3 px": torch.roll(end, (-3, 1), (-2, -1)),
-        "blur 1 px": gaussian_blur(end, 1.0),
-        "blur 2 px": gaussian_blur(end, 2.0),
-        "noise sd 0.05": end + 0.05 * noise,
-    }
-    for name, v in views.items():
-        p = p_clf(v)[:, 0]
-        print(
-            f"   {name}: doubted ({int(doubted.sum())}) median {p[doubted].median():.3f} "
-            f"min {p[doubted].min():.3f}, below 0.5: {int((p[doubted] < 0.5).sum())}; "
-            f"accepted median {p[~doubted].median():.3f}"
-        )
+    if bool(doubted.any()) and not bool(doubted.all()):
+        _doubted(x, end, doubted, p_clf, lambda v: _apply(oracle, v))
+    else:
+        print("   no split: the oracle doubts none or all of the end frames")
 
     print("4. healthy -> tumour, localised Option 2")
     xh = healthy[:n]

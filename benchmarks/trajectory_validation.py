@@ -7,10 +7,11 @@
 ``o2``, ``o1loc``, ``o2loc`` and kwargs as ``name=literal`` pairs (``stall=None, margin=0.995``).
 Each runs on the first ``--n`` tumour slices of brain seed ``--seed`` (1 = validation) walked to
 healthy (``--target 1``: healthy slices walked to tumour), from the same inverted latents
-(cached in ``--cache``), and prints oracle agreement, localisation (tumour -> healthy only),
-increasing steps, calibration error, realism (Fréchet distance of the final frames to real
-slices of the target class of the same split in brain-oracle features, printed after the
-real-vs-real floor), seconds per path and the slices the oracle rejects.
+(cached in ``--cache``), and prints the flip rate, the median final target probability,
+oracle agreement, localisation (tumour -> healthy only), increasing steps, calibration error,
+realism (Fréchet distance of the final frames to real slices of the target class of the same
+split in brain-oracle features, printed after the real-vs-real floor), seconds per path and
+the slices the oracle rejects.
 
 ``--placement``: how far from its level each frame lands (``|p - t/T|``, max and mean) for
 bisection-free linear placement in log-odds and for 1-3 false-position refinements, on
@@ -85,7 +86,8 @@ def variants(args, gen, clf, oracle) -> None:
         with torch.no_grad():
             realism = frechet_distance(f_real, oracle.features(frames[:, -1]))
         print(
-            f"{spec}: agreement {s['oracle_agreement']:.3f} localisation {loc:.3f} "
+            f"{spec}: flip {s['flip_rate']:.3f} end p median {p[:, -1].median():.4f} "
+            f"agreement {s['oracle_agreement']:.3f} localisation {loc:.3f} "
             f"increasing {s['increasing_steps']:.3f} calibration {s['calibration_error']:.3f} "
             f"realism {realism:.4f} {seconds:.2f} s/path rejected {bad}",
             flush=True,

@@ -70,15 +70,15 @@ class GradientAscent:
         max_iter: iteration cap per image.
         margin: stop an image once its target probability reaches this. The default 0.99 asks
             for an end frame about as confident as a typical real member of the target class
-            (brain-cnn's median on real healthy validation slices is 0.988): a path stopped
+            (brain-cnn's median on real healthy validation slices is 0.988-0.989): a path stopped
             just past the boundary (0.95) often leaves a faint lesion that an independent
             oracle still calls tumour (oracle agreement 0.58 at 0.95 vs 0.92 at 0.99 on 64
             tumour slices, BENCHMARKS.md). The typical confidence depends on the class:
             brain-cnn's median on real tumour slices is 0.9999, and walking healthy slices to
             tumour with 0.999 instead of 0.99 made the added lesions less faint (oracle
             agreement 0.992 -> 1.000, Fréchet to real tumour slices 2.79 -> 1.10 on 128
-            validation slices, localised Option 2), so pass a per-target margin when the
-            classes differ this much.
+            validation slices, localised Option 2), so choose the margin by target class
+            (one explainer per target) when the classes differ this much.
         refine_iters: model evaluations that narrow the bracketing step when placing each
             frame at its level (false position in log-odds; 0 = linear interpolation in
             log-odds, no extra model calls).
