@@ -51,6 +51,11 @@ def test_label_with_keys_and_buttons_undo_and_resume_after_restart(browser, task
         wait_for(page, "000000")
         assert page.inner_text("#progress-text") == "0 of 5 labelled"
         assert "the model suggests: healthy" in page.inner_text("#suggested")
+        # the page takes input before its pictures arrive; an <img> has no size (so is not
+        # "visible") until its picture has loaded, which under load can come later
+        page.wait_for_function(
+            "['main', 'context'].every(id => document.getElementById(id).complete)"
+        )
         assert page.is_visible("#context")
         assert page.evaluate("document.getElementById('main').naturalWidth") == 256
 
