@@ -30,25 +30,15 @@ import argparse
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from trajectory_validation import cached_latents  # the sibling script: the same latent cache
 
 from cfx.calls import in_chunks
 from cfx.data.brain import make_dataset
 from cfx.filters import gaussian_blur
-from cfx.inversion import invert
 from cfx.metrics import frechet_distance
 from cfx.metrics.trajectory import lesion_area
 from cfx.trajectory import MonotonePath
 from cfx.zoo import load_classifier, load_generator
-
-
-def _latents(gen, x: torch.Tensor, cache: Path) -> torch.Tensor:
-    if cache.is_file():
-        return load_file(cache)["z0"]
-    z0 = torch.cat([invert(gen, x[i : i + 32], steps=100).latents for i in range(0, len(x), 32)])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"z0": z0.contiguous()}, cache)
-    return z0
 
 
 def _end_frames(explainer, x, z0, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -117,18 +107,23 @@ def main() -> None:
     def p_clf(x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(_apply(clf, x), 1)
 
-    f_h = feats(healthy[:n])
+    # features of four disjoint sets of n real slices per class, used by every item below
+    real = {
+        c: [feats(images[j * n : (j + 1) * n]) for j in range(4)]
+        for c, images in ((0, healthy), (1, tumour))
+    }
+    f_h, f_other = real[0][0], real[0][1]  # healthy[:n], healthy[n:2n]
+    f_t, f_t2 = real[1][0], real[1][1]  # tumour[:n], tumour[n:2n]
 
     print(f"0. the floor itself: real vs real, disjoint sets of {n} of one class")
     for c, name in ((0, "healthy"), (1, "tumour")):
-        sets = [feats(data.images[data.labels == c][j * n : (j + 1) * n]) for j in range(4)]
-        pairs = [frechet_distance(sets[0], sets[j]) for j in (1, 2, 3)]
+        pairs = [frechet_distance(real[c][0], real[c][j]) for j in (1, 2, 3)]
         print(f"   {name}: set 0 vs sets 1-3 " + ", ".join(f"{v:.3f}" for v in pairs))
     if args.floor_only:
         return
 
     print("1. one wrong-class frame: real healthy vs real healthy with k tumour slices")
-    f_other, f_tum = feats(healthy[n : 2 * n]), feats(tumour[:16])
+    f_tum = f_t[:16]
     row = [
         f"k={k} {frechet_distance(f_h, torch.cat([f_other[: n - k], f_tum[:k]])):.3f}"
         for k in (0, 1, 2, 4, 6, 13)
@@ -137,7 +132,7 @@ def main() -> None:
 
     print("2. tumour -> healthy, localised Option 2")
     x = tumour[:n]
-    z0 = _latents(gen, x, args.cache / f"z0_seed{args.seed}_n{n}.safetensors")
+    z0 = cached_latents(gen, x, args.cache / f"z0_seed{args.seed}_n{n}.safetensors")
     explainer = MonotonePath(gen, clf, oracle=oracle, localise=True)
     start, end, o_end = _end_frames(explainer, x, z0, 0)
     f_end = feats(end)
@@ -148,7 +143,7 @@ def main() -> None:
         fd = frechet_distance(f_h, f_end[keep])
         label = "all" if thr is None else f"oracle p(healthy) > {thr}"
         print(f"   {label}: n={k} Fréchet {fd:.3f} floor {floor:.3f} ({fd / floor:.1f}x)")
-    refs = [frechet_distance(feats(healthy[j * n : (j + 1) * n]), f_end) for j in range(3)]
+    refs = [frechet_distance(real[0][j], f_end) for j in range(3)]
     print("   all frames vs three disjoint reference sets: " + ", ".join(f"{r:.3f}" for r in refs))
 
     print("3. brain-cnn p(healthy) on doubted (oracle < 0.9) vs accepted end frames")
@@ -160,11 +155,10 @@ def main() -> None:
 
     print("4. healthy -> tumour, localised Option 2")
     xh = healthy[:n]
-    zh = _latents(gen, xh, args.cache / f"z0_seed{args.seed}_n{n}_healthy.safetensors")
+    zh = cached_latents(gen, xh, args.cache / f"z0_seed{args.seed}_n{n}_healthy.safetensors")
     start_h, end_h, o_h = _end_frames(explainer, xh, zh, 1)
-    f_t = feats(tumour[:n])
     f_end_h = feats(end_h)
-    floor_t = frechet_distance(f_t, feats(tumour[n : 2 * n]))
+    floor_t = frechet_distance(f_t, f_t2)
     print(
         f"   oracle agrees {float((o_h > 0.5).float().mean()):.3f}; Fréchet vs real tumour "
         f"{frechet_distance(f_t, f_end_h):.3f} (floor {floor_t:.3f})"
@@ -197,10 +191,9 @@ def main() -> None:
     )
 
     print("5. 100-step inversions against other real slices of their own class")
-    f_t2 = feats(tumour[n : 2 * n])
-    fd_t, floor_t2 = frechet_distance(f_t2, feats(start)), frechet_distance(f_t2, feats(x))
-    fd_h, floor_h = frechet_distance(f_other, feats(start_h)), frechet_distance(f_other, f_h)
-    print(f"   tumour {fd_t:.3f} (floor {floor_t2:.3f}); healthy {fd_h:.3f} (floor {floor_h:.3f})")
+    fd_t, fd_h = frechet_distance(f_t2, feats(start)), frechet_distance(f_other, feats(start_h))
+    floor_h = frechet_distance(f_other, f_h)
+    print(f"   tumour {fd_t:.3f} (floor {floor_t:.3f}); healthy {fd_h:.3f} (floor {floor_h:.3f})")
 
 
 if __name__ == "__main__":

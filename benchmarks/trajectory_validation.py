@@ -45,20 +45,22 @@ KINDS = {
 }
 
 
+def cached_latents(gen, x: torch.Tensor, cache: Path) -> torch.Tensor:
+    """100-step inversions of ``x`` (in batches of 32), read from ``cache`` or written to it."""
+    if cache.is_file():
+        return load_file(cache)["z0"]
+    z0 = torch.cat([invert(gen, x[i : i + 32], steps=100).latents for i in range(0, len(x), 32)])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"z0": z0.contiguous()}, cache)
+    return z0
+
+
 def variants(args, gen, clf, oracle) -> None:
     data = make_dataset(8 * args.n, seed=args.seed)
     pick = torch.nonzero(data.labels != args.target).flatten()[: args.n]
     x, masks = data.images[pick], data.masks[pick] if args.target == 0 else None
     suffix = "" if args.target == 0 else "_healthy"  # the sources: tumour slices by default
-    cache = args.cache / f"z0_seed{args.seed}_n{args.n}{suffix}.safetensors"
-    if cache.is_file():
-        z0 = load_file(cache)["z0"]
-    else:
-        z0 = torch.cat(
-            [invert(gen, x[i : i + 32], steps=100).latents for i in range(0, args.n, 32)]
-        )
-        args.cache.mkdir(parents=True, exist_ok=True)
-        save_file({"z0": z0.contiguous()}, cache)
+    z0 = cached_latents(gen, x, args.cache / f"z0_seed{args.seed}_n{args.n}{suffix}.safetensors")
     levels = torch.arange(11) / 10
     goal = data.images[data.labels == args.target]
     with torch.no_grad():  # realism: final frames against real target slices of the same split

@@ -215,12 +215,8 @@ class MonotonePath:
             mask = decode = None
             if self.localise:
                 region = self._localised().region_path(x, z0, tgt, levels[1:])
-                mask, z_init, p_start, decode = (
-                    region.mask,
-                    region.latents,
-                    region.p_start,
-                    region.decode,
-                )
+                z_init, p_start = region.latents, region.p_start
+                mask, decode = region.mask, region.decode
             else:
                 z_init, p_start = self.warm_start(z0, tgt, levels)
             final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels, decode=decode)
