@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from numbers import Integral
 
 import torch
 from torch import Tensor, nn
@@ -55,13 +56,19 @@ def in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, size: int = 32) -> Tens
 def resolve_target(
     target: int | Tensor, batch: int, num_classes: int, device: torch.device
 ) -> Tensor:
-    """An int or ``(B,)`` integer tensor of class indices -> ``(B,)`` int64 on ``device``."""
+    """An int (numpy integers and 0-d integer tensors included) or a ``(B,)`` integer tensor
+    of class indices -> ``(B,)`` int64 on ``device``."""
     if isinstance(target, bool):
         raise TypeError(f"`target` must be an int class index or a (B,) tensor, got {target!r}")
-    if isinstance(target, int):
-        t = torch.full((batch,), target, dtype=torch.int64, device=device)
+    integral = isinstance(target, Tensor) and not (
+        target.is_floating_point() or target.is_complex() or target.dtype == torch.bool
+    )
+    if integral and target.ndim == 0:  # type: ignore[union-attr]
+        target = int(target.item())  # type: ignore[union-attr]
+    if isinstance(target, Integral):
+        t = torch.full((batch,), int(target), dtype=torch.int64, device=device)
     elif isinstance(target, Tensor):
-        if target.is_floating_point() or target.ndim != 1 or target.shape[0] != batch:
+        if not integral or target.ndim != 1 or target.shape[0] != batch:
             raise ValueError(
                 f"`target` must be an int or an integer tensor of shape ({batch},), got "
                 f"dtype {target.dtype} shape {tuple(target.shape)}"
@@ -77,12 +84,12 @@ def resolve_target(
     return t
 
 
-def class_logits(classifier: Classifier, images: Tensor) -> Tensor:
-    """Classifier logits with a shape check: ``(B, K)``."""
+def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classifier") -> Tensor:
+    """Classifier logits with a shape check: ``(B, K)``; errors call the model ``name``."""
     logits = classifier(images)
     if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != images.shape[0]:
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        raise ValueError(f"`classifier` must map (B, C, H, W) images to logits (B, K), got {shape}")
+        raise ValueError(f"`{name}` must map (B, C, H, W) images to logits (B, K), got {shape}")
     return logits
 
 

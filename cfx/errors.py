@@ -1,4 +1,4 @@
-"""cfx's exceptions and the one helper that raises them.
+"""cfx's exceptions and the helpers that raise them.
 
 Errors subclass builtins so callers can catch them naturally (``except ValueError``). Messages
 name the argument, what was expected and what arrived.
@@ -6,6 +6,7 @@ name the argument, what was expected and what arrived.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import NoReturn
 
 
@@ -37,3 +38,40 @@ def check(condition: bool, exc: type[Exception], message: str) -> None:
 def fail(exc: type[Exception], message: str) -> NoReturn:
     """Raise ``exc(message)``; for the ``else:`` branch of option dispatches."""
     raise exc(message)
+
+
+def check_real(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
+    """``value`` as a float, or an error naming ``name`` when it is not a real number (bools
+    and strings included) or lies outside ``[low, high]`` (``open_*``: that end excluded)."""
+    lo = "" if low is None else ("(" if open_low else "[") + f"{low:g}"
+    hi = "" if high is None else f"{high:g}" + (")" if open_high else "]")
+    want = f"a number in {lo or '(-inf'}, {hi or 'inf)'}"
+    if not isinstance(value, Real) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be {want}, got {value!r}")
+    v = float(value)
+    ok = v == v  # not NaN
+    if low is not None:
+        ok = ok and (v > low if open_low else v >= low)
+    if high is not None:
+        ok = ok and (v < high if open_high else v <= high)
+    if not ok:
+        raise ValueError(f"`{name}` must be {want}, got {value!r}")
+    return v
+
+
+def check_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """``value`` as an int, or an error naming ``name`` when it is not an integer (bools
+    excluded) or is below ``minimum``."""
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    return int(value)

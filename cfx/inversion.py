@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from cfx.calls import frozen
+from cfx.errors import check_int, check_real
 from cfx.images import check_images
 from cfx.metrics.image import psnr
 from cfx.types import Generator
@@ -43,6 +44,23 @@ class InversionResult:
     perceptual: Perceptual  # which perceptual loss was used
     steps: int
     seconds: float
+
+
+@torch.no_grad()
+def generator_probe(generator: Generator, x: Tensor) -> Tensor:
+    """``G(0)`` ``(1, C, H, W)`` in ``x``'s dtype and device, after checking that the images
+    ``x`` have the shape the generator produces (an error naming ``x`` otherwise). Call it
+    with the generator frozen (:func:`~cfx.calls.frozen`)."""
+    probe = generator.decode(
+        torch.zeros(1, *generator.latent_shape, dtype=x.dtype, device=x.device)
+    )
+    shape = tuple(probe.shape[1:])  # (C, H, W) the generator produces
+    if shape != tuple(x.shape[1:]):
+        raise ValueError(
+            f"`x` must have the generator's image shape (B, {', '.join(map(str, shape))}), "
+            f"got {tuple(x.shape)}"
+        )
+    return probe
 
 
 def lpips_available() -> bool:
@@ -132,21 +150,53 @@ def invert(
 ) -> InversionResult:
     """Invert images ``x`` ``(B, C, H, W)`` in [-1, 1] into ``generator``'s latent space.
 
-    ``steps=0`` returns the encoder's latents unchanged (requires an ``encode`` method).
+    Args:
+        generator: a :class:`~cfx.types.Generator`; with an ``encode`` method (an
+            :class:`~cfx.types.Invertible`) the optimisation starts from ``encode(x)``,
+            otherwise from the zero latent.
+        x: the images, shaped like the generator's output.
+        steps: Adam steps of latent optimisation; ``0`` returns the encoder's latents.
+        lr: Adam learning rate on the latents.
+        l1_weight, perceptual_weight, prior_weight: weights (>= 0) of the L1 pixel term, the
+            perceptual term and the ``||z||^2 / dim(z)`` prior, next to the squared error.
+        perceptual: ``"auto"`` (LPIPS if its weights are cached locally, else the generator's
+            encoder activations, else none), or one of ``"lpips"``, ``"encoder"``, ``"none"``.
+        show_progress: tqdm bar over the steps.
+
+    Returns:
+        :class:`InversionResult`: the best latent seen per image (by squared pixel error),
+        its reconstruction and PSNR, the encoder-only PSNR and which perceptual loss ran.
+
+    Raises:
+        TypeError / ValueError naming the argument: ``x`` not a finite float batch in [-1, 1]
+        or not shaped like the generator's images; a bad number; an encoder whose latents do
+        not have the generator's ``latent_shape``; ``perceptual`` unavailable offline.
+
     The generator's parameters, mode and ``requires_grad`` flags are left as they were.
     """
     x = check_images(x, "x")
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"`steps` must be a non-negative int, got {steps!r}")
-    if lr <= 0:
-        raise ValueError(f"`lr` must be positive, got {lr!r}")
+    check_int("steps", steps, minimum=0)
+    check_real("lr", lr, low=0.0, open_low=True)
+    for name, weight in (
+        ("l1_weight", l1_weight),
+        ("perceptual_weight", perceptual_weight),
+        ("prior_weight", prior_weight),
+    ):
+        check_real(name, weight, low=0.0)
     t0 = time.perf_counter()
     kind, percep = _perceptual(generator, perceptual)
     with frozen(generator):
+        generator_probe(generator, x)  # in eval mode: a BatchNorm must not count the probe
         encode = getattr(generator, "encode", None)
         with torch.no_grad():
             if callable(encode):
                 z0 = encode(x)
+                expected = (x.shape[0], *generator.latent_shape)
+                got = tuple(z0.shape) if isinstance(z0, Tensor) else type(z0).__name__
+                if got != expected:
+                    raise ValueError(
+                        f"`generator.encode` must return latents of shape {expected}, got {got}"
+                    )
                 enc_psnr = psnr(generator.decode(z0), x)
             elif steps == 0:
                 raise ValueError("`steps=0` needs a generator with an `encode` method")

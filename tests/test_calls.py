@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -76,6 +77,20 @@ def test_resolve_target_broadcasts_an_int_and_checks_tensors():
         resolve_target(True, 3, 2, torch.device("cpu"))
 
 
+def test_resolve_target_takes_numpy_and_zero_d_integers_but_not_booleans():
+    cpu = torch.device("cpu")
+    assert resolve_target(np.int64(1), 2, 2, cpu).tolist() == [1, 1]  # type: ignore[arg-type]
+    assert resolve_target(torch.tensor(1), 2, 2, cpu).tolist() == [1, 1]
+    with pytest.raises(ValueError, match=r"class index in \[0, 1\], got 5"):
+        resolve_target(torch.tensor(5), 2, 2, cpu)
+    with pytest.raises(ValueError, match=r"dtype torch\.bool"):
+        resolve_target(torch.tensor(True), 2, 2, cpu)
+    with pytest.raises(ValueError, match=r"dtype torch\.bool"):
+        resolve_target(torch.tensor([True, False]), 2, 2, cpu)
+    with pytest.raises(TypeError, match="`target`"):
+        resolve_target(np.bool_(True), 2, 2, cpu)  # type: ignore[arg-type]
+
+
 def test_class_logits_rejects_outputs_that_are_not_b_by_k():
     images = torch.zeros(4, 1, 2, 2)
     assert class_logits(lambda x: torch.zeros(4, 3), images).shape == (4, 3)
@@ -85,3 +100,5 @@ def test_class_logits_rejects_outputs_that_are_not_b_by_k():
         class_logits(lambda x: torch.zeros(2, 3), images)
     with pytest.raises(ValueError, match="got list"):
         class_logits(lambda x: [0.0] * 4, images)
+    with pytest.raises(ValueError, match="`oracle` must map"):
+        class_logits(lambda x: torch.zeros(4), images, name="oracle")

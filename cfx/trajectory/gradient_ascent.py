@@ -32,14 +32,13 @@ from cfx.calls import (
     class_logits,
     frozen,
     in_chunks,
-    resolve_target,
     target_margin,
     target_prob,
 )
-from cfx.images import check_images
-from cfx.inversion import invert
+from cfx.errors import check_int, check_real
 from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
+from cfx.trajectory.start import Start, start
 from cfx.types import Classifier, Generator
 
 EXAGGERATION = 1.0
@@ -47,16 +46,6 @@ EXAGGERATION = 1.0
 
 GIVE_UP_AFTER = 10
 """Iterations :meth:`GradientAscent.ascend` waits before ``give_up`` may stop an image."""
-
-
-def _positive(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive number, got {value!r}")
-
-
-def _positive_int(name: str, value: int, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
 
 
 class GradientAscent:
@@ -113,13 +102,12 @@ class GradientAscent:
         self.show_progress = show_progress
 
     def _check(self) -> None:
-        _positive_int("steps", self.steps)
-        _positive_int("max_iter", self.max_iter)
-        _positive("eta", self.eta)
-        if not 0.5 < self.margin < 1.0:
-            raise ValueError(f"`margin` must be in (0.5, 1), got {self.margin!r}")
-        _positive_int("inversion_steps", self.inversion_steps, minimum=0)
-        _positive_int("refine_iters", self.refine_iters, minimum=0)
+        check_int("steps", self.steps)
+        check_int("max_iter", self.max_iter)
+        check_real("eta", self.eta, low=0.0, open_low=True)
+        check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
+        check_int("inversion_steps", self.inversion_steps, minimum=0)
+        check_int("refine_iters", self.refine_iters, minimum=0)
 
     def ascend(
         self,
@@ -239,32 +227,24 @@ class GradientAscent:
         ``latents`` (optional, ``(B, *latent_shape)``) skips the inversion.
         """
         self._check()
-        x = check_images(x, "x")
         t0 = time.perf_counter()
         with frozen(self.generator, self.classifier, self.oracle):
-            z0, inv_seconds = _start(self.generator, x, latents, self.inversion_steps)
-            with torch.no_grad():
-                k = class_logits(self.classifier, self.generator.decode(z0[:1])).shape[1]
-            tgt = resolve_target(target, x.shape[0], k, x.device)
+            begin = start(
+                self.generator,
+                self.classifier,
+                x,
+                target,
+                latents,
+                inversion_steps=self.inversion_steps,
+                show_progress=self.show_progress,
+            )
+            z0, tgt = begin.latents, begin.target
             path, probs = self.ascend(z0, tgt)  # (B, K, *latent), (B, K)
-            levels = torch.arange(self.steps + 1, dtype=x.dtype, device=x.device) / self.steps
+            levels = torch.arange(self.steps + 1, dtype=z0.dtype, device=z0.device) / self.steps
             flat = path.flatten(2)  # (B, K, d)
             zs = torch.cat([flat[:, :1], self.resample(flat, probs, levels[1:], tgt)], 1)
-            zs = zs.view(x.shape[0], self.steps + 1, *z0.shape[1:])  # (B, T+1, *latent)
-            return finish(self, x, zs, levels, tgt, t0, inv_seconds, lambdas=None)
-
-
-def _start(
-    generator: Generator, x: Tensor, latents: Tensor | None, inversion_steps: int
-) -> tuple[Tensor, float]:
-    t0 = time.perf_counter()
-    if latents is not None:
-        expected = (x.shape[0], *generator.latent_shape)
-        if tuple(latents.shape) != expected:
-            raise ValueError(f"`latents` must have shape {expected}, got {tuple(latents.shape)}")
-        return latents.detach().to(x), 0.0
-    inv = invert(generator, x, steps=inversion_steps)
-    return inv.latents, time.perf_counter() - t0
+            zs = zs.view(z0.shape[0], self.steps + 1, *z0.shape[1:])  # (B, T+1, *latent)
+            return finish(self, x, zs, levels, begin, t0, lambdas=None)
 
 
 @torch.no_grad()
@@ -273,9 +253,8 @@ def finish(
     x: Tensor,
     zs: Tensor,
     levels: Tensor,
-    target: Tensor,
+    begin: Start,
     t0: float,
-    inv_seconds: float,
     *,
     lambdas: Tensor | None,
     decode: Callable[[Tensor, Tensor], Tensor] | None = None,
@@ -284,8 +263,9 @@ def finish(
 
     ``decode(z, rows)`` maps the flattened path ``(B*(T+1), *latent)`` of images ``rows``
     to frames (as in :meth:`GradientAscent.ascend`); default: the explainer's generator, in
-    chunks.
+    chunks. ``begin`` holds the target and the inversion (:func:`~cfx.trajectory.start.start`).
     """
+    target = begin.target
     generator: Generator = explainer.generator  # type: ignore[attr-defined]
     classifier: Classifier = explainer.classifier  # type: ignore[attr-defined]
     oracle: Classifier | None = explainer.oracle  # type: ignore[attr-defined]
@@ -299,7 +279,7 @@ def finish(
     probs = target_prob(logits, rep).view(b, n)
     oracle_probs = None
     if oracle is not None:
-        o_logits = in_chunks(lambda f: class_logits(oracle, f), frames)
+        o_logits = in_chunks(lambda f: class_logits(oracle, f, name="oracle"), frames)
         oracle_probs = target_prob(o_logits, rep).view(b, n)
     frames = frames.view(b, n, *frames.shape[1:])
     success = logits.view(b, n, -1)[:, -1].argmax(1) == target  # the last frame's class
@@ -314,5 +294,6 @@ def finish(
         oracle_probs=oracle_probs,
         lambdas=lambdas,
         seconds=time.perf_counter() - t0,
-        inversion_seconds=inv_seconds,
+        inversion_seconds=begin.seconds,
+        inversion=begin.inversion,
     )

@@ -27,27 +27,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from cfx.calls import (
-    class_logits,
     frozen,
     in_chunks,
-    resolve_target,
 )
+from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
-from cfx.images import check_images
 from cfx.trajectory._common import composite_decoder
-from cfx.trajectory.gradient_ascent import (
-    GradientAscent,
-    _positive,
-    _positive_int,
-    _start,
-    finish,
-)
+from cfx.trajectory.gradient_ascent import GradientAscent, finish
 from cfx.trajectory.result import TrajectoryResult
+from cfx.trajectory.start import start
 from cfx.types import Classifier, Generator
 
 
@@ -64,6 +58,10 @@ def region_masks(change: Tensor, fraction: float, *, soften: float) -> Tensor:
     threshold = torch.quantile(flat, 1.0 - fraction, dim=1).view(-1, 1, 1, 1)
     mask = (change >= threshold).to(change.dtype)
     return gaussian_blur(mask, soften).clamp(0.0, 1.0) if soften > 0 else mask
+
+
+Background = Literal["reconstruction", "source"]
+"""What a localised path shows outside its region: ``G(z_0)`` or the input itself."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ class LocalisedAscent:
         patience: float = 8.0,
         change_blur: float = 1.5,
         soften: float = 1.0,
-        background: str = "reconstruction",
+        background: Background = "reconstruction",
         give_up: float | None = 1.0,
         refine_iters: int = 3,
         oracle: Classifier | None = None,
@@ -155,14 +153,13 @@ class LocalisedAscent:
         self.show_progress = show_progress
 
     def _check(self) -> None:
-        _positive_int("steps", self.steps)
-        _positive_int("max_iter", self.max_iter)
-        _positive_int("refine_iters", self.refine_iters, minimum=0)
-        _positive_int("inversion_steps", self.inversion_steps, minimum=0)
-        _positive("eta", self.eta)
-        _positive("patience", self.patience)
-        if not 0.5 < self.margin < 1.0:
-            raise ValueError(f"`margin` must be in (0.5, 1), got {self.margin!r}")
+        check_int("steps", self.steps)
+        check_int("max_iter", self.max_iter)
+        check_int("refine_iters", self.refine_iters, minimum=0)
+        check_int("inversion_steps", self.inversion_steps, minimum=0)
+        check_real("eta", self.eta, low=0.0, open_low=True)
+        check_real("patience", self.patience, low=0.0, open_low=True)
+        check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
         fractions = tuple(self.mask_fractions)
         if not fractions or any(
             not isinstance(q, (int, float)) or isinstance(q, bool) or not 0.0 < q <= 1.0
@@ -177,7 +174,7 @@ class LocalisedAscent:
                 f"`background` must be 'reconstruction' or 'source', got {self.background!r}"
             )
         if self.give_up is not None:
-            _positive("give_up", self.give_up)
+            check_real("give_up", self.give_up, low=0.0, open_low=True)
         if self.change_blur < 0 or self.soften < 0:
             raise ValueError(
                 f"`change_blur` and `soften` must be >= 0, got {self.change_blur}, {self.soften}"
@@ -292,22 +289,25 @@ class LocalisedAscent:
     ) -> TrajectoryResult:
         """Walk images ``x`` ``(B, C, H, W)`` in [-1, 1] into class ``target``.
 
-        The result's ``edit_masks`` ``(B, 1, H, W)`` are the regions the frames may change.
+        The result's ``edit_masks`` ``(B, 1, H, W)`` are the regions the frames may change;
+        ``latents`` (optional, ``(B, *latent_shape)``) skips the inversion.
         """
         self._check()
-        x = check_images(x, "x")
         t0 = time.perf_counter()
-        b = x.shape[0]
         with frozen(self.generator, self.classifier, self.oracle):
-            z0, inv_seconds = _start(self.generator, x, latents, self.inversion_steps)
-            with torch.no_grad():
-                k = class_logits(self.classifier, self.generator.decode(z0[:1])).shape[1]
-            tgt = resolve_target(target, b, k, x.device)
-            levels = torch.arange(self.steps + 1, dtype=x.dtype, device=x.device) / self.steps
+            begin = start(
+                self.generator,
+                self.classifier,
+                x,
+                target,
+                latents,
+                inversion_steps=self.inversion_steps,
+                show_progress=self.show_progress,
+            )
+            z0, tgt = begin.latents, begin.target
+            levels = torch.arange(self.steps + 1, dtype=z0.dtype, device=z0.device) / self.steps
             region = self.region_path(x, z0, tgt, levels[1:])
             zs = torch.cat([z0.flatten(1)[:, None], region.latents], 1)
-            zs = zs.view(b, self.steps + 1, *z0.shape[1:])
-            result = finish(
-                self, x, zs, levels, tgt, t0, inv_seconds, lambdas=None, decode=region.decode
-            )
+            zs = zs.view(z0.shape[0], self.steps + 1, *z0.shape[1:])
+            result = finish(self, x, zs, levels, begin, t0, lambdas=None, decode=region.decode)
         return replace(result, edit_masks=region.mask)

@@ -41,20 +41,13 @@ from torch import Tensor
 from cfx.calls import (
     class_logits,
     frozen,
-    resolve_target,
     target_margin,
     target_prob,
 )
+from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
-from cfx.images import check_images
-from cfx.trajectory.gradient_ascent import (
-    GradientAscent,
-    _positive,
-    _positive_int,
-    _start,
-    finish,
-)
-from cfx.trajectory.localised import LocalisedAscent
+from cfx.trajectory.gradient_ascent import GradientAscent, finish
+from cfx.trajectory.localised import Background, LocalisedAscent
 from cfx.trajectory.losses import (
     calibration_loss,
     end_margin_loss,
@@ -63,6 +56,7 @@ from cfx.trajectory.losses import (
     smoothness_loss,
 )
 from cfx.trajectory.result import TrajectoryResult
+from cfx.trajectory.start import start
 from cfx.types import Classifier, Generator
 
 
@@ -135,7 +129,7 @@ class MonotonePath:
         warm_start_eta: float = 0.25,
         warm_start_iter: int = 120,
         localise: bool = False,
-        background: str = "reconstruction",
+        background: Background = "reconstruction",
         mask_fractions: tuple[float, ...] = (0.04, 0.08, 0.16, 0.32),
         give_up: float | None = 1.0,
         oracle: Classifier | None = None,
@@ -168,17 +162,17 @@ class MonotonePath:
         self.show_progress = show_progress
 
     def _check(self) -> None:
-        _positive_int("steps", self.steps)
-        _positive_int("iterations", self.iterations, minimum=0)
-        _positive_int("adapt_every", self.adapt_every)
+        check_int("steps", self.steps)
+        check_int("iterations", self.iterations, minimum=0)
+        check_int("adapt_every", self.adapt_every)
         if self.stall is not None:
-            _positive_int("stall", self.stall)
+            check_int("stall", self.stall)
         if not isinstance(self.blur_check, (int, float)) or not self.blur_check >= 0:
             raise ValueError(f"`blur_check` must be a number >= 0, got {self.blur_check!r}")
-        _positive_int("inversion_steps", self.inversion_steps, minimum=0)
-        _positive("lr", self.lr)
-        _positive("lambda_init", self.lambda_init)
-        _positive("lambda_max", self.lambda_max)
+        check_int("inversion_steps", self.inversion_steps, minimum=0)
+        check_real("lr", self.lr, low=0.0, open_low=True)
+        check_real("lambda_init", self.lambda_init, low=0.0, open_low=True)
+        check_real("lambda_max", self.lambda_max, low=0.0, open_low=True)
         if not self.lambda_growth >= 1.0:
             raise ValueError(f"`lambda_growth` must be >= 1, got {self.lambda_growth!r}")
         if self.lambda_init > self.lambda_max:
@@ -190,9 +184,8 @@ class MonotonePath:
             raise ValueError(
                 f"`smooth_weight` and `gap` must be >= 0, got {self.smooth_weight}, {self.gap}"
             )
-        if not 0.5 < self.margin < 1.0:
-            raise ValueError(f"`margin` must be in (0.5, 1), got {self.margin!r}")
-        _positive("calibration_tol", self.calibration_tol)
+        check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
+        check_real("calibration_tol", self.calibration_tol, low=0.0, open_low=True)
         if not isinstance(self.localise, bool):
             raise TypeError(f"`localise` must be a bool, got {self.localise!r}")
         if self.localise:
@@ -201,17 +194,25 @@ class MonotonePath:
     def explain(
         self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None
     ) -> TrajectoryResult:
-        """Walk images ``x`` ``(B, C, H, W)`` in [-1, 1] into class ``target``."""
+        """Walk images ``x`` ``(B, C, H, W)`` in [-1, 1] into class ``target``.
+
+        ``latents`` (optional, ``(B, *latent_shape)``) skips the inversion.
+        """
         self._check()
-        x = check_images(x, "x")
         t0 = time.perf_counter()
-        b, n_steps = x.shape[0], self.steps
+        n_steps = self.steps
         with frozen(self.generator, self.classifier, self.oracle):
-            z0, inv_seconds = _start(self.generator, x, latents, self.inversion_steps)
-            with torch.no_grad():
-                k = class_logits(self.classifier, self.generator.decode(z0[:1])).shape[1]
-            tgt = resolve_target(target, b, k, x.device)
-            levels = torch.arange(n_steps + 1, dtype=x.dtype, device=x.device) / n_steps
+            begin = start(
+                self.generator,
+                self.classifier,
+                x,
+                target,
+                latents,
+                inversion_steps=self.inversion_steps,
+                show_progress=self.show_progress,
+            )
+            z0, tgt, b = begin.latents, begin.target, begin.latents.shape[0]
+            levels = torch.arange(n_steps + 1, dtype=z0.dtype, device=z0.device) / n_steps
             mask = decode = None
             if self.localise:
                 region = self._localised().region_path(x, z0, tgt, levels[1:])
@@ -222,9 +223,7 @@ class MonotonePath:
             final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels, decode=decode)
             zpath = torch.cat([z0.flatten(1)[:, None], final], 1)
             zpath = zpath.view(b, n_steps + 1, *z0.shape[1:])  # (B, T+1, *latent)
-            result = finish(
-                self, x, zpath, levels, tgt, t0, inv_seconds, lambdas=lambdas, decode=decode
-            )
+            result = finish(self, x, zpath, levels, begin, t0, lambdas=lambdas, decode=decode)
         return result if mask is None else replace(result, edit_masks=mask)
 
     def _localised(self) -> LocalisedAscent:
@@ -285,7 +284,7 @@ class MonotonePath:
         lam = torch.full((b,), float(self.lambda_init), dtype=z_init.dtype, device=device)
         best = z_init.clone()
         best_id = torch.full_like(lam, float("inf"))
-        best_lam = lam.clone()
+        best_lam = torch.full_like(lam, float("nan"))  # stays NaN until a path is valid
         last_gain = torch.zeros(b, dtype=torch.long, device=device)  # iteration of best's update
         running = torch.ones(b, dtype=torch.bool, device=device)
         # every loss term belongs to one image, so the gradient of the sum can be accumulated

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from cfx.inversion import InversionResult
+
 
 @dataclass(frozen=True)
 class TrajectoryResult:
@@ -25,11 +27,13 @@ class TrajectoryResult:
     source: Tensor  # (B, C, H, W) the input images
     success: Tensor  # (B,) bool, the classifier assigns the final frame to the target
     oracle_probs: Tensor | None  # (B, T+1) oracle's target-class probability (if given)
-    lambdas: Tensor | None  # (B,) identity weight chosen per image (monotone path only)
+    lambdas: Tensor | None  # (B,) identity weight of each image's chosen path (monotone path
+    # only; NaN where no optimised path was valid and the Option 1 warm start was kept)
     seconds: float  # wall time of explain(), inversion included
     inversion_seconds: float  # part of `seconds` spent inverting the sources
     edit_masks: Tensor | None = None  # (B, 1, H, W) in [0, 1]: where frames may differ from
     # frame 0 (localised ascent only; None = anywhere)
+    inversion: InversionResult | None = None  # the sources' inversion (None: latents given)
 
     @property
     def steps(self) -> int:

@@ -1,0 +1,38 @@
+import math
+
+import numpy as np
+import pytest
+
+from cfx.errors import check_int, check_real
+
+
+def test_check_real_accepts_numbers_in_range_and_returns_floats():
+    assert check_real("eta", 3) == 3.0 and isinstance(check_real("eta", 3), float)
+    assert check_real("margin", np.float32(0.75), low=0.5, high=1.0) == 0.75
+    assert check_real("w", 0.0, low=0.0) == 0.0  # a closed end includes its bound
+
+
+@pytest.mark.parametrize(
+    ("value", "kw", "exc", "message"),
+    [
+        (0.5, {"low": 0.5, "open_low": True}, ValueError, r"`m` must be a number in \(0.5, inf\)"),
+        (1.0, {"high": 1.0, "open_high": True}, ValueError, r"in \(-inf, 1\), got 1.0"),
+        (-1, {"low": 0.0}, ValueError, r"in \[0, inf\), got -1"),
+        (math.nan, {}, ValueError, "got nan"),
+        (None, {}, TypeError, "got None"),
+        ("0.9", {}, TypeError, "got '0.9'"),
+        (True, {}, TypeError, "got True"),
+    ],
+)
+def test_check_real_names_the_argument_and_the_range(value, kw, exc, message):
+    with pytest.raises(exc, match=message):
+        check_real("m", value, **kw)
+
+
+def test_check_int():
+    assert check_int("steps", 3) == 3 and check_int("steps", np.int64(0), minimum=0) == 0
+    with pytest.raises(ValueError, match=r"`steps` must be an int >= 1, got 0"):
+        check_int("steps", 0)
+    for bad in (1.5, True, "2", None):
+        with pytest.raises(TypeError, match="`steps` must be an int >= 1"):
+            check_int("steps", bad)

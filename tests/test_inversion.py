@@ -1,0 +1,334 @@
+"""Known answers for GAN inversion on a linear generator.
+
+G(z) = A z on 4x4 images with A (16 x 3) of full column rank, so G(z) = G(z*) only at z = z*:
+with no prior, every loss term of :func:`cfx.inversion.invert` is zero exactly at z*, and
+nowhere else, so the optimisation must find z*. The toy's ``encode`` is the pseudo-inverse,
+which maps G(z*) back to z* up to rounding.
+"""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cfx.inversion import invert, lpips_available
+from tests.trajectory.toy import LinearGenerator
+
+Z_STAR = torch.tensor([[1.0, -2.0, 0.5], [-1.5, 0.5, 2.0]])  # (B, 3): the known latents
+
+
+class DecodeOnly(nn.Module):
+    """The toy's linear generator without ``encode`` (and without ``encoder``)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.A = nn.Parameter(torch.randn(16, 3, generator=g) * 0.1)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (3,)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return (z @ self.A.T).view(-1, 1, 4, 4)
+
+
+class WithEncoderNet(LinearGenerator):
+    """The toy with an ``nn.Sequential`` ``encoder`` (whose activations serve as perceptual
+    features) next to its pseudo-inverse ``encode``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+        with torch.no_grad():
+            for p in self.encoder.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+
+
+class NonSequentialEncoder(LinearGenerator):
+    """An ``encoder`` attribute that is a module but not an ``nn.Sequential``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(16, 3)
+
+
+class WrongEncode(LinearGenerator):
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], 5)  # latent_shape is (3,)
+
+
+class BatchNormGenerator(LinearGenerator):
+    """The toy followed by a BatchNorm2d: in training mode every decode would move its
+    running statistics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.bn(super().decode(z))
+
+
+def _images(g: nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        x = g.decode(Z_STAR)  # (2, 1, 4, 4)
+    assert float(x.abs().max()) <= 1.0  # inside the cfx image range without clamping
+    return x
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB for images in [-1, 1] (peak-to-peak 2), written out."""
+    mse = (a - b).pow(2).flatten(1).mean(1)
+    return 10.0 * torch.log10(4.0 / mse)
+
+
+# --- the optimisation finds the known latents -------------------------------------------------
+
+
+def test_latent_optimisation_recovers_the_known_latents():
+    g = DecodeOnly()
+    x = _images(g)
+    kw = {"lr": 0.05, "prior_weight": 0.0, "perceptual": "none"}
+    one = invert(g, x, steps=1, **kw)
+    many = invert(g, x, steps=300, **kw)
+    # from z = 0 one Adam step of 0.05 cannot get near z* (|z*| >= 2 in some coordinate)
+    assert float((one.latents - Z_STAR).abs().max()) > 1.0
+    assert float((many.latents - Z_STAR).abs().max()) < 0.01
+    assert bool((many.psnr > one.psnr + 30.0).all())
+    assert bool((many.psnr > 60.0).all())
+    assert many.steps == 300 and many.perceptual == "none"
+    # no encoder: nothing to compare against
+    assert bool(many.encoder_psnr.isnan().all())
+
+
+def test_without_encoder_the_search_starts_from_the_zero_latent():
+    g = DecodeOnly()
+    x = _images(g)
+    # lr is tiny: after one step the best latent seen is still (within 1e-6 of) zero
+    res = invert(g, x, steps=1, lr=1e-9, prior_weight=0.0, perceptual="none")
+    assert torch.allclose(res.latents, torch.zeros(2, 3), atol=1e-6)
+    # G(0) = 0, so the PSNR is that of a black image against x
+    expected = 10.0 * torch.log10(4.0 / x.pow(2).flatten(1).mean(1))
+    assert torch.allclose(res.psnr, expected, atol=1e-3)
+
+
+def test_encoder_perceptual_term_keeps_the_same_optimum():
+    # the encoder distance is zero at G(z) = x, so it cannot move the optimum away from z*
+    g = WithEncoderNet()
+    x = _images(g)
+    res = invert(g, x, steps=300, lr=0.05, prior_weight=0.0, perceptual="encoder")
+    assert res.perceptual == "encoder"
+    assert float((res.latents - Z_STAR).abs().max()) < 0.01
+
+
+def test_the_best_latent_seen_is_kept_even_when_the_optimiser_overshoots():
+    # the encoder starts 0.1 from z*; Adam's first step moves every coordinate by exactly lr
+    # (m / sqrt(v) = sign(grad)), so lr = 5 lands ~5 from z*: the returned latent is the
+    # encoder's (the best seen), not the last iterate
+    class NearlyRight(LinearGenerator):
+        def encode(self, x: torch.Tensor) -> torch.Tensor:
+            return Z_STAR + 0.1
+
+    g = NearlyRight()
+    x = _images(g)
+    res = invert(g, x, steps=1, lr=5.0, prior_weight=0.0, perceptual="none")
+    assert torch.equal(res.latents, Z_STAR + 0.1)
+    assert torch.allclose(res.psnr, res.encoder_psnr)
+
+
+# --- steps=0 and the encoder ------------------------------------------------------------------
+
+
+def test_zero_steps_returns_the_encoder_latents():
+    g = LinearGenerator()
+    x = _images(g)
+    res = invert(g, x, steps=0, perceptual="none")
+    with torch.no_grad():
+        expected = g.encode(x)
+    assert torch.equal(res.latents, expected)
+    # the pseudo-inverse of a full-column-rank A recovers z* from G(z*)
+    assert torch.allclose(res.latents, Z_STAR, atol=1e-4)
+    assert res.steps == 0
+    assert torch.allclose(res.psnr, res.encoder_psnr)
+    assert bool(res.encoder_psnr.isfinite().all())
+
+
+def test_zero_steps_without_encode_is_an_error():
+    g = DecodeOnly()
+    with pytest.raises(ValueError, match="`steps=0`"):
+        invert(g, _images(g), steps=0)
+
+
+def test_encoder_with_the_wrong_latent_shape_is_named():
+    g = WrongEncode()
+    with pytest.raises(ValueError, match=r"`generator\.encode`") as info:
+        invert(g, _images(g), steps=2)
+    assert "(2, 3)" in str(info.value) and "(2, 5)" in str(info.value)
+
+
+# --- which perceptual loss ran ----------------------------------------------------------------
+
+
+@pytest.mark.skipif(lpips_available(), reason="LPIPS weights are cached: 'auto' picks LPIPS")
+def test_auto_perceptual_without_encoder_is_none():
+    g = DecodeOnly()
+    res = invert(g, _images(g), steps=2, perceptual="auto")
+    assert res.perceptual == "none"
+
+
+@pytest.mark.skipif(lpips_available(), reason="LPIPS weights are cached: 'auto' picks LPIPS")
+def test_auto_perceptual_with_a_sequential_encoder_is_encoder():
+    g = WithEncoderNet()
+    res = invert(g, _images(g), steps=2, perceptual="auto")
+    assert res.perceptual == "encoder"
+
+
+@pytest.mark.skipif(lpips_available(), reason="LPIPS weights are cached: 'auto' picks LPIPS")
+def test_auto_perceptual_ignores_an_encoder_that_is_not_sequential():
+    g = NonSequentialEncoder()
+    res = invert(g, _images(g), steps=2, perceptual="auto")
+    assert res.perceptual == "none"
+
+
+def test_explicit_perceptual_choices_are_recorded():
+    g = WithEncoderNet()
+    x = _images(g)
+    assert invert(g, x, steps=2, perceptual="encoder").perceptual == "encoder"
+    assert invert(g, x, steps=2, perceptual="none").perceptual == "none"
+
+
+def test_encoder_perceptual_without_an_encoder_is_an_error():
+    g = DecodeOnly()
+    with pytest.raises(ValueError, match="`perceptual"):
+        invert(g, _images(g), steps=2, perceptual="encoder")
+
+
+def test_unknown_perceptual_choice_is_an_error():
+    g = DecodeOnly()
+    with pytest.raises(ValueError, match="`perceptual`") as info:
+        invert(g, _images(g), steps=2, perceptual="vgg")  # type: ignore[arg-type]
+    assert "'vgg'" in str(info.value)
+
+
+@pytest.mark.skipif(lpips_available(), reason="LPIPS weights are cached: 'lpips' would run")
+def test_lpips_without_cached_weights_is_an_error():
+    g = DecodeOnly()
+    with pytest.raises(ValueError, match="`perceptual='lpips'`"):
+        invert(g, _images(g), steps=2, perceptual="lpips")
+
+
+# --- the generator is left as it was ----------------------------------------------------------
+
+
+def test_generator_parameters_mode_and_flags_are_restored():
+    g = WithEncoderNet()
+    x = _images(g)
+    g.train()
+    g.encoder[1].weight.requires_grad_(False)  # a mix of flags, restored one by one
+    flags = [p.requires_grad for p in g.parameters()]
+    assert flags.count(False) == 1
+    before = [p.detach().clone() for p in g.parameters()]
+    invert(g, x, steps=5, perceptual="encoder")
+    assert g.training and all(m.training for m in g.modules())
+    assert [p.requires_grad for p in g.parameters()] == flags
+    for p0, p1 in zip(before, g.parameters(), strict=True):
+        assert torch.equal(p0, p1)
+    # the optimisation differentiated through the generator: no gradient may leak into it
+    assert all(p.grad is None for p in g.parameters())
+
+
+def test_submodule_modes_are_restored():
+    g = BatchNormGenerator().eval()
+    x = _images(g)  # BatchNorm in eval mode with fresh statistics: the identity, here
+    g.train()
+    g.bn.eval()  # a frozen BatchNorm inside a generator in training mode
+    invert(g, x, steps=3, perceptual="none")
+    assert g.training and not g.bn.training
+
+
+def test_batchnorm_running_statistics_are_not_updated():
+    g = BatchNormGenerator().eval()
+    x = _images(g)  # BatchNorm in eval mode with fresh statistics: the identity, here
+    g.train()
+    assert int(g.bn.num_batches_tracked) == 0
+    mean, var = g.bn.running_mean.clone(), g.bn.running_var.clone()
+    tracked = int(g.bn.num_batches_tracked)
+    invert(g, x, steps=3, perceptual="none")
+    assert torch.equal(g.bn.running_mean, mean)
+    assert torch.equal(g.bn.running_var, var)
+    assert int(g.bn.num_batches_tracked) == tracked
+    assert g.training
+
+
+# --- the result -------------------------------------------------------------------------------
+
+
+def test_result_shapes_and_reconstructions():
+    g = LinearGenerator()
+    x = _images(g) * 0.9 + 0.05  # not exactly on the generator's range: PSNR is finite
+    res = invert(g, x, steps=4, perceptual="none")
+    assert res.latents.shape == (2, 3)
+    assert res.reconstructions.shape == (2, 1, 4, 4)
+    assert res.psnr.shape == (2,) and res.encoder_psnr.shape == (2,)
+    with torch.no_grad():
+        assert torch.equal(res.reconstructions, g.decode(res.latents))
+    assert torch.allclose(res.psnr, _psnr(res.reconstructions, x), atol=1e-4)
+    assert not res.latents.requires_grad and not res.reconstructions.requires_grad
+    assert res.seconds >= 0.0 and math.isfinite(res.seconds)
+
+
+def test_result_is_frozen():
+    import dataclasses
+
+    g = LinearGenerator()
+    res = invert(g, _images(g), steps=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.steps = 3  # type: ignore[misc]
+
+
+# --- bad inputs name the argument -------------------------------------------------------------
+
+
+def test_x_with_nan_is_named():
+    g = LinearGenerator()
+    x = _images(g).clone()
+    x[1, 0, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match="`x` contains NaN"):
+        invert(g, x, steps=2)
+
+
+def test_x_out_of_range_is_named():
+    g = LinearGenerator()
+    with pytest.raises(ValueError, match=r"`x` must have values in \[-1, 1\]"):
+        invert(g, torch.full((2, 1, 4, 4), 3.0), steps=2)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 5, 5), (2, 3, 4, 4)])
+def test_x_with_the_wrong_image_shape_names_x_and_the_generator_shape(shape):
+    g = LinearGenerator()
+    with pytest.raises(ValueError, match="`x`") as info:
+        invert(g, torch.zeros(shape), steps=2)
+    assert "(B, 1, 4, 4)" in str(info.value)
+    assert str(shape) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kw", "exc", "match"),
+    [
+        ({"steps": -1}, ValueError, "`steps`"),
+        ({"steps": 1.5}, TypeError, "`steps`"),
+        ({"steps": True}, TypeError, "`steps`"),
+        ({"lr": 0}, ValueError, "`lr`"),
+        ({"lr": -0.1}, ValueError, "`lr`"),
+        ({"l1_weight": -1}, ValueError, "`l1_weight`"),
+        ({"perceptual_weight": -1}, ValueError, "`perceptual_weight`"),
+        ({"prior_weight": float("nan")}, ValueError, "`prior_weight`"),
+    ],
+)
+def test_bad_numbers_are_named(kw, exc, match):
+    g = LinearGenerator()
+    with pytest.raises(exc, match=match):
+        invert(g, _images(g), **kw)

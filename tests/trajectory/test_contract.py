@@ -1,0 +1,336 @@
+"""The contract every public trajectory explainer keeps, checked on the linear toy.
+
+Same result type and shapes, the same frames for the same inputs, the user's models left as
+they were (modes submodule by submodule, ``requires_grad`` flags, parameters, BatchNorm
+statistics), and an error naming the argument for every input a user can get wrong.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cfx.trajectory import (
+    GradientAscent,
+    LocalisedAscent,
+    MonotonePath,
+    PixelSpace,
+    TrajectoryResult,
+)
+from tests.trajectory.toy import LinearGenerator, LogisticClassifier
+
+B, T = 3, 3  # images, frames after the start
+IMAGE = (1, 4, 4)
+
+
+def _start_latents(g: LinearGenerator, f: LogisticClassifier) -> torch.Tensor:
+    """z0 = -3 u plus small offsets, u = A^T w / |A^T w|: well inside class 0."""
+    u = g.A.detach().T @ f.w.detach()
+    u = u / u.norm()
+    offsets = torch.tensor([[0.2, 0.0, -0.1], [0.0, 0.3, 0.0], [-0.2, 0.1, 0.2]])
+    return -3 * u[None].repeat(B, 1) + offsets  # (B, 3)
+
+
+def _make(name, g, f, oracle=None):
+    """The explainer ``name`` with small settings, and whether it walks ``g``'s latents
+    (``False``: the pixel baseline, whose latents are the images)."""
+    ascent = {"steps": T, "eta": 0.25, "max_iter": 60, "oracle": oracle}
+    monotone = {"steps": T, "iterations": 10, "warm_start_eta": 0.25, "warm_start_iter": 60}
+    monotone |= {"blur_check": 0.0, "oracle": oracle}
+    regions = {"mask_fractions": (0.125, 0.25)}
+    if name == "gradient_ascent":
+        return GradientAscent(g, f, **ascent)
+    if name == "localised_ascent":
+        return LocalisedAscent(g, f, **ascent, **regions)
+    if name == "monotone_path":
+        return MonotonePath(g, f, **monotone)
+    if name == "monotone_path_localised":
+        return MonotonePath(g, f, localise=True, **monotone, **regions)
+    if name == "pixel_space":
+        return GradientAscent(PixelSpace(IMAGE), f, inversion_steps=0, **ascent)
+    raise ValueError(name)
+
+
+NAMES = [
+    "gradient_ascent",
+    "localised_ascent",
+    "monotone_path",
+    "monotone_path_localised",
+    "pixel_space",
+]
+
+
+class Case:
+    """An explainer on the toy, with its inputs: images ``x`` ``(B, 1, 4, 4)`` in [-1, 1] and
+    the latents to start from (``G``'s latents, or the images for the pixel baseline)."""
+
+    def __init__(self, name: str, classifier: nn.Module | None = None, oracle=None) -> None:
+        self.name = name
+        self.g = LinearGenerator()
+        self.f = LogisticClassifier() if classifier is None else classifier
+        self.oracle = oracle
+        z0 = _start_latents(self.g, LogisticClassifier())
+        with torch.no_grad():
+            self.x = self.g.decode(z0)  # (B, 1, 4, 4)
+        assert float(self.x.abs().max()) <= 1.0
+        self.explainer = _make(name, self.g, self.f, oracle)
+        self.pixel = name == "pixel_space"
+        self.latents = self.x.clone() if self.pixel else z0
+        self.latent_shape = IMAGE if self.pixel else (3,)
+        self.generator = self.explainer.generator  # the model the explainer decodes with
+
+    def explain(self, x=None, target=1, latents="default"):
+        latents = self.latents if isinstance(latents, str) else latents
+        return self.explainer.explain(self.x if x is None else x, target, latents=latents)
+
+
+@pytest.fixture(params=NAMES)
+def case(request):
+    return Case(request.param)
+
+
+# --- result type and shapes -------------------------------------------------------------------
+
+
+def test_result_shapes_and_dtypes(case):
+    res = case.explain()
+    assert isinstance(res, TrajectoryResult)
+    assert res.frames.shape == (B, T + 1, *IMAGE)
+    assert res.probs.shape == (B, T + 1)
+    assert res.latents.shape == (B, T + 1, *case.latent_shape)
+    assert res.levels.shape == (T + 1,)
+    assert res.success.shape == (B,) and res.success.dtype == torch.bool
+    assert res.target.shape == (B,) and res.target.dtype == torch.int64
+    assert torch.equal(res.target, torch.ones(B, dtype=torch.int64))
+    assert res.frames.dtype == case.x.dtype and res.frames.device == case.x.device
+    assert res.steps == T and len(res) == B
+    assert torch.equal(res.source, case.x)
+    assert bool(((res.probs >= 0) & (res.probs <= 1)).all())
+    # given latents: no inversion ran, and frame 0 decodes the latents we passed
+    assert res.inversion is None and res.inversion_seconds == 0.0
+    assert torch.equal(res.latents[:, 0], case.latents)
+    with torch.no_grad():
+        assert torch.allclose(res.frames[:, 0], case.generator.decode(case.latents))
+    assert res.oracle_probs is None
+
+
+def test_result_is_frozen(case):
+    res = case.explain()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.frames = torch.zeros(1)  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.success = torch.zeros(B, dtype=torch.bool)  # type: ignore[misc]
+
+
+def test_frames_climb_to_the_target(case):
+    # the toy's boundary is a hyperplane and every start lies well inside class 0: every
+    # explainer, at these settings, ends past the boundary
+    res = case.explain()
+    assert bool((res.probs[:, 0] < 0.2).all())
+    assert bool(res.success.all())
+    assert bool((res.probs[:, -1] > 0.5).all())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_oracle_probabilities(name):
+    oracle = LogisticClassifier(seed=7)
+    c = Case(name, oracle=oracle)
+    res = c.explain()
+    assert res.oracle_probs is not None
+    assert res.oracle_probs.shape == (B, T + 1)
+    assert bool(((res.oracle_probs >= 0) & (res.oracle_probs <= 1)).all())
+    # the oracle's own target probability of the frames, recomputed by hand
+    with torch.no_grad():
+        s = res.frames.flatten(2) @ oracle.w + oracle.b  # (B, T+1): oracle log-odds of class 1
+    assert torch.allclose(res.oracle_probs, torch.sigmoid(s), atol=1e-5)
+    # and the explained classifier's, likewise
+    with torch.no_grad():
+        s = res.frames.flatten(2) @ c.f.w + c.f.b
+    assert torch.allclose(res.probs, torch.sigmoid(s), atol=1e-5)
+
+
+# --- the user's models are left as they were --------------------------------------------------
+
+
+class BatchNormClassifier(nn.Module):
+    """flatten -> BatchNorm1d(16) -> the toy's logistic classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(16)
+        self.logistic = LogisticClassifier()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logistic(self.bn(x.flatten(1)))
+
+
+def _snapshot(*models: nn.Module) -> list[torch.Tensor]:
+    return [t.detach().clone() for m in models for t in [*m.parameters(), *m.buffers()]]
+
+
+def _unchanged(before: list[torch.Tensor], *models: nn.Module) -> bool:
+    after = [t for m in models for t in [*m.parameters(), *m.buffers()]]
+    return len(before) == len(after) and all(
+        torch.equal(a, b) for a, b in zip(before, after, strict=True)
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_models_in_training_mode_are_left_unchanged(name):
+    c = Case(name, oracle=LogisticClassifier(seed=7))
+    models = [c.generator, c.f, c.oracle]
+    for m in models:
+        m.train()
+        for p in m.parameters():
+            p.requires_grad_(True)
+    before = _snapshot(*models)
+    c.explain()
+    assert all(m.training for m in models)
+    assert all(p.requires_grad for m in models for p in m.parameters())
+    assert all(p.grad is None for m in models for p in m.parameters())
+    assert _unchanged(before, *models)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("bn_training", [False, True])
+def test_batchnorm_classifier_modes_and_statistics_survive(name, bn_training):
+    # a BatchNorm kept in eval mode under a parent in training mode, or the whole classifier in
+    # training mode: either way the modes come back submodule by submodule, and the running
+    # statistics (which any forward pass in training mode would move) stay put
+    f = BatchNormClassifier()
+    f.train()
+    f.bn.train(bn_training)
+    c = Case(name, classifier=f)
+    before = _snapshot(f)
+    tracked = int(f.bn.num_batches_tracked)
+    res = c.explain()
+    assert f.training and f.logistic.training
+    assert f.bn.training is bn_training
+    assert int(f.bn.num_batches_tracked) == tracked
+    assert _unchanged(before, f)
+    # in eval mode with fresh statistics the BatchNorm is x / sqrt(1 + eps): the explainer saw
+    # the toy's logistic classifier (up to that factor)
+    with torch.no_grad():
+        s = res.frames.flatten(2) / (1 + f.bn.eps) ** 0.5 @ f.logistic.w + f.logistic.b
+    assert torch.allclose(res.probs, torch.sigmoid(s), atol=1e-5)
+
+
+# --- determinism and target forms -------------------------------------------------------------
+
+
+def test_same_inputs_same_frames(case):
+    a = case.explain()
+    b = Case(case.name).explain()  # fresh models and explainer, same inputs
+    c = case.explain()  # the same explainer again
+    assert torch.equal(a.frames, b.frames)
+    assert torch.equal(a.frames, c.frames)
+    assert torch.equal(a.probs, c.probs)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        np.int64(1),
+        torch.tensor(1),
+        torch.tensor(1, dtype=torch.int32),
+        torch.ones(B, dtype=torch.int64),
+    ],
+    ids=["numpy_int64", "tensor_0d", "tensor_0d_int32", "tensor_B"],
+)
+def test_target_forms_match_the_int(case, target):
+    expected = case.explain(target=1)
+    res = case.explain(target=target)
+    assert torch.equal(res.target, torch.ones(B, dtype=torch.int64))
+    assert torch.equal(res.frames, expected.frames)
+    assert torch.equal(res.probs, expected.probs)
+
+
+# --- clear errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "exc", "match"),
+    [
+        (2, ValueError, r"`target` must be a class index in \[0, 1\]"),
+        (-1, ValueError, r"`target` must be a class index in \[0, 1\]"),
+        ("healthy", TypeError, "`target`"),
+        (1.0, TypeError, "`target`"),
+        (True, TypeError, "`target`"),
+        (torch.tensor(1.0), ValueError, "`target`"),
+        (torch.ones(B), ValueError, "`target`"),
+        (torch.ones(B + 1, dtype=torch.int64), ValueError, "`target`"),
+    ],
+    ids=["2", "-1", "str", "float", "bool", "float_0d", "float_B", "wrong_length"],
+)
+def test_bad_target(case, target, exc, match):
+    with pytest.raises(exc, match=match):
+        case.explain(target=target)
+
+
+def test_x_with_nan(case):
+    x = case.x.clone()
+    x[0, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="`x` contains NaN"):
+        case.explain(x=x)
+
+
+def test_x_out_of_range(case):
+    with pytest.raises(ValueError, match=r"`x` must have values in \[-1, 1\]"):
+        case.explain(x=torch.full((B, *IMAGE), 3.0))
+
+
+def test_x_three_dimensional(case):
+    with pytest.raises(ValueError, match=r"`x` must have shape \(B, C, H, W\)"):
+        case.explain(x=torch.zeros(B, 4, 4))
+
+
+@pytest.mark.parametrize("shape", [(B, 1, 5, 5), (B, 3, 4, 4)])
+def test_x_with_the_wrong_image_shape(case, shape):
+    with pytest.raises(ValueError, match="`x`") as info:
+        case.explain(x=torch.zeros(shape))
+    assert "(B, 1, 4, 4)" in str(info.value)
+
+
+def test_latents_of_the_wrong_shape(case):
+    wrong = torch.zeros(B, 5) if not case.pixel else torch.zeros(B, 1, 5, 5)
+    with pytest.raises(ValueError, match="`latents` must have shape") as info:
+        case.explain(latents=wrong)
+    assert str((B, *case.latent_shape)) in str(info.value)
+    with pytest.raises(ValueError, match="`latents`"):
+        case.explain(latents=case.latents[:2])  # one image short
+
+
+def test_latents_with_nan(case):
+    z = case.latents.clone()
+    z[1].view(-1)[0] = float("nan")
+    with pytest.raises(ValueError, match="`latents`"):
+        case.explain(latents=z)
+
+
+def test_latents_as_numpy(case):
+    with pytest.raises(TypeError, match="`latents`"):
+        case.explain(latents=case.latents.numpy())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_oracle_with_the_wrong_output_shape(name):
+    class FlatOracle(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1).sum(1)  # (B,) instead of (B, K)
+
+    c = Case(name, oracle=FlatOracle())
+    with pytest.raises(ValueError, match="`oracle`"):
+        c.explain()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_classifier_with_the_wrong_output_shape(name):
+    class FlatClassifier(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1).sum(1)  # (B,) instead of (B, K)
+
+    c = Case(name, classifier=FlatClassifier())
+    with pytest.raises(ValueError, match="`classifier`"):
+        c.explain()
