@@ -14,6 +14,9 @@ from cfx.errors import UnknownNameError
 
 CLASS_NAMES = {"healthy": 0, "tumour": 1, "tumor": 1}
 METHODS = ("monotone", "gradient", "localised")
+DEFAULT_N, DEFAULT_SEED = 8, 2
+STRIP_ROWS = 32
+"""Sequences per strip figure (``strips.png``, then ``strips_02.png``, ...)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,9 +45,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="target probability the last frame must reach (about the classifier's typical "
         "confidence on real members of the target class)",
     )
-    p.add_argument("--n", type=int, default=8, help="built-in slices to explain")
-    p.add_argument("--seed", type=int, default=2, help="seed of the built-in slices")
-    p.add_argument("--input", type=Path, help="an image file (.png) or a .npy/.pt batch")
+    p.add_argument(
+        "--n", type=int, default=None, help=f"built-in slices to explain (default {DEFAULT_N})"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"seed of the built-in slices (default {DEFAULT_SEED})",
+    )
+    p.add_argument(
+        "--input",
+        type=Path,
+        help="the user's images instead of built-in slices: an image file (.png/.jpg, converted "
+        "to the generator's channels and resized to its size) or a .npy/.pt batch (N, C, H, W) "
+        "in [-1, 1] or uint8",
+    )
     p.add_argument("--out", type=Path, default=Path("cfx-trajectory"))
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_trajectory)
@@ -59,19 +75,34 @@ def parse_target(text: str) -> int:
     raise UnknownNameError(f"unknown target {text!r}; expected healthy, tumour or a class index")
 
 
-def load_input(path: Path) -> torch.Tensor:
-    """Images in [-1, 1] from a .png (grayscale, resized to 64x64) or a .npy/.pt batch."""
+def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
+    """Images in [-1, 1] from an image file (converted to ``shape`` = ``(C, H, W)``: grayscale
+    for one channel, RGB for three, resized bilinearly) or a .npy/.pt batch (checked as is)."""
     if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
         from PIL import Image
 
         if not path.is_file():
             raise FileNotFoundError(f"`--input` file not found: {path}")
-        img = Image.open(path).convert("L").resize((64, 64), Image.Resampling.BILINEAR)
+        channels, h, w = shape
+        if channels not in (1, 3):
+            raise ValueError(
+                f"`--input` image files need a generator with 1 or 3 channels, got {channels}; "
+                "pass a .npy batch instead"
+            )
+        img = Image.open(path).convert("L" if channels == 1 else "RGB")
+        img = img.resize((w, h), Image.Resampling.BILINEAR)
         arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
-        return torch.from_numpy(arr)[None, None]
+        arr = arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+        return torch.from_numpy(np.ascontiguousarray(arr))[None]
     from cfx.data.io import load_images
 
-    return load_images(path)
+    return load_images(path, name="--input")
+
+
+def image_shape(generator: Any) -> tuple[int, ...]:
+    """``(C, H, W)`` of the generator's images (one decode of the zero latent)."""
+    with torch.no_grad():
+        return tuple(generator.decode(torch.zeros(1, *generator.latent_shape)).shape[1:])
 
 
 def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -84,21 +115,25 @@ def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch
 
 
 def run_trajectory(args: argparse.Namespace) -> int:
-    from cfx.metrics.trajectory import summarise
+    from cfx.metrics.trajectory import cout, summarise
     from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
     from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
     from cfx.zoo import load_classifier, load_generator
 
     target = parse_target(args.target)
-    if args.input is not None:
-        x, masks = load_input(args.input), None
-    else:
-        if args.n <= 0:
-            raise ValueError(f"`--n` must be a positive int, got {args.n}")
-        x, masks = builtin_sources(args.n, args.seed, target)
+    if args.input is not None and (args.n is not None or args.seed is not None):
+        raise ValueError("`--n` and `--seed` choose built-in slices; drop them with --input")
+    n = DEFAULT_N if args.n is None else args.n
+    if n <= 0:
+        raise ValueError(f"`--n` must be a positive int, got {n}")
     generator = load_generator(args.generator)
     classifier = load_classifier(args.classifier)
     oracle = None if args.oracle == "none" else load_classifier(args.oracle)
+    if args.input is not None:
+        x, masks = load_input(args.input, image_shape(generator)), None
+    else:
+        seed = DEFAULT_SEED if args.seed is None else args.seed
+        x, masks = builtin_sources(n, seed, target)
     common = {
         "steps": args.steps,
         "margin": args.margin,
@@ -120,14 +155,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    trajectory_strip(
-        result.frames, result.probs, out / "strips.png", oracle_probs=result.oracle_probs
-    )
-    for i in range(len(result)):
-        trajectory_gif(result.frames[i], out / f"sequence_{i:03d}.gif")
-    probability_curves(
-        result.probs, result.levels, out / "probabilities.png", oracle_probs=result.oracle_probs
-    )
+    # the arrays and the summary first: figures of a very large batch must not cost the result
     arrays: dict[str, Any] = {
         "frames": result.frames.numpy(),
         "probs": result.probs.numpy(),
@@ -137,7 +165,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     if result.edit_masks is not None:
         arrays["edit_masks"] = result.edit_masks.numpy()
     np.savez_compressed(out / "result.npz", **arrays)
-    summary = summarise(
+    summary: dict[str, Any] = summarise(
         result.probs,
         result.levels,
         result.frames,
@@ -145,13 +173,32 @@ def run_trajectory(args: argparse.Namespace) -> int:
         oracle_probs=result.oracle_probs,
         masks=masks if target == 0 else None,
     )
+    with torch.no_grad():
+        summary["cout"] = float(
+            cout(classifier, result.frames[:, 0], result.frames[:, -1], result.target).mean()
+        )
+    inversion = result.inversion
     summary |= {
         "method": args.method + ("+localise" if args.localise else ""),
         "target": target,
         "steps": args.steps,
         "seconds": result.seconds,
         "inversion_seconds": result.inversion_seconds,
+        "inversion_psnr_db": None if inversion is None else float(inversion.psnr.mean()),
+        "perceptual_loss": None if inversion is None else inversion.perceptual,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for page, first in enumerate(range(0, len(result), STRIP_ROWS), start=1):
+        rows = slice(first, first + STRIP_ROWS)
+        oracle_rows = None if result.oracle_probs is None else result.oracle_probs[rows]
+        name = "strips.png" if page == 1 else f"strips_{page:02d}.png"
+        trajectory_strip(
+            result.frames[rows], result.probs[rows], out / name, oracle_probs=oracle_rows
+        )
+    for i in range(len(result)):
+        trajectory_gif(result.frames[i], out / f"sequence_{i:03d}.gif")
+    probability_curves(
+        result.probs, result.levels, out / "probabilities.png", oracle_probs=result.oracle_probs
+    )
     print(json.dumps(summary, indent=2))
     return 0

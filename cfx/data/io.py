@@ -15,9 +15,9 @@ def _load_array(path: str | Path, name: str) -> Tensor:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"`{name}` file not found: {p}")
-    if p.suffix == ".npy":
+    if p.suffix.lower() == ".npy":
         return torch.from_numpy(np.load(p, allow_pickle=False))
-    if p.suffix == ".pt":
+    if p.suffix.lower() == ".pt":
         obj = torch.load(p, map_location="cpu", weights_only=True)
         if not isinstance(obj, Tensor):
             raise TypeError(f"`{name}` ({p}) must hold a single tensor, got {type(obj).__name__}")
@@ -25,13 +25,15 @@ def _load_array(path: str | Path, name: str) -> Tensor:
     raise ValueError(f"`{name}` must be a .npy or .pt file, got {p.name!r}")
 
 
-def load_images(path: str | Path) -> Tensor:
-    """Images ``(N, C, H, W)`` from ``.npy``/``.pt``: floats in [-1, 1], or uint8 (0..255)."""
-    x = _load_array(path, "images")
+def load_images(path: str | Path, *, name: str = "images") -> Tensor:
+    """Images ``(N, C, H, W)`` from ``.npy``/``.pt``: floats in [-1, 1], or uint8 (0..255).
+
+    Errors call the file ``name`` (e.g. the command-line option that gave it)."""
+    x = _load_array(path, name)
     if x.dtype == torch.uint8:
         x = x.float() / 127.5 - 1.0
     x = x.float()
-    return check_images(x, "images")
+    return check_images(x, name)
 
 
 def load_labels(path: str | Path, n: int) -> Tensor:

@@ -30,9 +30,15 @@ def test_bad_n_is_a_clear_error(tmp_path, capsys):
 
 def test_demo_writes_report(tmp_path):
     assert main(["demo", "--out", str(tmp_path / "r")]) == 0
+    from cfx.demo import SECTIONS
+
     html = (tmp_path / "r" / "index.html").read_text()
-    assert "Brain MRI data" in html and "German Credit data" in html
-    assert (tmp_path / "r" / "brain_preview.png").is_file()
+    for title, _ in SECTIONS:
+        assert title in html
+    # the shipped models load, so no section falls back to "Skipped: <why>"
+    assert "Skipped:" not in html
+    for name in ("brain_preview.png", "traj_0.png", "traj_1_localised.gif", "saliency_grid.png"):
+        assert (tmp_path / "r" / name).is_file(), name
 
 
 def test_no_command_shows_usage(capsys):
