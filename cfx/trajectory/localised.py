@@ -160,10 +160,14 @@ class LocalisedAscent:
         check_real("eta", self.eta, low=0.0, open_low=True)
         check_real("patience", self.patience, low=0.0, open_low=True)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
-        fractions = tuple(self.mask_fractions)
-        if not fractions or any(
-            not isinstance(q, (int, float)) or isinstance(q, bool) or not 0.0 < q <= 1.0
-            for q in fractions
+        fractions = self.mask_fractions
+        if (
+            not isinstance(fractions, (tuple, list))
+            or not fractions
+            or any(
+                not isinstance(q, (int, float)) or isinstance(q, bool) or not 0.0 < q <= 1.0
+                for q in fractions
+            )
         ):
             raise ValueError(
                 f"`mask_fractions` must be a non-empty sequence of shares in (0, 1], "
@@ -175,10 +179,8 @@ class LocalisedAscent:
             )
         if self.give_up is not None:
             check_real("give_up", self.give_up, low=0.0, open_low=True)
-        if self.change_blur < 0 or self.soften < 0:
-            raise ValueError(
-                f"`change_blur` and `soften` must be >= 0, got {self.change_blur}, {self.soften}"
-            )
+        check_real("change_blur", self.change_blur, low=0.0)
+        check_real("soften", self.soften, low=0.0)
 
     def _ascent(self) -> GradientAscent:
         return GradientAscent(

@@ -74,7 +74,8 @@ class MonotonePath:
         lambda_growth: factor applied to lambda after a valid check.
         lambda_max: cap on lambda.
         smooth_weight: weight ``mu`` of the smoothness term.
-        gap: minimum probability climb per step demanded by the monotonicity term.
+        gap: minimum probability climb per step demanded by the monotonicity term, in
+            ``[0, 1 / steps)``.
         calibration_tol: largest ``max_t |p_t - t/T|`` that still counts as valid.
         adapt_every: iterations between lambda updates.
         blur_check: a path is valid only if its last frame, blurred with a Gaussian of this
@@ -167,23 +168,20 @@ class MonotonePath:
         check_int("adapt_every", self.adapt_every)
         if self.stall is not None:
             check_int("stall", self.stall)
-        if not isinstance(self.blur_check, (int, float)) or not self.blur_check >= 0:
-            raise ValueError(f"`blur_check` must be a number >= 0, got {self.blur_check!r}")
+        check_real("blur_check", self.blur_check, low=0.0)
         check_int("inversion_steps", self.inversion_steps, minimum=0)
         check_real("lr", self.lr, low=0.0, open_low=True)
         check_real("lambda_init", self.lambda_init, low=0.0, open_low=True)
         check_real("lambda_max", self.lambda_max, low=0.0, open_low=True)
-        if not self.lambda_growth >= 1.0:
-            raise ValueError(f"`lambda_growth` must be >= 1, got {self.lambda_growth!r}")
+        check_real("lambda_growth", self.lambda_growth, low=1.0)
         if self.lambda_init > self.lambda_max:
             raise ValueError(
                 f"`lambda_init` must not exceed `lambda_max` ({self.lambda_max}), "
                 f"got {self.lambda_init}"
             )
-        if self.smooth_weight < 0 or self.gap < 0:
-            raise ValueError(
-                f"`smooth_weight` and `gap` must be >= 0, got {self.smooth_weight}, {self.gap}"
-            )
+        check_real("smooth_weight", self.smooth_weight, low=0.0)
+        # the levels climb 1 / steps per frame, so no path can climb by more at every step
+        check_real("gap", self.gap, low=0.0, high=1.0 / self.steps, open_high=True)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
         check_real("calibration_tol", self.calibration_tol, low=0.0, open_low=True)
         if not isinstance(self.localise, bool):

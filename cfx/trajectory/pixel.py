@@ -19,7 +19,11 @@ class PixelSpace(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
-        if len(image_shape) != 3 or any(int(s) <= 0 for s in image_shape):
+        if (
+            not isinstance(image_shape, (tuple, list))
+            or len(image_shape) != 3
+            or any(not isinstance(s, int) or isinstance(s, bool) or s <= 0 for s in image_shape)
+        ):
             raise ValueError(f"`image_shape` must be (C, H, W) positive ints, got {image_shape!r}")
         self.image_shape = tuple(int(s) for s in image_shape)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from cfx.trajectory import LocalisedAscent, MonotonePath
+from cfx.trajectory import LocalisedAscent, MonotonePath, PixelSpace
 from cfx.trajectory.localised import region_masks
 
 R = torch.zeros(16, dtype=torch.bool)
@@ -201,3 +201,15 @@ def test_bad_background_and_give_up(toy):
         _explainer(g, f, give_up=0.0).explain(x, 1, latents=z0)
     with pytest.raises(ValueError, match="give_up"):
         MonotonePath(g, f, localise=True, give_up=-1.0).explain(x, 1, latents=z0)
+
+
+def test_settings_of_the_wrong_kind_are_named(toy):
+    g, f, z0, x = toy
+    with pytest.raises(ValueError, match="mask_fractions"):
+        _explainer(g, f, mask_fractions=0.1).explain(x, 1, latents=z0)
+    with pytest.raises(TypeError, match="`change_blur`"):
+        _explainer(g, f, change_blur="a").explain(x, 1, latents=z0)
+    with pytest.raises(ValueError, match="image_shape"):
+        PixelSpace(64)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="image_shape"):
+        PixelSpace((1, 4.5, 4))  # type: ignore[arg-type]

@@ -144,3 +144,20 @@ def test_an_end_frame_that_fails_when_blurred_is_never_valid(toy):
     # no lambda shaped the returned path, and the result says so
     assert checked.lambdas is not None and bool(checked.lambdas.isnan().all())
     assert unchecked.lambdas is not None and bool(unchecked.lambdas.isfinite().all())
+
+
+@pytest.mark.parametrize(
+    ("kw", "exc", "match"),
+    [
+        ({"gap": 0.25, "steps": 4}, ValueError, r"`gap` must be a number in \[0, 0.25\)"),
+        ({"smooth_weight": "a"}, TypeError, "`smooth_weight`"),
+        ({"lambda_growth": None}, TypeError, "`lambda_growth`"),
+        ({"lambda_growth": 0.5}, ValueError, "`lambda_growth`"),
+        ({"blur_check": "1"}, TypeError, "`blur_check`"),
+        ({"margin": None}, TypeError, "`margin`"),
+    ],
+)
+def test_settings_of_the_wrong_kind_are_named(toy, kw, exc, match):
+    g, f, z0 = toy
+    with pytest.raises(exc, match=match):
+        MonotonePath(g, f, **kw).explain(torch.zeros(3, 1, 4, 4), 1, latents=z0)
