@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -229,15 +230,7 @@ class GradientAscent:
         self._check()
         t0 = time.perf_counter()
         with frozen(self.generator, self.classifier, self.oracle):
-            begin = start(
-                self.generator,
-                self.classifier,
-                x,
-                target,
-                latents,
-                inversion_steps=self.inversion_steps,
-                show_progress=self.show_progress,
-            )
+            begin = start(self, x, target, latents)
             z0, tgt = begin.latents, begin.target
             path, probs = self.ascend(z0, tgt)  # (B, K, *latent), (B, K)
             levels = torch.arange(self.steps + 1, dtype=z0.dtype, device=z0.device) / self.steps
@@ -247,9 +240,17 @@ class GradientAscent:
             return finish(self, x, zs, levels, begin, t0, lambdas=None)
 
 
+class Finishes(Protocol):
+    """What :func:`finish` reads from an explainer."""
+
+    generator: Generator
+    classifier: Classifier
+    oracle: Classifier | None
+
+
 @torch.no_grad()
 def finish(
-    explainer: object,
+    explainer: Finishes,
     x: Tensor,
     zs: Tensor,
     levels: Tensor,
@@ -266,9 +267,7 @@ def finish(
     chunks. ``begin`` holds the target and the inversion (:func:`~cfx.trajectory.start.start`).
     """
     target = begin.target
-    generator: Generator = explainer.generator  # type: ignore[attr-defined]
-    classifier: Classifier = explainer.classifier  # type: ignore[attr-defined]
-    oracle: Classifier | None = explainer.oracle  # type: ignore[attr-defined]
+    generator, classifier, oracle = explainer.generator, explainer.classifier, explainer.oracle
     b, n = zs.shape[:2]
     flat = zs.reshape(b * n, *zs.shape[2:])
     decode = decode or (lambda z, rows: in_chunks(generator.decode, z))

@@ -297,15 +297,7 @@ class LocalisedAscent:
         self._check()
         t0 = time.perf_counter()
         with frozen(self.generator, self.classifier, self.oracle):
-            begin = start(
-                self.generator,
-                self.classifier,
-                x,
-                target,
-                latents,
-                inversion_steps=self.inversion_steps,
-                show_progress=self.show_progress,
-            )
+            begin = start(self, x, target, latents)
             z0, tgt = begin.latents, begin.target
             levels = torch.arange(self.steps + 1, dtype=z0.dtype, device=z0.device) / self.steps
             region = self.region_path(x, z0, tgt, levels[1:])

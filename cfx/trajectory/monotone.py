@@ -200,15 +200,7 @@ class MonotonePath:
         t0 = time.perf_counter()
         n_steps = self.steps
         with frozen(self.generator, self.classifier, self.oracle):
-            begin = start(
-                self.generator,
-                self.classifier,
-                x,
-                target,
-                latents,
-                inversion_steps=self.inversion_steps,
-                show_progress=self.show_progress,
-            )
+            begin = start(self, x, target, latents)
             z0, tgt, b = begin.latents, begin.target, begin.latents.shape[0]
             levels = torch.arange(n_steps + 1, dtype=z0.dtype, device=z0.device) / n_steps
             mask = decode = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -28,19 +29,20 @@ class Start:
     seconds: float  # wall time of the inversion (0 with given latents)
 
 
-def start(
-    generator: Generator,
-    classifier: Classifier,
-    x: object,
-    target: object,
-    latents: object = None,
-    *,
-    inversion_steps: int,
-    show_progress: bool = False,
-) -> Start:
-    """Check ``x`` ``(B, C, H, W)`` and ``target``, then invert ``x`` (``inversion_steps``
-    latent-optimisation steps after the encoder) unless ``latents`` ``(B, *latent_shape)``
-    are given. Models must already be frozen."""
+class Starts(Protocol):
+    """What :func:`start` reads from an explainer."""
+
+    generator: Generator
+    classifier: Classifier
+    inversion_steps: int
+    show_progress: bool
+
+
+def start(explainer: Starts, x: object, target: object, latents: object = None) -> Start:
+    """Check ``x`` ``(B, C, H, W)`` and ``target``, then invert ``x`` (the explainer's
+    ``inversion_steps`` latent-optimisation steps after the encoder, with its progress bar)
+    unless ``latents`` ``(B, *latent_shape)`` are given. Models must already be frozen."""
+    generator, classifier = explainer.generator, explainer.classifier
     x = check_images(x, "x")
     b = x.shape[0]
     probe = generator_probe(generator, x)  # (1, C, H, W), after checking x's shape
@@ -60,5 +62,7 @@ def start(
             raise ValueError("`latents` contains NaN or infinite values")
         return Start(latents=latents.detach().to(x), target=tgt, inversion=None, seconds=0.0)
     t0 = time.perf_counter()
-    inv = invert(generator, x, steps=inversion_steps, show_progress=show_progress)
+    inv = invert(
+        generator, x, steps=explainer.inversion_steps, show_progress=explainer.show_progress
+    )
     return Start(latents=inv.latents, target=tgt, inversion=inv, seconds=time.perf_counter() - t0)
