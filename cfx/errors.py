@@ -6,6 +6,7 @@ name the argument, what was expected and what arrived.
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 from typing import NoReturn
 
@@ -49,15 +50,19 @@ def check_real(
     open_low: bool = False,
     open_high: bool = False,
 ) -> float:
-    """``value`` as a float, or an error naming ``name`` when it is not a real number (bools
-    and strings included) or lies outside ``[low, high]`` (``open_*``: that end excluded)."""
+    """``value`` as a float, or an error naming ``name`` when it is not a finite real number
+    (bools and strings included; a 0-d real tensor counts as its value) or lies outside
+    ``[low, high]`` (``open_*``: that end excluded)."""
     lo = "" if low is None else ("(" if open_low else "[") + f"{low:g}"
     hi = "" if high is None else f"{high:g}" + (")" if open_high else "]")
     want = f"a number in {lo or '(-inf'}, {hi or 'inf)'}"
+    item = getattr(value, "item", None)  # a 0-d tensor or numpy scalar: its Python value
+    if callable(item) and getattr(value, "ndim", None) == 0 and not isinstance(value, Real):
+        value = item()
     if not isinstance(value, Real) or isinstance(value, bool):
         raise TypeError(f"`{name}` must be {want}, got {value!r}")
     v = float(value)
-    ok = v == v  # not NaN
+    ok = math.isfinite(v)
     if low is not None:
         ok = ok and (v > low if open_low else v >= low)
     if high is not None:

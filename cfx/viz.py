@@ -94,21 +94,30 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     return out
 
 
+def _pictures(images: Tensor) -> np.ndarray:
+    """Images ``(N, C, H, W)`` in [-1, 1] with ``C`` 1 or 3 -> ``(N, H, W, C)`` in [0, 1]."""
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"`frames` must have 1 or 3 channels to draw, got {tuple(images.shape)}")
+    return to_unit(images.detach()).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+
+
 def trajectory_strip(
     frames: Tensor, probs: Tensor, path: str | Path, *, oracle_probs: Tensor | None = None
 ) -> Path:
     """One PNG per batch: a row of frames per sequence, titled with target probabilities.
 
-    ``frames`` ``(B, T+1, 1, H, W)`` in [-1, 1], ``probs`` ``(B, T+1)``.
+    ``frames`` ``(B, T+1, C, H, W)`` in [-1, 1] with one (grey) or three (RGB) channels,
+    ``probs`` ``(B, T+1)``.
     """
     plt = _pyplot()
     b, n = frames.shape[:2]
     fig, axes = plt.subplots(b, n, figsize=(1.25 * n, 1.4 * b), squeeze=False)
-    pics = to_unit(frames[:, :, 0]).clamp(0, 1).cpu().numpy()
+    pics = _pictures(frames.flatten(0, 1)).reshape(b, n, *frames.shape[-2:], -1)
     for i in range(b):
         for t in range(n):
             ax = axes[i, t]
-            ax.imshow(pics[i, t], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            pic = pics[i, t, ..., 0] if pics.shape[-1] == 1 else pics[i, t]
+            ax.imshow(pic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             title = f"f={float(probs[i, t]):.2f}"
@@ -120,10 +129,12 @@ def trajectory_strip(
 
 
 def trajectory_gif(frames: Tensor, path: str | Path, *, scale: int = 4, ms: int = 180) -> Path:
-    """Animated GIF of one sequence ``(T+1, 1, H, W)`` in [-1, 1] (there and back)."""
+    """Animated GIF of one sequence ``(T+1, C, H, W)`` in [-1, 1], grey or RGB (there and
+    back)."""
     from PIL import Image
 
-    pics = (to_unit(frames[:, 0]).clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    pics = (_pictures(frames) * 255 + 0.5).astype(np.uint8)  # (T+1, H, W, 1 or 3)
+    pics = pics[..., 0] if pics.shape[-1] == 1 else pics
     size = (pics.shape[2] * scale, pics.shape[1] * scale)
     seq = [Image.fromarray(p).resize(size, Image.Resampling.NEAREST) for p in pics]
     seq = seq + seq[-2:0:-1]

@@ -19,6 +19,7 @@ def test_check_real_accepts_numbers_in_range_and_returns_floats():
         (1.0, {"high": 1.0, "open_high": True}, ValueError, r"in \(-inf, 1\), got 1.0"),
         (-1, {"low": 0.0}, ValueError, r"in \[0, inf\), got -1"),
         (math.nan, {}, ValueError, "got nan"),
+        (math.inf, {"low": 0.0}, ValueError, "got inf"),
         (None, {}, TypeError, "got None"),
         ("0.9", {}, TypeError, "got '0.9'"),
         (True, {}, TypeError, "got True"),
@@ -36,3 +37,12 @@ def test_check_int():
     for bad in (1.5, True, "2", None):
         with pytest.raises(TypeError, match="`steps` must be an int >= 1"):
             check_int("steps", bad)
+
+
+def test_check_real_reads_zero_d_tensors_and_numpy_scalars():
+    import torch
+
+    assert check_real("margin", torch.tensor(0.99), low=0.5, high=1.0) == pytest.approx(0.99)
+    assert check_real("margin", np.float64(0.9)) == 0.9
+    with pytest.raises(TypeError, match="`margin`"):
+        check_real("margin", torch.tensor([0.9, 0.95]))

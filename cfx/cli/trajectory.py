@@ -57,9 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--input",
         type=Path,
-        help="the user's images instead of built-in slices: an image file (.png/.jpg, converted "
-        "to the generator's channels and resized to its size) or a .npy/.pt batch (N, C, H, W) "
-        "in [-1, 1] or uint8",
+        help="the user's images instead of built-in slices: an image file (.png/.jpg/.bmp/.tif, "
+        "converted to the generator's channels and resized to its size) or a .npy/.pt batch "
+        "(N, C, H, W) in [-1, 1] or uint8",
     )
     p.add_argument("--out", type=Path, default=Path("cfx-trajectory"))
     p.add_argument("--no-progress", action="store_true")
@@ -75,28 +75,53 @@ def parse_target(text: str) -> int:
     raise UnknownNameError(f"unknown target {text!r}; expected healthy, tumour or a class index")
 
 
+IMAGE_FILES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+BATCH_FILES = (".npy", ".pt")
+
+
 def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
-    """Images in [-1, 1] from an image file (converted to ``shape`` = ``(C, H, W)``: grayscale
-    for one channel, RGB for three, resized bilinearly) or a .npy/.pt batch (checked as is)."""
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        from PIL import Image
+    """Images in [-1, 1] shaped ``(N, *shape)`` from an image file (converted to ``shape`` =
+    ``(C, H, W)``: grey for one channel, RGB for three, 16-bit grey scaled by 65535, resized
+    bilinearly) or a .npy/.pt batch (which must already have that shape)."""
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_FILES + BATCH_FILES:
+        raise ValueError(
+            f"`--input` must be an image file ({', '.join(IMAGE_FILES)}) or a batch "
+            f"({', '.join(BATCH_FILES)}), got {path.name!r}"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"`--input` file not found: {path}")
+    channels, h, w = shape
+    if suffix in BATCH_FILES:
+        from cfx.data.io import load_images
 
-        if not path.is_file():
-            raise FileNotFoundError(f"`--input` file not found: {path}")
-        channels, h, w = shape
-        if channels not in (1, 3):
+        x = load_images(path, name="--input")
+        if tuple(x.shape[1:]) != tuple(shape):
             raise ValueError(
-                f"`--input` image files need a generator with 1 or 3 channels, got {channels}; "
-                "pass a .npy batch instead"
+                f"`--input` must hold images shaped (N, {channels}, {h}, {w}) for the "
+                f"generator, got {tuple(x.shape)}"
             )
-        img = Image.open(path).convert("L" if channels == 1 else "RGB")
-        img = img.resize((w, h), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
-        arr = arr[None] if channels == 1 else arr.transpose(2, 0, 1)
-        return torch.from_numpy(np.ascontiguousarray(arr))[None]
-    from cfx.data.io import load_images
+        return x
+    if channels not in (1, 3):
+        raise ValueError(
+            f"`--input` image files need a generator with 1 or 3 channels, got {channels}; "
+            "pass a .npy batch instead"
+        )
+    from PIL import Image
 
-    return load_images(path, name="--input")
+    img = Image.open(path)
+    if img.mode.startswith("I"):  # 16/32-bit grey (common for MRI): full scale is 65535
+        unit = np.asarray(img, dtype=np.float32)[None] / 65535.0  # (1, H, W)
+        unit = np.repeat(unit, channels, axis=0)
+    else:
+        rgb = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+        unit = (rgb[None] if channels == 1 else rgb.transpose(2, 0, 1)) / 255.0  # (C, H, W)
+    x = torch.from_numpy(np.ascontiguousarray(unit)).clamp(0, 1)[None] * 2.0 - 1.0
+    if tuple(x.shape[-2:]) != (h, w):
+        x = torch.nn.functional.interpolate(
+            x, size=(h, w), mode="bilinear", align_corners=False, antialias=True
+        ).clamp(-1, 1)
+    return x
 
 
 def image_shape(generator: Any) -> tuple[int, ...]:

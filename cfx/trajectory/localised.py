@@ -160,19 +160,17 @@ class LocalisedAscent:
         check_real("eta", self.eta, low=0.0, open_low=True)
         check_real("patience", self.patience, low=0.0, open_low=True)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
-        fractions = self.mask_fractions
-        if (
-            not isinstance(fractions, (tuple, list))
-            or not fractions
-            or any(
-                not isinstance(q, (int, float)) or isinstance(q, bool) or not 0.0 < q <= 1.0
-                for q in fractions
-            )
-        ):
+        try:
+            fractions = tuple(self.mask_fractions)
+        except TypeError:
+            fractions = ()
+        if not fractions:
             raise ValueError(
                 f"`mask_fractions` must be a non-empty sequence of shares in (0, 1], "
                 f"got {self.mask_fractions!r}"
             )
+        for q in fractions:
+            check_real("mask_fractions (each)", q, low=0.0, high=1.0, open_low=True)
         if self.background not in ("reconstruction", "source"):
             raise ValueError(
                 f"`background` must be 'reconstruction' or 'source', got {self.background!r}"

@@ -74,8 +74,8 @@ class MonotonePath:
         lambda_growth: factor applied to lambda after a valid check.
         lambda_max: cap on lambda.
         smooth_weight: weight ``mu`` of the smoothness term.
-        gap: minimum probability climb per step demanded by the monotonicity term, in
-            ``[0, 1 / steps)``.
+        gap: minimum probability climb per step demanded by the monotonicity term (a soft
+            hinge; validity only asks every step to climb), in ``[0, 1)``.
         calibration_tol: largest ``max_t |p_t - t/T|`` that still counts as valid.
         adapt_every: iterations between lambda updates.
         blur_check: a path is valid only if its last frame, blurred with a Gaussian of this
@@ -180,8 +180,9 @@ class MonotonePath:
                 f"got {self.lambda_init}"
             )
         check_real("smooth_weight", self.smooth_weight, low=0.0)
-        # the levels climb 1 / steps per frame, so no path can climb by more at every step
-        check_real("gap", self.gap, low=0.0, high=1.0 / self.steps, open_high=True)
+        check_real("gap", self.gap, low=0.0, high=1.0, open_high=True)  # a soft hinge
+        check_real("warm_start_eta", self.warm_start_eta, low=0.0, open_low=True)
+        check_int("warm_start_iter", self.warm_start_iter)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
         check_real("calibration_tol", self.calibration_tol, low=0.0, open_low=True)
         if not isinstance(self.localise, bool):

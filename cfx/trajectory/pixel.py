@@ -11,6 +11,8 @@ agreement metric exposes.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 from torch import Tensor, nn
 
 
@@ -19,13 +21,15 @@ class PixelSpace(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
-        if (
-            not isinstance(image_shape, (tuple, list))
-            or len(image_shape) != 3
-            or any(not isinstance(s, int) or isinstance(s, bool) or s <= 0 for s in image_shape)
+        try:
+            dims = tuple(image_shape)
+        except TypeError:
+            dims = ()
+        if len(dims) != 3 or any(
+            not isinstance(s, Integral) or isinstance(s, bool) or s <= 0 for s in dims
         ):
             raise ValueError(f"`image_shape` must be (C, H, W) positive ints, got {image_shape!r}")
-        self.image_shape = tuple(int(s) for s in image_shape)
+        self.image_shape = tuple(int(s) for s in dims)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import torch
 
 from cfx.cli import main
 
@@ -83,9 +84,29 @@ def test_input_errors_name_the_option(tmp_path, capsys):
     np.save(bad, np.zeros((1, 1, 32, 32), dtype=np.float32))
     base = ["trajectory", "--target", "healthy", "--out", str(tmp_path / "t")]
     assert main([*base, "--input", str(bad)]) == 2
-    assert "`x` must have the generator's image shape (B, 1, 64, 64)" in capsys.readouterr().err
+    assert "`--input` must hold images shaped (N, 1, 64, 64)" in capsys.readouterr().err
+    assert main([*base, "--input", str(tmp_path / "scan.gif")]) == 2
+    assert "`--input` must be an image file (.png" in capsys.readouterr().err
     np.save(bad, np.full((1, 1, 64, 64), 3.0, dtype=np.float32))
     assert main([*base, "--input", str(bad)]) == 2
     assert "`--input` must have values in [-1, 1]" in capsys.readouterr().err
     assert main([*base, "--input", str(bad), "--n", "4"]) == 2
     assert "`--n` and `--seed` choose built-in slices" in capsys.readouterr().err
+
+
+def test_load_input_converts_colour_and_16_bit_files(tmp_path):
+    from PIL import Image
+
+    from cfx.cli.trajectory import load_input
+
+    rgb = np.zeros((6, 4, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[..., 2] = 255, 51  # pure red with a little blue: (1, 0, 0.2) in [0, 1]
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    x = load_input(tmp_path / "c.png", (3, 6, 4))
+    assert x.shape == (1, 3, 6, 4)
+    assert torch.allclose(x[0, :, 0, 0], torch.tensor([1.0, -1.0, -0.6]))
+    grey16 = np.full((6, 4), 65535 // 4, dtype=np.uint16)  # a quarter of full scale
+    Image.fromarray(grey16).save(tmp_path / "g.png")
+    x = load_input(tmp_path / "g.png", (1, 3, 2))  # also halved in size
+    assert x.shape == (1, 1, 3, 2)
+    assert torch.allclose(x, torch.full_like(x, -0.5), atol=1e-3)

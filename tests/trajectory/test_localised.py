@@ -213,3 +213,12 @@ def test_settings_of_the_wrong_kind_are_named(toy):
         PixelSpace(64)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="image_shape"):
         PixelSpace((1, 4.5, 4))  # type: ignore[arg-type]
+
+
+def test_sequences_of_any_kind_are_accepted(toy):
+    import numpy as np
+
+    g, f, z0, x = toy
+    res = _explainer(g, f, mask_fractions=np.array([0.125, 0.25])).explain(x, 1, latents=z0)
+    assert res.edit_masks is not None
+    assert PixelSpace([1, np.int64(4), 4]).latent_shape == (1, 4, 4)

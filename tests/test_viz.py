@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cfx.viz import trajectory_gif, trajectory_strip
+
+
+def _sequence(channels: int) -> torch.Tensor:
+    """Two frames ``(2, C, 4, 4)``: black, then (for RGB) pure red / (for grey) white."""
+    frames = -torch.ones(2, channels, 4, 4)
+    frames[1, 0] = 1.0
+    if channels == 1:
+        frames[1] = 1.0
+    return frames
+
+
+@pytest.mark.parametrize(("channels", "second"), [(1, (255, 255, 255)), (3, (255, 0, 0))])
+def test_gif_frames_show_the_images_in_their_colours(tmp_path, channels, second):
+    path = trajectory_gif(_sequence(channels), tmp_path / "s.gif", scale=2)
+    with Image.open(path) as gif:
+        first = np.asarray(gif.convert("RGB"))
+        gif.seek(1)
+        later = np.asarray(gif.convert("RGB"))
+    assert first.shape == (8, 8, 3)
+    assert tuple(first[0, 0]) == (0, 0, 0) and tuple(later[0, 0]) == second
+
+
+def test_strips_draw_grey_and_colour_and_refuse_other_channel_counts(tmp_path):
+    probs = torch.tensor([[0.1, 0.9]])
+    for channels in (1, 3):
+        out = trajectory_strip(_sequence(channels)[None], probs, tmp_path / f"{channels}.png")
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        trajectory_strip(torch.zeros(1, 2, 2, 4, 4), probs, tmp_path / "bad.png")
