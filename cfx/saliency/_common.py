@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from cfx.calls import class_logits, frozen, resolve_target
-from cfx.errors import fail
+from cfx.errors import check_int, check_real, fail
 from cfx.images import check_images
 from cfx.types import Classifier
 
@@ -37,26 +37,15 @@ class SaliencyMethod(Protocol):
 
 
 def positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
-    return value
+    return check_int(name, value, minimum=minimum)
 
 
 def positive_float(name: str, value: object, *, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (value >= 0 if allow_zero else value > 0):  # type: ignore[operator]
-        kind = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"`{name}` must be {kind} number, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return check_real(name, value, low=0.0, open_low=not allow_zero)
 
 
 def unit_interval(name: str, value: object, *, open_low: bool = True) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    low_ok = ok and (value > 0 if open_low else value >= 0)  # type: ignore[operator]
-    if not (low_ok and value <= 1):  # type: ignore[operator]
-        bracket = "(0, 1]" if open_low else "[0, 1]"
-        raise ValueError(f"`{name}` must be a number in {bracket}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return check_real(name, value, low=0.0, high=1.0, open_low=open_low)
 
 
 def pair(name: str, value: object) -> tuple[int, int]:
