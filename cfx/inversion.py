@@ -47,13 +47,18 @@ class InversionResult:
 
 
 @torch.no_grad()
+def zero_image(generator: Generator, like: Tensor | None = None) -> Tensor:
+    """``G(0)``: one image ``(1, C, H, W)``, decoded in ``like``'s dtype and device (default
+    float32 on the CPU); its shape is the shape of every image the generator makes."""
+    z = torch.zeros(1, *generator.latent_shape)
+    return generator.decode(z if like is None else z.to(like))
+
+
 def generator_probe(generator: Generator, x: Tensor) -> Tensor:
-    """``G(0)`` ``(1, C, H, W)`` in ``x``'s dtype and device, after checking that the images
-    ``x`` have the shape the generator produces (an error naming ``x`` otherwise). Call it
-    with the generator frozen (:func:`~cfx.calls.frozen`)."""
-    probe = generator.decode(
-        torch.zeros(1, *generator.latent_shape, dtype=x.dtype, device=x.device)
-    )
+    """:func:`zero_image` after checking that the images ``x`` have the shape the generator
+    produces (an error naming ``x`` otherwise). Call it with the generator frozen
+    (:func:`~cfx.calls.frozen`)."""
+    probe = zero_image(generator, x)
     shape = tuple(probe.shape[1:])  # (C, H, W) the generator produces
     if shape != tuple(x.shape[1:]):
         raise ValueError(

@@ -124,12 +124,6 @@ def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
     return x
 
 
-def image_shape(generator: Any) -> tuple[int, ...]:
-    """``(C, H, W)`` of the generator's images (one decode of the zero latent)."""
-    with torch.no_grad():
-        return tuple(generator.decode(torch.zeros(1, *generator.latent_shape)).shape[1:])
-
-
 def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` test slices of the class opposite to ``target`` (and their lesion masks)."""
     from cfx.data.brain import make_dataset
@@ -140,6 +134,7 @@ def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch
 
 
 def run_trajectory(args: argparse.Namespace) -> int:
+    from cfx.inversion import zero_image
     from cfx.metrics.trajectory import cout, summarise
     from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
     from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
@@ -155,7 +150,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.classifier)
     oracle = None if args.oracle == "none" else load_classifier(args.oracle)
     if args.input is not None:
-        x, masks = load_input(args.input, image_shape(generator)), None
+        x, masks = load_input(args.input, tuple(zero_image(generator).shape[1:])), None
     else:
         seed = DEFAULT_SEED if args.seed is None else args.seed
         x, masks = builtin_sources(n, seed, target)
