@@ -38,7 +38,7 @@ class Starts(Protocol):
     show_progress: bool
 
 
-def start(explainer: Starts, x: object, target: object, latents: object = None) -> Start:
+def start(explainer: Starts, x: object, target: int | Tensor, latents: object = None) -> Start:
     """Check ``x`` ``(B, C, H, W)`` and ``target``, then invert ``x`` (the explainer's
     ``inversion_steps`` latent-optimisation steps after the encoder, with its progress bar)
     unless ``latents`` ``(B, *latent_shape)`` are given. Models must already be frozen."""
@@ -48,7 +48,7 @@ def start(explainer: Starts, x: object, target: object, latents: object = None) 
     probe = generator_probe(generator, x)  # (1, C, H, W), after checking x's shape
     with torch.no_grad():
         num_classes = class_logits(classifier, probe).shape[1]
-    tgt = resolve_target(target, b, num_classes, x.device)  # type: ignore[arg-type]
+    tgt = resolve_target(target, b, num_classes, x.device)
     if latents is not None:
         expected = (b, *generator.latent_shape)
         if not isinstance(latents, Tensor):
