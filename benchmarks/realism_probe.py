@@ -96,8 +96,7 @@ def main() -> None:
     if args.seed == 2:
         raise SystemExit("seed 2 is the test split: probe on validation (1) or another seed")
     n = args.n
-    gen, clf = load_generator("brain-gan"), load_classifier("brain-cnn")
-    oracle, seg = load_classifier("brain-oracle"), load_classifier("brain-oracle-seg")
+    oracle = load_classifier("brain-oracle")  # the floor needs only the oracle's features
     data = make_dataset(8 * n, seed=args.seed)
     healthy, tumour = data.images[data.labels == 0], data.images[data.labels == 1]
 
@@ -121,6 +120,8 @@ def main() -> None:
         print(f"   {name}: set 0 vs sets 1-3 " + ", ".join(f"{v:.3f}" for v in pairs))
     if args.floor_only:
         return
+    gen, clf = load_generator("brain-gan"), load_classifier("brain-cnn")
+    seg = load_classifier("brain-oracle-seg")
 
     print("1. one wrong-class frame: real healthy vs real healthy with k tumour slices")
     f_tum = f_t[:16]
