@@ -209,11 +209,13 @@ def main() -> None:
             "realism_floor": floor,
         }
         for name, explainer in methods.items():
-            frames_all, seconds = [], 0.0
+            frames_all, lambdas, seconds = [], [], 0.0
             for i in range(0, args.n, args.batch):
                 lat = None if name == "pixel_baseline" else z0[i : i + args.batch]
                 res = explainer.explain(x[i : i + args.batch], target, latents=lat)
                 frames_all.append(res.frames)
+                if res.lambdas is not None:
+                    lambdas.append(res.lambdas)
                 seconds += res.seconds
             frames = torch.cat(frames_all)
             block[name] = _metrics(
@@ -221,6 +223,8 @@ def main() -> None:
             ) | {
                 "seconds_per_trajectory_batch": seconds / args.n,
             }
+            if lambdas:  # Option 2: the share of paths the joint optimisation moved
+                block[name]["optimised_share"] = float(torch.cat(lambdas).isfinite().float().mean())
         if not args.skip_latent_shift:
             t0 = time.perf_counter()
             with frozen(gen, clf):

@@ -111,7 +111,9 @@ def trajectory_strip(
     """
     plt = _pyplot()
     b, n = frames.shape[:2]
-    fig, axes = plt.subplots(b, n, figsize=(1.25 * n, 1.4 * b), squeeze=False)
+    lines = 1 if oracle_probs is None else 2  # title lines above each frame
+    # each row: a 1.25-inch square frame plus its title (fontsize 6 is ~0.1 inch a line)
+    fig, axes = plt.subplots(b, n, figsize=(1.25 * n, (1.35 + 0.12 * lines) * b), squeeze=False)
     pics = _pictures(frames.flatten(0, 1)).reshape(b, n, *frames.shape[-2:], -1)
     for i in range(b):
         for t in range(n):

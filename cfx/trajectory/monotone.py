@@ -260,7 +260,8 @@ class MonotonePath:
         ``(N, *latent)`` of images ``rows`` ``(N,)`` to frames (default ``G(z)``; e.g. a
         :func:`~cfx.trajectory._common.composite_decoder`). Returns the chosen path
         ``(B, T, d)`` (the best valid iterate, else the warm start ``z_init``) and each
-        image's lambda ``(B,)``.
+        image's lambda ``(B,)``: the identity weight its path was found at, NaN where the
+        warm start is returned (no iterate was valid, or none beat a valid warm start).
         """
         b, n_steps = z_init.shape[:2]
         latent_shape = z0.shape[1:]
@@ -338,4 +339,6 @@ class MonotonePath:
         # images never valid keep the warm start: it climbs at every step by construction, while
         # the last iterate may have traded that away for identity
         final = torch.where(torch.isfinite(best_id)[:, None, None], best, z_init)
+        # a best found at iteration 0 is the warm start itself: no lambda shaped it
+        best_lam = torch.where(last_gain == 0, torch.nan, best_lam)
         return final, best_lam

@@ -28,7 +28,8 @@ class TrajectoryResult:
     success: Tensor  # (B,) bool, the classifier assigns the final frame to the target
     oracle_probs: Tensor | None  # (B, T+1) oracle's target-class probability (if given)
     lambdas: Tensor | None  # (B,) identity weight of each image's chosen path (monotone path
-    # only; NaN where no optimised path was valid and the Option 1 warm start was kept)
+    # only; NaN where the warm start was returned unchanged: no optimised path was valid, or
+    # none changed the image less than a valid warm start)
     seconds: float  # wall time of explain(), inversion included
     inversion_seconds: float  # part of `seconds` spent inverting the sources
     edit_masks: Tensor | None = None  # (B, 1, H, W) in [0, 1]: where frames may differ from

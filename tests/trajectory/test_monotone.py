@@ -146,6 +146,19 @@ def test_an_end_frame_that_fails_when_blurred_is_never_valid(toy):
     assert unchecked.lambdas is not None and bool(unchecked.lambdas.isfinite().all())
 
 
+def test_a_warm_start_no_iterate_improves_is_returned_with_nan_lambda(toy):
+    # a learning rate far below float32 resolution leaves every iterate equal to the valid warm
+    # start, so nothing beats it: the warm start comes back and no lambda claims to shape it
+    g, f, z0 = toy
+    x = g.decode(z0).detach()
+    kw = {"steps": 4, "warm_start_eta": 0.05, "warm_start_iter": 500, **NO_BLUR}
+    warm = MonotonePath(g, f, iterations=0, **kw).explain(x, 1, latents=z0)
+    assert bool((warm.probs[:, -1] >= 0.99).all())  # the warm start itself is valid
+    still = MonotonePath(g, f, iterations=8, lr=1e-12, **kw).explain(x, 1, latents=z0)
+    assert torch.equal(still.frames, warm.frames)
+    assert still.lambdas is not None and bool(still.lambdas.isnan().all())
+
+
 @pytest.mark.parametrize(
     ("kw", "exc", "match"),
     [
