@@ -69,10 +69,13 @@ def check_images(
     finite = torch.isfinite(x)
     check(bool(finite.all()), ValueError, f"`{name}` contains NaN or infinite values")
     lo, hi = float(x.min()), float(x.max())
-    check(
-        lo >= IMAGE_RANGE[0] - tol and hi <= IMAGE_RANGE[1] + tol,
-        ValueError,
-        f"`{name}` must have values in [-1, 1] (cfx image range), got [{lo:.3g}, {hi:.3g}]; "
-        "convert [0, 1] images with cfx.images.from_unit",
+    if lo >= IMAGE_RANGE[0] - tol and hi <= IMAGE_RANGE[1] + tol:
+        return x
+    hint = "rescale them to [-1, 1] (cfx.images.from_unit maps [0, 1] images)"
+    if lo >= 0.0 and hi <= 255.0 + tol:
+        hint = "these look like 0-255 pixel values: map them with x / 127.5 - 1 (or save uint8)"
+    elif lo >= 0.0 and hi <= 65535.0 + tol:
+        hint = "these look like 16-bit pixel values: map them with x / 32767.5 - 1"
+    raise ValueError(
+        f"`{name}` must have values in [-1, 1] (cfx image range), got [{lo:.3g}, {hi:.3g}]; " + hint
     )
-    return x

@@ -35,3 +35,17 @@ def test_check_images_channels_and_size():
         check_images(x, "images", channels=3)
     with pytest.raises(ValueError, match="32x32"):
         check_images(x, size=(32, 32))
+
+
+@pytest.mark.parametrize(
+    ("low", "top", "hint"),
+    [
+        (-3.0, 3.0, r"rescale them to \[-1, 1\]"),  # standardised images: no pixel scale fits
+        (0.0, 255.0, r"0-255 pixel values: map them with x / 127.5 - 1"),
+        (0.0, 4095.0, r"16-bit pixel values: map them with x / 32767.5 - 1"),
+    ],
+)
+def test_out_of_range_images_get_a_hint_for_their_scale(low, top, hint):
+    x = torch.linspace(low, top, 16).view(1, 1, 4, 4)
+    with pytest.raises(ValueError, match=hint):
+        check_images(x)

@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.run(args) or 0)
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
-        # user errors: one clear line, no traceback (use -v for details)
+    except (ValueError, TypeError, KeyError, OSError) as err:
+        # user errors and unreadable or unwritable files: one clear line (-v: the traceback)
         if args.verbose:
             raise
         print(f"cfx {args.command}: error: {err}", file=sys.stderr)

@@ -4,26 +4,51 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from cfx.errors import UnknownNameError
+from cfx.errors import UnknownNameError, check_int, check_real
+
+log = logging.getLogger(__name__)
 
 CLASS_NAMES = {"healthy": 0, "tumour": 1, "tumor": 1}
 METHODS = ("monotone", "gradient", "localised")
 DEFAULT_N, DEFAULT_SEED = 8, 2
+DEFAULT_MARGINS = {0: 0.99, 1: 0.999}
+"""``--margin`` per target class: about brain-cnn's median confidence on real healthy slices
+(0.989), and 0.999 towards tumour (its median on real tumour slices is 0.9999; chosen on
+validation, BENCHMARKS.md ninth run). Other class indices get 0.99."""
 STRIP_ROWS = 32
 """Sequences per strip figure (``strips.png``, then ``strips_02.png``, ...)."""
+OWN_FILES = re.compile(r"sequence_\d+\.gif|strips_\d+\.png")
+"""Numbered outputs an earlier run in the same ``--out`` may have left more of."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("trajectory", help="walk images across a classifier's decision boundary")
-    p.add_argument("--classifier", default="brain-cnn", help="zoo classifier to explain")
-    p.add_argument("--generator", default="brain-gan", help="zoo generator (with encoder)")
-    p.add_argument("--oracle", default="brain-oracle", help="zoo oracle ('none' to skip)")
+    p = sub.add_parser(
+        "trajectory",
+        help="walk images across a classifier's decision boundary",
+        description="Walk images across a classifier's decision boundary and write, in --out: "
+        "result.npz (frames, probs, oracle_probs, latents, source, target, levels, success, "
+        "lambdas, edit_masks where they apply), summary.json (the setup, the metrics and one "
+        "row per image), strips.png (one row of frames per image, titled f = classifier and "
+        "o = oracle target probability), sequence_NNN.gif (each path played forward and "
+        "back) and probabilities.png.",
+    )
+    p.add_argument(
+        "--classifier", default="brain-cnn", help="zoo classifier to explain (%(default)s)"
+    )
+    p.add_argument(
+        "--generator", default="brain-gan", help="zoo generator with encoder (%(default)s)"
+    )
+    p.add_argument(
+        "--oracle", default="brain-oracle", help="zoo oracle, or 'none' to skip (%(default)s)"
+    )
     p.add_argument("--target", required=True, help="target class: healthy, tumour, or an index")
     p.add_argument(
         "--method",
@@ -37,13 +62,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --method monotone: confine the path to the smallest region that flips",
     )
-    p.add_argument("--steps", type=int, default=10, help="frames T after the start")
+    p.add_argument("--steps", type=int, default=10, help="frames T after the start (%(default)s)")
     p.add_argument(
         "--margin",
         type=float,
-        default=0.99,
-        help="target probability the last frame must reach (about the classifier's typical "
-        "confidence on real members of the target class)",
+        default=None,
+        help="target probability the last frame must reach, about the classifier's typical "
+        "confidence on real members of the target class (default 0.99 towards healthy, "
+        "0.999 towards tumour)",
     )
     p.add_argument(
         "--n", type=int, default=None, help=f"built-in slices to explain (default {DEFAULT_N})"
@@ -52,17 +78,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed",
         type=int,
         default=None,
-        help=f"seed of the built-in slices (default {DEFAULT_SEED})",
+        help=f"seed of the built-in slices (default {DEFAULT_SEED}); the slices are the "
+        "first --n of the opposite class in a set drawn for that --n, so --n 2 and --n 8 "
+        "need not share their first slices",
     )
     p.add_argument(
         "--input",
         type=Path,
         help="the user's images instead of built-in slices: an image file (.png/.jpg/.bmp/.tif, "
         "converted to the generator's channels and resized to its size) or a .npy/.pt batch "
-        "(N, C, H, W) in [-1, 1] or uint8",
+        "(N, C, H, W), (N, H, W) for grey or one image (C, H, W), floats in [-1, 1] or uint8",
     )
-    p.add_argument("--out", type=Path, default=Path("cfx-trajectory"))
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("cfx-trajectory"),
+        help="output folder, created if missing (%(default)s)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_trajectory)
 
 
@@ -82,7 +115,9 @@ BATCH_FILES = (".npy", ".pt")
 def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
     """Images in [-1, 1] shaped ``(N, *shape)`` from an image file (converted to ``shape`` =
     ``(C, H, W)``: grey for one channel, RGB for three, 16-bit grey scaled by 65535, resized
-    bilinearly) or a .npy/.pt batch (which must already have that shape)."""
+    bilinearly) or a .npy/.pt batch (which must already have that shape; one image, or grey
+    images without a channel axis, are accepted too). Warns about inputs that load but look
+    mis-scaled (no dark pixel at all; 16-bit files using only 12 bits; stretched aspect)."""
     suffix = path.suffix.lower()
     if suffix not in IMAGE_FILES + BATCH_FILES:
         raise ValueError(
@@ -95,29 +130,55 @@ def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
     if suffix in BATCH_FILES:
         from cfx.data.io import load_images
 
-        x = load_images(path, name="--input")
-        if tuple(x.shape[1:]) != tuple(shape):
-            raise ValueError(
-                f"`--input` must hold images shaped (N, {channels}, {h}, {w}) for the "
-                f"generator, got {tuple(x.shape)}"
-            )
-        return x
+        x = load_images(path, name="--input", shape=(channels, h, w))
+    else:
+        x = _read_image_file(path, channels, h, w)
+    if float(x.min()) >= 0.0:
+        log.warning(
+            "`--input` has no pixel below mid-grey (values %.3g..%.3g in cfx's [-1, 1]); if "
+            "these are [0, 1] images, map them with 2x - 1 first",
+            float(x.min()),
+            float(x.max()),
+        )
+    return x
+
+
+def _read_image_file(path: Path, channels: int, h: int, w: int) -> torch.Tensor:
     if channels not in (1, 3):
         raise ValueError(
             f"`--input` image files need a generator with 1 or 3 channels, got {channels}; "
             "pass a .npy batch instead"
         )
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    img = Image.open(path)
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"`--input` is not a readable image: {path} ({err})") from None
     if img.mode.startswith("I"):  # 16/32-bit grey (common for MRI): full scale is 65535
-        unit = np.asarray(img, dtype=np.float32)[None] / 65535.0  # (1, H, W)
-        unit = np.repeat(unit, channels, axis=0)
+        raw = np.asarray(img, dtype=np.float32)
+        if 0 < raw.max() <= 4095:
+            log.warning(
+                "`--input` is a 16-bit image whose brightest pixel is %d of 65535 (12-bit "
+                "data?); it is read as value / 65535, i.e. dark; rescale it to the full range "
+                "first",
+                int(raw.max()),
+            )
+        unit = np.repeat(raw[None] / 65535.0, channels, axis=0)  # (C, H, W)
     else:
         rgb = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
         unit = (rgb[None] if channels == 1 else rgb.transpose(2, 0, 1)) / 255.0  # (C, H, W)
     x = torch.from_numpy(np.ascontiguousarray(unit)).clamp(0, 1)[None] * 2.0 - 1.0
     if tuple(x.shape[-2:]) != (h, w):
+        if abs(x.shape[-1] / x.shape[-2] - w / h) > 0.01:
+            log.warning(
+                "`--input` is %dx%d pixels; it is stretched to the generator's %dx%d",
+                x.shape[-1],
+                x.shape[-2],
+                w,
+                h,
+            )
         x = torch.nn.functional.interpolate(
             x, size=(h, w), mode="bilinear", align_corners=False, antialias=True
         ).clamp(-1, 1)
@@ -133,57 +194,133 @@ def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch
     return data.images[pick], data.masks[pick]
 
 
+def zoo_name(flag: str, name: str, want: str) -> str:
+    """``name`` if it is a zoo model of kind ``want`` ("generator", "classifier"), else an
+    error that names ``flag`` and says where the model belongs."""
+    from cfx.zoo import ZOO
+
+    def kind(entry: Any) -> str:
+        if entry.kind == "generators":
+            return "generator"
+        return "segmenter" if "Segmenter" in entry.class_path else "classifier"
+
+    fits = sorted(n for n, e in ZOO.items() if kind(e) == want)
+    extra = " or 'none'" if flag == "--oracle" else ""
+    if name not in ZOO:
+        raise UnknownNameError(
+            f"`{flag}`: unknown zoo {want} {name!r}; expected one of {fits}{extra}"
+        )
+    got = kind(ZOO[name])
+    if got != want:
+        where = {"generator": " (pass it as --generator)", "classifier": "", "segmenter": ""}
+        raise ValueError(
+            f"`{flag}`: {name!r} is a {got}{where[got]}; expected a {want}: one of {fits}{extra}"
+        )
+    return name
+
+
 def run_trajectory(args: argparse.Namespace) -> int:
     from cfx.inversion import zero_image
-    from cfx.metrics.trajectory import cout, summarise
     from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
-    from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
     from cfx.zoo import load_classifier, load_generator
 
+    # every check that needs no model comes first, so a typo costs no loading or computing
     target = parse_target(args.target)
     if args.input is not None and (args.n is not None or args.seed is not None):
         raise ValueError("`--n` and `--seed` choose built-in slices; drop them with --input")
     n = DEFAULT_N if args.n is None else args.n
-    if n <= 0:
-        raise ValueError(f"`--n` must be a positive int, got {n}")
+    check_int("--n", n)
+    check_int("--steps", args.steps)
+    margin = DEFAULT_MARGINS.get(target, 0.99) if args.margin is None else args.margin
+    check_real("--margin", margin, low=0.5, high=1.0, open_low=True, open_high=True)
+    if args.localise and args.method != "monotone":
+        raise ValueError(f"`--localise` goes with --method monotone, got --method {args.method}")
+    if args.method not in METHODS:
+        raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"`--out` must be a folder, got an existing file: {out}")
+    zoo_name("--generator", args.generator, "generator")
+    zoo_name("--classifier", args.classifier, "classifier")
+    if args.oracle != "none":
+        zoo_name("--oracle", args.oracle, "classifier")
+
     generator = load_generator(args.generator)
-    classifier = load_classifier(args.classifier)
-    oracle = None if args.oracle == "none" else load_classifier(args.oracle)
+    seed = DEFAULT_SEED if args.seed is None else args.seed
     if args.input is not None:
         x, masks = load_input(args.input, tuple(zero_image(generator).shape[1:])), None
     else:
-        seed = DEFAULT_SEED if args.seed is None else args.seed
         x, masks = builtin_sources(n, seed, target)
+    classifier = load_classifier(args.classifier)
+    oracle = None if args.oracle == "none" else load_classifier(args.oracle)
     common = {
         "steps": args.steps,
-        "margin": args.margin,
+        "margin": margin,
         "oracle": oracle,
         "show_progress": not args.no_progress,
     }
-    if args.localise and args.method != "monotone":
-        raise ValueError(f"`--localise` goes with --method monotone, got --method {args.method}")
     explainer: GradientAscent | MonotonePath | LocalisedAscent
     if args.method == "monotone":
         explainer = MonotonePath(generator, classifier, localise=args.localise, **common)
     elif args.method == "gradient":
         explainer = GradientAscent(generator, classifier, **common)
-    elif args.method == "localised":
-        explainer = LocalisedAscent(generator, classifier, **common)
     else:
-        raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
+        explainer = LocalisedAscent(generator, classifier, **common)
+    out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails now
     result = explainer.explain(x, target)
+    already = torch.nonzero(result.probs[:, 0] > 0.5).flatten().tolist()
+    if already:
+        log.warning(
+            "%d of %d inputs are already classified as the target (frame 0 probability > "
+            "0.5; rows %s): their paths exaggerate the target rather than cross into it, and "
+            "they count as flipped",
+            len(already),
+            len(result),
+            already[:20],
+        )
+    setup = {
+        "classifier": args.classifier,
+        "generator": args.generator,
+        "oracle": None if oracle is None else args.oracle,
+        "method": args.method + ("+localise" if args.localise else ""),
+        "target": target,
+        "target_name": args.target,
+        "steps": args.steps,
+        "margin": margin,
+        "input": None if args.input is None else str(args.input),
+        "n": len(result),
+        "seed": None if args.input is not None else seed,
+    }
+    write_outputs(out, result, classifier, masks if target == 0 else None, setup)
+    return 0
 
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+
+def write_outputs(
+    out: Path, result: Any, classifier: Any, masks: torch.Tensor | None, setup: dict
+) -> dict:
+    """Write a TrajectoryResult's arrays, summary and figures to ``out``; returns the summary.
+
+    ``masks`` (true lesion masks) add the localisation metric (tumour -> healthy only)."""
+    from cfx.metrics.trajectory import cout, summarise
+    from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
+
+    for old in out.iterdir():  # numbered files an earlier, larger run left behind
+        if OWN_FILES.fullmatch(old.name):
+            old.unlink()
     # the arrays and the summary first: figures of a very large batch must not cost the result
     arrays: dict[str, Any] = {
         "frames": result.frames.numpy(),
         "probs": result.probs.numpy(),
         "latents": result.latents.numpy(),
         "source": result.source.numpy(),
+        "target": result.target.numpy(),
+        "levels": result.levels.numpy(),
+        "success": result.success.numpy(),
     }
-    if result.edit_masks is not None:
-        arrays["edit_masks"] = result.edit_masks.numpy()
+    for key in ("oracle_probs", "lambdas", "edit_masks"):
+        value = getattr(result, key)
+        if value is not None:
+            arrays[key] = value.numpy()
     np.savez_compressed(out / "result.npz", **arrays)
     summary: dict[str, Any] = summarise(
         result.probs,
@@ -191,21 +328,35 @@ def run_trajectory(args: argparse.Namespace) -> int:
         result.frames,
         result.source,
         oracle_probs=result.oracle_probs,
-        masks=masks if target == 0 else None,
+        masks=masks,
     )
     with torch.no_grad():
-        summary["cout"] = float(
-            cout(classifier, result.frames[:, 0], result.frames[:, -1], result.target).mean()
-        )
+        per_cout = cout(classifier, result.frames[:, 0], result.frames[:, -1], result.target)
     inversion = result.inversion
+    crossed = result.crossed_at
     summary |= {
-        "method": args.method + ("+localise" if args.localise else ""),
-        "target": target,
-        "steps": args.steps,
+        "n": len(result),
+        "cout": float(per_cout.mean()),
+        "already_in_target": int((result.probs[:, 0] > 0.5).sum()),
         "seconds": result.seconds,
         "inversion_seconds": result.inversion_seconds,
         "inversion_psnr_db": None if inversion is None else float(inversion.psnr.mean()),
         "perceptual_loss": None if inversion is None else inversion.perceptual,
+        "setup": setup,
+        "images": [
+            {
+                "p_start": float(result.probs[i, 0]),
+                "p_end": float(result.probs[i, -1]),
+                "success": bool(result.success[i]),
+                "crossed_at": int(crossed[i]) if int(crossed[i]) >= 0 else None,
+                "oracle_p_end": None
+                if result.oracle_probs is None
+                else float(result.oracle_probs[i, -1]),
+                "cout": float(per_cout[i]),
+                "inversion_psnr_db": None if inversion is None else float(inversion.psnr[i]),
+            }
+            for i in range(len(result))
+        ],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for page, first in enumerate(range(0, len(result), STRIP_ROWS), start=1):
@@ -220,5 +371,5 @@ def run_trajectory(args: argparse.Namespace) -> int:
     probability_curves(
         result.probs, result.levels, out / "probabilities.png", oracle_probs=result.oracle_probs
     )
-    print(json.dumps(summary, indent=2))
-    return 0
+    print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
+    return summary

@@ -25,15 +25,29 @@ def _load_array(path: str | Path, name: str) -> Tensor:
     raise ValueError(f"`{name}` must be a .npy or .pt file, got {p.name!r}")
 
 
-def load_images(path: str | Path, *, name: str = "images") -> Tensor:
+def load_images(
+    path: str | Path, *, name: str = "images", shape: tuple[int, int, int] | None = None
+) -> Tensor:
     """Images ``(N, C, H, W)`` from ``.npy``/``.pt``: floats in [-1, 1], or uint8 (0..255).
 
+    ``shape`` ``(C, H, W)``, if given, is what every image must be; a file may then also hold
+    one image ``(C, H, W)`` or, for ``C = 1``, a batch without its channel axis ``(N, H, W)``.
     Errors call the file ``name`` (e.g. the command-line option that gave it)."""
     x = _load_array(path, name)
+    if shape is not None and x.ndim == 3:
+        if tuple(x.shape) == tuple(shape):
+            x = x[None]  # one image
+        elif shape[0] == 1 and tuple(x.shape[1:]) == tuple(shape[1:]):
+            x = x[:, None]  # grey images without a channel axis
     if x.dtype == torch.uint8:
         x = x.float() / 127.5 - 1.0
-    x = x.float()
-    return check_images(x, name)
+    x = check_images(x.float(), name)
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        c, h, w = shape
+        raise ValueError(
+            f"`{name}` must hold images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}"
+        )
+    return x
 
 
 def load_labels(path: str | Path, n: int) -> Tensor:

@@ -1,4 +1,5 @@
-"""Trajectory metrics (DESIGN.md vocabulary): one value per sequence, ``Tensor[B]``.
+"""Trajectory metrics (flip rate, oracle agreement, monotonicity, calibration, closeness,
+localisation, COUT): one value per sequence, ``Tensor[B]``.
 
 All take plain tensors, so they score any method's output (cfx explainers, Latent Shift, a
 pixel-space baseline) the same way. ``probs`` are target-class probabilities per frame

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from cfx.inversion import InversionResult
@@ -39,6 +40,14 @@ class TrajectoryResult:
     @property
     def steps(self) -> int:
         return int(self.frames.shape[1] - 1)
+
+    @property
+    def crossed_at(self) -> Tensor:
+        """``(B,)`` int64: the first frame the classifier gives the target more than half
+        its probability (0 for a source already there), -1 where no frame does."""
+        past = self.probs > 0.5  # (B, T+1)
+        first = past.to(torch.uint8).argmax(1)  # the first True (0 if none)
+        return torch.where(past.any(1), first, torch.full_like(first, -1))
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])

@@ -18,7 +18,7 @@ def test_localised_method_writes_its_regions(tmp_path):
     change = np.abs(frames - frames[:, :1])
     assert float(change[np.broadcast_to(outside, change.shape)].max(initial=0.0)) < 1e-6
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["method"] == "localised" and summary["flip_rate"] == 1.0
+    assert summary["setup"]["method"] == "localised" and summary["flip_rate"] == 1.0
 
 
 def test_localise_needs_the_monotone_method(tmp_path, capsys):
@@ -32,15 +32,32 @@ def test_default_method_writes_every_output(tmp_path):
     argv = ["trajectory", "--target", "tumour", "--n", "2", "--steps", "3", "--no-progress"]
     assert main([*argv, "--out", str(out)]) == 0
     with np.load(out / "result.npz") as r:
-        assert set(r.files) == {"frames", "probs", "latents", "source"}
+        assert set(r.files) == {
+            *("frames", "probs", "latents", "source", "target", "levels", "success"),
+            *("oracle_probs", "lambdas"),
+        }
         frames, probs, source = r["frames"], r["probs"], r["source"]
+        oracle_probs, success, target = r["oracle_probs"], r["success"], r["target"]
+        assert np.allclose(r["levels"], [0, 1 / 3, 2 / 3, 1])
     assert frames.shape == (2, 4, 1, 64, 64) and probs.shape == (2, 4)
-    assert source.shape == (2, 1, 64, 64)
+    assert source.shape == (2, 1, 64, 64) and oracle_probs.shape == (2, 4)
+    assert target.tolist() == [1, 1] and success.dtype == bool
     assert (out / "strips.png").is_file() and (out / "probabilities.png").is_file()
     assert sorted(p.name for p in out.glob("*.gif")) == ["sequence_000.gif", "sequence_001.gif"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["method"] == "monotone" and summary["target"] == 1
-    assert summary["n"] == 2.0 and -1.0 <= summary["cout"] <= 1.0
+    setup = summary["setup"]
+    assert setup["method"] == "monotone" and setup["target"] == 1 and setup["seed"] == 2
+    assert setup["margin"] == 0.999  # the default towards tumour
+    assert summary["n"] == 2 and -1.0 <= summary["cout"] <= 1.0
+    # one row per image, agreeing with the arrays
+    rows = summary["images"]
+    assert len(rows) == 2
+    for i, row in enumerate(rows):
+        assert row["p_start"] == float(probs[i, 0]) and row["p_end"] == float(probs[i, -1])
+        assert row["oracle_p_end"] == float(oracle_probs[i, -1])
+        assert row["success"] == bool(success[i])
+        past = np.nonzero(probs[i] > 0.5)[0]
+        assert row["crossed_at"] == (int(past[0]) if past.size else None)
     # the default inversion (100 steps) reconstructs brain slices at well over 20 dB
     assert summary["inversion_psnr_db"] > 20.0
     assert summary["perceptual_loss"] in ("lpips", "encoder")
@@ -110,3 +127,97 @@ def test_load_input_converts_colour_and_16_bit_files(tmp_path):
     x = load_input(tmp_path / "g.png", (1, 3, 2))  # also halved in size
     assert x.shape == (1, 1, 3, 2)
     assert torch.allclose(x, torch.full_like(x, -0.5), atol=1e-3)
+
+
+def test_sources_already_in_the_target_class_are_flagged(tmp_path, caplog):
+    from cfx.cli.trajectory import builtin_sources
+
+    healthy, _ = builtin_sources(2, 2, target=1)  # two healthy slices, walked to healthy
+    batch = tmp_path / "healthy.npy"
+    np.save(batch, healthy.numpy())
+    out = tmp_path / "t"
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(batch)]
+    assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
+    assert "2 of 2 inputs are already classified as the target" in caplog.text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["already_in_target"] == 2
+    assert [row["crossed_at"] for row in summary["images"]] == [0, 0]
+    assert summary["setup"]["input"] == str(batch) and summary["setup"]["seed"] is None
+
+
+def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
+    import cfx.zoo
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(cfx.zoo, "load_generator", no_loading)
+    monkeypatch.setattr(cfx.zoo, "load_classifier", no_loading)
+    taken = tmp_path / "taken.txt"
+    taken.write_text("x")
+    base = ["trajectory", "--target", "healthy", "--n", "1"]
+    cases = [
+        (["--out", str(taken)], "`--out` must be a folder, got an existing file"),
+        (["--steps", "0"], "`--steps` must be"),
+        (["--margin", "1"], "`--margin` must be"),
+        (["--classifier", "brain-gan"], "'brain-gan' is a generator (pass it as --generator)"),
+        (["--classifier", "brain-oracle-seg"], "'brain-oracle-seg' is a segmenter"),
+        (["--generator", "brain-cnn"], "`--generator`: 'brain-cnn' is a classifier"),
+        (["--oracle", "None"], "or 'none'"),
+    ]
+    for extra, message in cases:
+        assert main([*base, *extra]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+    assert main([*base, "--classifier", "resnet50"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown zoo classifier 'resnet50'" in err and "brain-gan" not in err
+
+
+def test_input_files_that_are_no_image_or_look_misscaled(tmp_path, capsys, caplog):
+    from PIL import Image
+
+    from cfx.cli.trajectory import load_input
+
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image")
+    base = ["trajectory", "--target", "healthy", "--out", str(tmp_path / "t")]
+    assert main([*base, "--input", str(fake)]) == 2
+    assert "`--input` is not a readable image" in capsys.readouterr().err
+    twelve_bit = np.zeros((8, 8), dtype=np.uint16)
+    twelve_bit[2:6, 2:6] = 4000
+    Image.fromarray(twelve_bit).save(tmp_path / "scan.png")
+    load_input(tmp_path / "scan.png", (1, 8, 8))
+    assert "brightest pixel is 4000 of 65535" in caplog.text
+    caplog.clear()
+    np.save(tmp_path / "unit.npy", np.full((1, 1, 8, 8), 0.25, dtype=np.float32))
+    load_input(tmp_path / "unit.npy", (1, 8, 8))
+    assert "no pixel below mid-grey" in caplog.text
+    caplog.clear()
+    Image.fromarray(np.zeros((8, 16), dtype=np.uint8)).save(tmp_path / "wide.png")
+    assert load_input(tmp_path / "wide.png", (1, 8, 8)).shape == (1, 1, 8, 8)
+    assert "stretched" in caplog.text
+
+
+def test_npy_inputs_may_be_one_image_or_lack_the_channel_axis(tmp_path):
+    from cfx.cli.trajectory import load_input
+
+    one = np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 8, 8)  # (C, H, W)
+    np.save(tmp_path / "one.npy", one)
+    x = load_input(tmp_path / "one.npy", (1, 8, 8))
+    assert x.shape == (1, 1, 8, 8) and np.array_equal(x[0].numpy(), one)
+    grey = np.stack([one[0], -one[0], one[0]])  # (N, H, W), three grey images
+    np.save(tmp_path / "grey.npy", grey)
+    x = load_input(tmp_path / "grey.npy", (1, 8, 8))
+    assert x.shape == (3, 1, 8, 8) and np.array_equal(x[:, 0].numpy(), grey)
+
+
+def test_a_rerun_into_the_same_folder_leaves_no_stale_outputs(tmp_path):
+    out = tmp_path / "t"
+    out.mkdir()
+    for name in ("sequence_007.gif", "strips_02.png", "notes.txt"):
+        (out / name).write_text("old")
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("sequence_*.gif")) == ["sequence_000.gif"]
+    assert not (out / "strips_02.png").exists()
+    assert (out / "notes.txt").read_text() == "old"  # not ours: left alone

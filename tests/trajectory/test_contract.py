@@ -334,3 +334,31 @@ def test_classifier_with_the_wrong_output_shape(name):
     c = Case(name, classifier=FlatClassifier())
     with pytest.raises(ValueError, match="`classifier`"):
         c.explain()
+
+
+def test_crossed_at_is_the_first_frame_past_one_half():
+    from cfx.trajectory.result import TrajectoryResult
+
+    probs = torch.tensor(
+        [
+            [0.1, 0.4, 0.6, 0.9],  # crosses at frame 2
+            [0.7, 0.8, 0.9, 0.99],  # already past at frame 0
+            [0.1, 0.2, 0.3, 0.5],  # 0.5 is not past one half: never crosses
+            [0.2, 0.6, 0.4, 0.7],  # the first crossing counts, not the last
+        ]
+    )
+    b, n = probs.shape
+    res = TrajectoryResult(
+        frames=torch.zeros(b, n, 1, 2, 2),
+        latents=torch.zeros(b, n, 3),
+        probs=probs,
+        levels=torch.arange(n) / (n - 1),
+        target=torch.zeros(b, dtype=torch.long),
+        source=torch.zeros(b, 1, 2, 2),
+        success=probs[:, -1] > 0.5,
+        oracle_probs=None,
+        lambdas=None,
+        seconds=0.0,
+        inversion_seconds=0.0,
+    )
+    assert res.crossed_at.tolist() == [2, 0, -1, 1]
