@@ -158,6 +158,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/trajectory.json"))
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
 
     gen = load_generator("brain-gan")
     clf = load_classifier("brain-cnn")
@@ -237,7 +239,7 @@ def main() -> None:
         results[direction] = block
 
     # --- speed: batch 1 and 32, loop overhead against a bare G+f forward/backward -------------
-    speed: dict[str, float] = {}
+    speed: dict[str, float | list[float]] = {}
     pick = torch.nonzero(data.labels == 1).flatten()[:32]
     x = data.images[pick]
     z0 = invert(gen, x, steps=0).latents

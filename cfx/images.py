@@ -72,10 +72,12 @@ def check_images(
     if lo >= IMAGE_RANGE[0] - tol and hi <= IMAGE_RANGE[1] + tol:
         return x
     hint = "rescale them to [-1, 1] (cfx.images.from_unit maps [0, 1] images)"
-    if lo >= 0.0 and hi <= 255.0 + tol:
-        hint = "these look like 0-255 pixel values: map them with x / 127.5 - 1 (or save uint8)"
-    elif lo >= 0.0 and hi <= 65535.0 + tol:
-        hint = "these look like 16-bit pixel values: map them with x / 32767.5 - 1"
+    if lo >= 0.0 and hi > 1.0:
+        hint = (
+            f"these look like raw pixel values (up to {hi:.6g}): divide by the data's full "
+            "scale (255 for 8-bit, 4095 for 12-bit, 65535 for 16-bit), then map [0, 1] to "
+            "[-1, 1] with cfx.images.from_unit (2x - 1)"
+        )
     raise ValueError(
         f"`{name}` must have values in [-1, 1] (cfx image range), got [{lo:.3g}, {hi:.3g}]; " + hint
     )

@@ -41,8 +41,8 @@ def test_check_images_channels_and_size():
     ("low", "top", "hint"),
     [
         (-3.0, 3.0, r"rescale them to \[-1, 1\]"),  # standardised images: no pixel scale fits
-        (0.0, 255.0, r"0-255 pixel values: map them with x / 127.5 - 1"),
-        (0.0, 4095.0, r"16-bit pixel values: map them with x / 32767.5 - 1"),
+        (0.0, 255.0, r"raw pixel values \(up to 255\): divide by the data's full scale"),
+        (0.0, 4095.0, r"up to 4095\).*4095 for 12-bit"),
     ],
 )
 def test_out_of_range_images_get_a_hint_for_their_scale(low, top, hint):

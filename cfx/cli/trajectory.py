@@ -7,12 +7,16 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from cfx.errors import UnknownNameError, check_int, check_real
+
+if TYPE_CHECKING:
+    from cfx.trajectory.result import TrajectoryResult
+    from cfx.types import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +26,11 @@ DEFAULT_N, DEFAULT_SEED = 8, 2
 DEFAULT_MARGINS = {0: 0.99, 1: 0.999}
 """``--margin`` per target class: about brain-cnn's median confidence on real healthy slices
 (0.989), and 0.999 towards tumour (its median on real tumour slices is 0.9999; chosen on
-validation, BENCHMARKS.md ninth run). Other class indices get 0.99."""
+validation, BENCHMARKS.md ninth run)."""
 STRIP_ROWS = 32
 """Sequences per strip figure (``strips.png``, then ``strips_02.png``, ...)."""
-OWN_FILES = re.compile(r"sequence_\d+\.gif|strips_\d+\.png")
-"""Numbered outputs an earlier run in the same ``--out`` may have left more of."""
+NUMBERED = re.compile(r"sequence_(\d{3,})\.gif|strips_(\d{2,})\.png")
+"""The numbered outputs: one GIF per image, strip pages from 2 on."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -117,22 +121,15 @@ def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
     ``(C, H, W)``: grey for one channel, RGB for three, 16-bit grey scaled by 65535, resized
     bilinearly) or a .npy/.pt batch (which must already have that shape; one image, or grey
     images without a channel axis, are accepted too). Warns about inputs that load but look
-    mis-scaled (no dark pixel at all; 16-bit files using only 12 bits; stretched aspect)."""
-    suffix = path.suffix.lower()
-    if suffix not in IMAGE_FILES + BATCH_FILES:
-        raise ValueError(
-            f"`--input` must be an image file ({', '.join(IMAGE_FILES)}) or a batch "
-            f"({', '.join(BATCH_FILES)}), got {path.name!r}"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"`--input` file not found: {path}")
+    mis-scaled (a batch with no dark pixel at all; 16-bit files using only 12 bits; a
+    stretched aspect; a multi-page file, of which the first page is read)."""
+    check_input_path(path)
     channels, h, w = shape
-    if suffix in BATCH_FILES:
-        from cfx.data.io import load_images
+    if path.suffix.lower() in IMAGE_FILES:
+        return _read_image_file(path, channels, h, w)
+    from cfx.data.io import load_images
 
-        x = load_images(path, name="--input", shape=(channels, h, w))
-    else:
-        x = _read_image_file(path, channels, h, w)
+    x = load_images(path, name="--input", shape=(channels, h, w))
     if float(x.min()) >= 0.0:
         log.warning(
             "`--input` has no pixel below mid-grey (values %.3g..%.3g in cfx's [-1, 1]); if "
@@ -141,6 +138,17 @@ def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
             float(x.max()),
         )
     return x
+
+
+def check_input_path(path: Path) -> None:
+    """A readable-looking ``--input``: a known extension and an existing file."""
+    if path.suffix.lower() not in IMAGE_FILES + BATCH_FILES:
+        raise ValueError(
+            f"`--input` must be an image file ({', '.join(IMAGE_FILES)}) or a batch "
+            f"({', '.join(BATCH_FILES)}), got {path.name!r}"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"`--input` file not found: {path}")
 
 
 def _read_image_file(path: Path, channels: int, h: int, w: int) -> torch.Tensor:
@@ -156,9 +164,30 @@ def _read_image_file(path: Path, channels: int, h: int, w: int) -> torch.Tensor:
         img.load()
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"`--input` is not a readable image: {path} ({err})") from None
-    if img.mode.startswith("I"):  # 16/32-bit grey (common for MRI): full scale is 65535
+    pages = int(getattr(img, "n_frames", 1))
+    if pages > 1:
+        log.warning(
+            "`--input` holds %d pages (a stack?); only the first is read: save the slices "
+            "as one .npy batch to explain them all",
+            pages,
+        )
+    if img.mode == "F":  # 32-bit float: only [0, 1] has an unambiguous meaning
         raw = np.asarray(img, dtype=np.float32)
-        if 0 < raw.max() <= 4095:
+        if raw.min() < 0.0 or raw.max() > 1.0:
+            raise ValueError(
+                f"`--input` is a floating-point image with values {raw.min():.3g}.."
+                f"{raw.max():.3g}; save it as 8- or 16-bit, as [0, 1] floats, or as a .npy "
+                "batch in [-1, 1]"
+            )
+        unit = np.repeat(raw[None], channels, axis=0)  # (C, H, W)
+    elif img.mode.startswith("I"):  # 16/32-bit grey (common for MRI): full scale is 65535
+        raw = np.asarray(img, dtype=np.float32)
+        if raw.max() > 65535:
+            log.warning(
+                "`--input` has values up to %d, above 16-bit full scale: they are clipped",
+                int(raw.max()),
+            )
+        elif 0 < raw.max() <= 4095:
             log.warning(
                 "`--input` is a 16-bit image whose brightest pixel is %d of 65535 (12-bit "
                 "data?); it is read as value / 65535, i.e. dark; rescale it to the full range "
@@ -226,17 +255,22 @@ def run_trajectory(args: argparse.Namespace) -> int:
 
     # every check that needs no model comes first, so a typo costs no loading or computing
     target = parse_target(args.target)
+    if target not in (0, 1):
+        raise ValueError(
+            f"`--target` must be healthy (0) or tumour (1) for the zoo's two-class "
+            f"classifiers, got {args.target!r}"
+        )
     if args.input is not None and (args.n is not None or args.seed is not None):
         raise ValueError("`--n` and `--seed` choose built-in slices; drop them with --input")
+    if args.input is not None:
+        check_input_path(args.input)
     n = DEFAULT_N if args.n is None else args.n
     check_int("--n", n)
     check_int("--steps", args.steps)
-    margin = DEFAULT_MARGINS.get(target, 0.99) if args.margin is None else args.margin
+    margin = DEFAULT_MARGINS[target] if args.margin is None else args.margin
     check_real("--margin", margin, low=0.5, high=1.0, open_low=True, open_high=True)
     if args.localise and args.method != "monotone":
         raise ValueError(f"`--localise` goes with --method monotone, got --method {args.method}")
-    if args.method not in METHODS:
-        raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise ValueError(f"`--out` must be a folder, got an existing file: {out}")
@@ -264,8 +298,10 @@ def run_trajectory(args: argparse.Namespace) -> int:
         explainer = MonotonePath(generator, classifier, localise=args.localise, **common)
     elif args.method == "gradient":
         explainer = GradientAscent(generator, classifier, **common)
-    else:
+    elif args.method == "localised":
         explainer = LocalisedAscent(generator, classifier, **common)
+    else:
+        raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
     out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails now
     result = explainer.explain(x, target)
     already = torch.nonzero(result.probs[:, 0] > 0.5).flatten().tolist()
@@ -296,17 +332,19 @@ def run_trajectory(args: argparse.Namespace) -> int:
 
 
 def write_outputs(
-    out: Path, result: Any, classifier: Any, masks: torch.Tensor | None, setup: dict
-) -> dict:
+    out: Path,
+    result: TrajectoryResult,
+    classifier: Classifier,
+    masks: torch.Tensor | None,
+    setup: dict[str, Any],
+) -> dict[str, Any]:
     """Write a TrajectoryResult's arrays, summary and figures to ``out``; returns the summary.
 
     ``masks`` (true lesion masks) add the localisation metric (tumour -> healthy only)."""
     from cfx.metrics.trajectory import cout, summarise
     from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
 
-    for old in out.iterdir():  # numbered files an earlier, larger run left behind
-        if OWN_FILES.fullmatch(old.name):
-            old.unlink()
+    earlier_run = (out / "summary.json").is_file()
     # the arrays and the summary first: figures of a very large batch must not cost the result
     arrays: dict[str, Any] = {
         "frames": result.frames.numpy(),
@@ -353,12 +391,24 @@ def write_outputs(
                 if result.oracle_probs is None
                 else float(result.oracle_probs[i, -1]),
                 "cout": float(per_cout[i]),
+                "lambda": None if result.lambdas is None else float(result.lambdas[i]),
                 "inversion_psnr_db": None if inversion is None else float(inversion.psnr[i]),
             }
             for i in range(len(result))
         ],
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    if earlier_run:  # numbered figures an earlier, larger run left behind
+        pages = -(-len(result) // STRIP_ROWS)
+        for old in out.iterdir():
+            match = NUMBERED.fullmatch(old.name)
+            if match is None or not old.is_file():
+                continue
+            gif, page = match.groups()
+            if (gif is not None and int(gif) >= len(result)) or (
+                page is not None and int(page) > pages
+            ):
+                old.unlink()
     for page, first in enumerate(range(0, len(result), STRIP_ROWS), start=1):
         rows = slice(first, first + STRIP_ROWS)
         oracle_rows = None if result.oracle_probs is None else result.oracle_probs[rows]
@@ -371,5 +421,16 @@ def write_outputs(
     probability_curves(
         result.probs, result.levels, out / "probabilities.png", oracle_probs=result.oracle_probs
     )
-    print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
+    print(json.dumps(_json_safe({k: v for k, v in summary.items() if k != "images"}), indent=2))
     return summary
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value

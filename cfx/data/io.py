@@ -31,23 +31,26 @@ def load_images(
     """Images ``(N, C, H, W)`` from ``.npy``/``.pt``: floats in [-1, 1], or uint8 (0..255).
 
     ``shape`` ``(C, H, W)``, if given, is what every image must be; a file may then also hold
-    one image ``(C, H, W)`` or, for ``C = 1``, a batch without its channel axis ``(N, H, W)``.
-    Errors call the file ``name`` (e.g. the command-line option that gave it)."""
+    one image ``(C, H, W)`` and, for one-channel images (``C = 1``), one ``(H, W)`` image or
+    a batch without its channel axis ``(N, H, W)``. (A three-channel ``(3, H, W)`` array is
+    one colour image, never three grey ones.) Errors call the file ``name`` (e.g. the
+    command-line option that gave it)."""
     x = _load_array(path, name)
-    if shape is not None and x.ndim == 3:
+    if shape is not None:
+        c, h, w = shape
         if tuple(x.shape) == tuple(shape):
             x = x[None]  # one image
-        elif shape[0] == 1 and tuple(x.shape[1:]) == tuple(shape[1:]):
+        elif c == 1 and tuple(x.shape) == (h, w):
+            x = x[None, None]  # one grey image without its channel axis
+        elif c == 1 and x.ndim == 3 and tuple(x.shape[1:]) == (h, w):
             x = x[:, None]  # grey images without a channel axis
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
+            raise ValueError(
+                f"`{name}` must hold images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}"
+            )
     if x.dtype == torch.uint8:
         x = x.float() / 127.5 - 1.0
-    x = check_images(x.float(), name)
-    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
-        c, h, w = shape
-        raise ValueError(
-            f"`{name}` must hold images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}"
-        )
-    return x
+    return check_images(x.float(), name)
 
 
 def load_labels(path: str | Path, n: int) -> Tensor:

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from cfx.cli import main
@@ -58,6 +59,7 @@ def test_default_method_writes_every_output(tmp_path):
         assert row["success"] == bool(success[i])
         past = np.nonzero(probs[i] > 0.5)[0]
         assert row["crossed_at"] == (int(past[0]) if past.size else None)
+        assert row["lambda"] is None or row["lambda"] > 0  # NaN (warm start kept) -> null
     # the default inversion (100 steps) reconstructs brain slices at well over 20 dB
     assert summary["inversion_psnr_db"] > 20.0
     assert summary["perceptual_loss"] in ("lpips", "encoder")
@@ -164,6 +166,7 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
         (["--classifier", "brain-oracle-seg"], "'brain-oracle-seg' is a segmenter"),
         (["--generator", "brain-cnn"], "`--generator`: 'brain-cnn' is a classifier"),
         (["--oracle", "None"], "or 'none'"),
+        (["--target", "2"], "`--target` must be healthy (0) or tumour (1)"),
     ]
     for extra, message in cases:
         assert main([*base, *extra]) == 2, extra
@@ -171,6 +174,9 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
     assert main([*base, "--classifier", "resnet50"]) == 2
     err = capsys.readouterr().err
     assert "unknown zoo classifier 'resnet50'" in err and "brain-gan" not in err
+    missing = ["trajectory", "--target", "healthy", "--input", str(tmp_path / "scan.png")]
+    assert main(missing) == 2
+    assert "`--input` file not found" in capsys.readouterr().err
 
 
 def test_input_files_that_are_no_image_or_look_misscaled(tmp_path, capsys, caplog):
@@ -196,28 +202,56 @@ def test_input_files_that_are_no_image_or_look_misscaled(tmp_path, capsys, caplo
     Image.fromarray(np.zeros((8, 16), dtype=np.uint8)).save(tmp_path / "wide.png")
     assert load_input(tmp_path / "wide.png", (1, 8, 8)).shape == (1, 1, 8, 8)
     assert "stretched" in caplog.text
+    caplog.clear()
+    pages = [Image.fromarray(np.full((8, 8), v, dtype=np.uint8)) for v in (0, 255)]
+    pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
+    x = load_input(tmp_path / "stack.tif", (1, 8, 8))
+    assert "holds 2 pages" in caplog.text and float(x.max()) == -1.0  # the first page
+    unit = np.full((8, 8), 0.75, dtype=np.float32)
+    Image.fromarray(unit, mode="F").save(tmp_path / "unit.tif")
+    x = load_input(tmp_path / "unit.tif", (1, 8, 8))
+    assert torch.allclose(x, torch.full_like(x, 0.5))  # 0.75 in [0, 1] is 0.5 in [-1, 1]
+    Image.fromarray(unit * 1000, mode="F").save(tmp_path / "raw.tif")
+    with pytest.raises(ValueError, match=r"floating-point image with values 750\.\.750"):
+        load_input(tmp_path / "raw.tif", (1, 8, 8))
 
 
 def test_npy_inputs_may_be_one_image_or_lack_the_channel_axis(tmp_path):
     from cfx.cli.trajectory import load_input
 
-    one = np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 8, 8)  # (C, H, W)
-    np.save(tmp_path / "one.npy", one)
-    x = load_input(tmp_path / "one.npy", (1, 8, 8))
-    assert x.shape == (1, 1, 8, 8) and np.array_equal(x[0].numpy(), one)
-    grey = np.stack([one[0], -one[0], one[0]])  # (N, H, W), three grey images
-    np.save(tmp_path / "grey.npy", grey)
+    grey = np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8)
+    np.save(tmp_path / "slice.npy", grey)  # one (H, W) slice
+    x = load_input(tmp_path / "slice.npy", (1, 8, 8))
+    assert x.shape == (1, 1, 8, 8) and np.array_equal(x[0, 0].numpy(), grey)
+    batch = np.stack([grey, -grey, grey])  # (N, H, W): three grey images
+    np.save(tmp_path / "grey.npy", batch)
     x = load_input(tmp_path / "grey.npy", (1, 8, 8))
-    assert x.shape == (3, 1, 8, 8) and np.array_equal(x[:, 0].numpy(), grey)
+    assert x.shape == (3, 1, 8, 8) and np.array_equal(x[:, 0].numpy(), batch)
+    # for a colour generator the same array is one RGB image, not three grey ones
+    x = load_input(tmp_path / "grey.npy", (3, 8, 8))
+    assert x.shape == (1, 3, 8, 8) and np.array_equal(x[0].numpy(), batch)
+    np.save(tmp_path / "odd.npy", np.zeros((2, 2, 1, 8, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"shaped \(N, 1, 8, 8\), got \(2, 2, 1, 8, 8\)"):
+        load_input(tmp_path / "odd.npy", (1, 8, 8))
 
 
 def test_a_rerun_into_the_same_folder_leaves_no_stale_outputs(tmp_path):
-    out = tmp_path / "t"
-    out.mkdir()
-    for name in ("sequence_007.gif", "strips_02.png", "notes.txt"):
-        (out / name).write_text("old")
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
-    assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.glob("sequence_*.gif")) == ["sequence_000.gif"]
-    assert not (out / "strips_02.png").exists()
-    assert (out / "notes.txt").read_text() == "old"  # not ours: left alone
+    argv += ["--steps", "2", "--no-progress", "--out"]
+    earlier, foreign = tmp_path / "earlier", tmp_path / "foreign"
+    for out in (earlier, foreign):
+        out.mkdir()
+        for name in ("sequence_007.gif", "strips_02.png", "sequence_7.gif", "notes.txt"):
+            (out / name).write_text("old")
+        (out / "sequence_009.gif").mkdir()  # a folder, whatever its name, is never deleted
+    (earlier / "summary.json").write_text("{}")  # an earlier cfx run wrote this folder
+    for out in (earlier, foreign):
+        assert main([*argv, str(out)]) == 0
+    # the earlier run's numbered figures beyond this run's one image and one page are gone
+    assert not (earlier / "sequence_007.gif").exists()
+    assert not (earlier / "strips_02.png").exists()
+    left = {"sequence_000.gif", "sequence_7.gif", "sequence_009.gif", "notes.txt"}
+    assert {p.name for p in earlier.iterdir()} >= left
+    # a folder no cfx run wrote before keeps every file it had
+    for name in ("sequence_007.gif", "strips_02.png", "sequence_7.gif", "notes.txt"):
+        assert (foreign / name).read_text() == "old"

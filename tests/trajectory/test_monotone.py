@@ -153,7 +153,10 @@ def test_a_warm_start_no_iterate_improves_is_returned_with_nan_lambda(toy):
     x = g.decode(z0).detach()
     kw = {"steps": 4, "warm_start_eta": 0.05, "warm_start_iter": 500, **NO_BLUR}
     warm = MonotonePath(g, f, iterations=0, **kw).explain(x, 1, latents=z0)
-    assert bool((warm.probs[:, -1] >= 0.99).all())  # the warm start itself is valid
+    # the warm start itself is valid: past the margin, calibrated, climbing at every step
+    assert bool((warm.probs[:, -1] >= 0.99).all())
+    assert float((warm.probs[:, 1:] - warm.levels[1:]).abs().max()) <= 0.08
+    assert bool((warm.probs.diff(dim=1) > 0).all())
     still = MonotonePath(g, f, iterations=8, lr=1e-12, **kw).explain(x, 1, latents=z0)
     assert torch.equal(still.frames, warm.frames)
     assert still.lambdas is not None and bool(still.lambdas.isnan().all())
