@@ -130,7 +130,11 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             ).explain(src.images, target)
             tag = f"traj_{target}" + ("_localised" if localise else "")
             trajectory_strip(
-                res.frames, res.probs, out / f"{tag}.png", oracle_probs=res.oracle_probs
+                res.frames,
+                res.probs,
+                out / f"{tag}.png",
+                oracle_probs=res.oracle_probs,
+                sources=res.source,
             )
             trajectory_gif(res.frames[0], out / f"{tag}.gif")
             probability_curves(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from cfx.images import to_unit
@@ -102,26 +103,48 @@ def _pictures(images: Tensor) -> np.ndarray:
 
 
 def trajectory_strip(
-    frames: Tensor, probs: Tensor, path: str | Path, *, oracle_probs: Tensor | None = None
+    frames: Tensor,
+    probs: Tensor,
+    path: str | Path,
+    *,
+    oracle_probs: Tensor | None = None,
+    sources: Tensor | None = None,
 ) -> Path:
     """One PNG per batch: a row of frames per sequence, titled with target probabilities.
 
     ``frames`` ``(B, T+1, C, H, W)`` in [-1, 1] with one (grey) or three (RGB) channels,
-    ``probs`` ``(B, T+1)``.
+    ``probs`` ``(B, T+1)``; ``sources`` ``(B, C, H, W)`` (optional), the inputs themselves,
+    drawn in a first column titled "input" so the reconstruction in frame 0 can be judged
+    against them.
     """
     plt = _pyplot()
     b, n = frames.shape[:2]
+    if sources is not None:
+        if tuple(sources.shape) != (b, *frames.shape[2:]):
+            raise ValueError(
+                f"`sources` must have shape {(b, *frames.shape[2:])} to match `frames`, "
+                f"got {tuple(sources.shape)}"
+            )
+        frames = torch.cat([sources[:, None], frames], 1)
+    first = 0 if sources is None else 1  # column of frame 0
+    cols = n + first
     lines = 1 if oracle_probs is None else 2  # title lines above each frame
     # each row: a 1.25-inch square frame plus its title (fontsize 6 is ~0.1 inch a line)
-    fig, axes = plt.subplots(b, n, figsize=(1.25 * n, (1.35 + 0.12 * lines) * b), squeeze=False)
-    pics = _pictures(frames.flatten(0, 1)).reshape(b, n, *frames.shape[-2:], -1)
+    fig, axes = plt.subplots(
+        b, cols, figsize=(1.25 * cols, (1.35 + 0.12 * lines) * b), squeeze=False
+    )
+    pics = _pictures(frames.flatten(0, 1)).reshape(b, cols, *frames.shape[-2:], -1)
     for i in range(b):
-        for t in range(n):
-            ax = axes[i, t]
-            pic = pics[i, t, ..., 0] if pics.shape[-1] == 1 else pics[i, t]
+        for c in range(cols):
+            ax = axes[i, c]
+            pic = pics[i, c, ..., 0] if pics.shape[-1] == 1 else pics[i, c]
             ax.imshow(pic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
+            t = c - first
+            if t < 0:
+                ax.set_title("input", fontsize=6)
+                continue
             title = f"f={float(probs[i, t]):.2f}"
             if oracle_probs is not None:
                 title += f"\no={float(oracle_probs[i, t]):.2f}"

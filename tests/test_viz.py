@@ -33,3 +33,23 @@ def test_strips_draw_grey_and_colour_and_refuse_other_channel_counts(tmp_path):
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="1 or 3 channels"):
         trajectory_strip(torch.zeros(1, 2, 2, 4, 4), probs, tmp_path / "bad.png")
+
+
+def test_strips_can_show_the_inputs_in_a_first_column(tmp_path):
+    frames = -torch.ones(2, 3, 1, 8, 8)  # two black sequences of three frames
+    sources = torch.zeros(2, 1, 8, 8)  # mid-grey inputs (the figure's background is white)
+    probs = torch.tensor([[0.1, 0.5, 0.9], [0.2, 0.6, 0.95]])
+    plain = np.asarray(Image.open(trajectory_strip(frames, probs, tmp_path / "a.png")))
+    both = trajectory_strip(frames, probs, tmp_path / "b.png", sources=sources)
+    shown = np.asarray(Image.open(both).convert("L")).astype(int)
+    # one more column of the same width
+    assert abs(shown.shape[1] - plain.shape[1] * 4 / 3) <= 2
+    assert shown.shape[0] == plain.shape[0]
+    # the grey inputs fill the first of the four columns and appear nowhere else
+    grey = np.abs(shown - 128) <= 2
+    quarter = shown.shape[1] // 4
+    drawn = 2 * (1.25 * 110 * 0.8) ** 2  # two inputs, at least 80 % of a 1.25-inch frame
+    assert int(grey[:, :quarter].sum()) > drawn
+    assert int(grey[:, quarter:].sum()) < 0.05 * drawn  # anti-aliased title text at most
+    with pytest.raises(ValueError, match="`sources` must have shape"):
+        trajectory_strip(frames, probs, tmp_path / "d.png", sources=sources[:1])

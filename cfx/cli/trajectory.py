@@ -40,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Walk images across a classifier's decision boundary and write, in --out: "
         "result.npz (frames, probs, oracle_probs, latents, source, target, levels, success, "
         "lambdas, edit_masks where they apply), summary.json (the setup, the metrics and one "
-        "row per image), strips.png (one row of frames per image, titled f = classifier and "
-        "o = oracle target probability), sequence_NNN.gif (each path played forward and "
-        "back) and probabilities.png.",
+        "row per image), strips.png (one row per image: the input, then the frames, titled "
+        "f = classifier and o = oracle target probability), sequence_NNN.gif (each path "
+        "played forward and back) and probabilities.png.",
     )
     p.add_argument(
         "--classifier", default="brain-cnn", help="zoo classifier to explain (%(default)s)"
@@ -414,7 +414,11 @@ def write_outputs(
         oracle_rows = None if result.oracle_probs is None else result.oracle_probs[rows]
         name = "strips.png" if page == 1 else f"strips_{page:02d}.png"
         trajectory_strip(
-            result.frames[rows], result.probs[rows], out / name, oracle_probs=oracle_rows
+            result.frames[rows],
+            result.probs[rows],
+            out / name,
+            oracle_probs=oracle_rows,
+            sources=result.source[rows],
         )
     for i in range(len(result)):
         trajectory_gif(result.frames[i], out / f"sequence_{i:03d}.gif")
