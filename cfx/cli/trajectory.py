@@ -5,18 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from cfx.errors import UnknownNameError, check_int, check_real
-
-if TYPE_CHECKING:
-    from cfx.trajectory.result import TrajectoryResult
-    from cfx.types import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +22,6 @@ DEFAULT_MARGINS = {0: 0.99, 1: 0.999}
 """``--margin`` per target class: about brain-cnn's median confidence on real healthy slices
 (0.989), and 0.999 towards tumour (its median on real tumour slices is 0.9999; chosen on
 validation, BENCHMARKS.md ninth run)."""
-STRIP_ROWS = 32
-"""Sequences per strip figure (``strips.png``, then ``strips_02.png``, ...)."""
-NUMBERED = re.compile(r"sequence_(\d{3,})\.gif|strips_(\d{2,})\.png")
-"""The numbered outputs: one GIF per image, strip pages from 2 on."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -250,7 +241,7 @@ def zoo_name(flag: str, name: str, want: str) -> str:
 
 def run_trajectory(args: argparse.Namespace) -> int:
     from cfx.inversion import zero_image
-    from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
+    from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath, save_result
     from cfx.zoo import load_classifier, load_generator
 
     # every check that needs no model comes first, so a typo costs no loading or computing
@@ -327,114 +318,8 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "n": len(result),
         "seed": None if args.input is not None else seed,
     }
-    write_outputs(out, result, classifier, masks if target == 0 else None, setup)
+    summary = save_result(
+        result, out, classifier=classifier, masks=masks if target == 0 else None, setup=setup
+    )
+    print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
     return 0
-
-
-def write_outputs(
-    out: Path,
-    result: TrajectoryResult,
-    classifier: Classifier,
-    masks: torch.Tensor | None,
-    setup: dict[str, Any],
-) -> dict[str, Any]:
-    """Write a TrajectoryResult's arrays, summary and figures to ``out``; returns the summary.
-
-    ``masks`` (true lesion masks) add the localisation metric (tumour -> healthy only)."""
-    from cfx.metrics.trajectory import cout, summarise
-    from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
-
-    earlier_run = (out / "summary.json").is_file()
-    # the arrays and the summary first: figures of a very large batch must not cost the result
-    arrays: dict[str, Any] = {
-        "frames": result.frames.numpy(),
-        "probs": result.probs.numpy(),
-        "latents": result.latents.numpy(),
-        "source": result.source.numpy(),
-        "target": result.target.numpy(),
-        "levels": result.levels.numpy(),
-        "success": result.success.numpy(),
-    }
-    for key in ("oracle_probs", "lambdas", "edit_masks"):
-        value = getattr(result, key)
-        if value is not None:
-            arrays[key] = value.numpy()
-    np.savez_compressed(out / "result.npz", **arrays)
-    summary: dict[str, Any] = summarise(
-        result.probs,
-        result.levels,
-        result.frames,
-        result.source,
-        oracle_probs=result.oracle_probs,
-        masks=masks,
-    )
-    with torch.no_grad():
-        per_cout = cout(classifier, result.frames[:, 0], result.frames[:, -1], result.target)
-    inversion = result.inversion
-    crossed = result.crossed_at
-    summary |= {
-        "n": len(result),
-        "cout": float(per_cout.mean()),
-        "already_in_target": int((result.probs[:, 0] > 0.5).sum()),
-        "seconds": result.seconds,
-        "inversion_seconds": result.inversion_seconds,
-        "inversion_psnr_db": None if inversion is None else float(inversion.psnr.mean()),
-        "perceptual_loss": None if inversion is None else inversion.perceptual,
-        "setup": setup,
-        "images": [
-            {
-                "p_start": float(result.probs[i, 0]),
-                "p_end": float(result.probs[i, -1]),
-                "success": bool(result.success[i]),
-                "crossed_at": int(crossed[i]) if int(crossed[i]) >= 0 else None,
-                "oracle_p_end": None
-                if result.oracle_probs is None
-                else float(result.oracle_probs[i, -1]),
-                "cout": float(per_cout[i]),
-                "lambda": None if result.lambdas is None else float(result.lambdas[i]),
-                "inversion_psnr_db": None if inversion is None else float(inversion.psnr[i]),
-            }
-            for i in range(len(result))
-        ],
-    }
-    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
-    if earlier_run:  # numbered figures an earlier, larger run left behind
-        pages = -(-len(result) // STRIP_ROWS)
-        for old in out.iterdir():
-            match = NUMBERED.fullmatch(old.name)
-            if match is None or not old.is_file():
-                continue
-            gif, page = match.groups()
-            if (gif is not None and int(gif) >= len(result)) or (
-                page is not None and int(page) > pages
-            ):
-                old.unlink()
-    for page, first in enumerate(range(0, len(result), STRIP_ROWS), start=1):
-        rows = slice(first, first + STRIP_ROWS)
-        oracle_rows = None if result.oracle_probs is None else result.oracle_probs[rows]
-        name = "strips.png" if page == 1 else f"strips_{page:02d}.png"
-        trajectory_strip(
-            result.frames[rows],
-            result.probs[rows],
-            out / name,
-            oracle_probs=oracle_rows,
-            sources=result.source[rows],
-        )
-    for i in range(len(result)):
-        trajectory_gif(result.frames[i], out / f"sequence_{i:03d}.gif")
-    probability_curves(
-        result.probs, result.levels, out / "probabilities.png", oracle_probs=result.oracle_probs
-    )
-    print(json.dumps(_json_safe({k: v for k, v in summary.items() if k != "images"}), indent=2))
-    return summary
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value

@@ -5,5 +5,13 @@ from cfx.trajectory.localised import LocalisedAscent
 from cfx.trajectory.monotone import MonotonePath
 from cfx.trajectory.pixel import PixelSpace
 from cfx.trajectory.result import TrajectoryResult
+from cfx.trajectory.save import save_result
 
-__all__ = ["GradientAscent", "LocalisedAscent", "MonotonePath", "PixelSpace", "TrajectoryResult"]
+__all__ = [
+    "GradientAscent",
+    "LocalisedAscent",
+    "MonotonePath",
+    "PixelSpace",
+    "TrajectoryResult",
+    "save_result",
+]

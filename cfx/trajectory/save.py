@@ -1,0 +1,142 @@
+"""Writing a batch of boundary-crossing sequences to a folder: arrays, summary, figures."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cfx.trajectory.result import TrajectoryResult
+from cfx.types import Classifier
+
+STRIP_ROWS = 32
+"""Sequences per strip figure (``strips.png``, then ``strips_02.png``, ...)."""
+NUMBERED = re.compile(r"sequence_(\d{3,})\.gif|strips_(\d{2,})\.png")
+"""The numbered outputs: one GIF per image, strip pages from 2 on."""
+
+
+def save_result(
+    result: TrajectoryResult,
+    folder: str | Path,
+    *,
+    classifier: Classifier | None = None,
+    masks: Tensor | None = None,
+    setup: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``result`` to ``folder`` (created if missing) as ``cfx trajectory`` does, and
+    return the summary.
+
+    Files: ``result.npz`` (``frames``, ``probs``, ``latents``, ``source``, ``target``,
+    ``levels``, ``success`` and, where they apply, ``oracle_probs``, ``lambdas``,
+    ``edit_masks``), ``summary.json`` (the metrics of
+    :func:`~cfx.metrics.trajectory.summarise`, ``already_in_target``, timings, the inversion's
+    PSNR, ``setup`` and one row per image in ``images``; NaN written as null),
+    ``strips.png`` (32 sequences a page, then ``strips_02.png``, ...; the input first),
+    ``sequence_NNN.gif`` and ``probabilities.png``. The arrays and the summary are written
+    before the figures. ``classifier`` (the explained model) adds COUT; ``masks``
+    ``(B, 1, H, W)``, the true lesion masks of tumour sources walked to healthy, add
+    localisation; ``setup`` is stored as given. In a folder an earlier run wrote (it holds a
+    ``summary.json``), that run's numbered figures beyond this batch are deleted.
+    """
+    from cfx.metrics.trajectory import cout, summarise
+    from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    earlier_run = (out / "summary.json").is_file()
+    arrays = {
+        key: value.detach().cpu().numpy()
+        for key in (
+            *("frames", "probs", "latents", "source", "target", "levels", "success"),
+            *("oracle_probs", "lambdas", "edit_masks"),
+        )
+        if (value := getattr(result, key)) is not None
+    }
+    np.savez_compressed(out / "result.npz", **arrays)
+    summary: dict[str, Any] = summarise(
+        result.probs,
+        result.levels,
+        result.frames,
+        result.source,
+        oracle_probs=result.oracle_probs,
+        masks=masks,
+    )
+    per_cout = None
+    if classifier is not None:
+        with torch.no_grad():
+            per_cout = cout(classifier, result.frames[:, 0], result.frames[:, -1], result.target)
+    inversion = result.inversion
+    crossed = result.crossed_at
+    summary |= {
+        "n": len(result),
+        "cout": None if per_cout is None else float(per_cout.mean()),
+        "already_in_target": int((result.probs[:, 0] > 0.5).sum()),
+        "seconds": result.seconds,
+        "inversion_seconds": result.inversion_seconds,
+        "inversion_psnr_db": None if inversion is None else float(inversion.psnr.mean()),
+        "perceptual_loss": None if inversion is None else inversion.perceptual,
+        "setup": setup or {},
+        "images": [
+            {
+                "p_start": float(result.probs[i, 0]),
+                "p_end": float(result.probs[i, -1]),
+                "success": bool(result.success[i]),
+                "crossed_at": int(crossed[i]) if int(crossed[i]) >= 0 else None,
+                "oracle_p_end": None
+                if result.oracle_probs is None
+                else float(result.oracle_probs[i, -1]),
+                "cout": None if per_cout is None else float(per_cout[i]),
+                "lambda": None if result.lambdas is None else float(result.lambdas[i]),
+                "inversion_psnr_db": None if inversion is None else float(inversion.psnr[i]),
+            }
+            for i in range(len(result))
+        ],
+    }
+    summary = _json_safe(summary)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if earlier_run:  # numbered figures an earlier, larger run left behind
+        _remove_numbered(out, images=len(result), pages=-(-len(result) // STRIP_ROWS))
+    frames, probs = result.frames.detach().cpu(), result.probs.detach().cpu()
+    oracle = None if result.oracle_probs is None else result.oracle_probs.detach().cpu()
+    source = result.source.detach().cpu()
+    for page, first in enumerate(range(0, len(result), STRIP_ROWS), start=1):
+        rows = slice(first, first + STRIP_ROWS)
+        name = "strips.png" if page == 1 else f"strips_{page:02d}.png"
+        trajectory_strip(
+            frames[rows],
+            probs[rows],
+            out / name,
+            oracle_probs=None if oracle is None else oracle[rows],
+            sources=source[rows],
+        )
+    for i in range(len(result)):
+        trajectory_gif(frames[i], out / f"sequence_{i:03d}.gif")
+    probability_curves(probs, result.levels.cpu(), out / "probabilities.png", oracle_probs=oracle)
+    return summary
+
+
+def _remove_numbered(out: Path, *, images: int, pages: int) -> None:
+    """Delete the GIFs numbered ``images`` and up and the strip pages after ``pages``."""
+    for old in out.iterdir():
+        match = NUMBERED.fullmatch(old.name)
+        if match is None or not old.is_file():
+            continue
+        gif, page = match.groups()
+        if (gif is not None and int(gif) >= images) or (page is not None and int(page) > pages):
+            old.unlink()
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value

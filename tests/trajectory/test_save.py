@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cfx.trajectory import GradientAscent, MonotonePath, save_result
+from tests.trajectory.toy import LinearGenerator, LogisticClassifier
+
+
+class BlockGenerator(LinearGenerator):
+    """The toy generator drawn at 16 x 16 (4 x 4 blocks): the summary's SSIM needs 11 px."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return super().decode(z).repeat_interleave(4, -1).repeat_interleave(4, -2)
+
+
+class BlockClassifier(LogisticClassifier):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.nn.functional.avg_pool2d(x, 4))
+
+
+def _toy():
+    return BlockGenerator(), BlockClassifier()
+
+
+@pytest.fixture
+def toy_result():
+    g, f = _toy()
+    u = g.A.detach().T @ f.w.detach()
+    z0 = -3 * (u / u.norm())[None].repeat(3, 1) + 0.1 * torch.arange(9.0).view(3, 3) / 9
+    x = g.decode(z0).detach()
+    ga = GradientAscent(g, f, steps=4, eta=0.05, max_iter=500, oracle=f)
+    return ga.explain(x, 1, latents=z0), f
+
+
+def test_every_file_holds_the_result(tmp_path, toy_result):
+    res, f = toy_result
+    summary = save_result(res, tmp_path / "run", classifier=f, setup={"note": "toy"})
+    out = tmp_path / "run"
+    with np.load(out / "result.npz") as r:
+        assert set(r.files) == {
+            *("frames", "probs", "latents", "source", "target", "levels", "success"),
+            "oracle_probs",  # no lambdas (Option 1) and no edit masks (not localised)
+        }
+        for key in r.files:
+            assert np.array_equal(r[key], getattr(res, key).numpy()), key
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["setup"] == {"note": "toy"} and summary["n"] == 3
+    for i, row in enumerate(summary["images"]):
+        assert row["p_start"] == float(res.probs[i, 0]) and row["p_end"] == float(res.probs[i, -1])
+        assert row["oracle_p_end"] == float(res.oracle_probs[i, -1])
+        assert row["crossed_at"] == int(res.crossed_at[i]) and row["lambda"] is None
+        # COUT of a path that climbs from ~0 to the margin is close to 1
+        assert 0.5 < row["cout"] <= 1.0
+    assert summary["cout"] == pytest.approx(np.mean([r["cout"] for r in summary["images"]]))
+    gifs = sorted(p.name for p in out.glob("*.gif"))
+    assert gifs == ["sequence_000.gif", "sequence_001.gif", "sequence_002.gif"]
+    with Image.open(out / "sequence_001.gif") as gif:
+        assert gif.n_frames == 2 * 5 - 2  # five frames played forward and back
+    assert (out / "strips.png").is_file() and (out / "probabilities.png").is_file()
+
+
+def test_without_a_classifier_cout_is_null_and_nan_lambdas_are_null(tmp_path):
+    g, f = _toy()
+    u = g.A.detach().T @ f.w.detach()
+    z0 = -3 * (u / u.norm())[None].repeat(2, 1)
+    x = g.decode(z0).detach()
+    # zero iterations: every image keeps its warm start, so every lambda is NaN
+    kw = {"steps": 3, "iterations": 0, "warm_start_eta": 0.05, "warm_start_iter": 500}
+    res = MonotonePath(g, f, **kw).explain(x, 1, latents=z0)
+    assert res.lambdas is not None and bool(res.lambdas.isnan().all())
+    summary = save_result(res, tmp_path)
+    text = (tmp_path / "summary.json").read_text()
+    assert "NaN" not in text  # JSON has no NaN: they are written as null
+    assert summary["cout"] is None
+    assert [row["lambda"] for row in summary["images"]] == [None, None]
+    assert [row["cout"] for row in summary["images"]] == [None, None]
