@@ -37,10 +37,21 @@ def _gaussian_window(size: int, sigma: float, like: Tensor) -> Tensor:
     return (g[:, None] * g[None, :])[None, None]  # (1, 1, k, k)
 
 
-def ssim(a: Tensor, b: Tensor, *, window: int = 11, sigma: float = 1.5) -> Tensor:
+def ssim(a: Tensor, b: Tensor, *, window: int | None = None, sigma: float = 1.5) -> Tensor:
     """Structural similarity per image, ``(B,)`` (Wang et al., 2004; Gaussian window, valid
-    region, constants K1 = 0.01, K2 = 0.03, data range 2 for [-1, 1] images)."""
+    region, constants K1 = 0.01, K2 = 0.03, data range 2 for [-1, 1] images).
+
+    ``window``: side of the Gaussian window; by default 11, or for images smaller than that
+    the largest odd side that fits (so tiny images still get a score); a given ``window``
+    larger than the images is an error."""
     _pair(a, b)
+    side = min(a.shape[-2:])
+    if window is None:
+        window = min(11, side if side % 2 else side - 1)
+    if window < 1 or window > side:
+        raise ValueError(
+            f"ssim's `window` must be between 1 and the images' side {side}, got {window}"
+        )
     c = a.shape[1]
     w = _gaussian_window(window, sigma, a).expand(c, 1, window, window)
     c1, c2 = (0.01 * _DATA_RANGE) ** 2, (0.03 * _DATA_RANGE) ** 2
