@@ -81,8 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--input",
         type=Path,
         help="the user's images instead of built-in slices: an image file (.png/.jpg/.bmp/.tif, "
-        "converted to the generator's channels and resized to its size) or a .npy/.pt batch "
-        "(N, C, H, W), (N, H, W) for grey or one image (C, H, W), floats in [-1, 1] or uint8",
+        "converted to the generator's channels and resized to its size), a folder of them "
+        "(read in name order) or a .npy/.pt batch (N, C, H, W), (N, H, W) for grey or one "
+        "image (C, H, W), floats in [-1, 1] or uint8",
     )
     p.add_argument(
         "--out",
@@ -110,14 +111,15 @@ BATCH_FILES = (".npy", ".pt")
 def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
     """Images in [-1, 1] shaped ``(N, *shape)`` from an image file (converted to ``shape`` =
     ``(C, H, W)``: grey for one channel, RGB for three, 16-bit grey scaled by 65535, resized
-    bilinearly) or a .npy/.pt batch (which must already have that shape; one image, or grey
-    images without a channel axis, are accepted too). Warns about inputs that load but look
-    mis-scaled (a batch with no dark pixel at all; 16-bit files using only 12 bits; a
-    stretched aspect; a multi-page file, of which the first page is read)."""
+    bilinearly), a folder of image files (:func:`input_files`, one image each) or a .npy/.pt
+    batch (which must already have that shape; one image, or grey images without a channel
+    axis, are accepted too). Warns about inputs that load but look mis-scaled (a batch with
+    no dark pixel at all; 16-bit files using only 12 bits; a stretched aspect; a multi-page
+    file, of which the first page is read)."""
     check_input_path(path)
     channels, h, w = shape
-    if path.suffix.lower() in IMAGE_FILES:
-        return _read_image_file(path, channels, h, w)
+    if path.is_dir() or path.suffix.lower() in IMAGE_FILES:
+        return torch.cat([_read_image_file(f, channels, h, w) for f in input_files(path)])
     from cfx.data.io import load_images
 
     x = load_images(path, name="--input", shape=(channels, h, w))
@@ -131,12 +133,26 @@ def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
     return x
 
 
+def input_files(path: Path) -> list[Path]:
+    """The image files ``--input`` names: the file itself, or a folder's image files (by
+    extension, in name order; other files are skipped)."""
+    if not path.is_dir():
+        return [path]
+    files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_FILES)
+    if not files:
+        raise ValueError(f"`--input` folder {path} holds no image files ({', '.join(IMAGE_FILES)})")
+    return files
+
+
 def check_input_path(path: Path) -> None:
-    """A readable-looking ``--input``: a known extension and an existing file."""
+    """A readable-looking ``--input``: a folder of images, or a file of a known extension."""
+    if path.is_dir():
+        input_files(path)
+        return
     if path.suffix.lower() not in IMAGE_FILES + BATCH_FILES:
         raise ValueError(
-            f"`--input` must be an image file ({', '.join(IMAGE_FILES)}) or a batch "
-            f"({', '.join(BATCH_FILES)}), got {path.name!r}"
+            f"`--input` must be an image file ({', '.join(IMAGE_FILES)}), a folder of them "
+            f"or a batch ({', '.join(BATCH_FILES)}), got {path.name!r}"
         )
     if not path.is_file():
         raise FileNotFoundError(f"`--input` file not found: {path}")
@@ -315,6 +331,9 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "margin": margin,
         "input": None if args.input is None else str(args.input),
+        "input_files": None
+        if args.input is None or not args.input.is_dir()
+        else [f.name for f in input_files(args.input)],
         "n": len(result),
         "seed": None if args.input is not None else seed,
     }

@@ -255,3 +255,44 @@ def test_a_rerun_into_the_same_folder_leaves_no_stale_outputs(tmp_path):
     # a folder no cfx run wrote before keeps every file it had
     for name in ("sequence_007.gif", "strips_02.png", "sequence_7.gif", "notes.txt"):
         assert (foreign / name).read_text() == "old"
+
+
+def test_a_folder_of_images_is_one_batch_in_name_order(tmp_path):
+    from PIL import Image
+
+    from cfx.cli.trajectory import load_input
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name, value in (("b.png", 255), ("a.png", 0), ("c.bmp", 128)):
+        Image.fromarray(np.full((8, 8), value, dtype=np.uint8)).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")  # skipped
+    x = load_input(folder, (1, 8, 8))
+    assert x.shape == (3, 1, 8, 8)
+    assert x[:, 0, 0, 0].tolist() == pytest.approx(
+        [-1.0, 1.0, 128 / 127.5 - 1], abs=1e-6
+    )  # a, b, c
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=r"`--input` folder .* holds no image files"):
+        load_input(empty, (1, 8, 8))
+
+
+def test_the_summary_names_the_files_of_an_input_folder(tmp_path):
+    from PIL import Image
+
+    from cfx.cli.trajectory import builtin_sources
+    from cfx.images import to_uint8
+
+    x, _ = builtin_sources(2, 2, target=0)  # two tumour slices
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i, name in enumerate(("slice_2.png", "slice_1.png")):
+        Image.fromarray(to_uint8(x)[i, 0]).save(folder / name)
+    out = tmp_path / "t"
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(folder)]
+    assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["setup"]["input_files"] == ["slice_1.png", "slice_2.png"]
+    with np.load(out / "result.npz") as r:  # slice_1.png (the second slice) comes first
+        assert float(np.abs(r["source"][0, 0] - x[1, 0].numpy()).max()) < 0.01
