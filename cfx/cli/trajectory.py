@@ -91,6 +91,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=Path("cfx-trajectory"),
         help="output folder, created if missing (%(default)s)",
     )
+    p.add_argument(
+        "--inversion-steps",
+        type=int,
+        default=100,
+        help="latent-optimisation steps of the inversion; 0 = the encoder only (%(default)s)",
+    )
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="with --method monotone: Adam iterations of the joint optimisation (default 16)",
+    )
+    p.add_argument(
+        "--background",
+        choices=("reconstruction", "source"),
+        default="reconstruction",
+        help="localised paths: what frames show outside the edited region, the source's "
+        "reconstruction G(z_0) or the input itself (%(default)s)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_trajectory)
 
@@ -274,6 +293,16 @@ def run_trajectory(args: argparse.Namespace) -> int:
     n = DEFAULT_N if args.n is None else args.n
     check_int("--n", n)
     check_int("--steps", args.steps)
+    check_int("--inversion-steps", args.inversion_steps, minimum=0)
+    if args.iterations is not None:
+        check_int("--iterations", args.iterations, minimum=0)
+    localised = args.method == "localised" or args.localise
+    if args.background != "reconstruction" and not localised:
+        raise ValueError(
+            "`--background` applies to localised paths: --method localised or --localise"
+        )
+    if args.iterations is not None and args.method != "monotone":
+        raise ValueError(f"`--iterations` goes with --method monotone, got --method {args.method}")
     margin = DEFAULT_MARGINS[target] if args.margin is None else args.margin
     check_real("--margin", margin, low=0.5, high=1.0, open_low=True, open_high=True)
     if args.localise and args.method != "monotone":
@@ -299,14 +328,22 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "margin": margin,
         "oracle": oracle,
         "show_progress": not args.no_progress,
+        "inversion_steps": args.inversion_steps,
     }
     explainer: GradientAscent | MonotonePath | LocalisedAscent
     if args.method == "monotone":
-        explainer = MonotonePath(generator, classifier, localise=args.localise, **common)
+        explainer = MonotonePath(
+            generator,
+            classifier,
+            localise=args.localise,
+            background=args.background,
+            **common,
+            **({} if args.iterations is None else {"iterations": args.iterations}),
+        )
     elif args.method == "gradient":
         explainer = GradientAscent(generator, classifier, **common)
     elif args.method == "localised":
-        explainer = LocalisedAscent(generator, classifier, **common)
+        explainer = LocalisedAscent(generator, classifier, background=args.background, **common)
     else:
         raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
     out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails now
@@ -330,6 +367,9 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "target_name": args.target,
         "steps": args.steps,
         "margin": margin,
+        "inversion_steps": args.inversion_steps,
+        "iterations": explainer.iterations if isinstance(explainer, MonotonePath) else None,
+        "background": args.background if localised else None,
         "input": None if args.input is None else str(args.input),
         "input_files": None
         if args.input is None or not args.input.is_dir()

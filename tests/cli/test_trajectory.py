@@ -167,6 +167,10 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
         (["--generator", "brain-cnn"], "`--generator`: 'brain-cnn' is a classifier"),
         (["--oracle", "None"], "or 'none'"),
         (["--target", "2"], "`--target` must be healthy (0) or tumour (1)"),
+        (["--inversion-steps", "-1"], "`--inversion-steps` must be"),
+        (["--iterations", "-2"], "`--iterations` must be"),
+        (["--method", "gradient", "--iterations", "4"], "`--iterations` goes with --method"),
+        (["--background", "source"], "`--background` applies to localised paths"),
     ]
     for extra, message in cases:
         assert main([*base, *extra]) == 2, extra
@@ -296,3 +300,20 @@ def test_the_summary_names_the_files_of_an_input_folder(tmp_path):
     assert summary["setup"]["input_files"] == ["slice_1.png", "slice_2.png"]
     with np.load(out / "result.npz") as r:  # slice_1.png (the second slice) comes first
         assert float(np.abs(r["source"][0, 0] - x[1, 0].numpy()).max()) < 0.01
+
+
+def test_background_and_inversion_steps_reach_the_explainer(tmp_path):
+    out = tmp_path / "t"
+    argv = ["trajectory", "--target", "healthy", "--method", "localised", "--n", "1"]
+    argv += ["--background", "source", "--inversion-steps", "0", "--steps", "2"]
+    assert main([*argv, "--no-progress", "--out", str(out)]) == 0
+    with np.load(out / "result.npz") as r:
+        frames, masks, source = r["frames"], r["edit_masks"], r["source"]
+    # outside the region the frames show the input itself, not its reconstruction
+    outside = np.broadcast_to(masks[:, None] == 0, frames.shape)
+    assert outside.any()
+    shown = np.broadcast_to(source[:, None], frames.shape)
+    assert float(np.abs(frames - shown)[outside].max()) < 1e-6
+    setup = json.loads((out / "summary.json").read_text())["setup"]
+    assert setup["background"] == "source" and setup["inversion_steps"] == 0
+    assert setup["iterations"] is None
