@@ -125,7 +125,7 @@ def trajectory_strip(
                 f"`sources` must have shape {(b, *frames.shape[2:])} to match `frames`, "
                 f"got {tuple(sources.shape)}"
             )
-        frames = torch.cat([sources[:, None], frames], 1)
+        frames = torch.cat([sources[:, None].to(frames), frames], 1)
     first = 0 if sources is None else 1  # column of frame 0
     cols = n + first
     lines = 1 if oracle_probs is None else 2  # title lines above each frame

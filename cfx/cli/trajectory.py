@@ -154,10 +154,15 @@ def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
 
 def input_files(path: Path) -> list[Path]:
     """The image files ``--input`` names: the file itself, or a folder's image files (by
-    extension, in name order; other files are skipped)."""
+    extension, sorted by name as strings, so ``slice_10`` comes before ``slice_2``; other
+    files and hidden ones, such as macOS ``._`` files, are skipped)."""
     if not path.is_dir():
         return [path]
-    files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_FILES)
+    files = sorted(
+        f
+        for f in path.iterdir()
+        if f.is_file() and f.suffix.lower() in IMAGE_FILES and not f.name.startswith(".")
+    )
     if not files:
         raise ValueError(f"`--input` folder {path} holds no image files ({', '.join(IMAGE_FILES)})")
     return files
@@ -310,6 +315,11 @@ def run_trajectory(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise ValueError(f"`--out` must be a folder, got an existing file: {out}")
+    if args.input is not None and args.input.is_dir() and out.resolve() == args.input.resolve():
+        raise ValueError(
+            "`--out` must not be the `--input` folder: its figures would be read as scans "
+            "by the next run"
+        )
     zoo_name("--generator", args.generator, "generator")
     zoo_name("--classifier", args.classifier, "classifier")
     if args.oracle != "none":
@@ -317,7 +327,10 @@ def run_trajectory(args: argparse.Namespace) -> int:
 
     generator = load_generator(args.generator)
     seed = DEFAULT_SEED if args.seed is None else args.seed
+    files = None  # the files of an --input folder, in the order of the rows
     if args.input is not None:
+        if args.input.is_dir():
+            files = [f.name for f in input_files(args.input)]
         x, masks = load_input(args.input, tuple(zero_image(generator).shape[1:])), None
     else:
         x, masks = builtin_sources(n, seed, target)
@@ -371,9 +384,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "iterations": explainer.iterations if isinstance(explainer, MonotonePath) else None,
         "background": args.background if localised else None,
         "input": None if args.input is None else str(args.input),
-        "input_files": None
-        if args.input is None or not args.input.is_dir()
-        else [f.name for f in input_files(args.input)],
+        "input_files": files,
         "n": len(result),
         "seed": None if args.input is not None else seed,
     }

@@ -42,8 +42,9 @@ def ssim(a: Tensor, b: Tensor, *, window: int | None = None, sigma: float = 1.5)
     region, constants K1 = 0.01, K2 = 0.03, data range 2 for [-1, 1] images).
 
     ``window``: side of the Gaussian window; by default 11, or for images smaller than that
-    the largest odd side that fits (so tiny images still get a score); a given ``window``
-    larger than the images is an error."""
+    the largest odd side that fits (so tiny images still get a score; at 1-2 px a side the
+    window is one pixel, variances vanish and only the luminance term is left); a given
+    ``window`` larger than the images is an error."""
     _pair(a, b)
     side = min(a.shape[-2:])
     if window is None:

@@ -38,17 +38,30 @@ def save_result(
     PSNR, ``setup`` and one row per image in ``images``; NaN written as null),
     ``strips.png`` (32 sequences a page, then ``strips_02.png``, ...; the input first),
     ``sequence_NNN.gif`` and ``probabilities.png``. The arrays and the summary are written
-    before the figures. ``classifier`` (the explained model) adds COUT; ``masks``
-    ``(B, 1, H, W)``, the true lesion masks of tumour sources walked to healthy, add
-    localisation; ``setup`` is stored as given. In a folder an earlier run wrote (it holds a
-    ``summary.json``), that run's numbered figures beyond this batch are deleted.
+    before the figures. ``classifier`` (the explained model, on the result's device; left as
+    it was) adds COUT; ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour sources
+    walked to healthy, add localisation; ``setup`` is stored in the summary (JSON: tuples
+    become lists, NaN becomes null; values JSON cannot hold are an error raised before any
+    file is written). In a folder an earlier cfx run wrote (its ``summary.json`` has this
+    function's keys), that run's numbered figures beyond this batch are deleted.
     """
+    from cfx.calls import frozen
     from cfx.metrics.trajectory import cout, summarise
     from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
 
+    b = len(result)
+    want = (b, 1, *result.frames.shape[-2:])
+    if masks is not None and tuple(masks.shape) != want:
+        raise ValueError(f"`masks` must have shape {want}, got {tuple(masks.shape)}")
+    try:
+        json.dumps(_json_safe(setup or {}), allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"`setup` must hold JSON values (str, numbers, lists, dicts): {err}"
+        ) from None
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    earlier_run = (out / "summary.json").is_file()
+    earlier_run = _written_by_cfx(out / "summary.json")
     arrays = {
         key: value.detach().cpu().numpy()
         for key in (
@@ -64,11 +77,11 @@ def save_result(
         result.frames,
         result.source,
         oracle_probs=result.oracle_probs,
-        masks=masks,
+        masks=None if masks is None else masks.to(result.frames.device),
     )
     per_cout = None
     if classifier is not None:
-        with torch.no_grad():
+        with frozen(classifier), torch.no_grad():
             per_cout = cout(classifier, result.frames[:, 0], result.frames[:, -1], result.target)
     inversion = result.inversion
     crossed = result.crossed_at
@@ -79,6 +92,7 @@ def save_result(
         "seconds": result.seconds,
         "inversion_seconds": result.inversion_seconds,
         "inversion_psnr_db": None if inversion is None else float(inversion.psnr.mean()),
+        "inversion_steps": None if inversion is None else inversion.steps,
         "perceptual_loss": None if inversion is None else inversion.perceptual,
         "setup": setup or {},
         "images": [
@@ -98,9 +112,9 @@ def save_result(
         ],
     }
     summary = _json_safe(summary)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     if earlier_run:  # numbered figures an earlier, larger run left behind
-        _remove_numbered(out, images=len(result), pages=-(-len(result) // STRIP_ROWS))
+        _remove_numbered(out, images=b, pages=-(-b // STRIP_ROWS))
     frames, probs = result.frames.detach().cpu(), result.probs.detach().cpu()
     oracle = None if result.oracle_probs is None else result.oracle_probs.detach().cpu()
     source = result.source.detach().cpu()
@@ -120,6 +134,16 @@ def save_result(
     return summary
 
 
+def _written_by_cfx(summary: Path) -> bool:
+    """Whether ``summary`` is a summary this function wrote (so the folder's numbered
+    figures are ours to replace)."""
+    try:
+        data = json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"setup", "images", "flip_rate"} <= data.keys()
+
+
 def _remove_numbered(out: Path, *, images: int, pages: int) -> None:
     """Delete the GIFs numbered ``images`` and up and the strip pages after ``pages``."""
     for old in out.iterdir():
@@ -132,11 +156,14 @@ def _remove_numbered(out: Path, *, images: int, pages: int) -> None:
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (JSON has no NaN)."""
+    """``value`` with NaN and infinities as None (JSON has no NaN), tuples as lists and numpy
+    scalars as Python numbers."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float):
         return value if np.isfinite(value) else None
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value

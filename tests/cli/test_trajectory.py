@@ -248,7 +248,8 @@ def test_a_rerun_into_the_same_folder_leaves_no_stale_outputs(tmp_path):
         for name in ("sequence_007.gif", "strips_02.png", "sequence_7.gif", "notes.txt"):
             (out / name).write_text("old")
         (out / "sequence_009.gif").mkdir()  # a folder, whatever its name, is never deleted
-    (earlier / "summary.json").write_text("{}")  # an earlier cfx run wrote this folder
+    earlier_summary = {"setup": {}, "images": [], "flip_rate": 1.0}  # as cfx writes them
+    (earlier / "summary.json").write_text(json.dumps(earlier_summary))
     for out in (earlier, foreign):
         assert main([*argv, str(out)]) == 0
     # the earlier run's numbered figures beyond this run's one image and one page are gone
@@ -271,6 +272,7 @@ def test_a_folder_of_images_is_one_batch_in_name_order(tmp_path):
     for name, value in (("b.png", 255), ("a.png", 0), ("c.bmp", 128)):
         Image.fromarray(np.full((8, 8), value, dtype=np.uint8)).save(folder / name)
     (folder / "notes.txt").write_text("not an image")  # skipped
+    (folder / "._a.png").write_text("macOS metadata")  # hidden: skipped
     x = load_input(folder, (1, 8, 8))
     assert x.shape == (3, 1, 8, 8)
     assert x[:, 0, 0, 0].tolist() == pytest.approx(
@@ -314,6 +316,26 @@ def test_background_and_inversion_steps_reach_the_explainer(tmp_path):
     assert outside.any()
     shown = np.broadcast_to(source[:, None], frames.shape)
     assert float(np.abs(frames - shown)[outside].max()) < 1e-6
-    setup = json.loads((out / "summary.json").read_text())["setup"]
-    assert setup["background"] == "source" and setup["inversion_steps"] == 0
-    assert setup["iterations"] is None
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["setup"]["background"] == "source"
+    assert summary["inversion_steps"] == 0  # what the inversion ran, read off the result
+    assert summary["setup"]["iterations"] is None
+
+
+def test_iterations_reach_option_2(tmp_path):
+    out = tmp_path / "t"
+    argv = ["trajectory", "--target", "healthy", "--n", "2", "--iterations", "0"]
+    assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["setup"]["iterations"] == 0
+    # no iteration ran, so every image keeps its warm start and no lambda shaped it
+    assert [row["lambda"] for row in summary["images"]] == [None, None]
+
+
+def test_out_may_not_be_the_input_folder(tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(tmp_path / "a.png")
+    argv = ["trajectory", "--target", "healthy", "--input", str(tmp_path), "--out"]
+    assert main([*argv, str(tmp_path)]) == 2
+    assert "`--out` must not be the `--input` folder" in capsys.readouterr().err

@@ -43,16 +43,20 @@ def test_frechet_known_answers():
         frechet_distance(a, a[:, :3])
 
 
-def test_ssim_fits_its_window_to_small_images():
-    a = torch.rand(2, 1, 4, 4) * 2 - 1
-    assert torch.allclose(ssim(a, a), torch.ones(2), atol=1e-6)  # a 3-px window fits
+@pytest.mark.parametrize(("side", "window"), [(1, 1), (2, 1), (4, 3), (10, 9), (11, 11), (12, 11)])
+def test_ssim_fits_its_window_to_small_images(side, window):
+    g = torch.Generator().manual_seed(side)
+    a = torch.rand(2, 1, side, side, generator=g) * 2 - 1
+    b = torch.rand(2, 1, side, side, generator=g) * 2 - 1
+    assert torch.equal(ssim(a, b), ssim(a, b, window=window))
+    if window > 1:  # the fitted window is the largest that fits, not any smaller one
+        assert not torch.allclose(ssim(a, b), ssim(a, b, window=window - 2))
+    with pytest.raises(ValueError, match=f"`window` must be between 1 and the images' side {side}"):
+        ssim(a, b, window=side + 1)
+
+
+def test_ssim_of_constant_small_images_is_the_luminance_term():
     b = torch.full((1, 1, 4, 4), 0.5)
     c1 = (0.01 * 2) ** 2
     expected = (2 * 0.5 * -0.5 + c1) / (0.25 + 0.25 + c1)  # as for large constant images
     assert torch.allclose(ssim(b, -b), torch.tensor([expected]), atol=1e-4)  # float32 var
-    # the default on 16 px images is the 11-px window: a 3-px one scores noise differently
-    x, y = torch.rand(1, 1, 16, 16) * 2 - 1, torch.rand(1, 1, 16, 16) * 2 - 1
-    assert torch.equal(ssim(x, y), ssim(x, y, window=11))
-    assert not torch.allclose(ssim(x, y), ssim(x, y, window=3))
-    with pytest.raises(ValueError, match="`window` must be between 1 and the images' side 4"):
-        ssim(a, a, window=11)

@@ -9,20 +9,8 @@ from cfx.trajectory import GradientAscent, MonotonePath, save_result
 from tests.trajectory.toy import LinearGenerator, LogisticClassifier
 
 
-class BlockGenerator(LinearGenerator):
-    """The toy generator drawn at 16 x 16 (4 x 4 blocks): the summary's SSIM needs 11 px."""
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return super().decode(z).repeat_interleave(4, -1).repeat_interleave(4, -2)
-
-
-class BlockClassifier(LogisticClassifier):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(torch.nn.functional.avg_pool2d(x, 4))
-
-
 def _toy():
-    return BlockGenerator(), BlockClassifier()
+    return LinearGenerator(), LogisticClassifier()  # 4 x 4 images
 
 
 @pytest.fixture
@@ -77,3 +65,50 @@ def test_without_a_classifier_cout_is_null_and_nan_lambdas_are_null(tmp_path):
     assert summary["cout"] is None
     assert [row["lambda"] for row in summary["images"]] == [None, None]
     assert [row["cout"] for row in summary["images"]] == [None, None]
+
+
+class NormedClassifier(torch.nn.Module):
+    """The toy classifier behind a BatchNorm, to see whether saving touches the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = torch.nn.BatchNorm2d(1)
+        self.logistic = LogisticClassifier()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logistic(self.norm(x))
+
+
+def test_the_classifier_is_left_as_it_was(tmp_path, toy_result):
+    res, _ = toy_result
+    clf = NormedClassifier().train()
+    before = clf.norm.running_mean.clone()
+    summary = save_result(res, tmp_path, classifier=clf)
+    assert clf.training and clf.norm.training
+    assert torch.equal(clf.norm.running_mean, before)  # no batch statistics were taken
+    assert all(p.requires_grad for p in clf.parameters())
+    assert summary["cout"] is not None
+
+
+def test_bad_masks_or_setup_fail_before_any_file_is_written(tmp_path, toy_result):
+    res, _ = toy_result
+    with pytest.raises(ValueError, match=r"`masks` must have shape \(3, 1, 4, 4\)"):
+        save_result(res, tmp_path / "a", masks=torch.ones(1, 1, 4, 4, dtype=torch.bool))
+    with pytest.raises(TypeError, match="`setup` must hold JSON values"):
+        save_result(res, tmp_path / "b", setup={"path": tmp_path})
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    summary = save_result(res, tmp_path / "c", setup={"pair": (1, np.float32(0.5))})
+    assert summary["setup"] == {"pair": [1, 0.5]}
+
+
+def test_numbered_figures_are_replaced_only_in_a_folder_cfx_wrote(tmp_path, toy_result):
+    res, _ = toy_result
+    ours, foreign = tmp_path / "ours", tmp_path / "foreign"
+    save_result(res, ours)
+    foreign.mkdir()
+    (foreign / "summary.json").write_text('{"note": "someone else\'s"}')
+    for out in (ours, foreign):
+        (out / "sequence_007.gif").write_text("old")
+        save_result(res, out)
+    assert not (ours / "sequence_007.gif").exists()  # beyond this batch of 3: stale, gone
+    assert (foreign / "sequence_007.gif").read_text() == "old"
