@@ -136,7 +136,7 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
                 oracle_probs=res.oracle_probs,
                 sources=res.source,
             )
-            trajectory_gif(res.frames[0], out / f"{tag}.gif")
+            trajectory_gif(res.frames[0], out / f"{tag}.gif", probs=res.probs[0])
             probability_curves(
                 res.probs, res.levels, out / f"{tag}_curves.png", oracle_probs=res.oracle_probs
             )

@@ -153,15 +153,39 @@ def trajectory_strip(
     return _save(plt, fig, path, dpi=110)
 
 
-def trajectory_gif(frames: Tensor, path: str | Path, *, scale: int = 4, ms: int = 180) -> Path:
+def trajectory_gif(
+    frames: Tensor,
+    path: str | Path,
+    *,
+    probs: Tensor | None = None,
+    scale: int = 4,
+    ms: int = 180,
+) -> Path:
     """Animated GIF of one sequence ``(T+1, C, H, W)`` in [-1, 1], grey or RGB (there and
-    back)."""
-    from PIL import Image
+    back). ``probs`` ``(T+1,)`` (optional): each frame gets a caption band below it reading
+    ``t=3 f=0.30`` (frame index, target probability)."""
+    from PIL import Image, ImageDraw
 
+    if probs is not None and tuple(probs.shape) != (frames.shape[0],):
+        raise ValueError(
+            f"`probs` must have shape ({frames.shape[0]},) to match `frames`, "
+            f"got {tuple(probs.shape)}"
+        )
     pics = (_pictures(frames) * 255 + 0.5).astype(np.uint8)  # (T+1, H, W, 1 or 3)
     pics = pics[..., 0] if pics.shape[-1] == 1 else pics
     size = (pics.shape[2] * scale, pics.shape[1] * scale)
     seq = [Image.fromarray(p).resize(size, Image.Resampling.NEAREST) for p in pics]
+    if probs is not None:
+        band = 12  # the default bitmap font is ~10 px tall
+        captioned = []
+        for t, (pic, p) in enumerate(zip(seq, probs.tolist(), strict=True)):
+            canvas = Image.new(pic.mode, (size[0], size[1] + band), 0)
+            canvas.paste(pic, (0, 0))
+            ImageDraw.Draw(canvas).text(
+                (2, size[1] + 1), f"t={t} f={p:.2f}", fill=255 if pic.mode == "L" else "white"
+            )
+            captioned.append(canvas)
+        seq = captioned
     seq = seq + seq[-2:0:-1]
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -53,3 +53,24 @@ def test_strips_can_show_the_inputs_in_a_first_column(tmp_path):
     assert int(grey[:, quarter:].sum()) < 0.05 * drawn  # anti-aliased title text at most
     with pytest.raises(ValueError, match="`sources` must have shape"):
         trajectory_strip(frames, probs, tmp_path / "d.png", sources=sources[:1])
+
+
+def test_gif_captions_name_each_frame_and_its_probability(tmp_path):
+    frames = -torch.ones(3, 1, 8, 8)  # black frames: any light pixel is caption text
+    plain = trajectory_gif(frames, tmp_path / "a.gif", scale=2)
+    probs = torch.tensor([0.1, 0.5, 0.9])
+    captioned = trajectory_gif(frames, tmp_path / "b.gif", scale=2, probs=probs)
+    with Image.open(plain) as a, Image.open(captioned) as b:
+        assert a.size == (16, 16) and b.size == (16, 16 + 12)  # a caption band below
+        assert b.n_frames == 4  # three frames there and back (identical plain ones merge)
+        pics = []
+        for k in range(b.n_frames):
+            b.seek(k)
+            pics.append(np.asarray(b.convert("L")))
+    for pic in pics:
+        assert int(pic[:16].max()) == 0  # the frame itself is untouched
+        assert int(pic[16:].max()) > 0  # the band holds text
+    assert not np.array_equal(pics[0][16:], pics[1][16:])  # "t=0 f=0.10" vs "t=1 f=0.50"
+    assert np.array_equal(pics[1], pics[3])  # played back: frame 1 again
+    with pytest.raises(ValueError, match=r"`probs` must have shape \(3,\)"):
+        trajectory_gif(frames, tmp_path / "c.gif", probs=torch.zeros(2))

@@ -37,7 +37,8 @@ def save_result(
     :func:`~cfx.metrics.trajectory.summarise`, ``already_in_target``, timings, the inversion's
     PSNR, ``setup`` and one row per image in ``images``; NaN written as null),
     ``strips.png`` (32 sequences a page, then ``strips_02.png``, ...; the input first),
-    ``sequence_NNN.gif`` and ``probabilities.png``. The arrays and the summary are written
+    ``sequence_NNN.gif`` (captioned with frame index and probability) and
+    ``probabilities.png``. The arrays and the summary are written
     before the figures. ``classifier`` (the explained model, on the result's device; left as
     it was) adds COUT; ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour sources
     walked to healthy, add localisation; ``setup`` is stored in the summary (JSON: tuples
@@ -129,7 +130,7 @@ def save_result(
             sources=source[rows],
         )
     for i in range(len(result)):
-        trajectory_gif(frames[i], out / f"sequence_{i:03d}.gif")
+        trajectory_gif(frames[i], out / f"sequence_{i:03d}.gif", probs=probs[i])
     probability_curves(probs, result.levels.cpu(), out / "probabilities.png", oracle_probs=oracle)
     return summary
 
