@@ -10,7 +10,7 @@ from torch import Tensor
 from cfx.inversion import InversionResult
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TrajectoryResult:
     """A batch of boundary-crossing sequences.
 
@@ -51,3 +51,17 @@ class TrajectoryResult:
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
+
+    def __repr__(self) -> str:
+        """A one-line summary (the default would print every tensor in full)."""
+        b, n = self.probs.shape
+        fields = [
+            f"images={b}",
+            f"steps={n - 1}",
+            f"frames={tuple(self.frames.shape)}",
+            f"success={int(self.success.sum())}/{b}",
+            f"oracle={'yes' if self.oracle_probs is not None else 'no'}",
+            f"localised={'yes' if self.edit_masks is not None else 'no'}",
+            f"seconds={self.seconds:.2f}",
+        ]
+        return f"TrajectoryResult({', '.join(fields)})"

@@ -362,3 +362,7 @@ def test_crossed_at_is_the_first_frame_past_one_half():
         inversion_seconds=0.0,
     )
     assert res.crossed_at.tolist() == [2, 0, -1, 1]
+    assert repr(res) == (
+        "TrajectoryResult(images=4, steps=3, frames=(4, 4, 1, 2, 2), success=3/4, "
+        "oracle=no, localised=no, seconds=0.00)"
+    )
