@@ -127,18 +127,20 @@ IMAGE_FILES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BATCH_FILES = (".npy", ".pt")
 
 
-def load_input(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
+def load_input(path: Path, shape: tuple[int, ...], files: list[Path] | None = None) -> torch.Tensor:
     """Images in [-1, 1] shaped ``(N, *shape)`` from an image file (converted to ``shape`` =
     ``(C, H, W)``: grey for one channel, RGB for three, 16-bit grey scaled by 65535, resized
     bilinearly), a folder of image files (:func:`input_files`, one image each) or a .npy/.pt
     batch (which must already have that shape; one image, or grey images without a channel
     axis, are accepted too). Warns about inputs that load but look mis-scaled (a batch with
     no dark pixel at all; 16-bit files using only 12 bits; a stretched aspect; a multi-page
-    file, of which the first page is read)."""
-    check_input_path(path)
+    file, of which the first page is read). ``files``: the image files
+    :func:`check_input_path` already listed for ``path`` (a folder is then not listed
+    again); None checks ``path`` here."""
+    files = check_input_path(path) if files is None else files
     channels, h, w = shape
-    if path.is_dir() or path.suffix.lower() in IMAGE_FILES:
-        return torch.cat([_read_image_file(f, channels, h, w) for f in input_files(path)])
+    if files is not None:
+        return torch.cat([_read_image_file(f, channels, h, w) for f in files])
     from cfx.data.io import load_images
 
     x = load_images(path, name="--input", shape=(channels, h, w))
@@ -168,11 +170,11 @@ def input_files(path: Path) -> list[Path]:
     return files
 
 
-def check_input_path(path: Path) -> None:
-    """A readable-looking ``--input``: a folder of images, or a file of a known extension."""
+def check_input_path(path: Path) -> list[Path] | None:
+    """A readable-looking ``--input``: a folder of images, or a file of a known extension.
+    Returns the image files it names (:func:`input_files`), or None for a batch file."""
     if path.is_dir():
-        input_files(path)
-        return
+        return input_files(path)
     if path.suffix.lower() not in IMAGE_FILES + BATCH_FILES:
         raise ValueError(
             f"`--input` must be an image file ({', '.join(IMAGE_FILES)}), a folder of them "
@@ -180,6 +182,7 @@ def check_input_path(path: Path) -> None:
         )
     if not path.is_file():
         raise FileNotFoundError(f"`--input` file not found: {path}")
+    return [path] if path.suffix.lower() in IMAGE_FILES else None
 
 
 def _read_image_file(path: Path, channels: int, h: int, w: int) -> torch.Tensor:
@@ -293,8 +296,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         )
     if args.input is not None and (args.n is not None or args.seed is not None):
         raise ValueError("`--n` and `--seed` choose built-in slices; drop them with --input")
-    if args.input is not None:
-        check_input_path(args.input)
+    listed = None if args.input is None else check_input_path(args.input)
     n = DEFAULT_N if args.n is None else args.n
     check_int("--n", n)
     check_int("--steps", args.steps)
@@ -329,9 +331,10 @@ def run_trajectory(args: argparse.Namespace) -> int:
     seed = DEFAULT_SEED if args.seed is None else args.seed
     files = None  # the files of an --input folder, in the order of the rows
     if args.input is not None:
-        if args.input.is_dir():
-            files = [f.name for f in input_files(args.input)]
-        x, masks = load_input(args.input, tuple(zero_image(generator).shape[1:])), None
+        if args.input.is_dir() and listed is not None:
+            files = [f.name for f in listed]
+        shape = tuple(zero_image(generator).shape[1:])
+        x, masks = load_input(args.input, shape, files=listed), None
     else:
         x, masks = builtin_sources(n, seed, target)
     classifier = load_classifier(args.classifier)
