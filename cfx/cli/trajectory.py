@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -262,18 +261,13 @@ def zoo_name(flag: str, name: str, want: str) -> str:
     error that names ``flag`` and says where the model belongs."""
     from cfx.zoo import ZOO
 
-    def kind(entry: Any) -> str:
-        if entry.kind == "generators":
-            return "generator"
-        return "segmenter" if "Segmenter" in entry.class_path else "classifier"
-
-    fits = sorted(n for n, e in ZOO.items() if kind(e) == want)
+    fits = sorted(n for n, e in ZOO.items() if e.role == want)
     extra = " or 'none'" if flag == "--oracle" else ""
     if name not in ZOO:
         raise UnknownNameError(
             f"`{flag}`: unknown zoo {want} {name!r}; expected one of {fits}{extra}"
         )
-    got = kind(ZOO[name])
+    got = ZOO[name].role
     if got != want:
         where = {"generator": " (pass it as --generator)", "classifier": "", "segmenter": ""}
         raise ValueError(

@@ -26,9 +26,10 @@ from cfx.zoo.pretrained import PretrainedMixin
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
-    kind: str  # "generators" or "classifiers"
+    kind: str  # "generators" or "classifiers": the zoo folder
     class_path: str  # "module:Class"
     summary: str
+    role: str  # "generator", "classifier" or "segmenter": what the model is used as
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -39,30 +40,35 @@ ZOO: dict[str, ZooEntry] = {
             "generators",
             "cfx.models.brain_gan:BrainGAN",
             "VAE-GAN generator + inversion encoder for 64x64 brain slices",
+            "generator",
         ),
         ZooEntry(
             "brain-cnn",
             "classifiers",
             "cfx.models.classifiers:BrainCNN",
             "tumour vs healthy CNN (the model to explain)",
+            "classifier",
         ),
         ZooEntry(
             "brain-cnn-tagged",
             "classifiers",
             "cfx.models.classifiers:BrainCNN",
             "same CNN trained on the tagged, biased set (learns the marker shortcut)",
+            "classifier",
         ),
         ZooEntry(
             "brain-oracle",
             "classifiers",
             "cfx.models.classifiers:BrainOracle",
             "independent oracle (other architecture, seed and data) for evaluation only",
+            "classifier",
         ),
         ZooEntry(
             "brain-oracle-seg",
             "classifiers",
             "cfx.models.classifiers:BrainSegmenter",
             "lesion segmenter (mask logits) for evaluation only",
+            "segmenter",
         ),
     )
 }

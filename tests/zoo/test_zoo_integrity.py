@@ -15,7 +15,10 @@ def test_model_loads_matches_card_and_runs(name):
     folder = model_folder(name)
     assert sha256(folder / "model.safetensors") == card_sha256(folder)
     assert (folder / "model.safetensors").stat().st_size < 20e6  # keep the zoo light
-    if ZOO[name].kind == "generators":
+    role = ZOO[name].role
+    assert role in ("generator", "classifier", "segmenter")
+    assert (role == "generator") == (ZOO[name].kind == "generators")
+    if role == "generator":
         g = load_generator(name)
         z = g.encode(X)
         assert z.shape == (2, *g.latent_shape)
@@ -24,7 +27,7 @@ def test_model_loads_matches_card_and_runs(name):
     else:
         m = load_classifier(name)
         out = m(X)
-        expected = (2, 1, 64, 64) if name == "brain-oracle-seg" else (2, 2)
+        expected = (2, 1, 64, 64) if role == "segmenter" else (2, 2)  # mask logits / classes
         assert out.shape == expected and torch.isfinite(out).all()
         assert not m.training
         assert not any(p.requires_grad for p in m.parameters())
