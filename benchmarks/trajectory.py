@@ -287,6 +287,8 @@ def _metrics(frames, x, masks, tgt, target, clf, oracle, seg, f_real, args) -> d
     p, o = score(frames, clf, oracle, tgt)
     levels = torch.arange(args.steps + 1, dtype=torch.float32) / args.steps
     out = summarise(p, levels, frames, x, oracle_probs=o, masks=masks if target == 0 else None)
+    # sources brain-cnn already puts in the target class count as flips: say how many
+    out["already_in_target"] = int((p[:, 0] > 0.5).sum())
     with torch.no_grad():
         out["realism_frechet"] = frechet_distance(f_real, oracle.features(frames[:, -1]))
         area = lesion_area(seg, frames[:, [0, -1]])

@@ -126,11 +126,15 @@ def summarise(
     *,
     oracle_probs: Tensor | None = None,
     masks: Tensor | None = None,
+    success: Tensor | None = None,
 ) -> dict[str, float]:
     """Means of the per-sequence metrics for one batch (for ``summary.json`` and reports).
 
     ``frames`` ``(B, T+1, C, H, W)`` with frame 0 = ``G(z_0)``; ``source`` the inputs;
-    ``masks`` (optional) lesion masks for localisation of the change.
+    ``masks`` (optional) lesion masks for localisation of the change. ``success`` ``(B,)``
+    (optional; e.g. :attr:`TrajectoryResult.success`, the last frame's argmax is the target)
+    gives the flip rate; without it a flip is a final target probability above 0.5, which is
+    the same for two classes but misses argmax flips below 0.5 with three or more.
     """
     from cfx.metrics.image import l1_distance, psnr, ssim
 
@@ -141,7 +145,7 @@ def summarise(
 
     out = {
         "n": float(probs.shape[0]),
-        "flip_rate": mean(flip_rate(probs[:, -1])),
+        "flip_rate": mean(flip_rate(probs[:, -1]) if success is None else success.to(probs.dtype)),
         "spearman_t_f": mean(monotonicity_spearman(probs)),
         "increasing_steps": mean(increasing_steps(probs)),
         "calibration_error": mean(calibration_error(probs, levels)),

@@ -34,7 +34,9 @@ def save_result(
     Files: ``result.npz`` (``frames``, ``probs``, ``latents``, ``source``, ``target``,
     ``levels``, ``success`` and, where they apply, ``oracle_probs``, ``lambdas``,
     ``edit_masks``), ``summary.json`` (the metrics of
-    :func:`~cfx.metrics.trajectory.summarise`, ``already_in_target``, timings, the inversion's
+    :func:`~cfx.metrics.trajectory.summarise`, whose flip rate is the share of
+    ``result.success``; ``already_in_target``, the sources whose first frame has a target
+    probability above 0.5; timings, the inversion's
     PSNR, ``setup`` and one row per image in ``images``; NaN written as null),
     ``strips.png`` (32 sequences a page, then ``strips_02.png``, ...; the input first),
     ``sequence_NNN.gif`` (captioned with frame index and probability) and
@@ -79,6 +81,7 @@ def save_result(
         result.source,
         oracle_probs=result.oracle_probs,
         masks=None if masks is None else masks.to(result.frames.device),
+        success=result.success,
     )
     per_cout = None
     if classifier is not None:

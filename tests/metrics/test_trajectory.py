@@ -60,3 +60,18 @@ def test_cout_known_answer_on_a_pixel_count_classifier():
     # after k of 16 stages, k pixels are bright: class 1 wins for k >= 9 (8 of 16 stages),
     # loses for k <= 7, ties at k = 8 (score 0): mean = (8 * 1 + 7 * -1 + 0) / 16
     assert value.item() == pytest.approx(1 / 16, abs=1e-4)
+
+
+def test_summarise_flip_rate_follows_success_for_three_classes():
+    """With three classes a last frame can be the argmax at a target probability below 0.5
+    (0.45 against 0.30 and 0.25): the flip counts when ``success`` is given."""
+    from cfx.metrics.trajectory import summarise
+
+    probs = torch.tensor([[0.1, 0.3, 0.45], [0.1, 0.3, 0.9], [0.1, 0.2, 0.3]])
+    levels = torch.tensor([0.0, 0.5, 1.0])
+    frames = torch.zeros(3, 3, 1, 4, 4)
+    source = torch.zeros(3, 1, 4, 4)
+    success = torch.tensor([True, True, False])
+    assert summarise(probs, levels, frames, source)["flip_rate"] == pytest.approx(1 / 3)
+    with_success = summarise(probs, levels, frames, source, success=success)
+    assert with_success["flip_rate"] == pytest.approx(2 / 3)
