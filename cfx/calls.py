@@ -85,12 +85,46 @@ def resolve_target(
 
 
 def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classifier") -> Tensor:
-    """Classifier logits with a shape check: ``(B, K)``; errors call the model ``name``."""
+    """Classifier logits with a shape check: ``(B, K)``, ``K >= 2``; errors call the model
+    ``name``."""
     logits = classifier(images)
     if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != images.shape[0]:
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        raise ValueError(f"`{name}` must map (B, C, H, W) images to logits (B, K), got {shape}")
+        raise ValueError(
+            f"`{name}` must map {images.shape[0]} images (B, C, H, W) to logits "
+            f"({images.shape[0]}, K), got {shape}"
+        )
+    if logits.shape[1] < 2:  # softmax over one logit is 1 whatever the image
+        raise ValueError(
+            f"`{name}` returns one logit per image, shape {tuple(logits.shape)}; cfx needs one "
+            "logit per class, (B, K) with K >= 2. For a binary model m with a single logit "
+            "(sigmoid output), pass `lambda x: torch.cat([torch.zeros_like(m(x)), m(x)], 1)`"
+        )
     return logits
+
+
+def looks_like_probabilities(logits: Tensor) -> bool:
+    """Whether ``(B, K)`` outputs are non-negative rows that each sum to 1: a classifier
+    ending in a softmax, whose outputs cfx would take for logits and soften again."""
+    sums = logits.sum(1)
+    return bool((logits >= 0).all()) and bool(((sums - 1).abs() < 1e-4).all())
+
+
+def check_same_dtype_device(model: object, x: Tensor, name: str) -> None:
+    """An error naming ``name`` when the ``nn.Module`` ``model``'s floating-point weights are
+    not in ``x``'s dtype and on its device (PyTorch's own error comes from deep inside the
+    model and names neither); models without weights (plain functions) pass."""
+    if not isinstance(model, nn.Module):
+        return
+    tensors = [*model.parameters(), *model.buffers()]
+    w = next((t for t in tensors if t.is_floating_point()), None)
+    if w is None or (w.dtype == x.dtype and w.device == x.device):
+        return
+    raise TypeError(
+        f"`x` is {x.dtype} on {x.device} but the {name}'s weights are {w.dtype} on {w.device}: "
+        f"convert the images (e.g. `x.to({w.dtype}).to('{w.device}')`) or the models (e.g. "
+        f"`model.to({x.dtype})`) so they match"
+    )
 
 
 def target_margin(logits: Tensor, target: Tensor) -> Tensor:

@@ -68,7 +68,7 @@ def check_images(
         )
     finite = torch.isfinite(x)
     check(bool(finite.all()), ValueError, f"`{name}` contains NaN or infinite values")
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = float(x.detach().min()), float(x.detach().max())
     if lo >= IMAGE_RANGE[0] - tol and hi <= IMAGE_RANGE[1] + tol:
         return x
     hint = "rescale them to [-1, 1] (cfx.images.from_unit maps [0, 1] images)"

@@ -94,7 +94,7 @@ def test_resolve_target_takes_numpy_and_zero_d_integers_but_not_booleans():
 def test_class_logits_rejects_outputs_that_are_not_b_by_k():
     images = torch.zeros(4, 1, 2, 2)
     assert class_logits(lambda x: torch.zeros(4, 3), images).shape == (4, 3)
-    with pytest.raises(ValueError, match=r"logits \(B, K\), got \(4,\)"):
+    with pytest.raises(ValueError, match=r"logits \(4, K\), got \(4,\)"):
         class_logits(lambda x: torch.zeros(4), images)
     with pytest.raises(ValueError, match=r"got \(2, 3\)"):  # one row per image, not two
         class_logits(lambda x: torch.zeros(2, 3), images)
@@ -102,3 +102,15 @@ def test_class_logits_rejects_outputs_that_are_not_b_by_k():
         class_logits(lambda x: [0.0] * 4, images)
     with pytest.raises(ValueError, match="`oracle` must map"):
         class_logits(lambda x: torch.zeros(4), images, name="oracle")
+    with pytest.raises(ValueError, match=r"one logit per image, shape \(4, 1\)"):
+        class_logits(lambda x: torch.zeros(4, 1), images)
+
+
+def test_softmax_outputs_are_recognised():
+    from cfx.calls import looks_like_probabilities
+
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]])
+    assert looks_like_probabilities(torch.softmax(logits, 1))
+    assert not looks_like_probabilities(logits)
+    assert not looks_like_probabilities(torch.log_softmax(logits, 1))  # log-probs are fine
+    assert not looks_like_probabilities(torch.tensor([[0.2, 0.3]]))  # >= 0, sums to 0.5

@@ -131,26 +131,19 @@ def load_input(path: Path, shape: tuple[int, ...], files: list[Path] | None = No
     ``(C, H, W)``: grey for one channel, RGB for three, 16-bit grey scaled by 65535, resized
     bilinearly), a folder of image files (:func:`input_files`, one image each) or a .npy/.pt
     batch (which must already have that shape; one image, or grey images without a channel
-    axis, are accepted too). Warns about inputs that load but look mis-scaled (a batch with
-    no dark pixel at all; 16-bit files using only 12 bits; a stretched aspect; a multi-page
-    file, of which the first page is read). ``files``: the image files
-    :func:`check_input_path` already listed for ``path`` (a folder is then not listed
-    again); None checks ``path`` here."""
+    axis, are accepted too). Warns about inputs that load but look mis-scaled (16-bit files
+    using only 12 bits; a stretched aspect; a multi-page file, of which the first page is
+    read); a batch with no dark pixel is warned about when the explainer starts.
+    ``files``: the image files :func:`check_input_path` already listed for ``path`` (a
+    folder is then not listed again); None checks ``path`` here."""
     files = check_input_path(path) if files is None else files
     channels, h, w = shape
     if files is not None:
         return torch.cat([_read_image_file(f, channels, h, w) for f in files])
     from cfx.data.io import load_images
 
-    x = load_images(path, name="--input", shape=(channels, h, w))
-    if float(x.min()) >= 0.0:
-        log.warning(
-            "`--input` has no pixel below mid-grey (values %.3g..%.3g in cfx's [-1, 1]); if "
-            "these are [0, 1] images, map them with 2x - 1 first",
-            float(x.min()),
-            float(x.max()),
-        )
-    return x
+    # a batch with no dark pixel is warned about by the explainer (cfx.trajectory.start)
+    return load_images(path, name="--input", shape=(channels, h, w))
 
 
 def input_files(path: Path) -> list[Path]:

@@ -3,11 +3,16 @@ resolved, the sources inverted (or the caller's latents checked).
 
 Everything a user can get wrong is checked here, before the inversion spends its time: the
 images' channels and size against what the generator produces (one decode of the zero latent),
-the target against the classifier's number of classes, the latents' type, shape and values.
+the models' dtype and device against the images', the classifier's and the oracle's outputs on
+that decoded image (logits ``(1, K)``, the same ``K``), the target against ``K``, the latents'
+type, shape and values. Two things that run but are likely mistakes are logged as warnings:
+outputs that look like probabilities (a final softmax) and a batch with no pixel below 0 (images
+in [0, 1] rather than [-1, 1]).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,10 +20,17 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from cfx.calls import class_logits, resolve_target
+from cfx.calls import (
+    check_same_dtype_device,
+    class_logits,
+    looks_like_probabilities,
+    resolve_target,
+)
 from cfx.images import check_images
 from cfx.inversion import InversionResult, generator_probe, invert
 from cfx.types import Classifier, Generator
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class Starts(Protocol):
 
     generator: Generator
     classifier: Classifier
+    oracle: Classifier | None
     inversion_steps: int
     show_progress: bool
 
@@ -42,12 +55,37 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
     """Check ``x`` ``(B, C, H, W)`` and ``target``, then invert ``x`` (the explainer's
     ``inversion_steps`` latent-optimisation steps after the encoder, with its progress bar)
     unless ``latents`` ``(B, *latent_shape)`` are given. Models must already be frozen."""
-    generator, classifier = explainer.generator, explainer.classifier
+    generator, classifier, oracle = explainer.generator, explainer.classifier, explainer.oracle
     x = check_images(x, "x")
     b = x.shape[0]
+    for model, name in ((generator, "generator"), (classifier, "classifier"), (oracle, "oracle")):
+        check_same_dtype_device(model, x, name)
     probe = generator_probe(generator, x)  # (1, C, H, W), after checking x's shape
     with torch.no_grad():
-        num_classes = class_logits(classifier, probe).shape[1]
+        logits = class_logits(classifier, probe)
+        num_classes = logits.shape[1]
+        if oracle is not None:  # checked now, not after the work, when the frames are scored
+            k = class_logits(oracle, probe, name="oracle").shape[1]
+            if k != num_classes:
+                raise ValueError(
+                    f"`oracle` returns {k} class logits but the classifier {num_classes}: "
+                    "the oracle must score the same classes, in the same order"
+                )
+    if looks_like_probabilities(logits):
+        log.warning(
+            "the classifier's outputs look like probabilities (non-negative, summing to 1): "
+            "cfx takes them for logits and applies softmax again; drop the final softmax "
+            "(or return log-probabilities)"
+        )
+    if b > 1 and float(x.detach().min()) >= 0.0:
+        log.warning(
+            "no pixel of the %d input images is below 0 (values %.3g..%.3g); cfx images are "
+            "in [-1, 1], dark = -1: if these are [0, 1] images, map them with 2x - 1 "
+            "(cfx.images.from_unit)",
+            b,
+            float(x.detach().min()),
+            float(x.detach().max()),
+        )
     tgt = resolve_target(target, b, num_classes, x.device)
     if latents is not None:
         expected = (b, *generator.latent_shape)

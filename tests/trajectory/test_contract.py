@@ -336,6 +336,73 @@ def test_classifier_with_the_wrong_output_shape(name):
         c.explain()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_oracle_is_checked_before_the_work(name):
+    """A segmenter passed as the oracle fails at the start, after one call of the classifier
+    (the probe), not after the inversion and the search, when the frames are scored."""
+
+    class Segmenter(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x  # (B, 1, H, W) mask logits
+
+    class Counting(LogisticClassifier):
+        calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            Counting.calls += 1
+            return super().forward(x)
+
+    c = Case(name, classifier=Counting(), oracle=Segmenter())
+    with pytest.raises(ValueError, match="`oracle` must map 1 images"):
+        c.explain()
+    assert Counting.calls == 1
+
+
+@pytest.mark.parametrize("name", ["gradient_ascent", "monotone_path_localised"])
+def test_oracle_with_other_classes(name):
+    class ThreeClasses(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1)[:, :3]
+
+    with pytest.raises(ValueError, match="`oracle` returns 3 class logits but the classifier 2"):
+        Case(name, oracle=ThreeClasses()).explain()
+
+
+@pytest.mark.parametrize("name", ["gradient_ascent", "localised_ascent"])
+def test_single_logit_classifier_is_refused(name):
+    """Softmax over one logit is 1 for every image: the explainer would report success
+    without changing anything."""
+
+    class OneLogit(LogisticClassifier):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x)[:, 1:]  # (B, 1)
+
+    with pytest.raises(ValueError, match=r"one logit per image.*torch.zeros_like"):
+        Case(name, classifier=OneLogit()).explain(target=0)
+
+
+def test_x_in_another_dtype_than_the_models(case):
+    with pytest.raises(
+        TypeError, match=r"`x` is torch.float64 on cpu but the (generator|classifier)'s weights"
+    ):
+        case.explain(x=case.x.double(), latents=case.latents.double())
+
+
+def test_softmax_outputs_and_unit_range_batches_are_warned_about(caplog):
+    class Softmaxed(LogisticClassifier):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(super().forward(x), 1)
+
+    Case("gradient_ascent", classifier=Softmaxed()).explain()
+    assert "look like probabilities" in caplog.text
+    assert "no pixel" not in caplog.text
+    caplog.clear()
+    c = Case("gradient_ascent")
+    c.explain(x=c.x.abs())  # every pixel >= 0: [0, 1] images?
+    assert "no pixel of the 3 input images is below 0" in caplog.text
+    assert "probabilities" not in caplog.text
+
+
 def test_crossed_at_is_the_first_frame_past_one_half():
     from cfx.trajectory.result import TrajectoryResult
 
