@@ -351,16 +351,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
     out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails now
     result = explainer.explain(x, target)
-    already = torch.nonzero(result.probs[:, 0] > 0.5).flatten().tolist()
-    if already:
-        log.warning(
-            "%d of %d inputs are already classified as the target (frame 0 probability > "
-            "0.5; rows %s): their paths exaggerate the target rather than cross into it, and "
-            "they count as flipped",
-            len(already),
-            len(result),
-            already[:20],
-        )
+    # sources already in the target class are logged by the explainer (rows named)
     setup = {
         "classifier": args.classifier,
         "generator": args.generator,

@@ -5,7 +5,7 @@ from cfx.trajectory.localised import LocalisedAscent
 from cfx.trajectory.monotone import MonotonePath
 from cfx.trajectory.pixel import PixelSpace
 from cfx.trajectory.result import TrajectoryResult
-from cfx.trajectory.save import save_result
+from cfx.trajectory.save import load_result, save_result
 
 __all__ = [
     "GradientAscent",
@@ -13,5 +13,6 @@ __all__ = [
     "MonotonePath",
     "PixelSpace",
     "TrajectoryResult",
+    "load_result",
     "save_result",
 ]

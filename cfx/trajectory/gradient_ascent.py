@@ -22,6 +22,7 @@ as used for image paths by e.g. Singla et al., "Explanation by Progressive Exagg
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -41,6 +42,8 @@ from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import Start, start
 from cfx.types import Classifier, Generator
+
+log = logging.getLogger(__name__)
 
 EXAGGERATION = 1.0
 """Log-odds a path climbs past its start when the start already reaches ``margin``."""
@@ -281,7 +284,16 @@ def finish(
         o_logits = in_chunks(lambda f: class_logits(oracle, f, name="oracle"), frames)
         oracle_probs = target_prob(o_logits, rep).view(b, n)
     frames = frames.view(b, n, *frames.shape[1:])
-    success = logits.view(b, n, -1)[:, -1].argmax(1) == target  # the last frame's class
+    in_target = logits.view(b, n, -1).argmax(2) == target[:, None]  # (B, T+1)
+    already = torch.nonzero(in_target[:, 0]).flatten().tolist()
+    if already:
+        log.warning(
+            "%d of %d sources are already in the target class at frame 0 (rows %s): their "
+            "sequences exaggerate the target rather than cross into it, and count as success",
+            len(already),
+            b,
+            already[:20],
+        )
     return TrajectoryResult(
         frames=frames,
         latents=zs,
@@ -289,7 +301,7 @@ def finish(
         levels=levels,
         target=target,
         source=x,
-        success=success,
+        in_target=in_target,
         oracle_probs=oracle_probs,
         lambdas=lambdas,
         seconds=time.perf_counter() - t0,

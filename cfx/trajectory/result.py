@@ -2,60 +2,119 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from cfx.inversion import InversionResult
 
+Index = int | slice | list[int] | Tensor
+"""What selects sequences from a result: an int, a slice, a list of ints, an integer or bool
+tensor ``(B,)``."""
+
 
 @dataclass(frozen=True, repr=False)
 class TrajectoryResult:
-    """A batch of boundary-crossing sequences.
+    """A batch of ``B`` boundary-crossing sequences of ``T + 1`` frames each.
 
     Frame 0 is the generator's reconstruction of the source, ``G(z_0)`` (localised paths
     with ``background="source"`` show the source itself outside ``edit_masks``); frames
     1..T walk towards the target class, aiming at target probabilities
     ``levels[t] = t / T``.
+
+    Attributes:
+        frames: ``(B, T+1, C, H, W)`` in [-1, 1].
+        latents: ``(B, T+1, *latent_shape)`` the generator latents of the frames.
+        probs: ``(B, T+1)`` the explained classifier's probability of the target class.
+        levels: ``(T+1,)`` the calibration targets ``t / T``.
+        target: ``(B,)`` int64 target class of each sequence.
+        source: ``(B, C, H, W)`` the input images.
+        in_target: ``(B, T+1)`` bool, the classifier's most likely class is the target at
+            that frame (for two classes: ``probs > 0.5``).
+        oracle_probs: ``(B, T+1)`` the oracle's target probability (None without an oracle).
+        lambdas: ``(B,)`` identity weight of each image's chosen path (monotone path only;
+            NaN where the warm start was returned unchanged: no optimised path was valid, or
+            none changed the image less than a valid warm start).
+        seconds: wall time of ``explain()`` for the whole batch, inversion included.
+        inversion_seconds: the part of ``seconds`` spent inverting the sources.
+        edit_masks: ``(B, 1, H, W)`` in [0, 1], where frames may differ from frame 0
+            (localised paths only; None = anywhere).
+        inversion: the sources' inversion (None when the latents were given).
+
+    ``res[i]``, ``res[2:5]``, ``res[mask]`` select sequences (an int keeps the batch axis);
+    ``res.to(device=..., dtype=...)`` and ``res.cpu()`` move them.
     """
 
-    frames: Tensor  # (B, T+1, C, H, W) in [-1, 1]
-    latents: Tensor  # (B, T+1, *latent_shape)
-    probs: Tensor  # (B, T+1) target-class probability of the explained classifier
-    levels: Tensor  # (T+1,) calibration targets t / T
-    target: Tensor  # (B,) int64 target class
-    source: Tensor  # (B, C, H, W) the input images
-    success: Tensor  # (B,) bool, the classifier assigns the final frame to the target
-    oracle_probs: Tensor | None  # (B, T+1) oracle's target-class probability (if given)
-    lambdas: Tensor | None  # (B,) identity weight of each image's chosen path (monotone path
-    # only; NaN where the warm start was returned unchanged: no optimised path was valid, or
-    # none changed the image less than a valid warm start)
-    seconds: float  # wall time of explain(), inversion included
-    inversion_seconds: float  # part of `seconds` spent inverting the sources
-    edit_masks: Tensor | None = None  # (B, 1, H, W) in [0, 1]: where frames may differ from
-    # frame 0 (localised ascent only; None = anywhere)
-    inversion: InversionResult | None = None  # the sources' inversion (None: latents given)
+    frames: Tensor
+    latents: Tensor
+    probs: Tensor
+    levels: Tensor
+    target: Tensor
+    source: Tensor
+    in_target: Tensor
+    oracle_probs: Tensor | None
+    lambdas: Tensor | None
+    seconds: float
+    inversion_seconds: float
+    edit_masks: Tensor | None = None
+    inversion: InversionResult | None = None
 
     @property
     def steps(self) -> int:
         return int(self.frames.shape[1] - 1)
 
     @property
+    def success(self) -> Tensor:
+        """``(B,)`` bool: the classifier puts the last frame in the target class."""
+        return self.in_target[:, -1]
+
+    @property
+    def already_in_target(self) -> Tensor:
+        """``(B,)`` bool: the classifier already puts frame 0 in the target class, so the
+        sequence exaggerates the target rather than crossing into it."""
+        return self.in_target[:, 0]
+
+    @property
     def crossed_at(self) -> Tensor:
-        """``(B,)`` int64: the first frame the classifier gives the target more than half
-        its probability (0 for a source already there), -1 where no frame does."""
-        past = self.probs > 0.5  # (B, T+1)
-        first = past.to(torch.uint8).argmax(1)  # the first True (0 if none)
-        return torch.where(past.any(1), first, torch.full_like(first, -1))
+        """``(B,)`` int64: the first frame the classifier assigns to the target (0 for a
+        source already there), -1 where no frame is."""
+        first = self.in_target.to(torch.uint8).argmax(1)  # the first True (0 if none)
+        return torch.where(self.in_target.any(1), first, torch.full_like(first, -1))
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
 
+    def __getitem__(self, index: Index) -> TrajectoryResult:
+        """The sequences ``index`` selects, as a result of their own (``levels`` and the
+        timings, which belong to the whole batch, are kept)."""
+        rows = _rows(index, len(self), self.frames.device)
+        inversion = self.inversion
+        if inversion is not None:
+            inversion = _map(inversion, lambda t: t[rows])  # every tensor is per image
+        # every tensor but the levels is per image
+        return replace(_map(self, lambda t: t[rows], skip=("levels",)), inversion=inversion)
+
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> TrajectoryResult:
+        """A copy on ``device`` with floating-point tensors in ``dtype`` (the integer and bool
+        tensors keep theirs)."""
+
+        def move(t: Tensor) -> Tensor:
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+
+        inversion = None if self.inversion is None else _map(self.inversion, move)
+        return replace(_map(self, move), inversion=inversion)
+
+    def cpu(self) -> TrajectoryResult:
+        return self.to(device="cpu")
+
     def __repr__(self) -> str:
         """A one-line summary (the default would print every tensor in full)."""
         b, n = self.probs.shape
-        fields = [
+        fields_ = [
             f"images={b}",
             f"steps={n - 1}",
             f"frames={tuple(self.frames.shape)}",
@@ -64,4 +123,36 @@ class TrajectoryResult:
             f"localised={'yes' if self.edit_masks is not None else 'no'}",
             f"seconds={self.seconds:.2f}",
         ]
-        return f"TrajectoryResult({', '.join(fields)})"
+        return f"TrajectoryResult({', '.join(fields_)})"
+
+
+def _rows(index: Index, b: int, device: torch.device) -> Tensor:
+    """``index`` as int64 row indices into a batch of ``b`` (an error naming it otherwise)."""
+    if isinstance(index, bool):
+        raise TypeError(f"a result is indexed by int, slice, list or tensor, got {index!r}")
+    if isinstance(index, int):
+        if not -b <= index < b:
+            raise IndexError(f"index {index} is out of range for a result of {b} sequences")
+        return torch.tensor([index % b], device=device)
+    if isinstance(index, slice):
+        return torch.arange(b, device=device)[index]
+    t = torch.as_tensor(index, device=device)
+    if t.dtype == torch.bool:
+        if tuple(t.shape) != (b,):
+            raise IndexError(f"a bool index must have shape ({b},), got {tuple(t.shape)}")
+        return torch.nonzero(t).flatten()
+    if t.is_floating_point() or t.ndim != 1:
+        raise TypeError(f"a result is indexed by 1-D integer or bool indices, got {t.dtype}")
+    if t.numel() and not (bool((t >= -b).all()) and bool((t < b).all())):
+        raise IndexError(f"indices out of range for a result of {b} sequences")
+    return t.long() % b
+
+
+def _map(obj: Any, fn: Any, skip: tuple[str, ...] = ()) -> Any:
+    """``obj`` (a frozen dataclass) with ``fn`` applied to its tensor fields not in ``skip``."""
+    changes = {
+        f.name: fn(value)
+        for f in fields(obj)
+        if isinstance(value := getattr(obj, f.name), Tensor) and f.name not in skip
+    }
+    return replace(obj, **changes)

@@ -32,11 +32,11 @@ def save_result(
     return the summary.
 
     Files: ``result.npz`` (``frames``, ``probs``, ``latents``, ``source``, ``target``,
-    ``levels``, ``success`` and, where they apply, ``oracle_probs``, ``lambdas``,
+    ``levels``, ``success``, ``in_target`` and, where they apply, ``oracle_probs``, ``lambdas``,
     ``edit_masks``), ``summary.json`` (the metrics of
     :func:`~cfx.metrics.trajectory.summarise`, whose flip rate is the share of
-    ``result.success``; ``already_in_target``, the sources whose first frame has a target
-    probability above 0.5; timings, the inversion's
+    ``result.success``; ``already_in_target``, the sources the classifier already puts in the
+    target class at frame 0; timings, the inversion's
     PSNR, ``setup`` and one row per image in ``images``; NaN written as null),
     ``strips.png`` (32 sequences a page, then ``strips_02.png``, ...; the input first),
     ``sequence_NNN.gif`` (captioned with frame index and probability) and
@@ -63,12 +63,15 @@ def save_result(
             f"`setup` must hold JSON values (str, numbers, lists, dicts): {err}"
         ) from None
     out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"`folder` must be a folder (created if missing), got the file {out}")
     out.mkdir(parents=True, exist_ok=True)
     earlier_run = _written_by_cfx(out / "summary.json")
     arrays = {
         key: value.detach().cpu().numpy()
         for key in (
             *("frames", "probs", "latents", "source", "target", "levels", "success"),
+            "in_target",
             *("oracle_probs", "lambdas", "edit_masks"),
         )
         if (value := getattr(result, key)) is not None
@@ -92,7 +95,7 @@ def save_result(
     summary |= {
         "n": len(result),
         "cout": None if per_cout is None else float(per_cout.mean()),
-        "already_in_target": int((result.probs[:, 0] > 0.5).sum()),
+        "already_in_target": int(result.already_in_target.sum()),
         "seconds": result.seconds,
         "inversion_seconds": result.inversion_seconds,
         "inversion_psnr_db": None if inversion is None else float(inversion.psnr.mean()),
@@ -138,6 +141,49 @@ def save_result(
     return summary
 
 
+def load_result(folder: str | Path) -> TrajectoryResult:
+    """Read a folder :func:`save_result` wrote back into a :class:`TrajectoryResult` (on the
+    CPU). The inversion is not stored (``inversion`` is None); the timings come from
+    ``summary.json`` (NaN if it is missing). Folders written before ``in_target`` was stored
+    get it from ``probs > 0.5`` (exact for two classes) with the last frame from ``success``.
+    """
+    out = Path(folder)
+    npz = out / "result.npz"
+    if not npz.is_file():
+        raise FileNotFoundError(f"`folder`: no result.npz in {out} (save_result writes one)")
+    with np.load(npz) as data:
+        arrays = {key: torch.from_numpy(data[key]) for key in data.files}
+    need = {"frames", "probs", "latents", "source", "target", "levels", "success"}
+    if missing := sorted(need - arrays.keys()):
+        raise ValueError(f"`folder`: {npz} lacks {missing}; was it written by save_result?")
+    in_target = arrays.get("in_target")
+    if in_target is None:
+        in_target = arrays["probs"] > 0.5
+        in_target[:, -1] = arrays["success"]
+    summary: dict[str, Any] = {}
+    if (out / "summary.json").is_file():
+        summary = json.loads((out / "summary.json").read_text())
+
+    def seconds(key: str) -> float:
+        value = summary.get(key)
+        return float("nan") if value is None else float(value)
+
+    return TrajectoryResult(
+        frames=arrays["frames"],
+        latents=arrays["latents"],
+        probs=arrays["probs"],
+        levels=arrays["levels"],
+        target=arrays["target"],
+        source=arrays["source"],
+        in_target=in_target,
+        oracle_probs=arrays.get("oracle_probs"),
+        lambdas=arrays.get("lambdas"),
+        seconds=seconds("seconds"),
+        inversion_seconds=seconds("inversion_seconds"),
+        edit_masks=arrays.get("edit_masks"),
+    )
+
+
 def _written_by_cfx(summary: Path) -> bool:
     """Whether ``summary`` is a summary this function wrote (so the folder's numbered
     figures are ours to replace)."""
@@ -161,9 +207,9 @@ def _remove_numbered(out: Path, *, images: int, pages: int) -> None:
 
 def _json_safe(value: Any) -> Any:
     """``value`` with NaN and infinities as None (JSON has no NaN), tuples as lists and numpy
-    scalars as Python numbers."""
-    if isinstance(value, np.generic):
-        value = value.item()
+    scalars and arrays as Python numbers and lists."""
+    if isinstance(value, np.generic | np.ndarray):
+        value = value.tolist()
     if isinstance(value, float):
         return value if np.isfinite(value) else None
     if isinstance(value, dict):

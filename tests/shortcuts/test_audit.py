@@ -130,7 +130,7 @@ class ScriptedPaths:
             levels=torch.linspace(0, 1, 3),
             target=target,
             source=x,
-            success=probs[:, -1] > 0.5,
+            in_target=probs > 0.5,
             oracle_probs=None,
             lambdas=None,
             seconds=0.0,

@@ -403,7 +403,7 @@ def test_softmax_outputs_and_unit_range_batches_are_warned_about(caplog):
     assert "probabilities" not in caplog.text
 
 
-def test_crossed_at_is_the_first_frame_past_one_half():
+def test_crossed_at_is_the_first_frame_in_the_target():
     from cfx.trajectory.result import TrajectoryResult
 
     probs = torch.tensor(
@@ -422,7 +422,7 @@ def test_crossed_at_is_the_first_frame_past_one_half():
         levels=torch.arange(n) / (n - 1),
         target=torch.zeros(b, dtype=torch.long),
         source=torch.zeros(b, 1, 2, 2),
-        success=probs[:, -1] > 0.5,
+        in_target=probs > 0.5,
         oracle_probs=None,
         lambdas=None,
         seconds=0.0,
@@ -433,3 +433,64 @@ def test_crossed_at_is_the_first_frame_past_one_half():
         "TrajectoryResult(images=4, steps=3, frames=(4, 4, 1, 2, 2), success=3/4, "
         "oracle=no, localised=no, seconds=0.00)"
     )
+
+
+def test_in_target_is_the_argmax_for_four_classes():
+    """Logits (0, s, 0, 0) with target 1: the target is the most likely class as soon as
+    s > 0, at probabilities from 1/4 up, so the frame at level 1/3 (s = log 1.5) is in the
+    target at p < 0.5; crossed_at and success follow the argmax, not p > 0.5."""
+
+    class FourClasses(LogisticClassifier):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            s = super().forward(x)[:, 1]
+            zero = torch.zeros_like(s)
+            return torch.stack([zero, s, zero, zero], 1)
+
+    c = Case("gradient_ascent", classifier=FourClasses())
+    res = c.explain()
+    f = LogisticClassifier()
+    s = (res.frames.flatten(2) @ f.w.detach() + f.b.detach()).view(B, T + 1)  # class 1 logit
+    assert torch.equal(res.in_target, s > 0)
+    assert bool(((res.probs < 0.5) & res.in_target).any())  # the case p > 0.5 got wrong
+    assert torch.equal(res.success, s[:, -1] > 0)
+    first = [int(torch.nonzero(row).min()) if bool(row.any()) else -1 for row in s > 0]
+    assert res.crossed_at.tolist() == first
+
+
+@pytest.mark.parametrize("name", ["gradient_ascent", "monotone_path_localised"])
+def test_selecting_and_moving_sequences(name):
+    c = Case(name)
+    res = c.explain(latents=None)  # inverted: the inversion is selected too
+    one = res[1]
+    assert len(one) == 1 and torch.equal(one.frames, res.frames[1:2])
+    assert torch.equal(one.probs, res.probs[1:2]) and torch.equal(one.levels, res.levels)
+    assert torch.equal(one.inversion.latents, res.inversion.latents[1:2])
+    if res.edit_masks is not None:
+        assert torch.equal(one.edit_masks, res.edit_masks[1:2])
+    last_two = res[torch.tensor([False, True, True])]
+    assert torch.equal(last_two.latents, res.latents[1:]) and torch.equal(
+        last_two.target, res[1:].target
+    )
+    assert torch.equal(res[[2, 0]].source, res.source[[2, 0]])
+    assert torch.equal(res[-1].frames, res.frames[2:])
+    with pytest.raises(IndexError, match="out of range for a result of 3"):
+        res[3]
+    with pytest.raises(IndexError, match="bool index must have shape"):
+        res[torch.tensor([True, False])]
+    wide = res.to(dtype=torch.float64)
+    assert wide.frames.dtype == torch.float64 and wide.inversion.psnr.dtype == torch.float64
+    assert wide.target.dtype == torch.int64 and wide.in_target.dtype == torch.bool
+    assert torch.equal(wide.frames.float(), res.frames)
+    assert res.cpu().frames.device.type == "cpu"
+
+
+def test_sources_already_in_the_target_are_logged(caplog):
+    c = Case("gradient_ascent")
+    res = c.explain(target=0)  # every toy source starts well inside class 0
+    assert bool(res.already_in_target.all())
+    assert "3 of 3 sources are already in the target class at frame 0 (rows [0, 1, 2])" in (
+        caplog.text
+    )
+    caplog.clear()
+    assert not bool(c.explain(target=1).already_in_target.any())
+    assert "already in the target" not in caplog.text

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cfx.trajectory import GradientAscent, MonotonePath, save_result
+from cfx.trajectory import GradientAscent, MonotonePath, load_result, save_result
 from tests.trajectory.toy import LinearGenerator, LogisticClassifier
 
 
@@ -30,7 +30,7 @@ def test_every_file_holds_the_result(tmp_path, toy_result):
     with np.load(out / "result.npz") as r:
         assert set(r.files) == {
             *("frames", "probs", "latents", "source", "target", "levels", "success"),
-            "oracle_probs",  # no lambdas (Option 1) and no edit masks (not localised)
+            *("in_target", "oracle_probs"),  # no lambdas (Option 1), no edit masks
         }
         for key in r.files:
             assert np.array_equal(r[key], getattr(res, key).numpy()), key
@@ -112,3 +112,25 @@ def test_numbered_figures_are_replaced_only_in_a_folder_cfx_wrote(tmp_path, toy_
         save_result(res, out)
     assert not (ours / "sequence_007.gif").exists()  # beyond this batch of 3: stale, gone
     assert (foreign / "sequence_007.gif").read_text() == "old"
+
+
+def test_a_saved_result_loads_back(tmp_path, toy_result):
+    res, _ = toy_result
+    save_result(res, tmp_path / "run")
+    back = load_result(tmp_path / "run")
+    for key in ("frames", "latents", "probs", "levels", "target", "source", "in_target"):
+        assert torch.equal(getattr(back, key), getattr(res, key)), key
+    assert torch.equal(back.oracle_probs, res.oracle_probs) and back.lambdas is None
+    assert back.seconds == res.seconds and back.inversion is None
+    assert torch.equal(back.success, res.success)
+    with pytest.raises(FileNotFoundError, match=r"no result\.npz"):
+        load_result(tmp_path)
+
+
+def test_folder_that_is_a_file_and_numpy_arrays_in_setup(tmp_path, toy_result):
+    res, _ = toy_result
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(ValueError, match="`folder` must be a folder"):
+        save_result(res, tmp_path / "taken")
+    summary = save_result(res, tmp_path / "run", setup={"levels": np.arange(3)})
+    assert summary["setup"] == {"levels": [0, 1, 2]}
