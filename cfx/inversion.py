@@ -35,7 +35,7 @@ Perceptual = Literal["lpips", "encoder", "none"]
 PerceptualChoice = Literal["auto", "lpips", "encoder", "none"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class InversionResult:
     latents: Tensor  # (B, *latent_shape)
     reconstructions: Tensor  # (B, C, H, W) in [-1, 1]
@@ -44,6 +44,15 @@ class InversionResult:
     perceptual: Perceptual  # which perceptual loss was used
     steps: int
     seconds: float
+
+    def __repr__(self) -> str:
+        """A one-line summary (the default would print every tensor in full)."""
+        return (
+            f"InversionResult(images={self.latents.shape[0]}, "
+            f"latents={tuple(self.latents.shape)}, "
+            f"psnr_db={float(self.psnr.float().mean()):.1f} (mean), "
+            f"perceptual={self.perceptual!r}, steps={self.steps}, seconds={self.seconds:.2f})"
+        )
 
 
 @torch.no_grad()
@@ -204,7 +213,10 @@ def invert(
                     )
                 enc_psnr = psnr(generator.decode(z0), x)
             elif steps == 0:
-                raise ValueError("`steps=0` needs a generator with an `encode` method")
+                raise ValueError(
+                    "`steps=0` (an explainer's `inversion_steps=0`) needs a generator with an "
+                    "`encode` method; without one, inversion starts from z = 0 and needs steps"
+                )
             else:
                 z0 = torch.zeros(
                     x.shape[0], *generator.latent_shape, dtype=x.dtype, device=x.device

@@ -158,8 +158,17 @@ def test_zero_steps_returns_the_encoder_latents():
 
 def test_zero_steps_without_encode_is_an_error():
     g = DecodeOnly()
-    with pytest.raises(ValueError, match="`steps=0`"):
+    with pytest.raises(ValueError, match="`steps=0` \\(an explainer's `inversion_steps=0`\\)"):
         invert(g, _images(g), steps=0)
+
+
+def test_result_prints_as_one_line():
+    g = LinearGenerator()
+    res = invert(g, _images(g), steps=0, perceptual="none")
+    text = repr(res)
+    assert "\n" not in text and "tensor" not in text
+    assert text.startswith(f"InversionResult(images={res.latents.shape[0]}, latents=")
+    assert f"psnr_db={float(res.psnr.mean()):.1f} (mean)" in text and "steps=0" in text
 
 
 def test_encoder_with_the_wrong_latent_shape_is_named():

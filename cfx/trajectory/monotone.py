@@ -187,8 +187,9 @@ class MonotonePath:
         check_real("calibration_tol", self.calibration_tol, low=0.0, open_low=True)
         if not isinstance(self.localise, bool):
             raise TypeError(f"`localise` must be a bool, got {self.localise!r}")
-        if self.localise:
-            self._localised()._check()
+        # the region options are checked even with localise off: a typo should not wait
+        # until the user turns it on
+        self._localised()._check()
 
     def explain(
         self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None

@@ -187,3 +187,14 @@ def test_the_default_gap_allows_long_paths(toy):
     g, f, z0 = toy
     res = MonotonePath(g, f, steps=50, iterations=0).explain(torch.zeros(3, 1, 4, 4), 1, latents=z0)
     assert res.frames.shape[1] == 51
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"background": "input"}, "`background`"), ({"mask_fractions": (0.5, 2.0)}, "mask_fr")],
+)
+def test_region_options_are_checked_with_localise_off(kwargs, match):
+    g, f = LinearGenerator(), LogisticClassifier()
+    x = g.decode(torch.zeros(1, 3)).detach()
+    with pytest.raises(ValueError, match=match):
+        MonotonePath(g, f, **kwargs).explain(x, 1, latents=torch.zeros(1, 3))
