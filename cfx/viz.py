@@ -21,8 +21,10 @@ def _pyplot():
 
 
 def _save(plt, fig, path: str | Path, *, dpi: int) -> Path:
-    """Write ``fig`` to ``path`` (creating folders), close it, return the path."""
+    """Write ``fig`` to ``path`` (creating folders; ``.png`` added to a name without a
+    suffix, as matplotlib does), close it, return the path written."""
     out = Path(path)
+    out = out if out.suffix else out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)
     plt.close(fig)
@@ -95,6 +97,18 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     return out
 
 
+def _shape(name: str, value: Tensor | None, want: tuple[int | None, ...], what: str) -> None:
+    """An error naming ``name`` unless ``value`` (skipped if None) has shape ``want`` (None:
+    any length on that axis); ``what`` spells the expected shape for the message."""
+    if value is None:
+        return
+    shape = tuple(value.shape)
+    if len(shape) != len(want) or any(
+        w is not None and w != d for w, d in zip(want, shape, strict=True)
+    ):
+        raise ValueError(f"`{name}` must have shape {what}, got {shape}")
+
+
 def _pictures(images: Tensor) -> np.ndarray:
     """Images ``(N, C, H, W)`` in [-1, 1] with ``C`` 1 or 3 -> ``(N, H, W, C)`` in [0, 1]."""
     if images.shape[1] not in (1, 3):
@@ -117,8 +131,13 @@ def trajectory_strip(
     drawn in a first column titled "input" so the reconstruction in frame 0 can be judged
     against them.
     """
-    plt = _pyplot()
+    _shape("frames", frames, (None,) * 5, "(B, T+1, C, H, W) (one sequence: frames[None])")
     b, n = frames.shape[:2]
+    _shape("probs", probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `frames`")
+    _shape("oracle_probs", oracle_probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `frames`")
+    probs = probs.detach().cpu()
+    oracle_probs = None if oracle_probs is None else oracle_probs.detach().cpu()
+    plt = _pyplot()
     if sources is not None:
         if tuple(sources.shape) != (b, *frames.shape[2:]):
             raise ValueError(
@@ -162,10 +181,12 @@ def trajectory_gif(
     ms: int = 180,
 ) -> Path:
     """Animated GIF of one sequence ``(T+1, C, H, W)`` in [-1, 1], grey or RGB (there and
-    back). ``probs`` ``(T+1,)`` (optional): each frame gets a caption band below it reading
-    ``t=3 f=0.30`` (frame index, target probability)."""
+    back), written to ``path`` (``.gif`` added to a name without a suffix). ``probs``
+    ``(T+1,)`` (optional): each frame gets a caption band below it reading ``t=3 f=0.30``
+    (frame index, target probability)."""
     from PIL import Image, ImageDraw
 
+    _shape("frames", frames, (None,) * 4, "(T+1, C, H, W), one sequence (e.g. res.frames[i])")
     if probs is not None and tuple(probs.shape) != (frames.shape[0],):
         raise ValueError(
             f"`probs` must have shape ({frames.shape[0]},) to match `frames`, "
@@ -178,7 +199,7 @@ def trajectory_gif(
     if probs is not None:
         band = 12  # the default bitmap font is ~10 px tall
         captioned = []
-        for t, (pic, p) in enumerate(zip(seq, probs.tolist(), strict=True)):
+        for t, (pic, p) in enumerate(zip(seq, probs.detach().tolist(), strict=True)):
             canvas = Image.new(pic.mode, (size[0], size[1] + band), 0)
             canvas.paste(pic, (0, 0))
             ImageDraw.Draw(canvas).text(
@@ -188,6 +209,7 @@ def trajectory_gif(
         seq = captioned
     seq = seq + seq[-2:0:-1]
     out = Path(path)
+    out = out if out.suffix else out.with_suffix(".gif")
     out.parent.mkdir(parents=True, exist_ok=True)
     seq[0].save(out, save_all=True, append_images=seq[1:], duration=ms, loop=0)
     return out
@@ -196,7 +218,14 @@ def trajectory_gif(
 def probability_curves(
     probs: Tensor, levels: Tensor, path: str | Path, *, oracle_probs: Tensor | None = None
 ) -> Path:
-    """Target probability along each path (thin lines), the ideal ``t/T`` (dashed)."""
+    """Target probability along each path (thin lines), the ideal ``t/T`` (dashed):
+    ``probs`` ``(B, T+1)``, ``levels`` ``(T+1,)``, ``oracle_probs`` ``(B, T+1)``."""
+    _shape("probs", probs, (None, None), "(B, T+1) (one sequence: probs[None])")
+    b, n = probs.shape
+    _shape("levels", levels, (n,), f"(T+1,) = ({n},) to match `probs`")
+    _shape("oracle_probs", oracle_probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `probs`")
+    probs, levels = probs.detach(), levels.detach()
+    oracle_probs = None if oracle_probs is None else oracle_probs.detach()
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     t = np.arange(probs.shape[1])

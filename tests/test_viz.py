@@ -74,3 +74,24 @@ def test_gif_captions_name_each_frame_and_its_probability(tmp_path):
     assert np.array_equal(pics[1], pics[3])  # played back: frame 1 again
     with pytest.raises(ValueError, match=r"`probs` must have shape \(3,\)"):
         trajectory_gif(frames, tmp_path / "c.gif", probs=torch.zeros(2))
+
+
+def test_shapes_are_checked_and_names_without_a_suffix_get_one(tmp_path):
+    from cfx.viz import probability_curves
+
+    seq = _sequence(1)  # (2, 1, 4, 4): one sequence
+    probs = torch.tensor([[0.1, 0.9]])
+    with pytest.raises(ValueError, match=r"`frames` must have shape \(B, T\+1, C, H, W\)"):
+        trajectory_strip(seq, probs, tmp_path / "s.png")  # a sequence, not a batch
+    with pytest.raises(ValueError, match=r"`probs` must have shape \(B, T\+1\) = \(1, 2\)"):
+        trajectory_strip(seq[None], torch.tensor([[0.1, 0.5, 0.9]]), tmp_path / "s.png")
+    with pytest.raises(ValueError, match=r"`frames` must have shape \(T\+1, C, H, W\)"):
+        trajectory_gif(seq[None], tmp_path / "s.gif")  # a batch, not a sequence
+    with pytest.raises(ValueError, match=r"`probs` must have shape \(B, T\+1\)"):
+        probability_curves(probs[0], torch.tensor([0.0, 1.0]), tmp_path / "c.png")
+    with pytest.raises(ValueError, match=r"`levels` must have shape \(T\+1,\) = \(2,\)"):
+        probability_curves(probs, torch.tensor([0.0, 0.5, 1.0]), tmp_path / "c.png")
+    strip = trajectory_strip(seq[None], probs.requires_grad_(True), tmp_path / "noext")
+    assert strip == tmp_path / "noext.png" and strip.is_file()
+    gif = trajectory_gif(seq, tmp_path / "anim")
+    assert gif == tmp_path / "anim.gif" and gif.is_file()
