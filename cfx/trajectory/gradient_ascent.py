@@ -29,6 +29,7 @@ from typing import Protocol
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from cfx.calls import (
     class_logits,
@@ -56,7 +57,8 @@ class GradientAscent:
     """Option 1: normalised gradient ascent on the target log-odds, resampled at ``t / T``.
 
     Args:
-        generator: an :class:`~cfx.types.Generator` (an ``Invertible`` if sources are images).
+        generator: an :class:`~cfx.types.Generator`; with an ``encode`` method (an
+            ``Invertible``) the inversion starts from the encoder, else from ``z = 0``.
         classifier: images in [-1, 1] -> logits ``(B, K)``; the model being explained.
         steps: number of frames ``T`` after the start.
         eta: latent step length per iteration (latents are ~N(0, I)).
@@ -77,7 +79,8 @@ class GradientAscent:
             log-odds, no extra model calls).
         oracle: optional independent classifier; its probabilities are recorded per frame.
         inversion_steps: latent-optimisation steps of the inversion (0 = encoder only).
-        show_progress: tqdm bar over iterations.
+        show_progress: progress bars (the inversion's steps, then the images that finished
+            their ascent).
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class GradientAscent:
         decode: Callable[[Tensor, Tensor], Tensor] | None = None,
         budget: Tensor | None = None,
         give_up: float | None = None,
+        label: str = "gradient ascent",
     ) -> tuple[Tensor, Tensor]:
         """Ascend from ``z0`` ``(B, *latent)``; return the path ``(B, K, *latent)`` and the
         target probability at each recorded latent ``(B, K)``.
@@ -137,6 +141,7 @@ class GradientAscent:
         ``give_up``: stop an image early once ``give_up`` times its mean log-odds gain per
         iteration so far, kept up for the rest of its budget, would still leave it short of
         its goal (checked from iteration :data:`GIVE_UP_AFTER` on); ``None`` never gives up.
+        ``label`` names the progress bar (``show_progress``), which counts finished images.
         """
         generator = self.generator
         decode = decode or (lambda zs, rows: generator.decode(zs))
@@ -144,15 +149,12 @@ class GradientAscent:
         shape = (-1, *([1] * (z.ndim - 1)))
         rows = torch.arange(z.shape[0], device=z.device)  # the images computed this iteration
         path, probs = [], []
-        iterator = range(self.max_iter + 1)
-        if self.show_progress:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(iterator, desc="gradient ascent", unit="it")
+        # the bar counts finished images: the iterations a batch needs are not known ahead
+        bar = tqdm(total=z.shape[0], desc=label, unit="image", disable=not self.show_progress)
         goal = goal_logit = p_all = s_first = s_all = torch.empty(0)
         cap = torch.full((z.shape[0],), self.max_iter, device=z.device)
         cap = cap if budget is None else torch.minimum(cap, budget.to(cap.dtype))
-        for it in iterator:
+        for it in range(self.max_iter + 1):
             zi = z[rows].requires_grad_(True)
             logits = class_logits(self.classifier, decode(zi, rows))
             score = target_margin(logits, target[rows])  # (N,)
@@ -171,6 +173,8 @@ class GradientAscent:
                 rate = (s_all - s_first) / it  # mean log-odds gain per iteration
                 reach = s_all + give_up * rate.clamp_min(0.0) * (cap - it)
                 active = active & (reach >= goal_logit)
+            bar.update(int((~active).sum()) - bar.n)
+            bar.set_postfix(iteration=it, refresh=False)
             if not bool(active.any()) or len(path) > self.max_iter:
                 break
             (grad,) = torch.autograd.grad(score.sum(), zi)
@@ -178,6 +182,7 @@ class GradientAscent:
             step = self.eta * grad / norm.view(shape) * active[rows].view(shape)
             z = z.index_add(0, rows, step.detach())
             rows = torch.nonzero(active).flatten()
+        bar.close()
         return torch.stack(path, 1), torch.stack(probs, 1)
 
     @staticmethod

@@ -189,6 +189,7 @@ class LocalisedAscent:
             max_iter=self.max_iter,
             margin=self.margin,
             refine_iters=self.refine_iters,
+            show_progress=self.show_progress,
         )
 
     def ascend_masked(
@@ -198,6 +199,7 @@ class LocalisedAscent:
         mask: Tensor,
         target: Tensor,
         budget: Tensor | None = None,
+        label: str = "region ascent",
     ) -> tuple[Tensor, Tensor]:
         """Ascend the composite ``mask * G(z) + (1 - mask) * start`` from ``z0``.
 
@@ -207,7 +209,7 @@ class LocalisedAscent:
         """
         composite = composite_decoder(self.generator, mask, start)
         return self._ascent().ascend(
-            z0, target, decode=composite, budget=budget, give_up=self.give_up
+            z0, target, decode=composite, budget=budget, give_up=self.give_up, label=label
         )
 
     def background_of(self, x: Tensor, start: Tensor) -> Tensor:
@@ -226,7 +228,7 @@ class LocalisedAscent:
         probabilities ``(B, K)`` (shorter paths are padded with their last entry).
         """
         b = z0.shape[0]
-        path1, probs1 = self._ascent().ascend(z0, target)
+        path1, probs1 = self._ascent().ascend(z0, target, label="global ascent")
         # iterations each image's global ascent needed (its probability stops changing after)
         needed = (probs1 < self.margin).sum(1)  # (B,)
         budget = (self.patience * needed + 10).ceil().clamp(max=self.max_iter)
@@ -244,7 +246,9 @@ class LocalisedAscent:
             if idx.numel() == 0:
                 break
             m = region_masks(change[idx], q, soften=self.soften)
-            path, p = self.ascend_masked(z0[idx], background[idx], m, target[idx], budget[idx])
+            path, p = self.ascend_masked(
+                z0[idx], background[idx], m, target[idx], budget[idx], label=f"region {q:.0%}"
+            )
             ok = p[:, -1] >= self.margin
             for j, i in enumerate(idx.tolist()):
                 if bool(ok[j]):

@@ -37,6 +37,7 @@ from dataclasses import replace
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from cfx.calls import (
     class_logits,
@@ -229,6 +230,7 @@ class MonotonePath:
             mask_fractions=self.mask_fractions,
             background=self.background,
             give_up=self.give_up,
+            show_progress=self.show_progress,
         )
 
     def warm_start(self, z0: Tensor, target: Tensor, levels: Tensor) -> tuple[Tensor, Tensor]:
@@ -241,8 +243,9 @@ class MonotonePath:
             eta=self.warm_start_eta,
             max_iter=self.warm_start_iter,
             margin=self.margin,
+            show_progress=self.show_progress,
         )
-        path, probs = ascent.ascend(z0, target)
+        path, probs = ascent.ascend(z0, target, label="warm start")
         return ascent.resample(path.flatten(2), probs, levels[1:], target), probs[:, 0]
 
     def optimise(
@@ -284,12 +287,10 @@ class MonotonePath:
         # over chunks of whole paths: ~32 frames per chunk run about twice as fast per frame on
         # CPU as all B*T frames at once, and give the same gradient
         per_chunk = max(1, 32 // n_steps)
-        iterator = range(self.iterations + 1)
-        if self.show_progress:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(iterator, desc="monotone path", unit="it")
-        for it in iterator:
+        bar = tqdm(
+            total=self.iterations, desc="monotone path", unit="it", disable=not self.show_progress
+        )
+        for it in range(self.iterations + 1):
             opt.zero_grad(set_to_none=True)
             live = torch.nonzero(running).flatten()
             for c in live.split(per_chunk):  # image indices of one chunk
@@ -335,8 +336,11 @@ class MonotonePath:
             if self.stall is not None:  # a valid path that stopped improving is done
                 running &= ~(torch.isfinite(best_id) & (it - last_gain >= self.stall))
                 if not bool(running.any()):
+                    bar.total = bar.n  # every image stopped early: the bar ends here, full
                     break
             opt.step()
+            bar.update(1)
+        bar.close()
         # images never valid keep the warm start: it climbs at every step by construction, while
         # the last iterate may have traded that away for identity
         final = torch.where(torch.isfinite(best_id)[:, None, None], best, z_init)

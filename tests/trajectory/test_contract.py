@@ -494,3 +494,24 @@ def test_sources_already_in_the_target_are_logged(caplog):
     caplog.clear()
     assert not bool(c.explain(target=1).already_in_target.any())
     assert "already in the target" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "bars"),
+    [
+        ("gradient_ascent", ["gradient ascent"]),
+        ("localised_ascent", ["global ascent", "region 12%"]),
+        ("monotone_path", ["warm start", "monotone path"]),
+        ("monotone_path_localised", ["global ascent", "region 12%", "monotone path"]),
+    ],
+)
+def test_progress_bars_cover_every_stage_and_end_full(name, bars, capsys):
+    c = Case(name)
+    c.explainer.show_progress = True
+    c.explain(latents=None)  # the inversion has its bar too
+    err = capsys.readouterr().err
+    for label in ["inverting", *bars]:
+        assert f"{label}: 100%" in err, label
+    # the last state of each bar reads n/n: none is left part-way as when it counted iterations
+    finals = [line.rsplit("\r", 1)[-1] for line in err.split("\n") if line.strip()]
+    assert all("100%" in line for line in finals), finals
