@@ -85,46 +85,71 @@ def resolve_target(
 
 
 def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classifier") -> Tensor:
-    """Classifier logits with a shape check: ``(B, K)``, ``K >= 2``; errors call the model
-    ``name``."""
+    """Classifier logits with a shape check: ``(B, K)``; errors call the model ``name``."""
     logits = classifier(images)
-    if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != images.shape[0]:
+    n = images.shape[0]
+    if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != n:
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(
-            f"`{name}` must map {images.shape[0]} images (B, C, H, W) to logits "
-            f"({images.shape[0]}, K), got {shape}"
-        )
-    if logits.shape[1] < 2:  # softmax over one logit is 1 whatever the image
-        raise ValueError(
-            f"`{name}` returns one logit per image, shape {tuple(logits.shape)}; cfx needs one "
-            "logit per class, (B, K) with K >= 2. For a binary model m with a single logit "
-            "(sigmoid output), pass `lambda x: torch.cat([torch.zeros_like(m(x)), m(x)], 1)`"
+            f"`{name}` must map images (B, C, H, W) to logits (B, K), got {shape} for {n} "
+            f"image{'s' if n != 1 else ''}"
         )
     return logits
 
 
+class TwoLogits(nn.Module):
+    """A binary classifier with one logit ``l`` (a sigmoid output) as two class logits
+    ``(0, l)``: softmax over them gives ``sigmoid(l)`` for class 1. An ``nn.Module``, so cfx
+    freezes the wrapped model (mode, ``requires_grad``) like any other while it explains."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        logit = self.model(x)
+        logit = logit.reshape(logit.shape[0], 1)
+        return torch.cat([torch.zeros_like(logit), logit], 1)
+
+
+def check_two_classes(logits: Tensor, name: str) -> None:
+    """An error naming ``name`` for ``(B, 1)`` outputs: softmax over one logit is 1 for
+    every image, so a target probability would never move."""
+    if logits.shape[1] < 2:
+        raise ValueError(
+            f"`{name}` returns one logit per image, shape {tuple(logits.shape)}; cfx needs one "
+            f"logit per class, (B, K) with K >= 2. For a binary model with a single (sigmoid) "
+            f"logit, pass `cfx.calls.TwoLogits(model)`"
+        )
+
+
 def looks_like_probabilities(logits: Tensor) -> bool:
-    """Whether ``(B, K)`` outputs are non-negative rows that each sum to 1: a classifier
-    ending in a softmax, whose outputs cfx would take for logits and soften again."""
-    sums = logits.sum(1)
-    return bool((logits >= 0).all()) and bool(((sums - 1).abs() < 1e-4).all())
+    """Whether ``(B, K)`` outputs are non-negative rows that each sum to 1 (to the precision
+    of their dtype): a classifier ending in a softmax, whose outputs cfx would take for
+    logits and soften again."""
+    tol = 10 * logits.shape[1] * torch.finfo(logits.dtype).eps if logits.is_floating_point() else 0
+    sums = logits.float().sum(1)
+    return bool((logits >= 0).all()) and bool(((sums - 1).abs() <= max(tol, 1e-6)).all())
 
 
-def check_same_dtype_device(model: object, x: Tensor, name: str) -> None:
-    """An error naming ``name`` when the ``nn.Module`` ``model``'s floating-point weights are
-    not in ``x``'s dtype and on its device (PyTorch's own error comes from deep inside the
-    model and names neither); models without weights (plain functions) pass."""
-    if not isinstance(model, nn.Module):
-        return
-    tensors = [*model.parameters(), *model.buffers()]
-    w = next((t for t in tensors if t.is_floating_point()), None)
-    if w is None or (w.dtype == x.dtype and w.device == x.device):
-        return
-    raise TypeError(
-        f"`x` is {x.dtype} on {x.device} but the {name}'s weights are {w.dtype} on {w.device}: "
-        f"convert the images (e.g. `x.to({w.dtype}).to('{w.device}')`) or the models (e.g. "
-        f"`model.to({x.dtype})`) so they match"
-    )
+def dtype_device_mismatch(models: dict[str, object], x: Tensor) -> str | None:
+    """A message naming the first ``nn.Module`` of ``models`` (name -> model) whose
+    floating-point weights are not in ``x``'s dtype and on its device, else None. Used to
+    explain a model call that failed: PyTorch's own error comes from deep inside the model
+    and names neither (a model that casts or moves its inputs itself works regardless)."""
+    for name, model in models.items():
+        if not isinstance(model, nn.Module):
+            continue
+        tensors = [*model.parameters(), *model.buffers()]
+        w = next((t for t in tensors if t.is_floating_point()), None)
+        if w is None or (w.dtype == x.dtype and w.device == x.device):
+            continue
+        return (
+            f"`x` is {x.dtype} on {x.device} but the {name}'s weights are {w.dtype} on "
+            f"{w.device}: convert the images (e.g. `x.to({w.dtype}).to('{w.device}')`) or the "
+            f"models (e.g. `model.to({x.dtype})`) so they match"
+        )
+    return None
 
 
 def target_margin(logits: Tensor, target: Tensor) -> Tensor:

@@ -94,7 +94,7 @@ def test_resolve_target_takes_numpy_and_zero_d_integers_but_not_booleans():
 def test_class_logits_rejects_outputs_that_are_not_b_by_k():
     images = torch.zeros(4, 1, 2, 2)
     assert class_logits(lambda x: torch.zeros(4, 3), images).shape == (4, 3)
-    with pytest.raises(ValueError, match=r"logits \(4, K\), got \(4,\)"):
+    with pytest.raises(ValueError, match=r"logits \(B, K\), got \(4,\) for 4 images"):
         class_logits(lambda x: torch.zeros(4), images)
     with pytest.raises(ValueError, match=r"got \(2, 3\)"):  # one row per image, not two
         class_logits(lambda x: torch.zeros(2, 3), images)
@@ -102,8 +102,22 @@ def test_class_logits_rejects_outputs_that_are_not_b_by_k():
         class_logits(lambda x: [0.0] * 4, images)
     with pytest.raises(ValueError, match="`oracle` must map"):
         class_logits(lambda x: torch.zeros(4), images, name="oracle")
-    with pytest.raises(ValueError, match=r"one logit per image, shape \(4, 1\)"):
-        class_logits(lambda x: torch.zeros(4, 1), images)
+    # one logit per image is a valid shape here (attribution of a single logit); the
+    # trajectory explainers refuse it at their start
+    assert class_logits(lambda x: torch.zeros(4, 1), images).shape == (4, 1)
+
+
+def test_two_logits_wraps_a_sigmoid_model_and_is_frozen_with_it():
+    from cfx.calls import TwoLogits, frozen
+
+    model = nn.Sequential(nn.Linear(3, 1), nn.Dropout(0.5))
+    wrapped = TwoLogits(model)
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    with frozen(wrapped):
+        assert not model.training and not any(p.requires_grad for p in model.parameters())
+        p = torch.softmax(wrapped(x), 1)[:, 1]
+        assert torch.allclose(p, torch.sigmoid(model(x)[:, 0]), atol=1e-6)
+    assert model.training and all(p.requires_grad for p in model.parameters())
 
 
 def test_softmax_outputs_are_recognised():

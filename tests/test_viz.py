@@ -91,7 +91,10 @@ def test_shapes_are_checked_and_names_without_a_suffix_get_one(tmp_path):
         probability_curves(probs[0], torch.tensor([0.0, 1.0]), tmp_path / "c.png")
     with pytest.raises(ValueError, match=r"`levels` must have shape \(T\+1,\) = \(2,\)"):
         probability_curves(probs, torch.tensor([0.0, 0.5, 1.0]), tmp_path / "c.png")
-    strip = trajectory_strip(seq[None], probs.requires_grad_(True), tmp_path / "noext")
+    probs.requires_grad_(True)  # e.g. straight from a model: drawn without detaching first
+    curves = probability_curves(probs, torch.tensor([0.0, 1.0]), tmp_path / "c", oracle_probs=probs)
+    assert curves == tmp_path / "c.png" and curves.is_file()
+    strip = trajectory_strip(seq[None], probs, tmp_path / "noext")
     assert strip == tmp_path / "noext.png" and strip.is_file()
     gif = trajectory_gif(seq, tmp_path / "anim")
     assert gif == tmp_path / "anim.gif" and gif.is_file()

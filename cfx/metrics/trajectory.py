@@ -134,7 +134,8 @@ def summarise(
     ``masks`` (optional) lesion masks for localisation of the change. ``success`` ``(B,)``
     (optional; e.g. :attr:`TrajectoryResult.success`, the last frame's argmax is the target)
     gives the flip rate; without it a flip is a final target probability above 0.5, which is
-    the same for two classes but misses argmax flips below 0.5 with three or more.
+    the same for two classes (but for exact ties) but misses argmax flips below 0.5 with three
+    or more. Oracle agreement is always the oracle's target probability above 0.5.
     """
     from cfx.metrics.image import l1_distance, psnr, ssim
 
@@ -143,6 +144,11 @@ def summarise(
     def mean(x: Tensor) -> float:
         return float(x[~torch.isnan(x)].mean()) if bool((~torch.isnan(x)).any()) else float("nan")
 
+    if success is not None and tuple(success.shape) != (probs.shape[0],):
+        raise ValueError(
+            f"`success` must have shape ({probs.shape[0]},), one flag per sequence, got "
+            f"{tuple(success.shape)}"
+        )
     out = {
         "n": float(probs.shape[0]),
         "flip_rate": mean(flip_rate(probs[:, -1]) if success is None else success.to(probs.dtype)),

@@ -293,8 +293,9 @@ def finish(
     already = torch.nonzero(in_target[:, 0]).flatten().tolist()
     if already:
         log.warning(
-            "%d of %d sources are already in the target class at frame 0 (rows %s): their "
-            "sequences exaggerate the target rather than cross into it, and count as success",
+            "%d of %d paths start in the target class (the classifier already assigns frame "
+            "0, the reconstruction of the source, to it; rows %s): they exaggerate the target "
+            "rather than cross into it, and their success flags are set",
             len(already),
             b,
             already[:20],

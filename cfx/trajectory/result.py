@@ -72,7 +72,8 @@ class TrajectoryResult:
 
     @property
     def already_in_target(self) -> Tensor:
-        """``(B,)`` bool: the classifier already puts frame 0 in the target class, so the
+        """``(B,)`` bool: the classifier already puts frame 0 (the reconstruction of the
+        source; the source itself for the pixel baseline) in the target class, so the
         sequence exaggerates the target rather than crossing into it."""
         return self.in_target[:, 0]
 
@@ -97,10 +98,14 @@ class TrajectoryResult:
         return replace(_map(self, lambda t: t[rows], skip=("levels",)), inversion=inversion)
 
     def to(
-        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+        self,
+        device: torch.device | str | torch.dtype | None = None,
+        dtype: torch.dtype | None = None,
     ) -> TrajectoryResult:
         """A copy on ``device`` with floating-point tensors in ``dtype`` (the integer and bool
-        tensors keep theirs)."""
+        tensors keep theirs); ``res.to(torch.float64)`` works as for a tensor."""
+        if isinstance(device, torch.dtype):
+            device, dtype = None, device
 
         def move(t: Tensor) -> Tensor:
             return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
@@ -127,24 +132,27 @@ class TrajectoryResult:
 
 
 def _rows(index: Index, b: int, device: torch.device) -> Tensor:
-    """``index`` as int64 row indices into a batch of ``b`` (an error naming it otherwise)."""
+    """``index`` as int64 row indices into a batch of ``b`` (an error naming it otherwise).
+    Integers (Python, numpy, 0-d tensors) keep the batch axis: ``res[2]`` holds one image."""
     if isinstance(index, bool):
         raise TypeError(f"a result is indexed by int, slice, list or tensor, got {index!r}")
-    if isinstance(index, int):
-        if not -b <= index < b:
-            raise IndexError(f"index {index} is out of range for a result of {b} sequences")
-        return torch.tensor([index % b], device=device)
     if isinstance(index, slice):
         return torch.arange(b, device=device)[index]
+    if isinstance(index, list) and not index:  # torch.as_tensor([]) would be float
+        return torch.empty(0, dtype=torch.long, device=device)
     t = torch.as_tensor(index, device=device)
     if t.dtype == torch.bool:
         if tuple(t.shape) != (b,):
             raise IndexError(f"a bool index must have shape ({b},), got {tuple(t.shape)}")
         return torch.nonzero(t).flatten()
-    if t.is_floating_point() or t.ndim != 1:
-        raise TypeError(f"a result is indexed by 1-D integer or bool indices, got {t.dtype}")
+    if t.is_floating_point() or t.is_complex() or t.ndim > 1:
+        raise TypeError(
+            f"a result is indexed by an int, a slice or 1-D integer or bool indices, got "
+            f"{t.dtype} of shape {tuple(t.shape)}"
+        )
+    t = t.reshape(-1)  # an integer becomes one row
     if t.numel() and not (bool((t >= -b).all()) and bool((t < b).all())):
-        raise IndexError(f"indices out of range for a result of {b} sequences")
+        raise IndexError(f"index out of range for a result of {b} sequences: {t.tolist()[:10]}")
     return t.long() % b
 
 

@@ -35,8 +35,8 @@ def save_result(
     ``levels``, ``success``, ``in_target`` and, where they apply, ``oracle_probs``, ``lambdas``,
     ``edit_masks``), ``summary.json`` (the metrics of
     :func:`~cfx.metrics.trajectory.summarise`, whose flip rate is the share of
-    ``result.success``; ``already_in_target``, the sources the classifier already puts in the
-    target class at frame 0; timings, the inversion's
+    ``result.success``; ``already_in_target``, the paths whose frame 0 (the reconstruction of the
+    source) the classifier already puts in the target class; timings, the inversion's
     PSNR, ``setup`` and one row per image in ``images``; NaN written as null),
     ``strips.png`` (32 sequences a page, then ``strips_02.png``, ...; the input first),
     ``sequence_NNN.gif`` (captioned with frame index and probability) and

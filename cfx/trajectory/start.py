@@ -3,11 +3,11 @@ resolved, the sources inverted (or the caller's latents checked).
 
 Everything a user can get wrong is checked here, before the inversion spends its time: the
 images' channels and size against what the generator produces (one decode of the zero latent),
-the models' dtype and device against the images', the classifier's and the oracle's outputs on
-that decoded image (logits ``(1, K)``, the same ``K``), the target against ``K``, the latents'
-type, shape and values. Two things that run but are likely mistakes are logged as warnings:
-outputs that look like probabilities (a final softmax) and a batch with no pixel below 0 (images
-in [0, 1] rather than [-1, 1]).
+the classifier's and the oracle's outputs on that decoded image (logits ``(1, K)``, ``K >= 2``,
+the same ``K``; a failing call whose models are in another dtype or on another device than the
+images is reported as that), the target against ``K``, the latents' type, shape and values.
+Two things that run but are likely mistakes are logged as warnings: outputs that look like
+probabilities (a final softmax) and images with no pixel below 0 ([0, 1] rather than [-1, 1]).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import torch
 from torch import Tensor
 
 from cfx.calls import (
-    check_same_dtype_device,
+    check_two_classes,
     class_logits,
+    dtype_device_mismatch,
     looks_like_probabilities,
     resolve_target,
 )
@@ -58,31 +59,42 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
     generator, classifier, oracle = explainer.generator, explainer.classifier, explainer.oracle
     x = check_images(x, "x")
     b = x.shape[0]
-    for model, name in ((generator, "generator"), (classifier, "classifier"), (oracle, "oracle")):
-        check_same_dtype_device(model, x, name)
-    probe = generator_probe(generator, x)  # (1, C, H, W), after checking x's shape
-    with torch.no_grad():
-        logits = class_logits(classifier, probe)
-        num_classes = logits.shape[1]
-        if oracle is not None:  # checked now, not after the work, when the frames are scored
-            k = class_logits(oracle, probe, name="oracle").shape[1]
-            if k != num_classes:
-                raise ValueError(
-                    f"`oracle` returns {k} class logits but the classifier {num_classes}: "
-                    "the oracle must score the same classes, in the same order"
-                )
-    if looks_like_probabilities(logits):
+    models = {"generator": generator, "classifier": classifier, "oracle": oracle}
+    try:
+        probe = generator_probe(generator, x)  # (1, C, H, W), after checking x's shape
+        with torch.no_grad():
+            logits = class_logits(classifier, probe)
+            # the oracle is checked now, not after the work, when the frames are scored
+            o_logits = None if oracle is None else class_logits(oracle, probe, name="oracle")
+    except RuntimeError as err:  # PyTorch's dtype/device errors name neither x nor a model
+        mismatch = dtype_device_mismatch(models, x)
+        if mismatch is None:
+            raise
+        raise TypeError(mismatch) from err
+    check_two_classes(logits, "classifier")
+    num_classes = logits.shape[1]
+    for name, out in (("classifier", logits), ("oracle", o_logits)):
+        if out is None:
+            continue
+        if out.shape[1] != num_classes:
+            raise ValueError(
+                f"`oracle` returns {out.shape[1]} class logits but the classifier "
+                f"{num_classes}: the oracle must score the same classes, in the same order"
+            )
+        if looks_like_probabilities(out):
+            log.warning(
+                "the %s's outputs look like probabilities (non-negative, summing to 1): cfx "
+                "takes them for logits and applies softmax again; drop the final softmax (or "
+                "return log-probabilities)",
+                name,
+            )
+    if float(x.detach().min()) >= 0.0:
         log.warning(
-            "the classifier's outputs look like probabilities (non-negative, summing to 1): "
-            "cfx takes them for logits and applies softmax again; drop the final softmax "
-            "(or return log-probabilities)"
-        )
-    if b > 1 and float(x.detach().min()) >= 0.0:
-        log.warning(
-            "no pixel of the %d input images is below 0 (values %.3g..%.3g); cfx images are "
+            "no pixel of the %d input image%s is below 0 (values %.3g..%.3g); cfx images are "
             "in [-1, 1], dark = -1: if these are [0, 1] images, map them with 2x - 1 "
             "(cfx.images.from_unit)",
             b,
+            "s" if b != 1 else "",
             float(x.detach().min()),
             float(x.detach().max()),
         )

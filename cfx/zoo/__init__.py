@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 from torch import nn
 
@@ -29,7 +29,7 @@ class ZooEntry:
     kind: str  # "generators" or "classifiers": the zoo folder
     class_path: str  # "module:Class"
     summary: str
-    role: str  # "generator", "classifier" or "segmenter": what the model is used as
+    role: Literal["generator", "classifier", "segmenter"]  # what the model is used as
 
 
 ZOO: dict[str, ZooEntry] = {

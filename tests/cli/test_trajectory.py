@@ -140,7 +140,7 @@ def test_sources_already_in_the_target_class_are_flagged(tmp_path, caplog):
     out = tmp_path / "t"
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(batch)]
     assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
-    assert "2 of 2 sources are already in the target class at frame 0 (rows [0, 1])" in caplog.text
+    assert "2 of 2 paths start in the target class" in caplog.text and "rows [0, 1]" in caplog.text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["already_in_target"] == 2
     assert [row["crossed_at"] for row in summary["images"]] == [0, 0]

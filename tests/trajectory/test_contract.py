@@ -121,7 +121,7 @@ def test_result_is_frozen(case):
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.frames = torch.zeros(1)  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        res.success = torch.zeros(B, dtype=torch.bool)  # type: ignore[misc]
+        res.in_target = torch.zeros(B, T + 1, dtype=torch.bool)  # type: ignore[misc]
 
 
 def test_frames_climb_to_the_target(case):
@@ -353,7 +353,7 @@ def test_oracle_is_checked_before_the_work(name):
             return super().forward(x)
 
     c = Case(name, classifier=Counting(), oracle=Segmenter())
-    with pytest.raises(ValueError, match="`oracle` must map 1 images"):
+    with pytest.raises(ValueError, match=r"`oracle` must map .* got \(1, 1, 4, 4\) for 1 image"):
         c.explain()
     assert Counting.calls == 1
 
@@ -377,8 +377,16 @@ def test_single_logit_classifier_is_refused(name):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return super().forward(x)[:, 1:]  # (B, 1)
 
-    with pytest.raises(ValueError, match=r"one logit per image.*torch.zeros_like"):
+    with pytest.raises(ValueError, match=r"one logit per image.*cfx.calls.TwoLogits"):
         Case(name, classifier=OneLogit()).explain(target=0)
+    # the wrapper the message names: class 1's probability is the sigmoid of the one logit
+    from cfx.calls import TwoLogits
+
+    one = OneLogit()
+    res = Case(name, classifier=TwoLogits(one)).explain(target=1)
+    with torch.no_grad():
+        own = torch.sigmoid(one(res.frames.flatten(0, 1))).view(B, T + 1)
+    assert torch.allclose(res.probs, own, atol=1e-6)
 
 
 def test_x_in_another_dtype_than_the_models(case):
@@ -386,6 +394,18 @@ def test_x_in_another_dtype_than_the_models(case):
         TypeError, match=r"`x` is torch.float64 on cpu but the (generator|classifier)'s weights"
     ):
         case.explain(x=case.x.double(), latents=case.latents.double())
+
+
+def test_a_model_that_casts_its_own_inputs_is_not_refused():
+    """Weights in float64 but a forward that casts the float32 images itself: it runs, so
+    the dtype check only explains calls that fail."""
+
+    class Casting(LogisticClassifier):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x.to(self.w.dtype)).float()
+
+    res = Case("gradient_ascent", classifier=Casting().double()).explain()
+    assert bool(res.success.all())
 
 
 def test_softmax_outputs_and_unit_range_batches_are_warned_about(caplog):
@@ -401,6 +421,12 @@ def test_softmax_outputs_and_unit_range_batches_are_warned_about(caplog):
     c.explain(x=c.x.abs())  # every pixel >= 0: [0, 1] images?
     assert "no pixel of the 3 input images is below 0" in caplog.text
     assert "probabilities" not in caplog.text
+    caplog.clear()
+    c.explain(x=c.x[:1].abs(), latents=c.latents[:1])  # one image too
+    assert "no pixel of the 1 input image is below 0" in caplog.text
+    caplog.clear()
+    Case("gradient_ascent", oracle=Softmaxed()).explain()  # a softmaxed oracle too
+    assert "the oracle's outputs look like probabilities" in caplog.text
 
 
 def test_crossed_at_is_the_first_frame_in_the_target():
@@ -410,7 +436,7 @@ def test_crossed_at_is_the_first_frame_in_the_target():
         [
             [0.1, 0.4, 0.6, 0.9],  # crosses at frame 2
             [0.7, 0.8, 0.9, 0.99],  # already past at frame 0
-            [0.1, 0.2, 0.3, 0.5],  # 0.5 is not past one half: never crosses
+            [0.1, 0.2, 0.3, 0.5],  # never in the target (0.5 is not > 0.5): -1
             [0.2, 0.6, 0.4, 0.7],  # the first crossing counts, not the last
         ]
     )
@@ -488,9 +514,8 @@ def test_sources_already_in_the_target_are_logged(caplog):
     c = Case("gradient_ascent")
     res = c.explain(target=0)  # every toy source starts well inside class 0
     assert bool(res.already_in_target.all())
-    assert "3 of 3 sources are already in the target class at frame 0 (rows [0, 1, 2])" in (
-        caplog.text
-    )
+    assert "3 of 3 paths start in the target class" in caplog.text
+    assert "rows [0, 1, 2]" in caplog.text
     caplog.clear()
     assert not bool(c.explain(target=1).already_in_target.any())
     assert "already in the target" not in caplog.text
@@ -515,3 +540,13 @@ def test_progress_bars_cover_every_stage_and_end_full(name, bars, capsys):
     # the last state of each bar reads n/n: none is left part-way as when it counted iterations
     finals = [line.rsplit("\r", 1)[-1] for line in err.split("\n") if line.strip()]
     assert all("100%" in line for line in finals), finals
+
+
+def test_integers_of_every_kind_and_empty_selections_index_a_result():
+    res = Case("gradient_ascent").explain()
+    for index in (1, np.int64(1), torch.tensor(1), res.probs[:, 0].argmin().clone().fill_(1)):
+        assert torch.equal(res[index].frames, res.frames[1:2]), type(index)
+    assert len(res[[]]) == 0 and len(res[torch.zeros(B, dtype=torch.bool)]) == 0
+    with pytest.raises(TypeError, match=r"got torch.float32 of shape \(2,\)"):
+        res[torch.tensor([0.0, 1.0])]
+    assert res.to(torch.float64).frames.dtype == torch.float64  # positional, as for tensors

@@ -134,3 +134,16 @@ def test_folder_that_is_a_file_and_numpy_arrays_in_setup(tmp_path, toy_result):
         save_result(res, tmp_path / "taken")
     summary = save_result(res, tmp_path / "run", setup={"levels": np.arange(3)})
     assert summary["setup"] == {"levels": [0, 1, 2]}
+
+
+def test_a_folder_saved_before_in_target_existed_loads_with_the_fallback(tmp_path, toy_result):
+    res, _ = toy_result
+    save_result(res, tmp_path / "run")
+    npz = tmp_path / "run" / "result.npz"
+    with np.load(npz) as r:
+        old = {k: r[k] for k in r.files if k != "in_target"}
+    old["success"] = ~old["success"]  # the last frame must come from success, not probs
+    np.savez_compressed(npz, **old)
+    back = load_result(tmp_path / "run")
+    assert torch.equal(back.in_target[:, :-1], res.probs[:, :-1] > 0.5)
+    assert torch.equal(back.success, ~res.success)
