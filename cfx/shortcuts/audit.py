@@ -60,6 +60,7 @@ from cfx.saliency import Gradient, SaliencyMethod
 from cfx.shortcuts.regions import claimed_regions, region_enrichment, region_shares
 from cfx.shortcuts.report import ByRegion, PathExplainer, ShortcutReport
 from cfx.trajectory import GradientAscent, MonotonePath
+from cfx.trajectory.gradient_ascent import without_start_notice
 from cfx.types import Classifier, Generator
 
 logger = logging.getLogger(__name__)
@@ -281,7 +282,8 @@ class ShortcutAudit:
         explainer, saliency = self._explainer(), self._saliency()
         t0 = time.perf_counter()
 
-        paths = explainer.explain(x, target, latents=latents)
+        with without_start_notice():  # the report counts the paths that start in the target
+            paths = explainer.explain(x, target, latents=latents)
         start, final = paths.frames[:, 0], paths.frames[:, -1]  # (B, C, H, W)
         with frozen(self.classifier), torch.no_grad():
             logits = class_logits(self.classifier, x)  # (B, K)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import torch
@@ -45,6 +46,24 @@ from cfx.trajectory.start import Start, start
 from cfx.types import Classifier, Generator
 
 log = logging.getLogger(__name__)
+
+
+class _NoStartNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "cfx_starts_in_target", False)
+
+
+@contextmanager
+def without_start_notice() -> Iterator[None]:
+    """Within this block the explainers do not log the paths that start in the target
+    class: for callers that report those paths themselves (the shortcut audit)."""
+    quiet = _NoStartNotice()
+    log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        log.removeFilter(quiet)
+
 
 EXAGGERATION = 1.0
 """Log-odds a path climbs past its start when the start already reaches ``margin``."""
@@ -299,6 +318,7 @@ def finish(
             len(already),
             b,
             already[:20],
+            extra={"cfx_starts_in_target": True},
         )
     return TrajectoryResult(
         frames=frames,
