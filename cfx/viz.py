@@ -138,12 +138,9 @@ def trajectory_strip(
     probs = probs.detach().cpu()
     oracle_probs = None if oracle_probs is None else oracle_probs.detach().cpu()
     plt = _pyplot()
+    want = (b, *frames.shape[2:])
+    _shape("sources", sources, want, f"{want} to match `frames`")
     if sources is not None:
-        if tuple(sources.shape) != (b, *frames.shape[2:]):
-            raise ValueError(
-                f"`sources` must have shape {(b, *frames.shape[2:])} to match `frames`, "
-                f"got {tuple(sources.shape)}"
-            )
         frames = torch.cat([sources[:, None].to(frames), frames], 1)
     first = 0 if sources is None else 1  # column of frame 0
     cols = n + first
@@ -187,11 +184,7 @@ def trajectory_gif(
     from PIL import Image, ImageDraw
 
     _shape("frames", frames, (None,) * 4, "(T+1, C, H, W), one sequence (e.g. res.frames[i])")
-    if probs is not None and tuple(probs.shape) != (frames.shape[0],):
-        raise ValueError(
-            f"`probs` must have shape ({frames.shape[0]},) to match `frames`, "
-            f"got {tuple(probs.shape)}"
-        )
+    _shape("probs", probs, (frames.shape[0],), f"({frames.shape[0]},) to match `frames`")
     pics = (_pictures(frames) * 255 + 0.5).astype(np.uint8)  # (T+1, H, W, 1 or 3)
     pics = pics[..., 0] if pics.shape[-1] == 1 else pics
     size = (pics.shape[2] * scale, pics.shape[1] * scale)

@@ -147,11 +147,9 @@ def load_input(path: Path, shape: tuple[int, ...], files: list[Path] | None = No
 
 
 def input_files(path: Path) -> list[Path]:
-    """The image files ``--input`` names: the file itself, or a folder's image files (by
-    extension, sorted by name as strings, so ``slice_10`` comes before ``slice_2``; other
-    files and hidden ones, such as macOS ``._`` files, are skipped)."""
-    if not path.is_dir():
-        return [path]
+    """The image files of the ``--input`` folder ``path`` (by extension, sorted by name as
+    strings, so ``slice_10`` comes before ``slice_2``; other files and hidden ones, such as
+    macOS ``._`` files, are skipped)."""
     files = sorted(
         f
         for f in path.iterdir()

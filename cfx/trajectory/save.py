@@ -122,9 +122,8 @@ def save_result(
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     if earlier_run:  # numbered figures an earlier, larger run left behind
         _remove_numbered(out, images=b, pages=-(-b // STRIP_ROWS))
-    frames, probs = result.frames.detach().cpu(), result.probs.detach().cpu()
-    oracle = None if result.oracle_probs is None else result.oracle_probs.detach().cpu()
-    source = result.source.detach().cpu()
+    on_cpu = result.cpu()  # the figures draw from the CPU (they detach what they read)
+    frames, probs, oracle, source = on_cpu.frames, on_cpu.probs, on_cpu.oracle_probs, on_cpu.source
     for page, first in enumerate(range(0, len(result), STRIP_ROWS), start=1):
         rows = slice(first, first + STRIP_ROWS)
         name = "strips.png" if page == 1 else f"strips_{page:02d}.png"
