@@ -146,6 +146,48 @@ def test_an_end_frame_that_fails_when_blurred_is_never_valid(toy):
     assert unchecked.lambdas is not None and bool(unchecked.lambdas.isfinite().all())
 
 
+def _blurred_prob(f, frames):
+    from cfx.filters import gaussian_blur
+
+    with torch.no_grad():
+        return torch.softmax(f(gaussian_blur(frames, 1.0)), 1)[:, 1]
+
+
+def test_the_robust_end_walks_the_last_frame_past_the_blur_check(toy):
+    # Option 1 stops where the unblurred frame crosses the margin; the robust end walks the
+    # last latent on until the blurred frame does too, and leaves every other frame alone
+    g, f, z0 = toy
+    x = g.decode(z0).detach()
+    kw = {"steps": 4, "iterations": 0, "warm_start_eta": 0.05, "warm_start_iter": 500}
+    plain = MonotonePath(g, f, robust_end=False, **kw).explain(x, 1, latents=z0)
+    robust = MonotonePath(g, f, robust_end=True, **kw).explain(x, 1, latents=z0)
+    assert bool((_blurred_prob(f, plain.frames[:, -1]) < 0.99).all())
+    assert bool((_blurred_prob(f, robust.frames[:, -1]) >= 0.99).all())
+    assert torch.equal(robust.frames[:, :-1], plain.frames[:, :-1])
+    # the robust warm start is a valid path: every step climbs, calibrated, past the margin
+    assert bool((robust.probs.diff(dim=1) > 0).all()) and bool(robust.success.all())
+    assert float((robust.probs[:, 1:] - robust.levels[1:]).abs().max()) <= 0.1
+
+
+def test_the_robust_end_leaves_ends_that_pass_or_cannot_reach(toy):
+    g, f, z0 = toy
+    u = f.w.detach() @ g.A.detach()  # the latent direction that raises the logit fastest
+    far = 30 * u / u.norm()  # its blurred frame is past the margin already
+    latents = torch.stack([z0[0].repeat(4, 1), far.repeat(4, 1)])  # (2, T=4, 3)
+    target = torch.ones(2, dtype=torch.long)
+    assert float(_blurred_prob(f, g.decode(far[None]))[0]) >= 0.99
+    mp = MonotonePath(g, f, warm_start_eta=0.05, warm_start_iter=500)
+    out = mp.blur_robust_end(latents, target, torch.Size([3]))
+    assert torch.equal(out[1], latents[1])  # passes already: untouched (no exaggeration)
+    assert torch.equal(out[0, :-1], latents[0, :-1]) and not torch.equal(out[0], latents[0])
+    # a budget too short to reach the margin keeps the last latent as it was
+    short = MonotonePath(g, f, warm_start_eta=0.05, warm_start_iter=1, give_up=None)
+    assert torch.equal(short.blur_robust_end(latents, target, torch.Size([3])), latents)
+    # no blur check, nothing to make robust
+    off = MonotonePath(g, f, blur_check=0.0)
+    assert torch.equal(off.blur_robust_end(latents, target, torch.Size([3])), latents)
+
+
 def test_a_warm_start_no_iterate_improves_is_returned_with_nan_lambda(toy):
     # a learning rate far below float32 resolution leaves every iterate equal to the valid warm
     # start, so nothing beats it: the warm start comes back and no lambda claims to shape it
@@ -198,3 +240,27 @@ def test_region_options_are_checked_with_localise_off(kwargs, match):
     x = g.decode(torch.zeros(1, 3)).detach()
     with pytest.raises(ValueError, match=match):
         MonotonePath(g, f, **kwargs).explain(x, 1, latents=torch.zeros(1, 3))
+
+
+def test_paths_that_cannot_be_valid_are_not_optimised(toy):
+    # a valid path's frame 1 climbs above the start and stays within calibration_tol of 1/T,
+    # so an image starting at or above 1/T + calibration_tol is skipped and keeps its warm start
+    g, f, z0 = toy
+    mp = MonotonePath(g, f, steps=4, iterations=5, stall=None, warm_start_eta=0.05, **NO_BLUR)
+    levels = torch.arange(5) / 4
+    target = torch.ones(3, dtype=torch.long)
+    z_init, p_start = mp.warm_start(z0, target, levels)
+    p_start = p_start.clone()
+    p_start[1] = levels[1] + mp.calibration_tol  # the first start that cannot be valid
+    calls = []
+
+    def decode(z, rows):
+        calls.append(rows.clone())
+        return g.decode(z)
+
+    final, lambdas = mp.optimise(z0, z_init, p_start, target, levels, decode=decode)
+    optimised = torch.cat(calls[1:]).tolist()  # the first call decodes frame 0 of every image
+    assert 1 not in optimised
+    # the others ran every iteration (stall=None): 5 steps and the final check, T rows each
+    assert optimised.count(0) == optimised.count(2) == 6 * 4
+    assert torch.equal(final[1], z_init[1]) and bool(lambdas[1].isnan())
