@@ -40,6 +40,7 @@ from cfx.errors import check
 from cfx.images import check_images
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.trajectory import GradientAscent
+from cfx.trajectory.gradient_ascent import without_start_notice
 from cfx.types import Generator
 
 log = logging.getLogger(__name__)
@@ -294,7 +295,10 @@ class ActiveLearner:
         for i in range(0, n_starts, self.batch_size):
             chunk = starts[i : i + self.batch_size]
             target = (p[chunk] < 0.5).long()  # walk into the other class
-            res = explainer.explain(pool[chunk], target)
+            # the least certain slices are chosen on purpose, so their reconstructions often
+            # start past the boundary already: that is expected here, not worth a warning
+            with without_start_notice():
+                res = explainer.explain(pool[chunk], target)
             frames.append(res.frames[:, idx].flatten(0, 1))  # (b * L, C, H, W)
             context.append(res.frames.repeat_interleave(n_levels, 0))  # (b * L, T+1, C, H, W)
             # the model's class on each frame, from the target probabilities the path recorded
