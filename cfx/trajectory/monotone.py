@@ -225,7 +225,7 @@ class MonotonePath:
             else:
                 z_init, p_start = self.warm_start(z0, tgt, levels)
             if self.robust_end:
-                z_init = self.blur_robust_end(z_init, tgt, z0.shape[1:], decode=decode)
+                z_init = self.blur_robust_end(z_init, tgt, decode=decode)
             final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels, decode=decode)
             zpath = torch.cat([z0.flatten(1)[:, None], final], 1)
             zpath = zpath.view(b, n_steps + 1, *z0.shape[1:])  # (B, T+1, *latent)
@@ -268,7 +268,6 @@ class MonotonePath:
         self,
         latents: Tensor,
         target: Tensor,
-        latent_shape: torch.Size,
         *,
         decode: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> Tensor:
@@ -290,9 +289,11 @@ class MonotonePath:
         b = latents.shape[0]
         generator = self.generator
         base = decode or (lambda z, rows: generator.decode(z))
-        end = latents[:, -1].reshape(b, *latent_shape)
+        end = latents[:, -1].reshape(b, *generator.latent_shape)
         with torch.no_grad():
-            soft = gaussian_blur(base(end, torch.arange(b, device=end.device)), self.blur_check)
+            frames = base(end, torch.arange(b, device=end.device))  # (B, C, H, W)
+            p_end = target_prob(class_logits(self.classifier, frames), target)
+            soft = gaussian_blur(frames, self.blur_check)
             short = target_prob(class_logits(self.classifier, soft), target) < self.margin
         idx = torch.nonzero(short).flatten()  # the images whose blurred last frame falls short
         if idx.numel() == 0:
@@ -307,8 +308,7 @@ class MonotonePath:
         new_end = path[:, -1]  # (N, *latent)
         with torch.no_grad():  # the unblurred frame must still pass and climb from frame T-1
             p_new = target_prob(class_logits(self.classifier, base(new_end, idx)), target[idx])
-            p_before = target_prob(class_logits(self.classifier, base(end[idx], idx)), target[idx])
-        keep = (probs[:, -1] >= self.margin) & (p_new >= torch.clamp(p_before, min=self.margin))
+        keep = (probs[:, -1] >= self.margin) & (p_new >= p_end[idx].clamp(min=self.margin))
         out = latents.clone()
         out[idx[keep], -1] = new_end[keep].flatten(1)
         return out
@@ -359,7 +359,7 @@ class MonotonePath:
             total=self.iterations, desc="monotone path", unit="it", disable=not self.show_progress
         )
         for it in range(self.iterations + 1):
-            if not bool(running.any()):  # every image stopped early: the bar ends here, full
+            if not bool(running.any()):  # only when no image could ever be valid
                 bar.total = bar.n
                 break
             opt.zero_grad(set_to_none=True)
@@ -406,6 +406,9 @@ class MonotonePath:
                 break
             if self.stall is not None:  # a valid path that stopped improving is done
                 running &= ~(torch.isfinite(best_id) & (it - last_gain >= self.stall))
+                if not bool(running.any()):
+                    bar.total = bar.n  # every image stopped early: the bar ends here, full
+                    break
             opt.step()
             bar.update(1)
         bar.close()

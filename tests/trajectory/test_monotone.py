@@ -177,15 +177,15 @@ def test_the_robust_end_leaves_ends_that_pass_or_cannot_reach(toy):
     target = torch.ones(2, dtype=torch.long)
     assert float(_blurred_prob(f, g.decode(far[None]))[0]) >= 0.99
     mp = MonotonePath(g, f, warm_start_eta=0.05, warm_start_iter=500)
-    out = mp.blur_robust_end(latents, target, torch.Size([3]))
+    out = mp.blur_robust_end(latents, target)
     assert torch.equal(out[1], latents[1])  # passes already: untouched (no exaggeration)
     assert torch.equal(out[0, :-1], latents[0, :-1]) and not torch.equal(out[0], latents[0])
     # a budget too short to reach the margin keeps the last latent as it was
     short = MonotonePath(g, f, warm_start_eta=0.05, warm_start_iter=1, give_up=None)
-    assert torch.equal(short.blur_robust_end(latents, target, torch.Size([3])), latents)
+    assert torch.equal(short.blur_robust_end(latents, target), latents)
     # no blur check, nothing to make robust
     off = MonotonePath(g, f, blur_check=0.0)
-    assert torch.equal(off.blur_robust_end(latents, target, torch.Size([3])), latents)
+    assert torch.equal(off.blur_robust_end(latents, target), latents)
 
 
 def test_a_warm_start_no_iterate_improves_is_returned_with_nan_lambda(toy):
