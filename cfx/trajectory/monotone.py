@@ -98,13 +98,15 @@ class MonotonePath:
             little further from real ones in the plain case (Fréchet 2.11 vs 1.88).
         warm_start_eta, warm_start_iter: step length and cap of the Option 1 warm start.
         robust_end: walk the warm start's last latent on until its blurred frame passes the
-            blur check too (:meth:`blur_robust_end`; no effect with ``blur_check=0``). Off by
-            default: on 128 validation tumour slices (seed 1, localised) it moved the final
-            frames nearer real healthy slices (Fréchet 1.41 -> 1.17; floor 0.064) and the
-            oracle agreed with one more (0.938 -> 0.945), at localisation 0.681 -> 0.674 and
-            more time per path; a first version without the climb check did more (plain
-            Fréchet 1.71 -> 0.75, agreement 0.938 -> 0.969) but left a path with a falling
-            step (seed 6). BENCHMARKS.md, session 12.
+            blur check too (:meth:`blur_robust_end`; no effect with ``blur_check=0``).
+            ``None`` (default): on for whole-image paths, off for localised ones. On 128
+            validation tumour slices per seed (1 / 6), whole-image paths: the oracle agreed
+            with more final frames (0.938 -> 0.969 / 0.945 -> 0.969) and they were nearer real
+            healthy slices (Fréchet 1.71 -> 0.77 / 1.27 -> 0.71; floors 0.064 / 0.021), at
+            lower localisation (0.437 -> 0.367 / 0.417 -> 0.356) and ~20 % more time per
+            path. Localised paths gained less (seed 1: agreement 0.938 -> 0.945, Fréchet
+            1.41 -> 1.17) and lost localisation (0.681 -> 0.674), the measure they are chosen
+            for, so they leave it off unless asked. BENCHMARKS.md, sessions 12 and 13.
         localise: confine the path to the smallest region that still flips the classifier
             (:class:`~cfx.trajectory.localised.LocalisedAscent`: the warm start is its path,
             and every frame is ``mask * G(z_t) + (1 - mask) * background``); the result's
@@ -138,7 +140,7 @@ class MonotonePath:
         blur_check: float = 1.0,
         warm_start_eta: float = 0.25,
         warm_start_iter: int = 120,
-        robust_end: bool = False,
+        robust_end: bool | None = None,
         localise: bool = False,
         background: Background = "reconstruction",
         mask_fractions: tuple[float, ...] = (0.04, 0.08, 0.16, 0.32),
@@ -196,9 +198,10 @@ class MonotonePath:
         check_int("warm_start_iter", self.warm_start_iter)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
         check_real("calibration_tol", self.calibration_tol, low=0.0, open_low=True)
-        for name in ("localise", "robust_end"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"`{name}` must be a bool, got {getattr(self, name)!r}")
+        if not isinstance(self.localise, bool):
+            raise TypeError(f"`localise` must be a bool, got {self.localise!r}")
+        if self.robust_end is not None and not isinstance(self.robust_end, bool):
+            raise TypeError(f"`robust_end` must be a bool or None, got {self.robust_end!r}")
         # the region options are checked even with localise off: a typo should not wait
         # until the user turns it on
         self._localised()._check()
@@ -224,7 +227,8 @@ class MonotonePath:
                 mask, decode = region.mask, region.decode
             else:
                 z_init, p_start = self.warm_start(z0, tgt, levels)
-            if self.robust_end:
+            robust_end = not self.localise if self.robust_end is None else self.robust_end
+            if robust_end:
                 z_init = self.blur_robust_end(z_init, tgt, decode=decode)
             final, lambdas = self.optimise(z0, z_init, p_start, tgt, levels, decode=decode)
             zpath = torch.cat([z0.flatten(1)[:, None], final], 1)

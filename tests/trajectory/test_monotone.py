@@ -128,6 +128,7 @@ def test_bad_stall(toy):
 def test_an_end_frame_that_fails_when_blurred_is_never_valid(toy):
     # the toy's logistic classifier reads single pixels, so a 1-px blur of the last frame
     # falls below the margin: no optimised path is valid and the warm start is returned
+    # (without the robust end, which would walk the last frame past the blurred margin)
     from cfx.filters import gaussian_blur
 
     g, f, z0 = toy
@@ -137,7 +138,8 @@ def test_an_end_frame_that_fails_when_blurred_is_never_valid(toy):
     with torch.no_grad():
         blurred = torch.softmax(f(gaussian_blur(warm.frames[:, -1], 1.0)), 1)[:, 1]
     assert bool((blurred < 0.99).all()) and bool((warm.probs[:, -1] >= 0.99).all())
-    checked = MonotonePath(g, f, iterations=30, blur_check=1.0, **kw).explain(x, 1, latents=z0)
+    checked = MonotonePath(g, f, iterations=30, blur_check=1.0, robust_end=False, **kw)
+    checked = checked.explain(x, 1, latents=z0)
     unchecked = MonotonePath(g, f, iterations=30, blur_check=0.0, **kw).explain(x, 1, latents=z0)
     assert torch.equal(checked.frames, warm.frames)
     assert not torch.equal(unchecked.frames, warm.frames)
@@ -167,6 +169,29 @@ def test_the_robust_end_walks_the_last_frame_past_the_blur_check(toy):
     # the robust warm start is a valid path: every step climbs, calibrated, past the margin
     assert bool((robust.probs.diff(dim=1) > 0).all()) and bool(robust.success.all())
     assert float((robust.probs[:, 1:] - robust.levels[1:]).abs().max()) <= 0.1
+
+
+def test_the_robust_end_is_on_by_default_for_whole_image_paths_only(toy, monkeypatch):
+    g, f, z0 = toy
+    x = g.decode(z0).detach()
+    kw = {"steps": 4, "iterations": 0, "warm_start_eta": 0.05, "warm_start_iter": 500}
+    default = MonotonePath(g, f, **kw).explain(x, 1, latents=z0)
+    robust = MonotonePath(g, f, robust_end=True, **kw).explain(x, 1, latents=z0)
+    assert torch.equal(default.frames, robust.frames)
+    calls = []
+
+    def record(self, latents, target, *, decode=None):
+        calls.append(self.localise)
+        return latents
+
+    monkeypatch.setattr(MonotonePath, "blur_robust_end", record)
+    for localise in (True, False):
+        MonotonePath(g, f, localise=localise, **kw).explain(x, 1, latents=z0)
+    MonotonePath(g, f, localise=True, robust_end=True, **kw).explain(x, 1, latents=z0)
+    MonotonePath(g, f, robust_end=False, **kw).explain(x, 1, latents=z0)
+    assert calls == [False, True]  # plain by default, localised only when asked
+    with pytest.raises(TypeError, match="`robust_end` must be a bool or None, got 'yes'"):
+        MonotonePath(g, f, robust_end="yes").explain(x, 1, latents=z0)  # type: ignore[arg-type]
 
 
 def test_the_robust_end_leaves_ends_that_pass_or_cannot_reach(toy):
