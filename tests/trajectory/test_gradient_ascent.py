@@ -101,6 +101,8 @@ def test_bad_inputs(toy):
         ga.explain(torch.zeros(2, 1, 4, 4), 1, latents=torch.zeros(2, 5))
     with pytest.raises(ValueError, match="`steps`"):
         GradientAscent(g, f, steps=0).explain(torch.zeros(2, 1, 4, 4), 1, latents=z0)
+    with pytest.raises(ValueError, match="`stall_window`"):
+        GradientAscent(g, f, stall_window=0).explain(torch.zeros(2, 1, 4, 4), 1, latents=z0)
 
 
 def test_frames_climb_even_when_the_start_is_already_near_the_margin():
@@ -167,3 +169,50 @@ def test_give_up_stops_an_image_whose_gain_rate_cannot_reach_the_margin_in_its_b
     steps = (path.diff(dim=1).norm(dim=2) > 0).sum(1)
     assert steps.tolist() == moves
     assert float(probs[0, -1]) >= 0.99 and float(probs[1, -1]) < 0.99
+
+
+class _Saturating(torch.nn.Module):
+    """The toy's logistic classifier with its class-1 log-odds capped at ``cap``: past the cap
+    the gradient is zero, so an ascent makes no more progress (a saturated classifier)."""
+
+    def __init__(self, f: LogisticClassifier, cap: float) -> None:
+        super().__init__()
+        self.f, self.cap = f, cap
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.f(x).clamp(max=self.cap)
+
+
+@pytest.mark.parametrize(
+    ("above_start", "past_margin", "window"),
+    [(0.99, True, 10), (0.99, True, 25), (0.99, True, None), (0.3, False, 10)],
+)
+def test_an_image_past_the_margin_stops_once_its_confidence_saturates(
+    toy, above_start, past_margin, window
+):
+    # start at log-odds 4.0 (p = 0.982; margin 0.99 = log-odds 4.595): the goal is start +
+    # EXAGGERATION = log-odds 5.0. The classifier's log-odds are capped about `above_start`
+    # over the start, half-way between two iterates: the path reaches the cap after n_hit
+    # iterations and stays. Capped at ~4.99 (past the margin, short of the goal), the recent
+    # gain is 0 `stall_window` iterations later and the image stops there (without the stall
+    # stop it runs all max_iter iterations); capped at ~4.3 (never past the margin) it is never
+    # stopped this way and runs all max_iter iterations.
+    from cfx.trajectory.gradient_ascent import EXAGGERATION
+
+    g, f, _ = toy
+    u = _direction(g, f)
+    k = float(g.A.detach().T @ f.w.detach() @ u)  # log-odds per unit of z along u
+    eta, start = 0.01, 4.0
+    rate = eta * k  # log-odds per iteration below the cap
+    n_hit = round(above_start / rate) + 1
+    cap = start + (n_hit - 0.5) * rate
+    assert (cap > math.log(0.99 / 0.01)) == past_margin and cap < start + EXAGGERATION
+    z0 = ((start - float(f.b.detach())) / k * u)[None]
+    explainer = GradientAscent(
+        g, _Saturating(f, cap), eta=eta, max_iter=300, margin=0.99, stall_window=window
+    )
+    path, probs = explainer.ascend(z0, torch.ones(1, dtype=torch.long))
+    scores = torch.logit(probs[0].double())
+    assert int(torch.nonzero(scores >= cap - 1e-4).flatten()[0]) == n_hit
+    stops = past_margin and window is not None
+    assert path.shape[1] - 1 == (n_hit + window if stops else 300)
