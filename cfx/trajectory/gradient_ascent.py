@@ -105,8 +105,9 @@ class GradientAscent:
             short of its goal (see :meth:`ascend`), judged on its log-odds gain over this many
             iterations; ``None`` runs it to ``max_iter``. On 128 validation tumour slices
             (seed 1, batch 32) the stall stop took Option 1 from 0.45 to 0.26 s per path
-            (oracle agreement 0.922 -> 0.914: one slice) and localised Option 1 from 0.938 to
-            0.945 agreement (BENCHMARKS.md, session 14).
+            (oracle agreement 0.922 -> 0.914: one slice). The localised search and Option 2's
+            warm start keep walking (``None``): there it made the end frames less realistic
+            (BENCHMARKS.md, session 14).
         inversion_steps: latent-optimisation steps of the inversion (0 = encoder only).
         show_progress: progress bars (the inversion's steps, then the images that finished
             their ascent).
