@@ -163,8 +163,9 @@ class GradientAscent:
         """Ascend from ``z0`` ``(B, *latent)``; return the path ``(B, K, *latent)`` and the
         target probability at each recorded latent ``(B, K)``.
 
-        Each image stops once its probability reaches ``margin`` (or, if it starts there
-        already, the start's log-odds plus :data:`EXAGGERATION`); only the images still
+        Each image stops once its probability reaches its goal: ``margin``, or the start's
+        log-odds plus :data:`EXAGGERATION` where that is higher (a start past the margin, or
+        within :data:`EXAGGERATION` log-odds below it, climbs that far); only the images still
         climbing are decoded and classified, so a batch does not pay for its finished images
         while its slowest one catches up (the finished ones' entries repeat their last value).
 
