@@ -76,6 +76,18 @@ STALL_WINDOW = 10
 log-odds gain of an image already past ``margin`` is measured (the stall stop)."""
 
 
+def projected_log_odds(
+    history: list[Tensor], over: int, cap: Tensor, factor: float = 1.0
+) -> Tensor:
+    """Where each image's log-odds would end ``(B,)`` if it kept gaining, for the rest of its
+    budget, ``factor`` times its mean gain per iteration over the last ``over`` iterations
+    (a loss counts as no gain). ``history``: the log-odds ``(B,)`` of every iteration so far
+    (the last is the current one); ``cap`` ``(B,)``: each image's iteration budget."""
+    it = len(history) - 1
+    rate = (history[-1] - history[-1 - over]) / over
+    return history[-1] + factor * rate.clamp_min(0.0) * (cap - it)
+
+
 class GradientAscent:
     """Option 1: normalised gradient ascent on the target log-odds, resampled at ``t / T``.
 
@@ -195,8 +207,9 @@ class GradientAscent:
         path, probs = [], []
         # the bar counts finished images: the iterations a batch needs are not known ahead
         bar = tqdm(total=z.shape[0], desc=label, unit="image", disable=not self.show_progress)
-        goal = goal_logit = p_all = s_first = s_all = torch.empty(0)
-        history: list[Tensor] = []  # s_all per iteration, for the stall stop
+        goal = goal_logit = p_all = s_all = torch.empty(0)
+        history: list[Tensor] = []  # s_all per iteration: the gain rates of the early stops
+        window = self.stall_window
         cap = torch.full((z.shape[0],), self.max_iter, device=z.device)
         cap = cap if budget is None else torch.minimum(cap, budget.to(cap.dtype))
         for it in range(self.max_iter + 1):
@@ -207,7 +220,7 @@ class GradientAscent:
             if it == 0:  # a start already past the margin climbs EXAGGERATION log-odds further
                 goal = torch.sigmoid(score.detach() + EXAGGERATION).clamp_min(self.margin)
                 goal_logit = torch.logit(goal)
-                p_all, s_first, s_all = p, score.detach(), score.detach()
+                p_all, s_all = p, score.detach()
             else:
                 p_all = p_all.index_copy(0, rows, p)
                 s_all = s_all.index_copy(0, rows, score.detach())
@@ -215,14 +228,11 @@ class GradientAscent:
             probs.append(p_all)
             history.append(s_all)
             active = (p_all < goal) & (it < cap)
-            window = self.stall_window
             if window is not None and it >= window:  # past the margin, saturated short of goal
-                recent = (s_all - history[it - window]) / window
-                reach = s_all + recent.clamp_min(0.0) * (cap - it)
+                reach = projected_log_odds(history, window, cap)  # at the recent rate
                 active = active & ~((p_all >= self.margin) & (reach < goal_logit))
-            if give_up is not None and it >= GIVE_UP_AFTER:
-                rate = (s_all - s_first) / it  # mean log-odds gain per iteration
-                reach = s_all + give_up * rate.clamp_min(0.0) * (cap - it)
+            if give_up is not None and it >= GIVE_UP_AFTER:  # at the mean rate since the start
+                reach = projected_log_odds(history, it, cap, give_up)
                 active = active & (reach >= goal_logit)
             bar.update(int((~active).sum()) - bar.n)
             bar.set_postfix(iteration=it, refresh=False)
