@@ -271,7 +271,8 @@ def test_paths_that_cannot_be_valid_are_not_optimised(toy):
     # a valid path's frame 1 climbs above the start and stays within calibration_tol of 1/T,
     # so an image starting at or above 1/T + calibration_tol is skipped and keeps its warm start
     g, f, z0 = toy
-    mp = MonotonePath(g, f, steps=4, iterations=5, stall=None, warm_start_eta=0.05, **NO_BLUR)
+    kw = {"stall": None, "hopeless_after": None, "warm_start_eta": 0.05, **NO_BLUR}
+    mp = MonotonePath(g, f, steps=4, iterations=5, **kw)
     levels = torch.arange(5) / 4
     target = torch.ones(3, dtype=torch.long)
     z_init, p_start = mp.warm_start(z0, target, levels)
@@ -286,6 +287,49 @@ def test_paths_that_cannot_be_valid_are_not_optimised(toy):
     final, lambdas = mp.optimise(z0, z_init, p_start, target, levels, decode=decode)
     optimised = torch.cat(calls[1:]).tolist()  # the first call decodes frame 0 of every image
     assert 1 not in optimised
-    # the others ran every iteration (stall=None): 5 steps and the final check, T rows each
+    # the others ran every iteration (no stop): 5 steps and the final check, T rows each
     assert optimised.count(0) == optimised.count(2) == 6 * 4
     assert torch.equal(final[1], z_init[1]) and bool(lambdas[1].isnan())
+
+
+def test_images_never_valid_stop_after_hopeless_after_and_valid_ones_run_on(toy):
+    g, f, z0 = toy
+    levels = torch.arange(5) / 4
+    target = torch.ones(3, dtype=torch.long)
+    kw = {
+        "steps": 4,
+        "iterations": 12,
+        "stall": None,
+        "warm_start_eta": 0.05,
+        "warm_start_iter": 500,
+    }
+
+    def run(blur_check, hopeless_after):
+        mp = MonotonePath(g, f, blur_check=blur_check, hopeless_after=hopeless_after, **kw)
+        z_init, p_start = mp.warm_start(z0, target, levels)
+        calls = []
+
+        def decode(z, rows):
+            calls.append(rows.clone())
+            return g.decode(z)
+
+        final, _ = mp.optimise(z0, z_init, p_start, target, levels, decode=decode)
+        return final, z_init, torch.cat(calls[1:]).tolist()  # call 0 decodes frame 0
+
+    # the blur check defeats the toy's single-pixel classifier: no iterate is ever valid, so
+    # hopeless_after=3 stops every image after iterations 0-3 (T rows each), not 0-12
+    final, z_init, rows = run(1.0, 3)
+    assert [rows.count(i) for i in range(3)] == [4 * 4] * 3
+    assert torch.equal(final, z_init)
+    _, _, rows = run(1.0, None)
+    assert [rows.count(i) for i in range(3)] == [13 * 4] * 3
+    # without it the warm start is valid from iteration 0, and hopeless_after=0 stops nothing
+    stopped, _, rows0 = run(0.0, 0)
+    free, _, rows_free = run(0.0, None)
+    assert rows0 == rows_free and torch.equal(stopped, free)
+
+
+def test_bad_hopeless_after(toy):
+    g, f, z0 = toy
+    with pytest.raises(ValueError, match="`hopeless_after`"):
+        MonotonePath(g, f, hopeless_after=-1).explain(torch.zeros(3, 1, 4, 4), 1, latents=z0)
