@@ -14,8 +14,11 @@ the search would cost. Prints, per direction: the row-iterations and chosen regi
 shipped rule (mean-rate extrapolation over the rest of the budget, from iteration 10,
 ``give_up=1.0``), where they go (successful vs failed candidates), and the same for variants:
 an earlier start, a smaller or larger factor, a rate over a recent window only, and a shorter
-projection horizon. A variant that changes an image's region changes its frames (a larger
-region lowers localisation), so only a saving with no changed region is free.
+projection horizon. Every rule is replayed with the candidates tried from the smallest (the
+search before session 15); the last line is the shipped search, which bisects them (the
+middle one first). The traces are kept in ``--cache`` (``region_traces_seed*.safetensors``),
+so a second run only replays. A variant that changes an image's region changes its frames (a
+larger region lowers localisation), so only a saving with no changed region is free.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import math
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from trajectory_validation import cached_latents  # the sibling script: the same latent cache
 
 from cfx.calls import frozen, in_chunks
@@ -92,25 +96,41 @@ def replay(s: torch.Tensor, goal: float, cap: float, rule: Rule) -> tuple[int, b
     return n - 1, bool(s[n - 1] >= goal)
 
 
-def search(tr: dict, margin: float, fractions, rule: Rule) -> tuple[list[int], list[float], dict]:
+def attempt(s: torch.Tensor, margin: float, cap: int, rule: Rule) -> tuple[int, bool]:
+    """Row-iterations one candidate costs under ``rule``, and whether the region search
+    accepts it (its trace ``s`` reaches ``margin``)."""
+    # the ascent's goal, max(sigmoid(s_0 + EXAGGERATION), margin), in log-odds
+    goal = max(float(s[0]) + EXAGGERATION, math.log(margin / (1 - margin)))
+    it, _ = replay(s, goal - 1e-9, cap, rule)
+    return it + 1, bool(s[it] >= math.log(margin / (1 - margin)) - 1e-9)
+
+
+def search(
+    tr: dict, margin: float, fractions, rule: Rule, order: str = "ascending"
+) -> tuple[list[int], list[float], dict]:
     """Row-iterations and chosen region per image under ``rule``; row-iterations spent on
-    candidates that succeeded / failed."""
+    candidates that succeeded / failed. ``order``: ``"ascending"`` tries the candidates from
+    the smallest (the shipped search); ``"bisect"`` bisects for the smallest that succeeds
+    (the same choice where success grows with the region)."""
     cost, chosen, spent = [], [], {"succeeded": 0, "failed": 0}
     for i, cap in enumerate(tr["budget"]):
-        c, pick = 0, 1.0
-        for q in fractions:
-            s = tr[q][i]
-            # the ascent's goal, max(sigmoid(s_0 + EXAGGERATION), margin), in log-odds
-            goal = max(float(s[0]) + EXAGGERATION, math.log(margin / (1 - margin)))
-            it, _ = replay(s, goal - 1e-9, cap, rule)
-            ok = bool(s[it] >= math.log(margin / (1 - margin)) - 1e-9)  # the region search's test
-            c += it + 1
-            spent["succeeded" if ok else "failed"] += it + 1
-            if ok:
-                pick = q
-                break
-        cost.append(c)
-        chosen.append(pick)
+        tried = [attempt(tr[q][i], margin, cap, rule) for q in fractions]  # (cost, ok) each
+        if order == "ascending":
+            k = next((j for j, (_, ok) in enumerate(tried) if ok), len(fractions))
+            visited = list(range(min(k + 1, len(fractions))))
+        else:
+            lo, hi, k, visited = 0, len(fractions) - 1, len(fractions), []
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                visited.append(mid)
+                if tried[mid][1]:
+                    k, hi = mid, mid - 1
+                else:
+                    lo = mid + 1
+        for j in visited:
+            spent["succeeded" if tried[j][1] else "failed"] += tried[j][0]
+        cost.append(sum(tried[j][0] for j in visited))
+        chosen.append(fractions[k] if k < len(fractions) else 1.0)
     return cost, chosen, spent
 
 
@@ -136,11 +156,21 @@ def main() -> None:
         z0 = cached_latents(gen, data.images[pick], cache)
         explainer = LocalisedAscent(gen, clf, margin=margin, give_up=None)
         fractions = sorted(explainer.mask_fractions)
-        tr = traces(explainer, z0, torch.full((args.n,), target))
+        saved = args.cache / f"region_traces_seed{args.seed}_n{args.n}{suffix}.safetensors"
+        if saved.exists():  # the traces of an earlier run: replays need no model evaluation
+            flat = load_file(saved)
+            tr = {"budget": flat.pop("budget").tolist()} | {float(q): v for q, v in flat.items()}
+        else:
+            tr = traces(explainer, z0, torch.full((args.n,), target))
+            flat = {str(q): v.contiguous() for q, v in tr.items() if q != "budget"}
+            save_file(flat | {"budget": torch.tensor(tr["budget"])}, saved)
         cost, chosen, spent = search(tr, margin, fractions, SHIPPED)
         total = sum(cost)
         counts = {q: chosen.count(q) for q in [*fractions, 1.0]}
-        print(f"   shipped rule: {total} row-iterations, {spent}, regions chosen {counts}")
+        print(
+            f"   shipped rule, from the smallest: {total} row-iterations, {spent}, "
+            f"regions chosen {counts}"
+        )
         for rule in variants:
             c, ch, _ = search(tr, margin, fractions, rule)
             changed = sum(a != b for a, b in zip(ch, chosen, strict=True))
@@ -149,6 +179,13 @@ def main() -> None:
                 f"   first={rule[0]} factor={rule[1]} window={rule[2]} horizon={rule[3]}: "
                 f"{sum(c) / total:.2f}x, regions changed {changed} (larger {larger})"
             )
+        c, ch, sp = search(tr, margin, fractions, SHIPPED, order="bisect")
+        changed = sum(a != b for a, b in zip(ch, chosen, strict=True))
+        larger = sum(a > b for a, b in zip(ch, chosen, strict=True))
+        print(
+            f"   shipped rule, bisected (shipped search): {sum(c) / total:.2f}x, {sp}, "
+            f"regions changed {changed} (larger {larger})"
+        )
 
 
 if __name__ == "__main__":

@@ -222,3 +222,31 @@ def test_sequences_of_any_kind_are_accepted(toy):
     res = _explainer(g, f, mask_fractions=np.array([0.125, 0.25])).explain(x, 1, latents=z0)
     assert res.edit_masks is not None
     assert PixelSpace([1, np.int64(4), 4]).latent_shape == (1, 4, 4)
+
+
+@pytest.mark.parametrize(
+    ("max_iter", "pixels", "tried"),
+    # 11.4 log-odds to p = 0.99 at rates 1.0 / 1.9 / 2.7 / 3.4 per unit of z (top 1-4 pixels
+    # of R): 46 / 24 / 17 / 14 steps of 0.25. Bisection tries the second candidate first, then
+    # the smaller or the larger half.
+    [(100, 1, [2, 1]), (20, 3, [2, 3]), (15, 4, [2, 3, 4])],
+)
+def test_the_smallest_region_that_flips_is_found_by_bisection(
+    toy, monkeypatch, max_iter, pixels, tried
+):
+    g, f, z0, x = toy
+    explainer = _explainer(g, f, max_iter=max_iter, mask_fractions=(1 / 16, 2 / 16, 3 / 16, 4 / 16))
+    sizes = []
+    ascend = explainer.ascend_masked
+
+    def recording(z, start, mask, *args, **kwargs):
+        sizes.append(mask.flatten(1).sum(1).round().long().tolist())
+        return ascend(z, start, mask, *args, **kwargs)
+
+    monkeypatch.setattr(explainer, "ascend_masked", recording)
+    res = explainer.explain(x, 1, latents=z0)
+    assert sizes == [[n, n] for n in tried]  # both images take the same turns
+    expected = torch.zeros(16)
+    expected[:pixels] = 1.0  # R's pixels in the order of their change
+    assert torch.equal(res.edit_masks.flatten(1), expected.expand(2, -1))
+    assert bool((res.probs[:, -1] >= 0.99).all())
