@@ -16,6 +16,7 @@ loop overhead, as in ``trajectory.py``).
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import subprocess
 import sys
@@ -70,7 +71,12 @@ def child() -> None:
     MonotonePath(gen, clf, steps=10, localise=True).explain(x, 0, latents=z0)
     per_path = (time.perf_counter() - t0) / 32
     with frozen(gen, clf):
-        mp = MonotonePath(gen, clf, steps=10, iterations=10)
+        # all 10 iterations for every image (the loop divides by 11): z_init is never valid,
+        # and the stop rules (where this commit has them) would end the loop early
+        stops = {"stall": None, "hopeless_after": None}
+        known = inspect.signature(MonotonePath).parameters
+        stops = {k: v for k, v in stops.items() if k in known}
+        mp = MonotonePath(gen, clf, steps=10, iterations=10, **stops)
         z_init = z0[:, None].repeat(1, 10, 1)
         target = torch.zeros(32, dtype=torch.long)
         t0 = time.perf_counter()

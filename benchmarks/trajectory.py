@@ -272,7 +272,11 @@ def main() -> None:
     with frozen(gen, clf):
         zero = torch.zeros(32, dtype=torch.long)
         ga = GradientAscent(gen, clf, steps=args.steps, max_iter=20, margin=0.999999)
-        mp = MonotonePath(gen, clf, steps=args.steps, iterations=10)
+        # every image runs all 10 iterations (+ the final check): the loop divides by 11, and
+        # z_init (every frame z_0) is never valid, so hopeless_after would stop it after 4
+        mp = MonotonePath(
+            gen, clf, steps=args.steps, iterations=10, stall=None, hopeless_after=None
+        )
         levels = torch.arange(args.steps + 1) / args.steps
         z_init = z0[:, None].repeat(1, args.steps, 1)
         # Each loop is paired with a bare reference timed right after it, and the overhead is
