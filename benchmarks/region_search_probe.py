@@ -110,7 +110,7 @@ def search(
 ) -> tuple[list[int], list[float], dict]:
     """Row-iterations and chosen region per image under ``rule``; row-iterations spent on
     candidates that succeeded / failed. ``order``: ``"ascending"`` tries the candidates from
-    the smallest (the shipped search); ``"bisect"`` bisects for the smallest that succeeds
+    the smallest (the search before session 15); ``"bisect"`` bisects for the smallest that succeeds
     (the same choice where success grows with the region)."""
     cost, chosen, spent = [], [], {"succeeded": 0, "failed": 0}
     for i, cap in enumerate(tr["budget"]):
@@ -156,7 +156,9 @@ def main() -> None:
         z0 = cached_latents(gen, data.images[pick], cache)
         explainer = LocalisedAscent(gen, clf, margin=margin, give_up=None)
         fractions = sorted(explainer.mask_fractions)
-        saved = args.cache / f"region_traces_seed{args.seed}_n{args.n}{suffix}.safetensors"
+        e = explainer  # the settings the traces depend on name the file: a change re-traces
+        knobs = f"m{e.margin}_p{e.patience}_i{e.max_iter}_s{e.soften}_b{e.change_blur}_e{e.eta}"
+        saved = args.cache / f"region_traces_seed{args.seed}_n{args.n}{suffix}_{knobs}.safetensors"
         if saved.exists():  # the traces of an earlier run: replays need no model evaluation
             flat = load_file(saved)
             tr = {"budget": flat.pop("budget").tolist()} | {float(q): v for q, v in flat.items()}

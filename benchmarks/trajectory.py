@@ -274,6 +274,7 @@ def main() -> None:
         ga = GradientAscent(gen, clf, steps=args.steps, max_iter=20, margin=0.999999)
         # every image runs all 10 iterations (+ the final check): the loop divides by 11, and
         # z_init (every frame z_0) is never valid, so hopeless_after would stop it after 4
+        # Adam steps (5 of the 11 passes)
         mp = MonotonePath(
             gen, clf, steps=args.steps, iterations=10, stall=None, hopeless_after=None
         )

@@ -250,3 +250,26 @@ def test_the_smallest_region_that_flips_is_found_by_bisection(
     expected[:pixels] = 1.0  # R's pixels in the order of their change
     assert torch.equal(res.edit_masks.flatten(1), expected.expand(2, -1))
     assert bool((res.probs[:, -1] >= 0.99).all())
+
+
+def test_images_on_different_turns_of_the_bisection_get_their_own_regions(toy, monkeypatch):
+    g, f, _, _ = toy
+    # image 0 starts at log-odds -6.8 (46 / 24 / 17 / 14 steps for the top 1-4 pixels of R),
+    # image 1 at -3.4 (32 / 17 / 12 / 10): with 20 iterations image 0 needs 3 pixels and image
+    # 1 two, so the second turn ascends 3- and 1-pixel regions in one batch
+    z0 = torch.tensor([[-2.0, 0.5], [-1.0, -1.0]])
+    x = g.decode(z0).detach().clamp(-1, 1)
+    explainer = _explainer(g, f, max_iter=20, mask_fractions=(1 / 16, 2 / 16, 3 / 16, 4 / 16))
+    sizes = []
+    ascend = explainer.ascend_masked
+
+    def recording(z, start, mask, *args, **kwargs):
+        sizes.append(mask.flatten(1).sum(1).round().long().tolist())
+        return ascend(z, start, mask, *args, **kwargs)
+
+    monkeypatch.setattr(explainer, "ascend_masked", recording)
+    res = explainer.explain(x, 1, latents=z0)
+    assert sizes == [[2, 2], [3, 1]]
+    assert res.edit_masks.flatten(1).sum(1).tolist() == [3.0, 2.0]
+    assert torch.equal(res.edit_masks.flatten(1)[:, 4:], torch.zeros(2, 12))
+    assert bool((res.probs[:, -1] >= 0.99).all())

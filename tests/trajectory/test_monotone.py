@@ -138,7 +138,9 @@ def test_an_end_frame_that_fails_when_blurred_is_never_valid(toy):
     with torch.no_grad():
         blurred = torch.softmax(f(gaussian_blur(warm.frames[:, -1], 1.0)), 1)[:, 1]
     assert bool((blurred < 0.99).all()) and bool((warm.probs[:, -1] >= 0.99).all())
-    checked = MonotonePath(g, f, iterations=30, blur_check=1.0, robust_end=False, **kw)
+    checked = MonotonePath(
+        g, f, iterations=30, blur_check=1.0, robust_end=False, hopeless_after=None, **kw
+    )
     checked = checked.explain(x, 1, latents=z0)
     unchecked = MonotonePath(g, f, iterations=30, blur_check=0.0, **kw).explain(x, 1, latents=z0)
     assert torch.equal(checked.frames, warm.frames)
