@@ -99,10 +99,11 @@ def replay(s: torch.Tensor, goal: float, cap: float, rule: Rule) -> tuple[int, b
 def attempt(s: torch.Tensor, margin: float, cap: int, rule: Rule) -> tuple[int, bool]:
     """Row-iterations one candidate costs under ``rule``, and whether the region search
     accepts it (its trace ``s`` reaches ``margin``)."""
+    accept = math.log(margin / (1 - margin))  # the region search's test, in log-odds
     # the ascent's goal, max(sigmoid(s_0 + EXAGGERATION), margin), in log-odds
-    goal = max(float(s[0]) + EXAGGERATION, math.log(margin / (1 - margin)))
+    goal = max(float(s[0]) + EXAGGERATION, accept)
     it, _ = replay(s, goal - 1e-9, cap, rule)
-    return it + 1, bool(s[it] >= math.log(margin / (1 - margin)) - 1e-9)
+    return it + 1, bool(s[it] >= accept - 1e-9)
 
 
 def search(

@@ -89,9 +89,9 @@ class MonotonePath:
         stall: an image whose best valid path has not improved for this many iterations
             stops (its path is final; the batch stops when every image has); ``None``: a
             valid image runs all ``iterations``. Images never valid are stopped by
-            ``hopeless_after`` instead. On the
-            128 validation slices, 24 iterations with ``stall=8`` gave the same oracle
-            agreement as 40 with ``stall=12`` (localised 0.977, plain 0.938), localisation
+            ``hopeless_after`` instead. On the 128 validation slices, 24 iterations with
+            ``stall=8`` gave the same oracle agreement as 40 with ``stall=12`` (localised
+            0.977, plain 0.938), localisation
             0.686 vs 0.687 (plain 0.443 vs 0.457), in 2.25 vs 2.90 s per path (plain 1.18 vs
             2.02); 16 with ``stall=6`` again the same agreement (localised with the input as
             background: 0.969; plain 0.938) and localisation (0.724 vs 0.723; plain 0.436 vs

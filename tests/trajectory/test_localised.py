@@ -224,6 +224,19 @@ def test_sequences_of_any_kind_are_accepted(toy):
     assert PixelSpace([1, np.int64(4), 4]).latent_shape == (1, 4, 4)
 
 
+def _record_region_sizes(explainer, monkeypatch) -> list:
+    """Per call of ``explainer.ascend_masked``, the pixel count of each image's region."""
+    sizes = []
+    ascend = explainer.ascend_masked
+
+    def recording(z, start, mask, *args, **kwargs):
+        sizes.append(mask.flatten(1).sum(1).round().long().tolist())
+        return ascend(z, start, mask, *args, **kwargs)
+
+    monkeypatch.setattr(explainer, "ascend_masked", recording)
+    return sizes
+
+
 @pytest.mark.parametrize(
     ("max_iter", "pixels", "tried"),
     # 11.4 log-odds to p = 0.99 at rates 1.0 / 1.9 / 2.7 / 3.4 per unit of z (top 1-4 pixels
@@ -236,14 +249,7 @@ def test_the_smallest_region_that_flips_is_found_by_bisection(
 ):
     g, f, z0, x = toy
     explainer = _explainer(g, f, max_iter=max_iter, mask_fractions=(1 / 16, 2 / 16, 3 / 16, 4 / 16))
-    sizes = []
-    ascend = explainer.ascend_masked
-
-    def recording(z, start, mask, *args, **kwargs):
-        sizes.append(mask.flatten(1).sum(1).round().long().tolist())
-        return ascend(z, start, mask, *args, **kwargs)
-
-    monkeypatch.setattr(explainer, "ascend_masked", recording)
+    sizes = _record_region_sizes(explainer, monkeypatch)
     res = explainer.explain(x, 1, latents=z0)
     assert sizes == [[n, n] for n in tried]  # both images take the same turns
     expected = torch.zeros(16)
@@ -260,14 +266,7 @@ def test_images_on_different_turns_of_the_bisection_get_their_own_regions(toy, m
     z0 = torch.tensor([[-2.0, 0.5], [-1.0, -1.0]])
     x = g.decode(z0).detach().clamp(-1, 1)
     explainer = _explainer(g, f, max_iter=20, mask_fractions=(1 / 16, 2 / 16, 3 / 16, 4 / 16))
-    sizes = []
-    ascend = explainer.ascend_masked
-
-    def recording(z, start, mask, *args, **kwargs):
-        sizes.append(mask.flatten(1).sum(1).round().long().tolist())
-        return ascend(z, start, mask, *args, **kwargs)
-
-    monkeypatch.setattr(explainer, "ascend_masked", recording)
+    sizes = _record_region_sizes(explainer, monkeypatch)
     res = explainer.explain(x, 1, latents=z0)
     assert sizes == [[2, 2], [3, 1]]
     assert res.edit_masks.flatten(1).sum(1).tolist() == [3.0, 2.0]
