@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from cfx.cli.models import model_name
+
 LABELLERS = ("oracle", "web", "csv")
 
 
@@ -16,15 +18,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "augment", help="augment a classifier's training data with labelled near-boundary frames"
     )
-    p.add_argument("--classifier", default="brain-cnn-tagged", help="zoo classifier to improve")
-    p.add_argument("--generator", default="brain-gan", help="zoo generator (with encoder)")
+    p.add_argument(
+        "--classifier",
+        default="brain-cnn-tagged",
+        help="classifier to improve: a zoo name or a model folder (DIR or DIR/model)",
+    )
+    p.add_argument(
+        "--generator",
+        default="brain-gan",
+        help="generator with encoder: a zoo name or a model folder",
+    )
     p.add_argument(
         "--labeller",
         default="oracle",
         choices=LABELLERS,
         help="oracle: automatic; web/csv: a person labels each round's task folder",
     )
-    p.add_argument("--oracle", default="brain-oracle", help="zoo classifier for --labeller oracle")
+    p.add_argument(
+        "--oracle",
+        default="brain-oracle",
+        help="classifier for --labeller oracle: a zoo name or a model folder",
+    )
     p.add_argument("--budget", type=int, default=200, help="total labels, never exceeded")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per round")
@@ -66,14 +80,16 @@ def run_augment(args: argparse.Namespace) -> int:
         pool = biased.images
     labeller: Labeller
     if args.labeller == "oracle":
-        labeller = OracleLabeller(load_classifier(args.oracle))
+        labeller = OracleLabeller(
+            load_classifier(model_name("--oracle", args.oracle, "classifier"))
+        )
     elif args.labeller in ("web", "csv"):
         labeller = TaskLabeller()
     else:
         raise ValueError(f"`--labeller` must be one of {LABELLERS}, got {args.labeller!r}")
     learner = ActiveLearner(
-        load_generator(args.generator),
-        load_classifier(args.classifier),
+        load_generator(model_name("--generator", args.generator, "generator")),
+        load_classifier(model_name("--classifier", args.classifier, "classifier")),
         labeller,
         budget=args.budget,
         rounds=args.rounds,

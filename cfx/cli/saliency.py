@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from cfx.cli.models import model_name
 from cfx.errors import UnknownNameError
 
 OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
@@ -30,7 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ssub = p.add_subparsers(dest="saliency_command", required=True, metavar="ACTION")
 
     c = ssub.add_parser("compare", help="method x metric table, map grid and attack figures")
-    c.add_argument("--classifier", default="brain-cnn", help="zoo classifier to explain")
+    c.add_argument(
+        "--classifier",
+        default="brain-cnn",
+        help="classifier to explain: a zoo name or a model folder (DIR or DIR/model)",
+    )
     c.add_argument("--n", type=int, default=64, help="tumour test slices to score")
     c.add_argument("--seed", type=int, default=2, help="seed of the brain slices (2 = test)")
     c.add_argument("--methods", default="all", help="comma-separated names, or 'all'")
@@ -44,7 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(run=run_compare)
 
     a = ssub.add_parser("attack", help="perturb slices so a saliency map moves, label kept")
-    a.add_argument("--classifier", default="brain-cnn", help="zoo classifier to explain")
+    a.add_argument(
+        "--classifier",
+        default="brain-cnn",
+        help="classifier to explain: a zoo name or a model folder (DIR or DIR/model)",
+    )
     a.add_argument("--method", default="gradient", choices=ATTACKABLE)
     a.add_argument("--objective", default="top_k", choices=OBJECTIVES)
     a.add_argument("--epsilon", default="8/255", help="L-inf budget, fraction of the range")
@@ -77,7 +86,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from cfx.zoo import load_classifier
 
     names = _method_names(args.methods)
-    model = load_classifier(args.classifier)
+    model = load_classifier(model_name("--classifier", args.classifier, "classifier"))
     x, masks = tumour_slices(args.n, args.seed)
     res = compare_methods(
         model,
@@ -142,7 +151,7 @@ def run_attack(args: argparse.Namespace) -> int:
     from cfx.zoo import load_classifier
 
     eps = parse_fraction(args.epsilon)
-    model = load_classifier(args.classifier)
+    model = load_classifier(model_name("--classifier", args.classifier, "classifier"))
     x, _ = tumour_slices(args.n, args.seed)
     explainer = build_method(args.method, model)
     gen = torch.Generator().manual_seed(0)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from cfx.cli.models import model_name
 from cfx.errors import UnknownNameError
 
 if TYPE_CHECKING:
@@ -27,8 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "shortcuts",
         help="report where counterfactual paths change the image: lesion, marker or elsewhere",
     )
-    p.add_argument("--classifier", default="brain-cnn-tagged", help="zoo classifier to audit")
-    p.add_argument("--generator", default="brain-gan", help="zoo generator (with encoder)")
+    p.add_argument(
+        "--classifier",
+        default="brain-cnn-tagged",
+        help="classifier to audit: a zoo name or a model folder (DIR or DIR/model)",
+    )
+    p.add_argument(
+        "--generator",
+        default="brain-gan",
+        help="generator with encoder: a zoo name or a model folder",
+    )
     p.add_argument(
         "--method",
         default="monotone",
@@ -226,6 +235,8 @@ def run_shortcuts(args: argparse.Namespace) -> int:
             f"unknown saliency method {args.saliency!r}; expected one of {SALIENCY_METHODS}"
         )
     t0 = time.perf_counter()
+    model_name("--generator", args.generator, "generator")
+    model_name("--classifier", args.classifier, "classifier")
     generator = load_generator(args.generator)
     classifier = load_classifier(args.classifier)
     common = {

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cfx.cli.models import model_name
 from cfx.errors import UnknownNameError, check_int, check_real
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "played forward and back) and probabilities.png.",
     )
     p.add_argument(
-        "--classifier", default="brain-cnn", help="zoo classifier to explain (%(default)s)"
+        "--classifier",
+        default="brain-cnn",
+        help="classifier to explain: a zoo name (%(default)s), a model folder written by "
+        "save_pretrained or `cfx train classifier --out DIR` (DIR or DIR/model), or a hub id",
     )
     p.add_argument(
-        "--generator", default="brain-gan", help="zoo generator with encoder (%(default)s)"
+        "--generator",
+        default="brain-gan",
+        help="generator with encoder: a zoo name (%(default)s), a model folder or a hub id",
     )
     p.add_argument(
-        "--oracle", default="brain-oracle", help="zoo oracle, or 'none' to skip (%(default)s)"
+        "--oracle",
+        default="brain-oracle",
+        help="independent classifier for evaluation: a zoo name (%(default)s), a model folder, "
+        "a hub id, or 'none' to skip",
     )
     p.add_argument("--target", required=True, help="target class: healthy, tumour, or an index")
     p.add_argument(
@@ -247,26 +256,6 @@ def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch
     return data.images[pick], data.masks[pick]
 
 
-def zoo_name(flag: str, name: str, want: str) -> str:
-    """``name`` if it is a zoo model of kind ``want`` ("generator", "classifier"), else an
-    error that names ``flag`` and says where the model belongs."""
-    from cfx.zoo import ZOO
-
-    fits = sorted(n for n, e in ZOO.items() if e.role == want)
-    extra = " or 'none'" if flag == "--oracle" else ""
-    if name not in ZOO:
-        raise UnknownNameError(
-            f"`{flag}`: unknown zoo {want} {name!r}; expected one of {fits}{extra}"
-        )
-    got = ZOO[name].role
-    if got != want:
-        where = {"generator": " (pass it as --generator)", "classifier": "", "segmenter": ""}
-        raise ValueError(
-            f"`{flag}`: {name!r} is a {got}{where[got]}; expected a {want}: one of {fits}{extra}"
-        )
-    return name
-
-
 def run_trajectory(args: argparse.Namespace) -> int:
     from cfx.inversion import zero_image
     from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath, save_result
@@ -307,10 +296,10 @@ def run_trajectory(args: argparse.Namespace) -> int:
             "`--out` must not be the `--input` folder: its figures would be read as scans "
             "by the next run"
         )
-    zoo_name("--generator", args.generator, "generator")
-    zoo_name("--classifier", args.classifier, "classifier")
+    model_name("--generator", args.generator, "generator")
+    model_name("--classifier", args.classifier, "classifier")
     if args.oracle != "none":
-        zoo_name("--oracle", args.oracle, "classifier")
+        model_name("--oracle", args.oracle, "classifier")
 
     generator = load_generator(args.generator)
     seed = DEFAULT_SEED if args.seed is None else args.seed

@@ -4,10 +4,16 @@ Weights live in the repository's top-level ``generators/`` and ``classifiers/`` 
 folder per model: ``config.json``, ``model.safetensors`` and a ``README.md`` model card whose
 ``sha256:`` line is checked on every load). Installed wheels carry the same folders inside the
 package (``cfx/_zoo``); ``CFX_ZOO`` may point to another copy.
+
+:func:`load_generator` and :func:`load_classifier` also take a folder written by
+``save_pretrained`` (for instance ``cfx train classifier --out runs/cnn`` writes
+``runs/cnn/model``; the run folder itself is accepted too) or a hub id ``owner/name``, as long as
+its ``config.json`` names one of the zoo's architectures (:func:`describe`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +26,9 @@ from torch import nn
 from cfx.errors import CheckpointError, UnknownNameError
 from cfx.types import Invertible
 from cfx.zoo.credit_models import CREDIT_MODELS, german_split, load_credit_model
-from cfx.zoo.pretrained import PretrainedMixin
+from cfx.zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, PretrainedMixin, resolve_folder
+
+Role = Literal["generator", "classifier", "segmenter"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,7 @@ class ZooEntry:
     kind: str  # "generators" or "classifiers": the zoo folder
     class_path: str  # "module:Class"
     summary: str
-    role: Literal["generator", "classifier", "segmenter"]  # what the model is used as
+    role: Role  # what the model is used as
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -113,39 +121,115 @@ def card_sha256(folder: Path) -> str:
     raise CheckpointError(f"`{card}` records no sha256 for model.safetensors")
 
 
-def _load(name: str) -> nn.Module:
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from and what it is, known before its weights are read."""
+
+    folder: Path  # local: a hub id's files are fetched into the hub cache first
+    class_path: str  # "module:Class"
+    role: Role
+    expected_sha256: str | None  # checked on load: the card's, for zoo models and carded runs
+
+
+def _architectures() -> dict[str, ZooEntry]:
+    """The zoo's architectures by class name (what ``config.json``'s ``_class_name`` says)."""
+    return {e.class_path.split(":")[1]: e for e in ZOO.values()}
+
+
+def _model_subfolder(path: Path) -> Path:
+    """``path`` if it holds ``config.json``, else its ``model/`` (a ``cfx train`` run folder)."""
+    if not (path / CONFIG_NAME).is_file() and (path / "model" / CONFIG_NAME).is_file():
+        return path / "model"
+    return path
+
+
+def _folder_source(folder: Path) -> ModelSource:
+    folder = Path(resolve_folder(folder, files=(CONFIG_NAME, WEIGHTS_NAME)))
+    try:
+        class_name = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))["_class_name"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(
+            f"`{folder / CONFIG_NAME}` does not name its architecture (`_class_name`): {err!r}"
+        ) from err
+    known = _architectures()
+    if class_name not in known:
+        raise CheckpointError(
+            f"`{folder}` holds a {class_name!r}; cfx loads {sorted(known)} from a folder. "
+            "Load other models in Python and pass them to the explainers"
+        )
+    card = folder / "README.md"
+    expected = card_sha256(folder) if card.is_file() else None
+    entry = known[class_name]
+    return ModelSource(folder, entry.class_path, entry.role, expected)
+
+
+def describe(name_or_path: str | Path) -> ModelSource:
+    """What :func:`load_generator` / :func:`load_classifier` would load, without its weights.
+
+    ``name_or_path``: a zoo name (``ZOO``), a local folder with ``config.json`` +
+    ``model.safetensors`` (or a ``cfx train`` run folder holding ``model/``), or a hub id
+    ``owner/name`` (described after fetching its files). A folder's model card
+    (``README.md``), if it has one, must record the weights' sha256.
+    """
+    name = str(name_or_path)
+    if name in ZOO:
+        folder = model_folder(name)
+        entry = ZOO[name]
+        return ModelSource(folder, entry.class_path, entry.role, card_sha256(folder))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _folder_source(_model_subfolder(path))
+    if path.parent.is_dir() and path.parent != Path("."):  # `runs/cnn` with `runs/` here
+        raise CheckpointError(
+            f"no folder `{path}` (its parent `{path.parent}` is a local folder, so this is not "
+            "read as a hub id 'owner/name')"
+        )
+    if path.exists() or name.count("/") != 1:
+        raise UnknownNameError(
+            f"unknown zoo model {name!r}; expected one of {sorted(ZOO)}, a folder written by "
+            "save_pretrained (e.g. `cfx train ... --out DIR` writes DIR/model) or a hub id "
+            "'owner/name'"
+        )
+    return _folder_source(resolve_folder(name, files=(CONFIG_NAME, WEIGHTS_NAME)))
+
+
+def _load(name_or_path: str | Path, want: Role) -> nn.Module:
     import importlib
 
-    folder = model_folder(name)
-    module_name, class_name = ZOO[name].class_path.split(":")
+    source = describe(name_or_path)
+    if source.role != want and not (want == "classifier" and source.role == "segmenter"):
+        use = "load_generator" if source.role == "generator" else "load_classifier"
+        raise UnknownNameError(f"{str(name_or_path)!r} is a {source.role}; use {use}")
+    module_name, class_name = source.class_path.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     if not issubclass(cls, PretrainedMixin):
         raise TypeError(f"{cls.__name__} cannot be loaded from the zoo")
-    model = cls.from_pretrained(folder, expected_sha256=card_sha256(folder))
+    model = cls.from_pretrained(source.folder, expected_sha256=source.expected_sha256)
     for p in model.parameters():
         p.requires_grad_(False)
     return model
 
 
-def load_generator(name: str = "brain-gan") -> Invertible:
-    """A zoo generator (an ``nn.Module`` that is an :class:`~cfx.types.Invertible`), in eval
-    mode, with frozen parameters."""
-    if name in ZOO and ZOO[name].kind != "generators":
-        raise UnknownNameError(f"{name!r} is a classifier; use load_classifier")
-    return cast(Invertible, _load(name))
+def load_generator(name: str | Path = "brain-gan") -> Invertible:
+    """A generator (an ``nn.Module`` that is an :class:`~cfx.types.Invertible`), in eval mode,
+    with frozen parameters: a zoo name, a ``save_pretrained`` folder or a hub id
+    (:func:`describe`)."""
+    return cast(Invertible, _load(name, "generator"))
 
 
-def load_classifier(name: str = "brain-cnn") -> nn.Module:
-    """A zoo classifier (images in [-1, 1] -> logits ``(B, 2)``; the segmenter: mask logits)."""
-    if name in ZOO and ZOO[name].kind != "classifiers":
-        raise UnknownNameError(f"{name!r} is a generator; use load_generator")
-    return _load(name)
+def load_classifier(name: str | Path = "brain-cnn") -> nn.Module:
+    """A classifier (images in [-1, 1] -> logits ``(B, 2)``; the segmenter: mask logits), in
+    eval mode, with frozen parameters: a zoo name, a ``save_pretrained`` folder or a hub id
+    (:func:`describe`)."""
+    return _load(name, "classifier")
 
 
 __all__ = [
     "CREDIT_MODELS",
     "ZOO",
+    "ModelSource",
     "card_sha256",
+    "describe",
     "german_split",
     "load_classifier",
     "load_credit_model",

@@ -63,7 +63,13 @@ def resolve_folder(name_or_path: str | Path, *, files: tuple[str, ...]) -> Path:
         )
     from huggingface_hub import hf_hub_download  # only for users online
 
-    local = [Path(hf_hub_download(str(name_or_path), f)) for f in files]
+    try:
+        local = [Path(hf_hub_download(str(name_or_path), f)) for f in files]
+    except Exception as err:  # offline, unknown repo, missing file: all mean "cannot load"
+        raise CheckpointError(
+            f"`{name_or_path}` is no local folder and could not be fetched from the hub as "
+            f"'owner/name': {type(err).__name__}: {err}"
+        ) from err
     return local[0].parent
 
 

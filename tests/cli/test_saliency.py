@@ -59,6 +59,11 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
         (["saliency", "compare", "--methods", "magic"], "unknown saliency method"),
         (["saliency", "attack", "--epsilon", "eight"], "fraction like 8/255"),
         (["saliency", "compare", "--n", "0"], "`n` must be a positive int"),
+        (
+            ["saliency", "compare", "--classifier", "brain-gan"],
+            "`--classifier`: 'brain-gan' is a generator",
+        ),
+        (["saliency", "attack", "--classifier", "resnet50"], "unknown zoo classifier 'resnet50'"),
     ],
 )
 def test_user_errors_are_one_clear_line(tmp_path, capsys, argv, match):

@@ -69,5 +69,7 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
 def test_shortcuts_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert main(["shortcuts", "--n", "0", "--out", str(tmp_path)]) == 2
     assert "`--n` must be a positive int, got 0" in capsys.readouterr().err
+    assert main(["shortcuts", "--generator", "brain-cnn", "--out", str(tmp_path)]) == 2
+    assert "`--generator`: 'brain-cnn' is a classifier" in capsys.readouterr().err
     assert main(["shortcuts", "--saliency", "magic", "--out", str(tmp_path)]) == 2
     assert "unknown saliency method 'magic'" in capsys.readouterr().err

@@ -335,3 +335,29 @@ def test_out_may_not_be_the_input_folder(tmp_path, capsys):
     argv = ["trajectory", "--target", "healthy", "--input", str(tmp_path), "--out"]
     assert main([*argv, str(tmp_path)]) == 2
     assert "`--out` must not be the `--input` folder" in capsys.readouterr().err
+
+
+def test_a_model_folder_explains_like_the_zoo_model_it_holds(tmp_path, capsys):
+    from cfx.zoo import load_classifier, load_generator
+
+    load_classifier("brain-cnn").save_pretrained(tmp_path / "run" / "model")  # a `cfx train` run
+    base = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    base += ["--steps", "2", "--inversion-steps", "0", "--oracle", "none", "--no-progress"]
+    outs = {}
+    for name in ("brain-cnn", str(tmp_path / "run")):
+        out = tmp_path / f"t{len(outs)}"
+        assert main([*base, "--classifier", name, "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["setup"]["classifier"] == name
+        with np.load(out / "result.npz") as r:
+            outs[name] = r["frames"], r["probs"]
+    (zoo_frames, zoo_probs), (dir_frames, dir_probs) = outs.values()
+    assert np.array_equal(zoo_frames, dir_frames) and np.array_equal(zoo_probs, dir_probs)
+
+    gan = load_generator("brain-gan").save_pretrained(tmp_path / "gan")
+    assert main([*base, "--classifier", str(gan), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert f"`--classifier`: '{gan}' is a generator (pass it as --generator)" in err
+    (tmp_path / "empty").mkdir()
+    assert main([*base, "--oracle", str(tmp_path / "empty"), "--out", str(tmp_path / "e")]) == 2
+    assert "`--oracle`: " in capsys.readouterr().err
