@@ -21,12 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--classifier",
         default="brain-cnn-tagged",
-        help="classifier to improve: a zoo name or a model folder (DIR or DIR/model)",
+        help="classifier to improve: a zoo name, a model folder (DIR or DIR/model) or a hub id",
     )
     p.add_argument(
         "--generator",
         default="brain-gan",
-        help="generator with encoder: a zoo name or a model folder",
+        help="generator with encoder: a zoo name, a model folder or a hub id",
     )
     p.add_argument(
         "--labeller",
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--oracle",
         default="brain-oracle",
-        help="classifier for --labeller oracle: a zoo name or a model folder",
+        help="classifier for --labeller oracle: a zoo name, a model folder or a hub id",
     )
     p.add_argument("--budget", type=int, default=200, help="total labels, never exceeded")
     p.add_argument("--rounds", type=int, default=2)
@@ -67,6 +67,11 @@ def run_augment(args: argparse.Namespace) -> int:
 
     if (args.train_data is None) != (args.train_labels is None):
         raise ValueError("`--train-data` and `--train-labels` must be given together")
+    # the models are checked before any data is rendered or model loaded
+    model_name("--generator", args.generator, "generator")
+    model_name("--classifier", args.classifier, "classifier")
+    if args.labeller == "oracle":
+        model_name("--oracle", args.oracle, "classifier")
     if args.train_data is not None:
         train_x = load_images(args.train_data)
         train_y = load_labels(args.train_labels, train_x.shape[0])
@@ -80,16 +85,14 @@ def run_augment(args: argparse.Namespace) -> int:
         pool = biased.images
     labeller: Labeller
     if args.labeller == "oracle":
-        labeller = OracleLabeller(
-            load_classifier(model_name("--oracle", args.oracle, "classifier"))
-        )
+        labeller = OracleLabeller(load_classifier(args.oracle))
     elif args.labeller in ("web", "csv"):
         labeller = TaskLabeller()
     else:
         raise ValueError(f"`--labeller` must be one of {LABELLERS}, got {args.labeller!r}")
     learner = ActiveLearner(
-        load_generator(model_name("--generator", args.generator, "generator")),
-        load_classifier(model_name("--classifier", args.classifier, "classifier")),
+        load_generator(args.generator),
+        load_classifier(args.classifier),
         labeller,
         budget=args.budget,
         rounds=args.rounds,

@@ -7,27 +7,35 @@ from pathlib import Path
 from cfx.errors import CfxError, UnknownNameError
 
 
-def model_name(flag: str, name: str, want: str) -> str:
+def model_name(
+    flag: str, name: str, want: str, *, allow_none: bool = False, has_generator: bool = True
+) -> str:
     """``name`` if it is a zoo model, model folder or hub id of role ``want`` ("generator",
-    "classifier"), else an error that names ``flag`` and says where the model belongs. Reads
-    a folder's ``config.json`` only, not its weights."""
-    from cfx.zoo import ZOO, describe
+    "classifier"), else an error that names ``flag`` and says where the model belongs.
+
+    Reads a folder's (or a hub model's) ``config.json``, not its weights. ``allow_none``: the
+    option also takes ``none`` (mentioned in the errors); ``has_generator``: the command has
+    a ``--generator`` option to point a generator to.
+    """
+    from cfx.zoo import HUB_PREFIX, ZOO, model_source
 
     fits = sorted(n for n, e in ZOO.items() if e.role == want)
-    extra = " or 'none'" if flag == "--oracle" else ""
-    if name not in ZOO and "/" not in name and not Path(name).expanduser().exists():
+    extra = " or 'none'" if allow_none else ""
+    bare = "/" not in name and not name.startswith((".", "~", HUB_PREFIX))
+    if name not in ZOO and bare and not Path(name).exists():
         raise UnknownNameError(
             f"`{flag}`: unknown zoo {want} {name!r}; expected one of {fits}{extra}, a model "
-            "folder (save_pretrained; `cfx train ... --out DIR` writes DIR/model) or a hub id"
+            "folder (save_pretrained; `cfx train ... --out DIR` writes DIR/model) or a hub id "
+            "'owner/name'"
         )
     try:
-        got = describe(name).role
-    except CfxError as err:
+        got = model_source(name).role
+    except (CfxError, OSError) as err:
         raise type(err)(f"`{flag}`: {err}") from err
     if got != want:
-        where = {"generator": " (pass it as --generator)", "classifier": "", "segmenter": ""}
+        hint = " (pass it as --generator)" if got == "generator" and has_generator else ""
         raise ValueError(
-            f"`{flag}`: {name!r} is a {got}{where[got]}; expected a {want}: one of {fits}{extra} "
-            f"or a folder holding one"
+            f"`{flag}`: {name!r} is a {got}{hint}; expected a {want}: one of {fits}{extra}, "
+            "or a folder or hub id holding one"
         )
     return name

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--classifier",
         default="brain-cnn",
-        help="classifier to explain: a zoo name or a model folder (DIR or DIR/model)",
+        help="classifier to explain: a zoo name, a model folder (DIR or DIR/model) or a hub id",
     )
     c.add_argument("--n", type=int, default=64, help="tumour test slices to score")
     c.add_argument("--seed", type=int, default=2, help="seed of the brain slices (2 = test)")
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--classifier",
         default="brain-cnn",
-        help="classifier to explain: a zoo name or a model folder (DIR or DIR/model)",
+        help="classifier to explain: a zoo name, a model folder (DIR or DIR/model) or a hub id",
     )
     a.add_argument("--method", default="gradient", choices=ATTACKABLE)
     a.add_argument("--objective", default="top_k", choices=OBJECTIVES)
@@ -86,7 +86,9 @@ def run_compare(args: argparse.Namespace) -> int:
     from cfx.zoo import load_classifier
 
     names = _method_names(args.methods)
-    model = load_classifier(model_name("--classifier", args.classifier, "classifier"))
+    model = load_classifier(
+        model_name("--classifier", args.classifier, "classifier", has_generator=False)
+    )
     x, masks = tumour_slices(args.n, args.seed)
     res = compare_methods(
         model,
@@ -151,7 +153,9 @@ def run_attack(args: argparse.Namespace) -> int:
     from cfx.zoo import load_classifier
 
     eps = parse_fraction(args.epsilon)
-    model = load_classifier(model_name("--classifier", args.classifier, "classifier"))
+    model = load_classifier(
+        model_name("--classifier", args.classifier, "classifier", has_generator=False)
+    )
     x, _ = tumour_slices(args.n, args.seed)
     explainer = build_method(args.method, model)
     gen = torch.Generator().manual_seed(0)

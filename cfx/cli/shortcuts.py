@@ -31,12 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--classifier",
         default="brain-cnn-tagged",
-        help="classifier to audit: a zoo name or a model folder (DIR or DIR/model)",
+        help="classifier to audit: a zoo name, a model folder (DIR or DIR/model) or a hub id",
     )
     p.add_argument(
         "--generator",
         default="brain-gan",
-        help="generator with encoder: a zoo name or a model folder",
+        help="generator with encoder: a zoo name, a model folder or a hub id",
     )
     p.add_argument(
         "--method",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 CLASS_NAMES = {"healthy": 0, "tumour": 1, "tumor": 1}
 METHODS = ("monotone", "gradient", "localised")
 DEFAULT_N, DEFAULT_SEED = 8, 2
+UNFINISHED = ".unfinished"
+"""Where --out keeps the finished batches of a run until its outputs are written."""
 DEFAULT_MARGINS = {0: 0.99, 1: 0.999}
 """``--margin`` per target class: about brain-cnn's median confidence on real healthy slices
 (0.989), and 0.999 towards tumour (its median on real tumour slices is 0.9999; chosen on
@@ -33,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "lambdas, edit_masks where they apply), summary.json (the setup, the metrics and one "
         "row per image), strips.png (one row per image: the input, then the frames, titled "
         "f = classifier and o = oracle target probability), sequence_NNN.gif (each path "
-        "played forward and back) and probabilities.png.",
+        "played forward and back) and probabilities.png. Images are explained --batch-size "
+        "at a time; rerunning an interrupted command resumes after its last finished batch.",
     )
     p.add_argument(
         "--classifier",
@@ -117,6 +121,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="reconstruction",
         help="localised paths: what frames show outside the edited region, the source's "
         "reconstruction G(z_0) or the input itself (%(default)s)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="images explained at a time (%(default)s). Each finished batch is kept in "
+        "OUT/.unfinished until the outputs are written, so rerunning an interrupted command "
+        "resumes where it stopped",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_trajectory)
@@ -259,6 +271,7 @@ def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch
 def run_trajectory(args: argparse.Namespace) -> int:
     from cfx.inversion import zero_image
     from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath, save_result
+    from cfx.trajectory.chunks import explain_in_chunks
     from cfx.zoo import load_classifier, load_generator
 
     # every check that needs no model comes first, so a typo costs no loading or computing
@@ -275,6 +288,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     check_int("--n", n)
     check_int("--steps", args.steps)
     check_int("--inversion-steps", args.inversion_steps, minimum=0)
+    check_int("--batch-size", args.batch_size)
     if args.iterations is not None:
         check_int("--iterations", args.iterations, minimum=0)
     localised = args.method == "localised" or args.localise
@@ -299,7 +313,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     model_name("--generator", args.generator, "generator")
     model_name("--classifier", args.classifier, "classifier")
     if args.oracle != "none":
-        model_name("--oracle", args.oracle, "classifier")
+        model_name("--oracle", args.oracle, "classifier", allow_none=True)
 
     generator = load_generator(args.generator)
     seed = DEFAULT_SEED if args.seed is None else args.seed
@@ -337,8 +351,6 @@ def run_trajectory(args: argparse.Namespace) -> int:
     else:
         raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
     out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails now
-    result = explainer.explain(x, target)
-    # sources already in the target class are logged by the explainer (rows named)
     setup = {
         "classifier": args.classifier,
         "generator": args.generator,
@@ -353,11 +365,45 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "background": args.background if localised else None,
         "input": None if args.input is None else str(args.input),
         "input_files": files,
-        "n": len(result),
         "seed": None if args.input is not None else seed,
     }
+    setup["weights_sha256"] = {
+        flag: weights_sha256(name)
+        for flag, name in (
+            ("generator", args.generator),
+            ("classifier", args.classifier),
+            ("oracle", args.oracle),
+        )
+        if name != "none"
+    }
+    unfinished = out / UNFINISHED
+    # sources already in the target class are logged by the explainer (rows named)
+    result = explain_in_chunks(
+        explainer,
+        x,
+        target,
+        batch_size=args.batch_size,
+        folder=unfinished,
+        key=setup,
+        show_progress=not args.no_progress,
+    )
+    setup["n"] = len(result)
     summary = save_result(
         result, out, classifier=classifier, masks=masks if target == 0 else None, setup=setup
     )
+    shutil.rmtree(unfinished)  # the outputs are written: nothing left to resume
     print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
     return 0
+
+
+def weights_sha256(name: str) -> str:
+    """The SHA-256 of the weights ``--classifier`` / ``--generator`` / ``--oracle`` name (the
+    card's for zoo models), so a resumed run notices a model retrained in the same folder."""
+    from cfx.zoo import model_source
+    from cfx.zoo.pretrained import WEIGHTS_NAME, resolve_folder, sha256
+
+    source = model_source(name)
+    if source.expected_sha256 is not None:
+        return source.expected_sha256
+    folder = source.folder or resolve_folder(str(source.hub_id), files=(WEIGHTS_NAME,))
+    return sha256(folder / WEIGHTS_NAME)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -164,3 +165,38 @@ def _map(obj: Any, fn: Any, skip: tuple[str, ...] = ()) -> Any:
         if isinstance(value := getattr(obj, f.name), Tensor) and f.name not in skip
     }
     return replace(obj, **changes)
+
+
+def concat(results: Sequence[TrajectoryResult]) -> TrajectoryResult:
+    """One result from the batches ``results`` (the rows in order), e.g. of chunks of one
+    input. They must share ``levels`` and which optional fields they hold; ``seconds`` and
+    ``inversion_seconds`` add up, and so do the inversions' seconds."""
+    if not results:
+        raise ValueError("`results` must hold at least one TrajectoryResult, got none")
+    first = results[0]
+    for i, res in enumerate(results[1:], start=1):
+        if not torch.equal(res.levels.to(first.levels), first.levels):
+            raise ValueError(f"`results`: result {i} has other levels than result 0")
+        for name in ("oracle_probs", "lambdas", "edit_masks", "inversion"):
+            if (getattr(res, name) is None) != (getattr(first, name) is None):
+                raise ValueError(f"`results`: result {i} and result 0 differ in having {name}")
+    changes: dict[str, Any] = {
+        f.name: torch.cat([getattr(r, f.name) for r in results])
+        for f in fields(first)
+        if isinstance(getattr(first, f.name), Tensor) and f.name != "levels"
+    }
+    changes["seconds"] = sum(r.seconds for r in results)
+    changes["inversion_seconds"] = sum(r.inversion_seconds for r in results)
+    if first.inversion is not None:
+        inversions = [r.inversion for r in results if r.inversion is not None]
+        kinds = {(inv.perceptual, inv.steps) for inv in inversions}
+        if len(kinds) > 1:
+            raise ValueError(f"`results`: inversions with different settings {sorted(kinds)}")
+        merged: dict[str, Any] = {
+            f.name: torch.cat([getattr(inv, f.name) for inv in inversions])
+            for f in fields(first.inversion)
+            if isinstance(getattr(first.inversion, f.name), Tensor)
+        }
+        merged["seconds"] = sum(inv.seconds for inv in inversions)
+        changes["inversion"] = replace(first.inversion, **merged)
+    return replace(first, **changes)

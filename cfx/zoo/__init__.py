@@ -8,12 +8,13 @@ package (``cfx/_zoo``); ``CFX_ZOO`` may point to another copy.
 :func:`load_generator` and :func:`load_classifier` also take a folder written by
 ``save_pretrained`` (for instance ``cfx train classifier --out runs/cnn`` writes
 ``runs/cnn/model``; the run folder itself is accepted too) or a hub id ``owner/name``, as long as
-its ``config.json`` names one of the zoo's architectures (:func:`describe`).
+its ``config.json`` names one of the zoo's architectures (:func:`model_source`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -26,7 +27,13 @@ from torch import nn
 from cfx.errors import CheckpointError, UnknownNameError
 from cfx.types import Invertible
 from cfx.zoo.credit_models import CREDIT_MODELS, german_split, load_credit_model
-from cfx.zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, PretrainedMixin, resolve_folder
+from cfx.zoo.pretrained import (
+    CONFIG_NAME,
+    PICKLE_SUFFIXES,
+    WEIGHTS_NAME,
+    PretrainedMixin,
+    resolve_folder,
+)
 
 Role = Literal["generator", "classifier", "segmenter"]
 
@@ -81,6 +88,8 @@ ZOO: dict[str, ZooEntry] = {
     )
 }
 
+log = logging.getLogger(__name__)
+
 _HEX64 = re.compile(r"\b([0-9a-f]{64})\b")
 
 
@@ -121,14 +130,37 @@ def card_sha256(folder: Path) -> str:
     raise CheckpointError(f"`{card}` records no sha256 for model.safetensors")
 
 
+HUB_PREFIX = "hf:"
+"""Marks a hub id as one (``hf:owner/name``) where ``owner`` is also a local folder."""
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9]")
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a model comes from and what it is, known before its weights are read."""
 
-    folder: Path  # local: a hub id's files are fetched into the hub cache first
+    folder: Path | None  # a zoo model's or local model folder; None for a hub id
+    hub_id: str | None  # "owner/name" (its config.json is fetched, its weights when loaded)
     class_path: str  # "module:Class"
     role: Role
-    expected_sha256: str | None  # checked on load: the card's, for zoo models and carded runs
+    expected_sha256: str | None  # from the model card: zoo models, local folders with a card
+
+
+def _architecture(config: Path) -> ZooEntry:
+    """The zoo architecture ``config`` (a ``config.json``) names in ``_class_name``."""
+    try:
+        class_name = json.loads(config.read_text(encoding="utf-8"))["_class_name"]
+        known = _architectures()
+        return known[class_name]
+    except (ValueError, KeyError, TypeError) as err:
+        named = isinstance(err, KeyError) and err.args[0] != "_class_name"
+        raise CheckpointError(
+            f"`{config}` names the architecture {err.args[0]!r}; cfx loads "
+            f"{sorted(_architectures())} from a folder or hub id. Load other models in Python "
+            "and pass them to the explainers"
+            if named
+            else f"`{config}` does not name one of cfx's architectures (`_class_name`): {err!r}"
+        ) from err
 
 
 def _architectures() -> dict[str, ZooEntry]:
@@ -136,67 +168,101 @@ def _architectures() -> dict[str, ZooEntry]:
     return {e.class_path.split(":")[1]: e for e in ZOO.values()}
 
 
-def _model_subfolder(path: Path) -> Path:
-    """``path`` if it holds ``config.json``, else its ``model/`` (a ``cfx train`` run folder)."""
-    if not (path / CONFIG_NAME).is_file() and (path / "model" / CONFIG_NAME).is_file():
-        return path / "model"
-    return path
-
-
-def _folder_source(folder: Path) -> ModelSource:
-    folder = Path(resolve_folder(folder, files=(CONFIG_NAME, WEIGHTS_NAME)))
-    try:
-        class_name = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))["_class_name"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(
-            f"`{folder / CONFIG_NAME}` does not name its architecture (`_class_name`): {err!r}"
-        ) from err
-    known = _architectures()
-    if class_name not in known:
-        raise CheckpointError(
-            f"`{folder}` holds a {class_name!r}; cfx loads {sorted(known)} from a folder. "
-            "Load other models in Python and pass them to the explainers"
+def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
+    """A local model folder, or a ``cfx train`` run folder holding ``model/``."""
+    path = path.expanduser()
+    if path.is_file():
+        hint = (
+            " (cfx refuses pickled checkpoints: convert them to safetensors)"
+            if path.suffix in PICKLE_SUFFIXES
+            else f" (`{path.parent}`?)"
         )
-    card = folder / "README.md"
-    expected = card_sha256(folder) if card.is_file() else None
-    entry = known[class_name]
-    return ModelSource(folder, entry.class_path, entry.role, expected)
+        raise CheckpointError(
+            f"`{path}` is a file; pass the folder that holds {CONFIG_NAME} + {WEIGHTS_NAME}{hint}"
+        )
+    if not path.is_dir():
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+        hub = f"; for the hub id write {HUB_PREFIX}{path.as_posix()}" if hub_like else ""
+        raise CheckpointError(f"no folder `{path}`{where}{hub}")
+    folder = path
+    if not (path / CONFIG_NAME).is_file() and (path / "model" / CONFIG_NAME).is_file():
+        folder = path / "model"  # a cfx train run folder
+    missing = [f for f in (CONFIG_NAME, WEIGHTS_NAME) if not (folder / f).is_file()]
+    if missing:
+        pickles = sorted(q.name for q in folder.iterdir() if q.suffix in PICKLE_SUFFIXES)
+        hint = (
+            f"; found pickled checkpoint(s) {pickles}, which cfx refuses to load (convert "
+            "them to safetensors)"
+            if pickles
+            else "; nor a model/ folder (has `cfx train` finished?)"
+        )
+        raise CheckpointError(f"`{folder}` is missing {missing}{hint}")
+    entry = _architecture(folder / CONFIG_NAME)
+    expected = card_sha256(folder) if (folder / "README.md").is_file() else None
+    return ModelSource(folder, None, entry.class_path, entry.role, expected)
 
 
-def describe(name_or_path: str | Path) -> ModelSource:
+def _hub_source(hub_id: str) -> ModelSource:
+    """A hub model, described from its fetched ``config.json`` (no card is checked: hub cards
+    record no sha256)."""
+    config = resolve_folder(hub_id, files=(CONFIG_NAME,)) / CONFIG_NAME
+    entry = _architecture(config)
+    return ModelSource(None, hub_id, entry.class_path, entry.role, None)
+
+
+def model_source(name_or_path: str | Path) -> ModelSource:
     """What :func:`load_generator` / :func:`load_classifier` would load, without its weights.
 
-    ``name_or_path``: a zoo name (``ZOO``), a local folder with ``config.json`` +
-    ``model.safetensors`` (or a ``cfx train`` run folder holding ``model/``), or a hub id
-    ``owner/name`` (described after fetching its files). A folder's model card
-    (``README.md``), if it has one, must record the weights' sha256.
+    ``name_or_path``:
+
+    * a zoo name (``ZOO``; if a local folder has the same name, the zoo model wins with a
+      warning: write ``./NAME`` or pass a ``Path`` for the folder);
+    * a local folder (any ``Path``, or a string with ``/`` or starting with ``.`` or ``~``) with
+      ``config.json`` + ``model.safetensors``, or a ``cfx train`` run folder holding
+      ``model/``. A model card ``README.md`` in it, if there is one, must record the weights'
+      sha256, which is checked on load;
+    * a hub id ``owner/name`` (read as a local path when ``owner`` is a local folder; write
+      ``hf:owner/name`` then), whose ``config.json`` is fetched now and its weights on load.
+
+    The folder or config must name one of the zoo's architectures (``_class_name``).
     """
-    name = str(name_or_path)
+    if isinstance(name_or_path, Path):
+        return _local_source(name_or_path)
+    if not isinstance(name_or_path, str):
+        raise TypeError(f"a model is named by a str or Path, got {type(name_or_path).__name__}")
+    name = name_or_path
+    if name.startswith(HUB_PREFIX):
+        hub_id = name[len(HUB_PREFIX) :]
+        if not _HUB_ID.fullmatch(hub_id):
+            raise CheckpointError(f"{name!r}: expected {HUB_PREFIX}owner/name, got {hub_id!r}")
+        return _hub_source(hub_id)
     if name in ZOO:
+        if Path(name).exists():
+            log.warning(
+                "%r names a zoo model and a local path here; the zoo model is loaded "
+                "(pass ./%s for the local one)",
+                name,
+                name,
+            )
         folder = model_folder(name)
         entry = ZOO[name]
-        return ModelSource(folder, entry.class_path, entry.role, card_sha256(folder))
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return _folder_source(_model_subfolder(path))
-    if path.parent.is_dir() and path.parent != Path("."):  # `runs/cnn` with `runs/` here
-        raise CheckpointError(
-            f"no folder `{path}` (its parent `{path.parent}` is a local folder, so this is not "
-            "read as a hub id 'owner/name')"
-        )
-    if path.exists() or name.count("/") != 1:
-        raise UnknownNameError(
-            f"unknown zoo model {name!r}; expected one of {sorted(ZOO)}, a folder written by "
-            "save_pretrained (e.g. `cfx train ... --out DIR` writes DIR/model) or a hub id "
-            "'owner/name'"
-        )
-    return _folder_source(resolve_folder(name, files=(CONFIG_NAME, WEIGHTS_NAME)))
+        return ModelSource(folder, None, entry.class_path, entry.role, card_sha256(folder))
+    hub_like = bool(_HUB_ID.fullmatch(name))
+    if hub_like and not Path(name.split("/")[0]).exists():
+        return _hub_source(name)
+    if "/" in name or name.startswith((".", "~")) or Path(name).exists():
+        return _local_source(Path(name), hub_like=hub_like)
+    raise UnknownNameError(
+        f"unknown zoo model {name!r}; expected one of {sorted(ZOO)}, a folder written by "
+        "save_pretrained (e.g. `cfx train ... --out DIR` writes DIR/model) or a hub id "
+        "'owner/name'"
+    )
 
 
 def _load(name_or_path: str | Path, want: Role) -> nn.Module:
     import importlib
 
-    source = describe(name_or_path)
+    source = model_source(name_or_path)
     if source.role != want and not (want == "classifier" and source.role == "segmenter"):
         use = "load_generator" if source.role == "generator" else "load_classifier"
         raise UnknownNameError(f"{str(name_or_path)!r} is a {source.role}; use {use}")
@@ -204,7 +270,10 @@ def _load(name_or_path: str | Path, want: Role) -> nn.Module:
     cls = getattr(importlib.import_module(module_name), class_name)
     if not issubclass(cls, PretrainedMixin):
         raise TypeError(f"{cls.__name__} cannot be loaded from the zoo")
-    model = cls.from_pretrained(source.folder, expected_sha256=source.expected_sha256)
+    folder = source.folder
+    if folder is None:  # a hub id: fetch the weights now
+        folder = resolve_folder(str(source.hub_id), files=(CONFIG_NAME, WEIGHTS_NAME))
+    model = cls.from_pretrained(folder, expected_sha256=source.expected_sha256)
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -213,14 +282,14 @@ def _load(name_or_path: str | Path, want: Role) -> nn.Module:
 def load_generator(name: str | Path = "brain-gan") -> Invertible:
     """A generator (an ``nn.Module`` that is an :class:`~cfx.types.Invertible`), in eval mode,
     with frozen parameters: a zoo name, a ``save_pretrained`` folder or a hub id
-    (:func:`describe`)."""
+    (:func:`model_source`)."""
     return cast(Invertible, _load(name, "generator"))
 
 
 def load_classifier(name: str | Path = "brain-cnn") -> nn.Module:
     """A classifier (images in [-1, 1] -> logits ``(B, 2)``; the segmenter: mask logits), in
     eval mode, with frozen parameters: a zoo name, a ``save_pretrained`` folder or a hub id
-    (:func:`describe`)."""
+    (:func:`model_source`)."""
     return _load(name, "classifier")
 
 
@@ -229,10 +298,10 @@ __all__ = [
     "ZOO",
     "ModelSource",
     "card_sha256",
-    "describe",
     "german_split",
     "load_classifier",
     "load_credit_model",
     "load_generator",
     "model_folder",
+    "model_source",
 ]

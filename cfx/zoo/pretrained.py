@@ -25,7 +25,7 @@ from cfx.errors import CheckpointError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
 def sha256(path: str | Path) -> str:
@@ -43,7 +43,7 @@ def resolve_folder(name_or_path: str | Path, *, files: tuple[str, ...]) -> Path:
     if path.is_dir():
         missing = [f for f in files if not (path / f).is_file()]
         if missing:
-            pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+            pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
             hint = (
                 f"; found pickled checkpoint(s) {pickles}, which cfx refuses to load "
                 "(convert them to safetensors)"
@@ -52,7 +52,7 @@ def resolve_folder(name_or_path: str | Path, *, files: tuple[str, ...]) -> Path:
             )
             raise CheckpointError(f"`{path}` is missing {missing}{hint}")
         return path
-    if path.suffix in _PICKLE_SUFFIXES:
+    if path.suffix in PICKLE_SUFFIXES:
         raise CheckpointError(
             f"`{name_or_path}` looks like a pickled checkpoint; cfx only loads "
             f"{CONFIG_NAME} + {WEIGHTS_NAME} folders (safetensors)"
@@ -65,7 +65,7 @@ def resolve_folder(name_or_path: str | Path, *, files: tuple[str, ...]) -> Path:
 
     try:
         local = [Path(hf_hub_download(str(name_or_path), f)) for f in files]
-    except Exception as err:  # offline, unknown repo, missing file: all mean "cannot load"
+    except (OSError, ValueError) as err:  # offline, unknown repo or file, invalid id
         raise CheckpointError(
             f"`{name_or_path}` is no local folder and could not be fetched from the hub as "
             f"'owner/name': {type(err).__name__}: {err}"

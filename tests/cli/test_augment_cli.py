@@ -38,3 +38,21 @@ def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys)
         record_label(task, item, 1)
     assert main(args) == 0
     assert json.loads((out / "summary.json").read_text())["rounds"][0]["label_counts"] == [0, 4]
+
+
+def test_models_are_checked_before_any_data_is_rendered(tmp_path, capsys, monkeypatch):
+    import cfx.data.brain
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("slices were rendered before the models were checked")
+
+    monkeypatch.setattr(cfx.data.brain, "make_dataset", no_rendering)
+    cases = [
+        (["--generator", "brain-cnn"], "`--generator`: 'brain-cnn' is a classifier"),
+        (["--classifier", "brain-gan"], "`--classifier`: 'brain-gan' is a generator"),
+        (["--oracle", "none"], "`--oracle`: unknown zoo classifier 'none'"),
+    ]
+    for extra, message in cases:
+        assert main(["augment", *extra, "--out", str(tmp_path / "a")]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "or 'none'" not in err, extra

@@ -61,7 +61,7 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
         (["saliency", "compare", "--n", "0"], "`n` must be a positive int"),
         (
             ["saliency", "compare", "--classifier", "brain-gan"],
-            "`--classifier`: 'brain-gan' is a generator",
+            "`--classifier`: 'brain-gan' is a generator; expected a classifier",
         ),
         (["saliency", "attack", "--classifier", "resnet50"], "unknown zoo classifier 'resnet50'"),
     ],

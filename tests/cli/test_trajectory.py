@@ -168,6 +168,7 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
         (["--oracle", "None"], "or 'none'"),
         (["--target", "2"], "`--target` must be healthy (0) or tumour (1)"),
         (["--inversion-steps", "-1"], "`--inversion-steps` must be"),
+        (["--batch-size", "0"], "`--batch-size` must be"),
         (["--iterations", "-2"], "`--iterations` must be"),
         (["--method", "gradient", "--iterations", "4"], "`--iterations` goes with --method"),
         (["--background", "source"], "`--background` applies to localised paths"),
@@ -360,4 +361,43 @@ def test_a_model_folder_explains_like_the_zoo_model_it_holds(tmp_path, capsys):
     assert f"`--classifier`: '{gan}' is a generator (pass it as --generator)" in err
     (tmp_path / "empty").mkdir()
     assert main([*base, "--oracle", str(tmp_path / "empty"), "--out", str(tmp_path / "e")]) == 2
-    assert "`--oracle`: " in capsys.readouterr().err
+    assert "`--oracle`: `" in (err := capsys.readouterr().err)
+    assert "is missing ['config.json', 'model.safetensors']; nor a model/ folder" in err
+
+
+def test_an_interrupted_run_resumes_from_its_finished_batches(tmp_path, monkeypatch):
+    import cfx.trajectory
+    from cfx.trajectory import GradientAscent
+
+    out = tmp_path / "t"
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "3"]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--oracle", "none", "--no-progress"]
+    argv += ["--batch-size", "2", "--out", str(out)]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:  # stopped after the work, before any output is written
+        m.setattr(cfx.trajectory, "save_result", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            main(argv)
+    parts = sorted(p.name for p in (out / ".unfinished").glob("part_*.safetensors"))
+    assert parts == ["part_00000.safetensors", "part_00001.safetensors"]
+    assert not (out / "result.npz").exists()
+    first = GradientAscent.explain
+
+    def no_work(self, *args, **kwargs):
+        raise AssertionError("a finished batch was computed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(GradientAscent, "explain", no_work)
+        assert main(argv) == 0
+    assert not (out / ".unfinished").exists()  # the outputs are written: nothing to resume
+    with np.load(out / "result.npz") as r:
+        resumed = r["frames"]
+    monkeypatch.setattr(GradientAscent, "explain", first)
+    fresh = tmp_path / "f"
+    assert main([*argv[:-1], str(fresh)]) == 0
+    with np.load(fresh / "result.npz") as r:
+        assert np.array_equal(r["frames"], resumed)
+    assert json.loads((fresh / "summary.json").read_text())["setup"]["n"] == 3

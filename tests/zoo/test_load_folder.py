@@ -1,6 +1,8 @@
 """load_classifier / load_generator on folders written by save_pretrained and on hub ids."""
 
 import json
+import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ from cfx.errors import CheckpointError, UnknownNameError
 from cfx.models.brain_gan import BrainGAN, BrainGANConfig
 from cfx.models.classifiers import BrainCNN, BrainCNNConfig
 from cfx.training.init import reset_parameters
-from cfx.zoo import describe, load_classifier, load_generator
+from cfx.zoo import load_classifier, load_generator, model_source
 from cfx.zoo.pretrained import sha256
 
 
@@ -35,7 +37,7 @@ def test_a_model_folder_and_its_run_folder_load_the_saved_classifier(tmp_path):
         assert not any(p.requires_grad for p in loaded.parameters())
         with torch.no_grad():
             assert torch.equal(loaded(x), want)
-    source = describe(tmp_path / "run")
+    source = model_source(tmp_path / "run")
     assert source.folder == tmp_path / "run" / "model" and source.role == "classifier"
     assert source.expected_sha256 is None  # no model card, nothing to check against
 
@@ -44,7 +46,7 @@ def test_a_folder_is_checked_against_its_model_card(tmp_path):
     folder = _cnn().save_pretrained(tmp_path / "m")
     digest = sha256(folder / "model.safetensors")
     (folder / "README.md").write_text(f"# my cnn\n\nsha256: {digest}\n")
-    assert describe(folder).expected_sha256 == digest
+    assert model_source(folder).expected_sha256 == digest
     load_classifier(folder)
     _cnn(seed=1).save_pretrained(folder)  # other weights under the same card
     with pytest.raises(CheckpointError, match="sha256"):
@@ -61,30 +63,51 @@ def test_a_folder_of_the_wrong_role_is_named(tmp_path):
     assert isinstance(load_generator(gan), BrainGAN)
 
 
-def test_unknown_architectures_names_and_missing_files_are_clear(tmp_path):
+def test_unknown_architectures_names_and_missing_files_are_clear(tmp_path, monkeypatch):
     folder = _cnn().save_pretrained(tmp_path / "m")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "_class_name": "ResNet50"}))
-    with pytest.raises(CheckpointError, match=r"holds a 'ResNet50'; cfx loads .*BrainCNN"):
+    with pytest.raises(
+        CheckpointError, match=r"names the architecture 'ResNet50'; cfx loads .*BrainCNN"
+    ):
         load_classifier(folder)
     del config["_class_name"]
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="does not name its architecture"):
+    with pytest.raises(CheckpointError, match="does not name one of cfx's architectures"):
         load_classifier(folder)
     (folder / "model.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="missing"):
+    with pytest.raises(CheckpointError, match=r"missing \['model.safetensors'\]; nor a model/"):
         load_classifier(folder)
     with pytest.raises(UnknownNameError, match=r"unknown zoo model 'resnet50'.*a folder written"):
         load_classifier("resnet50")
-    with pytest.raises(UnknownNameError, match="unknown zoo model"):
-        load_classifier(tmp_path / "a" / "b" / "c")  # neither a folder nor 'owner/name'
-    # a missing folder next to existing ones is a typo, not a hub id to fetch
-    with pytest.raises(CheckpointError, match=r"no folder .*not read as a hub id"):
-        load_classifier(tmp_path / "typo")
+    with pytest.raises(CheckpointError, match="no folder"):
+        load_classifier(tmp_path / "a" / "b" / "c")
+    (folder / "model.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"is a file; .*refuses pickled"):
+        load_classifier(folder / "model.pt")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match=r"no folder `typo` \(relative to "):
+        load_classifier("./typo")
+    # `m/other` looks like a hub id, but `m` is a folder here: a local typo, not a fetch
+    with pytest.raises(CheckpointError, match=r"no folder `m/other`.*write hf:m/other"):
+        load_classifier("m/other")
+
+
+def test_a_zoo_name_wins_over_a_folder_of_that_name_with_a_warning(tmp_path, monkeypatch, caplog):
+    _cnn().save_pretrained(tmp_path / "brain-cnn")
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        zoo = model_source("brain-cnn")
+    assert zoo.folder is not None and zoo.folder.parent.name == "classifiers"
+    assert "pass ./brain-cnn for the local one" in caplog.text
+    for local in ("./brain-cnn", Path("brain-cnn")):
+        assert model_source(local).folder == Path("brain-cnn")
+        assert model_source(local).expected_sha256 is None  # the run, not the zoo model
 
 
 def test_a_hub_id_is_fetched_and_an_offline_fetch_is_named(tmp_path, monkeypatch):
     folder = _cnn().save_pretrained(tmp_path / "cache")
+    monkeypatch.chdir(tmp_path)  # no local folder named `someone`
     import huggingface_hub
 
     calls = []
@@ -94,11 +117,17 @@ def test_a_hub_id_is_fetched_and_an_offline_fetch_is_named(tmp_path, monkeypatch
         return str(folder / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    source = model_source("someone/brain-cnn")
+    assert calls == [("someone/brain-cnn", "config.json")]  # no weights to describe it
+    assert source.hub_id == "someone/brain-cnn" and source.role == "classifier"
+    assert source.folder is None and source.expected_sha256 is None
     assert isinstance(load_classifier("someone/brain-cnn"), BrainCNN)
-    assert calls == [
-        ("someone/brain-cnn", "config.json"),
-        ("someone/brain-cnn", "model.safetensors"),
-    ]
+    assert ("someone/brain-cnn", "model.safetensors") in calls
+    # with a local folder `cache`, `cache/x` is a path; `hf:` makes it a hub id
+    calls.clear()
+    assert model_source("hf:cache/x").hub_id == "cache/x" and calls[0][0] == "cache/x"
+    with pytest.raises(CheckpointError, match="expected hf:owner/name"):
+        model_source("hf:nothing")
 
     def offline(repo_id, filename):
         raise OSError("no network")
