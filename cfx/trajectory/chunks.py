@@ -53,8 +53,10 @@ def explain_in_chunks(
     folder is the caller's to delete once the result is saved. ``seconds`` of a resumed result
     add up the chunks' own times, including those of the earlier run.
 
-    Chunks of 32 were the fastest per image on 2 CPU cores (BENCHMARKS.md); the explainers
-    treat images independently, so chunking changes only floating-point rounding.
+    32 is the batch size ``benchmarks/trajectory.py`` times (on CPU a generator + classifier
+    step over 32 rows is ~2x faster per row than over 320), and it bounds memory on large
+    inputs. The explainers treat images independently, so chunking changes only
+    floating-point rounding (and the ``seconds``, which are per chunk).
     """
     check_int("batch_size", batch_size)
     if x.ndim != 4:
