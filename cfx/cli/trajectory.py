@@ -128,7 +128,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=32,
         help="images explained at a time (%(default)s). Each finished batch is kept in "
         "OUT/.unfinished until the outputs are written, so rerunning an interrupted command "
-        "resumes where it stopped",
+        "(same arguments, --batch-size included) resumes where it stopped",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_trajectory)
@@ -270,8 +270,13 @@ def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch
 
 def run_trajectory(args: argparse.Namespace) -> int:
     from cfx.inversion import zero_image
-    from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath, save_result
-    from cfx.trajectory.chunks import explain_in_chunks
+    from cfx.trajectory import (
+        GradientAscent,
+        LocalisedAscent,
+        MonotonePath,
+        explain_in_chunks,
+        save_result,
+    )
     from cfx.zoo import load_classifier, load_generator
 
     # every check that needs no model comes first, so a typo costs no loading or computing
@@ -305,6 +310,11 @@ def run_trajectory(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise ValueError(f"`--out` must be a folder, got an existing file: {out}")
+    if (out / UNFINISHED).exists() and not (out / UNFINISHED).is_dir():
+        raise ValueError(
+            f"`--out`: {out / UNFINISHED} must be a folder (it keeps the finished batches); "
+            "delete the file"
+        )
     if args.input is not None and args.input.is_dir() and out.resolve() == args.input.resolve():
         raise ValueError(
             "`--out` must not be the `--input` folder: its figures would be read as scans "
@@ -366,6 +376,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "input": None if args.input is None else str(args.input),
         "input_files": files,
         "seed": None if args.input is not None else seed,
+        "batch_size": args.batch_size,
     }
     setup["weights_sha256"] = {
         flag: weights_sha256(name)

@@ -18,12 +18,15 @@ from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from cfx import __version__ as cfx_version
 from cfx.errors import check_int
 from cfx.inversion import InversionResult
 from cfx.trajectory.result import TrajectoryResult, concat
 
 log = logging.getLogger(__name__)
 
+FORMAT = 1
+"""The layout of the chunk files; a folder of another layout is started over."""
 KEY_FILE = "key.json"
 """What a chunk folder's finished chunks were computed from; a resume needs the same."""
 
@@ -43,61 +46,86 @@ def explain_in_chunks(
     show_progress: bool = False,
 ) -> TrajectoryResult:
     """``explainer.explain`` over ``x`` ``(B, C, H, W)`` in [-1, 1], ``batch_size`` images at a
-    time, as one result.
+    time, as one result. ``target``: one class (int) or one per image (integer tensor ``(B,)``).
 
     With ``folder``, each finished chunk is written there (``part_00000.safetensors``, ...)
     before the next starts, and a later call with the same images, target, ``batch_size`` and
-    ``key`` (JSON settings that decide the result: the explainer's options, the models'
-    weights) reads the finished chunks back instead of computing them again. A folder left by a
-    call with other inputs or settings has its chunks deleted (a warning says how many). The
-    folder is the caller's to delete once the result is saved. ``seconds`` of a resumed result
-    add up the chunks' own times, including those of the earlier run.
+    ``key`` reads the finished chunks back instead of computing them again. ``key`` holds
+    the JSON settings that decide the result and that the images do not show: the explainer's
+    options and the models' weights (a sha256 each), so that a retrained model is not
+    resumed from its predecessor's chunks. A folder left by a call with other inputs, settings,
+    ``batch_size`` or cfx version has its chunks deleted (a warning says so); a chunk that
+    cannot be read, or was written for another call, is computed again. The folder is the
+    caller's to delete once the result is saved.
 
-    32 is the batch size ``benchmarks/trajectory.py`` times (on CPU a generator + classifier
-    step over 32 rows is ~2x faster per row than over 320), and it bounds memory on large
-    inputs. The explainers treat images independently, so chunking changes only
-    floating-point rounding (and the ``seconds``, which are per chunk).
+    The result's ``seconds`` add up the chunks' own times, including those an earlier,
+    interrupted call spent on the chunks read back. The explainers treat images
+    independently, so chunking changes only floating-point rounding. 32 is the batch size
+    ``benchmarks/trajectory.py`` times, and it bounds memory on large inputs.
     """
-    check_int("batch_size", batch_size)
-    if x.ndim != 4:
-        raise ValueError(f"`x` must be a batch (B, C, H, W), got shape {tuple(x.shape)}")
+    batch_size = check_int("batch_size", batch_size)
+    if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[0] == 0:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"`x` must be a non-empty batch (B, C, H, W), got {got}")
     n = x.shape[0]
-    if isinstance(target, Tensor) and target.numel() not in (1, n):
-        raise ValueError(
-            f"`target` must be one class or one per image ({n}), got shape {tuple(target.shape)}"
-        )
-    targets = torch.as_tensor(target, device=x.device).reshape(-1).expand(n)  # (B,)
+    targets = _targets(target, n, x.device)  # (B,)
     try:
         expected = json.loads(json.dumps({"key": dict(key or {})}, allow_nan=False))
     except (TypeError, ValueError) as err:
         raise TypeError(f"`key` must hold JSON values: {err}") from None
-    expected |= {"inputs_sha256": _digest(x, targets), "batch_size": batch_size, "n": n}
+    expected |= {
+        "inputs_sha256": _digest(x, targets),
+        "batch_size": batch_size,
+        "n": n,
+        "cfx": cfx_version,
+        "format": FORMAT,
+    }
+    stamp = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()
     out = None if folder is None else Path(folder)
     if out is not None:
         _claim(out, expected)
-    starts = range(0, n, batch_size)
     results: list[TrajectoryResult] = []
-    bar = tqdm(total=n, desc="images", unit="image", disable=not show_progress or len(starts) < 2)
-    for i, first in enumerate(starts):
-        rows = slice(first, first + batch_size)
-        part = None if out is None else out / f"part_{i:05d}.safetensors"
-        if part is not None and part.is_file():
-            res = _read_part(part, x)
-        else:
-            res = explainer.explain(x[rows], target if isinstance(target, int) else targets[rows])
-            if part is not None:
-                _write_part(res, part)
-        results.append(res)
-        bar.update(len(res))
-    bar.close()
+    starts = range(0, n, batch_size)
+    show = show_progress and len(starts) > 1
+    with tqdm(total=n, desc="images", unit="image", disable=not show) as bar:
+        for i, first in enumerate(starts):
+            rows = slice(first, first + batch_size)
+            part = None if out is None else out / f"part_{i:05d}.safetensors"
+            res = None if part is None else _read_part(part, stamp, x[rows])
+            if res is None:
+                res = explainer.explain(
+                    x[rows], target if isinstance(target, int) else targets[rows]
+                )
+                if part is not None:
+                    _write_part(res, part, stamp)
+            results.append(res)
+            bar.update(len(res))
     return concat(results)
+
+
+def _targets(target: int | Tensor, n: int, device: torch.device) -> Tensor:
+    """``target`` as ``(n,)`` int64, or an error naming it (the class range is the
+    explainer's to check)."""
+    if isinstance(target, Tensor):
+        if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
+            raise TypeError(f"`target` must hold integer classes, got dtype {target.dtype}")
+        if target.numel() not in (1, n):
+            raise ValueError(
+                f"`target` must be one class or one per image ({n}), got shape "
+                f"{tuple(target.shape)}"
+            )
+        return target.to(device=device, dtype=torch.long).reshape(-1).expand(n)
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise TypeError(f"`target` must be an int class or a tensor of them, got {target!r}")
+    return torch.full((n,), target, dtype=torch.long, device=device)
 
 
 def _digest(x: Tensor, targets: Tensor) -> str:
     h = hashlib.sha256()
     for t in (x, targets):
         h.update(str((tuple(t.shape), str(t.dtype))).encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        raw = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)  # any dtype
+        h.update(raw.numpy().tobytes())
     return h.hexdigest()
 
 
@@ -107,6 +135,8 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"`folder` must be a folder (created if missing), got the file {out}")
     out.mkdir(parents=True, exist_ok=True)
+    for tmp in out.glob("*.tmp"):  # writes an interruption cut short
+        tmp.unlink()
     parts = sorted(out.glob("part_*.safetensors"))
     try:
         earlier = json.loads((out / KEY_FILE).read_text())
@@ -120,17 +150,18 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
             out,
         )
     elif parts:
-        log.warning(
-            "%s holds %d finished chunks of a run with other inputs or settings; starting over",
-            out,
-            len(parts),
+        why = (
+            "a run with other inputs or settings"
+            if isinstance(earlier, dict)
+            else f"a run whose {KEY_FILE} is missing or unreadable"
         )
+        log.warning("%s holds %d finished chunks of %s; starting over", out, len(parts), why)
         for part in parts:
             part.unlink()
     _atomic_write(out / KEY_FILE, (json.dumps(expected, indent=2) + "\n").encode())
 
 
-def _write_part(res: TrajectoryResult, path: Path) -> None:
+def _write_part(res: TrajectoryResult, path: Path, stamp: str) -> None:
     tensors = {
         name: value.detach().cpu().contiguous()
         for name in (
@@ -150,19 +181,28 @@ def _write_part(res: TrajectoryResult, path: Path) -> None:
             "inversion.seconds": inv.seconds,
         }
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"result": json.dumps(meta)})
+    save_file(tensors, str(tmp), metadata={"result": json.dumps(meta), "stamp": stamp})
     os.replace(tmp, path)  # a chunk is on disk whole or not at all
 
 
-def _read_part(path: Path, like: Tensor) -> TrajectoryResult:
-    """A chunk written by :func:`_write_part`, on ``like``'s device, floats in its dtype."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {})["result"])
-        stored = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (not a dict)
-    t = {
-        name: v.to(like.device, like.dtype if v.is_floating_point() else None)
-        for name, v in stored.items()
-    }
+def _read_part(path: Path, stamp: str, x: Tensor) -> TrajectoryResult | None:
+    """The chunk at ``path`` (written by :func:`_write_part` for ``stamp``, the images ``x``),
+    on ``x``'s device; None if there is none, or it is unreadable or someone else's."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            meta = json.loads(metadata["result"])
+            stored = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (no dict)
+        ours = metadata.get("stamp") == stamp and torch.equal(stored["source"].to(x), x)
+    except Exception as err:  # a damaged file of any kind is computed again
+        log.warning("chunk %s cannot be read (%s); computing it again", path, err)
+        return None
+    if not ours:
+        log.warning("chunk %s was written for other inputs or settings; computing it again", path)
+        return None
+    t = {name: v.to(x.device) for name, v in stored.items()}
     inversion = None
     if "inversion.latents" in t:
         inversion = InversionResult(

@@ -38,7 +38,10 @@ class TrajectoryResult:
         lambdas: ``(B,)`` identity weight of each image's chosen path (monotone path only;
             NaN where the warm start was returned unchanged: no optimised path was valid, or
             none changed the image less than a valid warm start).
-        seconds: wall time of ``explain()`` for the whole batch, inversion included.
+        seconds: wall time of ``explain()`` for the whole batch, inversion included (of a
+            :func:`concat` or chunked result: the sum of the parts' times, which for
+            :func:`~cfx.trajectory.chunks.explain_in_chunks` may include an earlier,
+            interrupted run's).
         inversion_seconds: the part of ``seconds`` spent inverting the sources.
         edit_masks: ``(B, 1, H, W)`` in [0, 1], where frames may differ from frame 0
             (localised paths only; None = anywhere).
@@ -175,11 +178,25 @@ def concat(results: Sequence[TrajectoryResult]) -> TrajectoryResult:
         raise ValueError("`results` must hold at least one TrajectoryResult, got none")
     first = results[0]
     for i, res in enumerate(results[1:], start=1):
-        if not torch.equal(res.levels.to(first.levels), first.levels):
-            raise ValueError(f"`results`: result {i} has other levels than result 0")
+        if res.levels.shape != first.levels.shape or not torch.equal(
+            res.levels.to(first.levels), first.levels
+        ):
+            raise ValueError(
+                f"`results`: result {i} has levels {res.levels.tolist()}, result 0 "
+                f"{first.levels.tolist()}"
+            )
         for name in ("oracle_probs", "lambdas", "edit_masks", "inversion"):
             if (getattr(res, name) is None) != (getattr(first, name) is None):
                 raise ValueError(f"`results`: result {i} and result 0 differ in having {name}")
+        for f in fields(first):
+            a, b = getattr(first, f.name), getattr(res, f.name)
+            if isinstance(a, Tensor) and f.name != "levels":
+                want, got = (a.shape[1:], a.dtype, a.device), (b.shape[1:], b.dtype, b.device)
+                if want != got:
+                    raise ValueError(
+                        f"`results`: {f.name} of result {i} has per-image shape, dtype, device "
+                        f"{got}, result 0 {want}"
+                    )
     changes: dict[str, Any] = {
         f.name: torch.cat([getattr(r, f.name) for r in results])
         for f in fields(first)

@@ -1,5 +1,6 @@
 import json
 import logging
+from dataclasses import replace
 
 import pytest
 import torch
@@ -79,23 +80,40 @@ def test_an_interrupted_run_resumes_at_the_first_unfinished_chunk(tmp_path):
 
 def test_other_settings_or_inputs_start_over(tmp_path, caplog):
     x, g, f = _sources()
-    folder = tmp_path / "parts"
-    explain_in_chunks(_ascent(g, f), x, 1, batch_size=3, folder=folder, key={"steps": 4})
+    base = {"key": {"steps": 4}, "batch_size": 3}
     changes = [
-        ({"key": {"steps": 5}}, x),  # other settings
-        ({"key": {"steps": 4}}, x.flip(0)),  # other images
-        ({"key": {"steps": 4}, "batch_size": 2}, x),  # other chunks
+        ({"key": {"steps": 5}}, x, 1),  # other settings
+        ({}, x.flip(0), 1),  # other images
+        ({"batch_size": 2}, x, 1),  # other chunks
+        ({}, x, torch.tensor([1, 1, 1, 1, 1, 1, 0])),  # other targets
     ]
-    for kwargs, inputs in changes:
+    for i, (change, inputs, target) in enumerate(changes):
+        folder = tmp_path / f"parts{i}"
+        explain_in_chunks(_ascent(g, f), x, 1, folder=folder, **base)
         caplog.clear()
         counting = Counting(_ascent(g, f))
-        options = {"batch_size": 3, **kwargs}
         with caplog.at_level(logging.WARNING):
-            explain_in_chunks(counting, inputs, 1, folder=folder, **options)
-        assert sum(counting.calls) == 7, kwargs  # every image computed again
-        assert "other inputs or settings; starting over" in caplog.text
-    stored = json.loads((folder / "key.json").read_text())
-    assert stored["batch_size"] == 2 and stored["n"] == 7
+            explain_in_chunks(counting, inputs, target, folder=folder, **{**base, **change})
+        assert sum(counting.calls) == 7, i  # every image computed again
+        assert "other inputs or settings; starting over" in caplog.text, i
+    stored = json.loads((tmp_path / "parts2" / "key.json").read_text())
+    assert stored["batch_size"] == 2 and stored["n"] == 7 and stored["format"] == 1
+
+
+def test_a_damaged_or_foreign_chunk_is_computed_again(tmp_path, caplog):
+    x, g, f = _sources()
+    folder = tmp_path / "parts"
+    reference = explain_in_chunks(_ascent(g, f), x, 1, batch_size=3, folder=folder)
+    (folder / "part_00001.safetensors").write_bytes(b"cut short")  # e.g. a full disk
+    foreign = tmp_path / "other"  # a chunk another call wrote, moved in by hand
+    explain_in_chunks(_ascent(g, f), x, 1, batch_size=3, folder=foreign, key={"steps": 9})
+    (foreign / "part_00002.safetensors").replace(folder / "part_00002.safetensors")
+    counting = Counting(_ascent(g, f))
+    with caplog.at_level(logging.WARNING):
+        again = explain_in_chunks(counting, x, 1, batch_size=3, folder=folder)
+    assert counting.calls == [3, 1]  # chunk 0 read back, chunks 1 and 2 computed again
+    assert "cannot be read" in caplog.text and "written for other inputs" in caplog.text
+    _same(again, reference)
 
 
 def test_per_image_targets_follow_their_chunk(tmp_path):
@@ -105,14 +123,28 @@ def test_per_image_targets_follow_their_chunk(tmp_path):
     assert res.target.tolist() == target.tolist()
 
 
-def test_monotone_results_keep_their_lambdas_through_the_folder(tmp_path):
+def test_every_field_survives_the_folder_nan_lambdas_and_masks_included(tmp_path):
     x, g, f = _sources(4)
-    path = MonotonePath(g, f, steps=3, iterations=3, inversion_steps=0, warm_start_iter=200)
-    res = explain_in_chunks(path, x, 1, batch_size=2, folder=tmp_path / "p")
-    again = explain_in_chunks(Counting(path), x, 1, batch_size=2, folder=tmp_path / "p")
-    assert res.lambdas is not None and again.lambdas is not None
+    path = MonotonePath(g, f, steps=3, iterations=3, inversion_steps=5, oracle=f)
+
+    class Marked:  # a NaN lambda (warm start kept) and an edit mask per image, as localised
+        def explain(self, x, target):
+            res = path.explain(x, target)
+            lambdas = res.lambdas.clone()
+            lambdas[0] = float("nan")
+            masks = torch.rand(len(res), 1, 4, 4, generator=torch.Generator().manual_seed(0))
+            return replace(res, lambdas=lambdas, edit_masks=masks)
+
+    res = explain_in_chunks(Marked(), x, 1, batch_size=2, folder=tmp_path / "p")
+    counting = Counting(Marked())
+    again = explain_in_chunks(counting, x, 1, batch_size=2, folder=tmp_path / "p")
+    assert counting.calls == []
+    _same(again, res)
+    assert res.lambdas.isnan().tolist() == [True, False, True, False]
     assert torch.equal(res.lambdas.isnan(), again.lambdas.isnan())
     assert torch.equal(res.lambdas.nan_to_num(), again.lambdas.nan_to_num())
+    assert torch.equal(res.edit_masks, again.edit_masks)
+    assert again.seconds == res.seconds and again.inversion.steps == 5
 
 
 def test_bad_arguments_are_named(tmp_path):
@@ -121,8 +153,16 @@ def test_bad_arguments_are_named(tmp_path):
         explain_in_chunks(_ascent(g, f), x, 1, batch_size=0)
     with pytest.raises(ValueError, match="`target` must be one class or one per image"):
         explain_in_chunks(_ascent(g, f), x, torch.tensor([1, 0]))
-    with pytest.raises(ValueError, match=r"`x` must be a batch \(B, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"`x` must be a non-empty batch \(B, C, H, W\)"):
         explain_in_chunks(_ascent(g, f), x[0], 1)
+    with pytest.raises(ValueError, match="non-empty batch"):
+        explain_in_chunks(_ascent(g, f), x[:0], 1)
+    with pytest.raises(TypeError, match="`target` must hold integer classes"):
+        explain_in_chunks(_ascent(g, f), x, torch.tensor([1.0, 0.0, 1.0]))
+    with pytest.raises(TypeError, match="`target` must be an int class"):
+        explain_in_chunks(_ascent(g, f), x, "healthy")
+    with pytest.raises(TypeError, match="`batch_size` must be"):
+        explain_in_chunks(_ascent(g, f), x, 1, batch_size=2.0)
     with pytest.raises(TypeError, match="`key` must hold JSON values"):
         explain_in_chunks(_ascent(g, f), x, 1, folder=tmp_path / "p", key={"f": f})
     (tmp_path / "file").write_text("x")
@@ -143,5 +183,7 @@ def test_concat_is_the_inverse_of_indexing():
         concat([res, path])
     other = _ascent(g, f)
     other.steps = 3
-    with pytest.raises(ValueError, match="other levels"):
+    with pytest.raises(ValueError, match=r"result 1 has levels \[0.0, 0.333"):
         concat([res, other.explain(x, 1)])
+    with pytest.raises(ValueError, match="frames of result 1 has per-image shape, dtype"):
+        concat([res, res.to(torch.float64)])
