@@ -59,9 +59,17 @@ def explain_in_chunks(
     caller's to delete once the result is saved.
 
     The result's ``seconds`` add up the chunks' own times, including those an earlier,
-    interrupted call spent on the chunks read back. The explainers treat images
-    independently, so chunking changes only floating-point rounding. 32 is the batch size
+    interrupted call spent on the chunks read back. 32 is the batch size
     ``benchmarks/trajectory.py`` times, and it bounds memory on large inputs.
+
+    The explainers treat images independently, but the generator and classifier round
+    differently at some batch sizes (~1e-6), and the number of images still walking changes
+    as they finish, so an image's rounding depends on its companions; where it tips a
+    discrete choice (the iteration that crosses ``margin``, the region that passes) the
+    image ends elsewhere. The same inputs in the same chunks give identical results; other
+    chunks give other frames for some images: 13 of 64 test slices (7 with another region)
+    at ``batch_size`` 32 vs 64 for localised Option 2, with the same flip rate, oracle
+    agreement and localisation (BENCHMARKS.md, session 16).
     """
     batch_size = check_int("batch_size", batch_size)
     if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[0] == 0:
