@@ -7,8 +7,9 @@ inversions of ``trajectory_validation.py`` (``runs/validation``). For each direc
 (tumour -> healthy at margin 0.99, healthy -> tumour at 0.999) every candidate region of
 :class:`~cfx.trajectory.localised.LocalisedAscent` (defaults) is ascended for *every* image to
 its budget with ``give_up=None``, and the target log-odds of each iteration are kept. An
-image's trace does not depend on the other images of its batch (normalised per-image steps),
-so any give-up rule can then be replayed exactly on the traces: which region each image would
+image's trace does not depend on the other images of its batch (normalised per-image steps;
+up to the models' batch-size-dependent rounding, see ``batch_invariance_probe.py``), so any
+give-up rule can then be replayed on the traces: which region each image would
 keep and how many decode + classify forward/backward passes of one image ("row-iterations")
 the search would cost. Prints, per direction: the row-iterations and chosen regions of the
 shipped rule (mean-rate extrapolation over the rest of the budget, from iteration 10,
