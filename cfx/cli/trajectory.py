@@ -411,10 +411,10 @@ def weights_sha256(name: str) -> str:
     """The SHA-256 of the weights ``--classifier`` / ``--generator`` / ``--oracle`` name (the
     card's for zoo models), so a resumed run notices a model retrained in the same folder."""
     from cfx.zoo import model_source
-    from cfx.zoo.pretrained import WEIGHTS_NAME, resolve_folder, sha256
+    from cfx.zoo.pretrained import resolve_folder, sha256
 
     source = model_source(name)
     if source.expected_sha256 is not None:
         return source.expected_sha256
-    folder = source.folder or resolve_folder(str(source.hub_id), files=(WEIGHTS_NAME,))
-    return sha256(folder / WEIGHTS_NAME)
+    folder = source.folder or resolve_folder(str(source.hub_id), files=(source.weights,))
+    return sha256(folder / source.weights)

@@ -33,6 +33,7 @@ from cfx.zoo.pretrained import (
     WEIGHTS_NAME,
     PretrainedMixin,
     resolve_folder,
+    sha256,
 )
 
 Role = Literal["generator", "classifier", "segmenter"]
@@ -135,6 +136,18 @@ HUB_PREFIX = "hf:"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9]")
 
 
+DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A class cfx can load from a model folder or hub id, by its config's ``_class_name``."""
+
+    class_path: str  # "module:Class"
+    role: Role
+    weights: str  # the weights file's name in the folder
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a model comes from and what it is, known before its weights are read."""
@@ -143,15 +156,28 @@ class ModelSource:
     hub_id: str | None  # "owner/name" (its config.json is fetched, its weights when loaded)
     class_path: str  # "module:Class"
     role: Role
+    weights: str  # the weights file's name
     expected_sha256: str | None  # from the model card: zoo models, local folders with a card
 
 
-def _architecture(config: Path) -> ZooEntry:
-    """The zoo architecture ``config`` (a ``config.json``) names in ``_class_name``."""
+def _architectures() -> dict[str, Architecture]:
+    """What ``config.json``'s ``_class_name`` may say: the zoo's architectures, and a diffusers
+    ``AutoencoderKL`` (as :class:`~cfx.models.diffusers_vae.DiffusersAutoencoder`)."""
+    known = {
+        e.class_path.split(":")[1]: Architecture(e.class_path, e.role, WEIGHTS_NAME)
+        for e in ZOO.values()
+    }
+    known["AutoencoderKL"] = Architecture(
+        "cfx.models.diffusers_vae:DiffusersAutoencoder", "generator", DIFFUSERS_WEIGHTS
+    )
+    return known
+
+
+def _architecture(config: Path) -> Architecture:
+    """The architecture ``config`` (a ``config.json``) names in ``_class_name``."""
     try:
         class_name = json.loads(config.read_text(encoding="utf-8"))["_class_name"]
-        known = _architectures()
-        return known[class_name]
+        return _architectures()[class_name]
     except (ValueError, KeyError, TypeError) as err:
         named = isinstance(err, KeyError) and err.args[0] != "_class_name"
         raise CheckpointError(
@@ -161,11 +187,6 @@ def _architecture(config: Path) -> ZooEntry:
             if named
             else f"`{config}` does not name one of cfx's architectures (`_class_name`): {err!r}"
         ) from err
-
-
-def _architectures() -> dict[str, ZooEntry]:
-    """The zoo's architectures by class name (what ``config.json``'s ``_class_name`` says)."""
-    return {e.class_path.split(":")[1]: e for e in ZOO.values()}
 
 
 def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
@@ -178,7 +199,7 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
             else f" (`{path.parent}`?)"
         )
         raise CheckpointError(
-            f"`{path}` is a file; pass the folder that holds {CONFIG_NAME} + {WEIGHTS_NAME}{hint}"
+            f"`{path}` is a file; pass the folder that holds {CONFIG_NAME} and the weights{hint}"
         )
     if not path.is_dir():
         where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
@@ -187,8 +208,10 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
     folder = path
     if not (path / CONFIG_NAME).is_file() and (path / "model" / CONFIG_NAME).is_file():
         folder = path / "model"  # a cfx train run folder
-    missing = [f for f in (CONFIG_NAME, WEIGHTS_NAME) if not (folder / f).is_file()]
-    if missing:
+    arch = _architecture(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else None
+    want = (CONFIG_NAME, WEIGHTS_NAME if arch is None else arch.weights)
+    missing = [f for f in want if not (folder / f).is_file()]
+    if missing or arch is None:
         pickles = sorted(q.name for q in folder.iterdir() if q.suffix in PICKLE_SUFFIXES)
         hint = (
             f"; found pickled checkpoint(s) {pickles}, which cfx refuses to load (convert "
@@ -197,17 +220,16 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
             else "; nor a model/ folder (has `cfx train` finished?)"
         )
         raise CheckpointError(f"`{folder}` is missing {missing}{hint}")
-    entry = _architecture(folder / CONFIG_NAME)
     expected = card_sha256(folder) if (folder / "README.md").is_file() else None
-    return ModelSource(folder, None, entry.class_path, entry.role, expected)
+    return ModelSource(folder, None, arch.class_path, arch.role, arch.weights, expected)
 
 
 def _hub_source(hub_id: str) -> ModelSource:
     """A hub model, described from its fetched ``config.json`` (no card is checked: hub cards
     record no sha256)."""
     config = resolve_folder(hub_id, files=(CONFIG_NAME,)) / CONFIG_NAME
-    entry = _architecture(config)
-    return ModelSource(None, hub_id, entry.class_path, entry.role, None)
+    arch = _architecture(config)
+    return ModelSource(None, hub_id, arch.class_path, arch.role, arch.weights, None)
 
 
 def model_source(name_or_path: str | Path) -> ModelSource:
@@ -246,7 +268,9 @@ def model_source(name_or_path: str | Path) -> ModelSource:
             )
         folder = model_folder(name)
         entry = ZOO[name]
-        return ModelSource(folder, None, entry.class_path, entry.role, card_sha256(folder))
+        return ModelSource(
+            folder, None, entry.class_path, entry.role, WEIGHTS_NAME, card_sha256(folder)
+        )
     hub_like = bool(_HUB_ID.fullmatch(name))
     if hub_like and not Path(name.split("/")[0]).exists():
         return _hub_source(name)
@@ -268,12 +292,21 @@ def _load(name_or_path: str | Path, want: Role) -> nn.Module:
         raise UnknownNameError(f"{str(name_or_path)!r} is a {source.role}; use {use}")
     module_name, class_name = source.class_path.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    if not issubclass(cls, PretrainedMixin):
-        raise TypeError(f"{cls.__name__} cannot be loaded from the zoo")
-    folder = source.folder
-    if folder is None:  # a hub id: fetch the weights now
-        folder = resolve_folder(str(source.hub_id), files=(CONFIG_NAME, WEIGHTS_NAME))
-    model = cls.from_pretrained(folder, expected_sha256=source.expected_sha256)
+    model: nn.Module
+    if issubclass(cls, PretrainedMixin):
+        folder = source.folder
+        if folder is None:  # a hub id: fetch the weights now
+            folder = resolve_folder(str(source.hub_id), files=(CONFIG_NAME, WEIGHTS_NAME))
+        model = cls.from_pretrained(folder, expected_sha256=source.expected_sha256)
+    else:  # a diffusers model: diffusers reads the folder or fetches the hub id itself
+        if source.folder is not None and source.expected_sha256 is not None:
+            weights = source.folder / source.weights
+            if (got := sha256(weights)) != source.expected_sha256:
+                raise CheckpointError(
+                    f"`{weights}` has sha256 {got}, expected {source.expected_sha256} "
+                    "(its model card's)"
+                )
+        model = cls.from_pretrained(source.folder or source.hub_id)
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -296,6 +329,7 @@ def load_classifier(name: str | Path = "brain-cnn") -> nn.Module:
 __all__ = [
     "CREDIT_MODELS",
     "ZOO",
+    "Architecture",
     "ModelSource",
     "card_sha256",
     "german_split",

@@ -75,6 +75,7 @@ def test_unknown_architectures_names_and_missing_files_are_clear(tmp_path, monke
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="does not name one of cfx's architectures"):
         load_classifier(folder)
+    (folder / "config.json").write_text(json.dumps({**config, "_class_name": "BrainCNN"}))
     (folder / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match=r"missing \['model.safetensors'\]; nor a model/"):
         load_classifier(folder)

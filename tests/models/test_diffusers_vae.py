@@ -1,0 +1,125 @@
+"""The diffusers AutoencoderKL adapter, on a tiny VAE saved locally with save_pretrained."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKL
+
+from cfx.errors import CheckpointError
+from cfx.inversion import invert
+from cfx.models.diffusers_vae import DiffusersAutoencoder
+from cfx.trajectory import GradientAscent
+from cfx.zoo import load_classifier, load_generator, model_source
+from cfx.zoo.pretrained import sha256
+
+
+def _vae(seed: int = 0, size: int = 16) -> AutoencoderKL:
+    with torch.random.fork_rng():  # diffusers initialises from the global generator
+        torch.manual_seed(seed)
+        vae = AutoencoderKL(
+            in_channels=1,
+            out_channels=1,
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            latent_channels=2,
+            norm_num_groups=4,
+            sample_size=size,
+        )
+    return vae.eval()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    _vae().save_pretrained(tmp_path / "vae")
+    return tmp_path / "vae"
+
+
+def _images(n: int = 3) -> torch.Tensor:
+    return torch.rand(n, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def test_encode_and_decode_are_the_vaes_up_to_its_scaling(folder):
+    vae = AutoencoderKL.from_pretrained(folder, use_safetensors=True, low_cpu_mem_usage=False)
+    g = DiffusersAutoencoder.from_pretrained(folder)
+    x = _images()
+    with torch.no_grad():
+        mean = vae.encode(x).latent_dist.mean  # (B, 2, 8, 8)
+        assert torch.equal(g.encode(x), mean * 0.18215)  # the config's scaling_factor
+        assert torch.equal(g.decode(g.encode(x)), vae.decode(mean * 0.18215 / 0.18215).sample)
+    assert g.latent_shape == (2, 8, 8) and g.image_size == (16, 16)
+    assert not g.training and not any(p.requires_grad for p in g.parameters())
+    feats = g.encoder(x)  # the inversion's offline perceptual features
+    assert feats.shape[0] == 3 and feats.ndim == 4
+    assert DiffusersAutoencoder(vae, image_size=32).latent_shape == (2, 16, 16)
+    with pytest.raises(ValueError, match="`image_size` must be divisible by the VAE's"):
+        DiffusersAutoencoder(vae, image_size=15)
+
+
+def test_pickled_weights_and_missing_folders_are_refused(folder, tmp_path):
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text((folder / "config.json").read_text())
+    torch.save(_vae().state_dict(), pickled / "diffusion_pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="from safetensors"):
+        DiffusersAutoencoder.from_pretrained(pickled)
+    with pytest.raises(CheckpointError, match="could not be loaded as a diffusers AutoencoderKL"):
+        DiffusersAutoencoder.from_pretrained(tmp_path / "nothing")
+
+
+def test_the_zoo_loader_and_the_cli_take_a_vae_folder(folder, tmp_path):
+    source = model_source(folder)
+    assert source.role == "generator" and source.weights == "diffusion_pytorch_model.safetensors"
+    g = load_generator(folder)
+    assert isinstance(g, DiffusersAutoencoder)
+    with pytest.raises(Exception, match="is a generator; use load_generator"):
+        load_classifier(folder)
+    (folder / "README.md").write_text(f"sha256: {'0' * 64}\n")  # a card that does not match
+    with pytest.raises(CheckpointError, match="expected 0000"):
+        load_generator(folder)
+    digest = sha256(folder / "diffusion_pytorch_model.safetensors")
+    (folder / "README.md").write_text(f"sha256: {digest}\n")
+    assert isinstance(load_generator(folder), DiffusersAutoencoder)
+    assert json.loads((folder / "config.json").read_text())["_class_name"] == "AutoencoderKL"
+
+
+def test_inversion_and_gradient_ascent_run_through_the_vae(folder):
+    g = DiffusersAutoencoder.from_pretrained(folder)
+    x = _images(4)
+    inv = invert(g, x, steps=20, perceptual="encoder")
+    assert inv.perceptual == "encoder" and inv.latents.shape == (4, 2, 8, 8)
+    # the inversion improves on the encoder alone
+    assert bool((inv.psnr >= inv.encoder_psnr - 1e-4).all())
+
+    class Brightness(torch.nn.Module):  # class 1 = brighter than mid-grey, in closed form
+        def forward(self, x):
+            s = 20 * x.mean((1, 2, 3))
+            return torch.stack([torch.zeros_like(s), s], 1)
+
+    f = Brightness()
+    z0 = inv.latents
+    with torch.no_grad():
+        start = torch.sigmoid(f(g.decode(z0))[:, 1])
+    res = GradientAscent(g, f, steps=4, eta=0.5, max_iter=200, margin=0.9).explain(x, 1, latents=z0)
+    assert bool(res.success[start < 0.9].all())
+    assert bool((res.probs[:, -1] >= 0.9).all())
+    assert bool((res.probs.diff(dim=1) >= -1e-6).all())  # frames climb through their levels
+
+
+def test_cfx_trajectory_walks_brain_slices_through_a_vae_folder(tmp_path):
+    from cfx.cli import main
+
+    _vae(size=64).save_pretrained(tmp_path / "vae64")  # brain-cnn's 1 x 64 x 64 slices
+    out = tmp_path / "t"
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv += ["--generator", str(tmp_path / "vae64"), "--steps", "2", "--inversion-steps", "3"]
+    assert main([*argv, "--oracle", "none", "--no-progress", "--out", str(out)]) == 0
+    with np.load(out / "result.npz") as r:
+        assert r["frames"].shape == (1, 3, 1, 64, 64) and r["latents"].shape == (1, 3, 2, 32, 32)
+    summary = json.loads((out / "summary.json").read_text())
+    weights = tmp_path / "vae64" / "diffusion_pytorch_model.safetensors"
+    assert summary["setup"]["weights_sha256"]["generator"] == sha256(weights)
+    assert summary["perceptual_loss"] in ("lpips", "encoder")
