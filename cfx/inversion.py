@@ -104,6 +104,8 @@ def _lpips_fn() -> Callable[[Tensor, Tensor], Tensor]:
 
 def _encoder_fn(encoder: nn.Sequential) -> Callable[[Tensor, Tensor], Tensor]:
     taps = [i for i, m in enumerate(encoder) if isinstance(m, (nn.LeakyReLU, nn.ReLU, nn.GELU))]
+    if not taps:  # blocks with their activations inside (e.g. a VAE's down blocks): each block
+        taps = list(range(len(encoder)))
 
     def feats(x: Tensor) -> list[Tensor]:
         out = []

@@ -9,16 +9,19 @@ any ``diffusers.AutoencoderKL`` (a hub id or a folder written by its ``save_pret
 * ``encode(x)`` is the posterior mean times the VAE's ``scaling_factor`` (roughly unit
   variance, so the inversion's ``||z||^2`` prior and the explainers' step sizes mean the same
   as for a GAN latent); ``decode(z)`` undoes the scaling;
-* ``encoder`` is the VAE encoder's stem and down blocks as an ``nn.Sequential``, which
-  :func:`~cfx.inversion.invert` uses as its perceptual loss when LPIPS is not available.
+* ``encoder`` is the VAE encoder's stem and down blocks as an ``nn.Sequential``, whose block
+  outputs :func:`~cfx.inversion.invert` compares as its perceptual loss when LPIPS is not
+  available.
 
 Images are ``(B, C, H, W)`` in [-1, 1], the range diffusers VAEs are trained on; decoded frames
-are returned as the VAE gives them (not clamped, so gradients do not vanish at the range's
-ends). Only safetensors weights are loaded.
+are clamped to it with a straight-through gradient. A ``shift_factor`` (SD3 / Flux VAEs) is
+subtracted before scaling; per-channel ``latents_mean`` / ``latents_std`` are not used.
+Only safetensors weights are loaded, strictly.
 """
 
 from __future__ import annotations
 
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -32,35 +35,52 @@ class DiffusersAutoencoder(nn.Module):
     in cfx's conventions. ``image_size`` (``(H, W)`` or one int) defaults to the VAE config's
     ``sample_size``."""
 
+    vae: Any  # the diffusers AutoencoderKL (untyped: diffusers' stubs are lazy)
+
     def __init__(self, vae: Any, *, image_size: int | tuple[int, int] | None = None) -> None:
         super().__init__()
-        config = vae.config
-        size = config.sample_size if image_size is None else image_size
-        h, w = (size, size) if isinstance(size, int) else tuple(size)
-        factor = 2 ** (len(config.block_out_channels) - 1)
+        config: Any = getattr(vae, "config", None)
+        needed = ("latent_channels", "block_out_channels", "scaling_factor", "sample_size")
+        if not isinstance(vae, nn.Module) or any(not hasattr(config, k) for k in needed):
+            raise TypeError(f"`vae` must be a diffusers AutoencoderKL, got {type(vae).__name__}")
+        size: Any = config.sample_size if image_size is None else image_size
+        hw = [size, size] if isinstance(size, Integral) else list(size or [])
+        if len(hw) != 2 or not all(isinstance(v, Integral) and int(v) > 0 for v in hw):
+            raise ValueError(f"`image_size` must be a positive int or (H, W), got {size!r}")
+        h, w = int(hw[0]), int(hw[1])
+        self.vae = vae
+        blocks: Any = self.vae.encoder.down_blocks
+        factor = 2 ** sum(b.downsamplers is not None for b in blocks)
         if h % factor or w % factor:
             raise ValueError(
                 f"`image_size` must be divisible by the VAE's downsampling factor {factor}, "
                 f"got {(h, w)}"
             )
-        self.vae = vae
         self.scaling = float(config.scaling_factor)
+        self.shift = float(getattr(config, "shift_factor", None) or 0.0)  # SD3 / Flux VAEs
         self.image_size = (h, w)
         self._latent_shape = (int(config.latent_channels), h // factor, w // factor)
-        enc = vae.encoder
-        self.encoder = nn.Sequential(enc.conv_in, *enc.down_blocks)  # shared, for features
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
         return self._latent_shape
 
+    @property
+    def encoder(self) -> nn.Sequential:
+        """The VAE encoder's stem and down blocks (shared, not copied; not registered twice)."""
+        enc: Any = self.vae.encoder
+        return nn.Sequential(enc.conv_in, *enc.down_blocks)
+
     def encode(self, x: Tensor) -> Tensor:
         """Images ``(B, C, H, W)`` in [-1, 1] -> latents ``(B, *latent_shape)``."""
-        return self.vae.encode(x).latent_dist.mean * self.scaling
+        return (self.vae.encode(x).latent_dist.mean - self.shift) * self.scaling
 
     def decode(self, z: Tensor) -> Tensor:
-        """Latents ``(B, *latent_shape)`` -> images ``(B, C, H, W)``, about [-1, 1]."""
-        return self.vae.decode(z / self.scaling).sample
+        """Latents ``(B, *latent_shape)`` -> images ``(B, C, H, W)`` in [-1, 1]: clamped in
+        the forward pass, the gradient passed straight through (so it does not vanish where
+        the VAE overshoots the range)."""
+        y = self.vae.decode(z / self.scaling + self.shift).sample
+        return y + (y.clamp(-1.0, 1.0) - y).detach()
 
     @classmethod
     def from_pretrained(
@@ -71,24 +91,41 @@ class DiffusersAutoencoder(nn.Module):
         image_size: int | tuple[int, int] | None = None,
         **kwargs: Any,
     ) -> DiffusersAutoencoder:
-        """Load ``AutoencoderKL.from_pretrained(name_or_path, subfolder=...)`` (a hub id such as
-        ``"stabilityai/sd-vae-ft-mse"`` or a local folder; ``kwargs`` go to diffusers) from
-        safetensors only, in eval mode with frozen parameters."""
+        """Load ``AutoencoderKL.from_pretrained(name_or_path, subfolder=...)`` from safetensors
+        only, strictly (every weight present and used), in eval mode with frozen parameters.
+
+        ``name_or_path``: a local folder its ``save_pretrained`` wrote (``~`` expanded) or a
+        hub id such as ``"stabilityai/sd-vae-ft-mse"``; the VAE of a pipeline repo is
+        ``subfolder="vae"``. ``kwargs`` go to diffusers (e.g. ``torch_dtype``; SD-family VAEs
+        overflow in float16, so keep them in float32 on CPU).
+        """
         from diffusers import AutoencoderKL
 
+        where = str(name_or_path)
+        path = Path(where).expanduser()
+        if path.exists() or isinstance(name_or_path, Path) or where.startswith((".", "/", "~")):
+            if not path.is_dir():
+                raise CheckpointError(f"`{name_or_path}`: no such folder ({path.absolute()})")
+            where = str(path)
         try:
-            vae = AutoencoderKL.from_pretrained(
-                str(name_or_path),
+            vae, info = AutoencoderKL.from_pretrained(
+                where,
                 subfolder=subfolder,
                 use_safetensors=True,  # never fall back to pickled .bin weights
                 low_cpu_mem_usage=False,
+                output_loading_info=True,
                 **kwargs,
             )
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, RuntimeError) as err:
             raise CheckpointError(
                 f"`{name_or_path}` could not be loaded as a diffusers AutoencoderKL from "
                 f"safetensors: {err}"
             ) from err
+        problems = {k: v for k, v in info.items() if v}  # missing, unexpected, mismatched keys
+        if problems:
+            raise CheckpointError(
+                f"`{name_or_path}`: the weights do not match the VAE's config: {problems}"
+            )
         vae.eval()
         for p in vae.parameters():
             p.requires_grad_(False)

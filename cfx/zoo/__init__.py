@@ -8,7 +8,8 @@ package (``cfx/_zoo``); ``CFX_ZOO`` may point to another copy.
 :func:`load_generator` and :func:`load_classifier` also take a folder written by
 ``save_pretrained`` (for instance ``cfx train classifier --out runs/cnn`` writes
 ``runs/cnn/model``; the run folder itself is accepted too) or a hub id ``owner/name``, as long as
-its ``config.json`` names one of the zoo's architectures (:func:`model_source`).
+its ``config.json`` names one of the zoo's architectures or a diffusers ``AutoencoderKL``
+(:func:`model_source`).
 """
 
 from __future__ import annotations
@@ -123,12 +124,23 @@ def card_sha256(folder: Path) -> str:
     card = folder / "README.md"
     if not card.is_file():
         raise CheckpointError(f"`{folder}` has no model card README.md")
+    found = _recorded_sha256(card)
+    if found is None:
+        raise CheckpointError(f"`{card}` records no sha256 for model.safetensors")
+    return found
+
+
+def _recorded_sha256(card: Path) -> str | None:
+    """The first SHA-256 on a ``sha256`` line of ``card``, if the file exists and has one (a
+    user's folder may carry a card without one, e.g. downloaded from the hub)."""
+    if not card.is_file():
+        return None
     for line in card.read_text(encoding="utf-8").splitlines():
         if "sha256" in line.lower():
             match = _HEX64.search(line)
             if match:
                 return match.group(1)
-    raise CheckpointError(f"`{card}` records no sha256 for model.safetensors")
+    return None
 
 
 HUB_PREFIX = "hf:"
@@ -220,7 +232,7 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
             else "; nor a model/ folder (has `cfx train` finished?)"
         )
         raise CheckpointError(f"`{folder}` is missing {missing}{hint}")
-    expected = card_sha256(folder) if (folder / "README.md").is_file() else None
+    expected = _recorded_sha256(folder / "README.md")
     return ModelSource(folder, None, arch.class_path, arch.role, arch.weights, expected)
 
 
@@ -240,13 +252,16 @@ def model_source(name_or_path: str | Path) -> ModelSource:
     * a zoo name (``ZOO``; if a local folder has the same name, the zoo model wins with a
       warning: write ``./NAME`` or pass a ``Path`` for the folder);
     * a local folder (any ``Path``, or a string with ``/`` or starting with ``.`` or ``~``) with
-      ``config.json`` + ``model.safetensors``, or a ``cfx train`` run folder holding
-      ``model/``. A model card ``README.md`` in it, if there is one, must record the weights'
-      sha256, which is checked on load;
+      ``config.json`` + ``model.safetensors`` (a diffusers VAE:
+      ``diffusion_pytorch_model.safetensors``), or a ``cfx train`` run folder holding
+      ``model/``. If its ``README.md`` records a sha256, the weights are checked against it;
     * a hub id ``owner/name`` (read as a local path when ``owner`` is a local folder; write
       ``hf:owner/name`` then), whose ``config.json`` is fetched now and its weights on load.
 
-    The folder or config must name one of the zoo's architectures (``_class_name``).
+    The config must name one of the zoo's architectures or ``AutoencoderKL``
+    (``_class_name``; :func:`_architectures`). A hub id's ``config.json`` must be at the repo's
+    root: the VAE of a pipeline repo is loaded in Python with
+    ``DiffusersAutoencoder.from_pretrained(repo, subfolder="vae")``.
     """
     if isinstance(name_or_path, Path):
         return _local_source(name_or_path)
@@ -292,13 +307,15 @@ def _load(name_or_path: str | Path, want: Role) -> nn.Module:
         raise UnknownNameError(f"{str(name_or_path)!r} is a {source.role}; use {use}")
     module_name, class_name = source.class_path.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
+    from cfx.models.diffusers_vae import DiffusersAutoencoder
+
     model: nn.Module
     if issubclass(cls, PretrainedMixin):
         folder = source.folder
         if folder is None:  # a hub id: fetch the weights now
             folder = resolve_folder(str(source.hub_id), files=(CONFIG_NAME, WEIGHTS_NAME))
         model = cls.from_pretrained(folder, expected_sha256=source.expected_sha256)
-    else:  # a diffusers model: diffusers reads the folder or fetches the hub id itself
+    elif cls is DiffusersAutoencoder:  # diffusers reads the folder or fetches the hub id
         if source.folder is not None and source.expected_sha256 is not None:
             weights = source.folder / source.weights
             if (got := sha256(weights)) != source.expected_sha256:
@@ -306,7 +323,9 @@ def _load(name_or_path: str | Path, want: Role) -> nn.Module:
                     f"`{weights}` has sha256 {got}, expected {source.expected_sha256} "
                     "(its model card's)"
                 )
-        model = cls.from_pretrained(source.folder or source.hub_id)
+        model = cls.from_pretrained(source.folder or str(source.hub_id))
+    else:
+        raise TypeError(f"{cls.__name__} cannot be loaded from a folder or hub id")
     for p in model.parameters():
         p.requires_grad_(False)
     return model
