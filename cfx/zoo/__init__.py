@@ -33,6 +33,7 @@ from cfx.zoo.pretrained import (
     PICKLE_SUFFIXES,
     WEIGHTS_NAME,
     PretrainedMixin,
+    missing_files,
     resolve_folder,
     sha256,
 )
@@ -224,14 +225,9 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
     want = (CONFIG_NAME, WEIGHTS_NAME if arch is None else arch.weights)
     missing = [f for f in want if not (folder / f).is_file()]
     if missing or arch is None:
-        pickles = sorted(q.name for q in folder.iterdir() if q.suffix in PICKLE_SUFFIXES)
-        hint = (
-            f"; found pickled checkpoint(s) {pickles}, which cfx refuses to load (convert "
-            "them to safetensors)"
-            if pickles
-            else "; nor a model/ folder (has `cfx train` finished?)"
+        raise missing_files(
+            folder, missing, otherwise="; nor a model/ folder (has `cfx train` finished?)"
         )
-        raise CheckpointError(f"`{folder}` is missing {missing}{hint}")
     expected = _recorded_sha256(folder / "README.md")
     return ModelSource(folder, None, arch.class_path, arch.role, arch.weights, expected)
 

@@ -37,20 +37,26 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def missing_files(folder: Path, missing: list[str], *, otherwise: str = "") -> CheckpointError:
+    """The error for a model folder lacking ``missing`` files, pointing at pickled
+    checkpoints it holds instead (else adding ``otherwise``)."""
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    hint = (
+        f"; found pickled checkpoint(s) {pickles}, which cfx refuses to load (convert them "
+        "to safetensors)"
+        if pickles
+        else otherwise
+    )
+    return CheckpointError(f"`{folder}` is missing {missing}{hint}")
+
+
 def resolve_folder(name_or_path: str | Path, *, files: tuple[str, ...]) -> Path:
     """A local folder holding ``files``: ``name_or_path`` itself, or a hub id fetched online."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         missing = [f for f in files if not (path / f).is_file()]
         if missing:
-            pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
-            hint = (
-                f"; found pickled checkpoint(s) {pickles}, which cfx refuses to load "
-                "(convert them to safetensors)"
-                if pickles
-                else ""
-            )
-            raise CheckpointError(f"`{path}` is missing {missing}{hint}")
+            raise missing_files(path, missing)
         return path
     if path.suffix in PICKLE_SUFFIXES:
         raise CheckpointError(
