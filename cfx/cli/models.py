@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cfx.errors import CfxError, UnknownNameError
+
+if TYPE_CHECKING:
+    from cfx.zoo import ModelSource
 
 
 def model_name(
     flag: str, name: str, want: str, *, allow_none: bool = False, has_generator: bool = True
 ) -> str:
-    """``name`` if it is a zoo model, model folder or hub id of role ``want`` ("generator",
-    "classifier"), else an error that names ``flag`` and says where the model belongs.
+    """``name`` if it is a zoo model, model folder or hub id of role ``want``; see
+    :func:`checked_source`."""
+    checked_source(flag, name, want, allow_none=allow_none, has_generator=has_generator)
+    return name
+
+
+def checked_source(
+    flag: str, name: str, want: str, *, allow_none: bool = False, has_generator: bool = True
+) -> ModelSource:
+    """What ``name`` points to, if it is a zoo model, model folder or hub id of role ``want``
+    ("generator", "classifier"), else an error that names ``flag`` and says where the model
+    belongs.
 
     Reads a folder's (or a hub model's) ``config.json``, not its weights. ``allow_none``: the
     option also takes ``none`` (mentioned in the errors); ``has_generator``: the command has
@@ -29,13 +43,14 @@ def model_name(
             "'owner/name'"
         )
     try:
-        got = model_source(name).role
+        source = model_source(name)
     except (CfxError, OSError) as err:
         raise type(err)(f"`{flag}`: {err}") from err
+    got = source.role
     if got != want:
         hint = " (pass it as --generator)" if got == "generator" and has_generator else ""
         raise ValueError(
             f"`{flag}`: {name!r} is a {got}{hint}; expected a {want}: one of {fits}{extra}, "
             "or a folder or hub id holding one"
         )
-    return name
+    return source

@@ -7,12 +7,16 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from cfx.cli.models import model_name
+from cfx.cli.models import checked_source
 from cfx.errors import UnknownNameError, check_int, check_real
+
+if TYPE_CHECKING:
+    from cfx.zoo import ModelSource
 
 log = logging.getLogger(__name__)
 
@@ -320,12 +324,14 @@ def run_trajectory(args: argparse.Namespace) -> int:
             "`--out` must not be the `--input` folder: its figures would be read as scans "
             "by the next run"
         )
-    model_name("--generator", args.generator, "generator")
-    model_name("--classifier", args.classifier, "classifier")
+    sources = {
+        "generator": checked_source("--generator", args.generator, "generator"),
+        "classifier": checked_source("--classifier", args.classifier, "classifier"),
+    }
     if args.oracle != "none":
-        model_name("--oracle", args.oracle, "classifier", allow_none=True)
+        sources["oracle"] = checked_source("--oracle", args.oracle, "classifier", allow_none=True)
 
-    generator = load_generator(args.generator)
+    generator = load_generator(sources["generator"])
     seed = DEFAULT_SEED if args.seed is None else args.seed
     files = None  # the files of an --input folder, in the order of the rows
     if args.input is not None:
@@ -335,8 +341,8 @@ def run_trajectory(args: argparse.Namespace) -> int:
         x, masks = load_input(args.input, shape, files=listed), None
     else:
         x, masks = builtin_sources(n, seed, target)
-    classifier = load_classifier(args.classifier)
-    oracle = None if args.oracle == "none" else load_classifier(args.oracle)
+    classifier = load_classifier(sources["classifier"])
+    oracle = None if args.oracle == "none" else load_classifier(sources["oracle"])
     common = {
         "steps": args.steps,
         "margin": margin,
@@ -378,15 +384,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "seed": None if args.input is not None else seed,
         "batch_size": args.batch_size,
     }
-    setup["weights_sha256"] = {
-        flag: weights_sha256(name)
-        for flag, name in (
-            ("generator", args.generator),
-            ("classifier", args.classifier),
-            ("oracle", args.oracle),
-        )
-        if name != "none"
-    }
+    setup["weights_sha256"] = {role: weights_sha256(src) for role, src in sources.items()}
     unfinished = out / UNFINISHED
     # sources already in the target class are logged by the explainer (rows named)
     result = explain_in_chunks(
@@ -407,13 +405,11 @@ def run_trajectory(args: argparse.Namespace) -> int:
     return 0
 
 
-def weights_sha256(name: str) -> str:
-    """The SHA-256 of the weights ``--classifier`` / ``--generator`` / ``--oracle`` name (the
-    card's for zoo models), so a resumed run notices a model retrained in the same folder."""
-    from cfx.zoo import model_source
+def weights_sha256(source: ModelSource) -> str:
+    """The SHA-256 of the weights a ``--classifier`` / ``--generator`` / ``--oracle`` points to
+    (the card's for zoo models), so a resumed run notices a model retrained in the same folder."""
     from cfx.zoo.pretrained import resolve_folder, sha256
 
-    source = model_source(name)
     if source.expected_sha256 is not None:
         return source.expected_sha256
     folder = source.folder or resolve_folder(str(source.hub_id), files=(source.weights,))

@@ -294,10 +294,10 @@ def model_source(name_or_path: str | Path) -> ModelSource:
     )
 
 
-def _load(name_or_path: str | Path, want: Role) -> nn.Module:
+def _load(name_or_path: str | Path | ModelSource, want: Role) -> nn.Module:
     import importlib
 
-    source = model_source(name_or_path)
+    source = name_or_path if isinstance(name_or_path, ModelSource) else model_source(name_or_path)
     if source.role != want and not (want == "classifier" and source.role == "segmenter"):
         use = "load_generator" if source.role == "generator" else "load_classifier"
         raise UnknownNameError(f"{str(name_or_path)!r} is a {source.role}; use {use}")
@@ -327,17 +327,17 @@ def _load(name_or_path: str | Path, want: Role) -> nn.Module:
     return model
 
 
-def load_generator(name: str | Path = "brain-gan") -> Invertible:
+def load_generator(name: str | Path | ModelSource = "brain-gan") -> Invertible:
     """A generator (an ``nn.Module`` that is an :class:`~cfx.types.Invertible`), in eval mode,
-    with frozen parameters: a zoo name, a ``save_pretrained`` folder or a hub id
-    (:func:`model_source`)."""
+    with frozen parameters: a zoo name, a ``save_pretrained`` folder or a hub id, or what
+    :func:`model_source` made of one."""
     return cast(Invertible, _load(name, "generator"))
 
 
-def load_classifier(name: str | Path = "brain-cnn") -> nn.Module:
+def load_classifier(name: str | Path | ModelSource = "brain-cnn") -> nn.Module:
     """A classifier (images in [-1, 1] -> logits ``(B, 2)``; the segmenter: mask logits), in
-    eval mode, with frozen parameters: a zoo name, a ``save_pretrained`` folder or a hub id
-    (:func:`model_source`)."""
+    eval mode, with frozen parameters: a zoo name, a ``save_pretrained`` folder or a hub id, or
+    what :func:`model_source` made of one."""
     return _load(name, "classifier")
 
 

@@ -401,3 +401,17 @@ def test_an_interrupted_run_resumes_from_its_finished_batches(tmp_path, monkeypa
     with np.load(fresh / "result.npz") as r:
         assert np.array_equal(r["frames"], resumed)
     assert json.loads((fresh / "summary.json").read_text())["setup"]["n"] == 3
+
+
+def test_a_zoo_name_shadowing_a_local_folder_is_warned_about_once(tmp_path, monkeypatch, caplog):
+    import logging
+
+    (tmp_path / "brain-cnn").mkdir()  # e.g. a training run named after the zoo model
+    monkeypatch.chdir(tmp_path)
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--oracle", "none", "--no-progress"]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "--out", str(tmp_path / "t")]) == 0
+    assert caplog.text.count("names a zoo model and a local path") == 1
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert set(summary["setup"]["weights_sha256"]) == {"generator", "classifier"}
