@@ -300,7 +300,8 @@ def _load(name_or_path: str | Path | ModelSource, want: Role) -> nn.Module:
     source = name_or_path if isinstance(name_or_path, ModelSource) else model_source(name_or_path)
     if source.role != want and not (want == "classifier" and source.role == "segmenter"):
         use = "load_generator" if source.role == "generator" else "load_classifier"
-        raise UnknownNameError(f"{str(name_or_path)!r} is a {source.role}; use {use}")
+        named = str(source.folder or source.hub_id) if name_or_path is source else name_or_path
+        raise UnknownNameError(f"{str(named)!r} is a {source.role}; use {use}")
     module_name, class_name = source.class_path.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     from cfx.models.diffusers_vae import DiffusersAutoencoder

@@ -61,6 +61,9 @@ def test_a_folder_of_the_wrong_role_is_named(tmp_path):
     with pytest.raises(UnknownNameError, match="is a generator; use load_generator"):
         load_classifier(gan)
     assert isinstance(load_generator(gan), BrainGAN)
+    assert isinstance(load_generator(model_source(gan)), BrainGAN)  # a resolved source too
+    with pytest.raises(UnknownNameError, match=f"'{cnn}' is a classifier"):
+        load_generator(model_source(cnn))  # named by its folder, not the dataclass
 
 
 def test_unknown_architectures_names_and_missing_files_are_clear(tmp_path, monkeypatch):
