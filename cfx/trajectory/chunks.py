@@ -9,6 +9,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from cfx.trajectory.result import TrajectoryResult, concat
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: every field by name (1 listed them)
 """The layout of the chunk files; a folder of another layout is started over."""
 KEY_FILE = "key.json"
 """What a chunk folder's finished chunks were computed from; a resume needs the same."""
@@ -169,25 +170,42 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
     _atomic_write(out / KEY_FILE, (json.dumps(expected, indent=2) + "\n").encode())
 
 
+def _flatten(obj: Any, prefix: str = "") -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """A frozen dataclass's tensors (on the CPU) and its other fields (JSON values), by field
+    name; a nested dataclass (the inversion) under ``name.``."""
+    tensors: dict[str, Tensor] = {}
+    meta: dict[str, Any] = {}
+    for f in fields(obj):
+        value, key = getattr(obj, f.name), prefix + f.name
+        if isinstance(value, Tensor):
+            tensors[key] = value.detach().cpu().contiguous()
+        elif is_dataclass(value):
+            inner_tensors, inner_meta = _flatten(value, key + ".")
+            tensors |= inner_tensors
+            meta |= inner_meta
+        else:  # None, numbers, strings
+            meta[key] = value
+    return tensors, meta
+
+
+def _unflatten(
+    cls: type, tensors: dict[str, Tensor], meta: dict[str, Any], prefix: str = ""
+) -> Any:
+    """The ``cls`` instance :func:`_flatten` took apart."""
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        key = prefix + f.name
+        if key in tensors:
+            kwargs[f.name] = tensors[key]
+        elif key in meta:
+            kwargs[f.name] = meta[key]
+        else:  # a nested dataclass that was present: the inversion
+            kwargs[f.name] = _unflatten(InversionResult, tensors, meta, key + ".")
+    return cls(**kwargs)
+
+
 def _write_part(res: TrajectoryResult, path: Path, stamp: str) -> None:
-    tensors = {
-        name: value.detach().cpu().contiguous()
-        for name in (
-            *("frames", "latents", "probs", "levels", "target", "source", "in_target"),
-            *("oracle_probs", "lambdas", "edit_masks"),
-        )
-        if (value := getattr(res, name)) is not None
-    }
-    meta: dict[str, Any] = {"seconds": res.seconds, "inversion_seconds": res.inversion_seconds}
-    inv = res.inversion
-    if inv is not None:
-        for name in ("latents", "reconstructions", "psnr", "encoder_psnr"):
-            tensors[f"inversion.{name}"] = getattr(inv, name).detach().cpu().contiguous()
-        meta |= {
-            "inversion.perceptual": inv.perceptual,
-            "inversion.steps": inv.steps,
-            "inversion.seconds": inv.seconds,
-        }
+    tensors, meta = _flatten(res)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"result": json.dumps(meta), "stamp": stamp})
     os.replace(tmp, path)  # a chunk is on disk whole or not at all
@@ -204,39 +222,15 @@ def _read_part(path: Path, stamp: str, x: Tensor) -> TrajectoryResult | None:
             meta = json.loads(metadata["result"])
             stored = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (no dict)
         ours = metadata.get("stamp") == stamp and torch.equal(stored["source"].to(x), x)
+        on_device = {name: v.to(x.device) for name, v in stored.items()}
+        result: TrajectoryResult = _unflatten(TrajectoryResult, on_device, meta)
     except Exception as err:  # a damaged file of any kind is computed again
         log.warning("chunk %s cannot be read (%s); computing it again", path, err)
         return None
     if not ours:
         log.warning("chunk %s was written for other inputs or settings; computing it again", path)
         return None
-    t = {name: v.to(x.device) for name, v in stored.items()}
-    inversion = None
-    if "inversion.latents" in t:
-        inversion = InversionResult(
-            latents=t["inversion.latents"],
-            reconstructions=t["inversion.reconstructions"],
-            psnr=t["inversion.psnr"],
-            encoder_psnr=t["inversion.encoder_psnr"],
-            perceptual=meta["inversion.perceptual"],
-            steps=int(meta["inversion.steps"]),
-            seconds=float(meta["inversion.seconds"]),
-        )
-    return TrajectoryResult(
-        frames=t["frames"],
-        latents=t["latents"],
-        probs=t["probs"],
-        levels=t["levels"],
-        target=t["target"],
-        source=t["source"],
-        in_target=t["in_target"],
-        oracle_probs=t.get("oracle_probs"),
-        lambdas=t.get("lambdas"),
-        seconds=float(meta["seconds"]),
-        inversion_seconds=float(meta["inversion_seconds"]),
-        edit_masks=t.get("edit_masks"),
-        inversion=inversion,
-    )
+    return result
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

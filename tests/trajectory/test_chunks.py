@@ -97,7 +97,7 @@ def test_other_settings_or_inputs_start_over(tmp_path, caplog):
         assert sum(counting.calls) == 7, i  # every image computed again
         assert "other inputs or settings; starting over" in caplog.text, i
     stored = json.loads((tmp_path / "parts2" / "key.json").read_text())
-    assert stored["batch_size"] == 2 and stored["n"] == 7 and stored["format"] == 1
+    assert stored["batch_size"] == 2 and stored["n"] == 7 and stored["format"] == 2
 
 
 def test_a_damaged_or_foreign_chunk_is_computed_again(tmp_path, caplog):
