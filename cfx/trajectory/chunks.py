@@ -8,7 +8,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +23,11 @@ from tqdm.auto import tqdm
 from cfx import __version__ as cfx_version
 from cfx.errors import check_int
 from cfx.inversion import InversionResult
+from cfx.trajectory import gradient_ascent
+from cfx.trajectory import start as start_module
+from cfx.trajectory.gradient_ascent import start_notice
 from cfx.trajectory.result import TrajectoryResult, concat
+from cfx.trajectory.start import unit_range_notice
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +99,7 @@ def explain_in_chunks(
     if out is not None:
         _claim(out, expected)
     results: list[TrajectoryResult] = []
+    unit_range_notice(x)  # once for the whole input, not once per chunk
     starts = range(0, n, batch_size)
     show = show_progress and len(starts) > 1
     with tqdm(total=n, desc="images", unit="image", disable=not show) as bar:
@@ -102,14 +108,41 @@ def explain_in_chunks(
             part = None if out is None else out / f"part_{i:05d}.safetensors"
             res = None if part is None else _read_part(part, stamp, x[rows])
             if res is None:
-                res = explainer.explain(
-                    x[rows], target if isinstance(target, int) else targets[rows]
-                )
+                with _per_chunk_notices_held():
+                    res = explainer.explain(
+                        x[rows], target if isinstance(target, int) else targets[rows]
+                    )
                 if part is not None:
                     _write_part(res, part, stamp)
             results.append(res)
             bar.update(len(res))
-    return concat(results)
+    result = concat(results)
+    start_notice(result.in_target[:, 0])  # rows of the whole input, chunks read back included
+    return result
+
+
+class _HoldChunkNotices(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            getattr(record, "cfx_starts_in_target", False)
+            or getattr(record, "cfx_unit_range", False)
+        )
+
+
+@contextmanager
+def _per_chunk_notices_held() -> Iterator[None]:
+    """Hold back the explainers' notices about the rows of one chunk (paths that start in the
+    target, images without a pixel below 0): :func:`explain_in_chunks` gives them once, for
+    the whole input, with its row numbers."""
+    hold = _HoldChunkNotices()
+    loggers = (gradient_ascent.log, start_module.log)
+    for logger in loggers:
+        logger.addFilter(hold)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(hold)
 
 
 def _targets(target: int | Tensor, n: int, device: torch.device) -> Tensor:

@@ -65,6 +65,24 @@ def without_start_notice() -> Iterator[None]:
         log.removeFilter(quiet)
 
 
+def start_notice(first_in_target: Tensor) -> None:
+    """Warn (tagged ``cfx_starts_in_target``) about the paths whose frame 0 the classifier
+    already assigns to the target (``first_in_target`` ``(B,)`` bool), naming their rows."""
+    already = torch.nonzero(first_in_target).flatten().tolist()
+    if not already:
+        return
+    log.warning(
+        "%d of %d paths start in the target class (the classifier already assigns frame "
+        "0, the reconstruction of the source, to it; rows %s%s): they exaggerate the target "
+        "rather than cross into it, and their success flags are set",
+        len(already),
+        first_in_target.shape[0],
+        already[:20],
+        " ..." if len(already) > 20 else "",
+        extra={"cfx_starts_in_target": True},
+    )
+
+
 EXAGGERATION = 1.0
 """Log-odds a path climbs past its start when the start already reaches ``margin``."""
 
@@ -351,17 +369,7 @@ def finish(
         oracle_probs = target_prob(o_logits, rep).view(b, n)
     frames = frames.view(b, n, *frames.shape[1:])
     in_target = logits.view(b, n, -1).argmax(2) == target[:, None]  # (B, T+1)
-    already = torch.nonzero(in_target[:, 0]).flatten().tolist()
-    if already:
-        log.warning(
-            "%d of %d paths start in the target class (the classifier already assigns frame "
-            "0, the reconstruction of the source, to it; rows %s): they exaggerate the target "
-            "rather than cross into it, and their success flags are set",
-            len(already),
-            b,
-            already[:20],
-            extra={"cfx_starts_in_target": True},
-        )
+    start_notice(in_target[:, 0])
     return TrajectoryResult(
         frames=frames,
         latents=zs,

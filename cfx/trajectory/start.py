@@ -34,6 +34,25 @@ from cfx.types import Classifier, Generator
 log = logging.getLogger(__name__)
 
 
+def unit_range_notice(x: Tensor) -> None:
+    """Warn (tagged ``cfx_unit_range``) when images ``x`` ``(B, C, H, W)`` have no pixel
+    below 0: likely [0, 1] images where cfx expects [-1, 1]."""
+    lo, hi = float(x.detach().min()), float(x.detach().max())
+    if lo < 0.0:
+        return
+    b = x.shape[0]
+    log.warning(
+        "no pixel of the %d input image%s is below 0 (values %.3g..%.3g); cfx images are "
+        "in [-1, 1], dark = -1: if these are [0, 1] images, map them with 2x - 1 "
+        "(cfx.images.from_unit)",
+        b,
+        "s" if b != 1 else "",
+        lo,
+        hi,
+        extra={"cfx_unit_range": True},
+    )
+
+
 @dataclass(frozen=True)
 class Start:
     latents: Tensor  # (B, *latent_shape) z_0
@@ -88,16 +107,7 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
                 "return log-probabilities)",
                 name,
             )
-    if float(x.detach().min()) >= 0.0:
-        log.warning(
-            "no pixel of the %d input image%s is below 0 (values %.3g..%.3g); cfx images are "
-            "in [-1, 1], dark = -1: if these are [0, 1] images, map them with 2x - 1 "
-            "(cfx.images.from_unit)",
-            b,
-            "s" if b != 1 else "",
-            float(x.detach().min()),
-            float(x.detach().max()),
-        )
+    unit_range_notice(x)
     tgt = resolve_target(target, b, num_classes, x.device)
     if latents is not None:
         expected = (b, *generator.latent_shape)

@@ -187,3 +187,33 @@ def test_concat_is_the_inverse_of_indexing():
         concat([res, other.explain(x, 1)])
     with pytest.raises(ValueError, match="frames of result 1 has per-image shape, dtype"):
         concat([res, res.to(torch.float64)])
+
+
+def _start_notices(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "start in the target class" in r.getMessage()]
+
+
+def test_notices_name_rows_of_the_whole_input_once_chunks_read_back_included(tmp_path, caplog):
+    x, g, f = _sources()
+    x[[4, 6]] = -x[[4, 6]]  # the linear toy's class flips with the image's sign
+    explainer = _ascent(g, f)
+    assert explainer.explain(x[[4, 6]], 1).already_in_target.all()
+    caplog.clear()
+    caplog.set_level(logging.WARNING)
+    folder = tmp_path / "parts"
+    with pytest.raises(KeyboardInterrupt):
+        explain_in_chunks(Counting(explainer, fail_at=2), x, 1, batch_size=3, folder=folder)
+    assert _start_notices(caplog) == []  # nothing said about a run that did not finish
+    res = explain_in_chunks(explainer, x, 1, batch_size=3, folder=folder)  # chunks 0, 1 read back
+    assert res.already_in_target.nonzero().flatten().tolist() == [4, 6]
+    (notice,) = _start_notices(caplog)
+    assert notice.startswith("2 of 7 paths") and "rows [4, 6]" in notice
+
+
+def test_an_input_without_dark_pixels_is_warned_about_once(caplog):
+    x, g, f = _sources()
+    x = (x - x.min()).clamp(max=1.0)  # no pixel below 0
+    caplog.set_level(logging.WARNING)
+    explain_in_chunks(_ascent(g, f), x, 1, batch_size=3)
+    (notice,) = [r.getMessage() for r in caplog.records if "is below 0" in r.getMessage()]
+    assert notice.startswith("no pixel of the 7 input images")
