@@ -1,10 +1,34 @@
 """cfx: generative counterfactual explanations for PyTorch image classifiers and loan models.
 
 Images everywhere are ``(B, C, H, W)`` float tensors in [-1, 1] (see :mod:`cfx.images`).
+After ``import cfx``, the families are reachable as attributes (``cfx.trajectory``,
+``cfx.zoo``, ``cfx.saliency``, ...), imported on first use so ``import cfx`` stays light.
 """
+
+import importlib
+from types import ModuleType
 
 from cfx.inversion import InversionResult, invert
 from cfx.types import Classifier, Generator, Invertible
 
 __version__ = "0.1.0"
 __all__ = ["Classifier", "Generator", "InversionResult", "Invertible", "__version__", "invert"]
+
+_SUBMODULES = frozenset(
+    {
+        *("augment", "calls", "data", "demo", "errors", "filters", "images", "inversion"),
+        *("label", "metrics", "models", "recourse", "report", "saliency", "shortcuts"),
+        *("training", "trajectory", "types", "viz", "zoo"),
+    }
+)
+
+
+def __getattr__(name: str) -> ModuleType:
+    # PEP 562: `cfx.trajectory.save_result(...)` after a bare `import cfx`
+    if name in _SUBMODULES:
+        return importlib.import_module(f"cfx.{name}")
+    raise AttributeError(f"module 'cfx' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SUBMODULES})

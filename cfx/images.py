@@ -66,11 +66,14 @@ def check_images(
             ValueError,
             f"`{name}` must be {size[0]}x{size[1]} pixels, got shape {tuple(x.shape)}",
         )
-    finite = torch.isfinite(x)
-    check(bool(finite.all()), ValueError, f"`{name}` contains NaN or infinite values")
+    bad = ~torch.isfinite(x.detach()).flatten(1).all(1)  # (B,) images with NaN or inf
+    if bool(bad.any()):
+        raise ValueError(f"`{name}` contains NaN or infinite values{_rows(bad)}")
     lo, hi = float(x.detach().min()), float(x.detach().max())
     if lo >= IMAGE_RANGE[0] - tol and hi <= IMAGE_RANGE[1] + tol:
         return x
+    flat = x.detach().flatten(1)
+    outside = (flat.amin(1) < IMAGE_RANGE[0] - tol) | (flat.amax(1) > IMAGE_RANGE[1] + tol)
     hint = "rescale them to [-1, 1] (cfx.images.from_unit maps [0, 1] images)"
     if lo >= 0.0 and hi > 1.0:
         hint = (
@@ -79,5 +82,18 @@ def check_images(
             "[-1, 1] with cfx.images.from_unit (2x - 1)"
         )
     raise ValueError(
-        f"`{name}` must have values in [-1, 1] (cfx image range), got [{lo:.3g}, {hi:.3g}]; " + hint
+        f"`{name}` must have values in [-1, 1] (cfx image range), got [{lo:.3g}, {hi:.3g}]"
+        f"{_rows(outside)}; " + hint
     )
+
+
+def _rows(flags: Tensor) -> str:
+    """Which images of a batch ``flags`` ``(B,)`` marks, as a suffix for an error message:
+    ``""`` for a batch of one, ``" (image 3 of 40)"``, ``" (2 of 40 images: rows [3, 7])"``."""
+    rows = torch.nonzero(flags).flatten().tolist()
+    if flags.numel() == 1:
+        return ""
+    if len(rows) == 1:
+        return f" (image {rows[0]} of {flags.numel()})"
+    shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+    return f" ({len(rows)} of {flags.numel()} images: rows [{shown}])"

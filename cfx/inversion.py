@@ -200,7 +200,8 @@ def invert(
     ):
         check_real(name, weight, low=0.0)
     t0 = time.perf_counter()
-    kind, percep = _perceptual(generator, perceptual)
+    # no optimisation steps, no perceptual loss: nothing to load (LPIPS takes ~1 s) or report
+    kind, percep = ("none", None) if steps == 0 else _perceptual(generator, perceptual)
     with frozen(generator):
         generator_probe(generator, x)  # in eval mode: a BatchNorm must not count the probe
         encode = getattr(generator, "encode", None)

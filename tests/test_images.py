@@ -49,3 +49,19 @@ def test_out_of_range_images_get_a_hint_for_their_scale(low, top, hint):
     x = torch.linspace(low, top, 16).view(1, 1, 4, 4)
     with pytest.raises(ValueError, match=hint):
         check_images(x)
+
+
+def test_errors_name_the_images_at_fault_in_a_batch():
+    x = torch.zeros(5, 1, 4, 4)
+    x[2, 0, 0, 0], x[4, 0, 1, 1] = float("nan"), float("inf")
+    with pytest.raises(
+        ValueError, match=r"NaN or infinite values \(2 of 5 images: rows \[2, 4\]\)"
+    ):
+        check_images(x, "x")
+    y = torch.zeros(40, 1, 4, 4)
+    y[37] += 2.0
+    with pytest.raises(ValueError, match=r"got \[0, 2\] \(image 37 of 40\);"):
+        check_images(y, "--input")
+    y[:12] -= 3.0  # a long list is cut
+    with pytest.raises(ValueError, match=r"\(13 of 40 images: rows \[0, 1, .*, 9, \.\.\.\]\)"):
+        check_images(y, "--input")

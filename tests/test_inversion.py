@@ -156,6 +156,12 @@ def test_zero_steps_returns_the_encoder_latents():
     assert bool(res.encoder_psnr.isfinite().all())
 
 
+def test_zero_steps_report_no_perceptual_loss_as_none_ran():
+    g = WithEncoderNet()
+    assert invert(g, _images(g), steps=0, perceptual="encoder").perceptual == "none"
+    assert invert(g, _images(g), steps=1, perceptual="encoder").perceptual == "encoder"
+
+
 def test_zero_steps_without_encode_is_an_error():
     g = DecodeOnly()
     with pytest.raises(ValueError, match="`steps=0` \\(an explainer's `inversion_steps=0`\\)"):

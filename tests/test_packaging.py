@@ -17,6 +17,32 @@ def test_every_cfx_package_is_listed():
     assert found <= listed, f"add to pyproject packages: {sorted(found - listed)}"
 
 
+def test_every_family_is_an_attribute_after_a_bare_import_cfx():
+    import subprocess
+    import sys
+
+    import cfx
+
+    found = {
+        p.stem if p.suffix == ".py" else p.name
+        for p in (ROOT / "cfx").iterdir()
+        if not p.name.startswith("_") and (p.suffix == ".py" or (p / "__init__.py").exists())
+    } - {"cli"}  # the command line is not a library family
+    assert found <= set(dir(cfx)), f"add to cfx._SUBMODULES: {sorted(found - set(dir(cfx)))}"
+    # in a fresh interpreter, where nothing has imported the family yet
+    code = (
+        "import cfx; print(cfx.trajectory.save_result.__name__, cfx.zoo.load_classifier.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["save_result", "load_classifier"]
+    try:
+        cfx.no_such_family  # noqa: B018
+    except AttributeError as err:
+        assert "no_such_family" in str(err)
+    else:
+        raise AssertionError("an unknown attribute must raise AttributeError")
+
+
 def test_constraints_pin_torch_once():
     pins = [
         line.split("#")[0].strip()

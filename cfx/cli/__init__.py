@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.run(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from deep inside torch
+        if args.verbose:
+            raise
+        print(f"cfx {args.command}: interrupted", file=sys.stderr)
+        return 130  # the shell's code for SIGINT
     except (ValueError, TypeError, KeyError, OSError) as err:
         # user errors and unreadable or unwritable files: one clear line (-v: the traceback)
         if args.verbose:

@@ -37,11 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="walk images across a classifier's decision boundary",
         description="Walk images across a classifier's decision boundary and write, in --out: "
         "result.npz (frames, probs, oracle_probs, latents, source, target, levels, success, "
-        "lambdas, edit_masks where they apply), summary.json (the setup, the metrics and one "
-        "row per image), strips.png (one row per image: the input, then the frames, titled "
-        "f = classifier and o = oracle target probability), sequence_NNN.gif (each path "
-        "played forward and back) and probabilities.png. Images are explained --batch-size "
-        "at a time; rerunning an interrupted command resumes after its last finished batch.",
+        "in_target, lambdas, edit_masks where they apply), summary.json (the setup, the "
+        "metrics and one row per image), strips.png (one row per image: the input, then the "
+        "frames, titled f = classifier and o = oracle target probability), sequence_NNN.gif "
+        "(each path played forward and back) and probabilities.png. Images are explained "
+        "--batch-size at a time; rerunning an interrupted command resumes after its last "
+        "finished batch.",
     )
     p.add_argument(
         "--classifier",
@@ -98,8 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="the user's images instead of built-in slices: an image file (.png/.jpg/.bmp/.tif, "
         "converted to the generator's channels and resized to its size), a folder of them "
-        "(read in name order) or a .npy/.pt batch (N, C, H, W), (N, H, W) for grey or one "
-        "image (C, H, W), floats in [-1, 1] or uint8",
+        "(read in name order) or a .npy/.pt batch (N, C, H, W), (N, H, W) for grey, one "
+        "image (C, H, W) or one grey image (H, W), floats in [-1, 1] or uint8",
     )
     p.add_argument(
         "--out",
@@ -144,7 +145,9 @@ def parse_target(text: str) -> int:
         return CLASS_NAMES[key]
     if key.isdigit():
         return int(key)
-    raise UnknownNameError(f"unknown target {text!r}; expected healthy, tumour or a class index")
+    raise UnknownNameError(
+        f"`--target` must be healthy, tumour or a class index (0 or 1), got {text!r}"
+    )
 
 
 IMAGE_FILES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -386,20 +389,35 @@ def run_trajectory(args: argparse.Namespace) -> int:
     }
     setup["weights_sha256"] = {role: weights_sha256(src) for role, src in sources.items()}
     unfinished = out / UNFINISHED
-    # sources already in the target class are logged by the explainer (rows named)
-    result = explain_in_chunks(
-        explainer,
-        x,
-        target,
-        batch_size=args.batch_size,
-        folder=unfinished,
-        key=setup,
-        show_progress=not args.no_progress,
-    )
-    setup["n"] = len(result)
-    summary = save_result(
-        result, out, classifier=classifier, masks=masks if target == 0 else None, setup=setup
-    )
+    # sources already in the target class are logged once, rows of the whole input named
+    try:
+        result = explain_in_chunks(
+            explainer,
+            x,
+            target,
+            batch_size=args.batch_size,
+            folder=unfinished,
+            key=setup,
+            show_progress=not args.no_progress,
+        )
+        setup["n"] = len(result)
+        summary = save_result(
+            result, out, classifier=classifier, masks=masks if target == 0 else None, setup=setup
+        )
+    except KeyboardInterrupt:
+        done = len(list(unfinished.glob("part_*.safetensors")))
+        log.warning(
+            "interrupted: %d finished batch%s of %d kept in %s; rerun the same command to "
+            "resume.%s",
+            done,
+            "" if done == 1 else "es",
+            -(-len(x) // args.batch_size),
+            unfinished,
+            " Until it finishes, the outputs in --out are not this run's."
+            if (out / "summary.json").exists()
+            else "",
+        )
+        raise
     shutil.rmtree(unfinished)  # the outputs are written: nothing left to resume
     print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
     return 0

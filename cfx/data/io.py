@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,26 @@ def _load_array(path: str | Path, name: str) -> Tensor:
     if not p.is_file():
         raise FileNotFoundError(f"`{name}` file not found: {p}")
     if p.suffix.lower() == ".npy":
-        return torch.from_numpy(np.load(p, allow_pickle=False))
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError):  # not an array file, or an object array
+            raise ValueError(
+                f"`{name}` ({p}) is not a .npy file of numbers (numpy could not read it "
+                "without unpickling); save a numeric array with numpy.save"
+            ) from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"`{name}` ({p}) must hold numbers, got dtype {arr.dtype}")
+        return torch.from_numpy(arr)
     if p.suffix.lower() == ".pt":
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        try:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError):
+            # damaged, or holding objects other than tensors (torch's message then suggests
+            # weights_only=False, which cfx never does with a user's file)
+            raise ValueError(
+                f"`{name}` ({p}) is not a file of tensors torch can load without unpickling "
+                "code; save a torch.Tensor with torch.save, or a numeric array as .npy"
+            ) from None
         if not isinstance(obj, Tensor):
             raise TypeError(f"`{name}` ({p}) must hold a single tensor, got {type(obj).__name__}")
         return obj

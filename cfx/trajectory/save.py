@@ -86,6 +86,9 @@ def save_result(
         masks=None if masks is None else masks.to(result.frames.device),
         success=result.success,
     )
+    # the same keys from every run, so summaries of several runs compare without KeyErrors
+    summary.setdefault("oracle_agreement", None)  # no oracle
+    summary.setdefault("localisation", None)  # no lesion masks
     per_cout = None
     if classifier is not None:
         with frozen(classifier), torch.no_grad():
@@ -113,6 +116,10 @@ def save_result(
                 else float(result.oracle_probs[i, -1]),
                 "cout": None if per_cout is None else float(per_cout[i]),
                 "lambda": None if result.lambdas is None else float(result.lambdas[i]),
+                # Option 2 only: false where the warm start was kept (its lambda NaN -> null)
+                "optimised": None
+                if result.lambdas is None
+                else not bool(result.lambdas[i].isnan()),
                 "inversion_psnr_db": None if inversion is None else float(inversion.psnr[i]),
             }
             for i in range(len(result))

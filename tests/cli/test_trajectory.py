@@ -60,6 +60,8 @@ def test_default_method_writes_every_output(tmp_path):
         past = np.nonzero(probs[i] > 0.5)[0]
         assert row["crossed_at"] == (int(past[0]) if past.size else None)
         assert row["lambda"] is None or row["lambda"] > 0  # NaN (warm start kept) -> null
+        assert row["optimised"] == (row["lambda"] is not None)
+    assert summary["localisation"] is None  # walked to tumour: no masks to measure against
     # the default inversion (100 steps) reconstructs brain slices at well over 20 dB
     assert summary["inversion_psnr_db"] > 20.0
     assert summary["perceptual_loss"] in ("lpips", "encoder")
@@ -365,7 +367,9 @@ def test_a_model_folder_explains_like_the_zoo_model_it_holds(tmp_path, capsys):
     assert "is missing ['config.json', 'model.safetensors']; nor a model/ folder" in err
 
 
-def test_an_interrupted_run_resumes_from_its_finished_batches(tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_from_its_finished_batches(
+    tmp_path, monkeypatch, capsys, caplog
+):
     import cfx.trajectory
     from cfx.trajectory import GradientAscent
 
@@ -379,8 +383,9 @@ def test_an_interrupted_run_resumes_from_its_finished_batches(tmp_path, monkeypa
 
     with monkeypatch.context() as m:  # stopped after the work, before any output is written
         m.setattr(cfx.trajectory, "save_result", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            main(argv)
+        assert main(argv) == 130  # Ctrl-C: one line and the shell's code, no traceback
+    assert capsys.readouterr().err.strip() == "cfx trajectory: interrupted"
+    assert "rerun the same command to resume" in caplog.text
     parts = sorted(p.name for p in (out / ".unfinished").glob("part_*.safetensors"))
     assert parts == ["part_00000.safetensors", "part_00001.safetensors"]
     assert not (out / "result.npz").exists()

@@ -36,10 +36,12 @@ def test_every_file_holds_the_result(tmp_path, toy_result):
             assert np.array_equal(r[key], getattr(res, key).numpy()), key
     assert json.loads((out / "summary.json").read_text()) == summary
     assert summary["setup"] == {"note": "toy"} and summary["n"] == 3
+    assert summary["localisation"] is None  # the key is there without masks, as null
     for i, row in enumerate(summary["images"]):
         assert row["p_start"] == float(res.probs[i, 0]) and row["p_end"] == float(res.probs[i, -1])
         assert row["oracle_p_end"] == float(res.oracle_probs[i, -1])
         assert row["crossed_at"] == int(res.crossed_at[i]) and row["lambda"] is None
+        assert row["optimised"] is None  # Option 1 has no joint optimisation
         # COUT of a path that climbs from ~0 to the margin is close to 1
         assert 0.5 < row["cout"] <= 1.0
     assert summary["cout"] == pytest.approx(np.mean([r["cout"] for r in summary["images"]]))
@@ -64,7 +66,9 @@ def test_without_a_classifier_cout_is_null_and_nan_lambdas_are_null(tmp_path):
     assert "NaN" not in text  # JSON has no NaN: they are written as null
     assert summary["cout"] is None
     assert [row["lambda"] for row in summary["images"]] == [None, None]
+    assert [row["optimised"] for row in summary["images"]] == [False, False]
     assert [row["cout"] for row in summary["images"]] == [None, None]
+    assert summary["oracle_agreement"] is None and summary["localisation"] is None
 
 
 class NormedClassifier(torch.nn.Module):
