@@ -4,10 +4,13 @@
 
 Test slices (brain seed 2, the first ``--n`` tumour slices ``cfx trajectory --n N`` draws),
 walked to healthy by localised Option 2 (``cfx trajectory`` defaults), from the same inverted
-latents in four batchings: one batch; chunks of half the size; one batch with the second half
-first; the first half with copies of slice 0 as companions. Prints, against the one-batch run,
-how many slices end on other frames (largest pixel difference > 1e-3) and with another region,
-and the aggregate flip rate, oracle agreement and localisation of each batching. Then the
+latents in six batchings: one batch; chunks of half the size; one batch with the second half
+first; the first half with copies of slice 0 as companions; one slice at a time
+(``--batch-size 1``), in order and reversed. Prints, against the one-batch run (the reversed
+one-at-a-time run against the one-at-a-time run), how many slices end on other frames
+(largest pixel difference > 1e-3) and with another region, the aggregate flip rate, oracle
+agreement and localisation of each batching, and the seconds per path one batch and one at a
+time. Then the
 arithmetic behind it: which batch sizes 1..n make brain-gan's decode or brain-cnn's logits
 differ from the same rows at batch n, and whether reordering the rows does.
 """
@@ -15,6 +18,7 @@ differ from the same rows at batch n, and whether reordering the rows does.
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 
@@ -71,6 +75,19 @@ def main() -> None:
     for name, res in batchings.items():
         compare(name, res, whole, x)
     compare("first half + copies of slice 0", first_half, whole[:half], x[:half])
+
+    # one slice at a time (`cfx trajectory --batch-size 1`): nothing but the slice decides
+    # its arithmetic, so the order of the run, or which other slices it holds, cannot matter
+    t0 = time.perf_counter()
+    alone = concat([run(every[i : i + 1]) for i in range(n)])
+    t_alone = time.perf_counter() - t0
+    backwards = concat([run(every[i : i + 1]) for i in reversed(range(n))])[every.flip(0)]
+    compare("one at a time (batch 1)", alone, whole, x)
+    compare("one at a time, reversed", backwards, alone, x)
+    print(
+        f"seconds per path (inversion excluded): one batch of {n} {whole.seconds / n:.3f}, "
+        f"one at a time {t_alone / n:.3f}"
+    )
 
     frames = whole.frames[:, -1]  # (B, C, H, W)
     z = whole.latents[:, 3]  # (B, d)

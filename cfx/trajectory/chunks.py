@@ -75,7 +75,9 @@ def explain_in_chunks(
     image ends elsewhere. The same inputs in the same chunks give identical results; other
     chunks give other frames for some images: 13 of 64 test slices (7 with another region)
     at ``batch_size`` 32 vs 64 for localised Option 2, with the same flip rate, oracle
-    agreement and localisation (BENCHMARKS.md, session 16).
+    agreement and localisation (BENCHMARKS.md, session 16). ``batch_size=1`` makes every
+    image's result independent of the others (all 64 identical with the order reversed), at
+    about twice the time per path (1.88 vs 0.90 s; BENCHMARKS.md, session 17).
     """
     batch_size = check_int("batch_size", batch_size)
     if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[0] == 0:
