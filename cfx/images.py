@@ -89,11 +89,12 @@ def check_images(
 
 def _rows(flags: Tensor) -> str:
     """Which images of a batch ``flags`` ``(B,)`` marks, as a suffix for an error message:
-    ``""`` for a batch of one, ``" (image 3 of 40)"``, ``" (2 of 40 images: rows [3, 7])"``."""
+    ``""`` for a batch of one, ``" (row 3 of 40)"``, ``" (2 of 40 images: rows [3, 7])"``
+    (rows count from 0, as in the batch)."""
     rows = torch.nonzero(flags).flatten().tolist()
     if flags.numel() == 1:
         return ""
     if len(rows) == 1:
-        return f" (image {rows[0]} of {flags.numel()})"
+        return f" (row {rows[0]} of {flags.numel()})"
     shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
     return f" ({len(rows)} of {flags.numel()} images: rows [{shown}])"

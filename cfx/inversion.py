@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -186,7 +186,8 @@ def invert(
     Raises:
         TypeError / ValueError naming the argument: ``x`` not a finite float batch in [-1, 1]
         or not shaped like the generator's images; a bad number; an encoder whose latents do
-        not have the generator's ``latent_shape``; ``perceptual`` unavailable offline.
+        not have the generator's ``latent_shape``; ``perceptual`` unknown, or unavailable
+        offline (with ``steps > 0``: ``steps=0`` runs, and reports, no perceptual loss).
 
     The generator's parameters, mode and ``requires_grad`` flags are left as they were.
     """
@@ -200,6 +201,10 @@ def invert(
     ):
         check_real(name, weight, low=0.0)
     t0 = time.perf_counter()
+    if perceptual not in get_args(PerceptualChoice):
+        raise ValueError(
+            f"`perceptual` must be 'auto', 'lpips', 'encoder' or 'none', got {perceptual!r}"
+        )
     # no optimisation steps, no perceptual loss: nothing to load (LPIPS takes ~1 s) or report
     kind, percep = ("none", None) if steps == 0 else _perceptual(generator, perceptual)
     with frozen(generator):

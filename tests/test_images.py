@@ -60,7 +60,7 @@ def test_errors_name_the_images_at_fault_in_a_batch():
         check_images(x, "x")
     y = torch.zeros(40, 1, 4, 4)
     y[37] += 2.0
-    with pytest.raises(ValueError, match=r"got \[0, 2\] \(image 37 of 40\);"):
+    with pytest.raises(ValueError, match=r"got \[0, 2\] \(row 37 of 40\);"):
         check_images(y, "--input")
     y[:12] -= 3.0  # a long list is cut
     with pytest.raises(ValueError, match=r"\(13 of 40 images: rows \[0, 1, .*, 9, \.\.\.\]\)"):

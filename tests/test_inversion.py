@@ -160,6 +160,8 @@ def test_zero_steps_report_no_perceptual_loss_as_none_ran():
     g = WithEncoderNet()
     assert invert(g, _images(g), steps=0, perceptual="encoder").perceptual == "none"
     assert invert(g, _images(g), steps=1, perceptual="encoder").perceptual == "encoder"
+    with pytest.raises(ValueError, match=r"`perceptual` must be 'auto', .* got 'vgg'"):
+        invert(g, _images(g), steps=0, perceptual="vgg")  # a typo is an error at 0 steps too
 
 
 def test_zero_steps_without_encode_is_an_error():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +18,35 @@ def _load_array(path: str | Path, name: str) -> Tensor:
     if p.suffix.lower() == ".npy":
         try:
             arr = np.load(p, allow_pickle=False)
-        except (ValueError, OSError, EOFError):  # not an array file, or an object array
+        except OSError:  # unreadable: the CLI reports the I/O error as it is
+            raise
+        except Exception as err:  # a user's file: damaged, pickled or not .npy at all
             raise ValueError(
                 f"`{name}` ({p}) is not a .npy file of numbers (numpy could not read it "
                 "without unpickling); save a numeric array with numpy.save"
-            ) from None
+            ) from err
+        if not isinstance(arr, np.ndarray):  # an .npz archive under a .npy name
+            arr.close()
+            raise ValueError(f"`{name}` ({p}) is an .npz archive, not one .npy array")
         if arr.dtype.kind not in "biuf":
-            raise TypeError(f"`{name}` ({p}) must hold numbers, got dtype {arr.dtype}")
-        return torch.from_numpy(arr)
+            raise TypeError(f"`{name}` ({p}) must hold real numbers, got dtype {arr.dtype}")
+        return torch.from_numpy(arr.astype(arr.dtype.newbyteorder("="), copy=False))
     if p.suffix.lower() == ".pt":
         try:
             obj = torch.load(p, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError):
+        except OSError:
+            raise
+        except Exception as err:
             # damaged, or holding objects other than tensors (torch's message then suggests
-            # weights_only=False, which cfx never does with a user's file)
+            # weights_only=False, which cfx never does with a user's file; -v shows it)
             raise ValueError(
                 f"`{name}` ({p}) is not a file of tensors torch can load without unpickling "
                 "code; save a torch.Tensor with torch.save, or a numeric array as .npy"
-            ) from None
+            ) from err
         if not isinstance(obj, Tensor):
             raise TypeError(f"`{name}` ({p}) must hold a single tensor, got {type(obj).__name__}")
+        if obj.dtype.is_complex:
+            raise TypeError(f"`{name}` ({p}) must hold real numbers, got dtype {obj.dtype}")
         return obj
     raise ValueError(f"`{name}` must be a .npy or .pt file, got {p.name!r}")
 
@@ -54,6 +62,8 @@ def load_images(
     one colour image, never three grey ones.) Errors call the file ``name`` (e.g. the
     command-line option that gave it)."""
     x = _load_array(path, name)
+    if x.dtype == torch.bool:
+        raise TypeError(f"`{name}` ({path}) must hold images (floats or uint8), got bool")
     if shape is not None:
         c, h, w = shape
         if tuple(x.shape) == tuple(shape):

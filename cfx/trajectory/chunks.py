@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from cfx import __version__ as cfx_version
 from cfx.errors import check_int
+from cfx.images import check_images
 from cfx.inversion import InversionResult
 from cfx.trajectory import gradient_ascent
 from cfx.trajectory import start as start_module
@@ -31,7 +32,7 @@ from cfx.trajectory.start import unit_range_notice
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: every field by name (1 listed them)
+FORMAT = 3  # 2: every field by name (1 listed them); 3: zero inversion steps report "none"
 """The layout of the chunk files; a folder of another layout is started over."""
 KEY_FILE = "key.json"
 """What a chunk folder's finished chunks were computed from; a resume needs the same."""
@@ -80,9 +81,8 @@ def explain_in_chunks(
     about twice the time per path (1.88 vs 0.90 s; BENCHMARKS.md, session 17).
     """
     batch_size = check_int("batch_size", batch_size)
-    if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[0] == 0:
-        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"`x` must be a non-empty batch (B, C, H, W), got {got}")
+    # the whole input, before any chunk: an error names its row in x, not in a chunk
+    x = check_images(x, "x")
     n = x.shape[0]
     targets = _targets(target, n, x.device)  # (B,)
     try:
@@ -102,6 +102,7 @@ def explain_in_chunks(
         _claim(out, expected)
     results: list[TrajectoryResult] = []
     unit_range_notice(x)  # once for the whole input, not once per chunk
+    computed = False  # has a chunk been computed (not read back) yet?
     starts = range(0, n, batch_size)
     show = show_progress and len(starts) > 1
     with tqdm(total=n, desc="images", unit="image", disable=not show) as bar:
@@ -110,10 +111,11 @@ def explain_in_chunks(
             part = None if out is None else out / f"part_{i:05d}.safetensors"
             res = None if part is None else _read_part(part, stamp, x[rows])
             if res is None:
-                with _per_chunk_notices_held():
+                with _per_chunk_notices_held(first=not computed):
                     res = explainer.explain(
                         x[rows], target if isinstance(target, int) else targets[rows]
                     )
+                computed = True
                 if part is not None:
                     _write_part(res, part, stamp)
             results.append(res)
@@ -124,19 +126,26 @@ def explain_in_chunks(
 
 
 class _HoldChunkNotices(logging.Filter):
+    def __init__(self, first: bool) -> None:
+        super().__init__()
+        self.first = first
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (
-            getattr(record, "cfx_starts_in_target", False)
-            or getattr(record, "cfx_unit_range", False)
-        )
+        if getattr(record, "cfx_starts_in_target", False) or getattr(
+            record, "cfx_unit_range", False
+        ):
+            return False
+        # a notice about the models, not the rows, is the same for every chunk: said once
+        return self.first or not getattr(record, "cfx_models", False)
 
 
 @contextmanager
-def _per_chunk_notices_held() -> Iterator[None]:
+def _per_chunk_notices_held(*, first: bool) -> Iterator[None]:
     """Hold back the explainers' notices about the rows of one chunk (paths that start in the
     target, images without a pixel below 0): :func:`explain_in_chunks` gives them once, for
-    the whole input, with its row numbers."""
-    hold = _HoldChunkNotices()
+    the whole input, with its row numbers. Notices about the models (outputs that look like
+    probabilities) pass for the ``first`` chunk computed only."""
+    hold = _HoldChunkNotices(first)
     loggers = (gradient_ascent.log, start_module.log)
     for logger in loggers:
         logger.addFilter(hold)

@@ -106,6 +106,7 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
                 "takes them for logits and applies softmax again; drop the final softmax (or "
                 "return log-probabilities)",
                 name,
+                extra={"cfx_models": True},
             )
     unit_range_notice(x)
     tgt = resolve_target(target, b, num_classes, x.device)

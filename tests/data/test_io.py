@@ -18,8 +18,10 @@ def test_a_tensor_file_round_trips_and_uint8_maps_to_minus_one_one(tmp_path):
         lambda p: p.write_bytes(b"not a tensor file"),  # damaged
         lambda p: torch.save(np.zeros((1, 1, 2, 2)), p),  # a pickled numpy array
         lambda p: torch.save({"x": torch.zeros(1, 1, 2, 2)}, p),  # not a single tensor
+        lambda p: p.write_bytes(b"hello, not a tensor"),  # torch raises KeyError on this one
+        lambda p: torch.save(torch.zeros(1, 1, 2, 2, dtype=torch.complex64), p),
     ],
-    ids=["damaged", "numpy-pickle", "dict"],
+    ids=["damaged", "numpy-pickle", "dict", "text", "complex"],
 )
 def test_a_pt_file_that_is_not_one_plain_tensor_is_named_in_the_error(tmp_path, write):
     path = tmp_path / "bad.pt"
@@ -35,9 +37,15 @@ def test_a_pt_file_that_is_not_one_plain_tensor_is_named_in_the_error(tmp_path, 
     [
         (lambda p: p.write_bytes(b"garbage"), "not a .npy file of numbers"),
         (lambda p: np.save(p, np.array([{}], dtype=object)), "not a .npy file of numbers"),
-        (lambda p: np.save(p, np.array(["a", "b"])), "must hold numbers, got dtype <U1"),
+        (lambda p: np.save(p, np.array(["a", "b"])), "must hold real numbers, got dtype <U1"),
+        (lambda p: p.write_bytes(b"\x93NUMPY\x01\x00\x10\x00('descr'        \n"), "not a .npy"),
+        (
+            lambda p: np.savez(p.with_suffix(""), a=np.zeros(2)) or p.with_suffix(".npz").rename(p),
+            "an .npz archive",
+        ),
+        (lambda p: np.save(p, np.zeros((1, 1, 2, 2), dtype=bool)), "got bool"),
     ],
-    ids=["damaged", "objects", "strings"],
+    ids=["damaged", "objects", "strings", "bad-header", "npz", "bool"],
 )
 def test_a_npy_file_that_is_not_numbers_is_named_in_the_error(tmp_path, write, match):
     path = tmp_path / "bad.npy"
@@ -45,3 +53,22 @@ def test_a_npy_file_that_is_not_numbers_is_named_in_the_error(tmp_path, write, m
     with pytest.raises((ValueError, TypeError), match=match) as err:
         load_images(path, name="--input")
     assert "`--input`" in str(err.value) and "allow_pickle" not in str(err.value)
+
+
+def test_a_big_endian_npy_loads_as_its_values(tmp_path):
+    x = np.linspace(-1, 1, 4, dtype=">f4").reshape(1, 1, 2, 2)
+    np.save(tmp_path / "be.npy", x)
+    got = load_images(tmp_path / "be.npy", name="--input")
+    assert torch.equal(got, torch.tensor([[[[-1.0, -1 / 3], [1 / 3, 1.0]]]]))
+
+
+def test_an_unreadable_file_keeps_its_io_error(tmp_path, monkeypatch):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((1, 1, 2, 2), dtype=np.float32))
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(np, "load", denied)
+    with pytest.raises(PermissionError):  # not reworded as "not a .npy file"
+        load_images(path, name="--input")

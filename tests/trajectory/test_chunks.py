@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cfx.trajectory import GradientAscent, MonotonePath, concat, explain_in_chunks
+from cfx.trajectory.chunks import FORMAT
 from tests.trajectory.toy import LinearGenerator, LogisticClassifier
 
 
@@ -97,7 +98,7 @@ def test_other_settings_or_inputs_start_over(tmp_path, caplog):
         assert sum(counting.calls) == 7, i  # every image computed again
         assert "other inputs or settings; starting over" in caplog.text, i
     stored = json.loads((tmp_path / "parts2" / "key.json").read_text())
-    assert stored["batch_size"] == 2 and stored["n"] == 7 and stored["format"] == 2
+    assert stored["batch_size"] == 2 and stored["n"] == 7 and stored["format"] == FORMAT
 
 
 def test_a_damaged_or_foreign_chunk_is_computed_again(tmp_path, caplog):
@@ -153,10 +154,14 @@ def test_bad_arguments_are_named(tmp_path):
         explain_in_chunks(_ascent(g, f), x, 1, batch_size=0)
     with pytest.raises(ValueError, match="`target` must be one class or one per image"):
         explain_in_chunks(_ascent(g, f), x, torch.tensor([1, 0]))
-    with pytest.raises(ValueError, match=r"`x` must be a non-empty batch \(B, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"`x` must have shape \(B, C, H, W\)"):
         explain_in_chunks(_ascent(g, f), x[0], 1)
-    with pytest.raises(ValueError, match="non-empty batch"):
+    with pytest.raises(ValueError, match="`x` must hold at least one image"):
         explain_in_chunks(_ascent(g, f), x[:0], 1)
+    bad = x.clone()
+    bad[2, 0, 0, 0] = float("nan")  # named by its row in x, before any chunk is computed
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(row 2 of 3\)"):
+        explain_in_chunks(Counting(_ascent(g, f), fail_at=0), bad, 1, batch_size=2)
     with pytest.raises(TypeError, match="`target` must hold integer classes"):
         explain_in_chunks(_ascent(g, f), x, torch.tensor([1.0, 0.0, 1.0]))
     with pytest.raises(TypeError, match="`target` must be an int class"):
@@ -217,3 +222,24 @@ def test_an_input_without_dark_pixels_is_warned_about_once(caplog):
     explain_in_chunks(_ascent(g, f), x, 1, batch_size=3)
     (notice,) = [r.getMessage() for r in caplog.records if "is below 0" in r.getMessage()]
     assert notice.startswith("no pixel of the 7 input images")
+
+
+class Softmaxed(torch.nn.Module):
+    """The toy classifier with a final softmax: cfx warns that its outputs look like
+    probabilities."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x).softmax(1)
+
+
+def test_a_notice_about_the_models_is_given_once_per_run(caplog):
+    x, g, f = _sources()
+    explainer = GradientAscent(g, Softmaxed(f), steps=2, max_iter=3, inversion_steps=0)
+    caplog.set_level(logging.WARNING)
+    explain_in_chunks(explainer, x, 1, batch_size=3)  # three chunks
+    said = [r for r in caplog.records if "look like probabilities" in r.getMessage()]
+    assert len(said) == 1
