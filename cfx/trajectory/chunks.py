@@ -78,7 +78,8 @@ def explain_in_chunks(
     at ``batch_size`` 32 vs 64 for localised Option 2, with the same flip rate, oracle
     agreement and localisation (BENCHMARKS.md, session 16). ``batch_size=1`` makes every
     image's result independent of the others (all 64 identical with the order reversed), at
-    about twice the time per path (1.88 vs 0.90 s; BENCHMARKS.md, session 17).
+    about twice the time (1.9x for `cfx trajectory` on those slices, inversion included;
+    BENCHMARKS.md, session 17).
     """
     batch_size = check_int("batch_size", batch_size)
     # the whole input, before any chunk: an error names its row in x, not in a chunk
