@@ -66,14 +66,15 @@ def check_images(
             ValueError,
             f"`{name}` must be {size[0]}x{size[1]} pixels, got shape {tuple(x.shape)}",
         )
-    bad = ~torch.isfinite(x.detach()).flatten(1).all(1)  # (B,) images with NaN or inf
+    flat = x.detach().flatten(1)  # (B, C*H*W)
+    bad = ~torch.isfinite(flat).all(1)  # (B,) images with NaN or inf
     if bool(bad.any()):
         raise ValueError(f"`{name}` contains NaN or infinite values{_rows(bad)}")
-    lo, hi = float(x.detach().min()), float(x.detach().max())
-    if lo >= IMAGE_RANGE[0] - tol and hi <= IMAGE_RANGE[1] + tol:
+    lows, highs = flat.amin(1), flat.amax(1)  # (B,) each image's range
+    outside = (lows < IMAGE_RANGE[0] - tol) | (highs > IMAGE_RANGE[1] + tol)
+    if not bool(outside.any()):
         return x
-    flat = x.detach().flatten(1)
-    outside = (flat.amin(1) < IMAGE_RANGE[0] - tol) | (flat.amax(1) > IMAGE_RANGE[1] + tol)
+    lo, hi = float(lows.min()), float(highs.max())
     hint = "rescale them to [-1, 1] (cfx.images.from_unit maps [0, 1] images)"
     if lo >= 0.0 and hi > 1.0:
         hint = (

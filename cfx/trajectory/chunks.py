@@ -8,8 +8,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,9 +23,7 @@ from cfx import __version__ as cfx_version
 from cfx.errors import check_int
 from cfx.images import check_images
 from cfx.inversion import InversionResult
-from cfx.trajectory import gradient_ascent
-from cfx.trajectory import start as start_module
-from cfx.trajectory.gradient_ascent import start_notice
+from cfx.trajectory.gradient_ascent import notices_held, start_notice
 from cfx.trajectory.result import TrajectoryResult, concat
 from cfx.trajectory.start import unit_range_notice
 
@@ -34,6 +31,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 3  # 2: every field by name (1 listed them); 3: zero inversion steps report "none"
 """The layout of the chunk files; a folder of another layout is started over."""
+_ROW_NOTICES = ("cfx_starts_in_target", "cfx_unit_range")
+"""Notices an explainer logs about rows of its batch, which a chunk would number wrongly."""
 KEY_FILE = "key.json"
 """What a chunk folder's finished chunks were computed from; a resume needs the same."""
 
@@ -112,7 +111,10 @@ def explain_in_chunks(
             part = None if out is None else out / f"part_{i:05d}.safetensors"
             res = None if part is None else _read_part(part, stamp, x[rows])
             if res is None:
-                with _per_chunk_notices_held(first=not computed):
+                # the notices about rows are given once, for the whole input (above and
+                # below); one about the models (a final softmax) is the same for every chunk
+                held = _ROW_NOTICES + (() if not computed else ("cfx_models",))
+                with notices_held(*held):
                     res = explainer.explain(
                         x[rows], target if isinstance(target, int) else targets[rows]
                     )
@@ -124,37 +126,6 @@ def explain_in_chunks(
     result = concat(results)
     start_notice(result.in_target[:, 0])  # rows of the whole input, chunks read back included
     return result
-
-
-class _HoldChunkNotices(logging.Filter):
-    def __init__(self, first: bool) -> None:
-        super().__init__()
-        self.first = first
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "cfx_starts_in_target", False) or getattr(
-            record, "cfx_unit_range", False
-        ):
-            return False
-        # a notice about the models, not the rows, is the same for every chunk: said once
-        return self.first or not getattr(record, "cfx_models", False)
-
-
-@contextmanager
-def _per_chunk_notices_held(*, first: bool) -> Iterator[None]:
-    """Hold back the explainers' notices about the rows of one chunk (paths that start in the
-    target, images without a pixel below 0): :func:`explain_in_chunks` gives them once, for
-    the whole input, with its row numbers. Notices about the models (outputs that look like
-    probabilities) pass for the ``first`` chunk computed only."""
-    hold = _HoldChunkNotices(first)
-    loggers = (gradient_ascent.log, start_module.log)
-    for logger in loggers:
-        logger.addFilter(hold)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(hold)
 
 
 def _targets(target: int | Tensor, n: int, device: torch.device) -> Tensor:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 import torch
@@ -43,26 +43,41 @@ from cfx.errors import check_int, check_real
 from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import Start, start
+from cfx.trajectory.start import log as start_log
 from cfx.types import Classifier, Generator
 
 log = logging.getLogger(__name__)
 
 
-class _NoStartNotice(logging.Filter):
+class _DropTagged(logging.Filter):
+    def __init__(self, tags: frozenset[str]) -> None:
+        super().__init__()
+        self.tags = tags
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(record, "cfx_starts_in_target", False)
+        return not any(getattr(record, tag, False) for tag in self.tags)
 
 
 @contextmanager
-def without_start_notice() -> Iterator[None]:
-    """Within this block the explainers do not log the paths that start in the target
-    class: for callers that report those paths themselves (the shortcut audit)."""
-    quiet = _NoStartNotice()
-    log.addFilter(quiet)
+def notices_held(*tags: str) -> Iterator[None]:
+    """Within this block the explainers do not log the notices tagged with any of ``tags``
+    (``cfx_starts_in_target``, ``cfx_unit_range``, ``cfx_models``): for callers that report
+    them themselves, once (the shortcut audit, :func:`~cfx.trajectory.explain_in_chunks`)."""
+    hold = _DropTagged(frozenset(tags))
+    loggers = (log, start_log)
+    for logger in loggers:
+        logger.addFilter(hold)
     try:
         yield
     finally:
-        log.removeFilter(quiet)
+        for logger in loggers:
+            logger.removeFilter(hold)
+
+
+def without_start_notice() -> AbstractContextManager[None]:
+    """Within this block the explainers do not log the paths that start in the target
+    class: for callers that report those paths themselves (the shortcut audit)."""
+    return notices_held("cfx_starts_in_target")
 
 
 def start_notice(first_in_target: Tensor) -> None:
