@@ -286,6 +286,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         explain_in_chunks,
         save_result,
     )
+    from cfx.trajectory.chunks import finished_chunks
     from cfx.zoo import load_classifier, load_generator
 
     # every check that needs no model comes first, so a typo costs no loading or computing
@@ -407,7 +408,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
             result, out, classifier=classifier, masks=masks if target == 0 else None, setup=setup
         )
     except KeyboardInterrupt:
-        done = len(list(unfinished.glob("part_*.safetensors")))
+        done = len(finished_chunks(unfinished))
         log.warning(
             "interrupted: %d finished batch%s of %d kept in %s; rerun the same command to "
             "resume.%s",

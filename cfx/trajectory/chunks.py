@@ -162,7 +162,7 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for tmp in out.glob("*.tmp"):  # writes an interruption cut short
         tmp.unlink()
-    parts = sorted(out.glob("part_*.safetensors"))
+    parts = finished_chunks(out)
     try:
         earlier = json.loads((out / KEY_FILE).read_text())
     except (OSError, ValueError):
@@ -176,7 +176,7 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
         )
     elif parts:
         why = (
-            "a run with other inputs or settings"
+            f"a run with other inputs or settings ({_changes(earlier, expected)})"
             if isinstance(earlier, dict)
             else f"a run whose {KEY_FILE} is missing or unreadable"
         )
@@ -184,6 +184,45 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
         for part in parts:
             part.unlink()
     _atomic_write(out / KEY_FILE, (json.dumps(expected, indent=2) + "\n").encode())
+
+
+def finished_chunks(folder: str | Path) -> list[Path]:
+    """The chunk files in ``folder`` that ``explain_in_chunks`` finished, in order (none if
+    the folder does not exist); whether a resume can use them is decided on reading."""
+    return sorted(Path(folder).glob("part_*.safetensors"))
+
+
+_NAMES = {"inputs_sha256": "the images or targets", "n": "the number of images"}
+"""How a key's entries are named in a warning, where their own name would not say."""
+
+
+def _changes(earlier: Mapping[str, Any], expected: Mapping[str, Any]) -> str:
+    """What differs between an earlier call's key and this call's, e.g. ``"batch_size: 2
+    before, 3 now; steps: 4 before, 5 now"``, so that a user sees why a run started over.
+    The caller's own ``key`` entries are named without the ``key.`` prefix; values too long
+    to read (digests) are only named."""
+    found: list[str] = []
+
+    def walk(before: Any, now: Any, name: tuple[str, ...]) -> None:
+        if before == now:
+            return
+        if isinstance(before, Mapping) and isinstance(now, Mapping):
+            for k in sorted(set(before) | set(now)):
+                walk(before.get(k, _MISSING), now.get(k, _MISSING), (*name, str(k)))
+            return
+        label = _NAMES.get(".".join(name), ".".join(name[1:] if name[:1] == ("key",) else name))
+        shown = ["unset" if v is _MISSING else json.dumps(v) for v in (before, now)]
+        if max(len(v) for v in shown) > 24:
+            found.append(label)
+        else:
+            found.append(f"{label}: {shown[0]} before, {shown[1]} now")
+
+    walk(earlier, expected, ())
+    return "; ".join(dict.fromkeys(found))  # a caller's key may repeat an entry (batch_size)
+
+
+_MISSING = object()
+"""An entry that one of two keys lacks."""
 
 
 def _flatten(obj: Any, prefix: str = "") -> tuple[dict[str, Tensor], dict[str, Any]]:

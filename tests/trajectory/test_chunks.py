@@ -81,14 +81,21 @@ def test_an_interrupted_run_resumes_at_the_first_unfinished_chunk(tmp_path):
 
 def test_other_settings_or_inputs_start_over(tmp_path, caplog):
     x, g, f = _sources()
-    base = {"key": {"steps": 4}, "batch_size": 3}
-    changes = [
-        ({"key": {"steps": 5}}, x, 1),  # other settings
-        ({}, x.flip(0), 1),  # other images
-        ({"batch_size": 2}, x, 1),  # other chunks
-        ({}, x, torch.tensor([1, 1, 1, 1, 1, 1, 0])),  # other targets
+    base = {"key": {"steps": 4, "batch_size": 3}, "batch_size": 3}  # the CLI repeats it
+    changes = [  # (change, images, target, what the warning names)
+        ({"key": {"steps": 5, "batch_size": 3}}, x, 1, "(steps: 4 before, 5 now)"),
+        ({"key": {"steps": 4, "batch_size": 3, "seed": 0}}, x, 1, "(seed: unset before, 0 now)"),
+        ({}, x.flip(0), 1, "(the images or targets)"),  # other images
+        # other chunks, named once though the caller's key repeats it
+        (
+            {"batch_size": 2, "key": {"steps": 4, "batch_size": 2}},
+            x,
+            1,
+            "(batch_size: 3 before, 2 now)",
+        ),
+        ({}, x, torch.tensor([1, 1, 1, 1, 1, 1, 0]), "(the images or targets)"),
     ]
-    for i, (change, inputs, target) in enumerate(changes):
+    for i, (change, inputs, target, named) in enumerate(changes):
         folder = tmp_path / f"parts{i}"
         explain_in_chunks(_ascent(g, f), x, 1, folder=folder, **base)
         caplog.clear()
@@ -96,8 +103,8 @@ def test_other_settings_or_inputs_start_over(tmp_path, caplog):
         with caplog.at_level(logging.WARNING):
             explain_in_chunks(counting, inputs, target, folder=folder, **{**base, **change})
         assert sum(counting.calls) == 7, i  # every image computed again
-        assert "other inputs or settings; starting over" in caplog.text, i
-    stored = json.loads((tmp_path / "parts2" / "key.json").read_text())
+        assert f"other inputs or settings {named}; starting over" in caplog.text, i
+    stored = json.loads((tmp_path / "parts3" / "key.json").read_text())
     assert stored["batch_size"] == 2 and stored["n"] == 7 and stored["format"] == FORMAT
 
 
