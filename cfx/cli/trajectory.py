@@ -433,5 +433,9 @@ def weights_sha256(source: ModelSource) -> str:
 
     if source.expected_sha256 is not None:
         return source.expected_sha256
-    folder = source.folder or resolve_folder(str(source.hub_id), files=(source.weights,))
-    return sha256(folder / source.weights)
+    if source.folder is not None:
+        return sha256(source.folder / source.weights)
+    return sha256(
+        resolve_folder(str(source.hub_id), files=(source.hub_file(source.weights),))
+        / source.weights
+    )

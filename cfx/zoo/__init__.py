@@ -171,6 +171,11 @@ class ModelSource:
     role: Role
     weights: str  # the weights file's name
     expected_sha256: str | None  # from the model card: zoo models, local folders with a card
+    subfolder: str | None = None  # a hub pipeline's VAE folder ("vae"); local ones are in folder
+
+    def hub_file(self, name: str) -> str:
+        """``name`` as a path in the hub repo (under ``subfolder`` where there is one)."""
+        return name if self.subfolder is None else f"{self.subfolder}/{name}"
 
 
 def _architectures() -> dict[str, Architecture]:
@@ -202,6 +207,33 @@ def _architecture(config: Path) -> Architecture:
         ) from err
 
 
+PIPELINE_INDEX = "model_index.json"
+"""What a diffusers pipeline (a folder or hub repo of components) has at its root."""
+
+
+def _pipeline_vae(index: Path) -> str:
+    """The subfolder of the ``AutoencoderKL`` a pipeline's ``model_index.json`` lists
+    (``"vae"`` in Stable Diffusion), the one component of a pipeline cfx can use."""
+    try:
+        components = json.loads(index.read_text(encoding="utf-8"))
+        vaes = [
+            name
+            for name, spec in components.items()
+            if isinstance(spec, list) and spec[-1:] == ["AutoencoderKL"]
+        ]
+    except (OSError, ValueError, AttributeError) as err:
+        raise CheckpointError(
+            f"`{index}` is not a readable diffusers pipeline index: {err}"
+        ) from err
+    if len(vaes) != 1:
+        raise CheckpointError(
+            f"`{index}` lists {len(vaes)} AutoencoderKL components ({vaes}); cfx uses a "
+            "pipeline's VAE and needs exactly one: pass its folder instead"
+        )
+    log.info("a diffusers pipeline (%s): its VAE in `%s/` is loaded", index.parent, vaes[0])
+    return vaes[0]
+
+
 def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
     """A local model folder, or a ``cfx train`` run folder holding ``model/``."""
     path = path.expanduser()
@@ -221,6 +253,8 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
     folder = path
     if not (path / CONFIG_NAME).is_file() and (path / "model" / CONFIG_NAME).is_file():
         folder = path / "model"  # a cfx train run folder
+    elif not (path / CONFIG_NAME).is_file() and (path / PIPELINE_INDEX).is_file():
+        folder = path / _pipeline_vae(path / PIPELINE_INDEX)  # a diffusers pipeline
     arch = _architecture(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else None
     want = (CONFIG_NAME, WEIGHTS_NAME if arch is None else arch.weights)
     missing = [f for f in want if not (folder / f).is_file()]
@@ -234,10 +268,22 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
 
 def _hub_source(hub_id: str) -> ModelSource:
     """A hub model, described from its fetched ``config.json`` (no card is checked: hub cards
-    record no sha256)."""
-    config = resolve_folder(hub_id, files=(CONFIG_NAME,)) / CONFIG_NAME
+    record no sha256); for a diffusers pipeline repo (no root ``config.json`` but a
+    ``model_index.json``), its VAE's."""
+    subfolder = None
+    try:
+        config = resolve_folder(hub_id, files=(CONFIG_NAME,)) / CONFIG_NAME
+    except CheckpointError as err:
+        try:
+            index = resolve_folder(hub_id, files=(PIPELINE_INDEX,)) / PIPELINE_INDEX
+        except CheckpointError:
+            raise err from err.__cause__  # neither: the first failure says why
+        subfolder = _pipeline_vae(index)
+        config = resolve_folder(hub_id, files=(f"{subfolder}/{CONFIG_NAME}",)) / CONFIG_NAME
     arch = _architecture(config)
-    return ModelSource(None, hub_id, arch.class_path, arch.role, arch.weights, None)
+    if subfolder is not None and arch.class_path != _architectures()["AutoencoderKL"].class_path:
+        raise CheckpointError(f"`{config}` does not describe an AutoencoderKL")
+    return ModelSource(None, hub_id, arch.class_path, arch.role, arch.weights, None, subfolder)
 
 
 def model_source(name_or_path: str | Path) -> ModelSource:
@@ -256,8 +302,9 @@ def model_source(name_or_path: str | Path) -> ModelSource:
 
     The config must name one of the zoo's architectures or ``AutoencoderKL``
     (``_class_name``; :func:`_architectures`). A hub id's ``config.json`` must be at the repo's
-    root: the VAE of a pipeline repo is loaded in Python with
-    ``DiffusersAutoencoder.from_pretrained(repo, subfolder="vae")``.
+    root, or the root holds a diffusers pipeline's ``model_index.json``: then the pipeline's one
+    ``AutoencoderKL`` is loaded (its ``vae/`` subfolder in Stable Diffusion). Local pipeline
+    folders are read the same way.
     """
     if isinstance(name_or_path, Path):
         return _local_source(name_or_path)
@@ -320,7 +367,7 @@ def _load(name_or_path: str | Path | ModelSource, want: Role) -> nn.Module:
                     f"`{weights}` has sha256 {got}, expected {source.expected_sha256} "
                     "(its model card's)"
                 )
-        model = cls.from_pretrained(source.folder or str(source.hub_id))
+        model = cls.from_pretrained(source.folder or str(source.hub_id), subfolder=source.subfolder)
     else:
         raise TypeError(f"{cls.__name__} cannot be loaded from a folder or hub id")
     for p in model.parameters():

@@ -1,6 +1,7 @@
 """The diffusers AutoencoderKL adapter, on a tiny VAE saved locally with save_pretrained."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -150,3 +151,76 @@ def test_cfx_trajectory_walks_brain_slices_through_a_vae_folder(tmp_path):
     weights = tmp_path / "vae64" / "diffusion_pytorch_model.safetensors"
     assert summary["setup"]["weights_sha256"]["generator"] == sha256(weights)
     assert summary["perceptual_loss"] in ("lpips", "encoder")
+
+
+def _pipeline(root, components):
+    """A diffusers pipeline folder: ``model_index.json`` naming ``components``, the VAE in
+    ``vae/`` (what Stable Diffusion repos hold; the other components are left out)."""
+    _vae().save_pretrained(root / "vae")
+    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0"}
+    (root / "model_index.json").write_text(json.dumps(index | components))
+    return root
+
+
+SD_COMPONENTS = {
+    "vae": ["diffusers", "AutoencoderKL"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "scheduler": ["diffusers", "PNDMScheduler"],
+}
+
+
+def test_a_pipeline_folder_loads_its_vae(tmp_path):
+    pipe = _pipeline(tmp_path / "sd", SD_COMPONENTS)
+    source = model_source(pipe)
+    assert source.folder == pipe / "vae" and source.role == "generator"
+    loaded, direct = load_generator(pipe), load_generator(pipe / "vae")
+    z = torch.randn(2, *direct.latent_shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(loaded.decode(z), direct.decode(z))
+    # the same subfolder through diffusers, as a hub pipeline is loaded
+    sub = DiffusersAutoencoder.from_pretrained(pipe, subfolder="vae")
+    assert torch.equal(sub.decode(z), direct.decode(z))
+    two = _pipeline(tmp_path / "two", SD_COMPONENTS | {"vae2": ["diffusers", "AutoencoderKL"]})
+    with pytest.raises(CheckpointError, match=r"lists 2 AutoencoderKL components"):
+        model_source(two)
+
+
+def test_a_hub_pipeline_is_described_and_loaded_by_its_vae(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    from cfx.cli.trajectory import weights_sha256
+
+    snapshot = _pipeline(tmp_path / "snapshot", SD_COMPONENTS)  # the repo as the hub holds it
+    monkeypatch.chdir(tmp_path)  # no local folder named `someone`
+    calls = []
+
+    def fake_download(repo_id, filename):
+        calls.append(filename)
+        if not (snapshot / filename).is_file():
+            response = SimpleNamespace(status_code=404, headers={}, request=None)
+            raise RemoteEntryNotFoundError(f"404: {filename}", response=response)
+        return str(snapshot / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    source = model_source("someone/sd")
+    assert calls == ["config.json", "model_index.json", "vae/config.json"]
+    assert source.hub_id == "someone/sd" and source.subfolder == "vae"
+    assert source.role == "generator" and source.folder is None
+    weights = snapshot / "vae" / "diffusion_pytorch_model.safetensors"
+    assert weights_sha256(source) == sha256(weights)
+
+    loads, real = [], DiffusersAutoencoder.from_pretrained
+
+    def fake_from_pretrained(name_or_path, *, subfolder=None):
+        loads.append((name_or_path, subfolder))  # diffusers fetches `subfolder` of the repo
+        return real(snapshot, subfolder=subfolder)
+
+    monkeypatch.setattr(DiffusersAutoencoder, "from_pretrained", fake_from_pretrained)
+    assert isinstance(load_generator("someone/sd"), DiffusersAutoencoder)
+    assert loads == [("someone/sd", "vae")]
+    # a repo with neither file: the error is about config.json, as before pipelines
+    calls.clear()
+    (snapshot / "model_index.json").unlink()
+    with pytest.raises(CheckpointError, match=r"could not be fetched.*404: config.json"):
+        model_source("someone/sd")
+    assert calls == ["config.json", "model_index.json"]
