@@ -104,7 +104,8 @@ class DiceRecourse:
                 warnings.simplefilter("ignore")
                 direct = np.asarray(self.view.model.predict_proba(sample), dtype=np.float64)
             expected = self.view.check(self.view.codec.to_codes(sample))
-            if np.abs(direct[:, self.view.positive] - expected).max() <= 1e-9:
+            # DiCE asks for class 1: the model itself only where column 1 is approval
+            if self.view.positive == 1 and np.abs(direct[:, 1] - expected).max() <= 1e-9:
                 return self.view.model
         except Exception as err:  # the model needs its own dtypes
             log.info("dice-ml gets a codec shim: %s", err)

@@ -14,7 +14,7 @@ classifier (``"linear"``), in scikit-learn gradient-boosted trees (``"tree"``), 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 import numpy as np
@@ -99,6 +99,34 @@ def check_model(model: object) -> None:
             "`model` must have a predict_proba(X: DataFrame) method returning (n, 2)"
             f" probabilities, got {type(model).__name__} without one"
         )
+
+
+def approved_column(model: Any, approved: Hashable) -> int:
+    """The column of ``model.predict_proba`` that holds the probability of ``approved``, the
+    class label that means approved: its place in the model's ``classes_`` (a pipeline's final
+    step's), or ``approved`` itself (0 or 1) for a model without ``classes_``. An error names
+    the model's classes when ``approved`` is not one of them, so that a model of the
+    probability of default (class 1 = bad) or with string labels is not read backwards."""
+    classes = getattr(model, "classes_", None)
+    if classes is None and hasattr(model, "steps"):
+        classes = getattr(model.steps[-1][1], "classes_", None)
+    if classes is None:
+        if approved not in (0, 1) or isinstance(approved, bool):
+            raise ValueError(
+                "`approved` must be 0 or 1 (the predict_proba column of approval) for a model "
+                f"without classes_, got {approved!r}"
+            )
+        return int(approved)  # type: ignore[call-overload]
+    listed = list(classes)
+    if len(listed) != 2:
+        raise ValueError(f"`model` must be a binary classifier, got classes {listed!r}")
+    if approved not in listed:
+        raise ValueError(
+            f"`approved` must be the model's class that means approved, one of "
+            f"{np.asarray(listed).tolist()!r} (its classes_), got {approved!r}; a model of the "
+            "probability of default whose class 1 is 'bad' takes approved=0"
+        )
+    return listed.index(approved)
 
 
 def split_pipeline(model: Any) -> tuple[Any | None, Any]:
@@ -264,21 +292,13 @@ class ModelView:
     always goes through ``model.predict_proba`` on a data frame. ``calls``/``rows`` count both.
     """
 
-    def __init__(self, model: Any, codec: Codec) -> None:
+    def __init__(self, model: Any, codec: Codec, approved: Hashable = 1) -> None:
         check_model(model)
         self.model = model
         self.codec = codec
         self.encoding: SeparableEncoding | None = None
         self._final: Any = None
-        classes = getattr(model, "classes_", None)
-        if classes is None and hasattr(model, "steps"):
-            classes = getattr(model.steps[-1][1], "classes_", None)
-        self.positive = 1
-        if classes is not None:
-            listed = list(classes)
-            if len(listed) != 2:
-                raise ValueError(f"`model` must be a binary classifier, got classes {listed!r}")
-            self.positive = listed.index(1) if 1 in listed else 1
+        self.positive = approved_column(model, approved)  # predict_proba's approved column
         self.calls = 0
         self.rows = 0
 

@@ -64,8 +64,11 @@ class Recourse:
     Parameters (keyword-only after ``schema``, stored unchanged, validated in :meth:`fit`):
 
     * ``model``: anything with ``predict_proba(X: DataFrame) -> (n, 2)`` over the schema's
-      columns (column of class 1 = approved); a torch module through
-      :class:`~cfx.recourse.model.TorchClassifier`.
+      columns; a torch module through :class:`~cfx.recourse.model.TorchClassifier`.
+    * ``approved``: the model's class label that means approved (default 1, the zoo's and
+      ``load_german``'s ``y``). A model of the probability of default (class 1 = bad) takes
+      ``approved=0``, one trained on string labels names its own (``approved="good"``); a
+      label not among the model's ``classes_`` is an error, so a model is never read backwards.
     * ``schema``: the :class:`~cfx.data.schema.FeatureSchema` (kinds, ranges, actionability).
     * ``k``: counterfactuals per applicant (at most; pairwise different feature sets).
     * ``method``: see the module docstring; ``cost``: ``"mad"`` (numeric changes in median
@@ -93,6 +96,7 @@ class Recourse:
         model: Any,
         schema: FeatureSchema,
         *,
+        approved: Hashable = 1,
         k: int = 3,
         method: MethodName = "auto",
         cost: CostName = "mad",
@@ -106,6 +110,7 @@ class Recourse:
     ) -> None:
         self.model = model
         self.schema = schema
+        self.approved = approved
         self.k = k
         self.method = method
         self.cost = cost
@@ -156,7 +161,7 @@ class Recourse:
         if len(Z) < 2:
             raise ValueError(f"`X_train` needs at least 2 rows, got {len(Z)}")
         scales = Scales.learn(self.schema, Z, self.cost)
-        view = ModelView(self.model, codec)
+        view = ModelView(self.model, codec, self.approved)
         view.read_encoder(Z)
         approved = view.proba(Z) >= self.threshold
         self.codec_ = codec

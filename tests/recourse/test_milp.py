@@ -105,3 +105,58 @@ def test_german_logistic_optimum_is_a_lower_bound(german, split, credit_models, 
         assert a.counterfactuals[0].cost == pytest.approx(a.min_cost, rel=1e-6)
         assert b.min_cost == pytest.approx(a.min_cost, rel=1e-6)
         assert all(cf.cost >= a.min_cost - 1e-9 for cf in b.counterfactuals)
+
+
+class _Flipped:
+    """The hand model with its classes relabelled: ``classes`` in predict_proba's column order,
+    the second of them the model's positive class (as scikit-learn orders them), which here
+    means denied: a model of the probability of default (``[0, 1]``, 1 = bad) or one trained
+    on string labels (``["approved", "denied"]``)."""
+
+    def __init__(self, hand_model, classes):
+        self.hand = hand_model
+        self.classes_ = np.array(classes)
+        self.coef_ = -hand_model.coef_
+
+    def decision_function(self, X):
+        return -self.hand.decision_function(X)  # log-odds of classes_[1], denied
+
+    def predict_proba(self, X):
+        return self.hand.predict_proba(X)[:, ::-1]  # (n, 2): approved first
+
+
+@pytest.mark.parametrize(
+    ("classes", "approved"), [([0, 1], 0), (["approved", "denied"], "approved")]
+)
+@pytest.mark.parametrize("method", ["milp", "search"])
+def test_approved_names_the_class_that_means_approved(hand, classes, approved, method):
+    model, schema, X = hand
+    flipped = _Flipped(model, classes)
+    kw = {"k": 3, "support": 0.0, "method": method}
+    (want,) = Recourse(model, schema, **kw).fit(X).explain(_applicant())
+    (got,) = Recourse(flipped, schema, approved=approved, **kw).fit(X).explain(_applicant())
+    assert got.proba == pytest.approx(want.proba) and got.proba < 0.5  # denied, as it is
+    assert [cf.features for cf in got.counterfactuals] == [
+        cf.features for cf in want.counterfactuals
+    ]
+    assert [cf.cost for cf in got.counterfactuals] == pytest.approx(
+        [cf.cost for cf in want.counterfactuals]
+    )
+    if classes == [0, 1]:  # the default reads column 1, here default: approved, not denied
+        (backwards,) = Recourse(flipped, schema, **kw).fit(X).explain(_applicant())
+        assert backwards.status == "approved" and backwards.proba == pytest.approx(1 - want.proba)
+    else:  # labels that are not 0 / 1 must be named
+        with pytest.raises(ValueError, match=r"one of \['approved', 'denied'\].*got 1"):
+            Recourse(flipped, schema, **kw).fit(X)
+    with pytest.raises(ValueError, match=r"`approved` must be the model's class.*got 'good'"):
+        Recourse(flipped, schema, approved="good", **kw).fit(X)
+
+
+def test_dice_seeks_approval_when_class_1_means_default(hand):
+    model, schema, X = hand
+    rec = Recourse(_Flipped(model, [0, 1]), schema, approved=0, method="dice-random", k=2)
+    (res,) = rec.fit(X).explain(_applicant())
+    assert res.status == "recourse" and res.proba < 0.5
+    for cf in res.counterfactuals:  # approved by the hand model itself
+        point = pd.DataFrame({name: [cf.values[name]] for name in ("x1", "x2", "c")})
+        assert model.predict_proba(point)[0, 1] >= 0.5 and cf.proba_after >= 0.5
