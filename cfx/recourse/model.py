@@ -116,7 +116,7 @@ def approved_column(model: Any, approved: Hashable) -> int:
                 "`approved` must be 0 or 1 (the predict_proba column of approval) for a model "
                 f"without classes_, got {approved!r}"
             )
-        return int(approved)  # type: ignore[call-overload]
+        return int(approved)
     listed = list(classes)
     if len(listed) != 2:
         raise ValueError(f"`model` must be a binary classifier, got classes {listed!r}")
