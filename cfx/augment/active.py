@@ -18,7 +18,10 @@ The loop never spends more than ``budget`` labels (split evenly over ``rounds``)
 is saved under ``out/round_KK/`` (labelled frames, the fine-tuned weights, the labelling
 task), so an interrupted run, or a run waiting for a person's labels
 (:class:`~cfx.augment.labellers.LabelsPending`), continues where it stopped when called again
-with the same arguments.
+with the same arguments. ``out/key.json`` records what decides the rounds (settings, seed, a
+digest of the pool, the training set and each model's weights): a folder holding rounds of
+another run is an error that names what changed, never resumed and never deleted (its labels
+may be a person's work).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import copy
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -38,12 +41,21 @@ from torch import Tensor, nn
 from cfx.augment.labellers import Labeller
 from cfx.errors import check
 from cfx.images import check_images
+from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.trajectory import GradientAscent
 from cfx.trajectory.gradient_ascent import without_start_notice
 from cfx.types import Generator
 
 log = logging.getLogger(__name__)
+KEY_FILE = "key.json"
+"""What a run folder's rounds were computed from; resuming needs the same."""
+_KEY_NAMES = {
+    "pool_sha256": "the pool images",
+    "train_sha256": "the training images or labels",
+    "classifier_sha256": "the classifier's weights",
+    "generator_sha256": "the generator's weights",
+}
 
 
 @dataclass(frozen=True)
@@ -191,10 +203,10 @@ class ActiveLearner:
             f"got {pool.shape[0]}",
         )
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
         cfg = replace(
             self.finetune or ClassifierTrainingConfig(epochs=2, lr=5e-4), reset_parameters=False
         )
+        self._claim(out, pool, train_images, train_labels, cfg, seed)
         model = copy.deepcopy(self.classifier)  # the user's model is never touched
         for param in model.parameters():  # zoo models load frozen; the copy is trained
             param.requires_grad_(True)
@@ -266,6 +278,56 @@ class ActiveLearner:
         images = torch.cat(new_x) if new_x else pool[:0]
         labels = torch.cat(new_y) if new_y else torch.zeros(0, dtype=torch.long)
         return AugmentResult(model=model, images=images, labels=labels, rounds=tuple(history))
+
+    def _claim(
+        self,
+        out: Path,
+        pool: Tensor,
+        train_images: Tensor,
+        train_labels: Tensor,
+        cfg: ClassifierTrainingConfig,
+        seed: int,
+    ) -> None:
+        """Make ``out`` this run's folder: resume its rounds if the same key computed them,
+        refuse it (naming what changed) if another run's rounds are there."""
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"`out` must be a folder (created if missing), got the file {out}")
+        key = {
+            "budget": self.budget,
+            "rounds": self.rounds,
+            "frame_levels": list(self.frame_levels),
+            "steps": self.steps,
+            "selection": self.selection,
+            "repeat_new": self.repeat_new,
+            "finetune": asdict(cfg),
+            "inversion_steps": self.inversion_steps,
+            "batch_size": self.batch_size,
+            "seed": seed,
+            "pool_sha256": tensors_sha256(pool),
+            "train_sha256": tensors_sha256(train_images, train_labels),
+            "classifier_sha256": module_sha256(self.classifier),
+            "generator_sha256": module_sha256(self.generator),
+        }
+        key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
+        stored = out / KEY_FILE
+        rounds = sorted(p.name for p in out.glob("round_*")) if out.is_dir() else []
+        if rounds:
+            try:
+                earlier = json.loads(stored.read_text())
+            except (OSError, ValueError):
+                earlier = None
+            if earlier != key:
+                why = (
+                    changes(earlier, key, _KEY_NAMES)
+                    if isinstance(earlier, dict)
+                    else f"no readable {KEY_FILE}: an older cfx or another tool wrote it"
+                )
+                raise ValueError(
+                    f"`out` {out} holds {len(rounds)} round(s) of another run ({why}); pass "
+                    "another folder, or delete this one to start over (its labels go with it)"
+                )
+        out.mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(key, indent=1) + "\n")
 
     def _candidates(
         self, model: nn.Module, pool: Tensor, used: Tensor, quota: int, seed: int

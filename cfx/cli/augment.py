@@ -61,6 +61,7 @@ def run_augment(args: argparse.Namespace) -> int:
     from cfx.augment.labellers import Labeller
     from cfx.data.brain import make_dataset
     from cfx.data.io import load_images, load_labels
+    from cfx.inversion import zero_image
     from cfx.metrics import group_accuracies
     from cfx.training.classifier import ClassifierTrainingConfig, predict
     from cfx.zoo import load_classifier, load_generator
@@ -72,14 +73,17 @@ def run_augment(args: argparse.Namespace) -> int:
     model_name("--classifier", args.classifier, "classifier")
     if args.labeller == "oracle":
         model_name("--oracle", args.oracle, "classifier")
+    generator = load_generator(args.generator)
+    c, h, w = zero_image(generator).shape[1:]  # what the image files must hold
+    shape = (c, h, w)
     if args.train_data is not None:
-        train_x = load_images(args.train_data)
-        train_y = load_labels(args.train_labels, train_x.shape[0])
+        train_x = load_images(args.train_data, name="--train-data", shape=shape)
+        train_y = load_labels(args.train_labels, train_x.shape[0], name="--train-labels")
     else:
         train = make_dataset(args.train_n, seed=11, tagged=True, tag_correlation=0.95)
         train_x, train_y = train.images, train.labels
     if args.pool is not None:
-        pool = load_images(args.pool)
+        pool = load_images(args.pool, name="--pool", shape=shape)
     else:
         biased = make_dataset(args.pool_n, seed=args.pool_seed, tagged=True, tag_correlation=0.95)
         pool = biased.images
@@ -91,7 +95,7 @@ def run_augment(args: argparse.Namespace) -> int:
     else:
         raise ValueError(f"`--labeller` must be one of {LABELLERS}, got {args.labeller!r}")
     learner = ActiveLearner(
-        load_generator(args.generator),
+        generator,
         load_classifier(args.classifier),
         labeller,
         budget=args.budget,

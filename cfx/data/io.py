@@ -81,13 +81,13 @@ def load_images(
     return check_images(x.float(), name)
 
 
-def load_labels(path: str | Path, n: int) -> Tensor:
-    """Integer labels ``(N,)`` matching ``n`` images."""
-    y = _load_array(path, "labels")
+def load_labels(path: str | Path, n: int, *, name: str = "labels") -> Tensor:
+    """Integer labels ``(N,)`` matching ``n`` images; errors call the file ``name``."""
+    y = _load_array(path, name)
     if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"`labels` must have shape ({n},), got {tuple(y.shape)}")
+        raise ValueError(f"`{name}` must have shape ({n},), one per image, got {tuple(y.shape)}")
     if y.is_floating_point() and not torch.equal(y, y.round()):
-        raise ValueError("`labels` must be integers")
+        raise ValueError(f"`{name}` must be integers")
     return y.long()
 
 

@@ -23,6 +23,7 @@ from cfx import __version__ as cfx_version
 from cfx.errors import check_int
 from cfx.images import check_images
 from cfx.inversion import InversionResult
+from cfx.run_key import changes, tensors_sha256
 from cfx.trajectory.gradient_ascent import notices_held, start_notice
 from cfx.trajectory.result import TrajectoryResult, concat
 from cfx.trajectory.start import unit_range_notice
@@ -90,7 +91,7 @@ def explain_in_chunks(
     except (TypeError, ValueError) as err:
         raise TypeError(f"`key` must hold JSON values: {err}") from None
     expected |= {
-        "inputs_sha256": _digest(x, targets),
+        "inputs_sha256": tensors_sha256(x, targets),
         "batch_size": batch_size,
         "n": n,
         "cfx": cfx_version,
@@ -145,15 +146,6 @@ def _targets(target: int | Tensor, n: int, device: torch.device) -> Tensor:
     return torch.full((n,), target, dtype=torch.long, device=device)
 
 
-def _digest(x: Tensor, targets: Tensor) -> str:
-    h = hashlib.sha256()
-    for t in (x, targets):
-        h.update(str((tuple(t.shape), str(t.dtype))).encode())
-        raw = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)  # any dtype
-        h.update(raw.numpy().tobytes())
-    return h.hexdigest()
-
-
 def _claim(out: Path, expected: dict[str, Any]) -> None:
     """Make ``out`` a chunk folder for ``expected``: keep its chunks if they were computed
     for it, else delete them."""
@@ -176,7 +168,7 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
         )
     elif parts:
         why = (
-            f"a run with other inputs or settings ({_changes(earlier, expected)})"
+            f"a run with other inputs or settings ({changes(earlier, expected, _NAMES)})"
             if isinstance(earlier, dict)
             else f"a run whose {KEY_FILE} is missing or unreadable"
         )
@@ -194,35 +186,6 @@ def finished_chunks(folder: str | Path) -> list[Path]:
 
 _NAMES = {"inputs_sha256": "the images or targets", "n": "the number of images"}
 """How a key's entries are named in a warning, where their own name would not say."""
-
-
-def _changes(earlier: Mapping[str, Any], expected: Mapping[str, Any]) -> str:
-    """What differs between an earlier call's key and this call's, e.g. ``"batch_size: 2
-    before, 3 now; steps: 4 before, 5 now"``, so that a user sees why a run started over.
-    The caller's own ``key`` entries are named without the ``key.`` prefix; values too long
-    to read (digests) are only named."""
-    found: list[str] = []
-
-    def walk(before: Any, now: Any, name: tuple[str, ...]) -> None:
-        if before == now:
-            return
-        if isinstance(before, Mapping) and isinstance(now, Mapping):
-            for k in sorted(set(before) | set(now)):
-                walk(before.get(k, _MISSING), now.get(k, _MISSING), (*name, str(k)))
-            return
-        label = _NAMES.get(".".join(name), ".".join(name[1:] if name[:1] == ("key",) else name))
-        shown = ["unset" if v is _MISSING else json.dumps(v) for v in (before, now)]
-        if max(len(v) for v in shown) > 24:
-            found.append(label)
-        else:
-            found.append(f"{label}: {shown[0]} before, {shown[1]} now")
-
-    walk(earlier, expected, ())
-    return "; ".join(dict.fromkeys(found))  # a caller's key may repeat an entry (batch_size)
-
-
-_MISSING = object()
-"""An entry that one of two keys lacks."""
 
 
 def _flatten(obj: Any, prefix: str = "") -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -140,3 +140,32 @@ def test_too_small_a_pool_is_a_clear_error(world, tmp_path):
         ActiveLearner(g, f, CountingOracle(), budget=200).augment(
             pool[:5], train, labels, out=tmp_path
         )
+
+
+def test_a_folder_of_another_run_is_refused_naming_what_changed(world, tmp_path):
+    g, f, pool, train, labels = world
+
+    def learner(classifier=f, **kw):
+        args = {"budget": 4, "rounds": 1, "finetune": CFG, "steps": 4} | kw
+        return ActiveLearner(g, classifier, CountingOracle(), **args)
+
+    first = learner().augment(pool, train, labels, out=tmp_path)
+    other_f = LogisticClassifier()
+    with torch.no_grad():
+        next(other_f.parameters()).add_(1.0)
+    others = [  # (learner, pool, seed, what the error names)
+        (learner(budget=6), pool, 0, "budget: 4 before, 6 now"),
+        (learner(), pool, 1, "seed: 0 before, 1 now"),
+        (learner(), pool.flip(0), 0, "the pool images"),
+        (learner(other_f), pool, 0, "the classifier's weights"),
+        (learner(finetune=CFG.__class__(epochs=2, batch_size=16)), pool, 0, "finetune.epochs"),
+    ]
+    for other, images, seed, named in others:
+        with pytest.raises(ValueError, match=rf"holds 1 round\(s\) of another run \(.*{named}"):
+            other.augment(images, train, labels, out=tmp_path, seed=seed)
+    # refused, not deleted: the same run still resumes without a label
+    again = ActiveLearner(g, f, Refuses(), budget=4, rounds=1, finetune=CFG, steps=4)
+    assert torch.equal(again.augment(pool, train, labels, out=tmp_path).labels, first.labels)
+    (tmp_path / "key.json").unlink()  # rounds an older cfx wrote
+    with pytest.raises(ValueError, match=r"no readable key\.json"):
+        learner().augment(pool, train, labels, out=tmp_path)

@@ -28,6 +28,37 @@ def test_augment_with_the_oracle_writes_summary_and_model(tmp_path):
     assert (out / "model" / "model.safetensors").is_file()
 
 
+def test_a_rerun_with_other_arguments_is_refused_not_resumed(tmp_path, capsys):
+    out = tmp_path / "aug"
+    assert main(["augment", *SMALL, "--out", str(out)]) == 0
+    summary = (out / "summary.json").read_text()
+    capsys.readouterr()
+    # before, this finished at once with the first run's round and fine-tuned weights
+    assert main(["augment", *SMALL, "--seed", "5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds 1 round(s) of another run (seed: 0 before, 5 now)" in err
+    assert (out / "summary.json").read_text() == summary  # nothing of the first run is lost
+    small_pool = [*SMALL[:2], "--pool-n", "48", *SMALL[4:]]
+    assert main(["augment", *small_pool, "--out", str(out)]) == 2
+    assert "(the pool images)" in capsys.readouterr().err
+
+
+def test_image_files_are_checked_against_the_generator(tmp_path, capsys):
+    import numpy as np
+
+    cases = [
+        ((8, 3, 64, 64), "`--pool` must hold images shaped (N, 1, 64, 64), got (8, 3, 64, 64)"),
+        ((8, 1, 32, 32), "`--pool` must hold images shaped (N, 1, 64, 64), got (8, 1, 32, 32)"),
+    ]
+    for shape, message in cases:
+        np.save(tmp_path / "pool.npy", np.zeros(shape, dtype=np.float32))
+        args = ["augment", *SMALL, "--pool", str(tmp_path / "pool.npy")]
+        assert main([*args, "--out", str(tmp_path / "a")]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["augment", "--pool", str(tmp_path / "nope.npy"), "--out", str(tmp_path)]) == 2
+    assert "`--pool`" in capsys.readouterr().err
+
+
 def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys):
     out = tmp_path / "aug"
     args = ["augment", *SMALL, "--labeller", "web", "--out", str(out)]
