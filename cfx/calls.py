@@ -85,7 +85,8 @@ def resolve_target(
 
 
 def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classifier") -> Tensor:
-    """Classifier logits with a shape check: ``(B, K)``; errors call the model ``name``."""
+    """Classifier logits with a shape check: ``(B, K)``, ``K >= 2`` (a single logit points to
+    :class:`TwoLogits`); errors call the model ``name``."""
     logits = classifier(images)
     n = images.shape[0]
     if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != n:
@@ -94,6 +95,7 @@ def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classif
             f"`{name}` must map images (B, C, H, W) to logits (B, K), got {shape} for {n} "
             f"image{'s' if n != 1 else ''}"
         )
+    check_two_classes(logits, name)  # softmax over one logit is 1: nothing would move
     return logits
 
 

@@ -139,4 +139,5 @@ class GradCAM:
         if self.relu:
             cam = F.relu(cam)
         cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
-        return cam  # (b, 1, H, W)
+        # the activations hold a graph even without create_graph: a plain map, like the others
+        return cam if create_graph else cam.detach()  # (b, 1, H, W)

@@ -82,8 +82,10 @@ def top_k_mask(maps: Tensor, k: Tensor | int) -> Tensor:
 
 
 def pointing_game(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
-    """1.0 when a maximum of the map lies in the mask dilated by ``tolerance`` pixels (a disk;
-    Zhang et al. use 15 px on 224 px images), else 0.0; NaN for empty masks."""
+    """1.0 when the map's maximum lies in the mask dilated by ``tolerance`` pixels (a disk;
+    Zhang et al. use 15 px on 224 px images), else 0.0; NaN for empty masks. Where several
+    pixels tie for the maximum, the share of them inside: the hit rate of a random pick among
+    them, so a blank map scores the mask's share of the image, not a hit."""
     m, s = _check_pair(maps, masks)
     if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
         raise ValueError(f"`tolerance` must be a non-negative int, got {tolerance!r}")
@@ -92,8 +94,8 @@ def pointing_game(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
         disk = ((r[:, None] ** 2 + r[None, :] ** 2) <= tolerance**2).to(m.dtype)[None, None]
         s = F.conv2d(s.to(m.dtype), disk, padding=tolerance) > 0
     flat = m.flatten(1)
-    is_max = flat == flat.amax(1, keepdim=True)  # (B, P)
-    hit = (is_max & s.flatten(1)).any(1).to(m.dtype)
+    is_max = flat == flat.amax(1, keepdim=True)  # (B, P), at least one per map
+    hit = (is_max & s.flatten(1)).sum(1).to(m.dtype) / is_max.sum(1).to(m.dtype)
     return _nan_if_empty(hit, masks)
 
 

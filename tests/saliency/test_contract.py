@@ -5,6 +5,7 @@ raise clear errors."""
 import pytest
 import torch
 
+import cfx.calls as cfx_calls
 import cfx.saliency as S
 from tests.saliency.toy import images, small_cnn
 
@@ -43,6 +44,7 @@ def test_shape_dtype_device_and_determinism(name, dtype):
     assert a.shape == (2, 1, 16, 16)
     assert a.dtype == dtype and a.device == x.device
     assert torch.isfinite(a).all()
+    assert not a.requires_grad  # a plain map: .numpy() and plt.imshow work on it
     assert torch.equal(a, _run(name, method, x, 1))
 
 
@@ -103,3 +105,28 @@ def test_generator_must_be_a_torch_generator(name):
 def test_bad_hyperparameters_name_themselves(method, match):
     with pytest.raises((ValueError, TypeError), match=match):
         method.attribute(images(b=1, h=16, w=16), 1)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_a_single_logit_model_points_to_two_logits(name):
+    one = _one_logit()
+    with pytest.raises(ValueError, match=r"one logit per image.*cfx\.calls\.TwoLogits"):
+        _run(name, METHODS[name](one), images(b=2, h=16, w=16), 1)
+    # wrapped, it is explained as the binary model it is
+    a = _run(name, METHODS[name](cfx_calls.TwoLogits(one)), images(b=2, h=16, w=16), 1)
+    assert a.shape == (2, 1, 16, 16) and torch.isfinite(a).all()
+
+
+def test_faithfulness_refuses_a_single_logit_model():
+    from cfx.saliency.faithfulness import deletion_auc, insertion_auc
+
+    x, maps = images(b=2, h=16, w=16), torch.rand(2, 1, 16, 16)
+    for score in (deletion_auc, insertion_auc):  # both read 1.0 for every map before
+        with pytest.raises(ValueError, match="TwoLogits"):
+            score(_one_logit(), x, maps, 0)
+
+
+def _one_logit():
+    """A binary model with one (sigmoid) logit: the small CNN's class-1 logit alone."""
+    cnn = small_cnn()
+    return torch.nn.Sequential(cnn, torch.nn.Linear(2, 1))

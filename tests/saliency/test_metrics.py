@@ -29,6 +29,15 @@ def test_pointing_game_hit_miss_tolerance_and_empty_mask():
     assert math.isnan(M.pointing_game(hit, torch.zeros_like(mask)).item())
 
 
+def test_pointing_game_shares_ties_so_a_blank_map_scores_chance():
+    mask = _mask()  # 6 of 36 pixels
+    assert M.pointing_game(torch.zeros(1, 1, 6, 6), mask).item() == pytest.approx(6 / 36)
+    assert M.pointing_game(torch.full((1, 1, 6, 6), 0.5), mask).item() == pytest.approx(6 / 36)
+    two = torch.zeros(1, 1, 6, 6)
+    two[..., 2, 2] = two[..., 5, 5] = 1.0  # one maximum inside, one outside
+    assert M.pointing_game(two, mask).item() == pytest.approx(0.5)
+
+
 def test_mass_and_energy_known_answers():
     mask = _mask()
     maps = torch.zeros(1, 1, 6, 6)
