@@ -27,6 +27,11 @@ from cfx.data.schema import FeatureSchema, FeatureSpec
 N_ROWS = 1000
 #: label column of the shipped CSV and its two values.
 SOURCE_TARGET = "creditability"
+_BELOW_0, _BELOW_200 = "... < 0 DM", "0 <= ... < 200 DM"
+_ABOVE_200 = "... >= 200 DM / salary assignments for at least 1 year"
+_REAL_ESTATE = "real estate"
+_SAVINGS_AGREEMENT = "building society savings agreement/ life insurance"
+_CAR = "car or other, not in attribute Savings account/bonds"
 TARGET = "approved"  # 1 = good credit risk (approved), 0 = bad
 
 
@@ -37,17 +42,20 @@ def german_schema() -> FeatureSchema:
         features=(
             # Categorical, not ordinal: "no checking account" is not "less than < 0 DM" (it is the
             # level with the highest approval rate), and the top level mixes a balance with a
-            # salary assignment. Opening/closing an account or changing its balance is actionable.
+            # salary assignment. Raising the balance, or opening an account with one, is
+            # actionable; closing an account or lowering the balance is not advice a lender gives
+            # (the models reward "no checking account", an artefact of how the data was drawn).
             FeatureSpec(
                 "status_of_existing_checking_account",
                 "categorical",
-                (
-                    "... < 0 DM",
-                    "0 <= ... < 200 DM",
-                    "... >= 200 DM / salary assignments for at least 1 year",
-                    "no checking account",
-                ),
-                description="Status of the existing checking account (balance in DM).",
+                (_BELOW_0, _BELOW_200, _ABOVE_200, "no checking account"),
+                description="Status of the existing checking account (balance in DM); the "
+                "balance may rise, an account may be opened, not closed.",
+                transitions={
+                    _BELOW_0: (_BELOW_200, _ABOVE_200),
+                    _BELOW_200: (_ABOVE_200,),
+                    "no checking account": (_BELOW_200, _ABOVE_200),
+                },
             ),
             FeatureSpec(
                 "duration_in_month",
@@ -101,6 +109,7 @@ def german_schema() -> FeatureSchema:
             # Ordinal with "unknown/ no savings account" first: having no savings account is
             # holding nothing, below "< 100 DM". The source lumps "unknown" in with "none" and the
             # two cannot be separated; this is the documented reading, not an observed fact.
+            # Savings may only grow: "spend your savings" (or stop disclosing them) is not advice.
             FeatureSpec(
                 "savings_account_and_bonds",
                 "ordinal",
@@ -111,7 +120,9 @@ def german_schema() -> FeatureSchema:
                     "500 <= ... < 1000 DM",
                     "... >= 1000 DM",
                 ),
-                description="Savings account/bonds; ordinal, 'unknown/ no savings' first (= none).",
+                direction="increase",
+                description="Savings account/bonds; ordinal, 'unknown/ no savings' first (= none);"
+                " can only increase.",
             ),
             # Tenure only grows with time (a recourse can say "wait"), hence increase.
             FeatureSpec(
@@ -170,18 +181,19 @@ def german_schema() -> FeatureSchema:
                 description="Present residence since, Statlog code 1..4; increases with time only.",
             ),
             # Categorical: "unknown / no property" again mixes unknown with none. Acquiring
-            # property is possible but expensive.
+            # more valuable property is possible but expensive; giving property up is not advice.
+            # The code table lists the categories from the most valuable down.
             FeatureSpec(
                 "property",
                 "categorical",
-                (
-                    "real estate",
-                    "building society savings agreement/ life insurance",
-                    "car or other, not in attribute Savings account/bonds",
-                    "unknown / no property",
-                ),
+                (_REAL_ESTATE, _SAVINGS_AGREEMENT, _CAR, "unknown / no property"),
                 cost=3.0,
-                description="Most valuable property; actionable but expensive.",
+                description="Most valuable property; may only be upgraded, expensive.",
+                transitions={
+                    "unknown / no property": (_REAL_ESTATE, _SAVINGS_AGREEMENT, _CAR),
+                    _CAR: (_REAL_ESTATE, _SAVINGS_AGREEMENT),
+                    _SAVINGS_AGREEMENT: (_REAL_ESTATE,),
+                },
             ),
             # Age only goes up, slowly: a recourse "wait N years" is legal but should be costly.
             FeatureSpec(
@@ -194,11 +206,13 @@ def german_schema() -> FeatureSchema:
                 cost=5.0,
                 description="Age in years (observed range 19..75); can only increase, high cost.",
             ),
+            # Paying a plan off is actionable; taking one up (more debt) is not advice.
             FeatureSpec(
                 "other_installment_plans",
                 "categorical",
                 ("bank", "stores", "none"),
-                description="Other installment plans; actionable (pay off or take up a plan).",
+                description="Other installment plans; may be paid off, not taken up.",
+                transitions={"bank": ("none",), "stores": ("none",)},
             ),
             FeatureSpec(
                 "housing",
@@ -213,7 +227,9 @@ def german_schema() -> FeatureSchema:
                 lower=1,
                 upper=4,
                 integer=True,
-                description="Number of existing credits at this bank, 1..4 (pay off or add).",
+                direction="decrease",
+                description="Number of existing credits at this bank, 1..4; may be paid off, "
+                "not added to.",
             ),
             # Ordinal by qualification. Mutable but only upwards (nobody is advised to take a
             # worse job) and at a high cost (a new job or a qualification takes time).
