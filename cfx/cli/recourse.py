@@ -12,7 +12,11 @@ split, and recourse is fitted on the same rows. A batch reads a CSV with the sch
 as each finishes: CSV (``--format csv``, the default; ``plan_1``, ``cost_1``, ... for up to
 ``k`` counterfactuals) or JSON Lines (``--format json``). Rerunning the same command skips the
 applicants already in ``--out``, so an interrupted batch resumes where it stopped; a line cut
-short by a crash is discarded and redone.
+short by a crash is discarded and redone. ``OUT.key.json`` records the settings the lines were
+written with: a rerun with other settings is refused (naming them) rather than mixing two runs
+in one file. The whole input is checked before any applicant is explained; errors name the
+rows at fault. Without ``--id-column`` applicants are known by their row number, so add rows
+at the end of the input only.
 """
 
 from __future__ import annotations
@@ -32,20 +36,49 @@ FORMATS = ("text", "json", "csv")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("recourse", help="actionable plans for denied loan applicants")
-    p.add_argument("--model", default="gbm", help="zoo credit model: logistic, gbm or mlp")
+    p = sub.add_parser(
+        "recourse",
+        help="actionable plans for denied loan applicants",
+        description="Plans that flip a German Credit model's decision for denied applicants: "
+        "small, valid, diverse, never touching what a person cannot change. Each plan lists "
+        "its cost (median absolute deviations per numeric change, a fixed cost per category "
+        "step) and its plausibility (the share of the 5 nearest training applicants the "
+        "model approves). The command line explains the zoo's credit models; your own model "
+        "goes through cfx.recourse.Recourse in Python (README, 'Loan recourse').",
+    )
+    p.add_argument(
+        "--model", default="gbm", help="zoo credit model: logistic, gbm or mlp (default gbm)"
+    )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--applicant-index", type=int, help="row of German Credit (0..999)")
     where.add_argument("--input", type=Path, help="CSV of applicants (the schema's columns)")
     p.add_argument("--out", type=Path, help="batch output file (required with --input)")
-    p.add_argument("--id-column", help="input column naming each applicant (default: row number)")
-    p.add_argument("--format", default=None, help="text, json or csv (batch: csv or json)")
+    p.add_argument(
+        "--id-column",
+        help="input column naming each applicant (default: row number, so add rows at the "
+        "end only if a batch is to resume)",
+    )
+    p.add_argument(
+        "--format",
+        default=None,
+        help="text (default for one applicant), json or csv; a batch writes csv (default) "
+        "or JSON Lines (json: one object per line)",
+    )
     p.add_argument("--k", type=int, default=3, help="counterfactuals per applicant (default 3)")
-    p.add_argument("--method", default="auto", help="auto, milp, tree, search, dice-random, ...")
+    p.add_argument(
+        "--method",
+        default="auto",
+        help="auto (default: milp for logistic, tree for gbm, search for mlp), milp, tree, "
+        "search, dice-random, dice-genetic or dice-kdtree",
+    )
     p.add_argument("--max-changes", type=int, default=None, help="most features per action")
     p.add_argument("--immutable", default="", help="extra immutable features, comma-separated")
     p.add_argument(
-        "--support", type=float, default=None, help="data support (default 0.8; 0 disables)"
+        "--support",
+        type=float,
+        default=None,
+        help="share of the 5 nearest training applicants the model must approve around a "
+        "plan (default 0.8; 0 disables, and may give plans unlike any approved applicant)",
     )
     p.add_argument("--limit", type=int, default=None, help="batch: process at most N new rows")
     p.add_argument("--no-progress", action="store_true", help="batch: no progress bar")
@@ -122,6 +155,8 @@ def render(res: Any) -> str:
             f"  {i}. {cf.plan}\n     cost {cf.cost:.2f}, P(approved) -> {cf.proba_after:.3f},"
             f" plausibility {cf.plausibility:.2f}"
         )
+    if res.counterfactuals and res.reason:  # fewer plans than asked for, and why
+        lines.append(f"  note: {res.reason}")
     lines.append(f"  ({res.method}, {res.seconds * 1000:.0f} ms)")
     return "\n".join(lines)
 
@@ -172,6 +207,51 @@ def finished(out: Path, fmt: str) -> set[str]:
     raise ValueError(f"batch `format` must be csv or json, got {fmt!r}")
 
 
+def _key(args: argparse.Namespace, rec: Any, fmt: str) -> dict[str, Any]:
+    """The settings a batch's lines depend on, as the fitted ``rec`` holds them (defaults
+    filled in); the applicants themselves are resumed by id."""
+    immutable = sorted(n.strip() for n in args.immutable.split(",") if n.strip())
+    return {
+        "model": args.model,
+        "k": rec.k,
+        "method": rec.method,
+        "max_changes": rec.max_changes,
+        "immutable": immutable,
+        "support": rec.support,
+        "format": fmt,
+        "id_column": args.id_column,
+    }
+
+
+def _claim(args: argparse.Namespace, rec: Any, fmt: str) -> None:
+    """Make ``--out`` this batch's: refuse a file written with other settings, naming them."""
+    from cfx.run_key import changes
+
+    out: Path = args.out
+    key_file = out.with_name(out.name + ".key.json")
+    key = _key(args, rec, fmt)
+    if out.is_file() and out.stat().st_size > 0:
+        try:
+            earlier = json.loads(key_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            earlier = None
+        if isinstance(earlier, dict) and earlier != key:
+            raise ValueError(
+                f"`--out` {out} holds the results of a run with other settings "
+                f"({changes(earlier, key)}); pass another --out, or delete {out} to start over"
+            )
+        if earlier is None and fmt == "csv":  # no key (an older cfx): the columns must match
+            with out.open(encoding="utf-8", newline="") as handle:
+                header = next(csv.reader(handle), [])
+            if header != columns(args.k):
+                raise ValueError(
+                    f"`--out` {out} has other columns than this run writes (another --k?); "
+                    "pass another --out, or delete it to start over"
+                )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
+
+
 def _run_batch(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm import tqdm
@@ -191,7 +271,10 @@ def _run_batch(args: argparse.Namespace) -> int:
         frame.index = frame[args.id_column].astype(str)
     frame.index = frame.index.astype(str)
     if frame.index.duplicated().any():
-        raise ValueError("applicant ids must be unique in the input")
+        twice = sorted(set(frame.index[frame.index.duplicated()]))[:5]
+        raise ValueError(f"applicant ids must be unique in `--input`, got {twice!r} twice")
+    rec.codec_.to_codes(frame, what="--input")  # every row, before any work: errors name rows
+    _claim(args, rec, fmt)
     done = finished(args.out, fmt)
     todo = frame[~frame.index.isin(done)]
     if args.limit is not None:

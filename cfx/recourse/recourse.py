@@ -303,7 +303,21 @@ class Recourse:
         if not cfs:
             reason = proposal.reason or "no valid, non-redundant counterfactual was found"
             return done("not_found", (), reason, proposal)
-        return done("recourse", cfs, "", proposal)
+        return done("recourse", cfs, self._fewer(len(cfs), choice), proposal)
+
+    def _fewer(self, n: int, choice: Choice) -> str:
+        """Why ``n`` plans, not ``k`` (empty when there are ``k``)."""
+        if n >= self.k:
+            return ""
+        below = choice.valid_found - choice.supported_found
+        if self.support > 0 and below > 0:
+            return (
+                f"{n} of {self.k} plans: {below} more valid plan(s) with other features fall "
+                f"below the data support (support={self.support:g}: the share of the "
+                f"{N_NEIGHBORS} nearest training applicants the model approves); support=0 "
+                "lists them"
+            )
+        return f"{n} of {self.k} plans: no other valid plan changes another set of features"
 
     def _choose(
         self, space: ActionSpace, actions: np.ndarray, evaluate: Evaluate, realise: Realise

@@ -64,7 +64,7 @@ class RecourseResult:
     status: Status
     proba: float  # approval probability now
     counterfactuals: tuple[Counterfactual, ...]  # cheapest first, pairwise different features
-    reason: str  # why there is no recourse (empty when there is)
+    reason: str  # why there is no recourse, or why fewer than k plans (else empty)
     method: str  # the method that produced it ("milp", "tree", "search", "dice-random", ...)
     seconds: float  # wall time for this applicant
     min_cost: float | None = None  # proven minimum action cost (exact methods), data support aside

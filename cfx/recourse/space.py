@@ -79,10 +79,9 @@ class Codec:
             column = df[spec.name]
             nan = column.isna().to_numpy()
             if nan.any():
-                rows = list(df.index[nan][:_SHOW])
                 raise ValueError(
                     f"`{what}` column `{spec.name}` has {int(nan.sum())} missing (NaN) values,"
-                    f" first rows {rows!r}"
+                    f" first rows {_rows(column, nan)!r}"
                 )
             if spec.kind == "numeric":
                 Z[:, j] = _numeric_values(spec, column, what)
@@ -99,8 +98,8 @@ class Codec:
                     values = column.astype(str).to_numpy()
                     unknown = sorted(set(values[codes < 0]))[:_SHOW]
                     raise ValueError(
-                        f"`{what}` column `{spec.name}` has unknown categories {unknown!r};"
-                        f" allowed: {spec.categories!r}"
+                        f"`{what}` column `{spec.name}` has unknown categories {unknown!r}"
+                        f" (first rows {_rows(column, codes < 0)!r}); allowed: {spec.categories!r}"
                     )
                 Z[:, j] = codes
             else:
@@ -143,13 +142,23 @@ def unique_rows(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index, inverse.reshape(-1)
 
 
+def _rows(column: pd.Series, wrong: np.ndarray) -> list[object]:
+    """The first few row labels of ``column`` where ``wrong`` ``(n,)`` holds, for an error."""
+    return [r.item() if isinstance(r, np.generic) else r for r in column.index[wrong][:_SHOW]]
+
+
 def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarray:
     if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         coerced = pd.to_numeric(column, errors="coerce")
-        bad = list(column[coerced.isna()].unique()[:_SHOW])
+        wrong = coerced.isna().to_numpy()
+        bad = [str(v) for v in column[wrong].unique()[:_SHOW]]
         raise TypeError(
             f"`{what}` column `{spec.name}` must be numeric, got dtype {column.dtype}"
-            + (f" with non-numeric values {bad!r}" if bad else "")
+            + (
+                f" with non-numeric values {bad!r} (first rows {_rows(column, wrong)!r})"
+                if bad
+                else ""
+            )
         )
     values = column.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():

@@ -67,3 +67,44 @@ def test_batch_errors_are_clear(tmp_path, applicants_csv, capsys):
     assert code == 2 and "`--out` is required" in capsys.readouterr().err
     code = main(["recourse", "--model", "forest", "--applicant-index", "1"])
     assert code == 2 and "unknown credit model 'forest'" in capsys.readouterr().err
+
+
+def test_a_batch_with_other_settings_is_refused_not_mixed(tmp_path, applicants_csv, capsys):
+    out = tmp_path / "suggestions.csv"
+    args = ["recourse", "--input", str(applicants_csv), "--out", str(out), "--no-progress"]
+    assert main([*args, "--model", "logistic", "--k", "1", "--limit", "2"]) == 0
+    before = out.read_text()
+    capsys.readouterr()
+    assert main([*args, "--model", "gbm", "--k", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "holds the results of a run with other settings" in err
+    assert "k: 1 before, 3 now" in err and 'model: "logistic" before, "gbm" now' in err
+    assert out.read_text() == before  # nothing appended under the other header
+    # the defaults written out match the same settings given explicitly: it resumes
+    assert main([*args, "--model", "logistic", "--k", "1", "--support", "0.8"]) == 0
+    assert [r["index"] for r in _rows(out)] == ["0", "1", "2", "3", "4"]
+    # a file without its key (an older cfx) is resumed only if its columns are this run's
+    out.with_name("suggestions.csv.key.json").unlink()
+    assert main([*args, "--model", "logistic", "--k", "2"]) == 2
+    assert "other columns than this run writes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "named"),
+    [
+        ("credit_amount", "4,870", "non-numeric values ['4,870'] (first rows ['2'])"),
+        ("purpose", "Car (New)", "unknown categories ['Car (New)'] (first rows ['2'])"),
+    ],
+)
+def test_a_bad_row_is_named_before_any_applicant_is_explained(
+    tmp_path, german, split, capsys, column, value, named
+):
+    frame = german.X.iloc[split[1][:4]].astype({"credit_amount": str, "purpose": str})
+    frame.iloc[2, frame.columns.get_loc(column)] = value  # e.g. a thousands separator
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "s.csv"
+    args = ["recourse", "--input", str(tmp_path / "in.csv"), "--out", str(out), "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"`--input` column `{column}`" in err and named in err
+    assert not out.exists()  # rows 0 and 1 were fine, but nothing was explained
