@@ -77,11 +77,52 @@ def takes_generator(method: object) -> bool:
         return False
 
 
-def check_input(x: object) -> Tensor:
+def check_input(x: object, model: Classifier | None = None) -> Tensor:
     """Validate an image batch (finite float ``(B, C, H, W)`` in [-1, 1]); returns ``x`` itself
-    (with its autograd graph, if any)."""
+    (with its autograd graph, if any). With ``model``, also try it on one image first, so that
+    a dtype, device or channel mismatch, a single-logit model or a final softmax is named here
+    rather than deep inside a method (:func:`probe_model`)."""
     check_images(x.detach() if isinstance(x, Tensor) else x, "x")
+    if model is not None:
+        probe_model(model, x)  # type: ignore[arg-type]
     return x  # type: ignore[return-value]
+
+
+def probe_model(model: Classifier, x: Tensor) -> None:
+    """One forward pass of ``model`` on ``x[:1]`` (frozen, no gradients): a PyTorch error there
+    is re-raised naming ``x`` and the model (dtype, device, channels); a single logit points to
+    :class:`~cfx.calls.TwoLogits`. Warns when the outputs look like probabilities (a final
+    softmax, which cfx would soften again) or when no pixel is below 0 ([0, 1] images)."""
+    import warnings
+
+    from cfx.calls import dtype_device_mismatch, looks_like_probabilities
+
+    one = x[:1].detach()
+    try:
+        with frozen(model), torch.no_grad():
+            logits = class_logits(model, one, name="model")
+    except RuntimeError as err:  # PyTorch's message names neither x nor the model
+        mismatch = dtype_device_mismatch({"model": model}, one)
+        if mismatch is not None:
+            raise TypeError(mismatch) from err
+        raise ValueError(
+            f"`model` failed on `x` shaped {tuple(one.shape[1:])} per image "
+            f"(C, H, W): {str(err).splitlines()[0]}"
+        ) from err
+    if looks_like_probabilities(logits):
+        warnings.warn(
+            "the model's outputs look like probabilities (non-negative, summing to 1): "
+            "saliency methods take them for logits; drop the final softmax",
+            UserWarning,
+            stacklevel=4,
+        )
+    if float(x.detach().min()) >= 0.0:
+        warnings.warn(
+            "no pixel of `x` is below 0: cfx images are in [-1, 1], dark = -1; if these are "
+            "[0, 1] images, map them with 2x - 1 (cfx.images.from_unit)",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def make_baseline(baseline: float | Tensor, x: Tensor) -> Tensor:

@@ -57,7 +57,7 @@ class GradientXInput:
         ``target``: int, ``(B,)`` tensor or None (predicted class). ``create_graph=True`` keeps
         the map differentiable w.r.t. ``x``.
         """
-        x = check_input(x)
+        x = check_input(x, self.model)
         base = make_baseline(self.baseline, x)
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)

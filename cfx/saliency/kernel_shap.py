@@ -101,7 +101,7 @@ class KernelSHAP:
         ``target``: int, ``(B,)`` tensor or None (predicted class). ``generator`` draws the
         coalitions; ``segments`` ``(B, H, W)`` integer labels replace the built-in SLIC.
         """
-        x = check_input(x)
+        x = check_input(x, self.model)
         n = positive_int("n_samples", self.n_samples, minimum=2)
         size = positive_int("batch_size", self.batch_size)
         check_generator(generator)

@@ -102,7 +102,7 @@ class LIME:
         ``target``: int, ``(B,)`` tensor or None (predicted class). ``generator`` draws the
         coalitions; ``segments`` ``(B, H, W)`` integer labels replace the built-in SLIC.
         """
-        x = check_input(x)
+        x = check_input(x, self.model)
         n = positive_int("n_samples", self.n_samples, minimum=2)
         width = positive_float("kernel_width", self.kernel_width)
         alpha = positive_float("alpha", self.alpha, allow_zero=True)

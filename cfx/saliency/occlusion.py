@@ -82,7 +82,7 @@ class Occlusion:
 
         ``target``: int, ``(B,)`` tensor or None (predicted class).
         """
-        x = check_input(x)
+        x = check_input(x, self.model)
         windows = window_masks(
             (x.shape[2], x.shape[3]), pair("window", self.window), pair("stride", self.stride)
         ).to(x.device)  # (P, H, W)

@@ -90,7 +90,7 @@ class CausalResponsibility:
 
         ``target``: int, ``(B,)`` tensor or None (predicted class). ``generator`` draws the cuts.
         """
-        x = check_input(x)
+        x = check_input(x, self.model)
         runs = positive_int("runs", self.runs)
         depth = positive_int("depth", self.depth)
         min_size = positive_int("min_size", self.min_size)

@@ -99,7 +99,7 @@ class RISE:
 
         ``target``: int, ``(B,)`` tensor or None (predicted class). ``generator`` draws masks.
         """
-        x = check_input(x)
+        x = check_input(x, self.model)
         n = positive_int("n_masks", self.n_masks)
         grid = positive_int("grid", self.grid)
         p = unit_interval("p", self.p)

@@ -50,6 +50,10 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
     assert len(rows) == 3 and rows[0].startswith("image,top_k_intersection")
     summary = json.loads((out / "attack.json").read_text())
     assert summary["label_kept"] == 1.0 and summary["max_linf"] <= 8 / 255 + 1e-6
+    assert summary["classifier"] == "brain-cnn" and summary["steps"] == 2
+    assert set(summary["top_k_intersection"]) == {"mean", "ci95"}  # labelled, not a pair
+    means = [float(r.split(",")[1]) for r in rows[1:]]
+    assert summary["top_k_intersection"]["mean"] == pytest.approx(sum(means) / 2, abs=1e-4)
     assert (out / "attack.png").is_file()
 
 
@@ -57,8 +61,13 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
     ("argv", "match"),
     [
         (["saliency", "compare", "--methods", "magic"], "unknown saliency method"),
-        (["saliency", "attack", "--epsilon", "eight"], "fraction like 8/255"),
-        (["saliency", "compare", "--n", "0"], "`n` must be a positive int"),
+        (["saliency", "attack", "--epsilon", "eight"], "`--epsilon` must be a number or a fr"),
+        (["saliency", "compare", "--n", "0"], "`--n` must be an int >= 1, got 0"),
+        (["saliency", "attack", "--steps", "0"], "`--steps` must be an int >= 1, got 0"),
+        (
+            ["saliency", "compare", "--methods", "gradcam", "--gradcam-layer", "features.99"],
+            "`--gradcam-layer`: 'features.99' is not a submodule of the model",
+        ),
         (
             ["saliency", "compare", "--classifier", "brain-gan"],
             "`--classifier`: 'brain-gan' is a generator; expected a classifier",
@@ -80,3 +89,13 @@ def test_missing_zoo_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
 def test_parse_fraction():
     assert parse_fraction("8/255") == pytest.approx(8 / 255)
     assert parse_fraction(" 0.5 ") == 0.5
+
+
+def test_a_targeted_attack_reports_the_map_share_in_its_region(tmp_path):
+    out = tmp_path / "atk"
+    argv = ["saliency", "attack", "--objective", "targeted", "--n", "2", "--steps", "3"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    corner = json.loads((out / "attack.json").read_text())["marker_corner_mass"]
+    before, after = corner["before"]["mean"], corner["after"]["mean"]
+    assert 0.0 <= before <= 1.0 and 0.0 <= after <= 1.0
+    assert after > before  # the attack pulls the map into the marker corner

@@ -69,10 +69,10 @@ def test_user_model_left_unchanged(name):
         ("not a tensor", 1, TypeError, "`x` must be a torch.Tensor"),
         (torch.zeros(1, 16, 16), 1, ValueError, r"\(B, C, H, W\)"),
         (torch.full((1, 1, 16, 16), 3.0), 1, ValueError, r"\[-1, 1\]"),
-        (torch.zeros(2, 1, 16, 16), 5, ValueError, r"class index in \[0, 1\]"),
-        (torch.zeros(2, 1, 16, 16), torch.tensor([1, 0, 1]), ValueError, r"shape \(2,\)"),
-        (torch.zeros(2, 1, 16, 16), torch.tensor([0.0, 1.0]), ValueError, "integer tensor"),
-        (torch.zeros(2, 1, 16, 16), "1", TypeError, "`target`"),
+        (torch.full((2, 1, 16, 16), -0.5), 5, ValueError, r"class index in \[0, 1\]"),
+        (torch.full((2, 1, 16, 16), -0.5), torch.tensor([1, 0, 1]), ValueError, r"shape \(2,\)"),
+        (torch.full((2, 1, 16, 16), -0.5), torch.tensor([0.0, 1.0]), ValueError, "integer tensor"),
+        (torch.full((2, 1, 16, 16), -0.5), "1", TypeError, "`target`"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(name, x, target, exc, match):
@@ -130,3 +130,17 @@ def _one_logit():
     """A binary model with one (sigmoid) logit: the small CNN's class-1 logit alone."""
     cnn = small_cnn()
     return torch.nn.Sequential(cnn, torch.nn.Linear(2, 1))
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_a_model_that_does_not_fit_the_images_is_named_first(name):
+    model, x = small_cnn(), images(b=2, h=16, w=16)
+    with pytest.raises(TypeError, match=r"`x` is torch.float64 .* weights are torch.float32"):
+        _run(name, METHODS[name](model), x.double(), 1)
+    with pytest.raises(ValueError, match=r"`model` failed on `x` shaped \(3, 16, 16\)"):
+        _run(name, METHODS[name](model), x.expand(2, 3, 16, 16), 1)
+    softmax = torch.nn.Sequential(model, torch.nn.Softmax(dim=1))
+    with pytest.warns(UserWarning, match="look like probabilities"):
+        _run(name, METHODS[name](softmax), x, 1)
+    with pytest.warns(UserWarning, match="no pixel of `x` is below 0"):
+        _run(name, METHODS[name](model), (x + 1) / 2, 1)
