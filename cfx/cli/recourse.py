@@ -80,6 +80,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="share of the 5 nearest training applicants the model must approve around a "
         "plan (default 0.8; 0 disables, and may give plans unlike any approved applicant)",
     )
+    p.add_argument(
+        "--target-proba",
+        type=float,
+        default=None,
+        help="approval probability every plan must reach (default: the 0.5 threshold; e.g. "
+        "0.6 leaves a margin, so a plan does not flip back with the smallest change)",
+    )
     p.add_argument("--limit", type=int, default=None, help="batch: process at most N new rows")
     p.add_argument("--no-progress", action="store_true", help="batch: no progress bar")
     p.set_defaults(run=run_recourse)
@@ -103,6 +110,7 @@ def _fitted(args: argparse.Namespace) -> Any:
         k=args.k,
         method=args.method,
         max_changes=args.max_changes,
+        target_proba=args.target_proba,
         **extra,
     )
     return data, rec.fit(data.X.iloc[train])
@@ -218,6 +226,7 @@ def _key(args: argparse.Namespace, rec: Any, fmt: str) -> dict[str, Any]:
         "max_changes": rec.max_changes,
         "immutable": immutable,
         "support": rec.support,
+        "target_proba": rec.target_proba,
         "format": fmt,
         "id_column": args.id_column,
     }

@@ -75,6 +75,10 @@ class Recourse:
       absolute deviations) or ``"range"`` (in data ranges); categories cost their feature's
       ``cost`` per change (per step along an ordinal order).
     * ``threshold``: approved when ``P(approved) >= threshold``.
+    * ``target_proba``: the approval probability every plan must reach (default: ``threshold``).
+      A plan that only just reaches the threshold flips back with the smallest change in the
+      model or the applicant's figures; ``target_proba=0.6`` leaves a margin. Who counts as
+      denied still follows ``threshold``.
     * ``max_changes``: at most this many features per action (``None``: no limit).
     * ``support``: required share of the 5 nearest training applicants that the model approves
       (when no candidate reaches it, the best supported ones are returned; 0 disables the data
@@ -88,7 +92,8 @@ class Recourse:
     * ``random_state``: seed passed to methods that sample (dice-random).
 
     Learned in :meth:`fit`: ``codec_``, ``scales_`` (MAD and ranges), ``support_`` (data
-    support), ``method_`` (resolved name), ``engine_``, ``scm_``.
+    support), ``goal_`` (the probability plans must reach), ``method_`` (resolved name),
+    ``engine_``, ``scm_``.
     """
 
     def __init__(
@@ -101,6 +106,7 @@ class Recourse:
         method: MethodName = "auto",
         cost: CostName = "mad",
         threshold: float = 0.5,
+        target_proba: float | None = None,
         max_changes: int | None = None,
         support: float = 0.8,
         plausibility_weight: float = 15.0,
@@ -115,6 +121,7 @@ class Recourse:
         self.method = method
         self.cost = cost
         self.threshold = threshold
+        self.target_proba = target_proba
         self.max_changes = max_changes
         self.support = support
         self.plausibility_weight = plausibility_weight
@@ -135,6 +142,16 @@ class Recourse:
             raise ValueError(f"`cost` must be one of {COSTS}, got {self.cost!r}")
         if not isinstance(self.threshold, float | int) or not 0 < self.threshold < 1:
             raise ValueError(f"`threshold` must be a number in (0, 1), got {self.threshold!r}")
+        aim = self.target_proba
+        if aim is not None and (
+            not isinstance(aim, float | int)
+            or isinstance(aim, bool)
+            or not self.threshold <= aim < 1
+        ):
+            raise ValueError(
+                f"`target_proba` must be None or a number in [threshold, 1) = "
+                f"[{self.threshold}, 1), got {aim!r}"
+            )
         if not isinstance(self.support, float | int) or not 0 <= self.support <= 1:
             raise ValueError(f"`support` must be a number in [0, 1], got {self.support!r}")
         weight = self.plausibility_weight
@@ -168,7 +185,8 @@ class Recourse:
         self.scales_ = scales
         self.view_ = view
         self.support_ = DataSupport(codec, scales, Z, approved, n_neighbors=N_NEIGHBORS)
-        self.search_ = GridSearch(Z, threshold=self.threshold)
+        self.goal_ = float(self.threshold if self.target_proba is None else self.target_proba)
+        self.search_ = GridSearch(Z, threshold=self.goal_)
         self.scm_ = None if self.scm is None else self.scm.fitted_copy(X_train, codec, scales)
         self.method_, self.engine_ = self._engine(Z, approved)
         return self
@@ -179,16 +197,16 @@ class Recourse:
             family = model_family(self.model) if self.scm is None else "other"
             try:
                 if family == "linear":
-                    return "milp", LinearMILP(self.view_, Z, self.scales_, threshold=self.threshold)
+                    return "milp", LinearMILP(self.view_, Z, self.scales_, threshold=self.goal_)
                 if family == "tree":
-                    return "tree", TreeMILP(self.view_, Z, threshold=self.threshold)
+                    return "tree", TreeMILP(self.view_, Z, threshold=self.goal_)
             except (TypeError, ValueError) as err:
                 log.info("method='auto' falls back to search: %s", err)
             return "search", self.search_
         if method == "milp":
-            return method, LinearMILP(self.view_, Z, self.scales_, threshold=self.threshold)
+            return method, LinearMILP(self.view_, Z, self.scales_, threshold=self.goal_)
         if method == "tree":
-            return method, TreeMILP(self.view_, Z, threshold=self.threshold)
+            return method, TreeMILP(self.view_, Z, threshold=self.goal_)
         if method == "search":
             return method, self.search_
         if method in DICE_METHODS:
@@ -197,7 +215,7 @@ class Recourse:
                 Z,
                 approved,
                 method=method,
-                threshold=self.threshold,
+                threshold=self.goal_,
                 random_state=self.random_state,
             )
             return method, engine
@@ -218,6 +236,7 @@ class Recourse:
         if isinstance(applicants, pd.Series):  # one applicant
             applicants = applicants.to_frame().T.infer_objects()
         Z = self.codec_.to_codes(applicants)  # (n, d), validated
+        _range_notice(self.schema, Z, applicants.index)
         schema = self.schema if constraints is None else constraints.apply(self.schema)
         max_changes = self.max_changes
         if constraints is not None and constraints.max_changes is not None:
@@ -329,7 +348,7 @@ class Recourse:
             k=self.k,
             evaluate=evaluate,
             realise=realise,
-            threshold=self.threshold,
+            threshold=self.goal_,
             support=self.support_,
             min_support=float(self.support),
             weight=weight,
@@ -359,8 +378,8 @@ class Recourse:
         p_cf, p_rev = p[1 : len(points) + 1], p[len(points) + 1 :]
         out = []
         for i in range(len(actions)):
-            redundant = bool((p_rev[rows == i] >= self.threshold).any())
-            if p_cf[i] < self.threshold or redundant:
+            redundant = bool((p_rev[rows == i] >= self.goal_).any())
+            if p_cf[i] < self.goal_ or redundant:
                 log.warning("dropping a counterfactual that failed the model re-check")
                 continue
             out.append(self._counterfactual(space, p0, actions[i], points[i], p_cf[i], share[i]))
@@ -417,6 +436,36 @@ class Recourse:
             plausibility=float(share),
             distance=float(self.support_.distance(point[None])[0]),
             plan=plan(changes),
-            valid=bool(proba >= self.threshold),
+            valid=bool(proba >= self.goal_),
             violations=tuple(space.violations(action)),
+        )
+
+
+def _range_notice(schema: FeatureSchema, Z: np.ndarray, index: pd.Index) -> None:
+    """Warn once about applicants' numeric values outside their feature's range (age 200, an
+    installment-rate code 9): they are kept, since ranges bound where a plan may go, not who
+    may ask, but they are more often typos than facts."""
+    found: list[str] = []
+    count = 0
+    for j, spec in enumerate(schema.features):
+        if spec.kind != "numeric":
+            continue
+        low = -np.inf if spec.lower is None else spec.lower
+        high = np.inf if spec.upper is None else spec.upper
+        outside = np.flatnonzero((Z[:, j] < low) | (Z[:, j] > high))
+        count += len(outside)
+        for i in outside[: max(0, 5 - len(found))].tolist():
+            value = Z[i, j]
+            shown = int(value) if spec.integer and float(value).is_integer() else float(value)
+            found.append(
+                f"row {index[i]!r}: {spec.name} = {shown} ({spec.lower:g}..{spec.upper:g})"
+                if spec.lower is not None and spec.upper is not None
+                else f"row {index[i]!r}: {spec.name} = {shown}"
+            )
+    if count:
+        log.warning(
+            "%d applicant value(s) lie outside their feature's range, e.g. %s; kept as given "
+            "(ranges bound where a plan may go), but check them for typos",
+            count,
+            "; ".join(found),
         )

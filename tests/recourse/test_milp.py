@@ -160,3 +160,38 @@ def test_dice_seeks_approval_when_class_1_means_default(hand):
     for cf in res.counterfactuals:  # approved by the hand model itself
         point = pd.DataFrame({name: [cf.values[name]] for name in ("x1", "x2", "c")})
         assert model.predict_proba(point)[0, 1] >= 0.5 and cf.proba_after >= 0.5
+
+
+def test_values_outside_a_range_are_kept_but_warned_about(hand, caplog):
+    model, schema, X = hand
+    rec = Recourse(model, schema, k=1, support=0.0).fit(X)
+    applicants = pd.concat([_applicant(), _applicant(x1=12, x2=-1.5)], ignore_index=True)
+    with caplog.at_level("WARNING", logger="cfx.recourse.recourse"):
+        results = rec.explain(applicants)
+    assert "2 applicant value(s) lie outside their feature's range" in caplog.text
+    assert "row 1: x1 = 12 (0..10); row 1: x2 = -1.5 (0..10)" in caplog.text
+    assert [r.proba for r in results][1] == pytest.approx(model.predict_proba(applicants)[1, 1])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.recourse.recourse"):
+        rec.explain(_applicant())
+    assert "outside" not in caplog.text
+
+
+def test_target_proba_asks_plans_for_a_margin(hand):
+    # as the known answer above, but plans must reach p = 0.6 (log-odds 0.405): x2 alone
+    # moves 1.2 + 0.405 = 1.605 to 2.605, at cost 1.5 * 1.605
+    model, schema, X = hand
+    rec = Recourse(model, schema, k=1, support=0.0, target_proba=0.6).fit(X)
+    (res,) = rec.explain(_applicant())
+    (best,) = res.counterfactuals
+    margin = float(np.log(0.6 / 0.4))
+    assert best.features == ("x2",)
+    assert best.values["x2"] == pytest.approx(1 + 1.2 + margin, abs=1e-6)
+    assert best.cost == pytest.approx(1.5 * (1.2 + margin), abs=1e-6)
+    assert best.proba_after == pytest.approx(0.6, abs=1e-6) and best.valid
+    # who is denied still follows the threshold: p = 0.55 is approved, nothing to change
+    (ok,) = rec.explain(_applicant(x2=2.2 + float(np.log(0.55 / 0.45))))
+    assert ok.status == "approved"
+    for bad in (0.4, 1.0, "0.6"):
+        with pytest.raises(ValueError, match=r"`target_proba` must be None or a number in"):
+            Recourse(model, schema, target_proba=bad).fit(X)
