@@ -25,6 +25,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -226,7 +227,7 @@ def _key(args: argparse.Namespace, rec: Any, fmt: str) -> dict[str, Any]:
         "max_changes": rec.max_changes,
         "immutable": immutable,
         "support": rec.support,
-        "target_proba": rec.target_proba,
+        "target_proba": rec.goal_,  # the threshold when not given: the same plans
         "format": fmt,
         "id_column": args.id_column,
     }
@@ -261,9 +262,22 @@ def _claim(args: argparse.Namespace, rec: Any, fmt: str) -> None:
     key_file.write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
 
 
+class _Untagged(logging.Filter):
+    """Drops log records carrying ``tag`` (a notice already given for the whole input)."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__()
+        self.tag = tag
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, self.tag, False)
+
+
 def _run_batch(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm import tqdm
+
+    from cfx.recourse.recourse import range_notice
 
     fmt = args.format or ("json" if str(args.out).endswith((".json", ".jsonl")) else "csv")
     if fmt not in ("csv", "json"):
@@ -282,7 +296,8 @@ def _run_batch(args: argparse.Namespace) -> int:
     if frame.index.duplicated().any():
         twice = sorted(set(frame.index[frame.index.duplicated()]))[:5]
         raise ValueError(f"applicant ids must be unique in `--input`, got {twice!r} twice")
-    rec.codec_.to_codes(frame, what="--input")  # every row, before any work: errors name rows
+    # every row, before any work: errors name rows, and out-of-range values are said once
+    range_notice(data.schema, rec.codec_.to_codes(frame, what="--input"), frame.index)
     _claim(args, rec, fmt)
     done = finished(args.out, fmt)
     todo = frame[~frame.index.isin(done)]
@@ -295,17 +310,23 @@ def _run_batch(args: argparse.Namespace) -> int:
         writer = csv.DictWriter(handle, fieldnames=columns(args.k))
         if new_file and fmt == "csv":
             writer.writeheader()
+        quiet = _Untagged("cfx_value_range")  # said once for the whole input, above
+        logger = logging.getLogger("cfx.recourse.recourse")
+        logger.addFilter(quiet)
         bar = tqdm(total=len(todo), disable=args.no_progress, desc="recourse", unit="applicant")
-        for i in range(len(todo)):
-            (res,) = rec.explain(todo.iloc[[i]], constraints=constraints)
-            if fmt == "csv":
-                writer.writerow(record(res, args.k))
-            else:
-                handle.write(json.dumps(record(res, args.k)) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-            bar.update(1)
-        bar.close()
+        try:
+            for i in range(len(todo)):
+                (res,) = rec.explain(todo.iloc[[i]], constraints=constraints)
+                if fmt == "csv":
+                    writer.writerow(record(res, args.k))
+                else:
+                    handle.write(json.dumps(record(res, args.k)) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+                bar.update(1)
+        finally:
+            logger.removeFilter(quiet)
+            bar.close()
     print(
         f"{args.out}: {len(done) + len(todo)} of {len(frame)} applicants done ({len(todo)} new)",
         file=sys.stderr,

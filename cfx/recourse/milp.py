@@ -326,7 +326,7 @@ class LinearMILP:
                 f" p = {everything:.3f})"
             )
         text = (
-            f"no allowed action reaches the threshold {self.threshold:g}: the highest approval"
+            f"no allowed action reaches P(approved) = {self.threshold:g}: the highest approval"
             f" probability reachable under these constraints is {_sigmoid(reach):.3f}"
             f" (now {_sigmoid(L0):.3f}); the MILP is infeasible."
         )

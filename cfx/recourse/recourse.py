@@ -236,7 +236,7 @@ class Recourse:
         if isinstance(applicants, pd.Series):  # one applicant
             applicants = applicants.to_frame().T.infer_objects()
         Z = self.codec_.to_codes(applicants)  # (n, d), validated
-        _range_notice(self.schema, Z, applicants.index)
+        range_notice(self.schema, Z, applicants.index)
         schema = self.schema if constraints is None else constraints.apply(self.schema)
         max_changes = self.max_changes
         if constraints is not None and constraints.max_changes is not None:
@@ -328,10 +328,10 @@ class Recourse:
         """Why ``n`` plans, not ``k`` (empty when there are ``k``)."""
         if n >= self.k:
             return ""
-        below = choice.valid_found - choice.supported_found
-        if self.support > 0 and below > 0:
+        hidden = choice.valid_found - n  # distinct valid feature sets not shown
+        if self.support > 0 and choice.supported_found > 0 and hidden > 0:
             return (
-                f"{n} of {self.k} plans: {below} more valid plan(s) with other features fall "
+                f"{n} of {self.k} plans: {hidden} more valid plan(s) with other features fall "
                 f"below the data support (support={self.support:g}: the share of the "
                 f"{N_NEIGHBORS} nearest training applicants the model approves); support=0 "
                 "lists them"
@@ -441,10 +441,11 @@ class Recourse:
         )
 
 
-def _range_notice(schema: FeatureSchema, Z: np.ndarray, index: pd.Index) -> None:
-    """Warn once about applicants' numeric values outside their feature's range (age 200, an
-    installment-rate code 9): they are kept, since ranges bound where a plan may go, not who
-    may ask, but they are more often typos than facts."""
+def range_notice(schema: FeatureSchema, Z: np.ndarray, index: pd.Index) -> None:
+    """Warn once (tagged ``cfx_value_range``) about applicants' numeric values ``Z`` ``(n, d)``
+    outside their feature's range (an age of 200, an installment-rate code 9): they are kept,
+    since ranges bound where a plan may go, not who may ask, but the model has seen no one
+    like them and a typo is likely."""
     found: list[str] = []
     count = 0
     for j, spec in enumerate(schema.features):
@@ -464,8 +465,10 @@ def _range_notice(schema: FeatureSchema, Z: np.ndarray, index: pd.Index) -> None
             )
     if count:
         log.warning(
-            "%d applicant value(s) lie outside their feature's range, e.g. %s; kept as given "
-            "(ranges bound where a plan may go), but check them for typos",
+            "%d applicant value(s) lie outside their feature's range (for German Credit: the "
+            "range seen in the data), e.g. %s; kept as given (ranges bound where a plan may "
+            "go), but the model has seen no one like them: check them for typos",
             count,
             "; ".join(found),
+            extra={"cfx_value_range": True},
         )

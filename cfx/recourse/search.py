@@ -135,7 +135,7 @@ class GridSearch:
             ""
             if len(valid)
             else (
-                f"no action among the {evaluated} evaluated reaches the threshold {thr:g}"
+                f"no action among the {evaluated} evaluated reaches P(approved) = {thr:g}"
                 f" (highest approval probability reached: {best:.3f}); the search is not exhaustive"
             )
         )

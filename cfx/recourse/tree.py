@@ -343,7 +343,7 @@ class TreeMILP:
                 evaluated=evaluated,
                 infeasible=True,
                 reason=(
-                    f"no allowed action reaches the threshold {self.threshold:g}: every action"
+                    f"no allowed action reaches P(approved) = {self.threshold:g}: every action"
                     f" changing at most {limit} feature(s) was enumerated ({evaluated} actions,"
                     " one per cell of the ensemble's partition)."
                 ),
@@ -441,7 +441,7 @@ class TreeMILP:
                     evaluated=evaluated,
                     infeasible=True,
                     reason=(
-                        f"no allowed action reaches the threshold {self.threshold:g}: the highest"
+                        f"no allowed action reaches P(approved) = {self.threshold:g}: the highest"
                         f" approval probability reachable under these constraints is"
                         f" {_sigmoid(best):.3f}; the MILP over the trees' leaves is infeasible."
                         f" Immutable: {', '.join(space.schema.immutable) or 'none'}."

@@ -108,3 +108,17 @@ def test_a_bad_row_is_named_before_any_applicant_is_explained(
     err = capsys.readouterr().err
     assert f"`--input` column `{column}`" in err and named in err
     assert not out.exists()  # rows 0 and 1 were fine, but nothing was explained
+
+
+def test_out_of_range_values_are_said_once_per_batch(tmp_path, german, split, caplog):
+    frame = german.X.iloc[split[1][:3]].copy()
+    frame["age_in_years"] = [200, 210, 30]  # typos, as a user's file may hold
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    args = ["recourse", "--input", str(tmp_path / "in.csv"), "--out", str(tmp_path / "s.csv")]
+    with caplog.at_level("WARNING"):
+        assert main([*args, "--model", "logistic", "--no-progress"]) == 0
+    notices = [
+        r.getMessage() for r in caplog.records if "outside their feature's range" in r.getMessage()
+    ]
+    assert len(notices) == 1 and notices[0].startswith("2 applicant value(s)")
+    assert "row '0': age_in_years = 200 (19..75); row '1': age_in_years = 210" in notices[0]

@@ -91,3 +91,21 @@ def test_fewer_plans_than_k_say_why(german, split, credit_models):
         .explain(german.X.iloc[[11]])
     )
     assert len(free) == 3 and free.reason == ""  # the plans the note promised
+
+
+def test_fewer_plans_blame_the_support_only_when_it_hid_some(german, split, credit_models):
+    from cfx.recourse.select import Choice
+
+    rec = Recourse(credit_models["logistic"], german.schema, k=3).fit(german.X.iloc[split[0]])
+    d = len(german.schema.names)
+
+    def choice(shown, valid, supported):
+        z = np.zeros((shown, d))
+        return Choice(z, z, np.zeros(shown), np.zeros(shown), valid, supported)
+
+    # no candidate reached the support: the best-supported ones are shown, nothing is hidden
+    assert rec._fewer(2, choice(2, 2, 0)) == (
+        "2 of 3 plans: no other valid plan changes another set of features"
+    )
+    assert "1 more valid plan(s)" in rec._fewer(2, choice(2, 3, 2))  # one hidden by support
+    assert rec._fewer(3, choice(3, 5, 3)) == ""
