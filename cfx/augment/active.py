@@ -311,7 +311,15 @@ class ActiveLearner:
         key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
         stored = out / KEY_FILE
         rounds = sorted(p.name for p in out.glob("round_*")) if out.is_dir() else []
-        if rounds:
+        if rounds and not stored.exists():  # rounds from before run keys: adopt them
+            log.warning(
+                "%s holds %d round(s) without a %s (an older cfx wrote them); resuming them "
+                "as this run's, so pass the same arguments as the run that wrote them",
+                out,
+                len(rounds),
+                KEY_FILE,
+            )
+        elif rounds:
             try:
                 earlier = json.loads(stored.read_text())
             except (OSError, ValueError):
@@ -320,7 +328,7 @@ class ActiveLearner:
                 why = (
                     changes(earlier, key, _KEY_NAMES)
                     if isinstance(earlier, dict)
-                    else f"no readable {KEY_FILE}: an older cfx or another tool wrote it"
+                    else f"its {KEY_FILE} cannot be read"
                 )
                 raise ValueError(
                     f"`out` {out} holds {len(rounds)} round(s) of another run ({why}); pass "

@@ -166,6 +166,20 @@ def test_a_folder_of_another_run_is_refused_naming_what_changed(world, tmp_path)
     # refused, not deleted: the same run still resumes without a label
     again = ActiveLearner(g, f, Refuses(), budget=4, rounds=1, finetune=CFG, steps=4)
     assert torch.equal(again.augment(pool, train, labels, out=tmp_path).labels, first.labels)
-    (tmp_path / "key.json").unlink()  # rounds an older cfx wrote
-    with pytest.raises(ValueError, match=r"no readable key\.json"):
+    (tmp_path / "key.json").write_text("{cut short")
+    with pytest.raises(ValueError, match=r"its key\.json cannot be read"):
         learner().augment(pool, train, labels, out=tmp_path)
+
+
+def test_rounds_without_a_key_are_adopted_with_a_warning(world, tmp_path, caplog):
+    g, f, pool, train, labels = world
+    args = {"budget": 4, "rounds": 1, "finetune": CFG, "steps": 4}
+    first = ActiveLearner(g, f, CountingOracle(), **args).augment(pool, train, labels, out=tmp_path)
+    (tmp_path / "key.json").unlink()  # rounds an older cfx wrote, before run keys
+    with caplog.at_level("WARNING", logger="cfx.augment.active"):
+        again = ActiveLearner(g, f, Refuses(), **args).augment(pool, train, labels, out=tmp_path)
+    assert "without a key.json (an older cfx wrote them); resuming" in caplog.text
+    assert torch.equal(again.labels, first.labels)  # read back, not labelled again
+    assert (tmp_path / "key.json").is_file()  # from now on the folder is keyed
+    with pytest.raises(ValueError, match="seed: 0 before, 3 now"):
+        ActiveLearner(g, f, Refuses(), **args).augment(pool, train, labels, out=tmp_path, seed=3)
