@@ -102,9 +102,10 @@ def test_class_logits_rejects_outputs_that_are_not_b_by_k():
         class_logits(lambda x: [0.0] * 4, images)
     with pytest.raises(ValueError, match="`oracle` must map"):
         class_logits(lambda x: torch.zeros(4), images, name="oracle")
-    # one logit per image is a valid shape here (attribution of a single logit); the
-    # trajectory explainers refuse it at their start
-    assert class_logits(lambda x: torch.zeros(4, 1), images).shape == (4, 1)
+    # one logit per image: softmax over it is 1 whatever the image, so probabilities (RISE,
+    # deletion AUC, the explainers' targets) would never move; TwoLogits makes it two classes
+    with pytest.raises(ValueError, match=r"one logit per image.*cfx\.calls\.TwoLogits"):
+        class_logits(lambda x: torch.zeros(4, 1), images)
 
 
 def test_two_logits_wraps_a_sigmoid_model_and_is_frozen_with_it():

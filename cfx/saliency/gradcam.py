@@ -86,7 +86,8 @@ class GradCAM:
         ``target``: int, ``(B,)`` tensor or None (predicted class). ``create_graph=True``
         keeps the map differentiable w.r.t. ``x``.
         """
-        x = check_input(x, self.model)
+        # an attack calls this every step on images checked once: no model probe then
+        x = check_input(x, None if create_graph else self.model)
         module = resolve_layer(self.model, self.layer)
         b = x.shape[0]
         step = b if self.batch_size is None else positive_int("batch_size", self.batch_size)

@@ -52,7 +52,8 @@ class Gradient:
         ``target``: an int, a ``(B,)`` tensor of class indices, or None for the predicted
         class. ``create_graph=True`` keeps the map differentiable w.r.t. ``x`` (for attacks).
         """
-        x = check_input(x, self.model)
+        # an attack calls this every step on images checked once: no model probe then
+        x = check_input(x, None if create_graph else self.model)
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)
         with frozen(self.model):

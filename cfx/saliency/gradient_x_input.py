@@ -57,7 +57,8 @@ class GradientXInput:
         ``target``: int, ``(B,)`` tensor or None (predicted class). ``create_graph=True`` keeps
         the map differentiable w.r.t. ``x``.
         """
-        x = check_input(x, self.model)
+        # an attack calls this every step on images checked once: no model probe then
+        x = check_input(x, None if create_graph else self.model)
         base = make_baseline(self.baseline, x)
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)

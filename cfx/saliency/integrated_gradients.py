@@ -99,7 +99,8 @@ class IntegratedGradients:
         ``target``: int, ``(B,)`` tensor or None (predicted class at ``x``).
         ``create_graph=True`` keeps the map differentiable w.r.t. ``x``.
         """
-        x = check_input(x, self.model)
+        # an attack calls this every step on images checked once: no model probe then
+        x = check_input(x, None if create_graph else self.model)
         base = make_baseline(self.baseline, x)
         n = positive_int("n_steps", self.n_steps)
         size = positive_int("batch_size", self.batch_size)

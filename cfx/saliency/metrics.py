@@ -94,7 +94,7 @@ def pointing_game(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
         disk = ((r[:, None] ** 2 + r[None, :] ** 2) <= tolerance**2).to(m.dtype)[None, None]
         s = F.conv2d(s.to(m.dtype), disk, padding=tolerance) > 0
     flat = m.flatten(1)
-    is_max = flat == flat.amax(1, keepdim=True)  # (B, P), at least one per map
+    is_max = flat == flat.amax(1, keepdim=True)  # (B, P), at least one (maps are finite)
     hit = (is_max & s.flatten(1)).sum(1).to(m.dtype) / is_max.sum(1).to(m.dtype)
     return _nan_if_empty(hit, masks)
 

@@ -71,7 +71,8 @@ class SmoothGrad:
         ``target``: int, ``(B,)`` tensor or None (predicted class, from the clean image).
         ``generator`` draws the noise. ``create_graph=True`` keeps the map differentiable.
         """
-        x = check_input(x, self.model)
+        # an attack calls this every step on images checked once: no model probe then
+        x = check_input(x, None if create_graph else self.model)
         n = positive_int("n_samples", self.n_samples)
         sigma = positive_float("noise", self.noise) * (IMAGE_RANGE[1] - IMAGE_RANGE[0])
         size = positive_int("batch_size", self.batch_size)

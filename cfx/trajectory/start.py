@@ -21,7 +21,6 @@ import torch
 from torch import Tensor
 
 from cfx.calls import (
-    check_two_classes,
     class_logits,
     dtype_device_mismatch,
     looks_like_probabilities,
@@ -90,7 +89,6 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
         if mismatch is None:
             raise
         raise TypeError(mismatch) from err
-    check_two_classes(logits, "classifier")
     num_classes = logits.shape[1]
     for name, out in (("classifier", logits), ("oracle", o_logits)):
         if out is None:
