@@ -12,8 +12,15 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cfx import report as rp
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from cfx.augment import ActiveLearner
+    from cfx.augment.active import AugmentResult
 
 log = logging.getLogger(__name__)
 
@@ -350,6 +357,24 @@ def section_saliency(out: Path, seed: int) -> list[str]:
     ]
 
 
+def augment_afresh(
+    learner: ActiveLearner, pool: Tensor, images: Tensor, labels: Tensor, run: Path, seed: int
+) -> AugmentResult:
+    """``learner.augment`` into ``run``, the demo's own oracle-labelled folder: one left by a
+    demo with other settings (another ``--seed``, an older cfx) is deleted and run afresh,
+    where a user's run would be refused."""
+    import shutil
+
+    from cfx.errors import ForeignRunError
+
+    try:
+        return learner.augment(pool, images, labels, out=run, seed=seed)
+    except ForeignRunError as err:
+        log.info("%s; the demo starts its augmentation afresh", err)
+        shutil.rmtree(run)
+        return learner.augment(pool, images, labels, out=run, seed=seed)
+
+
 def section_shortcuts(out: Path, seed: int) -> list[str]:
     import torch
 
@@ -393,8 +418,8 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
         rounds=1,
         finetune=ClassifierTrainingConfig(epochs=1, lr=5e-4, seed=seed),
     )
-    res = learner.augment(
-        pool.images, train.images, train.labels, out=out / "augment-run", seed=seed
+    res = augment_afresh(
+        learner, pool.images, train.images, train.labels, out / "augment-run", seed
     )
     image_grid(res.images[:16], out / "augment_frames.png", columns=8, scale=2)
     keys = ["accuracy", "worst_group", "healthy_tag", "tumour_notag"]

@@ -26,6 +26,11 @@ class CheckpointError(CfxError, ValueError):
     """A checkpoint that cannot be loaded safely (pickle, missing file, wrong sha256, ...)."""
 
 
+class ForeignRunError(CfxError, ValueError):
+    """A run folder holds another run's results (other settings, inputs or models), which a
+    resume must not mix with this run's."""
+
+
 class NoRecourseError(CfxError, ValueError):
     """Raised only by helpers that need a recourse to exist; explainers return a certificate."""
 

@@ -39,7 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from cfx.augment.labellers import Labeller
-from cfx.errors import check
+from cfx.errors import ForeignRunError, check
 from cfx.images import check_images
 from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
@@ -330,7 +330,7 @@ class ActiveLearner:
                     if isinstance(earlier, dict)
                     else f"its {KEY_FILE} cannot be read"
                 )
-                raise ValueError(
+                raise ForeignRunError(
                     f"`out` {out} holds {len(rounds)} round(s) of another run ({why}); pass "
                     "another folder, or delete this one to start over (its labels go with it)"
                 )

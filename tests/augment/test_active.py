@@ -183,3 +183,19 @@ def test_rounds_without_a_key_are_adopted_with_a_warning(world, tmp_path, caplog
     assert (tmp_path / "key.json").is_file()  # from now on the folder is keyed
     with pytest.raises(ValueError, match="seed: 0 before, 3 now"):
         ActiveLearner(g, f, Refuses(), **args).augment(pool, train, labels, out=tmp_path, seed=3)
+
+
+def test_the_demo_starts_its_own_run_afresh_where_a_user_is_refused(world, tmp_path):
+    from cfx.demo import augment_afresh
+    from cfx.errors import ForeignRunError
+
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=4)
+    learner.augment(pool, train, labels, out=tmp_path / "run", seed=0)
+    with pytest.raises(ForeignRunError):  # a user's folder: refused
+        learner.augment(pool, train, labels, out=tmp_path / "run", seed=1)
+    oracle = CountingOracle()
+    again = ActiveLearner(g, f, oracle, budget=4, rounds=1, finetune=CFG, steps=4)
+    res = augment_afresh(again, pool, train, labels, tmp_path / "run", seed=1)  # the demo's
+    assert oracle.given == 4 and res.labels_used == 4  # labelled anew, for seed 1
+    assert '"seed": 1' in (tmp_path / "run" / "key.json").read_text()
