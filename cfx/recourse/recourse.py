@@ -179,6 +179,14 @@ class Recourse:
             raise ValueError(f"`X_train` needs at least 2 rows, got {len(Z)}")
         scales = Scales.learn(self.schema, Z, self.cost)
         view = ModelView(self.model, codec, self.approved)
+        try:  # one row first: a model that needs more than the schema's columns fails here
+            self.model.predict_proba(codec.to_frame(Z[:1]))
+        except (KeyError, ValueError, TypeError, IndexError) as err:
+            raise ValueError(
+                f"`model.predict_proba` failed on a frame of the schema's {len(codec.names)} "
+                f"columns: {type(err).__name__}: {err}. cfx calls the model with exactly those "
+                "columns; a model that needs others must be wrapped to supply them"
+            ) from err
         view.read_encoder(Z)
         approved = view.proba(Z) >= self.threshold
         self.codec_ = codec

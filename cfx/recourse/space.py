@@ -9,6 +9,7 @@ from it (validating them on the way in); :class:`Constraints` overrides the sche
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from cfx.data.schema import Direction, FeatureSchema, FeatureSpec
 CostName = Literal["mad", "range"]
 COSTS: tuple[str, ...] = ("mad", "range")
 _SHOW = 5
+
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -219,6 +222,13 @@ class Constraints:
         for name in self.immutable:
             schema = schema.replace(name, mutable=False)
         for name in self.mutable:
+            if not schema[name].mutable:  # e.g. a protected attribute: an analyst's what-if
+                log.warning(
+                    "constraints make `%s` changeable, which the schema fixes (%s): plans may "
+                    "now ask the applicant to change it, which is for analysis, not advice",
+                    name,
+                    schema[name].description or "immutable",
+                )
             schema = schema.replace(name, mutable=True)
         for name, direction in self.direction.items():
             schema = schema.replace(name, direction=direction)

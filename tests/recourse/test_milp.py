@@ -195,3 +195,25 @@ def test_target_proba_asks_plans_for_a_margin(hand):
     for bad in (0.4, 1.0, "0.6"):
         with pytest.raises(ValueError, match=r"`target_proba` must be None or a number in"):
             Recourse(model, schema, target_proba=bad).fit(X)
+
+
+def test_a_model_needing_other_columns_is_named_at_fit(hand):
+    model, schema, X = hand
+
+    class NeedsRegion:
+        classes_ = np.array([0, 1])
+
+        def predict_proba(self, frame):
+            frame["region"]  # a column outside the schema: pandas raises KeyError
+            return model.predict_proba(frame)
+
+    with pytest.raises(ValueError, match=r"failed on a frame of the schema's 3 columns: KeyError"):
+        Recourse(NeedsRegion(), schema).fit(X)
+
+
+def test_freeing_an_immutable_feature_is_warned_about(hand, caplog):
+    model, schema, X = hand
+    rec = Recourse(model, schema.replace("x1", mutable=False), k=1, support=0.0).fit(X)
+    with caplog.at_level("WARNING", logger="cfx.recourse.space"):
+        rec.explain(_applicant(), constraints=Constraints(mutable=("x1",)))
+    assert "constraints make `x1` changeable, which the schema fixes" in caplog.text
