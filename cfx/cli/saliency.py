@@ -38,7 +38,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="brain-cnn",
         help="classifier to explain: a zoo name, a model folder (DIR or DIR/model) or a hub id",
     )
-    c.add_argument("--n", type=int, default=64, help="tumour test slices to score")
+    c.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="your images instead of the built-in slices: a .npy/.pt batch (N, C, H, W) in "
+        "[-1, 1] (or uint8 0..255); needs --masks",
+    )
+    c.add_argument(
+        "--masks",
+        type=Path,
+        default=None,
+        help="ground truth for --input: a .npy/.pt of bool or 0/1, (N, 1, H, W) or (N, H, W)",
+    )
+    c.add_argument(
+        "--target",
+        type=int,
+        default=1,
+        help="class explained, an index of the classifier's outputs (default 1: tumour)",
+    )
+    c.add_argument("--n", type=int, default=64, help="tumour test slices to score (built-in)")
     c.add_argument("--seed", type=int, default=2, help="seed of the brain slices (2 = test)")
     c.add_argument("--methods", default="all", help="comma-separated names, or 'all'")
     c.add_argument("--gradcam-layer", default=None, help="Grad-CAM layer name (default: last conv)")
@@ -63,7 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--restarts", type=int, default=1)
     a.add_argument("--beta", type=float, default=50.0, help="softplus sharpness of the surrogate")
     a.add_argument("--k", type=int, default=None, help="top-k size (default: 2%% of pixels)")
-    a.add_argument("--n", type=int, default=16, help="tumour test slices to attack")
+    a.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="your images instead of the built-in slices: a .npy/.pt batch (N, C, H, W)",
+    )
+    a.add_argument("--n", type=int, default=16, help="tumour test slices to attack (built-in)")
     a.add_argument("--seed", type=int, default=2, help="seed of the brain slices (2 = test)")
     a.add_argument("--out", type=Path, default=Path("cfx-saliency-attack"))
     a.add_argument("--no-progress", action="store_true")
@@ -90,6 +115,11 @@ def run_compare(args: argparse.Namespace) -> int:
     names = _method_names(args.methods)
     check_int("--n", args.n)
     check_int("--attack-n", args.attack_n, minimum=0)
+    check_int("--target", args.target, minimum=0)
+    if (args.input is None) != (args.masks is None):
+        raise ValueError(
+            "`--input` and `--masks` go together: the maps are scored against the masks"
+        )
     model = load_classifier(
         model_name("--classifier", args.classifier, "classifier", has_generator=False)
     )
@@ -100,12 +130,20 @@ def run_compare(args: argparse.Namespace) -> int:
             resolve_layer(model, args.gradcam_layer)
         except ValueError as err:
             raise ValueError(f"`--gradcam-layer`: {str(err).removeprefix('`layer` ')}") from None
-    x, masks = tumour_slices(args.n, args.seed)
+    if args.input is not None:
+        from cfx.data.io import load_images, load_masks
+
+        x = load_images(args.input, name="--input")
+        masks = load_masks(args.masks, x, name="--masks")
+        source = f"{x.shape[0]} images of `{args.input}` (masks `{args.masks}`)"
+    else:
+        x, masks = tumour_slices(args.n, args.seed)
+        source = f"{args.n} tumour slices (brain seed {args.seed})"
     res = compare_methods(
         model,
         x,
         masks,
-        1,
+        args.target,
         names,
         fast=args.fast,
         gradcam_layer=args.gradcam_layer,
@@ -115,8 +153,8 @@ def run_compare(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.csv").write_text(res.to_csv(), encoding="utf-8")
     note = (
-        f"{args.n} tumour slices (brain seed {args.seed}), classifier `{args.classifier}`, "
-        f"target = tumour; cells: mean ± 95% CI half-width; maps scored by their positive part. "
+        f"{source}, classifier `{args.classifier}`, target class {args.target}; cells: "
+        "mean ± 95% CI half-width; maps scored by their positive part. "
         "relevance_rank and dice agree by construction (both compare the top-|mask| pixels "
         "with the mask); insertion_auc separates methods little when it saturates (brain-cnn "
         "calls a slice tumour from the first pixels inserted)."
@@ -174,10 +212,21 @@ def run_attack(args: argparse.Namespace) -> int:
     model = load_classifier(
         model_name("--classifier", args.classifier, "classifier", has_generator=False)
     )
-    x, _ = tumour_slices(args.n, args.seed)
+    if args.input is not None:
+        from cfx.data.io import load_images
+
+        x = load_images(args.input, name="--input")
+    else:
+        x, _ = tumour_slices(args.n, args.seed)
     explainer = build_method(args.method, model)
     gen = torch.Generator().manual_seed(0)
-    corner = marker_mask(x.shape[-1])  # the scanner-marker corner: a tempting fake explanation
+    h, w = x.shape[2:]
+    if args.objective in ("targeted", "target_map") and h != w:
+        raise ValueError(
+            f"`--objective {args.objective}` pulls the map into the marker corner of square "
+            f"slices; --input images are {h}x{w}"
+        )
+    corner = marker_mask(w)  # the scanner-marker corner: a tempting fake explanation
     show = not args.no_progress
     if args.objective == "random":
         res = RandomSign(explainer, epsilon=eps, k=args.k).perturb(x, generator=gen)
@@ -224,7 +273,8 @@ def run_attack(args: argparse.Namespace) -> int:
         "beta": args.beta,
         "k": res.k,
         "n": x.shape[0],
-        "seed": args.seed,
+        "input": None if args.input is None else str(args.input),
+        "seed": None if args.input is not None else args.seed,
         "top_k_intersection": mean_and_ci(res.top_k_intersection),
         "spearman": mean_and_ci(res.spearman),
         "mass_center_shift": mean_and_ci(res.mass_center_shift),

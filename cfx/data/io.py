@@ -91,12 +91,15 @@ def load_labels(path: str | Path, n: int, *, name: str = "labels") -> Tensor:
     return y.long()
 
 
-def load_masks(path: str | Path, images: Tensor) -> Tensor:
-    """Boolean masks ``(N, 1, H, W)`` for ``images`` ``(N, C, H, W)``; files hold bool or 0/1."""
-    m = _load_array(path, "masks")
+def load_masks(path: str | Path, images: Tensor, *, name: str = "masks") -> Tensor:
+    """Boolean masks ``(N, 1, H, W)`` for ``images`` ``(N, C, H, W)``; files hold bool or 0/1
+    (``(N, H, W)`` without the channel axis too). Errors call the file ``name``."""
+    m = _load_array(path, name)
     want = (images.shape[0], 1, *images.shape[2:])
+    if m.ndim == 3 and tuple(m.shape) == (want[0], *want[2:]):
+        m = m[:, None]
     if tuple(m.shape) != want:
-        raise ValueError(f"`masks` must have shape {want}, got {tuple(m.shape)}")
+        raise ValueError(f"`{name}` must have shape {want}, one per image, got {tuple(m.shape)}")
     if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
-        raise ValueError("`masks` must be bool or hold only 0 and 1")
+        raise ValueError(f"`{name}` must be bool or hold only 0 and 1")
     return m.bool()

@@ -99,3 +99,37 @@ def test_a_targeted_attack_reports_the_map_share_in_its_region(tmp_path):
     before, after = corner["before"]["mean"], corner["after"]["mean"]
     assert 0.0 <= before <= 1.0 and 0.0 <= after <= 1.0
     assert after > before  # the attack pulls the map into the marker corner
+
+
+def test_compare_and_attack_take_your_own_images_and_masks(tmp_path, capsys):
+    import numpy as np
+
+    from cfx.saliency.compare import tumour_slices
+
+    x, masks = tumour_slices(3, seed=1)
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "m.npy", masks[:, 0].numpy().astype(np.uint8))  # (N, H, W) 0/1
+    out = tmp_path / "cmp"
+    argv = ["saliency", "compare", "--input", str(tmp_path / "x.npy"), "--masks"]
+    argv += [str(tmp_path / "m.npy"), "--methods", "gradient", "--attack-n", "0"]
+    assert main([*argv, "--target", "0", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        "3 images of" in (out / "table.md").read_text()
+        and "target class 0" in (out / "table.md").read_text()
+    )
+    # the same maps as the Python API on the same images and target
+    from cfx.saliency import Gradient
+    from cfx.saliency.metrics import top_k_dice
+    from cfx.zoo import load_classifier
+
+    dice = top_k_dice(Gradient(load_classifier("brain-cnn")).attribute(x, 0).clamp(min=0), masks)
+    row = (out / "table.csv").read_text().splitlines()[1].split(",")
+    header = (out / "table.csv").read_text().splitlines()[0].split(",")
+    assert float(row[header.index("dice")]) == pytest.approx(float(dice.mean()), abs=1e-4)
+    assert main([*argv[:4], "--out", str(tmp_path / "y")]) == 2  # masks are required
+    assert "`--input` and `--masks` go together" in capsys.readouterr().err
+    atk = tmp_path / "atk"
+    argv = ["saliency", "attack", "--input", str(tmp_path / "x.npy"), "--steps", "2"]
+    assert main([*argv, "--out", str(atk), "--no-progress"]) == 0
+    summary = json.loads((atk / "attack.json").read_text())
+    assert summary["n"] == 3 and summary["input"].endswith("x.npy") and summary["seed"] is None
