@@ -50,6 +50,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--train-n", type=int, default=8000, help="built-in: the biased set of brain-cnn-tagged"
     )
+    p.add_argument(
+        "--test-data",
+        type=Path,
+        help="images the rounds are scored on (.npy/.pt; default: 2000 built-in tagged test "
+        "slices, marker independent of the label)",
+    )
+    p.add_argument("--test-labels", type=Path, help="labels of --test-data (.npy/.pt)")
+    p.add_argument(
+        "--test-groups",
+        type=Path,
+        help="optional 0/1 attribute per --test-data image (e.g. a scanner marker): adds the "
+        "accuracy per class x attribute and the worst group",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("cfx-augment"))
     p.add_argument("--no-progress", action="store_true")
@@ -68,6 +81,10 @@ def run_augment(args: argparse.Namespace) -> int:
 
     if (args.train_data is None) != (args.train_labels is None):
         raise ValueError("`--train-data` and `--train-labels` must be given together")
+    if (args.test_data is None) != (args.test_labels is None):
+        raise ValueError("`--test-data` and `--test-labels` must be given together")
+    if args.test_groups is not None and args.test_data is None:
+        raise ValueError("`--test-groups` describes --test-data images: give those too")
     # the models are checked before any data is rendered or model loaded
     model_name("--generator", args.generator, "generator")
     model_name("--classifier", args.classifier, "classifier")
@@ -104,10 +121,28 @@ def run_augment(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
     )
 
-    test = make_dataset(2000, seed=2, tagged=True, tag_correlation=0.5)  # marker independent
+    if args.test_data is not None:
+        test_x = load_images(args.test_data, name="--test-data", shape=shape)
+        test_y = load_labels(args.test_labels, test_x.shape[0], name="--test-labels")
+        groups = None
+        if args.test_groups is not None:
+            groups = load_labels(args.test_groups, test_x.shape[0], name="--test-groups")
+            if not bool(((groups == 0) | (groups == 1)).all()):
+                raise ValueError("`--test-groups` must hold 0 or 1 per image")
+        classes = tuple(f"class{c}" for c in range(max(int(test_y.max()) + 1, 2)))
+    else:
+        test = make_dataset(2000, seed=2, tagged=True, tag_correlation=0.5)  # marker independent
+        test_x, test_y, groups = test.images, test.labels, test.tags
+        classes = ("healthy", "tumour")
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        return group_accuracies(predict(model, test.images).argmax(1), test.labels, test.tags)
+        pred = predict(model, test_x).argmax(1)
+        if groups is None:
+            return {"accuracy": float((pred == test_y).float().mean())}
+        names = ("notag", "tag") if args.test_data is None else ("group0", "group1")
+        return group_accuracies(
+            pred, test_y, groups.bool(), class_names=classes, attribute_names=names
+        )
 
     try:
         result = learner.augment(

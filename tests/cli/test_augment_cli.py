@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from cfx.cli import main
 from cfx.label import pending, record_label
 
@@ -87,3 +89,36 @@ def test_models_are_checked_before_any_data_is_rendered(tmp_path, capsys, monkey
         assert main(["augment", *extra, "--out", str(tmp_path / "a")]) == 2, extra
         err = capsys.readouterr().err
         assert message in err and "or 'none'" not in err, extra
+
+
+def test_rounds_are_scored_on_your_own_test_data(tmp_path):
+    import numpy as np
+
+    from cfx.data.brain import make_dataset
+    from cfx.metrics import group_accuracies
+    from cfx.training.classifier import predict
+    from cfx.zoo import load_classifier
+
+    test = make_dataset(24, seed=7, tagged=True, tag_correlation=0.5)
+    np.save(tmp_path / "tx.npy", test.images.numpy())
+    np.save(tmp_path / "ty.npy", test.labels.numpy())
+    np.save(tmp_path / "tg.npy", test.tags.numpy().astype(np.int64))
+    out = tmp_path / "aug"
+    argv = ["augment", *SMALL, "--test-data", str(tmp_path / "tx.npy"), "--test-labels"]
+    argv += [str(tmp_path / "ty.npy"), "--test-groups", str(tmp_path / "tg.npy")]
+    assert main([*argv, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    pred = predict(load_classifier("brain-cnn-tagged"), test.images).argmax(1)
+    want = group_accuracies(
+        pred, test.labels, test.tags, class_names=("class0", "class1"),
+        attribute_names=("group0", "group1"),
+    )  # fmt: skip
+    assert summary["start"] == pytest.approx(want)  # the classifier before, on these images
+    assert set(summary["rounds"][0]["test"]) == set(want)
+
+
+def test_test_data_options_are_checked(tmp_path, capsys):
+    assert main(["augment", "--test-data", "x.npy", "--out", str(tmp_path)]) == 2
+    assert "`--test-data` and `--test-labels` must be given together" in capsys.readouterr().err
+    assert main(["augment", "--test-groups", "g.npy", "--out", str(tmp_path)]) == 2
+    assert "`--test-groups` describes --test-data images" in capsys.readouterr().err
