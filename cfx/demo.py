@@ -361,8 +361,9 @@ def augment_afresh(
     learner: ActiveLearner, pool: Tensor, images: Tensor, labels: Tensor, run: Path, seed: int
 ) -> AugmentResult:
     """``learner.augment`` into ``run``, the demo's own oracle-labelled folder: one left by a
-    demo with other settings (another ``--seed``, an older cfx) is deleted and run afresh,
-    where a user's run would be refused."""
+    demo with other settings (another ``--seed``, another cfx's defaults) is deleted and run
+    afresh, where a user's run would be refused. (Rounds written before run keys existed are
+    adopted, as for a user.)"""
     import shutil
 
     from cfx.errors import ForeignRunError

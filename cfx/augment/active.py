@@ -182,7 +182,8 @@ class ActiveLearner:
                 ``(N,)``; kept in every fine-tuning round.
             out: run folder (one ``round_KK`` subfolder per round; reused to resume).
             seed: seeds start selection (``"random"``) and fine-tuning, per round.
-            eval_fn: scores a model after each round (e.g. worst-group accuracy).
+            eval_fn: scores a model after each round (e.g. worst-group accuracy); rounds read
+                back from ``out`` are scored again, so a resumed run reports one test set.
         """
         self._check()
         pool = check_images(pool, "pool")
@@ -227,7 +228,12 @@ class ActiveLearner:
                 used[starts] = True
                 new_x.append(x_k)
                 new_y.append(y_k)
-                history.append(_round_from_json(meta, starts))
+                record = _round_from_json(meta, starts)
+                if eval_fn is not None:  # scored again: the rerun's eval_fn may differ
+                    model.eval()
+                    scores = eval_fn(model)
+                    record = replace(record, metrics={n: float(v) for n, v in scores.items()})
+                history.append(record)
                 continue
             starts, frames, context, suggested = self._candidates(
                 model, pool, used, quota, seed + k

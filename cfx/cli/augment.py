@@ -135,6 +135,13 @@ def run_augment(args: argparse.Namespace) -> int:
         test_x, test_y, groups = test.images, test.labels, test.tags
         classes = ("healthy", "tumour")
 
+    outputs = predict(learner.classifier, test_x[:1]).shape[1]
+    if not bool(((test_y >= 0) & (test_y < outputs)).all()):
+        raise ValueError(
+            f"`--test-labels` must be classes of the classifier, 0..{outputs - 1}, got "
+            f"{int(test_y.min())}..{int(test_y.max())}"
+        )
+
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         pred = predict(model, test_x).argmax(1)
         if groups is None:

@@ -198,7 +198,7 @@ def attack_figure_for(
 
 
 def run_attack(args: argparse.Namespace) -> int:
-    from cfx.data.brain import marker_mask
+    from cfx.data.brain import SIZE, marker_mask
     from cfx.saliency.attacks import GhorbaniAttack, RandomSign, TargetMapAttack
     from cfx.saliency.compare import build_method, mean_ci, tumour_slices
     from cfx.saliency.metrics import relevance_mass_accuracy
@@ -221,10 +221,10 @@ def run_attack(args: argparse.Namespace) -> int:
     explainer = build_method(args.method, model)
     gen = torch.Generator().manual_seed(0)
     h, w = x.shape[2:]
-    if args.objective in ("targeted", "target_map") and h != w:
+    if args.objective in ("targeted", "target_map") and (h, w) != (SIZE, SIZE):
         raise ValueError(
-            f"`--objective {args.objective}` pulls the map into the marker corner of square "
-            f"slices; --input images are {h}x{w}"
+            f"`--objective {args.objective}` pulls the map into the scanner-marker corner of "
+            f"the {SIZE}x{SIZE} brain slices; --input images are {h}x{w}"
         )
     corner = marker_mask(w)  # the scanner-marker corner: a tempting fake explanation
     show = not args.no_progress

@@ -125,10 +125,10 @@ def _targets(
     if args.arch == "brain-segmenter":
         if masks is None:
             raise ValueError(f"`{what}` is required for --arch brain-segmenter on user data")
-        return load_masks(masks, images)
+        return load_masks(masks, images, name=what)
     if labels is None:
         raise ValueError(f"`{what}` is required for --arch {args.arch} on user data")
-    return load_labels(labels, int(images.shape[0]))
+    return load_labels(labels, int(images.shape[0]), name=what)
 
 
 def _model(arch: str, channels: int, width: int | None) -> BrainCNN | BrainOracle | BrainSegmenter:

@@ -179,16 +179,19 @@ class Recourse:
             raise ValueError(f"`X_train` needs at least 2 rows, got {len(Z)}")
         scales = Scales.learn(self.schema, Z, self.cost)
         view = ModelView(self.model, codec, self.approved)
-        try:  # one row first: a model that needs more than the schema's columns fails here
-            self.model.predict_proba(codec.to_frame(Z[:1]))
-        except (KeyError, ValueError, TypeError, IndexError) as err:
+        try:  # the first calls of the model: a column mismatch shows here
+            view.read_encoder(Z)
+            approved = view.proba(Z) >= self.threshold
+        except (KeyError, ValueError) as err:
+            text = str(err).lower()
+            if not (isinstance(err, KeyError) or "missing" in text or "feature names" in text):
+                raise
             raise ValueError(
                 f"`model.predict_proba` failed on a frame of the schema's {len(codec.names)} "
-                f"columns: {type(err).__name__}: {err}. cfx calls the model with exactly those "
-                "columns; a model that needs others must be wrapped to supply them"
+                f"columns, in the schema's order: {type(err).__name__}: {err}. cfx calls the "
+                "model with exactly those columns; a model that needs others, or another "
+                "order, must be wrapped to supply them"
             ) from err
-        view.read_encoder(Z)
-        approved = view.proba(Z) >= self.threshold
         self.codec_ = codec
         self.scales_ = scales
         self.view_ = view

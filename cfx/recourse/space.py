@@ -223,11 +223,14 @@ class Constraints:
             schema = schema.replace(name, mutable=False)
         for name in self.mutable:
             if not schema[name].mutable:  # e.g. a protected attribute: an analyst's what-if
-                log.warning(
-                    "constraints make `%s` changeable, which the schema fixes (%s): plans may "
-                    "now ask the applicant to change it, which is for analysis, not advice",
-                    name,
-                    schema[name].description or "immutable",
+                import warnings  # once per call site, not once per applicant in a loop
+
+                warnings.warn(
+                    f"constraints make `{name}` changeable, which the schema fixes "
+                    f"({schema[name].description or 'immutable'}): plans may now ask the "
+                    "applicant to change it, which is for analysis, not advice",
+                    UserWarning,
+                    stacklevel=3,
                 )
             schema = schema.replace(name, mutable=True)
         for name, direction in self.direction.items():

@@ -199,3 +199,15 @@ def test_the_demo_starts_its_own_run_afresh_where_a_user_is_refused(world, tmp_p
     res = augment_afresh(again, pool, train, labels, tmp_path / "run", seed=1)  # the demo's
     assert oracle.given == 4 and res.labels_used == 4  # labelled anew, for seed 1
     assert '"seed": 1' in (tmp_path / "run" / "key.json").read_text()
+
+
+def test_rounds_read_back_are_scored_by_the_rerun(world, tmp_path):
+    g, f, pool, train, labels = world
+    args = {"budget": 4, "rounds": 1, "finetune": CFG, "steps": 4}
+    ActiveLearner(g, f, CountingOracle(), **args).augment(
+        pool, train, labels, out=tmp_path, eval_fn=lambda m: {"old_test": 0.5}
+    )
+    res = ActiveLearner(g, f, Refuses(), **args).augment(
+        pool, train, labels, out=tmp_path, eval_fn=lambda m: {"new_test": 0.25}
+    )
+    assert res.rounds[0].metrics == {"new_test": 0.25}  # one test set in the result

@@ -122,3 +122,18 @@ def test_test_data_options_are_checked(tmp_path, capsys):
     assert "`--test-data` and `--test-labels` must be given together" in capsys.readouterr().err
     assert main(["augment", "--test-groups", "g.npy", "--out", str(tmp_path)]) == 2
     assert "`--test-groups` describes --test-data images" in capsys.readouterr().err
+
+
+def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
+    import numpy as np
+
+    from cfx.data.brain import make_dataset
+
+    test = make_dataset(8, seed=7)
+    np.save(tmp_path / "tx.npy", test.images.numpy())
+    np.save(tmp_path / "ty.npy", (test.labels + 1).numpy())  # 1..2, a two-class model
+    argv = ["augment", *SMALL, "--test-data", str(tmp_path / "tx.npy"), "--test-labels"]
+    assert main([*argv, str(tmp_path / "ty.npy"), "--out", str(tmp_path / "a")]) == 2
+    assert "`--test-labels` must be classes of the classifier, 0..1, got 1..2" in (
+        capsys.readouterr().err
+    )

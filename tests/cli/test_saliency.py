@@ -133,3 +133,7 @@ def test_compare_and_attack_take_your_own_images_and_masks(tmp_path, capsys):
     assert main([*argv, "--out", str(atk), "--no-progress"]) == 0
     summary = json.loads((atk / "attack.json").read_text())
     assert summary["n"] == 3 and summary["input"].endswith("x.npy") and summary["seed"] is None
+    np.save(tmp_path / "small.npy", x[:, :, :32, :32].numpy())  # no marker corner to aim at
+    argv = ["saliency", "attack", "--input", str(tmp_path / "small.npy"), "--objective"]
+    assert main([*argv, "targeted", "--out", str(atk), "--no-progress"]) == 2
+    assert "corner of the 64x64 brain slices; --input images are 32x32" in (capsys.readouterr().err)

@@ -207,13 +207,21 @@ def test_a_model_needing_other_columns_is_named_at_fit(hand):
             frame["region"]  # a column outside the schema: pandas raises KeyError
             return model.predict_proba(frame)
 
-    with pytest.raises(ValueError, match=r"failed on a frame of the schema's 3 columns: KeyError"):
+    with pytest.raises(ValueError, match=r"failed on a frame of the schema's 3 columns.*KeyError"):
         Recourse(NeedsRegion(), schema).fit(X)
 
+    class Broken:
+        classes_ = np.array([0, 1])
 
-def test_freeing_an_immutable_feature_is_warned_about(hand, caplog):
+        def predict_proba(self, frame):
+            raise ValueError("Expected more than 1 value per channel")  # not about columns
+
+    with pytest.raises(ValueError, match=r"^Expected more than 1 value per channel$"):
+        Recourse(Broken(), schema).fit(X)  # passed on as it is, without a column hint
+
+
+def test_freeing_an_immutable_feature_is_warned_about(hand):
     model, schema, X = hand
     rec = Recourse(model, schema.replace("x1", mutable=False), k=1, support=0.0).fit(X)
-    with caplog.at_level("WARNING", logger="cfx.recourse.space"):
+    with pytest.warns(UserWarning, match="constraints make `x1` changeable, which the schema"):
         rec.explain(_applicant(), constraints=Constraints(mutable=("x1",)))
-    assert "constraints make `x1` changeable, which the schema fixes" in caplog.text
