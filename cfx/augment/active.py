@@ -316,13 +316,13 @@ class ActiveLearner:
         }
         key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
         stored = out / KEY_FILE
-        rounds = sorted(p.name for p in out.glob("round_*")) if out.is_dir() else []
+        rounds = len(list(out.glob("round_*"))) if out.is_dir() else 0
         if rounds and not stored.exists():  # rounds from before run keys: adopt them
             log.warning(
                 "%s holds %d round(s) without a %s (an older cfx wrote them); resuming them "
                 "as this run's, so pass the same arguments as the run that wrote them",
                 out,
-                len(rounds),
+                rounds,
                 KEY_FILE,
             )
         elif rounds:
@@ -337,7 +337,7 @@ class ActiveLearner:
                     else f"its {KEY_FILE} cannot be read"
                 )
                 raise ForeignRunError(
-                    f"`out` {out} holds {len(rounds)} round(s) of another run ({why}); pass "
+                    f"`out` {out} holds {rounds} round(s) of another run ({why}); pass "
                     "another folder, or delete this one to start over (its labels go with it)"
                 )
         out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,6 @@ import argparse
 import csv
 import io
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -117,10 +116,15 @@ def _fitted(args: argparse.Namespace) -> Any:
     return data, rec.fit(data.X.iloc[train])
 
 
+def _immutable(args: argparse.Namespace) -> tuple[str, ...]:
+    """The features ``--immutable`` names (comma-separated)."""
+    return tuple(n.strip() for n in args.immutable.split(",") if n.strip())
+
+
 def _constraints(args: argparse.Namespace) -> Any:
     from cfx.recourse import Constraints
 
-    names = tuple(n.strip() for n in args.immutable.split(",") if n.strip())
+    names = _immutable(args)
     return Constraints(immutable=names) if names else None
 
 
@@ -219,7 +223,7 @@ def finished(out: Path, fmt: str) -> set[str]:
 def _key(args: argparse.Namespace, rec: Any, fmt: str) -> dict[str, Any]:
     """The settings a batch's lines depend on, as the fitted ``rec`` holds them (defaults
     filled in); the applicants themselves are resumed by id."""
-    immutable = sorted(n.strip() for n in args.immutable.split(",") if n.strip())
+    immutable = sorted(_immutable(args))
     return {
         "model": args.model,
         "k": rec.k,
@@ -262,21 +266,12 @@ def _claim(args: argparse.Namespace, rec: Any, fmt: str) -> None:
     key_file.write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
 
 
-class _Untagged(logging.Filter):
-    """Drops log records carrying ``tag`` (a notice already given for the whole input)."""
-
-    def __init__(self, tag: str) -> None:
-        super().__init__()
-        self.tag = tag
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(record, self.tag, False)
-
-
 def _run_batch(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm import tqdm
 
+    from cfx.notices import held
+    from cfx.recourse.recourse import log as recourse_log
     from cfx.recourse.recourse import range_notice
 
     fmt = args.format or ("json" if str(args.out).endswith((".json", ".jsonl")) else "csv")
@@ -310,11 +305,9 @@ def _run_batch(args: argparse.Namespace) -> int:
         writer = csv.DictWriter(handle, fieldnames=columns(args.k))
         if new_file and fmt == "csv":
             writer.writeheader()
-        quiet = _Untagged("cfx_value_range")  # said once for the whole input, above
-        logger = logging.getLogger("cfx.recourse.recourse")
-        logger.addFilter(quiet)
         bar = tqdm(total=len(todo), disable=args.no_progress, desc="recourse", unit="applicant")
-        try:
+        # out-of-range values were said once for the whole input, above
+        with bar, held((recourse_log,), "cfx_value_range"):
             for i in range(len(todo)):
                 (res,) = rec.explain(todo.iloc[[i]], constraints=constraints)
                 if fmt == "csv":
@@ -324,9 +317,6 @@ def _run_batch(args: argparse.Namespace) -> int:
                 handle.flush()
                 os.fsync(handle.fileno())
                 bar.update(1)
-        finally:
-            logger.removeFilter(quiet)
-            bar.close()
     print(
         f"{args.out}: {len(done) + len(todo)} of {len(frame)} applicants done ({len(todo)} new)",
         file=sys.stderr,

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 import torch
@@ -40,6 +40,7 @@ from cfx.calls import (
     target_prob,
 )
 from cfx.errors import check_int, check_real
+from cfx.notices import held
 from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import Start, start
@@ -49,29 +50,11 @@ from cfx.types import Classifier, Generator
 log = logging.getLogger(__name__)
 
 
-class _DropTagged(logging.Filter):
-    def __init__(self, tags: frozenset[str]) -> None:
-        super().__init__()
-        self.tags = tags
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(getattr(record, tag, False) for tag in self.tags)
-
-
-@contextmanager
-def notices_held(*tags: str) -> Iterator[None]:
+def notices_held(*tags: str) -> AbstractContextManager[None]:
     """Within this block the explainers do not log the notices tagged with any of ``tags``
     (``cfx_starts_in_target``, ``cfx_unit_range``, ``cfx_models``): for callers that report
     them themselves, once (the shortcut audit, :func:`~cfx.trajectory.explain_in_chunks`)."""
-    hold = _DropTagged(frozenset(tags))
-    loggers = (log, start_log)
-    for logger in loggers:
-        logger.addFilter(hold)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(hold)
+    return held((log, start_log), *tags)
 
 
 def without_start_notice() -> AbstractContextManager[None]:

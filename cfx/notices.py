@@ -1,0 +1,33 @@
+"""Holding back tagged notices: a caller that gives a notice once for a whole input (rows
+numbered in it) silences the per-call copy its workers would log, by the record's tag (the
+``extra={"cfx_...": True}`` it was logged with)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+
+class _DropTagged(logging.Filter):
+    def __init__(self, tags: frozenset[str]) -> None:
+        super().__init__()
+        self.tags = tags
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(getattr(record, tag, False) for tag in self.tags)
+
+
+@contextmanager
+def held(loggers: Iterable[logging.Logger], *tags: str) -> Iterator[None]:
+    """Within this block ``loggers`` drop the records tagged with any of ``tags``; every
+    other record passes, and the filter is removed on exit (errors included)."""
+    hold = _DropTagged(frozenset(tags))
+    chosen = tuple(loggers)
+    for logger in chosen:
+        logger.addFilter(hold)
+    try:
+        yield
+    finally:
+        for logger in chosen:
+            logger.removeFilter(hold)
