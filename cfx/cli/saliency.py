@@ -57,8 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="class explained, an index of the classifier's outputs (default 1: tumour)",
     )
-    c.add_argument("--n", type=int, default=64, help="tumour test slices to score (built-in)")
-    c.add_argument("--seed", type=int, default=2, help="seed of the brain slices (2 = test)")
+    c.add_argument(
+        "--n", type=int, default=None, help="built-in tumour test slices to score (default 64)"
+    )
+    c.add_argument(
+        "--seed", type=int, default=None, help="seed of the built-in slices (default 2 = test)"
+    )
     c.add_argument("--methods", default="all", help="comma-separated names, or 'all'")
     c.add_argument("--gradcam-layer", default=None, help="Grad-CAM layer name (default: last conv)")
     c.add_argument("--fast", action="store_true", help="small budgets for perturbation methods")
@@ -88,11 +92,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="your images instead of the built-in slices: a .npy/.pt batch (N, C, H, W)",
     )
-    a.add_argument("--n", type=int, default=16, help="tumour test slices to attack (built-in)")
-    a.add_argument("--seed", type=int, default=2, help="seed of the brain slices (2 = test)")
+    a.add_argument(
+        "--n", type=int, default=None, help="built-in tumour test slices to attack (default 16)"
+    )
+    a.add_argument(
+        "--seed", type=int, default=None, help="seed of the built-in slices (default 2 = test)"
+    )
     a.add_argument("--out", type=Path, default=Path("cfx-saliency-attack"))
     a.add_argument("--no-progress", action="store_true")
     a.set_defaults(run=run_attack)
+
+
+def _built_in(args: argparse.Namespace, n: int) -> None:
+    """Fill ``--n``/``--seed`` for the built-in slices; with ``--input`` they would do nothing,
+    so giving them is an error rather than silently ignored."""
+    if args.input is not None:
+        given = [f for f, v in (("--n", args.n), ("--seed", args.seed)) if v is not None]
+        if given:
+            verb = "chooses" if len(given) == 1 else "choose"
+            raise ValueError(
+                f"{' and '.join(f'`{f}`' for f in given)} {verb} the built-in slices; with "
+                f"`--input` the images are yours, so drop {' and '.join(given)}"
+            )
+        return
+    args.n = n if args.n is None else args.n
+    args.seed = 2 if args.seed is None else args.seed
+    check_int("--n", args.n)
 
 
 def _method_names(text: str) -> list[str]:
@@ -113,7 +138,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from cfx.zoo import load_classifier
 
     names = _method_names(args.methods)
-    check_int("--n", args.n)
+    _built_in(args, 64)
     check_int("--attack-n", args.attack_n, minimum=0)
     check_int("--target", args.target, minimum=0)
     if (args.input is None) != (args.masks is None):
@@ -206,7 +231,7 @@ def run_attack(args: argparse.Namespace) -> int:
     from cfx.zoo import load_classifier
 
     eps = parse_fraction(args.epsilon)
-    check_int("--n", args.n)
+    _built_in(args, 16)
     check_int("--steps", args.steps)  # 0 steps is no attack: RandomSign is the baseline
     check_int("--restarts", args.restarts)
     model = load_classifier(

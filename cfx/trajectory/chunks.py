@@ -35,6 +35,7 @@ FORMAT = 3  # 2: every field by name (1 listed them); 3: zero inversion steps re
 _ROW_NOTICES = ("cfx_starts_in_target", "cfx_unit_range")
 """Notices an explainer logs about rows of its batch, which a chunk would number wrongly."""
 KEY_FILE = "key.json"
+_PART = "part_{:05d}.safetensors"  # chunk i's file; `finished_chunks` globs the same name
 """What a chunk folder's finished chunks were computed from; a resume needs the same."""
 
 
@@ -109,7 +110,7 @@ def explain_in_chunks(
     with tqdm(total=n, desc="images", unit="image", disable=not show) as bar:
         for i, first in enumerate(starts):
             rows = slice(first, first + batch_size)
-            part = None if out is None else out / f"part_{i:05d}.safetensors"
+            part = None if out is None else out / _PART.format(i)
             res = None if part is None else _read_part(part, stamp, x[rows])
             if res is None:
                 # the notices about rows are given once, for the whole input (above and
@@ -181,7 +182,7 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
 def finished_chunks(folder: str | Path) -> list[Path]:
     """The chunk files in ``folder`` that ``explain_in_chunks`` finished, in order (none if
     the folder does not exist); whether a resume can use them is decided on reading."""
-    return sorted(Path(folder).glob("part_*.safetensors"))
+    return sorted(Path(folder).glob(_PART.replace("{:05d}", "*")))
 
 
 _NAMES = {"inputs_sha256": "the images or targets", "n": "the number of images"}

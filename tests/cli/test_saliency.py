@@ -73,6 +73,14 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
             "`--classifier`: 'brain-gan' is a generator; expected a classifier",
         ),
         (["saliency", "attack", "--classifier", "resnet50"], "unknown zoo classifier 'resnet50'"),
+        (
+            ["saliency", "attack", "--input", "x.npy", "--n", "4"],
+            "`--n` chooses the built-in slices; with `--input` the images are yours",
+        ),
+        (
+            ["saliency", "compare", "--input", "x.npy", "--masks", "m.npy", "--seed", "1"],
+            "`--seed` chooses the built-in slices",
+        ),
     ],
 )
 def test_user_errors_are_one_clear_line(tmp_path, capsys, argv, match):
