@@ -19,7 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = lsub.add_parser("export", help="write a CSV (id,image,suggested,label) to fill in")
     e.add_argument("directory", type=Path, help="task folder (with manifest.json)")
-    e.add_argument("--csv", type=Path, required=True, help="CSV file to write")
+    e.add_argument(
+        "--csv",
+        type=Path,
+        required=True,
+        help="new CSV file to write, outside the task's own files; its image column gives "
+        "paths relative to the CSV's folder",
+    )
+    e.add_argument(
+        "--force", action="store_true", help="overwrite --csv if it exists (its labels are lost)"
+    )
     e.set_defaults(run=run_export)
 
     i = lsub.add_parser("import", help="record the labels filled in an exported CSV")
@@ -46,14 +55,14 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from cfx.label import export_csv
 
-    print(export_csv(args.directory, args.csv))
+    print(export_csv(args.directory, args.csv, overwrite=args.force, name="--csv"))
     return 0
 
 
 def run_import(args: argparse.Namespace) -> int:
     from cfx.label import import_csv
 
-    count = import_csv(args.directory, args.csv, labeller=args.labeller)
+    count = import_csv(args.directory, args.csv, labeller=args.labeller, name="--csv")
     print(f"recorded {count} label(s) from {args.csv}")
     return 0
 

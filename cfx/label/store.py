@@ -353,31 +353,42 @@ def _complete_lines(path: Path) -> tuple[list[str], int]:
 
 
 def _label_rows(task: Task) -> list[tuple[str, int]]:
-    """(id, label) for every complete line of ``labels.csv``, in the order given."""
+    """(id, label) for every complete line of ``labels.csv``, in the order given.
+
+    Forgiving of hand edits that keep the meaning: blank lines are skipped, fields may carry
+    surrounding spaces, and a label may be a class name (any case) as well as an index."""
     path = task.directory / LABELS
     if not path.is_file():
         return []
     lines, _ = _complete_lines(path)
     rows: list[tuple[str, int]] = []
     known = set(task.ids)
-    k = len(task.class_names)
+    names = task.class_names
+    header_seen = False
     for number, row in enumerate(csv.reader(lines), start=1):
-        if number == 1:
-            if tuple(row) != LABELS_HEADER:
+        fields = [field.strip() for field in row]
+        if not any(fields):
+            continue  # a blank line, e.g. the one many editors add at the end
+        if not header_seen:
+            if tuple(fields) != LABELS_HEADER:
                 raise ValueError(
-                    f"{path} line 1: expected the header {','.join(LABELS_HEADER)}, got {row}"
+                    f"{path} line {number}: expected the header {','.join(LABELS_HEADER)}, "
+                    f"got {row}"
                 )
+            header_seen = True
             continue
-        if len(row) != len(LABELS_HEADER):
+        if len(fields) != len(LABELS_HEADER):
             raise ValueError(f"{path} line {number}: expected 4 fields {LABELS_HEADER}, got {row}")
-        item_id, label = row[0], row[1]
+        item_id, text = fields[0], fields[1]
         if item_id not in known:
             raise ValueError(f"{path} line {number}: id {item_id!r} is not in {MANIFEST}")
-        if not (label.isascii() and label.isdigit()) or not 0 <= int(label) < k:
+        label = _parse_label(text, names)
+        if label is None:
             raise ValueError(
-                f"{path} line {number}: label must be a class index 0..{k - 1}, got {label!r}"
+                f"{path} line {number}: label must be a class index 0..{len(names) - 1} or a "
+                f"class name ({', '.join(names)}), got {text!r}"
             )
-        rows.append((item_id, int(label)))
+        rows.append((item_id, label))
     return rows
 
 
@@ -397,31 +408,36 @@ def pending(directory: str | Path) -> list[str]:
 def record_label(directory: str | Path, item_id: str, label: int, *, labeller: str = "web") -> None:
     """Append one label to ``labels.csv`` and fsync it before returning.
 
-    ``label`` is a class index ``0..K-1``; ``item_id`` must be in the task. A half-written
-    last line left by a crash is cut off first, so the file stays well formed.
+    ``label`` is a class index ``0..K-1``; ``item_id`` must be in the task. The file is read
+    first: a ``labels.csv`` that no longer reads (a hand edit gone wrong) is an error naming
+    the line, and nothing is appended to it. A half-written last line left by a crash is cut
+    off, so the file stays well formed.
     """
-    _record(read_task(directory), item_id, label, labeller)
+    _record(read_task(directory), [(item_id, label)], labeller)
 
 
-def _record(task: Task, item_id: str, label: int, labeller: str) -> None:
-    """:func:`record_label` for a task already read (one manifest read for many labels)."""
+def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> None:
+    """Append ``(id, label)`` pairs for a task already read, in one write and one fsync."""
     k = len(task.class_names)
-    if not isinstance(item_id, str) or item_id not in set(task.ids):
-        raise UnknownNameError(
-            f"`item_id` must be an id of the task in {task.directory}, got {item_id!r}"
-        )
-    if isinstance(label, bool) or not isinstance(label, int | np.integer) or not 0 <= label < k:
-        raise ValueError(
-            f"`label` must be a class index 0..{k - 1} ({', '.join(task.class_names)}), "
-            f"got {label!r}"
-        )
+    known = set(task.ids)
+    for item_id, label in labels:
+        if not isinstance(item_id, str) or item_id not in known:
+            raise UnknownNameError(
+                f"`item_id` must be an id of the task in {task.directory}, got {item_id!r}"
+            )
+        if isinstance(label, bool) or not isinstance(label, int | np.integer) or not 0 <= label < k:
+            raise ValueError(
+                f"`label` must be a class index 0..{k - 1} ({', '.join(task.class_names)}), "
+                f"got {label!r}"
+            )
     if not isinstance(labeller, str) or not labeller or any(ch in labeller for ch in "\r\n"):
         raise ValueError(f"`labeller` must be a one-line non-empty string, got {labeller!r}")
     path = task.directory / LABELS
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:  # missing, or emptied by hand
         header = io.StringIO()
         csv.writer(header, lineterminator="\n").writerow(LABELS_HEADER)
         _write_atomic(path, header.getvalue().encode("utf-8"))
+    _label_rows(task)  # a file that no longer reads gets nothing more appended
     with open(path, "rb") as f:
         size = f.seek(0, os.SEEK_END)
         if size:
@@ -429,35 +445,86 @@ def _record(task: Task, item_id: str, label: int, labeller: str) -> None:
         ends_whole = size == 0 or f.read(1) == b"\n"
     if not ends_whole:  # a crash left half a line: drop it, it never counted
         os.truncate(path, _complete_lines(path)[1])
-    line = io.StringIO()
+    lines = io.StringIO()
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-    csv.writer(line, lineterminator="\n").writerow([item_id, int(label), labeller, stamp])
+    writer = csv.writer(lines, lineterminator="\n")
+    for item_id, label in labels:
+        writer.writerow([item_id, int(label), labeller, stamp])
     with open(path, "ab") as f:  # append mode: concurrent writers never overwrite each other
-        f.write(line.getvalue().encode("utf-8"))
+        f.write(lines.getvalue().encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
-    logger.debug("label %s = %d by %s", item_id, label, labeller)
+    for item_id, label in labels:
+        logger.debug("label %s = %d by %s", item_id, label, labeller)
 
 
 # ---------------------------------------------------------------------------------------------
 # spreadsheet round trip
 
 
-def export_csv(directory: str | Path, path: str | Path) -> Path:
+def export_csv(
+    directory: str | Path, path: str | Path, *, overwrite: bool = False, name: str = "path"
+) -> Path:
     """Write ``id,image,suggested,label`` for every item, label empty, for a spreadsheet.
 
-    ``image`` is relative to the task folder; ``suggested`` is a class name or empty.
+    ``image`` is the image file's path relative to the CSV's folder (absolute when there is
+    no relative path, e.g. another drive); ``suggested`` is a class name or empty. An
+    existing file is kept (``FileExistsError``: it may be a sheet half filled in) unless
+    ``overwrite``; the task's own files are never written. Errors call the file ``name``.
     """
     task = read_task(directory)
     out = Path(path)
+    inside = _task_file(task, out)
+    if inside is not None:
+        raise ValueError(
+            f"`{name}` {out} is the task's own {inside}; expected a new CSV file, e.g. "
+            f"{task.directory.name}-labels.csv next to the task folder"
+        )
+    if out.exists() and not overwrite:
+        raise FileExistsError(
+            f"`{name}` {out} already exists (perhaps a sheet being filled in); expected a new "
+            "file name, or overwrite it on purpose"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(EXPORT_HEADER)
-        for item in task.items:
-            hint = "" if item.suggested is None else task.class_names[item.suggested]
-            writer.writerow([item.id, item.image, hint, ""])
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(EXPORT_HEADER)
+    for item in task.items:
+        hint = "" if item.suggested is None else task.class_names[item.suggested]
+        writer.writerow([item.id, _relative(task.directory / item.image, out.parent), hint, ""])
+    _write_atomic(out, rows.getvalue().encode("utf-8"))
     return out
+
+
+def _task_file(task: Task, path: Path) -> str | None:
+    """What ``path`` is within the task folder when it is one of the task's files, else None."""
+    try:
+        rel = path.resolve().relative_to(task.directory.resolve())
+    except ValueError:
+        return None
+    parts = rel.parts
+    if parts in ((MANIFEST,), (LABELS,), (MANIFEST + ".tmp",), ()):
+        return str(rel) if parts else "folder"
+    if parts[0] in ("images", "context"):
+        return f"{parts[0]} folder"
+    return None
+
+
+def _relative(target: Path, start: Path) -> str:
+    try:
+        return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+    except ValueError:  # no relative path between them (Windows drives)
+        return str(target.resolve())
+
+
+def _find_id(text: str, task: Task, ids_by_number: dict[int, str] | None) -> str | None:
+    """The task id ``text`` names: itself, or, for digits, the one id with that number
+    (a spreadsheet turns ``000005`` into ``5``)."""
+    if text in task.ids:
+        return text
+    if ids_by_number is not None and text.isascii() and text.isdigit():
+        return ids_by_number.get(int(text))
+    return None
 
 
 def _parse_label(text: str, names: tuple[str, ...]) -> int | None:
@@ -469,33 +536,46 @@ def _parse_label(text: str, names: tuple[str, ...]) -> int | None:
     return lowered.index(text.lower()) if text.lower() in lowered else None
 
 
-def import_csv(directory: str | Path, path: str | Path, *, labeller: str = "csv") -> int:
+def import_csv(
+    directory: str | Path, path: str | Path, *, labeller: str = "csv", name: str = "path"
+) -> int:
     """Record the labels filled in a CSV with columns ``id`` and ``label`` (as written by
-    :func:`export_csv`); return how many were recorded.
+    :func:`export_csv`, in any case); return how many were recorded.
 
-    A label is a class index or a class name (any case); empty labels are skipped. Every row
-    is checked before any label is recorded, so a bad row records nothing.
+    A label is a class index or a class name (any case); empty labels are skipped. An id a
+    spreadsheet stripped of its leading zeros (``5`` for ``000005``) is matched when only one
+    id has that number. Every row is checked before any label is recorded, so a bad row
+    records nothing. Errors call the file ``name``.
     """
     task = read_task(directory)
     source = Path(path)
     if not source.is_file():
-        raise FileNotFoundError(f"`path` must be a CSV file, got {source} (not found)")
-    known = set(task.ids)
+        raise FileNotFoundError(f"`{name}` must be a CSV file, got {source} (not found)")
     names = task.class_names
+    numbers = [int(i) for i in task.ids if i.isascii() and i.isdigit()]
+    ids_by_number = (  # only when every id is a number and no two share one
+        {int(i): i for i in task.ids}
+        if len(numbers) == len(task.ids) and len(set(numbers)) == len(numbers)
+        else None
+    )
     given: list[tuple[str, int]] = []
     with open(source, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets add a BOM
-        reader = csv.DictReader(f)
-        missing = {"id", "label"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{source}: expected columns id and label, got {reader.fieldnames}")
+        reader = csv.reader(f)
+        header = [field.strip().lower() for field in next(reader, [])]
+        if "id" not in header or "label" not in header:
+            raise ValueError(
+                f"`{name}` {source}: expected columns id and label in the first row, got {header}"
+            )
+        at_id, at_label = header.index("id"), header.index("label")
         for row in reader:
-            where = f"{source} row {reader.line_num}"
-            text = (row["label"] or "").strip()
+            where = f"`{name}` {source} row {reader.line_num}"
+            text = row[at_label].strip() if at_label < len(row) else ""
             if not text:
                 continue
-            item_id = (row["id"] or "").strip()
-            if item_id not in known:
-                raise ValueError(f"{where}: id {item_id!r} is not in the task {task.directory}")
+            written = row[at_id].strip() if at_id < len(row) else ""
+            item_id = _find_id(written, task, ids_by_number)
+            if item_id is None:
+                raise ValueError(f"{where}: id {written!r} is not in the task {task.directory}")
             label = _parse_label(text, names)
             if label is None:
                 raise ValueError(
@@ -503,6 +583,6 @@ def import_csv(directory: str | Path, path: str | Path, *, labeller: str = "csv"
                     f"class name ({', '.join(names)})"
                 )
             given.append((item_id, label))
-    for item_id, label in given:
-        _record(task, item_id, label, labeller)
+    if given:
+        _record(task, given, labeller)
     return len(given)

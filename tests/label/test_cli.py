@@ -40,6 +40,22 @@ def test_export_then_import_round_trip(task_dir, tmp_path, capsys):
     assert "pending: 3" in capsys.readouterr().out
 
 
+def test_export_keeps_an_existing_sheet_unless_forced(task_dir, tmp_path, capsys):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id,label\n000000,tumour\n")  # a sheet being filled in
+    assert main(["label", "export", str(task_dir), "--csv", str(sheet)]) == 2
+    err = capsys.readouterr().err
+    assert "`--csv`" in err and "already exists" in err
+    assert sheet.read_text() == "id,label\n000000,tumour\n"
+    assert main(["label", "export", str(task_dir), "--csv", str(sheet), "--force"]) == 0
+    assert sheet.read_text().startswith("id,image,suggested,label")
+    labels = task_dir / "labels.csv"
+    assert main(["label", "export", str(task_dir), "--csv", str(labels), "--force"]) == 2
+    assert "is the task's own labels.csv" in capsys.readouterr().err
+    assert main(["label", "import", str(task_dir), "--csv", str(tmp_path / "nope.csv")]) == 2
+    assert "`--csv` must be a CSV file" in capsys.readouterr().err
+
+
 def test_import_bad_row_is_one_clear_line(task_dir, tmp_path, capsys):
     sheet = tmp_path / "sheet.csv"
     sheet.write_text("id,image,suggested,label\n000000,,,sick\n")

@@ -39,6 +39,16 @@ def post(server, body: object, content_type: str = "application/json") -> dict:
         return {"status": err.code, **json.loads(err.read())}
 
 
+def test_a_broken_labels_file_is_refused_before_writing(server, task_dir):
+    record_label(task_dir, "000000", 1)
+    with open(task_dir / "labels.csv", "a") as f:
+        f.write("000001,maybe,hand,2024-01-01\n")
+    before = (task_dir / "labels.csv").read_bytes()
+    answer = post(server, {"id": "000002", "label": 0})
+    assert answer["status"] == 400 and "labels.csv line 3" in answer["error"]
+    assert (task_dir / "labels.csv").read_bytes() == before  # the label was not saved
+
+
 def test_port_zero_binds_a_free_port(server):
     assert server.port > 0
     assert server.url == f"http://127.0.0.1:{server.port}/"

@@ -215,6 +215,36 @@ def test_a_broken_complete_line_is_a_clear_error(task_dir):
         read_labels(task_dir)
 
 
+def test_hand_edits_that_keep_the_meaning_still_read(task_dir):
+    record_label(task_dir, "000000", 1)
+    with open(task_dir / "labels.csv", "a") as f:  # a person edits the file by hand
+        f.write("\n 000001 , 0 ,hand,2024-01-01\n000002,Tumour,hand,2024-01-01\n\n")
+    assert read_labels(task_dir) == {"000000": 1, "000001": 0, "000002": 1}
+    record_label(task_dir, "000003", 0)  # and the tool goes on appending to it
+    assert read_labels(task_dir) == {"000000": 1, "000001": 0, "000002": 1, "000003": 0}
+
+
+def test_an_emptied_labels_file_gets_its_header_back(task_dir):
+    record_label(task_dir, "000000", 1)
+    (task_dir / "labels.csv").write_text("")  # "starting over" by hand
+    record_label(task_dir, "000001", 0)
+    assert label_lines(task_dir) == [("000001", "0", "web")]
+
+
+def test_nothing_is_appended_to_a_labels_file_that_no_longer_reads(task_dir, tmp_path):
+    record_label(task_dir, "000000", 1)
+    with open(task_dir / "labels.csv", "a") as f:
+        f.write("000001,maybe,hand,2024-01-01\n")
+    before = (task_dir / "labels.csv").read_bytes()
+    with pytest.raises(ValueError, match=r"labels.csv line 3: label must be a class index"):
+        record_label(task_dir, "000002", 0)
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id,label\n000003,1\n")
+    with pytest.raises(ValueError, match=r"labels.csv line 3"):
+        import_csv(task_dir, sheet)
+    assert (task_dir / "labels.csv").read_bytes() == before
+
+
 def test_missing_task_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no labelling task in .*manifest.json"):
         read_labels(tmp_path)
@@ -227,9 +257,43 @@ def test_export_csv_lists_every_item_with_an_empty_label(task_dir, tmp_path):
     out = export_csv(task_dir, tmp_path / "sheet.csv")
     lines = out.read_text().splitlines()
     assert lines[0] == "id,image,suggested,label"
-    assert lines[1] == "000000,images/000000.png,healthy,"
-    assert lines[2] == "000001,images/000001.png,tumour,"
+    # image paths are relative to the sheet's folder (task_dir is tmp_path / "task")
+    assert lines[1] == "000000,task/images/000000.png,healthy,"
+    assert lines[2] == "000001,task/images/000001.png,tumour,"
     assert len(lines) == 1 + N
+    assert (tmp_path / lines[1].split(",")[1]).is_file()
+
+
+def test_export_csv_never_overwrites_labels_or_a_sheet_being_filled(task_dir, tmp_path):
+    record_label(task_dir, "000000", 1)
+    for own in ("labels.csv", "manifest.json", "images/new.csv"):
+        with pytest.raises(ValueError, match=r"`path` .* is the task's own"):
+            export_csv(task_dir, task_dir / own)
+    assert read_labels(task_dir) == {"000000": 1}  # labels.csv untouched
+    sheet = export_csv(task_dir, tmp_path / "sheet.csv")
+    sheet.write_text(sheet.read_text() + "half filled in\n")
+    with pytest.raises(FileExistsError, match=r"`--csv` .*sheet.csv already exists"):
+        export_csv(task_dir, sheet, name="--csv")
+    assert sheet.read_text().endswith("half filled in\n")
+    export_csv(task_dir, sheet, overwrite=True)
+    assert "half filled in" not in sheet.read_text()
+    nearby = export_csv(task_dir, task_dir / "sheet.csv")  # a new file in the folder is fine
+    assert nearby.read_text().splitlines()[1] == "000000,images/000000.png,healthy,"
+
+
+def test_import_csv_matches_ids_a_spreadsheet_stripped_and_any_header_case(task_dir, tmp_path):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("ID,Image,Label\n3,x,tumour\n000004,x,0\n")
+    assert import_csv(task_dir, sheet) == 2
+    assert read_labels(task_dir) == {"000003": 1, "000004": 0}
+
+
+def test_stripped_ids_are_not_guessed_when_ids_are_not_all_numbers(tmp_path):
+    folder = write_task(tmp_path / "t", known_images()[:2], ids=["7", "scan-7"])
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id,label\n07,1\n")
+    with pytest.raises(ValueError, match=r"row 2: id '07' is not in the task"):
+        import_csv(folder, sheet)
 
 
 def test_import_csv_accepts_names_and_indices(task_dir, tmp_path):
