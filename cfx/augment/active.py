@@ -194,6 +194,16 @@ class ActiveLearner:
             f"`train_labels` must have shape ({train_images.shape[0]},), "
             f"got {tuple(train_labels.shape)}",
         )
+        # before any frame is rendered or a person asked: a bad label would stop the first
+        # fine-tune, after the labelling, with the run's key already naming these labels
+        outputs = predict(self.classifier, train_images[:1]).shape[1]
+        check(
+            not train_labels.is_floating_point()
+            and bool(((train_labels >= 0) & (train_labels < outputs)).all()),
+            ValueError,
+            f"`train_labels` must be integer classes of the classifier, 0..{outputs - 1}, got "
+            f"{train_labels.dtype} {train_labels.min().item()}..{train_labels.max().item()}",
+        )
         per_round = [self.budget // self.rounds] * self.rounds
         per_round[-1] += self.budget - sum(per_round)
         need = -(-max(per_round) // len(self.frame_levels))

@@ -136,11 +136,12 @@ def run_augment(args: argparse.Namespace) -> int:
         classes = ("healthy", "tumour")
 
     outputs = predict(learner.classifier, test_x[:1]).shape[1]
-    if not bool(((test_y >= 0) & (test_y < outputs)).all()):
-        raise ValueError(
-            f"`--test-labels` must be classes of the classifier, 0..{outputs - 1}, got "
-            f"{int(test_y.min())}..{int(test_y.max())}"
-        )
+    for flag, y in (("--train-labels", train_y), ("--test-labels", test_y)):
+        if not bool(((y >= 0) & (y < outputs)).all()):  # before a person labels a round
+            raise ValueError(
+                f"`{flag}` must be classes of the classifier, 0..{outputs - 1}, got "
+                f"{int(y.min())}..{int(y.max())}"
+            )
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         pred = predict(model, test_x).argmax(1)

@@ -137,3 +137,12 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
     assert "`--test-labels` must be classes of the classifier, 0..1, got 1..2" in (
         capsys.readouterr().err
     )
+    train = make_dataset(8, seed=8)
+    np.save(tmp_path / "x.npy", train.images.numpy())
+    np.save(tmp_path / "y.npy", (train.labels - 1).numpy())  # -1..0
+    argv = ["augment", *SMALL, "--train-data", str(tmp_path / "x.npy"), "--train-labels"]
+    assert main([*argv, str(tmp_path / "y.npy"), "--out", str(tmp_path / "b")]) == 2
+    assert "`--train-labels` must be classes of the classifier, 0..1, got -1..0" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "b").exists()
