@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from cfx.cli.models import model_name
+from cfx.cli.paths import out_folder
 
 LABELLERS = ("oracle", "web", "csv")
 
@@ -90,6 +91,7 @@ def run_augment(args: argparse.Namespace) -> int:
     model_name("--classifier", args.classifier, "classifier")
     if args.labeller == "oracle":
         model_name("--oracle", args.oracle, "classifier")
+    out_folder(args.out)  # a file named by --out fails now, not after the first round
     generator = load_generator(args.generator)
     c, h, w = zero_image(generator).shape[1:]  # what the image files must hold
     shape = (c, h, w)

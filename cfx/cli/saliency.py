@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from cfx.cli.models import model_name
+from cfx.cli.paths import out_folder
 from cfx.errors import UnknownNameError, check_int
 
 OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
@@ -155,6 +156,7 @@ def run_compare(args: argparse.Namespace) -> int:
             resolve_layer(model, args.gradcam_layer)
         except ValueError as err:
             raise ValueError(f"`--gradcam-layer`: {str(err).removeprefix('`layer` ')}") from None
+    out_folder(args.out)  # before the work: an unwritable --out fails now
     if args.input is not None:
         from cfx.data.io import load_images, load_masks
 
@@ -175,7 +177,6 @@ def run_compare(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
     )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "table.csv").write_text(res.to_csv(), encoding="utf-8")
     note = (
         f"{source}, classifier `{args.classifier}`, target class {args.target}; cells: "
@@ -237,6 +238,7 @@ def run_attack(args: argparse.Namespace) -> int:
     model = load_classifier(
         model_name("--classifier", args.classifier, "classifier", has_generator=False)
     )
+    out_folder(args.out)
     if args.input is not None:
         from cfx.data.io import load_images
 
@@ -273,7 +275,6 @@ def run_attack(args: argparse.Namespace) -> int:
         region = corner if args.objective == "targeted" else None
         res = attack.perturb(x, region=region, generator=gen)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = ["image,top_k_intersection,spearman,mass_center_shift,label_kept,linf"]
     for i in range(x.shape[0]):
         rows.append(

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from cfx.cli.models import model_name
+from cfx.cli.paths import out_folder
 from cfx.errors import UnknownNameError
 
 if TYPE_CHECKING:
@@ -260,6 +261,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         flag_rate=args.flag_rate,
         min_paths=args.min_paths,
     )
+    out_folder(args.out)  # before the work: an unwritable --out fails now
     # marker independent of the label: a clean classifier has no reason to touch it
     data = make_dataset(args.n, seed=args.seed, tagged=True, tag_correlation=0.5)
     report = audit.audit(
@@ -271,7 +273,6 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     )
 
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     verdict = f"{args.classifier} {report.verdict}"
     directions: dict[str, dict[str, float | str | None]] = {}
     sections = []

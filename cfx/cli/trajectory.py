@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from cfx.cli.models import checked_source
+from cfx.cli.paths import out_folder
 from cfx.errors import UnknownNameError, check_int, check_real
 
 if TYPE_CHECKING:
@@ -318,7 +319,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     if args.localise and args.method != "monotone":
         raise ValueError(f"`--localise` goes with --method monotone, got --method {args.method}")
     out: Path = args.out
-    if out.exists() and not out.is_dir():
+    if out.exists() and not out.is_dir():  # before the models load (out_folder: below)
         raise ValueError(f"`--out` must be a folder, got an existing file: {out}")
     if (out / UNFINISHED).exists() and not (out / UNFINISHED).is_dir():
         raise ValueError(
@@ -372,7 +373,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         explainer = LocalisedAscent(generator, classifier, background=args.background, **common)
     else:
         raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
-    out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails now
+    out_folder(out)  # before the work: an unwritable --out fails now
     setup = {
         "classifier": args.classifier,
         "generator": args.generator,

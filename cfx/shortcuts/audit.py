@@ -282,18 +282,20 @@ class ShortcutAudit:
         explainer, saliency = self._explainer(), self._saliency()
         t0 = time.perf_counter()
 
+        with frozen(self.classifier), torch.no_grad():  # checked before the paths are walked
+            logits = class_logits(self.classifier, x)  # (B, K)
+        check(
+            logits.shape[1] == len(names),
+            ValueError,
+            f"`class_names` must name each of the classifier's {logits.shape[1]} classes, "
+            f"got {len(names)}: {names}",
+        )
+        source_class = logits.argmax(1)  # (B,)
+
         with without_start_notice():  # the report counts the paths that start in the target
             paths = explainer.explain(x, target, latents=latents)
         start, final = paths.frames[:, 0], paths.frames[:, -1]  # (B, C, H, W)
         with frozen(self.classifier), torch.no_grad():
-            logits = class_logits(self.classifier, x)  # (B, K)
-            check(
-                logits.shape[1] == len(names),
-                ValueError,
-                f"`class_names` must name each of the classifier's {logits.shape[1]} classes, "
-                f"got {len(names)}: {names}",
-            )
-            source_class = logits.argmax(1)  # (B,)
             restored = torch.where(marker, start, final)  # (B, C, H, W)
             restored_probs = target_prob(class_logits(self.classifier, restored), paths.target)
         maps = saliency.attribute(x, source_class).detach().abs()

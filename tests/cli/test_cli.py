@@ -44,3 +44,29 @@ def test_demo_writes_report(tmp_path):
 def test_no_command_shows_usage(capsys):
     with pytest.raises(SystemExit):
         main([])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["shortcuts", "--n", "2"],
+        ["trajectory", "--target", "healthy", "--n", "2"],
+        ["saliency", "compare", "--n", "2"],
+        ["saliency", "attack", "--n", "2"],
+        ["augment"],
+    ],
+)
+def test_an_out_that_is_a_file_fails_before_the_work(tmp_path, capsys, monkeypatch, argv):
+    import cfx.data.brain
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the work started before --out was checked")
+
+    monkeypatch.setattr(cfx.data.brain, "make_dataset", no_work)
+    monkeypatch.setattr(cfx.data.brain, "make_slices", no_work, raising=False)
+    monkeypatch.setattr("cfx.saliency.compare.tumour_slices", no_work)
+    taken = tmp_path / "report.html"
+    taken.write_text("not a folder")
+    assert main([*argv, "--out", str(taken)]) == 2
+    assert f"`--out` must be a folder, got an existing file: {taken}" in capsys.readouterr().err
+    assert taken.read_text() == "not a folder"

@@ -327,8 +327,15 @@ def test_bad_arguments_are_clear_errors():
         run(ShortcutAudit(g, f, min_paths=0))
     with pytest.raises(ValueError, match="`class_names` must be a sequence of at least two"):
         run(ShortcutAudit(g, f, class_names="healthy"))
+
+    class NeverWalks:  # the class names are checked before any path is walked
+        classifier = f
+
+        def explain(self, *args, **kwargs):
+            raise AssertionError("paths walked before class_names were checked")
+
     with pytest.raises(ValueError, match="`class_names` must name each of the classifier's 2"):
-        run(ShortcutAudit(g, f, class_names=("a", "b", "c")))
+        run(ShortcutAudit(g, f, explainer=NeverWalks(), class_names=("a", "b", "c")))
     audit = ShortcutAudit(g, f)
     with pytest.raises(ValueError, match=r"`lesion_masks` must have shape \(1, 1, 8, 8\)"):
         run(audit, lesion_masks=torch.zeros(1, 1, 4, 4, dtype=torch.bool))

@@ -1,0 +1,19 @@
+"""Output folders of the commands: made before the work, errors naming the option."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def out_folder(path: Path, flag: str = "--out") -> Path:
+    """Create ``path`` (and its parents) before any work is done, so a ``flag`` that names a
+    file or an unwritable place fails at once, naming the option, not after minutes of
+    compute with a bare ``[Errno 17]``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"`{flag}` must be a folder, got an existing file: {path}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"`{flag}` {path}: cannot create the folder ({err.strerror or err})") from err
+    return path
