@@ -24,6 +24,7 @@ uninterrupted run would have.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -37,6 +38,7 @@ from torch import Tensor, nn
 
 from cfx.errors import check, fail
 from cfx.images import check_images, from_unit, to_unit
+from cfx.run_key import changes, tensors_sha256
 from cfx.training.checkpoint import load_checkpoint, save_checkpoint
 from cfx.training.generator import TrainingReport
 from cfx.training.init import reset_parameters
@@ -324,13 +326,26 @@ def _check_outputs(task: Task, model: nn.Module, images: Tensor, targets: Tensor
         fail(ValueError, f"`task` must be 'classify' or 'segment', got {task!r}")
 
 
-def _fingerprint(model: nn.Module, task: Task, n: int, cfg: ClassifierTrainingConfig) -> dict:
+def _fingerprint(
+    model: nn.Module, task: Task, images: Tensor, targets: Tensor, cfg: ClassifierTrainingConfig
+) -> dict:
     run = dataclasses.asdict(cfg)
     run.pop("checkpoint_every")  # free to change between runs
     config = getattr(model, "config", None)
     is_config = dataclasses.is_dataclass(config) and not isinstance(config, type)
     arch = dataclasses.asdict(config) if is_config else None  # type: ignore[arg-type]
-    return {"model": type(model).__name__, "arch": arch, "task": task, "n": n, "config": run}
+    key = {
+        "model": type(model).__name__,
+        "arch": arch,
+        "task": task,
+        "n": images.shape[0],
+        "data_sha256": tensors_sha256(images, targets),  # the same count of other data is not
+        "config": run,
+    }
+    return json.loads(json.dumps(key))  # as the checkpoint stores it (tuples become lists)
+
+
+_FINGERPRINT_NAMES = {"data_sha256": "the training images or labels"}
 
 
 def train_classifier(
@@ -411,7 +426,7 @@ def train_classifier(
         reset_parameters(model, gen)
     order_seed = int(torch.randint(0, 2**62, (), generator=gen))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    fingerprint = _fingerprint(model, task, n, cfg)
+    fingerprint = _fingerprint(model, task, images, y_all, cfg)
     step, seconds = 0, 0.0
     history: list[dict[str, float]] = []
     running = {"loss": 0.0, "score": 0.0, "count": 0.0}  # sums over the current epoch
@@ -423,11 +438,17 @@ def train_classifier(
             )
         except (RuntimeError, KeyError, ValueError) as err:
             raise ValueError(f"{other}the same model ({err})") from err
-        if state.get("fingerprint") != fingerprint:
-            raise ValueError(
-                f"{other}the same settings: it has {state.get('fingerprint')}, "
-                f"this run has {fingerprint}"
+        earlier = state.get("fingerprint")
+        if isinstance(earlier, dict) and "data_sha256" not in earlier:  # written before digests
+            log.warning("%s: a checkpoint without a digest of its data; resuming on trust", out)
+            earlier = {**earlier, "data_sha256": fingerprint["data_sha256"]}
+        if earlier != fingerprint:
+            what = (
+                changes(earlier, fingerprint, _FINGERPRINT_NAMES)
+                if isinstance(earlier, dict)
+                else "no settings recorded"
             )
+            raise ValueError(f"{other}the same settings and data ({what})")
         step, seconds = state["step"], state["seconds"]
         history, running = state["history"], state["running"]
         log.info("resumed classifier training at step %d of %d", step, total)

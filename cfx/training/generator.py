@@ -16,6 +16,8 @@ Checkpoints (safetensors, atomic) are written every ``checkpoint_every`` steps t
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
+from cfx.run_key import changes, tensors_sha256
 from cfx.training.checkpoint import load_checkpoint, save_checkpoint
 from cfx.training.init import reset_parameters
 
@@ -46,6 +49,28 @@ class GeneratorTrainingConfig:
     seed: int = 0
     model: BrainGANConfig = field(default_factory=BrainGANConfig)
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"`seed` must be an int, got {self.seed!r}")
+        if not self.lr > 0:
+            raise ValueError(f"`lr` must be positive, got {self.lr!r}")
+        if not (self.kl_weight >= 0 and self.latent_weight >= 0):
+            raise ValueError(
+                f"`kl_weight` and `latent_weight` must be >= 0, got {self.kl_weight}, "
+                f"{self.latent_weight}"
+            )
+        if self.adv_factor < 0 or self.adv_start < 0:
+            raise ValueError(
+                f"`adv_factor` and `adv_start` must be >= 0, got {self.adv_factor}, "
+                f"{self.adv_start}"
+            )
+        if not 0 <= self.decay_start <= 1:
+            raise ValueError(f"`decay_start` must be in [0, 1], got {self.decay_start!r}")
+
 
 @dataclass(frozen=True)
 class TrainingReport:
@@ -62,6 +87,16 @@ def _adaptive_weight(rec: Tensor, adv: Tensor, last: Tensor) -> Tensor:
     g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
     g_adv = torch.autograd.grad(adv, last, retain_graph=True)[0]
     return (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0.0, 1e3).detach()
+
+
+def _fingerprint(images: Tensor, cfg: GeneratorTrainingConfig) -> dict:
+    """What a resumed run must share with the checkpoint: the data and every setting but
+    ``steps`` (a run may be extended or shortened) and ``checkpoint_every``."""
+    run = dataclasses.asdict(cfg)
+    for free in ("steps", "checkpoint_every"):
+        run.pop(free)
+    key = {"n": images.shape[0], "data_sha256": tensors_sha256(images), "config": run}
+    return json.loads(json.dumps(key))  # as the checkpoint stores it (tuples become lists)
 
 
 def train_generator(
@@ -83,10 +118,6 @@ def train_generator(
             f"`images` has {images.shape[1]} channel(s) but the model config expects "
             f"{cfg.model.channels}"
         )
-    if cfg.adv_factor < 0 or cfg.adv_start < 0:
-        raise ValueError(
-            f"`adv_factor` and `adv_start` must be >= 0, got {cfg.adv_factor}, {cfg.adv_start}"
-        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.safetensors"
@@ -99,8 +130,21 @@ def train_generator(
     modules = {"model": model, "disc": disc}
     optims = {"opt_g": opt_g, "opt_d": opt_d}
     step, seconds, history = 0, 0.0, []
+    fingerprint = _fingerprint(images, cfg)
     if ckpt.exists():
-        state = load_checkpoint(ckpt, modules=modules, optimizers=optims, generators={"gen": gen})
+        other = f"`out` ({out}) holds a checkpoint of a different run; use a new folder or "
+        try:
+            state = load_checkpoint(
+                ckpt, modules=modules, optimizers=optims, generators={"gen": gen}
+            )
+        except (RuntimeError, KeyError, ValueError) as err:  # another model or architecture
+            raise ValueError(f"{other}the same model ({str(err).splitlines()[0]})") from err
+        earlier = state.get("fingerprint")
+        if earlier is None:  # written before fingerprints
+            log.warning("%s: a checkpoint without its settings or data; resuming on trust", out)
+        elif earlier != fingerprint:
+            what = changes(earlier, fingerprint, {"data_sha256": "the training images"})
+            raise ValueError(f"{other}the same settings and data ({what})")
         step, seconds, history = state["step"], state["seconds"], state["history"]
         log.info("resumed generator training at step %d", step)
 
@@ -179,7 +223,12 @@ def train_generator(
                 modules=modules,
                 optimizers=optims,
                 generators={"gen": gen},
-                state={"step": step, "seconds": elapsed, "history": history},
+                state={
+                    "step": step,
+                    "seconds": elapsed,
+                    "history": history,
+                    "fingerprint": fingerprint,
+                },
             )
     if bar is not None:
         bar.close()

@@ -232,6 +232,11 @@ def test_resuming_with_other_settings_is_refused(slices, tmp_path):
             ClassifierTrainingConfig(epochs=1, batch_size=16),
             show_progress=False,
         )
+    flipped = (data[0], 1 - data[1], None)  # the same number of images, other labels
+    with pytest.raises(ValueError, match=r"different run.*\(the training images or labels\)"):
+        _run("classify", flipped, tmp_path, ClassifierTrainingConfig(epochs=1, batch_size=16))
+    with pytest.raises(ValueError, match=r"different run.*epochs: 1 before, 2 now"):
+        _run("classify", data, tmp_path, ClassifierTrainingConfig(epochs=2, batch_size=16))
     # the checkpoint interval may change between runs
     _run(
         "classify",

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from cfx.cli import main
@@ -80,3 +81,42 @@ def test_negative_adversarial_knobs_are_refused(tmp_path, capsys):
     argv = ["train", "generator", "--n", "16", "--steps", "1", "--out", str(tmp_path)]
     assert main([*argv, "--adv-factor", "-0.5"]) == 2
     assert "`adv_factor` and `adv_start` must be >= 0, got -0.5, 500" in capsys.readouterr().err
+
+
+def test_resuming_another_run_is_refused_naming_what_changed(tmp_path):
+    x = _images()
+    train_generator(x, tmp_path, _config(steps=2), show_progress=False)
+    with pytest.raises(ValueError, match=r"different run.*\(the training images\)"):
+        train_generator(-x, tmp_path, _config(steps=4), show_progress=False)  # same count
+    with pytest.raises(ValueError, match=r"different run.*batch_size: 8 before, 4 now"):
+        train_generator(x, tmp_path, _config(steps=4, batch_size=4), show_progress=False)
+    other = GeneratorTrainingConfig(model=BrainGANConfig(latent_dim=16, width=4), steps=4)
+    with pytest.raises(ValueError, match=r"different run; use a new folder or the same model"):
+        train_generator(x, tmp_path, other, show_progress=False)
+    # more steps and another checkpoint interval extend the same run
+    _, report = train_generator(
+        x, tmp_path, _config(steps=3, checkpoint_every=1), show_progress=False
+    )
+    assert report.steps == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"steps": 0}, "`steps` must be a positive int, got 0"),
+        ({"batch_size": -3}, "`batch_size` must be a positive int, got -3"),
+        ({"lr": 0.0}, "`lr` must be positive"),
+        ({"kl_weight": -1.0}, "`kl_weight` and `latent_weight` must be >= 0"),
+        ({"decay_start": 1.5}, r"`decay_start` must be in \[0, 1\]"),
+    ],
+)
+def test_bad_settings_are_refused_at_once(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GeneratorTrainingConfig(**kwargs)
+
+
+def test_cli_names_a_zero_batch(tmp_path, capsys):
+    argv = ["train", "generator", "--n", "16", "--steps", "1", "--batch-size", "0"]
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert "`batch_size` must be a positive int, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "model.safetensors").exists()
