@@ -8,6 +8,7 @@ once (:func:`resolve_target`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from numbers import Integral
@@ -100,17 +101,38 @@ def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classif
 
 
 class TwoLogits(nn.Module):
-    """A binary classifier with one logit ``l`` (a sigmoid output) as two class logits
-    ``(0, l)``: softmax over them gives ``sigmoid(l)`` for class 1. An ``nn.Module``, so cfx
-    freezes the wrapped model (mode, ``requires_grad``) like any other while it explains."""
+    """A binary classifier with one output as two class logits ``(0, l)``: softmax over them
+    gives ``sigmoid(l)`` for class 1. ``outputs="logit"`` (default) for a model returning
+    the logit ``l`` before its sigmoid; ``outputs="probability"`` for a model ending in a
+    sigmoid, whose ``p`` becomes ``l = log(p / (1 - p))`` (a probability taken for a logit
+    would put class 1 at >= 0.5 for every image). An ``nn.Module``, so cfx freezes the
+    wrapped model (mode, ``requires_grad``) like any other while it explains."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, outputs: str = "logit") -> None:
         super().__init__()
+        if outputs not in ("logit", "probability"):
+            raise ValueError(f"`outputs` must be 'logit' or 'probability', got {outputs!r}")
         self.model = model
+        self.outputs = outputs
+        self._warned = False  # the [0, 1] warning, once per wrapper
 
     def forward(self, x: Tensor) -> Tensor:
-        logit = self.model(x)
-        logit = logit.reshape(logit.shape[0], 1)
+        out = self.model(x)
+        out = out.reshape(out.shape[0], 1)
+        if self.outputs == "probability":
+            eps = torch.finfo(out.dtype).eps
+            p = out.clamp(eps, 1 - eps)
+            logit = torch.log(p) - torch.log1p(-p)
+        else:
+            logit = out
+            if not self._warned and out.shape[0] > 1 and bool(((out >= 0) & (out <= 1)).all()):
+                self._warned = True
+                warnings.warn(
+                    "TwoLogits: every output lies in [0, 1], as a sigmoid's would; taken for "
+                    "logits, class 1 gets p >= 0.5 for every image. For a model ending in a "
+                    "sigmoid pass `TwoLogits(model, outputs='probability')`",
+                    stacklevel=2,
+                )
         return torch.cat([torch.zeros_like(logit), logit], 1)
 
 
@@ -120,8 +142,9 @@ def check_two_classes(logits: Tensor, name: str) -> None:
     if logits.shape[1] < 2:
         raise ValueError(
             f"`{name}` returns one logit per image, shape {tuple(logits.shape)}; cfx needs one "
-            f"logit per class, (B, K) with K >= 2. For a binary model with a single (sigmoid) "
-            f"logit, pass `cfx.calls.TwoLogits(model)`"
+            f"logit per class, (B, K) with K >= 2. For a binary model with a single output, pass "
+            f"`cfx.calls.TwoLogits(model)` (its logit, before any sigmoid) or "
+            f"`cfx.calls.TwoLogits(model, outputs='probability')` (a sigmoid's output)"
         )
 
 

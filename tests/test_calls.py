@@ -121,6 +121,29 @@ def test_two_logits_wraps_a_sigmoid_model_and_is_frozen_with_it():
     assert model.training and all(p.requires_grad for p in model.parameters())
 
 
+def test_two_logits_of_a_model_ending_in_a_sigmoid():
+    import warnings
+
+    from cfx.calls import TwoLogits
+
+    head = nn.Linear(3, 1)
+    model = nn.Sequential(head, nn.Sigmoid())
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(1))
+    want = torch.sigmoid(head(x)[:, 0])  # the model's own probability of class 1
+    p = torch.softmax(TwoLogits(model, outputs="probability")(x), 1)[:, 1]
+    assert torch.allclose(p, want, atol=1e-5)
+    taken_for_logits = TwoLogits(model)
+    with pytest.warns(UserWarning, match="outputs='probability'"):
+        wrong = torch.softmax(taken_for_logits(x), 1)[:, 1]
+    assert bool((wrong >= 0.5).all()) and not bool((want >= 0.5).all())  # what it warns of
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        taken_for_logits(x)  # once per wrapper
+        TwoLogits(head)(x * 10)  # real logits, some outside [0, 1]: no warning
+    with pytest.raises(ValueError, match="`outputs` must be 'logit' or 'probability'"):
+        TwoLogits(model, outputs="sigmoid")
+
+
 def test_softmax_outputs_are_recognised():
     from cfx.calls import looks_like_probabilities
 

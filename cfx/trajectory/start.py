@@ -78,17 +78,33 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
     x = check_images(x, "x")
     b = x.shape[0]
     models = {"generator": generator, "classifier": classifier, "oracle": oracle}
+    calling = "generator"
     try:
         probe = generator_probe(generator, x)  # (1, C, H, W), after checking x's shape
         with torch.no_grad():
+            calling = "classifier"
             logits = class_logits(classifier, probe)
             # the oracle is checked now, not after the work, when the frames are scored
+            calling = "oracle"
             o_logits = None if oracle is None else class_logits(oracle, probe, name="oracle")
-    except RuntimeError as err:  # PyTorch's dtype/device errors name neither x nor a model
+    except RuntimeError as err:  # PyTorch's errors name neither x nor a model
         mismatch = dtype_device_mismatch(models, x)
-        if mismatch is None:
+        if mismatch is not None:
+            raise TypeError(mismatch) from err
+        if calling == "generator":
             raise
-        raise TypeError(mismatch) from err
+        # most often a model built for other images (channels, size) than the generator's
+        hint = (
+            "; an oracle scores the frames only: pass none (CLI: `--oracle none`) if it is "
+            "built for other images"
+            if calling == "oracle"
+            else ""
+        )
+        raise ValueError(
+            f"the {calling} failed on the generator's images {tuple(probe.shape[1:])} "
+            f"(C, H, W): {str(err).splitlines()[0]}; the generator, classifier and oracle "
+            f"must work on the same images{hint}"
+        ) from err
     num_classes = logits.shape[1]
     for name, out in (("classifier", logits), ("oracle", o_logits)):
         if out is None:
@@ -96,7 +112,8 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
         if out.shape[1] != num_classes:
             raise ValueError(
                 f"`oracle` returns {out.shape[1]} class logits but the classifier "
-                f"{num_classes}: the oracle must score the same classes, in the same order"
+                f"{num_classes}: the oracle must score the same classes, in the same order "
+                "(or pass none; CLI: `--oracle none`)"
             )
         if looks_like_probabilities(out):
             log.warning(

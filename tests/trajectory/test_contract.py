@@ -368,6 +368,27 @@ def test_oracle_with_other_classes(name):
         Case(name, oracle=ThreeClasses()).explain()
 
 
+class RGBLinear(nn.Module):  # built for 3-channel 4x4 images; the toy generator makes 1
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(48, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.flatten(1))
+
+
+@pytest.mark.parametrize("name", ["gradient_ascent", "monotone_path_localised"])
+@pytest.mark.parametrize("role", ["classifier", "oracle"])
+def test_a_model_built_for_other_images_is_named(name, role):
+    with pytest.raises(
+        ValueError, match=rf"the {role} failed on the generator's images \(1, 4, 4\)"
+    ):
+        Case(name, **{role: RGBLinear()}).explain()
+    if role == "oracle":
+        with pytest.raises(ValueError, match="CLI: `--oracle none`"):
+            Case(name, oracle=RGBLinear()).explain()
+
+
 @pytest.mark.parametrize("name", ["gradient_ascent", "localised_ascent"])
 def test_single_logit_classifier_is_refused(name):
     """Softmax over one logit is 1 for every image: the explainer would report success
