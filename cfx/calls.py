@@ -125,7 +125,9 @@ class TwoLogits(nn.Module):
             logit = torch.log(p) - torch.log1p(-p)
         else:
             logit = out
-            if not self._warned and out.shape[0] > 1 and bool(((out >= 0) & (out <= 1)).all()):
+            # a sigmoid's outputs all lie in [0, 1]; 16 or more logits rarely all do
+            many = out.shape[0] >= 16
+            if not self._warned and many and bool(((out >= 0) & (out <= 1)).all()):
                 self._warned = True
                 warnings.warn(
                     "TwoLogits: every output lies in [0, 1], as a sigmoid's would; taken for "

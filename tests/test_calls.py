@@ -128,7 +128,7 @@ def test_two_logits_of_a_model_ending_in_a_sigmoid():
 
     head = nn.Linear(3, 1)
     model = nn.Sequential(head, nn.Sigmoid())
-    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(1))  # a batch of 16 warns
     want = torch.sigmoid(head(x)[:, 0])  # the model's own probability of class 1
     p = torch.softmax(TwoLogits(model, outputs="probability")(x), 1)[:, 1]
     assert torch.allclose(p, want, atol=1e-5)
@@ -139,6 +139,7 @@ def test_two_logits_of_a_model_ending_in_a_sigmoid():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         taken_for_logits(x)  # once per wrapper
+        TwoLogits(model)(x[:15])  # too few outputs to tell a sigmoid from logits
         TwoLogits(head)(x * 10)  # real logits, some outside [0, 1]: no warning
     with pytest.raises(ValueError, match="`outputs` must be 'logit' or 'probability'"):
         TwoLogits(model, outputs="sigmoid")

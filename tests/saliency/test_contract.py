@@ -129,7 +129,10 @@ def test_faithfulness_refuses_a_single_logit_model():
 def _one_logit():
     """A binary model with one (sigmoid) logit: the small CNN's class-1 logit alone."""
     cnn = small_cnn()
-    return torch.nn.Sequential(cnn, torch.nn.Linear(2, 1))
+    head = torch.nn.Linear(2, 1)
+    with torch.no_grad():  # a logit, not a probability: well outside [0, 1] (TwoLogits warns
+        head.bias.fill_(-3.0)  # when a batch of outputs all lie in [0, 1], as a sigmoid's)
+    return torch.nn.Sequential(cnn, head)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
