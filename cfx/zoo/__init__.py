@@ -131,13 +131,17 @@ def card_sha256(folder: Path) -> str:
     return found
 
 
-def _recorded_sha256(card: Path) -> str | None:
-    """The first SHA-256 on a ``sha256`` line of ``card``, if the file exists and has one (a
-    user's folder may carry a card without one, e.g. downloaded from the hub)."""
+def _recorded_sha256(card: Path, weights: str = WEIGHTS_NAME) -> str | None:
+    """The first SHA-256 on a line of ``card`` that is about the weights, if the file exists
+    and has one: a line naming the ``weights`` file ("sha256 of model.safetensors: ...", as
+    the zoo's cards) or a ``sha256: ...`` field. A user's folder may carry a card without one
+    (e.g. downloaded from the hub), or with other digests in its prose (of the data, say),
+    which are not the weights'."""
     if not card.is_file():
         return None
     for line in card.read_text(encoding="utf-8").splitlines():
-        if "sha256" in line.lower():
+        field = line.strip().lstrip("-*|` ").lower()
+        if "sha256" in line.lower() and (weights in line or field.startswith("sha256")):
             match = _HEX64.search(line)
             if match:
                 return match.group(1)
@@ -262,7 +266,7 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
         raise missing_files(
             folder, missing, otherwise="; nor a model/ folder (has `cfx train` finished?)"
         )
-    expected = _recorded_sha256(folder / "README.md")
+    expected = _recorded_sha256(folder / "README.md", arch.weights)
     return ModelSource(folder, None, arch.class_path, arch.role, arch.weights, expected)
 
 
@@ -296,7 +300,9 @@ def model_source(name_or_path: str | Path) -> ModelSource:
     * a local folder (any ``Path``, or a string with ``/`` or starting with ``.`` or ``~``) with
       ``config.json`` + ``model.safetensors`` (a diffusers VAE:
       ``diffusion_pytorch_model.safetensors``), or a ``cfx train`` run folder holding
-      ``model/``. If its ``README.md`` records a sha256, the weights are checked against it;
+      ``model/``. If its ``README.md`` records a sha256 on a line naming the weights file
+      (``sha256 of model.safetensors: ...``) or as a ``sha256: ...`` field, the weights are
+      checked against it;
     * a hub id ``owner/name`` (read as a local path when ``owner`` is a local folder; write
       ``hf:owner/name`` then), whose ``config.json`` is fetched now and its weights on load.
 

@@ -132,7 +132,14 @@ class PretrainedMixin:
         if not isinstance(model, nn.Module):
             raise TypeError(f"{cls.__name__} must be an nn.Module")
         try:
-            model.load_state_dict(load_file(str(weights)), strict=True)
+            state = load_file(str(weights))
+        except Exception as err:  # safetensors' own error type: truncated, damaged, not one
+            raise CheckpointError(
+                f"`{weights}` is not a readable safetensors file ({err}); it may be truncated "
+                "or damaged: copy or save it again"
+            ) from err
+        try:
+            model.load_state_dict(state, strict=True)
         except RuntimeError as err:
             raise CheckpointError(f"`{weights}` does not match {cls.__name__}: {err}") from err
         model.eval()

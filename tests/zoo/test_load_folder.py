@@ -53,6 +53,25 @@ def test_a_folder_is_checked_against_its_model_card(tmp_path):
         load_classifier(folder)
 
 
+def test_other_digests_in_a_card_are_not_taken_for_the_weights(tmp_path):
+    folder = _cnn().save_pretrained(tmp_path / "m")
+    digest = sha256(folder / "model.safetensors")
+    prose = f"Trained on data with sha256 {'a' * 64}.\n"
+    (folder / "README.md").write_text(prose)
+    assert model_source(folder).expected_sha256 is None
+    load_classifier(folder)  # was refused as "corrupt or changed"
+    (folder / "README.md").write_text(prose + f"- sha256 of model.safetensors: `{digest}`\n")
+    assert model_source(folder).expected_sha256 == digest
+
+
+def test_truncated_weights_are_a_checkpoint_error(tmp_path):
+    folder = _cnn().save_pretrained(tmp_path / "m")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"not a readable safetensors file .* truncated"):
+        load_classifier(folder)
+
+
 def test_a_folder_of_the_wrong_role_is_named(tmp_path):
     cnn = _cnn().save_pretrained(tmp_path / "cnn")
     gan = BrainGAN(BrainGANConfig(latent_dim=8, width=4)).save_pretrained(tmp_path / "gan")
