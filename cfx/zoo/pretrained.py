@@ -73,8 +73,8 @@ def resolve_folder(name_or_path: str | Path, *, files: tuple[str, ...]) -> Path:
         local = [Path(hf_hub_download(str(name_or_path), f)) for f in files]
     except (OSError, ValueError) as err:  # offline, unknown repo or file, invalid id
         raise CheckpointError(
-            f"`{name_or_path}` is no local folder and could not be fetched from the hub as "
-            f"'owner/name': {type(err).__name__}: {err}"
+            f"`{name_or_path}` is no local folder (relative to {Path.cwd()}) and could not be "
+            f"fetched from the hub as 'owner/name': {type(err).__name__}: {err}"
         ) from err
     return local[0].parent
 
