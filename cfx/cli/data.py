@@ -8,6 +8,7 @@ from pathlib import Path
 from cfx.errors import UnknownNameError
 
 DATASETS = ("brain", "credit")
+FIGURES = (".png", ".pdf", ".svg")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,10 +18,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "preview", help="write a preview (PNG for brain, CSV summary for credit)"
     )
     prev.add_argument("dataset", help="brain or credit")
-    prev.add_argument("--n", type=int, default=16, help="number of brain slices (default 16)")
-    prev.add_argument("--seed", type=int, default=0)
-    prev.add_argument("--tagged", action="store_true", help="brain: include scanner markers")
-    prev.add_argument("--out", type=Path, default=Path("preview.png"))
+    prev.add_argument("--n", type=int, default=None, help="brain: slices shown (default 16)")
+    prev.add_argument("--seed", type=int, default=None, help="brain: data seed (default 0)")
+    prev.add_argument(
+        "--tagged", action="store_true", default=None, help="brain: include scanner markers"
+    )
+    prev.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="brain: a .png/.pdf/.svg figure (default preview.png); credit: a .csv table "
+        "(default preview.csv)",
+    )
     prev.set_defaults(run=run_preview)
 
 
@@ -29,14 +38,28 @@ def run_preview(args: argparse.Namespace) -> int:
         from cfx.data.brain import MARKER_BOX, make_dataset
         from cfx.viz import brain_preview
 
-        d = make_dataset(args.n, seed=args.seed, tagged=args.tagged)
-        out = brain_preview(d.images, d.labels, d.masks, d.tags, args.out, marker_box=MARKER_BOX)
+        out = Path("preview.png") if args.out is None else Path(args.out)
+        if out.suffix.lower() not in FIGURES:
+            raise ValueError(
+                f"`--out` for brain is a figure, one of {', '.join(FIGURES)}; got {out.name!r}"
+            )
+        n = 16 if args.n is None else args.n
+        seed = 0 if args.seed is None else args.seed
+        d = make_dataset(n, seed=seed, tagged=bool(args.tagged))
+        out = brain_preview(d.images, d.labels, d.masks, d.tags, out, marker_box=MARKER_BOX)
     elif args.dataset == "credit":
         from cfx.data.credit import load_german, summary_table
 
-        out = Path(args.out)
-        if out.suffix == ".png":
-            out = out.with_suffix(".csv")
+        options = (("--n", args.n), ("--seed", args.seed), ("--tagged", args.tagged))
+        given = [flag for flag, value in options if value is not None]
+        if given:  # they would do nothing here
+            raise ValueError(
+                f"{', '.join(f'`{f}`' for f in given)} only shape the brain preview; the "
+                "credit summary covers the whole German credit table"
+            )
+        out = Path("preview.csv") if args.out is None else Path(args.out)
+        if out.suffix.lower() != ".csv":
+            raise ValueError(f"`--out` for credit is a .csv table, got {out.name!r}")
         summary_table(load_german()).to_csv(out)
     else:
         raise UnknownNameError(f"unknown dataset {args.dataset!r}; expected one of {DATASETS}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from importlib import resources
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -102,10 +103,11 @@ def make_dataset(
             0.95 gives a biased (shortcut) training set.
         show_progress: show a tqdm bar over chunks.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+    if isinstance(n, bool) or not isinstance(n, Integral) or n <= 0:
         raise ValueError(f"`n` must be a positive int, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise TypeError(f"`seed` must be an int, got {seed!r}")
+    n, seed = int(n), int(seed)  # numpy integers too
     if not isinstance(tag_correlation, (int, float)) or not 0.0 <= float(tag_correlation) <= 1.0:
         raise ValueError(f"`tag_correlation` must be a float in [0, 1], got {tag_correlation!r}")
 

@@ -23,6 +23,21 @@ def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
     assert "unknown dataset 'mnist'" in err and "brain" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["credit", "--out", "c.xlsx"], "`--out` for credit is a .csv table, got 'c.xlsx'"),
+        (["brain", "--out", "p.csv"], "`--out` for brain is a figure, one of .png, .pdf, .svg"),
+        (["credit", "--n", "4", "--tagged"], "`--n`, `--tagged` only shape the brain preview"),
+    ],
+)
+def test_preview_options_that_would_do_nothing_or_mislabel_a_file(tmp_path, capsys, argv, match):
+    argv = [a if a != argv[-1] or "." not in a else str(tmp_path / a) for a in argv]
+    assert main(["data", "preview", *argv]) == 2
+    assert match in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_n_is_a_clear_error(tmp_path, capsys):
     assert main(["data", "preview", "brain", "--n", "0", "--out", str(tmp_path / "x.png")]) == 2
     assert "`n` must be a positive int, got 0" in capsys.readouterr().err

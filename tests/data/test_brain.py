@@ -30,6 +30,14 @@ def test_deterministic_in_seed():
     assert not torch.equal(a.images, c.images)
 
 
+def test_numpy_integers_are_ints():
+    import numpy as np
+
+    a = make_dataset(np.int64(6), seed=np.int32(3))
+    b = make_dataset(6, seed=3)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+
 @pytest.mark.parametrize("n", [1, 2, 257, 1000])
 def test_labels_balanced(n):
     d = make_dataset(n, seed=1)
