@@ -87,10 +87,18 @@ def _brain(args: argparse.Namespace, n: int, seed: int) -> BrainSlices:
     )
 
 
+def _user_images(path: str, flag: str) -> torch.Tensor:
+    if Path(path).suffix.lower() not in (".npy", ".pt"):
+        raise ValueError(f"`{flag}` must be 'brain' or a .npy/.pt image file, got {path!r}")
+    return load_images(path, name=flag)
+
+
 def _images(args: argparse.Namespace) -> torch.Tensor:
+    if args.labels is not None:
+        raise ValueError("`--labels` does nothing here: a generator learns from images alone")
     if args.data == "brain":
         return _brain(args, args.n, args.data_seed).images
-    return load_images(args.data)
+    return _user_images(args.data, "--data")
 
 
 def run_generator(args: argparse.Namespace) -> int:
@@ -131,14 +139,16 @@ def _targets(
     return load_labels(labels, int(images.shape[0]), name=what)
 
 
-def _model(arch: str, channels: int, width: int | None) -> BrainCNN | BrainOracle | BrainSegmenter:
+def _model(
+    arch: str, channels: int, width: int | None, classes: int = 2
+) -> BrainCNN | BrainOracle | BrainSegmenter:
     from cfx.models import classifiers as c
 
     extra = {} if width is None else {"width": width}
     if arch == "brain-cnn":
-        return c.BrainCNN(c.BrainCNNConfig(channels=channels, **extra))
+        return c.BrainCNN(c.BrainCNNConfig(channels=channels, num_classes=classes, **extra))
     elif arch == "brain-oracle":
-        return c.BrainOracle(c.BrainOracleConfig(channels=channels, **extra))
+        return c.BrainOracle(c.BrainOracleConfig(channels=channels, num_classes=classes, **extra))
     elif arch == "brain-segmenter":
         return c.BrainSegmenter(c.BrainSegmenterConfig(channels=channels, **extra))
     else:
@@ -150,7 +160,13 @@ def run_classifier(args: argparse.Namespace) -> int:
 
     segment = args.arch == "brain-segmenter"
     val: tuple[torch.Tensor, torch.Tensor] | None = None
+    classes = 2
     if args.data == "brain":
+        if args.labels is not None or args.masks is not None:
+            raise ValueError(
+                "`--labels`/`--masks` go with your own --data file; the built-in brain slices "
+                "bring their own"
+            )
         train = _brain(args, args.n, args.data_seed)
         images, targets = train.images, train.masks if segment else train.labels
         if args.val_n > 0:
@@ -162,17 +178,20 @@ def run_classifier(args: argparse.Namespace) -> int:
             v = _brain(args, args.val_n, args.val_seed)
             val = (v.images, v.masks if segment else v.labels)
     else:
-        images = load_images(args.data)
+        images = _user_images(args.data, "--data")
         targets = _targets(
             args, images, args.labels, args.masks, "--masks" if segment else "--labels"
         )
         if args.val_data is not None:
-            val_images = load_images(args.val_data)
+            val_images = _user_images(args.val_data, "--val-data")
             val = (
                 val_images,
                 _targets(args, val_images, args.val_targets, args.val_targets, "--val-targets"),
             )
-    model = _model(args.arch, int(images.shape[1]), args.width)
+        if not segment:  # as many classes as the labels name (at least 2)
+            top = [targets.max()] + ([] if val is None else [val[1].max()])
+            classes = max(2, int(max(top)) + 1)
+    model = _model(args.arch, int(images.shape[1]), args.width, classes)
     config = ClassifierTrainingConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -56,3 +56,32 @@ def test_validation_seed_must_differ(tmp_path, capsys):
     argv = ["train", "classifier", "--arch", "brain-cnn", *TINY, "--val-seed", "100"]
     assert main([*argv, "--out", str(tmp_path)]) == 2
     assert "`--val-seed` must differ from `--data-seed` (100)" in capsys.readouterr().err
+
+
+def test_user_labels_with_three_classes_train_a_three_class_model(tmp_path):
+    x = torch.rand(12, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "y.npy", np.arange(12) % 3)
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", str(tmp_path / "x.npy")]
+    argv += ["--labels", str(tmp_path / "y.npy"), "--epochs", "1", "--width", "4"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    assert BrainCNN.from_pretrained(tmp_path / "r" / "model").config.num_classes == 3
+
+
+def test_data_options_are_named(tmp_path, capsys):
+    x = torch.zeros(4, 1, 64, 64)
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "bad.npy", np.full((4, 1, 64, 64), 3.0, dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.arange(4) % 2)
+    gen = ["train", "generator", "--steps", "1", "--out", str(tmp_path / "g")]
+    assert main([*gen, "--data", "brian"]) == 2
+    assert "`--data` must be 'brain' or a .npy/.pt image file, got 'brian'" in (
+        capsys.readouterr().err
+    )
+    assert main([*gen, "--data", str(tmp_path / "x.npy"), "--labels", "y.npy"]) == 2
+    assert "`--labels` does nothing here" in capsys.readouterr().err
+    clf = ["train", "classifier", "--arch", "brain-cnn", "--out", str(tmp_path / "c")]
+    assert main([*clf, "--data", str(tmp_path / "bad.npy"), "--labels", "y.npy"]) == 2
+    assert "`--data` must have values in [-1, 1]" in capsys.readouterr().err
+    assert main([*clf, "--labels", str(tmp_path / "y.npy")]) == 2  # --data brain
+    assert "`--labels`/`--masks` go with your own --data file" in capsys.readouterr().err
