@@ -26,6 +26,8 @@ METHODS = ("monotone", "gradient", "localised")
 DEFAULT_N, DEFAULT_SEED = 8, 2
 UNFINISHED = ".unfinished"
 """Where --out keeps the finished batches of a run until its outputs are written."""
+ORACLE = "brain-oracle"
+"""``--oracle``'s default."""
 DEFAULT_MARGINS = {0: 0.99, 1: 0.999}
 """``--margin`` per target class: about brain-cnn's median confidence on real healthy slices
 (0.989), and 0.999 towards tumour (its median on real tumour slices is 0.9999; chosen on
@@ -58,11 +60,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--oracle",
-        default="brain-oracle",
+        default=ORACLE,
         help="independent classifier for evaluation: a zoo name (%(default)s), a model folder, "
         "a hub id, or 'none' to skip",
     )
-    p.add_argument("--target", required=True, help="target class: healthy, tumour, or an index")
+    p.add_argument(
+        "--target",
+        required=True,
+        help="target class: healthy, tumour, or an index of the classifier's outputs "
+        "(other than 0/1 only with --input)",
+    )
     p.add_argument(
         "--method",
         default="monotone",
@@ -288,15 +295,15 @@ def run_trajectory(args: argparse.Namespace) -> int:
         save_result,
     )
     from cfx.trajectory.chunks import finished_chunks
-    from cfx.zoo import load_classifier, load_generator
+    from cfx.zoo import ZOO, load_classifier, load_generator
 
     # every check that needs no model comes first, so a typo costs no loading or computing
     target = parse_target(args.target)
-    if target not in (0, 1):
+    if target not in (0, 1) and args.input is None:
         raise ValueError(
-            f"`--target` must be healthy (0) or tumour (1) for the zoo's two-class "
-            f"classifiers, got {args.target!r}"
-        )
+            f"`--target` must be healthy (0) or tumour (1) for the built-in brain slices, got "
+            f"{args.target!r}; a class of your own classifier goes with your images (--input)"
+        )  # with --input, the explainer checks the index against the classifier's outputs
     if args.input is not None and (args.n is not None or args.seed is not None):
         raise ValueError("`--n` and `--seed` choose built-in slices; drop them with --input")
     listed = None if args.input is None else check_input_path(args.input)
@@ -314,7 +321,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         )
     if args.iterations is not None and args.method != "monotone":
         raise ValueError(f"`--iterations` goes with --method monotone, got --method {args.method}")
-    margin = DEFAULT_MARGINS[target] if args.margin is None else args.margin
+    margin = DEFAULT_MARGINS.get(target, 0.99) if args.margin is None else args.margin
     check_real("--margin", margin, low=0.5, high=1.0, open_low=True, open_high=True)
     if args.localise and args.method != "monotone":
         raise ValueError(f"`--localise` goes with --method monotone, got --method {args.method}")
@@ -337,6 +344,13 @@ def run_trajectory(args: argparse.Namespace) -> int:
     }
     if args.oracle != "none":
         sources["oracle"] = checked_source("--oracle", args.oracle, "classifier", allow_none=True)
+        if args.oracle == ORACLE and args.generator not in ZOO:  # the default, on other images
+            log.warning(
+                "--oracle is %s (the default), trained on the built-in brain slices; its "
+                "agreement means something only for such images: pass your own --oracle, "
+                "or --oracle none",
+                ORACLE,
+            )
 
     generator = load_generator(sources["generator"])
     seed = DEFAULT_SEED if args.seed is None else args.seed

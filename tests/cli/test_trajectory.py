@@ -168,7 +168,7 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
         (["--classifier", "brain-oracle-seg"], "'brain-oracle-seg' is a segmenter"),
         (["--generator", "brain-cnn"], "`--generator`: 'brain-cnn' is a classifier"),
         (["--oracle", "None"], "or 'none'"),
-        (["--target", "2"], "`--target` must be healthy (0) or tumour (1)"),
+        (["--target", "2"], "`--target` must be healthy (0) or tumour (1) for the built-in"),
         (["--inversion-steps", "-1"], "`--inversion-steps` must be"),
         (["--batch-size", "0"], "`--batch-size` must be"),
         (["--iterations", "-2"], "`--iterations` must be"),
@@ -420,3 +420,44 @@ def test_a_zoo_name_shadowing_a_local_folder_is_warned_about_once(tmp_path, monk
     assert caplog.text.count("names a zoo model and a local path") == 1
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert set(summary["setup"]["weights_sha256"]) == {"generator", "classifier"}
+
+
+def test_a_class_of_your_own_classifier_with_your_images(tmp_path, capsys):
+    import json
+
+    from cfx.cli.trajectory import builtin_sources
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+
+    model = BrainCNN(BrainCNNConfig(num_classes=3, width=4))
+    model.save_pretrained(tmp_path / "three")
+    x, _ = builtin_sources(1, 2, target=0)
+    np.save(tmp_path / "x.npy", x.numpy())
+    argv = ["trajectory", "--classifier", str(tmp_path / "three"), "--oracle", "none"]
+    argv += ["--input", str(tmp_path / "x.npy"), "--method", "gradient", "--steps", "2"]
+    argv += ["--inversion-steps", "0", "--no-progress"]
+    assert main([*argv, "--target", "2", "--out", str(tmp_path / "t")]) == 0
+    assert json.loads((tmp_path / "t" / "summary.json").read_text())["setup"]["target"] == 2
+    with np.load(tmp_path / "t" / "result.npz") as r:  # the probabilities are class 2's
+        frames, probs = torch.from_numpy(r["frames"][0]), r["probs"][0]
+    with torch.no_grad():
+        own = torch.softmax(model.eval()(frames), 1)[:, 2].numpy()
+    np.testing.assert_allclose(probs, own, atol=1e-5)
+    assert main([*argv, "--target", "3", "--out", str(tmp_path / "u")]) == 2
+    assert "`target` must be" in capsys.readouterr().err
+
+
+def test_the_default_oracle_is_flagged_with_your_own_generator(tmp_path, caplog):
+    from cfx.models.brain_gan import BrainGAN, BrainGANConfig
+
+    BrainGAN(BrainGANConfig(latent_dim=8, width=4)).save_pretrained(tmp_path / "gan")
+    argv = ["trajectory", "--target", "healthy", "--n", "1", "--method", "gradient"]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
+    with caplog.at_level("WARNING"):
+        assert (
+            main([*argv, "--generator", str(tmp_path / "gan"), "--out", str(tmp_path / "a")]) == 0
+        )
+    assert "--oracle is brain-oracle (the default)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--out", str(tmp_path / "b")]) == 0  # the zoo's own generator
+    assert "(the default)" not in caplog.text
