@@ -198,11 +198,11 @@ class ActiveLearner:
         # fine-tune, after the labelling, with the run's key already naming these labels
         outputs = predict(self.classifier, train_images[:1]).shape[1]
         check(
-            not train_labels.is_floating_point()
+            bool(torch.equal(train_labels, train_labels.round()))  # whole numbers (floats too)
             and bool(((train_labels >= 0) & (train_labels < outputs)).all()),
             ValueError,
-            f"`train_labels` must be integer classes of the classifier, 0..{outputs - 1}, got "
-            f"{train_labels.dtype} {train_labels.min().item()}..{train_labels.max().item()}",
+            f"`train_labels` must be classes of the classifier, whole numbers 0..{outputs - 1}, "
+            f"got {train_labels.min().item()}..{train_labels.max().item()}",
         )
         per_round = [self.budget // self.rounds] * self.rounds
         per_round[-1] += self.budget - sum(per_round)

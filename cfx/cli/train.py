@@ -105,16 +105,18 @@ def run_generator(args: argparse.Namespace) -> int:
     from cfx.models.brain_gan import BrainGANConfig
     from cfx.training.generator import GeneratorTrainingConfig, train_generator
 
+    settings = {  # checked before any slice is rendered or file read
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "adv_factor": args.adv_factor,
+        "adv_start": args.adv_start,
+        "seed": args.seed,
+    }
+    shape = {"latent_dim": args.latent_dim, "width": args.width}
+    GeneratorTrainingConfig(**settings, model=BrainGANConfig(**shape))
     images = _images(args)
     config = GeneratorTrainingConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        adv_factor=args.adv_factor,
-        adv_start=args.adv_start,
-        seed=args.seed,
-        model=BrainGANConfig(
-            channels=int(images.shape[1]), latent_dim=args.latent_dim, width=args.width
-        ),
+        **settings, model=BrainGANConfig(channels=int(images.shape[1]), **shape)
     )
     start = time.perf_counter()
     model, report = train_generator(images, args.out, config)
@@ -188,9 +190,19 @@ def run_classifier(args: argparse.Namespace) -> int:
                 val_images,
                 _targets(args, val_images, args.val_targets, args.val_targets, "--val-targets"),
             )
-        if not segment:  # as many classes as the labels name (at least 2)
-            top = [targets.max()] + ([] if val is None else [val[1].max()])
-            classes = max(2, int(max(top)) + 1)
+        if not segment:  # as many classes as the labels name (at least 2), each with images
+            classes = max(2, int(targets.max()) + 1)
+            empty = sorted(set(range(classes)) - set(targets.unique().tolist()))
+            if empty:
+                raise ValueError(
+                    f"`--labels` name classes 0..{classes - 1} but none of the images is in "
+                    f"class {', '.join(map(str, empty))}; labels must be 0..K-1 for K classes"
+                )
+            if val is not None and int(val[1].max()) >= classes:
+                raise ValueError(
+                    f"`--val-targets` hold class {int(val[1].max())}, which no training label "
+                    f"names (0..{classes - 1})"
+                )
     model = _model(args.arch, int(images.shape[1]), args.width, classes)
     config = ClassifierTrainingConfig(
         epochs=args.epochs,
@@ -205,7 +217,8 @@ def run_classifier(args: argparse.Namespace) -> int:
     model, report = train_classifier(
         model, images, targets, args.out, config, task="segment" if segment else "classify", val=val
     )
-    print(_save_run(Path(args.out), model, report, start, arch=args.arch))
+    extra = {"arch": args.arch} | ({} if segment else {"classes": classes})
+    print(_save_run(Path(args.out), model, report, start, **extra))
     return 0
 
 

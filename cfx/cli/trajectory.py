@@ -156,7 +156,8 @@ def parse_target(text: str) -> int:
     if key.isdigit():
         return int(key)
     raise UnknownNameError(
-        f"`--target` must be healthy, tumour or a class index (0 or 1), got {text!r}"
+        f"`--target` must be healthy, tumour or a class index (0/1 for the built-in slices; "
+        f"any class of your classifier with --input), got {text!r}"
     )
 
 

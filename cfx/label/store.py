@@ -433,7 +433,7 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
     if not isinstance(labeller, str) or not labeller or any(ch in labeller for ch in "\r\n"):
         raise ValueError(f"`labeller` must be a one-line non-empty string, got {labeller!r}")
     path = task.directory / LABELS
-    if not path.exists() or path.stat().st_size == 0:  # missing, or emptied by hand
+    if not path.exists() or not path.read_bytes().strip():  # missing, or emptied by hand
         header = io.StringIO()
         csv.writer(header, lineterminator="\n").writerow(LABELS_HEADER)
         _write_atomic(path, header.getvalue().encode("utf-8"))
@@ -502,8 +502,9 @@ def _task_file(task: Task, path: Path) -> str | None:
         rel = path.resolve().relative_to(task.directory.resolve())
     except ValueError:
         return None
-    parts = rel.parts
-    if parts in ((MANIFEST,), (LABELS,), (MANIFEST + ".tmp",), ()):
+    parts = tuple(part.lower() for part in rel.parts)  # case-insensitive disks (macOS)
+    own = (MANIFEST, LABELS, MANIFEST + ".tmp", LABELS + ".tmp")
+    if not parts or (len(parts) == 1 and parts[0] in own):
         return str(rel) if parts else "folder"
     if parts[0] in ("images", "context"):
         return f"{parts[0]} folder"

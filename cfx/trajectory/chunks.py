@@ -35,8 +35,8 @@ FORMAT = 3  # 2: every field by name (1 listed them); 3: zero inversion steps re
 _ROW_NOTICES = ("cfx_starts_in_target", "cfx_unit_range")
 """Notices an explainer logs about rows of its batch, which a chunk would number wrongly."""
 KEY_FILE = "key.json"
-_PART = "part_{:05d}.safetensors"  # chunk i's file; `finished_chunks` globs the same name
 """What a chunk folder's finished chunks were computed from; a resume needs the same."""
+_PART = "part_{:05d}.safetensors"  # chunk i's file; `finished_chunks` globs the same name
 
 
 class TrajectoryExplainer(Protocol):

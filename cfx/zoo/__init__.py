@@ -94,6 +94,7 @@ ZOO: dict[str, ZooEntry] = {
 log = logging.getLogger(__name__)
 
 _HEX64 = re.compile(r"\b([0-9a-f]{64})\b")
+_SHA256_FIELD = re.compile(r"^\W*sha256\W*[:=]", re.IGNORECASE)  # "- sha256: ...", "sha256 = ..."
 
 
 def zoo_root(kind: str) -> Path:
@@ -132,19 +133,20 @@ def card_sha256(folder: Path) -> str:
 
 
 def _recorded_sha256(card: Path, weights: str = WEIGHTS_NAME) -> str | None:
-    """The first SHA-256 on a line of ``card`` that is about the weights, if the file exists
-    and has one: a line naming the ``weights`` file ("sha256 of model.safetensors: ...", as
-    the zoo's cards) or a ``sha256: ...`` field. A user's folder may carry a card without one
-    (e.g. downloaded from the hub), or with other digests in its prose (of the data, say),
-    which are not the weights'."""
+    """The SHA-256 ``card`` records for the weights, if the file exists and has one: on a line
+    that says ``sha256`` and names the ``weights`` file ("sha256 of model.safetensors: ...",
+    as the zoo's cards), else on a bare ``sha256: ...`` field. A user's folder may carry a
+    card without one (e.g. downloaded from the hub), or with other digests (of its data,
+    say), which are not the weights'."""
     if not card.is_file():
         return None
-    for line in card.read_text(encoding="utf-8").splitlines():
-        field = line.strip().lstrip("-*|` ").lower()
-        if "sha256" in line.lower() and (weights in line or field.startswith("sha256")):
-            match = _HEX64.search(line)
-            if match:
-                return match.group(1)
+    lines = card.read_text(encoding="utf-8").splitlines()
+    named = [line for line in lines if "sha256" in line.lower() and weights in line]
+    fields = [line for line in lines if _SHA256_FIELD.match(line)]
+    for line in named + fields:
+        match = _HEX64.search(line)
+        if match:
+            return match.group(1)
     return None
 
 

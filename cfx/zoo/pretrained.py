@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -69,12 +70,14 @@ def resolve_folder(name_or_path: str | Path, *, files: tuple[str, ...]) -> Path:
         )
     from huggingface_hub import hf_hub_download  # only for users online
 
+    where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+
     try:
         local = [Path(hf_hub_download(str(name_or_path), f)) for f in files]
     except (OSError, ValueError) as err:  # offline, unknown repo or file, invalid id
         raise CheckpointError(
-            f"`{name_or_path}` is no local folder (relative to {Path.cwd()}) and could not be "
-            f"fetched from the hub as 'owner/name': {type(err).__name__}: {err}"
+            f"`{name_or_path}` is no local folder{where} and could not be fetched from the "
+            f"hub as 'owner/name': {type(err).__name__}: {err}"
         ) from err
     return local[0].parent
 
@@ -133,7 +136,7 @@ class PretrainedMixin:
             raise TypeError(f"{cls.__name__} must be an nn.Module")
         try:
             state = load_file(str(weights))
-        except Exception as err:  # safetensors' own error type: truncated, damaged, not one
+        except SafetensorError as err:  # truncated, damaged, not one (OSError goes through)
             raise CheckpointError(
                 f"`{weights}` is not a readable safetensors file ({err}); it may be truncated "
                 "or damaged: copy or save it again"

@@ -134,16 +134,21 @@ def test_bad_arguments_are_named(world, tmp_path, kwargs, match):
         ActiveLearner(g, f, CountingOracle(), **kwargs).augment(pool, train, labels, out=tmp_path)
 
 
-@pytest.mark.parametrize("bad", [-1, 2])
+@pytest.mark.parametrize("bad", [-1, 2, 0.5])
 def test_training_labels_outside_the_classes_are_refused_before_any_labelling(world, tmp_path, bad):
     g, f, pool, train, labels = world
-    wrong = labels.clone()
+    wrong = labels.clone().double()
     wrong[3] = bad
-    with pytest.raises(ValueError, match=r"`train_labels` must be integer classes .* 0\.\.1"):
+    with pytest.raises(ValueError, match=r"`train_labels` must be classes .* whole numbers 0\.\.1"):
         ActiveLearner(g, f, Refuses(), budget=4, rounds=1, finetune=CFG).augment(
             pool, train, wrong, out=tmp_path / "a"
         )
     assert not (tmp_path / "a").exists()  # nothing claimed, nothing asked of a person
+    # whole-number float labels are classes too: the run gets as far as asking for labels
+    with pytest.raises(AssertionError, match="must not ask for labels"):
+        ActiveLearner(g, f, Refuses(), budget=4, rounds=1, finetune=CFG).augment(
+            pool, train, labels.float(), out=tmp_path / "b"
+        )
 
 
 def test_too_small_a_pool_is_a_clear_error(world, tmp_path):

@@ -85,3 +85,20 @@ def test_data_options_are_named(tmp_path, capsys):
     assert "`--data` must have values in [-1, 1]" in capsys.readouterr().err
     assert main([*clf, "--labels", str(tmp_path / "y.npy")]) == 2  # --data brain
     assert "`--labels`/`--masks` go with your own --data file" in capsys.readouterr().err
+
+
+def test_labels_must_name_classes_0_to_k_minus_1(tmp_path, capsys):
+    x = torch.rand(6, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "y.npy", np.array([1, 2, 3, 1, 2, 3]))  # 1-indexed: no class 0
+    np.save(tmp_path / "vy.npy", np.array([0, 1, 4, 0, 1, 2]))
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", str(tmp_path / "x.npy")]
+    argv += ["--epochs", "1", "--width", "4", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--labels", str(tmp_path / "y.npy")]) == 2
+    assert "none of the images is in class 0; labels must be 0..K-1" in capsys.readouterr().err
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2, 0, 1, 2]))
+    val = ["--val-data", str(tmp_path / "x.npy"), "--val-targets", str(tmp_path / "vy.npy")]
+    assert main([*argv, "--labels", str(tmp_path / "y.npy"), *val]) == 2
+    assert "`--val-targets` hold class 4, which no training label names" in (
+        capsys.readouterr().err
+    )

@@ -226,9 +226,10 @@ def test_hand_edits_that_keep_the_meaning_still_read(task_dir):
 
 def test_an_emptied_labels_file_gets_its_header_back(task_dir):
     record_label(task_dir, "000000", 1)
-    (task_dir / "labels.csv").write_text("")  # "starting over" by hand
-    record_label(task_dir, "000001", 0)
-    assert label_lines(task_dir) == [("000001", "0", "web")]
+    for emptied in ("", "\n", "  \n\n"):  # "starting over" by hand; editors keep a newline
+        (task_dir / "labels.csv").write_text(emptied)
+        record_label(task_dir, "000001", 0)
+        assert label_lines(task_dir) == [("000001", "0", "web")]
 
 
 def test_nothing_is_appended_to_a_labels_file_that_no_longer_reads(task_dir, tmp_path):
@@ -266,7 +267,7 @@ def test_export_csv_lists_every_item_with_an_empty_label(task_dir, tmp_path):
 
 def test_export_csv_never_overwrites_labels_or_a_sheet_being_filled(task_dir, tmp_path):
     record_label(task_dir, "000000", 1)
-    for own in ("labels.csv", "manifest.json", "images/new.csv"):
+    for own in ("labels.csv", "Labels.CSV", "manifest.json", "labels.csv.tmp", "images/new.csv"):
         with pytest.raises(ValueError, match=r"`path` .* is the task's own"):
             export_csv(task_dir, task_dir / own)
     assert read_labels(task_dir) == {"000000": 1}  # labels.csv untouched

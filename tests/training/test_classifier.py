@@ -237,6 +237,15 @@ def test_resuming_with_other_settings_is_refused(slices, tmp_path):
         _run("classify", flipped, tmp_path, ClassifierTrainingConfig(epochs=1, batch_size=16))
     with pytest.raises(ValueError, match=r"different run.*epochs: 1 before, 2 now"):
         _run("classify", data, tmp_path, ClassifierTrainingConfig(epochs=2, batch_size=16))
+    # a checkpoint written before data digests resumes (the settings still checked)
+    from tests.training.legacy import rewrite_state
+
+    ckpt = tmp_path / "checkpoint.safetensors"
+    rewrite_state(ckpt, lambda state: state["fingerprint"].pop("data_sha256", None))
+    _run("classify", data, tmp_path, ClassifierTrainingConfig(epochs=1, batch_size=16))
+    rewrite_state(ckpt, lambda state: state["fingerprint"].pop("data_sha256", None))
+    with pytest.raises(ValueError, match=r"epochs: 1 before, 2 now"):
+        _run("classify", data, tmp_path, ClassifierTrainingConfig(epochs=2, batch_size=16))
     # the checkpoint interval may change between runs
     _run(
         "classify",

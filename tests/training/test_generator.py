@@ -120,3 +120,14 @@ def test_cli_names_a_zero_batch(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path)]) == 2
     assert "`batch_size` must be a positive int, got 0" in capsys.readouterr().err
     assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_a_checkpoint_written_before_fingerprints_resumes_with_a_warning(tmp_path, caplog):
+    from tests.training.legacy import rewrite_state
+
+    x = _images()
+    train_generator(x, tmp_path, _config(steps=2), show_progress=False)
+    rewrite_state(tmp_path / "checkpoint.safetensors", lambda state: state.pop("fingerprint"))
+    with caplog.at_level("WARNING"):
+        _, report = train_generator(x, tmp_path, _config(steps=3), show_progress=False)
+    assert report.steps == 3 and "resuming on trust" in caplog.text

@@ -62,6 +62,12 @@ def test_other_digests_in_a_card_are_not_taken_for_the_weights(tmp_path):
     load_classifier(folder)  # was refused as "corrupt or changed"
     (folder / "README.md").write_text(prose + f"- sha256 of model.safetensors: `{digest}`\n")
     assert model_source(folder).expected_sha256 == digest
+    # a field for another file, above the weights' line, is not the weights' either
+    data_field = f"- sha256 of train.npy: {'b' * 64}\n| sha256 (data) | {'c' * 64} |\n"
+    (folder / "README.md").write_text(data_field + f"sha256 of model.safetensors: {digest}\n")
+    assert model_source(folder).expected_sha256 == digest
+    (folder / "README.md").write_text(f"SHA256 = {digest}\n")  # a bare field
+    assert model_source(folder).expected_sha256 == digest
 
 
 def test_truncated_weights_are_a_checkpoint_error(tmp_path):
