@@ -200,8 +200,18 @@ def _architectures() -> dict[str, Architecture]:
 def _architecture(config: Path) -> Architecture:
     """The architecture ``config`` (a ``config.json``) names in ``_class_name``."""
     try:
-        class_name = json.loads(config.read_text(encoding="utf-8"))["_class_name"]
-        return _architectures()[class_name]
+        raw = json.loads(config.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise CheckpointError(f"`{config}` is not valid JSON: {err}") from err
+    if isinstance(raw, dict) and "_class_name" not in raw:
+        kind = raw.get("architectures") or raw.get("model_type")
+        seen = f" (it names {kind}: a transformers model?)" if kind else ""
+        raise CheckpointError(
+            f"`{config}` has no `_class_name`, so neither cfx nor diffusers wrote it{seen}; "
+            "load such a model in Python and pass it to the explainers"
+        )
+    try:
+        return _architectures()[raw["_class_name"]]
     except (ValueError, KeyError, TypeError) as err:
         named = isinstance(err, KeyError) and err.args[0] != "_class_name"
         raise CheckpointError(
@@ -261,6 +271,11 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
         folder = path / "model"  # a cfx train run folder
     elif not (path / CONFIG_NAME).is_file() and (path / PIPELINE_INDEX).is_file():
         folder = path / _pipeline_vae(path / PIPELINE_INDEX)  # a diffusers pipeline
+        if not folder.is_dir():
+            raise CheckpointError(
+                f"`{path / PIPELINE_INDEX}` lists its VAE in `{folder.name}/`, which `{path}` "
+                "does not have; copy the whole pipeline folder, or pass the VAE's own folder"
+            )
     arch = _architecture(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else None
     want = (CONFIG_NAME, WEIGHTS_NAME if arch is None else arch.weights)
     missing = [f for f in want if not (folder / f).is_file()]

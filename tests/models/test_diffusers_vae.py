@@ -182,6 +182,11 @@ def test_a_pipeline_folder_loads_its_vae(tmp_path):
     two = _pipeline(tmp_path / "two", SD_COMPONENTS | {"vae2": ["diffusers", "AutoencoderKL"]})
     with pytest.raises(CheckpointError, match=r"lists 2 AutoencoderKL components"):
         model_source(two)
+    import shutil
+
+    shutil.rmtree(pipe / "vae")  # a pipeline copied without its VAE
+    with pytest.raises(CheckpointError, match=r"lists its VAE in `vae/`, which .* does not have"):
+        model_source(pipe)
 
 
 def test_a_hub_pipeline_is_described_and_loaded_by_its_vae(tmp_path, monkeypatch):

@@ -101,7 +101,14 @@ def test_unknown_architectures_names_and_missing_files_are_clear(tmp_path, monke
         load_classifier(folder)
     del config["_class_name"]
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="does not name one of cfx's architectures"):
+    with pytest.raises(CheckpointError, match="has no `_class_name`, so neither cfx nor"):
+        load_classifier(folder)
+    hf = {"architectures": ["ViTForImageClassification"], "model_type": "vit"}
+    (folder / "config.json").write_text(json.dumps(hf))  # a transformers model's config
+    with pytest.raises(CheckpointError, match=r"ViTForImageClassification'\]: a transformers"):
+        load_classifier(folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="is not valid JSON"):
         load_classifier(folder)
     (folder / "config.json").write_text(json.dumps({**config, "_class_name": "BrainCNN"}))
     (folder / "model.safetensors").unlink()
