@@ -273,7 +273,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     )
 
     out: Path = args.out
-    verdict = f"{args.classifier} {report.verdict}"
+    verdict = f"{args.classifier}: {report.verdict}"  # "...: no shortcut found: ..." reads
     directions: dict[str, dict[str, float | str | None]] = {}
     sections = []
     for t, name in DIRECTIONS.items():

@@ -233,11 +233,11 @@ class ShortcutReport:
         outside = self.started_outside & sel
         input_in = (self.source_class == self.paths.target) & sel
         out = {
-            "n_paths": float(sel.sum()),
-            "n_input_in_target": float(input_in.sum()),
-            "n_reconstruction_in_target": float((sel & ~input_in & ~self.started_outside).sum()),
-            "n_started_outside": float(outside.sum()),
-            "n_counted": float(counted.sum()),
+            "n_paths": int(sel.sum()),  # counts stay whole numbers (3, not 3.0, in JSON)
+            "n_input_in_target": int(input_in.sum()),
+            "n_reconstruction_in_target": int((sel & ~input_in & ~self.started_outside).sum()),
+            "n_started_outside": int(outside.sum()),
+            "n_counted": int(counted.sum()),
             "flip_rate": _rate(self.paths.success, outside),
             "marker_rate": _rate(self.via_marker, counted),
             "marker_undo_rate": _rate(self.undone, counted),

@@ -14,7 +14,7 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
         assert key in summary
     assert summary["classifier"] == "brain-cnn" and summary["n"] == 4
     assert isinstance(summary["flagged"], bool)
-    assert summary["verdict"].startswith("brain-cnn ")
+    assert summary["verdict"].startswith("brain-cnn: ")
     assert 0 <= summary["n_counted"] <= 4
     assert summary["marker_rate"] is None or 0.0 <= summary["marker_rate"] <= 1.0
     assert set(summary["directions"]) == {"tumour->healthy", "healthy->tumour"}
@@ -35,6 +35,7 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
     n_paths = 0
     for direction in summary["directions"].values():
         n_paths += direction["n_paths"]
+        assert isinstance(direction["n_paths"], int)  # a count, not 3.0
         assert direction["n_counted"] <= direction["n_started_outside"] <= direction["n_paths"]
         assert isinstance(direction["verdict"], str)
         for region in ("lesion", "marker", "elsewhere"):
