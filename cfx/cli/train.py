@@ -24,12 +24,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a generator or classifier (resumable)")
     tsub = p.add_subparsers(dest="train_command", required=True, metavar="WHAT")
 
-    g = tsub.add_parser("generator", help="train a BrainGAN (VAE-GAN) generator + encoder")
+    defaults = argparse.ArgumentDefaultsHelpFormatter  # --help shows every default
+    g = tsub.add_parser(
+        "generator",
+        help="train a BrainGAN (VAE-GAN) generator + encoder",
+        formatter_class=defaults,
+    )
     _data_args(g)
-    g.add_argument("--steps", type=int, default=8000)
-    g.add_argument("--batch-size", type=int, default=64)
-    g.add_argument("--latent-dim", type=int, default=128)
-    g.add_argument("--width", type=int, default=32)
+    g.add_argument(
+        "--steps", type=int, default=8000, help="training steps; a rerun may raise it to go on"
+    )
+    g.add_argument("--batch-size", type=int, default=64, help="images per step")
+    g.add_argument("--latent-dim", type=int, default=128, help="size of the latent code")
+    g.add_argument("--width", type=int, default=32, help="base channel width of the networks")
     g.add_argument(
         "--adv-factor",
         type=float,
@@ -45,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(run=run_generator)
 
     c = tsub.add_parser(
-        "classifier", help="train a BrainCNN, BrainOracle (classify) or BrainSegmenter (segment)"
+        "classifier",
+        help="train a BrainCNN, BrainOracle (classify) or BrainSegmenter (segment)",
+        formatter_class=defaults,
     )
     c.add_argument("--arch", choices=ARCHS, required=True, help="architecture to train")
     _data_args(c)
@@ -54,9 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--val-seed", type=int, default=1, help="brain: seed of the validation set")
     c.add_argument("--val-data", help="user data: validation images (.npy/.pt)")
     c.add_argument("--val-targets", type=Path, help="user data: validation labels or masks")
-    c.add_argument("--epochs", type=int, default=10)
-    c.add_argument("--batch-size", type=int, default=64)
-    c.add_argument("--lr", type=float, default=2e-3)
+    c.add_argument("--epochs", type=int, default=10, help="passes over the training images")
+    c.add_argument("--batch-size", type=int, default=64, help="images per step")
+    c.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
     c.add_argument("--width", type=int, help="base width (default: the architecture's)")
     c.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     c.add_argument(
@@ -72,7 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="brain", help="'brain' (built-in) or a .npy/.pt image file")
-    p.add_argument("--labels", type=Path, help="labels file (.npy/.pt) for user image data")
+    p.add_argument(
+        "--labels", type=Path, help="classifier on user image data: labels file (.npy/.pt)"
+    )
     p.add_argument("--n", type=int, default=60000, help="brain: number of slices to render")
     p.add_argument("--data-seed", type=int, default=100, help="brain: seed of the rendered set")
     p.add_argument("--tagged", action="store_true", help="brain: add scanner markers")
