@@ -88,6 +88,11 @@ def check_input(x: object, model: Classifier | None = None) -> Tensor:
     return x  # type: ignore[return-value]
 
 
+PROBE_NOTICES = ("the model's outputs look like probabilities", "no pixel of `x` is below 0")
+"""How :func:`probe_model`'s two warnings begin; a caller that has already told the user
+(the shortcut audit, whose paths did) filters them by these."""
+
+
 def probe_model(model: Classifier, x: Tensor) -> None:
     """One forward pass of ``model`` on ``x[:1]`` (frozen, no gradients): a PyTorch error there
     is re-raised naming ``x`` and the model (dtype, device, channels); a single logit points to
@@ -111,14 +116,14 @@ def probe_model(model: Classifier, x: Tensor) -> None:
         ) from err
     if looks_like_probabilities(logits):
         warnings.warn(
-            "the model's outputs look like probabilities (non-negative, summing to 1): "
+            PROBE_NOTICES[0] + " (non-negative, summing to 1): "
             "saliency methods take them for logits; drop the final softmax",
             UserWarning,
             stacklevel=4,
         )
     if float(x.detach().min()) >= 0.0:
         warnings.warn(
-            "no pixel of `x` is below 0: cfx images are in [-1, 1], dark = -1; if these are "
+            PROBE_NOTICES[1] + ": cfx images are in [-1, 1], dark = -1; if these are "
             "[0, 1] images, map them with 2x - 1 (cfx.images.from_unit)",
             UserWarning,
             stacklevel=4,

@@ -447,3 +447,24 @@ def test_report_flags_a_marker_classifier_and_clears_a_lesion_classifier(brain):
     # tumour -> healthy: the change sits on the lesion, far above its area
     removing = lesion.summary(lesion.target == 0)
     assert removing["median_change_enrichment_lesion"] >= 3.0
+
+
+def test_a_unit_range_notice_is_given_once(caplog):
+    """[0, 1]-looking inputs: the paths' start logs the notice; the saliency method's probe
+    repeated it as a UserWarning."""
+    import warnings
+
+    g, f = PatchGenerator(), RegionClassifier(4.0, 4.0)
+    z0 = torch.tensor([[1.0, 1.0, 0.6], [0.8, 1.2, 0.7]])  # every pixel >= 0.1
+    x = g.decode(z0).detach()
+    assert float(x.min()) >= 0.0
+    explainer = GradientAscent(g, f, steps=4, eta=0.05, max_iter=400, inversion_steps=0)
+    lesion = LESION.expand(2, -1, -1, -1).clone()
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("WARNING"):
+        warnings.simplefilter("always")
+        ShortcutAudit(g, f, explainer=explainer).audit(
+            x, 0, lesion_masks=lesion, marker_masks=MARKER,
+            marker_present=torch.ones(2, dtype=torch.bool), latents=z0,
+        )  # fmt: skip
+    assert caplog.text.count("is below 0") == 1
+    assert not [w for w in caught if "is below 0" in str(w.message)]
