@@ -9,6 +9,7 @@ into place, so an interrupted save never leaves a broken checkpoint.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
+
+from cfx.run_key import changes
+
+log = logging.getLogger(__name__)
 
 
 def _flatten(prefix: str, obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -102,3 +107,50 @@ def load_checkpoint(
     for k, g in generators.items():
         g.set_state(_unflatten(layout["generators"][k], tensors))
     return dict(layout["state"])
+
+
+def resume_checkpoint(
+    path: str | Path,
+    *,
+    fingerprint: dict[str, Any],
+    names: Mapping[str, str],
+    added_later: tuple[str, ...],
+    modules: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    generators: Mapping[str, torch.Generator],
+) -> dict[str, Any] | None:
+    """Resume from ``path`` when it holds a checkpoint of the same run: restore modules,
+    optimizers and generators in place and return the saved ``state`` (None when there is
+    no checkpoint). A checkpoint of another architecture, or whose saved ``fingerprint``
+    (data digests, settings) differs, is a ``ValueError`` saying what changed (``names`` as
+    :func:`cfx.run_key.changes` takes them). Entries of ``added_later`` that a checkpoint
+    written by an older cfx lacks (all of them: one written before fingerprints) are taken
+    on trust, with a warning."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    other = f"`out` ({path.parent}) holds a checkpoint of a different run; use a new folder or "
+    try:
+        state = load_checkpoint(path, modules=modules, optimizers=optimizers, generators=generators)
+    except (RuntimeError, KeyError, ValueError) as err:  # another model or architecture
+        raise ValueError(f"{other}the same model ({str(err).splitlines()[0]})") from err
+    earlier = state.get("fingerprint")
+    if earlier is None and set(added_later) >= set(fingerprint):
+        earlier = {}  # written before fingerprints, which may all be taken on trust
+    if isinstance(earlier, dict):
+        lacking = [k for k in added_later if k not in earlier]
+        if lacking:
+            log.warning(
+                "%s: a checkpoint written without %s; resuming on trust",
+                path.parent,
+                ", ".join(lacking),
+            )
+            earlier = {**earlier, **{k: fingerprint[k] for k in lacking}}
+    if earlier != fingerprint:
+        what = (
+            changes(earlier, fingerprint, names)
+            if isinstance(earlier, dict)
+            else "no settings recorded"
+        )
+        raise ValueError(f"{other}the same settings and data ({what})")
+    return state

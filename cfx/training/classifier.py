@@ -38,8 +38,8 @@ from torch import Tensor, nn
 
 from cfx.errors import check, fail
 from cfx.images import check_images, from_unit, to_unit
-from cfx.run_key import changes, tensors_sha256
-from cfx.training.checkpoint import load_checkpoint, save_checkpoint
+from cfx.run_key import tensors_sha256
+from cfx.training.checkpoint import resume_checkpoint, save_checkpoint
 from cfx.training.generator import TrainingReport
 from cfx.training.init import reset_parameters
 from cfx.zoo.pretrained import dtype_of
@@ -430,25 +430,16 @@ def train_classifier(
     step, seconds = 0, 0.0
     history: list[dict[str, float]] = []
     running = {"loss": 0.0, "score": 0.0, "count": 0.0}  # sums over the current epoch
-    if ckpt.exists():
-        other = f"`out` ({out}) holds a checkpoint of a different run; use a new folder or "
-        try:
-            state = load_checkpoint(
-                ckpt, modules={"model": model}, optimizers={"opt": opt}, generators={"gen": gen}
-            )
-        except (RuntimeError, KeyError, ValueError) as err:
-            raise ValueError(f"{other}the same model ({err})") from err
-        earlier = state.get("fingerprint")
-        if isinstance(earlier, dict) and "data_sha256" not in earlier:  # written before digests
-            log.warning("%s: a checkpoint without a digest of its data; resuming on trust", out)
-            earlier = {**earlier, "data_sha256": fingerprint["data_sha256"]}
-        if earlier != fingerprint:
-            what = (
-                changes(earlier, fingerprint, _FINGERPRINT_NAMES)
-                if isinstance(earlier, dict)
-                else "no settings recorded"
-            )
-            raise ValueError(f"{other}the same settings and data ({what})")
+    state = resume_checkpoint(
+        ckpt,
+        fingerprint=fingerprint,
+        names=_FINGERPRINT_NAMES,
+        added_later=("data_sha256",),  # checkpoints before it kept the rest
+        modules={"model": model},
+        optimizers={"opt": opt},
+        generators={"gen": gen},
+    )
+    if state is not None:
         step, seconds = state["step"], state["seconds"]
         history, running = state["history"], state["running"]
         log.info("resumed classifier training at step %d of %d", step, total)

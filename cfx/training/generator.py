@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
-from cfx.run_key import changes, tensors_sha256
-from cfx.training.checkpoint import load_checkpoint, save_checkpoint
+from cfx.run_key import tensors_sha256
+from cfx.training.checkpoint import resume_checkpoint, save_checkpoint
 from cfx.training.init import reset_parameters
 
 log = logging.getLogger(__name__)
@@ -131,20 +131,16 @@ def train_generator(
     optims = {"opt_g": opt_g, "opt_d": opt_d}
     step, seconds, history = 0, 0.0, []
     fingerprint = _fingerprint(images, cfg)
-    if ckpt.exists():
-        other = f"`out` ({out}) holds a checkpoint of a different run; use a new folder or "
-        try:
-            state = load_checkpoint(
-                ckpt, modules=modules, optimizers=optims, generators={"gen": gen}
-            )
-        except (RuntimeError, KeyError, ValueError) as err:  # another model or architecture
-            raise ValueError(f"{other}the same model ({str(err).splitlines()[0]})") from err
-        earlier = state.get("fingerprint")
-        if earlier is None:  # written before fingerprints
-            log.warning("%s: a checkpoint without its settings or data; resuming on trust", out)
-        elif earlier != fingerprint:
-            what = changes(earlier, fingerprint, {"data_sha256": "the training images"})
-            raise ValueError(f"{other}the same settings and data ({what})")
+    state = resume_checkpoint(
+        ckpt,
+        fingerprint=fingerprint,
+        names={"data_sha256": "the training images"},
+        added_later=tuple(fingerprint),  # the first checkpoints kept none of it
+        modules=modules,
+        optimizers=optims,
+        generators={"gen": gen},
+    )
+    if state is not None:
         step, seconds, history = state["step"], state["seconds"], state["history"]
         log.info("resumed generator training at step %d", step)
 
