@@ -5,13 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def not_a_file(path: Path, flag: str = "--out") -> Path:
+    """``path``, after checking it is not an existing file (it may not exist yet): for a
+    check before the models load, when the folder is made only later."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"`{flag}` must be a folder, got an existing file: {path}")
+    return path
+
+
 def out_folder(path: Path, flag: str = "--out") -> Path:
     """Create ``path`` (and its parents) before any work is done, so a ``flag`` that names a
     file or an unwritable place fails at once, naming the option, not after minutes of
     compute with a bare ``[Errno 17]``."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"`{flag}` must be a folder, got an existing file: {path}")
+    path = not_a_file(path, flag)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:

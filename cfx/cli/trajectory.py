@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cfx.cli.models import checked_source
-from cfx.cli.paths import out_folder
+from cfx.cli.paths import not_a_file, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real
 
 if TYPE_CHECKING:
@@ -327,8 +327,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     if args.localise and args.method != "monotone":
         raise ValueError(f"`--localise` goes with --method monotone, got --method {args.method}")
     out: Path = args.out
-    if out.exists() and not out.is_dir():  # before the models load (out_folder: below)
-        raise ValueError(f"`--out` must be a folder, got an existing file: {out}")
+    not_a_file(out)  # before the models load (out_folder: below)
     if (out / UNFINISHED).exists() and not (out / UNFINISHED).is_dir():
         raise ValueError(
             f"`--out`: {out / UNFINISHED} must be a folder (it keeps the finished batches); "
