@@ -353,13 +353,19 @@ def _complete_lines(path: Path) -> tuple[list[str], int]:
 
 
 def _label_rows(task: Task) -> list[tuple[str, int]]:
-    """(id, label) for every complete line of ``labels.csv``, in the order given.
+    """(id, label) for every complete line of ``labels.csv``, in the order given."""
+    return _scan(task)[0]
+
+
+def _scan(task: Task) -> tuple[list[tuple[str, int]], bool]:
+    """:func:`_label_rows`, and whether the file has its header (not when it is missing,
+    or holds only blank lines).
 
     Forgiving of hand edits that keep the meaning: blank lines are skipped, fields may carry
     surrounding spaces, and a label may be a class name (any case) as well as an index."""
     path = task.directory / LABELS
     if not path.is_file():
-        return []
+        return [], False
     lines, _ = _complete_lines(path)
     rows: list[tuple[str, int]] = []
     known = set(task.ids)
@@ -389,7 +395,7 @@ def _label_rows(task: Task) -> list[tuple[str, int]]:
                 f"class name ({', '.join(names)}), got {text!r}"
             )
         rows.append((item_id, label))
-    return rows
+    return rows, header_seen
 
 
 def read_labels(directory: str | Path) -> dict[str, int]:
@@ -433,11 +439,11 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
     if not isinstance(labeller, str) or not labeller or any(ch in labeller for ch in "\r\n"):
         raise ValueError(f"`labeller` must be a one-line non-empty string, got {labeller!r}")
     path = task.directory / LABELS
-    if not path.exists() or not path.read_bytes().strip():  # missing, or emptied by hand
+    _, has_header = _scan(task)  # a file that no longer reads gets nothing more appended
+    if not has_header:  # missing, or emptied by hand (blank lines at most)
         header = io.StringIO()
         csv.writer(header, lineterminator="\n").writerow(LABELS_HEADER)
         _write_atomic(path, header.getvalue().encode("utf-8"))
-    _label_rows(task)  # a file that no longer reads gets nothing more appended
     with open(path, "rb") as f:
         size = f.seek(0, os.SEEK_END)
         if size:
@@ -518,10 +524,10 @@ def _relative(target: Path, start: Path) -> str:
         return str(target.resolve())
 
 
-def _find_id(text: str, task: Task, ids_by_number: dict[int, str] | None) -> str | None:
+def _find_id(text: str, known: set[str], ids_by_number: dict[int, str] | None) -> str | None:
     """The task id ``text`` names: itself, or, for digits, the one id with that number
     (a spreadsheet turns ``000005`` into ``5``)."""
-    if text in task.ids:
+    if text in known:
         return text
     if ids_by_number is not None and text.isascii() and text.isdigit():
         return ids_by_number.get(int(text))
@@ -552,7 +558,7 @@ def import_csv(
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"`{name}` must be a CSV file, got {source} (not found)")
-    names = task.class_names
+    names, known = task.class_names, set(task.ids)
     numbers = [int(i) for i in task.ids if i.isascii() and i.isdigit()]
     ids_by_number = (  # only when every id is a number and no two share one
         {int(i): i for i in task.ids}
@@ -574,7 +580,7 @@ def import_csv(
             if not text:
                 continue
             written = row[at_id].strip() if at_id < len(row) else ""
-            item_id = _find_id(written, task, ids_by_number)
+            item_id = _find_id(written, known, ids_by_number)
             if item_id is None:
                 raise ValueError(f"{where}: id {written!r} is not in the task {task.directory}")
             label = _parse_label(text, names)
