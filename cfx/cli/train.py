@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _data_args(g)
     g.add_argument(
-        "--steps", type=int, default=8000, help="training steps; a rerun may raise it to go on"
+        "--steps", type=int, default=6000, help="training steps; a rerun may raise it to go on"
     )
     g.add_argument("--batch-size", type=int, default=64, help="images per step")
     g.add_argument("--latent-dim", type=int, default=128, help="size of the latent code")

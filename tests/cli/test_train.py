@@ -102,3 +102,34 @@ def test_labels_must_name_classes_0_to_k_minus_1(tmp_path, capsys):
     assert "`--val-targets` hold class 4, which no training label names" in (
         capsys.readouterr().err
     )
+
+
+def test_cli_defaults_are_the_training_configs_defaults():
+    # `cfx train` without options trains what GeneratorTrainingConfig() / ClassifierTrainingConfig()
+    # describe (the generator's --steps once said 8000 against the config's 6000).
+    from cfx.cli import build_parser
+    from cfx.models.brain_gan import BrainGANConfig
+    from cfx.training.classifier import ClassifierTrainingConfig
+    from cfx.training.generator import GeneratorTrainingConfig
+
+    parser = build_parser()
+    gen = parser.parse_args(["train", "generator", "--out", "x"])
+    g, model = GeneratorTrainingConfig(), BrainGANConfig()
+    assert (gen.steps, gen.batch_size, gen.adv_factor, gen.adv_start, gen.seed) == (
+        g.steps,
+        g.batch_size,
+        g.adv_factor,
+        g.adv_start,
+        g.seed,
+    )
+    assert (gen.latent_dim, gen.width) == (model.latent_dim, model.width)
+    clf = parser.parse_args(["train", "classifier", "--arch", "brain-cnn", "--out", "x"])
+    c = ClassifierTrainingConfig()
+    assert (clf.epochs, clf.batch_size, clf.lr, clf.blur, clf.noise, clf.seed) == (
+        c.epochs,
+        c.batch_size,
+        c.lr,
+        c.blur,
+        c.noise,
+        c.seed,
+    )
