@@ -15,7 +15,7 @@ from torch import Tensor
 def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.ndarray) -> float:
     """``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` for ``(N, D)`` feature sets.
 
-    Returns one number for the two sets (not per example).
+    Returns one number for the two sets (not per example), never below 0.
     """
     a = np.asarray(features_a.detach().cpu() if isinstance(features_a, Tensor) else features_a)
     b = np.asarray(features_b.detach().cpu() if isinstance(features_b, Tensor) else features_b)
@@ -24,6 +24,13 @@ def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.nd
     if min(a.shape[0], b.shape[0]) < 2:
         raise ValueError("each feature set needs at least 2 rows")
     a, b = a.astype(np.float64), b.astype(np.float64)
+    for name, feats in (("features_a", a), ("features_b", b)):
+        if not np.isfinite(feats).all():
+            rows = np.flatnonzero(~np.isfinite(feats).all(1))
+            raise ValueError(
+                f"`{name}` holds NaN or infinite values in {rows.size} of {feats.shape[0]} rows "
+                f"(first: {rows[:5].tolist()})"
+            )
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     covmean = linalg.sqrtm(cov_a @ cov_b)
@@ -32,4 +39,5 @@ def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.nd
         covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
     covmean = np.real(covmean)
     diff = mu_a - mu_b
-    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+    value = float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+    return max(value, 0.0)  # rounding leaves e.g. -4e-6 for two identical sets

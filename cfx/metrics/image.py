@@ -24,7 +24,10 @@ def l1_distance(a: Tensor, b: Tensor) -> Tensor:
 
 
 def psnr(a: Tensor, b: Tensor) -> Tensor:
-    """Peak signal-to-noise ratio in dB per image, ``(B,)``, for images in [-1, 1]."""
+    """Peak signal-to-noise ratio in dB per image, ``(B,)``, for images in [-1, 1].
+
+    The squared error is floored at 1e-12, so identical images give about 126 dB rather than
+    infinity (means over a batch stay finite)."""
     _pair(a, b)
     mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-12)
     return 10.0 * torch.log10(_DATA_RANGE**2 / mse)

@@ -14,15 +14,52 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cfx.calls import frozen
+from cfx.errors import check_int
+
+
+def _real(x: Tensor) -> torch.dtype:
+    """The dtype a metric of ``x`` comes out in: ``x``'s own if floating, else float32."""
+    return x.dtype if x.is_floating_point() else torch.float32
+
+
+def _per_sequence(name: str, probs: object, *, frames: bool) -> Tensor:
+    """Check ``probs``: ``(B, T+1)`` with at least two frames (``frames``) or ``(B,)``."""
+    want = "(B, T+1) with T >= 1" if frames else "(B,)"
+    ok = isinstance(probs, Tensor) and (
+        (probs.ndim == 2 and probs.shape[1] >= 2) if frames else probs.ndim == 1
+    )
+    if not ok:
+        got = tuple(probs.shape) if isinstance(probs, Tensor) else type(probs).__name__
+        raise ValueError(f"`{name}` must be a tensor {want}, got {got}")
+    assert isinstance(probs, Tensor)
+    return probs
+
+
+def _nan_rows(values: Tensor, *inputs: Tensor) -> Tensor:
+    """``values`` ``(B,)`` with NaN where any input row holds a NaN (a metric of a broken
+    probability is undefined, not 0)."""
+    bad = torch.zeros_like(values, dtype=torch.bool)
+    for x in inputs:
+        bad |= x.isnan() if x.ndim == 1 else x.isnan().flatten(1).any(1)
+    return values.masked_fill(bad, float("nan"))
+
+
+def _above_half(name: str, probs: object) -> Tensor:
+    p = _per_sequence(name, probs, frames=False)
+    return _nan_rows((p > 0.5).to(_real(p)), p)
+
 
 def flip_rate(final_probs: Tensor) -> Tensor:
-    """1.0 where the classifier's target probability at the last frame exceeds 0.5 (binary)."""
-    return (final_probs > 0.5).float()
+    """1.0 where the classifier's target probability at the last frame exceeds 0.5 (binary);
+    NaN where it is NaN."""
+    return _above_half("final_probs", final_probs)
 
 
 def oracle_agreement(final_oracle_probs: Tensor) -> Tensor:
-    """1.0 where the independent oracle also puts the last frame in the target class."""
-    return (final_oracle_probs > 0.5).float()
+    """1.0 where the independent oracle also puts the last frame in the target class; NaN
+    where its probability is NaN."""
+    return _above_half("final_oracle_probs", final_oracle_probs)
 
 
 def _ranks(x: Tensor) -> Tensor:
@@ -37,28 +74,52 @@ def _ranks(x: Tensor) -> Tensor:
 
 
 def spearman(a: Tensor, b: Tensor) -> Tensor:
-    """Spearman rank correlation along the last dimension, ``(B,)`` (0 for constant input)."""
-    ra, rb = _ranks(a.float()), _ranks(b.float())
+    """Spearman rank correlation along the last dimension of two ``(B, N)`` tensors, ``(B,)``
+    (0 for constant input, NaN for a row holding a NaN)."""
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)) or a.ndim != 2 or a.shape != b.shape:
+        shapes = [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in (a, b)]
+        raise ValueError(f"`a` and `b` must be two (B, N) tensors of one shape, got {shapes}")
+    dtype = torch.promote_types(_real(a), _real(b))
+    ra, rb = _ranks(a.to(dtype)), _ranks(b.to(dtype))
     ra = ra - ra.mean(-1, keepdim=True)
     rb = rb - rb.mean(-1, keepdim=True)
     den = (ra.pow(2).sum(-1) * rb.pow(2).sum(-1)).sqrt()
-    return torch.where(den > 0, (ra * rb).sum(-1) / den.clamp_min(1e-12), torch.zeros_like(den))
+    rho = torch.where(den > 0, (ra * rb).sum(-1) / den.clamp_min(1e-12), torch.zeros_like(den))
+    return _nan_rows(rho, a.to(dtype), b.to(dtype))
 
 
 def monotonicity_spearman(probs: Tensor) -> Tensor:
     """Spearman correlation between frame index and target probability, ``(B,)``."""
-    t = torch.arange(probs.shape[1], dtype=probs.dtype, device=probs.device).expand_as(probs)
+    probs = _per_sequence("probs", probs, frames=True)
+    t = torch.arange(probs.shape[1], dtype=_real(probs), device=probs.device).expand_as(probs)
     return spearman(t, probs)
 
 
 def increasing_steps(probs: Tensor) -> Tensor:
-    """Fraction of consecutive frames whose target probability strictly increases, ``(B,)``."""
-    return (probs.diff(dim=1) > 0).float().mean(1)
+    """Fraction of consecutive frames whose target probability strictly increases, ``(B,)``
+    (NaN for a row holding a NaN)."""
+    probs = _per_sequence("probs", probs, frames=True)
+    return _nan_rows((probs.diff(dim=1) > 0).to(_real(probs)).mean(1), probs)
 
 
 def calibration_error(probs: Tensor, levels: Tensor) -> Tensor:
-    """``max_{t >= 1} |p_t - t/T|`` (frame 0 is the source and is not calibrated), ``(B,)``."""
-    return (probs[:, 1:] - levels[None, 1:]).abs().amax(1)
+    """``max_{t >= 1} |p_t - levels_t|`` (frame 0 is the source and is not calibrated), ``(B,)``.
+
+    ``levels`` ``(T+1,)`` for all sequences (e.g. :attr:`TrajectoryResult.levels`, ``t / T``,
+    the issue's definition) or ``(B, T+1)``, one row per sequence. A path whose source the
+    classifier already puts above the first levels has its frames placed between its start
+    and the next level, not at ``t / T``, so against ``t / T`` it scores a large error
+    although it climbs at every step.
+    """
+    probs = _per_sequence("probs", probs, frames=True)
+    n = probs.shape[1]
+    if not isinstance(levels, Tensor) or tuple(levels.shape) not in ((n,), (probs.shape[0], n)):
+        got = tuple(levels.shape) if isinstance(levels, Tensor) else type(levels).__name__
+        raise ValueError(
+            f"`levels` must be ({n},) or ({probs.shape[0]}, {n}), one level per frame of "
+            f"`probs` {tuple(probs.shape)}, got {got}"
+        )
+    return (probs[:, 1:] - levels.to(probs).expand_as(probs)[:, 1:]).abs().amax(1)
 
 
 def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 3) -> Tensor:
@@ -66,10 +127,23 @@ def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 
 
     Use ``start = G(z_0)`` (not the input) so inversion error does not count. ``mask``
     ``(B, 1, H, W)`` bool; dilation is a square of side ``2 * dilation + 1``. Returns NaN for
-    sequences that change nothing.
+    sequences that change nothing. Any nonzero ``mask`` value counts as inside.
     """
+    if not (isinstance(start, Tensor) and isinstance(final, Tensor)) or (
+        start.ndim != 4 or start.shape != final.shape
+    ):
+        shapes = [
+            tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in (start, final)
+        ]
+        raise ValueError(
+            f"`start` and `final` must be two (B, C, H, W) tensors of one shape, got {shapes}"
+        )
+    b, _, h, w = start.shape
+    if not isinstance(mask, Tensor) or tuple(mask.shape) != (b, 1, h, w):
+        got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+        raise ValueError(f"`mask` must be ({b}, 1, {h}, {w}), one mask per image, got {got}")
     change = (final - start).abs().sum(1, keepdim=True)  # (B, 1, H, W)
-    grown = mask.float()
+    grown = (mask != 0).to(change.dtype)
     if dilation > 0:
         grown = F.max_pool2d(grown, 2 * dilation + 1, stride=1, padding=dilation)
     total = change.flatten(1).sum(1)
@@ -81,10 +155,17 @@ def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 
 
 @torch.no_grad()
 def lesion_area(segmenter: Callable[[Tensor], Tensor], frames: Tensor) -> Tensor:
-    """Segmenter-measured lesion area (pixels with logit > 0) per frame, ``(B, T+1)``."""
+    """Segmenter-measured lesion area (pixels with logit > 0) per frame, ``(B, T+1)``.
+
+    ``frames`` ``(B, T+1, C, H, W)``. The segmenter runs in eval mode (an ``nn.Module`` is
+    left as it was: mode, ``requires_grad``, BatchNorm statistics)."""
+    if not isinstance(frames, Tensor) or frames.ndim != 5:
+        got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
+        raise ValueError(f"`frames` must be (B, T+1, C, H, W), got {got}")
     b, n = frames.shape[:2]
-    logits = segmenter(frames.reshape(b * n, *frames.shape[2:]))
-    return (logits > 0).flatten(1).sum(1).view(b, n).float()
+    with frozen(segmenter):
+        logits = segmenter(frames.reshape(b * n, *frames.shape[2:]))
+    return (logits > 0).flatten(1).sum(1).view(b, n).to(_real(frames))
 
 
 @torch.no_grad()
@@ -101,9 +182,47 @@ def cout(
     ``|counterfactual - source|``, in ``steps`` equal chunks; at each stage score
     ``p(target) - p(source class)``; return the mean over stages (area under the transition
     curve), in [-1, 1]. The source class is the classifier's prediction on ``source``.
+
+    ``source`` and ``counterfactual`` ``(B, C, H, W)``; ``target`` ``(B,)`` class indices.
+    The classifier runs in eval mode (an ``nn.Module`` is left as it was).
     """
+    if not (isinstance(source, Tensor) and isinstance(counterfactual, Tensor)) or (
+        source.ndim != 4 or source.shape != counterfactual.shape
+    ):
+        shapes = [
+            tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+            for v in (source, counterfactual)
+        ]
+        raise ValueError(
+            "`source` and `counterfactual` must be two (B, C, H, W) tensors of one shape, "
+            f"got {shapes}"
+        )
     b = source.shape[0]
-    src_class = classifier(source).argmax(1)
+    if not isinstance(target, Tensor) or tuple(target.shape) != (b,) or target.is_floating_point():
+        got = (
+            f"{tuple(target.shape)} {target.dtype}"
+            if isinstance(target, Tensor)
+            else type(target).__name__
+        )
+        raise ValueError(f"`target` must be an integer tensor ({b},), got {got}")
+    check_int("steps", steps)
+    with frozen(classifier):
+        return _cout(classifier, source, counterfactual, target.long(), steps)
+
+
+def _cout(
+    classifier: Callable[[Tensor], Tensor],
+    source: Tensor,
+    counterfactual: Tensor,
+    target: Tensor,
+    steps: int,
+) -> Tensor:
+    b = source.shape[0]
+    logits = classifier(source)
+    k = logits.shape[1]
+    if bool(((target < 0) | (target >= k)).any()):
+        raise ValueError(f"`target` must hold classes 0..{k - 1}, got {target.tolist()}")
+    src_class = logits.argmax(1)
     change = (counterfactual - source).abs().sum(1).flatten(1)  # (B, H*W)
     order = change.argsort(dim=1, descending=True)
     rank = torch.empty_like(order)

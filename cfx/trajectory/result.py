@@ -29,7 +29,10 @@ class TrajectoryResult:
         frames: ``(B, T+1, C, H, W)`` in [-1, 1].
         latents: ``(B, T+1, *latent_shape)`` the generator latents of the frames.
         probs: ``(B, T+1)`` the explained classifier's probability of the target class.
-        levels: ``(T+1,)`` the calibration targets ``t / T``.
+        levels: ``(T+1,)`` the calibration targets ``t / T``. A path whose source the
+            classifier already puts at or above the first levels is placed at levels spread
+            between its start and the next level instead (its frames still climb at every
+            step), so its calibration error against ``t / T`` is large by construction.
         target: ``(B,)`` int64 target class of each sequence.
         source: ``(B, C, H, W)`` the input images.
         in_target: ``(B, T+1)`` bool, the classifier's most likely class is the target at

@@ -60,3 +60,13 @@ def test_ssim_of_constant_small_images_is_the_luminance_term():
     c1 = (0.01 * 2) ** 2
     expected = (2 * 0.5 * -0.5 + c1) / (0.25 + 0.25 + c1)  # as for large constant images
     assert torch.allclose(ssim(b, -b), torch.tensor([expected]), atol=1e-4)  # float32 var
+
+
+def test_frechet_is_never_negative_and_names_nan_rows():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20, 64))  # fewer rows than dimensions: rounding went below 0
+    assert frechet_distance(a, a) >= 0.0
+    b = a.copy()
+    b[3, 5] = np.nan
+    with pytest.raises(ValueError, match=r"`features_b` holds NaN.*1 of 20 rows.*\[3\]"):
+        frechet_distance(a, b)

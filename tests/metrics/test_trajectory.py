@@ -75,3 +75,78 @@ def test_summarise_flip_rate_follows_success_for_three_classes():
     assert summarise(probs, levels, frames, source)["flip_rate"] == pytest.approx(1 / 3)
     with_success = summarise(probs, levels, frames, source, success=success)
     assert with_success["flip_rate"] == pytest.approx(2 / 3)
+
+
+def test_inputs_of_the_wrong_shape_are_named():
+    p = torch.rand(2, 4)
+    with pytest.raises(ValueError, match=r"`levels` must be \(4,\) or \(2, 4\).*got \(2,\)"):
+        calibration_error(p, torch.tensor([0.0, 1.0]))  # broadcast silently before
+    with pytest.raises(ValueError, match=r"`probs` must be a tensor \(B, T\+1\)"):
+        monotonicity_spearman(p[0])
+    with pytest.raises(ValueError, match=r"`final_probs` must be a tensor \(B,\)"):
+        flip_rate(p)
+    start = torch.zeros(2, 1, 8, 8)
+    mask = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"`mask` must be \(2, 1, 8, 8\).*got \(2, 8, 8\)"):
+        localisation(start, start + 1, mask[:, 0])  # scored against every mask before
+    with pytest.raises(ValueError, match="`start` and `final`"):
+        localisation(start[:1], start, mask)
+
+    def f(x):
+        return torch.zeros(x.shape[0], 2)
+
+    with pytest.raises(ValueError, match=r"`target` must be an integer tensor \(2,\)"):
+        cout(f, start, start, 1)
+    with pytest.raises(ValueError, match=r"`target` must hold classes 0\.\.1"):
+        cout(f, start, start, torch.tensor([0, 5]))
+    with pytest.raises(ValueError, match="`steps`"):
+        cout(f, start, start, torch.tensor([0, 1]), steps=0)
+
+
+def test_per_image_levels_and_nonzero_masks():
+    probs = torch.tensor([[0.1, 0.5, 0.9], [0.95, 0.97, 0.99]])
+    per_image = torch.tensor([[0.0, 0.5, 1.0], [0.95, 0.97, 0.99]])
+    assert torch.allclose(calibration_error(probs, per_image), torch.tensor([0.1, 0.0]))
+    start = torch.zeros(1, 1, 8, 8)
+    final = start.clone()
+    final[0, :, 0, 0] = 1.0
+    final[0, :, 7, 7] = 1.0
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[0, 0, 0, 0] = 255.0  # an 8-bit mask: inside, not 255 times inside
+    assert localisation(start, final, mask, dilation=0).item() == pytest.approx(0.5)
+
+
+def test_nan_probabilities_give_nan_not_zero_and_dtype_follows():
+    nan = float("nan")
+    assert torch.isnan(flip_rate(torch.tensor([nan, 0.9])))[0]
+    assert flip_rate(torch.tensor([nan, 0.9]))[1] == 1.0
+    rows = torch.tensor([[0.1, nan, 0.3], [0.1, 0.2, 0.3]], dtype=torch.float64)
+    rho, inc = monotonicity_spearman(rows), increasing_steps(rows)
+    assert torch.isnan(rho[0]) and rho[1] == 1.0 and rho.dtype == torch.float64
+    assert torch.isnan(inc[0]) and inc[1] == 1.0 and inc.dtype == torch.float64
+
+
+def test_cout_and_lesion_area_leave_a_training_model_as_it_was():
+    """Both ran the user's model as it was: dropout made COUT random and a BatchNorm's
+    running statistics moved with every call."""
+    from cfx.metrics import lesion_area
+
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, padding=1),
+        torch.nn.BatchNorm2d(2),
+        torch.nn.Dropout(0.5),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+    )
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    src = torch.rand(4, 1, 8, 8, generator=g) * 2 - 1
+    cf = torch.rand(4, 1, 8, 8, generator=g) * 2 - 1
+    tgt = torch.ones(4, dtype=torch.long)
+    first, second = cout(model, src, cf, tgt), cout(model, src, cf, tgt)
+    assert torch.equal(first, second)
+    lesion_area(torch.nn.Sequential(model[0], model[1]), torch.stack([src, cf], 1))
+    assert model.training and all(m.training for m in model.modules())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
