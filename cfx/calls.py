@@ -88,6 +88,11 @@ def resolve_target(
 def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classifier") -> Tensor:
     """Classifier logits with a shape check: ``(B, K)``, ``K >= 2`` (a single logit points to
     :class:`TwoLogits`); errors call the model ``name``."""
+    if not callable(classifier):
+        raise TypeError(
+            f"`{name}` must be a model or function mapping images (B, C, H, W) to logits "
+            f"(B, K), got {type(classifier).__name__}"
+        )
     logits = classifier(images)
     n = images.shape[0]
     if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != n:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
-from cfx.calls import frozen
+from cfx.calls import dtype_device_mismatch, frozen
 from cfx.errors import check_int, check_real
 from cfx.images import check_images
 from cfx.metrics.image import psnr
@@ -63,11 +64,33 @@ def zero_image(generator: Generator, like: Tensor | None = None) -> Tensor:
     return generator.decode(z if like is None else z.to(like))
 
 
+def check_generator(generator: object) -> None:
+    """An error naming ``generator`` unless it has ``latent_shape`` (a tuple of positive ints)
+    and a callable ``decode``, the :class:`~cfx.types.Generator` protocol."""
+    shape = getattr(generator, "latent_shape", None)
+    ok_shape = isinstance(shape, (tuple, list)) and all(
+        isinstance(n, Integral) and not isinstance(n, bool) and n > 0 for n in shape
+    )
+    if not (ok_shape and shape and callable(getattr(generator, "decode", None))):
+        raise TypeError(
+            "`generator` must have `latent_shape` (a tuple of positive ints) and `decode(z)` "
+            f"(the cfx.types.Generator protocol), got {type(generator).__name__}"
+            + (f" with latent_shape {shape!r}" if shape is not None else "")
+        )
+
+
 def generator_probe(generator: Generator, x: Tensor) -> Tensor:
     """:func:`zero_image` after checking that the images ``x`` have the shape the generator
     produces (an error naming ``x`` otherwise). Call it with the generator frozen
     (:func:`~cfx.calls.frozen`)."""
-    probe = zero_image(generator, x)
+    check_generator(generator)
+    try:
+        probe = zero_image(generator, x)
+    except RuntimeError as err:  # PyTorch's error names neither x nor the generator
+        mismatch = dtype_device_mismatch({"generator": generator}, x)
+        if mismatch is None:
+            raise
+        raise TypeError(mismatch) from err
     shape = tuple(probe.shape[1:])  # (C, H, W) the generator produces
     if shape != tuple(x.shape[1:]):
         raise ValueError(

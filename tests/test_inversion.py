@@ -349,3 +349,14 @@ def test_bad_numbers_are_named(kw, exc, match):
     g = LinearGenerator()
     with pytest.raises(exc, match=match):
         invert(g, _images(g), **kw)
+
+
+def test_images_in_another_dtype_than_the_generator_are_named():
+    """float64 images with a float32 generator gave PyTorch's "expected m1 and m2 to have the
+    same dtype", which names neither."""
+    g = DecodeOnly()
+    x = g.decode(Z_STAR).detach().double()
+    with pytest.raises(TypeError, match=r"`x` is torch.float64.*generator's weights are torch.fl"):
+        invert(g, x, steps=2)
+    with pytest.raises(TypeError, match=r"`generator` must have `latent_shape`.*got Linear"):
+        invert(nn.Linear(3, 16), x.float(), steps=2)

@@ -578,3 +578,17 @@ def test_integers_of_every_kind_and_empty_selections_index_a_result():
     with pytest.raises(TypeError, match=r"got torch.float32 of shape \(2,\)"):
         res[torch.tensor([0.0, 1.0])]
     assert res.to(torch.float64).frames.dtype == torch.float64  # positional, as for tensors
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_models_that_are_not_models_are_named(name):
+    """A generator without ``latent_shape`` gave ``AttributeError: 'Linear' object has no
+    attribute 'latent_shape'``, and ``classifier=None`` ``'NoneType' object is not callable``."""
+    good = Case(name)
+    if not good.pixel:
+        explainer = _make(name, nn.Linear(3, 16), LogisticClassifier())
+        with pytest.raises(TypeError, match=r"`generator` must have `latent_shape`.*got Linear"):
+            explainer.explain(good.x, 1)
+    explainer = _make(name, good.g, None)
+    with pytest.raises(TypeError, match=r"`classifier` must be a model or function.*NoneType"):
+        explainer.explain(good.x, 1)
