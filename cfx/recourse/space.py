@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Literal
 
 import numpy as np
@@ -166,6 +167,16 @@ def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarr
     values = column.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         raise ValueError(f"`{what}` column `{spec.name}` has infinite values")
+    if spec.integer:
+        # a model would score the rounded point while the plan reported the truncated one
+        fractional = values != np.round(values)
+        if fractional.any():
+            raise ValueError(
+                f"`{what}` column `{spec.name}` is a whole-number feature in the schema, got "
+                f"{values[fractional][:_SHOW].tolist()!r} (first rows "
+                f"{_rows(column, fractional)!r}): round the values, or declare the feature "
+                "with integer=False"
+            )
     return values
 
 
@@ -250,7 +261,9 @@ class Constraints:
 
 
 def _check_max_changes(value: object) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+    if value is not None and (
+        not isinstance(value, Integral) or isinstance(value, bool) or value < 1
+    ):
         raise ValueError(f"`max_changes` must be a positive int or None, got {value!r}")
 
 

@@ -43,6 +43,25 @@ def test_non_numeric_value_is_named(fitted, german):
         fitted.explain(row)
 
 
+def test_fractional_value_of_a_whole_number_feature_is_named(fitted, german):
+    """24.5 months was scored by the model as 24 or 25 (rounded) and reported as 24 (truncated),
+    in neither case as a change. Whole numbers stored as floats are fine."""
+    row = german.X.iloc[[0, 1]].astype({"duration_in_month": "float64"})
+    assert len(fitted.explain(row)) == 2  # 24.0 is a whole number
+    row.iloc[1, row.columns.get_loc("duration_in_month")] = 24.5
+    with pytest.raises(ValueError, match=r"`duration_in_month` is a whole-number.*\[24\.5\]"):
+        fitted.explain(row)
+
+
+def test_numpy_integers_are_ints(german, credit_models):
+    """`k=np.int64(2)` was refused as "`k` must be a positive int"."""
+    model = Recourse(
+        credit_models["logistic"], german.schema, k=np.int64(2), max_changes=np.int32(3)
+    ).fit(german.X)
+    results = model.explain(german.X.iloc[:4])
+    assert all(len(r) <= 2 for r in results) and any(len(r) == 2 for r in results)
+
+
 def test_model_without_predict_proba(german):
     class NoProba:
         def predict(self, X):
