@@ -53,12 +53,15 @@ class _CodecModel:
 
 
 def _codes(view: ModelView, X: pd.DataFrame, what: str) -> np.ndarray:
-    """Codes of a DiCE frame (which hands numbers over as objects at times)."""
+    """Codes of a DiCE frame (which hands numbers over as objects at times, and may propose
+    fractions of a whole-number feature: rounded here, once, as the model will see them)."""
     codec = view.codec
     X = X[list(codec.names)].copy()
-    for j, name in enumerate(codec.names):
+    for j, (name, spec) in enumerate(zip(codec.names, codec.schema.features, strict=True)):
         if codec.numeric[j]:
             X[name] = pd.to_numeric(X[name])
+            if spec.integer:
+                X[name] = X[name].round()
     return codec.to_codes(X, what=what)
 
 
