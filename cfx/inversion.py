@@ -69,7 +69,7 @@ def check_generator(generator: object) -> None:
     and a callable ``decode``, the :class:`~cfx.types.Generator` protocol."""
     shape = getattr(generator, "latent_shape", None)
     ok_shape = isinstance(shape, (tuple, list)) and all(
-        isinstance(n, Integral) and not isinstance(n, bool) and n > 0 for n in shape
+        isinstance(n, Integral) and not isinstance(n, bool) and int(n) > 0 for n in shape
     )
     if not (ok_shape and shape and callable(getattr(generator, "decode", None))):
         raise TypeError(

@@ -1,4 +1,5 @@
-"""Figures (matplotlib, Agg backend; no screen needed). Images in [-1, 1]."""
+"""Figures written to files (matplotlib ``Figure`` objects, no pyplot: no screen needed, and
+a notebook's own backend is left alone). Images in [-1, 1]."""
 
 from __future__ import annotations
 
@@ -11,23 +12,29 @@ from torch import Tensor
 from cfx.images import to_unit
 
 
-def _pyplot():
-    import matplotlib
+def _subplots(*grid: int, figsize: tuple[float, float], **kwargs):
+    """``(figure, axes)`` of a matplotlib ``Figure`` made directly, without pyplot: cfx never
+    picks a backend or touches pyplot's state (``matplotlib.use("Agg")`` here once silenced
+    every later figure of a notebook's inline backend)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kwargs)
 
 
-def _save(plt, fig, path: str | Path, *, dpi: int) -> Path:
+def _rectangle(*args, **kwargs):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle(*args, **kwargs)
+
+
+def _save(fig, path: str | Path, *, dpi: int) -> Path:
     """Write ``fig`` to ``path`` (creating folders; ``.png`` added to a name without a
-    suffix, as matplotlib does), close it, return the path written."""
+    suffix, as matplotlib does), return the path written."""
     out = Path(path)
     out = out if out.suffix else out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)
-    plt.close(fig)
     return out
 
 
@@ -46,10 +53,9 @@ def brain_preview(
     ``images`` ``(N, 1, H, W)`` in [-1, 1], ``labels`` ``(N,)``, ``masks`` ``(N, 1, H, W)`` bool,
     ``tags`` ``(N,)`` bool. Writes a PNG to ``path`` and returns it.
     """
-    plt = _pyplot()
     n = images.shape[0]
     rows = (n + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
+    fig, axes = _subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
     pics = to_unit(images[:, 0]).clamp(0, 1).cpu().numpy()
     outlines = masks[:, 0].cpu().numpy()
     for i, ax in enumerate(axes.flat):
@@ -62,7 +68,7 @@ def brain_preview(
         if bool(tags[i]) and marker_box is not None:
             r, c = marker_box
             ax.add_patch(
-                plt.Rectangle(
+                _rectangle(
                     (c.start - 0.5, r.start - 0.5),
                     c.stop - c.start,
                     r.stop - r.start,
@@ -74,7 +80,7 @@ def brain_preview(
         title = "tumour" if int(labels[i]) == 1 else "healthy"
         ax.set_title(title + (" +tag" if bool(tags[i]) else ""), fontsize=7)
     fig.tight_layout(pad=0.3)
-    return _save(plt, fig, path, dpi=110)
+    return _save(fig, path, dpi=110)
 
 
 def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int = 2) -> Path:
@@ -137,7 +143,6 @@ def trajectory_strip(
     _shape("oracle_probs", oracle_probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `frames`")
     probs = probs.detach().cpu()
     oracle_probs = None if oracle_probs is None else oracle_probs.detach().cpu()
-    plt = _pyplot()
     want = (b, *frames.shape[2:])
     _shape("sources", sources, want, f"{want} to match `frames`")
     if sources is not None:
@@ -146,9 +151,7 @@ def trajectory_strip(
     cols = n + first
     lines = 1 if oracle_probs is None else 2  # title lines above each frame
     # each row: a 1.25-inch square frame plus its title (fontsize 6 is ~0.1 inch a line)
-    fig, axes = plt.subplots(
-        b, cols, figsize=(1.25 * cols, (1.35 + 0.12 * lines) * b), squeeze=False
-    )
+    fig, axes = _subplots(b, cols, figsize=(1.25 * cols, (1.35 + 0.12 * lines) * b), squeeze=False)
     pics = _pictures(frames.flatten(0, 1)).reshape(b, cols, *frames.shape[-2:], -1)
     for i in range(b):
         for c in range(cols):
@@ -166,7 +169,7 @@ def trajectory_strip(
                 title += f"\no={float(oracle_probs[i, t]):.2f}"
             ax.set_title(title, fontsize=6)
     fig.tight_layout(pad=0.2)
-    return _save(plt, fig, path, dpi=110)
+    return _save(fig, path, dpi=110)
 
 
 def trajectory_gif(
@@ -219,8 +222,7 @@ def probability_curves(
     _shape("oracle_probs", oracle_probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `probs`")
     probs, levels = probs.detach(), levels.detach()
     oracle_probs = None if oracle_probs is None else oracle_probs.detach()
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    fig, ax = _subplots(figsize=(4.5, 3.2))
     t = np.arange(probs.shape[1])
     for row in probs.cpu().numpy():
         ax.plot(t, row, color="tab:blue", alpha=0.5, linewidth=0.9)
@@ -235,7 +237,7 @@ def probability_curves(
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    return _save(plt, fig, path, dpi=120)
+    return _save(fig, path, dpi=120)
 
 
 def saliency_grid(
@@ -253,10 +255,9 @@ def saliency_grid(
     ``images`` ``(B, 1, H, W)`` in [-1, 1], ``masks`` ``(B, 1, H, W)`` bool, ``maps``
     ``(M, B, 1, H, W)``, ``names`` the M method names. Writes a PNG and returns its path.
     """
-    plt = _pyplot()
     n = min(rows, images.shape[0])
     cols = 2 + len(names)
-    fig, axes = plt.subplots(n, cols, figsize=(1.3 * cols, 1.35 * n + 0.3), squeeze=False)
+    fig, axes = _subplots(n, cols, figsize=(1.3 * cols, 1.35 * n + 0.3), squeeze=False)
     pics = to_unit(images[:n, 0]).clamp(0, 1).cpu().numpy()
     outlines = masks[:n, 0].cpu().numpy().astype(float)
     pos = maps[:, :n, 0].detach().clamp(min=0).cpu()
@@ -280,7 +281,7 @@ def saliency_grid(
                 if outlines[r].any():
                     ax.contour(outlines[r], levels=[0.5], colors="cyan", linewidths=0.5)
     fig.tight_layout(pad=0.2)
-    return _save(plt, fig, path, dpi=120)
+    return _save(fig, path, dpi=120)
 
 
 def attack_figure(
@@ -298,9 +299,8 @@ def attack_figure(
     Images ``(B, 1, H, W)`` in [-1, 1]; maps ``(B, 1, H, W)`` (shown as ``|map|``, each
     scaled to its maximum). Writes a PNG and returns its path.
     """
-    plt = _pyplot()
     n = min(rows, images.shape[0])
-    fig, axes = plt.subplots(n, 5, figsize=(7.0, 1.45 * n + 0.4), squeeze=False)
+    fig, axes = _subplots(n, 5, figsize=(7.0, 1.45 * n + 0.4), squeeze=False)
     a = to_unit(images[:n, 0]).clamp(0, 1).cpu().numpy()
     b = to_unit(attacked[:n, 0]).clamp(0, 1).cpu().numpy()
     diff = (attacked[:n, 0] - images[:n, 0]).cpu()
@@ -329,4 +329,4 @@ def attack_figure(
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout(pad=0.3)
-    return _save(plt, fig, path, dpi=120)
+    return _save(fig, path, dpi=120)

@@ -98,3 +98,24 @@ def test_shapes_are_checked_and_names_without_a_suffix_get_one(tmp_path):
     assert strip == tmp_path / "noext.png" and strip.is_file()
     gif = trajectory_gif(seq, tmp_path / "anim")
     assert gif == tmp_path / "anim.gif" and gif.is_file()
+
+
+def test_figures_leave_pyplot_and_its_backend_alone(tmp_path):
+    """`matplotlib.use("Agg")` in cfx.viz switched a notebook's inline backend, so every later
+    figure of the notebook came out empty."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from cfx.viz import probability_curves
+
+    before = matplotlib.get_backend()
+    try:
+        matplotlib.use("svg")
+        open_figures = plt.get_fignums()
+        probs = torch.tensor([[0.1, 0.5, 0.9]])
+        probability_curves(probs, torch.tensor([0.0, 0.5, 1.0]), tmp_path / "grid.png")
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == open_figures
+        assert Image.open(tmp_path / "grid.png").size[0] > 0
+    finally:
+        matplotlib.use(before)

@@ -173,16 +173,15 @@ def examples_figure(report: ShortcutReport, rows: list[int], path: Path) -> Path
     """Per row: source, last frame, |change| and |saliency| heat maps with the lesion (yellow)
     and the marker region (cyan) outlined."""
     from cfx.images import to_unit
-    from cfx.viz import _pyplot, _save
+    from cfx.viz import _save, _subplots
 
-    plt = _pyplot()
     frames = report.paths.frames
     change = (frames[:, -1] - frames[:, 0]).abs().sum(1)  # (B, H, W)
     marker = report.marker_masks.expand(frames.shape[0], -1, -1, -1)[:, 0].float()
     lesion = report.lesion_masks[:, 0].float()
     heads = ["source", "last frame", "|change|", "|saliency|"]
     n = max(1, len(rows))
-    fig, axes = plt.subplots(n, 4, figsize=(7.0, 1.45 * n + 0.3), squeeze=False)
+    fig, axes = _subplots(n, 4, figsize=(7.0, 1.45 * n + 0.3), squeeze=False)
     for r, i in enumerate(rows):
         src = to_unit(report.paths.source[i, 0]).clamp(0, 1).cpu().numpy()
         last = to_unit(frames[i, -1, 0]).clamp(0, 1).cpu().numpy()
@@ -216,7 +215,7 @@ def examples_figure(report: ShortcutReport, rows: list[int], path: Path) -> Path
         )
     fig.subplots_adjust(left=0.2, right=0.99, bottom=0.01, top=1 - 0.3 / (1.45 * n + 0.3))
     fig.subplots_adjust(wspace=0.04, hspace=0.06)
-    return _save(plt, fig, path, dpi=120)
+    return _save(fig, path, dpi=120)
 
 
 def run_shortcuts(args: argparse.Namespace) -> int:

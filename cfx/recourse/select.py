@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 
@@ -44,11 +43,7 @@ class DataSupport:
         *,
         n_neighbors: int = 5,
     ) -> None:
-        if (
-            not isinstance(n_neighbors, Integral)
-            or isinstance(n_neighbors, bool)
-            or n_neighbors < 1
-        ):
+        if not isinstance(n_neighbors, int) or n_neighbors < 1:
             raise ValueError(f"`n_neighbors` must be a positive int, got {n_neighbors!r}")
         self.codec = codec
         self.scales = scales
