@@ -342,11 +342,12 @@ def load_german(*, as_frame: bool = True) -> GermanCredit:
 def summary_table(data: GermanCredit) -> pd.DataFrame:
     """One row per feature plus a last row for the label (for reports).
 
-    Columns: ``kind``, ``mutable``, ``direction``, ``cost``, ``domain`` (range or number of
-    categories), ``mean``/``min``/``max`` (numeric features; for the label, ``mean`` is the
-    approval rate), ``most_frequent`` and ``most_frequent_share`` (categorical and ordinal) and
-    ``approved_rate``: the approval rate among rows in the most frequent category (NaN for numeric
-    features; the overall approval rate for the label row).
+    Columns: ``kind``, ``mutable``, ``direction`` (``"listed changes only"`` for a categorical
+    feature with ``transitions``: see :func:`transitions_table`), ``cost``, ``domain`` (range
+    or number of categories), ``mean``/``min``/``max`` (numeric features; for the label,
+    ``mean`` is the approval rate), ``most_frequent`` and ``most_frequent_share`` (categorical
+    and ordinal) and ``approved_rate``: the approval rate among rows in the most frequent
+    category (NaN for numeric features; the overall approval rate for the label row).
     """
     if not isinstance(data, GermanCredit):
         raise TypeError(f"`data` must be a GermanCredit, got {type(data).__name__}")
@@ -358,7 +359,7 @@ def summary_table(data: GermanCredit) -> pd.DataFrame:
             "feature": spec.name,
             "kind": spec.kind,
             "mutable": spec.mutable,
-            "direction": spec.direction,
+            "direction": "listed changes only" if spec.transitions else spec.direction,
             "cost": spec.cost,
         }
         if spec.kind == "numeric":
@@ -395,3 +396,17 @@ def summary_table(data: GermanCredit) -> pd.DataFrame:
         "most_frequent", "most_frequent_share", "approved_rate",
     ]  # fmt: skip
     return pd.DataFrame(rows).set_index("feature").reindex(columns=columns)
+
+
+def transitions_table(data: GermanCredit) -> pd.DataFrame:
+    """The changes the schema allows for categorical features with ``transitions``: one row
+    per (feature, from) with the categories it may change to (for reports)."""
+    if not isinstance(data, GermanCredit):
+        raise TypeError(f"`data` must be a GermanCredit, got {type(data).__name__}")
+    rows = [
+        {"feature": spec.name, "from": source, "may change to": "; ".join(targets)}
+        for spec in data.schema.features
+        if spec.transitions
+        for source, targets in spec.transitions.items()
+    ]
+    return pd.DataFrame(rows, columns=["feature", "from", "may change to"])

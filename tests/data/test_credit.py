@@ -314,3 +314,20 @@ def test_summary_table(data: GermanCredit) -> None:
     assert not table.loc[SEX, "mutable"]
     assert table.loc["credit_amount", "mutable"]
     assert table.loc["age_in_years", "direction"] == "increase"
+    # categorical features with transitions may change only as listed, not "any" way
+    assert table.loc["other_installment_plans", "direction"] == "listed changes only"
+    assert table.loc["purpose", "direction"] == "any"
+
+
+def test_transitions_table_lists_the_allowed_changes(data: GermanCredit) -> None:
+    from cfx.data.credit import transitions_table
+
+    table = transitions_table(data)
+    plans = table[table["feature"] == "other_installment_plans"]
+    assert plans["from"].tolist() == ["bank", "stores"]
+    assert plans["may change to"].tolist() == ["none", "none"]
+    assert set(table["feature"]) == {
+        "status_of_existing_checking_account",
+        "property",
+        "other_installment_plans",
+    }
