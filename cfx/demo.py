@@ -70,10 +70,11 @@ def section_brain_data(out: Path, seed: int) -> list[str]:
 
 
 def section_credit_data(out: Path, seed: int) -> list[str]:
-    from cfx.data.credit import load_german, summary_table
+    from cfx.data.credit import load_german, summary_table, transitions_table
 
     data = load_german()
     table = summary_table(data)
+    moves = transitions_table(data)
     table.to_csv(out / "german_credit_summary.csv")
     header = ["feature", *table.columns]
     rows = [
@@ -84,9 +85,14 @@ def section_credit_data(out: Path, seed: int) -> list[str]:
         rp.paragraph(
             f"German Credit (UCI Statlog): {len(data)} applicants, {len(data.schema.names)} "
             f"features, {data.y.mean():.0%} approved. Immutable by default: "
-            f"{', '.join(data.schema.immutable)}."
+            f"{', '.join(data.schema.immutable)}. 'direction' says which way a number or an "
+            "ordered category may move for recourse; 'listed changes only' marks the categories "
+            "that may change only as the second table lists (always for the better)."
         ),
         rp.table(header, rows),
+        rp.table(list(moves.columns), moves.to_numpy().tolist()),
+        f"<p>{rp.link('german_credit_summary.csv', 'german_credit_summary.csv')}: the first "
+        "table as CSV.</p>",
     ]
 
 
@@ -156,9 +162,10 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
                 masks=src.masks if target == 0 else None,
             )
             keys = ("flip_rate", "oracle_agreement", "spearman_t_f", "calibration_error")
-            cells = [f"{m[k]:.3f}" for k in keys]
-            cells += [f"{m.get('localisation', float('nan')):.2f}", f"{res.seconds / 4:.2f}"]
-            rows.append([name, *cells])
+            cells = [f"{m[k]:.2f}" for k in keys]
+            local = m.get("localisation")
+            cells += ["n/a" if local is None else f"{local:.2f}", f"{res.seconds / len(src):.2f}"]
+            rows.append([name, len(src), *cells])
             parts += [
                 f"<h3>{name}</h3>",
                 rp.image(f"{tag}.png", name),
@@ -167,6 +174,7 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             ]
     header = [
         "direction",
+        "slices",
         "flip",
         "oracle agrees",
         "Spearman(t, f)",
@@ -182,12 +190,19 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             "the frames to the smallest region of the generator's global edit that still flips "
             "brain-cnn (MonotonePath(localise=True)); everything outside it stays as in frame 0."
         ),
+        rp.paragraph(
+            "Means over the slices of each row (a glimpse: benchmarks/trajectory.py measures 128 "
+            "per direction, BENCHMARKS.md). Localisation is the share of the change inside the "
+            "dilated lesion mask; it is n/a towards tumour, where the source has no lesion."
+        ),
         rp.table(header, rows),
         *parts,
     ]
 
 
 def section_recourse(out: Path, seed: int) -> list[str]:
+    import pandas as pd
+
     from cfx.data.credit import load_german
     from cfx.recourse import AdditiveSCM, Constraints, Recourse, to_frame
     from cfx.zoo import german_split, load_credit_model
@@ -196,13 +211,14 @@ def section_recourse(out: Path, seed: int) -> list[str]:
     train, test = german_split(seed=seed)
     X_train, X_test = data.X.iloc[train], data.X.iloc[test]
     rows: list[list[object]] = []
-    results = []
+    plans = []
     for name in ("logistic", "gbm", "mlp"):
         model = load_credit_model(name, seed=seed)
         rec = Recourse(model, data.schema, k=3).fit(X_train)
         denied = X_test[model.predict_proba(X_test)[:, 1] < 0.5].iloc[:3]
-        for res in rec.explain(denied):
-            results.append(res)
+        results = rec.explain(denied)
+        plans.append(to_frame(results).assign(model=name))
+        for res in results:
             best = res.counterfactuals[0] if res.counterfactuals else None
             rows.append(
                 [
@@ -218,7 +234,8 @@ def section_recourse(out: Path, seed: int) -> list[str]:
                     f"{res.seconds * 1000:.0f}",
                 ]
             )
-    to_frame(results).to_csv(out / "recourse_plans.csv", index=False)
+    table = pd.concat(plans, ignore_index=True)
+    table[["model", *table.columns[:-1]]].to_csv(out / "recourse_plans.csv", index=False)
     # a certified "no recourse": one change only, account, purpose, amount and duration frozen
     logistic = load_credit_model("logistic", seed=seed)
     rec = Recourse(logistic, data.schema).fit(X_train)
@@ -255,8 +272,10 @@ def section_recourse(out: Path, seed: int) -> list[str]:
             "the action cost of each category change; plausibility: share of the 5 nearest "
             "training applicants the model approves). Exact MILP for the logistic model, "
             "enumeration + MILP over leaves for the GBM, batched search for the MLP; immutable: "
-            f"{', '.join(data.schema.immutable)}. All plans: recourse_plans.csv."
+            f"{', '.join(data.schema.immutable)}."
         ),
+        f"<p>All plans, one row each with the model that gave them: "
+        f"{rp.link('recourse_plans.csv', 'recourse_plans.csv')}.</p>",
         rp.table(
             [
                 "model",
@@ -340,7 +359,9 @@ def section_saliency(out: Path, seed: int) -> list[str]:
             f"Ten saliency methods explain brain-cnn's 'tumour' decision on the same 12 held-out "
             f"tumour slices and are scored against the lesion masks (small budgets for the "
             f"perturbation methods; `cfx saliency compare` and benchmarks/saliency.py run the "
-            f"full ones). Best Dice here: {best} ({dice:.2f}). Cells: mean ± 95% CI."
+            f"full ones). Best Dice here: {best} ({dice:.2f}). Cells: mean ± 95% CI. Higher is "
+            f"better for every score but deletion_auc (the probability left as the most salient "
+            f"pixels are removed), where lower is better."
         ),
         rp.table(["method", *metrics, "s / image"], rows),
         rp.image("saliency_grid.png", "image, lesion mask and each method's map"),
@@ -408,7 +429,8 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
             lesion_masks=audit_set.masks,
             marker_present=audit_set.tags,
         )
-        verdicts.append([name, report.verdict])
+        healthy_tag = groups(model)["healthy_tag"]
+        verdicts.append([name, f"{1 - healthy_tag:.0%}", report.verdict])
     train = make_dataset(8000, seed=11, tagged=True, tag_correlation=0.95)
     pool = make_dataset(600, seed=12, tagged=True, tag_correlation=0.95)
     learner = ActiveLearner(
@@ -423,21 +445,37 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
         learner, pool.images, train.images, train.labels, out / "augment-run", seed
     )
     image_grid(res.images[:16], out / "augment_frames.png", columns=8, scale=2)
-    keys = ["accuracy", "worst_group", "healthy_tag", "tumour_notag"]
+    keys = {
+        "accuracy": "accuracy, all 1,000",
+        "worst_group": "worst group",
+        "healthy_tag": "healthy slices with the marker",
+        "tumour_notag": "tumour slices without the marker",
+    }
     before, after = groups(tagged), groups(res.model)
-    rows = [[k, _fmt(before[k]), _fmt(after[k])] for k in keys]
+    rows = [[label, f"{before[k]:.2f}", f"{after[k]:.2f}"] for k, label in keys.items()]
     return [
         rp.paragraph(
             "brain-cnn-tagged learned the scanner marker (95% of its tumour training slices "
             "carry it). The shortcut report walks 16 tagged slices (marker independent of the "
             "label) across each classifier's boundary (Option 2) and measures where the change "
-            "goes, per direction and per marker state of the source slice."
+            "goes, per direction and per marker state of the source slice. With 16 slices a "
+            "cell holds only 3-5 paths: `cfx shortcuts` audits 64 by default (BENCHMARKS.md)."
         ),
-        rp.table(["classifier", "verdict"], verdicts),
+        rp.table(
+            ["classifier", "healthy slices with the marker called tumour", "verdict"], verdicts
+        ),
+        rp.paragraph(
+            "brain-cnn is flagged too, and rightly: it never saw a marker in training and takes "
+            "the bright unseen glyph for lesion evidence, so it calls most healthy slices that "
+            "carry the marker tumour (middle column, 1,000 test slices). brain-oracle, trained "
+            "on data where the marker is independent of the label, calls almost none of them "
+            "tumour."
+        ),
         rp.paragraph(
             "Augmentation: 100 labels (brain-oracle as labeller) on frames at p = 0.4 and 0.6 of "
             "paths from the 50 least certain pool slices, one fine-tuning epoch. Accuracy on "
-            "1,000 test slices with the marker independent of the label:"
+            "1,000 test slices with the marker independent of the label (groups: class x "
+            "marker; the worst group is the lowest of the four):"
         ),
         rp.table(["metric", "before", "after"], rows),
         rp.image("augment_frames.png", "labelled near-boundary frames"),
@@ -459,12 +497,24 @@ SECTIONS: tuple[tuple[str, Callable[[Path, int], list[str]]], ...] = (
 )
 
 
-def build_demo(out: str | Path = "cfx-report", *, seed: int = 0) -> Path:
-    """Run every demo section and write ``out/index.html``; return its path."""
+def build_demo(
+    out: str | Path = "cfx-report", *, seed: int = 0, show_progress: bool = True
+) -> Path:
+    """Run every demo section and write ``out/index.html``; return its path.
+
+    An ``index.html`` already in ``out`` is removed first: the figures are rewritten section
+    by section, so an interrupted run must not leave an old page over new figures. The page
+    itself is written in one step at the end.
+    """
+    from tqdm import tqdm
+
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.html").unlink(missing_ok=True)
     report = rp.Report("cfx demo", folder)
-    for title, build in SECTIONS:
+    bar = tqdm(SECTIONS, desc="cfx demo", unit="section", disable=not show_progress)
+    for title, build in bar:
+        bar.set_postfix_str(title)
         t0 = time.perf_counter()
         log.info("demo section: %s", title)
         parts = build(folder, seed)

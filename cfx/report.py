@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,12 +51,21 @@ img{{max-width:100%;border:1px solid #ddd}} code{{background:#f5f5f5;padding:0 3
 <ul>{toc}</ul>{body}</body></html>
 """
         out = self.folder / "index.html"
-        out.write_text(page, encoding="utf-8")
+        part = out.with_name(out.name + ".tmp")
+        part.write_text(page, encoding="utf-8")
+        part.replace(out)  # a reader never sees half a page
         return out
 
 
 def paragraph(text: str) -> str:
-    return f"<p>{html.escape(text)}</p>"
+    """A paragraph of plain text (escaped); spans in `backticks` become ``<code>``."""
+    escaped = html.escape(text)
+    return "<p>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped) + "</p>"
+
+
+def link(href: str, text: str) -> str:
+    """A link to a file beside the report (``href`` relative to it)."""
+    return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
 
 
 def image(src: str, alt: str) -> str:

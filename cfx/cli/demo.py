@@ -5,17 +5,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cfx.cli.paths import out_folder
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the end-to-end demo and write an HTML report")
-    p.add_argument("--out", type=Path, default=Path("cfx-report"))
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "demo",
+        help="run the end-to-end demo and write an HTML report",
+        description="Run every part of cfx on the shipped models and data (brain slices, "
+        "German Credit): boundary-crossing sequences, loan recourse, saliency and its "
+        "attacks, the shortcut report and near-boundary augmentation. Writes OUT/index.html "
+        "with its figures and CSV tables beside it; about 2-3 minutes on 2 CPU cores.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("cfx-report"), help="report folder (made if missing)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the data drawn and the models")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from cfx.demo import build_demo
 
-    index = build_demo(args.out, seed=args.seed)
+    folder = out_folder(args.out)
+    index = build_demo(folder, seed=args.seed, show_progress=not args.no_progress)
     print(index)
     return 0

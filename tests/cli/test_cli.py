@@ -52,6 +52,14 @@ def test_demo_writes_report(tmp_path):
         assert title in html
     # the shipped models load, so no section falls back to "Skipped: <why>"
     assert "Skipped:" not in html
+    assert ">nan<" not in html.lower() and "`" not in html  # n/a, and code spans are <code>
+    plans = (tmp_path / "r" / "recourse_plans.csv").read_text().splitlines()
+    assert plans[0].startswith("model,") and {r.split(",")[0] for r in plans[1:]} == {
+        "logistic",
+        "gbm",
+        "mlp",
+    }
+    assert 'href="recourse_plans.csv"' in html and 'href="german_credit_summary.csv"' in html
     for name in ("brain_preview.png", "traj_0.png", "traj_1_localised.gif", "saliency_grid.png"):
         assert (tmp_path / "r" / name).is_file(), name
 
@@ -69,6 +77,7 @@ def test_no_command_shows_usage(capsys):
         ["saliency", "compare", "--n", "2"],
         ["saliency", "attack", "--n", "2"],
         ["augment"],
+        ["demo"],
     ],
 )
 def test_an_out_that_is_a_file_fails_before_the_work(tmp_path, capsys, monkeypatch, argv):

@@ -1,0 +1,36 @@
+"""The static HTML report and the demo's handling of an old report in its folder."""
+
+import pytest
+
+from cfx import report as rp
+
+
+def test_paragraph_escapes_text_and_turns_backticks_into_code():
+    assert rp.paragraph("a < b, `purpose` is `immutable`") == (
+        "<p>a &lt; b, <code>purpose</code> is <code>immutable</code></p>"
+    )
+    assert rp.link("a b.csv", "x<y") == '<a href="a b.csv">x&lt;y</a>'
+
+
+def test_an_interrupted_demo_leaves_no_old_page_over_new_figures(tmp_path, monkeypatch):
+    """The page was written only at the end while figures were rewritten as the sections ran,
+    so a run stopped halfway left the previous run's page showing the new run's figures."""
+    import cfx.demo
+
+    (tmp_path / "index.html").write_text("<p>the previous run</p>")
+
+    def first(out, seed):
+        (out / "figure.png").write_bytes(b"new")
+        return [rp.paragraph("first")]
+
+    def interrupted(out, seed):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cfx.demo, "SECTIONS", (("First", first), ("Second", interrupted)))
+    with pytest.raises(KeyboardInterrupt):
+        cfx.demo.build_demo(tmp_path, show_progress=False)
+    assert not (tmp_path / "index.html").exists()
+    monkeypatch.setattr(cfx.demo, "SECTIONS", (("First", first),))
+    page = cfx.demo.build_demo(tmp_path, show_progress=False).read_text()
+    assert "<h2>First</h2>" in page and "previous run" not in page
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "index.html"]
