@@ -64,7 +64,7 @@ def zero_image(generator: Generator, like: Tensor | None = None) -> Tensor:
     return generator.decode(z if like is None else z.to(like))
 
 
-def check_generator(generator: object) -> None:
+def check_generator_model(generator: object) -> None:
     """An error naming ``generator`` unless it has ``latent_shape`` (a tuple of positive ints)
     and a callable ``decode``, the :class:`~cfx.types.Generator` protocol."""
     shape = getattr(generator, "latent_shape", None)
@@ -83,7 +83,7 @@ def generator_probe(generator: Generator, x: Tensor) -> Tensor:
     """:func:`zero_image` after checking that the images ``x`` have the shape the generator
     produces (an error naming ``x`` otherwise). Call it with the generator frozen
     (:func:`~cfx.calls.frozen`)."""
-    check_generator(generator)
+    check_generator_model(generator)
     try:
         probe = zero_image(generator, x)
     except RuntimeError as err:  # PyTorch's error names neither x nor the generator

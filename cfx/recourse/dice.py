@@ -10,8 +10,10 @@ so that a comparison shows DiCE itself. Each counterfactual still reports its mo
 DiCE's only constraints are ``features_to_vary`` and per-feature ranges; the adapter passes the
 strongest translation of cfx's action space it can: the movable features, numeric ranges that
 include the direction rules (age: from the applicant's age up), and for categories the allowed
-targets plus the current one. Integer steps and categorical transitions beyond that cannot be
-expressed; DiCE may break them, and the result says so.
+targets plus the current one. Categorical transitions beyond that cannot be expressed; DiCE
+may break them, and the result says so. Integer steps cannot be expressed either: a fraction
+DiCE proposes for a whole-number feature is rounded (half to even) before cfx scores and
+reports it, so the plan shows the point the model was scored on.
 
 DiCE draws from numpy's global random state (``random_seed`` for the random sampler, nothing for
 the others); cfx passes ``random_state`` where DiCE takes one and never seeds anything itself.
@@ -54,7 +56,8 @@ class _CodecModel:
 
 def _codes(view: ModelView, X: pd.DataFrame, what: str) -> np.ndarray:
     """Codes of a DiCE frame (which hands numbers over as objects at times, and may propose
-    fractions of a whole-number feature: rounded here, once, as the model will see them)."""
+    fractions of a whole-number feature: rounded here, once, so that cfx scores and reports
+    the same point)."""
     codec = view.codec
     X = X[list(codec.names)].copy()
     for j, (name, spec) in enumerate(zip(codec.names, codec.schema.features, strict=True)):

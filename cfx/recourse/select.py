@@ -13,6 +13,7 @@ one and still come first (the plausibility term of the objective).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,8 +44,13 @@ class DataSupport:
         *,
         n_neighbors: int = 5,
     ) -> None:
-        if not isinstance(n_neighbors, int) or n_neighbors < 1:
+        try:  # any integer type (numpy's too), bools excluded
+            count = -1 if isinstance(n_neighbors, bool) else operator.index(n_neighbors)
+        except TypeError:
+            count = -1
+        if count < 1:
             raise ValueError(f"`n_neighbors` must be a positive int, got {n_neighbors!r}")
+        n_neighbors = count
         self.codec = codec
         self.scales = scales
         self.n_neighbors = min(n_neighbors, len(Z_train))

@@ -169,7 +169,8 @@ def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarr
         raise ValueError(f"`{what}` column `{spec.name}` has infinite values")
     if spec.integer:
         # a model would score the rounded point while the plan reported the truncated one
-        fractional = values != np.round(values)
+        whole = np.round(values)
+        fractional = np.abs(values - whole) > 1e-9  # rounding noise of a float column passes
         if fractional.any():
             raise ValueError(
                 f"`{what}` column `{spec.name}` is a whole-number feature in the schema, got "
@@ -177,6 +178,7 @@ def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarr
                 f"{_rows(column, fractional)!r}): round the values, or declare the feature "
                 "with integer=False"
             )
+        values = whole
     return values
 
 

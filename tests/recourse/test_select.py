@@ -109,3 +109,16 @@ def test_fewer_plans_blame_the_support_only_when_it_hid_some(german, split, cred
     )
     assert "1 more valid plan(s)" in rec._fewer(2, choice(2, 3, 2))  # one hidden by support
     assert rec._fewer(3, choice(3, 5, 3)) == ""
+
+
+def test_support_takes_numpy_integers_and_refuses_bools(german, split, credit_models):
+    from cfx.recourse.select import DataSupport
+
+    rec = Recourse(credit_models["logistic"], german.schema).fit(german.X.iloc[split[0]])
+    Z = rec.codec_.to_codes(german.X.iloc[split[0][:20]])
+    approved = np.ones(20, dtype=bool)
+    support = DataSupport(rec.codec_, rec.scales_, Z, approved, n_neighbors=np.int64(3))
+    assert support.n_neighbors == 3 and type(support.n_neighbors) is int
+    for bad in (True, 0, 2.0):
+        with pytest.raises(ValueError, match="`n_neighbors` must be a positive int"):
+            DataSupport(rec.codec_, rec.scales_, Z, approved, n_neighbors=bad)

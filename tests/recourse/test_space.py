@@ -183,3 +183,10 @@ def test_a_series_is_one_applicant(fitted, german, denied):
     assert [cf.plan for cf in from_series.counterfactuals] == [
         cf.plan for cf in from_frame.counterfactuals
     ]
+
+
+def test_whole_numbers_with_rounding_noise_pass_and_are_made_exact(fitted, german):
+    row = german.X.iloc[[0]].astype({"duration_in_month": "float64"})
+    exact = fitted.codec_.to_codes(row)
+    row["duration_in_month"] = row["duration_in_month"] * (0.1 * 3 / 0.3)  # 6.000000000000001
+    assert np.array_equal(fitted.codec_.to_codes(row), exact)
