@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Hashable, Mapping
-from numbers import Integral
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -135,7 +134,7 @@ class Recourse:
         check_model(self.model)
         if not isinstance(self.schema, FeatureSchema):
             raise TypeError(f"`schema` must be a FeatureSchema, got {type(self.schema).__name__}")
-        if not isinstance(self.k, Integral) or isinstance(self.k, bool) or self.k < 1:
+        if not isinstance(self.k, int | np.integer) or isinstance(self.k, bool) or self.k < 1:
             raise ValueError(f"`k` must be a positive int, got {self.k!r}")
         if self.method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}, got {self.method!r}")

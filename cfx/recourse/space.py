@@ -13,7 +13,6 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from numbers import Integral
 from typing import Literal
 
 import numpy as np
@@ -264,7 +263,7 @@ class Constraints:
 
 def _check_max_changes(value: object) -> None:
     if value is not None and (
-        not isinstance(value, Integral) or isinstance(value, bool) or value < 1
+        not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1
     ):
         raise ValueError(f"`max_changes` must be a positive int or None, got {value!r}")
 
