@@ -502,15 +502,22 @@ def build_demo(
 ) -> Path:
     """Run every demo section and write ``out/index.html``; return its path.
 
-    An ``index.html`` already in ``out`` is removed first: the figures are rewritten section
-    by section, so an interrupted run must not leave an old page over new figures. The page
-    itself is written in one step at the end.
+    An ``index.html`` of an earlier demo in ``out`` is removed first: the figures are
+    rewritten section by section, so an interrupted run must not leave an old page over new
+    figures. The page itself is written in one step at the end. A folder holding another
+    ``index.html`` is refused (``FileExistsError``) before anything is written.
     """
     from tqdm import tqdm
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "index.html").unlink(missing_ok=True)
+    page = folder / "index.html"
+    if page.is_file() and "<title>cfx demo</title>" not in page.read_text(errors="replace"):
+        raise FileExistsError(
+            f"`out` {folder} holds an index.html that cfx demo did not write; the demo would "
+            "replace it: choose another folder"
+        )
+    page.unlink(missing_ok=True)
     report = rp.Report("cfx demo", folder)
     bar = tqdm(SECTIONS, desc="cfx demo", unit="section", disable=not show_progress)
     for title, build in bar:

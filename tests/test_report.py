@@ -17,7 +17,7 @@ def test_an_interrupted_demo_leaves_no_old_page_over_new_figures(tmp_path, monke
     so a run stopped halfway left the previous run's page showing the new run's figures."""
     import cfx.demo
 
-    (tmp_path / "index.html").write_text("<p>the previous run</p>")
+    (tmp_path / "index.html").write_text("<title>cfx demo</title><p>the previous run</p>")
 
     def first(out, seed):
         (out / "figure.png").write_bytes(b"new")
@@ -34,3 +34,13 @@ def test_an_interrupted_demo_leaves_no_old_page_over_new_figures(tmp_path, monke
     page = cfx.demo.build_demo(tmp_path, show_progress=False).read_text()
     assert "<h2>First</h2>" in page and "previous run" not in page
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "index.html"]
+
+
+def test_the_demo_refuses_a_folder_holding_another_page(tmp_path):
+    import cfx.demo
+
+    (tmp_path / "index.html").write_text("<title>my project</title>")
+    with pytest.raises(FileExistsError, match=r"holds an index\.html that cfx demo did not write"):
+        cfx.demo.build_demo(tmp_path, show_progress=False)
+    assert (tmp_path / "index.html").read_text() == "<title>my project</title>"
+    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]

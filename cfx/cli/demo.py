@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run every part of cfx on the shipped models and data (brain slices, "
         "German Credit): boundary-crossing sequences, loan recourse, saliency and its "
         "attacks, the shortcut report and near-boundary augmentation. Writes OUT/index.html "
-        "with its figures and CSV tables beside it; about 2-3 minutes on 2 CPU cores.",
+        "with its figures, CSV tables and augment-run/ beside it, replacing an earlier demo's "
+        "(a folder holding another index.html is refused); about 2-3 minutes on 2 CPU cores.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
