@@ -47,6 +47,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from cfx.data.brain import mirrored_lesion
 from cfx.saliency import (
     LIME,
     GradCAM,
@@ -142,7 +143,7 @@ def _share(maps: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
 
 def manipulation(model, x, masks, quick: bool) -> dict:
     lesion = masks.float()
-    mirror = masks.flip(-1).float() * (1 - lesion)  # the lesion's shape, other hemisphere
+    mirror = mirrored_lesion(masks).float()  # the lesion's shape, other hemisphere
     keep = mirror.flatten(1).sum(1) >= 10  # a lesion on the midline leaves no target
     x, lesion, mirror = x[keep], lesion[keep], mirror[keep]
     steps = 5 if quick else 100

@@ -14,6 +14,7 @@ from cfx.cli.paths import out_folder
 from cfx.errors import UnknownNameError, check_int
 
 OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
+REGIONS = ("mirror", "marker")  # where targeted attacks pull the map
 ATTACKABLE = ("gradient", "gradient_x_input", "smoothgrad", "integrated_gradients", "gradcam")
 
 
@@ -80,12 +81,42 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="brain-cnn",
         help="classifier to explain: a zoo name, a model folder (DIR or DIR/model) or a hub id",
     )
-    a.add_argument("--method", default="gradient", choices=ATTACKABLE)
-    a.add_argument("--objective", default="top_k", choices=OBJECTIVES)
-    a.add_argument("--epsilon", default="8/255", help="L-inf budget, fraction of the range")
-    a.add_argument("--steps", type=int, default=40)
-    a.add_argument("--restarts", type=int, default=1)
-    a.add_argument("--beta", type=float, default=50.0, help="softplus sharpness of the surrogate")
+    a.add_argument(
+        "--method", default="gradient", choices=ATTACKABLE, help="saliency method attacked"
+    )
+    a.add_argument(
+        "--objective",
+        default="top_k",
+        choices=OBJECTIVES,
+        help="top_k, mass_center, targeted: Ghorbani et al.'s attacks (targeted pulls the map "
+        "into --region); target_map: Dombrowski et al.'s (towards --region); random: the "
+        "random-sign baseline (default top_k)",
+    )
+    a.add_argument(
+        "--region",
+        choices=REGIONS,
+        default=None,
+        help="where targeted/target_map pull the map: 'mirror', the lesion mirrored into the "
+        "other hemisphere (default for the built-in slices), or 'marker', the scanner-marker "
+        "corner (the only choice for --input; little moves there, the background's gradient "
+        "is near zero)",
+    )
+    a.add_argument(
+        "--epsilon", default="8/255", help="L-inf budget, fraction of the range (default 8/255)"
+    )
+    a.add_argument("--steps", type=int, default=40, help="attack iterations (default 40)")
+    a.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="Ghorbani attacks: random restarts, the best label-keeping one is kept (default 1)",
+    )
+    a.add_argument(
+        "--beta",
+        type=float,
+        default=50.0,
+        help="Ghorbani attacks: softplus sharpness of the surrogate model (default 50)",
+    )
     a.add_argument("--k", type=int, default=None, help="top-k size (default: 2%% of pixels)")
     a.add_argument(
         "--input",
@@ -99,8 +130,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--seed", type=int, default=None, help="seed of the built-in slices (default 2 = test)"
     )
-    a.add_argument("--out", type=Path, default=Path("cfx-saliency-attack"))
-    a.add_argument("--no-progress", action="store_true")
+    a.add_argument(
+        "--out",
+        type=Path,
+        default=Path("cfx-saliency-attack"),
+        help="folder for attack.csv, attack.json and attack.png (default cfx-saliency-attack)",
+    )
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
     a.set_defaults(run=run_attack)
 
 
@@ -224,7 +260,7 @@ def attack_figure_for(
 
 
 def run_attack(args: argparse.Namespace) -> int:
-    from cfx.data.brain import SIZE, marker_mask
+    from cfx.data.brain import SIZE, marker_mask, mirrored_lesion
     from cfx.saliency.attacks import GhorbaniAttack, RandomSign, TargetMapAttack
     from cfx.saliency.compare import build_method, mean_ci, tumour_slices
     from cfx.saliency.metrics import relevance_mass_accuracy
@@ -238,29 +274,48 @@ def run_attack(args: argparse.Namespace) -> int:
     model = load_classifier(
         model_name("--classifier", args.classifier, "classifier", has_generator=False)
     )
+    aims = args.objective in ("targeted", "target_map")
+    if args.region is not None and not aims:
+        raise ValueError(
+            f"`--region` is where targeted and target_map attacks pull the map; "
+            f"`--objective {args.objective}` has none"
+        )
+    if args.region == "mirror" and args.input is not None:
+        raise ValueError(
+            "`--region mirror` mirrors the built-in slices' lesion masks; with --input only "
+            "`--region marker` is available"
+        )
+    region_name = args.region or ("marker" if args.input is not None else "mirror")
     out_folder(args.out)
     if args.input is not None:
         from cfx.data.io import load_images
 
         x = load_images(args.input, name="--input")
     else:
-        x, _ = tumour_slices(args.n, args.seed)
+        x, masks = tumour_slices(args.n, args.seed)
     explainer = build_method(args.method, model)
     gen = torch.Generator().manual_seed(0)
     h, w = x.shape[2:]
-    if args.objective in ("targeted", "target_map") and (h, w) != (SIZE, SIZE):
+    if aims and (h, w) != (SIZE, SIZE):
         raise ValueError(
             f"`--objective {args.objective}` pulls the map into the scanner-marker corner of "
             f"the {SIZE}x{SIZE} brain slices; --input images are {h}x{w}"
         )
-    corner = marker_mask(w)  # the scanner-marker corner: a tempting fake explanation
+    # what targeted attacks pull the map into: a fake reason, (B, 1, H, W) bool
+    corner = marker_mask(w).expand(x.shape[0], 1, h, w)
+    if aims and region_name == "mirror":
+        goal = mirrored_lesion(masks)
+        empty = goal.flatten(1).sum(1) < 10  # a lesion on the midline leaves no mirror
+        goal[empty] = corner[empty]  # those slices aim at the marker corner instead
+    else:
+        goal, empty = corner, torch.zeros(x.shape[0], dtype=torch.bool)
     show = not args.no_progress
     if args.objective == "random":
         res = RandomSign(explainer, epsilon=eps, k=args.k).perturb(x, generator=gen)
     elif args.objective == "target_map":
         res = TargetMapAttack(
             explainer, epsilon=eps, steps=args.steps, k=args.k, show_progress=show
-        ).perturb(x, target_map=corner.float(), generator=gen)
+        ).perturb(x, target_map=goal.float(), generator=gen)
     else:
         attack = GhorbaniAttack(
             explainer,
@@ -272,8 +327,9 @@ def run_attack(args: argparse.Namespace) -> int:
             restarts=args.restarts,
             show_progress=show,
         )
-        region = corner if args.objective == "targeted" else None
-        res = attack.perturb(x, region=region, generator=gen)
+        res = attack.perturb(
+            x, region=goal if args.objective == "targeted" else None, generator=gen
+        )
     out = Path(args.out)
     rows = ["image,top_k_intersection,spearman,mass_center_shift,label_kept,linf"]
     for i in range(x.shape[0]):
@@ -307,11 +363,12 @@ def run_attack(args: argparse.Namespace) -> int:
         "label_kept": float(res.label_kept.float().mean()),
         "max_linf": float(res.linf.max()),
     }
-    if args.objective in ("targeted", "target_map"):  # what these attacks pull the map into
-        region = corner.expand(x.shape[0], 1, *x.shape[2:])
-        summary["marker_corner_mass"] = {
-            "before": mean_and_ci(relevance_mass_accuracy(res.maps.abs(), region)),
-            "after": mean_and_ci(relevance_mass_accuracy(res.maps_adv.abs(), region)),
+    if aims:  # the map's share in what these attacks pull it into
+        summary["region"] = region_name
+        summary["region_on_marker_instead"] = int(empty.sum()) if region_name == "mirror" else 0
+        summary["region_mass"] = {
+            "before": mean_and_ci(relevance_mass_accuracy(res.maps.abs(), goal)),
+            "after": mean_and_ci(relevance_mass_accuracy(res.maps_adv.abs(), goal)),
         }
     (out / "attack.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     attack_figure(

@@ -76,6 +76,19 @@ def marker_mask(size: int = SIZE) -> Tensor:
     return m
 
 
+def mirrored_lesion(masks: Tensor) -> Tensor:
+    """Boolean ``(B, 1, H, W)``: each lesion mask mirrored left-right, minus the lesion itself.
+
+    A fake reason inside the brain (the same shape in the healthy hemisphere), for attacks that
+    steer an explanation towards a region: unlike the marker corner, it lies on brain tissue,
+    where gradients are not near zero. A lesion on the midline leaves little or nothing."""
+    if not isinstance(masks, Tensor) or masks.ndim != 4 or masks.shape[1] != 1:
+        got = tuple(masks.shape) if isinstance(masks, Tensor) else type(masks).__name__
+        raise ValueError(f"`masks` must be (B, 1, H, W), got {got}")
+    lesion = masks != 0
+    return lesion.flip(-1) & ~lesion
+
+
 def load_anatomy() -> Tensor:
     """The committed template slices as a float32 ``(3, S, 128, 128)`` tensor (GM, WM, CSF)."""
     ref = resources.files("cfx.data").joinpath("anatomy/icbm152_axial.npz")

@@ -99,14 +99,40 @@ def test_parse_fraction():
     assert parse_fraction(" 0.5 ") == 0.5
 
 
-def test_a_targeted_attack_reports_the_map_share_in_its_region(tmp_path):
+@pytest.mark.parametrize("region", [None, "marker"])
+def test_a_targeted_attack_reports_the_map_share_in_its_region(tmp_path, region):
     out = tmp_path / "atk"
     argv = ["saliency", "attack", "--objective", "targeted", "--n", "2", "--steps", "3"]
+    argv += [] if region is None else ["--region", region]
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0
-    corner = json.loads((out / "attack.json").read_text())["marker_corner_mass"]
-    before, after = corner["before"]["mean"], corner["after"]["mean"]
+    summary = json.loads((out / "attack.json").read_text())
+    assert summary["region"] == (region or "mirror")  # the lesion mirrored, by default
+    before, after = (
+        summary["region_mass"]["before"]["mean"],
+        summary["region_mass"]["after"]["mean"],
+    )
     assert 0.0 <= before <= 1.0 and 0.0 <= after <= 1.0
-    assert after > before  # the attack pulls the map into the marker corner
+    assert after > before  # the attack pulls the map into its region
+
+
+def test_target_map_attack_moves_the_map_into_the_mirrored_lesion(tmp_path):
+    """Dombrowski's attack on the built-in slices aims at the lesion's mirror image: the map's
+    share there grows several-fold (towards the marker corner it barely moved)."""
+    out = tmp_path / "tm"
+    argv = ["saliency", "attack", "--objective", "target_map", "--n", "2", "--steps", "20"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    mass = json.loads((out / "attack.json").read_text())["region_mass"]
+    assert mass["after"]["mean"] > 2 * mass["before"]["mean"]
+
+
+def test_region_is_checked_before_the_work(tmp_path, capsys):
+    argv = ["saliency", "attack", "--n", "2", "--region", "marker", "--out", str(tmp_path / "a")]
+    assert main(argv) == 2
+    assert "`--objective top_k` has none" in capsys.readouterr().err
+    argv = ["saliency", "attack", "--input", "x.npy", "--objective", "targeted"]
+    assert main([*argv, "--region", "mirror", "--out", str(tmp_path / "b")]) == 2
+    assert "with --input only `--region marker`" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_compare_and_attack_take_your_own_images_and_masks(tmp_path, capsys):

@@ -101,3 +101,18 @@ def test_marker_region_holds_no_brain(tagged):
 def test_bad_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         make_dataset(**kwargs)
+
+
+def test_mirrored_lesion_known_answer():
+    from cfx.data.brain import mirrored_lesion
+
+    masks = torch.zeros(2, 1, 4, 8, dtype=torch.bool)
+    masks[0, 0, 1:3, 1:3] = True  # left hemisphere: mirrored to columns 5-6
+    masks[1, 0, 0, 3:6] = True  # across the midline: its mirror covers columns 2-4
+    mirror = mirrored_lesion(masks)
+    expected = torch.zeros_like(masks)
+    expected[0, 0, 1:3, 5:7] = True
+    expected[1, 0, 0, 2] = True  # columns 3-4 of the mirror are lesion, so not a fake reason
+    assert torch.equal(mirror, expected)
+    with pytest.raises(ValueError, match=r"`masks` must be \(B, 1, H, W\)"):
+        mirrored_lesion(masks[:, 0])
