@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from cfx import __version__
 from cfx.cli import augment as augment_cmd
 from cfx.cli import data as data_cmd
 from cfx.cli import demo as demo_cmd
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cfx", description="Generative counterfactual explanations for PyTorch models."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"cfx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     augment_cmd.register(sub)
     demo_cmd.register(sub)

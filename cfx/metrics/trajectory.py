@@ -269,7 +269,7 @@ def summarise(
             f"{tuple(success.shape)}"
         )
     out = {
-        "n": float(probs.shape[0]),
+        "n": probs.shape[0],
         "flip_rate": mean(flip_rate(probs[:, -1]) if success is None else success.to(probs.dtype)),
         "spearman_t_f": mean(monotonicity_spearman(probs)),
         "increasing_steps": mean(increasing_steps(probs)),

@@ -94,3 +94,12 @@ def test_an_out_that_is_a_file_fails_before_the_work(tmp_path, capsys, monkeypat
     assert main([*argv, "--out", str(taken)]) == 2
     assert f"`--out` must be a folder, got an existing file: {taken}" in capsys.readouterr().err
     assert taken.read_text() == "not a folder"
+
+
+def test_version_is_the_installed_distributions(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"cfx {version('cfx')}"
