@@ -1,8 +1,9 @@
 """Brain-slice rendering speed (the foundation issue asks for >= 1,000 slices/s on one core).
 
-    python benchmarks/data.py [--n 8192] [--repeats 5]
+    python benchmarks/data.py [--n 8192] [--repeats 5] [--out benchmarks/results/data.json]
 
-Runs with one torch thread, after a warm-up, and reports the median over repeats.
+Runs with one torch thread, after a warm-up, and reports the median over repeats; prints the
+JSON and writes it to ``--out`` with the command and commit that produced it.
 """
 
 from __future__ import annotations
@@ -11,16 +12,21 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
+from _provenance import provenance
 
 from cfx.data.brain import make_dataset
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=8192)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n", type=int, default=8192, help="slices per timed run")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/data.json"), help="JSON written"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     make_dataset(512, seed=0, tagged=True)  # warm-up
@@ -36,7 +42,11 @@ def main() -> None:
             "min": round(min(runs)),
             "max": round(max(runs)),
         }
-    print(json.dumps({"n": args.n, "threads": 1, "repeats": args.repeats, **rates}, indent=2))
+    res = {"provenance": provenance(), "n": args.n, "threads": 1, "repeats": args.repeats}
+    text = json.dumps(res | rates, indent=2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _provenance import provenance
 
 from cfx.data.brain import mirrored_lesion
 from cfx.saliency import (
@@ -409,14 +410,15 @@ def _verdict(ok: bool) -> str:
 def markdown(res: dict) -> str:
     out = [
         f"# Saliency benchmark\n\nClassifier `{res['classifier']}`, brain test seed "
-        f"{res['seed']}, tumour slices only. Command: `{res['command']}`\n"
+        f"{res['seed']}, tumour slices only. Each part's figures come from:\n"
     ]
-    if res.get("kept_from_previous_run"):
-        kept = ", ".join(res["kept_from_previous_run"])
+    for part, prov in res.get("provenance", {}).items():
         out.append(
-            f"Parts {kept}: figures kept from the previous run "
-            f"(`{res.get('kept_command', 'command not recorded')}`).\n"
+            f"* {part}: `{prov.get('command', 'not recorded')}` (commit "
+            f"{prov.get('commit', '?')}, {prov.get('torch_threads', '?')} torch thread(s), "
+            f"{prov.get('utc', '?')} UTC)"
         )
+    out.append("")
     if "quality" in res:
         q = res["quality"]
         out += [
@@ -552,14 +554,6 @@ def main() -> None:
         "seed": args.seed,
         "threads": 1,
         "quick": args.quick,
-        "command": "python benchmarks/saliency.py "
-        + " ".join(
-            f"--{k.replace('_', '-')} {v}"
-            for k, v in vars(args).items()
-            if k
-            in ("n", "ig_attack_n", "manip_n", "rand_n", "speed_n", "slow_n", "repeats", "parts")
-        )
-        + (" --quick" if args.quick else ""),
     }
     timings = {}
     for part in parts:
@@ -579,14 +573,17 @@ def main() -> None:
         print(f"{part}: {timings[part]:.0f} s", flush=True)
     stem = "saliency_quick" if args.quick else "saliency"
     previous = args.out / f"{stem}.json"
+    here = provenance()
+    sources = {p: here for p in parts}  # which run each part's figures come from
     if set(parts) != set(PARTS) and previous.is_file():
-        # a partial run keeps the other parts' last measured figures (and says so)
+        # a partial run keeps the other parts' last measured figures, each with its own source
         old = json.loads(previous.read_text(encoding="utf-8"))
         kept = [p for p in PARTS if p not in parts and p in old]
         res |= {p: old[p] for p in kept}
         timings = {p: s for p, s in old.get("seconds", {}).items() if p in kept} | timings
-        res["kept_from_previous_run"] = kept
-        res["kept_command"] = old.get("kept_command", old["command"])
+        unknown = {"command": "not recorded (run before session 20; see BENCHMARKS.md)"}
+        sources = {p: old.get("provenance", {}).get(p, unknown) for p in kept} | sources
+    res["provenance"] = {p: sources[p] for p in PARTS if p in sources}
     res["seconds"] = timings
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _provenance import provenance
 
 from cfx.data.brain import make_dataset
 from cfx.metrics import group_accuracies
@@ -65,6 +66,7 @@ def main() -> None:
         row |= {f"marker_independent_{k}": float(v) for k, v in groups.items()}
         results[name] = row
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    results["provenance"] = provenance()
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

@@ -4,11 +4,12 @@ pixel baseline.
     python benchmarks/trajectory.py [--n 128] [--steps 10] [--out FILE.json]
     python benchmarks/trajectory.py --speed-only   # re-time only, keep the quality figures
 
-Same held-out slices (brain test seed 2, untagged), same classifier (brain-cnn), same oracle
-(brain-oracle), same inverted latents ``z_0`` for every latent method, both directions
-(tumour -> healthy, healthy -> tumour). Latent Shift is the published implementation from the
-``latentshift`` package (``pip install --no-deps latentshift``; its package ``__init__`` needs
-VQGAN dependencies, so the single module ``latentshift/cf/latent_shift.py`` is loaded by path).
+Same held-out slices (brain test seed 2, untagged, or ``--data-seed``), same classifier
+(brain-cnn), same oracle (brain-oracle), same inverted latents ``z_0`` for every latent
+method, both directions (tumour -> healthy, healthy -> tumour). Latent Shift is the published
+implementation from the ``latentshift`` package (``pip install --no-deps latentshift``; its
+package ``__init__`` needs VQGAN dependencies, so the single module
+``latentshift/cf/latent_shift.py`` is loaded by path).
 Realism is the Fréchet distance of the final frames to real slices of the target class in
 brain-oracle features, next to the real-vs-real floor at the same sample size (reference set
 0 vs set 1 of the target class, as the issue's bar asks) and the median floor of set 0 against
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from _provenance import provenance
 
 from cfx.calls import frozen
 from cfx.data.brain import make_dataset
@@ -136,11 +138,28 @@ def bare_step_seconds(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=128, help="slices per direction")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--inversion-steps", type=int, default=100)
+    parser.add_argument(
+        "--data-seed",
+        type=int,
+        default=TEST_SEED,
+        help="brain seed of the slices explained (2 = the test split every earlier run used; "
+        "9 = a split no decision has seen, first used in session 20)",
+    )
+    parser.add_argument(
+        "--real-seed",
+        type=int,
+        default=REAL_SEED,
+        help="brain seed of the real reference and floor sets (5; 19 with --data-seed 9)",
+    )
+    parser.add_argument("--steps", type=int, default=10, help="frames T after the start")
+    parser.add_argument("--batch", type=int, default=32, help="images per explain() call")
+    parser.add_argument(
+        "--inversion-steps", type=int, default=100, help="latent optimisation steps per inversion"
+    )
     parser.add_argument(
         "--margins",
         default="0.99,0.999",
@@ -148,7 +167,15 @@ def main() -> None:
         "(brain-cnn's median confidence is 0.989 on real healthy and 0.9999 on real tumour "
         "slices; 0.999 for healthy -> tumour chosen on validation seeds 1 and 6)",
     )
-    parser.add_argument("--skip-latent-shift", action="store_true")
+    parser.add_argument(
+        "--skip-latent-shift", action="store_true", help="leave the Latent Shift peer out"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: --n 4 --batch 4 --inversion-steps 2 --repeats 1 (a few minutes); "
+        "the figures mean nothing",
+    )
     parser.add_argument(
         "--repeats",
         type=int,
@@ -161,6 +188,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/trajectory.json"))
     args = parser.parse_args()
+    if args.quick:
+        args.n, args.batch, args.inversion_steps, args.repeats = 4, 4, 2, 1
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
 
@@ -168,9 +197,16 @@ def main() -> None:
     clf = load_classifier("brain-cnn")
     oracle = load_classifier("brain-oracle")
     seg = load_classifier("brain-oracle-seg")
-    data = make_dataset(8 * args.n, seed=TEST_SEED)
-    real = make_dataset(8 * args.n, seed=REAL_SEED)
-    results: dict[str, dict] = {"settings": vars(args) | {"out": str(args.out)}}
+    if args.data_seed == args.real_seed:
+        parser.error("--data-seed and --real-seed must differ")
+    data = make_dataset(8 * args.n, seed=args.data_seed)
+    real = make_dataset(8 * args.n, seed=args.real_seed)
+    here = provenance()
+    results: dict[str, dict] = {
+        "settings": vars(args) | {"out": str(args.out)},
+        "quality_settings": vars(args) | {"out": str(args.out)},
+        "provenance": {"quality": here, "speed": here},
+    }
 
     directions = (("tumour_to_healthy", 0), ("healthy_to_tumour", 1))
     margins = [float(m) for m in args.margins.split(",")]
@@ -179,6 +215,10 @@ def main() -> None:
     if args.speed_only and args.out.is_file():  # keep the last measured quality figures
         previous = json.loads(args.out.read_text())
         results |= {name: previous[name] for name, _ in directions if name in previous}
+        # the kept figures' own settings and source, not this run's
+        results["quality_settings"] = previous.get("quality_settings", previous["settings"])
+        unknown = {"command": "not recorded (run before session 20; see BENCHMARKS.md)"}
+        results["provenance"]["quality"] = previous.get("provenance", {}).get("quality", unknown)
         directions = ()
     for direction, target in directions:
         pick = torch.nonzero(data.labels != target).flatten()[: args.n]
@@ -249,8 +289,9 @@ def main() -> None:
 
     # --- speed: batch 1 and 32, loop overhead against a bare G+f forward/backward -------------
     speed: dict[str, float | list[float]] = {}
-    pick = torch.nonzero(data.labels == 1).flatten()[:32]
+    pick = torch.nonzero(data.labels == 1).flatten()[:32]  # fewer with a small --n
     x = data.images[pick]
+    big = x.shape[0]  # 32 but for a small --n
     z0 = invert(gen, x, steps=0).latents
     variants = {
         "option1": lambda: GradientAscent(gen, clf, steps=args.steps),
@@ -259,7 +300,7 @@ def main() -> None:
         "option2_localised": lambda: MonotonePath(gen, clf, steps=args.steps, localise=True),
     }
     with without_start_notice():  # the quality section counts those paths itself
-        for b in (1, 32):
+        for b in (1, big):
             for name, make in variants.items():
                 runs = []
                 for _ in range(args.repeats):
@@ -270,7 +311,7 @@ def main() -> None:
                 speed[f"{name}_seconds_per_trajectory_batch{b}"] = statistics.median(runs)
                 speed[f"{name}_seconds_per_trajectory_batch{b}_runs"] = runs
     with frozen(gen, clf):
-        zero = torch.zeros(32, dtype=torch.long)
+        zero = torch.zeros(big, dtype=torch.long)
         ga = GradientAscent(gen, clf, steps=args.steps, max_iter=20, margin=0.999999)
         # every image runs all 10 iterations (+ the final check): the loop divides by 11, and
         # z_init (every frame z_0) is never valid, so hopeless_after would stop it after 4
@@ -289,20 +330,20 @@ def main() -> None:
             t0 = time.perf_counter()
             path, _ = ga.ascend(z0, zero)
             loop = (time.perf_counter() - t0) / path.shape[1]
-            bares.append(bare_step_seconds(gen, clf, 32, z0.shape[1], repeats=3))
+            bares.append(bare_step_seconds(gen, clf, big, z0.shape[1], repeats=3))
             ratios.append(loop / bares[-1])
             t0 = time.perf_counter()
-            mp.optimise(z0, z_init, torch.zeros(32), zero, levels)
+            mp.optimise(z0, z_init, torch.zeros(big), zero, levels)
             loop2 = (time.perf_counter() - t0) / 11
-            bares2.append(bare_step_seconds(gen, clf, 32 * args.steps, z0.shape[1], repeats=2))
+            bares2.append(bare_step_seconds(gen, clf, big * args.steps, z0.shape[1], repeats=2))
             ratios2.append(loop2 / bares2[-1])
         speed["option1_loop_overhead"] = statistics.median(ratios)
         speed["option2_loop_overhead"] = statistics.median(ratios2)
         speed["option1_loop_overhead_runs"] = ratios
         speed["option2_loop_overhead_runs"] = ratios2
         # the bare steps also say how fast the machine was: compare runs by these first
-        speed["bare_step_seconds_batch32"] = statistics.median(bares)
-        speed["bare_step_seconds_batch320"] = statistics.median(bares2)
+        speed[f"bare_step_seconds_batch{big}"] = statistics.median(bares)
+        speed[f"bare_step_seconds_batch{big * args.steps}"] = statistics.median(bares2)
     results["speed"] = speed
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from _provenance import ROOT, provenance
 
 from cfx.calls import in_chunks
 from cfx.data.brain import make_dataset
@@ -107,6 +108,12 @@ def main() -> None:
     parser.add_argument("--n-invert", type=int, default=256)
     parser.add_argument("--invert-steps", type=int, default=300)
     parser.add_argument("--skip-generator", action="store_true", help="classifiers only")
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        default=ROOT / "generators" / "brain-gan" / "samples.png",
+        help="where the grid of 64 generator samples goes (default: the model card's figure)",
+    )
     args = parser.parse_args()
     results: dict[str, dict] = {}
     if args.out.is_file():  # keep earlier measurements of models not re-measured now
@@ -175,7 +182,7 @@ def main() -> None:
     )
     from cfx.viz import image_grid
 
-    image_grid(samples[:64], model_folder("brain-gan") / "samples.png", columns=8, scale=2)
+    image_grid(samples[:64], args.samples, columns=8, scale=2)
 
     # --- inversion on held-out real slices ---------------------------------------------------
     held = indep.subset(slice(0, args.n_invert))
@@ -208,6 +215,7 @@ def _finish(results: dict, out: Path, names: list[str]) -> None:
     for name in names:
         results.setdefault(name, {}).update(size_and_load(name))
     out.parent.mkdir(parents=True, exist_ok=True)
+    results["provenance"] = provenance()  # of this run; models it skipped keep older figures
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
