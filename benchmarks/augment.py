@@ -1,4 +1,4 @@
-"""Augmentation from near-boundary frames vs random generator samples vs plain retraining.
+"""Augmentation from near-boundary frames vs random samples, real uncertain slices, retraining.
 
     python benchmarks/augment.py [--budgets 200 500] [--seeds 0 1 2] [--out benchmarks/results]
 
@@ -13,12 +13,18 @@ set (8,000 slices, seed 11, P(tag == label) = 0.95). At equal label budgets, thr
 * (c) ``plain_retrain``: the same number of extra real slices from the biased distribution
   (seed 13 + seed) with their true labels; standard augmentation (shifts, intensity jitter),
   like every arm.
+* (d) ``real_uncertain``: the same number of *real* pool slices, the ones brain-cnn-tagged is
+  least certain of (the same pool and the same selection rule as (a)'s starts), labelled by
+  ``brain-oracle``: uncertainty sampling without a generator (session 20; a reviewer's control).
+* (e) ``no_new_labels``: the same fine-tuning on the training set alone (budget 0, run once per
+  seed): what the extra epochs do by themselves.
 
 Every arm fine-tunes the same copy with the same settings and the same number of epochs (arm
 (a) spreads them over its rounds); new images are repeated 4x in every arm. Scored on 2,000
 test slices with the marker independent of the label (seed 2): accuracy and worst-group
 accuracy (the groups are tumour x marker). Bar: (a)'s worst group >= 15 points above (c) and
-above (b) at each budget. Writes ``augment.json`` and ``augment.md`` into ``--out``.
+above (b) at each budget; (a) against (d) and (e) is reported beside it (no bar: the issue named
+(b) and (c)). Writes ``augment.json`` and ``augment.md`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import time
 from pathlib import Path
 
 import torch
+from _provenance import provenance
 
 from cfx.augment import ActiveLearner, OracleLabeller
 from cfx.data.brain import make_dataset
@@ -39,6 +46,7 @@ from cfx.metrics import group_accuracies
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.zoo import load_classifier, load_generator
 
+ARMS = ("cfx_boundary", "random_samples", "plain_retrain", "real_uncertain", "no_new_labels")
 ROUNDS = 2
 EPOCHS_PER_ROUND = 2
 REPEAT = 4
@@ -60,10 +68,18 @@ def finetune(base, train, extra_x, extra_y, seed: int, work: Path):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--budgets", type=int, nargs="+", default=[200, 500])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--budgets", type=int, nargs="+", default=[200, 500], help="labels per arm (each run)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tuning seeds (each run)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results"), help="folder for augment.*"
+    )
     args = parser.parse_args()
 
     gen = load_generator("brain-gan")
@@ -73,9 +89,26 @@ def main() -> None:
     train = make_dataset(8000, seed=11, tagged=True, tag_correlation=0.95)
     pool = make_dataset(4000, seed=12, tagged=True, tag_correlation=0.95)
     test = make_dataset(2000, seed=2, tagged=True, tag_correlation=0.5)
-    results: dict = {"settings": vars(args) | {"out": str(args.out)}, "base": groups(base, test)}
+    results: dict = {
+        "provenance": provenance(),
+        "settings": vars(args) | {"out": str(args.out)},
+        "base": groups(base, test),
+    }
+    # (d)'s starts: the pool slices the classifier is least sure of, as ActiveLearner picks them
+    p_pool = torch.softmax(predict(base, pool.images), 1)[:, 1]
+    uncertain = (p_pool - 0.5).abs().argsort()
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            none = train.images[:0]
+            row_e = groups(
+                finetune(base, train, none, train.labels[:0], seed, Path(tmp) / f"e{seed}"), test
+            )
+            for budget in args.budgets:  # the same model at every budget: it has none
+                row = {"budget": budget, "seed": seed, "arm": "no_new_labels", "labels": 0}
+                runs.append(row | row_e | {"seconds": time.perf_counter() - t0})
+            print(json.dumps(runs[-1]), flush=True)
         for budget in args.budgets:
             for seed in args.seeds:
                 work = Path(tmp) / f"b{budget}_s{seed}"
@@ -114,10 +147,20 @@ def main() -> None:
                     "labels": budget,
                     "seconds": time.perf_counter() - t0,
                 }
+                pick = uncertain[:budget]
+                xd = pool.images[pick]
+                yd = labeller.label(xd)
+                t0 = time.perf_counter()
+                row_d = groups(finetune(base, train, xd, yd, seed, work / "d"), test) | {
+                    "labels": budget,
+                    "oracle_tumour_share": float(yd.float().mean()),
+                    "seconds": time.perf_counter() - t0,
+                }
                 for arm, row in (
                     ("cfx_boundary", row_a),
                     ("random_samples", row_b),
                     ("plain_retrain", row_c),
+                    ("real_uncertain", row_d),
                 ):
                     runs.append({"budget": budget, "seed": seed, "arm": arm} | row)
                     print(json.dumps(runs[-1]), flush=True)
@@ -125,7 +168,7 @@ def main() -> None:
     summary: dict = {}
     for budget in args.budgets:
         block = {}
-        for arm in ("cfx_boundary", "random_samples", "plain_retrain"):
+        for arm in ARMS:
             rows = [r for r in runs if r["budget"] == budget and r["arm"] == arm]
             block[arm] = {
                 k: {
@@ -135,12 +178,11 @@ def main() -> None:
                 }
                 for k in ("accuracy", "worst_group")
             }
-        a, b, c = (
-            block[k]["worst_group"]["mean"]
-            for k in ("cfx_boundary", "random_samples", "plain_retrain")
-        )
+        a, b, c, d, e = (block[k]["worst_group"]["mean"] for k in ARMS)
         block["gain_vs_plain_points"] = 100 * (a - c)
         block["gain_vs_random_points"] = 100 * (a - b)
+        block["gain_vs_real_uncertain_points"] = 100 * (a - d)
+        block["gain_vs_no_new_labels_points"] = 100 * (a - e)
         block["bar_met"] = (a - c) >= 0.15 and a > b
         summary[str(budget)] = block
     results["summary"] = summary
@@ -152,7 +194,11 @@ def main() -> None:
 
 def markdown(results: dict) -> str:
     base = results["base"]
+    prov = results.get("provenance", {})
     lines = [
+        f"Command: `{prov.get('command', 'not recorded')}` (commit {prov.get('commit', '?')}, "
+        f"{prov.get('torch_threads', '?')} torch threads, {prov.get('utc', '?')} UTC).",
+        "",
         f"Start: brain-cnn-tagged, accuracy {base['accuracy']:.3f}, worst group "
         f"{base['worst_group']:.3f} (independent-tag test set, 2,000 slices).",
         "",
@@ -160,7 +206,7 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|",
     ]
     for budget, block in results["summary"].items():
-        for arm in ("cfx_boundary", "random_samples", "plain_retrain"):
+        for arm in ARMS:
             acc, wg = block[arm]["accuracy"], block[arm]["worst_group"]
             lines.append(
                 f"| {budget} | {arm} | {acc['mean']:.3f} ({acc['min']:.3f}-{acc['max']:.3f}) | "
@@ -171,7 +217,9 @@ def markdown(results: dict) -> str:
         lines.append(
             f"Budget {budget}: (a) - (c) = {block['gain_vs_plain_points']:+.1f} points, "
             f"(a) - (b) = {block['gain_vs_random_points']:+.1f} points; bar "
-            f"{'met' if block['bar_met'] else 'missed'}."
+            f"{'met' if block['bar_met'] else 'missed'}. Beside it: (a) - (d) = "
+            f"{block['gain_vs_real_uncertain_points']:+.1f} points (real uncertain slices), "
+            f"(a) - (e) = {block['gain_vs_no_new_labels_points']:+.1f} points (no new labels)."
         )
     return "\n".join(lines) + "\n"
 
