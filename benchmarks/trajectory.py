@@ -171,6 +171,9 @@ def main() -> None:
         "--skip-latent-shift", action="store_true", help="leave the Latent Shift peer out"
     )
     parser.add_argument(
+        "--skip-speed", action="store_true", help="quality only: leave the speed section out"
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke test: --n 4 --batch 4 --inversion-steps 2 --repeats 1 (a few minutes); "
@@ -197,6 +200,8 @@ def main() -> None:
     clf = load_classifier("brain-cnn")
     oracle = load_classifier("brain-oracle")
     seg = load_classifier("brain-oracle-seg")
+    if args.speed_only and args.skip_speed:
+        parser.error("--speed-only and --skip-speed leave nothing to run")
     if args.data_seed == args.real_seed:
         parser.error("--data-seed and --real-seed must differ")
     data = make_dataset(8 * args.n, seed=args.data_seed)
@@ -287,6 +292,10 @@ def main() -> None:
             }
         results[direction] = block
 
+    if args.skip_speed:
+        del results["provenance"]["speed"]
+        _write(results, args.out)
+        return
     # --- speed: batch 1 and 32, loop overhead against a bare G+f forward/backward -------------
     speed: dict[str, float | list[float]] = {}
     pick = torch.nonzero(data.labels == 1).flatten()[:32]  # fewer with a small --n
@@ -345,8 +354,12 @@ def main() -> None:
         speed[f"bare_step_seconds_batch{big}"] = statistics.median(bares)
         speed[f"bare_step_seconds_batch{big * args.steps}"] = statistics.median(bares2)
     results["speed"] = speed
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    _write(results, args.out)
+
+
+def _write(results: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 
