@@ -16,6 +16,7 @@ from numbers import Integral
 import torch
 from torch import Tensor, nn
 
+from cfx.errors import shape_or_type
 from cfx.types import Classifier
 
 
@@ -96,9 +97,9 @@ def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classif
     logits = classifier(images)
     n = images.shape[0]
     if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != n:
-        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(
-            f"`{name}` must map images (B, C, H, W) to logits (B, K), got {shape} for {n} "
+            f"`{name}` must map images (B, C, H, W) to logits (B, K), got "
+            f"{shape_or_type(logits)} for {n} "
             f"image{'s' if n != 1 else ''}"
         )
     check_two_classes(logits, name)  # softmax over one logit is 1: nothing would move

@@ -85,3 +85,11 @@ def check_int(name: str, value: object, *, minimum: int = 1) -> int:
     if int(value) < minimum:
         raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def shape_or_type(value: object) -> object:
+    """For an error message: a tensor's shape as a tuple, else the value's type name (so a
+    numpy array passed for a tensor reads as ``ndarray``)."""
+    from torch import Tensor  # on the error path only: this module stays free of torch
+
+    return tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__

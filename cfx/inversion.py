@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from cfx.calls import dtype_device_mismatch, frozen
-from cfx.errors import check_int, check_real
+from cfx.errors import check_int, check_real, shape_or_type
 from cfx.images import check_images
 from cfx.metrics.image import psnr
 from cfx.types import Generator
@@ -237,7 +237,7 @@ def invert(
             if callable(encode):
                 z0 = encode(x)
                 expected = (x.shape[0], *generator.latent_shape)
-                got = tuple(z0.shape) if isinstance(z0, Tensor) else type(z0).__name__
+                got = shape_or_type(z0)
                 if got != expected:
                     raise ValueError(
                         f"`generator.encode` must return latents of shape {expected}, got {got}"

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cfx.errors import shape_or_type
 from cfx.images import from_unit
 
 SIZE = 64
@@ -83,8 +84,7 @@ def mirrored_lesion(masks: Tensor) -> Tensor:
     steer an explanation towards a region: unlike the marker corner, it lies on brain tissue,
     where gradients are not near zero. A lesion on the midline leaves little or nothing."""
     if not isinstance(masks, Tensor) or masks.ndim != 4 or masks.shape[1] != 1:
-        got = tuple(masks.shape) if isinstance(masks, Tensor) else type(masks).__name__
-        raise ValueError(f"`masks` must be (B, 1, H, W), got {got}")
+        raise ValueError(f"`masks` must be (B, 1, H, W), got {shape_or_type(masks)}")
     lesion = masks != 0
     return lesion.flip(-1) & ~lesion
 

@@ -6,20 +6,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cfx.errors import shape_or_type
+
 _DATA_RANGE = 2.0
 
 
-def _pair(a: Tensor, b: Tensor) -> None:
-    if a.shape != b.shape or a.ndim != 4:
+def check_pair(a: object, b: object, names: str = "images", layout: str = "(B, C, H, W)") -> None:
+    """An error naming ``names`` unless ``a`` and ``b`` are tensors of one shape with as many
+    dimensions as ``layout`` has letters."""
+    ndim = layout.count(",") + 1
+    if (
+        not (isinstance(a, Tensor) and isinstance(b, Tensor))
+        or a.ndim != ndim
+        or (a.shape != b.shape)
+    ):
         raise ValueError(
-            f"images must be two (B, C, H, W) tensors of one shape, got {tuple(a.shape)} "
-            f"and {tuple(b.shape)}"
+            f"{names} must be two {layout} tensors of one shape, got {shape_or_type(a)} "
+            f"and {shape_or_type(b)}"
         )
 
 
 def l1_distance(a: Tensor, b: Tensor) -> Tensor:
     """Mean absolute difference per image, ``(B,)``."""
-    _pair(a, b)
+    check_pair(a, b)
     return (a - b).abs().flatten(1).mean(1)
 
 
@@ -28,7 +37,7 @@ def psnr(a: Tensor, b: Tensor) -> Tensor:
 
     The squared error is floored at 1e-12, so identical images give about 126 dB rather than
     infinity (means over a batch stay finite)."""
-    _pair(a, b)
+    check_pair(a, b)
     mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-12)
     return 10.0 * torch.log10(_DATA_RANGE**2 / mse)
 
@@ -48,7 +57,7 @@ def ssim(a: Tensor, b: Tensor, *, window: int | None = None, sigma: float = 1.5)
     the largest odd side that fits (so tiny images still get a score; at 1-2 px a side the
     window is one pixel, variances vanish and only the luminance term is left); a given
     ``window`` larger than the images is an error."""
-    _pair(a, b)
+    check_pair(a, b)
     side = min(a.shape[-2:])
     if window is None:
         window = min(11, side if side % 2 else side - 1)

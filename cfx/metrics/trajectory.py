@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cfx.calls import frozen
-from cfx.errors import check_int
+from cfx.errors import check_int, shape_or_type
+from cfx.metrics.image import check_pair
 
 
 def _real(x: Tensor) -> torch.dtype:
@@ -30,8 +31,7 @@ def _per_sequence(name: str, probs: object, *, frames: bool) -> Tensor:
         (probs.ndim == 2 and probs.shape[1] >= 2) if frames else probs.ndim == 1
     )
     if not ok:
-        got = tuple(probs.shape) if isinstance(probs, Tensor) else type(probs).__name__
-        raise ValueError(f"`{name}` must be a tensor {want}, got {got}")
+        raise ValueError(f"`{name}` must be a tensor {want}, got {shape_or_type(probs)}")
     assert isinstance(probs, Tensor)
     return probs
 
@@ -76,9 +76,7 @@ def _ranks(x: Tensor) -> Tensor:
 def spearman(a: Tensor, b: Tensor) -> Tensor:
     """Spearman rank correlation along the last dimension of two ``(B, N)`` tensors, ``(B,)``
     (0 for constant input, NaN for a row holding a NaN)."""
-    if not (isinstance(a, Tensor) and isinstance(b, Tensor)) or a.ndim != 2 or a.shape != b.shape:
-        shapes = [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in (a, b)]
-        raise ValueError(f"`a` and `b` must be two (B, N) tensors of one shape, got {shapes}")
+    check_pair(a, b, "`a` and `b`", "(B, N)")
     dtype = torch.promote_types(_real(a), _real(b))
     ra, rb = _ranks(a.to(dtype)), _ranks(b.to(dtype))
     ra = ra - ra.mean(-1, keepdim=True)
@@ -114,10 +112,9 @@ def calibration_error(probs: Tensor, levels: Tensor) -> Tensor:
     probs = _per_sequence("probs", probs, frames=True)
     n = probs.shape[1]
     if not isinstance(levels, Tensor) or tuple(levels.shape) not in ((n,), (probs.shape[0], n)):
-        got = tuple(levels.shape) if isinstance(levels, Tensor) else type(levels).__name__
         raise ValueError(
             f"`levels` must be ({n},) or ({probs.shape[0]}, {n}), one level per frame of "
-            f"`probs` {tuple(probs.shape)}, got {got}"
+            f"`probs` {tuple(probs.shape)}, got {shape_or_type(levels)}"
         )
     return (probs[:, 1:] - levels.to(probs).expand_as(probs)[:, 1:]).abs().amax(1)
 
@@ -129,19 +126,12 @@ def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 
     ``(B, 1, H, W)`` bool; dilation is a square of side ``2 * dilation + 1``. Returns NaN for
     sequences that change nothing. Any nonzero ``mask`` value counts as inside.
     """
-    if not (isinstance(start, Tensor) and isinstance(final, Tensor)) or (
-        start.ndim != 4 or start.shape != final.shape
-    ):
-        shapes = [
-            tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in (start, final)
-        ]
-        raise ValueError(
-            f"`start` and `final` must be two (B, C, H, W) tensors of one shape, got {shapes}"
-        )
+    check_pair(start, final, "`start` and `final`")
     b, _, h, w = start.shape
     if not isinstance(mask, Tensor) or tuple(mask.shape) != (b, 1, h, w):
-        got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
-        raise ValueError(f"`mask` must be ({b}, 1, {h}, {w}), one mask per image, got {got}")
+        raise ValueError(
+            f"`mask` must be ({b}, 1, {h}, {w}), one mask per image, got {shape_or_type(mask)}"
+        )
     change = (final - start).abs().sum(1, keepdim=True)  # (B, 1, H, W)
     grown = (mask != 0).to(change.dtype)
     if dilation > 0:
@@ -160,8 +150,7 @@ def lesion_area(segmenter: Callable[[Tensor], Tensor], frames: Tensor) -> Tensor
     ``frames`` ``(B, T+1, C, H, W)``. The segmenter runs in eval mode (an ``nn.Module`` is
     left as it was: mode, ``requires_grad``, BatchNorm statistics)."""
     if not isinstance(frames, Tensor) or frames.ndim != 5:
-        got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
-        raise ValueError(f"`frames` must be (B, T+1, C, H, W), got {got}")
+        raise ValueError(f"`frames` must be (B, T+1, C, H, W), got {shape_or_type(frames)}")
     b, n = frames.shape[:2]
     with frozen(segmenter):
         logits = segmenter(frames.reshape(b * n, *frames.shape[2:]))
@@ -186,17 +175,7 @@ def cout(
     ``source`` and ``counterfactual`` ``(B, C, H, W)``; ``target`` ``(B,)`` class indices.
     The classifier runs in eval mode (an ``nn.Module`` is left as it was).
     """
-    if not (isinstance(source, Tensor) and isinstance(counterfactual, Tensor)) or (
-        source.ndim != 4 or source.shape != counterfactual.shape
-    ):
-        shapes = [
-            tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
-            for v in (source, counterfactual)
-        ]
-        raise ValueError(
-            "`source` and `counterfactual` must be two (B, C, H, W) tensors of one shape, "
-            f"got {shapes}"
-        )
+    check_pair(source, counterfactual, "`source` and `counterfactual`")
     b = source.shape[0]
     if not isinstance(target, Tensor) or tuple(target.shape) != (b,) or target.is_floating_point():
         got = (
