@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from _provenance import provenance
 
-from cfx.data.brain import mirrored_lesion
+from cfx.data.brain import MIRROR_MIN_PIXELS, mirrored_lesion
 from cfx.saliency import (
     LIME,
     GradCAM,
@@ -145,7 +145,7 @@ def _share(maps: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
 def manipulation(model, x, masks, quick: bool) -> dict:
     lesion = masks.float()
     mirror = mirrored_lesion(masks).float()  # the lesion's shape, other hemisphere
-    keep = mirror.flatten(1).sum(1) >= 10  # a lesion on the midline leaves no target
+    keep = mirror.flatten(1).sum(1) >= MIRROR_MIN_PIXELS  # a midline lesion leaves no target
     x, lesion, mirror = x[keep], lesion[keep], mirror[keep]
     steps = 5 if quick else 100
     rows = []
@@ -174,7 +174,7 @@ def manipulation(model, x, masks, quick: bool) -> dict:
     return {
         "explainer": "gradient",
         "target": "the lesion mirrored left-right, minus the lesion (slices whose mirror "
-        "leaves >= 10 px)",
+        f"leaves >= {MIRROR_MIN_PIXELS} px)",
         "skipped_midline_slices": int((~keep).sum()),
         "rows": rows,
     }

@@ -260,7 +260,7 @@ def attack_figure_for(
 
 
 def run_attack(args: argparse.Namespace) -> int:
-    from cfx.data.brain import SIZE, marker_mask, mirrored_lesion
+    from cfx.data.brain import MIRROR_MIN_PIXELS, SIZE, marker_mask, mirrored_lesion
     from cfx.saliency.attacks import GhorbaniAttack, RandomSign, TargetMapAttack
     from cfx.saliency.compare import build_method, mean_ci, tumour_slices
     from cfx.saliency.metrics import relevance_mass_accuracy
@@ -305,7 +305,7 @@ def run_attack(args: argparse.Namespace) -> int:
     corner = marker_mask(w).expand(x.shape[0], 1, h, w)
     if aims and region_name == "mirror":
         goal = mirrored_lesion(masks)
-        empty = goal.flatten(1).sum(1) < 10  # a lesion on the midline leaves no mirror
+        empty = goal.flatten(1).sum(1) < MIRROR_MIN_PIXELS  # a lesion on the midline
         goal[empty] = corner[empty]  # those slices aim at the marker corner instead
     else:
         goal, empty = corner, torch.zeros(x.shape[0], dtype=torch.bool)
@@ -365,7 +365,7 @@ def run_attack(args: argparse.Namespace) -> int:
     }
     if aims:  # the map's share in what these attacks pull it into
         summary["region"] = region_name
-        summary["region_on_marker_instead"] = int(empty.sum()) if region_name == "mirror" else 0
+        summary["region_on_marker_instead"] = int(empty.sum())  # none unless mirror
         summary["region_mass"] = {
             "before": mean_and_ci(relevance_mass_accuracy(res.maps.abs(), goal)),
             "after": mean_and_ci(relevance_mass_accuracy(res.maps_adv.abs(), goal)),

@@ -77,12 +77,16 @@ def marker_mask(size: int = SIZE) -> Tensor:
     return m
 
 
+MIRROR_MIN_PIXELS = 10  # a mirrored lesion smaller than this leaves no usable fake target
+
+
 def mirrored_lesion(masks: Tensor) -> Tensor:
     """Boolean ``(B, 1, H, W)``: each lesion mask mirrored left-right, minus the lesion itself.
 
     A fake reason inside the brain (the same shape in the healthy hemisphere), for attacks that
     steer an explanation towards a region: unlike the marker corner, it lies on brain tissue,
-    where gradients are not near zero. A lesion on the midline leaves little or nothing."""
+    where gradients are not near zero. A lesion on the midline leaves little or nothing (below
+    :data:`MIRROR_MIN_PIXELS`, callers aim elsewhere or leave the image out)."""
     if not isinstance(masks, Tensor) or masks.ndim != 4 or masks.shape[1] != 1:
         raise ValueError(f"`masks` must be (B, 1, H, W), got {shape_or_type(masks)}")
     lesion = masks != 0
