@@ -62,7 +62,7 @@ from cfx.saliency import (
 )
 from cfx.saliency.attacks import GhorbaniAttack, RandomSign, TargetMapAttack
 from cfx.saliency.compare import METHODS, build_method, compare_methods, mean_ci, tumour_slices
-from cfx.saliency.metrics import spearman
+from cfx.saliency.metrics import relevance_mass_accuracy, spearman
 from cfx.saliency.randomisation import cascading_randomisation
 from cfx.zoo import load_classifier
 
@@ -138,8 +138,7 @@ def attacks(model, x, ig_n: int, quick: bool) -> dict:
 
 def _share(maps: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Per image, the share of ``|maps|`` inside ``region`` ``(B, 1, H, W)``."""
-    a = maps.abs().flatten(1)
-    return (a * region.flatten(1)).sum(1) / a.sum(1).clamp_min(1e-12)
+    return relevance_mass_accuracy(maps.abs(), region)
 
 
 def manipulation(model, x, masks, quick: bool) -> dict:
