@@ -48,7 +48,7 @@ from cfx.calls import (
 from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
 from cfx.trajectory.gradient_ascent import GradientAscent, finish
-from cfx.trajectory.localised import Background, LocalisedAscent
+from cfx.trajectory.localised import MASK_FRACTIONS, Background, LocalisedAscent
 from cfx.trajectory.losses import (
     calibration_loss,
     end_margin_loss,
@@ -155,7 +155,7 @@ class MonotonePath:
         robust_end: bool | None = None,
         localise: bool = False,
         background: Background = "reconstruction",
-        mask_fractions: tuple[float, ...] = (0.04, 0.08, 0.16, 0.32),
+        mask_fractions: tuple[float, ...] = MASK_FRACTIONS,
         give_up: float | None = 1.0,
         oracle: Classifier | None = None,
         inversion_steps: int = 100,
