@@ -35,7 +35,6 @@ from trajectory_validation import cached_latents  # the sibling script: the same
 
 from cfx.calls import frozen, in_chunks
 from cfx.data.brain import make_dataset
-from cfx.filters import gaussian_blur
 from cfx.trajectory.gradient_ascent import EXAGGERATION, GIVE_UP_AFTER
 from cfx.trajectory.localised import LocalisedAscent, region_masks
 from cfx.zoo import load_classifier, load_generator
@@ -63,9 +62,7 @@ def traces(explainer: LocalisedAscent, z0, target) -> dict:
             path1, probs1 = explainer._ascent().ascend(zb, tb)
             needed = (probs1 < margin).sum(1)
             budget = (explainer.patience * needed + 10).ceil().clamp(max=explainer.max_iter)
-            with torch.no_grad():
-                end = in_chunks(gen.decode, path1[:, -1])
-            change = gaussian_blur((end - start).abs().sum(1, keepdim=True), explainer.change_blur)
+            change = explainer.change_map(path1, start, tb)
             out["budget"].append(budget)
             for q in explainer.mask_fractions:
                 m = region_masks(change, q, soften=explainer.soften)
