@@ -10,8 +10,10 @@ healthy (``--target 1``: healthy slices walked to tumour), from the same inverte
 (cached in ``--cache``), and prints the flip rate, the median final target probability,
 oracle agreement, localisation (tumour -> healthy only), increasing steps, calibration error,
 realism (Fréchet distance of the final frames to real slices of the target class of the same
-split in brain-oracle features, printed after the real-vs-real floor), seconds per path and
-the slices the oracle rejects.
+split in brain-oracle features, printed after the real-vs-real floor), seconds per path, the
+slices the oracle rejects, the slices whose reconstruction brain-cnn already puts in the
+target class, how many of the other slices the oracle rejects, and the paths with a step
+that does not climb.
 
 ``--placement``: how far from its level each frame lands (``|p - t/T|``, max and mean) for
 bisection-free linear placement in log-odds and for 1-3 false-position refinements, on
@@ -84,6 +86,9 @@ def variants(args, gen, clf, oracle) -> None:
         frames = torch.cat([r.frames for r in rs])
         s = summarise(p, levels, frames, x, oracle_probs=o, masks=masks)
         bad = torch.nonzero(o[:, -1] < 0.5).flatten().tolist()
+        # sources brain-cnn already puts in the target class: no boundary to cross
+        started = torch.nonzero(p[:, 0] > 0.5).flatten().tolist()
+        flat = torch.nonzero((p.diff(dim=1) <= 0).any(1)).flatten().tolist()
         loc = s.get("localisation", float("nan"))
         with torch.no_grad():
             realism = frechet_distance(f_real, oracle.features(frames[:, -1]))
@@ -91,7 +96,10 @@ def variants(args, gen, clf, oracle) -> None:
             f"{spec}: flip {s['flip_rate']:.3f} end p median {p[:, -1].median():.4f} "
             f"agreement {s['oracle_agreement']:.3f} localisation {loc:.3f} "
             f"increasing {s['increasing_steps']:.3f} calibration {s['calibration_error']:.3f} "
-            f"realism {realism:.4f} {seconds:.2f} s/path rejected {bad}",
+            f"realism {realism:.4f} {seconds:.2f} s/path rejected {bad} "
+            f"(start in the target: {started}; rejected among the others: "
+            f"{len(set(bad) - set(started))} of {args.n - len(started)}) "
+            f"paths with a step that does not climb {flat}",
             flush=True,
         )
 
