@@ -8,6 +8,8 @@ R's pixels gains log-odds at the rate of their A-values: 3.4 per unit of z for a
 1.9 for the top two.
 """
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -272,3 +274,22 @@ def test_images_on_different_turns_of_the_bisection_get_their_own_regions(toy, m
     assert res.edit_masks.flatten(1).sum(1).tolist() == [3.0, 2.0]
     assert torch.equal(res.edit_masks.flatten(1)[:, 4:], torch.zeros(2, 12))
     assert bool((res.probs[:, -1] >= 0.99).all())
+
+
+def test_change_map_is_the_global_edit_per_pixel(toy):
+    # the global path moved latent 0 by 1.5: every pixel changed by 1.5 * A[:, 0]
+    g, f, z0, _ = toy
+    path1 = torch.stack([z0, z0 + torch.tensor([1.5, 0.0])], 1)  # (B, K=2, 2)
+    with torch.no_grad():
+        change = _explainer(g, f).change_map(path1, g.decode(z0), torch.ones(2, dtype=torch.long))
+    expected = (1.5 * g.A[:, 0]).detach().view(1, 1, 4, 4).expand(2, 1, 4, 4)
+    torch.testing.assert_close(change, expected)
+
+
+def test_region_candidates_default_to_one_grid():
+    from cfx.trajectory.localised import MASK_FRACTIONS
+
+    g, f = TwoDirections(), SumOfR()
+    assert LocalisedAscent(g, f).mask_fractions == MASK_FRACTIONS
+    assert MonotonePath(g, f, localise=True).mask_fractions == MASK_FRACTIONS
+    assert all(0 < a < b < 1 for a, b in itertools.pairwise(MASK_FRACTIONS))
