@@ -9,25 +9,22 @@ global ascent (``change``). The alternatives rank them by where that change rais
 classifier's target log-odds: the path-integrated attribution ``sum_j grad_x s(m_j) * (x_{j+1}
 - x_j)`` over 8 segments of the global path (``m_j`` the segment's midpoint image), its
 positive part (``attribution``), or the geometric mean of that and the change (``mix``).
-Prints flip rate, oracle agreement, localisation, mean region size, realism and the slices the
-oracle rejects, per mode, on the first ``--n`` tumour slices walked to healthy.
+Each mode is scored by ``trajectory_validation.py``'s variant loop (flip rate, oracle agreement,
+localisation, realism, the slices the oracle rejects, ...) on the first ``--n`` tumour slices
+walked to healthy.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import time
 from pathlib import Path
 
 import torch
-from trajectory_validation import cached_latents  # the sibling script: the same latent cache
+import trajectory_validation as validation  # the sibling script: its cache and variant loop
 
 from cfx.calls import class_logits, target_margin
-from cfx.data.brain import make_dataset
 from cfx.filters import gaussian_blur
-from cfx.metrics import frechet_distance
-from cfx.metrics.trajectory import summarise
 from cfx.trajectory import LocalisedAscent
 from cfx.zoo import load_classifier, load_generator
 
@@ -66,37 +63,17 @@ def main() -> None:
     parser.add_argument("--modes", default="change,attribution,mix")
     parser.add_argument("--cache", type=Path, default=Path("runs/validation"))
     args = parser.parse_args()
-    gen, clf = load_generator("brain-gan"), load_classifier("brain-cnn")
-    oracle = load_classifier("brain-oracle")
-    data = make_dataset(8 * args.n, seed=args.seed)
-    pick = torch.nonzero(data.labels != 0).flatten()[: args.n]
-    x, masks = data.images[pick], data.masks[pick]
-    z0 = cached_latents(gen, x, args.cache / f"z0_seed{args.seed}_n{args.n}.safetensors")
-    with torch.no_grad():
-        f_real = oracle.features(data.images[data.labels == 0][: args.n])
-    levels = torch.arange(11) / 10
-    for mode in args.modes.split(","):
-        explainer = AttributionRanked(gen, clf, oracle=oracle, mode=mode)
-        t0 = time.perf_counter()
-        rs = [
-            explainer.explain(x[i : i + 32], 0, latents=z0[i : i + 32])
-            for i in range(0, args.n, 32)
-        ]
-        seconds = (time.perf_counter() - t0) / args.n
-        p = torch.cat([r.probs for r in rs])
-        o = torch.cat([r.oracle_probs for r in rs])
-        frames = torch.cat([r.frames for r in rs])
-        regions = torch.cat([r.edit_masks for r in rs])
-        s = summarise(p, levels, frames, x, oracle_probs=o, masks=masks)
-        with torch.no_grad():
-            realism = frechet_distance(f_real, oracle.features(frames[:, -1]))
-        print(
-            f"seed {args.seed} {mode}: flip {s['flip_rate']:.3f} "
-            f"agreement {s['oracle_agreement']:.3f} localisation {s['localisation']:.3f} "
-            f"region {regions.flatten(1).mean(1).mean():.3f} realism {realism:.3f} "
-            f"{seconds:.2f} s/path rejected {torch.nonzero(o[:, -1] < 0.5).flatten().tolist()}",
-            flush=True,
+    if args.seed == 2:
+        raise SystemExit("seed 2 is the test split: probe on validation (1, 4, 6)")
+    for mode in args.modes.split(","):  # the sibling script runs and scores each as a kind
+        validation.KINDS[mode] = lambda g, f, o, kw, mode=mode: AttributionRanked(
+            g, f, oracle=o, mode=mode, **kw
         )
+    gen, clf = load_generator("brain-gan"), load_classifier("brain-cnn")
+    run = argparse.Namespace(
+        seed=args.seed, n=args.n, target=0, cache=args.cache, variants=args.modes.replace(",", ";")
+    )
+    validation.variants(run, gen, clf, load_classifier("brain-oracle"))
 
 
 if __name__ == "__main__":
