@@ -127,6 +127,9 @@ def test_two_logits_of_a_model_ending_in_a_sigmoid():
     from cfx.calls import TwoLogits
 
     head = nn.Linear(3, 1)
+    with torch.no_grad():  # fixed weights: the global RNG left by earlier tests must not decide
+        head.weight.copy_(torch.tensor([[1.0, -0.5, 0.25]]))
+        head.bias.zero_()
     model = nn.Sequential(head, nn.Sigmoid())
     x = torch.randn(16, 3, generator=torch.Generator().manual_seed(1))  # a batch of 16 warns
     want = torch.sigmoid(head(x)[:, 0])  # the model's own probability of class 1
