@@ -34,7 +34,7 @@ from cfx.calls import class_logits, frozen, target_prob
 from cfx.data.brain import make_dataset
 from cfx.inversion import invert
 from cfx.metrics import frechet_distance
-from cfx.metrics.trajectory import summarise
+from cfx.metrics.trajectory import increasing_steps, summarise
 from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
 from cfx.trajectory.resample import resample_path
 from cfx.zoo import load_classifier, load_generator
@@ -88,7 +88,7 @@ def variants(args, gen, clf, oracle) -> None:
         bad = torch.nonzero(o[:, -1] < 0.5).flatten().tolist()
         # sources brain-cnn already puts in the target class: no boundary to cross
         started = torch.nonzero(p[:, 0] > 0.5).flatten().tolist()
-        flat = torch.nonzero((p.diff(dim=1) <= 0).any(1)).flatten().tolist()
+        flat = torch.nonzero(increasing_steps(p) < 1).flatten().tolist()
         loc = s.get("localisation", float("nan"))
         with torch.no_grad():
             realism = frechet_distance(f_real, oracle.features(frames[:, -1]))
