@@ -41,6 +41,7 @@ from cfx.calls import (
 )
 from cfx.errors import check_int, check_real
 from cfx.notices import held
+from cfx.trajectory.repair import repair_steps
 from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import Start, start
@@ -325,6 +326,39 @@ class GradientAscent:
             return finish(self, x, zs, levels, begin, t0, lambdas=None)
 
 
+def _repaired(
+    explainer: Finishes,
+    zs: Tensor,
+    frames: Tensor,
+    logits: Tensor,
+    probs: Tensor,
+    stuck: Tensor,
+    target: Tensor,
+    decode: Callable[[Tensor, Tensor], Tensor],
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`~cfx.trajectory.repair.repair_steps` on the paths ``stuck`` ``(S,)``, then their
+    frames and logits decoded and scored again (the other paths are untouched)."""
+    b, n = zs.shape[:2]
+    latent_shape = zs.shape[2:]
+
+    def prob_fn(z: Tensor, rows: Tensor) -> Tensor:
+        images = decode(z.view(-1, *latent_shape), stuck[rows])
+        scored = in_chunks(lambda f: class_logits(explainer.classifier, f), images)
+        return target_prob(scored, target[stuck[rows]])
+
+    fixed, _ = repair_steps(zs[stuck].flatten(2), probs[stuck], prob_fn)
+    zs = zs.clone()
+    zs[stuck] = fixed.view(len(stuck), n, *latent_shape)
+    again = decode(zs[stuck].reshape(-1, *latent_shape), stuck.repeat_interleave(n))
+    again_logits = in_chunks(lambda f: class_logits(explainer.classifier, f), again)
+    frames = frames.view(b, n, *frames.shape[1:]).clone()
+    frames[stuck] = again.view(len(stuck), n, *again.shape[1:])
+    logits = logits.view(b, n, -1).clone()
+    logits[stuck] = again_logits.view(len(stuck), n, -1)
+    probs = target_prob(logits.flatten(0, 1), target.repeat_interleave(n)).view(b, n)
+    return zs, frames.flatten(0, 1), logits.flatten(0, 1), probs
+
+
 class Finishes(Protocol):
     """What :func:`finish` reads from an explainer."""
 
@@ -350,6 +384,8 @@ def finish(
     ``decode(z, rows)`` maps the flattened path ``(B*(T+1), *latent)`` of images ``rows``
     to frames (as in :meth:`GradientAscent.ascend`); default: the explainer's generator, in
     chunks. ``begin`` holds the target and the inversion (:func:`~cfx.trajectory.start.start`).
+    A path with a step that does not climb has its inner frames re-placed between their
+    neighbours first (:func:`~cfx.trajectory.repair.repair_steps`).
     """
     target = begin.target
     generator, classifier, oracle = explainer.generator, explainer.classifier, explainer.oracle
@@ -361,6 +397,11 @@ def finish(
     rep = target.repeat_interleave(n)
     logits = in_chunks(lambda f: class_logits(classifier, f), frames)  # (B*(T+1), K)
     probs = target_prob(logits, rep).view(b, n)
+    stuck = torch.nonzero((probs.diff(dim=1) <= 0).any(1)).flatten()  # a step that does not climb
+    if len(stuck) > 0 and n > 2:
+        zs, frames, logits, probs = _repaired(
+            explainer, zs, frames, logits, probs, stuck, target, decode
+        )
     oracle_probs = None
     if oracle is not None:
         o_logits = in_chunks(lambda f: class_logits(oracle, f, name="oracle"), frames)
