@@ -38,7 +38,6 @@ from cfx.inversion import invert
 from cfx.metrics.trajectory import localisation
 from cfx.trajectory import LocalisedAscent, MonotonePath
 from cfx.trajectory.localised import region_masks
-from cfx.zoo import load_classifier, load_generator
 
 
 class SizedUp(LocalisedAscent):
@@ -177,13 +176,7 @@ def main() -> None:
     parser.add_argument("--size-up", default="", help="comma-separated K (e.g. 1,2)")
     parser.add_argument("--cache", type=Path, default=Path("runs/validation"))
     args = parser.parse_args()
-    if 2 in args.seeds:
-        raise SystemExit("seed 2 is the test split: probe on validation (1, 4, 6)")
-    gen, clf, oracle = (
-        load_generator("brain-gan"),
-        load_classifier("brain-cnn"),
-        load_classifier("brain-oracle"),
-    )
+    gen, clf, oracle = validation.validation_models(args.seeds)
     pooled: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
     for seed in args.seeds:
         pooled.append(probe_seed(args, seed, gen, clf, oracle))

@@ -57,6 +57,17 @@ def cached_latents(gen, x: torch.Tensor, cache: Path) -> torch.Tensor:
     return z0
 
 
+def validation_models(seeds: list[int]) -> tuple:
+    """brain-gan, brain-cnn and brain-oracle from the zoo, after refusing the test split."""
+    if 2 in seeds:
+        raise SystemExit("seed 2 is the test split: probe on validation (1, 4, 6)")
+    return (
+        load_generator("brain-gan"),
+        load_classifier("brain-cnn"),
+        load_classifier("brain-oracle"),
+    )
+
+
 def variants(args, gen, clf, oracle) -> None:
     data = make_dataset(8 * args.n, seed=args.seed)
     pick = torch.nonzero(data.labels != args.target).flatten()[: args.n]
