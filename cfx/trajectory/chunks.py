@@ -30,7 +30,8 @@ from cfx.trajectory.start import unit_range_notice
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # 2: every field by name (1 listed them); 3: zero inversion steps report "none"
+FORMAT = 4  # 2: every field by name (1 listed them); 3: zero inversion steps report "none";
+# 4: a frame whose step does not climb is re-placed (`cfx.trajectory.repair`)
 """The layout of the chunk files; a folder of another layout is started over."""
 _ROW_NOTICES = ("cfx_starts_in_target", "cfx_unit_range")
 """Notices an explainer logs about rows of its batch, which a chunk would number wrongly."""

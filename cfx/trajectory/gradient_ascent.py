@@ -336,8 +336,8 @@ def _repaired(
     target: Tensor,
     decode: Callable[[Tensor, Tensor], Tensor],
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """:func:`~cfx.trajectory.repair.repair_steps` on the paths ``stuck`` ``(S,)``, then their
-    frames and logits decoded and scored again (the other paths are untouched)."""
+    """:func:`~cfx.trajectory.repair.repair_steps` on the paths ``stuck`` ``(S,)``; the frames
+    it moved are decoded and scored again, every other frame keeps its bits."""
     b, n = zs.shape[:2]
     latent_shape = zs.shape[2:]
 
@@ -346,17 +346,30 @@ def _repaired(
         scored = in_chunks(lambda f: class_logits(explainer.classifier, f), images)
         return target_prob(scored, target[stuck[rows]])
 
-    fixed, _ = repair_steps(zs[stuck].flatten(2), probs[stuck], prob_fn)
+    before = zs[stuck].flatten(2)  # (S, n, d)
+    fixed, _ = repair_steps(before, probs[stuck], prob_fn)
+    path, frame = torch.nonzero((fixed != before).any(2), as_tuple=True)  # moved frames
     zs = zs.clone()
-    zs[stuck] = fixed.view(len(stuck), n, *latent_shape)
-    again = decode(zs[stuck].reshape(-1, *latent_shape), stuck.repeat_interleave(n))
-    again_logits = in_chunks(lambda f: class_logits(explainer.classifier, f), again)
-    frames = frames.view(b, n, *frames.shape[1:]).clone()
-    frames[stuck] = again.view(len(stuck), n, *again.shape[1:])
-    logits = logits.view(b, n, -1).clone()
-    logits[stuck] = again_logits.view(len(stuck), n, -1)
-    probs = target_prob(logits.flatten(0, 1), target.repeat_interleave(n)).view(b, n)
-    return zs, frames.flatten(0, 1), logits.flatten(0, 1), probs
+    probs = probs.clone()
+    if len(path) > 0:
+        rows = stuck[path]  # (M,) images of the moved frames
+        flat = rows * n + frame  # their places in the (B * n) frames
+        zs[rows, frame] = fixed[path, frame].view(-1, *latent_shape)
+        again = decode(zs[rows, frame], rows)  # (M, C, H, W)
+        again_logits = in_chunks(lambda f: class_logits(explainer.classifier, f), again)
+        frames, logits = frames.clone(), logits.clone()
+        frames[flat], logits[flat] = again, again_logits
+        probs[rows, frame] = target_prob(again_logits, target[rows])
+    left = int((probs[stuck].diff(dim=1) <= 0).any(1).sum())
+    log.info(
+        "%d of %d paths had a step that did not climb: %d frames re-placed between their "
+        "neighbours, %d paths still have such a step",
+        len(stuck),
+        b,
+        len(path),
+        left,
+    )
+    return zs, frames, logits, probs
 
 
 class Finishes(Protocol):

@@ -438,8 +438,9 @@ class MonotonePath:
             opt.step()
             bar.update(1)
         bar.close()
-        # images never valid keep the warm start: it climbs at every step by construction, while
-        # the last iterate may have traded that away for identity
+        # images never valid keep the warm start: it is placed at climbing levels (a frame the
+        # placement lands at or below its predecessor is re-placed by `finish`), while the
+        # last iterate may have traded climbing away for identity
         final = torch.where(torch.isfinite(best_id)[:, None, None], best, z_init)
         # a best found at iteration 0 is the warm start itself: no lambda shaped it
         best_lam = torch.where(last_gain == 0, torch.nan, best_lam)

@@ -36,8 +36,10 @@ def repair_steps(
     ``prob_fn(z, rows)`` maps latents ``(N, d)`` of paths ``rows`` ``(N,)`` to target
     probabilities ``(N,)``. Frames ``1..T-1`` are visited in order; a frame not strictly
     between its neighbours is moved on the segment between them (``iters`` evaluations)
-    when a point strictly between exists there. Returns the latents and probabilities, with
-    unrepairable steps (``p_{t+1} <= p_{t-1}``, or no such point found) left as they were.
+    when a point strictly between exists there. The pass repeats while it moves a frame (at
+    most ``T - 1`` times), since moving frame ``t + 1`` can make frame ``t`` repairable.
+    Returns the latents and probabilities, with unrepairable steps (``p_{t+1} <= p_{t-1}``,
+    or no such point found) left as they were.
     """
     if zs.ndim != 3 or probs.shape != zs.shape[:2]:
         raise ValueError(
@@ -45,6 +47,17 @@ def repair_steps(
             f"{tuple(probs.shape)}"
         )
     zs, probs = zs.clone(), probs.clone()
+    for _ in range(max(zs.shape[1] - 2, 0)):
+        if not _one_pass(zs, probs, prob_fn, iters):
+            break
+    return zs, probs
+
+
+def _one_pass(
+    zs: Tensor, probs: Tensor, prob_fn: Callable[[Tensor, Tensor], Tensor], iters: int
+) -> bool:
+    """One left-to-right pass of :func:`repair_steps`, in place; whether a frame moved."""
+    moved = False
     for t in range(1, zs.shape[1] - 1):
         p_lo, p_t, p_hi = probs[:, t - 1], probs[:, t], probs[:, t + 1]
         rows = torch.nonzero((p_hi > p_lo) & ((p_t <= p_lo) | (p_t >= p_hi))).flatten()
@@ -53,14 +66,14 @@ def repair_steps(
         z_lo, z_hi = zs[rows, t - 1], zs[rows, t + 1]
         lo, hi = p_lo[rows], p_hi[rows]
         goal = (lo + hi) / 2
-        a = torch.zeros_like(goal)  # segment parameter: a below the goal, b at or above
-        b = torch.ones_like(goal)
+        a = torch.zeros(len(rows), dtype=zs.dtype, device=zs.device)  # below the goal
+        b = torch.ones_like(a)  # at or above it
         best_z, best_p = zs[rows, t], p_t[rows]
         best_gap = torch.full_like(goal, float("inf"))
         for _ in range(iters):
             mid = (a + b) / 2
             z_mid = z_lo + mid[:, None] * (z_hi - z_lo)
-            p_mid = prob_fn(z_mid, rows)
+            p_mid = prob_fn(z_mid, rows).to(probs.dtype)
             between = (p_mid > lo) & (p_mid < hi)
             closer = between & ((p_mid - goal).abs() < best_gap)
             best_z = torch.where(closer[:, None], z_mid, best_z)
@@ -69,5 +82,6 @@ def repair_steps(
             above = p_mid >= goal
             b = torch.where(above, mid, b)
             a = torch.where(above, a, mid)
+        moved = moved or bool(torch.isfinite(best_gap).any())
         zs[rows, t], probs[rows, t] = best_z, best_p
-    return zs, probs
+    return moved

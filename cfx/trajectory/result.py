@@ -23,7 +23,10 @@ class TrajectoryResult:
     Frame 0 is the generator's reconstruction of the source, ``G(z_0)`` (localised paths
     with ``background="source"`` show the source itself outside ``edit_masks``); frames
     1..T walk towards the target class, aiming at target probabilities
-    ``levels[t] = t / T``.
+    ``levels[t] = t / T``. A frame whose placement landed at or below its predecessor is
+    re-placed between its neighbours (:func:`~cfx.trajectory.repair.repair_steps`), off its
+    level; a path with a step that cannot be repaired so (its neighbours do not climb either)
+    is kept as it is, and the repair is logged.
 
     Attributes:
         frames: ``(B, T+1, C, H, W)`` in [-1, 1].
@@ -38,7 +41,8 @@ class TrajectoryResult:
         in_target: ``(B, T+1)`` bool, the classifier's most likely class is the target at
             that frame (for two classes: ``probs > 0.5``).
         oracle_probs: ``(B, T+1)`` the oracle's target probability (None without an oracle).
-        lambdas: ``(B,)`` identity weight of each image's chosen path (monotone path only;
+        lambdas: ``(B,)`` identity weight of each image's chosen path, before any frame
+            repair (monotone path only;
             NaN where the warm start was returned unchanged: no optimised path was valid, or
             none changed the image less than a valid warm start).
         seconds: wall time of ``explain()`` for the whole batch, inversion included (of a
