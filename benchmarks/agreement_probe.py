@@ -90,23 +90,17 @@ def healthy_prob(clf, images: torch.Tensor) -> torch.Tensor:
 
 
 def probe_seed(args, seed: int, gen, clf, oracle) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    data = make_dataset(8 * args.n, seed=seed)
-    pick = torch.nonzero(data.labels != 0).flatten()[: args.n]
-    x, masks = data.images[pick], data.masks[pick]
-    z0 = validation.cached_latents(gen, x, args.cache / f"z0_seed{seed}_n{args.n}.safetensors")
-    explainer = MonotonePath(gen, clf, oracle=oracle, localise=True)
-    rs = [explainer.explain(x[i : i + 32], 0, latents=z0[i : i + 32]) for i in range(0, args.n, 32)]
-    frames = torch.cat([r.frames for r in rs])
-    region = torch.cat([r.edit_masks for r in rs])
-    z_end = torch.cat([r.latents[:, -1] for r in rs])
-    rejected = torch.cat([r.oracle_probs[:, -1] for r in rs]) < 0.5
+    ends = validation.localised_ends(args, seed, gen, clf, oracle)
+    region, z0, z_end, masks = ends["region"], ends["z0"], ends["z_end"], ends["masks"]
+    rejected = ends["oracle_end"] < 0.5
     print(
         f"seed {seed}: oracle agreement {1 - rejected.float().mean():.3f}, rejected "
         f"{torch.nonzero(rejected).flatten().tolist()}",
         flush=True,
     )
 
-    # push: ascend the end latent further inside its region
+    # push: ascend the end latent further inside its region, with the region search's step
+    eta = MonotonePath(gen, clf, localise=True).warm_start_eta
     target = torch.zeros(args.n, dtype=torch.long)
     with frozen(gen, clf, oracle):
         with torch.no_grad():
@@ -119,7 +113,7 @@ def probe_seed(args, seed: int, gen, clf, oracle) -> tuple[torch.Tensor, dict[st
             if it % 5 == 0:
                 p = target_prob(logits.detach(), target)
                 agree = healthy_prob(oracle, image.detach()) >= 0.5
-                loc = localisation(frames[:, 0], image.detach(), masks).nanmean()
+                loc = localisation(ends["start"], image.detach(), masks).nanmean()
                 print(
                     f"  push +{it:2d}: brain-cnn median {p.median():.4f}, oracle agreement "
                     f"{agree.float().mean():.3f}, localisation {loc:.3f}",
@@ -127,10 +121,10 @@ def probe_seed(args, seed: int, gen, clf, oracle) -> tuple[torch.Tensor, dict[st
                 )
             (grad,) = torch.autograd.grad(target_margin(logits, target).sum(), zi)
             norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (z.ndim - 1))
-            z = (z + explainer.warm_start_eta * grad / norm).detach()
+            z = (z + eta * grad / norm).detach()
 
     # signals: brain-cnn on perturbed end frames
-    end = frames[:, -1]
+    end = ends["end"]
     noise = torch.Generator().manual_seed(seed)
     with frozen(gen), torch.no_grad():
         cycled = gen.decode(gen.encode(end))
@@ -152,6 +146,7 @@ def probe_seed(args, seed: int, gen, clf, oracle) -> tuple[torch.Tensor, dict[st
         print(f"  signal {name}: AUC {auc_low(score, rejected):.2f}", flush=True)
 
     # ceiling: the oracle on reconstructions of real healthy slices brain-cnn is sure of
+    data = make_dataset(8 * args.n, seed=seed)
     healthy = data.images[data.labels == 0][: args.n]
     latents = torch.cat(
         [invert(gen, healthy[i : i + 32], steps=100).latents for i in range(0, args.n, 32)]

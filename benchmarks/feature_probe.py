@@ -17,8 +17,9 @@ accepts (AUC; 0.5 is chance, session 22's perturbation signals reached 0.35-0.54
 * ``location Mahalanobis max``: the largest per-location distance to the same slices' feature
   at that location (per-location mean, shared shrunk covariance).
 
-End frames, regions and verdicts are cached in ``--cache`` (``ends_seed{S}_n{N}``) so a method
-probe can reuse them. A signal well above 0.5 could steer the search with brain-cnn alone.
+End frames, regions and verdicts are cached in ``--cache`` by
+``trajectory_validation.localised_ends``, which the other probes reuse. A signal well above
+0.5 could steer the search with brain-cnn alone.
 """
 
 from __future__ import annotations
@@ -29,11 +30,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import trajectory_validation as validation  # the sibling script: its latent cache
-from safetensors.torch import load_file, save_file
 
 from cfx.data.brain import make_dataset
 from cfx.metrics.trajectory import localisation
-from cfx.trajectory import MonotonePath
 
 
 def auc_high(score: torch.Tensor, rejected: torch.Tensor) -> float:
@@ -60,29 +59,6 @@ def shrunk_inverse(x: torch.Tensor, shrink: float = 0.1) -> torch.Tensor:
     cov = torch.cov(x.T)
     scale = cov.diagonal().mean()
     return torch.linalg.inv((1 - shrink) * cov + shrink * scale * torch.eye(len(cov)))
-
-
-def end_frames(args, seed: int, gen, clf, oracle) -> dict[str, torch.Tensor]:
-    path = args.cache / f"ends2_seed{seed}_n{args.n}.safetensors"
-    if path.exists():
-        return load_file(path)
-    data = make_dataset(8 * args.n, seed=seed)
-    pick = torch.nonzero(data.labels != 0).flatten()[: args.n]
-    x = data.images[pick]
-    z0 = validation.cached_latents(gen, x, args.cache / f"z0_seed{seed}_n{args.n}.safetensors")
-    explainer = MonotonePath(gen, clf, oracle=oracle, localise=True)
-    rs = [explainer.explain(x[i : i + 32], 0, latents=z0[i : i + 32]) for i in range(0, args.n, 32)]
-    out = {
-        "start": torch.cat([r.frames[:, 0] for r in rs]),
-        "end": torch.cat([r.frames[:, -1] for r in rs]),
-        "region": torch.cat([r.edit_masks for r in rs]),
-        "oracle_end": torch.cat([r.oracle_probs[:, -1] for r in rs]),
-        "masks": data.masks[pick],
-        "z0": z0,
-        "z_end": torch.cat([r.latents[:, -1] for r in rs]),
-    }
-    save_file({k: v.contiguous() for k, v in out.items()}, path)
-    return out
 
 
 def push(args, ends, gen, clf, oracle, mu, inv) -> None:
@@ -136,7 +112,7 @@ def main() -> None:
     pooled: dict[str, list[torch.Tensor]] = {}
     rejected_all = []
     for seed in args.seeds:
-        ends = end_frames(args, seed, gen, clf, oracle)
+        ends = validation.localised_ends(args, seed, gen, clf, oracle)
         rejected = ends["oracle_end"] < 0.5
         rejected_all.append(rejected)
         maps = feature_maps(clf, ends["end"])

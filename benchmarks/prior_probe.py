@@ -2,12 +2,13 @@
 
     python benchmarks/prior_probe.py [--seeds 1 4 6] [--reference-seed 10] [--components 16 64]
 
-Validation slices only; the end frames, regions and oracle verdicts cached by
-``feature_probe.py`` (run it first). Session 22 and ``feature_probe.py`` found that nothing
-brain-cnn computes ranks the rejected end frames (AUC 0.35-0.71). An anomaly model of healthy
-anatomy is the other candidate prior: a principal-component model of real healthy slices of a
-training seed (``--reference-seed``), and the end frame's residual from its projection inside
-the edited region. Printed per seed and pooled:
+Validation slices only; the end frames, regions and oracle verdicts of
+``trajectory_validation.localised_ends`` (cached; computed if missing). Session 22 and
+``feature_probe.py`` found that nothing brain-cnn computes ranks the rejected end frames (AUC
+0.35-0.71). An anomaly model of healthy anatomy is the other candidate prior: a
+principal-component model of real healthy slices of a training seed (``--reference-seed``),
+and the end frame's residual from its projection inside the edited region. Printed per
+seed and pooled:
 
 * the AUC with which the residual ranks rejected end frames above accepted ones;
 * as a check that the prior sees lesions at all, the AUC with which it ranks the *start*
@@ -50,7 +51,7 @@ def main() -> None:
     mean = healthy.mean(0)
     _, _, vt = torch.linalg.svd(healthy - mean, full_matrices=False)
     print(f"reference: {len(healthy)} healthy slices of seed {args.reference_seed}", flush=True)
-    ends = {s: feature_probe.end_frames(args, s, gen, clf, oracle) for s in args.seeds}
+    ends = {s: validation.localised_ends(args, s, gen, clf, oracle) for s in args.seeds}
     for k in args.components:
         basis = vt[:k]
         pooled_end, pooled_start, pooled_rej = [], [], []

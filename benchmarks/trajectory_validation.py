@@ -68,6 +68,32 @@ def validation_models(seeds: list[int]) -> tuple:
     )
 
 
+def localised_ends(args, seed: int, gen, clf, oracle) -> dict[str, torch.Tensor]:
+    """Localised Option 2 (defaults) on the first ``args.n`` tumour slices of ``seed`` walked to
+    healthy, cached in ``args.cache``: start and end frames, regions, the oracle's end
+    probability, the true lesion masks, and the start and end latents."""
+    path = args.cache / f"ends2_seed{seed}_n{args.n}.safetensors"
+    if path.exists():
+        return load_file(path)
+    data = make_dataset(8 * args.n, seed=seed)
+    pick = torch.nonzero(data.labels != 0).flatten()[: args.n]
+    x = data.images[pick]
+    z0 = cached_latents(gen, x, args.cache / f"z0_seed{seed}_n{args.n}.safetensors")
+    explainer = MonotonePath(gen, clf, oracle=oracle, localise=True)
+    rs = [explainer.explain(x[i : i + 32], 0, latents=z0[i : i + 32]) for i in range(0, args.n, 32)]
+    out = {
+        "start": torch.cat([r.frames[:, 0] for r in rs]),
+        "end": torch.cat([r.frames[:, -1] for r in rs]),
+        "region": torch.cat([r.edit_masks for r in rs]),
+        "oracle_end": torch.cat([r.oracle_probs[:, -1] for r in rs]),
+        "masks": data.masks[pick],
+        "z0": z0,
+        "z_end": torch.cat([r.latents[:, -1] for r in rs]),
+    }
+    save_file({k: v.contiguous() for k, v in out.items()}, path)
+    return out
+
+
 def variants(args, gen, clf, oracle) -> None:
     data = make_dataset(8 * args.n, seed=args.seed)
     pick = torch.nonzero(data.labels != args.target).flatten()[: args.n]
