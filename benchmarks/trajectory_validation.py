@@ -15,6 +15,11 @@ slices the oracle rejects, the slices whose reconstruction brain-cnn already put
 target class, how many of the other slices the oracle rejects, and the paths with a step
 that does not climb.
 
+``--decision-weight W`` inverts the sources with brain-cnn's decision term
+(``invert(..., classifier=brain-cnn, classifier_weight=W)``, cached separately) and every run
+prints the inversion's PSNR and how many sources and reconstructions brain-cnn puts in the
+target.
+
 ``--placement``: how far from its level each frame lands (``|p - t/T|``, max and mean) for
 bisection-free linear placement in log-odds and for 1-3 false-position refinements, on
 Option 1 paths of 32 slices per direction, with the number of model evaluations.
@@ -34,6 +39,7 @@ from cfx.calls import class_logits, frozen, target_prob
 from cfx.data.brain import make_dataset
 from cfx.inversion import invert
 from cfx.metrics import frechet_distance
+from cfx.metrics.image import psnr
 from cfx.metrics.trajectory import increasing_steps, summarise
 from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
 from cfx.trajectory.resample import resample_path
@@ -47,11 +53,14 @@ KINDS = {
 }
 
 
-def cached_latents(gen, x: torch.Tensor, cache: Path) -> torch.Tensor:
-    """100-step inversions of ``x`` (in batches of 32), read from ``cache`` or written to it."""
+def cached_latents(gen, x: torch.Tensor, cache: Path, **kw) -> torch.Tensor:
+    """100-step inversions of ``x`` (in batches of 32; ``kw`` passed to ``invert``), read from
+    ``cache`` or written to it."""
     if cache.is_file():
         return load_file(cache)["z0"]
-    z0 = torch.cat([invert(gen, x[i : i + 32], steps=100).latents for i in range(0, len(x), 32)])
+    z0 = torch.cat(
+        [invert(gen, x[i : i + 32], steps=100, **kw).latents for i in range(0, len(x), 32)]
+    )
     cache.parent.mkdir(parents=True, exist_ok=True)
     save_file({"z0": z0.contiguous()}, cache)
     return z0
@@ -99,7 +108,30 @@ def variants(args, gen, clf, oracle) -> None:
     pick = torch.nonzero(data.labels != args.target).flatten()[: args.n]
     x, masks = data.images[pick], data.masks[pick] if args.target == 0 else None
     suffix = "" if args.target == 0 else "_healthy"  # the sources: tumour slices by default
-    z0 = cached_latents(gen, x, args.cache / f"z0_seed{args.seed}_n{args.n}{suffix}.safetensors")
+    kw, tag = {}, ""
+    if args.decision_weight is not None:  # inversion that keeps brain-cnn's decision
+        kw, tag = {"classifier": clf, "classifier_weight": args.decision_weight}, "_decision"
+        tag += f"{args.decision_weight:g}"
+    cache = args.cache / f"z0_seed{args.seed}_n{args.n}{suffix}{tag}.safetensors"
+    z0 = cached_latents(gen, x, cache, **kw)
+    with torch.no_grad():
+        rec = gen.decode(z0)
+        psnr_db = psnr(rec, x)
+        rec_in_target = int((class_logits(clf, rec).argmax(1) == args.target).sum())
+        src_in_target = int((class_logits(clf, x).argmax(1) == args.target).sum())
+        plain = args.cache / f"z0_seed{args.seed}_n{args.n}{suffix}.safetensors"
+        if tag and plain.is_file():  # how far the decision term moved the reconstructions
+            apart = psnr(rec, gen.decode(load_file(plain)["z0"]))
+            print(
+                f"reconstructions with and without the decision term: {apart.median():.1f} dB "
+                f"apart (median; minimum {apart.min():.1f})",
+                flush=True,
+            )
+    print(
+        f"inversion: PSNR {psnr_db.mean():.2f} dB (median {psnr_db.median():.2f}); brain-cnn puts "
+        f"{src_in_target} sources and {rec_in_target} reconstructions in the target",
+        flush=True,
+    )
     levels = torch.arange(11) / 10
     goal = data.images[data.labels == args.target]
     with torch.no_grad():  # realism: final frames against real target slices of the same split
@@ -181,6 +213,12 @@ def main() -> None:
         "--target", type=int, choices=(0, 1), default=0, help="0: tumour -> healthy; 1: reverse"
     )
     parser.add_argument("--cache", type=Path, default=Path("runs/validation"))
+    parser.add_argument(
+        "--decision-weight",
+        type=float,
+        default=None,
+        help="invert with brain-cnn's decision term at this weight (default: no decision term)",
+    )
     args = parser.parse_args()
     if args.seed == 2:
         raise SystemExit("seed 2 is the test split: tune on validation (1) or another seed")

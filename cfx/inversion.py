@@ -7,7 +7,12 @@ encoder (:class:`~cfx.types.Invertible`), then minimise, per image,
     ||G(z) - x||^2 + l1_weight * |G(z) - x| + perceptual_weight * P(G(z), x)
         + prior_weight * ||z||^2 / dim(z)
 
-with Adam, keeping the best latent seen for each image. ``P`` is LPIPS (the ``lpips`` package)
+with Adam, keeping the best latent seen for each image. Given the classifier being explained,
+a decision term ``classifier_weight * KL(f(x) || f(G(z)))`` keeps the reconstruction's class
+probabilities on the source's (as StylEx's encoder is trained to, Lang et al., "Explaining in
+Style", ICCV 2021), so a counterfactual path starts where the classifier sees the source, and
+the best latent is the one with the lowest pixel error among those whose reconstruction the
+classifier puts in the source's class. ``P`` is LPIPS (the ``lpips`` package)
 when its AlexNet backbone weights are already in the local torch hub cache; offline, it falls
 back to distances between the generator's own encoder activations (``generator.encoder``,
 an ``nn.Sequential``), and to no perceptual term if there is none. The result records which
@@ -19,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from numbers import Integral
 from pathlib import Path
 from typing import Literal, get_args
@@ -26,11 +32,11 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from cfx.calls import dtype_device_mismatch, frozen
+from cfx.calls import class_logits, dtype_device_mismatch, frozen
 from cfx.errors import check_int, check_real, shape_or_type
 from cfx.images import check_images
 from cfx.metrics.image import psnr
-from cfx.types import Generator
+from cfx.types import Classifier, Generator
 
 Perceptual = Literal["lpips", "encoder", "none"]
 PerceptualChoice = Literal["auto", "lpips", "encoder", "none"]
@@ -175,6 +181,11 @@ def _perceptual(
     raise ValueError(f"`perceptual` must be 'auto', 'lpips', 'encoder' or 'none', got {choice!r}")
 
 
+def _kl(log_p: Tensor, logits: Tensor) -> Tensor:
+    """``KL(p || softmax(logits))`` per row, ``p`` given as log-probabilities ``(B, K)``."""
+    return (log_p.exp() * (log_p - torch.log_softmax(logits, 1))).sum(1)
+
+
 def invert(
     generator: Generator,
     x: Tensor,
@@ -185,6 +196,8 @@ def invert(
     perceptual: PerceptualChoice = "auto",
     perceptual_weight: float = 0.1,
     prior_weight: float = 1e-3,
+    classifier: Classifier | None = None,
+    classifier_weight: float = 0.01,
     show_progress: bool = False,
 ) -> InversionResult:
     """Invert images ``x`` ``(B, C, H, W)`` in [-1, 1] into ``generator``'s latent space.
@@ -200,6 +213,10 @@ def invert(
             perceptual term and the ``||z||^2 / dim(z)`` prior, next to the squared error.
         perceptual: ``"auto"`` (LPIPS if its weights are cached locally, else the generator's
             encoder activations, else none), or one of ``"lpips"``, ``"encoder"``, ``"none"``.
+        classifier: the classifier a counterfactual will explain (logits ``(B, K)``), or None.
+            Given, the loss gains ``classifier_weight * KL(f(x) || f(G(z)))`` and the best
+            latent is chosen among those whose reconstruction keeps the source's class.
+        classifier_weight: weight (>= 0) of that decision term.
         show_progress: tqdm bar over the steps.
 
     Returns:
@@ -221,6 +238,7 @@ def invert(
         ("l1_weight", l1_weight),
         ("perceptual_weight", perceptual_weight),
         ("prior_weight", prior_weight),
+        ("classifier_weight", classifier_weight),
     ):
         check_real(name, weight, low=0.0)
     t0 = time.perf_counter()
@@ -230,8 +248,11 @@ def invert(
         )
     # no optimisation steps, no perceptual loss: nothing to load (LPIPS takes ~1 s) or report
     kind, percep = ("none", None) if steps == 0 else _perceptual(generator, perceptual)
-    with frozen(generator):
+    with frozen(generator, classifier):
         generator_probe(generator, x)  # in eval mode: a BatchNorm must not count the probe
+        decide = None if classifier is None else partial(class_logits, classifier)
+        with torch.no_grad():  # the source's class log-probabilities: the decision to keep
+            log_px = None if decide is None else torch.log_softmax(decide(x), 1)
         encode = getattr(generator, "encode", None)
         with torch.no_grad():
             if callable(encode):
@@ -270,9 +291,13 @@ def invert(
             if percep is not None:
                 loss = loss + perceptual_weight * percep(rec, x)
             loss = loss + prior_weight * z.pow(2).mean(dims)
-            with torch.no_grad():  # keep the best latent per image (by pixel error)
-                better = pixel < best_loss
-                best_loss = torch.where(better, pixel, best_loss)
+            fit = pixel  # what picks the best latent: pixel error, plus the decision term
+            if decide is not None and log_px is not None:
+                decision = classifier_weight * _kl(log_px, decide(rec))
+                loss, fit = loss + decision, pixel + decision
+            with torch.no_grad():  # keep the best latent per image
+                better = fit < best_loss
+                best_loss = torch.where(better, fit, best_loss)
                 best_z[better] = z.detach()[better]
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
@@ -280,6 +305,8 @@ def invert(
         with torch.no_grad():
             rec = generator.decode(z)
             pixel = (rec - x).pow(2).flatten(1).mean(1)
+            if decide is not None and log_px is not None:
+                pixel = pixel + classifier_weight * _kl(log_px, decide(rec))
             better = pixel < best_loss
             best_z[better] = z.detach()[better]
             final = generator.decode(best_z)

@@ -360,3 +360,145 @@ def test_images_in_another_dtype_than_the_generator_are_named():
         invert(g, x, steps=2)
     with pytest.raises(TypeError, match=r"`generator` must have `latent_shape`.*got Linear"):
         invert(nn.Linear(3, 16), x.float(), steps=2)
+
+
+# --- the decision term: a reconstruction that keeps the classifier's class --------------------
+#
+# x = A z* + r with r orthogonal to A's columns: the generator cannot draw r, so z* is the
+# pixel-optimal latent. A logistic classifier s = w . img + b reads class 1 mostly from r, so
+# it puts x in class 1 (p = 0.9) and G(z*) in class 0 (p(class 1) = 0.2): the inversion
+# loses the evidence the classifier used, the defect the decision term is for. With only the
+# squared error (mean over the 16 pixels) and the decision term weighted by c_w, the
+# stationary point is z = z* + c v, v = (A^T A)^-1 A^T w, where the scalar c solves
+# c = 8 c_w (p_x - sigmoid(s(G(z*)) + c w.Av)), found below with scipy, not with cfx.
+
+P_SOURCE, P_PIXEL_OPTIMUM = 0.9, 0.2
+
+
+class Logistic(nn.Module):
+    """Two logits (0, w . img + b)."""
+
+    def __init__(self, w: torch.Tensor, b: float) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w)
+        self.b = nn.Parameter(torch.tensor(b))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.flatten(1) @ self.w + self.b
+        return torch.stack([torch.zeros_like(s), s], 1)
+
+
+def _decision_toy():
+    """The generator, one image x (1, 1, 4, 4), z* (1, 3), the classifier, v (3,) and w.Av."""
+    g = DecodeOnly()
+    a = g.A.detach().double()
+    z_star = Z_STAR[:1].double()
+    gen = torch.Generator().manual_seed(3)
+    r = torch.randn(16, generator=gen, dtype=torch.float64)
+    r = r - a @ torch.linalg.solve(a.T @ a, a.T @ r)  # orthogonal to A's columns
+    r = 0.5 * r / r.norm()
+    u = a[:, 0] / a[:, 0].norm()  # a unit direction the generator can draw
+    s_x, s_star = (math.log(p / (1 - p)) for p in (P_SOURCE, P_PIXEL_OPTIMUM))
+    w = (s_x - s_star) * r / r.dot(r) + u  # w . r moves p(class 1) from 0.2 to 0.9
+    b = s_star - float(w @ (a @ z_star[0]))
+    x = (a @ z_star[0] + r).float().view(1, 1, 4, 4)
+    assert float(x.abs().max()) <= 1.0
+    v = torch.linalg.solve(a.T @ a, a.T @ w)
+    return g, x, z_star.float(), Logistic(w.float(), b), v.float(), float(w @ (a @ v))
+
+
+def _stationary_latent(z_star: torch.Tensor, v: torch.Tensor, gain: float, weight: float):
+    """z* + c v with c = 8 weight (p_x - sigmoid(s(G(z*)) + c gain)), by bisection."""
+    from scipy.optimize import brentq
+
+    s_star = math.log(P_PIXEL_OPTIMUM / (1 - P_PIXEL_OPTIMUM))
+
+    def gap(c: float) -> float:
+        return c - 8 * weight * (P_SOURCE - 1 / (1 + math.exp(-(s_star + c * gain))))
+
+    c = brentq(gap, 0.0, 8 * weight)  # gap(0) < 0 < gap(8 weight)
+    return z_star + c * v
+
+
+def test_without_the_decision_term_the_reconstruction_changes_class():
+    g, x, z_star, clf, _, _ = _decision_toy()
+    res = invert(g, x, steps=600, lr=0.05, l1_weight=0.0, prior_weight=0.0, perceptual="none")
+    assert float((res.latents - z_star).abs().max()) < 0.01
+    with torch.no_grad():
+        assert float(torch.softmax(clf(x), 1)[0, 1]) == pytest.approx(P_SOURCE, abs=1e-4)
+        p_rec = float(torch.softmax(clf(res.reconstructions), 1)[0, 1])
+    assert p_rec == pytest.approx(P_PIXEL_OPTIMUM, abs=0.01)
+
+
+@pytest.mark.parametrize("weight", [0.1, 1.0])
+def test_the_decision_term_finds_the_known_stationary_latent(weight):
+    g, x, z_star, clf, v, gain = _decision_toy()
+    expected = _stationary_latent(z_star, v, gain, weight)
+    kw = {"lr": 0.05, "l1_weight": 0.0, "prior_weight": 0.0, "perceptual": "none"}
+    res = invert(g, x, steps=1500, classifier=clf, classifier_weight=weight, **kw)
+    assert float((res.latents - expected).abs().max()) < 0.01
+    assert float((expected - z_star).abs().max()) > 0.1  # the term moved the optimum
+    with torch.no_grad():
+        p_rec = float(torch.softmax(clf(res.reconstructions), 1)[0, 1])
+    if weight == 1.0:  # strong enough to keep the source's class
+        assert p_rec > 0.5
+
+
+def test_the_best_latent_is_chosen_by_pixel_error_plus_the_decision_term():
+    # one Adam step of lr from z*: the pixel error grows, the decision term shrinks by more
+    # (weight 1: the gradient is dominated by the term), so the stepped latent is the better
+    _, x, z_star, clf, _, _ = _decision_toy()
+
+    class AtOptimum(DecodeOnly):
+        def encode(self, images: torch.Tensor) -> torch.Tensor:
+            return z_star.expand(images.shape[0], -1)
+
+    g2 = AtOptimum()
+    kw = {"lr": 0.3, "l1_weight": 0.0, "prior_weight": 0.0, "perceptual": "none"}
+    plain = invert(g2, x, steps=1, **kw)
+    kept = invert(g2, x, steps=1, classifier=clf, classifier_weight=1.0, **kw)
+    assert torch.equal(plain.latents, z_star)  # the encoder's latent: the pixel optimum
+    assert not torch.equal(kept.latents, z_star)
+    assert float(kept.psnr[0]) < float(plain.psnr[0])
+
+    def fit(z: torch.Tensor) -> float:  # squared error + KL(p_x || p(G(z))), written out
+        with torch.no_grad():
+            rec = g2.decode(z)
+            p, q = (torch.softmax(clf(i), 1)[0] for i in (x, rec))
+        return float((rec - x).pow(2).mean() + (p * (p / q).log()).sum())
+
+    assert fit(kept.latents) < fit(z_star)
+
+
+def test_decision_weight_zero_changes_nothing():
+    g, x, _, clf, _, _ = _decision_toy()
+    kw = {"steps": 20, "perceptual": "none"}
+    assert torch.equal(
+        invert(g, x, classifier=clf, classifier_weight=0.0, **kw).latents,
+        invert(g, x, **kw).latents,
+    )
+
+
+def test_the_classifier_is_left_as_it_was():
+    g, x, _, clf, _, _ = _decision_toy()
+    clf.train()
+    clf.b.requires_grad_(False)
+    before = [p.detach().clone() for p in clf.parameters()]
+    invert(g, x, steps=5, perceptual="none", classifier=clf)
+    assert clf.training
+    assert [p.requires_grad for p in clf.parameters()] == [True, False]
+    for p0, p1 in zip(before, clf.parameters(), strict=True):
+        assert torch.equal(p0, p1)
+    assert all(p.grad is None for p in clf.parameters())
+
+
+def test_a_classifier_without_class_logits_is_named():
+    g, x, _, _, _, _ = _decision_toy()
+    with pytest.raises(ValueError, match="`classifier` must map images"):
+        invert(g, x, steps=2, classifier=lambda images: images.flatten(1).sum(1))
+
+
+def test_a_negative_decision_weight_is_named():
+    g, x, _, clf, _, _ = _decision_toy()
+    with pytest.raises(ValueError, match="`classifier_weight`"):
+        invert(g, x, steps=2, classifier=clf, classifier_weight=-0.1)
