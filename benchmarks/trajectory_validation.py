@@ -20,6 +20,11 @@ that does not climb.
 prints the inversion's PSNR and how many sources and reconstructions brain-cnn puts in the
 target.
 
+``--jitter S --jitter-seed K`` adds Gaussian noise (sd ``S`` times the latents' sd, drawn with
+seed ``K``) to the inverted latents and prints how far apart the reconstructions are: with a
+small ``S`` the starts cannot be told apart, so the spread of the figures over ``K`` is the
+noise in them.
+
 ``--placement``: how far from its level each frame lands (``|p - t/T|``, max and mean) for
 bisection-free linear placement in log-odds and for 1-3 false-position refinements, on
 Option 1 paths of 32 slices per direction, with the number of model evaluations.
@@ -114,11 +119,23 @@ def variants(args, gen, clf, oracle) -> None:
         tag += f"{args.decision_weight:g}"
     cache = args.cache / f"z0_seed{args.seed}_n{args.n}{suffix}{tag}.safetensors"
     z0 = cached_latents(gen, x, cache, **kw)
+    if args.jitter:  # a start no one could tell apart: how far do the verdicts move?
+        noise = torch.Generator().manual_seed(args.jitter_seed)
+        shift = args.jitter * z0.std() * torch.randn(z0.shape, generator=noise)
+        with torch.no_grad():
+            apart = psnr(gen.decode(z0 + shift), gen.decode(z0))
+        z0 = z0 + shift
+        print(
+            f"jittered starts (sd {args.jitter:g} x the latents' sd, seed {args.jitter_seed}): "
+            f"reconstructions {apart.median():.1f} dB from the unjittered (median; minimum "
+            f"{apart.min():.1f})",
+            flush=True,
+        )
     with torch.no_grad():
         rec = gen.decode(z0)
         psnr_db = psnr(rec, x)
-        rec_in_target = int((class_logits(clf, rec).argmax(1) == args.target).sum())
-        src_in_target = int((class_logits(clf, x).argmax(1) == args.target).sum())
+        rec_in_target = torch.nonzero(class_logits(clf, rec).argmax(1) == args.target)
+        src_in_target = torch.nonzero(class_logits(clf, x).argmax(1) == args.target)
         plain = args.cache / f"z0_seed{args.seed}_n{args.n}{suffix}.safetensors"
         if tag and plain.is_file():  # how far the decision term moved the reconstructions
             apart = psnr(rec, gen.decode(load_file(plain)["z0"]))
@@ -129,7 +146,9 @@ def variants(args, gen, clf, oracle) -> None:
             )
     print(
         f"inversion: PSNR {psnr_db.mean():.2f} dB (median {psnr_db.median():.2f}); brain-cnn puts "
-        f"{src_in_target} sources and {rec_in_target} reconstructions in the target",
+        f"{len(src_in_target)} sources (rows {src_in_target.flatten().tolist()}) and "
+        f"{len(rec_in_target)} reconstructions (rows {rec_in_target.flatten().tolist()}) in the "
+        "target",
         flush=True,
     )
     levels = torch.arange(11) / 10
@@ -219,6 +238,13 @@ def main() -> None:
         default=None,
         help="invert with brain-cnn's decision term at this weight (default: no decision term)",
     )
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        help="add Gaussian noise of this sd (times the latents' sd) to the inverted latents",
+    )
+    parser.add_argument("--jitter-seed", type=int, default=0)
     args = parser.parse_args()
     if args.seed == 2:
         raise SystemExit("seed 2 is the test split: tune on validation (1) or another seed")

@@ -11,16 +11,16 @@ with Adam, keeping the best latent seen for each image. Given the classifier bei
 a decision term ``classifier_weight * KL(f(x) || f(G(z)))`` keeps the reconstruction's class
 probabilities on the source's (as StylEx's encoder is trained to, Lang et al., "Explaining in
 Style", ICCV 2021), so a counterfactual path starts where the classifier sees the source, and
-the best latent is the one with the lowest pixel error among those whose reconstruction the
-classifier puts in the source's class. ``P`` is LPIPS (the ``lpips`` package)
-when its AlexNet backbone weights are already in the local torch hub cache; offline, it falls
-back to distances between the generator's own encoder activations (``generator.encoder``,
-an ``nn.Sequential``), and to no perceptual term if there is none. The result records which
-was used.
+the best latent is the one with the lowest pixel error plus that term. ``P`` is LPIPS (the
+``lpips`` package) when its AlexNet backbone weights are already in the local torch hub cache;
+offline, it falls back to distances between the generator's own encoder activations
+(``generator.encoder``, an ``nn.Sequential``), and to no perceptual term if there is none. The
+result records which was used.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,11 +32,13 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from cfx.calls import class_logits, dtype_device_mismatch, frozen
+from cfx.calls import class_logits, dtype_device_mismatch, frozen, looks_like_probabilities
 from cfx.errors import check_int, check_real, shape_or_type
 from cfx.images import check_images
 from cfx.metrics.image import psnr
 from cfx.types import Classifier, Generator
+
+log = logging.getLogger(__name__)
 
 Perceptual = Literal["lpips", "encoder", "none"]
 PerceptualChoice = Literal["auto", "lpips", "encoder", "none"]
@@ -182,8 +184,34 @@ def _perceptual(
 
 
 def _kl(log_p: Tensor, logits: Tensor) -> Tensor:
-    """``KL(p || softmax(logits))`` per row, ``p`` given as log-probabilities ``(B, K)``."""
-    return (log_p.exp() * (log_p - torch.log_softmax(logits, 1))).sum(1)
+    """``KL(p || softmax(logits))`` per row, ``p`` given as log-probabilities ``(B, K)``
+    (a class with ``p = 0`` adds nothing, even where its log-probability is ``-inf``)."""
+    p = log_p.exp()
+    return (torch.special.xlogy(p, p) - p * torch.log_softmax(logits, 1)).sum(1)
+
+
+def _source_log_probs(decide: Callable[[Tensor], Tensor], classifier: object, x: Tensor) -> Tensor:
+    """The classifier's log-probabilities on the sources ``x``, with an error naming the
+    classifier (and the dtype or device that differs) when it cannot take them."""
+    try:
+        with torch.no_grad():
+            logits = decide(x)
+    except RuntimeError as err:  # PyTorch's error names neither x nor the classifier
+        mismatch = dtype_device_mismatch({"classifier": classifier}, x)
+        if mismatch is not None:
+            raise TypeError(mismatch) from err
+        raise ValueError(
+            f"`classifier` failed on `x` {tuple(x.shape)}: {str(err).splitlines()[0]}; it must "
+            "take the generator's images"
+        ) from err
+    if looks_like_probabilities(logits):
+        log.warning(
+            "the classifier's outputs look like probabilities (non-negative, summing to 1): "
+            "cfx takes them for logits, which makes the decision term weak; drop the final "
+            "softmax (or return log-probabilities)",
+            extra={"cfx_models": True},
+        )
+    return torch.log_softmax(logits, 1)
 
 
 def invert(
@@ -214,13 +242,17 @@ def invert(
         perceptual: ``"auto"`` (LPIPS if its weights are cached locally, else the generator's
             encoder activations, else none), or one of ``"lpips"``, ``"encoder"``, ``"none"``.
         classifier: the classifier a counterfactual will explain (logits ``(B, K)``), or None.
-            Given, the loss gains ``classifier_weight * KL(f(x) || f(G(z)))`` and the best
-            latent is chosen among those whose reconstruction keeps the source's class.
+            Given (with ``steps > 0`` and ``classifier_weight > 0``), the loss gains
+            ``classifier_weight * KL(f(x) || f(G(z)))`` and the best latent is the one with
+            the lowest pixel error plus that term. An ``nn.Module`` is frozen (eval mode,
+            no gradients) while it runs; a plain function wrapping a model is not, so that
+            model would collect gradients and update BatchNorm statistics.
         classifier_weight: weight (>= 0) of that decision term.
         show_progress: tqdm bar over the steps.
 
     Returns:
-        :class:`InversionResult`: the best latent seen per image (by squared pixel error),
+        :class:`InversionResult`: the best latent seen per image (by squared pixel error,
+        plus the decision term when it is on),
         its reconstruction and PSNR, the encoder-only PSNR and which perceptual loss ran.
 
     Raises:
@@ -250,9 +282,9 @@ def invert(
     kind, percep = ("none", None) if steps == 0 else _perceptual(generator, perceptual)
     with frozen(generator, classifier):
         generator_probe(generator, x)  # in eval mode: a BatchNorm must not count the probe
-        decide = None if classifier is None else partial(class_logits, classifier)
-        with torch.no_grad():  # the source's class log-probabilities: the decision to keep
-            log_px = None if decide is None else torch.log_softmax(decide(x), 1)
+        on = steps > 0 and classifier_weight > 0
+        decide = partial(class_logits, classifier) if classifier is not None and on else None
+        log_px = None if decide is None else _source_log_probs(decide, classifier, x)
         encode = getattr(generator, "encode", None)
         with torch.no_grad():
             if callable(encode):

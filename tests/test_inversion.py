@@ -404,11 +404,15 @@ def _decision_toy():
     x = (a @ z_star[0] + r).float().view(1, 1, 4, 4)
     assert float(x.abs().max()) <= 1.0
     v = torch.linalg.solve(a.T @ a, a.T @ w)
+    assert float(w @ (a @ v)) == pytest.approx(1.0)  # |u|^2: w's part the generator can draw
     return g, x, z_star.float(), Logistic(w.float(), b), v.float(), float(w @ (a @ v))
 
 
 def _stationary_latent(z_star: torch.Tensor, v: torch.Tensor, gain: float, weight: float):
-    """z* + c v with c = 8 weight (p_x - sigmoid(s(G(z*)) + c gain)), by bisection."""
+    """z* + c v with c = 8 weight (p_x - sigmoid(s(G(z*)) + c gain)), by Brent's method. The
+    loss is strictly convex (A has full column rank, the KL is convex in the logit) and the
+    gap below strictly increases in c (gain = |projection of w on A's columns|^2 >= 0), so
+    this root is the one minimum."""
     from scipy.optimize import brentq
 
     s_star = math.log(P_PIXEL_OPTIMUM / (1 - P_PIXEL_OPTIMUM))
@@ -468,6 +472,38 @@ def test_the_best_latent_is_chosen_by_pixel_error_plus_the_decision_term():
         return float((rec - x).pow(2).mean() + (p * (p / q).log()).sum())
 
     assert fit(kept.latents) < fit(z_star)
+    # Adam's first step is lr * sign(gradient); at z* only the decision term has a gradient,
+    # w_c (q - p_x) A^T w with q < p_x, so the step is +lr * sign(A^T w)
+    step = 0.3 * torch.sign(g2.A.detach().T @ clf.w.detach())
+    assert torch.allclose(kept.latents, z_star + step, atol=1e-6)
+
+
+def test_a_step_that_worsens_pixel_error_plus_decision_term_is_not_kept():
+    # weight 0.01: the same step lowers the decision term by less than it raises the pixel
+    # error (fit 0.0271 at z*, 0.0303 after; pixel error alone after the step, 0.0200, is
+    # below z*'s fit: a comparison of pixel error with the fit would keep the step)
+    _, x, z_star, clf, _, _ = _decision_toy()
+
+    class AtOptimum(DecodeOnly):
+        def encode(self, images: torch.Tensor) -> torch.Tensor:
+            return z_star.expand(images.shape[0], -1)
+
+    kw = {"lr": 0.3, "l1_weight": 0.0, "prior_weight": 0.0, "perceptual": "none"}
+    res = invert(AtOptimum(), x, steps=1, classifier=clf, classifier_weight=0.01, **kw)
+    assert torch.equal(res.latents, z_star)
+
+
+def test_the_decision_term_acts_row_by_row():
+    # row 2 is drawn by the generator exactly (G(z*_2)), so its pixel optimum is exact and
+    # its decision term is zero there; row 1 is the toy's image with its known answer
+    g, x, z_star, clf, v, gain = _decision_toy()
+    with torch.no_grad():
+        x2 = torch.cat([x, g.decode(Z_STAR[1:])])
+    kw = {"lr": 0.05, "l1_weight": 0.0, "prior_weight": 0.0, "perceptual": "none"}
+    res = invert(g, x2, steps=1500, classifier=clf, classifier_weight=1.0, **kw)
+    expected = _stationary_latent(z_star, v, gain, 1.0)
+    assert float((res.latents[:1] - expected).abs().max()) < 0.01
+    assert float((res.latents[1:] - Z_STAR[1:]).abs().max()) < 0.01
 
 
 def test_decision_weight_zero_changes_nothing():
@@ -490,6 +526,45 @@ def test_the_classifier_is_left_as_it_was():
     for p0, p1 in zip(before, clf.parameters(), strict=True):
         assert torch.equal(p0, p1)
     assert all(p.grad is None for p in clf.parameters())
+
+
+def test_the_classifier_runs_in_eval_mode():
+    g, x, _, clf, _, _ = _decision_toy()
+    modes = []
+
+    class Recording(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = clf
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            modes.append(self.training)
+            return self.inner(images)
+
+    model = Recording().train()
+    invert(g, x, steps=3, perceptual="none", classifier=model)
+    assert modes and not any(modes)  # the source and every step
+    assert model.training
+
+
+def test_with_zero_steps_the_classifier_is_not_called():
+    _, x, z_star, _, _, _ = _decision_toy()
+
+    class AtOptimum(DecodeOnly):
+        def encode(self, images: torch.Tensor) -> torch.Tensor:
+            return z_star.expand(images.shape[0], -1)
+
+    def refuse(images: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("called")
+
+    res = invert(AtOptimum(), x, steps=0, classifier=refuse)
+    assert torch.equal(res.latents, z_star)
+
+
+def test_a_classifier_in_another_dtype_is_named():
+    g, x, _, clf, _, _ = _decision_toy()
+    with pytest.raises(TypeError, match=r"`x` is torch.float32.*classifier's weights"):
+        invert(g, x, steps=2, classifier=clf.double())
 
 
 def test_a_classifier_without_class_logits_is_named():
