@@ -51,6 +51,26 @@ def missing_files(folder: Path, missing: list[str], *, otherwise: str = "") -> C
     return CheckpointError(f"`{folder}` is missing {missing}{hint}")
 
 
+def hub_unreachable(repo_id: str, filename: str) -> str | None:
+    """Why the hub cannot be reached for ``filename`` of ``repo_id``, or None: when the file is
+    in the local cache, in offline mode (``HF_HUB_OFFLINE``), or when the hub answers at all
+    (a 404 or 401 is ``hf_hub_download``'s to name). One request, no retries: for a file not
+    in the cache, ``hf_hub_download`` retries an unreachable hub five times with backoff,
+    about 25 s per file, so a mistyped path took close to a minute to fail offline."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE or isinstance(try_to_load_from_cache(repo_id, filename), str):
+        return None
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, filename), timeout=10)
+    except HfHubHTTPError:
+        return None
+    except Exception as err:  # no connection: name resolution, refused, timed out
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
 def resolve_folder(name_or_path: str | Path, *, files: tuple[str, ...]) -> Path:
     """A local folder holding ``files``: ``name_or_path`` itself, or a hub id fetched online."""
     path = Path(name_or_path).expanduser()
@@ -71,7 +91,13 @@ def resolve_folder(name_or_path: str | Path, *, files: tuple[str, ...]) -> Path:
     from huggingface_hub import hf_hub_download  # only for users online
 
     where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
-
+    reason = hub_unreachable(str(name_or_path), files[0])
+    if reason is not None:
+        raise CheckpointError(
+            f"`{name_or_path}` is no local folder{where} and could not be fetched from the "
+            f"hub as 'owner/name': the hub cannot be reached ({reason}). Check the path; hub "
+            "models fetched once before load offline from the local cache"
+        )
     try:
         local = [Path(hf_hub_download(str(name_or_path), f)) for f in files]
     except (OSError, ValueError) as err:  # offline, unknown repo or file, invalid id
