@@ -185,6 +185,22 @@ def dtype_device_mismatch(models: dict[str, object], x: Tensor) -> str | None:
     return None
 
 
+def call_named(
+    fn: Callable[[], Tensor], models: dict[str, object], x: Tensor, failed: str
+) -> Tensor:
+    """``fn()``, a call of ``models`` on ``x``. PyTorch's errors there come from deep inside a
+    model and name neither: a ``RuntimeError`` is re-raised as a ``TypeError`` naming the model
+    whose dtype or device differs from ``x``'s (:func:`dtype_device_mismatch`), else as a
+    ``ValueError`` reading ``failed: <PyTorch's first line>``."""
+    try:
+        return fn()
+    except RuntimeError as err:
+        mismatch = dtype_device_mismatch(models, x)
+        if mismatch is not None:
+            raise TypeError(mismatch) from err
+        raise ValueError(f"{failed}: {str(err).splitlines()[0]}") from err
+
+
 def target_margin(logits: Tensor, target: Tensor) -> Tensor:
     """``logit[target] - logsumexp(other logits)`` = ``log(p / (1 - p))``, ``(B,)``."""
     own = logits.gather(1, target[:, None])[:, 0]

@@ -32,7 +32,13 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from cfx.calls import class_logits, dtype_device_mismatch, frozen, looks_like_probabilities
+from cfx.calls import (
+    call_named,
+    class_logits,
+    dtype_device_mismatch,
+    frozen,
+    looks_like_probabilities,
+)
 from cfx.errors import check_int, check_real, shape_or_type
 from cfx.images import check_images
 from cfx.metrics.image import psnr
@@ -193,17 +199,13 @@ def _kl(log_p: Tensor, logits: Tensor) -> Tensor:
 def _source_log_probs(decide: Callable[[Tensor], Tensor], classifier: object, x: Tensor) -> Tensor:
     """The classifier's log-probabilities on the sources ``x``, with an error naming the
     classifier (and the dtype or device that differs) when it cannot take them."""
-    try:
-        with torch.no_grad():
-            logits = decide(x)
-    except RuntimeError as err:  # PyTorch's error names neither x nor the classifier
-        mismatch = dtype_device_mismatch({"classifier": classifier}, x)
-        if mismatch is not None:
-            raise TypeError(mismatch) from err
-        raise ValueError(
-            f"`classifier` failed on `x` {tuple(x.shape)}: {str(err).splitlines()[0]}; it must "
-            "take the generator's images"
-        ) from err
+    with torch.no_grad():
+        logits = call_named(
+            lambda: decide(x),
+            {"classifier": classifier},
+            x,
+            f"`classifier` failed on `x` {tuple(x.shape)}",
+        )
     if looks_like_probabilities(logits):
         log.warning(
             "the classifier's outputs look like probabilities (non-negative, summing to 1): "

@@ -156,3 +156,16 @@ def test_softmax_outputs_are_recognised():
     assert not looks_like_probabilities(logits)
     assert not looks_like_probabilities(torch.log_softmax(logits, 1))  # log-probs are fine
     assert not looks_like_probabilities(torch.tensor([[0.2, 0.3]]))  # >= 0, sums to 0.5
+
+
+def test_call_named_rephrases_pytorch_errors():
+    from cfx.calls import call_named
+
+    model = nn.Linear(4, 2)
+    x = torch.zeros(1, 4, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"`x` is torch.float64 .* the net's weights are torch.fl"):
+        call_named(lambda: model(x), {"net": model}, x, "the net failed")
+    x = torch.zeros(1, 5)  # right dtype, wrong width: PyTorch's shape error, with our prefix
+    with pytest.raises(ValueError, match=r"^the net failed: mat1 and mat2 shapes"):
+        call_named(lambda: model(x), {"net": model}, x, "the net failed")
+    assert call_named(lambda: model(x[:, :4]), {"net": model}, x, "unused").shape == (1, 2)

@@ -100,20 +100,16 @@ def probe_model(model: Classifier, x: Tensor) -> None:
     softmax, which cfx would soften again) or when no pixel is below 0 ([0, 1] images)."""
     import warnings
 
-    from cfx.calls import dtype_device_mismatch, looks_like_probabilities
+    from cfx.calls import call_named, looks_like_probabilities
 
     one = x[:1].detach()
-    try:
-        with frozen(model), torch.no_grad():
-            logits = class_logits(model, one, name="model")
-    except RuntimeError as err:  # PyTorch's message names neither x nor the model
-        mismatch = dtype_device_mismatch({"model": model}, one)
-        if mismatch is not None:
-            raise TypeError(mismatch) from err
-        raise ValueError(
-            f"`model` failed on `x` shaped {tuple(one.shape[1:])} per image "
-            f"(C, H, W): {str(err).splitlines()[0]}"
-        ) from err
+    with frozen(model), torch.no_grad():
+        logits = call_named(
+            lambda: class_logits(model, one, name="model"),
+            {"model": model},
+            one,
+            f"`model` failed on `x` shaped {tuple(one.shape[1:])} per image (C, H, W)",
+        )
     if looks_like_probabilities(logits):
         warnings.warn(
             PROBE_NOTICES[0] + " (non-negative, summing to 1): "
