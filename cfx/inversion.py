@@ -24,7 +24,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from numbers import Integral
 from pathlib import Path
 from typing import Literal, get_args
@@ -196,12 +195,13 @@ def _kl(log_p: Tensor, logits: Tensor) -> Tensor:
     return (torch.special.xlogy(p, p) - p * torch.log_softmax(logits, 1)).sum(1)
 
 
-def _source_log_probs(decide: Callable[[Tensor], Tensor], classifier: object, x: Tensor) -> Tensor:
-    """The classifier's log-probabilities on the sources ``x``, with an error naming the
-    classifier (and the dtype or device that differs) when it cannot take them."""
+def _decision_term(classifier: Classifier, weight: float, x: Tensor) -> Callable[[Tensor], Tensor]:
+    """``rec -> weight * KL(f(x) || f(rec))`` per row, with the classifier's probabilities on
+    the sources ``x`` computed once now, and an error naming the classifier (and the dtype or
+    device that differs) when it cannot take them."""
     with torch.no_grad():
         logits = call_named(
-            lambda: decide(x),
+            lambda: class_logits(classifier, x),
             {"classifier": classifier},
             x,
             f"`classifier` failed on `x` {tuple(x.shape)}",
@@ -213,7 +213,8 @@ def _source_log_probs(decide: Callable[[Tensor], Tensor], classifier: object, x:
             "softmax (or return log-probabilities)",
             extra={"cfx_models": True},
         )
-    return torch.log_softmax(logits, 1)
+    log_px = torch.log_softmax(logits, 1)
+    return lambda rec: weight * _kl(log_px, class_logits(classifier, rec))
 
 
 def invert(
@@ -284,9 +285,9 @@ def invert(
     kind, percep = ("none", None) if steps == 0 else _perceptual(generator, perceptual)
     with frozen(generator, classifier):
         generator_probe(generator, x)  # in eval mode: a BatchNorm must not count the probe
-        on = steps > 0 and classifier_weight > 0
-        decide = partial(class_logits, classifier) if classifier is not None and on else None
-        log_px = None if decide is None else _source_log_probs(decide, classifier, x)
+        decision = None  # the decision term, rec -> (B,), when it is on
+        if classifier is not None and steps > 0 and classifier_weight > 0:
+            decision = _decision_term(classifier, classifier_weight, x)
         encode = getattr(generator, "encode", None)
         with torch.no_grad():
             if callable(encode):
@@ -326,9 +327,9 @@ def invert(
                 loss = loss + perceptual_weight * percep(rec, x)
             loss = loss + prior_weight * z.pow(2).mean(dims)
             fit = pixel  # what picks the best latent: pixel error, plus the decision term
-            if decide is not None and log_px is not None:
-                decision = classifier_weight * _kl(log_px, decide(rec))
-                loss, fit = loss + decision, pixel + decision
+            if decision is not None:
+                term = decision(rec)
+                loss, fit = loss + term, pixel + term
             with torch.no_grad():  # keep the best latent per image
                 better = fit < best_loss
                 best_loss = torch.where(better, fit, best_loss)
@@ -339,8 +340,8 @@ def invert(
         with torch.no_grad():
             rec = generator.decode(z)
             pixel = (rec - x).pow(2).flatten(1).mean(1)
-            if decide is not None and log_px is not None:
-                pixel = pixel + classifier_weight * _kl(log_px, decide(rec))
+            if decision is not None:
+                pixel = pixel + decision(rec)
             better = pixel < best_loss
             best_z[better] = z.detach()[better]
             final = generator.decode(best_z)
