@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 import trajectory_validation as validation  # the sibling script: models for validation
 
-from cfx.data.brain import make_dataset
 from cfx.trajectory import MonotonePath
 
 
@@ -47,16 +46,11 @@ def main() -> None:
     gen, clf, oracle = validation.validation_models(args.seeds)
     explainer = MonotonePath(gen, clf, oracle=oracle, localise=True)
     for seed in args.seeds:
-        data = make_dataset(8 * args.n, seed=seed)
-        pick = torch.nonzero(data.labels != 0).flatten()[: args.n]
+        data, pick, z0 = validation.tumour_sources(args, seed, gen)
         x = data.images[pick]
-        z0 = validation.cached_latents(gen, x, args.cache / f"z0_seed{seed}_n{args.n}.safetensors")
         ends, accepted = [], []
-        for k in range(args.draws):
-            z = z0
-            if k > 0:
-                noise = torch.Generator().manual_seed(k - 1)  # as --jitter-seed k - 1
-                z = z0 + args.jitter * z0.std() * torch.randn(z0.shape, generator=noise)
+        for k in range(args.draws):  # draw k > 0: as trajectory_validation's --jitter-seed k - 1
+            z = z0 if k == 0 else validation.jittered(z0, args.jitter, k - 1)
             rs = [
                 explainer.explain(x[i : i + 32], 0, latents=z[i : i + 32])
                 for i in range(0, args.n, 32)

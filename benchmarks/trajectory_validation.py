@@ -82,6 +82,21 @@ def validation_models(seeds: list[int]) -> tuple:
     )
 
 
+def jittered(z0: torch.Tensor, sd: float, seed: int) -> torch.Tensor:
+    """``z0`` plus Gaussian noise of sd ``sd`` times ``z0``'s sd, drawn with ``seed``."""
+    noise = torch.Generator().manual_seed(seed)
+    return z0 + sd * z0.std() * torch.randn(z0.shape, generator=noise)
+
+
+def tumour_sources(args, seed: int, gen) -> tuple:
+    """The brain slices of ``seed``, the indices of their first ``args.n`` tumour slices, and
+    those slices' cached 100-step inversions."""
+    data = make_dataset(8 * args.n, seed=seed)
+    pick = torch.nonzero(data.labels != 0).flatten()[: args.n]
+    z0 = cached_latents(gen, data.images[pick], args.cache / f"z0_seed{seed}_n{args.n}.safetensors")
+    return data, pick, z0
+
+
 def localised_ends(args, seed: int, gen, clf, oracle) -> dict[str, torch.Tensor]:
     """Localised Option 2 (defaults) on the first ``args.n`` tumour slices of ``seed`` walked to
     healthy, cached in ``args.cache``: start and end frames, regions, the oracle's end
@@ -89,10 +104,8 @@ def localised_ends(args, seed: int, gen, clf, oracle) -> dict[str, torch.Tensor]
     path = args.cache / f"ends2_seed{seed}_n{args.n}.safetensors"
     if path.exists():
         return load_file(path)
-    data = make_dataset(8 * args.n, seed=seed)
-    pick = torch.nonzero(data.labels != 0).flatten()[: args.n]
+    data, pick, z0 = tumour_sources(args, seed, gen)
     x = data.images[pick]
-    z0 = cached_latents(gen, x, args.cache / f"z0_seed{seed}_n{args.n}.safetensors")
     explainer = MonotonePath(gen, clf, oracle=oracle, localise=True)
     rs = [explainer.explain(x[i : i + 32], 0, latents=z0[i : i + 32]) for i in range(0, args.n, 32)]
     out = {
@@ -120,11 +133,10 @@ def variants(args, gen, clf, oracle) -> None:
     cache = args.cache / f"z0_seed{args.seed}_n{args.n}{suffix}{tag}.safetensors"
     z0 = cached_latents(gen, x, cache, **kw)
     if args.jitter:  # a start no one could tell apart: how far do the verdicts move?
-        noise = torch.Generator().manual_seed(args.jitter_seed)
-        shift = args.jitter * z0.std() * torch.randn(z0.shape, generator=noise)
+        moved = jittered(z0, args.jitter, args.jitter_seed)
         with torch.no_grad():
-            apart = psnr(gen.decode(z0 + shift), gen.decode(z0))
-        z0 = z0 + shift
+            apart = psnr(gen.decode(moved), gen.decode(z0))
+        z0 = moved
         print(
             f"jittered starts (sd {args.jitter:g} x the latents' sd, seed {args.jitter_seed}): "
             f"reconstructions {apart.median():.1f} dB from the unjittered (median; minimum "
