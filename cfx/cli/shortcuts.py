@@ -43,8 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--method",
         default="monotone",
         choices=METHODS,
-        help="path explainer (monotone: ~3x slower than gradient, its marker calls agree "
-        "better with restoring the marker)",
+        help="path explainer (monotone, Option 2, is ~4x slower than gradient, Option 1)",
     )
     p.add_argument("--saliency", default="gradient", help="saliency method (cfx saliency names)")
     p.add_argument("--steps", type=int, default=10, help="frames T after the start")
