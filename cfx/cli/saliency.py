@@ -104,7 +104,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--epsilon", default="8/255", help="L-inf budget, fraction of the range (default 8/255)"
     )
-    a.add_argument("--steps", type=int, default=40, help="attack iterations (default 40)")
+    a.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="attack iterations (default: the attack's own, 40 for the Ghorbani objectives and "
+        "100 for target_map)",
+    )
     a.add_argument(
         "--restarts",
         type=int,
@@ -269,7 +275,9 @@ def run_attack(args: argparse.Namespace) -> int:
 
     eps = parse_fraction(args.epsilon)
     _built_in(args, 16)
-    check_int("--steps", args.steps)  # 0 steps is no attack: RandomSign is the baseline
+    if args.steps is not None:  # 0 steps is no attack: RandomSign is the baseline
+        check_int("--steps", args.steps)
+    steps = {} if args.steps is None else {"steps": args.steps}
     check_int("--restarts", args.restarts)
     model = load_classifier(
         model_name("--classifier", args.classifier, "classifier", has_generator=False)
@@ -312,24 +320,25 @@ def run_attack(args: argparse.Namespace) -> int:
     show = not args.no_progress
     if args.objective == "random":
         res = RandomSign(explainer, epsilon=eps, k=args.k).perturb(x, generator=gen)
+        steps_used = None
     elif args.objective == "target_map":
-        res = TargetMapAttack(
-            explainer, epsilon=eps, steps=args.steps, k=args.k, show_progress=show
-        ).perturb(x, target_map=goal.float(), generator=gen)
+        mapper = TargetMapAttack(explainer, epsilon=eps, k=args.k, show_progress=show, **steps)
+        res, steps_used = mapper.perturb(x, target_map=goal.float(), generator=gen), mapper.steps
     else:
         attack = GhorbaniAttack(
             explainer,
             objective=args.objective,
             epsilon=eps,
-            steps=args.steps,
             k=args.k,
             beta=args.beta,
             restarts=args.restarts,
             show_progress=show,
+            **steps,
         )
         res = attack.perturb(
             x, region=goal if args.objective == "targeted" else None, generator=gen
         )
+        steps_used = attack.steps
     out = Path(args.out)
     rows = ["image,top_k_intersection,spearman,mass_center_shift,label_kept,linf"]
     for i in range(x.shape[0]):
@@ -348,7 +357,7 @@ def run_attack(args: argparse.Namespace) -> int:
         "method": args.method,
         "objective": args.objective,
         "epsilon": eps,
-        "steps": None if args.objective == "random" else args.steps,
+        "steps": steps_used,
         "restarts": args.restarts
         if args.objective in ("top_k", "mass_center", "targeted")
         else None,
