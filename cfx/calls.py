@@ -87,8 +87,10 @@ def resolve_target(
 
 
 def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classifier") -> Tensor:
-    """Classifier logits with a shape check: ``(B, K)``, ``K >= 2`` (a single logit points to
-    :class:`TwoLogits`); errors call the model ``name``."""
+    """Classifier logits with checks: shape ``(B, K)``, ``K >= 2`` (a single logit points to
+    :class:`TwoLogits`), a floating-point dtype, finite values, and (when gradients are on and
+    ``images`` requires grad) a graph back to ``images``; errors call the model ``name``.
+    Logits in another floating dtype than ``images`` are cast to it."""
     if not callable(classifier):
         raise TypeError(
             f"`{name}` must be a model or function mapping images (B, C, H, W) to logits "
@@ -103,6 +105,24 @@ def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classif
             f"image{'s' if n != 1 else ''}"
         )
     check_two_classes(logits, name)  # softmax over one logit is 1: nothing would move
+    if not logits.is_floating_point():
+        raise TypeError(f"`{name}` must return floating-point logits, got dtype {logits.dtype}")
+    if torch.is_grad_enabled() and images.requires_grad and not logits.requires_grad:
+        # cfx follows these logits' gradient with respect to the images
+        raise ValueError(
+            f"`{name}`'s logits do not depend on its input through autograd (a `.detach()`, "
+            f"a NumPy round trip or `torch.no_grad()` inside the model?): cfx needs their "
+            f"gradient with respect to the images, so the model must be differentiable"
+        )
+    finite = torch.isfinite(logits.detach()).all(1)
+    if not bool(finite.all()):
+        rows = torch.nonzero(~finite).flatten().tolist()
+        raise ValueError(
+            f"`{name}` returned NaN or infinite logits for {len(rows)} of {n} image"
+            f"{'s' if n != 1 else ''} (rows {rows[:10]}{' ...' if len(rows) > 10 else ''})"
+        )
+    if images.is_floating_point() and logits.dtype != images.dtype:
+        logits = logits.to(images.dtype)  # probabilities and steps then stay in x's dtype
     return logits
 
 

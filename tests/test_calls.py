@@ -169,3 +169,40 @@ def test_call_named_rephrases_pytorch_errors():
     with pytest.raises(ValueError, match=r"^the net failed: mat1 and mat2 shapes"):
         call_named(lambda: model(x), {"net": model}, x, "the net failed")
     assert call_named(lambda: model(x[:, :4]), {"net": model}, x, "unused").shape == (1, 2)
+
+
+def test_class_logits_names_a_model_that_cuts_the_graph_or_returns_nan():
+    """A model that detaches its output (or runs under no_grad inside) once failed deep in
+    autograd ("element 0 of tensors does not require grad"); NaN logits passed silently and
+    every path counted as already in the target."""
+    linear = nn.Linear(4, 2)
+    images = torch.zeros(3, 1, 2, 2, requires_grad=True)
+
+    def detached(x):
+        return linear(x.flatten(1)).detach()
+
+    with pytest.raises(ValueError, match="`classifier`'s logits do not depend on its input"):
+        class_logits(detached, images)
+    with torch.no_grad():  # no gradient asked for: a detached model is fine
+        assert class_logits(detached, images).shape == (3, 2)
+
+    def nan_row(x):
+        out = linear(x.flatten(1))
+        return torch.cat([out[:1], torch.full_like(out[1:2], float("nan")), out[2:]])
+
+    with pytest.raises(
+        ValueError,
+        match=r"`oracle` returned NaN or infinite logits for 1 of 3 "
+        r"images \(rows \[1\]\)",
+    ):
+        class_logits(nan_row, images, name="oracle")
+    with pytest.raises(TypeError, match=r"floating-point logits, got dtype torch\.int64"):
+        class_logits(lambda x: torch.zeros(3, 2, dtype=torch.int64), images)
+
+
+def test_class_logits_follow_the_images_dtype():
+    """float64 logits from a float32 model once turned the explainers' latents float64 and
+    failed later inside the generator."""
+    images = torch.zeros(2, 1, 2, 2)
+    out = class_logits(lambda x: torch.ones(2, 2, dtype=torch.float64), images)
+    assert out.dtype == torch.float32 and torch.equal(out, torch.ones(2, 2))

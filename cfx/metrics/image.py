@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.errors import shape_or_type
+from cfx.errors import check_real, shape_or_type
 
 _DATA_RANGE = 2.0
 
@@ -26,9 +26,34 @@ def check_pair(a: object, b: object, names: str = "images", layout: str = "(B, C
         )
 
 
+SCALE_LIMIT = 4.0
+"""How far outside [-1, 1] a value may lie before :func:`check_image_pair` refuses the batch:
+a generator without a final ``tanh`` overshoots [-1, 1] (the linear toy of the tests reaches
++-1.8) and its frames are still scored; raw [0, 255] pixels lie far beyond."""
+
+
+def check_image_pair(a: object, b: object, names: tuple[str, str] = ("a", "b")) -> None:
+    """:func:`check_pair` for two ``(B, C, H, W)`` batches, each also floating point, finite
+    and within +-:data:`SCALE_LIMIT`: the metrics assume the cfx range [-1, 1] (data range 2),
+    so [0, 255] images would give numbers on another scale without a word."""
+    check_pair(a, b, f"`{names[0]}` and `{names[1]}`")
+    for name, x in zip(names, (a, b), strict=True):
+        assert isinstance(x, Tensor)  # check_pair
+        if not x.is_floating_point():
+            raise TypeError(f"`{name}` must be a floating-point tensor in [-1, 1], got {x.dtype}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"`{name}` contains NaN or infinite values")
+        if x.numel() and float(x.detach().abs().max()) > SCALE_LIMIT:
+            raise ValueError(
+                f"`{name}` must be images in [-1, 1] (the metrics assume data range 2), got "
+                f"values in [{float(x.min()):.3g}, {float(x.max()):.3g}]; map [0, 255] images "
+                "with x / 127.5 - 1"
+            )
+
+
 def l1_distance(a: Tensor, b: Tensor) -> Tensor:
     """Mean absolute difference per image, ``(B,)``."""
-    check_pair(a, b)
+    check_image_pair(a, b)
     return (a - b).abs().flatten(1).mean(1)
 
 
@@ -37,7 +62,7 @@ def psnr(a: Tensor, b: Tensor) -> Tensor:
 
     The squared error is floored at 1e-12, so identical images give about 126 dB rather than
     infinity (means over a batch stay finite)."""
-    check_pair(a, b)
+    check_image_pair(a, b)
     mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-12)
     return 10.0 * torch.log10(_DATA_RANGE**2 / mse)
 
@@ -57,13 +82,15 @@ def ssim(a: Tensor, b: Tensor, *, window: int | None = None, sigma: float = 1.5)
     the largest odd side that fits (so tiny images still get a score; at 1-2 px a side the
     window is one pixel, variances vanish and only the luminance term is left); a given
     ``window`` larger than the images is an error."""
-    check_pair(a, b)
+    check_image_pair(a, b)
+    check_real("sigma", sigma, low=0.0, open_low=True)
     side = min(a.shape[-2:])
     if window is None:
         window = min(11, side if side % 2 else side - 1)
-    if window < 1 or window > side:
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window > side:
         raise ValueError(
-            f"ssim's `window` must be between 1 and the images' side {side}, got {window}"
+            f"ssim's `window` must be between 1 and the images' side {side} (an int), "
+            f"got {window!r}"
         )
     c = a.shape[1]
     w = _gaussian_window(window, sigma, a).expand(c, 1, window, window)

@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.calls import frozen
+from cfx.calls import class_logits, frozen
 from cfx.errors import check_int, shape_or_type
-from cfx.metrics.image import check_pair
+from cfx.metrics.image import check_image_pair, check_pair
+from cfx.types import Classifier
 
 
 def _real(x: Tensor) -> torch.dtype:
@@ -126,7 +127,8 @@ def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 
     ``(B, 1, H, W)`` bool; dilation is a square of side ``2 * dilation + 1``. Returns NaN for
     sequences that change nothing. Any nonzero ``mask`` value counts as inside.
     """
-    check_pair(start, final, "`start` and `final`")
+    check_image_pair(start, final, ("start", "final"))
+    check_int("dilation", dilation, minimum=0)
     b, _, h, w = start.shape
     if not isinstance(mask, Tensor) or tuple(mask.shape) != (b, 1, h, w):
         raise ValueError(
@@ -159,7 +161,7 @@ def lesion_area(segmenter: Callable[[Tensor], Tensor], frames: Tensor) -> Tensor
 
 @torch.no_grad()
 def cout(
-    classifier: Callable[[Tensor], Tensor],
+    classifier: Classifier,
     source: Tensor,
     counterfactual: Tensor,
     target: Tensor,
@@ -175,7 +177,7 @@ def cout(
     ``source`` and ``counterfactual`` ``(B, C, H, W)``; ``target`` ``(B,)`` class indices.
     The classifier runs in eval mode (an ``nn.Module`` is left as it was).
     """
-    check_pair(source, counterfactual, "`source` and `counterfactual`")
+    check_image_pair(source, counterfactual, ("source", "counterfactual"))
     b = source.shape[0]
     if not isinstance(target, Tensor) or tuple(target.shape) != (b,) or target.is_floating_point():
         got = (
@@ -190,14 +192,14 @@ def cout(
 
 
 def _cout(
-    classifier: Callable[[Tensor], Tensor],
+    classifier: Classifier,
     source: Tensor,
     counterfactual: Tensor,
     target: Tensor,
     steps: int,
 ) -> Tensor:
     b = source.shape[0]
-    logits = classifier(source)
+    logits = class_logits(classifier, source)
     k = logits.shape[1]
     if bool(((target < 0) | (target >= k)).any()):
         raise ValueError(f"`target` must hold classes 0..{k - 1}, got {target.tolist()}")
@@ -211,7 +213,7 @@ def _cout(
     for k in range(1, steps + 1):
         take = (rank < round(k * n_pix / steps)).view(b, 1, *source.shape[2:])
         mixed = torch.where(take, counterfactual, source)
-        p = torch.softmax(classifier(mixed), 1)
+        p = torch.softmax(class_logits(classifier, mixed), 1)
         scores.append(p.gather(1, target[:, None])[:, 0] - p.gather(1, src_class[:, None])[:, 0])
     return torch.stack(scores, 1).mean(1)
 

@@ -70,3 +70,25 @@ def test_frechet_is_never_negative_and_names_nan_rows():
     b[3, 5] = np.nan
     with pytest.raises(ValueError, match=r"`features_b` holds NaN.*1 of 20 rows.*\[3\]"):
         frechet_distance(a, b)
+
+
+def test_images_on_another_scale_are_refused_not_scored():
+    """The metrics assume data range 2: uint8 images once failed inside torch and [0, 255]
+    floats were scored on the wrong scale without a word."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 1, 16, 16, generator=g) * 2 - 1
+    b = torch.rand(2, 1, 16, 16, generator=g) * 2 - 1
+    raw_a, raw_b = (a + 1) * 127.5, (b + 1) * 127.5
+    for metric in (psnr, ssim, l1_distance):
+        with pytest.raises(TypeError, match=r"`a` must be a floating-point tensor.*uint8"):
+            metric(raw_a.to(torch.uint8), raw_b.to(torch.uint8))
+        with pytest.raises(ValueError, match=r"`a` must be images in \[-1, 1\].*x / 127.5 - 1"):
+            metric(raw_a, raw_b)
+        with pytest.raises(ValueError, match="`b` contains NaN"):
+            metric(a, b.clone().fill_(float("nan")))
+    # a generator without tanh overshoots a little: still scored
+    assert torch.isfinite(psnr(1.5 * a, b)).all()
+    with pytest.raises(ValueError, match=r"`window` must be between 1 .* \(an int\), got 2.5"):
+        ssim(a, b, window=2.5)
+    with pytest.raises(ValueError, match="`sigma` must be a number in \\(0"):
+        ssim(a, b, sigma=0.0)

@@ -150,3 +150,17 @@ def test_cout_and_lesion_area_leave_a_training_model_as_it_was():
     assert model.training and all(m.training for m in model.modules())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_localisation_and_cout_check_their_options_and_classifier():
+    start = torch.zeros(2, 1, 8, 8)
+    final = start.clone()
+    final[:, :, 2, 2] = 0.5
+    mask = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    with pytest.raises(ValueError, match="`dilation` must be an int >= 0, got -1"):
+        localisation(start, final, mask, dilation=-1)
+    with pytest.raises(TypeError, match="`dilation` must be an int"):
+        localisation(start, final, mask, dilation=1.5)
+    # a classifier returning one score per image, not (B, K) logits: named, not an IndexError
+    with pytest.raises(ValueError, match=r"`classifier` must map images .* logits \(B, K\)"):
+        cout(lambda x: x.flatten(1).sum(1), start, final, torch.tensor([0, 1]))

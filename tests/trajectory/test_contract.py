@@ -336,6 +336,35 @@ def test_classifier_with_the_wrong_output_shape(name):
         c.explain()
 
 
+class DetachedClassifier(LogisticClassifier):
+    """The toy classifier behind a ``.detach()``, as a model that leaves autograd would be."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).detach()
+
+
+class NanClassifier(LogisticClassifier):
+    """The toy classifier, NaN for every image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * float("nan")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_classifier_that_cuts_the_graph_is_named(name):
+    """Once a RuntimeError from inside autograd ("element 0 of tensors does not require
+    grad")."""
+    with pytest.raises(ValueError, match="`classifier`'s logits do not depend on its input"):
+        Case(name, classifier=DetachedClassifier()).explain()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_classifier_returning_nan_is_named(name):
+    """Once silent: NaN probabilities, every path flagged a success 'starting in the target'."""
+    with pytest.raises(ValueError, match="`classifier` returned NaN or infinite logits"):
+        Case(name, classifier=NanClassifier()).explain()
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_oracle_is_checked_before_the_work(name):
     """A segmenter passed as the oracle fails at the start, after one call of the classifier
