@@ -148,6 +148,8 @@ class ComparisonResult:
 
     def best(self, metric: str = "dice") -> tuple[str, float]:
         """The method with the highest mean ``metric`` (lowest for ``deletion_auc``)."""
+        if metric not in self.metrics:
+            raise ValueError(f"`metric` must be one of {list(self.metrics)}, got {metric!r}")
         j = self.metrics.index(metric)
         means = torch.stack([self.scores[i, j].nanmean() for i in range(len(self.methods))])
         i = int(means.argmin() if metric == "deletion_auc" else means.argmax())
@@ -239,7 +241,20 @@ def compare_methods(
         ValueError,
         f"`masks` must have shape {(x.shape[0], 1, *x.shape[2:])}",
     )
+    if isinstance(methods, str):  # would be read letter by letter
+        raise TypeError(
+            f"`methods` must be a list of method names or a dict of methods, got the string "
+            f"{methods!r}; for one method pass [{methods!r}]"
+        )
     if isinstance(methods, dict):
+        bad = [k for k, m in methods.items() if not callable(getattr(m, "attribute", None))]
+        check(
+            not bad,
+            TypeError,
+            f"`methods` values must be saliency methods (with an `attribute(x, target)` "
+            f"method, e.g. cfx.saliency.Gradient(model)), got {bad[:3]} as "
+            f"{[type(methods[k]).__name__ for k in bad[:3]]}",
+        )
         built = dict(methods)
     else:
         built = {

@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -143,9 +144,9 @@ def _targets(target: int | Tensor, n: int, device: torch.device) -> Tensor:
                 f"{tuple(target.shape)}"
             )
         return target.to(device=device, dtype=torch.long).reshape(-1).expand(n)
-    if isinstance(target, bool) or not isinstance(target, int):
+    if isinstance(target, bool) or not isinstance(target, Integral):  # numpy ints too
         raise TypeError(f"`target` must be an int class or a tensor of them, got {target!r}")
-    return torch.full((n,), target, dtype=torch.long, device=device)
+    return torch.full((n,), int(target), dtype=torch.long, device=device)
 
 
 def _claim(out: Path, expected: dict[str, Any]) -> None:

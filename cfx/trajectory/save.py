@@ -65,6 +65,11 @@ def save_result(
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise ValueError(f"`folder` must be a folder (created if missing), got the file {out}")
+    if out.suffix.lower() in (".npz", ".npy", ".json", ".png", ".gif") and not out.exists():
+        raise ValueError(
+            f"`folder` must be a folder, got {out}, a file name: save_result writes "
+            f"result.npz, summary.json and figures inside the folder (e.g. {out.parent})"
+        )
     out.mkdir(parents=True, exist_ok=True)
     earlier_run = _written_by_cfx(out / "summary.json")
     arrays = {

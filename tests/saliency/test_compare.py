@@ -67,3 +67,13 @@ def test_errors():
         build_method("magic", small_cnn())
     with pytest.raises(ValueError, match="`masks` must have shape"):
         compare_methods(small_cnn(), images(b=2, h=16, w=16), _masks(3), 1, ["gradient"])
+    x, m = images(b=3, h=16, w=16), _masks(3)
+    # a single name was read letter by letter ("unknown saliency method 'g'")
+    with pytest.raises(TypeError, match=r"got the string 'gradient'; for one method pass"):
+        compare_methods(small_cnn(), x, m, 1, "gradient")
+    # a model where a method belongs failed with "'Net' object has no attribute 'attribute'"
+    with pytest.raises(TypeError, match=r"`methods` values must be saliency methods.*\['g'\]"):
+        compare_methods(small_cnn(), x, m, 1, {"g": small_cnn()})
+    table = compare_methods(small_cnn(), x, m, 1, ["gradient"], faithfulness_steps=4)
+    with pytest.raises(ValueError, match=r"`metric` must be one of \[.*'dice'.*\], got 'dicez'"):
+        table.best("dicez")

@@ -131,6 +131,16 @@ def test_per_image_targets_follow_their_chunk(tmp_path):
     assert res.target.tolist() == target.tolist()
 
 
+def test_a_numpy_integer_target_is_an_int_here_as_in_explain():
+    """explain takes np.int64(1); explain_in_chunks once refused it as not an int."""
+    np = pytest.importorskip("numpy")
+    x, g, f = _sources(3)
+    res = explain_in_chunks(_ascent(g, f), x, np.int64(1), batch_size=2)
+    assert res.target.tolist() == [1, 1, 1]
+    with pytest.raises(TypeError, match="`target` must be an int class"):
+        explain_in_chunks(_ascent(g, f), x, 1.0, batch_size=2)
+
+
 def test_every_field_survives_the_folder_nan_lambdas_and_masks_included(tmp_path):
     x, g, f = _sources(4)
     path = MonotonePath(g, f, steps=3, iterations=3, inversion_steps=5, oracle=f)

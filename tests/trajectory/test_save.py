@@ -136,6 +136,10 @@ def test_folder_that_is_a_file_and_numpy_arrays_in_setup(tmp_path, toy_result):
     (tmp_path / "taken").write_text("")
     with pytest.raises(ValueError, match="`folder` must be a folder"):
         save_result(res, tmp_path / "taken")
+    # a file name once became a folder called r.npz with the files inside
+    with pytest.raises(ValueError, match=r"got .*r\.npz, a file name: save_result writes"):
+        save_result(res, tmp_path / "r.npz")
+    assert not (tmp_path / "r.npz").exists()
     summary = save_result(res, tmp_path / "run", setup={"levels": np.arange(3)})
     assert summary["setup"] == {"levels": [0, 1, 2]}
 
