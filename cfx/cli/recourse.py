@@ -282,7 +282,15 @@ def _run_batch(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         raise FileNotFoundError(f"`--input` {args.input} does not exist")
     data, rec = _fitted(args)
-    frame = pd.read_csv(args.input, dtype={name: "str" for name in data.schema.categorical})
+    try:
+        frame = pd.read_csv(args.input, dtype={name: "str" for name in data.schema.categorical})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"`--input` {args.input} must be a CSV file of applicants (a header row with the "
+            f"schema's columns, then one row per applicant): {str(err).splitlines()[0]}"
+        ) from None
+    if frame.empty:
+        raise ValueError(f"`--input` {args.input} has a header but no applicant rows")
     if args.id_column is not None:
         if args.id_column not in frame.columns:
             raise ValueError(f"`--id-column` {args.id_column!r} is not a column of the input")

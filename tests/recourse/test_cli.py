@@ -69,6 +69,25 @@ def test_batch_errors_are_clear(tmp_path, applicants_csv, capsys):
     assert code == 2 and "unknown credit model 'forest'" in capsys.readouterr().err
 
 
+def test_an_input_that_is_not_a_csv_of_applicants_is_named(tmp_path, applicants_csv, capsys):
+    """An empty file, a binary file and a header without rows once failed with pandas' or
+    the codec's words ("No columns to parse from file", "'utf-8' codec can't decode") or
+    blamed a column's dtype."""
+    empty, binary, header = tmp_path / "empty.csv", tmp_path / "x.npy", tmp_path / "h.csv"
+    empty.write_text("")
+    binary.write_bytes(b"\x93NUMPY\x01\x00" + bytes(range(256)))
+    header.write_text(applicants_csv.read_text().splitlines()[0] + "\n")
+    out = str(tmp_path / "out.csv")
+    for path, says in [
+        (empty, "must be a CSV file of applicants"),
+        (binary, "must be a CSV file of applicants"),
+        (header, "has a header but no applicant rows"),
+    ]:
+        code = main(["recourse", "--input", str(path), "--out", out, "--no-progress"])
+        err = capsys.readouterr().err
+        assert code == 2 and f"`--input` {path}" in err and says in err, err
+
+
 def test_a_batch_with_other_settings_is_refused_not_mixed(tmp_path, applicants_csv, capsys):
     out = tmp_path / "suggestions.csv"
     args = ["recourse", "--input", str(applicants_csv), "--out", str(out), "--no-progress"]
