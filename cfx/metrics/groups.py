@@ -22,11 +22,32 @@ def group_accuracies(
     ``worst_group`` (the minimum over the groups). A shortcut shows as a worst group far below
     the overall accuracy.
     """
+    for name, v in (("pred", pred), ("labels", labels), ("attribute", attribute)):
+        check(
+            isinstance(v, Tensor),
+            TypeError,
+            f"`{name}` must be a torch tensor (torch.as_tensor converts a numpy array), got "
+            f"{type(v).__name__}",
+        )
+    for name, v in (("pred", pred), ("labels", labels)):
+        check(
+            not v.is_floating_point(),
+            TypeError,
+            f"`{name}` must hold class indices (an integer tensor), got {v.dtype}; for "
+            "probabilities or logits pass their argmax",
+        )
     check(
         pred.shape == labels.shape == attribute.shape and pred.ndim == 1,
         ValueError,
         f"`pred`, `labels` and `attribute` must be (N,) of one length, got "
         f"{tuple(pred.shape)}, {tuple(labels.shape)}, {tuple(attribute.shape)}",
+    )
+    unnamed = sorted({int(c) for c in labels.unique()} - set(range(len(class_names))))
+    check(
+        not unnamed,
+        ValueError,
+        f"`labels` hold classes {unnamed} that `class_names` {class_names} does not name; "
+        "pass one name per class so no group is left out of `worst_group`",
     )
     out = {"accuracy": float((pred == labels).float().mean())}
     groups = {}

@@ -23,7 +23,24 @@ def test_empty_groups_are_left_out_and_shapes_checked():
     out = group_accuracies(torch.tensor([1]), torch.tensor([1]), torch.tensor([True]))
     assert set(out) == {"accuracy", "tumour_tag", "worst_group"}
     with pytest.raises(ValueError, match="`pred`, `labels` and `attribute`"):
-        group_accuracies(torch.zeros(3), torch.zeros(2), torch.zeros(3))
-    assert math.isnan(
-        group_accuracies(torch.tensor([2]), torch.tensor([2]), torch.tensor([0]))["worst_group"]
+        group_accuracies(
+            torch.zeros(3, dtype=torch.long), torch.zeros(2, dtype=torch.long), torch.zeros(3)
+        )
+    empty = torch.zeros(0, dtype=torch.long)
+    assert math.isnan(group_accuracies(empty, empty, empty.bool())["worst_group"])
+
+
+def test_inputs_that_would_be_scored_wrong_are_named():
+    """numpy arrays failed with "'numpy.ndarray' object has no attribute 'float'",
+    probabilities scored accuracy 0, and a class without a name was left out of worst_group."""
+    labels, tags = torch.tensor([0, 1, 1]), torch.tensor([False, True, False])
+    with pytest.raises(TypeError, match=r"`pred` must be a torch tensor .* got ndarray"):
+        group_accuracies(labels.numpy(), labels, tags)
+    with pytest.raises(TypeError, match=r"`pred` must hold class indices .* pass their argmax"):
+        group_accuracies(torch.tensor([0.2, 0.9, 0.7]), labels, tags)
+    with pytest.raises(ValueError, match=r"classes \[2\] that `class_names`"):
+        group_accuracies(torch.tensor([0, 2, 1]), torch.tensor([0, 2, 1]), tags)
+    out = group_accuracies(
+        torch.tensor([0, 2, 1]), torch.tensor([0, 2, 1]), tags, class_names=("a", "b", "c")
     )
+    assert out["c_tag"] == 1.0 and out["worst_group"] == 1.0
