@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from cfx.augment.labellers import Labeller
+from cfx.calls import call_named
 from cfx.errors import ForeignRunError, check
 from cfx.images import check_images
 from cfx.run_key import changes, module_sha256, tensors_sha256
@@ -163,6 +164,12 @@ class ActiveLearner:
             f"`classifier` must be an nn.Module (it is fine-tuned), "
             f"got {type(self.classifier).__name__}",
         )
+        check(
+            callable(getattr(self.labeller, "label", None)),
+            TypeError,
+            "`labeller` must have a `label(images)` method (cfx.augment.OracleLabeller(model) "
+            f"wraps a classifier), got {type(self.labeller).__name__}",
+        )
 
     def augment(
         self,
@@ -189,6 +196,18 @@ class ActiveLearner:
         pool = check_images(pool, "pool")
         train_images = check_images(train_images, "train_images")
         check(
+            pool.shape[1:] == train_images.shape[1:],
+            ValueError,
+            f"`pool` and `train_images` must hold images of one shape (C, H, W), got "
+            f"{tuple(pool.shape[1:])} and {tuple(train_images.shape[1:])}",
+        )
+        check(
+            isinstance(train_labels, Tensor),
+            TypeError,
+            f"`train_labels` must be a torch tensor of class indices (torch.as_tensor converts "
+            f"a numpy array), got {type(train_labels).__name__}",
+        )
+        check(
             train_labels.shape == (train_images.shape[0],),
             ValueError,
             f"`train_labels` must have shape ({train_images.shape[0]},), "
@@ -196,7 +215,13 @@ class ActiveLearner:
         )
         # before any frame is rendered or a person asked: a bad label would stop the first
         # fine-tune, after the labelling, with the run's key already naming these labels
-        outputs = predict(self.classifier, train_images[:1]).shape[1]
+        one = train_images[:1]
+        outputs = call_named(
+            lambda: predict(self.classifier, one),
+            {"classifier": self.classifier},
+            one,
+            f"`classifier` failed on `train_images` shaped {tuple(one.shape[1:])} per image",
+        ).shape[1]
         check(
             bool(torch.equal(train_labels, train_labels.round()))  # whole numbers (floats too)
             and bool(((train_labels >= 0) & (train_labels < outputs)).all()),

@@ -151,6 +151,25 @@ def test_training_labels_outside_the_classes_are_refused_before_any_labelling(wo
         )
 
 
+def test_inputs_the_loop_cannot_use_are_named_before_any_work(world, tmp_path):
+    """numpy labels, images the classifier cannot take, a pool of other images and a model
+    passed as the labeller once failed inside torch or nn.Module (some after a round)."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, Refuses(), budget=4, rounds=1, finetune=CFG)
+    with pytest.raises(TypeError, match=r"`train_labels` must be a torch tensor .* got ndarray"):
+        learner.augment(pool, train, labels.numpy(), out=tmp_path / "a")
+    with pytest.raises(ValueError, match=r"`pool` and `train_images` must hold images of one"):
+        learner.augment(pool[:, :, :2, :2], train, labels, out=tmp_path / "b")
+    wide = train.repeat(1, 1, 2, 1)  # (1, 8, 4): the toy classifier's weights fit 16 pixels
+    with pytest.raises(ValueError, match=r"`classifier` failed on `train_images` shaped"):
+        learner.augment(pool.repeat(1, 1, 2, 1), wide, labels, out=tmp_path / "c")
+    with pytest.raises(TypeError, match=r"`labeller` must have a `label\(images\)` method"):
+        ActiveLearner(g, f, LogisticClassifier(), budget=4, rounds=1).augment(
+            pool, train, labels, out=tmp_path / "d"
+        )
+    assert not any((tmp_path / n).exists() for n in "abcd")  # nothing claimed
+
+
 def test_too_small_a_pool_is_a_clear_error(world, tmp_path):
     g, f, pool, train, labels = world
     with pytest.raises(ValueError, match="`pool` must hold at least"):
