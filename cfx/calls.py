@@ -144,6 +144,12 @@ class TwoLogits(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)
+        if not isinstance(out, Tensor) or out.ndim not in (1, 2) or out[0].numel() != 1:
+            raise ValueError(
+                f"TwoLogits wraps a model with one output per image, (B,) or (B, 1); this one "
+                f"returns {shape_or_type(out)}"
+                + (": pass it to cfx directly" if isinstance(out, Tensor) and out.ndim == 2 else "")
+            )
         out = out.reshape(out.shape[0], 1)
         if self.outputs == "probability":
             eps = torch.finfo(out.dtype).eps

@@ -9,7 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from cfx.calls import class_logits, frozen, in_chunks, resolve_target, target_margin, target_prob
+from cfx.calls import (
+    TwoLogits,
+    class_logits,
+    frozen,
+    in_chunks,
+    resolve_target,
+    target_margin,
+    target_prob,
+)
 
 
 def test_target_margin_is_the_log_odds_of_the_target_probability():
@@ -206,3 +214,11 @@ def test_class_logits_follow_the_images_dtype():
     images = torch.zeros(2, 1, 2, 2)
     out = class_logits(lambda x: torch.ones(2, 2, dtype=torch.float64), images)
     assert out.dtype == torch.float32 and torch.equal(out, torch.ones(2, 2))
+
+
+def test_two_logits_names_a_model_that_already_has_two():
+    """Once "shape '[2, 1]' is invalid for input of size 4" from inside the wrapper (and,
+    inside an explainer, a misleading 'must work on the same images')."""
+    with pytest.raises(ValueError, match=r"returns \(2, 2\): pass it to cfx directly"):
+        TwoLogits(nn.Linear(3, 2))(torch.zeros(2, 3))
+    assert TwoLogits(nn.Linear(3, 1))(torch.zeros(2, 3)).shape == (2, 2)
