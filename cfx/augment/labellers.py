@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import class_logits, frozen
-from cfx.errors import CfxError
+from cfx.errors import CfxError, check_int
 from cfx.images import check_images
 from cfx.types import Classifier
 
@@ -58,7 +58,7 @@ class OracleLabeller:
 
     def __init__(self, classifier: Classifier, *, batch_size: int = 256) -> None:
         self.classifier = classifier
-        self.batch_size = batch_size
+        self.batch_size = check_int("batch_size", batch_size)
 
     def label(
         self,

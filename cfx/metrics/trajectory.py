@@ -48,6 +48,12 @@ def _nan_rows(values: Tensor, *inputs: Tensor) -> Tensor:
 
 def _above_half(name: str, probs: object) -> Tensor:
     p = _per_sequence(name, probs, frames=False)
+    seen = p[~p.isnan()]
+    if seen.numel() and not bool(((seen >= 0) & (seen <= 1)).all()):
+        raise ValueError(
+            f"`{name}` must be probabilities in [0, 1], got values in [{float(seen.min()):.3g}, "
+            f"{float(seen.max()):.3g}]: logits? pass softmax(logits)[:, target]"
+        )
     return _nan_rows((p > 0.5).to(_real(p)), p)
 
 

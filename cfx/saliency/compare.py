@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import UnknownNameError, check
+from cfx.errors import UnknownNameError, check, check_int
 from cfx.saliency import metrics as M
 from cfx.saliency._common import SaliencyMethod, check_input, takes_generator
 from cfx.saliency.faithfulness import deletion_auc, insertion_auc
@@ -236,6 +236,7 @@ def compare_methods(
         show_progress: tqdm bar over methods.
     """
     x = check_input(x)
+    check_int("seed", seed, minimum=0)
     check(
         isinstance(masks, Tensor) and masks.shape == (x.shape[0], 1, *x.shape[2:]),
         ValueError,

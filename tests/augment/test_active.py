@@ -247,3 +247,9 @@ def test_rounds_read_back_are_scored_by_the_rerun(world, tmp_path):
         pool, train, labels, out=tmp_path, eval_fn=lambda m: {"new_test": 0.25}
     )
     assert res.rounds[0].metrics == {"new_test": 0.25}  # one test set in the result
+
+
+def test_an_oracle_labeller_needs_a_positive_batch_size():
+    """batch_size 0 once failed at labelling time with "range() arg 3 must not be zero"."""
+    with pytest.raises(ValueError, match="`batch_size` must be an int >= 1, got 0"):
+        OracleLabeller(LogisticClassifier(), batch_size=0)

@@ -164,3 +164,10 @@ def test_localisation_and_cout_check_their_options_and_classifier():
     # a classifier returning one score per image, not (B, K) logits: named, not an IndexError
     with pytest.raises(ValueError, match=r"`classifier` must map images .* logits \(B, K\)"):
         cout(lambda x: x.flatten(1).sum(1), start, final, torch.tensor([0, 1]))
+
+
+def test_logits_passed_for_probabilities_are_named():
+    """flip_rate(logits) once thresholded logits at 0.5 without a word."""
+    with pytest.raises(ValueError, match=r"`final_probs` must be probabilities in \[0, 1\]"):
+        flip_rate(torch.tensor([2.5, -1.0]))
+    assert flip_rate(torch.tensor([float("nan"), 1.0])).isnan().tolist() == [True, False]

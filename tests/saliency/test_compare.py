@@ -74,6 +74,8 @@ def test_errors():
     # a model where a method belongs failed with "'Net' object has no attribute 'attribute'"
     with pytest.raises(TypeError, match=r"`methods` values must be saliency methods.*\['g'\]"):
         compare_methods(small_cnn(), x, m, 1, {"g": small_cnn()})
+    with pytest.raises(TypeError, match="`seed` must be an int >= 0, got 'a'"):
+        compare_methods(small_cnn(), x, m, 1, ["gradient"], seed="a")
     table = compare_methods(small_cnn(), x, m, 1, ["gradient"], faithfulness_steps=4)
     with pytest.raises(ValueError, match=r"`metric` must be one of \[.*'dice'.*\], got 'dicez'"):
         table.best("dicez")
