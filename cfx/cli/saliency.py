@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from fractions import Fraction
 from pathlib import Path
 
@@ -146,6 +147,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(run=run_attack)
 
 
+def _size_notice(classifier: str, x: torch.Tensor) -> None:
+    """Warn when ``--input`` images are not the 64x64 slices a zoo brain model was trained
+    on: its convolutions run on any size, so its maps and scores would come back without a
+    word, from a model outside its training data."""
+    from cfx.data.brain import SIZE
+    from cfx.zoo import ZOO
+
+    if classifier in ZOO and tuple(x.shape[-2:]) != (SIZE, SIZE):
+        logging.getLogger(__name__).warning(
+            "%s was trained on %dx%d brain slices; the --input images are %dx%d, so its "
+            "decisions, and the maps that explain them, are those of a model outside its "
+            "training data",
+            classifier,
+            SIZE,
+            SIZE,
+            *x.shape[-2:],
+        )
+
+
 def _built_in(args: argparse.Namespace, n: int) -> None:
     """Fill ``--n``/``--seed`` for the built-in slices; with ``--input`` they would do nothing,
     so giving them is an error rather than silently ignored."""
@@ -203,6 +223,7 @@ def run_compare(args: argparse.Namespace) -> int:
         from cfx.data.io import load_images, load_masks
 
         x = load_images(args.input, name="--input")
+        _size_notice(args.classifier, x)
         masks = load_masks(args.masks, x, name="--masks")
         source = f"{x.shape[0]} images of `{args.input}` (masks `{args.masks}`)"
     else:
@@ -299,6 +320,7 @@ def run_attack(args: argparse.Namespace) -> int:
         from cfx.data.io import load_images
 
         x = load_images(args.input, name="--input")
+        _size_notice(args.classifier, x)
     else:
         x, masks = tumour_slices(args.n, args.seed)
     explainer = build_method(args.method, model)

@@ -175,3 +175,22 @@ def test_compare_and_attack_take_your_own_images_and_masks(tmp_path, capsys):
     argv = ["saliency", "attack", "--input", str(tmp_path / "small.npy"), "--objective"]
     assert main([*argv, "targeted", "--out", str(atk), "--no-progress"]) == 2
     assert "corner of the 64x64 brain slices; --input images are 32x32" in (capsys.readouterr().err)
+
+
+def test_images_of_another_size_than_a_zoo_model_saw_are_warned_about(tmp_path, caplog):
+    """brain-cnn's convolutions run on 32x32 images too: scores came back without a word."""
+    import numpy as np
+
+    from cfx.saliency.compare import tumour_slices
+
+    x, _ = tumour_slices(2, seed=1)
+    np.save(tmp_path / "small.npy", x[:, :, :32, :32].numpy())
+    np.save(tmp_path / "full.npy", x.numpy())
+    argv = ["saliency", "attack", "--steps", "1", "--no-progress", "--input"]
+    with caplog.at_level("WARNING", logger="cfx.cli.saliency"):
+        assert main([*argv, str(tmp_path / "full.npy"), "--out", str(tmp_path / "a")]) == 0
+        assert "trained on" not in caplog.text
+        assert main([*argv, str(tmp_path / "small.npy"), "--out", str(tmp_path / "b")]) == 0
+    assert "brain-cnn was trained on 64x64 brain slices; the --input images are 32x32" in (
+        caplog.text
+    )
