@@ -334,6 +334,11 @@ def model_source(name_or_path: str | Path) -> ModelSource:
     if not isinstance(name_or_path, str):
         raise TypeError(f"a model is named by a str or Path, got {type(name_or_path).__name__}")
     name = name_or_path
+    if not name.strip():  # Path("") is the working directory: it would be read as a folder
+        raise UnknownNameError(
+            f"a model name must not be empty, got {name!r}; expected one of {sorted(ZOO)}, a "
+            "folder written by save_pretrained or a hub id 'owner/name'"
+        )
     if name.startswith(HUB_PREFIX):
         hub_id = name[len(HUB_PREFIX) :]
         if not _HUB_ID.fullmatch(hub_id):

@@ -171,3 +171,12 @@ def test_a_hub_id_is_fetched_and_an_offline_fetch_is_named(tmp_path, monkeypatch
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(CheckpointError, match=r"could not be fetched from the hub.*no network"):
         load_classifier("someone/brain-cnn")
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_model_name_is_named_not_read_as_the_working_directory(name):
+    """load_classifier('') once read the working directory: "`.` is missing config.json"."""
+    from cfx.zoo import load_classifier
+
+    with pytest.raises(UnknownNameError, match="a model name must not be empty"):
+        load_classifier(name)
