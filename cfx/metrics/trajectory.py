@@ -162,6 +162,12 @@ def lesion_area(segmenter: Callable[[Tensor], Tensor], frames: Tensor) -> Tensor
     b, n = frames.shape[:2]
     with frozen(segmenter):
         logits = segmenter(frames.reshape(b * n, *frames.shape[2:]))
+    h, w = frames.shape[-2:]
+    if not isinstance(logits, Tensor) or tuple(logits.shape[-2:]) != (h, w):
+        raise ValueError(
+            f"`segmenter` must map images (N, C, {h}, {w}) to mask logits (N, 1, {h}, {w}), "
+            f"got {shape_or_type(logits)}: a classifier's (N, K) logits are not a mask"
+        )
     return (logits > 0).flatten(1).sum(1).view(b, n).to(_real(frames))
 
 

@@ -7,6 +7,7 @@ from cfx.metrics import (
     cout,
     flip_rate,
     increasing_steps,
+    lesion_area,
     localisation,
     monotonicity_spearman,
     spearman,
@@ -171,3 +172,12 @@ def test_logits_passed_for_probabilities_are_named():
     with pytest.raises(ValueError, match=r"`final_probs` must be probabilities in \[0, 1\]"):
         flip_rate(torch.tensor([2.5, -1.0]))
     assert flip_rate(torch.tensor([float("nan"), 1.0])).isnan().tolist() == [True, False]
+
+
+def test_lesion_area_refuses_a_classifier_for_a_segmenter():
+    """A classifier's (N, K) logits were counted as 'lesion pixels' without a word."""
+    frames = torch.zeros(2, 3, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"mask logits \(N, 1, 8, 8\), got \(6, 2\)"):
+        lesion_area(lambda x: torch.ones(x.shape[0], 2), frames)
+    seg = lesion_area(lambda x: x[:, :1] + 1.0, frames)  # every pixel "lesion"
+    assert seg.tolist() == [[64.0] * 3] * 2
