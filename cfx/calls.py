@@ -88,7 +88,8 @@ def resolve_target(
 
 def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classifier") -> Tensor:
     """Classifier logits with checks: shape ``(B, K)``, ``K >= 2`` (a single logit points to
-    :class:`TwoLogits`), a floating-point dtype, finite values, and (when gradients are on and
+    :class:`TwoLogits`), a floating-point dtype, no NaN or +inf (a -inf masks a class out; a
+    row of -inf is an error too), and (when gradients are on and
     ``images`` requires grad) a graph back to ``images``; errors call the model ``name``.
     Logits in another floating dtype than ``images`` are cast to it."""
     if not callable(classifier):
@@ -114,12 +115,20 @@ def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classif
             f"a NumPy round trip or `torch.no_grad()` inside the model?): cfx needs their "
             f"gradient with respect to the images, so the model must be differentiable"
         )
-    finite = torch.isfinite(logits.detach()).all(1)
-    if not bool(finite.all()):
-        rows = torch.nonzero(~finite).flatten().tolist()
+    # -inf rules a class out (masked logits); NaN, +inf or a row ruling out every class do not
+    out = logits.detach()
+    bad = (out.isnan() | (out == float("inf"))).any(1) | (out == float("-inf")).all(1)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten().tolist()
+        shown = f"rows {rows[:10]}{' ...' if len(rows) > 10 else ''}"
+        if images.is_floating_point() and not bool(torch.isfinite(images[bad]).all()):
+            raise ValueError(
+                f"the images given to `{name}` hold NaN or infinite values ({shown} of {n}): "
+                "a latent or input that diverged?"
+            )
         raise ValueError(
             f"`{name}` returned NaN or infinite logits for {len(rows)} of {n} image"
-            f"{'s' if n != 1 else ''} (rows {rows[:10]}{' ...' if len(rows) > 10 else ''})"
+            f"{'s' if n != 1 else ''} ({shown})"
         )
     if images.is_floating_point() and logits.dtype != images.dtype:
         logits = logits.to(images.dtype)  # probabilities and steps then stay in x's dtype

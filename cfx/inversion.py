@@ -40,7 +40,7 @@ from cfx.calls import (
 )
 from cfx.errors import check_int, check_real, shape_or_type
 from cfx.images import check_images
-from cfx.metrics.image import psnr
+from cfx.metrics.image import _psnr
 from cfx.types import Classifier, Generator
 
 log = logging.getLogger(__name__)
@@ -298,7 +298,7 @@ def invert(
                     raise ValueError(
                         f"`generator.encode` must return latents of shape {expected}, got {got}"
                     )
-                enc_psnr = psnr(generator.decode(z0), x)
+                enc_psnr = _psnr(generator.decode(z0), x)  # generated: scored as it is
             elif steps == 0:
                 raise ValueError(
                     "`steps=0` (an explainer's `inversion_steps=0`) needs a generator with an "
@@ -348,7 +348,7 @@ def invert(
             return InversionResult(
                 latents=best_z,
                 reconstructions=final,
-                psnr=psnr(final, x),
+                psnr=_psnr(final, x),
                 encoder_psnr=enc_psnr,
                 perceptual=kind,
                 steps=steps,

@@ -222,3 +222,22 @@ def test_two_logits_names_a_model_that_already_has_two():
     with pytest.raises(ValueError, match=r"returns \(2, 2\): pass it to cfx directly"):
         TwoLogits(nn.Linear(3, 2))(torch.zeros(2, 3))
     assert TwoLogits(nn.Linear(3, 1))(torch.zeros(2, 3)).shape == (2, 2)
+
+
+def test_minus_infinity_masks_a_class_out_but_nan_images_are_named_as_such():
+    """A -inf logit (a class ruled out) is legitimate; a row of -inf is not. Logits that are
+    NaN because the images were are blamed on the images, not the model."""
+    images = torch.zeros(2, 1, 2, 2)
+    masked = torch.tensor([[0.0, float("-inf"), 1.0], [float("-inf"), 2.0, 0.0]])
+    assert torch.equal(class_logits(lambda x: masked, images), masked)
+    assert torch.isfinite(target_prob(masked, torch.tensor([0, 1]))).all()
+    ruled_out = masked.clone()
+    ruled_out[1] = float("-inf")
+    with pytest.raises(
+        ValueError, match=r"NaN or infinite logits for 1 of 2 images \(rows \[1\]\)"
+    ):
+        class_logits(lambda x: ruled_out, images)
+    broken = images.clone()
+    broken[1, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"the images given to `oracle` hold NaN .*rows \[1\]"):
+        class_logits(lambda x: x.flatten(1)[:, :2] * 1.0, broken, name="oracle")

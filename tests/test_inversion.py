@@ -577,3 +577,22 @@ def test_a_negative_decision_weight_is_named():
     g, x, _, clf, _, _ = _decision_toy()
     with pytest.raises(ValueError, match="`classifier_weight`"):
         invert(g, x, steps=2, classifier=clf, classifier_weight=-0.1)
+
+
+def test_an_encoder_guess_far_outside_the_image_range_is_scored_not_refused():
+    """The encoder-only PSNR is a diagnostic of generated images: a generator without tanh
+    whose first guess decodes to 10x the input must not meet psnr's [0, 255] guard."""
+
+    class Overshoot(torch.nn.Module):
+        latent_shape = (16,)
+
+        def decode(self, z):
+            return z.view(-1, 1, 4, 4)
+
+        def encode(self, x):
+            return 10 * x.flatten(1)
+
+    x = torch.linspace(-1, 1, 32).view(2, 1, 4, 4)
+    res = invert(Overshoot(), x, steps=0)
+    mse = (81 * x.pow(2)).flatten(1).mean(1)  # decode(encode(x)) - x = 9x
+    assert torch.allclose(res.encoder_psnr, 10 * torch.log10(4 / mse), atol=1e-4)

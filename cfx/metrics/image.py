@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.errors import check_real, shape_or_type
+from cfx.errors import check_int, check_real, shape_or_type
 
 _DATA_RANGE = 2.0
 
@@ -32,15 +32,21 @@ a generator without a final ``tanh`` overshoots [-1, 1] (the linear toy of the t
 +-1.8) and its frames are still scored; raw [0, 255] pixels lie far beyond."""
 
 
-def check_image_pair(a: object, b: object, names: tuple[str, str] = ("a", "b")) -> None:
-    """:func:`check_pair` for two ``(B, C, H, W)`` batches, each also floating point, finite
-    and within +-:data:`SCALE_LIMIT`: the metrics assume the cfx range [-1, 1] (data range 2),
-    so [0, 255] images would give numbers on another scale without a word."""
+def check_image_pair(
+    a: object, b: object, names: tuple[str, str] = ("a", "b"), *, values: bool = True
+) -> None:
+    """:func:`check_pair` for two floating-point ``(B, C, H, W)`` batches. With ``values``
+    each must also be finite and within +-:data:`SCALE_LIMIT`: the metrics assume the cfx
+    range [-1, 1] (data range 2), so [0, 255] images would give numbers on another scale
+    without a word. (cfx's own calls on generated frames skip the values: a user's generator
+    may overshoot, and its frames are scored as they are.)"""
     check_pair(a, b, f"`{names[0]}` and `{names[1]}`")
     for name, x in zip(names, (a, b), strict=True):
         assert isinstance(x, Tensor)  # check_pair
         if not x.is_floating_point():
             raise TypeError(f"`{name}` must be a floating-point tensor in [-1, 1], got {x.dtype}")
+        if not values:
+            continue
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"`{name}` contains NaN or infinite values")
         if x.numel() and float(x.detach().abs().max()) > SCALE_LIMIT:
@@ -54,6 +60,10 @@ def check_image_pair(a: object, b: object, names: tuple[str, str] = ("a", "b")) 
 def l1_distance(a: Tensor, b: Tensor) -> Tensor:
     """Mean absolute difference per image, ``(B,)``."""
     check_image_pair(a, b)
+    return _l1(a, b)
+
+
+def _l1(a: Tensor, b: Tensor) -> Tensor:
     return (a - b).abs().flatten(1).mean(1)
 
 
@@ -63,6 +73,10 @@ def psnr(a: Tensor, b: Tensor) -> Tensor:
     The squared error is floored at 1e-12, so identical images give about 126 dB rather than
     infinity (means over a batch stay finite)."""
     check_image_pair(a, b)
+    return _psnr(a, b)
+
+
+def _psnr(a: Tensor, b: Tensor) -> Tensor:
     mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-12)
     return 10.0 * torch.log10(_DATA_RANGE**2 / mse)
 
@@ -83,14 +97,18 @@ def ssim(a: Tensor, b: Tensor, *, window: int | None = None, sigma: float = 1.5)
     window is one pixel, variances vanish and only the luminance term is left); a given
     ``window`` larger than the images is an error."""
     check_image_pair(a, b)
+    return _ssim(a, b, window=window, sigma=sigma)
+
+
+def _ssim(a: Tensor, b: Tensor, *, window: int | None = None, sigma: float = 1.5) -> Tensor:
     check_real("sigma", sigma, low=0.0, open_low=True)
     side = min(a.shape[-2:])
     if window is None:
         window = min(11, side if side % 2 else side - 1)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window > side:
+    window = check_int("window", window)
+    if window > side:
         raise ValueError(
-            f"ssim's `window` must be between 1 and the images' side {side} (an int), "
-            f"got {window!r}"
+            f"ssim's `window` must be between 1 and the images' side {side}, got {window}"
         )
     c = a.shape[1]
     w = _gaussian_window(window, sigma, a).expand(c, 1, window, window)

@@ -133,7 +133,7 @@ def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 
     ``(B, 1, H, W)`` bool; dilation is a square of side ``2 * dilation + 1``. Returns NaN for
     sequences that change nothing. Any nonzero ``mask`` value counts as inside.
     """
-    check_image_pair(start, final, ("start", "final"))
+    check_image_pair(start, final, ("start", "final"), values=False)
     check_int("dilation", dilation, minimum=0)
     b, _, h, w = start.shape
     if not isinstance(mask, Tensor) or tuple(mask.shape) != (b, 1, h, w):
@@ -189,7 +189,7 @@ def cout(
     ``source`` and ``counterfactual`` ``(B, C, H, W)``; ``target`` ``(B,)`` class indices.
     The classifier runs in eval mode (an ``nn.Module`` is left as it was).
     """
-    check_image_pair(source, counterfactual, ("source", "counterfactual"))
+    check_image_pair(source, counterfactual, ("source", "counterfactual"), values=False)
     b = source.shape[0]
     if not isinstance(target, Tensor) or tuple(target.shape) != (b,) or target.is_floating_point():
         got = (
@@ -249,7 +249,7 @@ def summarise(
     the same for two classes (but for exact ties) but misses argmax flips below 0.5 with three
     or more. Oracle agreement is always the oracle's target probability above 0.5.
     """
-    from cfx.metrics.image import l1_distance, psnr, ssim
+    from cfx.metrics.image import _l1, _psnr, _ssim
 
     final = frames[:, -1]
 
@@ -267,9 +267,9 @@ def summarise(
         "spearman_t_f": mean(monotonicity_spearman(probs)),
         "increasing_steps": mean(increasing_steps(probs)),
         "calibration_error": mean(calibration_error(probs, levels)),
-        "l1_to_source": mean(l1_distance(final, source)),
-        "ssim_to_source": mean(ssim(final, source)),
-        "psnr_to_source": mean(psnr(final, source)),
+        "l1_to_source": mean(_l1(final, source)),  # generated frames: scored as they are
+        "ssim_to_source": mean(_ssim(final, source)),
+        "psnr_to_source": mean(_psnr(final, source)),
     }
     if oracle_probs is not None:
         out["oracle_agreement"] = mean(oracle_agreement(oracle_probs[:, -1]))

@@ -254,7 +254,7 @@ def input_gradient(
         for s in range(0, x.shape[0], step):
             chunk = x[s : s + step]
             inp = chunk if chunk.requires_grad else chunk.detach().requires_grad_(True)
-            logits = class_logits(model, inp)  # (b, K)
+            logits = class_logits(model, inp, name="model")  # (b, K)
             tgt = targets_from(target_slice(target, s, s + step, x.shape[0]), logits)
             score = logits.gather(1, tgt[:, None]).sum()
             (g,) = torch.autograd.grad(score, inp, create_graph=create_graph)
@@ -266,7 +266,7 @@ def input_gradient(
 def resolve_all(model: Classifier, x: Tensor, target: int | Tensor | None) -> tuple[Tensor, Tensor]:
     """One forward pass without gradients: ``(logits (B, K), target (B,))``."""
     with torch.no_grad():
-        logits = class_logits(model, x)
+        logits = class_logits(model, x, name="model")
     return logits, targets_from(target, logits)
 
 
@@ -325,7 +325,7 @@ def masked_scores(
             m = masks[bi, ni]
         m = m.to(x.dtype)  # (n, 1, H, W)
         images = torch.lerp(baseline[bi], x[bi], m)  # (n, C, H, W): x where m = 1
-        out[s:e] = select(class_logits(model, images), target[bi], output)
+        out[s:e] = select(class_logits(model, images, name="model"), target[bi], output)
     return out if pairs is not None else out.view(b, n_masks)
 
 

@@ -14,11 +14,12 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import UnknownNameError, check, check_int
+from cfx.errors import UnknownNameError, check
 from cfx.saliency import metrics as M
 from cfx.saliency._common import SaliencyMethod, check_input, takes_generator
 from cfx.saliency.faithfulness import deletion_auc, insertion_auc
@@ -236,7 +237,11 @@ def compare_methods(
         show_progress: tqdm bar over methods.
     """
     x = check_input(x)
-    check_int("seed", seed, minimum=0)
+    check(
+        isinstance(seed, Integral) and not isinstance(seed, bool),
+        TypeError,
+        f"`seed` must be an int, got {seed!r}",
+    )
     check(
         isinstance(masks, Tensor) and masks.shape == (x.shape[0], 1, *x.shape[2:]),
         ValueError,

@@ -122,7 +122,7 @@ class GradCAM:
         handle = module.register_forward_hook(hook)
         try:
             with torch.enable_grad():
-                logits = class_logits(self.model, x)  # (b, K)
+                logits = class_logits(self.model, x, name="model")  # (b, K)
         finally:
             handle.remove()
         if not store:

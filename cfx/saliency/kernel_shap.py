@@ -118,7 +118,7 @@ class KernelSHAP:
             logits, tgt = resolve_all(self.model, x, target)
             f1 = select(logits, tgt, self.output)  # (B,)
             with torch.no_grad():
-                f0 = select(class_logits(self.model, base), tgt, self.output)  # (B,)
+                f0 = select(class_logits(self.model, base, name="model"), tgt, self.output)  # (B,)
             y = masked_scores(
                 fast_model(self.model, x[:1]),
                 x,

@@ -173,7 +173,7 @@ class _Scorer:
             vis = context[ri] | (bits[ci][:, :, None, None] & part_masks[ri]).any(1)
             img = owner[ri]
             m = vis[:, None].to(x.dtype)  # (n, 1, H, W)
-            logits = class_logits(self.model, base[img] + m * (x[img] - base[img]))
+            logits = class_logits(self.model, base[img] + m * (x[img] - base[img]), name="model")
             t = self.tgt[img]
             odds = target_margin(logits, t)
             passing[ri, ci] = (logits.argmax(1) == t) & (odds >= self.conf * self.odds[img])

@@ -88,7 +88,8 @@ def test_images_on_another_scale_are_refused_not_scored():
             metric(a, b.clone().fill_(float("nan")))
     # a generator without tanh overshoots a little: still scored
     assert torch.isfinite(psnr(1.5 * a, b)).all()
-    with pytest.raises(ValueError, match=r"`window` must be between 1 .* \(an int\), got 2.5"):
+    with pytest.raises(TypeError, match=r"`window` must be an int >= 1, got 2.5"):
         ssim(a, b, window=2.5)
+    assert torch.equal(ssim(a, b, window=np.int64(5)), ssim(a, b, window=5))
     with pytest.raises(ValueError, match="`sigma` must be a number in \\(0"):
         ssim(a, b, sigma=0.0)

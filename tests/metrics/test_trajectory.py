@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from scipy.stats import spearmanr
@@ -181,3 +183,20 @@ def test_lesion_area_refuses_a_classifier_for_a_segmenter():
         lesion_area(lambda x: torch.ones(x.shape[0], 2), frames)
     seg = lesion_area(lambda x: x[:, :1] + 1.0, frames)  # every pixel "lesion"
     assert seg.tolist() == [[64.0] * 3] * 2
+
+
+def test_summarise_scores_generated_frames_beyond_the_image_range():
+    """A user's generator without tanh may overshoot [-1, 1] far; its frames are scored as
+    they are (only a direct psnr/ssim/l1 call refuses [0, 255]-scale images)."""
+    from cfx.metrics import psnr
+    from cfx.metrics.trajectory import summarise
+
+    source = torch.zeros(2, 1, 8, 8)
+    frames = torch.zeros(2, 3, 1, 8, 8)
+    frames[:, -1] = 5.0
+    probs = torch.tensor([[0.1, 0.5, 0.9], [0.2, 0.5, 0.8]])
+    s = summarise(probs, torch.tensor([0.0, 0.5, 1.0]), frames, source)
+    assert s["l1_to_source"] == pytest.approx(5.0)
+    assert s["psnr_to_source"] == pytest.approx(10 * math.log10(4 / 25), abs=1e-4)
+    with pytest.raises(ValueError, match="must be images in"):
+        psnr(frames[:, -1], source)

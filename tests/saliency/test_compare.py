@@ -74,8 +74,9 @@ def test_errors():
     # a model where a method belongs failed with "'Net' object has no attribute 'attribute'"
     with pytest.raises(TypeError, match=r"`methods` values must be saliency methods.*\['g'\]"):
         compare_methods(small_cnn(), x, m, 1, {"g": small_cnn()})
-    with pytest.raises(TypeError, match="`seed` must be an int >= 0, got 'a'"):
+    with pytest.raises(TypeError, match="`seed` must be an int, got 'a'"):
         compare_methods(small_cnn(), x, m, 1, ["gradient"], seed="a")
+    assert compare_methods(small_cnn(), x, m, 1, ["gradient"], seed=-5, faithfulness_steps=4)
     table = compare_methods(small_cnn(), x, m, 1, ["gradient"], faithfulness_steps=4)
     with pytest.raises(ValueError, match=r"`metric` must be one of \[.*'dice'.*\], got 'dicez'"):
         table.best("dicez")

@@ -51,3 +51,15 @@ def test_bad_arguments():
         Gradient(model, reduce="median").attribute(images(), 1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`batch_size`"):
         Gradient(model, batch_size=0).attribute(images(), 1)
+
+
+def test_a_model_that_cuts_the_graph_is_named_as_the_model():
+    """Saliency calls the user's model `model`; the message once said `classifier` (and before
+    that, autograd's "element 0 of tensors does not require grad")."""
+
+    class Detached(LinearModel):
+        def forward(self, x):
+            return super().forward(x).detach()
+
+    with pytest.raises(ValueError, match="`model`'s logits do not depend on its input"):
+        Gradient(Detached()).attribute(images(), 1)

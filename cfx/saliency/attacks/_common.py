@@ -103,7 +103,7 @@ def set_beta(surrogate: SaliencyMethod, beta: float) -> None:
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor) -> Tensor:
     with frozen(model):
-        return class_logits(model, x).argmax(1)
+        return class_logits(model, x, name="model").argmax(1)
 
 
 @torch.no_grad()
@@ -113,7 +113,7 @@ def label_and_target(
     """Predicted classes ``(B,)`` of ``x`` and the explained classes (``target`` resolved;
     None = the predicted ones)."""
     with frozen(model):
-        logits = class_logits(model, x)
+        logits = class_logits(model, x, name="model")
     label = logits.argmax(1)
     if target is None:
         return label, label

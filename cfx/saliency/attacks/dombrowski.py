@@ -108,7 +108,7 @@ class TargetMapAttack:
         goal = _target_map(target_map, x0)  # (B, P), sums to 1
 
         with torch.no_grad(), frozen(model):
-            logits0 = class_logits(model, x0)
+            logits0 = class_logits(model, x0, name="model")
         label = logits0.argmax(1)
         probs0 = torch.softmax(logits0, 1)
         tgt = (
