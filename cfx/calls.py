@@ -87,11 +87,12 @@ def resolve_target(
 
 
 def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classifier") -> Tensor:
-    """Classifier logits with checks: shape ``(B, K)``, ``K >= 2`` (a single logit points to
-    :class:`TwoLogits`), a floating-point dtype, no NaN or +inf (a -inf masks a class out; a
-    row of -inf is an error too), and (when gradients are on and
-    ``images`` requires grad) a graph back to ``images``; errors call the model ``name``.
-    Logits in another floating dtype than ``images`` are cast to it."""
+    """Classifier logits with checks; errors call the model ``name``.
+
+    Checked: shape ``(B, K)`` with ``K >= 2`` (a single logit points to :class:`TwoLogits`);
+    a floating-point dtype; no NaN or +inf (a -inf masks a class out, a row of -inf is an
+    error); and, when gradients are on and ``images`` requires grad, a graph back to
+    ``images``. Logits in another floating dtype than ``images`` are cast to it."""
     if not callable(classifier):
         raise TypeError(
             f"`{name}` must be a model or function mapping images (B, C, H, W) to logits "
