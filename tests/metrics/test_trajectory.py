@@ -198,5 +198,5 @@ def test_summarise_scores_generated_frames_beyond_the_image_range():
     s = summarise(probs, torch.tensor([0.0, 0.5, 1.0]), frames, source)
     assert s["l1_to_source"] == pytest.approx(5.0)
     assert s["psnr_to_source"] == pytest.approx(10 * math.log10(4 / 25), abs=1e-4)
-    with pytest.raises(ValueError, match="must be images in"):
+    with pytest.raises(ValueError, match=r"must have values in \[-1, 1\]"):
         psnr(frames[:, -1], source)
