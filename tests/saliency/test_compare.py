@@ -76,7 +76,8 @@ def test_errors():
         compare_methods(small_cnn(), x, m, 1, {"g": small_cnn()})
     with pytest.raises(TypeError, match="`seed` must be an int, got 'a'"):
         compare_methods(small_cnn(), x, m, 1, ["gradient"], seed="a")
-    assert compare_methods(small_cnn(), x, m, 1, ["gradient"], seed=-5, faithfulness_steps=4)
+    negative = compare_methods(small_cnn(), x, m, 1, ["gradient"], seed=-5, faithfulness_steps=4)
+    assert negative.methods == ("gradient",)  # any int manual_seed takes
     table = compare_methods(small_cnn(), x, m, 1, ["gradient"], faithfulness_steps=4)
     with pytest.raises(ValueError, match=r"`metric` must be one of \[.*'dice'.*\], got 'dicez'"):
         table.best("dicez")
