@@ -315,7 +315,7 @@ def invert(
         dims = tuple(range(1, z.ndim))
         iterator = range(steps)
         if show_progress:
-            from tqdm.auto import tqdm
+            from cfx.progress import tqdm
 
             iterator = tqdm(iterator, desc="inverting", unit="step")
         for _ in iterator:

@@ -1,5 +1,6 @@
 """Execute every notebook in notebooks/ (small settings) so the worked examples stay true."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -26,3 +27,13 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         if out.get("output_type") == "error"
     ]
     assert not errors
+    # a Python warning ("path:line: SomeWarning: ...") in a cell's output is noise a reader of
+    # the example has to puzzle over, e.g. tqdm's "IProgress not found" on importing cfx
+    warned = [
+        out["text"]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream" and re.search(r"\w+Warning: ", out["text"])
+    ]
+    assert not warned

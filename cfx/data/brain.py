@@ -142,7 +142,7 @@ def make_dataset(
     images, masks, brains = [], [], []
     starts = range(0, n, _CHUNK)
     if show_progress:
-        from tqdm.auto import tqdm
+        from cfx.progress import tqdm
 
         starts = tqdm(starts, desc="rendering brain slices", unit="chunk")
     for s in starts:

@@ -271,7 +271,7 @@ def compare_methods(
     names = list(built)
     items: Iterable[str] = names
     if show_progress:
-        from tqdm.auto import tqdm
+        from cfx.progress import tqdm
 
         items = tqdm(names, desc="saliency methods", unit="method")
     all_maps, all_scores, seconds = [], [], []

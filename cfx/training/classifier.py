@@ -446,7 +446,7 @@ def train_classifier(
 
     bar: Any = None
     if show_progress:
-        from tqdm.auto import tqdm
+        from cfx.progress import tqdm
 
         bar = tqdm(total=total, initial=step, desc=f"train {type(model).__name__}", unit="step")
     model.train()

@@ -148,7 +148,7 @@ def train_generator(
     last = model.to_image.weight
     bar = None
     if show_progress:
-        from tqdm.auto import tqdm
+        from cfx.progress import tqdm
 
         bar = tqdm(total=cfg.steps, initial=step, desc="train generator", unit="step")
     model.train()

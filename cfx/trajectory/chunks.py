@@ -18,12 +18,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from cfx import __version__ as cfx_version
 from cfx.errors import check_int
 from cfx.images import check_images
 from cfx.inversion import InversionResult
+from cfx.progress import tqdm
 from cfx.run_key import changes, tensors_sha256
 from cfx.trajectory.gradient_ascent import notices_held, start_notice
 from cfx.trajectory.result import TrajectoryResult, concat

@@ -30,7 +30,6 @@ from typing import Protocol
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from cfx.calls import (
     class_logits,
@@ -41,6 +40,7 @@ from cfx.calls import (
 )
 from cfx.errors import check_int, check_real
 from cfx.notices import held
+from cfx.progress import tqdm
 from cfx.trajectory.repair import repair_steps
 from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult

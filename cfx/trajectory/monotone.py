@@ -37,7 +37,6 @@ from dataclasses import replace
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from cfx.calls import (
     class_logits,
@@ -47,6 +46,7 @@ from cfx.calls import (
 )
 from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
+from cfx.progress import tqdm
 from cfx.trajectory.gradient_ascent import GradientAscent, finish
 from cfx.trajectory.localised import MASK_FRACTIONS, Background, LocalisedAscent
 from cfx.trajectory.losses import (

@@ -129,7 +129,7 @@ class TargetMapAttack:
         opt = torch.optim.Adam([delta], lr=lr * RANGE)
         iterator = range(steps)
         if self.show_progress:
-            from tqdm.auto import tqdm
+            from cfx.progress import tqdm
 
             iterator = tqdm(iterator, desc="target-map attack", unit="step")
         for i in iterator:

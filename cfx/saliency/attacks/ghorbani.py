@@ -152,7 +152,7 @@ class GhorbaniAttack:
         total = steps * restarts
         bar = None
         if self.show_progress:
-            from tqdm.auto import tqdm
+            from cfx.progress import tqdm
 
             bar = tqdm(total=total, desc=f"{obj} attack", unit="step")
         for restart in range(restarts):
