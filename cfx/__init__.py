@@ -17,8 +17,8 @@ __all__ = ["Classifier", "Generator", "InversionResult", "Invertible", "__versio
 _SUBMODULES = frozenset(
     {
         *("augment", "calls", "data", "demo", "errors", "filters", "images", "inversion"),
-        *("label", "metrics", "models", "recourse", "report", "saliency", "shortcuts"),
-        *("training", "trajectory", "types", "viz", "zoo"),
+        *("label", "metrics", "models", "notices", "progress", "recourse", "report"),
+        *("run_key", "saliency", "shortcuts", "training", "trajectory", "types", "viz", "zoo"),
     }
 )
 
