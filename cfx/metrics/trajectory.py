@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.calls import class_logits, frozen
+from cfx.calls import call_named, class_logits, frozen
 from cfx.errors import check_int, shape_or_type
 from cfx.metrics.image import check_image_pair, check_pair
 from cfx.types import Classifier
@@ -160,8 +160,14 @@ def lesion_area(segmenter: Callable[[Tensor], Tensor], frames: Tensor) -> Tensor
     if not isinstance(frames, Tensor) or frames.ndim != 5:
         raise ValueError(f"`frames` must be (B, T+1, C, H, W), got {shape_or_type(frames)}")
     b, n = frames.shape[:2]
+    flat = frames.reshape(b * n, *frames.shape[2:])
     with frozen(segmenter):
-        logits = segmenter(frames.reshape(b * n, *frames.shape[2:]))
+        logits = call_named(
+            lambda: segmenter(flat),
+            {"segmenter": segmenter},
+            flat,
+            f"`segmenter` failed on `frames` shaped {tuple(flat.shape[1:])} per frame (C, H, W)",
+        )
     h, w = frames.shape[-2:]
     if not isinstance(logits, Tensor) or tuple(logits.shape[-2:]) != (h, w):
         raise ValueError(
@@ -211,7 +217,12 @@ def _cout(
     steps: int,
 ) -> Tensor:
     b = source.shape[0]
-    logits = class_logits(classifier, source)
+    logits = call_named(
+        lambda: class_logits(classifier, source),
+        {"classifier": classifier},
+        source,
+        f"`classifier` failed on `source` shaped {tuple(source.shape[1:])} per image (C, H, W)",
+    )
     k = logits.shape[1]
     if bool(((target < 0) | (target >= k)).any()):
         raise ValueError(f"`target` must hold classes 0..{k - 1}, got {target.tolist()}")

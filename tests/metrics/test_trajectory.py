@@ -167,6 +167,14 @@ def test_localisation_and_cout_check_their_options_and_classifier():
     # a classifier returning one score per image, not (B, K) logits: named, not an IndexError
     with pytest.raises(ValueError, match=r"`classifier` must map images .* logits \(B, K\)"):
         cout(lambda x: x.flatten(1).sum(1), start, final, torch.tensor([0, 1]))
+    # RGB images for a one-channel model: PyTorch's conv error names neither; cfx names both
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    conv(start)  # materialise the lazy layer on the shape the model was built for
+    rgb = start.expand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"`classifier` failed on `source` shaped \(3, 8, 8\)"):
+        cout(conv, rgb, rgb + 0.1, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"`segmenter` failed on `frames` shaped \(3, 8, 8\)"):
+        lesion_area(torch.nn.Conv2d(1, 1, 3, padding=1), rgb[:, None])
 
 
 def test_logits_passed_for_probabilities_are_named():
