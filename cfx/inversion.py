@@ -92,9 +92,9 @@ def check_generator_model(generator: object) -> None:
         )
 
 
-def generator_probe(generator: Generator, x: Tensor) -> Tensor:
+def generator_probe(generator: Generator, x: Tensor, *, name: str = "x") -> Tensor:
     """:func:`zero_image` after checking that the images ``x`` have the shape the generator
-    produces (an error naming ``x`` otherwise). Call it with the generator frozen
+    produces (an error calling them ``name`` otherwise). Call it with the generator frozen
     (:func:`~cfx.calls.frozen`)."""
     check_generator_model(generator)
     try:
@@ -107,7 +107,7 @@ def generator_probe(generator: Generator, x: Tensor) -> Tensor:
     shape = tuple(probe.shape[1:])  # (C, H, W) the generator produces
     if shape != tuple(x.shape[1:]):
         raise ValueError(
-            f"`x` must have the generator's image shape (B, {', '.join(map(str, shape))}), "
+            f"`{name}` must have the generator's image shape (B, {', '.join(map(str, shape))}), "
             f"got {tuple(x.shape)}"
         )
     return probe

@@ -39,9 +39,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from cfx.augment.labellers import Labeller
-from cfx.calls import call_named
+from cfx.calls import call_named, frozen
 from cfx.errors import ForeignRunError, check
 from cfx.images import check_images
+from cfx.inversion import generator_probe
 from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.trajectory import GradientAscent
@@ -229,6 +230,8 @@ class ActiveLearner:
             f"`train_labels` must be classes of the classifier, whole numbers 0..{outputs - 1}, "
             f"got {train_labels.min().item()}..{train_labels.max().item()}",
         )
+        with frozen(self.generator), torch.no_grad():  # the pool is what the paths start from
+            generator_probe(self.generator, pool[:1], name="pool")
         per_round = [self.budget // self.rounds] * self.rounds
         per_round[-1] += self.budget - sum(per_round)
         need = -(-max(per_round) // len(self.frame_levels))

@@ -163,11 +163,15 @@ def test_inputs_the_loop_cannot_use_are_named_before_any_work(world, tmp_path):
     wide = train.repeat(1, 1, 2, 1)  # (1, 8, 4): the toy classifier's weights fit 16 pixels
     with pytest.raises(ValueError, match=r"`classifier` failed on `train_images` shaped"):
         learner.augment(pool.repeat(1, 1, 2, 1), wide, labels, out=tmp_path / "c")
+    # images the classifier takes (16 pixels) but the generator does not make (1, 4, 4): the
+    # explainer called them `x`, after the round's folder was claimed
+    with pytest.raises(ValueError, match=r"`pool` must have the generator's image shape"):
+        learner.augment(pool.view(-1, 1, 2, 8), train.view(-1, 1, 2, 8), labels, out=tmp_path / "e")
     with pytest.raises(TypeError, match=r"`labeller` must have a `label\(images\)` method"):
         ActiveLearner(g, f, LogisticClassifier(), budget=4, rounds=1).augment(
             pool, train, labels, out=tmp_path / "d"
         )
-    assert not any((tmp_path / n).exists() for n in "abcd")  # nothing claimed
+    assert not any((tmp_path / n).exists() for n in "abcde")  # nothing claimed
 
 
 def test_too_small_a_pool_is_a_clear_error(world, tmp_path):
