@@ -481,6 +481,11 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
         rp.table(["metric", "before", "after"], rows),
         rp.image("augment_frames.png", "labelled near-boundary frames"),
         rp.paragraph(
+            f"The first {min(16, res.labels_used)} of the {res.labels_used} labelled frames, row "
+            "by row, and the labels brain-oracle gave them (T = tumour, H = healthy): "
+            + " ".join("T" if int(y) == 1 else "H" for y in res.labels[:16])
+        ),
+        rp.paragraph(
             "Full comparison with random generator samples and plain retraining at equal "
             "budgets: benchmarks/augment.py (BENCHMARKS.md)."
         ),

@@ -43,6 +43,7 @@ class Report:
 <style>
 body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}}
+table{{display:block;max-width:100%;overflow-x:auto}}
 th,td{{border:1px solid #ccc;padding:3px 6px;text-align:left}} th{{background:#f3f3f3}}
 img{{max-width:100%;border:1px solid #ddd}} code{{background:#f5f5f5;padding:0 3px}}
 .note{{color:#555;font-size:0.9em}}
