@@ -26,6 +26,7 @@ variant loop next to ``K = 0`` (the default search).
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 
 import torch
@@ -38,6 +39,7 @@ from cfx.inversion import invert
 from cfx.metrics.trajectory import localisation
 from cfx.trajectory import LocalisedAscent, MonotonePath
 from cfx.trajectory.localised import region_masks
+from cfx.zoo import load_classifier
 
 
 class SizedUp(LocalisedAscent):
@@ -89,8 +91,19 @@ def healthy_prob(clf, images: torch.Tensor) -> torch.Tensor:
         return torch.softmax(class_logits(clf, images), 1)[:, 0]
 
 
+def noised(clf, sd: float, noise: torch.Generator):
+    """A copy of ``clf`` with Gaussian noise of ``sd`` times each weight tensor's sd added."""
+    out = copy.deepcopy(clf)
+    with torch.no_grad():
+        for p in out.parameters():
+            if p.numel() > 1:
+                p.add_(sd * p.std() * torch.randn(p.shape, generator=noise))
+    return out
+
+
 def probe_seed(args, seed: int, gen, clf, oracle) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     ends = validation.localised_ends(args, seed, gen, clf, oracle)
+    tagged = load_classifier("brain-cnn-tagged")
     region, z0, z_end, masks = ends["region"], ends["z0"], ends["z_end"], ends["masks"]
     rejected = ends["oracle_end"] < 0.5
     print(
@@ -141,10 +154,19 @@ def probe_seed(args, seed: int, gen, clf, oracle) -> tuple[torch.Tensor, dict[st
             ]
         ).mean(0),
         "G(E(end))": healthy_prob(clf, cycled),
+        # brain-cnn with its weights jittered (sd 0.05 of each tensor's sd), 16 draws: a
+        # decision that rests on a sharp, fragile direction might not survive it
+        "weights noised 0.05 (16)": torch.stack(
+            [healthy_prob(noised(clf, 0.05, noise), end) for _ in range(16)]
+        ).mean(0),
+        # another classifier of the zoo, trained on the tagged set (not the oracle)
+        "brain-cnn-tagged": healthy_prob(tagged, end),
     }
     for name, score in signals.items():
         print(f"  signal {name}: AUC {auc_low(score, rejected):.2f}", flush=True)
 
+    if args.no_ceiling:
+        return rejected, signals
     # ceiling: the oracle on reconstructions of real healthy slices brain-cnn is sure of
     data = make_dataset(8 * args.n, seed=seed)
     healthy = data.images[data.labels == 0][: args.n]
@@ -170,6 +192,7 @@ def main() -> None:
     parser.add_argument("--extra", type=int, default=30, help="push iterations")
     parser.add_argument("--size-up", default="", help="comma-separated K (e.g. 1,2)")
     parser.add_argument("--cache", type=Path, default=Path("runs/validation"))
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling section")
     args = parser.parse_args()
     gen, clf, oracle = validation.validation_models(args.seeds)
     pooled: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
