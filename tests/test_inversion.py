@@ -596,3 +596,44 @@ def test_an_encoder_guess_far_outside_the_image_range_is_scored_not_refused():
     res = invert(Overshoot(), x, steps=0)
     mse = (81 * x.pow(2)).flatten(1).mean(1)  # decode(encode(x)) - x = 9x
     assert torch.allclose(res.encoder_psnr, 10 * torch.log10(4 / mse), atol=1e-4)
+
+
+def test_an_explainer_inverts_keeping_the_decision_when_asked(caplog):
+    """``inversion_classifier_weight`` runs ``invert(..., classifier=f)`` for the start; the
+    start notice tells a reconstruction that lost the source's class (row 0: source class 1,
+    its pixel-optimal reconstruction class 0) from a source already in the target (row 1)."""
+    import logging
+
+    from cfx.trajectory import GradientAscent, explain_in_chunks
+
+    g, x, z_star, clf, _, _ = _decision_toy()
+    with torch.no_grad():
+        x2 = torch.cat([x, g.decode(z_star)])  # row 1: a source the classifier calls 0
+    expected = invert(g, x2, steps=300, classifier=clf, classifier_weight=1.0).latents
+    plain = invert(g, x2, steps=300).latents
+    assert float((expected - plain).abs().max()) > 0.05  # the term matters here
+
+    def explainer(weight: float) -> GradientAscent:
+        return GradientAscent(
+            g, clf, steps=2, inversion_steps=300, inversion_classifier_weight=weight
+        )
+
+    with caplog.at_level(logging.WARNING):
+        res = explainer(0.0).explain(x2, 0)
+    assert torch.equal(res.inversion.latents, plain)
+    assert res.already_in_target.tolist() == [True, True]
+    assert "does not put the source itself in the target on rows [0]:" in caplog.text
+    assert "--inversion-classifier-weight 0.01" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        chunked = explain_in_chunks(explainer(0.0), x2, 0, batch_size=1)
+    assert chunked.already_in_target.tolist() == [True, True]
+    assert "does not put the source itself in the target on rows [0]:" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        kept = explainer(1.0).explain(x2, 0)
+    assert torch.equal(kept.inversion.latents, expected)
+    assert kept.already_in_target.tolist() == [False, True]  # row 0 now starts in class 1
+    assert "does not put the source itself" not in caplog.text
+    with pytest.raises(ValueError, match="`inversion_classifier_weight` must be"):
+        explainer(-1.0).explain(x2, 0)

@@ -123,6 +123,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="latent-optimisation steps of the inversion; 0 = the encoder only (%(default)s)",
     )
     p.add_argument(
+        "--inversion-classifier-weight",
+        type=float,
+        default=0.0,
+        help="> 0: the inversion also keeps the classifier's decision on each source (weight "
+        "of KL(f(x) || f(G(z))), e.g. 0.01), for paths whose reconstruction the classifier "
+        "already puts in the target while the source is not there (the warning names those "
+        "rows); 0 = off (%(default)s)",
+    )
+    p.add_argument(
         "--iterations",
         type=int,
         default=None,
@@ -312,6 +321,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     check_int("--n", n)
     check_int("--steps", args.steps)
     check_int("--inversion-steps", args.inversion_steps, minimum=0)
+    check_real("--inversion-classifier-weight", args.inversion_classifier_weight, low=0.0)
     check_int("--batch-size", args.batch_size)
     if args.iterations is not None:
         check_int("--iterations", args.iterations, minimum=0)
@@ -370,6 +380,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "oracle": oracle,
         "show_progress": not args.no_progress,
         "inversion_steps": args.inversion_steps,
+        "inversion_classifier_weight": args.inversion_classifier_weight,
     }
     explainer: GradientAscent | MonotonePath | LocalisedAscent
     if args.method == "monotone":
@@ -398,6 +409,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "margin": margin,
         "inversion_steps": args.inversion_steps,
+        "inversion_classifier_weight": args.inversion_classifier_weight,
         "iterations": explainer.iterations if isinstance(explainer, MonotonePath) else None,
         "background": args.background if localised else None,
         "input": None if args.input is None else str(args.input),

@@ -20,12 +20,13 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from cfx import __version__ as cfx_version
+from cfx.calls import frozen
 from cfx.errors import check_int
 from cfx.images import check_images
 from cfx.inversion import InversionResult
 from cfx.progress import tqdm
 from cfx.run_key import changes, tensors_sha256
-from cfx.trajectory.gradient_ascent import notices_held, start_notice
+from cfx.trajectory.gradient_ascent import notices_held, sources_in_target, start_notice
 from cfx.trajectory.result import TrajectoryResult, concat
 from cfx.trajectory.start import unit_range_notice
 
@@ -128,7 +129,14 @@ def explain_in_chunks(
             results.append(res)
             bar.update(len(res))
     result = concat(results)
-    start_notice(result.in_target[:, 0])  # rows of the whole input, chunks read back included
+    # rows of the whole input, chunks read back included
+    at_start = result.in_target[:, 0]
+    classifier = getattr(explainer, "classifier", None)
+    sources = None
+    if bool(at_start.any()) and callable(classifier):
+        with frozen(classifier):
+            sources = sources_in_target(classifier, result.source, result.target)
+    start_notice(at_start, sources)
     return result
 
 

@@ -64,22 +64,49 @@ def without_start_notice() -> AbstractContextManager[None]:
     return notices_held("cfx_starts_in_target")
 
 
-def start_notice(first_in_target: Tensor) -> None:
+def start_notice(first_in_target: Tensor, source_in_target: Tensor | None = None) -> None:
     """Warn (tagged ``cfx_starts_in_target``) about the paths whose frame 0 the classifier
-    already assigns to the target (``first_in_target`` ``(B,)`` bool), naming their rows."""
+    already assigns to the target (``first_in_target`` ``(B,)`` bool), naming their rows.
+    With ``source_in_target`` ``(B,)`` bool (the classifier's verdict on the sources
+    themselves), the rows whose source is *not* in the target are named apart: there the
+    inversion lost what the classifier saw, which ``inversion_classifier_weight`` remedies."""
     already = torch.nonzero(first_in_target).flatten().tolist()
     if not already:
         return
+    lost: list[int] = []
+    if source_in_target is not None:
+        lost = torch.nonzero(first_in_target & ~source_in_target).flatten().tolist()
+    why = ""
+    if lost:
+        why = (
+            f"; of these, the classifier does not put the source itself in the target on "
+            f"rows {_rows(lost)}: the inversion lost what it saw there, and "
+            "`inversion_classifier_weight=0.01` (CLI: `--inversion-classifier-weight 0.01`) "
+            "makes the inversion keep the source's decision"
+        )
     log.warning(
         "%d of %d paths start in the target class (the classifier already assigns frame "
-        "0, the reconstruction of the source, to it; rows %s%s): they exaggerate the target "
-        "rather than cross into it, and their success flags are set",
+        "0, the reconstruction of the source, to it; rows %s): they exaggerate the target "
+        "rather than cross into it, and their success flags are set%s",
         len(already),
         first_in_target.shape[0],
-        already[:20],
-        " ..." if len(already) > 20 else "",
+        _rows(already),
+        why,
         extra={"cfx_starts_in_target": True},
     )
+
+
+def _rows(rows: list[int]) -> str:
+    """Row indices for a message, the first 20."""
+    return f"{rows[:20]}{' ...' if len(rows) > 20 else ''}"
+
+
+def sources_in_target(classifier: Classifier, x: Tensor, target: Tensor) -> Tensor:
+    """``(B,)`` bool: the classifier's most likely class for the source images ``x`` is
+    ``target`` (models frozen by the caller)."""
+    with torch.no_grad():
+        logits = in_chunks(lambda f: class_logits(classifier, f, name="classifier"), x)
+    return logits.argmax(1) == target
 
 
 EXAGGERATION = 1.0
@@ -138,6 +165,12 @@ class GradientAscent:
             warm start keep walking (``None``): there it made the end frames less realistic
             (BENCHMARKS.md, session 14).
         inversion_steps: latent-optimisation steps of the inversion (0 = encoder only).
+        inversion_classifier_weight: when > 0, the inversion also keeps the classifier's
+            decision on each source (:func:`~cfx.invert`'s ``classifier_weight``: the loss
+            gains that weight times ``KL(f(x) || f(G(z)))``), for paths whose reconstruction
+            the classifier already puts in the target while it does not put the source there
+            (the start notice names those rows). Off (0) by default: on brain-gan / brain-cnn
+            it fixed those starts but cost oracle agreement (BENCHMARKS.md, session 24).
         show_progress: progress bars (the inversion's steps, then the images that finished
             their ascent).
     """
@@ -155,6 +188,7 @@ class GradientAscent:
         oracle: Classifier | None = None,
         stall_window: int | None = STALL_WINDOW,
         inversion_steps: int = 100,
+        inversion_classifier_weight: float = 0.0,
         show_progress: bool = False,
     ) -> None:
         self.generator = generator
@@ -167,6 +201,7 @@ class GradientAscent:
         self.oracle = oracle
         self.stall_window = stall_window
         self.inversion_steps = inversion_steps
+        self.inversion_classifier_weight = inversion_classifier_weight
         self.show_progress = show_progress
 
     def _check(self) -> None:
@@ -175,6 +210,7 @@ class GradientAscent:
         check_real("eta", self.eta, low=0.0, open_low=True)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
         check_int("inversion_steps", self.inversion_steps, minimum=0)
+        check_real("inversion_classifier_weight", self.inversion_classifier_weight, low=0.0)
         check_int("refine_iters", self.refine_iters, minimum=0)
         if self.stall_window is not None:
             check_int("stall_window", self.stall_window)
@@ -421,7 +457,8 @@ def finish(
         oracle_probs = target_prob(o_logits, rep).view(b, n)
     frames = frames.view(b, n, *frames.shape[1:])
     in_target = logits.view(b, n, -1).argmax(2) == target[:, None]  # (B, T+1)
-    start_notice(in_target[:, 0])
+    first = in_target[:, 0]
+    start_notice(first, sources_in_target(classifier, x, target) if bool(first.any()) else None)
     return TrajectoryResult(
         frames=frames,
         latents=zs,

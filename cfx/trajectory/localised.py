@@ -96,7 +96,7 @@ class LocalisedAscent:
 
     Args:
         generator, classifier, steps, eta, max_iter, margin, refine_iters, oracle,
-            inversion_steps, show_progress: as in
+            inversion_steps, inversion_classifier_weight, show_progress: as in
             :class:`~cfx.trajectory.gradient_ascent.GradientAscent` (``eta``/``max_iter``
             apply to both stages).
         mask_fractions: candidate region sizes, as shares of the image's pixels; each image
@@ -159,6 +159,7 @@ class LocalisedAscent:
         refine_iters: int = 3,
         oracle: Classifier | None = None,
         inversion_steps: int = 100,
+        inversion_classifier_weight: float = 0.0,
         show_progress: bool = False,
     ) -> None:
         self.generator = generator
@@ -176,6 +177,7 @@ class LocalisedAscent:
         self.refine_iters = refine_iters
         self.oracle = oracle
         self.inversion_steps = inversion_steps
+        self.inversion_classifier_weight = inversion_classifier_weight
         self.show_progress = show_progress
 
     def _check(self) -> None:
@@ -183,6 +185,7 @@ class LocalisedAscent:
         check_int("max_iter", self.max_iter)
         check_int("refine_iters", self.refine_iters, minimum=0)
         check_int("inversion_steps", self.inversion_steps, minimum=0)
+        check_real("inversion_classifier_weight", self.inversion_classifier_weight, low=0.0)
         check_real("eta", self.eta, low=0.0, open_low=True)
         check_real("patience", self.patience, low=0.0, open_low=True)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)

@@ -65,7 +65,8 @@ class MonotonePath:
     """Option 2: jointly optimised monotone path; ``explain(x, target)`` like Option 1.
 
     Args:
-        generator, classifier, steps, margin, oracle, inversion_steps, show_progress: as in
+        generator, classifier, steps, margin, oracle, inversion_steps,
+            inversion_classifier_weight, show_progress: as in
             :class:`~cfx.trajectory.gradient_ascent.GradientAscent`.
         iterations: Adam iterations on the joint path.
         lr: Adam learning rate on the latents. Small on purpose: Adam's first steps move every
@@ -159,6 +160,7 @@ class MonotonePath:
         give_up: float | None = 1.0,
         oracle: Classifier | None = None,
         inversion_steps: int = 100,
+        inversion_classifier_weight: float = 0.0,
         show_progress: bool = False,
     ) -> None:
         self.generator = generator
@@ -186,6 +188,7 @@ class MonotonePath:
         self.give_up = give_up
         self.oracle = oracle
         self.inversion_steps = inversion_steps
+        self.inversion_classifier_weight = inversion_classifier_weight
         self.show_progress = show_progress
 
     def _check(self) -> None:
@@ -198,6 +201,7 @@ class MonotonePath:
             check_int("hopeless_after", self.hopeless_after, minimum=0)
         check_real("blur_check", self.blur_check, low=0.0)
         check_int("inversion_steps", self.inversion_steps, minimum=0)
+        check_real("inversion_classifier_weight", self.inversion_classifier_weight, low=0.0)
         check_real("lr", self.lr, low=0.0, open_low=True)
         check_real("lambda_init", self.lambda_init, low=0.0, open_low=True)
         check_real("lambda_max", self.lambda_max, low=0.0, open_low=True)

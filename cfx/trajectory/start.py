@@ -67,13 +67,16 @@ class Starts(Protocol):
     classifier: Classifier
     oracle: Classifier | None
     inversion_steps: int
+    inversion_classifier_weight: float
     show_progress: bool
 
 
 def start(explainer: Starts, x: object, target: int | Tensor, latents: object = None) -> Start:
     """Check ``x`` ``(B, C, H, W)`` and ``target``, then invert ``x`` (the explainer's
-    ``inversion_steps`` latent-optimisation steps after the encoder, with its progress bar)
-    unless ``latents`` ``(B, *latent_shape)`` are given. Models must already be frozen."""
+    ``inversion_steps`` latent-optimisation steps after the encoder, with its progress bar;
+    with ``inversion_classifier_weight > 0`` the inversion keeps the classifier's decision on
+    ``x``, :func:`~cfx.inversion.invert`'s ``classifier_weight``) unless ``latents``
+    ``(B, *latent_shape)`` are given. Models must already be frozen."""
     generator, classifier, oracle = explainer.generator, explainer.classifier, explainer.oracle
     x = check_images(x, "x")
     b = x.shape[0]
@@ -138,7 +141,15 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
             raise ValueError("`latents` contains NaN or infinite values")
         return Start(latents=latents.detach().to(x), target=tgt, inversion=None, seconds=0.0)
     t0 = time.perf_counter()
+    weight = explainer.inversion_classifier_weight
     inv = invert(
-        generator, x, steps=explainer.inversion_steps, show_progress=explainer.show_progress
+        generator,
+        x,
+        steps=explainer.inversion_steps,
+        # off by default: on brain-gan / brain-cnn it cost oracle agreement (BENCHMARKS.md,
+        # session 24); for users whose reconstructions lose the classifier's decision
+        classifier=classifier if weight > 0 else None,
+        classifier_weight=weight if weight > 0 else 0.0,
+        show_progress=explainer.show_progress,
     )
     return Start(latents=inv.latents, target=tgt, inversion=inv, seconds=time.perf_counter() - t0)

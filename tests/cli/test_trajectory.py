@@ -170,6 +170,7 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
         (["--oracle", "None"], "or 'none'"),
         (["--target", "2"], "`--target` must be healthy (0) or tumour (1) for the built-in"),
         (["--inversion-steps", "-1"], "`--inversion-steps` must be"),
+        (["--inversion-classifier-weight", "-0.1"], "`--inversion-classifier-weight` must be"),
         (["--batch-size", "0"], "`--batch-size` must be"),
         (["--iterations", "-2"], "`--iterations` must be"),
         (["--method", "gradient", "--iterations", "4"], "`--iterations` goes with --method"),
@@ -319,6 +320,28 @@ def test_background_and_inversion_steps_reach_the_explainer(tmp_path):
     assert summary["setup"]["background"] == "source"
     assert summary["inversion_steps"] == 0  # what the inversion ran, read off the result
     assert summary["setup"]["iterations"] is None
+
+
+def test_the_inversion_classifier_weight_reaches_the_inversion(tmp_path, monkeypatch):
+    import cfx.trajectory.start as start_module
+
+    seen = []
+    real = start_module.invert
+
+    def spy(generator, x, **kw):
+        seen.append((kw["classifier"] is not None, kw["classifier_weight"]))
+        return real(generator, x, **kw)
+
+    monkeypatch.setattr(start_module, "invert", spy)
+    out = tmp_path / "t"
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv += ["--inversion-steps", "2", "--steps", "2", "--no-progress", "--oracle", "none"]
+    assert main([*argv, "--inversion-classifier-weight", "0.05", "--out", str(out)]) == 0
+    assert seen == [(True, 0.05)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["setup"]["inversion_classifier_weight"] == 0.05
+    assert main([*argv, "--out", str(tmp_path / "u")]) == 0  # off by default
+    assert seen[1] == (False, 0.0)
 
 
 def test_iterations_reach_option_2(tmp_path):
