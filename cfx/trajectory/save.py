@@ -42,13 +42,15 @@ def save_result(
     ``sequence_NNN.gif`` (captioned with frame index and probability) and
     ``probabilities.png``. The arrays and the summary are written
     before the figures. ``classifier`` (the explained model, on the result's device; left as
-    it was) adds COUT; ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour sources
+    it was) adds COUT, each image's ``p_source`` (its target probability on the source
+    itself, next to ``p_start`` on frame 0, the reconstruction) and ``source_in_target``
+    (how many sources it already puts in the target); ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour sources
     walked to healthy, add localisation; ``setup`` is stored in the summary (JSON: tuples
     become lists, NaN becomes null; values JSON cannot hold are an error raised before any
     file is written). In a folder an earlier cfx run wrote (its ``summary.json`` has this
     function's keys), that run's numbered figures beyond this batch are deleted.
     """
-    from cfx.calls import frozen
+    from cfx.calls import class_logits, frozen, in_chunks, target_prob
     from cfx.metrics.trajectory import cout, summarise
     from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
 
@@ -94,16 +96,22 @@ def save_result(
     # the same keys from every run, so summaries of several runs compare without KeyErrors
     summary.setdefault("oracle_agreement", None)  # no oracle
     summary.setdefault("localisation", None)  # no lesion masks
-    per_cout = None
+    per_cout = p_source = source_in = None
     if classifier is not None:
         with frozen(classifier), torch.no_grad():
             per_cout = cout(classifier, result.frames[:, 0], result.frames[:, -1], result.target)
+            # the source itself, next to frame 0 (its reconstruction): a path that starts in
+            # the target from a source outside it lost the decision in the inversion
+            logits = in_chunks(lambda f: class_logits(classifier, f), result.source)
+        p_source = target_prob(logits, result.target)
+        source_in = logits.argmax(1) == result.target
     inversion = result.inversion
     crossed = result.crossed_at
     summary |= {
         "n": len(result),
         "cout": None if per_cout is None else float(per_cout.mean()),
         "already_in_target": int(result.already_in_target.sum()),
+        "source_in_target": None if source_in is None else int(source_in.sum()),
         "seconds": result.seconds,
         "inversion_seconds": result.inversion_seconds,
         "inversion_psnr_db": None if inversion is None else float(inversion.psnr.mean()),
@@ -112,6 +120,7 @@ def save_result(
         "setup": setup or {},
         "images": [
             {
+                "p_source": None if p_source is None else float(p_source[i]),
                 "p_start": float(result.probs[i, 0]),
                 "p_end": float(result.probs[i, -1]),
                 "success": bool(result.success[i]),

@@ -37,8 +37,13 @@ def test_every_file_holds_the_result(tmp_path, toy_result):
     assert json.loads((out / "summary.json").read_text()) == summary
     assert summary["setup"] == {"note": "toy"} and summary["n"] == 3
     assert summary["localisation"] is None  # the key is there without masks, as null
+    # the logistic toy's own probability of class 1 on each source, worked out here
+    with torch.no_grad():
+        p_src = torch.sigmoid(res.source.flatten(1) @ f.w + f.b)
+    assert summary["source_in_target"] == int((p_src > 0.5).sum())
     for i, row in enumerate(summary["images"]):
         assert row["p_start"] == float(res.probs[i, 0]) and row["p_end"] == float(res.probs[i, -1])
+        assert row["p_source"] == pytest.approx(float(p_src[i]), abs=1e-6)
         assert row["oracle_p_end"] == float(res.oracle_probs[i, -1])
         assert row["crossed_at"] == int(res.crossed_at[i]) and row["lambda"] is None
         assert row["optimised"] is None  # Option 1 has no joint optimisation
@@ -68,6 +73,8 @@ def test_without_a_classifier_cout_is_null_and_nan_lambdas_are_null(tmp_path):
     assert [row["lambda"] for row in summary["images"]] == [None, None]
     assert [row["optimised"] for row in summary["images"]] == [False, False]
     assert [row["cout"] for row in summary["images"]] == [None, None]
+    assert [row["p_source"] for row in summary["images"]] == [None, None]
+    assert summary["source_in_target"] is None
     assert summary["oracle_agreement"] is None and summary["localisation"] is None
 
 
