@@ -40,14 +40,15 @@ def save_result(
     PSNR, ``setup`` and one row per image in ``images``; NaN written as null),
     ``strips.png`` (32 sequences a page, then ``strips_02.png``, ...; the input first),
     ``sequence_NNN.gif`` (captioned with frame index and probability) and
-    ``probabilities.png``. The arrays and the summary are written
-    before the figures. ``classifier`` (the explained model, on the result's device; left as
-    it was) adds COUT, each image's ``p_source`` (its target probability on the source
-    itself, next to ``p_start`` on frame 0, the reconstruction) and ``source_in_target``
-    (how many sources it already puts in the target); ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour sources
-    walked to healthy, add localisation; ``setup`` is stored in the summary (JSON: tuples
-    become lists, NaN becomes null; values JSON cannot hold are an error raised before any
-    file is written). In a folder an earlier cfx run wrote (its ``summary.json`` has this
+    ``probabilities.png``. The arrays and the summary are written before the figures.
+
+    ``classifier`` (the explained model, on the result's device; left as it was) adds COUT,
+    each image's ``p_source`` (its target probability on the source itself, next to
+    ``p_start`` on frame 0, the reconstruction) and ``source_in_target`` (how many sources it
+    already puts in the target); ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour
+    sources walked to healthy, add localisation; ``setup`` is stored in the summary (JSON:
+    tuples become lists, NaN becomes null; values JSON cannot hold are an error raised before
+    any file is written). In a folder an earlier cfx run wrote (its ``summary.json`` has this
     function's keys), that run's numbered figures beyond this batch are deleted.
     """
     from cfx.calls import class_logits, frozen, in_chunks, target_prob
