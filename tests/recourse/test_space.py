@@ -80,6 +80,11 @@ def test_model_without_predict_proba(german):
         ({"threshold": 1.5}, "`threshold` must be a number in"),
         ({"support": -0.1}, "`support` must be a number in"),
         ({"max_changes": 0}, "`max_changes` must be a positive int or None, got 0"),
+        (
+            {"random_state": 1.5},
+            r"`random_state` must be None or an int in \[0, 2\*\*32\), got 1.5",
+        ),
+        ({"random_state": -1}, r"`random_state` must be None or an int in \[0, 2\*\*32\), got -1"),
     ],
 )
 def test_bad_parameters_are_named(german, credit_models, kwargs, message):
