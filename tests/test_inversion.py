@@ -600,15 +600,16 @@ def test_an_encoder_guess_far_outside_the_image_range_is_scored_not_refused():
 
 def test_an_explainer_inverts_keeping_the_decision_when_asked(caplog):
     """``inversion_classifier_weight`` runs ``invert(..., classifier=f)`` for the start; the
-    start notice tells a reconstruction that lost the source's class (row 0: source class 1,
-    its pixel-optimal reconstruction class 0) from a source already in the target (row 1)."""
+    start notice tells a reconstruction that lost the source's class (row 1: source class 1,
+    its pixel-optimal reconstruction class 0) from a source already in the target (row 0),
+    and says what to do about it."""
     import logging
 
     from cfx.trajectory import GradientAscent, explain_in_chunks
 
     g, x, z_star, clf, _, _ = _decision_toy()
     with torch.no_grad():
-        x2 = torch.cat([x, g.decode(z_star)])  # row 1: a source the classifier calls 0
+        x2 = torch.cat([g.decode(z_star), x])  # row 0: a source the classifier calls 0
     expected = invert(g, x2, steps=300, classifier=clf, classifier_weight=1.0).latents
     plain = invert(g, x2, steps=300).latents
     assert float((expected - plain).abs().max()) > 0.05  # the term matters here
@@ -622,18 +623,28 @@ def test_an_explainer_inverts_keeping_the_decision_when_asked(caplog):
         res = explainer(0.0).explain(x2, 0)
     assert torch.equal(res.inversion.latents, plain)
     assert res.already_in_target.tolist() == [True, True]
-    assert "does not put the source itself in the target on rows [0]:" in caplog.text
+    assert "does not put the source itself in the target on rows [1]:" in caplog.text
     assert "--inversion-classifier-weight 0.01" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         chunked = explain_in_chunks(explainer(0.0), x2, 0, batch_size=1)
     assert chunked.already_in_target.tolist() == [True, True]
-    assert "does not put the source itself in the target on rows [0]:" in caplog.text
+    assert "does not put the source itself in the target on rows [1]:" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # latents given: no inversion the option could fix
+        explainer(0.0).explain(x2, 0, latents=plain)
+    assert "invert with `cfx.invert(generator, x, classifier=classifier)`" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # too weak a term to keep row 1's decision
+        explainer(1e-6).explain(x2, 0)
+    assert "rows [1]:" in caplog.text and "(now 1e-06) keeps more" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         kept = explainer(1.0).explain(x2, 0)
     assert torch.equal(kept.inversion.latents, expected)
-    assert kept.already_in_target.tolist() == [False, True]  # row 0 now starts in class 1
+    assert kept.already_in_target.tolist() == [True, False]  # row 1 now starts in class 1
     assert "does not put the source itself" not in caplog.text
     with pytest.raises(ValueError, match="`inversion_classifier_weight` must be"):
         explainer(-1.0).explain(x2, 0)
+    with pytest.raises(ValueError, match=r"it needs `inversion_steps` > 0, got 0"):
+        GradientAscent(g, clf, inversion_steps=0, inversion_classifier_weight=0.01).explain(x2, 0)

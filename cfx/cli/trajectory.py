@@ -322,6 +322,11 @@ def run_trajectory(args: argparse.Namespace) -> int:
     check_int("--steps", args.steps)
     check_int("--inversion-steps", args.inversion_steps, minimum=0)
     check_real("--inversion-classifier-weight", args.inversion_classifier_weight, low=0.0)
+    if args.inversion_classifier_weight > 0 and args.inversion_steps == 0:
+        raise ValueError(
+            "`--inversion-classifier-weight` acts in the inversion's optimisation steps: it "
+            "needs `--inversion-steps` > 0, got 0"
+        )
     check_int("--batch-size", args.batch_size)
     if args.iterations is not None:
         check_int("--iterations", args.iterations, minimum=0)

@@ -26,7 +26,12 @@ from cfx.images import check_images
 from cfx.inversion import InversionResult
 from cfx.progress import tqdm
 from cfx.run_key import changes, tensors_sha256
-from cfx.trajectory.gradient_ascent import notices_held, sources_in_target, start_notice
+from cfx.trajectory.gradient_ascent import (
+    notices_held,
+    sources_in_target,
+    start_notice,
+    start_remedy,
+)
 from cfx.trajectory.result import TrajectoryResult, concat
 from cfx.trajectory.start import unit_range_notice
 
@@ -136,7 +141,8 @@ def explain_in_chunks(
     if bool(at_start.any()) and callable(classifier):
         with frozen(classifier):
             sources = sources_in_target(classifier, result.source, result.target)
-    start_notice(at_start, sources)
+    weight = getattr(explainer, "inversion_classifier_weight", 0.0)
+    start_notice(at_start, sources, remedy=start_remedy(weight, inverted=True))
     return result
 
 

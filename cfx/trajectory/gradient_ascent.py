@@ -64,12 +64,15 @@ def without_start_notice() -> AbstractContextManager[None]:
     return notices_held("cfx_starts_in_target")
 
 
-def start_notice(first_in_target: Tensor, source_in_target: Tensor | None = None) -> None:
+def start_notice(
+    first_in_target: Tensor, source_in_target: Tensor | None = None, *, remedy: str = ""
+) -> None:
     """Warn (tagged ``cfx_starts_in_target``) about the paths whose frame 0 the classifier
     already assigns to the target (``first_in_target`` ``(B,)`` bool), naming their rows.
     With ``source_in_target`` ``(B,)`` bool (the classifier's verdict on the sources
     themselves), the rows whose source is *not* in the target are named apart: there the
-    inversion lost what the classifier saw, which ``inversion_classifier_weight`` remedies."""
+    inversion lost what the classifier saw; ``remedy`` (:func:`start_remedy`) says what to
+    do about it."""
     already = torch.nonzero(first_in_target).flatten().tolist()
     if not already:
         return
@@ -80,9 +83,7 @@ def start_notice(first_in_target: Tensor, source_in_target: Tensor | None = None
     if lost:
         why = (
             f"; of these, the classifier does not put the source itself in the target on "
-            f"rows {_rows(lost)}: the inversion lost what it saw there, and "
-            "`inversion_classifier_weight=0.01` (CLI: `--inversion-classifier-weight 0.01`) "
-            "makes the inversion keep the source's decision"
+            f"rows {_rows(lost)}: the inversion lost what it saw there{remedy}"
         )
     log.warning(
         "%d of %d paths start in the target class (the classifier already assigns frame "
@@ -93,6 +94,23 @@ def start_notice(first_in_target: Tensor, source_in_target: Tensor | None = None
         _rows(already),
         why,
         extra={"cfx_starts_in_target": True},
+    )
+
+
+def start_remedy(weight: float, inverted: bool) -> str:
+    """What :func:`start_notice` advises for rows whose inversion lost the decision, given
+    the explainer's ``inversion_classifier_weight`` and whether it inverted (False: the
+    caller passed the latents)."""
+    if not inverted:
+        return (
+            "; invert with `cfx.invert(generator, x, classifier=classifier)` and pass those "
+            "latents, or let the explainer invert with `inversion_classifier_weight=0.01`"
+        )
+    if weight > 0:
+        return f"; a larger `inversion_classifier_weight` (now {weight:g}) keeps more of it"
+    return (
+        "; `inversion_classifier_weight=0.01` (CLI: `--inversion-classifier-weight 0.01`) "
+        "makes the inversion keep the source's decision"
     )
 
 
@@ -170,7 +188,8 @@ class GradientAscent:
             gains that weight times ``KL(f(x) || f(G(z)))``), for paths whose reconstruction
             the classifier already puts in the target while it does not put the source there
             (the start notice names those rows). Off (0) by default: on brain-gan / brain-cnn
-            it fixed those starts but cost oracle agreement (BENCHMARKS.md, session 24).
+            it fixed those starts but cost oracle agreement (BENCHMARKS.md, session 24). It
+            needs ``inversion_steps > 0`` and does nothing when ``explain`` gets ``latents``.
         show_progress: progress bars (the inversion's steps, then the images that finished
             their ascent).
     """
@@ -211,6 +230,11 @@ class GradientAscent:
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
         check_int("inversion_steps", self.inversion_steps, minimum=0)
         check_real("inversion_classifier_weight", self.inversion_classifier_weight, low=0.0)
+        if self.inversion_classifier_weight > 0 and self.inversion_steps == 0:
+            raise ValueError(
+                "`inversion_classifier_weight` acts in the inversion's optimisation steps: "
+                "it needs `inversion_steps` > 0, got 0"
+            )
         check_int("refine_iters", self.refine_iters, minimum=0)
         if self.stall_window is not None:
             check_int("stall_window", self.stall_window)
@@ -458,7 +482,11 @@ def finish(
     frames = frames.view(b, n, *frames.shape[1:])
     in_target = logits.view(b, n, -1).argmax(2) == target[:, None]  # (B, T+1)
     first = in_target[:, 0]
-    start_notice(first, sources_in_target(classifier, x, target) if bool(first.any()) else None)
+    if bool(first.any()):
+        remedy = start_remedy(
+            getattr(explainer, "inversion_classifier_weight", 0.0), begin.inversion is not None
+        )
+        start_notice(first, sources_in_target(classifier, x, target), remedy=remedy)
     return TrajectoryResult(
         frames=frames,
         latents=zs,

@@ -186,6 +186,11 @@ class LocalisedAscent:
         check_int("refine_iters", self.refine_iters, minimum=0)
         check_int("inversion_steps", self.inversion_steps, minimum=0)
         check_real("inversion_classifier_weight", self.inversion_classifier_weight, low=0.0)
+        if self.inversion_classifier_weight > 0 and self.inversion_steps == 0:
+            raise ValueError(
+                "`inversion_classifier_weight` acts in the inversion's optimisation steps: "
+                "it needs `inversion_steps` > 0, got 0"
+            )
         check_real("eta", self.eta, low=0.0, open_low=True)
         check_real("patience", self.patience, low=0.0, open_low=True)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)

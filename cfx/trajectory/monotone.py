@@ -202,6 +202,11 @@ class MonotonePath:
         check_real("blur_check", self.blur_check, low=0.0)
         check_int("inversion_steps", self.inversion_steps, minimum=0)
         check_real("inversion_classifier_weight", self.inversion_classifier_weight, low=0.0)
+        if self.inversion_classifier_weight > 0 and self.inversion_steps == 0:
+            raise ValueError(
+                "`inversion_classifier_weight` acts in the inversion's optimisation steps: "
+                "it needs `inversion_steps` > 0, got 0"
+            )
         check_real("lr", self.lr, low=0.0, open_low=True)
         check_real("lambda_init", self.lambda_init, low=0.0, open_low=True)
         check_real("lambda_max", self.lambda_max, low=0.0, open_low=True)

@@ -44,8 +44,9 @@ def save_result(
 
     ``classifier`` (the explained model, on the result's device; left as it was) adds COUT,
     each image's ``p_source`` (its target probability on the source itself, next to
-    ``p_start`` on frame 0, the reconstruction) and ``source_in_target`` (how many sources it
-    already puts in the target); ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour
+    ``p_start`` on frame 0, the reconstruction) and ``source_in_target`` (of the
+    ``already_in_target`` paths, how many it puts in the target as sources too: the rest lost
+    the decision in the inversion); ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour
     sources walked to healthy, add localisation; ``setup`` is stored in the summary (JSON:
     tuples become lists, NaN becomes null; values JSON cannot hold are an error raised before
     any file is written). In a folder an earlier cfx run wrote (its ``summary.json`` has this
@@ -105,7 +106,8 @@ def save_result(
             # the target from a source outside it lost the decision in the inversion
             logits = in_chunks(lambda f: class_logits(classifier, f), result.source)
         p_source = target_prob(logits, result.target)
-        source_in = logits.argmax(1) == result.target
+        # of the paths whose frame 0 is in the target, those whose source is there too
+        source_in = (logits.argmax(1) == result.target) & result.already_in_target
     inversion = result.inversion
     crossed = result.crossed_at
     summary |= {

@@ -171,6 +171,10 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
         (["--target", "2"], "`--target` must be healthy (0) or tumour (1) for the built-in"),
         (["--inversion-steps", "-1"], "`--inversion-steps` must be"),
         (["--inversion-classifier-weight", "-0.1"], "`--inversion-classifier-weight` must be"),
+        (
+            ["--inversion-classifier-weight", "0.01", "--inversion-steps", "0"],
+            "it needs `--inversion-steps` > 0, got 0",
+        ),
         (["--batch-size", "0"], "`--batch-size` must be"),
         (["--iterations", "-2"], "`--iterations` must be"),
         (["--method", "gradient", "--iterations", "4"], "`--iterations` goes with --method"),

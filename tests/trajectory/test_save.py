@@ -57,6 +57,27 @@ def test_every_file_holds_the_result(tmp_path, toy_result):
     assert (out / "strips.png").is_file() and (out / "probabilities.png").is_file()
 
 
+def test_p_source_reads_the_sources_not_frame_0(tmp_path, toy_result):
+    """Sources that differ from their reconstructions: row 0's source is class 1 (the
+    target) while its frame 0 is taken for one in the target too, row 1's frame 0 is in the
+    target but its source is not, row 2 is in neither."""
+    from dataclasses import replace
+
+    res, f = toy_result
+    g, _ = _toy()
+    u = g.A.detach().T @ f.w.detach()
+    with torch.no_grad():
+        source = res.source.clone()
+        source[0] = g.decode(3 * (u / u.norm())[None])[0]  # class 1 for the toy classifier
+        p_src = torch.sigmoid(source.flatten(1) @ f.w + f.b)
+    in_target = res.in_target.clone()
+    in_target[:2, 0] = True
+    summary = save_result(replace(res, source=source, in_target=in_target), tmp_path, classifier=f)
+    assert p_src[0] > 0.5 and bool((p_src[1:] < 0.5).all())
+    assert [r["p_source"] for r in summary["images"]] == pytest.approx(p_src.tolist(), abs=1e-6)
+    assert summary["already_in_target"] == 2 and summary["source_in_target"] == 1
+
+
 def test_without_a_classifier_cout_is_null_and_nan_lambdas_are_null(tmp_path):
     g, f = _toy()
     u = g.A.detach().T @ f.w.detach()
