@@ -20,18 +20,12 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from cfx import __version__ as cfx_version
-from cfx.calls import frozen
 from cfx.errors import check_int
 from cfx.images import check_images
 from cfx.inversion import InversionResult
 from cfx.progress import tqdm
 from cfx.run_key import changes, tensors_sha256
-from cfx.trajectory.gradient_ascent import (
-    notices_held,
-    sources_in_target,
-    start_notice,
-    start_remedy,
-)
+from cfx.trajectory.gradient_ascent import notices_held, notify_starts
 from cfx.trajectory.result import TrajectoryResult, concat
 from cfx.trajectory.start import unit_range_notice
 
@@ -135,14 +129,7 @@ def explain_in_chunks(
             bar.update(len(res))
     result = concat(results)
     # rows of the whole input, chunks read back included
-    at_start = result.in_target[:, 0]
-    classifier = getattr(explainer, "classifier", None)
-    sources = None
-    if bool(at_start.any()) and callable(classifier):
-        with frozen(classifier):
-            sources = sources_in_target(classifier, result.source, result.target)
-    weight = getattr(explainer, "inversion_classifier_weight", 0.0)
-    start_notice(at_start, sources, remedy=start_remedy(weight, inverted=True))
+    notify_starts(explainer, result.in_target[:, 0], result.source, result.target, inverted=True)
     return result
 
 

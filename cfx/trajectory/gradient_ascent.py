@@ -44,7 +44,7 @@ from cfx.progress import tqdm
 from cfx.trajectory.repair import repair_steps
 from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
-from cfx.trajectory.start import Start, start
+from cfx.trajectory.start import Start, check_inversion, start
 from cfx.trajectory.start import log as start_log
 from cfx.types import Classifier, Generator
 
@@ -112,6 +112,24 @@ def start_remedy(weight: float, inverted: bool) -> str:
         "; `inversion_classifier_weight=0.01` (CLI: `--inversion-classifier-weight 0.01`) "
         "makes the inversion keep the source's decision"
     )
+
+
+def notify_starts(
+    explainer: object, first_in_target: Tensor, x: Tensor, target: Tensor, *, inverted: bool
+) -> None:
+    """:func:`start_notice` for the paths whose frame 0 is in the target
+    (``first_in_target`` ``(B,)``), with the explainer's classifier's verdicts on the sources
+    ``x`` and the advice that fits its ``inversion_classifier_weight`` (``inverted``: the
+    explainer inverted the sources itself). Nothing is computed when no path starts there."""
+    if not bool(first_in_target.any()):
+        return
+    classifier = getattr(explainer, "classifier", None)
+    sources = None
+    if callable(classifier):
+        with frozen(classifier):
+            sources = sources_in_target(classifier, x, target)
+    weight = getattr(explainer, "inversion_classifier_weight", 0.0)
+    start_notice(first_in_target, sources, remedy=start_remedy(weight, inverted))
 
 
 def _rows(rows: list[int]) -> str:
@@ -228,13 +246,7 @@ class GradientAscent:
         check_int("max_iter", self.max_iter)
         check_real("eta", self.eta, low=0.0, open_low=True)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
-        check_int("inversion_steps", self.inversion_steps, minimum=0)
-        check_real("inversion_classifier_weight", self.inversion_classifier_weight, low=0.0)
-        if self.inversion_classifier_weight > 0 and self.inversion_steps == 0:
-            raise ValueError(
-                "`inversion_classifier_weight` acts in the inversion's optimisation steps: "
-                "it needs `inversion_steps` > 0, got 0"
-            )
+        check_inversion(self.inversion_steps, self.inversion_classifier_weight)
         check_int("refine_iters", self.refine_iters, minimum=0)
         if self.stall_window is not None:
             check_int("stall_window", self.stall_window)
@@ -481,12 +493,7 @@ def finish(
         oracle_probs = target_prob(o_logits, rep).view(b, n)
     frames = frames.view(b, n, *frames.shape[1:])
     in_target = logits.view(b, n, -1).argmax(2) == target[:, None]  # (B, T+1)
-    first = in_target[:, 0]
-    if bool(first.any()):
-        remedy = start_remedy(
-            getattr(explainer, "inversion_classifier_weight", 0.0), begin.inversion is not None
-        )
-        start_notice(first, sources_in_target(classifier, x, target), remedy=remedy)
+    notify_starts(explainer, in_target[:, 0], x, target, inverted=begin.inversion is not None)
     return TrajectoryResult(
         frames=frames,
         latents=zs,

@@ -43,7 +43,7 @@ from cfx.filters import gaussian_blur
 from cfx.trajectory._common import composite_decoder
 from cfx.trajectory.gradient_ascent import GradientAscent, finish
 from cfx.trajectory.result import TrajectoryResult
-from cfx.trajectory.start import start
+from cfx.trajectory.start import check_inversion, start
 from cfx.types import Classifier, Generator
 
 
@@ -184,13 +184,7 @@ class LocalisedAscent:
         check_int("steps", self.steps)
         check_int("max_iter", self.max_iter)
         check_int("refine_iters", self.refine_iters, minimum=0)
-        check_int("inversion_steps", self.inversion_steps, minimum=0)
-        check_real("inversion_classifier_weight", self.inversion_classifier_weight, low=0.0)
-        if self.inversion_classifier_weight > 0 and self.inversion_steps == 0:
-            raise ValueError(
-                "`inversion_classifier_weight` acts in the inversion's optimisation steps: "
-                "it needs `inversion_steps` > 0, got 0"
-            )
+        check_inversion(self.inversion_steps, self.inversion_classifier_weight)
         check_real("eta", self.eta, low=0.0, open_low=True)
         check_real("patience", self.patience, low=0.0, open_low=True)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)

@@ -57,7 +57,7 @@ from cfx.trajectory.losses import (
     smoothness_loss,
 )
 from cfx.trajectory.result import TrajectoryResult
-from cfx.trajectory.start import start
+from cfx.trajectory.start import check_inversion, start
 from cfx.types import Classifier, Generator
 
 
@@ -200,13 +200,7 @@ class MonotonePath:
         if self.hopeless_after is not None:
             check_int("hopeless_after", self.hopeless_after, minimum=0)
         check_real("blur_check", self.blur_check, low=0.0)
-        check_int("inversion_steps", self.inversion_steps, minimum=0)
-        check_real("inversion_classifier_weight", self.inversion_classifier_weight, low=0.0)
-        if self.inversion_classifier_weight > 0 and self.inversion_steps == 0:
-            raise ValueError(
-                "`inversion_classifier_weight` acts in the inversion's optimisation steps: "
-                "it needs `inversion_steps` > 0, got 0"
-            )
+        check_inversion(self.inversion_steps, self.inversion_classifier_weight)
         check_real("lr", self.lr, low=0.0, open_low=True)
         check_real("lambda_init", self.lambda_init, low=0.0, open_low=True)
         check_real("lambda_max", self.lambda_max, low=0.0, open_low=True)

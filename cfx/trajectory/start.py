@@ -26,6 +26,7 @@ from cfx.calls import (
     looks_like_probabilities,
     resolve_target,
 )
+from cfx.errors import check_int, check_real
 from cfx.images import check_images
 from cfx.inversion import InversionResult, generator_probe, invert
 from cfx.types import Classifier, Generator
@@ -69,6 +70,19 @@ class Starts(Protocol):
     inversion_steps: int
     inversion_classifier_weight: float
     show_progress: bool
+
+
+def check_inversion(steps: object, weight: object) -> None:
+    """Errors naming the explainers' inversion options: ``inversion_steps`` an int >= 0,
+    ``inversion_classifier_weight`` a number >= 0 that, when > 0, needs inversion steps (the
+    decision term acts in them)."""
+    check_int("inversion_steps", steps, minimum=0)
+    check_real("inversion_classifier_weight", weight, low=0.0)
+    if weight > 0 and steps == 0:  # type: ignore[operator]
+        raise ValueError(
+            "`inversion_classifier_weight` acts in the inversion's optimisation steps: "
+            "it needs `inversion_steps` > 0, got 0"
+        )
 
 
 def start(explainer: Starts, x: object, target: int | Tensor, latents: object = None) -> Start:
