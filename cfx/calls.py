@@ -201,12 +201,13 @@ def looks_like_probabilities(logits: Tensor) -> bool:
     return bool((logits >= 0).all()) and bool(((sums - 1).abs() <= max(tol, 1e-6)).all())
 
 
-def dtype_device_mismatch(models: dict[str, object], x: Tensor) -> str | None:
+def dtype_device_mismatch(models: dict[str, object], x: Tensor, name: str = "x") -> str | None:
     """A message naming the first ``nn.Module`` of ``models`` (name -> model) whose
-    floating-point weights are not in ``x``'s dtype and on its device, else None. Used to
-    explain a model call that failed: PyTorch's own error comes from deep inside the model
-    and names neither (a model that casts or moves its inputs itself works regardless)."""
-    for name, model in models.items():
+    floating-point weights are not in ``x``'s dtype and on its device, else None; the message
+    calls the images ``name`` (the caller's argument). Used to explain a model call that
+    failed: PyTorch's own error comes from deep inside the model and names neither (a model
+    that casts or moves its inputs itself works regardless)."""
+    for model_name, model in models.items():
         if not isinstance(model, nn.Module):
             continue
         tensors = [*model.parameters(), *model.buffers()]
@@ -214,24 +215,30 @@ def dtype_device_mismatch(models: dict[str, object], x: Tensor) -> str | None:
         if w is None or (w.dtype == x.dtype and w.device == x.device):
             continue
         return (
-            f"`x` is {x.dtype} on {x.device} but the {name}'s weights are {w.dtype} on "
-            f"{w.device}: convert the images (e.g. `x.to({w.dtype}).to('{w.device}')`) or the "
-            f"models (e.g. `model.to({x.dtype})`) so they match"
+            f"`{name}` is {x.dtype} on {x.device} but the {model_name}'s weights are {w.dtype} "
+            f"on {w.device}: convert the images (e.g. `{name}.to({w.dtype}).to('{w.device}')`) "
+            f"or the models (e.g. `model.to({x.dtype})`) so they match"
         )
     return None
 
 
 def call_named(
-    fn: Callable[[], Tensor], models: dict[str, object], x: Tensor, failed: str
+    fn: Callable[[], Tensor],
+    models: dict[str, object],
+    x: Tensor,
+    failed: str,
+    *,
+    name: str = "x",
 ) -> Tensor:
-    """``fn()``, a call of ``models`` on ``x``. PyTorch's errors there come from deep inside a
-    model and name neither: a ``RuntimeError`` is re-raised as a ``TypeError`` naming the model
-    whose dtype or device differs from ``x``'s (:func:`dtype_device_mismatch`), else as a
-    ``ValueError`` reading ``failed: <PyTorch's first line>``."""
+    """``fn()``, a call of ``models`` on ``x`` (the caller's argument ``name``). PyTorch's
+    errors there come from deep inside a model and name neither: a ``RuntimeError`` is
+    re-raised as a ``TypeError`` naming ``name`` and the model whose dtype or device differs
+    from ``x``'s (:func:`dtype_device_mismatch`), else as a ``ValueError`` reading
+    ``failed: <PyTorch's first line>``."""
     try:
         return fn()
     except RuntimeError as err:
-        mismatch = dtype_device_mismatch(models, x)
+        mismatch = dtype_device_mismatch(models, x, name)
         if mismatch is not None:
             raise TypeError(mismatch) from err
         raise ValueError(f"{failed}: {str(err).splitlines()[0]}") from err

@@ -100,7 +100,7 @@ def generator_probe(generator: Generator, x: Tensor, *, name: str = "x") -> Tens
     try:
         probe = zero_image(generator, x)
     except RuntimeError as err:  # PyTorch's error names neither x nor the generator
-        mismatch = dtype_device_mismatch({"generator": generator}, x)
+        mismatch = dtype_device_mismatch({"generator": generator}, x, name)
         if mismatch is None:
             raise
         raise TypeError(mismatch) from err

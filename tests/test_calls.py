@@ -173,6 +173,8 @@ def test_call_named_rephrases_pytorch_errors():
     x = torch.zeros(1, 4, dtype=torch.float64)
     with pytest.raises(TypeError, match=r"`x` is torch.float64 .* the net's weights are torch.fl"):
         call_named(lambda: model(x), {"net": model}, x, "the net failed")
+    with pytest.raises(TypeError, match=r"^`images` is torch.float64 .* `images.to\(torch.float32"):
+        call_named(lambda: model(x), {"net": model}, x, "the net failed", name="images")
     x = torch.zeros(1, 5)  # right dtype, wrong width: PyTorch's shape error, with our prefix
     with pytest.raises(ValueError, match=r"^the net failed: mat1 and mat2 shapes"):
         call_named(lambda: model(x), {"net": model}, x, "the net failed")

@@ -222,6 +222,7 @@ class ActiveLearner:
             {"classifier": self.classifier},
             one,
             f"`classifier` failed on `train_images` shaped {tuple(one.shape[1:])} per image",
+            name="train_images",
         ).shape[1]
         check(
             bool(torch.equal(train_labels, train_labels.round()))  # whole numbers (floats too)

@@ -167,6 +167,7 @@ def lesion_area(segmenter: Callable[[Tensor], Tensor], frames: Tensor) -> Tensor
             {"segmenter": segmenter},
             flat,
             f"`segmenter` failed on `frames` shaped {tuple(flat.shape[1:])} per frame (C, H, W)",
+            name="frames",
         )
     h, w = frames.shape[-2:]
     if not isinstance(logits, Tensor) or tuple(logits.shape[-2:]) != (h, w):
@@ -222,6 +223,7 @@ def _cout(
         {"classifier": classifier},
         source,
         f"`classifier` failed on `source` shaped {tuple(source.shape[1:])} per image (C, H, W)",
+        name="source",
     )
     k = logits.shape[1]
     if bool(((target < 0) | (target >= k)).any()):

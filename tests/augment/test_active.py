@@ -167,11 +167,14 @@ def test_inputs_the_loop_cannot_use_are_named_before_any_work(world, tmp_path):
     # explainer called them `x`, after the round's folder was claimed
     with pytest.raises(ValueError, match=r"`pool` must have the generator's image shape"):
         learner.augment(pool.view(-1, 1, 2, 8), train.view(-1, 1, 2, 8), labels, out=tmp_path / "e")
+    # the toy classifier casts its inputs; the generator does not, and its error names `pool`
+    with pytest.raises(TypeError, match=r"^`pool` is torch.float64 on cpu but the generator's"):
+        learner.augment(pool.double(), train.double(), labels, out=tmp_path / "f")
     with pytest.raises(TypeError, match=r"`labeller` must have a `label\(images\)` method"):
         ActiveLearner(g, f, LogisticClassifier(), budget=4, rounds=1).augment(
             pool, train, labels, out=tmp_path / "d"
         )
-    assert not any((tmp_path / n).exists() for n in "abcde")  # nothing claimed
+    assert not any((tmp_path / n).exists() for n in "abcdef")  # nothing claimed
 
 
 def test_too_small_a_pool_is_a_clear_error(world, tmp_path):

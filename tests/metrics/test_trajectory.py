@@ -175,6 +175,12 @@ def test_localisation_and_cout_check_their_options_and_classifier():
         cout(conv, rgb, rgb + 0.1, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"`segmenter` failed on `frames` shaped \(3, 8, 8\)"):
         lesion_area(torch.nn.Conv2d(1, 1, 3, padding=1), rgb[:, None])
+    # double-precision images for float32 models: the message names the argument, not `x`
+    wide = start.double()
+    with pytest.raises(TypeError, match=r"^`source` is torch.float64 on cpu but the classifier"):
+        cout(conv, wide, wide + 0.1, torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match=r"^`frames` is torch.float64 on cpu but the segmenter"):
+        lesion_area(torch.nn.Conv2d(1, 1, 3, padding=1), wide[:, None])
 
 
 def test_logits_passed_for_probabilities_are_named():
