@@ -87,6 +87,20 @@ def check_int(name: str, value: object, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_seed(name: str, value: object) -> int | None:
+    """``value`` when it is None or an int in [0, 2**32) (the seeds NumPy's legacy generator
+    takes, which DiCE seeds with it); a ``TypeError`` for any other type (bools and floats
+    such as 1.5 included), a ``ValueError`` outside the range, both naming ``name``."""
+    wanted = f"`{name}` must be None or an int in [0, 2**32), got {value!r}"
+    if value is None:
+        return None
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        raise TypeError(wanted)
+    if not 0 <= int(value) < 2**32:
+        raise ValueError(wanted)
+    return int(value)
+
+
 def shape_or_type(value: object) -> object:
     """For an error message: a tensor's shape as a tuple, else the value's type name (so a
     numpy array passed for a tensor reads as ``ndarray``)."""

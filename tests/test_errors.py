@@ -39,6 +39,20 @@ def test_check_int():
             check_int("steps", bad)
 
 
+def test_check_seed():
+    from cfx.errors import check_seed
+
+    assert (
+        check_seed("seed", None) is None and check_seed("seed", np.uint32(2**32 - 1)) == 2**32 - 1
+    )
+    for bad in (1.5, True, "2"):
+        with pytest.raises(TypeError, match=r"`seed` must be None or an int in \[0, 2\*\*32\)"):
+            check_seed("seed", bad)
+    for bad in (-1, 2**32):
+        with pytest.raises(ValueError, match=rf"`seed` must be None .* got {bad}$"):
+            check_seed("seed", bad)
+
+
 def test_check_real_reads_zero_d_tensors_and_numpy_scalars():
     import torch
 

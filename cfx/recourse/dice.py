@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cfx.errors import check_seed
 from cfx.recourse.model import ModelView
 from cfx.recourse.proposal import Evaluate, Proposal
 from cfx.recourse.space import ActionSpace
@@ -88,7 +89,7 @@ class DiceRecourse:
         self.view = view
         self.method = method
         self.threshold = threshold
-        self.random_state = random_state
+        self.random_state = check_seed("random_state", random_state)
         codec = view.codec
         frame = self._strings(codec.to_frame(Z_train))
         frame["_approved"] = np.asarray(approved, dtype=np.int64)

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.data.schema import FeatureSchema
+from cfx.errors import check_seed
 from cfx.recourse.causal import AdditiveSCM
 from cfx.recourse.dice import DICE_METHODS, DiceRecourse
 from cfx.recourse.milp import LinearMILP
@@ -158,13 +159,7 @@ class Recourse:
         if not isinstance(weight, float | int) or not 0 <= weight < float("inf"):
             raise ValueError(f"`plausibility_weight` must be a finite number >= 0, got {weight!r}")
         Constraints(max_changes=self.max_changes)  # validates it
-        seed = self.random_state
-        if seed is not None and (
-            not isinstance(seed, int | np.integer)
-            or isinstance(seed, bool)
-            or not 0 <= seed < 2**32
-        ):  # DiCE seeds NumPy's legacy generator with it, which takes 0..2**32 - 1
-            raise ValueError(f"`random_state` must be None or an int in [0, 2**32), got {seed!r}")
+        check_seed("random_state", self.random_state)
         if self.scm is not None and not isinstance(self.scm, AdditiveSCM):
             raise TypeError(f"`scm` must be an AdditiveSCM or None, got {type(self.scm).__name__}")
         if self.scm is not None and self.method not in ("auto", "search"):
