@@ -1,6 +1,7 @@
 """Holding back tagged notices: a caller that gives a notice once for a whole input (rows
 numbered in it) silences the per-call copy its workers would log, by the record's tag (the
-``extra={"cfx_...": True}`` it was logged with)."""
+``extra={"cfx_...": True}`` it was logged with). :func:`is_held` lets a worker skip the work
+that only such a notice needs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ class _DropTagged(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not any(getattr(record, tag, False) for tag in self.tags)
+
+
+def is_held(logger: logging.Logger, tag: str) -> bool:
+    """True within a :func:`held` block that drops ``tag`` from ``logger``: a record with that
+    tag logged there now would be dropped, so the work of composing it can be skipped."""
+    return any(isinstance(f, _DropTagged) and tag in f.tags for f in logger.filters)
 
 
 @contextmanager

@@ -39,7 +39,7 @@ from cfx.calls import (
     target_prob,
 )
 from cfx.errors import check_int, check_real
-from cfx.notices import held
+from cfx.notices import held, is_held
 from cfx.progress import tqdm
 from cfx.trajectory.repair import repair_steps
 from cfx.trajectory.resample import resample_path
@@ -120,8 +120,10 @@ def notify_starts(
     """:func:`start_notice` for the paths whose frame 0 is in the target
     (``first_in_target`` ``(B,)``), with the explainer's classifier's verdicts on the sources
     ``x`` and the advice that fits its ``inversion_classifier_weight`` (``inverted``: the
-    explainer inverted the sources itself). Nothing is computed when no path starts there."""
-    if not bool(first_in_target.any()):
+    explainer inverted the sources itself). Nothing is computed when no path starts there, or
+    when the notice is held (:func:`without_start_notice`, or a caller that gives it once for
+    a whole input): the sources' verdicts cost a classifier pass."""
+    if not bool(first_in_target.any()) or is_held(log, "cfx_starts_in_target"):
         return
     classifier = getattr(explainer, "classifier", None)
     sources = None

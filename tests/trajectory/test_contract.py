@@ -578,6 +578,28 @@ def test_sources_already_in_the_target_are_logged(caplog):
     assert "3 of 3 paths start in the target class" in caplog.text
 
 
+def test_a_held_start_notice_costs_no_classifier_pass(caplog):
+    """The notice's sources' verdicts cost a classifier pass over the whole input, which was
+    spent (in every chunk, the shortcut audit and augment) even when the notice was dropped."""
+    from types import SimpleNamespace
+
+    from cfx.trajectory.gradient_ascent import notify_starts, without_start_notice
+
+    seen: list[int] = []
+
+    def classifier(x):
+        seen.append(x.shape[0])
+        return torch.stack([x.flatten(1).sum(1), -x.flatten(1).sum(1)], 1)
+
+    explainer = SimpleNamespace(classifier=classifier, inversion_classifier_weight=0.0)
+    first, x, target = torch.tensor([True, False]), torch.ones(2, 1, 2, 2), torch.tensor([1, 1])
+    with caplog.at_level("WARNING"), without_start_notice():
+        notify_starts(explainer, first, x, target, inverted=True)
+    assert seen == [] and "start in the target" not in caplog.text
+    notify_starts(explainer, first, x, target, inverted=True)  # outside the block: one pass
+    assert seen == [2] and "rows [0]" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("name", "bars"),
     [
