@@ -643,3 +643,27 @@ def test_models_that_are_not_models_are_named(name):
     explainer = _make(name, good.g, None)
     with pytest.raises(TypeError, match=r"`classifier` must be a model or function.*NoneType"):
         explainer.explain(good.x, 1)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "pixel_space"])
+def test_every_explainer_inverts_keeping_the_decision_when_asked(name):
+    """``inversion_classifier_weight`` reaches :func:`cfx.invert` from each latent explainer
+    (only GradientAscent's was tested), and each checks it."""
+    from cfx.inversion import invert
+
+    c = Case(name)
+    c.explainer.inversion_steps = 20
+    c.explainer.inversion_classifier_weight = 0.5
+    # off the generator's range, so the pixel-optimal reconstruction changes the logits
+    noise = torch.randn(c.x.shape, generator=torch.Generator().manual_seed(0))
+    x = (c.x + 0.2 * noise).clamp(-1, 1)
+    res = c.explain(x, latents=None)
+    kept = invert(c.g, x, steps=20, classifier=c.f, classifier_weight=0.5).latents
+    assert torch.equal(res.inversion.latents, kept)
+    assert float((invert(c.g, x, steps=20).latents - kept).abs().max()) > 1e-3  # it acts
+    c.explainer.inversion_classifier_weight = -1.0
+    with pytest.raises(ValueError, match="`inversion_classifier_weight` must be"):
+        c.explain(latents=None)
+    c.explainer.inversion_classifier_weight, c.explainer.inversion_steps = 0.5, 0
+    with pytest.raises(ValueError, match=r"it needs `inversion_steps` > 0, got 0"):
+        c.explain(latents=None)
