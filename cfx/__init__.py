@@ -8,6 +8,10 @@ After ``import cfx``, the families are reachable as attributes (``cfx.trajectory
 import importlib
 from types import ModuleType
 
+# first, so tqdm.auto is imported under cfx.progress's filter of its "IProgress not found"
+# warning: else a notebook whose first bar came from a library cfx calls (huggingface_hub,
+# when a hub model or the diffusers VAE is loaded) printed it
+from cfx import progress as _progress  # noqa: F401
 from cfx.inversion import InversionResult, invert
 from cfx.types import Classifier, Generator, Invertible
 

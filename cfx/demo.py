@@ -513,7 +513,7 @@ def build_demo(
     figures. The page itself is written in one step at the end. A folder holding another
     ``index.html`` is refused (``FileExistsError``) before anything is written.
     """
-    from tqdm import tqdm
+    from cfx.progress import tqdm
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

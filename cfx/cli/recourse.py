@@ -268,9 +268,9 @@ def _claim(args: argparse.Namespace, rec: Any, fmt: str) -> None:
 
 def _run_batch(args: argparse.Namespace) -> int:
     import pandas as pd
-    from tqdm import tqdm
 
     from cfx.notices import held
+    from cfx.progress import tqdm
     from cfx.recourse.recourse import log as recourse_log
     from cfx.recourse.recourse import range_notice
 
