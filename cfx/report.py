@@ -43,7 +43,7 @@ class Report:
 <style>
 body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}}
-table{{display:block;max-width:100%;overflow-x:auto}}
+.scroll{{max-width:100%;overflow-x:auto}}
 th,td{{border:1px solid #ccc;padding:3px 6px;text-align:left}} th{{background:#f3f3f3}}
 img{{max-width:100%;border:1px solid #ddd}} code{{background:#f5f5f5;padding:0 3px}}
 .note{{color:#555;font-size:0.9em}}
@@ -74,8 +74,13 @@ def image(src: str, alt: str) -> str:
 
 
 def table(header: list[str], rows: Sequence[Sequence[object]]) -> str:
+    """A table of escaped cells, in a box that scrolls sideways when the table is wider than
+    the page (the box scrolls, not the table, so screen readers still read a table)."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )

@@ -12,6 +12,22 @@ def test_paragraph_escapes_text_and_turns_backticks_into_code():
     assert rp.link("a b.csv", "x<y") == '<a href="a b.csv">x&lt;y</a>'
 
 
+def test_a_table_escapes_its_cells_and_scrolls_in_a_box(tmp_path):
+    """Wide tables (German Credit's) ran off the page; then `display:block` on the table made
+    it scroll but took its table role from screen readers."""
+    from cfx.report import Report, table
+
+    html = table(["a<b", "c"], [[1, "x&y"]])
+    assert html == (
+        '<div class="scroll"><table><thead><tr><th>a&lt;b</th><th>c</th></tr></thead>'
+        "<tbody><tr><td>1</td><td>x&amp;y</td></tr></tbody></table></div>"
+    )
+    report = Report("t", tmp_path)
+    report.add("s", html)
+    page = report.write().read_text()
+    assert ".scroll{max-width:100%;overflow-x:auto}" in page and "display:block" not in page
+
+
 def test_an_interrupted_demo_leaves_no_old_page_over_new_figures(tmp_path, monkeypatch):
     """The page was written only at the end while figures were rewritten as the sections ran,
     so a run stopped halfway left the previous run's page showing the new run's figures."""
