@@ -28,7 +28,13 @@ def test_every_method_is_scored_on_the_same_images():
     rows = res.summary()
     assert rows[0]["method"] == "gradient" and "dice_ci95" in rows[0]
     assert res.to_csv().count("\n") == 4
-    assert res.to_markdown().count("\n") == 5  # header, rule, three rows
+    table = res.to_markdown().split("\n")
+    assert len(table) == 8 and table[-1] == ""  # header, rule, three rows, blank, note
+    assert table[-2].startswith("relevance_rank and dice are equal by construction")
+    for line in table[2:5]:  # the note is true of the numbers
+        cells = line.split(" | ")
+        rank, dice = METRICS.index("relevance_rank"), METRICS.index("dice")
+        assert cells[1 + rank] == cells[1 + dice]
     name, value = res.best("dice")
     assert name in res.methods and 0 <= value <= 1
 
