@@ -174,31 +174,15 @@ def top_k_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
     return both.flatten(1).sum(1).to(a.dtype) / k
 
 
-def ranks(values: Tensor) -> Tensor:
-    """Tie-averaged ranks (0-based) along dim 1 of a ``(B, P)`` tensor, as float."""
-    b, p = values.shape
-    srt, order = values.sort(dim=1, stable=True)
-    new = torch.ones_like(srt, dtype=torch.bool)
-    new[:, 1:] = srt[:, 1:] != srt[:, :-1]
-    group = new.long().cumsum(1) - 1  # (B, P) tie group of each sorted position
-    pos = torch.arange(p, device=values.device, dtype=torch.float64).expand(b, p)
-    total = torch.zeros(b, p, dtype=torch.float64, device=values.device).scatter_add_(1, group, pos)
-    count = torch.zeros_like(total).scatter_add_(1, group, torch.ones_like(pos))
-    mean = (total / count.clamp_min(1)).gather(1, group)
-    return torch.empty_like(mean).scatter_(1, order, mean)
-
-
 def spearman(a: Tensor, b: Tensor) -> Tensor:
     """Spearman rank correlation of two maps per example (tie-averaged ranks); 0 when either
-    map is constant (no ranking to agree with)."""
+    map is constant (no ranking to agree with), NaN when either holds a NaN
+    (:func:`cfx.metrics.spearman` over the flattened maps)."""
+    from cfx.metrics.trajectory import spearman as spearman_rows
+
     a, b = _check_maps(a, "a"), _check_maps(b, "b")
     check(a.shape == b.shape, ValueError, f"maps differ in shape: {a.shape} vs {b.shape}")
-    ra, rb = ranks(a.flatten(1)), ranks(b.flatten(1))
-    ra = ra - ra.mean(1, keepdim=True)
-    rb = rb - rb.mean(1, keepdim=True)
-    den = (ra.square().sum(1) * rb.square().sum(1)).sqrt()
-    rho = torch.where(den > 0, (ra * rb).sum(1) / den.clamp_min(1e-300), torch.zeros_like(den))
-    return rho.to(a.dtype)
+    return spearman_rows(a.flatten(1), b.flatten(1)).to(a.dtype)
 
 
 def mass_center(maps: Tensor) -> Tensor:

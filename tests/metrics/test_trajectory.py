@@ -25,6 +25,18 @@ def test_spearman_matches_scipy_with_ties():
     assert torch.allclose(ours, ref, atol=1e-5)
 
 
+def test_spearman_of_map_sized_rows_matches_scipy():
+    """Ranks came from comparing every pair of values (N**2 memory: 16M per 64 x 64 map);
+    saliency's spearman, which ranks whole maps, now shares this one."""
+    g = torch.Generator().manual_seed(1)
+    a = torch.randint(0, 50, (2, 4096), generator=g)  # integers: many ties
+    b = torch.randn(2, 4096, generator=g, dtype=torch.float64)
+    ours = spearman(a, b)
+    assert ours.dtype == torch.float64
+    ref = torch.tensor([spearmanr(a[i], b[i]).statistic for i in range(2)], dtype=torch.float64)
+    assert torch.allclose(ours, ref, atol=1e-12)
+
+
 def test_monotonicity_and_calibration_known_answers():
     levels = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
     perfect = torch.tensor([[0.05, 0.25, 0.5, 0.75, 0.97]])
