@@ -29,22 +29,10 @@ def _blocks() -> list[str]:
 @pytest.fixture(scope="module")
 def after(tmp_path_factory) -> list[dict[str, object]]:
     """The names defined after each block (``after[i]`` for block ``i + 1``)."""
-    from diffusers import AutoencoderKL
+    from tests.models.tiny_vae import tiny_vae
 
     vae_folder = tmp_path_factory.mktemp("readme") / "vae"
-    with torch.random.fork_rng():  # diffusers initialises from the global generator
-        torch.manual_seed(0)
-        AutoencoderKL(
-            in_channels=1,
-            out_channels=1,
-            down_block_types=("DownEncoderBlock2D",) * 2,
-            up_block_types=("UpDecoderBlock2D",) * 2,
-            block_out_channels=(8, 16),
-            layers_per_block=1,
-            latent_channels=2,
-            norm_num_groups=4,
-            sample_size=64,  # brain-cnn's 1 x 64 x 64 slices
-        ).save_pretrained(vae_folder)
+    tiny_vae(size=64).save_pretrained(vae_folder)  # brain-cnn's 1 x 64 x 64 slices
     ns: dict[str, object] = {}
     snapshots = []
     for i, code in enumerate(_blocks(), 1):

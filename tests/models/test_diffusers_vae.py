@@ -14,28 +14,12 @@ from cfx.models.diffusers_vae import DiffusersAutoencoder
 from cfx.trajectory import GradientAscent
 from cfx.zoo import load_classifier, load_generator, model_source
 from cfx.zoo.pretrained import sha256
-
-
-def _vae(seed: int = 0, size: int = 16) -> AutoencoderKL:
-    with torch.random.fork_rng():  # diffusers initialises from the global generator
-        torch.manual_seed(seed)
-        vae = AutoencoderKL(
-            in_channels=1,
-            out_channels=1,
-            down_block_types=("DownEncoderBlock2D",) * 2,
-            up_block_types=("UpDecoderBlock2D",) * 2,
-            block_out_channels=(8, 16),
-            layers_per_block=1,
-            latent_channels=2,
-            norm_num_groups=4,
-            sample_size=size,
-        )
-    return vae.eval()
+from tests.models.tiny_vae import tiny_vae
 
 
 @pytest.fixture
 def folder(tmp_path):
-    _vae().save_pretrained(tmp_path / "vae")
+    tiny_vae().save_pretrained(tmp_path / "vae")
     return tmp_path / "vae"
 
 
@@ -63,7 +47,7 @@ def test_pickled_mismatched_and_missing_weights_are_refused(folder, tmp_path):
     pickled = tmp_path / "pickled"
     pickled.mkdir()
     (pickled / "config.json").write_text((folder / "config.json").read_text())
-    torch.save(_vae().state_dict(), pickled / "diffusion_pytorch_model.bin")
+    torch.save(tiny_vae().state_dict(), pickled / "diffusion_pytorch_model.bin")
     with pytest.raises(
         CheckpointError, match=r"no file named diffusion_pytorch_model\.safetensors"
     ):
@@ -140,7 +124,7 @@ def test_inversion_and_gradient_ascent_run_through_the_vae(folder):
 def test_cfx_trajectory_walks_brain_slices_through_a_vae_folder(tmp_path):
     from cfx.cli import main
 
-    _vae(size=64).save_pretrained(tmp_path / "vae64")  # brain-cnn's 1 x 64 x 64 slices
+    tiny_vae(size=64).save_pretrained(tmp_path / "vae64")  # brain-cnn's 1 x 64 x 64 slices
     out = tmp_path / "t"
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
     argv += ["--generator", str(tmp_path / "vae64"), "--steps", "2", "--inversion-steps", "3"]
@@ -156,7 +140,7 @@ def test_cfx_trajectory_walks_brain_slices_through_a_vae_folder(tmp_path):
 def _pipeline(root, components):
     """A diffusers pipeline folder: ``model_index.json`` naming ``components``, the VAE in
     ``vae/`` (what Stable Diffusion repos hold; the other components are left out)."""
-    _vae().save_pretrained(root / "vae")
+    tiny_vae().save_pretrained(root / "vae")
     index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0"}
     (root / "model_index.json").write_text(json.dumps(index | components))
     return root
