@@ -56,10 +56,12 @@ def in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, size: int = 32) -> Tens
 
 
 def resolve_target(
-    target: int | Tensor, batch: int, num_classes: int, device: torch.device
+    target: int | Tensor, batch: int, num_classes: int | None, device: torch.device
 ) -> Tensor:
     """An int (numpy integers and 0-d integer tensors included) or a ``(B,)`` integer tensor
-    of class indices -> ``(B,)`` int64 on ``device``."""
+    of class indices -> ``(B,)`` int64 on ``device``; with ``num_classes`` each must be in
+    ``[0, num_classes)`` (``None``: the caller has no model to ask yet, e.g. before the
+    chunks of :func:`~cfx.trajectory.explain_in_chunks`; the explainer checks it)."""
     if isinstance(target, bool):
         raise TypeError(f"`target` must be an int class index or a (B,) tensor, got {target!r}")
     integral = isinstance(target, Tensor) and not (
@@ -78,11 +80,10 @@ def resolve_target(
         t = target.to(device=device, dtype=torch.int64)
     else:
         raise TypeError(f"`target` must be an int class index or a (B,) tensor, got {target!r}")
-    bad = (t < 0) | (t >= num_classes)
+    top = "K - 1" if num_classes is None else num_classes - 1
+    bad = (t < 0) if num_classes is None else (t < 0) | (t >= num_classes)
     if bool(bad.any()):
-        raise ValueError(
-            f"`target` must be a class index in [0, {num_classes - 1}], got {t[bad][0].item()}"
-        )
+        raise ValueError(f"`target` must be a class index in [0, {top}], got {t[bad][0].item()}")
     return t
 
 

@@ -77,6 +77,10 @@ def test_resolve_target_broadcasts_an_int_and_checks_tensors():
         resolve_target(torch.tensor([0, -1, 1]), 3, 2, torch.device("cpu"))
     with pytest.raises(TypeError, match="`target`"):
         resolve_target(1.0, 3, 2, torch.device("cpu"))  # type: ignore[arg-type]
+    # no model to ask yet (explain_in_chunks): any class >= 0, the explainer checks the rest
+    assert resolve_target(7, 2, None, torch.device("cpu")).tolist() == [7, 7]
+    with pytest.raises(ValueError, match=r"in \[0, K - 1\], got -2"):
+        resolve_target(torch.tensor([0, -2]), 2, None, torch.device("cpu"))
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         resolve_target(torch.tensor([0, 1]), 3, 2, torch.device("cpu"))
     with pytest.raises(ValueError, match="integer tensor"):

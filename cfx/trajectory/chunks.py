@@ -10,7 +10,6 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
-from numbers import Integral
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +19,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from cfx import __version__ as cfx_version
+from cfx.calls import resolve_target
 from cfx.errors import check_int
 from cfx.images import check_images
 from cfx.inversion import InversionResult
@@ -88,7 +88,7 @@ def explain_in_chunks(
     # the whole input, before any chunk: an error names its row in x, not in a chunk
     x = check_images(x, "x")
     n = x.shape[0]
-    targets = _targets(target, n, x.device)  # (B,)
+    targets = resolve_target(target, n, None, x.device)  # (B,); classes: the explainer
     try:
         expected = json.loads(json.dumps({"key": dict(key or {})}, allow_nan=False))
     except (TypeError, ValueError) as err:
@@ -131,23 +131,6 @@ def explain_in_chunks(
     # rows of the whole input, chunks read back included
     notify_starts(explainer, result.in_target[:, 0], result.source, result.target, inverted=True)
     return result
-
-
-def _targets(target: int | Tensor, n: int, device: torch.device) -> Tensor:
-    """``target`` as ``(n,)`` int64, or an error naming it (the class range is the
-    explainer's to check)."""
-    if isinstance(target, Tensor):
-        if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
-            raise TypeError(f"`target` must hold integer classes, got dtype {target.dtype}")
-        if target.numel() not in (1, n):
-            raise ValueError(
-                f"`target` must be one class or one per image ({n}), got shape "
-                f"{tuple(target.shape)}"
-            )
-        return target.to(device=device, dtype=torch.long).reshape(-1).expand(n)
-    if isinstance(target, bool) or not isinstance(target, Integral):  # numpy ints too
-        raise TypeError(f"`target` must be an int class or a tensor of them, got {target!r}")
-    return torch.full((n,), int(target), dtype=torch.long, device=device)
 
 
 def _claim(out: Path, expected: dict[str, Any]) -> None:

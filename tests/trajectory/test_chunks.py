@@ -169,8 +169,13 @@ def test_bad_arguments_are_named(tmp_path):
     x, g, f = _sources(3)
     with pytest.raises(ValueError, match="`batch_size` must be"):
         explain_in_chunks(_ascent(g, f), x, 1, batch_size=0)
-    with pytest.raises(ValueError, match="`target` must be one class or one per image"):
+    # the same rules and messages as the explainers' (resolve_target), before any chunk
+    with pytest.raises(
+        ValueError, match=r"`target` must be an int or an integer tensor of shape \(3,\)"
+    ):
         explain_in_chunks(_ascent(g, f), x, torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match=r"`target` must be a class index in \[0, K - 1\], got -1"):
+        explain_in_chunks(_ascent(g, f), x, -1)
     with pytest.raises(ValueError, match=r"`x` must have shape \(B, C, H, W\)"):
         explain_in_chunks(_ascent(g, f), x[0], 1)
     with pytest.raises(ValueError, match="`x` must hold at least one image"):
@@ -179,7 +184,7 @@ def test_bad_arguments_are_named(tmp_path):
     bad[2, 0, 0, 0] = float("nan")  # named by its row in x, before any chunk is computed
     with pytest.raises(ValueError, match=r"NaN or infinite values \(row 2 of 3\)"):
         explain_in_chunks(Counting(_ascent(g, f), fail_at=0), bad, 1, batch_size=2)
-    with pytest.raises(TypeError, match="`target` must hold integer classes"):
+    with pytest.raises(ValueError, match="`target` must be an int or an integer tensor"):
         explain_in_chunks(_ascent(g, f), x, torch.tensor([1.0, 0.0, 1.0]))
     with pytest.raises(TypeError, match="`target` must be an int class"):
         explain_in_chunks(_ascent(g, f), x, "healthy")
