@@ -18,6 +18,36 @@ from cfx.cli import train as train_cmd
 from cfx.cli import trajectory as trajectory_cmd
 
 
+class HelpWithDefaults(argparse.HelpFormatter):
+    """Help that ends each option's text with ``(default: X)`` where there is a default worth
+    showing (not None, not a flag's False) and the text does not already speak of its default;
+    one format for every command (argparse's own formatter also printed ``(default: None)``
+    for required options)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if (
+            not text
+            or "default" in text
+            or action.required
+            or not action.option_strings
+            or action.default is None
+            or action.default is False  # a flag's; `in` would take a default of 0 for it too
+            or action.default == argparse.SUPPRESS
+        ):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _use_formatter(parser: argparse.ArgumentParser) -> None:
+    """:class:`HelpWithDefaults` for ``parser`` and every subcommand under it."""
+    parser.formatter_class = HelpWithDefaults
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _use_formatter(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cfx", description="Generative counterfactual explanations for PyTorch models."
@@ -34,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     shortcuts_cmd.register(sub)
     train_cmd.register(sub)
     trajectory_cmd.register(sub)
+    _use_formatter(parser)
     return parser
 
 

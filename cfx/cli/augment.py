@@ -11,6 +11,7 @@ import torch
 
 from cfx.cli.models import model_name
 from cfx.cli.paths import out_folder
+from cfx.errors import check_int
 
 LABELLERS = ("oracle", "web", "csv")
 
@@ -41,15 +42,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="classifier for --labeller oracle: a zoo name, a model folder or a hub id",
     )
     p.add_argument("--budget", type=int, default=200, help="total labels, never exceeded")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="label-and-fine-tune rounds")
     p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per round")
-    p.add_argument("--pool-n", type=int, default=2000, help="built-in unlabelled pool size")
-    p.add_argument("--pool-seed", type=int, default=12)
+    p.add_argument(
+        "--pool-n", type=int, default=None, help="built-in unlabelled pool size (default: 2000)"
+    )
+    p.add_argument(
+        "--pool-seed", type=int, default=None, help="seed of the built-in pool (default: 12)"
+    )
     p.add_argument("--pool", type=Path, help="a .npy/.pt image batch as the pool instead")
     p.add_argument("--train-data", type=Path, help="training images (.npy/.pt)")
     p.add_argument("--train-labels", type=Path, help="training labels (.npy/.pt)")
     p.add_argument(
-        "--train-n", type=int, default=8000, help="built-in: the biased set of brain-cnn-tagged"
+        "--train-n",
+        type=int,
+        default=None,
+        help="built-in training slices, biased like brain-cnn-tagged's (default: 8000)",
     )
     p.add_argument(
         "--test-data",
@@ -64,9 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="optional 0/1 attribute per --test-data image (e.g. a scanner marker): adds the "
         "accuracy per class x attribute and the worst group",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("cfx-augment"))
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="seed of the paths and the fine-tuning")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("cfx-augment"),
+        help="run folder (rounds, labelling tasks, summary.json, model), made if missing",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_augment)
 
 
@@ -86,6 +99,18 @@ def run_augment(args: argparse.Namespace) -> int:
         raise ValueError("`--test-data` and `--test-labels` must be given together")
     if args.test_groups is not None and args.test_data is None:
         raise ValueError("`--test-groups` describes --test-data images: give those too")
+    if args.pool is not None and (args.pool_n is not None or args.pool_seed is not None):
+        raise ValueError(
+            "`--pool-n` and `--pool-seed` choose the built-in pool; drop them with --pool"
+        )
+    if args.train_data is not None and args.train_n is not None:
+        raise ValueError("`--train-n` chooses built-in training slices; drop it with --train-data")
+    pool_n = 2000 if args.pool_n is None else check_int("--pool-n", args.pool_n)
+    train_n = 8000 if args.train_n is None else check_int("--train-n", args.train_n)
+    pool_seed = 12 if args.pool_seed is None else args.pool_seed
+    check_int("--budget", args.budget)
+    check_int("--rounds", args.rounds)
+    check_int("--epochs", args.epochs)
     # the models are checked before any data is rendered or model loaded
     model_name("--generator", args.generator, "generator")
     model_name("--classifier", args.classifier, "classifier")
@@ -99,12 +124,12 @@ def run_augment(args: argparse.Namespace) -> int:
         train_x = load_images(args.train_data, name="--train-data", shape=shape)
         train_y = load_labels(args.train_labels, train_x.shape[0], name="--train-labels")
     else:
-        train = make_dataset(args.train_n, seed=11, tagged=True, tag_correlation=0.95)
+        train = make_dataset(train_n, seed=11, tagged=True, tag_correlation=0.95)
         train_x, train_y = train.images, train.labels
     if args.pool is not None:
         pool = load_images(args.pool, name="--pool", shape=shape)
     else:
-        biased = make_dataset(args.pool_n, seed=args.pool_seed, tagged=True, tag_correlation=0.95)
+        biased = make_dataset(pool_n, seed=pool_seed, tagged=True, tag_correlation=0.95)
         pool = biased.images
     labeller: Labeller
     if args.labeller == "oracle":

@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "preview", help="write a preview (PNG for brain, CSV summary for credit)"
     )
     prev.add_argument("dataset", help="brain or credit")
-    prev.add_argument("--n", type=int, default=None, help="brain: slices shown (default 16)")
-    prev.add_argument("--seed", type=int, default=None, help="brain: data seed (default 0)")
+    prev.add_argument("--n", type=int, default=None, help="brain: slices shown (default: 16)")
+    prev.add_argument("--seed", type=int, default=None, help="brain: data seed (default: 0)")
     prev.add_argument(
         "--tagged", action="store_true", default=None, help="brain: include scanner markers"
     )
@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         default=None,
-        help="brain: a .png/.pdf/.svg figure (default preview.png); credit: a .csv table "
-        "(default preview.csv)",
+        help="brain: a .png/.pdf/.svg figure (default: preview.png); credit: a .csv table "
+        "(default: preview.csv)",
     )
     prev.set_defaults(run=run_preview)
 

@@ -17,7 +17,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "attacks, the shortcut report and near-boundary augmentation. Writes OUT/index.html "
         "with its figures, CSV tables and augment-run/ beside it, replacing an earlier demo's "
         "(a folder holding another index.html is refused); about 2-3 minutes on 2 CPU cores.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--out", type=Path, default=Path("cfx-report"), help="report folder (made if missing)"

@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = lsub.add_parser("serve", help="serve a local labelling page until Ctrl-C")
     s.add_argument("directory", type=Path, help="task folder (with manifest.json)")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     s.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
     s.add_argument("--open", action="store_true", help="open the page in a web browser")
     s.set_defaults(run=run_serve)

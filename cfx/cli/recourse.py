@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "goes through cfx.recourse.Recourse in Python (README, 'Loan recourse').",
     )
     p.add_argument(
-        "--model", default="gbm", help="zoo credit model: logistic, gbm or mlp (default gbm)"
+        "--model", default="gbm", help="zoo credit model: logistic, gbm or mlp (default: gbm)"
     )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--applicant-index", type=int, help="row of German Credit (0..999)")
@@ -61,10 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format",
         default=None,
-        help="text (default for one applicant), json or csv; a batch writes csv (default) "
-        "or JSON Lines (json: one object per line)",
+        help="one applicant: text, json or csv (default: text); a batch: csv or JSON Lines "
+        "(json: one object per line; default: csv)",
     )
-    p.add_argument("--k", type=int, default=3, help="counterfactuals per applicant (default 3)")
+    p.add_argument("--k", type=int, default=3, help="counterfactuals per applicant (default: 3)")
     p.add_argument(
         "--method",
         default="auto",
@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="share of the 5 nearest training applicants the model must approve around a "
-        "plan (default 0.8; 0 disables, and may give plans unlike any approved applicant)",
+        "plan (default: 0.8; 0 disables, and may give plans unlike any approved applicant)",
     )
     p.add_argument(
         "--target-proba",

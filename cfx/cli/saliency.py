@@ -58,13 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--target",
         type=int,
         default=1,
-        help="class explained, an index of the classifier's outputs (default 1: tumour)",
+        help="class explained, an index of the classifier's outputs (default: 1, tumour)",
     )
     c.add_argument(
-        "--n", type=int, default=None, help="built-in tumour test slices to score (default 64)"
+        "--n", type=int, default=None, help="built-in tumour test slices to score (default: 64)"
     )
     c.add_argument(
-        "--seed", type=int, default=None, help="seed of the built-in slices (default 2 = test)"
+        "--seed", type=int, default=None, help="seed of the built-in slices (default: 2 = test)"
     )
     c.add_argument("--methods", default="all", help="comma-separated names, or 'all'")
     c.add_argument("--gradcam-layer", default=None, help="Grad-CAM layer name (default: last conv)")
@@ -72,8 +72,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--attack-n", type=int, default=4, help="slices attacked for the figures (0: none)"
     )
-    c.add_argument("--out", type=Path, default=Path("cfx-saliency"))
-    c.add_argument("--no-progress", action="store_true")
+    c.add_argument(
+        "--out",
+        type=Path,
+        default=Path("cfx-saliency"),
+        help="folder for table.csv, table.md and grid.png, made if missing",
+    )
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(run=run_compare)
 
     a = ssub.add_parser("attack", help="perturb slices so a saliency map moves, label kept")
@@ -91,19 +96,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=OBJECTIVES,
         help="top_k, mass_center, targeted: Ghorbani et al.'s attacks (targeted pulls the map "
         "into --region); target_map: Dombrowski et al.'s (towards --region); random: the "
-        "random-sign baseline (default top_k)",
+        "random-sign baseline (default: top_k)",
     )
     a.add_argument(
         "--region",
         choices=REGIONS,
         default=None,
         help="where targeted/target_map pull the map: 'mirror', the lesion mirrored into the "
-        "other hemisphere (default for the built-in slices), or 'marker', the scanner-marker "
+        "other hemisphere (the default for the built-in slices), or 'marker', the scanner-marker "
         "corner (the only choice for --input; little moves there, the background's gradient "
         "is near zero)",
     )
     a.add_argument(
-        "--epsilon", default="8/255", help="L-inf budget, fraction of the range (default 8/255)"
+        "--epsilon", default="8/255", help="L-inf budget, fraction of the range (default: 8/255)"
     )
     a.add_argument(
         "--steps",
@@ -116,13 +121,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--restarts",
         type=int,
         default=1,
-        help="Ghorbani attacks: random restarts, the best label-keeping one is kept (default 1)",
+        help="Ghorbani attacks: random restarts, the best label-keeping one is kept (default: 1)",
     )
     a.add_argument(
         "--beta",
         type=float,
         default=50.0,
-        help="Ghorbani attacks: softplus sharpness of the surrogate model (default 50)",
+        help="Ghorbani attacks: softplus sharpness of the surrogate model (default: 50)",
     )
     a.add_argument("--k", type=int, default=None, help="top-k size (default: 2%% of pixels)")
     a.add_argument(
@@ -132,16 +137,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="your images instead of the built-in slices: a .npy/.pt batch (N, C, H, W)",
     )
     a.add_argument(
-        "--n", type=int, default=None, help="built-in tumour test slices to attack (default 16)"
+        "--n", type=int, default=None, help="built-in tumour test slices to attack (default: 16)"
     )
     a.add_argument(
-        "--seed", type=int, default=None, help="seed of the built-in slices (default 2 = test)"
+        "--seed", type=int, default=None, help="seed of the built-in slices (default: 2 = test)"
     )
     a.add_argument(
         "--out",
         type=Path,
         default=Path("cfx-saliency-attack"),
-        help="folder for attack.csv, attack.json and attack.png (default cfx-saliency-attack)",
+        help="folder for attack.csv, attack.json and attack.png (default: cfx-saliency-attack)",
     )
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     a.set_defaults(run=run_attack)

@@ -57,8 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--flag-rate", type=float, default=0.5, help="share of a cell's paths that flags"
     )
     p.add_argument("--min-paths", type=int, default=3, help="counted paths a cell needs to flag")
-    p.add_argument("--out", type=Path, default=Path("cfx-shortcuts"))
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("cfx-shortcuts"),
+        help="folder for summary.json, report.md and examples.png, made if missing",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_shortcuts)
 
 

@@ -24,11 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a generator or classifier (resumable)")
     tsub = p.add_subparsers(dest="train_command", required=True, metavar="WHAT")
 
-    defaults = argparse.ArgumentDefaultsHelpFormatter  # --help shows every default
     g = tsub.add_parser(
         "generator",
         help="train a BrainGAN (VAE-GAN) generator + encoder",
-        formatter_class=defaults,
     )
     _data_args(g)
     g.add_argument(
@@ -54,7 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = tsub.add_parser(
         "classifier",
         help="train a BrainCNN, BrainOracle (classify) or BrainSegmenter (segment)",
-        formatter_class=defaults,
     )
     c.add_argument("--arch", choices=ARCHS, required=True, help="architecture to train")
     _data_args(c)

@@ -50,18 +50,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--classifier",
         default="brain-cnn",
-        help="classifier to explain: a zoo name (%(default)s), a model folder written by "
+        help="classifier to explain: a zoo name, a model folder written by "
         "save_pretrained or `cfx train classifier --out DIR` (DIR or DIR/model), or a hub id",
     )
     p.add_argument(
         "--generator",
         default="brain-gan",
-        help="generator with encoder: a zoo name (%(default)s), a model folder or a hub id",
+        help="generator with encoder: a zoo name, a model folder or a hub id",
     )
     p.add_argument(
         "--oracle",
         default=ORACLE,
-        help="independent classifier for evaluation: a zoo name (%(default)s), a model folder, "
+        help="independent classifier for evaluation: a zoo name, a model folder, "
         "a hub id, or 'none' to skip",
     )
     p.add_argument(
@@ -82,23 +82,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --method monotone: confine the path to the smallest region that flips",
     )
-    p.add_argument("--steps", type=int, default=10, help="frames T after the start (%(default)s)")
+    p.add_argument("--steps", type=int, default=10, help="frames T after the start")
     p.add_argument(
         "--margin",
         type=float,
         default=None,
         help="target probability the last frame must reach, about the classifier's typical "
-        "confidence on real members of the target class (default 0.99 towards healthy, "
+        "confidence on real members of the target class (default: 0.99 towards healthy, "
         "0.999 towards tumour)",
     )
     p.add_argument(
-        "--n", type=int, default=None, help=f"built-in slices to explain (default {DEFAULT_N})"
+        "--n", type=int, default=None, help=f"built-in slices to explain (default: {DEFAULT_N})"
     )
     p.add_argument(
         "--seed",
         type=int,
         default=None,
-        help=f"seed of the built-in slices (default {DEFAULT_SEED}); the slices are the "
+        help=f"seed of the built-in slices (default: {DEFAULT_SEED}); the slices are the "
         "first --n of the opposite class in a set drawn for that --n, so --n 2 and --n 8 "
         "need not share their first slices",
     )
@@ -114,13 +114,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         default=Path("cfx-trajectory"),
-        help="output folder, created if missing (%(default)s)",
+        help="output folder, created if missing",
     )
     p.add_argument(
         "--inversion-steps",
         type=int,
         default=100,
-        help="latent-optimisation steps of the inversion; 0 = the encoder only (%(default)s)",
+        help="latent-optimisation steps of the inversion; 0 = the encoder only",
     )
     p.add_argument(
         "--inversion-classifier-weight",
@@ -129,26 +129,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="> 0: the inversion also keeps the classifier's decision on each source (weight "
         "of KL(f(x) || f(G(z))), e.g. 0.01), for paths whose reconstruction the classifier "
         "already puts in the target while the source is not there (the warning names those "
-        "rows); 0 = off (%(default)s)",
+        "rows); 0 = off",
     )
     p.add_argument(
         "--iterations",
         type=int,
         default=None,
-        help="with --method monotone: Adam iterations of the joint optimisation (default 16)",
+        help="with --method monotone: Adam iterations of the joint optimisation (default: 16)",
     )
     p.add_argument(
         "--background",
         choices=("reconstruction", "source"),
         default="reconstruction",
         help="localised paths: what frames show outside the edited region, the source's "
-        "reconstruction G(z_0) or the input itself (%(default)s)",
+        "reconstruction G(z_0) or the input itself",
     )
     p.add_argument(
         "--batch-size",
         type=int,
         default=32,
-        help="images explained at a time (%(default)s). Each finished batch is kept in "
+        help="images explained at a time. Each finished batch is kept in "
         "OUT/.unfinished until the outputs are written, so rerunning an interrupted command "
         "(same arguments, --batch-size included) resumes where it stopped. Rounding differs "
         "with batch size, so a few images can end elsewhere in other batches; 1 makes each "

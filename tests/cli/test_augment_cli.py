@@ -54,7 +54,7 @@ def test_image_files_are_checked_against_the_generator(tmp_path, capsys):
     ]
     for shape, message in cases:
         np.save(tmp_path / "pool.npy", np.zeros(shape, dtype=np.float32))
-        args = ["augment", *SMALL, "--pool", str(tmp_path / "pool.npy")]
+        args = ["augment", *SMALL[:2], *SMALL[4:], "--pool", str(tmp_path / "pool.npy")]
         assert main([*args, "--out", str(tmp_path / "a")]) == 2
         assert message in capsys.readouterr().err
     assert main(["augment", "--pool", str(tmp_path / "nope.npy"), "--out", str(tmp_path)]) == 2
@@ -117,6 +117,32 @@ def test_rounds_are_scored_on_your_own_test_data(tmp_path):
     assert set(summary["rounds"][0]["test"]) == set(want)
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # make_dataset's own check said "`n` must be a positive int", naming no flag
+        (["--pool-n", "0"], "`--pool-n` must be an int >= 1, got 0"),
+        (["--train-n", "-3"], "`--train-n` must be an int >= 1, got -3"),
+        (["--budget", "0"], "`--budget` must be an int >= 1, got 0"),
+        (["--rounds", "0"], "`--rounds` must be an int >= 1, got 0"),
+        # silently ignored before: the pool came from the file
+        (["--pool", "p.npy", "--pool-n", "50"], "`--pool-n` and `--pool-seed` choose the built-in"),
+        (
+            ["--pool", "p.npy", "--pool-seed", "3"],
+            "`--pool-n` and `--pool-seed` choose the built-in",
+        ),
+        (
+            ["--train-data", "x.npy", "--train-labels", "y.npy", "--train-n", "9"],
+            "`--train-n` chooses built-in training slices; drop it with --train-data",
+        ),
+    ],
+)
+def test_numbers_and_ignored_options_are_named_by_their_flags(tmp_path, capsys, argv, message):
+    assert main(["augment", *argv, "--out", str(tmp_path / "a")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()  # before any work
+
+
 def test_test_data_options_are_checked(tmp_path, capsys):
     assert main(["augment", "--test-data", "x.npy", "--out", str(tmp_path)]) == 2
     assert "`--test-data` and `--test-labels` must be given together" in capsys.readouterr().err
@@ -140,7 +166,7 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
     train = make_dataset(8, seed=8)
     np.save(tmp_path / "x.npy", train.images.numpy())
     np.save(tmp_path / "y.npy", (train.labels - 1).numpy())  # -1..0
-    argv = ["augment", *SMALL, "--train-data", str(tmp_path / "x.npy"), "--train-labels"]
+    argv = ["augment", *SMALL[2:], "--train-data", str(tmp_path / "x.npy"), "--train-labels"]
     assert main([*argv, str(tmp_path / "y.npy"), "--out", str(tmp_path / "b")]) == 2
     assert "`--train-labels` must be classes of the classifier, 0..1, got -1..0" in (
         capsys.readouterr().err

@@ -107,3 +107,30 @@ def test_version_is_the_installed_distributions(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"cfx {version('cfx')}"
+
+
+def test_every_option_has_help_and_shows_one_kind_of_default():
+    """Options without help (--out, --no-progress of some commands), three ways of writing a
+    default, and `(default: None)` on required options, from argparse's own formatter."""
+    import argparse
+
+    from cfx.cli import build_parser
+
+    def parsers(p, name):
+        yield name, p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for k, child in a.choices.items():
+                    yield from parsers(child, f"{name} {k}")
+
+    for name, p in parsers(build_parser(), "cfx"):
+        text = p.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+        assert "(default " not in text.replace("\n", " ").replace("  ", " "), name
+        for a in p._actions:
+            if a.option_strings and a.dest != "help" and not isinstance(a, argparse._VersionAction):
+                assert a.help, f"{name} {a.option_strings[0]} has no help"
+    helps = {n: p.format_help().replace("\n", " ") for n, p in parsers(build_parser(), "cfx")}
+    assert "(default: brain-cnn-tagged)" in helps["cfx shortcuts"]
+    assert "(default: 0.0)" in " ".join(helps["cfx trajectory"].split())  # 0 is not "no default"
+    assert "(default: cfx-report)" in helps["cfx demo"]
