@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from cfx.cli.paths import not_a_file
 from cfx.data.io import load_images, load_labels, load_masks
-from cfx.errors import UnknownNameError
+from cfx.errors import UnknownNameError, check_int
 
 if TYPE_CHECKING:
     from cfx.data.brain import BrainSlices
@@ -56,8 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--arch", choices=ARCHS, required=True, help="architecture to train")
     _data_args(c)
     c.add_argument("--masks", type=Path, help="brain-segmenter on user data: masks (.npy/.pt)")
-    c.add_argument("--val-n", type=int, default=2000, help="brain: validation slices (0: none)")
-    c.add_argument("--val-seed", type=int, default=1, help="brain: seed of the validation set")
+    c.add_argument(
+        "--val-n", type=int, default=None, help="brain: validation slices, 0: none (default: 2000)"
+    )
+    c.add_argument(
+        "--val-seed", type=int, default=None, help="brain: seed of the validation set (default: 1)"
+    )
     c.add_argument("--val-data", help="user data: validation images (.npy/.pt)")
     c.add_argument("--val-targets", type=Path, help="user data: validation labels or masks")
     c.add_argument("--epochs", type=int, default=10, help="passes over the training images")
@@ -73,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, augment")
     c.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, model)")
-    c.set_defaults(run=run_classifier, n=20000)
+    c.set_defaults(run=run_classifier)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -81,10 +86,45 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--labels", type=Path, help="classifier on user image data: labels file (.npy/.pt)"
     )
-    p.add_argument("--n", type=int, default=60000, help="brain: number of slices to render")
-    p.add_argument("--data-seed", type=int, default=100, help="brain: seed of the rendered set")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="brain: number of slices to render (default: 60000 for a generator, 20000 for a "
+        "classifier)",
+    )
+    p.add_argument(
+        "--data-seed", type=int, default=None, help="brain: seed of the rendered set (default: 100)"
+    )
     p.add_argument("--tagged", action="store_true", help="brain: add scanner markers")
-    p.add_argument("--tag-correlation", type=float, default=0.5, help="brain: P(tag == label)")
+    p.add_argument(
+        "--tag-correlation", type=float, default=None, help="brain: P(tag == label) (default: 0.5)"
+    )
+
+
+BRAIN_DEFAULTS = {"n": None, "data_seed": 100, "tag_correlation": 0.5, "val_n": 2000, "val_seed": 1}
+"""The built-in slices' options (None: per command); each is None on the parsed arguments
+until given, so that one given with a --data file is refused, not ignored."""
+
+
+def _brain_options(args: argparse.Namespace, n: int) -> None:
+    """Fill in the built-in slices' defaults (``n`` slices) on ``args``, after refusing them
+    with a --data file, which they do not describe."""
+    given = [k for k in BRAIN_DEFAULTS if getattr(args, k, None) is not None]
+    if args.data != "brain":
+        if args.tagged:
+            given.append("tagged")
+        if given:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+            raise ValueError(
+                f"{flags} describe the built-in brain slices; drop them with --data {args.data}"
+            )
+    for key, default in (BRAIN_DEFAULTS | {"n": n}).items():
+        if hasattr(args, key) and getattr(args, key) is None:
+            setattr(args, key, default)
+    check_int("--n", args.n)
+    if hasattr(args, "val_n"):
+        check_int("--val-n", args.val_n, minimum=0)
 
 
 def _brain(args: argparse.Namespace, n: int, seed: int) -> BrainSlices:
@@ -122,6 +162,8 @@ def run_generator(args: argparse.Namespace) -> int:
     }
     shape = {"latent_dim": args.latent_dim, "width": args.width}
     GeneratorTrainingConfig(**settings, model=BrainGANConfig(**shape))
+    not_a_file(args.out)
+    _brain_options(args, 60000)
     images = _images(args)
     config = GeneratorTrainingConfig(
         **settings, model=BrainGANConfig(channels=int(images.shape[1]), **shape)
@@ -169,6 +211,10 @@ def run_classifier(args: argparse.Namespace) -> int:
     from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
 
     segment = args.arch == "brain-segmenter"
+    not_a_file(args.out)
+    _brain_options(args, 20000)
+    if args.no_augment and (args.blur > 0 or args.noise > 0):
+        raise ValueError("`--blur` and `--noise` are augmentations: drop them or --no-augment")
     val: tuple[torch.Tensor, torch.Tensor] | None = None
     classes = 2
     if args.data == "brain":

@@ -96,6 +96,11 @@ class ClassifierTrainingConfig:
             raise ValueError(f"`blur` must be in [0, 3] pixels, got {self.blur!r}")
         if not 0 <= self.noise <= 0.5:
             raise ValueError(f"`noise` must be in [0, 0.5], got {self.noise!r}")
+        if not self.augment and (self.blur > 0 or self.noise > 0):  # else silently unused
+            raise ValueError(
+                f"`blur` ({self.blur}) and `noise` ({self.noise}) are augmentations: they need "
+                "augment=True"
+            )
 
 
 # --- metrics ------------------------------------------------------------------------------------

@@ -87,6 +87,33 @@ def test_data_options_are_named(tmp_path, capsys):
     assert "`--labels`/`--masks` go with your own --data file" in capsys.readouterr().err
 
 
+def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
+    """Built-in slice options with a --data file, and blur or noise with --no-augment, trained
+    without a word; --val-n -1 meant no validation; an --out file gave a bare [Errno 17]."""
+    np.save(tmp_path / "x.npy", np.zeros((4, 1, 64, 64), dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.arange(4) % 2)
+    user = ["--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
+    clf = ["train", "classifier", "--arch", "brain-cnn", "--out", str(tmp_path / "c")]
+    cases = [
+        ([*clf, *user, "--tagged", "--n", "500"], "--n, --tagged describe the built-in brain"),
+        ([*clf, *user, "--val-n", "5", "--data-seed", "7"], "--data-seed, --val-n describe the"),
+        ([*clf, "--n", "8", "--no-augment", "--blur", "1.5"], "`--blur` and `--noise` are aug"),
+        ([*clf, "--n", "8", "--val-n", "-1"], "`--val-n` must be an int >= 0, got -1"),
+        ([*clf, "--n", "0"], "`--n` must be an int >= 1, got 0"),
+        (
+            ["train", "generator", "--data", str(tmp_path / "x.npy"), "--n", "9", "--out", "g"],
+            "--n",
+        ),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main([*clf[:-1], str(tmp_path / "file"), "--n", "8"]) == 2
+    assert "`--out` must be a folder, got an existing file" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
 def test_labels_must_name_classes_0_to_k_minus_1(tmp_path, capsys):
     x = torch.rand(6, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     np.save(tmp_path / "x.npy", x.numpy())

@@ -313,6 +313,7 @@ def test_bad_arguments_are_clear_errors(slices, tmp_path):
         ({"max_shift": -1}, "`max_shift` must be a non-negative int, got -1"),
         ({"blur": -0.5}, r"`blur` must be in \[0, 3\] pixels, got -0.5"),
         ({"noise": 0.6}, r"`noise` must be in \[0, 0.5\], got 0.6"),
+        ({"augment": False, "noise": 0.1}, r"`blur` \(0.0\) and `noise` \(0.1\) are augment"),
     ],
 )
 def test_bad_training_config_is_a_clear_error(kwargs, message):
