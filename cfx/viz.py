@@ -54,6 +54,7 @@ def brain_preview(
     ``tags`` ``(N,)`` bool. Writes a PNG to ``path`` and returns it.
     """
     n = images.shape[0]
+    columns = max(1, min(columns, n))  # two slices: two columns, not six empty ones
     rows = (n + columns - 1) // columns
     fig, axes = _subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
     pics = to_unit(images[:, 0]).clamp(0, 1).cpu().numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cfx.errors import UnknownNameError
+from cfx.errors import UnknownNameError, check_int
 
 DATASETS = ("brain", "credit")
 FIGURES = (".png", ".pdf", ".svg")
@@ -33,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     prev.set_defaults(run=run_preview)
 
 
+PREVIEW_MAX = 128
+"""Most slices one preview grid shows."""
+
+
 def run_preview(args: argparse.Namespace) -> int:
     if args.dataset == "brain":
         from cfx.data.brain import MARKER_BOX, make_dataset
@@ -43,7 +47,9 @@ def run_preview(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"`--out` for brain is a figure, one of {', '.join(FIGURES)}; got {out.name!r}"
             )
-        n = 16 if args.n is None else args.n
+        n = 16 if args.n is None else check_int("--n", args.n)
+        if n > PREVIEW_MAX:  # a grid past this is unreadable and slow to render
+            raise ValueError(f"`--n` must be at most {PREVIEW_MAX} for a preview, got {n}")
         seed = 0 if args.seed is None else args.seed
         d = make_dataset(n, seed=seed, tagged=bool(args.tagged))
         out = brain_preview(d.images, d.labels, d.masks, d.tags, out, marker_box=MARKER_BOX)

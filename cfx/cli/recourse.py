@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cfx.errors import UnknownNameError
+from cfx.errors import UnknownNameError, check_int, check_real
 
 FORMATS = ("text", "json", "csv")
 
@@ -128,18 +128,51 @@ def _constraints(args: argparse.Namespace) -> Any:
     return Constraints(immutable=names) if names else None
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Errors naming the flags (the Python names, e.g. `target_proba`, are not what was
+    typed), before the model is fitted; batch-only options with one applicant, which printed
+    to the screen and ignored them."""
+    check_int("--k", args.k)
+    if args.max_changes is not None:
+        check_int("--max-changes", args.max_changes)
+    if args.support is not None:
+        check_real("--support", args.support, low=0.0, high=1.0)
+    if args.target_proba is not None and not 0.5 <= args.target_proba < 1:
+        raise ValueError(
+            "`--target-proba` must be in [0.5, 1) (at least the approval threshold), got "
+            f"{args.target_proba}"
+        )
+    if args.input is None:
+        batch_only = [
+            flag
+            for flag, value in (
+                ("--out", args.out),
+                ("--limit", args.limit),
+                ("--id-column", args.id_column),
+            )
+            if value is not None
+        ]
+        if batch_only:
+            raise ValueError(
+                f"{', '.join(batch_only)} go with --input (a batch); one applicant "
+                "(--applicant-index) is printed: redirect it to keep it, e.g. "
+                "`--format csv > plan.csv`"
+            )
+    elif args.limit is not None:
+        check_int("--limit", args.limit)
+
+
 def run_recourse(args: argparse.Namespace) -> int:
-    if args.k < 1:
-        raise ValueError(f"`k` must be a positive int, got {args.k}")
+    _check_options(args)
     if args.input is not None:
         return _run_batch(args)
     fmt = args.format or "text"
     if fmt not in FORMATS:
-        raise ValueError(f"`format` must be one of {FORMATS}, got {fmt!r}")
+        raise ValueError(f"`--format` must be one of {FORMATS}, got {fmt!r}")
     data, rec = _fitted(args)
     if not 0 <= args.applicant_index < len(data.X):
         raise ValueError(
-            f"`applicant-index` must be in 0..{len(data.X) - 1}, got {args.applicant_index}"
+            f"`--applicant-index` must be in 0..{len(data.X) - 1}, got {args.applicant_index}"
         )
     row = data.X.iloc[[args.applicant_index]]
     (res,) = rec.explain(row, constraints=_constraints(args))
@@ -154,7 +187,7 @@ def run_recourse(args: argparse.Namespace) -> int:
         writer.writerow(record(res, args.k))
         print(buffer.getvalue(), end="")
     else:
-        raise ValueError(f"`format` must be one of {FORMATS}, got {fmt!r}")
+        raise ValueError(f"`--format` must be one of {FORMATS}, got {fmt!r}")
     return 0
 
 
@@ -276,9 +309,13 @@ def _run_batch(args: argparse.Namespace) -> int:
 
     fmt = args.format or ("json" if str(args.out).endswith((".json", ".jsonl")) else "csv")
     if fmt not in ("csv", "json"):
-        raise ValueError(f"batch `format` must be csv or json, got {fmt!r}")
+        raise ValueError(f"batch `--format` must be csv or json, got {fmt!r}")
     if args.out is None:
         raise ValueError("`--out` is required with `--input`")
+    if args.out.is_dir():
+        raise IsADirectoryError(
+            f"`--out` must be a file (csv or JSON Lines), got the folder {args.out}"
+        )
     if not args.input.is_file():
         raise FileNotFoundError(f"`--input` {args.input} does not exist")
     data, rec = _fitted(args)

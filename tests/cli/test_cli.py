@@ -12,6 +12,16 @@ def test_data_preview_brain_writes_png(tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
+def test_a_small_preview_has_no_empty_columns(tmp_path):
+    from PIL import Image
+
+    wide, narrow = tmp_path / "8.png", tmp_path / "2.png"
+    assert main(["data", "preview", "brain", "--n", "8", "--out", str(wide)]) == 0
+    assert main(["data", "preview", "brain", "--n", "2", "--out", str(narrow)]) == 0
+    w8, w2 = Image.open(wide).size[0], Image.open(narrow).size[0]
+    assert w2 / w8 == pytest.approx(2 / 8, abs=0.02)  # two columns, not eight with six empty
+
+
 def test_data_preview_credit_writes_summary(tmp_path):
     out = tmp_path / "c.csv"
     assert main(["data", "preview", "credit", "--out", str(out)]) == 0
@@ -42,7 +52,11 @@ def test_preview_options_that_would_do_nothing_or_mislabel_a_file(tmp_path, caps
 
 def test_bad_n_is_a_clear_error(tmp_path, capsys):
     assert main(["data", "preview", "brain", "--n", "0", "--out", str(tmp_path / "x.png")]) == 2
-    assert "`n` must be a positive int, got 0" in capsys.readouterr().err
+    assert "`--n` must be an int >= 1, got 0" in capsys.readouterr().err
+    assert (
+        main(["data", "preview", "brain", "--n", "100000", "--out", str(tmp_path / "x.png")]) == 2
+    )
+    assert "`--n` must be at most 128 for a preview, got 100000" in capsys.readouterr().err
 
 
 def test_demo_writes_report(tmp_path):

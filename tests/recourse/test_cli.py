@@ -69,6 +69,31 @@ def test_batch_errors_are_clear(tmp_path, applicants_csv, capsys):
     assert code == 2 and "unknown credit model 'forest'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # batch options with one applicant: the plan was printed and --out never written
+        (["--applicant-index", "1", "--out", "x.csv"], "--out go with --input (a batch)"),
+        (["--applicant-index", "1", "--limit", "3"], "--limit go with --input (a batch)"),
+        # the Python names (`k`, `target_proba`, `max_changes`) are not what was typed
+        (["--applicant-index", "1", "--k", "0"], "`--k` must be an int >= 1, got 0"),
+        (["--applicant-index", "1", "--max-changes", "0"], "`--max-changes` must be an int >= 1"),
+        (["--applicant-index", "1", "--target-proba", "1.5"], "`--target-proba` must be in [0.5"),
+        (["--applicant-index", "1", "--support", "2"], "`--support` must be"),
+        (["--applicant-index", "5000"], "`--applicant-index` must be in 0..999, got 5000"),
+    ],
+)
+def test_options_are_named_as_typed(capsys, argv, message):
+    assert main(["recourse", "--model", "logistic", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_folder_for_the_batch_file_is_named(tmp_path, applicants_csv, capsys):
+    argv = ["recourse", "--input", str(applicants_csv), "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "`--out` must be a file (csv or JSON Lines), got the folder" in capsys.readouterr().err
+
+
 def test_an_input_that_is_not_a_csv_of_applicants_is_named(tmp_path, applicants_csv, capsys):
     """An empty file, a binary file and a header without rows once failed with pandas' or
     the codec's words ("No columns to parse from file", "'utf-8' codec can't decode") or
