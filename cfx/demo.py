@@ -511,10 +511,13 @@ def build_demo(
     An ``index.html`` of an earlier demo in ``out`` is removed first: the figures are
     rewritten section by section, so an interrupted run must not leave an old page over new
     figures. The page itself is written in one step at the end. A folder holding another
-    ``index.html`` is refused (``FileExistsError``) before anything is written.
+    ``index.html`` is refused (``FileExistsError``) before anything is written, and so is a
+    ``seed`` outside [0, 2**32).
     """
+    from cfx.errors import check_seed
     from cfx.progress import tqdm
 
+    check_seed("seed", seed)  # numpy and scikit-learn seed with it: [0, 2**32)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / "index.html"

@@ -60,3 +60,16 @@ def test_the_demo_refuses_a_folder_holding_another_page(tmp_path):
         cfx.demo.build_demo(tmp_path, show_progress=False)
     assert (tmp_path / "index.html").read_text() == "<title>my project</title>"
     assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
+
+
+def test_a_seed_numpy_cannot_take_is_named_before_the_folder_is_made(tmp_path, capsys):
+    """--seed -1 failed in the credit section with scikit-learn's message about
+    `random_state`, leaving a half-written report folder."""
+    import cfx.demo
+    from cfx.cli import main
+
+    with pytest.raises(ValueError, match=r"`seed` must be None or an int in \[0, 2\*\*32\)"):
+        cfx.demo.build_demo(tmp_path / "a", seed=-1, show_progress=False)
+    assert main(["demo", "--seed", "-1", "--out", str(tmp_path / "b")]) == 2
+    assert "`--seed` must be None or an int in [0, 2**32), got -1" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

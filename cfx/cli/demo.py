@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cfx.cli.paths import out_folder
+from cfx.errors import check_seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from cfx.demo import build_demo
 
+    check_seed("--seed", args.seed)  # before the folder is made
     folder = out_folder(args.out)
     index = build_demo(folder, seed=args.seed, show_progress=not args.no_progress)
     print(index)

@@ -75,9 +75,17 @@ def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -
         raise ValueError(f"`port` must be an int in 0..65535, got {port!r}")
     task = read_task(directory)
     page = resources.files("cfx.label").joinpath("page.html").read_bytes()
-    if not _is_loopback(host):
+    try:
+        server = LabelServer((host, port), task, page)
+    except OSError as err:  # "[Errno -2] Name or service not known" names neither
+        raise OSError(
+            f"cannot serve on host {host!r}, port {port}: {err.strerror or err} (a host is an "
+            "address of this machine, e.g. 127.0.0.1, or 0.0.0.0 for every one; port 0 picks "
+            "a free port)"
+        ) from err
+    if not _is_loopback(host):  # after the bind: a host that cannot be served gets no warning
         logger.warning("serving on %s: anyone who can reach this address can label", host)
-    return LabelServer((host, port), task, page)
+    return server
 
 
 def serve(

@@ -489,7 +489,7 @@ def export_csv(
     if out.exists() and not overwrite:
         raise FileExistsError(
             f"`{name}` {out} already exists (perhaps a sheet being filled in); expected a new "
-            "file name, or overwrite it on purpose"
+            "file name, or overwrite it on purpose (`overwrite=True`; CLI: `--force`)"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = io.StringIO()

@@ -45,7 +45,7 @@ def test_export_keeps_an_existing_sheet_unless_forced(task_dir, tmp_path, capsys
     sheet.write_text("id,label\n000000,tumour\n")  # a sheet being filled in
     assert main(["label", "export", str(task_dir), "--csv", str(sheet)]) == 2
     err = capsys.readouterr().err
-    assert "`--csv`" in err and "already exists" in err
+    assert "`--csv`" in err and "already exists" in err and "`--force`" in err
     assert sheet.read_text() == "id,label\n000000,tumour\n"
     assert main(["label", "export", str(task_dir), "--csv", str(sheet), "--force"]) == 0
     assert sheet.read_text().startswith("id,image,suggested,label")

@@ -49,6 +49,14 @@ def test_a_broken_labels_file_is_refused_before_writing(server, task_dir):
     assert (task_dir / "labels.csv").read_bytes() == before  # the label was not saved
 
 
+def test_a_host_that_cannot_be_served_is_named(task_dir, caplog):
+    """`--host 999.1.1.1` printed the 'anyone can label' warning, then a bare
+    `[Errno -2] Name or service not known`."""
+    with pytest.raises(OSError, match=r"cannot serve on host '192\.0\.2\.1', port 0: "):
+        make_server(task_dir, host="192.0.2.1", port=0)  # TEST-NET-1: not this machine's
+    assert "anyone who can reach" not in caplog.text
+
+
 def test_port_zero_binds_a_free_port(server):
     assert server.port > 0
     assert server.url == f"http://127.0.0.1:{server.port}/"
