@@ -12,9 +12,10 @@ import torch
 
 from cfx.cli.models import model_name
 from cfx.cli.paths import out_folder
-from cfx.errors import UnknownNameError, check_int
+from cfx.errors import UnknownNameError, check_int, check_real
 
 OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
+GHORBANI = ("top_k", "mass_center", "targeted")  # the objectives GhorbaniAttack runs
 REGIONS = ("mirror", "marker")  # where targeted attacks pull the map
 ATTACKABLE = ("gradient", "gradient_x_input", "smoothgrad", "integrated_gradients", "gradcam")
 
@@ -56,9 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument(
         "--target",
-        type=int,
-        default=1,
-        help="class explained, an index of the classifier's outputs (default: 1, tumour)",
+        default="tumour",
+        help="class explained: healthy, tumour, or an index of the classifier's outputs",
     )
     c.add_argument(
         "--n", type=int, default=None, help="built-in tumour test slices to score (default: 64)"
@@ -120,13 +120,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--restarts",
         type=int,
-        default=1,
+        default=None,
         help="Ghorbani attacks: random restarts, the best label-keeping one is kept (default: 1)",
     )
     a.add_argument(
         "--beta",
         type=float,
-        default=50.0,
+        default=None,
         help="Ghorbani attacks: softplus sharpness of the surrogate model (default: 50)",
     )
     a.add_argument("--k", type=int, default=None, help="top-k size (default: 2%% of pixels)")
@@ -208,7 +208,9 @@ def run_compare(args: argparse.Namespace) -> int:
     names = _method_names(args.methods)
     _built_in(args, 64)
     check_int("--attack-n", args.attack_n, minimum=0)
-    check_int("--target", args.target, minimum=0)
+    from cfx.cli.trajectory import parse_target
+
+    args.target = parse_target(str(args.target))
     if (args.input is None) != (args.masks is None):
         raise ValueError(
             "`--input` and `--masks` go together: the maps are scored against the masks"
@@ -304,7 +306,17 @@ def run_attack(args: argparse.Namespace) -> int:
     if args.steps is not None:  # 0 steps is no attack: RandomSign is the baseline
         check_int("--steps", args.steps)
     steps = {} if args.steps is None else {"steps": args.steps}
-    check_int("--restarts", args.restarts)
+    ghorbani = args.objective in GHORBANI
+    given = [f for f, v in (("--restarts", args.restarts), ("--beta", args.beta)) if v is not None]
+    if args.objective == "random" and args.steps is not None:
+        given.insert(0, "--steps")
+    if given and not ghorbani:  # they were ignored, and the summary said restarts: null
+        raise ValueError(
+            f"{', '.join(given)} do nothing for `--objective {args.objective}` (--restarts and "
+            f"--beta belong to {', '.join(GHORBANI)}; random takes no --steps)"
+        )
+    restarts = 1 if args.restarts is None else check_int("--restarts", args.restarts)
+    beta = 50.0 if args.beta is None else check_real("--beta", args.beta, low=0.0, open_low=True)
     model = load_classifier(
         model_name("--classifier", args.classifier, "classifier", has_generator=False)
     )
@@ -357,8 +369,8 @@ def run_attack(args: argparse.Namespace) -> int:
             objective=args.objective,
             epsilon=eps,
             k=args.k,
-            beta=args.beta,
-            restarts=args.restarts,
+            beta=beta,
+            restarts=restarts,
             show_progress=show,
             **steps,
         )
@@ -385,10 +397,8 @@ def run_attack(args: argparse.Namespace) -> int:
         "objective": args.objective,
         "epsilon": eps,
         "steps": steps_used,
-        "restarts": args.restarts
-        if args.objective in ("top_k", "mass_center", "targeted")
-        else None,
-        "beta": args.beta,
+        "restarts": restarts if ghorbani else None,
+        "beta": beta if ghorbani else None,
         "k": res.k,
         "n": x.shape[0],
         "input": None if args.input is None else str(args.input),

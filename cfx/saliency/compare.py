@@ -233,7 +233,8 @@ def compare_methods(
 
     Args:
         model: the classifier (images -> logits).
-        masks: ground truth ``(B, 1, H, W)`` (bool), e.g. lesion masks.
+        masks: ground truth ``(B, 1, H, W)`` (bool), e.g. lesion masks; all empty is an
+            error, some empty a warning (those images get NaN localisation scores).
         target: class explained (int or ``(B,)``), e.g. the true labels.
         methods: names from :data:`METHODS` (built with :func:`build_method`) or a dict of
             ready methods by display name.
@@ -255,6 +256,21 @@ def compare_methods(
         ValueError,
         f"`masks` must have shape {(x.shape[0], 1, *x.shape[2:])}",
     )
+    empty = torch.nonzero(~masks.flatten(1).bool().any(1)).flatten().tolist()
+    if len(empty) == x.shape[0]:  # every localisation score would be NaN, and best() too
+        raise ValueError(
+            "`masks` are all empty: there is nothing to score the maps against (a mask marks "
+            "the pixels that should carry the evidence, e.g. the lesion)"
+        )
+    if empty:
+        log.warning(
+            "%d of %d masks are empty (rows %s%s): their images count in the faithfulness "
+            "scores only, not in the localisation means",
+            len(empty),
+            x.shape[0],
+            empty[:20],
+            " ..." if len(empty) > 20 else "",
+        )
     if isinstance(methods, str):  # would be read letter by letter
         raise TypeError(
             f"`methods` must be a list of method names or a dict of methods, got the string "

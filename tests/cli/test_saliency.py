@@ -81,6 +81,18 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
             ["saliency", "compare", "--input", "x.npy", "--masks", "m.npy", "--seed", "1"],
             "`--seed` chooses the built-in slices",
         ),
+        # ignored before, and the summary said "restarts": null
+        (
+            ["saliency", "attack", "--objective", "target_map", "--restarts", "2"],
+            "--restarts do nothing for `--objective target_map`",
+        ),
+        (
+            ["saliency", "attack", "--objective", "random", "--steps", "5", "--beta", "9"],
+            "--steps, --beta do nothing for `--objective random`",
+        ),
+        (["saliency", "attack", "--beta", "0"], "`--beta` must be a number in (0, inf)"),
+        # class names as in cfx trajectory (`tumour` was "invalid int value")
+        (["saliency", "compare", "--target", "lesion"], "`--target` must be healthy, tumour or"),
     ],
 )
 def test_user_errors_are_one_clear_line(tmp_path, capsys, argv, match):

@@ -87,3 +87,18 @@ def test_errors():
     table = compare_methods(small_cnn(), x, m, 1, ["gradient"], faithfulness_steps=4)
     with pytest.raises(ValueError, match=r"`metric` must be one of \[.*'dice'.*\], got 'dicez'"):
         table.best("dicez")
+
+
+def test_empty_masks_are_said_not_averaged_away(caplog):
+    """All-empty masks gave a table of `nan ± nan` and `best Dice: gradient (nan)`; one empty
+    mask dropped its image from the localisation means without a word."""
+    model, x = small_cnn(), images(b=3, h=16, w=16)
+    with pytest.raises(ValueError, match="`masks` are all empty"):
+        compare_methods(model, x, torch.zeros(3, 1, 16, 16, dtype=torch.bool), 1, ["gradient"])
+    masks = _masks()
+    masks[1] = False
+    with caplog.at_level("WARNING"):
+        res = compare_methods(model, x, masks, 1, ["gradient"], faithfulness_steps=4)
+    assert "1 of 3 masks are empty (rows [1])" in caplog.text
+    dice = res.scores[0, METRICS.index("dice")]
+    assert dice[1].isnan() and not dice[[0, 2]].isnan().any()  # what the warning says
