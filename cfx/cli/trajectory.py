@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -454,7 +455,22 @@ def run_trajectory(args: argparse.Namespace) -> int:
         )
         raise
     shutil.rmtree(unfinished)  # the outputs are written: nothing left to resume
+    missed = [i for i, row in enumerate(summary["images"]) if not row["success"]]
+    if missed:  # else only "flip_rate" in the JSON said so
+        log.warning(
+            "%d of %d paths end outside the target class (rows %s%s): the classifier's "
+            "decision did not move far enough within the walk; check --target, and that the "
+            "classifier was trained on images like the generator's",
+            len(missed),
+            len(summary["images"]),
+            missed[:20],
+            " ..." if len(missed) > 20 else "",
+        )
     print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
+    # on stderr: stdout stays the summary's JSON, for `| jq`
+    print(
+        f"wrote {out}/: result.npz, summary.json, strips, GIFs, probabilities.png", file=sys.stderr
+    )
     return 0
 
 

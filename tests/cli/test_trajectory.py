@@ -488,3 +488,26 @@ def test_the_default_oracle_is_flagged_with_your_own_generator(tmp_path, caplog)
     with caplog.at_level("WARNING"):
         assert main([*argv, "--out", str(tmp_path / "b")]) == 0  # the zoo's own generator
     assert "(the default)" not in caplog.text
+
+
+def test_paths_that_miss_the_target_are_said_and_the_outputs_named(tmp_path, caplog, capsys):
+    """A classifier that never flipped left only `"flip_rate": 0.0` in the JSON, and nothing
+    said where the files went."""
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+
+    deaf = BrainCNN(BrainCNNConfig())  # blind to its input: always healthy
+    with torch.no_grad():
+        for param in deaf.parameters():
+            param.zero_()
+        last = [m for m in deaf.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.bias.copy_(torch.tensor([5.0, -5.0]))
+    deaf.save_pretrained(tmp_path / "deaf")
+    out = tmp_path / "t"
+    argv = ["trajectory", "--classifier", str(tmp_path / "deaf"), "--target", "tumour"]
+    argv += ["--method", "gradient", "--n", "2", "--steps", "2", "--inversion-steps", "0"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--oracle", "none", "--no-progress", "--out", str(out)]) == 0
+    assert "2 of 2 paths end outside the target class (rows [0, 1])" in caplog.text
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["flip_rate"] == 0.0  # stdout is still the JSON alone
+    assert f"wrote {out}/" in captured.err
