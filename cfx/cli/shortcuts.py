@@ -72,6 +72,11 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
+def _count(n: float, noun: str) -> str:
+    """``1 path``, ``3 paths``."""
+    return f"{int(n)} {noun}{'' if int(n) == 1 else 's'}"
+
+
 def _cell(value: float, digits: int = 2) -> str:
     return "–" if math.isnan(value) else f"{value:.{digits}f}"
 
@@ -121,12 +126,12 @@ def direction_markdown(name: str, summary: dict[str, float], verdict: str, dilat
     lines = [
         f"## {name}",
         "",
-        f"{int(s['n_paths'])} paths: {int(s['n_input_in_target'])} inputs already in the target "
-        f"class, {int(s['n_reconstruction_in_target'])} more whose reconstruction G(z_0) already "
-        f"is, {int(s['n_started_outside'])} started outside it, {int(s['n_counted'])} counted "
-        f"(flipped). Flip rate {_percent(s['flip_rate'])}, via the marker "
-        f"{_percent(s['marker_rate'])} (both cells pooled), restoring the marker alone undoes "
-        f"{_percent(s['marker_undo_rate'])} of the counted flips.",
+        f"{_count(s['n_paths'], 'path')}: {int(s['n_input_in_target'])} inputs already in the "
+        f"target class, {int(s['n_reconstruction_in_target'])} more whose reconstruction "
+        f"G(z_0) already is, {int(s['n_started_outside'])} started outside it, "
+        f"{int(s['n_counted'])} counted (flipped). Flip rate {_percent(s['flip_rate'])}, "
+        f"via the marker {_percent(s['marker_rate'])} (both cells pooled), restoring the "
+        f"marker alone undoes {_percent(s['marker_undo_rate'])} of the counted flips.",
         "",
         f"**{verdict}**",
         "",

@@ -253,6 +253,20 @@ class ShortcutReport:
                 out[f"median_{name}_{region}"] = med
         return out
 
+    def _all_start_in_target(self, sel: Tensor) -> str:
+        """The verdict when every selected path starts in the target class: the inputs
+        themselves, or (where the inversion moved them) their reconstructions."""
+        total = int(sel.sum())
+        inputs = int(((self.source_class == self.paths.target) & sel).sum())
+        paths = "path starts" if total == 1 else f"all {total} paths start"
+        if inputs == total:
+            why = "the classifier already puts the input" + ("" if total == 1 else "s")
+        elif inputs == 0:
+            why = "the classifier puts the reconstruction G(z_0) there, not the input"
+        else:
+            why = f"{inputs} inputs are there already, the other {total - inputs} reconstructions"
+        return f"no verdict: the {paths} in the target class ({why})"
+
     def describe(self, where: Tensor | None = None) -> str:
         """The verdict for the paths selected by ``where`` (all by default), one line.
 
@@ -271,8 +285,7 @@ class ShortcutReport:
                 f"from outside it ({int((self.started_outside & sel).sum())} started outside, "
                 "none of those flipped)"
                 if bool((self.started_outside & sel).any())
-                else f"no verdict: the classifier already put all {int(sel.sum())} inputs in "
-                "the target class"
+                else self._all_start_in_target(sel)
             )
         cells = [c for c in self.cells(sel) if c.n_counted > 0]
         flagged = sorted((c for c in cells if c.flagged), key=lambda c: -c.via_rate)

@@ -295,7 +295,24 @@ def test_no_verdict_when_nothing_needs_to_flip():
     )
     assert not bool(report.counted.any())
     assert math.isnan(report.marker_rate) and not report.flagged
-    assert report.verdict.startswith("no verdict: the classifier already put all 1 inputs")
+    assert report.verdict == (
+        "no verdict: the path starts in the target class (the classifier already puts the input)"
+    )
+    # the input in class 0, its (given) reconstruction in class 1: the verdict said "the
+    # classifier already put all 1 inputs in the target class" below a count of 0 such inputs
+    moved = ShortcutAudit(g, f, steps=3).audit(
+        g.decode(torch.zeros(1, 3)).detach(),
+        1,
+        lesion_masks=LESION,
+        marker_masks=MARKER,
+        marker_present=torch.ones(1, dtype=torch.bool),
+        latents=z0,
+    )
+    assert moved.summary()["n_input_in_target"] == 0
+    assert moved.verdict == (
+        "no verdict: the path starts in the target class (the classifier puts the "
+        "reconstruction G(z_0) there, not the input)"
+    )
 
 
 def test_bad_arguments_are_clear_errors():
