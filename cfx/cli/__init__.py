@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command as typed, e.g. ``cfx saliency compare``, as argparse's own errors name it."""
+    action = getattr(args, f"{args.command}_command", None)
+    return f"cfx {args.command}" + (f" {action}" if action else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -79,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from deep inside torch
         if args.verbose:
             raise
-        print(f"cfx {args.command}: interrupted", file=sys.stderr)
+        print(f"{_command(args)}: interrupted", file=sys.stderr)
         return 130  # the shell's code for SIGINT
     except (ValueError, TypeError, KeyError, OSError) as err:
         # user errors and unreadable or unwritable files: one clear line (-v: the traceback)
         if args.verbose:
             raise
-        print(f"cfx {args.command}: error: {err}", file=sys.stderr)
+        print(f"{_command(args)}: error: {err}", file=sys.stderr)
         return 2
 
 

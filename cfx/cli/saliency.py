@@ -249,11 +249,9 @@ def run_compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     (out / "table.csv").write_text(res.to_csv(), encoding="utf-8")
     note = (
-        f"{source}, classifier `{args.classifier}`, target class {args.target}; cells: "
-        "mean ± 95% CI half-width; maps scored by their positive part. "
-        "relevance_rank and dice agree by construction (both compare the top-|mask| pixels "
-        "with the mask); insertion_auc separates methods little when it saturates (brain-cnn "
-        "calls a slice tumour from the first pixels inserted)."
+        f"{source}, classifier `{args.classifier}`, target class {args.target}; maps scored "
+        "by their positive part. insertion_auc separates methods little when it saturates "
+        "(brain-cnn calls a slice tumour from the first pixels inserted)."
     )
     (out / "table.md").write_text(note + "\n\n" + res.to_markdown(), encoding="utf-8")
     saliency_grid(x, masks, res.maps, res.methods, out / "grid.png")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
     g.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, model)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.set_defaults(run=run_generator)
 
     c = tsub.add_parser(
@@ -78,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, augment")
     c.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, model)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bars")
     c.set_defaults(run=run_classifier)
 
 
@@ -131,7 +134,11 @@ def _brain(args: argparse.Namespace, n: int, seed: int) -> BrainSlices:
     from cfx.data.brain import make_dataset
 
     return make_dataset(
-        n, seed=seed, tagged=args.tagged, tag_correlation=args.tag_correlation, show_progress=True
+        n,
+        seed=seed,
+        tagged=args.tagged,
+        tag_correlation=args.tag_correlation,
+        show_progress=not args.no_progress,
     )
 
 
@@ -169,7 +176,7 @@ def run_generator(args: argparse.Namespace) -> int:
         **settings, model=BrainGANConfig(channels=int(images.shape[1]), **shape)
     )
     start = time.perf_counter()
-    model, report = train_generator(images, args.out, config)
+    model, report = train_generator(images, args.out, config, show_progress=not args.no_progress)
     print(_save_run(Path(args.out), model, report, start))
     return 0
 
@@ -245,6 +252,11 @@ def run_classifier(args: argparse.Namespace) -> int:
                 _targets(args, val_images, args.val_targets, args.val_targets, "--val-targets"),
             )
         if not segment:  # as many classes as the labels name (at least 2), each with images
+            if int(targets.min()) < 0:
+                raise ValueError(
+                    f"`--labels` must be classes 0..K-1, got {int(targets.min())} (labels of "
+                    "-1/1 are read as classes: map them to 0/1)"
+                )
             classes = max(2, int(targets.max()) + 1)
             empty = sorted(set(range(classes)) - set(targets.unique().tolist()))
             if empty:
@@ -269,7 +281,14 @@ def run_classifier(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     model, report = train_classifier(
-        model, images, targets, args.out, config, task="segment" if segment else "classify", val=val
+        model,
+        images,
+        targets,
+        args.out,
+        config,
+        task="segment" if segment else "classify",
+        val=val,
+        show_progress=not args.no_progress,
     )
     extra = {"arch": args.arch} | ({} if segment else {"classes": classes})
     print(_save_run(Path(args.out), model, report, start, **extra))
@@ -288,5 +307,14 @@ def _save_run(out: Path, model: Any, report: Any, start: float, **extra: Any) ->
     }
     (out / "training.json").write_text(
         json.dumps({"summary": summary, "history": list(report.history)}, indent=1)
+    )
+    last = ", ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary["last"].items()
+    )
+    # stderr: stdout stays the model folder alone, for scripts
+    print(
+        f"{report.steps} steps ({report.seconds:.0f} s in all); last logged: {last or 'nothing'}; "
+        f"history in {out / 'training.json'}",
+        file=sys.stderr,
     )
     return folder

@@ -136,9 +136,10 @@ class ComparisonResult:
         return "\n".join(lines) + "\n"
 
     def to_markdown(self) -> str:
-        """Method x metric table, ``mean +- ci95`` in each cell, plus seconds per image; with
-        both ``relevance_rank`` and ``dice`` a note under the table says why their columns
-        are equal (both are the share of the ``|mask|`` top-ranked pixels inside the mask)."""
+        """Method x metric table, ``mean +- ci95`` in each cell, plus seconds per image, and
+        notes under it: what a cell holds, and (with both ``relevance_rank`` and ``dice``) why
+        those columns are equal (both are the share of the ``|mask|`` top-ranked pixels inside
+        the mask)."""
         head = ["method", *self.metrics, "s / image"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.summary():
@@ -147,12 +148,12 @@ class ComparisonResult:
                 cells.append(f"{row[metric]:.3f} ± {row[metric + '_ci95']:.3f}")
             cells.append(f"{row['seconds_per_image']:.4f}")
             lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "Cells: mean ± half-width of the 95% confidence interval over the images."]
         if {"relevance_rank", "dice"} <= set(self.metrics):
-            lines += [
-                "",
+            lines.append(
                 "relevance_rank and dice are equal by construction: with K = |mask| top pixels, "
-                "Dice 2|top ∩ mask| / (K + |mask|) is the share of the top K inside the mask.",
-            ]
+                "Dice 2|top ∩ mask| / (K + |mask|) is the share of the top K inside the mask."
+            )
         return "\n".join(lines) + "\n"
 
     def best(self, metric: str = "dice") -> tuple[str, float]:

@@ -12,8 +12,14 @@ TINY = ["--n", "48", "--val-n", "16", "--epochs", "1", "--batch-size", "16", "--
 def test_train_classifier_on_brain_writes_model_and_report(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "classifier", "--arch", "brain-cnn", "--data", "brain", "--tagged", *TINY]
-    assert main([*argv, "--out", str(out)]) == 0
-    assert str(out / "model") in capsys.readouterr().out
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out / "model")  # stdout: the folder alone, for scripts
+    report = json.loads((out / "training.json").read_text())
+    val_acc = report["history"][-1]["val_acc"]
+    # the validation accuracy was in training.json only
+    assert captured.err.startswith("3 steps (") and f"val_acc {val_acc:.4g}" in captured.err
+    assert "%|" not in captured.err  # --no-progress: no bars
     model = BrainCNN.from_pretrained(out / "model")
     assert model.config.width == 4
     report = json.loads((out / "training.json").read_text())
@@ -92,6 +98,7 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
     without a word; --val-n -1 meant no validation; an --out file gave a bare [Errno 17]."""
     np.save(tmp_path / "x.npy", np.zeros((4, 1, 64, 64), dtype=np.float32))
     np.save(tmp_path / "y.npy", np.arange(4) % 2)
+    np.save(tmp_path / "pm.npy", np.array([-1, 1, -1, 1]))
     user = ["--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
     clf = ["train", "classifier", "--arch", "brain-cnn", "--out", str(tmp_path / "c")]
     cases = [
@@ -100,6 +107,8 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         ([*clf, "--n", "8", "--no-augment", "--blur", "1.5"], "`--blur` and `--noise` are aug"),
         ([*clf, "--n", "8", "--val-n", "-1"], "`--val-n` must be an int >= 0, got -1"),
         ([*clf, "--n", "0"], "`--n` must be an int >= 1, got 0"),
+        # said "none of the images is in class 0" for labels of -1/1
+        ([*clf, "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "pm.npy")], "-1/1"),
         (
             ["train", "generator", "--data", str(tmp_path / "x.npy"), "--n", "9", "--out", "g"],
             "--n",

@@ -61,7 +61,7 @@ def test_import_bad_row_is_one_clear_line(task_dir, tmp_path, capsys):
     sheet.write_text("id,image,suggested,label\n000000,,,sick\n")
     assert main(["label", "import", str(task_dir), "--csv", str(sheet)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("cfx label: error:") and "row 2: label 'sick'" in err
+    assert err.startswith("cfx label import: error:") and "row 2: label 'sick'" in err
     assert read_labels(task_dir) == {}
 
 

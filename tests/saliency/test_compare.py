@@ -29,7 +29,8 @@ def test_every_method_is_scored_on_the_same_images():
     assert rows[0]["method"] == "gradient" and "dice_ci95" in rows[0]
     assert res.to_csv().count("\n") == 4
     table = res.to_markdown().split("\n")
-    assert len(table) == 8 and table[-1] == ""  # header, rule, three rows, blank, note
+    assert len(table) == 9 and table[-1] == ""  # header, rule, three rows, blank, 2 notes
+    assert table[-3].startswith("Cells: mean ± half-width of the 95% confidence interval")
     assert table[-2].startswith("relevance_rank and dice are equal by construction")
     for line in table[2:5]:  # the note is true of the numbers
         cells = line.split(" | ")
