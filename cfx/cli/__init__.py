@@ -39,13 +39,23 @@ class HelpWithDefaults(argparse.HelpFormatter):
         return text + " (default: %(default)s)"
 
 
-def _use_formatter(parser: argparse.ArgumentParser) -> None:
-    """:class:`HelpWithDefaults` for ``parser`` and every subcommand under it."""
+def _finish(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
+    """:class:`HelpWithDefaults` for ``parser`` and every subcommand under it, and ``-v`` on
+    every command too (``cfx trajectory -v`` was "unrecognized arguments"; the default is
+    suppressed so a command's -v does not undo ``cfx -v trajectory``'s)."""
     parser.formatter_class = HelpWithDefaults
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for child in action.choices.values():
-                _use_formatter(child)
+    subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in subcommands:
+        for child in action.choices.values():
+            _finish(child, top=False)
+    if not top and not subcommands:
+        parser.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="log progress details (as cfx -v)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     shortcuts_cmd.register(sub)
     train_cmd.register(sub)
     trajectory_cmd.register(sub)
-    _use_formatter(parser)
+    _finish(parser)
     return parser
 
 

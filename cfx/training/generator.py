@@ -143,6 +143,14 @@ def train_generator(
     if state is not None:
         step, seconds, history = state["step"], state["seconds"], state["history"]
         log.info("resumed generator training at step %d", step)
+        if step > cfg.steps:  # a rerun that asks for fewer steps: nothing trains
+            log.warning(
+                "the checkpoint in %s is at step %d, past `steps` %d: nothing is trained and "
+                "the model is the checkpoint's (raise `steps` to go on)",
+                out,
+                step,
+                cfg.steps,
+            )
 
     n = images.shape[0]
     last = model.to_image.weight

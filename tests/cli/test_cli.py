@@ -148,3 +148,12 @@ def test_every_option_has_help_and_shows_one_kind_of_default():
     assert "(default: brain-cnn-tagged)" in helps["cfx shortcuts"]
     assert "(default: 0.0)" in " ".join(helps["cfx trajectory"].split())  # 0 is not "no default"
     assert "(default: cfx-report)" in helps["cfx demo"]
+
+
+def test_verbose_works_before_or_after_the_command():
+    from cfx.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["-v", "demo"], ["demo", "-v"], ["saliency", "compare", "--verbose"]):
+        assert parser.parse_args(argv).verbose is True, argv
+    assert parser.parse_args(["demo"]).verbose is False

@@ -33,6 +33,17 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
         assert torch.equal(p, q), name
 
 
+def test_a_rerun_asking_for_fewer_steps_says_nothing_was_trained(tmp_path, caplog):
+    x = _images()
+    trained, _ = train_generator(x, tmp_path, _config(steps=4), show_progress=False)
+    with caplog.at_level("WARNING"):
+        again, report = train_generator(x, tmp_path, _config(steps=2), show_progress=False)
+    assert "is at step 4, past `steps` 2: nothing is trained" in caplog.text
+    assert report.steps == 4 and all(
+        torch.equal(p, q) for p, q in zip(trained.parameters(), again.parameters(), strict=True)
+    )
+
+
 def test_reconstruction_improves_on_a_fixed_image(tmp_path):
     ramp = torch.linspace(-0.8, 0.8, 64)
     x = (ramp[None, :] * ramp[:, None].abs()).expand(8, 1, 64, 64).contiguous()  # one image
