@@ -15,7 +15,7 @@ from torch import Tensor
 
 from cfx.cli.models import model_name
 from cfx.cli.paths import out_folder
-from cfx.errors import UnknownNameError
+from cfx.errors import UnknownNameError, check_int, check_real
 
 if TYPE_CHECKING:
     from cfx.shortcuts import MarkerCell, ShortcutReport
@@ -237,8 +237,13 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     from cfx.trajectory import GradientAscent, MonotonePath
     from cfx.zoo import load_classifier, load_generator
 
-    if args.n <= 0:
-        raise ValueError(f"`--n` must be a positive int, got {args.n}")
+    # named as typed, before any model loads (the audit's own checks say `flag_rate`, ...)
+    check_int("--n", args.n)
+    check_int("--steps", args.steps)
+    check_int("--inversion-steps", args.inversion_steps, minimum=0)
+    check_real("--min-enrichment", args.min_enrichment, low=0.0, open_low=True)
+    check_real("--flag-rate", args.flag_rate, low=0.0, high=1.0, open_low=True)
+    check_int("--min-paths", args.min_paths)
     if args.saliency not in SALIENCY_METHODS:
         raise UnknownNameError(
             f"unknown saliency method {args.saliency!r}; expected one of {SALIENCY_METHODS}"

@@ -13,7 +13,7 @@ import torch
 
 from cfx.cli.paths import not_a_file
 from cfx.data.io import load_images, load_labels, load_masks
-from cfx.errors import UnknownNameError, check_int
+from cfx.errors import UnknownNameError, check_int, check_real
 
 if TYPE_CHECKING:
     from cfx.data.brain import BrainSlices
@@ -126,6 +126,8 @@ def _brain_options(args: argparse.Namespace, n: int) -> None:
         if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, default)
     check_int("--n", args.n)
+    check_real("--tag-correlation", args.tag_correlation, low=0.0, high=1.0)
+    check_int("--batch-size", args.batch_size)
     if hasattr(args, "val_n"):
         check_int("--val-n", args.val_n, minimum=0)
 

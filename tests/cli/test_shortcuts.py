@@ -69,7 +69,12 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
 
 def test_shortcuts_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert main(["shortcuts", "--n", "0", "--out", str(tmp_path)]) == 2
-    assert "`--n` must be a positive int, got 0" in capsys.readouterr().err
+    assert "`--n` must be an int >= 1, got 0" in capsys.readouterr().err
+    # the audit's own checks called these `flag_rate` and `min_paths`
+    assert main(["shortcuts", "--flag-rate", "1.5", "--out", str(tmp_path)]) == 2
+    assert "`--flag-rate` must be a number in (0, 1], got 1.5" in capsys.readouterr().err
+    assert main(["shortcuts", "--min-paths", "0", "--out", str(tmp_path)]) == 2
+    assert "`--min-paths` must be an int >= 1, got 0" in capsys.readouterr().err
     assert main(["shortcuts", "--generator", "brain-cnn", "--out", str(tmp_path)]) == 2
     assert "`--generator`: 'brain-cnn' is a classifier" in capsys.readouterr().err
     assert main(["shortcuts", "--saliency", "magic", "--out", str(tmp_path)]) == 2
