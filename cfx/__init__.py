@@ -21,7 +21,7 @@ __all__ = ["Classifier", "Generator", "InversionResult", "Invertible", "__versio
 _SUBMODULES = frozenset(
     {
         *("augment", "calls", "data", "demo", "errors", "filters", "images", "inversion"),
-        *("label", "metrics", "models", "notices", "progress", "recourse", "report"),
+        *("label", "metrics", "models", "notices", "progress", "recourse", "report", "reprs"),
         *("run_key", "saliency", "shortcuts", "training", "trajectory", "types", "viz", "zoo"),
     }
 )

@@ -43,6 +43,7 @@ from cfx.calls import call_named, frozen
 from cfx.errors import ForeignRunError, check
 from cfx.images import check_images
 from cfx.inversion import generator_probe
+from cfx.reprs import short_repr
 from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.trajectory import GradientAscent
@@ -64,6 +65,8 @@ _KEY_NAMES = {
 class AugmentRound:
     """What one round did: labels spent and what the fine-tuned model scored."""
 
+    __repr__ = short_repr  # shapes and counts, not every field in full
+
     index: int
     starts: Tensor  # (S,) pool indices used as starting points
     labelled: int  # labels spent in this round
@@ -75,6 +78,8 @@ class AugmentRound:
 @dataclass(frozen=True)
 class AugmentResult:
     """The fine-tuned model, every labelled image, and the per-round history."""
+
+    __repr__ = short_repr  # shapes and counts, not every field in full
 
     model: nn.Module  # a fine-tuned copy; the user's classifier is unchanged
     images: Tensor  # (N, C, H, W) in [-1, 1], all labelled frames

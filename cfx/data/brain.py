@@ -37,6 +37,7 @@ from torch import Tensor
 
 from cfx.errors import shape_or_type
 from cfx.images import from_unit
+from cfx.reprs import short_repr
 
 SIZE = 64
 _CHUNK = 256
@@ -49,6 +50,8 @@ SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 @dataclass(frozen=True)
 class BrainSlices:
     """A batch of rendered slices. Images are in [-1, 1]; masks are boolean."""
+
+    __repr__ = short_repr  # shapes and counts, not every field in full
 
     images: Tensor  # (N, 1, 64, 64) float32 in [-1, 1]
     labels: Tensor  # (N,) int64, 1 = tumour

@@ -23,6 +23,7 @@ from importlib import resources
 import pandas as pd
 
 from cfx.data.schema import FeatureSchema, FeatureSpec
+from cfx.reprs import short_repr
 
 N_ROWS = 1000
 #: label column of the shipped CSV and its two values.
@@ -278,6 +279,8 @@ def german_schema() -> FeatureSchema:
 @dataclass(frozen=True)
 class GermanCredit:
     """German Credit as loaded by :func:`load_german`."""
+
+    __repr__ = short_repr  # shapes and counts, not every field in full
 
     X: pd.DataFrame  # (1000, 20) features in schema order
     y: pd.Series  # (1000,) int64 named "approved", 1 = good (approved), 0 = bad

@@ -8,6 +8,8 @@ from typing import Literal
 
 import pandas as pd
 
+from cfx.reprs import short_repr
+
 Status = Literal["approved", "recourse", "infeasible", "not_found"]
 Value = float | int | str
 
@@ -28,6 +30,8 @@ class Change:
 @dataclass(frozen=True)
 class Counterfactual:
     """One way to get approved: what to change, what it costs, where it leads."""
+
+    __repr__ = short_repr  # shapes and counts, not every field in full
 
     changes: tuple[Change, ...]  # actions first, then causal consequences
     values: Mapping[str, Value]  # the whole counterfactual applicant
@@ -59,6 +63,8 @@ class RecourseResult:
     applicant approved; ``reason`` is the certificate: the highest reachable probability and the
     binding constraints) or ``"not_found"`` (a heuristic found nothing; not a proof).
     """
+
+    __repr__ = short_repr  # shapes and counts, not every field in full
 
     index: Hashable  # the applicant's row label
     status: Status

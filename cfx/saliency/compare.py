@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from cfx.errors import UnknownNameError, check
+from cfx.reprs import short_repr
 from cfx.saliency import metrics as M
 from cfx.saliency._common import SaliencyMethod, check_input, takes_generator
 from cfx.saliency.faithfulness import deletion_auc, insertion_auc
@@ -105,6 +106,8 @@ def build_method(
 @dataclass(frozen=True)
 class ComparisonResult:
     """Scores ``(methods, metrics, B)`` of every method on the same images, and their maps."""
+
+    __repr__ = short_repr  # shapes and counts, not every field in full
 
     methods: tuple[str, ...]
     metrics: tuple[str, ...]

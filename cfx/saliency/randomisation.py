@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
     check_generator,
@@ -33,6 +34,8 @@ from cfx.saliency.metrics import spearman
 @dataclass(frozen=True)
 class RandomisationResult:
     """Spearman correlations ``(L, B)`` after randomising ``layers[: l + 1]`` (output first)."""
+
+    __repr__ = short_repr  # shapes and counts, not every field in full
 
     layers: tuple[str, ...]  # parameterised modules, in randomisation order (output first)
     spearman: Tensor  # (L, B) signed maps vs the original maps

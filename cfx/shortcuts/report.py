@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from cfx.errors import check
+from cfx.reprs import short_repr
 from cfx.trajectory import TrajectoryResult
 
 REGIONS = ("lesion", "marker", "elsewhere")
@@ -104,6 +105,8 @@ class ShortcutReport:
     All per-path tensors are ``(B,)``; regions are ``lesion`` (dilated), ``marker`` and
     ``elsewhere`` (see :mod:`cfx.shortcuts.report` for the definitions and precedence).
     """
+
+    __repr__ = short_repr  # shapes and counts, not every field in full
 
     paths: TrajectoryResult  # the explainer's result (frames, probs, target, success, ...)
     source_class: Tensor  # (B,) int64, the classifier's class for the input x

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from cfx.calls import class_logits, resolve_target
 from cfx.images import IMAGE_RANGE
+from cfx.reprs import short_repr
 from cfx.saliency._common import SaliencyMethod, frozen, takes_generator
 from cfx.saliency.metrics import mass_center_shift, spearman, top_k_intersection
 
@@ -29,6 +30,8 @@ class AttackResult:
     Similarities compare ``|maps|`` of the original and perturbed images on the *real* model
     (Ghorbani et al.'s protocol).
     """
+
+    __repr__ = short_repr  # shapes and counts, not every field in full
 
     x_adv: Tensor  # (B, C, H, W) in [-1, 1]
     maps: Tensor  # (B, 1, H, W) explanation of the original images
