@@ -101,6 +101,8 @@ def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classif
         )
     logits = classifier(images)
     n = images.shape[0]
+    if isinstance(logits, Tensor) and tuple(logits.shape) == (n,):
+        check_two_classes(logits, name)  # one score per image: the error names TwoLogits
     if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != n:
         raise ValueError(
             f"`{name}` must map images (B, C, H, W) to logits (B, K), got "
@@ -182,9 +184,9 @@ class TwoLogits(nn.Module):
 
 
 def check_two_classes(logits: Tensor, name: str) -> None:
-    """An error naming ``name`` for ``(B, 1)`` outputs: softmax over one logit is 1 for
-    every image, so a target probability would never move."""
-    if logits.shape[1] < 2:
+    """An error naming ``name`` for ``(B, 1)`` or ``(B,)`` outputs: softmax over one logit is
+    1 for every image, so a target probability would never move."""
+    if logits.ndim == 1 or logits.shape[1] < 2:
         raise ValueError(
             f"`{name}` returns one logit per image, shape {tuple(logits.shape)}; cfx needs one "
             f"logit per class, (B, K) with K >= 2. For a binary model with a single output, pass "

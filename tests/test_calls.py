@@ -106,13 +106,14 @@ def test_resolve_target_takes_numpy_and_zero_d_integers_but_not_booleans():
 def test_class_logits_rejects_outputs_that_are_not_b_by_k():
     images = torch.zeros(4, 1, 2, 2)
     assert class_logits(lambda x: torch.zeros(4, 3), images).shape == (4, 3)
-    with pytest.raises(ValueError, match=r"logits \(B, K\), got \(4,\) for 4 images"):
-        class_logits(lambda x: torch.zeros(4), images)
-    with pytest.raises(ValueError, match=r"got \(2, 3\)"):  # one row per image, not two
+    with pytest.raises(ValueError, match=r"logits \(B, K\), got \(4, 3, 1\) for 4 images"):
+        class_logits(lambda x: torch.zeros(4, 3, 1), images)
+    with pytest.raises(ValueError, match=r"got \(2, 3\) for 4 images"):  # one row each
         class_logits(lambda x: torch.zeros(2, 3), images)
     with pytest.raises(ValueError, match="got list"):
         class_logits(lambda x: [0.0] * 4, images)
-    with pytest.raises(ValueError, match="`oracle` must map"):
+    # one score per image, (B,): the TwoLogits advice too, not only "must map ... (B, K)"
+    with pytest.raises(ValueError, match=r"`oracle` returns one logit per image, shape \(4,\)"):
         class_logits(lambda x: torch.zeros(4), images, name="oracle")
     # one logit per image: softmax over it is 1 whatever the image, so probabilities (RISE,
     # deletion AUC, the explainers' targets) would never move; TwoLogits makes it two classes

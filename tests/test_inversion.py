@@ -569,7 +569,7 @@ def test_a_classifier_in_another_dtype_is_named():
 
 def test_a_classifier_without_class_logits_is_named():
     g, x, _, _, _, _ = _decision_toy()
-    with pytest.raises(ValueError, match="`classifier` must map images"):
+    with pytest.raises(ValueError, match="`classifier` returns one logit per image"):
         invert(g, x, steps=2, classifier=lambda images: images.flatten(1).sum(1))
 
 

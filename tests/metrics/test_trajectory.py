@@ -177,7 +177,7 @@ def test_localisation_and_cout_check_their_options_and_classifier():
     with pytest.raises(TypeError, match="`dilation` must be an int"):
         localisation(start, final, mask, dilation=1.5)
     # a classifier returning one score per image, not (B, K) logits: named, not an IndexError
-    with pytest.raises(ValueError, match=r"`classifier` must map images .* logits \(B, K\)"):
+    with pytest.raises(ValueError, match=r"`classifier` returns one logit per image.*TwoLogits"):
         cout(lambda x: x.flatten(1).sum(1), start, final, torch.tensor([0, 1]))
     # RGB images for a one-channel model: PyTorch's conv error names neither; cfx names both
     conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
