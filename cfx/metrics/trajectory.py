@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.calls import call_named, class_logits, frozen
+from cfx.calls import call_named, class_logits, frozen, resolve_target
 from cfx.errors import check_int, shape_or_type
 from cfx.metrics.image import check_image_pair, check_pair
 from cfx.types import Classifier
@@ -189,7 +189,7 @@ def cout(
     classifier: Classifier,
     source: Tensor,
     counterfactual: Tensor,
-    target: Tensor,
+    target: int | Tensor,
     *,
     steps: int = 20,
 ) -> Tensor:
@@ -199,21 +199,15 @@ def cout(
     ``p(target) - p(source class)``; return the mean over stages (area under the transition
     curve), in [-1, 1]. The source class is the classifier's prediction on ``source``.
 
-    ``source`` and ``counterfactual`` ``(B, C, H, W)``; ``target`` ``(B,)`` class indices.
+    ``source`` and ``counterfactual`` ``(B, C, H, W)``; ``target`` one class (int) or ``(B,)``
+    class indices, as the explainers take it.
     The classifier runs in eval mode (an ``nn.Module`` is left as it was).
     """
     check_image_pair(source, counterfactual, ("source", "counterfactual"), values=False)
-    b = source.shape[0]
-    if not isinstance(target, Tensor) or tuple(target.shape) != (b,) or target.is_floating_point():
-        got = (
-            f"{tuple(target.shape)} {target.dtype}"
-            if isinstance(target, Tensor)
-            else type(target).__name__
-        )
-        raise ValueError(f"`target` must be an integer tensor ({b},), got {got}")
+    tgt = resolve_target(target, source.shape[0], None, source.device)  # the class range: _cout
     check_int("steps", steps)
     with frozen(classifier):
-        return _cout(classifier, source, counterfactual, target.long(), steps)
+        return _cout(classifier, source, counterfactual, tgt, steps)
 
 
 def _cout(

@@ -19,7 +19,7 @@ from numbers import Integral
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import UnknownNameError, check
+from cfx.errors import UnknownNameError, check, shape_or_type
 from cfx.reprs import short_repr
 from cfx.saliency import metrics as M
 from cfx.saliency._common import SaliencyMethod, check_input, takes_generator
@@ -258,7 +258,7 @@ def compare_methods(
     check(
         isinstance(masks, Tensor) and masks.shape == (x.shape[0], 1, *x.shape[2:]),
         ValueError,
-        f"`masks` must have shape {(x.shape[0], 1, *x.shape[2:])}",
+        f"`masks` must have shape {(x.shape[0], 1, *x.shape[2:])}, got {shape_or_type(masks)}",
     )
     empty = torch.nonzero(~masks.flatten(1).bool().any(1)).flatten().tolist()
     if len(empty) == x.shape[0]:  # every localisation score would be NaN, and best() too

@@ -33,7 +33,12 @@ from cfx.errors import check
 
 def _check_maps(maps: object, name: str = "maps") -> Tensor:
     if not isinstance(maps, Tensor) or not maps.is_floating_point():
-        raise TypeError(f"`{name}` must be a float tensor (B, 1, H, W), got {maps!r:.60}")
+        got = (
+            f"a {maps.dtype} tensor {tuple(maps.shape)}"
+            if isinstance(maps, Tensor)
+            else type(maps).__name__
+        )  # a tensor's contents say nothing (e.g. masks passed for maps)
+        raise TypeError(f"`{name}` must be a float tensor (B, 1, H, W), got {got}")
     check(
         maps.ndim == 4 and maps.shape[1] == 1,
         ValueError,

@@ -84,6 +84,11 @@ def explain_in_chunks(
     about twice the time (1.9x for `cfx trajectory` on those slices, inversion included;
     BENCHMARKS.md, session 17).
     """
+    if not callable(getattr(explainer, "explain", None)):  # e.g. the classifier passed
+        raise TypeError(
+            "`explainer` must have an `explain(x, target)` method (GradientAscent, "
+            f"LocalisedAscent, MonotonePath), got {type(explainer).__name__}"
+        )
     batch_size = check_int("batch_size", batch_size)
     # the whole input, before any chunk: an error names its row in x, not in a chunk
     x = check_images(x, "x")

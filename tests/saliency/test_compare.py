@@ -103,3 +103,11 @@ def test_empty_masks_are_said_not_averaged_away(caplog):
     assert "1 of 3 masks are empty (rows [1])" in caplog.text
     dice = res.scores[0, METRICS.index("dice")]
     assert dice[1].isnan() and not dice[[0, 2]].isnan().any()  # what the warning says
+
+
+def test_masks_of_the_wrong_shape_say_what_arrived():
+    model, x = small_cnn(), images(b=3, h=16, w=16)
+    with pytest.raises(
+        ValueError, match=r"`masks` must have shape \(3, 1, 16, 16\), got \(3, 16, 16\)"
+    ):
+        compare_methods(model, x, _masks()[:, 0], 1, ["gradient"])

@@ -132,3 +132,7 @@ def test_bad_inputs():
         M.top_k_intersection(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), 5)
     with pytest.raises(ValueError, match="NaN"):
         M.spearman(torch.full((1, 1, 2, 2), float("nan")), torch.zeros(1, 1, 2, 2))
+    # masks passed for maps (arguments swapped): named by dtype and shape, not the contents
+    masks = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    with pytest.raises(TypeError, match=r"got a torch.bool tensor \(1, 1, 4, 4\)$"):
+        M.pointing_game(masks, torch.zeros(1, 1, 4, 4))

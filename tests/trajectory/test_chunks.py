@@ -169,6 +169,9 @@ def test_bad_arguments_are_named(tmp_path):
     x, g, f = _sources(3)
     with pytest.raises(ValueError, match="`batch_size` must be"):
         explain_in_chunks(_ascent(g, f), x, 1, batch_size=0)
+    # the classifier for the explainer: a bare AttributeError about `explain` before
+    with pytest.raises(TypeError, match=r"`explainer` must have an `explain\(x, target\)` meth"):
+        explain_in_chunks(f, x, 1)
     # the same rules and messages as the explainers' (resolve_target), before any chunk
     with pytest.raises(
         ValueError, match=r"`target` must be an int or an integer tensor of shape \(3,\)"
