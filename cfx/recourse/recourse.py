@@ -50,7 +50,15 @@ from cfx.recourse.proposal import Evaluate, Method, Proposal
 from cfx.recourse.result import Change, Counterfactual, RecourseResult, Status
 from cfx.recourse.search import GridSearch
 from cfx.recourse.select import Choice, DataSupport, Realise, choose
-from cfx.recourse.space import COSTS, ActionSpace, Codec, Constraints, CostName, Scales
+from cfx.recourse.space import (
+    COSTS,
+    ActionSpace,
+    Codec,
+    Constraints,
+    CostName,
+    Scales,
+    check_columns,
+)
 from cfx.recourse.tree import TreeMILP
 
 MethodName = Literal["auto", "milp", "tree", "search", "dice-random", "dice-genetic", "dice-kdtree"]
@@ -172,9 +180,7 @@ class Recourse:
         self._check_params()
         if not isinstance(X_train, pd.DataFrame):
             raise TypeError(f"`X_train` must be a pandas DataFrame, got {type(X_train).__name__}")
-        missing = [n for n in self.schema.names if n not in X_train.columns]
-        if missing:
-            raise ValueError(f"`X_train` is missing columns {missing!r}")
+        check_columns(X_train, self.schema.names, "X_train")
         codec = Codec(self.schema, X_train)
         Z = codec.to_codes(X_train, what="X_train")
         if len(Z) < 2:

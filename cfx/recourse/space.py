@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,6 +29,20 @@ log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------------------
 # codes <-> data frames
+
+
+def check_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
+    """An error naming the ``names`` that ``df`` lacks and, next to them, the columns it has
+    that no name matches: other columns are dropped, but beside a missing one they are most
+    likely its misspelling."""
+    missing = [n for n in names if n not in df.columns]
+    if missing:
+        extra = [str(c) for c in df.columns if c not in names]
+        raise ValueError(
+            f"`{what}` is missing columns {missing!r}"
+            + (f" and has columns the schema does not name: {extra!r}" if extra else "")
+            + f"; expected the schema's features {list(names)!r}"
+        )
 
 
 class Codec:
@@ -71,12 +85,7 @@ class Codec:
         constrain what a counterfactual may change *to*, not who may ask."""
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"`{what}` must be a pandas DataFrame, got {type(df).__name__}")
-        missing = [n for n in self.names if n not in df.columns]
-        if missing:
-            raise ValueError(
-                f"`{what}` is missing columns {missing!r}; expected the schema's features"
-                f" {list(self.names)!r}"
-            )
+        check_columns(df, self.names, what)
         Z = np.empty((len(df), self.d))  # (n, d)
         for j, spec in enumerate(self.schema.features):
             column = df[spec.name]

@@ -27,6 +27,15 @@ def test_unknown_category_names_column_and_value(fitted, german):
 def test_missing_column_is_named(fitted, german):
     with pytest.raises(ValueError, match=r"missing columns \['credit_amount'\]"):
         fitted.explain(german.X.iloc[[0]].drop(columns="credit_amount"))
+    # a misspelt column: the spelling that arrived is named beside the one that is missing
+    renamed = german.X.iloc[[0]].rename(columns={"age_in_years": "age"})
+    match = (
+        r"missing columns \['age_in_years'\] and has columns the schema does not name: \['age'\]"
+    )
+    with pytest.raises(ValueError, match=match):
+        fitted.explain(renamed)
+    with pytest.raises(ValueError, match=match.replace("`", "")):  # fit says the same
+        Recourse(fitted.model, german.schema).fit(german.X.rename(columns={"age_in_years": "age"}))
 
 
 def test_nan_is_named(fitted, german):
