@@ -104,7 +104,8 @@ class ActiveLearner:
         steps: frames per path ``T``.
         selection: ``"margin"`` (least certain pool images first) or ``"random"``.
         repeat_new: how often each labelled frame appears in the fine-tuning set.
-        finetune: training settings of each round (``reset_parameters`` is forced False).
+        finetune: training settings of each round (``reset_parameters`` is forced False, and
+            ``seed`` is replaced by :meth:`augment`'s ``seed`` plus the round's index).
         inversion_steps: latent optimisation steps when inverting the starts (0 = encoder).
         batch_size: paths per batch.
         show_progress: tqdm bars.
@@ -194,7 +195,8 @@ class ActiveLearner:
             train_images, train_labels: the classifier's own training set ``(N, C, H, W)``,
                 ``(N,)``; kept in every fine-tuning round.
             out: run folder (one ``round_KK`` subfolder per round; reused to resume).
-            seed: seeds start selection (``"random"``) and fine-tuning, per round.
+            seed: seeds start selection (``"random"``) and fine-tuning, per round (round
+                ``k`` fine-tunes with ``seed + k``; ``finetune.seed`` is not used).
             eval_fn: scores a model after each round (e.g. worst-group accuracy); rounds read
                 back from ``out`` are scored again, so a resumed run reports one test set.
         """
@@ -251,6 +253,13 @@ class ActiveLearner:
         cfg = replace(
             self.finetune or ClassifierTrainingConfig(epochs=2, lr=5e-4), reset_parameters=False
         )
+        if cfg.seed not in (ClassifierTrainingConfig().seed, seed):  # set, and then unused
+            log.warning(
+                "`finetune.seed` (%d) is not used: round k fine-tunes with augment's `seed` "
+                "+ k (%d + k); pass that seed to augment instead",
+                cfg.seed,
+                seed,
+            )
         self._claim(out, pool, train_images, train_labels, cfg, seed)
         model = copy.deepcopy(self.classifier)  # the user's model is never touched
         for param in model.parameters():  # zoo models load frozen; the copy is trained

@@ -80,9 +80,13 @@ _GLYPH_LEVEL, _GLYPH_PIXELS = 0.4, 10
 
 
 def _check_masks(masks: object, name: str, b: int, h: int, w: int, *, shared: bool) -> Tensor:
-    if not isinstance(masks, Tensor) or masks.dtype != torch.bool:
+    if not isinstance(masks, Tensor) or masks.is_complex():
         got = f"dtype {masks.dtype}" if isinstance(masks, Tensor) else type(masks).__name__
         raise TypeError(f"`{name}` must be a bool tensor (B, 1, H, W), got {got}")
+    if masks.dtype != torch.bool:  # 0/1 masks, as cfx.metrics and the saliency metrics take
+        if not bool(((masks == 0) | (masks == 1)).all()):
+            raise ValueError(f"`{name}` must be boolean or hold only 0 and 1")
+        masks = masks != 0
     batches = (1, b) if shared else (b,)
     check(
         masks.ndim == 4 and masks.shape[0] in batches and tuple(masks.shape[1:]) == (1, h, w),

@@ -260,3 +260,22 @@ def test_an_oracle_labeller_needs_a_positive_batch_size():
     """batch_size 0 once failed at labelling time with "range() arg 3 must not be zero"."""
     with pytest.raises(ValueError, match="`batch_size` must be an int >= 1, got 0"):
         OracleLabeller(LogisticClassifier(), batch_size=0)
+
+
+def test_a_finetune_seed_that_augment_replaces_is_said(world, tmp_path, caplog):
+    """`finetune.seed` was replaced by augment's seed + round without a word."""
+    from dataclasses import replace
+
+    g, f, pool, train, labels = world
+    mine = replace(CFG, seed=5)
+    learner = ActiveLearner(g, f, CountingOracle(), budget=2, rounds=1, finetune=mine, steps=2)
+    with caplog.at_level("WARNING"):
+        learner.augment(pool, train, labels, out=tmp_path / "a", seed=1)
+    assert "`finetune.seed` (5) is not used: round k fine-tunes with augment's `seed` + k" in (
+        caplog.text
+    )
+    caplog.clear()
+    same = ActiveLearner(g, f, CountingOracle(), budget=2, rounds=1, finetune=CFG, steps=2)
+    with caplog.at_level("WARNING"):
+        same.augment(pool, train, labels, out=tmp_path / "b", seed=1)  # the default: silent
+    assert "finetune.seed" not in caplog.text

@@ -357,7 +357,12 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match=r"`lesion_masks` must have shape \(1, 1, 8, 8\)"):
         run(audit, lesion_masks=torch.zeros(1, 1, 4, 4, dtype=torch.bool))
     with pytest.raises(TypeError, match="`lesion_masks` must be a bool tensor"):
-        run(audit, lesion_masks=torch.zeros(1, 1, 8, 8))
+        run(audit, lesion_masks=[[0.0]])
+    # 0/1 masks are taken as cfx.metrics takes them (a float mask was refused here only)
+    with pytest.raises(ValueError, match="`lesion_masks` must be boolean or hold only 0 and 1"):
+        run(audit, lesion_masks=torch.full((1, 1, 8, 8), 0.5))
+    as_float = run(audit, lesion_masks=LESION.float(), marker_masks=MARKER.long())
+    assert as_float.summary() == run(audit).summary()
     with pytest.raises(ValueError, match="`marker_masks` is required for images that are not"):
         run(audit, marker_masks=None)
     with pytest.raises(ValueError, match=r"`marker_masks` must have shape \(1, 1, 8, 8\)"):
