@@ -72,6 +72,10 @@ class BrainSlices:
             brain_masks=self.brain_masks[index],
         )
 
+    def __getitem__(self, index: Tensor | slice) -> BrainSlices:
+        """``slices[0:8]``, ``slices[slices.labels == 1]``: :meth:`subset`."""
+        return self.subset(index)
+
 
 def marker_mask(size: int = SIZE) -> Tensor:
     """Boolean ``(1, 1, size, size)`` mask of :data:`MARKER_BOX` (for shortcut analysis)."""
@@ -130,6 +134,11 @@ def make_dataset(
     n, seed = int(n), int(seed)  # numpy integers too
     if not isinstance(tag_correlation, (int, float)) or not 0.0 <= float(tag_correlation) <= 1.0:
         raise ValueError(f"`tag_correlation` must be a float in [0, 1], got {tag_correlation!r}")
+    if not tagged and tag_correlation != 0.5:  # else ignored: untagged slices have no marker
+        raise ValueError(
+            f"`tag_correlation` ({tag_correlation}) sets how often the scanner marker goes with "
+            "the label: it needs tagged=True"
+        )
 
     gen = torch.Generator().manual_seed(seed)
     labels = torch.zeros(n, dtype=torch.int64)

@@ -52,7 +52,8 @@ class TrajectoryResult:
         inversion_seconds: the part of ``seconds`` spent inverting the sources.
         edit_masks: ``(B, 1, H, W)`` in [0, 1], where frames may differ from frame 0
             (localised paths only; None = anywhere).
-        inversion: the sources' inversion (None when the latents were given).
+        inversion: the sources' inversion (None when the latents were given, or for a
+            result read back by :func:`~cfx.trajectory.load_result`).
 
     ``res[i]``, ``res[2:5]``, ``res[mask]`` select sequences (an int keeps the batch axis);
     ``res.to(device=..., dtype=...)`` and ``res.cpu()`` move them.

@@ -34,7 +34,12 @@ CREDIT_MODELS: tuple[str, ...] = get_args(CreditModelName)
 
 
 def german_split(*, seed: int = 0, test_size: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified train/test row indices of German Credit (deterministic in ``seed``)."""
+    """Stratified train/test row indices of German Credit (deterministic in ``seed``);
+    ``test_size`` the share of rows held out, in (0, 1)."""
+    from cfx.errors import check_real, check_seed
+
+    check_seed("seed", seed)
+    check_real("test_size", test_size, low=0.0, high=1.0, open_low=True, open_high=True)
     data = load_german()
     idx = np.arange(len(data))
     train, test = train_test_split(

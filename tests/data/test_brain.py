@@ -96,6 +96,8 @@ def test_marker_region_holds_no_brain(tagged):
         ({"n": 4, "seed": 0, "tag_correlation": 1.5}, ValueError, "`tag_correlation`"),
         ({"n": 4, "seed": 0, "tag_correlation": -0.1}, ValueError, "`tag_correlation`"),
         ({"n": 4, "seed": "a"}, TypeError, "`seed`"),
+        # ignored before: untagged slices carry no marker to correlate
+        ({"n": 4, "seed": 0, "tag_correlation": 0.95}, ValueError, "it needs tagged=True"),
     ],
 )
 def test_bad_arguments(kwargs, exc, match):
@@ -116,3 +118,10 @@ def test_mirrored_lesion_known_answer():
     assert torch.equal(mirror, expected)
     with pytest.raises(ValueError, match=r"`masks` must be \(B, 1, H, W\)"):
         mirrored_lesion(masks[:, 0])
+
+
+def test_a_batch_slices_like_a_tensor():
+    d = make_dataset(6, seed=0)
+    first, tumours = d[:2], d[d.labels == 1]
+    assert len(first) == 2 and torch.equal(first.images, d.images[:2])
+    assert torch.equal(tumours.masks, d.masks[d.labels == 1]) and bool((tumours.labels == 1).all())

@@ -18,6 +18,11 @@ def test_split_is_disjoint_stratified_and_deterministic(data):
     assert abs(data.y.iloc[test].mean() - 0.7) < 0.01
     _, test2 = german_split()
     assert np.array_equal(test, test2)
+    # named as cfx's arguments, not scikit-learn's train_test_split parameters
+    with pytest.raises(ValueError, match=r"`test_size` must be a number in \(0, 1\), got 0"):
+        german_split(test_size=0)
+    with pytest.raises(ValueError, match=r"`seed` must be None or an int in \[0, 2\*\*32\)"):
+        german_split(seed=-1)
 
 
 @pytest.mark.parametrize("name", CREDIT_MODELS)
