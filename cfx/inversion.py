@@ -221,7 +221,7 @@ def invert(
     generator: Generator,
     x: Tensor,
     *,
-    steps: int = 200,
+    steps: int = 100,
     lr: float = 0.03,
     l1_weight: float = 0.5,
     perceptual: PerceptualChoice = "auto",
@@ -238,7 +238,9 @@ def invert(
             :class:`~cfx.types.Invertible`) the optimisation starts from ``encode(x)``,
             otherwise from the zero latent.
         x: the images, shaped like the generator's output.
-        steps: Adam steps of latent optimisation; ``0`` returns the encoder's latents.
+        steps: Adam steps of latent optimisation; ``0`` returns the encoder's latents. The
+            default, 100, is the explainers' ``inversion_steps`` and the CLI's, so an inversion
+            by hand starts a path where the explainer's own would (it was 200).
         lr: Adam learning rate on the latents.
         l1_weight, perceptual_weight, prior_weight: weights (>= 0) of the L1 pixel term, the
             perceptual term and the ``||z||^2 / dim(z)`` prior, next to the squared error.

@@ -648,3 +648,15 @@ def test_an_explainer_inverts_keeping_the_decision_when_asked(caplog):
         explainer(-1.0).explain(x2, 0)
     with pytest.raises(ValueError, match=r"it needs `inversion_steps` > 0, got 0"):
         GradientAscent(g, clf, inversion_steps=0, inversion_classifier_weight=0.01).explain(x2, 0)
+
+
+def test_the_default_steps_are_the_explainers():
+    """invert() ran 200 steps by default and the explainers 100, so the same images inverted
+    by hand and by an explainer started their paths in different places."""
+    import inspect
+
+    from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
+
+    steps = inspect.signature(invert).parameters["steps"].default
+    for explainer in (GradientAscent, LocalisedAscent, MonotonePath):
+        assert inspect.signature(explainer).parameters["inversion_steps"].default == steps
