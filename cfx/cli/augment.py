@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from cfx.cli.models import model_name
-from cfx.cli.paths import out_folder
+from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import check_int
 
 LABELLERS = ("oracle", "web", "csv")
@@ -73,13 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "accuracy per class x attribute and the worst group",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the paths and the fine-tuning")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("cfx-augment"),
-        help="run folder (rounds, labelling tasks, summary.json, model), made if missing",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_output_options(p, "cfx-augment", "the rounds, labelling tasks, summary.json and the model")
     p.set_defaults(run=run_augment)
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from cfx.cli.paths import out_folder
+from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import check_seed
 
 
@@ -19,11 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with its figures, CSV tables and augment-run/ beside it, replacing an earlier demo's "
         "(a folder holding another index.html is refused); about 2-3 minutes on 2 CPU cores.",
     )
-    p.add_argument(
-        "--out", type=Path, default=Path("cfx-report"), help="report folder (made if missing)"
-    )
+    add_output_options(p, "cfx-report", "the report, index.html with its figures and tables")
     p.add_argument("--seed", type=int, default=0, help="seed of the data drawn and the models")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run_demo)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 
@@ -24,3 +25,12 @@ def out_folder(path: Path, flag: str = "--out") -> Path:
     except OSError as err:
         raise OSError(f"`{flag}` {path}: cannot create the folder ({err.strerror or err})") from err
     return path
+
+
+def add_output_options(parser: argparse.ArgumentParser, default: str, holds: str) -> None:
+    """``--out`` (a folder for ``holds``, ``default`` unless given) and ``--no-progress``, as
+    every command that writes a folder names them."""
+    parser.add_argument(
+        "--out", type=Path, default=Path(default), help=f"folder for {holds}, made if missing"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")

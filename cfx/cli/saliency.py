@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from cfx.cli.models import model_name
-from cfx.cli.paths import out_folder
+from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real
 
 OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
@@ -72,13 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--attack-n", type=int, default=4, help="slices attacked for the figures (0: none)"
     )
-    c.add_argument(
-        "--out",
-        type=Path,
-        default=Path("cfx-saliency"),
-        help="folder for table.csv, table.md and grid.png, made if missing",
-    )
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_output_options(c, "cfx-saliency", "table.csv, table.md and grid.png")
     c.set_defaults(run=run_compare)
 
     a = ssub.add_parser("attack", help="perturb slices so a saliency map moves, label kept")
@@ -142,13 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--seed", type=int, default=None, help="seed of the built-in slices (default: 2 = test)"
     )
-    a.add_argument(
-        "--out",
-        type=Path,
-        default=Path("cfx-saliency-attack"),
-        help="folder for attack.csv, attack.json and attack.png (default: cfx-saliency-attack)",
-    )
-    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_output_options(a, "cfx-saliency-attack", "attack.csv, attack.json and attack.png")
     a.set_defaults(run=run_attack)
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from cfx.cli.models import model_name
-from cfx.cli.paths import out_folder
+from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real
 
 if TYPE_CHECKING:
@@ -57,13 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--flag-rate", type=float, default=0.5, help="share of a cell's paths that flags"
     )
     p.add_argument("--min-paths", type=int, default=3, help="counted paths a cell needs to flag")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("cfx-shortcuts"),
-        help="folder for summary.json, report.md and examples.png, made if missing",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_output_options(p, "cfx-shortcuts", "summary.json, report.md and examples.png")
     p.set_defaults(run=run_shortcuts)
 
 
