@@ -13,6 +13,7 @@ from cfx.metrics.trajectory import (
     monotonicity_spearman,
     oracle_agreement,
     spearman,
+    summarise,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "psnr",
     "spearman",
     "ssim",
+    "summarise",
 ]

@@ -2,7 +2,8 @@
 
 Weights live in the repository's top-level ``generators/`` and ``classifiers/`` folders (one
 folder per model: ``config.json``, ``model.safetensors`` and a ``README.md`` model card whose
-``sha256:`` line is checked on every load). Installed wheels carry the same folders inside the
+recorded SHA-256 of the weights, ``sha256 of model.safetensors: `HEX` ``, is checked on every
+load). Installed wheels carry the same folders inside the
 package (``cfx/_zoo``); ``CFX_ZOO`` may point to another copy.
 
 :func:`load_generator` and :func:`load_classifier` also take a folder written by
