@@ -34,6 +34,7 @@ class HelpWithDefaults(argparse.HelpFormatter):
             or action.default is None
             or action.default is False  # a flag's; `in` would take a default of 0 for it too
             or action.default == argparse.SUPPRESS
+            or (isinstance(action.default, str | list | tuple) and not action.default)
         ):
             return text
         return text + " (default: %(default)s)"
@@ -48,7 +49,7 @@ def _finish(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
     for action in subcommands:
         for child in action.choices.values():
             _finish(child, top=False)
-    if not top and not subcommands:
+    if not top:  # group commands too: `cfx train -v generator`
         parser.add_argument(
             "-v",
             "--verbose",

@@ -72,8 +72,17 @@ class BrainSlices:
             brain_masks=self.brain_masks[index],
         )
 
-    def __getitem__(self, index: Tensor | slice) -> BrainSlices:
-        """``slices[0:8]``, ``slices[slices.labels == 1]``: :meth:`subset`."""
+    def __getitem__(self, index: int | Tensor | slice) -> BrainSlices:
+        """``slices[0:8]``, ``slices[slices.labels == 1]``: :meth:`subset`; an int keeps the
+        batch axis (``slices[3]`` holds one slice), as a TrajectoryResult's does."""
+        if isinstance(index, Integral) and not isinstance(index, bool):
+            n = len(self)
+            if not -n <= int(index) < n:
+                raise IndexError(f"slice {index} of a batch of {n}")
+            i = int(index) % n
+            return self.subset(slice(i, i + 1))
+        if isinstance(index, int):  # a bool
+            raise TypeError(f"index a batch with an int, slice or tensor, got {index!r}")
         return self.subset(index)
 
 

@@ -70,16 +70,18 @@ def oracle_agreement(final_oracle_probs: Tensor) -> Tensor:
 
 
 def ranks(values: Tensor) -> Tensor:
-    """Tie-averaged ranks (0-based) along dim 1 of a ``(B, N)`` tensor, float64 (exact for
-    any N a map has), by one stable sort: O(N log N), where comparing every pair of values
+    """Tie-averaged ranks (0-based) along dim 1 of a ``(B, N)`` tensor, float64 (float32 on
+    MPS), by one stable sort: O(N log N), where comparing every pair of values
     took N**2 memory (16M per 64 x 64 map)."""
     b, n = values.shape
+    # float64 where the device has it (Apple's MPS does not: float32, exact up to 2**24 ranks)
+    real = torch.float32 if values.device.type == "mps" else torch.float64
     srt, order = values.sort(dim=1, stable=True)
     new = torch.ones_like(srt, dtype=torch.bool)
     new[:, 1:] = srt[:, 1:] != srt[:, :-1]
     group = new.long().cumsum(1) - 1  # (B, N) tie group of each sorted position
-    pos = torch.arange(n, device=values.device, dtype=torch.float64).expand(b, n)
-    total = torch.zeros(b, n, dtype=torch.float64, device=values.device).scatter_add_(1, group, pos)
+    pos = torch.arange(n, device=values.device, dtype=real).expand(b, n)
+    total = torch.zeros(b, n, dtype=real, device=values.device).scatter_add_(1, group, pos)
     count = torch.zeros_like(total).scatter_add_(1, group, torch.ones_like(pos))
     mean = (total / count.clamp_min(1)).gather(1, group)
     return torch.empty_like(mean).scatter_(1, order, mean)

@@ -181,7 +181,7 @@ def top_k_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
 
 def spearman(a: Tensor, b: Tensor) -> Tensor:
     """Spearman rank correlation of two maps per example (tie-averaged ranks); 0 when either
-    map is constant (no ranking to agree with), NaN when either holds a NaN
+    map is constant (no ranking to agree with); maps holding NaN are refused
     (:func:`cfx.metrics.spearman` over the flattened maps)."""
     from cfx.metrics.trajectory import spearman as spearman_rows
 

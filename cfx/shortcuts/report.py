@@ -17,6 +17,11 @@ from cfx.trajectory import TrajectoryResult
 REGIONS = ("lesion", "marker", "elsewhere")
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 input``, ``2 inputs``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 class PathExplainer(Protocol):
     """Anything with ``explain(x, target, latents=...) -> TrajectoryResult`` (Options 1 and 2)."""
 
@@ -261,14 +266,20 @@ class ShortcutReport:
         themselves, or (where the inversion moved them) their reconstructions."""
         total = int(sel.sum())
         inputs = int(((self.source_class == self.paths.target) & sel).sum())
-        paths = "path starts" if total == 1 else f"all {total} paths start"
+        one = total == 1
+        paths = "the path starts" if one else f"all {total} paths start"
         if inputs == total:
-            why = "the classifier already puts the input" + ("" if total == 1 else "s")
+            why = "the classifier already puts the input" + ("" if one else "s")
         elif inputs == 0:
-            why = "the classifier puts the reconstruction G(z_0) there, not the input"
+            why = (
+                "the classifier puts the reconstruction G(z_0) there, not the input"
+                if one
+                else "the classifier puts the reconstructions G(z_0) there, not the inputs"
+            )
         else:
-            why = f"{inputs} inputs are there already, the other {total - inputs} reconstructions"
-        return f"no verdict: the {paths} in the target class ({why})"
+            rest = total - inputs
+            why = f"{_count(inputs, 'input')} already there, {_count(rest, 'reconstruction')} only"
+        return f"no verdict: {paths} in the target class ({why})"
 
     def describe(self, where: Tensor | None = None) -> str:
         """The verdict for the paths selected by ``where`` (all by default), one line.

@@ -140,6 +140,7 @@ def test_every_option_has_help_and_shows_one_kind_of_default():
     for name, p in parsers(build_parser(), "cfx"):
         text = p.format_help()
         assert "(default: None)" not in text and "(default: False)" not in text, name
+        assert "(default: )" not in text, name  # an empty-string default (recourse --immutable)
         assert "(default " not in text.replace("\n", " ").replace("  ", " "), name
         for a in p._actions:
             if a.option_strings and a.dest != "help" and not isinstance(a, argparse._VersionAction):
@@ -154,6 +155,12 @@ def test_verbose_works_before_or_after_the_command():
     from cfx.cli import build_parser
 
     parser = build_parser()
-    for argv in (["-v", "demo"], ["demo", "-v"], ["saliency", "compare", "--verbose"]):
+    for argv in (
+        ["-v", "demo"],
+        ["demo", "-v"],
+        ["saliency", "compare", "--verbose"],
+        ["saliency", "-v", "compare"],
+        ["train", "-v", "generator", "--out", "x"],
+    ):
         assert parser.parse_args(argv).verbose is True, argv
     assert parser.parse_args(["demo"]).verbose is False

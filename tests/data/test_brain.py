@@ -125,3 +125,8 @@ def test_a_batch_slices_like_a_tensor():
     first, tumours = d[:2], d[d.labels == 1]
     assert len(first) == 2 and torch.equal(first.images, d.images[:2])
     assert torch.equal(tumours.masks, d.masks[d.labels == 1]) and bool((tumours.labels == 1).all())
+    last = d[-1]  # an int keeps the batch axis
+    assert len(last) == 1 and last.images.shape == (1, 1, 64, 64)
+    assert torch.equal(last.images, d.images[5:])
+    with pytest.raises(IndexError, match="slice 6 of a batch of 6"):
+        d[6]

@@ -313,6 +313,20 @@ def test_no_verdict_when_nothing_needs_to_flip():
         "no verdict: the path starts in the target class (the classifier puts the "
         "reconstruction G(z_0) there, not the input)"
     )
+    # three paths: two inputs in class 1 already, one whose reconstruction only is
+    x3 = torch.cat([g.decode(z0), g.decode(z0), g.decode(torch.zeros(1, 3))]).detach()
+    mixed = ShortcutAudit(g, f, steps=3).audit(
+        x3,
+        1,
+        lesion_masks=LESION.expand(3, -1, -1, -1),
+        marker_masks=MARKER,
+        marker_present=torch.ones(3, dtype=torch.bool),
+        latents=z0.expand(3, -1),
+    )
+    assert mixed.verdict == (
+        "no verdict: all 3 paths start in the target class (2 inputs already there, "
+        "1 reconstruction only)"
+    )
 
 
 def test_bad_arguments_are_clear_errors():
