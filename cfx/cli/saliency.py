@@ -298,7 +298,8 @@ def run_attack(args: argparse.Namespace) -> int:
         given.insert(0, "--steps")
     if given and not ghorbani:  # they were ignored, and the summary said restarts: null
         raise ValueError(
-            f"{', '.join(given)} do nothing for `--objective {args.objective}` (--restarts and "
+            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing for "
+            f"`--objective {args.objective}` (--restarts and "
             f"--beta belong to {', '.join(GHORBANI)}; random takes no --steps)"
         )
     restarts = 1 if args.restarts is None else check_int("--restarts", args.restarts)

@@ -119,14 +119,20 @@ def _brain_options(args: argparse.Namespace, n: int) -> None:
             given.append("tagged")
         if given:
             flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+            verb = "describes" if len(given) == 1 else "describe"
             raise ValueError(
-                f"{flags} describe the built-in brain slices; drop them with --data {args.data}"
+                f"{flags} {verb} the built-in brain slices; drop "
+                f"{'it' if len(given) == 1 else 'them'} with --data {args.data}"
             )
     for key, default in (BRAIN_DEFAULTS | {"n": n}).items():
         if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, default)
     check_int("--n", args.n)
     check_real("--tag-correlation", args.tag_correlation, low=0.0, high=1.0)
+    if args.tag_correlation != 0.5 and not args.tagged:  # it shapes the marker only
+        raise ValueError(
+            "`--tag-correlation` sets how often the marker goes with the label: add --tagged"
+        )
     check_int("--batch-size", args.batch_size)
     if hasattr(args, "val_n"):
         check_int("--val-n", args.val_n, minimum=0)
@@ -170,9 +176,10 @@ def run_generator(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     shape = {"latent_dim": args.latent_dim, "width": args.width}
-    GeneratorTrainingConfig(**settings, model=BrainGANConfig(**shape))
     not_a_file(args.out)
-    _brain_options(args, 60000)
+    _brain_options(args, 60000)  # the flags' own checks first, under their names
+    check_int("--steps", args.steps)
+    GeneratorTrainingConfig(**settings, model=BrainGANConfig(**shape))
     images = _images(args)
     config = GeneratorTrainingConfig(
         **settings, model=BrainGANConfig(channels=int(images.shape[1]), **shape)
@@ -224,6 +231,16 @@ def run_classifier(args: argparse.Namespace) -> int:
     _brain_options(args, 20000)
     if args.no_augment and (args.blur > 0 or args.noise > 0):
         raise ValueError("`--blur` and `--noise` are augmentations: drop them or --no-augment")
+    check_int("--epochs", args.epochs)
+    config = ClassifierTrainingConfig(  # checked before any slice is rendered or file read
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        augment=not args.no_augment,
+        blur=args.blur,
+        noise=args.noise,
+        seed=args.seed,
+    )
     val: tuple[torch.Tensor, torch.Tensor] | None = None
     classes = 2
     if args.data == "brain":
@@ -272,15 +289,6 @@ def run_classifier(args: argparse.Namespace) -> int:
                     f"names (0..{classes - 1})"
                 )
     model = _model(args.arch, int(images.shape[1]), args.width, classes)
-    config = ClassifierTrainingConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        augment=not args.no_augment,
-        blur=args.blur,
-        noise=args.noise,
-        seed=args.seed,
-    )
     start = time.perf_counter()
     model, report = train_classifier(
         model,

@@ -228,8 +228,11 @@ def _cout(
         name="source",
     )
     k = logits.shape[1]
-    if bool(((target < 0) | (target >= k)).any()):
-        raise ValueError(f"`target` must hold classes 0..{k - 1}, got {target.tolist()}")
+    bad = target >= k  # below 0 was refused by resolve_target, in these words
+    if bool(bad.any()):
+        raise ValueError(
+            f"`target` must be a class index in [0, {k - 1}], got {target[bad][0].item()}"
+        )
     src_class = logits.argmax(1)
     change = (counterfactual - source).abs().sum(1).flatten(1)  # (B, H*W)
     order = change.argsort(dim=1, descending=True)

@@ -84,7 +84,7 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
         # ignored before, and the summary said "restarts": null
         (
             ["saliency", "attack", "--objective", "target_map", "--restarts", "2"],
-            "--restarts do nothing for `--objective target_map`",
+            "--restarts does nothing for `--objective target_map`",
         ),
         (
             ["saliency", "attack", "--objective", "random", "--steps", "5", "--beta", "9"],

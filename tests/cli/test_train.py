@@ -101,6 +101,7 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
     np.save(tmp_path / "pm.npy", np.array([-1, 1, -1, 1]))
     user = ["--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
     clf = ["train", "classifier", "--arch", "brain-cnn", "--out", str(tmp_path / "c")]
+    gen = ["train", "generator", "--out", str(tmp_path / "g")]
     cases = [
         ([*clf, *user, "--tagged", "--n", "500"], "--n, --tagged describe the built-in brain"),
         ([*clf, *user, "--val-n", "5", "--data-seed", "7"], "--data-seed, --val-n describe the"),
@@ -112,9 +113,15 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         # said "none of the images is in class 0" for labels of -1/1
         ([*clf, "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "pm.npy")], "-1/1"),
         (
-            ["train", "generator", "--data", str(tmp_path / "x.npy"), "--n", "9", "--out", "g"],
-            "--n",
+            [*gen, "--data", str(tmp_path / "x.npy"), "--n", "9"],
+            "--n describes the built-in brain slices; drop it with --data",
         ),
+        # named as typed, before the slices are rendered (the config said `batch_size`, and
+        # --epochs 0 rendered 22,000 slices first)
+        ([*gen, "--batch-size", "0"], "`--batch-size` must be an int >= 1, got 0"),
+        ([*gen, "--steps", "0"], "`--steps` must be an int >= 1, got 0"),
+        ([*clf, "--epochs", "0"], "`--epochs` must be an int >= 1, got 0"),
+        ([*clf, "--n", "8", "--tag-correlation", "0.9"], "`--tag-correlation` sets how often"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
