@@ -38,8 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--oracle",
-        default="brain-oracle",
-        help="classifier for --labeller oracle: a zoo name, a model folder or a hub id",
+        default=None,
+        help="classifier for --labeller oracle: a zoo name, a model folder or a hub id "
+        "(default: brain-oracle)",
     )
     p.add_argument("--budget", type=int, default=200, help="total labels, never exceeded")
     p.add_argument("--rounds", type=int, default=2, help="label-and-fine-tune rounds")
@@ -108,6 +109,11 @@ def run_augment(args: argparse.Namespace) -> int:
     # the models are checked before any data is rendered or model loaded
     model_name("--generator", args.generator, "generator")
     model_name("--classifier", args.classifier, "classifier")
+    if args.labeller != "oracle" and args.oracle is not None:  # a person labels: unused
+        raise ValueError(
+            f"`--oracle` labels for --labeller oracle; drop it with --labeller {args.labeller}"
+        )
+    args.oracle = args.oracle or "brain-oracle"
     if args.labeller == "oracle":
         model_name("--oracle", args.oracle, "classifier")
     out_folder(args.out)  # a file named by --out fails now, not after the first round

@@ -149,6 +149,7 @@ def _check_options(args: argparse.Namespace) -> None:
                 ("--out", args.out),
                 ("--limit", args.limit),
                 ("--id-column", args.id_column),
+                ("--no-progress", args.no_progress or None),
             )
             if value is not None
         ]

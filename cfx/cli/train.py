@@ -249,6 +249,11 @@ def run_classifier(args: argparse.Namespace) -> int:
                 "`--labels`/`--masks` go with your own --data file; the built-in brain slices "
                 "bring their own"
             )
+        if args.val_data is not None or args.val_targets is not None:
+            raise ValueError(
+                "`--val-data`/`--val-targets` go with your own --data file; the built-in "
+                "validation slices are chosen by --val-n and --val-seed"
+            )
         train = _brain(args, args.n, args.data_seed)
         images, targets = train.images, train.masks if segment else train.labels
         if args.val_n > 0:

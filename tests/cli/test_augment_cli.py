@@ -135,6 +135,7 @@ def test_rounds_are_scored_on_your_own_test_data(tmp_path):
             ["--train-data", "x.npy", "--train-labels", "y.npy", "--train-n", "9"],
             "`--train-n` chooses built-in training slices; drop it with --train-data",
         ),
+        (["--labeller", "web", "--oracle", "brain-cnn"], "`--oracle` labels for --labeller oracle"),
     ],
 )
 def test_numbers_and_ignored_options_are_named_by_their_flags(tmp_path, capsys, argv, message):

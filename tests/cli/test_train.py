@@ -122,6 +122,7 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         ([*gen, "--steps", "0"], "`--steps` must be an int >= 1, got 0"),
         ([*clf, "--epochs", "0"], "`--epochs` must be an int >= 1, got 0"),
         ([*clf, "--n", "8", "--tag-correlation", "0.9"], "`--tag-correlation` sets how often"),
+        ([*clf, "--n", "8", "--val-data", "v.npy"], "`--val-data`/`--val-targets` go with your"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
