@@ -129,7 +129,7 @@ def test_bad_settings_are_refused_at_once(kwargs, match):
 def test_cli_names_a_zero_batch(tmp_path, capsys):
     argv = ["train", "generator", "--n", "16", "--steps", "1", "--batch-size", "0"]
     assert main([*argv, "--out", str(tmp_path)]) == 2
-    assert "`batch_size` must be a positive int, got 0" in capsys.readouterr().err
+    assert "`--batch-size` must be an int >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "model.safetensors").exists()
 
 
