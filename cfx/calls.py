@@ -16,7 +16,7 @@ from numbers import Integral
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import shape_or_type
+from cfx.errors import shape_or_type, shown_rows
 from cfx.types import Classifier
 
 
@@ -124,7 +124,7 @@ def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classif
     bad = (out.isnan() | (out == float("inf"))).any(1) | (out == float("-inf")).all(1)
     if bool(bad.any()):
         rows = torch.nonzero(bad).flatten().tolist()
-        shown = f"rows {rows[:10]}{' ...' if len(rows) > 10 else ''}"
+        shown = f"rows {shown_rows(rows, 10)}"
         if images.is_floating_point() and not bool(torch.isfinite(images[bad]).all()):
             raise ValueError(
                 f"the images given to `{name}` hold NaN or infinite values ({shown} of {n}): "

@@ -101,6 +101,11 @@ def check_seed(name: str, value: object) -> int | None:
     return int(value)
 
 
+def shown_rows(rows: list[int], limit: int = 20) -> str:
+    """Row indices for a message: the first ``limit``, then `` ...`` if there are more."""
+    return f"{rows[:limit]}{' ...' if len(rows) > limit else ''}"
+
+
 def shape_or_type(value: object) -> object:
     """For an error message: a tensor's shape as a tuple, else the value's type name (so a
     numpy array passed for a tensor reads as ``ndarray``)."""

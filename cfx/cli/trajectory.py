@@ -15,7 +15,7 @@ import torch
 
 from cfx.cli.models import checked_source
 from cfx.cli.paths import not_a_file, out_folder
-from cfx.errors import UnknownNameError, check_int, check_real
+from cfx.errors import UnknownNameError, check_int, check_real, shown_rows
 
 if TYPE_CHECKING:
     from cfx.zoo import ModelSource
@@ -458,13 +458,12 @@ def run_trajectory(args: argparse.Namespace) -> int:
     missed = [i for i, row in enumerate(summary["images"]) if not row["success"]]
     if missed:  # else only "flip_rate" in the JSON said so
         log.warning(
-            "%d of %d paths end outside the target class (rows %s%s): the classifier's "
+            "%d of %d paths end outside the target class (rows %s): the classifier's "
             "decision did not move far enough within the walk; check --target, and that the "
             "classifier was trained on images like the generator's",
             len(missed),
             len(summary["images"]),
-            missed[:20],
-            " ..." if len(missed) > 20 else "",
+            shown_rows(missed),
         )
     print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
     # on stderr: stdout stays the summary's JSON, for `| jq`

@@ -19,7 +19,7 @@ from numbers import Integral
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import UnknownNameError, check, shape_or_type
+from cfx.errors import UnknownNameError, check, shape_or_type, shown_rows
 from cfx.reprs import short_repr
 from cfx.saliency import metrics as M
 from cfx.saliency._common import SaliencyMethod, check_input, takes_generator
@@ -268,12 +268,11 @@ def compare_methods(
         )
     if empty:
         log.warning(
-            "%d of %d masks are empty (rows %s%s): their images count in the faithfulness "
+            "%d of %d masks are empty (rows %s): their images count in the faithfulness "
             "scores only, not in the localisation means",
             len(empty),
             x.shape[0],
-            empty[:20],
-            " ..." if len(empty) > 20 else "",
+            shown_rows(empty),
         )
     if isinstance(methods, str):  # would be read letter by letter
         raise TypeError(

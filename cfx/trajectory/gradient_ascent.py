@@ -38,7 +38,7 @@ from cfx.calls import (
     target_margin,
     target_prob,
 )
-from cfx.errors import check_int, check_real
+from cfx.errors import check_int, check_real, shown_rows
 from cfx.notices import held, is_held
 from cfx.progress import tqdm
 from cfx.trajectory.repair import repair_steps
@@ -83,7 +83,7 @@ def start_notice(
     if lost:
         why = (
             f"; of these, the classifier does not put the source itself in the target on "
-            f"rows {_rows(lost)}: the inversion lost what it saw there{remedy}"
+            f"rows {shown_rows(lost)}: the inversion lost what it saw there{remedy}"
         )
     log.warning(
         "%d of %d paths start in the target class (the classifier already assigns frame "
@@ -91,7 +91,7 @@ def start_notice(
         "rather than cross into it, and their success flags are set%s",
         len(already),
         first_in_target.shape[0],
-        _rows(already),
+        shown_rows(already),
         why,
         extra={"cfx_starts_in_target": True},
     )
@@ -132,11 +132,6 @@ def notify_starts(
             sources = sources_in_target(classifier, x, target)
     weight = getattr(explainer, "inversion_classifier_weight", 0.0)
     start_notice(first_in_target, sources, remedy=start_remedy(weight, inverted))
-
-
-def _rows(rows: list[int]) -> str:
-    """Row indices for a message, the first 20."""
-    return f"{rows[:20]}{' ...' if len(rows) > 20 else ''}"
 
 
 def sources_in_target(classifier: Classifier, x: Tensor, target: Tensor) -> Tensor:
