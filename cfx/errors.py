@@ -106,6 +106,11 @@ def shown_rows(rows: list[int], limit: int = 20) -> str:
     return f"{rows[:limit]}{' ...' if len(rows) > limit else ''}"
 
 
+def counted(n: float, noun: str) -> str:
+    """``1 path``, ``3 paths``: a count and its noun, for a message or a report."""
+    return f"{int(n)} {noun}{'' if int(n) == 1 else 's'}"
+
+
 def shape_or_type(value: object) -> object:
     """For an error message: a tensor's shape as a tuple, else the value's type name (so a
     numpy array passed for a tensor reads as ``ndarray``)."""

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from cfx.cli.models import model_name
 from cfx.cli.paths import add_output_options, out_folder
-from cfx.errors import UnknownNameError, check_int, check_real
+from cfx.errors import UnknownNameError, check_int, check_real, counted
 
 if TYPE_CHECKING:
     from cfx.shortcuts import MarkerCell, ShortcutReport
@@ -64,11 +64,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _finite(value: float) -> float | None:
     """JSON has no NaN: undefined numbers become null."""
     return None if math.isnan(value) else value
-
-
-def _count(n: float, noun: str) -> str:
-    """``1 path``, ``3 paths``."""
-    return f"{int(n)} {noun}{'' if int(n) == 1 else 's'}"
 
 
 def _cell(value: float, digits: int = 2) -> str:
@@ -120,7 +115,7 @@ def direction_markdown(name: str, summary: dict[str, float], verdict: str, dilat
     lines = [
         f"## {name}",
         "",
-        f"{_count(s['n_paths'], 'path')}: {int(s['n_input_in_target'])} inputs already in the "
+        f"{counted(s['n_paths'], 'path')}: {int(s['n_input_in_target'])} inputs already in the "
         f"target class, {int(s['n_reconstruction_in_target'])} more whose reconstruction "
         f"G(z_0) already is, {int(s['n_started_outside'])} started outside it, "
         f"{int(s['n_counted'])} counted (flipped). Flip rate {_percent(s['flip_rate'])}, "

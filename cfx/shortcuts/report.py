@@ -10,16 +10,11 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from cfx.errors import check
+from cfx.errors import check, counted
 from cfx.reprs import short_repr
 from cfx.trajectory import TrajectoryResult
 
 REGIONS = ("lesion", "marker", "elsewhere")
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 input``, ``2 inputs``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 class PathExplainer(Protocol):
@@ -278,7 +273,9 @@ class ShortcutReport:
             )
         else:
             rest = total - inputs
-            why = f"{_count(inputs, 'input')} already there, {_count(rest, 'reconstruction')} only"
+            why = (
+                f"{counted(inputs, 'input')} already there, {counted(rest, 'reconstruction')} only"
+            )
         return f"no verdict: {paths} in the target class ({why})"
 
     def describe(self, where: Tensor | None = None) -> str:
