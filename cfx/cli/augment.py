@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from cfx.cli.models import model_name
+from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import check_int
 
@@ -94,7 +95,7 @@ def run_augment(args: argparse.Namespace) -> int:
         raise ValueError("`--test-data` and `--test-labels` must be given together")
     if args.test_groups is not None and args.test_data is None:
         raise ValueError("`--test-groups` describes --test-data images: give those too")
-    if args.pool is not None and (args.pool_n is not None or args.pool_seed is not None):
+    if args.pool is not None and given_flags(args, "pool_n", "pool_seed"):
         raise ValueError(
             "`--pool-n` and `--pool-seed` choose the built-in pool; drop them with --pool"
         )

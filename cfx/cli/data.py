@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cfx.cli.options import given_flags
 from cfx.errors import UnknownNameError, check_int
 
 DATASETS = ("brain", "credit")
@@ -56,8 +57,7 @@ def run_preview(args: argparse.Namespace) -> int:
     elif args.dataset == "credit":
         from cfx.data.credit import load_german, summary_table
 
-        options = (("--n", args.n), ("--seed", args.seed), ("--tagged", args.tagged))
-        given = [flag for flag, value in options if value is not None]
+        given = given_flags(args, "n", "seed", "tagged")
         if given:  # they would do nothing here
             raise ValueError(
                 f"{', '.join(f'`{f}`' for f in given)} only shape the brain preview; the "

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cfx.cli.options import given_flags
 from cfx.errors import UnknownNameError, check_int, check_real
 
 FORMATS = ("text", "json", "csv")
@@ -143,16 +144,7 @@ def _check_options(args: argparse.Namespace) -> None:
             f"{args.target_proba}"
         )
     if args.input is None:
-        batch_only = [
-            flag
-            for flag, value in (
-                ("--out", args.out),
-                ("--limit", args.limit),
-                ("--id-column", args.id_column),
-                ("--no-progress", args.no_progress or None),
-            )
-            if value is not None
-        ]
+        batch_only = given_flags(args, "out", "limit", "id_column", "no_progress")
         if batch_only:
             raise ValueError(
                 f"{', '.join(batch_only)} go with --input (a batch); one applicant "

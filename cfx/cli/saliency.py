@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from cfx.cli.models import model_name
+from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real
 
@@ -163,7 +164,7 @@ def _built_in(args: argparse.Namespace, n: int) -> None:
     """Fill ``--n``/``--seed`` for the built-in slices; with ``--input`` they would do nothing,
     so giving them is an error rather than silently ignored."""
     if args.input is not None:
-        given = [f for f, v in (("--n", args.n), ("--seed", args.seed)) if v is not None]
+        given = given_flags(args, "n", "seed")
         if given:
             verb = "chooses" if len(given) == 1 else "choose"
             raise ValueError(
@@ -293,7 +294,7 @@ def run_attack(args: argparse.Namespace) -> int:
         check_int("--steps", args.steps)
     steps = {} if args.steps is None else {"steps": args.steps}
     ghorbani = args.objective in GHORBANI
-    given = [f for f, v in (("--restarts", args.restarts), ("--beta", args.beta)) if v is not None]
+    given = given_flags(args, "restarts", "beta")
     if args.objective == "random" and args.steps is not None:
         given.insert(0, "--steps")
     if given and not ghorbani:  # they were ignored, and the summary said restarts: null

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from cfx.cli.options import given_flags
 from cfx.cli.paths import not_a_file
 from cfx.data.io import load_images, load_labels, load_masks
 from cfx.errors import UnknownNameError, check_int, check_real
@@ -113,12 +114,10 @@ until given, so that one given with a --data file is refused, not ignored."""
 def _brain_options(args: argparse.Namespace, n: int) -> None:
     """Fill in the built-in slices' defaults (``n`` slices) on ``args``, after refusing them
     with a --data file, which they do not describe."""
-    given = [k for k in BRAIN_DEFAULTS if getattr(args, k, None) is not None]
     if args.data != "brain":
-        if args.tagged:
-            given.append("tagged")
+        given = given_flags(args, *BRAIN_DEFAULTS, "tagged")
         if given:
-            flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+            flags = ", ".join(given)
             verb = "describes" if len(given) == 1 else "describe"
             raise ValueError(
                 f"{flags} {verb} the built-in brain slices; drop "

@@ -164,3 +164,15 @@ def test_verbose_works_before_or_after_the_command():
     ):
         assert parser.parse_args(argv).verbose is True, argv
     assert parser.parse_args(["demo"]).verbose is False
+
+
+def test_given_flags_counts_a_given_zero_and_skips_defaults():
+    import argparse
+
+    from cfx.cli.options import given_flags
+
+    args = argparse.Namespace(pool_n=0, pool_seed=None, tagged=False, no_progress=True)
+    assert given_flags(args, "pool_n", "pool_seed", "tagged", "no_progress", "absent") == [
+        "--pool-n",
+        "--no-progress",
+    ]
