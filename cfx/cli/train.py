@@ -111,9 +111,10 @@ BRAIN_DEFAULTS = {"n": None, "data_seed": 100, "tag_correlation": 0.5, "val_n": 
 until given, so that one given with a --data file is refused, not ignored."""
 
 
-def _brain_options(args: argparse.Namespace, n: int) -> None:
-    """Fill in the built-in slices' defaults (``n`` slices) on ``args``, after refusing them
-    with a --data file, which they do not describe."""
+def _shared_options(args: argparse.Namespace, n: int) -> None:
+    """The options both commands share, checked under their flags' names: the built-in
+    slices' (refused with a --data file, which they do not describe; else their defaults, ``n``
+    slices, filled in on ``args``) and --batch-size."""
     if args.data != "brain":
         given = given_flags(args, *BRAIN_DEFAULTS, "tagged")
         if given:
@@ -176,7 +177,7 @@ def run_generator(args: argparse.Namespace) -> int:
     }
     shape = {"latent_dim": args.latent_dim, "width": args.width}
     not_a_file(args.out)
-    _brain_options(args, 60000)  # the flags' own checks first, under their names
+    _shared_options(args, 60000)  # the flags' own checks first, under their names
     check_int("--steps", args.steps)
     GeneratorTrainingConfig(**settings, model=BrainGANConfig(**shape))
     images = _images(args)
@@ -227,7 +228,7 @@ def run_classifier(args: argparse.Namespace) -> int:
 
     segment = args.arch == "brain-segmenter"
     not_a_file(args.out)
-    _brain_options(args, 20000)
+    _shared_options(args, 20000)
     if args.no_augment and (args.blur > 0 or args.noise > 0):
         raise ValueError("`--blur` and `--noise` are augmentations: drop them or --no-augment")
     check_int("--epochs", args.epochs)
