@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cfx.errors import check
+from cfx.metrics.trajectory import spearman as spearman_rows
 
 
 def _check_maps(maps: object, name: str = "maps") -> Tensor:
@@ -183,8 +184,6 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
     """Spearman rank correlation of two maps per example (tie-averaged ranks); 0 when either
     map is constant (no ranking to agree with); maps holding NaN are refused
     (:func:`cfx.metrics.spearman` over the flattened maps)."""
-    from cfx.metrics.trajectory import spearman as spearman_rows
-
     a, b = _check_maps(a, "a"), _check_maps(b, "b")
     check(a.shape == b.shape, ValueError, f"maps differ in shape: {a.shape} vs {b.shape}")
     return spearman_rows(a.flatten(1), b.flatten(1)).to(a.dtype)
