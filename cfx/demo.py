@@ -517,7 +517,7 @@ def build_demo(
     from cfx.errors import check_seed
     from cfx.progress import tqdm
 
-    check_seed("seed", seed)  # numpy and scikit-learn seed with it: [0, 2**32)
+    check_seed("seed", seed, optional=False)  # numpy and scikit-learn seed with it: [0, 2**32)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / "index.html"

@@ -53,6 +53,16 @@ def test_check_seed():
             check_seed("seed", bad)
 
 
+def test_check_seed_where_none_means_nothing():
+    from cfx.errors import check_seed
+
+    assert check_seed("--seed", 7, optional=False) == 7
+    with pytest.raises(TypeError, match=r"^`--seed` must be an int in \[0, 2\*\*32\), got None$"):
+        check_seed("--seed", None, optional=False)
+    with pytest.raises(ValueError, match=r"^`--seed` must be an int in \[0, 2\*\*32\), got -1$"):
+        check_seed("--seed", -1, optional=False)
+
+
 def test_check_real_reads_zero_d_tensors_and_numpy_scalars():
     import torch
 

@@ -68,8 +68,8 @@ def test_a_seed_numpy_cannot_take_is_named_before_the_folder_is_made(tmp_path, c
     import cfx.demo
     from cfx.cli import main
 
-    with pytest.raises(ValueError, match=r"`seed` must be None or an int in \[0, 2\*\*32\)"):
+    with pytest.raises(ValueError, match=r"`seed` must be an int in \[0, 2\*\*32\)"):
         cfx.demo.build_demo(tmp_path / "a", seed=-1, show_progress=False)
     assert main(["demo", "--seed", "-1", "--out", str(tmp_path / "b")]) == 2
-    assert "`--seed` must be None or an int in [0, 2**32), got -1" in capsys.readouterr().err
+    assert "`--seed` must be an int in [0, 2**32), got -1" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from cfx.demo import build_demo
 
-    check_seed("--seed", args.seed)  # before the folder is made
+    check_seed("--seed", args.seed, optional=False)  # before the folder is made
     folder = out_folder(args.out)
     index = build_demo(folder, seed=args.seed, show_progress=not args.no_progress)
     print(index)

@@ -124,15 +124,15 @@ def _shared_options(args: argparse.Namespace, n: int) -> None:
                 f"{flags} {verb} the built-in brain slices; drop "
                 f"{'it' if len(given) == 1 else 'them'} with --data {args.data}"
             )
+    if args.tag_correlation is not None and not args.tagged:  # it shapes the marker only
+        raise ValueError(
+            "`--tag-correlation` sets how often the marker goes with the label: add --tagged"
+        )
     for key, default in (BRAIN_DEFAULTS | {"n": n}).items():
         if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, default)
     check_int("--n", args.n)
     check_real("--tag-correlation", args.tag_correlation, low=0.0, high=1.0)
-    if args.tag_correlation != 0.5 and not args.tagged:  # it shapes the marker only
-        raise ValueError(
-            "`--tag-correlation` sets how often the marker goes with the label: add --tagged"
-        )
     check_int("--batch-size", args.batch_size)
     if hasattr(args, "val_n"):
         check_int("--val-n", args.val_n, minimum=0)
@@ -145,7 +145,7 @@ def _brain(args: argparse.Namespace, n: int, seed: int) -> BrainSlices:
         n,
         seed=seed,
         tagged=args.tagged,
-        tag_correlation=args.tag_correlation,
+        tag_correlation=args.tag_correlation if args.tagged else None,
         show_progress=not args.no_progress,
     )
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from importlib import resources
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -122,7 +122,7 @@ def make_dataset(
     *,
     seed: int,
     tagged: bool = False,
-    tag_correlation: float = 0.5,
+    tag_correlation: float | None = None,
     show_progress: bool = False,
 ) -> BrainSlices:
     """Render ``n`` slices, half with a lesion (label 1), deterministically in ``seed``.
@@ -132,8 +132,8 @@ def make_dataset(
             more healthy slice when ``n`` is odd), in random order.
         seed: integer seed of the generator that draws everything.
         tagged: add the scanner marker to some slices (otherwise ``tags`` is all False).
-        tag_correlation: ``P(tag == label)`` in [0, 1]; 0.5 makes tag and label independent,
-            0.95 gives a biased (shortcut) training set.
+        tag_correlation: ``P(tag == label)`` in [0, 1], with ``tagged`` only (None: 0.5); 0.5
+            makes tag and label independent, 0.95 gives a biased (shortcut) training set.
         show_progress: show a tqdm bar over chunks.
     """
     if isinstance(n, bool) or not isinstance(n, Integral) or n <= 0:
@@ -141,13 +141,18 @@ def make_dataset(
     if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise TypeError(f"`seed` must be an int, got {seed!r}")
     n, seed = int(n), int(seed)  # numpy integers too
-    if not isinstance(tag_correlation, (int, float)) or not 0.0 <= float(tag_correlation) <= 1.0:
-        raise ValueError(f"`tag_correlation` must be a float in [0, 1], got {tag_correlation!r}")
-    if not tagged and tag_correlation != 0.5:  # else ignored: untagged slices have no marker
+    if tag_correlation is not None and not tagged:  # untagged slices have no marker
         raise ValueError(
             f"`tag_correlation` ({tag_correlation}) sets how often the scanner marker goes with "
             "the label: it needs tagged=True"
         )
+    tag_correlation = 0.5 if tag_correlation is None else tag_correlation
+    if (
+        isinstance(tag_correlation, bool)
+        or not isinstance(tag_correlation, Real)
+        or not 0.0 <= float(tag_correlation) <= 1.0
+    ):
+        raise ValueError(f"`tag_correlation` must be a float in [0, 1], got {tag_correlation!r}")
 
     gen = torch.Generator().manual_seed(seed)
     labels = torch.zeros(n, dtype=torch.int64)

@@ -92,6 +92,9 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
     (tie-averaged ranks; 0 for constant input, NaN for a row holding a NaN), in the inputs'
     floating dtype (float32 for integer inputs)."""
     check_pair(a, b, "`a` and `b`", "(B, N)")
+    for name, x in (("a", a), ("b", b)):
+        if x.is_complex():
+            raise TypeError(f"`{name}` must hold real numbers to rank, got {x.dtype}")
     dtype = torch.promote_types(_real(a), _real(b))
     ra, rb = ranks(a), ranks(b)
     ra = ra - ra.mean(-1, keepdim=True)

@@ -38,7 +38,7 @@ def german_split(*, seed: int = 0, test_size: float = 0.3) -> tuple[np.ndarray, 
     ``test_size`` the share of rows held out, in (0, 1)."""
     from cfx.errors import check_real, check_seed
 
-    check_seed("seed", seed)
+    check_seed("seed", seed, optional=False)
     check_real("test_size", test_size, low=0.0, high=1.0, open_low=True, open_high=True)
     data = load_german()
     idx = np.arange(len(data))

@@ -108,7 +108,10 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         ([*clf, "--n", "8", "--no-augment", "--blur", "1.5"], "`--blur` and `--noise` are aug"),
         ([*clf, "--n", "8", "--val-n", "-1"], "`--val-n` must be an int >= 0, got -1"),
         ([*clf, "--n", "0"], "`--n` must be an int >= 1, got 0"),
-        ([*clf, "--n", "8", "--tag-correlation", "2"], "`--tag-correlation` must be a number in"),
+        (
+            [*clf, "--n", "8", "--tagged", "--tag-correlation", "2"],
+            "`--tag-correlation` must be a number in",
+        ),
         ([*clf, "--n", "8", "--batch-size", "0"], "`--batch-size` must be an int >= 1, got 0"),
         # said "none of the images is in class 0" for labels of -1/1
         ([*clf, "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "pm.npy")], "-1/1"),
@@ -122,6 +125,7 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         ([*gen, "--steps", "0"], "`--steps` must be an int >= 1, got 0"),
         ([*clf, "--epochs", "0"], "`--epochs` must be an int >= 1, got 0"),
         ([*clf, "--n", "8", "--tag-correlation", "0.9"], "`--tag-correlation` sets how often"),
+        ([*clf, "--n", "8", "--tag-correlation", "0.5"], "`--tag-correlation` sets how often"),
         ([*clf, "--n", "8", "--val-data", "v.npy"], "`--val-data`/`--val-targets` go with your"),
     ]
     for argv, message in cases:

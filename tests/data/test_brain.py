@@ -73,6 +73,12 @@ def test_tag_correlation_matches_parameter():
     assert abs(float((ind.tags == ind.labels.bool()).float().mean()) - 0.5) < 0.03
 
 
+def test_tagged_default_is_independent_markers():
+    default = make_dataset(64, seed=3, tagged=True)
+    half = make_dataset(64, seed=3, tagged=True, tag_correlation=0.5)
+    assert torch.equal(default.tags, half.tags) and torch.equal(default.images, half.images)
+
+
 def test_marker_drawn_only_when_tagged(tagged):
     box = marker_mask().expand_as(tagged.images)
     corner_max = (tagged.images * box + -1.0 * ~box).flatten(1).max(1).values
@@ -93,11 +99,14 @@ def test_marker_region_holds_no_brain(tagged):
         ({"n": 0, "seed": 0}, ValueError, "`n` must be a positive int, got 0"),
         ({"n": -3, "seed": 0}, ValueError, "`n`"),
         ({"n": 2.5, "seed": 0}, ValueError, "`n`"),
-        ({"n": 4, "seed": 0, "tag_correlation": 1.5}, ValueError, "`tag_correlation`"),
-        ({"n": 4, "seed": 0, "tag_correlation": -0.1}, ValueError, "`tag_correlation`"),
+        ({"n": 4, "seed": 0, "tagged": True, "tag_correlation": 1.5}, ValueError, "in \\[0, 1\\]"),
+        ({"n": 4, "seed": 0, "tagged": True, "tag_correlation": -0.1}, ValueError, "in \\[0, 1\\]"),
+        ({"n": 4, "seed": 0, "tagged": True, "tag_correlation": True}, ValueError, "got True"),
         ({"n": 4, "seed": "a"}, TypeError, "`seed`"),
         # ignored before: untagged slices carry no marker to correlate
         ({"n": 4, "seed": 0, "tag_correlation": 0.95}, ValueError, "it needs tagged=True"),
+        # 0.5 too: it was taken for the default and ignored
+        ({"n": 4, "seed": 0, "tag_correlation": 0.5}, ValueError, "it needs tagged=True"),
     ],
 )
 def test_bad_arguments(kwargs, exc, match):

@@ -37,6 +37,17 @@ def test_spearman_of_map_sized_rows_matches_scipy():
     assert torch.allclose(ours, ref, atol=1e-12)
 
 
+def test_spearman_ranks_bools_and_refuses_complex():
+    a = torch.tensor([[False, True, True, False]])
+    b = torch.tensor([[0.0, 3.0, 2.0, 1.0]])
+    ref = spearmanr(a[0].numpy(), b[0].numpy()).statistic
+    assert spearman(a, b).item() == pytest.approx(ref, abs=1e-6)
+    with pytest.raises(
+        TypeError, match=r"^`b` must hold real numbers to rank, got torch.complex64"
+    ):
+        spearman(b, b.to(torch.complex64))
+
+
 def test_monotonicity_and_calibration_known_answers():
     levels = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
     perfect = torch.tensor([[0.05, 0.25, 0.5, 0.75, 0.97]])

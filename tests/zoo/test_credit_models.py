@@ -21,7 +21,7 @@ def test_split_is_disjoint_stratified_and_deterministic(data):
     # named as cfx's arguments, not scikit-learn's train_test_split parameters
     with pytest.raises(ValueError, match=r"`test_size` must be a number in \(0, 1\), got 0"):
         german_split(test_size=0)
-    with pytest.raises(ValueError, match=r"`seed` must be None or an int in \[0, 2\*\*32\)"):
+    with pytest.raises(ValueError, match=r"`seed` must be an int in \[0, 2\*\*32\)"):
         german_split(seed=-1)
 
 
