@@ -136,7 +136,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--iterations",
         type=int,
         default=None,
-        help="with --method monotone: Adam iterations of the joint optimisation (default: 16)",
+        help=(
+            "with --method monotone: Adam iterations of the joint optimisation; 0 keeps the "
+            "warm start (default: 16)"
+        ),
     )
     p.add_argument(
         "--background",

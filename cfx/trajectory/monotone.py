@@ -68,7 +68,8 @@ class MonotonePath:
         generator, classifier, steps, margin, oracle, inversion_steps,
             inversion_classifier_weight, show_progress: as in
             :class:`~cfx.trajectory.gradient_ascent.GradientAscent`.
-        iterations: Adam iterations on the joint path.
+        iterations: Adam iterations on the joint path; 0 returns the warm start (placed at
+            the probability levels and repaired, as any path), with ``lambdas`` all NaN.
         lr: Adam learning rate on the latents. Small on purpose: Adam's first steps move every
             coordinate by about ``lr``, and with a confident classifier a move of norm
             ``lr * sqrt(d)`` beyond ~0.1 already jumps frames across whole probability levels.
