@@ -176,3 +176,16 @@ def test_given_flags_counts_a_given_zero_and_skips_defaults():
         "--pool-n",
         "--no-progress",
     ]
+
+
+def test_python_m_cfx_runs_the_command():
+    """``python -m cfx`` for environments whose scripts folder is not on PATH (it said 'No
+    module named cfx.__main__')."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "cfx", "data", "nonsense"], capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+    assert "usage: cfx data" in done.stderr and "invalid choice: 'nonsense'" in done.stderr
