@@ -138,6 +138,49 @@ def _shared_options(args: argparse.Namespace, n: int) -> None:
         check_int("--val-n", args.val_n, minimum=0)
 
 
+DATA_FLAGS = "data_flags.json"
+"""Written in a run folder next to its checkpoint: the flags that chose the built-in training
+slices, so that a rerun on other slices is refused naming the flag (the checkpoint's data
+digest can only say that the images differ)."""
+
+
+def _same_data(args: argparse.Namespace) -> dict[str, Any]:
+    """Refuse, before any slice is rendered, a rerun into a folder whose checkpoint was
+    trained on slices that other data flags choose; return this run's flags, for
+    :func:`_record_data`. Only the built-in slices' flags are kept: a user file may move
+    without its content changing, and its content is checked by the checkpoint's digest."""
+    from cfx.run_key import changes
+
+    now: dict[str, Any] = {"--data": "brain" if args.data == "brain" else "a file"}
+    if args.data == "brain":
+        now |= {"--n": args.n, "--data-seed": args.data_seed, "--tagged": args.tagged}
+        if args.tagged:
+            now["--tag-correlation"] = args.tag_correlation
+    out = Path(args.out)
+    record = out / DATA_FLAGS
+    if not (out / "checkpoint.safetensors").exists():  # a new run (or one not yet saved)
+        return now
+    try:  # none, or unreadable: the checkpoint's own digest decides alone
+        before = json.loads(record.read_text()) if record.exists() else None
+    except (OSError, ValueError):
+        before = None
+    if isinstance(before, dict) and before != now:
+        raise ValueError(
+            f"`--out` ({out}) holds a checkpoint of a different run; use a new folder or "
+            f"the same data flags ({changes(before, now)})"
+        )
+    return now
+
+
+def _record_data(out: Path, flags: dict[str, Any]) -> None:
+    """Write ``flags`` (from :func:`_same_data`) for a run about to start in ``out``; a folder
+    holding a checkpoint keeps its record (a checkpoint of an older cfx has none: its own
+    digest decides, and a record written now could name the wrong slices)."""
+    if not (out / "checkpoint.safetensors").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / DATA_FLAGS).write_text(json.dumps(flags, indent=1) + "\n")
+
+
 def _brain(args: argparse.Namespace, n: int, seed: int) -> BrainSlices:
     from cfx.data.brain import make_dataset
 
@@ -157,8 +200,6 @@ def _user_images(path: str, flag: str) -> torch.Tensor:
 
 
 def _images(args: argparse.Namespace) -> torch.Tensor:
-    if args.labels is not None:
-        raise ValueError("`--labels` does nothing here: a generator learns from images alone")
     if args.data == "brain":
         return _brain(args, args.n, args.data_seed).images
     return _user_images(args.data, "--data")
@@ -180,10 +221,14 @@ def run_generator(args: argparse.Namespace) -> int:
     _shared_options(args, 60000)  # the flags' own checks first, under their names
     check_int("--steps", args.steps)
     GeneratorTrainingConfig(**settings, model=BrainGANConfig(**shape))
+    if args.labels is not None:
+        raise ValueError("`--labels` does nothing here: a generator learns from images alone")
+    flags = _same_data(args)
     images = _images(args)
     config = GeneratorTrainingConfig(
         **settings, model=BrainGANConfig(channels=int(images.shape[1]), **shape)
     )
+    _record_data(Path(args.out), flags)
     start = time.perf_counter()
     model, report = train_generator(images, args.out, config, show_progress=not args.no_progress)
     print(_save_run(Path(args.out), model, report, start))
@@ -254,6 +299,8 @@ def run_classifier(args: argparse.Namespace) -> int:
                 "`--val-data`/`--val-targets` go with your own --data file; the built-in "
                 "validation slices are chosen by --val-n and --val-seed"
             )
+    flags = _same_data(args)
+    if args.data == "brain":
         train = _brain(args, args.n, args.data_seed)
         images, targets = train.images, train.masks if segment else train.labels
         if args.val_n > 0:
@@ -294,6 +341,7 @@ def run_classifier(args: argparse.Namespace) -> int:
                     f"names (0..{classes - 1})"
                 )
     model = _model(args.arch, int(images.shape[1]), args.width, classes)
+    _record_data(Path(args.out), flags)
     start = time.perf_counter()
     model, report = train_classifier(
         model,

@@ -26,6 +26,16 @@ def test_train_classifier_on_brain_writes_model_and_report(tmp_path, capsys):
     assert report["summary"]["arch"] == "brain-cnn" and report["summary"]["steps"] == 3
     assert 0.0 <= report["history"][-1]["val_acc"] <= 1.0
     assert (out / "checkpoint.safetensors").is_file()
+    # a rerun on other slices is refused naming the flags, before any slice is rendered (the
+    # checkpoint's digest could only say "the training images or labels")
+    untagged = [a for a in argv if a != "--tagged"]
+    other = [*untagged, "--data-seed", "7", "--out", str(out)]
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "holds a checkpoint of a different run; use a new folder or the same data flags" in err
+    assert "--data-seed: 100 before, 7 now; --tag-correlation: 0.5 before, unset now" in err
+    assert "--tagged: true before, false now" in err
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0  # the same run resumes
 
 
 def test_train_segmenter_on_brain_uses_lesion_masks(tmp_path):
