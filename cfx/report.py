@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cfx.files import write_atomic
+
 
 @dataclass(frozen=True)
 class Section:
@@ -51,11 +53,7 @@ img{{max-width:100%;border:1px solid #ddd}} code{{background:#f5f5f5;padding:0 3
 <h1>{html.escape(self.title)}</h1><p class="note">Generated {stamp} by cfx.</p>
 <ul>{toc}</ul>{body}</body></html>
 """
-        out = self.folder / "index.html"
-        part = out.with_name(out.name + ".tmp")
-        part.write_text(page, encoding="utf-8")
-        part.replace(out)  # a reader never sees half a page
-        return out
+        return write_atomic(self.folder / "index.html", page)  # never half a page
 
 
 def paragraph(text: str) -> str:

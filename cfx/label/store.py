@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from cfx.errors import UnknownNameError
+from cfx.files import write_atomic
 from cfx.images import check_images, to_uint8
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def write_task(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     # the manifest goes last: a task exists only once all its images are on disk
-    _write_atomic(old, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))
+    write_atomic(old, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))
     logger.info("wrote labelling task %s (%d items)", folder, n)
     return folder
 
@@ -287,27 +288,6 @@ def _strip(frames: Tensor, gap: int = 2) -> bytes:
     spacer = np.full((pics[0].shape[0], gap, *pics[0].shape[2:]), 128, dtype=np.uint8)
     parts = [p for pic in pics for p in (pic, spacer)][:-1]
     return _encode(np.concatenate(parts, axis=1))
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":  # Windows cannot open a folder for fsync
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,7 +423,7 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
     if not has_header:  # missing, or emptied by hand (blank lines at most)
         header = io.StringIO()
         csv.writer(header, lineterminator="\n").writerow(LABELS_HEADER)
-        _write_atomic(path, header.getvalue().encode("utf-8"))
+        write_atomic(path, header.getvalue().encode("utf-8"))
     with open(path, "rb") as f:
         size = f.seek(0, os.SEEK_END)
         if size:
@@ -498,7 +478,7 @@ def export_csv(
     for item in task.items:
         hint = "" if item.suggested is None else task.class_names[item.suggested]
         writer.writerow([item.id, _relative(task.directory / item.image, out.parent), hint, ""])
-    _write_atomic(out, rows.getvalue().encode("utf-8"))
+    write_atomic(out, rows.getvalue().encode("utf-8"))
     return out
 
 

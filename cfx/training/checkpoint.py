@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
+from cfx.files import save_tensors_atomic
 from cfx.run_key import changes
 
 log = logging.getLogger(__name__)
@@ -82,9 +81,7 @@ def save_checkpoint(
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"layout": json.dumps(layout)})
-    os.replace(tmp, path)
+    save_tensors_atomic(tensors, path, metadata={"layout": json.dumps(layout)})
 
 
 def load_checkpoint(

@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -15,12 +14,12 @@ from typing import Any, Protocol
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
 from cfx import __version__ as cfx_version
 from cfx.calls import resolve_target
 from cfx.errors import check_int
+from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import InversionResult
 from cfx.progress import tqdm
@@ -167,7 +166,7 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
         log.warning("%s holds %d finished chunks of %s; starting over", out, len(parts), why)
         for part in parts:
             part.unlink()
-    _atomic_write(out / KEY_FILE, (json.dumps(expected, indent=2) + "\n").encode())
+    write_atomic(out / KEY_FILE, json.dumps(expected, indent=2) + "\n")
 
 
 def finished_chunks(folder: str | Path) -> list[Path]:
@@ -216,9 +215,8 @@ def _unflatten(
 
 def _write_part(res: TrajectoryResult, path: Path, stamp: str) -> None:
     tensors, meta = _flatten(res)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"result": json.dumps(meta), "stamp": stamp})
-    os.replace(tmp, path)  # a chunk is on disk whole or not at all
+    # a chunk is on disk whole or not at all
+    save_tensors_atomic(tensors, path, metadata={"result": json.dumps(meta), "stamp": stamp})
 
 
 def _read_part(path: Path, stamp: str, x: Tensor) -> TrajectoryResult | None:
@@ -241,9 +239,3 @@ def _read_part(path: Path, stamp: str, x: Tensor) -> TrajectoryResult | None:
         log.warning("chunk %s was written for other inputs or settings; computing it again", path)
         return None
     return result
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

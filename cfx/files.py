@@ -1,0 +1,54 @@
+"""Files written whole or not at all: a run killed mid-write leaves the old file or the new
+one, never half of either (the resumable jobs read these files back on the next run)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` through a ``.tmp`` sibling that is fsync'ed
+    and renamed over it, then fsync the folder, so the rename itself survives a power cut."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_folder(path.parent)
+    return path
+
+
+def save_tensors_atomic(
+    tensors: Mapping[str, Tensor], path: str | Path, metadata: Mapping[str, str] | None = None
+) -> Path:
+    """:func:`safetensors.torch.save_file` made atomic as :func:`write_atomic` is."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(dict(tensors), str(tmp), metadata=None if metadata is None else dict(metadata))
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_folder(path.parent)
+    return path
+
+
+def fsync_folder(folder: str | Path) -> None:
+    """Flush a folder's entries (a rename, a new file) to disk; a no-op off POSIX, where a
+    folder cannot be opened for fsync."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

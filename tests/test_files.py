@@ -1,0 +1,37 @@
+import os
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from cfx.files import save_tensors_atomic, write_atomic
+
+
+def test_write_atomic_replaces_whole_files(tmp_path):
+    path = tmp_path / "key.json"
+    assert write_atomic(path, "first\n") == path
+    write_atomic(path, b"second")
+    assert path.read_bytes() == b"second" and not list(tmp_path.glob("*.tmp"))
+    assert write_atomic(tmp_path / "u.txt", "é").read_bytes() == "é".encode()
+
+
+def test_a_write_that_fails_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "round.json"
+    path.write_text("old")
+
+    def power_cut(fd):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "fsync", power_cut)  # after the bytes, before the rename
+    with pytest.raises(OSError, match="disk gone"):
+        write_atomic(path, "new")
+    with pytest.raises(OSError, match="disk gone"):
+        save_tensors_atomic({"a": torch.ones(2)}, tmp_path / "round.safetensors")
+    assert path.read_text() == "old" and not (tmp_path / "round.safetensors").exists()
+
+
+def test_save_tensors_atomic_round_trips_with_metadata(tmp_path):
+    path = save_tensors_atomic({"a": torch.arange(3.0)}, tmp_path / "t.safetensors", {"k": "v"})
+    with safe_open(str(path), framework="pt") as f:
+        assert f.metadata() == {"k": "v"} and torch.equal(f.get_tensor("a"), torch.arange(3.0))
+    assert not list(tmp_path.glob("*.tmp"))
