@@ -19,9 +19,9 @@ is saved under ``out/round_KK/`` (labelled frames, the fine-tuned weights, the l
 task), so an interrupted run, or a run waiting for a person's labels
 (:class:`~cfx.augment.labellers.LabelsPending`), continues where it stopped when called again
 with the same arguments. ``out/key.json`` records what decides the rounds (settings, seed, a
-digest of the pool, the training set and each model's weights): a folder holding rounds of
-another run is an error that names what changed, never resumed and never deleted (its labels
-may be a person's work).
+digest of the pool, the training set and each model's weights, who labels): a folder holding
+rounds of another run is an error that names what changed, never resumed and never deleted
+(its labels may be a person's work).
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from cfx.augment.labellers import Labeller
 from cfx.calls import call_named, frozen
 from cfx.errors import ForeignRunError, check
+from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import generator_probe
 from cfx.reprs import short_repr
@@ -271,13 +272,13 @@ class ActiveLearner:
         for k, quota in enumerate(per_round):
             folder = out / f"round_{k:02d}"
             done = folder / "round.safetensors"
-            if done.is_file():  # finished earlier: reload instead of redoing
-                saved = load_file(str(done))
+            saved = _read_round(folder)
+            if saved is not None:  # finished earlier: reload instead of redoing
                 model.load_state_dict(
                     {n[len("model.") :]: v for n, v in saved.items() if n.startswith("model.")}
                 )
                 starts, x_k, y_k = saved["starts"], saved["images"], saved["labels"]
-                meta = json.loads((folder / "round.json").read_text())
+                meta = json.loads((folder / "round.json").read_text())  # read by _read_round
                 used[starts] = True
                 new_x.append(x_k)
                 new_y.append(y_k)
@@ -328,8 +329,10 @@ class ActiveLearner:
             tensors |= {
                 f"model.{n}": v.detach().contiguous() for n, v in model.state_dict().items()
             }
-            save_file(tensors, str(done))
-            (folder / "round.json").write_text(json.dumps(_round_to_json(record), indent=1))
+            # round.json first: round.safetensors marks the round done, and each file is on
+            # disk whole or not at all (a kill between them leaves the round to redo)
+            write_atomic(folder / "round.json", json.dumps(_round_to_json(record), indent=1))
+            save_tensors_atomic(tensors, done)
             history.append(record)
             log.info(
                 "round %d: %d labels, disagreement %.2f", k, record.labelled, record.disagreement
@@ -366,6 +369,7 @@ class ActiveLearner:
             "train_sha256": tensors_sha256(train_images, train_labels),
             "classifier_sha256": module_sha256(self.classifier),
             "generator_sha256": module_sha256(self.generator),
+            "labeller": _labeller_key(self.labeller),
         }
         key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
         stored = out / KEY_FILE
@@ -383,6 +387,14 @@ class ActiveLearner:
                 earlier = json.loads(stored.read_text())
             except (OSError, ValueError):
                 earlier = None
+            if isinstance(earlier, dict) and "labeller" not in earlier:
+                log.warning(
+                    "%s: rounds from a cfx that did not record who labels them; resuming them "
+                    "as labelled by %s, so pass the same labeller as the run that wrote them",
+                    out,
+                    (key["labeller"] or {}).get("kind", "this labeller"),
+                )
+                earlier = {**earlier, "labeller": key["labeller"]}
             if earlier != key:
                 why = (
                     changes(earlier, key, _KEY_NAMES)
@@ -390,11 +402,14 @@ class ActiveLearner:
                     else f"its {KEY_FILE} cannot be read"
                 )
                 raise ForeignRunError(
-                    f"`out` {out} holds {rounds} round(s) of another run ({why}); pass "
-                    "another folder, or delete this one to start over (its labels go with it)"
+                    f"`out` {out} holds {rounds} round(s) of another run ({why}); pass the "
+                    "arguments of the run that wrote them, or another folder (labels a person "
+                    "gave stay in its round_*/task folders)"
                 )
         out.mkdir(parents=True, exist_ok=True)
-        stored.write_text(json.dumps(key, indent=1) + "\n")
+        text = json.dumps(key, indent=1) + "\n"
+        if not stored.is_file() or stored.read_text() != text:  # rewritten only when new
+            write_atomic(stored, text)
 
     def _candidates(
         self, model: nn.Module, pool: Tensor, used: Tensor, quota: int, seed: int
@@ -436,6 +451,32 @@ class ActiveLearner:
         x = torch.cat(frames)[:quota]
         ctx = torch.cat(context)[:quota]
         return starts, x, ctx, torch.cat(suggested)[:quota]
+
+
+def _labeller_key(labeller: object) -> object:
+    """Who labels a run's rounds, for its key: the labeller's own ``run_key()`` (cfx's
+    labellers: an oracle's weights, or a person), else its type's name."""
+    own = getattr(labeller, "run_key", None)
+    if callable(own):
+        return own()
+    kind = type(labeller)
+    return {"kind": f"{kind.__module__}.{kind.__qualname__}"}
+
+
+def _read_round(folder: Path) -> dict[str, Tensor] | None:
+    """A finished round's tensors, or None when the round is still to do: not finished, or
+    its files cannot be read (a kill or a full disk under an older cfx, which wrote them in
+    place), which is logged and the round computed again; its labelling task is kept, so a
+    person's labels are read again, not asked for twice."""
+    done = folder / "round.safetensors"
+    if not done.is_file():
+        return None
+    try:
+        json.loads((folder / "round.json").read_text())
+        return load_file(str(done))
+    except Exception as err:  # any damage: safetensors', JSON's or the file system's
+        log.warning("%s cannot be read (%s); computing the round again", folder, err)
+        return None
 
 
 def _round_to_json(r: AugmentRound) -> dict:

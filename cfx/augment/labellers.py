@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import class_logits, frozen
-from cfx.errors import CfxError, check_int
+from cfx.errors import CfxError, ForeignRunError, check_int
 from cfx.images import check_images
 from cfx.types import Classifier
 
@@ -60,6 +60,13 @@ class OracleLabeller:
         self.classifier = classifier
         self.batch_size = check_int("batch_size", batch_size)
 
+    def run_key(self) -> dict[str, object]:
+        """Who labels, for a resumable run's key: the oracle's weights (None for a model
+        that is not an ``nn.Module``)."""
+        from cfx.run_key import module_sha256
+
+        return {"kind": "oracle", "oracle_sha256": module_sha256(self.classifier)}
+
     def label(
         self,
         images: Tensor,
@@ -91,6 +98,10 @@ class TaskLabeller:
     def __init__(self, *, class_names: tuple[str, ...] = ("healthy", "tumour")) -> None:
         self.class_names = class_names
 
+    def run_key(self) -> dict[str, object]:
+        """Who labels, for a resumable run's key: a person, shown these class names."""
+        return {"kind": "person", "class_names": list(self.class_names)}
+
     def label(
         self,
         images: Tensor,
@@ -99,7 +110,9 @@ class TaskLabeller:
         suggested: Tensor | None = None,
         workdir: Path | None = None,
     ) -> Tensor:
-        """Write or read the task in ``workdir``; ``(N,)`` int64 once all are labelled."""
+        """Write or read the task in ``workdir``; ``(N,)`` int64 once all are labelled. A
+        task already there must be these images' (labels go by position): one written for
+        other images is a :class:`~cfx.errors.ForeignRunError`."""
         from cfx.label.store import pending, read_labels, write_task
 
         if workdir is None:
@@ -107,7 +120,7 @@ class TaskLabeller:
         workdir = Path(workdir)
         images = check_images(images, "images")
         ids = [f"{i:06d}" for i in range(images.shape[0])]
-        if not (workdir / "manifest.json").is_file():
+        try:  # the same task again is a no-op that keeps its labels
             write_task(
                 workdir,
                 images,
@@ -116,6 +129,12 @@ class TaskLabeller:
                 class_names=self.class_names,
                 suggested=None if suggested is None else [int(s) for s in suggested],
             )
+        except FileExistsError as err:
+            raise ForeignRunError(
+                f"`workdir` {workdir} holds a labelling task for other images than these "
+                f"{len(ids)}, so its labels would go to the wrong images; label these in "
+                "another folder (that task's labels stay where they are)"
+            ) from err
         waiting = pending(workdir)
         if waiting:
             raise LabelsPending(workdir, len(waiting), len(ids))

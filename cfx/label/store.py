@@ -116,7 +116,8 @@ def write_task(
     item_ids = _check_ids(ids, n)
     hints = _check_suggested(suggested, n, len(names))
 
-    pictures = {f"images/{i}.png": _png(images[k], IMAGE_SIDE) for k, i in enumerate(item_ids)}
+    pixels = {f"images/{i}.png": _picture(images[k], IMAGE_SIDE) for k, i in enumerate(item_ids)}
+    pictures = {rel: _encode(p) for rel, p in pixels.items()}
     strips: dict[str, bytes] = {}
     if context is not None:
         frames = _check_context(context, n)  # (N, T, C, H, W)
@@ -140,7 +141,7 @@ def write_task(
     old = folder / MANIFEST
     if old.is_file():
         existing = json.loads(old.read_text(encoding="utf-8"))
-        if existing == manifest:
+        if existing == manifest or _same_pixels(folder, existing, manifest, pixels):
             logger.info("labelling task %s already written; labels kept", folder)
             return folder
         raise FileExistsError(
@@ -161,6 +162,31 @@ def write_task(
     write_atomic(old, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))
     logger.info("wrote labelling task %s (%d items)", folder, n)
     return folder
+
+
+def _same_pixels(folder: Path, existing: object, manifest: dict, pixels: dict) -> bool:
+    """Whether a task that differs from ``manifest`` only in its images' sha256 holds the
+    same pixels (``pixels``: relative path -> uint8 array): another PNG encoder (a Pillow or
+    zlib upgrade) writes other bytes for the same images, and the task must still resume."""
+
+    def without_digests(m: object) -> object:
+        if not isinstance(m, dict) or not isinstance(m.get("items"), list):
+            return m
+        items = [{k: v for k, v in it.items() if k != "sha256"} for it in m["items"]]
+        return {**m, "items": items}
+
+    if without_digests(existing) != without_digests(manifest):
+        return False
+    from PIL import Image
+
+    try:
+        for rel, want in pixels.items():
+            with Image.open(folder / rel) as img:
+                if not np.array_equal(np.asarray(img), want):
+                    return False
+    except (OSError, ValueError):  # a missing or damaged picture: not the same task
+        return False
+    return True
 
 
 def _describe(manifest: object) -> str:

@@ -32,6 +32,15 @@ class CountingOracle(OracleLabeller):
 
 
 class Refuses:
+    """The labeller of the finished rounds, as far as the run's key can tell (who labels is in
+    the key), which must never be asked."""
+
+    def __init__(self, like=None):
+        self.like = CountingOracle() if like is None else like
+
+    def run_key(self):
+        return self.like.run_key()
+
     def label(self, images, **kw):
         raise AssertionError("a finished round must not ask for labels again")
 
@@ -112,11 +121,90 @@ def test_a_person_labels_through_the_task_and_the_run_resumes(world, tmp_path):
     res = learner.augment(pool, train, labels, out=tmp_path)
     assert res.labels.tolist() == [0, 1, 0, 1]
     # finished rounds are read back, not labelled again
-    again = ActiveLearner(g, f, Refuses(), budget=4, rounds=1, finetune=CFG, steps=4)
+    again = ActiveLearner(g, f, Refuses(TaskLabeller()), budget=4, rounds=1, finetune=CFG, steps=4)
     res2 = again.augment(pool, train, labels, out=tmp_path)
     assert torch.equal(res2.labels, res.labels)
     for a, b in zip(res.model.parameters(), res2.model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_rounds_are_never_labelled_by_someone_else(world, tmp_path):
+    """Who labels was not in the run's key: a rerun without the person's labeller had the
+    oracle label the round the person was asked for, and another oracle's labels were mixed
+    in silently."""
+    g, f, pool, train, labels = world
+    args = {"budget": 4, "rounds": 2, "finetune": CFG, "steps": 4}
+    by_person = ActiveLearner(g, f, TaskLabeller(), **args)
+    with pytest.raises(LabelsPending):
+        by_person.augment(pool, train, labels, out=tmp_path)
+    task_dir = tmp_path / "round_00" / "task"
+    for item_id in pending(task_dir):
+        record_label(task_dir, item_id, 0)
+    with pytest.raises(LabelsPending):  # round 0 done, round 1 waits for the person
+        by_person.augment(pool, train, labels, out=tmp_path)
+    oracle = ActiveLearner(g, f, CountingOracle(), **args)
+    with pytest.raises(ValueError, match=r'labeller.kind: "person" before, "oracle" now'):
+        oracle.augment(pool, train, labels, out=tmp_path)
+    assert oracle.labeller.given == 0 and not (tmp_path / "round_01" / "round.json").exists()
+
+    other_dir = tmp_path / "oracles"
+    ActiveLearner(g, f, CountingOracle(), **args | {"rounds": 1, "budget": 2}).augment(
+        pool, train, labels, out=other_dir
+    )
+    weighed = LogisticClassifier()
+    with torch.no_grad():
+        next(weighed.parameters()).add_(1.0)
+    with pytest.raises(ValueError, match=r"\(labeller.oracle_sha256\)"):
+        ActiveLearner(g, f, OracleLabeller(weighed), **args | {"rounds": 1, "budget": 2}).augment(
+            pool, train, labels, out=other_dir
+        )
+
+
+def test_a_task_for_other_images_is_not_read_as_these_labels(world, tmp_path):
+    pool = world[2]
+    task_dir = tmp_path / "task"
+    with pytest.raises(LabelsPending):
+        TaskLabeller().label(pool[:2], workdir=task_dir)
+    for item_id in pending(task_dir):
+        record_label(task_dir, item_id, 1)
+    assert TaskLabeller().label(pool[:2], workdir=task_dir).tolist() == [1, 1]
+    with pytest.raises(ValueError, match=r"holds a labelling task for other images than these 2"):
+        TaskLabeller().label(pool[2:4], workdir=task_dir)
+
+
+def test_a_damaged_round_is_computed_again_keeping_the_persons_labels(world, tmp_path, caplog):
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, TaskLabeller(), budget=4, rounds=1, finetune=CFG, steps=4)
+    with pytest.raises(LabelsPending):
+        learner.augment(pool, train, labels, out=tmp_path)
+    task_dir = tmp_path / "round_00" / "task"
+    for i, item_id in enumerate(pending(task_dir)):
+        record_label(task_dir, item_id, i % 2)
+    first = learner.augment(pool, train, labels, out=tmp_path)
+    key_written = (tmp_path / "key.json").stat().st_mtime_ns
+    done = tmp_path / "round_00" / "round.safetensors"
+    done.write_bytes(done.read_bytes()[:100])  # what a kill mid-write left under older cfx
+    with caplog.at_level("WARNING", logger="cfx.augment.active"):
+        again = learner.augment(pool, train, labels, out=tmp_path)  # no LabelsPending
+    assert "cannot be read" in caplog.text and "computing the round again" in caplog.text
+    assert torch.equal(again.labels, first.labels) and again.labels.tolist() == [0, 1, 0, 1]
+    assert (tmp_path / "key.json").stat().st_mtime_ns == key_written  # not rewritten
+
+
+def test_keys_without_a_labeller_are_adopted_with_a_warning(world, tmp_path, caplog):
+    import json
+
+    g, f, pool, train, labels = world
+    args = {"budget": 4, "rounds": 1, "finetune": CFG, "steps": 4}
+    first = ActiveLearner(g, f, CountingOracle(), **args).augment(pool, train, labels, out=tmp_path)
+    key = json.loads((tmp_path / "key.json").read_text())
+    del key["labeller"]  # a key an older cfx wrote
+    (tmp_path / "key.json").write_text(json.dumps(key))
+    with caplog.at_level("WARNING", logger="cfx.augment.active"):
+        again = ActiveLearner(g, f, Refuses(), **args).augment(pool, train, labels, out=tmp_path)
+    assert "did not record who labels them; resuming them as labelled by oracle" in caplog.text
+    assert torch.equal(again.labels, first.labels)
+    assert "labeller" in json.loads((tmp_path / "key.json").read_text())
 
 
 @pytest.mark.parametrize(

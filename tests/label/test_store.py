@@ -1,4 +1,5 @@
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -91,6 +92,25 @@ def test_writing_the_same_task_again_keeps_the_labels(task_dir):
     again = write_task(task_dir, known_images(), context=known_context(), suggested=SUGGESTED)
     assert again == task_dir
     assert read_labels(task_dir) == {"000001": 1}
+
+
+def test_the_same_task_from_another_png_encoder_keeps_the_labels(task_dir, monkeypatch):
+    """Task folders compare by the PNGs' sha256: a Pillow or zlib upgrade writes other bytes
+    for the same pixels, and a resumed labelling run must not be refused for it."""
+    record_label(task_dir, "000001", 1)
+
+    def other_encoder(px):
+        buffer = io.BytesIO()
+        Image.fromarray(px).save(buffer, format="PNG", compress_level=0)
+        return buffer.getvalue()
+
+    monkeypatch.setattr(store, "_encode", other_encoder)
+    again = write_task(task_dir, known_images(), context=known_context(), suggested=SUGGESTED)
+    assert again == task_dir and read_labels(task_dir) == {"000001": 1}
+    other = known_images()
+    other[0, 0, 0, 0] = 1.0  # one pixel differs: refused as before
+    with pytest.raises(FileExistsError, match="different labelling task"):
+        write_task(task_dir, other, context=known_context(), suggested=SUGGESTED)
 
 
 def test_a_different_task_is_refused(task_dir):
