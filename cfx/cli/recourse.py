@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
@@ -30,8 +31,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cfx.cli.options import given_flags
-from cfx.errors import UnknownNameError, check_int, check_real
+from cfx.errors import UnknownNameError, check_int, check_real, counted, shown_rows
 
 FORMATS = ("text", "json", "csv")
 
@@ -169,15 +172,16 @@ def run_recourse(args: argparse.Namespace) -> int:
         )
     row = data.X.iloc[[args.applicant_index]]
     (res,) = rec.explain(row, constraints=_constraints(args))
+    (digest,) = input_digests(rec.codec_.to_codes(row))
     if fmt == "text":
         print(render(res))
     elif fmt == "json":
-        print(json.dumps(record(res, args.k), indent=2))
+        print(json.dumps(record(res, args.k, digest), indent=2))
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns(args.k))
         writer.writeheader()
-        writer.writerow(record(res, args.k))
+        writer.writerow(record(res, args.k, digest))
         print(buffer.getvalue(), end="")
     else:
         raise ValueError(f"`--format` must be one of {FORMATS}, got {fmt!r}")
@@ -202,14 +206,23 @@ def render(res: Any) -> str:
 
 def columns(k: int) -> list[str]:
     per = ["plan", "changes", "cost", "proba_after", "plausibility"]
-    head = ["index", "status", "proba", "reason", "method", "seconds", "n_counterfactuals"]
-    return head + [f"{name}_{i}" for i in range(1, k + 1) for name in per]
+    head = ["index", "input_digest", "status", "proba", "reason", "method", "seconds"]
+    return [*head, "n_counterfactuals"] + [f"{name}_{i}" for i in range(1, k + 1) for name in per]
 
 
-def record(res: Any, k: int) -> dict[str, Any]:
-    """One applicant as one flat record (CSV line / JSON object)."""
+def input_digests(codes: np.ndarray) -> list[str]:
+    """Per applicant, a digest of the values a plan was made for (the schema's codes, so 24
+    and 24.0 read alike): a rerun tells an applicant whose values changed from one done."""
+    rows = np.ascontiguousarray(codes, dtype=np.float64)  # (n, d)
+    return [hashlib.sha256(row.tobytes()).hexdigest()[:16] for row in rows]
+
+
+def record(res: Any, k: int, digest: str) -> dict[str, Any]:
+    """One applicant as one flat record (CSV line / JSON object); ``digest`` of its values,
+    from :func:`input_digests`."""
     out: dict[str, Any] = {
         "index": res.index if isinstance(res.index, int | str) else str(res.index),
+        "input_digest": digest,
         "status": res.status,
         "proba": round(res.proba, 6),
         "reason": res.reason,
@@ -231,19 +244,22 @@ def record(res: Any, k: int) -> dict[str, Any]:
     return out
 
 
-def finished(out: Path, fmt: str) -> set[str]:
-    """Applicants already in ``out``; a last line cut short by a crash is removed first."""
+def finished(out: Path, fmt: str) -> dict[str, str]:
+    """Applicants already in ``out``, each with the digest of the values its plan was made
+    for; a last line cut short by a crash is cut off first."""
     if not out.exists() or out.stat().st_size == 0:
-        return set()
+        return {}
     text = out.read_text(encoding="utf-8")
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
-        out.write_text(text, encoding="utf-8")
+        os.truncate(out, len(text.encode("utf-8")))  # the whole lines stay as they are
     if fmt == "json":
-        return {str(json.loads(line)["index"]) for line in text.splitlines() if line.strip()}
-    if fmt == "csv":
-        return {row["index"] for row in csv.DictReader(io.StringIO(text))}
-    raise ValueError(f"batch `format` must be csv or json, got {fmt!r}")
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+    else:
+        raise ValueError(f"batch `format` must be csv or json, got {fmt!r}")
+    return {str(row["index"]): str(row.get("input_digest") or "") for row in rows}
 
 
 def _key(args: argparse.Namespace, rec: Any, fmt: str) -> dict[str, Any]:
@@ -260,6 +276,7 @@ def _key(args: argparse.Namespace, rec: Any, fmt: str) -> dict[str, Any]:
         "target_proba": rec.goal_,  # the threshold when not given: the same plans
         "format": fmt,
         "id_column": args.id_column,
+        "input_digests": True,  # lines record their applicant's values (see input_digests)
     }
 
 
@@ -275,6 +292,12 @@ def _claim(args: argparse.Namespace, rec: Any, fmt: str) -> None:
             earlier = json.loads(key_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             earlier = None
+        if isinstance(earlier, dict) and "input_digests" not in earlier:
+            raise ValueError(
+                f"`--out` {out} was written by an older cfx, whose lines do not record the "
+                "values each plan was made for, so a rerun cannot tell them from changed ones; "
+                f"pass another --out, or delete {out} to start over"
+            )
         if isinstance(earlier, dict) and earlier != key:
             raise ValueError(
                 f"`--out` {out} holds the results of a run with other settings "
@@ -330,10 +353,20 @@ def _run_batch(args: argparse.Namespace) -> int:
         twice = sorted(set(frame.index[frame.index.duplicated()]))[:5]
         raise ValueError(f"applicant ids must be unique in `--input`, got {twice!r} twice")
     # every row, before any work: errors name rows, and out-of-range values are said once
-    range_notice(data.schema, rec.codec_.to_codes(frame, what="--input"), frame.index)
+    codes = rec.codec_.to_codes(frame, what="--input")  # (n, d)
+    range_notice(data.schema, codes, frame.index)
+    digest = dict(zip(frame.index, input_digests(codes), strict=True))
     _claim(args, rec, fmt)
     done = finished(args.out, fmt)
-    todo = frame[~frame.index.isin(done)]
+    changed = [i for i in frame.index if i in done and done[i] != digest[i]]
+    if changed:  # plans made for other values: not these applicants' any more
+        raise ValueError(
+            f"`--out` {args.out} holds plans for {counted(len(changed), 'applicant')} whose "
+            f"values in `--input` differ from the ones the plans were made for (ids "
+            f"{shown_rows(changed)}; another input file, or edited rows?); pass another "
+            f"--out, or delete {args.out} to start over"
+        )
+    todo = frame[~frame.index.isin(list(done))]
     if args.limit is not None:
         todo = todo.iloc[: args.limit]
     constraints = _constraints(args)
@@ -348,15 +381,17 @@ def _run_batch(args: argparse.Namespace) -> int:
         with bar, held((recourse_log,), "cfx_value_range"):
             for i in range(len(todo)):
                 (res,) = rec.explain(todo.iloc[[i]], constraints=constraints)
+                line = record(res, args.k, digest[todo.index[i]])
                 if fmt == "csv":
-                    writer.writerow(record(res, args.k))
+                    writer.writerow(line)
                 else:
-                    handle.write(json.dumps(record(res, args.k)) + "\n")
+                    handle.write(json.dumps(line) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
                 bar.update(1)
     print(
-        f"{args.out}: {len(done) + len(todo)} of {len(frame)} applicants done ({len(todo)} new)",
+        f"{args.out}: {int(frame.index.isin(list(done)).sum()) + len(todo)} of {len(frame)} "
+        f"applicants done ({len(todo)} new)",
         file=sys.stderr,
     )
     return 0

@@ -114,6 +114,45 @@ def test_an_input_that_is_not_a_csv_of_applicants_is_named(tmp_path, applicants_
         assert code == 2 and f"`--input` {path}" in err and says in err, err
 
 
+def test_a_batch_of_other_applicants_is_refused_not_mixed(
+    tmp_path, german, split, applicants_csv, capsys
+):
+    """Plans were resumed by row number alone: another input file into the same --out had the
+    first file's plans filed under the second file's rows, and a finished file returned the
+    old plans for new applicants ('5 of 5 applicants done (0 new)')."""
+    out = tmp_path / "plans.csv"
+    args = ["recourse", "--model", "logistic", "--out", str(out), "--no-progress"]
+    assert main([*args, "--input", str(applicants_csv), "--limit", "2"]) == 0
+    before = out.read_text()
+    others = tmp_path / "others.csv"
+    german.X.iloc[split[1][:5]].iloc[::-1].to_csv(others, index=False)  # the rows reversed
+    capsys.readouterr()
+    assert main([*args, "--input", str(others)]) == 2
+    err = capsys.readouterr().err
+    assert "holds plans for 2 applicants whose values in `--input` differ" in err
+    assert "(ids ['0', '1']; another input file, or edited rows?)" in err
+    assert out.read_text() == before
+    # the same values written otherwise (24 as 24.0) are the same applicants: it resumes
+    frame = german.X.iloc[split[1][:5]].copy()
+    frame["duration_in_month"] = frame["duration_in_month"].astype(float)
+    frame.to_csv(tmp_path / "floats.csv", index=False)
+    assert f",{frame['duration_in_month'].iloc[0]:.1f}," in (tmp_path / "floats.csv").read_text()
+    assert main([*args, "--input", str(tmp_path / "floats.csv")]) == 0
+    rows = _rows(out)
+    assert [r["index"] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert len({r["input_digest"] for r in rows}) == 5 and all(
+        len(r["input_digest"]) == 16 for r in rows
+    )
+    assert "5 of 5 applicants done (3 new)" in capsys.readouterr().err
+    # a file whose key an older cfx wrote (lines without digests) is not resumed
+    key = out.with_name("plans.csv.key.json")
+    key.write_text(
+        json.dumps({k: v for k, v in json.loads(key.read_text()).items() if k != "input_digests"})
+    )
+    assert main([*args, "--input", str(applicants_csv)]) == 2
+    assert "was written by an older cfx, whose lines do not record" in capsys.readouterr().err
+
+
 def test_a_batch_with_other_settings_is_refused_not_mixed(tmp_path, applicants_csv, capsys):
     out = tmp_path / "suggestions.csv"
     args = ["recourse", "--input", str(applicants_csv), "--out", str(out), "--no-progress"]
