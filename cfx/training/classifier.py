@@ -16,7 +16,8 @@ The learning rate warms up linearly, then follows a cosine decay to zero (Loshch
 
 Every random draw (initialisation, data order, augmentation) comes from ``config.seed``; the
 global RNG is never touched. Checkpoints (safetensors, atomic) are written every
-``checkpoint_every`` steps and at the end to ``out/checkpoint.safetensors``; rerunning with the
+``checkpoint_every`` steps, at the end and when Ctrl-C stops the run (after the step in
+progress, :mod:`cfx.training.interrupt`) to ``out/checkpoint.safetensors``; rerunning with the
 same ``out`` resumes where it stopped, mid-epoch included, and ends with exactly the weights an
 uninterrupted run would have.
 """
@@ -28,6 +29,7 @@ import json
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -42,6 +44,7 @@ from cfx.run_key import tensors_sha256
 from cfx.training.checkpoint import resume_checkpoint, save_checkpoint
 from cfx.training.generator import TrainingReport
 from cfx.training.init import reset_parameters
+from cfx.training.interrupt import held_interrupt
 from cfx.zoo.pretrained import dtype_of
 
 log = logging.getLogger(__name__)
@@ -447,7 +450,7 @@ def train_classifier(
     if state is not None:
         step, seconds = state["step"], state["seconds"]
         history, running = state["history"], state["running"]
-        log.info("resumed classifier training at step %d of %d", step, total)
+        log.warning("resuming classifier training in %s at step %d of %d", out, step, total)
 
     bar: Any = None
     if show_progress:
@@ -457,73 +460,76 @@ def train_classifier(
     model.train()
     order: Tensor | None = None
     t0 = time.perf_counter()
-    while step < total:
-        epoch, pos = divmod(step, steps_per_epoch)
-        if order is None or pos == 0:
-            order = _epoch_order(n, order_seed, epoch)  # (N,)
-        idx = order[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]  # (B,)
-        x = images[idx]  # (B, C, H, W)
-        y = y_all[idx]  # (B,) or (B, 1, H, W)
-        m = y.to(x.dtype) if task == "segment" else None
-        if cfg.augment:
-            x, m = _augment(cfg, x, m, gen)
-        target = y.to(device) if m is None else m.to(device, dtype)
-        lr = _learning_rate(cfg, step, total)
-        for group in opt.param_groups:
-            group["lr"] = lr
+    # Ctrl-C finishes the step, saves it and stops; the bar ends before any message
+    with held_interrupt() as interrupted, bar if bar is not None else nullcontext():
+        while step < total:
+            epoch, pos = divmod(step, steps_per_epoch)
+            if order is None or pos == 0:
+                order = _epoch_order(n, order_seed, epoch)  # (N,)
+            idx = order[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]  # (B,)
+            x = images[idx]  # (B, C, H, W)
+            y = y_all[idx]  # (B,) or (B, 1, H, W)
+            m = y.to(x.dtype) if task == "segment" else None
+            if cfg.augment:
+                x, m = _augment(cfg, x, m, gen)
+            target = y.to(device) if m is None else m.to(device, dtype)
+            lr = _learning_rate(cfg, step, total)
+            for group in opt.param_groups:
+                group["lr"] = lr
 
-        logits = model(x.to(device, dtype))
-        loss, score = _loss(task, logits, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
+            logits = model(x.to(device, dtype))
+            loss, score = _loss(task, logits, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
 
-        b = float(x.shape[0])
-        running["loss"] += loss.item() * b
-        running["score"] += float(score.sum())
-        running["count"] += b
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(
-                {
-                    "epoch": epoch + 1,
-                    "loss": f"{running['loss'] / running['count']:.3f}",
-                    metric: f"{running['score'] / running['count']:.3f}",
+            b = float(x.shape[0])
+            running["loss"] += loss.item() * b
+            running["score"] += float(score.sum())
+            running["count"] += b
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    {
+                        "epoch": epoch + 1,
+                        "loss": f"{running['loss'] / running['count']:.3f}",
+                        metric: f"{running['score'] / running['count']:.3f}",
+                    }
+                )
+            if step % steps_per_epoch == 0:
+                row = {
+                    "epoch": float(epoch + 1),
+                    "step": float(step),
+                    "lr": lr,
+                    "loss": running["loss"] / running["count"],
+                    f"train_{metric}": running["score"] / running["count"],
                 }
-            )
-        if step % steps_per_epoch == 0:
-            row = {
-                "epoch": float(epoch + 1),
-                "step": float(step),
-                "lr": lr,
-                "loss": running["loss"] / running["count"],
-                f"train_{metric}": running["score"] / running["count"],
-            }
-            if val is not None:
-                if task == "classify":
-                    row["val_acc"] = evaluate_classifier(model, val[0], val_y, cfg.batch_size)
-                else:
-                    row["val_dice"] = evaluate_segmenter(model, val[0], val_y, cfg.batch_size)
-            history.append(row)
-            running = {"loss": 0.0, "score": 0.0, "count": 0.0}
-            log.info("epoch %d %s", epoch + 1, row)
-        if step % cfg.checkpoint_every == 0 or step == total:
-            save_checkpoint(
-                ckpt,
-                modules={"model": model},
-                optimizers={"opt": opt},
-                generators={"gen": gen},
-                state={
-                    "step": step,
-                    "seconds": seconds + time.perf_counter() - t0,
-                    "history": history,
-                    "running": running,
-                    "fingerprint": fingerprint,
-                },
-            )
-    if bar is not None:
-        bar.close()
+                if val is not None:
+                    if task == "classify":
+                        row["val_acc"] = evaluate_classifier(model, val[0], val_y, cfg.batch_size)
+                    else:
+                        row["val_dice"] = evaluate_segmenter(model, val[0], val_y, cfg.batch_size)
+                history.append(row)
+                running = {"loss": 0.0, "score": 0.0, "count": 0.0}
+                log.info("epoch %d %s", epoch + 1, row)
+            if step % cfg.checkpoint_every == 0 or step == total or interrupted():
+                save_checkpoint(
+                    ckpt,
+                    modules={"model": model},
+                    optimizers={"opt": opt},
+                    generators={"gen": gen},
+                    state={
+                        "step": step,
+                        "seconds": seconds + time.perf_counter() - t0,
+                        "history": history,
+                        "running": running,
+                        "fingerprint": fingerprint,
+                    },
+                )
+            if interrupted():
+                log.warning("interrupted at step %d of %d; saved in %s", step, total, out)
+                raise KeyboardInterrupt
     seconds += time.perf_counter() - t0
     model.eval()
     return model, TrainingReport(steps=step, seconds=seconds, history=tuple(history))

@@ -11,7 +11,8 @@ The loop is written out in the open. Each step, for a real batch ``x``:
   (the encoder learns to invert the generator's own samples, as in in-domain inversion).
 
 Checkpoints (safetensors, atomic) are written every ``checkpoint_every`` steps to
-``out/checkpoint.safetensors``; rerunning with the same ``out`` resumes where it stopped.
+``out/checkpoint.safetensors``, and when Ctrl-C stops the run (after the step in progress,
+:mod:`cfx.training.interrupt`); rerunning with the same ``out`` resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import dataclasses
 import json
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
 from cfx.run_key import tensors_sha256
 from cfx.training.checkpoint import resume_checkpoint, save_checkpoint
 from cfx.training.init import reset_parameters
+from cfx.training.interrupt import held_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +145,7 @@ def train_generator(
     )
     if state is not None:
         step, seconds, history = state["step"], state["seconds"], state["history"]
-        log.info("resumed generator training at step %d", step)
+        log.warning("resuming generator training in %s at step %d of %d", out, step, cfg.steps)
         if step > cfg.steps:  # a rerun that asks for fewer steps: nothing trains
             log.warning(
                 "the checkpoint in %s is at step %d, past `steps` %d: nothing is trained and "
@@ -162,80 +165,85 @@ def train_generator(
     model.train()
     disc.train()
     t0 = time.perf_counter()
-    while step < cfg.steps:
-        idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
-        x = images[idx]  # (B, C, 64, 64)
-        mu, logvar = model.posterior(x)
-        z = mu + torch.randn(mu.shape, generator=gen) * (0.5 * logvar).exp()
-        z_p = torch.randn(mu.shape, generator=gen)
-        x_rec = model.decode(z)
-        x_p = model.decode(z_p)
-        use_adv = step >= cfg.adv_start
-        frac = step / cfg.steps
-        scale = 1.0 - 0.9 * max(0.0, frac - cfg.decay_start) / max(1e-8, 1.0 - cfg.decay_start)
-        for opt in (opt_g, opt_d):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * scale
+    # Ctrl-C finishes the step, saves it and stops; the bar ends before any message
+    with held_interrupt() as interrupted, bar if bar is not None else nullcontext():
+        while step < cfg.steps:
+            idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
+            x = images[idx]  # (B, C, 64, 64)
+            mu, logvar = model.posterior(x)
+            z = mu + torch.randn(mu.shape, generator=gen) * (0.5 * logvar).exp()
+            z_p = torch.randn(mu.shape, generator=gen)
+            x_rec = model.decode(z)
+            x_p = model.decode(z_p)
+            use_adv = step >= cfg.adv_start
+            frac = step / cfg.steps
+            scale = 1.0 - 0.9 * max(0.0, frac - cfg.decay_start) / max(1e-8, 1.0 - cfg.decay_start)
+            for opt in (opt_g, opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * scale
 
-        # --- discriminator --------------------------------------------------------------------
-        if use_adv:
-            fake = torch.cat([x_rec.detach(), x_p.detach()])
-            d_loss = _hinge_d(disc(x), disc(fake))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-        else:
-            d_loss = torch.zeros(())
+            # --- discriminator ----------------------------------------------------------------
+            if use_adv:
+                fake = torch.cat([x_rec.detach(), x_p.detach()])
+                d_loss = _hinge_d(disc(x), disc(fake))
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+            else:
+                d_loss = torch.zeros(())
 
-        # --- encoder + generator --------------------------------------------------------------
-        rec = (x_rec - x).abs().mean()
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1).mean()
-        z_back = model.posterior(x_p.detach())[0]
-        latent = (z_back - z_p).pow(2).mean()
-        loss = rec + cfg.kl_weight * kl + cfg.latent_weight * latent
-        weight = torch.zeros(())
-        if use_adv:
-            adv = -0.5 * (disc(x_rec).mean() + disc(x_p).mean())
-            weight = cfg.adv_factor * _adaptive_weight(rec, adv, last)
-            loss = loss + weight * adv
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_g.step()
-        step += 1
+            # --- encoder + generator ----------------------------------------------------------
+            rec = (x_rec - x).abs().mean()
+            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1).mean()
+            z_back = model.posterior(x_p.detach())[0]
+            latent = (z_back - z_p).pow(2).mean()
+            loss = rec + cfg.kl_weight * kl + cfg.latent_weight * latent
+            weight = torch.zeros(())
+            if use_adv:
+                adv = -0.5 * (disc(x_rec).mean() + disc(x_p).mean())
+                weight = cfg.adv_factor * _adaptive_weight(rec, adv, last)
+                loss = loss + weight * adv
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+            step += 1
 
-        if step % 50 == 0 or step == cfg.steps:
-            psnr = 10 * torch.log10(4.0 / (x_rec.detach() - x).pow(2).mean()).item()
-            row = {
-                "step": float(step),
-                "rec_l1": rec.item(),
-                "psnr": psnr,
-                "kl": kl.item(),
-                "latent": latent.item(),
-                "d_loss": d_loss.item(),
-                "adv_weight": float(weight),
-            }
-            history.append(row)
-            log.info("step %d %s", step, row)
+            if step % 50 == 0 or step == cfg.steps:
+                psnr = 10 * torch.log10(4.0 / (x_rec.detach() - x).pow(2).mean()).item()
+                row = {
+                    "step": float(step),
+                    "rec_l1": rec.item(),
+                    "psnr": psnr,
+                    "kl": kl.item(),
+                    "latent": latent.item(),
+                    "d_loss": d_loss.item(),
+                    "adv_weight": float(weight),
+                }
+                history.append(row)
+                log.info("step %d %s", step, row)
+                if bar is not None:
+                    bar.set_postfix(
+                        psnr=f"{psnr:.1f}", kl=f"{kl.item():.0f}", d=f"{d_loss.item():.2f}"
+                    )
             if bar is not None:
-                bar.set_postfix(psnr=f"{psnr:.1f}", kl=f"{kl.item():.0f}", d=f"{d_loss.item():.2f}")
-        if bar is not None:
-            bar.update(1)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            elapsed = seconds + time.perf_counter() - t0
-            save_checkpoint(
-                ckpt,
-                modules=modules,
-                optimizers=optims,
-                generators={"gen": gen},
-                state={
-                    "step": step,
-                    "seconds": elapsed,
-                    "history": history,
-                    "fingerprint": fingerprint,
-                },
-            )
-    if bar is not None:
-        bar.close()
+                bar.update(1)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or interrupted():
+                elapsed = seconds + time.perf_counter() - t0
+                save_checkpoint(
+                    ckpt,
+                    modules=modules,
+                    optimizers=optims,
+                    generators={"gen": gen},
+                    state={
+                        "step": step,
+                        "seconds": elapsed,
+                        "history": history,
+                        "fingerprint": fingerprint,
+                    },
+                )
+            if interrupted():
+                log.warning("interrupted at step %d of %d; saved in %s", step, cfg.steps, out)
+                raise KeyboardInterrupt
     seconds = seconds + time.perf_counter() - t0
     model.eval()
     return model, TrainingReport(steps=step, seconds=seconds, history=tuple(history))

@@ -217,6 +217,48 @@ def test_resumed_run_ends_with_identical_weights(slices, task, tmp_path, monkeyp
     assert again_report.history == whole_report.history
 
 
+def _ctrl_c_during(monkeypatch, module, name, call):
+    """Press Ctrl-C (a real SIGINT) inside the ``call``-th call of ``module.name``."""
+    import signal
+
+    real, calls = getattr(module, name), []
+
+    def pressed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, pressed)
+
+
+def test_ctrl_c_saves_the_step_it_arrived_in_and_resumes_exactly(slices, tmp_path, monkeypatch):
+    """Ctrl-C kept only the last periodic checkpoint (step 4 here): the steps since were lost
+    (up to 200 by default), and a run stopped before its first checkpoint left nothing."""
+    train, test = slices
+    data = (train.images[:96], train.labels[:96], (test.images[:32], test.labels[:32]))
+    config = ClassifierTrainingConfig(epochs=2, batch_size=16, checkpoint_every=4, seed=5)
+    whole, whole_report = _run("classify", data, tmp_path / "whole", config)
+
+    _ctrl_c_during(monkeypatch, classifier_module, "_augment", call=7)  # inside step 7
+    with pytest.raises(KeyboardInterrupt):
+        _run("classify", data, tmp_path / "split", config)
+    monkeypatch.undo()
+    from cfx.training.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(
+        tmp_path / "split" / "checkpoint.safetensors",
+        modules={"model": BrainCNN(BrainCNNConfig(width=4))},
+        optimizers={},
+        generators={},
+    )
+    assert saved["step"] == 7  # the step finished, then saved
+    resumed, report = _run("classify", data, tmp_path / "split", config)
+    for key, value in whole.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert report.history == whole_report.history
+
+
 def test_resuming_with_other_settings_is_refused(slices, tmp_path):
     train, _ = slices
     data = (train.images[:32], train.labels[:32], None)

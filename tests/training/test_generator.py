@@ -33,6 +33,29 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
         assert torch.equal(p, q), name
 
 
+def test_ctrl_c_saves_the_step_it_arrived_in_and_resumes_exactly(tmp_path, monkeypatch, caplog):
+    import cfx.training.generator as generator_module
+    from tests.training.test_classifier import _ctrl_c_during
+
+    x = _images()
+    whole, _ = train_generator(x, tmp_path / "a", _config(steps=6), show_progress=False)
+    # the discriminator's loss runs once a step from step 1 (adv_start): inside step 4, which
+    # no periodic checkpoint (every 2) would keep
+    _ctrl_c_during(monkeypatch, generator_module, "_hinge_d", call=3)
+    cfg = _config(steps=6, checkpoint_every=100)
+    warnings = caplog.at_level("WARNING", logger="cfx.training.generator")
+    with warnings, pytest.raises(KeyboardInterrupt):
+        train_generator(x, tmp_path / "b", cfg, show_progress=False)
+    assert f"interrupted at step 4 of 6; saved in {tmp_path / 'b'}" in caplog.text
+    monkeypatch.undo()
+    with caplog.at_level("WARNING", logger="cfx.training.generator"):
+        resumed, report = train_generator(x, tmp_path / "b", cfg, show_progress=False)
+    assert f"resuming generator training in {tmp_path / 'b'} at step 4 of 6" in caplog.text
+    assert report.steps == 6
+    for (name, p), q in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+
+
 def test_a_rerun_asking_for_fewer_steps_says_nothing_was_trained(tmp_path, caplog):
     x = _images()
     trained, _ = train_generator(x, tmp_path, _config(steps=4), show_progress=False)
