@@ -19,6 +19,16 @@ OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
 GHORBANI = ("top_k", "mass_center", "targeted")  # the objectives GhorbaniAttack runs
 REGIONS = ("mirror", "marker")  # where targeted attacks pull the map
 ATTACKABLE = ("gradient", "gradient_x_input", "smoothgrad", "integrated_gradients", "gradcam")
+COMPARE_ATTACKS = ("gradient", "integrated_gradients")
+"""The methods whose top-k attack `cfx saliency compare` draws (with ``--attack-n`` > 0)."""
+COMPARE_OUTPUTS = (
+    "table.csv",
+    "table.md",
+    "grid.png",
+    *(f"attack_{name}.png" for name in COMPARE_ATTACKS),
+)
+"""What `cfx saliency compare` writes in ``--out``: an earlier run's are removed before any is
+written, so an interrupted run (or one with ``--attack-n 0``) never leaves two runs' files."""
 
 
 def parse_fraction(text: str, flag: str = "--epsilon") -> float:
@@ -236,6 +246,8 @@ def run_compare(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
     )
     out = Path(args.out)
+    for name in COMPARE_OUTPUTS:  # an earlier run's: none may stay beside this run's
+        (out / name).unlink(missing_ok=True)
     (out / "table.csv").write_text(res.to_csv(), encoding="utf-8")
     note = (
         f"{source}, classifier `{args.classifier}`, target class {args.target}; maps scored "
@@ -246,7 +258,7 @@ def run_compare(args: argparse.Namespace) -> int:
     saliency_grid(x, masks, res.maps, res.methods, out / "grid.png")
     attacked = []
     if args.attack_n > 0:
-        for name in ("gradient", "integrated_gradients"):
+        for name in COMPARE_ATTACKS:
             path = attack_figure_for(model, name, x[: args.attack_n], out, fast=args.fast)
             attacked.append(path.name)
     best, dice = res.best("dice")

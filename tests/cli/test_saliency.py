@@ -38,6 +38,16 @@ def test_compare_writes_table_grid_and_attack_figures(tmp_path, capsys):
     assert [row.split(",")[0] for row in csv[1:]] == ["gradient", "gradcam", "occlusion"]
     assert "± " in (out / "table.md").read_text()
     assert "best Dice" in capsys.readouterr().out
+    # a rerun without attacks leaves no attack figure of the run before beside its table
+    (out / "notes.txt").write_text("mine")  # not the command's: kept
+    again = ["saliency", "compare", "--n", "2", "--methods", "gradient", "--fast"]
+    assert main([*again, "--attack-n", "0", "--out", str(out), "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "grid.png",
+        "notes.txt",
+        "table.csv",
+        "table.md",
+    ]
 
 
 def test_attack_writes_per_image_rows_and_summary(tmp_path):
