@@ -6,13 +6,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from cfx.cli.models import model_name
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import check_int
+
+if TYPE_CHECKING:
+    import torch
 
 LABELLERS = ("oracle", "web", "csv")
 

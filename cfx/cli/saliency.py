@@ -7,13 +7,15 @@ import json
 import logging
 from fractions import Fraction
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from cfx.cli.models import model_name
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real
+
+if TYPE_CHECKING:
+    import torch
 
 OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
 GHORBANI = ("top_k", "mass_center", "targeted")  # the objectives GhorbaniAttack runs
@@ -274,6 +276,8 @@ def attack_figure_for(
     model: torch.nn.Module, name: str, x: torch.Tensor, out: Path, *, fast: bool
 ) -> Path:
     """Ghorbani top-k attack on ``x`` at 8/255 for one method; writes and returns the figure."""
+    import torch
+
     from cfx.saliency.attacks import GhorbaniAttack
     from cfx.saliency.compare import build_method
     from cfx.viz import attack_figure
@@ -293,6 +297,8 @@ def attack_figure_for(
 
 
 def run_attack(args: argparse.Namespace) -> int:
+    import torch
+
     from cfx.data.brain import MIRROR_MIN_PIXELS, SIZE, marker_mask, mirrored_lesion
     from cfx.saliency.attacks import GhorbaniAttack, RandomSign, TargetMapAttack
     from cfx.saliency.compare import build_method, mean_ci, tumour_slices

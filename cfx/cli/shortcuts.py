@@ -10,14 +10,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
 from cfx.cli.models import model_name
 from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, counted
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from cfx.shortcuts import MarkerCell, ShortcutReport
 
 METHODS = ("gradient", "monotone")
@@ -155,6 +154,8 @@ def direction_markdown(name: str, summary: dict[str, float], verdict: str, dilat
 def pick_examples(via: Tensor, counted: Tensor, target: Tensor, per_direction: int) -> list[int]:
     """Up to ``per_direction`` rows per target class: via-marker counted paths first, then
     other counted paths, then the rest."""
+    import torch
+
     rows: list[int] = []
     for t in DIRECTIONS:
         mine = target == t

@@ -9,14 +9,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from cfx.cli.options import given_flags
 from cfx.cli.paths import not_a_file
-from cfx.data.io import load_images, load_labels, load_masks
 from cfx.errors import UnknownNameError, check_int, check_real
 
 if TYPE_CHECKING:
+    import torch
+
     from cfx.data.brain import BrainSlices
     from cfx.models.classifiers import BrainCNN, BrainOracle, BrainSegmenter
 
@@ -196,6 +195,8 @@ def _brain(args: argparse.Namespace, n: int, seed: int) -> BrainSlices:
 def _user_images(path: str, flag: str) -> torch.Tensor:
     if Path(path).suffix.lower() not in (".npy", ".pt"):
         raise ValueError(f"`{flag}` must be 'brain' or a .npy/.pt image file, got {path!r}")
+    from cfx.data.io import load_images
+
     return load_images(path, name=flag)
 
 
@@ -243,6 +244,8 @@ def _targets(
     what: str,
 ) -> torch.Tensor:
     """Labels (classify) or masks (segment) for user images, with a clear error when missing."""
+    from cfx.data.io import load_labels, load_masks
+
     if args.arch == "brain-segmenter":
         if masks is None:
             raise ValueError(f"`{what}` is required for --arch brain-segmenter on user data")

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from cfx.cli.models import checked_source
 from cfx.cli.paths import not_a_file, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, shown_rows
 
 if TYPE_CHECKING:
+    import torch
+
     from cfx.zoo import ModelSource
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,8 @@ def load_input(path: Path, shape: tuple[int, ...], files: list[Path] | None = No
     read); a batch with no dark pixel is warned about when the explainer starts.
     ``files``: the image files :func:`check_input_path` already listed for ``path`` (a
     folder is then not listed again); None checks ``path`` here."""
+    import torch
+
     files = check_input_path(path) if files is None else files
     channels, h, w = shape
     if files is not None:
@@ -228,6 +231,8 @@ def check_input_path(path: Path) -> list[Path] | None:
 
 
 def _read_image_file(path: Path, channels: int, h: int, w: int) -> torch.Tensor:
+    import torch
+
     if channels not in (1, 3):
         raise ValueError(
             f"`--input` image files need a generator with 1 or 3 channels, got {channels}; "
@@ -292,6 +297,8 @@ def _read_image_file(path: Path, channels: int, h: int, w: int) -> torch.Tensor:
 
 def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` test slices of the class opposite to ``target`` (and their lesion masks)."""
+    import torch
+
     from cfx.data.brain import make_dataset
 
     data = make_dataset(max(4 * n, 16), seed=seed)

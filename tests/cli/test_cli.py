@@ -189,3 +189,23 @@ def test_python_m_cfx_runs_the_command():
     )
     assert done.returncode == 2, done.stderr
     assert "usage: cfx data" in done.stderr and "invalid choice: 'nonsense'" in done.stderr
+
+
+def test_help_and_mistyped_flags_answer_without_importing_torch():
+    """torch takes ~1.5 s to import: `cfx --help`, `--version` and argparse's errors came after
+    it (and Ctrl-C during it printed a traceback); commands import it when they run."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from cfx.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "import cfx\n"
+        "print(sorted(m for m in ('torch', 'pandas', 'scipy') if m in sys.modules))\n"
+        "cfx.invert\n"  # the top-level names still load on first use
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[]", "True"]
