@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from cfx.errors import CheckpointError
 from cfx.files import save_tensors_atomic
 from cfx.run_key import changes
 
@@ -129,6 +130,11 @@ def resume_checkpoint(
     other = f"`out` ({path.parent}) holds a checkpoint of a different run; use a new folder or "
     try:
         state = load_checkpoint(path, modules=modules, optimizers=optimizers, generators=generators)
+    except SafetensorError as err:  # truncated or damaged: not a run to resume
+        raise CheckpointError(
+            f"{path} cannot be read ({str(err).splitlines()[0]}): it is damaged; delete it to "
+            "train from the start, or use a new folder"
+        ) from err
     except (RuntimeError, KeyError, ValueError) as err:  # another model or architecture
         raise ValueError(f"{other}the same model ({str(err).splitlines()[0]})") from err
     earlier = state.get("fingerprint")

@@ -35,3 +35,25 @@ def test_round_trip_restores_modules_optimizers_and_generators(tmp_path):
         assert torch.equal(s1["state"][k]["exp_avg"], s2["state"][k]["exp_avg"])
     assert s1["param_groups"] == s2["param_groups"]
     assert not list(path.parent.glob("*.tmp"))  # the temporary file was renamed
+
+
+def test_a_damaged_checkpoint_is_named_not_a_raw_safetensors_error(tmp_path):
+    import pytest
+
+    from cfx.errors import CheckpointError
+    from cfx.training.checkpoint import resume_checkpoint
+
+    model = nn.Linear(4, 2)
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, modules={"m": model}, optimizers={}, generators={}, state={"step": 1})
+    path.write_bytes(path.read_bytes()[:50])  # what a power cut could leave
+    with pytest.raises(CheckpointError, match=r"checkpoint.safetensors cannot be read .*damaged"):
+        resume_checkpoint(
+            path,
+            fingerprint={},
+            names={},
+            added_later=(),
+            modules={"m": model},
+            optimizers={},
+            generators={},
+        )
