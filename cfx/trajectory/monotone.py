@@ -411,12 +411,7 @@ class MonotonePath:
                 l_id = identity_loss(frames, start_img[c])
                 l_smooth = smoothness_loss(zc, z0_flat[c])
                 with torch.no_grad():  # validity of the current path, per image
-                    steps_up = torch.cat([p_start[c, None], p], 1).diff(dim=1) > 0
-                    valid = (
-                        (p[:, -1] >= self.margin)
-                        & ((p - levels[None, 1:]).abs().amax(1) <= self.calibration_tol)
-                        & steps_up.all(1)
-                    )
+                    valid = path_is_valid(p, p_start[c], levels, self.margin, self.calibration_tol)
                     if self.blur_check > 0:
                         valid = valid & (torch.sigmoid(s_soft) >= self.margin)
                     improve = valid & (l_id < best_id[c])
@@ -425,8 +420,7 @@ class MonotonePath:
                     best_lam[c] = torch.where(improve, lam[c], best_lam[c])
                     last_gain[c[improve]] = it
                     if it > 0 and it % self.adapt_every == 0:
-                        grown = lam[c] * self.lambda_growth
-                        lam[c] = torch.where(valid, grown, lam[c] * 0.5).clamp(max=self.lambda_max)
+                        lam[c] = adapt_lambda(lam[c], valid, self.lambda_growth, self.lambda_max)
                 if it < self.iterations:
                     loss = l_cal + l_mono + lam[c] * l_id + self.smooth_weight * l_smooth
                     loss.sum().backward()
@@ -449,3 +443,21 @@ class MonotonePath:
         # a best found at iteration 0 is the warm start itself: no lambda shaped it
         best_lam = torch.where(last_gain == 0, torch.nan, best_lam)
         return final, best_lam
+
+
+def path_is_valid(
+    probs: Tensor, p_start: Tensor, levels: Tensor, margin: float, tol: float
+) -> Tensor:
+    """Whether each path is one Option 2 may return, ``(B,)`` bool: target probabilities
+    ``probs`` ``(B, T)`` of frames 1..T end at or past ``margin``, each within ``tol`` of its
+    level ``levels[1:]`` (``levels`` ``(T+1,)``, the largest deviation counts) and every step
+    from ``p_start`` ``(B,)`` (frame 0) strictly climbs."""
+    steps_up = torch.cat([p_start[:, None], probs], 1).diff(dim=1) > 0  # (B, T)
+    calibrated = (probs - levels[None, 1:]).abs().amax(1) <= tol
+    return (probs[:, -1] >= margin) & calibrated & steps_up.all(1)
+
+
+def adapt_lambda(lam: Tensor, valid: Tensor, growth: float, lam_max: float) -> Tensor:
+    """The identity weights after a check, ``(B,)``: grown by ``growth`` where the path is
+    valid (it can afford more identity), halved where it is not, never above ``lam_max``."""
+    return torch.where(valid, lam * growth, lam * 0.5).clamp(max=lam_max)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cfx.trajectory.losses import identity_loss
-from cfx.trajectory.monotone import MonotonePath
+from cfx.trajectory.monotone import MonotonePath, adapt_lambda, path_is_valid
 from tests.trajectory.toy import LinearGenerator, LogisticClassifier
 
 
@@ -335,3 +335,32 @@ def test_bad_hopeless_after(toy):
     g, f, z0 = toy
     with pytest.raises(ValueError, match="`hopeless_after`"):
         MonotonePath(g, f, hopeless_after=-1).explain(torch.zeros(3, 1, 4, 4), 1, latents=z0)
+
+
+def test_path_validity_known_answers():
+    """Written inline in the loop before, where the toy's warm starts are valid either way: a
+    flat step or a mean (not largest) calibration error passed mutants unnoticed."""
+    levels = torch.tensor([0.0, 1 / 3, 2 / 3, 1.0])
+    start = torch.tensor([0.1])
+
+    def valid(probs, margin=0.99, tol=0.08):
+        return path_is_valid(torch.tensor([probs]), start, levels, margin, tol).item()
+
+    assert valid([0.33, 0.66, 0.995])
+    # a flat step does not climb, nor does a first step below frame 0 (a loose tolerance, so
+    # that only the steps decide)
+    assert valid([0.33, 0.34, 0.995], tol=0.5)
+    assert not valid([0.33, 0.33, 0.995], tol=0.5)
+    assert not valid([0.05, 0.66, 0.995], tol=0.5)
+    # deviations 0.003, 0.167, 0.005: their mean (0.058) is within 0.08, the largest is not
+    assert not valid([0.33, 0.5, 0.995])
+    assert not valid([0.33, 0.66, 0.98])  # short of the margin
+    assert valid([0.33, 0.66, 0.99])  # the margin itself passes
+    assert not valid([0.33, 0.66, 0.995], tol=0.003)  # 0.005 off its level
+
+
+def test_lambda_grows_on_valid_paths_halves_on_others_and_is_capped():
+    lam = adapt_lambda(
+        torch.tensor([10.0, 10.0, 8000.0]), torch.tensor([True, False, True]), 2.0, 1e4
+    )
+    assert lam.tolist() == [20.0, 5.0, 1e4]
