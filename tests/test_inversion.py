@@ -72,6 +72,22 @@ class BatchNormGenerator(LinearGenerator):
         return self.bn(super().decode(z))
 
 
+class OnePixel(nn.Module):
+    """G(z) = z as a 1x1 image: the inversion loss is closed form."""
+
+    latent_shape = (1,)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z.view(-1, 1, 1, 1)
+
+
+class Overshoots(OnePixel):
+    """One pixel with an encoder 0.1 from the exact latent."""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1) + 0.1
+
+
 def _images(g: nn.Module) -> torch.Tensor:
     with torch.no_grad():
         x = g.decode(Z_STAR)  # (2, 1, 4, 4)
@@ -137,6 +153,27 @@ def test_the_best_latent_seen_is_kept_even_when_the_optimiser_overshoots():
     res = invert(g, x, steps=1, lr=5.0, prior_weight=0.0, perceptual="none")
     assert torch.equal(res.latents, Z_STAR + 0.1)
     assert torch.allclose(res.psnr, res.encoder_psnr)
+
+
+def test_the_best_latent_seen_is_kept_over_two_overshooting_steps():
+    # x = 0.5, the encoder's latent 0.6. Adam's first step moves z by lr = 5, to -4.4; the
+    # second comes back only part way, to about -0.75: both iterates are farther from x than
+    # the encoder's latent, which must come back
+    x = torch.full((1, 1, 1, 1), 0.5)
+    res = invert(
+        Overshoots(), x, steps=2, lr=5.0, prior_weight=0.0, l1_weight=0.0, perceptual="none"
+    )
+    assert res.latents.item() == pytest.approx(0.6)
+
+
+def test_the_prior_and_l1_terms_give_the_closed_form_optimum():
+    # loss(z) = (z - x)^2 + w |z - x| + lam z^2 with x = 0.5, w = 0.5, lam = 1:
+    # for z < x, 2 (z - x) - w + 2 lam z = 0, so z = (2x + w) / (2 + 2 lam) = 0.375
+    x = torch.full((1, 1, 1, 1), 0.5)
+    res = invert(
+        OnePixel(), x, steps=600, lr=0.005, l1_weight=0.5, prior_weight=1.0, perceptual="none"
+    )
+    assert res.latents.item() == pytest.approx(0.375, abs=0.01)
 
 
 # --- steps=0 and the encoder ------------------------------------------------------------------

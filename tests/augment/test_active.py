@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 import torch
 
@@ -95,6 +97,21 @@ def test_labelled_frames_sit_near_the_boundary(world, tmp_path):
         p_any = torch.softmax(f(res.images), 1)  # the untouched original classifier
     # each frame was placed at p(target) = 0.4 or 0.6, so its top probability is <= ~0.6
     assert float(p_any.max(1).values.max()) < 0.62
+
+
+def test_frames_cross_into_the_other_class_and_suggestions_are_the_models(world, tmp_path):
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(
+        g, f, OracleLabeller(f), budget=6, rounds=1, finetune=CFG, steps=10, frame_levels=(0.6,)
+    )
+    res = learner.augment(pool, train, labels, out=tmp_path)
+    with torch.no_grad():
+        src = f(pool[res.rounds[0].starts]).argmax(1)
+        frm = f(res.images).argmax(1)
+    # a frame at p(target) = 0.6 is in the target class, the class its start is not in
+    assert bool((frm != src).all())
+    # labelled by the explained classifier itself: it agrees with every suggestion
+    assert res.rounds[0].disagreement == 0.0
 
 
 def test_user_classifier_is_unchanged(world, tmp_path):
@@ -342,6 +359,16 @@ def test_rounds_read_back_are_scored_by_the_rerun(world, tmp_path):
         pool, train, labels, out=tmp_path, eval_fn=lambda m: {"new_test": 0.25}
     )
     assert res.rounds[0].metrics == {"new_test": 0.25}  # one test set in the result
+
+
+def test_a_resumed_run_does_not_reuse_the_starts_of_rounds_read_back(world, tmp_path):
+    g, f, pool, train, labels = world
+    args = {"budget": 4, "rounds": 2, "finetune": CFG, "steps": 4}
+    first = ActiveLearner(g, f, CountingOracle(), **args).augment(pool, train, labels, out=tmp_path)
+    shutil.rmtree(tmp_path / "round_01")  # round 0 is read back, round 1 computed again
+    again = ActiveLearner(g, f, CountingOracle(), **args).augment(pool, train, labels, out=tmp_path)
+    assert torch.equal(again.rounds[1].starts, first.rounds[1].starts)
+    assert not set(again.rounds[1].starts.tolist()) & set(again.rounds[0].starts.tolist())
 
 
 def test_an_oracle_labeller_needs_a_positive_batch_size():

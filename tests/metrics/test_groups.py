@@ -44,3 +44,9 @@ def test_inputs_that_would_be_scored_wrong_are_named():
         torch.tensor([0, 2, 1]), torch.tensor([0, 2, 1]), tags, class_names=("a", "b", "c")
     )
     assert out["c_tag"] == 1.0 and out["worst_group"] == 1.0
+
+
+def test_inputs_of_one_length_but_not_one_dimension_are_named():
+    t = torch.zeros(2, 2, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"must be \(N,\)"):
+        group_accuracies(t, t, t.bool())

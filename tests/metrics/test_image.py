@@ -23,6 +23,35 @@ def test_ssim_identical_and_constant_images():
     assert torch.allclose(ssim(a, b), torch.tensor([expected]), atol=1e-5)
 
 
+def test_psnr_of_identical_images_is_capped_by_the_error_floor():
+    # the squared error is floored at 1e-12: 10 log10(4 / 1e-12) = 126.02 dB, not infinity
+    s = torch.zeros(1, 1, 4, 4)
+    assert psnr(s, s).item() == pytest.approx(10 * math.log10(4 / 1e-12), abs=1e-3)
+
+
+def test_psnr_scores_an_image_just_inside_the_scale_limit():
+    # 3.9 is outside [-1, 1] but inside the room left for an overshooting generator
+    s = torch.zeros(1, 1, 4, 4)
+    assert torch.isfinite(psnr(torch.full((1, 1, 4, 4), 3.9), s)).all()
+
+
+def test_ssim_closed_form_with_flat_window():
+    # sigma -> inf: the 3x3 window weights are 1/9 each, so SSIM uses plain (population)
+    # moments. The pattern below has mean 0 and sum of squares 2.64; a is it shifted by 0.1
+    # and b = a / 2, so b has a quarter of a's variance and half of it as covariance.
+    a = torch.tensor([[-0.8, 0.2, 0.6], [0.1, -0.4, 0.9], [0.3, -0.7, -0.2]]) + 0.1
+    b = 0.5 * a
+    mu_a, mu_b = 0.1, 0.05
+    var_a = 2.64 / 9
+    var_b, cov = 0.25 * var_a, 0.5 * var_a
+    c1, c2 = 0.02**2, 0.06**2  # (K1 * 2)^2, (K2 * 2)^2 for data range 2
+    expected = (
+        (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    )  # ~0.6465
+    got = ssim(a[None, None], b[None, None], window=3, sigma=1e6).item()
+    assert got == pytest.approx(expected, abs=1e-5)
+
+
 def test_shape_mismatch_is_clear():
     with pytest.raises(ValueError, match="one shape"):
         psnr(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 5))
@@ -41,6 +70,11 @@ def test_frechet_known_answers():
     assert frechet_distance(a, s * a) == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="equal D"):
         frechet_distance(a, a[:, :3])
+
+
+def test_frechet_needs_at_least_two_rows():
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        frechet_distance(np.zeros((1, 3)), np.ones((5, 3)))
 
 
 @pytest.mark.parametrize(("side", "window"), [(1, 1), (2, 1), (4, 3), (10, 9), (11, 11), (12, 11)])

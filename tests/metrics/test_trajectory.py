@@ -239,3 +239,82 @@ def test_summarise_scores_generated_frames_beyond_the_image_range():
     assert s["psnr_to_source"] == pytest.approx(10 * math.log10(4 / 25), abs=1e-4)
     with pytest.raises(ValueError, match=r"must have values in \[-1, 1\]"):
         psnr(frames[:, -1], source)
+
+
+def test_cout_inserts_the_largest_change_first():
+    # f reads one pixel, the one the counterfactual changes most (by 2; the others by 0.5).
+    # 4 pixels in 4 stages: stage 1 inserts that pixel, so every stage scores
+    # p(1) - p(0) at logits (-10, 10), which is tanh(10), and so does the mean.
+    def f(x):
+        s = 10 * x[:, 0, 0, 0]
+        return torch.stack([-s, s], 1)
+
+    src = -torch.ones(1, 1, 2, 2)
+    cf = torch.full((1, 1, 2, 2), -0.5)
+    cf[0, 0, 0, 0] = 1.0
+    assert cout(f, src, cf, 1, steps=4).item() == pytest.approx(math.tanh(10), abs=1e-6)
+
+
+def test_cout_refuses_the_class_index_one_past_the_last():
+    def f(x):
+        return torch.zeros(x.shape[0], 2)
+
+    s = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match=r"class index in \[0, 1\], got 2"):
+        cout(f, s, s, 2)
+
+
+def test_localisation_dilation_known_answers():
+    # two changed pixels, one inside the dilated mask and one at (7, 7) far outside: share 0.5
+    # when the dilation reaches the first, 0 when it does not
+    start = torch.zeros(1, 1, 8, 8)
+    mask = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    mask[0, 0, 2, 2] = True
+    final = start.clone()
+    final[0, 0, 2, 3] = 1.0  # 1 px from the mask
+    final[0, 0, 7, 7] = 1.0
+    assert localisation(start, final, mask, dilation=1).item() == pytest.approx(0.5)
+    assert localisation(start, final, mask, dilation=0).item() == pytest.approx(0.0)
+    final = start.clone()
+    final[0, 0, 2, 5] = 1.0  # 3 px from the mask: inside the default dilation 3, not 2
+    final[0, 0, 7, 7] = 1.0
+    assert localisation(start, final, mask).item() == pytest.approx(0.5)
+    assert localisation(start, final, mask, dilation=2).item() == pytest.approx(0.0)
+
+
+def test_spearman_of_constant_input_is_zero_and_ties_do_not_climb():
+    assert spearman(torch.ones(1, 5), torch.arange(5.0)[None]).item() == 0.0
+    assert monotonicity_spearman(torch.tensor([[0.3, 0.3, 0.3]])).item() == 0.0
+    # steps 0.1 -> 0.1 (a tie, not a climb) and 0.1 -> 0.2: one of two steps increases
+    assert increasing_steps(torch.tensor([[0.1, 0.1, 0.2]])).item() == pytest.approx(0.5)
+
+
+def test_flip_rate_of_exactly_one_half_is_not_a_flip():
+    assert flip_rate(torch.tensor([0.5])).item() == 0.0  # a flip "exceeds 0.5"
+
+
+def test_lesion_area_of_an_empty_segmentation_is_zero():
+    def segmenter(x):
+        return torch.zeros(x.shape[0], 1, 4, 4)  # logit 0 everywhere: no pixel > 0
+
+    assert lesion_area(segmenter, torch.zeros(1, 2, 1, 4, 4)).tolist() == [[0.0, 0.0]]
+
+
+def test_summarise_uses_frame0_oracle_last_frame_and_spearman():
+    from cfx.metrics.trajectory import summarise
+
+    source = torch.zeros(1, 1, 8, 8)
+    frames = torch.zeros(1, 4, 1, 8, 8)
+    frames[:, :, 0, 7, 7] = 1.0  # inversion error in every frame, G(z0) included
+    frames[:, -1, 0, 2, 2] = 1.0  # the edit
+    mask = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    mask[0, 0, 2, 2] = True
+    # localisation measures the last frame against frame 0, not against the source: the
+    # inversion error at (7, 7) is in both, so the whole change is inside the mask
+    probs = torch.tensor([[0.1, 0.3, 0.2, 0.4]])  # ranks 0, 2, 1, 3: rho = 1 - 6 * 2 / (4 * 15)
+    oracle = torch.tensor([[0.1, 0.2, 0.3, 0.9]])  # the oracle's last frame is above 0.5
+    s = summarise(probs, torch.linspace(0, 1, 4), frames, source, masks=mask, oracle_probs=oracle)
+    assert s["localisation"] == pytest.approx(1.0)
+    assert s["oracle_agreement"] == 1.0
+    assert s["spearman_t_f"] == pytest.approx(0.8)
+    assert s["increasing_steps"] == pytest.approx(2 / 3)  # 0.3 -> 0.2 is the one fall

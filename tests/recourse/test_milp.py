@@ -66,6 +66,28 @@ def test_infeasible_case_is_certified_not_raised(hand):
     assert "no recourse under these constraints" in res.plan
 
 
+def test_a_categorys_gain_is_relative_to_the_applicants_own_category(hand):
+    model, schema, X = hand
+    rec = Recourse(model, schema, support=0.0).fit(X)
+    # logit = -3.2 + 0 + 0.5 + 0.4 = -2.3 with x1 and x2 frozen; c: b -> c adds 2.5 - 0.4 = 2.1
+    # (not 2.5) < 2.3: infeasible, the best reachable p is s(-0.2)
+    (res,) = rec.explain(
+        _applicant(x1=0, x2=0.5, c="b"), constraints=Constraints(immutable=("x1", "x2"))
+    )
+    assert res.status == "infeasible"
+    assert res.max_proba == pytest.approx(1 / (1 + np.exp(0.2)), abs=1e-9)
+
+
+def test_binding_constraints_are_named_largest_first(hand):
+    model, schema, X = hand
+    rec = Recourse(model, schema, support=0.0).fit(X)
+    limits = Constraints(immutable=("x2", "c"), bounds={"x1": (None, 3)})
+    (res,) = rec.explain(_applicant(), constraints=limits)
+    # log-odds withheld: x2 9.0 (1 -> 10 at 1.0 each), x1 3.5 (4.0 free vs 0.5 allowed), c 2.5
+    r = res.reason
+    assert r.index("`x2`") < r.index("`x1`") < r.index("`c`")
+
+
 def test_max_changes_certificate(hand):
     model, schema, X = hand
     rec = Recourse(model, schema, support=0.0).fit(X)
@@ -73,6 +95,31 @@ def test_max_changes_certificate(hand):
     limits = Constraints(immutable=("x2", "c"), bounds={"x1": (None, 4)}, max_changes=1)
     (res,) = rec.explain(_applicant(), constraints=limits)
     assert res.status == "infeasible"
+
+
+def test_max_changes_certificate_reports_the_best_single_change(hand):
+    model, schema, X = hand
+    rec = Recourse(model, schema, support=0.0).fit(X)
+    limits = Constraints(
+        immutable=("c",), bounds={"x1": (None, 4), "x2": (None, 1.5)}, max_changes=1
+    )
+    (res,) = rec.explain(_applicant(), constraints=limits)
+    # logit -1.2; x1 -> 4 adds 1.0, x2 -> 1.5 adds 0.5. One change: the best is x1, p = s(-0.2);
+    # both would reach s(0.3) = 0.574
+    assert res.status == "infeasible"
+    assert res.max_proba == pytest.approx(1 / (1 + np.exp(0.2)), abs=1e-9)
+    assert "at most 1 change(s) (with all 2 helpful ones: p = 0.574)" in res.reason
+
+
+def test_lifting_one_constraint_counts_only_max_changes_features(hand):
+    model, schema, X = hand
+    rec = Recourse(model, schema, support=0.0).fit(X)
+    limits = Constraints(
+        immutable=("c",), bounds={"x1": (None, 4), "x2": (None, 1.5)}, max_changes=1
+    )
+    (res,) = rec.explain(_applicant(), constraints=limits)
+    # c freed, still one change: c -> "c" alone adds 2.5, p = s(-1.2 + 2.5) = s(1.3) = 0.786
+    assert "`c` is immutable (lifting that alone: up to p = 0.786)" in res.reason
 
 
 def test_a_non_additive_model_is_refused_with_a_clear_error(hand):
@@ -225,3 +272,38 @@ def test_freeing_an_immutable_feature_is_warned_about(hand):
     rec = Recourse(model, schema.replace("x1", mutable=False), k=1, support=0.0).fit(X)
     with pytest.warns(UserWarning, match="constraints make `x1` changeable, which the schema"):
         rec.explain(_applicant(), constraints=Constraints(mutable=("x1",)))
+
+
+class _OrdinalLogistic:
+    """logit = -3 + 1.0 x + {lo: 0, mid: 1.5, hi: 3}[o]; nothing is learned."""
+
+    def __init__(self) -> None:
+        self.classes_ = np.array([0, 1])
+        self.coef_ = np.array([[1.0, 0.0, 1.5, 3.0]])  # shape only: "auto" sees a linear model
+        self.table = {"lo": 0.0, "mid": 1.5, "hi": 3.0}
+
+    def decision_function(self, X):
+        return -3.0 + X["x"].to_numpy(float) + X["o"].astype(str).map(self.table).to_numpy(float)
+
+    def predict_proba(self, X):
+        p = 1 / (1 + np.exp(-self.decision_function(X)))
+        return np.stack([1 - p, p], 1)
+
+
+def test_an_ordinal_jump_costs_one_weight_per_step():
+    from cfx.data.schema import FeatureSchema, FeatureSpec
+
+    schema = FeatureSchema(
+        features=(
+            FeatureSpec("x", "numeric", lower=0, upper=10, cost=0.5),
+            FeatureSpec("o", "ordinal", ("lo", "mid", "hi"), cost=1.0),
+        ),
+        target="y",
+    )
+    X = pd.DataFrame({"x": [0.0, 1.0, 2.0] * 4, "o": ["lo", "mid", "hi"] * 4})  # MAD of x: 1
+    rec = Recourse(_OrdinalLogistic(), schema, k=1, support=0.0).fit(X)
+    (res,) = rec.explain(pd.DataFrame({"x": [0.0], "o": ["lo"]}))
+    # +3 log-odds needed: o lo -> hi costs 2 steps x 1.0 = 2; x + 3 costs 3 x 0.5 = 1.5 (the
+    # cheapest); o lo -> mid (1.0) with x + 1.5 (0.75) costs 1.75
+    best = res.counterfactuals[0]
+    assert best.features == ("x",) and best.cost == pytest.approx(1.5, abs=1e-6)

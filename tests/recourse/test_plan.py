@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cfx.data.credit import german_schema
 from cfx.recourse import Change, to_frame
-from cfx.recourse.plan import GERMAN_PHRASES, describe, plan
+from cfx.recourse.plan import GERMAN_PHRASES, describe, number, plan
 
 
 def test_german_phrases():
@@ -31,6 +31,32 @@ def test_generic_phrases_and_consequences():
         Change("duration_in_month", 48, 45, 0.0, False, "shorten the duration"),
     )
     assert plan(changes) == "reduce the amount (as a consequence: shorten the duration)"
+
+
+def test_german_phrases_for_swaps_and_giving_up():
+    schema = german_schema()
+
+    def say(name, before, after):
+        return describe(schema[name], before, after, GERMAN_PHRASES)
+
+    assert say("other_debtors_or_guarantors", "co-applicant", "guarantor") == (
+        "find a guarantor instead of a co-applicant"
+    )
+    assert say("telephone", "yes", "none") == "give up the telephone registered under your name"
+    assert say("purpose", "car (new)", "education") == (
+        "apply for 'education' instead of 'car (new)'"
+    )
+
+
+def test_generic_phrase_for_a_decrease():
+    schema = german_schema()
+    assert describe(schema["credit_amount"], 5, 3, {}) == "decrease `credit_amount` from 5 to 3"
+
+
+def test_numbers_are_written_with_thousands_separators_and_no_trailing_zero():
+    assert number(2.2) == "2.2"
+    assert number(1234.5) == "1,234.5"
+    assert number(4700.0) == "4,700"
 
 
 def test_to_frame_has_one_row_per_counterfactual(german, split, credit_models, denied):

@@ -8,8 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cfx.data.schema import FeatureSchema, FeatureSpec
 from cfx.errors import UnknownNameError
 from cfx.recourse import Constraints, Recourse
+from cfx.recourse.space import ActionSpace, Scales
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +223,57 @@ def test_dice_recourse_checks_its_seed(german, credit_models):
         DiceRecourse(view, Z, approved, method="dice-random", random_state=-3)
     with pytest.raises(TypeError, match=r"`random_state` must be None or an int .* got '7'"):
         DiceRecourse(view, Z, approved, method="dice-random", random_state="7")
+
+
+# ------------------------------------------------------------------------------------------------
+# the action space and scales on one feature: known answers
+
+
+def _space(spec, z0, Z=None):
+    """The action space of one applicant ``z0`` on the one feature ``spec`` (MAD scales)."""
+    schema = FeatureSchema(features=(spec,), target="y")
+    Z = np.array([[4.0], [5.0], [6.0]]) if Z is None else Z
+    return ActionSpace.build(schema, np.array([z0]), Scales.learn(schema, Z, "mad"), None)
+
+
+def test_an_increase_only_feature_is_bounded_below_by_the_applicant():
+    sp = _space(FeatureSpec("x", "numeric", lower=0, upper=10, direction="increase"), 4.0)
+    assert (sp.lo[0], sp.hi[0]) == (4.0, 10.0)
+    assert sp.violations(np.array([3.0])) != []  # below the applicant: not allowed
+
+
+def test_clip_rounds_whole_numbers_inside_the_bounds_and_holds_immutables():
+    sp = _space(FeatureSpec("x", "numeric", lower=0, upper=9, integer=True), 4.0)
+    assert sp.clip(np.array([[9.4]])).tolist() == [[9.0]]
+    assert sp.clip(np.array([[3.6]])).tolist() == [[4.0]]
+    sp = _space(FeatureSpec("x", "numeric", lower=0, upper=10, mutable=False), 4.0)
+    assert sp.clip(np.array([[7.0]])).tolist() == [[4.0]]
+
+
+def test_an_ordinal_move_costs_its_weight_per_step():
+    spec = FeatureSpec("o", "ordinal", ("lo", "mid", "hi"), cost=2.0)
+    sp = _space(spec, 0.0, Z=np.array([[0.0], [1.0], [2.0]]))
+    assert sp.cost(np.array([[2.0]])).tolist() == [4.0]  # lo -> hi: two steps of 2
+
+
+def test_a_single_allowed_value_other_than_z0_is_movable():
+    # the bounds allow only 3; the applicant is at 2, so the feature can (must) move
+    spec = FeatureSpec("x", "numeric", lower=3, upper=3)
+    sp = _space(spec, 2.0, Z=np.array([[1.0], [2.0], [3.0]]))
+    assert bool(sp.movable[0])
+
+
+def test_violations_allow_exactly_max_changes(hand):
+    _, schema, _ = hand
+    Z = np.array([[4.0, 4.0, 0.0], [5.0, 5.0, 1.0], [6.0, 6.0, 2.0]])
+    sp = ActionSpace.build(schema, np.array([2.0, 1.0, 0.0]), Scales.learn(schema, Z, "mad"), 1)
+    assert sp.violations(np.array([3.0, 1.0, 0.0])) == []
+    assert sp.violations(np.array([3.0, 2.0, 0.0])) == ["changes 2 features, more than 1"]
+
+
+def test_scales_fall_back_to_the_mean_deviation_and_keep_the_schemas_bounds():
+    spec = FeatureSpec("x", "numeric", lower=0, upper=10)
+    schema = FeatureSchema(features=(spec,), target="y")
+    s = Scales.learn(schema, np.array([[1.0], [1.0], [1.0], [1.0], [5.0]]), "mad")
+    assert s.scale[0] == pytest.approx(0.8)  # MAD 0: the mean |x - median| = 4 / 5 instead
+    assert (s.lower[0], s.upper[0]) == (0.0, 10.0)  # the schema's bounds, not the data's

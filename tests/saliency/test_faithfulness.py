@@ -43,3 +43,20 @@ def test_blur_keeps_constant_images_and_shape():
 def test_maps_must_match_the_images():
     with pytest.raises(ValueError, match="`maps` must have shape"):
         deletion_auc(PatchModel(), patch_images(), torch.zeros(2, 1, 8, 8), 1)
+
+
+def _white_share(x):
+    """p(class 1) = the share of white pixels, exactly: the logits are log-probabilities."""
+    q = ((x + 1) / 2).flatten(1).mean(1).clamp(1e-7, 1 - 1e-7)
+    return torch.stack([torch.log1p(-q), torch.log(q)], 1)
+
+
+@pytest.mark.parametrize(("steps", "expected"), [(4, 0.5), (3, 1 / 3)])
+def test_deletion_auc_known_answer(steps, expected):
+    # a white 2x2 image, its pixels deleted (to black) in the map's order, 4 of them:
+    # steps=4: 1 pixel per stage, curve 1, .75, .5, .25, 0 -> trapezoid area 0.5
+    # steps=3: ceil(4 / 3) = 2 pixels per stage, curve 1, .5, 0, 0 -> (0.75 + 0.25 + 0) / 3
+    x = torch.ones(1, 1, 2, 2)
+    maps = torch.tensor([[[[4.0, 3.0], [2.0, 1.0]]]])
+    auc = deletion_auc(_white_share, x, maps, 1, steps=steps)
+    assert auc.item() == pytest.approx(expected, abs=1e-5)

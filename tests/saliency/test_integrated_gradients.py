@@ -62,3 +62,21 @@ def test_bad_method_and_steps():
         IntegratedGradients(model, n_steps=0).attribute(images(), 1)
     with pytest.raises(ValueError, match="at least 2"):
         IntegratedGradients(model, n_steps=1, method="riemann_trapezoid").attribute(images(), 1)
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [("riemann_right", 0.375), ("riemann_left", -1.875), ("riemann_middle", -0.75)],
+)
+def test_quadrature_nodes_on_a_quadratic(method, expected):
+    # f = sum of x^2, so each pixel's attribution is its own. Pixel 0 goes from the baseline
+    # -1 to 0.5: IG = mean_i f'(-1 + 1.5 a_i) * 1.5 = mean_i 2 (-1 + 1.5 a_i) * 1.5 over the
+    # nodes a_i. n = 2: right (0.5, 1) -> 0.375; left (0, 0.5) -> -1.875; middle
+    # (0.25, 0.75) -> -0.75. Pixel 1 sits at the baseline (and keeps x in the image range).
+    def f(x):
+        s = (x**2).flatten(1).sum(1)
+        return torch.stack([torch.zeros_like(s), s], 1)
+
+    x = torch.tensor([[[[0.5, -1.0]]]])
+    m = IntegratedGradients(f, n_steps=2, method=method).attribute(x, 1)
+    assert m[0, 0, 0, 0].item() == pytest.approx(expected, abs=1e-6)

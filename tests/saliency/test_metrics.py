@@ -136,3 +136,17 @@ def test_bad_inputs():
     masks = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
     with pytest.raises(TypeError, match=r"got a torch.bool tensor \(1, 1, 4, 4\)$"):
         M.pointing_game(masks, torch.zeros(1, 1, 4, 4))
+
+
+def test_mass_center_off_diagonal_and_of_a_blank_map():
+    m = torch.zeros(1, 1, 5, 5)
+    m[0, 0, 1, 3] = 1.0  # row 1, column 3: the centre is (row, column), not transposed
+    assert M.mass_center(m).tolist() == [[1.0, 3.0]]
+    # a blank map has no mass: its centre is the image's, ((4 - 1) / 2, (6 - 1) / 2)
+    assert M.mass_center(torch.zeros(1, 1, 4, 6)).tolist() == [[1.5, 2.5]]
+
+
+def test_relevance_mass_of_an_all_zero_map_is_zero_not_nan():
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    mask[..., 0, 0] = True
+    assert M.relevance_mass_accuracy(torch.zeros(1, 1, 4, 4), mask).item() == 0.0

@@ -19,6 +19,12 @@ def _direction(g, f):
     return u / u.norm()
 
 
+def _unit_log_odds(g, f):
+    """The direction A^T w scaled so that one unit along it raises the log-odds by one."""
+    u = g.A.detach().T @ f.w.detach()
+    return u / u.norm() ** 2
+
+
 def test_path_follows_the_closed_form_direction(toy):
     g, f, _ = toy
     u = _direction(g, f)
@@ -216,3 +222,43 @@ def test_an_image_past_the_margin_stops_once_its_confidence_saturates(
     assert int(torch.nonzero(scores >= cap - 1e-4).flatten()[0]) == n_hit
     stops = past_margin and window is not None
     assert path.shape[1] - 1 == (n_hit + window if stops else 300)
+
+
+def test_spread_levels_known_answers():
+    lv = torch.tensor([0.25, 0.5, 0.75, 1.0])
+    # p0 on a level: that level counts as passed, frame 1 halfway from p0 to the next (0.5)
+    out = GradientAscent.spread_levels(torch.tensor([[0.25, 0.9]]), lv)
+    assert out.tolist()[0] == pytest.approx([0.375, 0.5, 0.75, 1.0])
+    # two levels passed and a path peaking at 0.65, below the next level 0.75: those two
+    # are spread from 0.6 to 0.65 in thirds
+    out = GradientAscent.spread_levels(torch.tensor([[0.6, 0.65]]), lv)
+    assert out.tolist()[0] == pytest.approx([0.6 + 0.05 / 3, 0.6 + 0.1 / 3, 0.75, 1.0])
+
+
+def test_finish_repairs_a_flat_step(toy):
+    from cfx.calls import frozen
+    from cfx.trajectory.gradient_ascent import finish
+    from cfx.trajectory.start import start
+
+    g, f, _ = toy
+    u = _unit_log_odds(g, f)
+    z0 = -2 * u[None]
+    climbs = torch.tensor([0.0, 1.0, 1.0, 2.0, 4.0])  # frames 1 and 2 identical: a flat step
+    zs = (z0[:, None] + climbs[None, :, None] * u).detach()
+    explainer = GradientAscent(g, f, steps=4)
+    x = g.decode(z0).detach()
+    with frozen(g, f):
+        begin = start(explainer, x, 1, latents=z0)
+        res = finish(explainer, x, zs, torch.linspace(0, 1, 5), begin, 0.0, lambdas=None)
+    assert bool((res.probs.diff(dim=1) > 0).all())
+
+
+def test_a_saturated_start_stops_at_once(toy):
+    # start log-odds -0.5 + 30.5 = 30, past the margin: the goal, start + EXAGGERATION,
+    # is sigmoid(31), which rounds to 1.0 in float32, and p = sigmoid(30) = 1.0 has reached it
+    g, f, _ = toy
+    z0 = 30.5 * _unit_log_odds(g, f)[None]
+    with torch.no_grad():
+        assert float(f(g.decode(z0))[0, 1]) == pytest.approx(30.0, abs=1e-3)
+    path, _ = GradientAscent(g, f, max_iter=30, stall_window=None).ascend(z0, torch.tensor([1]))
+    assert path.shape[1] == 1

@@ -6,6 +6,7 @@ import torch
 from cfx.trajectory.losses import (
     calibration_loss,
     end_margin_loss,
+    identity_loss,
     monotonicity_loss,
     smoothness_loss,
 )
@@ -32,3 +33,24 @@ def test_calibration_monotonicity_and_smoothness_known_values():
     assert float(monotonicity_loss(probs, torch.tensor([0.0]), gap=0.05)) == pytest.approx(0.15)
     z = torch.tensor([[[1.0, 0.0], [1.0, 2.0]]])  # (1, T=2, d=2), start at the origin
     assert float(smoothness_loss(z, torch.zeros(1, 2))) == pytest.approx(0.5 + 2.0)
+
+
+def test_monotonicity_loss_charges_the_first_step_from_the_start():
+    # start 0.5, frames 0.3 and 0.6: the first step falls by 0.2, the second climbs
+    loss = monotonicity_loss(torch.tensor([[0.3, 0.6]]), torch.tensor([0.5]))
+    assert float(loss) == pytest.approx(0.2)
+
+
+def test_identity_loss_is_the_mean_absolute_change_over_frames():
+    start = torch.zeros(1, 1, 2, 2)
+    frames = torch.zeros(1, 2, 1, 2, 2)
+    frames[0, 0] = 1.0  # frame 1 changes every pixel by 1, frame 2 changes none: (1 + 0) / 2
+    assert float(identity_loss(frames, start)) == pytest.approx(0.5)
+    frames[0, 0] = 2.0  # (2 + 0) / 2 = 1: L1, where L2 would give (4 + 0) / 2
+    assert float(identity_loss(frames, start)) == pytest.approx(1.0)
+
+
+def test_smoothness_loss_charges_the_first_step_from_the_start_per_latent_dimension():
+    # one frame at (2, 0) from the start (1, 0): squared step 1, over d = 2 dimensions
+    z = torch.tensor([[[2.0, 0.0]]])
+    assert float(smoothness_loss(z, torch.tensor([[1.0, 0.0]]))) == pytest.approx(0.5)
