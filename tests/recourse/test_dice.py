@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from cfx.recourse import Recourse
 
 
@@ -10,7 +12,7 @@ def test_dice_random_through_the_adapter(german, split, credit_models, denied):
     rec.fit(german.X.iloc[split[0]])
     (res,) = rec.explain(denied["logistic"].iloc[[0]])
     assert res.method == "dice-random"
-    assert res.status in ("recourse", "not_found")
+    assert res.status == "recourse" and res.counterfactuals  # seeded: not an empty loop below
     for cf in res.counterfactuals:
         assert cf.valid == (cf.proba_after >= 0.5)
         # immutables are never passed to DiCE as features to vary
@@ -28,3 +30,26 @@ def test_dice_fractions_of_whole_number_features_are_rounded_once(german, split,
     codes = _codes(rec.view_, frame, "dice")
     j = list(rec.codec_.names).index("duration_in_month")
     assert codes[:, j].tolist() == [24.0, 12.0]
+
+
+def test_dice_is_asked_to_vary_only_what_the_applicant_may_change(hand):
+    """The adapter's `features_to_vary` and `permitted_range` (a mutant that varied every
+    feature passed the test above, which allows 'not_found' and then checks no plan)."""
+    from dataclasses import replace
+
+    from cfx.data.schema import FeatureSchema
+    from cfx.recourse.space import ActionSpace
+
+    model, schema, X = hand
+    rec = Recourse(model, schema, method="dice-random", support=0.0).fit(X)
+    # x2 fixed by the schema; the applicant is x1 = 2 (0..10), x2 = 1, c = "b" (a/b/c)
+    fixed = FeatureSchema(
+        features=tuple(replace(f, mutable=False) if f.name == "x2" else f for f in schema.features),
+        target=schema.target,
+    )
+    applicant = pd.DataFrame({"x1": [2], "x2": [1.0], "c": ["b"]})
+    z0 = rec.codec_.to_codes(applicant)[0]
+    space = ActionSpace.build(fixed, z0, rec.scales_, None)
+    vary, ranges = rec.engine_.permitted(space)
+    assert vary == ["x1", "c"]  # never x2
+    assert ranges == {"x1": [0.0, 10.0], "c": ["b", "a", "c"]}  # the applicant's own first
