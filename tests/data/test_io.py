@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfx.data.io import load_images
+from cfx.data.io import load_images, load_labels
 
 
 def test_a_tensor_file_round_trips_and_uint8_maps_to_minus_one_one(tmp_path):
@@ -72,3 +72,18 @@ def test_an_unreadable_file_keeps_its_io_error(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "load", denied)
     with pytest.raises(PermissionError):  # not reworded as "not a .npy file"
         load_images(path, name="--input")
+
+
+def test_fractional_labels_are_refused_not_truncated(tmp_path):
+    # 1.5 is no class index; .long() would silently make it 1
+    p = tmp_path / "y.npy"
+    np.save(p, np.array([0.0, 1.5], dtype=np.float32))
+    with pytest.raises(ValueError, match="must be integers"):
+        load_labels(p, 2)
+
+
+def test_whole_float_labels_are_read_as_int64(tmp_path):
+    p = tmp_path / "y.npy"
+    np.save(p, np.array([0.0, 1.0, 1.0], dtype=np.float32))
+    y = load_labels(p, 3)
+    assert y.dtype == torch.int64 and y.tolist() == [0, 1, 1]

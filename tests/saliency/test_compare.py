@@ -5,7 +5,13 @@ import torch
 
 from cfx.errors import UnknownNameError
 from cfx.saliency import Gradient
-from cfx.saliency.compare import METRICS, build_method, compare_methods, mean_ci
+from cfx.saliency.compare import (
+    METRICS,
+    ComparisonResult,
+    build_method,
+    compare_methods,
+    mean_ci,
+)
 from tests.saliency.toy import images, small_cnn
 
 
@@ -109,3 +115,34 @@ def test_masks_of_the_wrong_shape_say_what_arrived():
         ValueError, match=r"`masks` must have shape \(3, 1, 16, 16\), got \(3, 16, 16\)"
     ):
         compare_methods(model, x, _masks()[:, 0], 1, ["gradient"])
+
+
+def _two_methods() -> ComparisonResult:
+    """Scores (methods, metrics, images) with known means. Method a: dice (0.2, 0.4) -> 0.3,
+    deletion AUC (0.5, 0.7) -> 0.6. Method b: dice (0.8, NaN) -> 0.8 over its one defined
+    image, deletion AUC (0.1, 0.3) -> 0.2."""
+    scores = torch.tensor(
+        [
+            [[0.2, 0.4], [0.5, 0.7]],
+            [[0.8, math.nan], [0.1, 0.3]],
+        ]
+    )
+    return ComparisonResult(
+        methods=("a", "b"),
+        metrics=("dice", "deletion_auc"),
+        scores=scores,
+        maps=torch.zeros(2, 2, 1, 2, 2),
+        seconds_per_image=torch.tensor([1.0, 2.0]),
+    )
+
+
+def test_best_deletion_auc_is_the_lowest_mean():
+    # a faithful map deletes the evidence first: lower is better (0.2 for b beats 0.6 for a)
+    name, value = _two_methods().best("deletion_auc")
+    assert name == "b" and value == pytest.approx(0.2)
+
+
+def test_best_dice_is_the_highest_mean_over_the_images_where_it_is_defined():
+    # b's NaN image is skipped, not averaged in: 0.8 beats a's 0.3
+    name, value = _two_methods().best("dice")
+    assert name == "b" and value == pytest.approx(0.8)

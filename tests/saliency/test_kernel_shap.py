@@ -1,4 +1,5 @@
 import torch
+from torch import nn
 
 from cfx.saliency import KernelSHAP
 from cfx.saliency.kernel_shap import shapley_coalitions
@@ -31,6 +32,35 @@ def test_efficiency_holds_for_a_nonlinear_model():
     with torch.no_grad():
         p = torch.softmax(model(x), 1)[:, 1] - torch.softmax(model(torch.full_like(x, -1)), 1)[:, 1]
     assert torch.allclose(phi_sum, p, atol=1e-4)
+
+
+class SumPlusFive(nn.Module):
+    """Logits (0, sum(x) + 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = nn.Parameter(torch.tensor(5.0))
+
+    def forward(self, x):
+        s = x.flatten(1).sum(1) + self.b
+        return torch.stack([torch.zeros_like(s), s], 1)
+
+
+def test_a_nonzero_baseline_output_is_taken_off_before_the_fit():
+    # logit = sum(x) + 5, baseline -1: f(baseline) = -6 + 5 = -1 (not 0). 2x3 image, segment
+    # j = column j, columns (0.5, 0, -0.5). An additive model's Shapley values are each
+    # segment's own change: 2 * (0.5 + 1) = 3, 2 * (0 + 1) = 2, 2 * (-0.5 + 1) = 1 (sum 6 =
+    # f(x) - f(baseline)). Three players, so coalition sizes (1 or 2) differ and a forgotten
+    # f(baseline) is not absorbed by the efficiency constraint. n_samples odd: with every
+    # coalition in a complementary pair a constant offset cancels under the constraint
+    # (residuals f0 +- z.delta), so only an unpaired coalition exposes it.
+    x = torch.tensor([[0.5, 0.0, -0.5], [0.5, 0.0, -0.5]]).view(1, 1, 2, 3)
+    seg = torch.tensor([[0, 1, 2], [0, 1, 2]]).view(1, 2, 3)
+    maps = KernelSHAP(SumPlusFive(), n_samples=7, output="logit", baseline=-1.0).attribute(
+        x, 1, segments=seg, generator=torch.Generator().manual_seed(0)
+    )
+    expected = torch.tensor([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]]).view(1, 1, 2, 3)
+    torch.testing.assert_close(maps, expected, atol=1e-4, rtol=0)
 
 
 def test_coalitions_come_in_complementary_pairs_over_present_players():

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from cfx.saliency import LIME
+from cfx.saliency.lime import weighted_ridge
 from tests.saliency.toy import LinearModel, images
 
 
@@ -29,6 +30,21 @@ def test_linear_logit_model_is_recovered_exactly_without_a_penalty():
     sums = _segment_sums(model, x, seg)
     for s in range(4):
         assert torch.allclose(maps[:, 0][seg == s].view(3, -1)[:, 0], sums[:, s], atol=1e-3)
+
+
+def test_weighted_ridge_known_values_with_and_without_a_penalty():
+    # One feature z = (0, 1, 1), y = (0, 1, 3), weights (1, 1, 2). Weighted means:
+    # z (0 + 1 + 2) / 4 = 0.75, y (0 + 1 + 6) / 4 = 1.75; centred zc = (-0.75, 0.25, 0.25),
+    # yc = (-1.75, -0.75, 1.25); sum w zc^2 = 0.5625 + 0.0625 + 0.125 = 0.75,
+    # sum w zc yc = 1.3125 - 0.1875 + 0.625 = 1.75.
+    # alpha 0: beta = 1.75 / 0.75 = 7/3 (the weighted mean of y at z = 1 minus y at z = 0);
+    # alpha 1: beta = 1.75 / (0.75 + 1) = 1.
+    z = torch.tensor([[[0.0], [1.0], [1.0]]], dtype=torch.float64)
+    y = torch.tensor([[0.0, 1.0, 3.0]], dtype=torch.float64)
+    w = torch.tensor([[1.0, 1.0, 2.0]], dtype=torch.float64)
+    for alpha, beta in ((0.0, 7 / 3), (1.0, 1.0)):
+        expected = torch.tensor([[beta]], dtype=torch.float64)
+        torch.testing.assert_close(weighted_ridge(z, y, w, alpha), expected, atol=1e-5, rtol=0)
 
 
 def test_same_seed_same_map():

@@ -3,7 +3,11 @@ import torch
 from torch import nn
 
 from cfx.saliency import Gradient, SmoothGrad
-from cfx.saliency.randomisation import cascading_randomisation, parameterised_layers
+from cfx.saliency.randomisation import (
+    cascading_randomisation,
+    parameterised_layers,
+    randomise_layer,
+)
 from tests.saliency.toy import images, small_cnn
 
 
@@ -53,6 +57,68 @@ def test_model_left_untouched_and_noise_replayed():
     assert res.layers == ("head.2",)
     signed, absolute = res.mean()
     assert len(signed) == len(absolute) == 1
+
+
+class ThreeLayers(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.c(self.b(self.a(x.flatten(1))))
+
+
+class _Recorder:
+    """A "method" that logs which layers of its model differ from ``original`` and returns a
+    fixed map: [-2, -1, 1, 2] on the first call (the original model), its negation after."""
+
+    def __init__(self, model, original, log):
+        self.model, self.original, self.log = model, original, log
+
+    def attribute(self, x, target):
+        changed = tuple(
+            name
+            for name in ("a", "b", "c")
+            if not torch.equal(
+                getattr(self.model, name).weight, getattr(self.original, name).weight
+            )
+        )
+        self.log.append(changed)
+        m = torch.tensor([-2.0, -1.0, 1.0, 2.0]).view(1, 1, 2, 2)
+        return m if len(self.log) == 1 else -m
+
+
+def test_cascading_randomisation_accumulates_layers_and_compares_absolute_maps():
+    # Layers from the output back: c, b, a. Cascading: the k-th map has the top k layers
+    # re-drawn. Signed maps [-2, -1, 1, 2] vs [2, 1, -1, -2]: Spearman -1; absolute maps
+    # both [2, 1, 1, 2]: Spearman 1.
+    model = ThreeLayers()
+    log = []
+    res = cascading_randomisation(
+        lambda m: _Recorder(m, model, log),
+        model,
+        torch.zeros(1, 1, 2, 2),
+        1,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert res.layers == ("c", "b", "a")
+    assert log == [(), ("c",), ("b", "c"), ("a", "b", "c")]
+    torch.testing.assert_close(res.spearman, torch.full_like(res.spearman, -1.0))
+    torch.testing.assert_close(res.spearman_abs, torch.ones_like(res.spearman_abs))
+
+
+def test_randomised_linear_bias_is_uniform_within_one_over_sqrt_fan_in():
+    # fan_in 100: bound 0.1. The largest |b| of 50 uniform draws exceeds 0.05 unless all 50
+    # fall in half the range (probability 2^-50).
+    layer = nn.Linear(100, 50)
+    # PyTorch's own draw is within the same bound, so check the bias was drawn again (with
+    # another seed than the global 0 the tests start from, which would repeat that draw)
+    before = layer.bias.detach().clone()
+    randomise_layer(layer, torch.Generator().manual_seed(1))
+    assert not torch.equal(layer.bias, before)
+    bias = layer.bias.detach()
+    assert 0.05 < float(bias.abs().max()) <= 0.1
+    assert float(bias.min()) < 0 < float(bias.max())  # both signs but with probability 2^-49
 
 
 def test_bad_arguments():

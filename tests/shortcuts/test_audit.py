@@ -229,6 +229,42 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
     assert report.describe(report.target == 1).startswith("no verdict: no cell")
 
 
+def test_a_path_that_does_not_flip_is_neither_counted_nor_undone():
+    # Tumour log-odds 4 z_0 + 4 z_1 - 3.5 as above. Rows 0-2 (tumour with the marker ->
+    # healthy) all flip: end log-odds 0 + 2 - 3.5, 2 + 0 - 3.5 and 4 - 2 - 3.5 = -1.5. Row 3
+    # starts from the same source but ends at (1.0, 0.4): log-odds 4 + 1.6 - 3.5 = 2.1 > 0,
+    # still tumour, so it did not flip and is not counted. Restoring the (unchanged) marker
+    # leaves it tumour, target probability < 0.5, so it reads as "undone", but it must not
+    # enter the cell's n_undone. Cell (healthy, marker): 4 paths, 3 counted, 2 via the marker
+    # (rows 0, 1), 2 undone.
+    rows = [
+        ((1.0, 0.5, 0.0), (0.0, 0.5, 0.0), 0),
+        ((1.0, 0.5, 0.0), (0.5, 0.0, 0.0), 0),
+        ((1.0, 0.5, 0.0), (1.0, -0.5, 0.0), 0),
+        ((1.0, 0.5, 0.0), (1.0, 0.4, 0.0), 0),
+    ]
+    z0 = torch.tensor([r[0] for r in rows])
+    ends = torch.tensor([r[1] for r in rows])
+    target = torch.tensor([r[2] for r in rows])
+    present = z0[:, 0] > 0.5
+    lesion = LESION.repeat(len(rows), 1, 1, 1) & (z0[:, 1] > 0.25)[:, None, None, None]
+    g, f = PatchGenerator(), RegionClassifier(4.0, 4.0)
+    audit = ShortcutAudit(g, f, explainer=ScriptedPaths(g, f, ends), lesion_dilation=0)
+    report = audit.audit(
+        g.decode(z0).detach(),
+        target,
+        lesion_masks=lesion,
+        marker_masks=MARKER,
+        marker_present=present,
+        latents=z0,
+    )
+    assert report.paths.success.tolist() == [True, True, True, False]
+    assert report.counted.tolist() == [True, True, True, False]
+    cell = next(c for c in report.cells() if (c.target, c.marker_present) == (0, True))
+    assert (cell.n_paths, cell.n_counted, cell.n_via_marker, cell.n_undone) == (4, 3, 2, 2)
+    assert cell.via_rate == pytest.approx(2 / 3) and cell.undo_rate == pytest.approx(2 / 3)
+
+
 def test_lesion_dilation_claims_the_halo():
     report, _ = _toy_audit(3.0, 3.0, lesion_dilation=1)
     # the 3x3 lesion grown by 1 px is 5x5 = 25 px and does not reach the marker

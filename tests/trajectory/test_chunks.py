@@ -124,6 +124,35 @@ def test_a_damaged_or_foreign_chunk_is_computed_again(tmp_path, caplog):
     _same(again, reference)
 
 
+def test_a_chunk_of_the_same_run_copied_to_another_place_is_computed_again(tmp_path, caplog):
+    # 7 images in chunks of 3: chunk 1 holds images 3-5. Copied over chunk 0 it carries the
+    # same stamp (same call) but another `source`, so only the source check can refuse it:
+    # chunk 0 (3 images) is computed again, chunks 1 and 2 are read back.
+    x, g, f = _sources()
+    folder = tmp_path / "parts"
+    reference = explain_in_chunks(_ascent(g, f), x, 1, batch_size=3, folder=folder)
+    (folder / "part_00000.safetensors").write_bytes(
+        (folder / "part_00001.safetensors").read_bytes()
+    )
+    counting = Counting(_ascent(g, f))
+    with caplog.at_level(logging.WARNING):
+        again = explain_in_chunks(counting, x, 1, batch_size=3, folder=folder)
+    assert counting.calls == [3]
+    assert "part_00000.safetensors was written for other inputs" in caplog.text
+    _same(again, reference)
+    assert torch.equal(again.source, x)
+
+
+def test_leftover_tmp_files_of_an_interrupted_write_are_removed(tmp_path):
+    x, g, f = _sources(2)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    # a chunk index this call never writes, so no write of its own replaces the file
+    (folder / "part_00009.safetensors.tmp").write_bytes(b"half")
+    explain_in_chunks(_ascent(g, f), x, 1, batch_size=3, folder=folder)
+    assert list(folder.glob("*.tmp")) == []
+
+
 def test_per_image_targets_follow_their_chunk(tmp_path):
     x, g, f = _sources(5)
     target = torch.tensor([1, 1, 0, 1, 0])

@@ -118,6 +118,16 @@ def test_region_masks_known_values():
     assert float(soft[0, 0, 3].mean()) > float(soft[0, 0, 0].mean())
 
 
+def test_region_masks_keep_pixels_tied_with_the_threshold():
+    # 5 pixels 0..4, fraction 0.25: torch.quantile (linear) at 0.75 sits at index
+    # 0.75 * (5 - 1) = 3 exactly, i.e. the value 3; pixels ">= 3" are {3, 4}.
+    change = torch.arange(5.0).view(1, 1, 1, 5)
+    assert region_masks(change, 0.25, soften=0.0).flatten().tolist() == [0, 0, 0, 1, 1]
+    # an unchanged image (constant map): every pixel is at the threshold, so all are kept
+    flat = torch.zeros(1, 1, 2, 2)
+    assert region_masks(flat, 0.5, soften=0.0).flatten().tolist() == [1, 1, 1, 1]
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
@@ -127,6 +137,8 @@ def test_region_masks_known_values():
         ({"change_blur": -1.0}, "change_blur"),
         ({"margin": 1.0}, "margin"),
         ({"steps": 0}, "steps"),
+        ({"patience": 0.0}, "patience"),
+        ({"patience": -1.0}, "patience"),
     ],
 )
 def test_bad_hyperparameters(toy, kw, match):
@@ -191,6 +203,21 @@ def test_source_background_keeps_the_input_pixel_for_pixel_outside_the_region(to
         assert torch.equal(res.frames[:, t][outside], x[outside])
     assert bool(res.success.all())
     assert bool((res.probs.diff(dim=1) > 0).all())
+
+
+def test_source_background_frames_are_placed_at_their_levels(toy):
+    # With background = x the composite's log-odds are linear in z (2 region pixels from
+    # G(z), the other two pixels of R from x, constant), so false-position placement hits
+    # each level t / T almost exactly -- if it decodes over the same background as the frames.
+    g, f, z0, x = toy
+    x = (x + 0.05 * torch.linspace(-1, 1, 16).view(1, 1, 4, 4)).clamp(-1, 1)  # not G(z_0)
+    res = _explainer(g, f, max_iter=100, mask_fractions=(0.125, 0.25), background="source").explain(
+        x, 1, latents=z0
+    )
+    assert res.edit_masks.flatten(1).sum(1).tolist() == [2.0, 2.0]
+    torch.testing.assert_close(
+        res.probs[:, 1:-1], res.levels[1:-1].expand(2, -1), atol=0.01, rtol=0
+    )
 
 
 def test_bad_background_and_give_up(toy):
@@ -274,6 +301,49 @@ def test_images_on_different_turns_of_the_bisection_get_their_own_regions(toy, m
     assert res.edit_masks.flatten(1).sum(1).tolist() == [3.0, 2.0]
     assert torch.equal(res.edit_masks.flatten(1)[:, 4:], torch.zeros(2, 12))
     assert bool((res.probs[:, -1] >= 0.99).all())
+
+
+def test_region_budget_is_patience_times_the_global_iterations_plus_ten(toy, monkeypatch):
+    # From log-odds -6.8, p = 0.99 (log-odds 4.595) is 11.395 away; steps of 0.25 along
+    # latent 0 gain 0.25 * (sum of A over the region's pixels): 0.85 for all of R (14 steps),
+    # 0.675 for 3 pixels (17), 0.475 for 2 (24), 0.25 for 1 (46). The global ascent takes
+    # 14 frames below 0.99 (start + 13 steps), so needed = 14 and patience 1.25 gives the
+    # budget ceil(1.25 * 14 + 10) = 28 >= 24: the 2-pixel region flips, then the 1-pixel one
+    # fails; sizes tried [2, 1], region 2 pixels. (Without the "+ 10" the budget is 18:
+    # 2 pixels fail and 3 pixels, 17 steps, flip.)
+    g, f, z0, x = toy
+    explainer = _explainer(
+        g, f, max_iter=100, patience=1.25, mask_fractions=(1 / 16, 2 / 16, 3 / 16, 4 / 16)
+    )
+    sizes = _record_region_sizes(explainer, monkeypatch)
+    res = explainer.explain(x, 1, latents=z0)
+    assert sizes == [[2, 2], [1, 1]]
+    assert res.edit_masks.flatten(1).sum(1).tolist() == [2.0, 2.0]
+
+
+def test_give_up_abandons_a_region_that_cannot_flip_within_its_budget(toy, monkeypatch):
+    # max_iter 30: the 1-pixel region gains at most 0.25 * 30 = 7.5 < 11.395 log-odds, so
+    # with give_up = 1.0 its ascent stops early (fewer than 30 steps); give_up = None runs
+    # all 30. Bisection tries 2 pixels (24 steps, flips), then 1 pixel.
+    g, f, z0, x = toy
+    lengths = {}
+    for give_up in (1.0, None):
+        explainer = _explainer(
+            g, f, max_iter=30, give_up=give_up, mask_fractions=(1 / 16, 2 / 16, 3 / 16, 4 / 16)
+        )
+        ascend = explainer.ascend_masked
+        frames = {}  # region pixels -> frames of the path ascended for it
+
+        def recording(z, start, mask, *args, _ascend=ascend, _frames=frames, **kwargs):
+            path, p = _ascend(z, start, mask, *args, **kwargs)
+            _frames[int(mask[0].sum().round())] = path.shape[1]
+            return path, p
+
+        monkeypatch.setattr(explainer, "ascend_masked", recording)
+        explainer.explain(x, 1, latents=z0)
+        lengths[give_up] = frames[1]
+    assert lengths[None] == 31  # start + 30 steps
+    assert lengths[1.0] < 31
 
 
 def test_change_map_is_the_global_edit_per_pixel(toy):

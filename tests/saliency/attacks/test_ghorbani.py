@@ -2,7 +2,14 @@ import pytest
 import torch
 from torch import nn
 
-from cfx.saliency import GradCAM, Gradient, IntegratedGradients, Occlusion, SmoothGrad
+from cfx.saliency import (
+    GradCAM,
+    Gradient,
+    GradientXInput,
+    IntegratedGradients,
+    Occlusion,
+    SmoothGrad,
+)
 from cfx.saliency.attacks import GhorbaniAttack, softplus_surrogate
 from tests.saliency.toy import images, small_cnn
 
@@ -74,6 +81,34 @@ def test_label_is_kept_even_when_steps_would_flip_it(model):
     x = images(b=3, h=16, w=16, seed=5) * 0.1
     res = GhorbaniAttack(Gradient(model), steps=5, epsilon=0.5, step_size=0.5).perturb(x)
     _check_budget_and_label(res, x, model, eps=0.5)
+
+
+class SumLogit(nn.Module):
+    """Logits (0, sum(x)): class 1 iff the pixels sum above 0. Gradient x Input against the
+    default baseline -1 gives the map x + 1 (all positive on the image below)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        s = x.flatten(1) @ self.w
+        return torch.stack([torch.zeros_like(s), s], 1)
+
+
+def test_targeted_attack_returns_the_input_when_every_step_flips_the_label():
+    # x0 = (0.0 | -0.3, 0.2, 0.14): sum 0.04 > 0, class 1; the region is pixel 0. The share of
+    # relevance in the region, (x_0 + 1) / (sum(x) + 4), rises with x_0 and falls with every
+    # other pixel, so each sign step (eps / 8 * range 2 = 0.025 for eps = 0.1) moves pixel 0
+    # up and the other three down: the sum drops by 2 * 0.025 = 0.05 per step, to -0.01
+    # (class 0) after the first step and lower after every later one. No step keeps the
+    # label, so the attack must return x0 itself.
+    x0 = torch.tensor([0.0, -0.3, 0.2, 0.14]).view(1, 1, 2, 2)
+    region = torch.tensor([[True, False], [False, False]]).view(1, 1, 2, 2)
+    attack = GhorbaniAttack(GradientXInput(SumLogit()), objective="targeted", epsilon=0.1, steps=8)
+    res = attack.perturb(x0, 1, region=region)
+    assert bool(res.label_kept.all())
+    assert torch.equal(res.x_adv, x0)
 
 
 def test_surrogate_swaps_relu_for_softplus_and_keeps_the_original(model):

@@ -1,0 +1,44 @@
+"""Where every trajectory explainer starts (cfx/trajectory/start.py), called directly.
+
+The checks it makes on each explainer's inputs are in ``test_contract.py``.
+"""
+
+import logging
+from types import SimpleNamespace
+
+import torch
+
+from cfx.calls import frozen
+from cfx.trajectory.start import start, unit_range_notice
+from tests.trajectory.toy import LinearGenerator, LogisticClassifier
+
+
+def test_unit_range_notice_fires_for_images_whose_darkest_pixel_is_exactly_zero(caplog):
+    # a [0, 1] image almost always has a black pixel at exactly 0: "no pixel below 0" holds
+    x = torch.tensor([0.0, 0.25, 0.5, 1.0]).view(1, 1, 2, 2)
+    with caplog.at_level(logging.WARNING):
+        unit_range_notice(x)
+    assert "no pixel of the 1 input image is below 0" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        unit_range_notice(x - 1e-3)  # one pixel below 0: silent
+    assert caplog.text == ""
+
+
+def test_given_latents_are_detached_and_cast_to_the_images_dtype():
+    g, f = LinearGenerator(), LogisticClassifier()
+    explainer = SimpleNamespace(
+        generator=g,
+        classifier=f,
+        oracle=None,
+        inversion_steps=0,
+        inversion_classifier_weight=0.0,
+        show_progress=False,
+    )
+    x = -torch.ones(2, 1, 4, 4)
+    z = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    with frozen(g, f):
+        s = start(explainer, x, 1, z)
+    assert s.latents.dtype == torch.float32
+    assert not s.latents.requires_grad
+    assert s.inversion is None and s.seconds == 0.0
