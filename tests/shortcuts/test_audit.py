@@ -84,6 +84,16 @@ def test_toy_marker_classifier_changes_only_the_marker():
     assert report.summary()["marker_undo_rate"] == 1.0
 
 
+def test_marker_delta_is_the_mean_signed_change_inside_the_marker():
+    # the marker toy darkens the 4 marker pixels alone, by one latent step each: the mean
+    # signed change over those pixels, not over all 64 (which would be 4/64 of it)
+    report, _ = _toy_audit(4.0, 0.0, lesion_dilation=0)
+    frames = report.paths.frames
+    inside = (frames[:, -1] - frames[:, 0])[:, 0][:, MARKER[0, 0]]  # (3, 4)
+    assert torch.allclose(report.marker_delta, inside.mean(1), atol=1e-6)
+    assert bool((inside.std(1) < 1e-6).all())  # one latent moves all four alike
+
+
 def test_toy_lesion_classifier_changes_only_the_lesion():
     report, _ = _toy_audit(0.0, 4.0, lesion_dilation=0)
     assert torch.allclose(report.change.lesion, torch.ones(3), atol=1e-5)
