@@ -59,6 +59,18 @@ def test_linear_mechanism_is_fitted_and_user_object_untouched():
     assert slope == pytest.approx(2.0) and intercept == pytest.approx(1.0)
 
 
+def test_descendants_whose_parents_do_not_move_stay_where_the_applicant_has_them():
+    """Propagation clips a moved descendant to its range; one whose parents did not move is
+    the applicant's own value, even outside the range (an applicant may be outside it)."""
+    X = _train()
+    scm = AdditiveSCM({"y": ("x",)}, equations={"y": lambda parents: 2.0 * parents["x"]})
+    rec = Recourse(ApprovesHighY(), SCHEMA, scm=scm, support=0.0).fit(X)
+    z0 = np.array([1.0, 35.0])  # y = 35 lies above its range 0..30
+    assert rec.scm_.propagate(z0, z0[None]).tolist() == [[1.0, 35.0]]  # nothing moved
+    # do(x = 3) moves y by 2 x 2 = 4, to 39, clipped to 30
+    assert rec.scm_.propagate(z0, np.array([[3.0, 35.0]])).tolist() == [[3.0, 30.0]]
+
+
 def test_cycles_and_bad_methods_are_errors():
     with pytest.raises(ValueError, match="cycle"):
         AdditiveSCM({"a": ("b",), "b": ("a",)})

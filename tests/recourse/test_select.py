@@ -122,3 +122,35 @@ def test_support_takes_numpy_integers_and_refuses_bools(german, split, credit_mo
     for bad in (True, 0, 2.0):
         with pytest.raises(ValueError, match="`n_neighbors` must be a positive int"):
             DataSupport(rec.codec_, rec.scales_, Z, approved, n_neighbors=bad)
+
+
+class _StubSupport:
+    """Support shares by hand: 0.5 where x2 moved off the applicant's 1.0, else 1.0."""
+
+    def share(self, points: np.ndarray) -> np.ndarray:
+        return np.where(points[:, 1] != 1.0, 0.5, 1.0)
+
+
+def test_the_support_weight_trades_cost_against_plausibility(hand):
+    """`weight * (1 - share)` is added to each candidate's cost before the k cheapest are kept
+    (a mutant ranking by cost alone passed every test)."""
+    from cfx.recourse.select import choose
+    from cfx.recourse.space import Scales
+
+    model, schema, X = hand
+    z0 = np.array([2.0, 1.0, 0.0])  # x1 = 2, x2 = 1, c = a: logit -3.2 + 1 + 1 = -1.2
+    scales = Scales.learn(
+        schema, X.assign(c=X["c"].map({"a": 0, "b": 1, "c": 2})).to_numpy(float), "mad"
+    )
+    space = ActionSpace.build(schema, z0, scales, None)
+
+    def proba(A):
+        return model.predict_proba(pd.DataFrame({"x1": A[:, 0], "x2": A[:, 1], "c": "a"}))[:, 1]
+
+    # x2 -> 2.4 (+1.4 log-odds, cost 1.5 x 1.4 = 2.1, share 0.5); x1 -> 5 (+1.5, cost 3, share 1)
+    actions = np.array([[2.0, 2.4, 0.0], [5.0, 1.0, 0.0]])
+    kw = {"k": 1, "evaluate": proba, "realise": lambda A: A, "threshold": 0.5}
+    kw |= {"support": _StubSupport(), "min_support": 0.0}
+    assert choose(space, actions, weight=0.0, **kw).actions.tolist() == [[2.0, 2.4, 0.0]]
+    # weight 2: x2 scores 2.1 + 2 x 0.5 = 3.1, x1 3.0 + 0 = 3.0, so x1 is kept
+    assert choose(space, actions, weight=2.0, **kw).actions.tolist() == [[5.0, 1.0, 0.0]]
