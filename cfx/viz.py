@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cfx.images import to_unit
+from cfx.images import to_uint8, to_unit
 
 
 def _subplots(*grid: int, figsize: tuple[float, float], **kwargs):
@@ -88,7 +88,7 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     """Plain uint8 PNG grid of ``(N, 1, H, W)`` images in [-1, 1] (no matplotlib)."""
     from PIL import Image
 
-    pics = (to_unit(images[:, 0]).clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    pics = to_uint8(images)[:, 0]  # (N, H, W)
     n, h, w = pics.shape
     rows = (n + columns - 1) // columns
     canvas = np.zeros((rows * h, columns * w), dtype=np.uint8)
@@ -189,7 +189,9 @@ def trajectory_gif(
 
     _shape("frames", frames, (None,) * 4, "(T+1, C, H, W), one sequence (e.g. res.frames[i])")
     _shape("probs", probs, (frames.shape[0],), f"({frames.shape[0]},) to match `frames`")
-    pics = (_pictures(frames) * 255 + 0.5).astype(np.uint8)  # (T+1, H, W, 1 or 3)
+    if frames.shape[1] not in (1, 3):
+        raise ValueError(f"`frames` must have 1 or 3 channels to draw, got {tuple(frames.shape)}")
+    pics = to_uint8(frames).transpose(0, 2, 3, 1)  # (T+1, H, W, 1 or 3)
     pics = pics[..., 0] if pics.shape[-1] == 1 else pics
     size = (pics.shape[2] * scale, pics.shape[1] * scale)
     seq = [Image.fromarray(p).resize(size, Image.Resampling.NEAREST) for p in pics]

@@ -240,6 +240,8 @@ def _read_image_file(path: Path, channels: int, h: int, w: int) -> torch.Tensor:
         )
     from PIL import Image, UnidentifiedImageError
 
+    from cfx.images import from_unit
+
     try:
         img = Image.open(path)
         img.load()
@@ -279,7 +281,7 @@ def _read_image_file(path: Path, channels: int, h: int, w: int) -> torch.Tensor:
     else:
         rgb = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
         unit = (rgb[None] if channels == 1 else rgb.transpose(2, 0, 1)) / 255.0  # (C, H, W)
-    x = torch.from_numpy(np.ascontiguousarray(unit)).clamp(0, 1)[None] * 2.0 - 1.0
+    x = from_unit(torch.from_numpy(np.ascontiguousarray(unit)).clamp(0, 1)[None])
     if tuple(x.shape[-2:]) != (h, w):
         if abs(x.shape[-1] / x.shape[-2] - w / h) > 0.01:
             log.warning(

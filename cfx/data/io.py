@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cfx.images import check_images
+from cfx.images import check_images, from_unit
 
 
 def _load_array(path: str | Path, name: str) -> Tensor:
@@ -77,7 +77,7 @@ def load_images(
                 f"`{name}` must hold images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}"
             )
     if x.dtype == torch.uint8:
-        x = x.float() / 127.5 - 1.0
+        x = from_unit(x.float() / 255.0)
     return check_images(x.float(), name)
 
 
