@@ -21,7 +21,14 @@ LABELLERS = ("oracle", "web", "csv")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "augment", help="augment a classifier's training data with labelled near-boundary frames"
+        "augment",
+        help="augment a classifier's training data with labelled near-boundary frames",
+        description="Rounds of active learning: walk the pool slices the classifier is least "
+        "sure of across its boundary, have the frames near it labelled, fine-tune a copy on "
+        "the training set plus every label so far, within --budget labels. With --labeller "
+        "web or csv a person labels: the command writes OUT/round_KK/task, says how to label "
+        "it and exits with code 3; label, then run the same command again to go on. Every "
+        "round is kept in --out, so an interrupted run resumes.",
     )
     p.add_argument(
         "--classifier",

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
 GHORBANI = ("top_k", "mass_center", "targeted")  # the objectives GhorbaniAttack runs
 REGIONS = ("mirror", "marker")  # where targeted attacks pull the map
+SALIENCY_METHODS = (
+    *("gradient", "gradient_x_input", "smoothgrad", "integrated_gradients", "gradcam"),
+    *("occlusion", "rise", "lime", "kernel_shap", "rex"),
+)
+"""cfx.saliency.compare.METHODS, spelt out here so that --help needs no torch (a test keeps
+the two equal)."""
 ATTACKABLE = ("gradient", "gradient_x_input", "smoothgrad", "integrated_gradients", "gradcam")
 COMPARE_ATTACKS = ("gradient", "integrated_gradients")
 """The methods whose top-k attack `cfx saliency compare` draws (with ``--attack-n`` > 0)."""
@@ -49,7 +55,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ssub = p.add_subparsers(dest="saliency_command", required=True, metavar="ACTION")
 
-    c = ssub.add_parser("compare", help="method x metric table, map grid and attack figures")
+    c = ssub.add_parser(
+        "compare",
+        help="method x metric table, map grid and attack figures",
+        description="Score saliency methods against ground-truth lesion masks: localisation "
+        "(pointing game, relevance mass and rank, energy pointing game, Dice, IoU) and "
+        "faithfulness (deletion and insertion AUC), each with a 95% interval over the images, "
+        "plus a map grid and Ghorbani top-k attack figures. Built-in tumour slices by default, "
+        "or your own images with --input and --masks.",
+    )
     c.add_argument(
         "--classifier",
         default="brain-cnn",
@@ -79,16 +93,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--seed", type=int, default=None, help="seed of the built-in slices (default: 2 = test)"
     )
-    c.add_argument("--methods", default="all", help="comma-separated names, or 'all'")
+    c.add_argument(
+        "--methods",
+        default="all",
+        help=f"comma-separated names from {', '.join(SALIENCY_METHODS)}; or 'all'",
+    )
     c.add_argument("--gradcam-layer", default=None, help="Grad-CAM layer name (default: last conv)")
     c.add_argument("--fast", action="store_true", help="small budgets for perturbation methods")
     c.add_argument(
         "--attack-n", type=int, default=4, help="slices attacked for the figures (0: none)"
     )
-    add_output_options(c, "cfx-saliency", "table.csv, table.md and grid.png")
+    add_output_options(
+        c,
+        "cfx-saliency",
+        "table.csv, table.md, grid.png and, with --attack-n > 0, "
+        + " and ".join(f"attack_{m}.png" for m in COMPARE_ATTACKS),
+    )
     c.set_defaults(run=run_compare)
 
-    a = ssub.add_parser("attack", help="perturb slices so a saliency map moves, label kept")
+    a = ssub.add_parser(
+        "attack",
+        help="perturb slices so a saliency map moves, label kept",
+        description="Perturb images within an L-inf budget so that a saliency map of the "
+        "predicted class moves (Ghorbani et al. objectives, Dombrowski et al.'s target map, or "
+        "random sign noise as the control) while the classifier's label stays; reports how "
+        "far the map moved and how often the label was kept.",
+    )
     a.add_argument(
         "--classifier",
         default="brain-cnn",

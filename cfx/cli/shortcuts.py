@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "shortcuts",
         help="report where counterfactual paths change the image: lesion, marker or elsewhere",
+        description="Walk tagged brain slices across the classifier's boundary and report "
+        "where each path changes the image (the lesion, the scanner-marker corner or "
+        "elsewhere) and where the saliency of its decision lies. A classifier is flagged when "
+        "enough of its paths flip it mostly through the marker and putting the marker back "
+        "undoes them; summary.json and report.md give the counts behind the verdict.",
     )
     p.add_argument(
         "--classifier",
@@ -44,7 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=METHODS,
         help="path explainer (monotone, Option 2, is ~4x slower than gradient, Option 1)",
     )
-    p.add_argument("--saliency", default="gradient", help="saliency method (cfx saliency names)")
+    p.add_argument(
+        "--saliency",
+        default="gradient",
+        help="saliency method, one of the cfx saliency compare --methods names",
+    )
     p.add_argument("--steps", type=int, default=10, help="frames T after the start")
     p.add_argument(
         "--inversion-steps", type=int, default=100, help="latent optimisation steps (0: encoder)"

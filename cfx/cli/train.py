@@ -29,8 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = tsub.add_parser(
         "generator",
         help="train a BrainGAN (VAE-GAN) generator + encoder",
+        description="Train a BrainGAN (VAE-GAN: generator, encoder, discriminator) on the "
+        "built-in brain slices or your images. Checkpoints go to --out; Ctrl-C saves the step "
+        "in progress, and the same command resumes (with more --steps it trains on). A rerun "
+        "with other data or settings is refused, naming what changed.",
     )
-    _data_args(g)
+    _data_args(g, labels=False)
     g.add_argument(
         "--steps", type=int, default=6000, help="training steps; a rerun may raise it to go on"
     )
@@ -55,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = tsub.add_parser(
         "classifier",
         help="train a BrainCNN, BrainOracle (classify) or BrainSegmenter (segment)",
+        description="Train a classifier or the lesion segmenter on the built-in brain slices "
+        "or your images with --labels (or --masks). Checkpoints go to --out; Ctrl-C saves the "
+        "step in progress and the same command resumes. A rerun with other data or settings "
+        "is refused, naming what changed.",
     )
     c.add_argument("--arch", choices=ARCHS, required=True, help="architecture to train")
     _data_args(c)
@@ -84,10 +92,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(run=run_classifier)
 
 
-def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="brain", help="'brain' (built-in) or a .npy/.pt image file")
+def _data_args(p: argparse.ArgumentParser, *, labels: bool = True) -> None:
     p.add_argument(
-        "--labels", type=Path, help="classifier on user image data: labels file (.npy/.pt)"
+        "--data",
+        default="brain",
+        help="'brain' (built-in) or a .npy/.pt file of images (N, C, H, W) in [-1, 1] or uint8",
+    )
+    p.add_argument(  # hidden for a generator, whose run names it as refused
+        "--labels",
+        type=Path,
+        help="user data: class labels 0..K-1, one per image (.npy/.pt)"
+        if labels
+        else argparse.SUPPRESS,
     )
     p.add_argument(
         "--n",

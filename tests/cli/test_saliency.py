@@ -216,3 +216,11 @@ def test_images_of_another_size_than_a_zoo_model_saw_are_warned_about(tmp_path, 
     assert "brain-cnn was trained on 64x64 brain slices; the --input images are 32x32" in (
         caplog.text
     )
+
+
+def test_the_help_lists_the_methods_compare_knows():
+    """--help names the methods from a torch-free copy of cfx.saliency.compare.METHODS."""
+    from cfx.cli.saliency import SALIENCY_METHODS
+    from cfx.saliency.compare import METHODS
+
+    assert SALIENCY_METHODS == METHODS
