@@ -51,6 +51,20 @@ PerceptualChoice = Literal["auto", "lpips", "encoder", "none"]
 
 @dataclass(frozen=True, repr=False)
 class InversionResult:
+    """What :func:`invert` found for a batch of ``B`` images: the best latents and their fit.
+
+    Attributes:
+        latents: ``(B, *latent_shape)`` the best latent seen per image (by squared pixel
+            error, plus the decision term when it was on).
+        reconstructions: ``(B, C, H, W)`` in [-1, 1], ``G(latents)``.
+        psnr: ``(B,)`` PSNR in dB of the reconstructions against the inputs.
+        encoder_psnr: ``(B,)`` PSNR in dB of the encoder-only reconstructions ``G(E(x))``
+            (NaN when the generator has no encoder).
+        perceptual: which perceptual loss was used: ``"lpips"``, ``"encoder"`` or ``"none"``.
+        steps: latent-optimisation steps run (0 = encoder only).
+        seconds: wall-clock time of the inversion.
+    """
+
     latents: Tensor  # (B, *latent_shape)
     reconstructions: Tensor  # (B, C, H, W) in [-1, 1]
     psnr: Tensor  # (B,) dB of the reconstructions against the inputs
@@ -232,6 +246,12 @@ def invert(
     show_progress: bool = False,
 ) -> InversionResult:
     """Invert images ``x`` ``(B, C, H, W)`` in [-1, 1] into ``generator``'s latent space.
+
+    Encoder initialisation, then Adam on the latents (pixel, perceptual and prior losses, and
+    optionally the classifier's decision), keeping the best latent per image.
+
+    Reference: Zhu et al., "In-Domain GAN Inversion for Real Image Editing", ECCV 2020; the
+    decision term follows StylEx's encoder (Lang et al., "Explaining in Style", ICCV 2021).
 
     Args:
         generator: a :class:`~cfx.types.Generator`; with an ``encode`` method (an

@@ -24,13 +24,17 @@ class Generator(Protocol):
     """Latents ``(B, *latent_shape)`` -> images ``(B, C, H, W)`` in [-1, 1]."""
 
     @property
-    def latent_shape(self) -> tuple[int, ...]: ...
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one latent, without the batch dimension (e.g. ``(128,)``)."""
 
-    def decode(self, z: Tensor) -> Tensor: ...
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents ``(B, *latent_shape)`` -> images ``(B, C, H, W)`` in [-1, 1]."""
 
 
 @runtime_checkable
 class Invertible(Generator, Protocol):
     """A generator that can also map images back to latents (an encoder)."""
 
-    def encode(self, x: Tensor) -> Tensor: ...
+    def encode(self, x: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` in [-1, 1] -> latents ``(B, *latent_shape)`` that
+        :meth:`decode` maps back to about the same images."""

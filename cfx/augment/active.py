@@ -89,11 +89,19 @@ class AugmentResult:
 
     @property
     def labels_used(self) -> int:
+        """Labels spent over all rounds: the number of labelled images ``N``."""
         return int(self.labels.shape[0])
 
 
 class ActiveLearner:
     """Augment a classifier's training data with labelled near-boundary frames.
+
+    Each round picks the pool images the classifier is least sure of, walks them across its
+    boundary (Option 1), has the frames near the boundary labelled, and fine-tunes a copy of
+    the classifier on its training set plus every labelled frame so far; rounds are saved
+    under ``out/`` and resumed (see the module docstring).
+
+    Reference: the starts are chosen by uncertainty sampling (Settles).
 
     Args:
         generator: an ``Invertible`` generator (``encode``/``decode``, images in [-1, 1]).

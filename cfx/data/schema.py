@@ -221,14 +221,18 @@ class FeatureSchema:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """Every feature's name, in the schema's order."""
         return tuple(f.name for f in self.features)
 
     @property
     def immutable(self) -> tuple[str, ...]:
+        """The features recourse may not change (``mutable=False``), in the schema's order."""
         return tuple(f.name for f in self.features if not f.mutable)
 
     @property
     def numeric(self) -> tuple[str, ...]:
+        """The ``kind="numeric"`` features, in the schema's order (``numeric + categorical`` =
+        all)."""
         return tuple(f.name for f in self.features if f.kind == "numeric")
 
     @property

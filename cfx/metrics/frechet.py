@@ -15,7 +15,16 @@ from torch import Tensor
 def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.ndarray) -> float:
     """``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` for ``(N, D)`` feature sets.
 
+    The Fréchet distance between Gaussians fitted to the two sets (``mu`` means, ``S``
+    covariances); ``features_a`` ``(N_a, D)`` and ``features_b`` ``(N_b, D)`` may differ in
+    ``N``. cfx passes the penultimate-layer features of the independently trained
+    ``brain-oracle`` (not Inception's), so its values are comparable only with each other and
+    with the real-vs-real floor on the same features, not with published FID numbers.
+
     Returns one number for the two sets (not per example), never below 0.
+
+    Reference: Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local
+    Nash Equilibrium", NeurIPS 2017 (the FID).
     """
     a = np.asarray(features_a.detach().cpu() if isinstance(features_a, Tensor) else features_a)
     b = np.asarray(features_b.detach().cpu() if isinstance(features_b, Tensor) else features_b)

@@ -51,7 +51,8 @@ def check_image_pair(
 
 
 def l1_distance(a: Tensor, b: Tensor) -> Tensor:
-    """Mean absolute difference per image, ``(B,)``."""
+    """Mean absolute difference per image, ``(B,)``, of two ``(B, C, H, W)`` batches in [-1, 1]
+    (so in [0, 2])."""
     check_image_pair(a, b)
     return _l1(a, b)
 

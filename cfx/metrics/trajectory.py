@@ -140,8 +140,9 @@ def calibration_error(probs: Tensor, levels: Tensor) -> Tensor:
 def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 3) -> Tensor:
     """Share of the absolute pixel change ``|final - start|`` inside the dilated ``mask``.
 
-    Use ``start = G(z_0)`` (not the input) so inversion error does not count. ``mask``
-    ``(B, 1, H, W)`` bool; dilation is a square of side ``2 * dilation + 1``. Returns NaN for
+    ``start`` and ``final`` are images ``(B, C, H, W)`` in [-1, 1]; use ``start = G(z_0)``
+    (not the input) so inversion error does not count. ``mask`` ``(B, 1, H, W)`` bool;
+    dilation is a square of side ``2 * dilation + 1``. Returns ``(B,)`` in [0, 1], NaN for
     sequences that change nothing. Any nonzero ``mask`` value counts as inside.
     """
     check_image_pair(start, final, ("start", "final"), values=False)
@@ -263,12 +264,15 @@ def summarise(
 ) -> dict[str, float]:
     """Means of the per-sequence metrics for one batch (for ``summary.json`` and reports).
 
-    ``frames`` ``(B, T+1, C, H, W)`` with frame 0 = ``G(z_0)``; ``source`` the inputs;
-    ``masks`` (optional) lesion masks for localisation of the change. ``success`` ``(B,)``
-    (optional; e.g. :attr:`TrajectoryResult.success`, the last frame's argmax is the target)
-    gives the flip rate; without it a flip is a final target probability above 0.5, which is
-    the same for two classes (but for exact ties) but misses argmax flips below 0.5 with three
-    or more. Oracle agreement is always the oracle's target probability above 0.5.
+    ``probs`` ``(B, T+1)`` target probabilities per frame; ``levels`` ``(T+1,)`` or
+    ``(B, T+1)`` the calibration targets ``t / T``; ``frames`` ``(B, T+1, C, H, W)`` in
+    [-1, 1] with frame 0 = ``G(z_0)``; ``source`` the inputs ``(B, C, H, W)`` in [-1, 1];
+    ``masks`` (optional) ``(B, 1, H, W)`` lesion masks for localisation of the change.
+    ``success`` ``(B,)`` (optional; e.g. :attr:`TrajectoryResult.success`, the last frame's
+    argmax is the target) gives the flip rate; without it a flip is a final target probability
+    above 0.5, which is the same for two classes (but for exact ties) but misses argmax flips
+    below 0.5 with three or more. Oracle agreement is always the oracle's target probability
+    above 0.5.
     """
     from cfx.metrics.image import _l1, _psnr, _ssim
 

@@ -25,6 +25,15 @@ from cfx.zoo.pretrained import PretrainedMixin
 
 @dataclass(frozen=True)
 class BrainGANConfig:
+    """Architecture of :class:`BrainGAN` and its :class:`BrainDiscriminator`; checked when built.
+
+    Attributes:
+        image_size: side of the square images; must be 64 (images ``(B, C, 64, 64)``).
+        channels: image channels ``C`` (1 = grayscale).
+        latent_dim: size ``d`` of the latents ``(B, d)``, ~N(0, I) under the prior.
+        width: channels at full resolution; doubles at each halving (even).
+    """
+
     image_size: int = 64
     channels: int = 1
     latent_dim: int = 128
@@ -100,6 +109,7 @@ class BrainGAN(PretrainedMixin, nn.Module):
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
+        """``(latent_dim,)``: the shape of one latent."""
         return (self.config.latent_dim,)
 
     def decode(self, z: Tensor) -> Tensor:

@@ -46,6 +46,16 @@ def _norm(ch: int) -> nn.GroupNorm:
 
 @dataclass(frozen=True)
 class BrainCNNConfig:
+    """Architecture of :class:`BrainCNN`; checked when built.
+
+    Attributes:
+        channels: image channels ``C`` of the ``(B, C, 64, 64)`` inputs (1 = grayscale).
+        num_classes: classes ``K`` of the ``(B, K)`` logits (>= 2).
+        width: channels of the first conv block; doubles at each block.
+        blocks: conv blocks, 1 to 6; all but the last halve the resolution (64 -> 8 for 4), so
+            ``features[-1]`` outputs ``(B, width * 2**(blocks - 1), 64 / 2**(blocks - 1), ...)``.
+    """
+
     channels: int = 1
     num_classes: int = 2
     width: int = 16  # channels of the first block; doubles at each block
@@ -98,6 +108,15 @@ class BrainCNN(PretrainedMixin, nn.Module):
 
 @dataclass(frozen=True)
 class BrainOracleConfig:
+    """Architecture of :class:`BrainOracle`; checked when built.
+
+    Attributes:
+        channels: image channels ``C`` of the ``(B, C, 64, 64)`` inputs (1 = grayscale).
+        num_classes: classes ``K`` of the ``(B, K)`` logits (>= 2).
+        width: stem channels; the two strided stages double it, so the penultimate features
+            are ``(B, D)`` with ``D = 4 * width``.
+    """
+
     channels: int = 1
     num_classes: int = 2
     width: int = 24  # stem channels; the two strided stages double it, so D = 4 * width
@@ -156,6 +175,7 @@ class BrainOracle(PretrainedMixin, nn.Module):
 
     @property
     def feature_dim(self) -> int:
+        """``D = 4 * width``, the size of :meth:`features`' ``(B, D)`` output."""
         return 4 * self.config.width
 
     def features(self, x: Tensor) -> Tensor:
@@ -173,6 +193,13 @@ class BrainOracle(PretrainedMixin, nn.Module):
 
 @dataclass(frozen=True)
 class BrainSegmenterConfig:
+    """Architecture of :class:`BrainSegmenter`; checked when built.
+
+    Attributes:
+        channels: image channels ``C`` of the ``(B, C, 64, 64)`` inputs (1 = grayscale).
+        width: channels at full resolution; doubles at each of the 2 downsamplings.
+    """
+
     channels: int = 1
     width: int = 16  # channels at full resolution; doubles at each of the 2 downsamplings
 

@@ -63,6 +63,7 @@ class DiffusersAutoencoder(nn.Module):
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
+        """``(latent_channels, H / f, W / f)`` for the VAE's downsampling factor ``f``."""
         return self._latent_shape
 
     @property

@@ -41,6 +41,9 @@ Equation = Callable[[pd.DataFrame], np.ndarray]
 class AdditiveSCM:
     """A structural causal model with additive noise over some of the schema's features.
 
+    Reference: Karimi, Schölkopf & Valera, "Algorithmic recourse: from counterfactual
+    explanations to interventions", FAccT 2021.
+
     ``parents``: child -> tuple of parent features (a DAG; children numeric or ordinal, parents
     of any kind). ``equations``: optional child -> ``f(parents_frame) -> values``; children
     without one get a linear mechanism fitted by least squares (categorical parents one-hot).

@@ -70,7 +70,15 @@ def _codes(view: ModelView, X: pd.DataFrame, what: str) -> np.ndarray:
 
 
 class DiceRecourse:
-    """dice-ml's ``random``, ``genetic`` or ``kdtree`` sampler as a cfx recourse method."""
+    """dice-ml's ``random``, ``genetic`` or ``kdtree`` sampler as a cfx recourse method.
+
+    Returns DiCE's counterfactuals as they are (cfx's pruning, data-support test and diversity
+    by feature set are not applied), each scored by the model and checked against the action
+    space, for side-by-side comparisons. ``random_state`` is passed where DiCE takes one.
+
+    Reference: Mothilal, Sharma & Tan, "Explaining machine learning classifiers through diverse
+    counterfactual explanations", FAT* 2020.
+    """
 
     def __init__(
         self,

@@ -130,6 +130,9 @@ class _Options:
 class LinearMILP:
     """Exact minimum-cost, diverse recourse for additive (linear/logistic) models (see module).
 
+    Reference: Ustun, Spangher & Liu, "Actionable recourse in linear classification", FAT*
+    2019.
+
     ``time_limit`` bounds each HiGHS solve in seconds (a solve stopped early is reported as not
     proven optimal, never as infeasible).
     """

@@ -50,6 +50,8 @@ class TorchClassifier:
         self.classes_ = np.array([0, 1])
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities ``(B, 2)`` for the ``B`` rows of ``X``, scikit-learn style:
+        column 0 denied, column 1 approved (float64, rows summing to 1)."""
         import torch
 
         encode: Callable[[pd.DataFrame], Any] = (

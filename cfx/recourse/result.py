@@ -51,6 +51,7 @@ class Counterfactual:
 
     @property
     def n_changes(self) -> int:
+        """How many features are acted on (causal consequences not counted)."""
         return len(self.features)
 
 

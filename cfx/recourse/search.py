@@ -37,6 +37,10 @@ from cfx.recourse.space import ActionSpace, unique_rows
 class GridSearch:
     """Batched, sparsity-first grid search for recourse on any ``predict_proba`` (see module).
 
+    Reference: in the family of Laugel et al., "Comparison-based inverse classification for
+    interpretability in machine learning", 2018; the sparsity-ordered enumeration follows
+    Ustun, Spangher & Liu, "Actionable recourse in linear classification", FAT* 2019.
+
     ``reference`` holds the training codes ``(n, d)`` whose quantiles shape the numeric ladders.
     """
 

@@ -81,6 +81,10 @@ class _Program:
 class TreeMILP:
     """Exact minimum-cost, diverse recourse for scikit-learn gradient-boosted trees (see module).
 
+    Reference: Cui, Chen, He & Chen, "Optimal action extraction for random forests and boosted
+    trees", KDD 2015; Kantchelian, Tygar & Joseph, 2016; Parmentier & Vidal, "Optimal
+    counterfactual explanations in tree ensembles", ICML 2021.
+
     ``model`` must be a pipeline (separable encoder + ``GradientBoostingClassifier``) or a bare
     ``GradientBoostingClassifier`` on numeric features. ``time_limit``: seconds per HiGHS solve.
     """

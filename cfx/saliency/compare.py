@@ -131,6 +131,8 @@ class ComparisonResult:
         return rows
 
     def to_csv(self) -> str:
+        """The :meth:`summary` rows as CSV text: a header, then one line per method (numbers
+        to six significant digits)."""
         rows = self.summary()
         header = list(rows[0])
         lines = [",".join(header)]

@@ -91,6 +91,9 @@ def deletion_auc(
 ) -> Tensor:
     """Area under the target probability as the top pixels are deleted (lower is better).
 
+    Reference: the deletion metric of Petsiuk, Das & Saenko, "RISE: Randomized Input Sampling
+    for Explanation of Black-box Models", BMVC 2018.
+
     ``x`` ``(B, C, H, W)`` in [-1, 1], ``maps`` ``(B, 1, H, W)``; deleted pixels take
     ``baseline`` (-1 = black). Returns ``Tensor[B]`` in [0, 1].
     """
@@ -118,6 +121,9 @@ def insertion_auc(
     ``blur_sigma=None`` starts from ``baseline`` instead of a blurred copy (useful when the
     classifier already assigns the target class to blurred images, which makes every
     insertion curve flat).
+
+    Reference: the insertion metric of Petsiuk, Das & Saenko, "RISE: Randomized Input Sampling
+    for Explanation of Black-box Models", BMVC 2018.
     """
     x = check_input(x)
     if blur_sigma is None:

@@ -56,6 +56,9 @@ def resolve_layer(model: object, layer: nn.Module | str | None) -> nn.Module:
 class GradCAM:
     """Gradient-weighted class activation maps, upsampled to the input resolution.
 
+    Reference: Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra, "Grad-CAM: Visual
+    Explanations from Deep Networks via Gradient-based Localization", ICCV 2017.
+
     Args:
         model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
         layer: the convolutional layer whose output ``(B, K, h, w)`` is used: a module of

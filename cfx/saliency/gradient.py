@@ -23,6 +23,9 @@ from cfx.types import Classifier
 class Gradient:
     """Gradient of the target logit with respect to the input pixels.
 
+    Reference: Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks: Visualising
+    Image Classification Models and Saliency Maps", ICLR Workshop 2014.
+
     Args:
         model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
         absolute: take ``|gradient|`` (Simonyan et al.; Captum's default ``abs=True``) or keep

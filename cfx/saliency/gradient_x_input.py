@@ -28,6 +28,9 @@ from cfx.types import Classifier
 class GradientXInput:
     """Gradient times the input's difference from a baseline image.
 
+    Reference: Shrikumar et al., "Not Just a Black Box: Learning Important Features Through
+    Propagating Activation Differences", arXiv:1605.01713, 2016.
+
     Args:
         model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
         baseline: reference image in [-1, 1] (float or tensor broadcastable to ``x``);

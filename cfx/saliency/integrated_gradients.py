@@ -64,6 +64,8 @@ def quadrature(method: Quadrature, n: int) -> tuple[Tensor, Tensor]:
 class IntegratedGradients:
     """Path-integrated gradients from a baseline image to the input.
 
+    Reference: Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+
     Args:
         model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
         baseline: reference image in [-1, 1] (float or tensor broadcastable to ``x``);

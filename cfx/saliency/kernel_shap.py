@@ -60,6 +60,9 @@ def shapley_coalitions(present: Tensor, n: int, generator: torch.Generator | Non
 class KernelSHAP:
     """Shapley values of superpixels, estimated by Kernel SHAP's weighted regression.
 
+    Reference: Lundberg & Lee, "A Unified Approach to Interpreting Model Predictions",
+    NeurIPS 2017.
+
     Args:
         model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
         n_samples: coalitions per image (in complementary pairs).

@@ -55,6 +55,9 @@ def present_segments(segments: Tensor, k: int) -> Tensor:
 class LIME:
     """Local linear surrogate fitted on superpixel coalitions.
 
+    Reference: Ribeiro, Singh & Guestrin, "'Why Should I Trust You?': Explaining the
+    Predictions of Any Classifier", KDD 2016.
+
     Args:
         model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
         n_samples: coalitions per image (the first is the full image).

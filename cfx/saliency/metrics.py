@@ -91,7 +91,11 @@ def pointing_game(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
     """1.0 when the map's maximum lies in the mask dilated by ``tolerance`` pixels (a disk;
     Zhang et al. use 15 px on 224 px images), else 0.0; NaN for empty masks. Where several
     pixels tie for the maximum, the share of them inside: the hit rate of a random pick among
-    them, so a blank map scores the mask's share of the image, not a hit."""
+    them, so a blank map scores the mask's share of the image, not a hit.
+
+    Reference: Zhang et al., IJCV 2018 (Quantus semantics: Hedstroem et al., "Quantus",
+    JMLR 2023).
+    """
     m, s = _check_pair(maps, masks)
     if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
         raise ValueError(f"`tolerance` must be a non-negative int, got {tolerance!r}")
@@ -107,7 +111,12 @@ def pointing_game(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
 
 def relevance_mass_accuracy(maps: Tensor, masks: Tensor) -> Tensor:
     """``sum(map inside mask) / sum(map)``, in [0, 1] for non-negative maps (pass
-    ``maps.clamp(min=0)`` or ``maps.abs()`` for signed methods); 0 when the map sums to 0."""
+    ``maps.clamp(min=0)`` or ``maps.abs()`` for signed methods); 0 when the map sums to 0.
+
+    Reference: Arras et al., Information Fusion 2022 (Quantus semantics: Hedstroem et al.,
+    "Quantus", JMLR 2023). ``maps`` and boolean ``masks`` are ``(B, 1, H, W)``; returns
+    ``Tensor[B]``, NaN for an empty mask.
+    """
     m, s = _check_pair(maps, masks)
     flat = m.flatten(1)
     total = flat.sum(1)
@@ -117,7 +126,12 @@ def relevance_mass_accuracy(maps: Tensor, masks: Tensor) -> Tensor:
 
 
 def relevance_rank_accuracy(maps: Tensor, masks: Tensor) -> Tensor:
-    """Share of the ``K = |mask|`` top-ranked pixels that lie inside the mask."""
+    """Share of the ``K = |mask|`` top-ranked pixels that lie inside the mask.
+
+    Reference: Arras et al., Information Fusion 2022 (Quantus semantics: Hedstroem et al.,
+    "Quantus", JMLR 2023). ``maps`` and boolean ``masks`` are ``(B, 1, H, W)``; returns
+    ``Tensor[B]`` in [0, 1], NaN for an empty mask. Ties are broken by pixel order.
+    """
     m, s = _check_pair(maps, masks)
     k = s.flatten(1).sum(1)  # (B,)
     hits = (top_k_mask(m, k) & s).flatten(1).sum(1).to(m.dtype)
@@ -158,7 +172,12 @@ def bounding_box(masks: Tensor) -> Tensor:
 
 def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
     """Share of the positive part of the map inside the mask's bounding box (0 if the map has
-    no positive value)."""
+    no positive value).
+
+    Reference: Wang et al., "Score-CAM", CVPRW 2020 (Quantus semantics: Hedstroem et al.,
+    "Quantus", JMLR 2023). ``maps`` and boolean ``masks`` are ``(B, 1, H, W)``; returns
+    ``Tensor[B]`` in [0, 1], NaN for an empty mask.
+    """
     m, s = _check_pair(maps, masks)
     pos = m.clamp(min=0).flatten(1)
     total = pos.sum(1)

@@ -51,6 +51,9 @@ def window_masks(size: tuple[int, int], window: tuple[int, int], stride: tuple[i
 class Occlusion:
     """Mean output drop when a sliding window of the image is replaced by a baseline.
 
+    Reference: Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks",
+    ECCV 2014.
+
     Args:
         model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
         window: occluding window ``(rows, cols)`` (or one int), across all channels.

@@ -87,6 +87,9 @@ def cascading_randomisation(
 ) -> RandomisationResult:
     """Run the cascading model-parameter randomisation check.
 
+    Reference: Adebayo, Gilmer, Muelly, Goodfellow, Hardt & Kim, "Sanity Checks for Saliency
+    Maps", NeurIPS 2018.
+
     Args:
         make_method: builds the saliency method for a model, e.g.
             ``lambda m: GradCAM(m, layer="features.3")``; called once for the original and

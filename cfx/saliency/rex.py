@@ -53,6 +53,10 @@ _WITHOUT = torch.tensor([[s & ~(1 << i) for i in range(4)] for s in range(16)]) 
 class CausalResponsibility:
     """ReX-style causal responsibility of image regions for keeping the target class.
 
+    Reference: Chockler, Kelly, Kroening & Sun, "Causal Explanations for Image Classifiers"
+    (ReX), arXiv:2411.08875, 2024; earlier Chockler, Kroening & Sun, "Explanations for
+    Occluded Images", ICCV 2021. Responsibility: Chockler & Halpern 2004.
+
     Args:
         model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
         runs: independent random partition searches averaged per image.

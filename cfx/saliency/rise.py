@@ -63,6 +63,9 @@ def rise_masks(
 class RISE:
     """Randomised input sampling: score-weighted average of random smooth masks.
 
+    Reference: Petsiuk, Das & Saenko, "RISE: Randomized Input Sampling for Explanation of
+    Black-box Models", BMVC 2018.
+
     Args:
         model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
         n_masks: number of random masks ``N``.

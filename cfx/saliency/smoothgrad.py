@@ -31,6 +31,9 @@ from cfx.types import Classifier
 class SmoothGrad:
     """Gradient maps averaged over Gaussian-noised copies of the input.
 
+    Reference: Smilkov, Thorat, Kim, Viegas & Wattenberg, "SmoothGrad: removing noise by
+    adding noise", ICML Workshop on Visualization for Deep Learning 2017.
+
     Args:
         model: images ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K)``.
         n_samples: noisy copies per image.

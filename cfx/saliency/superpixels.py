@@ -31,6 +31,10 @@ def superpixels(
 ) -> Tensor:
     """Segment images ``x`` ``(B, C, H, W)`` in [-1, 1] into at most ``K ~ n_segments`` parts.
 
+    SLIC: each pixel joins the grid-seeded centre nearest in intensity and position (see the
+    module docstring). Reference: Achanta, Shaji, Smith, Lucchi, Fua & Suesstrunk, "SLIC
+    Superpixels Compared to State-of-the-Art Superpixel Methods", IEEE TPAMI 2012.
+
     Args:
         n_segments: approximate number of segments (grid cells at the start).
         compactness: weight of the spatial distance relative to intensity differences

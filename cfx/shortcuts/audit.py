@@ -120,6 +120,16 @@ def _brain_marker_present(x: Tensor) -> Tensor:
 class ShortcutAudit:
     """Run counterfactual paths on a batch and report whether they flip through the marker.
 
+    Each path's change ``|G(z_T) - G(z_0)|`` and the input's saliency are split between the
+    lesion, the marker box and the rest; the classifier is flagged when, in some cell (target
+    class x marker on the source), enough counted paths go via the marker (see the module
+    docstring for the rules).
+
+    Reference: Singla et al., "Explaining the black-box smoothly", MedIA 2023 (shortcuts found
+    by counterfactual paths); the shortcut itself is the Clever-Hans effect of Lapuschkin et
+    al., "Unmasking Clever Hans predictors and assessing what machines really learn",
+    Nat. Commun. 2019.
+
     Args:
         generator: a :class:`~cfx.types.Generator` (``Invertible`` unless latents are given).
         classifier: images in [-1, 1] -> logits ``(B, K)``; the model being audited.

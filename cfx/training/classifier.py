@@ -64,6 +64,30 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ClassifierTrainingConfig:
+    """Hyperparameters of :func:`train_classifier` (classifiers and segmenters); checked when
+    built.
+
+    Attributes:
+        epochs: passes over the training set (> 0).
+        batch_size: images per step (> 0).
+        lr: base AdamW learning rate (> 0), ramped up linearly over the warm-up and decayed to
+            zero on a cosine over all steps.
+        weight_decay: AdamW weight decay (>= 0).
+        warmup: fraction of all steps with a linear learning-rate warm-up, in [0, 1).
+        augment: apply the random augmentations below to each training batch.
+        max_shift: random translation in ``[-max_shift, max_shift]`` pixels per axis (>= 0),
+            padded with the background value -1.
+        intensity_jitter: intensity scale drawn from ``[1 - jitter, 1 + jitter]``, in [0, 1).
+        blur: Gaussian blur, sigma drawn per image from ``[0, blur]`` pixels, in [0, 3]
+            (0 = off; needs ``augment``).
+        noise: extra Gaussian noise, std drawn per image from ``[0, noise]`` in the unit range
+            [0, 1] of the image (not [-1, 1]), in [0, 0.5] (0 = off; needs ``augment``).
+        checkpoint_every: steps between checkpoints (> 0).
+        reset_parameters: re-draw the model's weights from ``seed`` (False: fine-tune the
+            weights it has).
+        seed: the source of every random draw (initialisation, data order, augmentation).
+    """
+
     epochs: int = 10
     batch_size: int = 64
     lr: float = 2e-3

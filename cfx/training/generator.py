@@ -40,6 +40,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GeneratorTrainingConfig:
+    """Hyperparameters of :func:`train_generator` (the BrainGAN VAE-GAN); checked when built.
+
+    Attributes:
+        steps: training steps (> 0); each draws a random batch with replacement.
+        batch_size: images per step (> 0).
+        lr: Adam learning rate of the encoder + generator and of the discriminator (> 0).
+        kl_weight: weight of the KL term of the encoder posterior against ``N(0, I)`` (>= 0).
+        adv_factor: scale of the adaptive adversarial weight (>= 0; the weight itself is the
+            ratio of the L1 and adversarial gradient norms at the last layer).
+        adv_start: step at which the discriminator and the adversarial loss switch on (>= 0).
+        latent_weight: weight of ``||E(G(z_p)) - z_p||^2``, the encoder inverting the
+            generator's own prior samples (>= 0).
+        decay_start: fraction of the steps after which the learning rates fall linearly to
+            10% by the last step, in [0, 1].
+        checkpoint_every: steps between checkpoints (> 0).
+        seed: the source of every random draw (initialisation, batches, noise).
+        model: the architecture, a :class:`~cfx.models.brain_gan.BrainGANConfig`.
+    """
+
     steps: int = 6000
     batch_size: int = 64
     lr: float = 2e-4
@@ -77,6 +96,19 @@ class GeneratorTrainingConfig:
 
 @dataclass(frozen=True)
 class TrainingReport:
+    """What a training run did (returned by :func:`train_generator` and
+    :func:`~cfx.training.classifier.train_classifier`).
+
+    Attributes:
+        steps: optimisation steps taken in total, resumed runs included.
+        seconds: training time over all sessions of the run, resumed runs included.
+        history: logged rows of metrics: for the generator one every 50 steps and at the end
+            (``step``, ``rec_l1``, ``psnr`` in dB, ``kl``, ``latent``, ``d_loss``,
+            ``adv_weight``); for classifiers one per epoch (``epoch``, ``step``, ``lr``,
+            ``loss``, ``train_acc``/``train_dice`` and, with validation data,
+            ``val_acc``/``val_dice``).
+    """
+
     steps: int
     seconds: float
     history: tuple[dict[str, float], ...]

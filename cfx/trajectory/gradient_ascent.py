@@ -168,6 +168,11 @@ def projected_log_odds(
 class GradientAscent:
     """Option 1: normalised gradient ascent on the target log-odds, resampled at ``t / T``.
 
+    Reference: the latent-space counterpart of Wachter et al., "Counterfactual Explanations
+    without Opening the Black Box", 2017, as used for image paths by Singla et al.,
+    "Explanation by Progressive Exaggeration", ICLR 2020 and Cohen et al., "Gifsplanation via
+    Latent Shift", MIDL 2021.
+
     Args:
         generator: an :class:`~cfx.types.Generator`; with an ``encode`` method (an
             ``Invertible``) the inversion starts from the encoder, else from ``z = 0``.

@@ -94,6 +94,9 @@ class RegionPath:
 class LocalisedAscent:
     """Gradient ascent confined to the smallest region that still flips the classifier.
 
+    Reference: the mask-refinement stage of ACE, Jeanneret, Simon & Jurie, "Adversarial
+    Counterfactual Visual Explanations", CVPR 2023.
+
     Args:
         generator, classifier, steps, eta, max_iter, margin, refine_iters, oracle,
             inversion_steps, inversion_classifier_weight, show_progress: as in

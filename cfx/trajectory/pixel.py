@@ -17,7 +17,17 @@ from torch import Tensor, nn
 
 
 class PixelSpace(nn.Module):
-    """Identity "generator": latents are images ``(B, C, H, W)``, clipped to [-1, 1]."""
+    """Identity "generator": latents are images ``(B, C, H, W)``, clipped to [-1, 1].
+
+    The no-generator baseline: ``GradientAscent(PixelSpace(shape), classifier,
+    inversion_steps=0)`` takes gradient steps on the pixels themselves.
+
+    Reference: Wachter et al., "Counterfactual Explanations without Opening the Black Box",
+    2017 (a gradient counterfactual computed directly on the input).
+
+    Args:
+        image_shape: ``(C, H, W)`` of the images, positive ints.
+    """
 
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
@@ -33,10 +43,13 @@ class PixelSpace(nn.Module):
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
+        """``(C, H, W)``: a latent is an image."""
         return self.image_shape
 
     def decode(self, z: Tensor) -> Tensor:
+        """Latents ``(B, C, H, W)`` clipped to the image range [-1, 1]."""
         return z.clamp(-1.0, 1.0)
 
     def encode(self, x: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` in [-1, 1] returned unchanged (they are their own latents)."""
         return x

@@ -37,7 +37,7 @@ class TrajectoryResult:
             between its start and the next level instead (its frames still climb at every
             step), so its calibration error against ``t / T`` is large by construction.
         target: ``(B,)`` int64 target class of each sequence.
-        source: ``(B, C, H, W)`` the input images.
+        source: ``(B, C, H, W)`` the input images, in [-1, 1].
         in_target: ``(B, T+1)`` bool, the classifier's most likely class is the target at
             that frame (for two classes: ``probs > 0.5``).
         oracle_probs: ``(B, T+1)`` the oracle's target probability (None without an oracle).
@@ -75,6 +75,7 @@ class TrajectoryResult:
 
     @property
     def steps(self) -> int:
+        """``T``: the frames after the start (each sequence holds ``T + 1``)."""
         return int(self.frames.shape[1] - 1)
 
     @property

@@ -46,6 +46,9 @@ from cfx.saliency.attacks._common import (
 class TargetMapAttack:
     """Steer an explanation towards a chosen target map while the prediction stays put.
 
+    Reference: Dombrowski, Alber, Anders, Ackermann, Mueller & Kessel, "Explanations can be
+    manipulated and geometry is to blame", NeurIPS 2019.
+
     Args:
         explainer: a differentiable saliency method (``attribute`` takes ``create_graph``)
             whose ``model`` is an ``nn.Module``.

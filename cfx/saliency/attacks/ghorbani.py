@@ -56,6 +56,8 @@ Objective = Literal["top_k", "mass_center", "targeted"]
 class GhorbaniAttack:
     """Move a gradient-based explanation with an imperceptible, label-preserving perturbation.
 
+    Reference: Ghorbani, Abid & Zou, "Interpretation of Neural Networks is Fragile", AAAI 2019.
+
     Args:
         explainer: a differentiable saliency method (its ``attribute`` takes ``create_graph``)
             whose ``model`` is an ``nn.Module``; e.g. ``Gradient(model)``.

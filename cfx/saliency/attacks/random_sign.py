@@ -27,6 +27,9 @@ from cfx.saliency.attacks._common import (
 class RandomSign:
     """Perturb every pixel by ``+-epsilon`` at random and measure how far the map moves.
 
+    Reference: the random-sign baseline of Ghorbani, Abid & Zou, "Interpretation of Neural
+    Networks is Fragile", AAAI 2019, Section 4.
+
     Args:
         explainer: any saliency method whose ``model`` is an ``nn.Module``.
         epsilon: L-inf budget as a fraction of the intensity range (``8/255`` = eight grey
