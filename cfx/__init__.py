@@ -23,9 +23,10 @@ __all__ = ["Classifier", "Generator", "InversionResult", "Invertible", "__versio
 
 _SUBMODULES = frozenset(
     {
-        *("augment", "calls", "data", "demo", "errors", "filters", "images", "inversion"),
-        *("label", "metrics", "models", "notices", "progress", "recourse", "report", "reprs"),
-        *("run_key", "saliency", "shortcuts", "training", "trajectory", "types", "viz", "zoo"),
+        *("augment", "calls", "data", "demo", "errors", "files", "filters", "images"),
+        *("inversion", "label", "metrics", "models", "notices", "progress", "recourse"),
+        *("report", "reprs", "run_key", "saliency", "shortcuts", "training", "trajectory"),
+        *("types", "viz", "zoo"),
     }
 )
 
@@ -51,4 +52,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_SUBMODULES})
+    return sorted({*globals(), *_SUBMODULES, *_LAZY})
