@@ -19,11 +19,7 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_folder(path.parent)
-    return path
+    return _replace_synced(tmp, path)
 
 
 def save_tensors_atomic(
@@ -35,6 +31,11 @@ def save_tensors_atomic(
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     save_file(dict(tensors), str(tmp), metadata=None if metadata is None else dict(metadata))
+    return _replace_synced(tmp, path)
+
+
+def _replace_synced(tmp: Path, path: Path) -> Path:
+    """fsync the written ``tmp``, rename it over ``path`` and fsync the folder."""
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -280,13 +280,13 @@ class ActiveLearner:
         for k, quota in enumerate(per_round):
             folder = out / f"round_{k:02d}"
             done = folder / "round.safetensors"
-            saved = _read_round(folder)
-            if saved is not None:  # finished earlier: reload instead of redoing
+            finished = _read_round(folder)
+            if finished is not None:  # finished earlier: reload instead of redoing
+                saved, meta = finished
                 model.load_state_dict(
                     {n[len("model.") :]: v for n, v in saved.items() if n.startswith("model.")}
                 )
                 starts, x_k, y_k = saved["starts"], saved["images"], saved["labels"]
-                meta = json.loads((folder / "round.json").read_text())  # read by _read_round
                 used[starts] = True
                 new_x.append(x_k)
                 new_y.append(y_k)
@@ -471,8 +471,9 @@ def _labeller_key(labeller: object) -> object:
     return {"kind": f"{kind.__module__}.{kind.__qualname__}"}
 
 
-def _read_round(folder: Path) -> dict[str, Tensor] | None:
-    """A finished round's tensors, or None when the round is still to do: not finished, or
+def _read_round(folder: Path) -> tuple[dict[str, Tensor], dict] | None:
+    """A finished round's tensors and its ``round.json``, or None when the round is still to
+    do: not finished, or
     its files cannot be read (a kill or a full disk under an older cfx, which wrote them in
     place), which is logged and the round computed again; its labelling task is kept, so a
     person's labels are read again, not asked for twice."""
@@ -480,8 +481,8 @@ def _read_round(folder: Path) -> dict[str, Tensor] | None:
     if not done.is_file():
         return None
     try:
-        json.loads((folder / "round.json").read_text())
-        return load_file(str(done))
+        meta = json.loads((folder / "round.json").read_text())
+        return load_file(str(done)), meta
     except Exception as err:  # any damage: safetensors', JSON's or the file system's
         log.warning("%s cannot be read (%s); computing the round again", folder, err)
         return None

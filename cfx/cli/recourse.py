@@ -366,7 +366,8 @@ def _run_batch(args: argparse.Namespace) -> int:
             f"{shown_rows(changed)}; another input file, or edited rows?); pass another "
             f"--out, or delete {args.out} to start over"
         )
-    todo = frame[~frame.index.isin(list(done))]
+    already = frame.index.isin(list(done))  # (n,) this input's applicants with a plan
+    todo = frame[~already]
     if args.limit is not None:
         todo = todo.iloc[: args.limit]
     constraints = _constraints(args)
@@ -390,7 +391,7 @@ def _run_batch(args: argparse.Namespace) -> int:
                 os.fsync(handle.fileno())
                 bar.update(1)
     print(
-        f"{args.out}: {int(frame.index.isin(list(done)).sum()) + len(todo)} of {len(frame)} "
+        f"{args.out}: {int(already.sum()) + len(todo)} of {len(frame)} "
         f"applicants done ({len(todo)} new)",
         file=sys.stderr,
     )

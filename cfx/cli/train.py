@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from cfx.cli.options import given_flags
 from cfx.cli.paths import not_a_file
 from cfx.errors import UnknownNameError, check_int, check_real
+from cfx.files import write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -193,7 +194,7 @@ def _record_data(out: Path, flags: dict[str, Any]) -> None:
     digest decides, and a record written now could name the wrong slices)."""
     if not (out / "checkpoint.safetensors").exists():
         out.mkdir(parents=True, exist_ok=True)
-        (out / DATA_FLAGS).write_text(json.dumps(flags, indent=1) + "\n")
+        write_atomic(out / DATA_FLAGS, json.dumps(flags, indent=1) + "\n")
 
 
 def _brain(args: argparse.Namespace, n: int, seed: int) -> BrainSlices:

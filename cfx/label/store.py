@@ -304,10 +304,6 @@ def _encode(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _png(image: Tensor, side: int) -> bytes:
-    return _encode(_picture(image, side))
-
-
 def _strip(frames: Tensor, gap: int = 2) -> bytes:
     """``(T, C, H, W)`` frames in [-1, 1] side by side, separated by ``gap`` grey pixels."""
     pics = [_picture(f, FRAME_SIDE) for f in frames]
