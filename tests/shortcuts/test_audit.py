@@ -148,6 +148,27 @@ class ScriptedPaths:
         )
 
 
+def _scripted_report(rows: list, **settings: float) -> ShortcutReport:
+    """The audit of scripted paths on the toy world (tumour log-odds 4 z_0 + 4 z_1 - 3.5):
+    ``rows`` of (source latent, end latent, target class); a source carries the marker when
+    z_0 > 0.5 and a lesion when z_1 > 0.25; ``settings`` go to :class:`ShortcutAudit`."""
+    z0 = torch.tensor([r[0] for r in rows])
+    ends = torch.tensor([r[1] for r in rows])
+    target = torch.tensor([r[2] for r in rows])
+    present = z0[:, 0] > 0.5
+    lesion = LESION.repeat(len(rows), 1, 1, 1) & (z0[:, 1] > 0.25)[:, None, None, None]
+    g, f = PatchGenerator(), RegionClassifier(4.0, 4.0)
+    audit = ShortcutAudit(g, f, explainer=ScriptedPaths(g, f, ends), lesion_dilation=0, **settings)
+    return audit.audit(
+        g.decode(z0).detach(),
+        target,
+        lesion_masks=lesion,
+        marker_masks=MARKER,
+        marker_present=present,
+        latents=z0,
+    )
+
+
 def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
     # tumour log-odds 4 z_0 + 4 z_1 - 3.5 (z_0 paints the marker, z_1 the lesion): a slice is
     # tumour when z_0 + z_1 > 0.875. Each row: source latent -> end latent, target class.
@@ -166,21 +187,7 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
         # healthy with the marker: the classifier already calls it tumour, not counted
         ((1.0, 0.0, 0.0), (1.0, 0.0, 0.0), 1),
     ]
-    z0 = torch.tensor([r[0] for r in rows])
-    ends = torch.tensor([r[1] for r in rows])
-    target = torch.tensor([r[2] for r in rows])
-    present = z0[:, 0] > 0.5
-    lesion = LESION.repeat(len(rows), 1, 1, 1) & (z0[:, 1] > 0.25)[:, None, None, None]
-    g, f = PatchGenerator(), RegionClassifier(4.0, 4.0)
-    audit = ShortcutAudit(g, f, explainer=ScriptedPaths(g, f, ends), lesion_dilation=0)
-    report = audit.audit(
-        g.decode(z0).detach(),
-        target,
-        lesion_masks=lesion,
-        marker_masks=MARKER,
-        marker_present=present,
-        latents=z0,
-    )
+    report = _scripted_report(rows)
     assert report.counted.tolist() == [True] * 8 + [False]
     # removing both: the lesion holds 9/13 of the change (more than the marker's 4/13), but
     # the marker is 64/13 = 4.9x enriched and restoring it alone undoes the flip
@@ -220,20 +227,7 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
         "counted paths"
     )
     # a stricter bar clears the classifier; per direction, the cells split with the paths
-    assert (
-        not ShortcutAudit(
-            g, f, explainer=ScriptedPaths(g, f, ends), lesion_dilation=0, flag_rate=0.7
-        )
-        .audit(
-            g.decode(z0).detach(),
-            target,
-            lesion_masks=lesion,
-            marker_masks=MARKER,
-            marker_present=present,
-            latents=z0,
-        )
-        .flagged
-    )
+    assert not _scripted_report(rows, flag_rate=0.7).flagged
     into_tumour = report.cells(report.target == 1)
     assert [c.n_paths for c in into_tumour] == [0, 0, 1, 2]
     assert report.describe(report.target == 1).startswith("no verdict: no cell")
@@ -253,21 +247,7 @@ def test_a_path_that_does_not_flip_is_neither_counted_nor_undone():
         ((1.0, 0.5, 0.0), (1.0, -0.5, 0.0), 0),
         ((1.0, 0.5, 0.0), (1.0, 0.4, 0.0), 0),
     ]
-    z0 = torch.tensor([r[0] for r in rows])
-    ends = torch.tensor([r[1] for r in rows])
-    target = torch.tensor([r[2] for r in rows])
-    present = z0[:, 0] > 0.5
-    lesion = LESION.repeat(len(rows), 1, 1, 1) & (z0[:, 1] > 0.25)[:, None, None, None]
-    g, f = PatchGenerator(), RegionClassifier(4.0, 4.0)
-    audit = ShortcutAudit(g, f, explainer=ScriptedPaths(g, f, ends), lesion_dilation=0)
-    report = audit.audit(
-        g.decode(z0).detach(),
-        target,
-        lesion_masks=lesion,
-        marker_masks=MARKER,
-        marker_present=present,
-        latents=z0,
-    )
+    report = _scripted_report(rows)
     assert report.paths.success.tolist() == [True, True, True, False]
     assert report.counted.tolist() == [True, True, True, False]
     cell = next(c for c in report.cells() if (c.target, c.marker_present) == (0, True))
