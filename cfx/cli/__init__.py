@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from cfx import __version__
@@ -16,6 +15,7 @@ from cfx.cli import saliency as saliency_cmd
 from cfx.cli import shortcuts as shortcuts_cmd
 from cfx.cli import train as train_cmd
 from cfx.cli import trajectory as trajectory_cmd
+from cfx.cli.console import console
 
 
 class HelpWithDefaults(argparse.HelpFormatter):
@@ -88,11 +88,9 @@ def _command(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
     try:
-        return int(args.run(args) or 0)
+        with console(args.verbose):
+            return int(args.run(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from deep inside torch
         if args.verbose:
             raise

@@ -1,0 +1,86 @@
+"""cfx.cli.console: a command-line run's log lines and warnings take lines of their own above
+the progress bars."""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from cfx.cli.console import console
+from cfx.progress import tqdm
+
+
+def _run_with_bar(stream: io.StringIO) -> None:
+    for i in tqdm(range(3), desc="work", file=stream):
+        if i == 1:
+            logging.getLogger("cfx.somewhere").warning("careful")
+            warnings.warn("a cfx notice", UserWarning, stacklevel=1)
+            warnings.warn("a library's news", FutureWarning, stacklevel=1)
+            logging.getLogger("cfx.somewhere").info("detail")
+
+
+@contextmanager
+def bare_root() -> Iterator[logging.Logger]:
+    """The root logger as a fresh ``cfx`` process has it, without handlers, for the block
+    (pytest's capture handlers are added around the test body, so a fixture cannot remove
+    them; they are put back after the block)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers, root.level
+    root.handlers = []
+    try:
+        yield root
+    finally:
+        root.handlers, root.level = handlers, level
+
+
+def test_log_lines_and_warnings_start_their_own_line_during_a_bar():
+    """Each WARNING line is alone after the bar's carriage return: with a plain handler the
+    bar's text came first ('work:  33%|...|WARNING careful')."""
+    stream = io.StringIO()
+    with bare_root(), console(verbose=False, stream=stream):
+        _run_with_bar(stream)
+    out = stream.getvalue()
+    lines = [line.split("\r")[-1] for line in out.split("\n") if "WARNING" in line]
+    assert lines[0] == "WARNING careful"
+    assert lines[1] == "WARNING a cfx notice"
+    assert lines[2].startswith("WARNING FutureWarning: a library's news (")
+    assert "test_console.py:" in lines[2]
+    assert len(lines) == 3
+    assert "detail" not in out  # INFO only with --verbose
+    assert "3/3" in out  # the bar was drawn again and finished
+
+
+def test_verbose_shows_info():
+    stream = io.StringIO()
+    with bare_root(), console(verbose=True, stream=stream):
+        _run_with_bar(stream)
+    assert "INFO detail" in stream.getvalue()
+
+
+def test_logging_and_warnings_are_restored_afterwards():
+    show = warnings.showwarning
+    with bare_root() as root:
+        root.setLevel(logging.ERROR)
+        with console(verbose=True, stream=io.StringIO()):
+            assert root.level == logging.INFO
+            assert warnings.showwarning is not show
+        assert root.handlers == []
+        assert root.level == logging.ERROR
+    assert warnings.showwarning is show
+
+
+def test_a_program_that_configured_logging_keeps_it(monkeypatch: pytest.MonkeyPatch):
+    """cfx.cli.main called from a program with its own handlers changes nothing, as
+    logging.basicConfig would not."""
+    root = logging.getLogger()
+    theirs = logging.StreamHandler(io.StringIO())
+    monkeypatch.setattr(root, "handlers", [theirs])
+    show = warnings.showwarning
+    with console(verbose=True, stream=io.StringIO()):
+        assert root.handlers == [theirs]
+        assert warnings.showwarning is show
