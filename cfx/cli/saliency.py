@@ -73,14 +73,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--input",
         type=Path,
         default=None,
-        help="your images instead of the built-in slices: a .npy/.pt batch (N, C, H, W) in "
-        "[-1, 1] (or uint8 0..255); needs --masks",
+        help="your images instead of the built-in slices: an image file (PNG, JPEG, BMP, "
+        "TIFF), a folder of them (name order), or a .npy/.pt batch (N, C, H, W) in [-1, 1] (or "
+        "uint8 0..255); image files are read with the channels of the classifier's first "
+        "convolution, at their own size; needs --masks",
     )
     c.add_argument(
         "--masks",
         type=Path,
         default=None,
-        help="ground truth for --input: a .npy/.pt of bool or 0/1, (N, 1, H, W) or (N, H, W)",
+        help="ground truth for --input: a folder with a mask file per image, named as the "
+        "image (a PNG of 0 and one other value); one mask file for one image; or a .npy/.pt "
+        "of bool or 0/1, (N, 1, H, W) or (N, H, W), in --input's order",
     )
     c.add_argument(
         "--target",
@@ -171,7 +175,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--input",
         type=Path,
         default=None,
-        help="your images instead of the built-in slices: a .npy/.pt batch (N, C, H, W)",
+        help="your images instead of the built-in slices: an image file, a folder of them "
+        "or a .npy/.pt batch (N, C, H, W), as for `cfx saliency compare`",
     )
     a.add_argument(
         "--n", type=int, default=None, help="built-in tumour test slices to attack (default: 16)"
@@ -200,6 +205,73 @@ def _size_notice(classifier: str, x: torch.Tensor) -> None:
             SIZE,
             *x.shape[-2:],
         )
+
+
+def _model_channels(model: object) -> int | None:
+    """The channels ``model``'s first 2-D convolution takes, or None without one."""
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                return int(module.in_channels)
+    return None
+
+
+def _check_input(args: argparse.Namespace) -> list[Path] | None:
+    """``--input``'s image files (None for a batch), checked before any model loads, and an
+    ``--out`` that is not the ``--input`` folder (its figures would be read as images)."""
+    if args.input is None:
+        return None
+    from cfx.data.image_files import check_input_path
+
+    files = check_input_path(args.input)
+    if args.input.is_dir() and Path(args.out).resolve() == args.input.resolve():
+        raise ValueError(
+            "`--out` must not be the `--input` folder: its figures would be read as images "
+            "by the next run"
+        )
+    return files
+
+
+def _read_input(args: argparse.Namespace, files: list[Path] | None, model: object) -> torch.Tensor:
+    """``--input`` as images in [-1, 1]: image files with the channels ``model`` takes (the
+    first file's, grey or colour, when it has no convolution to tell), at their own size."""
+    if files is None:
+        from cfx.data.io import load_images
+
+        x = load_images(args.input, name="--input")
+    else:
+        from cfx.data.image_files import file_channels, read_images
+
+        channels = _model_channels(model) or file_channels(files[0])
+        x = read_images(files, channels)
+    _size_notice(args.classifier, x)
+    return x
+
+
+def _read_masks(path: Path, x: torch.Tensor, files: list[Path] | None) -> torch.Tensor:
+    """``--masks`` for the images ``x``: mask files matched to ``--input``'s image files by
+    name, or a batch in ``x``'s order."""
+    from cfx.data.image_files import IMAGE_FILES
+
+    if path.is_dir() or path.suffix.lower() in IMAGE_FILES:
+        if files is None:
+            raise ValueError(
+                "`--masks` as image files go with `--input` image files (a folder or one "
+                "file); for a .npy/.pt `--input` give the masks as a .npy/.pt batch too"
+            )
+        if not path.exists():
+            raise FileNotFoundError(f"`--masks` file not found: {path}")
+        import torch
+
+        from cfx.data.image_files import mask_files, read_mask
+
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        return torch.cat([read_mask(f, size) for f in mask_files(files, path)])
+    from cfx.data.io import load_masks
+
+    return load_masks(path, x, name="--masks")
 
 
 def _built_in(args: argparse.Namespace, n: int) -> None:
@@ -246,6 +318,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ValueError(
             "`--input` and `--masks` go together: the maps are scored against the masks"
         )
+    files = _check_input(args)
     model = load_classifier(
         model_name("--classifier", args.classifier, "classifier", has_generator=False)
     )
@@ -258,11 +331,8 @@ def run_compare(args: argparse.Namespace) -> int:
             raise ValueError(f"`--gradcam-layer`: {str(err).removeprefix('`layer` ')}") from None
     out_folder(args.out)  # before the work: an unwritable --out fails now
     if args.input is not None:
-        from cfx.data.io import load_images, load_masks
-
-        x = load_images(args.input, name="--input")
-        _size_notice(args.classifier, x)
-        masks = load_masks(args.masks, x, name="--masks")
+        x = _read_input(args, files, model)
+        masks = _read_masks(args.masks, x, files)
         source = f"{x.shape[0]} images of `{args.input}` (masks `{args.masks}`)"
     else:
         x, masks = tumour_slices(args.n, args.seed)
@@ -353,9 +423,6 @@ def run_attack(args: argparse.Namespace) -> int:
         )
     restarts = 1 if args.restarts is None else check_int("--restarts", args.restarts)
     beta = 50.0 if args.beta is None else check_real("--beta", args.beta, low=0.0, open_low=True)
-    model = load_classifier(
-        model_name("--classifier", args.classifier, "classifier", has_generator=False)
-    )
     aims = args.objective in ("targeted", "target_map")
     if args.region is not None and not aims:
         raise ValueError(
@@ -368,12 +435,13 @@ def run_attack(args: argparse.Namespace) -> int:
             "`--region marker` is available"
         )
     region_name = args.region or ("marker" if args.input is not None else "mirror")
+    files = _check_input(args)
+    model = load_classifier(
+        model_name("--classifier", args.classifier, "classifier", has_generator=False)
+    )
     out_folder(args.out)
     if args.input is not None:
-        from cfx.data.io import load_images
-
-        x = load_images(args.input, name="--input")
-        _size_notice(args.classifier, x)
+        x = _read_input(args, files, model)
     else:
         x, masks = tumour_slices(args.n, args.seed)
     explainer = build_method(args.method, model)

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from cfx.cli.models import checked_source
 from cfx.cli.paths import not_a_file, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, shown_rows
@@ -175,126 +173,27 @@ def parse_target(text: str) -> int:
     )
 
 
-IMAGE_FILES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-BATCH_FILES = (".npy", ".pt")
-
-
 def load_input(path: Path, shape: tuple[int, ...], files: list[Path] | None = None) -> torch.Tensor:
     """Images in [-1, 1] shaped ``(N, *shape)`` from an image file (converted to ``shape`` =
-    ``(C, H, W)``: grey for one channel, RGB for three, 16-bit grey scaled by 65535, resized
-    bilinearly), a folder of image files (:func:`input_files`, one image each) or a .npy/.pt
-    batch (which must already have that shape; one image, or grey images without a channel
-    axis, are accepted too). Warns about inputs that load but look mis-scaled (16-bit files
-    using only 12 bits; a stretched aspect; a multi-page file, of which the first page is
-    read); a batch with no dark pixel is warned about when the explainer starts.
-    ``files``: the image files :func:`check_input_path` already listed for ``path`` (a
-    folder is then not listed again); None checks ``path`` here."""
-    import torch
+    ``(C, H, W)`` by :func:`cfx.data.image_files.read_image`: grey for one channel, RGB for
+    three, 16-bit grey scaled by 65535, resized bilinearly), a folder of image files (one
+    image each, in name order) or a .npy/.pt batch (which must already have that shape; one
+    image, or grey images without a channel axis, are accepted too). Warns about inputs that
+    load but look mis-scaled (16-bit files using only 12 bits; a stretched aspect; a
+    multi-page file, of which the first page is read); a batch with no dark pixel is warned
+    about when the explainer starts. ``files``: the image files
+    :func:`~cfx.data.image_files.check_input_path` already listed for ``path`` (a folder is
+    then not listed again); None checks ``path`` here."""
+    from cfx.data.image_files import check_input_path, read_images
 
     files = check_input_path(path) if files is None else files
     channels, h, w = shape
     if files is not None:
-        return torch.cat([_read_image_file(f, channels, h, w) for f in files])
+        return read_images(files, channels, (h, w))
     from cfx.data.io import load_images
 
     # a batch with no dark pixel is warned about by the explainer (cfx.trajectory.start)
     return load_images(path, name="--input", shape=(channels, h, w))
-
-
-def input_files(path: Path) -> list[Path]:
-    """The image files of the ``--input`` folder ``path`` (by extension, sorted by name as
-    strings, so ``slice_10`` comes before ``slice_2``; other files and hidden ones, such as
-    macOS ``._`` files, are skipped)."""
-    files = sorted(
-        f
-        for f in path.iterdir()
-        if f.is_file() and f.suffix.lower() in IMAGE_FILES and not f.name.startswith(".")
-    )
-    if not files:
-        raise ValueError(f"`--input` folder {path} holds no image files ({', '.join(IMAGE_FILES)})")
-    return files
-
-
-def check_input_path(path: Path) -> list[Path] | None:
-    """A readable-looking ``--input``: a folder of images, or a file of a known extension.
-    Returns the image files it names (:func:`input_files`), or None for a batch file."""
-    if path.is_dir():
-        return input_files(path)
-    if path.suffix.lower() not in IMAGE_FILES + BATCH_FILES:
-        raise ValueError(
-            f"`--input` must be an image file ({', '.join(IMAGE_FILES)}), a folder of them "
-            f"or a batch ({', '.join(BATCH_FILES)}), got {path.name!r}"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"`--input` file not found: {path}")
-    return [path] if path.suffix.lower() in IMAGE_FILES else None
-
-
-def _read_image_file(path: Path, channels: int, h: int, w: int) -> torch.Tensor:
-    import torch
-
-    if channels not in (1, 3):
-        raise ValueError(
-            f"`--input` image files need a generator with 1 or 3 channels, got {channels}; "
-            "pass a .npy batch instead"
-        )
-    from PIL import Image, UnidentifiedImageError
-
-    from cfx.images import from_unit
-
-    try:
-        img = Image.open(path)
-        img.load()
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"`--input` is not a readable image: {path} ({err})") from None
-    pages = int(getattr(img, "n_frames", 1))
-    if pages > 1:
-        log.warning(
-            "`--input` holds %d pages (a stack?); only the first is read: save the slices "
-            "as one .npy batch to explain them all",
-            pages,
-        )
-    if img.mode == "F":  # 32-bit float: only [0, 1] has an unambiguous meaning
-        raw = np.asarray(img, dtype=np.float32)
-        if raw.min() < 0.0 or raw.max() > 1.0:
-            raise ValueError(
-                f"`--input` is a floating-point image with values {raw.min():.3g}.."
-                f"{raw.max():.3g}; save it as 8- or 16-bit, as [0, 1] floats, or as a .npy "
-                "batch in [-1, 1]"
-            )
-        unit = np.repeat(raw[None], channels, axis=0)  # (C, H, W)
-    elif img.mode.startswith("I"):  # 16/32-bit grey (common for MRI): full scale is 65535
-        raw = np.asarray(img, dtype=np.float32)
-        if raw.max() > 65535:
-            log.warning(
-                "`--input` has values up to %d, above 16-bit full scale: they are clipped",
-                int(raw.max()),
-            )
-        elif 0 < raw.max() <= 4095:
-            log.warning(
-                "`--input` is a 16-bit image whose brightest pixel is %d of 65535 (12-bit "
-                "data?); it is read as value / 65535, i.e. dark; rescale it to the full range "
-                "first",
-                int(raw.max()),
-            )
-        unit = np.repeat(raw[None] / 65535.0, channels, axis=0)  # (C, H, W)
-    else:
-        rgb = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
-        unit = (rgb[None] if channels == 1 else rgb.transpose(2, 0, 1)) / 255.0  # (C, H, W)
-    x = from_unit(torch.from_numpy(np.ascontiguousarray(unit)).clamp(0, 1)[None])
-    if tuple(x.shape[-2:]) != (h, w):
-        if abs(x.shape[-1] / x.shape[-2] - w / h) > 0.01:
-            log.warning(
-                "`--input` is %dx%d pixels; it is stretched to the generator's %dx%d",
-                x.shape[-1],
-                x.shape[-2],
-                w,
-                h,
-            )
-        x = torch.nn.functional.interpolate(
-            x, size=(h, w), mode="bilinear", align_corners=False, antialias=True
-        ).clamp(-1, 1)
-    return x
 
 
 def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -329,6 +228,8 @@ def run_trajectory(args: argparse.Namespace) -> int:
         )  # with --input, the explainer checks the index against the classifier's outputs
     if args.input is not None and (args.n is not None or args.seed is not None):
         raise ValueError("`--n` and `--seed` choose built-in slices; drop them with --input")
+    from cfx.data.image_files import check_input_path
+
     listed = None if args.input is None else check_input_path(args.input)
     n = DEFAULT_N if args.n is None else args.n
     check_int("--n", n)

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from cfx.cli import main
 from cfx.cli.saliency import parse_fraction
@@ -224,3 +225,52 @@ def test_the_help_lists_the_methods_compare_knows():
     from cfx.saliency.compare import METHODS
 
     assert SALIENCY_METHODS == METHODS
+
+
+def test_compare_takes_png_folders_of_images_and_masks(tmp_path, capsys):
+    """Image files and mask files matched by name give what the Python API gives on the
+    same (8-bit) images; a JPEG's extra mask values are refused."""
+    import numpy as np
+    from PIL import Image
+
+    from cfx.images import from_unit, to_uint8
+    from cfx.saliency import Gradient
+    from cfx.saliency.compare import tumour_slices
+    from cfx.saliency.metrics import top_k_dice
+    from cfx.zoo import load_classifier
+
+    x, masks = tumour_slices(3, seed=1)
+    pixels = to_uint8(x)  # (N, 1, H, W) uint8, as a PNG keeps them
+    scans, truth = tmp_path / "scans", tmp_path / "truth"
+    scans.mkdir()
+    truth.mkdir()
+    names = ("p3", "p1", "p2")  # name order: p1 (row 1), p2 (row 2), p3 (row 0)
+    for i, name in enumerate(names):
+        Image.fromarray(pixels[i, 0]).save(scans / f"{name}.png")
+        Image.fromarray(masks[i, 0].numpy().astype(np.uint8) * 255).save(truth / f"{name}.png")
+    out = tmp_path / "cmp"
+    argv = ["saliency", "compare", "--input", str(scans), "--masks", str(truth), "--methods"]
+    argv += ["gradient", "--attack-n", "0", "--target", "0", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    order = [1, 2, 0]
+    seen = from_unit(torch.from_numpy(pixels[order]).float() / 255)
+    maps = Gradient(load_classifier("brain-cnn")).attribute(seen, 0).clamp(min=0)
+    dice = top_k_dice(maps, masks[order])
+    lines = (out / "table.csv").read_text().splitlines()
+    row, header = lines[1].split(","), lines[0].split(",")
+    assert float(row[header.index("dice")]) == pytest.approx(float(dice.mean()), abs=1e-4)
+    Image.fromarray(pixels[0, 0]).save(truth / "p1.jpg")  # a second mask for p1
+    assert main(argv) == 2
+    assert "two masks for one image: p1.jpg and p1.png" in capsys.readouterr().err
+    (truth / "p1.jpg").unlink()
+    np.save(tmp_path / "x.npy", x.numpy())
+    batch = ["saliency", "compare", "--input", str(tmp_path / "x.npy"), "--masks", str(truth)]
+    assert main([*batch, "--out", str(tmp_path / "b")]) == 2
+    assert "`--masks` as image files go with `--input` image files" in capsys.readouterr().err
+    inside = ["saliency", "compare", "--input", str(scans), "--masks", str(truth)]
+    assert main([*inside, "--out", str(scans)]) == 2
+    assert "`--out` must not be the `--input` folder" in capsys.readouterr().err
+    atk = tmp_path / "atk"
+    argv = ["saliency", "attack", "--input", str(scans), "--steps", "1", "--no-progress"]
+    assert main([*argv, "--out", str(atk)]) == 0
+    assert json.loads((atk / "attack.json").read_text())["n"] == 3

@@ -1,0 +1,83 @@
+"""cfx.data.image_files: users' image and mask files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cfx.data.image_files import file_channels, mask_files, read_images, read_mask
+
+
+def _save(path, array):
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_a_mask_file_is_true_where_it_is_not_zero_whatever_its_one_value(tmp_path):
+    region = np.zeros((4, 5), dtype=bool)
+    region[1:3, 2:4] = True
+    for value, dtype in ((1, np.uint8), (255, np.uint8), (65535, np.uint16)):
+        path = _save(tmp_path / f"m{value}.png", (region * value).astype(dtype))
+        m = read_mask(path, (4, 5))
+        assert m.shape == (1, 1, 4, 5) and m.dtype == torch.bool
+        assert np.array_equal(m[0, 0].numpy(), region), value
+    rgb = np.stack([region * 255] * 3, axis=-1).astype(np.uint8)  # a colour PNG of a mask
+    assert np.array_equal(read_mask(_save(tmp_path / "c.png", rgb), (4, 5))[0, 0].numpy(), region)
+    empty = read_mask(_save(tmp_path / "e.png", np.zeros((4, 5), np.uint8)), (4, 5))
+    assert not empty.any()
+
+
+def test_a_mask_file_with_more_values_or_another_size_is_refused(tmp_path):
+    soft = np.zeros((4, 5), dtype=np.uint8)
+    soft[1, 1], soft[2, 2] = 128, 255  # an anti-aliased edge, or JPEG's compression
+    with pytest.raises(ValueError, match=r"soft.png holds 3 distinct values"):
+        read_mask(_save(tmp_path / "soft.png", soft), (4, 5))
+    flat = np.full((4, 5), 7, dtype=np.uint8)
+    read_mask(_save(tmp_path / "flat.png", flat), (4, 5))  # all region: one value is fine
+    two = np.full((4, 5), 7, dtype=np.uint8)
+    two[0, 0] = 9  # two values, neither of them 0: which is the background?
+    with pytest.raises(ValueError, match="distinct values"):
+        read_mask(_save(tmp_path / "two.png", two), (4, 5))
+    with pytest.raises(ValueError, match=r"flat.png is 5x4 pixels; its image is 6x4"):
+        read_mask(tmp_path / "flat.png", (4, 6))
+
+
+def test_mask_files_are_matched_to_images_by_name(tmp_path):
+    images, masks = tmp_path / "img", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    grey = np.zeros((4, 4), np.uint8)
+    files = [_save(images / n, grey) for n in ("b.jpg", "a.png")]
+    for n in ("a.png", "b.png", "c.png"):  # c has no image: not asked for
+        _save(masks / n, grey)
+    assert [f.name for f in mask_files(files, masks)] == ["b.png", "a.png"]
+    _save(images / "d.png", grey)
+    with pytest.raises(ValueError, match=r"no mask file named as d.png"):
+        mask_files([*files, images / "d.png"], masks)
+    _save(masks / "a.bmp", grey)
+    with pytest.raises(ValueError, match=r"two masks for one image: a.bmp and a.png"):
+        mask_files(files, masks)
+    assert mask_files(files[:1], masks / "c.png") == [masks / "c.png"]  # one file, one image
+    with pytest.raises(ValueError, match="is one file, for 2 images"):
+        mask_files(files, masks / "c.png")
+
+
+def test_images_read_at_their_own_size_must_agree(tmp_path):
+    a = _save(tmp_path / "a.png", np.full((4, 6), 255, np.uint8))
+    b = _save(tmp_path / "b.png", np.zeros((4, 6), np.uint8))
+    x = read_images([a, b], channels=1)
+    assert x.shape == (2, 1, 4, 6)
+    assert x[0].unique().tolist() == [1.0] and x[1].unique().tolist() == [-1.0]
+    rgb = read_images([a], channels=3)  # grey repeated into the three channels
+    assert rgb.shape == (1, 3, 4, 6) and bool((rgb == 1.0).all())
+    c = _save(tmp_path / "c.png", np.zeros((6, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"a.png is 6x4 pixels, c.png is 4x6"):
+        read_images([a, c], channels=1)
+    assert read_images([a, c], channels=1, size=(4, 6)).shape == (2, 1, 4, 6)  # resized
+
+
+def test_file_channels_tells_grey_from_colour(tmp_path):
+    assert file_channels(_save(tmp_path / "g.png", np.zeros((4, 4), np.uint8))) == 1
+    assert file_channels(_save(tmp_path / "w.png", np.zeros((4, 4), np.uint16))) == 1
+    assert file_channels(_save(tmp_path / "c.png", np.zeros((4, 4, 3), np.uint8))) == 3
