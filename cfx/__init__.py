@@ -6,15 +6,16 @@ After ``import cfx``, the families are reachable as attributes (``cfx.trajectory
 (torch itself is imported by the first family or top-level name used).
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 # first, so tqdm.auto is imported under cfx.progress's filter of its "IProgress not found"
 # warning: else a notebook whose first bar came from a library cfx calls (huggingface_hub,
 # when a hub model or the diffusers VAE is loaded) printed it
 from cfx import progress as _progress  # noqa: F401
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from cfx.inversion import InversionResult, invert
     from cfx.types import Classifier, Generator, Invertible
 
@@ -42,12 +43,12 @@ _LAZY = {
 then, so ``cfx --help`` and a mistyped flag answer at once."""
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     # PEP 562: `cfx.trajectory.save_result(...)` after a bare `import cfx`
     if name in _SUBMODULES:
-        return importlib.import_module(f"cfx.{name}")
+        return _importlib.import_module(f"cfx.{name}")
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(_importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cfx' has no attribute {name!r}")
 
 

@@ -35,6 +35,9 @@ def test_every_family_is_an_attribute_after_a_bare_import_cfx():
     fresh = set(out.stdout.split())
     assert found <= fresh, f"add to cfx._SUBMODULES: {sorted(found - fresh)}"
     assert set(cfx.__all__) <= fresh  # the top-level names, loaded on first use, are listed
+    # and nothing else public: typing's and importlib's names were listed beside them
+    public = {name for name in fresh if not name.startswith("_")}
+    assert public == found | (set(cfx.__all__) - {"__version__"})
     code = (
         "import cfx; print(cfx.trajectory.save_result.__name__, cfx.zoo.load_classifier.__name__,"
         " cfx.invert.__name__, cfx.Classifier.__name__)"
