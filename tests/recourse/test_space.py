@@ -212,7 +212,7 @@ def test_whole_numbers_with_rounding_noise_pass_and_are_made_exact(fitted, germa
 
 def test_dice_recourse_checks_its_seed(german, credit_models):
     """DiceRecourse is public; it passed any seed to DiCE, whose NumPy seeding failed later."""
-    from cfx.recourse import DiceRecourse
+    from cfx.recourse.dice import DiceRecourse
     from cfx.recourse.model import ModelView
     from cfx.recourse.space import Codec
 

@@ -13,8 +13,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from cfx.data.schema import FeatureSchema, FeatureSpec
-from cfx.recourse import Constraints, Recourse, TreeMILP
+from cfx.recourse import Constraints, Recourse
 from cfx.recourse.space import ActionSpace
+from cfx.recourse.tree import TreeMILP
 
 SCHEMA = FeatureSchema(
     features=(
