@@ -1,7 +1,8 @@
 """The README's Python examples run as written (sizes cut for CI) and say what they return.
 
 Each ```python block is executed in order in one namespace, as a reader pasting them would;
-block 5 loads a diffusers VAE from "path/to/vae", here a tiny one saved with save_pretrained.
+block 6 loads a diffusers VAE from "path/to/vae", here a tiny one saved with save_pretrained;
+block 3 trains into "runs/mine", here a temporary folder.
 """
 
 import re
@@ -31,12 +32,14 @@ def after(tmp_path_factory) -> list[dict[str, object]]:
     """The names defined after each block (``after[i]`` for block ``i + 1``)."""
     from tests.models.tiny_vae import tiny_vae
 
-    vae_folder = tmp_path_factory.mktemp("readme") / "vae"
+    folder = tmp_path_factory.mktemp("readme")
+    vae_folder = folder / "vae"
     tiny_vae(size=64).save_pretrained(vae_folder)  # brain-cnn's 1 x 64 x 64 slices
     ns: dict[str, object] = {}
     snapshots = []
     for i, code in enumerate(_blocks(), 1):
         code = code.replace("path/to/vae", str(vae_folder))
+        code = code.replace("runs/mine", str(folder / "mine"))
         exec(compile(code, f"README.md python block {i}", "exec"), ns)
         snapshots.append(dict(ns))
     return snapshots
@@ -44,8 +47,8 @@ def after(tmp_path_factory) -> list[dict[str, object]]:
 
 def test_the_readme_has_the_examples_this_test_runs():
     blocks = _blocks()
-    assert len(blocks) == 7, "a block was added or removed: check it here too"
-    assert "path/to/vae" in blocks[4]
+    assert len(blocks) == 8, "a block was added or removed: check it here too"
+    assert "path/to/vae" in blocks[5]
 
 
 def test_brain_data(after):
@@ -63,32 +66,43 @@ def test_german_credit(after):
     assert data.X.shape == (1000, 20) and set(data.y.unique()) == {0, 1}
 
 
+def test_training_a_classifier_on_your_tensors(after):
+    ns = after[2]
+    report, model, mine = ns["report"], ns["model"], ns["mine"]
+    assert report.steps == 2 * 7  # 2 epochs of 400 slices (cut for CI) in batches of 64
+    assert [row["epoch"] for row in report.history] == [1, 2]
+    assert 0 <= report.history[-1]["val_acc"] <= 1  # scored on `val` (14 steps learn little)
+    x = after[0]["test"].images[:8]
+    with torch.no_grad():
+        assert torch.equal(mine(x), model(x))  # the saved folder loads as the trained model
+
+
 def test_a_monotone_path(after):
-    res = after[2]["res"]
+    res = after[3]["res"]
     assert tuple(res.frames.shape) == (4, 11, 1, 64, 64)
     assert tuple(res.probs.shape) == tuple(res.oracle_probs.shape) == (4, 11)
     assert bool((res.probs.diff(dim=1) > 0).all())  # "climbing through t/T"
 
 
 def test_an_inversion_passed_as_latents(after):
-    inv, res = after[3]["inv"], after[3]["res"]
+    inv, res = after[4]["inv"], after[4]["res"]
     assert tuple(inv.psnr.shape) == (4,) and inv.perceptual in ("lpips", "encoder", "none")
     assert torch.equal(res.latents[:, 0], inv.latents)  # the path starts at the given latents
 
 
 def test_a_diffusers_vae(after):
-    res = after[4]["res"]
+    res = after[5]["res"]
     assert res.frames.shape[0] == 4 and tuple(res.frames.shape[2:]) == (1, 64, 64)
 
 
 def test_loan_recourse(after):
-    res = after[5]["res"]
+    res = after[6]["res"]
     assert res.status == "recourse" and 1 <= len(res.counterfactuals) <= 3  # k=3
     assert res.plan.startswith("change the checking account from")  # as the comment shows
 
 
 def test_saliency(after):
-    ns = after[6]
+    ns = after[7]
     assert tuple(ns["maps"].shape) == (16, 1, 64, 64)
     method, dice = ns["table"].best("dice")
     assert f"| {method} |" in ns["table"].to_markdown() and 0 < dice <= 1
