@@ -1,6 +1,7 @@
 """Active learning from boundary-crossing paths: label near-boundary images, fine-tune, repeat.
 
-Each round (the method draft of cfx, seed 003, and Settles' uncertainty sampling):
+Each round (the method draft of cfx, seed 003, and uncertainty sampling as Lewis & Gale
+introduced it and Settles' survey describes it):
 
 1. **Starting points**: the unlabelled pool images where the current classifier is least sure
    (smallest ``|p - 1/2|``; ``selection="random"`` for a control), never the same image twice.
@@ -101,7 +102,10 @@ class ActiveLearner:
     the classifier on its training set plus every labelled frame so far; rounds are saved
     under ``out/`` and resumed (see the module docstring).
 
-    Reference: the starts are chosen by uncertainty sampling (Settles).
+    Reference: the starts are chosen by uncertainty sampling (Lewis & Gale, "A sequential
+    algorithm for training text classifiers", SIGIR 1994; surveyed in Settles, "Active
+    learning literature survey", Computer Sciences Technical Report 1648, University of
+    Wisconsin-Madison, 2009).
 
     Args:
         generator: an ``Invertible`` generator (``encode``/``decode``, images in [-1, 1]).
