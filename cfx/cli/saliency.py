@@ -250,30 +250,6 @@ def _read_input(args: argparse.Namespace, files: list[Path] | None, model: objec
     return x
 
 
-def _read_masks(path: Path, x: torch.Tensor, files: list[Path] | None) -> torch.Tensor:
-    """``--masks`` for the images ``x``: mask files matched to ``--input``'s image files by
-    name, or a batch in ``x``'s order."""
-    from cfx.data.image_files import IMAGE_FILES
-
-    if path.is_dir() or path.suffix.lower() in IMAGE_FILES:
-        if files is None:
-            raise ValueError(
-                "`--masks` as image files go with `--input` image files (a folder or one "
-                "file); for a .npy/.pt `--input` give the masks as a .npy/.pt batch too"
-            )
-        if not path.exists():
-            raise FileNotFoundError(f"`--masks` file not found: {path}")
-        import torch
-
-        from cfx.data.image_files import mask_files, read_mask
-
-        size = (int(x.shape[-2]), int(x.shape[-1]))
-        return torch.cat([read_mask(f, size) for f in mask_files(files, path)])
-    from cfx.data.io import load_masks
-
-    return load_masks(path, x, name="--masks")
-
-
 def _built_in(args: argparse.Namespace, n: int) -> None:
     """Fill ``--n``/``--seed`` for the built-in slices; with ``--input`` they would do nothing,
     so giving them is an error rather than silently ignored."""
@@ -332,7 +308,9 @@ def run_compare(args: argparse.Namespace) -> int:
     out_folder(args.out)  # before the work: an unwritable --out fails now
     if args.input is not None:
         x = _read_input(args, files, model)
-        masks = _read_masks(args.masks, x, files)
+        from cfx.data.image_files import load_masks_for
+
+        masks = load_masks_for(args.masks, x, files)
         source = f"{x.shape[0]} images of `{args.input}` (masks `{args.masks}`)"
     else:
         x, masks = tumour_slices(args.n, args.seed)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cfx.cli.models import model_name
+from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, counted
 
@@ -20,7 +21,17 @@ if TYPE_CHECKING:
     from cfx.shortcuts import MarkerCell, ShortcutReport
 
 METHODS = ("gradient", "monotone")
-DIRECTIONS = {0: "tumour->healthy", 1: "healthy->tumour"}  # keyed by target class
+CLASS_NAMES = ("healthy", "tumour")
+USER_FLAGS = ("labels", "marker_mask", "marker_present", "lesion_masks")
+"""The options that describe ``--input`` images (and only them)."""
+
+
+def directions(names: tuple[str, str] = CLASS_NAMES) -> dict[int, str]:
+    """Each path direction's name, keyed by its target class: ``tumour->healthy`` for 0."""
+    return {0: f"{names[1]}->{names[0]}", 1: f"{names[0]}->{names[1]}"}
+
+
+DIRECTIONS = directions()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "where each path changes the image (the lesion, the scanner-marker corner or "
         "elsewhere) and where the saliency of its decision lies. A classifier is flagged when "
         "enough of its paths flip it mostly through the marker and putting the marker back "
-        "undoes them; summary.json and report.md give the counts behind the verdict.",
+        "undoes them; summary.json and report.md give the counts behind the verdict. Your own "
+        "images go in with --input, --labels, --marker-mask (the region you suspect, e.g. a "
+        "hospital's tag) and --marker-present (which images carry it).",
     )
     p.add_argument(
         "--classifier",
@@ -58,8 +71,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--inversion-steps", type=int, default=100, help="latent optimisation steps (0: encoder)"
     )
-    p.add_argument("--n", type=int, default=64, help="tagged test slices (both classes)")
-    p.add_argument("--seed", type=int, default=2, help="seed of the brain slices (2 = test)")
+    p.add_argument(
+        "--n", type=int, default=None, help="tagged test slices, both classes (default: 64)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the brain slices (default: 2 = test)"
+    )
+    p.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="your images instead of the built-in slices: an image file, a folder of them "
+        "(name order) or a .npy/.pt batch, read at the generator's size as `cfx trajectory "
+        "--input`; needs --labels, --marker-mask and --marker-present",
+    )
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="--input's classes, 0 or 1 per image (.npy/.pt); each image is walked into the "
+        "other class",
+    )
+    p.add_argument(
+        "--marker-mask",
+        type=Path,
+        default=None,
+        help="the region suspected of being a shortcut, one for every --input image: a mask "
+        "file (0 and one other value) or a .npy/.pt (H, W) of bool or 0/1",
+    )
+    p.add_argument(
+        "--marker-present",
+        type=Path,
+        default=None,
+        help="which --input images carry the suspected feature: a .npy/.pt of bool or 0/1 "
+        "per image",
+    )
+    p.add_argument(
+        "--lesion-masks",
+        type=Path,
+        default=None,
+        help="optional: where the real evidence lies in each --input image (a folder of mask "
+        "files named as the images, or a .npy/.pt batch); without it, change outside the "
+        "marker region counts as elsewhere",
+    )
+    p.add_argument(
+        "--class-names",
+        default=None,
+        help="the two classes' names, comma-separated, for the report (default: healthy,tumour)",
+    )
     p.add_argument("--min-enrichment", type=float, default=4.0, help="via-marker threshold")
     p.add_argument(
         "--flag-rate", type=float, default=0.5, help="share of a cell's paths that flags"
@@ -82,16 +141,20 @@ def _percent(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.0%}"
 
 
-def cell_json(cell: MarkerCell) -> dict[str, float | int | bool | str | None]:
+def cell_json(
+    cell: MarkerCell, names: dict[int, str] = DIRECTIONS
+) -> dict[str, float | int | bool | str | None]:
     """One cell for ``summary.json`` (NaN as null), with its direction spelled out."""
     out = {k: _finite(v) if isinstance(v, float) else v for k, v in asdict(cell).items()}
-    return {"direction": DIRECTIONS.get(cell.target, f"target {cell.target}")} | out
+    return {"direction": names.get(cell.target, f"target {cell.target}")} | out
 
 
-def cells_markdown(cells: tuple[MarkerCell, ...], min_paths: int) -> str:
+def cells_markdown(
+    cells: tuple[MarkerCell, ...], min_paths: int, names: dict[int, str] = DIRECTIONS
+) -> str:
     """The table of ``report.md`` with one row per (direction, marker on the source) cell."""
     lines = [
-        "| direction | source slices | paths | counted | via marker | restoring the marker "
+        "| direction | source images | paths | counted | via marker | restoring the marker "
         "region undoes | median marker enrichment | median lesion enrichment | |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -103,7 +166,7 @@ def cells_markdown(cells: tuple[MarkerCell, ...], min_paths: int) -> str:
         else:
             note = f"under {min_paths} counted"
         row = [
-            DIRECTIONS.get(c.target, f"target {c.target}"),
+            names.get(c.target, f"target {c.target}"),
             c.source,
             str(c.n_paths),
             str(c.n_counted),
@@ -138,7 +201,7 @@ def direction_markdown(name: str, summary: dict[str, float], verdict: str, dilat
     ]
     labels = {
         "lesion": f"lesion (+{dilation} px)",
-        "marker": "marker box",
+        "marker": "marker region",
         "elsewhere": "elsewhere",
     }
     for region, label in labels.items():
@@ -166,7 +229,7 @@ def pick_examples(via: Tensor, counted: Tensor, target: Tensor, per_direction: i
     import torch
 
     rows: list[int] = []
-    for t in DIRECTIONS:
+    for t in DIRECTIONS:  # the target classes 0 and 1
         mine = target == t
         ranked = [
             *torch.nonzero(mine & counted & via).flatten().tolist(),
@@ -177,7 +240,9 @@ def pick_examples(via: Tensor, counted: Tensor, target: Tensor, per_direction: i
     return rows
 
 
-def examples_figure(report: ShortcutReport, rows: list[int], path: Path) -> Path:
+def examples_figure(
+    report: ShortcutReport, rows: list[int], path: Path, names: dict[int, str] = DIRECTIONS
+) -> Path:
     """Per row: source, last frame, |change| and |saliency| heat maps with the lesion (yellow)
     and the marker region (cyan) outlined."""
     from cfx.images import to_unit
@@ -213,8 +278,8 @@ def examples_figure(report: ShortcutReport, rows: list[int], path: Path) -> Path
             tag = "not counted"
         axes[r, 0].text(
             -2,
-            32,
-            f"{DIRECTIONS.get(int(report.target[i]), 'target ' + str(int(report.target[i])))}\n"
+            src.shape[-2] / 2,
+            f"{names.get(int(report.target[i]), 'target ' + str(int(report.target[i])))}\n"
             f"p {float(p[0]):.2f}->{float(p[-1]):.2f}\nmarker "
             f"{float(report.change.marker[i]):.2f}\n{tag}",
             fontsize=6,
@@ -224,6 +289,91 @@ def examples_figure(report: ShortcutReport, rows: list[int], path: Path) -> Path
     fig.subplots_adjust(left=0.2, right=0.99, bottom=0.01, top=1 - 0.3 / (1.45 * n + 0.3))
     fig.subplots_adjust(wspace=0.04, hspace=0.06)
     return _save(fig, path, dpi=120)
+
+
+def class_names(text: str | None) -> tuple[str, str]:
+    """``--class-names``: two non-empty names, comma-separated."""
+    if text is None:
+        return CLASS_NAMES
+    names = tuple(t.strip() for t in text.split(","))
+    if len(names) != 2 or not all(names):
+        raise ValueError(f"`--class-names` must be two names separated by a comma, got {text!r}")
+    return names[0], names[1]
+
+
+def check_sources(args: argparse.Namespace) -> list[Path] | None:
+    """Built-in slices (``--n``/``--seed`` filled in) or ``--input`` images with what describes
+    them; a flag that would do nothing with the others is an error. Returns ``--input``'s image
+    files (None for a batch or the built-in slices)."""
+    if args.input is None:
+        given = given_flags(args, *USER_FLAGS)
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} {'describes' if len(given) == 1 else 'describe'} your "
+                "images: give them with --input, or drop "
+                f"{'it' if len(given) == 1 else 'them'} for the built-in slices"
+            )
+        args.n = 64 if args.n is None else args.n
+        args.seed = 2 if args.seed is None else args.seed
+        check_int("--n", args.n)
+        return None
+    given = given_flags(args, "n", "seed")
+    if given:
+        raise ValueError(
+            f"{' and '.join(f'`{g}`' for g in given)} "
+            f"{'chooses' if len(given) == 1 else 'choose'} the built-in "
+            f"slices; with `--input` the images are yours, so drop {' and '.join(given)}"
+        )
+    missing = [
+        f"--{d.replace('_', '-')}"
+        for d in ("labels", "marker_mask", "marker_present")
+        if getattr(args, d) is None
+    ]
+    if missing:
+        raise ValueError(
+            f"`--input` needs {', '.join(missing)}: the images' classes (each is walked into "
+            "the other), the region suspected of being a shortcut, and which images carry it"
+        )
+    from cfx.data.image_files import check_input_path
+
+    return check_input_path(args.input)
+
+
+def user_sources(
+    args: argparse.Namespace, shape: tuple[int, int, int], files: list[Path] | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``--input`` images at the generator's ``shape`` ``(C, H, W)``, their labels, lesion
+    masks (all False without ``--lesion-masks``), the marker region ``(1, 1, H, W)`` and
+    which images carry the marker."""
+    import torch
+
+    from cfx.cli.trajectory import load_input
+    from cfx.data.image_files import IMAGE_FILES, load_masks_for, read_mask
+    from cfx.data.io import load_labels, load_region
+
+    x = load_input(args.input, shape, files=files)
+    n, size = x.shape[0], (shape[1], shape[2])
+    labels = load_labels(args.labels, n, name="--labels")
+    present = load_labels(args.marker_present, n, name="--marker-present")
+    for flag, values in (("--labels", labels), ("--marker-present", present)):
+        if not bool(((values == 0) | (values == 1)).all()):
+            raise ValueError(
+                f"`{flag}` must be 0 or 1 per image, got values "
+                f"{sorted(set(values.unique().tolist()))}"
+            )
+    if args.marker_mask.suffix.lower() in IMAGE_FILES:
+        if not args.marker_mask.is_file():
+            raise FileNotFoundError(f"`--marker-mask` file not found: {args.marker_mask}")
+        marker = read_mask(args.marker_mask, size, "--marker-mask", resize=True)
+    else:
+        marker = load_region(args.marker_mask, size, name="--marker-mask")
+    if not bool(marker.any()):
+        raise ValueError(f"`--marker-mask` {args.marker_mask} marks no pixel")
+    if args.lesion_masks is None:
+        lesion = torch.zeros(n, 1, *size, dtype=torch.bool)
+    else:
+        lesion = load_masks_for(args.lesion_masks, x, files, "--lesion-masks", resize=True)
+    return x, labels, lesion, marker, present.bool()
 
 
 def run_shortcuts(args: argparse.Namespace) -> int:
@@ -237,7 +387,9 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     from cfx.zoo import load_classifier, load_generator
 
     # named as typed, before any model loads (the audit's own checks say `flag_rate`, ...)
-    check_int("--n", args.n)
+    files = check_sources(args)
+    names = class_names(args.class_names)
+    dirs = directions(names)
     check_int("--steps", args.steps)
     check_int("--inversion-steps", args.inversion_steps, minimum=0)
     check_real("--min-enrichment", args.min_enrichment, low=0.0, open_low=True)
@@ -272,27 +424,58 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         min_enrichment=args.min_enrichment,
         flag_rate=args.flag_rate,
         min_paths=args.min_paths,
+        class_names=names,
     )
     out_folder(args.out)  # before the work: an unwritable --out fails now
-    # marker independent of the label: a clean classifier has no reason to touch it
-    data = make_dataset(args.n, seed=args.seed, tagged=True, tag_correlation=0.5)
-    report = audit.audit(
-        data.images, 1 - data.labels, lesion_masks=data.masks, marker_present=data.tags
-    )
+    if args.input is not None:
+        from cfx.inversion import zero_image
+
+        c, h, w = zero_image(generator).shape[1:]
+        x, labels, lesion, marker, present = user_sources(args, (c, h, w), files)
+        report = audit.audit(
+            x, 1 - labels, lesion_masks=lesion, marker_masks=marker, marker_present=present
+        )
+        n = x.shape[0]
+        source = (
+            f"{n} images of `{args.input}` (classes from `{args.labels}`), each walked into "
+            f"the other class. The marker region is `{args.marker_mask}` ({int(marker.sum())} "
+            f"of {h * w} pixels), carried by {int(present.sum())} of the images "
+            f"(`{args.marker_present}`); "
+            + (
+                f"lesions from `{args.lesion_masks}`."
+                if args.lesion_masks is not None
+                else "no lesion masks, so change outside the marker region counts as elsewhere."
+            )
+        )
+    else:
+        # marker independent of the label: a clean classifier has no reason to touch it
+        data = make_dataset(args.n, seed=args.seed, tagged=True, tag_correlation=0.5)
+        labels, present, n = data.labels, data.tags, args.n
+        report = audit.audit(
+            data.images, 1 - labels, lesion_masks=data.masks, marker_present=present
+        )
+        source = (
+            f"{n} tagged test slices (brain seed {args.seed}, marker independent of the label), "
+            "each walked into the other class."
+        )
 
     groups = group_accuracies(
-        report.source_class, data.labels, data.tags, attribute_names=("no_marker", "marker")
+        report.source_class,
+        labels,
+        present,
+        class_names=names,
+        attribute_names=("no_marker", "marker"),
     )
 
     out: Path = args.out
     verdict = f"{args.classifier}: {report.verdict}"  # "...: no shortcut found: ..." reads
-    directions: dict[str, dict[str, float | str | None]] = {}
+    by_direction: dict[str, dict[str, float | str | None]] = {}
     sections = []
-    for t, name in DIRECTIONS.items():
+    for t, name in dirs.items():
         where = report.target == t
         summary = report.summary(where)
         text = report.describe(where)
-        directions[name] = {k: _finite(v) for k, v in summary.items()} | {"verdict": text}
+        by_direction[name] = {k: _finite(v) for k, v in summary.items()} | {"verdict": text}
         sections.append(direction_markdown(name, summary, text, audit.lesion_dilation))
     result = {
         "classifier": args.classifier,
@@ -301,8 +484,11 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         "saliency": args.saliency,
         "steps": args.steps,
         "inversion_steps": args.inversion_steps,
-        "n": args.n,
+        "n": n,
         "seed": args.seed,
+        "input": None if args.input is None else str(args.input),
+        **{d: None if getattr(args, d) is None else str(getattr(args, d)) for d in USER_FLAGS},
+        "class_names": list(names),
         "min_enrichment": args.min_enrichment,
         "flag_rate": args.flag_rate,
         "min_paths": args.min_paths,
@@ -310,9 +496,9 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         "marker_rate": _finite(report.marker_rate),
         "flagged": report.flagged,
         "verdict": verdict,
-        "cells": [cell_json(c) for c in report.cells()],
+        "cells": [cell_json(c, dirs) for c in report.cells()],
         "accuracy_by_group": {k: _finite(v) for k, v in groups.items()},
-        "directions": directions,
+        "directions": by_direction,
         "seconds": time.perf_counter() - t0,
     }
     (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -320,13 +506,13 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         f"# Shortcut report: `{args.classifier}`",
         "",
         f"Generator `{args.generator}`, paths `{args.method}` (T = {args.steps}), saliency "
-        f"`{args.saliency}`; {args.n} tagged test slices (brain seed {args.seed}, marker "
-        "independent of the label), each walked into the other class.",
+        f"`{args.saliency}`; {source}",
         "",
-        f"A path goes via the marker when the marker box holds at least {args.min_enrichment:g}x "
+        f"A path goes via the marker when the marker region holds at least "
+        f"{args.min_enrichment:g}x "
         "its area share of the pixel change |G(z_T) - G(z_0)|. Paths count when they start "
         "outside the target class and flip into it; they are split by direction and by whether "
-        "the source slice carries the marker (it can only be removed where it is, or added "
+        "the source image carries the marker (it can only be removed where it is, or added "
         "where it is not), and the classifier is flagged when, in some cell with at least "
         f"{args.min_paths} counted paths, at least {args.flag_rate:.0%} of them go via the "
         "marker. Restoring the marker region (pasting the source's box back into the last "
@@ -334,9 +520,9 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         "",
         f"**Verdict: {verdict}**",
         "",
-        cells_markdown(report.cells(), args.min_paths),
+        cells_markdown(report.cells(), args.min_paths, dirs),
         "",
-        "Accuracy on these slices by group (paths start only where the classifier is not "
+        "Accuracy on these images by group (paths start only where the classifier is not "
         "already in the target class, so a marker that alone flips a prediction shows here "
         "rather than in the paths): "
         + ", ".join(f"{k} {_percent(v)}" for k, v in groups.items())
@@ -347,7 +533,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     ]
     (out / "report.md").write_text("\n".join(header + sections), encoding="utf-8")
     rows = pick_examples(report.via_marker, report.counted, report.target, per_direction=3)
-    examples_figure(report, rows, out / "examples.png")
+    examples_figure(report, rows, out / "examples.png", dirs)
     print(verdict)
     print(f"wrote {out}/summary.json, report.md, examples.png")
     return 0

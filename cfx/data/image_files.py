@@ -156,14 +156,18 @@ def read_images(
     return torch.cat(images)
 
 
-def read_mask(path: Path, size: tuple[int, int], name: str = "--masks") -> Tensor:
-    """A mask file as ``(1, 1, H, W)`` bool: True where the file is not 0. Its size must be
-    ``size`` ``(H, W)``, its image's, and it may hold 0 and one other value only."""
+def read_mask(
+    path: Path, size: tuple[int, int], name: str = "--masks", *, resize: bool = False
+) -> Tensor:
+    """A mask file as ``(1, 1, H, W)`` bool: True where the file is not 0. It may hold 0 and
+    one other value only. Its size must be ``size`` ``(H, W)``, its image's; with ``resize``
+    a mask of another size is resized to it by nearest neighbour, as its image was resized
+    (bilinearly) to a generator's size."""
     img = _open(path, name)
     raw = np.asarray(img if img.mode in GREY_MODES else img.convert("L"))
     if raw.ndim == 3:  # grey with alpha
         raw = raw[..., 0]
-    if tuple(raw.shape) != tuple(size):
+    if tuple(raw.shape) != tuple(size) and not resize:
         raise ValueError(
             f"`{name}` {path.name} is {raw.shape[1]}x{raw.shape[0]} pixels; its image is "
             f"{size[1]}x{size[0]}"
@@ -175,7 +179,41 @@ def read_mask(path: Path, size: tuple[int, int], name: str = "--masks") -> Tenso
             "for the background and one value for the region (save masks as PNG: JPEG's "
             "compression adds values)"
         )
-    return torch.from_numpy(raw != 0)[None, None]
+    mask = torch.from_numpy(raw != 0)[None, None]
+    if tuple(raw.shape) != tuple(size):
+        mask = torch.nn.functional.interpolate(mask.float(), size=size, mode="nearest") > 0.5
+    return mask
+
+
+def load_masks_for(
+    path: Path,
+    images: Tensor,
+    files: list[Path] | None,
+    name: str = "--masks",
+    *,
+    images_name: str = "--input",
+    resize: bool = False,
+) -> Tensor:
+    """Masks ``(N, 1, H, W)`` bool for ``images`` ``(N, C, H, W)``: mask files matched by
+    name (:func:`mask_files`; ``resize`` as for :func:`read_mask`) to the image ``files``
+    the images were read from (the option ``images_name`` gave), or a .npy/.pt batch in the
+    images' order (:func:`cfx.data.io.load_masks`)."""
+    if path.is_dir() or path.suffix.lower() in IMAGE_FILES:
+        if files is None:
+            raise ValueError(
+                f"`{name}` as image files go with `{images_name}` image files (a folder or "
+                f"one file); for a .npy/.pt `{images_name}` give `{name}` as a .npy/.pt "
+                "batch too"
+            )
+        if not path.exists():
+            raise FileNotFoundError(f"`{name}` file not found: {path}")
+        size = (int(images.shape[-2]), int(images.shape[-1]))
+        return torch.cat(
+            [read_mask(f, size, name, resize=resize) for f in mask_files(files, path, name)]
+        )
+    from cfx.data.io import load_masks
+
+    return load_masks(path, images, name=name)
 
 
 def mask_files(images: list[Path], masks: Path, name: str = "--masks") -> list[Path]:

@@ -103,3 +103,15 @@ def load_masks(path: str | Path, images: Tensor, *, name: str = "masks") -> Tens
     if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
         raise ValueError(f"`{name}` must be bool or hold only 0 and 1")
     return m.bool()
+
+
+def load_region(path: str | Path, size: tuple[int, int], *, name: str = "region") -> Tensor:
+    """One boolean mask ``(1, 1, H, W)`` of ``size`` ``(H, W)`` shared by every image, from a
+    file of bool or 0/1 shaped ``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)``."""
+    m = _load_array(path, name)
+    h, w = size
+    if m.ndim > 4 or tuple(m.shape[-2:]) != (h, w) or any(d != 1 for d in m.shape[:-2]):
+        raise ValueError(f"`{name}` must have shape ({h}, {w}), one mask, got {tuple(m.shape)}")
+    if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
+        raise ValueError(f"`{name}` must be bool or hold only 0 and 1")
+    return m.bool().reshape(1, 1, h, w)

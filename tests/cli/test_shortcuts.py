@@ -1,5 +1,8 @@
 import json
 
+import pytest
+import torch
+
 from cfx.cli import main
 
 
@@ -62,7 +65,7 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "# Shortcut report: `brain-cnn`" in report
     assert "## tumour->healthy" in report and "## healthy->tumour" in report
-    assert "| marker box |" in report
+    assert "| marker region |" in report
     assert "| tumour->healthy | tumour slices with the marker |" in report
     assert summary["verdict"] in capsys.readouterr().out
 
@@ -79,3 +82,116 @@ def test_shortcuts_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert "`--generator`: 'brain-cnn' is a classifier" in capsys.readouterr().err
     assert main(["shortcuts", "--saliency", "magic", "--out", str(tmp_path)]) == 2
     assert "unknown saliency method 'magic'" in capsys.readouterr().err
+
+
+FAST = ["--method", "gradient", "--steps", "3", "--inversion-steps", "0", "--no-progress"]
+SAME = ("cells", "directions", "n_counted", "marker_rate", "flagged", "verdict", "n")
+
+
+def _built_in_files(tmp_path, n=4):
+    """The built-in run's slices, labels, marker flags, lesion masks and marker box as files."""
+    import numpy as np
+
+    from cfx.data.brain import make_dataset, marker_mask
+
+    data = make_dataset(n, seed=2, tagged=True, tag_correlation=0.5)
+    files = {
+        "--input": ("x.npy", data.images.numpy()),
+        "--labels": ("y.npy", data.labels.numpy()),
+        "--marker-present": ("tags.npy", data.tags.numpy()),
+        "--lesion-masks": ("lesions.npy", data.masks.numpy()),
+        "--marker-mask": ("box.npy", marker_mask(64)[0, 0].numpy().astype(np.uint8)),
+    }
+    argv = []
+    for flag, (name, array) in files.items():
+        np.save(tmp_path / name, array)
+        argv += [flag, str(tmp_path / name)]
+    return data, argv
+
+
+def test_your_own_images_give_the_built_in_report_on_the_same_slices(tmp_path):
+    """The built-in slices passed as files, with the built-in marker box, lesion masks and
+    marker flags, give the built-in run's paths, cells, verdict and group accuracies."""
+    _, argv = _built_in_files(tmp_path)
+    base = ["shortcuts", "--classifier", "brain-cnn", *FAST]
+    assert main([*base, "--n", "4", "--out", str(tmp_path / "built-in")]) == 0
+    assert main([*base, *argv, "--out", str(tmp_path / "mine")]) == 0
+    built_in = json.loads((tmp_path / "built-in" / "summary.json").read_text())
+    mine = json.loads((tmp_path / "mine" / "summary.json").read_text())
+    for key in (*SAME, "accuracy_by_group"):
+        assert mine[key] == built_in[key], key
+    assert mine["seed"] is None and mine["input"].endswith("x.npy")
+    assert mine["marker_mask"].endswith("box.npy") and built_in["marker_mask"] is None
+    report = (tmp_path / "mine" / "report.md").read_text()
+    assert "4 images of `" in report and "(121 of 4096 pixels)" in report
+
+
+def test_your_own_image_and_mask_files_and_class_names(tmp_path):
+    """PNG scans at twice the generator's size with a marker mask drawn at that size: both are
+    brought to 64x64 (the 22x22 box becomes the 11x11 one); directions take --class-names."""
+    import numpy as np
+    from PIL import Image
+
+    from cfx.data.brain import marker_mask
+    from cfx.images import to_uint8
+
+    data, _ = _built_in_files(tmp_path)
+    scans, lesions = tmp_path / "scans", tmp_path / "lesions"
+    scans.mkdir()
+    lesions.mkdir()
+    big = torch.nn.functional.interpolate(data.images, scale_factor=2, mode="nearest")
+    for i, pixels in enumerate(to_uint8(big)):
+        Image.fromarray(pixels[0]).save(scans / f"s{i}.png")
+        lesion = data.masks[i, 0].repeat_interleave(2, 0).repeat_interleave(2, 1)
+        Image.fromarray(lesion.numpy().astype(np.uint8) * 255).save(lesions / f"s{i}.png")
+    box = marker_mask(64)[0, 0].repeat_interleave(2, 0).repeat_interleave(2, 1)
+    Image.fromarray(box.numpy().astype(np.uint8) * 255).save(tmp_path / "box.png")
+    np.save(tmp_path / "y.npy", data.labels.numpy())
+    np.save(tmp_path / "tags.npy", data.tags.numpy().astype(np.uint8))  # 0/1 works too
+    argv = ["shortcuts", "--classifier", "brain-cnn", *FAST, "--input", str(scans)]
+    argv += ["--labels", str(tmp_path / "y.npy"), "--marker-mask", str(tmp_path / "box.png")]
+    argv += ["--marker-present", str(tmp_path / "tags.npy"), "--lesion-masks", str(lesions)]
+    argv += ["--class-names", "normal,lesion", "--out", str(tmp_path / "sc")]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "sc" / "summary.json").read_text())
+    assert set(summary["directions"]) == {"lesion->normal", "normal->lesion"}
+    for direction in summary["directions"].values():
+        assert direction["median_area_marker"] == pytest.approx(121 / 4096)
+    assert summary["class_names"] == ["normal", "lesion"]
+    groups = set(summary["accuracy_by_group"]) - {"accuracy", "worst_group"}
+    assert groups and all(g.split("_")[0] in ("normal", "lesion") for g in groups)
+    assert summary["lesion_masks"] == str(lesions)
+    assert summary["directions"]["lesion->normal"]["median_area_lesion"] > 0  # the PNG masks
+    assert summary["directions"]["normal->lesion"]["median_area_lesion"] == 0
+
+
+def test_your_own_images_need_what_describes_them(tmp_path, capsys):
+    import numpy as np
+
+    _, argv = _built_in_files(tmp_path)
+    flags = dict(zip(argv[::2], argv[1::2], strict=True))
+    out = ["--out", str(tmp_path / "sc")]
+    cases = [
+        (
+            ["--input", flags["--input"]],
+            "`--input` needs --labels, --marker-mask, --marker-present",
+        ),
+        ([*argv, "--n", "4"], "`--n` chooses the built-in slices; with `--input` the images"),
+        (["--labels", flags["--labels"]], "--labels describes your images: give them with"),
+        ([*argv, "--class-names", "a,b,c"], "`--class-names` must be two names"),
+    ]
+    for extra, message in cases:
+        assert main(["shortcuts", *extra, *out]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+    np.save(tmp_path / "y3.npy", np.array([0, 1, 2, 1]))
+    np.save(tmp_path / "none.npy", np.zeros((64, 64), dtype=bool))
+    np.save(tmp_path / "wide.npy", np.zeros((64, 32), dtype=bool))
+    later = [  # checked once the generator says the images' size
+        ({"--labels": str(tmp_path / "y3.npy")}, "`--labels` must be 0 or 1 per image, got"),
+        ({"--marker-mask": str(tmp_path / "none.npy")}, "none.npy marks no pixel"),
+        ({"--marker-mask": str(tmp_path / "wide.npy")}, "must have shape (64, 64), one mask"),
+    ]
+    for change, message in later:
+        given = [x for flag, value in {**flags, **change}.items() for x in (flag, value)]
+        assert main(["shortcuts", *FAST, *given, *out]) == 2, change
+        assert message in capsys.readouterr().err, change

@@ -81,3 +81,15 @@ def test_file_channels_tells_grey_from_colour(tmp_path):
     assert file_channels(_save(tmp_path / "g.png", np.zeros((4, 4), np.uint8))) == 1
     assert file_channels(_save(tmp_path / "w.png", np.zeros((4, 4), np.uint16))) == 1
     assert file_channels(_save(tmp_path / "c.png", np.zeros((4, 4, 3), np.uint8))) == 3
+
+
+def test_a_mask_drawn_at_the_scans_size_follows_them_to_the_generators(tmp_path):
+    """With resize, an 8x8 mask of 2x2 blocks is the 4x4 mask of those blocks (nearest);
+    without it, another size is an error."""
+    small = np.zeros((4, 4), dtype=bool)
+    small[0, 3] = small[2, 1] = small[3, 3] = True
+    big = small.repeat(2, 0).repeat(2, 1)
+    path = _save(tmp_path / "m.png", big.astype(np.uint8) * 255)
+    assert np.array_equal(read_mask(path, (4, 4), resize=True)[0, 0].numpy(), small)
+    with pytest.raises(ValueError, match=r"m\.png is 8x8 pixels; its image is 4x4"):
+        read_mask(path, (4, 4))

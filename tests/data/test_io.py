@@ -87,3 +87,21 @@ def test_whole_float_labels_are_read_as_int64(tmp_path):
     np.save(p, np.array([0.0, 1.0, 1.0], dtype=np.float32))
     y = load_labels(p, 3)
     assert y.dtype == torch.int64 and y.tolist() == [0, 1, 1]
+
+
+def test_load_region_takes_one_mask_with_or_without_leading_axes(tmp_path):
+    from cfx.data.io import load_region
+
+    m = np.zeros((4, 6), dtype=np.uint8)
+    m[1, 2] = 1
+    for i, array in enumerate((m, m[None], m[None, None], m.astype(bool))):
+        np.save(tmp_path / f"r{i}.npy", array)
+        region = load_region(tmp_path / f"r{i}.npy", (4, 6), name="--marker-mask")
+        assert region.shape == (1, 1, 4, 6) and region.dtype == torch.bool
+        assert region.nonzero().tolist() == [[0, 0, 1, 2]]
+    np.save(tmp_path / "two.npy", np.stack([m, m]))
+    with pytest.raises(ValueError, match=r"`--marker-mask` must have shape \(4, 6\), one mask"):
+        load_region(tmp_path / "two.npy", (4, 6), name="--marker-mask")
+    np.save(tmp_path / "grey.npy", m * 7)
+    with pytest.raises(ValueError, match="must be bool or hold only 0 and 1"):
+        load_region(tmp_path / "grey.npy", (4, 6), name="--marker-mask")
