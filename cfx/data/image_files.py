@@ -95,6 +95,11 @@ def read_image(
     img = _open(path, name)
     if img.mode == "F":  # 32-bit float: only [0, 1] has an unambiguous meaning
         raw = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(raw).all():
+            raise ValueError(
+                f"`{name}` {path.name} holds {int((~np.isfinite(raw)).sum())} NaN or infinite "
+                "pixels"
+            )
         if raw.min() < 0.0 or raw.max() > 1.0:
             raise ValueError(
                 f"`{name}` is a floating-point image with values {raw.min():.3g}.."

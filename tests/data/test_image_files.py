@@ -93,3 +93,11 @@ def test_a_mask_drawn_at_the_scans_size_follows_them_to_the_generators(tmp_path)
     assert np.array_equal(read_mask(path, (4, 4), resize=True)[0, 0].numpy(), small)
     with pytest.raises(ValueError, match=r"m\.png is 8x8 pixels; its image is 4x4"):
         read_mask(path, (4, 4))
+
+
+def test_a_float_image_with_nan_pixels_is_refused(tmp_path):
+    unit = np.full((4, 4), 0.5, dtype=np.float32)
+    unit[1, 2] = np.nan
+    Image.fromarray(unit, mode="F").save(tmp_path / "nan.tif")
+    with pytest.raises(ValueError, match=r"nan\.tif holds 1 NaN or infinite pixels"):
+        read_images([tmp_path / "nan.tif"], channels=1)
