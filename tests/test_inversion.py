@@ -697,3 +697,29 @@ def test_the_default_steps_are_the_explainers():
     steps = inspect.signature(invert).parameters["steps"].default
     for explainer in (GradientAscent, LocalisedAscent, MonotonePath):
         assert inspect.signature(explainer).parameters["inversion_steps"].default == steps
+
+
+class _Times(nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.factor * x
+
+
+def test_encoder_distance_known_values():
+    """Known answer. With activations, only their outputs are compared: for
+    Flatten, ReLU, x2, ReLU the features are relu(x) and 2 relu(x); a = (1, -1, 2, 0) against
+    b = 0 gives mean squared differences (1 + 0 + 4 + 0) / 4 = 1.25 and 4 * 1.25 = 5, averaged
+    over the two taps: 3.125. Without activations every block is a tap: x2 then x3 give
+    features 2a and 6a, (4 + 36) * mean(a^2) / 2 = 20 * 1.5 = 30."""
+    from cfx.inversion import _encoder_fn
+
+    a = torch.tensor([[1.0, -1.0, 2.0, 0.0]]).view(1, 1, 2, 2)
+    b = torch.zeros_like(a)
+    tapped = _encoder_fn(nn.Sequential(nn.Flatten(), nn.ReLU(), _Times(2.0), nn.ReLU()))
+    assert tapped(a, b).tolist() == pytest.approx([3.125])
+    assert tapped(b, a).tolist() == pytest.approx([3.125])  # symmetric
+    blocks = _encoder_fn(nn.Sequential(_Times(2.0), _Times(3.0)))
+    assert blocks(a, b).tolist() == pytest.approx([30.0])

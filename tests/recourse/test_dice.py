@@ -53,3 +53,27 @@ def test_dice_is_asked_to_vary_only_what_the_applicant_may_change(hand):
     vary, ranges = rec.engine_.permitted(space)
     assert vary == ["x1", "c"]  # never x2
     assert ranges == {"x1": [0.0, 10.0], "c": ["b", "a", "c"]}  # the applicant's own first
+
+
+def test_dice_ranges_reach_back_to_an_applicant_outside_the_allowed_range(hand):
+    """Known answer: x1 allowed in 3..8 (bounds tighter than the schema's 0..10). DiCE's range
+    must still hold the query itself, so an applicant at x1 = 2 gets [2, 8] (not [3, 8]) and
+    one at x1 = 9 gets [3, 9]."""
+    from dataclasses import replace
+
+    from cfx.data.schema import FeatureSchema
+    from cfx.recourse.space import ActionSpace
+
+    model, schema, X = hand
+    rec = Recourse(model, schema, method="dice-random", support=0.0).fit(X)
+    bounded = FeatureSchema(
+        features=tuple(
+            replace(f, lower=3, upper=8) if f.name == "x1" else f for f in schema.features
+        ),
+        target=schema.target,
+    )
+    for x1, want in [(2, [2.0, 8.0]), (9, [3.0, 9.0])]:
+        applicant = pd.DataFrame({"x1": [x1], "x2": [1.0], "c": ["b"]})
+        space = ActionSpace.build(bounded, rec.codec_.to_codes(applicant)[0], rec.scales_, None)
+        _, ranges = rec.engine_.permitted(space)
+        assert ranges["x1"] == want

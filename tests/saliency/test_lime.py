@@ -62,3 +62,36 @@ def test_bad_segments():
         lime.attribute(images(), 1, segments=torch.zeros(3, 4, 4, dtype=torch.int64))
     with pytest.raises(TypeError, match="`segments`"):
         lime.attribute(images(), 1, segments=torch.zeros(3, 8, 8))
+
+
+def test_kernel_weights_come_from_the_cosine_distance_to_the_full_image():
+    """Known answer: LIME's estimator written out for a model that is not additive.
+
+    Three one-pixel segments; the model's logit is (number of pixels not switched off)^2, so a
+    linear surrogate cannot fit it and the coefficients depend on the sample weights. The
+    coalitions are read off the images the model is shown; the expected coefficients are the
+    weighted least-squares fit (with intercept, alpha 0) under LIME's kernel: weight
+    sqrt(exp(-d^2 / 0.25^2)) of the cosine distance d = 1 - z.1 / (|z| |1|) (1 for the empty
+    coalition), e.g. d = 1 - sqrt(2/3) = 0.18 for two of three segments on.
+    """
+    seen = []
+
+    def model(images):
+        on = (images.flatten(1) != -1).to(images.dtype)  # (n, 3): switched on
+        seen.append(on)
+        s = on.sum(1) ** 2
+        return torch.stack([torch.zeros_like(s), s], 1)
+
+    x = torch.tensor([-0.5, 0.2, 0.6]).view(1, 1, 1, 3)
+    segments = torch.tensor([[[0, 1, 2]]])
+    lime = LIME(model, n_samples=64, alpha=0.0, output="logit")
+    maps = lime.attribute(x, 1, segments=segments, generator=torch.Generator().manual_seed(0))
+    z = torch.cat(seen)[-64:].double()  # the coalitions, in the order they were scored
+    assert z[0].tolist() == [1.0, 1.0, 1.0] and len(set(map(tuple, z.tolist()))) == 8
+    cos = torch.nn.functional.cosine_similarity(z, torch.ones(1, 3, dtype=z.dtype), dim=1)
+    weight = torch.exp(-((1 - cos) ** 2) / 0.25**2).sqrt()
+    design = torch.cat([torch.ones(64, 1, dtype=z.dtype), z], 1)
+    y = z.sum(1) ** 2
+    root = weight.sqrt()[:, None]
+    coef = torch.linalg.lstsq(design * root, y[:, None] * root).solution[1:, 0]
+    assert maps.flatten().tolist() == pytest.approx(coef.tolist(), abs=1e-3)

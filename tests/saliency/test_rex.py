@@ -29,3 +29,42 @@ def test_same_generator_same_map():
     a = rex.attribute(x, 1, generator=torch.Generator().manual_seed(5))
     b = rex.attribute(x, 1, generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
+
+
+def test_quarter_cuts_keep_every_side_at_least_min_size_and_reach_both_ends():
+    """Known answer: a 5 x 7 box with min_size 2 can be cut at rows 2..3 and columns 2..5;
+    u = 0 takes the first cut, u just below 1 the last, and the four parts tile the box."""
+    from cfx.saliency.rex import _quarter
+
+    box = torch.tensor([[10, 15, 20, 27]])  # rows 10..14, columns 20..26
+    for u, (ry, cx) in [((0.0, 0.0), (12, 22)), ((0.999, 0.999), (13, 25))]:
+        parts = _quarter(box, 2, torch.tensor([u]))
+        assert parts[0].tolist() == [
+            [10, ry, 20, cx],
+            [10, ry, cx, 27],
+            [ry, 15, 20, cx],
+            [ry, 15, cx, 27],
+        ]
+
+
+class _CornerModel(torch.nn.Module):
+    """Class 1 iff pixel (0, 0) is visible (0.5), not masked to the baseline (-1)."""
+
+    def forward(self, x):
+        s = 4 * (x[:, 0, 0, 0] + 0.5)
+        return torch.stack([torch.zeros_like(s), s], 1)
+
+
+def test_a_box_of_twice_min_size_is_cut_once_into_quarters_and_no_further():
+    """Known answer: a 4 x 4 image with min_size 2 can only be cut at row 2 and column 2. Only
+    the top-left quarter keeps the class, and it is critical in the full coalition (masking it
+    alone flips the class): responsibility 1 / (1 + 0) = 1 there, 0 elsewhere. Its 2 x 2 box
+    is below 2 * min_size, so the run stops: the map is exactly 1 on that quarter."""
+    x = torch.full((1, 1, 4, 4), 0.5)
+    x[0, 0, 3, 3] = -0.5
+    maps = CausalResponsibility(_CornerModel(), runs=2, depth=3, min_size=2).attribute(
+        x, 1, generator=torch.Generator().manual_seed(0)
+    )
+    want = torch.zeros(1, 1, 4, 4)
+    want[..., :2, :2] = 1.0
+    assert torch.equal(maps, want)

@@ -530,3 +530,23 @@ def test_a_unit_range_notice_is_given_once(caplog):
         )  # fmt: skip
     assert caplog.text.count("is below 0") == 1
     assert not [w for w in caught if "is below 0" in str(w.message)]
+
+
+class _SignedSaliency:
+    """A signed map: -3 on each of the 4 marker pixels, +1 on each of the 9 lesion pixels."""
+
+    def attribute(self, x, target):
+        maps = torch.zeros(x.shape[0], 1, H, W)
+        maps[MARKER.expand_as(maps)] = -3.0
+        maps[LESION.expand_as(maps)] = 1.0
+        return maps
+
+
+def test_saliency_shares_are_of_the_absolute_map():
+    """Known answer: |map| puts 4 x 3 = 12 on the marker and 9 x 1 = 9 on the lesion, shares
+    12/21 = 4/7 and 9/21 = 3/7 (a signed sum would give -12 against 9)."""
+    report, _ = _toy_audit(4.0, 0.0, lesion_dilation=0, saliency=_SignedSaliency())
+    assert torch.allclose(report.saliency.marker, torch.full((3,), 4 / 7), atol=1e-6)
+    assert torch.allclose(report.saliency.lesion, torch.full((3,), 3 / 7), atol=1e-6)
+    assert torch.allclose(report.saliency.elsewhere, torch.zeros(3), atol=1e-6)
+    assert float(report.saliency_maps.min()) == 0.0 and float(report.saliency_maps.max()) == 3.0

@@ -262,3 +262,22 @@ def test_a_saturated_start_stops_at_once(toy):
         assert float(f(g.decode(z0))[0, 1]) == pytest.approx(30.0, abs=1e-3)
     path, _ = GradientAscent(g, f, max_iter=30, stall_window=None).ascend(z0, torch.tensor([1]))
     assert path.shape[1] == 1
+
+
+@pytest.mark.parametrize("window", [1, 4])
+def test_a_saturated_start_past_the_margin_stops_as_soon_as_a_full_window_is_recorded(toy, window):
+    """Known answer: the log-odds are capped at 5 (p = 0.9933, past the margin 0.99) below the
+    start's 6, so the gain is 0 from the first iteration and the goal (5 + EXAGGERATION) is out
+    of reach. The stall stop measures the gain over ``window`` iterations, first possible at
+    iteration ``window``: the image stops there, with ``window + 1`` recorded latents (none
+    moved: the capped log-odds have no gradient)."""
+    g, f, _ = toy
+    u = _unit_log_odds(g, f)
+    z0 = ((6.0 - float(f.b.detach())) * u)[None]
+    explainer = GradientAscent(
+        g, _Saturating(f, 5.0), eta=0.01, max_iter=50, margin=0.99, stall_window=window
+    )
+    path, probs = explainer.ascend(z0, torch.ones(1, dtype=torch.long))
+    assert path.shape[1] == window + 1
+    assert torch.equal(path[0, -1], z0[0])
+    assert float(probs[0, -1]) == pytest.approx(1 / (1 + math.exp(-5.0)))

@@ -364,3 +364,142 @@ def test_lambda_grows_on_valid_paths_halves_on_others_and_is_capped():
         torch.tensor([10.0, 10.0, 8000.0]), torch.tensor([True, False, True]), 2.0, 1e4
     )
     assert lam.tolist() == [20.0, 5.0, 1e4]
+
+
+def _logit_of_pixel_sum(x):
+    s = x.flatten(1).sum(1)
+    return torch.stack([torch.zeros_like(s), s], 1)  # log-odds of class 1 = the pixel sum
+
+
+@pytest.mark.parametrize("blur_check", [0.0, 1.0])
+def test_the_loop_descends_the_documented_loss(blur_check):
+    """The gradient of the first iteration is that of the module's formula, by hand.
+
+    One-pixel frames x_t = z_t with log-odds s_t = z_t (so p_t = sigmoid(z_t), p'_t = p_t (1 -
+    p_t)), T = 2, lambda = 1, gap = 0.02, margin = 0.99 (logit 4.6, above every s_t); the
+    gradient is read at the frames' latents, so the smoothness term (on the latents directly)
+    is not in it. Image 0 starts at z_0 = -2 with z = (0.1, 0.15): frame 1 is above its level
+    1/2 and frame 2 climbs by 0.0125 < gap, so the step 1 -> 2 is charged. Image 1 starts at 0 with
+    z = (-0.1, 1): frame 1 is below 1/2 and below the start, so the step 0 -> 1 is charged.
+    Per frame: calibration sign(p_t - t/T) p'_t, the end margin -1 on frame T (twice with a
+    blur check: blurring a one-pixel frame with replicated edges leaves it as it is), the
+    monotonicity hinge -/+ p'_t and identity lambda sign(z_t - z_0) / T.
+    """
+    g = LinearGenerator()
+    z0 = torch.tensor([[-2.0], [0.0]], dtype=torch.float64)
+    z = torch.tensor([[[0.1], [0.15]], [[-0.1], [1.0]]], dtype=torch.float64)
+    p0, p = torch.sigmoid(z0[:, 0]), torch.sigmoid(z[..., 0])
+    dp = p * (1 - p)
+    end = -1.0 if blur_check == 0 else -2.0
+    expected = torch.tensor(
+        [
+            [
+                dp[0, 0] + dp[0, 0] + 0.5,
+                -dp[0, 1] + end - dp[0, 1] + 0.5,
+            ],
+            [
+                -dp[1, 0] - dp[1, 0] - 0.5,
+                -dp[1, 1] + end + 0.5,
+            ],
+        ],
+        dtype=torch.float64,
+    )
+    grads = []
+
+    def decode(latents, rows):
+        if latents.requires_grad:
+            latents.register_hook(lambda grad: grads.append(grad.clone()))
+        return latents.view(-1, 1, 1, 1)
+
+    mp = MonotonePath(
+        g,
+        _logit_of_pixel_sum,
+        steps=2,
+        iterations=1,
+        lambda_init=1.0,
+        gap=0.02,
+        margin=0.99,
+        blur_check=blur_check,
+    )
+    levels = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    mp.optimise(z0, z, p0, torch.ones(2, dtype=torch.long), levels, decode=decode)
+    assert len(grads) == 1
+    assert torch.allclose(grads[0].view(2, 2), expected, atol=1e-12)
+
+
+_CHECKER = (torch.arange(4)[:, None] + torch.arange(4)[None]) % 2 * 2.0 - 1  # +-1, (4, 4)
+
+
+def _mean_minus_checker(x):
+    s = x.mean((1, 2, 3)) - (x * _CHECKER).mean((1, 2, 3))
+    return torch.stack([torch.zeros_like(s), s], 1)  # log-odds of class 1 = s
+
+
+def test_the_robust_end_keeps_the_last_latent_unless_the_unblurred_frame_still_climbs():
+    """Known answers from linear log-odds. Image r shows c_r + z (1 + gamma_r * checker) and the
+    classifier reads mean(x) - mean(x * checker): log-odds c_r + (1 - gamma_r) z unblurred,
+    ~c_r + z blurred (a 1-px blur leaves the checkerboard 0.045 of its self-correlation). The
+    blurred ascent raises z, so the unblurred frame moves by (1 - gamma_r) per unit z:
+
+    0. gamma 3, end 0.9975: the unblurred frame falls below the margin on the way;
+    1. gamma 1.2, end 0.9955: it falls, though not below the margin (0.994);
+    2. gamma 0.9, end 0.982 < margin: it climbs, but not to the margin (0.984);
+    3. gamma 0.5, end 0.992: it climbs past its end and the margin, the only one kept.
+    """
+    c = torch.tensor([4.0, 5.2, 4.0, 5.3])
+    gamma = torch.tensor([3.0, 1.2, 0.9, 0.5])
+    z_end = torch.tensor([-1.0, -1.0, 0.0, -1.0])
+
+    def decode(z, rows):
+        return c[rows].view(-1, 1, 1, 1) + z.view(-1, 1, 1, 1) * (
+            1 + gamma[rows].view(-1, 1, 1, 1) * _CHECKER
+        )
+
+    def probs(z, blurred):
+        from cfx.filters import gaussian_blur
+
+        x = decode(z.view(-1, 1), torch.arange(4))
+        x = gaussian_blur(x, 1.0) if blurred else x
+        return torch.sigmoid(_mean_minus_checker(x)[:, 1])
+
+    latents = torch.stack([torch.zeros(4, 1), z_end[:, None]], 1)  # (4, T=2, 1)
+    p_end = probs(z_end, False)
+    assert bool((probs(z_end, True) < 0.99).all())  # every blurred end falls short
+    assert bool((p_end[[0, 1, 3]] >= 0.99).all()) and float(p_end[2]) < 0.99
+    mp = MonotonePath(LinearGenerator(d=1), _mean_minus_checker, warm_start_eta=0.05)
+    out = mp.blur_robust_end(latents, torch.ones(4, dtype=torch.long), decode=decode)
+    assert torch.equal(out[:3], latents[:3])
+    assert torch.equal(out[3, 0], latents[3, 0]) and float(out[3, 1]) > float(z_end[3])
+    assert float(probs(out[:, 1], True)[3]) >= 0.99
+    assert float(probs(out[:, 1], False)[3]) > float(p_end[3])
+    # one step of 0.05 raises image 3's unblurred frame but leaves its blurred one short
+    # (log-odds ~4.35 < 4.6): every last latent stays
+    short = MonotonePath(
+        LinearGenerator(d=1), _mean_minus_checker, warm_start_eta=0.05, warm_start_iter=1
+    )
+    out = short.blur_robust_end(latents, torch.ones(4, dtype=torch.long), decode=decode)
+    assert torch.equal(out, latents)
+
+
+@pytest.mark.parametrize("stall", [1, 3])
+def test_a_path_that_never_improves_stops_after_stall_iterations(toy, stall):
+    """Known answer: with a learning rate far below float32 resolution every iterate is the
+    (valid) warm start, so the best path is found at iteration 0 and never improves. After
+    ``stall`` iterations without a gain the image stops: iterations 0..stall are decoded, T
+    frames each, then nothing more (the run had 10)."""
+    g, f, z0 = toy
+    kw = {"hopeless_after": None, "warm_start_eta": 0.05, "warm_start_iter": 500, **NO_BLUR}
+    mp = MonotonePath(g, f, steps=4, iterations=10, lr=1e-12, stall=stall, **kw)
+    levels = torch.arange(5) / 4
+    target = torch.ones(3, dtype=torch.long)
+    z_init, p_start = mp.warm_start(z0, target, levels)
+    calls = []
+
+    def decode(z, rows):
+        calls.append(rows.clone())
+        return g.decode(z)
+
+    final, lambdas = mp.optimise(z0, z_init, p_start, target, levels, decode=decode)
+    rows = torch.cat(calls[1:]).tolist()  # the first call decodes frame 0 of every image
+    assert [rows.count(i) for i in range(3)] == [(stall + 1) * 4] * 3
+    assert torch.equal(final, z_init) and bool(lambdas.isnan().all())

@@ -48,3 +48,59 @@ def test_the_attack_never_returns_an_image_whose_label_flipped():
     attack = TargetMapAttack(GradientXInput(SumLogit()), steps=20, gamma=0.0, epsilon=16 / 255)
     res = attack.perturb(x0, 1, target_map=goal)
     assert float(res.x_adv.sum()) > 0 and bool(res.label_kept.all())
+
+
+class ReluSum(torch.nn.Module):
+    """Logits (0, sum(relu(x))): its softplus surrogate's gradient map is sigmoid(beta * x)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relu = torch.nn.ReLU()
+
+    def forward(self, x):
+        s = self.relu(x).flatten(1).sum(1)
+        return torch.stack([torch.zeros_like(s), s], 1)
+
+
+def _recording_gradient(model):
+    """A Gradient explainer that records, at each differentiable call (the attack's surrogate,
+    once per step), the image it explains and the softplus sharpness of its model."""
+    seen = []
+
+    class Recording(Gradient):
+        def attribute(self, x, target, *, create_graph=False):
+            if create_graph:
+                betas = {m.beta for m in self.model.modules() if isinstance(m, torch.nn.Softplus)}
+                seen.append((x.detach().clone(), betas))
+            return super().attribute(x, target, create_graph=create_graph)
+
+    return Recording(model), seen
+
+
+def test_beta_is_annealed_geometrically_from_beta_start_to_beta_end():
+    """Known answer: three steps from 2 to 50 are 2, 2 * 25^(1/2) = 10, 50; one step is 2."""
+    x0 = torch.tensor([-0.1, -0.1]).view(1, 1, 1, 2)
+    goal = torch.ones(1, 1, 1, 2)
+    for steps, want in [(3, [2.0, 10.0, 50.0]), (1, [2.0])]:
+        explainer, seen = _recording_gradient(ReluSum())
+        TargetMapAttack(explainer, steps=steps, beta_start=2.0, beta_end=50.0).perturb(
+            x0, 1, target_map=goal
+        )
+        assert [b for _, (b,) in seen] == pytest.approx(want)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_the_output_term_pulls_the_surrogate_probability_back_to_the_original(gamma):
+    """Known answer. Two equal pixels at -0.1 explained for class 1, a uniform target map: the
+    surrogate's map sigmoid(beta x) is uniform too, so the map term is 0 with gradient 0 and
+    only the gamma term moves the image. The softplus(2) surrogate's log-odds sum(softplus(x))
+    = 2 log(1 + e^-0.2) / 2 = 0.60 exceed the real sum(relu(x)) = 0, so gamma ||p - p0||^2 is
+    lowered by lowering both pixels: Adam's first step moves each by lr * range = 4/255 down.
+    With gamma 0 nothing moves."""
+    x0 = torch.tensor([-0.1, -0.1]).view(1, 1, 1, 2)
+    explainer, seen = _recording_gradient(ReluSum())
+    attack = TargetMapAttack(explainer, steps=2, gamma=gamma, lr=2 / 255)
+    attack.perturb(x0, 1, target_map=torch.ones(1, 1, 1, 2))
+    assert torch.equal(seen[0][0], x0)
+    moved = seen[1][0] - x0
+    assert moved.flatten().tolist() == pytest.approx([-gamma * 4 / 255] * 2, rel=1e-4, abs=1e-9)

@@ -160,3 +160,31 @@ def test_explicit_target_class(model, x):
     assert res.maps.shape == (4, 1, 16, 16)
     with pytest.raises(ValueError, match=r"class index in \[0, 1\]"):
         GhorbaniAttack(Gradient(model), steps=1).perturb(x, 3)
+
+
+class WeightedSum(nn.Module):
+    """Logits (0, w . x + 1) with w = (-1.6, 1, 1.5, 0.5): Gradient x Input against the
+    baseline -1 gives the signed map w * (x + 1), whose largest |value| is negative."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([-1.6, 1.0, 1.5, 0.5]))
+
+    def forward(self, x):
+        s = x.flatten(1) @ self.w + 1.0
+        return torch.stack([torch.zeros_like(s), s], 1)
+
+
+def test_top_k_attack_ranks_pixels_by_absolute_relevance_and_steps_epsilon_over_8():
+    """Known answer. At x0 = (0, -0.2, 0, 0) the map is (-1.6, 0.8, 1.5, 0.5): the top-1
+    pixel by |relevance| is pixel 0 (by signed value it would be pixel 2). Lowering pixel 0's
+    share means stepping pixel 0 down and the others up, by the default step epsilon / 8 of
+    the range (0.5 / 8 * 2 = 0.125): |map| becomes (1.4, 0.925, 1.6875, 0.5625), the top-1
+    moves to pixel 2 (intersection 0) and the label stays (logit 0.8 -> 1.375), so that
+    step is the result."""
+    x0 = torch.tensor([0.0, -0.2, 0.0, 0.0]).view(1, 1, 2, 2)
+    attack = GhorbaniAttack(GradientXInput(WeightedSum()), k=1, epsilon=0.5, steps=1)
+    res = attack.perturb(x0)
+    want = torch.tensor([-0.125, -0.075, 0.125, 0.125]).view(1, 1, 2, 2)
+    assert torch.allclose(res.x_adv, want, atol=1e-6)
+    assert res.top_k_intersection.tolist() == [0.0] and bool(res.label_kept.all())
