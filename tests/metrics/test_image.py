@@ -129,14 +129,12 @@ def test_images_on_another_scale_are_refused_not_scored():
         ssim(a, b, sigma=0.0)
 
 
-@pytest.mark.filterwarnings("ignore:Matrix is singular")
-def test_frechet_of_rank_one_covariances_where_sqrtm_fails():
+def test_frechet_of_rank_one_covariances_is_exact():
     """Known answer: a's covariance has rank 1 (two distinct rows), so (S_a S_b)^(1/2) has the
     single nonzero eigenvalue sqrt(tr(S_a S_b)) and the distance is
     |mu_a - mu_b|^2 + tr S_a + tr S_b - 2 sqrt(tr(S_a S_b)). scipy's sqrtm returns non-finite
-    entries for this singular product; the regularised retry must still give the value, up
-    to what the regularisation adds: it lifts a zero eigenvalue of the product to ~1.4e-6, whose
-    square root takes ~2.4e-3 off the distance."""
+    entries for this singular product, and the usual retry with 1e-6 added to both
+    covariances was 2.4e-3 off (3.8569 for 3.8593)."""
     a = np.array([[-1.0, 1.0, 1.0], [1.0, 1.0, -1.0], [-1.0, 1.0, 1.0]])
     b = np.array([[1.0, 1.0, 0.0], [1.0, -1.0, -1.0], [-1.0, -1.0, 1.0]])
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
@@ -144,24 +142,26 @@ def test_frechet_of_rank_one_covariances_where_sqrtm_fails():
     expected = (
         diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * math.sqrt(np.trace(cov_a @ cov_b))
     )
-    assert frechet_distance(a, b) == pytest.approx(expected, abs=5e-3)
+    assert frechet_distance(a, b) == pytest.approx(expected, abs=1e-9)
 
 
-def test_frechet_retries_a_failed_square_root_with_both_covariances_regularised(monkeypatch):
-    """Known answer 2: a spans x with variance 2, b spans x + y with covariance [[2, 2], [2, 2]]
+def test_frechet_of_sets_in_one_plane_is_exact():
+    """Known answer: a spans x with variance 2, b spans x + y with covariance [[2, 2], [2, 2]]
     in that plane; equal means, tr S_a = 2, tr S_b = 4, S_a S_b has the single eigenvalue 4:
-    2 + 4 - 2 * 2. A square root that fails on every singular matrix forces the retry, on
-    (S_a + 1e-6 I)(S_b + 1e-6 I), which moves the value by ~1e-6 only."""
-    from types import SimpleNamespace
-
-    from scipy import linalg
-
-    import cfx.metrics.frechet as frechet
-
-    def fails_when_singular(m):
-        return np.full_like(m, np.nan) if np.linalg.matrix_rank(m) < len(m) else linalg.sqrtm(m)
-
-    monkeypatch.setattr(frechet, "linalg", SimpleNamespace(sqrtm=fails_when_singular))
+    2 + 4 - 2 * 2 = 2, with both covariances singular."""
     a = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
     b = np.array([[1.0, 1.0, 0.0], [-1.0, -1.0, 0.0]])
-    assert frechet_distance(a, b) == pytest.approx(2.0, abs=1e-4)
+    assert frechet_distance(a, b) == pytest.approx(2.0, abs=1e-9)
+
+
+def test_frechet_of_full_rank_sets_matches_the_matrix_square_root():
+    """Where scipy's sqrtm of S_a S_b is well defined, Tr of it gives the same distance."""
+    from scipy import linalg
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(50, 6)), rng.normal(0.3, 1.5, size=(40, 6)) @ rng.normal(size=(6, 6))
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    diff = a.mean(0) - b.mean(0)
+    tr_sqrt = np.trace(linalg.sqrtm(cov_a @ cov_b)).real
+    expected = diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_sqrt
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
