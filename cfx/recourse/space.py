@@ -48,9 +48,12 @@ def check_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
 class Codec:
     """Converts applicant frames to codes ``Z`` ``(n, d)`` and back, with the dtypes of ``like``.
 
-    ``like`` is the training frame: categorical columns come back as ``pd.Categorical`` when they
-    were categorical there and as plain strings otherwise; numeric columns keep an integer dtype
-    when the feature is ``integer`` and the training column was integer.
+    ``like`` is the training frame, and the model is handed frames as it was trained on them:
+    a categorical column comes back as a ``pd.Categorical`` with the training column's
+    categories in the training column's order (codes of a model that reads ``.cat.codes`` mean
+    the same), a plain column as the training column's values and dtype (schema categories
+    are strings, so a column of integer codes 1/2/3 is declared ``("1", "2", "3")`` and handed
+    back as the integers), and an ``integer`` numeric feature keeps an integer dtype.
     """
 
     def __init__(self, schema: FeatureSchema, like: pd.DataFrame) -> None:
@@ -63,21 +66,27 @@ class Codec:
             {c: i for i, c in enumerate(f.categories)} if f.kind != "numeric" else {}
             for f in schema.features
         ]
-        self._as_category = [
-            f.kind != "numeric" and isinstance(like[f.name].dtype, pd.CategoricalDtype)
-            for f in schema.features
-        ]
         self._as_int = [
             f.kind == "numeric" and f.integer and pd.api.types.is_integer_dtype(like[f.name])
             for f in schema.features
         ]
-        self._dtypes = [
-            pd.CategoricalDtype(list(f.categories), ordered=f.kind == "ordinal")
-            if f.kind != "numeric"
-            else None
-            for f in schema.features
-        ]
-        self._labels = [np.array(f.categories, dtype=object) for f in schema.features]
+        # per categorical feature: its training dtype and, per schema category, the code in it
+        self._dtypes: list[pd.CategoricalDtype | None] = []
+        self._codes: list[np.ndarray | None] = []
+        self._labels: list[np.ndarray] = []  # per schema category, the value handed to the model
+        for f in schema.features:
+            dtype, codes, labels = (
+                _categories_like(f, like[f.name])
+                if f.kind != "numeric"
+                else (
+                    None,
+                    None,
+                    np.zeros(0),
+                )
+            )
+            self._dtypes.append(dtype)
+            self._codes.append(codes)
+            self._labels.append(labels)
 
     def to_codes(self, df: pd.DataFrame, *, what: str = "applicants") -> np.ndarray:
         """Validate ``df`` (missing columns, NaN, non-numeric values, unknown categories) and
@@ -125,10 +134,10 @@ class Codec:
             col = Z[:, j]
             if self.numeric[j]:
                 columns[name] = np.round(col).astype(np.int64) if self._as_int[j] else col
-            elif self._as_category[j]:
-                columns[name] = pd.Categorical.from_codes(
-                    col.astype(np.int64), dtype=self._dtypes[j]
-                )
+            elif (dtype := self._dtypes[j]) is not None:
+                codes = self._codes[j]
+                assert codes is not None
+                columns[name] = pd.Categorical.from_codes(codes[col.astype(np.int64)], dtype=dtype)
             else:
                 columns[name] = self._labels[j][col.astype(np.int64)]
         return pd.DataFrame(columns, index=index, copy=False)
@@ -137,7 +146,44 @@ class Codec:
         """The human value of feature ``j`` at ``code`` (a number or a category label)."""
         if self.numeric[j]:
             return int(code) if self.schema.features[j].integer else float(code)
-        return str(self._labels[j][int(code)])
+        return self.schema.features[j].categories[int(code)]
+
+
+def _categories_like(
+    spec: FeatureSpec, column: pd.Series
+) -> tuple[pd.CategoricalDtype | None, np.ndarray | None, np.ndarray]:
+    """How the schema's categories of ``spec`` go back into a frame like the training
+    ``column``: ``(dtype, codes, labels)``. A categorical column: its dtype (with any schema
+    category it lacks appended) and each schema category's code in it. Any other column: each
+    schema category as a value of the column's dtype (``"2"`` as the integer 2 for an integer
+    column, as the string otherwise)."""
+    cats = list(spec.categories)
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        known = list(column.dtype.categories)
+        by_str = {str(c): c for c in known}
+        values = [by_str.get(c, c) for c in cats]
+        extended = known + [v for v in values if v not in by_str.values()]
+        dtype = pd.CategoricalDtype(extended, ordered=column.dtype.ordered)
+        codes = np.array([extended.index(v) for v in values], dtype=np.int64)
+        return dtype, codes, np.array(values, dtype=object)
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        try:
+            labels = np.array(cats).astype(column.dtype)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"X_train column `{spec.name}` holds numbers ({column.dtype}) but the schema's "
+                f"categories {tuple(cats)!r} are not numbers: the model would be handed them "
+                "as they are"
+            ) from None
+        if [str(v) for v in labels.tolist()] != cats:  # "1.0" of a float column, " 2"
+            raise ValueError(
+                f"X_train column `{spec.name}` holds {column.dtype} values; the schema's "
+                f"categories {tuple(cats)!r} must be written as those values print "
+                f"({[str(v) for v in labels.tolist()]!r})"
+            )
+        return None, None, labels
+    by_str = {str(v): v for v in pd.unique(column)}
+    return None, None, np.array([by_str.get(c, c) for c in cats], dtype=object)
 
 
 def unique_rows(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -277,3 +277,77 @@ def test_scales_fall_back_to_the_mean_deviation_and_keep_the_schemas_bounds():
     s = Scales.learn(schema, np.array([[1.0], [1.0], [1.0], [1.0], [5.0]]), "mad")
     assert s.scale[0] == pytest.approx(0.8)  # MAD 0: the mean |x - median| = 4 / 5 instead
     assert (s.lower[0], s.upper[0]) == (0.0, 10.0)  # the schema's bounds, not the data's
+
+
+class _ByCode:
+    """A model that reads what the training frame held: `c` as integer codes 1/2/3 (strings
+    raise, as a strict encoder would) and `k` as pandas category codes in the training order
+    (alphabetical: mortgage 0, own 1, rent 2). logit = x1 - 6 + 2 c - 1.5 code(k)."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, X):
+        assert X["c"].dtype.kind == "i", X["c"].dtype  # handed back as integers
+        assert list(X["k"].cat.categories) == ["mortgage", "own", "rent"]
+        z = X["x1"].to_numpy(float) - 6 + 2 * X["c"].to_numpy(float)
+        z = z - 1.5 * X["k"].cat.codes.to_numpy(float)
+        p = 1 / (1 + np.exp(-z))
+        return np.stack([1 - p, p], axis=1)
+
+
+def test_the_model_gets_categories_as_it_was_trained_on_them():
+    """Integer codes declared as strings go back as the integers, and a categorical column
+    keeps its training order of categories (the schema lists them otherwise): the reported
+    probability is the model's own on the applicant, and every plan is scored as such."""
+    schema = FeatureSchema(
+        features=(
+            FeatureSpec("x1", "numeric", lower=0, upper=10, integer=True),
+            FeatureSpec("c", "categorical", ("1", "2", "3")),
+            FeatureSpec("k", "categorical", ("rent", "own", "mortgage")),
+        ),
+        target="y",
+    )
+    X = pd.DataFrame(
+        {
+            "x1": [2, 5, 8] * 4,
+            "c": [1, 2, 3] * 4,
+            "k": pd.Categorical(["rent", "own", "mortgage"] * 4),  # alphabetical categories
+        }
+    )
+    model = _ByCode()
+    applicant = pd.DataFrame(
+        {"x1": [2], "c": [1], "k": pd.Categorical(["rent"], categories=["mortgage", "own", "rent"])}
+    )
+    own = float(model.predict_proba(applicant)[0, 1])  # logit 2 - 6 + 2 - 3 = -5
+    assert own == pytest.approx(1 / (1 + np.exp(5)))
+    res = Recourse(model, schema, method="search", support=0.0).fit(X).explain(applicant)[0]
+    assert res.proba == pytest.approx(own)
+    assert res.counterfactuals
+    for cf in res.counterfactuals:
+        values = pd.DataFrame({k: [v] for k, v in cf.values.items()})
+        values["c"] = values["c"].astype(int)
+        values["k"] = pd.Categorical(values["k"], categories=["mortgage", "own", "rent"])
+        assert cf.proba_after == pytest.approx(float(model.predict_proba(values)[0, 1]))
+
+
+def test_categories_that_cannot_be_the_training_columns_values_are_refused_at_fit():
+    schema = FeatureSchema(
+        features=(
+            FeatureSpec("x1", "numeric", lower=0, upper=10),
+            FeatureSpec("c", "categorical", ("1", "2")),
+        ),
+        target="y",
+    )
+    floats = pd.DataFrame({"x1": [1.0, 2.0, 3.0, 4.0], "c": [1.0, 2.0, 1.0, 2.0]})
+    with pytest.raises(ValueError, match=r"written as those values print \(\['1\.0', '2\.0'\]\)"):
+        Recourse(_ByCode(), schema, method="search").fit(floats)
+    words = FeatureSchema(
+        features=(
+            FeatureSpec("x1", "numeric", lower=0, upper=10),
+            FeatureSpec("c", "categorical", ("low", "high")),
+        ),
+        target="y",
+    )
+    ints = pd.DataFrame({"x1": [1.0, 2.0, 3.0, 4.0], "c": [1, 2, 1, 2]})
+    with pytest.raises(ValueError, match=r"holds numbers \(int64\) but the schema's categories"):
+        Recourse(_ByCode(), words, method="search").fit(ints)
