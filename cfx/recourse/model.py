@@ -66,6 +66,19 @@ class TorchClassifier:
         with frozen(self.module), torch.no_grad():
             logits = self.module(torch.as_tensor(features, dtype=dtype, device=device))
         if logits.ndim == 2 and logits.shape[1] == 2:
+            if len(logits) and bool(
+                (logits >= 0).all() and torch.allclose(logits.sum(1), torch.ones(()).to(logits))
+            ):
+                import warnings
+
+                warnings.warn(
+                    "TorchClassifier: the module's outputs are non-negative and their rows sum "
+                    "to 1, as a final softmax's would; taken for logits they are softmaxed "
+                    "again, which squeezes every probability towards 0.5. Drop the module's "
+                    "softmax (it must return logits)",
+                    UserWarning,
+                    stacklevel=2,
+                )
             p = torch.softmax(logits.double(), dim=1)[:, 1]  # (B,)
         elif logits.ndim == 1 or (logits.ndim == 2 and logits.shape[1] == 1):
             p = torch.sigmoid(logits.double().reshape(-1))  # (B,)
@@ -75,6 +88,31 @@ class TorchClassifier:
             )
         p_np = p.cpu().numpy()
         return np.stack([1.0 - p_np, p_np], axis=1)  # (B, 2)
+
+
+def check_probabilities(out: np.ndarray, n: int) -> np.ndarray:
+    """``out``, ``model.predict_proba``'s answer for ``n`` rows, if it is ``(n, 2)`` class
+    probabilities: finite, in [0, 1], rows summing to 1. Scores or log-odds would otherwise be
+    read as probabilities (a plan 'reaching p = 2.3'), and NaN rows as undecided."""
+    if out.ndim != 2 or out.shape != (n, 2):
+        raise ValueError(
+            f"`model.predict_proba` must return (n, 2) probabilities, one column per class, "
+            f"for n = {n} rows, got shape {out.shape}"
+        )
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"`model.predict_proba` returned NaN or infinite values for {int(bad.sum())} of {n} "
+            f"rows (first: {np.flatnonzero(bad)[:5].tolist()})"
+        )
+    if out.min() < -1e-9 or out.max() > 1 + 1e-9 or np.abs(out.sum(axis=1) - 1).max() > 1e-6:
+        raise ValueError(
+            "`model.predict_proba` must return probabilities in [0, 1] whose rows sum to 1, got "
+            f"values {out.min():.4g}..{out.max():.4g} and row sums {out.sum(axis=1).min():.4g}.."
+            f"{out.sum(axis=1).max():.4g} (scores or log-odds? pass a model whose predict_proba "
+            "gives probabilities)"
+        )
+    return out
 
 
 def _dense(array: Any) -> np.ndarray:
@@ -345,11 +383,7 @@ class ModelView:
         self.calls += 1
         self.rows += len(Z)
         out = np.asarray(self.model.predict_proba(self.codec.to_frame(Z)), dtype=np.float64)
-        if out.ndim != 2 or out.shape[0] != len(Z):
-            raise ValueError(
-                f"`model.predict_proba` must return (n, 2) probabilities, got {out.shape}"
-            )
-        return out[:, self.positive]
+        return check_probabilities(out, len(Z))[:, self.positive]
 
     def logit(self, Z: np.ndarray) -> np.ndarray:
         """Log-odds of approval ``(n,)``: ``decision_function`` when the model has one (exact),

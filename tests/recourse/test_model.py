@@ -1,0 +1,63 @@
+"""cfx.recourse.model: what the user's model must answer, and TorchClassifier."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cfx.recourse import Recourse, TorchClassifier
+from cfx.recourse.model import check_probabilities
+
+
+def test_probabilities_pass_and_anything_else_is_named():
+    good = np.array([[0.2, 0.8], [1.0, 0.0]])
+    assert check_probabilities(good, 2) is good
+    with pytest.raises(
+        ValueError, match=r"one column per class, for n = 2 rows, got shape \(2, 1\)"
+    ):
+        check_probabilities(good[:, 1:], 2)
+    with pytest.raises(ValueError, match="NaN or infinite values for 1 of 2 rows"):
+        check_probabilities(np.array([[0.2, 0.8], [np.nan, np.nan]]), 2)
+    with pytest.raises(ValueError, match="scores or log-odds"):
+        check_probabilities(np.array([[1.8, -1.8], [0.5, 0.5]]), 2)
+    with pytest.raises(ValueError, match=r"row sums 0\.7\.\.1"):
+        check_probabilities(np.array([[0.3, 0.4], [0.5, 0.5]]), 2)
+
+
+class _Scores:
+    """predict_proba that returns the log-odds for class 1 beside their negation."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, X):
+        z = X["x1"].to_numpy(float) - 6
+        return np.stack([-z, z], axis=1)
+
+
+def test_a_model_answering_with_scores_is_refused_not_explained(hand):
+    _, schema, X = hand
+    with pytest.raises(ValueError, match="scores or log-odds"):  # at fit: it scores X
+        Recourse(_Scores(), schema, method="search").fit(X).explain(X.iloc[:1])
+
+
+def _encoder(df: pd.DataFrame) -> np.ndarray:
+    return df[["x1", "x2"]].to_numpy(float)
+
+
+def test_a_module_ending_in_softmax_is_warned_about(hand):
+    """Its probabilities softmaxed again all lie nearer 0.5: (0.1, 0.9) reads as 0.69."""
+    _, _, X = hand
+    logits = torch.nn.Linear(2, 2)
+    with_softmax = TorchClassifier(torch.nn.Sequential(logits, torch.nn.Softmax(dim=1)), _encoder)
+    with pytest.warns(UserWarning, match="softmaxed again"):
+        with_softmax.predict_proba(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = TorchClassifier(logits, _encoder).predict_proba(X)
+    with torch.no_grad():
+        want = torch.softmax(logits(torch.as_tensor(_encoder(X), dtype=torch.float32)), 1)
+    assert np.allclose(p, want.double().numpy(), atol=1e-6)
