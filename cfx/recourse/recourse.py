@@ -303,6 +303,13 @@ class Recourse:
         if p0 >= self.threshold:
             return done("approved", (), "", None)
         space = ActionSpace.build(schema, z0, self.scales_, max_changes)
+        if not space.movable.any():  # a proof for every method: nothing may change
+            why = (
+                "no feature may change: every feature is immutable under these constraints, or "
+                "its only allowed value is the applicant's own"
+            )
+            nothing = Proposal(actions=space.z0[None, :0], infeasible=True, max_proba=p0)
+            return done("infeasible", (), why, nothing)
         realise = self._realise(z0)
 
         def evaluate(A: np.ndarray) -> np.ndarray:

@@ -351,3 +351,18 @@ def test_categories_that_cannot_be_the_training_columns_values_are_refused_at_fi
     ints = pd.DataFrame({"x1": [1.0, 2.0, 3.0, 4.0], "c": [1, 2, 1, 2]})
     with pytest.raises(ValueError, match=r"holds numbers \(int64\) but the schema's categories"):
         Recourse(_ByCode(), words, method="search").fit(ints)
+
+
+@pytest.mark.parametrize("method", ["milp", "search", "dice-random"])
+def test_nothing_allowed_to_change_is_a_proof_for_every_method(hand, method):
+    """With every feature immutable no action exists: 'infeasible' (a proof), the reachable
+    maximum is the applicant's own probability (the tree method crashed inside scipy here, the
+    search and DiCE said 'not_found')."""
+    model, schema, X = hand
+    rec = Recourse(model, schema, method=method, support=0.0).fit(X)
+    applicant = pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]})  # logit -1.7: denied
+    everything = Constraints(immutable=("x1", "x2", "c"))
+    res = rec.explain(applicant, constraints=everything)[0]
+    assert res.status == "infeasible" and res.counterfactuals == ()
+    assert res.reason.startswith("no feature may change")
+    assert res.max_proba == pytest.approx(float(model.predict_proba(applicant)[0, 1]))
