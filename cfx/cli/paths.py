@@ -15,6 +15,16 @@ def not_a_file(path: Path, flag: str = "--out") -> Path:
     return path
 
 
+def not_the_input_folder(out: Path, given: Path | None) -> None:
+    """Refuse an ``--out`` that is the ``--input`` folder: the figures written there would be
+    read as images by the next run (and shift every label given by position)."""
+    if given is not None and given.is_dir() and Path(out).resolve() == given.resolve():
+        raise ValueError(
+            "`--out` must not be the `--input` folder: its figures would be read as images by "
+            "the next run"
+        )
+
+
 def out_folder(path: Path, flag: str = "--out") -> Path:
     """Create ``path`` (and its parents) before any work is done, so a ``flag`` that names a
     file or an unwritable place fails at once, naming the option, not after minutes of

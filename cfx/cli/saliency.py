@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cfx.cli.models import model_name
 from cfx.cli.options import given_flags
-from cfx.cli.paths import add_output_options, out_folder
+from cfx.cli.paths import add_output_options, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real
 
 if TYPE_CHECKING:
@@ -203,7 +205,8 @@ def _size_notice(classifier: str, x: torch.Tensor) -> None:
             classifier,
             SIZE,
             SIZE,
-            *x.shape[-2:],
+            x.shape[-1],
+            x.shape[-2],
         )
 
 
@@ -226,11 +229,7 @@ def _check_input(args: argparse.Namespace) -> list[Path] | None:
     from cfx.data.image_files import check_input_path
 
     files = check_input_path(args.input)
-    if args.input.is_dir() and Path(args.out).resolve() == args.input.resolve():
-        raise ValueError(
-            "`--out` must not be the `--input` folder: its figures would be read as images "
-            "by the next run"
-        )
+    not_the_input_folder(args.out, args.input)
     return files
 
 
@@ -240,7 +239,7 @@ def _read_input(args: argparse.Namespace, files: list[Path] | None, model: objec
     if files is None:
         from cfx.data.io import load_images
 
-        x = load_images(args.input, name="--input")
+        x = load_images(args.input, name="--input", channels=_model_channels(model))
     else:
         from cfx.data.image_files import file_channels, read_images
 
@@ -305,16 +304,20 @@ def run_compare(args: argparse.Namespace) -> int:
             resolve_layer(model, args.gradcam_layer)
         except ValueError as err:
             raise ValueError(f"`--gradcam-layer`: {str(err).removeprefix('`layer` ')}") from None
-    out_folder(args.out)  # before the work: an unwritable --out fails now
     if args.input is not None:
         x = _read_input(args, files, model)
         from cfx.data.image_files import load_masks_for
 
         masks = load_masks_for(args.masks, x, files)
         source = f"{x.shape[0]} images of `{args.input}` (masks `{args.masks}`)"
+        if files is not None and len(files) > 1:
+            source += f", in name order: {', '.join(f.name for f in files[:3])}" + (
+                ", ..." if len(files) > 3 else ""
+            )
     else:
         x, masks = tumour_slices(args.n, args.seed)
         source = f"{args.n} tumour slices (brain seed {args.seed})"
+    out_folder(args.out)  # inputs read, before the work: an unwritable --out fails now
     res = compare_methods(
         model,
         x,
@@ -331,9 +334,13 @@ def run_compare(args: argparse.Namespace) -> int:
     (out / "table.csv").write_text(res.to_csv(), encoding="utf-8")
     note = (
         f"{source}, classifier `{args.classifier}`, target class {args.target}; maps scored "
-        "by their positive part. insertion_auc separates methods little when it saturates "
-        "(brain-cnn calls a slice tumour from the first pixels inserted)."
+        "by their positive part."
     )
+    if args.classifier == "brain-cnn" and args.input is None:  # measured there
+        note += (
+            " insertion_auc separates methods little when it saturates (brain-cnn calls a "
+            "slice tumour from the first pixels inserted)."
+        )
     (out / "table.md").write_text(note + "\n\n" + res.to_markdown(), encoding="utf-8")
     saliency_grid(x, masks, res.maps, res.methods, out / "grid.png")
     attacked = []
@@ -417,11 +424,11 @@ def run_attack(args: argparse.Namespace) -> int:
     model = load_classifier(
         model_name("--classifier", args.classifier, "classifier", has_generator=False)
     )
-    out_folder(args.out)
     if args.input is not None:
         x = _read_input(args, files, model)
     else:
         x, masks = tumour_slices(args.n, args.seed)
+    out_folder(args.out)  # inputs read, before the work
     explainer = build_method(args.method, model)
     gen = torch.Generator().manual_seed(0)
     h, w = x.shape[2:]
@@ -469,9 +476,9 @@ def run_attack(args: argparse.Namespace) -> int:
         )
     (out / "attack.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
-    def mean_and_ci(values: torch.Tensor) -> dict[str, float]:
-        mean, half = mean_ci(values)
-        return {"mean": mean, "ci95": half}  # 95% CI half-width over the images
+    def mean_and_ci(values: torch.Tensor) -> dict[str, float | None]:
+        mean, half = mean_ci(values)  # NaN (JSON has none) -> null: one image, no interval
+        return {k: None if math.isnan(v) else v for k, v in (("mean", mean), ("ci95", half))}
 
     summary: dict[str, object] = {
         "classifier": args.classifier,
@@ -508,4 +515,5 @@ def run_attack(args: argparse.Namespace) -> int:
         title=f"{args.method}, {args.objective}, eps {args.epsilon}",
     )
     print(json.dumps(summary, indent=2))
+    print(f"wrote {out}/attack.csv, attack.json, attack.png", file=sys.stderr)
     return 0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.models import model_name
 from cfx.cli.options import given_flags
-from cfx.cli.paths import add_output_options, out_folder
+from cfx.cli.paths import add_output_options, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, counted
 
 if TYPE_CHECKING:
@@ -82,8 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="your images instead of the built-in slices: an image file, a folder of them "
-        "(name order) or a .npy/.pt batch, read at the generator's size as `cfx trajectory "
-        "--input`; needs --labels, --marker-mask and --marker-present",
+        "(in name order as text, so slice_10 before slice_2: --labels and --marker-present "
+        "follow that order; summary.json lists it) or a .npy/.pt batch, read at the "
+        "generator's size as `cfx trajectory --input`; needs --labels, --marker-mask and "
+        "--marker-present",
     )
     p.add_argument(
         "--labels",
@@ -96,8 +98,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--marker-mask",
         type=Path,
         default=None,
-        help="the region suspected of being a shortcut, one for every --input image: a mask "
-        "file (0 and one other value) or a .npy/.pt (H, W) of bool or 0/1",
+        help="the region suspected of being a shortcut, one mask shared by every --input "
+        "image: a mask file (0 and one other value; drawn at the scans' size, it is resized "
+        "with them) or a .npy/.pt (H, W) of bool or 0/1. It must be small: a path goes via "
+        "the marker when the region gets --min-enrichment times its area share of the change",
     )
     p.add_argument(
         "--marker-present",
@@ -336,7 +340,9 @@ def check_sources(args: argparse.Namespace) -> list[Path] | None:
         )
     from cfx.data.image_files import check_input_path
 
-    return check_input_path(args.input)
+    files = check_input_path(args.input)
+    not_the_input_folder(args.out, args.input)
+    return files
 
 
 def user_sources(
@@ -426,12 +432,19 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         min_paths=args.min_paths,
         class_names=names,
     )
-    out_folder(args.out)  # before the work: an unwritable --out fails now
     if args.input is not None:
         from cfx.inversion import zero_image
 
         c, h, w = zero_image(generator).shape[1:]
         x, labels, lesion, marker, present = user_sources(args, (c, h, w), files)
+        share = float(marker.float().mean())
+        if share * args.min_enrichment >= 1:
+            raise ValueError(
+                f"`--marker-mask` covers {share:.0%} of the image: no path can give it "
+                f"{args.min_enrichment:g}x its area share of the change (--min-enrichment), so "
+                "none could go via the marker; mark the suspected region only"
+            )
+        out_folder(args.out)  # the inputs read: an unwritable --out fails before the work
         report = audit.audit(
             x, 1 - labels, lesion_masks=lesion, marker_masks=marker, marker_present=present
         )
@@ -448,6 +461,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
             )
         )
     else:
+        out_folder(args.out)  # before the work: an unwritable --out fails now
         # marker independent of the label: a clean classifier has no reason to touch it
         data = make_dataset(args.n, seed=args.seed, tagged=True, tag_correlation=0.5)
         labels, present, n = data.labels, data.tags, args.n
@@ -487,6 +501,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         "n": n,
         "seed": args.seed,
         "input": None if args.input is None else str(args.input),
+        "input_files": None if files is None else [f.name for f in files],  # the rows' order
         **{d: None if getattr(args, d) is None else str(getattr(args, d)) for d in USER_FLAGS},
         "class_names": list(names),
         "min_enrichment": args.min_enrichment,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cfx.cli.models import checked_source
-from cfx.cli.paths import not_a_file, out_folder
+from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, shown_rows
 
 if TYPE_CHECKING:
@@ -262,11 +262,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
             f"`--out`: {out / UNFINISHED} must be a folder (it keeps the finished batches); "
             "delete the file"
         )
-    if args.input is not None and args.input.is_dir() and out.resolve() == args.input.resolve():
-        raise ValueError(
-            "`--out` must not be the `--input` folder: its figures would be read as scans "
-            "by the next run"
-        )
+    not_the_input_folder(out, args.input)
     sources = {
         "generator": checked_source("--generator", args.generator, "generator"),
         "classifier": checked_source("--classifier", args.classifier, "classifier"),

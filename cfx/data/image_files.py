@@ -48,17 +48,53 @@ def check_input_path(path: Path, name: str = "--input") -> list[Path] | None:
     Returns the image files it names (:func:`image_files`), or None for a batch file."""
     if path.is_dir():
         return image_files(path, name)
-    if path.suffix.lower() not in IMAGE_FILES + BATCH_FILES:
+    known = path.suffix.lower() in IMAGE_FILES + BATCH_FILES
+    if not path.exists() and (known or not path.suffix):  # a mistyped file or folder
+        raise FileNotFoundError(f"`{name}` not found: {path}")
+    if not known:
         raise ValueError(
             f"`{name}` must be an image file ({', '.join(IMAGE_FILES)}), a folder of them "
             f"or a batch ({', '.join(BATCH_FILES)}), got {path.name!r}"
         )
-    if not path.is_file():
-        raise FileNotFoundError(f"`{name}` file not found: {path}")
     return [path] if path.suffix.lower() in IMAGE_FILES else None
 
 
-def _open(path: Path, name: str) -> Image.Image:
+Notes = dict[str, list[tuple[str, int | str]]]
+"""Notices about files that load but look wrong, by kind: ``(file name, detail)`` each."""
+
+_NOTICES = {
+    "pages": "{n} page(s) (a stack?); only the first is read: save the slices as one .npy "
+    "batch to use them all",
+    "clipped": "values up to {n}, above 16-bit full scale: they are clipped",
+    "dark": "16-bit, brightest pixel {n} of 65535 (12-bit data?): read as value / 65535, "
+    "i.e. dark; rescale to the full range first",
+    "stretched": "{n} pixels, stretched to {size}",
+    "colour": "colour ({n}), read as grey: the model takes one channel",
+}
+
+
+def _note(notes: Notes | None, kind: str, path: Path, detail: int | str, name: str) -> None:
+    if notes is None:  # one file on its own: say it now
+        log.warning("`%s` %s: %s", name, path.name, _NOTICES[kind].format(n=detail, size=""))
+    else:
+        notes.setdefault(kind, []).append((path.name, detail))
+
+
+def _say(notes: Notes, name: str, size: tuple[int, int] | None) -> None:
+    """One warning per kind of notice, naming the files (the first few) it concerns."""
+    to = "" if size is None else f"{size[1]}x{size[0]}"
+    for kind, found in notes.items():
+        names = [f for f, _ in found]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        details = [d for _, d in found]
+        detail = max(details) if all(isinstance(d, int) for d in details) else details[0]
+        text = _NOTICES[kind].format(n=detail, size=to)
+        log.warning("`%s` %s: %s", name, shown, text if len(names) == 1 else f"{text} (most)")
+
+
+def _open(path: Path, name: str, notes: Notes | None = None) -> Image.Image:
+    if not path.is_file():
+        raise FileNotFoundError(f"`{name}` file not found: {path}")
     try:
         img = Image.open(path)
         img.load()
@@ -66,33 +102,34 @@ def _open(path: Path, name: str) -> Image.Image:
         raise ValueError(f"`{name}` is not a readable image: {path} ({err})") from None
     pages = int(getattr(img, "n_frames", 1))
     if pages > 1:
-        log.warning(
-            "`%s` %s holds %d pages (a stack?); only the first is read: save the slices as "
-            "one .npy batch to use them all",
-            name,
-            path.name,
-            pages,
-        )
+        _note(notes, "pages", path, pages, name)
     return img
 
 
 def file_channels(path: Path, name: str = "--input") -> int:
     """1 for a grey file (8-, 16-bit or float, with or without alpha), 3 for any other."""
-    return 1 if _open(path, name).mode in GREY_MODES else 3
+    return 1 if _open(path, name, {}).mode in GREY_MODES else 3
 
 
 def read_image(
-    path: Path, channels: int, size: tuple[int, int] | None = None, name: str = "--input"
+    path: Path,
+    channels: int,
+    size: tuple[int, int] | None = None,
+    name: str = "--input",
+    notes: Notes | None = None,
 ) -> Tensor:
     """One image file as ``(1, channels, H, W)`` in [-1, 1]; resized bilinearly to ``size``
-    ``(H, W)`` when given (with a warning when that stretches its aspect), else at its own
-    size. Warns when a 16-bit file uses only 12 bits (it then reads dark)."""
+    ``(H, W)`` when given, else at its own size. Files that load but look wrong (a 16-bit file
+    using only 12 bits reads dark; a stretched aspect; a colour file read as grey; a
+    multi-page file) are warned about, or collected in ``notes`` for :func:`read_images` to
+    warn about once per kind."""
     if channels not in (1, 3):
         raise ValueError(
             f"`{name}` image files are read as 1 or 3 channels, and the model takes {channels}; "
             "pass a .npy batch instead"
         )
-    img = _open(path, name)
+    img = _open(path, name, notes)
+    unit: np.ndarray  # (C, H, W) in [0, 1], float32
     if img.mode == "F":  # 32-bit float: only [0, 1] has an unambiguous meaning
         raw = np.asarray(img, dtype=np.float32)
         if not np.isfinite(raw).all():
@@ -102,7 +139,7 @@ def read_image(
             )
         if raw.min() < 0.0 or raw.max() > 1.0:
             raise ValueError(
-                f"`{name}` is a floating-point image with values {raw.min():.3g}.."
+                f"`{name}` {path.name} is a floating-point image with values {raw.min():.3g}.."
                 f"{raw.max():.3g}; save it as 8- or 16-bit, as [0, 1] floats, or as a .npy "
                 "batch in [-1, 1]"
             )
@@ -110,34 +147,26 @@ def read_image(
     elif img.mode.startswith("I"):  # 16/32-bit grey (common for MRI): full scale is 65535
         raw = np.asarray(img, dtype=np.float32)
         if raw.max() > 65535:
-            log.warning(
-                "`%s` has values up to %d, above 16-bit full scale: they are clipped",
-                name,
-                int(raw.max()),
-            )
+            _note(notes, "clipped", path, int(raw.max()), name)
         elif 0 < raw.max() <= 4095:
-            log.warning(
-                "`%s` is a 16-bit image whose brightest pixel is %d of 65535 (12-bit data?); "
-                "it is read as value / 65535, i.e. dark; rescale it to the full range first",
-                name,
-                int(raw.max()),
-            )
+            _note(notes, "dark", path, int(raw.max()), name)
         unit = np.repeat(raw[None] / 65535.0, channels, axis=0)  # (C, H, W)
     else:
+        if channels == 1 and img.mode not in GREY_MODES:
+            colours = np.asarray(img.convert("RGB"), dtype=np.int16)
+            if np.abs(np.diff(colours, axis=-1)).max() > 2:  # not grey saved as RGB
+                _note(notes, "colour", path, img.mode, name)
         rgb = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
         unit = (rgb[None] if channels == 1 else rgb.transpose(2, 0, 1)) / 255.0  # (C, H, W)
     x = from_unit(torch.from_numpy(np.ascontiguousarray(unit)).clamp(0, 1)[None])
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
         h, w = size
         if abs(x.shape[-1] / x.shape[-2] - w / h) > 0.01:
-            log.warning(
-                "`%s` is %dx%d pixels; it is stretched to %dx%d",
-                name,
-                x.shape[-1],
-                x.shape[-2],
-                w,
-                h,
-            )
+            detail = f"{x.shape[-1]}x{x.shape[-2]}"
+            if notes is None:
+                log.warning("`%s` %s: %s pixels, stretched to %dx%d", name, path.name, detail, w, h)
+            else:
+                _note(notes, "stretched", path, detail, name)
         x = torch.nn.functional.interpolate(
             x, size=(h, w), mode="bilinear", align_corners=False, antialias=True
         ).clamp(-1, 1)
@@ -148,8 +177,11 @@ def read_images(
     files: list[Path], channels: int, size: tuple[int, int] | None = None, name: str = "--input"
 ) -> Tensor:
     """Image files as one batch ``(N, channels, H, W)``, in the order given. With ``size``
-    None every file must be as large as the first (nothing is resized)."""
-    images = [read_image(f, channels, size, name) for f in files]
+    None every file must be as large as the first (nothing is resized). Files that look wrong
+    are warned about once per kind of problem, naming them."""
+    notes: Notes = {}
+    images = [read_image(f, channels, size, name, notes) for f in files]
+    _say(notes, name, size)
     first = tuple(images[0].shape[-2:])
     for f, x in zip(files, images, strict=True):
         if tuple(x.shape[-2:]) != first:
@@ -172,17 +204,24 @@ def read_mask(
     raw = np.asarray(img if img.mode in GREY_MODES else img.convert("L"))
     if raw.ndim == 3:  # grey with alpha
         raw = raw[..., 0]
-    if tuple(raw.shape) != tuple(size) and not resize:
+    h, w = size
+    stretched = abs(raw.shape[1] / raw.shape[0] - w / h) > 0.01
+    if tuple(raw.shape) != tuple(size) and (not resize or stretched):
         raise ValueError(
             f"`{name}` {path.name} is {raw.shape[1]}x{raw.shape[0]} pixels; its image is "
-            f"{size[1]}x{size[0]}"
+            f"{w}x{h}"
+            + (" (a mask may be larger or smaller, not of another shape)" if resize else "")
         )
     values = np.unique(raw)
     if values.size > 2 or (values.size == 2 and values[0] != 0):
+        why = (
+            "JPEG's compression adds values: save masks as PNG"
+            if path.suffix.lower() in (".jpg", ".jpeg")
+            else "a label map or a soft mask? save one region per file as 0 and 255"
+        )
         raise ValueError(
             f"`{name}` {path.name} holds {values.size} distinct values; a mask file holds 0 "
-            "for the background and one value for the region (save masks as PNG: JPEG's "
-            "compression adds values)"
+            f"for the background and one value for the region ({why})"
         )
     mask = torch.from_numpy(raw != 0)[None, None]
     if tuple(raw.shape) != tuple(size):
@@ -212,13 +251,35 @@ def load_masks_for(
             )
         if not path.exists():
             raise FileNotFoundError(f"`{name}` file not found: {path}")
+        folder = files[0].parent
+        if path.is_dir() and path.resolve() == folder.resolve():
+            raise ValueError(
+                f"`{name}` must be another folder than `{images_name}`'s: each image would be "
+                "taken for its own mask (and masks for images)"
+            )
         size = (int(images.shape[-2]), int(images.shape[-1]))
-        return torch.cat(
-            [read_mask(f, size, name, resize=resize) for f in mask_files(files, path, name)]
-        )
+        chosen = mask_files(files, path, name)
+        masks = torch.cat([read_mask(f, size, name, resize=resize) for f in chosen])
+        _warn_large(masks, [f.name for f in chosen], name)
+        return masks
     from cfx.data.io import load_masks
 
     return load_masks(path, images, name=name)
+
+
+def _warn_large(masks: Tensor, names: list[str], name: str) -> None:
+    """Warn about masks covering more than half of their image: inverted (255 = background)?"""
+    share = masks.flatten(1).float().mean(1)  # (N,)
+    large = [n for n, s in zip(names, share.tolist(), strict=True) if s > 0.5]
+    if large:
+        shown = ", ".join(large[:3]) + (f" and {len(large) - 3} more" if len(large) > 3 else "")
+        log.warning(
+            "`%s` %s %s more than half of the image: inverted (0 = region)? A mask file holds "
+            "0 for the background",
+            name,
+            shown,
+            "covers" if len(large) == 1 else "cover",
+        )
 
 
 def mask_files(images: list[Path], masks: Path, name: str = "--masks") -> list[Path]:

@@ -52,18 +52,34 @@ def _load_array(path: str | Path, name: str) -> Tensor:
 
 
 def load_images(
-    path: str | Path, *, name: str = "images", shape: tuple[int, int, int] | None = None
+    path: str | Path,
+    *,
+    name: str = "images",
+    shape: tuple[int, int, int] | None = None,
+    channels: int | None = None,
 ) -> Tensor:
     """Images ``(N, C, H, W)`` from ``.npy``/``.pt``: floats in [-1, 1], or uint8 (0..255).
 
     ``shape`` ``(C, H, W)``, if given, is what every image must be; a file may then also hold
     one image ``(C, H, W)`` and, for one-channel images (``C = 1``), one ``(H, W)`` image or
     a batch without its channel axis ``(N, H, W)``. (A three-channel ``(3, H, W)`` array is
-    one colour image, never three grey ones.) Errors call the file ``name`` (e.g. the
-    command-line option that gave it)."""
+    one colour image, never three grey ones.) ``channels`` alone (the model's, when the size
+    is free) checks ``C``, naming a channels-last ``(N, H, W, C)`` layout, and for ``C = 1``
+    takes ``(N, H, W)`` too. Errors call the file ``name`` (e.g. the command-line option that
+    gave it)."""
     x = _load_array(path, name)
     if x.dtype == torch.bool:
         raise TypeError(f"`{name}` ({path}) must hold images (floats or uint8), got bool")
+    if shape is None and channels is not None:
+        if channels == 1 and x.ndim == 3:
+            x = x[:, None]  # grey images without a channel axis
+        if x.ndim == 4 and x.shape[1] != channels:
+            last = x.shape[-1] == channels
+            raise ValueError(
+                f"`{name}` must hold images shaped (N, {channels}, H, W) for a model taking "
+                f"{channels} channel(s), got {tuple(x.shape)}"
+                + ("; channels last? save x.transpose(0, 3, 1, 2)" if last else "")
+            )
     if shape is not None:
         c, h, w = shape
         if tuple(x.shape) == tuple(shape):

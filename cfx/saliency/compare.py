@@ -150,7 +150,7 @@ class ComparisonResult:
         for row in self.summary():
             cells = [str(row["method"])]
             for metric in self.metrics:
-                cells.append(f"{row[metric]:.3f} ± {row[metric + '_ci95']:.3f}")
+                cells.append(_mean_pm(float(row[metric]), float(row[metric + "_ci95"])))
             cells.append(f"{row['seconds_per_image']:.4f}")
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", "Cells: mean ± half-width of the 95% confidence interval over the images."]
@@ -172,12 +172,21 @@ class ComparisonResult:
 
 
 def mean_ci(values: Tensor) -> tuple[float, float]:
-    """Mean and 95% CI half-width over the finite entries of ``values``."""
+    """Mean and 95% CI half-width over the finite entries of ``values``; the half-width is
+    NaN for fewer than two entries (one value has no spread to estimate it from)."""
     v = values[torch.isfinite(values)].double()
     if v.numel() == 0:
         return math.nan, math.nan
-    half = 1.96 * float(v.std(unbiased=True)) / math.sqrt(v.numel()) if v.numel() > 1 else 0.0
+    half = 1.96 * float(v.std(unbiased=True)) / math.sqrt(v.numel()) if v.numel() > 1 else math.nan
     return float(v.mean()), half
+
+
+def _mean_pm(mean: float, half: float) -> str:
+    """``mean ± half`` to three decimals; ``n/a`` for what is undefined (no defined score;
+    one image gives no interval)."""
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.3f} ± " + ("n/a" if math.isnan(half) else f"{half:.3f}")
 
 
 def _cell(value: float | str) -> str:

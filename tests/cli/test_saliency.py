@@ -274,3 +274,9 @@ def test_compare_takes_png_folders_of_images_and_masks(tmp_path, capsys):
     argv = ["saliency", "attack", "--input", str(scans), "--steps", "1", "--no-progress"]
     assert main([*argv, "--out", str(atk)]) == 0
     assert json.loads((atk / "attack.json").read_text())["n"] == 3
+    assert f"wrote {atk}/attack.csv, attack.json, attack.png" in capsys.readouterr().err
+    np.save(tmp_path / "last.npy", pixels.transpose(0, 2, 3, 1))  # channels last
+    argv = ["saliency", "attack", "--input", str(tmp_path / "last.npy"), "--steps", "1"]
+    assert main([*argv, "--out", str(tmp_path / "last")]) == 2  # was a traceback from conv2d
+    assert "channels last? save x.transpose(0, 3, 1, 2)" in capsys.readouterr().err
+    assert not (tmp_path / "last").exists()

@@ -161,6 +161,9 @@ def test_your_own_image_and_mask_files_and_class_names(tmp_path):
     groups = set(summary["accuracy_by_group"]) - {"accuracy", "worst_group"}
     assert groups and all(g.split("_")[0] in ("normal", "lesion") for g in groups)
     assert summary["lesion_masks"] == str(lesions)
+    assert summary["input_files"] == ["s0.png", "s1.png", "s2.png", "s3.png"]  # the rows
+    argv[argv.index("--out") + 1] = str(scans)
+    assert main(argv) == 2  # its report would be read as scans by the next run
     assert summary["directions"]["lesion->normal"]["median_area_lesion"] > 0  # the PNG masks
     assert summary["directions"]["normal->lesion"]["median_area_lesion"] == 0
 
@@ -191,7 +194,12 @@ def test_your_own_images_need_what_describes_them(tmp_path, capsys):
         ({"--marker-mask": str(tmp_path / "none.npy")}, "none.npy marks no pixel"),
         ({"--marker-mask": str(tmp_path / "wide.npy")}, "must have shape (64, 64), one mask"),
     ]
+    np.save(tmp_path / "half.npy", np.arange(64 * 64).reshape(64, 64) % 2 == 0)
+    later.append(  # 50% of the image can never hold 4x its share of the change
+        ({"--marker-mask": str(tmp_path / "half.npy")}, "covers 50% of the image: no path")
+    )
     for change, message in later:
         given = [x for flag, value in {**flags, **change}.items() for x in (flag, value)]
         assert main(["shortcuts", *FAST, *given, *out]) == 2, change
         assert message in capsys.readouterr().err, change
+    assert not (tmp_path / "sc").exists()  # refused before any folder was made

@@ -188,7 +188,7 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
     assert "unknown zoo classifier 'resnet50'" in err and "brain-gan" not in err
     missing = ["trajectory", "--target", "healthy", "--input", str(tmp_path / "scan.png")]
     assert main(missing) == 2
-    assert "`--input` file not found" in capsys.readouterr().err
+    assert "`--input` not found" in capsys.readouterr().err
 
 
 def test_input_files_that_are_no_image_or_look_misscaled(tmp_path, capsys, caplog):
@@ -205,7 +205,7 @@ def test_input_files_that_are_no_image_or_look_misscaled(tmp_path, capsys, caplo
     twelve_bit[2:6, 2:6] = 4000
     Image.fromarray(twelve_bit).save(tmp_path / "scan.png")
     load_input(tmp_path / "scan.png", (1, 8, 8))
-    assert "brightest pixel is 4000 of 65535" in caplog.text
+    assert "scan.png: 16-bit, brightest pixel 4000 of 65535" in caplog.text
     caplog.clear()
     Image.fromarray(np.zeros((8, 16), dtype=np.uint8)).save(tmp_path / "wide.png")
     assert load_input(tmp_path / "wide.png", (1, 8, 8)).shape == (1, 1, 8, 8)
@@ -214,7 +214,7 @@ def test_input_files_that_are_no_image_or_look_misscaled(tmp_path, capsys, caplo
     pages = [Image.fromarray(np.full((8, 8), v, dtype=np.uint8)) for v in (0, 255)]
     pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
     x = load_input(tmp_path / "stack.tif", (1, 8, 8))
-    assert "holds 2 pages" in caplog.text and float(x.max()) == -1.0  # the first page
+    assert "stack.tif: 2 page(s)" in caplog.text and float(x.max()) == -1.0  # the first page
     unit = np.full((8, 8), 0.75, dtype=np.float32)
     Image.fromarray(unit, mode="F").save(tmp_path / "unit.tif")
     x = load_input(tmp_path / "unit.tif", (1, 8, 8))

@@ -7,7 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cfx.data.image_files import file_channels, mask_files, read_images, read_mask
+from cfx.data.image_files import (
+    check_input_path,
+    file_channels,
+    load_masks_for,
+    mask_files,
+    read_images,
+    read_mask,
+)
 
 
 def _save(path, array):
@@ -101,3 +108,64 @@ def test_a_float_image_with_nan_pixels_is_refused(tmp_path):
     Image.fromarray(unit, mode="F").save(tmp_path / "nan.tif")
     with pytest.raises(ValueError, match=r"nan\.tif holds 1 NaN or infinite pixels"):
         read_images([tmp_path / "nan.tif"], channels=1)
+
+
+def test_files_that_look_wrong_are_warned_about_once_naming_them(tmp_path, caplog):
+    """Four 12-bit scans give one warning naming three and the count of the rest (it was one
+    unnamed line per file); a colour photo read as grey is named, a grey one saved as RGB is
+    not."""
+    dark = np.zeros((4, 4), dtype=np.uint16)
+    dark[1, 1] = 4000
+    files = [_save(tmp_path / f"s{i}.png", dark) for i in range(4)]
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images(files, channels=1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "`--input` s0.png, s1.png, s2.png and 1 more: 16-bit, brightest pixel 4000 of 65535 "
+        "(12-bit data?): read as value / 65535, i.e. dark; rescale to the full range first "
+        "(most)"
+    ]
+    caplog.clear()
+    grey_rgb = np.repeat(np.arange(16, dtype=np.uint8).reshape(4, 4, 1), 3, axis=2)
+    red = np.zeros((4, 4, 3), dtype=np.uint8)
+    red[..., 0] = 200
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images([_save(tmp_path / "g.png", grey_rgb), _save(tmp_path / "r.png", red)], 1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "`--input` r.png: colour (RGB), read as grey: the model takes one channel"
+    ]
+
+
+def test_mask_files_that_cannot_be_the_masks_meant_are_named(tmp_path, caplog):
+    label_map = np.zeros((4, 4), dtype=np.uint8)
+    label_map[0, 0], label_map[1, 1] = 1, 2
+    with pytest.raises(ValueError, match="a label map or a soft mask"):
+        read_mask(_save(tmp_path / "map.png", label_map), (4, 4))
+    Image.fromarray(label_map * 100).save(tmp_path / "m.jpg")
+    with pytest.raises(ValueError, match="JPEG's compression adds values"):
+        read_mask(tmp_path / "m.jpg", (4, 4))
+    wide = _save(tmp_path / "wide.png", np.zeros((4, 8), np.uint8))
+    with pytest.raises(ValueError, match="not of another shape"):
+        read_mask(wide, (4, 4), resize=True)  # resized only when the aspect is the image's
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    files = [_save(scans / "a.png", np.zeros((4, 4), np.uint8))]
+    with pytest.raises(ValueError, match="must be another folder than `--input`'s"):
+        load_masks_for(scans, torch.zeros(1, 1, 4, 4), files)
+    inverted = tmp_path / "inverted"
+    inverted.mkdir()
+    background = np.full((4, 4), 255, dtype=np.uint8)
+    background[0, 0] = 0  # 255 = background: the 'region' is 15 of 16 pixels
+    _save(inverted / "a.png", background)
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        masks = load_masks_for(inverted, torch.zeros(1, 1, 4, 4), files)
+    assert int(masks.sum()) == 15
+    assert "a.png covers more than half of the image: inverted (0 = region)?" in caplog.text
+
+
+def test_a_missing_input_is_not_found_whatever_its_name(tmp_path):
+    for missing in ("scans", "scan.png", "x.npy"):
+        with pytest.raises(FileNotFoundError, match="`--input` not found"):
+            check_input_path(tmp_path / missing)
+    with pytest.raises(ValueError, match="must be an image file"):
+        check_input_path(tmp_path / "scan.gif")  # a format cfx does not read, present or not

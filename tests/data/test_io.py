@@ -105,3 +105,13 @@ def test_load_region_takes_one_mask_with_or_without_leading_axes(tmp_path):
     np.save(tmp_path / "grey.npy", m * 7)
     with pytest.raises(ValueError, match="must be bool or hold only 0 and 1"):
         load_region(tmp_path / "grey.npy", (4, 6), name="--marker-mask")
+
+
+def test_images_for_a_model_of_known_channels(tmp_path):
+    """(N, H, W) grey images get their channel axis; a channels-last batch is named as such."""
+    grey = np.zeros((2, 5, 6), dtype=np.uint8)
+    np.save(tmp_path / "grey.npy", grey)
+    assert load_images(tmp_path / "grey.npy", name="--input", channels=1).shape == (2, 1, 5, 6)
+    np.save(tmp_path / "last.npy", grey[..., None])  # (N, H, W, 1)
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\) .* got \(2, 5, 6, 1\); channels last"):
+        load_images(tmp_path / "last.npy", name="--input", channels=1)

@@ -71,6 +71,8 @@ def test_mean_ci_known_answer_and_nan_handling():
     mean, half = mean_ci(torch.tensor([1.0, 3.0, float("nan")]))
     assert mean == 2.0 and half == pytest.approx(1.96 * math.sqrt(2) / math.sqrt(2))
     assert all(math.isnan(v) for v in mean_ci(torch.tensor([float("nan")])))
+    mean, half = mean_ci(torch.tensor([0.25, float("nan")]))  # one image: no interval, not 0
+    assert mean == 0.25 and math.isnan(half)
 
 
 def test_errors():
