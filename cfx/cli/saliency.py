@@ -76,9 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="your images instead of the built-in slices: an image file (PNG, JPEG, BMP, "
-        "TIFF), a folder of them (name order), or a .npy/.pt batch (N, C, H, W) in [-1, 1] (or "
-        "uint8 0..255); image files are read with the channels of the classifier's first "
-        "convolution, at their own size; needs --masks",
+        "TIFF), a folder of them (in name order as text: slice_10 before slice_2), or a "
+        ".npy/.pt batch (N, C, H, W) in [-1, 1] (or uint8 0..255); image files are read "
+        "with the channels of the classifier's first convolution, at their own size; needs "
+        "--masks",
     )
     c.add_argument(
         "--masks",

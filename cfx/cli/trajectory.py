@@ -107,8 +107,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="the user's images instead of built-in slices: an image file (.png/.jpg/.bmp/.tif, "
         "converted to the generator's channels and resized to its size), a folder of them "
-        "(read in name order) or a .npy/.pt batch (N, C, H, W), (N, H, W) for grey, one "
-        "image (C, H, W) or one grey image (H, W), floats in [-1, 1] or uint8",
+        "(read in name order as text: slice_10 before slice_2) or a .npy/.pt batch "
+        "(N, C, H, W), (N, H, W) for grey, one image (C, H, W) or one grey image (H, W), "
+        "floats in [-1, 1] or uint8",
     )
     p.add_argument(
         "--out",
