@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.data.schema import FeatureSchema
-from cfx.errors import check_seed
+from cfx.errors import UnknownNameError, check_seed
 from cfx.recourse.causal import AdditiveSCM
 from cfx.recourse.dice import DICE_METHODS, DiceRecourse
 from cfx.recourse.milp import LinearMILP
@@ -97,7 +97,9 @@ class Recourse:
       category changes), so an all-approved neighbourhood is preferred unless it costs that
       much more. 0 selects by cost alone.
     * ``scm``: an :class:`~cfx.recourse.causal.AdditiveSCM` for causal recourse (search only).
-    * ``phrases``: wording of changes per feature (default: German Credit's).
+    * ``phrases``: wording of changes per feature, ``{name: (before, after) -> str}``; other
+      features get a generic phrase. Default: German Credit's wording (DM, months, ...) for a
+      schema of the German Credit features, none otherwise.
     * ``random_state``: seed passed to methods that sample (dice-random).
 
     Learned in :meth:`fit`: ``codec_``, ``scales_`` (MAD and ranges), ``support_`` (data
@@ -170,6 +172,23 @@ class Recourse:
         check_seed("random_state", self.random_state)
         if self.scm is not None and not isinstance(self.scm, AdditiveSCM):
             raise TypeError(f"`scm` must be an AdditiveSCM or None, got {type(self.scm).__name__}")
+        if self.phrases is not None:
+            if not isinstance(self.phrases, Mapping):
+                raise TypeError(
+                    "`phrases` must be a mapping {feature: (before, after) -> str}, got "
+                    f"{type(self.phrases).__name__}"
+                )
+            unknown = [str(n) for n in self.phrases if n not in self.schema.names]
+            if unknown:
+                raise UnknownNameError(
+                    f"`phrases` names features the schema does not have: {unknown!r}; "
+                    f"features: {list(self.schema.names)!r}"
+                )
+            wrong = [str(n) for n, p in self.phrases.items() if not callable(p)]
+            if wrong:
+                raise TypeError(
+                    f"`phrases` values must be callables (before, after) -> str; not for {wrong!r}"
+                )
         if self.scm is not None and self.method not in ("auto", "search"):
             raise ValueError(
                 f"causal recourse (`scm`) needs method='search' or 'auto', got {self.method!r}"
@@ -434,7 +453,7 @@ class Recourse:
         share: float,
     ) -> Counterfactual:
         codec = self.codec_
-        phrases = GERMAN_PHRASES if self.phrases is None else self.phrases
+        phrases = self.phrases if self.phrases is not None else default_phrases(self.schema)
         costs = space.feature_costs(action[None])[0]
         acted = space.changed(action[None])[0]
         moved = space.changed(point[None])[0] & ~acted
@@ -485,16 +504,29 @@ def range_notice(schema: FeatureSchema, Z: np.ndarray, index: pd.Index) -> None:
             value = Z[i, j]
             shown = int(value) if spec.integer and float(value).is_integer() else float(value)
             found.append(
-                f"row {index[i]!r}: {spec.name} = {shown} ({spec.lower:g}..{spec.upper:g})"
+                f"row {_label(index[i])!r}: {spec.name} = {shown} ({spec.lower:g}..{spec.upper:g})"
                 if spec.lower is not None and spec.upper is not None
-                else f"row {index[i]!r}: {spec.name} = {shown}"
+                else f"row {_label(index[i])!r}: {spec.name} = {shown}"
             )
     if count:
         log.warning(
-            "%d applicant value(s) lie outside their feature's range (for German Credit: the "
-            "range seen in the data), e.g. %s; kept as given (ranges bound where a plan may "
+            "%d applicant value(s) lie outside their feature's range (the schema's bounds), "
+            "e.g. %s; kept as given (ranges bound where a plan may "
             "go), but the model has seen no one like them: check them for typos",
             count,
             "; ".join(found),
             extra={"cfx_value_range": True},
         )
+
+
+def _label(row: object) -> object:
+    """A row label as the user wrote it: ``400``, not ``np.int64(400)``."""
+    return row.item() if isinstance(row, np.generic) else row
+
+
+def default_phrases(schema: FeatureSchema) -> Mapping[str, Phrase]:
+    """German Credit's wording for a schema of the German Credit features (the same names);
+    none for any other schema, whose ``credit_amount`` need not be in DM."""
+    from cfx.data.credit import german_schema
+
+    return GERMAN_PHRASES if set(schema.names) == set(german_schema().names) else {}

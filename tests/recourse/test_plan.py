@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pandas as pd
+import pytest
+
 from cfx.data.credit import german_schema
 from cfx.recourse import Change, to_frame
 from cfx.recourse.plan import GERMAN_PHRASES, describe, number, plan
@@ -67,3 +70,45 @@ def test_to_frame_has_one_row_per_counterfactual(german, split, credit_models, d
     table = to_frame(results)
     assert len(table) == sum(max(1, len(r.counterfactuals)) for r in results)
     assert {"index", "rank", "plan", "cost", "proba_after", "plausibility"} <= set(table.columns)
+
+
+def test_german_wording_only_for_the_german_credit_features(hand):
+    """A `credit_amount` of one's own is not in DM: the German phrases are the default only for
+    a schema of the German Credit features."""
+    from dataclasses import replace
+
+    from cfx.data.credit import german_schema
+    from cfx.data.schema import FeatureSchema
+    from cfx.recourse.plan import GERMAN_PHRASES
+    from cfx.recourse.recourse import default_phrases
+
+    assert default_phrases(german_schema()) is GERMAN_PHRASES
+    _, schema, _ = hand
+    mine = FeatureSchema(
+        features=tuple(
+            replace(f, name="credit_amount") if f.name == "x2" else f for f in schema.features
+        ),
+        target=schema.target,
+    )
+    assert default_phrases(mine) == {}
+    spec = mine.features[1]
+    assert describe(spec, 5000.0, 4000.0, default_phrases(mine)) == (
+        "decrease `credit_amount` from 5,000 to 4,000"
+    )
+
+
+def test_phrases_are_checked_at_fit(hand):
+    from cfx.errors import UnknownNameError
+    from cfx.recourse import Recourse
+
+    model, schema, X = hand
+    with pytest.raises(UnknownNameError, match=r"`phrases` names features .* \['incme'\]"):
+        Recourse(model, schema, phrases={"incme": lambda a, b: "x"}).fit(X)
+    with pytest.raises(TypeError, match=r"must be callables .* not for \['x1'\]"):
+        Recourse(model, schema, phrases={"x1": "raise x1"}).fit(X)
+    mine = {"x1": lambda before, after: f"work {after - before} more years"}
+    res = Recourse(model, schema, phrases=mine, support=0.0).fit(X)
+    denied = pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]})
+    plans = [cf.plan for cf in res.explain(denied)[0].counterfactuals]
+    assert "work 4 more years" in plans  # logit -1.7 + 0.5 * 4 = 0.3: approved
+    assert "increase `x2` from 1 to 2.7" in plans  # the generic phrase for the others
