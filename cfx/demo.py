@@ -267,7 +267,8 @@ def section_recourse(out: Path, seed: int) -> list[str]:
     )
     parts = [
         rp.paragraph(
-            "Recourse for denied test applicants: the cheapest of up to 3 diverse, minimal "
+            "Recourse for denied test applicants: the first (cheapest, with neighbours the "
+            "model approves preferred) of up to 3 diverse, minimal "
             "counterfactuals (cost: numeric changes in MADs times the feature's action cost, plus "
             "the action cost of each category change; plausibility: share of the 5 nearest "
             "training applicants the model approves). Exact MILP for the logistic model, "

@@ -198,7 +198,7 @@ def render(res: Any) -> str:
             f"  {i}. {cf.plan}\n     cost {cf.cost:.2f}, P(approved) -> {cf.proba_after:.3f},"
             f" plausibility {cf.plausibility:.2f}"
         )
-    if res.counterfactuals and res.reason:  # fewer plans than asked for, and why
+    if res.counterfactuals and res.reason:  # below the data support, or fewer than asked
         lines.append(f"  note: {res.reason}")
     lines.append(f"  ({res.method}, {res.seconds * 1000:.0f} ms)")
     return "\n".join(lines)

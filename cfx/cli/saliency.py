@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.models import model_name
 from cfx.cli.options import given_flags
-from cfx.cli.paths import add_output_options, not_the_input_folder, out_folder
+from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real
 
 if TYPE_CHECKING:
@@ -225,6 +225,7 @@ def _model_channels(model: object) -> int | None:
 def _check_input(args: argparse.Namespace) -> list[Path] | None:
     """``--input``'s image files (None for a batch), checked before any model loads, and an
     ``--out`` that is not the ``--input`` folder (its figures would be read as images)."""
+    not_a_file(args.out)  # the folder is made once the inputs are read
     if args.input is None:
         return None
     from cfx.data.image_files import check_input_path

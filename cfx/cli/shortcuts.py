@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.models import model_name
 from cfx.cli.options import given_flags
-from cfx.cli.paths import add_output_options, not_the_input_folder, out_folder
+from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, counted
 
 if TYPE_CHECKING:
@@ -342,6 +342,7 @@ def check_sources(args: argparse.Namespace) -> list[Path] | None:
 
     files = check_input_path(args.input)
     not_the_input_folder(args.out, args.input)
+    not_a_file(args.out)  # the folder is made once the inputs are read
     return files
 
 

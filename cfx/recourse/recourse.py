@@ -370,18 +370,30 @@ class Recourse:
         return done("recourse", cfs, self._fewer(len(cfs), choice), proposal)
 
     def _fewer(self, n: int, choice: Choice) -> str:
-        """Why ``n`` plans, not ``k`` (empty when there are ``k``)."""
-        if n >= self.k:
-            return ""
+        """What to know about the ``n`` plans: that none reaches the data support (they are
+        the best supported found), and why ``n``, not ``k`` (empty when neither applies)."""
+        notes = []
+        if self.support > 0 and choice.supported_found == 0:
+            notes.append(
+                f"no plan reaches the data support (support={self.support:g}: the share of the "
+                f"{N_NEIGHBORS} nearest training applicants the model approves); these are the "
+                "best supported found (plausibility)"
+            )
         hidden = choice.valid_found - n  # distinct valid feature sets not shown
-        if self.support > 0 and choice.supported_found > 0 and hidden > 0:
-            return (
+        if n >= self.k:
+            pass
+        elif self.support > 0 and choice.supported_found > 0 and hidden > 0:
+            notes.append(
                 f"{n} of {self.k} plans: {hidden} more valid plan(s) with other features fall "
                 f"below the data support (support={self.support:g}: the share of the "
                 f"{N_NEIGHBORS} nearest training applicants the model approves); support=0 "
                 "lists them"
             )
-        return f"{n} of {self.k} plans: no other valid plan changes another set of features"
+        else:
+            notes.append(
+                f"{n} of {self.k} plans: no other valid plan changes another set of features"
+            )
+        return "; ".join(notes)
 
     def _choose(
         self, space: ActionSpace, actions: np.ndarray, evaluate: Evaluate, realise: Realise

@@ -70,8 +70,11 @@ class RecourseResult:
     index: Hashable  # the applicant's row label
     status: Status
     proba: float  # approval probability now
-    counterfactuals: tuple[Counterfactual, ...]  # cheapest first, pairwise different features
-    reason: str  # why there is no recourse, or why fewer than k plans (else empty)
+    # best first (cost plus the plausibility term; cheapest first with support=0; DiCE's as
+    # DiCE returns them), pairwise different features
+    counterfactuals: tuple[Counterfactual, ...]
+    # why there is no recourse; with plans: that none reaches the data support, why fewer than k
+    reason: str
     method: str  # the method that produced it ("milp", "tree", "search", "dice-random", ...)
     seconds: float  # wall time for this applicant
     min_cost: float | None = None  # proven minimum action cost (exact methods), data support aside
@@ -79,7 +82,7 @@ class RecourseResult:
 
     @property
     def plan(self) -> str:
-        """The cheapest counterfactual's plan, or the reason there is none."""
+        """The first (recommended) counterfactual's plan, or the reason there is none."""
         if self.counterfactuals:
             return self.counterfactuals[0].plan
         if self.status == "approved":
@@ -93,9 +96,10 @@ class RecourseResult:
 def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
     """One row per counterfactual (or per applicant without one), for CSV/JSON output.
 
-    Columns: ``index``, ``status``, ``rank`` (1 = cheapest; 0 when there is none), ``proba``,
-    ``proba_after``, ``cost``, ``n_changes``, ``changes`` (``feature: before -> after`` joined by
-    ``; ``), ``plan``, ``plausibility``, ``distance``, ``reason``, ``method``, ``seconds``.
+    Columns: ``index``, ``status``, ``rank`` (1 = the recommended plan; 0 when there is none),
+    ``proba``, ``proba_after``, ``cost``, ``n_changes``, ``changes`` (``feature: before ->
+    after`` joined by ``; ``), ``plan``, ``plausibility``, ``distance``, ``reason``, ``method``,
+    ``seconds``.
     """
     rows = []
     for res in results:

@@ -8,7 +8,10 @@ support (:class:`DataSupport`): a counterfactual that the model approves while t
 applicants around it are mostly denied is an artefact of the model, not advice. The order is
 ``cost + weight * (1 - share)``: among points that reach the minimum share, a point whose
 neighbours are all approved may cost up to ``weight * (1 - share)`` more than a less supported
-one and still come first (the plausibility term of the objective).
+one and still come first (the plausibility term of the objective). The chosen counterfactuals
+keep that order, best first, so the first is the same whatever ``k`` (sorted by cost alone,
+asking for two plans could put a cheaper, less supported one in front of the one ``k = 1``
+recommends).
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ class DataSupport:
 
 @dataclass(frozen=True)
 class Choice:
-    """The counterfactuals chosen for one applicant (rows aligned), cheapest first."""
+    """The counterfactuals chosen for one applicant (rows aligned), best first."""
 
     actions: np.ndarray  # (c, d) intervention points
     points: np.ndarray  # (c, d) where the actions lead (= actions without a causal model)
@@ -191,8 +194,7 @@ def choose(
         picked.append(pos)
         if len(picked) == k:
             break
-    picked_arr = np.array(picked, dtype=np.int64)
-    picked_arr = picked_arr[np.argsort(cost[candidates[picked_arr]], kind="stable")]
+    picked_arr = np.array(picked, dtype=np.int64)  # best first, in the selection's order
     sel = candidates[picked_arr]
     return Choice(
         actions=A[sel],

@@ -28,7 +28,15 @@ def test_counterfactuals_are_diverse_minimal_and_sorted(
         assert 1 <= len(cfs) <= 3
         sets = [frozenset(cf.features) for cf in cfs]
         assert len(set(sets)) == len(sets)  # pairwise different feature sets
-        assert [cf.cost for cf in cfs] == sorted(cf.cost for cf in cfs)
+        # best first: cost plus 15 per unit of missing support, when all reach the support
+        if all(cf.plausibility >= 0.8 for cf in cfs):
+            score = [cf.cost + 15 * (1 - cf.plausibility) for cf in cfs]
+            assert score == sorted(score)
+        else:  # none reached it ('these are the best supported found'): most supported first
+            assert "no plan reaches the data support" in res.reason
+            assert [cf.plausibility for cf in cfs] == sorted(
+                (cf.plausibility for cf in cfs), reverse=True
+            )
         applicant = denied[name].loc[res.index]
         for cf in cfs:
             assert model.predict_proba(_rows(german, [cf.values]))[0, 1] >= 0.5
@@ -103,10 +111,14 @@ def test_fewer_plans_blame_the_support_only_when_it_hid_some(german, split, cred
         z = np.zeros((shown, d))
         return Choice(z, z, np.zeros(shown), np.zeros(shown), valid, supported)
 
-    # no candidate reached the support: the best-supported ones are shown, nothing is hidden
+    # no candidate reached the support: the best-supported ones are shown, nothing is hidden,
+    # and the reason says they fall short (they were returned without a word)
     assert rec._fewer(2, choice(2, 2, 0)) == (
+        "no plan reaches the data support (support=0.8: the share of the 5 nearest training "
+        "applicants the model approves); these are the best supported found (plausibility); "
         "2 of 3 plans: no other valid plan changes another set of features"
     )
+    assert rec._fewer(3, choice(3, 3, 0)).startswith("no plan reaches the data support")
     assert "1 more valid plan(s)" in rec._fewer(2, choice(2, 3, 2))  # one hidden by support
     assert rec._fewer(3, choice(3, 5, 3)) == ""
 
@@ -154,3 +166,18 @@ def test_the_support_weight_trades_cost_against_plausibility(hand):
     assert choose(space, actions, weight=0.0, **kw).actions.tolist() == [[2.0, 2.4, 0.0]]
     # weight 2: x2 scores 2.1 + 2 x 0.5 = 3.1, x1 3.0 + 0 = 3.0, so x1 is kept
     assert choose(space, actions, weight=2.0, **kw).actions.tolist() == [[5.0, 1.0, 0.0]]
+
+
+@pytest.mark.parametrize("name", ["logistic", "mlp"])
+def test_the_recommended_plan_does_not_depend_on_how_many_are_asked_for(
+    german, split, credit_models, denied, name
+):
+    """The first plan is the selection's best (cost plus the plausibility term) for every k:
+    sorted by cost alone, k = 3 put a cheaper, less supported plan before the one k = 1
+    recommends (for 4 and 6 of these 15 applicants)."""
+    model, X = credit_models[name], german.X.iloc[split[0]]
+    first = {}
+    for k in (1, 3):
+        results = Recourse(model, german.schema, k=k).fit(X).explain(denied[name].iloc[:15])
+        first[k] = [r.counterfactuals[0].values if r.counterfactuals else None for r in results]
+    assert first[1] == first[3]
