@@ -34,12 +34,23 @@ def _is_number(value: object) -> bool:
 
 
 def _as_str_tuple(value: object, what: str) -> tuple[str, ...]:
+    """A tuple of str from a tuple, list or 1-D array (``df["col"].unique()``, an ``Index``),
+    in its order."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist) and getattr(value, "ndim", 1) == 1:  # numpy / pandas, not a scalar
+        value = tolist()
     if isinstance(value, str) or not isinstance(value, tuple | list):
         raise TypeError(f"{what} must be a tuple of str, got {value!r}")
     items = tuple(value)
     bad = [item for item in items if not isinstance(item, str)]
     if bad:
-        raise TypeError(f"{what} must contain only str, got {bad[:_SHOW]!r}")
+        hint = (
+            "; write codes as strings, e.g. ('1', '2'): the model is handed the training "
+            "column's own values"
+            if all(isinstance(b, int | float) and not isinstance(b, bool) for b in bad)
+            else ""
+        )
+        raise TypeError(f"{what} must contain only str, got {bad[:_SHOW]!r}{hint}")
     return items
 
 

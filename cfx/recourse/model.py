@@ -64,7 +64,13 @@ class TorchClassifier:
         from cfx.calls import frozen
 
         with frozen(self.module), torch.no_grad():
-            logits = self.module(torch.as_tensor(features, dtype=dtype, device=device))
+            try:
+                logits = self.module(torch.as_tensor(features, dtype=dtype, device=device))
+            except RuntimeError as err:  # e.g. the encoder's width is not the module's input
+                raise ValueError(
+                    f"TorchClassifier: the module failed on the encoder's output, shaped "
+                    f"{features.shape} (rows, encoded features): {err}"
+                ) from err
         if logits.ndim == 2 and logits.shape[1] == 2:
             if len(logits) and bool(
                 (logits >= 0).all() and torch.allclose(logits.sum(1), torch.ones(()).to(logits))

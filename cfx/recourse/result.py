@@ -122,7 +122,7 @@ def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
                     "cost": cf.cost,
                     "n_changes": cf.n_changes,
                     "changes": "; ".join(
-                        f"{c.feature}: {c.before} -> {c.after}" for c in cf.changes
+                        f"{c.feature}: {_short(c.before)} -> {_short(c.after)}" for c in cf.changes
                     ),
                     "plan": cf.plan,
                     "plausibility": cf.plausibility,
@@ -133,4 +133,11 @@ def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
         "index", "status", "rank", "proba", "proba_after", "cost", "n_changes", "changes",
         "plan", "plausibility", "distance", "reason", "method", "seconds",
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["n_changes"] = frame["n_changes"].astype("Int64")  # whole, blank without a plan
+    return frame
+
+
+def _short(value: Value) -> str:
+    """A value for the ``changes`` column: ``7384.71``, not ``7384.708463674906``."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

@@ -61,3 +61,10 @@ def test_a_module_ending_in_softmax_is_warned_about(hand):
     with torch.no_grad():
         want = torch.softmax(logits(torch.as_tensor(_encoder(X), dtype=torch.float32)), 1)
     assert np.allclose(p, want.double().numpy(), atol=1e-6)
+
+
+def test_a_module_of_another_input_width_is_named_with_the_encoders_shape(hand):
+    _, _, X = hand
+    wrong = TorchClassifier(torch.nn.Linear(3, 2), _encoder)  # the encoder gives 2 features
+    with pytest.raises(ValueError, match=r"encoder's output, shaped \(12, 2\)"):
+        wrong.predict_proba(X)

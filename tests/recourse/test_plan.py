@@ -112,3 +112,27 @@ def test_phrases_are_checked_at_fit(hand):
     plans = [cf.plan for cf in res.explain(denied)[0].counterfactuals]
     assert "work 4 more years" in plans  # logit -1.7 + 0.5 * 4 = 0.3: approved
     assert "increase `x2` from 1 to 2.7" in plans  # the generic phrase for the others
+
+
+def test_to_frame_rounds_changes_and_keeps_counts_whole():
+    """`changes` shows 7384.71, not 7384.708463674906; n_changes stays whole (Int64) beside an
+    approved applicant's blank row."""
+    from cfx.recourse import Counterfactual, RecourseResult
+
+    change = Change("income", 5000.123, 7384.708463674906, 1.2, True, "raise income")
+    cf = Counterfactual(
+        changes=(change,),
+        values={"income": 7384.708463674906},
+        cost=1.2,
+        proba_before=0.3,
+        proba_after=0.6,
+        plausibility=1.0,
+        distance=0.1,
+        plan="raise income",
+    )
+    denied = RecourseResult(7, "recourse", 0.3, (cf,), "", "search", 0.01)
+    approved = RecourseResult(8, "approved", 0.9, (), "", "search", 0.01)
+    table = to_frame([denied, approved])
+    assert table["changes"].tolist()[0] == "income: 5000.12 -> 7384.71"
+    assert str(table["n_changes"].dtype) == "Int64" and table["n_changes"].tolist()[0] == 1
+    assert table["n_changes"].isna().tolist() == [False, True]

@@ -1,0 +1,25 @@
+"""cfx.data.schema: how a user describes their features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfx.data.schema import FeatureSpec
+
+
+def test_categories_may_come_straight_from_the_data_in_their_order():
+    column = pd.Series(["rent", "own", "rent", "mortgage"])
+    for given in (column.unique(), pd.Index(["rent", "own", "mortgage"]), ["rent", "own"]):
+        spec = FeatureSpec("housing", "categorical", categories=given)
+        assert spec.categories == tuple(given) and type(spec.categories[0]) is str
+    with pytest.raises(TypeError, match="must be a tuple of str"):
+        FeatureSpec("housing", "categorical", categories="rent,own")
+
+
+def test_integer_codes_are_refused_with_how_to_write_them():
+    with pytest.raises(TypeError, match=r"got \[1, 2, 3\]; write codes as strings"):
+        FeatureSpec("region", "categorical", categories=(1, 2, 3))
+    with pytest.raises(TypeError, match=r"got \[1, 2\]; write codes as strings"):
+        FeatureSpec("region", "categorical", categories=np.array([1, 2]))
