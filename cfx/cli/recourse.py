@@ -354,7 +354,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         raise ValueError(f"applicant ids must be unique in `--input`, got {twice!r} twice")
     # every row, before any work: errors name rows, and out-of-range values are said once
     codes = rec.codec_.to_codes(frame, what="--input")  # (n, d)
-    range_notice(data.schema, codes, frame.index)
+    range_notice(data.schema, codes, frame.index, rec.scales_)
     digest = dict(zip(frame.index, input_digests(codes), strict=True))
     _claim(args, rec, fmt)
     done = finished(args.out, fmt)

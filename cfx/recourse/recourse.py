@@ -274,7 +274,7 @@ class Recourse:
         if isinstance(applicants, pd.Series):  # one applicant
             applicants = applicants.to_frame().T.infer_objects()
         Z = self.codec_.to_codes(applicants)  # (n, d), validated
-        range_notice(self.schema, Z, applicants.index)
+        range_notice(self.schema, Z, applicants.index, self.scales_)
         schema = self.schema if constraints is None else constraints.apply(self.schema)
         max_changes = self.max_changes
         if constraints is not None and constraints.max_changes is not None:
@@ -498,9 +498,12 @@ class Recourse:
         )
 
 
-def range_notice(schema: FeatureSchema, Z: np.ndarray, index: pd.Index) -> None:
+def range_notice(
+    schema: FeatureSchema, Z: np.ndarray, index: pd.Index, scales: Scales | None = None
+) -> None:
     """Warn once (tagged ``cfx_value_range``) about applicants' numeric values ``Z`` ``(n, d)``
-    outside their feature's range (an age of 200, an installment-rate code 9): they are kept,
+    outside their feature's range (an age of 200, an installment-rate code 9): the schema's
+    bounds, else, with the fitted ``scales``, the range of the training data. They are kept,
     since ranges bound where a plan may go, not who may ask, but the model has seen no one
     like them and a typo is likely."""
     found: list[str] = []
@@ -508,22 +511,25 @@ def range_notice(schema: FeatureSchema, Z: np.ndarray, index: pd.Index) -> None:
     for j, spec in enumerate(schema.features):
         if spec.kind != "numeric":
             continue
-        low = -np.inf if spec.lower is None else spec.lower
-        high = np.inf if spec.upper is None else spec.upper
-        outside = np.flatnonzero((Z[:, j] < low) | (Z[:, j] > high))
+        low, high = spec.lower, spec.upper
+        if scales is not None:  # the schema's bounds, else the training data's min and max
+            low, high = float(scales.lower[j]), float(scales.upper[j])
+        below = -np.inf if low is None else low
+        above = np.inf if high is None else high
+        outside = np.flatnonzero((Z[:, j] < below) | (Z[:, j] > above))
         count += len(outside)
         for i in outside[: max(0, 5 - len(found))].tolist():
             value = Z[i, j]
             shown = int(value) if spec.integer and float(value).is_integer() else float(value)
             found.append(
-                f"row {_label(index[i])!r}: {spec.name} = {shown} ({spec.lower:g}..{spec.upper:g})"
-                if spec.lower is not None and spec.upper is not None
+                f"row {_label(index[i])!r}: {spec.name} = {shown} ({low:g}..{high:g})"
+                if low is not None and high is not None
                 else f"row {_label(index[i])!r}: {spec.name} = {shown}"
             )
     if count:
         log.warning(
-            "%d applicant value(s) lie outside their feature's range (the schema's bounds), "
-            "e.g. %s; kept as given (ranges bound where a plan may "
+            "%d applicant value(s) lie outside their feature's range (the schema's bounds, "
+            "else the training data's), e.g. %s; kept as given (ranges bound where a plan may "
             "go), but the model has seen no one like them: check them for typos",
             count,
             "; ".join(found),

@@ -366,3 +366,22 @@ def test_nothing_allowed_to_change_is_a_proof_for_every_method(hand, method):
     assert res.status == "infeasible" and res.counterfactuals == ()
     assert res.reason.startswith("no feature may change")
     assert res.max_proba == pytest.approx(float(model.predict_proba(applicant)[0, 1]))
+
+
+def test_values_outside_the_training_range_are_noticed_without_schema_bounds(hand, caplog):
+    """Without bounds in the schema, the training data's range is the one a plan keeps to, so
+    an applicant outside it (x1 = 60 where training rows hold 4..6) is noticed (it passed
+    silently: only schema bounds were checked)."""
+    from dataclasses import replace
+
+    model, schema, X = hand
+    unbounded = FeatureSchema(
+        features=tuple(
+            replace(f, lower=None, upper=None) if f.name == "x1" else f for f in schema.features
+        ),
+        target=schema.target,
+    )
+    rec = Recourse(model, unbounded, method="search").fit(X)
+    with caplog.at_level("WARNING", logger="cfx.recourse.recourse"):
+        rec.explain(pd.DataFrame({"x1": [60], "x2": [1.0], "c": ["a"]}, index=[400]))
+    assert "row 400: x1 = 60 (4..6)" in caplog.text
