@@ -336,7 +336,7 @@ def invert(
         opt = torch.optim.Adam([z], lr=lr)
         dims = tuple(range(1, z.ndim))
         iterator = range(steps)
-        if show_progress:
+        if show_progress and steps > 0:  # the encoder alone: no loop to show
             from cfx.progress import tqdm
 
             iterator = tqdm(iterator, desc="inverting", unit="step")

@@ -193,6 +193,15 @@ def test_zero_steps_returns_the_encoder_latents():
     assert bool(res.encoder_psnr.isfinite().all())
 
 
+def test_zero_steps_draw_no_progress_bar(capsys):
+    """The encoder alone has no loop: an 'inverting: 0step' bar was drawn for it."""
+    g = LinearGenerator()
+    invert(g, _images(g), steps=0, perceptual="none", show_progress=True)
+    assert "inverting" not in capsys.readouterr().err
+    invert(g, _images(g), steps=2, perceptual="none", show_progress=True)
+    assert "inverting" in capsys.readouterr().err
+
+
 def test_zero_steps_report_no_perceptual_loss_as_none_ran():
     g = WithEncoderNet()
     assert invert(g, _images(g), steps=0, perceptual="encoder").perceptual == "none"

@@ -148,8 +148,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="where targeted/target_map pull the map: 'mirror', the lesion mirrored into the "
         "other hemisphere (the default for the built-in slices), or 'marker', the scanner-marker "
-        "corner (the only choice for --input; little moves there, the background's gradient "
-        "is near zero)",
+        "corner of 64x64 slices (little moves there, the background's gradient is near zero); "
+        "for your own images, --region-mask",
+    )
+    a.add_argument(
+        "--region-mask",
+        type=Path,
+        default=None,
+        help="targeted/target_map: a region of your own to pull the map into, one for every "
+        "image: a mask file (0 and one other value) or a .npy/.pt (H, W) of bool or 0/1 at "
+        "the images' size (instead of --region)",
     )
     a.add_argument(
         "--epsilon", default="8/255", help="L-inf budget, fraction of the range (default: 8/255)"
@@ -251,6 +259,22 @@ def _read_input(args: argparse.Namespace, files: list[Path] | None, model: objec
     return x
 
 
+def _read_region(path: Path, size: tuple[int, int]) -> torch.Tensor:
+    """``--region-mask`` as one ``(1, 1, H, W)`` bool mask of the images' ``size``."""
+    from cfx.data.image_files import IMAGE_FILES, read_mask
+    from cfx.data.io import load_region
+
+    if path.suffix.lower() in IMAGE_FILES:
+        if not path.is_file():
+            raise FileNotFoundError(f"`--region-mask` file not found: {path}")
+        region = read_mask(path, size, "--region-mask")
+    else:
+        region = load_region(path, size, name="--region-mask")
+    if not bool(region.any()):
+        raise ValueError(f"`--region-mask` {path} marks no pixel")
+    return region
+
+
 def _built_in(args: argparse.Namespace, n: int) -> None:
     """Fill ``--n``/``--seed`` for the built-in slices; with ``--input`` they would do nothing,
     so giving them is an error rather than silently ignored."""
@@ -344,7 +368,11 @@ def run_compare(args: argparse.Namespace) -> int:
             "slice tumour from the first pixels inserted)."
         )
     (out / "table.md").write_text(note + "\n\n" + res.to_markdown(), encoding="utf-8")
-    saliency_grid(x, masks, res.maps, res.methods, out / "grid.png")
+    import torch
+
+    # the grid's rows: images with something to find first (an empty mask scores nothing)
+    shown = torch.argsort((~masks.flatten(1).any(1)).to(torch.uint8), stable=True)
+    saliency_grid(x[shown], masks[shown], res.maps[:, shown], res.methods, out / "grid.png")
     attacked = []
     if args.attack_n > 0:
         for name in COMPARE_ATTACKS:
@@ -411,17 +439,23 @@ def run_attack(args: argparse.Namespace) -> int:
     restarts = 1 if args.restarts is None else check_int("--restarts", args.restarts)
     beta = 50.0 if args.beta is None else check_real("--beta", args.beta, low=0.0, open_low=True)
     aims = args.objective in ("targeted", "target_map")
-    if args.region is not None and not aims:
-        raise ValueError(
-            f"`--region` is where targeted and target_map attacks pull the map; "
-            f"`--objective {args.objective}` has none"
-        )
+    for flag, given_region in (("--region", args.region), ("--region-mask", args.region_mask)):
+        if given_region is not None and not aims:
+            raise ValueError(
+                f"`{flag}` is where targeted and target_map attacks pull the map; "
+                f"`--objective {args.objective}` has none"
+            )
+    if args.region is not None and args.region_mask is not None:
+        raise ValueError("`--region` and `--region-mask` both say where to pull the map: give one")
     if args.region == "mirror" and args.input is not None:
         raise ValueError(
-            "`--region mirror` mirrors the built-in slices' lesion masks; with --input only "
-            "`--region marker` is available"
+            "`--region mirror` mirrors the built-in slices' lesion masks; with --input, "
+            "`--region marker` (64x64 slices) or a region of your own, `--region-mask`"
         )
-    region_name = args.region or ("marker" if args.input is not None else "mirror")
+    if args.region_mask is not None:
+        region_name = "mask"
+    else:
+        region_name = args.region or ("marker" if args.input is not None else "mirror")
     files = _check_input(args)
     model = load_classifier(
         model_name("--classifier", args.classifier, "classifier", has_generator=False)
@@ -434,10 +468,13 @@ def run_attack(args: argparse.Namespace) -> int:
     explainer = build_method(args.method, model)
     gen = torch.Generator().manual_seed(0)
     h, w = x.shape[2:]
-    if aims and (h, w) != (SIZE, SIZE):
+    if aims and region_name == "mask":
+        region = _read_region(args.region_mask, (h, w))
+    elif aims and (h, w) != (SIZE, SIZE):
         raise ValueError(
             f"`--objective {args.objective}` pulls the map into the scanner-marker corner of "
-            f"the {SIZE}x{SIZE} brain slices; --input images are {h}x{w}"
+            f"the {SIZE}x{SIZE} brain slices; --input images are {w}x{h}: give your own region "
+            "with --region-mask"
         )
     # what targeted attacks pull the map into: a fake reason, (B, 1, H, W) bool
     corner = marker_mask(w).expand(x.shape[0], 1, h, w)
@@ -445,6 +482,8 @@ def run_attack(args: argparse.Namespace) -> int:
         goal = mirrored_lesion(masks)
         empty = goal.flatten(1).sum(1) < MIRROR_MIN_PIXELS  # a lesion on the midline
         goal[empty] = corner[empty]  # those slices aim at the marker corner instead
+    elif aims and region_name == "mask":
+        goal, empty = region.expand(x.shape[0], 1, h, w), torch.zeros(x.shape[0], dtype=torch.bool)
     else:
         goal, empty = corner, torch.zeros(x.shape[0], dtype=torch.bool)
     show = not args.no_progress
@@ -502,6 +541,7 @@ def run_attack(args: argparse.Namespace) -> int:
     }
     if aims:  # the map's share in what these attacks pull it into
         summary["region"] = region_name
+        summary["region_mask"] = None if args.region_mask is None else str(args.region_mask)
         summary["region_on_marker_instead"] = int(empty.sum())  # none unless mirror
         summary["region_mass"] = {
             "before": mean_and_ci(relevance_mass_accuracy(res.maps.abs(), goal)),

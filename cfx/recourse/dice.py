@@ -150,6 +150,18 @@ class DiceRecourse:
                 ranges[name] = [str(codec.value(j, c)) for c in codes]
         return vary, ranges
 
+    def _why(self) -> str:
+        """What to know when DiCE finds nothing: kdtree proposes only training applicants
+        who share the applicant's immutable values, which for an immutable number (an age)
+        few or none do."""
+        if self.method != "dice-kdtree":
+            return ""
+        return (
+            " (dice-kdtree proposes only training applicants who share this applicant's "
+            "immutable values, which for an immutable number such as an age few or none do; "
+            "dice-random, dice-genetic and cfx's own methods have no such limit)"
+        )
+
     def propose(self, space: ActionSpace, *, k: int, evaluate: Evaluate) -> Proposal:
         codec = self.view.codec
         vary, ranges = self.permitted(space)
@@ -179,8 +191,9 @@ class DiceRecourse:
             cfs = found.cf_examples_list[0].final_cfs_df
         except Exception as err:  # DiCE raises when it finds nothing
             log.info("dice-ml found no counterfactual: %s", err)
-            return Proposal(actions=np.zeros((0, space.d)), reason=f"dice-ml: {err}")
+            return Proposal(actions=np.zeros((0, space.d)), reason=f"dice-ml: {err}{self._why()}")
         if cfs is None or len(cfs) == 0:
-            return Proposal(actions=np.zeros((0, space.d)), reason="dice-ml returned nothing")
+            reason = f"dice-ml returned nothing{self._why()}"
+            return Proposal(actions=np.zeros((0, space.d)), reason=reason)
         actions = _codes(self.view, cfs, "dice-ml counterfactuals")
         return Proposal(actions=actions, evaluated=len(actions))

@@ -158,7 +158,7 @@ def test_region_is_checked_before_the_work(tmp_path, capsys):
     assert "`--objective top_k` has none" in capsys.readouterr().err
     argv = ["saliency", "attack", "--input", "x.npy", "--objective", "targeted"]
     assert main([*argv, "--region", "mirror", "--out", str(tmp_path / "b")]) == 2
-    assert "with --input only `--region marker`" in capsys.readouterr().err
+    assert "with --input, `--region marker` (64x64 slices) or" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
@@ -280,3 +280,67 @@ def test_compare_takes_png_folders_of_images_and_masks(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "last")]) == 2  # was a traceback from conv2d
     assert "channels last? save x.transpose(0, 3, 1, 2)" in capsys.readouterr().err
     assert not (tmp_path / "last").exists()
+
+
+def test_the_grid_shows_images_with_a_mask_first(tmp_path, monkeypatch):
+    """An empty mask has nothing to find: such images go to the end of grid.png's rows (the
+    first six images were shown, whatever their masks)."""
+    import numpy as np
+
+    import cfx.viz
+    from cfx.saliency.compare import tumour_slices
+
+    x, masks = tumour_slices(3, seed=1)
+    masks[0] = False  # the first image's mask is empty
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "m.npy", masks.numpy())
+    seen = {}
+
+    def grid(images, grid_masks, maps, names, path, **kwargs):
+        seen["masks"] = grid_masks
+        return path
+
+    monkeypatch.setattr(cfx.viz, "saliency_grid", grid)
+    argv = ["saliency", "compare", "--input", str(tmp_path / "x.npy"), "--masks"]
+    argv += [str(tmp_path / "m.npy"), "--methods", "gradient", "--attack-n", "0", "--out"]
+    assert main([*argv, str(tmp_path / "cmp"), "--no-progress"]) == 0
+    assert seen["masks"].flatten(1).any(1).tolist() == [True, True, False]
+    assert torch.equal(seen["masks"][:2], masks[1:])  # the others keep their order
+
+
+def test_a_region_of_your_own_for_targeted_attacks(tmp_path, capsys):
+    """The marker box given as a mask file pulls the map exactly as `--region marker` does
+    (same images, same seed); misuse is named."""
+    import numpy as np
+    from PIL import Image
+
+    from cfx.data.brain import marker_mask
+    from cfx.saliency.compare import tumour_slices
+
+    x, _ = tumour_slices(2, seed=1)
+    np.save(tmp_path / "x.npy", x.numpy())
+    box = marker_mask(64)[0, 0].numpy().astype(np.uint8) * 255
+    Image.fromarray(box).save(tmp_path / "box.png")
+    base = ["saliency", "attack", "--input", str(tmp_path / "x.npy"), "--objective", "targeted"]
+    base += ["--steps", "2", "--no-progress"]
+    assert main([*base, "--region", "marker", "--out", str(tmp_path / "a")]) == 0
+    mask = ["--region-mask", str(tmp_path / "box.png")]
+    assert main([*base, *mask, "--out", str(tmp_path / "b")]) == 0
+    a = json.loads((tmp_path / "a" / "attack.json").read_text())
+    b = json.loads((tmp_path / "b" / "attack.json").read_text())
+    assert b["region"] == "mask" and b["region_mask"].endswith("box.png")
+    assert (
+        b["region_mass"] == a["region_mass"] and b["top_k_intersection"] == a["top_k_intersection"]
+    )
+    capsys.readouterr()
+    top_k = ["saliency", "attack", "--input", str(tmp_path / "x.npy"), *mask]
+    assert main([*top_k, "--out", str(tmp_path / "c")]) == 2
+    assert (
+        "`--region-mask` is where targeted and target_map attacks pull" in capsys.readouterr().err
+    )
+    assert main([*base, *mask, "--region", "marker", "--out", str(tmp_path / "c")]) == 2
+    assert "give one" in capsys.readouterr().err
+    Image.fromarray(box * 0).save(tmp_path / "none.png")
+    nothing = ["--region-mask", str(tmp_path / "none.png")]
+    assert main([*base, *nothing, "--out", str(tmp_path / "c")]) == 2
+    assert "none.png marks no pixel" in capsys.readouterr().err

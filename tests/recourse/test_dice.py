@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cfx.recourse import Recourse
+from cfx.recourse import Constraints, Recourse
 
 
 def test_dice_random_through_the_adapter(german, split, credit_models, denied):
@@ -77,3 +77,15 @@ def test_dice_ranges_reach_back_to_an_applicant_outside_the_allowed_range(hand):
         space = ActionSpace.build(bounded, rec.codec_.to_codes(applicant)[0], rec.scales_, None)
         _, ranges = rec.engine_.permitted(space)
         assert ranges["x1"] == want
+
+
+def test_kdtree_finding_nothing_says_why(hand):
+    """dice-kdtree draws training applicants who share the immutable values; no training row
+    has x2 = 1.0, so nothing can be found, and the reason says so (it was DiCE's 'kindly
+    check your configuration')."""
+    model, schema, X = hand
+    rec = Recourse(model, schema, method="dice-kdtree", support=0.0).fit(X)
+    applicant = pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]})  # logit -1.7: denied
+    (res,) = rec.explain(applicant, constraints=Constraints(immutable=("x2",)))
+    assert res.status == "not_found"
+    assert "dice-kdtree proposes only training applicants who share" in res.reason
