@@ -464,28 +464,29 @@ def run_attack(args: argparse.Namespace) -> int:
         x = _read_input(args, files, model)
     else:
         x, masks = tumour_slices(args.n, args.seed)
+    h, w = x.shape[2:]
+    # what targeted attacks pull the map into: a fake reason, (B, 1, H, W) bool; checked
+    # before --out is made or any work is done
+    empty = torch.zeros(x.shape[0], dtype=torch.bool)  # images aiming at the corner instead
+    goal = torch.zeros(x.shape[0], 1, h, w, dtype=torch.bool)  # no aim: unused
+    if aims and region_name == "mask":
+        goal = _read_region(args.region_mask, (h, w)).expand(x.shape[0], 1, h, w)
+    elif aims:
+        if (h, w) != (SIZE, SIZE):
+            raise ValueError(
+                f"`--objective {args.objective}` pulls the map into the scanner-marker corner "
+                f"of the {SIZE}x{SIZE} brain slices; --input images are {w}x{h}: give your own "
+                "region with --region-mask"
+            )
+        corner = marker_mask(w).expand(x.shape[0], 1, h, w)
+        goal = corner
+        if region_name == "mirror":
+            goal = mirrored_lesion(masks)
+            empty = goal.flatten(1).sum(1) < MIRROR_MIN_PIXELS  # a lesion on the midline
+            goal[empty] = corner[empty]  # those slices aim at the marker corner instead
     out_folder(args.out)  # inputs read, before the work
     explainer = build_method(args.method, model)
     gen = torch.Generator().manual_seed(0)
-    h, w = x.shape[2:]
-    if aims and region_name == "mask":
-        region = _read_region(args.region_mask, (h, w))
-    elif aims and (h, w) != (SIZE, SIZE):
-        raise ValueError(
-            f"`--objective {args.objective}` pulls the map into the scanner-marker corner of "
-            f"the {SIZE}x{SIZE} brain slices; --input images are {w}x{h}: give your own region "
-            "with --region-mask"
-        )
-    # what targeted attacks pull the map into: a fake reason, (B, 1, H, W) bool
-    corner = marker_mask(w).expand(x.shape[0], 1, h, w)
-    if aims and region_name == "mirror":
-        goal = mirrored_lesion(masks)
-        empty = goal.flatten(1).sum(1) < MIRROR_MIN_PIXELS  # a lesion on the midline
-        goal[empty] = corner[empty]  # those slices aim at the marker corner instead
-    elif aims and region_name == "mask":
-        goal, empty = region.expand(x.shape[0], 1, h, w), torch.zeros(x.shape[0], dtype=torch.bool)
-    else:
-        goal, empty = corner, torch.zeros(x.shape[0], dtype=torch.bool)
     show = not args.no_progress
     if args.objective == "random":
         res = RandomSign(explainer, epsilon=eps, k=args.k).perturb(x, generator=gen)

@@ -371,7 +371,10 @@ def user_sources(
     if args.marker_mask.suffix.lower() in IMAGE_FILES:
         if not args.marker_mask.is_file():
             raise FileNotFoundError(f"`--marker-mask` file not found: {args.marker_mask}")
-        marker = read_mask(args.marker_mask, size, "--marker-mask", resize=True)
+        from cfx.data.image_files import image_size
+
+        drawn_on = None if files is None else image_size(files[0])  # the scans' own size
+        marker = read_mask(args.marker_mask, size, "--marker-mask", resize=True, drawn_on=drawn_on)
     else:
         marker = load_region(args.marker_mask, size, name="--marker-mask")
     if not bool(marker.any()):

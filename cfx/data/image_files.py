@@ -80,16 +80,22 @@ def _note(notes: Notes | None, kind: str, path: Path, detail: int | str, name: s
         notes.setdefault(kind, []).append((path.name, detail))
 
 
-def _say(notes: Notes, name: str, size: tuple[int, int] | None) -> None:
-    """One warning per kind of notice, naming the files (the first few) it concerns."""
+def _say(notes: Notes, name: str, size: tuple[int, int] | None, total: int) -> None:
+    """One warning per kind of notice, naming the files (the first few) it concerns, of
+    ``total`` files read."""
     to = "" if size is None else f"{size[1]}x{size[0]}"
     for kind, found in notes.items():
         names = [f for f, _ in found]
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         details = [d for _, d in found]
-        detail = max(details) if all(isinstance(d, int) for d in details) else details[0]
+        numbers = all(isinstance(d, int) for d in details)
+        detail = max(details) if numbers else details[0]
         text = _NOTICES[kind].format(n=detail, size=to)
-        log.warning("`%s` %s: %s", name, shown, text if len(names) == 1 else f"{text} (most)")
+        if len(set(details)) > 1:  # the figure is one file's
+            text += " (the largest figure)" if numbers else f" ({names[0]}'s)"
+        if len(names) == total and total > 1:
+            shown = f"all {total} files ({shown})"
+        log.warning("`%s` %s: %s", name, shown, text)
 
 
 def _open(path: Path, name: str, notes: Notes | None = None) -> Image.Image:
@@ -181,7 +187,7 @@ def read_images(
     are warned about once per kind of problem, naming them."""
     notes: Notes = {}
     images = [read_image(f, channels, size, name, notes) for f in files]
-    _say(notes, name, size)
+    _say(notes, name, size, len(files))
     first = tuple(images[0].shape[-2:])
     for f, x in zip(files, images, strict=True):
         if tuple(x.shape[-2:]) != first:
@@ -193,27 +199,47 @@ def read_images(
     return torch.cat(images)
 
 
+def image_size(path: Path, name: str = "--input") -> tuple[int, int]:
+    """``(H, W)`` of an image file, read from its header."""
+    width, height = _open(path, name, {}).size
+    return height, width
+
+
 def read_mask(
-    path: Path, size: tuple[int, int], name: str = "--masks", *, resize: bool = False
+    path: Path,
+    size: tuple[int, int],
+    name: str = "--masks",
+    *,
+    resize: bool = False,
+    drawn_on: tuple[int, int] | None = None,
 ) -> Tensor:
     """A mask file as ``(1, 1, H, W)`` bool: True where the file is not 0. It may hold 0 and
-    one other value only. Its size must be ``size`` ``(H, W)``, its image's; with ``resize``
-    a mask of another size is resized to it by nearest neighbour, as its image was resized
-    (bilinearly) to a generator's size."""
+    one other value only. Its size must be ``size`` ``(H, W)``, its image's. With ``resize``
+    (its image was resized to a generator's ``size``) a mask of the size of the image file it
+    was drawn on, ``drawn_on`` ``(H, W)``, or of ``size``'s shape is resized to ``size`` by
+    nearest neighbour, as its image was."""
     img = _open(path, name)
     raw = np.asarray(img if img.mode in GREY_MODES else img.convert("L"))
     if raw.ndim == 3:  # grey with alpha
         raw = raw[..., 0]
     h, w = size
-    stretched = abs(raw.shape[1] / raw.shape[0] - w / h) > 0.01
-    if tuple(raw.shape) != tuple(size) and (not resize or stretched):
+    same_shape = abs(raw.shape[1] / raw.shape[0] - w / h) <= 0.01
+    fits = tuple(raw.shape) == tuple(size) or (
+        resize and (same_shape or tuple(raw.shape) == drawn_on)
+    )
+    if not fits:
+        image = f"{w}x{h}" if drawn_on is None else f"{drawn_on[1]}x{drawn_on[0]}"
         raise ValueError(
-            f"`{name}` {path.name} is {raw.shape[1]}x{raw.shape[0]} pixels; its image is "
-            f"{w}x{h}"
-            + (" (a mask may be larger or smaller, not of another shape)" if resize else "")
+            f"`{name}` {path.name} is {raw.shape[1]}x{raw.shape[0]} pixels; its image is {image}"
+            + (f" (read at {w}x{h})" if resize and drawn_on not in (None, size) else "")
         )
     values = np.unique(raw)
-    if values.size > 2 or (values.size == 2 and values[0] != 0):
+    if values.size == 2 and values[0] != 0:
+        raise ValueError(
+            f"`{name}` {path.name} holds {values[0]} and {values[1]}, neither 0: a mask file "
+            "holds 0 for the background and one value for the region"
+        )
+    if values.size > 2:
         why = (
             "JPEG's compression adds values: save masks as PNG"
             if path.suffix.lower() in (".jpg", ".jpeg")
@@ -259,7 +285,12 @@ def load_masks_for(
             )
         size = (int(images.shape[-2]), int(images.shape[-1]))
         chosen = mask_files(files, path, name)
-        masks = torch.cat([read_mask(f, size, name, resize=resize) for f in chosen])
+        masks = torch.cat(
+            [
+                read_mask(m, size, name, resize=resize, drawn_on=image_size(f, images_name))
+                for f, m in zip(files, chosen, strict=True)
+            ]
+        )
         _warn_large(masks, [f.name for f in chosen], name)
         return masks
     from cfx.data.io import load_masks

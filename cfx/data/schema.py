@@ -47,9 +47,14 @@ def _as_str_tuple(value: object, what: str) -> tuple[str, ...]:
         hint = (
             "; write codes as strings, e.g. ('1', '2'): the model is handed the training "
             "column's own values"
-            if all(isinstance(b, int | float) and not isinstance(b, bool) for b in bad)
+            if all(
+                isinstance(b, int | float) and not isinstance(b, bool) and b == b  # not NaN
+                for b in bad
+            )
             else ""
         )
+        if any(b is None or (isinstance(b, float) and b != b) for b in bad):
+            hint = "; a missing value (NaN/None) is not a category: drop it"
         raise TypeError(f"{what} must contain only str, got {bad[:_SHOW]!r}{hint}")
     return items
 

@@ -46,7 +46,8 @@ def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.nd
                 f"(first: {rows[:5].tolist()})"
             )
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))  # (D, D), also for D = 1
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
     diff = mu_a - mu_b
     value = float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * _trace_sqrt(cov_a, cov_b))
     return max(value, 0.0)  # rounding leaves e.g. -4e-6 for two identical sets

@@ -87,6 +87,17 @@ class TorchClassifier:
                 )
             p = torch.softmax(logits.double(), dim=1)[:, 1]  # (B,)
         elif logits.ndim == 1 or (logits.ndim == 2 and logits.shape[1] == 1):
+            if len(logits) > 1 and bool(((logits >= 0) & (logits <= 1)).all()):
+                import warnings
+
+                warnings.warn(
+                    "TorchClassifier: every output of the module's one-column head lies in "
+                    "[0, 1], as a sigmoid's would; taken for a logit it goes through a sigmoid "
+                    "again, and every probability lands in [0.5, 0.73]. Drop the module's "
+                    "sigmoid (it must return the logit)",
+                    UserWarning,
+                    stacklevel=2,
+                )
             p = torch.sigmoid(logits.double().reshape(-1))  # (B,)
         else:
             raise ValueError(

@@ -139,5 +139,10 @@ def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
 
 
 def _short(value: Value) -> str:
-    """A value for the ``changes`` column: ``7384.71``, not ``7384.708463674906``."""
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    """A value for the ``changes`` column: ``7384.71``, not ``7384.708463674906`` (two
+    decimals from 1 up, never an exponent; six significant digits below 1)."""
+    if not isinstance(value, float):
+        return str(value)
+    if abs(value) >= 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{value:.6g}"

@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -74,19 +74,16 @@ class Codec:
         self._dtypes: list[pd.CategoricalDtype | None] = []
         self._codes: list[np.ndarray | None] = []
         self._labels: list[np.ndarray] = []  # per schema category, the value handed to the model
+        self._plain: list[Any] = []  # the dtype a non-categorical column is handed back in
         for f in schema.features:
-            dtype, codes, labels = (
-                _categories_like(f, like[f.name])
-                if f.kind != "numeric"
-                else (
-                    None,
-                    None,
-                    np.zeros(0),
-                )
-            )
+            if f.kind == "numeric":
+                dtype, codes, labels, plain = None, None, np.zeros(0), None
+            else:
+                dtype, codes, labels, plain = _categories_like(f, like[f.name])
             self._dtypes.append(dtype)
             self._codes.append(codes)
             self._labels.append(labels)
+            self._plain.append(plain)
 
     def to_codes(self, df: pd.DataFrame, *, what: str = "applicants") -> np.ndarray:
         """Validate ``df`` (missing columns, NaN, non-numeric values, unknown categories) and
@@ -139,7 +136,9 @@ class Codec:
                 assert codes is not None
                 columns[name] = pd.Categorical.from_codes(codes[col.astype(np.int64)], dtype=dtype)
             else:
-                columns[name] = self._labels[j][col.astype(np.int64)]
+                values = self._labels[j][col.astype(np.int64)]
+                plain = self._plain[j]
+                columns[name] = values if plain is None else pd.array(values, dtype=plain)
         return pd.DataFrame(columns, index=index, copy=False)
 
     def value(self, j: int, code: float) -> float | str:
@@ -151,13 +150,15 @@ class Codec:
 
 def _categories_like(
     spec: FeatureSpec, column: pd.Series
-) -> tuple[pd.CategoricalDtype | None, np.ndarray | None, np.ndarray]:
+) -> tuple[pd.CategoricalDtype | None, np.ndarray | None, np.ndarray, Any]:
     """How the schema's categories of ``spec`` go back into a frame like the training
-    ``column``: ``(dtype, codes, labels)``. A categorical column: its dtype (with any schema
-    category it lacks appended) and each schema category's code in it. Any other column: each
-    schema category as a value of the column's dtype (``"2"`` as the integer 2 for an integer
-    column, as the string otherwise)."""
+    ``column``: ``(dtype, codes, labels, plain)``. A categorical column: its dtype (with any
+    schema category it lacks appended) and each schema category's code in it. A number or
+    bool column (``Int64`` and other pandas dtypes too): each schema category as a value of
+    the column's dtype (``"2"`` as the integer 2, ``"True"`` as True) and that dtype as
+    ``plain``. Any other column: the column's own value that prints as the category."""
     cats = list(spec.categories)
+    where = f"X_train column `{spec.name}`"
     if isinstance(column.dtype, pd.CategoricalDtype):
         known = list(column.dtype.categories)
         by_str = {str(c): c for c in known}
@@ -165,25 +166,36 @@ def _categories_like(
         extended = known + [v for v in values if v not in by_str.values()]
         dtype = pd.CategoricalDtype(extended, ordered=column.dtype.ordered)
         codes = np.array([extended.index(v) for v in values], dtype=np.int64)
-        return dtype, codes, np.array(values, dtype=object)
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        try:
-            labels = np.array(cats).astype(column.dtype)
-        except (TypeError, ValueError):
+        return dtype, codes, np.array(values, dtype=object), None
+    if pd.api.types.is_bool_dtype(column):
+        truth = {"True": True, "False": False}
+        if not set(cats) <= set(truth):
             raise ValueError(
-                f"X_train column `{spec.name}` holds numbers ({column.dtype}) but the schema's "
-                f"categories {tuple(cats)!r} are not numbers: the model would be handed them "
-                "as they are"
-            ) from None
-        if [str(v) for v in labels.tolist()] != cats:  # "1.0" of a float column, " 2"
-            raise ValueError(
-                f"X_train column `{spec.name}` holds {column.dtype} values; the schema's "
-                f"categories {tuple(cats)!r} must be written as those values print "
-                f"({[str(v) for v in labels.tolist()]!r})"
+                f"{where} holds booleans ({column.dtype}); the schema's categories must be "
+                f"'False' and 'True', got {tuple(cats)!r}"
             )
-        return None, None, labels
+        return None, None, np.array([truth[c] for c in cats], dtype=object), column.dtype
+    if pd.api.types.is_numeric_dtype(column):
+        try:
+            numbers = pd.to_numeric(pd.Series(cats, dtype=object))
+            values = numbers.astype(column.dtype).tolist()
+            fits = [float(v) for v in values] == [float(n) for n in numbers]  # uint8: 300 -> 44
+        except (TypeError, ValueError, OverflowError):
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"{where} holds numbers ({column.dtype}) but the schema's categories "
+                f"{tuple(cats)!r} are not all such numbers: the model could not be handed them"
+            )
+        if [str(v) for v in values] != cats:  # "1.0" of a float column, " 2"
+            raise ValueError(
+                f"{where} holds {column.dtype} values; the schema's categories "
+                f"{tuple(cats)!r} must be written as those values print "
+                f"({[str(v) for v in values]!r})"
+            )
+        return None, None, np.array(values, dtype=object), column.dtype
     by_str = {str(v): v for v in pd.unique(column)}
-    return None, None, np.array([by_str.get(c, c) for c in cats], dtype=object)
+    return None, None, np.array([by_str.get(c, c) for c in cats], dtype=object), None
 
 
 def unique_rows(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

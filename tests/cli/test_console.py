@@ -8,9 +8,11 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
+import cfx
 from cfx.cli.console import console
 from cfx.progress import tqdm
 
@@ -19,7 +21,9 @@ def _run_with_bar(stream: io.StringIO) -> None:
     for i in tqdm(range(3), desc="work", file=stream):
         if i == 1:
             logging.getLogger("cfx.somewhere").warning("careful")
-            warnings.warn("a cfx notice", UserWarning, stacklevel=1)
+            inside = str(Path(cfx.__file__).parent / "calls.py")  # as if raised in cfx
+            warnings.warn_explicit("a cfx notice", UserWarning, inside, 1)
+            warnings.warn("a library's notice", UserWarning, stacklevel=1)
             warnings.warn("a library's news", FutureWarning, stacklevel=1)
             logging.getLogger("cfx.somewhere").info("detail")
 
@@ -48,9 +52,10 @@ def test_log_lines_and_warnings_start_their_own_line_during_a_bar():
     lines = [line.split("\r")[-1] for line in out.split("\n") if "WARNING" in line]
     assert lines[0] == "WARNING careful"
     assert lines[1] == "WARNING a cfx notice"
-    assert lines[2].startswith("WARNING FutureWarning: a library's news (")
-    assert "test_console.py:" in lines[2]
-    assert len(lines) == 3
+    assert lines[2].startswith("WARNING UserWarning: a library's notice (")  # not cfx's
+    assert lines[3].startswith("WARNING FutureWarning: a library's news (")
+    assert "test_console.py:" in lines[3]
+    assert len(lines) == 4
     assert "detail" not in out  # INFO only with --verbose
     assert "3/3" in out  # the bar was drawn again and finished
 

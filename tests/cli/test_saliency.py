@@ -344,3 +344,30 @@ def test_a_region_of_your_own_for_targeted_attacks(tmp_path, capsys):
     nothing = ["--region-mask", str(tmp_path / "none.png")]
     assert main([*base, *nothing, "--out", str(tmp_path / "c")]) == 2
     assert "none.png marks no pixel" in capsys.readouterr().err
+
+
+def test_attacks_run_on_images_that_are_not_square(tmp_path, capsys):
+    """A 64x48 image: top_k needs no region, targeted takes one of the same size (both were a
+    raw 'expanded size' error from the marker corner); a refused region leaves no --out."""
+    import numpy as np
+    from PIL import Image
+
+    from cfx.images import to_uint8
+    from cfx.saliency.compare import tumour_slices
+
+    x, _ = tumour_slices(1, seed=1)
+    Image.fromarray(to_uint8(x)[0, 0, :48]).save(tmp_path / "wide.png")  # 64 wide, 48 high
+    region = np.zeros((48, 64), dtype=np.uint8)
+    region[4:12, 40:60] = 255
+    Image.fromarray(region).save(tmp_path / "region.png")
+    Image.fromarray(region * 0).save(tmp_path / "none.png")
+    base = ["saliency", "attack", "--input", str(tmp_path / "wide.png"), "--steps", "1"]
+    base += ["--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    aim = [*base, "--objective", "targeted", "--region-mask"]
+    assert main([*aim, str(tmp_path / "region.png"), "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "attack.json").read_text())["region"] == "mask"
+    capsys.readouterr()
+    assert main([*aim, str(tmp_path / "none.png"), "--out", str(tmp_path / "c")]) == 2
+    assert "none.png marks no pixel" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

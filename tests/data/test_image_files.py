@@ -45,7 +45,7 @@ def test_a_mask_file_with_more_values_or_another_size_is_refused(tmp_path):
     read_mask(_save(tmp_path / "flat.png", flat), (4, 5))  # all region: one value is fine
     two = np.full((4, 5), 7, dtype=np.uint8)
     two[0, 0] = 9  # two values, neither of them 0: which is the background?
-    with pytest.raises(ValueError, match="distinct values"):
+    with pytest.raises(ValueError, match=r"two.png holds 7 and 9, neither 0"):
         read_mask(_save(tmp_path / "two.png", two), (4, 5))
     with pytest.raises(ValueError, match=r"flat.png is 5x4 pixels; its image is 6x4"):
         read_mask(tmp_path / "flat.png", (4, 6))
@@ -121,9 +121,9 @@ def test_files_that_look_wrong_are_warned_about_once_naming_them(tmp_path, caplo
         read_images(files, channels=1)
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
-        "`--input` s0.png, s1.png, s2.png and 1 more: 16-bit, brightest pixel 4000 of 65535 "
-        "(12-bit data?): read as value / 65535, i.e. dark; rescale to the full range first "
-        "(most)"
+        "`--input` all 4 files (s0.png, s1.png, s2.png and 1 more): 16-bit, brightest pixel "
+        "4000 of 65535 (12-bit data?): read as value / 65535, i.e. dark; rescale to the full "
+        "range first"
     ]
     caplog.clear()
     grey_rgb = np.repeat(np.arange(16, dtype=np.uint8).reshape(4, 4, 1), 3, axis=2)
@@ -145,8 +145,12 @@ def test_mask_files_that_cannot_be_the_masks_meant_are_named(tmp_path, caplog):
     with pytest.raises(ValueError, match="JPEG's compression adds values"):
         read_mask(tmp_path / "m.jpg", (4, 4))
     wide = _save(tmp_path / "wide.png", np.zeros((4, 8), np.uint8))
-    with pytest.raises(ValueError, match="not of another shape"):
-        read_mask(wide, (4, 4), resize=True)  # resized only when the aspect is the image's
+    with pytest.raises(ValueError, match=r"wide\.png is 8x4 pixels; its image is 4x4"):
+        read_mask(wide, (4, 4), resize=True)  # another shape than the image it belongs to
+    with pytest.raises(ValueError, match=r"its image is 6x4 \(read at 4x4\)"):
+        read_mask(wide, (4, 4), resize=True, drawn_on=(4, 6))
+    # drawn on its 8x4 scan, read at 4x4 (stretched, as the scan was): follows it
+    assert read_mask(wide, (4, 4), resize=True, drawn_on=(4, 8)).shape == (1, 1, 4, 4)
     scans = tmp_path / "scans"
     scans.mkdir()
     files = [_save(scans / "a.png", np.zeros((4, 4), np.uint8))]

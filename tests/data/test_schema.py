@@ -23,3 +23,8 @@ def test_integer_codes_are_refused_with_how_to_write_them():
         FeatureSpec("region", "categorical", categories=(1, 2, 3))
     with pytest.raises(TypeError, match=r"got \[1, 2\]; write codes as strings"):
         FeatureSpec("region", "categorical", categories=np.array([1, 2]))
+
+
+def test_a_missing_value_among_categories_is_named_as_such():
+    with pytest.raises(TypeError, match=r"a missing value \(NaN/None\) is not a category"):
+        FeatureSpec("housing", "categorical", categories=pd.Series(["rent", None]).unique())

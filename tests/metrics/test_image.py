@@ -165,3 +165,12 @@ def test_frechet_of_full_rank_sets_matches_the_matrix_square_root():
     tr_sqrt = np.trace(linalg.sqrtm(cov_a @ cov_b)).real
     expected = diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_sqrt
     assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_of_one_feature_is_the_gaussians_closed_form():
+    """D = 1: (mu_a - mu_b)^2 + (s_a - s_b)^2 with s the standard deviations; a = (0, 2),
+    b = (1, 5): means 1 and 3, variances 2 and 8, so 4 + (sqrt 2 - sqrt 8)^2 = 4 + 2 = 6 (np.cov
+    returned a 0-d array and the trace failed)."""
+    assert frechet_distance(np.array([[0.0], [2.0]]), np.array([[1.0], [5.0]])) == pytest.approx(
+        6.0
+    )

@@ -68,3 +68,23 @@ def test_a_module_of_another_input_width_is_named_with_the_encoders_shape(hand):
     wrong = TorchClassifier(torch.nn.Linear(3, 2), _encoder)  # the encoder gives 2 features
     with pytest.raises(ValueError, match=r"encoder's output, shaped \(12, 2\)"):
         wrong.predict_proba(X)
+
+
+def test_a_one_column_head_ending_in_sigmoid_is_warned_about(hand):
+    """A sigmoid's output taken for a logit gets a second sigmoid: every probability lands in
+    [0.5, 0.73]."""
+    _, _, X = hand
+    logit = torch.nn.Linear(2, 1)
+    with_sigmoid = TorchClassifier(torch.nn.Sequential(logit, torch.nn.Sigmoid()), _encoder)
+    with pytest.warns(UserWarning, match="sigmoid again"):
+        p = with_sigmoid.predict_proba(X)
+    assert bool(((p[:, 1] >= 0.5) & (p[:, 1] <= 0.7311)).all())
+    plain = torch.nn.Linear(2, 1)
+    with torch.no_grad():  # logit x1 - 5: -1, 0, 1 on the hand rows (x1 = 4, 5, 6)
+        plain.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        plain.bias.fill_(-5.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = TorchClassifier(plain, _encoder).predict_proba(X)
+    want = torch.sigmoid(torch.tensor([-1.0, 0.0, 1.0])).tolist()
+    assert p[:3, 1].tolist() == pytest.approx(want)

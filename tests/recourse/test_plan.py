@@ -134,5 +134,8 @@ def test_to_frame_rounds_changes_and_keeps_counts_whole():
     approved = RecourseResult(8, "approved", 0.9, (), "", "search", 0.01)
     table = to_frame([denied, approved])
     assert table["changes"].tolist()[0] == "income: 5000.12 -> 7384.71"
+    from cfx.recourse.result import _short
+
+    assert _short(1234567.8) == "1234567.8" and _short(0.000123456) == "0.000123456"
     assert str(table["n_changes"].dtype) == "Int64" and table["n_changes"].tolist()[0] == 1
     assert table["n_changes"].isna().tolist() == [False, True]

@@ -385,3 +385,41 @@ def test_values_outside_the_training_range_are_noticed_without_schema_bounds(han
     with caplog.at_level("WARNING", logger="cfx.recourse.recourse"):
         rec.explain(pd.DataFrame({"x1": [60], "x2": [1.0], "c": ["a"]}, index=[400]))
     assert "row 400: x1 = 60 (4..6)" in caplog.text
+
+
+def test_nullable_integer_and_bool_columns_go_back_in_their_dtypes():
+    """An Int64 column of codes and a bool column come back as Int64 and bool (an Int64 one
+    was refused as 'not numbers'; a bool one reached the model as objects, which LightGBM
+    refuses); a code too large for a uint8 column is named, not an OverflowError."""
+    from cfx.recourse.space import Codec
+
+    schema = FeatureSchema(
+        features=(
+            FeatureSpec("x1", "numeric", lower=0, upper=10),
+            FeatureSpec("c", "categorical", ("1", "2", "3")),
+            FeatureSpec("b", "categorical", ("False", "True")),
+        ),
+        target="y",
+    )
+    X = pd.DataFrame(
+        {
+            "x1": [1.0, 2.0, 3.0, 4.0],
+            "c": pd.array([1, 2, 3, 1], dtype="Int64"),
+            "b": [True, False, True, False],
+        }
+    )
+    codec = Codec(schema, X)
+    back = codec.to_frame(codec.to_codes(X))
+    assert back.dtypes.tolist() == X.dtypes.tolist()
+    assert back.equals(X)
+    small = X.assign(c=np.array([1, 2, 3, 1], dtype=np.uint8))
+    big = FeatureSchema(
+        features=(
+            schema.features[0],
+            FeatureSpec("c", "categorical", ("1", "300")),
+            schema.features[2],
+        ),
+        target="y",
+    )
+    with pytest.raises(ValueError, match=r"holds numbers \(uint8\) .* not all such numbers"):
+        Codec(big, small)
