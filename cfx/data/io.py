@@ -64,15 +64,19 @@ def load_images(
     one image ``(C, H, W)`` and, for one-channel images (``C = 1``), one ``(H, W)`` image or
     a batch without its channel axis ``(N, H, W)``. (A three-channel ``(3, H, W)`` array is
     one colour image, never three grey ones.) ``channels`` alone (the model's, when the size
-    is free) checks ``C``, naming a channels-last ``(N, H, W, C)`` layout, and for ``C = 1``
-    takes ``(N, H, W)`` too. Errors call the file ``name`` (e.g. the command-line option that
-    gave it)."""
+    is free) checks ``C``, naming a channels-last ``(N, H, W, C)`` layout, and takes one image
+    ``(C, H, W)`` too, and for ``C = 1`` ``(N, H, W)`` and ``(H, W)``. Errors call the file
+    ``name`` (e.g. the command-line option that gave it)."""
     x = _load_array(path, name)
     if x.dtype == torch.bool:
         raise TypeError(f"`{name}` ({path}) must hold images (floats or uint8), got bool")
     if shape is None and channels is not None:
-        if channels == 1 and x.ndim == 3:
+        if channels == 1 and x.ndim == 2:
+            x = x[None, None]  # one grey image without a channel axis
+        elif channels == 1 and x.ndim == 3:
             x = x[:, None]  # grey images without a channel axis
+        elif x.ndim == 3 and x.shape[0] == channels:
+            x = x[None]  # one image (C, H, W)
         if x.ndim == 4 and x.shape[1] != channels:
             last = x.shape[-1] == channels
             raise ValueError(

@@ -112,6 +112,10 @@ def test_images_for_a_model_of_known_channels(tmp_path):
     grey = np.zeros((2, 5, 6), dtype=np.uint8)
     np.save(tmp_path / "grey.npy", grey)
     assert load_images(tmp_path / "grey.npy", name="--input", channels=1).shape == (2, 1, 5, 6)
+    np.save(tmp_path / "one.npy", grey[0])  # (H, W)
+    assert load_images(tmp_path / "one.npy", name="--input", channels=1).shape == (1, 1, 5, 6)
+    np.save(tmp_path / "rgb.npy", np.zeros((3, 5, 6), dtype=np.uint8))  # one colour image
+    assert load_images(tmp_path / "rgb.npy", name="--input", channels=3).shape == (1, 3, 5, 6)
     np.save(tmp_path / "last.npy", grey[..., None])  # (N, H, W, 1)
     with pytest.raises(ValueError, match=r"\(N, 1, H, W\) .* got \(2, 5, 6, 1\); channels last"):
         load_images(tmp_path / "last.npy", name="--input", channels=1)
