@@ -16,7 +16,7 @@ from numbers import Integral
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import shape_or_type, shown_rows
+from cfx.errors import Notice, shape_or_type, shown_rows
 from cfx.types import Classifier
 
 
@@ -178,6 +178,7 @@ class TwoLogits(nn.Module):
                     "TwoLogits: every output lies in [0, 1], as a sigmoid's would; taken for "
                     "logits, class 1 gets p >= 0.5 for every image. For a model ending in a "
                     "sigmoid pass `TwoLogits(model, outputs='probability')`",
+                    Notice,
                     stacklevel=2,
                 )
         return torch.cat([torch.zeros_like(logit), logit], 1)

@@ -35,6 +35,13 @@ class NoRecourseError(CfxError, ValueError):
     """Raised only by helpers that need a recourse to exist; explainers return a certificate."""
 
 
+class Notice(UserWarning):
+    """cfx's warning about input that works but looks wrong (a model ending in a softmax,
+    images in [0, 1], a constraint that unlocks an immutable feature); a ``UserWarning``, so
+    filters and ``pytest.warns(UserWarning)`` catch it as before. The command line prints it
+    as its message alone, and any other warning with its category and origin."""
+
+
 def check(condition: bool, exc: type[Exception], message: str) -> None:
     """Raise ``exc(message)`` when ``condition`` is false (user input validation, not assert)."""
     if not condition:

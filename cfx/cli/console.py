@@ -14,7 +14,6 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import IO
 
 FORMAT = "%(levelname)s %(message)s"
@@ -45,20 +44,15 @@ def log_warning(
     line: str | None = None,
 ) -> None:
     """``warnings.showwarning`` for a command-line run: the warning as a ``WARNING`` log line.
-    cfx's own notices (UserWarnings raised in cfx) read as their message alone; any other
+    cfx's own notices (:class:`cfx.errors.Notice`) read as their message alone; any other
     warning (a library's FutureWarning or UserWarning, say) keeps its category and where it
     was raised."""
+    from cfx.errors import Notice
+
     text = str(message)
-    if category is not UserWarning or not _in_cfx(filename):
+    if not issubclass(category, Notice):
         text = f"{category.__name__}: {text} ({filename}:{lineno})"
     logging.getLogger("py.warnings").warning(text)
-
-
-def _in_cfx(filename: str) -> bool:
-    """Was the warning raised in cfx's own code (its package folder)?"""
-    import cfx
-
-    return Path(filename).resolve().is_relative_to(Path(cfx.__file__).resolve().parent)
 
 
 @contextmanager

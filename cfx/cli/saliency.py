@@ -264,6 +264,10 @@ def _read_region(path: Path, size: tuple[int, int]) -> torch.Tensor:
     from cfx.data.image_files import IMAGE_FILES, read_mask
     from cfx.data.io import load_region
 
+    if path.is_dir():
+        raise ValueError(
+            f"`--region-mask` must be one mask file or a .npy/.pt array, got the folder {path}"
+        )
     if path.suffix.lower() in IMAGE_FILES:
         if not path.is_file():
             raise FileNotFoundError(f"`--region-mask` file not found: {path}")

@@ -200,8 +200,12 @@ def read_images(
 
 
 def image_size(path: Path, name: str = "--input") -> tuple[int, int]:
-    """``(H, W)`` of an image file, read from its header."""
-    width, height = _open(path, name, {}).size
+    """``(H, W)`` of an image file, read from its header (the pixels are not decoded)."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"`{name}` is not a readable image: {path} ({err})") from None
     return height, width
 
 
@@ -287,7 +291,13 @@ def load_masks_for(
         chosen = mask_files(files, path, name)
         masks = torch.cat(
             [
-                read_mask(m, size, name, resize=resize, drawn_on=image_size(f, images_name))
+                read_mask(
+                    m,
+                    size,
+                    name,
+                    resize=resize,
+                    drawn_on=image_size(f, images_name) if resize else None,
+                )
                 for f, m in zip(files, chosen, strict=True)
             ]
         )

@@ -71,6 +71,11 @@ def load_images(
     if x.dtype == torch.bool:
         raise TypeError(f"`{name}` ({path}) must hold images (floats or uint8), got bool")
     if shape is None and channels is not None:
+        if x.ndim == 3 and x.shape[-1] == channels and x.shape[0] != channels:
+            raise ValueError(
+                f"`{name}` holds {tuple(x.shape)}: one image saved channels last (H, W, C)? "
+                "save x.transpose(2, 0, 1), or a batch as (N, C, H, W)"
+            )
         if channels == 1 and x.ndim == 2:
             x = x[None, None]  # one grey image without a channel axis
         elif channels == 1 and x.ndim == 3:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from cfx.errors import Notice
 from cfx.recourse.space import Codec
 
 Family = Literal["linear", "tree", "other"]
@@ -82,12 +83,13 @@ class TorchClassifier:
                     "to 1, as a final softmax's would; taken for logits they are softmaxed "
                     "again, which squeezes every probability towards 0.5. Drop the module's "
                     "softmax (it must return logits)",
-                    UserWarning,
+                    Notice,
                     stacklevel=2,
                 )
             p = torch.softmax(logits.double(), dim=1)[:, 1]  # (B,)
         elif logits.ndim == 1 or (logits.ndim == 2 and logits.shape[1] == 1):
-            if len(logits) > 1 and bool(((logits >= 0) & (logits <= 1)).all()):
+            # a sigmoid's outputs all lie in [0, 1]; 16 or more logits rarely all do
+            if len(logits) >= 16 and bool(((logits >= 0) & (logits <= 1)).all()):
                 import warnings
 
                 warnings.warn(
@@ -95,7 +97,7 @@ class TorchClassifier:
                     "[0, 1], as a sigmoid's would; taken for a logit it goes through a sigmoid "
                     "again, and every probability lands in [0.5, 0.73]. Drop the module's "
                     "sigmoid (it must return the logit)",
-                    UserWarning,
+                    Notice,
                     stacklevel=2,
                 )
             p = torch.sigmoid(logits.double().reshape(-1))  # (B,)

@@ -6,6 +6,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from cfx.reprs import short_repr
@@ -139,10 +140,10 @@ def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
 
 
 def _short(value: Value) -> str:
-    """A value for the ``changes`` column: ``7384.71``, not ``7384.708463674906`` (two
-    decimals from 1 up, never an exponent; six significant digits below 1)."""
+    """A value for the ``changes`` column: ``7384.71``, not ``7384.708463674906``: two
+    decimals from 100 up, six significant digits below, never an exponent."""
     if not isinstance(value, float):
         return str(value)
-    if abs(value) >= 1:
-        return f"{value:.2f}".rstrip("0").rstrip(".")
-    return f"{value:.6g}"
+    if abs(value) >= 100:
+        return np.format_float_positional(value, precision=2, trim="-")
+    return np.format_float_positional(value, precision=6, fractional=False, trim="-")

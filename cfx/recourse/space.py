@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.data.schema import Direction, FeatureSchema, FeatureSpec
+from cfx.errors import Notice
 
 CostName = Literal["mad", "range"]
 COSTS: tuple[str, ...] = ("mad", "range")
@@ -73,7 +74,7 @@ class Codec:
         # per categorical feature: its training dtype and, per schema category, the code in it
         self._dtypes: list[pd.CategoricalDtype | None] = []
         self._codes: list[np.ndarray | None] = []
-        self._labels: list[np.ndarray] = []  # per schema category, the value handed to the model
+        self._labels: list[Any] = []  # per schema category, the value handed to the model
         self._plain: list[Any] = []  # the dtype a non-categorical column is handed back in
         for f in schema.features:
             if f.kind == "numeric":
@@ -82,7 +83,8 @@ class Codec:
                 dtype, codes, labels, plain = _categories_like(f, like[f.name])
             self._dtypes.append(dtype)
             self._codes.append(codes)
-            self._labels.append(labels)
+            # typed once here; to_frame takes from it on every model call
+            self._labels.append(labels if plain is None else pd.array(labels, dtype=plain))
             self._plain.append(plain)
 
     def to_codes(self, df: pd.DataFrame, *, what: str = "applicants") -> np.ndarray:
@@ -136,9 +138,8 @@ class Codec:
                 assert codes is not None
                 columns[name] = pd.Categorical.from_codes(codes[col.astype(np.int64)], dtype=dtype)
             else:
-                values = self._labels[j][col.astype(np.int64)]
-                plain = self._plain[j]
-                columns[name] = values if plain is None else pd.array(values, dtype=plain)
+                labels = self._labels[j]
+                columns[name] = labels.take(col.astype(np.int64))
         return pd.DataFrame(columns, index=index, copy=False)
 
     def value(self, j: int, code: float) -> float | str:
@@ -308,7 +309,7 @@ class Constraints:
                     f"constraints make `{name}` changeable, which the schema fixes "
                     f"({schema[name].description or 'immutable'}): plans may now ask the "
                     "applicant to change it, which is for analysis, not advice",
-                    UserWarning,
+                    Notice,
                     stacklevel=3,
                 )
             schema = schema.replace(name, mutable=True)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from cfx.calls import class_logits, frozen, resolve_target
-from cfx.errors import check_int, check_real, fail
+from cfx.errors import Notice, check_int, check_real, fail
 from cfx.images import check_images
 from cfx.types import Classifier
 
@@ -114,14 +114,14 @@ def probe_model(model: Classifier, x: Tensor) -> None:
         warnings.warn(
             PROBE_NOTICES[0] + " (non-negative, summing to 1): "
             "saliency methods take them for logits; drop the final softmax",
-            UserWarning,
+            Notice,
             stacklevel=4,
         )
     if float(x.detach().min()) >= 0.0:
         warnings.warn(
             PROBE_NOTICES[1] + ": cfx images are in [-1, 1], dark = -1; if these are "
             "[0, 1] images, map them with 2x - 1 (cfx.images.from_unit)",
-            UserWarning,
+            Notice,
             stacklevel=4,
         )
 

@@ -8,12 +8,11 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-import cfx
 from cfx.cli.console import console
+from cfx.errors import Notice
 from cfx.progress import tqdm
 
 
@@ -21,8 +20,7 @@ def _run_with_bar(stream: io.StringIO) -> None:
     for i in tqdm(range(3), desc="work", file=stream):
         if i == 1:
             logging.getLogger("cfx.somewhere").warning("careful")
-            inside = str(Path(cfx.__file__).parent / "calls.py")  # as if raised in cfx
-            warnings.warn_explicit("a cfx notice", UserWarning, inside, 1)
+            warnings.warn("a cfx notice", Notice, stacklevel=1)
             warnings.warn("a library's notice", UserWarning, stacklevel=1)
             warnings.warn("a library's news", FutureWarning, stacklevel=1)
             logging.getLogger("cfx.somewhere").info("detail")

@@ -119,3 +119,12 @@ def test_images_for_a_model_of_known_channels(tmp_path):
     np.save(tmp_path / "last.npy", grey[..., None])  # (N, H, W, 1)
     with pytest.raises(ValueError, match=r"\(N, 1, H, W\) .* got \(2, 5, 6, 1\); channels last"):
         load_images(tmp_path / "last.npy", name="--input", channels=1)
+
+
+def test_one_image_saved_channels_last_is_named(tmp_path):
+    """(8, 6, 1) read as eight grey images one pixel wide, silently; (H, W, 3) got a generic
+    shape error."""
+    for shape, channels in (((8, 6, 1), 1), ((8, 6, 3), 3)):
+        np.save(tmp_path / "img.npy", np.zeros(shape, dtype=np.uint8))
+        with pytest.raises(ValueError, match=r"one image saved channels last"):
+            load_images(tmp_path / "img.npy", name="--input", channels=channels)

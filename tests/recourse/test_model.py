@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from cfx.errors import Notice
 from cfx.recourse import Recourse, TorchClassifier
 from cfx.recourse.model import check_probabilities
 
@@ -72,13 +73,18 @@ def test_a_module_of_another_input_width_is_named_with_the_encoders_shape(hand):
 
 def test_a_one_column_head_ending_in_sigmoid_is_warned_about(hand):
     """A sigmoid's output taken for a logit gets a second sigmoid: every probability lands in
-    [0.5, 0.73]."""
+    [0.5, 0.73]. Told from 16 rows on (a real logit model's outputs for a few rows near the
+    boundary may all lie in [0, 1])."""
     _, _, X = hand
     logit = torch.nn.Linear(2, 1)
     with_sigmoid = TorchClassifier(torch.nn.Sequential(logit, torch.nn.Sigmoid()), _encoder)
-    with pytest.warns(UserWarning, match="sigmoid again"):
-        p = with_sigmoid.predict_proba(X)
+    rows = pd.concat([X, X])  # 24 rows
+    with pytest.warns(Notice, match="sigmoid again"):
+        p = with_sigmoid.predict_proba(rows)
     assert bool(((p[:, 1] >= 0.5) & (p[:, 1] <= 0.7311)).all())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with_sigmoid.predict_proba(X)  # 12 rows: too few to tell
     plain = torch.nn.Linear(2, 1)
     with torch.no_grad():  # logit x1 - 5: -1, 0, 1 on the hand rows (x1 = 4, 5, 6)
         plain.weight.copy_(torch.tensor([[1.0, 0.0]]))

@@ -137,5 +137,6 @@ def test_to_frame_rounds_changes_and_keeps_counts_whole():
     from cfx.recourse.result import _short
 
     assert _short(1234567.8) == "1234567.8" and _short(0.000123456) == "0.000123456"
+    assert (_short(1.001), _short(1.004), _short(1e-5)) == ("1.001", "1.004", "0.00001")
     assert str(table["n_changes"].dtype) == "Int64" and table["n_changes"].tolist()[0] == 1
     assert table["n_changes"].isna().tolist() == [False, True]
