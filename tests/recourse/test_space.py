@@ -331,26 +331,16 @@ def test_the_model_gets_categories_as_it_was_trained_on_them():
 
 
 def test_categories_that_cannot_be_the_training_columns_values_are_refused_at_fit():
-    schema = FeatureSchema(
-        features=(
-            FeatureSpec("x1", "numeric", lower=0, upper=10),
-            FeatureSpec("c", "categorical", ("1", "2")),
-        ),
-        target="y",
-    )
+    def schema(*categories):
+        x1 = FeatureSpec("x1", "numeric", lower=0, upper=10)
+        return FeatureSchema(features=(x1, FeatureSpec("c", "categorical", categories)), target="y")
+
     floats = pd.DataFrame({"x1": [1.0, 2.0, 3.0, 4.0], "c": [1.0, 2.0, 1.0, 2.0]})
     with pytest.raises(ValueError, match=r"written as those values print \(\['1\.0', '2\.0'\]\)"):
-        Recourse(_ByCode(), schema, method="search").fit(floats)
-    words = FeatureSchema(
-        features=(
-            FeatureSpec("x1", "numeric", lower=0, upper=10),
-            FeatureSpec("c", "categorical", ("low", "high")),
-        ),
-        target="y",
-    )
+        Recourse(_ByCode(), schema("1", "2"), method="search").fit(floats)
     ints = pd.DataFrame({"x1": [1.0, 2.0, 3.0, 4.0], "c": [1, 2, 1, 2]})
     with pytest.raises(ValueError, match=r"holds numbers \(int64\) but the schema's categories"):
-        Recourse(_ByCode(), words, method="search").fit(ints)
+        Recourse(_ByCode(), schema("low", "high"), method="search").fit(ints)
 
 
 @pytest.mark.parametrize("method", ["milp", "search", "dice-random"])

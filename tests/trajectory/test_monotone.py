@@ -269,6 +269,19 @@ def test_region_options_are_checked_with_localise_off(kwargs, match):
         MonotonePath(g, f, **kwargs).explain(x, 1, latents=torch.zeros(1, 3))
 
 
+def _recorded_optimise(mp, g, z0, z_init, p_start, target, levels):
+    """``mp.optimise`` recording the image rows each decode computed: ``(final, lambdas,
+    rows)``, the first call (frame 0 of every image) left out."""
+    calls = []
+
+    def decode(z, rows):
+        calls.append(rows.clone())
+        return g.decode(z)
+
+    final, lambdas = mp.optimise(z0, z_init, p_start, target, levels, decode=decode)
+    return final, lambdas, torch.cat(calls[1:]).tolist()
+
+
 def test_paths_that_cannot_be_valid_are_not_optimised(toy):
     # a valid path's frame 1 climbs above the start and stays within calibration_tol of 1/T,
     # so an image starting at or above 1/T + calibration_tol is skipped and keeps its warm start
@@ -280,14 +293,7 @@ def test_paths_that_cannot_be_valid_are_not_optimised(toy):
     z_init, p_start = mp.warm_start(z0, target, levels)
     p_start = p_start.clone()
     p_start[1] = levels[1] + mp.calibration_tol  # the first start that cannot be valid
-    calls = []
-
-    def decode(z, rows):
-        calls.append(rows.clone())
-        return g.decode(z)
-
-    final, lambdas = mp.optimise(z0, z_init, p_start, target, levels, decode=decode)
-    optimised = torch.cat(calls[1:]).tolist()  # the first call decodes frame 0 of every image
+    final, lambdas, optimised = _recorded_optimise(mp, g, z0, z_init, p_start, target, levels)
     assert 1 not in optimised
     # the others ran every iteration (no stop): 5 steps and the final check, T rows each
     assert optimised.count(0) == optimised.count(2) == 6 * 4
@@ -309,14 +315,8 @@ def test_images_never_valid_stop_after_hopeless_after_and_valid_ones_run_on(toy)
     def run(blur_check, hopeless_after):
         mp = MonotonePath(g, f, blur_check=blur_check, hopeless_after=hopeless_after, **kw)
         z_init, p_start = mp.warm_start(z0, target, levels)
-        calls = []
-
-        def decode(z, rows):
-            calls.append(rows.clone())
-            return g.decode(z)
-
-        final, _ = mp.optimise(z0, z_init, p_start, target, levels, decode=decode)
-        return final, z_init, torch.cat(calls[1:]).tolist()  # call 0 decodes frame 0
+        final, _, rows = _recorded_optimise(mp, g, z0, z_init, p_start, target, levels)
+        return final, z_init, rows
 
     # the blur check defeats the toy's single-pixel classifier: no iterate is ever valid, so
     # hopeless_after=3 stops every image after iterations 0-3 (T rows each), not 0-12
@@ -493,13 +493,6 @@ def test_a_path_that_never_improves_stops_after_stall_iterations(toy, stall):
     levels = torch.arange(5) / 4
     target = torch.ones(3, dtype=torch.long)
     z_init, p_start = mp.warm_start(z0, target, levels)
-    calls = []
-
-    def decode(z, rows):
-        calls.append(rows.clone())
-        return g.decode(z)
-
-    final, lambdas = mp.optimise(z0, z_init, p_start, target, levels, decode=decode)
-    rows = torch.cat(calls[1:]).tolist()  # the first call decodes frame 0 of every image
+    final, lambdas, rows = _recorded_optimise(mp, g, z0, z_init, p_start, target, levels)
     assert [rows.count(i) for i in range(3)] == [(stall + 1) * 4] * 3
     assert torch.equal(final, z_init) and bool(lambdas.isnan().all())
