@@ -259,26 +259,6 @@ def _read_input(args: argparse.Namespace, files: list[Path] | None, model: objec
     return x
 
 
-def _read_region(path: Path, size: tuple[int, int]) -> torch.Tensor:
-    """``--region-mask`` as one ``(1, 1, H, W)`` bool mask of the images' ``size``."""
-    from cfx.data.image_files import IMAGE_FILES, read_mask
-    from cfx.data.io import load_region
-
-    if path.is_dir():
-        raise ValueError(
-            f"`--region-mask` must be one mask file or a .npy/.pt array, got the folder {path}"
-        )
-    if path.suffix.lower() in IMAGE_FILES:
-        if not path.is_file():
-            raise FileNotFoundError(f"`--region-mask` file not found: {path}")
-        region = read_mask(path, size, "--region-mask")
-    else:
-        region = load_region(path, size, name="--region-mask")
-    if not bool(region.any()):
-        raise ValueError(f"`--region-mask` {path} marks no pixel")
-    return region
-
-
 def _built_in(args: argparse.Namespace, n: int) -> None:
     """Fill ``--n``/``--seed`` for the built-in slices; with ``--input`` they would do nothing,
     so giving them is an error rather than silently ignored."""
@@ -474,7 +454,10 @@ def run_attack(args: argparse.Namespace) -> int:
     empty = torch.zeros(x.shape[0], dtype=torch.bool)  # images aiming at the corner instead
     goal = torch.zeros(x.shape[0], 1, h, w, dtype=torch.bool)  # no aim: unused
     if aims and region_name == "mask":
-        goal = _read_region(args.region_mask, (h, w)).expand(x.shape[0], 1, h, w)
+        from cfx.data.image_files import load_region_for
+
+        region = load_region_for(args.region_mask, (h, w), "--region-mask")
+        goal = region.expand(x.shape[0], 1, h, w)
     elif aims:
         if (h, w) != (SIZE, SIZE):
             raise ValueError(

@@ -355,8 +355,8 @@ def user_sources(
     import torch
 
     from cfx.cli.trajectory import load_input
-    from cfx.data.image_files import IMAGE_FILES, load_masks_for, read_mask
-    from cfx.data.io import load_labels, load_region
+    from cfx.data.image_files import image_size, load_masks_for, load_region_for
+    from cfx.data.io import load_labels
 
     x = load_input(args.input, shape, files=files)
     n, size = x.shape[0], (shape[1], shape[2])
@@ -368,17 +368,10 @@ def user_sources(
                 f"`{flag}` must be 0 or 1 per image, got values "
                 f"{sorted(set(values.unique().tolist()))}"
             )
-    if args.marker_mask.suffix.lower() in IMAGE_FILES:
-        if not args.marker_mask.is_file():
-            raise FileNotFoundError(f"`--marker-mask` file not found: {args.marker_mask}")
-        from cfx.data.image_files import image_size
-
-        drawn_on = None if files is None else image_size(files[0])  # the scans' own size
-        marker = read_mask(args.marker_mask, size, "--marker-mask", resize=True, drawn_on=drawn_on)
-    else:
-        marker = load_region(args.marker_mask, size, name="--marker-mask")
-    if not bool(marker.any()):
-        raise ValueError(f"`--marker-mask` {args.marker_mask} marks no pixel")
+    drawn_on = None if files is None else image_size(files[0])  # the scans' own size
+    marker = load_region_for(
+        args.marker_mask, size, "--marker-mask", resize=True, drawn_on=drawn_on
+    )
     if args.lesion_masks is None:
         lesion = torch.zeros(n, 1, *size, dtype=torch.bool)
     else:

@@ -308,6 +308,34 @@ def load_masks_for(
     return load_masks(path, images, name=name)
 
 
+def load_region_for(
+    path: Path,
+    size: tuple[int, int],
+    name: str,
+    *,
+    resize: bool = False,
+    drawn_on: tuple[int, int] | None = None,
+) -> Tensor:
+    """One region shared by every image, ``(1, 1, H, W)`` bool of ``size``: a mask file
+    (:func:`read_mask`, ``resize`` and ``drawn_on`` as there) or a .npy/.pt array
+    (:func:`cfx.data.io.load_region`); a region that marks no pixel is refused."""
+    from cfx.data.io import load_region
+
+    if path.is_dir():
+        raise ValueError(
+            f"`{name}` must be one mask file or a .npy/.pt array, got the folder {path}"
+        )
+    if path.suffix.lower() in IMAGE_FILES:
+        if not path.is_file():
+            raise FileNotFoundError(f"`{name}` file not found: {path}")
+        region = read_mask(path, size, name, resize=resize, drawn_on=drawn_on)
+    else:
+        region = load_region(path, size, name=name)
+    if not bool(region.any()):
+        raise ValueError(f"`{name}` {path} marks no pixel")
+    return region
+
+
 def _warn_large(masks: Tensor, names: list[str], name: str) -> None:
     """Warn about masks covering more than half of their image: inverted (255 = background)?"""
     share = masks.flatten(1).float().mean(1)  # (N,)
