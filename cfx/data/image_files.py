@@ -114,7 +114,7 @@ def _open(path: Path, name: str, notes: Notes | None = None) -> Image.Image:
 
 def file_channels(path: Path, name: str = "--input") -> int:
     """1 for a grey file (8-, 16-bit or float, with or without alpha), 3 for any other."""
-    return 1 if _open(path, name, {}).mode in GREY_MODES else 3
+    return 1 if _header(path, name)[0] in GREY_MODES else 3
 
 
 def read_image(
@@ -199,14 +199,22 @@ def read_images(
     return torch.cat(images)
 
 
-def image_size(path: Path, name: str = "--input") -> tuple[int, int]:
-    """``(H, W)`` of an image file, read from its header (the pixels are not decoded)."""
+def _header(path: Path, name: str) -> tuple[str, tuple[int, int]]:
+    """``(mode, (H, W))`` of an image file, read from its header (the pixels are not
+    decoded)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"`{name}` file not found: {path}")
     try:
         with Image.open(path) as img:
             width, height = img.size
+            return img.mode, (height, width)
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"`{name}` is not a readable image: {path} ({err})") from None
-    return height, width
+
+
+def image_size(path: Path, name: str = "--input") -> tuple[int, int]:
+    """``(H, W)`` of an image file, read from its header (the pixels are not decoded)."""
+    return _header(path, name)[1]
 
 
 def read_mask(

@@ -75,7 +75,6 @@ class Codec:
         self._dtypes: list[pd.CategoricalDtype | None] = []
         self._codes: list[np.ndarray | None] = []
         self._labels: list[Any] = []  # per schema category, the value handed to the model
-        self._plain: list[Any] = []  # the dtype a non-categorical column is handed back in
         for f in schema.features:
             if f.kind == "numeric":
                 dtype, codes, labels, plain = None, None, np.zeros(0), None
@@ -85,7 +84,6 @@ class Codec:
             self._codes.append(codes)
             # typed once here; to_frame takes from it on every model call
             self._labels.append(labels if plain is None else pd.array(labels, dtype=plain))
-            self._plain.append(plain)
 
     def to_codes(self, df: pd.DataFrame, *, what: str = "applicants") -> np.ndarray:
         """Validate ``df`` (missing columns, NaN, non-numeric values, unknown categories) and
