@@ -63,7 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--pool", type=Path, help="a .npy/.pt image batch as the pool instead")
     p.add_argument("--train-data", type=Path, help="training images (.npy/.pt)")
-    p.add_argument("--train-labels", type=Path, help="training labels (.npy/.pt)")
+    p.add_argument(
+        "--train-labels", type=Path, help="training labels (.npy/.pt, or .csv/.txt: one per line)"
+    )
     p.add_argument(
         "--train-n",
         type=int,
@@ -76,7 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="images the rounds are scored on (.npy/.pt; default: 2000 built-in tagged test "
         "slices, marker independent of the label)",
     )
-    p.add_argument("--test-labels", type=Path, help="labels of --test-data (.npy/.pt)")
+    p.add_argument(
+        "--test-labels",
+        type=Path,
+        help="labels of --test-data (.npy/.pt, or .csv/.txt: one per line)",
+    )
     p.add_argument(
         "--test-groups",
         type=Path,

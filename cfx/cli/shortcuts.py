@@ -91,8 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--labels",
         type=Path,
         default=None,
-        help="--input's classes, 0 or 1 per image (.npy/.pt); each image is walked into the "
-        "other class",
+        help="--input's classes, 0 or 1 per image; each image is walked into the other "
+        "class. A .npy/.pt array in the images' order, or a .csv/.txt: one label per line in "
+        "that order, or two columns, file name and label (matched to the files by name)",
     )
     p.add_argument(
         "--marker-mask",
@@ -107,8 +108,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--marker-present",
         type=Path,
         default=None,
-        help="which --input images carry the suspected feature: a .npy/.pt of bool or 0/1 "
-        "per image",
+        help="which --input images carry the suspected feature: 0 or 1 per image, given as "
+        "--labels are (.npy/.pt, or .csv/.txt by order or by file name)",
     )
     p.add_argument(
         "--lesion-masks",
@@ -360,8 +361,8 @@ def user_sources(
 
     x = load_input(args.input, shape, files=files)
     n, size = x.shape[0], (shape[1], shape[2])
-    labels = load_labels(args.labels, n, name="--labels")
-    present = load_labels(args.marker_present, n, name="--marker-present")
+    labels = load_labels(args.labels, n, name="--labels", files=files)
+    present = load_labels(args.marker_present, n, name="--marker-present", files=files)
     for flag, values in (("--labels", labels), ("--marker-present", present)):
         if not bool(((values == 0) | (values == 1)).all()):
             raise ValueError(

@@ -102,7 +102,7 @@ def _data_args(p: argparse.ArgumentParser, *, labels: bool = True) -> None:
     p.add_argument(  # hidden for a generator, whose run names it as refused
         "--labels",
         type=Path,
-        help="user data: class labels 0..K-1, one per image (.npy/.pt)"
+        help="user data: class labels 0..K-1, one per image (.npy/.pt, or .csv/.txt: one per line)"
         if labels
         else argparse.SUPPRESS,
     )

@@ -1,4 +1,5 @@
-"""Reading users' image and label files (``.npy`` or ``.pt`` tensors), with clear errors."""
+"""Reading users' image and label files (``.npy`` or ``.pt`` tensors; labels also as CSV or
+text), with clear errors."""
 
 from __future__ import annotations
 
@@ -106,14 +107,88 @@ def load_images(
     return check_images(x.float(), name)
 
 
-def load_labels(path: str | Path, n: int, *, name: str = "labels") -> Tensor:
-    """Integer labels ``(N,)`` matching ``n`` images; errors call the file ``name``."""
+def load_labels(
+    path: str | Path, n: int, *, name: str = "labels", files: list[Path] | None = None
+) -> Tensor:
+    """Integer labels ``(N,)`` matching ``n`` images; errors call the file ``name``.
+
+    ``.npy``/``.pt``: an array of ``n`` integers. ``.csv``/``.txt`` (comma, semicolon or tab
+    separated; a header row is skipped): one label per row in the images' order, or two
+    columns, a file name and its label, matched to ``files`` (the images read from files, by
+    name or by name without its extension; rows naming other files are ignored)."""
+    if Path(path).suffix.lower() in (".csv", ".txt"):
+        return _labels_from_table(Path(path), n, name, files)
     y = _load_array(path, name)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"`{name}` must have shape ({n},), one per image, got {tuple(y.shape)}")
     if y.is_floating_point() and not torch.equal(y, y.round()):
         raise ValueError(f"`{name}` must be integers")
     return y.long()
+
+
+def _integer(cell: str) -> int | None:
+    """``cell`` as an integer (``"1"``, ``" 1.0 "``), or None when it is not one."""
+    try:
+        value = float(cell.strip())
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> Tensor:
+    if not p.is_file():
+        raise FileNotFoundError(f"`{name}` file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"`{name}` ({p}) is not a text file (UTF-8)") from err
+    lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
+    if not lines:
+        raise ValueError(f"`{name}` ({p}) is empty: give one label per image")
+    sep = next((s for s in ("\t", ";", ",") if s in lines[0][1]), None)
+    rows = [
+        (i, [c.strip() for c in line.split(sep)] if sep else [line.strip()]) for i, line in lines
+    ]
+    width = len(rows[0][1])
+    if width > 2 or any(len(cells) != width for _, cells in rows):
+        bad = next((i for i, cells in rows if len(cells) != width), rows[0][0])
+        raise ValueError(
+            f"`{name}` ({p}) must have one column (a label per image, in order) or two (file "
+            f"name, label) on every row; line {bad} does not"
+        )
+    if _integer(rows[0][1][-1]) is None:
+        rows = rows[1:]  # a header
+    for i, cells in rows:
+        if _integer(cells[-1]) is None:
+            raise ValueError(f"`{name}` ({p}) line {i}: the label {cells[-1]!r} is no integer")
+    if width == 1:
+        if len(rows) != n:
+            raise ValueError(f"`{name}` ({p}) has {len(rows)} labels, one per image needs {n}")
+        return torch.tensor([_integer(cells[0]) for _, cells in rows], dtype=torch.long)
+    if files is None:
+        raise ValueError(
+            f"`{name}` ({p}) names files, but the images came from one array file: give one "
+            "label per row, in the array's order"
+        )
+    by_name: dict[str, int] = {}
+    for i, (key, label) in rows:
+        if key in by_name:
+            raise ValueError(f"`{name}` ({p}) line {i}: {key!r} is listed twice")
+        by_name[key] = int(float(label))  # checked to be an integer above
+    out, missing = [], []
+    for f in files:
+        found = by_name.get(f.name, by_name.get(f.stem))
+        if found is None:
+            missing.append(f.name)
+        else:
+            out.append(found)
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ValueError(
+            f"`{name}` ({p}) has no row for {', '.join(missing[:3])}{more}: every image needs "
+            "a label (rows match by file name, with or without its extension)"
+        )
+    return torch.tensor(out, dtype=torch.long)
 
 
 def load_masks(path: str | Path, images: Tensor, *, name: str = "masks") -> Tensor:

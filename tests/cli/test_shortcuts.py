@@ -166,6 +166,18 @@ def test_your_own_image_and_mask_files_and_class_names(tmp_path):
     assert main(argv) == 2  # its report would be read as scans by the next run
     assert summary["directions"]["lesion->normal"]["median_area_lesion"] > 0  # the PNG masks
     assert summary["directions"]["normal->lesion"]["median_area_lesion"] == 0
+    # the same classes as CSV rows by file name (reversed, no extensions) and the marker flags
+    # one per line: the same report
+    rows = [f"s{i},{int(y)}" for i, y in enumerate(data.labels)][::-1]
+    (tmp_path / "y.csv").write_text("scan,class\n" + "\n".join(rows) + "\n")
+    (tmp_path / "tags.txt").write_text("".join(f"{int(t)}\n" for t in data.tags))
+    argv[argv.index("--labels") + 1] = str(tmp_path / "y.csv")
+    argv[argv.index("--marker-present") + 1] = str(tmp_path / "tags.txt")
+    argv[argv.index("--out") + 1] = str(tmp_path / "sc-csv")
+    assert main(argv) == 0
+    from_csv = json.loads((tmp_path / "sc-csv" / "summary.json").read_text())
+    for key in (*SAME, "accuracy_by_group"):
+        assert from_csv[key] == summary[key], key
 
 
 def test_your_own_images_need_what_describes_them(tmp_path, capsys):

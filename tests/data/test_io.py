@@ -128,3 +128,49 @@ def test_one_image_saved_channels_last_is_named(tmp_path):
         np.save(tmp_path / "img.npy", np.zeros(shape, dtype=np.uint8))
         with pytest.raises(ValueError, match=r"one image saved channels last"):
             load_images(tmp_path / "img.npy", name="--input", channels=channels)
+
+
+def test_csv_labels_one_per_line_in_order_with_or_without_a_header(tmp_path):
+    (tmp_path / "plain.txt").write_text("1\n0\n\n1.0\n")  # blank lines skipped, 1.0 is 1
+    assert load_labels(tmp_path / "plain.txt", 3).tolist() == [1, 0, 1]
+    (tmp_path / "head.csv").write_text("label\n0\n1\n")
+    assert load_labels(tmp_path / "head.csv", 2).tolist() == [0, 1]
+    with pytest.raises(ValueError, match=r"has 2 labels, one per image needs 3"):
+        load_labels(tmp_path / "head.csv", 3, name="--labels")
+    (tmp_path / "frac.csv").write_text("label\n0\n0.5\n")
+    with pytest.raises(ValueError, match=r"`--labels` .* line 3: the label '0.5' is no integer"):
+        load_labels(tmp_path / "frac.csv", 2, name="--labels")
+
+
+def test_csv_labels_by_file_name_follow_the_files_order_not_the_rows(tmp_path):
+    from pathlib import Path
+
+    files = [Path("scans/a.png"), Path("scans/b.png"), Path("scans/c.jpg")]
+    # rows in another order, names with and without extension, a row for another file, ';'
+    (tmp_path / "y.csv").write_text("file;tumour\nc;1\nb.png;0\nzzz.png;1\na.png;1\n")
+    got = load_labels(tmp_path / "y.csv", 3, name="--labels", files=files)
+    assert got.tolist() == [1, 0, 1] and got.dtype == torch.int64
+    (tmp_path / "tab.csv").write_text("a.png\t0\nb\t1\nc.jpg\t0\n")
+    assert load_labels(tmp_path / "tab.csv", 3, files=files).tolist() == [0, 1, 0]
+
+
+def test_csv_labels_by_file_name_name_what_is_wrong(tmp_path):
+    from pathlib import Path
+
+    files = [Path("a.png"), Path("b.png")]
+    (tmp_path / "short.csv").write_text("a.png,1\n")
+    with pytest.raises(ValueError, match=r"`--labels` .* has no row for b\.png"):
+        load_labels(tmp_path / "short.csv", 2, name="--labels", files=files)
+    (tmp_path / "twice.csv").write_text("a.png,1\nb.png,0\na.png,0\n")
+    with pytest.raises(ValueError, match=r"line 3: 'a\.png' is listed twice"):
+        load_labels(tmp_path / "twice.csv", 2, files=files)
+    (tmp_path / "ragged.csv").write_text("a.png,1\nb.png,0,7\n")
+    with pytest.raises(ValueError, match=r"one column .* or two .* line 2 does not"):
+        load_labels(tmp_path / "ragged.csv", 2, files=files)
+    with pytest.raises(ValueError, match=r"names files, but the images came from one array"):
+        load_labels(tmp_path / "short.csv", 1, name="--labels")
+    (tmp_path / "empty.csv").write_text("\n\n")
+    with pytest.raises(ValueError, match="is empty"):
+        load_labels(tmp_path / "empty.csv", 2)
+    with pytest.raises(FileNotFoundError, match="`--labels` file not found"):
+        load_labels(tmp_path / "none.csv", 2, name="--labels")
