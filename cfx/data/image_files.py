@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.ExifTags import Base
 from torch import Tensor
 
 from cfx.images import from_unit
@@ -109,6 +110,8 @@ def _open(path: Path, name: str, notes: Notes | None = None) -> Image.Image:
     pages = int(getattr(img, "n_frames", 1))
     if pages > 1:
         _note(notes, "pages", path, pages, name)
+    # a camera's or a viewer's rotation flag: read the pixels the way every viewer shows them
+    ImageOps.exif_transpose(img, in_place=True)
     return img
 
 
@@ -207,6 +210,8 @@ def _header(path: Path, name: str) -> tuple[str, tuple[int, int]]:
     try:
         with Image.open(path) as img:
             width, height = img.size
+            if img.getexif().get(Base.Orientation, 1) in (5, 6, 7, 8):  # shown turned a quarter
+                width, height = height, width
             return img.mode, (height, width)
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"`{name}` is not a readable image: {path} ({err})") from None

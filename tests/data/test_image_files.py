@@ -173,3 +173,29 @@ def test_a_missing_input_is_not_found_whatever_its_name(tmp_path):
             check_input_path(tmp_path / missing)
     with pytest.raises(ValueError, match="must be an image file"):
         check_input_path(tmp_path / "scan.gif")  # a format cfx does not read, present or not
+
+
+def test_an_exif_rotation_is_read_as_viewers_show_it(tmp_path):
+    """A camera JPEG stored 6 wide x 4 high with orientation 6 (turn 90 degrees clockwise to
+    show) is the 4 x 6 image every viewer shows: its top-right pixel lands bottom-right, and
+    the size read from the header agrees."""
+    from PIL.ExifTags import Base
+
+    from cfx.data.image_files import image_size
+
+    stored = np.zeros((4, 6), dtype=np.uint8)
+    stored[0, 5] = 255
+    img = Image.fromarray(stored)
+    exif = img.getexif()
+    exif[Base.Orientation] = 6
+    for suffix in ("png", "jpg"):
+        path = tmp_path / f"turned.{suffix}"
+        img.save(path, exif=exif, **({"quality": 100} if suffix == "jpg" else {}))
+        x = read_images([path], 1)
+        assert x.shape == (1, 1, 6, 4) and image_size(path) == (6, 4)
+        assert (x[0, 0] > 0).nonzero().tolist() == [[5, 3]]
+    # a mask drawn on the shown image reads on the same pixels
+    turned = np.zeros((6, 4), dtype=np.uint8)
+    turned[5, 3] = 255
+    mask = read_mask(_save(tmp_path / "mask.png", turned), (6, 4))
+    assert mask[0, 0].nonzero().tolist() == [[5, 3]]
