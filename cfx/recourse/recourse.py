@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.data.schema import FeatureSchema
-from cfx.errors import UnknownNameError, check_seed
+from cfx.errors import Notice, UnknownNameError, check_seed
 from cfx.recourse.causal import AdditiveSCM
 from cfx.recourse.dice import DICE_METHODS, DiceRecourse
 from cfx.recourse.milp import LinearMILP
@@ -204,6 +204,7 @@ class Recourse:
         Z = codec.to_codes(X_train, what="X_train")
         if len(Z) < 2:
             raise ValueError(f"`X_train` needs at least 2 rows, got {len(Z)}")
+        _warn_unseen_categories(self.schema, Z)
         scales = Scales.learn(self.schema, Z, self.cost)
         view = ModelView(self.model, codec, self.approved)
         try:  # the first calls of the model: a column mismatch shows here
@@ -548,3 +549,29 @@ def default_phrases(schema: FeatureSchema) -> Mapping[str, Phrase]:
     from cfx.data.credit import german_schema
 
     return GERMAN_PHRASES if set(schema.names) == set(german_schema().names) else {}
+
+
+def _warn_unseen_categories(schema: FeatureSchema, Z: np.ndarray) -> None:
+    """A Notice naming the categories of mutable features no training row has: a plan may
+    propose them, the model never learnt them, and a model whose encoder refuses unknown
+    categories (scikit-learn's OneHotEncoder by default) fails when handed one."""
+    unseen: dict[str, list[str]] = {}
+    for j, spec in enumerate(schema.features):
+        if spec.kind == "numeric" or not spec.mutable:
+            continue
+        seen = set(np.unique(Z[:, j]).astype(np.int64).tolist())
+        missing = [c for i, c in enumerate(spec.categories) if i not in seen]
+        if missing:
+            unseen[spec.name] = missing
+    if unseen:
+        import warnings
+
+        warnings.warn(
+            f"schema categories no row of X_train has: {unseen!r}. Plans may propose them, "
+            "though the model never saw them (and an encoder that refuses unknown categories "
+            "will fail on them); drop them from the schema, or allow only seen ones with "
+            "`transitions`, unless the model is meant to handle them",
+            Notice,
+            stacklevel=3,
+        )
+

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -413,3 +415,34 @@ def test_nullable_integer_and_bool_columns_go_back_in_their_dtypes():
     )
     with pytest.raises(ValueError, match=r"holds numbers \(uint8\) .* not all such numbers"):
         Codec(big, small)
+
+
+def test_a_schema_category_no_training_row_has_is_noticed_at_fit():
+    """The schema lists 'w', no training row has it: a plan may propose it and a one-hot
+    encoder that refuses unknown categories fails on it, so fit names it. An immutable
+    feature's unseen category is not named: no plan changes it."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from cfx.errors import Notice
+
+    def schema(mutable):
+        return FeatureSchema(
+            features=(
+                FeatureSpec("x1", "numeric", lower=0, upper=10),
+                FeatureSpec("c", "categorical", ("u", "v", "w"), mutable=mutable),
+            ),
+            target="y",
+        )
+
+    X = pd.DataFrame({"x1": [1.0, 2.0, 8.0, 9.0] * 3, "c": ["u", "v"] * 6})
+    y = (X["x1"] > 5).astype(int)
+    encode = ColumnTransformer([("c", OneHotEncoder(), ["c"])], remainder="passthrough")
+    model = make_pipeline(encode, LogisticRegression()).fit(X, y)
+    with pytest.warns(Notice, match=r"no row of X_train has: \{'c': \['w'\]\}"):
+        Recourse(model, schema(True), method="search").fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Recourse(model, schema(False), method="search").fit(X)
