@@ -275,6 +275,17 @@ class Recourse:
         if isinstance(applicants, pd.Series):  # one applicant
             applicants = applicants.to_frame().T.infer_objects()
         Z = self.codec_.to_codes(applicants)  # (n, d), validated
+        if not applicants.index.is_unique:
+            import warnings
+
+            repeated = applicants.index[applicants.index.duplicated()].unique()[:5].tolist()
+            warnings.warn(
+                f"`applicants` repeat index labels ({repeated!r}): each result carries its "
+                "row's label as `index`, so those rows' results share one (results are in row "
+                "order); applicants.reset_index(drop=True) gives every row its own",
+                Notice,
+                stacklevel=2,
+            )
         range_notice(self.schema, Z, applicants.index, self.scales_)
         schema = self.schema if constraints is None else constraints.apply(self.schema)
         max_changes = self.max_changes

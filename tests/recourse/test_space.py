@@ -446,3 +446,23 @@ def test_a_schema_category_no_training_row_has_is_noticed_at_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Recourse(model, schema(False), method="search").fit(X)
+
+
+def test_applicants_with_repeated_index_labels_are_noticed_and_answered_in_row_order(hand):
+    """Two frames concatenated repeat labels 0 and 1: the results (in row order) would carry
+    the same `index` twice, so explain says so; unique labels say nothing."""
+    from cfx.errors import Notice
+
+    model, schema, X = hand
+    rec = Recourse(model, schema, method="search", support=0.0).fit(X)
+    one = pd.DataFrame({"x1": [1, 2], "x2": [1.0, 2.0], "c": ["a", "a"]})
+    two = pd.DataFrame({"x1": [3, 1], "x2": [1.0, 1.0], "c": ["a", "b"]})
+    both = pd.concat([one, two])
+    with pytest.warns(Notice, match=r"repeat index labels \(\[0, 1\]\)"):
+        res = rec.explain(both)
+    assert [r.index for r in res] == [0, 1, 0, 1]
+    own = model.predict_proba(both)[:, 1]
+    assert [r.proba for r in res] == pytest.approx(own.tolist())  # row order kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec.explain(both.reset_index(drop=True))
