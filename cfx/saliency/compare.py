@@ -132,7 +132,7 @@ class ComparisonResult:
 
     def to_csv(self) -> str:
         """The :meth:`summary` rows as CSV text: a header, then one line per method (numbers
-        to six significant digits)."""
+        to six significant digits; an interval over one image is an empty cell)."""
         rows = self.summary()
         header = list(rows[0])
         lines = [",".join(header)]
@@ -190,7 +190,11 @@ def _mean_pm(mean: float, half: float) -> str:
 
 
 def _cell(value: float | str) -> str:
-    return value if isinstance(value, str) else f"{value:.6g}"
+    """A CSV cell: six significant digits; an undefined number (the interval of one image)
+    is left empty, as spreadsheets and pandas read a missing value."""
+    if isinstance(value, str):
+        return value
+    return "" if math.isnan(value) else f"{value:.6g}"
 
 
 def score_maps(

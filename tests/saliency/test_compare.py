@@ -148,3 +148,26 @@ def test_best_dice_is_the_highest_mean_over_the_images_where_it_is_defined():
     # b's NaN image is skipped, not averaged in: 0.8 beats a's 0.3
     name, value = _two_methods().best("dice")
     assert name == "b" and value == pytest.approx(0.8)
+
+
+def test_one_image_has_no_interval_and_the_csv_leaves_it_empty():
+    """Over one image the 95% interval is undefined: the CSV cell is empty (pandas reads NaN;
+    a spreadsheet showed the text 'nan'), the Markdown says n/a, the means are numbers."""
+    import io
+
+    import pandas as pd
+
+    res = compare_methods(
+        small_cnn(),
+        images(b=1, h=16, w=16),
+        _masks()[:1],
+        1,
+        ["gradient"],
+        fast=True,
+        faithfulness_steps=4,
+    )
+    text = res.to_csv()
+    assert "nan" not in text
+    table = pd.read_csv(io.StringIO(text))
+    assert table["dice_ci95"].isna().all() and table["dice"].notna().all()
+    assert "± n/a" in res.to_markdown()
