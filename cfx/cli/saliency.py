@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import logging
 import math
@@ -497,13 +499,32 @@ def run_attack(args: argparse.Namespace) -> int:
         )
         steps_used = attack.steps
     out = Path(args.out)
-    rows = ["image,top_k_intersection,spearman,mass_center_shift,label_kept,linf"]
-    for i in range(x.shape[0]):
-        rows.append(
-            f"{i},{float(res.top_k_intersection[i]):.4f},{float(res.spearman[i]):.4f},"
-            f"{float(res.mass_center_shift[i]):.3f},{int(res.label_kept[i])},{float(res.linf[i]):.5f}"
+    table = io.StringIO()
+    write = csv.writer(table, lineterminator="\n").writerow
+    write(
+        [
+            "image",
+            "top_k_intersection",
+            "spearman",
+            "mass_center_shift",
+            "label_kept",
+            "linf",
+            "file",
+        ]
+    )
+    for i in range(x.shape[0]):  # file: the row's image file (empty for an array input)
+        write(
+            [
+                i,
+                f"{float(res.top_k_intersection[i]):.4f}",
+                f"{float(res.spearman[i]):.4f}",
+                f"{float(res.mass_center_shift[i]):.3f}",
+                int(res.label_kept[i]),
+                f"{float(res.linf[i]):.5f}",
+                "" if files is None else files[i].name,
+            ]
         )
-    (out / "attack.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (out / "attack.csv").write_text(table.getvalue(), encoding="utf-8")
 
     def mean_and_ci(values: torch.Tensor) -> dict[str, float | None]:
         mean, half = mean_ci(values)  # NaN (JSON has none) -> null: one image, no interval
@@ -520,6 +541,7 @@ def run_attack(args: argparse.Namespace) -> int:
         "k": res.k,
         "n": x.shape[0],
         "input": None if args.input is None else str(args.input),
+        "input_files": None if files is None else [f.name for f in files],  # the rows' order
         "seed": None if args.input is not None else args.seed,
         "top_k_intersection": mean_and_ci(res.top_k_intersection),
         "spearman": mean_and_ci(res.spearman),

@@ -1,3 +1,4 @@
+import csv
 import json
 
 import pytest
@@ -59,6 +60,7 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
     assert code == 0
     rows = (out / "attack.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("image,top_k_intersection")
+    assert rows[0].endswith(",file") and all(r.endswith(",") for r in rows[1:])  # no files
     summary = json.loads((out / "attack.json").read_text())
     assert summary["label_kept"] == 1.0 and summary["max_linf"] <= 8 / 255 + 1e-6
     assert summary["classifier"] == "brain-cnn" and summary["steps"] == 2
@@ -273,7 +275,10 @@ def test_compare_takes_png_folders_of_images_and_masks(tmp_path, capsys):
     atk = tmp_path / "atk"
     argv = ["saliency", "attack", "--input", str(scans), "--steps", "1", "--no-progress"]
     assert main([*argv, "--out", str(atk)]) == 0
-    assert json.loads((atk / "attack.json").read_text())["n"] == 3
+    summary = json.loads((atk / "attack.json").read_text())
+    assert summary["n"] == 3 and summary["input_files"] == ["p1.png", "p2.png", "p3.png"]
+    with open(atk / "attack.csv", newline="") as f:
+        assert [r["file"] for r in csv.DictReader(f)] == ["p1.png", "p2.png", "p3.png"]
     assert f"wrote {atk}/attack.csv, attack.json, attack.png" in capsys.readouterr().err
     np.save(tmp_path / "last.npy", pixels.transpose(0, 2, 3, 1))  # channels last
     argv = ["saliency", "attack", "--input", str(tmp_path / "last.npy"), "--steps", "1"]
