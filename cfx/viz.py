@@ -329,7 +329,9 @@ def attack_figure(
             ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
             if r == 0:
                 ax.set_title(heads[c], fontsize=7)
-    if title:
+    top = 1.0
+    if title:  # keep a line for it above the column heads (they touched it)
         fig.suptitle(title, fontsize=8)
-    fig.tight_layout(pad=0.3)
+        top -= 0.2 / fig.get_figheight()
+    fig.tight_layout(pad=0.3, rect=(0.0, 0.0, 1.0, top))
     return _save(fig, path, dpi=120)
