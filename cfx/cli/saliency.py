@@ -222,9 +222,13 @@ def _size_notice(classifier: str, x: torch.Tensor) -> None:
 
 
 def _model_channels(model: object) -> int | None:
-    """The channels ``model``'s first 2-D convolution takes, or None without one."""
+    """The channels ``model`` takes: its config's ``channels`` (cfx's models, and hub models
+    whose config says), else its first registered 2-D convolution's, else None."""
     import torch
 
+    channels = getattr(getattr(model, "config", None), "channels", None)
+    if isinstance(channels, int) and channels > 0:
+        return channels
     if isinstance(model, torch.nn.Module):
         for module in model.modules():
             if isinstance(module, torch.nn.Conv2d):

@@ -585,4 +585,3 @@ def _warn_unseen_categories(schema: FeatureSchema, Z: np.ndarray) -> None:
             Notice,
             stacklevel=3,
         )
-

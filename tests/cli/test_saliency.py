@@ -376,3 +376,23 @@ def test_attacks_run_on_images_that_are_not_square(tmp_path, capsys):
     assert main([*aim, str(tmp_path / "none.png"), "--out", str(tmp_path / "c")]) == 2
     assert "none.png marks no pixel" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_the_channels_a_model_takes_come_from_its_config_before_its_layers():
+    """A model whose first registered convolution is a one-channel side branch but whose
+    config says 3 takes colour; without a config the first convolution decides."""
+    from types import SimpleNamespace
+
+    from cfx.cli.saliency import _model_channels
+
+    class Branches(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mask_branch = torch.nn.Conv2d(1, 4, 3)  # registered first, fed later
+            self.stem = torch.nn.Conv2d(3, 4, 3)
+
+    model = Branches()
+    assert _model_channels(model) == 1
+    model.config = SimpleNamespace(channels=3)
+    assert _model_channels(model) == 3
+    assert _model_channels(torch.nn.Linear(2, 2)) is None
