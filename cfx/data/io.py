@@ -3,6 +3,7 @@ text), with clear errors."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -126,13 +127,20 @@ def load_labels(
     return y.long()
 
 
-def _integer(cell: str) -> int | None:
-    """``cell`` as an integer (``"1"``, ``" 1.0 "``), or None when it is not one."""
+def _number(cell: str) -> float | None:
+    """``cell`` as a number (``"1"``, ``" 1.0 "``, ``"nan"``), or None when it is text."""
     try:
-        value = float(cell.strip())
+        return float(cell.strip())
     except ValueError:
         return None
-    return int(value) if value.is_integer() else None
+
+
+def _integer(cell: str) -> int | None:
+    """``cell`` as an integer a label can be (``"1"``, ``" 1.0 "``), or None."""
+    value = _number(cell)
+    if value is None or not value.is_integer() or abs(value) >= 2**62:
+        return None
+    return int(value)
 
 
 def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> Tensor:
@@ -146,9 +154,9 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
     if not lines:
         raise ValueError(f"`{name}` ({p}) is empty: give one label per image")
     sep = next((s for s in ("\t", ";", ",") if s in lines[0][1]), None)
-    rows = [
-        (i, [c.strip() for c in line.split(sep)] if sep else [line.strip()]) for i, line in lines
-    ]
+    # a spreadsheet quotes a name holding the separator: "a,b.png",1
+    split = (lambda line: next(csv.reader([line], delimiter=sep))) if sep else (lambda line: [line])
+    rows = [(i, [c.strip() for c in split(line)]) for i, line in lines]
     width = len(rows[0][1])
     if width > 2 or any(len(cells) != width for _, cells in rows):
         bad = next((i for i, cells in rows if len(cells) != width), rows[0][0])
@@ -156,8 +164,8 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
             f"`{name}` ({p}) must have one column (a label per image, in order) or two (file "
             f"name, label) on every row; line {bad} does not"
         )
-    if _integer(rows[0][1][-1]) is None:
-        rows = rows[1:]  # a header
+    if _number(rows[0][1][-1]) is None:
+        rows = rows[1:]  # a header: text where the label goes (a number there is a label)
     for i, cells in rows:
         if _integer(cells[-1]) is None:
             raise ValueError(f"`{name}` ({p}) line {i}: the label {cells[-1]!r} is no integer")
@@ -170,18 +178,31 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
             f"`{name}` ({p}) names files, but the images came from one array file: give one "
             "label per row, in the array's order"
         )
-    by_name: dict[str, int] = {}
+    by_name: dict[str, tuple[int, int]] = {}  # key -> (line, label)
     for i, (key, label) in rows:
         if key in by_name:
             raise ValueError(f"`{name}` ({p}) line {i}: {key!r} is listed twice")
-        by_name[key] = int(float(label))  # checked to be an integer above
-    out, missing = [], []
+        by_name[key] = (i, int(float(label)))  # checked to be an integer above
+    out: list[int] = []
+    missing: list[str] = []
+    used_by: dict[str, str] = {}  # row key -> the file it labelled
     for f in files:
-        found = by_name.get(f.name, by_name.get(f.stem))
-        if found is None:
+        hits = [k for k in dict.fromkeys((f.name, f.stem)) if k in by_name]
+        if len(hits) > 1:
+            raise ValueError(
+                f"`{name}` ({p}) labels {f.name} twice, as {hits[0]!r} (line "
+                f"{by_name[hits[0]][0]}) and as {hits[1]!r} (line {by_name[hits[1]][0]})"
+            )
+        if not hits:
             missing.append(f.name)
-        else:
-            out.append(found)
+            continue
+        if hits[0] in used_by:
+            raise ValueError(
+                f"`{name}` ({p}) line {by_name[hits[0]][0]}: {hits[0]!r} matches both "
+                f"{used_by[hits[0]]} and {f.name}; name the files with their extensions"
+            )
+        used_by[hits[0]] = f.name
+        out.append(by_name[hits[0]][1])
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise ValueError(

@@ -174,3 +174,26 @@ def test_csv_labels_by_file_name_name_what_is_wrong(tmp_path):
         load_labels(tmp_path / "empty.csv", 2)
     with pytest.raises(FileNotFoundError, match="`--labels` file not found"):
         load_labels(tmp_path / "none.csv", 2, name="--labels")
+
+
+def test_csv_labels_a_number_on_the_first_line_is_a_label_not_a_header(tmp_path):
+    """Only text where the label goes makes a header: 1.5 or nan on line 1 is a wrong label
+    (it was dropped as a header, and the count or a missing file was blamed instead)."""
+    for text, bad in (("1.5\n0\n", "'1.5'"), ("nan\n1\n0\n", "'nan'"), ("1e20\n0\n", "'1e20'")):
+        (tmp_path / "y.txt").write_text(text)
+        with pytest.raises(ValueError, match=f"line 1: the label {bad} is no integer"):
+            load_labels(tmp_path / "y.txt", 2, name="--labels")
+
+
+def test_csv_labels_by_file_name_read_quoted_names_and_refuse_ambiguous_rows(tmp_path):
+    from pathlib import Path
+
+    (tmp_path / "q.csv").write_text('file,label\n"a,b.png",1\ns1.png,0\n')
+    files = [Path("a,b.png"), Path("s1.png")]
+    assert load_labels(tmp_path / "q.csv", 2, files=files).tolist() == [1, 0]
+    (tmp_path / "both.csv").write_text("file,label\ns0.png,1\ns0,0\n")
+    with pytest.raises(ValueError, match=r"labels s0\.png twice, as 's0\.png' \(line 2\) and as"):
+        load_labels(tmp_path / "both.csv", 1, files=[Path("s0.png")])
+    (tmp_path / "stem.csv").write_text("file,label\nscan,1\n")
+    with pytest.raises(ValueError, match=r"line 2: 'scan' matches both scan\.png and scan\.tif"):
+        load_labels(tmp_path / "stem.csv", 2, files=[Path("scan.png"), Path("scan.tif")])
