@@ -210,7 +210,8 @@ def _header(path: Path, name: str) -> tuple[str, tuple[int, int]]:
     try:
         with Image.open(path) as img:
             width, height = img.size
-            if img.getexif().get(Base.Orientation, 1) in (5, 6, 7, 8):  # shown turned a quarter
+            # shown turned a quarter (Pillow's TIFF reader reports the turned size itself)
+            if img.format != "TIFF" and img.getexif().get(Base.Orientation, 1) in (5, 6, 7, 8):
                 width, height = height, width
             return img.mode, (height, width)
     except (UnidentifiedImageError, OSError) as err:

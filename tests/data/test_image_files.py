@@ -188,9 +188,10 @@ def test_an_exif_rotation_is_read_as_viewers_show_it(tmp_path):
     img = Image.fromarray(stored)
     exif = img.getexif()
     exif[Base.Orientation] = 6
-    for suffix in ("png", "jpg"):
+    extra = {"jpg": {"quality": 100}, "tif": {"compression": "tiff_lzw"}}
+    for suffix in ("png", "jpg", "tif"):  # Pillow turns a TIFF itself, at open
         path = tmp_path / f"turned.{suffix}"
-        img.save(path, exif=exif, **({"quality": 100} if suffix == "jpg" else {}))
+        img.save(path, exif=exif, **extra.get(suffix, {}))
         x = read_images([path], 1)
         assert x.shape == (1, 1, 6, 4) and image_size(path) == (6, 4)
         assert (x[0, 0] > 0).nonzero().tolist() == [[5, 3]]
