@@ -86,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--test-groups",
         type=Path,
-        help="optional 0/1 attribute per --test-data image (e.g. a scanner marker): adds the "
+        help="optional 0/1 attribute per --test-data image (e.g. a scanner marker; .npy/.pt, "
+        "or .csv/.txt: one per line): adds the "
         "accuracy per class x attribute and the worst group",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the paths and the fine-tuning")

@@ -563,15 +563,19 @@ def default_phrases(schema: FeatureSchema) -> Mapping[str, Phrase]:
 
 
 def _warn_unseen_categories(schema: FeatureSchema, Z: np.ndarray) -> None:
-    """A Notice naming the categories of mutable features no training row has: a plan may
-    propose them, the model never learnt them, and a model whose encoder refuses unknown
-    categories (scikit-learn's OneHotEncoder by default) fails when handed one."""
+    """A Notice naming the categories of mutable features no training row has that a plan
+    can reach (``transitions`` may rule them out): a plan may propose them, the model never
+    learnt them, and a model whose encoder refuses unknown categories (scikit-learn's
+    OneHotEncoder by default) fails when handed one."""
     unseen: dict[str, list[str]] = {}
     for j, spec in enumerate(schema.features):
         if spec.kind == "numeric" or not spec.mutable:
             continue
-        seen = set(np.unique(Z[:, j]).astype(np.int64).tolist())
-        missing = [c for i, c in enumerate(spec.categories) if i not in seen]
+        seen = {spec.categories[int(c)] for c in np.unique(Z[:, j])}
+        reachable = set(spec.categories)
+        if spec.transitions is not None:  # only from a training row's category
+            reachable = {t for c in seen for t in spec.transitions.get(c, ())}
+        missing = [c for c in spec.categories if c not in seen and c in reachable]
         if missing:
             unseen[spec.name] = missing
     if unseen:
@@ -580,8 +584,8 @@ def _warn_unseen_categories(schema: FeatureSchema, Z: np.ndarray) -> None:
         warnings.warn(
             f"schema categories no row of X_train has: {unseen!r}. Plans may propose them, "
             "though the model never saw them (and an encoder that refuses unknown categories "
-            "will fail on them); drop them from the schema, or allow only seen ones with "
-            "`transitions`, unless the model is meant to handle them",
+            "will fail on them): drop them from the schema, or for a categorical feature "
+            "leave them out of its `transitions`, unless the model is meant to handle them",
             Notice,
             stacklevel=3,
         )

@@ -420,7 +420,8 @@ def test_nullable_integer_and_bool_columns_go_back_in_their_dtypes():
 def test_a_schema_category_no_training_row_has_is_noticed_at_fit():
     """The schema lists 'w', no training row has it: a plan may propose it and a one-hot
     encoder that refuses unknown categories fails on it, so fit names it. An immutable
-    feature's unseen category is not named: no plan changes it."""
+    feature's unseen category is not named, nor one its transitions never reach: no plan
+    proposes them."""
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -428,13 +429,12 @@ def test_a_schema_category_no_training_row_has_is_noticed_at_fit():
 
     from cfx.errors import Notice
 
-    def schema(mutable):
+    def schema(mutable, transitions=None):
+        c = FeatureSpec(
+            "c", "categorical", ("u", "v", "w"), mutable=mutable, transitions=transitions
+        )
         return FeatureSchema(
-            features=(
-                FeatureSpec("x1", "numeric", lower=0, upper=10),
-                FeatureSpec("c", "categorical", ("u", "v", "w"), mutable=mutable),
-            ),
-            target="y",
+            features=(FeatureSpec("x1", "numeric", lower=0, upper=10), c), target="y"
         )
 
     X = pd.DataFrame({"x1": [1.0, 2.0, 8.0, 9.0] * 3, "c": ["u", "v"] * 6})
@@ -446,6 +446,10 @@ def test_a_schema_category_no_training_row_has_is_noticed_at_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Recourse(model, schema(False), method="search").fit(X)
+        # transitions that never lead to 'w' from a training row's category: nothing to say
+        Recourse(model, schema(True, {"u": ("v",), "v": ("u",)}), method="search").fit(X)
+    with pytest.warns(Notice, match=r"\{'c': \['w'\]\}"):  # 'v' may become 'w'
+        Recourse(model, schema(True, {"u": ("v",), "v": ("w",)}), method="search").fit(X)
 
 
 def test_applicants_with_repeated_index_labels_are_noticed_and_answered_in_row_order(hand):
