@@ -32,13 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--classifier",
-        default="brain-cnn-tagged",
-        help="classifier to improve: a zoo name, a model folder (DIR or DIR/model) or a hub id",
+        default=None,
+        help="classifier to improve: a zoo name, a model folder (DIR or DIR/model) or a hub id "
+        "(default: brain-cnn-tagged, for the built-in slices; with your own images name it)",
     )
     p.add_argument(
         "--generator",
-        default="brain-gan",
-        help="generator with encoder: a zoo name, a model folder or a hub id",
+        default=None,
+        help="generator with encoder: a zoo name, a model folder or a hub id (default: "
+        "brain-gan, for the built-in slices; with your own --pool/--train-data name one, e.g. "
+        "trained with `cfx train generator --data`)",
     )
     p.add_argument(
         "--labeller",
@@ -50,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--oracle",
         default=None,
         help="classifier for --labeller oracle: a zoo name, a model folder or a hub id "
-        "(default: brain-oracle)",
+        "(default: brain-oracle, for the built-in slices; with your own images name it)",
     )
     p.add_argument("--budget", type=int, default=200, help="total labels, never exceeded")
     p.add_argument("--rounds", type=int, default=2, help="label-and-fine-tune rounds")
@@ -95,6 +98,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_augment)
 
 
+def _your_data_needs_your_models(args: argparse.Namespace) -> None:
+    """With images of one's own, nothing built-in may fill in silently: the built-in brain
+    generator would redraw a pool of other images as brain slices, brain-oracle would label
+    them, and built-in slices would join the training or test set."""
+    pool_or_train = [f for f, v in (("--pool", args.pool), ("--train-data", args.train_data)) if v]
+    if pool_or_train:
+        needed = {
+            "--pool": args.pool,
+            "--train-data": args.train_data,
+            "--test-data": args.test_data,
+            "--classifier": args.classifier,
+            "--generator": args.generator,
+        }
+        if args.labeller == "oracle":
+            needed["--oracle"] = args.oracle
+        missing = [flag for flag, value in needed.items() if value is None]
+        if missing:
+            raise ValueError(
+                f"with your own images ({', '.join(pool_or_train)}) give {', '.join(missing)} "
+                "too: the defaults are the built-in brain slices and models (brain-gan "
+                "redraws any pool as brain slices, brain-oracle labels them), which would be "
+                "mixed with your images silently; name brain-gan, brain-cnn-tagged or "
+                "brain-oracle to use them"
+            )
+    elif args.test_data is not None and args.classifier is None:
+        raise ValueError(
+            "with your own --test-data give --classifier too (the default, brain-cnn-tagged, "
+            "is for the built-in brain slices; name it to use it)"
+        )
+
+
 def run_augment(args: argparse.Namespace) -> int:
     from cfx.augment import ActiveLearner, LabelsPending, OracleLabeller, TaskLabeller
     from cfx.augment.labellers import Labeller
@@ -117,12 +151,15 @@ def run_augment(args: argparse.Namespace) -> int:
         )
     if args.train_data is not None and args.train_n is not None:
         raise ValueError("`--train-n` chooses built-in training slices; drop it with --train-data")
+    _your_data_needs_your_models(args)
     pool_n = 2000 if args.pool_n is None else check_int("--pool-n", args.pool_n)
     train_n = 8000 if args.train_n is None else check_int("--train-n", args.train_n)
     pool_seed = 12 if args.pool_seed is None else args.pool_seed
     check_int("--budget", args.budget)
     check_int("--rounds", args.rounds)
     check_int("--epochs", args.epochs)
+    args.generator = args.generator or "brain-gan"
+    args.classifier = args.classifier or "brain-cnn-tagged"
     # the models are checked before any data is rendered or model loaded
     model_name("--generator", args.generator, "generator")
     model_name("--classifier", args.classifier, "classifier")
@@ -133,6 +170,20 @@ def run_augment(args: argparse.Namespace) -> int:
     args.oracle = args.oracle or "brain-oracle"
     if args.labeller == "oracle":
         model_name("--oracle", args.oracle, "classifier")
+    for flag, name in (
+        ("--classifier", args.classifier),
+        ("--generator", args.generator),
+        ("--oracle", args.oracle if args.labeller == "oracle" else None),
+    ):
+        if name is None or not Path(name).exists():  # a zoo name, a hub id
+            continue
+        folder = Path(name) / "model" if (Path(name) / "model").is_dir() else Path(name)
+        # the fine-tuned copy is written to OUT/model: the input would be overwritten
+        if folder.resolve().is_relative_to(Path(args.out).resolve()):
+            raise ValueError(
+                f"`--out` {args.out} holds the `{flag}` model ({name}); the run writes its "
+                "rounds and fine-tuned copy there: choose another folder"
+            )
     out_folder(args.out)  # a file named by --out fails now, not after the first round
     generator = load_generator(args.generator)
     c, h, w = zero_image(generator).shape[1:]  # what the image files must hold

@@ -52,13 +52,66 @@ def test_image_files_are_checked_against_the_generator(tmp_path, capsys):
         ((8, 3, 64, 64), "`--pool` must hold images shaped (N, 1, 64, 64), got (8, 3, 64, 64)"),
         ((8, 1, 32, 32), "`--pool` must hold images shaped (N, 1, 64, 64), got (8, 1, 32, 32)"),
     ]
+    for name in ("x", "tx"):
+        np.save(tmp_path / f"{name}.npy", np.zeros((4, 1, 64, 64), dtype=np.float32))
+        np.save(tmp_path / f"{name[:-1]}y.npy", np.zeros(4, dtype=np.int64))
+    mine = [*_YOURS, "--train-data", str(tmp_path / "x.npy"), "--train-labels"]
+    mine += [str(tmp_path / "y.npy"), "--test-data", str(tmp_path / "tx.npy"), "--test-labels"]
+    mine += [str(tmp_path / "ty.npy"), *SMALL[4:]]
     for shape, message in cases:
         np.save(tmp_path / "pool.npy", np.zeros(shape, dtype=np.float32))
-        args = ["augment", *SMALL[:2], *SMALL[4:], "--pool", str(tmp_path / "pool.npy")]
+        args = ["augment", *mine, "--pool", str(tmp_path / "pool.npy")]
         assert main([*args, "--out", str(tmp_path / "a")]) == 2
         assert message in capsys.readouterr().err
-    assert main(["augment", "--pool", str(tmp_path / "nope.npy"), "--out", str(tmp_path)]) == 2
+    args = ["augment", *mine, "--pool", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "b")]
+    assert main(args) == 2
     assert "`--pool`" in capsys.readouterr().err
+
+
+# the models named, as a user with images of their own must (brain slices here)
+_YOURS = [
+    "--classifier",
+    "brain-cnn-tagged",
+    "--generator",
+    "brain-gan",
+    "--oracle",
+    "brain-oracle",
+]
+
+
+def test_your_own_images_need_your_own_models_and_all_your_data(tmp_path, capsys):
+    """A pool of other images went through brain-gan (redrawn as brain slices) and was
+    labelled by brain-oracle, and built-in slices joined the training or test set, without a
+    word: with images of one's own, every built-in piece must be named or replaced."""
+    argv = ["augment", "--pool", "p.npy", "--train-data", "x.npy", "--train-labels", "y.npy"]
+    argv += ["--out", str(tmp_path / "a")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "with your own images (--pool, --train-data) give --test-data, --classifier, " in err
+    assert "--generator, --oracle too" in err
+    assert main(["augment", "--pool", "p.npy", *_YOURS, "--out", str(tmp_path / "a")]) == 2
+    assert "give --train-data, --test-data too" in capsys.readouterr().err
+    argv = ["augment", "--test-data", "t.npy", "--test-labels", "t.npy"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 2
+    assert "with your own --test-data give --classifier too" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_out_may_not_hold_a_model_the_run_reads(tmp_path, capsys):
+    """--out set to the classifier's own folder overwrote the trained model with the
+    fine-tuned copy, and the same command could not be run again."""
+    from cfx.zoo import load_classifier
+
+    mine = tmp_path / "mine"
+    load_classifier("brain-cnn-tagged").save_pretrained(mine / "model")
+    for out in (mine, mine / "model"):
+        argv = ["augment", *SMALL, "--classifier", str(mine), "--out", str(out)]
+        assert main(argv) == 2
+        assert f"`--out` {out} holds the `--classifier` model ({mine})" in capsys.readouterr().err
+    assert sorted(p.name for p in (mine / "model").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
 
 
 def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys):
@@ -106,6 +159,7 @@ def test_rounds_are_scored_on_your_own_test_data(tmp_path):
     out = tmp_path / "aug"
     argv = ["augment", *SMALL, "--test-data", str(tmp_path / "tx.npy"), "--test-labels"]
     argv += [str(tmp_path / "ty.npy"), "--test-groups", str(tmp_path / "tg.npy")]
+    argv += ["--classifier", "brain-cnn-tagged"]
     assert main([*argv, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     pred = predict(load_classifier("brain-cnn-tagged"), test.images).argmax(1)
@@ -160,15 +214,19 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
     np.save(tmp_path / "tx.npy", test.images.numpy())
     np.save(tmp_path / "ty.npy", (test.labels + 1).numpy())  # 1..2, a two-class model
     argv = ["augment", *SMALL, "--test-data", str(tmp_path / "tx.npy"), "--test-labels"]
-    assert main([*argv, str(tmp_path / "ty.npy"), "--out", str(tmp_path / "a")]) == 2
+    argv += [str(tmp_path / "ty.npy"), "--classifier", "brain-cnn-tagged"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 2
     assert "`--test-labels` must be classes of the classifier, 0..1, got 1..2" in (
         capsys.readouterr().err
     )
     train = make_dataset(8, seed=8)
     np.save(tmp_path / "x.npy", train.images.numpy())
     np.save(tmp_path / "y.npy", (train.labels - 1).numpy())  # -1..0
-    argv = ["augment", *SMALL[2:], "--train-data", str(tmp_path / "x.npy"), "--train-labels"]
-    assert main([*argv, str(tmp_path / "y.npy"), "--out", str(tmp_path / "b")]) == 2
+    np.save(tmp_path / "ty0.npy", test.labels.numpy())
+    argv = ["augment", *SMALL[4:], *_YOURS, "--train-data", str(tmp_path / "x.npy")]
+    argv += ["--train-labels", str(tmp_path / "y.npy"), "--pool", str(tmp_path / "x.npy")]
+    argv += ["--test-data", str(tmp_path / "tx.npy"), "--test-labels", str(tmp_path / "ty0.npy")]
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 2
     assert "`--train-labels` must be classes of the classifier, 0..1, got -1..0" in (
         capsys.readouterr().err
     )
