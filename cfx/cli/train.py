@@ -213,8 +213,16 @@ def _user_images(path: str, flag: str) -> torch.Tensor:
     if Path(path).suffix.lower() not in (".npy", ".pt"):
         raise ValueError(f"`{flag}` must be 'brain' or a .npy/.pt image file, got {path!r}")
     from cfx.data.io import load_images
+    from cfx.trajectory.start import unit_range_notice
 
-    return load_images(path, name=flag)
+    x = load_images(path, name=flag)
+    if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):  # (N, H, W, C)
+        raise ValueError(
+            f"`{flag}` holds {tuple(x.shape)}: images saved channels last (N, H, W, C)? "
+            "save x.transpose(0, 3, 1, 2), a batch (N, C, H, W)"
+        )
+    unit_range_notice(x)  # [0, 1] images where cfx expects [-1, 1]
+    return x
 
 
 def _images(args: argparse.Namespace) -> torch.Tensor:

@@ -193,3 +193,21 @@ def test_cli_defaults_are_the_training_configs_defaults():
         c.noise,
         c.seed,
     )
+
+
+def test_user_images_channels_last_are_named_and_unit_range_noticed(tmp_path, capsys, caplog):
+    """(N, H, W, C) images crashed inside the first convolution with a traceback; [0, 1]
+    images trained without the notice every other command gives."""
+    np.save(tmp_path / "y.npy", np.arange(16) % 2)
+    np.save(tmp_path / "last.npy", np.zeros((16, 64, 64, 1), dtype=np.float32))
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--labels", str(tmp_path / "y.npy")]
+    argv += ["--epochs", "1", "--width", "4", "--no-progress"]
+    assert main([*argv, "--data", str(tmp_path / "last.npy"), "--out", str(tmp_path / "a")]) == 2
+    assert "`--data` holds (16, 64, 64, 1): images saved channels last" in capsys.readouterr().err
+    unit = torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(0))  # [0, 1]
+    np.save(tmp_path / "unit.npy", unit.numpy())
+    with caplog.at_level("WARNING"):
+        assert (
+            main([*argv, "--data", str(tmp_path / "unit.npy"), "--out", str(tmp_path / "b")]) == 0
+        )
+    assert "no pixel of the 16 input images is below 0" in caplog.text
