@@ -164,19 +164,31 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
             f"`{name}` ({p}) must have one column (a label per image, in order) or two (file "
             f"name, label) on every row; line {bad} does not"
         )
-    if _number(rows[0][1][-1]) is None:
-        rows = rows[1:]  # a header: text where the label goes (a number there is a label)
+    for i, cells in rows:  # "0 1 1 0": numbers side by side
+        words = cells[-1].split()
+        if len(words) > 1 and all(_number(w) is not None for w in words):
+            raise ValueError(
+                f"`{name}` ({p}) line {i} holds several numbers separated by spaces: put one "
+                "label per line"
+            )
+    header = ""
+    if _number(rows[0][1][-1]) is None:  # a header: text where the label goes
+        header = f" (line {rows[0][0]}, {rows[0][1][-1]!r}, was read as a header)"
+        rows = rows[1:]
     for i, cells in rows:
         if _integer(cells[-1]) is None:
             raise ValueError(f"`{name}` ({p}) line {i}: the label {cells[-1]!r} is no integer")
     if width == 1:
         if len(rows) != n:
-            raise ValueError(f"`{name}` ({p}) has {len(rows)} labels, one per image needs {n}")
+            raise ValueError(
+                f"`{name}` ({p}) has {len(rows)} labels, one per image needs {n}{header}"
+            )
         return torch.tensor([_integer(cells[0]) for _, cells in rows], dtype=torch.long)
     if files is None:
         raise ValueError(
-            f"`{name}` ({p}) names files, but the images came from one array file: give one "
-            "label per row, in the array's order"
+            f"`{name}` ({p}) has two columns, a file name and its label, but the images "
+            "came from one array file: give one label per line, in the array's order (drop "
+            "an index column)"
         )
     by_name: dict[str, tuple[int, int]] = {}  # key -> (line, label)
     for i, (key, label) in rows:

@@ -167,7 +167,7 @@ def test_csv_labels_by_file_name_name_what_is_wrong(tmp_path):
     (tmp_path / "ragged.csv").write_text("a.png,1\nb.png,0,7\n")
     with pytest.raises(ValueError, match=r"one column .* or two .* line 2 does not"):
         load_labels(tmp_path / "ragged.csv", 2, files=files)
-    with pytest.raises(ValueError, match=r"names files, but the images came from one array"):
+    with pytest.raises(ValueError, match=r"a file name and its label, but the images came from"):
         load_labels(tmp_path / "short.csv", 1, name="--labels")
     (tmp_path / "empty.csv").write_text("\n\n")
     with pytest.raises(ValueError, match="is empty"):
@@ -197,3 +197,19 @@ def test_csv_labels_by_file_name_read_quoted_names_and_refuse_ambiguous_rows(tmp
     (tmp_path / "stem.csv").write_text("file,label\nscan,1\n")
     with pytest.raises(ValueError, match=r"line 2: 'scan' matches both scan\.png and scan\.tif"):
         load_labels(tmp_path / "stem.csv", 2, files=[Path("scan.png"), Path("scan.tif")])
+
+
+def test_csv_labels_common_layouts_get_errors_that_say_what_to_do(tmp_path):
+    """All labels on one line read as a header and then 'has 0 labels'; an index column read
+    as file names; a typo on line 1 read as a header without a word."""
+    cases = [
+        ("1 0 1 1\n", 4, r"line 1 holds several numbers separated by spaces: put one label per"),
+        ("lbl\n0\n1\n", 3, r"has 2 labels, one per image needs 3 \(line 1, 'lbl', was read as a"),
+        ("id,label\n0,1\n1,0\n", 2, r"has two columns, a file name and its label, .* index column"),
+    ]
+    for text, n, message in cases:
+        (tmp_path / "y.csv").write_text(text)
+        with pytest.raises(ValueError, match=message):
+            load_labels(tmp_path / "y.csv", n, name="--labels")
+    (tmp_path / "y.csv").write_text("my label\n0\n1\n")  # words in a header are fine
+    assert load_labels(tmp_path / "y.csv", 2).tolist() == [0, 1]
