@@ -4,7 +4,9 @@
     python benchmarks/trajectory_validation.py --placement   # frame placement error
 
 ``--variants``: ``;``-separated explainers, each ``KIND[:kwargs]`` with KIND one of ``o1``,
-``o2``, ``o1loc``, ``o2loc`` and kwargs as ``name=literal`` pairs (``stall=None, margin=0.995``).
+``o2``, ``o1loc``, ``o2loc``, ``o1judge`` / ``o2judge`` (localised Option 1 / 2 whose regions
+a second classifier, ``--judge FOLDER``, must also accept; session 31) and kwargs as
+``name=literal`` pairs (``stall=None, margin=0.995``).
 Each runs on the first ``--n`` tumour slices of brain seed ``--seed`` (1 = validation) walked to
 healthy (``--target 1``: healthy slices walked to tumour), from the same inverted latents
 (cached in ``--cache``), and prints the flip rate, the median final target probability,
@@ -47,6 +49,7 @@ from cfx.metrics import frechet_distance
 from cfx.metrics.image import psnr
 from cfx.metrics.trajectory import increasing_steps, summarise
 from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath
+from cfx.trajectory._common import composite_decoder
 from cfx.trajectory.resample import resample_path
 from cfx.zoo import load_classifier, load_generator
 
@@ -55,7 +58,44 @@ KINDS = {
     "o2": lambda g, f, o, kw: MonotonePath(g, f, oracle=o, **kw),
     "o1loc": lambda g, f, o, kw: LocalisedAscent(g, f, oracle=o, **kw),
     "o2loc": lambda g, f, o, kw: MonotonePath(g, f, oracle=o, localise=True, **kw),
+    "o1judge": lambda g, f, o, kw: JudgedRegions(g, f, oracle=o, **kw),
+    "o2judge": lambda g, f, o, kw: JudgedPath(g, f, oracle=o, localise=True, **kw),
 }
+
+
+class JudgedRegions(LocalisedAscent):
+    """The region search with a veto (session 31; not adopted): a region counts as flipping
+    only when ``judge``, a second classifier, also gives the target at least ``judge_margin``
+    on its end frame. The path is still brain-cnn's own ascent; an image no region passes
+    falls back to the unmasked path, as without a judge."""
+
+    def __init__(self, *args, judge, judge_margin: float = 0.5, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.judge, self.judge_margin = judge, judge_margin
+
+    def ascend_masked(self, z0, start, mask, target, budget=None, label="region ascent"):
+        path, probs = super().ascend_masked(z0, start, mask, target, budget, label)
+        decode = composite_decoder(self.generator, mask, start)
+        rows = torch.arange(z0.shape[0])
+        with torch.no_grad():
+            p = target_prob(class_logits(self.judge, decode(path[:, -1], rows)), target)
+        probs = probs.clone()
+        probs[p < self.judge_margin, -1] = 0.0  # vetoed: below the margin, so not chosen
+        return path, probs
+
+
+class JudgedPath(MonotonePath):
+    """Localised Option 2 whose region search is :class:`JudgedRegions`."""
+
+    def __init__(self, *args, judge, judge_margin: float = 0.5, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.judge, self.judge_margin = judge, judge_margin
+
+    def _localised(self) -> LocalisedAscent:
+        region = super()._localised()  # Option 2's settings, then the veto on top
+        region.__class__ = JudgedRegions
+        region.judge, region.judge_margin = self.judge, self.judge_margin  # type: ignore[attr-defined]
+        return region
 
 
 def cached_latents(gen, x: torch.Tensor, cache: Path, **kw) -> torch.Tensor:
@@ -174,6 +214,9 @@ def variants(args, gen, clf, oracle) -> None:
         call = ast.parse(f"f({kwargs})", mode="eval").body
         assert isinstance(call, ast.Call) and not call.args, f"keywords only: {spec!r}"
         kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+        if kind in ("o1judge", "o2judge"):  # the --judge classifier
+            assert args.judge is not None, f"{kind} needs --judge"
+            kw["judge"] = load_classifier(args.judge)
         explainer = KINDS[kind](gen, clf, oracle, kw)
         t0 = time.perf_counter()
         rs = [
@@ -190,6 +233,8 @@ def variants(args, gen, clf, oracle) -> None:
         started = torch.nonzero(p[:, 0] > 0.5).flatten().tolist()
         flat = torch.nonzero(increasing_steps(p) < 1).flatten().tolist()
         loc = s.get("localisation", float("nan"))
+        masks_out = [r.edit_masks for r in rs if r.edit_masks is not None]
+        whole = int((torch.cat(masks_out).flatten(1).amin(1) >= 1).sum()) if masks_out else "n/a"
         with torch.no_grad():
             realism = frechet_distance(f_real, oracle.features(frames[:, -1]))
         print(
@@ -199,7 +244,7 @@ def variants(args, gen, clf, oracle) -> None:
             f"realism {realism:.4f} {seconds:.2f} s/path rejected {bad} "
             f"(start in the target: {started}; rejected among the others: "
             f"{len(set(bad) - set(started))} of {args.n - len(started)}) "
-            f"paths with a step that does not climb {flat}",
+            f"paths with a step that does not climb {flat}; unmasked fallbacks {whole}",
             flush=True,
         )
 
@@ -237,6 +282,9 @@ def placement(args, gen, clf) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variants", default="o2loc")
+    parser.add_argument(
+        "--judge", type=Path, default=None, help="classifier folder for the o1/o2judge variants"
+    )
     parser.add_argument("--placement", action="store_true")
     parser.add_argument("--n", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1, help="brain seed (1 = validation)")
