@@ -359,7 +359,12 @@ def _check_outputs(task: Task, model: nn.Module, images: Tensor, targets: Tensor
 
 
 def _fingerprint(
-    model: nn.Module, task: Task, images: Tensor, targets: Tensor, cfg: ClassifierTrainingConfig
+    model: nn.Module,
+    task: Task,
+    images: Tensor,
+    targets: Tensor,
+    cfg: ClassifierTrainingConfig,
+    val: tuple[Tensor, Tensor] | None,
 ) -> dict:
     run = dataclasses.asdict(cfg)
     run.pop("checkpoint_every")  # free to change between runs
@@ -372,12 +377,17 @@ def _fingerprint(
         "task": task,
         "n": images.shape[0],
         "data_sha256": tensors_sha256(images, targets),  # the same count of other data is not
+        # the history's val_acc must come from one set (a resume with another mixed them)
+        "val_sha256": None if val is None else tensors_sha256(*val),
         "config": run,
     }
     return json.loads(json.dumps(key))  # as the checkpoint stores it (tuples become lists)
 
 
-_FINGERPRINT_NAMES = {"data_sha256": "the training images or labels"}
+_FINGERPRINT_NAMES = {
+    "data_sha256": "the training images or labels",
+    "val_sha256": "the validation images or labels",
+}
 
 
 def train_classifier(
@@ -458,7 +468,9 @@ def train_classifier(
         reset_parameters(model, gen)
     order_seed = int(torch.randint(0, 2**62, (), generator=gen))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    fingerprint = _fingerprint(model, task, images, y_all, cfg)
+    fingerprint = _fingerprint(
+        model, task, images, y_all, cfg, None if val is None else (val[0], val_y)
+    )
     step, seconds = 0, 0.0
     history: list[dict[str, float]] = []
     running = {"loss": 0.0, "score": 0.0, "count": 0.0}  # sums over the current epoch
@@ -466,7 +478,7 @@ def train_classifier(
         ckpt,
         fingerprint=fingerprint,
         names=_FINGERPRINT_NAMES,
-        added_later=("data_sha256",),  # checkpoints before it kept the rest
+        added_later=("data_sha256", "val_sha256"),  # checkpoints before them kept the rest
         modules={"model": model},
         optimizers={"opt": opt},
         generators={"gen": gen},

@@ -297,6 +297,25 @@ def test_resuming_with_other_settings_is_refused(slices, tmp_path):
     )
 
 
+def test_resuming_with_other_validation_data_is_refused(slices, tmp_path):
+    """A resume with another validation set (or none) was accepted, and the history's val_acc
+    then came from two sets. A checkpoint written before the validation digest resumes."""
+    train, test = slices
+    config = ClassifierTrainingConfig(epochs=1, batch_size=16)
+    val_a = (test.images[:16], test.labels[:16])
+    val_b = (test.images[16:32], test.labels[16:32])
+    _run("classify", (train.images[:32], train.labels[:32], val_a), tmp_path, config)
+    for other in (val_b, None):
+        with pytest.raises(ValueError, match=r"different run.*\(the validation images or labels"):
+            _run("classify", (train.images[:32], train.labels[:32], other), tmp_path, config)
+    _run("classify", (train.images[:32], train.labels[:32], val_a), tmp_path, config)  # same
+    from tests.training.legacy import rewrite_state
+
+    ckpt = tmp_path / "checkpoint.safetensors"
+    rewrite_state(ckpt, lambda state: state["fingerprint"].pop("val_sha256", None))
+    _run("classify", (train.images[:32], train.labels[:32], val_b), tmp_path, config)
+
+
 # --- bad arguments ------------------------------------------------------------------------------
 
 
