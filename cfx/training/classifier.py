@@ -486,7 +486,10 @@ def train_classifier(
     if state is not None:
         step, seconds = state["step"], state["seconds"]
         history, running = state["history"], state["running"]
-        log.warning("resuming classifier training in %s at step %d of %d", out, step, total)
+        if step >= total:
+            log.warning("classifier training in %s already finished (%d steps)", out, total)
+        else:
+            log.warning("resuming classifier training in %s at step %d of %d", out, step, total)
 
     bar: Any = None
     if show_progress:

@@ -114,7 +114,7 @@ def test_out_may_not_hold_a_model_the_run_reads(tmp_path, capsys):
     ]
 
 
-def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys):
+def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys, caplog):
     out = tmp_path / "aug"
     args = ["augment", *SMALL, "--labeller", "web", "--out", str(out)]
     assert main(args) == 3
@@ -122,7 +122,9 @@ def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys)
     assert "cfx label serve" in capsys.readouterr().err
     for item in pending(task):
         record_label(task, item, 1)
-    assert main(args) == 0
+    with caplog.at_level("WARNING"):
+        assert main(args) == 0
+    assert f"resuming the run in {out}: 1 round folder(s) kept" in caplog.text
     assert json.loads((out / "summary.json").read_text())["rounds"][0]["label_counts"] == [0, 4]
 
 

@@ -57,7 +57,7 @@ def test_user_files_need_labels(tmp_path, capsys):
     assert "`--masks` is required for --arch brain-segmenter" in capsys.readouterr().err
 
 
-def test_user_files_train(tmp_path):
+def test_user_files_train(tmp_path, caplog):
     images, labels = tmp_path / "x.pt", tmp_path / "y.npy"
     x = torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     torch.save(x, images)
@@ -66,6 +66,9 @@ def test_user_files_train(tmp_path):
     argv += ["--labels", str(labels), "--epochs", "1", "--width", "4", "--out", str(tmp_path)]
     assert main(argv) == 0
     assert BrainCNN.from_pretrained(tmp_path / "model").config.channels == 1
+    with caplog.at_level("WARNING"):  # a rerun of a finished run says so, not "resuming"
+        assert main(argv) == 0
+    assert "already finished (1 steps)" in caplog.text and "resuming" not in caplog.text
 
 
 def test_validation_seed_must_differ(tmp_path, capsys):
