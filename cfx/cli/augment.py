@@ -158,6 +158,10 @@ def run_augment(args: argparse.Namespace) -> int:
     check_int("--budget", args.budget)
     check_int("--rounds", args.rounds)
     check_int("--epochs", args.epochs)
+    if args.rounds > args.budget:  # each round labels at least one frame
+        raise ValueError(
+            f"`--rounds` must not exceed `--budget` ({args.budget}), got {args.rounds}"
+        )
     args.generator = args.generator or "brain-gan"
     args.classifier = args.classifier or "brain-cnn-tagged"
     # the models are checked before any data is rendered or model loaded

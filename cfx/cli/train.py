@@ -346,6 +346,11 @@ def run_classifier(args: argparse.Namespace) -> int:
         )
         if args.val_data is not None:
             val_images = _user_images(args.val_data, "--val-data")
+            if val_images.shape[1:] != images.shape[1:]:
+                raise ValueError(
+                    f"`--val-data` must hold images shaped like --data's "
+                    f"{tuple(images.shape[1:])}, got {tuple(val_images.shape[1:])}"
+                )
             val = (
                 val_images,
                 _targets(args, val_images, args.val_targets, args.val_targets, "--val-targets"),

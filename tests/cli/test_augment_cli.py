@@ -181,6 +181,7 @@ def test_rounds_are_scored_on_your_own_test_data(tmp_path):
         (["--train-n", "-3"], "`--train-n` must be an int >= 1, got -3"),
         (["--budget", "0"], "`--budget` must be an int >= 1, got 0"),
         (["--rounds", "0"], "`--rounds` must be an int >= 1, got 0"),
+        (["--rounds", "5", "--budget", "3"], "`--rounds` must not exceed `--budget` (3), got 5"),
         # silently ignored before: the pool came from the file
         (["--pool", "p.npy", "--pool-n", "50"], "`--pool-n` and `--pool-seed` choose the built-in"),
         (

@@ -207,6 +207,15 @@ def test_user_images_channels_last_are_named_and_unit_range_noticed(tmp_path, ca
     argv += ["--epochs", "1", "--width", "4", "--no-progress"]
     assert main([*argv, "--data", str(tmp_path / "last.npy"), "--out", str(tmp_path / "a")]) == 2
     assert "`--data` holds (16, 64, 64, 1): images saved channels last" in capsys.readouterr().err
+    np.save(tmp_path / "x.npy", np.zeros((16, 1, 64, 64), dtype=np.float32) - 0.5)
+    np.save(tmp_path / "small.npy", np.zeros((16, 1, 32, 32), dtype=np.float32) - 0.5)
+    mine = [*argv, "--data", str(tmp_path / "x.npy"), "--val-data", str(tmp_path / "small.npy")]
+    assert (
+        main([*mine, "--val-targets", str(tmp_path / "y.npy"), "--out", str(tmp_path / "c")]) == 2
+    )
+    assert "`--val-data` must hold images shaped like --data's (1, 64, 64), got (1, 32, 32)" in (
+        capsys.readouterr().err
+    )  # was named `val[0]`, a Python argument
     unit = torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(0))  # [0, 1]
     np.save(tmp_path / "unit.npy", unit.numpy())
     with caplog.at_level("WARNING"):
