@@ -203,16 +203,27 @@ def run_augment(args: argparse.Namespace) -> int:
     else:
         biased = make_dataset(pool_n, seed=pool_seed, tagged=True, tag_correlation=0.95)
         pool = biased.images
+    classifier = load_classifier(args.classifier)
+    outputs = predict(classifier, pool[:1]).shape[1]  # the classes labels must name
     labeller: Labeller
     if args.labeller == "oracle":
-        labeller = OracleLabeller(load_classifier(args.oracle))
+        oracle = load_classifier(args.oracle)
+        answers = predict(oracle, pool[:1]).shape[1]
+        if answers != outputs:  # a 2-class oracle never labels a third class
+            raise ValueError(
+                f"`--oracle` tells {answers} classes apart and the classifier {outputs}: the "
+                "oracle must label the classifier's classes"
+            )
+        labeller = OracleLabeller(oracle)
     elif args.labeller in ("web", "csv"):
-        labeller = TaskLabeller()
+        built_in = args.pool is None and args.train_data is None
+        names = ("healthy", "tumour") if built_in else tuple(f"class{c}" for c in range(outputs))
+        labeller = TaskLabeller(class_names=names)  # a person may label every class
     else:
         raise ValueError(f"`--labeller` must be one of {LABELLERS}, got {args.labeller!r}")
     learner = ActiveLearner(
         generator,
-        load_classifier(args.classifier),
+        classifier,
         labeller,
         budget=args.budget,
         rounds=args.rounds,
@@ -234,7 +245,6 @@ def run_augment(args: argparse.Namespace) -> int:
         test_x, test_y, groups = test.images, test.labels, test.tags
         classes = ("healthy", "tumour")
 
-    outputs = predict(learner.classifier, test_x[:1]).shape[1]
     for flag, y in (("--train-labels", train_y), ("--test-labels", test_y)):
         if not bool(((y >= 0) & (y < outputs)).all()):  # before a person labels a round
             raise ValueError(

@@ -234,3 +234,30 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
         capsys.readouterr().err
     )
     assert list((tmp_path / "b").iterdir()) == []  # no key, no round: nothing claimed
+
+
+def test_a_three_class_classifier_gets_three_class_labels(tmp_path, capsys):
+    """A 2-class oracle labelled a 3-class classifier's frames without complaint (class 2
+    never labelled), and a person's task offered healthy/tumour only."""
+    import numpy as np
+    import torch
+
+    from cfx.data.brain import make_dataset
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+
+    torch.manual_seed(0)
+    BrainCNN(BrainCNNConfig(width=4, num_classes=3)).save_pretrained(tmp_path / "three")
+    data = make_dataset(12, seed=7)
+    for name, array in (("x", data.images), ("y", torch.arange(12) % 3)):
+        np.save(tmp_path / f"{name}.npy", array.numpy())
+    argv = ["augment", "--classifier", str(tmp_path / "three"), "--generator", "brain-gan"]
+    for flag in ("--pool", "--train-data", "--test-data"):
+        argv += [flag, str(tmp_path / "x.npy")]
+    argv += ["--train-labels", str(tmp_path / "y.npy"), "--test-labels", str(tmp_path / "y.npy")]
+    argv += ["--budget", "3", "--rounds", "1", "--epochs", "1", "--no-progress"]
+    out = ["--out", str(tmp_path / "a")]
+    assert main([*argv, "--oracle", "brain-oracle", *out]) == 2
+    assert "`--oracle` tells 2 classes apart and the classifier 3" in capsys.readouterr().err
+    assert main([*argv, "--labeller", "csv", *out]) == 3
+    manifest = json.loads((tmp_path / "a" / "round_00" / "task" / "manifest.json").read_text())
+    assert manifest["class_names"] == ["class0", "class1", "class2"]
