@@ -418,8 +418,11 @@ class ActiveLearner:
                     "arguments of the run that wrote them, or another folder (labels a person "
                     "gave stay in its round_*/task folders)"
                 )
-        if rounds:  # the same run's rounds (or adopted ones): say so, as training does
-            log.warning("resuming the run in %s: %d round folder(s) kept", out, rounds)
+        done = len(list(out.glob("round_*/round.safetensors"))) if rounds else 0
+        if rounds and done >= self.rounds:  # the same run's rounds: say so, as training does
+            log.warning("the run in %s already finished (%d rounds)", out, done)
+        elif rounds:
+            log.warning("resuming the run in %s: %d of %d rounds done", out, done, self.rounds)
         out.mkdir(parents=True, exist_ok=True)
         text = json.dumps(key, indent=1) + "\n"
         if not stored.is_file() or stored.read_text() != text:  # rewritten only when new

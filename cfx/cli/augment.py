@@ -117,9 +117,9 @@ def _your_data_needs_your_models(args: argparse.Namespace) -> None:
         if missing:
             raise ValueError(
                 f"with your own images ({', '.join(pool_or_train)}) give {', '.join(missing)} "
-                "too: the defaults are the built-in brain slices and models (brain-gan "
-                "redraws any pool as brain slices, brain-oracle labels them), which would be "
-                "mixed with your images silently; name brain-gan, brain-cnn-tagged or "
+                "too (each data file with its labels): the defaults are the built-in brain "
+                "slices and models (brain-gan redraws any pool as brain slices), which would "
+                "be mixed with your images silently; name brain-gan, brain-cnn-tagged or "
                 "brain-oracle to use them"
             )
     elif args.test_data is not None and args.classifier is None:
@@ -129,9 +129,24 @@ def _your_data_needs_your_models(args: argparse.Namespace) -> None:
         )
 
 
+def _class_names(out: Path, k: int) -> tuple[str, ...]:
+    """A person's class names for your own images: ``class0`` .. ``class{k-1}``, or those a
+    paused run in ``out`` already shows its labeller (an older cfx showed healthy/tumour)."""
+    from cfx.augment.active import KEY_FILE
+
+    try:
+        earlier = json.loads((out / KEY_FILE).read_text())["labeller"]["class_names"]
+    except (OSError, ValueError, KeyError, TypeError):
+        earlier = None
+    if isinstance(earlier, list) and len(earlier) == k and all(isinstance(c, str) for c in earlier):
+        return tuple(earlier)
+    return tuple(f"class{c}" for c in range(k))
+
+
 def run_augment(args: argparse.Namespace) -> int:
     from cfx.augment import ActiveLearner, LabelsPending, OracleLabeller, TaskLabeller
     from cfx.augment.labellers import Labeller
+    from cfx.calls import call_named
     from cfx.data.brain import make_dataset
     from cfx.data.io import load_images, load_labels
     from cfx.inversion import zero_image
@@ -204,11 +219,29 @@ def run_augment(args: argparse.Namespace) -> int:
         biased = make_dataset(pool_n, seed=pool_seed, tagged=True, tag_correlation=0.95)
         pool = biased.images
     classifier = load_classifier(args.classifier)
-    outputs = predict(classifier, pool[:1]).shape[1]  # the classes labels must name
+    probe = pool[:1]
+    outputs = call_named(
+        lambda: predict(classifier, probe),
+        {"classifier": classifier},
+        probe,
+        f"`--classifier` failed on an image shaped {tuple(probe.shape[1:])}",
+        name="--pool",
+    ).shape[1]  # the classes labels must name
+    if outputs != 2:
+        raise ValueError(
+            f"`--classifier` tells {outputs} classes apart; cfx augment walks frames across a "
+            "two-class boundary"
+        )
     labeller: Labeller
     if args.labeller == "oracle":
         oracle = load_classifier(args.oracle)
-        answers = predict(oracle, pool[:1]).shape[1]
+        answers = call_named(
+            lambda: predict(oracle, probe),
+            {"oracle": oracle},
+            probe,
+            f"`--oracle` failed on an image shaped {tuple(probe.shape[1:])}",
+            name="--pool",
+        ).shape[1]
         if answers != outputs:  # a 2-class oracle never labels a third class
             raise ValueError(
                 f"`--oracle` tells {answers} classes apart and the classifier {outputs}: the "
@@ -217,8 +250,8 @@ def run_augment(args: argparse.Namespace) -> int:
         labeller = OracleLabeller(oracle)
     elif args.labeller in ("web", "csv"):
         built_in = args.pool is None and args.train_data is None
-        names = ("healthy", "tumour") if built_in else tuple(f"class{c}" for c in range(outputs))
-        labeller = TaskLabeller(class_names=names)  # a person may label every class
+        names = ("healthy", "tumour") if built_in else _class_names(Path(args.out), outputs)
+        labeller = TaskLabeller(class_names=names)
     else:
         raise ValueError(f"`--labeller` must be one of {LABELLERS}, got {args.labeller!r}")
     learner = ActiveLearner(

@@ -221,7 +221,7 @@ def _user_images(path: str, flag: str) -> torch.Tensor:
             f"`{flag}` holds {tuple(x.shape)}: images saved channels last (N, H, W, C)? "
             "save x.transpose(0, 3, 1, 2), a batch (N, C, H, W)"
         )
-    unit_range_notice(x)  # [0, 1] images where cfx expects [-1, 1]
+    unit_range_notice(x, flag)  # [0, 1] images where cfx expects [-1, 1]
     return x
 
 

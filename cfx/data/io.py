@@ -164,9 +164,15 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
             f"`{name}` ({p}) must have one column (a label per image, in order) or two (file "
             f"name, label) on every row; line {bad} does not"
         )
-    for i, cells in rows:  # "0 1 1 0": numbers side by side
-        words = cells[-1].split()
-        if len(words) > 1 and all(_number(w) is not None for w in words):
+    side = [len(cells[-1].split()) for _, cells in rows]
+    numeric = [all(_number(w) is not None for w in cells[-1].split()) for _, cells in rows]
+    if len(rows) > 1 and all(k == 2 and ok for k, ok in zip(side[1:], numeric[1:], strict=True)):
+        raise ValueError(  # "0 1" on every line under any header: index and label
+            f"`{name}` ({p}) has two columns separated by spaces or tabs: an index column? keep "
+            "only the labels, one per line (or separate a file name and its label by a comma)"
+        )
+    for (i, _), k, ok in zip(rows, side, numeric, strict=True):  # "0 1 1 0" side by side
+        if k > 1 and ok:
             raise ValueError(
                 f"`{name}` ({p}) line {i} holds several numbers separated by spaces: put one "
                 "label per line"

@@ -146,7 +146,7 @@ def resume_checkpoint(
             log.warning(
                 "%s: a checkpoint written without %s; resuming on trust",
                 path.parent,
-                ", ".join(lacking),
+                ", ".join(names.get(k, k) for k in lacking),
             )
             earlier = {**earlier, **{k: fingerprint[k] for k in lacking}}
     if earlier != fingerprint:

@@ -34,18 +34,20 @@ from cfx.types import Classifier, Generator
 log = logging.getLogger(__name__)
 
 
-def unit_range_notice(x: Tensor) -> None:
+def unit_range_notice(x: Tensor, name: str = "input") -> None:
     """Warn (tagged ``cfx_unit_range``) when images ``x`` ``(B, C, H, W)`` have no pixel
-    below 0: likely [0, 1] images where cfx expects [-1, 1]."""
+    below 0: likely [0, 1] images where cfx expects [-1, 1]. ``name`` says which images
+    (e.g. a command-line flag)."""
     lo, hi = float(x.detach().min()), float(x.detach().max())
     if lo < 0.0:
         return
     b = x.shape[0]
     log.warning(
-        "no pixel of the %d input image%s is below 0 (values %.3g..%.3g); cfx images are "
+        "no pixel of the %d %s image%s is below 0 (values %.3g..%.3g); cfx images are "
         "in [-1, 1], dark = -1: if these are [0, 1] images, map them with 2x - 1 "
         "(cfx.images.from_unit)",
         b,
+        name,
         "s" if b != 1 else "",
         lo,
         hi,

@@ -124,7 +124,11 @@ def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys,
         record_label(task, item, 1)
     with caplog.at_level("WARNING"):
         assert main(args) == 0
-    assert f"resuming the run in {out}: 1 round folder(s) kept" in caplog.text
+    assert f"resuming the run in {out}: 0 of 1 rounds done" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(args) == 0
+    assert f"the run in {out} already finished (1 rounds)" in caplog.text
     assert json.loads((out / "summary.json").read_text())["rounds"][0]["label_counts"] == [0, 4]
 
 
@@ -236,9 +240,11 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
     assert list((tmp_path / "b").iterdir()) == []  # no key, no round: nothing claimed
 
 
-def test_a_three_class_classifier_gets_three_class_labels(tmp_path, capsys):
-    """A 2-class oracle labelled a 3-class classifier's frames without complaint (class 2
-    never labelled), and a person's task offered healthy/tumour only."""
+def test_labels_are_the_classifiers_two_classes(tmp_path, capsys):
+    """A 2-class oracle labelled a 3-class classifier's frames without complaint, and a
+    person's task on your own images offered healthy/tumour: the walk crosses a two-class
+    boundary, so a classifier of three classes is refused, an oracle must tell the same two
+    classes apart, and a person's task on your own images names class0/class1."""
     import numpy as np
     import torch
 
@@ -248,16 +254,33 @@ def test_a_three_class_classifier_gets_three_class_labels(tmp_path, capsys):
     torch.manual_seed(0)
     BrainCNN(BrainCNNConfig(width=4, num_classes=3)).save_pretrained(tmp_path / "three")
     data = make_dataset(12, seed=7)
-    for name, array in (("x", data.images), ("y", torch.arange(12) % 3)):
+    for name, array in (("x", data.images), ("y", data.labels)):
         np.save(tmp_path / f"{name}.npy", array.numpy())
-    argv = ["augment", "--classifier", str(tmp_path / "three"), "--generator", "brain-gan"]
+    argv = ["augment", "--generator", "brain-gan"]
     for flag in ("--pool", "--train-data", "--test-data"):
         argv += [flag, str(tmp_path / "x.npy")]
     argv += ["--train-labels", str(tmp_path / "y.npy"), "--test-labels", str(tmp_path / "y.npy")]
     argv += ["--budget", "3", "--rounds", "1", "--epochs", "1", "--no-progress"]
     out = ["--out", str(tmp_path / "a")]
-    assert main([*argv, "--oracle", "brain-oracle", *out]) == 2
-    assert "`--oracle` tells 2 classes apart and the classifier 3" in capsys.readouterr().err
-    assert main([*argv, "--labeller", "csv", *out]) == 3
+    three = ["--classifier", str(tmp_path / "three")]
+    assert main([*argv, *three, "--oracle", "brain-oracle", *out]) == 2
+    assert "`--classifier` tells 3 classes apart; cfx augment walks" in capsys.readouterr().err
+    two = ["--classifier", "brain-cnn-tagged"]
+    assert main([*argv, *two, "--oracle", str(tmp_path / "three"), *out]) == 2
+    assert "`--oracle` tells 3 classes apart and the classifier 2" in capsys.readouterr().err
+    assert main([*argv, *two, "--labeller", "csv", *out]) == 3
     manifest = json.loads((tmp_path / "a" / "round_00" / "task" / "manifest.json").read_text())
-    assert manifest["class_names"] == ["class0", "class1", "class2"]
+    assert manifest["class_names"] == ["class0", "class1"]
+
+
+def test_a_paused_run_keeps_the_class_names_its_person_was_shown(tmp_path):
+    """A run on your own images paused by an older cfx showed healthy/tumour; its rerun must
+    show them again (the names are part of the run key) instead of class0/class1."""
+    from cfx.augment.active import KEY_FILE
+    from cfx.cli.augment import _class_names
+
+    assert _class_names(tmp_path, 2) == ("class0", "class1")  # a new run
+    key = {"labeller": {"kind": "person", "class_names": ["healthy", "tumour"]}}
+    (tmp_path / KEY_FILE).write_text(json.dumps(key))
+    assert _class_names(tmp_path, 2) == ("healthy", "tumour")
+    assert _class_names(tmp_path, 3) == ("class0", "class1", "class2")  # another model

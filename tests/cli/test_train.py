@@ -222,4 +222,4 @@ def test_user_images_channels_last_are_named_and_unit_range_noticed(tmp_path, ca
         assert (
             main([*argv, "--data", str(tmp_path / "unit.npy"), "--out", str(tmp_path / "b")]) == 0
         )
-    assert "no pixel of the 16 input images is below 0" in caplog.text
+    assert "no pixel of the 16 --data images is below 0" in caplog.text

@@ -206,6 +206,8 @@ def test_csv_labels_common_layouts_get_errors_that_say_what_to_do(tmp_path):
         ("1 0 1 1\n", 4, r"line 1 holds several numbers separated by spaces: put one label per"),
         ("lbl\n0\n1\n", 3, r"has 2 labels, one per image needs 3 \(line 1, 'lbl', was read as a"),
         ("id,label\n0,1\n1,0\n", 2, r"has two columns, a file name and its label, .* index column"),
+        ("label\n0 1\n1 0\n2 1\n", 3, r"two columns separated by spaces or tabs: an index column"),
+        ("label\n0\t1\n1\t0\n", 2, r"two columns separated by spaces or tabs: an index col"),
     ]
     for text, n, message in cases:
         (tmp_path / "y.csv").write_text(text)
