@@ -218,15 +218,21 @@ def run_augment(args: argparse.Namespace) -> int:
     else:
         biased = make_dataset(pool_n, seed=pool_seed, tagged=True, tag_correlation=0.95)
         pool = biased.images
-    classifier = load_classifier(args.classifier)
     probe = pool[:1]
-    outputs = call_named(
-        lambda: predict(classifier, probe),
-        {"classifier": classifier},
-        probe,
-        f"`--classifier` failed on an image shaped {tuple(probe.shape[1:])}",
-        name="--pool",
-    ).shape[1]  # the classes labels must name
+
+    def class_count(model: torch.nn.Module, flag: str) -> int:
+        """How many classes ``model`` tells apart, asked on a pool image (a model that fails
+        on the pool's images is named by its flag)."""
+        return call_named(
+            lambda: predict(model, probe),
+            {flag.removeprefix("--"): model},
+            probe,
+            f"`{flag}` failed on an image shaped {tuple(probe.shape[1:])}",
+            name="--pool",
+        ).shape[1]
+
+    classifier = load_classifier(args.classifier)
+    outputs = class_count(classifier, "--classifier")  # the classes labels must name
     if outputs != 2:
         raise ValueError(
             f"`--classifier` tells {outputs} classes apart; cfx augment walks frames across a "
@@ -235,13 +241,7 @@ def run_augment(args: argparse.Namespace) -> int:
     labeller: Labeller
     if args.labeller == "oracle":
         oracle = load_classifier(args.oracle)
-        answers = call_named(
-            lambda: predict(oracle, probe),
-            {"oracle": oracle},
-            probe,
-            f"`--oracle` failed on an image shaped {tuple(probe.shape[1:])}",
-            name="--pool",
-        ).shape[1]
+        answers = class_count(oracle, "--oracle")
         if answers != outputs:  # a 2-class oracle never labels a third class
             raise ValueError(
                 f"`--oracle` tells {answers} classes apart and the classifier {outputs}: the "
