@@ -114,6 +114,12 @@ def shown_rows(rows: list[int], limit: int = 20) -> str:
     return f"{rows[:limit]}{' ...' if len(rows) > limit else ''}"
 
 
+def first_names(names: list[str], limit: int = 3) -> str:
+    """Names for a message: ``a, b, c and 4 more``."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 def counted(n: float, noun: str) -> str:
     """``1 path``, ``3 paths``: a count and its noun, for a message or a report."""
     return f"{int(n)} {noun}{'' if int(n) == 1 else 's'}"

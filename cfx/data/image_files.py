@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.ExifTags import Base
 from torch import Tensor
 
+from cfx.errors import first_names
 from cfx.images import from_unit
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def _say(notes: Notes, name: str, size: tuple[int, int] | None, total: int) -> N
     to = "" if size is None else f"{size[1]}x{size[0]}"
     for kind, found in notes.items():
         names = [f for f, _ in found]
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        shown = first_names(names)
         details = [d for _, d in found]
         numbers = all(isinstance(d, int) for d in details)
         detail = max(details) if numbers else details[0]
@@ -355,7 +356,7 @@ def _warn_large(masks: Tensor, names: list[str], name: str) -> None:
     share = masks.flatten(1).float().mean(1)  # (N,)
     large = [n for n, s in zip(names, share.tolist(), strict=True) if s > 0.5]
     if large:
-        shown = ", ".join(large[:3]) + (f" and {len(large) - 3} more" if len(large) > 3 else "")
+        shown = first_names(large)
         log.warning(
             "`%s` %s %s more than half of the image: inverted (0 = region)? A mask file holds "
             "0 for the background",
@@ -387,9 +388,7 @@ def mask_files(images: list[Path], masks: Path, name: str = "--masks") -> list[P
         )
     missing = [f.name for f in images if f.stem not in by_stem]
     if missing:
-        shown = ", ".join(missing[:3]) + (
-            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        )
+        shown = first_names(missing)
         raise ValueError(
             f"`{name}` folder {masks} has no mask file named as {shown} (a mask file takes "
             "its image's name, any image extension)"

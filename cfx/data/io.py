@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cfx.errors import first_names
 from cfx.images import check_images, from_unit
 
 
@@ -181,15 +182,18 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
     if _number(rows[0][1][-1]) is None:  # a header: text where the label goes
         header = f" (line {rows[0][0]}, {rows[0][1][-1]!r}, was read as a header)"
         rows = rows[1:]
+    labels: list[int] = []
     for i, cells in rows:
-        if _integer(cells[-1]) is None:
+        label = _integer(cells[-1])
+        if label is None:
             raise ValueError(f"`{name}` ({p}) line {i}: the label {cells[-1]!r} is no integer")
+        labels.append(label)
     if width == 1:
         if len(rows) != n:
             raise ValueError(
                 f"`{name}` ({p}) has {len(rows)} labels, one per image needs {n}{header}"
             )
-        return torch.tensor([_integer(cells[0]) for _, cells in rows], dtype=torch.long)
+        return torch.tensor(labels, dtype=torch.long)
     if files is None:
         raise ValueError(
             f"`{name}` ({p}) has two columns, a file name and its label, but the images "
@@ -197,10 +201,10 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
             "an index column)"
         )
     by_name: dict[str, tuple[int, int]] = {}  # key -> (line, label)
-    for i, (key, label) in rows:
+    for (i, (key, _)), label in zip(rows, labels, strict=True):
         if key in by_name:
             raise ValueError(f"`{name}` ({p}) line {i}: {key!r} is listed twice")
-        by_name[key] = (i, int(float(label)))  # checked to be an integer above
+        by_name[key] = (i, label)
     out: list[int] = []
     missing: list[str] = []
     used_by: dict[str, str] = {}  # row key -> the file it labelled
@@ -222,9 +226,8 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
         used_by[hits[0]] = f.name
         out.append(by_name[hits[0]][1])
     if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise ValueError(
-            f"`{name}` ({p}) has no row for {', '.join(missing[:3])}{more}: every image needs "
+            f"`{name}` ({p}) has no row for {first_names(missing)}: every image needs "
             "a label (rows match by file name, with or without its extension)"
         )
     return torch.tensor(out, dtype=torch.long)
