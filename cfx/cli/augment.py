@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.cli.models import model_name
+from cfx.cli.models import model_name, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, out_folder
 from cfx.errors import check_int
@@ -232,6 +232,7 @@ def run_augment(args: argparse.Namespace) -> int:
         ).shape[1]
 
     classifier = load_classifier(args.classifier)
+    size_notice(classifier, (h, w), "--classifier", "images (the pool's, the generator's size)")
     outputs = class_count(classifier, "--classifier")  # the classes labels must name
     if outputs != 2:
         raise ValueError(
@@ -241,6 +242,7 @@ def run_augment(args: argparse.Namespace) -> int:
     labeller: Labeller
     if args.labeller == "oracle":
         oracle = load_classifier(args.oracle)
+        size_notice(oracle, (h, w), "--oracle", "frames to label (the generator's size)")
         answers = class_count(oracle, "--oracle")
         if answers != outputs:  # a 2-class oracle never labels a third class
             raise ValueError(

@@ -6,14 +6,13 @@ import argparse
 import csv
 import io
 import json
-import logging
 import math
 import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.cli.models import model_name
+from cfx.cli.models import model_name, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real
@@ -201,26 +200,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(run=run_attack)
 
 
-def _size_notice(classifier: str, x: torch.Tensor) -> None:
-    """Warn when ``--input`` images are not the 64x64 slices a zoo brain model was trained
-    on: its convolutions run on any size, so its maps and scores would come back without a
-    word, from a model outside its training data."""
-    from cfx.data.brain import SIZE
-    from cfx.zoo import ZOO
-
-    if classifier in ZOO and tuple(x.shape[-2:]) != (SIZE, SIZE):
-        logging.getLogger(__name__).warning(
-            "%s was trained on %dx%d brain slices; the --input images are %dx%d, so its "
-            "decisions, and the maps that explain them, are those of a model outside its "
-            "training data",
-            classifier,
-            SIZE,
-            SIZE,
-            x.shape[-1],
-            x.shape[-2],
-        )
-
-
 def _model_channels(model: object) -> int | None:
     """The channels ``model`` takes: its config's ``channels`` (cfx's models, and hub models
     whose config says), else its first registered 2-D convolution's, else None."""
@@ -261,7 +240,7 @@ def _read_input(args: argparse.Namespace, files: list[Path] | None, model: objec
 
         channels = _model_channels(model) or file_channels(files[0])
         x = read_images(files, channels)
-    _size_notice(args.classifier, x)
+    size_notice(model, x.shape, "--classifier", "--input images")
     return x
 
 

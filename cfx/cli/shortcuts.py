@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.cli.models import model_name
+from cfx.cli.models import model_name, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, counted
@@ -408,6 +408,11 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     model_name("--classifier", args.classifier, "classifier")
     generator = load_generator(args.generator)
     classifier = load_classifier(args.classifier)
+    from cfx.inversion import zero_image
+
+    size_notice(
+        classifier, zero_image(generator).shape, "--classifier", "frames (the generator's size)"
+    )
     common = {
         "steps": args.steps,
         "margin": CROSSING_MARGIN,  # as ShortcutAudit's own explainers
@@ -431,8 +436,6 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         class_names=names,
     )
     if args.input is not None:
-        from cfx.inversion import zero_image
-
         c, h, w = zero_image(generator).shape[1:]
         x, labels, lesion, marker, present = user_sources(args, (c, h, w), files)
         share = float(marker.float().mean())

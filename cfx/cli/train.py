@@ -281,11 +281,13 @@ def _targets(
 
 
 def _model(
-    arch: str, channels: int, width: int | None, classes: int = 2
+    arch: str, channels: int, width: int | None, classes: int, size: tuple[int, int]
 ) -> BrainCNN | BrainOracle | BrainSegmenter:
+    """A new model of ``arch`` for ``channels``-channel images of ``size`` ``(H, W)`` (kept
+    in its config, so that other commands can warn on other sizes)."""
     from cfx.models import classifiers as c
 
-    extra = {} if width is None else {"width": width}
+    extra: dict[str, Any] = {"image_size": size} | ({} if width is None else {"width": width})
     if arch == "brain-cnn":
         return c.BrainCNN(c.BrainCNNConfig(channels=channels, num_classes=classes, **extra))
     elif arch == "brain-oracle":
@@ -373,7 +375,8 @@ def run_classifier(args: argparse.Namespace) -> int:
                     f"`--val-targets` hold class {int(val[1].max())}, which no training label "
                     f"names (0..{classes - 1})"
                 )
-    model = _model(args.arch, int(images.shape[1]), args.width, classes)
+    h, w = images.shape[2:]
+    model = _model(args.arch, int(images.shape[1]), args.width, classes, (int(h), int(w)))
     _record_data(Path(args.out), flags)
     start = time.perf_counter()
     model, report = train_classifier(

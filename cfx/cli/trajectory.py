@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.cli.models import checked_source
+from cfx.cli.models import checked_source, size_notice
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, shown_rows
 
@@ -290,6 +290,10 @@ def run_trajectory(args: argparse.Namespace) -> int:
         x, masks = builtin_sources(n, seed, target)
     classifier = load_classifier(sources["classifier"])
     oracle = None if args.oracle == "none" else load_classifier(sources["oracle"])
+    frame_shape = zero_image(generator).shape  # what both models are given
+    size_notice(classifier, frame_shape, "--classifier", "frames (the generator's size)")
+    if oracle is not None:
+        size_notice(oracle, frame_shape, "--oracle", "frames (the generator's size)")
     common = {
         "steps": args.steps,
         "margin": margin,

@@ -23,6 +23,7 @@ the segmenter mask logits ``(B, 1, 64, 64)`` (probability = sigmoid).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +36,21 @@ def _check_positive(config: object, *names: str) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+
+
+def _check_image_size(config: Any) -> None:
+    """``config.image_size`` is None or ``(H, W)``, two positive ints; a JSON list (as
+    ``config.json`` holds it) becomes a tuple."""
+    size = config.image_size
+    if isinstance(size, list):
+        size = tuple(size)
+        object.__setattr__(config, "image_size", size)  # frozen: set once, while built
+    if size is not None and not (
+        isinstance(size, tuple)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise ValueError(f"`image_size` must be None or (H, W), two positive ints, got {size!r}")
 
 
 def _norm(ch: int) -> nn.GroupNorm:
@@ -54,15 +70,21 @@ class BrainCNNConfig:
         width: channels of the first conv block; doubles at each block.
         blocks: conv blocks, 1 to 6; all but the last halve the resolution (64 -> 8 for 4), so
             ``features[-1]`` outputs ``(B, width * 2**(blocks - 1), 64 / 2**(blocks - 1), ...)``.
+        image_size: ``(H, W)`` of the images the model was trained on, recorded by ``cfx train
+            classifier`` so that the command line can warn when other sizes are given (a
+            convolutional model's answers change with the scale it sees); None: not recorded.
+            The architecture itself takes any size.
     """
 
     channels: int = 1
     num_classes: int = 2
     width: int = 16  # channels of the first block; doubles at each block
     blocks: int = 4  # conv blocks; all but the last halve the resolution (64 -> 8 for 4)
+    image_size: tuple[int, int] | None = None  # (H, W) trained on; None: not recorded
 
     def __post_init__(self) -> None:
         _check_positive(self, "channels", "num_classes", "width", "blocks")
+        _check_image_size(self)
         if self.num_classes < 2:
             raise ValueError(f"`num_classes` must be at least 2, got {self.num_classes}")
         if self.blocks > 6:
@@ -115,14 +137,20 @@ class BrainOracleConfig:
         num_classes: classes ``K`` of the ``(B, K)`` logits (>= 2).
         width: stem channels; the two strided stages double it, so the penultimate features
             are ``(B, D)`` with ``D = 4 * width``.
+        image_size: ``(H, W)`` of the images the model was trained on, recorded by ``cfx train
+            classifier`` so that the command line can warn when other sizes are given (a
+            convolutional model's answers change with the scale it sees); None: not recorded.
+            The architecture itself takes any size.
     """
 
     channels: int = 1
     num_classes: int = 2
     width: int = 24  # stem channels; the two strided stages double it, so D = 4 * width
+    image_size: tuple[int, int] | None = None  # (H, W) trained on; None: not recorded
 
     def __post_init__(self) -> None:
         _check_positive(self, "channels", "num_classes", "width")
+        _check_image_size(self)
         if self.num_classes < 2:
             raise ValueError(f"`num_classes` must be at least 2, got {self.num_classes}")
 
@@ -198,13 +226,19 @@ class BrainSegmenterConfig:
     Attributes:
         channels: image channels ``C`` of the ``(B, C, 64, 64)`` inputs (1 = grayscale).
         width: channels at full resolution; doubles at each of the 2 downsamplings.
+        image_size: ``(H, W)`` of the images the model was trained on, recorded by ``cfx train
+            classifier`` so that the command line can warn when other sizes are given (a
+            convolutional model's answers change with the scale it sees); None: not recorded.
+            The architecture itself takes any size.
     """
 
     channels: int = 1
     width: int = 16  # channels at full resolution; doubles at each of the 2 downsamplings
+    image_size: tuple[int, int] | None = None  # (H, W) trained on; None: not recorded
 
     def __post_init__(self) -> None:
         _check_positive(self, "channels", "width")
+        _check_image_size(self)
 
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:

@@ -371,6 +371,8 @@ def _fingerprint(
     config = getattr(model, "config", None)
     is_config = dataclasses.is_dataclass(config) and not isinstance(config, type)
     arch = dataclasses.asdict(config) if is_config else None  # type: ignore[arg-type]
+    if arch is not None:  # the data's digest covers it; checkpoints from before it resume
+        arch.pop("image_size", None)
     key = {
         "model": type(model).__name__,
         "arch": arch,

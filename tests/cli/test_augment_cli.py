@@ -240,7 +240,7 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
     assert list((tmp_path / "b").iterdir()) == []  # no key, no round: nothing claimed
 
 
-def test_labels_are_the_classifiers_two_classes(tmp_path, capsys):
+def test_labels_are_the_classifiers_two_classes(tmp_path, capsys, caplog):
     """A 2-class oracle labelled a 3-class classifier's frames without complaint, and a
     person's task on your own images offered healthy/tumour: the walk crosses a two-class
     boundary, so a classifier of three classes is refused, an oracle must tell the same two
@@ -252,7 +252,10 @@ def test_labels_are_the_classifiers_two_classes(tmp_path, capsys):
     from cfx.models.classifiers import BrainCNN, BrainCNNConfig
 
     torch.manual_seed(0)
-    BrainCNN(BrainCNNConfig(width=4, num_classes=3)).save_pretrained(tmp_path / "three")
+    # trained on 32x32 images, as a `cfx train` config records: given the 64x64 pool, it is
+    # warned about, as classifier and as oracle (before the class count refuses it)
+    config = BrainCNNConfig(width=4, num_classes=3, image_size=(32, 32))
+    BrainCNN(config).save_pretrained(tmp_path / "three")
     data = make_dataset(12, seed=7)
     for name, array in (("x", data.images), ("y", data.labels)):
         np.save(tmp_path / f"{name}.npy", array.numpy())
@@ -263,11 +266,20 @@ def test_labels_are_the_classifiers_two_classes(tmp_path, capsys):
     argv += ["--budget", "3", "--rounds", "1", "--epochs", "1", "--no-progress"]
     out = ["--out", str(tmp_path / "a")]
     three = ["--classifier", str(tmp_path / "three")]
-    assert main([*argv, *three, "--oracle", "brain-oracle", *out]) == 2
+    small = "was trained on 32x32 images (width x height) and is given 64x64"
+    with caplog.at_level("WARNING", logger="cfx.cli.models"):
+        assert main([*argv, *three, "--oracle", "brain-oracle", *out]) == 2
     assert "`--classifier` tells 3 classes apart; cfx augment walks" in capsys.readouterr().err
+    assert f"`--classifier` {small} images (the pool's" in caplog.text
+    assert "`--oracle`" not in caplog.text  # refused before it loads
+    caplog.clear()
     two = ["--classifier", "brain-cnn-tagged"]
-    assert main([*argv, *two, "--oracle", str(tmp_path / "three"), *out]) == 2
+    with caplog.at_level("WARNING", logger="cfx.cli.models"):
+        assert main([*argv, *two, "--oracle", str(tmp_path / "three"), *out]) == 2
     assert "`--oracle` tells 3 classes apart and the classifier 2" in capsys.readouterr().err
+    sizes = [r.getMessage() for r in caplog.records if r.name == "cfx.cli.models"]
+    assert len(sizes) == 1  # brain-cnn-tagged is 64x64
+    assert sizes[0].startswith(f"`--oracle` {small} frames to label (the generator's size)")
     assert main([*argv, *two, "--labeller", "csv", *out]) == 3
     manifest = json.loads((tmp_path / "a" / "round_00" / "task" / "manifest.json").read_text())
     assert manifest["class_names"] == ["class0", "class1"]

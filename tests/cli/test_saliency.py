@@ -212,12 +212,13 @@ def test_images_of_another_size_than_a_zoo_model_saw_are_warned_about(tmp_path, 
     np.save(tmp_path / "small.npy", x[:, :, :32, :32].numpy())
     np.save(tmp_path / "full.npy", x.numpy())
     argv = ["saliency", "attack", "--steps", "1", "--no-progress", "--input"]
-    with caplog.at_level("WARNING", logger="cfx.cli.saliency"):
+    with caplog.at_level("WARNING", logger="cfx.cli.models"):
         assert main([*argv, str(tmp_path / "full.npy"), "--out", str(tmp_path / "a")]) == 0
         assert "trained on" not in caplog.text
         assert main([*argv, str(tmp_path / "small.npy"), "--out", str(tmp_path / "b")]) == 0
-    assert "brain-cnn was trained on 64x64 brain slices; the --input images are 32x32" in (
-        caplog.text
+    assert (
+        "`--classifier` was trained on 64x64 images (width x height) and is given 32x32 "
+        "--input images" in caplog.text
     )
 
 

@@ -87,6 +87,37 @@ def test_user_labels_with_three_classes_train_a_three_class_model(tmp_path):
     assert BrainCNN.from_pretrained(tmp_path / "r" / "model").config.num_classes == 3
 
 
+def test_the_model_keeps_the_size_of_its_training_images(tmp_path):
+    """Other commands warn when a model is given images of another size than it was trained
+    on, so the size goes into its config; the built-in slices are 64x64."""
+    x = torch.rand(8, 1, 48, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "y.npy", np.arange(8) % 2)
+    argv = ["train", "classifier", "--arch", "brain-oracle", "--data", str(tmp_path / "x.npy")]
+    argv += ["--labels", str(tmp_path / "y.npy"), "--epochs", "1", "--width", "4"]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    config = json.loads((tmp_path / "r" / "model" / "config.json").read_text())
+    assert config["image_size"] == [48, 32]  # (H, W)
+    argv = ["train", "classifier", "--arch", "brain-segmenter", "--data", "brain", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    assert BrainSegmenter.from_pretrained(tmp_path / "s" / "model").config.image_size == (64, 64)
+
+
+def test_a_checkpoint_from_before_image_size_still_resumes():
+    """The size is in the model's config but not in the run's fingerprint (the training
+    images' digest covers it), so checkpoints written before the field resume."""
+    from cfx.models.classifiers import BrainCNNConfig
+    from cfx.training.classifier import ClassifierTrainingConfig, _fingerprint
+
+    x, y = torch.zeros(2, 1, 64, 64), torch.tensor([0, 1])
+    run = ClassifierTrainingConfig(epochs=1)
+    old = _fingerprint(BrainCNN(BrainCNNConfig(width=4)), "classify", x, y, run, None)
+    new = BrainCNN(BrainCNNConfig(width=4, image_size=(64, 64)))
+    assert _fingerprint(new, "classify", x, y, run, None) == old
+    wider = BrainCNN(BrainCNNConfig(width=8, image_size=(64, 64)))
+    assert _fingerprint(wider, "classify", x, y, run, None) != old  # the rest still counts
+
+
 def test_data_options_are_named(tmp_path, capsys):
     x = torch.zeros(4, 1, 64, 64)
     np.save(tmp_path / "x.npy", x.numpy())

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -67,6 +68,8 @@ def test_outputs_do_not_depend_on_the_batch(make, out_shape):
         (BrainCNN, BrainCNNConfig(width=8, blocks=3)),
         (BrainOracle, BrainOracleConfig(width=8, num_classes=3)),
         (BrainSegmenter, BrainSegmenterConfig(width=8)),
+        (BrainCNN, BrainCNNConfig(width=4, image_size=(48, 32))),  # JSON's list -> a tuple
+        (BrainSegmenter, BrainSegmenterConfig(width=4, image_size=(32, 32))),
     ],
 )
 def test_round_trip_reproduces_outputs_exactly(cls, config, tmp_path):
@@ -129,8 +132,12 @@ def test_architectures_differ():
         (lambda: BrainCNNConfig(blocks=7), "`blocks` must be at most 6"),
         (lambda: BrainOracleConfig(channels=-1), "`channels` must be a positive int, got -1"),
         (lambda: BrainSegmenterConfig(width=2.5), "`width` must be a positive int, got 2.5"),
+        (lambda: BrainCNNConfig(image_size=64), "`image_size` must be None or (H, W), two"),
+        (lambda: BrainOracleConfig(image_size=(64, 0)), "got (64, 0)"),
+        (lambda: BrainCNNConfig(image_size=[64, 64.0]), "got (64, 64.0)"),
+        (lambda: BrainSegmenterConfig(image_size=(True, 64)), "got (True, 64)"),
     ],
 )
 def test_bad_configs_are_clear_errors(make, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         make()
