@@ -191,6 +191,18 @@ class ActiveLearner:
             f"wraps a classifier), got {type(self.labeller).__name__}",
         )
 
+    def pool_needed(self) -> int:
+        """The fewest pool images :meth:`augment` takes: each path gives one labelled frame
+        per ``frame_levels`` entry, and no pool image starts two paths."""
+        per_round = self._per_round()
+        return -(-max(per_round) // len(self.frame_levels)) * self.rounds
+
+    def _per_round(self) -> list[int]:
+        """Labels per round: ``budget`` split evenly, the remainder in the last round."""
+        per_round = [self.budget // self.rounds] * self.rounds
+        per_round[-1] += self.budget - sum(per_round)
+        return per_round
+
     def augment(
         self,
         pool: Tensor,
@@ -253,13 +265,11 @@ class ActiveLearner:
         )
         with frozen(self.generator), torch.no_grad():  # the pool is what the paths start from
             generator_probe(self.generator, pool[:1], name="pool")
-        per_round = [self.budget // self.rounds] * self.rounds
-        per_round[-1] += self.budget - sum(per_round)
-        need = -(-max(per_round) // len(self.frame_levels))
+        per_round = self._per_round()
         check(
-            pool.shape[0] >= need * self.rounds,
+            pool.shape[0] >= self.pool_needed(),
             ValueError,
-            f"`pool` must hold at least {need * self.rounds} images for this budget, "
+            f"`pool` must hold at least {self.pool_needed()} images for this budget, "
             f"got {pool.shape[0]}",
         )
         out = Path(out)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.models import model_name, size_notice
 from cfx.cli.options import given_flags
-from cfx.cli.paths import add_output_options, out_folder
+from cfx.cli.paths import add_output_options, not_a_file, out_folder
 from cfx.errors import check_int
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ def run_augment(args: argparse.Namespace) -> int:
                 f"`--out` {args.out} holds the `{flag}` model ({name}); the run writes its "
                 "rounds and fine-tuned copy there: choose another folder"
             )
-    out_folder(args.out)  # a file named by --out fails now, not after the first round
+    not_a_file(args.out)  # a file named by --out fails now, not after the first round
     generator = load_generator(args.generator)
     c, h, w = zero_image(generator).shape[1:]  # what the image files must hold
     shape = (c, h, w)
@@ -266,6 +266,13 @@ def run_augment(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
     )
 
+    if pool.shape[0] < learner.pool_needed():  # named by its flags, before any round
+        raise ValueError(
+            f"the pool must hold at least {learner.pool_needed()} images for --budget "
+            f"{args.budget} in --rounds {args.rounds} ({len(learner.frame_levels)} labelled "
+            f"frames per path, one path per pool image), got {pool.shape[0]}"
+            + (" in --pool" if args.pool is not None else ": raise --pool-n")
+        )
     if args.test_data is not None:
         test_x = load_images(args.test_data, name="--test-data", shape=shape)
         test_y = load_labels(args.test_labels, test_x.shape[0], name="--test-labels")
@@ -296,6 +303,7 @@ def run_augment(args: argparse.Namespace) -> int:
             pred, test_y, groups.bool(), class_names=classes, attribute_names=names
         )
 
+    out_folder(args.out)  # every input checked: a refused run leaves no empty folder
     try:
         result = learner.augment(
             pool, train_x, train_y, out=args.out, seed=args.seed, eval_fn=evaluate

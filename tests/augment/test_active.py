@@ -282,6 +282,23 @@ def test_inputs_the_loop_cannot_use_are_named_before_any_work(world, tmp_path):
     assert not any((tmp_path / n).exists() for n in "abcdef")  # nothing claimed
 
 
+@pytest.mark.parametrize(
+    ("budget", "rounds", "levels", "need"),
+    [
+        (7, 2, (0.4, 0.6), 4),  # rounds of 3 and 4 labels: 2 paths each
+        (7, 2, (0.5,), 8),  # 4 paths in the larger round, twice
+        (5, 1, (0.3, 0.5, 0.7), 2),
+        (4, 4, (0.4, 0.6), 4),  # one label a round still takes a path
+    ],
+)
+def test_the_pool_a_budget_needs(world, budget, rounds, levels, need):
+    g, f, *_ = world
+    learner = ActiveLearner(
+        g, f, CountingOracle(), budget=budget, rounds=rounds, frame_levels=levels
+    )
+    assert learner.pool_needed() == need
+
+
 def test_too_small_a_pool_is_a_clear_error(world, tmp_path):
     g, f, pool, train, labels = world
     with pytest.raises(ValueError, match="`pool` must hold at least"):

@@ -205,6 +205,17 @@ def test_numbers_and_ignored_options_are_named_by_their_flags(tmp_path, capsys, 
     assert not (tmp_path / "a").exists()  # before any work
 
 
+def test_too_small_a_pool_is_named_by_its_flags(tmp_path, capsys):
+    """ActiveLearner's own error said `pool`, which the command line has no flag for."""
+    argv = ["augment", "--train-n", "16", "--pool-n", "3", "--budget", "8", "--rounds", "1"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 2
+    assert (
+        "the pool must hold at least 4 images for --budget 8 in --rounds 1 (2 labelled frames "
+        "per path, one path per pool image), got 3: raise --pool-n" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "a").exists()  # before any round
+
+
 def test_test_data_options_are_checked(tmp_path, capsys):
     assert main(["augment", "--test-data", "x.npy", "--out", str(tmp_path)]) == 2
     assert "`--test-data` and `--test-labels` must be given together" in capsys.readouterr().err
@@ -237,7 +248,7 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
     assert "`--train-labels` must be classes of the classifier, 0..1, got -1..0" in (
         capsys.readouterr().err
     )
-    assert list((tmp_path / "b").iterdir()) == []  # no key, no round: nothing claimed
+    assert not (tmp_path / "b").exists()  # no key, no round, no folder: nothing claimed
 
 
 def test_labels_are_the_classifiers_two_classes(tmp_path, capsys, caplog):
