@@ -112,36 +112,40 @@ class GradCAM:
     ) -> Tensor:
         store: list[Tensor] = []
 
-        def hook(_m: nn.Module, _inp: object, out: object) -> Tensor | None:
+        def hook(_m: nn.Module, _inp: object, out: object) -> Tensor:
             if not isinstance(out, Tensor):
                 raise TypeError(f"`layer` must output a tensor, got {type(out).__name__}")
-            if out.requires_grad:
-                store.append(out)
-                return None
-            leaf = out.detach().requires_grad_(True)  # frozen model, constant input
-            store.append(leaf)
-            return leaf
+            # a frozen model on a constant input builds no graph: the maps become a leaf
+            acts = out if out.requires_grad else out.detach().requires_grad_(True)
+            store.append(acts)
+            # the model goes on with a copy, so an in-place op after the layer (ReLU(inplace=
+            # True), as in VGG or after a hooked BatchNorm) neither fails on the leaf nor
+            # rewrites the activations Grad-CAM weighs
+            return acts.clone()
 
         handle = module.register_forward_hook(hook)
         try:
+            # all of it with grad: under the caller's torch.no_grad() (an attack's evaluation
+            # step) the score and its gradient would otherwise have no graph
             with torch.enable_grad():
                 logits = class_logits(self.model, x, name="model")  # (b, K)
+                if not store:
+                    raise ValueError("`layer` was not called during the model's forward pass")
+                acts = store[-1]
+                if acts.ndim != 4:
+                    raise ValueError(
+                        "`layer` must output feature maps (B, K, h, w), got shape "
+                        f"{tuple(acts.shape)}"
+                    )
+                tgt = targets_from(target, logits)
+                score = logits.gather(1, tgt[:, None]).sum()
+                (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph)
+                alpha = grads.mean(dim=(2, 3), keepdim=True)  # (b, K, 1, 1)
+                cam = (alpha * acts).sum(1, keepdim=True)  # (b, 1, h, w)
+                if self.relu:
+                    cam = F.relu(cam)
+                cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
         finally:
             handle.remove()
-        if not store:
-            raise ValueError("`layer` was not called during the model's forward pass")
-        acts = store[-1]
-        if acts.ndim != 4:
-            raise ValueError(
-                f"`layer` must output feature maps (B, K, h, w), got shape {tuple(acts.shape)}"
-            )
-        tgt = targets_from(target, logits)
-        score = logits.gather(1, tgt[:, None]).sum()
-        (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph)
-        alpha = grads.mean(dim=(2, 3), keepdim=True)  # (b, K, 1, 1)
-        cam = (alpha * acts).sum(1, keepdim=True)  # (b, 1, h, w)
-        if self.relu:
-            cam = F.relu(cam)
-        cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
         # the activations hold a graph even without create_graph: a plain map, like the others
         return cam if create_graph else cam.detach()  # (b, 1, H, W)

@@ -61,3 +61,35 @@ def test_layer_errors():
         GradCAM(model, layer="head.2").attribute(images(h=16, w=16), 1)
     with pytest.raises(ValueError, match="not called"):
         GradCAM(model, layer=nn.Conv2d(1, 1, 1)).attribute(images(h=16, w=16), 1)
+
+
+def test_an_in_place_relu_after_the_layer_gives_the_known_map():
+    """The hook made the layer's output a leaf, so VGG-style Conv -> ReLU(inplace=True) (or a
+    hooked BatchNorm before one) failed: 'a leaf Variable ... used in an in-place
+    operation'. The map is the 1x1-conv network's closed form, taken on the conv output."""
+    model, conv = _cam_net()
+    model[1] = nn.ReLU(inplace=True)
+    x = images(b=2, h=6, w=6)
+    cam = GradCAM(model).attribute(x, 1)  # the default layer: the conv, before the ReLU
+    pre = conv(x).detach()  # (B, 3, 6, 6)
+    # d logit / d A = w / (h w) where the ReLU lets the channel through, else 0
+    grads = torch.tensor([2.0, 1.0, -3.0]).view(1, 3, 1, 1) / 36 * (pre > 0)
+    alpha = grads.mean(dim=(2, 3), keepdim=True)
+    expected = F.relu((alpha * pre).sum(1, keepdim=True))
+    assert torch.allclose(cam, expected, atol=1e-6)
+    plain, _ = _cam_net()  # the same weights with a ReLU that is not in place
+    assert torch.allclose(GradCAM(plain).attribute(x, 1), expected, atol=1e-6)
+    normed = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(True))
+    normed = nn.Sequential(*normed, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+    maps = GradCAM(normed.eval(), layer="1").attribute(x, 0)  # the BatchNorm's output
+    assert maps.shape == (2, 1, 6, 6) and torch.isfinite(maps).all()
+
+
+def test_the_same_map_under_no_grad():
+    """Under the caller's torch.no_grad() (an attack's evaluation step) the score had no
+    graph: 'element 0 of tensors does not require grad'."""
+    model = small_cnn()
+    x = images(b=2, h=16, w=16)
+    free = GradCAM(model).attribute(x, 1)
+    with torch.no_grad():
+        assert torch.equal(GradCAM(model).attribute(x, 1), free)

@@ -104,3 +104,20 @@ def test_the_output_term_pulls_the_surrogate_probability_back_to_the_original(ga
     assert torch.equal(seen[0][0], x0)
     moved = seen[1][0] - x0
     assert moved.flatten().tolist() == pytest.approx([-gamma * 4 / 255] * 2, rel=1e-4, abs=1e-9)
+
+
+def test_grad_cam_maps_can_be_attacked():
+    """The attack scores each step's real map under torch.no_grad(), where Grad-CAM failed
+    ('element 0 of tensors does not require grad'), so `--method gradcam --objective
+    target_map` always stopped at the first step."""
+    from cfx.saliency import GradCAM
+
+    model = small_cnn(seed=1, width=8, blocks=3)
+    x = images(b=3, h=16, w=16, seed=2)
+    goal = torch.zeros(1, 1, 16, 16)
+    goal[..., 10:, :6] = 1.0
+    res = TargetMapAttack(GradCAM(model), steps=10, epsilon=16 / 255).perturb(x, target_map=goal)
+    g = relevance(goal.expand(3, -1, -1, -1))
+    before = (relevance(res.maps) - g).square().sum(1)
+    after = (relevance(res.maps_adv) - g).square().sum(1)
+    assert bool((after <= before).all()) and float(after.mean()) < float(before.mean())
