@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cfx.calls import class_logits, resolve_target
+from cfx.errors import Notice
 from cfx.images import IMAGE_RANGE
 from cfx.reprs import short_repr
-from cfx.saliency._common import SaliencyMethod, frozen, takes_generator
+from cfx.saliency._common import PROBE_NOTICES, SaliencyMethod, frozen, takes_generator
 from cfx.saliency.metrics import mass_center_shift, spearman, top_k_intersection
 
 RANGE = IMAGE_RANGE[1] - IMAGE_RANGE[0]  # width of the cfx range (2)
@@ -82,25 +88,102 @@ def check_explainer(explainer: object, *, differentiable: bool) -> nn.Module:
     return model
 
 
+class SmoothLeakyReLU(nn.Module):
+    """``slope * x + (1 - slope) * softplus_beta(x)``: LeakyReLU's softplus counterpart (the
+    same limit as beta grows, a non-zero second derivative)."""
+
+    def __init__(self, beta: float, negative_slope: float) -> None:
+        super().__init__()
+        self.beta = beta
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.negative_slope
+        return a * x + (1 - a) * F.softplus(x, beta=self.beta)
+
+
+class SmoothReLU6(nn.Module):
+    """``softplus_beta(x) - softplus_beta(x - 6)``: ReLU6 = ``relu(x) - relu(x - 6)`` with each
+    ReLU smoothed."""
+
+    def __init__(self, beta: float) -> None:
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softplus(x, beta=self.beta) - F.softplus(x - 6, beta=self.beta)
+
+
+SMOOTHED = (nn.Softplus, SmoothLeakyReLU, SmoothReLU6)  # what set_beta sharpens
+
+
+def _smooth(module: nn.Module, beta: float) -> nn.Module | None:
+    """The softplus counterpart of a piecewise-linear activation module, or None."""
+    if isinstance(module, nn.ReLU):
+        return nn.Softplus(beta=beta)
+    if isinstance(module, nn.LeakyReLU):
+        return SmoothLeakyReLU(beta, module.negative_slope)
+    if isinstance(module, nn.ReLU6):  # before Hardtanh, its base class
+        return SmoothReLU6(beta)
+    return None
+
+
 def softplus_surrogate(explainer: SaliencyMethod, beta: float) -> SaliencyMethod:
     """A deep copy of ``explainer`` whose model has every ``nn.ReLU`` replaced by
-    ``nn.Softplus(beta)`` (ReLU networks have zero second derivatives; Ghorbani et al. and
-    Dombrowski et al. differentiate the smooth copy). Other attributes that point into the
-    model (e.g. Grad-CAM's layer) follow the copy."""
+    ``nn.Softplus(beta)``, and ``nn.LeakyReLU``/``nn.ReLU6`` by their softplus counterparts
+    (:class:`SmoothLeakyReLU`, :class:`SmoothReLU6`): piecewise-linear networks have zero
+    second derivatives, so Ghorbani et al. and Dombrowski et al. differentiate the smooth
+    copy. Activations applied as functions (``F.relu`` in ``forward``) cannot be replaced;
+    the attacks warn when their gradient is zero (:func:`zero_gradient_notice`). Other
+    attributes that point into the model (e.g. Grad-CAM's layer) follow the copy."""
     surrogate = copy.deepcopy(explainer)
     model: nn.Module = surrogate.model  # type: ignore[attr-defined]
     for parent in model.modules():
         for name, child in parent.named_children():
-            if isinstance(child, nn.ReLU):
-                setattr(parent, name, nn.Softplus(beta=beta))
+            smooth = _smooth(child, beta)
+            if smooth is not None:
+                setattr(parent, name, smooth)
     return surrogate
 
 
 def set_beta(surrogate: SaliencyMethod, beta: float) -> None:
     """Change the softplus sharpness of a surrogate in place."""
     for m in surrogate.model.modules():  # type: ignore[attr-defined]
-        if isinstance(m, nn.Softplus):
+        if isinstance(m, SMOOTHED):
             m.beta = beta
+
+
+@contextmanager
+def notices_given() -> Iterator[None]:
+    """Silence the model probe's notices (:data:`~cfx.saliency._common.PROBE_NOTICES`) inside:
+    an attack probes the model once, on its input, and then calls the explainer on every
+    step, which would repeat them."""
+    with warnings.catch_warnings():
+        for notice in PROBE_NOTICES:
+            warnings.filterwarnings("ignore", message=re.escape(notice), category=UserWarning)
+        yield
+
+
+def zero_gradient_notice(grad: Tensor, attack: str) -> None:
+    """Warn when the attack's gradient ``grad`` ``(B, ...)`` is exactly zero for some images
+    (called at the first step): those images cannot move, and their result would read as a
+    perfectly robust explanation rather than an unattacked one."""
+    flat = grad.detach().flatten(1)
+    still = int((flat == 0).all(1).sum())
+    if still == 0:
+        return
+    warnings.warn(
+        Notice(
+            f"{attack}: the gradient of the attack's objective is exactly zero for {still} of "
+            f"{flat.shape[0]} images, so they stay where they are, and their maps read as "
+            "unchanged, not as robust. The usual cause: piecewise-linear networks have zero "
+            "second derivatives; for the attack cfx replaces nn.ReLU, nn.LeakyReLU and nn.ReLU6 "
+            "modules by softplus, but activations applied as functions (F.relu in forward) "
+            "and other piecewise-linear modules stay; use activation modules to attack this "
+            "model"
+        ),
+        stacklevel=3,
+    )
 
 
 @torch.no_grad()

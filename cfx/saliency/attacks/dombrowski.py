@@ -33,6 +33,7 @@ from cfx.saliency.attacks._common import (
     check_epsilon,
     check_explainer,
     default_k,
+    notices_given,
     predict,
     project,
     relevance,
@@ -40,6 +41,7 @@ from cfx.saliency.attacks._common import (
     set_beta,
     softplus_surrogate,
     takes_generator,
+    zero_gradient_notice,
 )
 
 
@@ -96,69 +98,72 @@ class TargetMapAttack:
         """Attack images ``x`` ``(B, C, H, W)`` in [-1, 1] towards ``target_map``
         (``(B, 1, H, W)`` or ``(1, 1, H, W)``, any non-negative scale). ``target``: class
         explained (None = predicted). ``generator``: noise of stochastic explainers."""
-        x0 = check_input(x).detach()
         model = check_explainer(self.explainer, differentiable=True)
-        eps = check_epsilon(self.epsilon)
-        steps = positive_int("steps", self.steps, minimum=0)
-        lr = positive_float("lr", self.lr)
-        gamma = positive_float("gamma", self.gamma, allow_zero=True)
-        b0, b1 = (
-            positive_float("beta_start", self.beta_start),
-            positive_float("beta_end", self.beta_end),
-        )
-        k = default_k(self.k, x0)
-        check_generator(generator)
-        goal = _target_map(target_map, x0)  # (B, P), sums to 1
+        x0 = check_input(x, model).detach()  # a float64 image for a float32 model is named
+        with notices_given():  # the probe above gave them once
+            eps = check_epsilon(self.epsilon)
+            steps = positive_int("steps", self.steps, minimum=0)
+            lr = positive_float("lr", self.lr)
+            gamma = positive_float("gamma", self.gamma, allow_zero=True)
+            b0, b1 = (
+                positive_float("beta_start", self.beta_start),
+                positive_float("beta_end", self.beta_end),
+            )
+            k = default_k(self.k, x0)
+            check_generator(generator)
+            goal = _target_map(target_map, x0)  # (B, P), sums to 1
 
-        with torch.no_grad(), frozen(model):
-            logits0 = class_logits(model, x0, name="model")
-        label = logits0.argmax(1)
-        probs0 = torch.softmax(logits0, 1)
-        tgt = (
-            label
-            if target is None
-            else resolve_target(target, x0.shape[0], logits0.shape[1], x0.device)
-        )
-        budget = eps * RANGE
-        gen_kw = {"generator": generator} if takes_generator(self.explainer) else {}
-        surrogate = softplus_surrogate(self.explainer, b0)
-        sur_model = surrogate.model  # type: ignore[attr-defined]
+            with torch.no_grad(), frozen(model):
+                logits0 = class_logits(model, x0, name="model")
+            label = logits0.argmax(1)
+            probs0 = torch.softmax(logits0, 1)
+            tgt = (
+                label
+                if target is None
+                else resolve_target(target, x0.shape[0], logits0.shape[1], x0.device)
+            )
+            budget = eps * RANGE
+            gen_kw = {"generator": generator} if takes_generator(self.explainer) else {}
+            surrogate = softplus_surrogate(self.explainer, b0)
+            sur_model = surrogate.model  # type: ignore[attr-defined]
 
-        maps0 = self.explainer.attribute(x0, tgt, **gen_kw).detach()
-        scale = (relevance(maps0) - goal).square().sum(1).clamp_min(1e-20)  # (B,)
-        best_x = x0.clone()
-        best = torch.ones_like(scale)  # normalised distance to the goal of the original map
-        delta = torch.zeros_like(x0, requires_grad=True)
-        opt = torch.optim.Adam([delta], lr=lr * RANGE)
-        iterator = range(steps)
-        if self.show_progress:
-            from cfx.progress import tqdm
+            maps0 = self.explainer.attribute(x0, tgt, **gen_kw).detach()
+            scale = (relevance(maps0) - goal).square().sum(1).clamp_min(1e-20)  # (B,)
+            best_x = x0.clone()
+            best = torch.ones_like(scale)  # normalised distance to the goal of the original map
+            delta = torch.zeros_like(x0, requires_grad=True)
+            opt = torch.optim.Adam([delta], lr=lr * RANGE)
+            iterator = range(steps)
+            if self.show_progress:
+                from cfx.progress import tqdm
 
-            iterator = tqdm(iterator, desc="target-map attack", unit="step")
-        for i in iterator:
-            beta = b0 * (b1 / b0) ** (i / max(1, steps - 1))
-            set_beta(surrogate, beta)
-            xa = x0 + delta
-            maps = surrogate.attribute(xa, tgt, create_graph=True, **gen_kw)  # type: ignore[call-arg]
-            map_loss = (relevance(maps) - goal).square().sum(1) / scale
-            with frozen(sur_model):
-                probs = torch.softmax(class_logits(sur_model, xa), 1)
-            loss = map_loss + gamma * (probs - probs0).square().sum(1)
-            opt.zero_grad()
-            loss.sum().backward()
-            opt.step()
-            with torch.no_grad():
-                delta.copy_(project(x0 + delta, x0, budget) - x0)
-                x_adv = x0 + delta
-                kept = predict(model, x_adv) == label
-                real = self.explainer.attribute(x_adv, tgt, **gen_kw).detach()
-                dist = (relevance(real) - goal).square().sum(1) / scale
-                better = kept & (dist < best) & torch.isfinite(dist)
-                best_x[better] = x_adv[better]
-                best = torch.where(better, dist, best)
-        if not math.isfinite(float(best.sum())):
-            best = torch.nan_to_num(best)
-        return result(self.explainer, x0, best_x, tgt, k, generator=generator)
+                iterator = tqdm(iterator, desc="target-map attack", unit="step")
+            for i in iterator:
+                beta = b0 * (b1 / b0) ** (i / max(1, steps - 1))
+                set_beta(surrogate, beta)
+                xa = x0 + delta
+                maps = surrogate.attribute(xa, tgt, create_graph=True, **gen_kw)  # type: ignore[call-arg]
+                map_loss = (relevance(maps) - goal).square().sum(1) / scale
+                with frozen(sur_model):
+                    probs = torch.softmax(class_logits(sur_model, xa), 1)
+                loss = map_loss + gamma * (probs - probs0).square().sum(1)
+                opt.zero_grad()
+                loss.sum().backward()
+                if i == 0 and delta.grad is not None:
+                    zero_gradient_notice(delta.grad, "TargetMapAttack")
+                opt.step()
+                with torch.no_grad():
+                    delta.copy_(project(x0 + delta, x0, budget) - x0)
+                    x_adv = x0 + delta
+                    kept = predict(model, x_adv) == label
+                    real = self.explainer.attribute(x_adv, tgt, **gen_kw).detach()
+                    dist = (relevance(real) - goal).square().sum(1) / scale
+                    better = kept & (dist < best) & torch.isfinite(dist)
+                    best_x[better] = x_adv[better]
+                    best = torch.where(better, dist, best)
+            if not math.isfinite(float(best.sum())):
+                best = torch.nan_to_num(best)
+            return result(self.explainer, x0, best_x, tgt, k, generator=generator)
 
 
 def _target_map(target_map: object, x: Tensor) -> Tensor:

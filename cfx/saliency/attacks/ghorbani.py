@@ -41,12 +41,14 @@ from cfx.saliency.attacks._common import (
     check_explainer,
     default_k,
     label_and_target,
+    notices_given,
     predict,
     project,
     relevance,
     result,
     softplus_surrogate,
     takes_generator,
+    zero_gradient_notice,
 )
 from cfx.saliency.metrics import mass_center, top_k_intersection, top_k_mask
 
@@ -117,74 +119,80 @@ class GhorbaniAttack:
         required for ``"targeted"``. ``generator``: random start of ``"mass_center"`` and the
         noise of stochastic explainers.
         """
-        x0 = check_input(x).detach()
         model = check_explainer(self.explainer, differentiable=True)
-        eps = check_epsilon(self.epsilon)
-        steps = positive_int("steps", self.steps, minimum=0)
-        step = eps / 8 if self.step_size is None else positive_float("step_size", self.step_size)
-        k = default_k(self.k, x0)
-        beta = positive_float("beta", self.beta)
-        restarts = positive_int("restarts", self.restarts)
-        check_generator(generator)
-        obj = self.objective
-        if obj not in ("top_k", "mass_center", "targeted"):
-            fail(
-                ValueError, f"`objective` must be 'top_k', 'mass_center' or 'targeted', got {obj!r}"
+        x0 = check_input(x, model).detach()  # a float64 image for a float32 model is named
+        with notices_given():  # the probe above gave them once
+            eps = check_epsilon(self.epsilon)
+            steps = positive_int("steps", self.steps, minimum=0)
+            step = (
+                eps / 8 if self.step_size is None else positive_float("step_size", self.step_size)
             )
-        goal = _region(region, x0) if obj == "targeted" else x0.new_zeros(1, x0[0, 0].numel())
+            k = default_k(self.k, x0)
+            beta = positive_float("beta", self.beta)
+            restarts = positive_int("restarts", self.restarts)
+            check_generator(generator)
+            obj = self.objective
+            if obj not in ("top_k", "mass_center", "targeted"):
+                fail(
+                    ValueError,
+                    f"`objective` must be 'top_k', 'mass_center' or 'targeted', got {obj!r}",
+                )
+            goal = _region(region, x0) if obj == "targeted" else x0.new_zeros(1, x0[0, 0].numel())
 
-        label, tgt = label_and_target(model, x0, target)  # (B,), (B,)
-        budget, alpha = eps * RANGE, step * RANGE
-        gen_kw = {"generator": generator} if takes_generator(self.explainer) else {}
-        surrogate = softplus_surrogate(self.explainer, beta)
+            label, tgt = label_and_target(model, x0, target)  # (B,), (B,)
+            budget, alpha = eps * RANGE, step * RANGE
+            gen_kw = {"generator": generator} if takes_generator(self.explainer) else {}
+            surrogate = softplus_surrogate(self.explainer, beta)
 
-        maps0 = self.explainer.attribute(x0, tgt, **gen_kw).detach()
-        top0 = top_k_mask(maps0.abs(), k).flatten(1).to(x0.dtype)  # (B, P)
-        centre0 = mass_center(maps0)  # (B, 2)
+            maps0 = self.explainer.attribute(x0, tgt, **gen_kw).detach()
+            top0 = top_k_mask(maps0.abs(), k).flatten(1).to(x0.dtype)  # (B, P)
+            centre0 = mass_center(maps0)  # (B, 2)
 
-        def badness(maps: Tensor) -> Tensor:  # lower = explanation moved further
-            if obj == "top_k":
-                return top_k_intersection(maps0.abs(), maps.abs(), k)
-            if obj == "mass_center":
-                return -(mass_center(maps) - centre0).norm(dim=1)
-            return -(relevance(maps) * goal).sum(1)
-
-        best_x = x0.clone()
-        best = badness(maps0)
-        total = steps * restarts
-        bar = None
-        if self.show_progress:
-            from cfx.progress import tqdm
-
-            bar = tqdm(total=total, desc=f"{obj} attack", unit="step")
-        for restart in range(restarts):
-            x_adv = x0
-            if obj == "mass_center" or self.random_start or restart > 0:
-                start = torch.rand(x0.shape, generator=generator).to(x0) < 0.5
-                x_adv = project(x0 + alpha * (2 * start.to(x0) - 1), x0, budget)
-            for _ in range(steps):
-                xa = x_adv.detach().requires_grad_(True)
-                maps = surrogate.attribute(xa, tgt, create_graph=True, **gen_kw)  # type: ignore[call-arg]
-                r = relevance(maps)  # (B, P)
+            def badness(maps: Tensor) -> Tensor:  # lower = explanation moved further
                 if obj == "top_k":
-                    loss = -(r * top0).sum(1)
-                elif obj == "mass_center":
-                    loss = (mass_center(maps) - centre0).square().sum(1)
-                else:
-                    loss = (r * goal).sum(1)
-                (grad,) = torch.autograd.grad(loss.sum(), xa)
-                x_adv = project(x_adv + alpha * grad.sign(), x0, budget).detach()
-                # only iterates that keep the label are candidates; the real model judges
-                kept = predict(model, x_adv) == label
-                score = badness(self.explainer.attribute(x_adv, tgt, **gen_kw).detach())
-                better = kept & (score < best)
-                best_x[better] = x_adv[better]
-                best = torch.where(better, score, best)
-                if bar is not None:
-                    bar.update()
-        if bar is not None:
-            bar.close()
-        return result(self.explainer, x0, best_x, tgt, k, generator=generator)
+                    return top_k_intersection(maps0.abs(), maps.abs(), k)
+                if obj == "mass_center":
+                    return -(mass_center(maps) - centre0).norm(dim=1)
+                return -(relevance(maps) * goal).sum(1)
+
+            best_x = x0.clone()
+            best = badness(maps0)
+            total = steps * restarts
+            bar = None
+            if self.show_progress:
+                from cfx.progress import tqdm
+
+                bar = tqdm(total=total, desc=f"{obj} attack", unit="step")
+            for restart in range(restarts):
+                x_adv = x0
+                if obj == "mass_center" or self.random_start or restart > 0:
+                    start = torch.rand(x0.shape, generator=generator).to(x0) < 0.5
+                    x_adv = project(x0 + alpha * (2 * start.to(x0) - 1), x0, budget)
+                for _ in range(steps):
+                    xa = x_adv.detach().requires_grad_(True)
+                    maps = surrogate.attribute(xa, tgt, create_graph=True, **gen_kw)  # type: ignore[call-arg]
+                    r = relevance(maps)  # (B, P)
+                    if obj == "top_k":
+                        loss = -(r * top0).sum(1)
+                    elif obj == "mass_center":
+                        loss = (mass_center(maps) - centre0).square().sum(1)
+                    else:
+                        loss = (r * goal).sum(1)
+                    (grad,) = torch.autograd.grad(loss.sum(), xa)
+                    if restart == 0 and x_adv is x0:  # the first step
+                        zero_gradient_notice(grad, "GhorbaniAttack")
+                    x_adv = project(x_adv + alpha * grad.sign(), x0, budget).detach()
+                    # only iterates that keep the label are candidates; the real model judges
+                    kept = predict(model, x_adv) == label
+                    score = badness(self.explainer.attribute(x_adv, tgt, **gen_kw).detach())
+                    better = kept & (score < best)
+                    best_x[better] = x_adv[better]
+                    best = torch.where(better, score, best)
+                    if bar is not None:
+                        bar.update()
+            if bar is not None:
+                bar.close()
+            return result(self.explainer, x0, best_x, tgt, k, generator=generator)
 
 
 def _region(region: object, x: Tensor) -> Tensor:

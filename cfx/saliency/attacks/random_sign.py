@@ -19,6 +19,7 @@ from cfx.saliency.attacks._common import (
     check_explainer,
     default_k,
     label_and_target,
+    notices_given,
     project,
     result,
 )
@@ -54,12 +55,13 @@ class RandomSign:
         """Perturb images ``x`` ``(B, C, H, W)`` in [-1, 1]; ``target`` as in ``attribute``
         (None = predicted class); ``generator`` draws the signs (and a stochastic method's
         noise, replayed identically for both maps)."""
-        x0 = check_input(x).detach()
         model = check_explainer(self.explainer, differentiable=False)
-        eps = check_epsilon(self.epsilon)
-        k = default_k(self.k, x0)
-        check_generator(generator)
-        _, tgt = label_and_target(model, x0, target)
-        signs = (torch.rand(x0.shape, generator=generator) < 0.5).to(x0) * 2 - 1
-        x_adv = project(x0 + eps * RANGE * signs, x0, eps * RANGE)
-        return result(self.explainer, x0, x_adv, tgt, k, generator=generator)
+        x0 = check_input(x, model).detach()  # a float64 image for a float32 model is named
+        with notices_given():  # the probe above gave them once
+            eps = check_epsilon(self.epsilon)
+            k = default_k(self.k, x0)
+            check_generator(generator)
+            _, tgt = label_and_target(model, x0, target)
+            signs = (torch.rand(x0.shape, generator=generator) < 0.5).to(x0) * 2 - 1
+            x_adv = project(x0 + eps * RANGE * signs, x0, eps * RANGE)
+            return result(self.explainer, x0, x_adv, tgt, k, generator=generator)

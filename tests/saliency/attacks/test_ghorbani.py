@@ -120,6 +120,82 @@ def test_surrogate_swaps_relu_for_softplus_and_keeps_the_original(model):
     assert all(m.beta == 7.0 for m in sur.model.modules() if isinstance(m, nn.Softplus))
 
 
+def test_leaky_relu_and_relu6_get_their_softplus_counterparts():
+    """Only nn.ReLU was smoothed: with LeakyReLU or ReLU6 the attack's gradient was zero and
+    the map read as perfectly robust (top-k 1.0, not one pixel moved)."""
+    from cfx.saliency.attacks._common import SmoothLeakyReLU, SmoothReLU6, set_beta
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.LeakyReLU(0.1), nn.ReLU6(), nn.Flatten())
+    sur = softplus_surrogate(Gradient(net), beta=4.0)
+    leaky, six = sur.model[1], sur.model[2]
+    assert isinstance(leaky, SmoothLeakyReLU) and isinstance(six, SmoothReLU6)
+    t = torch.tensor([-3.0, -0.5, 0.0, 0.5, 3.0, 5.5, 6.5, 9.0])
+    sp = torch.log1p(torch.exp(4.0 * t)) / 4.0  # softplus, beta 4
+    assert torch.allclose(leaky(t), 0.1 * t + 0.9 * sp, atol=1e-6)
+    sp6 = torch.log1p(torch.exp(4.0 * (t - 6))) / 4.0
+    assert torch.allclose(six(t), sp - sp6, atol=1e-6)
+    set_beta(sur, 1e4)  # sharp: the activations themselves
+    assert torch.allclose(leaky(t), nn.functional.leaky_relu(t, 0.1), atol=1e-3)
+    assert torch.allclose(six(t), nn.functional.relu6(t), atol=1e-3)
+    assert isinstance(net[1], nn.LeakyReLU)  # the user's model keeps its own
+
+
+@pytest.mark.parametrize("act", [nn.LeakyReLU, nn.ReLU6])
+def test_leaky_relu_and_relu6_networks_are_attacked(act):
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), act(), nn.Conv2d(16, 16, 3, padding=1), act(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2),
+    )  # fmt: skip
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    res = GhorbaniAttack(Gradient(net), steps=10).perturb(x, 1)
+    assert bool((res.linf > 0).all()) and float(res.top_k_intersection.max()) < 1.0
+
+
+class FunctionalReLU(nn.Module):
+    """ReLU applied as a function: nothing the surrogate can replace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+def test_a_zero_attack_gradient_is_named_not_reported_as_robust():
+    from cfx.errors import Notice
+    from cfx.saliency.attacks import TargetMapAttack
+
+    torch.manual_seed(0)
+    net = FunctionalReLU()
+    x = images(b=3, h=8, w=8, seed=2)
+    with pytest.warns(Notice, match="exactly zero for 3 of 3 images") as record:
+        res = GhorbaniAttack(Gradient(net), steps=2).perturb(x, 1)
+    assert "GhorbaniAttack" in str(record[0].message) and bool((res.linf == 0).all())
+    goal = torch.ones(1, 1, 8, 8)
+    with pytest.warns(Notice, match="TargetMapAttack: the gradient of the attack's objective"):
+        TargetMapAttack(Gradient(net), steps=2).perturb(x, 1, target_map=goal)
+
+
+def test_the_attacks_give_the_model_probe_notices_once(model):
+    """The probe ran on every step's map (three [0, 1] notices for three steps), and a
+    float64 image for a float32 model was PyTorch's own dtype error."""
+    import warnings
+
+    from cfx.saliency.attacks import RandomSign
+
+    unit = (images(b=2, h=16, w=16, seed=3) + 1) / 2
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        GhorbaniAttack(Gradient(model), steps=3).perturb(unit, 1)
+    assert [str(w.message)[:26] for w in record] == ["no pixel of `x` is below 0"]
+    for attack in (GhorbaniAttack(Gradient(model), steps=1), RandomSign(Gradient(model))):
+        with pytest.raises(TypeError, match=r"`x` is torch\.float64 on cpu but the model"):
+            attack.perturb(unit.double() * 2 - 1, 1)
+
+
 def test_model_left_unchanged(model, x):
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
