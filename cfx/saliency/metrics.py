@@ -14,8 +14,13 @@ JMLR 2023), for maps ``(B, 1, H, W)`` and boolean masks ``(B, 1, H, W)``:
 * :func:`top_k_dice`, :func:`top_k_iou`: overlap of the binary top-``K`` map with the mask,
   ``K = |mask|``. (With equal sizes, Dice equals the relevance rank accuracy.)
 
-Empty masks give NaN (nothing to localise), as in Quantus. Ties in rankings are broken by
-pixel order (a stable sort), so results are deterministic.
+Empty masks give NaN (nothing to localise), as in Quantus. Where pixels tie at the edge of
+a top-``K`` set (a blank map, the zeros of ``maps.clamp(min=0)``, a method's flat plateaus),
+the localisation scores take the expectation over a random choice among the tied pixels
+(:func:`expected_top_k_hits`), as :func:`pointing_game` does for tied maxima: a blank map
+scores the mask's share of the image wherever the mask lies. Breaking ties by pixel order
+instead rewarded masks near the top of the image. :func:`top_k_mask` itself (used by the
+attacks) breaks ties by pixel order, deterministically.
 
 Similarity of two maps (attacks, randomisation check): :func:`top_k_intersection`
 (Ghorbani et al., AAAI 2019), :func:`spearman` (rank correlation) and
@@ -87,6 +92,20 @@ def top_k_mask(maps: Tensor, k: Tensor | int) -> Tensor:
     return (ranks < kk).view(maps.shape)
 
 
+def expected_top_k_hits(maps: Tensor, masks: Tensor, k: Tensor) -> Tensor:
+    """Expected number of mask pixels among the ``k`` (``(B,)``, >= 1) highest pixels of each
+    map when ties at the ``k``-th value are broken at random: the pixels above that value
+    count in full, and the ``k - above`` places left go to the tied pixels in proportion to
+    how many of them lie in the mask. ``(B,)`` in the maps' dtype."""
+    flat, inside = maps.flatten(1), masks.flatten(1).bool()
+    kk = k.to(device=flat.device, dtype=torch.long).clamp(1, flat.shape[1]).view(-1, 1)
+    kth = flat.sort(dim=1, descending=True).values.gather(1, kk - 1)  # (B, 1)
+    above, tied = flat > kth, flat == kth
+    places = (kk.view(-1) - above.sum(1)).to(flat.dtype)  # >= 1: the k-th pixel ties
+    tied_inside = (tied & inside).sum(1).to(flat.dtype)
+    return (above & inside).sum(1).to(flat.dtype) + places * tied_inside / tied.sum(1)
+
+
 def pointing_game(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
     """1.0 when the map's maximum lies in the mask dilated by ``tolerance`` pixels (a disk;
     Zhang et al. use 15 px on 224 px images), else 0.0; NaN for empty masks. Where several
@@ -130,28 +149,33 @@ def relevance_rank_accuracy(maps: Tensor, masks: Tensor) -> Tensor:
 
     Reference: Arras et al., Information Fusion 2022 (Quantus semantics: Hedstroem et al.,
     "Quantus", JMLR 2023). ``maps`` and boolean ``masks`` are ``(B, 1, H, W)``; returns
-    ``Tensor[B]`` in [0, 1], NaN for an empty mask. Ties are broken by pixel order.
+    ``Tensor[B]`` in [0, 1], NaN for an empty mask. Ties at the ``K``-th value count in
+    expectation (:func:`expected_top_k_hits`).
     """
     m, s = _check_pair(maps, masks)
     k = s.flatten(1).sum(1)  # (B,)
-    hits = (top_k_mask(m, k) & s).flatten(1).sum(1).to(m.dtype)
+    hits = expected_top_k_hits(m, s, k)
     return _nan_if_empty(hits / k.clamp_min(1).to(m.dtype), s)
 
 
 def top_k_dice(maps: Tensor, masks: Tensor) -> Tensor:
-    """Dice of the binary top-``K`` map (``K = |mask|``) with the mask."""
+    """Dice of the binary top-``K`` map (``K = |mask|``) with the mask; ties at the ``K``-th
+    value count in expectation (Dice is linear in the intersection, so this is its expected
+    value under a random tie-break)."""
     m, s = _check_pair(maps, masks)
     k = s.flatten(1).sum(1)
-    inter = (top_k_mask(m, k) & s).flatten(1).sum(1).to(m.dtype)
+    inter = expected_top_k_hits(m, s, k)
     return _nan_if_empty(2 * inter / (2 * k).clamp_min(1).to(m.dtype), s)
 
 
 def top_k_iou(maps: Tensor, masks: Tensor) -> Tensor:
-    """Intersection over union of the binary top-``K`` map (``K = |mask|``) with the mask."""
+    """Intersection over union of the binary top-``K`` map (``K = |mask|``) with the mask; ties
+    at the ``K``-th value enter through the expected intersection."""
     m, s = _check_pair(maps, masks)
-    k = s.flatten(1).sum(1).to(m.dtype)
-    inter = (top_k_mask(m, k.long()) & s).flatten(1).sum(1).to(m.dtype)
-    return _nan_if_empty(inter / (2 * k - inter).clamp_min(1), s)
+    k = s.flatten(1).sum(1)
+    inter = expected_top_k_hits(m, s, k)
+    kf = k.to(m.dtype)
+    return _nan_if_empty(inter / (2 * kf - inter).clamp_min(1), s)
 
 
 def bounding_box(masks: Tensor) -> Tensor:

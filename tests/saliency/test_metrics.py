@@ -73,6 +73,35 @@ def test_rank_dice_iou_known_answers():
     assert M.top_k_iou(perfect, mask).item() == 1.0
 
 
+def test_ties_at_the_top_k_edge_count_in_expectation():
+    """Known answer, P = 6, K = |mask| = 3: map (3, 1, 1, 1, 0, 0), mask (0, 1, 0, 1, 1, 0).
+    Pixel 0 is above the third value (1); two places go to the tied pixels 1, 2, 3, of which
+    1 and 3 are in the mask: the pairs {1,2}, {1,3}, {2,3} hit 1, 2, 1 mask pixels, mean 4/3.
+    Pixel order would have taken 1 and 2 (1 hit)."""
+    maps = torch.tensor([3.0, 1.0, 1.0, 1.0, 0.0, 0.0]).view(1, 1, 2, 3)
+    mask = torch.tensor([0, 1, 0, 1, 1, 0], dtype=torch.bool).view(1, 1, 2, 3)
+    assert M.expected_top_k_hits(maps, mask, torch.tensor([3])).item() == pytest.approx(4 / 3)
+    assert M.relevance_rank_accuracy(maps, mask).item() == pytest.approx(4 / 9)
+    assert M.top_k_dice(maps, mask).item() == pytest.approx(4 / 9)
+    assert M.top_k_iou(maps, mask).item() == pytest.approx((4 / 3) / (6 - 4 / 3))
+
+
+def test_a_blank_map_scores_the_masks_share_wherever_the_mask_lies():
+    """Ties broken by pixel order gave a blank map Dice 1 for a mask in the top rows and 0 for
+    one in the bottom rows."""
+    blank = torch.zeros(2, 1, 32, 32)
+    masks = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    masks[0, 0, :2] = True
+    masks[1, 0, -2:] = True
+    share = 64 / 1024
+    for score in (M.top_k_dice, M.relevance_rank_accuracy):
+        assert score(blank, masks).tolist() == pytest.approx([share, share])
+    # a map whose only positive pixels miss the top mask: its K - 1 zeros share the rest
+    spot = blank.clone()
+    spot[:, 0, 16, 16] = 1.0
+    assert M.top_k_dice(spot, masks).tolist() == pytest.approx([63 * 64 / 1023 / 64] * 2)
+
+
 def test_batched_values_are_per_example():
     masks = torch.cat([_mask(), _mask(rows=slice(4, 6), cols=slice(0, 3))])
     maps = torch.cat([_mask().float(), _mask().float()])
