@@ -87,13 +87,22 @@ def resolve_target(
     return t
 
 
-def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classifier") -> Tensor:
+def class_logits(
+    classifier: Classifier,
+    images: Tensor,
+    *,
+    name: str = "classifier",
+    probe_of: str | None = None,
+) -> Tensor:
     """Classifier logits with checks; errors call the model ``name``.
 
     Checked: shape ``(B, K)`` with ``K >= 2`` (a single logit points to :class:`TwoLogits`);
     a floating-point dtype; no NaN or +inf (a -inf masks a class out, a row of -inf is an
     error); and, when gradients are on and ``images`` requires grad, a graph back to
-    ``images``. Logits in another floating dtype than ``images`` are cast to it."""
+    ``images``. Logits in another floating dtype than ``images`` are cast to it.
+
+    ``probe_of``: ``images`` are one image taken from the caller's batch of that name (a
+    probe before the real work); errors then say so, rather than describe a batch of one."""
     if not callable(classifier):
         raise TypeError(
             f"`{name}` must be a model or function mapping images (B, C, H, W) to logits "
@@ -102,14 +111,15 @@ def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classif
     logits = classifier(images)
     n = images.shape[0]
     if isinstance(logits, Tensor) and tuple(logits.shape) == (n,):
-        check_two_classes(logits, name)  # one score per image: the error names TwoLogits
+        check_two_classes(logits, name, probe_of)  # one score per image: names TwoLogits
     if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != n:
-        raise ValueError(
-            f"`{name}` must map images (B, C, H, W) to logits (B, K), got "
-            f"{shape_or_type(logits)} for {n} "
-            f"image{'s' if n != 1 else ''}"
+        got = (
+            f"; on one image of `{probe_of}` it returned {shape_or_type(logits)}"
+            if probe_of is not None
+            else f", got {shape_or_type(logits)} for {n} image{'s' if n != 1 else ''}"
         )
-    check_two_classes(logits, name)  # softmax over one logit is 1: nothing would move
+        raise ValueError(f"`{name}` must map images (B, C, H, W) to logits (B, K){got}")
+    check_two_classes(logits, name, probe_of)  # softmax over one logit is 1: nothing moves
     if not logits.is_floating_point():
         raise TypeError(f"`{name}` must return floating-point logits, got dtype {logits.dtype}")
     if torch.is_grad_enabled() and images.requires_grad and not logits.requires_grad:
@@ -129,6 +139,10 @@ def class_logits(classifier: Classifier, images: Tensor, *, name: str = "classif
             raise ValueError(
                 f"the images given to `{name}` hold NaN or infinite values ({shown} of {n}): "
                 "a latent or input that diverged?"
+            )
+        if probe_of is not None:
+            raise ValueError(
+                f"`{name}` returned NaN or infinite logits on one image of `{probe_of}`"
             )
         raise ValueError(
             f"`{name}` returned NaN or infinite logits for {len(rows)} of {n} image"
@@ -184,13 +198,20 @@ class TwoLogits(nn.Module):
         return torch.cat([torch.zeros_like(logit), logit], 1)
 
 
-def check_two_classes(logits: Tensor, name: str) -> None:
+def check_two_classes(logits: Tensor, name: str, probe_of: str | None = None) -> None:
     """An error naming ``name`` for ``(B, 1)`` or ``(B,)`` outputs: softmax over one logit is
-    1 for every image, so a target probability would never move."""
+    1 for every image, so a target probability would never move. ``probe_of``: as in
+    :func:`class_logits` (the logits are of one image of that batch)."""
     if logits.ndim == 1 or logits.shape[1] < 2:
+        got = (
+            f"on one image of `{probe_of}`, `{name}` returned shape {tuple(logits.shape)}: one "
+            "logit per image"
+            if probe_of is not None
+            else f"`{name}` returns one logit per image, shape {tuple(logits.shape)}"
+        )
         raise ValueError(
-            f"`{name}` returns one logit per image, shape {tuple(logits.shape)}; cfx needs one "
-            f"logit per class, (B, K) with K >= 2. For a binary model with a single output, pass "
+            f"{got}; cfx needs one logit per class, (B, K) with K >= 2. For a binary model "
+            f"with a single output, pass "
             f"`cfx.calls.TwoLogits(model)` (its logit, before any sigmoid) or "
             f"`cfx.calls.TwoLogits(model, outputs='probability')` (a sigmoid's output)"
         )

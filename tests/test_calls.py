@@ -121,6 +121,25 @@ def test_class_logits_rejects_outputs_that_are_not_b_by_k():
         class_logits(lambda x: torch.zeros(4, 1), images)
 
 
+def test_class_logits_on_a_probe_says_it_was_one_image_of_the_batch():
+    # a one-image probe of the user's batch `x`: "for 1 image" sent users hunting a batch bug
+    one = torch.zeros(1, 1, 2, 2)
+    with pytest.raises(
+        ValueError,
+        match=r"^on one image of `x`, `model` returned shape \(1, 1\): "
+        r"one logit per image; .*TwoLogits",
+    ):
+        class_logits(lambda x: torch.zeros(1, 1), one, name="model", probe_of="x")
+    with pytest.raises(ValueError, match=r"on one image of `x`, `model` returned shape \(1,\)"):
+        class_logits(lambda x: torch.zeros(1), one, name="model", probe_of="x")
+    with pytest.raises(
+        ValueError, match=r"to logits \(B, K\); on one image of `x` it returned tuple$"
+    ):
+        class_logits(lambda x: (torch.zeros(1, 2),), one, name="model", probe_of="x")
+    with pytest.raises(ValueError, match=r"NaN or infinite logits on one image of `x`$"):
+        class_logits(lambda x: torch.full((1, 2), math.nan), one, name="model", probe_of="x")
+
+
 def test_two_logits_wraps_a_sigmoid_model_and_is_frozen_with_it():
     from cfx.calls import TwoLogits, frozen
 

@@ -9,7 +9,10 @@ runs, both restored afterwards.
 from __future__ import annotations
 
 import copy
+import re
+import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
@@ -93,6 +96,17 @@ PROBE_NOTICES = ("the model's outputs look like probabilities", "no pixel of `x`
 (the shortcut audit, whose paths did) filters them by these."""
 
 
+@contextmanager
+def notices_given() -> Iterator[None]:
+    """Silence the model probe's notices (:data:`PROBE_NOTICES`) inside: for a caller that
+    has given them once already (an attack or ``compare_methods`` probes the model on its
+    input, then calls methods and scores that would repeat them)."""
+    with warnings.catch_warnings():
+        for notice in PROBE_NOTICES:
+            warnings.filterwarnings("ignore", message=re.escape(notice), category=UserWarning)
+        yield
+
+
 def probe_model(model: Classifier, x: Tensor) -> None:
     """One forward pass of ``model`` on ``x[:1]`` (frozen, no gradients): a PyTorch error there
     is re-raised naming ``x`` and the model (dtype, device, channels); a single logit points to
@@ -105,7 +119,7 @@ def probe_model(model: Classifier, x: Tensor) -> None:
     one = x[:1].detach()
     with frozen(model), torch.no_grad():
         logits = call_named(
-            lambda: class_logits(model, one, name="model"),
+            lambda: class_logits(model, one, name="model", probe_of="x"),
             {"model": model},
             one,
             f"`model` failed on `x` shaped {tuple(one.shape[1:])} per image (C, H, W)",
@@ -157,7 +171,13 @@ def targets_from(target: int | Tensor | None, logits: Tensor) -> Tensor:
 def target_slice(
     target: int | Tensor | None, start: int, stop: int, total: int
 ) -> int | Tensor | None:
-    """Rows ``start:stop`` of a ``(total,)`` target tensor (ints and None pass through)."""
+    """Rows ``start:stop`` of a ``(total,)`` target tensor (ints and None pass through; a 0-d
+    integer tensor, e.g. ``y[i]``, is the int it holds)."""
+    integral = isinstance(target, Tensor) and not (
+        target.is_floating_point() or target.is_complex() or target.dtype == torch.bool
+    )
+    if integral and target.ndim == 0:  # type: ignore[union-attr]
+        return int(target.item())  # type: ignore[union-attr]
     if isinstance(target, Tensor):
         if target.is_floating_point() or target.ndim != 1 or target.shape[0] != total:
             raise ValueError(

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from cfx.errors import UnknownNameError, check, shape_or_type, shown_rows
 from cfx.reprs import short_repr
 from cfx.saliency import metrics as M
-from cfx.saliency._common import SaliencyMethod, check_input, takes_generator
+from cfx.saliency._common import SaliencyMethod, check_input, notices_given, takes_generator
 from cfx.saliency.faithfulness import deletion_auc, insertion_auc
 from cfx.saliency.gradcam import GradCAM
 from cfx.saliency.gradient import Gradient
@@ -264,7 +264,7 @@ def compare_methods(
         batch_size: images per forward pass of the deletion/insertion scoring.
         show_progress: tqdm bar over methods.
     """
-    x = check_input(x)
+    x = check_input(x, model)  # the probe's notices come once, here
     check(
         isinstance(seed, Integral) and not isinstance(seed, bool),
         TypeError,
@@ -317,27 +317,28 @@ def compare_methods(
 
         items = tqdm(names, desc="saliency methods", unit="method")
     all_maps, all_scores, seconds = [], [], []
-    for name in items:
-        method = built[name]
-        kwargs = {}
-        if takes_generator(method):
-            kwargs["generator"] = torch.Generator().manual_seed(seed)
-        t0 = time.perf_counter()
-        maps = method.attribute(x, target, **kwargs).detach()
-        seconds.append((time.perf_counter() - t0) / x.shape[0])
-        log.info("%s: %.4f s/image", name, seconds[-1])
-        all_maps.append(maps)
-        all_scores.append(
-            score_maps(
-                model,
-                x,
-                masks,
-                maps,
-                target,
-                faithfulness_steps=faithfulness_steps,
-                batch_size=batch_size,
+    with notices_given():  # every method and score would repeat them
+        for name in items:
+            method = built[name]
+            kwargs = {}
+            if takes_generator(method):
+                kwargs["generator"] = torch.Generator().manual_seed(seed)
+            t0 = time.perf_counter()
+            maps = method.attribute(x, target, **kwargs).detach()
+            seconds.append((time.perf_counter() - t0) / x.shape[0])
+            log.info("%s: %.4f s/image", name, seconds[-1])
+            all_maps.append(maps)
+            all_scores.append(
+                score_maps(
+                    model,
+                    x,
+                    masks,
+                    maps,
+                    target,
+                    faithfulness_steps=faithfulness_steps,
+                    batch_size=batch_size,
+                )
             )
-        )
     return ComparisonResult(
         methods=tuple(names),
         metrics=METRICS,

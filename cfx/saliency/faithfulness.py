@@ -97,7 +97,7 @@ def deletion_auc(
     ``x`` ``(B, C, H, W)`` in [-1, 1], ``maps`` ``(B, 1, H, W)``; deleted pixels take
     ``baseline`` (-1 = black). Returns ``Tensor[B]`` in [0, 1].
     """
-    x = check_input(x)
+    x = check_input(x, model)
     curve = _curve(
         model, x, maps, target, make_baseline(baseline, x), "deletion", steps, batch_size
     )
@@ -125,7 +125,7 @@ def insertion_auc(
     Reference: the insertion metric of Petsiuk, Das & Saenko, "RISE: Randomized Input Sampling
     for Explanation of Black-box Models", BMVC 2018.
     """
-    x = check_input(x)
+    x = check_input(x, model)
     if blur_sigma is None:
         start = make_baseline(baseline, x)
     else:

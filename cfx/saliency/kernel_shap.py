@@ -42,7 +42,9 @@ def shapley_coalitions(present: Tensor, n: int, generator: torch.Generator | Non
     """``(B, n, K)`` bool coalitions over the present players, in complementary pairs."""
     b, k = present.shape
     m = present.sum(1)  # (B,) players per image
-    sizes = torch.arange(1, k, dtype=torch.float64)  # candidate sizes 1..K-1
+    # candidate sizes 1..K-1; one player (K = 1) keeps size 1: the pair (all on, all off)
+    # then gives its Shapley value f(1) - f(0) exactly
+    sizes = torch.arange(1, max(k, 2), dtype=torch.float64)
     mm = m[:, None].double()
     prob = (mm - 1) / (sizes[None] * (mm - sizes[None]))  # (B, K-1)
     prob = torch.where(sizes[None] < mm, prob, torch.zeros_like(prob))

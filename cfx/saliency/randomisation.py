@@ -103,15 +103,31 @@ def cascading_randomisation(
             the method's own randomness (so only the weights differ between stages).
         attribute_kwargs: extra keyword arguments for ``attribute``.
     """
+    if not callable(make_method):  # a method built for one model cannot follow the copies
+        raise TypeError(
+            "`make_method` must be a factory building the method for a model (called again on "
+            f"each randomised copy), e.g. `lambda m: Gradient(m)`, got a "
+            f"{type(make_method).__name__} object"
+        )
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
     x = check_input(x)
     check_generator(generator)
+    if isinstance(layers, str):  # would be read letter by letter
+        raise TypeError(
+            f"`layers` must be a list of module names, got the string {layers!r}; for one "
+            f"layer pass [{layers!r}]"
+        )
     names = parameterised_layers(model) if layers is None else list(layers)
     known = dict(model.named_modules())
     for name in names:
         if name not in known:
             raise ValueError(f"`layers` names unknown module {name!r}")
+    if not names and layers is not None:
+        raise ValueError(
+            "`layers` must name at least one module to randomise (None: every parameterised "
+            f"layer), got {names!r}"
+        )
     if not names:
         raise ValueError("`model` has no parameterised layers to randomise")
     gen = generator if generator is not None else torch.Generator()
@@ -121,6 +137,15 @@ def cascading_randomisation(
 
     def maps_of(m: nn.Module) -> Tensor:
         method = make_method(m)
+        layer = getattr(method, "layer", None)  # e.g. GradCAM's hooked layer
+        if isinstance(layer, nn.Module) and m is not model and layer in model.modules():
+            name = next(n for n, sub in model.named_modules() if sub is layer)
+            raise ValueError(
+                f"`make_method` must build the method on the model it is given, got `layer` "
+                f"= the original model's module {name!r}, which the randomised copy never "
+                f"calls; pass the layer by its dotted name, `layer={name!r}`, which survives "
+                "the copy"
+            )
         if "generator" in kwargs or takes_generator(method):
             gen.set_state(method_state)
             return method.attribute(x, tgt, **{"generator": gen, **kwargs}).detach()

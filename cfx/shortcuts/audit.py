@@ -45,9 +45,7 @@ lesion the path paints in counts as ``elsewhere``; the marker criterion still ap
 from __future__ import annotations
 
 import logging
-import re
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -59,7 +57,7 @@ from cfx.data.brain import SIZE, marker_mask
 from cfx.errors import check
 from cfx.images import check_images
 from cfx.saliency import Gradient, SaliencyMethod
-from cfx.saliency._common import PROBE_NOTICES
+from cfx.saliency._common import notices_given
 from cfx.shortcuts.regions import claimed_regions, region_enrichment, region_shares
 from cfx.shortcuts.report import ByRegion, PathExplainer, ShortcutReport
 from cfx.trajectory import GradientAscent, MonotonePath
@@ -315,9 +313,7 @@ class ShortcutAudit:
         with frozen(self.classifier), torch.no_grad():
             restored = torch.where(marker, start, final)  # (B, C, H, W)
             restored_probs = target_prob(class_logits(self.classifier, restored), paths.target)
-        with warnings.catch_warnings():  # the paths' start gave these notices already
-            for notice in PROBE_NOTICES:
-                warnings.filterwarnings("ignore", message=re.escape(notice), category=UserWarning)
+        with notices_given():  # the paths' start gave these notices already
             maps = saliency.attribute(x, source_class).detach().abs()
         check(
             tuple(maps.shape) == (b, 1, h, w),

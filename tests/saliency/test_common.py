@@ -1,7 +1,9 @@
+import pytest
 import torch
 from torch import nn
 
-from cfx.saliency._common import fast_model, masked_scores
+from cfx.saliency import GradCAM, Gradient, GradientXInput
+from cfx.saliency._common import fast_model, masked_scores, target_slice
 from tests.saliency.toy import LinearModel, images, small_cnn
 
 
@@ -48,3 +50,36 @@ def test_masked_scores_known_answer_and_pairs():
         model, x, base, masks, 2, target, "logit", 3, pairs=(torch.tensor([1]), torch.tensor([0]))
     )
     assert torch.allclose(some, scores[1:, 0])
+
+
+def test_a_0d_integer_target_means_the_int_it_holds():
+    # y[i] is a 0-d tensor: the gradient methods read it as the int, like resolve_target does
+    model = LinearModel(classes=3)
+    x = images(b=4)
+    w = model.w.detach()  # d logit_1 / dx = w, d logit_2 / dx = -w
+    for k, sign in ((1, 1.0), (2, -1.0)):
+        signed = Gradient(model, absolute=False).attribute(x, torch.tensor(k))
+        assert torch.allclose(signed, sign * w.expand(4, 1, 8, 8))
+        gxi = GradientXInput(model).attribute(x, torch.tensor(k))
+        assert torch.allclose(gxi, sign * w * (x + 1))  # baseline -1
+    cnn, xc = small_cnn(), images(b=4, h=16, w=16)
+    cam = GradCAM(cnn, batch_size=2).attribute(xc, torch.tensor(1))
+    assert torch.equal(cam, GradCAM(cnn, batch_size=2).attribute(xc, 1))
+    assert target_slice(torch.tensor(3), 0, 2, 4) == 3
+    for bad in (torch.tensor(1.0), torch.tensor([1, 0])):  # float 0-d, wrong length
+        with pytest.raises(ValueError, match=r"`target` must be an int or an integer tensor"):
+            target_slice(bad, 0, 2, 4)
+
+
+@pytest.mark.parametrize(
+    ("output", "said"),
+    [
+        (lambda z: z.flatten(1)[:, :1], r"on one image of `x`, `model` returned shape \(1, 1\)"),
+        (lambda z: (z.flatten(1)[:, :2],), r"on one image of `x` it returned tuple"),
+    ],
+)
+def test_the_model_probe_says_it_ran_one_image_of_x(output, said):
+    # 4 images: the error is about the probe of one of them, not a batch of 1
+    with pytest.raises(ValueError, match=said) as err:
+        Gradient(output).attribute(images(b=4), 1)
+    assert "for 1 image" not in str(err.value) and "returns one logit" not in str(err.value)

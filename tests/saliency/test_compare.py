@@ -171,3 +171,16 @@ def test_one_image_has_no_interval_and_the_csv_leaves_it_empty():
     table = pd.read_csv(io.StringIO(text))
     assert table["dice_ci95"].isna().all() and table["dice"].notna().all()
     assert "± n/a" in res.to_markdown()
+
+
+def test_a_softmax_model_is_named_once_not_once_per_method_and_score():
+    """Each method and the deletion/insertion scores probed the model again: one notice each."""
+    import warnings
+
+    model = torch.nn.Sequential(small_cnn(), torch.nn.Softmax(1))
+    x = images(b=2, h=16, w=16)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        compare_methods(model, x, _masks(2), 1, ["gradient", "occlusion"], fast=True)
+    said = [str(w.message) for w in record if "look like probabilities" in str(w.message)]
+    assert len(said) == 1

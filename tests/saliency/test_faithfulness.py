@@ -1,8 +1,10 @@
 import pytest
 import torch
+from torch import nn
 
+from cfx.errors import Notice
 from cfx.saliency.faithfulness import _auc, deletion_auc, gaussian_blur, insertion_auc
-from tests.saliency.toy import PatchModel, patch_images
+from tests.saliency.toy import PatchModel, patch_images, small_cnn
 
 
 def test_trapezoid_area():
@@ -51,6 +53,7 @@ def _white_share(x):
     return torch.stack([torch.log1p(-q), torch.log(q)], 1)
 
 
+@pytest.mark.filterwarnings("ignore:no pixel of `x` is below 0")  # a white image, on purpose
 @pytest.mark.parametrize(("steps", "expected"), [(4, 0.5), (3, 1 / 3)])
 def test_deletion_auc_known_answer(steps, expected):
     # a white 2x2 image, its pixels deleted (to black) in the map's order, 4 of them:
@@ -60,3 +63,16 @@ def test_deletion_auc_known_answer(steps, expected):
     maps = torch.tensor([[[[4.0, 3.0], [2.0, 1.0]]]])
     auc = deletion_auc(_white_share, x, maps, 1, steps=steps)
     assert auc.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_model_is_probed_like_attribute_probes_it():
+    # a final softmax (outputs taken for logits) and a float64 image for a float32 model are
+    # named up front, as attribute() names them
+    model = nn.Sequential(PatchModel(), nn.Softmax(1))
+    x, maps = patch_images(), torch.rand(2, 1, 16, 16)
+    for score in (deletion_auc, insertion_auc):
+        with pytest.warns(Notice, match="the model's outputs look like probabilities") as got:
+            score(model, x, maps, 1, steps=4)
+        assert got[0].filename == __file__  # points at the caller's line
+        with pytest.raises(TypeError, match=r"`x` is torch\.float64 .* weights are torch\.float32"):
+            score(small_cnn(), x.double(), maps, 1, steps=4)

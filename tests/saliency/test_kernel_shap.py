@@ -72,3 +72,21 @@ def test_coalitions_come_in_complementary_pairs_over_present_players():
     assert torch.equal(pairs[:, :, 0] ^ pairs[:, :, 1], present[:, None].expand(-1, 5, -1))
     sizes = z.sum(2)
     assert bool((sizes >= 1).all()) and bool((sizes < present.sum(1, keepdim=True)).all())
+
+
+def test_one_superpixel_gets_the_whole_change_f_x_minus_f_baseline():
+    # one player: its Shapley value is f(all on) - f(all off); for the linear logit model
+    # that is sum(w * (x - baseline)) = sum(w * (x + 1)), painted on every pixel
+    model = LinearModel()
+    x = images(b=4)
+    expected = (model.w.detach() * (x + 1)).flatten(1).sum(1)  # (B,)
+    one = torch.zeros(4, 8, 8, dtype=torch.long)
+    for shap, kwargs in (
+        (KernelSHAP(model, n_samples=8, output="logit"), {"segments": one}),
+        (KernelSHAP(model, n_samples=8, output="logit", n_segments=1), {}),
+    ):
+        maps = shap.attribute(x, 1, generator=torch.Generator().manual_seed(0), **kwargs)
+        assert maps.shape == (4, 1, 8, 8)
+        torch.testing.assert_close(maps, expected.view(4, 1, 1, 1).expand(4, 1, 8, 8))
+    z = shapley_coalitions(torch.ones(2, 1, dtype=torch.bool), 4, None)
+    assert z[:, :, 0].tolist() == [[True, False, True, False]] * 2  # (all on, all off) pairs

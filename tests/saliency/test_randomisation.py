@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from cfx.saliency import Gradient, SmoothGrad
+from cfx.saliency import GradCAM, Gradient, SmoothGrad
 from cfx.saliency.randomisation import (
     cascading_randomisation,
     parameterised_layers,
@@ -129,3 +129,36 @@ def test_bad_arguments():
         cascading_randomisation(Gradient, small_cnn(), x, 1, layers=["nope"])
     with pytest.raises(ValueError, match="no parameterised"):
         cascading_randomisation(Gradient, nn.Flatten(), x, 1)
+
+
+def test_layers_as_a_string_or_empty_are_refused_by_name():
+    x = images(b=2, h=16, w=16)
+    # a bare string was read letter by letter ("unknown module 'h'")
+    with pytest.raises(
+        TypeError, match=r"`layers` must be a list .* string 'head\.2'.*\['head\.2'\]"
+    ):
+        cascading_randomisation(Gradient, small_cnn(), x, 1, layers="head.2")  # type: ignore[arg-type]
+    # the model has layers; the list is what is empty
+    with pytest.raises(ValueError, match=r"`layers` must name at least one module .*got \[\]"):
+        cascading_randomisation(Gradient, small_cnn(), x, 1, layers=[])
+
+
+def test_a_method_instead_of_a_factory_is_refused_by_name():
+    model = small_cnn()
+    with pytest.raises(TypeError, match=r"`make_method` must be a factory .*got a Gradient object"):
+        cascading_randomisation(Gradient(model), model, images(b=2, h=16, w=16), 1)  # type: ignore[arg-type]
+
+
+def test_a_layer_module_of_the_original_model_points_to_its_dotted_name():
+    model = small_cnn()
+    x = images(b=2, h=16, w=16)
+    conv = model.get_submodule("features.2.0")
+    with pytest.raises(
+        ValueError, match=r"original model's module 'features\.2\.0'.*layer='features\.2\.0'"
+    ):
+        cascading_randomisation(lambda m: GradCAM(m, layer=conv), model, x, 1, layers=["head.2"])
+    # by name, each copy hooks its own layer
+    res = cascading_randomisation(
+        lambda m: GradCAM(m, layer="features.2.0"), model, x, 1, layers=["head.2"]
+    )
+    assert res.spearman.shape == (1, 2)

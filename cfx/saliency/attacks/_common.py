@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-import re
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +20,7 @@ from cfx.calls import class_logits, resolve_target
 from cfx.errors import Notice
 from cfx.images import IMAGE_RANGE
 from cfx.reprs import short_repr
-from cfx.saliency._common import PROBE_NOTICES, SaliencyMethod, frozen, takes_generator
+from cfx.saliency._common import SaliencyMethod, frozen, takes_generator
 from cfx.saliency.metrics import mass_center_shift, spearman, top_k_intersection
 
 RANGE = IMAGE_RANGE[1] - IMAGE_RANGE[0]  # width of the cfx range (2)
@@ -151,17 +148,6 @@ def set_beta(surrogate: SaliencyMethod, beta: float) -> None:
     for m in surrogate.model.modules():  # type: ignore[attr-defined]
         if isinstance(m, SMOOTHED):
             m.beta = beta
-
-
-@contextmanager
-def notices_given() -> Iterator[None]:
-    """Silence the model probe's notices (:data:`~cfx.saliency._common.PROBE_NOTICES`) inside:
-    an attack probes the model once, on its input, and then calls the explainer on every
-    step, which would repeat them."""
-    with warnings.catch_warnings():
-        for notice in PROBE_NOTICES:
-            warnings.filterwarnings("ignore", message=re.escape(notice), category=UserWarning)
-        yield
 
 
 def zero_gradient_notice(grad: Tensor, attack: str) -> None:

@@ -24,6 +24,7 @@ from cfx.saliency._common import (
     check_generator,
     check_input,
     frozen,
+    notices_given,
     positive_float,
     positive_int,
 )
@@ -33,7 +34,6 @@ from cfx.saliency.attacks._common import (
     check_epsilon,
     check_explainer,
     default_k,
-    notices_given,
     predict,
     project,
     relevance,

@@ -31,6 +31,7 @@ from cfx.saliency._common import (
     SaliencyMethod,
     check_generator,
     check_input,
+    notices_given,
     positive_float,
     positive_int,
 )
@@ -41,7 +42,6 @@ from cfx.saliency.attacks._common import (
     check_explainer,
     default_k,
     label_and_target,
-    notices_given,
     predict,
     project,
     relevance,

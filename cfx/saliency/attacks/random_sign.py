@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cfx.saliency._common import SaliencyMethod, check_generator, check_input
+from cfx.saliency._common import SaliencyMethod, check_generator, check_input, notices_given
 from cfx.saliency.attacks._common import (
     RANGE,
     AttackResult,
@@ -19,7 +19,6 @@ from cfx.saliency.attacks._common import (
     check_explainer,
     default_k,
     label_and_target,
-    notices_given,
     project,
     result,
 )
