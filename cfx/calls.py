@@ -124,6 +124,13 @@ def class_logits(
         raise TypeError(f"`{name}` must return floating-point logits, got dtype {logits.dtype}")
     if torch.is_grad_enabled() and images.requires_grad and not logits.requires_grad:
         # cfx follows these logits' gradient with respect to the images
+        if torch.is_inference_mode_enabled():  # the model is fine: the caller's mode is not
+            raise RuntimeError(
+                "cfx was called under `torch.inference_mode()`, which turns autograd off "
+                "even where cfx turns gradients on; it follows the logits' gradient with "
+                "respect to the images, so call it outside inference mode (`torch.no_grad()` "
+                "around the call is fine)"
+            )
         raise ValueError(
             f"`{name}`'s logits do not depend on its input through autograd (a `.detach()`, "
             f"a NumPy round trip or `torch.no_grad()` inside the model?): cfx needs their "

@@ -8,9 +8,11 @@ segmenters consume it, datasets return it. Files and figures use [0, 1] floats o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from cfx.errors import check
 
@@ -25,6 +27,73 @@ def to_unit(x: Tensor) -> Tensor:
 def from_unit(x: Tensor) -> Tensor:
     """Map images from [0, 1] to the cfx range [-1, 1] (no clipping)."""
     return x * 2.0 - 1.0
+
+
+class UnitInput(nn.Module):
+    """A classifier trained on [0, 1] images, optionally normalised per channel (``(u - mean)
+    / std``, as torchvision's pretrained weights expect), as a cfx classifier of [-1, 1]
+    images: ``forward(x)`` is ``model((to_unit(x) - mean) / std)``.
+
+    cfx's images stay in [-1, 1] (explainers, generators, metrics and figures assume it);
+    the wrapper hands the model what it was trained on. ``mean`` and ``std``: sequences of
+    one value per channel (or one for all), given together. Example::
+
+        net = UnitInput(resnet, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+        Gradient(net).attribute(from_unit(images01), target)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        mean: Sequence[float] | Tensor | None = None,
+        std: Sequence[float] | Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        check(
+            callable(model),
+            TypeError,
+            f"`model` must be a model mapping images to logits, got {type(model).__name__}",
+        )
+        check(
+            (mean is None) == (std is None),
+            ValueError,
+            "`mean` and `std` go together (the normalisation the model was trained with)",
+        )
+        self.model = model
+        self.mean: Tensor | None
+        self.std: Tensor | None
+        if mean is None or std is None:
+            self.register_buffer("mean", None)
+            self.register_buffer("std", None)
+            return
+        m = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        sd = torch.as_tensor(std, dtype=torch.float32).flatten()
+        check(
+            m.numel() >= 1 and m.shape == sd.shape,
+            ValueError,
+            f"`mean` and `std` must have one value per channel each, got {m.numel()} and "
+            f"{sd.numel()}",
+        )
+        check(
+            bool(torch.isfinite(m).all()) and bool((sd > 0).all()) and bool(sd.isfinite().all()),
+            ValueError,
+            f"`std` must be positive and `mean` finite, got mean {m.tolist()}, std {sd.tolist()}",
+        )
+        self.register_buffer("mean", m.view(1, -1, 1, 1))
+        self.register_buffer("std", sd.view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        u = to_unit(x)
+        if self.mean is not None and self.std is not None:
+            check(
+                self.mean.shape[1] in (1, x.shape[1]),
+                ValueError,
+                f"`mean`/`std` hold {self.mean.shape[1]} channel values, the images have "
+                f"{x.shape[1]} channels",
+            )
+            u = (u - self.mean.to(u)) / self.std.to(u)
+        return self.model(u)
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
@@ -75,7 +144,11 @@ def check_images(
     if not bool(outside.any()):
         return x
     lo, hi = float(lows.min()), float(highs.max())
-    hint = "rescale them to [-1, 1] (cfx.images.from_unit maps [0, 1] images)"
+    hint = (
+        "rescale them to [-1, 1] (cfx.images.from_unit maps [0, 1] images); images normalised "
+        "for a model (e.g. by ImageNet's mean and std) go in as [-1, 1] images, with the model "
+        "wrapped as cfx.images.UnitInput(model, mean=..., std=...)"
+    )
     if lo >= 0.0 and hi > 1.0:
         hint = (
             f"these look like raw pixel values (up to {hi:.6g}): divide by the data's full "

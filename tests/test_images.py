@@ -65,3 +65,48 @@ def test_errors_name_the_images_at_fault_in_a_batch():
     y[:12] -= 3.0  # a long list is cut
     with pytest.raises(ValueError, match=r"\(13 of 40 images: rows \[0, 1, .*, 9, \.\.\.\]\)"):
         check_images(y, "--input")
+
+
+def test_unit_input_hands_the_model_what_it_was_trained_on():
+    """A model trained on [0, 1] images, or on ImageNet-normalised ones, gets exactly those
+    from cfx's [-1, 1] images."""
+    from torch import nn
+
+    from cfx.images import UnitInput, from_unit
+
+    seen = []
+
+    class Recorder(nn.Module):
+        def forward(self, u):
+            seen.append(u)
+            return u.flatten(1)[:, :2]
+
+    u = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    UnitInput(Recorder())(from_unit(u))
+    torch.testing.assert_close(seen[-1], u)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    UnitInput(Recorder(), mean=mean, std=std)(from_unit(u))
+    want = (u - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    torch.testing.assert_close(seen[-1], want)
+    UnitInput(Recorder(), mean=[0.5], std=[0.25])(from_unit(u))  # one value for all channels
+    torch.testing.assert_close(seen[-1], (u - 0.5) / 0.25)
+    grey = UnitInput(Recorder(), mean=mean, std=std)
+    with pytest.raises(ValueError, match="`mean`/`std` hold 3 channel values, the images have 1"):
+        grey(torch.zeros(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mean": (0.5,)}, "`mean` and `std` go together"),
+        ({"mean": (0.5, 0.5), "std": (0.2,)}, "one value per channel each, got 2 and 1"),
+        ({"mean": (0.5,), "std": (0.0,)}, "`std` must be positive"),
+    ],
+)
+def test_unit_input_names_bad_normalisations(kwargs, match):
+    from torch import nn
+
+    from cfx.images import UnitInput
+
+    with pytest.raises(ValueError, match=match):
+        UnitInput(nn.Identity(), **kwargs)

@@ -84,8 +84,12 @@ def check_input(x: object, model: Classifier | None = None) -> Tensor:
     """Validate an image batch (finite float ``(B, C, H, W)`` in [-1, 1]); returns ``x`` itself
     (with its autograd graph, if any). With ``model``, also try it on one image first, so that
     a dtype, device or channel mismatch, a single-logit model or a final softmax is named here
-    rather than deep inside a method (:func:`probe_model`)."""
+    rather than deep inside a method (:func:`probe_model`). Images made under
+    ``torch.inference_mode()`` are copied, since an inference tensor cannot be differentiated
+    outside it."""
     check_images(x.detach() if isinstance(x, Tensor) else x, "x")
+    if isinstance(x, Tensor) and x.is_inference() and not torch.is_inference_mode_enabled():
+        x = x.clone()  # made under torch.inference_mode(): a copy can be differentiated
     if model is not None:
         probe_model(model, x)  # type: ignore[arg-type]
     return x  # type: ignore[return-value]
@@ -134,7 +138,8 @@ def probe_model(model: Classifier, x: Tensor) -> None:
     if float(x.detach().min()) >= 0.0:
         warnings.warn(
             PROBE_NOTICES[1] + ": cfx images are in [-1, 1], dark = -1; if these are "
-            "[0, 1] images, map them with 2x - 1 (cfx.images.from_unit)",
+            "[0, 1] images, map them with 2x - 1 (cfx.images.from_unit), and if the model was "
+            "trained on [0, 1] images, pass it as cfx.images.UnitInput(model)",
             Notice,
             stacklevel=4,
         )

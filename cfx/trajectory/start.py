@@ -45,7 +45,8 @@ def unit_range_notice(x: Tensor, name: str = "input") -> None:
     log.warning(
         "no pixel of the %d %s image%s is below 0 (values %.3g..%.3g); cfx images are "
         "in [-1, 1], dark = -1: if these are [0, 1] images, map them with 2x - 1 "
-        "(cfx.images.from_unit)",
+        "(cfx.images.from_unit), and if a model was trained on [0, 1] images, pass it as "
+        "cfx.images.UnitInput(model)",
         b,
         name,
         "s" if b != 1 else "",

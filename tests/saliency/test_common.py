@@ -83,3 +83,19 @@ def test_the_model_probe_says_it_ran_one_image_of_x(output, said):
     with pytest.raises(ValueError, match=said) as err:
         Gradient(output).attribute(images(b=4), 1)
     assert "for 1 image" not in str(err.value) and "returns one logit" not in str(err.value)
+
+
+def test_inference_mode_is_named_and_its_tensors_are_taken():
+    """Under torch.inference_mode() the error blamed the model ('logits do not depend on its
+    input through autograd'); images made there failed outside it with PyTorch's 'Setting
+    requires_grad=True on inference tensor outside InferenceMode'."""
+    from cfx.saliency import Gradient, IntegratedGradients
+
+    model = small_cnn()
+    x = images(b=2, h=16, w=16)
+    with torch.inference_mode():
+        made_there = x.clone()
+        with pytest.raises(RuntimeError, match=r"called under `torch\.inference_mode\(\)`"):
+            Gradient(model).attribute(made_there, 1)
+    for method in (Gradient(model), IntegratedGradients(model, n_steps=4)):
+        assert torch.equal(method.attribute(made_there, 1), method.attribute(x, 1))
