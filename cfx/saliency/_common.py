@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from cfx.calls import class_logits, frozen, resolve_target
 from cfx.errors import Notice, check_int, check_real, fail
-from cfx.images import check_images
+from cfx.images import IMAGE_RANGE, check_images
 from cfx.types import Classifier
 
 Output = Literal["logit", "probability"]
@@ -154,16 +154,24 @@ def make_baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
     if isinstance(baseline, bool):
         raise TypeError(f"`baseline` must be a float or a tensor, got {baseline!r}")
     if isinstance(baseline, (int, float)):
-        return torch.full_like(x, float(baseline))
-    if isinstance(baseline, Tensor):
+        out = torch.full_like(x, float(baseline))
+    elif isinstance(baseline, Tensor):
         try:
-            return baseline.to(x).expand_as(x)
+            out = baseline.to(x).expand_as(x)
         except RuntimeError:
             raise ValueError(
                 f"`baseline` must broadcast to the images' shape {tuple(x.shape)}, got "
                 f"{tuple(baseline.shape)}"
             ) from None
-    raise TypeError(f"`baseline` must be a float or a tensor, got {type(baseline).__name__}")
+    else:
+        raise TypeError(f"`baseline` must be a float or a tensor, got {type(baseline).__name__}")
+    lo, hi = float(out.min()), float(out.max())  # an image the model never saw otherwise
+    if not (IMAGE_RANGE[0] - 1e-3 <= lo and hi <= IMAGE_RANGE[1] + 1e-3):
+        raise ValueError(
+            f"`baseline` must be in the cfx image range [-1, 1] (-1 = black), got values "
+            f"{lo:.3g}..{hi:.3g}"
+        )
+    return out
 
 
 def targets_from(target: int | Tensor | None, logits: Tensor) -> Tensor:

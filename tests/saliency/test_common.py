@@ -99,3 +99,19 @@ def test_inference_mode_is_named_and_its_tensors_are_taken():
             Gradient(model).attribute(made_there, 1)
     for method in (Gradient(model), IntegratedGradients(model, n_steps=4)):
         assert torch.equal(method.attribute(made_there, 1), method.attribute(x, 1))
+
+
+@pytest.mark.parametrize("baseline", [5.0, -1.5, float("nan"), torch.full((1, 1, 1, 1), 2.0)])
+def test_a_baseline_outside_the_image_range_is_named(baseline):
+    """A baseline of 5.0 was used as given: an image the model never saw, silently."""
+    from cfx.saliency import IntegratedGradients, Occlusion
+
+    x = images(b=2, h=16, w=16)
+    for method in (
+        IntegratedGradients(small_cnn(), baseline=baseline),
+        Occlusion(small_cnn(), baseline=baseline),
+    ):
+        with pytest.raises(
+            ValueError, match=r"`baseline` must be in the cfx image range \[-1, 1\]"
+        ):
+            method.attribute(x, 1)
