@@ -4,6 +4,7 @@ a notebook's own backend is left alone). Images in [-1, 1]."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -116,11 +117,19 @@ def _shape(name: str, value: Tensor | None, want: tuple[int | None, ...], what: 
         raise ValueError(f"`{name}` must have shape {what}, got {shape}")
 
 
-def _pictures(images: Tensor) -> np.ndarray:
+def _pictures(images: Tensor, name: str = "frames") -> np.ndarray:
     """Images ``(N, C, H, W)`` in [-1, 1] with ``C`` 1 or 3 -> ``(N, H, W, C)`` in [0, 1]."""
     if images.shape[1] not in (1, 3):
-        raise ValueError(f"`frames` must have 1 or 3 channels to draw, got {tuple(images.shape)}")
+        raise ValueError(f"`{name}` must have 1 or 3 channels to draw, got {tuple(images.shape)}")
     return to_unit(images.detach()).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _show(ax: Any, picture: np.ndarray) -> None:
+    """Draw one ``(H, W, C)`` picture in [0, 1]: grey for one channel, colour for three."""
+    if picture.shape[-1] == 1:
+        ax.imshow(picture[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(picture, interpolation="nearest")
 
 
 def trajectory_strip(
@@ -255,13 +264,14 @@ def saliency_grid(
     """Rows of examples: the image, its true mask, then each method's map (positive part,
     stretched per map from its minimum to its maximum) with the mask outlined.
 
-    ``images`` ``(B, 1, H, W)`` in [-1, 1], ``masks`` ``(B, 1, H, W)`` bool, ``maps``
-    ``(M, B, 1, H, W)``, ``names`` the M method names. Writes a PNG and returns its path.
+    ``images`` ``(B, C, H, W)`` in [-1, 1] (grey or colour), ``masks`` ``(B, 1, H, W)`` bool,
+    ``maps`` ``(M, B, 1, H, W)``, ``names`` the M method names. Writes a PNG and returns its
+    path.
     """
     n = min(rows, images.shape[0])
     cols = 2 + len(names)
     fig, axes = _subplots(n, cols, figsize=(1.3 * cols, 1.35 * n + 0.3), squeeze=False)
-    pics = to_unit(images[:n, 0]).clamp(0, 1).cpu().numpy()
+    pics = _pictures(images[:n], "images")
     outlines = masks[:n, 0].cpu().numpy().astype(float)
     pos = maps[:, :n, 0].detach().clamp(min=0).cpu()
     lo = pos.flatten(2).amin(2)[..., None, None]
@@ -275,11 +285,11 @@ def saliency_grid(
             if r == 0:
                 ax.set_title(titles[c], fontsize=6)
             if c == 0:
-                ax.imshow(pics[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                _show(ax, pics[r])
             elif c == 1:
                 ax.imshow(outlines[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             else:
-                ax.imshow(pics[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                _show(ax, pics[r])
                 ax.imshow(heat[c - 2, r], cmap="inferno", alpha=0.65, vmin=0, vmax=1)
                 if outlines[r].any():
                     ax.contour(outlines[r], levels=[0.5], colors="cyan", linewidths=0.5)
@@ -299,14 +309,14 @@ def attack_figure(
 ) -> Path:
     """Per example: image, attacked image, amplified difference, map before and after.
 
-    Images ``(B, 1, H, W)`` in [-1, 1]; maps ``(B, 1, H, W)`` (shown as ``|map|``, each
-    scaled to its maximum). Writes a PNG and returns its path.
+    Images ``(B, C, H, W)`` in [-1, 1] (grey or colour; the difference is averaged over the
+    channels); maps ``(B, 1, H, W)`` (shown as ``|map|``, each scaled to its maximum). Writes
+    a PNG and returns its path.
     """
     n = min(rows, images.shape[0])
     fig, axes = _subplots(n, 5, figsize=(7.0, 1.45 * n + 0.4), squeeze=False)
-    a = to_unit(images[:n, 0]).clamp(0, 1).cpu().numpy()
-    b = to_unit(attacked[:n, 0]).clamp(0, 1).cpu().numpy()
-    diff = (attacked[:n, 0] - images[:n, 0]).cpu()
+    a, b = _pictures(images[:n], "images"), _pictures(attacked[:n], "attacked")
+    diff = (attacked[:n] - images[:n]).detach().mean(1).cpu()
     scale = float(diff.abs().max()) or 1.0
 
     def scaled(m: Tensor) -> np.ndarray:
@@ -317,18 +327,18 @@ def attack_figure(
     heads = ["image", "attacked", "difference", "map", "map (attacked)"]
     for r in range(n):
         panels = [
-            (a[r], "gray", 0.0, 1.0),
-            (b[r], "gray", 0.0, 1.0),
             (diff[r].numpy(), "coolwarm", -scale, scale),
             (before[r], "inferno", 0.0, 1.0),
             (after[r], "inferno", 0.0, 1.0),
         ]
-        for c, (img, cmap, lo, hi) in enumerate(panels):
-            ax = axes[r, c]
-            ax.axis("off")
-            ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        _show(axes[r, 0], a[r])
+        _show(axes[r, 1], b[r])
+        for c, (img, cmap, lo, hi) in enumerate(panels, start=2):
+            axes[r, c].imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        for c in range(5):
+            axes[r, c].axis("off")
             if r == 0:
-                ax.set_title(heads[c], fontsize=7)
+                axes[r, c].set_title(heads[c], fontsize=7)
     top = 1.0
     if title:  # keep a line for it above the column heads (they touched it)
         fig.suptitle(title, fontsize=8)

@@ -119,3 +119,22 @@ def test_figures_leave_pyplot_and_its_backend_alone(tmp_path):
         assert Image.open(tmp_path / "grid.png").size[0] > 0
     finally:
         matplotlib.use(before)
+
+
+def test_saliency_and_attack_figures_show_colour_images_in_colour(tmp_path):
+    """Both drew channel 0 of colour images in grey: a red image came out white."""
+    from cfx.viz import attack_figure, saliency_grid
+
+    red = -torch.ones(2, 3, 16, 16)
+    red[:, 0] = 1.0
+    masks = torch.zeros(2, 1, 16, 16, dtype=torch.bool)
+    masks[:, :, 4:8, 4:8] = True
+    maps = torch.zeros(1, 2, 1, 16, 16)
+    for path in (
+        saliency_grid(red, masks, maps, ["none"], tmp_path / "grid.png"),
+        attack_figure(red, red, maps[0], maps[0], tmp_path / "attack.png"),
+    ):
+        with Image.open(path) as png:
+            pixels = np.asarray(png.convert("RGB")).reshape(-1, 3).astype(int)
+        reddish = (pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] < 60)
+        assert reddish.sum() > 100, path.name  # the image panels are red

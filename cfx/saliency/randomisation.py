@@ -41,6 +41,7 @@ class RandomisationResult:
     spearman: Tensor  # (L, B) signed maps vs the original maps
     spearman_abs: Tensor  # (L, B) absolute maps vs the original absolute maps
     original: Tensor  # (B, 1, H, W) maps of the trained model
+    randomised: Tensor  # (L, B, 1, H, W) maps after each stage: the cascade's figure
 
     def mean(self) -> tuple[list[float], list[float]]:
         """Mean over examples per stage: ``(signed, absolute)`` lists of length ``L``."""
@@ -156,10 +157,11 @@ def cascading_randomisation(
     original = maps_of(model)
     work = copy.deepcopy(model)
     modules = dict(work.named_modules())
-    signed, absolute = [], []
+    signed, absolute, stages = [], [], []
     for name in names:
         randomise_layer(modules[name], weight_gen)
         maps = maps_of(work)
+        stages.append(maps)
         signed.append(spearman(original, maps))
         absolute.append(spearman(original.abs(), maps.abs()))
     return RandomisationResult(
@@ -167,4 +169,5 @@ def cascading_randomisation(
         spearman=torch.stack(signed),
         spearman_abs=torch.stack(absolute),
         original=original,
+        randomised=torch.stack(stages),
     )

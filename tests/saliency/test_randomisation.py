@@ -105,6 +105,9 @@ def test_cascading_randomisation_accumulates_layers_and_compares_absolute_maps()
     assert log == [(), ("c",), ("b", "c"), ("a", "b", "c")]
     torch.testing.assert_close(res.spearman, torch.full_like(res.spearman, -1.0))
     torch.testing.assert_close(res.spearman_abs, torch.ones_like(res.spearman_abs))
+    m = torch.tensor([-2.0, -1.0, 1.0, 2.0]).view(1, 1, 2, 2)
+    assert torch.equal(res.original, m)  # the maps themselves, for the cascade's figure
+    assert torch.equal(res.randomised, (-m).expand(3, 1, 1, 2, 2))
 
 
 def test_randomised_linear_bias_is_uniform_within_one_over_sqrt_fan_in():
