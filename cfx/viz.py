@@ -139,13 +139,15 @@ def trajectory_strip(
     *,
     oracle_probs: Tensor | None = None,
     sources: Tensor | None = None,
+    source_probs: Tensor | None = None,
 ) -> Path:
     """One PNG per batch: a row of frames per sequence, titled with target probabilities.
 
     ``frames`` ``(B, T+1, C, H, W)`` in [-1, 1] with one (grey) or three (RGB) channels,
     ``probs`` ``(B, T+1)``; ``sources`` ``(B, C, H, W)`` (optional), the inputs themselves,
     drawn in a first column titled "input" so the reconstruction in frame 0 can be judged
-    against them.
+    against them; ``source_probs`` ``(B,)``, the classifier's target probability on each
+    input, adds ``f=`` to that title (an input already in the target shows it).
     """
     _shape("frames", frames, (None,) * 5, "(B, T+1, C, H, W) (one sequence: frames[None])")
     b, n = frames.shape[:2]
@@ -155,6 +157,9 @@ def trajectory_strip(
     oracle_probs = None if oracle_probs is None else oracle_probs.detach().cpu()
     want = (b, *frames.shape[2:])
     _shape("sources", sources, want, f"{want} to match `frames`")
+    _shape("source_probs", source_probs, (b,), f"({b},) to match `frames`")
+    if source_probs is not None and sources is None:
+        raise ValueError("`source_probs` title the inputs' column: give `sources` too")
     if sources is not None:
         frames = torch.cat([sources[:, None].to(frames), frames], 1)
     first = 0 if sources is None else 1  # column of frame 0
@@ -172,7 +177,8 @@ def trajectory_strip(
             ax.set_yticks([])
             t = c - first
             if t < 0:
-                ax.set_title("input", fontsize=6)
+                head = "input" if source_probs is None else f"input\nf={float(source_probs[i]):.2f}"
+                ax.set_title(head, fontsize=6)
                 continue
             title = f"f={float(probs[i, t]):.2f}"
             if oracle_probs is not None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.models import checked_source, size_notice
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder
-from cfx.errors import UnknownNameError, check_int, check_real, shown_rows
+from cfx.errors import UnknownNameError, check_int, check_real, first_names, shown_rows
 
 if TYPE_CHECKING:
     import torch
@@ -49,14 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--classifier",
-        default="brain-cnn",
+        default=None,
         help="classifier to explain: a zoo name, a model folder written by "
-        "save_pretrained or `cfx train classifier --out DIR` (DIR or DIR/model), or a hub id",
+        "save_pretrained or `cfx train classifier --out DIR` (DIR or DIR/model), or a hub id "
+        "(default: brain-cnn)",
     )
     p.add_argument(
         "--generator",
-        default="brain-gan",
-        help="generator with encoder: a zoo name, a model folder or a hub id",
+        default=None,
+        help="generator with encoder: a zoo name, a model folder or a hub id (default: "
+        "brain-gan, which redraws any image as a brain slice: name your own for other images)",
     )
     p.add_argument(
         "--oracle",
@@ -88,8 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="target probability the last frame must reach, about the classifier's typical "
-        "confidence on real members of the target class (default: 0.99 towards healthy, "
-        "0.999 towards tumour)",
+        "confidence on real members of the target class (default: 0.99; 0.999 towards tumour "
+        "for the zoo's brain classifiers)",
     )
     p.add_argument(
         "--n", type=int, default=None, help=f"built-in slices to explain (default: {DEFAULT_N})"
@@ -252,7 +254,29 @@ def run_trajectory(args: argparse.Namespace) -> int:
         )
     if args.iterations is not None and args.method != "monotone":
         raise ValueError(f"`--iterations` goes with --method monotone, got --method {args.method}")
-    margin = DEFAULT_MARGINS.get(target, 0.99) if args.margin is None else args.margin
+    defaulted = [
+        flag for flag in ("--generator", "--classifier") if getattr(args, flag[2:]) is None
+    ]
+    args.generator = args.generator or "brain-gan"
+    args.classifier = args.classifier or "brain-cnn"
+    if args.input is not None and defaulted:  # brain-gan redraws any image as a brain slice
+        log.warning(
+            "with --input, %s (the default%s), trained on the built-in brain slices: %s; name "
+            "your own unless your images are such slices",
+            " and ".join(f"{flag} is {getattr(args, flag[2:])}" for flag in defaulted),
+            "s" if len(defaulted) > 1 else "",
+            " and ".join(
+                "brain-gan redraws any image as a brain slice"
+                if flag == "--generator"
+                else "brain-cnn judges any image as one"
+                for flag in defaulted
+            ),
+        )
+    # 0.999 towards tumour is brain-cnn's confidence on real tumour slices (chosen on
+    # validation); another classifier's class 1 is no tumour
+    brain = args.classifier in ZOO
+    default_margin = DEFAULT_MARGINS.get(target, 0.99) if brain else 0.99
+    margin = default_margin if args.margin is None else args.margin
     check_real("--margin", margin, low=0.5, high=1.0, open_low=True, open_high=True)
     if args.localise and args.method != "monotone":
         raise ValueError(f"`--localise` goes with --method monotone, got --method {args.method}")
@@ -352,7 +376,12 @@ def run_trajectory(args: argparse.Namespace) -> int:
         )
         setup["n"] = len(result)
         summary = save_result(
-            result, out, classifier=classifier, masks=masks if target == 0 else None, setup=setup
+            result,
+            out,
+            classifier=classifier,
+            masks=masks if target == 0 else None,
+            setup=setup,
+            names=files,
         )
     except KeyboardInterrupt:
         done = len(finished_chunks(unfinished))
@@ -369,7 +398,20 @@ def run_trajectory(args: argparse.Namespace) -> int:
         )
         raise
     shutil.rmtree(unfinished)  # the outputs are written: nothing left to resume
-    missed = [i for i, row in enumerate(summary["images"]) if not row["success"]]
+    rows = summary["images"]
+    inside = [i for i, row in enumerate(rows) if row["input_in_target"]]
+    if inside:  # the start notice only looked at frame 0, the reconstruction
+        log.warning(
+            "%d of %d inputs are already in the target class for the classifier (rows %s%s): "
+            "their paths walk the reconstruction back into the class the input is in, not "
+            "across the boundary (flip_rate counts them; crossed_rate does not); give only "
+            "inputs outside the target class",
+            len(inside),
+            len(rows),
+            shown_rows(inside),
+            "" if files is None else ": " + first_names([files[i] for i in inside]),
+        )
+    missed = [i for i, row in enumerate(rows) if not row["success"]]
     if missed:  # else only "flip_rate" in the JSON said so
         log.warning(
             "%d of %d paths end outside the target class (rows %s): the classifier's "

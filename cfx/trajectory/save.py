@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ def save_result(
     classifier: Classifier | None = None,
     masks: Tensor | None = None,
     setup: dict[str, Any] | None = None,
+    names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Write ``result`` to ``folder`` (created if missing) as ``cfx trajectory`` does, and
     return the summary.
@@ -42,11 +44,17 @@ def save_result(
     ``sequence_NNN.gif`` (captioned with frame index and probability) and
     ``probabilities.png``. The arrays and the summary are written before the figures.
 
+    ``crossed_rate`` is the share of paths that start outside the target class and end in
+    it (``flip_rate`` counts the paths that start in it too).
+
     ``classifier`` (the explained model, on the result's device; left as it was) adds COUT,
     each image's ``p_source`` (its target probability on the source itself, next to
-    ``p_start`` on frame 0, the reconstruction) and ``source_in_target`` (of the
+    ``p_start`` on frame 0, the reconstruction) and ``input_in_target`` (whether the
+    classifier already puts the source itself in the target: such a path is no
+    counterfactual of it), their count ``input_in_target``, and ``source_in_target`` (of the
     ``already_in_target`` paths, how many it puts in the target as sources too: the rest lost
-    the decision in the inversion); ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour
+    the decision in the inversion); ``names`` (one per image, e.g. file names) add a ``file``
+    to each row; ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour
     sources walked to healthy, add localisation; ``setup`` is stored in the summary (JSON:
     tuples become lists, NaN becomes null; values JSON cannot hold are an error raised before
     any file is written). In a folder an earlier cfx run wrote (its ``summary.json`` has this
@@ -57,6 +65,8 @@ def save_result(
     from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
 
     b = len(result)
+    if names is not None and len(names) != b:
+        raise ValueError(f"`names` must name the {b} images, got {len(names)} names")
     want = (b, 1, *result.frames.shape[-2:])
     if masks is not None and tuple(masks.shape) != want:
         raise ValueError(f"`masks` must have shape {want}, got {tuple(masks.shape)}")
@@ -98,7 +108,7 @@ def save_result(
     # the same keys from every run, so summaries of several runs compare without KeyErrors
     summary.setdefault("oracle_agreement", None)  # no oracle
     summary.setdefault("localisation", None)  # no lesion masks
-    per_cout = p_source = source_in = None
+    per_cout = p_source = source_in = input_in = None
     if classifier is not None:
         with frozen(classifier), torch.no_grad():
             per_cout = cout(classifier, result.frames[:, 0], result.frames[:, -1], result.target)
@@ -106,14 +116,17 @@ def save_result(
             # the target from a source outside it lost the decision in the inversion
             logits = in_chunks(lambda f: class_logits(classifier, f), result.source)
         p_source = target_prob(logits, result.target)
+        input_in = logits.argmax(1) == result.target  # the input itself: no counterfactual
         # of the paths whose frame 0 is in the target, those whose source is there too
-        source_in = (logits.argmax(1) == result.target) & result.already_in_target
+        source_in = input_in & result.already_in_target
     inversion = result.inversion
     crossed = result.crossed_at
     summary |= {
         "n": len(result),
+        "crossed_rate": float((result.success & ~result.already_in_target).float().mean()),
         "cout": None if per_cout is None else float(per_cout.mean()),
         "already_in_target": int(result.already_in_target.sum()),
+        "input_in_target": None if input_in is None else int(input_in.sum()),
         "source_in_target": None if source_in is None else int(source_in.sum()),
         "seconds": result.seconds,
         "inversion_seconds": result.inversion_seconds,
@@ -122,8 +135,10 @@ def save_result(
         "perceptual_loss": None if inversion is None else inversion.perceptual,
         "setup": setup or {},
         "images": [
-            {
+            ({} if names is None else {"file": str(names[i])})
+            | {
                 "p_source": None if p_source is None else float(p_source[i]),
+                "input_in_target": None if input_in is None else bool(input_in[i]),
                 "p_start": float(result.probs[i, 0]),
                 "p_end": float(result.probs[i, -1]),
                 "success": bool(result.success[i]),
@@ -157,6 +172,7 @@ def save_result(
             out / name,
             oracle_probs=None if oracle is None else oracle[rows],
             sources=source[rows],
+            source_probs=None if p_source is None else p_source.cpu()[rows],
         )
     for i in range(len(result)):
         trajectory_gif(frames[i], out / f"sequence_{i:03d}.gif", probs=probs[i])

@@ -515,6 +515,60 @@ def test_models_trained_on_another_size_than_the_frames_are_named(tmp_path, capl
     assert not [r for r in caplog.records if r.name == "cfx.cli.models"]
 
 
+def test_your_images_with_the_default_models_and_inputs_already_in_the_target(tmp_path, caplog):
+    """With --input, brain-gan and brain-cnn were used without a word (brain-gan redraws any
+    image as a brain slice), and an input already in the target class made a 'successful'
+    path that nothing flagged (only frame 0, its reconstruction, was looked at)."""
+    from PIL import Image
+
+    from cfx.cli.trajectory import builtin_sources
+    from cfx.images import to_uint8
+
+    tumour, _ = builtin_sources(1, 2, target=0)
+    healthy, _ = builtin_sources(1, 2, target=1)
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    Image.fromarray(to_uint8(tumour)[0, 0]).save(folder / "t.png")
+    Image.fromarray(to_uint8(healthy)[0, 0]).save(folder / "h.png")
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(folder)]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--oracle", "none", "--no-progress"]
+    with caplog.at_level("WARNING", logger="cfx.cli.trajectory"):
+        assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert (
+        "with --input, --generator is brain-gan and --classifier is brain-cnn (the defaults), "
+        "trained on the built-in brain slices: brain-gan redraws any image as a brain slice and "
+        "brain-cnn judges any image as one" in caplog.text
+    )
+    assert "1 of 2 inputs are already in the target class for the classifier (rows [0]: h.png)" in (
+        caplog.text
+    )
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert [r["file"] for r in summary["images"]] == ["h.png", "t.png"]
+    assert [r["input_in_target"] for r in summary["images"]] == [True, False]
+    assert summary["input_in_target"] == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.cli.trajectory"):  # named: no word about it
+        named = ["--generator", "brain-gan", "--classifier", "brain-cnn"]
+        assert main([*argv, *named, "--out", str(tmp_path / "b")]) == 0
+    assert "the default" not in caplog.text
+
+
+def test_the_tumour_margin_is_brain_cnns_not_any_class_1(tmp_path):
+    """0.999 is brain-cnn's confidence on real tumour slices; another classifier's class 1
+    got it too (slower paths pushed to exploded frames)."""
+    from cfx.zoo import load_classifier
+
+    load_classifier("brain-cnn").save_pretrained(tmp_path / "mine")
+    argv = ["trajectory", "--target", "1", "--method", "gradient", "--n", "1", "--steps", "2"]
+    argv += ["--inversion-steps", "0", "--oracle", "none", "--no-progress"]
+    margins = {}
+    for name in ("brain-cnn", str(tmp_path / "mine")):
+        out = tmp_path / f"t{len(margins)}"
+        assert main([*argv, "--classifier", name, "--out", str(out)]) == 0
+        margins[name] = json.loads((out / "summary.json").read_text())["setup"]["margin"]
+    assert list(margins.values()) == [0.999, 0.99]
+
+
 def test_the_default_oracle_is_flagged_with_your_own_generator(tmp_path, caplog):
     from cfx.models.brain_gan import BrainGAN, BrainGANConfig
 

@@ -78,6 +78,35 @@ def test_p_source_reads_the_sources_not_frame_0(tmp_path, toy_result):
     assert summary["already_in_target"] == 2 and summary["source_in_target"] == 1
 
 
+def test_inputs_already_in_the_target_and_paths_that_crossed_are_counted(tmp_path, toy_result):
+    """An input the classifier already puts in the target, whose reconstruction lost that,
+    made a 'successful' path nothing flagged. Known answer: row 0's source is in the target
+    and its frame 0 is not; row 1 starts in the target; row 2 crosses. Every path ends in
+    the target: flip rate 1, crossed rate 2/3 (rows 0 and 2 start outside and end inside)."""
+    from dataclasses import replace
+
+    res, f = toy_result
+    g, _ = _toy()
+    u = g.A.detach().T @ f.w.detach()
+    with torch.no_grad():
+        source = res.source.clone()
+        source[0] = g.decode(3 * (u / u.norm())[None])[0]  # class 1 for the toy classifier
+    in_target = res.in_target.clone()
+    in_target[1, 0] = True
+    assert bool(res.success.all()) and not bool(res.in_target[:, 0].any())
+    names = ["a.png", "b.png", "c.png"]
+    summary = save_result(
+        replace(res, source=source, in_target=in_target), tmp_path, classifier=f, names=names
+    )
+    assert summary["flip_rate"] == 1.0 and summary["crossed_rate"] == pytest.approx(2 / 3)
+    assert summary["input_in_target"] == 1 and summary["source_in_target"] == 0
+    rows = summary["images"]
+    assert [r["input_in_target"] for r in rows] == [True, False, False]
+    assert [r["file"] for r in rows] == names
+    with pytest.raises(ValueError, match="`names` must name the 3 images, got 2 names"):
+        save_result(res, tmp_path / "b", classifier=f, names=names[:2])
+
+
 def test_without_a_classifier_cout_is_null_and_nan_lambdas_are_null(tmp_path):
     g, f = _toy()
     u = g.A.detach().T @ f.w.detach()
