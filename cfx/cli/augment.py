@@ -232,7 +232,9 @@ def run_augment(args: argparse.Namespace) -> int:
         ).shape[1]
 
     classifier = load_classifier(args.classifier)
-    size_notice(classifier, (h, w), "--classifier", "images (the pool's, the generator's size)")
+    size_notice(
+        classifier, (h, w), "--classifier", "images (the pool's, the generator's size)", frames=True
+    )
     outputs = class_count(classifier, "--classifier")  # the classes labels must name
     if outputs != 2:
         raise ValueError(
@@ -242,7 +244,9 @@ def run_augment(args: argparse.Namespace) -> int:
     labeller: Labeller
     if args.labeller == "oracle":
         oracle = load_classifier(args.oracle)
-        size_notice(oracle, (h, w), "--oracle", "frames to label (the generator's size)")
+        size_notice(
+            oracle, (h, w), "--oracle", "frames to label (the generator's size)", frames=True
+        )
         answers = class_count(oracle, "--oracle")
         if answers != outputs:  # a 2-class oracle never labels a third class
             raise ValueError(

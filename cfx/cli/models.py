@@ -60,10 +60,13 @@ def checked_source(
     return source
 
 
-def size_notice(model: object, shape: Sequence[int], flag: str, images: str) -> None:
+def size_notice(
+    model: object, shape: Sequence[int], flag: str, images: str, *, frames: bool = False
+) -> None:
     """Warn when ``model`` (given as ``flag``) records in its config that it was trained on
     images of another ``(H, W)`` than the last two entries of ``shape``, the shape of
-    ``images`` (what it is given, e.g. ``x.shape``).
+    ``images`` (what it is given, e.g. ``x.shape``). ``frames``: the images are a
+    generator's, whose size is fixed, so the advice is to train the model at that size.
 
     Convolutional classifiers take any size, but their answers change with the scale they
     see: brain-cnn classifies 98.6 % of 500 test slices right at its own 64x64 and 84 % of
@@ -73,16 +76,19 @@ def size_notice(model: object, shape: Sequence[int], flag: str, images: str) -> 
     size = tuple(int(v) for v in shape[-2:])
     if trained is None or tuple(trained) == size:
         return
+    advice = (
+        f"train it on {size[1]}x{size[0]} images, the size the generator makes"
+        if frames
+        else f"resize the images to {trained[1]}x{trained[0]} or train a model on this size"
+    )
     log.warning(
         "`%s` was trained on %dx%d images (width x height) and is given %dx%d %s; a "
-        "classifier's answers change with the scale it sees: resize the images to %dx%d or "
-        "train a model on this size",
+        "classifier's answers change with the scale it sees: %s",
         flag,
         trained[1],
         trained[0],
         size[1],
         size[0],
         images,
-        trained[1],
-        trained[0],
+        advice,
     )

@@ -410,8 +410,9 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.classifier)
     from cfx.inversion import zero_image
 
+    frame_shape = zero_image(generator).shape
     size_notice(
-        classifier, zero_image(generator).shape, "--classifier", "frames (the generator's size)"
+        classifier, frame_shape, "--classifier", "frames (the generator's size)", frames=True
     )
     common = {
         "steps": args.steps,

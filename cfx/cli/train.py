@@ -97,7 +97,8 @@ def _data_args(p: argparse.ArgumentParser, *, labels: bool = True) -> None:
     p.add_argument(
         "--data",
         default="brain",
-        help="'brain' (built-in) or a .npy/.pt file of images (N, C, H, W) in [-1, 1] or uint8",
+        help="'brain' (built-in) or a .npy/.pt file of images (N, C, H, W) in [-1, 1] or uint8"
+        + ("" if labels else "; 64x64, the size the generator's architecture makes"),
     )
     p.add_argument(  # hidden for a generator, whose run names it as refused
         "--labels",
@@ -251,6 +252,12 @@ def run_generator(args: argparse.Namespace) -> int:
         raise ValueError("`--labels` does nothing here: a generator learns from images alone")
     flags = _same_data(args)
     images = _images(args)
+    if tuple(images.shape[-2:]) != (64, 64):  # before the run folder records anything
+        raise ValueError(
+            f"`--data` must hold 64x64 images, the size the generator's architecture makes, "
+            f"got {images.shape[-1]}x{images.shape[-2]} (width x height): resize them (and "
+            "explain and train classifiers at 64x64)"
+        )
     config = GeneratorTrainingConfig(
         **settings, model=BrainGANConfig(channels=int(images.shape[1]), **shape)
     )

@@ -315,9 +315,11 @@ def run_trajectory(args: argparse.Namespace) -> int:
     classifier = load_classifier(sources["classifier"])
     oracle = None if args.oracle == "none" else load_classifier(sources["oracle"])
     frame_shape = zero_image(generator).shape  # what both models are given
-    size_notice(classifier, frame_shape, "--classifier", "frames (the generator's size)")
+    size_notice(
+        classifier, frame_shape, "--classifier", "frames (the generator's size)", frames=True
+    )
     if oracle is not None:
-        size_notice(oracle, frame_shape, "--oracle", "frames (the generator's size)")
+        size_notice(oracle, frame_shape, "--oracle", "frames (the generator's size)", frames=True)
     common = {
         "steps": args.steps,
         "margin": margin,

@@ -254,3 +254,15 @@ def test_user_images_channels_last_are_named_and_unit_range_noticed(tmp_path, ca
             main([*argv, "--data", str(tmp_path / "unit.npy"), "--out", str(tmp_path / "b")]) == 0
         )
     assert "no pixel of the 16 --data images is below 0" in caplog.text
+
+
+def test_a_generator_needs_64x64_images_and_says_so_by_its_flag(tmp_path, capsys):
+    """The error named `images` (the library's argument), and the failed run left its
+    data_flags.json behind."""
+    np.save(tmp_path / "x.npy", np.zeros((4, 1, 48, 48), dtype=np.float32))
+    argv = ["train", "generator", "--data", str(tmp_path / "x.npy"), "--steps", "1"]
+    assert main([*argv, "--out", str(tmp_path / "g")]) == 2
+    assert "`--data` must hold 64x64 images, the size the generator's architecture makes, got " in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "g").exists()

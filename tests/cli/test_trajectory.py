@@ -503,10 +503,10 @@ def test_models_trained_on_another_size_than_the_frames_are_named(tmp_path, capl
     assert sizes == [
         "`--classifier` was trained on 32x32 images (width x height) and is given 64x64 "
         "frames (the generator's size); a classifier's answers change with the scale it "
-        "sees: resize the images to 32x32 or train a model on this size",
+        "sees: train it on 64x64 images, the size the generator makes",
         "`--oracle` was trained on 128x64 images (width x height) and is given 64x64 frames "
         "(the generator's size); a classifier's answers change with the scale it sees: "
-        "resize the images to 128x64 or train a model on this size",
+        "train it on 64x64 images, the size the generator makes",
     ]
     caplog.clear()
     with caplog.at_level("WARNING", logger="cfx.cli.models"):
