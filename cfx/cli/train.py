@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +16,8 @@ from cfx.cli.options import given_flags
 from cfx.cli.paths import not_a_file
 from cfx.errors import UnknownNameError, check_int, check_real
 from cfx.files import write_atomic
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
@@ -263,9 +268,28 @@ def run_generator(args: argparse.Namespace) -> int:
     )
     _record_data(Path(args.out), flags)
     start = time.perf_counter()
-    model, report = train_generator(images, args.out, config, show_progress=not args.no_progress)
+    with _stale_model_on_interrupt(Path(args.out)):
+        model, report = train_generator(
+            images, args.out, config, show_progress=not args.no_progress
+        )
     print(_save_run(Path(args.out), model, report, start))
     return 0
+
+
+@contextmanager
+def _stale_model_on_interrupt(out: Path) -> Iterator[None]:
+    """On Ctrl-C, say that ``out/model`` (from an earlier finished run, if there is one) is
+    not the checkpoint the interrupted run saved."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if (out / "model").is_dir():
+            log.warning(
+                "%s still holds the model of the last finished run, not this run's checkpoint: "
+                "rerun the same command to finish and update it",
+                out / "model",
+            )
+        raise
 
 
 def _targets(
@@ -386,16 +410,17 @@ def run_classifier(args: argparse.Namespace) -> int:
     model = _model(args.arch, int(images.shape[1]), args.width, classes, (int(h), int(w)))
     _record_data(Path(args.out), flags)
     start = time.perf_counter()
-    model, report = train_classifier(
-        model,
-        images,
-        targets,
-        args.out,
-        config,
-        task="segment" if segment else "classify",
-        val=val,
-        show_progress=not args.no_progress,
-    )
+    with _stale_model_on_interrupt(Path(args.out)):
+        model, report = train_classifier(
+            model,
+            images,
+            targets,
+            args.out,
+            config,
+            task="segment" if segment else "classify",
+            val=val,
+            show_progress=not args.no_progress,
+        )
     extra = {"arch": args.arch} | ({} if segment else {"classes": classes})
     print(_save_run(Path(args.out), model, report, start, **extra))
     return 0

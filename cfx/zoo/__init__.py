@@ -270,6 +270,7 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
     folder = path
     if not (path / CONFIG_NAME).is_file() and (path / "model" / CONFIG_NAME).is_file():
         folder = path / "model"  # a cfx train run folder
+        _stale_model_notice(path)
     elif not (path / CONFIG_NAME).is_file() and (path / PIPELINE_INDEX).is_file():
         folder = path / _pipeline_vae(path / PIPELINE_INDEX)  # a diffusers pipeline
         if not folder.is_dir():
@@ -286,6 +287,26 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
         )
     expected = _recorded_sha256(folder / "README.md", arch.weights)
     return ModelSource(folder, None, arch.class_path, arch.role, arch.weights, expected)
+
+
+def _stale_model_notice(run: Path) -> None:
+    """Warn when a ``cfx train`` run folder's checkpoint is newer than its ``model/``: a rerun
+    was interrupted (or is still going), so ``model/`` holds the last finished run's weights,
+    not the checkpoint's."""
+    checkpoint, weights = run / "checkpoint.safetensors", run / "model" / WEIGHTS_NAME
+    try:
+        newer = checkpoint.stat().st_mtime > weights.stat().st_mtime
+    except OSError:  # no checkpoint (a copied model folder) or no weights (named later)
+        return
+    if newer:
+        log.warning(
+            "`%s`: its checkpoint is newer than %s (an interrupted or unfinished rerun of "
+            "`cfx train`?), so the weights loaded are the last finished run's; rerun the "
+            "training command to finish it and update %s",
+            run,
+            run / "model",
+            run / "model",
+        )
 
 
 def _hub_source(hub_id: str) -> ModelSource:

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from cfx.cli import main
@@ -266,3 +267,18 @@ def test_a_generator_needs_64x64_images_and_says_so_by_its_flag(tmp_path, capsys
         capsys.readouterr().err
     )
     assert not (tmp_path / "g").exists()
+
+
+def test_an_interrupted_rerun_says_the_model_folder_is_the_earlier_runs(tmp_path, caplog):
+    import cfx.training.classifier as training
+
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", "brain", *TINY]
+    assert main([*argv, "--out", str(tmp_path), "--no-progress"]) == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("WARNING"):
+        patch.setattr(training, "train_classifier", interrupted)
+        assert main([*argv, "--epochs", "2", "--out", str(tmp_path), "--no-progress"]) == 130
+    assert f"{tmp_path / 'model'} still holds the model of the last finished run" in caplog.text

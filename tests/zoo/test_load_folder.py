@@ -180,3 +180,24 @@ def test_an_empty_model_name_is_named_not_read_as_the_working_directory(name):
 
     with pytest.raises(UnknownNameError, match="a model name must not be empty"):
         load_classifier(name)
+
+
+def test_a_run_folder_whose_checkpoint_is_newer_than_its_model_is_warned_about(tmp_path, caplog):
+    """A rerun interrupted at step 632 left model/ at step 600's weights, loaded silently."""
+    import os
+
+    _cnn().save_pretrained(tmp_path / "run" / "model")
+    checkpoint = tmp_path / "run" / "checkpoint.safetensors"
+    checkpoint.write_bytes(b"saved later")
+    weights = tmp_path / "run" / "model" / "model.safetensors"
+    stamp = weights.stat().st_mtime
+    os.utime(checkpoint, (stamp - 60, stamp - 60))  # the finished run's checkpoint: older
+    with caplog.at_level(logging.WARNING, logger="cfx.zoo"):
+        model_source(str(tmp_path / "run"))
+    assert "newer than" not in caplog.text
+    os.utime(checkpoint, (stamp + 60, stamp + 60))  # an interrupted rerun saved it after
+    with caplog.at_level(logging.WARNING, logger="cfx.zoo"):
+        model_source(str(tmp_path / "run"))
+        model_source(str(tmp_path / "run" / "model"))  # the model folder itself: as asked
+    assert caplog.text.count("its checkpoint is newer than") == 1
+    assert "the weights loaded are the last finished run's" in caplog.text
