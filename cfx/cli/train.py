@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -268,7 +269,7 @@ def run_generator(args: argparse.Namespace) -> int:
     )
     _record_data(Path(args.out), flags)
     start = time.perf_counter()
-    with _stale_model_on_interrupt(Path(args.out)):
+    with _training(args):
         model, report = train_generator(
             images, args.out, config, show_progress=not args.no_progress
         )
@@ -277,11 +278,24 @@ def run_generator(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _stale_model_on_interrupt(out: Path) -> Iterator[None]:
-    """On Ctrl-C, say that ``out/model`` (from an earlier finished run, if there is one) is
-    not the checkpoint the interrupted run saved."""
+def _training(args: argparse.Namespace) -> Iterator[None]:
+    """Around a training call: a refused resume names the command's flags (``--out``,
+    ``--batch-size``, ...) where the library names its arguments (``out``,
+    ``config.batch_size``); on Ctrl-C, say that ``--out``'s ``model/`` (from an earlier
+    finished run, if there is one) is not the checkpoint the interrupted run saved."""
+    out = Path(args.out)
     try:
         yield
+    except ValueError as err:
+        text = str(err)
+        flagged = re.sub(
+            r"\b(?:config\.model|config|arch)\.([a-z_]+)",
+            lambda m: f"--{m[1].replace('_', '-')}" if hasattr(args, m[1]) else m[0],
+            text.replace("`out` (", "`--out` (", 1),
+        )
+        if flagged == text:
+            raise
+        raise ValueError(flagged) from err
     except KeyboardInterrupt:
         if (out / "model").is_dir():
             log.warning(
@@ -410,7 +424,7 @@ def run_classifier(args: argparse.Namespace) -> int:
     model = _model(args.arch, int(images.shape[1]), args.width, classes, (int(h), int(w)))
     _record_data(Path(args.out), flags)
     start = time.perf_counter()
-    with _stale_model_on_interrupt(Path(args.out)):
+    with _training(args):
         model, report = train_classifier(
             model,
             images,

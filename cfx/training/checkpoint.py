@@ -128,16 +128,46 @@ def resume_checkpoint(
     if not path.exists():
         return None
     other = f"`out` ({path.parent}) holds a checkpoint of a different run; use a new folder or "
-    try:
-        state = load_checkpoint(path, modules=modules, optimizers=optimizers, generators=generators)
+    damaged = "it is damaged; delete it to train from the start, or use a new folder"
+    try:  # the saved settings first: another architecture is named by what changed in them,
+        # not by the state_dict mismatch it causes
+        with safe_open(str(path), framework="pt") as fh:
+            saved = json.loads(fh.metadata()["layout"]).get("state", {})
     except SafetensorError as err:  # truncated or damaged: not a run to resume
         raise CheckpointError(
-            f"{path} cannot be read ({str(err).splitlines()[0]}): it is damaged; delete it to "
-            "train from the start, or use a new folder"
+            f"{path} cannot be read ({str(err).splitlines()[0]}): {damaged}"
+        ) from err
+    except (KeyError, ValueError, TypeError, AttributeError):  # no cfx layout
+        saved = {}
+    _same_run(
+        saved.get("fingerprint") if isinstance(saved, dict) else None,
+        fingerprint,
+        names,
+        added_later,
+        path,
+        other,
+    )
+    try:
+        state = load_checkpoint(path, modules=modules, optimizers=optimizers, generators=generators)
+    except SafetensorError as err:
+        raise CheckpointError(
+            f"{path} cannot be read ({str(err).splitlines()[0]}): {damaged}"
         ) from err
     except (RuntimeError, KeyError, ValueError) as err:  # another model or architecture
         raise ValueError(f"{other}the same model ({str(err).splitlines()[0]})") from err
-    earlier = state.get("fingerprint")
+    return state
+
+
+def _same_run(
+    earlier: Any,
+    fingerprint: dict[str, Any],
+    names: Mapping[str, str],
+    added_later: tuple[str, ...],
+    path: Path,
+    other: str,
+) -> None:
+    """Refuse (naming what changed) a checkpoint whose saved ``earlier`` fingerprint differs
+    from ``fingerprint``; entries of ``added_later`` it lacks are taken on trust."""
     if earlier is None and set(added_later) >= set(fingerprint):
         earlier = {}  # written before fingerprints, which may all be taken on trust
     if isinstance(earlier, dict):
@@ -156,4 +186,3 @@ def resume_checkpoint(
             else "no settings recorded"
         )
         raise ValueError(f"{other}the same settings and data ({what})")
-    return state

@@ -282,3 +282,18 @@ def test_an_interrupted_rerun_says_the_model_folder_is_the_earlier_runs(tmp_path
         patch.setattr(training, "train_classifier", interrupted)
         assert main([*argv, "--epochs", "2", "--out", str(tmp_path), "--no-progress"]) == 130
     assert f"{tmp_path / 'model'} still holds the model of the last finished run" in caplog.text
+
+
+def test_a_refused_rerun_names_the_commands_flags(tmp_path, capsys):
+    """The library's names came through: "`out` (...) ... (config.batch_size: 16 before, 8
+    now)"; a generator of another --latent-dim was a truncated state_dict error."""
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", "brain", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "c"), "--no-progress"]) == 0
+    assert main([*argv, "--batch-size", "8", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert f"`--out` ({tmp_path / 'c'}) holds a checkpoint of a different run" in err
+    assert "(--batch-size: 16 before, 8 now)" in err
+    gen = ["train", "generator", "--n", "8", "--steps", "1", "--batch-size", "4", "--width", "4"]
+    assert main([*gen, "--latent-dim", "8", "--out", str(tmp_path / "g"), "--no-progress"]) == 0
+    assert main([*gen, "--latent-dim", "16", "--out", str(tmp_path / "g")]) == 2
+    assert "(--latent-dim: 8 before, 16 now)" in capsys.readouterr().err
