@@ -33,14 +33,24 @@ def image_files(folder: Path, name: str = "--input") -> list[Path]:
     """The image files of ``folder`` (by extension, sorted by name as strings, so
     ``slice_10`` comes before ``slice_2``; other files and hidden ones, such as macOS ``._``
     files, are skipped)."""
-    files = sorted(
-        f
-        for f in folder.iterdir()
-        if f.is_file() and f.suffix.lower() in IMAGE_FILES and not f.name.startswith(".")
-    )
+    shown = sorted(f for f in folder.iterdir() if not f.name.startswith("."))
+    files = [f for f in shown if f.is_file() and f.suffix.lower() in IMAGE_FILES]
     if not files:
         raise ValueError(
             f"`{name}` folder {folder} holds no image files ({', '.join(IMAGE_FILES)})"
+        )
+    others = [f.name + ("/" if f.is_dir() else "") for f in shown if f not in files]
+    if others:  # a labels file next to the images is expected; a .dcm or a subfolder is not
+        log.warning(
+            "`%s` folder %s: %d entr%s that %s no image file%s skipped (%s); images are %s",
+            name,
+            folder,
+            len(others),
+            "y" if len(others) == 1 else "ies",
+            "is" if len(others) == 1 else "are",
+            "," if len(others) == 1 else "s,",
+            first_names(others),
+            ", ".join(IMAGE_FILES),
         )
     return files
 
@@ -72,6 +82,8 @@ _NOTICES = {
     "i.e. dark; rescale to the full range first",
     "stretched": "{n} pixels, stretched to {size}",
     "colour": "colour ({n}), read as grey: the model takes one channel",
+    "grey": "grey ({n}), read as colour with the grey value in all three channels: the model "
+    "takes three",
 }
 
 
@@ -139,6 +151,8 @@ def read_image(
             "pass a .npy batch instead"
         )
     img = _open(path, name, notes)
+    if channels == 3 and img.mode in GREY_MODES:  # the other way is noted below
+        _note(notes, "grey", path, img.mode, name)
     unit: np.ndarray  # (C, H, W) in [0, 1], float32
     if img.mode == "F":  # 32-bit float: only [0, 1] has an unambiguous meaning
         raw = np.asarray(img, dtype=np.float32)

@@ -136,6 +136,35 @@ def test_files_that_look_wrong_are_warned_about_once_naming_them(tmp_path, caplo
     ]
 
 
+def test_grey_files_read_as_colour_and_skipped_entries_are_named(tmp_path, caplog):
+    """Colour read as grey was named, grey expanded to colour was not; a folder's other
+    files and subfolders were skipped without a word."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    grey = _save(folder / "g.png", np.arange(16, dtype=np.uint8).reshape(4, 4))
+    colour = np.zeros((4, 4, 3), dtype=np.uint8)
+    colour[..., 1] = 90
+    _save(folder / "c.png", colour)
+    (folder / "labels.csv").write_text("g.png,0\n")
+    (folder / "more").mkdir()
+    (folder / ".DS_Store").write_text("hidden: skipped quietly")
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        files = check_input_path(folder)
+        x = read_images(files, channels=3)
+    assert [f.name for f in files] == ["c.png", "g.png"]
+    assert torch.equal(x[1, 0], x[1, 2])  # the grey value in every channel
+    assert [r.getMessage() for r in caplog.records] == [
+        f"`--input` folder {folder}: 2 entries that are no image files, skipped (labels.csv, "
+        "more/); images are .png, .jpg, .jpeg, .bmp, .tif, .tiff",
+        "`--input` g.png: grey (L), read as colour with the grey value in all three channels: "
+        "the model takes three",
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images([grey], channels=1)
+    assert caplog.records == []
+
+
 def test_mask_files_that_cannot_be_the_masks_meant_are_named(tmp_path, caplog):
     label_map = np.zeros((4, 4), dtype=np.uint8)
     label_map[0, 0], label_map[1, 1] = 1, 2
