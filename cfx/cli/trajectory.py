@@ -314,7 +314,14 @@ def run_trajectory(args: argparse.Namespace) -> int:
         x, masks = builtin_sources(n, seed, target)
     classifier = load_classifier(sources["classifier"])
     oracle = None if args.oracle == "none" else load_classifier(sources["oracle"])
-    frame_shape = zero_image(generator).shape  # what both models are given
+    frame = zero_image(generator)  # (1, C, H, W): what both models are given
+    frame_shape = frame.shape
+    classes = _class_count(classifier, frame)
+    if classes is not None and target >= classes:  # the explainer would name `target`
+        raise ValueError(
+            f"`--target` must be a class of the classifier, 0..{classes - 1} (or healthy / "
+            f"tumour for 0 / 1), got {args.target!r}"
+        )
     size_notice(
         classifier, frame_shape, "--classifier", "frames (the generator's size)", frames=True
     )
@@ -429,6 +436,20 @@ def run_trajectory(args: argparse.Namespace) -> int:
         f"wrote {out}/: result.npz, summary.json, strips, GIFs, probabilities.png", file=sys.stderr
     )
     return 0
+
+
+def _class_count(classifier: object, frame: torch.Tensor) -> int | None:
+    """How many classes ``classifier`` tells apart, asked on one generator frame; None when
+    it fails there (the explainer's own checks then name the problem)."""
+    import torch
+
+    from cfx.calls import class_logits, frozen
+
+    try:
+        with frozen(classifier), torch.no_grad():
+            return int(class_logits(classifier, frame).shape[1])  # type: ignore[arg-type]
+    except (RuntimeError, ValueError, TypeError):
+        return None
 
 
 def weights_sha256(source: ModelSource) -> str:

@@ -101,8 +101,16 @@ def load_images(
         elif c == 1 and x.ndim == 3 and tuple(x.shape[1:]) == (h, w):
             x = x[:, None]  # grey images without a channel axis
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
+            hint = ""
+            if x.ndim == 4 and tuple(x.shape[1:]) == (h, w, c):
+                hint = ": channels last? move them with x.transpose(0, 3, 1, 2)"
+            elif x.ndim == 4 and x.shape[1] == c:
+                hint = (
+                    f": resize them to {w}x{h} (image files are resized when read; a batch "
+                    "is taken as it is)"
+                )
             raise ValueError(
-                f"`{name}` must hold images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}"
+                f"`{name}` must hold images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}" + hint
             )
     if x.dtype == torch.uint8:
         x = from_unit(x.float() / 255.0)
@@ -124,7 +132,11 @@ def load_labels(
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"`{name}` must have shape ({n},), one per image, got {tuple(y.shape)}")
     if y.is_floating_point() and not torch.equal(y, y.round()):
-        raise ValueError(f"`{name}` must be integers")
+        rows = torch.nonzero(y != y.round()).flatten().tolist()  # NaN too
+        raise ValueError(
+            f"`{name}` must be integers (class indices), got {y[rows[0]].item():g} in row "
+            f"{rows[0]}" + (f" and {len(rows) - 1} more rows" if len(rows) > 1 else "")
+        )
     return y.long()
 
 

@@ -470,7 +470,10 @@ def test_a_class_of_your_own_classifier_with_your_images(tmp_path, capsys):
         own = torch.softmax(model.eval()(frames), 1)[:, 2].numpy()
     np.testing.assert_allclose(probs, own, atol=1e-5)
     assert main([*argv, "--target", "3", "--out", str(tmp_path / "u")]) == 2
-    assert "`target` must be" in capsys.readouterr().err
+    assert (
+        "`--target` must be a class of the classifier, 0..2 (or healthy / tumour for 0 / 1), "
+        "got '3'" in capsys.readouterr().err
+    )
 
 
 def test_models_trained_on_another_size_than_the_frames_are_named(tmp_path, caplog):

@@ -78,8 +78,22 @@ def test_fractional_labels_are_refused_not_truncated(tmp_path):
     # 1.5 is no class index; .long() would silently make it 1
     p = tmp_path / "y.npy"
     np.save(p, np.array([0.0, 1.5], dtype=np.float32))
-    with pytest.raises(ValueError, match="must be integers"):
+    with pytest.raises(ValueError, match=r"must be integers \(class indices\), got 1\.5 in row 1$"):
         load_labels(p, 2)
+    np.save(p, np.array([0.7, 1.0, np.nan], dtype=np.float32))
+    with pytest.raises(ValueError, match=r"got 0\.7 in row 0 and 1 more rows$"):
+        load_labels(p, 3)
+
+
+def test_a_batch_of_the_wrong_shape_says_what_to_do(tmp_path):
+    """Channels last or another size got the bare shape error (image files are resized when
+    read, a batch is not)."""
+    np.save(tmp_path / "last.npy", np.zeros((2, 8, 8, 1), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"channels last\? move them with x\.transpose"):
+        load_images(tmp_path / "last.npy", name="--input", shape=(1, 8, 8))
+    np.save(tmp_path / "small.npy", np.zeros((2, 1, 6, 6), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"got \(2, 1, 6, 6\): resize them to 8x8 \(image"):
+        load_images(tmp_path / "small.npy", name="--input", shape=(1, 8, 8))
 
 
 def test_whole_float_labels_are_read_as_int64(tmp_path):
