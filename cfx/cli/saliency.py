@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import math
 import sys
 from fractions import Fraction
@@ -20,6 +21,7 @@ from cfx.errors import UnknownNameError, check_int, check_real
 if TYPE_CHECKING:
     import torch
 
+log = logging.getLogger(__name__)
 OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
 GHORBANI = ("top_k", "mass_center", "targeted")  # the objectives GhorbaniAttack runs
 REGIONS = ("mirror", "marker")  # where targeted attacks pull the map
@@ -69,8 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument(
         "--classifier",
-        default="brain-cnn",
-        help="classifier to explain: a zoo name, a model folder (DIR or DIR/model) or a hub id",
+        default=None,
+        help="classifier to explain: a zoo name, a model folder (DIR or DIR/model) or a hub id "
+        "(default: brain-cnn)",
     )
     c.add_argument(
         "--input",
@@ -92,8 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument(
         "--target",
-        default="tumour",
-        help="class explained: healthy, tumour, or an index of the classifier's outputs",
+        default=None,
+        help="class explained: healthy, tumour, or an index of the classifier's outputs "
+        "(default: tumour, i.e. 1)",
     )
     c.add_argument(
         "--n", type=int, default=None, help="built-in tumour test slices to score (default: 64)"
@@ -129,8 +133,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     a.add_argument(
         "--classifier",
-        default="brain-cnn",
-        help="classifier to explain: a zoo name, a model folder (DIR or DIR/model) or a hub id",
+        default=None,
+        help="classifier to explain: a zoo name, a model folder (DIR or DIR/model) or a hub id "
+        "(default: brain-cnn)",
     )
     a.add_argument(
         "--method", default="gradient", choices=ATTACKABLE, help="saliency method attacked"
@@ -244,6 +249,18 @@ def _read_input(args: argparse.Namespace, files: list[Path] | None, model: objec
     return x
 
 
+def _default_classifier(args: argparse.Namespace) -> None:
+    """Fill ``--classifier`` (brain-cnn); with ``--input``, say that the default is a model of
+    the built-in brain slices, which would explain any image as one."""
+    if args.classifier is None:
+        args.classifier = "brain-cnn"
+        if args.input is not None:
+            log.warning(
+                "with --input, --classifier is brain-cnn (the default), trained on the "
+                "built-in brain slices; name your own unless your images are such slices"
+            )
+
+
 def _built_in(args: argparse.Namespace, n: int) -> None:
     """Fill ``--n``/``--seed`` for the built-in slices; with ``--input`` they would do nothing,
     so giving them is an error rather than silently ignored."""
@@ -283,6 +300,17 @@ def run_compare(args: argparse.Namespace) -> int:
     check_int("--attack-n", args.attack_n, minimum=0)
     from cfx.cli.trajectory import parse_target
 
+    _default_classifier(args)
+    if args.target is None:
+        args.target = "tumour"
+        from cfx.zoo import ZOO
+
+        if args.classifier not in ZOO:  # "tumour" is the brain models' class 1
+            log.warning(
+                "--target is tumour (the default), i.e. class 1 of `%s`; give --target for "
+                "another class",
+                args.classifier,
+            )
     args.target = parse_target(str(args.target))
     if (args.input is None) != (args.masks is None):
         raise ValueError(
@@ -425,6 +453,7 @@ def run_attack(args: argparse.Namespace) -> int:
         region_name = "mask"
     else:
         region_name = args.region or ("marker" if args.input is not None else "mirror")
+    _default_classifier(args)
     files = _check_input(args)
     model = load_classifier(
         model_name("--classifier", args.classifier, "classifier", has_generator=False)

@@ -214,12 +214,51 @@ def test_images_of_another_size_than_a_zoo_model_saw_are_warned_about(tmp_path, 
     argv = ["saliency", "attack", "--steps", "1", "--no-progress", "--input"]
     with caplog.at_level("WARNING", logger="cfx.cli.models"):
         assert main([*argv, str(tmp_path / "full.npy"), "--out", str(tmp_path / "a")]) == 0
-        assert "trained on" not in caplog.text
+        assert "trained on 64x64" not in caplog.text
         assert main([*argv, str(tmp_path / "small.npy"), "--out", str(tmp_path / "b")]) == 0
     assert (
         "`--classifier` was trained on 64x64 images (width x height) and is given 32x32 "
         "--input images" in caplog.text
     )
+
+
+def test_the_brain_defaults_are_named_when_your_images_or_model_are_used(tmp_path, caplog):
+    """brain-cnn scored your own files, and class 1 ('tumour') of your own classifier was
+    explained, without a word."""
+    import numpy as np
+
+    from cfx.saliency.compare import tumour_slices
+    from cfx.zoo import load_classifier
+
+    x, masks = tumour_slices(2, seed=1)
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "m.npy", masks[:, 0].numpy().astype(np.uint8))
+    load_classifier("brain-cnn").save_pretrained(tmp_path / "mine")
+    base = ["saliency", "compare", "--methods", "gradient", "--attack-n", "0", "--no-progress"]
+    yours = ["--input", str(tmp_path / "x.npy"), "--masks", str(tmp_path / "m.npy")]
+    with caplog.at_level("WARNING", logger="cfx.cli.saliency"):
+        assert main([*base, *yours, "--out", str(tmp_path / "a")]) == 0
+    assert caplog.messages == [
+        "with --input, --classifier is brain-cnn (the default), trained on the built-in brain "
+        "slices; name your own unless your images are such slices"
+    ]
+    caplog.clear()
+    mine = ["--classifier", str(tmp_path / "mine")]
+    with caplog.at_level("WARNING", logger="cfx.cli.saliency"):
+        assert main([*base, *yours, *mine, "--out", str(tmp_path / "b")]) == 0
+        assert main([*base, *yours, *mine, "--target", "1", "--out", str(tmp_path / "c")]) == 0
+        assert main([*base, "--n", "2", "--out", str(tmp_path / "d")]) == 0  # all built in
+    assert caplog.messages == [
+        f"--target is tumour (the default), i.e. class 1 of `{tmp_path / 'mine'}`; give "
+        "--target for another class"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.cli.saliency"):
+        argv = ["saliency", "attack", "--steps", "1", "--no-progress", "--input"]
+        assert main([*argv, str(tmp_path / "x.npy"), "--out", str(tmp_path / "e")]) == 0
+    assert [m[:50] for m in caplog.messages] == [
+        "with --input, --classifier is brain-cnn (the defau"
+    ]
 
 
 def test_the_help_lists_the_methods_compare_knows():
