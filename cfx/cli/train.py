@@ -73,14 +73,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--arch", choices=ARCHS, required=True, help="architecture to train")
     _data_args(c)
-    c.add_argument("--masks", type=Path, help="brain-segmenter on user data: masks (.npy/.pt)")
+    c.add_argument(
+        "--masks",
+        type=Path,
+        help="brain-segmenter on user data: masks (.npy/.pt, or a folder of mask files named "
+        "like the images of a --data folder)",
+    )
     c.add_argument(
         "--val-n", type=int, default=None, help="brain: validation slices, 0: none (default: 2000)"
     )
     c.add_argument(
         "--val-seed", type=int, default=None, help="brain: seed of the validation set (default: 1)"
     )
-    c.add_argument("--val-data", help="user data: validation images (.npy/.pt)")
+    c.add_argument(
+        "--val-data", help="user data: validation images (.npy/.pt or a folder, as --data)"
+    )
     c.add_argument("--val-targets", type=Path, help="user data: validation labels or masks")
     c.add_argument("--epochs", type=int, default=10, help="passes over the training images")
     c.add_argument("--batch-size", type=int, default=64, help="images per step")
@@ -103,13 +110,15 @@ def _data_args(p: argparse.ArgumentParser, *, labels: bool = True) -> None:
     p.add_argument(
         "--data",
         default="brain",
-        help="'brain' (built-in) or a .npy/.pt file of images (N, C, H, W) in [-1, 1] or uint8"
+        help="'brain' (built-in), a .npy/.pt file of images (N, C, H, W) in [-1, 1] or uint8, "
+        "or a folder of image files (read in name order, grey or colour as the first file)"
         + ("" if labels else "; 64x64, the size the generator's architecture makes"),
     )
     p.add_argument(  # hidden for a generator, whose run names it as refused
         "--labels",
         type=Path,
-        help="user data: class labels 0..K-1, one per image (.npy/.pt, or .csv/.txt: one per line)"
+        help="user data: class labels 0..K-1, one per image (.npy/.pt, or .csv/.txt: one per "
+        "line, or file name,label rows for a folder of images)"
         if labels
         else argparse.SUPPRESS,
     )
@@ -216,12 +225,28 @@ def _brain(args: argparse.Namespace, n: int, seed: int) -> BrainSlices:
     )
 
 
-def _user_images(path: str, flag: str) -> torch.Tensor:
-    if Path(path).suffix.lower() not in (".npy", ".pt"):
-        raise ValueError(f"`{flag}` must be 'brain' or a .npy/.pt image file, got {path!r}")
+def _user_images(
+    path: str, flag: str, channels: int | None = None
+) -> tuple[torch.Tensor, list[Path] | None]:
+    """The images of ``--data``/``--val-data``: a .npy/.pt batch, or a folder of image files
+    (read at their own size, one size for all, with ``channels`` or the first file's), and
+    the files they were read from (None for a batch), for labels matched by file name."""
     from cfx.data.io import load_images
     from cfx.trajectory.start import unit_range_notice
 
+    files = None
+    if Path(path).is_dir():
+        from cfx.data.image_files import file_channels, image_files, read_images
+
+        files = image_files(Path(path), flag)
+        x = read_images(files, channels or file_channels(files[0], flag), name=flag)
+        unit_range_notice(x, flag)
+        return x, files
+    if Path(path).suffix.lower() not in (".npy", ".pt"):
+        raise ValueError(
+            f"`{flag}` must be 'brain', a .npy/.pt image file or a folder of image files, "
+            f"got {path!r}"
+        )
     x = load_images(path, name=flag)
     if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):  # (N, H, W, C)
         raise ValueError(
@@ -229,13 +254,13 @@ def _user_images(path: str, flag: str) -> torch.Tensor:
             "save x.transpose(0, 3, 1, 2), a batch (N, C, H, W)"
         )
     unit_range_notice(x, flag)  # [0, 1] images where cfx expects [-1, 1]
-    return x
+    return x, files
 
 
 def _images(args: argparse.Namespace) -> torch.Tensor:
     if args.data == "brain":
         return _brain(args, args.n, args.data_seed).images
-    return _user_images(args.data, "--data")
+    return _user_images(args.data, "--data")[0]
 
 
 def run_generator(args: argparse.Namespace) -> int:
@@ -312,17 +337,21 @@ def _targets(
     labels: Path | None,
     masks: Path | None,
     what: str,
+    files: list[Path] | None = None,
+    images_flag: str = "--data",
 ) -> torch.Tensor:
-    """Labels (classify) or masks (segment) for user images, with a clear error when missing."""
-    from cfx.data.io import load_labels, load_masks
+    """Labels (classify) or masks (segment) for user images, with a clear error when missing;
+    for images read from ``files``, labels and mask files may name them."""
+    from cfx.data.image_files import load_masks_for
+    from cfx.data.io import load_labels
 
     if args.arch == "brain-segmenter":
         if masks is None:
             raise ValueError(f"`{what}` is required for --arch brain-segmenter on user data")
-        return load_masks(masks, images, name=what)
+        return load_masks_for(Path(masks), images, files, what, images_name=images_flag)
     if labels is None:
         raise ValueError(f"`{what}` is required for --arch {args.arch} on user data")
-    return load_labels(labels, int(images.shape[0]), name=what)
+    return load_labels(labels, int(images.shape[0]), name=what, files=files)
 
 
 def _model(
@@ -387,12 +416,12 @@ def run_classifier(args: argparse.Namespace) -> int:
             v = _brain(args, args.val_n, args.val_seed)
             val = (v.images, v.masks if segment else v.labels)
     else:
-        images = _user_images(args.data, "--data")
+        images, files = _user_images(args.data, "--data")
         targets = _targets(
-            args, images, args.labels, args.masks, "--masks" if segment else "--labels"
+            args, images, args.labels, args.masks, "--masks" if segment else "--labels", files
         )
         if args.val_data is not None:
-            val_images = _user_images(args.val_data, "--val-data")
+            val_images, val_files = _user_images(args.val_data, "--val-data", images.shape[1])
             if val_images.shape[1:] != images.shape[1:]:
                 raise ValueError(
                     f"`--val-data` must hold images shaped like --data's "
@@ -400,7 +429,15 @@ def run_classifier(args: argparse.Namespace) -> int:
                 )
             val = (
                 val_images,
-                _targets(args, val_images, args.val_targets, args.val_targets, "--val-targets"),
+                _targets(
+                    args,
+                    val_images,
+                    args.val_targets,
+                    args.val_targets,
+                    "--val-targets",
+                    val_files,
+                    "--val-data",
+                ),
             )
         if not segment:  # as many classes as the labels name (at least 2), each with images
             if int(targets.min()) < 0:

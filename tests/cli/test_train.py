@@ -126,8 +126,9 @@ def test_data_options_are_named(tmp_path, capsys):
     np.save(tmp_path / "y.npy", np.arange(4) % 2)
     gen = ["train", "generator", "--steps", "1", "--out", str(tmp_path / "g")]
     assert main([*gen, "--data", "brian"]) == 2
-    assert "`--data` must be 'brain' or a .npy/.pt image file, got 'brian'" in (
-        capsys.readouterr().err
+    assert (
+        "`--data` must be 'brain', a .npy/.pt image file or a folder of image files, got 'brian'"
+        in (capsys.readouterr().err)
     )
     assert main([*gen, "--data", str(tmp_path / "x.npy"), "--labels", "y.npy"]) == 2
     assert "`--labels` does nothing here" in capsys.readouterr().err
@@ -297,3 +298,33 @@ def test_a_refused_rerun_names_the_commands_flags(tmp_path, capsys):
     assert main([*gen, "--latent-dim", "8", "--out", str(tmp_path / "g"), "--no-progress"]) == 0
     assert main([*gen, "--latent-dim", "16", "--out", str(tmp_path / "g")]) == 2
     assert "(--latent-dim: 8 before, 16 now)" in capsys.readouterr().err
+
+
+def test_a_folder_of_image_files_trains_with_labels_by_file_name(tmp_path):
+    """Training took .npy/.pt batches only, while every other command read image folders and
+    file-name,label tables. Known answer: the labels follow the files, not the rows, so the
+    model trained on the folder equals the one trained on the same batch in name order."""
+    from PIL import Image
+
+    from cfx.data.brain import make_dataset
+    from cfx.images import to_uint8
+
+    data = make_dataset(8, seed=3)
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    pixels = to_uint8(data.images)
+    for i in range(8):
+        Image.fromarray(pixels[i, 0]).save(folder / f"s{i}.png")
+    rows = [f"s{i}.png,{int(data.labels[i])}" for i in reversed(range(8))]  # any row order
+    (tmp_path / "y.csv").write_text("file,label\n" + "\n".join(rows) + "\n")
+    np.save(tmp_path / "x.npy", pixels)  # the same pixels, in name order s0..s7
+    np.save(tmp_path / "y.npy", data.labels.numpy())
+    common = ["train", "classifier", "--arch", "brain-cnn", "--epochs", "1", "--width", "4"]
+    common += ["--batch-size", "4", "--no-progress"]
+    folder_run = [*common, "--data", str(folder), "--labels", str(tmp_path / "y.csv")]
+    assert main([*folder_run, "--out", str(tmp_path / "a")]) == 0
+    batch_run = [*common, "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
+    assert main([*batch_run, "--out", str(tmp_path / "b")]) == 0
+    a = BrainCNN.from_pretrained(tmp_path / "a" / "model").state_dict()
+    b = BrainCNN.from_pretrained(tmp_path / "b" / "model").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
