@@ -328,3 +328,22 @@ def test_a_folder_of_image_files_trains_with_labels_by_file_name(tmp_path):
     a = BrainCNN.from_pretrained(tmp_path / "a" / "model").state_dict()
     b = BrainCNN.from_pretrained(tmp_path / "b" / "model").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_segmenter_trains_on_a_folder_of_images_and_one_of_masks(tmp_path):
+    from PIL import Image
+
+    from cfx.data.brain import make_dataset
+    from cfx.images import to_uint8
+
+    data = make_dataset(4, seed=3)
+    scans, masks = tmp_path / "scans", tmp_path / "masks"
+    scans.mkdir()
+    masks.mkdir()
+    for i in range(4):
+        Image.fromarray(to_uint8(data.images)[i, 0]).save(scans / f"s{i}.png")
+        Image.fromarray(data.masks[i, 0].numpy().astype(np.uint8) * 255).save(masks / f"s{i}.png")
+    argv = ["train", "classifier", "--arch", "brain-segmenter", "--data", str(scans)]
+    argv += ["--masks", str(masks), "--epochs", "1", "--width", "4", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "seg")]) == 0
+    assert BrainSegmenter.from_pretrained(tmp_path / "seg" / "model").config.image_size == (64, 64)
