@@ -117,9 +117,17 @@ def _open(path: Path, name: str, notes: Notes | None = None) -> Image.Image:
         raise FileNotFoundError(f"`{name}` file not found: {path}")
     try:
         img = Image.open(path)
+        told = img.size  # a TIFF's header already gives the size its orientation turns it to
+        turn = img.getexif().get(Base.Orientation, 1) if img.format == "TIFF" else 1
         img.load()
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"`{name}` is not a readable image: {path} ({err})") from None
+    if turn in (5, 6, 7, 8) and img.size != told:  # Pillow's reader turned it only in part
+        raise ValueError(
+            f"`{name}` {path.name} is an uncompressed TIFF turned a quarter by its EXIF "
+            f"orientation ({turn}), which Pillow reads with its pixels shuffled: save it "
+            "compressed (e.g. LZW) or with the pixels turned and no orientation flag"
+        )
     pages = int(getattr(img, "n_frames", 1))
     if pages > 1:
         _note(notes, "pages", path, pages, name)

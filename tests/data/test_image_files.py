@@ -229,3 +229,10 @@ def test_an_exif_rotation_is_read_as_viewers_show_it(tmp_path):
     turned[5, 3] = 255
     mask = read_mask(_save(tmp_path / "mask.png", turned), (6, 4))
     assert mask[0, 0].nonzero().tolist() == [[5, 3]]
+    # uncompressed, Pillow turns the header's size but not the pixels: refused, not shuffled
+    img.save(tmp_path / "raw.tif", exif=exif, compression="raw")
+    with pytest.raises(ValueError, match=r"raw\.tif is an uncompressed TIFF turned a quarter"):
+        read_images([tmp_path / "raw.tif"], 1)
+    exif[Base.Orientation] = 3  # half a turn: read right
+    img.save(tmp_path / "half.tif", exif=exif, compression="raw")
+    assert (read_images([tmp_path / "half.tif"], 1)[0, 0] > 0).nonzero().tolist() == [[3, 0]]
