@@ -124,6 +124,11 @@ def _pictures(images: Tensor, name: str = "frames") -> np.ndarray:
     return to_unit(images.detach()).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def _drawable(images: Tensor) -> Tensor:
+    """Images as drawn: grey or colour as they are, channel 0 of any other channel count."""
+    return images if images.shape[1] in (1, 3) else images[:, :1]
+
+
 def _show(ax: Any, picture: np.ndarray) -> None:
     """Draw one ``(H, W, C)`` picture in [0, 1]: grey for one channel, colour for three."""
     if picture.shape[-1] == 1:
@@ -270,14 +275,15 @@ def saliency_grid(
     """Rows of examples: the image, its true mask, then each method's map (positive part,
     stretched per map from its minimum to its maximum) with the mask outlined.
 
-    ``images`` ``(B, C, H, W)`` in [-1, 1] (grey or colour), ``masks`` ``(B, 1, H, W)`` bool,
+    ``images`` ``(B, C, H, W)`` in [-1, 1] (grey or colour; channel 0 of other counts),
+    ``masks`` ``(B, 1, H, W)`` bool,
     ``maps`` ``(M, B, 1, H, W)``, ``names`` the M method names. Writes a PNG and returns its
     path.
     """
     n = min(rows, images.shape[0])
     cols = 2 + len(names)
     fig, axes = _subplots(n, cols, figsize=(1.3 * cols, 1.35 * n + 0.3), squeeze=False)
-    pics = _pictures(images[:n], "images")
+    pics = _pictures(_drawable(images[:n]), "images")
     outlines = masks[:n, 0].cpu().numpy().astype(float)
     pos = maps[:, :n, 0].detach().clamp(min=0).cpu()
     lo = pos.flatten(2).amin(2)[..., None, None]
@@ -315,13 +321,13 @@ def attack_figure(
 ) -> Path:
     """Per example: image, attacked image, amplified difference, map before and after.
 
-    Images ``(B, C, H, W)`` in [-1, 1] (grey or colour; the difference is averaged over the
-    channels); maps ``(B, 1, H, W)`` (shown as ``|map|``, each scaled to its maximum). Writes
-    a PNG and returns its path.
+    Images ``(B, C, H, W)`` in [-1, 1] (grey or colour, channel 0 of other counts; the
+    difference is averaged over the channels); maps ``(B, 1, H, W)`` (shown as ``|map|``,
+    each scaled to its maximum). Writes a PNG and returns its path.
     """
     n = min(rows, images.shape[0])
     fig, axes = _subplots(n, 5, figsize=(7.0, 1.45 * n + 0.4), squeeze=False)
-    a, b = _pictures(images[:n], "images"), _pictures(attacked[:n], "attacked")
+    a, b = _pictures(_drawable(images[:n])), _pictures(_drawable(attacked[:n]))
     diff = (attacked[:n] - images[:n]).detach().mean(1).cpu()
     scale = float(diff.abs().max()) or 1.0
 

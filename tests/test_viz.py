@@ -138,3 +138,15 @@ def test_saliency_and_attack_figures_show_colour_images_in_colour(tmp_path):
             pixels = np.asarray(png.convert("RGB")).reshape(-1, 3).astype(int)
         reddish = (pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] < 60)
         assert reddish.sum() > 100, path.name  # the image panels are red
+
+
+def test_saliency_figures_draw_other_channel_counts_by_their_first_channel(tmp_path):
+    """Four-channel images (a model trained on them explains them) made the figures refuse
+    after all the work was done."""
+    from cfx.viz import attack_figure, saliency_grid
+
+    four = torch.zeros(2, 4, 8, 8)
+    masks = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    maps = torch.zeros(1, 2, 1, 8, 8)
+    assert saliency_grid(four, masks, maps, ["m"], tmp_path / "g.png").is_file()
+    assert attack_figure(four, four, maps[0], maps[0], tmp_path / "a.png").is_file()

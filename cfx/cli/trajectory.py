@@ -408,18 +408,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         raise
     shutil.rmtree(unfinished)  # the outputs are written: nothing left to resume
     rows = summary["images"]
-    inside = [i for i, row in enumerate(rows) if row["input_in_target"]]
-    if inside:  # the start notice only looked at frame 0, the reconstruction
-        log.warning(
-            "%d of %d inputs are already in the target class for the classifier (rows %s%s): "
-            "their paths walk the reconstruction back into the class the input is in, not "
-            "across the boundary (flip_rate counts them; crossed_rate does not); give only "
-            "inputs outside the target class",
-            len(inside),
-            len(rows),
-            shown_rows(inside),
-            "" if files is None else ": " + first_names([files[i] for i in inside]),
-        )
+    inputs_in_target_notice(rows, files)
     missed = [i for i, row in enumerate(rows) if not row["success"]]
     if missed:  # else only "flip_rate" in the JSON said so
         log.warning(
@@ -436,6 +425,25 @@ def run_trajectory(args: argparse.Namespace) -> int:
         f"wrote {out}/: result.npz, summary.json, strips, GIFs, probabilities.png", file=sys.stderr
     )
     return 0
+
+
+def inputs_in_target_notice(rows: list[dict], files: list[str] | None) -> None:
+    """Warn about the summary ``rows`` whose input the classifier already puts in the target
+    class while their frame 0 (its reconstruction) is not there: the path walks back into
+    the input's own class. Rows whose frame 0 is in the target too were named by the
+    explainer's start notice. ``files``: the input files, one per row, or None."""
+    inside = [i for i, row in enumerate(rows) if row["input_in_target"] and row["crossed_at"] != 0]
+    if inside:
+        log.warning(
+            "%d of %d inputs are already in the target class for the classifier (rows %s%s), "
+            "while their reconstructions are not: their paths walk back into the class the "
+            "input is in, not across the boundary (flip_rate counts them; crossed_rate does "
+            "not); give only inputs outside the target class",
+            len(inside),
+            len(rows),
+            shown_rows(inside),
+            "" if files is None else ": " + first_names([files[i] for i in inside]),
+        )
 
 
 def _class_count(classifier: object, frame: torch.Tensor) -> int | None:

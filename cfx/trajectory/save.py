@@ -44,8 +44,9 @@ def save_result(
     ``sequence_NNN.gif`` (captioned with frame index and probability) and
     ``probabilities.png``. The arrays and the summary are written before the figures.
 
-    ``crossed_rate`` is the share of paths that start outside the target class and end in
-    it (``flip_rate`` counts the paths that start in it too).
+    ``crossed_rate`` is the share of paths that start outside the target class (frame 0 and,
+    with ``classifier``, the input itself) and end in it (``flip_rate`` counts the paths that
+    start in it too).
 
     ``classifier`` (the explained model, on the result's device; left as it was) adds COUT,
     each image's ``p_source`` (its target probability on the source itself, next to
@@ -123,7 +124,17 @@ def save_result(
     crossed = result.crossed_at
     summary |= {
         "n": len(result),
-        "crossed_rate": float((result.success & ~result.already_in_target).float().mean()),
+        # paths that start outside the target (frame 0 and, with a classifier, the input
+        # itself) and end inside it
+        "crossed_rate": float(
+            (
+                result.success
+                & ~result.already_in_target
+                & (True if input_in is None else ~input_in.to(result.success.device))
+            )
+            .float()
+            .mean()
+        ),
         "cout": None if per_cout is None else float(per_cout.mean()),
         "already_in_target": int(result.already_in_target.sum()),
         "input_in_target": None if input_in is None else int(input_in.sum()),

@@ -542,9 +542,9 @@ def test_your_images_with_the_default_models_and_inputs_already_in_the_target(tm
         "trained on the built-in brain slices: brain-gan redraws any image as a brain slice and "
         "brain-cnn judges any image as one" in caplog.text
     )
-    assert "1 of 2 inputs are already in the target class for the classifier (rows [0]: h.png)" in (
-        caplog.text
-    )
+    # the healthy input's reconstruction is healthy too: the start notice names it, once
+    assert "1 of 2 paths start in the target class" in caplog.text
+    assert "inputs are already in the target class" not in caplog.text
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert [r["file"] for r in summary["images"]] == ["h.png", "t.png"]
     assert [r["input_in_target"] for r in summary["images"]] == [True, False]
@@ -554,6 +554,29 @@ def test_your_images_with_the_default_models_and_inputs_already_in_the_target(tm
         named = ["--generator", "brain-gan", "--classifier", "brain-cnn"]
         assert main([*argv, *named, "--out", str(tmp_path / "b")]) == 0
     assert "the default" not in caplog.text
+
+
+def test_inputs_in_the_target_whose_reconstruction_is_not_are_named(caplog):
+    """A class-1 input whose reconstruction lost its square walked back into class 1 as a
+    'successful' path; rows whose frame 0 is in the target (crossed_at 0) were named by the
+    start notice already."""
+    from cfx.cli.trajectory import inputs_in_target_notice
+
+    rows = [
+        {"input_in_target": True, "crossed_at": 3},  # named
+        {"input_in_target": True, "crossed_at": 0},  # the start notice's
+        {"input_in_target": False, "crossed_at": 2},
+        {"input_in_target": None, "crossed_at": 2},  # no classifier verdict
+        {"input_in_target": True, "crossed_at": None},  # never reached it: named
+    ]
+    with caplog.at_level("WARNING", logger="cfx.cli.trajectory"):
+        inputs_in_target_notice(rows, ["a.png", "b.png", "c.png", "d.png", "e.png"])
+    assert caplog.messages == [
+        "2 of 5 inputs are already in the target class for the classifier (rows [0, 4]: a.png, "
+        "e.png), while their reconstructions are not: their paths walk back into the class the "
+        "input is in, not across the boundary (flip_rate counts them; crossed_rate does not); "
+        "give only inputs outside the target class"
+    ]
 
 
 def test_the_tumour_margin_is_brain_cnns_not_any_class_1(tmp_path):

@@ -82,7 +82,8 @@ def test_inputs_already_in_the_target_and_paths_that_crossed_are_counted(tmp_pat
     """An input the classifier already puts in the target, whose reconstruction lost that,
     made a 'successful' path nothing flagged. Known answer: row 0's source is in the target
     and its frame 0 is not; row 1 starts in the target; row 2 crosses. Every path ends in
-    the target: flip rate 1, crossed rate 2/3 (rows 0 and 2 start outside and end inside)."""
+    the target: flip rate 1, crossed rate 1/3 (only row 2 starts outside, input and frame 0,
+    and ends inside)."""
     from dataclasses import replace
 
     res, f = toy_result
@@ -98,7 +99,10 @@ def test_inputs_already_in_the_target_and_paths_that_crossed_are_counted(tmp_pat
     summary = save_result(
         replace(res, source=source, in_target=in_target), tmp_path, classifier=f, names=names
     )
-    assert summary["flip_rate"] == 1.0 and summary["crossed_rate"] == pytest.approx(2 / 3)
+    assert summary["flip_rate"] == 1.0 and summary["crossed_rate"] == pytest.approx(1 / 3)
+    # without a classifier the inputs are not judged: rows 0 and 2 start outside (frame 0)
+    alone = save_result(replace(res, source=source, in_target=in_target), tmp_path / "alone")
+    assert alone["crossed_rate"] == pytest.approx(2 / 3) and alone["input_in_target"] is None
     assert summary["input_in_target"] == 1 and summary["source_in_target"] == 0
     rows = summary["images"]
     assert [r["input_in_target"] for r in rows] == [True, False, False]
