@@ -87,6 +87,15 @@ def resolve_target(
     return t
 
 
+def inference_mode_error() -> RuntimeError:
+    """The error for a gradient cfx needs under the caller's ``torch.inference_mode()``."""
+    return RuntimeError(
+        "cfx was called under `torch.inference_mode()`, which turns autograd off even where "
+        "cfx turns gradients on; it follows the logits' gradient with respect to the images, "
+        "so call it outside inference mode (`torch.no_grad()` around the call is fine)"
+    )
+
+
 def class_logits(
     classifier: Classifier,
     images: Tensor,
@@ -125,12 +134,7 @@ def class_logits(
     if torch.is_grad_enabled() and images.requires_grad and not logits.requires_grad:
         # cfx follows these logits' gradient with respect to the images
         if torch.is_inference_mode_enabled():  # the model is fine: the caller's mode is not
-            raise RuntimeError(
-                "cfx was called under `torch.inference_mode()`, which turns autograd off "
-                "even where cfx turns gradients on; it follows the logits' gradient with "
-                "respect to the images, so call it outside inference mode (`torch.no_grad()` "
-                "around the call is fine)"
-            )
+            raise inference_mode_error()
         raise ValueError(
             f"`{name}`'s logits do not depend on its input through autograd (a `.detach()`, "
             f"a NumPy round trip or `torch.no_grad()` inside the model?): cfx needs their "

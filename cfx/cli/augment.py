@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.cli.models import model_name, size_notice
+from cfx.cli.models import checked_source, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, out_folder
 from cfx.errors import check_int
@@ -180,15 +180,17 @@ def run_augment(args: argparse.Namespace) -> int:
     args.generator = args.generator or "brain-gan"
     args.classifier = args.classifier or "brain-cnn-tagged"
     # the models are checked before any data is rendered or model loaded
-    model_name("--generator", args.generator, "generator")
-    model_name("--classifier", args.classifier, "classifier")
+    sources = {  # resolved once: loading them again would repeat any notice
+        "generator": checked_source("--generator", args.generator, "generator"),
+        "classifier": checked_source("--classifier", args.classifier, "classifier"),
+    }
     if args.labeller != "oracle" and args.oracle is not None:  # a person labels: unused
         raise ValueError(
             f"`--oracle` labels for --labeller oracle; drop it with --labeller {args.labeller}"
         )
     args.oracle = args.oracle or "brain-oracle"
     if args.labeller == "oracle":
-        model_name("--oracle", args.oracle, "classifier")
+        sources["oracle"] = checked_source("--oracle", args.oracle, "classifier")
     for flag, name in (
         ("--classifier", args.classifier),
         ("--generator", args.generator),
@@ -204,7 +206,7 @@ def run_augment(args: argparse.Namespace) -> int:
                 "rounds and fine-tuned copy there: choose another folder"
             )
     not_a_file(args.out)  # a file named by --out fails now, not after the first round
-    generator = load_generator(args.generator)
+    generator = load_generator(sources["generator"])
     c, h, w = zero_image(generator).shape[1:]  # what the image files must hold
     shape = (c, h, w)
     if args.train_data is not None:
@@ -231,7 +233,7 @@ def run_augment(args: argparse.Namespace) -> int:
             name="--pool",
         ).shape[1]
 
-    classifier = load_classifier(args.classifier)
+    classifier = load_classifier(sources["classifier"])
     size_notice(
         classifier, (h, w), "--classifier", "images (the pool's, the generator's size)", frames=True
     )
@@ -243,7 +245,7 @@ def run_augment(args: argparse.Namespace) -> int:
         )
     labeller: Labeller
     if args.labeller == "oracle":
-        oracle = load_classifier(args.oracle)
+        oracle = load_classifier(sources["oracle"])
         size_notice(
             oracle, (h, w), "--oracle", "frames to label (the generator's size)", frames=True
         )

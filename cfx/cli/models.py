@@ -15,15 +15,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def model_name(
-    flag: str, name: str, want: str, *, allow_none: bool = False, has_generator: bool = True
-) -> str:
-    """``name`` if it is a zoo model, model folder or hub id of role ``want``; see
-    :func:`checked_source`."""
-    checked_source(flag, name, want, allow_none=allow_none, has_generator=has_generator)
-    return name
-
-
 def checked_source(
     flag: str, name: str, want: str, *, allow_none: bool = False, has_generator: bool = True
 ) -> ModelSource:

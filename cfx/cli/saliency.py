@@ -13,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.cli.models import model_name, size_notice
+from cfx.cli.models import checked_source, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real
@@ -241,10 +241,9 @@ def _read_input(args: argparse.Namespace, files: list[Path] | None, model: objec
 
         x = load_images(args.input, name="--input", channels=_model_channels(model))
     else:
-        from cfx.data.image_files import file_channels, read_images
+        from cfx.data.image_files import read_images
 
-        channels = _model_channels(model) or file_channels(files[0])
-        x = read_images(files, channels)
+        x = read_images(files, _model_channels(model))  # None: the first file's channels
     size_notice(model, x.shape, "--classifier", "--input images")
     return x
 
@@ -318,7 +317,7 @@ def run_compare(args: argparse.Namespace) -> int:
         )
     files = _check_input(args)
     model = load_classifier(
-        model_name("--classifier", args.classifier, "classifier", has_generator=False)
+        checked_source("--classifier", args.classifier, "classifier", has_generator=False)
     )
     if "gradcam" in names and args.gradcam_layer is not None:
         from cfx.saliency.gradcam import resolve_layer
@@ -339,6 +338,7 @@ def run_compare(args: argparse.Namespace) -> int:
             )
     else:
         x, masks = tumour_slices(args.n, args.seed)
+        size_notice(model, x.shape, "--classifier", "built-in slices")
         source = f"{args.n} tumour slices (brain seed {args.seed})"
     out_folder(args.out)  # inputs read, before the work: an unwritable --out fails now
     res = compare_methods(
@@ -456,12 +456,13 @@ def run_attack(args: argparse.Namespace) -> int:
     _default_classifier(args)
     files = _check_input(args)
     model = load_classifier(
-        model_name("--classifier", args.classifier, "classifier", has_generator=False)
+        checked_source("--classifier", args.classifier, "classifier", has_generator=False)
     )
     if args.input is not None:
         x = _read_input(args, files, model)
     else:
         x, masks = tumour_slices(args.n, args.seed)
+        size_notice(model, x.shape, "--classifier", "built-in slices")
     h, w = x.shape[2:]
     # what targeted attacks pull the map into: a fake reason, (B, 1, H, W) bool; checked
     # before --out is made or any work is done

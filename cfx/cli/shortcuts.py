@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.cli.models import model_name, size_notice
+from cfx.cli.models import checked_source, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, counted
@@ -404,10 +404,11 @@ def run_shortcuts(args: argparse.Namespace) -> int:
             f"unknown saliency method {args.saliency!r}; expected one of {SALIENCY_METHODS}"
         )
     t0 = time.perf_counter()
-    model_name("--generator", args.generator, "generator")
-    model_name("--classifier", args.classifier, "classifier")
-    generator = load_generator(args.generator)
-    classifier = load_classifier(args.classifier)
+    # both checked before either loads; resolved once (loading a name again repeats notices)
+    generator_source = checked_source("--generator", args.generator, "generator")
+    classifier_source = checked_source("--classifier", args.classifier, "classifier")
+    generator = load_generator(generator_source)
+    classifier = load_classifier(classifier_source)
     from cfx.inversion import zero_image
 
     frame_shape = zero_image(generator).shape

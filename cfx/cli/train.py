@@ -236,10 +236,10 @@ def _user_images(
 
     files = None
     if Path(path).is_dir():
-        from cfx.data.image_files import file_channels, image_files, read_images
+        from cfx.data.image_files import image_files, read_images
 
         files = image_files(Path(path), flag)
-        x = read_images(files, channels or file_channels(files[0], flag), name=flag)
+        x = read_images(files, channels, name=flag)  # None: the first file's channels
         unit_range_notice(x, flag)
         return x, files
     if Path(path).suffix.lower() not in (".npy", ".pt"):
@@ -302,6 +302,10 @@ def run_generator(args: argparse.Namespace) -> int:
     return 0
 
 
+_FLAGS = {"augment": "augmentation (--no-augment)"}
+"""Training settings whose flag is not ``--`` + their name."""
+
+
 @contextmanager
 def _training(args: argparse.Namespace) -> Iterator[None]:
     """Around a training call: a refused resume names the command's flags (``--out``,
@@ -313,10 +317,19 @@ def _training(args: argparse.Namespace) -> Iterator[None]:
         yield
     except ValueError as err:
         text = str(err)
-        flagged = re.sub(
-            r"\b(?:config\.model|config|arch)\.([a-z_]+)",
-            lambda m: f"--{m[1].replace('_', '-')}" if hasattr(args, m[1]) else m[0],
-            text.replace("`out` (", "`--out` (", 1),
+        # the changes are the last parenthesised list; paths before it stay as they are
+        head, paren, changes = text.replace("`out` (", "`--out` (", 1).rpartition(" (")
+        flagged = (
+            head
+            + paren
+            + re.sub(
+                r"\b(?:config\.model|config|arch)\.([a-z_]+)",
+                lambda m: (
+                    _FLAGS.get(m[1])
+                    or (f"--{m[1].replace('_', '-')}" if hasattr(args, m[1]) else m[0])
+                ),
+                changes,
+            )
         )
         if flagged == text:
             raise

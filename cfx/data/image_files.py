@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_FILES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BATCH_FILES = (".npy", ".pt")
+SIDE_FILES = (".csv", ".tsv", ".txt", ".json", ".md")
+"""Files that sit beside images in a folder (labels, notes) and are skipped without a word."""
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 """Pillow modes of one-channel files (LA: grey with alpha, which is dropped)."""
 
@@ -39,8 +41,13 @@ def image_files(folder: Path, name: str = "--input") -> list[Path]:
         raise ValueError(
             f"`{name}` folder {folder} holds no image files ({', '.join(IMAGE_FILES)})"
         )
-    others = [f.name + ("/" if f.is_dir() else "") for f in shown if f not in files]
-    if others:  # a labels file next to the images is expected; a .dcm or a subfolder is not
+    # a labels table or notes next to the images are expected; a .dcm or a subfolder is not
+    others = [
+        f.name + ("/" if f.is_dir() else "")
+        for f in shown
+        if f not in files and not (f.is_file() and f.suffix.lower() in SIDE_FILES)
+    ]
+    if others:
         log.warning(
             "`%s` folder %s: %d entr%s that %s no image file%s skipped (%s); images are %s",
             name,
@@ -84,17 +91,23 @@ _NOTICES = {
     "colour": "colour ({n}), read as grey: the model takes one channel",
     "grey": "grey ({n}), read as colour with the grey value in all three channels: the model "
     "takes three",
+    "colour_first": "colour ({n}), read as grey like the first file, {first}",
+    "grey_first": "grey ({n}), read as colour like the first file, {first}, with the grey value "
+    "in all three channels",
 }
 
 
 def _note(notes: Notes | None, kind: str, path: Path, detail: int | str, name: str) -> None:
     if notes is None:  # one file on its own: say it now
-        log.warning("`%s` %s: %s", name, path.name, _NOTICES[kind].format(n=detail, size=""))
+        text = _NOTICES[kind].format(n=detail, size="", first="")
+        log.warning("`%s` %s: %s", name, path.name, text)
     else:
         notes.setdefault(kind, []).append((path.name, detail))
 
 
-def _say(notes: Notes, name: str, size: tuple[int, int] | None, total: int) -> None:
+def _say(
+    notes: Notes, name: str, size: tuple[int, int] | None, total: int, first: str = ""
+) -> None:
     """One warning per kind of notice, naming the files (the first few) it concerns, of
     ``total`` files read."""
     to = "" if size is None else f"{size[1]}x{size[0]}"
@@ -104,7 +117,7 @@ def _say(notes: Notes, name: str, size: tuple[int, int] | None, total: int) -> N
         details = [d for _, d in found]
         numbers = all(isinstance(d, int) for d in details)
         detail = max(details) if numbers else details[0]
-        text = _NOTICES[kind].format(n=detail, size=to)
+        text = _NOTICES[kind].format(n=detail, size=to, first=first)
         if len(set(details)) > 1:  # the figure is one file's
             text += " (the largest figure)" if numbers else f" ({names[0]}'s)"
         if len(names) == total and total > 1:
@@ -147,12 +160,15 @@ def read_image(
     size: tuple[int, int] | None = None,
     name: str = "--input",
     notes: Notes | None = None,
+    *,
+    as_first: bool = False,
 ) -> Tensor:
     """One image file as ``(1, channels, H, W)`` in [-1, 1]; resized bilinearly to ``size``
     ``(H, W)`` when given, else at its own size. Files that load but look wrong (a 16-bit file
-    using only 12 bits reads dark; a stretched aspect; a colour file read as grey; a
-    multi-page file) are warned about, or collected in ``notes`` for :func:`read_images` to
-    warn about once per kind."""
+    using only 12 bits reads dark; a stretched aspect; a colour file read as grey, or a grey
+    one as colour; a multi-page file) are warned about, or collected in ``notes`` for
+    :func:`read_images` to warn about once per kind. ``as_first``: ``channels`` are the first
+    file's (no model chose them), as the notices say."""
     if channels not in (1, 3):
         raise ValueError(
             f"`{name}` image files are read as 1 or 3 channels, and the model takes {channels}; "
@@ -160,7 +176,7 @@ def read_image(
         )
     img = _open(path, name, notes)
     if channels == 3 and img.mode in GREY_MODES:  # the other way is noted below
-        _note(notes, "grey", path, img.mode, name)
+        _note(notes, "grey_first" if as_first else "grey", path, img.mode, name)
     unit: np.ndarray  # (C, H, W) in [0, 1], float32
     if img.mode == "F":  # 32-bit float: only [0, 1] has an unambiguous meaning
         raw = np.asarray(img, dtype=np.float32)
@@ -187,7 +203,7 @@ def read_image(
         if channels == 1 and img.mode not in GREY_MODES:
             colours = np.asarray(img.convert("RGB"), dtype=np.int16)
             if np.abs(np.diff(colours, axis=-1)).max() > 2:  # not grey saved as RGB
-                _note(notes, "colour", path, img.mode, name)
+                _note(notes, "colour_first" if as_first else "colour", path, img.mode, name)
         rgb = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
         unit = (rgb[None] if channels == 1 else rgb.transpose(2, 0, 1)) / 255.0  # (C, H, W)
     x = from_unit(torch.from_numpy(np.ascontiguousarray(unit)).clamp(0, 1)[None])
@@ -206,14 +222,20 @@ def read_image(
 
 
 def read_images(
-    files: list[Path], channels: int, size: tuple[int, int] | None = None, name: str = "--input"
+    files: list[Path],
+    channels: int | None,
+    size: tuple[int, int] | None = None,
+    name: str = "--input",
 ) -> Tensor:
-    """Image files as one batch ``(N, channels, H, W)``, in the order given. With ``size``
-    None every file must be as large as the first (nothing is resized). Files that look wrong
-    are warned about once per kind of problem, naming them."""
+    """Image files as one batch ``(N, channels, H, W)``, in the order given; ``channels``
+    None: the first file's (grey or colour). With ``size`` None every file must be as large
+    as the first (nothing is resized). Files that look wrong are warned about once per kind
+    of problem, naming them."""
     notes: Notes = {}
-    images = [read_image(f, channels, size, name, notes) for f in files]
-    _say(notes, name, size, len(files))
+    as_first = channels is None
+    c = file_channels(files[0], name) if channels is None else channels
+    images = [read_image(f, c, size, name, notes, as_first=as_first) for f in files]
+    _say(notes, name, size, len(files), first=files[0].name)
     first = tuple(images[0].shape[-2:])
     for f, x in zip(files, images, strict=True):
         if tuple(x.shape[-2:]) != first:

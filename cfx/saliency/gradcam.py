@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cfx.calls import class_logits
+from cfx.calls import class_logits, inference_mode_error
 from cfx.saliency._common import check_input, frozen, positive_int, target_slice, targets_from
 from cfx.types import Classifier
 
@@ -110,6 +110,8 @@ class GradCAM:
         target: int | Tensor | None,
         create_graph: bool,
     ) -> Tensor:
+        if torch.is_inference_mode_enabled():  # the hooked maps would have no gradient
+            raise inference_mode_error()
         store: list[Tensor] = []
 
         def hook(_m: nn.Module, _inp: object, out: object) -> Tensor:

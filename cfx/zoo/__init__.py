@@ -290,21 +290,26 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
 
 
 def _stale_model_notice(run: Path) -> None:
-    """Warn when a ``cfx train`` run folder's checkpoint is newer than its ``model/``: a rerun
-    was interrupted (or is still going), so ``model/`` holds the last finished run's weights,
-    not the checkpoint's."""
-    checkpoint, weights = run / "checkpoint.safetensors", run / "model" / WEIGHTS_NAME
+    """Warn when a ``cfx train`` run folder's checkpoint is further on than its ``model/``
+    (the checkpoint's step against ``training.json``'s, written with ``model/``): a rerun
+    was interrupted or is still going, so ``model/`` holds the last finished run's weights."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        newer = checkpoint.stat().st_mtime > weights.stat().st_mtime
-    except OSError:  # no checkpoint (a copied model folder) or no weights (named later)
-        return
-    if newer:
+        finished = int(json.loads((run / "training.json").read_text())["summary"]["steps"])
+        with safe_open(str(run / "checkpoint.safetensors"), framework="pt") as fh:
+            saved = int(json.loads(fh.metadata()["layout"])["state"]["step"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError):
+        return  # not a run folder cfx wrote in full, or one of an older cfx: nothing to say
+    if saved > finished:
         log.warning(
-            "`%s`: its checkpoint is newer than %s (an interrupted or unfinished rerun of "
-            "`cfx train`?), so the weights loaded are the last finished run's; rerun the "
-            "training command to finish it and update %s",
+            "`%s`: its checkpoint is at step %d and %s at step %d (an interrupted or "
+            "unfinished rerun of `cfx train`?), so the weights loaded are the last finished "
+            "run's; rerun the training command to finish it and update %s",
             run,
+            saved,
             run / "model",
+            finished,
             run / "model",
         )
 

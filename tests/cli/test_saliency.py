@@ -220,6 +220,19 @@ def test_images_of_another_size_than_a_zoo_model_saw_are_warned_about(tmp_path, 
         "`--classifier` was trained on 64x64 images (width x height) and is given 32x32 "
         "--input images" in caplog.text
     )
+    caplog.clear()
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+
+    BrainCNN(BrainCNNConfig(width=4, image_size=(32, 32))).save_pretrained(tmp_path / "c32")
+    with caplog.at_level("WARNING", logger="cfx.cli.models"):  # on the built-in slices too
+        built_in = ["saliency", "attack", "--steps", "1", "--no-progress", "--n", "1"]
+        assert (
+            main([*built_in, "--classifier", str(tmp_path / "c32"), "--out", str(tmp_path / "c")])
+            == 0
+        )
+    assert "was trained on 32x32 images (width x height) and is given 64x64 built-in slices" in (
+        caplog.text
+    )
 
 
 def test_the_brain_defaults_are_named_when_your_images_or_model_are_used(tmp_path, caplog):
@@ -436,3 +449,22 @@ def test_the_channels_a_model_takes_come_from_its_config_before_its_layers():
     model.config = SimpleNamespace(channels=3)
     assert _model_channels(model) == 3
     assert _model_channels(torch.nn.Linear(2, 2)) is None
+
+
+def test_a_stale_run_folder_is_named_once(tmp_path, caplog):
+    """The model name was resolved twice (checked, then loaded): every notice came twice."""
+    import json
+
+    from cfx.training.checkpoint import save_checkpoint
+    from cfx.zoo import load_classifier
+
+    run = tmp_path / "run"
+    load_classifier("brain-cnn").save_pretrained(run / "model")
+    (run / "training.json").write_text(json.dumps({"summary": {"steps": 1}, "history": []}))
+    save_checkpoint(
+        run / "checkpoint.safetensors", modules={}, optimizers={}, generators={}, state={"step": 2}
+    )
+    argv = ["saliency", "attack", "--steps", "1", "--n", "1", "--no-progress"]
+    with caplog.at_level("WARNING", logger="cfx.zoo"):
+        assert main([*argv, "--classifier", str(run), "--out", str(tmp_path / "a")]) == 0
+    assert sum("its checkpoint is at step 2" in m for m in caplog.messages) == 1

@@ -294,6 +294,13 @@ def test_a_refused_rerun_names_the_commands_flags(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"`--out` ({tmp_path / 'c'}) holds a checkpoint of a different run" in err
     assert "(--batch-size: 16 before, 8 now)" in err
+    assert main([*argv, "--no-augment", "--out", str(tmp_path / "c")]) == 2
+    assert "(augmentation (--no-augment): true before, false now)" in capsys.readouterr().err
+    folder = tmp_path / "config.seed1"  # a path that looks like a setting stays as it is
+    assert main([*argv, "--out", str(folder), "--no-progress"]) == 0
+    assert main([*argv, "--seed", "3", "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"`--out` ({folder}) holds" in err and "(--seed: 0 before, 3 now)" in err
     gen = ["train", "generator", "--n", "8", "--steps", "1", "--batch-size", "4", "--width", "4"]
     assert main([*gen, "--latent-dim", "8", "--out", str(tmp_path / "g"), "--no-progress"]) == 0
     assert main([*gen, "--latent-dim", "16", "--out", str(tmp_path / "g")]) == 2
@@ -347,3 +354,25 @@ def test_a_segmenter_trains_on_a_folder_of_images_and_one_of_masks(tmp_path):
     argv += ["--masks", str(masks), "--epochs", "1", "--width", "4", "--no-progress"]
     assert main([*argv, "--out", str(tmp_path / "seg")]) == 0
     assert BrainSegmenter.from_pretrained(tmp_path / "seg" / "model").config.image_size == (64, 64)
+
+
+def test_a_folder_of_grey_and_colour_files_is_read_as_its_first_file(tmp_path, caplog):
+    """With no model yet, the notice said "the model takes three": the first file decided."""
+    from PIL import Image
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    colour = np.zeros((64, 64, 3), dtype=np.uint8)
+    colour[..., 0] = 200
+    Image.fromarray(colour).save(folder / "a.png")
+    Image.fromarray(np.full((64, 64), 90, dtype=np.uint8)).save(folder / "b.png")
+    (tmp_path / "y.txt").write_text("0\n1\n")
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", str(folder), "--labels"]
+    argv += [str(tmp_path / "y.txt"), "--epochs", "1", "--width", "4", "--no-progress"]
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    assert caplog.messages == [
+        "`--data` b.png: grey (L), read as colour like the first file, a.png, with the grey "
+        "value in all three channels"
+    ]
+    assert BrainCNN.from_pretrained(tmp_path / "r" / "model").config.channels == 3

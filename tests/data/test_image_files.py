@@ -145,7 +145,8 @@ def test_grey_files_read_as_colour_and_skipped_entries_are_named(tmp_path, caplo
     colour = np.zeros((4, 4, 3), dtype=np.uint8)
     colour[..., 1] = 90
     _save(folder / "c.png", colour)
-    (folder / "labels.csv").write_text("g.png,0\n")
+    (folder / "labels.csv").write_text("g.png,0\n")  # a table beside them: expected, quiet
+    (folder / "scan.dcm").write_bytes(b"DICM")
     (folder / "more").mkdir()
     (folder / ".DS_Store").write_text("hidden: skipped quietly")
     with caplog.at_level("WARNING", logger="cfx.data.image_files"):
@@ -154,8 +155,8 @@ def test_grey_files_read_as_colour_and_skipped_entries_are_named(tmp_path, caplo
     assert [f.name for f in files] == ["c.png", "g.png"]
     assert torch.equal(x[1, 0], x[1, 2])  # the grey value in every channel
     assert [r.getMessage() for r in caplog.records] == [
-        f"`--input` folder {folder}: 2 entries that are no image files, skipped (labels.csv, "
-        "more/); images are .png, .jpg, .jpeg, .bmp, .tif, .tiff",
+        f"`--input` folder {folder}: 2 entries that are no image files, skipped (more/, "
+        "scan.dcm); images are .png, .jpg, .jpeg, .bmp, .tif, .tiff",
         "`--input` g.png: grey (L), read as colour with the grey value in all three channels: "
         "the model takes three",
     ]

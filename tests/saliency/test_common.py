@@ -95,8 +95,9 @@ def test_inference_mode_is_named_and_its_tensors_are_taken():
     x = images(b=2, h=16, w=16)
     with torch.inference_mode():
         made_there = x.clone()
-        with pytest.raises(RuntimeError, match=r"called under `torch\.inference_mode\(\)`"):
-            Gradient(model).attribute(made_there, 1)
+        for method in (Gradient(model), GradCAM(model)):
+            with pytest.raises(RuntimeError, match=r"called under `torch\.inference_mode\(\)`"):
+                method.attribute(made_there, 1)
     for method in (Gradient(model), IntegratedGradients(model, n_steps=4)):
         assert torch.equal(method.attribute(made_there, 1), method.attribute(x, 1))
 

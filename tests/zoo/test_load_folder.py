@@ -182,22 +182,32 @@ def test_an_empty_model_name_is_named_not_read_as_the_working_directory(name):
         load_classifier(name)
 
 
-def test_a_run_folder_whose_checkpoint_is_newer_than_its_model_is_warned_about(tmp_path, caplog):
-    """A rerun interrupted at step 632 left model/ at step 600's weights, loaded silently."""
-    import os
+def test_a_run_folder_whose_checkpoint_is_past_its_model_is_warned_about(tmp_path, caplog):
+    """A rerun interrupted at step 632 left model/ at step 600's weights, loaded silently.
+    The checkpoint's step is compared with training.json's (written with model/), so a copied
+    folder whose files got new times is not taken for one."""
+    from cfx.training.checkpoint import save_checkpoint
 
-    _cnn().save_pretrained(tmp_path / "run" / "model")
-    checkpoint = tmp_path / "run" / "checkpoint.safetensors"
-    checkpoint.write_bytes(b"saved later")
-    weights = tmp_path / "run" / "model" / "model.safetensors"
-    stamp = weights.stat().st_mtime
-    os.utime(checkpoint, (stamp - 60, stamp - 60))  # the finished run's checkpoint: older
+    run = tmp_path / "run"
+    _cnn().save_pretrained(run / "model")
+    (run / "training.json").write_text(json.dumps({"summary": {"steps": 600}, "history": []}))
+
+    def checkpoint_at(step):
+        save_checkpoint(
+            run / "checkpoint.safetensors", modules={}, optimizers={}, generators={},
+            state={"step": step},
+        )  # fmt: skip
+
+    checkpoint_at(600)  # the finished run's
     with caplog.at_level(logging.WARNING, logger="cfx.zoo"):
-        model_source(str(tmp_path / "run"))
-    assert "newer than" not in caplog.text
-    os.utime(checkpoint, (stamp + 60, stamp + 60))  # an interrupted rerun saved it after
+        model_source(str(run))
+    assert "checkpoint is at step" not in caplog.text
+    checkpoint_at(632)  # an interrupted rerun saved it
     with caplog.at_level(logging.WARNING, logger="cfx.zoo"):
-        model_source(str(tmp_path / "run"))
-        model_source(str(tmp_path / "run" / "model"))  # the model folder itself: as asked
-    assert caplog.text.count("its checkpoint is newer than") == 1
-    assert "the weights loaded are the last finished run's" in caplog.text
+        model_source(str(run))
+        model_source(str(run / "model"))  # the model folder itself: as asked
+    assert caplog.messages == [
+        f"`{run}`: its checkpoint is at step 632 and {run / 'model'} at step 600 (an "
+        "interrupted or unfinished rerun of `cfx train`?), so the weights loaded are the last "
+        f"finished run's; rerun the training command to finish it and update {run / 'model'}"
+    ]

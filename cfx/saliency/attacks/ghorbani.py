@@ -163,6 +163,7 @@ class GhorbaniAttack:
                 from cfx.progress import tqdm
 
                 bar = tqdm(total=total, desc=f"{obj} attack", unit="step")
+            first = True
             for restart in range(restarts):
                 x_adv = x0
                 if obj == "mass_center" or self.random_start or restart > 0:
@@ -179,8 +180,9 @@ class GhorbaniAttack:
                     else:
                         loss = (r * goal).sum(1)
                     (grad,) = torch.autograd.grad(loss.sum(), xa)
-                    if restart == 0 and x_adv is x0:  # the first step
+                    if first:  # the attack's first step (from x0 or a random start)
                         zero_gradient_notice(grad, "GhorbaniAttack")
+                        first = False
                     x_adv = project(x_adv + alpha * grad.sign(), x0, budget).detach()
                     # only iterates that keep the label are candidates; the real model judges
                     kept = predict(model, x_adv) == label
