@@ -110,3 +110,58 @@ def test_unit_input_names_bad_normalisations(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         UnitInput(nn.Identity(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mean": (), "std": ()}, "one value per channel each, got 0 and 0"),
+        ({"mean": (float("nan"),), "std": (0.2,)}, "`std` must be positive and `mean` finite"),
+        ({"mean": (0.5,), "std": (float("inf"),)}, "`std` must be positive and `mean` finite"),
+    ],
+)
+def test_unit_input_names_more_bad_normalisations(kwargs, match):
+    from torch import nn
+
+    from cfx.images import UnitInput
+
+    with pytest.raises(ValueError, match=match):
+        UnitInput(nn.Identity(), **kwargs)
+
+
+def test_unit_input_refuses_a_state_dict_for_a_model():
+    from torch import nn
+
+    from cfx.images import UnitInput
+
+    weights = nn.Linear(2, 2).state_dict()  # the weights, not the model
+    with pytest.raises(TypeError, match="`model` must be a model mapping images to logits, got"):
+        UnitInput(weights)
+
+
+def test_unit_input_keeps_its_normalisation_with_its_weights():
+    """mean and std are buffers: in the state dict (saved with the model, and in the digest a
+    run key takes of a classifier), so two normalisations are two models."""
+    from torch import nn
+
+    from cfx.images import UnitInput
+    from cfx.run_key import module_sha256
+
+    net = nn.Identity()
+    a = UnitInput(net, mean=(0.5, 0.4), std=(0.25, 0.2))
+    state = a.state_dict()
+    assert state["mean"].flatten().tolist() == pytest.approx([0.5, 0.4])
+    assert state["std"].flatten().tolist() == pytest.approx([0.25, 0.2])
+    assert module_sha256(a) != module_sha256(UnitInput(net, mean=(0.5, 0.5), std=(0.25, 0.2)))
+
+
+def test_unit_input_takes_mean_and_std_shaped_for_broadcasting():
+    from torch import nn
+
+    from cfx.images import UnitInput, from_unit
+
+    mean = torch.tensor([0.5, 0.25]).view(1, 2, 1, 1)  # as a user may keep them
+    net = UnitInput(nn.Identity(), mean=mean, std=(0.5, 0.25))
+    u = torch.tensor([1.0, 0.5]).view(1, 2, 1, 1)
+    # (1 - 0.5) / 0.5 and (0.5 - 0.25) / 0.25
+    assert net(from_unit(u)).flatten().tolist() == pytest.approx([1.0, 1.0])

@@ -411,3 +411,71 @@ def test_a_finetune_seed_that_augment_replaces_is_said(world, tmp_path, caplog):
     with caplog.at_level("WARNING"):
         same.augment(pool, train, labels, out=tmp_path / "b", seed=1)  # the default: silent
     assert "finetune.seed" not in caplog.text
+
+
+def test_the_remainder_of_the_budget_goes_to_the_last_round(world, tmp_path):
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=7, rounds=2, finetune=CFG, steps=4)
+    res = learner.augment(pool, train, labels, out=tmp_path)
+    assert [r.labelled for r in res.rounds] == [3, 4]  # 7 // 2 = 3, and the 1 left over last
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"rounds": True}, "`rounds` must be a positive int, got True"),
+        ({"repeat_new": 0}, "`repeat_new` must be a positive int, got 0"),
+        ({"batch_size": 0}, "`batch_size` must be a positive int, got 0"),
+        ({"frame_levels": ()}, r"`frame_levels` must be levels in \(0, 1\), got \(\)"),
+        ({"frame_levels": (0.0, 0.5)}, r"`frame_levels` must be levels in \(0, 1\)"),
+        ({"frame_levels": (0.5, 1.0)}, r"`frame_levels` must be levels in \(0, 1\)"),
+    ],
+)
+def test_more_bad_arguments_are_named_before_any_work(world, tmp_path, kwargs, match):
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, Refuses(), **{"budget": 4, "rounds": 1} | kwargs)
+    with pytest.raises(ValueError, match=match):
+        learner.augment(pool, train, labels, out=tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_classifier_that_is_no_module_is_named(world, tmp_path):
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, lambda x: f(x), Refuses(), budget=4, rounds=1, finetune=CFG)
+    with pytest.raises(TypeError, match=r"`classifier` must be an nn\.Module .* got function"):
+        learner.augment(pool, train, labels, out=tmp_path / "a")
+
+
+def test_pool_and_training_images_of_other_channels_or_counts_are_named(world, tmp_path):
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, Refuses(), budget=4, rounds=1, finetune=CFG)
+    with pytest.raises(ValueError, match=r"`pool` and `train_images` must hold images of one"):
+        learner.augment(pool.repeat(1, 2, 1, 1), train, labels, out=tmp_path / "a")
+    with pytest.raises(ValueError, match=r"`train_labels` must have shape \(30,\), got \(29,\)"):
+        learner.augment(pool, train, labels[:29], out=tmp_path / "b")
+    with pytest.raises(ValueError, match=r"`pool` must have values in \[-1, 1\]"):
+        learner.augment(pool * 3, train, labels, out=tmp_path / "c")
+    assert not any((tmp_path / n).exists() for n in "abc")
+
+
+def test_the_edges_of_the_checks_are_allowed(world, tmp_path):
+    """One round per label (rounds == budget) and a pool of exactly pool_needed() images are
+    enough: the run gets as far as asking for labels."""
+    g, f, pool, train, labels = world
+    one_each = ActiveLearner(g, f, Refuses(), budget=2, rounds=2, finetune=CFG, steps=2)
+    with pytest.raises(AssertionError, match="must not ask for labels"):
+        one_each.augment(pool, train, labels, out=tmp_path / "a")
+    learner = ActiveLearner(g, f, Refuses(), budget=4, rounds=1, finetune=CFG, steps=2)
+    assert learner.pool_needed() == 2  # 4 labels, 2 levels a path: 2 paths
+    with pytest.raises(AssertionError, match="must not ask for labels"):
+        learner.augment(pool[:2], train, labels, out=tmp_path / "b")
+
+
+def test_a_finetune_seed_equal_to_augments_is_not_warned_about(world, tmp_path, caplog):
+    from dataclasses import replace
+
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, Refuses(), budget=2, rounds=1, finetune=replace(CFG, seed=5))
+    with caplog.at_level("WARNING"), pytest.raises(AssertionError, match="must not ask"):
+        learner.augment(pool, train, labels, out=tmp_path, seed=5)  # the same seed: no news
+    assert "finetune.seed" not in caplog.text

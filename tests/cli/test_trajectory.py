@@ -633,3 +633,25 @@ def test_paths_that_miss_the_target_are_said_and_the_outputs_named(tmp_path, cap
     captured = capsys.readouterr()
     assert json.loads(captured.out)["flip_rate"] == 0.0  # stdout is still the JSON alone
     assert f"wrote {out}/" in captured.err
+
+
+def test_size_notice_compares_height_with_height_and_width_with_width(caplog):
+    """A model trained on 48 high x 32 wide images is given images of that size (silent) or
+    turned a quarter, 32 high x 48 wide (warned, sizes as width x height)."""
+    from types import SimpleNamespace
+
+    from cfx.cli.models import size_notice
+
+    for recorded in ((48, 32), [48, 32]):  # another library's config may keep a list
+        model = SimpleNamespace(config=SimpleNamespace(image_size=recorded))
+        with caplog.at_level("WARNING", logger="cfx.cli.models"):
+            size_notice(model, (5, 1, 48, 32), "--classifier", "--input images")
+        assert caplog.records == [], recorded
+        with caplog.at_level("WARNING", logger="cfx.cli.models"):
+            size_notice(model, (5, 1, 32, 48), "--classifier", "--input images")
+        assert [r.getMessage() for r in caplog.records] == [
+            "`--classifier` was trained on 32x48 images (width x height) and is given 48x32 "
+            "--input images; a classifier's answers change with the scale it sees: resize the "
+            "images to 32x48 or train a model on this size"
+        ]
+        caplog.clear()

@@ -237,3 +237,177 @@ def test_an_exif_rotation_is_read_as_viewers_show_it(tmp_path):
     exif[Base.Orientation] = 3  # half a turn: read right
     img.save(tmp_path / "half.tif", exif=exif, compression="raw")
     assert (read_images([tmp_path / "half.tif"], 1)[0, 0] > 0).nonzero().tolist() == [[3, 0]]
+
+
+@pytest.mark.parametrize(
+    ("orientation", "shown"),
+    [(5, [5, 0]), (6, [5, 3]), (7, [0, 3]), (8, [0, 0])],
+    ids=["transpose", "cw", "transverse", "ccw"],
+)
+def test_every_exif_quarter_turn_is_read_as_shown(tmp_path, orientation, shown):
+    """Stored 6 wide x 4 high with its top-right pixel lit: each of the four EXIF orientations
+    that turn a quarter shows 4 wide x 6 high, the pixel where a viewer puts it (5: transpose,
+    (r, c) -> (c, r); 6: 90 degrees clockwise, -> (c, 3 - r); 7: transverse, -> (5 - c, 3 - r);
+    8: counter-clockwise, -> (5 - c, r))."""
+    from PIL.ExifTags import Base
+
+    from cfx.data.image_files import image_size
+
+    stored = np.zeros((4, 6), dtype=np.uint8)
+    stored[0, 5] = 255
+    img = Image.fromarray(stored)
+    exif = img.getexif()
+    exif[Base.Orientation] = orientation
+    path = tmp_path / "turned.png"
+    img.save(path, exif=exif)
+    assert image_size(path) == (6, 4)
+    x = read_images([path], 1)
+    assert x.shape == (1, 1, 6, 4)
+    assert (x[0, 0] > 0).nonzero().tolist() == [shown]
+
+
+def test_file_channels_counts_every_grey_mode_as_one(tmp_path):
+    grey = np.zeros((4, 4), np.uint8)
+    assert file_channels(_save(tmp_path / "la.png", np.stack([grey, grey + 255], -1))) == 1  # LA
+    Image.fromarray(grey).convert("1").save(tmp_path / "bw.png")  # bilevel
+    assert file_channels(tmp_path / "bw.png") == 1
+    Image.fromarray(grey.astype(np.float32), mode="F").save(tmp_path / "f.tif")
+    assert file_channels(tmp_path / "f.tif") == 1
+    assert file_channels(_save(tmp_path / "rgba.png", np.zeros((4, 4, 4), np.uint8))) == 3
+
+
+def test_image_files_are_read_as_one_or_three_channels_only(tmp_path):
+    path = _save(tmp_path / "c.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"read as 1 or 3 channels, and the model takes 4"):
+        read_images([path], channels=4)
+
+
+def test_sixteen_bit_files_full_scale_and_twelve_bit_full_scale(tmp_path, caplog):
+    """65535 is white (1.0) and no warning; 4095, the brightest 12-bit value, reads dark and is
+    warned about; a 32-bit file above 65535 is clipped to white, with a warning."""
+    full = np.zeros((4, 4), np.uint16)
+    full[0, 0] = 65535
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        x = read_images([_save(tmp_path / "full.png", full)], 1)
+    assert caplog.records == []
+    assert float(x[0, 0, 0, 0]) == pytest.approx(1.0, abs=1e-6)
+    assert float(x[0, 0, 1, 1]) == -1.0
+    twelve = np.zeros((4, 4), np.uint16)
+    twelve[0, 0] = 4095
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images([_save(tmp_path / "twelve.png", twelve)], 1)
+    assert "twelve.png: 16-bit, brightest pixel 4095 of 65535" in caplog.text
+    caplog.clear()
+    big = np.zeros((4, 4), np.int32)
+    big[0, 0] = 70000
+    Image.fromarray(big, mode="I").save(tmp_path / "big.tif")
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        x = read_images([tmp_path / "big.tif"], 1)
+    assert "big.tif: values up to 70000, above 16-bit full scale: they are clipped" in caplog.text
+    assert float(x[0, 0, 0, 0]) == 1.0
+
+
+def test_colour_read_as_grey_is_named_but_rounding_noise_is_not(tmp_path, caplog):
+    near = np.zeros((4, 4, 3), np.uint8)
+    near[...] = (100, 101, 102)  # a grey saved by a JPEG encoder: channels 2 apart at most
+    tint = np.zeros((4, 4, 3), np.uint8)
+    tint[...] = (120, 150, 120)  # a pale green: colour
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images([_save(tmp_path / "near.png", near), _save(tmp_path / "tint.png", tint)], 1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "`--input` tint.png: colour (RGB), read as grey: the model takes one channel"
+    ]
+
+
+def test_a_file_resized_to_its_own_aspect_is_not_called_stretched(tmp_path, caplog):
+    # 16 wide x 8 high read at (H, W) = (4, 8): halved, same shape; at (8, 8) it is stretched
+    wide = _save(tmp_path / "wide.png", np.zeros((8, 16), np.uint8))
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        assert read_images([wide], 1, size=(4, 8)).shape == (1, 1, 4, 8)
+    assert "stretched" not in caplog.text
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images([wide], 1, size=(8, 8))
+    assert "`--input` wide.png: 16x8 pixels, stretched to 8x8" in caplog.text
+
+
+def test_a_file_is_resized_by_averaging_not_by_picking_pixels(tmp_path):
+    # a 2x2 checkerboard of black and white halved to one pixel is mid-grey: 0 in [-1, 1]
+    board = np.array([[0, 255], [255, 0]], dtype=np.uint8)
+    x = read_images([_save(tmp_path / "board.png", board)], 1, size=(1, 1))
+    assert x.shape == (1, 1, 1, 1) and float(x) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_float_file_below_zero_is_refused_not_clipped(tmp_path):
+    unit = np.full((4, 4), 0.5, dtype=np.float32)
+    unit[0, 0] = -0.5  # [-1, 1] data saved as a float TIFF: not [0, 1]
+    Image.fromarray(unit, mode="F").save(tmp_path / "signed.tif")
+    want = r"signed\.tif is a floating-point image with values -0\.5\.\.0\.5"
+    with pytest.raises(ValueError, match=want):
+        read_images([tmp_path / "signed.tif"], 1)
+
+
+def test_a_grey_mask_with_alpha_reads_its_grey_not_its_alpha(tmp_path):
+    region = np.zeros((4, 4), dtype=np.uint8)
+    region[1:3, 0:2] = 255
+    path = _save(tmp_path / "la.png", np.stack([region, np.full_like(region, 255)], -1))
+    assert Image.open(path).mode == "LA"
+    assert np.array_equal(read_mask(path, (4, 4))[0, 0].numpy(), region > 0)
+
+
+def test_a_sixteen_bit_label_map_is_refused_as_a_mask(tmp_path):
+    labels = np.zeros((4, 4), dtype=np.uint16)
+    labels[0, 0], labels[1, 1] = 1000, 2000  # two regions: not one mask
+    with pytest.raises(ValueError, match=r"map\.png holds 3 distinct values"):
+        read_mask(_save(tmp_path / "map.png", labels), (4, 4))
+
+
+def test_a_mask_of_exactly_half_the_image_is_not_called_inverted(tmp_path, caplog):
+    scans, masks = tmp_path / "scans", tmp_path / "masks"
+    scans.mkdir(), masks.mkdir()
+    files = [_save(scans / "a.png", np.zeros((4, 4), np.uint8))]
+    half = np.zeros((4, 4), np.uint8)
+    half[:2] = 255  # 8 of 16 pixels: half, not more
+    _save(masks / "a.png", half)
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        assert int(load_masks_for(masks, torch.zeros(1, 1, 4, 4), files).sum()) == 8
+    assert "inverted" not in caplog.text
+
+
+def test_the_warning_for_several_files_quotes_the_largest_figure(tmp_path, caplog):
+    dim, dimmer = np.zeros((4, 4), np.uint16), np.zeros((4, 4), np.uint16)
+    dim[0, 0], dimmer[0, 0] = 1000, 4000
+    files = [_save(tmp_path / "a.png", dim), _save(tmp_path / "b.png", dimmer)]
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images(files, channels=1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "`--input` all 2 files (a.png, b.png): 16-bit, brightest pixel 4000 of 65535 (12-bit "
+        "data?): read as value / 65535, i.e. dark; rescale to the full range first (the "
+        "largest figure)"
+    ]
+
+
+def test_masks_drawn_on_the_image_files_follow_them_when_resized(tmp_path):
+    """An 8 wide x 4 high scan read at 4x4 (stretched): its 8x4 mask of the left half is the
+    4x4 mask of the left half (nearest), not an error."""
+    scans, masks = tmp_path / "scans", tmp_path / "masks"
+    scans.mkdir(), masks.mkdir()
+    files = [_save(scans / "a.png", np.zeros((4, 8), np.uint8))]
+    left = np.zeros((4, 8), np.uint8)
+    left[:, :4] = 255
+    _save(masks / "a.png", left)
+    got = load_masks_for(masks, torch.zeros(1, 1, 4, 4), files, resize=True)
+    want = np.zeros((4, 4), dtype=bool)
+    want[:, :2] = True
+    assert got.shape == (1, 1, 4, 4) and np.array_equal(got[0, 0].numpy(), want)
+
+
+def test_three_files_are_named_in_full(tmp_path, caplog):
+    dark = np.zeros((4, 4), np.uint16)
+    dark[0, 0] = 4000
+    files = [_save(tmp_path / f"s{i}.png", dark) for i in range(3)]
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images(files, channels=1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "`--input` all 3 files (s0.png, s1.png, s2.png): 16-bit, brightest pixel 4000 of 65535 "
+        "(12-bit data?): read as value / 65535, i.e. dark; rescale to the full range first"
+    ]

@@ -229,3 +229,96 @@ def test_csv_labels_common_layouts_get_errors_that_say_what_to_do(tmp_path):
             load_labels(tmp_path / "y.csv", n, name="--labels")
     (tmp_path / "y.csv").write_text("my label\n0\n1\n")  # words in a header are fine
     assert load_labels(tmp_path / "y.csv", 2).tolist() == [0, 1]
+
+
+def test_an_array_of_labels_must_hold_one_per_image(tmp_path):
+    # three labels for two images: which two? refused, not truncated or passed on
+    np.save(tmp_path / "y.npy", np.array([0, 1, 1]))
+    want = r"`--labels` must have shape \(2,\), one per image, got \(3,\)"
+    with pytest.raises(ValueError, match=want):
+        load_labels(tmp_path / "y.npy", 2, name="--labels")
+
+
+def test_csv_labels_one_per_line_more_rows_than_images_is_an_error(tmp_path):
+    (tmp_path / "y.txt").write_text("0\n1\n1\n")
+    with pytest.raises(ValueError, match=r"has 3 labels, one per image needs 2"):
+        load_labels(tmp_path / "y.txt", 2, name="--labels")
+
+
+def test_csv_labels_too_large_for_int64_are_no_integers(tmp_path):
+    # 1e19 and -1e20 are whole numbers, but no int64 holds them: named, not an overflow
+    for text, bad in (("1e19\n0\n", "'1e19'"), ("-1e20\n0\n", "'-1e20'")):
+        (tmp_path / "y.txt").write_text(text)
+        with pytest.raises(ValueError, match=f"line 1: the label {bad} is no integer"):
+            load_labels(tmp_path / "y.txt", 2, name="--labels")
+
+
+def test_csv_labels_from_a_spreadsheet_with_a_byte_order_mark(tmp_path):
+    # Excel's "CSV UTF-8" starts with a BOM; the first label is still a label, not a header
+    (tmp_path / "y.csv").write_bytes(b"\xef\xbb\xbf1\r\n0\r\n1\r\n")
+    assert load_labels(tmp_path / "y.csv", 3).tolist() == [1, 0, 1]
+
+
+def test_csv_labels_lines_of_only_spaces_are_blank(tmp_path):
+    (tmp_path / "y.txt").write_text("1\n   \n0\n\t\n")
+    assert load_labels(tmp_path / "y.txt", 2).tolist() == [1, 0]
+
+
+def test_csv_labels_tab_separated_names_may_hold_commas(tmp_path):
+    from pathlib import Path
+
+    # a tab on the first line makes the table tab-separated, whatever else the names hold
+    (tmp_path / "y.tsv.txt").write_text("a,b.png\t1\nc;d.png\t0\n")
+    files = [Path("a,b.png"), Path("c;d.png")]
+    assert load_labels(tmp_path / "y.tsv.txt", 2, files=files).tolist() == [1, 0]
+
+
+def test_csv_labels_three_columns_on_every_row_are_refused(tmp_path):
+    from pathlib import Path
+
+    (tmp_path / "y.csv").write_text("a.png,1,7\nb.png,0,7\n")
+    with pytest.raises(ValueError, match=r"one column .* or two .* line 1 does not"):
+        load_labels(tmp_path / "y.csv", 2, name="--labels", files=[Path("a.png"), Path("b.png")])
+
+
+def test_csv_labels_two_numbers_on_the_first_line_are_not_a_header(tmp_path):
+    # "0 1" on line 1 only: read as a header it silently dropped a label
+    (tmp_path / "y.txt").write_text("0 1\n1\n")
+    with pytest.raises(ValueError, match=r"line 1 holds several numbers separated by spaces"):
+        load_labels(tmp_path / "y.txt", 1, name="--labels")
+
+
+def test_csv_labels_a_header_naming_a_class_number_is_a_header(tmp_path):
+    # a header with words and a number ("tumour 1") is text where the label goes
+    (tmp_path / "y.csv").write_text("tumour 1\n0\n1\n")
+    assert load_labels(tmp_path / "y.csv", 2).tolist() == [0, 1]
+
+
+def test_csv_labels_by_file_name_names_with_spaces(tmp_path):
+    from pathlib import Path
+
+    (tmp_path / "y.csv").write_text("scan a.png,1\nscan b.png,0\n")
+    files = [Path("scan b.png"), Path("scan a.png")]
+    assert load_labels(tmp_path / "y.csv", 2, files=files).tolist() == [0, 1]
+
+
+def test_csv_labels_by_file_name_for_a_file_without_extension(tmp_path):
+    from pathlib import Path
+
+    # its name is its stem: one row, matched once
+    (tmp_path / "y.csv").write_text("scan,1\nother,0\n")
+    assert load_labels(tmp_path / "y.csv", 1, files=[Path("scan")]).tolist() == [1]
+
+
+def test_csv_labels_a_file_labelled_twice_names_both_lines(tmp_path):
+    from pathlib import Path
+
+    (tmp_path / "y.csv").write_text("file,label\ns0.png,1\nx.png,0\ns0,0\n")
+    with pytest.raises(ValueError, match=r"as 's0\.png' \(line 2\) and as 's0' \(line 4\)"):
+        load_labels(tmp_path / "y.csv", 1, files=[Path("s0.png")])
+
+
+def test_csv_labels_only_a_header_counts_no_labels(tmp_path):
+    (tmp_path / "y.csv").write_text("label\n")
+    with pytest.raises(ValueError, match=r"has 0 labels, one per image needs 2 \(line 1, 'label'"):
+        load_labels(tmp_path / "y.csv", 2, name="--labels")

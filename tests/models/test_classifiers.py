@@ -141,3 +141,8 @@ def test_architectures_differ():
 def test_bad_configs_are_clear_errors(make, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         make()
+
+
+def test_an_image_size_of_three_numbers_is_refused():
+    with pytest.raises(ValueError, match=re.escape("got (64, 64, 3)")):
+        BrainCNNConfig(image_size=(64, 64, 3))

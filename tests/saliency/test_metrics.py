@@ -179,3 +179,35 @@ def test_relevance_mass_of_an_all_zero_map_is_zero_not_nan():
     mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
     mask[..., 0, 0] = True
     assert M.relevance_mass_accuracy(torch.zeros(1, 1, 4, 4), mask).item() == 0.0
+
+
+def test_top_k_scores_of_an_empty_mask_are_nan_next_to_a_real_one():
+    """K = |mask| = 0 selects nothing: nothing to localise, NaN (as the pointing game), and the
+    other example of the batch keeps its score."""
+    masks = torch.cat([torch.zeros(1, 1, 6, 6, dtype=torch.bool), _mask()])
+    maps = torch.cat([_mask().float(), _mask().float()])
+    for score in (M.relevance_rank_accuracy, M.top_k_dice, M.top_k_iou):
+        got = score(maps, masks).tolist()
+        assert math.isnan(got[0]) and got[1] == 1.0, score.__name__
+
+
+def test_pointing_game_counts_only_the_exact_maximum():
+    # 1.0 inside the mask, 0.9995 outside: one maximum, a hit (no near-tie sharing)
+    maps = torch.zeros(1, 1, 6, 6)
+    maps[..., 2, 2] = 1.0
+    maps[..., 5, 5] = 0.9995
+    assert M.pointing_game(maps, _mask()).item() == 1.0
+
+
+def test_pointing_game_tolerance_includes_its_own_distance():
+    # the maximum at (5, 3) is exactly 3 px below the mask pixel (2, 3)
+    maps = torch.zeros(1, 1, 6, 6)
+    maps[..., 5, 3] = 1.0
+    assert M.pointing_game(maps, _mask(), tolerance=3).item() == 1.0
+    assert M.pointing_game(maps, _mask(), tolerance=2).item() == 0.0
+
+
+@pytest.mark.parametrize("tolerance", [-1, True, 1.5])
+def test_pointing_game_tolerance_must_be_a_non_negative_int(tolerance):
+    with pytest.raises(ValueError, match="`tolerance` must be a non-negative int"):
+        M.pointing_game(torch.zeros(1, 1, 6, 6), _mask(), tolerance=tolerance)

@@ -269,3 +269,31 @@ def test_top_k_attack_ranks_pixels_by_absolute_relevance_and_steps_epsilon_over_
     want = torch.tensor([-0.125, -0.075, 0.125, 0.125]).view(1, 1, 2, 2)
     assert torch.allclose(res.x_adv, want, atol=1e-6)
     assert res.top_k_intersection.tolist() == [0.0] and bool(res.label_kept.all())
+
+
+def test_other_hardtanh_modules_are_not_taken_for_relu6():
+    """nn.ReLU6 is an nn.Hardtanh; a Hardtanh(-1, 1) is no ReLU6 and stays as it is (the
+    attacks' zero-gradient notice names such modules), not smoothed into ReLU6's shape."""
+    from cfx.saliency.attacks._common import SmoothReLU6
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.Hardtanh(-1.0, 1.0), nn.ReLU6(), nn.Flatten())
+    sur = softplus_surrogate(Gradient(net), beta=4.0)
+    assert type(sur.model[1]) is nn.Hardtanh and isinstance(sur.model[2], SmoothReLU6)
+    t = torch.tensor([-3.0, 0.5, 3.0])
+    assert sur.model[1](t).tolist() == [-1.0, 0.5, 1.0]
+
+
+def test_the_zero_gradient_notice_counts_images_whose_whole_gradient_is_zero():
+    import warnings
+
+    from cfx.errors import Notice
+    from cfx.saliency.attacks._common import zero_gradient_notice
+
+    grad = torch.ones(3, 1, 2, 2)
+    grad[0] = 0.0  # image 0 cannot move
+    grad[1, 0, 0, 0] = 0.0  # image 1 has one still pixel: it moves
+    with pytest.warns(Notice, match=r"^GhorbaniAttack: .* exactly zero for 1 of 3 images"):
+        zero_gradient_notice(grad, "GhorbaniAttack")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zero_gradient_notice(grad[1:], "GhorbaniAttack")  # every image moves: silent
