@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from cfx.augment.labellers import Labeller
 from cfx.calls import call_named, frozen
-from cfx.errors import ForeignRunError, check
+from cfx.errors import ForeignRunError, check, counted
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import generator_probe
@@ -430,7 +430,7 @@ class ActiveLearner:
                 )
         done = len(list(out.glob("round_*/round.safetensors"))) if rounds else 0
         if rounds and done >= self.rounds:  # the same run's rounds: say so, as training does
-            log.warning("the run in %s already finished (%d rounds)", out, done)
+            log.warning("the run in %s already finished (%s)", out, counted(done, "round"))
         elif rounds:
             log.warning("resuming the run in %s: %d of %d rounds done", out, done, self.rounds)
         out.mkdir(parents=True, exist_ok=True)

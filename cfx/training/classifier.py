@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cfx.errors import check, fail
+from cfx.errors import check, counted, fail
 from cfx.images import check_images, from_unit, to_unit
 from cfx.run_key import tensors_sha256
 from cfx.training.checkpoint import resume_checkpoint, save_checkpoint
@@ -489,7 +489,9 @@ def train_classifier(
         step, seconds = state["step"], state["seconds"]
         history, running = state["history"], state["running"]
         if step >= total:
-            log.warning("classifier training in %s already finished (%d steps)", out, total)
+            log.warning(
+                "classifier training in %s already finished (%s)", out, counted(total, "step")
+            )
         else:
             log.warning("resuming classifier training in %s at step %d of %d", out, step, total)
 

@@ -128,7 +128,7 @@ def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys,
     caplog.clear()
     with caplog.at_level("WARNING"):
         assert main(args) == 0
-    assert f"the run in {out} already finished (1 rounds)" in caplog.text
+    assert f"the run in {out} already finished (1 round)" in caplog.text
     assert json.loads((out / "summary.json").read_text())["rounds"][0]["label_counts"] == [0, 4]
 
 

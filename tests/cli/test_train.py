@@ -69,7 +69,7 @@ def test_user_files_train(tmp_path, caplog):
     assert BrainCNN.from_pretrained(tmp_path / "model").config.channels == 1
     with caplog.at_level("WARNING"):  # a rerun of a finished run says so, not "resuming"
         assert main(argv) == 0
-    assert "already finished (1 steps)" in caplog.text and "resuming" not in caplog.text
+    assert "already finished (1 step)" in caplog.text and "resuming" not in caplog.text
 
 
 def test_validation_seed_must_differ(tmp_path, capsys):
