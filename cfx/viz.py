@@ -3,6 +3,7 @@ a notebook's own backend is left alone). Images in [-1, 1]."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,12 @@ def _pictures(images: Tensor, name: str = "frames") -> np.ndarray:
 def _drawable(images: Tensor) -> Tensor:
     """Images as drawn: grey or colour as they are, channel 0 of any other channel count."""
     return images if images.shape[1] in (1, 3) else images[:, :1]
+
+
+def _row_name(ax: Any, name: str) -> None:
+    """Write ``name`` (e.g. the image's file) vertically left of a row's first panel."""
+    ax.text(-0.04, 0.5, name, transform=ax.transAxes, rotation=90, ha="right", va="center",
+            fontsize=5)  # fmt: skip
 
 
 def _show(ax: Any, picture: np.ndarray) -> None:
@@ -271,9 +278,11 @@ def saliency_grid(
     path: str | Path,
     *,
     rows: int = 6,
+    row_names: Sequence[str] | None = None,
 ) -> Path:
     """Rows of examples: the image, its true mask, then each method's map (positive part,
-    stretched per map from its minimum to its maximum) with the mask outlined.
+    stretched per map from its minimum to its maximum) with the mask outlined. ``row_names``
+    (one per image, e.g. file names) label the rows.
 
     ``images`` ``(B, C, H, W)`` in [-1, 1] (grey or colour; channel 0 of other counts),
     ``masks`` ``(B, 1, H, W)`` bool,
@@ -298,6 +307,8 @@ def saliency_grid(
                 ax.set_title(titles[c], fontsize=6)
             if c == 0:
                 _show(ax, pics[r])
+                if row_names is not None:
+                    _row_name(ax, row_names[r])
             elif c == 1:
                 ax.imshow(outlines[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             else:
@@ -318,8 +329,10 @@ def attack_figure(
     *,
     title: str = "",
     rows: int = 4,
+    row_names: Sequence[str] | None = None,
 ) -> Path:
-    """Per example: image, attacked image, amplified difference, map before and after.
+    """Per example: image, attacked image, amplified difference, map before and after;
+    ``row_names`` (one per image, e.g. file names) label the rows.
 
     Images ``(B, C, H, W)`` in [-1, 1] (grey or colour, channel 0 of other counts; the
     difference is averaged over the channels); maps ``(B, 1, H, W)`` (shown as ``|map|``,
@@ -344,6 +357,8 @@ def attack_figure(
             (after[r], "inferno", 0.0, 1.0),
         ]
         _show(axes[r, 0], a[r])
+        if row_names is not None:
+            _row_name(axes[r, 0], row_names[r])
         _show(axes[r, 1], b[r])
         for c, (img, cmap, lo, hi) in enumerate(panels, start=2):
             axes[r, c].imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")

@@ -150,3 +150,22 @@ def test_saliency_figures_draw_other_channel_counts_by_their_first_channel(tmp_p
     maps = torch.zeros(1, 2, 1, 8, 8)
     assert saliency_grid(four, masks, maps, ["m"], tmp_path / "g.png").is_file()
     assert attack_figure(four, four, maps[0], maps[0], tmp_path / "a.png").is_file()
+
+
+def test_saliency_figures_label_their_rows_with_the_names_given(tmp_path):
+    """Rows were only in the images' order; with your own files they carry the file names
+    (drawn left of the first panel)."""
+    from cfx.viz import attack_figure, saliency_grid
+
+    x = torch.zeros(2, 1, 8, 8)
+    masks = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    maps = torch.zeros(1, 2, 1, 8, 8)
+    for draw in (
+        lambda path, **kw: saliency_grid(x, masks, maps, ["m"], path, **kw),
+        lambda path, **kw: attack_figure(x, x, maps[0], maps[0], path, **kw),
+    ):
+        plain = np.asarray(Image.open(draw(tmp_path / "plain.png")).convert("L"))
+        named = np.asarray(
+            Image.open(draw(tmp_path / "named.png", row_names=["a.png", "b.png"])).convert("L")
+        )
+        assert plain.shape == named.shape and not np.array_equal(plain, named)

@@ -369,7 +369,15 @@ def run_compare(args: argparse.Namespace) -> int:
 
     # the grid's rows: images with something to find first (an empty mask scores nothing)
     shown = torch.argsort((~masks.flatten(1).any(1)).to(torch.uint8), stable=True)
-    saliency_grid(x[shown], masks[shown], res.maps[:, shown], res.methods, out / "grid.png")
+    row_names = None if files is None else [files[i].name for i in shown.tolist()]
+    saliency_grid(
+        x[shown],
+        masks[shown],
+        res.maps[:, shown],
+        res.methods,
+        out / "grid.png",
+        row_names=row_names,
+    )
     attacked = []
     if args.attack_n > 0:
         for name in COMPARE_ATTACKS:
@@ -578,6 +586,7 @@ def run_attack(args: argparse.Namespace) -> int:
         res.maps_adv,
         out / "attack.png",
         title=f"{args.method}, {args.objective}, eps {args.epsilon}",
+        row_names=None if files is None else [f.name for f in files],
     )
     print(json.dumps(summary, indent=2))
     print(f"wrote {out}/attack.csv, attack.json, attack.png", file=sys.stderr)
