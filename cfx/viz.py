@@ -130,6 +130,11 @@ def _drawable(images: Tensor) -> Tensor:
     return images if images.shape[1] in (1, 3) else images[:, :1]
 
 
+def _check_names(row_names: Sequence[str] | None, b: int) -> None:
+    if row_names is not None and len(row_names) != b:
+        raise ValueError(f"`row_names` must name the {b} rows, got {len(row_names)} names")
+
+
 def _row_name(ax: Any, name: str) -> None:
     """Write ``name`` (e.g. the image's file) vertically left of a row's first panel."""
     ax.text(-0.04, 0.5, name, transform=ax.transAxes, rotation=90, ha="right", va="center",
@@ -152,6 +157,7 @@ def trajectory_strip(
     oracle_probs: Tensor | None = None,
     sources: Tensor | None = None,
     source_probs: Tensor | None = None,
+    row_names: Sequence[str] | None = None,
 ) -> Path:
     """One PNG per batch: a row of frames per sequence, titled with target probabilities.
 
@@ -159,7 +165,8 @@ def trajectory_strip(
     ``probs`` ``(B, T+1)``; ``sources`` ``(B, C, H, W)`` (optional), the inputs themselves,
     drawn in a first column titled "input" so the reconstruction in frame 0 can be judged
     against them; ``source_probs`` ``(B,)``, the classifier's target probability on each
-    input, adds ``f=`` to that title (an input already in the target shows it).
+    input, adds ``f=`` to that title (an input already in the target shows it);
+    ``row_names`` (one per sequence, e.g. file names) label the rows.
     """
     _shape("frames", frames, (None,) * 5, "(B, T+1, C, H, W) (one sequence: frames[None])")
     b, n = frames.shape[:2]
@@ -170,6 +177,7 @@ def trajectory_strip(
     want = (b, *frames.shape[2:])
     _shape("sources", sources, want, f"{want} to match `frames`")
     _shape("source_probs", source_probs, (b,), f"({b},) to match `frames`")
+    _check_names(row_names, b)
     if source_probs is not None and sources is None:
         raise ValueError("`source_probs` title the inputs' column: give `sources` too")
     if sources is not None:
@@ -187,6 +195,8 @@ def trajectory_strip(
             ax.imshow(pic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
+            if c == 0 and row_names is not None:
+                ax.set_ylabel(row_names[i], fontsize=5)
             t = c - first
             if t < 0:
                 head = "input" if source_probs is None else f"input\nf={float(source_probs[i]):.2f}"
@@ -289,6 +299,7 @@ def saliency_grid(
     ``maps`` ``(M, B, 1, H, W)``, ``names`` the M method names. Writes a PNG and returns its
     path.
     """
+    _check_names(row_names, images.shape[0])
     n = min(rows, images.shape[0])
     cols = 2 + len(names)
     fig, axes = _subplots(n, cols, figsize=(1.3 * cols, 1.35 * n + 0.3), squeeze=False)
@@ -338,6 +349,7 @@ def attack_figure(
     difference is averaged over the channels); maps ``(B, 1, H, W)`` (shown as ``|map|``,
     each scaled to its maximum). Writes a PNG and returns its path.
     """
+    _check_names(row_names, images.shape[0])
     n = min(rows, images.shape[0])
     fig, axes = _subplots(n, 5, figsize=(7.0, 1.45 * n + 0.4), squeeze=False)
     a, b = _pictures(_drawable(images[:n])), _pictures(_drawable(attacked[:n]))

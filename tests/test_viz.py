@@ -169,3 +169,14 @@ def test_saliency_figures_label_their_rows_with_the_names_given(tmp_path):
             Image.open(draw(tmp_path / "named.png", row_names=["a.png", "b.png"])).convert("L")
         )
         assert plain.shape == named.shape and not np.array_equal(plain, named)
+
+
+def test_row_names_must_name_every_row(tmp_path):
+    from cfx.viz import saliency_grid
+
+    x = torch.zeros(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="`row_names` must name the 2 rows, got 1 names"):
+        saliency_grid(x, x.bool(), x[None], ["m"], tmp_path / "g.png", row_names=["a.png"])
+    with pytest.raises(ValueError, match="`row_names` must name the 1 rows, got 2 names"):
+        trajectory_strip(_sequence(1)[None], torch.tensor([[0.1, 0.9]]), tmp_path / "s.png",
+                         row_names=["a", "b"])  # fmt: skip

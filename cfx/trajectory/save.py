@@ -184,6 +184,7 @@ def save_result(
             oracle_probs=None if oracle is None else oracle[rows],
             sources=source[rows],
             source_probs=None if p_source is None else p_source.cpu()[rows],
+            row_names=None if names is None else [str(n) for n in names[rows]],
         )
     for i in range(len(result)):
         trajectory_gif(frames[i], out / f"sequence_{i:03d}.gif", probs=probs[i])
