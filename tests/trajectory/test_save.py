@@ -57,6 +57,17 @@ def test_every_file_holds_the_result(tmp_path, toy_result):
     assert (out / "strips.png").is_file() and (out / "probabilities.png").is_file()
 
 
+def _first_source_in_class_1(res, f):
+    """The result's sources with row 0 replaced by an image the toy classifier puts in class
+    1 (the target) while the rest of the result is unchanged."""
+    g, _ = _toy()
+    u = g.A.detach().T @ f.w.detach()
+    with torch.no_grad():
+        source = res.source.clone()
+        source[0] = g.decode(3 * (u / u.norm())[None])[0]
+    return source
+
+
 def test_p_source_reads_the_sources_not_frame_0(tmp_path, toy_result):
     """Sources that differ from their reconstructions: row 0's source is class 1 (the
     target) while its frame 0 is taken for one in the target too, row 1's frame 0 is in the
@@ -64,11 +75,8 @@ def test_p_source_reads_the_sources_not_frame_0(tmp_path, toy_result):
     from dataclasses import replace
 
     res, f = toy_result
-    g, _ = _toy()
-    u = g.A.detach().T @ f.w.detach()
+    source = _first_source_in_class_1(res, f)
     with torch.no_grad():
-        source = res.source.clone()
-        source[0] = g.decode(3 * (u / u.norm())[None])[0]  # class 1 for the toy classifier
         p_src = torch.sigmoid(source.flatten(1) @ f.w + f.b)
     in_target = res.in_target.clone()
     in_target[:2, 0] = True
@@ -87,11 +95,7 @@ def test_inputs_already_in_the_target_and_paths_that_crossed_are_counted(tmp_pat
     from dataclasses import replace
 
     res, f = toy_result
-    g, _ = _toy()
-    u = g.A.detach().T @ f.w.detach()
-    with torch.no_grad():
-        source = res.source.clone()
-        source[0] = g.decode(3 * (u / u.norm())[None])[0]  # class 1 for the toy classifier
+    source = _first_source_in_class_1(res, f)
     in_target = res.in_target.clone()
     in_target[1, 0] = True
     assert bool(res.success.all()) and not bool(res.in_target[:, 0].any())
