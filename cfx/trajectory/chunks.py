@@ -23,7 +23,7 @@ from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import InversionResult
 from cfx.progress import tqdm
-from cfx.run_key import changes, tensors_sha256
+from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.trajectory.gradient_ascent import notices_held, notify_starts
 from cfx.trajectory.result import TrajectoryResult, concat
 from cfx.trajectory.start import unit_range_notice
@@ -38,6 +38,41 @@ _ROW_NOTICES = ("cfx_starts_in_target", "cfx_unit_range")
 KEY_FILE = "key.json"
 """What a chunk folder's finished chunks were computed from; a resume needs the same."""
 _PART = "part_{:05d}.safetensors"  # chunk i's file; `finished_chunks` globs the same name
+
+
+_NOT_THE_RESULT = ("show_progress",)
+"""Explainer attributes that do not change its result (left out of :func:`explainer_key`)."""
+
+
+def explainer_key(explainer: object) -> dict[str, Any]:
+    """JSON of what decides an explainer's result: its class, its settings (public attributes
+    that are numbers, strings, None, dataclasses or sequences of them) and a SHA-256 of each
+    ``nn.Module`` it holds (generator, classifier, oracle); other objects by their type. A
+    wrapper holding one explainer (an object with ``explain``), e.g. one that logs its calls,
+    is keyed by the explainer it wraps."""
+    inner = [v for v in vars(explainer).values() if callable(getattr(v, "explain", None))]
+    if len(inner) == 1 and inner[0] is not explainer:
+        return explainer_key(inner[0])
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return repr(value)  # JSON has no NaN that compares equal to itself
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if is_dataclass(value) and not isinstance(value, type):
+            return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+        digest = module_sha256(value)
+        return digest if digest is not None else f"<{type(value).__name__}>"
+
+    settings = {
+        k: plain(v)
+        for k, v in sorted(vars(explainer).items())
+        if not k.startswith("_") and k not in _NOT_THE_RESULT
+    }
+    # by class name: another method is named as such, not by every setting it differs in
+    return {type(explainer).__name__: settings}
 
 
 class TrajectoryExplainer(Protocol):
@@ -98,6 +133,9 @@ def explain_in_chunks(
     except (TypeError, ValueError) as err:
         raise TypeError(f"`key` must hold JSON values: {err}") from None
     expected |= {
+        # what the explainer is: a folder of another method's or setting's chunks, or of other
+        # weights, is not read back (the key alone could leave that out)
+        "explainer": explainer_key(explainer) if folder is not None else None,
         "inputs_sha256": tensors_sha256(x, targets),
         "batch_size": batch_size,
         "n": n,

@@ -297,3 +297,30 @@ def test_a_notice_about_the_models_is_given_once_per_run(caplog):
     explain_in_chunks(explainer, x, 1, batch_size=3)  # three chunks
     said = [r for r in caplog.records if "look like probabilities" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_another_explainer_or_setting_in_the_same_folder_starts_over(tmp_path, caplog):
+    """Without a `key`, Option 2 in a folder of Option 1's chunks got Option 1's result back
+    ("resuming: 3 of 3 chunks were finished by an earlier run"); so did another margin."""
+    x, g, f = _sources(5)
+    for i, (other, named) in enumerate(
+        (
+            (MonotonePath(g, f, steps=4, iterations=2), "(explainer.GradientAscent; explainer.M"),
+            (replace_margin(_ascent(g, f), 0.95), "(explainer.GradientAscent.margin: 0.99 befo"),
+        )
+    ):
+        first = explain_in_chunks(_ascent(g, f), x, 1, batch_size=2, folder=tmp_path / str(i))
+        counting = Counting(other)
+        with caplog.at_level(logging.WARNING):
+            res = explain_in_chunks(counting, x, 1, batch_size=2, folder=tmp_path / str(i))
+        assert sum(counting.calls) == 5 and named in caplog.text
+        assert not torch.equal(res.probs, first.probs)
+        caplog.clear()
+    again = Counting(replace_margin(_ascent(g, f), 0.95))  # the same explainer: read back
+    explain_in_chunks(again, x, 1, batch_size=2, folder=tmp_path / "1")
+    assert again.calls == []
+
+
+def replace_margin(explainer, margin):
+    explainer.margin = margin
+    return explainer
