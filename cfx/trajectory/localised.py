@@ -36,7 +36,9 @@ from torch import Tensor
 
 from cfx.calls import (
     frozen,
+    gradients_on,
     in_chunks,
+    values_of,
 )
 from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
@@ -52,13 +54,20 @@ def region_masks(change: Tensor, fraction: float, *, soften: float) -> Tensor:
 
     ``change`` ``(B, 1, H, W)`` >= 0. Pixels at or above the ``1 - fraction`` quantile of their
     own map are set, then the binary mask is blurred with a Gaussian of ``soften`` px (0 keeps
-    it binary) so the composite has no hard seam. ``fraction >= 1`` gives all ones.
+    it binary) so the composite has no hard seam. ``fraction >= 1`` gives all ones. Where
+    more than ``1 - fraction`` of a map ties at its minimum (an unchanged background of
+    zeros), that quantile is the minimum and would set every pixel: there the pixels above
+    the minimum, all that changed, are set (a smaller region than asked); a constant map
+    (nothing changed more than anything else) sets every pixel.
     """
     if fraction >= 1.0:
         return torch.ones_like(change)
     flat = change.flatten(1)  # (B, H*W)
     threshold = torch.quantile(flat, 1.0 - fraction, dim=1).view(-1, 1, 1, 1)
-    mask = (change >= threshold).to(change.dtype)
+    lowest = flat.min(1).values.view(-1, 1, 1, 1)
+    above = change > lowest
+    tied_low = (threshold <= lowest) & above.flatten(1).any(1).view(-1, 1, 1, 1)
+    mask = torch.where(tied_low, above, change >= threshold).to(change.dtype)
     return gaussian_blur(mask, soften).clamp(0.0, 1.0) if soften > 0 else mask
 
 
@@ -349,11 +358,15 @@ class LocalisedAscent:
         """Walk images ``x`` ``(B, C, H, W)`` in [-1, 1] into class ``target``.
 
         The result's ``edit_masks`` ``(B, 1, H, W)`` are the regions the frames may change;
-        ``latents`` (optional, ``(B, *latent_shape)``) skips the inversion.
+        ``latents`` (optional, ``(B, *latent_shape)``) skips the inversion. Only the values of
+        ``x`` and ``latents`` are used (not their autograd graphs); the work runs with
+        gradients on under the caller's ``torch.no_grad()``, but not under
+        ``torch.inference_mode()`` (an error).
         """
         self._check()
         t0 = time.perf_counter()
-        with frozen(self.generator, self.classifier, self.oracle):
+        x, latents = values_of(x), values_of(latents)  # their autograd graphs are not ours
+        with frozen(self.generator, self.classifier, self.oracle), gradients_on():
             begin = start(self, x, target, latents)
             z0, tgt = begin.latents, begin.target
             levels = torch.arange(self.steps + 1, dtype=z0.dtype, device=z0.device) / self.steps

@@ -128,6 +128,22 @@ def test_region_masks_keep_pixels_tied_with_the_threshold():
     assert region_masks(flat, 0.5, soften=0.0).flatten().tolist() == [1, 1, 1, 1]
 
 
+def test_region_masks_of_a_map_mostly_tied_at_zero_are_the_changed_pixels():
+    """10 of 256 pixels changed (3.9 %), fraction 0.08: the 0.92 quantile is 0, and the
+    pixels ">= 0" were the whole image, the very region the search is meant to avoid; the
+    region is now those 10 pixels. A second map in the batch, all distinct, keeps its top 8 %
+    (ceil(0.08 * 256) = 21 pixels above the interpolated quantile)."""
+    sparse = torch.zeros(256)
+    changed = torch.tensor([3, 40, 41, 77, 100, 128, 129, 200, 230, 255])
+    sparse[changed] = torch.linspace(0.1, 1.0, 10)
+    ramp = torch.randperm(256, generator=torch.Generator().manual_seed(0)).float()
+    change = torch.stack([sparse, ramp]).view(2, 1, 16, 16)
+    m = region_masks(change, 0.08, soften=0.0).flatten(1)
+    assert torch.nonzero(m[0]).flatten().tolist() == changed.tolist()
+    assert torch.nonzero(m[1]).flatten().tolist() == torch.nonzero(ramp >= 235).flatten().tolist()
+    assert int(m[1].sum()) == 21
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
