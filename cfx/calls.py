@@ -8,27 +8,80 @@ once (:func:`resolve_target`).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from numbers import Integral
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.lazy import LazyModuleMixin
 
 from cfx.errors import Notice, shape_or_type, shown_rows
 from cfx.types import Classifier
 
+_T = TypeVar("_T")
+
+
+def held_modules(model: object) -> list[nn.Module]:
+    """The ``nn.Module`` objects ``model`` is or holds, one level deep: ``model`` itself if
+    it is one; else those among its attributes (``vars(model)``), the object of a bound
+    method (``model.__self__``), a function's closure cells (a ``lambda im: clf(im)`` written
+    where ``clf`` is a local) and a ``functools.partial``'s function, arguments and keywords.
+    A bound method counts as its object (``wrapper.predict`` finds what ``wrapper`` holds).
+    Nothing deeper is searched: a module in a list or a dict, one held by an object the
+    wrapper holds, or a global a function reads, is not found."""
+    if inspect.ismethod(model):
+        model = model.__self__
+    if isinstance(model, nn.Module):
+        return [model]
+    held: list[object] = list(getattr(model, "__dict__", {}).values())
+    if isinstance(model, functools.partial):
+        held += [model.func, *model.args, *model.keywords.values()]
+    for cell in getattr(model, "__closure__", None) or ():
+        try:
+            held.append(cell.cell_contents)
+        except ValueError:  # a cell not yet filled
+            continue
+    return [m for m in held if isinstance(m, nn.Module)]
+
+
+def check_initialised(model: nn.Module) -> None:
+    """An error naming ``model``'s class when it has lazy layers (``nn.LazyLinear``, ...)
+    whose parameters are not made yet: PyTorch's own error, from ``requires_grad_`` deep in
+    :func:`frozen`, names neither the model nor the remedy."""
+    lazy = [
+        type(m)
+        for m in model.modules()
+        if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()
+    ]
+    if lazy:
+        names = dict.fromkeys(
+            f"nn.{c.__name__}" if getattr(nn, c.__name__, None) is c else c.__name__ for c in lazy
+        )
+        raise ValueError(
+            f"`{type(model).__name__}` has uninitialised lazy layers ({', '.join(names)}): run "
+            "it once on an image of the right shape before passing it to cfx"
+        )
+
 
 @contextmanager
 def frozen(*models: object) -> Iterator[None]:
-    """Put ``nn.Module`` models in eval mode with gradients off; restore both on exit.
+    """Put ``models`` in eval mode with gradients off; restore both on exit.
 
-    The mode is restored submodule by submodule (a user's model may keep, say, a BatchNorm in
-    eval mode under a parent in training mode), the flags parameter by parameter; anything that
-    is not an ``nn.Module`` (a plain function) is left alone.
+    Each model may be an ``nn.Module`` or a callable holding some (a wrapper object, a bound
+    method, a lambda or ``functools.partial`` over a module): the modules it holds one level
+    deep are frozen (:func:`held_modules`), each once. The mode is restored submodule by
+    submodule (a user's model may keep, say, a BatchNorm in eval mode under a parent in
+    training mode), the flags parameter by parameter. A module with uninitialised lazy layers
+    is an error (:func:`check_initialised`).
     """
-    modules = [m for m in models if isinstance(m, nn.Module)]
+    modules = list({id(m): m for model in models for m in held_modules(model)}.values())
+    for m in modules:
+        check_initialised(m)
     modes = [[(sub, sub.training) for sub in m.modules()] for m in modules]
     flags = [[p.requires_grad for p in m.parameters()] for m in modules]
     try:
@@ -94,6 +147,31 @@ def inference_mode_error() -> RuntimeError:
         "cfx turns gradients on; it follows the logits' gradient with respect to the images, "
         "so call it outside inference mode (`torch.no_grad()` around the call is fine)"
     )
+
+
+@contextmanager
+def gradients_on() -> Iterator[None]:
+    """Autograd on for cfx's own optimisation, also under the caller's ``torch.no_grad()``
+    (where PyTorch's "element 0 of tensors does not require grad" would come from deep inside
+    it); under ``torch.inference_mode()``, which no context can undo,
+    :func:`inference_mode_error`."""
+    if torch.is_inference_mode_enabled():
+        raise inference_mode_error()
+    with torch.enable_grad():
+        yield
+
+
+def values_of(x: _T) -> _T:
+    """A tensor's values without its autograd state: detached (cfx's backward passes must not
+    run into the graph that made ``x``, nor fill a leaf's ``.grad``), and copied when made
+    under ``torch.inference_mode()`` (such a tensor cannot be saved for backward outside it).
+    Anything else is returned as it is, for the checks to name."""
+    if not isinstance(x, Tensor):
+        return x
+    plain = x.detach()
+    if plain.is_inference() and not torch.is_inference_mode_enabled():
+        plain = plain.clone()
+    return plain  # type: ignore[return-value]
 
 
 def class_logits(
@@ -182,11 +260,18 @@ class TwoLogits(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)
-        if not isinstance(out, Tensor) or out.ndim not in (1, 2) or out[0].numel() != 1:
+        if not isinstance(out, Tensor) or out.ndim not in (1, 2) or out.shape[1:].numel() != 1:
             raise ValueError(
                 f"TwoLogits wraps a model with one output per image, (B,) or (B, 1); this one "
                 f"returns {shape_or_type(out)}"
                 + (": pass it to cfx directly" if isinstance(out, Tensor) and out.ndim == 2 else "")
+            )
+        n = x.shape[0]
+        if out.shape[0] != n:  # reshaped, it would read as another model's (B, 2) mistake
+            raise ValueError(
+                "the model wrapped by TwoLogits must return one logit (or probability) per "
+                f"image, (B,) or (B, 1), got {tuple(out.shape)} for {n} image"
+                f"{'s' if n != 1 else ''}"
             )
         out = out.reshape(out.shape[0], 1)
         if self.outputs == "probability":

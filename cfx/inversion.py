@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral
@@ -36,9 +37,11 @@ from cfx.calls import (
     class_logits,
     dtype_device_mismatch,
     frozen,
+    gradients_on,
     looks_like_probabilities,
+    values_of,
 )
-from cfx.errors import check_int, check_real, shape_or_type
+from cfx.errors import Notice, check_int, check_real, shape_or_type
 from cfx.images import check_images
 from cfx.metrics.image import _psnr
 from cfx.types import Classifier, Generator
@@ -86,9 +89,16 @@ class InversionResult:
 @torch.no_grad()
 def zero_image(generator: Generator, like: Tensor | None = None) -> Tensor:
     """``G(0)``: one image ``(1, C, H, W)``, decoded in ``like``'s dtype and device (default
-    float32 on the CPU); its shape is the shape of every image the generator makes."""
+    float32 on the CPU); its shape is the shape of every image the generator makes. An error
+    names ``decode`` when it returns anything else (a flat ``(1, C * H * W)``, say)."""
     z = torch.zeros(1, *generator.latent_shape)
-    return generator.decode(z if like is None else z.to(like))
+    image = generator.decode(z if like is None else z.to(like))
+    if not isinstance(image, Tensor) or image.ndim != 4 or image.shape[0] != 1:
+        raise ValueError(
+            "the generator's `decode` must return images (B, C, H, W), one per latent, got "
+            f"{shape_or_type(image)} for 1 latent"
+        )
+    return image
 
 
 def check_generator_model(generator: object) -> None:
@@ -109,7 +119,13 @@ def check_generator_model(generator: object) -> None:
 def generator_probe(generator: Generator, x: Tensor, *, name: str = "x") -> Tensor:
     """:func:`zero_image` after checking that the images ``x`` have the shape the generator
     produces (an error calling them ``name`` otherwise). Call it with the generator frozen
-    (:func:`~cfx.calls.frozen`)."""
+    (:func:`~cfx.calls.frozen`).
+
+    Warns (a :class:`~cfx.errors.Notice`) when that image has no pixel below 0 and some above
+    (a generator ending in a sigmoid, [0, 1]); an image of zeros, as a generator without
+    biases decodes the zero latent to, says nothing about the range. The notice is raised
+    from one line here, so Python's default filter shows it once, although an explainer
+    probes twice (when checking ``x`` and again when inverting it)."""
     check_generator_model(generator)
     try:
         probe = zero_image(generator, x)
@@ -123,6 +139,15 @@ def generator_probe(generator: Generator, x: Tensor, *, name: str = "x") -> Tens
         raise ValueError(
             f"`{name}` must have the generator's image shape (B, {', '.join(map(str, shape))}), "
             f"got {tuple(x.shape)}"
+        )
+    lo, hi = float(probe.detach().min()), float(probe.detach().max())
+    if lo >= 0.0 and hi > 0.0:
+        warnings.warn(
+            f"the generator's decoded images have no pixel below 0 (values {lo:.3g}..{hi:.3g}); "
+            "cfx images are in [-1, 1], dark = -1: a generator ending in a sigmoid needs "
+            "2x - 1 (cfx.images.from_unit) after it",
+            Notice,
+            stacklevel=1,
         )
     return probe
 
@@ -269,9 +294,9 @@ def invert(
         classifier: the classifier a counterfactual will explain (logits ``(B, K)``), or None.
             Given (with ``steps > 0`` and ``classifier_weight > 0``), the loss gains
             ``classifier_weight * KL(f(x) || f(G(z)))`` and the best latent is the one with
-            the lowest pixel error plus that term. An ``nn.Module`` is frozen (eval mode,
-            no gradients) while it runs; a plain function wrapping a model is not, so that
-            model would collect gradients and update BatchNorm statistics.
+            the lowest pixel error plus that term. It is frozen (eval mode, no gradients)
+            while it runs: an ``nn.Module``, or the modules a wrapper object, a lambda or a
+            ``functools.partial`` holds one level deep (:func:`~cfx.calls.frozen`).
         classifier_weight: weight (>= 0) of that decision term.
         show_progress: tqdm bar over the steps.
 
@@ -286,9 +311,12 @@ def invert(
         not have the generator's ``latent_shape``; ``perceptual`` unknown, or unavailable
         offline (with ``steps > 0``: ``steps=0`` runs, and reports, no perceptual loss).
 
-    The generator's parameters, mode and ``requires_grad`` flags are left as they were.
+    The generator's parameters, mode and ``requires_grad`` flags are left as they were. Only
+    the values of ``x`` are used (not its autograd graph); the optimisation runs with
+    gradients on under the caller's ``torch.no_grad()``, not under ``torch.inference_mode()``
+    (an error).
     """
-    x = check_images(x, "x")
+    x = check_images(values_of(x), "x")
     check_int("steps", steps, minimum=0)
     check_real("lr", lr, low=0.0, open_low=True)
     for name, weight in (
@@ -305,7 +333,7 @@ def invert(
         )
     # no optimisation steps, no perceptual loss: nothing to load (LPIPS takes ~1 s) or report
     kind, percep = ("none", None) if steps == 0 else _perceptual(generator, perceptual)
-    with frozen(generator, classifier):
+    with frozen(generator, classifier), gradients_on():
         generator_probe(generator, x)  # in eval mode: a BatchNorm must not count the probe
         decision = None  # the decision term, rec -> (B,), when it is on
         if classifier is not None and steps > 0 and classifier_weight > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -267,3 +268,90 @@ def test_minus_infinity_masks_a_class_out_but_nan_images_are_named_as_such():
     broken[1, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"the images given to `oracle` hold NaN .*rows \[1\]"):
         class_logits(lambda x: x.flatten(1)[:, :2] * 1.0, broken, name="oracle")
+
+
+class _Wrapper:
+    """A user's wrapper object holding the model as an attribute."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def _closure_over(model: nn.Module):
+    return lambda x: model(x)
+
+
+def _scaled(x: torch.Tensor, model: nn.Module, scale: float = 1.0) -> torch.Tensor:
+    return scale * model(x)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        _Wrapper,
+        lambda m: _Wrapper(m).predict,  # a bound method
+        _closure_over,  # a lambda over a local
+        lambda m: functools.partial(_scaled, model=m),  # a partial's keyword
+        lambda m: nn.Sequential(m).forward,  # a module's own bound method
+    ],
+    ids=["object", "bound-method", "lambda", "partial", "module-method"],
+)
+def test_frozen_freezes_a_module_a_wrapper_holds_one_level_deep(wrap):
+    """A model wrapped in an object, a method, a lambda or a partial was left in training
+    mode with gradients on: Dropout made the counterfactual random and the user's weights
+    collected .grad."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    model.train()
+    with frozen(wrap(model)):
+        assert not model.training and not model[1].training
+        assert not any(p.requires_grad for p in model.parameters())
+    assert model.training and all(p.requires_grad for p in model.parameters())
+
+
+def test_frozen_restores_a_module_reached_twice_to_its_own_state():
+    """The same module passed directly and through a wrapper is frozen once: frozen twice,
+    the second record would see it already frozen and 'restore' it to eval mode."""
+    model = nn.Linear(2, 1)
+    model.train()
+    with frozen(model, _Wrapper(model), _closure_over(model)):
+        assert not model.training
+    assert model.training and model.weight.requires_grad
+
+
+def test_frozen_does_not_search_deeper_than_one_level():
+    model = nn.Linear(2, 1)
+    model.train()
+    with frozen(_Wrapper(_Wrapper(model)), [model]):
+        assert model.training  # documented: nested holders and lists are not searched
+
+
+def test_a_model_with_uninitialised_lazy_layers_is_named():
+    """PyTorch's own error (from requires_grad_ on an UninitializedParameter) named neither
+    the model nor the remedy."""
+    model = nn.Sequential(nn.Flatten(), nn.LazyLinear(2))
+    lazy = r"`Sequential` has uninitialised lazy layers \(nn\.LazyLinear\): run it once"
+    with pytest.raises(ValueError, match=lazy), frozen(model):
+        pass
+    model(torch.zeros(1, 3))  # once run, its layers are made and it freezes as usual
+    with frozen(model):
+        assert not model[1].weight.requires_grad
+    assert model[1].weight.requires_grad
+
+
+def test_two_logits_names_a_model_whose_batch_is_not_the_images():
+    """A model returning one value for the whole batch (B, 1) -> (1,) was reshaped without
+    complaint and read later as another model's mistake."""
+
+    class Pooled(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.sum().reshape(1, 1)
+
+    with pytest.raises(ValueError, match=r"got \(1, 1\) for 3 images"):
+        TwoLogits(Pooled())(torch.zeros(3, 2))
+    assert TwoLogits(Pooled())(torch.zeros(1, 2)).shape == (1, 2)

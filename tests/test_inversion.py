@@ -7,6 +7,7 @@ which maps G(z*) back to z* up to rounding.
 """
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -732,3 +733,52 @@ def test_encoder_distance_known_values():
     assert tapped(b, a).tolist() == pytest.approx([3.125])  # symmetric
     blocks = _encoder_fn(nn.Sequential(_Times(2.0), _Times(3.0)))
     assert blocks(a, b).tolist() == pytest.approx([30.0])
+
+
+class FlatDecode(DecodeOnly):
+    """A generator whose ``decode`` returns flat vectors (B, 16), not images."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.A.T
+
+
+class SigmoidDecode(DecodeOnly):
+    """A generator ending in a sigmoid: images in [0, 1], not cfx's [-1, 1]."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(super().decode(z))
+
+
+def test_a_decode_that_does_not_return_images_is_named():
+    """A flat (1, 16) output gave "not enough values to unpack" from the shape check."""
+    with pytest.raises(ValueError, match=r"`decode` must return images \(B, C, H, W\).*\(1, 16\)"):
+        invert(FlatDecode(), torch.zeros(2, 1, 4, 4), steps=2)
+
+
+def test_a_generator_with_no_pixel_below_zero_gets_a_notice():
+    """G(0) = sigmoid(0) = 0.5 everywhere: no pixel below 0 and some above, the mark of a
+    generator in [0, 1]. The linear toy decodes 0 to an image of zeros, which says nothing
+    about the range and gets no notice."""
+    from cfx.errors import Notice
+
+    x = torch.full((2, 1, 4, 4), 0.5)
+    with pytest.warns(Notice, match=r"no pixel below 0 \(values 0.5\.\.0.5\).*from_unit"):
+        invert(SigmoidDecode(), x, steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)
+        invert(DecodeOnly(), _images(DecodeOnly()), steps=1)
+
+
+def test_invert_under_no_grad_and_with_images_in_a_graph_finds_the_same_latents():
+    """Under the caller's torch.no_grad() the optimisation raised "element 0 of tensors does
+    not require grad"; images in an autograd graph had their graph run into."""
+    g = LinearGenerator()
+    x = _images(g)
+    expected = invert(g, x, steps=5)
+    with torch.no_grad():
+        assert torch.equal(invert(g, x, steps=5).latents, expected.latents)
+    w = torch.ones((), requires_grad=True)
+    assert torch.equal(invert(g, x * w, steps=5).latents, expected.latents)
+    assert w.grad is None
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"torch\.inference_mode\(\)"):
+        invert(g, x, steps=5)

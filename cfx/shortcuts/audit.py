@@ -61,7 +61,7 @@ from cfx.saliency._common import notices_given
 from cfx.shortcuts.regions import claimed_regions, region_enrichment, region_shares
 from cfx.shortcuts.report import ByRegion, PathExplainer, ShortcutReport
 from cfx.trajectory import GradientAscent, MonotonePath
-from cfx.trajectory.gradient_ascent import without_start_notice
+from cfx.trajectory.gradient_ascent import without_path_notices
 from cfx.types import Classifier, Generator
 
 logger = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ class ShortcutAudit:
         )
         source_class = logits.argmax(1)  # (B,)
 
-        with without_start_notice():  # the report counts the paths that start in the target
+        with without_path_notices():  # the report counts the paths that start in the target
             paths = explainer.explain(x, target, latents=latents)
         start, final = paths.frames[:, 0], paths.frames[:, -1]  # (B, C, H, W)
         with frozen(self.classifier), torch.no_grad():

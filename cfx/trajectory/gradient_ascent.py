@@ -23,6 +23,7 @@ as used for image paths by e.g. Singla et al., "Explanation by Progressive Exagg
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -34,9 +35,11 @@ from torch import Tensor
 from cfx.calls import (
     class_logits,
     frozen,
+    gradients_on,
     in_chunks,
     target_margin,
     target_prob,
+    values_of,
 )
 from cfx.errors import check_int, check_real, shown_rows
 from cfx.notices import held, is_held
@@ -53,15 +56,18 @@ log = logging.getLogger(__name__)
 
 def notices_held(*tags: str) -> AbstractContextManager[None]:
     """Within this block the explainers do not log the notices tagged with any of ``tags``
-    (``cfx_starts_in_target``, ``cfx_unit_range``, ``cfx_models``): for callers that report
-    them themselves, once (the shortcut audit, :func:`~cfx.trajectory.explain_in_chunks`)."""
+    (``cfx_starts_in_target``, ``cfx_ends_short``, ``cfx_unit_range``, ``cfx_models``): for
+    callers that report them themselves, once (the shortcut audit,
+    :func:`~cfx.trajectory.explain_in_chunks`)."""
     return held((log, start_log), *tags)
 
 
-def without_start_notice() -> AbstractContextManager[None]:
-    """Within this block the explainers do not log the paths that start in the target
-    class: for callers that report those paths themselves (the shortcut audit)."""
-    return notices_held("cfx_starts_in_target")
+def without_path_notices() -> AbstractContextManager[None]:
+    """Within this block the explainers do not log the paths that start in the target class
+    or end short of it (:func:`start_notice`, :func:`end_notice`): for callers that report
+    those paths themselves (the shortcut audit) or use every path whatever its end (active
+    learning labels each frame by the classifier's verdict)."""
+    return notices_held("cfx_starts_in_target", "cfx_ends_short")
 
 
 def start_notice(
@@ -97,6 +103,51 @@ def start_notice(
     )
 
 
+SHORT_OF_MARGIN = 0.25
+"""Log-odds below ``margin`` a successful path's last frame may end before
+:func:`end_notice` calls it short: the monotone path's end term and the resampling leave the
+last frame a hair under the margin, which says nothing."""
+
+
+def end_notice(last_in_target: Tensor, last_probs: Tensor, margin: float | None) -> None:
+    """Warn (tagged ``cfx_ends_short``) about the paths whose last frame the classifier does
+    not put in the target (``last_in_target`` ``(B,)`` bool), and, given ``margin``, about
+    those that end in the target but clearly short of it (target probabilities
+    ``last_probs`` ``(B,)`` more than :data:`SHORT_OF_MARGIN` log-odds below), naming their
+    rows. A result's ``success`` flags say the first; only the probabilities say the
+    second."""
+    missed = torch.nonzero(~last_in_target).flatten().tolist()
+    b = last_in_target.shape[0]
+    if missed:
+        log.warning(
+            "%d of %d paths end outside the target class (rows %s): the classifier's decision "
+            "did not move far enough within the walk; check the target (CLI: --target), and "
+            "that the classifier was trained on images like the generator's",
+            len(missed),
+            b,
+            shown_rows(missed),
+            extra={"cfx_ends_short": True},
+        )
+    if margin is None:
+        return
+    bar = math.log(margin / (1 - margin)) - SHORT_OF_MARGIN
+    p = last_probs.detach().double().clamp(1e-12, 1 - 1e-12)
+    short = torch.nonzero(last_in_target & (torch.log(p / (1 - p)) < bar)).flatten().tolist()
+    if short:
+        log.warning(
+            "%d of %d paths end in the target class but short of the margin %g (last-frame "
+            "target probabilities down to %.3g; rows %s): the walk stopped before the "
+            "classifier was that sure; a longer walk (`max_iter`, or `warm_start_iter` for "
+            "the monotone path) goes further, or a lower margin (CLI: --margin) asks less",
+            len(short),
+            b,
+            margin,
+            float(last_probs[short].min()),
+            shown_rows(short),
+            extra={"cfx_ends_short": True},
+        )
+
+
 def start_remedy(weight: float, inverted: bool) -> str:
     """What :func:`start_notice` advises for rows whose inversion lost the decision, given
     the explainer's ``inversion_classifier_weight`` and whether it inverted (False: the
@@ -121,7 +172,7 @@ def notify_starts(
     (``first_in_target`` ``(B,)``), with the explainer's classifier's verdicts on the sources
     ``x`` and the advice that fits its ``inversion_classifier_weight`` (``inverted``: the
     explainer inverted the sources itself). Nothing is computed when no path starts there, or
-    when the notice is held (:func:`without_start_notice`, or a caller that gives it once for
+    when the notice is held (:func:`without_path_notices`, or a caller that gives it once for
     a whole input): the sources' verdicts cost a classifier pass."""
     if not bool(first_in_target.any()) or is_held(log, "cfx_starts_in_target"):
         return
@@ -385,11 +436,15 @@ class GradientAscent:
     ) -> TrajectoryResult:
         """Walk images ``x`` ``(B, C, H, W)`` in [-1, 1] into class ``target``.
 
-        ``latents`` (optional, ``(B, *latent_shape)``) skips the inversion.
+        ``latents`` (optional, ``(B, *latent_shape)``) skips the inversion. Only the values of
+        ``x`` and ``latents`` are used (not their autograd graphs); the work runs with
+        gradients on under the caller's ``torch.no_grad()``, but not under
+        ``torch.inference_mode()`` (an error).
         """
         self._check()
         t0 = time.perf_counter()
-        with frozen(self.generator, self.classifier, self.oracle):
+        x, latents = values_of(x), values_of(latents)  # their autograd graphs are not ours
+        with frozen(self.generator, self.classifier, self.oracle), gradients_on():
             begin = start(self, x, target, latents)
             z0, tgt = begin.latents, begin.target
             path, probs = self.ascend(z0, tgt)  # (B, K, *latent), (B, K)
@@ -496,6 +551,7 @@ def finish(
     frames = frames.view(b, n, *frames.shape[1:])
     in_target = logits.view(b, n, -1).argmax(2) == target[:, None]  # (B, T+1)
     notify_starts(explainer, in_target[:, 0], x, target, inverted=begin.inversion is not None)
+    end_notice(in_target[:, -1], probs[:, -1], getattr(explainer, "margin", None))
     return TrajectoryResult(
         frames=frames,
         latents=zs,

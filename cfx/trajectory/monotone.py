@@ -41,8 +41,10 @@ from torch import Tensor
 from cfx.calls import (
     class_logits,
     frozen,
+    gradients_on,
     target_margin,
     target_prob,
+    values_of,
 )
 from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
@@ -230,12 +232,16 @@ class MonotonePath:
     ) -> TrajectoryResult:
         """Walk images ``x`` ``(B, C, H, W)`` in [-1, 1] into class ``target``.
 
-        ``latents`` (optional, ``(B, *latent_shape)``) skips the inversion.
+        ``latents`` (optional, ``(B, *latent_shape)``) skips the inversion. Only the values of
+        ``x`` and ``latents`` are used (not their autograd graphs); the work runs with
+        gradients on under the caller's ``torch.no_grad()``, but not under
+        ``torch.inference_mode()`` (an error).
         """
         self._check()
         t0 = time.perf_counter()
         n_steps = self.steps
-        with frozen(self.generator, self.classifier, self.oracle):
+        x, latents = values_of(x), values_of(latents)  # their autograd graphs are not ours
+        with frozen(self.generator, self.classifier, self.oracle), gradients_on():
             begin = start(self, x, target, latents)
             z0, tgt, b = begin.latents, begin.target, begin.latents.shape[0]
             levels = torch.arange(n_steps + 1, dtype=z0.dtype, device=z0.device) / n_steps

@@ -569,9 +569,9 @@ def test_sources_already_in_the_target_are_logged(caplog):
     caplog.clear()
     assert not bool(c.explain(target=1).already_in_target.any())
     assert "start in the target" not in caplog.text
-    from cfx.trajectory.gradient_ascent import without_start_notice
+    from cfx.trajectory.gradient_ascent import without_path_notices
 
-    with without_start_notice():  # for callers that report these paths themselves
+    with without_path_notices():  # for callers that report these paths themselves
         assert bool(c.explain(target=0).already_in_target.all())
     assert "start in the target" not in caplog.text
     c.explain(target=0)  # the notice is back after the block
@@ -583,7 +583,7 @@ def test_a_held_start_notice_costs_no_classifier_pass(caplog):
     spent (in every chunk, the shortcut audit and augment) even when the notice was dropped."""
     from types import SimpleNamespace
 
-    from cfx.trajectory.gradient_ascent import notify_starts, without_start_notice
+    from cfx.trajectory.gradient_ascent import notify_starts, without_path_notices
 
     seen: list[int] = []
 
@@ -593,7 +593,7 @@ def test_a_held_start_notice_costs_no_classifier_pass(caplog):
 
     explainer = SimpleNamespace(classifier=classifier, inversion_classifier_weight=0.0)
     first, x, target = torch.tensor([True, False]), torch.ones(2, 1, 2, 2), torch.tensor([1, 1])
-    with caplog.at_level("WARNING"), without_start_notice():
+    with caplog.at_level("WARNING"), without_path_notices():
         notify_starts(explainer, first, x, target, inverted=True)
     assert seen == [] and "start in the target" not in caplog.text
     notify_starts(explainer, first, x, target, inverted=True)  # outside the block: one pass
@@ -667,3 +667,83 @@ def test_every_explainer_inverts_keeping_the_decision_when_asked(name):
     c.explainer.inversion_classifier_weight, c.explainer.inversion_steps = 0.5, 0
     with pytest.raises(ValueError, match=r"it needs `inversion_steps` > 0, got 0"):
         c.explain(latents=None)
+
+
+# --- the caller's autograd state --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_latents", [True, False], ids=["latents", "inverted"])
+def test_same_frames_under_the_callers_no_grad(case, with_latents):
+    """Under ``torch.no_grad()`` (how many users wrap "inference"), PyTorch's "element 0 of
+    tensors does not require grad" came from deep inside the optimisation."""
+    latents = "default" if with_latents else None
+    expected = case.explain(latents=latents)
+    with torch.no_grad():
+        res = case.explain(latents=latents)
+    assert torch.equal(res.frames, expected.frames)
+    assert torch.equal(res.probs, expected.probs)
+
+
+def test_inference_mode_is_named(case):
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"torch\.inference_mode\(\)"):
+        case.explain()
+
+
+def test_images_with_an_autograd_graph_are_used_as_values(case):
+    """x from a model's output (non-leaf, requires_grad): the explainer's own backward passes
+    ran into x's graph ("backward through the graph a second time") or filled a leaf's .grad;
+    the result's source must hold the values only."""
+    expected = case.explain()
+    w = torch.ones((), requires_grad=True)
+    x = case.x * w  # non-leaf, in a graph
+    res = case.explain(x=x)
+    assert torch.equal(res.frames, expected.frames)
+    assert not res.source.requires_grad and not res.frames.requires_grad
+    assert w.grad is None
+    leaf = case.x.clone().requires_grad_(True)
+    res = case.explain(x=leaf)
+    assert leaf.grad is None and not res.source.requires_grad
+    assert torch.equal(res.probs, expected.probs)
+
+
+def test_end_notice_names_missed_paths_and_those_short_of_the_margin(caplog):
+    """Margin 0.99: log-odds 4.595, so 'short' is below 4.595 - 0.25 = 4.345 (p = 0.9872).
+    p = 0.989 (4.50) is a hair under the margin and not named; 0.98 (3.89) and 0.6 are."""
+    from cfx.trajectory.gradient_ascent import end_notice
+
+    in_target = torch.tensor([True, True, True, False, True])
+    probs = torch.tensor([0.995, 0.989, 0.98, 0.3, 0.6])
+    with caplog.at_level("WARNING"):
+        end_notice(in_target, probs, 0.99)
+    assert "1 of 5 paths end outside the target class (rows [3])" in caplog.text
+    assert "2 of 5 paths end in the target class but short of the margin 0.99" in caplog.text
+    assert "probabilities down to 0.6; rows [2, 4]" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        end_notice(in_target, probs, None)  # no margin: only the missed paths
+        end_notice(torch.ones(2, dtype=torch.bool), torch.tensor([0.99, 0.999]), 0.99)
+    assert "short of the margin" not in caplog.text
+    assert caplog.text.count("end outside") == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_paths_that_cannot_reach_the_target_are_named_once(name, caplog):
+    """A classifier blind to its input (w = 0, class 0 by 5 log-odds) cannot be flipped: the
+    library said nothing (success flags only); explain_in_chunks in chunks of 2 names the
+    rows of the whole input, once."""
+    from cfx.trajectory import explain_in_chunks
+
+    blind = LogisticClassifier()
+    with torch.no_grad():
+        blind.w.zero_()
+        blind.b.fill_(-5.0)
+    c = Case(name, classifier=blind)
+    with caplog.at_level("WARNING"):
+        res = c.explain()
+    assert not bool(res.success.any())
+    assert caplog.text.count("3 of 3 paths end outside the target class (rows [0, 1, 2])") == 1
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        explain_in_chunks(c.explainer, c.x, 1, batch_size=2)
+    assert caplog.text.count("end outside the target class") == 1
+    assert "3 of 3 paths end outside the target class (rows [0, 1, 2])" in caplog.text
