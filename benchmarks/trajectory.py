@@ -34,7 +34,7 @@ from cfx.inversion import invert
 from cfx.metrics import frechet_distance
 from cfx.metrics.trajectory import cout, lesion_area, summarise
 from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath, PixelSpace
-from cfx.trajectory.gradient_ascent import without_start_notice
+from cfx.trajectory.gradient_ascent import without_path_notices
 from cfx.zoo import load_classifier, load_generator
 
 TEST_SEED, REAL_SEED = 2, 5
@@ -308,7 +308,7 @@ def main() -> None:
         "option1_localised": lambda: LocalisedAscent(gen, clf, steps=args.steps),
         "option2_localised": lambda: MonotonePath(gen, clf, steps=args.steps, localise=True),
     }
-    with without_start_notice():  # the quality section counts those paths itself
+    with without_path_notices():  # the quality section counts those paths itself
         for b in (1, big):
             for name, make in variants.items():
                 runs = []
