@@ -84,8 +84,11 @@ class _Scalar:
         return self.t[index].reshape(())
 
 
-def run_latent_shift(generator, classifier, z0, source_class: torch.Tensor, steps: int):
-    """Frames (B, T+1, C, H, W), start = lambda 0, end = the counterfactual."""
+def run_latent_shift(
+    generator, classifier, z0, source_class: torch.Tensor, steps: int, **search: float
+):
+    """Frames (B, T+1, C, H, W), start = lambda 0, end = the counterfactual. ``search``:
+    the peer's own search settings (``search_max_pixel_diff_pct``, ...), defaults if none."""
     latent_shift_cls = load_latent_shift()
 
     def source_log_odds(x):  # (B, 1): sigmoid of it is the softmax prob of the source class
@@ -104,6 +107,7 @@ def run_latent_shift(generator, classifier, z0, source_class: torch.Tensor, step
             lambda_sweep_steps=steps + 1,
             verbose=False,
             return_dicts=True,
+            **search,
         )[0]
         imgs = torch.from_numpy(out["generated_images"])  # (T+1, C, H, W), counterfactual first
         frames.append(imgs.flip(0))
