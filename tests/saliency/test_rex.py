@@ -68,3 +68,51 @@ def test_a_box_of_twice_min_size_is_cut_once_into_quarters_and_no_further():
     want = torch.zeros(1, 1, 4, 4)
     want[..., :2, :2] = 1.0
     assert torch.equal(maps, want)
+
+
+class _Counting:
+    """Class 1 whatever the image shows (logits [0, 3]), counting the images it scores (a
+    plain callable: an ``nn.Module`` would be scored through a private channels-last copy,
+    whose count the test could not read)."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, x):
+        self.seen += x.shape[0]
+        return torch.tensor([0.0, 3.0]).repeat(x.shape[0], 1)
+
+
+def test_a_run_stops_when_no_part_is_responsible():
+    """Known answer: a model that keeps class 1 with every pixel masked makes every coalition
+    pass, so no part is ever critical: responsibility 0 everywhere, and each run stops after
+    its first level. The models' images are therefore the same for depth 1 and depth 4
+    (15 mutants per run, plus the checks), where a run that went on would score 15 more per
+    level."""
+    x = torch.full((2, 1, 16, 16), -0.5)
+    seen = []
+    for depth in (1, 4):
+        model = _Counting()
+        maps = CausalResponsibility(model, runs=3, depth=depth, min_size=2).attribute(
+            x, 1, generator=torch.Generator().manual_seed(0)
+        )
+        assert torch.equal(maps, torch.zeros_like(maps))
+        seen.append(model.seen)
+    assert seen[0] == seen[1]
+    assert seen[0] >= 2 * 3 * 15  # the first level was scored: 15 mutants x 3 runs x 2 images
+
+
+def test_depth_bounds_the_levels_a_run_refines():
+    """The corner model on 16 x 16 with min_size 1: the part holding pixel (0, 0) is critical
+    (responsibility 1) at every level, so the map at (0, 0) counts the levels each run
+    refined; with depth 1 that is exactly 1 for every run, and deeper searches add to it."""
+    x = torch.full((1, 1, 16, 16), 0.5)
+    x[0, 0, 15, 15] = -0.5  # one dark pixel: [-1, 1] images, no [0, 1] notice
+    maps = [
+        CausalResponsibility(_CornerModel(), runs=4, depth=d, min_size=1).attribute(
+            x, 1, generator=torch.Generator().manual_seed(1)
+        )
+        for d in (1, 3)
+    ]
+    assert float(maps[0][0, 0, 0, 0]) == 1.0 and float(maps[0].max()) == 1.0
+    assert 1.0 < float(maps[1][0, 0, 0, 0]) <= 3.0
