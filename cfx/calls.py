@@ -257,6 +257,7 @@ class TwoLogits(nn.Module):
         self.model = model
         self.outputs = outputs
         self._warned = False  # the [0, 1] warning, once per wrapper
+        self._warned_flat = False  # the saturated-probability warning, once per wrapper
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)
@@ -278,6 +279,19 @@ class TwoLogits(nn.Module):
             eps = torch.finfo(out.dtype).eps
             p = out.clamp(eps, 1 - eps)
             logit = torch.log(p) - torch.log1p(-p)
+            flat = (out.detach() <= eps) | (out.detach() >= 1 - eps)  # (B, 1)
+            if not self._warned_flat and bool(flat.any()):
+                self._warned_flat = True
+                warnings.warn(
+                    f"TwoLogits: the model's probability is 0 or 1 to {out.dtype} precision for "
+                    f"{int(flat.sum())} of the {n} image{'s' if n != 1 else ''} of a call: "
+                    "a saturated sigmoid has no gradient there, so gradient-based methods "
+                    "cannot move those images and their logits are clipped at "
+                    f"+-{float(logit.detach().abs().max()):.3g}; give cfx the logit before the "
+                    "sigmoid (`outputs='logit'`) if the model can return it",
+                    Notice,
+                    stacklevel=2,
+                )
         else:
             logit = out
             # a sigmoid's outputs all lie in [0, 1]; 16 or more logits rarely all do

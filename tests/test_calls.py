@@ -355,3 +355,28 @@ def test_two_logits_names_a_model_whose_batch_is_not_the_images():
     with pytest.raises(ValueError, match=r"got \(1, 1\) for 3 images"):
         TwoLogits(Pooled())(torch.zeros(3, 2))
     assert TwoLogits(Pooled())(torch.zeros(1, 2)).shape == (1, 2)
+
+
+def test_two_logits_names_a_saturated_sigmoid_once():
+    """sigmoid(20) is 1.0 in float32: the clipped logit has no gradient, so an explainer
+    could not move the image and said nothing. p = sigmoid(+-2) is far from saturated."""
+    import warnings
+
+    from cfx.errors import Notice
+
+    model = nn.Sequential(nn.Linear(1, 1), nn.Sigmoid())
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].bias.zero_()
+    wrapped = TwoLogits(model, outputs="probability")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)
+        wrapped(torch.tensor([[2.0], [-2.0]]))
+    x = torch.tensor([[20.0], [1.0], [-200.0]], requires_grad=True)
+    with pytest.warns(Notice, match=r"0 or 1 to torch.float32 precision for 2 of the 3 images"):
+        logits = wrapped(x)
+    logits[:, 1].sum().backward()
+    assert x.grad is not None and x.grad[0, 0] == 0 and x.grad[2, 0] == 0 and x.grad[1, 0] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)
+        wrapped(x)  # once per wrapper
