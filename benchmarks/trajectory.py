@@ -34,7 +34,7 @@ from cfx.inversion import invert
 from cfx.metrics import frechet_distance
 from cfx.metrics.trajectory import cout, lesion_area, summarise
 from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath, PixelSpace
-from cfx.trajectory.gradient_ascent import without_path_notices
+from cfx.trajectory.notices import without_path_notices
 from cfx.zoo import load_classifier, load_generator
 
 TEST_SEED, REAL_SEED = 2, 5

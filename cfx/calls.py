@@ -28,12 +28,12 @@ _T = TypeVar("_T")
 
 def held_modules(model: object) -> list[nn.Module]:
     """The ``nn.Module`` objects ``model`` is or holds, one level deep: ``model`` itself if
-    it is one; else those among its attributes (``vars(model)``), the object of a bound
-    method (``model.__self__``), a function's closure cells (a ``lambda im: clf(im)`` written
-    where ``clf`` is a local) and a ``functools.partial``'s function, arguments and keywords.
-    A bound method counts as its object (``wrapper.predict`` finds what ``wrapper`` holds).
-    Nothing deeper is searched: a module in a list or a dict, one held by an object the
-    wrapper holds, or a global a function reads, is not found."""
+    it is one; else those among its attributes (``vars(model)``), a function's closure cells
+    and the globals its code names (``lambda im: clf(im)``, whether ``clf`` is a local or a
+    notebook's global) and a ``functools.partial``'s function, arguments and keywords. A
+    bound method counts as its object (``wrapper.predict`` finds what ``wrapper`` holds),
+    here and among the held items (``partial(net.forward)``). Nothing deeper is searched: a
+    module in a list or a dict, or one held by an object the wrapper holds, is not found."""
     if inspect.ismethod(model):
         model = model.__self__
     if isinstance(model, nn.Module):
@@ -46,7 +46,11 @@ def held_modules(model: object) -> list[nn.Module]:
             held.append(cell.cell_contents)
         except ValueError:  # a cell not yet filled
             continue
-    return [m for m in held if isinstance(m, nn.Module)]
+    if inspect.isfunction(model):
+        names = model.__code__.co_names
+        held += [model.__globals__[n] for n in names if n in model.__globals__]
+    held = [h.__self__ if inspect.ismethod(h) else h for h in held]
+    return list({id(m): m for m in held if isinstance(m, nn.Module)}.values())
 
 
 def check_initialised(model: nn.Module) -> None:

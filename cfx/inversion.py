@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
@@ -41,7 +41,7 @@ from cfx.calls import (
     looks_like_probabilities,
     values_of,
 )
-from cfx.errors import Notice, check_int, check_real, shape_or_type
+from cfx.errors import check_int, check_real, shape_or_type
 from cfx.images import check_images
 from cfx.metrics.image import _psnr
 from cfx.types import Classifier, Generator
@@ -121,11 +121,11 @@ def generator_probe(generator: Generator, x: Tensor, *, name: str = "x") -> Tens
     produces (an error calling them ``name`` otherwise). Call it with the generator frozen
     (:func:`~cfx.calls.frozen`).
 
-    Warns (a :class:`~cfx.errors.Notice`) when that image has no pixel below 0 and some above
-    (a generator ending in a sigmoid, [0, 1]); an image of zeros, as a generator without
-    biases decodes the zero latent to, says nothing about the range. The notice is raised
-    from one line here, so Python's default filter shows it once, although an explainer
-    probes twice (when checking ``x`` and again when inverting it)."""
+    Logs a warning (tagged ``cfx_models``, as the other notices about the user's models) when
+    that image has no pixel below 0 and some above (a generator ending in a sigmoid, [0, 1]);
+    an image of zeros, as a generator without biases decodes the zero latent to, says
+    nothing about the range. An explainer probes before inverting, and holds the
+    inversion's own copy of the notice."""
     check_generator_model(generator)
     try:
         probe = zero_image(generator, x)
@@ -142,12 +142,13 @@ def generator_probe(generator: Generator, x: Tensor, *, name: str = "x") -> Tens
         )
     lo, hi = float(probe.detach().min()), float(probe.detach().max())
     if lo >= 0.0 and hi > 0.0:
-        warnings.warn(
-            f"the generator's decoded images have no pixel below 0 (values {lo:.3g}..{hi:.3g}); "
-            "cfx images are in [-1, 1], dark = -1: a generator ending in a sigmoid needs "
-            "2x - 1 (cfx.images.from_unit) after it",
-            Notice,
-            stacklevel=1,
+        log.warning(
+            "the generator's decoded images have no pixel below 0 (values %.3g..%.3g); cfx "
+            "images are in [-1, 1], dark = -1: a generator ending in a sigmoid needs 2x - 1 "
+            "(cfx.images.from_unit) after it",
+            lo,
+            hi,
+            extra={"cfx_models": True},
         )
     return probe
 
@@ -295,8 +296,9 @@ def invert(
             Given (with ``steps > 0`` and ``classifier_weight > 0``), the loss gains
             ``classifier_weight * KL(f(x) || f(G(z)))`` and the best latent is the one with
             the lowest pixel error plus that term. It is frozen (eval mode, no gradients)
-            while it runs: an ``nn.Module``, or the modules a wrapper object, a lambda or a
-            ``functools.partial`` holds one level deep (:func:`~cfx.calls.frozen`).
+            while it runs: an ``nn.Module``, or the modules a wrapper object, a function or
+            lambda (closure or globals), a bound method or a ``functools.partial`` holds one
+            level deep (:func:`~cfx.calls.frozen`).
         classifier_weight: weight (>= 0) of that decision term.
         show_progress: tqdm bar over the steps.
 
@@ -314,7 +316,7 @@ def invert(
     The generator's parameters, mode and ``requires_grad`` flags are left as they were. Only
     the values of ``x`` are used (not its autograd graph); the optimisation runs with
     gradients on under the caller's ``torch.no_grad()``, not under ``torch.inference_mode()``
-    (an error).
+    (an error with ``steps > 0``; the encoder alone, ``steps=0``, runs there).
     """
     x = check_images(values_of(x), "x")
     check_int("steps", steps, minimum=0)
@@ -333,7 +335,8 @@ def invert(
         )
     # no optimisation steps, no perceptual loss: nothing to load (LPIPS takes ~1 s) or report
     kind, percep = ("none", None) if steps == 0 else _perceptual(generator, perceptual)
-    with frozen(generator, classifier), gradients_on():
+    # encoding alone (steps=0) needs no gradients: it also runs under torch.inference_mode()
+    with frozen(generator, classifier), gradients_on() if steps > 0 else nullcontext():
         generator_probe(generator, x)  # in eval mode: a BatchNorm must not count the probe
         decision = None  # the decision term, rec -> (B,), when it is on
         if classifier is not None and steps > 0 and classifier_weight > 0:

@@ -299,8 +299,18 @@ def _scaled(x: torch.Tensor, model: nn.Module, scale: float = 1.0) -> torch.Tens
         _closure_over,  # a lambda over a local
         lambda m: functools.partial(_scaled, model=m),  # a partial's keyword
         lambda m: nn.Sequential(m).forward,  # a module's own bound method
+        lambda m: functools.partial(m.forward),  # a bound method held by a partial
+        lambda m: _Wrapper(m.forward),  # ... or by a wrapper's attribute
     ],
-    ids=["object", "bound-method", "lambda", "partial", "module-method"],
+    ids=[
+        "object",
+        "bound-method",
+        "lambda",
+        "partial",
+        "module-method",
+        "partial-method",
+        "wrapped-method",
+    ],
 )
 def test_frozen_freezes_a_module_a_wrapper_holds_one_level_deep(wrap):
     """A model wrapped in an object, a method, a lambda or a partial was left in training
@@ -380,3 +390,20 @@ def test_two_logits_names_a_saturated_sigmoid_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error", Notice)
         wrapped(x)  # once per wrapper
+
+
+_GLOBAL_NET = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+
+
+def _reads_a_global(x: torch.Tensor) -> torch.Tensor:
+    return _GLOBAL_NET(x)  # a notebook's `clf = lambda im: net(im)` reads `net` like this
+
+
+def test_frozen_freezes_a_module_a_function_reads_as_a_global():
+    """The usual lambda of a script or notebook reads the model as a global, not a closure
+    cell: it was left in training mode (Dropout on, BatchNorm statistics updated)."""
+    _GLOBAL_NET.train()
+    with frozen(_reads_a_global):
+        assert not _GLOBAL_NET.training
+        assert not any(p.requires_grad for p in _GLOBAL_NET.parameters())
+    assert _GLOBAL_NET.training and all(p.requires_grad for p in _GLOBAL_NET.parameters())

@@ -7,7 +7,6 @@ which maps G(z*) back to z* up to rounding.
 """
 
 import math
-import warnings
 
 import pytest
 import torch
@@ -755,18 +754,33 @@ def test_a_decode_that_does_not_return_images_is_named():
         invert(FlatDecode(), torch.zeros(2, 1, 4, 4), steps=2)
 
 
-def test_a_generator_with_no_pixel_below_zero_gets_a_notice():
+def test_a_generator_with_no_pixel_below_zero_gets_a_notice(caplog):
     """G(0) = sigmoid(0) = 0.5 everywhere: no pixel below 0 and some above, the mark of a
     generator in [0, 1]. The linear toy decodes 0 to an image of zeros, which says nothing
     about the range and gets no notice."""
-    from cfx.errors import Notice
+    x = torch.full((2, 1, 4, 4), 0.5)
+    with caplog.at_level("WARNING"):
+        invert(SigmoidDecode(), x, steps=1)
+    assert "no pixel below 0 (values 0.5..0.5)" in caplog.text and "from_unit" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        invert(DecodeOnly(), _images(DecodeOnly()), steps=1)
+    assert "no pixel below 0" not in caplog.text
+
+
+def test_an_explainer_gives_the_generator_notice_once(caplog):
+    """An explainer probes the generator before inverting and the inversion probes it again:
+    as a Python warning the notice showed twice whenever the warnings registry was reset
+    between the two (importing lpips does), and no caller could hold it."""
+    from cfx.trajectory import GradientAscent
+    from tests.trajectory.toy import LogisticClassifier
 
     x = torch.full((2, 1, 4, 4), 0.5)
-    with pytest.warns(Notice, match=r"no pixel below 0 \(values 0.5\.\.0.5\).*from_unit"):
-        invert(SigmoidDecode(), x, steps=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Notice)
-        invert(DecodeOnly(), _images(DecodeOnly()), steps=1)
+    x[:, :, 0, 0] = -0.5  # the images themselves are [-1, 1] ones
+    explainer = GradientAscent(SigmoidDecode(), LogisticClassifier(), steps=2, inversion_steps=2)
+    with caplog.at_level("WARNING"):
+        explainer.explain(x, 1)
+    assert caplog.text.count("the generator's decoded images have no pixel below 0") == 1
 
 
 def test_invert_under_no_grad_and_with_images_in_a_graph_finds_the_same_latents():
@@ -782,3 +796,5 @@ def test_invert_under_no_grad_and_with_images_in_a_graph_finds_the_same_latents(
     assert w.grad is None
     with torch.inference_mode(), pytest.raises(RuntimeError, match=r"torch\.inference_mode\(\)"):
         invert(g, x, steps=5)
+    with torch.inference_mode():  # the encoder alone needs no gradients
+        assert torch.allclose(invert(g, x, steps=0).latents, Z_STAR, atol=1e-4)

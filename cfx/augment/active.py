@@ -49,7 +49,7 @@ from cfx.reprs import short_repr
 from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.trajectory import GradientAscent
-from cfx.trajectory.gradient_ascent import without_path_notices
+from cfx.trajectory.notices import without_path_notices
 from cfx.types import Generator
 
 log = logging.getLogger(__name__)

@@ -61,7 +61,7 @@ from cfx.saliency._common import notices_given
 from cfx.shortcuts.regions import claimed_regions, region_enrichment, region_shares
 from cfx.shortcuts.report import ByRegion, PathExplainer, ShortcutReport
 from cfx.trajectory import GradientAscent, MonotonePath
-from cfx.trajectory.gradient_ascent import without_path_notices
+from cfx.trajectory.notices import without_path_notices
 from cfx.types import Classifier, Generator
 
 logger = logging.getLogger(__name__)

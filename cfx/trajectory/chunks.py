@@ -14,17 +14,17 @@ from typing import Any, Protocol
 
 import torch
 from safetensors import safe_open
-from torch import Tensor
+from torch import Tensor, nn
 
 from cfx import __version__ as cfx_version
-from cfx.calls import resolve_target
+from cfx.calls import held_modules, resolve_target
 from cfx.errors import check_int
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import InversionResult
 from cfx.progress import tqdm
 from cfx.run_key import changes, module_sha256, tensors_sha256
-from cfx.trajectory.gradient_ascent import end_notice, notices_held, notify_starts
+from cfx.trajectory.notices import end_notice, notices_held, notify_starts
 from cfx.trajectory.result import TrajectoryResult, concat
 from cfx.trajectory.start import unit_range_notice
 
@@ -44,15 +44,37 @@ _NOT_THE_RESULT = ("show_progress",)
 """Explainer attributes that do not change its result (left out of :func:`explainer_key`)."""
 
 
+def inner_explainer(explainer: object) -> object | None:
+    """The one explainer a wrapper holds (an attribute, not an ``nn.Module``, with a callable
+    ``explain``: a wrapper that logs its calls, say), or None."""
+    inner = [
+        v
+        for v in getattr(explainer, "__dict__", {}).values()
+        if v is not explainer
+        and not isinstance(v, nn.Module)
+        and callable(getattr(v, "explain", None))
+    ]
+    return inner[0] if len(inner) == 1 else None
+
+
+def explainer_margin(explainer: object) -> object:
+    """The explainer's ``margin``, or that of the explainer it wraps (:func:`inner_explainer`);
+    None if neither has one."""
+    margin = getattr(explainer, "margin", None)
+    inner = inner_explainer(explainer)
+    return margin if margin is not None or inner is None else getattr(inner, "margin", None)
+
+
 def explainer_key(explainer: object) -> dict[str, Any]:
     """JSON of what decides an explainer's result: its class, its settings (public attributes
     that are numbers, strings, None, dataclasses or sequences of them) and a SHA-256 of each
-    ``nn.Module`` it holds (generator, classifier, oracle); other objects by their type. A
-    wrapper holding one explainer (an object with ``explain``), e.g. one that logs its calls,
-    is keyed by the explainer it wraps."""
-    inner = [v for v in vars(explainer).values() if callable(getattr(v, "explain", None))]
-    if len(inner) == 1 and inner[0] is not explainer:
-        return explainer_key(inner[0])
+    ``nn.Module`` it holds (generator, classifier, oracle; those a wrapper, lambda or partial
+    holds one level deep, :func:`~cfx.calls.held_modules`); other objects by their type. A
+    wrapper holding one explainer (:func:`inner_explainer`) is keyed by the explainer it
+    wraps: its own attributes (a log of its calls, say) are taken not to change the result."""
+    inner = inner_explainer(explainer)
+    if inner is not None:
+        return explainer_key(inner)
 
     def plain(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
@@ -63,12 +85,14 @@ def explainer_key(explainer: object) -> dict[str, Any]:
             return [plain(v) for v in value]
         if is_dataclass(value) and not isinstance(value, type):
             return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
-        digest = module_sha256(value)
-        return digest if digest is not None else f"<{type(value).__name__}>"
+        digests = [module_sha256(m) for m in held_modules(value)] if callable(value) else []
+        if len(digests) == 1 and isinstance(value, nn.Module):
+            return digests[0]
+        return [f"<{type(value).__name__}>", *digests] if digests else f"<{type(value).__name__}>"
 
     settings = {
         k: plain(v)
-        for k, v in sorted(vars(explainer).items())
+        for k, v in sorted(getattr(explainer, "__dict__", {}).items())
         if not k.startswith("_") and k not in _NOT_THE_RESULT
     }
     # by class name: another method is named as such, not by every setting it differs in
@@ -172,7 +196,7 @@ def explain_in_chunks(
     result = concat(results)
     # rows of the whole input, chunks read back included
     notify_starts(explainer, result.in_target[:, 0], result.source, result.target, inverted=True)
-    end_notice(result.in_target[:, -1], result.probs[:, -1], getattr(explainer, "margin", None))
+    end_notice(result.in_target[:, -1], result.probs[:, -1], explainer_margin(explainer))
     return result
 
 

@@ -6,8 +6,9 @@ images' channels and size against what the generator produces (one decode of the
 the classifier's and the oracle's outputs on that decoded image (logits ``(1, K)``, ``K >= 2``,
 the same ``K``; a failing call whose models are in another dtype or on another device than the
 images is reported as that), the target against ``K``, the latents' type, shape and values.
-Two things that run but are likely mistakes are logged as warnings: outputs that look like
-probabilities (a final softmax) and images with no pixel below 0 ([0, 1] rather than [-1, 1]).
+Three things that run but are likely mistakes are logged as warnings: outputs that look like
+probabilities (a final softmax), images with no pixel below 0 ([0, 1] rather than [-1, 1]),
+and a generator whose decoded image has none either (:func:`~cfx.inversion.generator_probe`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from cfx.calls import (
 from cfx.errors import check_int, check_real
 from cfx.images import check_images
 from cfx.inversion import InversionResult, generator_probe, invert
+from cfx.inversion import log as inversion_log
+from cfx.notices import held
 from cfx.types import Classifier, Generator
 
 log = logging.getLogger(__name__)
@@ -159,14 +162,17 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
         return Start(latents=latents.detach().to(x), target=tgt, inversion=None, seconds=0.0)
     t0 = time.perf_counter()
     weight = explainer.inversion_classifier_weight
-    inv = invert(
-        generator,
-        x,
-        steps=explainer.inversion_steps,
-        # off by default: on brain-gan / brain-cnn it cost oracle agreement (BENCHMARKS.md,
-        # session 24); for users whose reconstructions lose the classifier's decision
-        classifier=classifier if weight > 0 else None,
-        classifier_weight=weight if weight > 0 else 0.0,
-        show_progress=explainer.show_progress,
-    )
+    # the probe above gave the notices about the models (tagged cfx_models); the inversion
+    # probes them again and would give each a second time
+    with held((inversion_log,), "cfx_models"):
+        inv = invert(
+            generator,
+            x,
+            steps=explainer.inversion_steps,
+            # off by default: on brain-gan / brain-cnn it cost oracle agreement (BENCHMARKS.md,
+            # session 24); for users whose reconstructions lose the classifier's decision
+            classifier=classifier if weight > 0 else None,
+            classifier_weight=weight if weight > 0 else 0.0,
+            show_progress=explainer.show_progress,
+        )
     return Start(latents=inv.latents, target=tgt, inversion=inv, seconds=time.perf_counter() - t0)

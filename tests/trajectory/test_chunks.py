@@ -324,3 +324,67 @@ def test_another_explainer_or_setting_in_the_same_folder_starts_over(tmp_path, c
 def replace_margin(explainer, margin):
     explainer.margin = margin
     return explainer
+
+
+class _ExplainingClassifier(LogisticClassifier):
+    """A classifier module with an ``explain`` method of its own (some model classes have
+    one): it was taken for a wrapped explainer, and the key became its class name alone."""
+
+    def explain(self, x):
+        return x
+
+
+def test_the_key_keeps_the_settings_next_to_a_model_with_an_explain_method():
+    from cfx.trajectory.chunks import explainer_key
+
+    g, f = LinearGenerator(), _ExplainingClassifier()
+    a = explainer_key(GradientAscent(g, f, steps=3))
+    b = explainer_key(GradientAscent(g, f, steps=7, margin=0.9))
+    assert a != b
+    assert a["GradientAscent"]["steps"] == 3 and b["GradientAscent"]["margin"] == 0.9
+
+
+def test_the_key_reads_the_weights_a_lambda_classifier_holds_and_takes_slotted_explainers():
+    """A classifier passed as a lambda over a module was keyed as '<function>', so weights
+    retrained in place were not noticed; an explainer without a __dict__ (slots) raised."""
+    from cfx.trajectory.chunks import explainer_key
+
+    g, f = LinearGenerator(), LogisticClassifier()
+    before = explainer_key(GradientAscent(g, lambda im: f(im), steps=3))
+    with torch.no_grad():
+        f.b.add_(1.0)
+    after = explainer_key(GradientAscent(g, lambda im: f(im), steps=3))
+    assert before != after
+    assert before["GradientAscent"]["classifier"][0] == "<function>"
+
+    class Slotted:
+        __slots__ = ("generator",)
+
+        def explain(self, x, target):
+            raise AssertionError("not called")
+
+    assert explainer_key(Slotted()) == {"Slotted": {}}
+
+
+def test_a_wrapped_explainer_still_gets_the_short_of_margin_notice(caplog):
+    """explain_in_chunks held the explainer's own notice and gave it again with the wrapper's
+    margin, which a wrapper has not: the short paths went unnamed. A custom explainer whose
+    `margin` is no probability (1.0) crashed after the work."""
+    g, f = LinearGenerator(), LogisticClassifier()
+    u = g.A.detach().T @ f.w.detach()
+    offsets = torch.tensor([[0.0, 0.1, 0.0], [0.1, 0.0, 0.0], [0.0, 0.0, 0.1]])
+    x = g.decode(0.5 * (u / u.norm())[None] + offsets).detach()  # p = 0.48, 0.49, 0.47
+    short = GradientAscent(g, f, steps=4, eta=0.05, max_iter=3, inversion_steps=0)
+    with caplog.at_level(logging.WARNING):
+        res = explain_in_chunks(Counting(short), x, 1, batch_size=2)
+    assert res.success.tolist() == [True, True, False]  # 3 steps of 0.05 reach p ~ 0.51
+    assert "1 of 3 paths end outside the target class (rows [2])" in caplog.text
+    assert "2 of 3 paths end in the target class but short of the margin 0.99" in caplog.text
+    assert "rows [0, 1]" in caplog.text
+
+    class OddMargin(Counting):
+        margin = 1.0
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        explain_in_chunks(OddMargin(short), x, 1, batch_size=2)  # no ZeroDivisionError

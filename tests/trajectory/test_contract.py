@@ -569,7 +569,7 @@ def test_sources_already_in_the_target_are_logged(caplog):
     caplog.clear()
     assert not bool(c.explain(target=1).already_in_target.any())
     assert "start in the target" not in caplog.text
-    from cfx.trajectory.gradient_ascent import without_path_notices
+    from cfx.trajectory.notices import without_path_notices
 
     with without_path_notices():  # for callers that report these paths themselves
         assert bool(c.explain(target=0).already_in_target.all())
@@ -583,7 +583,7 @@ def test_a_held_start_notice_costs_no_classifier_pass(caplog):
     spent (in every chunk, the shortcut audit and augment) even when the notice was dropped."""
     from types import SimpleNamespace
 
-    from cfx.trajectory.gradient_ascent import notify_starts, without_path_notices
+    from cfx.trajectory.notices import notify_starts, without_path_notices
 
     seen: list[int] = []
 
@@ -709,7 +709,7 @@ def test_images_with_an_autograd_graph_are_used_as_values(case):
 def test_end_notice_names_missed_paths_and_those_short_of_the_margin(caplog):
     """Margin 0.99: log-odds 4.595, so 'short' is below 4.595 - 0.25 = 4.345 (p = 0.9872).
     p = 0.989 (4.50) is a hair under the margin and not named; 0.98 (3.89) and 0.6 are."""
-    from cfx.trajectory.gradient_ascent import end_notice
+    from cfx.trajectory.notices import end_notice
 
     in_target = torch.tensor([True, True, True, False, True])
     probs = torch.tensor([0.995, 0.989, 0.98, 0.3, 0.6])

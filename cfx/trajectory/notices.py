@@ -1,0 +1,165 @@
+"""The notices a trajectory explainer gives about its paths and models, and how callers hold
+them back: paths that start in the target class (:func:`start_notice`, with the sources'
+own verdicts, :func:`notify_starts`), paths that end outside it or short of the margin
+(:func:`end_notice`), and :func:`notices_held` / :func:`without_path_notices` for callers
+that give them once for a whole input (:func:`~cfx.trajectory.explain_in_chunks`) or report
+those paths themselves (the shortcut audit, active learning)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import AbstractContextManager
+from numbers import Real
+
+import torch
+from torch import Tensor
+
+from cfx.calls import class_logits, frozen, in_chunks
+from cfx.errors import shown_rows
+from cfx.inversion import log as inversion_log
+from cfx.notices import held, is_held
+from cfx.trajectory.start import log as start_log
+from cfx.types import Classifier
+
+log = logging.getLogger(__name__)
+
+
+def notices_held(*tags: str) -> AbstractContextManager[None]:
+    """Within this block the explainers do not log the notices tagged with any of ``tags``
+    (``cfx_starts_in_target``, ``cfx_ends_short``, ``cfx_unit_range``, ``cfx_models``): for
+    callers that report them themselves, once (the shortcut audit,
+    :func:`~cfx.trajectory.explain_in_chunks`)."""
+    return held((log, start_log, inversion_log), *tags)
+
+
+def without_path_notices() -> AbstractContextManager[None]:
+    """Within this block the explainers do not log the paths that start in the target class
+    or end short of it (:func:`start_notice`, :func:`end_notice`): for callers that report
+    those paths themselves (the shortcut audit) or use every path whatever its end (active
+    learning labels each frame by the classifier's verdict)."""
+    return notices_held("cfx_starts_in_target", "cfx_ends_short")
+
+
+def start_notice(
+    first_in_target: Tensor, source_in_target: Tensor | None = None, *, remedy: str = ""
+) -> None:
+    """Warn (tagged ``cfx_starts_in_target``) about the paths whose frame 0 the classifier
+    already assigns to the target (``first_in_target`` ``(B,)`` bool), naming their rows.
+    With ``source_in_target`` ``(B,)`` bool (the classifier's verdict on the sources
+    themselves), the rows whose source is *not* in the target are named apart: there the
+    inversion lost what the classifier saw; ``remedy`` (:func:`start_remedy`) says what to
+    do about it."""
+    already = torch.nonzero(first_in_target).flatten().tolist()
+    if not already:
+        return
+    lost: list[int] = []
+    if source_in_target is not None:
+        lost = torch.nonzero(first_in_target & ~source_in_target).flatten().tolist()
+    why = ""
+    if lost:
+        why = (
+            f"; of these, the classifier does not put the source itself in the target on "
+            f"rows {shown_rows(lost)}: the inversion lost what it saw there{remedy}"
+        )
+    log.warning(
+        "%d of %d paths start in the target class (the classifier already assigns frame "
+        "0, the reconstruction of the source, to it; rows %s): they exaggerate the target "
+        "rather than cross into it, and their success flags are set%s",
+        len(already),
+        first_in_target.shape[0],
+        shown_rows(already),
+        why,
+        extra={"cfx_starts_in_target": True},
+    )
+
+
+SHORT_OF_MARGIN = 0.25
+"""Log-odds below ``margin`` a successful path's last frame may end before
+:func:`end_notice` calls it short: the monotone path's end term and the resampling leave the
+last frame a hair under the margin, which says nothing."""
+
+
+def end_notice(last_in_target: Tensor, last_probs: Tensor, margin: object) -> None:
+    """Warn (tagged ``cfx_ends_short``) about the paths whose last frame the classifier does
+    not put in the target (``last_in_target`` ``(B,)`` bool), and, given ``margin``, about
+    those that end in the target but clearly short of it (target probabilities
+    ``last_probs`` ``(B,)`` more than :data:`SHORT_OF_MARGIN` log-odds below), naming their
+    rows. A result's ``success`` flags say the first; only the probabilities say the
+    second. A ``margin`` that is not a number strictly between 0 and 1 (None, or a custom
+    explainer's setting of another meaning) skips the second."""
+    missed = torch.nonzero(~last_in_target).flatten().tolist()
+    b = last_in_target.shape[0]
+    if missed:
+        log.warning(
+            "%d of %d paths end outside the target class (rows %s): the classifier's decision "
+            "did not move far enough within the walk; check the target (CLI: --target), and "
+            "that the classifier was trained on images like the generator's",
+            len(missed),
+            b,
+            shown_rows(missed),
+            extra={"cfx_ends_short": True},
+        )
+    if not isinstance(margin, Real) or not 0.0 < float(margin) < 1.0:
+        return  # None, or a custom explainer's margin that is no probability
+    bar = math.log(float(margin) / (1 - float(margin))) - SHORT_OF_MARGIN
+    p = last_probs.detach().double().clamp(1e-12, 1 - 1e-12)
+    short = torch.nonzero(last_in_target & (torch.log(p / (1 - p)) < bar)).flatten().tolist()
+    if short:
+        log.warning(
+            "%d of %d paths end in the target class but short of the margin %g (last-frame "
+            "target probabilities down to %.3g; rows %s): the walk stopped before the "
+            "classifier was that sure; a longer walk (`max_iter`, or `warm_start_iter` for "
+            "the monotone path) goes further, or a lower margin (CLI: --margin) asks less",
+            len(short),
+            b,
+            margin,
+            float(last_probs[short].min()),
+            shown_rows(short),
+            extra={"cfx_ends_short": True},
+        )
+
+
+def start_remedy(weight: float, inverted: bool) -> str:
+    """What :func:`start_notice` advises for rows whose inversion lost the decision, given
+    the explainer's ``inversion_classifier_weight`` and whether it inverted (False: the
+    caller passed the latents)."""
+    if not inverted:
+        return (
+            "; invert with `cfx.invert(generator, x, classifier=classifier)` and pass those "
+            "latents, or let the explainer invert with `inversion_classifier_weight=0.01`"
+        )
+    if weight > 0:
+        return f"; a larger `inversion_classifier_weight` (now {weight:g}) keeps more of it"
+    return (
+        "; `inversion_classifier_weight=0.01` (CLI: `--inversion-classifier-weight 0.01`) "
+        "makes the inversion keep the source's decision"
+    )
+
+
+def notify_starts(
+    explainer: object, first_in_target: Tensor, x: Tensor, target: Tensor, *, inverted: bool
+) -> None:
+    """:func:`start_notice` for the paths whose frame 0 is in the target
+    (``first_in_target`` ``(B,)``), with the explainer's classifier's verdicts on the sources
+    ``x`` and the advice that fits its ``inversion_classifier_weight`` (``inverted``: the
+    explainer inverted the sources itself). Nothing is computed when no path starts there, or
+    when the notice is held (:func:`without_path_notices`, or a caller that gives it once for
+    a whole input): the sources' verdicts cost a classifier pass."""
+    if not bool(first_in_target.any()) or is_held(log, "cfx_starts_in_target"):
+        return
+    classifier = getattr(explainer, "classifier", None)
+    sources = None
+    if callable(classifier):
+        with frozen(classifier):
+            sources = sources_in_target(classifier, x, target)
+    weight = getattr(explainer, "inversion_classifier_weight", 0.0)
+    start_notice(first_in_target, sources, remedy=start_remedy(weight, inverted))
+
+
+def sources_in_target(classifier: Classifier, x: Tensor, target: Tensor) -> Tensor:
+    """``(B,)`` bool: the classifier's most likely class for the source images ``x`` is
+    ``target`` (models frozen by the caller)."""
+    with torch.no_grad():
+        logits = in_chunks(lambda f: class_logits(classifier, f, name="classifier"), x)
+    return logits.argmax(1) == target
