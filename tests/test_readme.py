@@ -13,7 +13,8 @@ import pytest
 import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-CUT = {"20_000": "400", "2_000": "400"}  # brain slices: the examples' sizes are for a real run
+# brain slices and epochs: the examples' sizes are for a real run
+CUT = {"20_000": "400", "2_000": "400", "epochs=8": "epochs=2"}
 
 
 def _blocks() -> list[str]:
