@@ -407,3 +407,85 @@ def test_frozen_freezes_a_module_a_function_reads_as_a_global():
         assert not _GLOBAL_NET.training
         assert not any(p.requires_grad for p in _GLOBAL_NET.parameters())
     assert _GLOBAL_NET.training and all(p.requires_grad for p in _GLOBAL_NET.parameters())
+
+
+def test_frozen_takes_a_function_with_a_closure_cell_not_yet_filled():
+    """A function closing over a name assigned after it is defined (a helper set later in the
+    same scope) has an empty cell, whose contents raise ValueError: frozen must skip that
+    cell and still freeze the module the function does hold."""
+    model = nn.Linear(2, 1)
+    model.train()
+
+    def classifier(x: torch.Tensor) -> torch.Tensor:
+        return squash(model(x))
+
+    with frozen(classifier):  # `squash` is not assigned yet
+        assert not model.training and not model.weight.requires_grad
+    assert model.training and model.weight.requires_grad
+    squash = torch.sigmoid
+    assert classifier(torch.zeros(1, 2)).shape == (1, 1)
+
+
+class _StaysLazy(nn.LazyLinear):
+    """A lazy layer that keeps its own class once its parameters are made (a user's lazy
+    module need not name a ``cls_to_become``)."""
+
+    cls_to_become = None
+
+
+def test_a_lazy_layer_whose_parameters_are_made_is_frozen_like_any_other():
+    """Only lazy layers whose parameters are not made yet are an error: one that is still a
+    LazyModuleMixin after its first call, parameters made, must freeze as usual, not be
+    refused for ever."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    model = nn.Sequential(_StaysLazy(2))
+    model(torch.zeros(1, 3))
+    assert isinstance(model[0], LazyModuleMixin)  # the premise: still a lazy module
+    with frozen(model):
+        assert not model[0].weight.requires_grad
+    assert model[0].weight.requires_grad
+
+
+def test_two_logits_takes_an_empty_batch():
+    """An empty selection of images is a batch like any other: TwoLogits read the output's
+    first row to check its width, an IndexError for (0, 1)."""
+    out = TwoLogits(nn.Linear(2, 1))(torch.zeros(0, 2))
+    assert out.shape == (0, 2)
+
+
+def test_two_logits_clips_probabilities_below_float_precision_and_names_them():
+    """p = 0 exactly (sigmoid(-200)) and p = sigmoid(-20) = 2.1e-9, below float32's eps
+    2^-23 = 1.19e-7, are both clamped to eps: their logit is log(eps / (1 - eps)) =
+    -ln(2^23 - 1) = -15.942, finite (log(0) would be -inf), with no gradient, so both are
+    named; p = 0.5 (x = 0) keeps logit 0 and its gradient."""
+    from cfx.errors import Notice
+
+    wrapped = TwoLogits(nn.Sigmoid(), outputs="probability")
+    x = torch.tensor([[-200.0], [-20.0], [0.0]], requires_grad=True)
+    with pytest.warns(Notice, match=r"for 2 of the 3 images .*clipped at \+-15\.9;"):
+        logits = wrapped(x)
+    clipped = -math.log(2**23 - 1)
+    assert logits[:, 1].tolist() == pytest.approx([clipped, clipped, 0.0], abs=1e-4)
+    assert torch.equal(logits[:, 0], torch.zeros(3))
+    logits[:, 1].sum().backward()
+    assert x.grad[:2, 0].tolist() == [0.0, 0.0] and x.grad[2, 0] == pytest.approx(1.0)
+
+
+def test_two_logits_clips_at_the_model_dtype_precision():
+    """The clamp is at the model's own dtype's eps: in float64, sigmoid(+-20) = 1 - 2.1e-9 and
+    2.1e-9 are far from saturated (eps 2.2e-16), so their logits +-20 come back exactly
+    enough, with gradient 1 (d logit / dx for a sigmoid's logit), and nothing is named. A
+    float32 eps would clip them at +-15.9 with no gradient."""
+    import warnings
+
+    from cfx.errors import Notice
+
+    wrapped = TwoLogits(nn.Sigmoid(), outputs="probability")
+    x = torch.tensor([[20.0], [-20.0]], dtype=torch.float64, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)
+        logits = wrapped(x)
+    assert logits[:, 1].tolist() == pytest.approx([20.0, -20.0], abs=1e-6)
+    logits[:, 1].sum().backward()
+    assert x.grad[:, 0].tolist() == pytest.approx([1.0, 1.0], abs=1e-6)

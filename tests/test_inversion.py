@@ -798,3 +798,50 @@ def test_invert_under_no_grad_and_with_images_in_a_graph_finds_the_same_latents(
         invert(g, x, steps=5)
     with torch.inference_mode():  # the encoder alone needs no gradients
         assert torch.allclose(invert(g, x, steps=0).latents, Z_STAR, atol=1e-4)
+
+
+class TwoImagesDecode(DecodeOnly):
+    """A generator whose ``decode`` makes two images whatever the number of latents."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return super().decode(z[:1].expand(2, -1))
+
+
+def test_a_decode_that_ignores_the_number_of_latents_is_named():
+    """G(0) of one latent must be one image: two images (2, 1, 4, 4) of the right size passed
+    the image-shape check, and a batch of two images went on to be 'inverted' by a decode
+    that does not follow its latents."""
+    from cfx.inversion import zero_image
+
+    with pytest.raises(ValueError, match=r"one per latent, got \(2, 1, 4, 4\) for 1 latent"):
+        zero_image(TwoImagesDecode())
+    with pytest.raises(ValueError, match=r"one per latent"):
+        invert(TwoImagesDecode(), torch.zeros(2, 1, 4, 4), steps=2)
+
+
+class OffsetDecode(DecodeOnly):
+    """G(z) = A z + c with c = -0.5 ... 0.5 over the 16 pixels, then a ReLU if asked: G(0) is
+    c (pixels both sides of 0) or relu(c) (no pixel below 0, its darkest exactly 0)."""
+
+    def __init__(self, relu: bool) -> None:
+        super().__init__()
+        self.relu = relu
+        self.register_buffer("c", torch.linspace(-0.5, 0.5, 16).view(1, 1, 4, 4))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        image = super().decode(z) + self.c
+        return torch.relu(image) if self.relu else image
+
+
+def test_the_generator_range_notice_reads_the_darkest_and_the_brightest_pixel(caplog):
+    """G(0) = c spans -0.5 .. 0.5, a [-1, 1] generator: no notice (reading the brightest pixel
+    for the darkest would give one). A ReLU at the end makes G(0) 0 .. 0.5, no pixel below
+    0, its darkest at exactly 0: the [0, 1] mark, named with those values."""
+    x = torch.full((2, 1, 4, 4), 0.25)
+    x[:, :, 0, 0] = -0.25
+    with caplog.at_level("WARNING"):
+        invert(OffsetDecode(relu=False), x, steps=1)
+    assert "no pixel below 0" not in caplog.text
+    with caplog.at_level("WARNING"):
+        invert(OffsetDecode(relu=True), x, steps=1)
+    assert "no pixel below 0 (values 0..0.5)" in caplog.text

@@ -47,14 +47,14 @@ _NOT_THE_RESULT = ("show_progress",)
 def inner_explainer(explainer: object) -> object | None:
     """The one explainer a wrapper holds (an attribute, not an ``nn.Module``, with a callable
     ``explain``: a wrapper that logs its calls, say), or None."""
-    inner = [
-        v
+    inner = {
+        id(v): v
         for v in getattr(explainer, "__dict__", {}).values()
         if v is not explainer
         and not isinstance(v, nn.Module)
         and callable(getattr(v, "explain", None))
-    ]
-    return inner[0] if len(inner) == 1 else None
+    }
+    return next(iter(inner.values())) if len(inner) == 1 else None
 
 
 def explainer_margin(explainer: object) -> object:
@@ -65,16 +65,18 @@ def explainer_margin(explainer: object) -> object:
     return margin if margin is not None or inner is None else getattr(inner, "margin", None)
 
 
-def explainer_key(explainer: object) -> dict[str, Any]:
+def explainer_key(explainer: object, _seen: frozenset[int] = frozenset()) -> dict[str, Any]:
     """JSON of what decides an explainer's result: its class, its settings (public attributes
     that are numbers, strings, None, dataclasses or sequences of them) and a SHA-256 of each
     ``nn.Module`` it holds (generator, classifier, oracle; those a wrapper, lambda or partial
     holds one level deep, :func:`~cfx.calls.held_modules`); other objects by their type. A
     wrapper holding one explainer (:func:`inner_explainer`) is keyed by the explainer it
-    wraps: its own attributes (a log of its calls, say) are taken not to change the result."""
+    wraps: its own attributes (a log of its calls, say) are taken not to change the result.
+    One holding several (a fallback chain, say) is keyed with each of them keyed in full."""
+    seen = _seen | {id(explainer)}
     inner = inner_explainer(explainer)
-    if inner is not None:
-        return explainer_key(inner)
+    if inner is not None and id(inner) not in seen:
+        return explainer_key(inner, seen)
 
     def plain(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
@@ -85,6 +87,12 @@ def explainer_key(explainer: object) -> dict[str, Any]:
             return [plain(v) for v in value]
         if is_dataclass(value) and not isinstance(value, type):
             return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+        if (
+            callable(getattr(value, "explain", None))
+            and not isinstance(value, nn.Module)
+            and id(value) not in seen
+        ):
+            return explainer_key(value, seen)  # an explainer among several a wrapper holds
         digests = [module_sha256(m) for m in held_modules(value)] if callable(value) else []
         if len(digests) == 1 and isinstance(value, nn.Module):
             return digests[0]

@@ -388,3 +388,76 @@ def test_a_wrapped_explainer_still_gets_the_short_of_margin_notice(caplog):
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         explain_in_chunks(OddMargin(short), x, 1, batch_size=2)  # no ZeroDivisionError
+
+
+def test_progress_bars_do_not_change_the_key():
+    """show_progress changes what is printed, not the result: a run resumed with progress bars
+    on (or off) must read its folder's chunks back, not start over."""
+    from cfx.trajectory.chunks import explainer_key
+
+    g, f = LinearGenerator(), LogisticClassifier()
+    quiet = explainer_key(GradientAscent(g, f, steps=3, show_progress=False))
+    shown = explainer_key(GradientAscent(g, f, steps=3, show_progress=True))
+    assert quiet == shown and "show_progress" not in quiet["GradientAscent"]
+    assert quiet["GradientAscent"]["steps"] == 3
+
+
+def test_paths_that_reach_the_margin_are_not_called_short(caplog):
+    """The short-of-margin notice reads the last frames' probabilities: every source starts
+    well inside class 0 (frame 0 far below the margin) and every path ends past 0.99, so
+    nothing is short."""
+    x, g, f = _sources(5)
+    with caplog.at_level(logging.WARNING):
+        res = explain_in_chunks(_ascent(g, f), x, 1, batch_size=2)
+    assert bool(res.success.all()) and float(res.probs[:, -1].min()) >= 0.99
+    assert float(res.probs[:, 0].max()) < 0.5  # the premise: the first frames are far below
+    assert "short of the margin" not in caplog.text
+    assert "end outside" not in caplog.text
+
+
+class _UnitGenerator(LinearGenerator):
+    """The toy generator ending in a sigmoid: G(0) = 0.5 everywhere, no pixel below 0."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(super().decode(z))
+
+
+def test_the_generator_range_notice_is_given_once_per_run(caplog):
+    """The generator notice (tagged cfx_models, logged by cfx.inversion) is the same for every
+    chunk: three chunks must give it once, as the other notices about the models."""
+    g, f = _UnitGenerator(), LogisticClassifier()
+    x = torch.full((5, 1, 4, 4), 0.5)
+    x[:, :, 0, 0] = -0.5
+    explainer = GradientAscent(g, f, steps=2, max_iter=5, inversion_steps=1)
+    with caplog.at_level(logging.WARNING):
+        explain_in_chunks(explainer, x, 1, batch_size=2)  # three chunks
+    assert caplog.text.count("the generator's decoded images have no pixel below 0") == 1
+
+
+def test_a_wrapper_of_several_explainers_is_keyed_by_each_in_full():
+    """A wrapper holding two explainers (a fallback chain) was keyed by their type names
+    alone, so retrained models or other settings in either read back stale chunks."""
+    from cfx.trajectory.chunks import explainer_key
+
+    class Fallback:
+        def __init__(self, first, second) -> None:
+            self.first, self.second = first, second
+
+        def explain(self, x, target):
+            return self.first.explain(x, target)
+
+    g, f = LinearGenerator(), LogisticClassifier()
+    same = explainer_key(Fallback(GradientAscent(g, f, steps=3), GradientAscent(g, f, steps=3)))
+    assert same == explainer_key(
+        Fallback(GradientAscent(g, f, steps=3), GradientAscent(g, f, steps=3))
+    )
+    assert same["Fallback"]["first"]["GradientAscent"]["steps"] == 3
+    other_setting = Fallback(GradientAscent(g, f, steps=9), GradientAscent(g, f, steps=3))
+    other_model = Fallback(
+        GradientAscent(g, f, steps=3), GradientAscent(g, LogisticClassifier(seed=7), steps=3)
+    )
+    assert explainer_key(other_setting) != same and explainer_key(other_model) != same
+
+    loop = Fallback(None, None)
+    loop.first = loop.second = Fallback(loop, None)  # a cycle ends, keyed by type
+    assert "Fallback" in explainer_key(loop)

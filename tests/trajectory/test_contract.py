@@ -747,3 +747,56 @@ def test_paths_that_cannot_reach_the_target_are_named_once(name, caplog):
         explain_in_chunks(c.explainer, c.x, 1, batch_size=2)
     assert caplog.text.count("end outside the target class") == 1
     assert "3 of 3 paths end outside the target class (rows [0, 1, 2])" in caplog.text
+
+
+def test_images_and_latents_made_under_inference_mode_are_taken(case):
+    """Tensors a caller made under torch.inference_mode() (a preprocessing step, a data
+    loader) cannot be saved for backward outside it: the explainer must work on a copy of
+    their values and give the same frames as for ordinary tensors."""
+    expected = case.explain()
+    with torch.inference_mode():
+        x, latents = case.x.clone(), case.latents.clone()
+    assert x.is_inference() and latents.is_inference()  # the premise
+    res = case.explain(x=x, latents=latents)
+    assert torch.equal(res.frames, expected.frames)
+    assert torch.equal(res.probs, expected.probs)
+
+
+def test_without_path_notices_holds_the_end_notice_too(caplog):
+    """Active learning walks every path whatever its end and the shortcut audit reports the
+    paths itself: within without_path_notices() the 'end outside the target class' notice
+    must be held as the start notice is, and be back after the block."""
+    from cfx.trajectory.notices import without_path_notices
+
+    blind = LogisticClassifier()
+    with torch.no_grad():
+        blind.w.zero_()
+        blind.b.fill_(-5.0)  # class 0 by 5 log-odds whatever the image: no path can cross
+    c = Case("gradient_ascent", classifier=blind)
+    with caplog.at_level("WARNING"), without_path_notices():
+        assert not bool(c.explain().success.any())
+    assert "end outside the target class" not in caplog.text
+    with caplog.at_level("WARNING"):
+        c.explain()
+    assert "3 of 3 paths end outside the target class (rows [0, 1, 2])" in caplog.text
+
+
+def test_start_notice_names_apart_the_rows_whose_inversion_lost_the_decision(caplog):
+    """Rows 0 and 1 start in the target; the classifier puts source 0 there itself (the path
+    only exaggerates it) but not source 1: row 1 alone is the inversion's loss, and the
+    remedy fits the inversion weight (0: turn it on; > 0: raise it; latents passed by the
+    caller: invert with the classifier)."""
+    from cfx.trajectory.notices import start_notice, start_remedy
+
+    first = torch.tensor([True, True, False])
+    source = torch.tensor([True, False, False])
+    with caplog.at_level("WARNING"):
+        start_notice(first, source, remedy=start_remedy(0.0, inverted=True))
+    assert "2 of 3 paths start in the target class" in caplog.text
+    assert "rows [0, 1])" in caplog.text
+    assert "target on rows [1]: the inversion lost what it saw there" in caplog.text
+    assert "`inversion_classifier_weight=0.01` (CLI" in caplog.text
+    raise_it = start_remedy(0.05, inverted=True)
+    assert "a larger `inversion_classifier_weight` (now 0.05)" in raise_it
+    assert "cfx.invert(" in start_remedy(0.0, inverted=False)
+    assert "cfx.invert(" in start_remedy(0.05, inverted=False)

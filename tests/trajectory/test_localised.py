@@ -379,3 +379,17 @@ def test_region_candidates_default_to_one_grid():
     assert LocalisedAscent(g, f).mask_fractions == MASK_FRACTIONS
     assert MonotonePath(g, f, localise=True).mask_fractions == MASK_FRACTIONS
     assert all(0 < a < b < 1 for a, b in itertools.pairwise(MASK_FRACTIONS))
+
+
+def test_region_masks_read_each_maps_own_minimum():
+    """Two maps of a batch with the same 10 changed pixels (3.9 %, fraction 0.08): the second
+    has changed everywhere by 0.2 more, so its mostly tied minimum is 0.2, not 0. Each map's
+    own minimum decides: both regions are those 10 pixels (the batch's minimum, 0, would set
+    every pixel of the second)."""
+    sparse = torch.zeros(256)
+    changed = torch.tensor([3, 40, 41, 77, 100, 128, 129, 200, 230, 255])
+    sparse[changed] = torch.linspace(0.1, 1.0, 10)
+    change = torch.stack([sparse, sparse + 0.2]).view(2, 1, 16, 16)
+    m = region_masks(change, 0.08, soften=0.0).flatten(1)
+    assert torch.nonzero(m[0]).flatten().tolist() == changed.tolist()
+    assert torch.nonzero(m[1]).flatten().tolist() == changed.tolist()
