@@ -8,12 +8,14 @@ once (:func:`resolve_target`).
 
 from __future__ import annotations
 
+import dis
 import functools
 import inspect
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from numbers import Integral
+from types import CodeType
 from typing import TypeVar
 
 import torch
@@ -29,8 +31,9 @@ _T = TypeVar("_T")
 def held_modules(model: object) -> list[nn.Module]:
     """The ``nn.Module`` objects ``model`` is or holds, one level deep: ``model`` itself if
     it is one; else those among its attributes (``vars(model)``), a function's closure cells
-    and the globals its code names (``lambda im: clf(im)``, whether ``clf`` is a local or a
-    notebook's global) and a ``functools.partial``'s function, arguments and keywords. A
+    and the globals its code reads, nested comprehensions included (``lambda im: clf(im)``,
+    whether ``clf`` is a local or a notebook's global; a decorated function is read through
+    ``__wrapped__``) and a ``functools.partial``'s function, arguments and keywords. A
     bound method counts as its object (``wrapper.predict`` finds what ``wrapper`` holds),
     here and among the held items (``partial(net.forward)``). Nothing deeper is searched: a
     module in a list or a dict, or one held by an object the wrapper holds, is not found."""
@@ -38,19 +41,37 @@ def held_modules(model: object) -> list[nn.Module]:
         model = model.__self__
     if isinstance(model, nn.Module):
         return [model]
+    if inspect.isfunction(model):
+        with suppress(ValueError):  # ValueError: a __wrapped__ cycle
+            model = inspect.unwrap(model)  # a decorated function: the one it wraps
     held: list[object] = list(getattr(model, "__dict__", {}).values())
     if isinstance(model, functools.partial):
         held += [model.func, *model.args, *model.keywords.values()]
-    for cell in getattr(model, "__closure__", None) or ():
+    closure = model.__closure__ if inspect.isfunction(model) else None
+    for cell in closure or ():
         try:
             held.append(cell.cell_contents)
         except ValueError:  # a cell not yet filled
             continue
     if inspect.isfunction(model):
-        names = model.__code__.co_names
-        held += [model.__globals__[n] for n in names if n in model.__globals__]
+        names = _global_names(model.__code__)
+        held += [model.__globals__[n] for n in sorted(names) if n in model.__globals__]
     held = [h.__self__ if inspect.ismethod(h) else h for h in held]
     return list({id(m): m for m in held if isinstance(m, nn.Module)}.values())
+
+
+def _global_names(code: CodeType) -> set[str]:
+    """The globals ``code`` reads (``LOAD_GLOBAL``, not attribute names, which share
+    ``co_names``), in its nested code objects too (a comprehension's, a lambda's)."""
+    names = {
+        str(i.argval)
+        for i in dis.get_instructions(code)
+        if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    }
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _global_names(const)
+    return names
 
 
 def check_initialised(model: nn.Module) -> None:
@@ -280,19 +301,22 @@ class TwoLogits(nn.Module):
             )
         out = out.reshape(out.shape[0], 1)
         if self.outputs == "probability":
-            eps = torch.finfo(out.dtype).eps
-            p = out.clamp(eps, 1 - eps)
+            info = torch.finfo(out.dtype)
+            # p is kept from 0 and 1 exactly (log(0) = -inf): below the smallest normal number
+            # and above the largest number under 1, both far beyond any real confidence
+            low, high = info.tiny, 1.0 - info.eps / 2
+            p = out.clamp(low, high)
             logit = torch.log(p) - torch.log1p(-p)
-            flat = (out.detach() <= eps) | (out.detach() >= 1 - eps)  # (B, 1)
+            flat = (out.detach() < low) | (out.detach() > high)  # (B, 1): 0 or 1 exactly
             if not self._warned_flat and bool(flat.any()):
                 self._warned_flat = True
                 warnings.warn(
-                    f"TwoLogits: the model's probability is 0 or 1 to {out.dtype} precision for "
-                    f"{int(flat.sum())} of the {n} image{'s' if n != 1 else ''} of a call: "
+                    f"TwoLogits: the model's probability is exactly 0 or 1 in {out.dtype} for "
+                    f"{int(flat.sum())} of the {n} image{'s' if n != 1 else ''} of a call (a "
+                    "float32 sigmoid rounds to 1 above a logit of ~16.6 and to 0 below ~-88): "
                     "a saturated sigmoid has no gradient there, so gradient-based methods "
-                    "cannot move those images and their logits are clipped at "
-                    f"+-{float(logit.detach().abs().max()):.3g}; give cfx the logit before the "
-                    "sigmoid (`outputs='logit'`) if the model can return it",
+                    "cannot move those images, and their logits are clipped; give cfx the "
+                    "logit before the sigmoid (`outputs='logit'`) if the model can return it",
                     Notice,
                     stacklevel=2,
                 )

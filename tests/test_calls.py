@@ -383,7 +383,7 @@ def test_two_logits_names_a_saturated_sigmoid_once():
         warnings.simplefilter("error", Notice)
         wrapped(torch.tensor([[2.0], [-2.0]]))
     x = torch.tensor([[20.0], [1.0], [-200.0]], requires_grad=True)
-    with pytest.warns(Notice, match=r"0 or 1 to torch.float32 precision for 2 of the 3 images"):
+    with pytest.warns(Notice, match=r"exactly 0 or 1 in torch.float32 for 2 of the 3 images"):
         logits = wrapped(x)
     logits[:, 1].sum().backward()
     assert x.grad is not None and x.grad[0, 0] == 0 and x.grad[2, 0] == 0 and x.grad[1, 0] > 0
@@ -455,28 +455,29 @@ def test_two_logits_takes_an_empty_batch():
 
 
 def test_two_logits_clips_probabilities_below_float_precision_and_names_them():
-    """p = 0 exactly (sigmoid(-200)) and p = sigmoid(-20) = 2.1e-9, below float32's eps
-    2^-23 = 1.19e-7, are both clamped to eps: their logit is log(eps / (1 - eps)) =
-    -ln(2^23 - 1) = -15.942, finite (log(0) would be -inf), with no gradient, so both are
-    named; p = 0.5 (x = 0) keeps logit 0 and its gradient."""
+    """p = 0 exactly (sigmoid(-200) underflows in float32) is clamped to float32's smallest
+    normal number 2^-126: its logit is log(2^-126) - log1p(-2^-126) = -126 ln 2 = -87.34,
+    finite (log(0) would be -inf), with no gradient, so it is named. p = sigmoid(-20) =
+    2.1e-9 is small but exact: its logit comes back as -20 with gradient 1 (a clamp at eps
+    1.19e-7 took both away from it and blamed the model), and p = 0.5 keeps logit 0."""
     from cfx.errors import Notice
 
     wrapped = TwoLogits(nn.Sigmoid(), outputs="probability")
     x = torch.tensor([[-200.0], [-20.0], [0.0]], requires_grad=True)
-    with pytest.warns(Notice, match=r"for 2 of the 3 images .*clipped at \+-15\.9;"):
+    with pytest.warns(Notice, match=r"exactly 0 or 1 in torch.float32 for 1 of the 3 images"):
         logits = wrapped(x)
-    clipped = -math.log(2**23 - 1)
-    assert logits[:, 1].tolist() == pytest.approx([clipped, clipped, 0.0], abs=1e-4)
+    assert logits[:, 1].tolist() == pytest.approx([-126 * math.log(2), -20.0, 0.0], abs=1e-3)
     assert torch.equal(logits[:, 0], torch.zeros(3))
     logits[:, 1].sum().backward()
-    assert x.grad[:2, 0].tolist() == [0.0, 0.0] and x.grad[2, 0] == pytest.approx(1.0)
+    assert x.grad[0, 0] == 0.0
+    assert x.grad[1:, 0].tolist() == pytest.approx([1.0, 1.0], abs=1e-3)
 
 
 def test_two_logits_clips_at_the_model_dtype_precision():
-    """The clamp is at the model's own dtype's eps: in float64, sigmoid(+-20) = 1 - 2.1e-9 and
-    2.1e-9 are far from saturated (eps 2.2e-16), so their logits +-20 come back exactly
-    enough, with gradient 1 (d logit / dx for a sigmoid's logit), and nothing is named. A
-    float32 eps would clip them at +-15.9 with no gradient."""
+    """The clamp is at the model's own dtype's precision: in float64, sigmoid(+-20) =
+    1 - 2.1e-9 and 2.1e-9 are far from saturated (eps 2.2e-16), so their logits +-20 come
+    back exactly enough, with gradient 1 (d logit / dx for a sigmoid's logit), and nothing
+    is named. float32's bounds would clip +20 (1 - 2.1e-9 rounds to 1 there)."""
     import warnings
 
     from cfx.errors import Notice
@@ -489,3 +490,38 @@ def test_two_logits_clips_at_the_model_dtype_precision():
     assert logits[:, 1].tolist() == pytest.approx([20.0, -20.0], abs=1e-6)
     logits[:, 1].sum().backward()
     assert x.grad[:, 0].tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
+
+
+model = nn.Linear(2, 1)  # a global whose name is also an attribute name below
+
+
+class _Holder:
+    def __init__(self) -> None:
+        self.model = nn.Linear(2, 1)
+
+
+_HOLDER = _Holder()
+
+
+def _reads_an_attribute_named_like_a_global(x: torch.Tensor) -> torch.Tensor:
+    return _HOLDER.model(x)  # `model` here is an attribute, not the global
+
+
+def _comprehension_over_a_global(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([_GLOBAL_NET(c) for c in x.split(1)])
+
+
+@torch.no_grad()
+def _decorated(x: torch.Tensor) -> torch.Tensor:
+    return _GLOBAL_NET(x)
+
+
+def test_held_modules_reads_the_globals_a_function_loads_and_no_attribute_names():
+    """co_names lists attribute names too: `_HOLDER.model(x)` picked up the unrelated global
+    `model` (a lazy one would have raised); a comprehension's globals live in a nested code
+    object, and a decorated function's in the function it wraps, and both were missed."""
+    from cfx.calls import held_modules
+
+    assert held_modules(_reads_an_attribute_named_like_a_global) == []
+    assert held_modules(_comprehension_over_a_global) == [_GLOBAL_NET]
+    assert held_modules(_decorated) == [_GLOBAL_NET]

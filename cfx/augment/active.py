@@ -49,7 +49,7 @@ from cfx.reprs import short_repr
 from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.trajectory import GradientAscent
-from cfx.trajectory.notices import without_path_notices
+from cfx.trajectory.notices import notices_held
 from cfx.types import Generator
 
 log = logging.getLogger(__name__)
@@ -468,7 +468,9 @@ class ActiveLearner:
             target = (p[chunk] < 0.5).long()  # walk into the other class
             # the least certain slices are chosen on purpose, so their reconstructions often
             # start past the boundary already: that is expected here, not worth a warning
-            with without_path_notices():
+            # the notices about the models (tagged cfx_models) once a round, not once a chunk
+            held = ("cfx_starts_in_target", "cfx_ends_short") + (("cfx_models",) if i else ())
+            with notices_held(*held):
                 res = explainer.explain(pool[chunk], target)
             frames.append(res.frames[:, idx].flatten(0, 1))  # (b * L, C, H, W)
             context.append(res.frames.repeat_interleave(n_levels, 0))  # (b * L, T+1, C, H, W)

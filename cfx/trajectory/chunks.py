@@ -44,25 +44,52 @@ _NOT_THE_RESULT = ("show_progress",)
 """Explainer attributes that do not change its result (left out of :func:`explainer_key`)."""
 
 
+_MODEL_SLOTS = ("generator", "classifier", "oracle")
+"""An explainer's models: never taken for an explainer it wraps, whatever methods they have."""
+
+
+def _attributes(obj: object) -> dict[str, Any]:
+    """``obj``'s instance attributes: its ``__dict__`` and the ``__slots__`` of its classes."""
+    found = dict(getattr(obj, "__dict__", {}))
+    for cls in type(obj).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
+                found.setdefault(name, getattr(obj, name))
+    return found
+
+
+def _is_explainer(value: object) -> bool:
+    """Has a callable ``explain`` and is no ``nn.Module``; an attribute lookup that raises (a
+    dict whose ``__getattr__`` is ``__getitem__``) means no."""
+    if isinstance(value, nn.Module):
+        return False
+    try:
+        return callable(getattr(value, "explain", None))
+    except Exception:  # any error of a user's __getattr__ means "no explain"
+        return False
+
+
 def inner_explainer(explainer: object) -> object | None:
-    """The one explainer a wrapper holds (an attribute, not an ``nn.Module``, with a callable
-    ``explain``: a wrapper that logs its calls, say), or None."""
+    """The one explainer a wrapper holds (an attribute with a callable ``explain`` that is not
+    an ``nn.Module`` nor one of the explainer's models, :data:`_MODEL_SLOTS`: a wrapper that
+    logs its calls, say), or None."""
     inner = {
         id(v): v
-        for v in getattr(explainer, "__dict__", {}).values()
-        if v is not explainer
-        and not isinstance(v, nn.Module)
-        and callable(getattr(v, "explain", None))
+        for k, v in _attributes(explainer).items()
+        if v is not explainer and k not in _MODEL_SLOTS and _is_explainer(v)
     }
     return next(iter(inner.values())) if len(inner) == 1 else None
 
 
 def explainer_margin(explainer: object) -> object:
-    """The explainer's ``margin``, or that of the explainer it wraps (:func:`inner_explainer`);
-    None if neither has one."""
+    """The explainer's ``margin``, or, when it has none, that of the explainer it wraps
+    (:func:`inner_explainer`); None if neither has one."""
     margin = getattr(explainer, "margin", None)
+    if margin is not None:
+        return margin
     inner = inner_explainer(explainer)
-    return margin if margin is not None or inner is None else getattr(inner, "margin", None)
+    return None if inner is None else getattr(inner, "margin", None)
 
 
 def explainer_key(explainer: object, _seen: frozenset[int] = frozenset()) -> dict[str, Any]:
@@ -87,20 +114,17 @@ def explainer_key(explainer: object, _seen: frozenset[int] = frozenset()) -> dic
             return [plain(v) for v in value]
         if is_dataclass(value) and not isinstance(value, type):
             return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
-        if (
-            callable(getattr(value, "explain", None))
-            and not isinstance(value, nn.Module)
-            and id(value) not in seen
-        ):
+        if _is_explainer(value) and id(value) not in seen:
             return explainer_key(value, seen)  # an explainer among several a wrapper holds
-        digests = [module_sha256(m) for m in held_modules(value)] if callable(value) else []
+        # a module, or one a wrapper holds: a generator adapter with decode/encode, a lambda
+        digests = [module_sha256(m) for m in held_modules(value)]
         if len(digests) == 1 and isinstance(value, nn.Module):
             return digests[0]
         return [f"<{type(value).__name__}>", *digests] if digests else f"<{type(value).__name__}>"
 
     settings = {
         k: plain(v)
-        for k, v in sorted(getattr(explainer, "__dict__", {}).items())
+        for k, v in sorted(_attributes(explainer).items())
         if not k.startswith("_") and k not in _NOT_THE_RESULT
     }
     # by class name: another method is named as such, not by every setting it differs in

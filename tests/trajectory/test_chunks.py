@@ -363,7 +363,7 @@ def test_the_key_reads_the_weights_a_lambda_classifier_holds_and_takes_slotted_e
         def explain(self, x, target):
             raise AssertionError("not called")
 
-    assert explainer_key(Slotted()) == {"Slotted": {}}
+    assert explainer_key(Slotted()) == {"Slotted": {}}  # no slot set: nothing to key
 
 
 def test_a_wrapped_explainer_still_gets_the_short_of_margin_notice(caplog):
@@ -461,3 +461,71 @@ def test_a_wrapper_of_several_explainers_is_keyed_by_each_in_full():
     loop = Fallback(None, None)
     loop.first = loop.second = Fallback(loop, None)  # a cycle ends, keyed by type
     assert "Fallback" in explainer_key(loop)
+
+
+class _AttrDict(dict):
+    """A config object whose attribute lookup is its item lookup (a KeyError, not an
+    AttributeError, for a missing name): ``getattr(cfg, "explain", None)`` raises."""
+
+    __getattr__ = dict.__getitem__
+
+
+class _ClfWithExplain:
+    """A classifier wrapper (no nn.Module) with an ``explain`` method of its own."""
+
+    def __init__(self, net) -> None:
+        self.net = net
+
+    def __call__(self, x):
+        return self.net(x)
+
+    def explain(self, x):
+        return x
+
+
+class _GenAdapter:
+    """A generator adapted by an object with decode/encode, not callable, not a module."""
+
+    def __init__(self, g) -> None:
+        self.g = g
+        self.latent_shape = g.latent_shape
+
+    def decode(self, z):
+        return self.g.decode(z)
+
+
+class _SlottedAscent:
+    __slots__ = ("inner_steps", "margin")
+
+    def __init__(self, margin, steps) -> None:
+        self.margin, self.inner_steps = margin, steps
+
+    def explain(self, x, target):
+        raise AssertionError("not called")
+
+
+def test_the_key_reads_through_odd_attributes_and_model_wrappers():
+    """Review findings: a config attribute whose lookup raises KeyError crashed the run after
+    all the work (the margin lookup probed every attribute); a classifier wrapper with an
+    explain method, taken for a wrapped explainer, hid every setting; a generator adapter
+    was keyed by its type alone (retrained weights went unnoticed); slotted settings were
+    left out."""
+    from cfx.trajectory.chunks import explainer_key
+
+    x, g, f = _sources(3)
+    e = _ascent(g, f)
+    e.config = _AttrDict(run="a")
+    res = explain_in_chunks(e, x, 1, batch_size=2)  # no KeyError
+    assert len(res) == 3 and explainer_key(e)["GradientAscent"]["config"] == "<_AttrDict>"
+
+    wrapped = [GradientAscent(g, _ClfWithExplain(f), margin=m) for m in (0.9, 0.6)]
+    assert explainer_key(wrapped[0]) != explainer_key(wrapped[1])
+
+    other = LinearGenerator(seed=5)
+    adapters = [GradientAscent(_GenAdapter(gen), f, steps=3) for gen in (g, other)]
+    keys = [explainer_key(a)["GradientAscent"]["generator"] for a in adapters]
+    assert keys[0] != keys[1] and keys[0][0] == "<_GenAdapter>"
+
+    assert explainer_key(_SlottedAscent(0.9, 3)) == {
+        "_SlottedAscent": {"inner_steps": 3, "margin": 0.9}
+    }
