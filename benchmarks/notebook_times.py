@@ -1,0 +1,44 @@
+"""Wall time of each notebook at full size (no ``CFX_NOTEBOOK_SMALL``), as a reader runs it.
+
+    OMP_NUM_THREADS=2 python benchmarks/notebook_times.py [NAME.ipynb ...] [--out DIR]
+
+Runs the notebooks one after another in a fresh kernel each, working in ``--out`` (the files
+they write land there, not beside the notebooks), and prints one line per notebook. The
+executed copies are written to ``--out`` too, for a look at their outputs. The README's
+figures (session 33, quiet machine): 57 s, 9 s, 158 s and 184 s for 01 to 04.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="notebook file names (default: all)")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/cfx-notebook-times"))
+    args = parser.parse_args()
+    os.environ.pop("CFX_NOTEBOOK_SMALL", None)  # full size: what a reader runs
+    args.out.mkdir(parents=True, exist_ok=True)
+    paths = [NOTEBOOKS / n for n in args.names] or sorted(NOTEBOOKS.glob("*.ipynb"))
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(
+            nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(args.out)}}
+        )
+        t0 = time.perf_counter()
+        client.execute()
+        print(f"{path.name}: {time.perf_counter() - t0:.0f} s", flush=True)
+        nbformat.write(nb, args.out / path.name)
+
+
+if __name__ == "__main__":
+    main()
