@@ -47,13 +47,10 @@ def held_modules(model: object) -> list[nn.Module]:
     held: list[object] = list(getattr(model, "__dict__", {}).values())
     if isinstance(model, functools.partial):
         held += [model.func, *model.args, *model.keywords.values()]
-    closure = model.__closure__ if inspect.isfunction(model) else None
-    for cell in closure or ():
-        try:
-            held.append(cell.cell_contents)
-        except ValueError:  # a cell not yet filled
-            continue
     if inspect.isfunction(model):
+        for cell in model.__closure__ or ():
+            with suppress(ValueError):  # ValueError: a cell not yet filled
+                held.append(cell.cell_contents)
         names = _global_names(model.__code__)
         held += [model.__globals__[n] for n in sorted(names) if n in model.__globals__]
     held = [h.__self__ if inspect.ismethod(h) else h for h in held]
@@ -193,10 +190,13 @@ def values_of(x: _T) -> _T:
     Anything else is returned as it is, for the checks to name."""
     if not isinstance(x, Tensor):
         return x
-    plain = x.detach()
-    if plain.is_inference() and not torch.is_inference_mode_enabled():
-        plain = plain.clone()
-    return plain  # type: ignore[return-value]
+    return outside_inference(x.detach())  # type: ignore[return-value]
+
+
+def outside_inference(x: Tensor) -> Tensor:
+    """``x``, or a copy of it when it was made under ``torch.inference_mode()`` and that mode
+    is off now: an inference tensor cannot be saved for backward outside it, a copy can."""
+    return x.clone() if x.is_inference() and not torch.is_inference_mode_enabled() else x
 
 
 def class_logits(

@@ -266,11 +266,11 @@ class ActiveLearner:
         with frozen(self.generator), torch.no_grad():  # the pool is what the paths start from
             generator_probe(self.generator, pool[:1], name="pool")
         per_round = self._per_round()
+        need = self.pool_needed()
         check(
-            pool.shape[0] >= self.pool_needed(),
+            pool.shape[0] >= need,
             ValueError,
-            f"`pool` must hold at least {self.pool_needed()} images for this budget, "
-            f"got {pool.shape[0]}",
+            f"`pool` must hold at least {need} images for this budget, got {pool.shape[0]}",
         )
         out = Path(out)
         cfg = replace(

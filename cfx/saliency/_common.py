@@ -18,7 +18,7 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from cfx.calls import class_logits, frozen, resolve_target
+from cfx.calls import class_logits, frozen, gradients_on, outside_inference, resolve_target
 from cfx.errors import Notice, check_int, check_real, fail
 from cfx.images import IMAGE_RANGE, check_images
 from cfx.types import Classifier
@@ -88,8 +88,8 @@ def check_input(x: object, model: Classifier | None = None) -> Tensor:
     ``torch.inference_mode()`` are copied, since an inference tensor cannot be differentiated
     outside it."""
     check_images(x.detach() if isinstance(x, Tensor) else x, "x")
-    if isinstance(x, Tensor) and x.is_inference() and not torch.is_inference_mode_enabled():
-        x = x.clone()  # made under torch.inference_mode(): a copy can be differentiated
+    if isinstance(x, Tensor):
+        x = outside_inference(x)  # keeps x's graph, unlike values_of
     if model is not None:
         probe_model(model, x)  # type: ignore[arg-type]
     return x  # type: ignore[return-value]
@@ -283,7 +283,7 @@ def input_gradient(
     """
     grads, targets = [], []
     step = x.shape[0] if batch_size is None else batch_size
-    with torch.enable_grad():
+    with gradients_on():  # also under the caller's no_grad; inference_mode is named
         for s in range(0, x.shape[0], step):
             chunk = x[s : s + step]
             inp = chunk if chunk.requires_grad else chunk.detach().requires_grad_(True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cfx.calls import class_logits, inference_mode_error
+from cfx.calls import class_logits, gradients_on
 from cfx.saliency._common import check_input, frozen, positive_int, target_slice, targets_from
 from cfx.types import Classifier
 
@@ -110,8 +110,6 @@ class GradCAM:
         target: int | Tensor | None,
         create_graph: bool,
     ) -> Tensor:
-        if torch.is_inference_mode_enabled():  # the hooked maps would have no gradient
-            raise inference_mode_error()
         store: list[Tensor] = []
 
         def hook(_m: nn.Module, _inp: object, out: object) -> Tensor:
@@ -128,8 +126,9 @@ class GradCAM:
         handle = module.register_forward_hook(hook)
         try:
             # all of it with grad: under the caller's torch.no_grad() (an attack's evaluation
-            # step) the score and its gradient would otherwise have no graph
-            with torch.enable_grad():
+            # step) the score and its gradient would otherwise have no graph; under
+            # torch.inference_mode() the hooked maps would have none, an error
+            with gradients_on():
                 logits = class_logits(self.model, x, name="model")  # (b, K)
                 if not store:
                     raise ValueError("`layer` was not called during the model's forward pass")
