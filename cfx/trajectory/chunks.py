@@ -14,16 +14,17 @@ from typing import Any, Protocol
 
 import torch
 from safetensors import safe_open
-from torch import Tensor, nn
+from torch import Tensor
 
 from cfx import __version__ as cfx_version
-from cfx.calls import held_modules, resolve_target
+from cfx.calls import resolve_target
 from cfx.errors import check_int
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import InversionResult
 from cfx.progress import tqdm
-from cfx.run_key import changes, module_sha256, tensors_sha256
+from cfx.run_key import changes, tensors_sha256
+from cfx.trajectory.identity import explainer_key, explainer_margin
 from cfx.trajectory.notices import end_notice, notices_held, notify_starts
 from cfx.trajectory.result import TrajectoryResult, concat
 from cfx.trajectory.start import unit_range_notice
@@ -38,97 +39,6 @@ _ROW_NOTICES = ("cfx_starts_in_target", "cfx_ends_short", "cfx_unit_range")
 KEY_FILE = "key.json"
 """What a chunk folder's finished chunks were computed from; a resume needs the same."""
 _PART = "part_{:05d}.safetensors"  # chunk i's file; `finished_chunks` globs the same name
-
-
-_NOT_THE_RESULT = ("show_progress",)
-"""Explainer attributes that do not change its result (left out of :func:`explainer_key`)."""
-
-
-_MODEL_SLOTS = ("generator", "classifier", "oracle")
-"""An explainer's models: never taken for an explainer it wraps, whatever methods they have."""
-
-
-def _attributes(obj: object) -> dict[str, Any]:
-    """``obj``'s instance attributes: its ``__dict__`` and the ``__slots__`` of its classes."""
-    found = dict(getattr(obj, "__dict__", {}))
-    for cls in type(obj).__mro__:
-        slots = cls.__dict__.get("__slots__", ())
-        for name in (slots,) if isinstance(slots, str) else slots:
-            if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
-                found.setdefault(name, getattr(obj, name))
-    return found
-
-
-def _is_explainer(value: object) -> bool:
-    """Has a callable ``explain`` and is no ``nn.Module``; an attribute lookup that raises (a
-    dict whose ``__getattr__`` is ``__getitem__``) means no."""
-    if isinstance(value, nn.Module):
-        return False
-    try:
-        return callable(getattr(value, "explain", None))
-    except Exception:  # any error of a user's __getattr__ means "no explain"
-        return False
-
-
-def inner_explainer(explainer: object) -> object | None:
-    """The one explainer a wrapper holds (an attribute with a callable ``explain`` that is not
-    an ``nn.Module`` nor one of the explainer's models, :data:`_MODEL_SLOTS`: a wrapper that
-    logs its calls, say), or None."""
-    inner = {
-        id(v): v
-        for k, v in _attributes(explainer).items()
-        if v is not explainer and k not in _MODEL_SLOTS and _is_explainer(v)
-    }
-    return next(iter(inner.values())) if len(inner) == 1 else None
-
-
-def explainer_margin(explainer: object) -> object:
-    """The explainer's ``margin``, or, when it has none, that of the explainer it wraps
-    (:func:`inner_explainer`); None if neither has one."""
-    margin = getattr(explainer, "margin", None)
-    if margin is not None:
-        return margin
-    inner = inner_explainer(explainer)
-    return None if inner is None else getattr(inner, "margin", None)
-
-
-def explainer_key(explainer: object, _seen: frozenset[int] = frozenset()) -> dict[str, Any]:
-    """JSON of what decides an explainer's result: its class, its settings (public attributes
-    that are numbers, strings, None, dataclasses or sequences of them) and a SHA-256 of each
-    ``nn.Module`` it holds (generator, classifier, oracle; those a wrapper, lambda or partial
-    holds one level deep, :func:`~cfx.calls.held_modules`); other objects by their type. A
-    wrapper holding one explainer (:func:`inner_explainer`) is keyed by the explainer it
-    wraps: its own attributes (a log of its calls, say) are taken not to change the result.
-    One holding several (a fallback chain, say) is keyed with each of them keyed in full."""
-    seen = _seen | {id(explainer)}
-    inner = inner_explainer(explainer)
-    if inner is not None and id(inner) not in seen:
-        return explainer_key(inner, seen)
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return repr(value)  # JSON has no NaN that compares equal to itself
-        if value is None or isinstance(value, (bool, int, float, str)):
-            return value
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        if is_dataclass(value) and not isinstance(value, type):
-            return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
-        if _is_explainer(value) and id(value) not in seen:
-            return explainer_key(value, seen)  # an explainer among several a wrapper holds
-        # a module, or one a wrapper holds: a generator adapter with decode/encode, a lambda
-        digests = [module_sha256(m) for m in held_modules(value)]
-        if len(digests) == 1 and isinstance(value, nn.Module):
-            return digests[0]
-        return [f"<{type(value).__name__}>", *digests] if digests else f"<{type(value).__name__}>"
-
-    settings = {
-        k: plain(v)
-        for k, v in sorted(_attributes(explainer).items())
-        if not k.startswith("_") and k not in _NOT_THE_RESULT
-    }
-    # by class name: another method is named as such, not by every setting it differs in
-    return {type(explainer).__name__: settings}
 
 
 class TrajectoryExplainer(Protocol):

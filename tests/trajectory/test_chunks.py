@@ -326,46 +326,6 @@ def replace_margin(explainer, margin):
     return explainer
 
 
-class _ExplainingClassifier(LogisticClassifier):
-    """A classifier module with an ``explain`` method of its own (some model classes have
-    one): it was taken for a wrapped explainer, and the key became its class name alone."""
-
-    def explain(self, x):
-        return x
-
-
-def test_the_key_keeps_the_settings_next_to_a_model_with_an_explain_method():
-    from cfx.trajectory.chunks import explainer_key
-
-    g, f = LinearGenerator(), _ExplainingClassifier()
-    a = explainer_key(GradientAscent(g, f, steps=3))
-    b = explainer_key(GradientAscent(g, f, steps=7, margin=0.9))
-    assert a != b
-    assert a["GradientAscent"]["steps"] == 3 and b["GradientAscent"]["margin"] == 0.9
-
-
-def test_the_key_reads_the_weights_a_lambda_classifier_holds_and_takes_slotted_explainers():
-    """A classifier passed as a lambda over a module was keyed as '<function>', so weights
-    retrained in place were not noticed; an explainer without a __dict__ (slots) raised."""
-    from cfx.trajectory.chunks import explainer_key
-
-    g, f = LinearGenerator(), LogisticClassifier()
-    before = explainer_key(GradientAscent(g, lambda im: f(im), steps=3))
-    with torch.no_grad():
-        f.b.add_(1.0)
-    after = explainer_key(GradientAscent(g, lambda im: f(im), steps=3))
-    assert before != after
-    assert before["GradientAscent"]["classifier"][0] == "<function>"
-
-    class Slotted:
-        __slots__ = ("generator",)
-
-        def explain(self, x, target):
-            raise AssertionError("not called")
-
-    assert explainer_key(Slotted()) == {"Slotted": {}}  # no slot set: nothing to key
-
-
 def test_a_wrapped_explainer_still_gets_the_short_of_margin_notice(caplog):
     """explain_in_chunks held the explainer's own notice and gave it again with the wrapper's
     margin, which a wrapper has not: the short paths went unnamed. A custom explainer whose
@@ -388,18 +348,6 @@ def test_a_wrapped_explainer_still_gets_the_short_of_margin_notice(caplog):
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         explain_in_chunks(OddMargin(short), x, 1, batch_size=2)  # no ZeroDivisionError
-
-
-def test_progress_bars_do_not_change_the_key():
-    """show_progress changes what is printed, not the result: a run resumed with progress bars
-    on (or off) must read its folder's chunks back, not start over."""
-    from cfx.trajectory.chunks import explainer_key
-
-    g, f = LinearGenerator(), LogisticClassifier()
-    quiet = explainer_key(GradientAscent(g, f, steps=3, show_progress=False))
-    shown = explainer_key(GradientAscent(g, f, steps=3, show_progress=True))
-    assert quiet == shown and "show_progress" not in quiet["GradientAscent"]
-    assert quiet["GradientAscent"]["steps"] == 3
 
 
 def test_paths_that_reach_the_margin_are_not_called_short(caplog):
@@ -432,35 +380,6 @@ def test_the_generator_range_notice_is_given_once_per_run(caplog):
     with caplog.at_level(logging.WARNING):
         explain_in_chunks(explainer, x, 1, batch_size=2)  # three chunks
     assert caplog.text.count("the generator's decoded images have no pixel below 0") == 1
-
-
-def test_a_wrapper_of_several_explainers_is_keyed_by_each_in_full():
-    """A wrapper holding two explainers (a fallback chain) was keyed by their type names
-    alone, so retrained models or other settings in either read back stale chunks."""
-    from cfx.trajectory.chunks import explainer_key
-
-    class Fallback:
-        def __init__(self, first, second) -> None:
-            self.first, self.second = first, second
-
-        def explain(self, x, target):
-            return self.first.explain(x, target)
-
-    g, f = LinearGenerator(), LogisticClassifier()
-    same = explainer_key(Fallback(GradientAscent(g, f, steps=3), GradientAscent(g, f, steps=3)))
-    assert same == explainer_key(
-        Fallback(GradientAscent(g, f, steps=3), GradientAscent(g, f, steps=3))
-    )
-    assert same["Fallback"]["first"]["GradientAscent"]["steps"] == 3
-    other_setting = Fallback(GradientAscent(g, f, steps=9), GradientAscent(g, f, steps=3))
-    other_model = Fallback(
-        GradientAscent(g, f, steps=3), GradientAscent(g, LogisticClassifier(seed=7), steps=3)
-    )
-    assert explainer_key(other_setting) != same and explainer_key(other_model) != same
-
-    loop = Fallback(None, None)
-    loop.first = loop.second = Fallback(loop, None)  # a cycle ends, keyed by type
-    assert "Fallback" in explainer_key(loop)
 
 
 class _AttrDict(dict):
@@ -510,13 +429,13 @@ def test_the_key_reads_through_odd_attributes_and_model_wrappers():
     explain method, taken for a wrapped explainer, hid every setting; a generator adapter
     was keyed by its type alone (retrained weights went unnoticed); slotted settings were
     left out."""
-    from cfx.trajectory.chunks import explainer_key
+    from cfx.trajectory.identity import explainer_key
 
     x, g, f = _sources(3)
     e = _ascent(g, f)
     e.config = _AttrDict(run="a")
     res = explain_in_chunks(e, x, 1, batch_size=2)  # no KeyError
-    assert len(res) == 3 and explainer_key(e)["GradientAscent"]["config"] == "<_AttrDict>"
+    assert len(res) == 3 and explainer_key(e)["GradientAscent"]["config"] == {"run": "a"}
 
     wrapped = [GradientAscent(g, _ClfWithExplain(f), margin=m) for m in (0.9, 0.6)]
     assert explainer_key(wrapped[0]) != explainer_key(wrapped[1])

@@ -1,0 +1,123 @@
+import numpy as np
+import torch
+
+from cfx.trajectory import GradientAscent
+from cfx.trajectory.identity import explainer_key
+from tests.trajectory.toy import LinearGenerator, LogisticClassifier
+
+
+class _ExplainingClassifier(LogisticClassifier):
+    """A classifier module with an ``explain`` method of its own (some model classes have
+    one): it was taken for a wrapped explainer, and the key became its class name alone."""
+
+    def explain(self, x):
+        return x
+
+
+def test_the_key_keeps_the_settings_next_to_a_model_with_an_explain_method():
+    g, f = LinearGenerator(), _ExplainingClassifier()
+    a = explainer_key(GradientAscent(g, f, steps=3))
+    b = explainer_key(GradientAscent(g, f, steps=7, margin=0.9))
+    assert a != b
+    assert a["GradientAscent"]["steps"] == 3 and b["GradientAscent"]["margin"] == 0.9
+
+
+def test_the_key_reads_the_weights_a_lambda_classifier_holds_and_takes_slotted_explainers():
+    """A classifier passed as a lambda over a module was keyed as '<function>', so weights
+    retrained in place were not noticed; an explainer without a __dict__ (slots) raised."""
+    g, f = LinearGenerator(), LogisticClassifier()
+    before = explainer_key(GradientAscent(g, lambda im: f(im), steps=3))
+    with torch.no_grad():
+        f.b.add_(1.0)
+    after = explainer_key(GradientAscent(g, lambda im: f(im), steps=3))
+    assert before != after
+    assert before["GradientAscent"]["classifier"][0] == "<function>"
+
+    class Slotted:
+        __slots__ = ("generator",)
+
+        def explain(self, x, target):
+            raise AssertionError("not called")
+
+    assert explainer_key(Slotted()) == {"Slotted": {}}  # no slot set: nothing to key
+
+
+def test_progress_bars_do_not_change_the_key():
+    """show_progress changes what is printed, not the result: a run resumed with progress bars
+    on (or off) must read its folder's chunks back, not start over."""
+    g, f = LinearGenerator(), LogisticClassifier()
+    quiet = explainer_key(GradientAscent(g, f, steps=3, show_progress=False))
+    shown = explainer_key(GradientAscent(g, f, steps=3, show_progress=True))
+    assert quiet == shown and "show_progress" not in quiet["GradientAscent"]
+    assert quiet["GradientAscent"]["steps"] == 3
+
+
+def test_a_wrapper_of_several_explainers_is_keyed_by_each_in_full():
+    """A wrapper holding two explainers (a fallback chain) was keyed by their type names
+    alone, so retrained models or other settings in either read back stale chunks."""
+
+    class Fallback:
+        def __init__(self, first, second) -> None:
+            self.first, self.second = first, second
+
+        def explain(self, x, target):
+            return self.first.explain(x, target)
+
+    g, f = LinearGenerator(), LogisticClassifier()
+    same = explainer_key(Fallback(GradientAscent(g, f, steps=3), GradientAscent(g, f, steps=3)))
+    assert same == explainer_key(
+        Fallback(GradientAscent(g, f, steps=3), GradientAscent(g, f, steps=3))
+    )
+    assert same["Fallback"]["first"]["GradientAscent"]["steps"] == 3
+    other_setting = Fallback(GradientAscent(g, f, steps=9), GradientAscent(g, f, steps=3))
+    other_model = Fallback(
+        GradientAscent(g, f, steps=3), GradientAscent(g, LogisticClassifier(seed=7), steps=3)
+    )
+    assert explainer_key(other_setting) != same and explainer_key(other_model) != same
+
+    loop = Fallback(None, None)
+    loop.first = loop.second = Fallback(loop, None)  # a cycle ends, keyed by type
+    assert "Fallback" in explainer_key(loop)
+
+
+class _Weighted:
+    """A user's explainer whose settings are a tensor, a numpy array and a dict."""
+
+    def __init__(self, weights, prior, options) -> None:
+        self.weights, self.prior, self.options = weights, prior, options
+
+    def explain(self, x, target):
+        raise AssertionError("not called")
+
+
+def test_tensor_array_and_dict_settings_are_keyed_by_their_values():
+    """They were keyed by their type alone: a chunk folder computed with other per-pixel
+    weights, another prior or other options was read back as if it were this run's."""
+
+    def key(weights=(1.0, 2.0), prior=(0.5, 0.5), options=None):
+        options = {"mode": "a", "levels": [1, 2]} if options is None else options
+        return explainer_key(_Weighted(torch.tensor(weights), np.array(prior), options))
+
+    base = key()
+    assert base == key()  # equal values, new objects: the same key
+    assert key(weights=(1.0, 2.5)) != base
+    assert key(prior=(0.4, 0.6)) != base
+    assert key(options={"mode": "b", "levels": [1, 2]}) != base
+    assert key(options={"mode": "a", "levels": [1, 3]}) != base
+    settings = base["_Weighted"]
+    assert settings["options"] == {"mode": "a", "levels": [1, 2]}
+    assert settings["weights"].startswith("<Tensor sha256 ")
+    assert settings["prior"].startswith("<Tensor sha256 ")
+    # a dtype or shape of its own is another setting, even with the same numbers
+    assert (
+        explainer_key(_Weighted(torch.ones(2), None, {}))["_Weighted"]["weights"]
+        != (
+            explainer_key(_Weighted(torch.ones(2, dtype=torch.float64), None, {}))["_Weighted"][
+                "weights"
+            ]
+        )
+    )
+    # arrays that are not numbers (strings) stay keyed by their type
+    assert explainer_key(_Weighted(None, np.array(["a"]), {}))["_Weighted"]["prior"] == (
+        "<ndarray>"
+    )
