@@ -263,7 +263,9 @@ class ActiveLearner:
             f"`train_labels` must be classes of the classifier, whole numbers 0..{outputs - 1}, "
             f"got {train_labels.min().item()}..{train_labels.max().item()}",
         )
-        with frozen(self.generator), torch.no_grad():  # the pool is what the paths start from
+        # the pool is what the paths start from; its notice about the generator's range
+        # (tagged cfx_models) is left to the first path, which gives the models' notices once
+        with frozen(self.generator), torch.no_grad(), notices_held("cfx_models"):
             generator_probe(self.generator, pool[:1], name="pool")
         per_round = self._per_round()
         need = self.pool_needed()
@@ -291,6 +293,7 @@ class ActiveLearner:
         new_x: list[Tensor] = []
         new_y: list[Tensor] = []
         history: list[AugmentRound] = []
+        noticed = False  # have the notices about the models (tagged cfx_models) been given?
         for k, quota in enumerate(per_round):
             folder = out / f"round_{k:02d}"
             done = folder / "round.safetensors"
@@ -312,8 +315,9 @@ class ActiveLearner:
                 history.append(record)
                 continue
             starts, frames, context, suggested = self._candidates(
-                model, pool, used, quota, seed + k
+                model, pool, used, quota, seed + k, models_noticed=noticed
             )
+            noticed = True
             y_k = self.labeller.label(
                 frames, context=context, suggested=suggested, workdir=folder / "task"
             ).to(torch.long)
@@ -439,10 +443,19 @@ class ActiveLearner:
             write_atomic(stored, text)
 
     def _candidates(
-        self, model: nn.Module, pool: Tensor, used: Tensor, quota: int, seed: int
+        self,
+        model: nn.Module,
+        pool: Tensor,
+        used: Tensor,
+        quota: int,
+        seed: int,
+        *,
+        models_noticed: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Starts ``(S,)``, frames ``(quota, C, H, W)``, their paths ``(quota, T+1, C, H, W)``
-        and the current model's predictions on the frames ``(quota,)``."""
+        and the current model's predictions on the frames ``(quota,)``. ``models_noticed``:
+        an earlier round gave the notices about the models (the generator is the same, the
+        classifier's architecture too), which are then held."""
         n_levels = len(self.frame_levels)
         n_starts = -(-quota // n_levels)
         p = torch.softmax(predict(model, pool), 1)[:, 1].to(pool.device)  # (P,)
@@ -468,8 +481,9 @@ class ActiveLearner:
             target = (p[chunk] < 0.5).long()  # walk into the other class
             # the least certain slices are chosen on purpose, so their reconstructions often
             # start past the boundary already: that is expected here, not worth a warning
-            # the notices about the models (tagged cfx_models) once a round, not once a chunk
-            held = ("cfx_starts_in_target", "cfx_ends_short") + (("cfx_models",) if i else ())
+            # the notices about the models (tagged cfx_models) once a run, not once a chunk
+            once = i > 0 or models_noticed
+            held = ("cfx_starts_in_target", "cfx_ends_short") + (("cfx_models",) if once else ())
             with notices_held(*held):
                 res = explainer.explain(pool[chunk], target)
             frames.append(res.frames[:, idx].flatten(0, 1))  # (b * L, C, H, W)

@@ -479,3 +479,30 @@ def test_a_finetune_seed_equal_to_augments_is_not_warned_about(world, tmp_path, 
     with caplog.at_level("WARNING"), pytest.raises(AssertionError, match="must not ask"):
         learner.augment(pool, train, labels, out=tmp_path, seed=5)  # the same seed: no news
     assert "finetune.seed" not in caplog.text
+
+
+class SigmoidGenerator(LinearGenerator):
+    """The toy generator ending in a sigmoid: no pixel below 0, which cfx warns about."""
+
+    def decode(self, z):
+        return torch.sigmoid(super().decode(z))
+
+
+def test_the_generator_range_notice_is_given_once_per_run(world, tmp_path, caplog):
+    """The notice about the generator's range was repeated every round (the generator is the
+    same in each): one run of two rounds of two chunks must give it once."""
+    _, f, pool, train, labels = world
+    learner = ActiveLearner(
+        SigmoidGenerator(),
+        f,
+        CountingOracle(),
+        budget=8,
+        rounds=2,
+        finetune=CFG,
+        steps=4,
+        batch_size=1,
+        frame_levels=(0.4, 0.6),
+    )
+    with caplog.at_level("WARNING"):
+        learner.augment(pool, train, labels, out=tmp_path)
+    assert caplog.text.count("the generator's decoded images have no pixel below 0") == 1
