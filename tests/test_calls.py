@@ -525,3 +525,14 @@ def test_held_modules_reads_the_globals_a_function_loads_and_no_attribute_names(
     assert held_modules(_reads_an_attribute_named_like_a_global) == []
     assert held_modules(_comprehension_over_a_global) == [_GLOBAL_NET]
     assert held_modules(_decorated) == [_GLOBAL_NET]
+
+
+def test_half_precision_logits_are_not_taken_for_probabilities():
+    """The tolerance was 10 * K * eps of the dtype, 2 % in float16: two logits summing to
+    0.993 were called probabilities on every half-precision run."""
+    from cfx.calls import looks_like_probabilities
+
+    logits = torch.tensor([[0.6689, 0.3245]], dtype=torch.float16)
+    assert not looks_like_probabilities(logits)
+    probs = torch.softmax(torch.tensor([[2.0, -1.0], [0.3, 0.1]]), 1).half()  # rounded rows
+    assert looks_like_probabilities(probs)

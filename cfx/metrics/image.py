@@ -71,8 +71,10 @@ def psnr(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _psnr(a: Tensor, b: Tensor) -> Tensor:
-    mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-12)
-    return 10.0 * torch.log10(_DATA_RANGE**2 / mse)
+    # in float32 at least: the 1e-12 floor is 0 in float16 (identical images gave inf)
+    wide = torch.promote_types(a.dtype, torch.float32)
+    mse = (a.to(wide) - b.to(wide)).pow(2).flatten(1).mean(1).clamp_min(1e-12)
+    return (10.0 * torch.log10(_DATA_RANGE**2 / mse)).to(a.dtype)
 
 
 def _gaussian_window(size: int, sigma: float, like: Tensor) -> Tensor:

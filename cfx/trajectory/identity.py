@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
@@ -67,12 +69,33 @@ def explainer_margin(explainer: object) -> object:
     return None if inner is None else getattr(inner, "margin", None)
 
 
+_MODULE_STATE = (bool, int, float, str, tuple, type(None))
+"""Attribute types of a module that are settings (``TwoLogits.outputs``, a layer's sizes)."""
+
+
+def module_digest(module: nn.Module) -> str:
+    """A SHA-256 of what decides a module's outputs: its weights and buffers by name
+    (:func:`~cfx.run_key.module_sha256`) and each submodule's class and settings (public
+    attributes that are numbers, strings, None or tuples: ``TwoLogits(outputs=...)``, say;
+    its train/eval mode is not one, the explainers run models in eval mode)."""
+    h = hashlib.sha256(str(module_sha256(module)).encode())
+    for name, sub in module.named_modules():
+        own = {
+            k: v
+            for k, v in sorted(vars(sub).items())
+            if not k.startswith("_") and k != "training" and isinstance(v, _MODULE_STATE)
+        }
+        h.update(json.dumps([name, type(sub).__qualname__, own], default=repr).encode())
+    return h.hexdigest()
+
+
 def explainer_key(explainer: object, _seen: frozenset[int] = frozenset()) -> dict[str, Any]:
     """JSON of what decides an explainer's result: its class, its settings (public attributes
     that are numbers, strings, None, dataclasses, or sequences and mappings of them; tensors
     and numpy arrays by a SHA-256 of their values) and a SHA-256 of each ``nn.Module`` it
     holds (generator, classifier, oracle; those a wrapper, lambda or partial holds one level
-    deep, :func:`~cfx.calls.held_modules`); other objects by their type. A
+    deep, :func:`~cfx.calls.held_modules`; :func:`module_digest`); other objects by their
+    type. A
     wrapper holding one explainer (:func:`inner_explainer`) is keyed by the explainer it
     wraps: its own attributes (a log of its calls, say) are taken not to change the result.
     One holding several (a fallback chain, say) is keyed with each of them keyed in full."""
@@ -82,6 +105,8 @@ def explainer_key(explainer: object, _seen: frozenset[int] = frozenset()) -> dic
         return explainer_key(inner, seen)
 
     def plain(value: Any) -> Any:
+        if isinstance(value, np.generic):  # a numpy scalar: np.int64(5), np.float32(0.9)
+            value = value.item()
         if isinstance(value, float) and not math.isfinite(value):
             return repr(value)  # JSON has no NaN that compares equal to itself
         if value is None or isinstance(value, (bool, int, float, str)):
@@ -99,7 +124,7 @@ def explainer_key(explainer: object, _seen: frozenset[int] = frozenset()) -> dic
         if _is_explainer(value) and id(value) not in seen:
             return explainer_key(value, seen)  # an explainer among several a wrapper holds
         # a module, or one a wrapper holds: a generator adapter with decode/encode, a lambda
-        digests = [module_sha256(m) for m in held_modules(value)]
+        digests = [module_digest(m) for m in held_modules(value)]
         if len(digests) == 1 and isinstance(value, nn.Module):
             return digests[0]
         return [f"<{type(value).__name__}>", *digests] if digests else f"<{type(value).__name__}>"

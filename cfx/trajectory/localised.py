@@ -43,7 +43,7 @@ from cfx.calls import (
 from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
 from cfx.trajectory._common import composite_decoder
-from cfx.trajectory.gradient_ascent import GradientAscent, finish
+from cfx.trajectory.gradient_ascent import GradientAscent, at_goal, finish
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import check_inversion, start
 from cfx.types import Classifier, Generator
@@ -63,7 +63,9 @@ def region_masks(change: Tensor, fraction: float, *, soften: float) -> Tensor:
     if fraction >= 1.0:
         return torch.ones_like(change)
     flat = change.flatten(1)  # (B, H*W)
-    threshold = torch.quantile(flat, 1.0 - fraction, dim=1).view(-1, 1, 1, 1)
+    # quantile takes float32/64 only: a half-precision map is compared in its own dtype after
+    threshold = torch.quantile(flat.float(), 1.0 - fraction, dim=1).to(flat.dtype)
+    threshold = threshold.view(-1, 1, 1, 1)
     lowest = flat.min(1).values.view(-1, 1, 1, 1)
     above = change > lowest
     tied_low = (threshold <= lowest) & above.flatten(1).any(1).view(-1, 1, 1, 1)
@@ -284,8 +286,9 @@ class LocalisedAscent:
         """
         b = z0.shape[0]
         path1, probs1 = self._ascent().ascend(z0, target, label="global ascent")
-        # iterations each image's global ascent needed (its probability stops changing after)
-        needed = (probs1 < self.margin).sum(1)  # (B,)
+        # iterations each image's global ascent needed to reach its goal (the margin, or
+        # further for a start near or past it); its probability stops changing after
+        needed = (~at_goal(probs1, self.margin)).sum(1)  # (B,)
         budget = (self.patience * needed + 10).ceil().clamp(max=self.max_iter)
         change = self.change_map(path1, start, target)
         mask = torch.ones_like(change)
@@ -311,7 +314,9 @@ class LocalisedAscent:
             path, p = self.ascend_masked(
                 z0[idx], background[idx], m, target[idx], budget[idx], label=label
             )
-            ok = (p[:, -1] >= self.margin).cpu()
+            # the region reached the goal the global ascent had: a start past the margin
+            # passes it at once, and would otherwise take the smallest region untried
+            ok = at_goal(p, self.margin)[:, -1].cpu()
             for j, i in enumerate(idx.tolist()):
                 if bool(ok[j]):
                     paths[i], probs[i] = path[j].flatten(1), p[j]

@@ -130,9 +130,10 @@ class MonotonePath:
             (``G(z_0)``) or ``"source"`` (the input); see
             :class:`~cfx.trajectory.localised.LocalisedAscent`.
         mask_fractions: candidate region sizes when ``localise`` is on.
-        give_up: when ``localise`` is on, stop ascending a region that cannot reach ``margin``
-            within its budget at its mean rate times this (``None``: run to the budget); see
-            :class:`~cfx.trajectory.localised.LocalisedAscent`.
+        give_up: stop an ascent that cannot reach ``margin`` within its budget at its mean
+            rate times this (``None``: run to the budget): a candidate region's when
+            ``localise`` is on (see :class:`~cfx.trajectory.localised.LocalisedAscent`), and
+            the blur-robust end's (``robust_end``) in either case.
     """
 
     def __init__(
@@ -374,9 +375,12 @@ class MonotonePath:
         with torch.no_grad():
             start_img = decode(z0, torch.arange(b, device=device))  # (B, C, H, W), frame 0
         z0_flat = z0.flatten(1)  # (B, d)
-        zs = z_init.clone().requires_grad_(True)
+        # Adam keeps float32 latents at least: in half precision its eps (1e-8) is 0 and its
+        # steps NaN; the models still see their own dtype
+        work = torch.promote_types(z_init.dtype, torch.float32)
+        zs = z_init.to(work, copy=True).requires_grad_(True)
         opt = torch.optim.Adam([zs], lr=self.lr)
-        lam = torch.full((b,), float(self.lambda_init), dtype=z_init.dtype, device=device)
+        lam = torch.full((b,), float(self.lambda_init), dtype=work, device=device)
         best = z_init.clone()
         best_id = torch.full_like(lam, float("inf"))
         best_lam = torch.full_like(lam, float("nan"))  # stays NaN until a path is valid
@@ -399,7 +403,7 @@ class MonotonePath:
             opt.zero_grad(set_to_none=True)
             live = torch.nonzero(running).flatten()
             for c in live.split(per_chunk):  # image indices of one chunk
-                zc = zs[c]  # (b_c, T, d)
+                zc = zs[c].to(z_init.dtype)  # (b_c, T, d)
                 bc = zc.shape[0]
                 flat = zc.reshape(bc * n_steps, *latent_shape)
                 frames = decode(flat, c.repeat_interleave(n_steps))  # (b_c*T, C, H, W)

@@ -79,7 +79,8 @@ def resample_path(
             frac = crossing().clamp(safeguard, 1.0 - safeguard)
             z_mid = z_lo + frac[..., None] * (z_hi - z_lo)
             with torch.no_grad():
-                p_sub = prob_fn(z_mid.reshape(b * n_levels, d)[index], index)  # (N,)
+                # (N,), in the levels' dtype: a model may return other than its latents'
+                p_sub = prob_fn(z_mid.reshape(b * n_levels, d)[index], index).to(lvl.dtype)
             p_mid = lvl.flatten().clone().index_copy_(0, index, p_sub).view(b, n_levels)
             above = (p_mid >= lvl) & inside
             below = (p_mid < lvl) & inside

@@ -111,7 +111,8 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
             calling = "oracle"
             o_logits = None if oracle is None else class_logits(oracle, probe, name="oracle")
     except RuntimeError as err:  # PyTorch's errors name neither x nor a model
-        mismatch = dtype_device_mismatch(models, x)
+        # the model that failed: another's dtype (one that casts its inputs) is not the cause
+        mismatch = dtype_device_mismatch({calling: models[calling]}, x)
         if mismatch is not None:
             raise TypeError(mismatch) from err
         if calling == "generator":

@@ -458,6 +458,42 @@ def test_a_model_that_casts_its_own_inputs_is_not_refused():
     assert bool(res.success.all())
 
 
+class _CastingGenerator(LinearGenerator):
+    """float32 weights and frames whatever the latents' dtype (a model that casts its
+    inputs itself)."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return super().decode(z.float())
+
+
+class _CastingClassifier(LogisticClassifier):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float())
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "pixel_space"])
+def test_float64_images_with_models_that_cast_to_float32(name):
+    """The frames' probabilities are float32 but the placement levels take the latents'
+    float64: the placement's refinement crashed in PyTorch (index_copy_ of another dtype)."""
+    c = Case(name, classifier=_CastingClassifier())
+    c.explainer.generator = c.generator = _CastingGenerator()
+    res = c.explain(x=c.x.double(), latents=c.latents.double())
+    assert bool(res.success.all()) and res.probs.shape == (B, T + 1)
+    assert bool((res.probs[:, 1:] > res.probs[:, :-1]).all())  # still climbing
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "pixel_space"])
+def test_half_precision_models_and_images(name):
+    """Localised paths crashed in float16 (torch.quantile takes float32/64 only) with a
+    PyTorch error naming no argument; every explainer runs in the models' dtype."""
+    c = Case(name)
+    c.explainer.generator = c.generator = c.g.half()
+    c.explainer.classifier = c.f.half()
+    res = c.explain(x=c.x.half(), latents=c.latents.half())
+    assert res.frames.dtype == torch.float16 and bool(res.success.all())
+    assert bool((res.probs[:, -1] > 0.5).all())
+
+
 def test_softmax_outputs_and_unit_range_batches_are_warned_about(caplog):
     class Softmaxed(LogisticClassifier):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -121,3 +121,30 @@ def test_tensor_array_and_dict_settings_are_keyed_by_their_values():
     assert explainer_key(_Weighted(None, np.array(["a"]), {}))["_Weighted"]["prior"] == (
         "<ndarray>"
     )
+
+
+def test_numpy_scalar_settings_are_keyed_by_their_values():
+    """np.int64 / np.float32 settings pass the explainers' checks but were keyed as
+    '<int64>': a run with other steps and margin resumed from this one's chunks."""
+    g, f = LinearGenerator(), LogisticClassifier()
+    a = explainer_key(GradientAscent(g, f, steps=np.int64(2), margin=np.float32(0.5)))
+    b = explainer_key(GradientAscent(g, f, steps=np.int64(5), margin=np.float32(0.75)))
+    assert a["GradientAscent"]["steps"] == 2 and a["GradientAscent"]["margin"] == 0.5
+    assert b["GradientAscent"]["steps"] == 5 and b["GradientAscent"]["margin"] == 0.75
+    assert a == explainer_key(GradientAscent(g, f, steps=2, margin=0.5))  # same values
+
+
+def test_a_module_setting_that_is_not_a_weight_changes_the_key():
+    """TwoLogits(outputs="logit") and (outputs="probability") hold the same weights but give
+    other probabilities: keyed by weights alone, one resumed from the other's chunks."""
+    from cfx.calls import TwoLogits
+
+    g, base = LinearGenerator(), torch.nn.Linear(16, 1)
+    keys = [
+        explainer_key(GradientAscent(g, TwoLogits(base, outputs), steps=3))
+        for outputs in ("logit", "probability", "logit")
+    ]
+    assert keys[0] != keys[1] and keys[0] == keys[2]
+    # the mode is no setting: the explainers run models in eval mode
+    trained = TwoLogits(base, "logit").train()
+    assert explainer_key(GradientAscent(g, trained, steps=3)) == keys[0]

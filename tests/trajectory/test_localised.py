@@ -362,6 +362,26 @@ def test_give_up_abandons_a_region_that_cannot_flip_within_its_budget(toy, monke
     assert lengths[1.0] < 31
 
 
+def test_a_start_past_the_margin_gets_the_region_that_exaggerates_as_far(toy):
+    """A start past the margin passed it at once on every candidate, so the smallest region
+    was taken untried and its path stopped at the 10-iteration budget (0.2 log-odds of
+    climb). Now regions must reach the global ascent's goal, the start's log-odds + 1.0:
+    from log-odds 5.1 (p 0.994 > margin 0.99) at eta 0.02, the global ascent (rate 3.4)
+    takes 15 steps, budget 15 + 10 = 25 with patience 1; 1 / 2 / 3 pixels (rates 1.0 / 1.9 /
+    2.7) need 50 / 27 / 19 steps: the 3-pixel region."""
+    g, f, _, _ = toy
+    z0 = torch.tensor([[1.5, 0.5], [1.5, -1.0]])
+    x = g.decode(z0).detach().clamp(-1, 1)
+    explainer = _explainer(
+        g, f, eta=0.02, max_iter=200, patience=1.0, mask_fractions=(1 / 16, 2 / 16, 3 / 16)
+    )
+    res = explainer.explain(x, 1, latents=z0)
+    assert res.edit_masks.flatten(1).sum(1).tolist() == [3.0, 3.0]
+    s = torch.logit(res.probs.double())
+    assert bool((s[:, -1] - s[:, 0] >= 0.99).all())  # climbed as far as GradientAscent would
+    assert bool((res.probs.diff(dim=1) > 0).all())
+
+
 def test_change_map_is_the_global_edit_per_pixel(toy):
     # the global path moved latent 0 by 1.5: every pixel changed by 1.5 * A[:, 0]
     g, f, z0, _ = toy

@@ -6,6 +6,7 @@ The checks it makes on each explainer's inputs are in ``test_contract.py``.
 import logging
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from cfx.calls import frozen
@@ -42,3 +43,26 @@ def test_given_latents_are_detached_and_cast_to_the_images_dtype():
     assert s.latents.dtype == torch.float32
     assert not s.latents.requires_grad
     assert s.inversion is None and s.seconds == 0.0
+
+
+def test_a_failing_classifier_is_not_blamed_on_the_oracles_dtype():
+    """The classifier, built for other images, failed; the message named the oracle's
+    float64 weights (a model that casts its inputs itself, so no cause at all)."""
+
+    class Casting(LogisticClassifier):
+        def forward(self, x):
+            return super().forward(x.to(self.w.dtype)).float()
+
+    explainer = SimpleNamespace(
+        generator=LinearGenerator(),
+        classifier=torch.nn.Linear(8, 2),  # the images have 16 pixels
+        oracle=Casting().double(),
+        inversion_steps=0,
+        inversion_classifier_weight=0.0,
+        show_progress=False,
+    )
+    x = -torch.ones(2, 1, 4, 4)
+    models = (explainer.generator, explainer.classifier, explainer.oracle)
+    failed = r"the classifier failed on the generator's images"
+    with frozen(*models), pytest.raises(ValueError, match=failed):
+        start(explainer, x, 1, torch.zeros(2, 3))
