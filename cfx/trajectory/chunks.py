@@ -24,8 +24,8 @@ from cfx.images import check_images
 from cfx.inversion import InversionResult
 from cfx.progress import tqdm
 from cfx.run_key import changes, tensors_sha256
-from cfx.trajectory.identity import explainer_key, explainer_margin
-from cfx.trajectory.notices import end_notice, notices_held, notify_starts
+from cfx.trajectory.identity import explainer_key, explainer_setting
+from cfx.trajectory.notices import end_notice, notices_held, notify_starts, region_notice
 from cfx.trajectory.result import TrajectoryResult, concat
 from cfx.trajectory.start import unit_range_notice
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 FORMAT = 4  # 2: every field by name (1 listed them); 3: zero inversion steps report "none";
 # 4: a frame whose step does not climb is re-placed (`cfx.trajectory.repair`)
 """The layout of the chunk files; a folder of another layout is started over."""
-_ROW_NOTICES = ("cfx_starts_in_target", "cfx_ends_short", "cfx_unit_range")
+_ROW_NOTICES = ("cfx_starts_in_target", "cfx_ends_short", "cfx_unit_range", "cfx_whole_image")
 """Notices an explainer logs about rows of its batch, which a chunk would number wrongly."""
 KEY_FILE = "key.json"
 """What a chunk folder's finished chunks were computed from; a resume needs the same."""
@@ -138,7 +138,8 @@ def explain_in_chunks(
     result = concat(results)
     # rows of the whole input, chunks read back included
     notify_starts(explainer, result.in_target[:, 0], result.source, result.target, inverted=True)
-    end_notice(result.in_target[:, -1], result.probs[:, -1], explainer_margin(explainer))
+    end_notice(result.in_target[:, -1], result.probs[:, -1], explainer_setting(explainer, "margin"))
+    region_notice(result.edit_masks, explainer_setting(explainer, "give_up"))
     return result
 
 

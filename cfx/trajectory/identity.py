@@ -59,14 +59,14 @@ def inner_explainer(explainer: object) -> object | None:
     return next(iter(inner.values())) if len(inner) == 1 else None
 
 
-def explainer_margin(explainer: object) -> object:
-    """The explainer's ``margin``, or, when it has none, that of the explainer it wraps
-    (:func:`inner_explainer`); None if neither has one."""
-    margin = getattr(explainer, "margin", None)
-    if margin is not None:
-        return margin
+def explainer_setting(explainer: object, name: str) -> object:
+    """The explainer's setting ``name`` (``margin``, ``give_up``), or, when it has none, that
+    of the explainer it wraps (:func:`inner_explainer`); None if neither has one."""
+    value = getattr(explainer, name, None)
+    if value is not None:
+        return value
     inner = inner_explainer(explainer)
-    return None if inner is None else getattr(inner, "margin", None)
+    return None if inner is None else getattr(inner, name, None)
 
 
 _MODULE_STATE = (bool, int, float, str, tuple, type(None))

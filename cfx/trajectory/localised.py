@@ -44,6 +44,7 @@ from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
 from cfx.trajectory._common import composite_decoder
 from cfx.trajectory.gradient_ascent import GradientAscent, at_goal, finish
+from cfx.trajectory.notices import region_notice
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import check_inversion, start
 from cfx.types import Classifier, Generator
@@ -353,6 +354,7 @@ class LocalisedAscent:
             start = in_chunks(self.generator.decode, z0)  # (B, C, H, W)
         background = self.background_of(x, start)
         mask, path, probs = self.choose_regions(z0, start, target, background)
+        region_notice(mask, self.give_up)
         latents = self.place(path, probs, levels, mask, background, target)
         decode = composite_decoder(self.generator, mask, background)
         return RegionPath(mask=mask, latents=latents, p_start=probs[:, 0], decode=decode)

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 def notices_held(*tags: str) -> AbstractContextManager[None]:
     """Within this block the explainers do not log the notices tagged with any of ``tags``
-    (``cfx_starts_in_target``, ``cfx_ends_short``, ``cfx_unit_range``, ``cfx_models``): for
-    callers that report them themselves, once (the shortcut audit,
+    (``cfx_starts_in_target``, ``cfx_ends_short``, ``cfx_unit_range``, ``cfx_whole_image``,
+    ``cfx_models``): for callers that report them themselves, once (the shortcut audit,
     :func:`~cfx.trajectory.explain_in_chunks`)."""
     return held((log, start_log, inversion_log), *tags)
 
@@ -57,7 +57,12 @@ def start_notice(
     if source_in_target is not None:
         lost = torch.nonzero(first_in_target & ~source_in_target).flatten().tolist()
     why = ""
-    if lost:
+    if source_in_target is not None and bool(source_in_target.all()):
+        why = (
+            "; every source image is in the target class itself: `target` is the class to "
+            "walk into (CLI: --target), not the images' own class"
+        )
+    elif lost:
         why = (
             f"; of these, the classifier does not put the source itself in the target on "
             f"rows {shown_rows(lost)}: the inversion lost what it saw there{remedy}"
@@ -106,18 +111,62 @@ def end_notice(last_in_target: Tensor, last_probs: Tensor, margin: object) -> No
     p = last_probs.detach().double().clamp(1e-12, 1 - 1e-12)
     short = torch.nonzero(last_in_target & (torch.log(p / (1 - p)) < bar)).flatten().tolist()
     if short:
+        # a sigmoid's output taken for a logit: class 1's probability is sigmoid(p) <= 0.731
+        ceiling = bool((last_probs[short] <= _SIGMOID_OF_ONE).all())
         log.warning(
             "%d of %d paths end in the target class but short of the margin %g (last-frame "
-            "target probabilities down to %.3g; rows %s): the walk stopped before the "
-            "classifier was that sure; a longer walk (`max_iter`, or `warm_start_iter` for "
-            "the monotone path) goes further, or a lower margin (CLI: --margin) asks less",
+            "target probabilities down to %.3g; rows %s): %s",
             len(short),
             b,
             margin,
             float(last_probs[short].min()),
             shown_rows(short),
+            _CEILING if ceiling else _SHORT,
             extra={"cfx_ends_short": True},
         )
+
+
+_SIGMOID_OF_ONE = 1 / (1 + math.exp(-1)) + 1e-6
+"""The highest class-1 probability of a [0, 1] output taken for a logit (0.731)."""
+_SHORT = (
+    "the walk stopped before the classifier was that sure; a longer walk (`max_iter`, or "
+    "`warm_start_iter` for the monotone path) goes further, or a lower margin (CLI: --margin) "
+    "asks less"
+)
+_CEILING = (
+    "none passes 0.731 = sigmoid(1), the ceiling of a probability taken for a logit: if the "
+    "classifier ends in a sigmoid, wrap it as `cfx.calls.TwoLogits(model, "
+    "outputs='probability')`; otherwise a longer walk (`max_iter`) goes further"
+)
+
+
+def region_notice(edit_masks: Tensor | None, give_up: object) -> None:
+    """Warn (tagged ``cfx_whole_image``) about the localised paths whose region search found
+    no candidate that reaches the goal, so their frames may change the whole image
+    (``edit_masks`` ``(B, 1, H, W)`` all ones), naming their rows; ``give_up``: the
+    explainer's setting, which the advice names when set. Nothing for None (no regions)."""
+    if edit_masks is None:
+        return
+    whole = torch.nonzero((edit_masks.flatten(1) >= 1).all(1)).flatten().tolist()
+    if not whole:
+        return
+    why = (
+        f"; `give_up={give_up:g}` abandons a region whose target log-odds climb slowly at "
+        "first (at its mean rate it would not reach the margin): `give_up=None` walks each "
+        "region to its budget (slower)"
+        if isinstance(give_up, Real)
+        else ""
+    )
+    log.warning(
+        "%d of %d localised paths change the whole image (rows %s): no candidate region "
+        "reached the margin within its budget (`patience`, `max_iter`; larger regions: "
+        "`mask_fractions`)%s",
+        len(whole),
+        edit_masks.shape[0],
+        shown_rows(whole),
+        why,
+        extra={"cfx_whole_image": True},
+    )
 
 
 def start_remedy(weight: float, inverted: bool) -> str:

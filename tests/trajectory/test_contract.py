@@ -817,6 +817,38 @@ def test_without_path_notices_holds_the_end_notice_too(caplog):
     assert "3 of 3 paths end outside the target class (rows [0, 1, 2])" in caplog.text
 
 
+def test_a_target_that_is_every_sources_own_class_is_pointed_out(caplog):
+    """Every source already in the target: all paths 'succeed' at frame 0, and the notice
+    said only that they exaggerate; the likely mistake is the target itself."""
+    from cfx.trajectory.notices import start_notice
+
+    with caplog.at_level("WARNING"):
+        start_notice(torch.tensor([True, True]), torch.tensor([True, True]))
+    assert "2 of 2 paths start in the target class" in caplog.text
+    assert "every source image is in the target class itself: `target` is the class" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # one source outside: not a wrong target
+        start_notice(torch.tensor([True, False]), torch.tensor([True, False]))
+    assert "every source image" not in caplog.text
+
+
+def test_paths_short_at_a_sigmoids_ceiling_name_the_probability_wrapper(caplog):
+    """A sigmoid's output wrapped as a logit (TwoLogits' default) caps class 1 at
+    sigmoid(1) = 0.731: the notice advised a longer walk, which cannot help."""
+    from cfx.trajectory.notices import end_notice
+
+    with caplog.at_level("WARNING"):
+        end_notice(torch.tensor([True, True]), torch.tensor([0.7305, 0.72]), 0.99)
+    assert "0.731 = sigmoid(1), the ceiling of a probability taken for a logit" in caplog.text
+    assert "outputs='probability'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # one above the ceiling: an ordinary short walk
+        end_notice(torch.tensor([True, True]), torch.tensor([0.7305, 0.9]), 0.99)
+    assert "sigmoid(1)" not in caplog.text and "a longer walk" in caplog.text
+
+
 def test_start_notice_names_apart_the_rows_whose_inversion_lost_the_decision(caplog):
     """Rows 0 and 1 start in the target; the classifier puts source 0 there itself (the path
     only exaggerates it) but not source 1: row 1 alone is the inversion's loss, and the

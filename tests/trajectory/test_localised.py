@@ -85,9 +85,13 @@ def test_a_region_too_small_to_flip_in_time_is_passed_over(toy):
     assert bool((res.probs[:, -1] >= 0.99).all())
 
 
-def test_no_region_flips_falls_back_to_the_unmasked_path(toy):
+def test_no_region_flips_falls_back_to_the_unmasked_path(toy, caplog):
     g, f, z0, x = toy
-    res = _explainer(g, f, max_iter=20, mask_fractions=(0.125,)).explain(x, 1, latents=z0)
+    with caplog.at_level("WARNING"):
+        res = _explainer(g, f, max_iter=20, mask_fractions=(0.125,)).explain(x, 1, latents=z0)
+    # said, not silent: the frames are not localised (the default give_up is named)
+    assert "2 of 2 localised paths change the whole image (rows [0, 1])" in caplog.text
+    assert "`give_up=1` abandons a region" in caplog.text
     assert torch.equal(res.edit_masks, torch.ones_like(res.edit_masks))
     change = (res.frames[:, -1] - res.frames[:, 0]).flatten(1)
     assert bool((change[:, 4:] > 0).all())  # latent 0 also moves the pixels outside R
@@ -413,3 +417,31 @@ def test_region_masks_read_each_maps_own_minimum():
     m = region_masks(change, 0.08, soften=0.0).flatten(1)
     assert torch.nonzero(m[0]).flatten().tolist() == changed.tolist()
     assert torch.nonzero(m[1]).flatten().tolist() == changed.tolist()
+
+
+def test_the_whole_image_notice_numbers_rows_of_the_whole_input(toy, caplog):
+    """In chunks, the notice names rows of the whole input, once: image 1 (log-odds -3.4)
+    finds a 2-pixel region within 20 iterations, images 0 and 2 (-6.8) need 3 pixels, and
+    only 1 and 2 are offered."""
+    from cfx.trajectory import explain_in_chunks
+
+    g, f, _, _ = toy
+    z0 = torch.tensor([[-2.0, 0.5], [-1.0, -1.0], [-2.0, 0.0]])
+    x = g.decode(z0).detach().clamp(-1, 1)
+    explainer = _explainer(g, f, max_iter=20, give_up=None, mask_fractions=(1 / 16, 2 / 16))
+    explainer.inversion_steps = 0
+
+    class GivenLatents:  # the chunks' own latents, as a user's wrapper would pass them
+        def __init__(self, inner):
+            self.inner = inner
+
+        def explain(self, xs, target):
+            rows = [int((x == xi).flatten(1).all(1).nonzero()) for xi in xs]
+            return self.inner.explain(xs, target, latents=z0[rows])
+
+    with caplog.at_level("WARNING"):
+        res = explain_in_chunks(GivenLatents(explainer), x, 1, batch_size=2)
+    assert res.edit_masks.flatten(1).sum(1).tolist() == [16.0, 2.0, 16.0]
+    assert caplog.text.count("localised paths change the whole image") == 1
+    assert "2 of 3 localised paths change the whole image (rows [0, 2])" in caplog.text
+    assert "give_up" not in caplog.text  # None: nothing to advise
