@@ -204,7 +204,7 @@ def class_logits(
     images: Tensor,
     *,
     name: str = "classifier",
-    probe_of: str | None = None,
+    probe: str | None = None,
 ) -> Tensor:
     """Classifier logits with checks; errors call the model ``name``.
 
@@ -213,8 +213,9 @@ def class_logits(
     error); and, when gradients are on and ``images`` requires grad, a graph back to
     ``images``. Logits in another floating dtype than ``images`` are cast to it.
 
-    ``probe_of``: ``images`` are one image taken from the caller's batch of that name (a
-    probe before the real work); errors then say so, rather than describe a batch of one."""
+    ``probe``: ``images`` are one image checked before the real work, described by this
+    phrase (``"one image of `x`"``, ``"the generator's image of the zero latent"``); errors
+    then say so, rather than describe a batch of one."""
     if not callable(classifier):
         raise TypeError(
             f"`{name}` must be a model or function mapping images (B, C, H, W) to logits "
@@ -222,16 +223,23 @@ def class_logits(
         )
     logits = classifier(images)
     n = images.shape[0]
+    if isinstance(logits, Tensor) and not (logits.is_floating_point() or logits.is_complex()):
+        # before the shape: class labels (B,) would otherwise be sent to TwoLogits
+        raise TypeError(
+            f"`{name}` must return floating-point logits (B, K), got dtype {logits.dtype}"
+            + (" of shape (B,): class labels?" if tuple(logits.shape) == (n,) else "")
+            + "; cfx needs one logit per class (the scores before softmax or argmax)"
+        )
     if isinstance(logits, Tensor) and tuple(logits.shape) == (n,):
-        check_two_classes(logits, name, probe_of)  # one score per image: names TwoLogits
+        check_two_classes(logits, name, probe)  # one score per image: names TwoLogits
     if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != n:
         got = (
-            f"; on one image of `{probe_of}` it returned {shape_or_type(logits)}"
-            if probe_of is not None
+            f"; on {probe} it returned {shape_or_type(logits)}"
+            if probe is not None
             else f", got {shape_or_type(logits)} for {n} image{'s' if n != 1 else ''}"
         )
         raise ValueError(f"`{name}` must map images (B, C, H, W) to logits (B, K){got}")
-    check_two_classes(logits, name, probe_of)  # softmax over one logit is 1: nothing moves
+    check_two_classes(logits, name, probe)  # softmax over one logit is 1: nothing moves
     if not logits.is_floating_point():
         raise TypeError(f"`{name}` must return floating-point logits, got dtype {logits.dtype}")
     if torch.is_grad_enabled() and images.requires_grad and not logits.requires_grad:
@@ -254,10 +262,8 @@ def class_logits(
                 f"the images given to `{name}` hold NaN or infinite values ({shown} of {n}): "
                 "a latent or input that diverged?"
             )
-        if probe_of is not None:
-            raise ValueError(
-                f"`{name}` returned NaN or infinite logits on one image of `{probe_of}`"
-            )
+        if probe is not None:
+            raise ValueError(f"`{name}` returned NaN or infinite logits on {probe}")
         raise ValueError(
             f"`{name}` returned NaN or infinite logits for {len(rows)} of {n} image"
             f"{'s' if n != 1 else ''} ({shown})"
@@ -336,15 +342,14 @@ class TwoLogits(nn.Module):
         return torch.cat([torch.zeros_like(logit), logit], 1)
 
 
-def check_two_classes(logits: Tensor, name: str, probe_of: str | None = None) -> None:
+def check_two_classes(logits: Tensor, name: str, probe: str | None = None) -> None:
     """An error naming ``name`` for ``(B, 1)`` or ``(B,)`` outputs: softmax over one logit is
-    1 for every image, so a target probability would never move. ``probe_of``: as in
+    1 for every image, so a target probability would never move. ``probe``: as in
     :func:`class_logits` (the logits are of one image of that batch)."""
     if logits.ndim == 1 or logits.shape[1] < 2:
         got = (
-            f"on one image of `{probe_of}`, `{name}` returned shape {tuple(logits.shape)}: one "
-            "logit per image"
-            if probe_of is not None
+            f"on {probe}, `{name}` returned shape {tuple(logits.shape)}: one logit per image"
+            if probe is not None
             else f"`{name}` returns one logit per image, shape {tuple(logits.shape)}"
         )
         raise ValueError(

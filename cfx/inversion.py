@@ -108,11 +108,27 @@ def check_generator_model(generator: object) -> None:
     ok_shape = isinstance(shape, (tuple, list)) and all(
         isinstance(n, Integral) and not isinstance(n, bool) and int(n) > 0 for n in shape
     )
-    if not (ok_shape and shape and callable(getattr(generator, "decode", None))):
+    has_decode = callable(getattr(generator, "decode", None))
+    if not (ok_shape and shape and has_decode):
+        missing = [
+            *(
+                []
+                if ok_shape and shape
+                else ["`latent_shape`" if shape is None else "a valid `latent_shape`"]
+            ),
+            *([] if has_decode else ["`decode`"]),
+        ]
+        hint = (
+            " (a model whose forward maps latents to images: add `def decode(self, z): "
+            "return self(z)`)"
+            if not has_decode and callable(getattr(generator, "forward", None))
+            else ""
+        )
         raise TypeError(
             "`generator` must have `latent_shape` (a tuple of positive ints) and `decode(z)` "
             f"(the cfx.types.Generator protocol), got {type(generator).__name__}"
             + (f" with latent_shape {shape!r}" if shape is not None else "")
+            + f", missing {' and '.join(missing)}{hint}"
         )
 
 

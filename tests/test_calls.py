@@ -130,15 +130,17 @@ def test_class_logits_on_a_probe_says_it_was_one_image_of_the_batch():
         match=r"^on one image of `x`, `model` returned shape \(1, 1\): "
         r"one logit per image; .*TwoLogits",
     ):
-        class_logits(lambda x: torch.zeros(1, 1), one, name="model", probe_of="x")
+        class_logits(lambda x: torch.zeros(1, 1), one, name="model", probe="one image of `x`")
     with pytest.raises(ValueError, match=r"on one image of `x`, `model` returned shape \(1,\)"):
-        class_logits(lambda x: torch.zeros(1), one, name="model", probe_of="x")
+        class_logits(lambda x: torch.zeros(1), one, name="model", probe="one image of `x`")
     with pytest.raises(
         ValueError, match=r"to logits \(B, K\); on one image of `x` it returned tuple$"
     ):
-        class_logits(lambda x: (torch.zeros(1, 2),), one, name="model", probe_of="x")
+        class_logits(lambda x: (torch.zeros(1, 2),), one, name="model", probe="one image of `x`")
     with pytest.raises(ValueError, match=r"NaN or infinite logits on one image of `x`$"):
-        class_logits(lambda x: torch.full((1, 2), math.nan), one, name="model", probe_of="x")
+        class_logits(
+            lambda x: torch.full((1, 2), math.nan), one, name="model", probe="one image of `x`"
+        )
 
 
 def test_two_logits_wraps_a_sigmoid_model_and_is_frozen_with_it():
@@ -536,3 +538,13 @@ def test_half_precision_logits_are_not_taken_for_probabilities():
     assert not looks_like_probabilities(logits)
     probs = torch.softmax(torch.tensor([[2.0, -1.0], [0.3, 0.1]]), 1).half()  # rounded rows
     assert looks_like_probabilities(probs)
+
+
+def test_class_labels_are_named_as_such_not_sent_to_two_logits():
+    """A classifier returning integer labels (B,) was told to wrap itself in TwoLogits,
+    which then failed on the integer dtype."""
+    images = torch.zeros(3, 1, 4, 4)
+    with pytest.raises(TypeError, match=r"got dtype torch.int64 of shape \(B,\): class labels\?"):
+        class_logits(lambda x: torch.zeros(x.shape[0], dtype=torch.long), images)
+    with pytest.raises(TypeError, match=r"floating-point logits \(B, K\), got dtype torch.int32;"):
+        class_logits(lambda x: torch.zeros(x.shape[0], 2, dtype=torch.int32), images)

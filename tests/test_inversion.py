@@ -408,6 +408,26 @@ def test_images_in_another_dtype_than_the_generator_are_named():
         invert(nn.Linear(3, 16), x.float(), steps=2)
 
 
+def test_a_generator_missing_part_of_the_protocol_is_told_which_part():
+    """A decoder with a forward and a latent_shape was told it "must have latent_shape and
+    decode", with its latent_shape printed: which part was missing went unsaid."""
+
+    class ForwardOnly(nn.Linear):
+        latent_shape = (3,)
+
+    x = DecodeOnly().decode(Z_STAR).detach()
+    with pytest.raises(TypeError, match=r"missing `decode` \(a model whose forward maps"):
+        invert(ForwardOnly(3, 16), x, steps=2)
+    with pytest.raises(TypeError, match=r"got Linear, missing `latent_shape` and `decode`"):
+        invert(nn.Linear(3, 16), x, steps=2)
+
+    class EmptyLatent(DecodeOnly):
+        latent_shape = (0,)  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match=r"with latent_shape \(0,\), missing a valid `latent"):
+        invert(EmptyLatent(), x, steps=2)
+
+
 # --- the decision term: a reconstruction that keeps the classifier's class --------------------
 #
 # x = A z* + r with r orthogonal to A's columns: the generator cannot draw r, so z* is the

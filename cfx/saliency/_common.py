@@ -123,7 +123,7 @@ def probe_model(model: Classifier, x: Tensor) -> None:
     one = x[:1].detach()
     with frozen(model), torch.no_grad():
         logits = call_named(
-            lambda: class_logits(model, one, name="model", probe_of="x"),
+            lambda: class_logits(model, one, name="model", probe="one image of `x`"),
             {"model": model},
             one,
             f"`model` failed on `x` shaped {tuple(one.shape[1:])} per image (C, H, W)",

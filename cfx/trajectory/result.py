@@ -149,6 +149,11 @@ def _rows(index: Index, b: int, device: torch.device) -> Tensor:
     Integers (Python, numpy, 0-d tensors) keep the batch axis: ``res[2]`` holds one image."""
     if isinstance(index, bool):
         raise TypeError(f"a result is indexed by int, slice, list or tensor, got {index!r}")
+    if isinstance(index, tuple):  # res[0, -1] read as rows 0 and -1 of the batch
+        raise TypeError(
+            f"a result is indexed by sequence only (int, slice, list or tensor), got the tuple "
+            f"{index!r}: for frame t of image i use `res.frames[i, t]` (or `res[i].frames[:, t]`)"
+        )
     if isinstance(index, slice):
         return torch.arange(b, device=device)[index]
     if isinstance(index, list) and not index:  # torch.as_tensor([]) would be float

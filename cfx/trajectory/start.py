@@ -91,6 +91,10 @@ def check_inversion(steps: object, weight: object) -> None:
         )
 
 
+_PROBE = "the generator's image of the zero latent (a check before the work)"
+"""How errors about the models' outputs on the probe describe it (not as the user's batch)."""
+
+
 def start(explainer: Starts, x: object, target: int | Tensor, latents: object = None) -> Start:
     """Check ``x`` ``(B, C, H, W)`` and ``target``, then invert ``x`` (the explainer's
     ``inversion_steps`` latent-optimisation steps after the encoder, with its progress bar;
@@ -106,10 +110,12 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
         probe = generator_probe(generator, x)  # (1, C, H, W), after checking x's shape
         with torch.no_grad():
             calling = "classifier"
-            logits = class_logits(classifier, probe)
+            logits = class_logits(classifier, probe, probe=_PROBE)
             # the oracle is checked now, not after the work, when the frames are scored
             calling = "oracle"
-            o_logits = None if oracle is None else class_logits(oracle, probe, name="oracle")
+            o_logits = (
+                None if oracle is None else class_logits(oracle, probe, name="oracle", probe=_PROBE)
+            )
     except RuntimeError as err:  # PyTorch's errors name neither x nor a model
         # the model that failed: another's dtype (one that casts its inputs) is not the cause
         mismatch = dtype_device_mismatch({calling: models[calling]}, x)

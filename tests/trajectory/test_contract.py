@@ -382,7 +382,10 @@ def test_oracle_is_checked_before_the_work(name):
             return super().forward(x)
 
     c = Case(name, classifier=Counting(), oracle=Segmenter())
-    with pytest.raises(ValueError, match=r"`oracle` must map .* got \(1, 1, 4, 4\) for 1 image"):
+    probe = r"on the generator's image of the zero latent \(a check before the work\)"
+    with pytest.raises(
+        ValueError, match=r"`oracle` must map .*; " + probe + r" it returned \(1, 1"
+    ):
         c.explain()
     assert Counting.calls == 1
 
@@ -665,6 +668,9 @@ def test_integers_of_every_kind_and_empty_selections_index_a_result():
     with pytest.raises(TypeError, match=r"got torch.float32 of shape \(2,\)"):
         res[torch.tensor([0.0, 1.0])]
     assert res.to(torch.float64).frames.dtype == torch.float64  # positional, as for tensors
+    # res[0, -1] meant "image 0, last frame" and silently gave images 0 and 2
+    with pytest.raises(TypeError, match=r"indexed by sequence only.*`res.frames\[i, t\]`"):
+        res[0, -1]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -66,3 +66,20 @@ def test_a_failing_classifier_is_not_blamed_on_the_oracles_dtype():
     failed = r"the classifier failed on the generator's images"
     with frozen(*models), pytest.raises(ValueError, match=failed):
         start(explainer, x, 1, torch.zeros(2, 3))
+
+
+def test_errors_on_the_probe_do_not_describe_it_as_the_users_batch():
+    """With a batch of 3 the error read "returns one logit per image, shape (1, 1)": the
+    shape of cfx's one-image probe, not of anything the user passed."""
+    explainer = SimpleNamespace(
+        generator=LinearGenerator(),
+        classifier=lambda im: im.flatten(1)[:, :1],
+        oracle=None,
+        inversion_steps=0,
+        inversion_classifier_weight=0.0,
+        show_progress=False,
+    )
+    x = -torch.ones(3, 1, 4, 4)
+    probe = r"on the generator's image of the zero latent \(a check before the work\), "
+    with pytest.raises(ValueError, match=probe + r"`classifier` returned shape \(1, 1\)"):
+        start(explainer, x, 1, torch.zeros(3, 3))
