@@ -233,7 +233,7 @@ def test_class_logits_names_a_model_that_cuts_the_graph_or_returns_nan():
         r"images \(rows \[1\]\)",
     ):
         class_logits(nan_row, images, name="oracle")
-    with pytest.raises(TypeError, match=r"floating-point logits, got dtype torch\.int64"):
+    with pytest.raises(TypeError, match=r"floating-point logits \(B, K\), got dtype torch\.int64"):
         class_logits(lambda x: torch.zeros(3, 2, dtype=torch.int64), images)
 
 
@@ -548,3 +548,53 @@ def test_class_labels_are_named_as_such_not_sent_to_two_logits():
         class_logits(lambda x: torch.zeros(x.shape[0], dtype=torch.long), images)
     with pytest.raises(TypeError, match=r"floating-point logits \(B, K\), got dtype torch.int32;"):
         class_logits(lambda x: torch.zeros(x.shape[0], 2, dtype=torch.int32), images)
+
+
+def test_an_ensembles_models_in_a_list_or_dict_are_frozen_and_keyed():
+    """`self.models = [a, b]` is the common ensemble: its models stayed in train mode
+    (dropout on) and a retrained member resumed from the old chunks."""
+    from cfx.calls import held_modules
+    from cfx.trajectory.identity import explainer_key
+
+    a, b = nn.Linear(2, 2), nn.Dropout(0.5)
+
+    class Ensemble:
+        def __init__(self, models) -> None:
+            self.models = models
+
+        def __call__(self, x):
+            return x
+
+    assert held_modules(Ensemble([a, b])) == [a, b]
+    assert held_modules(Ensemble({"first": a})) == [a]
+    assert held_modules(Ensemble((a,))) == [a]
+    assert held_modules(Ensemble([[a]])) == []  # one level: a list in a list is not read
+    b.train()
+    with frozen(Ensemble([a, b])):
+        assert not b.training and not a.weight.requires_grad
+    assert b.training and a.weight.requires_grad
+
+    class Holder:
+        def __init__(self, classifier) -> None:
+            self.classifier = classifier
+
+    before = explainer_key(Holder(Ensemble([a])))
+    with torch.no_grad():
+        a.weight.add_(1.0)
+    assert explainer_key(Holder(Ensemble([a]))) != before
+
+
+def test_a_dtype_mismatch_among_the_models_names_them_all():
+    """A float64 classifier with a float32 generator: the message said to convert the images
+    to float64, after which the generator failed; it now names both models' dtypes."""
+    from cfx.calls import dtype_device_mismatch
+
+    x = torch.zeros(1, 1, 4, 4)
+    one = dtype_device_mismatch({"generator": nn.Linear(2, 2).double()}, x)
+    assert one is not None and "the generator's weights are torch.float64" in one
+    both = dtype_device_mismatch(
+        {"generator": nn.Linear(2, 2), "classifier": nn.Linear(2, 2).double()}, x
+    )
+    assert both is not None and "differ among themselves" in both
+    assert "the generator's torch.float32 on cpu; the classifier's torch.float64" in both
+    assert dtype_device_mismatch({"generator": nn.Linear(2, 2)}, x) is None

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cfx.calls import trained_size_mismatch
 from cfx.errors import CfxError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -56,30 +57,7 @@ def size_notice(
 ) -> None:
     """Warn when ``model`` (given as ``flag``) records in its config that it was trained on
     images of another ``(H, W)`` than the last two entries of ``shape``, the shape of
-    ``images`` (what it is given, e.g. ``x.shape``). ``frames``: the images are a
-    generator's, whose size is fixed, so the advice is to train the model at that size.
-
-    Convolutional classifiers take any size, but their answers change with the scale they
-    see: brain-cnn classifies 98.6 % of 500 test slices right at its own 64x64 and 84 % of
-    the same slices resized to 32x32 or to 128x128. Models without a record (zoo models
-    from before it, other architectures) pass without a word."""
-    trained = getattr(getattr(model, "config", None), "image_size", None)
-    size = tuple(int(v) for v in shape[-2:])
-    if trained is None or tuple(trained) == size:
-        return
-    advice = (
-        f"train it on {size[1]}x{size[0]} images, the size the generator makes"
-        if frames
-        else f"resize the images to {trained[1]}x{trained[0]} or train a model on this size"
-    )
-    log.warning(
-        "`%s` was trained on %dx%d images (width x height) and is given %dx%d %s; a "
-        "classifier's answers change with the scale it sees: %s",
-        flag,
-        trained[1],
-        trained[0],
-        size[1],
-        size[0],
-        images,
-        advice,
-    )
+    ``images``: :func:`cfx.calls.trained_size_mismatch`."""
+    message = trained_size_mismatch(model, shape, f"`{flag}`", images, frames=frames)
+    if message is not None:
+        log.warning("%s", message)

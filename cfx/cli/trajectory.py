@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.cli.models import checked_source, size_notice
+from cfx.cli.models import checked_source
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, first_names, shown_rows
 
@@ -212,6 +212,7 @@ def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch
 
 def run_trajectory(args: argparse.Namespace) -> int:
     from cfx.inversion import zero_image
+    from cfx.run_key import module_sha256
     from cfx.trajectory import (
         GradientAscent,
         LocalisedAscent,
@@ -220,6 +221,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         save_result,
     )
     from cfx.trajectory.chunks import finished_chunks
+    from cfx.trajectory.start import SAME_ORACLE
     from cfx.zoo import ZOO, load_classifier, load_generator
 
     # every check that needs no model comes first, so a typo costs no loading or computing
@@ -314,19 +316,16 @@ def run_trajectory(args: argparse.Namespace) -> int:
         x, masks = builtin_sources(n, seed, target)
     classifier = load_classifier(sources["classifier"])
     oracle = None if args.oracle == "none" else load_classifier(sources["oracle"])
+    if oracle is not None and module_sha256(oracle) == module_sha256(classifier):
+        log.warning(SAME_ORACLE, "--oracle", f"--classifier {args.classifier}")
     frame = zero_image(generator)  # (1, C, H, W): what both models are given
-    frame_shape = frame.shape
     classes = _class_count(classifier, frame)
     if classes is not None and target >= classes:  # the explainer would name `target`
         raise ValueError(
             f"`--target` must be a class of the classifier, 0..{classes - 1} (or healthy / "
             f"tumour for 0 / 1), got {args.target!r}"
         )
-    size_notice(
-        classifier, frame_shape, "--classifier", "frames (the generator's size)", frames=True
-    )
-    if oracle is not None:
-        size_notice(oracle, frame_shape, "--oracle", "frames (the generator's size)", frames=True)
+    # a model trained at another size than the generator's frames: the explainer says so
     common = {
         "steps": args.steps,
         "margin": margin,

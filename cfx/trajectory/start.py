@@ -26,6 +26,7 @@ from cfx.calls import (
     dtype_device_mismatch,
     looks_like_probabilities,
     resolve_target,
+    trained_size_mismatch,
 )
 from cfx.errors import check_int, check_real
 from cfx.images import check_images
@@ -95,6 +96,13 @@ _PROBE = "the generator's image of the zero latent (a check before the work)"
 """How errors about the models' outputs on the probe describe it (not as the user's batch)."""
 
 
+SAME_ORACLE = (
+    "%s is the classifier being explained (%s): the frames agree with it by construction, "
+    "so oracle agreement says nothing; pass an independent model, or none"
+)
+"""The notice for an oracle that is the explained classifier (two ``%s``: how each is named)."""
+
+
 def start(explainer: Starts, x: object, target: int | Tensor, latents: object = None) -> Start:
     """Check ``x`` ``(B, C, H, W)`` and ``target``, then invert ``x`` (the explainer's
     ``inversion_steps`` latent-optimisation steps after the encoder, with its progress bar;
@@ -136,9 +144,16 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
             f"must work on the same images{hint}"
         ) from err
     num_classes = logits.shape[1]
+    if oracle is not None and oracle is classifier:
+        log.warning(SAME_ORACLE, "`oracle`", "`classifier`", extra={"cfx_models": True})
     for name, out in (("classifier", logits), ("oracle", o_logits)):
         if out is None:
             continue
+        size = trained_size_mismatch(
+            models[name], probe.shape, f"the {name}", "images (the generator's)", frames=True
+        )
+        if size is not None:
+            log.warning("%s", size, extra={"cfx_models": True})
         if out.shape[1] != num_classes:
             raise ValueError(
                 f"`oracle` returns {out.shape[1]} class logits but the classifier "

@@ -479,7 +479,8 @@ def test_a_class_of_your_own_classifier_with_your_images(tmp_path, capsys):
 def test_models_trained_on_another_size_than_the_frames_are_named(tmp_path, caplog):
     """brain-cnn answers 98.6 % of test slices right at 64x64 and 84 % at 32x32 or 128x128:
     a model whose config records another training size than the generator's frames is
-    warned about, each by its flag; the zoo's (64x64) and unrecorded sizes are not."""
+    warned about (by the explainer, for Python users too); the zoo's (64x64) and unrecorded
+    sizes are not."""
     from cfx.models.classifiers import BrainCNN, BrainCNNConfig, BrainOracle, BrainOracleConfig
 
     BrainCNN(BrainCNNConfig(width=4, image_size=(32, 32))).save_pretrained(tmp_path / "c32")
@@ -487,7 +488,7 @@ def test_models_trained_on_another_size_than_the_frames_are_named(tmp_path, capl
     BrainCNN(BrainCNNConfig(width=4)).save_pretrained(tmp_path / "unrecorded")
     argv = ["trajectory", "--target", "healthy", "--n", "1", "--method", "gradient"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
-    with caplog.at_level("WARNING", logger="cfx.cli.models"):
+    with caplog.at_level("WARNING", logger="cfx.trajectory.start"):
         assert (
             main(
                 [
@@ -502,20 +503,28 @@ def test_models_trained_on_another_size_than_the_frames_are_named(tmp_path, capl
             )
             == 0
         )
-    sizes = [r.getMessage() for r in caplog.records if r.name == "cfx.cli.models"]
+    sizes = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "cfx.trajectory.start" and "was trained on" in r.getMessage()
+    ]
     assert sizes == [
-        "`--classifier` was trained on 32x32 images (width x height) and is given 64x64 "
-        "frames (the generator's size); a classifier's answers change with the scale it "
-        "sees: train it on 64x64 images, the size the generator makes",
-        "`--oracle` was trained on 128x64 images (width x height) and is given 64x64 frames "
-        "(the generator's size); a classifier's answers change with the scale it sees: "
+        "the classifier was trained on 32x32 images (width x height) and is given 64x64 "
+        "images (the generator's); a classifier's answers change with the scale it sees: "
         "train it on 64x64 images, the size the generator makes",
+        "the oracle was trained on 128x64 images (width x height) and is given 64x64 images "
+        "(the generator's); a classifier's answers change with the scale it sees: train it "
+        "on 64x64 images, the size the generator makes",
     ]
     caplog.clear()
-    with caplog.at_level("WARNING", logger="cfx.cli.models"):
+    with caplog.at_level("WARNING", logger="cfx.trajectory.start"):
         unrecorded = ["--classifier", str(tmp_path / "unrecorded")]
         assert main([*argv, *unrecorded, "--out", str(tmp_path / "b")]) == 0  # brain-oracle
-    assert not [r for r in caplog.records if r.name == "cfx.cli.models"]
+    assert not [
+        r
+        for r in caplog.records
+        if r.name == "cfx.trajectory.start" and "was trained on" in r.getMessage()
+    ]
 
 
 def test_your_images_with_the_default_models_and_inputs_already_in_the_target(tmp_path, caplog):
@@ -655,3 +664,20 @@ def test_size_notice_compares_height_with_height_and_width_with_width(caplog):
             "images to 32x48 or train a model on this size"
         ]
         caplog.clear()
+
+
+def test_the_explained_classifier_as_the_oracle_is_named(tmp_path, caplog):
+    """`--oracle` naming the same model as `--classifier` (two copies, equal weights) made
+    oracle agreement 1.0 by construction, without a word."""
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+
+    BrainCNN(BrainCNNConfig(width=4)).save_pretrained(tmp_path / "c")
+    argv = ["trajectory", "--target", "healthy", "--n", "1", "--method", "gradient"]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
+    argv += ["--classifier", str(tmp_path / "c"), "--out", str(tmp_path / "a")]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--oracle", str(tmp_path / "c")]) == 0
+    assert caplog.text.count("is the classifier being explained") == 1
+    assert f"--oracle is the classifier being explained (--classifier {tmp_path / 'c'})" in (
+        caplog.text
+    )

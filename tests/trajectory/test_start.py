@@ -83,3 +83,49 @@ def test_errors_on_the_probe_do_not_describe_it_as_the_users_batch():
     probe = r"on the generator's image of the zero latent \(a check before the work\), "
     with pytest.raises(ValueError, match=probe + r"`classifier` returned shape \(1, 1\)"):
         start(explainer, x, 1, torch.zeros(3, 3))
+
+
+def test_a_classifier_trained_at_another_size_is_named_in_python_too(caplog):
+    """Only the command line compared a model's recorded training size with the frames';
+    a Python user explaining a 32x32 classifier on 4x4 frames was told nothing."""
+    g, f = LinearGenerator(), LogisticClassifier()
+    f.config = SimpleNamespace(image_size=(32, 32))
+    explainer = SimpleNamespace(
+        generator=g,
+        classifier=f,
+        oracle=None,
+        inversion_steps=0,
+        inversion_classifier_weight=0.0,
+        show_progress=False,
+    )
+    with frozen(g, f), caplog.at_level("WARNING"):
+        start(explainer, -torch.ones(2, 1, 4, 4), 1, torch.zeros(2, 3))
+    assert (
+        "the classifier was trained on 32x32 images (width x height) and is given 4x4 images "
+        "(the generator's)" in caplog.text
+    )
+    caplog.clear()
+    f.config = SimpleNamespace(image_size=(4, 4))
+    with frozen(g, f), caplog.at_level("WARNING"):
+        start(explainer, -torch.ones(2, 1, 4, 4), 1, torch.zeros(2, 3))
+    assert "was trained on" not in caplog.text
+
+
+def test_the_classifier_passed_as_its_own_oracle_is_named(caplog):
+    g, f = LinearGenerator(), LogisticClassifier()
+    explainer = SimpleNamespace(
+        generator=g,
+        classifier=f,
+        oracle=f,
+        inversion_steps=0,
+        inversion_classifier_weight=0.0,
+        show_progress=False,
+    )
+    with frozen(g, f), caplog.at_level("WARNING"):
+        start(explainer, -torch.ones(2, 1, 4, 4), 1, torch.zeros(2, 3))
+    assert "`oracle` is the classifier being explained (`classifier`)" in caplog.text
+    caplog.clear()
+    explainer.oracle = LogisticClassifier(seed=4)
+    with frozen(g, f), caplog.at_level("WARNING"):
+        start(explainer, -torch.ones(2, 1, 4, 4), 1, torch.zeros(2, 3))
+    assert "being explained" not in caplog.text
