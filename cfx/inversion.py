@@ -169,6 +169,28 @@ def generator_probe(generator: Generator, x: Tensor, *, name: str = "x") -> Tens
     return probe
 
 
+def unit_range_notice(x: Tensor, name: str = "input") -> None:
+    """Warn (tagged ``cfx_unit_range``) when images ``x`` ``(B, C, H, W)`` have no pixel
+    below 0: likely [0, 1] images where cfx expects [-1, 1]. ``name`` says which images
+    (e.g. a command-line flag)."""
+    lo, hi = float(x.detach().min()), float(x.detach().max())
+    if lo < 0.0:
+        return
+    b = x.shape[0]
+    log.warning(
+        "no pixel of the %d %s image%s is below 0 (values %.3g..%.3g); cfx images are "
+        "in [-1, 1], dark = -1: if these are [0, 1] images, map them with 2x - 1 "
+        "(cfx.images.from_unit), and if a model was trained on [0, 1] images, pass it as "
+        "cfx.images.UnitInput(model)",
+        b,
+        name,
+        "s" if b != 1 else "",
+        lo,
+        hi,
+        extra={"cfx_unit_range": True},
+    )
+
+
 def lpips_available() -> bool:
     """True when LPIPS can run offline: its AlexNet weights are in the local hub cache."""
     try:
@@ -335,6 +357,7 @@ def invert(
     (an error with ``steps > 0``; the encoder alone, ``steps=0``, runs there).
     """
     x = check_images(values_of(x), "x")
+    unit_range_notice(x)  # [0, 1] images reconstruct at a generator's [-1, 1] poorly
     check_int("steps", steps, minimum=0)
     check_real("lr", lr, low=0.0, open_low=True)
     for name, weight in (

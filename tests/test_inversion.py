@@ -865,3 +865,18 @@ def test_the_generator_range_notice_reads_the_darkest_and_the_brightest_pixel(ca
     with caplog.at_level("WARNING"):
         invert(OffsetDecode(relu=True), x, steps=1)
     assert "no pixel below 0 (values 0..0.5)" in caplog.text
+
+
+def test_unit_range_images_are_noticed_by_invert_too(caplog):
+    """The explainers warned about [0, 1] images; `invert` alone took them silently (PSNR
+    11 dB on the auditor's model, no word why)."""
+    g = DecodeOnly()
+    x = g.decode(Z_STAR).detach()
+    unit = (x - x.min()) / (x.max() - x.min())  # every pixel in [0, 1]
+    with caplog.at_level("WARNING"):
+        invert(g, unit, steps=1)
+    assert "no pixel of the 2 input images is below 0" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        invert(g, x, steps=1)
+    assert "below 0" not in caplog.text

@@ -232,7 +232,7 @@ def _user_images(
     (read at their own size, one size for all, with ``channels`` or the first file's), and
     the files they were read from (None for a batch), for labels matched by file name."""
     from cfx.data.io import load_images
-    from cfx.trajectory.start import unit_range_notice
+    from cfx.inversion import unit_range_notice
 
     files = None
     if Path(path).is_dir():

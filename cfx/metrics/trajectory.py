@@ -299,5 +299,11 @@ def summarise(
     if oracle_probs is not None:
         out["oracle_agreement"] = mean(oracle_agreement(oracle_probs[:, -1]))
     if masks is not None:
+        b, _, h, w = final.shape
+        if not isinstance(masks, Tensor) or tuple(masks.shape) != (b, 1, h, w):
+            raise ValueError(
+                f"`masks` must be ({b}, 1, {h}, {w}), one lesion mask per sequence, got "
+                f"{shape_or_type(masks)}"
+            )
         out["localisation"] = mean(localisation(frames[:, 0], final, masks))
     return out

@@ -21,13 +21,12 @@ from cfx.calls import resolve_target
 from cfx.errors import check_int
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
-from cfx.inversion import InversionResult
+from cfx.inversion import InversionResult, unit_range_notice
 from cfx.progress import tqdm
 from cfx.run_key import changes, tensors_sha256
 from cfx.trajectory.identity import explainer_key, explainer_setting
 from cfx.trajectory.notices import end_notice, notices_held, notify_starts, region_notice
 from cfx.trajectory.result import TrajectoryResult, concat
-from cfx.trajectory.start import unit_range_notice
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,11 @@ def explain_in_chunks(
     about twice the time (1.9x for `cfx trajectory` on those slices, inversion included;
     BENCHMARKS.md, session 17).
     """
+    if isinstance(explainer, type):  # the class, not an explainer made from it
+        raise TypeError(
+            f"`explainer` must be an explainer, not the class {explainer.__name__}: make one "
+            f"first, e.g. `{explainer.__name__}(generator, classifier)`"
+        )
     if not callable(getattr(explainer, "explain", None)):  # e.g. the classifier passed
         raise TypeError(
             "`explainer` must have an `explain(x, target)` method (GradientAscent, "

@@ -61,7 +61,7 @@ def save_result(
     any file is written). In a folder an earlier cfx run wrote (its ``summary.json`` has this
     function's keys), that run's numbered figures beyond this batch are deleted.
     """
-    from cfx.calls import class_logits, frozen, in_chunks, target_prob
+    from cfx.calls import class_logits, frozen, held_modules, in_chunks, target_prob
     from cfx.metrics.trajectory import cout, summarise
     from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
 
@@ -111,11 +111,15 @@ def save_result(
     summary.setdefault("localisation", None)  # no lesion masks
     per_cout = p_source = source_in = input_in = None
     if classifier is not None:
+        # the images in the classifier's dtype: a result cast with `res.to(dtype)` is saved too
+        weights = [p for m in held_modules(classifier) for p in m.parameters()]
+        dtype = next((p.dtype for p in weights if p.is_floating_point()), result.frames.dtype)
+        ends = result.frames[:, [0, -1]].to(dtype)  # (B, 2, C, H, W)
         with frozen(classifier), torch.no_grad():
-            per_cout = cout(classifier, result.frames[:, 0], result.frames[:, -1], result.target)
+            per_cout = cout(classifier, ends[:, 0], ends[:, 1], result.target)
             # the source itself, next to frame 0 (its reconstruction): a path that starts in
             # the target from a source outside it lost the decision in the inversion
-            logits = in_chunks(lambda f: class_logits(classifier, f), result.source)
+            logits = in_chunks(lambda f: class_logits(classifier, f), result.source.to(dtype))
         p_source = target_prob(logits, result.target)
         input_in = logits.argmax(1) == result.target  # the input itself: no counterfactual
         # of the paths whose frame 0 is in the target, those whose source is there too

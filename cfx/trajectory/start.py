@@ -30,34 +30,12 @@ from cfx.calls import (
 )
 from cfx.errors import check_int, check_real
 from cfx.images import check_images
-from cfx.inversion import InversionResult, generator_probe, invert
+from cfx.inversion import InversionResult, generator_probe, invert, unit_range_notice
 from cfx.inversion import log as inversion_log
 from cfx.notices import held
 from cfx.types import Classifier, Generator
 
 log = logging.getLogger(__name__)
-
-
-def unit_range_notice(x: Tensor, name: str = "input") -> None:
-    """Warn (tagged ``cfx_unit_range``) when images ``x`` ``(B, C, H, W)`` have no pixel
-    below 0: likely [0, 1] images where cfx expects [-1, 1]. ``name`` says which images
-    (e.g. a command-line flag)."""
-    lo, hi = float(x.detach().min()), float(x.detach().max())
-    if lo < 0.0:
-        return
-    b = x.shape[0]
-    log.warning(
-        "no pixel of the %d %s image%s is below 0 (values %.3g..%.3g); cfx images are "
-        "in [-1, 1], dark = -1: if these are [0, 1] images, map them with 2x - 1 "
-        "(cfx.images.from_unit), and if a model was trained on [0, 1] images, pass it as "
-        "cfx.images.UnitInput(model)",
-        b,
-        name,
-        "s" if b != 1 else "",
-        lo,
-        hi,
-        extra={"cfx_unit_range": True},
-    )
 
 
 @dataclass(frozen=True)
@@ -184,9 +162,9 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
         return Start(latents=latents.detach().to(x), target=tgt, inversion=None, seconds=0.0)
     t0 = time.perf_counter()
     weight = explainer.inversion_classifier_weight
-    # the probe above gave the notices about the models (tagged cfx_models); the inversion
-    # probes them again and would give each a second time
-    with held((inversion_log,), "cfx_models"):
+    # the probe above gave the notices about the models (tagged cfx_models) and the input's
+    # range (cfx_unit_range); the inversion checks them again and would give each twice
+    with held((inversion_log,), "cfx_models", "cfx_unit_range"):
         inv = invert(
             generator,
             x,

@@ -318,3 +318,15 @@ def test_summarise_uses_frame0_oracle_last_frame_and_spearman():
     assert s["oracle_agreement"] == 1.0
     assert s["spearman_t_f"] == pytest.approx(0.8)
     assert s["increasing_steps"] == pytest.approx(2 / 3)  # 0.3 -> 0.2 is the one fall
+
+
+def test_summarise_names_its_own_masks_argument():
+    """Masks of the wrong shape were reported as `mask`, the inner function's name."""
+    from cfx.metrics.trajectory import summarise
+
+    probs = torch.tensor([[0.1, 0.6, 0.9]])
+    frames = torch.zeros(1, 3, 1, 4, 4)
+    with pytest.raises(ValueError, match=r"^`masks` must be \(1, 1, 4, 4\), one lesion mask"):
+        summarise(
+            probs, torch.tensor([0.0, 0.5, 1.0]), frames, frames[:, 0], masks=torch.ones(1, 4, 4)
+        )

@@ -201,6 +201,9 @@ def test_bad_arguments_are_named(tmp_path):
     # the classifier for the explainer: a bare AttributeError about `explain` before
     with pytest.raises(TypeError, match=r"`explainer` must have an `explain\(x, target\)` meth"):
         explain_in_chunks(f, x, 1)
+    # the class itself: "explain() missing 1 required positional argument: 'target'" before
+    with pytest.raises(TypeError, match=r"not the class GradientAscent: make one first, e.g."):
+        explain_in_chunks(GradientAscent, x, 1)
     # the same rules and messages as the explainers' (resolve_target), before any chunk
     with pytest.raises(
         ValueError, match=r"`target` must be an int or an integer tensor of shape \(3,\)"

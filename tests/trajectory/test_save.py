@@ -220,3 +220,17 @@ def test_a_folder_saved_before_in_target_existed_loads_with_the_fallback(tmp_pat
     back = load_result(tmp_path / "run")
     assert torch.equal(back.in_target[:, :-1], res.probs[:, :-1] > 0.5)
     assert torch.equal(back.success, ~res.success)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_a_result_cast_to_another_dtype_is_saved_with_the_classifier(tmp_path, toy_result, dtype):
+    """`res.to(dtype)` is advertised; saving it with the (float32) classifier blamed
+    `source`'s dtype. The classifier now reads the images in its own dtype."""
+    res, f = toy_result
+    whole = save_result(res, tmp_path / "a", classifier=f)
+    cast = save_result(res.to(dtype), tmp_path / "b", classifier=f)
+    tol = 2e-2 if dtype == torch.float16 else 1e-6
+    for a, b in zip(whole["images"], cast["images"], strict=True):
+        assert b["p_source"] == pytest.approx(a["p_source"], abs=tol)
+        assert b["cout"] == pytest.approx(a["cout"], abs=tol)
+    assert cast["flip_rate"] == whole["flip_rate"]

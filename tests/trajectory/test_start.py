@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from cfx.calls import frozen
-from cfx.trajectory.start import start, unit_range_notice
+from cfx.inversion import unit_range_notice
+from cfx.trajectory.start import start
 from tests.trajectory.toy import LinearGenerator, LogisticClassifier
 
 
