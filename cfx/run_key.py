@@ -43,7 +43,8 @@ def changes(
 ) -> str:
     """What differs between two keys, for a message: e.g. ``"batch_size: 2 before, 3 now;
     steps: 4 before, 5 now"``. Nested entries are named by dotted path (a leading ``key.`` is
-    dropped: a caller's own settings), or as ``names`` says (``{"inputs_sha256": "the
+    dropped: a caller's own settings; so is ``explainer.<class>.``, an explainer's settings,
+    which a caller often repeats), or as ``names`` says (``{"inputs_sha256": "the
     images"}``); values too long to read (digests) are only named; an entry named twice
     (a caller repeating one) is said once."""
     found: list[str] = []
@@ -56,7 +57,10 @@ def changes(
                 walk(a.get(k, _MISSING), b.get(k, _MISSING), (*path, str(k)))
             return
         dotted = ".".join(path)
-        label = (names or {}).get(dotted, ".".join(path[1:] if path[:1] == ("key",) else path))
+        shown_path = path[1:] if path[:1] == ("key",) else path
+        if path[:1] == ("explainer",) and len(path) > 2:  # explainer.<class>.steps: steps
+            shown_path = path[2:]
+        label = (names or {}).get(dotted, ".".join(shown_path))
         shown = ["unset" if v is _MISSING else json.dumps(v, default=str) for v in (a, b)]
         if max(len(v) for v in shown) > 24:
             found.append(label)

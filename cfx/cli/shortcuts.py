@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--generator",
         default="brain-gan",
-        help="generator with encoder: a zoo name, a model folder or a hub id",
+        help="generator (its `encode`, if any, starts the inversion; without one the "
+        "inversion starts from the zero latent and needs --inversion-steps > 0): a zoo name, "
+        "a model folder or a hub id",
     )
     p.add_argument(
         "--method",

@@ -57,7 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--generator",
         default=None,
-        help="generator with encoder: a zoo name, a model folder or a hub id (default: "
+        help="generator (its `encode`, if any, starts the inversion; without one the "
+        "inversion starts from the zero latent and needs --inversion-steps > 0): a zoo name, "
+        "a model folder or a hub id (default: "
         "brain-gan, which redraws any image as a brain slice: name your own for other images)",
     )
     p.add_argument(
@@ -357,7 +359,9 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "oracle": None if oracle is None else args.oracle,
         "method": args.method + ("+localise" if args.localise else ""),
         "target": target,
-        "target_name": args.target,
+        # the class's name in one spelling ("Tumor", "1" -> "tumour" for the brain models);
+        # another classifier's classes have no names here: its index
+        "target_name": ("healthy", "tumour")[target] if brain and target < 2 else str(target),
         "steps": args.steps,
         "margin": margin,
         "inversion_steps": args.inversion_steps,
@@ -380,6 +384,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             folder=unfinished,
             key=setup,
+            foreign="refuse",  # a rerun with other arguments must not delete finished work
             show_progress=not args.no_progress,
         )
         setup["n"] = len(result)

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from safetensors import safe_open
@@ -18,7 +18,7 @@ from torch import Tensor
 
 from cfx import __version__ as cfx_version
 from cfx.calls import resolve_target
-from cfx.errors import check_int
+from cfx.errors import ForeignRunError, check_int, counted
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import InversionResult, unit_range_notice
@@ -52,6 +52,7 @@ def explain_in_chunks(
     batch_size: int = 32,
     folder: str | Path | None = None,
     key: Mapping[str, Any] | None = None,
+    foreign: Literal["restart", "refuse"] = "restart",
     show_progress: bool = False,
 ) -> TrajectoryResult:
     """``explainer.explain`` over ``x`` ``(B, C, H, W)`` in [-1, 1], ``batch_size`` images at a
@@ -63,9 +64,11 @@ def explain_in_chunks(
     the JSON settings that decide the result and that the images do not show: the explainer's
     options and the models' weights (a sha256 each), so that a retrained model is not
     resumed from its predecessor's chunks. A folder left by a call with other inputs, settings,
-    ``batch_size`` or cfx version has its chunks deleted (a warning says so); a chunk that
-    cannot be read, or was written for another call, is computed again. The folder is the
-    caller's to delete once the result is saved.
+    ``batch_size`` or cfx version has its chunks deleted (a warning says so), or, with
+    ``foreign="refuse"``, is left as it is and a ``ForeignRunError`` names what changed (the
+    command line's choice: a typo in a rerun must not cost hours of finished work); a chunk
+    that cannot be read, or was written for another call, is computed again. The folder is
+    the caller's to delete once the result is saved.
 
     The result's ``seconds`` add up the chunks' own times, including those an earlier,
     interrupted call spent on the chunks read back. 32 is the batch size
@@ -114,8 +117,10 @@ def explain_in_chunks(
     }
     stamp = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()
     out = None if folder is None else Path(folder)
+    if foreign not in ("restart", "refuse"):
+        raise ValueError(f"`foreign` must be 'restart' or 'refuse', got {foreign!r}")
     if out is not None:
-        _claim(out, expected)
+        _claim(out, expected, refuse=foreign == "refuse")
     results: list[TrajectoryResult] = []
     unit_range_notice(x)  # once for the whole input, not once per chunk
     computed = False  # has a chunk been computed (not read back) yet?
@@ -147,9 +152,9 @@ def explain_in_chunks(
     return result
 
 
-def _claim(out: Path, expected: dict[str, Any]) -> None:
+def _claim(out: Path, expected: dict[str, Any], *, refuse: bool) -> None:
     """Make ``out`` a chunk folder for ``expected``: keep its chunks if they were computed
-    for it, else delete them."""
+    for it, else delete them (``refuse``: raise a ``ForeignRunError`` instead)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"`folder` must be a folder (created if missing), got the file {out}")
     out.mkdir(parents=True, exist_ok=True)
@@ -162,9 +167,9 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
         earlier = None
     if parts and earlier == expected:
         log.warning(
-            "resuming: %d of %d chunks were finished by an earlier run (%s)",
+            "resuming: %d of %s were finished by an earlier run (%s)",
             len(parts),
-            math.ceil(expected["n"] / expected["batch_size"]),
+            counted(math.ceil(expected["n"] / expected["batch_size"]), "chunk"),
             out,
         )
     elif parts:
@@ -173,7 +178,13 @@ def _claim(out: Path, expected: dict[str, Any]) -> None:
             if isinstance(earlier, dict)
             else f"a run whose {KEY_FILE} is missing or unreadable"
         )
-        log.warning("%s holds %d finished chunks of %s; starting over", out, len(parts), why)
+        held = counted(len(parts), "finished chunk")
+        if refuse:
+            raise ForeignRunError(
+                f"{out} holds {held} of {why}: rerun with those to resume it, or delete the "
+                "folder (or write elsewhere) to start this run"
+            )
+        log.warning("%s holds %s of %s; starting over", out, held, why)
         for part in parts:
             part.unlink()
     write_atomic(out / KEY_FILE, json.dumps(expected, indent=2) + "\n")

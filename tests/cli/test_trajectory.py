@@ -394,6 +394,34 @@ def test_a_model_folder_explains_like_the_zoo_model_it_holds(tmp_path, capsys):
     assert "is missing ['config.json', 'model.safetensors']; nor a model/ folder" in err
 
 
+def test_a_rerun_with_other_arguments_keeps_the_finished_batches(tmp_path, monkeypatch, capsys):
+    """The README promises a rerun with other settings is refused, naming what changed; the
+    command deleted the finished batches instead ("starting over"): one typo in a rerun
+    of a long job lost its work."""
+    import cfx.trajectory
+
+    out = tmp_path / "t"
+    argv = ["trajectory", "--target", "Tumor", "--method", "gradient", "--n", "3"]
+    argv += ["--inversion-steps", "0", "--oracle", "none", "--no-progress"]
+    argv += ["--batch-size", "2", "--out", str(out)]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(cfx.trajectory, "save_result", interrupted)
+        assert main([*argv, "--steps", "2"]) == 130
+    capsys.readouterr()
+    assert main([*argv, "--steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "holds 2 finished chunks of a run with other inputs or settings" in err
+    assert err.count("steps: 2 before, 3 now") == 1
+    assert len(list((out / ".unfinished").glob("part_*.safetensors"))) == 2  # kept
+    assert main([*argv, "--steps", "2"]) == 0  # the earlier arguments resume it
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["setup"]["target_name"] == "tumour"  # one spelling, not "Tumor"
+
+
 def test_an_interrupted_run_resumes_from_its_finished_batches(
     tmp_path, monkeypatch, capsys, caplog
 ):

@@ -309,7 +309,7 @@ def test_another_explainer_or_setting_in_the_same_folder_starts_over(tmp_path, c
     for i, (other, named) in enumerate(
         (
             (MonotonePath(g, f, steps=4, iterations=2), "(explainer.GradientAscent; explainer.M"),
-            (replace_margin(_ascent(g, f), 0.95), "(explainer.GradientAscent.margin: 0.99 befo"),
+            (replace_margin(_ascent(g, f), 0.95), "(margin: 0.99 before, 0.95 now)"),
         )
     ):
         first = explain_in_chunks(_ascent(g, f), x, 1, batch_size=2, folder=tmp_path / str(i))
@@ -451,3 +451,27 @@ def test_the_key_reads_through_odd_attributes_and_model_wrappers():
     assert explainer_key(_SlottedAscent(0.9, 3)) == {
         "_SlottedAscent": {"inner_steps": 3, "margin": 0.9}
     }
+
+
+def test_refuse_keeps_another_runs_chunks_and_names_what_changed(tmp_path):
+    """foreign="refuse" (the command line's choice): a rerun with other settings raised
+    nothing and deleted the finished chunks; now they stay and the change is named once
+    (the explainer's settings and the caller's key both hold `steps`)."""
+    from cfx.errors import ForeignRunError
+    from cfx.trajectory.chunks import finished_chunks
+
+    x, g, f = _sources(3)
+    folder = tmp_path / "parts"
+    explain_in_chunks(_ascent(g, f), x, 1, folder=folder, batch_size=2, key={"steps": 4})
+    other = GradientAscent(g, f, steps=5, eta=0.05, max_iter=400, inversion_steps=5, oracle=f)
+    with pytest.raises(ForeignRunError) as err:
+        explain_in_chunks(
+            other, x, 1, folder=folder, batch_size=2, key={"steps": 5}, foreign="refuse"
+        )
+    assert f"{folder} holds 2 finished chunks of a run with other inputs or settings" in str(
+        err.value
+    )
+    assert str(err.value).count("steps: 4 before, 5 now") == 1
+    assert len(finished_chunks(folder)) == 2  # kept
+    with pytest.raises(ValueError, match=r"`foreign` must be 'restart' or 'refuse', got 'keep'"):
+        explain_in_chunks(other, x, 1, folder=folder, foreign="keep")  # type: ignore[arg-type]
