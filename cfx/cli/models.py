@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.calls import trained_size_mismatch
 from cfx.errors import CfxError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -58,6 +57,8 @@ def size_notice(
     """Warn when ``model`` (given as ``flag``) records in its config that it was trained on
     images of another ``(H, W)`` than the last two entries of ``shape``, the shape of
     ``images``: :func:`cfx.calls.trained_size_mismatch`."""
+    from cfx.calls import trained_size_mismatch  # torch: not at import (`cfx --help` is fast)
+
     message = trained_size_mismatch(model, shape, f"`{flag}`", images, frames=frames)
     if message is not None:
         log.warning("%s", message)
