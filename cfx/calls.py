@@ -390,10 +390,21 @@ def trained_size_mismatch(
     Convolutional classifiers take any size, but their answers change with the scale they
     see: brain-cnn classifies 98.6 % of 500 test slices right at its own 64x64 and 84 % of
     the same slices resized to 32x32 or to 128x128. Models without a record (zoo models
-    from before it, other architectures) pass without a word."""
-    trained = getattr(getattr(model, "config", None), "image_size", None)
+    from before it, other architectures) pass without a word; one int records a square."""
+    recorded = getattr(getattr(model, "config", None), "image_size", None)
+    if isinstance(recorded, Integral) and not isinstance(recorded, bool):
+        recorded = (recorded, recorded)  # one int for a square (Hugging Face's convention)
+    if not (
+        isinstance(recorded, (tuple, list))
+        and len(recorded) == 2
+        and all(
+            isinstance(v, Integral) and not isinstance(v, bool) and int(v) > 0 for v in recorded
+        )
+    ):
+        return None  # no record, or none that reads as a size
+    trained = (int(recorded[0]), int(recorded[1]))
     size = tuple(int(v) for v in shape[-2:])
-    if trained is None or tuple(trained) == size:
+    if trained == size:
         return None
     advice = (
         f"train it on {size[1]}x{size[0]} images, the size the generator makes"

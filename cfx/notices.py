@@ -19,7 +19,8 @@ class _DropTagged(logging.Filter):
         self.thread = threading.get_ident()  # the thread whose records are held
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.thread != self.thread:
+        # filters run in the logging thread (record.thread is None with logThreads off)
+        if threading.get_ident() != self.thread:
             return True
         return not any(getattr(record, tag, False) for tag in self.tags)
 

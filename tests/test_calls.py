@@ -598,3 +598,19 @@ def test_a_dtype_mismatch_among_the_models_names_them_all():
     assert both is not None and "differ among themselves" in both
     assert "the generator's torch.float32 on cpu; the classifier's torch.float64" in both
     assert dtype_device_mismatch({"generator": nn.Linear(2, 2)}, x) is None
+
+
+def test_a_size_recorded_as_one_int_is_a_square_and_odd_records_are_ignored():
+    """Hugging Face configs record `image_size=224`: `tuple(224)` crashed every explain."""
+    from types import SimpleNamespace
+
+    from cfx.calls import trained_size_mismatch
+
+    def said(recorded):
+        model = SimpleNamespace(config=SimpleNamespace(image_size=recorded))
+        return trained_size_mismatch(model, (2, 1, 64, 64), "`m`", "images")
+
+    assert said(64) is None and said((64, 64)) is None
+    assert said(32) is not None and "trained on 32x32 images" in said(32)
+    for odd in ("64", (64,), (64, 64, 3), (0, 64), True, None, 64.0):
+        assert said(odd) is None, odd

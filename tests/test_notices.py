@@ -25,3 +25,13 @@ def test_a_hold_drops_its_tags_in_its_own_thread_only(caplog):
     assert "held here" not in caplog.text
     assert "untagged here" in caplog.text and "from the other thread" in caplog.text
     assert not is_held(log, "cfx_x") and log.filters == []  # removed on exit
+
+
+def test_holds_work_with_thread_names_off_in_logging(caplog, monkeypatch):
+    """With `logging.logThreads = False` a record's `thread` is None: every held notice was
+    let through."""
+    monkeypatch.setattr(logging, "logThreads", False)
+    log = logging.getLogger("cfx.test_notices")
+    with caplog.at_level(logging.WARNING), held((log,), "cfx_x"):
+        log.warning("held here", extra={"cfx_x": True})
+    assert "held here" not in caplog.text

@@ -44,7 +44,7 @@ from cfx.calls import call_named, frozen
 from cfx.errors import ForeignRunError, check, counted
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
-from cfx.inversion import generator_probe
+from cfx.inversion import generator_probe, unit_range_notice
 from cfx.reprs import short_repr
 from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
@@ -267,6 +267,7 @@ class ActiveLearner:
         # (tagged cfx_models) is left to the first path, which gives the models' notices once
         with frozen(self.generator), torch.no_grad(), notices_held("cfx_models"):
             generator_probe(self.generator, pool[:1], name="pool")
+        unit_range_notice(pool, "pool")  # once for the pool, not once per chunk of a round
         per_round = self._per_round()
         need = self.pool_needed()
         check(
@@ -483,7 +484,8 @@ class ActiveLearner:
             # start past the boundary already: that is expected here, not worth a warning
             # the notices about the models (tagged cfx_models) once a run, not once a chunk
             once = i > 0 or models_noticed
-            held = ("cfx_starts_in_target", "cfx_ends_short") + (("cfx_models",) if once else ())
+            held: tuple[str, ...] = ("cfx_starts_in_target", "cfx_ends_short", "cfx_unit_range")
+            held += ("cfx_models",) if once else ()
             with notices_held(*held):
                 res = explainer.explain(pool[chunk], target)
             frames.append(res.frames[:, idx].flatten(0, 1))  # (b * L, C, H, W)

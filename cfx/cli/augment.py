@@ -233,10 +233,8 @@ def run_augment(args: argparse.Namespace) -> int:
             name="--pool",
         ).shape[1]
 
+    # a classifier trained at another size than the generator's frames: the explainer says so
     classifier = load_classifier(sources["classifier"])
-    size_notice(
-        classifier, (h, w), "--classifier", "images (the pool's, the generator's size)", frames=True
-    )
     outputs = class_count(classifier, "--classifier")  # the classes labels must name
     if outputs != 2:
         raise ValueError(

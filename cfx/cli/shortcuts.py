@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.cli.models import checked_source, size_notice
+from cfx.cli.models import checked_source
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, counted
@@ -413,10 +413,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     classifier = load_classifier(classifier_source)
     from cfx.inversion import zero_image
 
-    frame_shape = zero_image(generator).shape
-    size_notice(
-        classifier, frame_shape, "--classifier", "frames (the generator's size)", frames=True
-    )
+    # a classifier trained at another size than the generator's frames: the explainer says so
     common = {
         "steps": args.steps,
         "margin": CROSSING_MARGIN,  # as ShortcutAudit's own explainers

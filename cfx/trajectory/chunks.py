@@ -30,8 +30,9 @@ from cfx.trajectory.result import TrajectoryResult, concat
 
 log = logging.getLogger(__name__)
 
-FORMAT = 4  # 2: every field by name (1 listed them); 3: zero inversion steps report "none";
-# 4: a frame whose step does not climb is re-placed (`cfx.trajectory.repair`)
+FORMAT = 5  # 2: every field by name (1 listed them); 3: zero inversion steps report "none";
+# 4: a frame whose step does not climb is re-placed (`cfx.trajectory.repair`); 5: models keyed
+# with their settings (`cfx.trajectory.identity.module_digest`), localised starts past the margin
 """The layout of the chunk files; a folder of another layout is started over."""
 _ROW_NOTICES = ("cfx_starts_in_target", "cfx_ends_short", "cfx_unit_range", "cfx_whole_image")
 """Notices an explainer logs about rows of its batch, which a chunk would number wrongly."""
@@ -66,7 +67,8 @@ def explain_in_chunks(
     resumed from its predecessor's chunks. A folder left by a call with other inputs, settings,
     ``batch_size`` or cfx version has its chunks deleted (a warning says so), or, with
     ``foreign="refuse"``, is left as it is and a ``ForeignRunError`` names what changed (the
-    command line's choice: a typo in a rerun must not cost hours of finished work); a chunk
+    command line's choice: a typo in a rerun must not cost hours of finished work; chunks of
+    another cfx version or chunk layout, which no arguments resume, are still deleted); a chunk
     that cannot be read, or was written for another call, is computed again. The folder is
     the caller's to delete once the result is saved.
 
@@ -179,7 +181,11 @@ def _claim(out: Path, expected: dict[str, Any], *, refuse: bool) -> None:
             else f"a run whose {KEY_FILE} is missing or unreadable"
         )
         held = counted(len(parts), "finished chunk")
-        if refuse:
+        # chunks of another cfx version or layout cannot be resumed by any arguments
+        other_cfx = not isinstance(earlier, dict) or any(
+            earlier.get(k) != expected[k] for k in ("cfx", "format")
+        )
+        if refuse and not other_cfx:
             raise ForeignRunError(
                 f"{out} holds {held} of {why}: rerun with those to resume it, or delete the "
                 "folder (or write elsewhere) to start this run"

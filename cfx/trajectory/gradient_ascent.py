@@ -43,7 +43,7 @@ from cfx.errors import check_int, check_real
 from cfx.progress import tqdm
 from cfx.trajectory.notices import end_notice, notify_starts
 from cfx.trajectory.repair import repair_steps
-from cfx.trajectory.resample import log_odds, resample_path
+from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import Start, check_inversion, start
 from cfx.types import Classifier, Generator
@@ -60,15 +60,6 @@ GIVE_UP_AFTER = 10
 STALL_WINDOW = 10
 """Default ``stall_window`` of :class:`GradientAscent`: the iterations over which the recent
 log-odds gain of an image already past ``margin`` is measured (the stall stop)."""
-
-
-def at_goal(probs: Tensor, margin: float) -> Tensor:
-    """``(B, K)``: whether each entry of paths' target probabilities ``probs`` ``(B, K)`` has
-    reached the goal :meth:`GradientAscent.ascend` sets from the path's first entry:
-    ``margin``, or the start's log-odds plus :data:`EXAGGERATION` where that is higher (to
-    0.01 log-odds: the goal was set from the start's logits, which its probability rounds)."""
-    lifted = log_odds(probs[:, :1]) + EXAGGERATION - 0.01  # (B, 1)
-    return (probs >= margin) & (log_odds(probs) >= lifted)
 
 
 def projected_log_odds(

@@ -69,8 +69,13 @@ def explainer_setting(explainer: object, name: str) -> object:
     return None if inner is None else getattr(inner, name, None)
 
 
-_MODULE_STATE = (bool, int, float, str, tuple, type(None))
-"""Attribute types of a module that are settings (``TwoLogits.outputs``, a layer's sizes)."""
+def _is_setting(value: object) -> bool:
+    """A module attribute that is a setting (``TwoLogits.outputs``, a layer's sizes): a
+    number, string or None, or a tuple of them; a tuple holding anything else (a function,
+    whose repr names its address) would key every process apart."""
+    if isinstance(value, tuple):
+        return all(_is_setting(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def module_digest(module: nn.Module) -> str:
@@ -83,9 +88,9 @@ def module_digest(module: nn.Module) -> str:
         own = {
             k: v
             for k, v in sorted(vars(sub).items())
-            if not k.startswith("_") and k != "training" and isinstance(v, _MODULE_STATE)
+            if not k.startswith("_") and k != "training" and _is_setting(v)
         }
-        h.update(json.dumps([name, type(sub).__qualname__, own], default=repr).encode())
+        h.update(json.dumps([name, type(sub).__qualname__, own]).encode())
     return h.hexdigest()
 
 

@@ -26,6 +26,7 @@ an independent oracle to judge, as for every method here (``oracle=``).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -43,8 +44,9 @@ from cfx.calls import (
 from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
 from cfx.trajectory._common import composite_decoder
-from cfx.trajectory.gradient_ascent import GradientAscent, at_goal, finish
+from cfx.trajectory.gradient_ascent import EXAGGERATION, GradientAscent, finish
 from cfx.trajectory.notices import region_notice
+from cfx.trajectory.resample import log_odds
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import check_inversion, start
 from cfx.types import Classifier, Generator
@@ -64,14 +66,28 @@ def region_masks(change: Tensor, fraction: float, *, soften: float) -> Tensor:
     if fraction >= 1.0:
         return torch.ones_like(change)
     flat = change.flatten(1)  # (B, H*W)
-    # quantile takes float32/64 only: a half-precision map is compared in its own dtype after
-    threshold = torch.quantile(flat.float(), 1.0 - fraction, dim=1).to(flat.dtype)
+    # quantile takes float32/64 only: a half-precision map's, taken in float32, is compared
+    # in its own dtype after
+    wide = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()
+    threshold = torch.quantile(wide, 1.0 - fraction, dim=1).to(flat.dtype)
     threshold = threshold.view(-1, 1, 1, 1)
     lowest = flat.min(1).values.view(-1, 1, 1, 1)
     above = change > lowest
     tied_low = (threshold <= lowest) & above.flatten(1).any(1).view(-1, 1, 1, 1)
     mask = torch.where(tied_low, above, change >= threshold).to(change.dtype)
     return gaussian_blur(mask, soften).clamp(0.0, 1.0) if soften > 0 else mask
+
+
+def region_bar(probs: Tensor, margin: float) -> Tensor:
+    """``(B,)`` the target log-odds a candidate region's path must reach besides ``margin``,
+    from the global ascent's probabilities ``probs`` ``(B, K)``: for a start at or past the
+    margin (which every candidate passes at once), as far as the global ascent climbed, its
+    start plus :data:`~cfx.trajectory.gradient_ascent.EXAGGERATION` or where it saturated
+    short of that (to 0.01 log-odds: the goal was set from logits, which probabilities
+    round); ``-inf`` for the other starts, for which reaching the margin is enough."""
+    start, end = log_odds(probs[:, 0]), log_odds(probs[:, -1])
+    climbed = torch.minimum(start + EXAGGERATION, end) - 0.01
+    return torch.where(probs[:, 0] >= margin, climbed, torch.full_like(climbed, -math.inf))
 
 
 MASK_FRACTIONS: tuple[float, ...] = (0.02, 0.03, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24, 0.32)
@@ -115,7 +131,8 @@ class LocalisedAscent:
             :class:`~cfx.trajectory.gradient_ascent.GradientAscent` (``eta``/``max_iter``
             apply to both stages).
         mask_fractions: candidate region sizes, as shares of the image's pixels; each image
-            keeps the smallest whose composite reaches ``margin`` (default
+            keeps the smallest whose composite reaches ``margin`` (a start already past it:
+            climbs as far as the whole-image ascent did, :func:`region_bar`; default
             :data:`MASK_FRACTIONS`), found by bisection (a
             larger region is taken to flip whenever a smaller one does). A failing candidate
             ascends to its budget, a passing one only to the margin, so bisection skips the
@@ -287,9 +304,12 @@ class LocalisedAscent:
         """
         b = z0.shape[0]
         path1, probs1 = self._ascent().ascend(z0, target, label="global ascent")
-        # iterations each image's global ascent needed to reach its goal (the margin, or
-        # further for a start near or past it); its probability stops changing after
-        needed = (~at_goal(probs1, self.margin)).sum(1)  # (B,)
+        # a start past the margin passes it at once on every candidate: its regions must
+        # climb as far as the global ascent did (its goal, EXAGGERATION log-odds up, or
+        # where it saturated); other starts must reach the margin (-inf: no further bar)
+        bar = region_bar(probs1, self.margin)  # (B,) log-odds
+        # iterations each image's global ascent needed (its probability stops changing after)
+        needed = ((probs1 < self.margin) | (log_odds(probs1) < bar[:, None])).sum(1)  # (B,)
         budget = (self.patience * needed + 10).ceil().clamp(max=self.max_iter)
         change = self.change_map(path1, start, target)
         mask = torch.ones_like(change)
@@ -315,9 +335,8 @@ class LocalisedAscent:
             path, p = self.ascend_masked(
                 z0[idx], background[idx], m, target[idx], budget[idx], label=label
             )
-            # the region reached the goal the global ascent had: a start past the margin
-            # passes it at once, and would otherwise take the smallest region untried
-            ok = at_goal(p, self.margin)[:, -1].cpu()
+            end = p[:, -1]
+            ok = ((end >= self.margin) & (log_odds(end) >= bar[idx])).cpu()
             for j, i in enumerate(idx.tolist()):
                 if bool(ok[j]):
                     paths[i], probs[i] = path[j].flatten(1), p[j]

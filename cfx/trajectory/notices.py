@@ -111,8 +111,10 @@ def end_notice(last_in_target: Tensor, last_probs: Tensor, margin: object) -> No
     p = last_probs.detach().double().clamp(1e-12, 1 - 1e-12)
     short = torch.nonzero(last_in_target & (torch.log(p / (1 - p)) < bar)).flatten().tolist()
     if short:
-        # a sigmoid's output taken for a logit: class 1's probability is sigmoid(p) <= 0.731
-        ceiling = bool((last_probs[short] <= _SIGMOID_OF_ONE).all())
+        # a sigmoid's output taken for a logit: class 1's probability is sigmoid(p) <= 0.731,
+        # and a walk pushing the sigmoid to 1 ends just under it
+        ends = last_probs[short]
+        ceiling = bool(((ends <= _SIGMOID_OF_ONE) & (ends >= 0.72)).all())
         log.warning(
             "%d of %d paths end in the target class but short of the margin %g (last-frame "
             "target probabilities down to %.3g; rows %s): %s",
@@ -159,8 +161,8 @@ def region_notice(edit_masks: Tensor | None, give_up: object) -> None:
     )
     log.warning(
         "%d of %d localised paths change the whole image (rows %s): no candidate region "
-        "reached the margin within its budget (`patience`, `max_iter`; larger regions: "
-        "`mask_fractions`)%s",
+        "reached the margin (or, from a start past it, climbed as far as the whole image "
+        "did) within its budget (`patience`, `max_iter`; larger regions: `mask_fractions`)%s",
         len(whole),
         edit_masks.shape[0],
         shown_rows(whole),

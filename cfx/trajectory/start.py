@@ -30,7 +30,13 @@ from cfx.calls import (
 )
 from cfx.errors import check_int, check_real
 from cfx.images import check_images
-from cfx.inversion import InversionResult, generator_probe, invert, unit_range_notice
+from cfx.inversion import (
+    InversionResult,
+    check_generator_model,
+    generator_probe,
+    invert,
+    unit_range_notice,
+)
 from cfx.inversion import log as inversion_log
 from cfx.notices import held
 from cfx.types import Classifier, Generator
@@ -91,6 +97,7 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
     x = check_images(x, "x")
     b = x.shape[0]
     models = {"generator": generator, "classifier": classifier, "oracle": oracle}
+    check_generator_model(generator)  # its own error, before any dtype is blamed below
     calling = "generator"
     try:
         probe = generator_probe(generator, x)  # (1, C, H, W), after checking x's shape
@@ -102,12 +109,13 @@ def start(explainer: Starts, x: object, target: int | Tensor, latents: object = 
             o_logits = (
                 None if oracle is None else class_logits(oracle, probe, name="oracle", probe=_PROBE)
             )
-    except RuntimeError as err:  # PyTorch's errors name neither x nor a model
-        # the model that failed: another's dtype (one that casts its inputs) is not the cause
-        mismatch = dtype_device_mismatch({calling: models[calling]}, x)
-        if mismatch is not None:
-            raise TypeError(mismatch) from err
-        if calling == "generator":
+    except (RuntimeError, TypeError) as err:  # PyTorch's errors name neither x nor a model
+        # the model that failed: another's dtype (one that casts its inputs) is not the cause;
+        # but if it is one, every model is named when they differ among themselves (the
+        # generator's probe names only the generator)
+        if dtype_device_mismatch({calling: models[calling]}, x) is not None:
+            raise TypeError(dtype_device_mismatch(models, x)) from err
+        if calling == "generator" or isinstance(err, TypeError):
             raise
         # most often a model built for other images (channels, size) than the generator's
         hint = (

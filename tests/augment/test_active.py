@@ -506,3 +506,17 @@ def test_the_generator_range_notice_is_given_once_per_run(world, tmp_path, caplo
     with caplog.at_level("WARNING"):
         learner.augment(pool, train, labels, out=tmp_path)
     assert caplog.text.count("the generator's decoded images have no pixel below 0") == 1
+
+
+def test_a_unit_range_pool_is_noticed_once_per_run(world, tmp_path, caplog):
+    """Each chunk of each round said "no pixel of the 1 input image is below 0": once for
+    the pool now, with its size."""
+    g, f, pool, train, labels = world
+    unit = (pool + 1) / 2  # every pixel in [0, 1]
+    learner = ActiveLearner(
+        g, f, CountingOracle(), budget=8, rounds=2, finetune=CFG, steps=4, batch_size=1
+    )
+    with caplog.at_level("WARNING"):
+        learner.augment(unit, train, labels, out=tmp_path)
+    assert caplog.text.count("is below 0 (values") == 1
+    assert "no pixel of the 40 pool images is below 0" in caplog.text

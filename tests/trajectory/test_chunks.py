@@ -475,3 +475,10 @@ def test_refuse_keeps_another_runs_chunks_and_names_what_changed(tmp_path):
     assert len(finished_chunks(folder)) == 2  # kept
     with pytest.raises(ValueError, match=r"`foreign` must be 'restart' or 'refuse', got 'keep'"):
         explain_in_chunks(other, x, 1, folder=folder, foreign="keep")  # type: ignore[arg-type]
+    # chunks of another cfx version: no arguments resume them, so they are not refused
+    stored = json.loads((folder / "key.json").read_text())
+    (folder / "key.json").write_text(json.dumps(stored | {"cfx": "0.0.1"}))
+    res = explain_in_chunks(
+        other, x, 1, folder=folder, batch_size=2, key={"steps": 5}, foreign="refuse"
+    )
+    assert len(res) == 3 and res.steps == 5

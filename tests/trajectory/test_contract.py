@@ -853,6 +853,10 @@ def test_paths_short_at_a_sigmoids_ceiling_name_the_probability_wrapper(caplog):
     with caplog.at_level("WARNING"):  # one above the ceiling: an ordinary short walk
         end_notice(torch.tensor([True, True]), torch.tensor([0.7305, 0.9]), 0.99)
     assert "sigmoid(1)" not in caplog.text and "a longer walk" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # far under the ceiling: a walk cut short, no sigmoid
+        end_notice(torch.tensor([True, True]), torch.tensor([0.6, 0.65]), 0.99)
+    assert "sigmoid(1)" not in caplog.text and "a longer walk" in caplog.text
 
 
 def test_start_notice_names_apart_the_rows_whose_inversion_lost_the_decision(caplog):

@@ -148,3 +148,17 @@ def test_a_module_setting_that_is_not_a_weight_changes_the_key():
     # the mode is no setting: the explainers run models in eval mode
     trained = TwoLogits(base, "logit").train()
     assert explainer_key(GradientAscent(g, trained, steps=3)) == keys[0]
+
+
+def test_a_module_attribute_tuple_holding_a_function_does_not_key_every_run_apart():
+    """A tuple of functions was keyed by repr, which names the address: every process had
+    another key, and the command line refused every resume."""
+    from cfx.trajectory.identity import module_digest
+
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    b.load_state_dict(a.state_dict())
+    a.hooks = (lambda t: t,)
+    b.hooks = (lambda t: t,)  # another function object, same meaning
+    assert module_digest(a) == module_digest(b)
+    a.sizes, b.sizes = (2, 3), (2, 4)  # a tuple of numbers is a setting
+    assert module_digest(a) != module_digest(b)

@@ -386,6 +386,31 @@ def test_a_start_past_the_margin_gets_the_region_that_exaggerates_as_far(toy):
     assert bool((res.probs.diff(dim=1) > 0).all())
 
 
+def test_a_start_just_below_the_margin_needs_only_the_margin_from_a_region(toy):
+    """A start within EXAGGERATION log-odds below the margin: the global ascent climbs to
+    start + 1, but a region needs only the margin, as before. From log-odds 4.2 (p 0.985)
+    at eta 0.02 the margin (4.595) is 6 entries of the global path away (rate 3.4), budget
+    6 + 10 = 16 with patience 1; 1 / 2 pixels (rates 1.0 / 1.9) need 20 / 11 steps: the
+    2-pixel region (asking for start + 1 took the 3-pixel one, and on brain-cnn, whose
+    confidence levels off below it, the whole image). No give_up: it judges a region by
+    the ascent's own goal, start + 1, and would drop the 2-pixel one at iteration 10."""
+    g, f, _, _ = toy
+    z0 = torch.tensor([[4.2 / 3.4, 0.5], [4.2 / 3.4, -1.0]])
+    x = g.decode(z0).detach().clamp(-1, 1)
+    explainer = _explainer(
+        g,
+        f,
+        eta=0.02,
+        max_iter=200,
+        patience=1.0,
+        give_up=None,
+        mask_fractions=(1 / 16, 2 / 16, 3 / 16),
+    )
+    res = explainer.explain(x, 1, latents=z0)
+    assert res.edit_masks.flatten(1).sum(1).tolist() == [2.0, 2.0]
+    assert bool((res.probs[:, -1] >= 0.99).all())
+
+
 def test_change_map_is_the_global_edit_per_pixel(toy):
     # the global path moved latent 0 by 1.5: every pixel changed by 1.5 * A[:, 0]
     g, f, z0, _ = toy
@@ -445,3 +470,14 @@ def test_the_whole_image_notice_numbers_rows_of_the_whole_input(toy, caplog):
     assert caplog.text.count("localised paths change the whole image") == 1
     assert "2 of 3 localised paths change the whole image (rows [0, 2])" in caplog.text
     assert "give_up" not in caplog.text  # None: nothing to advise
+
+
+def test_region_masks_of_a_float64_map_keep_a_plateau_at_the_quantile():
+    """The quantile was taken in float32 for every dtype: a float64 plateau at 0.1 (which
+    float32 rounds up) fell below its own threshold and was dropped."""
+    change = torch.zeros(1, 1, 5, 5, dtype=torch.float64)
+    flat = change.view(-1)
+    flat[:5] = 1.0
+    flat[5:20] = 0.1  # a plateau of 15 pixels, where the median (the 0.5 quantile) falls
+    mask = region_masks(change, 0.5, soften=0.0)
+    assert int(mask.sum()) == 20  # the plateau and the five above it (ties are kept)

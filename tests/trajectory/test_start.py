@@ -130,3 +130,20 @@ def test_the_classifier_passed_as_its_own_oracle_is_named(caplog):
     with frozen(g, f), caplog.at_level("WARNING"):
         start(explainer, -torch.ones(2, 1, 4, 4), 1, torch.zeros(2, 3))
     assert "being explained" not in caplog.text
+
+
+def test_a_dtype_mismatch_among_the_models_is_named_whole():
+    """A float64 classifier with a float32 generator: the error said to convert the images
+    to float64, after which the generator failed (and to float32 the other way round)."""
+    g, f = LinearGenerator(), LogisticClassifier().double()
+    explainer = SimpleNamespace(
+        generator=g,
+        classifier=f,
+        oracle=None,
+        inversion_steps=0,
+        inversion_classifier_weight=0.0,
+        show_progress=False,
+    )
+    for x in (-torch.ones(2, 1, 4, 4), -torch.ones(2, 1, 4, 4, dtype=torch.float64)):
+        with frozen(g, f), pytest.raises(TypeError, match=r"differ among themselves \(the gen"):
+            start(explainer, x, 1, torch.zeros(2, 3, dtype=x.dtype))
