@@ -614,3 +614,30 @@ def test_a_size_recorded_as_one_int_is_a_square_and_odd_records_are_ignored():
     assert said(32) is not None and "trained on 32x32 images" in said(32)
     for odd in ("64", (64,), (64, 64, 3), (0, 64), True, None, 64.0):
         assert said(odd) is None, odd
+
+
+def test_a_model_on_another_device_than_the_images_is_named():
+    """Weights in the images' dtype but on another device fail as deep in the model as a
+    dtype mismatch; the message must name the device (a meta-device model stands in for a
+    GPU one here)."""
+    from cfx.calls import dtype_device_mismatch
+
+    x = torch.zeros(1, 1, 4, 4)
+    said = dtype_device_mismatch({"classifier": nn.Linear(2, 2, device="meta")}, x)
+    assert said is not None
+    assert "the classifier's weights are torch.float32 on meta" in said
+
+
+def test_softmax_outputs_in_float64_or_with_an_exact_zero_are_recognised():
+    """The rows are summed in float32, 1e-7 off for float64 softmax rows of 10 classes,
+    far more than float64's own precision; and a confident softmax gives an exact 0, which
+    is still a probability."""
+    from cfx.calls import looks_like_probabilities
+
+    logits = torch.randn(50, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    probs = torch.softmax(logits, 1)
+    assert bool((probs.float().sum(1) != 1).any())  # the premise: float32 sums miss 1
+    assert looks_like_probabilities(probs)
+    confident = torch.softmax(torch.tensor([[0.0, -200.0], [1.0, 0.0]]), 1)
+    assert confident[0, 1] == 0  # the premise: exp(-200) is 0 in float32
+    assert looks_like_probabilities(confident)

@@ -880,3 +880,16 @@ def test_unit_range_images_are_noticed_by_invert_too(caplog):
     with caplog.at_level("WARNING"):
         invert(g, x, steps=1)
     assert "below 0" not in caplog.text
+
+
+def test_the_forward_hint_is_for_a_generator_without_decode_only():
+    """A module with `decode` but no `latent_shape` was also told to add a decode that calls
+    its forward, which it has: only the latent shape is missing."""
+
+    class NoShape(nn.Module):
+        def decode(self, z):
+            return z
+
+    x = DecodeOnly().decode(Z_STAR).detach()
+    with pytest.raises(TypeError, match=r"missing `latent_shape`$"):
+        invert(NoShape(), x, steps=2)

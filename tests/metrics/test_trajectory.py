@@ -330,3 +330,18 @@ def test_summarise_names_its_own_masks_argument():
         summarise(
             probs, torch.tensor([0.0, 0.5, 1.0]), frames, frames[:, 0], masks=torch.ones(1, 4, 4)
         )
+
+
+def test_summarise_refuses_masks_for_another_batch_with_channels_or_not_a_tensor():
+    """One (1, H, W) mask per sequence: masks for three sequences of a batch of two, masks
+    with three channels, or a numpy array are named as `masks` with the shape expected."""
+    from cfx.metrics.trajectory import summarise
+
+    probs = torch.tensor([[0.1, 0.6, 0.9], [0.2, 0.5, 0.95]])
+    frames = torch.zeros(2, 3, 1, 4, 4)
+    levels = torch.tensor([0.0, 0.5, 1.0])
+    for masks in (torch.ones(3, 1, 4, 4), torch.ones(2, 3, 4, 4), torch.ones(2, 1, 4, 4).numpy()):
+        with pytest.raises(ValueError, match=r"^`masks` must be \(2, 1, 4, 4\), one lesion mask"):
+            summarise(probs, levels, frames, frames[:, 0], masks=masks)
+    ok = summarise(probs, levels, frames, frames[:, 0], masks=torch.ones(2, 1, 4, 4))
+    assert "localisation" in ok

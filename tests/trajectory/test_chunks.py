@@ -482,3 +482,59 @@ def test_refuse_keeps_another_runs_chunks_and_names_what_changed(tmp_path):
         other, x, 1, folder=folder, batch_size=2, key={"steps": 5}, foreign="refuse"
     )
     assert len(res) == 3 and res.steps == 5
+
+
+def test_the_resume_and_refuse_messages_count_chunks_right(tmp_path, caplog):
+    """3 images in chunks of 2 are 2 chunks (a count rounded down says 1), and one finished
+    chunk is "1 finished chunk", not "1 finished chunks"."""
+    from cfx.errors import ForeignRunError
+
+    x, g, f = _sources(3)
+    folder = tmp_path / "parts"
+    first = Counting(_ascent(g, f), fail_at=1)
+    with pytest.raises(KeyboardInterrupt):
+        explain_in_chunks(first, x, 1, batch_size=2, folder=folder, key={"steps": 4})
+    with pytest.raises(ForeignRunError, match="holds 1 finished chunk of a run with other"):
+        explain_in_chunks(
+            _ascent(g, f), x, 1, batch_size=2, folder=folder, key={"steps": 5}, foreign="refuse"
+        )
+    with caplog.at_level(logging.WARNING):
+        explain_in_chunks(_ascent(g, f), x, 1, batch_size=2, folder=folder, key={"steps": 4})
+    assert "resuming: 1 of 2 chunks were finished by an earlier run" in caplog.text
+
+
+def test_the_same_oracle_and_trained_size_notices_are_given_once_per_run(caplog):
+    """They are notices about the models, the same for every chunk: with the classifier
+    passed as its own oracle and a recorded training size other than the frames', each
+    chunk would say both again."""
+    from types import SimpleNamespace
+
+    x, g, f = _sources(3)
+    f.config = SimpleNamespace(image_size=(32, 32))
+    explainer = GradientAscent(g, f, steps=2, max_iter=3, inversion_steps=0, oracle=f)
+    caplog.set_level(logging.WARNING)
+    explain_in_chunks(explainer, x, 1, batch_size=1)  # three chunks
+    assert caplog.text.count("`oracle` is the classifier being explained") == 1
+    assert caplog.text.count("the classifier was trained on 32x32 images") == 1
+    assert caplog.text.count("the oracle was trained on 32x32 images") == 1
+
+
+def test_refuse_starts_over_chunks_no_arguments_could_resume(tmp_path):
+    """Chunks of another chunk layout (FORMAT), or beside a missing key.json, cannot be
+    resumed by any rerun: refusing them would tell the user to rerun "with those" settings,
+    which cannot help, so they are computed again as without refuse."""
+    x, g, f = _sources(3)
+    for i, damage in enumerate(("format", "key")):
+        folder = tmp_path / f"parts{i}"
+        explain_in_chunks(_ascent(g, f), x, 1, folder=folder, batch_size=2, key={"steps": 4})
+        if damage == "format":
+            stored = json.loads((folder / "key.json").read_text())
+            (folder / "key.json").write_text(json.dumps(stored | {"format": FORMAT - 1}))
+        else:
+            (folder / "key.json").unlink()
+        counting = Counting(_ascent(g, f))
+        res = explain_in_chunks(
+            counting, x, 1, folder=folder, batch_size=2, key={"steps": 4}, foreign="refuse"
+        )
+        assert sum(counting.calls) == 3 and len(res) == 3, damage  # every image again
+        assert json.loads((folder / "key.json").read_text())["format"] == FORMAT

@@ -141,7 +141,7 @@ def test_a_module_setting_that_is_not_a_weight_changes_the_key():
 
     g, base = LinearGenerator(), torch.nn.Linear(16, 1)
     keys = [
-        explainer_key(GradientAscent(g, TwoLogits(base, outputs), steps=3))
+        explainer_key(GradientAscent(g, TwoLogits(base, outputs).eval(), steps=3))
         for outputs in ("logit", "probability", "logit")
     ]
     assert keys[0] != keys[1] and keys[0] == keys[2]
@@ -162,3 +162,81 @@ def test_a_module_attribute_tuple_holding_a_function_does_not_key_every_run_apar
     assert module_digest(a) == module_digest(b)
     a.sizes, b.sizes = (2, 3), (2, 4)  # a tuple of numbers is a setting
     assert module_digest(a) != module_digest(b)
+
+
+def test_a_models_train_or_eval_mode_does_not_change_the_key():
+    """The explainers run models in eval mode whatever mode they are given in: a rerun after
+    `model.eval()` (or one from a notebook that left the model training) must read the
+    finished chunks back, not start over."""
+    g, f = LinearGenerator(), LogisticClassifier()
+    f.train()
+    training = explainer_key(GradientAscent(g, f, steps=3))
+    f.eval()
+    assert explainer_key(GradientAscent(g, f, steps=3)) == training
+
+
+def test_a_models_private_attributes_do_not_change_the_key():
+    """Only a module's public attributes are settings: a classifier that counts its calls in
+    `_calls` would otherwise key each run apart, and no rerun would resume."""
+
+    class Counted(LogisticClassifier):
+        def forward(self, x):
+            self._calls += 1
+            return super().forward(x)
+
+    g, f = LinearGenerator(), Counted()
+    f._calls = 0
+    before = explainer_key(GradientAscent(g, f, steps=3))
+    f(torch.zeros(2, 1, 4, 4))
+    assert f._calls == 1  # the premise: the attribute changed
+    assert explainer_key(GradientAscent(g, f, steps=3)) == before
+
+
+def test_integer_and_boolean_array_settings_are_keyed_by_their_values():
+    """An int array (steps per class) or a bool array (a pixel mask) is numbers too: keyed
+    by its type alone, a folder computed with another mask would be read back."""
+
+    def key(prior):
+        return explainer_key(_Weighted(None, prior, {}))["_Weighted"]["prior"]
+
+    assert key(np.array([1, 2])) == key(np.array([1, 2]))
+    assert key(np.array([1, 2])) != key(np.array([1, 3]))
+    assert key(np.array([True, False])) != key(np.array([False, True]))
+    assert key(np.array([1, 2], dtype=np.uint8)).startswith("<Tensor sha256 ")
+
+
+def test_a_strided_array_setting_is_keyed_like_its_copy():
+    """A reversed or sliced numpy view holds the same values as its copy, so it is the same
+    setting (torch.from_numpy refuses negative strides: a reversed view crashed the key)."""
+
+    def key(prior):
+        return explainer_key(_Weighted(None, prior, {}))["_Weighted"]["prior"]
+
+    assert key(np.arange(4.0)[::-1]) == key(np.array([3.0, 2.0, 1.0, 0.0]))
+    assert key(np.arange(6.0)[::2]) == key(np.array([0.0, 2.0, 4.0]))
+
+
+def test_mapping_settings_come_back_equal_from_the_key_file():
+    """A chunk folder resumes when its key.json, read back, equals this run's key: an options
+    dict with int keys or tuple values came back with string keys and lists (every rerun
+    started over), and a tensor inside one is no JSON at all."""
+    import json
+
+    def key(weights):
+        return explainer_key(_Weighted(None, None, {1: (0.5, 0.25), "w": weights}))
+
+    base = key(torch.ones(2))
+    assert json.loads(json.dumps(base)) == base
+    assert base["_Weighted"]["options"]["1"] == [0.5, 0.25]
+    assert base["_Weighted"]["options"]["w"].startswith("<Tensor sha256 ")
+    assert key(torch.zeros(2)) != base  # the tensor's values count
+
+
+def test_a_module_setting_tuple_holding_none_changes_the_key():
+    """AdaptiveAvgPool2d((None, 7)) and ((None, 5)) hold no weights and pool to other
+    widths: a tuple holding None is a setting, or one resumed from the other's chunks."""
+    from cfx.trajectory.identity import module_digest
+
+    a, b = torch.nn.AdaptiveAvgPool2d((None, 7)), torch.nn.AdaptiveAvgPool2d((None, 5))
+    assert module_digest(a) != module_digest(b)
+    assert module_digest(a) == module_digest(torch.nn.AdaptiveAvgPool2d((None, 7)))

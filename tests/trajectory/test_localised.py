@@ -9,6 +9,7 @@ R's pixels gains log-odds at the rate of their A-values: 3.4 per unit of z for a
 """
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -481,3 +482,52 @@ def test_region_masks_of_a_float64_map_keep_a_plateau_at_the_quantile():
     flat[5:20] = 0.1  # a plateau of 15 pixels, where the median (the 0.5 quantile) falls
     mask = region_masks(change, 0.5, soften=0.0)
     assert int(mask.sum()) == 20  # the plateau and the five above it (ties are kept)
+
+
+def test_region_bar_known_values():
+    """What a region's path must reach besides the margin (0.75, log-odds 1.0986 here), from
+    the whole-image ascent's probabilities. Row 0 starts past the margin at log-odds 3 and
+    climbed to start + 1 = 4; row 1 saturated at 3.6, short of 4; row 2 starts exactly at
+    the margin, which every candidate passes at once, and climbed past start + 1 = 2.0986;
+    row 3 starts below it and needs the margin alone. Each bar is 0.01 under the climb
+    (probabilities round the logits the ascent's goal was set from): a region that climbs
+    as far passes."""
+    from cfx.trajectory.localised import region_bar
+    from cfx.trajectory.resample import log_odds
+
+    climbs = torch.tensor(
+        [[3.0, 3.5, 4.0], [3.0, 3.5, 3.6], [math.log(3.0), 2.0, 2.5], [0.0, 2.0, 3.0]],
+        dtype=torch.float64,
+    )
+    probs = torch.sigmoid(climbs)
+    assert probs[2, 0] == 0.75  # the premise: exactly at the margin
+    bar = region_bar(probs, 0.75)
+    expected = torch.tensor([3.99, 3.59, math.log(3.0) + 0.99], dtype=torch.float64)
+    torch.testing.assert_close(bar[:3], expected)
+    assert bar[3] == -math.inf
+    assert bool((log_odds(probs[:, -1]) >= bar).all())  # the global path's own end passes
+
+
+def test_the_whole_image_notice_in_chunks_reads_give_up_through_a_wrapper(toy, caplog):
+    """explain_in_chunks gives the notice once for the whole input, reading the wrapped
+    explainer's give_up as it reads its margin: the advice about give_up (what fixed the
+    auditor's model) was dropped for a wrapper."""
+    from cfx.trajectory import explain_in_chunks
+
+    g, f, z0, x = toy
+    explainer = _explainer(g, f, max_iter=20, mask_fractions=(0.125,))  # give_up=1
+    assert explainer.give_up == 1  # the premise: the default is set
+
+    class GivenLatents:  # the chunks' own latents, as a user's wrapper would pass them
+        def __init__(self, inner):
+            self.inner = inner
+
+        def explain(self, xs, target):
+            rows = [int((x == xi).flatten(1).all(1).nonzero()) for xi in xs]
+            return self.inner.explain(xs, target, latents=z0[rows])
+
+    with caplog.at_level("WARNING"):
+        explain_in_chunks(GivenLatents(explainer), x, 1, batch_size=1)
+    assert caplog.text.count("localised paths change the whole image") == 1
+    assert "2 of 2 localised paths change the whole image (rows [0, 1])" in caplog.text
+    assert "`give_up=1` abandons a region" in caplog.text

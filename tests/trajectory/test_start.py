@@ -147,3 +147,57 @@ def test_a_dtype_mismatch_among_the_models_is_named_whole():
     for x in (-torch.ones(2, 1, 4, 4), -torch.ones(2, 1, 4, 4, dtype=torch.float64)):
         with frozen(g, f), pytest.raises(TypeError, match=r"differ among themselves \(the gen"):
             start(explainer, x, 1, torch.zeros(2, 3, dtype=x.dtype))
+
+
+def test_an_oracle_trained_at_another_size_is_named_by_its_own_record(caplog):
+    """Each model's own config is read: an oracle recorded at 32x32 next to a classifier
+    without a record is named as the oracle, and the classifier is not."""
+    g, f, oracle = LinearGenerator(), LogisticClassifier(), LogisticClassifier(seed=4)
+    oracle.config = SimpleNamespace(image_size=(32, 32))
+    explainer = SimpleNamespace(
+        generator=g,
+        classifier=f,
+        oracle=oracle,
+        inversion_steps=0,
+        inversion_classifier_weight=0.0,
+        show_progress=False,
+    )
+    with frozen(g, f, oracle), caplog.at_level("WARNING"):
+        start(explainer, -torch.ones(2, 1, 4, 4), 1, torch.zeros(2, 3))
+    assert "the oracle was trained on 32x32 images" in caplog.text
+    assert "the classifier was trained on" not in caplog.text
+
+
+def test_unit_range_images_are_noticed_once_when_they_are_inverted(caplog):
+    """The start checks the images' range and so does the inversion it runs: [0, 1] images
+    were told twice that no pixel is below 0."""
+    g, f = LinearGenerator(), LogisticClassifier()
+    explainer = SimpleNamespace(
+        generator=g,
+        classifier=f,
+        oracle=None,
+        inversion_steps=2,
+        inversion_classifier_weight=0.0,
+        show_progress=False,
+    )
+    unit = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))  # in [0, 1]
+    with frozen(g, f), caplog.at_level("WARNING"):
+        begun = start(explainer, unit, 1)
+    assert begun.inversion is not None  # the premise: the images were inverted
+    assert caplog.text.count("no pixel of the 2 input images is below 0") == 1
+
+
+def test_a_generator_missing_the_protocol_is_told_so_whatever_its_dtype():
+    """A float64 module without `decode` given float32 images: the error named the dtypes,
+    and after converting the user met the real problem, the missing protocol."""
+    g, f = torch.nn.Linear(3, 16).double(), LogisticClassifier()
+    explainer = SimpleNamespace(
+        generator=g,
+        classifier=f,
+        oracle=None,
+        inversion_steps=0,
+        inversion_classifier_weight=0.0,
+        show_progress=False,
+    )
+    with frozen(g, f), pytest.raises(TypeError, match=r"missing `latent_shape` and `decode`"):
+        start(explainer, -torch.ones(2, 1, 4, 4), 1, torch.zeros(2, 3))
