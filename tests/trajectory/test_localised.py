@@ -445,6 +445,17 @@ def test_region_masks_read_each_maps_own_minimum():
     assert torch.nonzero(m[1]).flatten().tolist() == changed.tolist()
 
 
+class _GivenLatents:
+    """A user's wrapper passing each chunk's own latents ``z0`` rows of the images ``x``."""
+
+    def __init__(self, inner, x, z0):
+        self.inner, self.x, self.z0 = inner, x, z0
+
+    def explain(self, xs, target):
+        rows = [int((self.x == xi).flatten(1).all(1).nonzero()) for xi in xs]
+        return self.inner.explain(xs, target, latents=self.z0[rows])
+
+
 def test_the_whole_image_notice_numbers_rows_of_the_whole_input(toy, caplog):
     """In chunks, the notice names rows of the whole input, once: image 1 (log-odds -3.4)
     finds a 2-pixel region within 20 iterations, images 0 and 2 (-6.8) need 3 pixels, and
@@ -457,16 +468,8 @@ def test_the_whole_image_notice_numbers_rows_of_the_whole_input(toy, caplog):
     explainer = _explainer(g, f, max_iter=20, give_up=None, mask_fractions=(1 / 16, 2 / 16))
     explainer.inversion_steps = 0
 
-    class GivenLatents:  # the chunks' own latents, as a user's wrapper would pass them
-        def __init__(self, inner):
-            self.inner = inner
-
-        def explain(self, xs, target):
-            rows = [int((x == xi).flatten(1).all(1).nonzero()) for xi in xs]
-            return self.inner.explain(xs, target, latents=z0[rows])
-
     with caplog.at_level("WARNING"):
-        res = explain_in_chunks(GivenLatents(explainer), x, 1, batch_size=2)
+        res = explain_in_chunks(_GivenLatents(explainer, x, z0), x, 1, batch_size=2)
     assert res.edit_masks.flatten(1).sum(1).tolist() == [16.0, 2.0, 16.0]
     assert caplog.text.count("localised paths change the whole image") == 1
     assert "2 of 3 localised paths change the whole image (rows [0, 2])" in caplog.text
@@ -518,16 +521,8 @@ def test_the_whole_image_notice_in_chunks_reads_give_up_through_a_wrapper(toy, c
     explainer = _explainer(g, f, max_iter=20, mask_fractions=(0.125,))  # give_up=1
     assert explainer.give_up == 1  # the premise: the default is set
 
-    class GivenLatents:  # the chunks' own latents, as a user's wrapper would pass them
-        def __init__(self, inner):
-            self.inner = inner
-
-        def explain(self, xs, target):
-            rows = [int((x == xi).flatten(1).all(1).nonzero()) for xi in xs]
-            return self.inner.explain(xs, target, latents=z0[rows])
-
     with caplog.at_level("WARNING"):
-        explain_in_chunks(GivenLatents(explainer), x, 1, batch_size=1)
+        explain_in_chunks(_GivenLatents(explainer, x, z0), x, 1, batch_size=1)
     assert caplog.text.count("localised paths change the whole image") == 1
     assert "2 of 2 localised paths change the whole image (rows [0, 1])" in caplog.text
     assert "`give_up=1` abandons a region" in caplog.text
