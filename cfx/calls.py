@@ -418,6 +418,13 @@ def trained_size_mismatch(
     )
 
 
+def float_weight(module: nn.Module) -> Tensor | None:
+    """``module``'s first floating-point parameter or buffer (its dtype and device are the
+    ones its inputs must have), or None."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return next((t for t in tensors if t.is_floating_point()), None)
+
+
 def dtype_device_mismatch(models: dict[str, object], x: Tensor, name: str = "x") -> str | None:
     """A message naming the first ``nn.Module`` of ``models`` (name -> model) whose
     floating-point weights are not in ``x``'s dtype and on its device (every model's, when
@@ -426,14 +433,11 @@ def dtype_device_mismatch(models: dict[str, object], x: Tensor, name: str = "x")
     calls the images ``name`` (the caller's argument). Used to explain a model call that
     failed: PyTorch's own error comes from deep inside the model and names neither (a model
     that casts or moves its inputs itself works regardless)."""
-    found: dict[str, Tensor] = {}  # every model's first floating-point weight
-    for model_name, model in models.items():
-        if not isinstance(model, nn.Module):
-            continue
-        tensors = [*model.parameters(), *model.buffers()]
-        w = next((t for t in tensors if t.is_floating_point()), None)
-        if w is not None:
-            found[model_name] = w
+    found = {  # every model's first floating-point weight
+        k: w
+        for k, m in models.items()
+        if isinstance(m, nn.Module) and (w := float_weight(m)) is not None
+    }
     off = {k: w for k, w in found.items() if (w.dtype, w.device) != (x.dtype, x.device)}
     if not off:
         return None

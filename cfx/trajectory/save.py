@@ -61,7 +61,14 @@ def save_result(
     any file is written). In a folder an earlier cfx run wrote (its ``summary.json`` has this
     function's keys), that run's numbered figures beyond this batch are deleted.
     """
-    from cfx.calls import class_logits, frozen, held_modules, in_chunks, target_prob
+    from cfx.calls import (
+        class_logits,
+        float_weight,
+        frozen,
+        held_modules,
+        in_chunks,
+        target_prob,
+    )
     from cfx.metrics.trajectory import cout, summarise
     from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
 
@@ -112,8 +119,8 @@ def save_result(
     per_cout = p_source = source_in = input_in = None
     if classifier is not None:
         # the images in the classifier's dtype: a result cast with `res.to(dtype)` is saved too
-        weights = [p for m in held_modules(classifier) for p in m.parameters()]
-        dtype = next((p.dtype for p in weights if p.is_floating_point()), result.frames.dtype)
+        weights = (float_weight(m) for m in held_modules(classifier))
+        dtype = next((w.dtype for w in weights if w is not None), result.frames.dtype)
         ends = result.frames[:, [0, -1]].to(dtype)  # (B, 2, C, H, W)
         with frozen(classifier), torch.no_grad():
             per_cout = cout(classifier, ends[:, 0], ends[:, 1], result.target)
