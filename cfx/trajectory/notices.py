@@ -2,8 +2,8 @@
 them back: paths that start in the target class (:func:`start_notice`, with the sources'
 own verdicts, :func:`notify_starts`), paths that end outside it or short of the margin
 (:func:`end_notice`), and :func:`notices_held` / :func:`without_path_notices` for callers
-that give them once for a whole input (:func:`~cfx.trajectory.explain_in_chunks`) or report
-those paths themselves (the shortcut audit, active learning)."""
+that give them once for a whole input (:func:`~cfx.trajectory.explain_in_chunks`, active
+learning) or report those paths themselves (the shortcut audit)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,7 @@ def notices_held(*tags: str) -> AbstractContextManager[None]:
 def without_path_notices() -> AbstractContextManager[None]:
     """Within this block the explainers do not log the paths that start in the target class
     or end short of it (:func:`start_notice`, :func:`end_notice`): for callers that report
-    those paths themselves (the shortcut audit) or use every path whatever its end (active
-    learning labels each frame by the classifier's verdict)."""
+    those paths themselves (the shortcut audit)."""
     return notices_held("cfx_starts_in_target", "cfx_ends_short")
 
 
