@@ -73,8 +73,8 @@ class JudgedRegions(LocalisedAscent):
         super().__init__(*args, **kwargs)
         self.judge, self.judge_margin = judge, judge_margin
 
-    def ascend_masked(self, z0, start, mask, target, budget=None, label="region ascent"):
-        path, probs = super().ascend_masked(z0, start, mask, target, budget, label)
+    def ascend_masked(self, z0, start, mask, target, budget=None, label="region ascent", need=None):
+        path, probs = super().ascend_masked(z0, start, mask, target, budget, label, need)
         decode = composite_decoder(self.generator, mask, start)
         rows = torch.arange(z0.shape[0])
         with torch.no_grad():

@@ -170,6 +170,7 @@ class GradientAscent:
         decode: Callable[[Tensor, Tensor], Tensor] | None = None,
         budget: Tensor | None = None,
         give_up: float | None = None,
+        need: Tensor | None = None,
         label: str = "gradient ascent",
     ) -> tuple[Tensor, Tensor]:
         """Ascend from ``z0`` ``(B, *latent)``; return the path ``(B, K, *latent)`` and the
@@ -196,7 +197,10 @@ class GradientAscent:
 
         ``give_up``: stop an image early once ``give_up`` times its mean log-odds gain per
         iteration so far, kept up for the rest of its budget, would still leave it short of
-        its goal (checked from iteration :data:`GIVE_UP_AFTER` on); ``None`` never gives up.
+        its goal (checked from iteration :data:`GIVE_UP_AFTER` on), unless it has yet to
+        reach ``need`` ``(B,)`` (log-odds; default the margin's) and would reach that: a
+        caller judging paths by ``need`` loses no path that would pass, while paths that
+        passed it and level off short of a higher goal still stop. ``None`` never gives up.
         ``label`` names the progress bar (``show_progress``), which counts finished images.
         """
         generator = self.generator
@@ -207,7 +211,7 @@ class GradientAscent:
         path, probs = [], []
         # the bar counts finished images: the iterations a batch needs are not known ahead
         bar = tqdm(total=z.shape[0], desc=label, unit="image", disable=not self.show_progress)
-        goal = goal_logit = p_all = s_all = torch.empty(0)
+        goal = goal_logit = need_logit = p_all = s_all = torch.empty(0)
         history: list[Tensor] = []  # s_all per iteration: the gain rates of the early stops
         window = self.stall_window
         cap = torch.full((z.shape[0],), self.max_iter, device=z.device)
@@ -220,6 +224,8 @@ class GradientAscent:
             if it == 0:  # a start already past the margin climbs EXAGGERATION log-odds further
                 goal = torch.sigmoid(score.detach() + EXAGGERATION).clamp_min(self.margin)
                 goal_logit = torch.logit(goal)
+                floor = torch.logit(goal.new_tensor(self.margin))  # need is at least the margin
+                need_logit = floor if need is None else need.to(goal_logit).clamp_min(floor)
                 p_all, s_all = p, score.detach()
             else:
                 p_all = p_all.index_copy(0, rows, p)
@@ -233,7 +239,9 @@ class GradientAscent:
                 active = active & ~((p_all >= self.margin) & (reach < goal_logit))
             if give_up is not None and it >= GIVE_UP_AFTER:  # at the mean rate since the start
                 reach = projected_log_odds(history, it, cap, give_up)
-                active = active & (reach >= goal_logit)
+                # short of the goal: stop, unless still short of need and projected to reach it
+                rescue = (s_all < need_logit) & (reach >= need_logit)
+                active = active & ((reach >= goal_logit) | rescue)
             bar.update(int((~active).sum()) - bar.n)
             bar.set_postfix(iteration=it, refresh=False)
             if not bool(active.any()) or len(path) > self.max_iter:

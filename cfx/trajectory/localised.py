@@ -265,16 +265,25 @@ class LocalisedAscent:
         target: Tensor,
         budget: Tensor | None = None,
         label: str = "region ascent",
+        need: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Ascend the composite ``mask * G(z) + (1 - mask) * start`` from ``z0``.
 
         ``z0`` ``(B, *latent)``, ``start`` ``(B, C, H, W)`` (the background), ``mask``
-        ``(B, 1, H, W)``, ``budget`` ``(B,)`` iterations per image (default ``max_iter``);
-        returns the path ``(B, K, *latent)`` and probabilities ``(B, K)``.
+        ``(B, 1, H, W)``, ``budget`` ``(B,)`` iterations per image (default ``max_iter``),
+        ``need`` ``(B,)`` the log-odds a region must reach to pass (default: the margin's),
+        so ``give_up`` spares an ascent on its way there; returns the path
+        ``(B, K, *latent)`` and probabilities ``(B, K)``.
         """
         composite = composite_decoder(self.generator, mask, start)
         return self._ascent().ascend(
-            z0, target, decode=composite, budget=budget, give_up=self.give_up, label=label
+            z0,
+            target,
+            decode=composite,
+            budget=budget,
+            give_up=self.give_up,
+            need=need,
+            label=label,
         )
 
     def background_of(self, x: Tensor, start: Tensor) -> Tensor:
@@ -333,7 +342,7 @@ class LocalisedAscent:
             )
             label = "region " + "/".join(f"{fractions[j]:.0%}" for j in sorted(set(mid.tolist())))
             path, p = self.ascend_masked(
-                z0[idx], background[idx], m, target[idx], budget[idx], label=label
+                z0[idx], background[idx], m, target[idx], budget[idx], label=label, need=bar[idx]
             )
             end = p[:, -1]
             ok = ((end >= self.margin) & (log_odds(end) >= bar[idx])).cpu()

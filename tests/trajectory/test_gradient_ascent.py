@@ -177,6 +177,36 @@ def test_give_up_stops_an_image_whose_gain_rate_cannot_reach_the_margin_in_its_b
     assert float(probs[0, -1]) >= 0.99 and float(probs[1, -1]) < 0.99
 
 
+@pytest.mark.parametrize(
+    ("give_up", "need", "moves"), [(None, None, 30), (1.0, None, 21), (1.0, 1.0, 10)]
+)
+def test_give_up_spares_an_image_on_its_way_to_what_it_needs(toy, give_up, need, moves):
+    """A start 0.5 log-odds below the margin has the goal start + 1 (EXAGGERATION); at
+    0.5 / 20.5 log-odds per iteration it passes the margin at iteration 21 and would reach
+    the goal at 41, beyond its budget of 30. give_up judged it by the goal alone and stopped
+    it at iteration 10 (30 * rate = 0.73 < 1), short of the margin it needed; it now runs on
+    to the margin and stops there, the goal out of reach. A ``need`` of the goal itself
+    (start + 1) gives the old stop back; no give_up runs to the budget."""
+    g, f, _ = toy
+    u = _direction(g, f)
+    k = float(g.A.detach().T @ f.w.detach() @ u)  # log-odds per unit of z along u
+    margin = math.log(0.99 / 0.01)
+    rate = 0.5 / 20.5
+    s0 = margin - 0.5
+    z0 = ((s0 - float(f.b.detach())) / k) * u[None]
+    # no stall stop (it too ends a path past the margin that levels off short of its goal)
+    explainer = GradientAscent(g, f, eta=rate / k, max_iter=100, margin=0.99, stall_window=None)
+    path, probs = explainer.ascend(
+        z0,
+        torch.ones(1, dtype=torch.long),
+        budget=torch.tensor([30]),
+        give_up=give_up,
+        need=None if need is None else torch.tensor([s0 + need]),
+    )
+    assert int((path.diff(dim=1).norm(dim=2) > 0).sum()) == moves
+    assert (float(probs[0, -1]) >= 0.99) == (moves > 20)
+
+
 class _Saturating(torch.nn.Module):
     """The toy's logistic classifier with its class-1 log-odds capped at ``cap``: past the cap
     the gradient is zero, so an ascent makes no more progress (a saturated classifier)."""

@@ -387,14 +387,16 @@ def test_a_start_past_the_margin_gets_the_region_that_exaggerates_as_far(toy):
     assert bool((res.probs.diff(dim=1) > 0).all())
 
 
-def test_a_start_just_below_the_margin_needs_only_the_margin_from_a_region(toy):
+@pytest.mark.parametrize("give_up", [None, 1.0])
+def test_a_start_just_below_the_margin_needs_only_the_margin_from_a_region(toy, give_up):
     """A start within EXAGGERATION log-odds below the margin: the global ascent climbs to
     start + 1, but a region needs only the margin, as before. From log-odds 4.2 (p 0.985)
     at eta 0.02 the margin (4.595) is 6 entries of the global path away (rate 3.4), budget
     6 + 10 = 16 with patience 1; 1 / 2 pixels (rates 1.0 / 1.9) need 20 / 11 steps: the
     2-pixel region (asking for start + 1 took the 3-pixel one, and on brain-cnn, whose
-    confidence levels off below it, the whole image). No give_up: it judges a region by
-    the ascent's own goal, start + 1, and would drop the 2-pixel one at iteration 10."""
+    confidence levels off below it, the whole image). give_up=1 judged a region by the
+    ascent's own goal, start + 1, and dropped the 2-pixel one at iteration 10 (projected
+    4.2 + 10 * 0.038 + 6 * 0.038 < 5.2); it now judges by the margin the region needs."""
     g, f, _, _ = toy
     z0 = torch.tensor([[4.2 / 3.4, 0.5], [4.2 / 3.4, -1.0]])
     x = g.decode(z0).detach().clamp(-1, 1)
@@ -404,7 +406,7 @@ def test_a_start_just_below_the_margin_needs_only_the_margin_from_a_region(toy):
         eta=0.02,
         max_iter=200,
         patience=1.0,
-        give_up=None,
+        give_up=give_up,
         mask_fractions=(1 / 16, 2 / 16, 3 / 16),
     )
     res = explainer.explain(x, 1, latents=z0)
