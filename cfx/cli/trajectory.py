@@ -368,7 +368,9 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "inversion_classifier_weight": args.inversion_classifier_weight,
         "iterations": explainer.iterations if isinstance(explainer, MonotonePath) else None,
         "background": args.background if localised else None,
-        "input": None if args.input is None else str(args.input),
+        # resolved: a rerun spelling the same file another way (./x.npy, from another
+        # folder) resumes; the chunks' key holds the images' own sha256 besides
+        "input": None if args.input is None else str(args.input.resolve()),
         "input_files": files,
         "seed": None if args.input is not None else seed,
         "batch_size": args.batch_size,

@@ -146,7 +146,7 @@ def test_sources_already_in_the_target_class_are_flagged(tmp_path, caplog):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["already_in_target"] == 2
     assert [row["crossed_at"] for row in summary["images"]] == [0, 0]
-    assert summary["setup"]["input"] == str(batch) and summary["setup"]["seed"] is None
+    assert summary["setup"]["input"] == str(batch.resolve()) and summary["setup"]["seed"] is None
 
 
 def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
@@ -420,6 +420,33 @@ def test_a_rerun_with_other_arguments_keeps_the_finished_batches(tmp_path, monke
     assert main([*argv, "--steps", "2"]) == 0  # the earlier arguments resume it
     summary = json.loads((out / "summary.json").read_text())
     assert summary["setup"]["target_name"] == "tumour"  # one spelling, not "Tumor"
+
+
+def test_an_input_spelt_another_way_resumes_its_run(tmp_path, monkeypatch, capsys, caplog):
+    """The run's key held --input as typed: the same file from another folder (or as
+    ./x.npy) was refused as a run with other arguments, its finished batches unusable."""
+    import cfx.trajectory
+
+    batch = tmp_path / "x.npy"
+    np.save(batch, np.zeros((3, 1, 64, 64), dtype=np.float32))
+    out = tmp_path / "t"
+    argv = ["trajectory", "--target", "tumour", "--method", "gradient", "--steps", "2"]
+    argv += ["--inversion-steps", "0", "--oracle", "none", "--no-progress", "--batch-size", "2"]
+    argv += ["--out", str(out)]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(cfx.trajectory, "save_result", interrupted)
+        assert main([*argv, "--input", "x.npy"]) == 130
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    capsys.readouterr()
+    assert main([*argv, "--input", "../x.npy"]) == 0
+    assert "resuming: 2 of 2 chunks were finished" in caplog.text
+    assert json.loads((out / "summary.json").read_text())["setup"]["input"] == str(batch)
 
 
 def test_an_interrupted_run_resumes_from_its_finished_batches(
