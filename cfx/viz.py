@@ -210,6 +210,75 @@ def trajectory_strip(
     return _save(fig, path, dpi=110)
 
 
+def change_panels(
+    frames: Tensor,
+    path: str | Path,
+    *,
+    sources: Tensor | None = None,
+    edit_masks: Tensor | None = None,
+    lesion_masks: Tensor | None = None,
+    row_names: Sequence[str] | None = None,
+) -> Path:
+    """Where each sequence changed the image: a row per sequence with (the input,) frame 0,
+    the last frame and the change ``|frame T - frame 0|`` (summed over channels; one colour
+    scale for the whole figure, black for none, orange for the largest, so rows compare),
+    on which the region a localised path was confined to (``edit_masks``, cyan) and the true
+    lesion (``lesion_masks``, yellow) are outlined. Frame 0 is the reconstruction of the
+    input, so the map shows the edit alone, not the inversion's error.
+
+    ``frames`` ``(B, T+1, C, H, W)`` in [-1, 1] (grey or RGB), ``sources`` ``(B, C, H, W)``,
+    ``edit_masks`` ``(B, 1, H, W)`` in [0, 1] (e.g. ``res.edit_masks``; all ones, where a
+    search fell back to the whole image, draws no outline), ``lesion_masks`` ``(B, 1, H, W)``
+    bool; ``row_names`` (one per sequence, e.g. file names) label the rows. Writes a PNG to
+    ``path`` and returns it.
+    """
+    _shape("frames", frames, (None,) * 5, "(B, T+1, C, H, W) (one sequence: frames[None])")
+    b, n = frames.shape[:2]
+    size = tuple(frames.shape[-2:])
+    want = (b, *frames.shape[2:])
+    _shape("sources", sources, want, f"{want} to match `frames`")
+    _shape("edit_masks", edit_masks, (b, 1, *size), f"{(b, 1, *size)} to match `frames`")
+    _shape("lesion_masks", lesion_masks, (b, 1, *size), f"{(b, 1, *size)} to match `frames`")
+    _check_names(row_names, b)
+    frames = frames.detach().cpu()
+    change = (frames[:, -1] - frames[:, 0]).abs().sum(1).float().numpy()  # (B, H, W)
+    ends = _drawable(frames[:, [0, -1]].flatten(0, 1)).unflatten(0, (b, 2))  # frames 0 and T
+    top = max(float(change.max()), 1e-6)
+    shown = (
+        ends
+        if sources is None
+        else torch.cat([_drawable(sources.detach().cpu())[:, None], ends], 1)
+    )
+    heads = (["input"] if sources is not None else []) + ["frame 0", f"frame {n - 1}"]
+    cols = len(heads) + 1
+    pics = _pictures(shown.flatten(0, 1)).reshape(b, cols - 1, *size, -1)
+    region = None if edit_masks is None else edit_masks.detach().cpu()[:, 0].float().numpy()
+    lesion = None if lesion_masks is None else lesion_masks.detach().cpu()[:, 0].float().numpy()
+    fig, axes = _subplots(b, cols, figsize=(1.3 * cols, 1.45 * b), squeeze=False)
+    for i in range(b):
+        for c in range(cols):
+            ax = axes[i, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0 and row_names is not None:
+                _row_name(ax, row_names[i])
+            if c < cols - 1:
+                _show(ax, pics[i, c])
+                if i == 0:
+                    ax.set_title(heads[c], fontsize=7)
+                continue
+            # the largest change at magma's orange, not its pale yellow: the outlines show
+            ax.imshow(change[i], cmap="magma", vmin=0, vmax=top / 0.8, interpolation="nearest")
+            if region is not None and float(region[i].min()) < 0.5:  # not the whole image
+                ax.contour(region[i], levels=[0.5], colors="cyan", linewidths=0.6)
+            if lesion is not None and bool(lesion[i].any()):
+                ax.contour(lesion[i], levels=[0.5], colors="yellow", linewidths=0.6)
+            if i == 0:
+                ax.set_title(f"change (max {top:.2f})", fontsize=7)
+    fig.tight_layout(pad=0.2)
+    return _save(fig, path, dpi=110)
+
+
 def trajectory_gif(
     frames: Tensor,
     path: str | Path,

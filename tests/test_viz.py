@@ -180,3 +180,58 @@ def test_row_names_must_name_every_row(tmp_path):
     with pytest.raises(ValueError, match="`row_names` must name the 1 rows, got 2 names"):
         trajectory_strip(_sequence(1)[None], torch.tensor([[0.1, 0.9]]), tmp_path / "s.png",
                          row_names=["a", "b"])  # fmt: skip
+
+
+def _colours(path) -> dict[str, int]:
+    """Pixels of the change column (the right quarter of a one-row figure of four panels):
+    magma's orange (the largest change), black (none), cyan and yellow (outlines)."""
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    r, g, b = np.moveaxis(rgb[:, 3 * rgb.shape[1] // 4 :], -1, 0)
+    return {
+        "orange": int(((r > 230) & (abs(g - 145) < 30) & (abs(b - 95) < 35)).sum()),
+        "black": int(((r < 15) & (g < 15) & (b < 25)).sum()),
+        "cyan": int(((r < 90) & (g > 180) & (b > 180)).sum()),
+        "yellow": int(((r > 200) & (g > 200) & (b < 90)).sum()),
+    }
+
+
+def test_change_panels_show_where_the_last_frame_differs_from_frame_0(tmp_path):
+    from cfx.viz import change_panels
+
+    frames = -torch.ones(1, 3, 1, 16, 16)  # black frames; the last one whiter in its top half
+    frames[0, -1, :, :8] = 0.5
+    sources = torch.zeros(1, 1, 16, 16)
+    plain = _colours(change_panels(frames, tmp_path / "a.png", sources=sources))
+    # the change fills half of the panel at the top of the scale, the other half is black
+    assert plain["orange"] > 0.4 * plain["black"] and plain["black"] > 0.4 * plain["orange"]
+    assert plain["cyan"] == plain["yellow"] == 0
+    region = torch.zeros(1, 1, 16, 16)
+    region[..., 4:12, 4:12] = 1.0
+    lesion = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    lesion[..., 2:6, 2:6] = True
+    both = _colours(
+        change_panels(
+            frames, tmp_path / "b.png", sources=sources, edit_masks=region, lesion_masks=lesion
+        )
+    )
+    assert both["cyan"] > 20 and both["yellow"] > 10
+    # a search that fell back to the whole image (all ones) outlines nothing
+    whole = _colours(change_panels(frames, tmp_path / "c.png", edit_masks=torch.ones(1, 1, 16, 16)))
+    assert whole["cyan"] == 0
+    # no change at all: a black panel, not a division by zero
+    still = _colours(change_panels(-torch.ones(1, 2, 1, 16, 16), tmp_path / "d.png"))
+    assert still["orange"] == 0 and still["black"] > 1000
+
+
+def test_change_panels_check_their_shapes(tmp_path):
+    from cfx.viz import change_panels
+
+    frames = torch.zeros(2, 3, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"`frames` must have shape \(B, T\+1, C, H, W\)"):
+        change_panels(frames[0], tmp_path / "a.png")
+    with pytest.raises(ValueError, match=r"`edit_masks` must have shape \(2, 1, 8, 8\)"):
+        change_panels(frames, tmp_path / "a.png", edit_masks=torch.ones(2, 8, 8))
+    with pytest.raises(ValueError, match=r"`lesion_masks` must have shape \(2, 1, 8, 8\)"):
+        change_panels(frames, tmp_path / "a.png", lesion_masks=torch.ones(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="`row_names` must name the 2 rows"):
+        change_panels(frames, tmp_path / "a.png", row_names=["one"])

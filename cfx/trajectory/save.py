@@ -17,8 +17,8 @@ from cfx.types import Classifier
 
 STRIP_ROWS = 32
 """Sequences per strip figure (``strips.png``, then ``strips_02.png``, ...)."""
-NUMBERED = re.compile(r"sequence_(\d{3,})\.gif|strips_(\d{2,})\.png")
-"""The numbered outputs: one GIF per image, strip pages from 2 on."""
+NUMBERED = re.compile(r"sequence_(\d{3,})\.gif|(?:strips|changes)_(\d{2,})\.png")
+"""The numbered outputs: one GIF per image, strip and change pages from 2 on."""
 
 
 def save_result(
@@ -41,6 +41,8 @@ def save_result(
     source) the classifier already puts in the target class; timings, the inversion's
     PSNR, ``setup`` and one row per image in ``images``; NaN written as null),
     ``strips.png`` (32 sequences a page, then ``strips_02.png``, ...; the input first),
+    ``changes.png`` (pages as the strips: the input, frames 0 and T and where they differ,
+    with a localised path's region and the ``masks`` outlined; :func:`~cfx.viz.change_panels`),
     ``sequence_NNN.gif`` (captioned with frame index and probability) and
     ``probabilities.png``. The arrays and the summary are written before the figures.
 
@@ -70,7 +72,7 @@ def save_result(
         target_prob,
     )
     from cfx.metrics.trajectory import cout, summarise
-    from cfx.viz import probability_curves, trajectory_gif, trajectory_strip
+    from cfx.viz import change_panels, probability_curves, trajectory_gif, trajectory_strip
 
     b = len(result)
     if names is not None and len(names) != b:
@@ -195,6 +197,14 @@ def save_result(
             oracle_probs=None if oracle is None else oracle[rows],
             sources=source[rows],
             source_probs=None if p_source is None else p_source.cpu()[rows],
+            row_names=None if names is None else [str(n) for n in names[rows]],
+        )
+        change_panels(
+            frames[rows],
+            out / name.replace("strips", "changes"),
+            sources=source[rows],
+            edit_masks=None if on_cpu.edit_masks is None else on_cpu.edit_masks[rows],
+            lesion_masks=None if masks is None else masks.cpu()[rows],
             row_names=None if names is None else [str(n) for n in names[rows]],
         )
     for i in range(len(result)):

@@ -44,6 +44,7 @@ def test_default_method_writes_every_output(tmp_path):
     assert source.shape == (2, 1, 64, 64) and oracle_probs.shape == (2, 4)
     assert target.tolist() == [1, 1] and success.dtype == bool
     assert (out / "strips.png").is_file() and (out / "probabilities.png").is_file()
+    assert (out / "changes.png").is_file()
     assert sorted(p.name for p in out.glob("*.gif")) == ["sequence_000.gif", "sequence_001.gif"]
     summary = json.loads((out / "summary.json").read_text())
     setup = summary["setup"]
@@ -249,8 +250,9 @@ def test_a_rerun_into_the_same_folder_leaves_no_stale_outputs(tmp_path):
     earlier, foreign = tmp_path / "earlier", tmp_path / "foreign"
     for out in (earlier, foreign):
         out.mkdir()
-        for name in ("sequence_007.gif", "strips_02.png", "sequence_7.gif", "notes.txt"):
+        for name in ("sequence_007.gif", "strips_02.png", "changes_02.png", "sequence_7.gif"):
             (out / name).write_text("old")
+        (out / "notes.txt").write_text("old")
         (out / "sequence_009.gif").mkdir()  # a folder, whatever its name, is never deleted
     earlier_summary = {"setup": {}, "images": [], "flip_rate": 1.0}  # as cfx writes them
     (earlier / "summary.json").write_text(json.dumps(earlier_summary))
@@ -259,10 +261,12 @@ def test_a_rerun_into_the_same_folder_leaves_no_stale_outputs(tmp_path):
     # the earlier run's numbered figures beyond this run's one image and one page are gone
     assert not (earlier / "sequence_007.gif").exists()
     assert not (earlier / "strips_02.png").exists()
-    left = {"sequence_000.gif", "sequence_7.gif", "sequence_009.gif", "notes.txt"}
+    assert not (earlier / "changes_02.png").exists()
+    left = {"sequence_000.gif", "sequence_7.gif", "sequence_009.gif", "notes.txt", "changes.png"}
     assert {p.name for p in earlier.iterdir()} >= left
     # a folder no cfx run wrote before keeps every file it had
-    for name in ("sequence_007.gif", "strips_02.png", "sequence_7.gif", "notes.txt"):
+    kept = ("sequence_007.gif", "strips_02.png", "changes_02.png", "sequence_7.gif", "notes.txt")
+    for name in kept:
         assert (foreign / name).read_text() == "old"
 
 

@@ -55,6 +55,7 @@ def test_every_file_holds_the_result(tmp_path, toy_result):
     with Image.open(out / "sequence_001.gif") as gif:
         assert gif.n_frames == 2 * 5 - 2  # five frames played forward and back
     assert (out / "strips.png").is_file() and (out / "probabilities.png").is_file()
+    assert (out / "changes.png").is_file()
 
 
 def _first_source_in_class_1(res, f):
