@@ -185,8 +185,8 @@ def trajectory_strip(
     first = 0 if sources is None else 1  # column of frame 0
     cols = n + first
     lines = 1 if oracle_probs is None else 2  # title lines above each frame
-    # each row: a 1.25-inch square frame plus its title (fontsize 6 is ~0.1 inch a line)
-    fig, axes = _subplots(b, cols, figsize=(1.25 * cols, (1.35 + 0.12 * lines) * b), squeeze=False)
+    # each row: a 1.25-inch square frame plus its title (fontsize 7 is ~0.12 inch a line)
+    fig, axes = _subplots(b, cols, figsize=(1.25 * cols, (1.35 + 0.14 * lines) * b), squeeze=False)
     pics = _pictures(frames.flatten(0, 1)).reshape(b, cols, *frames.shape[-2:], -1)
     for i in range(b):
         for c in range(cols):
@@ -200,12 +200,12 @@ def trajectory_strip(
             t = c - first
             if t < 0:
                 head = "input" if source_probs is None else f"input\nf={float(source_probs[i]):.2f}"
-                ax.set_title(head, fontsize=6)
+                ax.set_title(head, fontsize=7)
                 continue
             title = f"f={float(probs[i, t]):.2f}"
             if oracle_probs is not None:
                 title += f"\no={float(oracle_probs[i, t]):.2f}"
-            ax.set_title(title, fontsize=6)
+            ax.set_title(title, fontsize=7)
     fig.tight_layout(pad=0.2)
     return _save(fig, path, dpi=110)
 
@@ -321,10 +321,18 @@ def trajectory_gif(
 
 
 def probability_curves(
-    probs: Tensor, levels: Tensor, path: str | Path, *, oracle_probs: Tensor | None = None
+    probs: Tensor,
+    levels: Tensor,
+    path: str | Path,
+    *,
+    oracle_probs: Tensor | None = None,
+    target_name: str | None = None,
+    model_names: tuple[str, str] = ("classifier", "oracle"),
 ) -> Path:
     """Target probability along each path (thin lines), the ideal ``t/T`` (dashed):
-    ``probs`` ``(B, T+1)``, ``levels`` ``(T+1,)``, ``oracle_probs`` ``(B, T+1)``."""
+    ``probs`` ``(B, T+1)``, ``levels`` ``(T+1,)``, ``oracle_probs`` ``(B, T+1)``.
+    ``target_name`` (e.g. "healthy") labels the axis ``P(healthy)``; ``model_names`` name the
+    classifier's and the oracle's lines in the legend."""
     _shape("probs", probs, (None, None), "(B, T+1) (one sequence: probs[None])")
     b, n = probs.shape
     _shape("levels", levels, (n,), f"(T+1,) = ({n},) to match `probs`")
@@ -338,11 +346,11 @@ def probability_curves(
     if oracle_probs is not None:
         for row in oracle_probs.cpu().numpy():
             ax.plot(t, row, color="tab:orange", alpha=0.35, linewidth=0.8)
-        ax.plot([], [], color="tab:orange", label="oracle")
+        ax.plot([], [], color="tab:orange", label=model_names[1])
     ax.plot(t, levels.cpu().numpy(), "k--", linewidth=1, label="t/T")
-    ax.plot([], [], color="tab:blue", label="classifier")
+    ax.plot([], [], color="tab:blue", label=model_names[0])
     ax.set_xlabel("frame t")
-    ax.set_ylabel("target probability")
+    ax.set_ylabel("target probability" if target_name is None else f"P({target_name})")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

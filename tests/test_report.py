@@ -73,3 +73,39 @@ def test_a_seed_numpy_cannot_take_is_named_before_the_folder_is_made(tmp_path, c
     assert main(["demo", "--seed", "-1", "--out", str(tmp_path / "b")]) == 2
     assert "`--seed` must be an int in [0, 2**32), got -1" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_trajectory_section_quotes_the_benchmark_as_ranges_over_its_splits(tmp_path):
+    import json
+
+    from cfx.demo import BENCHMARK_RUNS, _benchmark_row
+
+    def run(agree, local, frechet, floor, speed=None):
+        block = {"n": 128, "flip_rate": 1.0, "oracle_agreement": agree, "spearman_t_f": 1.0}
+        block |= {"calibration_error": 0.05, "localisation": local, "realism_frechet": frechet}
+        data = {"tumour_to_healthy": {"option2_localised": block, "realism_floor": floor}}
+        return data | ({} if speed is None else {"speed": {SPEED: speed}})
+
+    SPEED = "option2_localised_seconds_per_trajectory_batch32"
+    runs = [
+        run(0.9375, 0.738, 1.5, 0.03, 1.414),
+        run(0.93, 0.71, 0.28, 0.02),
+        run(0.9375, 0.675, 1.8, 0.03),
+    ]
+    assert _benchmark_row(tmp_path) is None  # no results: the section says where to look
+    for name, data in zip(BENCHMARK_RUNS, runs, strict=True):
+        (tmp_path / name).write_text(json.dumps(data))
+    row, realism = _benchmark_row(tmp_path)
+    assert row[1:] == [
+        "3 x 128",
+        "1.00",
+        "0.93-0.94",
+        "1.00",
+        "0.05",
+        "0.68-0.74",
+        "",
+        "1.41 (batch 32)",
+    ]
+    assert realism == "14-60x"  # 0.28 / 0.02 and 1.8 / 0.03
+    (tmp_path / BENCHMARK_RUNS[2]).write_text(json.dumps({"healthy_to_tumour": {}}))
+    assert _benchmark_row(tmp_path) is None  # a split without the figures: no half a row

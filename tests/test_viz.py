@@ -235,3 +235,35 @@ def test_change_panels_check_their_shapes(tmp_path):
         change_panels(frames, tmp_path / "a.png", lesion_masks=torch.ones(1, 1, 8, 8))
     with pytest.raises(ValueError, match="`row_names` must name the 2 rows"):
         change_panels(frames, tmp_path / "a.png", row_names=["one"])
+
+
+def test_probability_curves_name_the_target_and_the_models(tmp_path, monkeypatch):
+    import cfx.viz
+
+    drawn = {}
+
+    def keep(fig, path, *, dpi):
+        drawn["ax"] = fig.axes[0]
+        return path
+
+    monkeypatch.setattr(cfx.viz, "_save", keep)
+    probs, levels = torch.tensor([[0.1, 0.5, 0.9]]), torch.tensor([0.0, 0.5, 1.0])
+    cfx.viz.probability_curves(probs, levels, tmp_path / "a.png", oracle_probs=probs)
+    ax = drawn["ax"]
+    assert ax.get_ylabel() == "target probability"
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"classifier", "oracle", "t/T"}
+    cfx.viz.probability_curves(
+        probs,
+        levels,
+        tmp_path / "b.png",
+        oracle_probs=probs,
+        target_name="healthy",
+        model_names=("brain-cnn", "brain-oracle"),
+    )
+    ax = drawn["ax"]
+    assert ax.get_ylabel() == "P(healthy)"
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {
+        "brain-cnn",
+        "brain-oracle",
+        "t/T",
+    }

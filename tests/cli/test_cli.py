@@ -78,7 +78,8 @@ def test_demo_writes_report(tmp_path):
     assert 'href="recourse_plans.csv"' in html and 'href="german_credit_summary.csv"' in html
     # the labelled frames' figure says what each frame was labelled (16 shown)
     assert re.search(r"gave them \(T = tumour, H = healthy\): [TH]( [TH]){15}</p>", html)
-    for name in ("brain_preview.png", "traj_0.png", "traj_1_localised.gif", "saliency_grid.png"):
+    names = ("brain_preview.png", "traj_0.png", "traj_1_localised.gif", "saliency_grid.png")
+    for name in (*names, "traj_0_localised_changes.png"):
         assert (tmp_path / "r" / name).is_file(), name
 
 
