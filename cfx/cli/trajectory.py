@@ -420,7 +420,8 @@ def run_trajectory(args: argparse.Namespace) -> int:
     print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
     # on stderr: stdout stays the summary's JSON, for `| jq`
     print(
-        f"wrote {out}/: result.npz, summary.json, strips, GIFs, probabilities.png", file=sys.stderr
+        f"wrote {out}/: result.npz, summary.json, strips, changes, GIFs, probabilities.png",
+        file=sys.stderr,
     )
     return 0
 
