@@ -111,6 +111,11 @@ def _shape(name: str, value: Tensor | None, want: tuple[int | None, ...], what: 
     any length on that axis); ``what`` spells the expected shape for the message."""
     if value is None:
         return
+    if not isinstance(value, Tensor):
+        field = f"; a {type(value).__name__}: pass its `.{name}`" if hasattr(value, name) else ""
+        raise TypeError(
+            f"`{name}` must be a tensor of shape {what}, got {type(value).__name__}{field}"
+        )
     shape = tuple(value.shape)
     if len(shape) != len(want) or any(
         w is not None and w != d for w, d in zip(want, shape, strict=True)

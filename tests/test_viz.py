@@ -267,3 +267,21 @@ def test_probability_curves_name_the_target_and_the_models(tmp_path, monkeypatch
         "brain-oracle",
         "t/T",
     }
+
+
+def test_a_result_given_for_its_frames_is_named(tmp_path):
+    """trajectory_gif(res, ...) failed inside with "'TrajectoryResult' object has no
+    attribute 'shape'"."""
+    from types import SimpleNamespace
+
+    from cfx.viz import change_panels
+
+    res = SimpleNamespace(frames=torch.zeros(1, 2, 1, 4, 4))
+    with pytest.raises(
+        TypeError, match=r"`frames` must be a tensor .*SimpleNamespace: pass its `\.frames`"
+    ):
+        trajectory_gif(res, tmp_path / "a.gif")
+    with pytest.raises(TypeError, match=r"`frames` must be a tensor .*pass its `\.frames`"):
+        change_panels(res, tmp_path / "a.png")
+    with pytest.raises(TypeError, match=r"`probs` must be a tensor .*got list$"):
+        trajectory_strip(res.frames, [[0.1, 0.9]], tmp_path / "a.png")

@@ -64,9 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--oracle",
-        default=ORACLE,
+        default=None,
         help="independent classifier for evaluation: a zoo name, a model folder, "
-        "a hub id, or 'none' to skip",
+        f"a hub id, or 'none' to skip (default: {ORACLE} with the zoo's generator, which "
+        "draws the built-in brain slices it judges; none with your own)",
     )
     p.add_argument(
         "--target",
@@ -296,15 +297,17 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "generator": checked_source("--generator", args.generator, "generator"),
         "classifier": checked_source("--classifier", args.classifier, "classifier"),
     }
-    if args.oracle != "none":
-        sources["oracle"] = checked_source("--oracle", args.oracle, "classifier", allow_none=True)
-        if args.oracle == ORACLE and args.generator not in ZOO:  # the default, on other images
+    if args.oracle is None:  # brain-oracle judges brain slices: on other images it is no judge
+        args.oracle = ORACLE if args.generator in ZOO else "none"
+        if args.oracle == "none":
             log.warning(
-                "--oracle is %s (the default), trained on the built-in brain slices; its "
-                "agreement means something only for such images: pass your own --oracle, "
-                "or --oracle none",
+                "no oracle: --oracle defaults to %s only with the zoo's generator (it judges "
+                "the built-in brain slices), so oracle agreement is not measured; pass "
+                "--oracle with a classifier of your images' classes to measure it",
                 ORACLE,
             )
+    if args.oracle != "none":
+        sources["oracle"] = checked_source("--oracle", args.oracle, "classifier", allow_none=True)
 
     generator = load_generator(sources["generator"])
     seed = DEFAULT_SEED if args.seed is None else args.seed
@@ -315,6 +318,15 @@ def run_trajectory(args: argparse.Namespace) -> int:
         shape = tuple(zero_image(generator).shape[1:])
         x, masks = load_input(args.input, shape, files=listed), None
     else:
+        from cfx.data.brain import SIZE
+
+        drawn = tuple(zero_image(generator).shape[1:])
+        if drawn != (1, SIZE, SIZE):  # the built-in slices would fail the generator's shape
+            raise ValueError(
+                f"`--input` is needed: --generator {args.generator} draws images shaped "
+                f"{drawn} and the built-in brain slices (used without --input) are "
+                f"{(1, SIZE, SIZE)}; pass your images with --input"
+            )
         x, masks = builtin_sources(n, seed, target)
     classifier = load_classifier(sources["classifier"])
     oracle = None if args.oracle == "none" else load_classifier(sources["oracle"])
@@ -353,10 +365,17 @@ def run_trajectory(args: argparse.Namespace) -> int:
     else:
         raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
     out_folder(out)  # before the work: an unwritable --out fails now
+
+    def spelt(role: str, name: str) -> str:
+        """A model folder as its resolved path (``./clf``, ``clf/`` and its absolute path are
+        one run's, which a rerun resumes); zoo names and hub ids as given."""
+        folder = sources[role].folder
+        return name if folder is None or name in ZOO else str(folder.resolve())
+
     setup = {
-        "classifier": args.classifier,
-        "generator": args.generator,
-        "oracle": None if oracle is None else args.oracle,
+        "classifier": spelt("classifier", args.classifier),
+        "generator": spelt("generator", args.generator),
+        "oracle": None if oracle is None else spelt("oracle", args.oracle),
         "method": args.method + ("+localise" if args.localise else ""),
         "target": target,
         # the class's name in one spelling ("Tumor", "1" -> "tumour" for the brain models);

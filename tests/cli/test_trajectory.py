@@ -116,6 +116,19 @@ def test_input_errors_name_the_option(tmp_path, capsys):
     assert "`--n` and `--seed` choose built-in slices" in capsys.readouterr().err
 
 
+def test_a_generator_of_other_images_needs_input(tmp_path, capsys):
+    """Without --input the built-in slices were fed to an RGB generator, and the error named
+    `x`, an argument the user never gave."""
+    from cfx.models.brain_gan import BrainGAN, BrainGANConfig
+
+    BrainGAN(BrainGANConfig(channels=3, latent_dim=8, width=4)).save_pretrained(tmp_path / "rgb")
+    argv = ["trajectory", "--target", "healthy", "--generator", str(tmp_path / "rgb")]
+    assert main([*argv, "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "`--input` is needed: --generator" in err
+    assert "draws images shaped (3, 64, 64) and the built-in brain slices" in err
+
+
 def test_load_input_converts_colour_and_16_bit_files(tmp_path):
     from PIL import Image
 
@@ -382,7 +395,9 @@ def test_a_model_folder_explains_like_the_zoo_model_it_holds(tmp_path, capsys):
         out = tmp_path / f"t{len(outs)}"
         assert main([*base, "--classifier", name, "--out", str(out)]) == 0
         summary = json.loads((out / "summary.json").read_text())
-        assert summary["setup"]["classifier"] == name
+        # a run folder as the model folder in it: `run` and `run/model` are one run's model
+        want = name if name == "brain-cnn" else str(tmp_path / "run" / "model")
+        assert summary["setup"]["classifier"] == want
         with np.load(out / "result.npz") as r:
             outs[name] = r["frames"], r["probs"]
     (zoo_frames, zoo_probs), (dir_frames, dir_probs) = outs.values()
@@ -427,8 +442,9 @@ def test_a_rerun_with_other_arguments_keeps_the_finished_batches(tmp_path, monke
 
 
 def test_an_input_spelt_another_way_resumes_its_run(tmp_path, monkeypatch, capsys, caplog):
-    """The run's key held --input as typed: the same file from another folder (or as
-    ./x.npy) was refused as a run with other arguments, its finished batches unusable."""
+    """The run's key held --input and model folders as typed: the same file from another
+    folder (or as ./x.npy, or clf/ for ./clf) was refused as a run with other arguments, its
+    finished batches unusable."""
     import cfx.trajectory
 
     batch = tmp_path / "x.npy"
@@ -441,16 +457,21 @@ def test_an_input_spelt_another_way_resumes_its_run(tmp_path, monkeypatch, capsy
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    from cfx.zoo import load_classifier
+
+    load_classifier("brain-cnn").save_pretrained(tmp_path / "clf")
     monkeypatch.chdir(tmp_path)
     with monkeypatch.context() as m:
         m.setattr(cfx.trajectory, "save_result", interrupted)
-        assert main([*argv, "--input", "x.npy"]) == 130
+        assert main([*argv, "--input", "x.npy", "--classifier", "./clf"]) == 130
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     capsys.readouterr()
-    assert main([*argv, "--input", "../x.npy"]) == 0
+    assert main([*argv, "--input", "../x.npy", "--classifier", "../clf/"]) == 0
     assert "resuming: 2 of 2 chunks were finished" in caplog.text
-    assert json.loads((out / "summary.json").read_text())["setup"]["input"] == str(batch)
+    setup = json.loads((out / "summary.json").read_text())["setup"]
+    assert setup["input"] == str(batch) and setup["classifier"] == str(tmp_path / "clf")
+    assert setup["generator"] == "brain-gan"  # a zoo name as given
 
 
 def test_an_interrupted_run_resumes_from_its_finished_batches(
@@ -663,21 +684,33 @@ def test_the_tumour_margin_is_brain_cnns_not_any_class_1(tmp_path):
     assert list(margins.values()) == [0.999, 0.99]
 
 
-def test_the_default_oracle_is_flagged_with_your_own_generator(tmp_path, caplog):
+def test_the_default_oracle_is_brain_oracle_only_with_the_zoos_generator(tmp_path, caplog):
+    """brain-oracle was the default with any generator: with an RGB VAE every first run
+    loaded the models and then failed, the oracle taking one channel."""
     from cfx.models.brain_gan import BrainGAN, BrainGANConfig
 
     BrainGAN(BrainGANConfig(latent_dim=8, width=4)).save_pretrained(tmp_path / "gan")
     argv = ["trajectory", "--target", "healthy", "--n", "1", "--method", "gradient"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
+    mine = ["--generator", str(tmp_path / "gan")]
     with caplog.at_level("WARNING"):
-        assert (
-            main([*argv, "--generator", str(tmp_path / "gan"), "--out", str(tmp_path / "a")]) == 0
-        )
-    assert "--oracle is brain-oracle (the default)" in caplog.text
+        assert main([*argv, *mine, "--out", str(tmp_path / "a")]) == 0
+    assert (
+        "no oracle: --oracle defaults to brain-oracle only with the zoo's generator" in caplog.text
+    )
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["setup"]["oracle"] is None and summary["oracle_agreement"] is None
     caplog.clear()
+    with caplog.at_level("WARNING"):  # named: used, without a word
+        assert main([*argv, *mine, "--oracle", "brain-oracle", "--out", str(tmp_path / "b")]) == 0
+    assert "oracle" not in caplog.text
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["setup"]["oracle"] == "brain-oracle" and summary["oracle_agreement"] is not None
     with caplog.at_level("WARNING"):
-        assert main([*argv, "--out", str(tmp_path / "b")]) == 0  # the zoo's own generator
-    assert "(the default)" not in caplog.text
+        assert main([*argv, "--out", str(tmp_path / "c")]) == 0  # the zoo's own generator
+    assert "no oracle" not in caplog.text
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert summary["setup"]["oracle"] == "brain-oracle"
 
 
 def test_paths_that_miss_the_target_are_said_and_the_outputs_named(tmp_path, caplog, capsys):
