@@ -29,6 +29,11 @@ from torch import Tensor, nn
 
 from cfx.errors import CheckpointError
 
+HUB_OPTIONS = frozenset(
+    {"revision", "cache_dir", "token", "local_files_only", "force_download", "proxies", "variant"}
+)
+"""``from_pretrained`` options about fetching: with any of them diffusers fetches a hub id."""
+
 
 class DiffusersAutoencoder(nn.Module):
     """A diffusers ``AutoencoderKL`` (``vae``) with ``latent_shape``, ``encode`` and ``decode``
@@ -99,8 +104,17 @@ class DiffusersAutoencoder(nn.Module):
         hub id such as ``"stabilityai/sd-vae-ft-mse"``; the VAE of a pipeline repo is
         ``subfolder="vae"``. ``kwargs`` go to diffusers (e.g. ``torch_dtype``; SD-family VAEs
         overflow in float16, so keep them in float32 on CPU).
+
+        A hub id's config and weights are fetched (or found in the local cache) as cfx's other
+        hub models are, one reachability check and no retries, and diffusers reads the local
+        copy: given the hub id, diffusers probed for files the cache does not hold, retrying
+        an unreachable hub for about 25 s. With hub options in ``kwargs`` (``revision``,
+        ``cache_dir``, ``token``, ...) diffusers fetches.
         """
         from diffusers import AutoencoderKL
+
+        from cfx.zoo import CONFIG_NAME, DIFFUSERS_WEIGHTS
+        from cfx.zoo.pretrained import resolve_folder
 
         where = str(name_or_path)
         path = Path(where).expanduser()
@@ -108,6 +122,12 @@ class DiffusersAutoencoder(nn.Module):
             if not path.is_dir():
                 raise CheckpointError(f"`{name_or_path}`: no such folder ({path.absolute()})")
             where = str(path)
+        elif not HUB_OPTIONS & kwargs.keys():  # a hub id: its two files, as cfx fetches
+            files = tuple(
+                f if subfolder is None else f"{subfolder}/{f}"
+                for f in (CONFIG_NAME, DIFFUSERS_WEIGHTS)
+            )
+            where, subfolder = str(resolve_folder(where, files=files)), None
         try:
             vae, info = AutoencoderKL.from_pretrained(
                 where,

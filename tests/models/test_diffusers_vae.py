@@ -213,3 +213,50 @@ def test_a_hub_pipeline_is_described_and_loaded_by_its_vae(tmp_path, monkeypatch
     with pytest.raises(CheckpointError, match=r"could not be fetched.*404: config.json"):
         model_source("someone/sd")
     assert calls == ["config.json", "model_index.json"]
+
+
+def test_a_hub_vae_is_fetched_as_cfx_fetches_and_diffusers_reads_the_copy(
+    folder, tmp_path, monkeypatch
+):
+    """Given the hub id, diffusers probed the hub for files the cache does not hold (a
+    sharded-weights index), retrying an unreachable hub for about 25 s per load, with a
+    screenful of warnings, though the cache held the VAE."""
+    import diffusers
+    import huggingface_hub
+
+    monkeypatch.chdir(tmp_path)  # no local folder named `someone`
+    calls, reads = [], []
+
+    repos = {"someone/vae": folder, "someone/sd": _pipeline(tmp_path / "sd", SD_COMPONENTS)}
+
+    def fake_download(repo_id, filename):
+        calls.append((repo_id, filename))
+        return str(repos[repo_id] / filename)
+
+    real = diffusers.AutoencoderKL.from_pretrained
+
+    def reading(where, **kwargs):
+        reads.append((where, kwargs.get("subfolder")))
+        return real(where, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(diffusers.AutoencoderKL, "from_pretrained", reading)
+    vae = DiffusersAutoencoder.from_pretrained("someone/vae")
+    files = ["config.json", "diffusion_pytorch_model.safetensors"]
+    assert calls == [("someone/vae", f) for f in files]
+    assert reads == [(str(folder), None)]  # the local copy, not the hub id
+    z = torch.randn(1, *vae.latent_shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(vae.decode(z), DiffusersAutoencoder.from_pretrained(folder).decode(z))
+    calls.clear()
+    reads.clear()
+    DiffusersAutoencoder.from_pretrained("someone/sd", subfolder="vae")  # a pipeline's VAE
+    assert calls == [("someone/sd", f"vae/{f}") for f in files]
+    assert reads == [(str(tmp_path / "sd" / "vae"), None)]
+    calls.clear()
+    import warnings
+
+    # a revision: diffusers fetches (here: no hub at all), its own deprecation warning aside
+    with pytest.raises(CheckpointError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        DiffusersAutoencoder.from_pretrained("someone/vae", revision="main", local_files_only=True)
+    assert calls == []
