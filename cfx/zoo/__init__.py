@@ -148,6 +148,23 @@ def _recorded_sha256(card: Path, weights: str = WEIGHTS_NAME) -> str | None:
         match = _HEX64.search(line)
         if match:
             return match.group(1)
+    # a digest of another weights file (model.safetensors in a diffusers VAE's card): said,
+    # not silently passed over as if the card recorded none
+    other = {
+        m.group(0)
+        for line in lines
+        if "sha256" in line.lower() and _HEX64.search(line)
+        for m in re.finditer(r"[\w.-]+\.safetensors", line)
+    }
+    if other:
+        log.warning(
+            "%s records the sha256 of %s, not of this folder's weights %s: they are not "
+            "checked (write `sha256 of %s: HEX`)",
+            card,
+            ", ".join(sorted(other)),
+            weights,
+            weights,
+        )
     return None
 
 

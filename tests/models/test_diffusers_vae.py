@@ -80,6 +80,24 @@ def test_the_zoo_loader_takes_a_vae_folder_and_checks_a_card(folder):
     assert isinstance(load_generator(folder), DiffusersAutoencoder)
 
 
+def test_a_card_recording_another_weights_file_is_said(folder, caplog):
+    """The README's own card line, `sha256 of model.safetensors: HEX`, in a VAE folder (whose
+    weights are diffusion_pytorch_model.safetensors) was passed over without a word, and a
+    wrong file loaded."""
+    (folder / "README.md").write_text(f"- sha256 of model.safetensors: {'0' * 64}\n")
+    with caplog.at_level("WARNING"):
+        assert model_source(folder).expected_sha256 is None
+    assert "records the sha256 of model.safetensors, not of this folder's weights" in caplog.text
+    assert "write `sha256 of diffusion_pytorch_model.safetensors: HEX`" in caplog.text
+    caplog.clear()
+    (folder / "README.md").write_text(
+        f"sha256 of diffusion_pytorch_model.safetensors: {'0' * 64}\n"
+    )
+    with pytest.raises(CheckpointError, match="expected 0000"):
+        load_generator(folder)
+    assert "records the sha256 of" not in caplog.text
+
+
 def test_decoded_frames_stay_in_range_and_still_pass_gradients(folder):
     g = DiffusersAutoencoder.from_pretrained(folder)
     z = 3 * torch.randn(2, *g.latent_shape, generator=torch.Generator().manual_seed(0))
