@@ -124,6 +124,12 @@ def check_generator_model(generator: object) -> None:
             if not has_decode and callable(getattr(generator, "forward", None))
             else ""
         )
+        if type(generator).__name__ == "AutoencoderKL":  # diffusers' VAE, unwrapped
+            hint = (
+                " (a diffusers AutoencoderKL: wrap it, "
+                "cfx.models.diffusers_vae.DiffusersAutoencoder(vae), or load it with "
+                "DiffusersAutoencoder.from_pretrained)"
+            )
         raise TypeError(
             "`generator` must have `latent_shape` (a tuple of positive ints) and `decode(z)` "
             f"(the cfx.types.Generator protocol), got {type(generator).__name__}"

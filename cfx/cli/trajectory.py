@@ -455,8 +455,8 @@ def inputs_in_target_notice(rows: list[dict], files: list[str] | None) -> None:
         log.warning(
             "%d of %d inputs are already in the target class for the classifier (rows %s%s), "
             "while their reconstructions are not: their paths walk back into the class the "
-            "input is in, not across the boundary (flip_rate counts them; crossed_rate does "
-            "not); give only inputs outside the target class",
+            "input is in, not across the boundary (flip_rate counts those that end in it; "
+            "crossed_rate counts none of them); give only inputs outside the target class",
             len(inside),
             len(rows),
             shown_rows(inside),

@@ -121,6 +121,12 @@ class DiffusersAutoencoder(nn.Module):
         if path.exists() or isinstance(name_or_path, Path) or where.startswith((".", "/", "~")):
             if not path.is_dir():
                 raise CheckpointError(f"`{name_or_path}`: no such folder ({path.absolute()})")
+            pipeline = (path / "model_index.json").is_file() and not (path / CONFIG_NAME).is_file()
+            if subfolder is None and pipeline:  # its VAE is a subfolder
+                raise CheckpointError(
+                    f"`{name_or_path}` is a diffusers pipeline folder (model_index.json): "
+                    'pass its VAE, subfolder="vae" (or load_generator, which finds it)'
+                )
             where = str(path)
         elif not HUB_OPTIONS & kwargs.keys():  # a hub id: its two files, as cfx fetches
             files = tuple(

@@ -663,7 +663,8 @@ def test_inputs_in_the_target_whose_reconstruction_is_not_are_named(caplog):
     assert caplog.messages == [
         "2 of 5 inputs are already in the target class for the classifier (rows [0, 4]: a.png, "
         "e.png), while their reconstructions are not: their paths walk back into the class the "
-        "input is in, not across the boundary (flip_rate counts them; crossed_rate does not); "
+        "input is in, not across the boundary (flip_rate counts those that end in it; "
+        "crossed_rate counts none of them); "
         "give only inputs outside the target class"
     ]
 

@@ -278,3 +278,13 @@ def test_a_hub_vae_is_fetched_as_cfx_fetches_and_diffusers_reads_the_copy(
         warnings.simplefilter("ignore", UserWarning)
         DiffusersAutoencoder.from_pretrained("someone/vae", revision="main", local_files_only=True)
     assert calls == []
+
+
+def test_a_pipeline_folder_or_a_raw_autoencoder_get_a_hint(tmp_path):
+    pipe = _pipeline(tmp_path / "sd", SD_COMPONENTS)
+    with pytest.raises(CheckpointError, match=r'is a diffusers pipeline folder .*subfolder="vae"'):
+        DiffusersAutoencoder.from_pretrained(pipe)
+    with pytest.raises(
+        TypeError, match=r"a diffusers AutoencoderKL: wrap it, .*DiffusersAutoencoder"
+    ):
+        GradientAscent(tiny_vae(), lambda x: x.flatten(1)[:, :2], steps=2).explain(_images(1), 1)
