@@ -8,7 +8,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from cfx.cli.models import checked_source
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder
@@ -163,8 +163,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with batch size, so a few images can end elsewhere in other batches; 1 makes each "
         "image's result independent of the others, at about twice the time",
     )
+    p.add_argument(
+        "--image-size",
+        default=None,
+        help="frame size of a diffusers VAE generator, H or HxW (e.g. 64 or 64x96; default: "
+        "its config's sample_size, 256-1024 px for Stable Diffusion VAEs, to which smaller "
+        "inputs are upscaled). Other generators draw one size",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_trajectory)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``--image-size``: ``"64"`` -> (64, 64), ``"64x96"`` (height x width) -> (64, 96)."""
+    parts = text.lower().split("x")
+    if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        h = int(parts[0])
+        return h, int(parts[-1])
+    raise ValueError(f"`--image-size` must be H or HxW in pixels (e.g. 64 or 64x96), got {text!r}")
 
 
 def parse_target(text: str) -> int:
@@ -250,6 +266,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
             "needs `--inversion-steps` > 0, got 0"
         )
     check_int("--batch-size", args.batch_size)
+    size = None if args.image_size is None else parse_size(args.image_size)
     if args.iterations is not None:
         check_int("--iterations", args.iterations, minimum=0)
     localised = args.method == "localised" or args.localise
@@ -309,7 +326,21 @@ def run_trajectory(args: argparse.Namespace) -> int:
     if args.oracle != "none":
         sources["oracle"] = checked_source("--oracle", args.oracle, "classifier", allow_none=True)
 
+    if size is not None and not sources["generator"].class_path.endswith(":DiffusersAutoencoder"):
+        raise ValueError(
+            f"`--image-size` sets the frame size of a diffusers VAE generator; --generator "
+            f"{args.generator} draws one size: drop --image-size"
+        )
     generator = load_generator(sources["generator"])
+    if size is not None:  # the same VAE at another frame size (checked against its factor)
+        from cfx.models.diffusers_vae import DiffusersAutoencoder
+
+        try:
+            generator = DiffusersAutoencoder(
+                cast(DiffusersAutoencoder, generator).vae, image_size=size
+            )
+        except ValueError as err:
+            raise ValueError(f"`--image-size`: {err}") from None
     seed = DEFAULT_SEED if args.seed is None else args.seed
     files = None  # the files of an --input folder, in the order of the rows
     if args.input is not None:
@@ -387,6 +418,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "inversion_classifier_weight": args.inversion_classifier_weight,
         "iterations": explainer.iterations if isinstance(explainer, MonotonePath) else None,
         "background": args.background if localised else None,
+        "image_size": None if size is None else list(size),
         # resolved: a rerun spelling the same file another way (./x.npy, from another
         # folder) resumes; the chunks' key holds the images' own sha256 besides
         "input": None if args.input is None else str(args.input.resolve()),

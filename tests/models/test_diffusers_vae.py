@@ -288,3 +288,31 @@ def test_a_pipeline_folder_or_a_raw_autoencoder_get_a_hint(tmp_path):
         TypeError, match=r"a diffusers AutoencoderKL: wrap it, .*DiffusersAutoencoder"
     ):
         GradientAscent(tiny_vae(), lambda x: x.flatten(1)[:, :2], steps=2).explain(_images(1), 1)
+
+
+def test_cfx_trajectory_runs_a_vae_at_the_image_size_asked(tmp_path, capsys):
+    """The command line ran a VAE only at its config's sample_size (256-1024 px for Stable
+    Diffusion's), upscaling smaller images to it; --image-size sets the frames' size."""
+    from PIL import Image
+
+    from cfx.cli import main
+
+    tiny_vae(size=64).save_pretrained(tmp_path / "vae64")
+    pic = np.linspace(0, 255, 32 * 48, dtype=np.float32).reshape(32, 48).astype(np.uint8)
+    Image.fromarray(pic).save(tmp_path / "scan.png")
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--steps", "2"]
+    argv += ["--generator", str(tmp_path / "vae64"), "--inversion-steps", "0", "--no-progress"]
+    argv += ["--input", str(tmp_path / "scan.png"), "--classifier", "brain-cnn"]
+    out = tmp_path / "t"
+    assert main([*argv, "--image-size", "32x48", "--out", str(out)]) == 0
+    with np.load(out / "result.npz") as r:  # at the file's own size, latents a half of it
+        assert r["frames"].shape == (1, 3, 1, 32, 48) and r["latents"].shape == (1, 3, 2, 16, 24)
+    assert json.loads((out / "summary.json").read_text())["setup"]["image_size"] == [32, 48]
+    capsys.readouterr()
+    assert main([*argv, "--image-size", "33", "--out", str(out)]) == 2
+    assert "`--image-size`: `image_size` must be divisible by the VAE's" in capsys.readouterr().err
+    assert main([*argv, "--image-size", "32by48", "--out", str(out)]) == 2
+    assert "`--image-size` must be H or HxW in pixels" in capsys.readouterr().err
+    zoo = ["trajectory", "--target", "healthy", "--image-size", "32", "--out", str(out)]
+    assert main(zoo) == 2
+    assert "--generator brain-gan draws one size: drop --image-size" in capsys.readouterr().err
