@@ -85,7 +85,7 @@ _NOTICES = {
     "pages": "{n} page(s) (a stack?); only the first is read: save the slices as one .npy "
     "batch to use them all",
     "clipped": "values up to {n}, above 16-bit full scale: they are clipped",
-    "dark": "16-bit, brightest pixel {n} of 65535 (12-bit data?): read as value / 65535, "
+    "dark": "16-bit, brightest pixel {n} of 65535 ({bits}-bit data?): read as value / 65535, "
     "i.e. dark; rescale to the full range first",
     "stretched": "{n} pixels, stretched to {size}",
     "colour": "colour ({n}), read as grey: the model takes one channel",
@@ -117,7 +117,9 @@ def _say(
         details = [d for _, d in found]
         numbers = all(isinstance(d, int) for d in details)
         detail = max(details) if numbers else details[0]
-        text = _NOTICES[kind].format(n=detail, size=to, first=first)
+        # the bits the brightest pixel suggests: 114 is 8-bit data in a 16/32-bit file
+        bits = 8 if numbers and int(detail) <= 255 else 12
+        text = _NOTICES[kind].format(n=detail, size=to, first=first, bits=bits)
         if len(set(details)) > 1:  # the figure is one file's
             text += " (the largest figure)" if numbers else f" ({names[0]}'s)"
         if len(names) == total and total > 1:

@@ -126,6 +126,11 @@ def test_files_that_look_wrong_are_warned_about_once_naming_them(tmp_path, caplo
         "range first"
     ]
     caplog.clear()
+    dark[1, 1] = 114  # 8-bit values in a 16-bit file: the hint says so, not 12-bit
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images([_save(tmp_path / "e.png", dark)], channels=1)
+    assert "brightest pixel 114 of 65535 (8-bit data?)" in caplog.text
+    caplog.clear()
     grey_rgb = np.repeat(np.arange(16, dtype=np.uint8).reshape(4, 4, 1), 3, axis=2)
     red = np.zeros((4, 4, 3), dtype=np.uint8)
     red[..., 0] = 200

@@ -94,6 +94,13 @@ def test_a_batch_of_the_wrong_shape_says_what_to_do(tmp_path):
     np.save(tmp_path / "small.npy", np.zeros((2, 1, 6, 6), dtype=np.uint8))
     with pytest.raises(ValueError, match=r"got \(2, 1, 6, 6\): resize them to 8x8 \(image"):
         load_images(tmp_path / "small.npy", name="--input", shape=(1, 8, 8))
+    # grey images for a colour model (a grey PNG is converted, a batch is not)
+    np.save(tmp_path / "grey.npy", np.zeros((2, 8, 8), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"grey images for a model taking 3 channels\? repeat"):
+        load_images(tmp_path / "grey.npy", name="--input", shape=(3, 8, 8))
+    np.save(tmp_path / "grey.npy", np.zeros((2, 1, 8, 8), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"repeat a grey channel with x\.repeat\(3, axis=1\)"):
+        load_images(tmp_path / "grey.npy", name="--input", shape=(3, 8, 8))
 
 
 def test_whole_float_labels_are_read_as_int64(tmp_path):
