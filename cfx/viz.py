@@ -112,7 +112,11 @@ def _shape(name: str, value: Tensor | None, want: tuple[int | None, ...], what: 
     if value is None:
         return
     if not isinstance(value, Tensor):
-        field = f"; a {type(value).__name__}: pass its `.{name}`" if hasattr(value, name) else ""
+        field = (
+            ": pass one of its tensors (`res.frames`, `.probs`, ...)"
+            if hasattr(value, "frames")
+            else ""
+        )
         raise TypeError(
             f"`{name}` must be a tensor of shape {what}, got {type(value).__name__}{field}"
         )
@@ -247,6 +251,9 @@ def change_panels(
     _check_names(row_names, b)
     frames = frames.detach().cpu()
     change = (frames[:, -1] - frames[:, 0]).abs().sum(1).float().numpy()  # (B, H, W)
+    # a path with NaN pixels (a half-precision VAE's overflow) shows them as no change; its
+    # NaN must not set the scale of the page's other rows
+    change = np.nan_to_num(change, nan=0.0, posinf=0.0)
     ends = _drawable(frames[:, [0, -1]].flatten(0, 1)).unflatten(0, (b, 2))  # frames 0 and T
     top = max(float(change.max()), 1e-6)
     shown = (

@@ -221,6 +221,10 @@ def test_change_panels_show_where_the_last_frame_differs_from_frame_0(tmp_path):
     # no change at all: a black panel, not a division by zero
     still = _colours(change_panels(-torch.ones(1, 2, 1, 16, 16), tmp_path / "d.png"))
     assert still["orange"] == 0 and still["black"] > 1000
+    # a NaN pixel (a half-precision VAE's overflow) does not blank the page's scale
+    frames[0, -1, 0, 12, 12] = float("nan")
+    nan = _colours(change_panels(frames, tmp_path / "e.png", sources=sources))
+    assert nan["orange"] > 0.4 * nan["black"]
 
 
 def test_change_panels_check_their_shapes(tmp_path):
@@ -278,10 +282,10 @@ def test_a_result_given_for_its_frames_is_named(tmp_path):
 
     res = SimpleNamespace(frames=torch.zeros(1, 2, 1, 4, 4))
     with pytest.raises(
-        TypeError, match=r"`frames` must be a tensor .*SimpleNamespace: pass its `\.frames`"
+        TypeError, match=r"\(e\.g\. res\.frames\[i\]\), got SimpleNamespace: pass one of its"
     ):
         trajectory_gif(res, tmp_path / "a.gif")
-    with pytest.raises(TypeError, match=r"`frames` must be a tensor .*pass its `\.frames`"):
+    with pytest.raises(TypeError, match=r"`frames` must be a tensor .*pass one of its tensors"):
         change_panels(res, tmp_path / "a.png")
     with pytest.raises(TypeError, match=r"`probs` must be a tensor .*got list$"):
         trajectory_strip(res.frames, [[0.1, 0.9]], tmp_path / "a.png")

@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "result.npz (frames, probs, oracle_probs, latents, source, target, levels, success, "
         "in_target, lambdas, edit_masks where they apply), summary.json (the setup, the "
         "metrics and one row per image), strips.png (one row per image: the input, then the "
-        "frames, titled f = classifier and o = oracle target probability), sequence_NNN.gif "
+        "frames, titled f = classifier and o = oracle target probability), changes.png "
+        "(where each path changed the image), sequence_NNN.gif "
         "(each path played forward and back) and probabilities.png. Images are explained "
         "--batch-size at a time; rerunning an interrupted command resumes after its last "
         "finished batch.",
@@ -166,7 +167,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--image-size",
         default=None,
-        help="frame size of a diffusers VAE generator, H or HxW (e.g. 64 or 64x96; default: "
+        help="frame size of a diffusers VAE generator in pixels, one side or WxH, width x "
+        "height as cfx prints sizes (e.g. 64 or 96x64; default: "
         "its config's sample_size, 256-1024 px for Stable Diffusion VAEs, to which smaller "
         "inputs are upscaled). Other generators draw one size",
     )
@@ -175,12 +177,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``--image-size``: ``"64"`` -> (64, 64), ``"64x96"`` (height x width) -> (64, 96)."""
+    """``--image-size`` as ``(H, W)``: ``"64"`` -> (64, 64), ``"96x64"`` (width x height, as
+    cfx prints sizes everywhere) -> (64, 96)."""
     parts = text.lower().split("x")
     if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        h = int(parts[0])
-        return h, int(parts[-1])
-    raise ValueError(f"`--image-size` must be H or HxW in pixels (e.g. 64 or 64x96), got {text!r}")
+        return int(parts[-1]), int(parts[0])
+    raise ValueError(
+        f"`--image-size` must be one side or WxH in pixels (e.g. 64 or 96x64), got {text!r}"
+    )
 
 
 def parse_target(text: str) -> int:

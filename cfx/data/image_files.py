@@ -97,9 +97,15 @@ _NOTICES = {
 }
 
 
+def _bits(detail: int | str) -> int:
+    """The bits a file's brightest pixel suggests its data has: 114 is 8-bit data in a
+    16/32-bit file, 4000 12-bit."""
+    return 8 if isinstance(detail, int) and detail <= 255 else 12
+
+
 def _note(notes: Notes | None, kind: str, path: Path, detail: int | str, name: str) -> None:
     if notes is None:  # one file on its own: say it now
-        text = _NOTICES[kind].format(n=detail, size="", first="")
+        text = _NOTICES[kind].format(n=detail, size="", first="", bits=_bits(detail))
         log.warning("`%s` %s: %s", name, path.name, text)
     else:
         notes.setdefault(kind, []).append((path.name, detail))
@@ -117,9 +123,7 @@ def _say(
         details = [d for _, d in found]
         numbers = all(isinstance(d, int) for d in details)
         detail = max(details) if numbers else details[0]
-        # the bits the brightest pixel suggests: 114 is 8-bit data in a 16/32-bit file
-        bits = 8 if numbers and int(detail) <= 255 else 12
-        text = _NOTICES[kind].format(n=detail, size=to, first=first, bits=bits)
+        text = _NOTICES[kind].format(n=detail, size=to, first=first, bits=_bits(detail))
         if len(set(details)) > 1:  # the figure is one file's
             text += " (the largest figure)" if numbers else f" ({names[0]}'s)"
         if len(names) == total and total > 1:

@@ -112,10 +112,10 @@ def load_images(
             elif c != 1 and x.ndim in (3, 4) and tuple(x.shape[-2:]) == (h, w):
                 # grey images for a colour model: files are converted, a batch is not
                 hint = (
-                    f": grey images for a model taking {c} channels? repeat them, "
-                    f"x[:, None].repeat({c}, axis=1) for (N, H, W)"
+                    f": grey images for a model taking {c} channels? repeat them "
+                    f"(numpy: x[:, None].repeat({c}, axis=1) for (N, H, W))"
                     if x.ndim == 3
-                    else f": repeat a grey channel with x.repeat({c}, axis=1)"
+                    else f": repeat a grey channel (numpy: x.repeat({c}, axis=1))"
                     if x.shape[1] == 1
                     else ""
                 )

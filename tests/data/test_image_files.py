@@ -12,6 +12,7 @@ from cfx.data.image_files import (
     file_channels,
     load_masks_for,
     mask_files,
+    read_image,
     read_images,
     read_mask,
 )
@@ -130,6 +131,10 @@ def test_files_that_look_wrong_are_warned_about_once_naming_them(tmp_path, caplo
     with caplog.at_level("WARNING", logger="cfx.data.image_files"):
         read_images([_save(tmp_path / "e.png", dark)], channels=1)
     assert "brightest pixel 114 of 65535 (8-bit data?)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):  # one file on its own
+        read_image(tmp_path / "e.png", 1)
+    assert "e.png: 16-bit, brightest pixel 114 of 65535 (8-bit data?)" in caplog.text
     caplog.clear()
     grey_rgb = np.repeat(np.arange(16, dtype=np.uint8).reshape(4, 4, 1), 3, axis=2)
     red = np.zeros((4, 4, 3), dtype=np.uint8)

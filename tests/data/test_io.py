@@ -99,7 +99,9 @@ def test_a_batch_of_the_wrong_shape_says_what_to_do(tmp_path):
     with pytest.raises(ValueError, match=r"grey images for a model taking 3 channels\? repeat"):
         load_images(tmp_path / "grey.npy", name="--input", shape=(3, 8, 8))
     np.save(tmp_path / "grey.npy", np.zeros((2, 1, 8, 8), dtype=np.uint8))
-    with pytest.raises(ValueError, match=r"repeat a grey channel with x\.repeat\(3, axis=1\)"):
+    with pytest.raises(
+        ValueError, match=r"repeat a grey channel \(numpy: x\.repeat\(3, axis=1\)\)"
+    ):
         load_images(tmp_path / "grey.npy", name="--input", shape=(3, 8, 8))
 
 

@@ -304,7 +304,7 @@ def test_cfx_trajectory_runs_a_vae_at_the_image_size_asked(tmp_path, capsys):
     argv += ["--generator", str(tmp_path / "vae64"), "--inversion-steps", "0", "--no-progress"]
     argv += ["--input", str(tmp_path / "scan.png"), "--classifier", "brain-cnn"]
     out = tmp_path / "t"
-    assert main([*argv, "--image-size", "32x48", "--out", str(out)]) == 0
+    assert main([*argv, "--image-size", "48x32", "--out", str(out)]) == 0  # W x H, as cfx prints
     with np.load(out / "result.npz") as r:  # at the file's own size, latents a half of it
         assert r["frames"].shape == (1, 3, 1, 32, 48) and r["latents"].shape == (1, 3, 2, 16, 24)
     assert json.loads((out / "summary.json").read_text())["setup"]["image_size"] == [32, 48]
@@ -312,7 +312,7 @@ def test_cfx_trajectory_runs_a_vae_at_the_image_size_asked(tmp_path, capsys):
     assert main([*argv, "--image-size", "33", "--out", str(out)]) == 2
     assert "`--image-size`: `image_size` must be divisible by the VAE's" in capsys.readouterr().err
     assert main([*argv, "--image-size", "32by48", "--out", str(out)]) == 2
-    assert "`--image-size` must be H or HxW in pixels" in capsys.readouterr().err
+    assert "`--image-size` must be one side or WxH in pixels" in capsys.readouterr().err
     zoo = ["trajectory", "--target", "healthy", "--image-size", "32", "--out", str(out)]
     assert main(zoo) == 2
     assert "--generator brain-gan draws one size: drop --image-size" in capsys.readouterr().err
