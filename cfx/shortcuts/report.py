@@ -72,11 +72,13 @@ class MarkerCell:
         return "removing" if self.marker_present else "adding"
 
     def phrase(self) -> str:
-        """E.g. "100% of paths from tumour slices with the marker (3 of 3; restoring the
-        marker region undoes 3)"."""
+        """E.g. "67% of paths from tumour slices with the marker (2 of 3; restoring the
+        marker region undoes the flip of 3 of the 3)": the second count is over every
+        counted path, the ones whose change is not enriched at the marker included."""
         return (
             f"{self.via_rate:.0%} of paths from {self.source} ({self.n_via_marker} of "
-            f"{self.n_counted}; restoring the marker region undoes {self.n_undone})"
+            f"{self.n_counted}; restoring the marker region undoes the flip of "
+            f"{self.n_undone} of the {self.n_counted})"
         )
 
 

@@ -78,7 +78,7 @@ def test_toy_marker_classifier_changes_only_the_marker():
     assert bool((report.marker_delta < 0).all())  # darkened: the marker is removed
     assert report.verdict.startswith(
         "flips by removing the scanner marker in 100% of paths from tumour slices with the "
-        "marker (3 of 3; restoring the marker region undoes 3)"
+        "marker (3 of 3; restoring the marker region undoes the flip of 3 of the 3)"
     )
     assert bool((report.restored_probs < 0.5).all())  # putting the marker back undoes it
     assert report.summary()["marker_undo_rate"] == 1.0
@@ -221,8 +221,10 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
     assert report.flagged and report.marker_rate == pytest.approx(3 / 8)
     assert report.verdict == (
         "flips by removing the scanner marker in 67% of paths from tumour slices with the "
-        "marker (2 of 3; restoring the marker region undoes 2); adding it in 0% of paths from "
-        "tumour slices without the marker (0 of 3; restoring the marker region undoes 0); "
+        "marker (2 of 3; restoring the marker region undoes the flip of 2 of the 3); adding it in "
+        "0% of paths from "
+        "tumour slices without the marker (0 of 3; restoring the marker region undoes the flip of "
+        "0 of the 3); "
         "under 3 counted paths: healthy slices without the marker (1 of 2); pooled: 3 of 8 "
         "counted paths"
     )
