@@ -121,6 +121,10 @@ def section_zoo(out: Path, seed: int) -> list[str]:
 BENCHMARK_RUNS = ("trajectory.json", "trajectory_seed9.json", "trajectory_seed41.json")
 """The trajectory benchmark's result files (``benchmarks/results`` of a clone), one per split."""
 
+TABLE_METRICS = ("flip_rate", "oracle_agreement", "spearman_t_f", "calibration_error")
+"""The trajectory table's metric columns before localisation, the demo's rows and the
+benchmark's alike."""
+
 
 def _benchmark_row(results: Path) -> tuple[list[str], str, bool] | None:
     """The 128-slice benchmark's localised Option 2, tumour -> healthy, as the demo table's
@@ -142,10 +146,9 @@ def _benchmark_row(results: Path) -> tuple[list[str], str, bool] | None:
             low, high = (f"{f(float(r[key]) for r in runs):.2f}" for f in (min, max))
             return low if low == high else f"{low}-{high}"
 
-        keys = ("flip_rate", "oracle_agreement", "spearman_t_f", "calibration_error")
-        cells = [span(k) for k in (*keys, "localisation")]
+        cells = [span(k) for k in (*TABLE_METRICS, "localisation")]
         ratios = [float(r["realism_frechet"]) / float(r["floor"]) for r in runs]
-        n = "3 x " + str(runs[0]["n"])
+        n = f"{len(runs)} x {runs[0]['n']}"
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError):
         return None
     seconds = "" if speed is None else f"{float(speed):.2f} (batch 32)"
@@ -220,8 +223,7 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
                 oracle_probs=res.oracle_probs,
                 masks=lesions,
             )
-            keys = ("flip_rate", "oracle_agreement", "spearman_t_f", "calibration_error")
-            cells = [f"{m[k]:.2f}" for k in keys]
+            cells = [f"{m[k]:.2f}" for k in TABLE_METRICS]
             local = m.get("localisation")
             cells += ["n/a" if local is None else f"{local:.2f}"]
             cells += [f"{float(res.oracle_probs[:, -1].mean()):.2f}"]

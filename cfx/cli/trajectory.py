@@ -346,16 +346,16 @@ def run_trajectory(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise ValueError(f"`--image-size`: {err}") from None
     seed = DEFAULT_SEED if args.seed is None else args.seed
+    frame = zero_image(generator)  # (1, C, H, W): the inputs' shape, what both models are given
+    drawn = tuple(frame.shape[1:])
     files = None  # the files of an --input folder, in the order of the rows
     if args.input is not None:
         if args.input.is_dir() and listed is not None:
             files = [f.name for f in listed]
-        shape = tuple(zero_image(generator).shape[1:])
-        x, masks = load_input(args.input, shape, files=listed), None
+        x, masks = load_input(args.input, drawn, files=listed), None
     else:
         from cfx.data.brain import SIZE
 
-        drawn = tuple(zero_image(generator).shape[1:])
         if drawn != (1, SIZE, SIZE):  # the built-in slices would fail the generator's shape
             raise ValueError(
                 f"`--input` is needed: --generator {args.generator} draws images shaped "
@@ -367,7 +367,6 @@ def run_trajectory(args: argparse.Namespace) -> int:
     oracle = None if args.oracle == "none" else load_classifier(sources["oracle"])
     if oracle is not None and module_sha256(oracle) == module_sha256(classifier):
         log.warning(SAME_ORACLE, "--oracle", f"--classifier {args.classifier}")
-    frame = zero_image(generator)  # (1, C, H, W): what both models are given
     classes = _class_count(classifier, frame)
     if classes is not None and target >= classes:  # the explainer would name `target`
         raise ValueError(

@@ -190,6 +190,7 @@ def save_result(
     for page, first in enumerate(range(0, len(result), STRIP_ROWS), start=1):
         rows = slice(first, first + STRIP_ROWS)
         name = "strips.png" if page == 1 else f"strips_{page:02d}.png"
+        row_names = None if names is None else [str(n) for n in names[rows]]
         trajectory_strip(
             frames[rows],
             probs[rows],
@@ -197,7 +198,7 @@ def save_result(
             oracle_probs=None if oracle is None else oracle[rows],
             sources=source[rows],
             source_probs=None if p_source is None else p_source.cpu()[rows],
-            row_names=None if names is None else [str(n) for n in names[rows]],
+            row_names=row_names,
         )
         change_panels(
             frames[rows],
@@ -205,7 +206,7 @@ def save_result(
             sources=source[rows],
             edit_masks=None if on_cpu.edit_masks is None else on_cpu.edit_masks[rows],
             lesion_masks=None if masks is None else masks.cpu()[rows],
-            row_names=None if names is None else [str(n) for n in names[rows]],
+            row_names=row_names,
         )
     for i in range(len(result)):
         trajectory_gif(frames[i], out / f"sequence_{i:03d}.gif", probs=probs[i])
