@@ -131,7 +131,14 @@ def _pictures(images: Tensor, name: str = "frames") -> np.ndarray:
     """Images ``(N, C, H, W)`` in [-1, 1] with ``C`` 1 or 3 -> ``(N, H, W, C)`` in [0, 1]."""
     if images.shape[1] not in (1, 3):
         raise ValueError(f"`{name}` must have 1 or 3 channels to draw, got {tuple(images.shape)}")
-    return to_unit(images.detach()).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    return to_unit(images.detach().float()).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _some(name: str, value: Tensor, what: str) -> None:
+    """An error naming ``name`` when its first axis (the batch, a path's frames) is empty:
+    there is nothing to draw, and matplotlib's own error would not say which argument."""
+    if value.shape[0] == 0:
+        raise ValueError(f"`{name}` holds no {what} (shape {tuple(value.shape)}): nothing to draw")
 
 
 def _drawable(images: Tensor) -> Tensor:
@@ -178,11 +185,13 @@ def trajectory_strip(
     ``row_names`` (one per sequence, e.g. file names) label the rows.
     """
     _shape("frames", frames, (None,) * 5, "(B, T+1, C, H, W) (one sequence: frames[None])")
+    _some("frames", frames, "sequences")
+    _some("frames[0]", frames[0], "frames")
     b, n = frames.shape[:2]
     _shape("probs", probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `frames`")
     _shape("oracle_probs", oracle_probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `frames`")
-    probs = probs.detach().cpu()
-    oracle_probs = None if oracle_probs is None else oracle_probs.detach().cpu()
+    probs = probs.detach().float().cpu()
+    oracle_probs = None if oracle_probs is None else oracle_probs.detach().float().cpu()
     want = (b, *frames.shape[2:])
     _shape("sources", sources, want, f"{want} to match `frames`")
     _shape("source_probs", source_probs, (b,), f"({b},) to match `frames`")
@@ -242,6 +251,8 @@ def change_panels(
     ``path`` and returns it.
     """
     _shape("frames", frames, (None,) * 5, "(B, T+1, C, H, W) (one sequence: frames[None])")
+    _some("frames", frames, "sequences")
+    _some("frames[0]", frames[0], "frames")
     b, n = frames.shape[:2]
     size = tuple(frames.shape[-2:])
     want = (b, *frames.shape[2:])
@@ -249,8 +260,8 @@ def change_panels(
     _shape("edit_masks", edit_masks, (b, 1, *size), f"{(b, 1, *size)} to match `frames`")
     _shape("lesion_masks", lesion_masks, (b, 1, *size), f"{(b, 1, *size)} to match `frames`")
     _check_names(row_names, b)
-    frames = frames.detach().cpu()
-    change = (frames[:, -1] - frames[:, 0]).abs().sum(1).float().numpy()  # (B, H, W)
+    frames = frames.detach().float().cpu()
+    change = (frames[:, -1] - frames[:, 0]).abs().sum(1).numpy()  # (B, H, W)
     # a path with NaN pixels (a half-precision VAE's overflow) shows them as no change; its
     # NaN must not set the scale of the page's other rows
     change = np.nan_to_num(change, nan=0.0, posinf=0.0)
@@ -306,6 +317,7 @@ def trajectory_gif(
     from PIL import Image, ImageDraw
 
     _shape("frames", frames, (None,) * 4, "(T+1, C, H, W), one sequence (e.g. res.frames[i])")
+    _some("frames", frames, "frames")
     _shape("probs", probs, (frames.shape[0],), f"({frames.shape[0]},) to match `frames`")
     if frames.shape[1] not in (1, 3):
         raise ValueError(f"`frames` must have 1 or 3 channels to draw, got {tuple(frames.shape)}")
@@ -346,11 +358,13 @@ def probability_curves(
     ``target_name`` (e.g. "healthy") labels the axis ``P(healthy)``; ``model_names`` name the
     classifier's and the oracle's lines in the legend."""
     _shape("probs", probs, (None, None), "(B, T+1) (one sequence: probs[None])")
+    _some("probs", probs, "sequences")
+    _some("probs[0]", probs[0], "frames")
     b, n = probs.shape
     _shape("levels", levels, (n,), f"(T+1,) = ({n},) to match `probs`")
     _shape("oracle_probs", oracle_probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `probs`")
-    probs, levels = probs.detach(), levels.detach()
-    oracle_probs = None if oracle_probs is None else oracle_probs.detach()
+    probs, levels = probs.detach().float(), levels.detach().float()
+    oracle_probs = None if oracle_probs is None else oracle_probs.detach().float()
     fig, ax = _subplots(figsize=(4.5, 3.2))
     t = np.arange(probs.shape[1])
     for row in probs.cpu().numpy():
@@ -394,7 +408,7 @@ def saliency_grid(
     fig, axes = _subplots(n, cols, figsize=(1.3 * cols, 1.35 * n + 0.3), squeeze=False)
     pics = _pictures(_drawable(images[:n]), "images")
     outlines = masks[:n, 0].cpu().numpy().astype(float)
-    pos = maps[:, :n, 0].detach().clamp(min=0).cpu()
+    pos = maps[:, :n, 0].detach().float().clamp(min=0).cpu()
     lo = pos.flatten(2).amin(2)[..., None, None]
     hi = pos.flatten(2).amax(2)[..., None, None]
     heat = ((pos - lo) / (hi - lo).clamp_min(1e-12)).numpy()

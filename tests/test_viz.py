@@ -289,3 +289,40 @@ def test_a_result_given_for_its_frames_is_named(tmp_path):
         change_panels(res, tmp_path / "a.png")
     with pytest.raises(TypeError, match=r"`probs` must be a tensor .*got list$"):
         trajectory_strip(res.frames, [[0.1, 0.9]], tmp_path / "a.png")
+
+
+def test_half_precision_frames_draw_the_same_figures_as_float32(tmp_path):
+    """bfloat16 frames (a VAE run in half precision) failed in numpy with "unsupported
+    ScalarType BFloat16"; values exact in bfloat16 must give the float32 picture."""
+    from cfx.viz import change_panels, probability_curves, saliency_grid
+
+    frames = -torch.ones(2, 3, 1, 8, 8)
+    frames[:, -1, :, :4] = 0.5
+    probs = torch.tensor([[0.125, 0.5, 0.875], [0.25, 0.5, 0.75]])
+    levels = torch.tensor([0.0, 0.5, 1.0])
+    masks = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    for half in (False, True):
+        f, p = (frames.bfloat16(), probs.bfloat16()) if half else (frames, probs)
+        trajectory_strip(f, p, tmp_path / f"s{half}.png", oracle_probs=p, sources=f[:, 0])
+        change_panels(f, tmp_path / f"c{half}.png")
+        probability_curves(p, levels, tmp_path / f"p{half}.png", oracle_probs=p)
+        saliency_grid(f[:, 0], masks, f[:, -1][None], ["m"], tmp_path / f"g{half}.png")
+    for name in "scpg":
+        same = np.asarray(Image.open(tmp_path / f"{name}True.png"))
+        assert np.array_equal(same, np.asarray(Image.open(tmp_path / f"{name}False.png"))), name
+
+
+def test_nothing_to_draw_is_named(tmp_path):
+    from cfx.viz import change_panels, probability_curves
+
+    frames, probs = torch.zeros(0, 3, 1, 8, 8), torch.zeros(0, 3)
+    with pytest.raises(ValueError, match=r"`frames` holds no sequences \(shape \(0, 3, 1, 8, 8\)"):
+        trajectory_strip(frames, probs, tmp_path / "a.png")
+    with pytest.raises(ValueError, match="`frames` holds no sequences"):
+        change_panels(frames, tmp_path / "a.png")
+    with pytest.raises(ValueError, match=r"`frames\[0\]` holds no frames"):
+        change_panels(torch.zeros(2, 0, 1, 8, 8), tmp_path / "a.png")
+    with pytest.raises(ValueError, match="`probs` holds no sequences"):
+        probability_curves(probs, torch.zeros(3), tmp_path / "a.png")
+    with pytest.raises(ValueError, match="`frames` holds no frames"):
+        trajectory_gif(torch.zeros(0, 1, 8, 8), tmp_path / "a.gif")
