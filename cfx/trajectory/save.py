@@ -60,8 +60,10 @@ def save_result(
     to each row; ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour
     sources walked to healthy, add localisation; ``setup`` is stored in the summary (JSON:
     tuples become lists, NaN becomes null; values JSON cannot hold are an error raised before
-    any file is written). In a folder an earlier cfx run wrote (its ``summary.json`` has this
-    function's keys), that run's numbered figures beyond this batch are deleted.
+    any file is written; its ``target_name``, ``classifier`` and ``oracle``, where given, name
+    the probability plot's axis and lines). In a folder an earlier cfx run wrote (its
+    ``summary.json`` has this function's keys), that run's numbered figures beyond this batch
+    are deleted.
     """
     from cfx.calls import (
         class_logits,
@@ -210,8 +212,29 @@ def save_result(
         )
     for i in range(len(result)):
         trajectory_gif(frames[i], out / f"sequence_{i:03d}.gif", probs=probs[i])
-    probability_curves(probs, result.levels.cpu(), out / "probabilities.png", oracle_probs=oracle)
+    probability_curves(
+        probs,
+        result.levels.cpu(),
+        out / "probabilities.png",
+        oracle_probs=oracle,
+        **_curve_names(setup or {}),
+    )
     return summary
+
+
+def _curve_names(setup: dict[str, Any]) -> dict[str, Any]:
+    """The probability plot's axis and legend names from ``setup`` (as ``cfx trajectory``
+    writes it): ``P(healthy)`` or ``P(class 1)``, the models by their zoo name or folder."""
+    names: dict[str, Any] = {}
+    target = setup.get("target_name")
+    if target is not None:
+        names["target_name"] = f"class {target}" if str(target).isdigit() else str(target)
+    roles = ("classifier", "oracle")
+    if any(setup.get(role) for role in roles):
+        names["model_names"] = tuple(
+            Path(str(setup[role])).name if setup.get(role) else role for role in roles
+        )
+    return names
 
 
 def load_result(folder: str | Path) -> TrajectoryResult:

@@ -235,3 +235,25 @@ def test_a_result_cast_to_another_dtype_is_saved_with_the_classifier(tmp_path, t
         assert b["p_source"] == pytest.approx(a["p_source"], abs=tol)
         assert b["cout"] == pytest.approx(a["cout"], abs=tol)
     assert cast["flip_rate"] == whole["flip_rate"]
+
+
+def test_the_probability_plot_names_the_target_and_models_from_the_setup(
+    tmp_path, toy_result, monkeypatch
+):
+    import cfx.viz
+
+    seen = []
+    monkeypatch.setattr(cfx.viz, "probability_curves", lambda *a, **k: seen.append(k))
+    res, f = toy_result
+    save_result(res, tmp_path / "a", classifier=f)
+    save_result(
+        res,
+        tmp_path / "b",
+        classifier=f,
+        setup={"target_name": "healthy", "classifier": "brain-cnn", "oracle": "/data/my-oracle"},
+    )
+    save_result(res, tmp_path / "c", classifier=f, setup={"target_name": "1", "oracle": None})
+    assert "target_name" not in seen[0] and "model_names" not in seen[0]
+    assert seen[1]["target_name"] == "healthy"
+    assert seen[1]["model_names"] == ("brain-cnn", "my-oracle")
+    assert seen[2]["target_name"] == "class 1" and "model_names" not in seen[2]
