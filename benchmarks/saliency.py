@@ -27,6 +27,15 @@ every method. Model: a zoo classifier (``brain-cnn``). Parts (``--parts``):
   randomisation, Adebayo et al.'s finding for Gradient x Input; input-driven). The session-2
   rule "every method ends >= 0.2 below the controls in |signed Spearman|" is still reported
   (``gap``): it assumed every method is weight-dependent, which is what the check tests.
+* ``labels``: the data randomisation test (Adebayo et al., section 4). The classifier's
+  architecture is trained twice with one recipe (``--label-train-n`` training slices of brain
+  seed 20, no augmentation, ``--label-epochs``), on the true labels and on a seeded
+  permutation of them, checkpointed under ``--out/labels_run`` (an interrupted run resumes);
+  each method's maps for the two models on the first ``--rand-n`` slices are compared by
+  Spearman, next to the same two controls. Reported: both models' training accuracy (the
+  permuted one's says whether it memorised the labels) and test accuracy on 1,000 balanced
+  test slices, and per method the mean Spearman with a verdict as in ``randomisation``. No
+  bar: the issue asks for a sanity check, and this is the second of the paper's two.
 * ``speed``: images/s of each method with a Captum equivalent against Captum on the same model
   and images, at matching settings, both given the whole batch (``--speed-n`` images), after a
   warm-up, best of ``--repeats``; the outputs' agreement is reported next to the ratio. Bar:
@@ -62,12 +71,13 @@ from cfx.saliency import (
 )
 from cfx.saliency.attacks import GhorbaniAttack, RandomSign, TargetMapAttack
 from cfx.saliency.compare import METHODS, build_method, compare_methods, mean_ci, tumour_slices
+from cfx.saliency.data_randomisation import data_randomisation
 from cfx.saliency.metrics import relevance_mass_accuracy, spearman
 from cfx.saliency.randomisation import cascading_randomisation
 from cfx.zoo import load_classifier
 
 EPS = 8 / 255
-PARTS = ("quality", "attack", "manipulation", "randomisation", "speed")
+PARTS = ("quality", "attack", "manipulation", "randomisation", "labels", "speed")
 
 
 # --- quality --------------------------------------------------------------------------------
@@ -263,6 +273,88 @@ def randomisation(model, x, quick: bool) -> dict:
 
 
 # --- speed against Captum -----------------------------------------------------------------
+
+
+LABEL_SEED = 20  # brain seed of the label test's training slices (the zoo's are 10)
+
+
+def _verdict_of(signed: float, absolute: float) -> str:
+    """Adebayo et al.'s reading of a map that survives a randomisation (section 3's rule)."""
+    if abs(signed) < 0.5 and abs(absolute) < 0.5:
+        return "model-dependent"
+    if abs(signed) < 0.5:
+        return "partly input-driven (|map| survives randomisation)"
+    return "input-driven"
+
+
+def labels(model, x, train_n: int, epochs: int, out: Path, quick: bool) -> dict:
+    import copy
+
+    from cfx.data.brain import make_dataset
+    from cfx.training.classifier import (
+        ClassifierTrainingConfig,
+        evaluate_classifier,
+        train_classifier,
+    )
+
+    data = make_dataset(train_n, seed=LABEL_SEED)
+    test = make_dataset(16 if quick else 1000, seed=2)
+    shuffled = data.labels[torch.randperm(train_n, generator=torch.Generator().manual_seed(0))]
+    cfg = ClassifierTrainingConfig(epochs=epochs, augment=False, weight_decay=0.0, seed=0)
+    models, rows = {}, []
+    for name, y in (("true", data.labels), ("permuted", shuffled)):
+        net = copy.deepcopy(model).requires_grad_(True)
+        net, report = train_classifier(
+            net, data.images, y, out / f"{name}_{train_n}_{epochs}", cfg, show_progress=False
+        )
+        models[name] = net
+        rows.append(
+            {
+                "labels": name,
+                "train_acc": float(evaluate_classifier(net, data.images, y)),
+                "test_acc": float(evaluate_classifier(net, test.images, test.labels)),
+                "agrees_with_true_labels_on_train": float(
+                    evaluate_classifier(net, data.images, data.labels)
+                ),
+                "seconds": report.seconds,
+            }
+        )
+    makers = {name: (lambda m, name=name: build_method(name, m, fast=True)) for name in METHODS}
+    makers["control: image itself"] = ImageItself
+    makers["control: Sobel edges"] = SobelEdges
+    checks = []
+    for name, make in makers.items():
+        t0 = time.perf_counter()
+        res = data_randomisation(
+            make,
+            models["true"],
+            models["permuted"],
+            x,
+            1,
+            generator=torch.Generator().manual_seed(0),
+        )
+        signed, absolute = res.mean()
+        checks.append(
+            {
+                "method": name,
+                "spearman": signed,
+                "spearman_abs": absolute,
+                "verdict": "label-independent control"
+                if name.startswith("control")
+                else _verdict_of(signed, absolute),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    return {
+        "n": x.shape[0],
+        "train_n": train_n,
+        "train_seed": LABEL_SEED,
+        "epochs": epochs,
+        "recipe": "no augmentation, weight decay 0, AdamW lr 2e-3 with warm-up, seed 0; "
+        "permutation seed 0",
+        "models": rows,
+        "rows": checks,
+    }
 
 
 def _best_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
@@ -492,6 +584,41 @@ def markdown(res: dict) -> str:
             f"Session-2 rule, every method >= 0.2 below the controls in |signed Spearman|: gap "
             f"{r['gap']:.2f} ({'met' if r['gap'] >= 0.2 else 'not met'}).\n"
         )
+    if "labels" in res:
+        r = res["labels"]
+        out += [
+            f"## Data randomisation ({r['n']} slices; Spearman between the maps of one "
+            f"architecture trained on the true and on permuted labels: {r['train_n']} training "
+            f"slices of brain seed {r['train_seed']}, {r['epochs']} epochs, {r['recipe']})\n",
+            _row("labels", "train accuracy (own labels)", "train accuracy (true labels)",
+                 "test accuracy", "training s"),
+            "|---|---|---|---|---|",
+        ]  # fmt: skip
+        for m in r["models"]:
+            out.append(
+                _row(
+                    m["labels"],
+                    f"{m['train_acc']:.3f}",
+                    f"{m['agrees_with_true_labels_on_train']:.3f}",
+                    f"{m['test_acc']:.3f}",
+                    f"{m['seconds']:.0f}",
+                )
+            )
+        out += [
+            "",
+            _row("method", "Spearman (signed)", "Spearman (abs)", "verdict"),
+            "|---|---|---|---|",
+        ]
+        for row in r["rows"]:
+            out.append(
+                _row(
+                    row["method"],
+                    f"{row['spearman']:.3f}",
+                    f"{row['spearman_abs']:.3f}",
+                    row["verdict"],
+                )
+            )
+        out.append("")
     if "speed" in res:
         s = res["speed"]
         head = ("method", "images", "cfx img/s", "Captum img/s", "ratio", "Captum tuned img/s")
@@ -531,6 +658,10 @@ def main() -> None:
     parser.add_argument("--ig-attack-n", type=int, default=64, help="slices for the IG attack")
     parser.add_argument("--manip-n", type=int, default=64, help="slices for the target-map attack")
     parser.add_argument("--rand-n", type=int, default=32, help="slices for the randomisation check")
+    parser.add_argument(
+        "--label-train-n", type=int, default=1000, help="training slices for the label test"
+    )
+    parser.add_argument("--label-epochs", type=int, default=60, help="epochs for the label test")
     parser.add_argument("--speed-n", type=int, default=32, help="images per call in the speed test")
     parser.add_argument("--slow-n", type=int, default=4, help="images for LIME/KernelSHAP speed")
     parser.add_argument("--repeats", type=int, default=3)
@@ -566,6 +697,10 @@ def main() -> None:
             res["manipulation"] = manipulation(model, x[:n], masks[:n], args.quick)
         elif part == "randomisation":
             res["randomisation"] = randomisation(model, x[: args.rand_n], args.quick)
+        elif part == "labels":
+            n, epochs = (32, 2) if args.quick else (args.label_train_n, args.label_epochs)
+            run = args.out / "labels_run"
+            res["labels"] = labels(model, x[: args.rand_n], n, epochs, run, args.quick)
         elif part == "speed":
             res["speed"] = speed(model, x[: args.speed_n], args.repeats, args.slow_n, args.quick)
         timings[part] = time.perf_counter() - t0

@@ -5,8 +5,9 @@ Methods (one file each): :class:`Gradient`, :class:`GradientXInput`, :class:`Smo
 the map differentiable for attacks), :class:`Occlusion`, :class:`RISE`, :class:`LIME`,
 :class:`KernelSHAP` and :class:`CausalResponsibility` (ReX-style; perturbation-based, batched
 over images and samples). Scores against ground-truth masks live in
-:mod:`cfx.saliency.metrics`, the model-randomisation sanity check in
-:mod:`cfx.saliency.randomisation`, attacks in :mod:`cfx.saliency.attacks`.
+:mod:`cfx.saliency.metrics`, the sanity checks of Adebayo et al. in
+:mod:`cfx.saliency.randomisation` (model parameters) and :mod:`cfx.saliency.data_randomisation`
+(labels), attacks in :mod:`cfx.saliency.attacks`.
 
 Images are ``(B, C, H, W)`` float tensors in [-1, 1]; maps have higher values where the
 evidence for the target class is stronger. Every method evaluates the model in chunks of

@@ -1,0 +1,125 @@
+"""Data randomisation test: Adebayo, Gilmer, Muelly, Goodfellow, Hardt & Kim, "Sanity Checks
+for Saliency Maps", NeurIPS 2018, section 4.
+
+The same architecture is trained twice with one recipe, once on the true labels and once on
+a random permutation of them (it can only memorise). A method's maps for the two models on
+the same images and classes are compared by Spearman rank correlation, of the signed maps
+and of their absolute values. Maps that explain what the model learned from the labels
+differ; maps that stay alike reflect the input or the architecture, not the data the model
+was trained on. The model-parameter check is :mod:`cfx.saliency.randomisation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from cfx.reprs import short_repr
+from cfx.saliency._common import (
+    SaliencyMethod,
+    check_generator,
+    check_input,
+    frozen,
+    resolve_all,
+    takes_generator,
+)
+from cfx.saliency.metrics import spearman
+
+
+@dataclass(frozen=True)
+class DataRandomisationResult:
+    """Spearman correlations ``(B,)`` between the maps of the model trained on the true
+    labels and those of the model trained on permuted labels."""
+
+    __repr__ = short_repr  # shapes and counts, not every field in full
+
+    spearman: Tensor  # (B,) signed maps
+    spearman_abs: Tensor  # (B,) absolute maps
+    original: Tensor  # (B, 1, H, W) maps of the model trained on the true labels
+    permuted: Tensor  # (B, 1, H, W) maps of the model trained on permuted labels
+    target: Tensor  # (B,) the classes explained, the same for both models
+
+    def mean(self) -> tuple[float, float]:
+        """Mean over examples: ``(signed, absolute)``."""
+        return float(self.spearman.mean()), float(self.spearman_abs.mean())
+
+
+def data_randomisation(
+    make_method: Callable[[nn.Module], SaliencyMethod],
+    model: nn.Module,
+    permuted_model: nn.Module,
+    x: Tensor,
+    target: int | Tensor | None,
+    *,
+    generator: torch.Generator | None = None,
+    attribute_kwargs: dict[str, Any] | None = None,
+) -> DataRandomisationResult:
+    """Run the data randomisation (label permutation) check.
+
+    Reference: Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018, section 4.
+
+    Args:
+        make_method: builds the saliency method for a model, e.g.
+            ``lambda m: GradCAM(m, layer="features.3")``; called once for each model.
+        model: the model trained on the true labels (left unchanged).
+        permuted_model: the same architecture trained with the same recipe on a random
+            permutation of the training labels (left unchanged), e.g. ``train_classifier(net,
+            images, labels[torch.randperm(len(labels), generator=g)], config)`` with
+            augmentation off and epochs enough to fit the training set: its training accuracy
+            says whether it memorised the labels, its test accuracy should be chance.
+        x: images ``(B, C, H, W)`` in [-1, 1].
+        target: class to explain (int, ``(B,)`` tensor, or None for ``model``'s prediction);
+            the same classes are explained for both models.
+        generator: source of the method's own randomness, set to the same state for both
+            models (so only the models differ).
+        attribute_kwargs: extra keyword arguments for ``attribute``.
+    """
+    if not callable(make_method):
+        raise TypeError(
+            "`make_method` must be a factory building the method for a model (called once for "
+            f"each model), e.g. `lambda m: Gradient(m)`, got a {type(make_method).__name__} "
+            "object"
+        )
+    for name, value in (("model", model), ("permuted_model", permuted_model)):
+        if not isinstance(value, nn.Module):
+            raise TypeError(f"`{name}` must be an nn.Module, got {type(value).__name__}")
+    if permuted_model is model:
+        raise ValueError(
+            "`permuted_model` must be a second model, trained on permuted labels; got `model` "
+            "itself, whose maps would match trivially"
+        )
+    x = check_input(x)
+    check_generator(generator)
+    gen = generator if generator is not None else torch.Generator()
+    method_state = gen.get_state()
+    kwargs = dict(attribute_kwargs or {})
+    with frozen(model):
+        logits, tgt = resolve_all(model, x, target)
+    with frozen(permuted_model):
+        other, _ = resolve_all(permuted_model, x, tgt)
+    if other.shape != logits.shape:
+        raise ValueError(
+            f"`permuted_model` must score the classes `model` scores: its logits have shape "
+            f"{tuple(other.shape)}, `model`'s {tuple(logits.shape)}"
+        )
+
+    def maps_of(m: nn.Module) -> Tensor:
+        method = make_method(m)
+        if "generator" in kwargs or takes_generator(method):
+            gen.set_state(method_state)
+            return method.attribute(x, tgt, **{"generator": gen, **kwargs}).detach()
+        return method.attribute(x, tgt, **kwargs).detach()
+
+    original = maps_of(model)
+    permuted = maps_of(permuted_model)
+    return DataRandomisationResult(
+        spearman=spearman(original, permuted),
+        spearman_abs=spearman(original.abs(), permuted.abs()),
+        original=original,
+        permuted=permuted,
+        target=tgt,
+    )
