@@ -54,15 +54,44 @@ def _white_share(x):
 
 
 @pytest.mark.filterwarnings("ignore:no pixel of `x` is below 0")  # a white image, on purpose
-@pytest.mark.parametrize(("steps", "expected"), [(4, 0.5), (3, 1 / 3)])
+@pytest.mark.parametrize(("steps", "expected"), [(4, 0.5), (3, 0.5), (8, 0.5)])
 def test_deletion_auc_known_answer(steps, expected):
     # a white 2x2 image, its pixels deleted (to black) in the map's order, 4 of them:
     # steps=4: 1 pixel per stage, curve 1, .75, .5, .25, 0 -> trapezoid area 0.5
-    # steps=3: ceil(4 / 3) = 2 pixels per stage, curve 1, .5, 0, 0 -> (0.75 + 0.25 + 0) / 3
+    # steps=3: 4/3 pixels per stage (the second pixel a third of the way to black at stage
+    # 1), curve 1, 2/3, 1/3, 0 -> 0.5 again: the x-axis is the share of pixels changed, on
+    # any image size (ceil(4 / 3) = 2 pixels a stage gave 1/3)
     x = torch.ones(1, 1, 2, 2)
     maps = torch.tensor([[[[4.0, 3.0], [2.0, 1.0]]]])
     auc = deletion_auc(_white_share, x, maps, 1, steps=steps)
     assert auc.item() == pytest.approx(expected, abs=1e-5)
+
+
+def _corner_white(corner):
+    """p(class 1) = how white one pixel is (its value mapped to [0, 1])."""
+
+    def model(x):
+        q = ((x[:, 0, corner[0], corner[1]] + 1) / 2).clamp(1e-7, 1 - 1e-7)
+        return torch.stack([torch.log1p(-q), torch.log(q)], 1)
+
+    return model
+
+
+@pytest.mark.filterwarnings("ignore:no pixel of `x` is below 0")
+@pytest.mark.parametrize("corner", [(0, 0), (1, 1)])
+def test_tied_pixels_are_changed_together_wherever_the_evidence_lies(corner):
+    """A blank map ranks no pixel above another: each stage blends every pixel by the share
+    of pixels it reaches, so the curve of a one-pixel model is 1, .75, .5, .25, 0 (AUC 0.5)
+    whether that pixel is the first in raster order or the last (pixel order gave 0.125 for
+    the top-left pixel and 0.875 for the bottom-right one)."""
+    x, blank = torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)
+    model = _corner_white(corner)
+    assert deletion_auc(model, x, blank, 1, steps=4).item() == pytest.approx(0.5, abs=1e-5)
+    # a tie of two pixels above the other two: stage 1 takes half of each top pixel, stage 3
+    # half of each bottom one; curves 1, .5, 0, 0, 0 (top-left) and 1, 1, 1, .5, 0
+    top = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])
+    want = 0.25 if corner == (0, 0) else 0.75
+    assert deletion_auc(model, x, top, 1, steps=4).item() == pytest.approx(want, abs=1e-5)
 
 
 def test_the_model_is_probed_like_attribute_probes_it():
