@@ -80,6 +80,21 @@ def takes_generator(method: object) -> bool:
         return False
 
 
+def check_built_on(method: object, given: nn.Module, other: nn.Module, role: str) -> None:
+    """An error when ``make_method(given)`` built a method on ``other`` (``role`` names it) or
+    on a wrapper of it: a factory that ignores its argument (``lambda m: Gradient(model)``)
+    explains the same model twice, and its maps match however the models differ."""
+    held = getattr(method, "model", None)
+    if given is other or not isinstance(held, nn.Module):
+        return
+    if any(sub is other for sub in held.modules()):
+        raise ValueError(
+            f"`make_method` must build the method on the model it is given, got a method on "
+            f"{role}: write `lambda m: Method(m, ...)`, not `lambda m: Method(model, ...)`; "
+            "otherwise both maps come from one model and match whatever the check tests"
+        )
+
+
 def check_input(x: object, model: Classifier | None = None) -> Tensor:
     """Validate an image batch (finite float ``(B, C, H, W)`` in [-1, 1]); returns ``x`` itself
     (with its autograd graph, if any). With ``model``, also try it on one image first, so that

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
+    check_built_on,
     check_generator,
     check_input,
     frozen,
@@ -107,15 +108,16 @@ def data_randomisation(
             f"{tuple(other.shape)}, `model`'s {tuple(logits.shape)}"
         )
 
-    def maps_of(m: nn.Module) -> Tensor:
+    def maps_of(m: nn.Module, other: nn.Module, role: str) -> Tensor:
         method = make_method(m)
+        check_built_on(method, m, other, role)
         if "generator" in kwargs or takes_generator(method):
             gen.set_state(method_state)
             return method.attribute(x, tgt, **{"generator": gen, **kwargs}).detach()
         return method.attribute(x, tgt, **kwargs).detach()
 
-    original = maps_of(model)
-    permuted = maps_of(permuted_model)
+    original = maps_of(model, permuted_model, "`permuted_model` when given `model`")
+    permuted = maps_of(permuted_model, model, "`model` when given `permuted_model`")
     return DataRandomisationResult(
         spearman=spearman(original, permuted),
         spearman_abs=spearman(original.abs(), permuted.abs()),

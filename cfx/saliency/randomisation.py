@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
+    check_built_on,
     check_generator,
     check_input,
     frozen,
@@ -138,6 +139,7 @@ def cascading_randomisation(
 
     def maps_of(m: nn.Module) -> Tensor:
         method = make_method(m)
+        check_built_on(method, m, model, "the original model, not the randomised copy")
         layer = getattr(method, "layer", None)  # e.g. GradCAM's hooked layer
         if isinstance(layer, nn.Module) and m is not model and layer in model.modules():
             name = next(n for n, sub in model.named_modules() if sub is layer)

@@ -92,3 +92,12 @@ def test_bad_arguments_are_named():
         data_randomisation(Gradient(model), model, LinearModel(seed=1), x, 1)
     with pytest.raises(TypeError, match=r"`permuted_model` must be an nn\.Module, got dict"):
         data_randomisation(Gradient, model, {}, x, 1)
+
+
+def test_a_factory_that_ignores_its_argument_is_named():
+    true, permuted = LinearModel(seed=0), LinearModel(seed=1)
+    x = images(b=2, h=8, w=8)
+    with pytest.raises(ValueError, match="got a method on `model` when given `permuted_model`"):
+        data_randomisation(lambda m: Gradient(true), true, permuted, x, 1)
+    with pytest.raises(ValueError, match="got a method on `permuted_model` when given `model`"):
+        data_randomisation(lambda m: Gradient(permuted), true, permuted, x, 1)

@@ -165,3 +165,19 @@ def test_a_layer_module_of_the_original_model_points_to_its_dotted_name():
         lambda m: GradCAM(m, layer="features.2.0"), model, x, 1, layers=["head.2"]
     )
     assert res.spearman.shape == (1, 2)
+
+
+def test_a_factory_that_ignores_its_argument_is_named():
+    """`lambda m: Gradient(model)` explained the original model at every stage: Spearman 1,
+    read as an input-driven method, with no error."""
+    model = small_cnn()
+    x = images(b=2, h=16, w=16)
+    with pytest.raises(ValueError, match="got a method on the original model, not the random"):
+        cascading_randomisation(lambda m: Gradient(model), model, x, 1)
+    with pytest.raises(ValueError, match="got a method on the original model"):
+        cascading_randomisation(lambda m: Gradient(nn.Sequential(model)), model, x, 1)
+    # a wrapper of the given copy is the copy's method: allowed
+    res = cascading_randomisation(
+        lambda m: Gradient(nn.Sequential(m)), model, x, 1, layers=["head.2"]
+    )
+    assert res.spearman.shape == (1, 2)
