@@ -659,9 +659,9 @@ def main() -> None:
     parser.add_argument("--manip-n", type=int, default=64, help="slices for the target-map attack")
     parser.add_argument("--rand-n", type=int, default=32, help="slices for the randomisation check")
     parser.add_argument(
-        "--label-train-n", type=int, default=1000, help="training slices for the label test"
+        "--label-train-n", type=int, default=256, help="training slices for the label test"
     )
-    parser.add_argument("--label-epochs", type=int, default=60, help="epochs for the label test")
+    parser.add_argument("--label-epochs", type=int, default=150, help="epochs for the label test")
     parser.add_argument("--speed-n", type=int, default=32, help="images per call in the speed test")
     parser.add_argument("--slow-n", type=int, default=4, help="images for LIME/KernelSHAP speed")
     parser.add_argument("--repeats", type=int, default=3)
