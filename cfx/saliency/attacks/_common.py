@@ -132,14 +132,22 @@ def softplus_surrogate(explainer: SaliencyMethod, beta: float) -> SaliencyMethod
     second derivatives, so Ghorbani et al. and Dombrowski et al. differentiate the smooth
     copy. Activations applied as functions (``F.relu`` in ``forward``) cannot be replaced;
     the attacks warn when their gradient is zero (:func:`zero_gradient_notice`). Other
-    attributes that point into the model (e.g. Grad-CAM's layer) follow the copy."""
+    attributes that point into the model (e.g. Grad-CAM's layer) follow the copy, to the
+    smooth module where they pointed at a replaced one (Grad-CAM hooked on an ``nn.ReLU``)."""
     surrogate = copy.deepcopy(explainer)
     model: nn.Module = surrogate.model  # type: ignore[attr-defined]
-    for parent in model.modules():
-        for name, child in parent.named_children():
-            smooth = _smooth(child, beta)
+    # by id, each with the module it replaced (kept alive, so no id is reused meanwhile)
+    replaced: dict[int, tuple[nn.Module, nn.Module]] = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            known = replaced.get(id(child))  # a module used twice gets one replacement
+            smooth = known[1] if known is not None else _smooth(child, beta)
             if smooth is not None:
+                replaced[id(child)] = (child, smooth)
                 setattr(parent, name, smooth)
+    for attr, value in list(vars(surrogate).items()):
+        if isinstance(value, nn.Module) and id(value) in replaced:
+            setattr(surrogate, attr, replaced[id(value)][1])
     return surrogate
 
 

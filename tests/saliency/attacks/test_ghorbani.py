@@ -120,6 +120,23 @@ def test_surrogate_swaps_relu_for_softplus_and_keeps_the_original(model):
     assert all(m.beta == 7.0 for m in sur.model.modules() if isinstance(m, nn.Softplus))
 
 
+def test_grad_cam_hooked_on_a_relu_module_is_attacked_through_its_smooth_copy():
+    """GradCAM(model, layer=<an nn.ReLU>) explained fine, but every gradient attack failed
+    with "`layer` was not called during the model's forward pass": the surrogate had swapped
+    that ReLU for a Softplus and the hook stayed on the removed module."""
+    torch.manual_seed(0)
+    relu = nn.ReLU()
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), relu, nn.AdaptiveAvgPool2d(1))
+    net.append(nn.Flatten()).append(nn.Linear(4, 2))
+    cam = GradCAM(net, layer=relu)
+    sur = softplus_surrogate(cam, beta=5.0)
+    assert isinstance(sur.layer, nn.Softplus) and sur.layer is sur.model[1]
+    assert cam.layer is relu and net[1] is relu  # the user's explainer and model keep theirs
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    res = GhorbaniAttack(cam, steps=2).perturb(x, 1)
+    assert res.x_adv.shape == x.shape
+
+
 def test_leaky_relu_and_relu6_get_their_softplus_counterparts():
     """Only nn.ReLU was smoothed: with LeakyReLU or ReLU6 the attack's gradient was zero and
     the map read as perfectly robust (top-k 1.0, not one pixel moved)."""
