@@ -137,6 +137,12 @@ class GhorbaniAttack:
                     ValueError,
                     f"`objective` must be 'top_k', 'mass_center' or 'targeted', got {obj!r}",
                 )
+            if region is not None and obj != "targeted":
+                fail(
+                    ValueError,
+                    f"`region` is used by objective='targeted' only, got objective={obj!r}: "
+                    "pass objective='targeted' to pull the map into the region, or no region",
+                )
             goal = _region(region, x0) if obj == "targeted" else x0.new_zeros(1, x0[0, 0].numel())
 
             label, tgt = label_and_target(model, x0, target)  # (B,), (B,)
