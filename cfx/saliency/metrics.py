@@ -129,14 +129,23 @@ def pointing_game(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
 
 
 def relevance_mass_accuracy(maps: Tensor, masks: Tensor) -> Tensor:
-    """``sum(map inside mask) / sum(map)``, in [0, 1] for non-negative maps (pass
-    ``maps.clamp(min=0)`` or ``maps.abs()`` for signed methods); 0 when the map sums to 0.
+    """``sum(map inside mask) / sum(map)`` in [0, 1] for non-negative maps; 0 when the map
+    sums to 0. Signed maps are refused (a map and its negation scored alike, outside [0, 1]):
+    pass ``maps.clamp(min=0)`` (the evidence for the target, as :func:`compare_methods
+    <cfx.saliency.compare.compare_methods>` scores) or ``maps.abs()``.
 
     Reference: Arras et al., Information Fusion 2022 (Quantus semantics: Hedstroem et al.,
     "Quantus", JMLR 2023). ``maps`` and boolean ``masks`` are ``(B, 1, H, W)``; returns
     ``Tensor[B]``, NaN for an empty mask.
     """
     m, s = _check_pair(maps, masks)
+    low = float(m.min()) if m.numel() else 0.0
+    check(
+        low >= 0,
+        ValueError,
+        f"`maps` must be non-negative for relevance mass, got values down to {low:.3g}: pass "
+        "maps.clamp(min=0) (the evidence for the target) or maps.abs() for a signed method",
+    )
     flat = m.flatten(1)
     total = flat.sum(1)
     inside = (flat * s.flatten(1)).sum(1)

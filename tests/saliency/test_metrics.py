@@ -44,7 +44,6 @@ def test_mass_and_energy_known_answers():
     maps[..., 1, 1] = 3.0  # inside the mask
     maps[..., 5, 5] = 1.0  # outside the mask and its box
     maps[..., 0, 0] = -2.0  # negative evidence
-    assert M.relevance_mass_accuracy(maps, mask).item() == pytest.approx(3 / 2)
     assert M.relevance_mass_accuracy(maps.clamp(min=0), mask).item() == pytest.approx(3 / 4)
     assert M.energy_pointing_game(maps, mask).item() == pytest.approx(3 / 4)
 
@@ -179,6 +178,20 @@ def test_relevance_mass_of_an_all_zero_map_is_zero_not_nan():
     mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
     mask[..., 0, 0] = True
     assert M.relevance_mass_accuracy(torch.zeros(1, 1, 4, 4), mask).item() == 0.0
+
+
+def test_relevance_mass_refuses_signed_maps():
+    """A map and its negation both scored -2.0: the sum over the image cancelled."""
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    mask[..., :2, :] = True
+    signed = torch.zeros(1, 1, 4, 4)
+    signed[..., 0, 0], signed[..., 3, 3] = 2.0, -1.5
+    with pytest.raises(
+        ValueError, match=r"non-negative for relevance mass, got values down to -1\.5"
+    ):
+        M.relevance_mass_accuracy(signed, mask)
+    assert M.relevance_mass_accuracy(signed.clamp(min=0), mask).item() == 1.0
+    assert M.relevance_mass_accuracy(signed.abs(), mask).item() == pytest.approx(2.0 / 3.5)
 
 
 def test_top_k_scores_of_an_empty_mask_are_nan_next_to_a_real_one():
