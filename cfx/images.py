@@ -161,6 +161,25 @@ def check_images(
     )
 
 
+def binary_masks(masks: Tensor, name: str = "masks") -> Tensor:
+    """``masks`` as bool: bool as it is, numbers only where every value is 0 or 1; else an
+    error naming ``name`` with the values found (a 0/255 mask image gets its fix)."""
+    if masks.dtype == torch.bool:
+        return masks
+    bad = ~((masks == 0) | (masks == 1))
+    if bool(bad.any()):
+        found = torch.unique(masks.detach().flatten()).cpu()
+        shown = ", ".join(f"{float(v):g}" for v in found[:6]) + (", ..." if len(found) > 6 else "")
+        fix = "save it as 0/1" if name.startswith("--") else f"pass `{name} > 0`"
+        hint = (
+            f" (a 0/{float(found[-1]):g} mask image: {fix})"
+            if len(found) == 2 and float(found[0]) == 0
+            else ""
+        )
+        raise ValueError(f"`{name}` must be bool or hold only 0 and 1, got values {shown}{hint}")
+    return masks != 0
+
+
 def _rows(flags: Tensor) -> str:
     """Which images of a batch ``flags`` ``(B,)`` marks, as a suffix for an error message:
     ``""`` for a batch of one, ``" (row 3 of 40)"``, ``" (2 of 40 images: rows [3, 7])"``

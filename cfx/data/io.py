@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from cfx.errors import first_names
-from cfx.images import check_images, from_unit
+from cfx.images import binary_masks, check_images, from_unit
 
 
 def _load_array(path: str | Path, name: str) -> Tensor:
@@ -264,9 +264,7 @@ def load_masks(path: str | Path, images: Tensor, *, name: str = "masks") -> Tens
         m = m[:, None]
     if tuple(m.shape) != want:
         raise ValueError(f"`{name}` must have shape {want}, one per image, got {tuple(m.shape)}")
-    if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
-        raise ValueError(f"`{name}` must be bool or hold only 0 and 1")
-    return m.bool()
+    return binary_masks(m, name)
 
 
 def load_region(path: str | Path, size: tuple[int, int], *, name: str = "region") -> Tensor:
@@ -276,6 +274,4 @@ def load_region(path: str | Path, size: tuple[int, int], *, name: str = "region"
     h, w = size
     if m.ndim > 4 or tuple(m.shape[-2:]) != (h, w) or any(d != 1 for d in m.shape[:-2]):
         raise ValueError(f"`{name}` must have shape ({h}, {w}), one mask, got {tuple(m.shape)}")
-    if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
-        raise ValueError(f"`{name}` must be bool or hold only 0 and 1")
-    return m.bool().reshape(1, 1, h, w)
+    return binary_masks(m, name).reshape(1, 1, h, w)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from cfx.errors import UnknownNameError, check, shape_or_type, shown_rows
+from cfx.images import binary_masks
 from cfx.reprs import short_repr
 from cfx.saliency import metrics as M
 from cfx.saliency._common import SaliencyMethod, check_input, notices_given, takes_generator
@@ -275,7 +276,8 @@ def compare_methods(
         ValueError,
         f"`masks` must have shape {(x.shape[0], 1, *x.shape[2:])}, got {shape_or_type(masks)}",
     )
-    empty = torch.nonzero(~masks.flatten(1).bool().any(1)).flatten().tolist()
+    masks = binary_masks(masks)  # before any method runs, not after the first one
+    empty = torch.nonzero(~masks.flatten(1).any(1)).flatten().tolist()
     if len(empty) == x.shape[0]:  # every localisation score would be NaN, and best() too
         raise ValueError(
             "`masks` are all empty: there is nothing to score the maps against (a mask marks "

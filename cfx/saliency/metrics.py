@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cfx.errors import check
+from cfx.images import binary_masks
 from cfx.metrics.trajectory import spearman as spearman_rows
 
 
@@ -63,14 +64,7 @@ def _check_pair(maps: object, masks: object) -> tuple[Tensor, Tensor]:
         ValueError,
         f"`masks` must have the maps' shape {tuple(m.shape)}, got {tuple(masks.shape)}",
     )
-    if masks.dtype != torch.bool:
-        check(
-            bool(((masks == 0) | (masks == 1)).all()),
-            ValueError,
-            "`masks` must be boolean or hold only 0 and 1",
-        )
-        masks = masks.bool()
-    return m, masks
+    return m, binary_masks(masks)
 
 
 def _nan_if_empty(score: Tensor, masks: Tensor) -> Tensor:

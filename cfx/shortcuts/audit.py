@@ -55,7 +55,7 @@ from torch import Tensor
 from cfx.calls import class_logits, frozen, target_prob
 from cfx.data.brain import SIZE, marker_mask
 from cfx.errors import check
-from cfx.images import check_images
+from cfx.images import binary_masks, check_images
 from cfx.saliency import Gradient, SaliencyMethod
 from cfx.saliency._common import notices_given
 from cfx.shortcuts.regions import claimed_regions, region_enrichment, region_shares
@@ -81,10 +81,7 @@ def _check_masks(masks: object, name: str, b: int, h: int, w: int, *, shared: bo
     if not isinstance(masks, Tensor) or masks.is_complex():
         got = f"dtype {masks.dtype}" if isinstance(masks, Tensor) else type(masks).__name__
         raise TypeError(f"`{name}` must be a bool tensor (B, 1, H, W), got {got}")
-    if masks.dtype != torch.bool:  # 0/1 masks, as cfx.metrics and the saliency metrics take
-        if not bool(((masks == 0) | (masks == 1)).all()):
-            raise ValueError(f"`{name}` must be boolean or hold only 0 and 1")
-        masks = masks != 0
+    masks = binary_masks(masks, name)  # 0/1 masks, as cfx.metrics and the saliency metrics take
     batches = (1, b) if shared else (b,)
     check(
         masks.ndim == 4 and masks.shape[0] in batches and tuple(masks.shape[1:]) == (1, h, w),

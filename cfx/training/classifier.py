@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cfx.errors import check, counted, fail
-from cfx.images import check_images, from_unit, to_unit
+from cfx.images import binary_masks, check_images, from_unit, to_unit
 from cfx.run_key import tensors_sha256
 from cfx.training.checkpoint import resume_checkpoint, save_checkpoint
 from cfx.training.generator import TrainingReport
@@ -240,13 +240,7 @@ def _check_masks(masks: object, images: Tensor, name: str) -> Tensor:
         ValueError,
         f"`{name}` must have shape {want} to match the images, got {tuple(masks.shape)}",
     )
-    if masks.dtype != torch.bool:
-        check(
-            bool(((masks == 0) | (masks == 1)).all()),
-            ValueError,
-            f"`{name}` must be bool or hold only 0 and 1",
-        )
-    return masks.bool()
+    return binary_masks(masks, name)
 
 
 def _check_targets(task: Task, targets: object, images: Tensor, name: str) -> Tensor:

@@ -126,7 +126,11 @@ def test_load_region_takes_one_mask_with_or_without_leading_axes(tmp_path):
     with pytest.raises(ValueError, match=r"`--marker-mask` must have shape \(4, 6\), one mask"):
         load_region(tmp_path / "two.npy", (4, 6), name="--marker-mask")
     np.save(tmp_path / "grey.npy", m * 7)
-    with pytest.raises(ValueError, match="must be bool or hold only 0 and 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"`--marker-mask` must be bool or hold only 0 and 1, got values 0, 7 \(a 0/7 "
+        r"mask image: save it as 0/1\)",
+    ):
         load_region(tmp_path / "grey.npy", (4, 6), name="--marker-mask")
 
 

@@ -119,6 +119,25 @@ def test_masks_of_the_wrong_shape_say_what_arrived():
         compare_methods(model, x, _masks()[:, 0], 1, ["gradient"])
 
 
+def test_0_255_masks_are_refused_before_any_method_runs():
+    """0/255 masks passed the up-front checks (non-zero somewhere), the first method ran, and
+    the metrics then refused them without saying which values they held."""
+    model, x = small_cnn(), images(b=3, h=16, w=16)
+    ran = []
+
+    class Spy:
+        def __init__(self, m):
+            self.model = m
+
+        def attribute(self, x, target):
+            ran.append(1)
+            return x.mean(1, keepdim=True)
+
+    with pytest.raises(ValueError, match=r"got values 0, 255 \(a 0/255 mask image: pass `masks"):
+        compare_methods(model, x, _masks().to(torch.uint8) * 255, 1, {"spy": Spy(model)})
+    assert ran == []
+
+
 def _two_methods() -> ComparisonResult:
     """Scores (methods, metrics, images) with known means. Method a: dice (0.2, 0.4) -> 0.3,
     deletion AUC (0.5, 0.7) -> 0.6. Method b: dice (0.8, NaN) -> 0.8 over its one defined

@@ -401,7 +401,7 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(TypeError, match="`lesion_masks` must be a bool tensor"):
         run(audit, lesion_masks=[[0.0]])
     # 0/1 masks are taken as cfx.metrics takes them (a float mask was refused here only)
-    with pytest.raises(ValueError, match="`lesion_masks` must be boolean or hold only 0 and 1"):
+    with pytest.raises(ValueError, match="`lesion_masks` must be bool or hold only 0 and 1"):
         run(audit, lesion_masks=torch.full((1, 1, 8, 8), 0.5))
     as_float = run(audit, lesion_masks=LESION.float(), marker_masks=MARKER.long())
     assert as_float.summary() == run(audit).summary()
