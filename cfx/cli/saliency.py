@@ -283,6 +283,11 @@ def _method_names(text: str) -> list[str]:
     if text.strip() == "all":
         return list(METHODS)
     names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise UnknownNameError(
+            f"`--methods` names no method, got {text!r}: give some of {', '.join(METHODS)}, "
+            "comma-separated, or all"
+        )
     unknown = [n for n in names if n not in METHODS]
     if unknown or not names:
         raise UnknownNameError(f"unknown saliency method(s) {unknown}; expected some of {METHODS}")
@@ -300,6 +305,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from cfx.cli.trajectory import parse_target
 
     _default_classifier(args)
+    # an unknown or missing classifier is named before the default target is warned about
+    classifier = checked_source("--classifier", args.classifier, "classifier", has_generator=False)
     if args.target is None:
         args.target = "tumour"
         from cfx.zoo import ZOO
@@ -316,9 +323,7 @@ def run_compare(args: argparse.Namespace) -> int:
             "`--input` and `--masks` go together: the maps are scored against the masks"
         )
     files = _check_input(args)
-    model = load_classifier(
-        checked_source("--classifier", args.classifier, "classifier", has_generator=False)
-    )
+    model = load_classifier(classifier)
     if "gradcam" in names and args.gradcam_layer is not None:
         from cfx.saliency.gradcam import resolve_layer
 
@@ -340,6 +345,14 @@ def run_compare(args: argparse.Namespace) -> int:
         x, masks = tumour_slices(args.n, args.seed)
         size_notice(model, x.shape, "--classifier", "built-in slices")
         source = f"{args.n} tumour slices (brain seed {args.seed})"
+    from cfx.cli.trajectory import _class_count
+
+    classes = _class_count(model, x[:1])
+    if classes is not None and args.target >= classes:  # compare_methods would name `target`
+        raise ValueError(
+            f"`--target` must be a class of the classifier, 0..{classes - 1} (or healthy / "
+            f"tumour for 0 / 1), got {args.target}"
+        )
     out_folder(args.out)  # inputs read, before the work: an unwritable --out fails now
     res = compare_methods(
         model,
@@ -426,7 +439,7 @@ def run_attack(args: argparse.Namespace) -> int:
     from cfx.viz import attack_figure
     from cfx.zoo import load_classifier
 
-    eps = parse_fraction(args.epsilon)
+    eps = check_real("--epsilon", parse_fraction(args.epsilon), low=0.0, high=1.0, open_low=True)
     _built_in(args, 16)
     if args.steps is not None:  # 0 steps is no attack: RandomSign is the baseline
         check_int("--steps", args.steps)
@@ -472,6 +485,8 @@ def run_attack(args: argparse.Namespace) -> int:
         x, masks = tumour_slices(args.n, args.seed)
         size_notice(model, x.shape, "--classifier", "built-in slices")
     h, w = x.shape[2:]
+    if args.k is not None and not 1 <= check_int("--k", args.k) <= h * w:
+        raise ValueError(f"`--k` must be at most the {h}x{w} images' {h * w} pixels, got {args.k}")
     # what targeted attacks pull the map into: a fake reason, (B, 1, H, W) bool; checked
     # before --out is made or any work is done
     empty = torch.zeros(x.shape[0], dtype=torch.bool)  # images aiming at the corner instead

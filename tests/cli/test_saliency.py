@@ -106,11 +106,30 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
         (["saliency", "attack", "--beta", "0"], "`--beta` must be a number in (0, inf)"),
         # class names as in cfx trajectory (`tumour` was "invalid int value")
         (["saliency", "compare", "--target", "lesion"], "`--target` must be healthy, tumour or"),
+        # these named the Python arguments (`target`, `k`, `epsilon`), or an empty list
+        (
+            ["saliency", "compare", "--n", "2", "--target", "2"],
+            "`--target` must be a class of the classifier, 0..1 (or healthy / tumour",
+        ),
+        (["saliency", "attack", "--n", "2", "--k", "0"], "`--k` must be an int >= 1, got 0"),
+        (
+            ["saliency", "attack", "--n", "2", "--k", "5000"],
+            "`--k` must be at most the 64x64 images' 4096 pixels, got 5000",
+        ),
+        (["saliency", "attack", "--epsilon", "8"], "`--epsilon` must be a number in (0, 1], got 8"),
+        (["saliency", "compare", "--methods", " "], "`--methods` names no method, got ' '"),
+        # the unknown model first, not a warning about the default target of that model
+        (
+            ["saliency", "compare", "--classifier", "brain-cnnn"],
+            "unknown zoo classifier 'brain-cnnn'",
+        ),
     ],
 )
 def test_user_errors_are_one_clear_line(tmp_path, capsys, argv, match):
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
-    assert match in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert match in err
+    assert "--target is tumour (the default)" not in err
 
 
 def test_missing_zoo_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
