@@ -69,4 +69,7 @@ class GradientXInput:
             grad, _ = input_gradient(
                 self.model, x, target, create_graph=create_graph, batch_size=self.batch_size
             )
-        return reduce_channels((x - base) * grad, self.reduce)  # (B, 1, H, W)
+        maps = reduce_channels((x - base) * grad, self.reduce)  # (B, 1, H, W)
+        # a plain map, like the other methods', unless asked to keep the graph (an x that
+        # requires grad would otherwise carry its graph into the map)
+        return maps if create_graph else maps.detach()

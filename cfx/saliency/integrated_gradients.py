@@ -122,4 +122,5 @@ class IntegratedGradients:
                 batch_size=size,
             )
         mean_grad = (grads.view(n, b, *x.shape[1:]) * weights.view(-1, 1, 1, 1, 1)).sum(0)
-        return reduce_channels(delta * mean_grad, self.reduce)  # (B, 1, H, W)
+        maps = reduce_channels(delta * mean_grad, self.reduce)  # (B, 1, H, W)
+        return maps if create_graph else maps.detach()  # plain, as the other methods' maps

@@ -46,6 +46,9 @@ def test_shape_dtype_device_and_determinism(name, dtype):
     assert torch.isfinite(a).all()
     assert not a.requires_grad  # a plain map: .numpy() and plt.imshow work on it
     assert torch.equal(a, _run(name, method, x, 1))
+    # images that require grad (e.g. an attack's iterate) give a plain map too: Gradient x
+    # Input and Integrated Gradients carried x's graph into theirs
+    assert not _run(name, method, x.clone().requires_grad_(True), 1).requires_grad
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
