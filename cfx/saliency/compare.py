@@ -163,18 +163,23 @@ class ComparisonResult:
         return "\n".join(lines) + "\n"
 
     def best(self, metric: str = "dice") -> tuple[str, float]:
-        """The method with the highest mean ``metric`` (lowest for ``deletion_auc``)."""
+        """The method with the highest mean ``metric`` (lowest for ``deletion_auc``) and that
+        mean. Methods tied at it (e.g. several at a pointing game of 1.0) are named together,
+        in table order: ``("gradient = occlusion", 1.0)``."""
         if metric not in self.metrics:
             raise ValueError(f"`metric` must be one of {list(self.metrics)}, got {metric!r}")
         j = self.metrics.index(metric)
         means = torch.stack([self.scores[i, j].nanmean() for i in range(len(self.methods))])
         i = int(means.argmin() if metric == "deletion_auc" else means.argmax())
-        return self.methods[i], float(means[i])
+        tied = [name for name, m in zip(self.methods, means.tolist(), strict=True) if m == means[i]]
+        return " = ".join(tied), float(means[i])
 
 
 def mean_ci(values: Tensor) -> tuple[float, float]:
-    """Mean and 95% CI half-width over the finite entries of ``values``; the half-width is
-    NaN for fewer than two entries (one value has no spread to estimate it from)."""
+    """Mean and 95% CI half-width (normal approximation, ``1.96 * sd / sqrt(n)``) over the
+    finite entries of ``values``; the half-width is NaN for fewer than two entries (one value
+    has no spread to estimate it from). Near the ends of a bounded score (a pointing game of
+    0.875 over 8 images) the interval can reach past them."""
     v = values[torch.isfinite(values)].double()
     if v.numel() == 0:
         return math.nan, math.nan

@@ -169,6 +169,16 @@ def test_best_dice_is_the_highest_mean_over_the_images_where_it_is_defined():
     assert name == "b" and value == pytest.approx(0.8)
 
 
+def test_methods_tied_at_the_best_mean_are_named_together():
+    """best('pointing_game') named the first of two methods at 1.0, hiding the tie."""
+    from dataclasses import replace
+
+    res = _two_methods()
+    tied = replace(res, methods=("a", "b", "c"), scores=torch.cat([res.scores, res.scores[1:]]))
+    assert tied.best("dice") == ("b = c", pytest.approx(0.8))
+    assert tied.best("deletion_auc")[0] == "b = c"
+
+
 def test_one_image_has_no_interval_and_the_csv_leaves_it_empty():
     """Over one image the 95% interval is undefined: the CSV cell is empty (pandas reads NaN;
     a spreadsheet showed the text 'nan'), the Markdown says n/a, the means are numbers."""
