@@ -18,8 +18,9 @@ Levels, each one batch:
 3. while fewer than ``k`` distinct valid feature sets are known, or none of the valid rows passes
    ``accept`` (the data-support test), and ``max_changes`` allows: a beam of the ``beam`` most
    probable invalid rows, each extended by one more action;
-4. refinement: every valid candidate with each numeric change moved back towards the applicant
-   (1/8 ... 7/8 of the way), so the selection can find the cheapest valid point.
+4. refinement: the valid candidates of each level, each numeric change moved back towards
+   the applicant (1/8 ... 7/8 of the way), so the selection can find the cheapest valid point;
+   level by level, so that searching deeper only adds candidates.
 
 Guarantee: every returned action satisfies the action space (checked) and the shared selection
 keeps only valid, non-redundant ones; among the evaluated grid, the cheapest valid action is
@@ -130,7 +131,10 @@ class GridSearch:
             level_rows, level_p = rows[p < thr], p[p < thr]
 
         valid = np.concatenate(pool)
-        refined = refine(space, valid)
+        # each level refined on its own: a deeper search (a larger k) adds candidates and
+        # never displaces the refinements a shallower one finds (refining the cheapest rows
+        # of the whole pool lost a cheap single change to the deeper levels' many rows)
+        refined = np.concatenate([refine(space, rows) for rows in pool])
         if len(refined):
             p = evaluate(refined)
             evaluated += len(refined)

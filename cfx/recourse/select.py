@@ -9,9 +9,10 @@ applicants around it are mostly denied is an artefact of the model, not advice. 
 ``cost + weight * (1 - share)``: among points that reach the minimum share, a point whose
 neighbours are all approved may cost up to ``weight * (1 - share)`` more than a less supported
 one and still come first (the plausibility term of the objective). The chosen counterfactuals
-keep that order, best first, so the first is the same whatever ``k`` (sorted by cost alone,
-asking for two plans could put a cheaper, less supported one in front of the one ``k = 1``
-recommends).
+keep that order, best first, so asking for more plans adds them after the first (sorted by
+cost alone, asking for two plans could put a cheaper, less supported one in front of the one
+``k = 1`` recommends); a method that searches deeper for a larger ``k`` may find a better
+first plan among its extra candidates.
 """
 
 from __future__ import annotations

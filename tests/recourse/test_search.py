@@ -91,3 +91,42 @@ def test_mlp_search_on_german(german, split, credit_models, denied):
     assert rec.method_ == "search" and rec.view_.encoding is not None
     results = rec.explain(denied["mlp"].iloc[:6])
     assert all(r.status == "recourse" for r in results)
+
+
+class Sum:
+    """Approves as the four features' sum nears 36 (a sigmoid): most applicants need several
+    changes, so a search for more feature sets goes deeper."""
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-(X.to_numpy(float).sum(axis=1) - 36.0)))
+        return np.stack([1.0 - p, p], axis=1)
+
+
+def test_searching_deeper_for_more_plans_keeps_every_candidate_of_a_shallower_search(
+    monkeypatch,
+):
+    """The refinement took the cheapest 256 valid rows of the whole pool: a search for k = 8
+    plans, which goes deeper, refined the deeper levels' rows in place of a cheap single
+    change's, and its first plan could cost more than k = 1's at equal support."""
+    from cfx.recourse.search import GridSearch
+
+    names = ("a", "b", "c", "d")
+    schema = FeatureSchema(
+        features=tuple(FeatureSpec(n, "numeric", lower=0, upper=12) for n in names), target="y"
+    )
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.uniform(0, 12, (200, 4)), columns=list(names))
+    pools = {}
+    propose = GridSearch.propose
+
+    def keep(self, space, *, k, evaluate, accept=None):
+        out = propose(self, space, k=k, evaluate=evaluate, accept=accept)
+        pools[k] = {tuple(np.round(row, 9)) for row in out.actions}
+        return out
+
+    monkeypatch.setattr(GridSearch, "propose", keep)
+    applicant = pd.DataFrame({n: [3.0] for n in names})
+    for k in (1, 8):
+        Recourse(Sum(), schema, k=k, method="search", support=0.0).fit(X).explain(applicant)
+    assert len(pools[8]) > len(pools[1]) > 0
+    assert pools[1] <= pools[8]
