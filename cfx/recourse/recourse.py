@@ -387,9 +387,9 @@ class Recourse:
         notes = []
         if self.support > 0 and choice.supported_found == 0:
             notes.append(
-                f"no plan reaches the data support (support={self.support:g}: the share of the "
-                f"{N_NEIGHBORS} nearest training applicants the model approves); these are the "
-                "best supported found (plausibility)"
+                f"no plan found reaches the data support (support={self.support:g}: the share "
+                f"of the {N_NEIGHBORS} nearest training applicants the model approves); these "
+                "are the best supported found (plausibility), and a larger k searches further"
             )
         hidden = choice.valid_found - n  # distinct valid feature sets not shown
         if n >= self.k:
@@ -401,9 +401,17 @@ class Recourse:
                 f"{N_NEIGHBORS} nearest training applicants the model approves); support=0 "
                 "lists them"
             )
+        elif self.method_ == "tree" or (self.method_ == "milp" and self.support == 0):
+            # the exact methods' diversity cuts rule out an earlier plan's supersets too
+            notes.append(
+                f"{n} of {self.k} plans: method {self.method_!r} finds no other valid plan that "
+                "leaves out a feature of every earlier plan (its diversity rule); "
+                "method='search' also tries plans that add features to an earlier one"
+            )
         else:
             notes.append(
-                f"{n} of {self.k} plans: no other valid plan changes another set of features"
+                f"{n} of {self.k} plans: no other valid plan changing another set of features "
+                "was found (the search is not exhaustive)"
             )
         return "; ".join(notes)
 

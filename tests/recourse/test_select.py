@@ -114,11 +114,21 @@ def test_fewer_plans_blame_the_support_only_when_it_hid_some(german, split, cred
     # no candidate reached the support: the best-supported ones are shown, nothing is hidden,
     # and the reason says they fall short (they were returned without a word)
     assert rec._fewer(2, choice(2, 2, 0)) == (
-        "no plan reaches the data support (support=0.8: the share of the 5 nearest training "
-        "applicants the model approves); these are the best supported found (plausibility); "
-        "2 of 3 plans: no other valid plan changes another set of features"
+        "no plan found reaches the data support (support=0.8: the share of the 5 nearest "
+        "training applicants the model approves); these are the best supported found "
+        "(plausibility), and a larger k searches further; 2 of 3 plans: no other valid plan "
+        "changing another set of features was found (the search is not exhaustive)"
     )
-    assert rec._fewer(3, choice(3, 3, 0)).startswith("no plan reaches the data support")
+    assert rec._fewer(3, choice(3, 3, 0)).startswith("no plan found reaches the data support")
+    # the exact MILP without support: its diversity cuts, not the model, stop the list (a
+    # search found 25 more feature sets that were said not to exist)
+    exact = Recourse(credit_models["logistic"], german.schema, k=3, support=0.0)
+    exact.fit(german.X.iloc[split[0]])
+    assert exact._fewer(2, choice(2, 2, 0)) == (
+        "2 of 3 plans: method 'milp' finds no other valid plan that leaves out a feature of "
+        "every earlier plan (its diversity rule); method='search' also tries plans that add "
+        "features to an earlier one"
+    )
     assert "1 more valid plan(s)" in rec._fewer(2, choice(2, 3, 2))  # one hidden by support
     assert rec._fewer(3, choice(3, 5, 3)) == ""
 
