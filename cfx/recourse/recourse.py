@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -97,6 +97,9 @@ class Recourse:
       category changes), so an all-approved neighbourhood is preferred unless it costs that
       much more. 0 selects by cost alone.
     * ``scm``: an :class:`~cfx.recourse.causal.AdditiveSCM` for causal recourse (search only).
+      Consequences keep the schema's rules: an immutable feature may not be a child (an error
+      at ``fit``), and a plan whose consequences move a child against its direction, or one
+      the query's constraints freeze, is not offered.
     * ``phrases``: wording of changes per feature, ``{name: (before, after) -> str}``; other
       features get a generic phrase. Default: German Credit's wording (DM, months, ...) for a
       schema of the German Credit features, none otherwise.
@@ -226,6 +229,8 @@ class Recourse:
         self.support_ = DataSupport(codec, scales, Z, approved, n_neighbors=N_NEIGHBORS)
         self.goal_ = float(self.threshold if self.target_proba is None else self.target_proba)
         self.search_ = GridSearch(Z, threshold=self.goal_)
+        if self.scm is not None:
+            _check_scm_children(self.schema, self.scm)
         self.scm_ = None if self.scm is None else self.scm.fitted_copy(X_train, codec, scales)
         self.method_, self.engine_ = self._engine(Z, approved)
         return self
@@ -378,6 +383,11 @@ class Recourse:
         cfs = self._checked(space, p0, choice.actions, choice.points, choice.support, realise)
         if not cfs:
             reason = proposal.reason or "no valid, non-redundant counterfactual was found"
+            if self.scm_ is not None:
+                reason += (
+                    " (with the causal model, plans whose consequences move an immutable "
+                    "feature, or one against its direction, are not offered)"
+                )
             return done("not_found", (), reason, proposal)
         return done("recourse", cfs, self._fewer(len(cfs), choice), proposal)
 
@@ -429,7 +439,36 @@ class Recourse:
             support=self.support_,
             min_support=float(self.support),
             weight=weight,
+            allowed=None if self.scm_ is None else self._consequences_allowed(space, realise),
         )
+
+    def _consequences_allowed(
+        self, space: ActionSpace, realise: Realise
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """Actions whose causal consequences keep the rules of the features they move: an
+        immutable one (under the query's constraints) stays put, one with a direction moves
+        only that way from the applicant's value (a plan that lowered savings, which may only
+        grow, as a consequence of an action was offered before)."""
+        names = space.schema.names
+        children = [names.index(c) for c in self.scm_.parents] if self.scm_ is not None else []
+        z0 = space.z0
+
+        def ok(A: np.ndarray) -> np.ndarray:
+            moved = realise(A)
+            keep = np.ones(len(A), dtype=bool)
+            for j in children:
+                went = moved[:, j] - z0[j]
+                acted = np.abs(A[:, j] - z0[j]) > 1e-9
+                direction = space.schema.features[j].direction
+                if not space.movable[j]:
+                    keep &= acted | (np.abs(went) <= 1e-9)
+                elif direction == "increase":
+                    keep &= acted | (went >= -1e-9)
+                elif direction == "decrease":
+                    keep &= acted | (went <= 1e-9)
+            return keep
+
+        return ok
 
     # --------------------------------------------------------------------------------------------
     def _checked(
@@ -568,6 +607,19 @@ def default_phrases(schema: FeatureSchema) -> Mapping[str, Phrase]:
     from cfx.data.credit import german_schema
 
     return GERMAN_PHRASES if set(schema.names) == set(german_schema().names) else {}
+
+
+def _check_scm_children(schema: FeatureSchema, scm: AdditiveSCM) -> None:
+    """An error for an immutable feature that ``scm`` makes a child: an action on a parent
+    would change what may not change (plans said so only as a consequence). A child with a
+    direction rule is held to it by the selection (:meth:`Recourse._consequences_allowed`)."""
+    stuck = [c for c in scm.parents if c in schema.names and not schema[c].mutable]
+    if stuck:
+        raise ValueError(
+            f"`scm` makes immutable feature(s) {stuck!r} the child of "
+            f"{[list(scm.parents[c]) for c in stuck]!r}: an action on a parent would change "
+            "them; leave them out of `parents` or make them mutable in the schema"
+        )
 
 
 def _warn_unseen_categories(schema: FeatureSchema, Z: np.ndarray) -> None:

@@ -146,11 +146,14 @@ def choose(
     min_support: float,
     weight: float = 0.0,
     shortlist: int = 4,
+    allowed: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Choice:
     """Pick up to ``k`` valid, non-redundant, diverse, supported actions (see module).
 
     Among candidates whose support share reaches ``min_support``, the order is
-    ``cost + weight * (1 - share)``; when none does, the best supported come first."""
+    ``cost + weight * (1 - share)``; when none does, the best supported come first.
+    ``allowed`` (actions ``(n, d)`` -> bool ``(n,)``, e.g. what their causal consequences
+    do) drops more candidates once redundant changes are undone."""
     empty = Choice(np.zeros((0, space.d)), np.zeros((0, space.d)), np.zeros(0), np.zeros(0), 0, 0)
     if len(actions) == 0:
         return empty
@@ -162,6 +165,8 @@ def choose(
     A = A[evaluate(A) >= threshold]
     A = prune(space, A, evaluate, threshold)
     A = A[unique_rows(A)[0]]
+    if allowed is not None and len(A):
+        A = A[allowed(A)]
     if len(A) == 0:
         return empty
     cost = space.cost(A)

@@ -94,3 +94,30 @@ def test_german_credit_example(german, split, credit_models, denied):
             for c in cf.changes:
                 if not c.action:
                     assert c.feature in ("duration_in_month", "present_residence_since")
+
+
+class ApprovesHighX:
+    """Approved when x >= 5.5 (x alone matters)."""
+
+    def predict_proba(self, X):
+        p = 1.0 / (1.0 + np.exp(-4.0 * (X["x"].to_numpy(float) - 5.5)))
+        return np.stack([1.0 - p, p], axis=1)
+
+
+def test_consequences_keep_a_childs_direction_and_immutable_children_are_refused():
+    """y falls as x rises; y may only increase. do(x = 6) would lower y from 16 to 8 'as a
+    consequence', which was offered without a violation; now it is not offered (holding y
+    up is no change the model needs, so it is pruned as redundant: no plan is left). An
+    immutable child is an error at fit (plans moved it as a consequence)."""
+    X = _train()
+    scm = AdditiveSCM({"y": ("x",)}, equations={"y": lambda parents: 20.0 - 2.0 * parents["x"]})
+    rising = SCHEMA.replace("y", direction="increase")
+    rec = Recourse(ApprovesHighX(), rising, scm=scm, support=0.0, k=3).fit(X)
+    (res,) = rec.explain(pd.DataFrame({"x": [2], "y": [16]}))
+    assert res.status == "not_found" and res.counterfactuals == ()
+    assert "consequences move an immutable feature, or one against its direction" in res.reason
+    free = Recourse(ApprovesHighX(), SCHEMA, scm=scm, support=0.0).fit(X)
+    (plain,) = free.explain(pd.DataFrame({"x": [2], "y": [16]}))
+    assert plain.counterfactuals[0].values == {"x": 6, "y": 8}  # what the rule now rules out
+    with pytest.raises(ValueError, match=r"makes immutable feature\(s\) \['y'\] the child of"):
+        Recourse(ApprovesHighX(), SCHEMA.replace("y", mutable=False), scm=scm).fit(X)
