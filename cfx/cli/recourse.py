@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--format",
         default=None,
         help="one applicant: text, json or csv (default: text); a batch: csv or JSON Lines "
-        "(json: one object per line; default: csv)",
+        "(json: one object per line; default: json for an --out ending in .jsonl, else csv)",
     )
     p.add_argument("--k", type=int, default=3, help="counterfactuals per applicant (default: 3)")
     p.add_argument(
@@ -106,6 +106,17 @@ def _fitted(args: argparse.Namespace) -> Any:
             f"unknown credit model {args.model!r}; expected one of {CREDIT_MODELS}"
         )
     data = load_german()
+    # checked before the model is fitted, and before a batch claims its --out
+    unknown = [n for n in _immutable(args) if n not in data.schema.names]
+    if unknown:
+        raise UnknownNameError(
+            f"`--immutable` names features German Credit does not have: {unknown!r}; "
+            f"features: {list(data.schema.names)!r}"
+        )
+    if args.input is None and not 0 <= args.applicant_index < len(data.X):
+        raise ValueError(
+            f"`--applicant-index` must be in 0..{len(data.X) - 1}, got {args.applicant_index}"
+        )
     train, _ = german_split()
     extra = {} if args.support is None else {"support": args.support}
     rec = Recourse(
@@ -136,7 +147,11 @@ def _check_options(args: argparse.Namespace) -> None:
     """Errors naming the flags (the Python names, e.g. `target_proba`, are not what was
     typed), before the model is fitted; batch-only options with one applicant, which printed
     to the screen and ignored them."""
+    from cfx.recourse.recourse import METHODS
+
     check_int("--k", args.k)
+    if args.method not in METHODS:
+        raise UnknownNameError(f"`--method` must be one of {METHODS}, got {args.method!r}")
     if args.max_changes is not None:
         check_int("--max-changes", args.max_changes)
     if args.support is not None:
@@ -166,17 +181,13 @@ def run_recourse(args: argparse.Namespace) -> int:
     if fmt not in FORMATS:
         raise ValueError(f"`--format` must be one of {FORMATS}, got {fmt!r}")
     data, rec = _fitted(args)
-    if not 0 <= args.applicant_index < len(data.X):
-        raise ValueError(
-            f"`--applicant-index` must be in 0..{len(data.X) - 1}, got {args.applicant_index}"
-        )
     row = data.X.iloc[[args.applicant_index]]
     (res,) = rec.explain(row, constraints=_constraints(args))
     (digest,) = input_digests(rec.codec_.to_codes(row))
     if fmt == "text":
         print(render(res))
     elif fmt == "json":
-        print(json.dumps(record(res, args.k, digest), indent=2))
+        print(json.dumps(record(res, args.k, digest, blank=None), indent=2))
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns(args.k))
@@ -217,9 +228,10 @@ def input_digests(codes: np.ndarray) -> list[str]:
     return [hashlib.sha256(row.tobytes()).hexdigest()[:16] for row in rows]
 
 
-def record(res: Any, k: int, digest: str) -> dict[str, Any]:
+def record(res: Any, k: int, digest: str, *, blank: Any = "") -> dict[str, Any]:
     """One applicant as one flat record (CSV line / JSON object); ``digest`` of its values,
-    from :func:`input_digests`."""
+    from :func:`input_digests`; ``blank`` fills the columns of plans it has not (an empty
+    CSV cell; None, JSON's null)."""
     out: dict[str, Any] = {
         "index": res.index if isinstance(res.index, int | str) else str(res.index),
         "input_digest": digest,
@@ -232,15 +244,15 @@ def record(res: Any, k: int, digest: str) -> dict[str, Any]:
     }
     for i in range(1, k + 1):
         cf = res.counterfactuals[i - 1] if i <= len(res.counterfactuals) else None
-        out[f"plan_{i}"] = "" if cf is None else cf.plan
+        out[f"plan_{i}"] = blank if cf is None else cf.plan
         out[f"changes_{i}"] = (
-            ""
+            blank
             if cf is None
             else "; ".join(f"{c.feature}: {c.before} -> {c.after}" for c in cf.changes)
         )
-        out[f"cost_{i}"] = "" if cf is None else round(cf.cost, 6)
-        out[f"proba_after_{i}"] = "" if cf is None else round(cf.proba_after, 6)
-        out[f"plausibility_{i}"] = "" if cf is None else round(cf.plausibility, 6)
+        out[f"cost_{i}"] = blank if cf is None else round(cf.cost, 6)
+        out[f"proba_after_{i}"] = blank if cf is None else round(cf.proba_after, 6)
+        out[f"plausibility_{i}"] = blank if cf is None else round(cf.plausibility, 6)
     return out
 
 
@@ -323,11 +335,17 @@ def _run_batch(args: argparse.Namespace) -> int:
     from cfx.recourse.recourse import log as recourse_log
     from cfx.recourse.recourse import range_notice
 
-    fmt = args.format or ("json" if str(args.out).endswith((".json", ".jsonl")) else "csv")
-    if fmt not in ("csv", "json"):
-        raise ValueError(f"batch `--format` must be csv or json, got {fmt!r}")
     if args.out is None:
         raise ValueError("`--out` is required with `--input`")
+    if args.format is None and args.out.suffix == ".json":
+        raise ValueError(
+            f"`--out` {args.out}: a batch writes JSON Lines (one object per line), which "
+            "json.load cannot read as one document; name it .jsonl, or pass --format json to "
+            "write JSON Lines to it anyway"
+        )
+    fmt = args.format or ("json" if args.out.suffix == ".jsonl" else "csv")
+    if fmt not in ("csv", "json"):
+        raise ValueError(f"batch `--format` must be csv or json, got {fmt!r}")
     if args.out.is_dir():
         raise IsADirectoryError(
             f"`--out` must be a file (csv or JSON Lines), got the folder {args.out}"
@@ -382,10 +400,10 @@ def _run_batch(args: argparse.Namespace) -> int:
         with bar, held((recourse_log,), "cfx_value_range"):
             for i in range(len(todo)):
                 (res,) = rec.explain(todo.iloc[[i]], constraints=constraints)
-                line = record(res, args.k, digest[todo.index[i]])
                 if fmt == "csv":
-                    writer.writerow(line)
+                    writer.writerow(record(res, args.k, digest[todo.index[i]]))
                 else:
+                    line = record(res, args.k, digest[todo.index[i]], blank=None)
                     handle.write(json.dumps(line) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -180,10 +180,15 @@ def approved_column(model: Any, approved: Hashable) -> int:
     if len(listed) != 2:
         raise ValueError(f"`model` must be a binary classifier, got classes {listed!r}")
     if approved not in listed:
+        shown = np.asarray(listed).tolist()
+        hint = (
+            "; a model of the probability of default whose class 1 is 'bad' takes approved=0"
+            if set(shown) == {0, 1}
+            else f"; e.g. approved={shown[1]!r} if {shown[1]!r} means approved"
+        )
         raise ValueError(
-            f"`approved` must be the model's class that means approved, one of "
-            f"{np.asarray(listed).tolist()!r} (its classes_), got {approved!r}; a model of the "
-            "probability of default whose class 1 is 'bad' takes approved=0"
+            f"`approved` must be the model's class that means approved, one of {shown!r} (its "
+            f"classes_), got {approved!r}{hint}"
         )
     return listed.index(approved)
 

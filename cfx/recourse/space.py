@@ -221,13 +221,16 @@ def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarr
         coerced = pd.to_numeric(column, errors="coerce")
         wrong = coerced.isna().to_numpy()
         bad = [str(v) for v in column[wrong].unique()[:_SHOW]]
-        raise TypeError(
-            f"`{what}` column `{spec.name}` must be numeric, got dtype {column.dtype}"
-            + (
-                f" with non-numeric values {bad!r} (first rows {_rows(column, wrong)!r})"
-                if bad
-                else ""
+        if bad:
+            detail = f" with non-numeric values {bad!r} (first rows {_rows(column, wrong)!r})"
+        else:  # numbers held as text ("45000"): all of them convert
+            shown = [str(v) for v in column.unique()[:_SHOW]]
+            detail = (
+                f" holding numbers as text, e.g. {shown!r}: convert the column with "
+                f"pd.to_numeric(df[{spec.name!r}])"
             )
+        raise TypeError(
+            f"`{what}` column `{spec.name}` must be numeric, got dtype {column.dtype}{detail}"
         )
     values = column.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():

@@ -82,11 +82,41 @@ def test_batch_errors_are_clear(tmp_path, applicants_csv, capsys):
         (["--applicant-index", "1", "--target-proba", "1.5"], "`--target-proba` must be in [0.5"),
         (["--applicant-index", "1", "--support", "2"], "`--support` must be"),
         (["--applicant-index", "5000"], "`--applicant-index` must be in 0..999, got 5000"),
+        (["--applicant-index", "1", "--method", "bogus"], "`--method` must be one of ("),
+        (
+            ["--applicant-index", "1", "--immutable", "sex"],
+            "`--immutable` names features German Credit does not have: ['sex']",
+        ),
     ],
 )
-def test_options_are_named_as_typed(capsys, argv, message):
+def test_options_are_named_as_typed(capsys, argv, message, monkeypatch):
+    import cfx.recourse
+
+    # every one is refused before the model is fitted (they waited for it)
+    monkeypatch.setattr(cfx.recourse.Recourse, "fit", lambda *a: pytest.fail("fitted"))
     assert main(["recourse", "--model", "logistic", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_mistyped_immutable_leaves_the_batch_file_unclaimed(tmp_path, applicants_csv, capsys):
+    """The name was checked after --out and its key were written, so the corrected rerun
+    was refused as 'a run with other settings (immutable)'."""
+    out = tmp_path / "plans.csv"
+    argv = ["recourse", "--input", str(applicants_csv), "--out", str(out), "--no-progress"]
+    assert main([*argv, "--immutable", "sex"]) == 2
+    assert not out.exists() and not out.with_name("plans.csv.key.json").exists()
+    assert main([*argv, "--immutable", "personal_status_and_sex", "--limit", "1"]) == 0
+
+
+def test_a_json_batch_file_is_json_lines_with_nulls(tmp_path, applicants_csv, capsys):
+    """--out x.json wrote JSON Lines that json.load cannot read; plans a line has not were
+    empty strings."""
+    argv = ["recourse", "--input", str(applicants_csv), "--no-progress", "--limit", "2"]
+    assert main([*argv, "--out", str(tmp_path / "p.json")]) == 2
+    assert "name it .jsonl, or pass --format json" in capsys.readouterr().err
+    assert main([*argv, "--k", "40", "--out", str(tmp_path / "p.jsonl")]) == 0
+    lines = [json.loads(t) for t in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(r["plan_40"] is None and r["cost_40"] is None for r in lines)
 
 
 def test_a_folder_for_the_batch_file_is_named(tmp_path, applicants_csv, capsys):

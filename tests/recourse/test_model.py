@@ -11,7 +11,7 @@ import torch
 
 from cfx.errors import Notice
 from cfx.recourse import Recourse, TorchClassifier
-from cfx.recourse.model import check_probabilities
+from cfx.recourse.model import approved_column, check_probabilities
 
 
 def test_probabilities_pass_and_anything_else_is_named():
@@ -94,3 +94,17 @@ def test_a_one_column_head_ending_in_sigmoid_is_warned_about(hand):
         p = TorchClassifier(plain, _encoder).predict_proba(X)
     want = torch.sigmoid(torch.tensor([-1.0, 0.0, 1.0])).tolist()
     assert p[:3, 1].tolist() == pytest.approx(want)
+
+
+def test_the_approved_class_hint_uses_the_models_own_labels():
+    """A model of classes ['bad', 'good'] was told to take approved=0, itself refused."""
+
+    class Labelled:
+        classes_ = np.array(["bad", "good"])
+
+    with pytest.raises(ValueError, match=r"one of \['bad', 'good'\] .*e\.g\. approved='good'"):
+        approved_column(Labelled(), 1)
+    Labelled.classes_ = np.array([0, 1])
+    with pytest.raises(ValueError, match="class 1 is 'bad' takes approved=0"):
+        approved_column(Labelled(), "yes")
+    assert approved_column(Labelled(), 0) == 0

@@ -56,6 +56,18 @@ def test_non_numeric_value_is_named(fitted, german):
         fitted.explain(row)
 
 
+def test_numbers_held_as_text_are_named_with_the_fix(fitted, german):
+    """'45000' as text said only 'got dtype object', without the values or a way out."""
+    row = german.X.iloc[[0]].astype({"credit_amount": "object"})
+    row["credit_amount"] = "4870"
+    with pytest.raises(
+        TypeError,
+        match=r"holding numbers as text, e\.g\. \['4870'\]: convert the column with "
+        r"pd\.to_numeric\(df\['credit_amount'\]\)",
+    ):
+        fitted.explain(row)
+
+
 def test_fractional_value_of_a_whole_number_feature_is_named(fitted, german):
     """24.5 months was scored by the model as 24 or 25 (rounded) and reported as 24 (truncated),
     in neither case as a change. Whole numbers stored as floats are fine."""
