@@ -40,9 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="report where counterfactual paths change the image: lesion, marker or elsewhere",
         description="Walk tagged brain slices across the classifier's boundary and report "
         "where each path changes the image (the lesion, the scanner-marker corner or "
-        "elsewhere) and where the saliency of its decision lies. A classifier is flagged when "
-        "enough of its paths flip it mostly through the marker and putting the marker back "
-        "undoes them; summary.json and report.md give the counts behind the verdict. Your own "
+        "elsewhere) and where the saliency of its decision lies. A classifier is flagged when, "
+        "in some group of source slices (by class and marker) with --min-paths flipped paths, "
+        "at least --flag-rate of them go via the marker (the marker region gets "
+        "--min-enrichment times its area share of the change); how often putting the marker "
+        "back undoes a flip is reported beside it. summary.json and report.md give the counts "
+        "behind the verdict. Your own "
         "images go in with --input, --labels, --marker-mask (the region you suspect, e.g. a "
         "hospital's tag) and --marker-present (which images carry it).",
     )

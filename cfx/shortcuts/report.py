@@ -64,12 +64,19 @@ class MarkerCell:
     median_lesion_enrichment: float
     enough_paths: bool  # n_counted >= min_paths: the cell can flag the classifier
     flagged: bool  # enough_paths and via_rate >= flag_rate
+    # median mean signed change in the marker region over the paths via the marker (NaN: none)
+    median_marker_delta: float = math.nan
 
     @property
     def verb(self) -> str:
-        """What a path through the marker does to it: "removing" from slices that carry it,
-        "adding" to slices that do not."""
-        return "removing" if self.marker_present else "adding"
+        """What the paths through the marker do to its region, by the sign of their change
+        there: "removing the scanner marker" (darker, from slices that carry the bright
+        marker) or "brightening" it, "adding the scanner marker" (brighter, to slices without
+        it) or "darkening the scanner marker's region"."""
+        delta = self.median_marker_delta
+        if self.marker_present:
+            return "brightening the scanner marker" if delta > 0 else "removing the scanner marker"
+        return "darkening the scanner marker's region" if delta < 0 else "adding the scanner marker"
 
     def phrase(self) -> str:
         """E.g. "67% of paths from tumour slices with the marker (2 of 3; restoring the
@@ -197,6 +204,7 @@ class ShortcutReport:
                         median_lesion_enrichment=_median(self.change_enrichment.lesion, counted),
                         enough_paths=enough,
                         flagged=enough and rate >= self.flag_rate,
+                        median_marker_delta=_median(self.marker_delta, self.via_marker & counted),
                     )
                 )
         return tuple(out)
@@ -284,8 +292,9 @@ class ShortcutReport:
         """The verdict for the paths selected by ``where`` (all by default), one line.
 
         Lists the cells with at least ``min_paths`` counted paths (flagged ones first),
-        names the smaller ones, and ends with the pooled count. "removing" / "adding" says
-        whether the source slices of a cell carry the marker.
+        names the smaller ones, and ends with the pooled count. Each cell's verb ("removing",
+        "adding", "brightening", "darkening") follows whether its source slices carry the
+        marker and the sign of the change its paths via the marker make there.
         """
         sel = self._where(where)
         counted = self.counted & sel
@@ -312,8 +321,8 @@ class ShortcutReport:
         ) + f"; pooled: {int((self.via_marker & counted).sum())} of {n} counted paths"
         if flagged:
             first, *rest = judged
-            parts = [f"flips by {first.verb} the scanner marker in {first.phrase()}"]
-            parts += [f"{c.verb} it in {c.phrase()}" for c in rest]
+            parts = [f"flips by {first.verb} in {first.phrase()}"]
+            parts += [f"{c.verb} in {c.phrase()}" for c in rest]
             return "; ".join(parts) + tail
         if judged:
             return (

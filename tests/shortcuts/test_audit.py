@@ -221,7 +221,8 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
     assert report.flagged and report.marker_rate == pytest.approx(3 / 8)
     assert report.verdict == (
         "flips by removing the scanner marker in 67% of paths from tumour slices with the "
-        "marker (2 of 3; restoring the marker region undoes the flip of 2 of the 3); adding it in "
+        "marker (2 of 3; restoring the marker region undoes the flip of 2 of the 3); adding the "
+        "scanner marker in "
         "0% of paths from "
         "tumour slices without the marker (0 of 3; restoring the marker region undoes the flip of "
         "0 of the 3); "
@@ -491,7 +492,8 @@ def test_report_flags_a_marker_classifier_and_clears_a_lesion_classifier(brain):
     for key in ((0, True), (1, False)):
         assert cells[key].n_counted >= 3 and cells[key].via_rate >= 0.9, cells[key]
         assert cells[key].flagged and cells[key].undo_rate >= 0.9
-    assert "removing the scanner marker" in marker.verdict and "adding it" in marker.verdict
+    assert "removing the scanner marker" in marker.verdict
+    assert "adding the scanner marker in" in marker.verdict
     summary = marker.summary()
     assert summary["median_change_enrichment_marker"] >= 8.0
     assert summary["median_saliency_marker"] >= 0.99  # its gradient lives in the box only
@@ -552,3 +554,19 @@ def test_saliency_shares_are_of_the_absolute_map():
     assert torch.allclose(report.saliency.lesion, torch.full((3,), 3 / 7), atol=1e-6)
     assert torch.allclose(report.saliency.elsewhere, torch.zeros(3), atol=1e-6)
     assert float(report.saliency_maps.min()) == 0.0 and float(report.saliency_maps.max()) == 3.0
+
+
+def test_the_verdicts_verb_follows_the_sign_of_the_change_in_the_marker():
+    """A cell of slices with the marker whose paths brightened it read 'flips by removing the
+    scanner marker' (the verb came from the marker's presence alone)."""
+    from dataclasses import replace
+
+    from cfx.shortcuts.report import MarkerCell
+
+    cell = MarkerCell(0, True, "tumour slices with the marker", 3, 3, 2, 0, 2 / 3, 0.0, 9.0, 0.5,
+                      True, True, median_marker_delta=-0.4)  # fmt: skip
+    assert cell.verb == "removing the scanner marker"
+    assert replace(cell, median_marker_delta=0.05).verb == "brightening the scanner marker"
+    absent = replace(cell, marker_present=False, median_marker_delta=0.3)
+    assert absent.verb == "adding the scanner marker"
+    assert replace(absent, median_marker_delta=-0.2).verb == "darkening the scanner marker's region"
