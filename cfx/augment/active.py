@@ -7,11 +7,13 @@ introduced it and Settles' survey describes it):
    (smallest ``|p - 1/2|``; ``selection="random"`` for a control), never the same image twice.
 2. **Paths**: each start is walked across the classifier's boundary into the other class with
    Option 1 (:class:`~cfx.trajectory.GradientAscent`); frames are resampled at probability
-   levels ``t / T``.
-3. **Near-boundary frames**: the frames at ``frame_levels`` (default 0.4 and 0.6, one on each
-   side of the boundary) go to the labeller. A classifier that learned a shortcut crosses its
-   boundary by changing the shortcut (a scanner marker), so these frames are exactly the
-   counter-examples it lacks: the lesion unchanged, the marker flipped.
+   levels ``t / T``. A start whose reconstruction the classifier already puts in the other
+   class gives no frames on both sides of the boundary: it is skipped for the next one.
+3. **Near-boundary frames**: each path's frames closest to ``frame_levels`` (default 0.4 and
+   0.6 in the target class's probability, each taken on its side of 0.5) go to the
+   labeller. A classifier that learned a shortcut crosses its boundary by changing the
+   shortcut (a scanner marker), so these frames are exactly the counter-examples it lacks:
+   the lesion unchanged, the marker flipped.
 4. **Fine-tune** a copy of the classifier on its training set plus every labelled frame so far
    (repeated ``repeat_new`` times so a few hundred images weigh against thousands).
 
@@ -169,9 +171,11 @@ class ActiveLearner:
             f"`rounds` must not exceed `budget` ({self.budget}), got {self.rounds}",
         )
         check(
-            len(self.frame_levels) > 0 and all(0.0 < lv < 1.0 for lv in self.frame_levels),
+            len(self.frame_levels) > 0
+            and all(0.0 < lv < 1.0 for lv in self.frame_levels)
+            and len(set(self.frame_levels)) == len(self.frame_levels),
             ValueError,
-            f"`frame_levels` must be levels in (0, 1), got {self.frame_levels!r}",
+            f"`frame_levels` must be distinct levels in (0, 1), got {self.frame_levels!r}",
         )
         check(
             self.selection in ("margin", "random"),
@@ -467,8 +471,7 @@ class ActiveLearner:
         else:
             raise ValueError(f"`selection` must be 'margin' or 'random', got {self.selection!r}")
         score = torch.where(used, torch.full_like(score, float("inf")), score)
-        starts = score.argsort()[:n_starts]  # (S,)
-        idx = [round(lv * self.steps) for lv in self.frame_levels]
+        order = score.argsort()[: int((~used).sum())]  # unused pool images, best first
         explainer = GradientAscent(  # frames are taken at p ~ 0.4 / 0.6: no need to go deep
             self.generator,
             model,
@@ -476,26 +479,71 @@ class ActiveLearner:
             margin=0.95,
             inversion_steps=self.inversion_steps,
         )
-        frames, context, suggested = [], [], []
-        for i in range(0, n_starts, self.batch_size):
-            chunk = starts[i : i + self.batch_size]
+        levels = torch.tensor(self.frame_levels, dtype=torch.float64)  # (L,)
+        frames, context, suggested, tried = [], [], [], []
+        kept = skipped = i = 0
+        while kept < n_starts and i < len(order):
+            chunk = order[i : i + min(self.batch_size, n_starts - kept)]
+            tried.append(chunk)
             target = (p[chunk] < 0.5).long()  # walk into the other class
             # the least certain slices are chosen on purpose, so their reconstructions often
             # start past the boundary already: that is expected here, not worth a warning
             # the notices about the models (tagged cfx_models) once a run, not once a chunk
             once = i > 0 or models_noticed
+            i += len(chunk)
             held: tuple[str, ...] = ("cfx_starts_in_target", "cfx_ends_short", "cfx_unit_range")
             held += ("cfx_models",) if once else ()
             with notices_held(*held):
                 res = explainer.explain(pool[chunk], target)
-            frames.append(res.frames[:, idx].flatten(0, 1))  # (b * L, C, H, W)
-            context.append(res.frames.repeat_interleave(n_levels, 0))  # (b * L, T+1, C, H, W)
-            # the model's class on each frame, from the target probabilities the path recorded
-            past = res.probs[:, idx] > 0.5  # (b, L)
-            suggested.append(torch.where(past, target[:, None], 1 - target[:, None]).flatten())
+            probs = res.probs.detach().double().cpu()  # (b, T+1) target probabilities
+            # a path gives frames on both sides of the boundary only if it starts below 0.5
+            # and ends above it; one whose reconstruction is already in the target class gave
+            # near-duplicates on one side (0.76 and 0.78 for "0.4" and "0.6"): the next start
+            ok = (probs[:, 0] < 0.5) & (probs[:, -1] > 0.5)
+            skipped += int((~ok).sum())
+            for b in torch.nonzero(ok).flatten().tolist():
+                idx = _level_frames(probs[b], levels)  # (L,)
+                frames.append(res.frames[b, idx])  # (L, C, H, W)
+                context.append(res.frames[b][None].repeat(n_levels, 1, 1, 1, 1))
+                past = probs[b, idx] > 0.5
+                t = int(target[b])
+                suggested.append(torch.where(past, t, 1 - t).long())
+                kept += 1
+        if skipped:
+            log.info(
+                "%d of the pool's least certain starts were skipped: the classifier already "
+                "puts their reconstruction past the boundary (or the path never crossed it), "
+                "so they give no frames on both sides",
+                skipped,
+            )
+        if kept < n_starts:
+            log.warning(
+                "only %d of the %d paths this round needs cross the boundary from its near "
+                "side (the pool ran out): the round labels %d frames, not %d",
+                kept,
+                n_starts,
+                kept * n_levels,
+                quota,
+            )
+        starts = torch.cat(tried) if tried else order[:0]
+        if not frames:
+            empty = pool[:0]
+            return starts, empty, empty[:, None], torch.zeros(0, dtype=torch.long)
         x = torch.cat(frames)[:quota]
         ctx = torch.cat(context)[:quota]
         return starts, x, ctx, torch.cat(suggested)[:quota]
+
+
+def _level_frames(probs: Tensor, levels: Tensor) -> list[int]:
+    """For one path's target probabilities ``(T+1,)`` (below 0.5 at its start, above at its
+    end), the frame closest to each level, taken on the level's side of 0.5: a frame for 0.4
+    is one the classifier does not yet put in the target class, one for 0.6 one it does."""
+    out = []
+    for level in levels.tolist():
+        side = probs < 0.5 if level < 0.5 else probs >= 0.5
+        gap = torch.where(side, (probs - level).abs(), torch.full_like(probs, float("inf")))
+        out.append(int(gap.argmin()))
+    return out
 
 
 def _labeller_key(labeller: object) -> object:

@@ -99,6 +99,36 @@ def test_labelled_frames_sit_near_the_boundary(world, tmp_path):
     assert float(p_any.max(1).values.max()) < 0.62
 
 
+class TowardClassOne(BoundedGenerator):
+    """Its encoder errs towards class 1 of the toy classifier: the reconstructions of the
+    least certain class-0 slices already lie past the boundary."""
+
+    def encode(self, x):
+        f = LogisticClassifier()
+        u = (self.A.T @ f.w).detach()
+        return super().encode(x) + 2.0 * u / u.norm()
+
+
+def test_every_labelled_pair_straddles_the_boundary_and_one_sided_starts_are_skipped(
+    world, tmp_path
+):
+    """A start whose reconstruction the classifier already put in the target class gave two
+    frames on one side (0.76 and 0.78 for "0.4" and "0.6", the same suggested label): the
+    budget paid for near-duplicates. Such starts are now skipped for the next ones."""
+    _, f, pool, train, labels = world
+    g = TowardClassOne()
+    oracle = CountingOracle()
+    learner = ActiveLearner(
+        g, f, oracle, budget=12, rounds=1, finetune=CFG, steps=10, frame_levels=(0.4, 0.6)
+    )
+    res = learner.augment(pool, train, labels, out=tmp_path)
+    assert oracle.given == res.labels_used == 12
+    with torch.no_grad():
+        cls = f(res.images).argmax(1).view(-1, 2)  # (paths, (0.4 frame, 0.6 frame))
+    assert bool((cls[:, 0] != cls[:, 1]).all())  # one frame on each side, every path
+    assert len(res.rounds[0].starts) > 6  # more starts tried than the 6 paths labelled
+
+
 def test_frames_cross_into_the_other_class_and_suggestions_are_the_models(world, tmp_path):
     g, f, pool, train, labels = world
     learner = ActiveLearner(
@@ -229,7 +259,7 @@ def test_keys_without_a_labeller_are_adopted_with_a_warning(world, tmp_path, cap
     [
         ({"budget": 0}, "`budget` must be a positive int"),
         ({"budget": 2, "rounds": 3}, "`rounds` must not exceed `budget`"),
-        ({"frame_levels": (0.5, 1.2)}, "`frame_levels` must be levels in"),
+        ({"frame_levels": (0.5, 1.2)}, "`frame_levels` must be distinct levels in"),
         ({"selection": "best"}, "`selection` must be 'margin' or 'random'"),
     ],
 )
@@ -426,9 +456,10 @@ def test_the_remainder_of_the_budget_goes_to_the_last_round(world, tmp_path):
         ({"rounds": True}, "`rounds` must be a positive int, got True"),
         ({"repeat_new": 0}, "`repeat_new` must be a positive int, got 0"),
         ({"batch_size": 0}, "`batch_size` must be a positive int, got 0"),
-        ({"frame_levels": ()}, r"`frame_levels` must be levels in \(0, 1\), got \(\)"),
-        ({"frame_levels": (0.0, 0.5)}, r"`frame_levels` must be levels in \(0, 1\)"),
-        ({"frame_levels": (0.5, 1.0)}, r"`frame_levels` must be levels in \(0, 1\)"),
+        ({"frame_levels": ()}, r"`frame_levels` must be distinct levels in \(0, 1\), got \(\)"),
+        ({"frame_levels": (0.0, 0.5)}, r"`frame_levels` must be distinct levels in \(0, 1\)"),
+        ({"frame_levels": (0.5, 1.0)}, r"`frame_levels` must be distinct levels in \(0, 1\)"),
+        ({"frame_levels": (0.4, 0.4)}, r"`frame_levels` must be distinct levels in \(0, 1\)"),
     ],
 )
 def test_more_bad_arguments_are_named_before_any_work(world, tmp_path, kwargs, match):
