@@ -25,13 +25,13 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
 def save_tensors_atomic(
     tensors: Mapping[str, Tensor], path: str | Path, metadata: Mapping[str, str] | None = None
 ) -> Path:
-    """:func:`safetensors.torch.save_file` made atomic as :func:`write_atomic` is."""
-    from safetensors.torch import save_file
+    """:func:`safetensors.torch.save_file` made atomic as :func:`write_atomic` is. The file
+    gets the permissions of any file the process creates (``save_file`` itself makes its
+    files owner-only, 0600, so a shared model folder was unreadable to colleagues)."""
+    from safetensors.torch import save
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(dict(tensors), str(tmp), metadata=None if metadata is None else dict(metadata))
-    return _replace_synced(tmp, path)
+    meta = None if metadata is None else dict(metadata)
+    return write_atomic(path, save(dict(tensors), metadata=meta))
 
 
 def _replace_synced(tmp: Path, path: Path) -> Path:

@@ -35,3 +35,20 @@ def test_save_tensors_atomic_round_trips_with_metadata(tmp_path):
     with safe_open(str(path), framework="pt") as f:
         assert f.metadata() == {"k": "v"} and torch.equal(f.get_tensor("a"), torch.arange(3.0))
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_weights_get_the_permissions_of_any_new_file(tmp_path):
+    """safetensors' save_file writes owner-only (0600) files: model.safetensors was 0600
+    beside a 0644 config.json, unreadable to colleagues sharing the folder."""
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+
+    old = os.umask(0o022)
+    try:
+        folder = BrainCNN(BrainCNNConfig(width=2, blocks=1)).save_pretrained(tmp_path / "m")
+        save_tensors_atomic({"a": torch.zeros(2)}, tmp_path / "t.safetensors")
+    finally:
+        os.umask(old)
+    config = (folder / "config.json").stat().st_mode & 0o777
+    assert config == 0o644
+    assert (folder / "model.safetensors").stat().st_mode & 0o777 == config
+    assert (tmp_path / "t.safetensors").stat().st_mode & 0o777 == config

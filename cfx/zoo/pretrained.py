@@ -19,10 +19,11 @@ from typing import Any, ClassVar, Self
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from cfx.errors import CheckpointError
+from cfx.files import save_tensors_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -126,7 +127,7 @@ class PretrainedMixin:
         config = {"_class_name": type(self).__name__, **dataclasses.asdict(self.config)}
         (out / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, str(out / WEIGHTS_NAME))
+        save_tensors_atomic(state, out / WEIGHTS_NAME)  # readable as config.json is
         return out
 
     @classmethod
