@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from cfx.cli.models import checked_source, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, out_folder
-from cfx.errors import check_int
+from cfx.errors import ForeignRunError, check_int
 
 if TYPE_CHECKING:
     import torch
@@ -127,6 +128,29 @@ def _your_data_needs_your_models(args: argparse.Namespace) -> None:
             "with your own --test-data give --classifier too (the default, brain-cnn-tagged, "
             "is for the built-in brain slices; name it to use it)"
         )
+
+
+_AS_FLAGS = (
+    ("`out` ", "`--out` "),
+    ("finetune.epochs", "--epochs"),
+    ("labeller.oracle_sha256", "--oracle (its weights)"),
+    ("labeller.kind", "--labeller"),
+    ("the pool images", "the pool (--pool, or --pool-n / --pool-seed)"),
+    ("the training images or labels", "the training set (--train-data/--train-labels, --train-n)"),
+    ("the classifier's weights", "--classifier (its weights)"),
+    ("the generator's weights", "--generator (its weights)"),
+)
+"""A refused resume's wording in the library (``out``, key paths) -> the command's flags."""
+
+
+def _flag_names(text: str) -> str:
+    """``ActiveLearner``'s refusal of another run's folder, naming the flags that were typed
+    (``--epochs: 1 before, 2 now``, not ``finetune.epochs``)."""
+    for old, new in _AS_FLAGS:
+        text = text.replace(old, new)
+    for name in ("budget", "rounds", "seed"):  # top-level settings named as their flags
+        text = re.sub(rf"(?<![\w.-]){name}(?=: )", f"--{name}", text)
+    return text
 
 
 def _class_names(out: Path, k: int) -> tuple[str, ...]:
@@ -315,6 +339,8 @@ def run_augment(args: argparse.Namespace) -> int:
     except LabelsPending as waiting:
         print(str(waiting), file=sys.stderr)
         return 3
+    except ForeignRunError as err:
+        raise ForeignRunError(_flag_names(str(err))) from err
     model_dir = args.out / "model"
     save = getattr(result.model, "save_pretrained", None)
     if callable(save):

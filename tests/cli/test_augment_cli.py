@@ -38,11 +38,16 @@ def test_a_rerun_with_other_arguments_is_refused_not_resumed(tmp_path, capsys):
     # before, this finished at once with the first run's round and fine-tuned weights
     assert main(["augment", *SMALL, "--seed", "5", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "holds 1 round(s) of another run (seed: 0 before, 5 now)" in err
+    assert "`--out` " in err and "holds 1 round(s) of another run (--seed: 0 before, 5 now)" in err
     assert (out / "summary.json").read_text() == summary  # nothing of the first run is lost
     small_pool = [*SMALL[:2], "--pool-n", "48", *SMALL[4:]]
     assert main(["augment", *small_pool, "--out", str(out)]) == 2
-    assert "(the pool images)" in capsys.readouterr().err
+    assert "(the pool (--pool, or --pool-n / --pool-seed))" in capsys.readouterr().err
+    # the library's key paths were shown: finetune.epochs, labeller.oracle_sha256
+    longer = [*SMALL[:-2], "2", "--no-progress"]
+    assert main(["augment", *longer, "--oracle", "brain-cnn", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--epochs: 1 before, 2 now" in err and "--oracle (its weights)" in err
 
 
 def test_image_files_are_checked_against_the_generator(tmp_path, capsys):
