@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     import torch
 
 LABELLERS = ("oracle", "web", "csv")
+
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -271,6 +275,16 @@ def run_augment(args: argparse.Namespace) -> int:
         size_notice(
             oracle, (h, w), "--oracle", "frames to label (the generator's size)", frames=True
         )
+        from cfx.run_key import module_sha256
+
+        if module_sha256(oracle) == module_sha256(classifier):
+            log.warning(
+                "`--oracle` is the classifier being fine-tuned (--classifier %s): its labels "
+                "are the classifier's own predictions, so the rounds teach it nothing new and "
+                "their disagreement is 0; pass an independent model (brain-oracle) or a person "
+                "(--labeller web or csv)",
+                args.classifier,
+            )
         answers = class_count(oracle, "--oracle")
         if answers != outputs:  # a 2-class oracle never labels a third class
             raise ValueError(
@@ -307,8 +321,13 @@ def run_augment(args: argparse.Namespace) -> int:
         groups = None
         if args.test_groups is not None:
             groups = load_labels(args.test_groups, test_x.shape[0], name="--test-groups")
-            if not bool(((groups == 0) | (groups == 1)).all()):
-                raise ValueError("`--test-groups` must hold 0 or 1 per image")
+            bad = ~((groups == 0) | (groups == 1))
+            if bool(bad.any()):
+                rows = bad.nonzero().flatten().tolist()
+                raise ValueError(
+                    f"`--test-groups` must hold 0 or 1 per image, got {int(groups[bad][0])} "
+                    f"at row(s) {rows[:5]}{' ...' if len(rows) > 5 else ''}"
+                )
         classes = tuple(f"class{c}" for c in range(max(int(test_y.max()) + 1, 2)))
     else:
         test = make_dataset(2000, seed=2, tagged=True, tag_correlation=0.5)  # marker independent

@@ -254,6 +254,30 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
         capsys.readouterr().err
     )
     assert not (tmp_path / "b").exists()  # no key, no round, no folder: nothing claimed
+    # groups other than 0/1 are named with a value and its row (they were not)
+    groups = np.array([0, 1, 0, 2, 1, 0, 1, 0])
+    np.save(tmp_path / "tg.npy", groups)
+    np.save(tmp_path / "y.npy", train.labels.numpy())
+    mine = [*argv, "--test-groups", str(tmp_path / "tg.npy"), "--out", str(tmp_path / "c")]
+    assert main(mine) == 2
+    assert "`--test-groups` must hold 0 or 1 per image, got 2 at row(s) [3]" in (
+        capsys.readouterr().err
+    )
+
+
+def test_the_classifier_as_its_own_oracle_is_warned_about(tmp_path, caplog, monkeypatch):
+    """--oracle brain-cnn-tagged labelled the classifier's frames with its own predictions,
+    in silence (disagreement 0.0)."""
+    import cfx.augment
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt  # the warning is given before any round; no need to run one
+
+    monkeypatch.setattr(cfx.augment.ActiveLearner, "augment", stop)
+    argv = ["augment", *SMALL, "--classifier", "brain-cnn-tagged", "--oracle"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "brain-cnn-tagged", "--out", str(tmp_path / "a")]) != 0
+    assert "`--oracle` is the classifier being fine-tuned" in caplog.text
 
 
 def test_labels_are_the_classifiers_two_classes(tmp_path, capsys, caplog):
