@@ -69,10 +69,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pool-seed", type=int, default=None, help="seed of the built-in pool (default: 12)"
     )
-    p.add_argument("--pool", type=Path, help="a .npy/.pt image batch as the pool instead")
-    p.add_argument("--train-data", type=Path, help="training images (.npy/.pt)")
     p.add_argument(
-        "--train-labels", type=Path, help="training labels (.npy/.pt, or .csv/.txt: one per line)"
+        "--pool", type=Path, help="a .npy/.pt image batch or a folder of images as the pool"
+    )
+    p.add_argument(
+        "--train-data", type=Path, help="training images (.npy/.pt, or a folder of images)"
+    )
+    p.add_argument(
+        "--train-labels",
+        type=Path,
+        help="training labels (.npy/.pt, or .csv/.txt: one per line, or file name,label rows "
+        "for a folder)",
     )
     p.add_argument(
         "--train-n",
@@ -83,13 +90,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--test-data",
         type=Path,
-        help="images the rounds are scored on (.npy/.pt; default: 2000 built-in tagged test "
+        help="images the rounds are scored on (.npy/.pt or a folder; default: 2000 built-in "
+        "tagged test "
         "slices, marker independent of the label)",
     )
     p.add_argument(
         "--test-labels",
         type=Path,
-        help="labels of --test-data (.npy/.pt, or .csv/.txt: one per line)",
+        help="labels of --test-data (.npy/.pt, or .csv/.txt: one per line, or file name,label "
+        "rows for a folder)",
     )
     p.add_argument(
         "--test-groups",
@@ -134,6 +143,23 @@ def _your_data_needs_your_models(args: argparse.Namespace) -> None:
         )
 
 
+def _images(
+    path: str | Path, flag: str, shape: tuple[int, int, int]
+) -> tuple[torch.Tensor, list[Path] | None]:
+    """``--pool``/``--train-data``/``--test-data``: a .npy/.pt batch shaped like the
+    generator's frames, or a folder of image files (name order; grey or colour and resized
+    to the frames, as ``cfx trajectory --input`` reads them), with the files read (None for
+    a batch), to which labels given as ``file name,label`` rows are matched."""
+    from cfx.data.io import load_images
+
+    if Path(path).is_dir():
+        from cfx.data.image_files import image_files, read_images
+
+        files = image_files(Path(path), flag)
+        return read_images(files, shape[0], shape[1:], name=flag), files
+    return load_images(path, name=flag, shape=shape), None
+
+
 _AS_FLAGS = (
     ("`out` ", "`--out` "),
     ("finetune.epochs", "--epochs"),
@@ -176,7 +202,7 @@ def run_augment(args: argparse.Namespace) -> int:
     from cfx.augment.labellers import Labeller
     from cfx.calls import call_named
     from cfx.data.brain import make_dataset
-    from cfx.data.io import load_images, load_labels
+    from cfx.data.io import load_labels
     from cfx.inversion import zero_image
     from cfx.metrics import group_accuracies
     from cfx.training.classifier import ClassifierTrainingConfig, predict
@@ -238,13 +264,15 @@ def run_augment(args: argparse.Namespace) -> int:
     c, h, w = zero_image(generator).shape[1:]  # what the image files must hold
     shape = (c, h, w)
     if args.train_data is not None:
-        train_x = load_images(args.train_data, name="--train-data", shape=shape)
-        train_y = load_labels(args.train_labels, train_x.shape[0], name="--train-labels")
+        train_x, train_files = _images(args.train_data, "--train-data", shape)
+        train_y = load_labels(
+            args.train_labels, train_x.shape[0], name="--train-labels", files=train_files
+        )
     else:
         train = make_dataset(train_n, seed=11, tagged=True, tag_correlation=0.95)
         train_x, train_y = train.images, train.labels
     if args.pool is not None:
-        pool = load_images(args.pool, name="--pool", shape=shape)
+        pool = _images(args.pool, "--pool", shape)[0]
     else:
         biased = make_dataset(pool_n, seed=pool_seed, tagged=True, tag_correlation=0.95)
         pool = biased.images
@@ -316,11 +344,15 @@ def run_augment(args: argparse.Namespace) -> int:
             + (" in --pool" if args.pool is not None else ": raise --pool-n")
         )
     if args.test_data is not None:
-        test_x = load_images(args.test_data, name="--test-data", shape=shape)
-        test_y = load_labels(args.test_labels, test_x.shape[0], name="--test-labels")
+        test_x, test_files = _images(args.test_data, "--test-data", shape)
+        test_y = load_labels(
+            args.test_labels, test_x.shape[0], name="--test-labels", files=test_files
+        )
         groups = None
         if args.test_groups is not None:
-            groups = load_labels(args.test_groups, test_x.shape[0], name="--test-groups")
+            groups = load_labels(
+                args.test_groups, test_x.shape[0], name="--test-groups", files=test_files
+            )
             bad = ~((groups == 0) | (groups == 1))
             if bool(bad.any()):
                 rows = bad.nonzero().flatten().tolist()

@@ -16,6 +16,8 @@ from cfx.images import binary_masks, check_images, from_unit
 
 def _load_array(path: str | Path, name: str) -> Tensor:
     p = Path(path)
+    if p.is_dir():  # "file not found" for a folder that exists sent users looking for it
+        raise IsADirectoryError(f"`{name}` must be a .npy/.pt file here, got the folder {p}")
     if not p.is_file():
         raise FileNotFoundError(f"`{name}` file not found: {p}")
     if p.suffix.lower() == ".npy":

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from cfx.cli import main
 from cfx.label import pending, record_label
@@ -180,6 +181,49 @@ def test_rounds_are_scored_on_your_own_test_data(tmp_path):
     )  # fmt: skip
     assert summary["start"] == pytest.approx(want)  # the classifier before, on these images
     assert set(summary["rounds"][0]["test"]) == set(want)
+
+
+def test_folders_of_image_files_are_read_with_labels_by_file_name(tmp_path):
+    """--pool/--train-data/--test-data took .npy/.pt only, and a folder was reported as
+    "file not found" although it existed; cfx train and cfx shortcuts read folders."""
+    import numpy as np
+    from PIL import Image
+
+    from cfx.data.brain import make_dataset
+    from cfx.images import to_uint8
+
+    def folder(name, data):
+        (tmp_path / name).mkdir()
+        rows = ["file,label"]
+        for i, (img, y) in enumerate(zip(to_uint8(data.images), data.labels.tolist(), strict=True)):
+            Image.fromarray(img[0]).save(tmp_path / name / f"s{i:02d}.png")
+            rows.append(f"s{i:02d}.png,{y}")
+        # labels listed in reverse: matched by file name, not by row
+        (tmp_path / f"{name}.csv").write_text("\n".join([rows[0], *rows[:0:-1]]) + "\n")
+
+    folder("pool", make_dataset(12, seed=12, tagged=True, tag_correlation=0.95))
+    folder("train", make_dataset(16, seed=11, tagged=True, tag_correlation=0.95))
+    test = make_dataset(12, seed=7, tagged=True, tag_correlation=0.5)
+    folder("test", test)
+    out = tmp_path / "aug"
+    argv = ["augment", *_YOURS, "--budget", "4", "--rounds", "1", "--epochs", "1"]
+    for flag, name in (("--pool", "pool"), ("--train-data", "train"), ("--test-data", "test")):
+        argv += [flag, str(tmp_path / name)]
+    argv += ["--train-labels", str(tmp_path / "train.csv")]
+    argv += ["--test-labels", str(tmp_path / "test.csv"), "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels_used"] == 4
+    # the start is scored on the test folder's images with their own labels
+    from cfx.training.classifier import evaluate_classifier
+    from cfx.zoo import load_classifier
+
+    pngs = np.stack(
+        [np.asarray(Image.open(tmp_path / "test" / f"s{i:02d}.png")) for i in range(12)]
+    )
+    x = torch.from_numpy(pngs[:, None].astype(np.float32) / 127.5 - 1.0)
+    want = evaluate_classifier(load_classifier("brain-cnn-tagged"), x, test.labels)
+    assert summary["start"]["accuracy"] == pytest.approx(want, abs=1e-6)
 
 
 @pytest.mark.parametrize(
