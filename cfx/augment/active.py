@@ -41,7 +41,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from cfx.augment.labellers import Labeller
+from cfx.augment.labellers import Labeller, OracleLabeller
 from cfx.calls import call_named, frozen
 from cfx.errors import ForeignRunError, check, counted
 from cfx.files import save_tensors_atomic, write_atomic
@@ -195,6 +195,35 @@ class ActiveLearner:
             f"wraps a classifier), got {type(self.labeller).__name__}",
         )
 
+    def _check_labeller(self, outputs: int, probe: Tensor) -> None:
+        """The labeller's classes are the classifier's, before any frame is rendered or a
+        person labels one (a third class stopped the first fine-tune, after the labelling,
+        as "`targets` must be class indices below the model's 2 outputs")."""
+        names = getattr(self.labeller, "class_names", None)
+        if isinstance(names, tuple | list) and len(names) != outputs:
+            raise ValueError(
+                f"`labeller` offers {len(names)} classes ({', '.join(map(str, names))}) and "
+                f"the classifier tells {outputs} apart: give it class_names for the "
+                f"classifier's {outputs} classes"
+            )
+        oracle = getattr(self.labeller, "classifier", None)
+        # cfx's oracle labels by its classifier's argmax (a subclass labelling its own way
+        # is left to itself)
+        asks_oracle = type(self.labeller).label is OracleLabeller.label
+        if isinstance(self.labeller, OracleLabeller) and asks_oracle and oracle is not None:
+            answers = call_named(
+                lambda: predict(oracle, probe),
+                {"labeller.classifier": oracle},
+                probe,
+                f"the labeller's oracle failed on a pool image shaped {tuple(probe.shape[1:])}",
+                name="pool",
+            ).shape[1]
+            if answers != outputs:
+                raise ValueError(
+                    f"`labeller`'s oracle tells {answers} classes apart and the classifier "
+                    f"{outputs}: the oracle must label the classifier's classes"
+                )
+
     def pool_needed(self) -> int:
         """The fewest pool images :meth:`augment` takes: each path gives one labelled frame
         per ``frame_levels`` entry, and no pool image starts two paths."""
@@ -260,6 +289,13 @@ class ActiveLearner:
             f"`classifier` failed on `train_images` shaped {tuple(one.shape[1:])} per image",
             name="train_images",
         ).shape[1]
+        check(
+            outputs == 2,
+            ValueError,
+            f"`classifier` must tell two classes apart (logits (B, 2)): the paths cross a "
+            f"two-class boundary, got {outputs} outputs",
+        )
+        self._check_labeller(outputs, pool[:1])
         check(
             bool(torch.equal(train_labels, train_labels.round()))  # whole numbers (floats too)
             and bool(((train_labels >= 0) & (train_labels < outputs)).all()),

@@ -551,3 +551,32 @@ def test_a_unit_range_pool_is_noticed_once_per_run(world, tmp_path, caplog):
         learner.augment(unit, train, labels, out=tmp_path)
     assert caplog.text.count("is below 0 (values") == 1
     assert "no pixel of the 40 pool images is below 0" in caplog.text
+
+
+class ThreeClass(torch.nn.Module):
+    """The toy classifier's two logits plus a third, constant one."""
+
+    def __init__(self):
+        super().__init__()
+        self.f = LogisticClassifier()
+
+    def forward(self, x):
+        out = self.f(x)
+        return torch.cat([out, torch.zeros_like(out[:, :1])], 1)
+
+
+def test_classes_are_checked_before_any_frame_or_label(world, tmp_path):
+    """A labeller of three classes stopped the first fine-tune after a person had labelled
+    the round ("`targets` must be class indices below the model's 2 outputs"); a 3-class
+    classifier was accepted although the paths cross a two-class boundary."""
+    g, f, pool, train, labels = world
+    cases = [
+        (f, TaskLabeller(class_names=("healthy", "tumour", "unsure")), "`labeller` offers 3"),
+        (f, OracleLabeller(ThreeClass()), "`labeller`'s oracle tells 3 classes apart"),
+        (ThreeClass(), CountingOracle(), "`classifier` must tell two classes apart"),
+    ]
+    for clf, labeller, match in cases:
+        learner = ActiveLearner(g, clf, labeller, budget=4, rounds=1, finetune=CFG, steps=4)
+        with pytest.raises(ValueError, match=match):
+            learner.augment(pool, train, labels, out=tmp_path / "run")
+        assert not (tmp_path / "run").exists()  # nothing claimed, no task written
