@@ -345,6 +345,7 @@ class ActiveLearner:
                     {n[len("model.") :]: v for n, v in saved.items() if n.startswith("model.")}
                 )
                 starts, x_k, y_k = saved["starts"], saved["images"], saved["labels"]
+                _warn_relabelled(folder / "task", y_k)
                 used[starts] = True
                 new_x.append(x_k)
                 new_y.append(y_k)
@@ -580,6 +581,35 @@ def _level_frames(probs: Tensor, levels: Tensor) -> list[int]:
         gap = torch.where(side, (probs - level).abs(), torch.full_like(probs, float("inf")))
         out.append(int(gap.argmin()))
     return out
+
+
+def _warn_relabelled(task: Path, trained: Tensor) -> None:
+    """A warning naming the items of a finished round's labelling task whose label now
+    differs from the one the round trained on (a correction made after the round finished,
+    with ``cfx label``, is not used: the round is not redone)."""
+    if not task.is_dir():
+        return
+    from cfx.label.store import read_labels, read_task
+
+    try:
+        ids, labels = read_task(task).ids, read_labels(task)
+    except (OSError, ValueError):
+        return
+    changed = [
+        i for i, y in zip(ids, trained.tolist(), strict=False) if i in labels and labels[i] != y
+    ]
+    if changed:
+        log.warning(
+            "%s: %s now %s from the labels %s trained on (ids %s): a finished round is "
+            "not redone; to train on them, copy the run's round_*/task folders into a new "
+            "output folder and run there (the same settings give the same frames, so every "
+            "label is read from them, none asked again)",
+            task,
+            counted(len(changed), "label"),
+            "differs" if len(changed) == 1 else "differ",
+            task.parent.name,
+            ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else ""),
+        )
 
 
 def _labeller_key(labeller: object) -> object:

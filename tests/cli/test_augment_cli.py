@@ -136,6 +136,19 @@ def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys,
         assert main(args) == 0
     assert f"the run in {out} already finished (1 round)" in caplog.text
     assert json.loads((out / "summary.json").read_text())["rounds"][0]["label_counts"] == [0, 4]
+    # a correction made after the round finished was ignored in silence
+    record_label(task, "000001", 0)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(args) == 0
+    assert "1 label now differs from the labels round_00 trained on (ids 000001)" in caplog.text
+    # the advice works: the task folders in a new folder give every label, none asked again
+    import shutil
+
+    again = tmp_path / "again"
+    shutil.copytree(task, again / "round_00" / "task")
+    assert main([*args[:-1], str(again)]) == 0
+    assert json.loads((again / "summary.json").read_text())["rounds"][0]["label_counts"] == [1, 3]
 
 
 def test_models_are_checked_before_any_data_is_rendered(tmp_path, capsys, monkeypatch):
