@@ -374,6 +374,7 @@ class ActiveLearner:
             new_y.append(y_k)
             xs = torch.cat([train_images, *[x.repeat(self.repeat_new, 1, 1, 1) for x in new_x]])
             ys = torch.cat([train_labels.long(), *[y.repeat(self.repeat_new) for y in new_y]])
+            _restart_if_relabelled(folder / "train", y_k, k)
             model, _ = train_classifier(
                 model,
                 xs,
@@ -581,6 +582,29 @@ def _level_frames(probs: Tensor, levels: Tensor) -> list[int]:
         gap = torch.where(side, (probs - level).abs(), torch.full_like(probs, float("inf")))
         out.append(int(gap.argmin()))
     return out
+
+
+LABELS_STAMP = "labels_sha256"
+"""In a round's ``train`` folder: the digest of the labels its fine-tune trains on."""
+
+
+def _restart_if_relabelled(train: Path, labels: Tensor, k: int) -> None:
+    """Start round ``k``'s fine-tune afresh when its labels changed since an interrupted
+    attempt (a person corrected one with ``cfx label``): that checkpoint belongs to this run
+    but to labels no longer given, and resuming refused it as "a different run; use a new
+    folder", which would have cost every other round. Records the labels' digest."""
+    digest = tensors_sha256(labels)
+    stamp = train / LABELS_STAMP
+    checkpoint = train / "checkpoint.safetensors"
+    if checkpoint.exists() and stamp.is_file() and stamp.read_text().strip() != digest:
+        log.warning(
+            "round %d's labels changed since its fine-tune was interrupted: fine-tuning it "
+            "again from the start of the round",
+            k,
+        )
+        checkpoint.unlink()
+    train.mkdir(parents=True, exist_ok=True)
+    write_atomic(stamp, digest + "\n")
 
 
 def _warn_relabelled(task: Path, trained: Tensor) -> None:

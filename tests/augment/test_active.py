@@ -580,3 +580,22 @@ def test_classes_are_checked_before_any_frame_or_label(world, tmp_path):
         with pytest.raises(ValueError, match=match):
             learner.augment(pool, train, labels, out=tmp_path / "run")
         assert not (tmp_path / "run").exists()  # nothing claimed, no task written
+
+
+def test_a_fine_tune_interrupted_before_a_label_changed_starts_again(tmp_path, caplog):
+    """Its checkpoint was refused as 'a different run; use a new folder', costing every other
+    round; the round's own fine-tune now starts again, and only when its labels changed."""
+    from cfx.augment.active import LABELS_STAMP, _restart_if_relabelled
+
+    train = tmp_path / "round_00" / "train"
+    labels = torch.tensor([0, 1, 1, 0])
+    _restart_if_relabelled(train, labels, 0)  # the first attempt records its labels
+    (train / "checkpoint.safetensors").write_bytes(b"interrupted")
+    _restart_if_relabelled(train, labels, 0)  # the same labels: resumed as it is
+    assert (train / "checkpoint.safetensors").exists()
+    stamp = (train / LABELS_STAMP).read_text()
+    with caplog.at_level("WARNING"):
+        _restart_if_relabelled(train, torch.tensor([0, 1, 0, 0]), 0)
+    assert not (train / "checkpoint.safetensors").exists()
+    assert "round 0's labels changed since its fine-tune was interrupted" in caplog.text
+    assert (train / LABELS_STAMP).read_text() != stamp
