@@ -306,7 +306,7 @@ class ActiveLearner:
         # the pool is what the paths start from; its notice about the generator's range
         # (tagged cfx_models) is left to the first path, which gives the models' notices once
         with frozen(self.generator), torch.no_grad(), notices_held("cfx_models"):
-            generator_probe(self.generator, pool[:1], name="pool")
+            generator_probe(self.generator, pool, name="pool")  # its shape, not a probe's
         unit_range_notice(pool, "pool")  # once for the pool, not once per chunk of a round
         per_round = self._per_round()
         need = self.pool_needed()

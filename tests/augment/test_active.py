@@ -300,7 +300,10 @@ def test_inputs_the_loop_cannot_use_are_named_before_any_work(world, tmp_path):
         learner.augment(pool.repeat(1, 1, 2, 1), wide, labels, out=tmp_path / "c")
     # images the classifier takes (16 pixels) but the generator does not make (1, 4, 4): the
     # explainer called them `x`, after the round's folder was claimed
-    with pytest.raises(ValueError, match=r"`pool` must have the generator's image shape"):
+    # (the pool's own shape is named, not its first image's: "got (1, 1, 2, 8)" before)
+    with pytest.raises(
+        ValueError, match=r"`pool` must have the generator's image shape .*got \(40, 1, 2, 8\)"
+    ):
         learner.augment(pool.view(-1, 1, 2, 8), train.view(-1, 1, 2, 8), labels, out=tmp_path / "e")
     # the toy classifier casts its inputs; the generator does not, and its error names `pool`
     with pytest.raises(TypeError, match=r"^`pool` is torch.float64 on cpu but the generator's"):
