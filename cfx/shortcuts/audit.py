@@ -56,12 +56,13 @@ from cfx.calls import class_logits, frozen, target_prob
 from cfx.data.brain import SIZE, marker_mask
 from cfx.errors import check
 from cfx.images import binary_masks, check_images
+from cfx.inversion import generator_probe
 from cfx.saliency import Gradient, SaliencyMethod
 from cfx.saliency._common import notices_given
 from cfx.shortcuts.regions import claimed_regions, region_enrichment, region_shares
 from cfx.shortcuts.report import ByRegion, PathExplainer, ShortcutReport
 from cfx.trajectory import GradientAscent, MonotonePath
-from cfx.trajectory.notices import without_path_notices
+from cfx.trajectory.notices import notices_held, without_path_notices
 from cfx.types import Classifier, Generator
 
 logger = logging.getLogger(__name__)
@@ -294,6 +295,10 @@ class ShortcutAudit:
         explainer, saliency = self._explainer(), self._saliency()
         t0 = time.perf_counter()
 
+        # the images against the generator first: a grey classifier given colour images
+        # failed inside torch ("expected input[4, 3, 64, 64] to have 1 channels")
+        with frozen(self.generator), torch.no_grad(), notices_held("cfx_models"):
+            generator_probe(self.generator, x, name="x")
         with frozen(self.classifier), torch.no_grad():  # checked before the paths are walked
             logits = class_logits(self.classifier, x)  # (B, K)
         check(

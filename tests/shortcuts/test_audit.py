@@ -396,6 +396,16 @@ def test_bad_arguments_are_clear_errors():
 
     with pytest.raises(ValueError, match="`class_names` must name each of the classifier's 2"):
         run(ShortcutAudit(g, f, explainer=NeverWalks(), class_names=("a", "b", "c")))
+    # colour images for a grey generator and classifier: named, not torch's channel error
+    colour = x.repeat(1, 3, 1, 1)
+    with pytest.raises(ValueError, match=r"`x` must have the generator's image shape .*\(1, 3,"):
+        ShortcutAudit(g, f).audit(
+            colour,
+            0,
+            lesion_masks=LESION,
+            marker_masks=MARKER,
+            marker_present=torch.ones(1, dtype=torch.bool),
+        )
     audit = ShortcutAudit(g, f)
     with pytest.raises(ValueError, match=r"`lesion_masks` must have shape \(1, 1, 8, 8\)"):
         run(audit, lesion_masks=torch.zeros(1, 1, 4, 4, dtype=torch.bool))
