@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cfx.cli.models import checked_source, size_notice
 from cfx.cli.options import given_flags
@@ -394,6 +395,16 @@ def run_augment(args: argparse.Namespace) -> int:
         raise ForeignRunError(_flag_names(str(err))) from err
     model_dir = args.out / "model"
     save = getattr(result.model, "save_pretrained", None)
+    tuned: Any = result.model
+    config = getattr(tuned, "config", None)
+    if (
+        dataclasses.is_dataclass(config)
+        and not isinstance(config, type)
+        and getattr(config, "image_size", None) is not None
+    ):
+        # fine-tuned on the generator's frames: later commands compare sizes with these
+        # (a copy of a 32x32 classifier kept saying 32x32 and warned on every use)
+        tuned.config = dataclasses.replace(config, image_size=(int(h), int(w)))
     if callable(save):
         save(model_dir)
     summary = {

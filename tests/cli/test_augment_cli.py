@@ -393,3 +393,23 @@ def test_a_paused_run_keeps_the_class_names_its_person_was_shown(tmp_path):
     (tmp_path / KEY_FILE).write_text(json.dumps(key))
     assert _class_names(tmp_path, 2) == ("healthy", "tumour")
     assert _class_names(tmp_path, 3) == ("class0", "class1", "class2")  # another model
+
+
+def test_the_fine_tuned_copy_records_the_size_it_was_tuned_at(tmp_path):
+    """A classifier trained at 32x32 and fine-tuned on 64x64 frames kept image_size [32, 32]
+    in its config, so every later use warned about a size mismatch."""
+    import shutil
+
+    from cfx.zoo import model_folder
+
+    mine = tmp_path / "cnn32"
+    shutil.copytree(model_folder("brain-cnn-tagged"), mine)
+    config = json.loads((mine / "config.json").read_text())
+    (mine / "config.json").write_text(json.dumps(config | {"image_size": [32, 32]}))
+    out = tmp_path / "aug"
+    assert main(["augment", *SMALL, "--classifier", str(mine), "--out", str(out)]) == 0
+    saved = json.loads((out / "model" / "config.json").read_text())
+    assert saved["image_size"] == [64, 64]
+    assert {k: v for k, v in saved.items() if k != "image_size"} == {
+        k: v for k, v in config.items() if k != "image_size"
+    }
