@@ -465,6 +465,18 @@ def run_classifier(args: argparse.Namespace) -> int:
                     f"`--labels` name classes 0..{classes - 1} but none of the images is in "
                     f"class {', '.join(map(str, empty))}; labels must be 0..K-1 for K classes"
                 )
+            counts = targets.bincount(minlength=classes).tolist()
+            rare = [k for k, n in enumerate(counts) if n * 100 < len(targets) and n <= 5]
+            if classes > 2 and rare:  # one stray label made a 3-class model in silence
+                log.warning(
+                    "`--labels` make a %d-class model, and class %s has only %s of the %d "
+                    "images: a stray label? check the labels if you meant %d classes",
+                    classes,
+                    ", ".join(map(str, rare)),
+                    " / ".join(str(counts[k]) for k in rare),
+                    len(targets),
+                    classes - len(rare),
+                )
             if val is not None and int(val[1].max()) >= classes:
                 raise ValueError(
                     f"`--val-targets` hold class {int(val[1].max())}, which no training label "

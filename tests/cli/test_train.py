@@ -88,6 +88,29 @@ def test_user_labels_with_three_classes_train_a_three_class_model(tmp_path):
     assert BrainCNN.from_pretrained(tmp_path / "r" / "model").config.num_classes == 3
 
 
+def test_a_stray_label_that_makes_a_third_class_is_warned_about(tmp_path, caplog):
+    """One label 2 among 0/1 labels made a 3-class model in silence; cfx augment refused it
+    later."""
+    x = torch.rand(120, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    np.save(tmp_path / "x.npy", x.numpy())
+    y = np.arange(120) % 2
+    y[7] = 2
+    np.save(tmp_path / "y.npy", y)
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", str(tmp_path / "x.npy")]
+    argv += ["--labels", str(tmp_path / "y.npy"), "--epochs", "1", "--width", "4"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    assert (
+        "`--labels` make a 3-class model, and class 2 has only 1 of the 120 images: a stray "
+        "label? check the labels if you meant 2 classes"
+    ) in caplog.text
+    caplog.clear()
+    np.save(tmp_path / "y.npy", np.arange(120) % 3)  # three real classes: no warning
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    assert "stray label" not in caplog.text
+
+
 def test_the_model_keeps_the_size_of_its_training_images(tmp_path):
     """Other commands warn when a model is given images of another size than it was trained
     on, so the size goes into its config; the built-in slices are 64x64."""
