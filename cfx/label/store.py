@@ -537,9 +537,11 @@ def _find_id(text: str, known: set[str], ids_by_number: dict[int, str] | None) -
 
 
 def _parse_label(text: str, names: tuple[str, ...]) -> int | None:
-    """A class index from ``"1"`` or ``"Tumour"``; None when it is neither."""
-    if text.isascii() and text.isdigit():
-        index = int(text)
+    """A class index from ``"1"``, ``"1.0"`` (as a spreadsheet may save it) or ``"Tumour"``;
+    None when it is neither."""
+    whole = text[:-2] if text.endswith(".0") else text
+    if whole.isascii() and whole.isdigit():
+        index = int(whole)
         return index if index < len(names) else None
     lowered = [name.lower() for name in names]
     return lowered.index(text.lower()) if text.lower() in lowered else None
@@ -551,9 +553,10 @@ def import_csv(
     """Record the labels filled in a CSV with columns ``id`` and ``label`` (as written by
     :func:`export_csv`, in any case); return how many were recorded.
 
-    A label is a class index or a class name (any case); empty labels are skipped. An id a
-    spreadsheet stripped of its leading zeros (``5`` for ``000005``) is matched when only one
-    id has that number. Every row is checked before any label is recorded, so a bad row
+    Columns may be separated by commas, semicolons or tabs (the header row says which). A
+    label is a class index (``1.0`` too) or a class name (any case); empty labels are skipped.
+    An id a spreadsheet stripped of its leading zeros (``5`` for ``000005``) is matched when
+    only one id has that number. Every row is checked before any label is recorded, so a bad row
     records nothing. Errors call the file ``name``.
     """
     task = read_task(directory)
@@ -569,11 +572,17 @@ def import_csv(
     )
     given: list[tuple[str, int]] = []
     with open(source, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets add a BOM
-        reader = csv.reader(f)
-        header = [field.strip().lower() for field in next(reader, [])]
+        first = f.readline()
+        f.seek(0)
+        # spreadsheets in many locales save ';' or tab separated sheets: the header says which
+        delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+        reader = csv.reader(f, delimiter=delimiter)
+        written_header = [field.strip() for field in next(reader, [])]
+        header = [field.lower() for field in written_header]
         if "id" not in header or "label" not in header:
             raise ValueError(
-                f"`{name}` {source}: expected columns id and label in the first row, got {header}"
+                f"`{name}` {source}: expected columns id and label in the first row "
+                f"(comma, semicolon or tab separated), got {written_header}"
             )
         at_id, at_label = header.index("id"), header.index("label")
         for row in reader:
