@@ -321,10 +321,14 @@ def read_task(directory: str | Path) -> Task:
     folder = Path(directory)
     path = folder / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(
-            f"no labelling task in {folder}: {MANIFEST} is missing "
-            "(create one with cfx.label.write_task)"
+        inside = sorted(m.parent for m in folder.glob(f"*/task/{MANIFEST}"))
+        hint = (  # a cfx augment run folder: its tasks are in round_KK/task
+            f"; this folder holds the tasks {', '.join(str(t) for t in inside[:3])}"
+            + (", ..." if len(inside) > 3 else "")
+            if inside
+            else " (create one with cfx.label.write_task)"
         )
+        raise FileNotFoundError(f"no labelling task in {folder}: {MANIFEST} is missing{hint}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format") != FORMAT or data.get("version") != VERSION:

@@ -269,6 +269,10 @@ def test_nothing_is_appended_to_a_labels_file_that_no_longer_reads(task_dir, tmp
 def test_missing_task_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no labelling task in .*manifest.json"):
         read_labels(tmp_path)
+    # a cfx augment run folder, given for its round's task, names the tasks it holds
+    write_task(tmp_path / "run" / "round_00" / "task", known_images()[:2])
+    with pytest.raises(FileNotFoundError, match=r"this folder holds the tasks .*round_00.task$"):
+        read_labels(tmp_path / "run")
 
 
 # -- spreadsheet round trip -------------------------------------------------------------------
