@@ -504,15 +504,18 @@ class Recourse:
     def _raw(
         self, space: ActionSpace, p0: float, actions: np.ndarray
     ) -> tuple[Counterfactual, ...]:
-        """Counterfactuals as a method returned them (DiCE), scored but not post-processed."""
+        """Counterfactuals as a method returned them (DiCE), scored but not post-processed,
+        listed as cfx lists its own: valid ones first, then by cost (DiCE's order put an
+        invalid or costlier one in ``res.plan``'s place)."""
         if len(actions) == 0:
             return ()
         p = self.view_.check(actions)
         share = self.support_.share(actions)
-        return tuple(
+        found = [
             self._counterfactual(space, p0, a, a, float(pa), float(s))
             for a, pa, s in zip(actions, p, share, strict=True)
-        )
+        ]
+        return tuple(sorted(found, key=lambda cf: (not cf.valid, cf.cost)))
 
     def _counterfactual(
         self,

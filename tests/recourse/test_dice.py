@@ -17,6 +17,13 @@ def test_dice_random_through_the_adapter(german, split, credit_models, denied):
         assert cf.valid == (cf.proba_after >= 0.5)
         # immutables are never passed to DiCE as features to vary
         assert not set(cf.features) & set(german.schema.immutable)
+    # listed as cfx lists its own plans: valid first, then cheapest (DiCE's order was kept)
+    order = [(not cf.valid, cf.cost) for cf in res.counterfactuals]
+    assert order == sorted(order)
+    many = Recourse(credit_models["logistic"], german.schema, method="dice-random", k=6)
+    (more,) = many.fit(german.X.iloc[split[0]]).explain(denied["logistic"].iloc[[1]])
+    order = [(not cf.valid, cf.cost) for cf in more.counterfactuals]
+    assert len(order) > 2 and order == sorted(order)
 
 
 def test_dice_fractions_of_whole_number_features_are_rounded_once(german, split, credit_models):
