@@ -8,7 +8,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from cfx.cli.models import checked_source
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder
@@ -431,6 +431,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     }
     setup["weights_sha256"] = {role: weights_sha256(src) for role, src in sources.items()}
     unfinished = out / UNFINISHED
+    _replacing_notice(out, setup)
     # sources already in the target class are logged once, rows of the whole input named
     try:
         result = explain_in_chunks(
@@ -496,6 +497,28 @@ def inputs_in_target_notice(rows: list[dict], files: list[str] | None) -> None:
             len(rows),
             shown_rows(inside),
             "" if files is None else ": " + first_names([files[i] for i in inside]),
+        )
+
+
+def _replacing_notice(out: Path, setup: dict[str, Any]) -> None:
+    """A warning when ``out`` holds the outputs of a finished run with another setup, which
+    this run replaces (they were overwritten without a word), naming what differs."""
+    from cfx.run_key import changes
+
+    try:
+        earlier = json.loads((out / "summary.json").read_text(encoding="utf-8"))["setup"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if not isinstance(earlier, dict) or (out / UNFINISHED).exists():
+        return  # not a cfx summary, or a resumed run's outputs are replaced as they should be
+    now = json.loads(json.dumps(setup, default=str))  # as the summary stores it
+    before = {k: v for k, v in earlier.items() if k != "n"}
+    if before != now:
+        log.warning(
+            "%s holds the outputs of a finished run with other settings (%s): this run "
+            "replaces them; pass another --out to keep both",
+            out,
+            changes(before, now),
         )
 
 
