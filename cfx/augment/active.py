@@ -335,6 +335,7 @@ class ActiveLearner:
         new_y: list[Tensor] = []
         history: list[AugmentRound] = []
         noticed = False  # have the notices about the models (tagged cfx_models) been given?
+        relabelled = False  # has a finished round's changed label been warned about?
         for k, quota in enumerate(per_round):
             folder = out / f"round_{k:02d}"
             done = folder / "round.safetensors"
@@ -345,7 +346,8 @@ class ActiveLearner:
                     {n[len("model.") :]: v for n, v in saved.items() if n.startswith("model.")}
                 )
                 starts, x_k, y_k = saved["starts"], saved["images"], saved["labels"]
-                _warn_relabelled(folder / "task", y_k)
+                if not relabelled:  # the first changed round's advice is the one to follow
+                    relabelled = _warn_relabelled(folder / "task", y_k)
                 used[starts] = True
                 new_x.append(x_k)
                 new_y.append(y_k)
@@ -360,6 +362,14 @@ class ActiveLearner:
                 model, pool, used, quota, seed + k, models_noticed=noticed
             )
             noticed = True
+            if frames.shape[0] == 0:  # no labeller is asked about nothing
+                log.warning(
+                    "round %d: no pool image left gives a path that crosses the boundary from "
+                    "its near side; the run stops after %s",
+                    k,
+                    counted(k, "round"),
+                )
+                break
             y_k = self.labeller.label(
                 frames, context=context, suggested=suggested, workdir=folder / "task"
             ).to(torch.long)
@@ -518,11 +528,12 @@ class ActiveLearner:
             inversion_steps=self.inversion_steps,
         )
         levels = torch.tensor(self.frame_levels, dtype=torch.float64)  # (L,)
-        frames, context, suggested, tried = [], [], [], []
+        frames, context, suggested, spent = [], [], [], []
         kept = skipped = i = 0
         while kept < n_starts and i < len(order):
-            chunk = order[i : i + min(self.batch_size, n_starts - kept)]
-            tried.append(chunk)
+            # a whole batch at a time (skipped starts are replaced by the next ones); the
+            # starts past the paths needed are walked but not spent: later rounds may use them
+            chunk = order[i : i + self.batch_size]
             target = (p[chunk] < 0.5).long()  # walk into the other class
             # the least certain slices are chosen on purpose, so their reconstructions often
             # start past the boundary already: that is expected here, not worth a warning
@@ -538,8 +549,13 @@ class ActiveLearner:
             # and ends above it; one whose reconstruction is already in the target class gave
             # near-duplicates on one side (0.76 and 0.78 for "0.4" and "0.6"): the next start
             ok = (probs[:, 0] < 0.5) & (probs[:, -1] > 0.5)
-            skipped += int((~ok).sum())
-            for b in torch.nonzero(ok).flatten().tolist():
+            for b in range(len(chunk)):
+                if kept >= n_starts:
+                    break
+                spent.append(int(chunk[b]))  # labelled or skipped: not started again
+                if not bool(ok[b]):
+                    skipped += 1
+                    continue
                 idx = _level_frames(probs[b], levels)  # (L,)
                 frames.append(res.frames[b, idx])  # (L, C, H, W)
                 context.append(res.frames[b][None].repeat(n_levels, 1, 1, 1, 1))
@@ -549,12 +565,12 @@ class ActiveLearner:
                 kept += 1
         if skipped:
             log.info(
-                "%d of the pool's least certain starts were skipped: the classifier already "
-                "puts their reconstruction past the boundary (or the path never crossed it), "
-                "so they give no frames on both sides",
+                "%d start(s) skipped: the classifier already puts their reconstruction past "
+                "the boundary (or the path never crossed it), so they give no frames on both "
+                "sides",
                 skipped,
             )
-        if kept < n_starts:
+        if 0 < kept < n_starts:  # none at all: the round says so
             log.warning(
                 "only %d of the %d paths this round needs cross the boundary from its near "
                 "side (the pool ran out): the round labels %d frames, not %d",
@@ -563,7 +579,7 @@ class ActiveLearner:
                 kept * n_levels,
                 quota,
             )
-        starts = torch.cat(tried) if tried else order[:0]
+        starts = torch.tensor(spent, dtype=order.dtype, device=order.device)
         if not frames:
             empty = pool[:0]
             return starts, empty, empty[:, None], torch.zeros(0, dtype=torch.long)
@@ -607,33 +623,36 @@ def _restart_if_relabelled(train: Path, labels: Tensor, k: int) -> None:
     write_atomic(stamp, digest + "\n")
 
 
-def _warn_relabelled(task: Path, trained: Tensor) -> None:
+def _warn_relabelled(task: Path, trained: Tensor) -> bool:
     """A warning naming the items of a finished round's labelling task whose label now
     differs from the one the round trained on (a correction made after the round finished,
-    with ``cfx label``, is not used: the round is not redone)."""
+    with ``cfx label``, is not used: the round is not redone); True when there were any."""
     if not task.is_dir():
-        return
+        return False
     from cfx.label.store import read_labels, read_task
 
     try:
         ids, labels = read_task(task).ids, read_labels(task)
     except (OSError, ValueError):
-        return
+        return False
     changed = [
         i for i, y in zip(ids, trained.tolist(), strict=False) if i in labels and labels[i] != y
     ]
     if changed:
         log.warning(
             "%s: %s now %s from the labels %s trained on (ids %s): a finished round is "
-            "not redone; to train on them, copy the run's round_*/task folders into a new "
-            "output folder and run there (the same settings give the same frames, so every "
-            "label is read from them, none asked again)",
+            "not redone; to train on them, copy the task folders of round_00 to %s into a "
+            "new output folder and run the same command there: those rounds read every label "
+            "from them, and the later rounds, whose frames change with the corrected labels, "
+            "are labelled again",
             task,
             counted(len(changed), "label"),
             "differs" if len(changed) == 1 else "differ",
             task.parent.name,
             ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else ""),
+            task.parent.name,
         )
+    return bool(changed)
 
 
 def _labeller_key(labeller: object) -> object:

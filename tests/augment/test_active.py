@@ -103,10 +103,12 @@ class TowardClassOne(BoundedGenerator):
     """Its encoder errs towards class 1 of the toy classifier: the reconstructions of the
     least certain class-0 slices already lie past the boundary."""
 
+    shift = 2.0
+
     def encode(self, x):
         f = LogisticClassifier()
         u = (self.A.T @ f.w).detach()
-        return super().encode(x) + 2.0 * u / u.norm()
+        return super().encode(x) + self.shift * u / u.norm()
 
 
 def test_every_labelled_pair_straddles_the_boundary_and_one_sided_starts_are_skipped(
@@ -602,3 +604,21 @@ def test_a_fine_tune_interrupted_before_a_label_changed_starts_again(tmp_path, c
     assert not (train / "checkpoint.safetensors").exists()
     assert "round 0's labels changed since its fine-tune was interrupted" in caplog.text
     assert (train / LABELS_STAMP).read_text() != stamp
+
+
+def test_a_round_without_a_crossing_path_asks_no_labeller_and_ends_the_run(world, tmp_path, caplog):
+    """When no start crossed from its near side, the labeller was asked about zero images and
+    the run failed ("`images` must hold at least one image")."""
+    _, f, _, train, labels = world
+    g = TowardClassOne()
+    g_far = TowardClassOne()
+    g_far.shift = 8.0
+    gen = torch.Generator().manual_seed(0)
+    pool = g.decode(torch.randn(200, 3, generator=gen) * 3).detach().clamp(-1, 1)
+    with torch.no_grad():
+        pool = pool[torch.softmax(f(pool), 1)[:, 1] < 0.5][:12]  # all in class 0
+    learner = ActiveLearner(g_far, f, OracleLabeller(f), budget=4, rounds=2, finetune=CFG, steps=6)
+    with caplog.at_level("WARNING"):
+        res = learner.augment(pool, train, labels, out=tmp_path / "run")
+    assert res.labels_used == 0 and res.rounds == ()
+    assert "round 0: no pool image left gives a path that crosses the boundary" in caplog.text

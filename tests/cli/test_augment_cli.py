@@ -122,33 +122,38 @@ def test_out_may_not_hold_a_model_the_run_reads(tmp_path, capsys):
 
 def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys, caplog):
     out = tmp_path / "aug"
-    args = ["augment", *SMALL, "--labeller", "web", "--out", str(out)]
+    two = [*SMALL[:6], "--rounds", "2", *SMALL[8:]]  # 2 labels in each of 2 rounds
+    args = ["augment", *two, "--labeller", "web", "--out", str(out)]
     assert main(args) == 3
-    task = out / "round_00" / "task"
+    tasks = [out / "round_00" / "task", out / "round_01" / "task"]
     assert "cfx label serve" in capsys.readouterr().err
-    for item in pending(task):
-        record_label(task, item, 1)
+    for item in pending(tasks[0]):
+        record_label(tasks[0], item, 1)
     with caplog.at_level("WARNING"):
-        assert main(args) == 0
-    assert f"resuming the run in {out}: 0 of 1 rounds done" in caplog.text
-    caplog.clear()
-    with caplog.at_level("WARNING"):
-        assert main(args) == 0
-    assert f"the run in {out} already finished (1 round)" in caplog.text
-    assert json.loads((out / "summary.json").read_text())["rounds"][0]["label_counts"] == [0, 4]
+        assert main(args) == 3  # round 1 waits for its labels
+    assert f"resuming the run in {out}: 0 of 2 rounds done" in caplog.text
+    for item in pending(tasks[1]):
+        record_label(tasks[1], item, 1)
+    assert main(args) == 0
+    rounds = json.loads((out / "summary.json").read_text())["rounds"]
+    assert [r["label_counts"] for r in rounds] == [[0, 2], [0, 2]]
     # a correction made after the round finished was ignored in silence
-    record_label(task, "000001", 0)
+    record_label(tasks[0], "000001", 0)
     caplog.clear()
     with caplog.at_level("WARNING"):
         assert main(args) == 0
+    assert f"the run in {out} already finished (2 rounds)" in caplog.text
     assert "1 label now differs from the labels round_00 trained on (ids 000001)" in caplog.text
-    # the advice works: the task folders in a new folder give every label, none asked again
+    assert "copy the task folders of round_00 to round_00 into a new output folder" in caplog.text
+    # the advice works: round 0 reads every label from its copied task, none asked again; the
+    # later round, whose frames follow the corrected model, is labelled again
     import shutil
 
     again = tmp_path / "again"
-    shutil.copytree(task, again / "round_00" / "task")
-    assert main([*args[:-1], str(again)]) == 0
-    assert json.loads((again / "summary.json").read_text())["rounds"][0]["label_counts"] == [1, 3]
+    shutil.copytree(tasks[0], again / "round_00" / "task")
+    assert main([*args[:-1], str(again)]) == 3
+    assert pending(again / "round_00" / "task") == []
+    assert len(pending(again / "round_01" / "task")) == 2
 
 
 def test_models_are_checked_before_any_data_is_rendered(tmp_path, capsys, monkeypatch):
