@@ -59,14 +59,14 @@ def _curve(
     size = positive_int("batch_size", batch_size)
     flat = maps.detach().flatten(1)  # (B, P)
     p = flat.shape[1]
-    above, tied = tie_groups(flat)
+    above, tied = tie_groups(flat)  # exact counts, float64
     h, w = x.shape[2:]
 
     def masks(bi: Tensor, ni: Tensor) -> Tensor:  # how much of each pixel comes from x
-        reached = ni[:, None].to(flat.dtype) * (p / steps)  # pixels changed at stage ni
+        reached = ni[:, None].to(torch.float64) * (p / steps)  # pixels changed at stage ni
         changed = ((reached - above[bi]) / tied[bi]).clamp(0.0, 1.0)  # (n, P)
         from_x = 1.0 - changed if mode == "deletion" else changed
-        return from_x.view(-1, 1, h, w)
+        return from_x.to(x.dtype).view(-1, 1, h, w)
 
     with frozen(model):
         _, tgt = resolve_all(model, x, target)
@@ -77,12 +77,16 @@ def _curve(
 
 def tie_groups(flat: Tensor) -> tuple[Tensor, Tensor]:
     """For each value of the rows of ``flat`` ``(B, P)``: how many values of its row are
-    higher, and how many equal it (itself included), both ``(B, P)`` in ``flat``'s dtype."""
-    ascending = flat.sort(dim=1).values
-    below_or_tied = torch.searchsorted(ascending, flat, right=True)
-    below = torch.searchsorted(ascending, flat, right=False)
+    higher, and how many equal it (itself included), both ``(B, P)`` float64 (exact counts
+    whatever ``flat``'s dtype: float16 cannot hold 65,536, bfloat16 not even every count up
+    to it). Values are compared in float32 or wider, where a half-precision map's ties stay
+    ties."""
+    values = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()
+    ascending = values.sort(dim=1).values
+    below_or_tied = torch.searchsorted(ascending, values, right=True)
+    below = torch.searchsorted(ascending, values, right=False)
     p = flat.shape[1]
-    return (p - below_or_tied).to(flat.dtype), (below_or_tied - below).to(flat.dtype)
+    return (p - below_or_tied).to(torch.float64), (below_or_tied - below).to(torch.float64)
 
 
 def _auc(curve: Tensor) -> Tensor:

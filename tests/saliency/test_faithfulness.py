@@ -105,3 +105,14 @@ def test_the_model_is_probed_like_attribute_probes_it():
         assert got[0].filename == __file__  # points at the caller's line
         with pytest.raises(TypeError, match=r"`x` is torch\.float64 .* weights are torch\.float32"):
             score(small_cnn(), x.double(), maps, 1, steps=4)
+
+
+@pytest.mark.filterwarnings("ignore:no pixel of `x` is below 0")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_maps_of_large_images_keep_exact_pixel_counts(dtype):
+    """The tie counts were kept in the maps' dtype: float16 overflowed at 65,536 pixels
+    (inf - inf: NaN masks, an error about the images) and bfloat16 rounded the counts."""
+    x = torch.ones(1, 1, 256, 256)
+    maps = torch.rand(1, 1, 256, 256, generator=torch.Generator().manual_seed(0)).to(dtype)
+    auc = deletion_auc(_white_share, x, maps, 1, steps=32)
+    assert auc.item() == pytest.approx(0.5, abs=1e-4)  # the share deleted is exactly t / T
