@@ -411,12 +411,19 @@ class Recourse:
                 f"{N_NEIGHBORS} nearest training applicants the model approves); support=0 "
                 "lists them"
             )
-        elif self.method_ == "tree" or (self.method_ == "milp" and self.support == 0):
-            # the exact methods' diversity cuts rule out an earlier plan's supersets too
+        elif self.method_ == "milp" and self.support == 0:
+            # the MILP's diversity cuts rule out an earlier plan's supersets too
             notes.append(
-                f"{n} of {self.k} plans: method {self.method_!r} finds no other valid plan that "
-                "leaves out a feature of every earlier plan (its diversity rule); "
-                "method='search' also tries plans that add features to an earlier one"
+                f"{n} of {self.k} plans: method 'milp' finds no other valid plan that leaves "
+                "out a feature of every earlier plan (its diversity rule); method='search' "
+                "also tries plans that add features to an earlier one"
+            )
+        elif self.method_ == "tree":
+            notes.append(
+                f"{n} of {self.k} plans: method 'tree' found no other valid plan with another "
+                "set of features among the plans of up to two changes it enumerates (a budget "
+                "of pairs) and, when none of those works, its leaf MILP; method='search' "
+                "looks further"
             )
         else:
             notes.append(

@@ -129,6 +129,13 @@ def test_fewer_plans_blame_the_support_only_when_it_hid_some(german, split, cred
         "every earlier plan (its diversity rule); method='search' also tries plans that add "
         "features to an earlier one"
     )
+    # the trees' enumeration stops at two changes: its note says so, not the MILP's claim
+    tree = Recourse(credit_models["gbm"], german.schema, k=3).fit(german.X.iloc[split[0]])
+    assert tree.method_ == "tree"
+    assert tree._fewer(2, choice(2, 2, 1)).startswith(
+        "2 of 3 plans: method 'tree' found no other valid plan with another set of features "
+        "among the plans of up to two changes it enumerates"
+    )
     assert "1 more valid plan(s)" in rec._fewer(2, choice(2, 3, 2))  # one hidden by support
     assert rec._fewer(3, choice(3, 5, 3)) == ""
 
