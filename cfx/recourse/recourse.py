@@ -99,7 +99,9 @@ class Recourse:
     * ``scm``: an :class:`~cfx.recourse.causal.AdditiveSCM` for causal recourse (search only).
       Consequences keep the schema's rules: an immutable feature may not be a child (an error
       at ``fit``), and a plan whose consequences move a child against its direction, or one
-      the query's constraints freeze, is not offered.
+      the query's constraints freeze, is not offered. (An intervention that merely holds a
+      child where it is cannot be written as a change, so such a plan is offered only when it
+      also sets the child to another allowed value.)
     * ``phrases``: wording of changes per feature, ``{name: (before, after) -> str}``; other
       features get a generic phrase. Default: German Credit's wording (DM, months, ...) for a
       schema of the German Credit features, none otherwise.
@@ -383,7 +385,7 @@ class Recourse:
         cfs = self._checked(space, p0, choice.actions, choice.points, choice.support, realise)
         if not cfs:
             reason = proposal.reason or "no valid, non-redundant counterfactual was found"
-            if self.scm_ is not None:
+            if choice.ruled_out:
                 reason += (
                     " (with the causal model, plans whose consequences move an immutable "
                     "feature, or one against its direction, are not offered)"

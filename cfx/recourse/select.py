@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -103,13 +103,19 @@ class Choice:
     support: np.ndarray  # (c,) share of approved nearest training applicants
     valid_found: int  # distinct valid, non-redundant candidates seen
     supported_found: int  # ... of which inside the data support
+    ruled_out: int = 0  # valid candidates ``allowed`` refused (e.g. for their consequences)
 
 
 def prune(
-    space: ActionSpace, actions: np.ndarray, evaluate: Evaluate, threshold: float
+    space: ActionSpace,
+    actions: np.ndarray,
+    evaluate: Evaluate,
+    threshold: float,
+    allowed: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Undo redundant changes of valid ``actions`` ``(n, d)``: while undoing one change keeps a
-    row approved, undo the costliest such change. Returns the pruned rows ``(n, d)``."""
+    row approved (and, with ``allowed``, allowed), undo the costliest such change. Returns the
+    pruned rows ``(n, d)``."""
     A = actions.copy()
     pending = np.ones(len(A), dtype=bool)
     for _ in range(space.d):
@@ -121,6 +127,8 @@ def prune(
         reverted = A[rows].copy()
         reverted[np.arange(len(rows)), feats] = space.z0[feats]
         still = evaluate(reverted) >= threshold  # (r,)
+        if allowed is not None and still.any():  # a change a rule needs is not redundant
+            still &= allowed(reverted)
         pending[:] = False
         if not still.any():
             break
@@ -163,12 +171,15 @@ def choose(
     if len(A) == 0:
         return empty
     A = A[evaluate(A) >= threshold]
-    A = prune(space, A, evaluate, threshold)
+    A = prune(space, A, evaluate, threshold, allowed)
     A = A[unique_rows(A)[0]]
+    ruled_out = 0
     if allowed is not None and len(A):
-        A = A[allowed(A)]
+        keep = allowed(A)
+        ruled_out = int((~keep).sum())
+        A = A[keep]
     if len(A) == 0:
-        return empty
+        return replace(empty, ruled_out=ruled_out)
     cost = space.cost(A)
     sets = space.changed(A)
     # shortlist: the `shortlist` cheapest rows of every feature set
@@ -209,6 +220,7 @@ def choose(
         support=shares[picked_arr],
         valid_found=len(seen),
         supported_found=len({int(set_id[i]) for i in short[ok]}),
+        ruled_out=ruled_out,
     )
 
 

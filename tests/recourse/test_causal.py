@@ -121,3 +121,28 @@ def test_consequences_keep_a_childs_direction_and_immutable_children_are_refused
     assert plain.counterfactuals[0].values == {"x": 6, "y": 8}  # what the rule now rules out
     with pytest.raises(ValueError, match=r"makes immutable feature\(s\) \['y'\] the child of"):
         Recourse(ApprovesHighX(), SCHEMA.replace("y", mutable=False), scm=scm).fit(X)
+
+
+def test_pruning_keeps_a_change_the_consequence_rule_needs():
+    """do(x = 6, y = 17) is approved (the model reads x alone) and keeps y from falling; the
+    y change looked redundant to the pruning, which undid it, and the x-only plan left was
+    then refused for its consequence."""
+    from cfx.recourse.select import prune
+    from cfx.recourse.space import ActionSpace
+
+    X = _train()
+    scm = AdditiveSCM({"y": ("x",)}, equations={"y": lambda parents: 20.0 - 2.0 * parents["x"]})
+    rising = SCHEMA.replace("y", direction="increase")
+    rec = Recourse(ApprovesHighX(), rising, scm=scm, support=0.0).fit(X)
+    z0 = np.array([2.0, 16.0])
+    space = ActionSpace.build(rising, z0, rec.scales_, None)
+    realise = rec._realise(z0)
+    allowed = rec._consequences_allowed(space, realise)
+
+    def evaluate(A):
+        return rec.view_.proba(realise(A))
+
+    both = np.array([[6.0, 17.0]])
+    assert allowed(both).tolist() == [True] and allowed(np.array([[6.0, 16.0]])).tolist() == [False]
+    assert prune(space, both, evaluate, 0.5).tolist() == [[6.0, 16.0]]  # the rule unseen
+    assert prune(space, both, evaluate, 0.5, allowed).tolist() == [[6.0, 17.0]]
