@@ -17,6 +17,7 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
     and renamed over it, then fsync the folder, so the rename itself survives a power cut."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # a leftover keeps its mode (0600 from an older cfx's writes)
     with open(tmp, "wb") as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
     return _replace_synced(tmp, path)

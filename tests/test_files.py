@@ -46,9 +46,15 @@ def test_weights_get_the_permissions_of_any_new_file(tmp_path):
     try:
         folder = BrainCNN(BrainCNNConfig(width=2, blocks=1)).save_pretrained(tmp_path / "m")
         save_tensors_atomic({"a": torch.zeros(2)}, tmp_path / "t.safetensors")
+        # a leftover .tmp from an older cfx's owner-only write does not pass its mode on
+        leftover = tmp_path / "u.safetensors.tmp"
+        leftover.write_bytes(b"")
+        leftover.chmod(0o600)
+        save_tensors_atomic({"a": torch.zeros(2)}, tmp_path / "u.safetensors")
     finally:
         os.umask(old)
     config = (folder / "config.json").stat().st_mode & 0o777
     assert config == 0o644
+    assert (tmp_path / "u.safetensors").stat().st_mode & 0o777 == config
     assert (folder / "model.safetensors").stat().st_mode & 0o777 == config
     assert (tmp_path / "t.safetensors").stat().st_mode & 0o777 == config

@@ -541,9 +541,9 @@ def _find_id(text: str, known: set[str], ids_by_number: dict[int, str] | None) -
 
 
 def _parse_label(text: str, names: tuple[str, ...]) -> int | None:
-    """A class index from ``"1"``, ``"1.0"`` (as a spreadsheet may save it) or ``"Tumour"``;
-    None when it is neither."""
-    whole = text[:-2] if text.endswith(".0") else text
+    """A class index from ``"1"``, ``"1.0"`` or ``"1,0"`` (as a spreadsheet may save it) or
+    ``"Tumour"``; None when it is neither."""
+    whole = text[:-2] if text.endswith((".0", ",0")) else text  # 1,0 in comma-decimal locales
     if whole.isascii() and whole.isdigit():
         index = int(whole)
         return index if index < len(names) else None

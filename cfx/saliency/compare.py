@@ -165,12 +165,17 @@ class ComparisonResult:
     def best(self, metric: str = "dice") -> tuple[str, float]:
         """The method with the highest mean ``metric`` (lowest for ``deletion_auc``) and that
         mean. Methods tied at it (e.g. several at a pointing game of 1.0) are named together,
-        in table order: ``("gradient = occlusion", 1.0)``."""
+        in table order: ``("gradient = occlusion", 1.0)``. A method whose mean is undefined
+        (NaN) never comes first; ``("", nan)`` when none is defined."""
         if metric not in self.metrics:
             raise ValueError(f"`metric` must be one of {list(self.metrics)}, got {metric!r}")
         j = self.metrics.index(metric)
         means = torch.stack([self.scores[i, j].nanmean() for i in range(len(self.methods))])
-        i = int(means.argmin() if metric == "deletion_auc" else means.argmax())
+        if bool(means.isnan().all()):  # no method has a defined score (e.g. empty masks)
+            return "", math.nan
+        lowest = metric == "deletion_auc"
+        ranked = means.nan_to_num(math.inf if lowest else -math.inf)  # undefined: never best
+        i = int(ranked.argmin() if lowest else ranked.argmax())
         tied = [name for name, m in zip(self.methods, means.tolist(), strict=True) if m == means[i]]
         return " = ".join(tied), float(means[i])
 

@@ -320,9 +320,9 @@ def test_import_csv_reads_semicolon_and_tab_sheets_and_labels_saved_as_floats(
     """'ID;Label' sheets (a spreadsheet's CSV in many locales) failed with "expected columns
     id and label ..., got ['id;label']", and a label saved as 1.0 was refused."""
     sheet = tmp_path / "sheet.csv"
-    sheet.write_text(f"ID{sep}Label\n000003{sep}1.0\n4{sep}0\n000001{sep}tumour\n")
-    assert import_csv(task_dir, sheet) == 3
-    assert read_labels(task_dir) == {"000003": 1, "000004": 0, "000001": 1}
+    sheet.write_text(f"ID{sep}Label\n000003{sep}1.0\n4{sep}0\n000001{sep}tumour\n2{sep}1,0\n")
+    assert import_csv(task_dir, sheet) == 4
+    assert read_labels(task_dir) == {"000003": 1, "000004": 0, "000001": 1, "000002": 1}
     sheet.write_text("Id|Label\n000000|1\n")
     with pytest.raises(
         ValueError, match=r"\(comma, semicolon or tab separated\), got \['Id\|Label'\]"

@@ -177,6 +177,14 @@ def test_methods_tied_at_the_best_mean_are_named_together():
     tied = replace(res, methods=("a", "b", "c"), scores=torch.cat([res.scores, res.scores[1:]]))
     assert tied.best("dice") == ("b = c", pytest.approx(0.8))
     assert tied.best("deletion_auc")[0] == "b = c"
+    # a method without a defined mean is never best (argmax picked NaN, naming nobody)
+    scores = res.scores.clone()
+    scores[0, 0] = math.nan
+    undefined = replace(res, scores=scores)
+    assert undefined.best("dice") == ("b", pytest.approx(0.8))
+    scores[1, 0] = math.nan
+    name, value = replace(res, scores=scores).best("dice")
+    assert name == "" and math.isnan(value)
 
 
 def test_one_image_has_no_interval_and_the_csv_leaves_it_empty():
