@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cfx.calls import class_logits
 from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
@@ -76,7 +77,8 @@ def data_randomisation(
         target: class to explain (int, ``(B,)`` tensor, or None for ``model``'s prediction);
             the same classes are explained for both models.
         generator: source of the method's own randomness, set to the same state for both
-            models (so only the models differ).
+            models (so only the models differ); one given in ``attribute_kwargs`` is used
+            the same way.
         attribute_kwargs: extra keyword arguments for ``attribute``.
     """
     if not callable(make_method):
@@ -95,13 +97,16 @@ def data_randomisation(
         )
     x = check_input(x)
     check_generator(generator)
-    gen = generator if generator is not None else torch.Generator()
-    method_state = gen.get_state()
     kwargs = dict(attribute_kwargs or {})
+    # one source of the methods' noise, replayed for both models (a generator passed in
+    # attribute_kwargs would otherwise run on between them)
+    given = kwargs.pop("generator", None)
+    gen = check_generator(given) or generator or torch.Generator()
+    method_state = gen.get_state()
     with frozen(model):
         logits, tgt = resolve_all(model, x, target)
-    with frozen(permuted_model):
-        other, _ = resolve_all(permuted_model, x, tgt)
+    with frozen(permuted_model), torch.no_grad():  # its classes before any target is read
+        other = class_logits(permuted_model, x, name="permuted_model")
     if other.shape != logits.shape:
         raise ValueError(
             f"`permuted_model` must score the classes `model` scores: its logits have shape "
@@ -111,7 +116,7 @@ def data_randomisation(
     def maps_of(m: nn.Module, other: nn.Module, role: str) -> Tensor:
         method = make_method(m)
         check_built_on(method, m, other, role)
-        if "generator" in kwargs or takes_generator(method):
+        if given is not None or takes_generator(method):
             gen.set_state(method_state)
             return method.attribute(x, tgt, **{"generator": gen, **kwargs}).detach()
         return method.attribute(x, tgt, **kwargs).detach()

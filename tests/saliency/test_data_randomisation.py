@@ -101,3 +101,27 @@ def test_a_factory_that_ignores_its_argument_is_named():
         data_randomisation(lambda m: Gradient(true), true, permuted, x, 1)
     with pytest.raises(ValueError, match="got a method on `permuted_model` when given `model`"):
         data_randomisation(lambda m: Gradient(permuted), true, permuted, x, 1)
+
+
+def test_a_generator_in_attribute_kwargs_is_replayed_and_fewer_classes_are_named():
+    """A generator passed through attribute_kwargs ran on between the two models (different
+    noise for each); a permuted model of fewer classes failed on `target`, not on its shape."""
+    model = small_cnn(seed=0)
+    x = images(b=2, h=16, w=16)
+    twin = data_randomisation(
+        lambda m: SmoothGrad(m, n_samples=3),
+        model,
+        copy.deepcopy(model),
+        x,
+        1,
+        attribute_kwargs={"generator": torch.Generator().manual_seed(3)},
+    )
+    assert torch.equal(twin.original, twin.permuted)
+
+    class OneLogitPair(torch.nn.Module):  # two classes, against the target 2 of a 3-class model
+        def forward(self, x):
+            return x.flatten(1)[:, :2]
+
+    three = LinearModel(classes=3)
+    with pytest.raises(ValueError, match=r"its logits have shape \(2, 2\), `model`'s \(2, 3\)"):
+        data_randomisation(Gradient, three, OneLogitPair(), images(b=2, h=8, w=8), 2)
