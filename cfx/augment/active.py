@@ -35,7 +35,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from safetensors.torch import load_file
@@ -222,6 +222,12 @@ class ActiveLearner:
                 raise ValueError(
                     f"`labeller`'s oracle tells {answers} classes apart and the classifier "
                     f"{outputs}: the oracle must label the classifier's classes"
+                )
+            if module_sha256(oracle) == module_sha256(self.classifier):
+                log.warning(
+                    "`labeller`'s oracle is the classifier being fine-tuned: its labels are the "
+                    "classifier's own predictions, so the rounds teach it nothing new (their "
+                    "disagreement is 0); label with an independent model or a person"
                 )
 
     def pool_needed(self) -> int:
@@ -418,6 +424,7 @@ class ActiveLearner:
             )
         images = torch.cat(new_x) if new_x else pool[:0]
         labels = torch.cat(new_y) if new_y else torch.zeros(0, dtype=torch.long)
+        _record_size(model, tuple(pool.shape[-2:]))
         return AugmentResult(model=model, images=images, labels=labels, rounds=tuple(history))
 
     def _claim(
@@ -598,6 +605,23 @@ def _level_frames(probs: Tensor, levels: Tensor) -> list[int]:
         gap = torch.where(side, (probs - level).abs(), torch.full_like(probs, float("inf")))
         out.append(int(gap.argmin()))
     return out
+
+
+def _record_size(model: nn.Module, size: tuple[int, ...]) -> None:
+    """The fine-tuned copy's config says it was tuned on images of ``size`` ``(H, W)`` (a
+    copy of a 32x32 classifier kept ``image_size`` [32, 32], and every later use warned of a
+    size mismatch); a model without a dataclass config with ``image_size`` is left alone."""
+    import dataclasses
+
+    config = getattr(model, "config", None)
+    if (
+        dataclasses.is_dataclass(config)
+        and not isinstance(config, type)
+        and getattr(config, "image_size", None) is not None
+        and tuple(config.image_size) != size  # type: ignore[attr-defined]
+    ):
+        tuned: Any = model
+        tuned.config = dataclasses.replace(config, image_size=tuple(int(v) for v in size))
 
 
 LABELS_STAMP = "labels_sha256"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cfx.cli.models import checked_source, size_notice
 from cfx.cli.options import given_flags
@@ -304,16 +303,6 @@ def run_augment(args: argparse.Namespace) -> int:
         size_notice(
             oracle, (h, w), "--oracle", "frames to label (the generator's size)", frames=True
         )
-        from cfx.run_key import module_sha256
-
-        if module_sha256(oracle) == module_sha256(classifier):
-            log.warning(
-                "`--oracle` is the classifier being fine-tuned (--classifier %s): its labels "
-                "are the classifier's own predictions, so the rounds teach it nothing new and "
-                "their disagreement is 0; pass an independent model (brain-oracle) or a person "
-                "(--labeller web or csv)",
-                args.classifier,
-            )
         answers = class_count(oracle, "--oracle")
         if answers != outputs:  # a 2-class oracle never labels a third class
             raise ValueError(
@@ -395,16 +384,6 @@ def run_augment(args: argparse.Namespace) -> int:
         raise ForeignRunError(_flag_names(str(err))) from err
     model_dir = args.out / "model"
     save = getattr(result.model, "save_pretrained", None)
-    tuned: Any = result.model
-    config = getattr(tuned, "config", None)
-    if (
-        dataclasses.is_dataclass(config)
-        and not isinstance(config, type)
-        and getattr(config, "image_size", None) is not None
-    ):
-        # fine-tuned on the generator's frames: later commands compare sizes with these
-        # (a copy of a 32x32 classifier kept saying 32x32 and warned on every use)
-        tuned.config = dataclasses.replace(config, image_size=(int(h), int(w)))
     if callable(save):
         save(model_dir)
     summary = {
