@@ -165,6 +165,8 @@ _AS_FLAGS = (
     ("finetune.epochs", "--epochs"),
     ("labeller.oracle_sha256", "--oracle (its weights)"),
     ("labeller.kind", "--labeller"),
+    ('"person"', '"web" or "csv"'),  # both flags label through a person's task
+    ("labeller.class_names", "the class names a person labels with"),
     ("the pool images", "the pool (--pool, or --pool-n / --pool-seed)"),
     ("the training images or labels", "the training set (--train-data/--train-labels, --train-n)"),
     ("the classifier's weights", "--classifier (its weights)"),

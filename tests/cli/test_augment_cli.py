@@ -49,6 +49,9 @@ def test_a_rerun_with_other_arguments_is_refused_not_resumed(tmp_path, capsys):
     assert main(["augment", *longer, "--oracle", "brain-cnn", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "--epochs: 1 before, 2 now" in err and "--oracle (its weights)" in err
+    # a person instead of the oracle: named by the flags typed, not the key's "person"
+    assert main(["augment", *SMALL, "--labeller", "csv", "--out", str(out)]) == 2
+    assert '--labeller: "oracle" before, "web" or "csv" now' in capsys.readouterr().err
 
 
 def test_image_files_are_checked_against_the_generator(tmp_path, capsys):
