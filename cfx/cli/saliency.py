@@ -245,7 +245,30 @@ def _read_input(args: argparse.Namespace, files: list[Path] | None, model: objec
 
         x = read_images(files, _model_channels(model))  # None: the first file's channels
     size_notice(model, x.shape, "--classifier", "--input images")
+    if float(x.min()) >= 0.0:
+        _unit_range_in_flags(x)
     return x
+
+
+def _unit_range_in_flags(x: torch.Tensor) -> None:
+    """The library's notice about images with no pixel below 0 names `x` and a Python
+    wrapper; on the command line it names ``--input`` and what to do with the file. The
+    library's own notice is then silenced for the rest of the command (the filter lives in
+    the command's ``warnings.catch_warnings``, :func:`cfx.cli.console.console`)."""
+    import re
+    import warnings
+
+    from cfx.saliency._common import PROBE_NOTICES
+
+    log.warning(
+        "no pixel of the %d --input image(s) is below 0 (values %.3g..%.3g): cfx reads image "
+        "files into [-1, 1] itself (dark = -1), but a .npy/.pt batch must be in [-1, 1] "
+        "already: save 2x - 1 of [0, 1] data",
+        x.shape[0],
+        float(x.min()),
+        float(x.max()),
+    )
+    warnings.filterwarnings("ignore", message=re.escape(PROBE_NOTICES[1]), category=UserWarning)
 
 
 def _default_classifier(args: argparse.Namespace) -> None:

@@ -487,3 +487,23 @@ def test_a_stale_run_folder_is_named_once(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="cfx.zoo"):
         assert main([*argv, "--classifier", str(run), "--out", str(tmp_path / "a")]) == 0
     assert sum("its checkpoint is at step 2" in m for m in caplog.messages) == 1
+
+
+def test_a_batch_in_0_1_is_named_by_its_flag_once(tmp_path, caplog):
+    """A [0, 1] .npy batch got the library's notice about `x` and a Python wrapper to use."""
+    import numpy as np
+
+    from cfx.data.brain import make_dataset
+
+    data = make_dataset(8, seed=7)
+    pick = data.labels == 1
+    np.save(tmp_path / "x.npy", ((data.images[pick] + 1) / 2).numpy())  # [0, 1]
+    np.save(tmp_path / "m.npy", data.masks[pick].numpy())
+    argv = ["saliency", "compare", "--input", str(tmp_path / "x.npy"), "--masks"]
+    argv += [str(tmp_path / "m.npy"), "--classifier", "brain-cnn", "--target", "tumour"]
+    argv += ["--methods", "gradient", "--attack-n", "0", "--no-progress"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+    assert "no pixel of the 4 --input image(s) is below 0" in caplog.text
+    assert "save 2x - 1 of [0, 1] data" in caplog.text
+    assert "`x`" not in caplog.text and "UnitInput" not in caplog.text
