@@ -459,7 +459,16 @@ class ActiveLearner:
         }
         key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
         stored = out / KEY_FILE
-        rounds = len(list(out.glob("round_*"))) if out.is_dir() else 0
+        # rounds a run worked on; a round folder holding only a labelling task (copied in,
+        # as the relabel warning advises) is a person's labels, not another run's rounds
+        rounds = (
+            sum(
+                (r / "round.safetensors").exists() or (r / "train").exists()
+                for r in out.glob("round_*")
+            )
+            if out.is_dir()
+            else 0
+        )
         if rounds and not stored.exists():  # rounds from before run keys: adopt them
             log.warning(
                 "%s holds %d round(s) without a %s (an older cfx wrote them); resuming them "
@@ -665,16 +674,16 @@ def _warn_relabelled(task: Path, trained: Tensor) -> bool:
     if changed:
         log.warning(
             "%s: %s now %s from the labels %s trained on (ids %s): a finished round is "
-            "not redone; to train on them, copy the task folders of round_00 to %s into a "
-            "new output folder and run the same command there: those rounds read every label "
-            "from them, and the later rounds, whose frames change with the corrected labels, "
-            "are labelled again",
+            "not redone; to train on them, copy the task folders of %s into a new output "
+            "folder (as OUT/round_KK/task) and run the same command there: those rounds read "
+            "every label from them, and the later rounds, whose frames change with the "
+            "corrected labels, are labelled again",
             task,
             counted(len(changed), "label"),
             "differs" if len(changed) == 1 else "differ",
             task.parent.name,
             ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else ""),
-            task.parent.name,
+            "round_00" if task.parent.name == "round_00" else f"round_00 to {task.parent.name}",
         )
     return bool(changed)
 

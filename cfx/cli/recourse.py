@@ -26,6 +26,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -37,6 +38,9 @@ from cfx.cli.options import given_flags
 from cfx.errors import UnknownNameError, check_int, check_real, counted, shown_rows
 
 FORMATS = ("text", "json", "csv")
+
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -337,15 +341,19 @@ def _run_batch(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise ValueError("`--out` is required with `--input`")
-    if args.format is None and args.out.suffix == ".json":
+    suffix = args.out.suffix.lower()
+    if args.format is None and suffix == ".json":
         raise ValueError(
             f"`--out` {args.out}: a batch writes JSON Lines (one object per line), which "
             "json.load cannot read as one document; name it .jsonl, or pass --format json to "
             "write JSON Lines to it anyway"
         )
-    fmt = args.format or ("json" if args.out.suffix == ".jsonl" else "csv")
+    lines = suffix in (".jsonl", ".ndjson")
+    fmt = args.format or ("json" if lines else "csv")
     if fmt not in ("csv", "json"):
         raise ValueError(f"batch `--format` must be csv or json, got {fmt!r}")
+    if (fmt == "csv" and lines) or (fmt == "json" and suffix == ".csv"):
+        log.warning("`--out` %s is written as %s, which its name does not say", args.out, fmt)
     if args.out.is_dir():
         raise IsADirectoryError(
             f"`--out` must be a file (csv or JSON Lines), got the folder {args.out}"

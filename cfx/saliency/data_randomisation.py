@@ -70,9 +70,16 @@ def data_randomisation(
         model: the model trained on the true labels (left unchanged).
         permuted_model: the same architecture trained with the same recipe on a random
             permutation of the training labels (left unchanged), e.g. ``train_classifier(net,
-            images, labels[torch.randperm(len(labels), generator=g)], config)`` with
-            augmentation off and epochs enough to fit the training set: its training accuracy
-            says whether it memorised the labels, its test accuracy should be chance.
+            images, labels[torch.randperm(len(labels), generator=g)], "runs/permuted",
+            config)`` with augmentation off and epochs enough to fit the training set: its
+            training accuracy says whether it memorised the labels, its test accuracy should
+            be chance.
+
+    Reading the result: ``res.mean()`` is ``(signed, absolute)``, mean Spearman over the
+    images; near 0 on both, the maps follow what the model learned from its labels; near 1
+    (the image itself scores 1), they do not. A signed value near 0 with a high absolute one
+    (Gradient x Input, Integrated Gradients) means the maps' magnitude is set by the input.
+    The cascading check's verdicts use 0.5 as the line (``benchmarks/saliency.py``).
         x: images ``(B, C, H, W)`` in [-1, 1].
         target: class to explain (int, ``(B,)`` tensor, or None for ``model``'s prediction);
             the same classes are explained for both models.
@@ -90,6 +97,13 @@ def data_randomisation(
     for name, value in (("model", model), ("permuted_model", permuted_model)):
         if not isinstance(value, nn.Module):
             raise TypeError(f"`{name}` must be an nn.Module, got {type(value).__name__}")
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    if shapes != [tuple(p.shape) for p in permuted_model.parameters()]:
+        raise ValueError(
+            "`permuted_model` must be `model`'s architecture trained on permuted labels: its "
+            "parameters differ in number or shape, so the check would compare two models, "
+            "not two trainings"
+        )
     if permuted_model is model:
         raise ValueError(
             "`permuted_model` must be a second model, trained on permuted labels; got `model` "

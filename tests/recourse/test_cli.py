@@ -114,6 +114,10 @@ def test_a_json_batch_file_is_json_lines_with_nulls(tmp_path, applicants_csv, ca
     argv = ["recourse", "--input", str(applicants_csv), "--no-progress", "--limit", "2"]
     assert main([*argv, "--out", str(tmp_path / "p.json")]) == 2
     assert "name it .jsonl, or pass --format json" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "P.JSON")]) == 2  # wrote CSV in silence
+    assert "name it .jsonl" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "p.ndjson")]) == 0  # JSON Lines by its name
+    assert json.loads((tmp_path / "p.ndjson").read_text().splitlines()[0])["index"] == "0"
     assert main([*argv, "--k", "40", "--out", str(tmp_path / "p.jsonl")]) == 0
     lines = [json.loads(t) for t in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all(r["plan_40"] is None and r["cost_40"] is None for r in lines)

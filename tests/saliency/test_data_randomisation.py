@@ -92,6 +92,9 @@ def test_bad_arguments_are_named():
         data_randomisation(Gradient(model), model, LinearModel(seed=1), x, 1)
     with pytest.raises(TypeError, match=r"`permuted_model` must be an nn\.Module, got dict"):
         data_randomisation(Gradient, model, {}, x, 1)
+    # another architecture scored 0.05, as if it were the same one trained on other labels
+    with pytest.raises(ValueError, match="must be `model`'s architecture trained on permuted"):
+        data_randomisation(Gradient, model, LinearModel(shape=(1, 4, 16)), x, 1)
 
 
 def test_a_factory_that_ignores_its_argument_is_named():
@@ -118,10 +121,6 @@ def test_a_generator_in_attribute_kwargs_is_replayed_and_fewer_classes_are_named
     )
     assert torch.equal(twin.original, twin.permuted)
 
-    class OneLogitPair(torch.nn.Module):  # two classes, against the target 2 of a 3-class model
-        def forward(self, x):
-            return x.flatten(1)[:, :2]
-
-    three = LinearModel(classes=3)
+    three = LinearModel(classes=3)  # the same parameters, a third logit
     with pytest.raises(ValueError, match=r"its logits have shape \(2, 2\), `model`'s \(2, 3\)"):
-        data_randomisation(Gradient, three, OneLogitPair(), images(b=2, h=8, w=8), 2)
+        data_randomisation(Gradient, three, LinearModel(seed=1), images(b=2, h=8, w=8), 2)
