@@ -459,16 +459,13 @@ class ActiveLearner:
         }
         key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
         stored = out / KEY_FILE
-        # rounds a run worked on; a round folder holding only a labelling task (copied in,
-        # as the relabel warning advises) is a person's labels, not another run's rounds
-        rounds = (
-            sum(
-                (r / "round.safetensors").exists() or (r / "train").exists()
-                for r in out.glob("round_*")
-            )
-            if out.is_dir()
-            else 0
-        )
+        folders = sorted(out.glob("round_*")) if out.is_dir() else []
+        rounds = len(folders)
+        # without a key: rounds an older cfx worked on, unless the folders hold only
+        # labelling tasks (copied in, as the relabel warning advises: a person's labels)
+        worked = any((r / "round.safetensors").exists() or (r / "train").exists() for r in folders)
+        if rounds and not stored.exists() and not worked:
+            rounds = 0  # a fresh run, which reads the copied tasks' labels
         if rounds and not stored.exists():  # rounds from before run keys: adopt them
             log.warning(
                 "%s holds %d round(s) without a %s (an older cfx wrote them); resuming them "
