@@ -95,6 +95,26 @@ def check_built_on(method: object, given: nn.Module, other: nn.Module, role: str
         )
 
 
+def replayed_maps(
+    method: SaliencyMethod,
+    x: Tensor,
+    target: Tensor,
+    generator: torch.Generator,
+    state: Tensor,
+    kwargs: dict[str, object],
+    *,
+    noisy: bool = False,
+) -> Tensor:
+    """``method``'s maps of ``x`` for ``target``, detached. A stochastic method (one whose
+    ``attribute`` takes a ``generator``, or any when ``noisy``) gets ``generator`` reset to
+    ``state`` first, so two calls draw the same noise and only the models differ (the
+    randomisation checks); ``kwargs`` go to ``attribute`` and win over ``generator``."""
+    if noisy or takes_generator(method):
+        generator.set_state(state)
+        return method.attribute(x, target, **{"generator": generator, **kwargs}).detach()
+    return method.attribute(x, target, **kwargs).detach()
+
+
 def check_input(x: object, model: Classifier | None = None) -> Tensor:
     """Validate an image batch (finite float ``(B, C, H, W)`` in [-1, 1]); returns ``x`` itself
     (with its autograd graph, if any). With ``model``, also try it on one image first, so that

@@ -26,8 +26,8 @@ from cfx.saliency._common import (
     check_generator,
     check_input,
     frozen,
+    replayed_maps,
     resolve_all,
-    takes_generator,
 )
 from cfx.saliency.metrics import spearman
 
@@ -130,10 +130,7 @@ def data_randomisation(
     def maps_of(m: nn.Module, other: nn.Module, role: str) -> Tensor:
         method = make_method(m)
         check_built_on(method, m, other, role)
-        if given is not None or takes_generator(method):
-            gen.set_state(method_state)
-            return method.attribute(x, tgt, **{"generator": gen, **kwargs}).detach()
-        return method.attribute(x, tgt, **kwargs).detach()
+        return replayed_maps(method, x, tgt, gen, method_state, kwargs, noisy=given is not None)
 
     original = maps_of(model, permuted_model, "`permuted_model` when given `model`")
     permuted = maps_of(permuted_model, model, "`model` when given `permuted_model`")

@@ -26,8 +26,8 @@ from cfx.saliency._common import (
     check_generator,
     check_input,
     frozen,
+    replayed_maps,
     resolve_all,
-    takes_generator,
 )
 from cfx.saliency.metrics import spearman
 
@@ -149,10 +149,7 @@ def cascading_randomisation(
                 f"calls; pass the layer by its dotted name, `layer={name!r}`, which survives "
                 "the copy"
             )
-        if "generator" in kwargs or takes_generator(method):
-            gen.set_state(method_state)
-            return method.attribute(x, tgt, **{"generator": gen, **kwargs}).detach()
-        return method.attribute(x, tgt, **kwargs).detach()
+        return replayed_maps(method, x, tgt, gen, method_state, kwargs, noisy="generator" in kwargs)
 
     with frozen(model):
         _, tgt = resolve_all(model, x, target)
