@@ -216,10 +216,28 @@ class SobelEdges:
         return (gx.square() + gy.square()).sqrt()
 
 
-def randomisation(model, x, quick: bool) -> dict:
+def _sanity_makers() -> dict:
+    """Every method (perturbation methods at their small budgets) and the two
+    model-independent controls, as factories of a model, for both randomisation checks."""
     makers = {name: (lambda m, name=name: build_method(name, m, fast=True)) for name in METHODS}
     makers["control: image itself"] = ImageItself
     makers["control: Sobel edges"] = SobelEdges
+    return makers
+
+
+def _verdict_of(signed: float, absolute: float, dependent: str) -> str:
+    """Adebayo et al.'s reading of a map that survives a randomisation: ``dependent``
+    ("weight-dependent", "model-dependent") when both maps decorrelate (|rho| < 0.5); maps
+    that keep their structure reflect the input (e.g. Gradient x Input's |map| ~ |x|)."""
+    if abs(signed) < 0.5 and abs(absolute) < 0.5:
+        return dependent
+    if abs(signed) < 0.5:
+        return "partly input-driven (|map| survives randomisation)"
+    return "input-driven"
+
+
+def randomisation(model, x, quick: bool) -> dict:
+    makers = _sanity_makers()
     rows = []
     for name, make in makers.items():
         t0 = time.perf_counter()
@@ -239,15 +257,7 @@ def randomisation(model, x, quick: bool) -> dict:
     controls = [r for r in rows if r["method"].startswith("control")]
     methods = [r for r in rows if not r["method"].startswith("control")]
     for r in methods:
-        # Adebayo et al.: maps that keep their structure once the weights are random reflect the
-        # input (e.g. Gradient x Input's |map| ~ |x|), not what the model learned
-        r["verdict"] = (
-            "weight-dependent"
-            if abs(r["spearman_final"]) < 0.5 and abs(r["spearman_abs_final"]) < 0.5
-            else "partly input-driven (|map| survives randomisation)"
-            if abs(r["spearman_final"]) < 0.5
-            else "input-driven"
-        )
+        r["verdict"] = _verdict_of(r["spearman_final"], r["spearman_abs_final"], "weight-dependent")
     for r in controls:
         r["verdict"] = "weight-independent control"
     floor = min(min(r["spearman_final"], r["spearman_abs_final"]) for r in controls)
@@ -276,15 +286,6 @@ def randomisation(model, x, quick: bool) -> dict:
 
 
 LABEL_SEED = 20  # brain seed of the label test's training slices (the zoo's are 10)
-
-
-def _verdict_of(signed: float, absolute: float) -> str:
-    """Adebayo et al.'s reading of a map that survives a randomisation (section 3's rule)."""
-    if abs(signed) < 0.5 and abs(absolute) < 0.5:
-        return "model-dependent"
-    if abs(signed) < 0.5:
-        return "partly input-driven (|map| survives randomisation)"
-    return "input-driven"
 
 
 def labels(model, x, train_n: int, epochs: int, out: Path, quick: bool) -> dict:
@@ -319,9 +320,7 @@ def labels(model, x, train_n: int, epochs: int, out: Path, quick: bool) -> dict:
                 "seconds": report.seconds,
             }
         )
-    makers = {name: (lambda m, name=name: build_method(name, m, fast=True)) for name in METHODS}
-    makers["control: image itself"] = ImageItself
-    makers["control: Sobel edges"] = SobelEdges
+    makers = _sanity_makers()
     checks = []
     for name, make in makers.items():
         t0 = time.perf_counter()
@@ -341,7 +340,7 @@ def labels(model, x, train_n: int, epochs: int, out: Path, quick: bool) -> dict:
                 "spearman_abs": absolute,
                 "verdict": "label-independent control"
                 if name.startswith("control")
-                else _verdict_of(signed, absolute),
+                else _verdict_of(signed, absolute, "model-dependent"),
                 "seconds": time.perf_counter() - t0,
             }
         )
