@@ -6,17 +6,7 @@ from scipy.stats import spearmanr
 
 from cfx.saliency import Gradient, SmoothGrad
 from cfx.saliency.data_randomisation import data_randomisation
-from tests.saliency.toy import LinearModel, images, small_cnn
-
-
-class _Image:
-    """A model-independent "explanation": the image itself."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def attribute(self, x, target):
-        return x.mean(1, keepdim=True)
+from tests.saliency.toy import ImageItself, LinearModel, images, small_cnn
 
 
 def test_gradient_maps_of_two_linear_models_correlate_as_their_weights():
@@ -39,7 +29,7 @@ def test_gradient_maps_of_two_linear_models_correlate_as_their_weights():
 def test_the_input_control_fails_the_check_and_a_copy_with_replayed_noise_matches():
     model, other = small_cnn(seed=0), small_cnn(seed=1)
     x = images(b=4, h=16, w=16)
-    ctrl = data_randomisation(_Image, model, other, x, None)
+    ctrl = data_randomisation(ImageItself, model, other, x, None)
     assert torch.allclose(ctrl.spearman, torch.ones(4))
     # the same weights in a second module with SmoothGrad's noise replayed: identical maps
     twin = data_randomisation(

@@ -8,17 +8,7 @@ from cfx.saliency.randomisation import (
     parameterised_layers,
     randomise_layer,
 )
-from tests.saliency.toy import images, small_cnn
-
-
-class _Image:
-    """A weight-independent "explanation": the image itself (the control of Adebayo et al.)."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def attribute(self, x, target):
-        return x.mean(1, keepdim=True)
+from tests.saliency.toy import ImageItself, images, small_cnn
 
 
 def test_layers_are_listed_from_the_output_back():
@@ -32,7 +22,8 @@ def test_weight_dependent_maps_decorrelate_and_the_control_does_not():
     x = images(b=4, h=16, w=16)
     g = torch.Generator().manual_seed(0)
     grad = cascading_randomisation(lambda m: Gradient(m, absolute=False), model, x, 1, generator=g)
-    ctrl = cascading_randomisation(_Image, model, x, 1, generator=torch.Generator().manual_seed(0))
+    fresh = torch.Generator().manual_seed(0)
+    ctrl = cascading_randomisation(ImageItself, model, x, 1, generator=fresh)
     assert grad.spearman.shape == (len(grad.layers), 4)
     assert float(grad.spearman[-1].abs().mean()) < 0.5
     assert torch.allclose(ctrl.spearman, torch.ones_like(ctrl.spearman))
