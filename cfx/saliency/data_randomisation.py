@@ -86,7 +86,8 @@ def data_randomisation(
         generator: source of the method's own randomness, set to the same state for both
             models (so only the models differ); one given in ``attribute_kwargs`` is used
             the same way.
-        attribute_kwargs: extra keyword arguments for ``attribute``.
+        attribute_kwargs: extra keyword arguments for ``attribute``; a ``generator`` among
+            them is replayed like ``generator`` (the same noise for both models).
     """
     if not callable(make_method):
         raise TypeError(

@@ -103,7 +103,8 @@ def cascading_randomisation(
         layers: module names to randomise, in order (default: :func:`parameterised_layers`).
         generator: source of the new weights and, re-seeded identically at every stage, of
             the method's own randomness (so only the weights differ between stages).
-        attribute_kwargs: extra keyword arguments for ``attribute``.
+        attribute_kwargs: extra keyword arguments for ``attribute``; a ``generator`` among
+            them is replayed like ``generator`` (the same noise at every stage).
     """
     if not callable(make_method):  # a method built for one model cannot follow the copies
         raise TypeError(
@@ -134,8 +135,12 @@ def cascading_randomisation(
         raise ValueError("`model` has no parameterised layers to randomise")
     gen = generator if generator is not None else torch.Generator()
     weight_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
-    method_state = gen.get_state()
     kwargs = dict(attribute_kwargs or {})
+    # the method's noise is replayed at every stage, from a generator passed in
+    # attribute_kwargs too (it would otherwise run on, and the stages draw other noise)
+    given = kwargs.pop("generator", None)
+    noise = check_generator(given) or gen
+    method_state = noise.get_state()
 
     def maps_of(m: nn.Module) -> Tensor:
         method = make_method(m)
@@ -149,7 +154,7 @@ def cascading_randomisation(
                 f"calls; pass the layer by its dotted name, `layer={name!r}`, which survives "
                 "the copy"
             )
-        return replayed_maps(method, x, tgt, gen, method_state, kwargs, noisy="generator" in kwargs)
+        return replayed_maps(method, x, tgt, noise, method_state, kwargs, noisy=given is not None)
 
     with frozen(model):
         _, tgt = resolve_all(model, x, target)

@@ -172,3 +172,29 @@ def test_a_factory_that_ignores_its_argument_is_named():
         lambda m: Gradient(nn.Sequential(m)), model, x, 1, layers=["head.2"]
     )
     assert res.spearman.shape == (1, 2)
+
+
+class _NoiseOnly:
+    """A "method" whose maps are its noise alone, whatever the model's weights."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def attribute(self, x, target, generator=None):
+        return torch.rand(x.shape, generator=generator)
+
+
+def test_a_generator_in_attribute_kwargs_is_replayed_at_every_stage():
+    """A generator passed through attribute_kwargs ran on from stage to stage, so a method
+    whose maps are pure noise decorrelated as if it followed the weights."""
+    model = small_cnn()
+    x = images(b=2, h=16, w=16)
+    res = cascading_randomisation(
+        _NoiseOnly,
+        model,
+        x,
+        1,
+        layers=["head.2", "head.0"],
+        attribute_kwargs={"generator": torch.Generator().manual_seed(3)},
+    )
+    assert torch.allclose(res.spearman, torch.ones_like(res.spearman))
