@@ -15,9 +15,12 @@ may break them, and the result says so. Integer steps cannot be expressed either
 DiCE proposes for a whole-number feature is rounded (half to even) before cfx scores and
 reports it, so the plan shows the point the model was scored on.
 
-DiCE draws from numpy's global random state (``random_seed`` for the random sampler, nothing for
-the others); cfx passes ``random_state`` where DiCE takes one and never seeds anything itself.
-DiCE's per-call progress bar is silenced.
+DiCE draws from Python's and numpy's global random states, and its random sampler reseeds both
+with its ``random_seed``. With an int ``random_state`` (the default, 0) every sampler runs from
+states set by it, and the caller's global states are put back afterwards: a plan is the same on
+every call, and the caller's own draws are not moved by DiCE. With ``random_state=None`` DiCE
+draws from the global states as they are (and advances them). DiCE's per-call progress bar is
+silenced.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import random
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -53,6 +58,25 @@ class _CodecModel:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return np.argmax(self.predict_proba(X), axis=1)
+
+
+@contextlib.contextmanager
+def _global_states(seed: int | None) -> Iterator[None]:
+    """Python's and numpy's global random states set from ``seed`` for the block, and the
+    caller's put back after it (DiCE draws from, and reseeds, the global states); ``None``
+    leaves them as they are."""
+    if seed is None:
+        yield
+        return
+    # the legacy global state is the one DiCE draws from, so it is the one to set and restore
+    saved_py, saved_np = random.getstate(), np.random.get_state()  # noqa: NPY002
+    try:
+        random.setstate(random.Random(seed).getstate())
+        np.random.set_state(np.random.RandomState(seed).get_state())  # noqa: NPY002
+        yield
+    finally:
+        random.setstate(saved_py)
+        np.random.set_state(saved_np)  # noqa: NPY002
 
 
 def _codes(view: ModelView, X: pd.DataFrame, what: str) -> np.ndarray:
@@ -173,6 +197,7 @@ class DiceRecourse:
             kwargs["random_seed"] = self.random_state
         try:
             with (
+                _global_states(self.random_state),
                 warnings.catch_warnings(),
                 contextlib.redirect_stderr(io.StringIO()),
                 contextlib.redirect_stdout(io.StringIO()),

@@ -105,7 +105,9 @@ class Recourse:
     * ``phrases``: wording of changes per feature, ``{name: (before, after) -> str}``; other
       features get a generic phrase. Default: German Credit's wording (DM, months, ...) for a
       schema of the German Credit features, none otherwise.
-    * ``random_state``: seed passed to methods that sample (dice-random).
+    * ``random_state``: seed of the DiCE methods, which draw from Python's and numpy's global
+      random states: cfx sets them from it for each applicant and puts the caller's back
+      afterwards (``None``: DiCE draws from the global states as they are).
 
     Learned in :meth:`fit`: ``codec_``, ``scales_`` (MAD and ranges), ``support_`` (data
     support), ``goal_`` (the probability plans must reach), ``method_`` (resolved name),

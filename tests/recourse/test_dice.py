@@ -96,3 +96,31 @@ def test_kdtree_finding_nothing_says_why(hand):
     (res,) = rec.explain(applicant, constraints=Constraints(immutable=("x2",)))
     assert res.status == "not_found"
     assert "dice-kdtree proposes only training applicants who share" in res.reason
+
+
+def test_dice_leaves_the_callers_random_states_and_repeats_its_plans(
+    german, split, credit_models, denied
+):
+    """dice-random reseeded Python's and numpy's global states with its random_seed (every
+    explain reset the caller's draws); dice-genetic drew from them unseeded, so the same call
+    gave other plans."""
+    import random
+
+    import numpy as np
+
+    legacy = np.random  # the global state DiCE draws from, which a caller may use too
+    applicant = denied["logistic"].iloc[[0]]
+    for method in ("dice-random", "dice-genetic"):
+        rec = Recourse(credit_models["logistic"], german.schema, method=method, k=2)
+        rec.fit(german.X.iloc[split[0]])
+        random.seed(7)
+        legacy.seed(7)
+        expected = (random.random(), legacy.rand())
+        random.seed(7)
+        legacy.seed(7)
+        (first,) = rec.explain(applicant)
+        assert (random.random(), legacy.rand()) == expected, method
+        legacy.rand(5)  # the global states elsewhere: the plans do not follow them
+        (again,) = rec.explain(applicant)
+        plans = [[(c.features, c.cost) for c in r.counterfactuals] for r in (first, again)]
+        assert plans[0] == plans[1] and plans[0], method
