@@ -173,12 +173,15 @@ def _model_device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
-    """Model outputs over ``images`` in batches of ``batch_size`` (eval mode, restored
-    afterwards, no gradients), concatenated on the CPU: logits ``(N, K)`` for a classifier."""
+    """Model outputs over ``images`` in batches of ``batch_size`` (eval mode, each submodule's
+    mode restored afterwards, no gradients), concatenated on the CPU: logits ``(N, K)`` for a
+    classifier."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
     device, dtype = _model_device(model), dtype_of(model)
-    was_training = model.training
+    # submodule by submodule: a user's model may keep, say, a BatchNorm in eval mode under a
+    # parent in training mode, which model.train(True) would switch back on
+    modes = [(sub, sub.training) for sub in model.modules()]
     model.eval()
     try:
         return torch.cat(
@@ -188,7 +191,8 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
             ]
         )
     finally:
-        model.train(was_training)
+        for sub, training in modes:
+            sub.training = training
 
 
 def evaluate_classifier(

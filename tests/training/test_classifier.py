@@ -78,6 +78,12 @@ def test_evaluate_classifier_known_accuracy_and_restores_mode():
     model = _Brightness().train()
     assert evaluate_classifier(model, images, labels, batch_size=3) == pytest.approx(7 / 8)
     assert model.training
+    # a submodule kept in eval mode under a training parent (a frozen BatchNorm when
+    # fine-tuning) stays so: model.train(True) switched it back on
+    net = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(64), nn.Linear(64, 2)).train()
+    net[1].eval()
+    evaluate_classifier(net, images, labels)
+    assert net.training and net[2].training and not net[1].training
 
 
 def test_evaluate_segmenter_known_dice():
