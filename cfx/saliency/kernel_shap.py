@@ -41,7 +41,8 @@ from cfx.types import Classifier
 def shapley_coalitions(present: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
     """``(B, n, K)`` bool coalitions over the present players, in complementary pairs."""
     b, k = present.shape
-    m = present.sum(1)  # (B,) players per image
+    on = present.cpu()  # drawn on the CPU, as the other methods draw (a CPU generator)
+    m = on.sum(1)  # (B,) players per image
     # candidate sizes 1..K-1; one player (K = 1) keeps size 1: the pair (all on, all off)
     # then gives its Shapley value f(1) - f(0) exactly
     sizes = torch.arange(1, max(k, 2), dtype=torch.float64)
@@ -52,10 +53,10 @@ def shapley_coalitions(present: Tensor, n: int, generator: torch.Generator | Non
     half = (n + 1) // 2
     size = torch.multinomial(prob, half, replacement=True, generator=generator) + 1  # (B, half)
     scores = torch.rand(b, half, k, generator=generator)
-    scores = torch.where(present[:, None].cpu(), scores, torch.full_like(scores, 2.0))
+    scores = torch.where(on[:, None], scores, torch.full_like(scores, 2.0))
     ranks = scores.argsort(2).argsort(2)  # (B, half, K): rank of each player's score
     z = ranks < size[:, :, None]
-    z = torch.stack([z, present[:, None].cpu() & ~z], 2).flatten(1, 2)[:, :n]  # (B, n, K)
+    z = torch.stack([z, on[:, None] & ~z], 2).flatten(1, 2)[:, :n]  # (B, n, K)
     return z.to(present.device)
 
 

@@ -30,6 +30,7 @@ from cfx.saliency._common import (
     resolve_all,
 )
 from cfx.saliency.metrics import spearman
+from cfx.training.init import drawn
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,11 @@ def randomise_layer(module: nn.Module, generator: torch.Generator) -> None:
     (normalisation scales and shifts) from N(0, 1) scaled like the original."""
     weight = getattr(module, "weight", None)
     for name, p in module.named_parameters(recurse=False):
-        if p.ndim > 1:
-            nn.init.kaiming_uniform_(p, a=math.sqrt(5), generator=generator)
+        if p.ndim > 1:  # drawn on the generator's device (a CUDA layer, a CPU generator)
+            drawn(p, nn.init.kaiming_uniform_, generator, a=math.sqrt(5))
         elif name == "bias" and isinstance(weight, Tensor) and weight.ndim > 1:
             bound = 1 / math.sqrt(max(1, weight[0].numel()))
-            nn.init.uniform_(p, -bound, bound, generator=generator)
+            drawn(p, nn.init.uniform_, generator, a=-bound, b=bound)
         else:
             scale = float(p.abs().mean()) or 1.0
             p.copy_(torch.randn(p.shape, generator=generator).to(p) * scale)

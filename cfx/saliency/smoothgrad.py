@@ -105,7 +105,8 @@ class SmoothGrad:
 
 
 def _noisy(x: Tensor, k: int, sigma: float, generator: torch.Generator | None) -> Tensor:
-    noise = torch.randn(
-        (k, *x.shape), generator=generator, dtype=x.dtype, device=x.device
-    )  # (k, B, C, H, W)
+    # drawn where the generator lives (the checks pass a CPU one), then moved to the images
+    where = generator.device if generator is not None else x.device
+    noise = torch.randn((k, *x.shape), generator=generator, dtype=x.dtype, device=where)
+    noise = noise.to(x.device)  # (k, B, C, H, W)
     return (x.unsqueeze(0) + sigma * noise).flatten(0, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
@@ -24,20 +25,35 @@ def reset_parameters(module: M, generator: torch.Generator) -> M:
     """
     for name, p in module.named_parameters():
         if p.ndim > 1:  # conv / linear weight: kaiming-uniform(a=sqrt(5)) as in nn.Linear
-            nn.init.kaiming_uniform_(p, a=math.sqrt(5), generator=generator)
+            drawn(p, nn.init.kaiming_uniform_, generator, a=math.sqrt(5))
         elif name.endswith("bias") and p.ndim == 1:
             owner = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
             weight = getattr(owner, "weight", None)
             if isinstance(owner, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)) and weight is not None:
                 fan_in = weight[0].numel()
                 bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-                nn.init.uniform_(p, -bound, bound, generator=generator)
+                drawn(p, nn.init.uniform_, generator, a=-bound, b=bound)
     for owner in module.modules():
         for plist in getattr(owner, "parametrizations", {}).values():
             for param in plist:
                 if hasattr(param, "_u") and hasattr(param, "_v"):
                     _reset_power_vectors(param, plist.original, generator)
     return module
+
+
+def drawn(
+    p: torch.Tensor, init: Callable[..., object], generator: torch.Generator, **kwargs: float
+) -> None:
+    """``init(p, **kwargs, generator=generator)``, an in-place random init such as
+    ``nn.init.uniform_``, with the values drawn on ``generator``'s device: a CUDA parameter
+    cannot be filled from a CPU generator, so a copy is drawn there and copied in (the same
+    values as drawing in place on the CPU)."""
+    if p.device == generator.device:
+        init(p, **kwargs, generator=generator)
+        return
+    tmp = torch.empty(p.shape, dtype=p.dtype, device=generator.device)
+    init(tmp, **kwargs, generator=generator)
+    p.copy_(tmp)
 
 
 def _reset_power_vectors(sn: Any, weight: torch.Tensor, generator: torch.Generator) -> None:
