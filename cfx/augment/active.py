@@ -524,7 +524,8 @@ class ActiveLearner:
         classifier's architecture too), which are then held."""
         n_levels = len(self.frame_levels)
         n_starts = -(-quota // n_levels)
-        p = torch.softmax(predict(model, pool), 1)[:, 1].to(pool.device)  # (P,)
+        # bookkeeping (scores, used starts) on the CPU, where predict returns and `used` lives
+        p = torch.softmax(predict(model, pool), 1)[:, 1]  # (P,)
         if self.selection == "margin":
             score = (p - 0.5).abs()
         elif self.selection == "random":

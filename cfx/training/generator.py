@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cfx.images import check_images
 from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
 from cfx.run_key import tensors_sha256
 from cfx.training.checkpoint import resume_checkpoint, save_checkpoint
@@ -143,9 +144,11 @@ def train_generator(
 ) -> tuple[BrainGAN, TrainingReport]:
     """Train (or resume) a BrainGAN on ``images`` ``(N, C, 64, 64)`` in [-1, 1].
 
-    Writes ``out/checkpoint.safetensors`` during training and returns the model in eval mode.
+    Writes ``out/checkpoint.safetensors`` during training and returns the model in eval mode,
+    on the device and in the dtype of ``images`` (drawn from the seed on the CPU, then moved).
     """
     cfg = config or GeneratorTrainingConfig()
+    check_images(images, "images")  # a finite float batch in [-1, 1]
     if images.ndim != 4 or tuple(images.shape[-2:]) != (64, 64):
         raise ValueError(f"`images` must have shape (N, C, 64, 64), got {tuple(images.shape)}")
     if images.shape[1] != cfg.model.channels:
@@ -158,8 +161,9 @@ def train_generator(
     ckpt = out / "checkpoint.safetensors"
 
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = reset_parameters(BrainGAN(cfg.model), gen)
-    disc = reset_parameters(BrainDiscriminator(cfg.model), gen)
+    # drawn on the CPU from the seed, then moved: trained where (and as) the images live
+    model = reset_parameters(BrainGAN(cfg.model), gen).to(images)
+    disc = reset_parameters(BrainDiscriminator(cfg.model), gen).to(images)
     opt_g = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
     modules = {"model": model, "disc": disc}
@@ -203,8 +207,8 @@ def train_generator(
             idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
             x = images[idx]  # (B, C, 64, 64)
             mu, logvar = model.posterior(x)
-            z = mu + torch.randn(mu.shape, generator=gen) * (0.5 * logvar).exp()
-            z_p = torch.randn(mu.shape, generator=gen)
+            z = mu + torch.randn(mu.shape, generator=gen).to(mu) * (0.5 * logvar).exp()
+            z_p = torch.randn(mu.shape, generator=gen).to(mu)
             x_rec = model.decode(z)
             x_p = model.decode(z_p)
             use_adv = step >= cfg.adv_start

@@ -166,3 +166,17 @@ def test_a_checkpoint_written_before_fingerprints_resumes_with_a_warning(tmp_pat
     with caplog.at_level("WARNING"):
         _, report = train_generator(x, tmp_path, _config(steps=3), show_progress=False)
     assert report.steps == 3 and "resuming on trust" in caplog.text
+
+
+def test_the_model_follows_the_images_dtype_and_bad_images_are_named(tmp_path):
+    """The models were built in float32 whatever the images (float64 images met float32
+    weights at the first step), and integer or out-of-range images reached the loop."""
+    x = _images().double()
+    model, _ = train_generator(x, tmp_path / "a", _config(steps=1), show_progress=False)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    with pytest.raises(TypeError, match="`images`"):
+        train_generator(
+            (x * 127 + 128).to(torch.uint8), tmp_path / "b", _config(steps=1), show_progress=False
+        )
+    with pytest.raises(ValueError, match="`images`"):
+        train_generator(x * 3, tmp_path / "c", _config(steps=1), show_progress=False)
