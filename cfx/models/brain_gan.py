@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from cfx.errors import check_int
 from cfx.zoo.pretrained import PretrainedMixin
 
 
@@ -42,10 +43,8 @@ class BrainGANConfig:
     def __post_init__(self) -> None:
         if self.image_size != 64:
             raise ValueError(f"`image_size` must be 64, got {self.image_size}")
-        for name in ("channels", "latent_dim", "width"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        for name in ("channels", "latent_dim", "width"):  # bools refused, numpy ints kept as ints
+            object.__setattr__(self, name, check_int(name, getattr(self, name)))
         if self.width % 2:
             raise ValueError(f"`width` must be even, got {self.width}")
 

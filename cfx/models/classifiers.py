@@ -28,14 +28,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cfx.errors import check_int
 from cfx.zoo.pretrained import PretrainedMixin
 
 
 def _check_positive(config: object, *names: str) -> None:
+    """Each of ``names`` an int >= 1 (a numpy int is stored as an int: configs go to JSON)."""
     for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        object.__setattr__(config, name, check_int(name, getattr(config, name)))
 
 
 def _check_image_size(config: Any) -> None:

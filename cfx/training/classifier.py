@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cfx.errors import check, counted, fail
+from cfx.errors import check, check_int, counted, fail
 from cfx.images import binary_masks, check_images, from_unit, to_unit
 from cfx.run_key import tensors_sha256
 from cfx.training.checkpoint import resume_checkpoint, save_checkpoint
@@ -103,10 +103,8 @@ class ClassifierTrainingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        for name in ("epochs", "batch_size", "checkpoint_every"):  # numpy ints kept as ints
+            object.__setattr__(self, name, check_int(name, getattr(self, name)))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"`seed` must be an int, got {self.seed!r}")
         if not isinstance(self.max_shift, int) or self.max_shift < 0:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cfx.errors import check_int
 from cfx.images import check_images
 from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
 from cfx.run_key import tensors_sha256
@@ -73,10 +74,8 @@ class GeneratorTrainingConfig:
     model: BrainGANConfig = field(default_factory=BrainGANConfig)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        for name in ("steps", "batch_size", "checkpoint_every"):  # numpy ints kept as ints
+            object.__setattr__(self, name, check_int(name, getattr(self, name)))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"`seed` must be an int, got {self.seed!r}")
         if not self.lr > 0:

@@ -127,11 +127,10 @@ def test_architectures_differ():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: BrainCNNConfig(width=0), "`width` must be a positive int, got 0"),
+        (lambda: BrainCNNConfig(width=0), "`width` must be an int >= 1, got 0"),
         (lambda: BrainCNNConfig(num_classes=1), "`num_classes` must be at least 2, got 1"),
         (lambda: BrainCNNConfig(blocks=7), "`blocks` must be at most 6"),
-        (lambda: BrainOracleConfig(channels=-1), "`channels` must be a positive int, got -1"),
-        (lambda: BrainSegmenterConfig(width=2.5), "`width` must be a positive int, got 2.5"),
+        (lambda: BrainOracleConfig(channels=-1), "`channels` must be an int >= 1, got -1"),
         (lambda: BrainCNNConfig(image_size=64), "`image_size` must be None or (H, W), two"),
         (lambda: BrainOracleConfig(image_size=(64, 0)), "got (64, 0)"),
         (lambda: BrainCNNConfig(image_size=[64, 64.0]), "got (64, 64.0)"),
@@ -141,6 +140,16 @@ def test_architectures_differ():
 def test_bad_configs_are_clear_errors(make, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         make()
+
+
+def test_a_fractional_or_true_width_is_a_type_error():
+    """BrainGANConfig(width=True) passed as a width of 1 (bools were not excluded there)."""
+    from cfx.models.brain_gan import BrainGANConfig
+
+    with pytest.raises(TypeError, match=re.escape("`width` must be an int >= 1, got 2.5")):
+        BrainSegmenterConfig(width=2.5)
+    with pytest.raises(TypeError, match=re.escape("`width` must be an int >= 1, got True")):
+        BrainGANConfig(width=True)
 
 
 def test_an_image_size_of_three_numbers_is_refused():

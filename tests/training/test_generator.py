@@ -138,8 +138,8 @@ def test_resuming_another_run_is_refused_naming_what_changed(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"steps": 0}, "`steps` must be a positive int, got 0"),
-        ({"batch_size": -3}, "`batch_size` must be a positive int, got -3"),
+        ({"steps": 0}, "`steps` must be an int >= 1, got 0"),
+        ({"batch_size": -3}, "`batch_size` must be an int >= 1, got -3"),
         ({"lr": 0.0}, "`lr` must be positive"),
         ({"kl_weight": -1.0}, "`kl_weight` and `latent_weight` must be >= 0"),
         ({"decay_start": 1.5}, r"`decay_start` must be in \[0, 1\]"),
