@@ -78,9 +78,8 @@ def make_encoder(schema: FeatureSchema) -> ColumnTransformer:
     )
 
 
-def load_credit_model(name: str, *, seed: int = 0) -> Pipeline:
+def load_credit_model(name: CreditModelName, *, seed: int = 0) -> Pipeline:
     """Train and return the named credit model (``logistic``, ``gbm`` or ``mlp``)."""
-    data = load_german()
     if name == "logistic":
         clf: object = LogisticRegression(C=1.0, max_iter=2000)
     elif name == "gbm":
@@ -89,6 +88,7 @@ def load_credit_model(name: str, *, seed: int = 0) -> Pipeline:
         clf = MLPClassifier(hidden_layer_sizes=(16,), alpha=3.0, max_iter=600, random_state=seed)
     else:
         raise UnknownNameError(f"unknown credit model {name!r}; expected one of {CREDIT_MODELS}")
+    data = load_german()
     train, _ = german_split(seed=seed)
     pipe = Pipeline([("encode", make_encoder(data.schema)), ("model", clf)])
     pipe.fit(data.X.iloc[train], data.y.iloc[train])
