@@ -34,9 +34,13 @@ def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.nd
     a = np.asarray(features_a.detach().cpu() if isinstance(features_a, Tensor) else features_a)
     b = np.asarray(features_b.detach().cpu() if isinstance(features_b, Tensor) else features_b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"features must be (N, D) with equal D, got {a.shape} and {b.shape}")
-    if min(a.shape[0], b.shape[0]) < 2:
-        raise ValueError("each feature set needs at least 2 rows")
+        raise ValueError(
+            f"`features_a` and `features_b` must be (N, D) with equal D, got {a.shape} and "
+            f"{b.shape}"
+        )
+    for name, feats in (("features_a", a), ("features_b", b)):
+        if feats.shape[0] < 2:  # a covariance needs two rows
+            raise ValueError(f"`{name}` must hold at least 2 rows, got {feats.shape[0]}")
     a, b = a.astype(np.float64), b.astype(np.float64)
     for name, feats in (("features_a", a), ("features_b", b)):
         if not np.isfinite(feats).all():

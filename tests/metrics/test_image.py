@@ -73,8 +73,10 @@ def test_frechet_known_answers():
 
 
 def test_frechet_needs_at_least_two_rows():
-    with pytest.raises(ValueError, match="at least 2 rows"):
+    with pytest.raises(ValueError, match="`features_a` must hold at least 2 rows, got 1"):
         frechet_distance(np.zeros((1, 3)), np.ones((5, 3)))
+    with pytest.raises(ValueError, match="`features_b` must hold at least 2 rows, got 0"):
+        frechet_distance(np.ones((5, 3)), np.zeros((0, 3)))
 
 
 @pytest.mark.parametrize(("side", "window"), [(1, 1), (2, 1), (4, 3), (10, 9), (11, 11), (12, 11)])
