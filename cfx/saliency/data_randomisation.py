@@ -74,20 +74,19 @@ def data_randomisation(
             config)`` with augmentation off and epochs enough to fit the training set: its
             training accuracy says whether it memorised the labels, its test accuracy should
             be chance.
+        x: images ``(B, C, H, W)`` in [-1, 1].
+        target: class to explain (int, ``(B,)`` tensor, or None for ``model``'s prediction);
+            the same classes are explained for both models.
+        generator: source of the method's own randomness, set to the same state for both
+            models (so only the models differ).
+        attribute_kwargs: extra keyword arguments for ``attribute``; a ``generator`` among
+            them is replayed like ``generator`` (the same noise for both models).
 
     Reading the result: ``res.mean()`` is ``(signed, absolute)``, mean Spearman over the
     images; near 0 on both, the maps follow what the model learned from its labels; near 1
     (the image itself scores 1), they do not. A signed value near 0 with a high absolute one
     (Gradient x Input, Integrated Gradients) means the maps' magnitude is set by the input.
     The cascading check's verdicts use 0.5 as the line (``benchmarks/saliency.py``).
-        x: images ``(B, C, H, W)`` in [-1, 1].
-        target: class to explain (int, ``(B,)`` tensor, or None for ``model``'s prediction);
-            the same classes are explained for both models.
-        generator: source of the method's own randomness, set to the same state for both
-            models (so only the models differ); one given in ``attribute_kwargs`` is used
-            the same way.
-        attribute_kwargs: extra keyword arguments for ``attribute``; a ``generator`` among
-            them is replayed like ``generator`` (the same noise for both models).
     """
     if not callable(make_method):
         raise TypeError(
