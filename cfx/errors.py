@@ -31,10 +31,6 @@ class ForeignRunError(CfxError, ValueError):
     resume must not mix with this run's."""
 
 
-class NoRecourseError(CfxError, ValueError):
-    """Raised only by helpers that need a recourse to exist; explainers return a certificate."""
-
-
 class Notice(UserWarning):
     """cfx's warning about input that works but looks wrong (a model ending in a softmax,
     images in [0, 1], a constraint that unlocks an immutable feature); a ``UserWarning``, so
