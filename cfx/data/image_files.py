@@ -200,6 +200,14 @@ def read_image(
         unit = np.repeat(raw[None], channels, axis=0)  # (C, H, W)
     elif img.mode.startswith("I"):  # 16/32-bit grey (common for MRI): full scale is 65535
         raw = np.asarray(img, dtype=np.float32)
+        if raw.min() < 0:  # signed data (CT in Hounsfield units): no unambiguous [0, 1]
+            raise ValueError(
+                f"`{name}` {path.name} is a signed integer image with values "
+                f"{int(raw.min())}..{int(raw.max())} (CT in Hounsfield units?), whose negative "
+                "values would all read as black; window it to the range that matters (e.g. "
+                "-1000..1000 scaled to [-1, 1]) and pass a .npy batch, or save it as 8- or "
+                "16-bit"
+            )
         if raw.max() > 65535:
             _note(notes, "clipped", path, int(raw.max()), name)
         elif 0 < raw.max() <= 4095:

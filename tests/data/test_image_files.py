@@ -356,6 +356,16 @@ def test_a_float_file_below_zero_is_refused_not_clipped(tmp_path):
         read_images([tmp_path / "signed.tif"], 1)
 
 
+def test_a_signed_integer_file_is_refused_not_clipped(tmp_path):
+    """A CT slice in Hounsfield units (32-bit signed TIFF) read every value below 0 as black,
+    with only a notice that the file looked dark."""
+    hu = np.tile(np.linspace(-1000, 1000, 8), (8, 1)).astype(np.int32)
+    Image.fromarray(hu, mode="I").save(tmp_path / "ct.tif")
+    want = r"ct\.tif is a signed integer image with values -1000\.\.1000 \(CT"
+    with pytest.raises(ValueError, match=want):
+        read_images([tmp_path / "ct.tif"], 1)
+
+
 def test_a_grey_mask_with_alpha_reads_its_grey_not_its_alpha(tmp_path):
     region = np.zeros((4, 4), dtype=np.uint8)
     region[1:3, 0:2] = 255
