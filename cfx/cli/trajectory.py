@@ -68,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="independent classifier for evaluation: a zoo name, a model folder, "
         f"a hub id, or 'none' to skip (default: {ORACLE} with the zoo's generator, which "
-        "draws the built-in brain slices it judges; none with your own)",
+        "draws the built-in brain slices it judges as healthy / tumour; none with your own "
+        "generator, or with a classifier of other than two classes)",
     )
     p.add_argument(
         "--target",
@@ -318,6 +319,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         "generator": checked_source("--generator", args.generator, "generator"),
         "classifier": checked_source("--classifier", args.classifier, "classifier"),
     }
+    oracle_defaulted = args.oracle is None
     if args.oracle is None:  # brain-oracle judges brain slices: on other images it is no judge
         args.oracle = ORACLE if args.generator in ZOO else "none"
         if args.oracle == "none":
@@ -368,6 +370,28 @@ def run_trajectory(args: argparse.Namespace) -> int:
     if oracle is not None and module_sha256(oracle) == module_sha256(classifier):
         log.warning(SAME_ORACLE, "--oracle", f"--classifier {args.classifier}")
     classes = _class_count(classifier, frame)
+    if oracle_defaulted and oracle is not None and args.classifier not in ZOO:
+        # brain-oracle reads class 0 as healthy and 1 as tumour: another model's classes may
+        # mean something else, and a model of more classes cannot be compared with it at all
+        if classes not in (None, 2):
+            oracle, args.oracle = None, "none"
+            sources.pop("oracle")  # not this run's: its weights are not recorded
+            log.warning(
+                "no oracle: --oracle defaults to %s, which judges healthy (0) / tumour (1), "
+                "and --classifier %s scores %d classes; pass --oracle with a classifier of "
+                "its classes to measure oracle agreement",
+                ORACLE,
+                args.classifier,
+                classes,
+            )
+        else:
+            log.warning(
+                "--oracle defaults to %s, which judges healthy (0) / tumour (1): its agreement "
+                "says something about --classifier %s only if that model's classes are the "
+                "same (else pass --oracle none, or a classifier of its classes)",
+                ORACLE,
+                args.classifier,
+            )
     if classes is not None and target >= classes:  # the explainer would name `target`
         raise ValueError(
             f"`--target` must be a class of the classifier, 0..{classes - 1} (or healthy / "

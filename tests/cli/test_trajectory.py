@@ -730,6 +730,39 @@ def test_the_default_oracle_is_brain_oracle_only_with_the_zoos_generator(tmp_pat
     assert summary["setup"]["oracle"] == "brain-oracle"
 
 
+def test_the_default_oracle_and_a_classifier_of_your_own(tmp_path, caplog):
+    """With the zoo's generator, brain-oracle was the default for any --classifier: a model of
+    three classes failed after loading ("`oracle` returns 2 class logits"), and one of two
+    classes got an agreement figure with no word that it means healthy / tumour."""
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+
+    BrainCNN(BrainCNNConfig(width=4, num_classes=3)).save_pretrained(tmp_path / "three")
+    BrainCNN(BrainCNNConfig(width=4)).save_pretrained(tmp_path / "two")
+    x = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    np.save(tmp_path / "x.npy", x.numpy())
+    argv = ["trajectory", "--target", "2", "--input", str(tmp_path / "x.npy"), "--method"]
+    argv += ["gradient"]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
+    with caplog.at_level("WARNING"):
+        assert (
+            main([*argv, "--classifier", str(tmp_path / "three"), "--out", str(tmp_path / "a")])
+            == 0
+        )
+    assert "no oracle: --oracle defaults to brain-oracle, which judges healthy (0)" in caplog.text
+    assert f"--classifier {tmp_path / 'three'} scores 3 classes" in caplog.text
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["setup"]["oracle"] is None and "oracle" not in summary["setup"]["weights_sha256"]
+    caplog.clear()
+    argv[2] = "1"
+    with caplog.at_level("WARNING"):
+        assert (
+            main([*argv, "--classifier", str(tmp_path / "two"), "--out", str(tmp_path / "b")]) == 0
+        )
+    assert "its agreement says something about --classifier" in caplog.text
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["setup"]["oracle"] == "brain-oracle"
+
+
 def test_paths_that_miss_the_target_are_said_and_the_outputs_named(tmp_path, caplog, capsys):
     """A classifier that never flipped left only `"flip_rate": 0.0` in the JSON, and nothing
     said where the files went."""
