@@ -296,6 +296,10 @@ class TwoLogits(nn.Module):
         self.model = model
         self.outputs = outputs
         self._warned = False  # the [0, 1] warning, once per wrapper
+        # outputs seen so far, and whether all lay in [0, 1]: one image per call (a path
+        # explained step by step) never gives 16 at once
+        self._seen = 0
+        self._all_unit = True
         self._warned_flat = False  # the saturated-probability warning, once per wrapper
 
     def forward(self, x: Tensor) -> Tensor:
@@ -336,17 +340,21 @@ class TwoLogits(nn.Module):
                 )
         else:
             logit = out
-            # a sigmoid's outputs all lie in [0, 1]; 16 or more logits rarely all do
-            many = out.shape[0] >= 16
-            if not self._warned and many and bool(((out >= 0) & (out <= 1)).all()):
-                self._warned = True
-                warnings.warn(
-                    "TwoLogits: every output lies in [0, 1], as a sigmoid's would; taken for "
-                    "logits, class 1 gets p >= 0.5 for every image. For a model ending in a "
-                    "sigmoid pass `TwoLogits(model, outputs='probability')`",
-                    Notice,
-                    stacklevel=2,
-                )
+            # a sigmoid's outputs all lie in [0, 1]; 16 or more logits rarely all do, counted
+            # over the wrapper's calls so far
+            if not self._warned and self._all_unit:
+                self._all_unit = bool(((out >= 0) & (out <= 1)).all())
+                self._seen += out.shape[0]
+                if self._all_unit and self._seen >= 16:
+                    self._warned = True
+                    warnings.warn(
+                        f"TwoLogits: every output so far ({self._seen}) lies in [0, 1], as a "
+                        "sigmoid's would; taken for logits, class 1 gets p >= 0.5 for every "
+                        "image. For a model ending in a sigmoid pass "
+                        "`TwoLogits(model, outputs='probability')`",
+                        Notice,
+                        stacklevel=2,
+                    )
         return torch.cat([torch.zeros_like(logit), logit], 1)
 
 

@@ -179,6 +179,15 @@ def test_two_logits_of_a_model_ending_in_a_sigmoid():
         taken_for_logits(x)  # once per wrapper
         TwoLogits(model)(x[:15])  # too few outputs to tell a sigmoid from logits
         TwoLogits(head)(x * 10)  # real logits, some outside [0, 1]: no warning
+        mixed = TwoLogits(head)
+        mixed(x[:1] * 0 + 10)  # one logit outside [0, 1], then 16 inside: still logits
+        for i in range(16):
+            mixed(x[i : i + 1] * 0)
+    # one image per call, as a path explained step by step: 16 calls tell the sigmoid apart
+    one_by_one = TwoLogits(model)
+    with pytest.warns(UserWarning, match=r"every output so far \(16\) lies in \[0, 1\]"):
+        for i in range(16):
+            one_by_one(x[i : i + 1])
     with pytest.raises(ValueError, match="`outputs` must be 'logit' or 'probability'"):
         TwoLogits(model, outputs="sigmoid")
 
