@@ -202,7 +202,8 @@ def trajectory_strip(
         frames = torch.cat([sources[:, None].to(frames), frames], 1)
     first = 0 if sources is None else 1  # column of frame 0
     cols = n + first
-    lines = 1 if oracle_probs is None else 2  # title lines above each frame
+    # title lines above each frame: f=, o= with an oracle; the input's "input" and f=
+    lines = 2 if oracle_probs is not None or source_probs is not None else 1
     # each row: a 1.25-inch square frame plus its title (fontsize 7 is ~0.12 inch a line)
     fig, axes = _subplots(b, cols, figsize=(1.25 * cols, (1.35 + 0.14 * lines) * b), squeeze=False)
     pics = _pictures(frames.flatten(0, 1)).reshape(b, cols, *frames.shape[-2:], -1)

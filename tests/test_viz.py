@@ -55,6 +55,23 @@ def test_strips_can_show_the_inputs_in_a_first_column(tmp_path):
         trajectory_strip(frames, probs, tmp_path / "d.png", sources=sources[:1])
 
 
+def test_a_two_line_input_title_gets_the_room_of_two_lines(tmp_path):
+    """Without an oracle each row had room for one title line, so the input column's
+    "input / f=0.12" ran into the frames of the row above."""
+    frames = -torch.ones(2, 3, 1, 8, 8)
+    sources = torch.zeros(2, 1, 8, 8)
+    probs = torch.tensor([[0.1, 0.5, 0.9], [0.2, 0.6, 0.95]])
+
+    def height(**kw) -> int:
+        path = trajectory_strip(frames, probs, tmp_path / f"{len(kw)}.png", sources=sources, **kw)
+        return np.asarray(Image.open(path)).shape[0]
+
+    one_line = height()
+    titled = height(source_probs=torch.tensor([0.12, 0.3]))
+    with_oracle = height(source_probs=torch.tensor([0.12, 0.3]), oracle_probs=probs)
+    assert titled == with_oracle > one_line
+
+
 def test_gif_captions_name_each_frame_and_its_probability(tmp_path):
     frames = -torch.ones(3, 1, 8, 8)  # black frames: any light pixel is caption text
     plain = trajectory_gif(frames, tmp_path / "a.gif", scale=2)
