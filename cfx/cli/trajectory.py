@@ -525,8 +525,9 @@ def inputs_in_target_notice(rows: list[dict], files: list[str] | None) -> None:
 
 
 def _replacing_notice(out: Path, setup: dict[str, Any]) -> None:
-    """A warning when ``out`` holds the outputs of a finished run with another setup, which
-    this run replaces (they were overwritten without a word), naming what differs."""
+    """A warning when ``out`` holds the outputs of a finished run, which this run replaces
+    (they were overwritten without a word): naming what differs, or saying that a run with
+    the same setup is computed again, not resumed."""
     from cfx.run_key import changes
 
     try:
@@ -543,6 +544,12 @@ def _replacing_notice(out: Path, setup: dict[str, Any]) -> None:
             "replaces them; pass another --out to keep both",
             out,
             changes(before, now),
+        )
+    else:  # nothing is kept of a finished run but its outputs: it is not resumed
+        log.warning(
+            "%s holds the outputs of a finished run with these settings: it is computed "
+            "again and its outputs rewritten (only an interrupted run resumes)",
+            out,
         )
 
 

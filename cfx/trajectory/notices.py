@@ -130,14 +130,15 @@ def end_notice(last_in_target: Tensor, last_probs: Tensor, margin: object) -> No
 _SIGMOID_OF_ONE = 1 / (1 + math.exp(-1)) + 1e-6
 """The highest class-1 probability of a [0, 1] output taken for a logit (0.731)."""
 _SHORT = (
-    "the walk stopped before the classifier was that sure; a longer walk (`max_iter`, or "
-    "`warm_start_iter` for the monotone path) goes further, or a lower margin (CLI: --margin) "
-    "asks less"
+    "the walk stopped before the classifier was that sure; a longer walk (in Python, the "
+    "explainer's `max_iter`, or `warm_start_iter` for the monotone path) goes further, or a "
+    "lower margin (`margin`; CLI: --margin) asks less"
 )
 _CEILING = (
     "none passes 0.731 = sigmoid(1), the ceiling of a probability taken for a logit: if the "
     "classifier ends in a sigmoid, wrap it as `cfx.calls.TwoLogits(model, "
-    "outputs='probability')`; otherwise a longer walk (`max_iter`) goes further"
+    "outputs='probability')`; otherwise a longer walk (in Python, the explainer's `max_iter`) "
+    "goes further"
 )
 
 
@@ -153,15 +154,16 @@ def region_notice(edit_masks: Tensor | None, give_up: object) -> None:
         return
     why = (
         f"; `give_up={give_up:g}` abandons a region whose target log-odds climb slowly at "
-        "first (at its mean rate it would not reach the margin): `give_up=None` walks each "
-        "region to its budget (slower)"
+        "first (at its mean rate it would not reach the margin): in Python, `give_up=None` "
+        "walks each region to its budget (slower)"
         if isinstance(give_up, Real)
         else ""
     )
     log.warning(
         "%d of %d localised paths change the whole image (rows %s): no candidate region "
         "reached the margin (or, from a start past it, climbed as far as the whole image "
-        "did) within its budget (`patience`, `max_iter`; larger regions: `mask_fractions`)%s",
+        "did) within its budget (in Python, the explainer's `patience` and `max_iter`; larger "
+        "regions: `mask_fractions`)%s",
         len(whole),
         edit_masks.shape[0],
         shown_rows(whole),

@@ -285,13 +285,18 @@ def test_a_rerun_into_the_same_folder_leaves_no_stale_outputs(tmp_path):
 
 def test_a_finished_run_replaced_by_one_with_other_settings_is_said(tmp_path, caplog):
     """A finished run's outputs were overwritten without a word by a rerun with other
-    arguments; the same command again replaces nothing it does not say."""
+    arguments; the same command again computed the whole run again without a word, where
+    "a rerun resumes and says so" led a user to expect nothing to do."""
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
     argv += ["--no-progress", "--out", str(tmp_path / "run")]
     assert main([*argv, "--steps", "2"]) == 0
     with caplog.at_level("WARNING"):
         assert main([*argv, "--steps", "2"]) == 0
-    assert "holds the outputs of a finished run" not in caplog.text
+    assert "holds the outputs of a finished run with these settings: it is computed again" in (
+        caplog.text
+    )
+    assert "other settings" not in caplog.text
+    caplog.clear()
     with caplog.at_level("WARNING"):
         assert main([*argv, "--steps", "3"]) == 0
     assert "holds the outputs of a finished run with other settings (steps: 2 before, 3 now)" in (
