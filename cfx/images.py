@@ -116,11 +116,18 @@ def check_images(
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
-    check(
-        x.is_floating_point(),
-        TypeError,
-        f"`{name}` must be a floating-point tensor in [-1, 1], got dtype {x.dtype}",
-    )
+    if not x.is_floating_point():
+        hint = ""
+        if x.dtype == torch.uint8:  # 8-bit pixels
+            hint = f"; for 8-bit pixels, cfx.images.from_unit({name}.float() / 255)"
+        elif x.dtype != torch.bool:  # 12- or 16-bit scans, as integers
+            hint = (
+                "; for pixel values, divide by the data's full scale (4095 for 12-bit, 65535 "
+                "for 16-bit) and map [0, 1] to [-1, 1] with cfx.images.from_unit"
+            )
+        raise TypeError(
+            f"`{name}` must be a floating-point tensor in [-1, 1], got dtype {x.dtype}{hint}"
+        )
     check(x.ndim == 4, ValueError, f"`{name}` must have shape (B, C, H, W), got {tuple(x.shape)}")
     check(x.shape[0] > 0, ValueError, f"`{name}` must hold at least one image, got batch size 0")
     if channels is not None:

@@ -17,6 +17,9 @@ def test_range_conversions_are_inverse():
     [
         ([1, 2], TypeError, "`x` must be a torch.Tensor, got list"),
         (torch.zeros(1, 1, 4, 4, dtype=torch.int64), TypeError, "floating-point"),
+        # pixel values get the conversion the range errors give (they had none)
+        (torch.zeros(1, 1, 4, 4, dtype=torch.uint8), TypeError, r"from_unit\(x\.float\(\) / 255\)"),
+        (torch.zeros(1, 1, 4, 4, dtype=torch.int16), TypeError, "65535 for 16-bit"),
         (torch.zeros(1, 4, 4), ValueError, r"shape \(B, C, H, W\), got \(1, 4, 4\)"),
         (torch.full((1, 1, 4, 4), float("nan")), ValueError, "NaN"),
         (torch.full((1, 1, 4, 4), 2.0), ValueError, r"\[-1, 1\]"),
