@@ -377,6 +377,9 @@ def probability_curves(
     ax.plot(t, levels.cpu().numpy(), "k--", linewidth=1, label="t/T")
     ax.plot([], [], color="tab:blue", label=model_names[0])
     ax.set_xlabel("frame t")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # frames are whole: no t = 0.5
     ax.set_ylabel("target probability" if target_name is None else f"P({target_name})")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7, loc="lower right")

@@ -283,6 +283,9 @@ def test_probability_curves_name_the_target_and_the_models(tmp_path, monkeypatch
     )
     ax = drawn["ax"]
     assert ax.get_ylabel() == "P(healthy)"
+    # three frames: ticks at whole frames only (matplotlib put them at 0, 0.25, ..., 2)
+    ticks = [t for t in ax.get_xticks() if 0 <= t <= 2]
+    assert ticks == [0.0, 1.0, 2.0]
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {
         "brain-cnn",
         "brain-oracle",
