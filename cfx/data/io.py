@@ -111,6 +111,12 @@ def load_images(
                     f": resize them to {w}x{h} (image files are resized when read; a batch "
                     "is taken as it is)"
                 )
+            elif c == 1 and x.ndim == 4 and x.shape[1] == 3 and tuple(x.shape[-2:]) == (h, w):
+                # colour images for a grey model: files are converted, a batch is not
+                hint = (
+                    ": colour images for a model taking 1 channel? average their channels "
+                    "(numpy: x.mean(axis=1, keepdims=True))"
+                )
             elif c != 1 and x.ndim in (3, 4) and tuple(x.shape[-2:]) == (h, w):
                 # grey images for a colour model: files are converted, a batch is not
                 hint = (

@@ -103,6 +103,10 @@ def test_a_batch_of_the_wrong_shape_says_what_to_do(tmp_path):
         ValueError, match=r"repeat a grey channel \(numpy: x\.repeat\(3, axis=1\)\)"
     ):
         load_images(tmp_path / "grey.npy", name="--input", shape=(3, 8, 8))
+    # and colour images for a grey model (a bare shape error before)
+    np.save(tmp_path / "rgb.npy", np.zeros((2, 3, 8, 8), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"colour images for a model taking 1 channel\? average"):
+        load_images(tmp_path / "rgb.npy", name="--input", shape=(1, 8, 8))
 
 
 def test_whole_float_labels_are_read_as_int64(tmp_path):
