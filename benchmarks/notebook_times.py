@@ -5,7 +5,8 @@
 Runs the notebooks one after another in a fresh kernel each, working in ``--out`` (the files
 they write land there, not beside the notebooks), and prints one line per notebook. The
 executed copies are written to ``--out`` too, for a look at their outputs. The README's
-figures (session 33, quiet machine): 57 s, 9 s, 158 s and 184 s for 01 to 04.
+figures (session 37, quiet machine; BENCHMARKS.md, "Notebooks"): 48 s, 6 s, 143 s and 172 s
+for 01 to 04.
 """
 
 from __future__ import annotations
