@@ -21,7 +21,7 @@ from cfx.calls import resolve_target
 from cfx.errors import ForeignRunError, check_int, counted
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
-from cfx.inversion import InversionResult, unit_range_notice
+from cfx.inversion import InversionResult, lpips_available, unit_range_notice
 from cfx.progress import tqdm
 from cfx.run_key import changes, tensors_sha256
 from cfx.trajectory.identity import explainer_key, explainer_setting
@@ -117,6 +117,10 @@ def explain_in_chunks(
         "cfx": cfx_version,
         "format": FORMAT,
     }
+    if lpips_available():  # the explainers' inversion then uses LPIPS ("auto"), not the
+        # encoder's features: chunks computed before its weights were cached are another run's
+        # (the entry is left out otherwise, so chunks of earlier cfx versions still resume)
+        expected["inversion_perceptual"] = "lpips"
     stamp = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()
     out = None if folder is None else Path(folder)
     if foreign not in ("restart", "refuse"):
@@ -202,7 +206,12 @@ def finished_chunks(folder: str | Path) -> list[Path]:
     return sorted(Path(folder).glob(_PART.replace("{:05d}", "*")))
 
 
-_NAMES = {"inputs_sha256": "the images or targets", "n": "the number of images"}
+_NAMES = {
+    "inputs_sha256": "the images or targets",
+    "n": "the number of images",
+    "inversion_perceptual": "the inversion's perceptual loss (LPIPS's weights in the torch hub "
+    "cache since)",
+}
 """How a key's entries are named in a warning, where their own name would not say."""
 
 

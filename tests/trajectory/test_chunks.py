@@ -538,3 +538,23 @@ def test_refuse_starts_over_chunks_no_arguments_could_resume(tmp_path):
         )
         assert sum(counting.calls) == 3 and len(res) == 3, damage  # every image again
         assert json.loads((folder / "key.json").read_text())["format"] == FORMAT
+
+
+def test_chunks_from_before_lpips_was_cached_are_another_runs(tmp_path, monkeypatch):
+    """The explainers invert with perceptual="auto": LPIPS once its weights are in the torch
+    hub cache, the generator's encoder before. A run interrupted offline and resumed after
+    the weights arrived mixed chunks of the two losses under one key."""
+    import cfx.trajectory.chunks as chunks
+    from cfx.errors import ForeignRunError
+
+    x, g, f = _sources(3)
+    folder = tmp_path / "parts"
+    monkeypatch.setattr(chunks, "lpips_available", lambda: False)
+    explain_in_chunks(_ascent(g, f), x, 1, folder=folder, batch_size=2)
+    assert "inversion_perceptual" not in json.loads((folder / "key.json").read_text())
+    monkeypatch.setattr(chunks, "lpips_available", lambda: True)
+    with pytest.raises(ForeignRunError, match="the inversion's perceptual loss"):
+        explain_in_chunks(_ascent(g, f), x, 1, folder=folder, batch_size=2, foreign="refuse")
+    monkeypatch.setattr(chunks, "lpips_available", lambda: False)  # as before: resumed
+    res = explain_in_chunks(_ascent(g, f), x, 1, folder=folder, batch_size=2, foreign="refuse")
+    assert len(res) == 3
