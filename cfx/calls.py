@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from numbers import Integral
 from types import CodeType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -289,7 +289,9 @@ class TwoLogits(nn.Module):
     would put class 1 at >= 0.5 for every image). An ``nn.Module``, so cfx freezes the
     wrapped model (mode, ``requires_grad``) like any other while it explains."""
 
-    def __init__(self, model: nn.Module, outputs: str = "logit") -> None:
+    def __init__(
+        self, model: nn.Module, outputs: Literal["logit", "probability"] = "logit"
+    ) -> None:
         super().__init__()
         if outputs not in ("logit", "probability"):
             raise ValueError(f"`outputs` must be 'logit' or 'probability', got {outputs!r}")
