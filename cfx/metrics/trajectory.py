@@ -261,7 +261,7 @@ def summarise(
     oracle_probs: Tensor | None = None,
     masks: Tensor | None = None,
     success: Tensor | None = None,
-) -> dict[str, float]:
+) -> dict[str, float]:  # "n" is an int
     """Means of the per-sequence metrics for one batch (for ``summary.json`` and reports).
 
     ``probs`` ``(B, T+1)`` target probabilities per frame; ``levels`` ``(T+1,)`` or
@@ -273,6 +273,11 @@ def summarise(
     above 0.5, which is the same for two classes (but for exact ties) but misses argmax flips
     below 0.5 with three or more. Oracle agreement is always the oracle's target probability
     above 0.5.
+
+    Returns ``n`` (the number of sequences, an int) and the means by metric name;
+    ``oracle_agreement`` and ``localisation`` only when ``oracle_probs`` / ``masks`` are given
+    (:func:`cfx.trajectory.save_result` writes null for them otherwise, so every
+    ``summary.json`` has the same keys).
     """
     from cfx.metrics.image import _l1, _psnr, _ssim
 
