@@ -72,8 +72,11 @@ class MarkerCell:
         """What the paths through the marker do to its region, by the sign of their change
         there: "removing the scanner marker" (darker, from slices that carry the bright
         marker) or "brightening" it, "adding the scanner marker" (brighter, to slices without
-        it) or "darkening the scanner marker's region"."""
+        it) or "darkening the scanner marker's region"; "changing the scanner marker's
+        region" when no path goes via the marker (no change to read a sign from)."""
         delta = self.median_marker_delta
+        if math.isnan(delta):  # "adding the marker in 0% of paths" read as a finding
+            return "changing the scanner marker's region"
         if self.marker_present:
             return "brightening the scanner marker" if delta > 0 else "removing the scanner marker"
         return "darkening the scanner marker's region" if delta < 0 else "adding the scanner marker"

@@ -580,3 +580,6 @@ def test_the_verdicts_verb_follows_the_sign_of_the_change_in_the_marker():
     absent = replace(cell, marker_present=False, median_marker_delta=0.3)
     assert absent.verb == "adding the scanner marker"
     assert replace(absent, median_marker_delta=-0.2).verb == "darkening the scanner marker's region"
+    # no path via the marker: no sign to read ("adding the scanner marker in 0% of paths")
+    none = replace(absent, n_via_marker=0, via_rate=0.0, median_marker_delta=math.nan)
+    assert none.verb == "changing the scanner marker's region"
