@@ -45,8 +45,12 @@ class BrainGANConfig:
             raise ValueError(f"`image_size` must be 64, got {self.image_size}")
         for name in ("channels", "latent_dim", "width"):  # bools refused, numpy ints kept as ints
             object.__setattr__(self, name, check_int(name, getattr(self, name)))
-        if self.width % 2:
-            raise ValueError(f"`width` must be even, got {self.width}")
+        if self.width not in (2, 4, 8) and self.width % 16:  # GroupNorm: min(8, C) groups
+            raise ValueError(
+                f"`width` must be 2, 4, 8 or a multiple of 16 (each layer's GroupNorm splits "
+                f"its channels, from width / 2 to 8 x width, into min(8, channels) groups), got "
+                f"{self.width}"
+            )
 
 
 def _norm(ch: int) -> nn.GroupNorm:

@@ -152,6 +152,26 @@ def test_a_fractional_or_true_width_is_a_type_error():
         BrainGANConfig(width=True)
 
 
+@pytest.mark.parametrize("width", [3, 6, 12, 20])
+def test_a_width_groupnorm_cannot_split_is_refused_with_the_config(width):
+    """A width of 12 met PyTorch's "num_channels (12) must be divisible by num_groups (8)"
+    when the model was built (after `cfx train` had read the data); 3 and 6 failed at a later
+    layer, whose channels had doubled past 8."""
+    from cfx.models.brain_gan import BrainGANConfig
+
+    for config in (BrainCNNConfig, BrainOracleConfig, BrainSegmenterConfig):
+        with pytest.raises(
+            ValueError, match=rf"`width` must be 1, 2, 4 or a multiple of 8.*got {width}"
+        ):
+            config(width=width)
+    with pytest.raises(
+        ValueError, match=rf"`width` must be 2, 4, 8 or a multiple of 16.*got {width}"
+    ):
+        BrainGANConfig(width=width)
+    for ok in (1, 2, 4, 8, 24):  # every layer builds
+        BrainCNN(BrainCNNConfig(width=ok))
+
+
 def test_an_image_size_of_three_numbers_is_refused():
     with pytest.raises(ValueError, match=re.escape("got (64, 64, 3)")):
         BrainCNNConfig(image_size=(64, 64, 3))
