@@ -416,6 +416,22 @@ def run_classifier(args: argparse.Namespace) -> int:
                 "`--val-data`/`--val-targets` go with your own --data file; the built-in "
                 "validation slices are chosen by --val-n and --val-seed"
             )
+    else:  # your own data: each flag the run would not read is named, not dropped
+        if segment and args.labels is not None:
+            raise ValueError(
+                "`--labels` go with a classifier; --arch brain-segmenter learns masks: pass "
+                "--masks"
+            )
+        if not segment and args.masks is not None:
+            raise ValueError(
+                f"`--masks` go with --arch brain-segmenter; --arch {args.arch} learns labels: "
+                "pass --labels"
+            )
+        if args.val_targets is not None and args.val_data is None:
+            raise ValueError(
+                "`--val-targets` go with --val-data (the validation images they label); pass "
+                "both, or neither"
+            )
     flags = _same_data(args)
     if args.data == "brain":
         train = _brain(args, args.n, args.data_seed)

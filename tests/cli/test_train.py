@@ -196,6 +196,24 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         ([*clf, "--n", "8", "--tag-correlation", "0.9"], "`--tag-correlation` sets how often"),
         ([*clf, "--n", "8", "--tag-correlation", "0.5"], "`--tag-correlation` sets how often"),
         ([*clf, "--n", "8", "--val-data", "v.npy"], "`--val-data`/`--val-targets` go with your"),
+        # your own data: flags the run would not read trained without a word (no validation
+        # at all for --val-targets alone; masks for a classifier, labels for a segmenter)
+        ([*clf, *user, "--val-targets", str(tmp_path / "y.npy")], "`--val-targets` go with"),
+        ([*clf, *user, "--masks", str(tmp_path / "y.npy")], "`--masks` go with --arch brain-seg"),
+        (
+            [
+                "train",
+                "classifier",
+                "--arch",
+                "brain-segmenter",
+                "--out",
+                str(tmp_path / "s"),
+                *user,
+                "--masks",
+                str(tmp_path / "y.npy"),
+            ],
+            "`--labels` go with a classifier; --arch brain-segmenter learns masks",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
