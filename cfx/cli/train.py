@@ -419,8 +419,7 @@ def run_classifier(args: argparse.Namespace) -> int:
     else:  # your own data: each flag the run would not read is named, not dropped
         if segment and args.labels is not None:
             raise ValueError(
-                "`--labels` go with a classifier; --arch brain-segmenter learns masks: pass "
-                "--masks"
+                "`--labels` go with a classifier; --arch brain-segmenter learns masks: pass --masks"
             )
         if not segment and args.masks is not None:
             raise ValueError(

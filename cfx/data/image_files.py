@@ -332,6 +332,39 @@ def read_mask(
     return mask
 
 
+def _natural(path: Path) -> list[object]:
+    """A sort key reading the numbers in a file name as numbers (``img_2`` before
+    ``img_10``)."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def position_notice(files: list[Path], name: str) -> None:
+    """Warn when ``name`` (labels or masks given in order, not by file name) is matched to
+    ``files`` by position and the files' name order as text (``img_10`` before ``img_2``)
+    differs from their numbers' order: labels written in the numbers' order would land on
+    other images without a word."""
+    by_number = sorted(files, key=_natural)
+    if by_number == files:
+        return
+    first = next(i for i, (a, b) in enumerate(zip(files, by_number, strict=True)) if a != b)
+    log.warning(
+        "`%s` is matched to the image files by position, in their name order as text "
+        "(%s before %s): if it follows the numbers in the names instead, its entries from "
+        "the %s on land on other images; give the file names with it (CSV rows: file "
+        "name,label) to be sure",
+        name,
+        files[first].name,
+        by_number[first].name,
+        _ordinal(first + 1),
+    )
+
+
+def _ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
 def load_masks_for(
     path: Path,
     images: Tensor,
@@ -378,6 +411,8 @@ def load_masks_for(
         return masks
     from cfx.data.io import load_masks
 
+    if files is not None:  # a batch in the order the files were read
+        position_notice(files, name)
     return load_masks(path, images, name=name)
 
 

@@ -146,6 +146,10 @@ def load_labels(
     name or by name without its extension; rows naming other files are ignored)."""
     if Path(path).suffix.lower() in (".csv", ".txt"):
         return _labels_from_table(Path(path), n, name, files)
+    if files is not None:  # an array, in the order the files were read
+        from cfx.data.image_files import position_notice
+
+        position_notice(files, name)
     y = _load_array(path, name)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"`{name}` must have shape ({n},), one per image, got {tuple(y.shape)}")
@@ -216,13 +220,26 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
     for i, cells in rows:
         label = _integer(cells[-1])
         if label is None:
-            raise ValueError(f"`{name}` ({p}) line {i}: the label {cells[-1]!r} is no integer")
+            raise ValueError(
+                f"`{name}` ({p}) line {i}: the label {cells[-1]!r} is no integer; labels are "
+                "classes 0..K-1"
+                + (
+                    f" (class names such as {cells[-1]!r}: map each to its number)"
+                    if _number(cells[-1]) is None
+                    else ""
+                )
+                + header
+            )
         labels.append(label)
     if width == 1:
         if len(rows) != n:
             raise ValueError(
                 f"`{name}` ({p}) has {len(rows)} labels, one per image needs {n}{header}"
             )
+        if files is not None:  # one label per line, in the order the files were read
+            from cfx.data.image_files import position_notice
+
+            position_notice(files, name)
         return torch.tensor(labels, dtype=torch.long)
     if files is None:
         raise ValueError(
@@ -232,6 +249,7 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
         )
     by_name: dict[str, tuple[int, int]] = {}  # key -> (line, label)
     for (i, (key, _)), label in zip(rows, labels, strict=True):
+        key = key.replace("\\", "/").rsplit("/", 1)[-1]  # a path's file name: images/a.png
         if key in by_name:
             raise ValueError(f"`{name}` ({p}) line {i}: {key!r} is listed twice")
         by_name[key] = (i, label)

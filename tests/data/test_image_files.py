@@ -431,3 +431,15 @@ def test_three_files_are_named_in_full(tmp_path, caplog):
         "`--input` all 3 files (s0.png, s1.png, s2.png): 16-bit, brightest pixel 4000 of 65535 "
         "(12-bit data?): read as value / 65535, i.e. dark; rescale to the full range first"
     ]
+
+
+def test_a_mask_batch_for_numbered_files_is_warned_about(tmp_path, caplog):
+    """Masks given as one .npy batch go to a folder's files by position, in text order."""
+    from cfx.data.image_files import load_masks_for
+
+    files = [tmp_path / f"s{i}.png" for i in sorted(range(11), key=str)]  # s0, s1, s10, s2
+    images = torch.zeros(11, 1, 4, 4)
+    np.save(tmp_path / "m.npy", np.zeros((11, 1, 4, 4), dtype=np.uint8))
+    with caplog.at_level("WARNING"):
+        load_masks_for(tmp_path / "m.npy", images, files, "--masks")
+    assert "`--masks` is matched to the image files by position" in caplog.text

@@ -339,3 +339,39 @@ def test_csv_labels_only_a_header_counts_no_labels(tmp_path):
     (tmp_path / "y.csv").write_text("label\n")
     with pytest.raises(ValueError, match=r"has 0 labels, one per image needs 2 \(line 1, 'label'"):
         load_labels(tmp_path / "y.csv", 2, name="--labels")
+
+
+def test_labels_by_position_for_numbered_files_are_warned_about(tmp_path, caplog):
+    """A folder is read in name order as text (img_0, img_1, img_10, img_2, ...): labels
+    written one per line in the numbers' order landed on other images without a word."""
+    from pathlib import Path
+
+    numbered = [Path(f"img_{i}.png") for i in sorted(range(12), key=str)]  # text order
+    np.save(tmp_path / "y.npy", np.arange(12) % 2)
+    (tmp_path / "y.txt").write_text("".join(f"{i % 2}\n" for i in range(12)))
+    for labels in ("y.npy", "y.txt"):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            load_labels(tmp_path / labels, 12, name="--labels", files=numbered)
+        assert "`--labels` is matched to the image files by position" in caplog.text
+        assert "(img_10.png before img_2.png)" in caplog.text and "from the 3rd on" in caplog.text
+    caplog.clear()
+    padded = [Path(f"img_{i:02d}.png") for i in range(12)]  # text and numbers agree
+    with caplog.at_level("WARNING"):
+        load_labels(tmp_path / "y.npy", 12, name="--labels", files=padded)
+    assert caplog.text == ""
+
+
+def test_csv_labels_name_class_names_and_rows_that_hold_paths(tmp_path):
+    """Class names gave "the label 'square' is no integer" with line 1 silently taken for a
+    header; rows naming paths (images/a.png) were never matched to the files."""
+    from pathlib import Path
+
+    files = [Path("scans/a.png"), Path("scans/b.png")]
+    (tmp_path / "names.csv").write_text("a.png,circle\nb.png,square\n")
+    with pytest.raises(
+        ValueError, match=r"line 2: .*map each to its number\) \(line 1, 'circle', was read as"
+    ):
+        load_labels(tmp_path / "names.csv", 2, name="--labels", files=files)
+    (tmp_path / "paths.csv").write_text("images/a.png,1\nC:\\data\\b.png,0\n")
+    assert load_labels(tmp_path / "paths.csv", 2, files=files).tolist() == [1, 0]
