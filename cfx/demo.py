@@ -514,8 +514,9 @@ def section_saliency(out: Path, seed: int) -> list[str]:
     return [
         rp.paragraph(
             f"Ten saliency methods explain brain-cnn's 'tumour' decision on the same {len(x)} "
-            f"held-out tumour slices it calls tumour (the first {len(x)} of the {n_called} of "
-            f"20 drawn that it does) and are scored against the lesion masks (small budgets for "
+            f"held-out tumour slices it calls tumour (of 20 drawn, it calls {n_called} tumour; "
+            f"the first {len(x)} of those are used) and are scored against the lesion masks "
+            f"(small budgets for "
             f"the perturbation methods; `cfx saliency compare` and benchmarks/saliency.py run "
             f"the full ones, on 256 slices: BENCHMARKS.md). Best Dice here: {best} "
             f"({dice:.2f}); with {len(x)} slices, methods whose intervals overlap it are not "
