@@ -4,6 +4,9 @@ given (built-in slice settings with a file of images, batch settings for one app
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def given_flags(args: argparse.Namespace, *dests: str) -> list[str]:
@@ -12,3 +15,23 @@ def given_flags(args: argparse.Namespace, *dests: str) -> list[str]:
     command does not have counts as not given."""
     values = ((d, getattr(args, d, None)) for d in dests)
     return [f"--{d.replace('_', '-')}" for d, v in values if v is not None and v is not False]
+
+
+@contextmanager
+def by_flag(args: argparse.Namespace) -> Iterator[None]:
+    """Errors raised inside (a config's own checks) name the command's flags: a setting
+    written `` `batch_size` `` becomes `` `--batch-size` `` where the command has that
+    option; others are left as they are."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        known = vars(args)
+
+        def flag(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return f"`--{name.replace('_', '-')}`" if name in known else match.group(0)
+
+        text = re.sub(r"`([a-z][a-z0-9_]*)`", flag, str(err))
+        if text == str(err):
+            raise
+        raise type(err)(text) from None

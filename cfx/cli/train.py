@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cfx.cli.options import given_flags
+from cfx.cli.options import by_flag, given_flags
 from cfx.cli.paths import not_a_file
 from cfx.errors import UnknownNameError, check_int, check_real
 from cfx.files import write_atomic
@@ -278,7 +278,8 @@ def run_generator(args: argparse.Namespace) -> int:
     not_a_file(args.out)
     _shared_options(args, 60000)  # the flags' own checks first, under their names
     check_int("--steps", args.steps)
-    GeneratorTrainingConfig(**settings, model=BrainGANConfig(**shape))
+    with by_flag(args):
+        GeneratorTrainingConfig(**settings, model=BrainGANConfig(**shape))
     if args.labels is not None:
         raise ValueError("`--labels` does nothing here: a generator learns from images alone")
     flags = _same_data(args)
@@ -394,15 +395,18 @@ def run_classifier(args: argparse.Namespace) -> int:
     if args.no_augment and (args.blur > 0 or args.noise > 0):
         raise ValueError("`--blur` and `--noise` are augmentations: drop them or --no-augment")
     check_int("--epochs", args.epochs)
-    config = ClassifierTrainingConfig(  # checked before any slice is rendered or file read
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        augment=not args.no_augment,
-        blur=args.blur,
-        noise=args.noise,
-        seed=args.seed,
-    )
+    with by_flag(args):  # checked before any slice is rendered or file read
+        config = ClassifierTrainingConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            augment=not args.no_augment,
+            blur=args.blur,
+            noise=args.noise,
+            seed=args.seed,
+        )
+        if args.width is not None:  # the architecture's own check, before the data is read
+            _model(args.arch, 1, args.width, 2, (64, 64))
     val: tuple[torch.Tensor, torch.Tensor] | None = None
     classes = 2
     if args.data == "brain":

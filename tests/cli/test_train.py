@@ -193,6 +193,12 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         ([*gen, "--batch-size", "0"], "`--batch-size` must be an int >= 1, got 0"),
         ([*gen, "--steps", "0"], "`--steps` must be an int >= 1, got 0"),
         ([*clf, "--epochs", "0"], "`--epochs` must be an int >= 1, got 0"),
+        # the configs' own checks said `width`, `lr`; a width GroupNorm cannot split met
+        # PyTorch's error after the data was read
+        ([*clf, "--n", "8", "--width", "12"], "`--width` must be 1, 2, 4 or a multiple of 8"),
+        ([*clf, "--n", "8", "--lr", "-1"], "`--lr` must be positive, got -1.0"),
+        ([*gen, "--width", "12"], "`--width` must be 2, 4, 8 or a multiple of 16"),
+        ([*gen, "--latent-dim", "0"], "`--latent-dim` must be an int >= 1, got 0"),
         ([*clf, "--n", "8", "--tag-correlation", "0.9"], "`--tag-correlation` sets how often"),
         ([*clf, "--n", "8", "--tag-correlation", "0.5"], "`--tag-correlation` sets how often"),
         ([*clf, "--n", "8", "--val-data", "v.npy"], "`--val-data`/`--val-targets` go with your"),

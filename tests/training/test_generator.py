@@ -114,7 +114,7 @@ def test_same_seed_same_weights_whatever_the_global_rng(tmp_path):
 def test_negative_adversarial_knobs_are_refused(tmp_path, capsys):
     argv = ["train", "generator", "--n", "16", "--steps", "1", "--out", str(tmp_path)]
     assert main([*argv, "--adv-factor", "-0.5"]) == 2
-    assert "`adv_factor` and `adv_start` must be >= 0, got -0.5, 500" in capsys.readouterr().err
+    assert "`--adv-factor` and `--adv-start` must be >= 0, got -0.5, 500" in capsys.readouterr().err
 
 
 def test_resuming_another_run_is_refused_naming_what_changed(tmp_path):
