@@ -243,6 +243,8 @@ def _user_images(
         unit_range_notice(x, flag)
         return x, files
     if Path(path).suffix.lower() not in (".npy", ".pt"):
+        if not Path(path).exists() and ("/" in str(path) or "\\" in str(path)):  # a path
+            raise FileNotFoundError(f"`{flag}` folder not found: {path}")
         raise ValueError(
             f"`{flag}` must be 'brain', a .npy/.pt image file or a folder of image files, "
             f"got {path!r}"

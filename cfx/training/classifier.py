@@ -567,7 +567,13 @@ def train_classifier(
                     },
                 )
             if interrupted():
-                log.warning("interrupted at step %d of %d; saved in %s", step, total, out)
+                log.warning(
+                    "interrupted at step %d of %d; saved in %s; rerun with the same arguments "
+                    "to resume",
+                    step,
+                    total,
+                    out,
+                )
                 raise KeyboardInterrupt
     seconds += time.perf_counter() - t0
     model.eval()

@@ -277,7 +277,13 @@ def train_generator(
                     },
                 )
             if interrupted():
-                log.warning("interrupted at step %d of %d; saved in %s", step, cfg.steps, out)
+                log.warning(
+                    "interrupted at step %d of %d; saved in %s; rerun with the same arguments "
+                    "to resume",
+                    step,
+                    cfg.steps,
+                    out,
+                )
                 raise KeyboardInterrupt
     seconds = seconds + time.perf_counter() - t0
     model.eval()

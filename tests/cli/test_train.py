@@ -199,6 +199,8 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         ([*clf, "--n", "8", "--lr", "-1"], "`--lr` must be positive, got -1.0"),
         ([*gen, "--width", "12"], "`--width` must be 2, 4, 8 or a multiple of 16"),
         ([*gen, "--latent-dim", "0"], "`--latent-dim` must be an int >= 1, got 0"),
+        # a folder path that does not exist was "must be 'brain', a .npy/.pt file or a folder"
+        ([*gen, "--data", str(tmp_path / "nope") + "/"], "`--data` folder not found:"),
         ([*clf, "--n", "8", "--tag-correlation", "0.9"], "`--tag-correlation` sets how often"),
         ([*clf, "--n", "8", "--tag-correlation", "0.5"], "`--tag-correlation` sets how often"),
         ([*clf, "--n", "8", "--val-data", "v.npy"], "`--val-data`/`--val-targets` go with your"),
