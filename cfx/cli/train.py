@@ -93,7 +93,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--batch-size", type=int, default=64, help="images per step")
     c.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
     c.add_argument("--width", type=int, help="base width (default: the architecture's)")
-    c.add_argument("--no-augment", action="store_true", help="no augmentation at all")
+    c.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="no augmentation at all (by default each batch is shifted by up to 3 px per axis, "
+        "padded with black, -1, and its intensity scaled by 0.9-1.1: turn it off for images "
+        "whose background is not black)",
+    )
     c.add_argument(
         "--blur", type=float, default=0.0, help="augment: Gaussian blur up to this sigma (px)"
     )
