@@ -376,6 +376,27 @@ def _targets(
     return load_labels(labels, int(images.shape[0]), name=what, files=files)
 
 
+def _held_out(images: torch.Tensor, val_images: torch.Tensor) -> None:
+    """Refuse validation images that are all training images, and warn about any that are
+    (the built-in slices refuse --val-seed == --data-seed for the same reason)."""
+    from cfx.run_key import tensors_sha256
+
+    train = {tensors_sha256(x) for x in images}
+    shared = sum(tensors_sha256(x) in train for x in val_images)
+    if shared == len(val_images):
+        raise ValueError(
+            "`--val-data` holds only images of --data: validation must be held out from "
+            "training, or its accuracy says nothing about new images"
+        )
+    if shared:
+        log.warning(
+            "`--val-data`: %d of its %d images are also in --data; their accuracy is not "
+            "measured on new images",
+            shared,
+            len(val_images),
+        )
+
+
 def _model(
     arch: str, channels: int, width: int | None, classes: int, size: tuple[int, int]
 ) -> BrainCNN | BrainOracle | BrainSegmenter:
@@ -467,6 +488,7 @@ def run_classifier(args: argparse.Namespace) -> int:
                     f"`--val-data` must hold images shaped like --data's "
                     f"{tuple(images.shape[1:])}, got {tuple(val_images.shape[1:])}"
                 )
+            _held_out(images, val_images)
             val = (
                 val_images,
                 _targets(

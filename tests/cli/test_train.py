@@ -199,6 +199,18 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         ([*clf, "--n", "8", "--lr", "-1"], "`--lr` must be positive, got -1.0"),
         ([*gen, "--width", "12"], "`--width` must be 2, 4, 8 or a multiple of 16"),
         ([*gen, "--latent-dim", "0"], "`--latent-dim` must be an int >= 1, got 0"),
+        # validation on the training images was accepted (the built-in slices refuse it)
+        (
+            [
+                *clf,
+                *user,
+                "--val-data",
+                str(tmp_path / "x.npy"),
+                "--val-targets",
+                str(tmp_path / "y.npy"),
+            ],
+            "`--val-data` holds only images of --data",
+        ),
         # a folder path that does not exist was "must be 'brain', a .npy/.pt file or a folder"
         ([*gen, "--data", str(tmp_path / "nope") + "/"], "`--data` folder not found:"),
         ([*clf, "--n", "8", "--tag-correlation", "0.9"], "`--tag-correlation` sets how often"),
@@ -242,7 +254,8 @@ def test_labels_must_name_classes_0_to_k_minus_1(tmp_path, capsys):
     assert main([*argv, "--labels", str(tmp_path / "y.npy")]) == 2
     assert "none of the images is in class 0; labels must be 0..K-1" in capsys.readouterr().err
     np.save(tmp_path / "y.npy", np.array([0, 1, 2, 0, 1, 2]))
-    val = ["--val-data", str(tmp_path / "x.npy"), "--val-targets", str(tmp_path / "vy.npy")]
+    np.save(tmp_path / "vx.npy", (-x).numpy())  # held-out images
+    val = ["--val-data", str(tmp_path / "vx.npy"), "--val-targets", str(tmp_path / "vy.npy")]
     assert main([*argv, "--labels", str(tmp_path / "y.npy"), *val]) == 2
     assert "`--val-targets` hold class 4, which no training label names" in (
         capsys.readouterr().err
