@@ -307,7 +307,7 @@ def run_generator(args: argparse.Namespace) -> int:
         model, report = train_generator(
             images, args.out, config, show_progress=not args.no_progress
         )
-    print(_save_run(Path(args.out), model, report, start))
+    print(_save_run(Path(args.out), model, report, start, command=args))
     return 0
 
 
@@ -374,6 +374,41 @@ def _targets(
     if labels is None:
         raise ValueError(f"`{what}` is required for --arch {args.arch} on user data")
     return load_labels(labels, int(images.shape[0]), name=what, files=files)
+
+
+def _model_card(folder: Path, args: argparse.Namespace, report: Any, extra: dict) -> None:
+    """``folder/README.md``: what trained the weights (the command's settings, the data),
+    what they scored last, and the weights' SHA-256, which loading the folder checks (as the
+    zoo's cards are checked)."""
+    from cfx.zoo.pretrained import sha256
+
+    settings = {
+        k: str(v) if isinstance(v, Path) else v
+        for k, v in sorted(vars(args).items())
+        if k not in ("func", "no_progress", "verbose", "command", "train_command")
+        and v is not None
+        and not callable(v)
+    }
+    last = report.history[-1] if report.history else {}
+    lines = [
+        f"# {extra.get('arch', 'brain-gan')} trained by `cfx train`",
+        "",
+        f"Trained for {report.steps} steps ({report.seconds:.0f} s in all). Settings (the "
+        "command's options; `data` is 'brain' for the built-in slices, else the file or "
+        "folder of images it read):",
+        "",
+        "```json",
+        json.dumps(settings, indent=1, default=str),
+        "```",
+        "",
+        "Last logged: " + (", ".join(f"{k} {v:.4g}" for k, v in last.items()) or "nothing"),
+        "",
+        "The run's full history is in `../training.json`.",
+        "",
+        f"sha256 of model.safetensors: {sha256(folder / 'model.safetensors')}",
+        "",
+    ]
+    write_atomic(folder / "README.md", "\n".join(lines))
 
 
 def _held_out(images: torch.Tensor, val_images: torch.Tensor) -> None:
@@ -547,13 +582,24 @@ def run_classifier(args: argparse.Namespace) -> int:
             show_progress=not args.no_progress,
         )
     extra = {"arch": args.arch} | ({} if segment else {"classes": classes})
-    print(_save_run(Path(args.out), model, report, start, **extra))
+    print(_save_run(Path(args.out), model, report, start, command=args, **extra))
     return 0
 
 
-def _save_run(out: Path, model: Any, report: Any, start: float, **extra: Any) -> Path:
-    """Write ``out/model`` (save_pretrained) and ``out/training.json``; return the model folder."""
+def _save_run(
+    out: Path,
+    model: Any,
+    report: Any,
+    start: float,
+    *,
+    command: argparse.Namespace | None = None,
+    **extra: Any,
+) -> Path:
+    """Write ``out/model`` (save_pretrained, with a model card) and ``out/training.json``;
+    return the model folder."""
     folder = model.save_pretrained(out / "model")
+    if command is not None:
+        _model_card(folder, command, report, extra)
     summary: dict[str, Any] = {
         **extra,
         "steps": report.steps,

@@ -72,6 +72,34 @@ def test_user_files_train(tmp_path, caplog):
     assert "already finished (1 step)" in caplog.text and "resuming" not in caplog.text
 
 
+def test_a_trained_model_folder_carries_a_card_whose_digest_loading_checks(tmp_path):
+    """A run's model folder had no card: nothing said what trained it, and loading it could
+    not check its weights as the zoo's are checked."""
+    from cfx.errors import CheckpointError
+    from cfx.zoo import load_classifier
+    from cfx.zoo.pretrained import sha256
+
+    images, labels = tmp_path / "x.pt", tmp_path / "y.npy"
+    torch.save(torch.rand(8, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1, images)
+    np.save(labels, np.arange(8) % 2)
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", str(images), "--labels"]
+    argv += [str(labels), "--epochs", "1", "--width", "4", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    folder = tmp_path / "run" / "model"
+    card = (folder / "README.md").read_text()
+    assert card.startswith("# brain-cnn trained by `cfx train`")
+    assert f'"data": "{images}"' in card and '"epochs": 1' in card and '"width": 4' in card
+    assert f"sha256 of model.safetensors: {sha256(folder / 'model.safetensors')}" in card
+    load_classifier(folder)  # the card's digest matches
+    other = BrainCNN(BrainCNN.from_pretrained(folder).config)  # other weights, same config
+    other.save_pretrained(tmp_path / "other")
+    (folder / "model.safetensors").write_bytes(
+        (tmp_path / "other" / "model.safetensors").read_bytes()
+    )
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_classifier(folder)
+
+
 def test_validation_seed_must_differ(tmp_path, capsys):
     argv = ["train", "classifier", "--arch", "brain-cnn", *TINY, "--val-seed", "100"]
     assert main([*argv, "--out", str(tmp_path)]) == 2
