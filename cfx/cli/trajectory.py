@@ -392,6 +392,15 @@ def run_trajectory(args: argparse.Namespace) -> int:
                 ORACLE,
                 args.classifier,
             )
+    if not brain and args.target.strip().lower() in CLASS_NAMES:
+        log.warning(
+            "`--target %s` is read as class %d of --classifier %s: healthy / tumour are the "
+            "brain models' names for classes 0 / 1 (summary.json calls it %d)",
+            args.target,
+            target,
+            args.classifier,
+            target,
+        )
     if classes is not None and target >= classes:  # the explainer would name `target`
         raise ValueError(
             f"`--target` must be a class of the classifier, 0..{classes - 1} (or healthy / "

@@ -766,6 +766,13 @@ def test_the_default_oracle_and_a_classifier_of_your_own(tmp_path, caplog):
     assert "its agreement says something about --classifier" in caplog.text
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["setup"]["oracle"] == "brain-oracle"
+    caplog.clear()
+    argv[2] = "tumour"  # a brain name for another model's class: said, as summary.json says 1
+    with caplog.at_level("WARNING"):
+        assert (
+            main([*argv, "--classifier", str(tmp_path / "two"), "--out", str(tmp_path / "c")]) == 0
+        )
+    assert "`--target tumour` is read as class 1 of --classifier" in caplog.text
 
 
 def test_paths_that_miss_the_target_are_said_and_the_outputs_named(tmp_path, caplog, capsys):
