@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cfx.cli.options import by_flag, given_flags
 from cfx.cli.paths import not_a_file
-from cfx.errors import UnknownNameError, check_int, check_real
+from cfx.errors import UnknownNameError, check_int, check_real, counted
 from cfx.files import write_atomic
 
 log = logging.getLogger(__name__)
@@ -393,7 +393,8 @@ def _model_card(folder: Path, args: argparse.Namespace, report: Any, extra: dict
     lines = [
         f"# {extra.get('arch', 'brain-gan')} trained by `cfx train`",
         "",
-        f"Trained for {report.steps} steps ({report.seconds:.0f} s in all). Settings (the "
+        f"Trained for {counted(report.steps, 'step')} ({report.seconds:.0f} s in all). "
+        "Settings (the "
         "command's options; `data` is 'brain' for the built-in slices, else the file or "
         "folder of images it read):",
         "",
