@@ -162,8 +162,8 @@ def region_notice(edit_masks: Tensor | None, give_up: object) -> None:
     log.warning(
         "%d of %d localised paths change the whole image (rows %s): no candidate region "
         "reached the margin (or, from a start past it, climbed as far as the whole image "
-        "did) within its budget (in Python, the explainer's `patience` and `max_iter`; larger "
-        "regions: `mask_fractions`)%s",
+        "did) within its budget (in Python: LocalisedAscent's `patience` and `max_iter`, "
+        "MonotonePath's `warm_start_iter`; larger regions: `mask_fractions`)%s",
         len(whole),
         edit_masks.shape[0],
         shown_rows(whole),
