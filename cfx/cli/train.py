@@ -380,7 +380,10 @@ def _model_card(folder: Path, args: argparse.Namespace, report: Any, extra: dict
     """``folder/README.md``: what trained the weights (the command's settings, the data),
     what they scored last, and the weights' SHA-256, which loading the folder checks (as the
     zoo's cards are checked)."""
-    from cfx.zoo.pretrained import sha256
+    from cfx.zoo.pretrained import TRAINED_CARD, sha256
+
+    def shown(v: object) -> str:  # 12000, not 1.2e+04
+        return f"{v:.0f}" if isinstance(v, float) and v.is_integer() else f"{v:.4g}"
 
     settings = {
         k: str(v) if isinstance(v, Path) else v
@@ -391,7 +394,7 @@ def _model_card(folder: Path, args: argparse.Namespace, report: Any, extra: dict
     }
     last = report.history[-1] if report.history else {}
     lines = [
-        f"# {extra.get('arch', 'brain-gan')} trained by `cfx train`",
+        f"# {extra.get('arch', 'brain-gan')} {TRAINED_CARD}",
         "",
         f"Trained for {counted(report.steps, 'step')} ({report.seconds:.0f} s in all). "
         "Settings (the "
@@ -402,7 +405,7 @@ def _model_card(folder: Path, args: argparse.Namespace, report: Any, extra: dict
         json.dumps(settings, indent=1, default=str),
         "```",
         "",
-        "Last logged: " + (", ".join(f"{k} {v:.4g}" for k, v in last.items()) or "nothing"),
+        "Last logged: " + (", ".join(f"{k} {shown(v)}" for k, v in last.items()) or "nothing"),
         "",
         "The run's full history is in `../training.json`.",
         "",

@@ -27,6 +27,9 @@ from cfx.files import save_tensors_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+TRAINED_CARD = "trained by `cfx train`"
+"""The mark of a model card ``cfx train`` wrote (its title): ``save_pretrained`` removes such a
+card, which describes the weights it replaces."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
@@ -119,11 +122,18 @@ class PretrainedMixin:
     config: Any
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder``; return the folder."""
+        """Write ``config.json`` and ``model.safetensors`` into ``folder``; return the folder.
+
+        A model card ``cfx train`` wrote there (:data:`TRAINED_CARD`) describes the weights
+        being replaced, and loading checks its sha256: it is removed first (a card of your
+        own is kept, and checked as before)."""
         if not isinstance(self, nn.Module):
             raise TypeError(f"{type(self).__name__} must be an nn.Module to be saved")
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
+        card = out / "README.md"
+        if card.is_file() and TRAINED_CARD in card.read_text(encoding="utf-8", errors="replace"):
+            card.unlink()
         config = {"_class_name": type(self).__name__, **dataclasses.asdict(self.config)}
         (out / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}

@@ -88,7 +88,8 @@ def test_a_trained_model_folder_carries_a_card_whose_digest_loading_checks(tmp_p
     folder = tmp_path / "run" / "model"
     card = (folder / "README.md").read_text()
     assert card.startswith("# brain-cnn trained by `cfx train`")
-    assert f'"data": "{images}"' in card and '"epochs": 1' in card and '"width": 4' in card
+    settings = json.loads(card.split("```json")[1].split("```")[0])
+    assert settings["data"] == str(images) and settings["epochs"] == 1 and settings["width"] == 4
     assert f"sha256 of model.safetensors: {sha256(folder / 'model.safetensors')}" in card
     load_classifier(folder)  # the card's digest matches
     other = BrainCNN(BrainCNN.from_pretrained(folder).config)  # other weights, same config
@@ -98,6 +99,14 @@ def test_a_trained_model_folder_carries_a_card_whose_digest_loading_checks(tmp_p
     )
     with pytest.raises(CheckpointError, match="sha256"):
         load_classifier(folder)
+    # a fine-tune saved into the folder replaces the weights the card describes: the card
+    # goes with them (it kept checking the old digest, and the folder no longer loaded)
+    other.save_pretrained(folder)
+    assert not (folder / "README.md").exists()
+    load_classifier(folder)
+    (folder / "README.md").write_text("my notes\nsha256: " + "0" * 64 + "\n")  # a card of yours
+    other.save_pretrained(folder)
+    assert (folder / "README.md").exists()  # kept, and checked as before
 
 
 def test_validation_seed_must_differ(tmp_path, capsys):
