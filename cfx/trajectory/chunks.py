@@ -117,10 +117,11 @@ def explain_in_chunks(
         "cfx": cfx_version,
         "format": FORMAT,
     }
-    if lpips_available():  # the explainers' inversion then uses LPIPS ("auto"), not the
-        # encoder's features: chunks computed before its weights were cached are another run's
-        # (the entry is left out otherwise, so chunks of earlier cfx versions still resume)
-        expected["inversion_perceptual"] = "lpips"
+    inverts = explainer_setting(explainer, "inversion_steps")
+    if not (isinstance(inverts, int) and inverts == 0):
+        # the explainers invert with perceptual="auto": LPIPS once its weights are cached,
+        # the encoder's features before; chunks computed with the other are another run's
+        expected["inversion_perceptual"] = "lpips" if lpips_available() else "not lpips"
     stamp = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()
     out = None if folder is None else Path(folder)
     if foreign not in ("restart", "refuse"):
@@ -171,6 +172,11 @@ def _claim(out: Path, expected: dict[str, Any], *, refuse: bool) -> None:
         earlier = json.loads((out / KEY_FILE).read_text())
     except (OSError, ValueError):
         earlier = None
+    # a key written before the entry existed (cfx of session 36 and before) does not say
+    # which loss its chunks used: they are resumed as before
+    older = isinstance(earlier, dict) and "inversion_perceptual" not in earlier
+    if older and "inversion_perceptual" in expected and earlier.get("cfx") == expected["cfx"]:
+        earlier = {**earlier, "inversion_perceptual": expected["inversion_perceptual"]}
     if parts and earlier == expected:
         log.warning(
             "resuming: %d of %s were finished by an earlier run (%s)",

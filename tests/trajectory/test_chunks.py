@@ -551,10 +551,18 @@ def test_chunks_from_before_lpips_was_cached_are_another_runs(tmp_path, monkeypa
     folder = tmp_path / "parts"
     monkeypatch.setattr(chunks, "lpips_available", lambda: False)
     explain_in_chunks(_ascent(g, f), x, 1, folder=folder, batch_size=2)
-    assert "inversion_perceptual" not in json.loads((folder / "key.json").read_text())
+    stored = json.loads((folder / "key.json").read_text())
+    assert stored["inversion_perceptual"] == "not lpips"
     monkeypatch.setattr(chunks, "lpips_available", lambda: True)
     with pytest.raises(ForeignRunError, match="the inversion's perceptual loss"):
         explain_in_chunks(_ascent(g, f), x, 1, folder=folder, batch_size=2, foreign="refuse")
     monkeypatch.setattr(chunks, "lpips_available", lambda: False)  # as before: resumed
+    res = explain_in_chunks(_ascent(g, f), x, 1, folder=folder, batch_size=2, foreign="refuse")
+    assert len(res) == 3
+    # a key from before the entry existed says nothing of the loss: its chunks resume, with
+    # LPIPS cached or not (they were refused, and no arguments could resume them)
+    del stored["inversion_perceptual"]
+    (folder / "key.json").write_text(json.dumps(stored))
+    monkeypatch.setattr(chunks, "lpips_available", lambda: True)
     res = explain_in_chunks(_ascent(g, f), x, 1, folder=folder, batch_size=2, foreign="refuse")
     assert len(res) == 3
