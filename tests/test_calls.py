@@ -183,11 +183,17 @@ def test_two_logits_of_a_model_ending_in_a_sigmoid():
         mixed(x[:1] * 0 + 10)  # one logit outside [0, 1], then 16 inside: still logits
         for i in range(16):
             mixed(x[i : i + 1] * 0)
-    # one image per call, as a path explained step by step: 16 calls tell the sigmoid apart
+    # one image per call, as a path explained step by step: 64 calls tell the sigmoid apart
     one_by_one = TwoLogits(model)
-    with pytest.warns(UserWarning, match=r"every output so far \(16\) lies in \[0, 1\]"):
-        for i in range(16):
-            one_by_one(x[i : i + 1])
+    with pytest.warns(UserWarning, match=r"every output so far \(64\) lies in \[0, 1\]"):
+        for i in range(64):
+            one_by_one(x[i % 16 : i % 16 + 1])
+    # ... and a real logit near the boundary for 20 steps of one image is not a sigmoid
+    near = TwoLogits(lambda t: 0.4 + t.mean(1) / 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(20):
+            near(x[i % 16 : i % 16 + 1])
     with pytest.raises(ValueError, match="`outputs` must be 'logit' or 'probability'"):
         TwoLogits(model, outputs="sigmoid")
 
