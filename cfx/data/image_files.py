@@ -332,33 +332,40 @@ def read_mask(
     return mask
 
 
-def _natural(path: Path) -> list[object]:
-    """A sort key reading the numbers in a file name as numbers (``img_2`` before
-    ``img_10``)."""
-    import re
-
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
 def position_notice(files: list[Path], name: str) -> None:
     """Warn when ``name`` (labels or masks given in order, not by file name) is matched to
-    ``files`` by position and the files' name order as text (``img_10`` before ``img_2``)
-    differs from their numbers' order: labels written in the numbers' order would land on
-    other images without a word."""
-    by_number = sorted(files, key=_natural)
-    if by_number == files:
-        return
-    first = next(i for i, (a, b) in enumerate(zip(files, by_number, strict=True)) if a != b)
-    log.warning(
-        "`%s` is matched to the image files by position, in their name order as text "
-        "(%s before %s): if it follows the numbers in the names instead, its entries from "
-        "the %s on land on other images; give the file names with it (CSV rows: file "
-        "name,label) to be sure",
-        name,
-        files[first].name,
-        by_number[first].name,
-        _ordinal(first + 1),
-    )
+    ``files`` by position and two files named alike but for their numbers come in another
+    order than their numbers (``img_10`` before ``img_2``, as text sorts them): labels
+    written in the numbers' order would land on other images without a word."""
+    import re
+
+    last: dict[str, tuple[tuple[int, ...], Path, int]] = {}  # pattern -> its latest file
+    for i, f in enumerate(files):
+        pattern = re.sub(r"\d+", "#", f.name)  # img_#.png: the same name but its numbers
+        numbers = tuple(int(d) for d in re.findall(r"\d+", f.name))
+        before = last.get(pattern)
+        if numbers and before is not None and numbers < before[0]:
+            # where the numbers' order first parts from the text's, for the message
+            def natural(p: Path) -> list[object]:
+                return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+
+            by_number = sorted(files, key=natural)
+            first = next(
+                (k for k, (a, b) in enumerate(zip(files, by_number, strict=True)) if a != b),
+                before[2],
+            )
+            log.warning(
+                "`%s` is matched to the image files by position, in their name order as text "
+                "(%s before %s): if it follows the numbers in the names instead, its entries "
+                "from the %s on land on other images; give the file names with it (CSV rows: "
+                "file name,label) to be sure",
+                name,
+                files[first].name,
+                by_number[first].name,
+                _ordinal(first + 1),
+            )
+            return
+        last[pattern] = (numbers, f, i)
 
 
 def _ordinal(k: int) -> str:

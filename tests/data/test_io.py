@@ -357,8 +357,13 @@ def test_labels_by_position_for_numbered_files_are_warned_about(tmp_path, caplog
         assert "(img_10.png before img_2.png)" in caplog.text and "from the 3rd on" in caplog.text
     caplog.clear()
     padded = [Path(f"img_{i:02d}.png") for i in range(12)]  # text and numbers agree
+    # names that differ by more than their numbers have no numbers' order to disagree with
+    # (a case-insensitive sort, names with and without a number)
+    others = [Path(n) for n in ("B2.png", "a1.png", "c3.png", "scan.png", "scan1.png", "x")]
+    others += [Path(f"y{i}.png") for i in range(6)]
     with caplog.at_level("WARNING"):
         load_labels(tmp_path / "y.npy", 12, name="--labels", files=padded)
+        load_labels(tmp_path / "y.npy", 12, name="--labels", files=others)
     assert caplog.text == ""
 
 
