@@ -45,11 +45,16 @@ class BrainGANConfig:
             raise ValueError(f"`image_size` must be 64, got {self.image_size}")
         for name in ("channels", "latent_dim", "width"):  # bools refused, numpy ints kept as ints
             object.__setattr__(self, name, check_int(name, getattr(self, name)))
-        if self.width not in (2, 4, 8) and self.width % 16:  # GroupNorm: min(8, C) groups
+        if self.width % 2:
+            raise ValueError(f"`width` must be even, got {self.width}")
+        # GroupNorm splits each layer's channels, width / 2 to 8 x width, into min(8, C) groups
+        bad = [c for c in (self.width // 2 * 2**k for k in range(5)) if c % min(8, c)]
+        if bad:
             raise ValueError(
-                f"`width` must be 2, 4, 8 or a multiple of 16 (each layer's GroupNorm splits "
-                f"its channels, from width / 2 to 8 x width, into min(8, channels) groups), got "
-                f"{self.width}"
+                f"`width` must give layers of channels GroupNorm can split into min(8, "
+                f"channels) groups (width / 2 to 8 x width, each under 8 or a multiple of 8: "
+                f"2, 4, 8 or a multiple of 16 always does), got {self.width}, whose layers have "
+                f"{bad[0]} channels"
             )
 
 

@@ -38,15 +38,17 @@ def _check_positive(config: object, *names: str) -> None:
         object.__setattr__(config, name, check_int(name, getattr(config, name)))
 
 
-def _check_group_width(width: int) -> None:
-    """An error unless every layer's channels (``width`` doubling from layer to layer) split
-    into ``min(8, channels)`` GroupNorm groups: 1, 2, 4 or a multiple of 8 (a width of 12 met
-    PyTorch's "num_channels (12) must be divisible by num_groups (8)" when the model was
-    built, after the data was read)."""
-    if width not in (1, 2, 4) and width % 8:
+def _check_group_width(width: int, levels: int) -> None:
+    """An error unless every layer's channels, ``width`` doubled up to ``levels - 1`` times,
+    split into ``min(8, channels)`` GroupNorm groups (a width of 12 met PyTorch's
+    "num_channels (12) must be divisible by num_groups (8)" when the model was built, after
+    the data was read)."""
+    bad = [c for c in (width * 2**k for k in range(levels)) if c % min(8, c)]
+    if bad:
         raise ValueError(
-            f"`width` must be 1, 2, 4 or a multiple of 8 (each layer's GroupNorm splits its "
-            f"channels, width x 2^k, into min(8, channels) groups), got {width}"
+            f"`width` must give layers of channels GroupNorm can split into min(8, channels) "
+            f"groups (each under 8 or a multiple of 8: a width of 1, 2, 4 or a multiple of 8 "
+            f"always does), got {width}, whose layers have {bad[0]} channels"
         )
 
 
@@ -96,7 +98,7 @@ class BrainCNNConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, "channels", "num_classes", "width", "blocks")
-        _check_group_width(self.width)
+        _check_group_width(self.width, min(self.blocks, 6))  # more blocks: refused below
         _check_image_size(self)
         if self.num_classes < 2:
             raise ValueError(f"`num_classes` must be at least 2, got {self.num_classes}")
@@ -163,7 +165,7 @@ class BrainOracleConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, "channels", "num_classes", "width")
-        _check_group_width(self.width)
+        _check_group_width(self.width, 3)  # width, 2x, 4x
         _check_image_size(self)
         if self.num_classes < 2:
             raise ValueError(f"`num_classes` must be at least 2, got {self.num_classes}")
@@ -252,7 +254,7 @@ class BrainSegmenterConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, "channels", "width")
-        _check_group_width(self.width)
+        _check_group_width(self.width, 3)  # width, 2x, 4x
         _check_image_size(self)
 
 
