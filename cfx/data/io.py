@@ -248,16 +248,26 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
             "an index column)"
         )
     by_name: dict[str, tuple[int, int]] = {}  # key -> (line, label)
+    paths: list[tuple[str, int, int]] = []  # rows naming a path: (its file name, line, label)
     for (i, (key, _)), label in zip(rows, labels, strict=True):
-        key = key.replace("\\", "/").rsplit("/", 1)[-1]  # a path's file name: images/a.png
         if key in by_name:
             raise ValueError(f"`{name}` ({p}) line {i}: {key!r} is listed twice")
         by_name[key] = (i, label)
+        tail = key.replace("\\", "/").rsplit("/", 1)[-1]  # images/a.png -> a.png
+        if tail != key:
+            paths.append((tail, i, label))
+    tails = [t for t, _, _ in paths]
+    for tail, i, label in paths:  # a path row stands for its file when no row names that
+        shorts = dict.fromkeys((tail, Path(tail).stem))  # file directly, nor another path
+        if tails.count(tail) == 1 and not any(k in by_name for k in shorts):
+            by_name |= {k: (i, label) for k in shorts}
     out: list[int] = []
     missing: list[str] = []
     used_by: dict[str, str] = {}  # row key -> the file it labelled
     for f in files:
         hits = [k for k in dict.fromkeys((f.name, f.stem)) if k in by_name]
+        if len({by_name[k][0] for k in hits}) == 1:  # one row, by name and by stem (a path's)
+            hits = hits[:1]
         if len(hits) > 1:
             raise ValueError(
                 f"`{name}` ({p}) labels {f.name} twice, as {hits[0]!r} (line "

@@ -380,3 +380,10 @@ def test_csv_labels_name_class_names_and_rows_that_hold_paths(tmp_path):
         load_labels(tmp_path / "names.csv", 2, name="--labels", files=files)
     (tmp_path / "paths.csv").write_text("images/a.png,1\nC:\\data\\b.png,0\n")
     assert load_labels(tmp_path / "paths.csv", 2, files=files).tolist() == [1, 0]
+    # a row naming the file itself wins over a path row (which was ignored before); two path
+    # rows of one file name stand for neither
+    (tmp_path / "mixed.csv").write_text("a.png,0\nold/a.png,1\nb.png,1\n")
+    assert load_labels(tmp_path / "mixed.csv", 2, files=files).tolist() == [0, 1]
+    (tmp_path / "splits.csv").write_text("train/a.png,0\nval/a.png,1\nb.png,1\n")
+    with pytest.raises(ValueError, match=r"has no row for a\.png"):
+        load_labels(tmp_path / "splits.csv", 2, files=files)
