@@ -370,10 +370,13 @@ def run_trajectory(args: argparse.Namespace) -> int:
     if oracle is not None and module_sha256(oracle) == module_sha256(classifier):
         log.warning(SAME_ORACLE, "--oracle", f"--classifier {args.classifier}")
     classes = _class_count(classifier, frame)
-    if oracle_defaulted and oracle is not None and args.classifier not in ZOO:
+    brain_classes = brain or _trained_on_brain_slices(sources["classifier"])
+    if oracle_defaulted and oracle is not None and not brain_classes:
         # brain-oracle reads class 0 as healthy and 1 as tumour: another model's classes may
         # mean something else, and a model of more classes cannot be compared with it at all
-        if classes not in (None, 2):
+        if classes is None:
+            pass  # the explainer names what fails; no guess about the classes
+        elif classes != 2:
             oracle, args.oracle = None, "none"
             sources.pop("oracle")  # not this run's: its weights are not recorded
             log.warning(
@@ -392,7 +395,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
                 ORACLE,
                 args.classifier,
             )
-    if not brain and args.target.strip().lower() in CLASS_NAMES:
+    if not brain_classes and args.target.strip().lower() in CLASS_NAMES:
         log.warning(
             "`--target %s` is read as class %d of --classifier %s: healthy / tumour are the "
             "brain models' names for classes 0 / 1 (summary.json calls it %d)",
@@ -560,6 +563,39 @@ def _replacing_notice(out: Path, setup: dict[str, Any]) -> None:
             "again and its outputs rewritten (only an interrupted run resumes)",
             out,
         )
+
+
+def _trained_on_brain_slices(source: ModelSource) -> bool:
+    """Whether a local classifier was trained by ``cfx train`` on the built-in brain slices
+    (its run folder's data flags, or its card, say ``--data brain``), so its classes are
+    healthy / tumour as brain-oracle's, or is a zoo model given by its folder (its weights'
+    sha256 is the card's)."""
+    from cfx.cli.train import DATA_FLAGS
+    from cfx.zoo import ZOO, card_sha256, model_folder
+
+    folder = source.folder
+    if folder is None:
+        return False
+    for flags in (folder / DATA_FLAGS, folder.parent / DATA_FLAGS):
+        try:
+            if json.loads(flags.read_text()).get("--data") == "brain":
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    card = folder / "README.md"
+    try:
+        if '"data": "brain"' in card.read_text(encoding="utf-8", errors="replace"):
+            return True
+    except OSError:
+        pass
+    try:
+        digest = weights_sha256(source)
+        return any(
+            entry.kind == "classifiers" and card_sha256(model_folder(name)) == digest
+            for name, entry in ZOO.items()
+        )
+    except Exception:  # a guess for a notice: never the run's failure
+        return False
 
 
 def _class_count(classifier: object, frame: torch.Tensor) -> int | None:

@@ -773,6 +773,19 @@ def test_the_default_oracle_and_a_classifier_of_your_own(tmp_path, caplog):
             main([*argv, "--classifier", str(tmp_path / "two"), "--out", str(tmp_path / "c")]) == 0
         )
     assert "`--target tumour` is read as class 1 of --classifier" in caplog.text
+    # a model trained on the built-in slices (its run's data flags say so) or a zoo model
+    # given by its folder has brain-oracle's classes: no word (the README's own example
+    # warned on every run)
+    from cfx.zoo import load_classifier
+
+    BrainCNN(BrainCNNConfig(width=4)).save_pretrained(tmp_path / "run" / "model")
+    (tmp_path / "run" / "data_flags.json").write_text(json.dumps({"--data": "brain"}))
+    load_classifier("brain-cnn").save_pretrained(tmp_path / "copy")
+    for i, folder in enumerate((tmp_path / "run", tmp_path / "copy")):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main([*argv, "--classifier", str(folder), "--out", str(tmp_path / f"d{i}")]) == 0
+        assert "brain-oracle" not in caplog.text and "--target tumour" not in caplog.text
 
 
 def test_paths_that_miss_the_target_are_said_and_the_outputs_named(tmp_path, caplog, capsys):
