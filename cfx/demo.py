@@ -478,8 +478,10 @@ def section_saliency(out: Path, seed: int) -> list[str]:
     drawn, drawn_masks = tumour_slices(20, seed + 2)
     with frozen(clf), torch.no_grad():
         called = torch.softmax(class_logits(clf, drawn), 1)[:, 1] > 0.5  # (20,)
-    x, masks = drawn[called][:12], drawn_masks[called][:12]
     n_called = int(called.sum())
+    if n_called == 0:  # a classifier that calls none tumour: the slices as drawn
+        called = torch.ones_like(called)
+    x, masks = drawn[called][:12], drawn_masks[called][:12]
     res = compare_methods(clf, x, masks, 1, fast=True, seed=seed, faithfulness_steps=16)
     saliency_grid(x, masks, res.maps, res.methods, out / "saliency_grid.png")
     metrics = ["pointing_game", "relevance_mass", "energy_pointing_game", "dice", "iou"]

@@ -31,6 +31,11 @@ class ForeignRunError(CfxError, ValueError):
     resume must not mix with this run's."""
 
 
+class NoRecourseError(CfxError, ValueError):
+    """Not raised by cfx (explainers return a certificate instead); kept so that code which
+    names it still imports."""
+
+
 class Notice(UserWarning):
     """cfx's warning about input that works but looks wrong (a model ending in a softmax,
     images in [0, 1], a constraint that unlocks an immutable feature); a ``UserWarning``, so

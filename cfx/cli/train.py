@@ -250,7 +250,8 @@ def _user_images(
         return x, files
     if Path(path).suffix.lower() not in (".npy", ".pt"):
         if not Path(path).exists() and ("/" in str(path) or "\\" in str(path)):  # a path
-            raise FileNotFoundError(f"`{flag}` folder not found: {path}")
+            what = "file" if Path(path).suffix else "folder"
+            raise FileNotFoundError(f"`{flag}` {what} not found: {path}")
         raise ValueError(
             f"`{flag}` must be 'brain', a .npy/.pt image file or a folder of image files, "
             f"got {path!r}"
@@ -421,18 +422,20 @@ def _held_out(images: torch.Tensor, val_images: torch.Tensor) -> None:
     from cfx.run_key import tensors_sha256
 
     train = {tensors_sha256(x) for x in images}
-    shared = sum(tensors_sha256(x) in train for x in val_images)
-    if shared == len(val_images):
+    # a blank image (a slice past the edge of a volume) may well repeat in both: not counted
+    varied = [x for x in val_images if bool(x.max() > x.min())]
+    shared = sum(tensors_sha256(x) in train for x in varied)
+    if varied and shared == len(varied):
         raise ValueError(
             "`--val-data` holds only images of --data: validation must be held out from "
             "training, or its accuracy says nothing about new images"
         )
     if shared:
         log.warning(
-            "`--val-data`: %d of its %d images are also in --data; their accuracy is not "
-            "measured on new images",
+            "`--val-data`: %d of its %d images (not counting blank ones) are also in --data, "
+            "pixel for pixel; their accuracy is not measured on new images",
             shared,
-            len(val_images),
+            len(varied),
         )
 
 

@@ -31,6 +31,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -105,8 +106,9 @@ class ClassifierTrainingConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "checkpoint_every"):  # numpy ints kept as ints
             object.__setattr__(self, name, check_int(name, getattr(self, name)))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+        if isinstance(self.seed, bool) or not isinstance(self.seed, Integral):
             raise TypeError(f"`seed` must be an int, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))  # a numpy int (a sweep) as an int
         if not isinstance(self.max_shift, int) or self.max_shift < 0:
             raise ValueError(f"`max_shift` must be a non-negative int, got {self.max_shift!r}")
         if not self.lr > 0:

@@ -23,6 +23,7 @@ import logging
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 
 import torch
@@ -76,8 +77,9 @@ class GeneratorTrainingConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every"):  # numpy ints kept as ints
             object.__setattr__(self, name, check_int(name, getattr(self, name)))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+        if isinstance(self.seed, bool) or not isinstance(self.seed, Integral):
             raise TypeError(f"`seed` must be an int, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))  # a numpy int (a sweep) as an int
         if not self.lr > 0:
             raise ValueError(f"`lr` must be positive, got {self.lr!r}")
         if not (self.kl_weight >= 0 and self.latent_weight >= 0):

@@ -203,6 +203,8 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
     """Built-in slice options with a --data file, and blur or noise with --no-augment, trained
     without a word; --val-n -1 meant no validation; an --out file gave a bare [Errno 17]."""
     np.save(tmp_path / "x.npy", np.zeros((4, 1, 64, 64), dtype=np.float32))
+    varied = np.random.default_rng(0).uniform(-1, 1, (4, 1, 64, 64)).astype(np.float32)
+    np.save(tmp_path / "varied.npy", varied)
     np.save(tmp_path / "y.npy", np.arange(4) % 2)
     np.save(tmp_path / "pm.npy", np.array([-1, 1, -1, 1]))
     user = ["--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
@@ -240,9 +242,12 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         (
             [
                 *clf,
-                *user,
+                "--data",
+                str(tmp_path / "varied.npy"),
+                "--labels",
+                str(tmp_path / "y.npy"),
                 "--val-data",
-                str(tmp_path / "x.npy"),
+                str(tmp_path / "varied.npy"),
                 "--val-targets",
                 str(tmp_path / "y.npy"),
             ],
@@ -250,6 +255,7 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         ),
         # a folder path that does not exist was "must be 'brain', a .npy/.pt file or a folder"
         ([*gen, "--data", str(tmp_path / "nope") + "/"], "`--data` folder not found:"),
+        ([*gen, "--data", str(tmp_path / "nope" / "x.png")], "`--data` file not found:"),
         ([*clf, "--n", "8", "--tag-correlation", "0.9"], "`--tag-correlation` sets how often"),
         ([*clf, "--n", "8", "--tag-correlation", "0.5"], "`--tag-correlation` sets how often"),
         ([*clf, "--n", "8", "--val-data", "v.npy"], "`--val-data`/`--val-targets` go with your"),

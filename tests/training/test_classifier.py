@@ -395,8 +395,9 @@ def test_counts_are_whole_numbers_and_numpy_ints_are_kept_as_ints():
 
     with pytest.raises(TypeError, match=r"`batch_size` must be an int >= 1, got 2\.0"):
         ClassifierTrainingConfig(batch_size=2.0)
-    cfg = ClassifierTrainingConfig(epochs=np.int64(3))
+    cfg = ClassifierTrainingConfig(epochs=np.int64(3), seed=np.int64(7))
     assert cfg.epochs == 3 and type(cfg.epochs) is int
+    assert cfg.seed == 7 and type(cfg.seed) is int  # a seed sweep over np.arange
 
 
 def test_gaussian_blur_has_the_requested_width_per_image():
