@@ -221,9 +221,8 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
     assert report.flagged and report.marker_rate == pytest.approx(3 / 8)
     assert report.verdict == (
         "flips by removing the scanner marker in 67% of paths from tumour slices with the "
-        "marker (2 of 3; restoring the marker region undoes the flip of 2 of the 3); adding the "
-        "scanner marker in "
-        "0% of paths from "
+        "marker (2 of 3; restoring the marker region undoes the flip of 2 of the 3); changing "
+        "the scanner marker's region in 0% of paths from "
         "tumour slices without the marker (0 of 3; restoring the marker region undoes the flip of "
         "0 of the 3); "
         "under 3 counted paths: healthy slices without the marker (1 of 2); pooled: 3 of 8 "
