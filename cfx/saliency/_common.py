@@ -70,6 +70,13 @@ def check_generator(generator: object) -> torch.Generator | None:
     return generator
 
 
+def draw_device(generator: torch.Generator | None) -> torch.device:
+    """Where to draw from ``generator``: its own device (a CUDA generator draws on the GPU
+    only), the CPU without one. The draws are then moved to where they are used, so a CPU
+    generator gives the same numbers whatever the images' device."""
+    return torch.device("cpu") if generator is None else generator.device
+
+
 def takes_generator(method: object) -> bool:
     """Whether ``method.attribute`` accepts a ``generator`` (i.e. the method is stochastic)."""
     import inspect

@@ -23,6 +23,7 @@ from cfx.saliency._common import (
     Output,
     check_generator,
     check_input,
+    draw_device,
     fast_model,
     frozen,
     make_baseline,
@@ -51,8 +52,10 @@ def shapley_coalitions(present: Tensor, n: int, generator: torch.Generator | Non
     prob = torch.where(sizes[None] < mm, prob, torch.zeros_like(prob))
     prob[m < 2, 0] = 1.0  # fewer than two players: nothing to sample, any row works
     half = (n + 1) // 2
-    size = torch.multinomial(prob, half, replacement=True, generator=generator) + 1  # (B, half)
-    scores = torch.rand(b, half, k, generator=generator)
+    where = draw_device(generator)  # drawn there, worked on the CPU
+    size = torch.multinomial(prob.to(where), half, replacement=True, generator=generator)
+    size = size.cpu() + 1  # (B, half)
+    scores = torch.rand(b, half, k, generator=generator, device=where).cpu()
     scores = torch.where(on[:, None], scores, torch.full_like(scores, 2.0))
     ranks = scores.argsort(2).argsort(2)  # (B, half, K): rank of each player's score
     z = ranks < size[:, :, None]

@@ -20,6 +20,7 @@ from cfx.saliency._common import (
     Output,
     check_generator,
     check_input,
+    draw_device,
     fast_model,
     frozen,
     make_baseline,
@@ -119,7 +120,8 @@ class LIME:
         b = x.shape[0]
         k = int(segments.max()) + 1
         present = present_segments(segments, k)  # (B, K)
-        z = torch.rand(b, n, k, generator=generator).to(x.device) < 0.5  # (B, N, K)
+        where = draw_device(generator)
+        z = torch.rand(b, n, k, generator=generator, device=where).to(x.device) < 0.5  # (B, N, K)
         z[:, 0] = True
         z = z | ~present[:, None]  # absent labels: "on", they change nothing
         zf = z.to(x.dtype)

@@ -35,6 +35,7 @@ from cfx.saliency._common import (
     check_generator,
     check_input,
     chunks,
+    draw_device,
     fast_model,
     frozen,
     make_baseline,
@@ -119,7 +120,8 @@ class CausalResponsibility:
             for _ in range(depth):
                 bh, bw = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
                 alive = alive & (bh >= 2 * min_size) & (bw >= 2 * min_size)
-                parts = _quarter(box, min_size, torch.rand(n, 2, generator=generator).to(dev))
+                cuts = torch.rand(n, 2, generator=generator, device=draw_device(generator))
+                parts = _quarter(box, min_size, cuts.to(dev))
                 idx = torch.nonzero(alive).flatten()
                 if idx.numel() == 0:
                     break
@@ -129,7 +131,9 @@ class CausalResponsibility:
                 r = _responsibility(passing).to(x.dtype)  # (A, 4)
                 resp[idx] += (r[:, :, None, None] * part_masks.to(x.dtype)).sum(1)
                 # refine the most responsible part inside its smallest passing coalition
-                noise = torch.rand(idx.numel(), 4, generator=generator).to(dev)
+                noise = torch.rand(
+                    idx.numel(), 4, generator=generator, device=draw_device(generator)
+                ).to(dev)
                 best = (r + 1e-6 * noise * (r > 0)).argmax(1)  # (A,)
                 done = r.gather(1, best[:, None])[:, 0] <= 0
                 contains = bits[:, best].T & passing  # (A, 16)

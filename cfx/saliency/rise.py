@@ -21,6 +21,7 @@ from cfx.saliency._common import (
     Output,
     check_generator,
     check_input,
+    draw_device,
     fast_model,
     frozen,
     make_baseline,
@@ -45,15 +46,17 @@ def rise_masks(
     """``n`` smooth random masks ``(n, 1, H, W)`` in [0, 1] as in RISE (see module docstring)."""
     h, w = size
     cell_h, cell_w = math.ceil(h / grid), math.ceil(w / grid)
-    coarse = (torch.rand(n, 1, grid, grid, generator=generator) < p).to(dtype)
+    where = draw_device(generator)  # drawn there, worked on the CPU, moved at the end
+    coarse = (torch.rand(n, 1, grid, grid, generator=generator, device=where) < p).cpu()
+    coarse = coarse.to(dtype)
     up = F.interpolate(
         coarse,
         size=((grid + 1) * cell_h, (grid + 1) * cell_w),
         mode="bilinear",
         align_corners=False,
     )  # (n, 1, (g+1) ch, (g+1) cw)
-    dy = torch.randint(0, cell_h, (n,), generator=generator)
-    dx = torch.randint(0, cell_w, (n,), generator=generator)
+    dy = torch.randint(0, cell_h, (n,), generator=generator, device=where).cpu()
+    dx = torch.randint(0, cell_w, (n,), generator=generator, device=where).cpu()
     rows = dy[:, None] + torch.arange(h)[None]  # (n, H)
     cols = dx[:, None] + torch.arange(w)[None]  # (n, W)
     crop = up[torch.arange(n)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]

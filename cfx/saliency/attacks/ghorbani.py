@@ -31,6 +31,7 @@ from cfx.saliency._common import (
     SaliencyMethod,
     check_generator,
     check_input,
+    draw_device,
     notices_given,
     positive_float,
     positive_int,
@@ -173,7 +174,8 @@ class GhorbaniAttack:
             for restart in range(restarts):
                 x_adv = x0
                 if obj == "mass_center" or self.random_start or restart > 0:
-                    start = torch.rand(x0.shape, generator=generator).to(x0) < 0.5
+                    start = torch.rand(x0.shape, generator=generator, device=draw_device(generator))
+                    start = start.to(x0) < 0.5
                     x_adv = project(x0 + alpha * (2 * start.to(x0) - 1), x0, budget)
                 for _ in range(steps):
                     xa = x_adv.detach().requires_grad_(True)

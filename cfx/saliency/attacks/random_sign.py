@@ -11,7 +11,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cfx.saliency._common import SaliencyMethod, check_generator, check_input, notices_given
+from cfx.saliency._common import (
+    SaliencyMethod,
+    check_generator,
+    check_input,
+    draw_device,
+    notices_given,
+)
 from cfx.saliency.attacks._common import (
     RANGE,
     AttackResult,
@@ -61,6 +67,7 @@ class RandomSign:
             k = default_k(self.k, x0)
             check_generator(generator)
             _, tgt = label_and_target(model, x0, target)
-            signs = (torch.rand(x0.shape, generator=generator) < 0.5).to(x0) * 2 - 1
+            where = draw_device(generator)
+            signs = (torch.rand(x0.shape, generator=generator, device=where) < 0.5).to(x0) * 2 - 1
             x_adv = project(x0 + eps * RANGE * signs, x0, eps * RANGE)
             return result(self.explainer, x0, x_adv, tgt, k, generator=generator)
