@@ -173,6 +173,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        # not to be framed by another page (clicks tricked onto the class buttons), nor a
+        # response read as another type than it says
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
         self.wfile.write(body)
 
@@ -188,9 +193,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routes -----------------------------------------------------------------------------
 
+    def _host_allowed(self) -> bool:
+        """Whether the request names this machine (DNS rebinding: a hostile site whose name
+        points at 127.0.0.1 would read the images and post labels as the same origin)."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        bound = str(self.server.server_address[0])
+        if bound in ("0.0.0.0", "::", ""):  # served to the network on purpose (--host)
+            return True
+        names = ("localhost", "127.0.0.1", "::1", bound, str(self.server.server_name).lower())
+        if host in names or not host:
+            return True
+        self._error(HTTPStatus.FORBIDDEN, f"requests must name this machine, got Host {host!r}")
+        return False
+
     def do_GET(self) -> None:
         task = self.server.task
         path, query = self._query()
+        if not self._host_allowed():
+            return
         try:
             if path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
@@ -209,7 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(HTTPStatus.NOT_FOUND, f"no such page: {path}")
         except KeyError as err:
             self._error(HTTPStatus.NOT_FOUND, str(err.args[0]))
-        except ValueError as err:  # e.g. a hand-edited labels.csv that no longer parses
+        except (ValueError, OSError) as err:  # a labels.csv that no longer parses, a moved task
             logger.error("%s", err)
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(err))
 
@@ -227,6 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         task = self.server.task
         path, _ = self._query()
+        if not self._host_allowed():
+            return
         if path != "/api/label":
             self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: {path}")
             return
@@ -234,7 +256,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get_content_type() != "application/json":
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "expected Content-Type application/json")
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
         if not 0 < length <= MAX_BODY:
             self._error(HTTPStatus.BAD_REQUEST, f"expected a JSON body of 1..{MAX_BODY} bytes")
             return
@@ -245,9 +270,13 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.write_lock:
                 record_label(task.directory, body["id"], body["label"], labeller="web")
                 labels = read_labels(task.directory)
-        except (KeyError, ValueError, TypeError) as err:
+        except (KeyError, ValueError, TypeError, RecursionError) as err:
             message = str(err.args[0]) if isinstance(err, KeyError) else str(err)
             self._error(HTTPStatus.BAD_REQUEST, message)
+            return
+        except OSError as err:  # a full disk, a task folder moved away: said, not a dropped line
+            logger.error("%s", err)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"the label was not saved: {err}")
             return
         logger.info("labelled %s as %s", body["id"], task.class_names[body["label"]])
         self._json({"ok": True, **_progress(task, labels)})

@@ -350,10 +350,16 @@ def read_task(directory: str | Path) -> Task:
 
 
 def _complete_lines(path: Path) -> tuple[list[str], int]:
-    """The complete lines of ``path`` (newline on disk) and the byte size they take."""
+    """The complete lines of ``path`` and the byte size they take. A last line without its
+    newline is complete when it holds the four fields of a row (an editor that saves without
+    a final newline, as many do); otherwise it is half of one a crash cut short, ignored."""
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
+        tail = data[end:].decode("utf-8", errors="replace")
+        fields = next(csv.reader([tail]), [])
+        if len(fields) == len(LABELS_HEADER) and all(f.strip() for f in fields[:3]):
+            return data.decode("utf-8").splitlines(), len(data)
         logger.warning("%s: ignoring a half-written last line %r", path, data[end:][:80])
     return data[:end].decode("utf-8").splitlines(), end
 
@@ -377,6 +383,8 @@ def _scan(task: Task) -> tuple[list[tuple[str, int]], bool]:
     known = set(task.ids)
     names = task.class_names
     header_seen = False
+    if lines and lines[0].startswith("\ufeff"):  # saved by an editor that adds a BOM
+        lines = [lines[0][1:], *lines[1:]]
     for number, row in enumerate(csv.reader(lines), start=1):
         fields = [field.strip() for field in row]
         if not any(fields):
@@ -442,7 +450,7 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
                 f"`label` must be a class index 0..{k - 1} ({', '.join(task.class_names)}), "
                 f"got {label!r}"
             )
-    if not isinstance(labeller, str) or not labeller or any(ch in labeller for ch in "\r\n"):
+    if not isinstance(labeller, str) or not labeller or len(f"x{labeller}x".splitlines()) > 1:
         raise ValueError(f"`labeller` must be a one-line non-empty string, got {labeller!r}")
     path = task.directory / LABELS
     _, has_header = _scan(task)  # a file that no longer reads gets nothing more appended
@@ -455,8 +463,13 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
         if size:
             f.seek(size - 1)
         ends_whole = size == 0 or f.read(1) == b"\n"
-    if not ends_whole:  # a crash left half a line: drop it, it never counted
-        os.truncate(path, _complete_lines(path)[1])
+    if not ends_whole:
+        kept = _complete_lines(path)[1]
+        if kept == size:  # a whole row saved without its final newline: end it
+            with open(path, "ab") as f:
+                f.write(b"\n")
+        else:  # a crash left half a line: drop it, it never counted
+            os.truncate(path, kept)
     lines = io.StringIO()
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     writer = csv.writer(lines, lineterminator="\n")
@@ -555,7 +568,10 @@ def import_csv(
     directory: str | Path, path: str | Path, *, labeller: str = "csv", name: str = "path"
 ) -> int:
     """Record the labels filled in a CSV with columns ``id`` and ``label`` (as written by
-    :func:`export_csv`, in any case); return how many were recorded.
+    :func:`export_csv`, in any case); return how many were recorded. A row giving an item the
+    label it already has is not recorded again (a sheet imported twice adds nothing); one
+    that changes a label given before is recorded, with a warning naming them (a sheet
+    filled before a correction on the page would undo it).
 
     Columns may be separated by commas, semicolons or tabs (the header row says which). A
     label is a class index (``1.0`` too) or a class name (any case); empty labels are skipped.
@@ -575,7 +591,13 @@ def import_csv(
         else None
     )
     given: list[tuple[str, int]] = []
-    with open(source, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets add a BOM
+    try:
+        source.read_bytes().decode("utf-8")
+        encoding = "utf-8-sig"  # -sig: spreadsheets add a BOM
+    except UnicodeDecodeError:  # a spreadsheet saved in its locale's code page (Excel's)
+        encoding = "cp1252"
+        logger.warning("`%s` %s is not UTF-8: read as Windows-1252 (Excel's)", name, source)
+    with open(source, newline="", encoding=encoding) as f:
         first = f.readline()
         f.seek(0)
         # spreadsheets in many locales save ';' or tab separated sheets: the header says which
@@ -605,6 +627,18 @@ def import_csv(
                     f"class name ({', '.join(names)})"
                 )
             given.append((item_id, label))
-    if given:
-        _record(task, given, labeller)
-    return len(given)
+    current = dict(_label_rows(task))
+    new = [(i, y) for i, y in given if current.get(i) != y]  # a second import adds nothing
+    changed = [i for i, _ in new if i in current]
+    if changed:
+        logger.warning(
+            "`%s` %s changes the label of %d item(s) labelled before (%s): the sheet's label "
+            "now counts; if the sheet was filled before those were corrected, correct them again",
+            name,
+            source,
+            len(changed),
+            ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else ""),
+        )
+    if new:
+        _record(task, new, labeller)
+    return len(new)

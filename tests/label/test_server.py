@@ -179,3 +179,38 @@ def test_page_html_ships_in_the_wheel():
     assert "cfx.label" in config["tool"]["setuptools"]["packages"]
     assert config["tool"]["setuptools"]["package-data"]["cfx.label"] == ["page.html"]
     assert (ROOT / "cfx" / "label" / "page.html").is_file()
+
+
+def test_another_host_name_is_refused_and_the_page_cannot_be_framed(server):
+    """DNS rebinding: a hostile site whose name points at 127.0.0.1 read the images and
+    posted labels as the same origin; the page could be framed to trick clicks."""
+    request = urllib.request.Request(server.url + "api/task", headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=10)
+    assert err.value.code == 403 and b"must name this machine" in err.value.read()
+    post_request = urllib.request.Request(
+        server.url + "api/label",
+        data=json.dumps({"id": IDS[0], "label": 1}).encode(),
+        headers={"Content-Type": "application/json", "Host": "evil.example:8765"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(post_request, timeout=10)
+    assert err.value.code == 403
+    with urllib.request.urlopen(server.url, timeout=10) as response:  # its own name: served
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_bad_content_length_is_a_clear_refusal(server):
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.putrequest("POST", "/api/label")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", "abc")
+    conn.endheaders()
+    answer = conn.getresponse()
+    assert answer.status == 400 and b"expected a JSON body" in answer.read()
+    conn.close()

@@ -374,3 +374,46 @@ def test_import_csv_needs_id_and_label_columns(task_dir, tmp_path):
         import_csv(task_dir, sheet)
     with pytest.raises(FileNotFoundError, match="`path` must be a CSV file"):
         import_csv(task_dir, tmp_path / "missing.csv")
+
+
+def test_a_whole_last_row_saved_without_its_newline_is_kept(task_dir):
+    """Editors that save without a final newline: the hand-added last row was taken for half
+    a row, ignored, and cut away by the next label."""
+    record_label(task_dir, "000000", 1)
+    with open(task_dir / "labels.csv", "ab") as f:
+        f.write(b"000003,tumour,me,2024")  # four fields, no newline
+    assert read_labels(task_dir) == {"000000": 1, "000003": 1}
+    record_label(task_dir, "000002", 0)
+    assert read_labels(task_dir) == {"000000": 1, "000003": 1, "000002": 0}
+
+
+def test_a_labels_file_saved_with_a_bom_still_reads(task_dir):
+    record_label(task_dir, "000000", 1)
+    path = task_dir / "labels.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # Notepad, Excel "CSV UTF-8"
+    assert read_labels(task_dir) == {"000000": 1}
+
+
+def test_a_labeller_name_with_any_line_break_is_refused(task_dir):
+    """Only \\r and \\n were refused; a U+2028 made a row that no longer read."""
+    for name in ("a\u2028b", "a\x0bb", "a\x85b"):
+        with pytest.raises(ValueError, match="`labeller` must be a one-line"):
+            record_label(task_dir, "000000", 1, labeller=name)
+    assert read_labels(task_dir) == {}
+
+
+def test_importing_a_sheet_twice_adds_nothing_and_a_change_is_said(task_dir, tmp_path, caplog):
+    """The same sheet again appended every row again, and silently undid a correction made
+    on the page since; a sheet saved in Excel's code page failed with a bare decode error."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id,label\n000001,1\n000002,0\n")
+    assert import_csv(task_dir, sheet) == 2
+    lines = len(label_lines(task_dir))
+    assert import_csv(task_dir, sheet) == 0 and len(label_lines(task_dir)) == lines
+    record_label(task_dir, "000001", 0)  # corrected on the page
+    with caplog.at_level("WARNING"):
+        assert import_csv(task_dir, sheet) == 1
+    assert "changes the label of 1 item(s) labelled before (000001)" in caplog.text
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("id;label;note\n000003;1;r\xe9vis\xe9\n".encode("cp1252"))
+    assert import_csv(task_dir, latin) == 1 and read_labels(task_dir)["000003"] == 1
