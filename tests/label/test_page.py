@@ -90,8 +90,17 @@ def test_label_with_keys_and_buttons_undo_and_resume_after_restart(browser, task
 
         page.keyboard.press("s")  # skip 000003 ...
         wait_for(page, "000004")
-        page.keyboard.press("2")
+        # a held key repeats: one item is labelled, not every item after it
+        page.evaluate(
+            "document.dispatchEvent(new KeyboardEvent('keydown', {key: '1', code: 'Digit1', "
+            "repeat: true}))"
+        )
+        # the digit key by position on an AZERTY keyboard types 'é' for Digit2: class 1
+        page.evaluate(
+            "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'é', code: 'Digit2'}))"
+        )
         wait_for(page, "000003")  # ... and it comes back once the rest is done
+        assert read_labels(task_dir)["000004"] == 1
         page.keyboard.press("Backspace")  # Backspace undoes too: back to 000004
         wait_for(page, "000004")
         page.keyboard.press("1")
@@ -99,6 +108,7 @@ def test_label_with_keys_and_buttons_undo_and_resume_after_restart(browser, task
         page.keyboard.press("1")
         page.wait_for_selector('body[data-state="done"]')
         assert page.is_visible("#done") and "All done" in page.inner_text("#done")
+        assert "rerun the command that asked" in page.inner_text("#done")
         assert page.inner_text("#progress-text") == "5 of 5 labelled"
     finally:
         page.close()
