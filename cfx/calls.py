@@ -99,6 +99,21 @@ def check_initialised(model: nn.Module) -> None:
 
 
 @contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Put ``modules`` in eval mode; restore each submodule's own mode on exit (a user's
+    model may keep, say, a BatchNorm in eval mode under a parent in training mode, which
+    ``model.train(True)`` would switch back on)."""
+    modes = [(sub, sub.training) for m in modules for sub in m.modules()]
+    try:
+        for m in modules:
+            m.eval()
+        yield
+    finally:
+        for sub, training in modes:
+            sub.training = training
+
+
+@contextmanager
 def frozen(*models: object) -> Iterator[None]:
     """Put ``models`` in eval mode with gradients off; restore both on exit.
 
@@ -112,20 +127,17 @@ def frozen(*models: object) -> Iterator[None]:
     modules = list({id(m): m for model in models for m in held_modules(model)}.values())
     for m in modules:
         check_initialised(m)
-    modes = [[(sub, sub.training) for sub in m.modules()] for m in modules]
     flags = [[p.requires_grad for p in m.parameters()] for m in modules]
-    try:
-        for m in modules:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)
-        yield
-    finally:
-        for m, mode, fl in zip(modules, modes, flags, strict=True):
-            for sub, training in mode:
-                sub.training = training
-            for p, f in zip(m.parameters(), fl, strict=True):
-                p.requires_grad_(f)
+    with eval_mode(*modules):
+        try:
+            for m in modules:
+                for p in m.parameters():
+                    p.requires_grad_(False)
+            yield
+        finally:
+            for m, fl in zip(modules, flags, strict=True):
+                for p, f in zip(m.parameters(), fl, strict=True):
+                    p.requires_grad_(f)
 
 
 def in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, size: int = 32) -> Tensor:

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cfx.calls import eval_mode
 from cfx.errors import check, check_int, counted, fail
 from cfx.images import binary_masks, check_images, from_unit, to_unit
 from cfx.run_key import tensors_sha256
@@ -179,20 +180,13 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
     device, dtype = _model_device(model), dtype_of(model)
-    # submodule by submodule: a user's model may keep, say, a BatchNorm in eval mode under a
-    # parent in training mode, which model.train(True) would switch back on
-    modes = [(sub, sub.training) for sub in model.modules()]
-    model.eval()
-    try:
+    with eval_mode(model):  # each submodule's own mode restored
         return torch.cat(
             [
                 model(images[i : i + batch_size].to(device, dtype)).cpu()
                 for i in range(0, images.shape[0], batch_size)
             ]
         )
-    finally:
-        for sub, training in modes:
-            sub.training = training
 
 
 def evaluate_classifier(
