@@ -591,13 +591,13 @@ def import_csv(
         else None
     )
     given: list[tuple[str, int]] = []
+    raw = source.read_bytes()
     try:
-        source.read_bytes().decode("utf-8")
-        encoding = "utf-8-sig"  # -sig: spreadsheets add a BOM
+        text = raw.decode("utf-8-sig")  # -sig: spreadsheets add a BOM
     except UnicodeDecodeError:  # a spreadsheet saved in its locale's code page (Excel's)
-        encoding = "cp1252"
+        text = raw.decode("cp1252")
         logger.warning("`%s` %s is not UTF-8: read as Windows-1252 (Excel's)", name, source)
-    with open(source, newline="", encoding=encoding) as f:
+    with io.StringIO(text, newline="") as f:
         first = f.readline()
         f.seek(0)
         # spreadsheets in many locales save ';' or tab separated sheets: the header says which
