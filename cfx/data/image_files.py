@@ -339,21 +339,18 @@ def position_notice(files: list[Path], name: str) -> None:
     written in the numbers' order would land on other images without a word."""
     import re
 
-    last: dict[str, tuple[tuple[int, ...], Path, int]] = {}  # pattern -> its latest file
-    for i, f in enumerate(files):
+    last: dict[str, tuple[int, ...]] = {}  # name pattern -> the numbers of its latest file
+    for f in files:
         pattern = re.sub(r"\d+", "#", f.name)  # img_#.png: the same name but its numbers
         numbers = tuple(int(d) for d in re.findall(r"\d+", f.name))
-        before = last.get(pattern)
-        if numbers and before is not None and numbers < before[0]:
-            # where the numbers' order first parts from the text's, for the message
-            def natural(p: Path) -> list[object]:
-                return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
-
-            by_number = sorted(files, key=natural)
-            first = next(
-                (k for k, (a, b) in enumerate(zip(files, by_number, strict=True)) if a != b),
-                before[2],
+        if numbers and pattern in last and numbers < last[pattern]:
+            # where the numbers' order first parts from the text's, for the message (it does,
+            # at the latest at this pair)
+            by_number = sorted(
+                files,
+                key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)],
             )
+            first = next(k for k, (a, b) in enumerate(zip(files, by_number, strict=True)) if a != b)
             log.warning(
                 "`%s` is matched to the image files by position, in their name order as text "
                 "(%s before %s): if it follows the numbers in the names instead, its entries "
@@ -365,7 +362,7 @@ def position_notice(files: list[Path], name: str) -> None:
                 _ordinal(first + 1),
             )
             return
-        last[pattern] = (numbers, f, i)
+        last[pattern] = numbers
 
 
 def _ordinal(k: int) -> str:
