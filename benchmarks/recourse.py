@@ -48,6 +48,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pandas as pd
+from _provenance import provenance
 from sklearn.neighbors import NearestNeighbors
 
 from cfx.data.credit import load_german
@@ -402,6 +403,7 @@ def main() -> None:
         "k": args.k,
         "threshold": THRESHOLD,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "provenance": provenance(),
     }
     (args.out / "recourse.json").write_text(
         json.dumps({"meta": meta, "rows": rows, "bars": checks}, indent=2, default=str)
