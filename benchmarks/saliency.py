@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import statistics
 import time
 from pathlib import Path
 
@@ -356,20 +356,28 @@ def labels(model, x, train_n: int, epochs: int, out: Path, quick: bool) -> dict:
     }
 
 
-def _best_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    out = fn()  # warm-up
-    best = math.inf
+def _median_time(fn, repeats: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Median seconds of ``repeats`` timed calls after one warm-up, the warm-up's output and
+    the last call's (two independent draws for a method that draws from the global state)."""
+    first = fn()  # warm-up
+    times, out = [], first
     for _ in range(repeats):
         t0 = time.perf_counter()
         out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), first, out
 
 
 def speed(model, x, repeats: int, slow_n: int, quick: bool) -> dict:
     """Each case: cfx, Captum at its defaults, Captum with its batching knob set like cfx's
-    (None where Captum's default already batches over the images), agreement, image count."""
+    (None where Captum's default already batches over the images), agreement, image count.
+
+    Every callable is timed alike: the median of ``repeats`` calls after a warm-up. For the
+    random methods, cfx's map is also drawn with a second seed and Captum's twice, so the
+    cfx-vs-Captum agreement sits next to each library's agreement with itself."""
     import captum.attr as ca
+
+    torch.manual_seed(0)  # Captum draws from the global state
 
     t = torch.ones(x.shape[0], dtype=torch.long)
     layer = model.features[-1][0] if hasattr(model, "features") else None
@@ -458,13 +466,31 @@ def speed(model, x, repeats: int, slow_n: int, quick: bool) -> dict:
             slow_n,
         ),
     }
+    # a second cfx draw of each random method (seed 1), for its agreement with itself
+    again = {
+        "smoothgrad": lambda: SmoothGrad(model, n_samples=n_sg).attribute(
+            x, t, generator=gen().manual_seed(1)
+        ),
+        "lime": lambda: LIME(model, n_samples=n_lime, output="logit").attribute(
+            x[few], t[few], segments=seg[few], generator=gen().manual_seed(1)
+        ),
+        "kernel_shap": lambda: KernelSHAP(model, n_samples=n_lime, output="logit").attribute(
+            x[few], t[few], segments=seg[few], generator=gen().manual_seed(1)
+        ),
+    }
     rows = []
     for name, (ours, theirs, tuned, match, count) in cases.items():
-        reps = 1 if count == slow_n else repeats
-        t_ours, a = _best_time(ours, repeats)
-        t_theirs, b = _best_time(theirs, reps)
-        t_tuned = _best_time(tuned, reps)[0] if tuned is not None else t_theirs
-        a, b = a.detach(), b.detach()[:, :1].to(a.dtype)
+        t_ours, a, _ = _median_time(ours, repeats)
+        t_theirs, b, b2 = _median_time(theirs, repeats)
+        t_tuned = _median_time(tuned, repeats)[0] if tuned is not None else t_theirs
+        a, b, b2 = a.detach(), b.detach()[:, :1].to(a.dtype), b2.detach()[:, :1].to(a.dtype)
+        self_agreement = {}
+        if name in again:
+            a2 = again[name]().detach()
+            self_agreement = {
+                "cfx_seed_to_seed_spearman": float(spearman(a, a2).mean()),
+                "captum_run_to_run_spearman": float(spearman(b, b2).mean()),
+            }
         rows.append(
             {
                 "method": name,
@@ -478,6 +504,7 @@ def speed(model, x, repeats: int, slow_n: int, quick: bool) -> dict:
                 "max_rel_diff": float((a - b).abs().max() / b.abs().max().clamp_min(1e-12)),
                 "spearman_mean": float(spearman(a, b).mean()),
             }
+            | self_agreement
         )
     return {"rows": rows, "bar_all_ge_2x": all(r["ratio"] >= 2 for r in rows)}
 
@@ -491,6 +518,11 @@ def _fmt_ci(pair) -> str:
 
 def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _opt(row: dict, key: str) -> str:
+    """A cell that only some rows have (a deterministic method has no self-agreement)."""
+    return f"{row[key]:.3f}" if key in row else "-"
 
 
 def _verdict(ok: bool) -> str:
@@ -622,9 +654,11 @@ def markdown(res: dict) -> str:
         s = res["speed"]
         head = ("method", "images", "cfx img/s", "Captum img/s", "ratio", "Captum tuned img/s")
         head += ("ratio vs tuned", "agreement", "max rel diff", "Spearman")
+        head += ("Spearman cfx seed 0 vs 1", "Spearman Captum run vs run")
         out += [
-            "## Speed against Captum (1 thread, same model and images, best of repeats; "
-            "'tuned' = Captum's batching knob set like cfx's chunks of 32)\n",
+            "## Speed against Captum (1 thread, same model and images, median of repeats after "
+            "a warm-up, both libraries alike; 'tuned' = Captum's batching knob set like cfx's "
+            "chunks of 32; the last two columns: each random method's agreement with itself)\n",
             _row(*head),
             "|" + "---|" * len(head),
         ]
@@ -641,6 +675,8 @@ def markdown(res: dict) -> str:
                     r["match"],
                     f"{r['max_rel_diff']:.1e}",
                     f"{r['spearman_mean']:.3f}",
+                    _opt(r, "cfx_seed_to_seed_spearman"),
+                    _opt(r, "captum_run_to_run_spearman"),
                 )
             )
         out.append(f"\nBar (every ratio >= 2): {_verdict(s['bar_all_ge_2x'])}\n")
