@@ -206,15 +206,16 @@ def run_recourse(args: argparse.Namespace) -> int:
 def render(res: Any) -> str:
     """A result as text: the decision, then each counterfactual's plan."""
     lines = [f"applicant {res.index}: P(approved) = {res.proba:.3f} ({res.status})"]
-    if not res.counterfactuals:
+    if res.status != "recourse":  # the reason; DiCE's unusable plans are listed after it
         lines.append(f"  {res.plan}")
     for i, cf in enumerate(res.counterfactuals, start=1):
+        unusable = "" if cf.valid and not cf.violations else " [not usable]"
         lines.append(
-            f"  {i}. {cf.plan}\n     cost {cf.cost:.2f}, P(approved) -> {cf.proba_after:.3f},"
-            f" plausibility {cf.plausibility:.2f}"
+            f"  {i}. {cf.plan}{unusable}\n     cost {cf.cost:.2f}, P(approved) ->"
+            f" {cf.proba_after:.3f}, plausibility {cf.plausibility:.2f}"
         )
-    if res.counterfactuals and res.reason:  # below the data support, or fewer than asked
-        lines.append(f"  note: {res.reason}")
+    if res.status == "recourse" and res.reason:  # below the data support, fewer than asked,
+        lines.append(f"  note: {res.reason}")  # or DiCE's plans that miss or break a rule
     lines.append(f"  ({res.method}, {res.seconds * 1000:.0f} ms)")
     return "\n".join(lines)
 

@@ -7,21 +7,27 @@ phrase ("decrease `x` from 3 to 2", "change `y` from 'a' to 'b'"). Pass ``phrase
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 from cfx.data.schema import FeatureSpec
-from cfx.recourse.result import Change, Value
+from cfx.recourse.result import Change, Value, exact_decimals
 
 Phrase = Callable[[Value, Value], str]
 
 
 def number(value: Value) -> str:
-    """``5951 -> "5,951"``, ``2.5 -> "2.5"``."""
+    """``5951 -> "5,951"``, ``2.5 -> "2.5"``, ``0.288 -> "0.288"``: as many decimals as write
+    the value exactly (up to six; a plan's changes are rounded so), else two (three
+    significant digits below 1)."""
     if isinstance(value, str):
         return value
     if float(value).is_integer():
         return f"{int(value):,}"
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
+    d = exact_decimals(float(value))
+    if d is None:
+        d = 2 if abs(value) >= 1 else max(2, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{d}f}".rstrip("0").rstrip(".")
 
 
 def _numeric(noun: str, unit: str, less: str, more: str) -> Phrase:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -74,10 +74,14 @@ class Recourse:
 
     * ``model``: anything with ``predict_proba(X: DataFrame) -> (n, 2)`` over the schema's
       columns; a torch module through :class:`~cfx.recourse.model.TorchClassifier`.
-    * ``approved``: the model's class label that means approved (default 1, the zoo's and
-      ``load_german``'s ``y``). A model of the probability of default (class 1 = bad) takes
-      ``approved=0``, one trained on string labels names its own (``approved="good"``); a
-      label not among the model's ``classes_`` is an error, so a model is never read backwards.
+    * ``approved``: the model's class label that means approved (``None``, the default, means
+      1, the zoo's and ``load_german``'s ``y``). A model of the probability of default (class
+      1 = bad) takes ``approved=0``, one trained on string labels names its own
+      (``approved="good"``); a label not among the model's ``classes_`` is an error. A model
+      of default read with the default is a model read backwards that no check can refuse
+      (its classes are 0 and 1 too), so :meth:`fit` warns when, left at the default, the
+      model approves fewer than half of ``X_train``; pass ``approved=1`` to say class 1 is
+      right.
     * ``schema``: the :class:`~cfx.data.schema.FeatureSchema` (kinds, ranges, actionability).
     * ``k``: counterfactuals per applicant (at most; pairwise different feature sets).
     * ``method``: see the module docstring; ``cost``: ``"mad"`` (numeric changes in median
@@ -119,7 +123,7 @@ class Recourse:
         model: Any,
         schema: FeatureSchema,
         *,
-        approved: Hashable = 1,
+        approved: Hashable | None = None,
         k: int = 3,
         method: MethodName = "auto",
         cost: CostName = "mad",
@@ -213,7 +217,7 @@ class Recourse:
             raise ValueError(f"`X_train` needs at least 2 rows, got {len(Z)}")
         _warn_unseen_categories(self.schema, Z)
         scales = Scales.learn(self.schema, Z, self.cost)
-        view = ModelView(self.model, codec, self.approved)
+        view = ModelView(self.model, codec, 1 if self.approved is None else self.approved)
         try:  # the first calls of the model: a column mismatch shows here
             view.read_encoder(Z)
             approved = view.proba(Z) >= self.threshold
@@ -227,6 +231,8 @@ class Recourse:
                 "model with exactly those columns; a model that needs others, or another "
                 "order, must be wrapped to supply them"
             ) from err
+        if self.approved is None and approved.mean() < 0.5:
+            _backwards_notice(float(approved.mean()), len(Z))
         self.codec_ = codec
         self.scales_ = scales
         self.view_ = view
@@ -370,9 +376,12 @@ class Recourse:
             return done("infeasible", (), proposal.reason, proposal)
         if self.method_ in DICE_METHODS:
             cfs = self._raw(space, p0, proposal.actions)
-            valid = any(cf.valid for cf in cfs)
-            reason = "" if valid else proposal.reason or "no valid counterfactual"
-            return done("recourse" if valid else "not_found", cfs, reason, proposal)
+            usable = not all(_unusable(cf) for cf in cfs)
+            reason = _dice_notes(cfs)
+            if not usable:
+                found = proposal.reason or "no valid counterfactual"
+                reason = f"{found}; {reason}" if reason else found
+            return done("recourse" if usable else "not_found", cfs, reason, proposal)
         actions = proposal.actions
         if augment:
             extra = self.search_.propose(space, k=self.k, evaluate=evaluate, accept=accept)
@@ -516,8 +525,9 @@ class Recourse:
         self, space: ActionSpace, p0: float, actions: np.ndarray
     ) -> tuple[Counterfactual, ...]:
         """Counterfactuals as a method returned them (DiCE), scored but not post-processed,
-        listed as cfx lists its own: valid ones first, then by cost (DiCE's order put an
-        invalid or costlier one in ``res.plan``'s place)."""
+        listed as cfx lists its own: valid ones that break no constraint first, then valid
+        ones, then by cost (DiCE's order put an invalid or costlier one in ``res.plan``'s
+        place; DiCE cannot enforce ``max_changes``)."""
         if len(actions) == 0:
             return ()
         p = self.view_.check(actions)
@@ -526,7 +536,7 @@ class Recourse:
             self._counterfactual(space, p0, a, a, float(pa), float(s))
             for a, pa, s in zip(actions, p, share, strict=True)
         ]
-        return tuple(sorted(found, key=lambda cf: (not cf.valid, cf.cost)))
+        return tuple(sorted(found, key=lambda cf: (_unusable(cf), not cf.valid, cf.cost)))
 
     def _counterfactual(
         self,
@@ -608,6 +618,41 @@ def range_notice(
             "; ".join(found),
             extra={"cfx_value_range": True},
         )
+
+
+def _unusable(cf: Counterfactual) -> bool:
+    """Misses the approval probability or breaks a constraint (only DiCE's plans can)."""
+    return not cf.valid or bool(cf.violations)
+
+
+def _dice_notes(cfs: Sequence[Counterfactual]) -> str:
+    """Which of DiCE's plans (numbered as listed) miss the approval probability or break a
+    constraint, and how; empty when none does. They are listed as DiCE returned them, so a
+    reader of the plans (the CLI's text, a CSV's ``reason``) must be told."""
+    notes = []
+    for i, cf in enumerate(cfs, start=1):
+        why = ([] if cf.valid else ["does not reach the approval probability"]) + [
+            f"breaks a constraint ({v})" for v in cf.violations
+        ]
+        if why:
+            notes.append(f"plan {i} {' and '.join(why)}")
+    return "; ".join(notes) + " (DiCE's plans are listed as DiCE returns them)" if notes else ""
+
+
+def _backwards_notice(share: float, n: int) -> None:
+    """A Notice that a model read with the default ``approved`` (class 1) approves ``share``
+    of the ``n`` training applicants, fewer than half: a model of the probability of default
+    reads that way, and its plans would be plans to be denied."""
+    import warnings
+
+    warnings.warn(
+        f"the model approves {share:.0%} of the {n} applicants in X_train, taking its class 1 "
+        "as approved (the default `approved`). If its class 1 means default (a model of the "
+        "probability of default), it is read backwards: pass approved=0. If class 1 does mean "
+        "approved, pass approved=1 to say so",
+        Notice,
+        stacklevel=3,
+    )
 
 
 def _label(row: object) -> object:

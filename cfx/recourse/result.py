@@ -72,7 +72,9 @@ class RecourseResult:
     status: Status
     proba: float  # approval probability now
     # best first (cost plus the plausibility term; cheapest first with support=0; DiCE's as
-    # DiCE returns them), pairwise different features
+    # DiCE returns them, usable ones first: they may repeat a feature set, miss the
+    # probability or break a constraint, which `valid`, `violations` and `reason` say);
+    # cfx's own have pairwise different feature sets
     counterfactuals: tuple[Counterfactual, ...]
     # why there is no recourse; with plans: that none reaches the data support, why fewer than k
     reason: str
@@ -83,8 +85,10 @@ class RecourseResult:
 
     @property
     def plan(self) -> str:
-        """The first (recommended) counterfactual's plan, or the reason there is none."""
-        if self.counterfactuals:
+        """The first (recommended) counterfactual's plan, or the reason there is none (DiCE's
+        plans that miss the probability or break a constraint are listed but not
+        recommended)."""
+        if self.counterfactuals and self.status == "recourse":
             return self.counterfactuals[0].plan
         if self.status == "approved":
             return "already approved; nothing to change"
@@ -99,8 +103,9 @@ def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
 
     Columns: ``index``, ``status``, ``rank`` (1 = the recommended plan; 0 when there is none),
     ``proba``, ``proba_after``, ``cost``, ``n_changes``, ``changes`` (``feature: before ->
-    after`` joined by ``; ``), ``plan``, ``plausibility``, ``distance``, ``reason``, ``method``,
-    ``seconds``.
+    after`` joined by ``; ``), ``plan``, ``plausibility``, ``distance``, ``valid`` (reaches the
+    approval probability), ``violations`` (constraints it breaks, joined by ``; ``; only
+    DiCE's plans can), ``reason``, ``method``, ``seconds``.
     """
     rows = []
     for res in results:
@@ -128,22 +133,41 @@ def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
                     "plan": cf.plan,
                     "plausibility": cf.plausibility,
                     "distance": cf.distance,
+                    "valid": cf.valid,
+                    "violations": "; ".join(cf.violations),
                 }
             )
     columns = [
         "index", "status", "rank", "proba", "proba_after", "cost", "n_changes", "changes",
-        "plan", "plausibility", "distance", "reason", "method", "seconds",
+        "plan", "plausibility", "distance", "valid", "violations", "reason", "method",
+        "seconds",
     ]  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
     frame["n_changes"] = frame["n_changes"].astype("Int64")  # whole, blank without a plan
+    frame["valid"] = frame["valid"].astype("boolean")  # blank without a plan
     return frame
 
 
+def exact_decimals(value: float, most: int = 6) -> int | None:
+    """The fewest decimals (at most ``most``) that write ``value`` exactly, up to float error
+    (``7384.71 -> 2``, ``0.288 -> 3``); None when it needs more. cfx's own plans round their
+    numeric changes to a cent or finer (``ActionSpace.readable``), so they print exactly."""
+    for d in range(most + 1):
+        # float error only: a few units in the last place of the value
+        if abs(round(value, d) - value) <= 4 * float(np.spacing(abs(value))):
+            return d
+    return None
+
+
 def _short(value: Value) -> str:
-    """A value for the ``changes`` column: ``7384.71``, not ``7384.708463674906``: two
-    decimals from 100 up, six significant digits below, never an exponent."""
+    """A value for the ``changes`` column: ``7384.71``, not ``7384.708463674906``: as many
+    decimals as write it exactly (up to six), else two from 100 up and six significant digits
+    below; never an exponent."""
     if not isinstance(value, float):
         return str(value)
+    d = exact_decimals(value)
+    if d is not None:
+        return np.format_float_positional(value, precision=d, unique=False, trim="-")
     if abs(value) >= 100:
         return np.format_float_positional(value, precision=2, trim="-")
     return np.format_float_positional(value, precision=6, fractional=False, trim="-")

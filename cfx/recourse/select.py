@@ -12,7 +12,9 @@ one and still come first (the plausibility term of the objective). The chosen co
 keep that order, best first, so asking for more plans adds them after the first (sorted by
 cost alone, asking for two plans could put a cheaper, less supported one in front of the one
 ``k = 1`` recommends); a method that searches deeper for a larger ``k`` may find a better
-first plan among its extra candidates.
+first plan among its extra candidates. Numeric changes are first rounded as a plan prints them
+(:meth:`ActionSpace.readable`: to the nearest printable step, and away from the applicant, both
+judged), so what is judged valid is the plan an applicant reads.
 """
 
 from __future__ import annotations
@@ -166,6 +168,9 @@ def choose(
     if len(actions) == 0:
         return empty
     A = space.clip(actions)
+    # judged, and re-checked, as printed: each value rounded to its nearest printable step,
+    # which the model may reject, and away from the applicant, which keeps the method's side
+    A = np.concatenate([space.readable(A, nearest=True), space.readable(A)])
     A = A[space.changed(A).any(axis=1) & _allowed(space, A)]
     A = A[unique_rows(A)[0]]
     if len(A) == 0:

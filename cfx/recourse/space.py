@@ -509,6 +509,31 @@ class ActionSpace:
             out.append(f"changes {int(changed.sum())} features, more than {self.max_changes}")
         return out
 
+    def readable(self, Z: np.ndarray, *, nearest: bool = False) -> np.ndarray:
+        """``Z`` ``(n, d)`` with each changed non-integer numeric value on a step a person can
+        follow and a plan prints exactly: a cent (0.01), or a thousandth of the feature's
+        scale where that is finer. By default a value is rounded away from the applicant's,
+        never nearer to it than the method put it: a plan that stops just past the model's
+        boundary (a MILP optimum, a tree split) then still crosses it as printed, instead of
+        rounding back onto the split. ``nearest=True`` rounds to the nearest step, which may
+        fall short (the caller lets the model judge it), except where that would reach or
+        pass the applicant's own value. The allowed range wins over the step."""
+        step = np.minimum(0.01, 10.0 ** (np.floor(np.log10(self.scale)) - 3))  # (d,)
+        decimals = np.round(-np.log10(step)).astype(int)
+        moved = self.changed(Z) & self.numeric & ~self.integer & self.movable
+        out = Z.copy()
+        for j in np.flatnonzero(moved.any(axis=0)).tolist():
+            rows, places = moved[:, j], int(decimals[j])
+            value = Z[rows, j]
+            up = value > self.z0[j]
+            near = np.round(value, places)
+            away = np.round(near + np.where(up, 1, -1) * step[j], places)
+            short = np.where(up, near < value, near > value)  # nearer the applicant
+            crossed = np.where(up, near <= self.z0[j], near >= self.z0[j])  # or past it
+            use_away = crossed if nearest else short
+            out[rows, j] = np.clip(np.where(use_away, away, near), self.lo[j], self.hi[j])
+        return out
+
     def clip(self, Z: np.ndarray) -> np.ndarray:
         """Project changed numeric values of ``Z`` ``(n, d)`` onto the allowed range and whole
         steps (categorical codes are left alone; unmovable features are reset to ``z0``)."""

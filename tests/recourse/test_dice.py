@@ -124,3 +124,24 @@ def test_dice_leaves_the_callers_random_states_and_repeats_its_plans(
         (again,) = rec.explain(applicant)
         plans = [[(c.features, c.cost) for c in r.counterfactuals] for r in (first, again)]
         assert plans[0] == plans[1] and plans[0], method
+
+
+def test_dice_plans_that_break_a_constraint_are_said_and_never_recommended(hand):
+    """DiCE cannot hold `max_changes`: an audit got status 'recourse' and, as the plan, three
+    changes under max_changes=2, with nothing in the text or CSV saying so."""
+    model, schema, X = hand
+    rec = Recourse(model, schema, method="dice-random", support=0.0, k=4).fit(X)
+    applicants = pd.DataFrame({"x1": [1, 2, 0, 1], "x2": [1.0, 0.5, 1.5, 0.2], "c": ["a"] * 4})
+    broke = 0
+    for res in rec.explain(applicants, constraints=Constraints(max_changes=1)):
+        bad = [i for i, cf in enumerate(res.counterfactuals, 1) if cf.violations]
+        broke += len(bad)
+        for i in bad:
+            assert f"plan {i} breaks a constraint (changes " in res.reason
+        usable = [cf for cf in res.counterfactuals if cf.valid and not cf.violations]
+        assert (res.status == "recourse") == bool(usable)
+        if usable:  # the recommended plan is one of them, listed first
+            assert res.counterfactuals[0] is usable[0] and res.plan == usable[0].plan
+        else:
+            assert res.plan.startswith("no recourse under these constraints")
+    assert broke  # the case is exercised

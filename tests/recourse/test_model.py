@@ -108,3 +108,27 @@ def test_the_approved_class_hint_uses_the_models_own_labels():
     with pytest.raises(ValueError, match="class 1 is 'bad' takes approved=0"):
         approved_column(Labelled(), "yes")
     assert approved_column(Labelled(), 0) == 0
+
+
+def test_a_model_of_default_left_at_the_default_approved_is_noticed():
+    """`approved` defaults to class 1; a probability-of-default model (class 1 = bad) has
+    classes 0 and 1 too, so it was read backwards without a word and its 'plans' raised the
+    risk of default. Fewer than half of X_train approved is the sign, said at fit."""
+    from sklearn.linear_model import LogisticRegression
+
+    from cfx.data.schema import FeatureSchema, FeatureSpec
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"income": rng.uniform(20, 90, 300), "debt": rng.uniform(0, 30, 300)})
+    good = ((X["income"] - 40) / 10 - (X["debt"] - 15) / 8 > 0).to_numpy()
+    assert good.mean() > 0.6
+    default_model = LogisticRegression(max_iter=1000).fit(X, (~good).astype(int))
+    schema = FeatureSchema(
+        features=(FeatureSpec("income", "numeric"), FeatureSpec("debt", "numeric")), target="y"
+    )
+    with pytest.warns(Notice, match=r"approves \d+% of the 300 applicants .* pass approved=0"):
+        Recourse(default_model, schema).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)
+        Recourse(default_model, schema, approved=0).fit(X)  # read the right way round
+        Recourse(default_model, schema, approved=1).fit(X)  # said on purpose: quiet

@@ -133,10 +133,28 @@ def test_to_frame_rounds_changes_and_keeps_counts_whole():
     denied = RecourseResult(7, "recourse", 0.3, (cf,), "", "search", 0.01)
     approved = RecourseResult(8, "approved", 0.9, (), "", "search", 0.01)
     table = to_frame([denied, approved])
-    assert table["changes"].tolist()[0] == "income: 5000.12 -> 7384.71"
+    assert table["changes"].tolist()[0] == "income: 5000.123 -> 7384.71"  # as written
     from cfx.recourse.result import _short
 
     assert _short(1234567.8) == "1234567.8" and _short(0.000123456) == "0.000123456"
     assert (_short(1.001), _short(1.004), _short(1e-5)) == ("1.001", "1.004", "0.00001")
     assert str(table["n_changes"].dtype) == "Int64" and table["n_changes"].tolist()[0] == 1
     assert table["n_changes"].isna().tolist() == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown", "short"),
+    [
+        (5951, "5,951", "5951"),
+        (3784.49, "3,784.49", "3784.49"),
+        (3784.4899999999998, "3,784.49", "3784.49"),  # a cent up to float error
+        (0.288, "0.288", "0.288"),  # a thousandth, as a small scale's plans are rounded
+        (7384.708463674906, "7,384.71", "7384.71"),  # not a plan's value: two decimals
+        (0.2871523, "0.287", "0.287152"),
+    ],
+)
+def test_numbers_print_a_plans_value_exactly(value, shown, short):
+    from cfx.recourse.result import _short
+
+    assert number(value) == shown
+    assert _short(float(value)) == short

@@ -482,3 +482,89 @@ def test_applicants_with_repeated_index_labels_are_noticed_and_answered_in_row_o
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rec.explain(both.reset_index(drop=True))
+
+
+def _real_space(scale: float, upper: float = 1e6) -> ActionSpace:
+    """One real feature ``v`` (MAD ``scale``, 0..upper), one whole one ``n``; applicant
+    v = 1, n = 3."""
+    schema = FeatureSchema(
+        features=(
+            FeatureSpec("v", "numeric", lower=0, upper=upper),
+            FeatureSpec("n", "numeric", lower=0, upper=10, integer=True),
+        ),
+        target="y",
+    )
+    scales = Scales(
+        scale=np.array([scale, 1.0]),
+        lower=np.array([0.0, 0.0]),
+        upper=np.array([upper, 10.0]),
+        center=np.zeros(2),
+        spread=np.ones(2),
+    )
+    return ActionSpace.build(schema, np.array([1.0, 3.0]), scales, None)
+
+
+def test_readable_rounds_each_change_away_from_the_applicant_to_a_printable_step():
+    """A MILP optimum or a tree split's edge (3784.495949) printed to the cent (3,784.5) fell
+    back on the denied side; the plan's value itself is now the printed one, and never
+    nearer the applicant than the method's."""
+    money = _real_space(scale=10_000.0)  # a cent
+    Z = np.array(
+        [
+            [3784.495949, 3.0],  # up: to the next cent
+            [0.567891, 3.0],  # down: to the cent below
+            [1.8, 3.0],  # already a cent: kept
+            [1.0, 7.0],  # v unchanged, n whole: both kept
+        ]
+    )
+    assert money.readable(Z).tolist() == [[3784.5, 3.0], [0.56, 3.0], [1.8, 3.0], [1.0, 7.0]]
+    # the nearest step, for the model to judge; but never back onto the applicant's value
+    Z[3, 0] = 1.004
+    assert money.readable(Z, nearest=True).tolist() == [
+        [3784.5, 3.0],
+        [0.57, 3.0],
+        [1.8, 3.0],
+        [1.01, 7.0],
+    ]
+    fine = _real_space(scale=2.0)  # a thousandth of a scale under 10
+    assert fine.readable(np.array([[1.23411, 3.0], [0.98765, 3.0]])).tolist() == [
+        [1.235, 3.0],
+        [0.987, 3.0],
+    ]
+    capped = _real_space(scale=2.0, upper=9.9995)  # the range wins over the step
+    assert capped.readable(np.array([[9.9991, 3.0]])).tolist() == [[9.9995, 3.0]]
+
+
+def test_a_plan_as_printed_gets_the_applicant_approved():
+    """An audit applied printed plans to its own model: MILP optima sit on the boundary, so
+    rounding them for print put about half of the logistic plans back on the denied side."""
+    from sklearn.linear_model import LogisticRegression
+
+    from cfx.recourse.plan import number
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {
+            "income": rng.uniform(20_000, 90_000, 400).round(2),
+            "debt": rng.uniform(0, 30_000, 400).round(2),
+        }
+    )
+    score = (X["income"] - 50_000) / 10_000 - (X["debt"] - 15_000) / 8_000
+    y = (score + rng.normal(0, 1, 400) > 0).astype(int)
+    model = LogisticRegression(max_iter=1000).fit(X, y)
+    schema = FeatureSchema(
+        features=(FeatureSpec("income", "numeric"), FeatureSpec("debt", "numeric")), target="y"
+    )
+    rec = Recourse(model, schema, method="milp", support=0.0, k=2).fit(X)
+    denied = X[model.predict_proba(X)[:, 1] < 0.5].iloc[:20]
+    checked = 0
+    for res in rec.explain(denied):
+        assert res.status == "recourse"
+        for cf in res.counterfactuals:
+            for change in cf.changes:
+                assert float(number(change.after).replace(",", "")) == change.after
+                assert number(change.after) in cf.plan
+            approved = model.predict_proba(pd.DataFrame([cf.values]))[0, 1]
+            assert approved >= 0.5 and approved == pytest.approx(cf.proba_after)
+            checked += 1
+    assert checked >= 20
