@@ -332,11 +332,19 @@ def read_mask(
     return mask
 
 
-def position_notice(files: list[Path], name: str) -> None:
+LABELS_BY_NAME = "give the file names with it (CSV rows: file name,label) to be sure"
+MASKS_BY_NAME = (
+    "give the masks as a folder of files named like the images (img_2.png's mask named "
+    "img_2.png) to be sure"
+)
+
+
+def position_notice(files: list[Path], name: str, remedy: str = LABELS_BY_NAME) -> None:
     """Warn when ``name`` (labels or masks given in order, not by file name) is matched to
     ``files`` by position and two files named alike but for their numbers come in another
     order than their numbers (``img_10`` before ``img_2``, as text sorts them): labels
-    written in the numbers' order would land on other images without a word."""
+    written in the numbers' order would land on other images without a word. ``remedy``
+    says how to match them by name instead (labels: a CSV of file names; masks: a folder)."""
     import re
 
     last: dict[str, tuple[int, ...]] = {}  # name pattern -> the numbers of its latest file
@@ -354,12 +362,12 @@ def position_notice(files: list[Path], name: str) -> None:
             log.warning(
                 "`%s` is matched to the image files by position, in their name order as text "
                 "(%s before %s): if it follows the numbers in the names instead, its entries "
-                "from the %s on land on other images; give the file names with it (CSV rows: "
-                "file name,label) to be sure",
+                "from the %s on land on other images; %s",
                 name,
                 files[first].name,
                 by_number[first].name,
                 _ordinal(first + 1),
+                remedy,
             )
             return
         last[pattern] = numbers
@@ -416,7 +424,7 @@ def load_masks_for(
     from cfx.data.io import load_masks
 
     if files is not None:  # a batch in the order the files were read
-        position_notice(files, name)
+        position_notice(files, name, MASKS_BY_NAME)
     return load_masks(path, images, name=name)
 
 

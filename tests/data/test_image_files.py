@@ -443,3 +443,6 @@ def test_a_mask_batch_for_numbered_files_is_warned_about(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         load_masks_for(tmp_path / "m.npy", images, files, "--masks")
     assert "`--masks` is matched to the image files by position" in caplog.text
+    # the remedy is one for masks: a CSV of file names and labels cannot hold them
+    assert "a folder of files named like the images" in caplog.text
+    assert "file name,label" not in caplog.text
