@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
 GHORBANI = ("top_k", "mass_center", "targeted")  # the objectives GhorbaniAttack runs
 REGIONS = ("mirror", "marker")  # where targeted attacks pull the map
+ATTACK_SEED = 0  # the attacks' draws (random starts, random sign): the same run, the same images
 SALIENCY_METHODS = (
     *("gradient", "gradient_x_input", "smoothgrad", "integrated_gradients", "gradcam"),
     *("occlusion", "rise", "lime", "kernel_shap", "rex"),
@@ -96,8 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--target",
         default=None,
-        help="class explained: healthy, tumour, or an index of the classifier's outputs "
-        "(default: tumour, i.e. 1)",
+        help="class explained: an index of the classifier's outputs, or healthy / tumour "
+        "(the brain models' 0 / 1; default: 1)",
     )
     c.add_argument(
         "--n", type=int, default=None, help="built-in tumour test slices to score (default: 64)"
@@ -155,7 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="where targeted/target_map pull the map: 'mirror', the lesion mirrored into the "
         "other hemisphere (the default for the built-in slices), or 'marker', the scanner-marker "
         "corner of 64x64 slices (little moves there, the background's gradient is near zero); "
-        "for your own images, --region-mask",
+        "for your own images, --region-mask (or 'marker', said explicitly)",
     )
     a.add_argument(
         "--region-mask",
@@ -201,7 +202,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--seed", type=int, default=None, help="seed of the built-in slices (default: 2 = test)"
     )
-    add_output_options(a, "cfx-saliency-attack", "attack.csv, attack.json and attack.png")
+    add_output_options(
+        a,
+        "cfx-saliency-attack",
+        "attack.csv, attack.json, attack.png and attacked.npy (the perturbed images, (N, C, H, "
+        "W) float32 in [-1, 1], as an --input .npy takes them)",
+    )
     a.set_defaults(run=run_attack)
 
 
@@ -330,22 +336,33 @@ def run_compare(args: argparse.Namespace) -> int:
     _default_classifier(args)
     # an unknown or missing classifier is named before the default target is warned about
     classifier = checked_source("--classifier", args.classifier, "classifier", has_generator=False)
-    if args.target is None:
-        args.target = "tumour"
-        from cfx.zoo import ZOO
-
-        if args.classifier not in ZOO:  # "tumour" is the brain models' class 1
-            log.warning(
-                "--target is tumour (the default), i.e. class 1 of `%s`; give --target for "
-                "another class",
-                args.classifier,
-            )
-    args.target = parse_target(str(args.target))
+    defaulted, given = args.target is None, args.target
+    args.target = parse_target(str("tumour" if defaulted else args.target))
     if (args.input is None) != (args.masks is None):
         raise ValueError(
             "`--input` and `--masks` go together: the maps are scored against the masks"
         )
     files = _check_input(args)
+    from cfx.cli.trajectory import CLASS_NAMES, _trained_on_brain_slices
+    from cfx.zoo import ZOO
+
+    # healthy / tumour are the brain models' classes 0 / 1; said, after the inputs' checks,
+    # when the classifier's classes may be others
+    brain = args.classifier in ZOO or _trained_on_brain_slices(classifier)
+    if not brain and defaulted:
+        log.warning(
+            "--target defaults to class 1 of --classifier %s (the brain models' 'tumour'); "
+            "give --target for another class",
+            args.classifier,
+        )
+    elif not brain and str(given).strip().lower() in CLASS_NAMES:
+        log.warning(
+            "`--target %s` is read as class %d of --classifier %s: healthy / tumour are the "
+            "brain models' names for classes 0 / 1",
+            given,
+            args.target,
+            args.classifier,
+        )
     model = load_classifier(classifier)
     if "gradcam" in names and args.gradcam_layer is not None:
         from cfx.saliency.gradcam import resolve_layer
@@ -373,8 +390,9 @@ def run_compare(args: argparse.Namespace) -> int:
     classes = _class_count(model, x[:1])
     if classes is not None and args.target >= classes:  # compare_methods would name `target`
         raise ValueError(
-            f"`--target` must be a class of the classifier, 0..{classes - 1} (or healthy / "
-            f"tumour for 0 / 1), got {args.target}"
+            f"`--target` must be a class of the classifier, 0..{classes - 1}"
+            + (" (or healthy / tumour for 0 / 1)" if brain else "")
+            + f", got {args.target}"
         )
     out_folder(args.out)  # inputs read, before the work: an unwritable --out fails now
     res = compare_methods(
@@ -493,10 +511,16 @@ def run_attack(args: argparse.Namespace) -> int:
             "`--region mirror` mirrors the built-in slices' lesion masks; with --input, "
             "`--region marker` (64x64 slices) or a region of your own, `--region-mask`"
         )
-    if args.region_mask is not None:
-        region_name = "mask"
-    else:
-        region_name = args.region or ("marker" if args.input is not None else "mirror")
+    if aims and args.input is not None and args.region is None and args.region_mask is None:
+        # the marker corner was the default here: a corner of the built-in slices that your
+        # own 64x64 images need not have, so the attack aimed at nothing in them, silently
+        raise ValueError(
+            f"`--objective {args.objective}` pulls the map into a region, and --input images "
+            "have none of their own: give it with --region-mask (a mask image, or one per "
+            "image), or `--region marker` for the scanner-marker corner of the 64x64 brain "
+            "slices"
+        )
+    region_name = "mask" if args.region_mask is not None else args.region or "mirror"
     _default_classifier(args)
     files = _check_input(args)
     model = load_classifier(
@@ -534,7 +558,7 @@ def run_attack(args: argparse.Namespace) -> int:
             goal[empty] = corner[empty]  # those slices aim at the marker corner instead
     out_folder(args.out)  # inputs read, before the work
     explainer = build_method(args.method, model)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(ATTACK_SEED)
     show = not args.no_progress
     if args.objective == "random":
         res = RandomSign(explainer, epsilon=eps, k=args.k).perturb(x, generator=gen)
@@ -601,7 +625,16 @@ def run_attack(args: argparse.Namespace) -> int:
         "n": x.shape[0],
         "input": None if args.input is None else str(args.input),
         "input_files": None if files is None else [f.name for f in files],  # the rows' order
-        "seed": None if args.input is not None else args.seed,
+        "seed": None if args.input is not None else args.seed,  # the built-in slices'
+        "attack_seed": ATTACK_SEED,  # the attack's own draws (random starts, random sign)
+        "units": {
+            "epsilon": "L-inf budget as a fraction of the intensity range (8/255: 8 grey "
+            "levels of 255; twice that in cfx's [-1, 1] pixels)",
+            "max_linf": "largest change of any pixel, as epsilon",
+            "mass_center_shift": "pixels between the maps' centres of mass",
+            "top_k_intersection": "share of the k most salient pixels still among the k",
+            "label_kept": "share of images whose predicted class stayed",
+        },
         "top_k_intersection": mean_and_ci(res.top_k_intersection),
         "spearman": mean_and_ci(res.spearman),
         "mass_center_shift": mean_and_ci(res.mass_center_shift),
@@ -617,6 +650,9 @@ def run_attack(args: argparse.Namespace) -> int:
             "after": mean_and_ci(relevance_mass_accuracy(res.maps_adv.abs(), goal)),
         }
     (out / "attack.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    import numpy as np
+
+    np.save(out / "attacked.npy", res.x_adv.detach().cpu().float().numpy())
     attack_figure(
         x,
         res.x_adv,
@@ -626,6 +662,7 @@ def run_attack(args: argparse.Namespace) -> int:
         title=f"{args.method}, {args.objective}, eps {args.epsilon}",
         row_names=None if files is None else [f.name for f in files],
     )
-    print(json.dumps(summary, indent=2))
-    print(f"wrote {out}/attack.csv, attack.json, attack.png", file=sys.stderr)
+    shown = {k: v for k, v in summary.items() if k not in ("input_files", "units")}
+    print(json.dumps(shown, indent=2))  # the files' order and the units are in attack.json
+    print(f"wrote {out}/attack.csv, attack.json, attack.png, attacked.npy", file=sys.stderr)
     return 0

@@ -102,6 +102,20 @@ def check_built_on(method: object, given: nn.Module, other: nn.Module, role: str
         )
 
 
+def check_editable(model: object, needs: str) -> None:
+    """An error for a TorchScript module where cfx must copy and change the model (``needs``
+    says why): a scripted module's deep copy cannot be frozen, and its layers cannot be
+    swapped or hooked, which failed with PyTorch's 'leaf variables' or 'not supported on
+    ScriptModules' errors."""
+    if isinstance(model, torch.jit.ScriptModule):
+        fail(
+            TypeError,
+            f"{needs}, which a TorchScript module does not allow: pass the nn.Module it was "
+            "scripted from (load its state_dict into the model class); the other saliency "
+            "methods take the scripted module as it is",
+        )
+
+
 def replayed_maps(
     method: SaliencyMethod,
     x: Tensor,

@@ -16,7 +16,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cfx.calls import class_logits, gradients_on
-from cfx.saliency._common import check_input, frozen, positive_int, target_slice, targets_from
+from cfx.saliency._common import (
+    check_editable,
+    check_input,
+    frozen,
+    positive_int,
+    target_slice,
+    targets_from,
+)
 from cfx.types import Classifier
 
 
@@ -36,6 +43,7 @@ def last_conv(model: object) -> nn.Module:
 def resolve_layer(model: object, layer: nn.Module | str | None) -> nn.Module:
     """``layer`` as a module: itself, a dotted name in ``model`` ("features.3"), or the last
     ``nn.Conv2d`` when None."""
+    check_editable(model, "Grad-CAM hooks a layer of the model")
     if layer is None:
         return last_conv(model)
     if isinstance(layer, nn.Module):

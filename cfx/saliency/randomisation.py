@@ -23,6 +23,7 @@ from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
     check_built_on,
+    check_editable,
     check_generator,
     check_input,
     frozen,
@@ -115,6 +116,7 @@ def cascading_randomisation(
         )
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+    check_editable(model, "the check randomises a copy of the model layer by layer")
     x = check_input(x)
     check_generator(generator)
     if isinstance(layers, str):  # would be read letter by letter

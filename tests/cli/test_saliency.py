@@ -68,6 +68,19 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
     means = [float(r.split(",")[1]) for r in rows[1:]]
     assert summary["top_k_intersection"]["mean"] == pytest.approx(sum(means) / 2, abs=1e-4)
     assert (out / "attack.png").is_file()
+    # the perturbed images themselves, to check the budget or reuse them (were not written)
+    import numpy as np
+
+    from cfx.saliency.compare import tumour_slices
+
+    attacked = torch.from_numpy(np.load(out / "attacked.npy"))
+    x, _ = tumour_slices(2, seed=2)  # the command's built-in slices
+    assert attacked.shape == x.shape and attacked.abs().max() <= 1
+    moved = (attacked - x).abs().amax()  # [-1, 1] pixels: twice the range's fraction
+    assert moved == pytest.approx(2 * summary["max_linf"], abs=1e-6) and moved > 0
+    assert summary["attack_seed"] == 0 and "fraction of the intensity range" in str(
+        summary["units"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,7 +142,7 @@ def test_user_errors_are_one_clear_line(tmp_path, capsys, argv, match):
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert match in err
-    assert "--target is tumour (the default)" not in err
+    assert "--target defaults to class 1" not in err
 
 
 def test_missing_zoo_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
@@ -180,7 +193,10 @@ def test_region_is_checked_before_the_work(tmp_path, capsys):
     argv = ["saliency", "attack", "--input", "x.npy", "--objective", "targeted"]
     assert main([*argv, "--region", "mirror", "--out", str(tmp_path / "b")]) == 2
     assert "with --input, `--region marker` (64x64 slices) or" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # your own 64x64 images were silently aimed at the brain slices' marker corner
+    assert main([*argv, "--out", str(tmp_path / "c")]) == 2
+    assert "have none of their own: give it with --region-mask" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in "abc")
 
 
 def test_compare_and_attack_take_your_own_images_and_masks(tmp_path, capsys):
@@ -217,7 +233,7 @@ def test_compare_and_attack_take_your_own_images_and_masks(tmp_path, capsys):
     assert summary["n"] == 3 and summary["input"].endswith("x.npy") and summary["seed"] is None
     np.save(tmp_path / "small.npy", x[:, :, :32, :32].numpy())  # no marker corner to aim at
     argv = ["saliency", "attack", "--input", str(tmp_path / "small.npy"), "--objective"]
-    assert main([*argv, "targeted", "--out", str(atk), "--no-progress"]) == 2
+    assert main([*argv, "targeted", "--region", "marker", "--out", str(atk)]) == 2
     assert "corner of the 64x64 brain slices; --input images are 32x32" in (capsys.readouterr().err)
 
 
@@ -265,7 +281,11 @@ def test_the_brain_defaults_are_named_when_your_images_or_model_are_used(tmp_pat
     x, masks = tumour_slices(2, seed=1)
     np.save(tmp_path / "x.npy", x.numpy())
     np.save(tmp_path / "m.npy", masks[:, 0].numpy().astype(np.uint8))
-    load_classifier("brain-cnn").save_pretrained(tmp_path / "mine")
+    load_classifier("brain-cnn").save_pretrained(tmp_path / "zoo-copy")  # brain classes
+    mine_model = load_classifier("brain-cnn")
+    with torch.no_grad():  # other weights: a classifier of classes cfx does not know
+        next(mine_model.parameters()).mul_(1.001)
+    mine_model.save_pretrained(tmp_path / "mine")
     base = ["saliency", "compare", "--methods", "gradient", "--attack-n", "0", "--no-progress"]
     yours = ["--input", str(tmp_path / "x.npy"), "--masks", str(tmp_path / "m.npy")]
     with caplog.at_level("WARNING", logger="cfx.cli.saliency"):
@@ -280,9 +300,15 @@ def test_the_brain_defaults_are_named_when_your_images_or_model_are_used(tmp_pat
         assert main([*base, *yours, *mine, "--out", str(tmp_path / "b")]) == 0
         assert main([*base, *yours, *mine, "--target", "1", "--out", str(tmp_path / "c")]) == 0
         assert main([*base, "--n", "2", "--out", str(tmp_path / "d")]) == 0  # all built in
+        copy = ["--classifier", str(tmp_path / "zoo-copy")]
+        assert main([*base, *yours, *copy, "--out", str(tmp_path / "f")]) == 0  # brain-cnn
+        healthy = ["--target", "healthy", "--out", str(tmp_path / "g")]
+        assert main([*base, *yours, *mine, *healthy]) == 0
     assert caplog.messages == [
-        f"--target is tumour (the default), i.e. class 1 of `{tmp_path / 'mine'}`; give "
-        "--target for another class"
+        f"--target defaults to class 1 of --classifier {tmp_path / 'mine'} (the brain models' "
+        "'tumour'); give --target for another class",
+        f"`--target healthy` is read as class 0 of --classifier {tmp_path / 'mine'}: healthy / "
+        "tumour are the brain models' names for classes 0 / 1",
     ]
     caplog.clear()
     with caplog.at_level("WARNING", logger="cfx.cli.saliency"):

@@ -116,3 +116,33 @@ def test_a_baseline_outside_the_image_range_is_named(baseline):
             ValueError, match=r"`baseline` must be in the cfx image range \[-1, 1\]"
         ):
             method.attribute(x, 1)
+
+
+def test_a_torchscript_model_is_named_where_cfx_must_copy_or_hook_it():
+    """A scripted classifier (how many ship them) failed in the attacks and the cascading check
+    with PyTorch's 'only change requires_grad flags of leaf variables', and in Grad-CAM with
+    'get_submodule is not supported on ScriptModules'; the gradient methods take it."""
+    import warnings
+
+    from cfx.saliency.attacks import GhorbaniAttack
+    from cfx.saliency.randomisation import cascading_randomisation
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 2),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated
+        scripted = torch.jit.script(net)
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    assert torch.allclose(Gradient(scripted).attribute(x, 1), Gradient(net).attribute(x, 1))
+    with pytest.raises(TypeError, match=r"ReLUs made smooth.*TorchScript module does not allow"):
+        GhorbaniAttack(Gradient(scripted), steps=1).perturb(x)
+    with pytest.raises(TypeError, match=r"randomises a copy.*pass the nn.Module it was scripted"):
+        cascading_randomisation(Gradient, scripted, x, 1)
+    with pytest.raises(TypeError, match="Grad-CAM hooks a layer of the model, which a TorchScr"):
+        GradCAM(scripted).attribute(x, 1)

@@ -20,7 +20,7 @@ from cfx.calls import class_logits, resolve_target
 from cfx.errors import Notice
 from cfx.images import IMAGE_RANGE
 from cfx.reprs import short_repr
-from cfx.saliency._common import SaliencyMethod, frozen, takes_generator
+from cfx.saliency._common import SaliencyMethod, check_editable, frozen, takes_generator
 from cfx.saliency.metrics import mass_center_shift, spearman, top_k_intersection
 
 RANGE = IMAGE_RANGE[1] - IMAGE_RANGE[0]  # width of the cfx range (2)
@@ -134,6 +134,10 @@ def softplus_surrogate(explainer: SaliencyMethod, beta: float) -> SaliencyMethod
     the attacks warn when their gradient is zero (:func:`zero_gradient_notice`). Other
     attributes that point into the model (e.g. Grad-CAM's layer) follow the copy, to the
     smooth module where they pointed at a replaced one (Grad-CAM hooked on an ``nn.ReLU``)."""
+    check_editable(
+        getattr(explainer, "model", None),
+        "the attacks differentiate a copy of the model with its ReLUs made smooth (softplus)",
+    )
     surrogate = copy.deepcopy(explainer)
     model: nn.Module = surrogate.model  # type: ignore[attr-defined]
     # by id, each with the module it replaced (kept alive, so no id is reused meanwhile)
