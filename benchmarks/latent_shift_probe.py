@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,9 @@ def main() -> None:
                 if isinstance(ours[k], float) and "second" not in k
             ]
             block["defaults_reproduce_reference"] = all(
-                abs(ours[k] - theirs[k]) < 1e-6 for k in shared
+                math.isclose(ours[k], theirs[k], rel_tol=0, abs_tol=1e-6)
+                or (math.isnan(ours[k]) and math.isnan(theirs[k]))  # undefined in both runs
+                for k in shared
             )
             block["compared_figures"] = sorted(shared)
             block["reference"] = {m: stored[m] for m in CFX_ROWS if m in stored}

@@ -471,6 +471,7 @@ def attack_figure_for(
 
 
 def run_attack(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
     from cfx.data.brain import MIRROR_MIN_PIXELS, SIZE, marker_mask, mirrored_lesion
@@ -650,8 +651,6 @@ def run_attack(args: argparse.Namespace) -> int:
             "after": mean_and_ci(relevance_mass_accuracy(res.maps_adv.abs(), goal)),
         }
     (out / "attack.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    import numpy as np
-
     np.save(out / "attacked.npy", res.x_adv.detach().cpu().float().numpy())
     attack_figure(
         x,

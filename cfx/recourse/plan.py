@@ -22,6 +22,8 @@ def number(value: Value) -> str:
     significant digits below 1)."""
     if isinstance(value, str):
         return value
+    if not math.isfinite(value):  # not from cfx's plans; DiCE's output is not checked
+        return str(value)
     if float(value).is_integer():
         return f"{int(value):,}"
     d = exact_decimals(float(value))

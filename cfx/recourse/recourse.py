@@ -26,7 +26,9 @@ change, use pairwise different feature sets, and come from inside the data suppo
 The exact methods' optimum is always a candidate: with ``support > 0`` the MILP's optimum joins
 the search's candidates, and the tree enumeration's candidates are extended by the search when
 none of them is supported; ``RecourseResult.min_cost`` keeps the proven optimum's cost. With
-``support=0`` the exact methods return their exact, diverse optima and nothing else.
+``support=0`` the exact methods return their exact, diverse optima and nothing else (each
+numeric change then rounded to a printable step, which may cost a step more: see
+``ActionSpace.readable``).
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ class Recourse:
     * ``max_changes``: at most this many features per action (``None``: no limit).
     * ``support``: required share of the 5 nearest training applicants that the model approves
       (when no candidate reaches it, the best supported ones are returned; 0 disables the data
-      support altogether and selects by cost alone: exact optima for milp/tree).
+      support altogether and selects by cost alone: exact optima for milp/tree, up to the
+      printable step of a numeric change).
     * ``plausibility_weight``: the plausibility term of the selection, ``cost + weight * (1 -
       share)``: with the default 15, each denied neighbour adds 3 to a candidate's cost (three
       category changes), so an all-approved neighbourhood is preferred unless it costs that
@@ -220,7 +223,8 @@ class Recourse:
         view = ModelView(self.model, codec, 1 if self.approved is None else self.approved)
         try:  # the first calls of the model: a column mismatch shows here
             view.read_encoder(Z)
-            approved = view.proba(Z) >= self.threshold
+            p_train = view.proba(Z)
+            approved = p_train >= self.threshold
         except (KeyError, ValueError) as err:
             text = str(err).lower()
             if not (isinstance(err, KeyError) or "missing" in text or "feature names" in text):
@@ -231,8 +235,9 @@ class Recourse:
                 "model with exactly those columns; a model that needs others, or another "
                 "order, must be wrapped to supply them"
             ) from err
-        if self.approved is None and approved.mean() < 0.5:
-            _backwards_notice(float(approved.mean()), len(Z))
+        # judged at 0.5, whatever the threshold: a higher one denies more by design
+        if self.approved is None and (p_train >= 0.5).mean() < 0.5:
+            _backwards_notice(float((p_train >= 0.5).mean()), len(Z))
         self.codec_ = codec
         self.scales_ = scales
         self.view_ = view
@@ -379,7 +384,7 @@ class Recourse:
             usable = not all(_unusable(cf) for cf in cfs)
             reason = _dice_notes(cfs)
             if not usable:
-                found = proposal.reason or "no valid counterfactual"
+                found = proposal.reason or "no usable counterfactual"
                 reason = f"{found}; {reason}" if reason else found
             return done("recourse" if usable else "not_found", cfs, reason, proposal)
         actions = proposal.actions
@@ -636,7 +641,9 @@ def _dice_notes(cfs: Sequence[Counterfactual]) -> str:
         ]
         if why:
             notes.append(f"plan {i} {' and '.join(why)}")
-    return "; ".join(notes) + " (DiCE's plans are listed as DiCE returns them)" if notes else ""
+    if not notes:
+        return ""
+    return "; ".join(notes) + " (DiCE's plans are not pruned; usable ones are listed first)"
 
 
 def _backwards_notice(share: float, n: int) -> None:
@@ -646,7 +653,8 @@ def _backwards_notice(share: float, n: int) -> None:
     import warnings
 
     warnings.warn(
-        f"the model approves {share:.0%} of the {n} applicants in X_train, taking its class 1 "
+        f"the model approves {share:.0%} of the {n} applicants in X_train (P >= 0.5), taking "
+        "its class 1 "
         "as approved (the default `approved`). If its class 1 means default (a model of the "
         "probability of default), it is read backwards: pass approved=0. If class 1 does mean "
         "approved, pass approved=1 to say so",

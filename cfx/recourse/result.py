@@ -63,7 +63,9 @@ class RecourseResult:
     ``status``: ``"approved"`` (already approved, nothing to do), ``"recourse"`` (at least one
     counterfactual), ``"infeasible"`` (an exact method *proved* that no allowed action gets the
     applicant approved; ``reason`` is the certificate: the highest reachable probability and the
-    binding constraints) or ``"not_found"`` (a heuristic found nothing; not a proof).
+    binding constraints) or ``"not_found"`` (a heuristic found nothing usable; not a proof:
+    a DiCE method then still lists the plans it returned, each missing the probability or
+    breaking a constraint, and ``plan`` recommends none).
     """
 
     __repr__ = short_repr  # shapes and counts, not every field in full
@@ -101,7 +103,8 @@ class RecourseResult:
 def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
     """One row per counterfactual (or per applicant without one), for CSV/JSON output.
 
-    Columns: ``index``, ``status``, ``rank`` (1 = the recommended plan; 0 when there is none),
+    Columns: ``index``, ``status``, ``rank`` (1 = the recommended plan when ``status`` is
+    ``"recourse"``; a DiCE ``"not_found"`` lists unusable plans from 1; 0 when there is none),
     ``proba``, ``proba_after``, ``cost``, ``n_changes``, ``changes`` (``feature: before ->
     after`` joined by ``; ``), ``plan``, ``plausibility``, ``distance``, ``valid`` (reaches the
     approval probability), ``violations`` (constraints it breaks, joined by ``; ``; only

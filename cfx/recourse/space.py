@@ -512,13 +512,14 @@ class ActionSpace:
     def readable(self, Z: np.ndarray, *, nearest: bool = False) -> np.ndarray:
         """``Z`` ``(n, d)`` with each changed non-integer numeric value on a step a person can
         follow and a plan prints exactly: a cent (0.01), or a thousandth of the feature's
-        scale where that is finer. By default a value is rounded away from the applicant's,
-        never nearer to it than the method put it: a plan that stops just past the model's
-        boundary (a MILP optimum, a tree split) then still crosses it as printed, instead of
-        rounding back onto the split. ``nearest=True`` rounds to the nearest step, which may
-        fall short (the caller lets the model judge it), except where that would reach or
-        pass the applicant's own value. The allowed range wins over the step."""
-        step = np.minimum(0.01, 10.0 ** (np.floor(np.log10(self.scale)) - 3))  # (d,)
+        scale where that is finer (down to 1e-6). By default a value is rounded away from the
+        applicant's, never nearer to it than the method put it: a plan that stops just past
+        the model's boundary (a MILP optimum, a tree split) then still crosses it as printed,
+        instead of rounding back onto the split. ``nearest=True`` rounds to the nearest step,
+        which may fall short (the caller lets the model judge it), except where that would
+        reach or pass the applicant's own value. The allowed range wins over the step."""
+        # (d,): 1e-6 at the finest, the most decimals a plan prints (result.exact_decimals)
+        step = np.clip(10.0 ** (np.floor(np.log10(self.scale)) - 3), 1e-6, 0.01)
         decimals = np.round(-np.log10(step)).astype(int)
         moved = self.changed(Z) & self.numeric & ~self.integer & self.movable
         out = Z.copy()

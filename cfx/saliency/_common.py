@@ -18,7 +18,14 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from cfx.calls import class_logits, frozen, gradients_on, outside_inference, resolve_target
+from cfx.calls import (
+    class_logits,
+    frozen,
+    gradients_on,
+    held_modules,
+    outside_inference,
+    resolve_target,
+)
 from cfx.errors import Notice, check_int, check_real, fail
 from cfx.images import IMAGE_RANGE, check_images
 from cfx.types import Classifier
@@ -107,7 +114,8 @@ def check_editable(model: object, needs: str) -> None:
     says why): a scripted module's deep copy cannot be frozen, and its layers cannot be
     swapped or hooked, which failed with PyTorch's 'leaf variables' or 'not supported on
     ScriptModules' errors."""
-    if isinstance(model, torch.jit.ScriptModule):
+    inside = [sub for m in held_modules(model) for sub in m.modules()]  # TwoLogits(scripted)
+    if any(isinstance(m, torch.jit.ScriptModule) for m in inside):
         fail(
             TypeError,
             f"{needs}, which a TorchScript module does not allow: pass the nn.Module it was "

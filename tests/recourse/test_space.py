@@ -457,9 +457,11 @@ def test_a_schema_category_no_training_row_has_is_noticed_at_fit():
         Recourse(model, schema(True), method="search").fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        Recourse(model, schema(False), method="search").fit(X)
+        # approved=1: half the rows approved, at the backwards-model notice's edge
+        Recourse(model, schema(False), method="search", approved=1).fit(X)
         # transitions that never lead to 'w' from a training row's category: nothing to say
-        Recourse(model, schema(True, {"u": ("v",), "v": ("u",)}), method="search").fit(X)
+        rules = schema(True, {"u": ("v",), "v": ("u",)})
+        Recourse(model, rules, method="search", approved=1).fit(X)
     with pytest.warns(Notice, match=r"\{'c': \['w'\]\}"):  # 'v' may become 'w'
         Recourse(model, schema(True, {"u": ("v",), "v": ("w",)}), method="search").fit(X)
 
@@ -568,3 +570,14 @@ def test_a_plan_as_printed_gets_the_applicant_approved():
             assert approved >= 0.5 and approved == pytest.approx(cf.proba_after)
             checked += 1
     assert checked >= 20
+
+
+def test_readable_stops_at_the_finest_step_a_plan_prints():
+    """A feature of MAD 0.0008 asked for a 1e-7 step, finer than the six decimals a plan
+    prints: 'from 0.0512 to 0.0512' for a checked 0.0512438."""
+    from cfx.recourse.plan import number
+
+    tiny = _real_space(scale=0.0008)
+    (row,) = tiny.readable(np.array([[1.0512438, 3.0]]))
+    assert row[0] == 1.051244 and number(row[0]) == "1.051244"
+    assert number(float("nan")) == "nan"  # DiCE's output is not checked; no crash

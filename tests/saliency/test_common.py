@@ -146,3 +146,11 @@ def test_a_torchscript_model_is_named_where_cfx_must_copy_or_hook_it():
         cascading_randomisation(Gradient, scripted, x, 1)
     with pytest.raises(TypeError, match="Grad-CAM hooks a layer of the model, which a TorchScr"):
         GradCAM(scripted).attribute(x, 1)
+    from cfx.calls import TwoLogits
+
+    net[-1] = torch.nn.Linear(4, 1)  # one logit, as the README says to wrap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        one = torch.jit.script(net)
+    with pytest.raises(TypeError, match="TorchScript module does not allow"):  # wrapped
+        GhorbaniAttack(Gradient(TwoLogits(one)), steps=1).perturb(x)
