@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 OBJECTIVES = ("top_k", "mass_center", "targeted", "random", "target_map")
 GHORBANI = ("top_k", "mass_center", "targeted")  # the objectives GhorbaniAttack runs
 REGIONS = ("mirror", "marker")  # where targeted attacks pull the map
+GRID_ROWS = 6  # images in compare's grid.png (rows of a figure stay readable)
 ATTACK_SEED = 0  # the attacks' draws (random starts, random sign): the same run, the same images
 SALIENCY_METHODS = (
     *("gradient", "gradient_x_input", "smoothgrad", "integrated_gradients", "gradcam"),
@@ -409,9 +410,16 @@ def run_compare(args: argparse.Namespace) -> int:
     for name in COMPARE_OUTPUTS:  # an earlier run's: none may stay beside this run's
         (out / name).unlink(missing_ok=True)
     (out / "table.csv").write_text(res.to_csv(), encoding="utf-8")
+    grid_rows = min(GRID_ROWS, x.shape[0])
     note = (
         f"{source}, classifier `{args.classifier}`, target class {args.target}; maps scored "
-        "by their positive part."
+        "by their positive part; "
+        + (
+            "--fast: the perturbation methods' small budgets (cfx.saliency.compare.build_method)"
+            if args.fast
+            else "the methods' full budgets"
+        )
+        + f". grid.png shows {grid_rows} of the {x.shape[0]} images (those with a mask first)."
     )
     if args.classifier == "brain-cnn" and args.input is None:  # measured there
         note += (
@@ -430,6 +438,7 @@ def run_compare(args: argparse.Namespace) -> int:
         res.maps[:, shown],
         res.methods,
         out / "grid.png",
+        rows=GRID_ROWS,
         row_names=row_names,
     )
     attacked = []

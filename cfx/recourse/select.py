@@ -170,7 +170,8 @@ def choose(
     A = space.clip(actions)
     # judged, and re-checked, as printed: each value rounded to its nearest printable step,
     # which the model may reject, and away from the applicant, which keeps the method's side
-    A = np.concatenate([space.readable(A, nearest=True), space.readable(A)])
+    near, away = space.readable(A, nearest=True), space.readable(A)
+    A = near if np.array_equal(near, away) else np.concatenate([near, away])  # whole numbers: one
     A = A[space.changed(A).any(axis=1) & _allowed(space, A)]
     A = A[unique_rows(A)[0]]
     if len(A) == 0:

@@ -273,7 +273,10 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
     path = path.expanduser()
     if path.is_file():
         hint = (
-            " (cfx refuses pickled checkpoints: convert them to safetensors)"
+            " (cfx refuses pickled checkpoints, and loads only its own architectures by "
+            f"name, {sorted(_architectures())}: a model of yours goes to the explainers in "
+            "Python; one of cfx's architectures, trained elsewhere, is saved with "
+            "save_pretrained)"
             if path.suffix in PICKLE_SUFFIXES
             else f" (`{path.parent}`?)"
         )

@@ -38,7 +38,11 @@ def test_compare_writes_table_grid_and_attack_figures(tmp_path, capsys):
     csv = (out / "table.csv").read_text().splitlines()
     assert csv[0].startswith("method,pointing_game,pointing_game_ci95")
     assert [row.split(",")[0] for row in csv[1:]] == ["gradient", "gradcam", "occlusion"]
-    assert "± " in (out / "table.md").read_text()
+    table = (out / "table.md").read_text()
+    assert "± " in table
+    # what the figures were made with, and what the grid leaves out (neither was said)
+    assert "--fast: the perturbation methods' small budgets" in table
+    assert "grid.png shows 2 of the 2 images (those with a mask first)" in table
     assert "best Dice" in capsys.readouterr().out
     # a rerun without attacks leaves no attack figure of the run before beside its table
     (out / "notes.txt").write_text("mine")  # not the command's: kept

@@ -119,8 +119,13 @@ def test_unknown_architectures_names_and_missing_files_are_clear(tmp_path, monke
     with pytest.raises(CheckpointError, match="no folder"):
         load_classifier(tmp_path / "a" / "b" / "c")
     (folder / "model.pt").write_bytes(b"")
-    with pytest.raises(CheckpointError, match=r"is a file; .*refuses pickled"):
+    with pytest.raises(CheckpointError, match=r"is a file; .*refuses pickled") as err:
         load_classifier(folder / "model.pt")
+    # converting would not help a model of one's own: said at once (an audit converted, and
+    # only then learnt that the folder must name one of cfx's architectures)
+    said = str(err.value)
+    assert "loads only its own architectures by name" in said and "'BrainCNN'" in said
+    assert "a model of yours goes to the explainers in Python" in said
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError, match=r"no folder `typo` \(relative to "):
         load_classifier("./typo")
