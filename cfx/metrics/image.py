@@ -48,13 +48,33 @@ def check_image_pair(
             check_images(x, name, tol=SCALE_LIMIT - 1.0)
         elif not x.is_floating_point():
             raise TypeError(f"`{name}` must be a floating-point tensor in [-1, 1], got {x.dtype}")
+    assert isinstance(a, Tensor) and isinstance(b, Tensor)
+    if values and float(a.detach().min()) >= 0.0 and float(b.detach().min()) >= 0.0:
+        import warnings
+
+        from cfx.errors import Notice
+
+        warnings.warn(
+            f"no pixel of `{names[0]}` or `{names[1]}` is below 0: cfx's image metrics take "
+            "[-1, 1] images (data range 2, dark = -1); [0, 1] images read as a quarter of "
+            "the squared error (PSNR 6 dB too high) and shift SSIM: map them with 2x - 1 "
+            "(cfx.images.from_unit)",
+            Notice,
+            stacklevel=3,
+        )
+
+
+def _common(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """``a`` and ``b`` in one floating dtype (float64 beside float32 crashed SSIM's window)."""
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    return a.to(dtype), b.to(dtype)
 
 
 def l1_distance(a: Tensor, b: Tensor) -> Tensor:
     """Mean absolute difference per image, ``(B,)``, of two ``(B, C, H, W)`` batches in [-1, 1]
     (so in [0, 2])."""
     check_image_pair(a, b)
-    return _l1(a, b)
+    return _l1(*_common(a, b))
 
 
 def _l1(a: Tensor, b: Tensor) -> Tensor:
@@ -67,7 +87,7 @@ def psnr(a: Tensor, b: Tensor) -> Tensor:
     The squared error is floored at 1e-12, so identical images give about 126 dB rather than
     infinity (means over a batch stay finite)."""
     check_image_pair(a, b)
-    return _psnr(a, b)
+    return _psnr(*_common(a, b))
 
 
 def _psnr(a: Tensor, b: Tensor) -> Tensor:
@@ -93,7 +113,7 @@ def ssim(a: Tensor, b: Tensor, *, window: int | None = None, sigma: float = 1.5)
     window is one pixel, variances vanish and only the luminance term is left); a given
     ``window`` larger than the images is an error."""
     check_image_pair(a, b)
-    return _ssim(a, b, window=window, sigma=sigma)
+    return _ssim(*_common(a, b), window=window, sigma=sigma)
 
 
 def _ssim(a: Tensor, b: Tensor, *, window: int | None = None, sigma: float = 1.5) -> Tensor:

@@ -119,7 +119,8 @@ def increasing_steps(probs: Tensor) -> Tensor:
 
 
 def calibration_error(probs: Tensor, levels: Tensor) -> Tensor:
-    """``max_{t >= 1} |p_t - levels_t|`` (frame 0 is the source and is not calibrated), ``(B,)``.
+    """``max_{t >= 1} |p_t - levels_t|`` (frame 0 is the source and is not calibrated), ``(B,)``
+    in [0, 1], lower = better calibrated.
 
     ``levels`` ``(T+1,)`` for all sequences (e.g. :attr:`TrajectoryResult.levels`, ``t / T``,
     the issue's definition) or ``(B, T+1)``, one row per sequence. A path whose source the
@@ -128,6 +129,11 @@ def calibration_error(probs: Tensor, levels: Tensor) -> Tensor:
     although it climbs at every step.
     """
     probs = _per_sequence("probs", probs, frames=True)
+    if not probs.is_floating_point() or bool(((probs < 0) | (probs > 1)).any()):
+        raise ValueError(
+            "`probs` must be probabilities in [0, 1] (softmax or sigmoid outputs, not logits), "
+            f"got values in [{float(probs.min())}, {float(probs.max())}] of dtype {probs.dtype}"
+        )
     n = probs.shape[1]
     if not isinstance(levels, Tensor) or tuple(levels.shape) not in ((n,), (probs.shape[0], n)):
         raise ValueError(
@@ -142,8 +148,10 @@ def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 
 
     ``start`` and ``final`` are images ``(B, C, H, W)`` in [-1, 1]; use ``start = G(z_0)``
     (not the input) so inversion error does not count. ``mask`` ``(B, 1, H, W)`` bool;
-    dilation is a square of side ``2 * dilation + 1``. Returns ``(B,)`` in [0, 1], NaN for
-    sequences that change nothing. Any nonzero ``mask`` value counts as inside.
+    dilation is a square of side ``2 * dilation + 1``. Returns ``(B,)`` in [0, 1], higher =
+    the change kept to the lesion; NaN for sequences that change nothing and for an empty
+    mask (no lesion to keep it to: undefined, as the saliency metrics score an empty mask,
+    where it was 0 and pulled means down). Any nonzero ``mask`` value counts as inside.
     """
     check_image_pair(start, final, ("start", "final"), values=False)
     check_int("dilation", dilation, minimum=0)
@@ -158,8 +166,9 @@ def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 
         grown = F.max_pool2d(grown, 2 * dilation + 1, stride=1, padding=dilation)
     total = change.flatten(1).sum(1)
     inside = (change * grown).flatten(1).sum(1)
+    defined = (total > 0) & (mask != 0).flatten(1).any(1)
     return torch.where(
-        total > 0, inside / total.clamp_min(1e-12), torch.full_like(total, float("nan"))
+        defined, inside / total.clamp_min(1e-12), torch.full_like(total, float("nan"))
     )
 
 
@@ -201,9 +210,12 @@ def cout(
 ) -> Tensor:
     """COUT (Khorram & Fuxin, "Cycle-Consistent Counterfactuals by Latent Transformations",
     CVPR 2022): insert the counterfactual's pixels into the source in order of decreasing
-    ``|counterfactual - source|``, in ``steps`` equal chunks; at each stage score
-    ``p(target) - p(source class)``; return the mean over stages (area under the transition
-    curve), in [-1, 1]. The source class is the classifier's prediction on ``source``.
+    ``|counterfactual - source|``, in ``steps`` equal chunks; at each stage, the source itself
+    (stage 0) included, score ``p(target) - p(source class)``; return the area under this
+    transition curve by the trapezoid rule over the inserted share of pixels, in [-1, 1],
+    higher = a transition the classifier follows (the C3LT reference code's definition; until
+    session 38 cfx averaged stages 1..steps, which reads ``(d_steps - d_0) / (2 steps)``
+    higher). The source class is the classifier's prediction on ``source``.
 
     ``source`` and ``counterfactual`` ``(B, C, H, W)``; ``target`` one class (int) or ``(B,)``
     class indices, as the explainers take it.
@@ -243,13 +255,15 @@ def _cout(
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
     n_pix = order.shape[1]
-    scores = []
+    p0 = torch.softmax(logits, 1)
+    scores = [p0.gather(1, target[:, None])[:, 0] - p0.gather(1, src_class[:, None])[:, 0]]
     for k in range(1, steps + 1):
         take = (rank < round(k * n_pix / steps)).view(b, 1, *source.shape[2:])
         mixed = torch.where(take, counterfactual, source)
         p = torch.softmax(class_logits(classifier, mixed), 1)
         scores.append(p.gather(1, target[:, None])[:, 0] - p.gather(1, src_class[:, None])[:, 0])
-    return torch.stack(scores, 1).mean(1)
+    curve = torch.stack(scores, 1)  # (B, steps + 1), stage 0 first
+    return (curve[:, 1:-1].sum(1) + (curve[:, 0] + curve[:, -1]) / 2) / steps  # trapezoid
 
 
 def summarise(

@@ -217,7 +217,10 @@ def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
 
 
 def top_k_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
-    """Share of the ``k`` top pixels of map ``a`` that are also among the ``k`` top of ``b``."""
+    """Share of the ``k`` top pixels of map ``a`` that are also among the ``k`` top of ``b``,
+    per example, in [0, 1] (higher = the ranking kept). Ties at the k-th value are taken in
+    pixel order (Ghorbani et al.'s protocol takes the top k as sorted), so a map with many
+    tied values, e.g. a blank one, scores by where its ties lie."""
     a, b = _check_maps(a, "a"), _check_maps(b, "b")
     check(a.shape == b.shape, ValueError, f"maps differ in shape: {a.shape} vs {b.shape}")
     if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= a[0].numel():
@@ -252,5 +255,9 @@ def mass_center(maps: Tensor) -> Tensor:
 
 
 def mass_center_shift(a: Tensor, b: Tensor) -> Tensor:
-    """Euclidean distance in pixels between the centres of mass of ``|a|`` and ``|b|``."""
+    """Euclidean distance in pixels between the centres of mass of ``|a|`` and ``|b|``, per
+    example (``(B,)``, >= 0; larger = the map moved further)."""
+    a, b = _check_maps(a, "a"), _check_maps(b, "b")
+    # maps of another size or batch gave a number (or broadcast) without a word
+    check(a.shape == b.shape, ValueError, f"maps differ in shape: {a.shape} vs {b.shape}")
     return (mass_center(a) - mass_center(b)).norm(dim=1)

@@ -186,3 +186,19 @@ def test_psnr_of_identical_images_is_finite_in_every_dtype(dtype):
     out = psnr(s, s)
     assert out.dtype == dtype
     assert out.float().tolist() == pytest.approx([126.02] * 2, abs=0.5)
+
+
+def test_unit_range_images_are_noticed_and_mixed_dtypes_are_promoted():
+    """[0, 1] images gave a PSNR 6 dB too high without a word (deletion_auc warned on the
+    same input); float64 beside float32 crashed SSIM's window with torch's own error."""
+    from cfx.errors import Notice
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 1, 16, 16, generator=g)
+    b = (a + 0.1 * torch.rand(2, 1, 16, 16, generator=g)).clamp(0, 1)
+    with pytest.warns(Notice, match=r"no pixel of `a` or `b` is below 0.*2x - 1"):
+        unit = psnr(a, b)
+    assert torch.allclose(unit, psnr(2 * a - 1, 2 * b - 1) + 20 * math.log10(2), atol=1e-4)
+    x, y = 2 * a - 1, 2 * b - 1
+    assert torch.allclose(ssim(x.double(), y), ssim(x, y).double(), atol=1e-5)
+    assert psnr(x, y.double()).dtype == psnr(x.double(), y).dtype == torch.float64

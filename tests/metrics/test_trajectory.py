@@ -71,6 +71,22 @@ def test_localisation_shares():
     share = localisation(start, final, mask, dilation=1)
     assert torch.allclose(share, torch.tensor([1.0, 0.5]))
     assert torch.isnan(localisation(start, start, mask))[0]
+    # no lesion to keep the change to: undefined (it was 0.0, which pulled means down)
+    mask[1] = False
+    assert localisation(start, final, mask)[0] == 1.0
+    assert torch.isnan(localisation(start, final, mask)[1])
+
+
+def test_calibration_error_takes_probabilities_only():
+    """Logits gave an 'error' of 4.0, outside the metric's [0, 1]; flip_rate refused them."""
+    levels = torch.tensor([0.0, 0.5, 1.0])
+    assert calibration_error(torch.tensor([[0.1, 0.4, 0.9]]), levels).tolist() == pytest.approx(
+        [0.1]
+    )
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\] .*not logits"):
+        calibration_error(torch.tensor([[-2.0, 0.0, 5.0]]), levels)
+    with pytest.raises(ValueError, match=r"of dtype torch\.int64"):
+        calibration_error(torch.tensor([[0, 0, 1]]), levels)
 
 
 def test_cout_known_answer_on_a_pixel_count_classifier():
@@ -83,9 +99,14 @@ def test_cout_known_answer_on_a_pixel_count_classifier():
     src = -torch.ones(1, 1, 4, 4)
     cf = torch.ones(1, 1, 4, 4)
     value = cout(f, src, cf, torch.tensor([1]), steps=16)
-    # after k of 16 stages, k pixels are bright: class 1 wins for k >= 9 (8 of 16 stages),
-    # loses for k <= 7, ties at k = 8 (score 0): mean = (8 * 1 + 7 * -1 + 0) / 16
-    assert value.item() == pytest.approx(1 / 16, abs=1e-4)
+    # after k of 16 stages, k pixels are bright: class 1 loses for k <= 7 (stage 0, the
+    # source, included), ties at k = 8 (score 0), wins for k >= 9. The trapezoid over the
+    # 17 stages, as C3LT's reference code: (-1/2 + 7 * -1 + 0 + 7 * 1 + 1/2) / 16 = 0 (the
+    # mean over stages 1..16, cfx's formula before, gave 1/16 for this symmetric curve)
+    assert value.item() == pytest.approx(0.0, abs=1e-6)
+    # a curve that is +1 from the first stage on: (-1/2 + 15 + 1/2) / 16
+    early = cout(lambda x: f(x) + torch.tensor([[-1e3, 1e3]]) * (x > 0).any(), src, cf, 1, steps=16)
+    assert early.item() == pytest.approx(15 / 16, abs=1e-6)
 
 
 def test_summarise_flip_rate_follows_success_for_three_classes():
@@ -243,8 +264,9 @@ def test_summarise_scores_generated_frames_beyond_the_image_range():
 
 def test_cout_inserts_the_largest_change_first():
     # f reads one pixel, the one the counterfactual changes most (by 2; the others by 0.5).
-    # 4 pixels in 4 stages: stage 1 inserts that pixel, so every stage scores
-    # p(1) - p(0) at logits (-10, 10), which is tanh(10), and so does the mean.
+    # 4 pixels in 4 stages: stage 1 inserts that pixel, so stages 1..4 score p(1) - p(0) at
+    # logits (-10, 10), tanh(10), and the source (stage 0) -tanh(10): the trapezoid is
+    # (-t / 2 + 3 t + t / 2) / 4 = 3 t / 4 (inserted last, stages 1..3 would score -t).
     def f(x):
         s = 10 * x[:, 0, 0, 0]
         return torch.stack([-s, s], 1)
@@ -252,7 +274,7 @@ def test_cout_inserts_the_largest_change_first():
     src = -torch.ones(1, 1, 2, 2)
     cf = torch.full((1, 1, 2, 2), -0.5)
     cf[0, 0, 0, 0] = 1.0
-    assert cout(f, src, cf, 1, steps=4).item() == pytest.approx(math.tanh(10), abs=1e-6)
+    assert cout(f, src, cf, 1, steps=4).item() == pytest.approx(0.75 * math.tanh(10), abs=1e-6)
 
 
 def test_cout_refuses_the_class_index_one_past_the_last():

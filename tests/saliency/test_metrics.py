@@ -120,6 +120,11 @@ def test_similarity_known_answers():
     moved[..., 4, 5 - 1] = -2.0  # |map| is used
     assert M.mass_center(point).tolist() == [[1.0, 1.0]]
     assert M.mass_center_shift(point, moved).item() == pytest.approx(math.hypot(3, 3))
+    # another size, or another batch, was scored (or broadcast) without a word
+    with pytest.raises(ValueError, match="maps differ in shape"):
+        M.mass_center_shift(point, torch.zeros(1, 1, 6, 6))
+    with pytest.raises(ValueError, match="maps differ in shape"):
+        M.mass_center_shift(point.expand(3, 1, 5, 5), moved)
 
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
