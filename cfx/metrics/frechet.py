@@ -20,7 +20,8 @@ def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.nd
     ``brain-oracle`` (not Inception's), so its values are comparable only with each other and
     with the real-vs-real floor on the same features, not with published FID numbers.
 
-    Returns one number for the two sets (not per example), never below 0. The trace of
+    Returns one number for the two sets (not per example), never below 0; lower = the sets
+    closer (0 for identical statistics). The trace of
     ``(S_a S_b)^(1/2)`` is taken exactly, also for singular covariances (fewer rows than
     features, or features that never vary): the usual ``sqrtm`` of the product fails there
     and FID code retries with ``1e-6`` added to both covariances, which lowers the distance

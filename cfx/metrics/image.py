@@ -82,7 +82,8 @@ def _l1(a: Tensor, b: Tensor) -> Tensor:
 
 
 def psnr(a: Tensor, b: Tensor) -> Tensor:
-    """Peak signal-to-noise ratio in dB per image, ``(B,)``, for images in [-1, 1].
+    """Peak signal-to-noise ratio in dB per image, ``(B,)``, for images in [-1, 1] (data range
+    2); higher = closer.
 
     The squared error is floored at 1e-12, so identical images give about 126 dB rather than
     infinity (means over a batch stay finite)."""
@@ -105,8 +106,9 @@ def _gaussian_window(size: int, sigma: float, like: Tensor) -> Tensor:
 
 
 def ssim(a: Tensor, b: Tensor, *, window: int | None = None, sigma: float = 1.5) -> Tensor:
-    """Structural similarity per image, ``(B,)`` (Wang et al., 2004; Gaussian window, valid
-    region, constants K1 = 0.01, K2 = 0.03, data range 2 for [-1, 1] images).
+    """Structural similarity per image, ``(B,)`` in [-1, 1], 1 = identical (Wang et al., 2004;
+    Gaussian window, valid region, constants K1 = 0.01, K2 = 0.03, data range 2 for [-1, 1]
+    images).
 
     ``window``: side of the Gaussian window; by default 11, or for images smaller than that
     the largest odd side that fits (so tiny images still get a score; at 1-2 px a side the

@@ -105,7 +105,9 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
 
 
 def monotonicity_spearman(probs: Tensor) -> Tensor:
-    """Spearman correlation between frame index and target probability, ``(B,)``."""
+    """Spearman correlation between frame index and target probability, ``(B,)`` in [-1, 1],
+    1 = the probability rises with every frame (ties averaged); 0 for a path whose
+    probability never changes (no ranking to agree with; scipy gives NaN there)."""
     probs = _per_sequence("probs", probs, frames=True)
     t = torch.arange(probs.shape[1], dtype=_real(probs), device=probs.device).expand_as(probs)
     return spearman(t, probs)
@@ -295,6 +297,26 @@ def summarise(
     """
     from cfx.metrics.image import _l1, _psnr, _ssim
 
+    probs = _per_sequence("probs", probs, frames=True)
+    b, n = probs.shape
+    # what each argument must be, named before any metric runs (they failed deep inside
+    # one, in torch's words, or a frame count that differed from the probabilities' passed)
+    if not isinstance(frames, Tensor) or frames.ndim != 5 or tuple(frames.shape[:2]) != (b, n):
+        raise ValueError(
+            f"`frames` must be ({b}, {n}, C, H, W), one frame per probability of `probs` "
+            f"{tuple(probs.shape)}, got {shape_or_type(frames)}"
+        )
+    if not isinstance(source, Tensor) or tuple(source.shape) != (b, *frames.shape[2:]):
+        raise ValueError(
+            f"`source` must be ({b}, {', '.join(map(str, frames.shape[2:]))}), one input per "
+            f"sequence, got {shape_or_type(source)}"
+        )
+    if oracle_probs is not None and (
+        not isinstance(oracle_probs, Tensor) or tuple(oracle_probs.shape) != (b, n)
+    ):
+        raise ValueError(
+            f"`oracle_probs` must be ({b}, {n}), as `probs`, got {shape_or_type(oracle_probs)}"
+        )
     final = frames[:, -1]
 
     def mean(x: Tensor) -> float:

@@ -367,3 +367,25 @@ def test_summarise_refuses_masks_for_another_batch_with_channels_or_not_a_tensor
             summarise(probs, levels, frames, frames[:, 0], masks=masks)
     ok = summarise(probs, levels, frames, frames[:, 0], masks=torch.ones(2, 1, 4, 4))
     assert "localisation" in ok
+
+
+def test_summarise_names_an_argument_of_the_wrong_shape():
+    """Frames as (B, C, T+1, H, W), oracle probabilities as (B,) or a source of another batch
+    failed inside a metric in torch's words; three frames for five probabilities passed."""
+    from cfx.metrics.trajectory import summarise
+
+    probs = torch.tensor([[0.1, 0.5, 0.9], [0.2, 0.5, 0.8]])
+    levels = torch.tensor([0.0, 0.5, 1.0])
+    frames = torch.zeros(2, 3, 1, 8, 8)
+    source = torch.zeros(2, 1, 8, 8)
+    assert summarise(probs, levels, frames, source)["n"] == 2
+    cases = [
+        ({"frames": frames.transpose(1, 2)}, r"`frames` must be \(2, 3, C, H, W\)"),
+        ({"frames": frames[:, :2]}, r"one frame per probability of `probs` \(2, 3\)"),
+        ({"source": source[:1]}, r"`source` must be \(2, 1, 8, 8\)"),
+        ({"oracle_probs": probs[:, -1]}, r"`oracle_probs` must be \(2, 3\), as `probs`"),
+    ]
+    for change, match in cases:
+        kwargs = {"frames": frames, "source": source} | change
+        with pytest.raises(ValueError, match=match):
+            summarise(probs, levels, **kwargs)
