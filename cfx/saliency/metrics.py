@@ -23,7 +23,7 @@ instead rewarded masks near the top of the image. :func:`top_k_mask` itself (use
 attacks) breaks ties by pixel order, deterministically.
 
 Similarity of two maps (attacks, randomisation check): :func:`top_k_intersection`
-(Ghorbani et al., AAAI 2019), :func:`spearman` (rank correlation) and
+(Ghorbani et al., AAAI 2019; ties in expectation too), :func:`spearman` (rank correlation) and
 :func:`mass_center_shift` (distance between centres of mass of ``|map|``, in pixels).
 """
 
@@ -216,17 +216,27 @@ def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
 # --- similarity of two maps -----------------------------------------------------------------
 
 
+def _in_top_k(flat: Tensor, k: int) -> Tensor:
+    """``(B, P)``: the chance that each pixel is among the ``k`` highest of its row when ties
+    at the ``k``-th value are broken at random (1 above it, ``places / tied`` at it)."""
+    kth = flat.sort(dim=1, descending=True).values[:, k - 1 : k]  # (B, 1)
+    above, tied = flat > kth, flat == kth
+    places = (k - above.sum(1, keepdim=True)).to(flat.dtype)  # >= 1: the k-th pixel ties
+    return above.to(flat.dtype) + tied.to(flat.dtype) * places / tied.sum(1, keepdim=True)
+
+
 def top_k_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
     """Share of the ``k`` top pixels of map ``a`` that are also among the ``k`` top of ``b``,
-    per example, in [0, 1] (higher = the ranking kept). Ties at the k-th value are taken in
-    pixel order (Ghorbani et al.'s protocol takes the top k as sorted), so a map with many
-    tied values, e.g. a blank one, scores by where its ties lie."""
+    per example, in [0, 1] (higher = the ranking kept). Ties at the ``k``-th value count in
+    expectation under independent random tie-breaks, as the localisation metrics count them
+    (:func:`expected_top_k_hits`): a blank map scores ``k / P`` against any other, where pixel
+    order made it 1.0 or 0.0 by where the other map's top pixels lay."""
     a, b = _check_maps(a, "a"), _check_maps(b, "b")
     check(a.shape == b.shape, ValueError, f"maps differ in shape: {a.shape} vs {b.shape}")
     if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= a[0].numel():
         raise ValueError(f"`k` must be an int in [1, {a[0].numel()}], got {k!r}")
-    both = top_k_mask(a, k) & top_k_mask(b, k)
-    return both.flatten(1).sum(1).to(a.dtype) / k
+    both = _in_top_k(a.flatten(1), k) * _in_top_k(b.flatten(1), k)
+    return both.sum(1) / k
 
 
 def spearman(a: Tensor, b: Tensor) -> Tensor:

@@ -111,6 +111,15 @@ def test_similarity_known_answers():
     a = torch.arange(16.0).view(1, 1, 4, 4)
     assert M.top_k_intersection(a, a, 4).item() == 1.0
     assert M.top_k_intersection(a, -a, 4).item() == 0.0
+    # a blank map against a top-left and a bottom-right one: the expected share under a
+    # random tie-break, k / P = 3 / 16, both ways (pixel order gave 1.0 and 0.0)
+    blank, corner = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    corner[..., 0, :3] = 1.0
+    for other in (corner, corner.flip(2, 3)):
+        assert M.top_k_intersection(blank, other, 3).item() == pytest.approx(3 / 16)
+    # a tie at the k-th value only: the top 2 of (3, 2, 2, 0) share the 2s' one place
+    x, y = torch.tensor([3.0, 2, 2, 0]).view(1, 1, 2, 2), torch.tensor([3.0, 2, 0, 0])
+    assert M.top_k_intersection(x, y.view(1, 1, 2, 2), 2).item() == pytest.approx((1 + 0.5) / 2)
     assert M.spearman(a, a**3).item() == pytest.approx(1.0)
     assert M.spearman(a, -a).item() == pytest.approx(-1.0)
     assert M.spearman(a, torch.zeros_like(a)).item() == 0.0
