@@ -86,16 +86,32 @@ def top_k_mask(maps: Tensor, k: Tensor | int) -> Tensor:
     return (ranks < kk).view(maps.shape)
 
 
+def _top_k_ties(flat: Tensor, k: Tensor | int) -> tuple[Tensor, Tensor, Tensor]:
+    """For the ``k`` (an int, or ``(B,)`` counts clamped to [1, P]) highest pixels of each row
+    of ``flat`` ``(B, P)``: the pixels above the ``k``-th value and those tied with it, both
+    ``(B, P)`` bool, and the places ``k - above`` left to the tied ones, ``(B,)``."""
+    kk = torch.as_tensor(k, device=flat.device).long().clamp(1, flat.shape[1])
+    kk = kk.expand(flat.shape[0])[:, None]  # (B, 1)
+    kth = flat.sort(dim=1, descending=True).values.gather(1, kk - 1)  # (B, 1)
+    above, tied = flat > kth, flat == kth
+    return above, tied, (kk[:, 0] - above.sum(1)).to(flat.dtype)  # places >= 1: the k-th ties
+
+
+def in_top_k(flat: Tensor, k: Tensor | int) -> Tensor:
+    """``(B, P)``: the chance that each pixel of ``flat`` ``(B, P)`` is among the ``k`` highest
+    of its row when ties at the ``k``-th value are broken at random: 1 above that value,
+    ``places / tied`` at it, 0 below (:func:`_top_k_ties`)."""
+    above, tied, places = _top_k_ties(flat, k)
+    return above.to(flat.dtype) + tied.to(flat.dtype) * places[:, None] / tied.sum(1, keepdim=True)
+
+
 def expected_top_k_hits(maps: Tensor, masks: Tensor, k: Tensor) -> Tensor:
     """Expected number of mask pixels among the ``k`` (``(B,)``, >= 1) highest pixels of each
     map when ties at the ``k``-th value are broken at random: the pixels above that value
     count in full, and the ``k - above`` places left go to the tied pixels in proportion to
     how many of them lie in the mask. ``(B,)`` in the maps' dtype."""
     flat, inside = maps.flatten(1), masks.flatten(1).bool()
-    kk = k.to(device=flat.device, dtype=torch.long).clamp(1, flat.shape[1]).view(-1, 1)
-    kth = flat.sort(dim=1, descending=True).values.gather(1, kk - 1)  # (B, 1)
-    above, tied = flat > kth, flat == kth
-    places = (kk.view(-1) - above.sum(1)).to(flat.dtype)  # >= 1: the k-th pixel ties
+    above, tied, places = _top_k_ties(flat, k)
     tied_inside = (tied & inside).sum(1).to(flat.dtype)
     return (above & inside).sum(1).to(flat.dtype) + places * tied_inside / tied.sum(1)
 
@@ -216,15 +232,6 @@ def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
 # --- similarity of two maps -----------------------------------------------------------------
 
 
-def _in_top_k(flat: Tensor, k: int) -> Tensor:
-    """``(B, P)``: the chance that each pixel is among the ``k`` highest of its row when ties
-    at the ``k``-th value are broken at random (1 above it, ``places / tied`` at it)."""
-    kth = flat.sort(dim=1, descending=True).values[:, k - 1 : k]  # (B, 1)
-    above, tied = flat > kth, flat == kth
-    places = (k - above.sum(1, keepdim=True)).to(flat.dtype)  # >= 1: the k-th pixel ties
-    return above.to(flat.dtype) + tied.to(flat.dtype) * places / tied.sum(1, keepdim=True)
-
-
 def top_k_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
     """Share of the ``k`` top pixels of map ``a`` that are also among the ``k`` top of ``b``,
     per example, in [0, 1] (higher = the ranking kept). Ties at the ``k``-th value count in
@@ -235,7 +242,7 @@ def top_k_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
     check(a.shape == b.shape, ValueError, f"maps differ in shape: {a.shape} vs {b.shape}")
     if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= a[0].numel():
         raise ValueError(f"`k` must be an int in [1, {a[0].numel()}], got {k!r}")
-    both = _in_top_k(a.flatten(1), k) * _in_top_k(b.flatten(1), k)
+    both = in_top_k(a.flatten(1), k) * in_top_k(b.flatten(1), k)
     return both.sum(1) / k
 
 
