@@ -236,8 +236,9 @@ class Recourse:
                 "order, must be wrapped to supply them"
             ) from err
         # judged at 0.5, whatever the threshold: a higher one denies more by design
-        if self.approved is None and (p_train >= 0.5).mean() < 0.5:
-            _backwards_notice(float((p_train >= 0.5).mean()), len(Z))
+        share = float((p_train >= 0.5).mean())
+        if self.approved is None and share < 0.5:
+            _backwards_notice(share, len(Z))
         self.codec_ = codec
         self.scales_ = scales
         self.view_ = view
@@ -632,8 +633,8 @@ def _unusable(cf: Counterfactual) -> bool:
 
 def _dice_notes(cfs: Sequence[Counterfactual]) -> str:
     """Which of DiCE's plans (numbered as listed) miss the approval probability or break a
-    constraint, and how; empty when none does. They are listed as DiCE returned them, so a
-    reader of the plans (the CLI's text, a CSV's ``reason``) must be told."""
+    constraint, and how; empty when none does. DiCE's plans are not pruned, so a reader of
+    them (the CLI's text, a CSV's ``reason``) must be told."""
     notes = []
     for i, cf in enumerate(cfs, start=1):
         why = ([] if cf.valid else ["does not reach the approval probability"]) + [
@@ -654,10 +655,9 @@ def _backwards_notice(share: float, n: int) -> None:
 
     warnings.warn(
         f"the model approves {share:.0%} of the {n} applicants in X_train (P >= 0.5), taking "
-        "its class 1 "
-        "as approved (the default `approved`). If its class 1 means default (a model of the "
-        "probability of default), it is read backwards: pass approved=0. If class 1 does mean "
-        "approved, pass approved=1 to say so",
+        "its class 1 as approved (the default `approved`). If its class 1 means default (a "
+        "model of the probability of default), it is read backwards: pass approved=0. If "
+        "class 1 does mean approved, pass approved=1 to say so",
         Notice,
         stacklevel=3,
     )

@@ -151,7 +151,12 @@ def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
     return frame
 
 
-def exact_decimals(value: float, most: int = 6) -> int | None:
+PLAN_DECIMALS = 6
+"""The most decimals a plan's numeric value is printed with, and so the finest step
+``ActionSpace.readable`` rounds a change to (1e-6)."""
+
+
+def exact_decimals(value: float, most: int = PLAN_DECIMALS) -> int | None:
     """The fewest decimals (at most ``most``) that write ``value`` exactly, up to float error
     (``7384.71 -> 2``, ``0.288 -> 3``); None when it needs more. cfx's own plans round their
     numeric changes to a cent or finer (``ActionSpace.readable``), so they print exactly."""

@@ -20,6 +20,7 @@ import pandas as pd
 
 from cfx.data.schema import Direction, FeatureSchema, FeatureSpec
 from cfx.errors import Notice
+from cfx.recourse.result import PLAN_DECIMALS
 
 CostName = Literal["mad", "range"]
 COSTS: tuple[str, ...] = ("mad", "range")
@@ -518,8 +519,8 @@ class ActionSpace:
         instead of rounding back onto the split. ``nearest=True`` rounds to the nearest step,
         which may fall short (the caller lets the model judge it), except where that would
         reach or pass the applicant's own value. The allowed range wins over the step."""
-        # (d,): 1e-6 at the finest, the most decimals a plan prints (result.exact_decimals)
-        step = np.clip(10.0 ** (np.floor(np.log10(self.scale)) - 3), 1e-6, 0.01)
+        # (d,): no finer than the decimals a plan prints
+        step = np.clip(10.0 ** (np.floor(np.log10(self.scale)) - 3), 10.0**-PLAN_DECIMALS, 0.01)
         decimals = np.round(-np.log10(step)).astype(int)
         moved = self.changed(Z) & self.numeric & ~self.integer & self.movable
         out = Z.copy()
