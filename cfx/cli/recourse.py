@@ -16,31 +16,24 @@ short by a crash is discarded and redone. ``OUT.key.json`` records the settings 
 written with: a rerun with other settings is refused (naming them) rather than mixing two runs
 in one file. The whole input is checked before any applicant is explained; errors name the
 rows at fault. Without ``--id-column`` applicants are known by their row number, so add rows
-at the end of the input only.
+at the end of the input only. The batch is :func:`cfx.recourse.explain_to_file`, which takes
+your own model in Python.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cfx.cli.options import given_flags
-from cfx.errors import UnknownNameError, check_int, check_real, counted, shown_rows
+from cfx.errors import UnknownNameError, check_int, check_real
 
 FORMATS = ("text", "json", "csv")
-
-
-log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -181,22 +174,24 @@ def run_recourse(args: argparse.Namespace) -> int:
     _check_options(args)
     if args.input is not None:
         return _run_batch(args)
+    from cfx.recourse import batch
+
     fmt = args.format or "text"
     if fmt not in FORMATS:
         raise ValueError(f"`--format` must be one of {FORMATS}, got {fmt!r}")
     data, rec = _fitted(args)
     row = data.X.iloc[[args.applicant_index]]
     (res,) = rec.explain(row, constraints=_constraints(args))
-    (digest,) = input_digests(rec.codec_.to_codes(row))
+    (digest,) = batch.input_digests(rec.codec_.to_codes(row))
     if fmt == "text":
         print(render(res))
     elif fmt == "json":
-        print(json.dumps(record(res, args.k, digest, blank=None), indent=2))
+        print(json.dumps(batch.record(res, args.k, digest, blank=None), indent=2))
     elif fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns(args.k))
+        writer = csv.DictWriter(buffer, fieldnames=batch.columns(args.k))
         writer.writeheader()
-        writer.writerow(record(res, args.k, digest))
+        writer.writerow(batch.record(res, args.k, digest))
         print(buffer.getvalue(), end="")
     else:
         raise ValueError(f"`--format` must be one of {FORMATS}, got {fmt!r}")
@@ -220,141 +215,21 @@ def render(res: Any) -> str:
     return "\n".join(lines)
 
 
-def columns(k: int) -> list[str]:
-    per = ["plan", "changes", "cost", "proba_after", "plausibility"]
-    head = ["index", "input_digest", "status", "proba", "reason", "method", "seconds"]
-    return [*head, "n_counterfactuals"] + [f"{name}_{i}" for i in range(1, k + 1) for name in per]
-
-
-def input_digests(codes: np.ndarray) -> list[str]:
-    """Per applicant, a digest of the values a plan was made for (the schema's codes, so 24
-    and 24.0 read alike): a rerun tells an applicant whose values changed from one done."""
-    rows = np.ascontiguousarray(codes, dtype=np.float64)  # (n, d)
-    return [hashlib.sha256(row.tobytes()).hexdigest()[:16] for row in rows]
-
-
-def record(res: Any, k: int, digest: str, *, blank: Any = "") -> dict[str, Any]:
-    """One applicant as one flat record (CSV line / JSON object); ``digest`` of its values,
-    from :func:`input_digests`; ``blank`` fills the columns of plans it has not (an empty
-    CSV cell; None, JSON's null)."""
-    out: dict[str, Any] = {
-        "index": res.index if isinstance(res.index, int | str) else str(res.index),
-        "input_digest": digest,
-        "status": res.status,
-        "proba": round(res.proba, 6),
-        "reason": res.reason,
-        "method": res.method,
-        "seconds": round(res.seconds, 4),
-        "n_counterfactuals": len(res.counterfactuals),
-    }
-    for i in range(1, k + 1):
-        cf = res.counterfactuals[i - 1] if i <= len(res.counterfactuals) else None
-        out[f"plan_{i}"] = blank if cf is None else cf.plan
-        out[f"changes_{i}"] = (
-            blank
-            if cf is None
-            else "; ".join(f"{c.feature}: {c.before} -> {c.after}" for c in cf.changes)
-        )
-        out[f"cost_{i}"] = blank if cf is None else round(cf.cost, 6)
-        out[f"proba_after_{i}"] = blank if cf is None else round(cf.proba_after, 6)
-        out[f"plausibility_{i}"] = blank if cf is None else round(cf.plausibility, 6)
-    return out
-
-
-def finished(out: Path, fmt: str) -> dict[str, str]:
-    """Applicants already in ``out``, each with the digest of the values its plan was made
-    for; a last line cut short by a crash is cut off first."""
-    if not out.exists() or out.stat().st_size == 0:
-        return {}
-    text = out.read_text(encoding="utf-8")
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-        os.truncate(out, len(text.encode("utf-8")))  # the whole lines stay as they are
-    if fmt == "json":
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    elif fmt == "csv":
-        rows = list(csv.DictReader(io.StringIO(text)))
-    else:
-        raise ValueError(f"batch `format` must be csv or json, got {fmt!r}")
-    return {str(row["index"]): str(row.get("input_digest") or "") for row in rows}
-
-
-def _key(args: argparse.Namespace, rec: Any, fmt: str) -> dict[str, Any]:
-    """The settings a batch's lines depend on, as the fitted ``rec`` holds them (defaults
-    filled in); the applicants themselves are resumed by id."""
-    immutable = sorted(_immutable(args))
-    return {
-        "model": args.model,
-        "k": rec.k,
-        "method": rec.method,
-        "max_changes": rec.max_changes,
-        "immutable": immutable,
-        "support": rec.support,
-        "target_proba": rec.goal_,  # the threshold when not given: the same plans
-        "format": fmt,
-        "id_column": args.id_column,
-        "input_digests": True,  # lines record their applicant's values (see input_digests)
-    }
-
-
-def _claim(args: argparse.Namespace, rec: Any, fmt: str) -> None:
-    """Make ``--out`` this batch's: refuse a file written with other settings, naming them."""
-    from cfx.run_key import changes
-
-    out: Path = args.out
-    key_file = out.with_name(out.name + ".key.json")
-    key = _key(args, rec, fmt)
-    if out.is_file() and out.stat().st_size > 0:
-        try:
-            earlier = json.loads(key_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            earlier = None
-        if isinstance(earlier, dict) and "input_digests" not in earlier:
-            raise ValueError(
-                f"`--out` {out} was written by an older cfx, whose lines do not record the "
-                "values each plan was made for, so a rerun cannot tell them from changed ones; "
-                f"pass another --out, or delete {out} to start over"
-            )
-        if isinstance(earlier, dict) and earlier != key:
-            raise ValueError(
-                f"`--out` {out} holds the results of a run with other settings "
-                f"({changes(earlier, key)}); pass another --out, or delete {out} to start over"
-            )
-        if earlier is None and fmt == "csv":  # no key (an older cfx): the columns must match
-            with out.open(encoding="utf-8", newline="") as handle:
-                header = next(csv.reader(handle), [])
-            if header != columns(args.k):
-                raise ValueError(
-                    f"`--out` {out} has other columns than this run writes (another --k?); "
-                    "pass another --out, or delete it to start over"
-                )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
-
-
 def _run_batch(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from cfx.notices import held
-    from cfx.progress import tqdm
-    from cfx.recourse.recourse import log as recourse_log
-    from cfx.recourse.recourse import range_notice
+    from cfx.recourse.batch import explain_to_file
 
     if args.out is None:
         raise ValueError("`--out` is required with `--input`")
-    suffix = args.out.suffix.lower()
-    if args.format is None and suffix == ".json":
+    if args.format is not None and args.format not in ("csv", "json"):
+        raise ValueError(f"batch `--format` must be csv or json, got {args.format!r}")
+    if args.format is None and args.out.suffix.lower() == ".json":
         raise ValueError(
             f"`--out` {args.out}: a batch writes JSON Lines (one object per line), which "
             "json.load cannot read as one document; name it .jsonl, or pass --format json to "
             "write JSON Lines to it anyway"
         )
-    lines = suffix in (".jsonl", ".ndjson")
-    fmt = args.format or ("json" if lines else "csv")
-    if fmt not in ("csv", "json"):
-        raise ValueError(f"batch `--format` must be csv or json, got {fmt!r}")
-    if (fmt == "csv" and lines) or (fmt == "json" and suffix == ".csv"):
-        log.warning("`--out` %s is written as %s, which its name does not say", args.out, fmt)
     if args.out.is_dir():
         raise IsADirectoryError(
             f"`--out` must be a file (csv or JSON Lines), got the folder {args.out}"
@@ -374,52 +249,22 @@ def _run_batch(args: argparse.Namespace) -> int:
     if args.id_column is not None:
         if args.id_column not in frame.columns:
             raise ValueError(f"`--id-column` {args.id_column!r} is not a column of the input")
-        frame.index = frame[args.id_column].astype(str)
-    frame.index = frame.index.astype(str)
-    if frame.index.duplicated().any():
-        twice = sorted(set(frame.index[frame.index.duplicated()]))[:5]
-        raise ValueError(f"applicant ids must be unique in `--input`, got {twice!r} twice")
-    # every row, before any work: errors name rows, and out-of-range values are said once
-    codes = rec.codec_.to_codes(frame, what="--input")  # (n, d)
-    range_notice(data.schema, codes, frame.index, rec.scales_)
-    digest = dict(zip(frame.index, input_digests(codes), strict=True))
-    _claim(args, rec, fmt)
-    done = finished(args.out, fmt)
-    changed = [i for i in frame.index if i in done and done[i] != digest[i]]
-    if changed:  # plans made for other values: not these applicants' any more
-        raise ValueError(
-            f"`--out` {args.out} holds plans for {counted(len(changed), 'applicant')} whose "
-            f"values in `--input` differ from the ones the plans were made for (ids "
-            f"{shown_rows(changed)}; another input file, or edited rows?); pass another "
-            f"--out, or delete {args.out} to start over"
-        )
-    already = frame.index.isin(list(done))  # (n,) this input's applicants with a plan
-    todo = frame[~already]
-    if args.limit is not None:
-        todo = todo.iloc[: args.limit]
-    constraints = _constraints(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not args.out.exists() or args.out.stat().st_size == 0
-    with args.out.open("a", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns(args.k))
-        if new_file and fmt == "csv":
-            writer.writeheader()
-        bar = tqdm(total=len(todo), disable=args.no_progress, desc="recourse", unit="applicant")
-        # out-of-range values were said once for the whole input, above
-        with bar, held((recourse_log,), "cfx_value_range"):
-            for i in range(len(todo)):
-                (res,) = rec.explain(todo.iloc[[i]], constraints=constraints)
-                if fmt == "csv":
-                    writer.writerow(record(res, args.k, digest[todo.index[i]]))
-                else:
-                    line = record(res, args.k, digest[todo.index[i]], blank=None)
-                    handle.write(json.dumps(line) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-                bar.update(1)
+        frame.index = frame[args.id_column]
+    frame.index = frame.index.astype(str)  # ids as the lines hold them, rows named alike
+    report = explain_to_file(
+        rec,
+        frame,
+        args.out,
+        constraints=_constraints(args),
+        format=args.format,
+        key={"model": args.model, "id_column": args.id_column},
+        limit=args.limit,
+        progress=not args.no_progress,
+        what=("--input", "--out"),
+    )
     print(
-        f"{args.out}: {int(already.sum()) + len(todo)} of {len(frame)} "
-        f"applicants done ({len(todo)} new)",
+        f"{args.out}: {report.done_before + report.new} of {report.total} "
+        f"applicants done ({report.new} new)",
         file=sys.stderr,
     )
     return 0

@@ -33,6 +33,7 @@ numeric change then rounded to a printable step, which may cost a step more: see
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -118,7 +119,10 @@ class Recourse:
 
     Learned in :meth:`fit`: ``codec_``, ``scales_`` (MAD and ranges), ``support_`` (data
     support), ``goal_`` (the probability plans must reach), ``method_`` (resolved name),
-    ``engine_``, ``scm_``.
+    ``engine_``, ``scm_``, ``fit_sha256_`` (a digest of the training rows and the model's
+    approval probabilities on them, to 4 decimals: two fits share it only with the same rows
+    and, all but surely, the same model; a batch file records it, see
+    :func:`~cfx.recourse.batch.explain_to_file`).
     """
 
     def __init__(
@@ -243,6 +247,7 @@ class Recourse:
         self.scales_ = scales
         self.view_ = view
         self.support_ = DataSupport(codec, scales, Z, approved, n_neighbors=N_NEIGHBORS)
+        self.fit_sha256_ = _fit_sha256(Z, p_train)
         self.goal_ = float(self.threshold if self.target_proba is None else self.target_proba)
         self.search_ = GridSearch(Z, threshold=self.goal_)
         if self.scm is not None:
@@ -645,6 +650,15 @@ def _dice_notes(cfs: Sequence[Counterfactual]) -> str:
     if not notes:
         return ""
     return "; ".join(notes) + " (DiCE's plans are not pruned; usable ones are listed first)"
+
+
+def _fit_sha256(Z: np.ndarray, p_train: np.ndarray) -> str:
+    """A digest of training codes ``(n, d)`` and the model's probabilities ``(n,)`` on them
+    (rounded to 4 decimals, so that float noise between machines does not read as another
+    model)."""
+    h = hashlib.sha256(np.ascontiguousarray(Z, dtype=np.float64).tobytes())
+    h.update((np.round(np.asarray(p_train, dtype=np.float64), 4) + 0.0).tobytes())  # no -0.0
+    return h.hexdigest()
 
 
 def _backwards_notice(share: float, n: int) -> None:

@@ -164,7 +164,7 @@ def test_a_batch_of_other_applicants_is_refused_not_mixed(
     assert main([*args, "--input", str(others)]) == 2
     err = capsys.readouterr().err
     assert "holds plans for 2 applicants whose values in `--input` differ" in err
-    assert "(ids ['0', '1']; another input file, or edited rows?)" in err
+    assert "(ids ['0', '1']; another input, or edited rows?)" in err
     assert out.read_text() == before
     # the same values written otherwise (24 as 24.0) are the same applicants: it resumes
     frame = german.X.iloc[split[1][:5]].copy()
@@ -178,13 +178,13 @@ def test_a_batch_of_other_applicants_is_refused_not_mixed(
         len(r["input_digest"]) == 16 for r in rows
     )
     assert "5 of 5 applicants done (3 new)" in capsys.readouterr().err
-    # a file whose key an older cfx wrote (lines without digests) is not resumed
+    # a file whose key an older cfx wrote (another layout of lines and key) is not resumed
     key = out.with_name("plans.csv.key.json")
     key.write_text(
-        json.dumps({k: v for k, v in json.loads(key.read_text()).items() if k != "input_digests"})
+        json.dumps({k: v for k, v in json.loads(key.read_text()).items() if k != "layout"})
     )
     assert main([*args, "--input", str(applicants_csv)]) == 2
-    assert "was written by an older cfx, whose lines do not record" in capsys.readouterr().err
+    assert "was written by an older cfx (plans.csv.key.json)" in capsys.readouterr().err
 
 
 def test_a_batch_with_other_settings_is_refused_not_mixed(tmp_path, applicants_csv, capsys):
@@ -201,10 +201,10 @@ def test_a_batch_with_other_settings_is_refused_not_mixed(tmp_path, applicants_c
     # the defaults written out match the same settings given explicitly: it resumes
     assert main([*args, "--model", "logistic", "--k", "1", "--support", "0.8"]) == 0
     assert [r["index"] for r in _rows(out)] == ["0", "1", "2", "3", "4"]
-    # a file without its key (an older cfx) is resumed only if its columns are this run's
+    # a file without its key cannot say what made its lines: not resumed
     out.with_name("suggestions.csv.key.json").unlink()
-    assert main([*args, "--model", "logistic", "--k", "2"]) == 2
-    assert "other columns than this run writes" in capsys.readouterr().err
+    assert main([*args, "--model", "logistic", "--k", "1"]) == 2
+    assert "has no readable key file (suggestions.csv.key.json)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

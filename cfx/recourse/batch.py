@@ -1,0 +1,357 @@
+"""A resumable batch: plans for many applicants written to a file, one line per applicant as
+each finishes, so an interrupted batch loses nothing and a rerun resumes where it stopped.
+
+::
+
+    from cfx.recourse import Recourse, explain_to_file
+
+    rec = Recourse(my_model, my_schema).fit(X_train)
+    report = explain_to_file(rec, applicants.set_index("applicant_id"), "plans.csv")
+    report.new, report.total  # explained by this call, in the input
+
+Lines are CSV (``plan_1``, ``usable_1``, ``cost_1``, ... for up to ``k`` plans; see
+:func:`columns`) or JSON Lines (``format="json"``, the default for a ``.jsonl`` file), appended
+and flushed as each applicant finishes. Applicants are known by their index label (as a
+string): give each a stable id (``set_index(...)``); with the default row numbers, add rows at
+the end only. Each line records a digest of the applicant's values (:func:`input_digests`),
+so a rerun with other values under a finished id is refused, never filed under the old plan;
+a last line cut short by a crash is discarded and redone. ``OUT.key.json`` records what the
+lines depend on: the recourse settings, the constraints, the schema, a digest of the model's
+probabilities on the training rows (:attr:`Recourse.fit_sha256_`) and the caller's ``key``.
+A rerun that differs in any of them is refused, naming what changed, rather than mixing two
+runs in one file. (Custom ``phrases`` and an SCM's own ``equations`` are code, recorded by
+name only.)
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from cfx.errors import counted, shown_rows
+from cfx.notices import held
+from cfx.progress import tqdm
+from cfx.recourse.recourse import Recourse, range_notice
+from cfx.recourse.recourse import log as recourse_log
+from cfx.recourse.result import RecourseResult, _short
+from cfx.recourse.space import Constraints
+from cfx.run_key import changes
+
+BatchFormat = Literal["csv", "json"]
+BATCH_FORMATS: tuple[str, ...] = ("csv", "json")
+PER_PLAN = ("plan", "usable", "changes", "cost", "proba_after", "plausibility")
+LAYOUT = "cfx.recourse batch 2"
+"""The lines' layout and the key's; a file of another (an older cfx's) is not resumed."""
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What :func:`explain_to_file` did: ``total`` applicants in the input, ``done_before``
+    of them already in ``out``, ``new`` explained by this call (fewer than the rest only
+    with ``limit``)."""
+
+    out: Path
+    total: int
+    done_before: int
+    new: int
+
+    @property
+    def remaining(self) -> int:
+        """Applicants of the input still without a line in ``out``."""
+        return self.total - self.done_before - self.new
+
+
+def explain_to_file(
+    recourse: Recourse,
+    applicants: pd.DataFrame,
+    out: str | os.PathLike[str],
+    *,
+    constraints: Constraints | None = None,
+    format: BatchFormat | None = None,
+    key: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    what: tuple[str, str] = ("applicants", "out"),
+) -> BatchReport:
+    """Explain each of ``applicants`` (rows) with the fitted ``recourse`` under
+    ``constraints``, appending one line per applicant to ``out`` (see the module docstring);
+    applicants already in ``out`` are skipped.
+
+    Args:
+        recourse: a fitted :class:`~cfx.recourse.Recourse`.
+        applicants: one row per applicant, the schema's columns; unique index labels (as
+            strings), which name each applicant's line.
+        out: the file (created with its folder; appended to when it holds this batch).
+        constraints: per-query rules for every applicant (``Recourse.explain``'s).
+        format: ``"csv"`` or ``"json"`` (JSON Lines); default ``"json"`` for an ``out``
+            ending in ``.jsonl`` or ``.ndjson``, else ``"csv"``.
+        key: your own settings the lines depend on that cfx cannot see (e.g. the model's
+            name or version), JSON-serialisable; a rerun with another key is refused.
+        limit: explain at most this many new applicants (``None``: all the rest).
+        progress: show a progress bar.
+        what: how errors name ``applicants`` and ``out`` (a command line names its flags).
+
+    Every row is checked before any applicant is explained (errors name the rows at fault;
+    values outside a feature's range are said once for the whole input).
+    """
+    what_in, what_out = what
+    if not isinstance(recourse, Recourse):
+        raise TypeError(f"`recourse` must be a Recourse, got {type(recourse).__name__}")
+    if not hasattr(recourse, "engine_"):
+        raise ValueError("this Recourse is not fitted yet; call fit(X_train) first")
+    if not isinstance(applicants, pd.DataFrame):
+        raise TypeError(f"`{what_in}` must be a pandas DataFrame, got {type(applicants).__name__}")
+    if constraints is not None and not isinstance(constraints, Constraints):
+        raise TypeError(
+            f"`constraints` must be a Constraints or None, got {type(constraints).__name__}"
+        )
+    if limit is not None and (
+        not isinstance(limit, int | np.integer) or isinstance(limit, bool) or limit < 0
+    ):
+        raise ValueError(f"`limit` must be None or an int >= 0, got {limit!r}")
+    if key is not None and not isinstance(key, Mapping):
+        raise TypeError(f"`key` must be a mapping of your settings, got {type(key).__name__}")
+    path = Path(out)
+    fmt = _format(path, format, what_out)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"`{what_out}` must be a file (csv or JSON Lines), got the folder {path}"
+        )
+    if applicants.empty:
+        raise ValueError(f"`{what_in}` has no applicant rows")
+    ids = applicants.index.astype(str)
+    if ids.duplicated().any():
+        twice = sorted(set(ids[ids.duplicated()]))[:5]
+        raise ValueError(
+            f"applicant ids (the index of `{what_in}`, as strings) must be unique, got "
+            f"{twice!r} more than once; set_index(an id column) or reset_index(drop=True)"
+        )
+    # every row, before any work: errors name rows, and out-of-range values are said once
+    codes = recourse.codec_.to_codes(applicants, what=what_in)  # (n, d)
+    range_notice(recourse.schema, codes, applicants.index, recourse.scales_)
+    digest = dict(zip(ids, input_digests(codes), strict=True))
+    _claim(path, batch_key(recourse, constraints, fmt, key), fmt, recourse.k, what_out)
+    done = finished(path, fmt)
+    changed = [i for i in ids if i in done and done[i] != digest[i]]
+    if changed:  # plans made for other values: not these applicants' any more
+        raise ValueError(
+            f"`{what_out}` {path} holds plans for {counted(len(changed), 'applicant')} whose "
+            f"values in `{what_in}` differ from the ones the plans were made for (ids "
+            f"{shown_rows(changed)}; another input, or edited rows?); pass another "
+            f"`{what_out}`, or delete {path} to start over"
+        )
+    already = ids.isin(list(done))  # (n,) this input's applicants with a line
+    todo = np.flatnonzero(~already)[:limit]  # positions
+    new_file = not path.exists() or path.stat().st_size == 0
+    with path.open("a", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns(recourse.k))
+        if new_file and fmt == "csv":
+            writer.writeheader()
+        bar = tqdm(total=len(todo), disable=not progress, desc="recourse", unit="applicant")
+        # out-of-range values were said once for the whole input, above
+        with bar, held((recourse_log,), "cfx_value_range"):
+            for i in todo:
+                (res,) = recourse.explain(applicants.iloc[[i]], constraints=constraints)
+                if fmt == "csv":
+                    writer.writerow(record(res, recourse.k, digest[ids[i]]))
+                else:
+                    line = record(res, recourse.k, digest[ids[i]], blank=None)
+                    handle.write(json.dumps(line) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+                bar.update(1)
+    return BatchReport(path, len(ids), int(already.sum()), len(todo))
+
+
+def _format(path: Path, format: str | None, what_out: str) -> str:
+    suffix = path.suffix.lower()
+    if format is None and suffix == ".json":
+        raise ValueError(
+            f"`{what_out}` {path}: a batch writes JSON Lines (one object per line), which "
+            "json.load cannot read as one document; name it .jsonl, or pass format='json' to "
+            "write JSON Lines to it anyway"
+        )
+    lines = suffix in (".jsonl", ".ndjson")
+    fmt = format or ("json" if lines else "csv")
+    if fmt not in BATCH_FORMATS:
+        raise ValueError(f"batch `format` must be one of {BATCH_FORMATS}, got {fmt!r}")
+    if (fmt == "csv" and lines) or (fmt == "json" and suffix == ".csv"):
+        recourse_log.warning(
+            "`%s` %s is written as %s, which its name does not say", what_out, path, fmt
+        )
+    return fmt
+
+
+def columns(k: int) -> list[str]:
+    """A batch line's fields for ``k`` plans: the applicant's, then per plan ``plan_i``,
+    ``usable_i`` (valid and breaking no constraint; only DiCE's plans can be unusable),
+    ``changes_i``, ``cost_i``, ``proba_after_i``, ``plausibility_i``."""
+    per = PER_PLAN
+    head = ["index", "input_digest", "status", "proba", "reason", "method", "seconds"]
+    return [*head, "n_counterfactuals"] + [f"{name}_{i}" for i in range(1, k + 1) for name in per]
+
+
+def input_digests(codes: np.ndarray) -> list[str]:
+    """Per applicant, a digest of the values a plan was made for (the schema's codes
+    ``(n, d)``, so 24 and 24.0 read alike): a rerun tells an applicant whose values changed
+    from one done."""
+    rows = np.ascontiguousarray(codes, dtype=np.float64)  # (n, d)
+    return [hashlib.sha256(row.tobytes()).hexdigest()[:16] for row in rows]
+
+
+def record(res: RecourseResult, k: int, digest: str, *, blank: Any = "") -> dict[str, Any]:
+    """One applicant as one flat record (CSV line / JSON object) of :func:`columns`;
+    ``digest`` of its values, from :func:`input_digests`; ``blank`` fills the fields of plans
+    it has not (an empty CSV cell; None, JSON's null)."""
+    line: dict[str, Any] = {
+        "index": res.index if isinstance(res.index, int | str) else str(res.index),
+        "input_digest": digest,
+        "status": res.status,
+        "proba": round(res.proba, 6),
+        "reason": res.reason,
+        "method": res.method,
+        "seconds": round(res.seconds, 4),
+        "n_counterfactuals": len(res.counterfactuals),
+    }
+    for i in range(1, k + 1):
+        cf = res.counterfactuals[i - 1] if i <= len(res.counterfactuals) else None
+        if cf is None:
+            line.update({f"{name}_{i}": blank for name in PER_PLAN})
+            continue
+        line[f"plan_{i}"] = cf.plan
+        line[f"usable_{i}"] = bool(cf.valid and not cf.violations)
+        line[f"changes_{i}"] = "; ".join(
+            f"{c.feature}: {_short(c.before)} -> {_short(c.after)}" for c in cf.changes
+        )
+        line[f"cost_{i}"] = round(cf.cost, 6)
+        line[f"proba_after_{i}"] = round(cf.proba_after, 6)
+        line[f"plausibility_{i}"] = round(cf.plausibility, 6)
+    return line
+
+
+def finished(out: Path, fmt: str) -> dict[str, str]:
+    """Applicants already in ``out`` (by id), each with the digest of the values its plan was
+    made for; a last line cut short by a crash is cut off first."""
+    if not out.exists() or out.stat().st_size == 0:
+        return {}
+    text = out.read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        os.truncate(out, len(text.encode("utf-8")))  # the whole lines stay as they are
+    if fmt == "json":
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+    else:
+        raise ValueError(f"batch `format` must be one of {BATCH_FORMATS}, got {fmt!r}")
+    return {str(row["index"]): str(row.get("input_digest") or "") for row in rows}
+
+
+def batch_key(
+    recourse: Recourse,
+    constraints: Constraints | None,
+    fmt: str,
+    key: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a batch's lines depend on, as JSON reads it back (defaults filled in, as the
+    fitted ``recourse`` holds them); the applicants themselves are resumed by id and digest."""
+    scm = recourse.scm
+    settings = {
+        "layout": LAYOUT,
+        "k": recourse.k,
+        "method": recourse.method_,
+        "cost": recourse.cost,
+        "approved": _plain(recourse.approved),
+        "threshold": recourse.threshold,
+        "target_proba": recourse.goal_,  # the threshold when not given: the same plans
+        "max_changes": recourse.max_changes,
+        "support": recourse.support,
+        "plausibility_weight": recourse.plausibility_weight,
+        "random_state": recourse.random_state,
+        "scm": None
+        if scm is None
+        else {
+            "parents": {c: sorted(p) for c, p in scm.parents.items()},
+            "equations": {c: _name(f) for c, f in scm.equations.items()},
+        },
+        "phrases": None
+        if recourse.phrases is None
+        else {n: _name(f) for n, f in recourse.phrases.items()},
+        "constraints": None if constraints is None else _constraints(constraints),
+        "schema_sha256": hashlib.sha256(repr(recourse.schema).encode()).hexdigest(),
+        "fit_sha256": recourse.fit_sha256_,
+        "format": fmt,
+        "key": dict(key or {}),
+    }
+    try:
+        text = json.dumps(settings, sort_keys=True)
+    except TypeError as err:
+        raise TypeError(f"`key` must be JSON-serialisable: {err}") from None
+    loaded: dict[str, Any] = json.loads(text)  # tuples as lists, as the file holds them
+    return loaded
+
+
+_NAMES = {
+    "fit_sha256": "the model or its training rows (fit_sha256)",
+    "schema_sha256": "the schema",
+}
+
+
+def _claim(path: Path, key: dict[str, Any], fmt: str, k: int, what_out: str) -> None:
+    """Make ``path`` this batch's: refuse a file written with other settings, naming them."""
+    key_file = path.with_name(path.name + ".key.json")
+    if path.is_file() and path.stat().st_size > 0:
+        try:
+            earlier = json.loads(key_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            earlier = None
+        if not isinstance(earlier, dict) or earlier.get("layout") != LAYOUT:
+            why = "has no readable key file" if earlier is None else "was written by an older cfx"
+            raise ValueError(
+                f"`{what_out}` {path} {why} ({key_file.name}), so a rerun cannot tell whether "
+                f"its lines were made with these settings; pass another `{what_out}`, or "
+                f"delete {path} to start over"
+            )
+        if earlier != key:
+            raise ValueError(
+                f"`{what_out}` {path} holds the results of a run with other settings "
+                f"({changes(earlier, key, _NAMES)}); pass another `{what_out}`, or delete "
+                f"{path} to start over"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _constraints(constraints: Constraints) -> dict[str, Any]:
+    fields = dataclasses.asdict(constraints)
+    fields["immutable"] = sorted(constraints.immutable)  # the same rules in any order
+    fields["mutable"] = sorted(constraints.mutable)
+    return {name: _plain(value) for name, value in fields.items()}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with mappings sorted by key and other non-JSON values as their repr."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
+def _name(function: Any) -> str:
+    return str(getattr(function, "__qualname__", type(function).__name__))

@@ -1,0 +1,201 @@
+"""``explain_to_file``: a resumable batch for your own model, refused when what made its lines
+changed."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+
+from cfx.recourse import BatchReport, Constraints, Recourse, explain_to_file
+from cfx.recourse.batch import columns, record
+
+from .conftest import HandLogistic
+
+
+def _applicants():
+    """Four applicants by id; each needs 1.2 log-odds more than it has (logit -1.2), which
+    x2 + 1.2 buys cheapest (cost 1.8), as in test_milp's closed form."""
+    return pd.DataFrame(
+        {"x1": [2, 2, 0, 4], "x2": [1.0, 1.0, 2.0, 0.0], "c": ["a", "a", "a", "a"]},
+        index=pd.Index(["ann", "bob", "cy", "dee"], name="applicant_id"),
+    )
+
+
+def _rows(path):
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def fitted(hand):
+    model, schema, X = hand
+    return Recourse(model, schema, k=2, support=0.0).fit(X)
+
+
+def test_lines_are_the_plans_of_explain_and_a_rerun_resumes(tmp_path, fitted):
+    out = tmp_path / "plans.csv"
+    first = explain_to_file(fitted, _applicants(), out, limit=2, progress=False)
+    assert first == BatchReport(out, total=4, done_before=0, new=2) and first.remaining == 2
+    rest = explain_to_file(fitted, _applicants(), out, progress=False)
+    assert (rest.done_before, rest.new, rest.remaining) == (2, 2, 0)
+    rows = _rows(out)
+    assert list(rows[0]) == columns(2)
+    assert [r["index"] for r in rows] == ["ann", "bob", "cy", "dee"]
+    for row in rows:  # the closed form: x2 up by 1.2 at cost 1.8, then x1 whole steps
+        assert row["status"] == "recourse" and row["usable_1"] == "True"
+        assert float(row["cost_1"]) == pytest.approx(1.8, abs=1e-6)
+    assert rows[0]["changes_1"] == "x2: 1 -> 2.2" and rows[2]["changes_1"] == "x2: 2 -> 3.2"
+    (res,) = fitted.explain(_applicants().iloc[[3]])
+    assert rows[3]["plan_1"] == res.counterfactuals[0].plan
+    assert rows[3]["plan_2"] == res.counterfactuals[1].plan
+    again = explain_to_file(fitted, _applicants(), out, progress=False)
+    assert again.new == 0 and len(_rows(out)) == 4
+
+
+class Interrupted(HandLogistic):
+    """The hand model, interrupted (Ctrl-C) on its ``after``-th call to ``predict_proba``."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.calls, self.after = 0, after
+
+    def predict_proba(self, X):
+        self.calls += 1
+        if self.calls == self.after:
+            raise KeyboardInterrupt
+        return super().predict_proba(X)
+
+
+def test_an_interrupted_batch_loses_no_finished_line(tmp_path, hand):
+    _, schema, X = hand
+    model = Interrupted(after=10**9)
+    rec = Recourse(model, schema, k=1, support=0.0).fit(X)
+    out = tmp_path / "plans.jsonl"
+    explain_to_file(rec, _applicants(), out, limit=1, progress=False)
+    model.after = model.calls + 1  # the next applicant's first call
+    with pytest.raises(KeyboardInterrupt):
+        explain_to_file(rec, _applicants(), out, progress=False)
+    lines = [json.loads(t) for t in out.read_text().splitlines()]
+    assert [r["index"] for r in lines] == ["ann"]
+    report = explain_to_file(rec, _applicants(), out, progress=False)  # the same model: resumes
+    assert (report.done_before, report.new) == (1, 3)
+    lines = [json.loads(t) for t in out.read_text().splitlines()]
+    assert [r["index"] for r in lines] == ["ann", "bob", "cy", "dee"]
+    assert all(r["usable_1"] is True for r in lines)
+
+
+class Steeper(HandLogistic):
+    def decision_function(self, X):
+        return super().decision_function(X) + 0.5 * X["x2"].to_numpy(float)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            {"model": Steeper()},
+            "other settings (the model or its training rows (fit_sha256))",
+        ),
+        ({"k": 1}, "k: 2 before, 1 now"),
+        ({"target_proba": 0.6}, "target_proba: 0.5 before, 0.6 now"),
+        ({"constraints": Constraints(immutable=("x2",))}, "constraints"),
+        ({"key": {"model_version": "2"}}, 'model_version: "1" before, "2" now'),
+    ],
+)
+def test_a_rerun_with_anything_else_that_made_the_lines_is_refused(tmp_path, hand, change, named):
+    model, schema, X = hand
+    out = tmp_path / "plans.csv"
+    rec = Recourse(model, schema, k=2, support=0.0).fit(X)
+    explain_to_file(rec, _applicants(), out, key={"model_version": "1"}, limit=1, progress=False)
+    before = out.read_text()
+    settings = {"model": model, "k": 2, "target_proba": None}
+    settings.update({k: v for k, v in change.items() if k in settings})
+    other = Recourse(settings.pop("model"), schema, support=0.0, **settings).fit(X)
+    with pytest.raises(ValueError, match="holds the results of a run with other settings") as err:
+        explain_to_file(
+            other,
+            _applicants(),
+            out,
+            constraints=change.get("constraints"),
+            key=change.get("key", {"model_version": "1"}),
+            progress=False,
+        )
+    assert named in str(err.value)
+    assert out.read_text() == before  # nothing appended
+
+
+def test_the_same_settings_resume_whatever_their_order_or_the_fit(tmp_path, hand):
+    model, schema, X = hand
+    out = tmp_path / "plans.csv"
+    rules = Constraints(immutable=("x1", "c"))
+    rec = Recourse(model, schema, k=2, support=0.0).fit(X)
+    explain_to_file(rec, _applicants(), out, constraints=rules, limit=1, progress=False)
+    refit = Recourse(HandLogistic(), schema, k=2, support=0.0, method="milp").fit(X.copy())
+    assert refit.fit_sha256_ == rec.fit_sha256_  # the same rows, the same probabilities
+    report = explain_to_file(
+        refit,
+        _applicants(),
+        out,
+        constraints=Constraints(immutable=("c", "x1")),
+        progress=False,
+    )
+    assert report.new == 3
+    rows = _rows(out)
+    assert all(r["changes_1"].startswith("x2: ") and r["plan_2"] == "" for r in rows)
+
+
+def test_edited_values_under_a_finished_id_are_refused(tmp_path, fitted):
+    out = tmp_path / "plans.csv"
+    explain_to_file(fitted, _applicants(), out, limit=2, progress=False)
+    edited = _applicants()
+    edited.loc["bob", "x2"] = 2.0
+    with pytest.raises(ValueError, match=r"holds plans for 1 applicant whose values in "):
+        explain_to_file(fitted, edited, out, progress=False)
+    as_floats = _applicants().astype({"x1": float})  # 2 and 2.0 are the same applicant
+    assert explain_to_file(fitted, as_floats, out, progress=False).new == 2
+
+
+def test_bad_input_is_named(tmp_path, fitted, hand):
+    model, schema, _ = hand
+    out = tmp_path / "plans.csv"
+    twice = _applicants().rename(index={"bob": "ann"})
+    with pytest.raises(ValueError, match=r"must be unique, got \['ann'\] more than once"):
+        explain_to_file(fitted, twice, out)
+    with pytest.raises(TypeError, match="`applicants` must be a pandas DataFrame, got Series"):
+        explain_to_file(fitted, _applicants().iloc[0], out)
+    with pytest.raises(ValueError, match="not fitted yet"):
+        explain_to_file(Recourse(model, schema), _applicants(), out)
+    with pytest.raises(ValueError, match="`limit` must be None or an int >= 0, got -1"):
+        explain_to_file(fitted, _applicants(), out, limit=-1)
+    with pytest.raises(IsADirectoryError, match="must be a file"):
+        explain_to_file(fitted, _applicants(), tmp_path)
+    with pytest.raises(ValueError, match=r"name it \.jsonl, or pass format='json'"):
+        explain_to_file(fitted, _applicants(), tmp_path / "p.json")
+    with pytest.raises(TypeError, match="`key` must be JSON-serialisable"):
+        explain_to_file(fitted, _applicants(), out, key={"model": object()})
+    with pytest.raises(TypeError, match=r"`applicants` column `x2` .* \(first rows \['cy'\]\)"):
+        explain_to_file(fitted, _applicants().astype({"x2": str}).replace("2.0", "2,0"), out)
+    assert not out.exists()  # nothing claimed by a refused call
+
+
+def test_a_file_without_its_key_is_not_resumed(tmp_path, fitted):
+    out = tmp_path / "plans.csv"
+    explain_to_file(fitted, _applicants(), out, limit=1, progress=False)
+    out.with_name("plans.csv.key.json").unlink()
+    with pytest.raises(ValueError, match=r"has no readable key file \(plans.csv.key.json\)"):
+        explain_to_file(fitted, _applicants(), out, progress=False)
+
+
+def test_an_unusable_plan_is_marked_in_its_line(fitted):
+    (res,) = fitted.explain(_applicants().iloc[[0]])
+    cf = res.counterfactuals[0]
+    broken = dataclasses.replace(cf, violations=("changes 3 features (max_changes 2)",))
+    missed = dataclasses.replace(cf, valid=False)
+    line = record(dataclasses.replace(res, counterfactuals=(cf, broken, missed)), 3, "d")
+    assert [line[f"usable_{i}"] for i in (1, 2, 3)] == [True, False, False]
+    blank = record(dataclasses.replace(res, counterfactuals=()), 1, "d", blank=None)
+    assert all(blank[f"{name}_1"] is None for name in ("plan", "usable", "cost"))
