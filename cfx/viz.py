@@ -448,27 +448,41 @@ def attack_figure(
     title: str = "",
     rows: int = 4,
     row_names: Sequence[str] | None = None,
+    region: Tensor | None = None,
 ) -> Path:
     """Per example: image, attacked image, amplified difference, map before and after;
     ``row_names`` (one per image, e.g. file names) label the rows.
 
     Images ``(B, C, H, W)`` in [-1, 1] (grey or colour, channel 0 of other counts; the
-    difference is averaged over the channels); maps ``(B, 1, H, W)`` (shown as ``|map|``,
-    each scaled to its maximum). Writes a PNG and returns its path.
+    difference is averaged over the channels, and its colour scale, the largest change in
+    pixel levels of 255, heads its column); maps ``(B, 1, H, W)`` (shown as ``|map|``, each
+    scaled to its maximum). ``region`` ``(B or 1, 1, H, W)`` bool, where a targeted attack
+    pulls the map, is outlined on both maps. Writes a PNG and returns its path.
     """
     _check_names(row_names, images.shape[0])
     n = min(rows, images.shape[0])
+    if region is not None and (
+        region.dim() != 4 or region.shape[0] not in (1, images.shape[0]) or region.shape[1] != 1
+    ):
+        raise ValueError(
+            f"`region` must have shape (B or 1, 1, H, W) for {images.shape[0]} images, got "
+            f"{tuple(region.shape)}"
+        )
     fig, axes = _subplots(n, 5, figsize=(7.0, 1.45 * n + 0.4), squeeze=False)
     a, b = _pictures(_drawable(images[:n])), _pictures(_drawable(attacked[:n]))
     diff = (attacked[:n] - images[:n]).detach().mean(1).cpu()
     scale = float(diff.abs().max()) or 1.0
+    outline = None
+    if region is not None:
+        outline = region.detach().cpu().expand(images.shape[0], 1, *region.shape[2:])[:n, 0]
 
     def scaled(m: Tensor) -> np.ndarray:
         m = m[:n, 0].detach().abs().cpu()
         return (m / m.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]).numpy()
 
     before, after = scaled(maps), scaled(maps_attacked)
-    heads = ["image", "attacked", "difference", "map", "map (attacked)"]
+    levels = scale * 127.5  # [-1, 1] spans 255 levels
+    heads = ["image", "attacked", f"difference (±{levels:.3g}/255)", "map", "map (attacked)"]
     for r in range(n):
         panels = [
             (diff[r].numpy(), "coolwarm", -scale, scale),
@@ -481,6 +495,10 @@ def attack_figure(
         _show(axes[r, 1], b[r])
         for c, (img, cmap, lo, hi) in enumerate(panels, start=2):
             axes[r, c].imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+            if c > 2 and outline is not None and bool(outline[r].any()):
+                axes[r, c].contour(
+                    outline[r].float().numpy(), levels=[0.5], colors="cyan", linewidths=0.6
+                )
         for c in range(5):
             axes[r, c].axis("off")
             if r == 0:

@@ -188,6 +188,29 @@ def test_saliency_figures_label_their_rows_with_the_names_given(tmp_path):
         assert plain.shape == named.shape and not np.array_equal(plain, named)
 
 
+def test_the_attack_figure_outlines_the_region_on_both_maps(tmp_path):
+    """A targeted attack's figure did not show where the map was pulled."""
+    from cfx.viz import attack_figure
+
+    x = torch.zeros(2, 1, 32, 32)
+    maps = torch.zeros(2, 1, 32, 32)  # black in inferno: nothing else is cyan
+    region = torch.zeros(1, 1, 32, 32, dtype=torch.bool)
+    region[..., 8:24, 8:24] = True
+
+    def cyan(path):
+        with Image.open(path) as png:
+            rgb = np.asarray(png.convert("RGB")).astype(int)
+        return (rgb[..., 0] < 90) & (rgb[..., 1] > 160) & (rgb[..., 2] > 160)  # (H, W)
+
+    plain = cyan(attack_figure(x, x, maps, maps, tmp_path / "plain.png"))
+    outlined = cyan(attack_figure(x, x, maps, maps, tmp_path / "o.png", region=region))
+    assert plain.sum() == 0 and outlined.sum() > 100
+    columns = np.flatnonzero(outlined.any(0))  # in the two map panels, the right 2/5
+    assert columns.min() > 0.55 * outlined.shape[1]
+    with pytest.raises(ValueError, match=r"`region` must have shape \(B or 1, 1, H, W\)"):
+        attack_figure(x, x, maps, maps, tmp_path / "bad.png", region=region[0])
+
+
 def test_row_names_must_name_every_row(tmp_path):
     from cfx.viz import saliency_grid
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from cfx.cli.models import checked_source, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
-from cfx.errors import UnknownNameError, check_int, check_real
+from cfx.errors import UnknownNameError, check_int, check_real, first_names
 
 if TYPE_CHECKING:
     import torch
@@ -377,6 +377,7 @@ def run_compare(args: argparse.Namespace) -> int:
         from cfx.data.image_files import load_masks_for
 
         masks = load_masks_for(args.masks, x, files)
+        _empty_masks_notice(masks, files)
         source = f"{x.shape[0]} images of `{args.input}` (masks `{args.masks}`)"
         if files is not None and len(files) > 1:
             source += f", in name order: {', '.join(f.name for f in files[:3])}" + (
@@ -396,16 +397,20 @@ def run_compare(args: argparse.Namespace) -> int:
             + f", got {args.target}"
         )
     out_folder(args.out)  # inputs read, before the work: an unwritable --out fails now
-    res = compare_methods(
-        model,
-        x,
-        masks,
-        args.target,
-        names,
-        fast=args.fast,
-        gradcam_layer=args.gradcam_layer,
-        show_progress=not args.no_progress,
-    )
+    from cfx.notices import held
+    from cfx.saliency.compare import log as compare_log
+
+    with held((compare_log,) if files is not None else (), "cfx_empty_masks"):
+        res = compare_methods(  # empty masks of files were named by file, above
+            model,
+            x,
+            masks,
+            args.target,
+            names,
+            fast=args.fast,
+            gradcam_layer=args.gradcam_layer,
+            show_progress=not args.no_progress,
+        )
     out = Path(args.out)
     for name in COMPARE_OUTPUTS:  # an earlier run's: none may stay beside this run's
         (out / name).unlink(missing_ok=True)
@@ -453,6 +458,22 @@ def run_compare(args: argparse.Namespace) -> int:
         + "".join(f", {a}" for a in attacked)
     )
     return 0
+
+
+def _empty_masks_notice(masks: torch.Tensor, files: list[Path] | None) -> None:
+    """Name the image files whose mask marks no pixel (compare_methods can name only rows);
+    all empty is compare_methods' error."""
+    if files is None:
+        return
+    empty = [f.name for f, m in zip(files, masks, strict=True) if not bool(m.any())]
+    if empty and len(empty) < len(files):
+        log.warning(
+            "%d of %d images have an empty mask (%s): they count in the faithfulness scores "
+            "only, not in the localisation means",
+            len(empty),
+            len(files),
+            first_names(empty),
+        )
 
 
 def attack_figure_for(
@@ -667,8 +688,10 @@ def run_attack(args: argparse.Namespace) -> int:
         res.maps,
         res.maps_adv,
         out / "attack.png",
-        title=f"{args.method}, {args.objective}, eps {args.epsilon}",
+        title=f"{args.method}, {args.objective}, eps {args.epsilon}"
+        + (f" (region outlined: {region_name})" if aims else ""),
         row_names=None if files is None else [f.name for f in files],
+        region=goal if aims else None,
     )
     shown = {k: v for k, v in summary.items() if k not in ("input_files", "units")}
     print(json.dumps(shown, indent=2))  # the files' order and the units are in attack.json

@@ -498,4 +498,13 @@ def mask_files(images: list[Path], masks: Path, name: str = "--masks") -> list[P
             f"`{name}` folder {masks} has no mask file named as {shown} (a mask file takes "
             "its image's name, any image extension)"
         )
+    unused = sorted(set(by_stem) - {f.stem for f in images})
+    if unused:  # e.g. a mask renamed apart from its image, or the images of another folder
+        log.warning(
+            "`%s` folder %s has %d mask file(s) named as no image, not used: %s",
+            name,
+            masks,
+            len(unused),
+            first_names([by_stem[stem][0].name for stem in unused]),
+        )
     return [by_stem[f.stem][0] for f in images]

@@ -300,6 +300,7 @@ def compare_methods(
             len(empty),
             x.shape[0],
             shown_rows(empty),
+            extra={"cfx_empty_masks": True},  # a caller naming files holds this one
         )
     if isinstance(methods, str):  # would be read letter by letter
         raise TypeError(

@@ -415,6 +415,32 @@ def test_the_grid_shows_images_with_a_mask_first(tmp_path, monkeypatch):
     assert torch.equal(seen["masks"][:2], masks[1:])  # the others keep their order
 
 
+def test_empty_masks_of_files_are_named_by_file(tmp_path, caplog):
+    """The warning named rows ("rows [0]"), which a folder of files does not show."""
+    import numpy as np
+    from PIL import Image
+
+    from cfx.images import to_uint8
+    from cfx.saliency.compare import tumour_slices
+
+    x, masks = tumour_slices(2, seed=1)
+    scans, truth = tmp_path / "scans", tmp_path / "truth"
+    scans.mkdir(), truth.mkdir()
+    for i, name in enumerate(("a", "b")):
+        Image.fromarray(to_uint8(x)[i, 0]).save(scans / f"{name}.png")
+        mask = masks[i, 0].numpy().astype(np.uint8) * 255 * (name == "b")  # a's is empty
+        Image.fromarray(mask).save(truth / f"{name}.png")
+    argv = ["saliency", "compare", "--input", str(scans), "--masks", str(truth), "--methods"]
+    argv += ["gradient", "--attack-n", "0", "--no-progress", "--out", str(tmp_path / "cmp")]
+    with caplog.at_level("WARNING"):
+        assert main(argv) == 0
+    said = [r.getMessage() for r in caplog.records if "empty" in r.getMessage()]
+    assert said == [
+        "1 of 2 images have an empty mask (a.png): they count in the faithfulness scores "
+        "only, not in the localisation means"
+    ]
+
+
 def test_a_region_of_your_own_for_targeted_attacks(tmp_path, capsys):
     """The marker box given as a mask file pulls the map exactly as `--region marker` does
     (same images, same seed); misuse is named."""

@@ -52,14 +52,17 @@ def test_a_mask_file_with_more_values_or_another_size_is_refused(tmp_path):
         read_mask(tmp_path / "flat.png", (4, 6))
 
 
-def test_mask_files_are_matched_to_images_by_name(tmp_path):
+def test_mask_files_are_matched_to_images_by_name(tmp_path, caplog):
     images, masks = tmp_path / "img", tmp_path / "masks"
     images.mkdir(), masks.mkdir()
     grey = np.zeros((4, 4), np.uint8)
     files = [_save(images / n, grey) for n in ("b.jpg", "a.png")]
     for n in ("a.png", "b.png", "c.png"):  # c has no image: not asked for
         _save(masks / n, grey)
-    assert [f.name for f in mask_files(files, masks)] == ["b.png", "a.png"]
+    with caplog.at_level("WARNING"):
+        assert [f.name for f in mask_files(files, masks)] == ["b.png", "a.png"]
+    said = [r.getMessage() for r in caplog.records]  # c.png was ignored in silence
+    assert len(said) == 1 and "has 1 mask file(s) named as no image, not used: c.png" in said[0]
     _save(images / "d.png", grey)
     with pytest.raises(ValueError, match=r"no mask file named as d.png"):
         mask_files([*files, images / "d.png"], masks)
