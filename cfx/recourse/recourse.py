@@ -166,9 +166,9 @@ class Recourse:
         if not isinstance(self.k, int | np.integer) or isinstance(self.k, bool) or self.k < 1:
             raise ValueError(f"`k` must be a positive int, got {self.k!r}")
         if self.method not in METHODS:
-            raise ValueError(f"`method` must be one of {METHODS}, got {self.method!r}")
+            raise UnknownNameError(f"`method` must be one of {METHODS}, got {self.method!r}")
         if self.cost not in COSTS:
-            raise ValueError(f"`cost` must be one of {COSTS}, got {self.cost!r}")
+            raise UnknownNameError(f"`cost` must be one of {COSTS}, got {self.cost!r}")
         if not isinstance(self.threshold, float | int) or not 0 < self.threshold < 1:
             raise ValueError(f"`threshold` must be a number in (0, 1), got {self.threshold!r}")
         aim = self.target_proba
@@ -324,6 +324,30 @@ class Recourse:
             self._explain_one(z0, float(p), index, schema, max_changes, share)
             for z0, p, index in zip(Z, p0, applicants.index, strict=True)
         ]
+
+    def counterfactual_frame(
+        self, counterfactuals: RecourseResult | Sequence[Counterfactual]
+    ) -> pd.DataFrame:
+        """The counterfactual applicants (``cf.values``, in the schema's terms) as a frame in
+        the training frame's dtypes, one row per counterfactual in order: what the model was
+        handed, so ``model.predict_proba(rec.counterfactual_frame(res))`` checks the plans
+        with your own model. A :class:`RecourseResult` stands for its counterfactuals."""
+        if not hasattr(self, "codec_"):
+            raise ValueError("this Recourse is not fitted yet; call fit(X_train) first")
+        cfs = (
+            counterfactuals.counterfactuals
+            if isinstance(counterfactuals, RecourseResult)
+            else counterfactuals
+        )
+        if isinstance(cfs, Counterfactual) or not all(isinstance(cf, Counterfactual) for cf in cfs):
+            raise TypeError(
+                "`counterfactuals` must be a RecourseResult or a sequence of Counterfactual, "
+                f"got {type(counterfactuals).__name__}"
+            )
+        if not cfs:  # e.g. an infeasible result's: no rows, the columns' dtypes as ever
+            return self.codec_.to_frame(np.empty((0, self.codec_.d)))
+        rows = pd.DataFrame([dict(cf.values) for cf in cfs], columns=list(self.codec_.names))
+        return self.codec_.to_frame(self.codec_.to_codes(rows, what="counterfactuals"))
 
     def _realise(self, z0: np.ndarray) -> Realise:
         if self.scm_ is None:

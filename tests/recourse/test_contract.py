@@ -36,3 +36,26 @@ def test_contract(german, split, credit_models, denied, name, method):
         assert [cf.cost for cf in a.counterfactuals] == [cf.cost for cf in b.counterfactuals]
     assert np.array_equal(model.predict_proba(X_train), before)
     assert model.get_params(deep=True).keys() == params.keys()
+
+
+@pytest.mark.parametrize("name", ["logistic", "gbm", "mlp"])
+def test_counterfactual_frame_hands_the_plans_to_your_model_as_it_was_trained(
+    german, split, credit_models, denied, name
+):
+    """cf.values are in the schema's terms (categories as strings); the frame is what the
+    model reads: the training dtypes, and the probabilities the plans were checked at."""
+    X_train = german.X.iloc[split[0]]
+    rec = Recourse(credit_models[name], german.schema, k=3).fit(X_train)
+    results = rec.explain(denied[name].iloc[:3])
+    cfs = [cf for res in results for cf in res.counterfactuals]
+    frame = rec.counterfactual_frame(cfs)
+    assert len(frame) == len(cfs) >= 3
+    assert frame.dtypes.to_dict() == X_train.dtypes.to_dict()
+    p = credit_models[name].predict_proba(frame)[:, 1]
+    np.testing.assert_allclose(p, [cf.proba_after for cf in cfs], atol=1e-9)
+    assert (p >= 0.5).all()
+    assert len(rec.counterfactual_frame(results[0])) == len(results[0].counterfactuals)
+    empty = rec.counterfactual_frame([])
+    assert len(empty) == 0 and list(empty.columns) == list(german.schema.names)
+    with pytest.raises(TypeError, match="a RecourseResult or a sequence of Counterfactual"):
+        rec.counterfactual_frame(cfs[0])
