@@ -73,7 +73,7 @@ from cfx.saliency.attacks import GhorbaniAttack, RandomSign, TargetMapAttack
 from cfx.saliency.compare import METHODS, build_method, compare_methods, mean_ci, tumour_slices
 from cfx.saliency.data_randomisation import data_randomisation
 from cfx.saliency.metrics import relevance_mass_accuracy, spearman
-from cfx.saliency.randomisation import cascading_randomisation
+from cfx.saliency.randomisation import cascading_randomisation, reading
 from cfx.zoo import load_classifier
 
 EPS = 8 / 255
@@ -225,17 +225,6 @@ def _sanity_makers() -> dict:
     return makers
 
 
-def _verdict_of(signed: float, absolute: float, dependent: str) -> str:
-    """Adebayo et al.'s reading of a map that survives a randomisation: ``dependent``
-    ("weight-dependent", "model-dependent") when both maps decorrelate (|rho| < 0.5); maps
-    that keep their structure reflect the input (e.g. Gradient x Input's |map| ~ |x|)."""
-    if abs(signed) < 0.5 and abs(absolute) < 0.5:
-        return dependent
-    if abs(signed) < 0.5:
-        return "partly input-driven (|map| survives randomisation)"
-    return "input-driven"
-
-
 def randomisation(model, x, quick: bool) -> dict:
     makers = _sanity_makers()
     rows = []
@@ -257,7 +246,7 @@ def randomisation(model, x, quick: bool) -> dict:
     controls = [r for r in rows if r["method"].startswith("control")]
     methods = [r for r in rows if not r["method"].startswith("control")]
     for r in methods:
-        r["verdict"] = _verdict_of(r["spearman_final"], r["spearman_abs_final"], "weight-dependent")
+        r["verdict"] = reading(r["spearman_final"], r["spearman_abs_final"], "weight-dependent")
     for r in controls:
         r["verdict"] = "weight-independent control"
     floor = min(min(r["spearman_final"], r["spearman_abs_final"]) for r in controls)
@@ -340,7 +329,7 @@ def labels(model, x, train_n: int, epochs: int, out: Path, quick: bool) -> dict:
                 "spearman_abs": absolute,
                 "verdict": "label-independent control"
                 if name.startswith("control")
-                else _verdict_of(signed, absolute, "model-dependent"),
+                else reading(signed, absolute, "model-dependent"),
                 "seconds": time.perf_counter() - t0,
             }
         )

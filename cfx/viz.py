@@ -438,6 +438,58 @@ def saliency_grid(
     return _save(fig, path, dpi=120)
 
 
+def randomisation_figure(
+    image: Tensor,
+    original: Tensor,
+    randomised: Tensor,
+    names: Sequence[str],
+    layers: Sequence[str],
+    path: str | Path,
+    *,
+    title: str = "",
+) -> Path:
+    """Adebayo et al.'s cascade figure for one image: a row per method, the image, the trained
+    model's map, then the map after each stage of the cascade (headed by the layer randomised
+    last). Maps shown as ``|map|``, each scaled to its own maximum.
+
+    ``image`` ``(C, H, W)`` in [-1, 1]; ``original`` ``(M, 1, H, W)`` and ``randomised``
+    ``(M, L, 1, H, W)`` for the ``M`` method ``names`` and ``L`` ``layers``. Writes a PNG and
+    returns its path.
+    """
+    m, stages = len(names), len(layers)
+    if original.dim() != 4 or original.shape[:2] != (m, 1):
+        raise ValueError(
+            f"`original` must have shape ({m}, 1, H, W) for {m} names, got {tuple(original.shape)}"
+        )
+    if randomised.shape[:3] != (m, stages, 1) or randomised.shape[3:] != original.shape[2:]:
+        raise ValueError(
+            f"`randomised` must have shape ({m}, {stages}, 1, H, W) for {m} names and {stages} "
+            f"layers, got {tuple(randomised.shape)}"
+        )
+    both = torch.cat([original[:, None], randomised], 1)[:, :, 0].detach().abs().float().cpu()
+    maps = (both / both.flatten(2).amax(2).clamp_min(1e-12)[..., None, None]).numpy()
+    picture = _pictures(_drawable(image[None]), "image")[0]
+    cols = 2 + stages
+    fig, axes = _subplots(m, cols, figsize=(0.95 * cols, 1.0 * m + 0.5), squeeze=False)
+    heads = ["image", "trained", *layers]
+    for r in range(m):
+        _show(axes[r, 0], picture)
+        axes[r, 0].text(-0.06, 0.5, names[r], transform=axes[r, 0].transAxes, rotation=90,
+                        ha="right", va="center", fontsize=6)  # fmt: skip
+        for c in range(1, cols):
+            axes[r, c].imshow(maps[r, c - 1], cmap="inferno", vmin=0, vmax=1)
+        for c in range(cols):
+            axes[r, c].axis("off")
+            if r == 0:
+                axes[r, c].set_title(heads[c], fontsize=5)
+    top = 1.0
+    if title:
+        fig.suptitle(title, fontsize=7)
+        top -= 0.25 / fig.get_figheight()
+    fig.tight_layout(pad=0.2, rect=(0.0, 0.0, 1.0, top))
+    return _save(fig, path, dpi=120)
+
+
 def attack_figure(
     images: Tensor,
     attacked: Tensor,

@@ -211,6 +211,21 @@ def test_the_attack_figure_outlines_the_region_on_both_maps(tmp_path):
         attack_figure(x, x, maps, maps, tmp_path / "bad.png", region=region[0])
 
 
+def test_the_cascade_figure_names_shapes_that_do_not_fit(tmp_path):
+    from cfx.viz import randomisation_figure
+
+    x = torch.zeros(1, 8, 8)
+    original, randomised = torch.rand(2, 1, 8, 8), torch.rand(2, 3, 1, 8, 8)
+    path = randomisation_figure(x, original, randomised, ["a", "b"], ["l3", "l2", "l1"],
+                                tmp_path / "c.png")  # fmt: skip
+    with Image.open(path) as png:
+        assert png.size[0] > png.size[1]  # 5 columns, 2 rows
+    with pytest.raises(ValueError, match=r"`randomised` must have shape \(2, 2, 1, H, W\)"):
+        randomisation_figure(x, original, randomised, ["a", "b"], ["l3", "l2"], tmp_path / "d")
+    with pytest.raises(ValueError, match=r"`original` must have shape \(3, 1, H, W\)"):
+        randomisation_figure(x, original, randomised, ["a", "b", "c"], ["l"], tmp_path / "e")
+
+
 def test_row_names_must_name_every_row(tmp_path):
     from cfx.viz import saliency_grid
 

@@ -1,4 +1,5 @@
-"""``cfx saliency compare|attack``: saliency methods side by side on brain slices, and attacks."""
+"""``cfx saliency compare|attack|randomise``: saliency methods side by side on brain slices,
+attacks, and the cascading randomisation check (:mod:`cfx.cli.saliency_randomise`)."""
 
 from __future__ import annotations
 
@@ -107,13 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--seed", type=int, default=None, help="seed of the built-in slices (default: 2 = test)"
     )
-    c.add_argument(
-        "--methods",
-        default="all",
-        help=f"comma-separated names from {', '.join(SALIENCY_METHODS)}; or 'all'",
-    )
-    c.add_argument("--gradcam-layer", default=None, help="Grad-CAM layer name (default: last conv)")
-    c.add_argument("--fast", action="store_true", help="small budgets for perturbation methods")
+    add_method_options(c)
     c.add_argument(
         "--attack-n", type=int, default=4, help="slices attacked for the figures (0: none)"
     )
@@ -210,6 +205,38 @@ def register(sub: argparse._SubParsersAction) -> None:
         "W) float32 in [-1, 1], as an --input .npy takes them)",
     )
     a.set_defaults(run=run_attack)
+
+    from cfx.cli import saliency_randomise
+
+    saliency_randomise.register(ssub)
+
+
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """``--methods``, ``--gradcam-layer`` and ``--fast``, as the commands running many
+    methods name them."""
+    parser.add_argument(
+        "--methods",
+        default="all",
+        help=f"comma-separated names from {', '.join(SALIENCY_METHODS)}; or 'all'",
+    )
+    parser.add_argument(
+        "--gradcam-layer", default=None, help="Grad-CAM layer name (default: last conv)"
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="small budgets for perturbation methods"
+    )
+
+
+def check_gradcam_layer(model: object, names: list[str], layer: str | None) -> None:
+    """A ``--gradcam-layer`` typo, named before any method runs."""
+    if "gradcam" not in names or layer is None:
+        return
+    from cfx.saliency.gradcam import resolve_layer
+
+    try:
+        resolve_layer(model, layer)
+    except ValueError as err:
+        raise ValueError(f"`--gradcam-layer`: {str(err).removeprefix('`layer` ')}") from None
 
 
 def _model_channels(model: object) -> int | None:
@@ -365,13 +392,7 @@ def run_compare(args: argparse.Namespace) -> int:
             args.classifier,
         )
     model = load_classifier(classifier)
-    if "gradcam" in names and args.gradcam_layer is not None:
-        from cfx.saliency.gradcam import resolve_layer
-
-        try:  # a typo is named before any method runs
-            resolve_layer(model, args.gradcam_layer)
-        except ValueError as err:
-            raise ValueError(f"`--gradcam-layer`: {str(err).removeprefix('`layer` ')}") from None
+    check_gradcam_layer(model, names, args.gradcam_layer)
     if args.input is not None:
         x = _read_input(args, files, model)
         from cfx.data.image_files import load_masks_for

@@ -30,6 +30,7 @@ from cfx.saliency._common import (
     resolve_all,
 )
 from cfx.saliency.metrics import spearman
+from cfx.saliency.randomisation import reading
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class DataRandomisationResult:
     def mean(self) -> tuple[float, float]:
         """Mean over examples: ``(signed, absolute)``."""
         return float(self.spearman.mean()), float(self.spearman_abs.mean())
+
+    def verdict(self) -> str:
+        """:func:`~cfx.saliency.randomisation.reading` of the means ("model-dependent" when
+        both maps decorrelate)."""
+        return reading(*self.mean(), "model-dependent")
 
 
 def data_randomisation(

@@ -50,6 +50,29 @@ class RandomisationResult:
         """Mean over examples per stage: ``(signed, absolute)`` lists of length ``L``."""
         return self.spearman.mean(1).tolist(), self.spearman_abs.mean(1).tolist()
 
+    def verdict(self) -> str:
+        """:func:`reading` of the last stage's means (every listed layer randomised)."""
+        signed, absolute = self.mean()
+        return reading(signed[-1], absolute[-1], "weight-dependent")
+
+
+SURVIVES = 0.5
+"""A mean Spearman of at least this size (either sign) with the original maps: the map
+survived the randomisation."""
+
+
+def reading(signed: float, absolute: float, dependent: str) -> str:
+    """Adebayo et al.'s reading of mean Spearman correlations with the original maps after a
+    randomisation: ``dependent`` (e.g. "weight-dependent") when both the signed and the
+    absolute maps decorrelate (``|rho| < SURVIVES``); a map whose absolute values survive
+    reflects the input in part (Gradient x Input's ``|map|`` follows ``|x|``), one whose
+    signed values survive, the input."""
+    if abs(signed) < SURVIVES and abs(absolute) < SURVIVES:
+        return dependent
+    if abs(signed) < SURVIVES:
+        return "partly input-driven (|map| survives randomisation)"
+    return "input-driven"
+
 
 def parameterised_layers(model: nn.Module) -> list[str]:
     """Names of modules that own parameters directly, output side first (reverse registration

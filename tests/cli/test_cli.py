@@ -95,6 +95,7 @@ def test_no_command_shows_usage(capsys):
         ["trajectory", "--target", "healthy", "--n", "2"],
         ["saliency", "compare", "--n", "2"],
         ["saliency", "attack", "--n", "2"],
+        ["saliency", "randomise", "--n", "2"],
         ["augment"],
         ["demo"],
     ],

@@ -7,6 +7,7 @@ from cfx.saliency.randomisation import (
     cascading_randomisation,
     parameterised_layers,
     randomise_layer,
+    reading,
 )
 from tests.saliency.toy import ImageItself, images, small_cnn
 
@@ -28,6 +29,23 @@ def test_weight_dependent_maps_decorrelate_and_the_control_does_not():
     assert float(grad.spearman[-1].abs().mean()) < 0.5
     assert torch.allclose(ctrl.spearman, torch.ones_like(ctrl.spearman))
     assert torch.allclose(ctrl.spearman_abs, torch.ones_like(ctrl.spearman_abs))
+    assert ctrl.verdict() == "input-driven"  # the image, whatever the weights
+
+
+@pytest.mark.parametrize(
+    ("signed", "absolute", "said"),
+    [
+        (0.1, -0.2, "weight-dependent"),
+        (0.49, 0.49, "weight-dependent"),
+        (0.1, 0.5, "partly input-driven (|map| survives randomisation)"),  # Gradient x Input
+        (-0.6, 0.1, "input-driven"),
+        (0.9, 0.9, "input-driven"),
+    ],
+)
+def test_the_reading_of_a_randomisation(signed, absolute, said):
+    """Adebayo et al.: a map decorrelated both ways depends on the weights; |rho| >= 0.5
+    survives."""
+    assert reading(signed, absolute, "weight-dependent") == said
 
 
 def test_model_left_untouched_and_noise_replayed():
