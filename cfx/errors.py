@@ -110,8 +110,8 @@ def check_seed(name: str, value: object, *, optional: bool = True) -> int | None
     return int(value)
 
 
-def shown_rows(rows: list[int], limit: int = 20) -> str:
-    """Row indices for a message: the first ``limit``, then `` ...`` if there are more."""
+def shown_rows(rows: list[int] | list[str], limit: int = 20) -> str:
+    """Row indices (or ids) for a message: the first ``limit``, then `` ...`` if there are more."""
     return f"{rows[:limit]}{' ...' if len(rows) > limit else ''}"
 
 

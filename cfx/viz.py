@@ -506,24 +506,30 @@ def attack_figure(
     ``row_names`` (one per image, e.g. file names) label the rows.
 
     Images ``(B, C, H, W)`` in [-1, 1] (grey or colour, channel 0 of other counts; the
-    difference is averaged over the channels, and its colour scale, the largest change in
-    pixel levels of 255, heads its column); maps ``(B, 1, H, W)`` (shown as ``|map|``, each
-    scaled to its maximum). ``region`` ``(B or 1, 1, H, W)`` bool, where a targeted attack
-    pulls the map, is outlined on both maps. Writes a PNG and returns its path.
+    difference is averaged over the channels, and its colour scale, the largest such
+    change in pixel levels of 255, heads its column); maps ``(B, 1, H, W)`` (shown as
+    ``|map|``, each scaled to its maximum). ``region`` ``(B or 1, 1, H, W)`` bool, where a
+    targeted attack pulls the map, is outlined on both maps. Writes a PNG and returns its
+    path.
     """
     _check_names(row_names, images.shape[0])
     n = min(rows, images.shape[0])
     if region is not None and (
-        region.dim() != 4 or region.shape[0] not in (1, images.shape[0]) or region.shape[1] != 1
+        region.dim() != 4
+        or region.shape[0] not in (1, images.shape[0])
+        or region.shape[1] != 1
+        or region.shape[2:] != maps.shape[2:]
     ):
         raise ValueError(
-            f"`region` must have shape (B or 1, 1, H, W) for {images.shape[0]} images, got "
-            f"{tuple(region.shape)}"
+            f"`region` must have shape (B or 1, 1, H, W) = (B or 1, 1, "
+            f"{', '.join(map(str, maps.shape[2:]))}) for {images.shape[0]} images and their "
+            f"maps, got {tuple(region.shape)}"
         )
     fig, axes = _subplots(n, 5, figsize=(7.0, 1.45 * n + 0.4), squeeze=False)
     a, b = _pictures(_drawable(images[:n])), _pictures(_drawable(attacked[:n]))
     diff = (attacked[:n] - images[:n]).detach().mean(1).cpu()
-    scale = float(diff.abs().max()) or 1.0
+    largest = float(diff.abs().max())
+    scale = largest or 1.0  # nothing changed: a blank panel
     outline = None
     if region is not None:
         outline = region.detach().cpu().expand(images.shape[0], 1, *region.shape[2:])[:n, 0]
@@ -533,7 +539,7 @@ def attack_figure(
         return (m / m.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]).numpy()
 
     before, after = scaled(maps), scaled(maps_attacked)
-    levels = scale * 127.5  # [-1, 1] spans 255 levels
+    levels = largest * 127.5  # [-1, 1] spans 255 levels
     heads = ["image", "attacked", f"difference (±{levels:.3g}/255)", "map", "map (attacked)"]
     for r in range(n):
         panels = [

@@ -209,6 +209,8 @@ def test_the_attack_figure_outlines_the_region_on_both_maps(tmp_path):
     assert columns.min() > 0.55 * outlined.shape[1]
     with pytest.raises(ValueError, match=r"`region` must have shape \(B or 1, 1, H, W\)"):
         attack_figure(x, x, maps, maps, tmp_path / "bad.png", region=region[0])
+    with pytest.raises(ValueError, match=r"= \(B or 1, 1, 32, 32\) .* got \(1, 1, 16, 16\)"):
+        attack_figure(x, x, maps, maps, tmp_path / "bad.png", region=region[..., :16, :16])
 
 
 def test_the_cascade_figure_names_shapes_that_do_not_fit(tmp_path):

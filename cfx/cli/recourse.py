@@ -216,6 +216,7 @@ def render(res: Any) -> str:
 
 
 def _run_batch(args: argparse.Namespace) -> int:
+    import numpy as np
     import pandas as pd
 
     from cfx.recourse.batch import explain_to_file
@@ -238,7 +239,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"`--input` {args.input} does not exist")
     data, rec = _fitted(args)
     try:
-        frame = pd.read_csv(args.input, dtype={name: "str" for name in data.schema.categorical})
+        as_text = [*data.schema.categorical, *([args.id_column] if args.id_column else [])]
+        frame = pd.read_csv(args.input, dtype=dict.fromkeys(as_text, "str"))  # ids: 007 stays
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(
             f"`--input` {args.input} must be a CSV file of applicants (a header row with the "
@@ -249,6 +251,13 @@ def _run_batch(args: argparse.Namespace) -> int:
     if args.id_column is not None:
         if args.id_column not in frame.columns:
             raise ValueError(f"`--id-column` {args.id_column!r} is not a column of the input")
+        blank = frame[args.id_column].isna().to_numpy()
+        if blank.any():
+            raise ValueError(
+                f"`--id-column` {args.id_column!r} is empty in {int(blank.sum())} row(s) "
+                f"(first rows {[int(i) for i in np.flatnonzero(blank)[:5]]!r}): every applicant "
+                "needs an id"
+            )
         frame.index = frame[args.id_column]
     frame.index = frame.index.astype(str)  # ids as the lines hold them, rows named alike
     report = explain_to_file(

@@ -16,9 +16,11 @@ string): give each a stable id (``set_index(...)``); with the default row number
 the end only. Each line records a digest of the applicant's values (:func:`input_digests`),
 so a rerun with other values under a finished id is refused, never filed under the old plan;
 a last line cut short by a crash is discarded and redone. ``OUT.key.json`` records what the
-lines depend on: the recourse settings, the constraints, the schema, a digest of the model's
-probabilities on the training rows (:attr:`Recourse.fit_sha256_`) and the caller's ``key``.
-A rerun that differs in any of them is refused, naming what changed, rather than mixing two
+lines depend on: the recourse settings, the constraints, the schema, a digest of the
+training rows (:attr:`Recourse.train_sha256_`), the model's approval probabilities on up to
+1,000 of them (compared within 1e-4, so float noise between machines or thread counts is not
+read as another model) and the caller's ``key``. A rerun that differs in any of them is
+refused (:class:`~cfx.errors.ForeignRunError`), naming what changed, rather than mixing two
 runs in one file. (Custom ``phrases`` and an SCM's own ``equations`` are code, recorded by
 name only.)
 """
@@ -30,7 +32,9 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +43,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from cfx.errors import counted, shown_rows
+from cfx.errors import ForeignRunError, counted, shown_rows
 from cfx.notices import held
 from cfx.progress import tqdm
 from cfx.recourse.recourse import Recourse, range_notice
@@ -53,6 +57,13 @@ BATCH_FORMATS: tuple[str, ...] = ("csv", "json")
 PER_PLAN = ("plan", "usable", "changes", "cost", "proba_after", "plausibility")
 LAYOUT = "cfx.recourse batch 2"
 """The lines' layout and the key's; a file of another (an older cfx's) is not resumed."""
+PROBE_ROWS = 1000
+"""Training rows (evenly spaced) whose approval probabilities the key records."""
+PROBE_TOLERANCE = 1e-4
+"""Largest difference in those probabilities still read as the same model: float noise
+between machines and thread counts (1e-7 for a float32 network) is not another model."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,7 @@ def explain_to_file(
     if not isinstance(recourse, Recourse):
         raise TypeError(f"`recourse` must be a Recourse, got {type(recourse).__name__}")
     if not hasattr(recourse, "engine_"):
-        raise ValueError("this Recourse is not fitted yet; call fit(X_train) first")
+        raise ValueError("`recourse` is not fitted yet; call recourse.fit(X_train) first")
     if not isinstance(applicants, pd.DataFrame):
         raise TypeError(f"`{what_in}` must be a pandas DataFrame, got {type(applicants).__name__}")
     if constraints is not None and not isinstance(constraints, Constraints):
@@ -128,14 +139,18 @@ def explain_to_file(
         raise IsADirectoryError(
             f"`{what_out}` must be a file (csv or JSON Lines), got the folder {path}"
         )
-    if applicants.empty:
+    if len(applicants) == 0:
         raise ValueError(f"`{what_in}` has no applicant rows")
-    ids = applicants.index.astype(str)
-    if ids.duplicated().any():
-        twice = sorted(set(ids[ids.duplicated()]))[:5]
+    ids = [applicant_id(label) for label in applicants.index]  # as the lines write them
+    twice = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if twice:
         raise ValueError(
-            f"applicant ids (the index of `{what_in}`, as strings) must be unique, got "
-            f"{twice!r} more than once; set_index(an id column) or reset_index(drop=True)"
+            f"applicant ids must be unique, got {twice[:5]!r} more than once in `{what_in}`"
+            + (
+                "'s index; set_index(an id column) or reset_index(drop=True)"
+                if what_in == "applicants"
+                else ""
+            )
         )
     # every row, before any work: errors name rows, and out-of-range values are said once
     codes = recourse.codec_.to_codes(applicants, what=what_in)  # (n, d)
@@ -145,13 +160,13 @@ def explain_to_file(
     done = finished(path, fmt)
     changed = [i for i in ids if i in done and done[i] != digest[i]]
     if changed:  # plans made for other values: not these applicants' any more
-        raise ValueError(
+        raise ForeignRunError(
             f"`{what_out}` {path} holds plans for {counted(len(changed), 'applicant')} whose "
             f"values in `{what_in}` differ from the ones the plans were made for (ids "
             f"{shown_rows(changed)}; another input, or edited rows?); pass another "
             f"`{what_out}`, or delete {path} to start over"
         )
-    already = ids.isin(list(done))  # (n,) this input's applicants with a line
+    already = np.array([i in done for i in ids], dtype=bool)  # (n,) with a line
     todo = np.flatnonzero(~already)[:limit]  # positions
     new_file = not path.exists() or path.stat().st_size == 0
     with path.open("a", encoding="utf-8", newline="") as handle:
@@ -167,7 +182,7 @@ def explain_to_file(
                     writer.writerow(record(res, recourse.k, digest[ids[i]]))
                 else:
                     line = record(res, recourse.k, digest[ids[i]], blank=None)
-                    handle.write(json.dumps(line) + "\n")
+                    handle.write(json.dumps(line) + "\n")  # one line: JSON escapes newlines
                 handle.flush()
                 os.fsync(handle.fileno())
                 bar.update(1)
@@ -187,9 +202,7 @@ def _format(path: Path, format: str | None, what_out: str) -> str:
     if fmt not in BATCH_FORMATS:
         raise ValueError(f"batch `format` must be one of {BATCH_FORMATS}, got {fmt!r}")
     if (fmt == "csv" and lines) or (fmt == "json" and suffix == ".csv"):
-        recourse_log.warning(
-            "`%s` %s is written as %s, which its name does not say", what_out, path, fmt
-        )
+        log.warning("`%s` %s is written as %s, which its name does not say", what_out, path, fmt)
     return fmt
 
 
@@ -215,7 +228,7 @@ def record(res: RecourseResult, k: int, digest: str, *, blank: Any = "") -> dict
     ``digest`` of its values, from :func:`input_digests`; ``blank`` fills the fields of plans
     it has not (an empty CSV cell; None, JSON's null)."""
     line: dict[str, Any] = {
-        "index": res.index if isinstance(res.index, int | str) else str(res.index),
+        "index": res.index if isinstance(res.index, int | str) else applicant_id(res.index),
         "input_digest": digest,
         "status": res.status,
         "proba": round(res.proba, 6),
@@ -240,22 +253,36 @@ def record(res: RecourseResult, k: int, digest: str, *, blank: Any = "") -> dict
     return line
 
 
+def applicant_id(label: Any) -> str:
+    """An applicant's id as a line records it and a resume matches it: ``str`` of its index
+    label (``7`` and ``"7"`` are one id; a timestamp keeps its time)."""
+    return label if isinstance(label, str) else str(label)
+
+
 def finished(out: Path, fmt: str) -> dict[str, str]:
     """Applicants already in ``out`` (by id), each with the digest of the values its plan was
-    made for; a last line cut short by a crash is cut off first."""
+    made for; a last line cut short by a crash is cut off first (in bytes: CSV lines end in
+    ``\\r\\n``)."""
     if not out.exists() or out.stat().st_size == 0:
         return {}
-    text = out.read_text(encoding="utf-8")
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-        os.truncate(out, len(text.encode("utf-8")))  # the whole lines stay as they are
-    if fmt == "json":
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    elif fmt == "csv":
-        rows = list(csv.DictReader(io.StringIO(text)))
-    else:
-        raise ValueError(f"batch `format` must be one of {BATCH_FORMATS}, got {fmt!r}")
-    return {str(row["index"]): str(row.get("input_digest") or "") for row in rows}
+    data = out.read_bytes()
+    if not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        os.truncate(out, len(data))  # the whole lines stay as they are
+    text = data.decode("utf-8")
+    try:
+        if fmt == "json":
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        elif fmt == "csv":
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        else:
+            raise ValueError(f"batch `format` must be one of {BATCH_FORMATS}, got {fmt!r}")
+        return {str(row["index"]): str(row.get("input_digest") or "") for row in rows}
+    except (ValueError, KeyError, TypeError) as err:
+        raise ForeignRunError(
+            f"{out} is not a batch file cfx can resume (a damaged or edited line: "
+            f"{type(err).__name__}: {err}); pass another file, or delete it to start over"
+        ) from None
 
 
 def batch_key(
@@ -265,14 +292,18 @@ def batch_key(
     key: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a batch's lines depend on, as JSON reads it back (defaults filled in, as the
-    fitted ``recourse`` holds them); the applicants themselves are resumed by id and digest."""
+    fitted ``recourse`` holds them); the applicants themselves are resumed by id and digest.
+    ``model_probe`` (the approval probabilities of up to :data:`PROBE_ROWS` training rows)
+    is compared within :data:`PROBE_TOLERANCE`, everything else exactly."""
     scm = recourse.scm
+    p = recourse.train_proba_
+    rows = np.unique(np.linspace(0, len(p) - 1, min(len(p), PROBE_ROWS)).round().astype(int))
     settings = {
         "layout": LAYOUT,
         "k": recourse.k,
         "method": recourse.method_,
         "cost": recourse.cost,
-        "approved": _plain(recourse.approved),
+        "approved": recourse.approved,
         "threshold": recourse.threshold,
         "target_proba": recourse.goal_,  # the threshold when not given: the same plans
         "max_changes": recourse.max_changes,
@@ -282,34 +313,36 @@ def batch_key(
         "scm": None
         if scm is None
         else {
-            "parents": {c: sorted(p) for c, p in scm.parents.items()},
+            "parents": {c: sorted(ps) for c, ps in scm.parents.items()},
             "equations": {c: _name(f) for c, f in scm.equations.items()},
         },
         "phrases": None
         if recourse.phrases is None
         else {n: _name(f) for n, f in recourse.phrases.items()},
         "constraints": None if constraints is None else _constraints(constraints),
-        "schema_sha256": hashlib.sha256(repr(recourse.schema).encode()).hexdigest(),
-        "fit_sha256": recourse.fit_sha256_,
+        "schema_sha256": _schema_sha256(recourse.schema),
+        "train_sha256": recourse.train_sha256_,
+        "model_probe": [round(float(v), 6) for v in p[rows]],
         "format": fmt,
-        "key": dict(key or {}),
     }
+    loaded: dict[str, Any] = json.loads(json.dumps(_plain(settings), sort_keys=True))
     try:
-        text = json.dumps(settings, sort_keys=True)
+        loaded["key"] = json.loads(json.dumps(dict(key or {}), sort_keys=True))
     except TypeError as err:
         raise TypeError(f"`key` must be JSON-serialisable: {err}") from None
-    loaded: dict[str, Any] = json.loads(text)  # tuples as lists, as the file holds them
-    return loaded
+    return loaded  # tuples as lists, as the file holds them
 
 
 _NAMES = {
-    "fit_sha256": "the model or its training rows (fit_sha256)",
+    "train_sha256": "the training rows (train_sha256)",
     "schema_sha256": "the schema",
+    "model_probe": "the model (its approval probabilities on the training rows)",
 }
 
 
 def _claim(path: Path, key: dict[str, Any], fmt: str, k: int, what_out: str) -> None:
-    """Make ``path`` this batch's: refuse a file written with other settings, naming them."""
+    """Make ``path`` this batch's: refuse a file written with other settings, naming them;
+    the key file is written (atomically) when the batch starts."""
     key_file = path.with_name(path.name + ".key.json")
     if path.is_file() and path.stat().st_size > 0:
         try:
@@ -318,38 +351,81 @@ def _claim(path: Path, key: dict[str, Any], fmt: str, k: int, what_out: str) -> 
             earlier = None
         if not isinstance(earlier, dict) or earlier.get("layout") != LAYOUT:
             why = "has no readable key file" if earlier is None else "was written by an older cfx"
-            raise ValueError(
+            raise ForeignRunError(
                 f"`{what_out}` {path} {why} ({key_file.name}), so a rerun cannot tell whether "
                 f"its lines were made with these settings; pass another `{what_out}`, or "
                 f"delete {path} to start over"
             )
+        if not _same_model(earlier.get("model_probe"), key["model_probe"]):
+            earlier = {**earlier, "model_probe": "another"}  # named among the changes
+        else:
+            earlier = {**earlier, "model_probe": key["model_probe"]}
         if earlier != key:
-            raise ValueError(
+            raise ForeignRunError(
                 f"`{what_out}` {path} holds the results of a run with other settings "
                 f"({changes(earlier, key, _NAMES)}); pass another `{what_out}`, or delete "
                 f"{path} to start over"
             )
+        return  # the key file stays as written when the batch began
     path.parent.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial = key_file.with_name(key_file.name + ".partial")
+    partial.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, key_file)  # a crash never leaves half a key
+
+
+def _same_model(before: object, now: list[float]) -> bool:
+    """Whether two probes read as one model: the same rows, within PROBE_TOLERANCE."""
+    if not isinstance(before, list) or len(before) != len(now):
+        return False
+    try:
+        gap = max((abs(float(a) - b) for a, b in zip(before, now, strict=True)), default=0.0)
+    except (TypeError, ValueError):
+        return False
+    return gap <= PROBE_TOLERANCE
+
+
+def _schema_sha256(schema: Any) -> str:
+    """A digest of what the schema says about each feature (not its description), with
+    numbers as floats, so that ``lower=0`` and ``lower=0.0`` read alike."""
+    specs = [
+        {
+            f.name: _plain(getattr(spec, f.name), floats=True)
+            for f in dataclasses.fields(spec)
+            if f.name != "description"
+        }
+        for spec in schema.features
+    ]
+    text = json.dumps({"features": specs, "target": schema.target}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _constraints(constraints: Constraints) -> dict[str, Any]:
-    fields = dataclasses.asdict(constraints)
+    fields = {f.name: getattr(constraints, f.name) for f in dataclasses.fields(constraints)}
     fields["immutable"] = sorted(constraints.immutable)  # the same rules in any order
     fields["mutable"] = sorted(constraints.mutable)
+    fields["transitions"] = {  # a whitelist is a set of categories
+        name: None if allowed is None else {c: sorted(to) for c, to in allowed.items()}
+        for name, allowed in constraints.transitions.items()
+    }
     return {name: _plain(value) for name, value in fields.items()}
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with mappings sorted by key and other non-JSON values as their repr."""
+def _plain(value: Any, *, floats: bool = False) -> Any:
+    """``value`` for JSON: mappings sorted by key, sequences as lists, numpy scalars as
+    Python's (numbers as floats with ``floats``), anything else as its repr."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
+        return {
+            str(k): _plain(v, floats=floats)
+            for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+        }
+    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
+        return [_plain(v, floats=floats) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        return float(value) if floats else value
     return repr(value)
 
 

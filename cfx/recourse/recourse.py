@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -119,9 +119,9 @@ class Recourse:
 
     Learned in :meth:`fit`: ``codec_``, ``scales_`` (MAD and ranges), ``support_`` (data
     support), ``goal_`` (the probability plans must reach), ``method_`` (resolved name),
-    ``engine_``, ``scm_``, ``fit_sha256_`` (a digest of the training rows and the model's
-    approval probabilities on them, to 4 decimals: two fits share it only with the same rows
-    and, all but surely, the same model; a batch file records it, see
+    ``engine_``, ``scm_``, ``train_sha256_`` (a digest of the training rows, as codes) and
+    ``train_proba_`` (the model's approval probabilities on them, ``(n,)``): a batch file
+    records both to tell another model or other data (see
     :func:`~cfx.recourse.batch.explain_to_file`).
     """
 
@@ -247,7 +247,10 @@ class Recourse:
         self.scales_ = scales
         self.view_ = view
         self.support_ = DataSupport(codec, scales, Z, approved, n_neighbors=N_NEIGHBORS)
-        self.fit_sha256_ = _fit_sha256(Z, p_train)
+        self.train_sha256_ = hashlib.sha256(
+            np.ascontiguousarray(Z, np.float64).tobytes()
+        ).hexdigest()
+        self.train_proba_ = np.asarray(p_train, dtype=np.float64)
         self.goal_ = float(self.threshold if self.target_proba is None else self.target_proba)
         self.search_ = GridSearch(Z, threshold=self.goal_)
         if self.scm is not None:
@@ -334,16 +337,24 @@ class Recourse:
         with your own model. A :class:`RecourseResult` stands for its counterfactuals."""
         if not hasattr(self, "codec_"):
             raise ValueError("this Recourse is not fitted yet; call fit(X_train) first")
-        cfs = (
-            counterfactuals.counterfactuals
-            if isinstance(counterfactuals, RecourseResult)
-            else counterfactuals
-        )
-        if isinstance(cfs, Counterfactual) or not all(isinstance(cf, Counterfactual) for cf in cfs):
-            raise TypeError(
-                "`counterfactuals` must be a RecourseResult or a sequence of Counterfactual, "
-                f"got {type(counterfactuals).__name__}"
+        wrong = TypeError(
+            "`counterfactuals` must be a RecourseResult or a sequence of Counterfactual, got "
+            + (
+                "one Counterfactual; pass [cf]"
+                if isinstance(counterfactuals, Counterfactual)
+                else type(counterfactuals).__name__
             )
+        )
+        if isinstance(counterfactuals, RecourseResult):
+            cfs = list(counterfactuals.counterfactuals)
+        elif isinstance(counterfactuals, Iterable) and not isinstance(
+            counterfactuals, Counterfactual | str
+        ):
+            cfs = list(counterfactuals)  # a generator is read once, here
+        else:
+            raise wrong
+        if not all(isinstance(cf, Counterfactual) for cf in cfs):
+            raise wrong
         if not cfs:  # e.g. an infeasible result's: no rows, the columns' dtypes as ever
             return self.codec_.to_frame(np.empty((0, self.codec_.d)))
         rows = pd.DataFrame([dict(cf.values) for cf in cfs], columns=list(self.codec_.names))
@@ -674,15 +685,6 @@ def _dice_notes(cfs: Sequence[Counterfactual]) -> str:
     if not notes:
         return ""
     return "; ".join(notes) + " (DiCE's plans are not pruned; usable ones are listed first)"
-
-
-def _fit_sha256(Z: np.ndarray, p_train: np.ndarray) -> str:
-    """A digest of training codes ``(n, d)`` and the model's probabilities ``(n,)`` on them
-    (rounded to 4 decimals, so that float noise between machines does not read as another
-    model)."""
-    h = hashlib.sha256(np.ascontiguousarray(Z, dtype=np.float64).tobytes())
-    h.update((np.round(np.asarray(p_train, dtype=np.float64), 4) + 0.0).tobytes())  # no -0.0
-    return h.hexdigest()
 
 
 def _backwards_notice(share: float, n: int) -> None:

@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -98,7 +99,7 @@ class Steeper(HandLogistic):
     [
         (
             {"model": Steeper()},
-            "other settings (the model or its training rows (fit_sha256))",
+            "other settings (the model (its approval probabilities on the training rows))",
         ),
         ({"k": 1}, "k: 2 before, 1 now"),
         ({"target_proba": 0.6}, "target_proba: 0.5 before, 0.6 now"),
@@ -135,7 +136,7 @@ def test_the_same_settings_resume_whatever_their_order_or_the_fit(tmp_path, hand
     rec = Recourse(model, schema, k=2, support=0.0).fit(X)
     explain_to_file(rec, _applicants(), out, constraints=rules, limit=1, progress=False)
     refit = Recourse(HandLogistic(), schema, k=2, support=0.0, method="milp").fit(X.copy())
-    assert refit.fit_sha256_ == rec.fit_sha256_  # the same rows, the same probabilities
+    assert refit.train_sha256_ == rec.train_sha256_  # the same rows
     report = explain_to_file(
         refit,
         _applicants(),
@@ -199,3 +200,88 @@ def test_an_unusable_plan_is_marked_in_its_line(fitted):
     assert [line[f"usable_{i}"] for i in (1, 2, 3)] == [True, False, False]
     blank = record(dataclasses.replace(res, counterfactuals=()), 1, "d", blank=None)
     assert all(blank[f"{name}_1"] is None for name in ("plan", "usable", "cost"))
+
+
+def test_a_csv_line_cut_short_by_a_crash_is_redone_and_the_others_kept(tmp_path, fitted):
+    """CSV lines end in \\r\\n; the cut was counted in characters read with \\n endings,
+    one short per line, and ate into the finished lines (d's line merged into c's)."""
+    out = tmp_path / "plans.csv"
+    explain_to_file(fitted, _applicants(), out, limit=3, progress=False)
+    whole = out.read_bytes()
+    assert whole.count(b"\r\n") == 4  # the header and three applicants
+    out.write_bytes(whole + b"dee,0123abcd,reco")  # a crash mid-line
+    report = explain_to_file(fitted, _applicants(), out, progress=False)
+    assert (report.done_before, report.new) == (3, 1)
+    assert out.read_bytes().startswith(whole)
+    assert [r["index"] for r in _rows(out)] == ["ann", "bob", "cy", "dee"]
+
+
+def test_ids_that_are_not_strings_resume_as_they_were_written(tmp_path, fitted):
+    """A timestamp index was matched as '2020-01-01' but written as '2020-01-01 00:00:00':
+    every rerun explained every applicant again."""
+    for name, index in [
+        ("dates.csv", pd.date_range("2020-01-01", periods=4)),
+        ("numbers.jsonl", pd.Index([7, 8, 9, 10])),
+        ("pairs.csv", pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1), ("b", 2)])),
+    ]:
+        applicants = _applicants().set_axis(index)
+        out = tmp_path / name
+        explain_to_file(fitted, applicants, out, limit=2, progress=False)
+        report = explain_to_file(fitted, applicants, out, progress=False)
+        assert (report.done_before, report.new) == (2, 2), name
+        assert explain_to_file(fitted, applicants, out, progress=False).new == 0
+
+
+def test_numpy_settings_and_read_only_mappings_are_keyed(tmp_path, hand):
+    """k=np.int64(2) failed as "`key` must be JSON-serialisable", and a read-only
+    transitions mapping could not be copied, though explain takes both."""
+    from types import MappingProxyType
+
+    model, schema, X = hand
+    rec = Recourse(model, schema, k=np.int64(2), max_changes=np.int64(2), support=0.0).fit(X)
+    rules = Constraints(transitions={"c": MappingProxyType({"a": ("c", "b")})})
+    out = tmp_path / "plans.csv"
+    assert explain_to_file(rec, _applicants(), out, constraints=rules, progress=False).new == 4
+    key = json.loads((tmp_path / "plans.csv.key.json").read_text())
+    assert key["k"] == 2 and key["constraints"]["transitions"] == {"c": {"a": ["b", "c"]}}
+    again = Constraints(transitions={"c": {"a": ("b", "c")}})  # the same whitelist
+    assert explain_to_file(rec, _applicants(), out, constraints=again, progress=False).new == 0
+
+
+class Noisy(HandLogistic):
+    """The hand model with its probabilities moved by ``shift`` (float noise, or a change)."""
+
+    def __init__(self, shift: float) -> None:
+        super().__init__()
+        self.shift = shift
+
+    def predict_proba(self, X):
+        p = np.clip(super().predict_proba(X)[:, 1] + self.shift, 0.0, 1.0)
+        return np.stack([1.0 - p, p], axis=1)
+
+
+def test_float_noise_is_the_same_model_and_a_real_change_is_not(tmp_path, hand):
+    """Another machine or thread count moves a float32 network's outputs by ~1e-7: the key
+    digested rounded probabilities, which such noise flips at a rounding edge."""
+    from cfx.errors import ForeignRunError
+
+    _, schema, X = hand
+    out = tmp_path / "plans.csv"
+    rec = Recourse(Noisy(0.0), schema, k=1, support=0.0).fit(X)
+    explain_to_file(rec, _applicants(), out, limit=1, progress=False)
+    key = (tmp_path / "plans.csv.key.json").read_text()
+    # within PROBE_TOLERANCE (1e-4), though it moves most probabilities' 4th decimal
+    noisy = Recourse(Noisy(5e-5), schema, k=1, support=0.0).fit(X)
+    assert explain_to_file(noisy, _applicants(), out, limit=1, progress=False).new == 1
+    assert (tmp_path / "plans.csv.key.json").read_text() == key  # written once, at the start
+    changed = Recourse(Noisy(1e-3), schema, k=1, support=0.0).fit(X)
+    with pytest.raises(ForeignRunError, match=r"\(the model \(its approval probabilities"):
+        explain_to_file(changed, _applicants(), out, progress=False)
+
+
+def test_a_damaged_line_names_the_file(tmp_path, fitted):
+    out = tmp_path / "plans.jsonl"
+    explain_to_file(fitted, _applicants(), out, limit=1, progress=False)
+    out.write_text(out.read_text() + "{not json}\n")
+    with pytest.raises(ValueError, match=r"plans.jsonl is not a batch file cfx can resume"):
+        explain_to_file(fitted, _applicants(), out, progress=False)

@@ -240,3 +240,19 @@ def test_out_of_range_values_are_said_once_per_batch(tmp_path, german, split, ca
     ]
     assert len(notices) == 1 and notices[0].startswith("2 applicant value(s)")
     assert "row '0': age_in_years = 200 (19..75); row '1': age_in_years = 210" in notices[0]
+
+
+def test_an_id_column_is_read_as_written(tmp_path, german, split, capsys):
+    """Ids were read as numbers: '007' became 7 (and collided with '7'); a blank id, 'nan'."""
+    frame = german.X.iloc[split[1][:3]].copy()
+    frame.insert(0, "ref", ["007", "7", "x1"])
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "s.csv"
+    args = ["recourse", "--model", "logistic", "--input", str(tmp_path / "in.csv")]
+    args += ["--id-column", "ref", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    assert [r["index"] for r in _rows(out)] == ["007", "7", "x1"]
+    frame["ref"] = ["a", None, "c"]
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    assert main([*args[:-3], "--out", str(tmp_path / "t.csv")]) == 2
+    assert "`--id-column` 'ref' is empty in 1 row(s) (first rows [1])" in capsys.readouterr().err
