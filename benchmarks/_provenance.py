@@ -14,18 +14,21 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+EXCLUDED = ":(exclude)benchmarks/results"
 
 
 def provenance() -> dict[str, object]:
-    """The command line of this process, the repository's commit (``+dirty`` when files
-    differ from it), torch's thread count and the UTC time."""
+    """The command line of this process, the repository's commit (``+dirty`` when tracked
+    files other than ``benchmarks/results`` differ from it), torch's thread count and the UTC
+    time."""
     git = ["git", "-C", str(ROOT)]
     try:
         commit = subprocess.run(
             [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--untracked-files=no"],
+            # results files are this and earlier runs' outputs, not the code that ran
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", EXCLUDED],
             capture_output=True,
             text=True,
             check=True,
