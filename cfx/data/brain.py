@@ -185,6 +185,11 @@ def make_dataset(
     )
 
 
+_OUTLINE_DRAWS = ((0.0, 0.12), (0.0, 2 * math.pi)) * 2
+"""The lesion outlines' draws, in order: the core's wobble amplitudes and phases, then the
+oedema's."""
+
+
 def _uniform(gen: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> Tensor:
     return lo + (hi - lo) * torch.rand(shape, generator=gen)
 
@@ -255,33 +260,43 @@ def _render(
     img = w_gm * gm + w_wm * wm + w_csf * csf  # (B, 64, 64)
 
     # --- lesion: irregular core + oedema halo ---------------------------------------------------
-    pix = torch.arange(SIZE, dtype=torch.float32) + 0.5
-    dy = pix[None, :, None] - cy[:, None, None]
-    dx = pix[None, None, :] - cx[:, None, None]
-    orient = _uniform(gen, (b, 1, 1), 0.0, math.pi)
-    aspect = _uniform(gen, (b, 1, 1), 1.0, 1.5)
-    u = (dx * torch.cos(orient) + dy * torch.sin(orient)) / aspect.sqrt()
-    v = (-dx * torch.sin(orient) + dy * torch.cos(orient)) * aspect.sqrt()
-    r = torch.sqrt(u**2 + v**2)
-    theta = torch.atan2(v, u)
-    k = torch.arange(2, 6, dtype=torch.float32)[None, :, None, None]
+    # every slice's draws are made (the stream stays the same), but only the lesion slices'
+    # pixels are computed: per-slice elementwise work, so their values are as for the batch
+    orient = _uniform(gen, (b, 1, 1), 0.0, math.pi)[ix]
+    aspect = _uniform(gen, (b, 1, 1), 1.0, 1.5)[ix]
+    shape = [_uniform(gen, (b, 4, 1, 1), *span)[ix] for span in _OUTLINE_DRAWS]
+    contrast = _uniform(gen, (b, 1, 1), 0.2, 0.6)[ix]
+    coarse = torch.randn(b, 1, 8, 8, generator=gen)[ix]  # the texture's field
+    mix = _uniform(gen, (b, 1, 1), 0.35, 0.65)[ix]
+    mask = torch.zeros(b, SIZE, SIZE, dtype=torch.bool)
+    if len(ix):
+        pix = torch.arange(SIZE, dtype=torch.float32) + 0.5
+        dy = pix[None, :, None] - cy[ix, None, None]
+        dx = pix[None, None, :] - cx[ix, None, None]
+        u = (dx * torch.cos(orient) + dy * torch.sin(orient)) / aspect.sqrt()
+        v = (-dx * torch.sin(orient) + dy * torch.cos(orient)) * aspect.sqrt()
+        r = torch.sqrt(u**2 + v**2)
+        theta = torch.atan2(v, u)
+        k = torch.arange(2, 6, dtype=torch.float32)[None, :, None, None]
 
-    def outline(rad: Tensor) -> Tensor:  # irregular radius r(theta), (B, 64, 64)
-        amp = _uniform(gen, (b, 4, 1, 1), 0.0, 0.12)
-        phase = _uniform(gen, (b, 4, 1, 1), 0.0, 2 * math.pi)
-        wobble = (amp * torch.cos(k * theta[:, None] + phase)).sum(1)
-        return rad[:, None, None] * (1 + wobble)
+        def outline(rad: Tensor, amp: Tensor, phase: Tensor) -> Tensor:  # r(theta), (L, 64, 64)
+            wobble = (amp * torch.cos(k * theta[:, None] + phase)).sum(1)
+            return rad[:, None, None] * (1 + wobble)
 
-    core = torch.sigmoid((outline(radius) - r) / 0.5) * tissue
-    oedema = torch.sigmoid((outline(radius * oedema_ratio) - r) / 0.8) * tissue
-    contrast = _uniform(gen, (b, 1, 1), 0.2, 0.6)
-    texture = 1 + 0.12 * _smooth_field(gen, b, 1, 8, SIZE)[:, 0]
-    core_val = (w_wm + contrast) * texture
-    oedema_val = w_wm + contrast * _uniform(gen, (b, 1, 1), 0.35, 0.65)
-    on = lesion[:, None, None].float()
-    img = img + on * oedema * (torch.maximum(img, oedema_val) - img)
-    img = img + on * core * (core_val - img)
-    mask = (on * torch.maximum(core, oedema) > 0.5) & (tissue > 0.3)
+        on_tissue = tissue[ix]
+        core = torch.sigmoid((outline(radius[ix], *shape[:2]) - r) / 0.5) * on_tissue
+        halo = outline((radius * oedema_ratio)[ix], *shape[2:])
+        oedema = torch.sigmoid((halo - r) / 0.8) * on_tissue
+        field = F.interpolate(coarse, size=(SIZE, SIZE), mode="bicubic", align_corners=True)
+        texture = 1 + 0.12 * field[:, 0]
+        core_val = (w_wm[ix] + contrast) * texture
+        oedema_val = w_wm[ix] + contrast * mix
+        sub = img[ix]
+        sub = sub + oedema * (torch.maximum(sub, oedema_val) - sub)
+        sub = sub + core * (core_val - sub)
+        img = img.index_copy(0, ix, sub)
+        lesion_mask = (torch.maximum(core, oedema) > 0.5) & (on_tissue > 0.3)
+        mask = mask.index_copy(0, ix, lesion_mask)
 
     # --- scanner marker: an L-shaped glyph in the top-right corner -------------------------------
     glyph = torch.zeros(b, SIZE, SIZE)
