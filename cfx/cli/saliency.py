@@ -254,7 +254,7 @@ def _model_channels(model: object) -> int | None:
     return None
 
 
-def _check_input(args: argparse.Namespace) -> list[Path] | None:
+def checked_input(args: argparse.Namespace) -> list[Path] | None:
     """``--input``'s image files (None for a batch), checked before any model loads, and an
     ``--out`` that is not the ``--input`` folder (its figures would be read as images)."""
     not_a_file(args.out)  # the folder is made once the inputs are read
@@ -267,7 +267,7 @@ def _check_input(args: argparse.Namespace) -> list[Path] | None:
     return files
 
 
-def _read_input(args: argparse.Namespace, files: list[Path] | None, model: object) -> torch.Tensor:
+def read_input(args: argparse.Namespace, files: list[Path] | None, model: object) -> torch.Tensor:
     """``--input`` as images in [-1, 1]: image files with the channels ``model`` takes (the
     first file's, grey or colour, when it has no convolution to tell), at their own size."""
     if files is None:
@@ -305,7 +305,7 @@ def _unit_range_in_flags(x: torch.Tensor) -> None:
     warnings.filterwarnings("ignore", message=re.escape(PROBE_NOTICES[1]), category=UserWarning)
 
 
-def _default_classifier(args: argparse.Namespace) -> None:
+def default_classifier(args: argparse.Namespace) -> None:
     """Fill ``--classifier`` (brain-cnn); with ``--input``, say that the default is a model of
     the built-in brain slices, which would explain any image as one."""
     if args.classifier is None:
@@ -317,7 +317,7 @@ def _default_classifier(args: argparse.Namespace) -> None:
             )
 
 
-def _built_in(args: argparse.Namespace, n: int) -> None:
+def built_in(args: argparse.Namespace, n: int) -> None:
     """Fill ``--n``/``--seed`` for the built-in slices; with ``--input`` they would do nothing,
     so giving them is an error rather than silently ignored."""
     if args.input is not None:
@@ -334,7 +334,7 @@ def _built_in(args: argparse.Namespace, n: int) -> None:
     check_int("--n", args.n)
 
 
-def _method_names(text: str) -> list[str]:
+def method_names(text: str) -> list[str]:
     from cfx.saliency.compare import METHODS
 
     if text.strip() == "all":
@@ -356,12 +356,12 @@ def run_compare(args: argparse.Namespace) -> int:
     from cfx.viz import saliency_grid
     from cfx.zoo import load_classifier
 
-    names = _method_names(args.methods)
-    _built_in(args, 64)
+    names = method_names(args.methods)
+    built_in(args, 64)
     check_int("--attack-n", args.attack_n, minimum=0)
     from cfx.cli.trajectory import parse_target
 
-    _default_classifier(args)
+    default_classifier(args)
     # an unknown or missing classifier is named before the default target is warned about
     classifier = checked_source("--classifier", args.classifier, "classifier", has_generator=False)
     defaulted, given = args.target is None, args.target
@@ -370,7 +370,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ValueError(
             "`--input` and `--masks` go together: the maps are scored against the masks"
         )
-    files = _check_input(args)
+    files = checked_input(args)
     from cfx.cli.trajectory import CLASS_NAMES, _trained_on_brain_slices
     from cfx.zoo import ZOO
 
@@ -394,7 +394,7 @@ def run_compare(args: argparse.Namespace) -> int:
     model = load_classifier(classifier)
     check_gradcam_layer(model, names, args.gradcam_layer)
     if args.input is not None:
-        x = _read_input(args, files, model)
+        x = read_input(args, files, model)
         from cfx.data.image_files import load_masks_for
 
         masks = load_masks_for(args.masks, x, files)
@@ -533,7 +533,7 @@ def run_attack(args: argparse.Namespace) -> int:
     from cfx.zoo import load_classifier
 
     eps = check_real("--epsilon", parse_fraction(args.epsilon), low=0.0, high=1.0, open_low=True)
-    _built_in(args, 16)
+    built_in(args, 16)
     if args.steps is not None:  # 0 steps is no attack: RandomSign is the baseline
         check_int("--steps", args.steps)
     steps = {} if args.steps is None else {"steps": args.steps}
@@ -573,13 +573,13 @@ def run_attack(args: argparse.Namespace) -> int:
             "slices"
         )
     region_name = "mask" if args.region_mask is not None else args.region or "mirror"
-    _default_classifier(args)
-    files = _check_input(args)
+    default_classifier(args)
+    files = checked_input(args)
     model = load_classifier(
         checked_source("--classifier", args.classifier, "classifier", has_generator=False)
     )
     if args.input is not None:
-        x = _read_input(args, files, model)
+        x = read_input(args, files, model)
     else:
         x, masks = tumour_slices(args.n, args.seed)
         size_notice(model, x.shape, "--classifier", "built-in slices")

@@ -85,12 +85,12 @@ def run_randomise(args: argparse.Namespace) -> int:
     import torch
 
     from cfx.cli.saliency import (
-        _built_in,
-        _check_input,
-        _default_classifier,
-        _method_names,
-        _read_input,
+        built_in,
         check_gradcam_layer,
+        checked_input,
+        default_classifier,
+        method_names,
+        read_input,
     )
     from cfx.cli.trajectory import CLASS_NAMES, _trained_on_brain_slices, parse_target
     from cfx.progress import tqdm
@@ -99,12 +99,12 @@ def run_randomise(args: argparse.Namespace) -> int:
     from cfx.viz import randomisation_figure
     from cfx.zoo import ZOO, load_classifier
 
-    names = _method_names(args.methods)
-    _built_in(args, 8)
-    _default_classifier(args)
+    names = method_names(args.methods)
+    built_in(args, 8)
+    default_classifier(args)
     classifier = checked_source("--classifier", args.classifier, "classifier", has_generator=False)
     target = None if args.target is None else parse_target(str(args.target))
-    files = _check_input(args)
+    files = checked_input(args)
     brain = args.classifier in ZOO or _trained_on_brain_slices(classifier)
     if not brain and str(args.target).strip().lower() in CLASS_NAMES:
         log.warning(
@@ -122,7 +122,7 @@ def run_randomise(args: argparse.Namespace) -> int:
         )
     check_gradcam_layer(model, names, args.gradcam_layer)
     if args.input is not None:
-        x = _read_input(args, files, model)
+        x = read_input(args, files, model)
         source = f"{x.shape[0]} images of `{args.input}`"
     else:
         x, _ = tumour_slices(args.n, args.seed)
