@@ -65,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--method",
         default="monotone",
         choices=METHODS,
-        help="path explainer (monotone, Option 2, is ~4x slower than gradient, Option 1)",
+        help="path explainer (monotone, Option 2, takes about 1.8x the time of gradient, "
+        "Option 1; BENCHMARKS.md)",
     )
     p.add_argument(
         "--saliency",
@@ -196,7 +197,8 @@ def direction_markdown(name: str, summary: dict[str, float], verdict: str, dilat
     lines = [
         f"## {name}",
         "",
-        f"{counted(s['n_paths'], 'path')}: {int(s['n_input_in_target'])} inputs already in the "
+        f"{counted(s['n_paths'], 'path')}: {counted(int(s['n_input_in_target']), 'input')} "
+        "already in the "
         f"target class, {int(s['n_reconstruction_in_target'])} more whose reconstruction "
         f"G(z_0) already is, {int(s['n_started_outside'])} started outside it, "
         f"{int(s['n_counted'])} counted (flipped). Flip rate {_percent(s['flip_rate'])}, "
@@ -535,8 +537,8 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         "the source image carries the marker (it can only be removed where it is, or added "
         "where it is not), and the classifier is flagged when, in some cell with at least "
         f"{args.min_paths} counted paths, at least {args.flag_rate:.0%} of them go via the "
-        "marker. Restoring the marker region (pasting the source's box back into the last "
-        "frame) tests the same thing by intervention.",
+        "marker. Restoring the marker region (pasting the reconstruction G(z_0)'s box back "
+        "into the last frame) tests the same thing by intervention.",
         "",
         f"**Verdict: {verdict}**",
         "",

@@ -95,15 +95,47 @@ def _check_masks(masks: object, name: str, b: int, h: int, w: int, *, shared: bo
 
 
 def _check_present(present: object, b: int) -> Tensor:
-    if not isinstance(present, Tensor) or present.dtype != torch.bool:
+    """``present`` as a bool ``(b,)`` tensor: bool, or integers of 0 and 1 (as masks take)."""
+    if not isinstance(present, Tensor) or (
+        present.dtype != torch.bool and (present.is_floating_point() or present.is_complex())
+    ):
         got = f"dtype {present.dtype}" if isinstance(present, Tensor) else type(present).__name__
-        raise TypeError(f"`marker_present` must be a bool tensor (B,), got {got}")
+        raise TypeError(f"`marker_present` must be a bool or 0/1 integer tensor (B,), got {got}")
     check(
         tuple(present.shape) == (b,),
         ValueError,
         f"`marker_present` must have shape ({b},) to match `x`, got {tuple(present.shape)}",
     )
+    if present.dtype != torch.bool:
+        values = sorted({int(v) for v in present.unique()})
+        check(
+            set(values) <= {0, 1},
+            ValueError,
+            f"`marker_present` must hold 0 and 1 (or bools), got values {values[:5]}",
+        )
+        present = present.bool()
     return present
+
+
+def _check_marker_region(marker: Tensor) -> None:
+    """A marker region must mark some pixels and leave others: an empty one can carry no
+    change, and a full one makes every change 'via the marker'."""
+    flat = marker.flatten(1)  # (B or 1, H * W)
+    empty = torch.nonzero(~flat.any(1)).flatten().tolist()
+    full = torch.nonzero(flat.all(1)).flatten().tolist()
+    which = "the mask marks" if marker.shape[0] == 1 else "masks {} mark"
+    check(
+        not empty,
+        ValueError,
+        f"`marker_masks`: {which.format(empty[:5])} no pixel; a marker region must mark the "
+        "suspected region",
+    )
+    check(
+        not full,
+        ValueError,
+        f"`marker_masks`: {which.format(full[:5])} every pixel, so every change would count "
+        "as via the marker; mark the suspected region only (inverted, 0 = region?)",
+    )
 
 
 def _brain_marker_present(x: Tensor) -> Tensor:
@@ -261,11 +293,12 @@ class ShortcutAudit:
         classes) and report where the paths changed the image.
 
         ``lesion_masks`` bool ``(B, 1, H, W)`` (all False for healthy slices);
-        ``marker_masks`` bool ``(B, 1, H, W)`` or ``(1, 1, H, W)``, by default the
-        :data:`cfx.data.brain.MARKER_BOX` of 64x64 slices; ``marker_present`` bool ``(B,)``,
-        which inputs carry the marker (e.g. a dataset's ``tags``), by default read off the
-        brain slices' marker box, and required with ``marker_masks``; ``latents`` skip the
-        inversion.
+        ``marker_masks`` bool ``(B, 1, H, W)`` or ``(1, 1, H, W)`` (marking some pixels, not
+        all), by default the :data:`cfx.data.brain.MARKER_BOX` of 64x64 slices;
+        ``marker_present`` bool or 0/1 ``(B,)``, which inputs carry the marker (e.g. a
+        dataset's ``tags``), by default read off the brain slices' marker box (with a warning:
+        images of your own need both), and required with ``marker_masks``; ``latents`` skip
+        the inversion.
         """
         self._check()
         x = check_images(x, "x")
@@ -280,9 +313,17 @@ class ShortcutAudit:
             )
             marker = marker_mask(SIZE).to(x.device)
             if marker_present is None:
+                logger.warning(
+                    "`marker_masks` and `marker_present` not given: the %d images are read "
+                    "as cfx's 64x64 brain slices, whose scanner-marker box is the region "
+                    "audited and tells which images carry it; for images of your own, pass "
+                    "both",
+                    b,
+                )
                 marker_present = _brain_marker_present(x)
         else:
             marker = _check_masks(marker_masks, "marker_masks", b, h, w, shared=True)
+            _check_marker_region(marker)
             marker = marker.to(x.device)
             check(
                 marker_present is not None,

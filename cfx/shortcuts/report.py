@@ -227,7 +227,8 @@ class ShortcutReport:
     @property
     def verdict(self) -> str:
         """One line, e.g. "flips by removing the scanner marker in 100% of paths from tumour
-        slices with the marker (3 of 3; ...); ..." or "no shortcut found: ..."."""
+        slices with the marker (3 of 3; ...); ..." or "no shortcut found: ..." (or
+        "inconclusive: ...", "no verdict: ...", see :meth:`describe`)."""
         return self.describe()
 
     def summary(self, where: Tensor | None = None) -> dict[str, float]:
@@ -295,9 +296,12 @@ class ShortcutReport:
         """The verdict for the paths selected by ``where`` (all by default), one line.
 
         Lists the cells with at least ``min_paths`` counted paths (flagged ones first),
-        names the smaller ones, and ends with the pooled count. Each cell's verb ("removing",
-        "adding", "brightening", "darkening") follows whether its source slices carry the
-        marker and the sign of the change its paths via the marker make there.
+        names the smaller ones (with where their other paths went), and ends with the pooled
+        count. "inconclusive" replaces "no shortcut found" when no cell of sources carrying the
+        marker could be judged (e.g. the classifier already calls every one of them the
+        target class), since a shortcut would have had nowhere to show. Each cell's verb
+        ("removing", "adding", "brightening", "darkening") follows whether its source slices
+        carry the marker and the sign of the change its paths via the marker make there.
         """
         sel = self._where(where)
         counted = self.counted & sel
@@ -312,13 +316,14 @@ class ShortcutReport:
                 if bool((self.started_outside & sel).any())
                 else self._all_start_in_target(sel)
             )
-        cells = [c for c in self.cells(sel) if c.n_counted > 0]
+        every = [c for c in self.cells(sel) if c.n_paths > 0]
+        cells = [c for c in every if c.n_counted > 0]
         flagged = sorted((c for c in cells if c.flagged), key=lambda c: -c.via_rate)
         judged = flagged + [c for c in cells if c.enough_paths and not c.flagged]
-        small = [c for c in cells if not c.enough_paths]
+        small = [c for c in every if not c.enough_paths]  # none counted included
         tail = (
             f"; under {self.min_paths} counted paths: "
-            + ", ".join(f"{c.source} ({c.n_via_marker} of {c.n_counted})" for c in small)
+            + ", ".join(self._few(c, sel) for c in small)
             if small
             else ""
         ) + f"; pooled: {int((self.via_marker & counted).sum())} of {n} counted paths"
@@ -327,6 +332,17 @@ class ShortcutReport:
             parts = [f"flips by {first.verb} in {first.phrase()}"]
             parts += [f"{c.verb} in {c.phrase()}" for c in rest]
             return "; ".join(parts) + tail
+        # with no cell of marked sources judged, a shortcut had nowhere to show: "no shortcut
+        # found" would read as a clean bill (e.g. every marked slice already misread)
+        unjudged = [c for c in small if c.marker_present]
+        if judged and unjudged and not any(c.marker_present for c in judged):
+            return (
+                "inconclusive: no shortcut where paths could be judged ("
+                + "; ".join(c.phrase() for c in judged)
+                + "), but too few counted paths from "
+                + " and ".join(c.source for c in unjudged)
+                + tail
+            )
         if judged:
             return (
                 "no shortcut found: the scanner marker carries the change in "
@@ -334,3 +350,18 @@ class ShortcutReport:
                 + tail
             )
         return f"no verdict: no cell of source slices has {self.min_paths} counted paths" + tail
+
+    def _few(self, cell: MarkerCell, sel: Tensor) -> str:
+        """A cell with too few counted paths, and where its other paths went: e.g. "healthy
+        slices with the marker (0 of 0; 6 inputs already in the target class)"."""
+        mine = sel & (self.target == cell.target) & (self.marker_present == cell.marker_present)
+        already = int((mine & (self.source_class == self.target)).sum())
+        others = cell.n_paths - cell.n_counted - already
+        why = []
+        if already:
+            why.append(f"{counted(already, 'input')} already in the target class")
+        if others:
+            why.append(f"{others} started there as reconstructions or did not flip")
+        return f"{cell.source} ({cell.n_via_marker} of {cell.n_counted}" + (
+            f"; {', '.join(why)})" if why else ")"
+        )

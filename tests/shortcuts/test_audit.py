@@ -225,7 +225,8 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
         "the scanner marker's region in 0% of paths from "
         "tumour slices without the marker (0 of 3; restoring the marker region undoes the flip of "
         "0 of the 3); "
-        "under 3 counted paths: healthy slices without the marker (1 of 2); pooled: 3 of 8 "
+        "under 3 counted paths: healthy slices with the marker (0 of 0; 1 input already in "
+        "the target class), healthy slices without the marker (1 of 2); pooled: 3 of 8 "
         "counted paths"
     )
     # a stricter bar clears the classifier; per direction, the cells split with the paths
@@ -233,6 +234,29 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
     into_tumour = report.cells(report.target == 1)
     assert [c.n_paths for c in into_tumour] == [0, 0, 1, 2]
     assert report.describe(report.target == 1).startswith("no verdict: no cell")
+
+
+def test_marked_sources_the_classifier_already_misreads_make_the_verdict_inconclusive():
+    """Every marked slice healthy, and the classifier already calls each one tumour: no path
+    from them counts, the only judged cell is clean, and the verdict read "no shortcut found"
+    for a classifier whose healthy-with-marker accuracy is 0."""
+    rows = [
+        ((0.0, 1.5, 0.0), (0.0, 0.5, 0.0), 0),  # tumour without the marker -> healthy, lesion
+        ((0.0, 1.4, 0.2), (0.0, 0.4, 0.2), 0),
+        ((0.0, 1.3, -0.2), (0.0, 0.3, -0.2), 0),
+        ((1.0, 0.0, 0.0), (1.0, 0.0, 0.0), 1),  # healthy with the marker, called tumour
+        ((1.0, 0.1, 0.0), (1.0, 0.1, 0.0), 1),
+        ((1.0, 0.0, 0.1), (1.0, 0.0, 0.1), 1),
+    ]
+    report = _scripted_report(rows)
+    assert not report.flagged
+    assert report.verdict == (
+        "inconclusive: no shortcut where paths could be judged (0% of paths from tumour slices "
+        "without the marker (0 of 3; restoring the marker region undoes the flip of 0 of the "
+        "3)), but too few counted paths from healthy slices with the marker; under 3 counted "
+        "paths: healthy slices with the marker (0 of 0; 3 inputs already in the target "
+        "class); pooled: 0 of 3 counted paths"
+    )
 
 
 def test_a_path_that_does_not_flip_is_neither_counted_nor_undone():
@@ -421,10 +445,29 @@ def test_bad_arguments_are_clear_errors():
         run(audit, marker_masks=torch.zeros(2, 1, 8, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match="`marker_present` is required with `marker_masks`"):
         run(audit, marker_present=None)
-    with pytest.raises(TypeError, match="`marker_present` must be a bool tensor"):
+    with pytest.raises(TypeError, match="`marker_present` must be a bool or 0/1 integer"):
         run(audit, marker_present=torch.ones(1))
     with pytest.raises(ValueError, match=r"`marker_present` must have shape \(1,\)"):
         run(audit, marker_present=torch.ones(2, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"`marker_present` must hold 0 and 1 .* got values \[2\]"):
+        run(audit, marker_present=torch.tensor([2]))
+    # 0/1 integers are the bools they stand for, as masks' 0/1 are
+    assert (
+        run(audit, marker_present=torch.ones(1, dtype=torch.long)).summary() == run(audit).summary()
+    )
+    # a region that marks nothing, or everything, cannot tell a marker change from another
+    with pytest.raises(ValueError, match="`marker_masks`: the mask marks no pixel"):
+        run(audit, marker_masks=torch.zeros(1, 1, 8, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"masks \[1\] mark every pixel, .* \(inverted"):
+        both = torch.stack([MARKER[0], torch.ones(1, 8, 8, dtype=torch.bool)])
+        audit.audit(
+            torch.cat([x, x]),
+            0,
+            lesion_masks=LESION.repeat(2, 1, 1, 1),
+            marker_masks=both,
+            marker_present=torch.ones(2, dtype=torch.bool),
+            latents=torch.cat([z0, z0]),
+        )
 
 
 # --- the required test: the real brain generator and two hand-built classifiers -----------------
@@ -582,3 +625,24 @@ def test_the_verdicts_verb_follows_the_sign_of_the_change_in_the_marker():
     # no path via the marker: no sign to read ("adding the scanner marker in 0% of paths")
     none = replace(absent, n_via_marker=0, via_rate=0.0, median_marker_delta=math.nan)
     assert none.verb == "changing the scanner marker's region"
+
+
+def test_reading_images_as_the_brain_slices_is_said(brain, caplog):
+    """Any 64x64 images were audited against the brain slices' marker box, and which carried
+    it read off that box, in silence: images of your own need both given."""
+    generator, data, latents, lesion_only = brain
+    explainer = GradientAscent(
+        generator, lesion_only, steps=1, margin=CROSSING_MARGIN, inversion_steps=0
+    )
+    audit = ShortcutAudit(generator, lesion_only, explainer=explainer)
+    args = (data.images[:2], 1 - data.labels[:2])
+    said = "`marker_masks` and `marker_present` not given: the 2 images are read as cfx's"
+    with caplog.at_level("WARNING"):
+        audit.audit(*args, lesion_masks=data.masks[:2], latents=latents[:2])
+    assert sum(said in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        audit.audit(
+            *args, lesion_masks=data.masks[:2], latents=latents[:2], marker_present=data.tags[:2]
+        )
+    assert not any(said in r.getMessage() for r in caplog.records)
