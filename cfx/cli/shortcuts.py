@@ -152,6 +152,34 @@ def _percent(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.0%}"
 
 
+def path_rows(
+    report: ShortcutReport, labels: Tensor, files: list[Path] | None, names: tuple[str, ...]
+) -> list[dict[str, object]]:
+    """One entry per image, in the inputs' order: which image, its class and marker, where
+    its path started and ended, and whether it counted, went via the marker and was undone by
+    restoring the marker region (NaN as null)."""
+    probs = report.paths.probs  # (B, T+1) target probability along the path
+    rows: list[dict[str, object]] = []
+    for i in range(len(labels)):
+        rows.append(
+            {
+                "image": i if files is None else files[i].name,
+                "label": names[int(labels[i])],
+                "classified_as": names[int(report.source_class[i])],
+                "target": names[int(report.target[i])],
+                "marker_present": bool(report.marker_present[i]),
+                "p_target_start": round(float(probs[i, 0]), 4),
+                "p_target_end": round(float(probs[i, -1]), 4),
+                "counted": bool(report.counted[i]),
+                "via_marker": bool(report.via_marker[i] & report.counted[i]),
+                "undone": bool(report.undone[i] & report.counted[i]),
+                "marker_share_of_change": _finite(round(float(report.change.marker[i]), 4)),
+                "marker_enrichment": _finite(round(float(report.change_enrichment.marker[i]), 3)),
+            }
+        )
+    return rows
+
+
 def cell_json(
     cell: MarkerCell, names: dict[int, str] = DIRECTIONS
 ) -> dict[str, float | int | bool | str | None]:
@@ -253,10 +281,15 @@ def pick_examples(via: Tensor, counted: Tensor, target: Tensor, per_direction: i
 
 
 def examples_figure(
-    report: ShortcutReport, rows: list[int], path: Path, names: dict[int, str] = DIRECTIONS
+    report: ShortcutReport,
+    rows: list[int],
+    path: Path,
+    names: dict[int, str] = DIRECTIONS,
+    files: list[Path] | None = None,
 ) -> Path:
     """Per row: source, last frame, |change| and |saliency| heat maps with the lesion (yellow)
-    and the marker region (cyan) outlined."""
+    and the marker region (cyan) outlined; beside it the image's file (or row), direction,
+    target probability, the marker's share of the change and whether the path counted."""
     from cfx.images import to_unit
     from cfx.viz import _save, _subplots
 
@@ -291,8 +324,9 @@ def examples_figure(
         axes[r, 0].text(
             -2,
             src.shape[-2] / 2,
+            f"{files[i].name if files is not None else f'image {i}'}\n"
             f"{names.get(int(report.target[i]), 'target ' + str(int(report.target[i])))}\n"
-            f"p {float(p[0]):.2f}->{float(p[-1]):.2f}\nmarker "
+            f"p {float(p[0]):.2f}->{float(p[-1]):.2f}\nmarker share "
             f"{float(report.change.marker[i]):.2f}\n{tag}",
             fontsize=6,
             ha="right",
@@ -521,6 +555,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         "cells": [cell_json(c, dirs) for c in report.cells()],
         "accuracy_by_group": {k: _finite(v) for k, v in groups.items()},
         "directions": by_direction,
+        "paths": path_rows(report, labels, files, names),
         "seconds": time.perf_counter() - t0,
     }
     (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -555,7 +590,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     ]
     (out / "report.md").write_text("\n".join(header + sections), encoding="utf-8")
     rows = pick_examples(report.via_marker, report.counted, report.target, per_direction=3)
-    examples_figure(report, rows, out / "examples.png", dirs)
+    examples_figure(report, rows, out / "examples.png", dirs, files)
     print(verdict)
     print(f"wrote {out}/summary.json, report.md, examples.png")
     return 0

@@ -162,6 +162,18 @@ def test_your_own_image_and_mask_files_and_class_names(tmp_path):
     assert groups and all(g.split("_")[0] in ("normal", "lesion") for g in groups)
     assert summary["lesion_masks"] == str(lesions)
     assert summary["input_files"] == ["s0.png", "s1.png", "s2.png", "s3.png"]  # the rows
+    # per image (there was no way to tell which scan flipped via the marker): named, with its
+    # class and marker as given, walked into the other class; the counts add up to the cells'
+    paths = summary["paths"]
+    assert [p["image"] for p in paths] == summary["input_files"]
+    names = ["normal", "lesion"]
+    assert [p["label"] for p in paths] == [names[int(y)] for y in data.labels]
+    assert [p["target"] for p in paths] == [names[1 - int(y)] for y in data.labels]
+    assert [p["marker_present"] for p in paths] == data.tags.tolist()
+    for key, cell_key in (("counted", "n_counted"), ("via_marker", "n_via_marker")):
+        assert sum(p[key] for p in paths) == sum(c[cell_key] for c in summary["cells"])
+    assert sum(p["undone"] for p in paths) == sum(c["n_undone"] for c in summary["cells"])
+    assert all(0 <= p["p_target_start"] <= 1 and 0 <= p["p_target_end"] <= 1 for p in paths)
     argv[argv.index("--out") + 1] = str(scans)
     assert main(argv) == 2  # its report would be read as scans by the next run
     assert summary["directions"]["lesion->normal"]["median_area_lesion"] > 0  # the PNG masks
