@@ -370,15 +370,16 @@ def check_sources(args: argparse.Namespace) -> list[Path] | None:
             f"{'chooses' if len(given) == 1 else 'choose'} the built-in "
             f"slices; with `--input` the images are yours, so drop {' and '.join(given)}"
         )
-    missing = [
-        f"--{d.replace('_', '-')}"
-        for d in ("labels", "marker_mask", "marker_present")
-        if getattr(args, d) is None
-    ]
+    what = {
+        "labels": "the images' classes (each is walked into the other)",
+        "marker_mask": "the region suspected of being a shortcut",
+        "marker_present": "which images carry it",
+    }
+    missing = [d for d in what if getattr(args, d) is None]
     if missing:
         raise ValueError(
-            f"`--input` needs {', '.join(missing)}: the images' classes (each is walked into "
-            "the other), the region suspected of being a shortcut, and which images carry it"
+            f"`--input` needs {', '.join('--' + d.replace('_', '-') for d in missing)}: "
+            + "; ".join(f"--{d.replace('_', '-')}, {what[d]}" for d in missing)
         )
     from cfx.data.image_files import check_input_path
 

@@ -327,6 +327,20 @@ def read_mask(
             f"for the background and one value for the region ({why})"
         )
     mask = torch.from_numpy(raw != 0)[None, None]
+    if tuple(raw.shape) not in (tuple(size), drawn_on):  # only its shape fits: said
+        log.warning(
+            "`%s` %s is %dx%d pixels, neither its image's size%s nor %dx%d: stretched to "
+            "%dx%d as one of the same shape; check it was drawn for these images",
+            name,
+            path.name,
+            raw.shape[1],
+            raw.shape[0],
+            "" if drawn_on is None else f" ({drawn_on[1]}x{drawn_on[0]})",
+            w,
+            h,
+            w,
+            h,
+        )
     if tuple(raw.shape) != tuple(size):
         mask = torch.nn.functional.interpolate(mask.float(), size=size, mode="nearest") > 0.5
     return mask

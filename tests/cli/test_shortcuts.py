@@ -203,6 +203,11 @@ def test_your_own_images_need_what_describes_them(tmp_path, capsys):
             ["--input", flags["--input"]],
             "`--input` needs --labels, --marker-mask, --marker-present",
         ),
+        (  # only what is missing is asked for
+            ["--input", flags["--input"], "--labels", flags["--labels"]],
+            "`--input` needs --marker-mask, --marker-present: --marker-mask, the region "
+            "suspected of being a shortcut; --marker-present, which images carry it",
+        ),
         ([*argv, "--n", "4"], "`--n` chooses the built-in slices; with `--input` the images"),
         (["--labels", flags["--labels"]], "--labels describes your images: give them with"),
         ([*argv, "--class-names", "a,b,c"], "`--class-names` must be two names"),

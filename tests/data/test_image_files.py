@@ -106,6 +106,22 @@ def test_a_mask_drawn_at_the_scans_size_follows_them_to_the_generators(tmp_path)
         read_mask(path, (4, 4))
 
 
+def test_a_mask_of_neither_size_is_stretched_with_a_warning(tmp_path, caplog):
+    """A 48x48 mask for 64x64 scans passed for one 'drawn at the scans' size' because its
+    shape fits, and was stretched in silence; drawn at the scans' size it says nothing."""
+    path = _save(tmp_path / "box.png", np.eye(48, dtype=np.uint8) * 255)
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_mask(path, (32, 32), "--marker-mask", resize=True, drawn_on=(48, 48))
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        mask = read_mask(path, (32, 32), "--marker-mask", resize=True, drawn_on=(64, 64))
+    assert mask.shape == (1, 1, 32, 32)
+    assert [r.getMessage() for r in caplog.records] == [
+        "`--marker-mask` box.png is 48x48 pixels, neither its image's size (64x64) nor 32x32: "
+        "stretched to 32x32 as one of the same shape; check it was drawn for these images"
+    ]
+
+
 def test_a_float_image_with_nan_pixels_is_refused(tmp_path):
     unit = np.full((4, 4), 0.5, dtype=np.float32)
     unit[1, 2] = np.nan
