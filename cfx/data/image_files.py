@@ -510,7 +510,8 @@ def mask_files(images: list[Path], masks: Path, name: str = "--masks") -> list[P
         shown = first_names(missing)
         raise ValueError(
             f"`{name}` folder {masks} has no mask file named as {shown} (a mask file takes "
-            "its image's name, any image extension)"
+            "its image's name, any image extension; an image without a region, e.g. a "
+            "healthy one, needs an all-0 mask file)"
         )
     unused = sorted(set(by_stem) - {f.stem for f in images})
     if unused:  # e.g. a mask renamed apart from its image, or the images of another folder
