@@ -168,8 +168,8 @@ def path_rows(
                 "classified_as": names[int(report.source_class[i])],
                 "target": names[int(report.target[i])],
                 "marker_present": bool(report.marker_present[i]),
-                "p_target_start": round(float(probs[i, 0]), 4),
-                "p_target_end": round(float(probs[i, -1]), 4),
+                "p_target_start": _finite(round(float(probs[i, 0]), 4)),
+                "p_target_end": _finite(round(float(probs[i, -1]), 4)),
                 "counted": bool(report.counted[i]),
                 "via_marker": bool(report.via_marker[i] & report.counted[i]),
                 "undone": bool(report.undone[i] & report.counted[i]),
@@ -371,15 +371,15 @@ def check_sources(args: argparse.Namespace) -> list[Path] | None:
             f"slices; with `--input` the images are yours, so drop {' and '.join(given)}"
         )
     what = {
-        "labels": "the images' classes (each is walked into the other)",
+        "labels": "the images' classes, each walked into the other",
         "marker_mask": "the region suspected of being a shortcut",
-        "marker_present": "which images carry it",
+        "marker_present": "which images carry that region",
     }
     missing = [d for d in what if getattr(args, d) is None]
     if missing:
         raise ValueError(
-            f"`--input` needs {', '.join('--' + d.replace('_', '-') for d in missing)}: "
-            + "; ".join(f"--{d.replace('_', '-')}, {what[d]}" for d in missing)
+            "`--input` needs "
+            + " and ".join(f"--{d.replace('_', '-')} ({what[d]})" for d in missing)
         )
     from cfx.data.image_files import check_input_path
 
@@ -531,7 +531,10 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         where = report.target == t
         summary = report.summary(where)
         text = report.describe(where)
-        by_direction[name] = {k: _finite(v) for k, v in summary.items()} | {"verdict": text}
+        by_direction[name] = {k: _finite(v) for k, v in summary.items()} | {
+            "status": report.status(where),
+            "verdict": text,
+        }
         sections.append(direction_markdown(name, summary, text, audit.lesion_dilation))
     result = {
         "classifier": args.classifier,
@@ -552,6 +555,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         "n_counted": int(report.counted.sum()),
         "marker_rate": _finite(report.marker_rate),
         "flagged": report.flagged,
+        "status": report.status(),  # flagged, clean, inconclusive or no verdict
         "verdict": verdict,
         "cells": [cell_json(c, dirs) for c in report.cells()],
         "accuracy_by_group": {k: _finite(v) for k, v in groups.items()},

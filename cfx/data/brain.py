@@ -262,12 +262,13 @@ def _render(
     # --- lesion: irregular core + oedema halo ---------------------------------------------------
     # every slice's draws are made (the stream stays the same), but only the lesion slices'
     # pixels are computed: per-slice elementwise work, so their values are as for the batch
-    orient = _uniform(gen, (b, 1, 1), 0.0, math.pi)[ix]
-    aspect = _uniform(gen, (b, 1, 1), 1.0, 1.5)[ix]
-    shape = [_uniform(gen, (b, 4, 1, 1), *span)[ix] for span in _OUTLINE_DRAWS]
-    contrast = _uniform(gen, (b, 1, 1), 0.2, 0.6)[ix]
-    coarse = torch.randn(b, 1, 8, 8, generator=gen)[ix]  # the texture's field
-    mix = _uniform(gen, (b, 1, 1), 0.35, 0.65)[ix]
+    # L = len(ix) lesion slices
+    orient = _uniform(gen, (b, 1, 1), 0.0, math.pi)[ix]  # (L, 1, 1)
+    aspect = _uniform(gen, (b, 1, 1), 1.0, 1.5)[ix]  # (L, 1, 1)
+    wobbles = [_uniform(gen, (b, 4, 1, 1), *span)[ix] for span in _OUTLINE_DRAWS]  # (L, 4, 1, 1)
+    contrast = _uniform(gen, (b, 1, 1), 0.2, 0.6)[ix]  # (L, 1, 1)
+    coarse = torch.randn(b, 1, 8, 8, generator=gen)[ix]  # (L, 1, 8, 8), the texture's field
+    mix = _uniform(gen, (b, 1, 1), 0.35, 0.65)[ix]  # (L, 1, 1)
     mask = torch.zeros(b, SIZE, SIZE, dtype=torch.bool)
     if len(ix):
         pix = torch.arange(SIZE, dtype=torch.float32) + 0.5
@@ -284,8 +285,8 @@ def _render(
             return rad[:, None, None] * (1 + wobble)
 
         on_tissue = tissue[ix]
-        core = torch.sigmoid((outline(radius[ix], *shape[:2]) - r) / 0.5) * on_tissue
-        halo = outline((radius * oedema_ratio)[ix], *shape[2:])
+        core = torch.sigmoid((outline(radius[ix], *wobbles[:2]) - r) / 0.5) * on_tissue
+        halo = outline((radius * oedema_ratio)[ix], *wobbles[2:])
         oedema = torch.sigmoid((halo - r) / 0.8) * on_tissue
         field = F.interpolate(coarse, size=(SIZE, SIZE), mode="bicubic", align_corners=True)
         texture = 1 + 0.12 * field[:, 0]

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from cfx.errors import first_names
 from cfx.images import from_unit
+from cfx.notices import held
 
 log = logging.getLogger(__name__)
 
@@ -329,17 +330,15 @@ def read_mask(
     mask = torch.from_numpy(raw != 0)[None, None]
     if tuple(raw.shape) not in (tuple(size), drawn_on):  # only its shape fits: said
         log.warning(
-            "`%s` %s is %dx%d pixels, neither its image's size%s nor %dx%d: stretched to "
-            "%dx%d as one of the same shape; check it was drawn for these images",
+            "`%s` %s is %s pixels, %s: stretched to %dx%d as one of the same shape; check it "
+            "was drawn for these images",
             name,
             path.name,
-            raw.shape[1],
-            raw.shape[0],
-            "" if drawn_on is None else f" ({drawn_on[1]}x{drawn_on[0]})",
+            f"{raw.shape[1]}x{raw.shape[0]}",
+            _sizes_meant(size, drawn_on),
             w,
             h,
-            w,
-            h,
+            extra={"cfx_mask_stretch": True},  # a batch of masks says it once
         )
     if tuple(raw.shape) != tuple(size):
         mask = torch.nn.functional.interpolate(mask.float(), size=size, mode="nearest") > 0.5
@@ -391,6 +390,14 @@ def _ordinal(k: int) -> str:
     return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
 
 
+def _sizes_meant(size: tuple[int, int], drawn_on: tuple[int, int] | None) -> str:
+    """The sizes a mask file may have: its image's (as drawn on) or the size read at."""
+    read = f"the size read at ({size[1]}x{size[0]})"
+    if drawn_on is None or tuple(drawn_on) == tuple(size):
+        return f"not its image's size, {size[1]}x{size[0]}"
+    return f"neither its image's size ({drawn_on[1]}x{drawn_on[0]}) nor {read}"
+
+
 def load_masks_for(
     path: Path,
     images: Tensor,
@@ -421,18 +428,30 @@ def load_masks_for(
             )
         size = (int(images.shape[-2]), int(images.shape[-1]))
         chosen = mask_files(files, path, name)
-        masks = torch.cat(
-            [
-                read_mask(
-                    m,
-                    size,
-                    name,
-                    resize=resize,
-                    drawn_on=image_size(f, images_name) if resize else None,
-                )
-                for f, m in zip(files, chosen, strict=True)
-            ]
-        )
+        drawn = [image_size(f, images_name) if resize else None for f in files]
+        with held((log,), "cfx_mask_stretch"):  # one warning for the batch, below
+            masks = torch.cat(
+                [
+                    read_mask(m, size, name, resize=resize, drawn_on=d)
+                    for m, d in zip(chosen, drawn, strict=True)
+                ]
+            )
+        stretched = [
+            m.name
+            for m, d in zip(chosen, drawn, strict=True)
+            if resize and image_size(m, name) not in (size, d)
+        ]
+        if stretched:
+            log.warning(
+                "`%s`: %d mask file(s) are of neither their image's size nor the size read "
+                "at (%dx%d) and were stretched as ones of the same shape: %s; check they were "
+                "drawn for these images",
+                name,
+                len(stretched),
+                size[1],
+                size[0],
+                first_names(stretched),
+            )
         _warn_large(masks, [f.name for f in chosen], name)
         return masks
     from cfx.data.io import load_masks

@@ -95,26 +95,16 @@ def _check_masks(masks: object, name: str, b: int, h: int, w: int, *, shared: bo
 
 
 def _check_present(present: object, b: int) -> Tensor:
-    """``present`` as a bool ``(b,)`` tensor: bool, or integers of 0 and 1 (as masks take)."""
-    if not isinstance(present, Tensor) or (
-        present.dtype != torch.bool and (present.is_floating_point() or present.is_complex())
-    ):
+    """``present`` as a bool ``(b,)`` tensor: bool, or numbers of 0 and 1 (as masks take)."""
+    if not isinstance(present, Tensor) or present.is_complex():
         got = f"dtype {present.dtype}" if isinstance(present, Tensor) else type(present).__name__
-        raise TypeError(f"`marker_present` must be a bool or 0/1 integer tensor (B,), got {got}")
+        raise TypeError(f"`marker_present` must be a bool or 0/1 tensor (B,), got {got}")
     check(
         tuple(present.shape) == (b,),
         ValueError,
         f"`marker_present` must have shape ({b},) to match `x`, got {tuple(present.shape)}",
     )
-    if present.dtype != torch.bool:
-        values = sorted({int(v) for v in present.unique()})
-        check(
-            set(values) <= {0, 1},
-            ValueError,
-            f"`marker_present` must hold 0 and 1 (or bools), got values {values[:5]}",
-        )
-        present = present.bool()
-    return present
+    return binary_masks(present, "marker_present")
 
 
 def _check_marker_region(marker: Tensor) -> None:

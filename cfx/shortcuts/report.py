@@ -110,6 +110,15 @@ def _source(names: tuple[str, ...], target: int, present: bool) -> str:
     return f"slices {marker} walked into {names[target]}"
 
 
+STATUSES = (
+    ("flips by", "flagged"),
+    ("no shortcut found", "clean"),
+    ("inconclusive", "inconclusive"),
+)
+"""How :meth:`ShortcutReport.describe` begins for each :meth:`ShortcutReport.status` but
+"no verdict"."""
+
+
 @dataclass(frozen=True)
 class ShortcutReport:
     """Where a batch of counterfactual paths changed the image, and the verdict.
@@ -230,6 +239,16 @@ class ShortcutReport:
         slices with the marker (3 of 3; ...); ..." or "no shortcut found: ..." (or
         "inconclusive: ...", "no verdict: ...", see :meth:`describe`)."""
         return self.describe()
+
+    def status(self, where: Tensor | None = None) -> str:
+        """The verdict's kind for the paths selected by ``where``, for scripts: "flagged",
+        "clean" ("no shortcut found"), "inconclusive" or "no verdict" (see :meth:`describe`,
+        whose first words these are)."""
+        text = self.describe(where)
+        for start, kind in STATUSES:
+            if text.startswith(start):
+                return kind
+        return "no verdict"
 
     def summary(self, where: Tensor | None = None) -> dict[str, float]:
         """Counts, pooled rates and medians for the paths selected by ``where`` (all by
@@ -356,12 +375,15 @@ class ShortcutReport:
         slices with the marker (0 of 0; 6 inputs already in the target class)"."""
         mine = sel & (self.target == cell.target) & (self.marker_present == cell.marker_present)
         already = int((mine & (self.source_class == self.target)).sum())
-        others = cell.n_paths - cell.n_counted - already
+        rebuilt = int((mine & (self.source_class != self.target) & ~self.started_outside).sum())
+        stuck = int((mine & self.started_outside & ~self.counted).sum())
         why = []
         if already:
             why.append(f"{counted(already, 'input')} already in the target class")
-        if others:
-            why.append(f"{others} started there as reconstructions or did not flip")
+        if rebuilt:
+            why.append(f"{counted(rebuilt, 'reconstruction')} already there")
+        if stuck:
+            why.append(f"{counted(stuck, 'path')} that did not flip")
         return f"{cell.source} ({cell.n_via_marker} of {cell.n_counted}" + (
             f"; {', '.join(why)})" if why else ")"
         )

@@ -18,6 +18,8 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
     assert summary["classifier"] == "brain-cnn" and summary["n"] == 4
     assert isinstance(summary["flagged"], bool)
     assert summary["verdict"].startswith("brain-cnn: ")
+    assert summary["status"] in ("flagged", "clean", "inconclusive", "no verdict")
+    assert (summary["status"] == "flagged") == summary["flagged"]
     assert 0 <= summary["n_counted"] <= 4
     assert summary["marker_rate"] is None or 0.0 <= summary["marker_rate"] <= 1.0
     assert set(summary["directions"]) == {"tumour->healthy", "healthy->tumour"}
@@ -201,12 +203,13 @@ def test_your_own_images_need_what_describes_them(tmp_path, capsys):
     cases = [
         (
             ["--input", flags["--input"]],
-            "`--input` needs --labels, --marker-mask, --marker-present",
+            "`--input` needs --labels (the images' classes, each walked into the other) and "
+            "--marker-mask (the region suspected of being a shortcut) and --marker-present",
         ),
         (  # only what is missing is asked for
             ["--input", flags["--input"], "--labels", flags["--labels"]],
-            "`--input` needs --marker-mask, --marker-present: --marker-mask, the region "
-            "suspected of being a shortcut; --marker-present, which images carry it",
+            "`--input` needs --marker-mask (the region suspected of being a shortcut) and "
+            "--marker-present (which images carry that region)",
         ),
         ([*argv, "--n", "4"], "`--n` chooses the built-in slices; with `--input` the images"),
         (["--labels", flags["--labels"]], "--labels describes your images: give them with"),

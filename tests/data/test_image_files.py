@@ -106,6 +106,25 @@ def test_a_mask_drawn_at_the_scans_size_follows_them_to_the_generators(tmp_path)
         read_mask(path, (4, 4))
 
 
+def test_a_folder_of_stretched_masks_is_warned_about_once(tmp_path, caplog):
+    from cfx.data.image_files import load_masks_for
+
+    scans, masks = tmp_path / "scans", tmp_path / "masks"
+    scans.mkdir(), masks.mkdir()
+    files = [_save(scans / f"s{i}.png", np.zeros((64, 64), np.uint8)) for i in range(3)]
+    for i in range(3):
+        _save(masks / f"s{i}.png", np.eye(48, dtype=np.uint8) * 255)
+    images = torch.zeros(3, 1, 32, 32)  # read at the generator's 32x32
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        got = load_masks_for(masks, images, files, "--lesion-masks", resize=True)
+    assert got.shape == (3, 1, 32, 32)
+    assert [r.getMessage() for r in caplog.records] == [
+        "`--lesion-masks`: 3 mask file(s) are of neither their image's size nor the size read "
+        "at (32x32) and were stretched as ones of the same shape: s0.png, s1.png, s2.png; "
+        "check they were drawn for these images"
+    ]
+
+
 def test_a_mask_of_neither_size_is_stretched_with_a_warning(tmp_path, caplog):
     """A 48x48 mask for 64x64 scans passed for one 'drawn at the scans' size' because its
     shape fits, and was stretched in silence; drawn at the scans' size it says nothing."""
@@ -117,8 +136,9 @@ def test_a_mask_of_neither_size_is_stretched_with_a_warning(tmp_path, caplog):
         mask = read_mask(path, (32, 32), "--marker-mask", resize=True, drawn_on=(64, 64))
     assert mask.shape == (1, 1, 32, 32)
     assert [r.getMessage() for r in caplog.records] == [
-        "`--marker-mask` box.png is 48x48 pixels, neither its image's size (64x64) nor 32x32: "
-        "stretched to 32x32 as one of the same shape; check it was drawn for these images"
+        "`--marker-mask` box.png is 48x48 pixels, neither its image's size (64x64) nor the "
+        "size read at (32x32): stretched to 32x32 as one of the same shape; check it was "
+        "drawn for these images"
     ]
 
 

@@ -234,6 +234,7 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
     into_tumour = report.cells(report.target == 1)
     assert [c.n_paths for c in into_tumour] == [0, 0, 1, 2]
     assert report.describe(report.target == 1).startswith("no verdict: no cell")
+    assert report.status() == "flagged"
 
 
 def test_marked_sources_the_classifier_already_misreads_make_the_verdict_inconclusive():
@@ -247,6 +248,7 @@ def test_marked_sources_the_classifier_already_misreads_make_the_verdict_inconcl
         ((1.0, 0.0, 0.0), (1.0, 0.0, 0.0), 1),  # healthy with the marker, called tumour
         ((1.0, 0.1, 0.0), (1.0, 0.1, 0.0), 1),
         ((1.0, 0.0, 0.1), (1.0, 0.0, 0.1), 1),
+        ((1.0, -0.5, 0.0), (1.0, -0.5, 0.0), 1),  # healthy with the marker, stays healthy
     ]
     report = _scripted_report(rows)
     assert not report.flagged
@@ -255,8 +257,11 @@ def test_marked_sources_the_classifier_already_misreads_make_the_verdict_inconcl
         "without the marker (0 of 3; restoring the marker region undoes the flip of 0 of the "
         "3)), but too few counted paths from healthy slices with the marker; under 3 counted "
         "paths: healthy slices with the marker (0 of 0; 3 inputs already in the target "
-        "class); pooled: 0 of 3 counted paths"
+        "class, 1 path that did not flip); pooled: 0 of 3 counted paths"
     )
+    assert report.status() == "inconclusive"  # summary.json's, for scripts
+    assert report.status(report.target == 0) == "clean"  # that direction alone is judged
+    assert report.status(report.target == 1) == "no verdict"
 
 
 def test_a_path_that_does_not_flip_is_neither_counted_nor_undone():
@@ -445,16 +450,25 @@ def test_bad_arguments_are_clear_errors():
         run(audit, marker_masks=torch.zeros(2, 1, 8, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match="`marker_present` is required with `marker_masks`"):
         run(audit, marker_present=None)
-    with pytest.raises(TypeError, match="`marker_present` must be a bool or 0/1 integer"):
-        run(audit, marker_present=torch.ones(1))
+    with pytest.raises(TypeError, match="`marker_present` must be a bool or 0/1 tensor"):
+        run(audit, marker_present=[True])
     with pytest.raises(ValueError, match=r"`marker_present` must have shape \(1,\)"):
         run(audit, marker_present=torch.ones(2, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"`marker_present` must hold 0 and 1 .* got values \[2\]"):
+    with pytest.raises(ValueError, match=r"`marker_present` must be bool or hold only 0 and 1"):
         run(audit, marker_present=torch.tensor([2]))
-    # 0/1 integers are the bools they stand for, as masks' 0/1 are
-    assert (
-        run(audit, marker_present=torch.ones(1, dtype=torch.long)).summary() == run(audit).summary()
-    )
+    # 0/1 numbers are the bools they stand for, as masks' 0/1 are: which images carry the
+    # marker, and so the cells, follow them
+    two = {
+        "lesion_masks": LESION.repeat(2, 1, 1, 1),
+        "marker_masks": MARKER,
+        "latents": torch.cat([z0, z0]),
+    }
+    flags = torch.tensor([True, False])
+    as_bool = audit.audit(torch.cat([x, x]), 0, marker_present=flags, **two)
+    for numbers in (flags.long(), flags.float()):
+        as_numbers = audit.audit(torch.cat([x, x]), 0, marker_present=numbers, **two)
+        assert as_numbers.marker_present.tolist() == [True, False]
+        assert as_numbers.cells() == as_bool.cells()
     # a region that marks nothing, or everything, cannot tell a marker change from another
     with pytest.raises(ValueError, match="`marker_masks`: the mask marks no pixel"):
         run(audit, marker_masks=torch.zeros(1, 1, 8, 8, dtype=torch.bool))
