@@ -708,8 +708,10 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
             "audits 64 by default, where brain-cnn-tagged's deciding gradient paths go via the "
             "marker 14 times in 16 and brain-cnn's 9 in 16 (BENCHMARKS.md, 'Shortcut report'). "
             "A cell whose slices the classifier already puts in the target class has no paths "
-            "to count and is left out of the verdict (brain-cnn-tagged calls healthy slices "
-            "with the marker tumour, so none walk into tumour from there)."
+            "to count: the verdict lists it with how many inputs were already there, without "
+            "judging it (brain-cnn-tagged calls healthy slices with the marker tumour, so none "
+            "walk into tumour from there). With no cell of marked slices to judge, a verdict "
+            "reads 'inconclusive'."
         ),
         rp.table(
             ["classifier", "healthy slices with the marker called tumour", "flagged", "verdict"],
