@@ -227,6 +227,34 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def brain_name_notice(given: object, target: int, classifier: str) -> None:
+    """Say that ``--target healthy|tumour`` was read as class 0 / 1 of a classifier not
+    trained on brain slices (its classes may be others); other values say nothing."""
+    from cfx.cli.trajectory import CLASS_NAMES
+
+    if str(given).strip().lower() in CLASS_NAMES:
+        log.warning(
+            "`--target %s` is read as class %d of --classifier %s: healthy / tumour are the "
+            "brain models' names for classes 0 / 1",
+            given,
+            target,
+            classifier,
+        )
+
+
+def check_target_class(model: object, x: torch.Tensor, target: int, brain: bool) -> None:
+    """A ``--target`` beyond the classifier's outputs, named before any work."""
+    from cfx.cli.trajectory import _class_count
+
+    classes = _class_count(model, x[:1])
+    if classes is not None and target >= classes:
+        raise ValueError(
+            f"`--target` must be a class of the classifier, 0..{classes - 1}"
+            + (" (or healthy / tumour for 0 / 1)" if brain else "")
+            + f", got {target}"
+        )
+
+
 def check_gradcam_layer(model: object, names: list[str], layer: str | None) -> None:
     """A ``--gradcam-layer`` typo, named before any method runs."""
     if "gradcam" not in names or layer is None:
@@ -371,7 +399,7 @@ def run_compare(args: argparse.Namespace) -> int:
             "`--input` and `--masks` go together: the maps are scored against the masks"
         )
     files = checked_input(args)
-    from cfx.cli.trajectory import CLASS_NAMES, _trained_on_brain_slices
+    from cfx.cli.trajectory import _trained_on_brain_slices
     from cfx.zoo import ZOO
 
     # healthy / tumour are the brain models' classes 0 / 1; said, after the inputs' checks,
@@ -383,14 +411,8 @@ def run_compare(args: argparse.Namespace) -> int:
             "give --target for another class",
             args.classifier,
         )
-    elif not brain and str(given).strip().lower() in CLASS_NAMES:
-        log.warning(
-            "`--target %s` is read as class %d of --classifier %s: healthy / tumour are the "
-            "brain models' names for classes 0 / 1",
-            given,
-            args.target,
-            args.classifier,
-        )
+    elif not brain:
+        brain_name_notice(given, args.target, args.classifier)
     model = load_classifier(classifier)
     check_gradcam_layer(model, names, args.gradcam_layer)
     if args.input is not None:
@@ -408,15 +430,7 @@ def run_compare(args: argparse.Namespace) -> int:
         x, masks = tumour_slices(args.n, args.seed)
         size_notice(model, x.shape, "--classifier", "built-in slices")
         source = f"{args.n} tumour slices (brain seed {args.seed})"
-    from cfx.cli.trajectory import _class_count
-
-    classes = _class_count(model, x[:1])
-    if classes is not None and args.target >= classes:  # compare_methods would name `target`
-        raise ValueError(
-            f"`--target` must be a class of the classifier, 0..{classes - 1}"
-            + (" (or healthy / tumour for 0 / 1)" if brain else "")
-            + f", got {args.target}"
-        )
+    check_target_class(model, x, args.target, brain)  # compare_methods would name `target`
     out_folder(args.out)  # inputs read, before the work: an unwritable --out fails now
     from cfx.notices import held
     from cfx.saliency.compare import log as compare_log

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cfx.cli.models import checked_source
+from cfx.cli.models import checked_source, size_notice
 from cfx.cli.paths import add_output_options, out_folder
 
 if TYPE_CHECKING:
@@ -85,14 +85,16 @@ def run_randomise(args: argparse.Namespace) -> int:
     import torch
 
     from cfx.cli.saliency import (
+        brain_name_notice,
         built_in,
         check_gradcam_layer,
+        check_target_class,
         checked_input,
         default_classifier,
         method_names,
         read_input,
     )
-    from cfx.cli.trajectory import CLASS_NAMES, _trained_on_brain_slices, parse_target
+    from cfx.cli.trajectory import _trained_on_brain_slices, parse_target
     from cfx.progress import tqdm
     from cfx.saliency.compare import build_method, tumour_slices
     from cfx.saliency.randomisation import cascading_randomisation, parameterised_layers
@@ -106,14 +108,8 @@ def run_randomise(args: argparse.Namespace) -> int:
     target = None if args.target is None else parse_target(str(args.target))
     files = checked_input(args)
     brain = args.classifier in ZOO or _trained_on_brain_slices(classifier)
-    if not brain and str(args.target).strip().lower() in CLASS_NAMES:
-        log.warning(
-            "`--target %s` is read as class %d of --classifier %s: healthy / tumour are the "
-            "brain models' names for classes 0 / 1",
-            args.target,
-            target,
-            args.classifier,
-        )
+    if not brain and target is not None:
+        brain_name_notice(args.target, target, args.classifier)
     model = load_classifier(classifier)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
@@ -126,15 +122,10 @@ def run_randomise(args: argparse.Namespace) -> int:
         source = f"{x.shape[0]} images of `{args.input}`"
     else:
         x, _ = tumour_slices(args.n, args.seed)
+        size_notice(model, x.shape, "--classifier", "built-in slices")
         source = f"{args.n} tumour slices (brain seed {args.seed})"
     if target is not None:
-        from cfx.cli.trajectory import _class_count
-
-        classes = _class_count(model, x[:1])
-        if classes is not None and target >= classes:
-            raise ValueError(
-                f"`--target` must be a class of the classifier, 0..{classes - 1}, got {target}"
-            )
+        check_target_class(model, x, target, brain)
     layers = parameterised_layers(model)
     out_folder(args.out)  # inputs read, before the work
     out = Path(args.out)

@@ -156,7 +156,7 @@ def explain_to_file(
     codes = recourse.codec_.to_codes(applicants, what=what_in)  # (n, d)
     range_notice(recourse.schema, codes, applicants.index, recourse.scales_)
     digest = dict(zip(ids, input_digests(codes), strict=True))
-    _claim(path, batch_key(recourse, constraints, fmt, key), fmt, recourse.k, what_out)
+    _claim(path, batch_key(recourse, constraints, fmt, key), what_out)
     done = finished(path, fmt)
     changed = [i for i in ids if i in done and done[i] != digest[i]]
     if changed:  # plans made for other values: not these applicants' any more
@@ -340,7 +340,7 @@ _NAMES = {
 }
 
 
-def _claim(path: Path, key: dict[str, Any], fmt: str, k: int, what_out: str) -> None:
+def _claim(path: Path, key: dict[str, Any], what_out: str) -> None:
     """Make ``path`` this batch's: refuse a file written with other settings, naming them;
     the key file is written (atomically) when the batch starts."""
     key_file = path.with_name(path.name + ".key.json")

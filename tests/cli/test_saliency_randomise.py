@@ -64,7 +64,11 @@ def test_your_own_images_are_explained_as_their_predicted_class(tmp_path, capsys
     ("extra", "message"),
     [
         (["--methods", "gradients"], "unknown saliency method(s) ['gradients']"),
-        (["--target", "7"], "`--target` must be a class of the classifier, 0..1, got 7"),
+        (
+            ["--target", "7"],
+            "`--target` must be a class of the classifier, 0..1 (or healthy / tumour for 0 / 1), "
+            "got 7",
+        ),
         (["--n", "0"], "`--n` must be an int >= 1, got 0"),
         (["--input", "x.npy", "--n", "4"], "`--n` chooses the built-in slices"),
     ],
