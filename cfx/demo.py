@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
     from cfx.augment import ActiveLearner
     from cfx.augment.active import AugmentResult
-    from cfx.saliency._common import SaliencyMethod
 
 log = logging.getLogger(__name__)
 
@@ -570,24 +569,11 @@ def _randomisation_rows(clf: nn.Module, x: Tensor, path: Path, seed: int) -> lis
     cascade figure written to ``path``."""
     import torch
 
-    from cfx.saliency.compare import build_method
-    from cfx.saliency.randomisation import cascading_randomisation
+    from cfx.saliency.randomisation import randomise_methods
     from cfx.viz import randomisation_figure
 
-    def maker(name: str) -> Callable[[nn.Module], SaliencyMethod]:
-        return lambda m: build_method(name, m)
-
     names = ["gradient", "gradient_x_input", "gradcam"]
-    results = {
-        name: cascading_randomisation(
-            maker(name),
-            clf,
-            x,
-            1,
-            generator=torch.Generator().manual_seed(seed),
-        )
-        for name in names
-    }
+    results = randomise_methods(clf, x, 1, names, seed=seed)
     first = results[names[0]]
     randomisation_figure(
         x[0],

@@ -22,17 +22,10 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cfx.cli.models import checked_source, size_notice
 from cfx.cli.paths import add_output_options, out_folder
-
-if TYPE_CHECKING:
-    import torch
-
-    from cfx.saliency._common import SaliencyMethod
 
 RANDOMISE_SEED = 0
 """Seed of the new weights and of the random methods' noise (replayed at every stage)."""
@@ -95,9 +88,8 @@ def run_randomise(args: argparse.Namespace) -> int:
         read_input,
     )
     from cfx.cli.trajectory import _trained_on_brain_slices, parse_target
-    from cfx.progress import tqdm
-    from cfx.saliency.compare import build_method, tumour_slices
-    from cfx.saliency.randomisation import cascading_randomisation, parameterised_layers
+    from cfx.saliency.compare import tumour_slices
+    from cfx.saliency.randomisation import parameterised_layers, randomise_methods
     from cfx.viz import randomisation_figure
     from cfx.zoo import ZOO, load_classifier
 
@@ -132,21 +124,16 @@ def run_randomise(args: argparse.Namespace) -> int:
     for name in OUTPUTS:  # an earlier run's: none may stay beside this run's
         (out / name).unlink(missing_ok=True)
 
-    def maker(name: str) -> Callable[[torch.nn.Module], SaliencyMethod]:
-        return lambda m: build_method(name, m, fast=args.fast, gradcam_layer=args.gradcam_layer)
-
-    results = {}
-    bar = tqdm(names, disable=args.no_progress, desc="randomise", unit="method")
-    for name in bar:
-        bar.set_postfix_str(name)
-        results[name] = cascading_randomisation(
-            maker(name),
-            model,
-            x,
-            target,
-            layers=layers,
-            generator=torch.Generator().manual_seed(RANDOMISE_SEED),
-        )
+    results = randomise_methods(
+        model,
+        x,
+        target,
+        names,
+        fast=args.fast,
+        gradcam_layer=args.gradcam_layer,
+        seed=RANDOMISE_SEED,
+        show_progress=not args.no_progress,
+    )
     table = io.StringIO()
     write = csv.writer(table, lineterminator="\n").writerow
     write(["method", "stage", "layer", "spearman", "spearman_abs"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,3 +201,34 @@ def cascading_randomisation(
         original=original,
         randomised=torch.stack(stages),
     )
+
+
+def randomise_methods(
+    model: nn.Module,
+    x: Tensor,
+    target: int | Tensor | None,
+    names: Sequence[str],
+    *,
+    fast: bool = False,
+    gradcam_layer: str | None = None,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> dict[str, RandomisationResult]:
+    """:func:`cascading_randomisation` for each method named in ``names`` (the
+    :data:`cfx.saliency.compare.METHODS` names, built by
+    :func:`~cfx.saliency.compare.build_method` with ``fast`` and ``gradcam_layer``), every
+    one from a generator seeded with ``seed``: the same new weights for every method."""
+    from cfx.progress import tqdm
+    from cfx.saliency.compare import build_method
+
+    def maker(name: str) -> Callable[[nn.Module], SaliencyMethod]:
+        return lambda m: build_method(name, m, fast=fast, gradcam_layer=gradcam_layer)
+
+    results = {}
+    bar = tqdm(names, disable=not show_progress, desc="randomise", unit="method")
+    for name in bar:
+        bar.set_postfix_str(name)
+        results[name] = cascading_randomisation(
+            maker(name), model, x, target, generator=torch.Generator().manual_seed(seed)
+        )
+    return results
