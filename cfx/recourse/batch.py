@@ -23,6 +23,12 @@ read as another model) and the caller's ``key``. A rerun that differs in any of 
 refused (:class:`~cfx.errors.ForeignRunError`), naming what changed, rather than mixing two
 runs in one file. (Custom ``phrases`` and an SCM's own ``equations`` are code, recorded by
 name only.)
+
+Per-applicant rules: ``constraints`` may be a function of the applicant's row (a
+``pd.Series`` named by its index label) returning its :class:`Constraints` (or None), e.g.
+``lambda row: Constraints(bounds={"years_employed": (None, row["age"] - 16)})``. Each line's
+digest then covers the applicant's constraints too, so a rerun whose function gives a
+finished applicant other rules is refused like edited values.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +69,11 @@ PROBE_TOLERANCE = 1e-4
 """Largest difference in those probabilities still read as the same model: float noise
 between machines and thread counts (1e-7 for a float32 network) is not another model."""
 
+PerApplicant = Callable[[pd.Series], Constraints | None]
+"""Constraints as a function of one applicant's row (see the module docstring)."""
+PER_APPLICANT = "per applicant"
+"""What the key records for per-applicant constraints (each line's digest covers them)."""
+
 log = logging.getLogger(__name__)
 
 
@@ -88,7 +99,7 @@ def explain_to_file(
     applicants: pd.DataFrame,
     out: str | os.PathLike[str],
     *,
-    constraints: Constraints | None = None,
+    constraints: Constraints | PerApplicant | None = None,
     format: BatchFormat | None = None,
     key: Mapping[str, Any] | None = None,
     limit: int | None = None,
@@ -104,7 +115,9 @@ def explain_to_file(
         applicants: one row per applicant, the schema's columns; unique index labels (as
             strings), which name each applicant's line.
         out: the file (created with its folder; appended to when it holds this batch).
-        constraints: per-query rules for every applicant (``Recourse.explain``'s).
+        constraints: per-query rules (``Recourse.explain``'s) for every applicant, or a
+            function of an applicant's row (``pd.Series`` named by its label) returning its
+            own (or None); called once per applicant before any is explained.
         format: ``"csv"`` or ``"json"`` (JSON Lines); default ``"json"`` for an ``out``
             ending in ``.jsonl`` or ``.ndjson``, else ``"csv"``.
         key: your own settings the lines depend on that cfx cannot see (e.g. the model's
@@ -123,9 +136,12 @@ def explain_to_file(
         raise ValueError("`recourse` is not fitted yet; call recourse.fit(X_train) first")
     if not isinstance(applicants, pd.DataFrame):
         raise TypeError(f"`{what_in}` must be a pandas DataFrame, got {type(applicants).__name__}")
-    if constraints is not None and not isinstance(constraints, Constraints):
+    if constraints is not None and not (
+        isinstance(constraints, Constraints) or callable(constraints)
+    ):
         raise TypeError(
-            f"`constraints` must be a Constraints or None, got {type(constraints).__name__}"
+            "`constraints` must be a Constraints, a function of an applicant's row returning "
+            f"one, or None, got {type(constraints).__name__}"
         )
     if limit is not None and (
         not isinstance(limit, int | np.integer) or isinstance(limit, bool) or limit < 0
@@ -155,14 +171,21 @@ def explain_to_file(
     # every row, before any work: errors name rows, and out-of-range values are said once
     codes = recourse.codec_.to_codes(applicants, what=what_in)  # (n, d)
     range_notice(recourse.schema, codes, applicants.index, recourse.scales_)
-    digest = dict(zip(ids, input_digests(codes), strict=True))
+    shared: Constraints | None = None
+    rules: list[Constraints | None] | None = None  # each applicant's, from a function
+    if isinstance(constraints, Constraints) or constraints is None:
+        shared = constraints
+    else:
+        rules = _per_applicant(recourse, applicants, ids, constraints)
+    digest = dict(zip(ids, input_digests(codes, rules), strict=True))
     _claim(path, batch_key(recourse, constraints, fmt, key), what_out)
     done = finished(path, fmt)
     changed = [i for i in ids if i in done and done[i] != digest[i]]
     if changed:  # plans made for other values: not these applicants' any more
+        ruled = "" if rules is None else " (or the constraints your function gives them)"
         raise ForeignRunError(
             f"`{what_out}` {path} holds plans for {counted(len(changed), 'applicant')} whose "
-            f"values in `{what_in}` differ from the ones the plans were made for (ids "
+            f"values in `{what_in}`{ruled} differ from the ones the plans were made for (ids "
             f"{shown_rows(changed)}; another input, or edited rows?); pass another "
             f"`{what_out}`, or delete {path} to start over"
         )
@@ -177,7 +200,8 @@ def explain_to_file(
         # out-of-range values were said once for the whole input, above
         with bar, held((recourse_log,), "cfx_value_range"):
             for i in todo:
-                (res,) = recourse.explain(applicants.iloc[[i]], constraints=constraints)
+                mine = shared if rules is None else rules[i]
+                (res,) = recourse.explain(applicants.iloc[[i]], constraints=mine)
                 if fmt == "csv":
                     writer.writerow(record(res, recourse.k, digest[ids[i]]))
                 else:
@@ -187,6 +211,36 @@ def explain_to_file(
                 os.fsync(handle.fileno())
                 bar.update(1)
     return BatchReport(path, len(ids), int(already.sum()), len(todo))
+
+
+def _per_applicant(
+    recourse: Recourse, applicants: pd.DataFrame, ids: list[str], rules: PerApplicant
+) -> list[Constraints | None]:
+    """Each applicant's constraints from ``rules(row)``, checked against the schema before
+    any applicant is explained; errors name the applicant."""
+    out: list[Constraints | None] = []
+    checked: set[str] = set()
+    for i, (_, row) in enumerate(applicants.iterrows()):
+        try:
+            mine = rules(row)
+        except Exception as err:
+            err.add_note(f"(in `constraints`, called for applicant {ids[i]!r})")
+            raise
+        if mine is not None and not isinstance(mine, Constraints):
+            raise TypeError(
+                f"`constraints` must return a Constraints or None for each applicant, got "
+                f"{type(mine).__name__} for applicant {ids[i]!r}"
+            )
+        text = json.dumps(None if mine is None else _constraints(mine), sort_keys=True)
+        if mine is not None and text not in checked:  # one check per distinct rule set
+            try:
+                mine.apply(recourse.schema)
+            except Exception as err:
+                err.add_note(f"(the `constraints` of applicant {ids[i]!r})")
+                raise
+            checked.add(text)
+        out.append(mine)
+    return out
 
 
 def _format(path: Path, format: str | None, what_out: str) -> str:
@@ -215,12 +269,23 @@ def columns(k: int) -> list[str]:
     return [*head, "n_counterfactuals"] + [f"{name}_{i}" for i in range(1, k + 1) for name in per]
 
 
-def input_digests(codes: np.ndarray) -> list[str]:
+def input_digests(
+    codes: np.ndarray, constraints: Sequence[Constraints | None] | None = None
+) -> list[str]:
     """Per applicant, a digest of the values a plan was made for (the schema's codes
-    ``(n, d)``, so 24 and 24.0 read alike): a rerun tells an applicant whose values changed
-    from one done."""
+    ``(n, d)``, so 24 and 24.0 read alike) and, when given, of each applicant's own
+    ``constraints`` (in any order of their rules): a rerun tells an applicant whose values
+    or rules changed from one done."""
     rows = np.ascontiguousarray(codes, dtype=np.float64)  # (n, d)
-    return [hashlib.sha256(row.tobytes()).hexdigest()[:16] for row in rows]
+    out = []
+    for i, row in enumerate(rows):
+        h = hashlib.sha256(row.tobytes())
+        if constraints is not None:
+            mine = constraints[i]
+            rules = None if mine is None else _constraints(mine)
+            h.update(json.dumps(rules, sort_keys=True).encode())
+        out.append(h.hexdigest()[:16])
+    return out
 
 
 def record(res: RecourseResult, k: int, digest: str, *, blank: Any = "") -> dict[str, Any]:
@@ -287,7 +352,7 @@ def finished(out: Path, fmt: str) -> dict[str, str]:
 
 def batch_key(
     recourse: Recourse,
-    constraints: Constraints | None,
+    constraints: Constraints | PerApplicant | None,
     fmt: str,
     key: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -319,7 +384,11 @@ def batch_key(
         "phrases": None
         if recourse.phrases is None
         else {n: _name(f) for n, f in recourse.phrases.items()},
-        "constraints": None if constraints is None else _constraints(constraints),
+        "constraints": None
+        if constraints is None
+        else _constraints(constraints)
+        if isinstance(constraints, Constraints)
+        else PER_APPLICANT,  # each line's digest covers its own
         "schema_sha256": _schema_sha256(recourse.schema),
         "train_sha256": recourse.train_sha256_,
         "model_probe": [round(float(v), 6) for v in p[rows]],

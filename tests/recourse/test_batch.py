@@ -285,3 +285,58 @@ def test_a_damaged_line_names_the_file(tmp_path, fitted):
     out.write_text(out.read_text() + "{not json}\n")
     with pytest.raises(ValueError, match=r"plans.jsonl is not a batch file cfx can resume"):
         explain_to_file(fitted, _applicants(), out, progress=False)
+
+
+def test_per_applicant_constraints_are_each_applicants_and_keyed_per_line(tmp_path, fitted):
+    """Freezing x2 for bob alone leaves him x1 (0.5 log-odds a step): three steps, cost 3,
+    where everyone else keeps the closed form's x2 + 1.2 at cost 1.8."""
+    frozen = {"bob"}
+
+    def rules(row):
+        return Constraints(immutable=("x2",)) if row.name in frozen else None
+
+    out = tmp_path / "plans.csv"
+    assert explain_to_file(fitted, _applicants(), out, constraints=rules, progress=False).new == 4
+    rows = {r["index"]: r for r in _rows(out)}
+    assert rows["bob"]["changes_1"] == "x1: 2 -> 5"
+    assert float(rows["bob"]["cost_1"]) == pytest.approx(3.0, abs=1e-6)
+    for name in ("ann", "cy", "dee"):
+        assert rows[name]["changes_1"].startswith("x2: ")
+        assert float(rows[name]["cost_1"]) == pytest.approx(1.8, abs=1e-6)
+    key = json.loads((tmp_path / "plans.csv.key.json").read_text())
+    assert key["constraints"] == "per applicant"
+    # the same function resumes; one that gives a finished applicant other rules is refused
+    assert explain_to_file(fitted, _applicants(), out, constraints=rules, progress=False).new == 0
+    frozen.add("cy")
+    with pytest.raises(ValueError, match=r"1 applicant whose values .* \(or the constraints"):
+        explain_to_file(fitted, _applicants(), out, constraints=rules, progress=False)
+    # a shared Constraints is another key: not resumed in a per-applicant file
+    with pytest.raises(ValueError, match="other settings"):
+        explain_to_file(fitted, _applicants(), out, constraints=Constraints(), progress=False)
+
+
+def test_per_applicant_constraints_are_checked_before_any_applicant(tmp_path, fitted):
+    out = tmp_path / "plans.csv"
+
+    def typo(row):
+        return Constraints(immutable=("x9",)) if row.name == "cy" else None
+
+    with pytest.raises(KeyError, match="x9") as err:
+        explain_to_file(fitted, _applicants(), out, constraints=typo, progress=False)
+    assert "applicant 'cy'" in "".join(getattr(err.value, "__notes__", []))
+
+    def wrong(row):
+        return {"immutable": ("x2",)}
+
+    with pytest.raises(TypeError, match="got dict for applicant 'ann'"):
+        explain_to_file(fitted, _applicants(), out, constraints=wrong, progress=False)
+
+    def broken(row):
+        return Constraints(bounds={"x2": (None, row["missing"])})
+
+    with pytest.raises(KeyError) as err:
+        explain_to_file(fitted, _applicants(), out, constraints=broken, progress=False)
+    assert "called for applicant 'ann'" in "".join(err.value.__notes__)
+    with pytest.raises(TypeError, match="a function of an applicant's row"):
+        explain_to_file(fitted, _applicants(), out, constraints={"x2": "frozen"})
+    assert not out.exists()  # nothing claimed by a refused call
