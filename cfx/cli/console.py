@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, TextIO
 
 FORMAT = "%(levelname)s %(message)s"
 
@@ -80,4 +80,52 @@ def console(verbose: bool, stream: IO[str] | None = None) -> Iterator[None]:
         root.setLevel(level)
 
 
-__all__ = ["BarSafeHandler", "console", "log_warning"]
+class _Collector(logging.Handler):
+    """Keeps the text of each WARNING (or worse) log line, once, in order."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "py.warnings":  # a Python warning, kept by `collected` itself
+            return
+        text = record.getMessage()
+        if text not in self.into:
+            self.into.append(text)
+
+
+@contextmanager
+def collected() -> Iterator[list[str]]:
+    """The warnings of the block, for a report to repeat what the terminal said: yields a
+    list that gains the text of each WARNING log line and each Python warning (once each, in
+    order), which are still shown as they would be. A report read later (report.md,
+    summary.json) so keeps the caveats a run printed, e.g. that its images read as [0, 1]."""
+    into: list[str] = []
+    handler = _Collector(into)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    shown = warnings.showwarning
+
+    def keep(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        text = str(message)
+        if text not in into:
+            into.append(text)
+        shown(message, category, filename, lineno, file, line)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = keep
+            yield into
+    finally:
+        root.removeHandler(handler)
+
+
+__all__ = ["BarSafeHandler", "collected", "console", "log_warning"]

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Walk tagged brain slices across the classifier's boundary and report "
         "where each path changes the image (the lesion, the scanner-marker corner or "
         "elsewhere) and where the saliency of its decision lies. A classifier is flagged when, "
-        "in some group of source slices (by class and marker) with --min-paths flipped paths, "
+        "in some group of source images (by class and marker) with --min-paths flipped paths, "
         "at least --flag-rate of them go via the marker (the marker region gets "
         "--min-enrichment times its area share of the change); how often putting the marker "
         "back undoes a flip is reported beside it. summary.json and report.md give the counts "
@@ -126,6 +126,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "marker region counts as elsewhere",
     )
     p.add_argument(
+        "--marker-name",
+        default=None,
+        help="what the verdict calls the marker region, e.g. 'ruler' or 'hospital tag' "
+        "(default: 'scanner marker' for the built-in slices, 'marker' with --input)",
+    )
+    p.add_argument(
         "--class-names",
         default=None,
         help="the two classes' names, comma-separated, for the report (default: healthy,tumour)",
@@ -184,7 +190,9 @@ def cell_json(
     cell: MarkerCell, names: dict[int, str] = DIRECTIONS
 ) -> dict[str, float | int | bool | str | None]:
     """One cell for ``summary.json`` (NaN as null), with its direction spelled out."""
-    out = {k: _finite(v) if isinstance(v, float) else v for k, v in asdict(cell).items()}
+    fields = asdict(cell)
+    del fields["marker_name"]  # once, at the top of summary.json
+    out = {k: _finite(v) if isinstance(v, float) else v for k, v in fields.items()}
     return {"direction": names.get(cell.target, f"target {cell.target}")} | out
 
 
@@ -194,7 +202,7 @@ def cells_markdown(
     """The table of ``report.md`` with one row per (direction, marker on the source) cell."""
     lines = [
         "| direction | source images | paths | counted | via marker | restoring the marker "
-        "region undoes | median marker enrichment | median lesion enrichment | |",
+        "region undoes | median marker enrichment | median lesion-mask enrichment | |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
@@ -219,8 +227,11 @@ def cells_markdown(
     return "\n".join(lines)
 
 
-def direction_markdown(name: str, summary: dict[str, float], verdict: str, dilation: int) -> str:
-    """One direction's section of ``report.md``: counts, verdict and the region table."""
+def direction_markdown(
+    name: str, summary: dict[str, float], verdict: str, dilation: int, lesions: bool = True
+) -> str:
+    """One direction's section of ``report.md``: counts, verdict and the region table
+    (``lesions``: lesion masks were given, else that row says none were)."""
     s = summary
     lines = [
         f"## {name}",
@@ -239,8 +250,8 @@ def direction_markdown(name: str, summary: dict[str, float], verdict: str, dilat
         "| saliency enrichment |",
         "|---|---|---|---|---|---|",
     ]
-    labels = {
-        "lesion": f"lesion (+{dilation} px)",
+    labels = {  # "lesion mask": a class may be called "lesion" too
+        "lesion": f"lesion mask (+{dilation} px)" if lesions else "lesion mask (none given)",
         "marker": "marker region",
         "elsewhere": "elsewhere",
     }
@@ -287,9 +298,11 @@ def examples_figure(
     names: dict[int, str] = DIRECTIONS,
     files: list[Path] | None = None,
 ) -> Path:
-    """Per row: source, last frame, |change| and |saliency| heat maps with the lesion (yellow)
-    and the marker region (cyan) outlined; beside it the image's file (or row), direction,
-    target probability, the marker's share of the change and whether the path counted."""
+    """Per row: the input, its reconstruction G(z_0) (the path's start, which the change is
+    measured from), the last frame, |change| and |saliency| (of the input) heat maps with the
+    lesion (yellow) and the marker region (cyan) outlined; beside it the image's file (or row),
+    direction, target probability, the marker's share of the change and whether the path
+    counted."""
     from cfx.images import to_unit
     from cfx.viz import _save, _subplots
 
@@ -297,14 +310,15 @@ def examples_figure(
     change = (frames[:, -1] - frames[:, 0]).abs().sum(1)  # (B, H, W)
     marker = report.marker_masks.expand(frames.shape[0], -1, -1, -1)[:, 0].float()
     lesion = report.lesion_masks[:, 0].float()
-    heads = ["source", "last frame", "|change|", "|saliency|"]
+    heads = ["input", "G(z_0)", "last frame", "|change|", "|saliency|"]
     n = max(1, len(rows))
-    fig, axes = _subplots(n, 4, figsize=(7.0, 1.45 * n + 0.3), squeeze=False)
+    fig, axes = _subplots(n, 5, figsize=(8.6, 1.45 * n + 0.3), squeeze=False)
     for r, i in enumerate(rows):
         src = to_unit(report.paths.source[i, 0]).clamp(0, 1).cpu().numpy()
+        start = to_unit(frames[i, 0, 0]).clamp(0, 1).cpu().numpy()
         last = to_unit(frames[i, -1, 0]).clamp(0, 1).cpu().numpy()
         heat = [change[i], report.saliency_maps[i, 0]]
-        panels = [(src, "gray"), (last, "gray")] + [
+        panels = [(src, "gray"), (start, "gray"), (last, "gray")] + [
             ((h / h.max().clamp_min(1e-12)).cpu().numpy(), "inferno") for h in heat
         ]
         for c, (img, cmap) in enumerate(panels):
@@ -313,7 +327,7 @@ def examples_figure(
             ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
             if r == 0:
                 ax.set_title(heads[c], fontsize=7)
-            if c >= 2:
+            if c >= 3:
                 if bool(lesion[i].any()):
                     ax.contour(lesion[i].numpy(), levels=[0.5], colors="yellow", linewidths=0.6)
                 ax.contour(marker[i].numpy(), levels=[0.5], colors="cyan", linewidths=0.6)
@@ -332,7 +346,7 @@ def examples_figure(
             ha="right",
             va="center",
         )
-    fig.subplots_adjust(left=0.2, right=0.99, bottom=0.01, top=1 - 0.3 / (1.45 * n + 0.3))
+    fig.subplots_adjust(left=0.17, right=0.99, bottom=0.01, top=1 - 0.3 / (1.45 * n + 0.3))
     fig.subplots_adjust(wspace=0.04, hspace=0.06)
     return _save(fig, path, dpi=120)
 
@@ -423,6 +437,13 @@ def user_sources(
 
 
 def run_shortcuts(args: argparse.Namespace) -> int:
+    from cfx.cli.console import collected
+
+    with collected() as notes:  # report.md and summary.json repeat what the run warned
+        return _run(args, notes)
+
+
+def _run(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.data.brain import make_dataset
     from cfx.metrics import group_accuracies
     from cfx.saliency.compare import METHODS as SALIENCY_METHODS
@@ -436,6 +457,11 @@ def run_shortcuts(args: argparse.Namespace) -> int:
     files = check_sources(args)
     names = class_names(args.class_names)
     dirs = directions(names)
+    marker_name = args.marker_name
+    if marker_name is None:
+        marker_name = "scanner marker" if args.input is None else "marker"
+    elif not marker_name.strip():
+        raise ValueError("`--marker-name` must name the region, got an empty name")
     check_int("--steps", args.steps)
     check_int("--inversion-steps", args.inversion_steps, minimum=0)
     check_real("--min-enrichment", args.min_enrichment, low=0.0, open_low=True)
@@ -475,6 +501,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         flag_rate=args.flag_rate,
         min_paths=args.min_paths,
         class_names=names,
+        marker_name=marker_name,
     )
     if args.input is not None:
         c, h, w = zero_image(generator).shape[1:]
@@ -535,7 +562,8 @@ def run_shortcuts(args: argparse.Namespace) -> int:
             "status": report.status(where),
             "verdict": text,
         }
-        sections.append(direction_markdown(name, summary, text, audit.lesion_dilation))
+        lesions = args.input is None or args.lesion_masks is not None
+        sections.append(direction_markdown(name, summary, text, audit.lesion_dilation, lesions))
     result = {
         "classifier": args.classifier,
         "generator": args.generator,
@@ -549,6 +577,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         "input_files": None if files is None else [f.name for f in files],  # the rows' order
         **{d: None if getattr(args, d) is None else str(getattr(args, d)) for d in USER_FLAGS},
         "class_names": list(names),
+        "marker_name": marker_name.strip(),
         "min_enrichment": args.min_enrichment,
         "flag_rate": args.flag_rate,
         "min_paths": args.min_paths,
@@ -561,6 +590,7 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         "accuracy_by_group": {k: _finite(v) for k, v in groups.items()},
         "directions": by_direction,
         "paths": path_rows(report, labels, files, names),
+        "warnings": list(notes),  # what the run printed to stderr, e.g. about its inputs
         "seconds": time.perf_counter() - t0,
     }
     (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -593,6 +623,8 @@ def run_shortcuts(args: argparse.Namespace) -> int:
         "![examples](examples.png)",
         "",
     ]
+    if notes:  # the caveats the terminal showed, for whoever reads the report later
+        header[2:2] = ["**Warnings of this run:**", "", *[f"- {n}" for n in notes], ""]
     (out / "report.md").write_text("\n".join(header + sections), encoding="utf-8")
     rows = pick_examples(report.via_marker, report.counted, report.target, per_direction=3)
     examples_figure(report, rows, out / "examples.png", dirs, files)

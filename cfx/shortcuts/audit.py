@@ -83,12 +83,14 @@ def _check_masks(masks: object, name: str, b: int, h: int, w: int, *, shared: bo
         got = f"dtype {masks.dtype}" if isinstance(masks, Tensor) else type(masks).__name__
         raise TypeError(f"`{name}` must be a bool tensor (B, 1, H, W), got {got}")
     masks = binary_masks(masks, name)  # 0/1 masks, as cfx.metrics and the saliency metrics take
+    if shared and tuple(masks.shape) == (h, w):  # one region for every image
+        return masks[None, None]
     batches = (1, b) if shared else (b,)
     check(
         masks.ndim == 4 and masks.shape[0] in batches and tuple(masks.shape[1:]) == (1, h, w),
         ValueError,
         f"`{name}` must have shape ({b}, 1, {h}, {w})"
-        + (f" or (1, 1, {h}, {w})" if shared else "")
+        + (f", (1, 1, {h}, {w}) or ({h}, {w})" if shared else "")
         + f" to match `x`, got {tuple(masks.shape)}",
     )
     return masks
@@ -165,6 +167,8 @@ class ShortcutAudit:
             source), at least this share of the counted paths go via the marker; in (0, 1].
         min_paths: counted paths a cell needs before it can flag the classifier (>= 1).
         class_names: a name per class, for the verdict (the brain classifiers' by default).
+        marker_name: what the verdict calls the marker region ("removing the scanner
+            marker"); name your own suspected region (e.g. ``"ruler"``, ``"hospital tag"``).
         show_progress: tqdm bars of the explainer built from a name.
     """
 
@@ -181,6 +185,7 @@ class ShortcutAudit:
         flag_rate: float = 0.5,
         min_paths: int = 3,
         class_names: Sequence[str] = ("healthy", "tumour"),
+        marker_name: str = "scanner marker",
         show_progress: bool = False,
     ) -> None:
         self.generator = generator
@@ -193,6 +198,7 @@ class ShortcutAudit:
         self.flag_rate = flag_rate
         self.min_paths = min_paths
         self.class_names = class_names
+        self.marker_name = marker_name
         self.show_progress = show_progress
 
     def _check(self) -> None:
@@ -230,6 +236,11 @@ class ShortcutAudit:
             and all(isinstance(n, str) and n for n in names),
             ValueError,
             f"`class_names` must be a sequence of at least two non-empty strings, got {names!r}",
+        )
+        check(
+            isinstance(self.marker_name, str) and self.marker_name.strip() != "",
+            ValueError,
+            f"`marker_name` must be a non-empty string, got {self.marker_name!r}",
         )
 
     def _explainer(self) -> PathExplainer:
@@ -274,7 +285,7 @@ class ShortcutAudit:
         x: Tensor,
         target: int | Tensor,
         *,
-        lesion_masks: Tensor,
+        lesion_masks: Tensor | None = None,
         marker_masks: Tensor | None = None,
         marker_present: Tensor | None = None,
         latents: Tensor | None = None,
@@ -282,9 +293,11 @@ class ShortcutAudit:
         """Walk ``x`` ``(B, C, H, W)`` in [-1, 1] into ``target`` (an int or ``(B,)``
         classes) and report where the paths changed the image.
 
-        ``lesion_masks`` bool ``(B, 1, H, W)`` (all False for healthy slices);
-        ``marker_masks`` bool ``(B, 1, H, W)`` or ``(1, 1, H, W)`` (marking some pixels, not
-        all), by default the :data:`cfx.data.brain.MARKER_BOX` of 64x64 slices;
+        ``lesion_masks`` bool ``(B, 1, H, W)`` (all False for healthy slices), where the real
+        evidence lies; None: not known, so change outside the marker counts as elsewhere;
+        ``marker_masks`` bool ``(B, 1, H, W)``, or one region for every image ``(1, 1, H, W)``
+        or ``(H, W)`` (marking some pixels, not all), by default the
+        :data:`cfx.data.brain.MARKER_BOX` of 64x64 slices;
         ``marker_present`` bool or 0/1 ``(B,)``, which inputs carry the marker (e.g. a
         dataset's ``tags``), by default read off the brain slices' marker box (with a warning:
         images of your own need both), and required with ``marker_masks``; ``latents`` skip
@@ -293,7 +306,11 @@ class ShortcutAudit:
         self._check()
         x = check_images(x, "x")
         b, _, h, w = x.shape
-        lesion = _check_masks(lesion_masks, "lesion_masks", b, h, w, shared=False).to(x.device)
+        if lesion_masks is None:  # no lesion region: its share is 0, its enrichment NaN
+            lesion = torch.zeros(b, 1, h, w, dtype=torch.bool, device=x.device)
+        else:
+            lesion = _check_masks(lesion_masks, "lesion_masks", b, h, w, shared=False)
+            lesion = lesion.to(x.device)
         if marker_masks is None:
             check(
                 (h, w) == (SIZE, SIZE),
@@ -386,6 +403,7 @@ class ShortcutAudit:
             min_enrichment=float(self.min_enrichment),
             flag_rate=float(self.flag_rate),
             min_paths=self.min_paths,
+            marker_name=self.marker_name.strip(),
         )
         logger.info(
             "shortcut audit of %d paths in %.1fs (explainer %.1fs): %s",

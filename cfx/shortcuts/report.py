@@ -45,15 +45,15 @@ class ByRegion:
 
 @dataclass(frozen=True)
 class MarkerCell:
-    """The paths into one target class from source slices with (or without) the marker.
+    """The paths into one target class from source images with (or without) the marker.
 
     Counts are over the paths selected (see :meth:`ShortcutReport.cells`); rates and medians
     over the counted ones, NaN when none counted.
     """
 
     target: int  # the class the paths walk into
-    marker_present: bool  # the source slices carry the marker
-    source: str  # e.g. "tumour slices with the marker"
+    marker_present: bool  # the source images carry the marker
+    source: str  # e.g. "tumour images with the marker"
     n_paths: int
     n_counted: int  # started outside the target class and flipped into it
     n_via_marker: int  # counted paths whose change is enriched >= min_enrichment in the box
@@ -66,23 +66,25 @@ class MarkerCell:
     flagged: bool  # enough_paths and via_rate >= flag_rate
     # median mean signed change in the marker region over the paths via the marker (NaN: none)
     median_marker_delta: float = math.nan
+    marker_name: str = "scanner marker"  # what the verb calls the marker
 
     @property
     def verb(self) -> str:
         """What the paths through the marker do to its region, by the sign of their change
-        there: "removing the scanner marker" (darker, from slices that carry the bright
-        marker) or "brightening" it, "adding the scanner marker" (brighter, to slices without
+        there: "removing the scanner marker" (darker, from images that carry the bright
+        marker) or "brightening" it, "adding the scanner marker" (brighter, to images without
         it) or "darkening the scanner marker's region"; "changing the scanner marker's
-        region" when no path goes via the marker (no change to read a sign from)."""
-        delta = self.median_marker_delta
+        region" when no path goes via the marker (no change to read a sign from). The marker
+        is called :attr:`marker_name`."""
+        delta, name = self.median_marker_delta, self.marker_name
         if math.isnan(delta):  # "adding the marker in 0% of paths" read as a finding
-            return "changing the scanner marker's region"
+            return f"changing the {name}'s region"
         if self.marker_present:
-            return "brightening the scanner marker" if delta > 0 else "removing the scanner marker"
-        return "darkening the scanner marker's region" if delta < 0 else "adding the scanner marker"
+            return f"brightening the {name}" if delta > 0 else f"removing the {name}"
+        return f"darkening the {name}'s region" if delta < 0 else f"adding the {name}"
 
     def phrase(self) -> str:
-        """E.g. "67% of paths from tumour slices with the marker (2 of 3; restoring the
+        """E.g. "67% of paths from tumour images with the marker (2 of 3; restoring the
         marker region undoes the flip of 3 of the 3)": the second count is over every
         counted path, the ones whose change is not enriched at the marker included."""
         return (
@@ -106,8 +108,8 @@ def _rate(flags: Tensor, where: Tensor) -> float:
 def _source(names: tuple[str, ...], target: int, present: bool) -> str:
     marker = "with the marker" if present else "without the marker"
     if len(names) == 2:  # the source of a path into one class is the other class
-        return f"{names[1 - target]} slices {marker}"
-    return f"slices {marker} walked into {names[target]}"
+        return f"{names[1 - target]} images {marker}"
+    return f"images {marker} walked into {names[target]}"
 
 
 STATUSES = (
@@ -148,6 +150,7 @@ class ShortcutReport:
     min_enrichment: float
     flag_rate: float
     min_paths: int
+    marker_name: str = "scanner marker"  # what the verdict calls the marker
 
     @property
     def target(self) -> Tensor:
@@ -217,6 +220,7 @@ class ShortcutReport:
                         enough_paths=enough,
                         flagged=enough and rate >= self.flag_rate,
                         median_marker_delta=_median(self.marker_delta, self.via_marker & counted),
+                        marker_name=self.marker_name,
                     )
                 )
         return tuple(out)
@@ -236,7 +240,7 @@ class ShortcutReport:
     @property
     def verdict(self) -> str:
         """One line, e.g. "flips by removing the scanner marker in 100% of paths from tumour
-        slices with the marker (3 of 3; ...); ..." or "no shortcut found: ..." (or
+        images with the marker (3 of 3; ...); ..." or "no shortcut found: ..." (or
         "inconclusive: ...", "no verdict: ...", see :meth:`describe`)."""
         return self.describe()
 
@@ -319,7 +323,7 @@ class ShortcutReport:
         count. "inconclusive" replaces "no shortcut found" when no cell of sources carrying the
         marker could be judged (e.g. the classifier already calls every one of them the
         target class), since a shortcut would have had nowhere to show. Each cell's verb
-        ("removing", "adding", "brightening", "darkening") follows whether its source slices
+        ("removing", "adding", "brightening", "darkening") follows whether its source images
         carry the marker and the sign of the change its paths via the marker make there.
         """
         sel = self._where(where)
@@ -364,15 +368,15 @@ class ShortcutReport:
             )
         if judged:
             return (
-                "no shortcut found: the scanner marker carries the change in "
+                f"no shortcut found: the {self.marker_name} carries the change in "
                 + "; ".join(c.phrase() for c in judged)
                 + tail
             )
-        return f"no verdict: no cell of source slices has {self.min_paths} counted paths" + tail
+        return f"no verdict: no cell of source images has {self.min_paths} counted paths" + tail
 
     def _few(self, cell: MarkerCell, sel: Tensor) -> str:
         """A cell with too few counted paths, and where its other paths went: e.g. "healthy
-        slices with the marker (0 of 0; 6 inputs already in the target class)"."""
+        images with the marker (0 of 0; 6 inputs already in the target class)"."""
         mine = sel & (self.target == cell.target) & (self.marker_present == cell.marker_present)
         already = int((mine & (self.source_class == self.target)).sum())
         rebuilt = int((mine & (self.source_class != self.target) & ~self.started_outside).sum())

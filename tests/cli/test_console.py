@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from cfx.cli.console import console
+from cfx.cli.console import collected, console
 from cfx.errors import Notice
 from cfx.progress import tqdm
 
@@ -87,3 +87,22 @@ def test_a_program_that_configured_logging_keeps_it(monkeypatch: pytest.MonkeyPa
     with console(verbose=True, stream=io.StringIO()):
         assert root.handlers == [theirs]
         assert warnings.showwarning is show
+
+
+def test_collected_keeps_what_a_run_warned_once_each_and_still_shows_it():
+    stream = io.StringIO()
+    with (
+        bare_root(),
+        console(verbose=False, stream=stream),
+        collected() as notes,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("always")
+        _run_with_bar(stream)
+        logging.getLogger("cfx.somewhere").warning("careful")  # said again: kept once
+    assert notes == ["careful", "a cfx notice", "a library's notice", "a library's news"]
+    shown = stream.getvalue()
+    assert "WARNING careful" in shown and "WARNING a cfx notice" in shown  # as before
+    assert "detail" not in shown and "detail" not in notes  # INFO is not a warning
+    root = logging.getLogger()
+    assert not any(type(h).__name__ == "_Collector" for h in root.handlers)  # taken off

@@ -68,7 +68,7 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
     assert "# Shortcut report: `brain-cnn`" in report
     assert "## tumour->healthy" in report and "## healthy->tumour" in report
     assert "| marker region |" in report
-    assert "| tumour->healthy | tumour slices with the marker |" in report
+    assert "| tumour->healthy | tumour images with the marker |" in report
     assert summary["verdict"] in capsys.readouterr().out
 
 
@@ -117,7 +117,8 @@ def test_your_own_images_give_the_built_in_report_on_the_same_slices(tmp_path):
     _, argv = _built_in_files(tmp_path)
     base = ["shortcuts", "--classifier", "brain-cnn", *FAST]
     assert main([*base, "--n", "4", "--out", str(tmp_path / "built-in")]) == 0
-    assert main([*base, *argv, "--out", str(tmp_path / "mine")]) == 0
+    named = ["--marker-name", "scanner marker"]  # the built-in slices' name for it
+    assert main([*base, *argv, *named, "--out", str(tmp_path / "mine")]) == 0
     built_in = json.loads((tmp_path / "built-in" / "summary.json").read_text())
     mine = json.loads((tmp_path / "mine" / "summary.json").read_text())
     for key in (*SAME, "accuracy_by_group"):
@@ -153,9 +154,13 @@ def test_your_own_image_and_mask_files_and_class_names(tmp_path):
     argv = ["shortcuts", "--classifier", "brain-cnn", *FAST, "--input", str(scans)]
     argv += ["--labels", str(tmp_path / "y.npy"), "--marker-mask", str(tmp_path / "box.png")]
     argv += ["--marker-present", str(tmp_path / "tags.npy"), "--lesion-masks", str(lesions)]
-    argv += ["--class-names", "normal,lesion", "--out", str(tmp_path / "sc")]
+    argv += ["--class-names", "normal,lesion", "--marker-name", "hospital tag"]
+    argv += ["--out", str(tmp_path / "sc")]
     assert main(argv) == 0
     summary = json.loads((tmp_path / "sc" / "summary.json").read_text())
+    assert summary["marker_name"] == "hospital tag"
+    # the class "lesion" and the lesion region no longer read alike in the region table
+    assert "| lesion mask (+3 px) |" in (tmp_path / "sc" / "report.md").read_text()
     assert set(summary["directions"]) == {"lesion->normal", "normal->lesion"}
     for direction in summary["directions"].values():
         assert direction["median_area_marker"] == pytest.approx(121 / 4096)
@@ -235,3 +240,27 @@ def test_your_own_images_need_what_describes_them(tmp_path, capsys):
         assert main(["shortcuts", *FAST, *given, *out]) == 2, change
         assert message in capsys.readouterr().err, change
     assert not (tmp_path / "sc").exists()  # refused before any folder was made
+
+
+def test_what_a_run_warned_is_in_its_report(tmp_path):
+    """Images in [0, 1] are warned about (on stderr, or pytest's log here); a report read later
+    said nothing of it.
+    Without lesion masks the region table says none were given."""
+    import numpy as np
+
+    _, argv = _built_in_files(tmp_path)
+    flags = dict(zip(argv[::2], argv[1::2], strict=True))
+    x = np.load(flags.pop("--input"))
+    np.save(tmp_path / "unit.npy", (x + 1) / 2)  # [0, 1]: no pixel below 0
+    del flags["--lesion-masks"]
+    given = [v for flag, value in flags.items() for v in (flag, value)]
+    out = tmp_path / "sc"
+    argv = ["shortcuts", "--classifier", "brain-cnn", *FAST, "--input", str(tmp_path / "unit.npy")]
+    assert main([*argv, *given, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    below = [w for w in summary["warnings"] if "is below 0" in w]
+    assert len(below) == 1
+    report = (out / "report.md").read_text()
+    assert f"**Warnings of this run:**\n\n- {below[0]}" in report
+    assert "| lesion mask (none given) |" in report
+    assert summary["marker_name"] == "marker"  # not "scanner marker" for your own images

@@ -77,7 +77,7 @@ def test_toy_marker_classifier_changes_only_the_marker():
     assert bool(report.via_marker.all()) and report.marker_rate == 1.0 and report.flagged
     assert bool((report.marker_delta < 0).all())  # darkened: the marker is removed
     assert report.verdict.startswith(
-        "flips by removing the scanner marker in 100% of paths from tumour slices with the "
+        "flips by removing the scanner marker in 100% of paths from tumour images with the "
         "marker (3 of 3; restoring the marker region undoes the flip of 3 of the 3)"
     )
     assert bool((report.restored_probs < 0.5).all())  # putting the marker back undoes it
@@ -214,19 +214,19 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
             flagged,
         ), key
     assert cells[(0, True)].via_rate == pytest.approx(2 / 3)
-    assert cells[(0, True)].source == "tumour slices with the marker"
-    assert cells[(1, False)].source == "healthy slices without the marker"
+    assert cells[(0, True)].source == "tumour images with the marker"
+    assert cells[(1, False)].source == "healthy images without the marker"
     assert math.isnan(cells[(1, True)].via_rate)
     assert cells[(0, False)].median_marker_enrichment == 0.0
     assert report.flagged and report.marker_rate == pytest.approx(3 / 8)
     assert report.verdict == (
-        "flips by removing the scanner marker in 67% of paths from tumour slices with the "
+        "flips by removing the scanner marker in 67% of paths from tumour images with the "
         "marker (2 of 3; restoring the marker region undoes the flip of 2 of the 3); changing "
         "the scanner marker's region in 0% of paths from "
-        "tumour slices without the marker (0 of 3; restoring the marker region undoes the flip of "
+        "tumour images without the marker (0 of 3; restoring the marker region undoes the flip of "
         "0 of the 3); "
-        "under 3 counted paths: healthy slices with the marker (0 of 0; 1 input already in "
-        "the target class), healthy slices without the marker (1 of 2); pooled: 3 of 8 "
+        "under 3 counted paths: healthy images with the marker (0 of 0; 1 input already in "
+        "the target class), healthy images without the marker (1 of 2); pooled: 3 of 8 "
         "counted paths"
     )
     # a stricter bar clears the classifier; per direction, the cells split with the paths
@@ -253,10 +253,10 @@ def test_marked_sources_the_classifier_already_misreads_make_the_verdict_inconcl
     report = _scripted_report(rows)
     assert not report.flagged
     assert report.verdict == (
-        "inconclusive: no shortcut where paths could be judged (0% of paths from tumour slices "
+        "inconclusive: no shortcut where paths could be judged (0% of paths from tumour images "
         "without the marker (0 of 3; restoring the marker region undoes the flip of 0 of the "
-        "3)), but too few counted paths from healthy slices with the marker; under 3 counted "
-        "paths: healthy slices with the marker (0 of 0; 3 inputs already in the target "
+        "3)), but too few counted paths from healthy images with the marker; under 3 counted "
+        "paths: healthy images with the marker (0 of 0; 3 inputs already in the target "
         "class, 1 path that did not flip); pooled: 0 of 3 counted paths"
     )
     assert report.status() == "inconclusive"  # summary.json's, for scripts
@@ -330,8 +330,8 @@ def test_describe_and_summary_by_subset():
     first = torch.tensor([True, False, False])
     assert report.summary(first)["n_paths"] == 1.0
     assert report.describe(first) == (
-        "no verdict: no cell of source slices has 3 counted paths; under 3 counted paths: "
-        "tumour slices with the marker (1 of 1); pooled: 1 of 1 counted paths"
+        "no verdict: no cell of source images has 3 counted paths; under 3 counted paths: "
+        "tumour images with the marker (1 of 1); pooled: 1 of 1 counted paths"
     )
     assert sum(c.n_paths for c in report.cells(first)) == 1
     assert report.describe(torch.zeros(3, dtype=torch.bool)) == "no verdict: no paths selected"
@@ -484,6 +484,40 @@ def test_bad_arguments_are_clear_errors():
         )
 
 
+def test_your_own_region_is_named_and_given_as_users_give_it():
+    """The verdict names the region the user audits (it said "scanner marker" for any), the
+    region may be one (H, W) mask, and without lesion masks the lesion claims nothing."""
+    rows = [((1.0, 0.5, 0.0), (0.0, 0.5, 0.0), 0)] * 3  # each removes the marker only
+    report = _scripted_report(rows, marker_name="ruler")
+    assert report.verdict == (
+        "flips by removing the ruler in 100% of paths from tumour images with the marker (3 of "
+        "3; restoring the marker region undoes the flip of 3 of the 3); pooled: 3 of 3 counted "
+        "paths"
+    )
+    clean = _scripted_report([((1.0, 0.5, 0.0), (1.0, -0.5, 0.0), 0)] * 3, marker_name="ruler")
+    assert clean.verdict.startswith("no shortcut found: the ruler carries the change in 0% ")
+    g, f = PatchGenerator(), RegionClassifier(4.0, 4.0)
+    z0 = torch.tensor([[1.0, 0.5, 0.0]] * 3)
+    ends = torch.tensor([[0.0, 0.5, 0.0]] * 3)
+    audit = ShortcutAudit(g, f, explainer=ScriptedPaths(g, f, ends), lesion_dilation=0)
+    given = {"marker_present": torch.ones(3, dtype=torch.bool), "latents": z0}
+    x, zero = g.decode(z0).detach(), torch.zeros(3, dtype=torch.long)
+    lesions = LESION.repeat(3, 1, 1, 1)
+    as_2d = audit.audit(x, zero, marker_masks=MARKER[0, 0], lesion_masks=lesions, **given)
+    as_4d = audit.audit(x, zero, marker_masks=MARKER, lesion_masks=lesions, **given)
+    assert as_2d.cells() == as_4d.cells() and as_2d.cells()[0].n_via_marker == 3
+    no_lesion = audit.audit(x, zero, marker_masks=MARKER, **given)
+    assert no_lesion.area.lesion.tolist() == [0.0] * 3  # the lesion's pixels count elsewhere
+    assert float(no_lesion.change.elsewhere[0]) == pytest.approx(
+        float(as_2d.change.elsewhere[0] + as_2d.change.lesion[0])
+    )
+    assert no_lesion.verdict == as_2d.verdict  # only the marker's change enters it
+    with pytest.raises(ValueError, match=r"`marker_masks` must have shape .* or \(8, 8\)"):
+        audit.audit(x, zero, marker_masks=MARKER[0, 0, :4], **given)
+    with pytest.raises(ValueError, match="`marker_name` must be a non-empty string"):
+        ShortcutAudit(g, f, marker_name=" ").audit(x, zero, marker_masks=MARKER, **given)
+
+
 # --- the required test: the real brain generator and two hand-built classifiers -----------------
 
 
@@ -623,13 +657,13 @@ def test_saliency_shares_are_of_the_absolute_map():
 
 
 def test_the_verdicts_verb_follows_the_sign_of_the_change_in_the_marker():
-    """A cell of slices with the marker whose paths brightened it read 'flips by removing the
+    """A cell of images with the marker whose paths brightened it read 'flips by removing the
     scanner marker' (the verb came from the marker's presence alone)."""
     from dataclasses import replace
 
     from cfx.shortcuts.report import MarkerCell
 
-    cell = MarkerCell(0, True, "tumour slices with the marker", 3, 3, 2, 0, 2 / 3, 0.0, 9.0, 0.5,
+    cell = MarkerCell(0, True, "tumour images with the marker", 3, 3, 2, 0, 2 / 3, 0.0, 9.0, 0.5,
                       True, True, median_marker_delta=-0.4)  # fmt: skip
     assert cell.verb == "removing the scanner marker"
     assert replace(cell, median_marker_delta=0.05).verb == "brightening the scanner marker"
