@@ -307,7 +307,7 @@ def test_probability_curves_name_the_target_and_the_models(tmp_path, monkeypatch
         drawn["ax"] = fig.axes[0]
         return path
 
-    monkeypatch.setattr(cfx.viz, "_save", keep)
+    monkeypatch.setattr(cfx.viz.trajectory, "_save", keep)
     probs, levels = torch.tensor([[0.1, 0.5, 0.9]]), torch.tensor([0.0, 0.5, 1.0])
     cfx.viz.probability_curves(probs, levels, tmp_path / "a.png", oracle_probs=probs)
     ax = drawn["ax"]

@@ -274,83 +274,6 @@ def direction_markdown(
     return "\n".join(lines)
 
 
-def pick_examples(via: Tensor, counted: Tensor, target: Tensor, per_direction: int) -> list[int]:
-    """Up to ``per_direction`` rows per target class: via-marker counted paths first, then
-    other counted paths, then the rest."""
-    import torch
-
-    rows: list[int] = []
-    for t in DIRECTIONS:  # the target classes 0 and 1
-        mine = target == t
-        ranked = [
-            *torch.nonzero(mine & counted & via).flatten().tolist(),
-            *torch.nonzero(mine & counted & ~via).flatten().tolist(),
-            *torch.nonzero(mine & ~counted).flatten().tolist(),
-        ]
-        rows += ranked[:per_direction]
-    return rows
-
-
-def examples_figure(
-    report: ShortcutReport,
-    rows: list[int],
-    path: Path,
-    names: dict[int, str] = DIRECTIONS,
-    files: list[Path] | None = None,
-) -> Path:
-    """Per row: the input, its reconstruction G(z_0) (the path's start, which the change is
-    measured from), the last frame, |change| and |saliency| (of the input) heat maps with the
-    lesion (yellow) and the marker region (cyan) outlined; beside it the image's file (or row),
-    direction, target probability, the marker's share of the change and whether the path
-    counted."""
-    from cfx.images import to_unit
-    from cfx.viz import _save, _subplots
-
-    frames = report.paths.frames
-    change = (frames[:, -1] - frames[:, 0]).abs().sum(1)  # (B, H, W)
-    marker = report.marker_masks.expand(frames.shape[0], -1, -1, -1)[:, 0].float()
-    lesion = report.lesion_masks[:, 0].float()
-    heads = ["input", "G(z_0)", "last frame", "|change|", "|saliency|"]
-    n = max(1, len(rows))
-    fig, axes = _subplots(n, 5, figsize=(8.6, 1.45 * n + 0.3), squeeze=False)
-    for r, i in enumerate(rows):
-        src = to_unit(report.paths.source[i, 0]).clamp(0, 1).cpu().numpy()
-        start = to_unit(frames[i, 0, 0]).clamp(0, 1).cpu().numpy()
-        last = to_unit(frames[i, -1, 0]).clamp(0, 1).cpu().numpy()
-        heat = [change[i], report.saliency_maps[i, 0]]
-        panels = [(src, "gray"), (start, "gray"), (last, "gray")] + [
-            ((h / h.max().clamp_min(1e-12)).cpu().numpy(), "inferno") for h in heat
-        ]
-        for c, (img, cmap) in enumerate(panels):
-            ax = axes[r, c]
-            ax.axis("off")
-            ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-            if r == 0:
-                ax.set_title(heads[c], fontsize=7)
-            if c >= 3:
-                if bool(lesion[i].any()):
-                    ax.contour(lesion[i].numpy(), levels=[0.5], colors="yellow", linewidths=0.6)
-                ax.contour(marker[i].numpy(), levels=[0.5], colors="cyan", linewidths=0.6)
-        p = report.paths.probs[i]
-        tag = "via marker" if bool(report.via_marker[i]) else "not via marker"
-        if not bool(report.counted[i]):
-            tag = "not counted"
-        axes[r, 0].text(
-            -2,
-            src.shape[-2] / 2,
-            f"{files[i].name if files is not None else f'image {i}'}\n"
-            f"{names.get(int(report.target[i]), 'target ' + str(int(report.target[i])))}\n"
-            f"p {float(p[0]):.2f}->{float(p[-1]):.2f}\nmarker share "
-            f"{float(report.change.marker[i]):.2f}\n{tag}",
-            fontsize=6,
-            ha="right",
-            va="center",
-        )
-    fig.subplots_adjust(left=0.17, right=0.99, bottom=0.01, top=1 - 0.3 / (1.45 * n + 0.3))
-    fig.subplots_adjust(wspace=0.04, hspace=0.06)
-    return _save(fig, path, dpi=120)
-
-
 def class_names(text: str | None) -> tuple[str, str]:
     """``--class-names``: two non-empty names, comma-separated."""
     if text is None:
@@ -451,6 +374,7 @@ def _run(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.shortcuts import ShortcutAudit
     from cfx.shortcuts.audit import CROSSING_MARGIN
     from cfx.trajectory import GradientAscent, MonotonePath
+    from cfx.viz.shortcuts import shortcut_examples
     from cfx.zoo import load_classifier, load_generator
 
     # named as typed, before any model loads (the audit's own checks say `flag_rate`, ...)
@@ -626,8 +550,7 @@ def _run(args: argparse.Namespace, notes: list[str]) -> int:
     if notes:  # the caveats the terminal showed, for whoever reads the report later
         header[2:2] = ["**Warnings of this run:**", "", *[f"- {n}" for n in notes], ""]
     (out / "report.md").write_text("\n".join(header + sections), encoding="utf-8")
-    rows = pick_examples(report.via_marker, report.counted, report.target, per_direction=3)
-    examples_figure(report, rows, out / "examples.png", dirs, files)
+    shortcut_examples(report, out / "examples.png", directions=dirs, files=files)
     print(verdict)
     print(f"wrote {out}/summary.json, report.md, examples.png")
     return 0

@@ -1,0 +1,77 @@
+"""Figures of datasets: brain slices with their lesions and markers, plain image grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+
+from cfx.images import to_uint8, to_unit
+from cfx.viz._common import _rectangle, _save, _subplots
+
+
+def brain_preview(
+    images: Tensor,
+    labels: Tensor,
+    masks: Tensor,
+    tags: Tensor,
+    path: str | Path,
+    *,
+    columns: int = 8,
+    marker_box: tuple[slice, slice] | None = None,
+) -> Path:
+    """Grid of slices with lesion outlines (yellow) and scanner markers boxed (cyan).
+
+    ``images`` ``(N, 1, H, W)`` in [-1, 1], ``labels`` ``(N,)``, ``masks`` ``(N, 1, H, W)`` bool,
+    ``tags`` ``(N,)`` bool. Writes a PNG to ``path`` and returns it.
+    """
+    n = images.shape[0]
+    columns = max(1, min(columns, n))  # two slices: two columns, not six empty ones
+    rows = (n + columns - 1) // columns
+    fig, axes = _subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
+    pics = to_unit(images[:, 0]).clamp(0, 1).cpu().numpy()
+    outlines = masks[:, 0].cpu().numpy()
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(pics[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        if outlines[i].any():
+            ax.contour(outlines[i].astype(float), levels=[0.5], colors="yellow", linewidths=0.8)
+        if bool(tags[i]) and marker_box is not None:
+            r, c = marker_box
+            ax.add_patch(
+                _rectangle(
+                    (c.start - 0.5, r.start - 0.5),
+                    c.stop - c.start,
+                    r.stop - r.start,
+                    fill=False,
+                    edgecolor="cyan",
+                    linewidth=0.8,
+                )
+            )
+        title = "tumour" if int(labels[i]) == 1 else "healthy"
+        ax.set_title(title + (" +tag" if bool(tags[i]) else ""), fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return _save(fig, path, dpi=110)
+
+
+def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int = 2) -> Path:
+    """Plain uint8 PNG grid of ``(N, 1, H, W)`` images in [-1, 1] (no matplotlib)."""
+    from PIL import Image
+
+    pics = to_uint8(images)[:, 0]  # (N, H, W)
+    n, h, w = pics.shape
+    rows = (n + columns - 1) // columns
+    canvas = np.zeros((rows * h, columns * w), dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = pics[i]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(canvas).resize(
+        (columns * w * scale, rows * h * scale), Image.Resampling.NEAREST
+    )
+    img.save(out)
+    return out

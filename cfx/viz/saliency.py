@@ -1,0 +1,194 @@
+"""Figures of saliency methods: maps side by side, the randomisation cascade, attacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cfx.viz._common import _check_names, _drawable, _pictures, _row_name, _save, _show, _subplots
+
+
+def saliency_grid(
+    images: Tensor,
+    masks: Tensor,
+    maps: Tensor,
+    names: list[str] | tuple[str, ...],
+    path: str | Path,
+    *,
+    rows: int = 6,
+    row_names: Sequence[str] | None = None,
+) -> Path:
+    """Rows of examples: the image, its true mask, then each method's map (positive part,
+    stretched per map from its minimum to its maximum) with the mask outlined. ``row_names``
+    (one per image, e.g. file names) label the rows.
+
+    ``images`` ``(B, C, H, W)`` in [-1, 1] (grey or colour; channel 0 of other counts),
+    ``masks`` ``(B, 1, H, W)`` bool,
+    ``maps`` ``(M, B, 1, H, W)``, ``names`` the M method names. Writes a PNG and returns its
+    path.
+    """
+    _check_names(row_names, images.shape[0])
+    n = min(rows, images.shape[0])
+    cols = 2 + len(names)
+    fig, axes = _subplots(n, cols, figsize=(1.3 * cols, 1.35 * n + 0.3), squeeze=False)
+    pics = _pictures(_drawable(images[:n]), "images")
+    outlines = masks[:n, 0].cpu().numpy().astype(float)
+    pos = maps[:, :n, 0].detach().float().clamp(min=0).cpu()
+    lo = pos.flatten(2).amin(2)[..., None, None]
+    hi = pos.flatten(2).amax(2)[..., None, None]
+    heat = ((pos - lo) / (hi - lo).clamp_min(1e-12)).numpy()
+    titles = ["image", "true mask", *names]
+    for r in range(n):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.axis("off")
+            if r == 0:
+                ax.set_title(titles[c], fontsize=6)
+            if c == 0:
+                _show(ax, pics[r])
+                if row_names is not None:
+                    _row_name(ax, row_names[r])
+            elif c == 1:
+                ax.imshow(outlines[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                _show(ax, pics[r])
+                ax.imshow(heat[c - 2, r], cmap="inferno", alpha=0.65, vmin=0, vmax=1)
+                if outlines[r].any():
+                    ax.contour(outlines[r], levels=[0.5], colors="cyan", linewidths=0.5)
+    fig.tight_layout(pad=0.2)
+    return _save(fig, path, dpi=120)
+
+
+def randomisation_figure(
+    image: Tensor,
+    original: Tensor,
+    randomised: Tensor,
+    names: Sequence[str],
+    layers: Sequence[str],
+    path: str | Path,
+    *,
+    title: str = "",
+) -> Path:
+    """Adebayo et al.'s cascade figure for one image: a row per method, the image, the trained
+    model's map, then the map after each stage of the cascade (headed by the layer randomised
+    last). Maps shown as ``|map|``, each scaled to its own maximum.
+
+    ``image`` ``(C, H, W)`` in [-1, 1]; ``original`` ``(M, 1, H, W)`` and ``randomised``
+    ``(M, L, 1, H, W)`` for the ``M`` method ``names`` and ``L`` ``layers``. Writes a PNG and
+    returns its path.
+    """
+    m, stages = len(names), len(layers)
+    if original.dim() != 4 or original.shape[:2] != (m, 1):
+        raise ValueError(
+            f"`original` must have shape ({m}, 1, H, W) for {m} names, got {tuple(original.shape)}"
+        )
+    if randomised.shape[:3] != (m, stages, 1) or randomised.shape[3:] != original.shape[2:]:
+        raise ValueError(
+            f"`randomised` must have shape ({m}, {stages}, 1, H, W) for {m} names and {stages} "
+            f"layers, got {tuple(randomised.shape)}"
+        )
+    both = torch.cat([original[:, None], randomised], 1)[:, :, 0].detach().abs().float().cpu()
+    maps = (both / both.flatten(2).amax(2).clamp_min(1e-12)[..., None, None]).numpy()
+    picture = _pictures(_drawable(image[None]), "image")[0]
+    cols = 2 + stages
+    fig, axes = _subplots(m, cols, figsize=(0.95 * cols, 1.0 * m + 0.5), squeeze=False)
+    heads = ["image", "trained", *layers]
+    for r in range(m):
+        _show(axes[r, 0], picture)
+        axes[r, 0].text(-0.06, 0.5, names[r], transform=axes[r, 0].transAxes, rotation=90,
+                        ha="right", va="center", fontsize=6)  # fmt: skip
+        for c in range(1, cols):
+            axes[r, c].imshow(maps[r, c - 1], cmap="inferno", vmin=0, vmax=1)
+        for c in range(cols):
+            axes[r, c].axis("off")
+            if r == 0:
+                axes[r, c].set_title(heads[c], fontsize=5)
+    top = 1.0
+    if title:
+        fig.suptitle(title, fontsize=7)
+        top -= 0.25 / fig.get_figheight()
+    fig.tight_layout(pad=0.2, rect=(0.0, 0.0, 1.0, top))
+    return _save(fig, path, dpi=120)
+
+
+def attack_figure(
+    images: Tensor,
+    attacked: Tensor,
+    maps: Tensor,
+    maps_attacked: Tensor,
+    path: str | Path,
+    *,
+    title: str = "",
+    rows: int = 4,
+    row_names: Sequence[str] | None = None,
+    region: Tensor | None = None,
+) -> Path:
+    """Per example: image, attacked image, amplified difference, map before and after;
+    ``row_names`` (one per image, e.g. file names) label the rows.
+
+    Images ``(B, C, H, W)`` in [-1, 1] (grey or colour, channel 0 of other counts; the
+    difference is averaged over the channels, and its colour scale, the largest such
+    change in pixel levels of 255, heads its column); maps ``(B, 1, H, W)`` (shown as
+    ``|map|``, each scaled to its maximum). ``region`` ``(B or 1, 1, H, W)`` bool, where a
+    targeted attack pulls the map, is outlined on both maps. Writes a PNG and returns its
+    path.
+    """
+    _check_names(row_names, images.shape[0])
+    n = min(rows, images.shape[0])
+    if region is not None and (
+        region.dim() != 4
+        or region.shape[0] not in (1, images.shape[0])
+        or region.shape[1] != 1
+        or region.shape[2:] != maps.shape[2:]
+    ):
+        raise ValueError(
+            f"`region` must have shape (B or 1, 1, H, W) = (B or 1, 1, "
+            f"{', '.join(map(str, maps.shape[2:]))}) for {images.shape[0]} images and their "
+            f"maps, got {tuple(region.shape)}"
+        )
+    fig, axes = _subplots(n, 5, figsize=(7.0, 1.45 * n + 0.4), squeeze=False)
+    a, b = _pictures(_drawable(images[:n])), _pictures(_drawable(attacked[:n]))
+    diff = (attacked[:n] - images[:n]).detach().mean(1).cpu()
+    largest = float(diff.abs().max())
+    scale = largest or 1.0  # nothing changed: a blank panel
+    outline = None
+    if region is not None:
+        outline = region.detach().cpu().expand(images.shape[0], 1, *region.shape[2:])[:n, 0]
+
+    def scaled(m: Tensor) -> np.ndarray:
+        m = m[:n, 0].detach().abs().cpu()
+        return (m / m.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]).numpy()
+
+    before, after = scaled(maps), scaled(maps_attacked)
+    levels = largest * 127.5  # [-1, 1] spans 255 levels
+    heads = ["image", "attacked", f"difference (±{levels:.3g}/255)", "map", "map (attacked)"]
+    for r in range(n):
+        panels = [
+            (diff[r].numpy(), "coolwarm", -scale, scale),
+            (before[r], "inferno", 0.0, 1.0),
+            (after[r], "inferno", 0.0, 1.0),
+        ]
+        _show(axes[r, 0], a[r])
+        if row_names is not None:
+            _row_name(axes[r, 0], row_names[r])
+        _show(axes[r, 1], b[r])
+        for c, (img, cmap, lo, hi) in enumerate(panels, start=2):
+            axes[r, c].imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+            if c > 2 and outline is not None and bool(outline[r].any()):
+                axes[r, c].contour(
+                    outline[r].float().numpy(), levels=[0.5], colors="cyan", linewidths=0.6
+                )
+        for c in range(5):
+            axes[r, c].axis("off")
+            if r == 0:
+                axes[r, c].set_title(heads[c], fontsize=7)
+    top = 1.0
+    if title:  # keep a line for it above the column heads (they touched it)
+        fig.suptitle(title, fontsize=8)
+        top -= 0.2 / fig.get_figheight()
+    fig.tight_layout(pad=0.3, rect=(0.0, 0.0, 1.0, top))
+    return _save(fig, path, dpi=120)

@@ -1,0 +1,121 @@
+"""The figure of a shortcut audit (:class:`cfx.shortcuts.ShortcutReport`): a few of its paths,
+where each changed the image and where the classifier's saliency lay."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from cfx.images import to_unit
+from cfx.viz._common import _save, _subplots
+
+if TYPE_CHECKING:
+    from cfx.shortcuts import ShortcutReport
+
+
+def pick_examples(report: ShortcutReport, per_direction: int = 3) -> list[int]:
+    """Up to ``per_direction`` rows per target class, in class order: counted paths via the
+    marker first, then other counted paths, then the rest."""
+    via, counted, target = report.via_marker, report.counted, report.target
+    rows: list[int] = []
+    for t in range(len(report.class_names)):
+        mine = target == t
+        ranked = [
+            *torch.nonzero(mine & counted & via).flatten().tolist(),
+            *torch.nonzero(mine & counted & ~via).flatten().tolist(),
+            *torch.nonzero(mine & ~counted).flatten().tolist(),
+        ]
+        rows += ranked[:per_direction]
+    return rows
+
+
+def _direction(report: ShortcutReport, t: int, names: Mapping[int, str] | None) -> str:
+    if names is not None and t in names:
+        return names[t]
+    classes = report.class_names
+    if len(classes) == 2:
+        return f"{classes[1 - t]}->{classes[t]}"
+    return f"->{classes[t]}" if 0 <= t < len(classes) else f"target {t}"
+
+
+def shortcut_examples(
+    report: ShortcutReport,
+    path: str | Path,
+    *,
+    rows: Sequence[int] | None = None,
+    directions: Mapping[int, str] | None = None,
+    files: Sequence[str | Path] | None = None,
+) -> Path:
+    """Draw some of ``report``'s paths to ``path`` (PNG) and return it.
+
+    Per row: the input, its reconstruction G(z_0) (the path's start, which the change is
+    measured from), the last frame, then |change| and |saliency| (of the input) heat maps with
+    the lesion (yellow) and the marker region (cyan) outlined; beside it the image's file (or
+    row number), direction, target probability, the marker's share of the change and whether
+    the path counted and went via the marker.
+
+    Args:
+        report: a :class:`~cfx.shortcuts.ShortcutReport`.
+        path: the PNG to write (folders are created).
+        rows: the paths to draw, by row; default :func:`pick_examples` (three per direction,
+            via-marker paths first).
+        directions: a name per target class (default ``"tumour->healthy"`` style, from the
+            report's class names).
+        files: one name per input image (e.g. its file), shown instead of the row number.
+    """
+    frames = report.paths.frames
+    b = frames.shape[0]
+    if files is not None and len(files) != b:
+        raise ValueError(f"`files` must name the report's {b} images, got {len(files)} names")
+    picked = pick_examples(report) if rows is None else [int(r) for r in rows]
+    wrong = [r for r in picked if not 0 <= r < b]
+    if wrong:
+        raise ValueError(f"`rows` must be rows of the report's {b} paths, got {wrong[:5]}")
+    change = (frames[:, -1] - frames[:, 0]).abs().sum(1)  # (B, H, W)
+    marker = report.marker_masks.expand(b, -1, -1, -1)[:, 0].float()
+    lesion = report.lesion_masks[:, 0].float()
+    heads = ["input", "G(z_0)", "last frame", "|change|", "|saliency|"]
+    n = max(1, len(picked))
+    fig, axes = _subplots(n, 5, figsize=(8.6, 1.45 * n + 0.3), squeeze=False)
+    for r, i in enumerate(picked):
+        src = to_unit(report.paths.source[i, 0]).clamp(0, 1).cpu().numpy()
+        start = to_unit(frames[i, 0, 0]).clamp(0, 1).cpu().numpy()
+        last = to_unit(frames[i, -1, 0]).clamp(0, 1).cpu().numpy()
+        heat: list[Tensor] = [change[i], report.saliency_maps[i, 0]]
+        panels = [(src, "gray"), (start, "gray"), (last, "gray")] + [
+            ((h / h.max().clamp_min(1e-12)).cpu().numpy(), "inferno") for h in heat
+        ]
+        for c, (img, cmap) in enumerate(panels):
+            ax = axes[r, c]
+            ax.axis("off")
+            ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            if r == 0:
+                ax.set_title(heads[c], fontsize=7)
+            if c >= 3:
+                if bool(lesion[i].any()):
+                    ax.contour(
+                        lesion[i].cpu().numpy(), levels=[0.5], colors="yellow", linewidths=0.6
+                    )
+                ax.contour(marker[i].cpu().numpy(), levels=[0.5], colors="cyan", linewidths=0.6)
+        p = report.paths.probs[i]
+        tag = "via marker" if bool(report.via_marker[i]) else "not via marker"
+        if not bool(report.counted[i]):
+            tag = "not counted"
+        name = Path(files[i]).name if files is not None else f"image {i}"
+        axes[r, 0].text(
+            -2,
+            src.shape[-2] / 2,
+            f"{name}\n{_direction(report, int(report.target[i]), directions)}\n"
+            f"p {float(p[0]):.2f}->{float(p[-1]):.2f}\nmarker share "
+            f"{float(report.change.marker[i]):.2f}\n{tag}",
+            fontsize=6,
+            ha="right",
+            va="center",
+        )
+    fig.subplots_adjust(left=0.17, right=0.99, bottom=0.01, top=1 - 0.3 / (1.45 * n + 0.3))
+    fig.subplots_adjust(wspace=0.04, hspace=0.06)
+    return _save(fig, path, dpi=120)

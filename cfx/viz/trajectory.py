@@ -1,0 +1,246 @@
+"""Figures of boundary-crossing paths: frame strips, change panels, GIFs and probability
+curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cfx.images import to_uint8
+from cfx.viz._common import (
+    _check_names,
+    _drawable,
+    _pictures,
+    _row_name,
+    _save,
+    _shape,
+    _show,
+    _some,
+    _subplots,
+)
+
+
+def trajectory_strip(
+    frames: Tensor,
+    probs: Tensor,
+    path: str | Path,
+    *,
+    oracle_probs: Tensor | None = None,
+    sources: Tensor | None = None,
+    source_probs: Tensor | None = None,
+    row_names: Sequence[str] | None = None,
+) -> Path:
+    """One PNG per batch: a row of frames per sequence, titled with target probabilities.
+
+    ``frames`` ``(B, T+1, C, H, W)`` in [-1, 1] with one (grey) or three (RGB) channels,
+    ``probs`` ``(B, T+1)``; ``sources`` ``(B, C, H, W)`` (optional), the inputs themselves,
+    drawn in a first column titled "input" so the reconstruction in frame 0 can be judged
+    against them; ``source_probs`` ``(B,)``, the classifier's target probability on each
+    input, adds ``f=`` to that title (an input already in the target shows it);
+    ``row_names`` (one per sequence, e.g. file names) label the rows.
+    """
+    _shape("frames", frames, (None,) * 5, "(B, T+1, C, H, W) (one sequence: frames[None])")
+    _some("frames", frames, "sequences")
+    _some("frames[0]", frames[0], "frames")
+    b, n = frames.shape[:2]
+    _shape("probs", probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `frames`")
+    _shape("oracle_probs", oracle_probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `frames`")
+    probs = probs.detach().float().cpu()
+    oracle_probs = None if oracle_probs is None else oracle_probs.detach().float().cpu()
+    want = (b, *frames.shape[2:])
+    _shape("sources", sources, want, f"{want} to match `frames`")
+    _shape("source_probs", source_probs, (b,), f"({b},) to match `frames`")
+    _check_names(row_names, b)
+    if source_probs is not None and sources is None:
+        raise ValueError("`source_probs` title the inputs' column: give `sources` too")
+    if sources is not None:
+        frames = torch.cat([sources[:, None].to(frames), frames], 1)
+    first = 0 if sources is None else 1  # column of frame 0
+    cols = n + first
+    # title lines above each frame: f=, o= with an oracle; the input's "input" and f=
+    lines = 2 if oracle_probs is not None or source_probs is not None else 1
+    # each row: a 1.25-inch square frame plus its title (fontsize 7 is ~0.12 inch a line)
+    fig, axes = _subplots(b, cols, figsize=(1.25 * cols, (1.35 + 0.14 * lines) * b), squeeze=False)
+    pics = _pictures(frames.flatten(0, 1)).reshape(b, cols, *frames.shape[-2:], -1)
+    for i in range(b):
+        for c in range(cols):
+            ax = axes[i, c]
+            pic = pics[i, c, ..., 0] if pics.shape[-1] == 1 else pics[i, c]
+            ax.imshow(pic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0 and row_names is not None:
+                ax.set_ylabel(row_names[i], fontsize=5)
+            t = c - first
+            if t < 0:
+                head = "input" if source_probs is None else f"input\nf={float(source_probs[i]):.2f}"
+                ax.set_title(head, fontsize=7)
+                continue
+            title = f"f={float(probs[i, t]):.2f}"
+            if oracle_probs is not None:
+                title += f"\no={float(oracle_probs[i, t]):.2f}"
+            ax.set_title(title, fontsize=7)
+    fig.tight_layout(pad=0.2)
+    return _save(fig, path, dpi=110)
+
+
+def change_panels(
+    frames: Tensor,
+    path: str | Path,
+    *,
+    sources: Tensor | None = None,
+    edit_masks: Tensor | None = None,
+    lesion_masks: Tensor | None = None,
+    row_names: Sequence[str] | None = None,
+) -> Path:
+    """Where each sequence changed the image: a row per sequence with (the input,) frame 0,
+    the last frame and the change ``|frame T - frame 0|`` (summed over channels; one colour
+    scale for the whole figure, black for none, orange for the largest, so rows compare),
+    on which the region a localised path was confined to (``edit_masks``, cyan) and the true
+    lesion (``lesion_masks``, yellow) are outlined. Frame 0 is the reconstruction of the
+    input, so the map shows the edit alone, not the inversion's error.
+
+    ``frames`` ``(B, T+1, C, H, W)`` in [-1, 1] (grey or RGB), ``sources`` ``(B, C, H, W)``,
+    ``edit_masks`` ``(B, 1, H, W)`` in [0, 1] (e.g. ``res.edit_masks``; all ones, where a
+    search fell back to the whole image, draws no outline), ``lesion_masks`` ``(B, 1, H, W)``
+    bool; ``row_names`` (one per sequence, e.g. file names) label the rows. Writes a PNG to
+    ``path`` and returns it.
+    """
+    _shape("frames", frames, (None,) * 5, "(B, T+1, C, H, W) (one sequence: frames[None])")
+    _some("frames", frames, "sequences")
+    _some("frames[0]", frames[0], "frames")
+    b, n = frames.shape[:2]
+    size = tuple(frames.shape[-2:])
+    want = (b, *frames.shape[2:])
+    _shape("sources", sources, want, f"{want} to match `frames`")
+    _shape("edit_masks", edit_masks, (b, 1, *size), f"{(b, 1, *size)} to match `frames`")
+    _shape("lesion_masks", lesion_masks, (b, 1, *size), f"{(b, 1, *size)} to match `frames`")
+    _check_names(row_names, b)
+    frames = frames.detach().float().cpu()
+    change = (frames[:, -1] - frames[:, 0]).abs().sum(1).numpy()  # (B, H, W)
+    # a path with NaN pixels (a half-precision VAE's overflow) shows them as no change; its
+    # NaN must not set the scale of the page's other rows
+    change = np.nan_to_num(change, nan=0.0, posinf=0.0)
+    ends = _drawable(frames[:, [0, -1]].flatten(0, 1)).unflatten(0, (b, 2))  # frames 0 and T
+    top = max(float(change.max()), 1e-6)
+    shown = (
+        ends
+        if sources is None
+        else torch.cat([_drawable(sources.detach().cpu())[:, None], ends], 1)
+    )
+    heads = (["input"] if sources is not None else []) + ["frame 0", f"frame {n - 1}"]
+    cols = len(heads) + 1
+    pics = _pictures(shown.flatten(0, 1)).reshape(b, cols - 1, *size, -1)
+    region = None if edit_masks is None else edit_masks.detach().cpu()[:, 0].float().numpy()
+    lesion = None if lesion_masks is None else lesion_masks.detach().cpu()[:, 0].float().numpy()
+    fig, axes = _subplots(b, cols, figsize=(1.3 * cols, 1.45 * b), squeeze=False)
+    for i in range(b):
+        for c in range(cols):
+            ax = axes[i, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0 and row_names is not None:
+                _row_name(ax, row_names[i])
+            if c < cols - 1:
+                _show(ax, pics[i, c])
+                if i == 0:
+                    ax.set_title(heads[c], fontsize=7)
+                continue
+            # the largest change at magma's orange, not its pale yellow: the outlines show
+            ax.imshow(change[i], cmap="magma", vmin=0, vmax=top / 0.8, interpolation="nearest")
+            if region is not None and float(region[i].min()) < 0.5:  # not the whole image
+                ax.contour(region[i], levels=[0.5], colors="cyan", linewidths=0.6)
+            if lesion is not None and bool(lesion[i].any()):
+                ax.contour(lesion[i], levels=[0.5], colors="yellow", linewidths=0.6)
+            if i == 0:
+                ax.set_title(f"change (max {top:.2f})", fontsize=7)
+    fig.tight_layout(pad=0.2)
+    return _save(fig, path, dpi=110)
+
+
+def trajectory_gif(
+    frames: Tensor,
+    path: str | Path,
+    *,
+    probs: Tensor | None = None,
+    scale: int = 4,
+    ms: int = 180,
+) -> Path:
+    """Animated GIF of one sequence ``(T+1, C, H, W)`` in [-1, 1], grey or RGB (there and
+    back), written to ``path`` (``.gif`` added to a name without a suffix). ``probs``
+    ``(T+1,)`` (optional): each frame gets a caption band below it reading ``t=3 f=0.30``
+    (frame index, target probability)."""
+    from PIL import Image, ImageDraw
+
+    _shape("frames", frames, (None,) * 4, "(T+1, C, H, W), one sequence (e.g. res.frames[i])")
+    _some("frames", frames, "frames")
+    _shape("probs", probs, (frames.shape[0],), f"({frames.shape[0]},) to match `frames`")
+    if frames.shape[1] not in (1, 3):
+        raise ValueError(f"`frames` must have 1 or 3 channels to draw, got {tuple(frames.shape)}")
+    pics = to_uint8(frames).transpose(0, 2, 3, 1)  # (T+1, H, W, 1 or 3)
+    pics = pics[..., 0] if pics.shape[-1] == 1 else pics
+    size = (pics.shape[2] * scale, pics.shape[1] * scale)
+    seq = [Image.fromarray(p).resize(size, Image.Resampling.NEAREST) for p in pics]
+    if probs is not None:
+        band = 12  # the default bitmap font is ~10 px tall
+        captioned = []
+        for t, (pic, p) in enumerate(zip(seq, probs.detach().tolist(), strict=True)):
+            canvas = Image.new(pic.mode, (size[0], size[1] + band), 0)
+            canvas.paste(pic, (0, 0))
+            ImageDraw.Draw(canvas).text(
+                (2, size[1] + 1), f"t={t} f={p:.2f}", fill=255 if pic.mode == "L" else "white"
+            )
+            captioned.append(canvas)
+        seq = captioned
+    seq = seq + seq[-2:0:-1]
+    out = Path(path)
+    out = out if out.suffix else out.with_suffix(".gif")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    seq[0].save(out, save_all=True, append_images=seq[1:], duration=ms, loop=0)
+    return out
+
+
+def probability_curves(
+    probs: Tensor,
+    levels: Tensor,
+    path: str | Path,
+    *,
+    oracle_probs: Tensor | None = None,
+    target_name: str | None = None,
+    model_names: tuple[str, str] = ("classifier", "oracle"),
+) -> Path:
+    """Target probability along each path (thin lines), the ideal ``t/T`` (dashed):
+    ``probs`` ``(B, T+1)``, ``levels`` ``(T+1,)``, ``oracle_probs`` ``(B, T+1)``.
+    ``target_name`` (e.g. "healthy") labels the axis ``P(healthy)``; ``model_names`` name the
+    classifier's and the oracle's lines in the legend."""
+    _shape("probs", probs, (None, None), "(B, T+1) (one sequence: probs[None])")
+    _some("probs", probs, "sequences")
+    _some("probs[0]", probs[0], "frames")
+    b, n = probs.shape
+    _shape("levels", levels, (n,), f"(T+1,) = ({n},) to match `probs`")
+    _shape("oracle_probs", oracle_probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `probs`")
+    probs, levels = probs.detach().float(), levels.detach().float()
+    oracle_probs = None if oracle_probs is None else oracle_probs.detach().float()
+    fig, ax = _subplots(figsize=(4.5, 3.2))
+    t = np.arange(probs.shape[1])
+    for row in probs.cpu().numpy():
+        ax.plot(t, row, color="tab:blue", alpha=0.5, linewidth=0.9)
+    if oracle_probs is not None:
+        for row in oracle_probs.cpu().numpy():
+            ax.plot(t, row, color="tab:orange", alpha=0.35, linewidth=0.8)
+        ax.plot([], [], color="tab:orange", label=model_names[1])
+    ax.plot(t, levels.cpu().numpy(), "k--", linewidth=1, label="t/T")
+    ax.plot([], [], color="tab:blue", label=model_names[0])
+    ax.set_xlabel("frame t")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # frames are whole: no t = 0.5
+    ax.set_ylabel("target probability" if target_name is None else f"P({target_name})")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path, dpi=120)
