@@ -9,10 +9,12 @@ the line and draws them again below it.
 
 from __future__ import annotations
 
+import argparse
+import functools
 import logging
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, TextIO
 
@@ -128,4 +130,33 @@ def collected() -> Iterator[list[str]]:
         root.removeHandler(handler)
 
 
-__all__ = ["BarSafeHandler", "collected", "console", "log_warning"]
+def keeping_warnings(
+    run: Callable[[argparse.Namespace, list[str]], int],
+) -> Callable[[argparse.Namespace], int]:
+    """A command's ``run(args, notes)`` as ``run(args)``: ``notes`` is :func:`collected`'s
+    list, which the command writes into its outputs (``warnings`` in its JSON, a list at the
+    top of its markdown; :func:`warnings_markdown`)."""
+
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        with collected() as notes:
+            return run(args, notes)
+
+    return wrapped
+
+
+def warnings_markdown(notes: list[str]) -> list[str]:
+    """The lines a markdown report opens its body with when the run warned (none if not)."""
+    if not notes:
+        return []
+    return ["**Warnings of this run:**", "", *[f"- {n}" for n in notes], ""]
+
+
+__all__ = [
+    "BarSafeHandler",
+    "collected",
+    "console",
+    "keeping_warnings",
+    "log_warning",
+    "warnings_markdown",
+]

@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cfx.cli.console import keeping_warnings, warnings_markdown
 from cfx.cli.models import checked_source, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
@@ -379,7 +380,8 @@ def method_names(text: str) -> list[str]:
     return names
 
 
-def run_compare(args: argparse.Namespace) -> int:
+@keeping_warnings  # table.md repeats what the run warned
+def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.saliency.compare import compare_methods, tumour_slices
     from cfx.viz import saliency_grid
     from cfx.zoo import load_classifier
@@ -466,7 +468,8 @@ def run_compare(args: argparse.Namespace) -> int:
             " insertion_auc separates methods little when it saturates (brain-cnn calls a "
             "slice tumour from the first pixels inserted)."
         )
-    (out / "table.md").write_text(note + "\n\n" + res.to_markdown(), encoding="utf-8")
+    lines = [note, "", *warnings_markdown(notes), res.to_markdown()]
+    (out / "table.md").write_text("\n".join(lines), encoding="utf-8")
     import torch
 
     # the grid's rows: images with something to find first (an empty mask scores nothing)
@@ -535,7 +538,8 @@ def attack_figure_for(
     )
 
 
-def run_attack(args: argparse.Namespace) -> int:
+@keeping_warnings  # attack.json repeats what the run warned
+def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
     import numpy as np
     import torch
 
@@ -715,6 +719,7 @@ def run_attack(args: argparse.Namespace) -> int:
             "before": mean_and_ci(relevance_mass_accuracy(res.maps.abs(), goal)),
             "after": mean_and_ci(relevance_mass_accuracy(res.maps_adv.abs(), goal)),
         }
+    summary["warnings"] = list(notes)  # what the run printed to stderr, e.g. about its inputs
     (out / "attack.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     np.save(out / "attacked.npy", res.x_adv.detach().cpu().float().numpy())
     attack_figure(

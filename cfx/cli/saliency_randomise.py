@@ -24,6 +24,7 @@ import logging
 import sys
 from pathlib import Path
 
+from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, size_notice
 from cfx.cli.paths import add_output_options, out_folder
 
@@ -74,7 +75,8 @@ def register(ssub: argparse._SubParsersAction) -> None:
     r.set_defaults(run=run_randomise)
 
 
-def run_randomise(args: argparse.Namespace) -> int:
+@keeping_warnings  # summary.json repeats what the run warned
+def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
     import torch
 
     from cfx.cli.saliency import (
@@ -168,6 +170,7 @@ def run_randomise(args: argparse.Namespace) -> int:
         "weights; a surviving absolute map follows the input in part; a surviving signed map "
         "follows the input (|rho| >= 0.5 survives)",
         "methods": rows,
+        "warnings": list(notes),  # what the run printed to stderr, e.g. about its inputs
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     randomisation_figure(

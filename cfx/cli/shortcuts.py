@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cfx.cli.console import keeping_warnings, warnings_markdown
 from cfx.cli.models import checked_source
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
@@ -359,14 +360,8 @@ def user_sources(
     return x, labels, lesion, marker, present.bool()
 
 
-def run_shortcuts(args: argparse.Namespace) -> int:
-    from cfx.cli.console import collected
-
-    with collected() as notes:  # report.md and summary.json repeat what the run warned
-        return _run(args, notes)
-
-
-def _run(args: argparse.Namespace, notes: list[str]) -> int:
+@keeping_warnings  # report.md and summary.json repeat what the run warned
+def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.data.brain import make_dataset
     from cfx.metrics import group_accuracies
     from cfx.saliency.compare import METHODS as SALIENCY_METHODS
@@ -547,8 +542,7 @@ def _run(args: argparse.Namespace, notes: list[str]) -> int:
         "![examples](examples.png)",
         "",
     ]
-    if notes:  # the caveats the terminal showed, for whoever reads the report later
-        header[2:2] = ["**Warnings of this run:**", "", *[f"- {n}" for n in notes], ""]
+    header[2:2] = warnings_markdown(notes)  # for whoever reads the report later
     (out / "report.md").write_text("\n".join(header + sections), encoding="utf-8")
     shortcut_examples(report, out / "examples.png", directions=dirs, files=files)
     print(verdict)

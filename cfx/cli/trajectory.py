@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, first_names, shown_rows
@@ -234,7 +235,8 @@ def builtin_sources(n: int, seed: int, target: int) -> tuple[torch.Tensor, torch
     return data.images[pick], data.masks[pick]
 
 
-def run_trajectory(args: argparse.Namespace) -> int:
+@keeping_warnings  # summary.json repeats what the run warned
+def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.inversion import zero_image
     from cfx.run_key import module_sha256
     from cfx.trajectory import (
@@ -506,6 +508,9 @@ def run_trajectory(args: argparse.Namespace) -> int:
     shutil.rmtree(unfinished)  # the outputs are written: nothing left to resume
     rows = summary["images"]
     inputs_in_target_notice(rows, files)
+    # what the run warned, e.g. about its inputs, for whoever reads summary.json later
+    summary["warnings"] = list(notes)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     # the paths that end outside the target (or short of --margin) were named by
     # explain_in_chunks, rows numbered in the whole input
     print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
