@@ -92,7 +92,11 @@ class _Collector(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name == "py.warnings":  # a Python warning, kept by `collected` itself
             return
-        text = record.getMessage()
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed log call: said by logging, never the run's end
+            self.handleError(record)
+            return
         if text not in self.into:
             self.into.append(text)
 
@@ -106,7 +110,11 @@ def collected() -> Iterator[list[str]]:
     into: list[str] = []
     handler = _Collector(into)
     root = logging.getLogger()
-    root.addHandler(handler)
+    # a root without handlers prints warnings through logging.lastResort, which a handler of
+    # ours would switch off: keep it on for the block
+    fallback = [] if root.handlers or logging.lastResort is None else [logging.lastResort]
+    for h in (*fallback, handler):
+        root.addHandler(h)
     shown = warnings.showwarning
 
     def keep(
@@ -127,7 +135,8 @@ def collected() -> Iterator[list[str]]:
             warnings.showwarning = keep
             yield into
     finally:
-        root.removeHandler(handler)
+        for h in (*fallback, handler):
+            root.removeHandler(h)
 
 
 def keeping_warnings(
@@ -142,6 +151,7 @@ def keeping_warnings(
         with collected() as notes:
             return run(args, notes)
 
+    del wrapped.__wrapped__  # inspect.signature: (args), as argparse calls it
     return wrapped
 
 

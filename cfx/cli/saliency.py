@@ -468,8 +468,6 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
             " insertion_auc separates methods little when it saturates (brain-cnn calls a "
             "slice tumour from the first pixels inserted)."
         )
-    lines = [note, "", *warnings_markdown(notes), res.to_markdown()]
-    (out / "table.md").write_text("\n".join(lines), encoding="utf-8")
     import torch
 
     # the grid's rows: images with something to find first (an empty mask scores nothing)
@@ -489,6 +487,9 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
         for name in COMPARE_ATTACKS:
             path = attack_figure_for(model, name, x[: args.attack_n], out, fast=args.fast)
             attacked.append(path.name)
+    # last, so that it keeps every warning of the run (the grid's and the attacks' too)
+    lines = [note, "", *warnings_markdown(notes), res.to_markdown()]
+    (out / "table.md").write_text("\n".join(lines), encoding="utf-8")
     best, dice = res.best("dice")
     print(res.to_markdown(), end="")
     print(
@@ -719,8 +720,6 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
             "before": mean_and_ci(relevance_mass_accuracy(res.maps.abs(), goal)),
             "after": mean_and_ci(relevance_mass_accuracy(res.maps_adv.abs(), goal)),
         }
-    summary["warnings"] = list(notes)  # what the run printed to stderr, e.g. about its inputs
-    (out / "attack.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     np.save(out / "attacked.npy", res.x_adv.detach().cpu().float().numpy())
     attack_figure(
         x,
@@ -733,6 +732,9 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
         row_names=None if files is None else [f.name for f in files],
         region=goal if aims else None,
     )
+    # last, so that it keeps every warning of the run (the figure's too)
+    summary["warnings"] = list(notes)  # what the run printed to stderr, e.g. about its inputs
+    (out / "attack.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     shown = {k: v for k, v in summary.items() if k not in ("input_files", "units")}
     print(json.dumps(shown, indent=2))  # the files' order and the units are in attack.json
     print(f"wrote {out}/attack.csv, attack.json, attack.png, attacked.npy", file=sys.stderr)

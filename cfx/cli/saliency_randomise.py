@@ -170,9 +170,7 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
         "weights; a surviving absolute map follows the input in part; a surviving signed map "
         "follows the input (|rho| >= 0.5 survives)",
         "methods": rows,
-        "warnings": list(notes),  # what the run printed to stderr, e.g. about its inputs
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     randomisation_figure(
         x[0],
         torch.stack([results[n].original[0] for n in names]),
@@ -182,6 +180,9 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
         out / "cascade.png",
         title=f"cascading randomisation, {args.classifier}: {source}, first image",
     )
+    # last, so that it keeps every warning of the run (the figure's too)
+    summary["warnings"] = list(notes)  # what the run printed to stderr, e.g. about its inputs
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     width = max(len(n) for n in names)
     print(f"{'method':<{width}}  spearman  |spearman|  reading (all {len(layers)} layers random)")
     for row in rows:

@@ -483,6 +483,8 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
         }
         lesions = args.input is None or args.lesion_masks is not None
         sections.append(direction_markdown(name, summary, text, audit.lesion_dilation, lesions))
+    # the figure first: the files below keep every warning of the run, its own too
+    shortcut_examples(report, out / "examples.png", directions=dirs, files=files)
     result = {
         "classifier": args.classifier,
         "generator": args.generator,
@@ -544,7 +546,6 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     ]
     header[2:2] = warnings_markdown(notes)  # for whoever reads the report later
     (out / "report.md").write_text("\n".join(header + sections), encoding="utf-8")
-    shortcut_examples(report, out / "examples.png", directions=dirs, files=files)
     print(verdict)
     print(f"wrote {out}/summary.json, report.md, examples.png")
     return 0

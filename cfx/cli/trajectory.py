@@ -490,6 +490,7 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
             masks=masks if target == 0 else None,
             setup=setup,
             names=files,
+            warnings=notes,
         )
     except KeyboardInterrupt:
         done = len(finished_chunks(unfinished))
@@ -508,7 +509,8 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
     shutil.rmtree(unfinished)  # the outputs are written: nothing left to resume
     rows = summary["images"]
     inputs_in_target_notice(rows, files)
-    # what the run warned, e.g. about its inputs, for whoever reads summary.json later
+    # what the run warned, e.g. about its inputs, for whoever reads summary.json later (the
+    # inputs already in the target class are said after the summary is first written)
     summary["warnings"] = list(notes)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     # the paths that end outside the target (or short of --margin) were named by

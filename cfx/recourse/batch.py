@@ -222,7 +222,7 @@ def _per_applicant(
     checked: set[str] = set()
     for i, (_, row) in enumerate(applicants.iterrows()):
         try:
-            mine = rules(row)
+            mine = rules(row.copy())  # a function that edits its row edits no applicant
         except Exception as err:
             err.add_note(f"(in `constraints`, called for applicant {ids[i]!r})")
             raise
@@ -231,7 +231,7 @@ def _per_applicant(
                 f"`constraints` must return a Constraints or None for each applicant, got "
                 f"{type(mine).__name__} for applicant {ids[i]!r}"
             )
-        text = json.dumps(None if mine is None else _constraints(mine), sort_keys=True)
+        text = json.dumps(None if mine is None else _constraints(mine, floats=True), sort_keys=True)
         if mine is not None and text not in checked:  # one check per distinct rule set
             try:
                 mine.apply(recourse.schema)
@@ -282,7 +282,8 @@ def input_digests(
         h = hashlib.sha256(row.tobytes())
         if constraints is not None:
             mine = constraints[i]
-            rules = None if mine is None else _constraints(mine)
+            # numbers as floats: a row's 35 reads 35.0 once another column is float
+            rules = None if mine is None else _constraints(mine, floats=True)
             h.update(json.dumps(rules, sort_keys=True).encode())
         out.append(h.hexdigest()[:16])
     return out
@@ -468,7 +469,8 @@ def _schema_sha256(schema: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _constraints(constraints: Constraints) -> dict[str, Any]:
+def _constraints(constraints: Constraints, *, floats: bool = False) -> dict[str, Any]:
+    """The rules as JSON holds them, in any order given (numbers as floats with ``floats``)."""
     fields = {f.name: getattr(constraints, f.name) for f in dataclasses.fields(constraints)}
     fields["immutable"] = sorted(constraints.immutable)  # the same rules in any order
     fields["mutable"] = sorted(constraints.mutable)
@@ -476,7 +478,7 @@ def _constraints(constraints: Constraints) -> dict[str, Any]:
         name: None if allowed is None else {c: sorted(to) for c, to in allowed.items()}
         for name, allowed in constraints.transitions.items()
     }
-    return {name: _plain(value) for name, value in fields.items()}
+    return {name: _plain(value, floats=floats) for name, value in fields.items()}
 
 
 def _plain(value: Any, *, floats: bool = False) -> Any:

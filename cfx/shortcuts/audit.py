@@ -81,7 +81,8 @@ _GLYPH_LEVEL, _GLYPH_PIXELS = 0.4, 10
 def _check_masks(masks: object, name: str, b: int, h: int, w: int, *, shared: bool) -> Tensor:
     if not isinstance(masks, Tensor) or masks.is_complex():
         got = f"dtype {masks.dtype}" if isinstance(masks, Tensor) else type(masks).__name__
-        raise TypeError(f"`{name}` must be a bool tensor (B, 1, H, W), got {got}")
+        shape = "(B, 1, H, W), (1, 1, H, W) or (H, W)" if shared else "(B, 1, H, W)"
+        raise TypeError(f"`{name}` must be a bool tensor {shape}, got {got}")
     masks = binary_masks(masks, name)  # 0/1 masks, as cfx.metrics and the saliency metrics take
     if shared and tuple(masks.shape) == (h, w):  # one region for every image
         return masks[None, None]

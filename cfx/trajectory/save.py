@@ -29,6 +29,7 @@ def save_result(
     masks: Tensor | None = None,
     setup: dict[str, Any] | None = None,
     names: Sequence[str] | None = None,
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write ``result`` to ``folder`` (created if missing) as ``cfx trajectory`` does, and
     return the summary.
@@ -39,7 +40,8 @@ def save_result(
     :func:`~cfx.metrics.trajectory.summarise`, whose flip rate is the share of
     ``result.success``; ``already_in_target``, the paths whose frame 0 (the reconstruction of the
     source) the classifier already puts in the target class; timings, the inversion's
-    PSNR, ``setup`` and one row per image in ``images``; NaN written as null),
+    PSNR, ``setup``, ``warnings`` (what the run warned about, as given: ``cfx trajectory``
+    passes its own) and one row per image in ``images``; NaN written as null),
     ``strips.png`` (32 sequences a page, then ``strips_02.png``, ...; the input first),
     ``changes.png`` (pages as the strips: the input, frames 0 and T and where they differ,
     with a localised path's region and the ``masks`` outlined; :func:`~cfx.viz.change_panels`),
@@ -160,6 +162,7 @@ def save_result(
         "inversion_steps": None if inversion is None else inversion.steps,
         "perceptual_loss": None if inversion is None else inversion.perceptual,
         "setup": setup or {},
+        "warnings": [str(w) for w in warnings],
         "images": [
             ({} if names is None else {"file": str(names[i])})
             | {

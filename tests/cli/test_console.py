@@ -106,3 +106,23 @@ def test_collected_keeps_what_a_run_warned_once_each_and_still_shows_it():
     assert "detail" not in shown and "detail" not in notes  # INFO is not a warning
     root = logging.getLogger()
     assert not any(type(h).__name__ == "_Collector" for h in root.handlers)  # taken off
+
+
+def test_collected_alone_still_shows_warnings_and_survives_a_bad_log_call(capsys):
+    """With no handler on the root logger, Python prints warnings through logging.lastResort;
+    a collecting handler switched that off. A malformed log call is logging's to report, not
+    an error that ends the run."""
+    with bare_root(), collected() as notes:
+        logging.getLogger("cfx.somewhere").warning("careful")
+        logging.getLogger("cfx.somewhere").warning("%d items", "x")  # malformed: no raise
+    assert notes == ["careful"]
+    err = capsys.readouterr().err
+    assert "careful" in err and "--- Logging error ---" in err
+
+
+def test_a_command_keeping_warnings_is_called_with_its_args_only():
+    import inspect
+
+    from cfx.cli.saliency import run_compare
+
+    assert list(inspect.signature(run_compare).parameters) == ["args"]

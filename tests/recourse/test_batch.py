@@ -310,6 +310,16 @@ def test_per_applicant_constraints_are_each_applicants_and_keyed_per_line(tmp_pa
     frozen.add("cy")
     with pytest.raises(ValueError, match=r"1 applicant whose values .* \(or the constraints"):
         explain_to_file(fitted, _applicants(), out, constraints=rules, progress=False)
+    frozen.discard("cy")
+    # a bound computed from the row reads 3 or 3.0 as the frame's dtypes go: the same rules
+
+    def bound(row):
+        return Constraints(bounds={"x1": (None, row["x1"] + 1)})
+
+    floats = tmp_path / "bounds.csv"
+    assert explain_to_file(fitted, _applicants(), floats, constraints=bound, progress=False).new
+    as_floats = _applicants().astype({"x1": float})
+    assert explain_to_file(fitted, as_floats, floats, constraints=bound, progress=False).new == 0
     # a shared Constraints is another key: not resumed in a per-applicant file
     with pytest.raises(ValueError, match="other settings"):
         explain_to_file(fitted, _applicants(), out, constraints=Constraints(), progress=False)
