@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, out_folder
@@ -199,7 +200,8 @@ def _class_names(out: Path, k: int) -> tuple[str, ...]:
     return tuple(f"class{c}" for c in range(k))
 
 
-def run_augment(args: argparse.Namespace) -> int:
+@keeping_warnings  # summary.json repeats what the run warned
+def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.augment import ActiveLearner, LabelsPending, OracleLabeller, TaskLabeller
     from cfx.augment.labellers import Labeller
     from cfx.calls import call_named
@@ -405,6 +407,7 @@ def run_augment(args: argparse.Namespace) -> int:
             for r in result.rounds
         ],
         "model": str(model_dir) if callable(save) else None,
+        "warnings": list(notes),  # what the run printed to stderr, e.g. about its inputs
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -342,6 +342,8 @@ def test_the_classifier_as_its_own_oracle_is_warned_about(tmp_path, caplog):
     assert "`labeller`'s oracle is the classifier being fine-tuned" in caplog.text
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["rounds"][0]["disagreement"] == 0.0  # what the warning foretells
+    own = [w for w in summary["warnings"] if "oracle is the classifier being fine-tuned" in w]
+    assert len(own) == 1  # kept for whoever reads the summary later
 
 
 def test_labels_are_the_classifiers_two_classes(tmp_path, capsys, caplog):
