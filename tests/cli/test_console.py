@@ -123,6 +123,6 @@ def test_collected_alone_still_shows_warnings_and_survives_a_bad_log_call(capsys
 def test_a_command_keeping_warnings_is_called_with_its_args_only():
     import inspect
 
-    from cfx.cli.saliency import run_compare
+    from cfx.cli.saliency_compare import run_compare
 
     assert list(inspect.signature(run_compare).parameters) == ["args"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cfx.cli import main
-from cfx.cli.saliency import parse_fraction
+from cfx.cli.saliency_attack import parse_fraction
 
 
 def test_compare_writes_table_grid_and_attack_figures(tmp_path, capsys):
