@@ -7,6 +7,13 @@ and cropped at a random shift, giving smooth masks in [0, 1]. The map is the
 score-weighted average of the masks, ``S = sum_i f(x * M_i) M_i / (N p)``, where ``f`` is the
 target probability and masked pixels take the baseline value. The same masks serve every
 image of the batch; all ``B x N`` masked images are scored in large batches.
+
+With ``output="logit"`` the scores are centred first, ``S = sum_i (f_i - mean f) M_i /
+(N p)`` (the masks' covariance with the target logit, over ``p``): a probability is never
+negative, but a logit has no zero of its own, and adding one constant to every logit changes
+no prediction while it added that constant's multiple of the mean mask to the map, moving
+its positive part and every score read from it. Centred, the map says where keeping a pixel
+raises the logit above its average, whatever the offset.
 """
 
 from __future__ import annotations
@@ -75,7 +82,8 @@ class RISE:
         grid: cells per side of the coarse mask pattern.
         p: probability that a cell is kept.
         baseline: value of masked pixels in [-1, 1] (float or tensor); -1 = black.
-        output: ``"probability"`` (the paper) or ``"logit"``.
+        output: ``"probability"`` (the paper) or ``"logit"`` (scores centred over the masks;
+            see the module docstring).
         batch_size: masked images per forward pass.
     """
 
@@ -125,5 +133,7 @@ class RISE:
             _, tgt = resolve_all(self.model, x, target)
             model = fast_model(self.model, x[:1])
             scores = masked_scores(model, x, base, masks, n, tgt, self.output, size)  # (B, N)
+        if self.output == "logit":  # a logit's offset is no evidence: see the module docstring
+            scores = scores - scores.mean(1, keepdim=True)
         maps = scores @ masks.flatten(1) / (n * p)  # (B, H*W)
         return maps.view(x.shape[0], 1, *x.shape[2:])

@@ -60,3 +60,32 @@ def test_relevance_of_a_constant_model_is_that_constant():
     gen = torch.Generator().manual_seed(0)
     s = RISE(Blind(), n_masks=4000, grid=4, p=0.2).attribute(x, 1, generator=gen)
     torch.testing.assert_close(s, torch.full_like(s, 0.5), atol=0.06, rtol=0)
+
+
+class Offset(nn.Module):
+    """``model``'s logits plus one constant for every class: the same predictions."""
+
+    def __init__(self, model: nn.Module, c: float) -> None:
+        super().__init__()
+        self.model, self.c = model, c
+
+    def forward(self, x):
+        return self.model(x) + self.c
+
+
+def test_logit_maps_do_not_depend_on_the_logits_offset():
+    """A constant added to every logit changes no prediction; uncentred, it added c times the
+    mean mask to the map (a user's CNN whose target logit was -1.2 at probability ~1 got an
+    all-negative map, empty once its positive part was scored)."""
+    x = patch_images()
+    maps = {
+        c: RISE(Offset(PatchModel(), c), n_masks=300, grid=4, output="logit").attribute(
+            x, 1, generator=torch.Generator().manual_seed(0)
+        )
+        for c in (0.0, -20.0, 20.0)
+    }
+    torch.testing.assert_close(maps[-20.0], maps[0.0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(maps[20.0], maps[0.0], atol=1e-4, rtol=0)
+    # and the map still points at the patch the model reads, positive there
+    inside, outside = maps[0.0][:, 0, :4, :4].mean((1, 2)), maps[0.0][:, 0, 8:, 8:].mean((1, 2))
+    assert bool((inside > 0).all()) and bool((inside > outside).all())
