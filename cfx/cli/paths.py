@@ -15,12 +15,14 @@ def not_a_file(path: Path, flag: str = "--out") -> Path:
     return path
 
 
-def not_the_input_folder(out: Path, given: Path | None) -> None:
-    """Refuse an ``--out`` that is the ``--input`` folder: the figures written there would be
-    read as images by the next run (and shift every label given by position)."""
+def not_the_input_folder(out: Path, given: Path | None, flag: str = "--input") -> None:
+    """Refuse an ``--out`` that is the ``flag`` folder (``--input``'s images, or a folder of
+    masks): the figures written there would be read as images (or masks) by the next run
+    (and shift every label given by position)."""
     if given is not None and given.is_dir() and Path(out).resolve() == given.resolve():
+        what = "images" if flag == "--input" else "masks"
         raise ValueError(
-            "`--out` must not be the `--input` folder: its figures would be read as images by "
+            f"`--out` must not be the `{flag}` folder: its figures would be read as {what} by "
             "the next run"
         )
 

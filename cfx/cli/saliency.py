@@ -86,8 +86,12 @@ def check_target_class(model: object, x: torch.Tensor, target: int, brain: bool)
 
 
 def check_gradcam_layer(model: object, names: list[str], layer: str | None) -> None:
-    """A ``--gradcam-layer`` typo, named before any method runs."""
-    if "gradcam" not in names or layer is None:
+    """A ``--gradcam-layer`` typo, named before any method runs; one given without Grad-CAM
+    among the methods is said to do nothing."""
+    if layer is None:
+        return
+    if "gradcam" not in names:
+        log.warning("`--gradcam-layer %s` does nothing: gradcam is not among the methods", layer)
         return
     from cfx.saliency.gradcam import resolve_layer
 

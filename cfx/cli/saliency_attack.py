@@ -201,9 +201,9 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
         # own 64x64 images need not have, so the attack aimed at nothing in them, silently
         raise ValueError(
             f"`--objective {args.objective}` pulls the map into a region, and --input images "
-            "have none of their own: give it with --region-mask (a mask image, or one per "
-            "image), or `--region marker` for the scanner-marker corner of the 64x64 brain "
-            "slices"
+            "have none of their own: give it with --region-mask (one mask image, or an (H, W) "
+            ".npy/.pt, shared by every image), or `--region marker` for the scanner-marker "
+            "corner of the 64x64 brain slices"
         )
     region_name = "mask" if args.region_mask is not None else args.region or "mirror"
     default_classifier(args)
@@ -267,8 +267,18 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
         )
         steps_used = attack.steps
     out = Path(args.out)
+    # per image, the map's share in the region the attack pulls it into (these attacks only)
+    masses = (
+        (
+            relevance_mass_accuracy(res.maps.abs(), goal),
+            relevance_mass_accuracy(res.maps_adv.abs(), goal),
+        )
+        if aims
+        else None
+    )
     table = io.StringIO()
     write = csv.writer(table, lineterminator="\n").writerow
+    per_region = ["region_mass_before", "region_mass_after"] if masses is not None else []
     write(
         [
             "image",
@@ -277,6 +287,7 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
             "mass_center_shift",
             "label_kept",
             "linf",
+            *per_region,
             "file",
         ]
     )
@@ -289,6 +300,7 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
                 f"{float(res.mass_center_shift[i]):.3f}",
                 int(res.label_kept[i]),
                 f"{float(res.linf[i]):.5f}",
+                *([] if masses is None else [f"{float(m[i]):.4f}" for m in masses]),
                 "" if files is None else files[i].name,
             ]
         )
@@ -330,10 +342,8 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
         summary["region"] = region_name
         summary["region_mask"] = None if args.region_mask is None else str(args.region_mask)
         summary["region_on_marker_instead"] = int(empty.sum())  # none unless mirror
-        summary["region_mass"] = {
-            "before": mean_and_ci(relevance_mass_accuracy(res.maps.abs(), goal)),
-            "after": mean_and_ci(relevance_mass_accuracy(res.maps_adv.abs(), goal)),
-        }
+        assert masses is not None  # computed for these attacks above
+        summary["region_mass"] = {"before": mean_and_ci(masses[0]), "after": mean_and_ci(masses[1])}
     np.save(out / "attacked.npy", res.x_adv.detach().cpu().float().numpy())
     attack_figure(
         x,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.console import keeping_warnings, warnings_markdown
 from cfx.cli.models import checked_source, size_notice
-from cfx.cli.paths import add_output_options, out_folder
+from cfx.cli.paths import add_output_options, not_the_input_folder, out_folder
 from cfx.cli.saliency import (
     add_method_options,
     brain_name_notice,
@@ -27,6 +27,8 @@ from cfx.errors import check_int, first_names
 
 if TYPE_CHECKING:
     import torch
+
+    from cfx.types import Classifier
 
 log = logging.getLogger(__name__)
 GRID_ROWS = 6  # images in compare's grid.png (rows of a figure stay readable)
@@ -117,6 +119,7 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
     classifier = checked_source("--classifier", args.classifier, "classifier", has_generator=False)
     defaulted, given = args.target is None, args.target
     args.target = parse_target(str("tumour" if defaulted else args.target))
+    not_the_input_folder(args.out, args.masks, "--masks")
     if (args.input is None) != (args.masks is None):
         raise ValueError(
             "`--input` and `--masks` go together: the maps are scored against the masks"
@@ -154,6 +157,7 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
         size_notice(model, x.shape, "--classifier", "built-in slices")
         source = f"{args.n} tumour slices (brain seed {args.seed})"
     check_target_class(model, x, args.target, brain)  # compare_methods would name `target`
+    _no_image_in_target_notice(model, x, args.target)
     out_folder(args.out)  # inputs read, before the work: an unwritable --out fails now
     from cfx.notices import held
     from cfx.saliency.compare import log as compare_log
@@ -218,6 +222,26 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
         + "".join(f", {a}" for a in attacked)
     )
     return 0
+
+
+def _no_image_in_target_notice(model: Classifier, x: torch.Tensor, target: int) -> None:
+    """Warn when the classifier puts none of the images in ``--target``: every map then
+    explains evidence for a class it did not choose (e.g. a target left at its default)."""
+    import torch
+
+    from cfx.calls import class_logits, frozen
+
+    with frozen(model), torch.no_grad():
+        predicted = class_logits(model, x).argmax(1)  # (N,)
+    if not bool((predicted == target).any()):
+        classes = sorted(set(predicted.tolist()))
+        log.warning(
+            "the classifier puts none of the %d images in class %d (--target); it predicts "
+            "class %s for them, so every map explains evidence for a class it did not choose",
+            x.shape[0],
+            target,
+            " or ".join(map(str, classes)),
+        )
 
 
 def _empty_masks_notice(masks: torch.Tensor, files: list[Path] | None) -> None:

@@ -323,6 +323,7 @@ def check_sources(args: argparse.Namespace) -> list[Path] | None:
 
     files = check_input_path(args.input)
     not_the_input_folder(args.out, args.input)
+    not_the_input_folder(args.out, args.lesion_masks, "--lesion-masks")
     not_a_file(args.out)  # the folder is made once the inputs are read
     return files
 

@@ -54,9 +54,14 @@ def resolve_layer(model: object, layer: nn.Module | str | None) -> nn.Module:
         try:
             return model.get_submodule(layer)
         except AttributeError:
-            names = [n for n, _ in model.named_modules() if n][:12]
+            convs = [n for n, m in model.named_modules() if n and isinstance(m, nn.Conv2d)]
+            if convs:  # the layers Grad-CAM is meant for, not the first names of any kind
+                shown = convs if len(convs) <= 12 else [*convs[:5], "...", *convs[-6:]]
+                known = f"its convolutional layers: {shown} (the default is the last)"
+            else:
+                known = f"some names: {[n for n, _ in model.named_modules() if n][:12]}"
             raise ValueError(
-                f"`layer` {layer!r} is not a submodule of the model; some names: {names}"
+                f"`layer` {layer!r} is not a submodule of the model; {known}"
             ) from None
     raise TypeError(f"`layer` must be an nn.Module, a module name or None, got {layer!r}")
 

@@ -174,6 +174,10 @@ def test_a_targeted_attack_reports_the_map_share_in_its_region(tmp_path, region)
     )
     assert 0.0 <= before <= 1.0 and 0.0 <= after <= 1.0
     assert after > before  # the attack pulls the map into its region
+    with open(out / "attack.csv", newline="") as f:  # per image too (it was in the JSON only)
+        rows = list(csv.DictReader(f))
+    for key, mean in (("region_mass_before", before), ("region_mass_after", after)):
+        assert sum(float(r[key]) for r in rows) / 2 == pytest.approx(mean, abs=1e-4)
 
 
 def test_target_map_attack_moves_the_map_into_the_mirrored_lesion(tmp_path):
@@ -313,6 +317,10 @@ def test_the_brain_defaults_are_named_when_your_images_or_model_are_used(tmp_pat
         "'tumour'); give --target for another class",
         f"`--target healthy` is read as class 0 of --classifier {tmp_path / 'mine'}: healthy / "
         "tumour are the brain models' names for classes 0 / 1",
+        # and these tumour slices are all called tumour (class 1), so the maps explain a class
+        # the classifier did not choose
+        "the classifier puts none of the 2 images in class 0 (--target); it predicts class 1 "
+        "for them, so every map explains evidence for a class it did not choose",
     ]
     caplog.clear()
     with caplog.at_level("WARNING", logger="cfx.cli.saliency"):
@@ -374,6 +382,8 @@ def test_compare_takes_png_folders_of_images_and_masks(tmp_path, capsys):
     inside = ["saliency", "compare", "--input", str(scans), "--masks", str(truth)]
     assert main([*inside, "--out", str(scans)]) == 2
     assert "`--out` must not be the `--input` folder" in capsys.readouterr().err
+    assert main([*inside, "--out", str(truth)]) == 2  # its figures read as masks next time
+    assert "`--out` must not be the `--masks` folder" in capsys.readouterr().err
     atk = tmp_path / "atk"
     argv = ["saliency", "attack", "--input", str(scans), "--steps", "1", "--no-progress"]
     assert main([*argv, "--out", str(atk)]) == 0
@@ -563,3 +573,23 @@ def test_a_batch_in_0_1_is_named_by_its_flag_once(tmp_path, caplog):
     assert "no pixel of the 4 --input image(s) is below 0" in caplog.text
     assert "save 2x - 1 of [0, 1] data" in caplog.text
     assert "`x`" not in caplog.text and "UnitInput" not in caplog.text
+
+
+def test_a_flag_that_does_nothing_and_a_target_no_image_is_in_are_warned_about(tmp_path, caplog):
+    """--gradcam-layer without gradcam was ignored in silence, and so was a --target the
+    classifier gives none of the images (every map then explains a class it did not choose)."""
+    from cfx.saliency.compare import tumour_slices
+    from cfx.zoo import load_classifier
+
+    x, _ = tumour_slices(2, 2)
+    assert load_classifier("brain-cnn")(x).argmax(1).tolist() == [1, 1]  # both called tumour
+    argv = ["saliency", "compare", "--n", "2", "--methods", "gradient", "--attack-n", "0"]
+    argv += ["--no-progress", "--out", str(tmp_path / "o")]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--gradcam-layer", "features.0", "--target", "0"]) == 0
+    assert "`--gradcam-layer features.0` does nothing: gradcam is not among" in caplog.text
+    assert "puts none of the 2 images in class 0 (--target); it predicts class 1" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--target", "1"]) == 0
+    assert "does nothing" not in caplog.text and "puts none of" not in caplog.text

@@ -52,8 +52,12 @@ def test_upsampling_is_differentiable():
 def test_layer_errors():
     with pytest.raises(ValueError, match=r"no nn\.Conv2d"):
         GradCAM(LinearModel()).attribute(images(), 1)
-    with pytest.raises(ValueError, match="not a submodule"):
-        GradCAM(small_cnn(), layer="features.9").attribute(images(h=16, w=16), 1)
+    model = small_cnn()
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 3  # named, where the first names of any kind were listed
+    with pytest.raises(ValueError, match="not a submodule") as err:
+        GradCAM(model, layer="features.9").attribute(images(h=16, w=16), 1)
+    assert f"its convolutional layers: {convs} (the default is the last)" in str(err.value)
     with pytest.raises(TypeError, match="`layer` must be given"):
         GradCAM(lambda x: x.flatten(1)[:, :2]).attribute(images(), 1)
     model = small_cnn()
