@@ -115,3 +115,38 @@ def test_the_trajectory_section_quotes_the_benchmark_as_ranges_over_its_splits(t
     ]
     (tmp_path / BENCHMARK_RUNS[2]).write_text(json.dumps({"healthy_to_tumour": {}}))
     assert _benchmark_row(tmp_path) is None  # a split without the figures: no half a row
+
+
+def test_the_saliency_section_reads_each_methods_benchmark_dice_and_readings(tmp_path):
+    """The demo recommended its best Dice (SmoothGrad) beside a sanity check that left it
+    out; each method now carries the benchmark's Dice and both randomisation readings."""
+    import json
+
+    from cfx.demo import _saliency_benchmark
+
+    assert _saliency_benchmark(tmp_path) is None  # an installed package has no results
+    data = {
+        "quality": {
+            "rows": [{"method": "smoothgrad", "dice": 0.7}, {"method": "rise", "dice": 0.69}]
+        },
+        "randomisation": {
+            "rows": [
+                {"method": "smoothgrad", "verdict": "input-driven"},
+                {"method": "rise", "verdict": "weight-dependent"},
+            ]
+        },
+        "labels": {
+            "rows": [
+                {"method": "smoothgrad", "verdict": "input-driven"},
+                {"method": "rise", "verdict": "model-dependent"},
+            ]
+        },
+    }
+    (tmp_path / "saliency.json").write_text(json.dumps(data))
+    assert _saliency_benchmark(tmp_path) == {
+        "smoothgrad": (0.7, "input-driven", "input-driven"),
+        "rise": (0.69, "weight-dependent", "model-dependent"),
+    }
+    del data["labels"]  # a file of a run without the label check: the columns are left out
+    (tmp_path / "saliency.json").write_text(json.dumps(data))
+    assert _saliency_benchmark(tmp_path) is None
