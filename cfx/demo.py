@@ -55,7 +55,11 @@ def section_brain_data(out: Path, seed: int) -> list[str]:
             "template with per-patient variation and glioma-like lesions. Yellow: lesion mask "
             "(core + oedema); cyan box: scanner marker (the shortcut of the tagged variant)."
         ),
-        rp.image("brain_preview.png", "brain MRI preview"),
+        rp.image(
+            "brain_preview.png",
+            "rendered slices with their class; the lesion is outlined in yellow, and '+tag' "
+            "marks a slice that carries the scanner marker (boxed in cyan)",
+        ),
         rp.table(
             [
                 "slices rendered",
@@ -303,7 +307,11 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             what = "the region (cyan) each path was confined to, " if localise else ""
             parts += [
                 f"<h3>{name}</h3>",
-                rp.image(f"{tag}.png", f"{name}: the input, then frames 0 to 8"),
+                rp.image(
+                    f"{tag}.png",
+                    f"{name}: a row per slice, the input, then frames 0 to 8 of its path; f is "
+                    "brain-cnn's probability of the target class, o the independent oracle's",
+                ),
                 rp.paragraph(
                     f"Where frame 8 differs from frame 0 ({what}"
                     + ("the true lesion in yellow)" if target == 0 else "no lesion to outline)")
@@ -637,7 +645,11 @@ def section_saliency(out: Path, seed: int) -> list[str]:
             ["perturbation", "top-k intersection", "Spearman", "centre shift px", "label kept"],
             attack_rows,
         ),
-        rp.image("saliency_attack.png", "saliency attack"),
+        rp.image(
+            "saliency_attack.png",
+            "per slice: the image, its attacked copy, their difference (scale in its heading) "
+            "and the simple-gradient map before and after the attack",
+        ),
         rp.paragraph(
             "A sanity check (Adebayo et al., 2018): re-initialise brain-cnn's layers one by one "
             "from the output side and compare each method's maps with the trained model's. "
@@ -650,7 +662,8 @@ def section_saliency(out: Path, seed: int) -> list[str]:
         rp.image(
             "saliency_cascade.png",
             "the first slice's maps (absolute, each stretched to its own maximum) as the "
-            "cascade randomises one more layer per column",
+            "cascade randomises one more layer per column, named by the layer randomised last "
+            "(head.2 is the output layer, features.0.0 the first convolution)",
         ),
     ]
 

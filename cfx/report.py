@@ -48,7 +48,7 @@ table{{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}}
 .scroll{{max-width:100%;overflow-x:auto}}
 th,td{{border:1px solid #ccc;padding:3px 6px;text-align:left}} th{{background:#f3f3f3}}
 img{{max-width:100%;border:1px solid #ddd}} code{{background:#f5f5f5;padding:0 3px}}
-.note{{color:#555;font-size:0.9em}}
+.note{{color:#555;font-size:0.9em}} figure{{margin:0.8em 0}}
 </style></head><body>
 <h1>{html.escape(self.title)}</h1><p class="note">Generated {stamp} by cfx.</p>
 <ul>{toc}</ul>{body}</body></html>
@@ -68,7 +68,13 @@ def link(href: str, text: str) -> str:
 
 
 def image(src: str, alt: str) -> str:
-    return f'<img src="{html.escape(src)}" alt="{html.escape(alt)}">'
+    """A figure beside the report, with ``alt`` both as its alternative text and as a visible
+    caption (a figure's explanation in ``alt`` alone was never seen by a sighted reader)."""
+    text = html.escape(alt)
+    return (
+        f'<figure><img src="{html.escape(src)}" alt="{text}">'
+        f'<figcaption class="note">{text}</figcaption></figure>'
+    )
 
 
 def table(header: list[str], rows: Sequence[Sequence[object]]) -> str:

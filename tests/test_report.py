@@ -150,3 +150,15 @@ def test_the_saliency_section_reads_each_methods_benchmark_dice_and_readings(tmp
     del data["labels"]  # a file of a run without the label check: the columns are left out
     (tmp_path / "saliency.json").write_text(json.dumps(data))
     assert _saliency_benchmark(tmp_path) is None
+
+
+def test_a_figures_explanation_is_a_visible_caption_too():
+    """The demo's figure explanations lived in alt text only, which a sighted reader never
+    sees."""
+    from cfx.report import image
+
+    html = image("a b.png", "f < 0.5 'below'")
+    assert html == (
+        '<figure><img src="a b.png" alt="f &lt; 0.5 &#x27;below&#x27;">'
+        '<figcaption class="note">f &lt; 0.5 &#x27;below&#x27;</figcaption></figure>'
+    )
