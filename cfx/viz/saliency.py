@@ -41,13 +41,14 @@ def saliency_grid(
     lo = pos.flatten(2).amin(2)[..., None, None]
     hi = pos.flatten(2).amax(2)[..., None, None]
     heat = ((pos - lo) / (hi - lo).clamp_min(1e-12)).numpy()
-    titles = ["image", "true mask", *names]
+    # a line per word, large enough to read when a page scales the wide figure down
+    titles = [t.replace("_", "\n") for t in ("image", "true mask", *names)]
     for r in range(n):
         for c in range(cols):
             ax = axes[r, c]
             ax.axis("off")
             if r == 0:
-                ax.set_title(titles[c], fontsize=6)
+                ax.set_title(titles[c], fontsize=9)
             if c == 0:
                 _show(ax, pics[r])
                 if row_names is not None:
