@@ -597,7 +597,9 @@ def section_saliency(out: Path, seed: int) -> list[str]:
     if bench is not None:
         header += ["Dice, 256 slices, full budgets", "layers randomised", "labels randomised"]
         passing = {
-            m: d for m, (d, c, lab) in bench.items() if "dependent" in c and "dependent" in lab
+            m: d
+            for m, (d, c, lab) in bench.items()
+            if c == "weight-dependent" and lab == "model-dependent"
         }
         top = max(passing, key=passing.__getitem__) if passing else None
         reading = (

@@ -27,14 +27,6 @@ USER_FLAGS = ("labels", "marker_mask", "marker_present", "lesion_masks")
 """The options that describe ``--input`` images (and only them)."""
 
 
-def directions(names: tuple[str, str] = CLASS_NAMES) -> dict[int, str]:
-    """Each path direction's name, keyed by its target class: ``tumour->healthy`` for 0."""
-    return {0: f"{names[1]}->{names[0]}", 1: f"{names[0]}->{names[1]}"}
-
-
-DIRECTIONS = directions()
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "shortcuts",
@@ -188,18 +180,17 @@ def path_rows(
 
 
 def cell_json(
-    cell: MarkerCell, names: dict[int, str] = DIRECTIONS
+    cell: MarkerCell, names: dict[int, str]
 ) -> dict[str, float | int | bool | str | None]:
-    """One cell for ``summary.json`` (NaN as null), with its direction spelled out."""
+    """One cell for ``summary.json`` (NaN as null), with its direction spelled out (``names``:
+    :func:`cfx.shortcuts.report.direction_names`)."""
     fields = asdict(cell)
     del fields["marker_name"]  # once, at the top of summary.json
     out = {k: _finite(v) if isinstance(v, float) else v for k, v in fields.items()}
     return {"direction": names.get(cell.target, f"target {cell.target}")} | out
 
 
-def cells_markdown(
-    cells: tuple[MarkerCell, ...], min_paths: int, names: dict[int, str] = DIRECTIONS
-) -> str:
+def cells_markdown(cells: tuple[MarkerCell, ...], min_paths: int, names: dict[int, str]) -> str:
     """The table of ``report.md`` with one row per (direction, marker on the source) cell."""
     lines = [
         "| direction | source images | paths | counted | via marker | restoring the marker "
@@ -369,6 +360,7 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.saliency.compare import build_method
     from cfx.shortcuts import ShortcutAudit
     from cfx.shortcuts.audit import CROSSING_MARGIN
+    from cfx.shortcuts.report import direction_names
     from cfx.trajectory import GradientAscent, MonotonePath
     from cfx.viz.shortcuts import shortcut_examples
     from cfx.zoo import load_classifier, load_generator
@@ -376,7 +368,7 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     # named as typed, before any model loads (the audit's own checks say `flag_rate`, ...)
     files = check_sources(args)
     names = class_names(args.class_names)
-    dirs = directions(names)
+    dirs = direction_names(names)
     marker_name = args.marker_name
     if marker_name is None:
         marker_name = "scanner marker" if args.input is None else "marker"

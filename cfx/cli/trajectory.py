@@ -509,10 +509,11 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
     shutil.rmtree(unfinished)  # the outputs are written: nothing left to resume
     rows = summary["images"]
     inputs_in_target_notice(rows, files)
-    # what the run warned, e.g. about its inputs, for whoever reads summary.json later (the
-    # inputs already in the target class are said after the summary is first written)
-    summary["warnings"] = list(notes)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    # what the run warned, e.g. about its inputs, for whoever reads summary.json later: the
+    # inputs already in the target class are said after save_result wrote it with the rest
+    if summary["warnings"] != notes:
+        summary["warnings"] = list(notes)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     # the paths that end outside the target (or short of --margin) were named by
     # explain_in_chunks, rows numbered in the whole input
     print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))

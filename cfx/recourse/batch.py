@@ -231,7 +231,7 @@ def _per_applicant(
                 f"`constraints` must return a Constraints or None for each applicant, got "
                 f"{type(mine).__name__} for applicant {ids[i]!r}"
             )
-        text = json.dumps(None if mine is None else _constraints(mine, floats=True), sort_keys=True)
+        text = _rules_text(mine)
         if mine is not None and text not in checked:  # one check per distinct rule set
             try:
                 mine.apply(recourse.schema)
@@ -281,10 +281,7 @@ def input_digests(
     for i, row in enumerate(rows):
         h = hashlib.sha256(row.tobytes())
         if constraints is not None:
-            mine = constraints[i]
-            # numbers as floats: a row's 35 reads 35.0 once another column is float
-            rules = None if mine is None else _constraints(mine, floats=True)
-            h.update(json.dumps(rules, sort_keys=True).encode())
+            h.update(_rules_text(constraints[i]).encode())
         out.append(h.hexdigest()[:16])
     return out
 
@@ -467,6 +464,13 @@ def _schema_sha256(schema: Any) -> str:
     ]
     text = json.dumps({"features": specs, "target": schema.target}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _rules_text(constraints: Constraints | None) -> str:
+    """One applicant's rules as text, the same for the same rules in any order; numbers as
+    floats, since a bound computed from a row reads 35 or 35.0 as the frame's dtypes go."""
+    rules = None if constraints is None else _constraints(constraints, floats=True)
+    return json.dumps(rules, sort_keys=True)
 
 
 def _constraints(constraints: Constraints, *, floats: bool = False) -> dict[str, Any]:

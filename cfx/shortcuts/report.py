@@ -4,6 +4,7 @@ per-cell marker analysis and the verdict (the method and its rules are described
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -103,6 +104,16 @@ def _median(values: Tensor, where: Tensor | None) -> float:
 def _rate(flags: Tensor, where: Tensor) -> float:
     """Share of ``flags`` that are true among ``where`` (NaN when ``where`` is empty)."""
     return float(flags[where].float().mean()) if bool(where.any()) else math.nan
+
+
+def direction_names(class_names: Sequence[str]) -> dict[int, str]:
+    """Each path direction's name, keyed by its target class: ``"tumour->healthy"`` for class
+    0 of ``("healthy", "tumour")`` (a path into one of two classes starts in the other);
+    ``"->name"`` with more classes."""
+    names = tuple(class_names)
+    if len(names) == 2:
+        return {0: f"{names[1]}->{names[0]}", 1: f"{names[0]}->{names[1]}"}
+    return {t: f"->{name}" for t, name in enumerate(names)}
 
 
 def _source(names: tuple[str, ...], target: int, present: bool) -> str:

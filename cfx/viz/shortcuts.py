@@ -33,15 +33,6 @@ def pick_examples(report: ShortcutReport, per_direction: int = 3) -> list[int]:
     return rows
 
 
-def _direction(report: ShortcutReport, t: int, names: Mapping[int, str] | None) -> str:
-    if names is not None and t in names:
-        return names[t]
-    classes = report.class_names
-    if len(classes) == 2:
-        return f"{classes[1 - t]}->{classes[t]}"
-    return f"->{classes[t]}" if 0 <= t < len(classes) else f"target {t}"
-
-
 def shortcut_examples(
     report: ShortcutReport,
     path: str | Path,
@@ -75,6 +66,9 @@ def shortcut_examples(
     wrong = [r for r in picked if not 0 <= r < b]
     if wrong:
         raise ValueError(f"`rows` must be rows of the report's {b} paths, got {wrong[:5]}")
+    from cfx.shortcuts.report import direction_names  # cfx.viz imports no audit machinery
+
+    named = direction_names(report.class_names) | dict(directions or {})
     change = (frames[:, -1] - frames[:, 0]).abs().sum(1)  # (B, H, W)
     marker = report.marker_masks.expand(b, -1, -1, -1)[:, 0].float()
     lesion = report.lesion_masks[:, 0].float()
@@ -109,7 +103,7 @@ def shortcut_examples(
         axes[r, 0].text(
             -2,
             src.shape[-2] / 2,
-            f"{name}\n{_direction(report, int(report.target[i]), directions)}\n"
+            f"{name}\n{named.get(int(report.target[i]), f'target {int(report.target[i])}')}\n"
             f"p {float(p[0]):.2f}->{float(p[-1]):.2f}\nmarker share "
             f"{float(report.change.marker[i]):.2f}\n{tag}",
             fontsize=6,
