@@ -12,6 +12,7 @@ from cfx.metrics.trajectory import (
     localisation,
     monotonicity_spearman,
     oracle_agreement,
+    oracle_agreement_along_path,
     spearman,
     summarise,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "localisation",
     "monotonicity_spearman",
     "oracle_agreement",
+    "oracle_agreement_along_path",
     "psnr",
     "spearman",
     "ssim",

@@ -46,14 +46,19 @@ def _nan_rows(values: Tensor, *inputs: Tensor) -> Tensor:
     return values.masked_fill(bad, float("nan"))
 
 
-def _above_half(name: str, probs: object) -> Tensor:
-    p = _per_sequence(name, probs, frames=False)
+def _probabilities(name: str, p: Tensor) -> None:
+    """An error naming ``name`` unless its values (NaN aside) lie in [0, 1]."""
     seen = p[~p.isnan()]
     if seen.numel() and not bool(((seen >= 0) & (seen <= 1)).all()):
         raise ValueError(
             f"`{name}` must be probabilities in [0, 1], got values in [{float(seen.min()):.3g}, "
             f"{float(seen.max()):.3g}]: logits? pass softmax(logits)[:, target]"
         )
+
+
+def _above_half(name: str, probs: object) -> Tensor:
+    p = _per_sequence(name, probs, frames=False)
+    _probabilities(name, p)
     return _nan_rows((p > 0.5).to(_real(p)), p)
 
 
@@ -67,6 +72,32 @@ def oracle_agreement(final_oracle_probs: Tensor) -> Tensor:
     """1.0 where the independent oracle also puts the last frame in the target class; NaN
     where its probability is NaN."""
     return _above_half("final_oracle_probs", final_oracle_probs)
+
+
+def oracle_agreement_along_path(probs: Tensor, oracle_probs: Tensor) -> Tensor:
+    """Of the frames the classifier puts in the target class (probability above 0.5), the
+    share the oracle puts there too; ``probs`` and ``oracle_probs`` ``(B, T+1)``.
+
+    :func:`oracle_agreement` reads the last frame only: a path whose classifier crosses at
+    frame 4 of 8 while the oracle follows only at frame 8 agrees there (1.0) but along the
+    path in 1 of the 4 frames past the classifier's crossing (0.25), a sign the classifier
+    was moved by something the oracle does not see. NaN where the classifier puts no frame in
+    the target, or a probability is NaN.
+    """
+    probs = _per_sequence("probs", probs, frames=True)
+    if not isinstance(oracle_probs, Tensor) or oracle_probs.shape != probs.shape:
+        raise ValueError(
+            f"`oracle_probs` must be {tuple(probs.shape)}, as `probs`, got "
+            f"{shape_or_type(oracle_probs)}"
+        )
+    _probabilities("probs", probs)
+    _probabilities("oracle_probs", oracle_probs)
+    real = _real(probs)
+    inside = (probs > 0.5).to(real)
+    both = (inside * (oracle_probs > 0.5).to(real)).sum(1)
+    count = inside.sum(1)
+    share = both / count.clamp(min=1)
+    return _nan_rows(share.masked_fill(count == 0, float("nan")), probs, oracle_probs)
 
 
 def ranks(values: Tensor) -> Tensor:
@@ -291,7 +322,9 @@ def summarise(
     above 0.5.
 
     Returns ``n`` (the number of sequences, an int) and the means by metric name;
-    ``oracle_agreement`` and ``localisation`` only when ``oracle_probs`` / ``masks`` are given
+    ``oracle_agreement``, ``oracle_agreement_along_path`` (the mean over the paths whose
+    classifier puts some frame in the target) and ``localisation`` only when
+    ``oracle_probs`` / ``masks`` are given
     (:func:`cfx.trajectory.save_result` writes null for them otherwise, so every
     ``summary.json`` has the same keys).
     """
@@ -339,6 +372,7 @@ def summarise(
     }
     if oracle_probs is not None:
         out["oracle_agreement"] = mean(oracle_agreement(oracle_probs[:, -1]))
+        out["oracle_agreement_along_path"] = mean(oracle_agreement_along_path(probs, oracle_probs))
     if masks is not None:
         b, _, h, w = final.shape
         if not isinstance(masks, Tensor) or tuple(masks.shape) != (b, 1, h, w):

@@ -121,6 +121,7 @@ def save_result(
     )
     # the same keys from every run, so summaries of several runs compare without KeyErrors
     summary.setdefault("oracle_agreement", None)  # no oracle
+    summary.setdefault("oracle_agreement_along_path", None)
     summary.setdefault("localisation", None)  # no lesion masks
     per_cout = p_source = source_in = input_in = None
     if classifier is not None:

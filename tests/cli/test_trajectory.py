@@ -722,12 +722,14 @@ def test_the_default_oracle_is_brain_oracle_only_with_the_zoos_generator(tmp_pat
     )
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["setup"]["oracle"] is None and summary["oracle_agreement"] is None
+    assert summary["oracle_agreement_along_path"] is None
     caplog.clear()
     with caplog.at_level("WARNING"):  # named: used, without a word
         assert main([*argv, *mine, "--oracle", "brain-oracle", "--out", str(tmp_path / "b")]) == 0
     assert "oracle" not in caplog.text
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["setup"]["oracle"] == "brain-oracle" and summary["oracle_agreement"] is not None
+    assert 0 <= summary["oracle_agreement_along_path"] <= 1
     with caplog.at_level("WARNING"):
         assert main([*argv, "--out", str(tmp_path / "c")]) == 0  # the zoo's own generator
     assert "no oracle" not in caplog.text

@@ -389,3 +389,44 @@ def test_summarise_names_an_argument_of_the_wrong_shape():
         kwargs = {"frames": frames, "source": source} | change
         with pytest.raises(ValueError, match=match):
             summarise(probs, levels, **kwargs)
+
+
+def test_oracle_agreement_along_path_counts_the_classifiers_target_frames():
+    from cfx.metrics import oracle_agreement_along_path, summarise
+
+    # path 0: the classifier crosses at frame 2 of 4 (frames 2, 3, 4 in the target), the
+    # oracle only at frame 4: 1 of 3; path 1: the oracle agrees wherever the classifier is
+    # in the target (frames 3, 4), and also at frame 1, which does not count: 2 of 2;
+    # path 2: the classifier never reaches the target: undefined, not 0 or 1
+    probs = torch.tensor(
+        [[0.1, 0.3, 0.6, 0.8, 0.95], [0.1, 0.2, 0.4, 0.7, 0.9], [0.1, 0.2, 0.3, 0.4, 0.45]]
+    )
+    oracle = torch.tensor(
+        [[0.0, 0.1, 0.2, 0.4, 0.9], [0.0, 0.6, 0.3, 0.8, 0.9], [0.9, 0.9, 0.9, 0.9, 0.9]]
+    )
+    got = oracle_agreement_along_path(probs, oracle)
+    assert got[:2].tolist() == pytest.approx([1 / 3, 1.0])
+    assert math.isnan(float(got[2]))
+    # the last-frame reading calls all three paths agreed; the mean along the path skips
+    # the path with no target frame
+    frames = torch.zeros(3, 5, 1, 4, 4)
+    s = summarise(probs, torch.linspace(0, 1, 5), frames, frames[:, 0], oracle_probs=oracle)
+    assert s["oracle_agreement"] == 1.0
+    assert s["oracle_agreement_along_path"] == pytest.approx((1 / 3 + 1) / 2)
+    # a NaN probability gives NaN for that path only
+    broken = probs.clone()
+    broken[1, 2] = float("nan")
+    assert math.isnan(float(oracle_agreement_along_path(broken, oracle)[1]))
+    assert float(oracle_agreement_along_path(broken, oracle)[0]) == pytest.approx(1 / 3)
+
+
+def test_oracle_agreement_along_path_names_bad_arguments():
+    from cfx.metrics import oracle_agreement_along_path
+
+    probs = torch.full((2, 3), 0.7)
+    with pytest.raises(ValueError, match=r"`oracle_probs` must be \(2, 3\), as `probs`"):
+        oracle_agreement_along_path(probs, torch.full((2, 4), 0.7))
+    with pytest.raises(ValueError, match=r"`oracle_probs` must be probabilities in \[0, 1\]"):
+        oracle_agreement_along_path(probs, torch.full((2, 3), 3.0))
+    with pytest.raises(ValueError, match=r"`probs` must be a tensor \(B, T\+1\)"):
+        oracle_agreement_along_path(torch.full((2,), 0.7), torch.full((2,), 0.7))

@@ -135,6 +135,7 @@ def test_without_a_classifier_cout_is_null_and_nan_lambdas_are_null(tmp_path):
     assert [row["p_source"] for row in summary["images"]] == [None, None]
     assert summary["source_in_target"] is None
     assert summary["oracle_agreement"] is None and summary["localisation"] is None
+    assert summary["oracle_agreement_along_path"] is None
 
 
 class NormedClassifier(torch.nn.Module):
