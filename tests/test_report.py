@@ -100,10 +100,11 @@ def test_the_trajectory_section_quotes_the_benchmark_as_ranges_over_its_splits(t
         "3 x 128",
         "1.00",
         "0.93-0.94",
+        "–",  # along the path: the runs predate the metric
         "1.00",
         "0.05",
         "0.68-0.74",
-        "",
+        "14-60x",
         "1.41 (batch 32, inversion apart)",
     ]
     assert realism == "14-60x" and not met  # 0.28 / 0.02 and 1.8 / 0.03; bar 2x
@@ -113,6 +114,15 @@ def test_the_trajectory_section_quotes_the_benchmark_as_ranges_over_its_splits(t
         "localisation 0.68-0.74 (bar >= 0.7)",
         "realism 14-60x the real-vs-real floor (bar <= 2x)",
     ]
+    # once every split has measured it, agreement along the path is quoted too; one split
+    # without it leaves the cell "–" rather than quoting the others as all three
+    for i, (name, data) in enumerate(zip(BENCHMARK_RUNS, runs, strict=True)):
+        data["tumour_to_healthy"]["option2_localised"]["oracle_agreement_along_path"] = 0.4 + i / 10
+        (tmp_path / name).write_text(json.dumps(data))
+    assert _benchmark_row(tmp_path)[0][4] == "0.40-0.60"
+    del runs[1]["tumour_to_healthy"]["option2_localised"]["oracle_agreement_along_path"]
+    (tmp_path / BENCHMARK_RUNS[1]).write_text(json.dumps(runs[1]))
+    assert _benchmark_row(tmp_path)[0][4] == "–"
     (tmp_path / BENCHMARK_RUNS[2]).write_text(json.dumps({"healthy_to_tumour": {}}))
     assert _benchmark_row(tmp_path) is None  # a split without the figures: no half a row
 

@@ -333,6 +333,81 @@ def test_probability_curves_name_the_target_and_the_models(tmp_path, monkeypatch
     }
 
 
+def test_probability_curves_give_each_of_a_few_paths_its_colour_and_name(tmp_path, monkeypatch):
+    """The curves were one colour per model: which oracle curve belonged to which path, and
+    which path to which row of the strip, could not be told."""
+    from matplotlib.colors import to_rgba
+
+    import cfx.viz
+
+    drawn = {}
+
+    def keep(fig, path, *, dpi):
+        drawn["ax"] = fig.axes[0]
+        return path
+
+    monkeypatch.setattr(cfx.viz.trajectory, "_save", keep)
+    probs = torch.tensor([[0.1, 0.5, 0.9], [0.2, 0.4, 0.8], [0.0, 0.6, 0.7]])
+    oracle = probs / 2
+    levels = torch.tensor([0.0, 0.5, 1.0])
+    cfx.viz.probability_curves(
+        probs, levels, tmp_path / "a.png", oracle_probs=oracle, row_names=["a.png", "b.png", "c"]
+    )
+    ax = drawn["ax"]
+    drawn_lines = [line for line in ax.get_lines() if len(line.get_xdata())]
+    # per path: the classifier's line, then the oracle's, in one colour, solid then dotted
+    for i in range(3):
+        mine, its_oracle = drawn_lines[2 * i], drawn_lines[2 * i + 1]
+        assert list(mine.get_ydata()) == pytest.approx(probs[i].tolist())
+        assert list(its_oracle.get_ydata()) == pytest.approx(oracle[i].tolist())
+        assert to_rgba(mine.get_color()) == to_rgba(its_oracle.get_color())
+        assert (mine.get_linestyle(), its_oracle.get_linestyle()) == ("-", ":")
+    colours = {to_rgba(drawn_lines[2 * i].get_color()) for i in range(3)}
+    assert len(colours) == 3
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["a.png", "b.png", "c", "classifier", "oracle", "t/T"]
+    cfx.viz.probability_curves(probs, levels, tmp_path / "b.png")  # rows named as in the strip
+    assert [t.get_text() for t in drawn["ax"].get_legend().get_texts()][:3] == [
+        "row 1",
+        "row 2",
+        "row 3",
+    ]
+    many = torch.rand(11, 3, generator=torch.Generator().manual_seed(0))
+    cfx.viz.probability_curves(many, levels, tmp_path / "c.png", oracle_probs=many)
+    # eleven paths: one colour per model, no names
+    assert {t.get_text() for t in drawn["ax"].get_legend().get_texts()} == {
+        "classifier",
+        "oracle",
+        "t/T",
+    }
+    with pytest.raises(ValueError, match="`row_names` must name the 3 rows"):
+        cfx.viz.probability_curves(probs, levels, tmp_path / "d.png", row_names=["a"])
+
+
+def test_change_panels_carry_a_colour_bar_up_to_the_largest_change(tmp_path, monkeypatch):
+    import cfx.viz
+
+    drawn = {}
+
+    def keep(fig, path, *, dpi):
+        drawn["fig"] = fig
+        return path
+
+    monkeypatch.setattr(cfx.viz.trajectory, "_save", keep)
+    frames = torch.zeros(2, 3, 1, 8, 8)
+    frames[1, -1, 0, 2, 2] = 0.75
+    cfx.viz.change_panels(frames, tmp_path / "a.png")
+    bars = [ax for ax in drawn["fig"].axes if ax.get_label() == "colour bar"]
+    assert len(bars) == 1
+    assert bars[0].get_xlim() == pytest.approx((0.0, 0.75))
+    # below the change column
+    column = drawn["fig"].axes[2].get_position()  # row 0: frame 0, frame 2, change
+    assert bars[0].get_position().x0 == pytest.approx(column.x0)
+    assert bars[0].get_position().y1 < drawn["fig"].axes[-2].get_position().y0
+    cfx.viz.change_panels(torch.zeros(1, 2, 1, 8, 8), tmp_path / "b.png")  # nothing changed
+    assert not [ax for ax in drawn["fig"].axes if ax.get_label() == "colour bar"]
+
+
 def test_a_result_given_for_its_frames_is_named(tmp_path):
     """trajectory_gif(res, ...) failed inside with "'TrajectoryResult' object has no
     attribute 'shape'"."""

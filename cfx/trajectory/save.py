@@ -221,6 +221,7 @@ def save_result(
         result.levels.cpu(),
         out / "probabilities.png",
         oracle_probs=oracle,
+        row_names=None if names is None else [str(n) for n in names],
         **_curve_names(setup or {}),
     )
     return summary

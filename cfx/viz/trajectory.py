@@ -137,7 +137,10 @@ def change_panels(
     pics = _pictures(shown.flatten(0, 1)).reshape(b, cols - 1, *size, -1)
     region = None if edit_masks is None else edit_masks.detach().cpu()[:, 0].float().numpy()
     lesion = None if lesion_masks is None else lesion_masks.detach().cpu()[:, 0].float().numpy()
-    fig, axes = _subplots(b, cols, figsize=(1.3 * cols, 1.45 * b), squeeze=False)
+    # above the rows, their titles (0.15 inch: one row's were cut off); below, a colour bar
+    # for the change column (0.35 inch)
+    height = 1.45 * b + 0.5
+    fig, axes = _subplots(b, cols, figsize=(1.3 * cols, height), squeeze=False)
     for i in range(b):
         for c in range(cols):
             ax = axes[i, c]
@@ -151,14 +154,24 @@ def change_panels(
                     ax.set_title(heads[c], fontsize=7)
                 continue
             # the largest change at magma's orange, not its pale yellow: the outlines show
-            ax.imshow(change[i], cmap="magma", vmin=0, vmax=top / 0.8, interpolation="nearest")
+            shown_change = ax.imshow(
+                change[i], cmap="magma", vmin=0, vmax=top / 0.8, interpolation="nearest"
+            )
             if region is not None and float(region[i].min()) < 0.5:  # not the whole image
                 ax.contour(region[i], levels=[0.5], colors="cyan", linewidths=0.6)
             if lesion is not None and bool(lesion[i].any()):
                 ax.contour(lesion[i], levels=[0.5], colors="yellow", linewidths=0.6)
             if i == 0:
                 ax.set_title(f"change (max {top:.2f})", fontsize=7)
-    fig.tight_layout(pad=0.2)
+    fig.tight_layout(pad=0.2, rect=(0, 0.3 / height, 1, 1 - 0.15 / height))
+    if float(change.max()) > 0:  # no change anywhere: no scale to show
+        # the scale of |frame T - frame 0| (summed over channels), under the change column
+        right = axes[-1, -1].get_position()
+        where = (right.x0, 0.12 / height, right.width, 0.08 / height)
+        bar = fig.add_axes(where, label="colour bar")
+        fig.colorbar(shown_change, cax=bar, orientation="horizontal")
+        bar.tick_params(labelsize=5, length=2, pad=1)
+        bar.set_xlim(0, top)  # up to the largest change: the colours above it are never drawn
     return _save(fig, path, dpi=110)
 
 
@@ -204,6 +217,10 @@ def trajectory_gif(
     return out
 
 
+CURVE_ROWS = 10
+"""Up to this many paths, :func:`probability_curves` gives each its own colour and names it."""
+
+
 def probability_curves(
     probs: Tensor,
     levels: Tensor,
@@ -212,35 +229,64 @@ def probability_curves(
     oracle_probs: Tensor | None = None,
     target_name: str | None = None,
     model_names: tuple[str, str] = ("classifier", "oracle"),
+    row_names: Sequence[str] | None = None,
 ) -> Path:
-    """Target probability along each path (thin lines), the ideal ``t/T`` (dashed):
-    ``probs`` ``(B, T+1)``, ``levels`` ``(T+1,)``, ``oracle_probs`` ``(B, T+1)``.
-    ``target_name`` (e.g. "healthy") labels the axis ``P(healthy)``; ``model_names`` name the
-    classifier's and the oracle's lines in the legend."""
+    """Target probability along each path, the ideal ``t/T`` (dashed): ``probs``
+    ``(B, T+1)``, ``levels`` ``(T+1,)``, ``oracle_probs`` ``(B, T+1)``.
+
+    Up to ten paths each get a colour, named in a legend beside the plot (``row_names``, one
+    per path, e.g. file names; "row 1", "row 2", ... as in the strips otherwise), with the
+    classifier's line solid and the oracle's dotted, so a path's two curves can be matched
+    to each other and to its row of the strip. More paths are drawn thin, the classifier's
+    blue and the oracle's orange. ``target_name`` (e.g. "healthy") labels the axis
+    ``P(healthy)``; ``model_names`` name the classifier's and the oracle's lines.
+    """
     _shape("probs", probs, (None, None), "(B, T+1) (one sequence: probs[None])")
     _some("probs", probs, "sequences")
     _some("probs[0]", probs[0], "frames")
     b, n = probs.shape
     _shape("levels", levels, (n,), f"(T+1,) = ({n},) to match `probs`")
     _shape("oracle_probs", oracle_probs, (b, n), f"(B, T+1) = ({b}, {n}) to match `probs`")
+    _check_names(row_names, b)
     probs, levels = probs.detach().float(), levels.detach().float()
     oracle_probs = None if oracle_probs is None else oracle_probs.detach().float()
-    fig, ax = _subplots(figsize=(4.5, 3.2))
+    own = 2 <= b <= CURVE_ROWS  # a colour per path
+    fig, ax = _subplots(figsize=(5.8 if own else 4.5, 3.2))
     t = np.arange(probs.shape[1])
-    for row in probs.cpu().numpy():
-        ax.plot(t, row, color="tab:blue", alpha=0.5, linewidth=0.9)
-    if oracle_probs is not None:
-        for row in oracle_probs.cpu().numpy():
-            ax.plot(t, row, color="tab:orange", alpha=0.35, linewidth=0.8)
-        ax.plot([], [], color="tab:orange", label=model_names[1])
+    oracle = None if oracle_probs is None else oracle_probs.cpu().numpy()
+    for i, row in enumerate(probs.cpu().numpy()):
+        colour = f"C{i}" if own else "tab:blue"
+        name = (f"row {i + 1}" if row_names is None else _short(row_names[i])) if own else None
+        ax.plot(t, row, color=colour, alpha=0.9 if own else 0.5, linewidth=0.9, label=name)
+        if oracle is not None:
+            ax.plot(
+                t,
+                oracle[i],
+                color=colour if own else "tab:orange",
+                linestyle=":" if own else "-",
+                alpha=0.9 if own else 0.35,
+                linewidth=1.1 if own else 0.8,
+            )
+    grey = "0.3"
+    ax.plot([], [], color=grey if own else "tab:blue", label=model_names[0])
+    if oracle is not None:
+        style = {"color": grey, "linestyle": ":"} if own else {"color": "tab:orange"}
+        ax.plot([], [], label=model_names[1], **style)
     ax.plot(t, levels.cpu().numpy(), "k--", linewidth=1, label="t/T")
-    ax.plot([], [], color="tab:blue", label=model_names[0])
     ax.set_xlabel("frame t")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # frames are whole: no t = 0.5
     ax.set_ylabel("target probability" if target_name is None else f"P({target_name})")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7, loc="lower right")
+    if own:
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    else:
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return _save(fig, path, dpi=120)
+
+
+def _short(name: str, width: int = 18) -> str:
+    """A legend's row name: long file names keep their end (where they differ)."""
+    return name if len(name) <= width else "..." + name[-(width - 3) :]
