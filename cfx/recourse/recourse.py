@@ -329,16 +329,25 @@ class Recourse:
         ]
 
     def counterfactual_frame(
-        self, counterfactuals: RecourseResult | Sequence[Counterfactual]
+        self,
+        counterfactuals: RecourseResult | Sequence[RecourseResult] | Sequence[Counterfactual],
     ) -> pd.DataFrame:
         """The counterfactual applicants (``cf.values``, in the schema's terms) as a frame in
         the training frame's dtypes, one row per counterfactual in order: what the model was
         handed, so ``model.predict_proba(rec.counterfactual_frame(res))`` checks the plans
-        with your own model. A :class:`RecourseResult` stands for its counterfactuals."""
+        with your own model.
+
+        Results (one, or the list :meth:`explain` returns) give their counterfactuals with
+        the index ``(applicant, rank)``: the applicant's row label and the plan's rank from 1,
+        as :func:`~cfx.recourse.to_frame`'s ``index`` and ``rank`` columns, so each row says
+        whose plan it is (an applicant without recourse has no rows). Counterfactuals alone
+        are numbered from 0.
+        """
         if not hasattr(self, "codec_"):
             raise ValueError("this Recourse is not fitted yet; call fit(X_train) first")
         wrong = TypeError(
-            "`counterfactuals` must be a RecourseResult or a sequence of Counterfactual, got "
+            "`counterfactuals` must be a RecourseResult, a sequence of RecourseResult (as "
+            "explain returns) or a sequence of Counterfactual, got "
             + (
                 "one Counterfactual; pass [cf]"
                 if isinstance(counterfactuals, Counterfactual)
@@ -346,19 +355,34 @@ class Recourse:
             )
         )
         if isinstance(counterfactuals, RecourseResult):
-            cfs = list(counterfactuals.counterfactuals)
+            items: list[object] = [counterfactuals]
         elif isinstance(counterfactuals, Iterable) and not isinstance(
             counterfactuals, Counterfactual | str
         ):
-            cfs = list(counterfactuals)  # a generator is read once, here
+            items = list(counterfactuals)  # a generator is read once, here
         else:
             raise wrong
-        if not all(isinstance(cf, Counterfactual) for cf in cfs):
-            raise wrong
+        index = None
+        if items and all(isinstance(res, RecourseResult) for res in items):
+            results = [res for res in items if isinstance(res, RecourseResult)]
+            cfs = [cf for res in results for cf in res.counterfactuals]
+            index = pd.MultiIndex.from_tuples(
+                [(res.index, rank) for res in results for rank in range(1, len(res) + 1)],
+                names=["applicant", "rank"],
+            )
+        elif all(isinstance(cf, Counterfactual) for cf in items):
+            cfs = [cf for cf in items if isinstance(cf, Counterfactual)]
+        else:
+            kinds = sorted({type(item).__name__ for item in items})
+            raise TypeError(
+                "`counterfactuals` must be a RecourseResult, a sequence of RecourseResult (as "
+                "explain returns) or a sequence of Counterfactual, not a mix: got "
+                + ", ".join(kinds)
+            )
         if not cfs:  # e.g. an infeasible result's: no rows, the columns' dtypes as ever
-            return self.codec_.to_frame(np.empty((0, self.codec_.d)))
+            return self.codec_.to_frame(np.empty((0, self.codec_.d)), index=index)
         rows = pd.DataFrame([dict(cf.values) for cf in cfs], columns=list(self.codec_.names))
-        return self.codec_.to_frame(self.codec_.to_codes(rows, what="counterfactuals"))
+        return self.codec_.to_frame(self.codec_.to_codes(rows, what="counterfactuals"), index=index)
 
     def _realise(self, z0: np.ndarray) -> Realise:
         if self.scm_ is None:

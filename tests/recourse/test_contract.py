@@ -4,9 +4,10 @@ per applicant in order."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from cfx.recourse import Recourse, RecourseResult
+from cfx.recourse import Recourse, RecourseResult, to_frame
 
 CASES = [
     ("logistic", "milp"),
@@ -57,5 +58,21 @@ def test_counterfactual_frame_hands_the_plans_to_your_model_as_it_was_trained(
     assert len(rec.counterfactual_frame(results[0])) == len(results[0].counterfactuals)
     empty = rec.counterfactual_frame([])
     assert len(empty) == 0 and list(empty.columns) == list(german.schema.names)
-    with pytest.raises(TypeError, match="a RecourseResult or a sequence of Counterfactual"):
+    with pytest.raises(TypeError, match="a RecourseResult, a sequence of RecourseResult"):
         rec.counterfactual_frame(cfs[0])
+    # explain's list as it is: each row says whose plan it is, as to_frame's index and rank
+    whose = rec.counterfactual_frame(results)
+    labels = denied[name].index[:3]
+    assert list(whose.index.names) == ["applicant", "rank"]
+    assert list(whose.index) == [
+        (label, rank) for label, res in zip(labels, results, strict=True)
+        for rank in range(1, len(res) + 1)
+    ]  # fmt: skip
+    pd.testing.assert_frame_equal(whose.reset_index(drop=True), frame)
+    plans = to_frame(results).set_index(["index", "rank"])
+    assert list(plans.index) == list(whose.index)  # every applicant here has recourse
+    np.testing.assert_allclose(
+        credit_models[name].predict_proba(whose)[:, 1], plans["proba_after"], atol=1e-9
+    )
+    with pytest.raises(TypeError, match="not a mix: got Counterfactual, RecourseResult"):
+        rec.counterfactual_frame([results[0], cfs[0]])
