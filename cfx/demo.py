@@ -482,10 +482,12 @@ def section_recourse(out: Path, seed: int) -> list[str]:
             "counterfactuals, ranked by cost plus a plausibility penalty (each of the 5 "
             "nearest training applicants the model denies adds 3, so a cheaper plan that lands "
             "among denied applicants can rank second: recourse_plans.csv lists them all; "
-            "cost: numeric changes in MADs times the feature's action cost, plus "
-            "the action cost of each category change; plausibility: share of the 5 nearest "
-            "training applicants the model approves). Exact MILP for the logistic model, "
-            "enumeration + MILP over leaves for the GBM, batched search for the MLP; immutable: "
+            "cost: each numeric change in median absolute deviations (the feature's typical "
+            "spread among the training applicants) times the feature's action cost, plus the "
+            "action cost of each category change; plausibility: share of the 5 nearest "
+            "training applicants the model approves). Methods: an exact mixed-integer "
+            "programme (MILP) for the logistic model, the trees' leaf regions enumerated and "
+            "solved as one for the GBM, a batched search for the MLP; immutable: "
             f"{', '.join(data.schema.immutable)}. The three credit models "
             "(cfx.zoo.load_credit_model) are trained on the split's "
             f"{len(train)} training rows; on the {len(test)} test rows they are right "
@@ -520,7 +522,8 @@ def section_recourse(out: Path, seed: int) -> list[str]:
         parts.append(
             rp.paragraph(
                 f"Certified no recourse (logistic, applicant {certificate.index}, one change "
-                f"allowed, account/purpose/amount/duration frozen): {certificate.reason} "
+                f"allowed, checking account, purpose, amount and duration made immutable for this "
+                f"query): {certificate.reason} "
                 "(an immutable feature named here, such as foreign-worker status, is one the "
                 "model's decision turns on: a finding for an audit, never advice)"
             )

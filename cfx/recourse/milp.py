@@ -334,7 +334,7 @@ class LinearMILP:
             f" (now {_sigmoid(L0):.3f}); the MILP is infeasible."
         )
         if parts:
-            text += " Binding: " + "; ".join(parts) + "."
+            text += " What holds it back: " + "; ".join(parts) + "."
         return text
 
 

@@ -86,6 +86,8 @@ def test_binding_constraints_are_named_largest_first(hand):
     # log-odds withheld: x2 9.0 (1 -> 10 at 1.0 each), x1 3.5 (4.0 free vs 0.5 allowed), c 2.5
     r = res.reason
     assert r.index("`x2`") < r.index("`x1`") < r.index("`c`")
+    # in words a credit team reads ("Binding:" is the optimiser's)
+    assert "What holds it back: `x2` is immutable" in r
 
 
 def test_max_changes_certificate(hand):
