@@ -31,7 +31,8 @@ class LabelsPending(CfxError, RuntimeError):
         super().__init__(
             f"{pending} of {total} images wait for labels in {directory}: label them with "
             f"`cfx label serve {directory}` (or `cfx label export {directory} --csv FILE`, fill "
-            f"it in, `cfx label import {directory} --csv FILE`), then run the same command again"
+            f"it in, `cfx label import {directory} --csv FILE`), then run again: the same "
+            "`cfx augment` command, or the same `augment(...)` call, goes on from there"
         )
 
 

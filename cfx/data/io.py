@@ -146,6 +146,10 @@ def load_labels(
     name or by name without its extension; rows naming other files are ignored)."""
     if Path(path).suffix.lower() in (".csv", ".txt"):
         return _labels_from_table(Path(path), n, name, files)
+    if Path(path).is_dir():  # the array loader's words would leave out the tables
+        raise IsADirectoryError(
+            f"`{name}` must be a file (.npy/.pt, or .csv/.txt), got the folder {path}"
+        )
     if files is not None:  # an array, in the order the files were read
         from cfx.data.image_files import position_notice
 

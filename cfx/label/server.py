@@ -74,6 +74,9 @@ def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ValueError(f"`port` must be an int in 0..65535, got {port!r}")
     task = read_task(directory)
+    # a damaged labels.csv is named now, not in every answer the page gets (the page
+    # started, and each click failed with the error)
+    read_labels(directory)
     page = resources.files("cfx.label").joinpath("page.html").read_bytes()
     try:
         server = LabelServer((host, port), task, page)

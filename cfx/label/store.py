@@ -326,7 +326,8 @@ def read_task(directory: str | Path) -> Task:
             f"; this folder holds the tasks {', '.join(str(t) for t in inside[:3])}"
             + (", ..." if len(inside) > 3 else "")
             if inside
-            else " (create one with cfx.label.write_task)"
+            else " (`cfx augment --labeller web` or `csv` writes one per round, in its "
+            "--out's round_KK/task; from Python, cfx.label.write_task)"
         )
         raise FileNotFoundError(f"no labelling task in {folder}: {MANIFEST} is missing{hint}")
     try:
@@ -504,6 +505,11 @@ def export_csv(
         raise ValueError(
             f"`{name}` {out} is the task's own {inside}; expected a new CSV file, e.g. "
             f"{task.directory.name}-labels.csv next to the task folder"
+        )
+    if out.is_dir():  # even with overwrite: a folder is no sheet to replace
+        raise IsADirectoryError(
+            f"`{name}` {out} is a folder; expected a new CSV file, e.g. "
+            f"{out / (task.directory.name + '-labels.csv')}"
         )
     if out.exists() and not overwrite:
         raise FileExistsError(

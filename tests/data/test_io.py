@@ -387,3 +387,11 @@ def test_csv_labels_name_class_names_and_rows_that_hold_paths(tmp_path):
     (tmp_path / "splits.csv").write_text("train/a.png,0\nval/a.png,1\nb.png,1\n")
     with pytest.raises(ValueError, match=r"has no row for a\.png"):
         load_labels(tmp_path / "splits.csv", 2, files=files)
+
+
+def test_a_folder_given_for_labels_names_every_kind_of_file_they_may_be(tmp_path):
+    """The array loader's error ("must be a .npy/.pt file here") left out the CSV and text
+    files that labels may be."""
+    with pytest.raises(IsADirectoryError, match=r"`--train-labels` must be a file \(\.npy/\.pt, "
+                       r"or \.csv/\.txt\), got the folder"):  # fmt: skip
+        load_labels(tmp_path, 3, name="--train-labels")

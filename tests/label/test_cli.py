@@ -56,6 +56,16 @@ def test_export_keeps_an_existing_sheet_unless_forced(task_dir, tmp_path, capsys
     assert "`--csv` must be a CSV file" in capsys.readouterr().err
 
 
+def test_export_to_a_folder_is_refused_without_leaving_a_file(task_dir, tmp_path, capsys):
+    """It failed in the rename ("[Errno 21] Is a directory: 'x.tmp' -> 'x'") and left x.tmp."""
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    assert main(["label", "export", str(task_dir), "--csv", str(folder), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert f"`--csv` {folder} is a folder; expected a new CSV file, e.g. {folder}/" in err
+    assert list(folder.iterdir()) == [] and not (tmp_path / "sheets.tmp").exists()
+
+
 def test_import_bad_row_is_one_clear_line(task_dir, tmp_path, capsys):
     sheet = tmp_path / "sheet.csv"
     sheet.write_text("id,image,suggested,label\n000000,,,sick\n")

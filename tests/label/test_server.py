@@ -49,6 +49,15 @@ def test_a_broken_labels_file_is_refused_before_writing(server, task_dir):
     assert (task_dir / "labels.csv").read_bytes() == before  # the label was not saved
 
 
+def test_a_task_whose_labels_file_is_broken_is_not_served(task_dir):
+    """`cfx label serve` started on it, and every answer the page got was the error."""
+    record_label(task_dir, "000000", 1)
+    with open(task_dir / "labels.csv", "a") as f:
+        f.write("000001,maybe\n")
+    with pytest.raises(ValueError, match=r"labels\.csv line 3"):
+        make_server(task_dir, port=0)
+
+
 def test_a_host_that_cannot_be_served_is_named(task_dir, caplog):
     """`--host 999.1.1.1` printed the 'anyone can label' warning, then a bare
     `[Errno -2] Name or service not known`."""
