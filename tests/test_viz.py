@@ -461,3 +461,35 @@ def test_nothing_to_draw_is_named(tmp_path):
         probability_curves(probs, torch.zeros(3), tmp_path / "a.png")
     with pytest.raises(ValueError, match="`frames` holds no frames"):
         trajectory_gif(torch.zeros(0, 1, 8, 8), tmp_path / "a.gif")
+
+
+def test_labelled_frames_title_frames_with_labels_and_show_the_change(tmp_path, monkeypatch):
+    import cfx.viz
+
+    drawn = {}
+
+    def keep(fig, path, *, dpi):
+        drawn["fig"] = fig
+        return path
+
+    monkeypatch.setattr(cfx.viz.augment, "_save", keep)
+    images = -torch.ones(6, 1, 8, 8)  # three paths of two frames
+    images[1, 0, 2:4, 2:4] = 1.0  # path 0's second frame: a bright square (summed change 2)
+    labels = torch.tensor([0, 1, 0, 0, 1, 1])
+    cfx.viz.labelled_frames(
+        images, labels, tmp_path / "a.png", per_path=2, class_names=["healthy", "tumour"],
+        levels=(0.4, 0.6), rows=2,
+    )  # fmt: skip
+    axes = drawn["fig"].axes
+    assert len(axes) == 2 * 3  # two rows drawn (rows=2): two frames and the change each
+    titles = [ax.get_title() for ax in axes]
+    assert titles[:3] == ["f = 0.4\nlabel: healthy", "f = 0.6\nlabel: tumour", "change (max 2.00)"]
+    assert titles[3:5] == ["label: healthy", "label: healthy"]
+    change = axes[2].get_images()[0].get_array()
+    assert float(change[2, 2]) == 2.0 and float(change[0, 0]) == 0.0
+    with pytest.raises(ValueError, match=r"`images` must hold whole paths of `per_path` = 4"):
+        cfx.viz.labelled_frames(images, labels, tmp_path / "b.png", per_path=4)
+    with pytest.raises(ValueError, match="`class_names` must name every label: 1 names, label 1"):
+        cfx.viz.labelled_frames(images, labels, tmp_path / "b.png", per_path=2, class_names=["a"])
+    with pytest.raises(ValueError, match=r"`labels` must have shape \(6,\)"):
+        cfx.viz.labelled_frames(images, labels[:3], tmp_path / "b.png", per_path=2)

@@ -314,6 +314,9 @@ class ActiveLearner:
         with frozen(self.generator), torch.no_grad(), notices_held("cfx_models"):
             generator_probe(self.generator, pool, name="pool")  # its shape, not a probe's
         unit_range_notice(pool, "pool")  # once for the pool, not once per chunk of a round
+        # the fine-tunes train on these beside the [-1, 1] frames: [0, 1] ones would teach
+        # the classifier two brightness scales
+        unit_range_notice(train_images, "training")
         per_round = self._per_round()
         need = self.pool_needed()
         check(
@@ -488,13 +491,22 @@ class ActiveLearner:
                 )
                 earlier = {**earlier, "labeller": key["labeller"]}
             if earlier != key:
-                why = (
-                    changes(earlier, key, _KEY_NAMES)
-                    if isinstance(earlier, dict)
-                    else f"its {KEY_FILE} cannot be read"
-                )
+                if isinstance(earlier, dict):
+                    before, now = earlier.get("labeller"), key["labeller"]
+                    if (
+                        isinstance(before, dict)
+                        and isinstance(now, dict)
+                        and before.get("kind") != now.get("kind")
+                    ):  # another kind of labeller: its own settings follow from that
+                        earlier = {**earlier, "labeller": {"kind": before.get("kind")}}
+                        now = {"kind": now.get("kind")}
+                    why = changes(earlier, {**key, "labeller": now}, _KEY_NAMES)
+                else:
+                    why = f"its {KEY_FILE} cannot be read"
+                finished = len(list(out.glob("round_*/round.safetensors")))
                 raise ForeignRunError(
-                    f"`out` {out} holds {rounds} round(s) of another run ({why}); pass the "
+                    f"`out` {out} holds {rounds} round(s) of another run ({finished} "
+                    f"finished; {why}); pass the "
                     "arguments of the run that wrote them, or another folder (labels a person "
                     "gave stay in its round_*/task folders)"
                 )

@@ -19,6 +19,8 @@ from cfx.errors import ForeignRunError, check_int
 if TYPE_CHECKING:
     import torch
 
+    from cfx.augment.active import AugmentResult
+
 LABELLERS = ("oracle", "web", "csv")
 
 
@@ -200,6 +202,30 @@ def _class_names(out: Path, k: int) -> tuple[str, ...]:
     return tuple(f"class{c}" for c in range(k))
 
 
+def _draw_rounds(
+    result: AugmentResult, out: Path, names: list[str], levels: tuple[float, ...]
+) -> None:
+    """``round_KK/labelled.png`` for each round: its paths' labelled frames, their labels and
+    what changed between them (an oracle's rounds left the frames in round.safetensors
+    only, where no one would look)."""
+    from cfx.viz import labelled_frames
+
+    first = 0
+    for r in result.rounds:
+        images = result.images[first : first + r.labelled]
+        labels = result.labels[first : first + r.labelled]
+        first += r.labelled
+        if r.labelled:
+            labelled_frames(
+                images,
+                labels,
+                out / f"round_{r.index:02d}" / "labelled.png",
+                per_path=len(levels),
+                class_names=names,
+                levels=levels,
+            )
+
+
 @keeping_warnings  # summary.json repeats what the run warned
 def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.augment import ActiveLearner, LabelsPending, OracleLabeller, TaskLabeller
@@ -207,7 +233,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.calls import call_named
     from cfx.data.brain import make_dataset
     from cfx.data.io import load_labels
-    from cfx.inversion import zero_image
+    from cfx.inversion import unit_range_notice, zero_image
     from cfx.metrics import group_accuracies
     from cfx.training.classifier import ClassifierTrainingConfig, predict
     from cfx.zoo import load_classifier, load_generator
@@ -339,6 +365,8 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         )
     if args.test_data is not None:
         test_x, test_files = _images(args.test_data, "--test-data", shape)
+        if test_files is None:  # image files are read into [-1, 1]; an array is as saved
+            unit_range_notice(test_x, "--test-data")
         test_y = load_labels(
             args.test_labels, test_x.shape[0], name="--test-labels", files=test_files
         )
@@ -390,11 +418,16 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     save = getattr(result.model, "save_pretrained", None)
     if callable(save):
         save(model_dir)
+    # the names a person labelled with, else those of the test scores (an oracle's labels)
+    label_names = list(getattr(labeller, "class_names", None) or classes)
+    label_names += [f"class{c}" for c in range(len(label_names), outputs)]
+    _draw_rounds(result, args.out, label_names, learner.frame_levels)
     summary = {
         "classifier": args.classifier,
         "labeller": args.labeller,
         "budget": args.budget,
         "labels_used": result.labels_used,
+        "class_names": label_names,  # label_counts' order
         "start": evaluate(learner.classifier),
         "rounds": [
             {

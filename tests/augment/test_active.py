@@ -622,3 +622,15 @@ def test_a_round_without_a_crossing_path_asks_no_labeller_and_ends_the_run(world
         res = learner.augment(pool, train, labels, out=tmp_path / "run")
     assert res.labels_used == 0 and res.rounds == ()
     assert "round 0: no pool image left gives a path that crosses the boundary" in caplog.text
+
+
+def test_unit_range_training_images_are_noticed(world, tmp_path, caplog):
+    """Only the pool was checked: [0, 1] training images were fine-tuned on beside the
+    [-1, 1] frames without a word."""
+    g, f, pool, train, labels = world
+    assert float(train.min()) < 0  # the toy world's own images are in [-1, 1]
+    learner = ActiveLearner(g, f, CountingOracle(), budget=2, rounds=1, finetune=CFG, steps=2)
+    with caplog.at_level("WARNING"):
+        learner.augment(pool, (train + 1) / 2, labels, out=tmp_path)
+    assert caplog.text.count("is below 0 (values") == 1
+    assert f"no pixel of the {len(train)} training images is below 0" in caplog.text

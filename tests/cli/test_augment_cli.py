@@ -29,6 +29,10 @@ def test_augment_with_the_oracle_writes_summary_and_model(tmp_path):
     assert summary["rounds"][0]["labelled"] == 4
     assert 0.0 <= summary["rounds"][0]["test"]["worst_group"] <= 1.0
     assert (out / "model" / "model.safetensors").is_file()
+    # label_counts in the order of class_names; the labelled frames drawn, not only saved
+    assert summary["class_names"] == ["healthy", "tumour"]
+    assert sum(summary["rounds"][0]["label_counts"]) == 4
+    assert (out / "round_00" / "labelled.png").is_file()
 
 
 def test_a_rerun_with_other_arguments_is_refused_not_resumed(tmp_path, capsys):
@@ -39,11 +43,12 @@ def test_a_rerun_with_other_arguments_is_refused_not_resumed(tmp_path, capsys):
     # before, this finished at once with the first run's round and fine-tuned weights
     assert main(["augment", *SMALL, "--seed", "5", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "`--out` " in err and "holds 1 round(s) of another run (--seed: 0 before, 5 now)" in err
+    assert "`--out` " in err
+    assert "holds 1 round(s) of another run (1 finished; --seed: 0 before, 5 now)" in err
     assert (out / "summary.json").read_text() == summary  # nothing of the first run is lost
     small_pool = [*SMALL[:2], "--pool-n", "48", *SMALL[4:]]
     assert main(["augment", *small_pool, "--out", str(out)]) == 2
-    assert "(the pool (--pool, or --pool-n / --pool-seed))" in capsys.readouterr().err
+    assert "(1 finished; the pool (--pool, or --pool-n / --pool-seed))" in capsys.readouterr().err
     # the library's key paths were shown: finetune.epochs, labeller.oracle_sha256
     longer = [*SMALL[:-2], "2", "--no-progress"]
     assert main(["augment", *longer, "--oracle", "brain-cnn", "--out", str(out)]) == 2
@@ -51,7 +56,10 @@ def test_a_rerun_with_other_arguments_is_refused_not_resumed(tmp_path, capsys):
     assert "--epochs: 1 before, 2 now" in err and "--oracle (its weights)" in err
     # a person instead of the oracle: named by the flags typed, not the key's "person"
     assert main(["augment", *SMALL, "--labeller", "csv", "--out", str(out)]) == 2
-    assert '--labeller: "oracle" before, "web" or "csv" now' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert '(1 finished; --labeller: "oracle" before, "web" or "csv" now)' in err
+    # what follows from the kind of labeller is not listed as changed besides it
+    assert "class names" not in err and "--oracle (its weights)" not in err
 
 
 def test_image_files_are_checked_against_the_generator(tmp_path, capsys):
@@ -205,6 +213,22 @@ def test_rounds_are_scored_on_your_own_test_data(tmp_path):
     )  # fmt: skip
     assert summary["start"] == pytest.approx(want)  # the classifier before, on these images
     assert set(summary["rounds"][0]["test"]) == set(want)
+
+
+def test_test_data_in_zero_one_is_warned_about_and_the_warning_kept(tmp_path):
+    """Only the pool's range was checked: [0, 1] test images were scored without a word."""
+    import numpy as np
+
+    from cfx.data.brain import make_dataset
+
+    test = make_dataset(24, seed=7)
+    np.save(tmp_path / "tx.npy", ((test.images + 1) / 2).numpy())
+    np.save(tmp_path / "ty.npy", test.labels.numpy())
+    argv = ["augment", *SMALL, "--test-data", str(tmp_path / "tx.npy"), "--test-labels"]
+    argv += [str(tmp_path / "ty.npy"), "--classifier", "brain-cnn-tagged"]
+    assert main([*argv, "--out", str(tmp_path / "aug")]) == 0
+    summary = json.loads((tmp_path / "aug" / "summary.json").read_text())
+    assert any("no pixel of the 24 --test-data images is below 0" in w for w in summary["warnings"])
 
 
 def test_folders_of_image_files_are_read_with_labels_by_file_name(tmp_path):

@@ -1,0 +1,86 @@
+"""Figure of an augmentation round: the frames each path sent to the labeller, with their
+labels and what changed between them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+
+from cfx.viz._common import _drawable, _pictures, _save, _shape, _show, _some, _subplots
+
+
+def labelled_frames(
+    images: Tensor,
+    labels: Tensor,
+    path: str | Path,
+    *,
+    per_path: int,
+    class_names: Sequence[str] | None = None,
+    levels: Sequence[float] | None = None,
+    rows: int = 16,
+) -> Path:
+    """A row per path: the frames it sent to the labeller, each titled with the label it got,
+    then where the last differs from the first (``|last - first|``, summed over channels, one
+    colour scale for the figure). The frames sit on either side of the classifier's boundary,
+    so the change is what moved the classifier across: a marker drawn or wiped rather than a
+    lesion shows a shortcut.
+
+    ``images`` ``(N, C, H, W)`` in [-1, 1], path after path (``per_path`` frames each, as
+    :class:`~cfx.augment.ActiveLearner` labels them: ``result.images``, or a round's
+    ``images`` in ``round_KK/round.safetensors``); ``labels`` ``(N,)`` class indices, named
+    by ``class_names``; ``levels`` (the learner's ``frame_levels``) head the columns with
+    ``f``, the classifier's probability of the class the path walks towards, each frame was
+    taken nearest to. The first ``rows`` paths are drawn.
+    Writes a PNG to ``path`` and returns it.
+    """
+    _shape("images", images, (None,) * 4, "(N, C, H, W)")
+    _some("images", images, "images")
+    if not isinstance(per_path, int) or isinstance(per_path, bool) or per_path < 1:
+        raise ValueError(f"`per_path` must be an int >= 1, got {per_path!r}")
+    n = images.shape[0]
+    if n % per_path:
+        raise ValueError(
+            f"`images` must hold whole paths of `per_path` = {per_path} frames, got {n} images"
+        )
+    _shape("labels", labels, (n,), f"({n},), one per image")
+    if levels is not None and len(levels) != per_path:
+        raise ValueError(f"`levels` must give one level per frame of a path ({per_path}), "
+                         f"got {len(levels)}")  # fmt: skip
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
+        raise ValueError(f"`rows` must be an int >= 1, got {rows!r}")
+    names = list(class_names) if class_names is not None else None
+    top = int(labels.max()) if labels.numel() else 0
+    if names is not None and top >= len(names):
+        raise ValueError(
+            f"`class_names` must name every label: {len(names)} names, label {top} given"
+        )
+    shown = min(n // per_path, rows)
+    frames = images[: shown * per_path].detach().float().cpu()
+    pics = _pictures(_drawable(frames), "images").reshape(shown, per_path, *frames.shape[-2:], -1)
+    paths = frames.unflatten(0, (shown, per_path))
+    change = (paths[:, -1] - paths[:, 0]).abs().sum(1).numpy()  # (P, H, W)
+    change = np.nan_to_num(change, nan=0.0, posinf=0.0)
+    most = max(float(change.max()), 1e-6)
+    cols = per_path + (1 if per_path > 1 else 0)
+    fig, axes = _subplots(shown, cols, figsize=(1.3 * cols, 1.6 * shown + 0.2), squeeze=False)
+    for i in range(shown):
+        for c in range(cols):
+            ax = axes[i, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == per_path:  # the change column
+                ax.imshow(change[i], cmap="magma", vmin=0, vmax=most / 0.8,
+                          interpolation="nearest")  # fmt: skip
+                if i == 0:
+                    ax.set_title(f"change (max {most:.2f})", fontsize=7)
+                continue
+            _show(ax, pics[i, c])
+            label = int(labels[i * per_path + c])
+            name = names[label] if names is not None else f"class {label}"
+            head = "" if levels is None or i else f"f = {levels[c]:g}\n"
+            ax.set_title(f"{head}label: {name}", fontsize=7)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.1 / (1.6 * shown + 0.2)))
+    return _save(fig, path, dpi=110)
