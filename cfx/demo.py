@@ -752,7 +752,7 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
     from cfx.metrics import group_accuracies
     from cfx.shortcuts import ShortcutAudit
     from cfx.training.classifier import ClassifierTrainingConfig, predict
-    from cfx.viz import image_grid
+    from cfx.viz import labelled_frames
     from cfx.zoo import load_classifier, load_generator
 
     try:
@@ -795,7 +795,15 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
     res = augment_afresh(
         learner, pool.images, train.images, train.labels, out / "augment-run", seed
     )
-    image_grid(res.images[:16], out / "augment_frames.png", columns=8, scale=2)
+    labelled_frames(
+        res.images,
+        res.labels,
+        out / "augment_frames.png",
+        per_path=len(learner.frame_levels),
+        class_names=("healthy", "tumour"),
+        levels=learner.frame_levels,
+        rows=8,
+    )
     keys = {
         "accuracy": "accuracy, all 1,000",
         "worst_group": "worst group (the lowest of the four below)",
@@ -859,13 +867,11 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
         rp.table(["metric", "before", "after"], rows),
         rp.image(
             "augment_frames.png",
-            "labelled near-boundary frames: each pair is one path's frames nearest p = 0.4 "
-            "and 0.6 (brain-cnn-tagged's probability of the class the path walks into)",
-        ),
-        rp.paragraph(
-            f"The first {min(16, res.labels_used)} of the {res.labels_used} labelled frames, row "
-            "by row, and the labels brain-oracle gave them (T = tumour, H = healthy): "
-            + " ".join("T" if int(y) == 1 else "H" for y in res.labels[:16])
+            f"the first {min(8, n_paths)} of the {n_paths} labelled paths, a row each: its "
+            "frames nearest f = 0.4 and 0.6 (brain-cnn-tagged's probability of the class the "
+            "path walks into), each titled with the label brain-oracle gave it, and where the "
+            "two differ: what moved brain-cnn-tagged across its boundary (in most rows the "
+            "marker, top right: the shortcut it learned)",
         ),
         rp.paragraph(
             "This is a small run (one fine-tuning epoch, no control arm), so its gain alone "
