@@ -487,6 +487,9 @@ def test_labelled_frames_title_frames_with_labels_and_show_the_change(tmp_path, 
     assert titles[3:5] == ["label: healthy", "label: healthy"]
     change = axes[2].get_images()[0].get_array()
     assert float(change[2, 2]) == 2.0 and float(change[0, 0]) == 0.0
+    unsure = torch.tensor([-1, 1, 0, 0, 1, 1])  # the first frame could not be called
+    cfx.viz.labelled_frames(images, unsure, tmp_path / "u.png", per_path=2, class_names=["h", "t"])
+    assert drawn["fig"].axes[0].get_title() == "label: unsure"  # not the last class's name
     with pytest.raises(ValueError, match=r"`images` must hold whole paths of `per_path` = 4"):
         cfx.viz.labelled_frames(images, labels, tmp_path / "b.png", per_path=4)
     with pytest.raises(ValueError, match="`class_names` must name every label: 1 names, label 1"):

@@ -47,6 +47,7 @@ from cfx.errors import ForeignRunError, check, counted
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import generator_probe, unit_range_notice
+from cfx.label.store import UNSURE
 from cfx.reprs import short_repr
 from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
@@ -73,10 +74,11 @@ class AugmentRound:
 
     index: int
     starts: Tensor  # (S,) pool indices used as starting points
-    labelled: int  # labels spent in this round
+    labelled: int  # labels spent in this round (unsure answers included)
     label_counts: tuple[int, ...]  # labels per class
-    disagreement: float  # share of labelled frames the classifier got wrong before this round
+    disagreement: float  # share of frames labelled with a class that the classifier got wrong
     metrics: dict[str, float]  # eval_fn(model) after fine-tuning ({} without eval_fn)
+    unsure: int = 0  # frames the labeller could not call (label -1): not trained on
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class AugmentResult:
 
     model: nn.Module  # a fine-tuned copy; the user's classifier is unchanged
     images: Tensor  # (N, C, H, W) in [-1, 1], all labelled frames
-    labels: Tensor  # (N,) int64
+    labels: Tensor  # (N,) int64; -1 (cfx.label.UNSURE) where the labeller could not call one
     rounds: tuple[AugmentRound, ...]
 
     @property
@@ -388,11 +390,19 @@ class ActiveLearner:
                 f"`labeller` must return one label per image ({frames.shape[0]}), "
                 f"got shape {tuple(y_k.shape)}",
             )
+            check(  # the classifier's two classes (checked before any round)
+                bool((((y_k >= 0) & (y_k < 2)) | (y_k == UNSURE)).all()),
+                ValueError,
+                f"`labeller` must return class indices 0 or 1, or {UNSURE} for an image it "
+                f"cannot call, got {sorted(set(y_k.tolist()))}",
+            )
             used[starts] = True
             new_x.append(frames)
             new_y.append(y_k)
-            xs = torch.cat([train_images, *[x.repeat(self.repeat_new, 1, 1, 1) for x in new_x]])
-            ys = torch.cat([train_labels.long(), *[y.repeat(self.repeat_new) for y in new_y]])
+            # frames the labeller could not call are kept with the round, not trained on
+            sure = [(x[y != UNSURE], y[y != UNSURE]) for x, y in zip(new_x, new_y, strict=True)]
+            xs = torch.cat([train_images, *[x.repeat(self.repeat_new, 1, 1, 1) for x, _ in sure]])
+            ys = torch.cat([train_labels.long(), *[y.repeat(self.repeat_new) for _, y in sure]])
             _restart_if_relabelled(folder / "train", y_k, k)
             model, _ = train_classifier(
                 model,
@@ -404,14 +414,18 @@ class ActiveLearner:
             )
             model.eval()
             metrics = eval_fn(model) if eval_fn is not None else {}
+            called = y_k != UNSURE
             k_classes = int(max(int(y_k.max()) + 1, 2)) if y_k.numel() else 2
             record = AugmentRound(
                 index=k,
                 starts=starts,
                 labelled=int(y_k.shape[0]),
                 label_counts=tuple(int((y_k == c).sum()) for c in range(k_classes)),
-                disagreement=float((suggested != y_k).float().mean()) if y_k.numel() else 0.0,
+                disagreement=float((suggested[called] != y_k[called]).float().mean())
+                if bool(called.any())
+                else 0.0,
                 metrics={n: float(v) for n, v in metrics.items()},
+                unsure=int((~called).sum()),
             )
             tensors = {"starts": starts, "images": frames.contiguous(), "labels": y_k}
             tensors |= {
@@ -732,6 +746,7 @@ def _round_to_json(r: AugmentRound) -> dict:
         "label_counts": list(r.label_counts),
         "disagreement": r.disagreement,
         "metrics": r.metrics,
+        "unsure": r.unsure,
     }
 
 
@@ -743,4 +758,5 @@ def _round_from_json(meta: dict, starts: Tensor) -> AugmentRound:
         label_counts=tuple(meta["label_counts"]),
         disagreement=float(meta["disagreement"]),
         metrics={k: float(v) for k, v in meta["metrics"].items()},
+        unsure=int(meta.get("unsure", 0)),  # rounds of an older cfx had none
     )

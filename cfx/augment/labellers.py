@@ -37,7 +37,9 @@ class LabelsPending(CfxError, RuntimeError):
 
 
 class Labeller(Protocol):
-    """Images ``(N, C, H, W)`` in [-1, 1] -> class indices ``(N,)`` (int64)."""
+    """Images ``(N, C, H, W)`` in [-1, 1] -> class indices ``(N,)`` (int64), or -1
+    (:data:`cfx.label.UNSURE`) for an image the labeller cannot call, which
+    :class:`~cfx.augment.ActiveLearner` keeps with its round but does not train on."""
 
     def label(
         self,
@@ -111,7 +113,8 @@ class TaskLabeller:
         suggested: Tensor | None = None,
         workdir: Path | None = None,
     ) -> Tensor:
-        """Write or read the task in ``workdir``; ``(N,)`` int64 once all are labelled. A
+        """Write or read the task in ``workdir``; ``(N,)`` int64 once all are labelled
+        (-1 where the person answered "can't tell"). A
         task already there must be these images' (labels go by position): one written for
         other images is a :class:`~cfx.errors.ForeignRunError`."""
         from cfx.label.store import pending, read_labels, write_task

@@ -434,6 +434,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
                 "round": r.index,
                 "labelled": r.labelled,
                 "label_counts": list(r.label_counts),
+                "unsure": r.unsure,  # answered "can't tell": not trained on
                 "disagreement": r.disagreement,
                 "test": r.metrics,
             }

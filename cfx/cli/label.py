@@ -69,6 +69,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     from cfx.label import read_labels, read_task
+    from cfx.label.store import UNSURE, UNSURE_NAME
 
     task = read_task(args.directory)
     labels = read_labels(args.directory)
@@ -76,5 +77,8 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"{args.directory}: {len(labels)} of {len(task.items)} labelled")
     for k, name in enumerate(task.class_names):
         print(f"  {name:<{width}}  {sum(v == k for v in labels.values())}")
+    unsure = sum(v == UNSURE for v in labels.values())
+    if unsure:  # answered "can't tell": no class, left out of training
+        print(f"  {UNSURE_NAME:<{width}}  {unsure}")
     print(f"pending: {len(task.items) - len(labels)}")
     return 0

@@ -3,6 +3,7 @@ spreadsheet round trip. See :mod:`cfx.label.store` for the folder format."""
 
 from cfx.label.server import LabelServer, make_server, serve
 from cfx.label.store import (
+    UNSURE,
     Item,
     Task,
     export_csv,
@@ -15,6 +16,7 @@ from cfx.label.store import (
 )
 
 __all__ = [
+    "UNSURE",
     "Item",
     "LabelServer",
     "Task",

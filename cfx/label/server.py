@@ -15,7 +15,8 @@ API (all JSON unless noted)::
                            "item"}; "item" is null and "done" true when nothing is pending
     GET  /api/item?id=ID   the same answer for one item, labelled or not (undo)
     GET  /image?id=ID      the item's PNG; /context?id=ID its context strip
-    POST /api/label        body {"id": ID, "label": k} (Content-Type application/json)
+    POST /api/label        body {"id": ID, "label": k} (Content-Type application/json; k a
+                           class index, or -1: the person cannot tell, "unsure")
                            -> {"ok": true, "labelled": k, "total": N}
 """
 
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cfx.label.store import Task, read_labels, read_task, record_label
+from cfx.label.store import Task, label_name, read_labels, read_task, record_label
 
 logger = logging.getLogger(__name__)
 
@@ -281,5 +282,5 @@ class _Handler(BaseHTTPRequestHandler):
             logger.error("%s", err)
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"the label was not saved: {err}")
             return
-        logger.info("labelled %s as %s", body["id"], task.class_names[body["label"]])
+        logger.info("labelled %s as %s", body["id"], label_name(body["label"], task.class_names))
         self._json({"ok": True, **_progress(task, labels)})

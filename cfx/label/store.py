@@ -46,6 +46,11 @@ VERSION = 1
 IMAGE_SIDE = 256  # small images are upscaled by a whole factor up to this side, never shrunk
 FRAME_SIDE = 128  # the same for each frame of a context strip
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+UNSURE = -1
+"""The label of an image a person could not call (page: "can't tell"; a sheet or labels.csv:
+``unsure``): answered, so no longer pending, but no class; ``cfx augment`` leaves such frames
+out of its fine-tuning."""
+UNSURE_NAME = "unsure"
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,11 @@ def _check_class_names(class_names: object) -> tuple[str, ...]:
             raise ValueError(
                 f"`class_names` must not be plain numbers (they read as class indices), "
                 f"got {name!r}"
+            )
+        if name.lower() == UNSURE_NAME:
+            raise ValueError(
+                f"`class_names` must not hold {UNSURE_NAME!r}: it is the label of an image a "
+                "person could not call"
             )
     if len({name.lower() for name in names}) != len(names):
         raise ValueError(f"`class_names` must differ ignoring case, got {list(names)}")
@@ -406,8 +416,8 @@ def _scan(task: Task) -> tuple[list[tuple[str, int]], bool]:
         label = _parse_label(text, names)
         if label is None:
             raise ValueError(
-                f"{path} line {number}: label must be a class index 0..{len(names) - 1} or a "
-                f"class name ({', '.join(names)}), got {text!r}"
+                f"{path} line {number}: label must be a class index 0..{len(names) - 1}, a "
+                f"class name ({', '.join(names)}) or {UNSURE_NAME}, got {text!r}"
             )
         rows.append((item_id, label))
     return rows, header_seen
@@ -429,7 +439,8 @@ def pending(directory: str | Path) -> list[str]:
 def record_label(directory: str | Path, item_id: str, label: int, *, labeller: str = "web") -> None:
     """Append one label to ``labels.csv`` and fsync it before returning.
 
-    ``label`` is a class index ``0..K-1``; ``item_id`` must be in the task. The file is read
+    ``label`` is a class index ``0..K-1``, or :data:`UNSURE` for an image the person could
+    not call; ``item_id`` must be in the task. The file is read
     first: a ``labels.csv`` that no longer reads (a hand edit gone wrong) is an error naming
     the line, and nothing is appended to it. A half-written last line left by a crash is cut
     off, so the file stays well formed.
@@ -446,10 +457,14 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
             raise UnknownNameError(
                 f"`item_id` must be an id of the task in {task.directory}, got {item_id!r}"
             )
-        if isinstance(label, bool) or not isinstance(label, int | np.integer) or not 0 <= label < k:
+        if (
+            isinstance(label, bool)
+            or not isinstance(label, int | np.integer)
+            or not (0 <= label < k or label == UNSURE)
+        ):
             raise ValueError(
-                f"`label` must be a class index 0..{k - 1} ({', '.join(task.class_names)}), "
-                f"got {label!r}"
+                f"`label` must be a class index 0..{k - 1} ({', '.join(task.class_names)}) or "
+                f"{UNSURE} (unsure), got {label!r}"
             )
     if not isinstance(labeller, str) or not labeller or len(f"x{labeller}x".splitlines()) > 1:
         raise ValueError(f"`labeller` must be a one-line non-empty string, got {labeller!r}")
@@ -475,13 +490,14 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     writer = csv.writer(lines, lineterminator="\n")
     for item_id, label in labels:
-        writer.writerow([item_id, int(label), labeller, stamp])
+        # unsure in words: a class index of -1 would read as a typo in the file
+        writer.writerow([item_id, UNSURE_NAME if label == UNSURE else int(label), labeller, stamp])
     with open(path, "ab") as f:  # append mode: concurrent writers never overwrite each other
         f.write(lines.getvalue().encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
     for item_id, label in labels:
-        logger.debug("label %s = %d by %s", item_id, label, labeller)
+        logger.debug("label %s = %s by %s", item_id, label_name(label, task.class_names), labeller)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,9 +575,17 @@ def _find_id(text: str, known: set[str], ids_by_number: dict[int, str] | None) -
     return None
 
 
+def label_name(label: int, names: Sequence[str]) -> str:
+    """A label in words: its class name, or ``unsure``."""
+    return UNSURE_NAME if label == UNSURE else names[label]
+
+
 def _parse_label(text: str, names: tuple[str, ...]) -> int | None:
     """A class index from ``"1"``, ``"1.0"`` or ``"1,0"`` (as a spreadsheet may save it) or
-    ``"Tumour"``; None when it is neither."""
+    ``"Tumour"``, or :data:`UNSURE` from ``"unsure"`` (any case); None when it is none of
+    these."""
+    if text.lower() == UNSURE_NAME:
+        return UNSURE
     whole = text[:-2] if text.endswith((".0", ",0")) else text  # 1,0 in comma-decimal locales
     if whole.isascii() and whole.isdigit():
         index = int(whole)
@@ -580,7 +604,8 @@ def import_csv(
     filled before a correction on the page would undo it).
 
     Columns may be separated by commas, semicolons or tabs (the header row says which). A
-    label is a class index (``1.0`` too) or a class name (any case); empty labels are skipped.
+    label is a class index (``1.0`` too), a class name (any case) or ``unsure`` (an image you
+    cannot call: answered, no class); empty labels are skipped.
     An id a spreadsheet stripped of its leading zeros (``5`` for ``000005``) is matched when
     only one id has that number. Every row is checked before any label is recorded, so a bad row
     records nothing. Errors call the file ``name``.
@@ -629,8 +654,9 @@ def import_csv(
             label = _parse_label(text, names)
             if label is None:
                 raise ValueError(
-                    f"{where}: label {text!r} must be a class index 0..{len(names) - 1} or a "
-                    f"class name ({', '.join(names)})"
+                    f"{where}: label {text!r} must be a class index 0..{len(names) - 1}, a "
+                    f"class name ({', '.join(names)}), or {UNSURE_NAME} for an image you "
+                    "cannot call"
                 )
             given.append((item_id, label))
     current = dict(_label_rows(task))

@@ -31,10 +31,10 @@ def labelled_frames(
     ``images`` ``(N, C, H, W)`` in [-1, 1], path after path (``per_path`` frames each, as
     :class:`~cfx.augment.ActiveLearner` labels them: ``result.images``, or a round's
     ``images`` in ``round_KK/round.safetensors``); ``labels`` ``(N,)`` class indices, named
-    by ``class_names``; ``levels`` (the learner's ``frame_levels``) head the columns with
-    ``f``, the classifier's probability of the class the path walks towards, each frame was
-    taken nearest to. The first ``rows`` paths are drawn.
-    Writes a PNG to ``path`` and returns it.
+    by ``class_names`` (-1, an image the labeller could not call, reads "unsure");
+    ``levels`` (the learner's ``frame_levels``) head the columns with ``f``, the classifier's
+    probability of the class the path walks towards, each frame was taken nearest to. The
+    first ``rows`` paths are drawn. Writes a PNG to ``path`` and returns it.
     """
     _shape("images", images, (None,) * 4, "(N, C, H, W)")
     _some("images", images, "images")
@@ -79,7 +79,10 @@ def labelled_frames(
                 continue
             _show(ax, pics[i, c])
             label = int(labels[i * per_path + c])
-            name = names[label] if names is not None else f"class {label}"
+            if label == -1:  # cfx.label.UNSURE: the labeller could not call it
+                name = "unsure"
+            else:
+                name = names[label] if names is not None else f"class {label}"
             head = "" if levels is None or i else f"f = {levels[c]:g}\n"
             ax.set_title(f"{head}label: {name}", fontsize=7)
     fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.1 / (1.6 * shown + 0.2)))

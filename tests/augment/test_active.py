@@ -203,7 +203,7 @@ def test_rounds_are_never_labelled_by_someone_else(world, tmp_path):
     weighed = LogisticClassifier()
     with torch.no_grad():
         next(weighed.parameters()).add_(1.0)
-    with pytest.raises(ValueError, match=r"\(labeller.oracle_sha256\)"):
+    with pytest.raises(ValueError, match=r"\(1 finished; labeller.oracle_sha256\)"):
         ActiveLearner(g, f, OracleLabeller(weighed), **args | {"rounds": 1, "budget": 2}).augment(
             pool, train, labels, out=other_dir
         )
@@ -634,3 +634,49 @@ def test_unit_range_training_images_are_noticed(world, tmp_path, caplog):
         learner.augment(pool, (train + 1) / 2, labels, out=tmp_path)
     assert caplog.text.count("is below 0 (values") == 1
     assert f"no pixel of the {len(train)} training images is below 0" in caplog.text
+
+
+def test_frames_a_person_cannot_call_are_kept_but_not_trained_on(world, tmp_path, monkeypatch):
+    import cfx.augment.active as active
+    from cfx.label import UNSURE
+
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, TaskLabeller(), budget=4, rounds=1, finetune=CFG, steps=4)
+    with pytest.raises(LabelsPending):
+        learner.augment(pool, train, labels, out=tmp_path)
+    task_dir = tmp_path / "round_00" / "task"
+    first, *rest = pending(task_dir)
+    record_label(task_dir, first, UNSURE)
+    for item_id in rest:
+        record_label(task_dir, item_id, 1)
+    seen = {}
+    real = active.train_classifier
+
+    def spy(model, xs, ys, *args, **kwargs):
+        seen["xs"], seen["ys"] = xs.clone(), ys.clone()
+        return real(model, xs, ys, *args, **kwargs)
+
+    monkeypatch.setattr(active, "train_classifier", spy)
+    res = learner.augment(pool, train, labels, out=tmp_path)
+    (r,) = res.rounds
+    assert (r.labelled, r.unsure, r.label_counts) == (4, 1, (0, 3))  # a label spent all the same
+    assert res.labels.tolist() == [UNSURE, 1, 1, 1]  # kept with the round, as answered
+    # trained on the training set and the three frames with a class, each repeat_new times
+    n = len(train) + learner.repeat_new * 3
+    assert seen["ys"].shape == (n,) and bool((seen["ys"] >= 0).all())
+    assert not any(torch.equal(x, res.images[0]) for x in seen["xs"][len(train) :])
+    # read back from disk as it was
+    again = ActiveLearner(g, f, TaskLabeller(), budget=4, rounds=1, finetune=CFG, steps=4)
+    (back,) = again.augment(pool, train, labels, out=tmp_path).rounds
+    assert (back.unsure, back.label_counts) == (1, (0, 3))
+
+
+def test_a_labeller_answering_outside_the_classes_is_named(world, tmp_path):
+    class Wild:
+        def label(self, images, **kwargs):
+            return torch.full((images.shape[0],), 2)
+
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, Wild(), budget=2, rounds=1, finetune=CFG, steps=2)
+    with pytest.raises(ValueError, match=r"must return class indices 0 or 1, or -1 .* got \[2\]"):
+        learner.augment(pool, train, labels, out=tmp_path)

@@ -31,7 +31,7 @@ def test_augment_with_the_oracle_writes_summary_and_model(tmp_path):
     assert (out / "model" / "model.safetensors").is_file()
     # label_counts in the order of class_names; the labelled frames drawn, not only saved
     assert summary["class_names"] == ["healthy", "tumour"]
-    assert sum(summary["rounds"][0]["label_counts"]) == 4
+    assert sum(summary["rounds"][0]["label_counts"]) == 4 and summary["rounds"][0]["unsure"] == 0
     assert (out / "round_00" / "labelled.png").is_file()
 
 

@@ -23,6 +23,10 @@ def test_status_counts_per_class_and_pending(task_dir, capsys):
         "  tumour   3",
         "pending: 2",
     ]
+    record_label(task_dir, "000003", -1)  # cannot call it: answered, no class
+    assert main(["label", "status", str(task_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-3:] == ["  tumour   3", "  unsure   1", "pending: 1"]
 
 
 def test_export_then_import_round_trip(task_dir, tmp_path, capsys):

@@ -120,3 +120,28 @@ def test_label_with_keys_and_buttons_undo_and_resume_after_restart(browser, task
         "000003": 0,
         "000004": 0,
     }
+
+
+def test_an_image_you_cannot_call_is_answered_unsure_with_x_or_its_button(browser, task_dir):
+    """Near-boundary frames are hard to call by design; skipping left them pending, so the
+    run waited for a label no one could give."""
+    server, thread = start(task_dir)
+    page = browser.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(server.url)
+        wait_for(page, "000000")
+        page.keyboard.press("x")
+        wait_for(page, "000001")
+        assert page.inner_text("#status") == "saved 000000: can't tell"
+        page.click("#unsure")
+        wait_for(page, "000002")
+        assert page.inner_text("#progress-text") == "2 of 5 labelled"  # answered, not pending
+        page.keyboard.press("u")
+        wait_for(page, "000001")
+        assert "labelled before as: can't tell" in page.inner_text("#suggested")
+    finally:
+        page.close()
+        stop(server, thread)
+    assert label_lines(task_dir) == [("000000", "unsure", "web"), ("000001", "unsure", "web")]
+    assert read_labels(task_dir) == {"000000": -1, "000001": -1}

@@ -353,7 +353,7 @@ def test_import_csv_accepts_names_and_indices(task_dir, tmp_path):
 @pytest.mark.parametrize(
     ("row", "match"),
     [
-        ("000001,,,maybe", r"row 3: label 'maybe' must be a class index 0..1 or a class name"),
+        ("000001,,,maybe", r"row 3: label 'maybe' must be a class index 0..1, a class name"),
         ("000001,,,2", r"row 3: label '2'"),
         ("000001,,,-1", r"row 3: label '-1'"),
         ("nope,,,1", r"row 3: id 'nope' is not in the task"),
@@ -417,3 +417,22 @@ def test_importing_a_sheet_twice_adds_nothing_and_a_change_is_said(task_dir, tmp
     latin = tmp_path / "latin.csv"
     latin.write_bytes("id;label;note\n000003;1;r\xe9vis\xe9\n".encode("cp1252"))
     assert import_csv(task_dir, latin) == 1 and read_labels(task_dir)["000003"] == 1
+
+
+def test_unsure_is_an_answer_without_a_class(task_dir, tmp_path):
+    """A person who cannot call an image says so: it is no longer pending, has no class, and
+    reads back as UNSURE from labels.csv and from a sheet."""
+    from cfx.label import UNSURE
+
+    record_label(task_dir, "000000", UNSURE)
+    assert read_labels(task_dir) == {"000000": -1}
+    assert "000000" not in pending(task_dir)
+    assert (task_dir / "labels.csv").read_text().splitlines()[1].startswith("000000,unsure,")
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id,label\n000001,Unsure\n000002,tumour\n")
+    assert import_csv(task_dir, sheet) == 2
+    assert read_labels(task_dir) == {"000000": -1, "000001": -1, "000002": 1}
+    with pytest.raises(ValueError, match=r"class index 0\.\.1 \(healthy, tumour\) or -1"):
+        record_label(task_dir, "000003", -2)
+    with pytest.raises(ValueError, match="must not hold 'unsure'"):
+        write_task(tmp_path / "other", torch.zeros(2, 1, 4, 4), class_names=("ok", "Unsure"))
