@@ -199,6 +199,8 @@ def main() -> None:
         args.n, args.batch, args.inversion_steps, args.repeats = 4, 4, 2, 1
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if not args.skip_latent_shift and not args.speed_only:
+        load_latent_shift()  # a missing peer is said now, not after 20 minutes of the rest
 
     gen = load_generator("brain-gan")
     clf = load_classifier("brain-cnn")
