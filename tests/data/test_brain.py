@@ -142,24 +142,40 @@ def test_a_batch_slices_like_a_tensor():
 
 
 def test_the_slices_are_the_ones_the_zoo_was_trained_and_measured_on():
-    """Every shipped model and benchmark figure rests on these exact pixels: a faster renderer
-    must draw the same ones. The digest was computed with the renderer of commit b2e1428 (the
-    one brain-cnn's shipped weights were trained with) and matched again at 4f3f011."""
+    """Every shipped model and benchmark figure rests on these slices: a faster renderer must
+    draw the same ones. Labels, lesion and brain masks and marker flags are compared exactly;
+    the pixels through three sums, to 0.01 over about a million pixels. A bit-exact digest of
+    the pixels (computed at b2e1428, the renderer brain-cnn's weights were trained with) held
+    on the machines of sessions up to 40 and failed on one with AVX-512 FP16/AMX: MKL picks
+    its kernels by CPU, and its AVX-512, AVX2 and SSE4.2 paths here give pixels up to 1e-5
+    apart (sums 1e-3 apart) with every label, mask and flag identical. The references below
+    were computed on that machine (torch 2.14.1, constraints.txt)."""
     import hashlib
 
-    def digest(d):
+    def exact(d):
         h = hashlib.sha256()
-        for t in (d.images, d.labels, d.masks, d.tags, d.brain_masks):
+        for t in (d.labels, d.masks, d.tags, d.brain_masks):
             h.update(t.contiguous().numpy().tobytes())
         return h.hexdigest()
 
-    # 300: a chunk of 256 and a partial one; 257 seed 2: a last chunk without a lesion slice.
-    # Computed with torch 2.14.1 (constraints.txt) on CPU; another torch's kernels may round
-    # the pixels otherwise, which would also mean other training data
+    def sums(images):
+        x = images.double()
+        w = torch.rand(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        return [float(x.sum()), float((x * x).sum()), float((x * w).sum())]
+
+    # 300: a chunk of 256 and a partial one; 257 seed 2: a last chunk without a lesion slice
     known = {
-        (300, True): "0c8e33ad4d86f7a3a5131eaa6d617038be9d4cc8fdac3a4576d1d26e02684639",
-        (257, False): "509f1dea92fc972eeeef4c426744c67c3afcc7766d8803c3cd285b77a499d73d",
+        (300, True): (
+            "80a94261209094ef3be00984b21cc4b20466ed1d5cbca14035d5a021a850ffbf",
+            [-744262.1917, 718176.9866, -372039.7452],
+        ),
+        (257, False): (
+            "eebd277fe5b209ae185fa267f753fa99f6393f1a7bad14422bd8ef312e9478a3",
+            [-633876.7665, 607854.5119, -316849.6594],
+        ),
     }
-    for (n, tagged), want in known.items():
-        got = digest(make_dataset(n, seed=2, tagged=tagged))
-        assert got == want, f"n={n}, tagged={tagged}: {got} (torch {torch.__version__})"
+    for (n, tagged), (digest, pixel_sums) in known.items():
+        d = make_dataset(n, seed=2, tagged=tagged)
+        assert exact(d) == digest, f"n={n}, tagged={tagged}: labels, masks or flags differ"
+        got = sums(d.images)
+        assert got == pytest.approx(pixel_sums, abs=0.01), f"n={n}, tagged={tagged}: {got}"
