@@ -48,6 +48,7 @@ from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import generator_probe, unit_range_notice
 from cfx.label.store import UNSURE
+from cfx.progress import tqdm
 from cfx.reprs import short_repr
 from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
@@ -370,7 +371,7 @@ class ActiveLearner:
                 history.append(record)
                 continue
             starts, frames, context, suggested = self._candidates(
-                model, pool, used, quota, seed + k, models_noticed=noticed
+                model, pool, used, quota, seed + k, models_noticed=noticed, round_index=k
             )
             noticed = True
             if frames.shape[0] == 0:  # no labeller is asked about nothing
@@ -543,11 +544,14 @@ class ActiveLearner:
         seed: int,
         *,
         models_noticed: bool,
+        round_index: int,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Starts ``(S,)``, frames ``(quota, C, H, W)``, their paths ``(quota, T+1, C, H, W)``
         and the current model's predictions on the frames ``(quota,)``. ``models_noticed``:
         an earlier round gave the notices about the models (the generator is the same, the
-        classifier's architecture too), which are then held."""
+        classifier's architecture too), which are then held. With ``show_progress``, a bar
+        counts the paths found for round ``round_index`` (the walks took minutes with no
+        sign of life but the fine-tune's bars)."""
         n_levels = len(self.frame_levels)
         n_starts = -(-quota // n_levels)
         # bookkeeping (scores, used starts) on the CPU, where predict returns and `used` lives
@@ -570,6 +574,13 @@ class ActiveLearner:
         levels = torch.tensor(self.frame_levels, dtype=torch.float64)  # (L,)
         frames, context, suggested, spent = [], [], [], []
         kept = skipped = i = 0
+        bar = tqdm(
+            total=n_starts,
+            desc=f"round {round_index}: paths across the boundary",
+            unit="path",
+            disable=not self.show_progress,
+            leave=False,
+        )
         while kept < n_starts and i < len(order):
             # a whole batch at a time (skipped starts are replaced by the next ones); the
             # starts past the paths needed are walked but not spent: later rounds may use them
@@ -603,6 +614,8 @@ class ActiveLearner:
                 t = int(target[b])
                 suggested.append(torch.where(past, t, 1 - t).long())
                 kept += 1
+                bar.update(1)
+        bar.close()
         if skipped:
             log.info(
                 "%d start(s) skipped: the classifier already puts their reconstruction past "

@@ -250,6 +250,10 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         )
     if args.train_data is not None and args.train_n is not None:
         raise ValueError("`--train-n` chooses built-in training slices; drop it with --train-data")
+    for flag in ("pool", "train_data", "train_labels", "test_data", "test_labels", "test_groups"):
+        given = getattr(args, flag)
+        if given is not None and not Path(given).exists():  # before what else is missing
+            raise FileNotFoundError(f"`--{flag.replace('_', '-')}` not found: {given}")
     _your_data_needs_your_models(args)
     pool_n = 2000 if args.pool_n is None else check_int("--pool-n", args.pool_n)
     train_n = 8000 if args.train_n is None else check_int("--train-n", args.train_n)

@@ -680,3 +680,16 @@ def test_a_labeller_answering_outside_the_classes_is_named(world, tmp_path):
     learner = ActiveLearner(g, f, Wild(), budget=2, rounds=1, finetune=CFG, steps=2)
     with pytest.raises(ValueError, match=r"must return class indices 0 or 1, or -1 .* got \[2\]"):
         learner.augment(pool, train, labels, out=tmp_path)
+
+
+def test_the_walks_of_a_round_show_progress(world, tmp_path, capsys):
+    """Only the fine-tune had bars: a round's walks took minutes without a sign of life."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(
+        g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=2, show_progress=True
+    )
+    learner.augment(pool, train, labels, out=tmp_path)
+    assert "round 0: paths across the boundary" in capsys.readouterr().err
+    quiet = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=2)
+    quiet.augment(pool, train, labels, out=tmp_path / "quiet")
+    assert "paths across the boundary" not in capsys.readouterr().err

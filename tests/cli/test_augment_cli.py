@@ -96,10 +96,13 @@ _YOURS = [
 ]
 
 
-def test_your_own_images_need_your_own_models_and_all_your_data(tmp_path, capsys):
+def test_your_own_images_need_your_own_models_and_all_your_data(tmp_path, capsys, monkeypatch):
     """A pool of other images went through brain-gan (redrawn as brain slices) and was
     labelled by brain-oracle, and built-in slices joined the training or test set, without a
     word: with images of one's own, every built-in piece must be named or replaced."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("p.npy", "x.npy", "y.npy", "t.npy"):  # the files exist; what is missing is
+        (tmp_path / name).touch()  # the other pieces
     argv = ["augment", "--pool", "p.npy", "--train-data", "x.npy", "--train-labels", "y.npy"]
     argv += ["--out", str(tmp_path / "a")]
     assert main(argv) == 2
@@ -300,6 +303,16 @@ def test_numbers_and_ignored_options_are_named_by_their_flags(tmp_path, capsys, 
     assert main(["augment", *argv, "--out", str(tmp_path / "a")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "a").exists()  # before any work
+
+
+def test_a_data_file_that_is_not_there_is_named_first(tmp_path, capsys):
+    """A missing --pool was reported only once every other piece was given: first came the
+    long list of what else your own images need."""
+    assert (
+        main(["augment", "--pool", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "a")])
+        == 2
+    )
+    assert f"`--pool` not found: {tmp_path / 'missing.npy'}" in capsys.readouterr().err
 
 
 def test_too_small_a_pool_is_named_by_its_flags(tmp_path, capsys):
