@@ -436,6 +436,9 @@ class ActiveLearner:
             # disk whole or not at all (a kill between them leaves the round to redo)
             write_atomic(folder / "round.json", json.dumps(_round_to_json(record), indent=1))
             save_tensors_atomic(tensors, done)
+            # the fine-tune's resume point (model and optimiser, ~3x the model) is spent now
+            # that round.safetensors holds the round's weights
+            (folder / "train" / "checkpoint.safetensors").unlink(missing_ok=True)
             history.append(record)
             log.info(
                 "round %d: %d labels, disagreement %.2f", k, record.labelled, record.disagreement

@@ -693,3 +693,16 @@ def test_the_walks_of_a_round_show_progress(world, tmp_path, capsys):
     quiet = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=2)
     quiet.augment(pool, train, labels, out=tmp_path / "quiet")
     assert "paths across the boundary" not in capsys.readouterr().err
+
+
+def test_a_finished_round_keeps_no_fine_tune_checkpoint(world, tmp_path):
+    """Each round left its fine-tune's resume point (model and optimiser, ~3x the model's
+    size) beside round.safetensors, which holds the round's weights."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=2, finetune=CFG, steps=2)
+    first = learner.augment(pool, train, labels, out=tmp_path)
+    assert list(tmp_path.glob("round_*/train/checkpoint.safetensors")) == []
+    # the rounds are read back whole without it
+    again = learner.augment(pool, train, labels, out=tmp_path)
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[name]), name
