@@ -490,8 +490,13 @@ def test_labelled_frames_title_frames_with_labels_and_show_the_change(tmp_path, 
     unsure = torch.tensor([-1, 1, 0, 0, 1, 1])  # the first frame could not be called
     cfx.viz.labelled_frames(images, unsure, tmp_path / "u.png", per_path=2, class_names=["h", "t"])
     assert drawn["fig"].axes[0].get_title() == "label: unsure"  # not the last class's name
-    with pytest.raises(ValueError, match=r"`images` must hold whole paths of `per_path` = 4"):
-        cfx.viz.labelled_frames(images, labels, tmp_path / "b.png", per_path=4)
+    # a budget of 7 labels in paths of 2: the last path was cut short, and is left out
+    cfx.viz.labelled_frames(images[:5], labels[:5], tmp_path / "c.png", per_path=2)
+    assert len(drawn["fig"].axes) == 2 * 3
+    with pytest.raises(ValueError, match=r"at least one path of `per_path` = 8 frames, got 6"):
+        cfx.viz.labelled_frames(images, labels, tmp_path / "b.png", per_path=8)
+    with pytest.raises(ValueError, match=r"class indices, or -1 \(unsure\), got -2"):
+        cfx.viz.labelled_frames(images, labels - 2, tmp_path / "b.png", per_path=2)
     with pytest.raises(ValueError, match="`class_names` must name every label: 1 names, label 1"):
         cfx.viz.labelled_frames(images, labels, tmp_path / "b.png", per_path=2, class_names=["a"])
     with pytest.raises(ValueError, match=r"`labels` must have shape \(6,\)"):

@@ -77,7 +77,8 @@ class AugmentRound:
     starts: Tensor  # (S,) pool indices used as starting points
     labelled: int  # labels spent in this round (unsure answers included)
     label_counts: tuple[int, ...]  # labels per class
-    disagreement: float  # share of frames labelled with a class that the classifier got wrong
+    disagreement: float  # of the frames labelled with a class, the share the classifier got
+    # wrong before this round; NaN when none got one
     metrics: dict[str, float]  # eval_fn(model) after fine-tuning ({} without eval_fn)
     unsure: int = 0  # frames the labeller could not call (label -1): not trained on
 
@@ -422,9 +423,10 @@ class ActiveLearner:
                 starts=starts,
                 labelled=int(y_k.shape[0]),
                 label_counts=tuple(int((y_k == c).sum()) for c in range(k_classes)),
+                # undefined (NaN; null in summary.json) when no frame got a class
                 disagreement=float((suggested[called] != y_k[called]).float().mean())
                 if bool(called.any())
-                else 0.0,
+                else float("nan"),
                 metrics={n: float(v) for n, v in metrics.items()},
                 unsure=int((~called).sum()),
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
 import sys
 from pathlib import Path
@@ -215,7 +216,7 @@ def _draw_rounds(
         images = result.images[first : first + r.labelled]
         labels = result.labels[first : first + r.labelled]
         first += r.labelled
-        if r.labelled:
+        if r.labelled >= len(levels):  # one whole path at least (a budget of 1 gives none)
             labelled_frames(
                 images,
                 labels,
@@ -439,7 +440,8 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
                 "labelled": r.labelled,
                 "label_counts": list(r.label_counts),
                 "unsure": r.unsure,  # answered "can't tell": not trained on
-                "disagreement": r.disagreement,
+                # NaN (no frame got a class) is no JSON number: null
+                "disagreement": None if math.isnan(r.disagreement) else r.disagreement,
                 "test": r.metrics,
             }
             for r in result.rounds

@@ -73,11 +73,11 @@ def run_status(args: argparse.Namespace) -> int:
 
     task = read_task(args.directory)
     labels = read_labels(args.directory)
-    width = max(len(name) for name in task.class_names)
+    unsure = sum(v == UNSURE for v in labels.values())
+    width = max(len(name) for name in (*task.class_names, *([UNSURE_NAME] if unsure else [])))
     print(f"{args.directory}: {len(labels)} of {len(task.items)} labelled")
     for k, name in enumerate(task.class_names):
         print(f"  {name:<{width}}  {sum(v == k for v in labels.values())}")
-    unsure = sum(v == UNSURE for v in labels.values())
     if unsure:  # answered "can't tell": no class, left out of training
         print(f"  {UNSURE_NAME:<{width}}  {unsure}")
     print(f"pending: {len(task.items) - len(labels)}")

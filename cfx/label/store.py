@@ -6,7 +6,8 @@ A task is one folder::
                       sha256 of the image PNG) and the class names; written last, atomically
     images/ID.png     one PNG per item, upscaled (nearest) so it is easy to see
     context/ID.png    optional: the path of frames the image came from, as one strip
-    labels.csv        id,label,labeller,timestamp: one line per label given, appended and
+    labels.csv        id,label,labeller,timestamp: one line per label given (a class
+                      index, or "unsure" for an image the person could not call), appended and
                       fsync'ed at once; relabelling appends again and the last line wins
 
 A line of ``labels.csv`` counts only once its newline is on disk, so a crash half way through
@@ -424,8 +425,9 @@ def _scan(task: Task) -> tuple[list[tuple[str, int]], bool]:
 
 
 def read_labels(directory: str | Path) -> dict[str, int]:
-    """``{id: class index}`` for every labelled item; when an id was labelled twice the last
-    label given wins. A half-written last line (a crash while writing) is ignored."""
+    """``{id: class index}`` for every labelled item, :data:`UNSURE` (-1) where the person
+    could not call it (so ``class_names[label]`` needs a check); when an id was labelled
+    twice the last label given wins. A half-written last line (a crash while writing) is ignored."""
     return dict(_label_rows(read_task(directory)))
 
 

@@ -78,10 +78,10 @@ def oracle_agreement_along_path(probs: Tensor, oracle_probs: Tensor) -> Tensor:
     """Of the frames the classifier puts in the target class (probability above 0.5), the
     share the oracle puts there too; ``probs`` and ``oracle_probs`` ``(B, T+1)``.
 
-    :func:`oracle_agreement` reads the last frame only: a path whose classifier crosses at
-    frame 4 of 8 while the oracle follows only at frame 8 agrees there (1.0) but along the
-    path in 1 of the 4 frames past the classifier's crossing (0.25), a sign the classifier
-    was moved by something the oracle does not see. NaN where the classifier puts no frame in
+    :func:`oracle_agreement` reads the last frame only: a path the classifier puts in the
+    target from frame 5 of 8 on, while the oracle follows only at frame 8, agrees there (1.0)
+    but along the path in 1 of those 4 frames (0.25), a sign the classifier was moved by
+    something the oracle does not see. NaN where the classifier puts no frame in
     the target, or a probability is NaN.
     """
     probs = _per_sequence("probs", probs, frames=True)

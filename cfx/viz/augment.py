@@ -29,9 +29,11 @@ def labelled_frames(
     lesion shows a shortcut.
 
     ``images`` ``(N, C, H, W)`` in [-1, 1], path after path (``per_path`` frames each, as
-    :class:`~cfx.augment.ActiveLearner` labels them: ``result.images``, or a round's
-    ``images`` in ``round_KK/round.safetensors``); ``labels`` ``(N,)`` class indices, named
-    by ``class_names`` (-1, an image the labeller could not call, reads "unsure");
+    :class:`~cfx.augment.ActiveLearner` labels one round's: a round's ``images`` in
+    ``round_KK/round.safetensors``, or ``result.images`` split by each round's ``labelled``;
+    a last path the budget cut short is left out, so pass rounds one at a time);
+    ``labels`` ``(N,)`` class indices, named by ``class_names`` (-1, an image the labeller
+    could not call, reads "unsure");
     ``levels`` (the learner's ``frame_levels``) head the columns with ``f``, the classifier's
     probability of the class the path walks towards, each frame was taken nearest to. The
     first ``rows`` paths are drawn. Writes a PNG to ``path`` and returns it.
@@ -41,17 +43,19 @@ def labelled_frames(
     if not isinstance(per_path, int) or isinstance(per_path, bool) or per_path < 1:
         raise ValueError(f"`per_path` must be an int >= 1, got {per_path!r}")
     n = images.shape[0]
-    if n % per_path:
-        raise ValueError(
-            f"`images` must hold whole paths of `per_path` = {per_path} frames, got {n} images"
-        )
     _shape("labels", labels, (n,), f"({n},), one per image")
+    if n < per_path:
+        raise ValueError(
+            f"`images` must hold at least one path of `per_path` = {per_path} frames, got {n}"
+        )
     if levels is not None and len(levels) != per_path:
         raise ValueError(f"`levels` must give one level per frame of a path ({per_path}), "
                          f"got {len(levels)}")  # fmt: skip
     if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
         raise ValueError(f"`rows` must be an int >= 1, got {rows!r}")
     names = list(class_names) if class_names is not None else None
+    if bool((labels < -1).any()):
+        raise ValueError(f"`labels` must be class indices, or -1 (unsure), got {int(labels.min())}")
     top = int(labels.max()) if labels.numel() else 0
     if names is not None and top >= len(names):
         raise ValueError(

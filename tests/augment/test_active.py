@@ -706,3 +706,21 @@ def test_a_finished_round_keeps_no_fine_tune_checkpoint(world, tmp_path):
     again = learner.augment(pool, train, labels, out=tmp_path)
     for name, value in first.model.state_dict().items():
         assert torch.equal(value, again.model.state_dict()[name]), name
+
+
+def test_a_round_answered_all_unsure_has_no_disagreement(world, tmp_path):
+    """It read 0.0, as if the labels agreed with the classifier on every frame."""
+    import math
+
+    from cfx.label import UNSURE
+
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, TaskLabeller(), budget=2, rounds=1, finetune=CFG, steps=2)
+    with pytest.raises(LabelsPending):
+        learner.augment(pool, train, labels, out=tmp_path)
+    for item_id in pending(tmp_path / "round_00" / "task"):
+        record_label(tmp_path / "round_00" / "task", item_id, UNSURE)
+    (r,) = learner.augment(pool, train, labels, out=tmp_path).rounds
+    assert r.unsure == 2 and r.label_counts == (0, 0) and math.isnan(r.disagreement)
+    (back,) = learner.augment(pool, train, labels, out=tmp_path).rounds  # read from disk
+    assert math.isnan(back.disagreement)

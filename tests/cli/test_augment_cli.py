@@ -35,6 +35,16 @@ def test_augment_with_the_oracle_writes_summary_and_model(tmp_path):
     assert (out / "round_00" / "labelled.png").is_file()
 
 
+def test_a_budget_of_no_whole_number_of_paths_finishes_with_its_figure(tmp_path):
+    """A last path cut short by the budget (5 labels, 2 frames a path) failed the figure at
+    the very end, after every round, and again on every rerun: no summary.json ever."""
+    odd = [*SMALL[:4], "--budget", "5", *SMALL[6:]]
+    assert main(["augment", *odd, "--out", str(tmp_path / "aug")]) == 0
+    summary = json.loads((tmp_path / "aug" / "summary.json").read_text())
+    assert summary["labels_used"] == 5
+    assert (tmp_path / "aug" / "round_00" / "labelled.png").is_file()
+
+
 def test_a_rerun_with_other_arguments_is_refused_not_resumed(tmp_path, capsys):
     out = tmp_path / "aug"
     assert main(["augment", *SMALL, "--out", str(out)]) == 0
