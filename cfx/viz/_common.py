@@ -96,3 +96,19 @@ def _show(ax: Any, picture: np.ndarray) -> None:
         ax.imshow(picture[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     else:
         ax.imshow(picture, interpolation="nearest")
+
+
+def _change(first: Tensor, last: Tensor) -> tuple[np.ndarray, float]:
+    """Where ``last`` differs from ``first`` (both ``(B, C, H, W)``): ``|last - first|`` summed
+    over channels, ``(B, H, W)``, and the largest change (1e-6 at least: a scale for none). A
+    NaN or infinite pixel (a half-precision VAE's overflow) counts as no change, so it sets
+    no figure's scale."""
+    change = (last.detach().float() - first.detach().float()).abs().sum(1).cpu().numpy()
+    change = np.nan_to_num(change, nan=0.0, posinf=0.0)
+    return change, max(float(change.max()), 1e-6)
+
+
+def _show_change(ax: Any, change: np.ndarray, top: float) -> Any:
+    """Draw one change map on the figure's scale ``top``: black for none, the largest at
+    magma's orange, not its pale yellow, so outlines drawn on it show. Returns the image."""
+    return ax.imshow(change, cmap="magma", vmin=0, vmax=top / 0.8, interpolation="nearest")

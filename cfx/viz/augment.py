@@ -6,10 +6,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from torch import Tensor
 
-from cfx.viz._common import _drawable, _pictures, _save, _shape, _show, _some, _subplots
+from cfx.label.store import UNSURE, label_name
+from cfx.viz._common import (
+    _change,
+    _drawable,
+    _pictures,
+    _save,
+    _shape,
+    _show,
+    _show_change,
+    _some,
+    _subplots,
+)
 
 
 def labelled_frames(
@@ -53,21 +63,21 @@ def labelled_frames(
                          f"got {len(levels)}")  # fmt: skip
     if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
         raise ValueError(f"`rows` must be an int >= 1, got {rows!r}")
-    names = list(class_names) if class_names is not None else None
-    if bool((labels < -1).any()):
-        raise ValueError(f"`labels` must be class indices, or -1 (unsure), got {int(labels.min())}")
-    top = int(labels.max()) if labels.numel() else 0
-    if names is not None and top >= len(names):
+    if bool((labels < UNSURE).any()):
         raise ValueError(
-            f"`class_names` must name every label: {len(names)} names, label {top} given"
+            f"`labels` must be class indices, or {UNSURE} (unsure), got {int(labels.min())}"
         )
+    top = int(labels.max()) if labels.numel() else 0
+    if class_names is not None and top >= len(class_names):
+        raise ValueError(
+            f"`class_names` must name every label: {len(class_names)} names, label {top} given"
+        )
+    names = list(class_names or [f"class {c}" for c in range(top + 1)])
     shown = min(n // per_path, rows)
     frames = images[: shown * per_path].detach().float().cpu()
     pics = _pictures(_drawable(frames), "images").reshape(shown, per_path, *frames.shape[-2:], -1)
     paths = frames.unflatten(0, (shown, per_path))
-    change = (paths[:, -1] - paths[:, 0]).abs().sum(1).numpy()  # (P, H, W)
-    change = np.nan_to_num(change, nan=0.0, posinf=0.0)
-    most = max(float(change.max()), 1e-6)
+    change, most = _change(paths[:, 0], paths[:, -1])  # (P, H, W), the figure's scale
     cols = per_path + (1 if per_path > 1 else 0)
     fig, axes = _subplots(shown, cols, figsize=(1.3 * cols, 1.6 * shown + 0.2), squeeze=False)
     for i in range(shown):
@@ -76,17 +86,12 @@ def labelled_frames(
             ax.set_xticks([])
             ax.set_yticks([])
             if c == per_path:  # the change column
-                ax.imshow(change[i], cmap="magma", vmin=0, vmax=most / 0.8,
-                          interpolation="nearest")  # fmt: skip
+                _show_change(ax, change[i], most)
                 if i == 0:
                     ax.set_title(f"change (max {most:.2f})", fontsize=7)
                 continue
             _show(ax, pics[i, c])
-            label = int(labels[i * per_path + c])
-            if label == -1:  # cfx.label.UNSURE: the labeller could not call it
-                name = "unsure"
-            else:
-                name = names[label] if names is not None else f"class {label}"
+            name = label_name(int(labels[i * per_path + c]), names)
             head = "" if levels is None or i else f"f = {levels[c]:g}\n"
             ax.set_title(f"{head}label: {name}", fontsize=7)
     fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.1 / (1.6 * shown + 0.2)))

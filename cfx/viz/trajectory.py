@@ -12,6 +12,7 @@ from torch import Tensor
 
 from cfx.images import to_uint8
 from cfx.viz._common import (
+    _change,
     _check_names,
     _drawable,
     _pictures,
@@ -19,6 +20,7 @@ from cfx.viz._common import (
     _save,
     _shape,
     _show,
+    _show_change,
     _some,
     _subplots,
 )
@@ -121,12 +123,8 @@ def change_panels(
     _shape("lesion_masks", lesion_masks, (b, 1, *size), f"{(b, 1, *size)} to match `frames`")
     _check_names(row_names, b)
     frames = frames.detach().float().cpu()
-    change = (frames[:, -1] - frames[:, 0]).abs().sum(1).numpy()  # (B, H, W)
-    # a path with NaN pixels (a half-precision VAE's overflow) shows them as no change; its
-    # NaN must not set the scale of the page's other rows
-    change = np.nan_to_num(change, nan=0.0, posinf=0.0)
+    change, top = _change(frames[:, 0], frames[:, -1])  # (B, H, W), the page's scale
     ends = _drawable(frames[:, [0, -1]].flatten(0, 1)).unflatten(0, (b, 2))  # frames 0 and T
-    top = max(float(change.max()), 1e-6)
     shown = (
         ends
         if sources is None
@@ -153,10 +151,7 @@ def change_panels(
                 if i == 0:
                     ax.set_title(heads[c], fontsize=7)
                 continue
-            # the largest change at magma's orange, not its pale yellow: the outlines show
-            shown_change = ax.imshow(
-                change[i], cmap="magma", vmin=0, vmax=top / 0.8, interpolation="nearest"
-            )
+            shown_change = _show_change(ax, change[i], top)
             if region is not None and float(region[i].min()) < 0.5:  # not the whole image
                 ax.contour(region[i], levels=[0.5], colors="cyan", linewidths=0.6)
             if lesion is not None and bool(lesion[i].any()):
