@@ -489,6 +489,7 @@ class ActiveLearner:
         worked = any((r / "round.safetensors").exists() or (r / "train").exists() for r in folders)
         if rounds and not stored.exists() and not worked:
             rounds = 0  # a fresh run, which reads the copied tasks' labels
+        done = sum((r / "round.safetensors").exists() for r in folders) if rounds else 0
         if rounds and not stored.exists():  # rounds from before run keys: adopt them
             log.warning(
                 "%s holds %d round(s) without a %s (an older cfx wrote them); resuming them "
@@ -523,14 +524,12 @@ class ActiveLearner:
                     why = changes(earlier, {**key, "labeller": now}, _KEY_NAMES)
                 else:
                     why = f"its {KEY_FILE} cannot be read"
-                finished = len(list(out.glob("round_*/round.safetensors")))
                 raise ForeignRunError(
-                    f"`out` {out} holds {rounds} round(s) of another run ({finished} "
+                    f"`out` {out} holds {rounds} round(s) of another run ({done} "
                     f"finished; {why}); pass the "
                     "arguments of the run that wrote them, or another folder (labels a person "
                     "gave stay in its round_*/task folders)"
                 )
-        done = len(list(out.glob("round_*/round.safetensors"))) if rounds else 0
         if rounds and done >= self.rounds:  # the same run's rounds: say so, as training does
             log.warning("the run in %s already finished (%s)", out, counted(done, "round"))
         elif rounds:
