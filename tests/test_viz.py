@@ -26,6 +26,19 @@ def test_gif_frames_show_the_images_in_their_colours(tmp_path, channels, second)
     assert tuple(first[0, 0]) == (0, 0, 0) and tuple(later[0, 0]) == second
 
 
+def kept_figures(monkeypatch, module) -> dict:
+    """Replace ``module``'s ``_save`` with one that keeps each figure instead of writing it:
+    the last one drawn is ``drawn["fig"]``, its first axes ``drawn["ax"]``."""
+    drawn = {}
+
+    def keep(fig, path, *, dpi):
+        drawn["fig"], drawn["ax"] = fig, fig.axes[0]
+        return path
+
+    monkeypatch.setattr(module, "_save", keep)
+    return drawn
+
+
 def test_strips_draw_grey_and_colour_and_refuse_other_channel_counts(tmp_path):
     probs = torch.tensor([[0.1, 0.9]])
     for channels in (1, 3):
@@ -301,13 +314,7 @@ def test_change_panels_check_their_shapes(tmp_path):
 def test_probability_curves_name_the_target_and_the_models(tmp_path, monkeypatch):
     import cfx.viz
 
-    drawn = {}
-
-    def keep(fig, path, *, dpi):
-        drawn["ax"] = fig.axes[0]
-        return path
-
-    monkeypatch.setattr(cfx.viz.trajectory, "_save", keep)
+    drawn = kept_figures(monkeypatch, cfx.viz.trajectory)
     probs, levels = torch.tensor([[0.1, 0.5, 0.9]]), torch.tensor([0.0, 0.5, 1.0])
     cfx.viz.probability_curves(probs, levels, tmp_path / "a.png", oracle_probs=probs)
     ax = drawn["ax"]
@@ -340,13 +347,7 @@ def test_probability_curves_give_each_of_a_few_paths_its_colour_and_name(tmp_pat
 
     import cfx.viz
 
-    drawn = {}
-
-    def keep(fig, path, *, dpi):
-        drawn["ax"] = fig.axes[0]
-        return path
-
-    monkeypatch.setattr(cfx.viz.trajectory, "_save", keep)
+    drawn = kept_figures(monkeypatch, cfx.viz.trajectory)
     probs = torch.tensor([[0.1, 0.5, 0.9], [0.2, 0.4, 0.8], [0.0, 0.6, 0.7]])
     oracle = probs / 2
     levels = torch.tensor([0.0, 0.5, 1.0])
@@ -387,13 +388,7 @@ def test_probability_curves_give_each_of_a_few_paths_its_colour_and_name(tmp_pat
 def test_change_panels_carry_a_colour_bar_up_to_the_largest_change(tmp_path, monkeypatch):
     import cfx.viz
 
-    drawn = {}
-
-    def keep(fig, path, *, dpi):
-        drawn["fig"] = fig
-        return path
-
-    monkeypatch.setattr(cfx.viz.trajectory, "_save", keep)
+    drawn = kept_figures(monkeypatch, cfx.viz.trajectory)
     frames = torch.zeros(2, 3, 1, 8, 8)
     frames[1, -1, 0, 2, 2] = 0.75
     cfx.viz.change_panels(frames, tmp_path / "a.png")
@@ -466,13 +461,7 @@ def test_nothing_to_draw_is_named(tmp_path):
 def test_labelled_frames_title_frames_with_labels_and_show_the_change(tmp_path, monkeypatch):
     import cfx.viz
 
-    drawn = {}
-
-    def keep(fig, path, *, dpi):
-        drawn["fig"] = fig
-        return path
-
-    monkeypatch.setattr(cfx.viz.augment, "_save", keep)
+    drawn = kept_figures(monkeypatch, cfx.viz.augment)
     images = -torch.ones(6, 1, 8, 8)  # three paths of two frames
     images[1, 0, 2:4, 2:4] = 1.0  # path 0's second frame: a bright square (summed change 2)
     labels = torch.tensor([0, 1, 0, 0, 1, 1])
