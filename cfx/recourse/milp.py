@@ -49,7 +49,8 @@ class AdditiveLogit:
     intercept: float
     ref: np.ndarray  # (d,)
     slope: np.ndarray  # (d,) per unit of numeric feature j; 0 for categories
-    tables: tuple[np.ndarray, ...]  # per feature: (n_categories,) log-odds vs the reference
+    # per feature: (n_categories,) log-odds vs the reference; -inf where the model refuses one
+    tables: tuple[np.ndarray, ...]
 
     def contributions(self, Z: np.ndarray) -> np.ndarray:
         """``(n, d)`` per-feature log-odds contributions relative to the reference row."""
@@ -73,8 +74,9 @@ class AdditiveLogit:
                 values = np.array([scales.lower[j], scales.upper[j]])
                 if values[1] == values[0]:
                     values[1] += 1.0
-            else:
+            else:  # the categories the model takes (refused ones: never proposed)
                 values = np.arange(len(codec.lookup[j]), dtype=np.float64)
+                values = values[~np.isin(values, list(view.refused[j]))]
             P = np.repeat(ref[None], len(values), axis=0)
             P[:, j] = values
             probes.append(P)
@@ -90,8 +92,10 @@ class AdditiveLogit:
             if codec.numeric[j]:
                 slope[j] = (block[1] - block[0]) / (values[1] - values[0])
                 tables.append(np.zeros(0))
-            else:
-                tables.append(block)
+            else:  # -inf for a refused category: no gain, never chosen
+                table = np.full(len(codec.lookup[j]), -np.inf)
+                table[values.astype(np.int64)] = block
+                tables.append(table)
         additive = cls(intercept=intercept, ref=ref, slope=slope, tables=tuple(tables))
         sample = Z_train[:: max(1, len(Z_train) // 64)]
         error = np.abs(additive.logit(sample) - view.logit(sample)).max()

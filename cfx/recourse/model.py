@@ -275,7 +275,15 @@ class SeparableEncoding:
         return np.concatenate(blocks, axis=1)[:, self._order]  # (n, m)
 
     @classmethod
-    def read(cls, encoder: Any, codec: Codec, Z_train: np.ndarray) -> SeparableEncoding | None:
+    def read(
+        cls,
+        encoder: Any,
+        codec: Codec,
+        Z_train: np.ndarray,
+        refused: tuple[frozenset[int], ...] = (),
+    ) -> SeparableEncoding | None:
+        """``refused``: per feature, category codes the encoder fails on (see
+        :meth:`ModelView.read_refused`); they are not probed and their table rows are NaN."""
         import warnings
 
         transform = getattr(encoder, "transform", None)
@@ -292,6 +300,8 @@ class SeparableEncoding:
         spans: list[tuple[int, int]] = []
         for j in range(codec.d):
             rows = _probe_values(codec, j, Z_train[:, j])
+            if j < len(refused) and refused[j]:
+                rows = rows[~np.isin(rows, list(refused[j]))]
             P = np.repeat(ref, len(rows), axis=0)
             P[:, j] = rows
             spans.append((sum(len(p) for p in probes), len(rows)))
@@ -324,7 +334,7 @@ class SeparableEncoding:
                 tables.append(np.zeros((0, len(cols))))
                 base[cols] -= ref[0, j] * slope
             else:
-                table = np.zeros((len(codec.lookup[j]), len(cols)))
+                table = np.full((len(codec.lookup[j]), len(cols)), np.nan)  # NaN: refused
                 table[values.astype(np.int64)] = block[:, cols]
                 slopes.append(np.zeros(len(cols)))
                 tables.append(table - table[int(ref[0, j])])
@@ -363,8 +373,43 @@ class ModelView:
         self.encoding: SeparableEncoding | None = None
         self._final: Any = None
         self.positive = approved_column(model, approved)  # predict_proba's approved column
+        # per feature: the category codes the model refuses (see read_refused)
+        self.refused: tuple[frozenset[int], ...] = tuple(frozenset() for _ in range(codec.d))
         self.calls = 0
         self.rows = 0
+
+    def read_refused(self, ref: np.ndarray) -> None:
+        """Find the categories ``model.predict_proba`` fails on, changing one feature of the
+        row ``ref`` ``(d,)`` at a time: a scikit-learn ``OneHotEncoder`` fitted with its
+        default ``handle_unknown="error"`` refuses every category no training row has (German
+        Credit's ``'female : single'``). No plan may propose them, and the exact methods read
+        the model without them. A failure on ``ref`` itself is the model's and is raised."""
+        codec = self.codec
+        cat = [j for j in range(codec.d) if not codec.numeric[j]]
+        self.check(ref[None])  # raises (e.g. a column mismatch) before any probing
+        probes = {j: _probe_values(codec, j, ref[j : j + 1]) for j in cat}
+
+        def fails(values: dict[int, np.ndarray]) -> bool:
+            rows = [ref[None]]  # one call: each feature's values in turn, the rest as `ref`
+            for j, vals in values.items():
+                P = np.repeat(ref[None], len(vals), axis=0)
+                P[:, j] = vals
+                rows.append(P)
+            try:
+                self.check(np.concatenate(rows))
+            except Exception:  # whatever the model raises, it refuses the rows
+                return True
+            return False
+
+        if not cat or not fails(probes):  # the usual case: one call
+            return
+        refused = [frozenset[int]() for _ in range(codec.d)]
+        for j in cat:
+            if fails({j: probes[j]}):
+                refused[j] = frozenset(
+                    int(c) for c in probes[j] if fails({j: np.array([c], dtype=np.float64)})
+                )
+        self.refused = tuple(refused)
 
     def read_encoder(self, Z_train: np.ndarray) -> None:
         """Try to read the pipeline's encoder (see :class:`SeparableEncoding`) for fast calls;
@@ -374,7 +419,7 @@ class ModelView:
         encoder, final = split_pipeline(self.model)
         if encoder is None or not callable(getattr(final, "predict_proba", None)):
             return
-        encoding = SeparableEncoding.read(encoder, self.codec, Z_train)
+        encoding = SeparableEncoding.read(encoder, self.codec, Z_train, self.refused)
         if encoding is None:
             return
         sample = Z_train[:: max(1, len(Z_train) // 128)]

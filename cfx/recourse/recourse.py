@@ -61,6 +61,7 @@ from cfx.recourse.space import (
     CostName,
     Scales,
     check_columns,
+    first_rows,
 )
 from cfx.recourse.tree import TreeMILP
 
@@ -222,10 +223,10 @@ class Recourse:
         Z = codec.to_codes(X_train, what="X_train")
         if len(Z) < 2:
             raise ValueError(f"`X_train` needs at least 2 rows, got {len(Z)}")
-        _warn_unseen_categories(self.schema, Z)
         scales = Scales.learn(self.schema, Z, self.cost)
         view = ModelView(self.model, codec, 1 if self.approved is None else self.approved)
         try:  # the first calls of the model: a column mismatch shows here
+            view.read_refused(Z[0])
             view.read_encoder(Z)
             p_train = view.proba(Z)
             approved = p_train >= self.threshold
@@ -239,6 +240,7 @@ class Recourse:
                 "model with exactly those columns; a model that needs others, or another "
                 "order, must be wrapped to supply them"
             ) from err
+        _warn_unseen_categories(self.schema, Z, view.refused)
         # judged at 0.5, whatever the threshold: a higher one denies more by design
         share = float((p_train >= 0.5).mean())
         if self.approved is None and share < 0.5:
@@ -304,6 +306,7 @@ class Recourse:
         if isinstance(applicants, pd.Series):  # one applicant
             applicants = applicants.to_frame().T.infer_objects()
         Z = self.codec_.to_codes(applicants)  # (n, d), validated
+        _check_not_refused(self.schema, Z, applicants.index, self.view_.refused)
         if not applicants.index.is_unique:
             import warnings
 
@@ -418,7 +421,7 @@ class Recourse:
 
         if p0 >= self.threshold:
             return done("approved", (), "", None)
-        space = ActionSpace.build(schema, z0, self.scales_, max_changes)
+        space = ActionSpace.build(schema, z0, self.scales_, max_changes, self.view_.refused)
         if not space.movable.any():  # a proof for every method: nothing may change
             why = (
                 "no feature may change: every feature is immutable under these constraints, or "
@@ -753,12 +756,36 @@ def _check_scm_children(schema: FeatureSchema, scm: AdditiveSCM) -> None:
         )
 
 
-def _warn_unseen_categories(schema: FeatureSchema, Z: np.ndarray) -> None:
+def _check_not_refused(
+    schema: FeatureSchema, Z: np.ndarray, index: pd.Index, refused: tuple[frozenset[int], ...]
+) -> None:
+    """An error naming the first applicant with a category the model fails on (found at
+    fit: :meth:`~cfx.recourse.model.ModelView.read_refused`), before the model is called."""
+    for j, codes in enumerate(refused):
+        if not codes:
+            continue
+        bad = np.isin(Z[:, j], list(codes))
+        if bad.any():
+            spec = schema.features[j]
+            first = int(np.flatnonzero(bad)[0])
+            rows = first_rows(pd.Series(0, index=index), bad)
+            raise ValueError(
+                f"`applicants` rows {rows!r} have {spec.name} = "
+                f"{spec.categories[int(Z[first, j])]!r}, a category the model fails on (no "
+                "row of X_train has it, and the model refuses it, e.g. a OneHotEncoder with "
+                "handle_unknown='error'); the model cannot score them"
+            )
+
+
+def _warn_unseen_categories(
+    schema: FeatureSchema, Z: np.ndarray, refused: tuple[frozenset[int], ...]
+) -> None:
     """A Notice naming the categories of mutable features no training row has that a plan
-    can reach (``transitions`` may rule them out): a plan may propose them, the model never
-    learnt them, and a model whose encoder refuses unknown categories (scikit-learn's
-    OneHotEncoder by default) fails when handed one."""
+    can reach (``transitions`` may rule them out). Those the model takes, a plan may propose
+    though the model never learnt them; those it refuses (``refused``: scikit-learn's
+    OneHotEncoder by default refuses unknown categories) no plan proposes."""
     unseen: dict[str, list[str]] = {}
+    out: dict[str, list[str]] = {}
     for j, spec in enumerate(schema.features):
         if spec.kind == "numeric" or not spec.mutable:
             continue
@@ -767,16 +794,26 @@ def _warn_unseen_categories(schema: FeatureSchema, Z: np.ndarray) -> None:
         if spec.transitions is not None:  # only from a training row's category
             reachable = {t for c in seen for t in spec.transitions.get(c, ())}
         missing = [c for c in spec.categories if c not in seen and c in reachable]
-        if missing:
-            unseen[spec.name] = missing
+        gone = [c for c in missing if spec.categories.index(c) in refused[j]]
+        if gone:
+            out[spec.name] = gone
+        if len(gone) < len(missing):
+            unseen[spec.name] = [c for c in missing if c not in gone]
+    said = []
     if unseen:
+        said.append(
+            f"schema categories no row of X_train has: {unseen!r}. Plans may propose them, "
+            "though the model never saw them: drop them from the schema, or for a categorical "
+            "feature leave them out of its `transitions`, unless the model is meant to handle "
+            "them"
+        )
+    if out:
+        said.append(
+            f"schema categories no row of X_train has and the model refuses (it fails on "
+            f"them, e.g. a OneHotEncoder with handle_unknown='error'): {out!r}. No plan "
+            "proposes them"
+        )
+    if said:
         import warnings
 
-        warnings.warn(
-            f"schema categories no row of X_train has: {unseen!r}. Plans may propose them, "
-            "though the model never saw them (and an encoder that refuses unknown categories "
-            "will fail on them): drop them from the schema, or for a categorical feature "
-            "leave them out of its `transitions`, unless the model is meant to handle them",
-            Notice,
-            stacklevel=3,
-        )
+        warnings.warn("; ".join(said), Notice, stacklevel=3)

@@ -100,7 +100,7 @@ class Codec:
             if nan.any():
                 raise ValueError(
                     f"`{what}` column `{spec.name}` has {int(nan.sum())} missing (NaN) values,"
-                    f" first rows {_rows(column, nan)!r}"
+                    f" first rows {first_rows(column, nan)!r}"
                 )
             if spec.kind == "numeric":
                 Z[:, j] = _numeric_values(spec, column, what)
@@ -118,7 +118,8 @@ class Codec:
                     unknown = sorted(set(values[codes < 0]))[:_SHOW]
                     raise ValueError(
                         f"`{what}` column `{spec.name}` has unknown categories {unknown!r}"
-                        f" (first rows {_rows(column, codes < 0)!r}); allowed: {spec.categories!r}"
+                        f" (first rows {first_rows(column, codes < 0)!r}); allowed: "
+                        f"{spec.categories!r}"
                     )
                 Z[:, j] = codes
             else:
@@ -212,7 +213,7 @@ def unique_rows(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index, inverse.reshape(-1)
 
 
-def _rows(column: pd.Series, wrong: np.ndarray) -> list[object]:
+def first_rows(column: pd.Series, wrong: np.ndarray) -> list[object]:
     """The first few row labels of ``column`` where ``wrong`` ``(n,)`` holds, for an error."""
     return [r.item() if isinstance(r, np.generic) else r for r in column.index[wrong][:_SHOW]]
 
@@ -223,7 +224,7 @@ def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarr
         wrong = coerced.isna().to_numpy()
         bad = [str(v) for v in column[wrong].unique()[:_SHOW]]
         if bad:
-            detail = f" with non-numeric values {bad!r} (first rows {_rows(column, wrong)!r})"
+            detail = f" with non-numeric values {bad!r} (first rows {first_rows(column, wrong)!r})"
         else:  # numbers held as text ("45000"): all of them convert
             shown = [str(v) for v in column.unique()[:_SHOW]]
             detail = (
@@ -244,7 +245,7 @@ def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarr
             raise ValueError(
                 f"`{what}` column `{spec.name}` is a whole-number feature in the schema, got "
                 f"{values[fractional][:_SHOW].tolist()!r} (first rows "
-                f"{_rows(column, fractional)!r}): round the values, or declare the feature "
+                f"{first_rows(column, fractional)!r}): round the values, or declare the feature "
                 "with integer=False"
             )
         values = whole
@@ -419,8 +420,16 @@ class ActionSpace:
 
     @classmethod
     def build(
-        cls, schema: FeatureSchema, z0: np.ndarray, scales: Scales, max_changes: int | None
+        cls,
+        schema: FeatureSchema,
+        z0: np.ndarray,
+        scales: Scales,
+        max_changes: int | None,
+        refused: tuple[frozenset[int], ...] = (),
     ) -> ActionSpace:
+        """The moves open to the applicant ``z0``: ``schema``'s rules, the data's ranges for
+        numeric features without bounds, and no category the model refuses (``refused``, per
+        feature, as :attr:`~cfx.recourse.model.ModelView.refused`)."""
         d = len(schema)
         lo = np.full(d, np.nan)
         hi = np.full(d, np.nan)
@@ -445,7 +454,11 @@ class ActionSpace:
                 movable[j] = spec.mutable and has_other
             elif spec.kind in ("ordinal", "categorical"):
                 source = spec.categories[int(z0[j])]
-                allowed = tuple(spec.categories.index(c) for c in spec.allowed_targets(source))
+                allowed = tuple(
+                    i
+                    for i in (spec.categories.index(c) for c in spec.allowed_targets(source))
+                    if not (j < len(refused) and i in refused[j])
+                )
                 targets.append(allowed)
                 movable[j] = bool(allowed)
             else:

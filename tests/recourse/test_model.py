@@ -132,3 +132,51 @@ def test_a_model_of_default_left_at_the_default_approved_is_noticed():
         warnings.simplefilter("error", Notice)
         Recourse(default_model, schema, approved=0).fit(X)  # read the right way round
         Recourse(default_model, schema, approved=1).fit(X)  # said on purpose: quiet
+
+
+@pytest.mark.parametrize("family", ["milp", "tree"])
+def test_a_one_hot_encoder_refusing_unseen_categories_keeps_the_exact_methods(
+    family, german, split
+):
+    """scikit-learn's OneHotEncoder refuses categories it was not fitted on by default, and
+    German Credit lists 'female : single', which no row has. The exact methods read the model
+    without it (they were lost: 'auto' fell back to search, 'milp' failed with the encoder's
+    own error, 'tree' called the one-hot encoder not separable); plans never propose a
+    refused category, the model itself confirms every plan, and an applicant who has one is
+    named before the model is called."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    schema = german.schema
+    X_train, y_train = german.X.iloc[split[0]], german.y.iloc[split[0]]
+    numeric = list(schema.numeric)
+    encoder = make_column_transformer(
+        (StandardScaler(), numeric),
+        (OneHotEncoder(), [c for c in schema.names if c not in numeric]),
+    )
+    final = (
+        LogisticRegression(max_iter=2000)
+        if family == "milp"
+        else GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0)
+    )
+    model = make_pipeline(encoder, final).fit(X_train, y_train)
+    sex = schema.names.index("personal_status_and_sex")
+    rec = Recourse(model, schema, method="auto").fit(X_train)
+    assert rec.method_ == family
+    assert rec.view_.refused[sex] == {schema.features[sex].categories.index("female : single")}
+    assert sum(len(r) for r in rec.view_.refused) == 1
+    X_test = german.X.iloc[split[1]]
+    denied = X_test[model.predict_proba(X_test)[:, 1] < 0.5].head(4)
+    results = rec.explain(denied)
+    assert [r.status for r in results].count("recourse") >= 3
+    frame = rec.counterfactual_frame(results)
+    assert (frame["personal_status_and_sex"] != "female : single").all()
+    after = [cf.proba_after for r in results for cf in r.counterfactuals]
+    np.testing.assert_allclose(model.predict_proba(frame)[:, 1], after, atol=1e-9)
+    assert min(after) >= 0.5
+    odd = denied.head(2).assign(personal_status_and_sex="female : single")
+    with pytest.raises(ValueError, match=r"rows \[\d+, \d+\] have personal_status_and_sex"):
+        rec.explain(odd)

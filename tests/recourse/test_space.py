@@ -439,10 +439,10 @@ def test_nullable_integer_and_bool_columns_go_back_in_their_dtypes():
 
 
 def test_a_schema_category_no_training_row_has_is_noticed_at_fit():
-    """The schema lists 'w', no training row has it: a plan may propose it and a one-hot
-    encoder that refuses unknown categories fails on it, so fit names it. An immutable
-    feature's unseen category is not named, nor one its transitions never reach: no plan
-    proposes them."""
+    """The schema lists 'w', no training row has it: a model that takes it may be offered it
+    by a plan, one that refuses it (a OneHotEncoder's default) never is, and fit says which.
+    An immutable feature's unseen category is not named, nor one its transitions never
+    reach: no plan proposes them."""
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -462,8 +462,17 @@ def test_a_schema_category_no_training_row_has_is_noticed_at_fit():
     y = (X["x1"] > 5).astype(int)
     encode = ColumnTransformer([("c", OneHotEncoder(), ["c"])], remainder="passthrough")
     model = make_pipeline(encode, LogisticRegression()).fit(X, y)
-    with pytest.warns(Notice, match=r"no row of X_train has: \{'c': \['w'\]\}"):
-        Recourse(model, schema(True), method="search").fit(X)
+    with pytest.warns(Notice, match=r"has and the model refuses .*: \{'c': \['w'\]\}"):
+        rec = Recourse(model, schema(True), method="search", support=0.0).fit(X)
+    results = rec.explain(X[model.predict_proba(X)[:, 1] < 0.5])  # the search tried 'w' and failed
+    assert results and all(r.status == "recourse" for r in results)
+    assert "w" not in set(rec.counterfactual_frame(results)["c"])
+    takes = ColumnTransformer(
+        [("c", OneHotEncoder(handle_unknown="ignore"), ["c"])], remainder="passthrough"
+    )
+    lenient = make_pipeline(takes, LogisticRegression()).fit(X, y)
+    with pytest.warns(Notice, match=r"no row of X_train has: \{'c': \['w'\]\}. Plans may"):
+        Recourse(lenient, schema(True), method="search").fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         # approved=1: half the rows approved, at the backwards-model notice's edge
