@@ -270,8 +270,15 @@ class Recourse:
                     return "milp", LinearMILP(self.view_, Z, self.scales_, threshold=self.goal_)
                 if family == "tree":
                     return "tree", TreeMILP(self.view_, Z, threshold=self.goal_)
-            except (TypeError, ValueError) as err:
-                log.info("method='auto' falls back to search: %s", err)
+            except (TypeError, ValueError) as err:  # its exact method cannot read it
+                import warnings
+
+                warnings.warn(
+                    f"method='auto' uses 'search' for this {family}-looking model (no proven "
+                    f"optimum, no certificate when nothing is found): {err}",
+                    Notice,
+                    stacklevel=3,
+                )
             return "search", self.search_
         if method == "milp":
             return method, LinearMILP(self.view_, Z, self.scales_, threshold=self.goal_)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cfx.errors import Notice
 from cfx.recourse import Constraints, Recourse
 
 
@@ -132,8 +133,13 @@ def test_a_non_additive_model_is_refused_with_a_clear_error(hand):
 
     with pytest.raises(ValueError, match="additive"):
         Recourse(Interaction(), schema, method="milp").fit(X)
-    # "auto" falls back to the model-agnostic search instead
-    assert Recourse(Interaction(), schema).fit(X).method_ == "search"
+    # "auto" falls back to the model-agnostic search instead, and says why (it was logged)
+    with pytest.warns(
+        Notice,
+        match=r"method='auto' uses 'search' for this linear-looking .*"
+        "additive",
+    ):
+        assert Recourse(Interaction(), schema).fit(X).method_ == "search"
 
 
 def test_german_logistic_optimum_is_a_lower_bound(german, split, credit_models, denied):
