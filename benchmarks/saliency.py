@@ -24,7 +24,10 @@ every method. Model: a zoo classifier (``brain-cnn``). Parts (``--parts``):
   that are not"): the weight-independent controls stay at Spearman >= 0.99 while the check
   drives weight-dependent methods to within 0.2 of zero (signed and absolute), and every
   method gets a verdict (weight-dependent; partly input-driven when its absolute map survives
-  randomisation, Adebayo et al.'s finding for Gradient x Input; input-driven). The session-2
+  randomisation, Adebayo et al.'s finding for Gradient x Input; input-driven). A blank
+  (constant) map ranks nothing: its Spearman counts as 0 in the means, the verdict leaves its
+  image out, and a method whose maps are all blank is "undefined", not weight-dependent
+  (ReX's go blank once the randomised model no longer predicts the class). The session-2
   rule "every method ends >= 0.2 below the controls in |signed Spearman|" is still reported
   (``gap``): it assumed every method is weight-dependent, which is what the check tests.
 * ``labels``: the data randomisation test (Adebayo et al., section 4). The classifier's
@@ -73,7 +76,7 @@ from cfx.saliency.attacks import GhorbaniAttack, RandomSign, TargetMapAttack
 from cfx.saliency.compare import METHODS, build_method, compare_methods, mean_ci, tumour_slices
 from cfx.saliency.data_randomisation import data_randomisation
 from cfx.saliency.metrics import relevance_mass_accuracy, spearman
-from cfx.saliency.randomisation import cascading_randomisation, reading
+from cfx.saliency.randomisation import cascading_randomisation
 from cfx.zoo import load_classifier
 
 EPS = 8 / 255
@@ -232,6 +235,7 @@ def randomisation(model, x, quick: bool) -> dict:
         t0 = time.perf_counter()
         res = cascading_randomisation(make, model, x, 1, generator=torch.Generator().manual_seed(0))
         signed, absolute = res.mean()
+        control = name.startswith("control")
         rows.append(
             {
                 "method": name,
@@ -240,22 +244,26 @@ def randomisation(model, x, quick: bool) -> dict:
                 "spearman_abs_per_stage": absolute,
                 "spearman_final": signed[-1],
                 "spearman_abs_final": absolute[-1],
+                # images whose trained or randomised map is blank (constant): Spearman 0 by
+                # convention, left out of the verdict
+                "blank_per_stage": res.blank.sum(1).tolist(),
+                "blank_final": int(res.blank[-1].sum()),
+                "verdict": "weight-independent control" if control else res.verdict(),
                 "seconds": time.perf_counter() - t0,
             }
         )
     controls = [r for r in rows if r["method"].startswith("control")]
     methods = [r for r in rows if not r["method"].startswith("control")]
-    for r in methods:
-        r["verdict"] = reading(r["spearman_final"], r["spearman_abs_final"], "weight-dependent")
-    for r in controls:
-        r["verdict"] = "weight-independent control"
     floor = min(min(r["spearman_final"], r["spearman_abs_final"]) for r in controls)
     worst = max(abs(r["spearman_final"]) for r in methods)
-    # a method the check finds weight-dependent: both of its maps decorrelate (|rho| <= 0.2)
+    # a method the check finds weight-dependent: both of its maps decorrelate (|rho| <= 0.2),
+    # and not because they went blank (a blank map's Spearman, 0, says nothing)
     dependent = [
         r["method"]
         for r in methods
-        if abs(r["spearman_final"]) <= 0.2 and abs(r["spearman_abs_final"]) <= 0.2
+        if abs(r["spearman_final"]) <= 0.2
+        and abs(r["spearman_abs_final"]) <= 0.2
+        and r["blank_final"] < x.shape[0]
     ]
     return {
         "n": x.shape[0],
@@ -327,9 +335,10 @@ def labels(model, x, train_n: int, epochs: int, out: Path, quick: bool) -> dict:
                 "method": name,
                 "spearman": signed,
                 "spearman_abs": absolute,
+                "blank": int(res.blank.sum()),  # images with a blank map: out of the verdict
                 "verdict": "label-independent control"
                 if name.startswith("control")
-                else reading(signed, absolute, "model-dependent"),
+                else res.verdict(),
                 "seconds": time.perf_counter() - t0,
             }
         )
@@ -590,12 +599,14 @@ def markdown(res: dict) -> str:
         out += [
             f"## Cascading randomisation ({r['n']} slices; Spearman with the trained model's "
             "maps after randomising every layer)\n",
-            _row("method", "Spearman (signed)", "Spearman (abs)", "verdict"),
-            "|---|---|---|---|",
+            _row("method", "Spearman (signed)", "Spearman (abs)", "blank maps", "verdict"),
+            "|---|---|---|---|---|",
         ]
         for row in r["rows"]:
             signed, absolute = row["spearman_final"], row["spearman_abs_final"]
-            out.append(_row(row["method"], f"{signed:.3f}", f"{absolute:.3f}", row["verdict"]))
+            blank = row.get("blank_final", "?")  # a file from before blank maps were counted
+            cells = (f"{signed:.3f}", f"{absolute:.3f}", f"{blank} of {r['n']}", row["verdict"])
+            out.append(_row(row["method"], *cells))
         dependent = ", ".join(r.get("weight_dependent", [])) or "none"
         out.append(
             f"\nBar (the weight-independent controls stay >= 0.99, lowest "
@@ -626,8 +637,8 @@ def markdown(res: dict) -> str:
             )
         out += [
             "",
-            _row("method", "Spearman (signed)", "Spearman (abs)", "verdict"),
-            "|---|---|---|---|",
+            _row("method", "Spearman (signed)", "Spearman (abs)", "blank maps", "verdict"),
+            "|---|---|---|---|---|",
         ]
         for row in r["rows"]:
             out.append(
@@ -635,6 +646,7 @@ def markdown(res: dict) -> str:
                     row["method"],
                     f"{row['spearman']:.3f}",
                     f"{row['spearman_abs']:.3f}",
+                    f"{row.get('blank', '?')} of {r['n']}",
                     row["verdict"],
                 )
             )

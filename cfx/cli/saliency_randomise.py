@@ -138,11 +138,13 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
     )
     table = io.StringIO()
     write = csv.writer(table, lineterminator="\n").writerow
-    write(["method", "stage", "layer", "spearman", "spearman_abs"])
+    write(["method", "stage", "layer", "spearman", "spearman_abs", "blank"])
     for name, res in results.items():
         signed, absolute = res.mean()
+        blank = res.blank.sum(1).tolist()  # images whose pair of maps holds a blank one
         for stage, layer in enumerate(layers, start=1):
-            write([name, stage, layer, f"{signed[stage - 1]:.4f}", f"{absolute[stage - 1]:.4f}"])
+            i = stage - 1
+            write([name, stage, layer, f"{signed[i]:.4f}", f"{absolute[i]:.4f}", blank[i]])
     (out / "randomisation.csv").write_text(table.getvalue(), encoding="utf-8")
     rows = []
     for name, res in results.items():
@@ -152,6 +154,7 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
                 "method": name,
                 "spearman_final": signed[-1],
                 "spearman_abs_final": absolute[-1],
+                "blank_final": int(res.blank[-1].sum()),
                 "verdict": res.verdict(),
             }
         )
@@ -168,7 +171,10 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
         "reading": "Spearman of each method's maps with the trained model's once every layer "
         "is random, over the images: near 0 (signed and absolute), the maps depend on the "
         "weights; a surviving absolute map follows the input in part; a surviving signed map "
-        "follows the input (|rho| >= 0.5 survives)",
+        "follows the input (|rho| >= 0.5 survives). spearman_abs: the Spearman of the maps' "
+        "absolute values. blank_final: images whose trained or randomised map is blank "
+        "(constant): it ranks nothing, its Spearman counts as 0 in the means, and the verdict "
+        "leaves it out",
         "methods": rows,
     }
     randomisation_figure(
@@ -184,11 +190,11 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
     summary["warnings"] = list(notes)  # what the run printed to stderr, e.g. about its inputs
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     width = max(len(n) for n in names)
-    print(f"{'method':<{width}}  spearman  |spearman|  reading (all {len(layers)} layers random)")
+    print(f"{'method':<{width}}  spearman  of |map|  reading (all {len(layers)} layers random)")
     for row in rows:
         print(
             f"{row['method']:<{width}}  {row['spearman_final']:8.3f}  "
-            f"{row['spearman_abs_final']:10.3f}  {row['verdict']}"
+            f"{row['spearman_abs_final']:8.3f}  {row['verdict']}"
         )
     print(f"wrote {out}/{', '.join(OUTPUTS)}", file=sys.stderr)
     return 0

@@ -30,7 +30,7 @@ from cfx.saliency._common import (
     resolve_all,
 )
 from cfx.saliency.metrics import spearman
-from cfx.saliency.randomisation import reading
+from cfx.saliency.randomisation import blank_maps, reading_of
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,16 @@ class DataRandomisationResult:
         """Mean over examples: ``(signed, absolute)``."""
         return float(self.spearman.mean()), float(self.spearman_abs.mean())
 
+    @property
+    def blank(self) -> Tensor:
+        """``(B,)`` bool: either model's map is blank (constant) for the image, which ranks
+        nothing (its Spearman, 0 by convention, says nothing)."""
+        return blank_maps(self.original) | blank_maps(self.permuted)
+
     def verdict(self) -> str:
         """:func:`~cfx.saliency.randomisation.reading` of the means ("model-dependent" when
-        both maps decorrelate)."""
-        return reading(*self.mean(), "model-dependent")
+        both maps decorrelate), over the images whose maps are not blank (:attr:`blank`)."""
+        return reading_of(self.spearman, self.spearman_abs, self.blank, "model-dependent")
 
 
 def data_randomisation(

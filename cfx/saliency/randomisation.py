@@ -47,13 +47,26 @@ class RandomisationResult:
     randomised: Tensor  # (L, B, 1, H, W) maps after each stage: the cascade's figure
 
     def mean(self) -> tuple[list[float], list[float]]:
-        """Mean over examples per stage: ``(signed, absolute)`` lists of length ``L``."""
+        """Mean over examples per stage: ``(signed, absolute)`` lists of length ``L`` (a blank
+        map's Spearman counts as 0, see :attr:`blank`)."""
         return self.spearman.mean(1).tolist(), self.spearman_abs.mean(1).tolist()
 
+    @property
+    def blank(self) -> Tensor:
+        """``(L, B)`` bool: the pair of maps at each stage holds a blank (constant) map, the
+        original's or the randomised one's. A blank map ranks nothing, so its Spearman (0 by
+        convention) says nothing about the weights: ReX's maps go blank once the model no
+        longer predicts the class."""
+        return blank_maps(self.original)[None] | blank_maps(self.randomised.flatten(0, 1)).view(
+            self.spearman.shape
+        )
+
     def verdict(self) -> str:
-        """:func:`reading` of the last stage's means (every listed layer randomised)."""
-        signed, absolute = self.mean()
-        return reading(signed[-1], absolute[-1], "weight-dependent")
+        """:func:`reading` of the last stage (every listed layer randomised), over the images
+        whose maps are not blank (:attr:`blank`)."""
+        return reading_of(
+            self.spearman[-1], self.spearman_abs[-1], self.blank[-1], "weight-dependent"
+        )
 
 
 SURVIVES = 0.5
@@ -72,6 +85,24 @@ def reading(signed: float, absolute: float, dependent: str) -> str:
     if abs(signed) < SURVIVES:
         return "partly input-driven (|map| survives randomisation)"
     return "input-driven"
+
+
+def blank_maps(maps: Tensor) -> Tensor:
+    """``(B,)`` bool: which maps ``(B, 1, H, W)`` are constant (all zero, say)."""
+    flat = maps.flatten(1)
+    return flat.amax(1) == flat.amin(1)
+
+
+def reading_of(signed: Tensor, absolute: Tensor, blank: Tensor, dependent: str) -> str:
+    """:func:`reading` of per-image Spearman correlations ``(B,)``, leaving out the images
+    whose pair of maps holds a blank one (``blank`` ``(B,)``), which are counted in the text;
+    "undefined" when every pair does."""
+    n, k = int(blank.numel()), int(blank.sum())
+    if k == n:
+        return f"undefined: a map is blank (constant) for all {n} images, so no ranking is compared"
+    keep = ~blank
+    said = reading(float(signed[keep].mean()), float(absolute[keep].mean()), dependent)
+    return said if k == 0 else f"{said}; {k} of {n} images left out, a map blank (constant)"
 
 
 def parameterised_layers(model: nn.Module) -> list[str]:

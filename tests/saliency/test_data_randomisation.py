@@ -114,3 +114,25 @@ def test_a_generator_in_attribute_kwargs_is_replayed_and_fewer_classes_are_named
     three = LinearModel(classes=3)  # the same parameters, a third logit
     with pytest.raises(ValueError, match=r"its logits have shape \(2, 2\), `model`'s \(2, 3\)"):
         data_randomisation(Gradient, three, LinearModel(seed=1), images(b=2, h=8, w=8), 2)
+
+
+def test_a_blank_map_is_left_out_of_the_verdict():
+    """The permuted model's map is blank for the first two images (it ranks nothing; Spearman
+    0 by convention) and the image itself for the third: the mean over all, 1/3, read
+    "model-dependent"; the verdict now reads the third image alone, input-driven."""
+    model, other = small_cnn(seed=0), small_cnn(seed=1)
+
+    class BlankFirst:
+        def __init__(self, m):
+            self.model = m
+
+        def attribute(self, x, target):
+            maps = x.mean(1, keepdim=True).clone()
+            if self.model is other:
+                maps[:2] = 0.0
+            return maps
+
+    res = data_randomisation(BlankFirst, model, other, images(b=3, h=8, w=8), 1)
+    assert res.blank.tolist() == [True, True, False]
+    assert res.mean()[0] == pytest.approx(1 / 3)
+    assert res.verdict() == "input-driven; 2 of 3 images left out, a map blank (constant)"

@@ -216,3 +216,45 @@ def test_a_generator_in_attribute_kwargs_is_replayed_at_every_stage():
         attribute_kwargs={"generator": torch.Generator().manual_seed(3)},
     )
     assert torch.allclose(res.spearman, torch.ones_like(res.spearman))
+
+
+class _GoesBlank:
+    """A "method" whose map is a ramp for the trained model and all zero (blank) for any
+    randomised copy: ``blank_for`` images go blank, the rest keep the ramp."""
+
+    def __init__(self, model, original, blank_for):
+        self.model, self.original, self.blank_for = model, original, blank_for
+
+    def attribute(self, x, target):
+        ramp = torch.arange(4.0).view(1, 1, 2, 2).repeat(x.shape[0], 1, 1, 1)
+        if self.model is self.original:
+            return ramp
+        ramp[: self.blank_for] = 0.0
+        return ramp
+
+
+@pytest.mark.parametrize(
+    ("blank_for", "said"),
+    [
+        (3, "undefined: a map is blank (constant) for all 3 images, so no ranking is compared"),
+        (1, "input-driven; 1 of 3 images left out, a map blank (constant)"),
+        (0, "input-driven"),
+    ],
+)
+def test_a_blank_map_is_no_evidence_of_weight_dependence(blank_for, said):
+    """A map that goes blank once the weights are random has Spearman 0 with the original by
+    convention; the verdict read it as weight-dependent (ReX on brain-cnn). It now leaves such
+    images out: all blank is undefined; the rest, which keep the map exactly, read
+    input-driven."""
+    model = ThreeLayers()
+    res = cascading_randomisation(
+        lambda m: _GoesBlank(m, model, blank_for),
+        model,
+        torch.zeros(3, 1, 2, 2),
+        1,
+        layers=["c"],
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert res.blank.tolist() == [[i < blank_for for i in range(3)]]
+    assert res.mean()[0] == [pytest.approx((3 - blank_for) / 3)]  # blanks count as 0
+    assert res.verdict() == said
