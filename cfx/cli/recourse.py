@@ -259,6 +259,8 @@ def _run_batch(args: argparse.Namespace) -> int:
                 "needs an id"
             )
         frame.index = frame[args.id_column]
+        if args.id_column not in data.schema.names:  # a missing feature's error lists the rest
+            frame = frame.drop(columns=args.id_column)
     frame.index = frame.index.astype(str)  # ids as the lines hold them, rows named alike
     report = explain_to_file(
         rec,

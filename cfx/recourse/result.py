@@ -94,6 +94,8 @@ class RecourseResult:
             return self.counterfactuals[0].plan
         if self.status == "approved":
             return "already approved; nothing to change"
+        if self.status == "not_found":  # a heuristic's: not a proof that there is none
+            return f"no plan found under these constraints: {self.reason}"
         return f"no recourse under these constraints: {self.reason}"
 
     def __len__(self) -> int:

@@ -256,3 +256,18 @@ def test_an_id_column_is_read_as_written(tmp_path, german, split, capsys):
     frame.to_csv(tmp_path / "in.csv", index=False)
     assert main([*args[:-3], "--out", str(tmp_path / "t.csv")]) == 2
     assert "`--id-column` 'ref' is empty in 1 row(s) (first rows [1])" in capsys.readouterr().err
+
+
+def test_a_missing_feature_is_named_without_the_id_column(tmp_path, german, split, capsys):
+    """The id column was listed beside a missing feature as a column "the schema does not
+    name", the hint for a misspelling; the misspelt column still is."""
+    frame = german.X.iloc[split[1][:2]].copy()
+    frame.insert(0, "ref", ["a", "b"])
+    frame = frame.rename(columns={"purpose": "purpse"})
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    args = ["recourse", "--model", "logistic", "--input", str(tmp_path / "in.csv")]
+    args += ["--id-column", "ref", "--out", str(tmp_path / "s.csv"), "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "is missing columns ['purpose'] and has columns the schema does not name: " in err
+    assert "['purpse'];" in err

@@ -47,6 +47,8 @@ def test_search_respects_direction_and_immutables():
     (res,) = rec.explain(pd.DataFrame({"x": [1.0], "z": [3.0]}))
     assert res.status == "not_found" and res.counterfactuals == ()
     assert "not exhaustive" in res.reason
+    # a heuristic's miss is not a proof: the plan said "no recourse under these constraints"
+    assert res.plan.startswith("no plan found under these constraints: ")
 
 
 class TinyNet(torch.nn.Module):
