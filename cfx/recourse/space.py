@@ -94,37 +94,49 @@ class Codec:
             raise TypeError(f"`{what}` must be a pandas DataFrame, got {type(df).__name__}")
         check_columns(df, self.names, what)
         Z = np.empty((len(df), self.d))  # (n, d)
+        faults: list[TypeError | ValueError] = []  # every column's: one run names them all
         for j, spec in enumerate(self.schema.features):
-            column = df[spec.name]
-            nan = column.isna().to_numpy()
-            if nan.any():
-                raise ValueError(
-                    f"`{what}` column `{spec.name}` has {int(nan.sum())} missing (NaN) values,"
-                    f" first rows {first_rows(column, nan)!r}"
-                )
-            if spec.kind == "numeric":
-                Z[:, j] = _numeric_values(spec, column, what)
-            elif spec.kind in ("ordinal", "categorical"):
-                dtype = column.dtype
-                if isinstance(dtype, pd.CategoricalDtype) and tuple(
-                    str(c) for c in dtype.categories
-                ) == tuple(spec.categories):
-                    codes = column.cat.codes.to_numpy()
-                else:
-                    index = pd.Index(list(spec.categories))
-                    codes = index.get_indexer(column.astype(str).to_numpy())  # -1: unknown
-                if (codes < 0).any():
-                    values = column.astype(str).to_numpy()
-                    unknown = sorted(set(values[codes < 0]))[:_SHOW]
-                    raise ValueError(
-                        f"`{what}` column `{spec.name}` has unknown categories {unknown!r}"
-                        f" (first rows {first_rows(column, codes < 0)!r}); allowed: "
-                        f"{spec.categories!r}"
-                    )
-                Z[:, j] = codes
-            else:
-                raise ValueError(f"unknown kind {spec.kind!r}")
+            try:
+                Z[:, j] = self._column_codes(spec, df[spec.name], what)
+            except (TypeError, ValueError) as err:
+                faults.append(err)
+        if len(faults) == 1:
+            raise faults[0]
+        if faults:
+            raise ValueError(
+                f"`{what}` has {len(faults)} columns at fault: " + "; ".join(map(str, faults))
+            )
         return Z
+
+    def _column_codes(self, spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarray:
+        """One column's codes ``(n,)``, or a ValueError naming what is wrong with it."""
+        nan = column.isna().to_numpy()
+        if nan.any():
+            raise ValueError(
+                f"`{what}` column `{spec.name}` has {int(nan.sum())} missing (NaN) values,"
+                f" first rows {first_rows(column, nan)!r}"
+            )
+        if spec.kind == "numeric":
+            return _numeric_values(spec, column, what)
+        if spec.kind not in ("ordinal", "categorical"):
+            raise RuntimeError(f"unknown kind {spec.kind!r}")  # the schema refuses it earlier
+        dtype = column.dtype
+        if isinstance(dtype, pd.CategoricalDtype) and tuple(
+            str(c) for c in dtype.categories
+        ) == tuple(spec.categories):
+            codes = column.cat.codes.to_numpy()
+        else:
+            index = pd.Index(list(spec.categories))
+            codes = index.get_indexer(column.astype(str).to_numpy())  # -1: unknown
+        if (codes < 0).any():
+            values = column.astype(str).to_numpy()
+            unknown = sorted(set(values[codes < 0]))[:_SHOW]
+            raise ValueError(
+                f"`{what}` column `{spec.name}` has unknown categories {unknown!r}"
+                f" (first rows {first_rows(column, codes < 0)!r}); allowed: "
+                f"{spec.categories!r}"
+            )
+        return codes
 
     def to_frame(self, Z: np.ndarray, index: pd.Index | None = None) -> pd.DataFrame:
         """The data frame of codes ``Z`` ``(n, d)`` with the training frame's dtypes."""

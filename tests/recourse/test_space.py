@@ -599,3 +599,16 @@ def test_readable_stops_at_the_finest_step_a_plan_prints():
     (row,) = tiny.readable(np.array([[1.0512438, 3.0]]))
     assert row[0] == 1.051244 and number(row[0]) == "1.051244"
     assert number(float("nan")) == "nan"  # DiCE's output is not checked; no crash
+
+
+def test_every_column_at_fault_is_named_at_once(fitted, german):
+    """A file with a text number and an unknown category named only the first column, so a
+    user fixed one column per run (the batch README says it checks the whole file)."""
+    rows = german.X.iloc[[0, 1, 2]].astype({"purpose": "object", "credit_amount": "object"})
+    rows.iloc[1, rows.columns.get_loc("purpose")] = "vacation"
+    rows.iloc[2, rows.columns.get_loc("credit_amount")] = "5,000"
+    with pytest.raises(ValueError, match=r"has 2 columns at fault: ") as caught:
+        fitted.explain(rows)
+    said = str(caught.value)
+    assert "column `purpose` has unknown categories ['vacation'] (first rows [1])" in said
+    assert "`credit_amount` must be numeric" in said and "'5,000'" in said
