@@ -26,6 +26,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,13 @@ def _fitted(args: argparse.Namespace) -> Any:
         target_proba=args.target_proba,
         **extra,
     )
-    return data, rec.fit(data.X.iloc[train])
+    try:
+        return data, rec.fit(data.X.iloc[train])
+    except (TypeError, ValueError) as err:  # a method this model cannot take, as its flag
+        said = re.sub(r"`?method='([\w-]+)'`?", r"`--method \1`", str(err))
+        if said == str(err):
+            raise
+        raise type(err)(said) from None
 
 
 def _immutable(args: argparse.Namespace) -> tuple[str, ...]:

@@ -271,3 +271,11 @@ def test_a_missing_feature_is_named_without_the_id_column(tmp_path, german, spli
     err = capsys.readouterr().err
     assert "is missing columns ['purpose'] and has columns the schema does not name: " in err
     assert "['purpse'];" in err
+
+
+def test_a_method_the_model_cannot_take_is_named_as_the_flag(capsys):
+    """The library's `method='milp'` reached the terminal as typed in Python."""
+    assert main(["recourse", "--model", "gbm", "--applicant-index", "1", "--method", "milp"]) == 2
+    err = capsys.readouterr().err
+    assert "error: `--method milp` needs a model whose log-odds are additive" in err
+    assert "Use `--method search` (any model)" in err and "method='" not in err
