@@ -327,6 +327,8 @@ class Recourse:
             )
         range_notice(self.schema, Z, applicants.index, self.scales_)
         schema = self.schema if constraints is None else constraints.apply(self.schema)
+        if constraints is not None:
+            bounds_notice(constraints, schema, Z, applicants.index)
         max_changes = self.max_changes
         if constraints is not None and constraints.max_changes is not None:
             max_changes = constraints.max_changes
@@ -697,6 +699,47 @@ def range_notice(
             count,
             "; ".join(found),
             extra={"cfx_value_range": True},
+        )
+
+
+def bounds_notice(
+    constraints: Constraints, schema: FeatureSchema, Z: np.ndarray, index: pd.Index
+) -> None:
+    """A Notice for the numeric features whose query ``bounds`` an applicant's value ``Z``
+    ``(n, d)`` lies outside: bounds limit where a changed value may go, so a plan may keep
+    the value as it is (a bank's limit given as a bound is not enforced on the applicant),
+    and with a ``direction`` pointing away from the bounds the feature cannot move at all."""
+    found: list[str] = []
+    count = 0
+    for name in constraints.bounds:
+        j = schema.names.index(name)
+        spec = schema.features[j]
+        if spec.kind != "numeric":
+            continue  # the schema refused bounds on a category
+        low = -np.inf if spec.lower is None else spec.lower
+        high = np.inf if spec.upper is None else spec.upper
+        outside = np.flatnonzero((Z[:, j] < low) | (Z[:, j] > high))
+        count += len(outside)
+        for i in outside[: max(0, 5 - len(found))].tolist():
+            value = float(Z[i, j])
+            away = (spec.direction == "increase" and value > high) or (
+                spec.direction == "decrease" and value < low
+            )
+            found.append(
+                f"row {_label(index[i])!r}: {name} = {value:g} outside [{low:g}, {high:g}]"
+                + (f", and direction {spec.direction!r} keeps it there" if away else "")
+            )
+    if count:
+        import warnings
+
+        warnings.warn(
+            f"{count} applicant value(s) lie outside the bounds of `constraints`, e.g. "
+            + "; ".join(found)
+            + ". Bounds limit where a changed value may go, so a plan may leave such a value "
+            "as it is; to hold plans to the bound, pass the applicant with the value moved "
+            "into it and add that change to the plan",
+            Notice,
+            stacklevel=3,
         )
 
 

@@ -612,3 +612,24 @@ def test_every_column_at_fault_is_named_at_once(fitted, german):
     said = str(caught.value)
     assert "column `purpose` has unknown categories ['vacation'] (first rows [1])" in said
     assert "`credit_amount` must be numeric" in said and "'5,000'" in said
+
+
+def test_an_applicant_outside_a_querys_bounds_is_noticed(hand):
+    """Bounds limit where a changed value may go: an applicant at x1 = 5 with bounds
+    (None, 3) may keep 5 in every plan, which an audit read as a bank limit ignored; with
+    direction 'increase' x1 cannot move at all. Both were silent; a value inside says
+    nothing."""
+    from cfx.errors import Notice
+
+    model, schema, X = hand
+    rec = Recourse(model, schema, method="search", support=0.0).fit(X)
+    row = pd.DataFrame({"x1": [5], "x2": [1.0], "c": ["a"]})
+    with pytest.warns(Notice, match=r"row 0: x1 = 5 outside \[0, 3\]\. Bounds limit"):
+        rec.explain(row, constraints=Constraints(bounds={"x1": (None, 3)}))
+    rules = Constraints(bounds={"x1": (None, 3)}, direction={"x1": "increase"})
+    with pytest.warns(Notice, match=r"x1 = 5 outside \[0, 3\], and direction 'increase' keeps"):
+        (res,) = rec.explain(row, constraints=rules)
+    assert all(cf.values["x1"] == 5 for cf in res.counterfactuals)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec.explain(row, constraints=Constraints(bounds={"x1": (None, 8)}))
