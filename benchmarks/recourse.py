@@ -28,7 +28,8 @@ what the methods report about themselves:
 * diversity: mean pairwise Jaccard distance between the changed-feature sets of an applicant's
   counterfactuals, and mean pairwise cost distance (same units as cost);
 * constraint violations: counterfactuals that change an immutable feature, move against a
-  direction rule, leave a schema range, break an integer step or a categorical transition.
+  direction rule, leave a schema range (or move further than its ``max_shift``), break an
+  integer step or a categorical transition.
 
 Writes ``benchmarks/results/recourse.json`` and ``recourse.md`` (a Markdown table) and prints the
 table plus the issue's bars for cfx.
@@ -113,6 +114,8 @@ def violations(x: pd.Series, cf: pd.Series, schema: FeatureSchema) -> list[str]:
                 spec.upper is not None and b > spec.upper
             ):
                 out.append("range")
+            if spec.max_shift is not None and abs(b - a) > spec.max_shift + 1e-9:
+                out.append("range")  # further from the applicant's value than allowed
             if spec.integer and b != round(b):
                 out.append("integer")
         elif str(cf[name]) not in spec.allowed_targets(str(x[name])):

@@ -71,7 +71,9 @@ class FeatureSpec:
 
     ``mutable=False`` wins over ``direction`` and ``transitions`` (they are kept, so that a
     per-query ``replace(name, mutable=True)`` restores them). ``cost`` weights this feature's
-    change in an action cost (> 0).
+    change in an action cost (> 0). ``max_shift`` (numeric features, > 0) caps how far a plan
+    may move the value from the applicant's own, in the feature's units (German Credit's age:
+    a wait of at most 5 years), where ``lower``/``upper`` bound the value itself.
     """
 
     name: str
@@ -86,6 +88,7 @@ class FeatureSpec:
     description: str = ""
     # a dict is unhashable: excluded from the hash, stored read-only (see __post_init__)
     transitions: Mapping[str, tuple[str, ...]] | None = field(default=None, hash=False)
+    max_shift: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -138,6 +141,11 @@ class FeatureSpec:
                 f"{where}: `lower` must be <= `upper`,"
                 f" got lower={self.lower!r} > upper={self.upper!r}"
             )
+        change = self.max_shift
+        if change is not None and not (_is_number(change) and math.isfinite(change) and change > 0):
+            raise ValueError(
+                f"{where}: `max_shift` must be a finite number > 0 or None, got {change!r}"
+            )
 
     def _check_categories(self, where: str) -> None:
         if len(self.categories) < 2:
@@ -150,6 +158,11 @@ class FeatureSpec:
             raise ValueError(f"{where}: `categories` must be unique, got duplicates {duplicates!r}")
         if self.lower is not None or self.upper is not None or self.integer:
             raise ValueError(f"{where}: `lower`/`upper`/`integer` are for numeric features only")
+        if self.max_shift is not None:
+            raise ValueError(
+                f"{where}: `max_shift` is for numeric features; a {self.kind} feature takes "
+                "`transitions`"
+            )
         if self.kind == "categorical" and self.direction != "any":
             raise ValueError(
                 f"{where}: `direction` needs an order; a categorical feature takes `transitions`"

@@ -459,6 +459,9 @@ class ActionSpace:
                     high = min(high, z0[j])
                 elif spec.direction != "any":
                     raise ValueError(f"unknown direction {spec.direction!r}")
+                if spec.max_shift is not None:  # no further than this from the applicant
+                    low = max(low, z0[j] - spec.max_shift)
+                    high = min(high, z0[j] + spec.max_shift)
                 if spec.integer:
                     low, high = math.ceil(low), math.floor(high)
                 lo[j], hi[j] = low, high
@@ -522,7 +525,7 @@ class ActionSpace:
                 if not self.lo[j] - 1e-9 <= z[j] <= self.hi[j] + 1e-9:
                     out.append(
                         f"`{spec.name}` = {z[j]:g} is outside the allowed"
-                        f" [{self.lo[j]:g}, {self.hi[j]:g}] (range and direction)"
+                        f" [{self.lo[j]:g}, {self.hi[j]:g}] (range, direction and max_shift)"
                     )
                 if self.integer[j] and abs(z[j] - round(z[j])) > 1e-9:
                     out.append(f"`{spec.name}` = {z[j]:g} is not a whole number")

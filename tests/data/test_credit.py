@@ -141,6 +141,9 @@ def test_default_actionability() -> None:
         assert name in schema.immutable
     assert schema["age_in_years"].direction == "increase"
     assert schema["age_in_years"].cost > 1
+    assert schema["age_in_years"].max_shift == 5  # a wait of years, not decades
+    assert schema["purpose"].allowed_targets("car (new)") == ("car (used)",)
+    assert schema["purpose"].allowed_targets("education") == ()
     assert schema["present_employment_since"].direction == "increase"
     duration = schema["duration_in_month"]
     assert (duration.lower, duration.upper, duration.integer) == (4, 72, True)
@@ -237,6 +240,14 @@ def test_validate_non_numeric_and_non_integer(data: GermanCredit) -> None:
         ({"kind": "ordinal", "categories": ("a", "a")}, ValueError, "duplicates"),
         ({"kind": "ordinal", "categories": "ab"}, TypeError, "tuple of str"),
         ({"kind": "categorical", "categories": ("a", "b"), "lower": 0}, ValueError, "numeric"),
+        ({"kind": "numeric", "max_shift": 0}, ValueError, r"`max_shift` must be .* > 0"),
+        ({"kind": "numeric", "max_shift": math.nan}, ValueError, "max_shift"),
+        ({"kind": "numeric", "max_shift": "5"}, ValueError, "max_shift"),
+        (
+            {"kind": "ordinal", "categories": ("a", "b"), "max_shift": 1},
+            ValueError,
+            "`max_shift` is for numeric features",
+        ),
         (
             {"kind": "categorical", "categories": ("a", "b"), "direction": "increase"},
             ValueError,
@@ -272,7 +283,8 @@ def test_allowed_targets() -> None:
     assert employment.allowed_targets("4 <= ... < 7 years") == ("... >= 7 years",)
     assert employment.allowed_targets("... >= 7 years") == ()
     assert schema[SEX].allowed_targets("male : single") == ()
-    assert len(schema["purpose"].allowed_targets("business")) == 9
+    assert schema["purpose"].allowed_targets("business") == ()  # listed: a new car only
+    assert len(schema["job"].allowed_targets("unskilled - resident")) == 2  # ordinal, upwards
     phone = FeatureSpec(
         "telephone",
         "categorical",
@@ -313,10 +325,11 @@ def test_summary_table(data: GermanCredit) -> None:
     assert table.loc["purpose", "most_frequent_share"] == pytest.approx(0.28)
     assert not table.loc[SEX, "mutable"]
     assert table.loc["credit_amount", "mutable"]
-    assert table.loc["age_in_years", "direction"] == "increase"
+    assert table.loc["age_in_years", "direction"] == "increase, by at most 5"
     # categorical features with transitions may change only as listed, not "any" way
     assert table.loc["other_installment_plans", "direction"] == "listed changes only"
-    assert table.loc["purpose", "direction"] == "any"
+    assert table.loc["purpose", "direction"] == "listed changes only"
+    assert table.loc["duration_in_month", "direction"] == "any"
 
 
 def test_transitions_table_lists_the_allowed_changes(data: GermanCredit) -> None:
@@ -328,6 +341,9 @@ def test_transitions_table_lists_the_allowed_changes(data: GermanCredit) -> None
     assert plans["may change to"].tolist() == ["none", "none"]
     assert set(table["feature"]) == {
         "status_of_existing_checking_account",
+        "purpose",
         "property",
         "other_installment_plans",
     }
+    cars = table[table["feature"] == "purpose"]
+    assert cars[["from", "may change to"]].values.tolist() == [["car (new)", "car (used)"]]

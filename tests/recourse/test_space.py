@@ -633,3 +633,31 @@ def test_an_applicant_outside_a_querys_bounds_is_noticed(hand):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rec.explain(row, constraints=Constraints(bounds={"x1": (None, 8)}))
+
+
+def test_max_shift_caps_how_far_a_plan_moves_a_value(hand):
+    """x1 may rise by at most 2 from the applicant's own value: the space's range narrows
+    around it (inside the schema's 0..10), a plan past it is a violation, and no method
+    proposes one. With x2 and c held, logit = -3.2 + 0.5 x1 + 1 reaches 0 at x1 = 4.4, so the
+    uncapped plan is x1 -> 5, and the capped MILP proves there is none (x1 <= 3: -0.7)."""
+    model, schema, X = hand
+    capped = schema.replace("x1", max_shift=2)
+    z0 = np.array([1.0, 1.0, 0.0])
+    space = ActionSpace.build(
+        capped, z0, Scales.learn(capped, np.array([[0, 0, 0], [10, 10, 2]]), "mad"), None
+    )
+    assert (space.lo[0], space.hi[0]) == (0.0, 3.0)
+    assert space.violations(np.array([4.0, 1.0, 0.0])) == [
+        "`x1` = 4 is outside the allowed [0, 3] (range, direction and max_shift)"
+    ]
+    rec = Recourse(model, capped, support=0.0).fit(X)
+    only_x1 = Constraints(immutable=("x2", "c"))
+    (res,) = rec.explain(pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]}), constraints=only_x1)
+    assert res.status == "infeasible"
+    (free,) = (
+        Recourse(model, schema, support=0.0)
+        .fit(X)
+        .explain(pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]}), constraints=only_x1)
+    )
+    assert free.status == "recourse" and free.counterfactuals[0].values["x1"] == 5
+    assert "x1" in res.reason  # the certificate names what holds it back
