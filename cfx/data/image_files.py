@@ -486,6 +486,8 @@ def load_region_for(
         region = load_region(path, size, name=name)
     if not bool(region.any()):
         raise ValueError(f"`{name}` {path} marks no pixel")
+    if bool(region.all()):  # a share of the map inside it would always be 1
+        raise ValueError(f"`{name}` {path} marks every pixel; a region must leave some out")
     return region
 
 

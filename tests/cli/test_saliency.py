@@ -487,6 +487,11 @@ def test_a_region_of_your_own_for_targeted_attacks(tmp_path, capsys):
     nothing = ["--region-mask", str(tmp_path / "none.png")]
     assert main([*base, *nothing, "--out", str(tmp_path / "c")]) == 2
     assert "none.png marks no pixel" in capsys.readouterr().err
+    # a whole-image region: the share inside is always 1, and the run blamed flat gradients
+    Image.fromarray(box * 0 + 255).save(tmp_path / "all.png")
+    everything = ["--region-mask", str(tmp_path / "all.png")]
+    assert main([*base, *everything, "--out", str(tmp_path / "c")]) == 2
+    assert "all.png marks every pixel; a region must leave some out" in capsys.readouterr().err
 
 
 def test_attacks_run_on_images_that_are_not_square(tmp_path, capsys):

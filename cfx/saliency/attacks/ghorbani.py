@@ -222,4 +222,9 @@ def _region(region: object, x: Tensor) -> Tensor:
     flat = region.bool().expand(x.shape[0], -1, -1, -1).flatten(1)
     if not bool(flat.any(1).all()):
         raise ValueError("`region` must select at least one pixel per image")
+    if bool(flat.all(1).any()):  # the map's whole mass is always inside: nothing to move
+        raise ValueError(
+            "`region` must leave some pixels out: it selects every pixel of an image, where "
+            "the share of the map inside it is always 1"
+        )
     return flat.to(x.dtype)

@@ -251,6 +251,12 @@ def test_non_differentiable_methods_and_missing_region(model, x):
         GhorbaniAttack(Gradient(model), objective="targeted").perturb(
             x, region=torch.ones(2, 1, 16, 16, dtype=torch.bool)
         )
+    # a region of every pixel: the share inside is 1 whatever the map (it ran, then blamed
+    # flat gradients)
+    with pytest.raises(ValueError, match="`region` must leave some pixels out"):
+        GhorbaniAttack(Gradient(model), objective="targeted").perturb(
+            x, region=torch.ones(1, 1, 16, 16, dtype=torch.bool)
+        )
     # a region with the default top-k objective was ignored without a word
     with pytest.raises(ValueError, match="`region` is used by objective='targeted' only, got"):
         GhorbaniAttack(Gradient(model)).perturb(x, region=torch.ones(1, 1, 16, 16).bool())
