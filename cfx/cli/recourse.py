@@ -169,7 +169,8 @@ def _check_options(args: argparse.Namespace) -> None:
         batch_only = given_flags(args, "out", "limit", "id_column", "no_progress")
         if batch_only:
             raise ValueError(
-                f"{', '.join(batch_only)} go with --input (a batch); one applicant "
+                f"{', '.join(batch_only)} {'goes' if len(batch_only) == 1 else 'go'} with "
+                "--input (a batch); one applicant "
                 "(--applicant-index) is printed: redirect it to keep it, e.g. "
                 "`--format csv > plan.csv`"
             )

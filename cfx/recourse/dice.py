@@ -182,8 +182,8 @@ class DiceRecourse:
             return ""
         return (
             " (dice-kdtree proposes only training applicants who share this applicant's "
-            "immutable values, which for an immutable number such as an age few or none do; "
-            "dice-random, dice-genetic and cfx's own methods have no such limit)"
+            "immutable values, which for an immutable number (an age held fixed, say) few or "
+            "none do; dice-random, dice-genetic and cfx's own methods have no such limit)"
         )
 
     def propose(self, space: ActionSpace, *, k: int, evaluate: Evaluate) -> Proposal:

@@ -73,9 +73,10 @@ def test_batch_errors_are_clear(tmp_path, applicants_csv, capsys):
     ("argv", "message"),
     [
         # batch options with one applicant: the plan was printed and --out never written
-        (["--applicant-index", "1", "--out", "x.csv"], "--out go with --input (a batch)"),
-        (["--applicant-index", "1", "--limit", "3"], "--limit go with --input (a batch)"),
-        (["--applicant-index", "1", "--no-progress"], "--no-progress go with --input"),
+        (["--applicant-index", "1", "--out", "x.csv"], "--out goes with --input (a batch)"),
+        (["--applicant-index", "1", "--limit", "3"], "--limit goes with --input (a batch)"),
+        (["--applicant-index", "1", "--no-progress"], "--no-progress goes with --input"),
+        (["--applicant-index", "1", "--limit", "3", "--no-progress"], "--no-progress go with"),
         # the Python names (`k`, `target_proba`, `max_changes`) are not what was typed
         (["--applicant-index", "1", "--k", "0"], "`--k` must be an int >= 1, got 0"),
         (["--applicant-index", "1", "--max-changes", "0"], "`--max-changes` must be an int >= 1"),
