@@ -37,6 +37,8 @@ def test_every_method_is_scored_on_the_same_images():
     table = res.to_markdown().split("\n")
     assert len(table) == 9 and table[-1] == ""  # header, rule, three rows, blank, 2 notes
     assert table[-3].startswith("Cells: mean ± half-width of the 95% confidence interval")
+    assert "Student's t" in table[-3] and "but for deletion_auc" in table[-3]
+    assert "pointing_game counts a hit" in table[-3]
     assert table[-2].startswith("relevance_rank and dice are equal by construction")
     rank, dice = METRICS.index("relevance_rank"), METRICS.index("dice")
     assert torch.equal(res.scores[:, rank], res.scores[:, dice])  # the note is true
@@ -69,7 +71,11 @@ def test_ready_methods_by_display_name_and_same_seed_same_scores():
 
 def test_mean_ci_known_answer_and_nan_handling():
     mean, half = mean_ci(torch.tensor([1.0, 3.0, float("nan")]))
-    assert mean == 2.0 and half == pytest.approx(1.96 * math.sqrt(2) / math.sqrt(2))
+    # sd sqrt(2), n = 2: Student's t with 1 degree of freedom, 12.706 (1.96, the normal
+    # approximation, gave two images a quarter of the honest width)
+    assert mean == 2.0 and half == pytest.approx(12.7062047 * math.sqrt(2) / math.sqrt(2))
+    mean, half = mean_ci(torch.tensor([1.0, 1.0, 1.0, 0.0]))  # a pointing game on 4 images
+    assert mean == 0.75 and half == pytest.approx(3.1824463 * 0.5 / 2)
     assert all(math.isnan(v) for v in mean_ci(torch.tensor([float("nan")])))
     mean, half = mean_ci(torch.tensor([0.25, float("nan")]))  # one image: no interval, not 0
     assert mean == 0.25 and math.isnan(half)
