@@ -52,9 +52,11 @@ _BUILDERS: dict[str, tuple[Callable[..., SaliencyMethod], Callable[..., Saliency
         lambda m, layer: SmoothGrad(m, n_samples=32),
         lambda m, layer: SmoothGrad(m, n_samples=8),
     ),
+    # 128 quadrature points, fast too: on 16 validation slices brain-cnn's maps missed
+    # completeness by up to 34 % at 32 points, 12 % at 64 and 4 % at 128 (session 42)
     "integrated_gradients": (
-        lambda m, layer: IntegratedGradients(m, n_steps=32),
-        lambda m, layer: IntegratedGradients(m, n_steps=16),
+        lambda m, layer: IntegratedGradients(m, n_steps=128),
+        lambda m, layer: IntegratedGradients(m, n_steps=128),
     ),
     "gradcam": (lambda m, layer: GradCAM(m, layer=layer), lambda m, layer: GradCAM(m, layer=layer)),
     "occlusion": (

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from cfx.errors import Notice
 from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
@@ -85,6 +87,17 @@ def reading(signed: float, absolute: float, dependent: str) -> str:
     if abs(signed) < SURVIVES:
         return "partly input-driven (|map| survives randomisation)"
     return "input-driven"
+
+
+@contextmanager
+def quiet_about_convergence() -> Iterator[None]:
+    """Hold back Integrated Gradients' completeness notice: a randomised model's maps are
+    compared with the trained model's, not read, and its notice would repeat per stage."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"IntegratedGradients\(n_steps", Notice)
+        yield
 
 
 def blank_maps(maps: Tensor) -> Tensor:
@@ -211,7 +224,14 @@ def cascading_randomisation(
                 f"calls; pass the layer by its dotted name, `layer={name!r}`, which survives "
                 "the copy"
             )
-        return replayed_maps(method, x, tgt, noise, method_state, kwargs, noisy=given is not None)
+        if m is model:
+            return replayed_maps(
+                method, x, tgt, noise, method_state, kwargs, noisy=given is not None
+            )
+        with quiet_about_convergence():  # a randomised copy's maps are compared, not read
+            return replayed_maps(
+                method, x, tgt, noise, method_state, kwargs, noisy=given is not None
+            )
 
     with frozen(model):
         _, tgt = resolve_all(model, x, target)

@@ -258,3 +258,25 @@ def test_a_blank_map_is_no_evidence_of_weight_dependence(blank_for, said):
     assert res.blank.tolist() == [[i < blank_for for i in range(3)]]
     assert res.mean()[0] == [pytest.approx((3 - blank_for) / 3)]  # blanks count as 0
     assert res.verdict() == said
+
+
+def test_integrated_gradients_completeness_is_noticed_for_the_trained_model_only():
+    """Two quadrature points leave Integrated Gradients far from completeness on a CNN: the
+    trained model's maps say so once; the randomised copies' maps, compared and not read,
+    would have said it again at every stage."""
+    import warnings
+
+    from cfx.saliency import IntegratedGradients
+
+    model = small_cnn()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cascading_randomisation(
+            lambda m: IntegratedGradients(m, n_steps=2, method="riemann_left"),
+            model,
+            images(b=2, h=16, w=16),
+            1,
+            generator=torch.Generator().manual_seed(0),
+        )
+    said = [w for w in caught if "IntegratedGradients(n_steps=2" in str(w.message)]
+    assert len(said) == 1
