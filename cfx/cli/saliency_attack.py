@@ -115,7 +115,10 @@ def register(ssub: argparse._SubParsersAction) -> None:
         "or a .npy/.pt batch (N, C, H, W), as for `cfx saliency compare`",
     )
     a.add_argument(
-        "--n", type=int, default=None, help="built-in tumour test slices to attack (default: 16)"
+        "--n",
+        type=int,
+        default=None,
+        help="built-in tumour test slices to attack (default: 16; another --n draws another set)",
     )
     a.add_argument(
         "--seed", type=int, default=None, help="seed of the built-in slices (default: 2 = test)"

@@ -85,7 +85,10 @@ def register(ssub: argparse._SubParsersAction) -> None:
         "(the brain models' 0 / 1; default: 1)",
     )
     c.add_argument(
-        "--n", type=int, default=None, help="built-in tumour test slices to score (default: 64)"
+        "--n",
+        type=int,
+        default=None,
+        help="built-in tumour test slices to score (default: 64; another --n draws another set)",
     )
     c.add_argument(
         "--seed", type=int, default=None, help="seed of the built-in slices (default: 2 = test)"

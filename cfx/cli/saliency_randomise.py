@@ -66,7 +66,12 @@ def register(ssub: argparse._SubParsersAction) -> None:
         help="class explained: an index of the classifier's outputs, or healthy / tumour "
         "(the brain models' 0 / 1; default: each image's predicted class)",
     )
-    r.add_argument("--n", type=int, default=None, help="built-in tumour test slices (default: 8)")
+    r.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="built-in tumour test slices (default: 8; another --n draws another set)",
+    )
     r.add_argument(
         "--seed", type=int, default=None, help="seed of the built-in slices (default: 2 = test)"
     )

@@ -387,8 +387,11 @@ def compare_methods(
 
 
 def tumour_slices(n: int, seed: int = 2) -> tuple[Tensor, Tensor]:
-    """The first ``n`` tumour slices of the built-in brain data with ``seed`` (2 = the test
-    split): images ``(n, 1, 64, 64)`` in [-1, 1] and lesion masks ``(n, 1, 64, 64)`` bool."""
+    """``n`` tumour slices of the built-in brain data with ``seed`` (2 = the test split):
+    images ``(n, 1, 64, 64)`` in [-1, 1] and lesion masks ``(n, 1, 64, 64)`` bool, the first
+    ``n`` tumours of ``make_dataset(2 n + 16, seed=seed)``. That draw depends on its size, so
+    another ``n`` gives other slices, not a prefix or extension of these: runs compared image
+    by image need the same ``n`` (or saved slices, ``--input``)."""
     from cfx.data.brain import make_dataset
 
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
