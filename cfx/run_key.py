@@ -49,12 +49,21 @@ def changes(
     (a caller repeating one) is said once."""
     found: list[str] = []
 
-    def walk(a: Any, b: Any, path: tuple[str, ...]) -> None:
+    def walk(a: Any, b: Any, path: tuple[str, ...], fresh: bool = False) -> None:
         if a == b:
             return
+        # ``fresh``: inside settings given where there were none (or taken away), said one
+        # by one with the empty ones left out ("constraints.immutable: unset before,
+        # ["purpose"] now", not the whole of them by name)
+        if fresh and all(_empty(v) for v in (a, b) if v is not _MISSING):
+            return
+        if isinstance(b, Mapping) and a is None:
+            a, fresh = {}, True
+        elif isinstance(a, Mapping) and b is None:
+            b, fresh = {}, True
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             for k in sorted(set(a) | set(b), key=str):
-                walk(a.get(k, _MISSING), b.get(k, _MISSING), (*path, str(k)))
+                walk(a.get(k, _MISSING), b.get(k, _MISSING), (*path, str(k)), fresh)
             return
         dotted = ".".join(path)
         shown_path = path[1:] if path[:1] == ("key",) else path
@@ -68,4 +77,15 @@ def changes(
             found.append(f"{label}: {shown[0]} before, {shown[1]} now")
 
     walk(before, now, ())
+    if not found:  # e.g. empty settings given where there were none: name the entries
+        found = [
+            (names or {}).get(str(k), str(k))
+            for k in sorted(set(before) | set(now), key=str)
+            if before.get(k, _MISSING) != now.get(k, _MISSING)
+        ]
     return "; ".join(dict.fromkeys(found))
+
+
+def _empty(value: Any) -> bool:
+    """None, or an empty mapping or list: nothing said by a setting newly given or left off."""
+    return value is None or (isinstance(value, Mapping | list) and not value)

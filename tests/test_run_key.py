@@ -1,0 +1,23 @@
+"""cfx.run_key.changes: what a refused rerun says differs."""
+
+from cfx.run_key import changes
+
+
+def test_settings_given_where_there_were_none_are_named_one_by_one():
+    """A batch rerun with `--immutable purpose` said only "(constraints)": the rules now given
+    are named with their values, the empty ones left out."""
+    none = {"constraints": None, "k": 3}
+    rules = {"constraints": {"immutable": ["purpose"], "mutable": [], "bounds": {}}, "k": 3}
+    assert changes(none, rules) == 'constraints.immutable: unset before, ["purpose"] now'
+    assert changes(rules, none) == 'constraints.immutable: ["purpose"] before, unset now'
+
+
+def test_empty_settings_given_where_there_were_none_are_still_named():
+    assert changes({"constraints": None}, {"constraints": {"immutable": []}}) == "constraints"
+
+
+def test_changed_values_long_values_and_names():
+    before = {"a": {"x": 1}, "train_sha256": "0" * 64, "key": {"seed": 1}}
+    now = {"a": {"x": 2}, "train_sha256": "1" * 64, "key": {"seed": 2}}
+    said = changes(before, now, {"train_sha256": "the training rows"})
+    assert said == "a.x: 1 before, 2 now; seed: 1 before, 2 now; the training rows"
