@@ -499,7 +499,10 @@ def call_named(
         mismatch = dtype_device_mismatch(models, x, name)
         if mismatch is not None:
             raise TypeError(mismatch) from err
-        raise ValueError(f"{failed}: {str(err).splitlines()[0]}") from err
+        # (B, H, W, C) with few channels last, read as C = H channels: say so
+        last = x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4)
+        hint = f"; channels last? `{name}`.permute(0, 3, 1, 2) puts them first" if last else ""
+        raise ValueError(f"{failed}: {str(err).splitlines()[0]}{hint}") from err
 
 
 def target_margin(logits: Tensor, target: Tensor) -> Tensor:

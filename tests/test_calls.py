@@ -221,6 +221,14 @@ def test_call_named_rephrases_pytorch_errors():
     with pytest.raises(ValueError, match=r"^the net failed: mat1 and mat2 shapes"):
         call_named(lambda: model(x), {"net": model}, x, "the net failed")
     assert call_named(lambda: model(x[:, :4]), {"net": model}, x, "unused").shape == (1, 2)
+    # images channels last: a one-channel convolution reads 64 channels; the hint says why
+    conv = nn.Conv2d(1, 2, 3)
+    last = torch.zeros(2, 64, 64, 1)
+    with pytest.raises(ValueError, match=r"channels last\? `x`.permute\(0, 3, 1, 2\) puts"):
+        call_named(lambda: conv(last), {"net": conv}, last, "the net failed")
+    rgb = torch.zeros(2, 3, 8, 8)  # channels first, three of them for a one-channel net
+    with pytest.raises(ValueError, match=r"the net failed: [^;]*$"):  # no hint
+        call_named(lambda: conv(rgb), {"net": conv}, rgb, "the net failed")
 
 
 def test_class_logits_names_a_model_that_cuts_the_graph_or_returns_nan():
