@@ -100,9 +100,11 @@ def section_credit_data(out: Path, seed: int) -> list[str]:
             f"features, {data.y.mean():.0%} approved. Immutable by default: "
             f"{', '.join(data.schema.immutable)}. 'direction' says which way a number or an "
             "ordered category may move for recourse; 'listed changes only' marks the categories "
-            "that may change only as the second table lists (always for the better). 'cost' "
-            "weighs a change of the feature in a plan's cost; 'approved_rate' is the approval "
-            "rate among applicants in the most frequent category."
+            "that may change only as the second table lists (for the better; a loan's purpose "
+            "only from a new car to a used one), and 'by at most' caps a change (age: a wait "
+            "of at most 5 years). 'cost' weighs a change of the feature in a plan's cost; "
+            "'approved_rate' is the approval rate among applicants in the most frequent "
+            "category."
         ),
         rp.table(header, rows),
         rp.table(list(moves.columns), moves.to_numpy().tolist()),
