@@ -52,7 +52,13 @@ import pandas as pd
 from cfx.errors import ForeignRunError, counted, shown_rows
 from cfx.notices import held
 from cfx.progress import tqdm
-from cfx.recourse.recourse import Recourse, range_notice
+from cfx.recourse.recourse import (
+    Recourse,
+    bounds_notice,
+    check_not_refused,
+    outside_bounds,
+    range_notice,
+)
 from cfx.recourse.recourse import log as recourse_log
 from cfx.recourse.result import RecourseResult, _short
 from cfx.recourse.space import Constraints
@@ -170,6 +176,7 @@ def explain_to_file(
         )
     # every row, before any work: errors name rows, and out-of-range values are said once
     codes = recourse.codec_.to_codes(applicants, what=what_in)  # (n, d)
+    check_not_refused(recourse.schema, codes, applicants.index, recourse.view_.refused)
     range_notice(recourse.schema, codes, applicants.index, recourse.scales_)
     shared: Constraints | None = None
     rules: list[Constraints | None] | None = None  # each applicant's, from a function
@@ -177,6 +184,14 @@ def explain_to_file(
         shared = constraints
     else:
         rules = _per_applicant(recourse, applicants, ids, constraints)
+    denied = np.flatnonzero(recourse.view_.proba(codes) < recourse.threshold)
+    outside: list[str] = []  # values outside their query's bounds, said once for the file
+    for i in denied.tolist():
+        mine = shared if rules is None else rules[i]
+        if mine is not None and mine.bounds:
+            schema = mine.apply(recourse.schema)
+            outside += outside_bounds(mine, schema, codes[[i]], applicants.index[[i]])
+    bounds_notice(outside)
     digest = dict(zip(ids, input_digests(codes, rules), strict=True))
     _claim(path, batch_key(recourse, constraints, fmt, key), what_out)
     done = finished(path, fmt)
@@ -197,8 +212,8 @@ def explain_to_file(
         if new_file and fmt == "csv":
             writer.writeheader()
         bar = tqdm(total=len(todo), disable=not progress, desc="recourse", unit="applicant")
-        # out-of-range values were said once for the whole input, above
-        with bar, held((recourse_log,), "cfx_value_range"):
+        # out-of-range and out-of-bounds values were said once for the whole input, above
+        with bar, held((recourse_log,), "cfx_value_range", "cfx_query_bounds"):
             for i in todo:
                 mine = shared if rules is None else rules[i]
                 (res,) = recourse.explain(applicants.iloc[[i]], constraints=mine)
@@ -451,6 +466,11 @@ def _same_model(before: object, now: list[float]) -> bool:
     return gap <= PROBE_TOLERANCE
 
 
+_LATER_FIELDS = {"max_shift": None}
+"""FeatureSpec fields added after batches were first keyed, with their defaults: left out of
+the digest at the default, so that a batch begun by an older cfx resumes (session 42)."""
+
+
 def _schema_sha256(schema: Any) -> str:
     """A digest of what the schema says about each feature (not its description), with
     numbers as floats, so that ``lower=0`` and ``lower=0.0`` read alike."""
@@ -459,6 +479,7 @@ def _schema_sha256(schema: Any) -> str:
             f.name: _plain(getattr(spec, f.name), floats=True)
             for f in dataclasses.fields(spec)
             if f.name != "description"
+            and not (f.name in _LATER_FIELDS and getattr(spec, f.name) == _LATER_FIELDS[f.name])
         }
         for spec in schema.features
     ]

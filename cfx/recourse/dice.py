@@ -176,8 +176,8 @@ class DiceRecourse:
 
     def _why(self) -> str:
         """What to know when DiCE finds nothing: kdtree proposes only training applicants
-        who share the applicant's immutable values, which for an immutable number (an age)
-        few or none do."""
+        who share the applicant's immutable values, which for an immutable number (an age held
+        fixed, say) few or none do."""
         if self.method != "dice-kdtree":
             return ""
         return (

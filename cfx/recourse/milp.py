@@ -317,6 +317,12 @@ class LinearMILP:
                 why = "is immutable"
             elif spec.kind == "categorical":
                 why = "may only make the allowed transitions"
+            elif spec.kind == "numeric" and spec.max_shift is not None:  # the cap, with its way
+                way = "move" if spec.direction == "any" else f"only {spec.direction}, by"
+                why = (
+                    f"may {way} at most {spec.max_shift:g} from {space.z0[j]:g} (within "
+                    f"[{space.lo[j]:g}, {space.hi[j]:g}])"
+                )
             elif spec.direction != "any":
                 why = f"may only {spec.direction}"
             else:

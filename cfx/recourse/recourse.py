@@ -313,7 +313,7 @@ class Recourse:
         if isinstance(applicants, pd.Series):  # one applicant
             applicants = applicants.to_frame().T.infer_objects()
         Z = self.codec_.to_codes(applicants)  # (n, d), validated
-        _check_not_refused(self.schema, Z, applicants.index, self.view_.refused)
+        check_not_refused(self.schema, Z, applicants.index, self.view_.refused)
         if not applicants.index.is_unique:
             import warnings
 
@@ -327,13 +327,14 @@ class Recourse:
             )
         range_notice(self.schema, Z, applicants.index, self.scales_)
         schema = self.schema if constraints is None else constraints.apply(self.schema)
-        if constraints is not None:
-            bounds_notice(constraints, schema, Z, applicants.index)
         max_changes = self.max_changes
         if constraints is not None and constraints.max_changes is not None:
             max_changes = constraints.max_changes
         t0 = time.perf_counter()
         p0 = self.view_.proba(Z)  # (n,) re-checked with the model itself with the results
+        if constraints is not None:  # said of denied applicants, whose plans it concerns
+            denied = p0 < self.threshold
+            bounds_notice(outside_bounds(constraints, schema, Z[denied], applicants.index[denied]))
         share = (time.perf_counter() - t0) / max(1, len(Z))
         return [
             self._explain_one(z0, float(p), index, schema, max_changes, share)
@@ -702,15 +703,12 @@ def range_notice(
         )
 
 
-def bounds_notice(
+def outside_bounds(
     constraints: Constraints, schema: FeatureSchema, Z: np.ndarray, index: pd.Index
-) -> None:
-    """A Notice for the numeric features whose query ``bounds`` an applicant's value ``Z``
-    ``(n, d)`` lies outside: bounds limit where a changed value may go, so a plan may keep
-    the value as it is (a bank's limit given as a bound is not enforced on the applicant),
-    and with a ``direction`` pointing away from the bounds the feature cannot move at all."""
+) -> list[str]:
+    """The applicants' values ``Z`` ``(n, d)`` (rows labelled by ``index``) outside the query
+    ``bounds`` of ``constraints`` (``schema`` is the query's), one description each."""
     found: list[str] = []
-    count = 0
     for name in constraints.bounds:
         j = schema.names.index(name)
         spec = schema.features[j]
@@ -718,9 +716,7 @@ def bounds_notice(
             continue  # the schema refused bounds on a category
         low = -np.inf if spec.lower is None else spec.lower
         high = np.inf if spec.upper is None else spec.upper
-        outside = np.flatnonzero((Z[:, j] < low) | (Z[:, j] > high))
-        count += len(outside)
-        for i in outside[: max(0, 5 - len(found))].tolist():
+        for i in np.flatnonzero((Z[:, j] < low) | (Z[:, j] > high)).tolist():
             value = float(Z[i, j])
             away = (spec.direction == "increase" and value > high) or (
                 spec.direction == "decrease" and value < low
@@ -729,17 +725,24 @@ def bounds_notice(
                 f"row {_label(index[i])!r}: {name} = {value:g} outside [{low:g}, {high:g}]"
                 + (f", and direction {spec.direction!r} keeps it there" if away else "")
             )
-    if count:
-        import warnings
+    return found
 
-        warnings.warn(
-            f"{count} applicant value(s) lie outside the bounds of `constraints`, e.g. "
-            + "; ".join(found)
-            + ". Bounds limit where a changed value may go, so a plan may leave such a value "
-            "as it is; to hold plans to the bound, pass the applicant with the value moved "
-            "into it and add that change to the plan",
-            Notice,
-            stacklevel=3,
+
+def bounds_notice(found: Sequence[str]) -> None:
+    """Warn once (tagged ``cfx_query_bounds``) about denied applicants' values outside their
+    query's bounds (:func:`outside_bounds`): bounds limit where a changed value may go, so a
+    plan may keep the value as it is (a bank's limit given as a bound is not enforced on the
+    applicant), and with a ``direction`` pointing away from the bounds the feature cannot
+    move at all."""
+    if found:
+        log.warning(
+            "%d applicant value(s) lie outside the bounds of `constraints`, e.g. %s. Bounds "
+            "limit where a changed value may go, so a plan may leave such a value as it is; to "
+            "hold plans to the bound, pass the applicant with the value moved into it and add "
+            "that change to the plan",
+            len(found),
+            "; ".join(found[:5]),
+            extra={"cfx_query_bounds": True},
         )
 
 
@@ -806,7 +809,7 @@ def _check_scm_children(schema: FeatureSchema, scm: AdditiveSCM) -> None:
         )
 
 
-def _check_not_refused(
+def check_not_refused(
     schema: FeatureSchema, Z: np.ndarray, index: pd.Index, refused: tuple[frozenset[int], ...]
 ) -> None:
     """An error naming the first applicant with a category the model fails on (found at

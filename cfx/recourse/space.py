@@ -525,7 +525,12 @@ class ActionSpace:
                 if not self.lo[j] - 1e-9 <= z[j] <= self.hi[j] + 1e-9:
                     out.append(
                         f"`{spec.name}` = {z[j]:g} is outside the allowed"
-                        f" [{self.lo[j]:g}, {self.hi[j]:g}] (range, direction and max_shift)"
+                        f" [{self.lo[j]:g}, {self.hi[j]:g}] "
+                        + (
+                            "(range, direction and max_shift)"
+                            if spec.max_shift is not None
+                            else "(range and direction)"
+                        )
                     )
                 if self.integer[j] and abs(z[j] - round(z[j])) > 1e-9:
                     out.append(f"`{spec.name}` = {z[j]:g} is not a whole number")

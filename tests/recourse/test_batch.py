@@ -350,3 +350,54 @@ def test_per_applicant_constraints_are_checked_before_any_applicant(tmp_path, fi
     with pytest.raises(TypeError, match="a function of an applicant's row"):
         explain_to_file(fitted, _applicants(), out, constraints={"x2": "frozen"})
     assert not out.exists()  # nothing claimed by a refused call
+
+
+def test_values_outside_a_querys_bounds_are_said_once_for_the_file(tmp_path, fitted, caplog):
+    """Every applicant's x1 (0..4) against bounds (None, 1): the three denied ones above it
+    are named in one warning before the work; per applicant it said so once each (a file of
+    thousands, thousands of warnings)."""
+    rules = Constraints(bounds={"x1": (None, 1)})
+    with caplog.at_level("WARNING"):
+        explain_to_file(
+            fitted, _applicants(), tmp_path / "p.csv", constraints=rules, progress=False
+        )
+    said = [r.getMessage() for r in caplog.records if "bounds of `constraints`" in r.getMessage()]
+    assert len(said) == 1
+    assert said[0].startswith("3 applicant value(s) lie outside the bounds of `constraints`")
+    assert "row 'ann': x1 = 2 outside [0, 1]" in said[0] and "row 'cy'" not in said[0]
+
+
+def test_a_category_the_model_refuses_is_named_before_any_line(tmp_path, german, split):
+    """An applicant with a category the model fails on stopped the batch at its row, and
+    every rerun again; the whole file is checked first."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    schema = german.schema
+    X, y = german.X.iloc[split[0]], german.y.iloc[split[0]]
+    numeric = list(schema.numeric)
+    others = [c for c in schema.names if c not in numeric]
+    encode = make_column_transformer((StandardScaler(), numeric), (OneHotEncoder(), others))
+    model = make_pipeline(encode, LogisticRegression(max_iter=2000)).fit(X, y)
+    rec = Recourse(model, schema).fit(X)
+    rows = german.X.iloc[split[1][:3]].copy()
+    rows.iloc[2, rows.columns.get_loc("personal_status_and_sex")] = "female : single"
+    out = tmp_path / "p.csv"
+    with pytest.raises(ValueError, match=r"have personal_status_and_sex = 'female : single'"):
+        explain_to_file(rec, rows, out, progress=False)
+    assert not out.exists()
+
+
+def test_a_schema_keeps_its_digest_across_the_max_shift_field(hand):
+    """FeatureSpec gained `max_shift` (session 42); hashing it at its default changed the
+    digest of every schema, so every batch begun before was refused as 'the schema'
+    changed. The hand schema's digest is the one cfx computed at e269f23 (session 41); a
+    cap set is a change."""
+    from cfx.recourse.batch import _schema_sha256
+
+    _, schema, _ = hand
+    old = "f5d1e5f1ebeaa20416b12934848c510862c3ac458ab2bfe7deeda5d4df3643f8"
+    assert _schema_sha256(schema) == old
+    assert _schema_sha256(schema.replace("x1", max_shift=2)) != old

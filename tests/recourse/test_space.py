@@ -464,7 +464,9 @@ def test_a_schema_category_no_training_row_has_is_noticed_at_fit():
     model = make_pipeline(encode, LogisticRegression()).fit(X, y)
     with pytest.warns(Notice, match=r"has and the model refuses .*: \{'c': \['w'\]\}"):
         rec = Recourse(model, schema(True), method="search", support=0.0).fit(X)
-    results = rec.explain(X[model.predict_proba(X)[:, 1] < 0.5])  # the search tried 'w' and failed
+    results = rec.explain(
+        X[model.predict_proba(X)[:, 1] < 0.5]
+    )  # the search proposed 'w', which the model failed on
     assert results and all(r.status == "recourse" for r in results)
     assert "w" not in set(rec.counterfactual_frame(results)["c"])
     takes = ColumnTransformer(
@@ -614,25 +616,36 @@ def test_every_column_at_fault_is_named_at_once(fitted, german):
     assert "`credit_amount` must be numeric" in said and "'5,000'" in said
 
 
-def test_an_applicant_outside_a_querys_bounds_is_noticed(hand):
-    """Bounds limit where a changed value may go: an applicant at x1 = 5 with bounds
+def test_an_applicant_outside_a_querys_bounds_is_noticed(hand, caplog):
+    """Bounds limit where a changed value may go: a denied applicant at x1 = 5 with bounds
     (None, 3) may keep 5 in every plan, which an audit read as a bank limit ignored; with
-    direction 'increase' x1 cannot move at all. Both were silent; a value inside says
-    nothing."""
-    from cfx.errors import Notice
-
+    direction 'increase' x1 cannot move at all. Both were silent; a value inside, or an
+    approved applicant (no plan to make), says nothing."""
     model, schema, X = hand
     rec = Recourse(model, schema, method="search", support=0.0).fit(X)
-    row = pd.DataFrame({"x1": [5], "x2": [1.0], "c": ["a"]})
-    with pytest.warns(Notice, match=r"row 0: x1 = 5 outside \[0, 3\]\. Bounds limit"):
+    row = pd.DataFrame({"x1": [5], "x2": [0.0], "c": ["a"]})  # logit -0.7: denied
+
+    def said() -> list[str]:
+        out = [
+            r.getMessage() for r in caplog.records if "bounds of `constraints`" in r.getMessage()
+        ]
+        caplog.clear()
+        return out
+
+    with caplog.at_level("WARNING"):
         rec.explain(row, constraints=Constraints(bounds={"x1": (None, 3)}))
-    rules = Constraints(bounds={"x1": (None, 3)}, direction={"x1": "increase"})
-    with pytest.warns(Notice, match=r"x1 = 5 outside \[0, 3\], and direction 'increase' keeps"):
+        (one,) = said()
+        assert "row 0: x1 = 5 outside [0, 3]. Bounds limit" in one
+        rules = Constraints(bounds={"x1": (None, 3)}, direction={"x1": "increase"})
         (res,) = rec.explain(row, constraints=rules)
-    assert all(cf.values["x1"] == 5 for cf in res.counterfactuals)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        (two,) = said()
+        assert "x1 = 5 outside [0, 3], and direction 'increase' keeps it there" in two
+        assert res.status == "recourse" and res.counterfactuals
+        assert all(cf.values["x1"] == 5 for cf in res.counterfactuals)
         rec.explain(row, constraints=Constraints(bounds={"x1": (None, 8)}))
+        approved = row.assign(x2=2.0)  # logit 0.3
+        rec.explain(approved, constraints=Constraints(bounds={"x1": (None, 3)}))
+        assert said() == []
 
 
 def test_max_shift_caps_how_far_a_plan_moves_a_value(hand):
@@ -660,4 +673,12 @@ def test_max_shift_caps_how_far_a_plan_moves_a_value(hand):
         .explain(pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]}), constraints=only_x1)
     )
     assert free.status == "recourse" and free.counterfactuals[0].values["x1"] == 5
-    assert "x1" in res.reason  # the certificate names what holds it back
+    # the certificate names the cap, not a direction rule x1 does not have
+    assert "`x1` may move at most 2 from 1 (within [0, 3])" in res.reason
+    rising = capped.replace("x1", direction="increase")
+    (up,) = (
+        Recourse(model, rising, support=0.0)
+        .fit(X)
+        .explain(pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]}), constraints=only_x1)
+    )
+    assert "`x1` may only increase, by at most 2 from 1 (within [1, 3])" in up.reason
