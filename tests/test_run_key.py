@@ -10,6 +10,9 @@ def test_settings_given_where_there_were_none_are_named_one_by_one():
     rules = {"constraints": {"immutable": ["purpose"], "mutable": [], "bounds": {}}, "k": 3}
     assert changes(none, rules) == 'constraints.immutable: unset before, ["purpose"] now'
     assert changes(rules, none) == 'constraints.immutable: ["purpose"] before, unset now'
+    bounds = {"constraints": {"bounds": {"age": [None, 40.0]}, "costs": {}}}
+    said = changes({"constraints": None}, bounds)
+    assert said == "constraints.bounds.age: unset before, [null, 40.0] now"
 
 
 def test_empty_settings_given_where_there_were_none_are_still_named():
