@@ -37,7 +37,7 @@ def main() -> None:
         with warnings.catch_warnings():  # the gaps are printed here
             warnings.simplefilter("ignore", Notice)
             maps = IntegratedGradients(model, n_steps=n).attribute(x, target)
-        gap = completeness_gap(model, x, maps, target, torch.tensor(-1.0))
+        gap = completeness_gap(model, x, maps, target)
         over = int((gap > COMPLETENESS_TOLERANCE).sum())
         print(f"{n:>6}  {gap.median():>10.3f}  {gap.max():>11.3f}  {over:>9}")
     x, masks = tumour_slices(4)

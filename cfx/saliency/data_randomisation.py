@@ -30,7 +30,7 @@ from cfx.saliency._common import (
     resolve_all,
 )
 from cfx.saliency.metrics import spearman
-from cfx.saliency.randomisation import blank_maps, quiet_about_convergence, reading_of
+from cfx.saliency.randomisation import blank_maps, quiet_compared_maps, reading_of
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def data_randomisation(
         return replayed_maps(method, x, tgt, gen, method_state, kwargs, noisy=given is not None)
 
     original = maps_of(model, permuted_model, "`permuted_model` when given `model`")
-    with quiet_about_convergence():  # its maps are compared, not read
+    with quiet_compared_maps():  # its maps are compared, not read
         permuted = maps_of(permuted_model, model, "`model` when given `permuted_model`")
     return DataRandomisationResult(
         spearman=spearman(original, permuted),

@@ -25,12 +25,14 @@ from cfx.errors import Notice, fail
 from cfx.saliency._common import (
     Reduction,
     check_input,
+    chunks,
     frozen,
     input_gradient,
     make_baseline,
     positive_int,
     reduce_channels,
     resolve_all,
+    targets_from,
 )
 from cfx.types import Classifier
 
@@ -128,7 +130,7 @@ class IntegratedGradients:
             return maps
         maps = maps.detach()  # plain, as the other methods' maps
         if self.reduce == "sum":  # the maps keep completeness: say when the rule missed it
-            gap = completeness_gap(self.model, x, maps, tgt, base)
+            gap = completeness_gap(self.model, x, maps, tgt, base, batch_size=size)
             _warn_unconverged(gap, n, self.method)
         return maps
 
@@ -138,19 +140,33 @@ COMPLETENESS_TOLERANCE = 0.1
 
 
 def completeness_gap(
-    model: Classifier, x: Tensor, maps: Tensor, target: Tensor, baseline: Tensor
+    model: Classifier,
+    x: Tensor,
+    maps: Tensor,
+    target: int | Tensor | None,
+    baseline: float | Tensor = -1.0,
+    *,
+    batch_size: int = 32,
 ) -> Tensor:
     """``(B,)`` relative completeness gap of Integrated Gradients maps ``(B, 1, H, W)``
     (channels summed): ``|sum(map) - (f(x) - f(x'))| / |f(x) - f(x')|`` for the ``target``
-    logit ``f`` ``(B,)``, images ``x`` and ``baseline`` ``x'`` (broadcastable to ``x``); 0 when
-    both are 0, infinite when only the difference is. The quadrature's error, as Captum's
-    ``return_convergence_delta`` (absolute there): a model with kinks (ReLU) converges slowly
-    in ``n_steps``."""
+    logit ``f`` (int, ``(B,)`` tensor or None for the prediction, as ``attribute`` takes it),
+    images ``x`` and ``baseline`` ``x'`` (a float or a tensor broadcastable to ``x``, as
+    :class:`IntegratedGradients` takes it); 0 when both are 0, infinite when only the
+    difference is. The quadrature's error, as Captum's ``return_convergence_delta`` (absolute
+    there): a model with kinks (ReLU) converges slowly in ``n_steps``. The model runs on
+    ``batch_size`` images at a time."""
+    size = positive_int("batch_size", batch_size)
+    base = make_baseline(baseline, x)
     with frozen(model), torch.no_grad():
-        ends = class_logits(model, torch.cat([x, baseline.expand_as(x)]), name="model")
-    b = x.shape[0]
-    picked = ends.gather(1, torch.cat([target, target])[:, None])[:, 0]
-    want = (picked[:b] - picked[b:]).double()
+        f_x = torch.cat(
+            [class_logits(model, x[a:b], name="model") for a, b in chunks(len(x), size)]
+        )
+        f_b = torch.cat(
+            [class_logits(model, base[a:b], name="model") for a, b in chunks(len(x), size)]
+        )
+    tgt = targets_from(target, f_x)[:, None]
+    want = (f_x.gather(1, tgt) - f_b.gather(1, tgt))[:, 0].double()
     miss = (maps.flatten(1).sum(1).double() - want).abs()
     rel = miss / want.abs()
     return torch.where(miss == 0, torch.zeros_like(rel), rel)

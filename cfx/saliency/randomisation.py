@@ -13,14 +13,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import Notice
+from cfx.errors import Notice, counted
 from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
@@ -90,13 +90,15 @@ def reading(signed: float, absolute: float, dependent: str) -> str:
 
 
 @contextmanager
-def quiet_about_convergence() -> Iterator[None]:
-    """Hold back Integrated Gradients' completeness notice: a randomised model's maps are
-    compared with the trained model's, not read, and its notice would repeat per stage."""
+def quiet_compared_maps() -> Iterator[None]:
+    """Hold back what the methods say about the quality of their own maps (Integrated
+    Gradients' completeness, RISE's saturated probability): a randomised model's maps are
+    compared with the trained model's, not read, and the notices would repeat per stage."""
     import warnings
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"IntegratedGradients\(n_steps", Notice)
+        said = r"(IntegratedGradients\(n_steps|RISE: the target)"
+        warnings.filterwarnings("ignore", said, Notice)
         yield
 
 
@@ -114,8 +116,14 @@ def reading_of(signed: Tensor, absolute: Tensor, blank: Tensor, dependent: str) 
     if k == n:
         return f"undefined: a map is blank (constant) for all {n} images, so no ranking is compared"
     keep = ~blank
-    said = reading(float(signed[keep].mean()), float(absolute[keep].mean()), dependent)
-    return said if k == 0 else f"{said}; {k} of {n} images left out, a map blank (constant)"
+    rho, rho_abs = float(signed[keep].mean()), float(absolute[keep].mean())
+    said = reading(rho, rho_abs, dependent)
+    if k == 0:
+        return said
+    return (  # the means it read, which differ from those over every image
+        f"{said} over {counted(n - k, 'image')} without a blank (constant) map (Spearman "
+        f"{rho:.2f}, of |map| {rho_abs:.2f}); {k} left out"
+    )
 
 
 def parameterised_layers(model: nn.Module) -> list[str]:
@@ -224,11 +232,8 @@ def cascading_randomisation(
                 f"calls; pass the layer by its dotted name, `layer={name!r}`, which survives "
                 "the copy"
             )
-        if m is model:
-            return replayed_maps(
-                method, x, tgt, noise, method_state, kwargs, noisy=given is not None
-            )
-        with quiet_about_convergence():  # a randomised copy's maps are compared, not read
+        # a randomised copy's maps are compared, not read: its methods' notices stay quiet
+        with nullcontext() if m is model else quiet_compared_maps():
             return replayed_maps(
                 method, x, tgt, noise, method_state, kwargs, noisy=given is not None
             )

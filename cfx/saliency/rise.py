@@ -144,7 +144,7 @@ class RISE:
             scores = masked_scores(model, x, base, masks, n, tgt, self.output, size)  # (B, N)
         if self.output == "logit":  # a logit's offset is no evidence: see the module docstring
             scores = scores - scores.mean(1, keepdim=True)
-        else:
+        elif n > 1:  # one mask has no spread to judge
             _warn_saturated(scores.std(1), n)
         maps = scores @ masks.flatten(1) / (n * p)  # (B, H*W)
         return maps.view(x.shape[0], 1, *x.shape[2:])

@@ -72,7 +72,7 @@ def test_ready_methods_by_display_name_and_same_seed_same_scores():
 def test_mean_ci_known_answer_and_nan_handling():
     mean, half = mean_ci(torch.tensor([1.0, 3.0, float("nan")]))
     # sd sqrt(2), n = 2: Student's t with 1 degree of freedom, 12.706 (1.96, the normal
-    # approximation, gave two images a quarter of the honest width)
+    # approximation, gave two images a sixth of the honest width)
     assert mean == 2.0 and half == pytest.approx(12.7062047 * math.sqrt(2) / math.sqrt(2))
     mean, half = mean_ci(torch.tensor([1.0, 1.0, 1.0, 0.0]))  # a pointing game on 4 images
     assert mean == 0.75 and half == pytest.approx(3.1824463 * 0.5 / 2)

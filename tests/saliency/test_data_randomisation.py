@@ -135,4 +135,7 @@ def test_a_blank_map_is_left_out_of_the_verdict():
     res = data_randomisation(BlankFirst, model, other, images(b=3, h=8, w=8), 1)
     assert res.blank.tolist() == [True, True, False]
     assert res.mean()[0] == pytest.approx(1 / 3)
-    assert res.verdict() == "input-driven; 2 of 3 images left out, a map blank (constant)"
+    assert res.verdict() == (
+        "input-driven over 1 image without a blank (constant) map (Spearman 1.00, of "
+        "|map| 1.00); 2 left out"
+    )

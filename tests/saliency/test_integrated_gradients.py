@@ -93,3 +93,6 @@ def test_quadrature_nodes_on_a_quadratic(method, expected):
     assert m[0, 0, 0, 0].item() == pytest.approx(expected, abs=1e-6)
     gap = completeness_gap(f, x, m, torch.tensor([1]), torch.tensor(-1.0))
     assert gap.item() == pytest.approx(abs(expected + 0.75) / 0.75)
+    # the target and baseline as IntegratedGradients takes them: an int, a float (default -1)
+    assert torch.equal(completeness_gap(f, x, m, 1), gap)
+    assert torch.equal(completeness_gap(f, x, m, None, -1.0, batch_size=1), gap)

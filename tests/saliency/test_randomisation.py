@@ -237,7 +237,11 @@ class _GoesBlank:
     ("blank_for", "said"),
     [
         (3, "undefined: a map is blank (constant) for all 3 images, so no ranking is compared"),
-        (1, "input-driven; 1 of 3 images left out, a map blank (constant)"),
+        (
+            1,
+            "input-driven over 2 images without a blank (constant) map (Spearman 1.00, "
+            "of |map| 1.00); 1 left out",
+        ),
         (0, "input-driven"),
     ],
 )
