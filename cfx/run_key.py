@@ -57,9 +57,11 @@ def changes(
         # ["purpose"] now", not the whole of them by name)
         if fresh and all(_empty(v) for v in (a, b) if v is not _MISSING):
             return
-        if isinstance(b, Mapping) and (a is None or a is _MISSING):
+        # (a mapping missing on one side is walked into only inside such settings: another
+        # explainer's whole settings are named as one entry)
+        if isinstance(b, Mapping) and (a is None or (fresh and a is _MISSING)):
             a, fresh = {}, True
-        elif isinstance(a, Mapping) and (b is None or b is _MISSING):
+        elif isinstance(a, Mapping) and (b is None or (fresh and b is _MISSING)):
             b, fresh = {}, True
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             for k in sorted(set(a) | set(b), key=str):

@@ -13,6 +13,11 @@ def test_settings_given_where_there_were_none_are_named_one_by_one():
     bounds = {"constraints": {"bounds": {"age": [None, 40.0]}, "costs": {}}}
     said = changes({"constraints": None}, bounds)
     assert said == "constraints.bounds.age: unset before, [null, 40.0] now"
+    # another explainer's settings (missing before, not None) stay one entry
+    other = changes({"explainer": {"A": {"steps": 4}}}, {"explainer": {"B": {"steps": 4}}})
+    assert other == (
+        'explainer.A: {"steps": 4} before, unset now; explainer.B: unset before, {"steps": 4} now'
+    )
 
 
 def test_empty_settings_given_where_there_were_none_are_still_named():
