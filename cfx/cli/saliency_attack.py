@@ -334,6 +334,7 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
             "mass_center_shift": "pixels between the maps' centres of mass",
             "top_k_intersection": "share of the k most salient pixels still among the k",
             "label_kept": "share of images whose predicted class stayed",
+            "spearman": "rank correlation of each image's |map| before and after the attack",
         },
         "top_k_intersection": mean_and_ci(res.top_k_intersection),
         "spearman": mean_and_ci(res.spearman),
@@ -342,6 +343,13 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
         "max_linf": float(res.linf.max()),
     }
     if aims:  # the map's share in what these attacks pull it into
+        units = summary["units"]
+        assert isinstance(units, dict)
+        units["region_mass"] = "share of the |map|'s mass inside the region, before and after"
+        units["region_on_marker_instead"] = (
+            "images whose mirrored lesion was too small (a lesion on the midline), which aim "
+            "at the scanner-marker corner instead"
+        )
         summary["region"] = region_name
         summary["region_mask"] = None if args.region_mask is None else str(args.region_mask)
         summary["region_on_marker_instead"] = int(empty.sum())  # none unless mirror

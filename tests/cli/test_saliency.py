@@ -85,6 +85,9 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
     assert summary["attack_seed"] == 0 and "fraction of the intensity range" in str(
         summary["units"]
     )
+    # every figure in the summary has its unit (spearman had none)
+    figures = {"top_k_intersection", "spearman", "mass_center_shift", "label_kept", "max_linf"}
+    assert figures | {"epsilon"} <= set(summary["units"])
 
 
 @pytest.mark.parametrize(
@@ -472,6 +475,7 @@ def test_a_region_of_your_own_for_targeted_attacks(tmp_path, capsys):
     a = json.loads((tmp_path / "a" / "attack.json").read_text())
     b = json.loads((tmp_path / "b" / "attack.json").read_text())
     assert b["region"] == "mask" and b["region_mask"].endswith("box.png")
+    assert {"region_mass", "region_on_marker_instead"} <= set(b["units"])  # had none
     assert (
         b["region_mass"] == a["region_mass"] and b["top_k_intersection"] == a["top_k_intersection"]
     )
