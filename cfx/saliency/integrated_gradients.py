@@ -115,7 +115,7 @@ class IntegratedGradients:
         b = x.shape[0]
         delta = x - base  # (B, C, H, W)
         with frozen(self.model):
-            _, tgt = resolve_all(self.model, x.detach(), target)
+            f_x, tgt = resolve_all(self.model, x.detach(), target)  # f(x): the gap's too
             path = base.unsqueeze(0) + alphas.view(-1, 1, 1, 1, 1) * delta.unsqueeze(0)
             grads, _ = input_gradient(
                 self.model,
@@ -130,8 +130,9 @@ class IntegratedGradients:
             return maps
         maps = maps.detach()  # plain, as the other methods' maps
         if self.reduce == "sum":  # the maps keep completeness: say when the rule missed it
-            gap = completeness_gap(self.model, x, maps, tgt, base, batch_size=size)
-            _warn_unconverged(gap, n, self.method)
+            with frozen(self.model), torch.no_grad():
+                f_b = _logits(self.model, base, size)
+            _warn_unconverged(_relative_gap(maps, f_x, f_b, tgt), n, self.method)
         return maps
 
 
@@ -159,13 +160,19 @@ def completeness_gap(
     size = positive_int("batch_size", batch_size)
     base = make_baseline(baseline, x)
     with frozen(model), torch.no_grad():
-        f_x = torch.cat(
-            [class_logits(model, x[a:b], name="model") for a, b in chunks(len(x), size)]
-        )
-        f_b = torch.cat(
-            [class_logits(model, base[a:b], name="model") for a, b in chunks(len(x), size)]
-        )
-    tgt = targets_from(target, f_x)[:, None]
+        f_x, f_b = _logits(model, x, size), _logits(model, base, size)
+    return _relative_gap(maps, f_x, f_b, targets_from(target, f_x))
+
+
+def _logits(model: Classifier, x: Tensor, size: int) -> Tensor:
+    """The model's logits ``(B, K)`` on ``x``, ``size`` images at a time."""
+    return torch.cat([class_logits(model, x[a:b], name="model") for a, b in chunks(len(x), size)])
+
+
+def _relative_gap(maps: Tensor, f_x: Tensor, f_b: Tensor, target: Tensor) -> Tensor:
+    """``(B,)`` ``|sum(map) - (f_x - f_b)[target]| / |(f_x - f_b)[target]|`` (0 when both
+    are 0) from the logits ``(B, K)`` at the images and at the baseline."""
+    tgt = target[:, None]
     want = (f_x.gather(1, tgt) - f_b.gather(1, tgt))[:, 0].double()
     miss = (maps.flatten(1).sum(1).double() - want).abs()
     rel = miss / want.abs()
