@@ -184,11 +184,16 @@ def explain_to_file(
         shared = constraints
     else:
         rules = _per_applicant(recourse, applicants, ids, constraints)
-    denied = np.flatnonzero(recourse.view_.proba(codes) < recourse.threshold)
-    outside: list[str] = []  # values outside their query's bounds, said once for the file
-    for i in denied.tolist():
-        mine = shared if rules is None else rules[i]
-        if mine is not None and mine.bounds:
+    per_row = [shared] * len(ids) if rules is None else rules  # each applicant's rules
+    # values outside their query's bounds, said once for the file, of denied applicants (the
+    # model is asked only when some rules have bounds)
+    bounded = [i for i, mine in enumerate(per_row) if mine is not None and mine.bounds]
+    outside: list[str] = []
+    if bounded:
+        denied = recourse.view_.proba(codes[bounded]) < recourse.threshold
+        for i in np.asarray(bounded)[denied].tolist():
+            mine = per_row[i]
+            assert mine is not None  # bounded rules only
             schema = mine.apply(recourse.schema)
             outside += outside_bounds(mine, schema, codes[[i]], applicants.index[[i]])
     bounds_notice(outside)
@@ -215,8 +220,7 @@ def explain_to_file(
         # out-of-range and out-of-bounds values were said once for the whole input, above
         with bar, held((recourse_log,), "cfx_value_range", "cfx_query_bounds"):
             for i in todo:
-                mine = shared if rules is None else rules[i]
-                (res,) = recourse.explain(applicants.iloc[[i]], constraints=mine)
+                (res,) = recourse.explain(applicants.iloc[[i]], constraints=per_row[i])
                 if fmt == "csv":
                     writer.writerow(record(res, recourse.k, digest[ids[i]]))
                 else:
