@@ -821,7 +821,7 @@ def check_not_refused(
         if bad.any():
             spec = schema.features[j]
             first = int(np.flatnonzero(bad)[0])
-            rows = first_rows(pd.Series(0, index=index), bad)
+            rows = first_rows(index, bad)
             raise ValueError(
                 f"`applicants` rows {rows!r} have {spec.name} = "
                 f"{spec.categories[int(Z[first, j])]!r}, a category the model fails on (no "

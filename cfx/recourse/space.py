@@ -114,7 +114,7 @@ class Codec:
         if nan.any():
             raise ValueError(
                 f"`{what}` column `{spec.name}` has {int(nan.sum())} missing (NaN) values,"
-                f" first rows {first_rows(column, nan)!r}"
+                f" first rows {first_rows(column.index, nan)!r}"
             )
         if spec.kind == "numeric":
             return _numeric_values(spec, column, what)
@@ -133,7 +133,7 @@ class Codec:
             unknown = sorted(set(values[codes < 0]))[:_SHOW]
             raise ValueError(
                 f"`{what}` column `{spec.name}` has unknown categories {unknown!r}"
-                f" (first rows {first_rows(column, codes < 0)!r}); allowed: "
+                f" (first rows {first_rows(column.index, codes < 0)!r}); allowed: "
                 f"{spec.categories!r}"
             )
         return codes
@@ -225,9 +225,9 @@ def unique_rows(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index, inverse.reshape(-1)
 
 
-def first_rows(column: pd.Series, wrong: np.ndarray) -> list[object]:
-    """The first few row labels of ``column`` where ``wrong`` ``(n,)`` holds, for an error."""
-    return [r.item() if isinstance(r, np.generic) else r for r in column.index[wrong][:_SHOW]]
+def first_rows(labels: pd.Index, wrong: np.ndarray) -> list[object]:
+    """The first few row ``labels`` where ``wrong`` ``(n,)`` holds, for an error."""
+    return [r.item() if isinstance(r, np.generic) else r for r in labels[wrong][:_SHOW]]
 
 
 def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarray:
@@ -236,7 +236,9 @@ def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarr
         wrong = coerced.isna().to_numpy()
         bad = [str(v) for v in column[wrong].unique()[:_SHOW]]
         if bad:
-            detail = f" with non-numeric values {bad!r} (first rows {first_rows(column, wrong)!r})"
+            detail = (
+                f" with non-numeric values {bad!r} (first rows {first_rows(column.index, wrong)!r})"
+            )
         else:  # numbers held as text ("45000"): all of them convert
             shown = [str(v) for v in column.unique()[:_SHOW]]
             detail = (
@@ -257,8 +259,8 @@ def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarr
             raise ValueError(
                 f"`{what}` column `{spec.name}` is a whole-number feature in the schema, got "
                 f"{values[fractional][:_SHOW].tolist()!r} (first rows "
-                f"{first_rows(column, fractional)!r}): round the values, or declare the feature "
-                "with integer=False"
+                f"{first_rows(column.index, fractional)!r}): round the values, or declare the "
+                "feature with integer=False"
             )
         values = whole
     return values
