@@ -390,7 +390,7 @@ class ModelView:
         probes = {j: _probe_values(codec, j, ref[j : j + 1]) for j in cat}
 
         def fails(values: dict[int, np.ndarray]) -> bool:
-            rows = [ref[None]]  # one call: each feature's values in turn, the rest as `ref`
+            rows = []  # one call: each feature's values in turn, the rest as `ref`
             for j, vals in values.items():
                 P = np.repeat(ref[None], len(vals), axis=0)
                 P[:, j] = vals
