@@ -43,6 +43,12 @@ class Notice(UserWarning):
     as its message alone, and any other warning with its category and origin."""
 
 
+class MapQualityNotice(Notice):
+    """A saliency method's notice about its own maps (Integrated Gradients' quadrature far
+    from completeness, RISE's saturated probability): a randomisation check, which compares
+    randomised models' maps and does not read them, holds these back by category."""
+
+
 def check(condition: bool, exc: type[Exception], message: str) -> None:
     """Raise ``exc(message)`` when ``condition`` is false (user input validation, not assert)."""
     if not condition:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import class_logits
-from cfx.errors import Notice, fail
+from cfx.errors import MapQualityNotice, fail
 from cfx.saliency._common import (
     Reduction,
     check_input,
@@ -192,6 +192,6 @@ def _warn_unconverged(gap: Tensor, n_steps: int, method: str) -> None:
         f"{COMPLETENESS_TOLERANCE:.0%} away from f(x) - f(baseline) (largest gap "
         f"{float(gap.max()):.0%}): the quadrature has not converged on this model; more "
         "n_steps bring the maps closer (completeness_gap measures it)",
-        Notice,
+        MapQualityNotice,
         stacklevel=3,
     )

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import Notice, counted
+from cfx.errors import MapQualityNotice, counted
 from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
@@ -97,8 +97,7 @@ def quiet_compared_maps() -> Iterator[None]:
     import warnings
 
     with warnings.catch_warnings():
-        said = r"(IntegratedGradients\(n_steps|RISE: the target)"
-        warnings.filterwarnings("ignore", said, Notice)
+        warnings.simplefilter("ignore", MapQualityNotice)
         yield
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.errors import Notice
+from cfx.errors import MapQualityNotice
 from cfx.saliency._common import (
     Output,
     check_generator,
@@ -168,6 +168,6 @@ def _warn_saturated(spread: Tensor, n_masks: int) -> None:
         "model's probability is saturated there, and their maps are little more than the "
         'masks\' mean; output="logit" reads a score that still varies (with p=0.9, as '
         "compare_methods builds it, for a model that calls masked images the class)",
-        Notice,
+        MapQualityNotice,
         stacklevel=3,
     )
