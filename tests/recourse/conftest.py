@@ -70,3 +70,19 @@ def hand():
         }
     )
     return HandLogistic(), schema, X
+
+
+def strict_one_hot(german, split, final):
+    """``final`` (a scikit-learn classifier) behind scalers and a OneHotEncoder left at its
+    default, ``handle_unknown="error"``, fitted on the split's training rows of German
+    Credit: it refuses ``'female : single'``, which no row has."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    schema = german.schema
+    numeric = list(schema.numeric)
+    others = [c for c in schema.names if c not in numeric]
+    encode = make_column_transformer((StandardScaler(), numeric), (OneHotEncoder(), others))
+    X, y = german.X.iloc[split[0]], german.y.iloc[split[0]]
+    return make_pipeline(encode, final).fit(X, y)

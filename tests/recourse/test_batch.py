@@ -14,7 +14,7 @@ import pytest
 from cfx.recourse import BatchReport, Constraints, Recourse, explain_to_file
 from cfx.recourse.batch import columns, record
 
-from .conftest import HandLogistic
+from .conftest import HandLogistic, strict_one_hot
 
 
 def _applicants():
@@ -370,18 +370,10 @@ def test_values_outside_a_querys_bounds_are_said_once_for_the_file(tmp_path, fit
 def test_a_category_the_model_refuses_is_named_before_any_line(tmp_path, german, split):
     """An applicant with a category the model fails on stopped the batch at its row, and
     every rerun again; the whole file is checked first."""
-    from sklearn.compose import make_column_transformer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    schema = german.schema
-    X, y = german.X.iloc[split[0]], german.y.iloc[split[0]]
-    numeric = list(schema.numeric)
-    others = [c for c in schema.names if c not in numeric]
-    encode = make_column_transformer((StandardScaler(), numeric), (OneHotEncoder(), others))
-    model = make_pipeline(encode, LogisticRegression(max_iter=2000)).fit(X, y)
-    rec = Recourse(model, schema).fit(X)
+    model = strict_one_hot(german, split, LogisticRegression(max_iter=2000))
+    rec = Recourse(model, german.schema).fit(german.X.iloc[split[0]])
     rows = german.X.iloc[split[1][:3]].copy()
     rows.iloc[2, rows.columns.get_loc("personal_status_and_sex")] = "female : single"
     out = tmp_path / "p.csv"

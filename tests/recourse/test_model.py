@@ -144,25 +144,19 @@ def test_a_one_hot_encoder_refusing_unseen_categories_keeps_the_exact_methods(
     own error, 'tree' called the one-hot encoder not separable); plans never propose a
     refused category, the model itself confirms every plan, and an applicant who has one is
     named before the model is called."""
-    from sklearn.compose import make_column_transformer
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from .conftest import strict_one_hot
 
     schema = german.schema
-    X_train, y_train = german.X.iloc[split[0]], german.y.iloc[split[0]]
-    numeric = list(schema.numeric)
-    encoder = make_column_transformer(
-        (StandardScaler(), numeric),
-        (OneHotEncoder(), [c for c in schema.names if c not in numeric]),
-    )
+    X_train = german.X.iloc[split[0]]
     final = (
         LogisticRegression(max_iter=2000)
         if family == "milp"
         else GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0)
     )
-    model = make_pipeline(encoder, final).fit(X_train, y_train)
+    model = strict_one_hot(german, split, final)
     sex = schema.names.index("personal_status_and_sex")
     rec = Recourse(model, schema, method="auto").fit(X_train)
     assert rec.method_ == family
