@@ -1,14 +1,16 @@
-"""What the default plans ask of denied applicants: purpose changes and waits, before and after
-session 42's German schema (age may rise by at most 5 years, the purpose change only from a new
-car to a used one).
+"""What the default plans ask of denied applicants: purpose changes, waits and checking-account
+jumps, under German schemas as they were in sessions 41 and 42 and as shipped.
 
     python benchmarks/recourse_plans.py
 
 For each zoo credit model, every denied test applicant of ``german_split()`` is explained with
-``Recourse(model, schema)`` (defaults: k = 3, data support on), once under the schema as it was
-(``age_in_years`` without ``max_shift``, ``purpose`` free to change) and once under the shipped
-one. Counted: applicants with recourse, first plans that change the purpose or the age, plans
-of any rank that change the age, and the longest wait. Prints a table; nothing is written.
+``Recourse(model, schema)`` (defaults: k = 3, data support on) under three schemas: ``s41``
+(``age_in_years`` without ``max_shift``, ``purpose`` free to change, every checking-account
+change one step), ``s42`` (age and purpose as shipped, the account unpriced) and ``now`` (as
+shipped: a balance of 200 DM or more is two steps from below 0 DM or from no account).
+Counted: applicants with recourse, first plans that change the purpose, the age or the
+checking account (and of those, how many jump two balance levels), plans of any rank that
+change the age, and the longest wait. Prints a table; nothing is written.
 """
 
 from __future__ import annotations
@@ -22,16 +24,20 @@ from cfx.data.credit import load_german
 from cfx.recourse import Recourse
 from cfx.zoo import german_split, load_credit_model
 
+ACCOUNT = "status_of_existing_checking_account"
+
 
 def main() -> None:
     data = load_german()
     train, test = german_split()
-    before = data.schema.replace("age_in_years", max_shift=None).replace(
-        "purpose", transitions=None
+    s42 = data.schema.replace(ACCOUNT, transition_costs=None)
+    s41 = s42.replace("age_in_years", max_shift=None).replace("purpose", transitions=None)
+    head = (
+        "schema  model     denied  recourse  first:purpose  first:age  first:account  "
+        "of which 2 steps  age plans  longest wait"
     )
-    head = "schema  model     denied  recourse  first:purpose  first:age  age plans  longest wait"
     print(head)
-    for label, schema in (("before", before), ("after", data.schema)):
+    for label, schema in (("s41", s41), ("s42", s42), ("now", data.schema)):
         for name in ("logistic", "gbm", "mlp"):
             model = load_credit_model(name)
             X = data.X.iloc[test]
@@ -39,7 +45,19 @@ def main() -> None:
             with warnings.catch_warnings():  # the notices are the schema's own, said before
                 warnings.simplefilter("ignore")
                 results = Recourse(model, schema).fit(data.X.iloc[train]).explain(denied)
-            first = [r.counterfactuals[0] for r in results if r.counterfactuals]
+            first = [
+                (r.counterfactuals[0], applicant)
+                for r, (_, applicant) in zip(results, denied.iterrows(), strict=True)
+                if r.counterfactuals
+            ]
+            account = [(cf, a) for cf, a in first if ACCOUNT in cf.features]
+            jumps = sum(
+                data.schema[ACCOUNT].step_costs(str(a[ACCOUNT]))[
+                    data.schema[ACCOUNT].categories.index(str(cf.values[ACCOUNT]))
+                ]
+                == 2
+                for cf, a in account
+            )
             waits = [
                 cf.values["age_in_years"] - age
                 for r, age in zip(results, denied["age_in_years"], strict=True)
@@ -49,8 +67,9 @@ def main() -> None:
             print(
                 f"{label:<7} {name:<9} {len(results):>6}  "
                 f"{sum(r.status == 'recourse' for r in results):>8}  "
-                f"{sum('purpose' in cf.features for cf in first):>13}  "
-                f"{sum('age_in_years' in cf.features for cf in first):>9}  "
+                f"{sum('purpose' in cf.features for cf, _ in first):>13}  "
+                f"{sum('age_in_years' in cf.features for cf, _ in first):>9}  "
+                f"{len(account):>13}  {jumps:>16}  "
                 f"{len(waits):>9}  {int(np.max(waits, initial=0)):>12}"
             )
     print(provenance())

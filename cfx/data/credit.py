@@ -46,16 +46,24 @@ def german_schema() -> FeatureSchema:
             # salary assignment. Raising the balance, or opening an account with one, is
             # actionable; closing an account or lowering the balance is not advice a lender gives
             # (the models reward "no checking account", an artefact of how the data was drawn).
+            # A balance of 200 DM or more is two steps from below 0 DM or from no account: one
+            # step would make "raise your balance from -50 to 200 DM" as cheap as "to 0 DM"
+            # (the first plan for 18 of 75 denied applicants in a user audit, session 42).
             FeatureSpec(
                 "status_of_existing_checking_account",
                 "categorical",
                 (_BELOW_0, _BELOW_200, _ABOVE_200, "no checking account"),
                 description="Status of the existing checking account (balance in DM); the "
-                "balance may rise, an account may be opened, not closed.",
+                "balance may rise (to 200 DM or more: a cost of two steps), an account may be "
+                "opened, not closed.",
                 transitions={
                     _BELOW_0: (_BELOW_200, _ABOVE_200),
                     _BELOW_200: (_ABOVE_200,),
                     "no checking account": (_BELOW_200, _ABOVE_200),
+                },
+                transition_costs={
+                    _BELOW_0: {_ABOVE_200: 2},
+                    "no checking account": {_ABOVE_200: 2},
                 },
             ),
             FeatureSpec(
@@ -353,7 +361,8 @@ def summary_table(data: GermanCredit) -> pd.DataFrame:
     """One row per feature plus a last row for the label (for reports).
 
     Columns: ``kind``, ``mutable``, ``direction`` (``"listed changes only"`` for a categorical
-    feature with ``transitions``: see :func:`transitions_table`), ``cost``, ``domain`` (range
+    feature with ``transitions``, with ``", some priced above one step"`` when it has
+    ``transition_costs``: see :func:`transitions_table`), ``cost``, ``domain`` (range
     or number of categories), ``mean``/``min``/``max`` (numeric features; for the label,
     ``mean`` is the approval rate), ``most_frequent`` and ``most_frequent_share`` (categorical
     and ordinal) and ``approved_rate``: the approval rate among rows in the most frequent
@@ -370,6 +379,7 @@ def summary_table(data: GermanCredit) -> pd.DataFrame:
             "kind": spec.kind,
             "mutable": spec.mutable,
             "direction": "listed changes only"
+            + (", some priced above one step" if spec.transition_costs else "")
             if spec.transitions
             else spec.direction
             + ("" if spec.max_shift is None else f", by at most {spec.max_shift:g}"),
@@ -413,11 +423,21 @@ def summary_table(data: GermanCredit) -> pd.DataFrame:
 
 def transitions_table(data: GermanCredit) -> pd.DataFrame:
     """The changes the schema allows for categorical features with ``transitions``: one row
-    per (feature, from) with the categories it may change to (for reports)."""
+    per (feature, from) with the categories it may change to (for reports), a change priced
+    above one step by ``transition_costs`` followed by its steps ("... >= 200 DM (2 steps)")."""
     if not isinstance(data, GermanCredit):
         raise TypeError(f"`data` must be a GermanCredit, got {type(data).__name__}")
+
+    def priced(spec: FeatureSpec, source: str, target: str) -> str:
+        steps = spec.step_costs(source)[spec.categories.index(target)]
+        return target if steps == 1 else f"{target} ({steps:g} steps)"
+
     rows = [
-        {"feature": spec.name, "from": source, "may change to": "; ".join(targets)}
+        {
+            "feature": spec.name,
+            "from": source,
+            "may change to": "; ".join(priced(spec, source, t) for t in targets),
+        }
         for spec in data.schema.features
         if spec.transitions
         for source, targets in spec.transitions.items()

@@ -68,6 +68,10 @@ class FeatureSpec:
     ``direction`` refers to that order) or ``"categorical"`` (``categories`` unordered;
     ``transitions`` optionally whitelists, per source category, the categories it may change to:
     a category missing from the mapping may not change; ``None`` allows any change).
+    ``transition_costs`` (categorical features) prices single changes, per source category, in
+    steps: ``{"< 0 DM": {">= 200 DM": 2}}`` makes that jump cost twice ``cost``; a change not
+    listed is one step, as is any change of a categorical feature without it (an ordinal change
+    costs one step per rank moved).
 
     ``mutable=False`` wins over ``direction`` and ``transitions`` (they are kept, so that a
     per-query ``replace(name, mutable=True)`` restores them). ``cost`` weights this feature's
@@ -89,6 +93,7 @@ class FeatureSpec:
     # a dict is unhashable: excluded from the hash, stored read-only (see __post_init__)
     transitions: Mapping[str, tuple[str, ...]] | None = field(default=None, hash=False)
     max_shift: float | None = None
+    transition_costs: Mapping[str, Mapping[str, float]] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -122,8 +127,9 @@ class FeatureSpec:
             raise ValueError(
                 f"{where}: a numeric feature takes no `categories`, got {self.categories!r}"
             )
-        if self.transitions is not None:
-            raise ValueError(f"{where}: `transitions` is for categorical features, not numeric")
+        for rule in ("transitions", "transition_costs"):
+            if getattr(self, rule) is not None:
+                raise ValueError(f"{where}: `{rule}` is for categorical features, not numeric")
         for bound in ("lower", "upper"):
             value = getattr(self, bound)
             if value is None:
@@ -168,6 +174,7 @@ class FeatureSpec:
                 f"{where}: `direction` needs an order; a categorical feature takes `transitions`"
                 f" instead, got direction={self.direction!r}"
             )
+        self._check_transition_costs(where)
         if self.transitions is None:
             return
         if self.kind != "categorical":
@@ -188,6 +195,56 @@ class FeatureSpec:
                 )
             frozen[source] = allowed
         object.__setattr__(self, "transitions", MappingProxyType(frozen))
+
+    def _check_transition_costs(self, where: str) -> None:
+        costs = self.transition_costs
+        if costs is None:
+            return
+        if self.kind != "categorical":
+            raise ValueError(
+                f"{where}: `transition_costs` is for categorical features; an {self.kind} "
+                "change costs one step per rank moved"
+            )
+        if not isinstance(costs, Mapping):
+            raise TypeError(f"{where}: `transition_costs` must be a mapping or None, got {costs!r}")
+        known = set(self.categories)
+        frozen: dict[str, Mapping[str, float]] = {}
+        for source, steps in costs.items():
+            what = f"{where}: `transition_costs[{source!r}]`"
+            if not isinstance(steps, Mapping):
+                raise TypeError(f"{what} must map target categories to steps, got {steps!r}")
+            unknown = [c for c in (source, *steps) if c not in known]
+            if unknown:
+                raise ValueError(
+                    f"{where}: `transition_costs` names unknown categories {unknown!r};"
+                    f" expected some of {self.categories!r}"
+                )
+            if source in steps:
+                raise ValueError(f"{what} prices staying at {source!r}, which costs nothing")
+            bad = {t: v for t, v in steps.items() if not (_is_number(v) and math.isfinite(v))}
+            bad |= {t: v for t, v in steps.items() if t not in bad and not v > 0}
+            if bad:
+                raise ValueError(f"{what}: steps must be finite numbers > 0, got {bad!r}")
+            frozen[source] = MappingProxyType({t: float(v) for t, v in steps.items()})
+        object.__setattr__(self, "transition_costs", MappingProxyType(frozen))
+
+    def step_costs(self, source: str) -> tuple[float, ...]:
+        """Per category, in schema order, the steps (times ``cost``) of changing from ``source``
+        to it: 0 for ``source``, the ranks moved for an ordinal feature, else
+        ``transition_costs``' value or 1. Whether a change is allowed is
+        :meth:`allowed_targets`' question."""
+        if self.kind == "numeric":
+            raise TypeError(f"feature `{self.name}` is numeric; `step_costs` is for categories")
+        if source not in self.categories:
+            raise ValueError(
+                f"feature `{self.name}`: unknown category {source!r};"
+                f" expected one of {self.categories!r}"
+            )
+        rank = self.categories.index(source)
+        if self.kind == "ordinal":
+            return tuple(float(abs(i - rank)) for i in range(len(self.categories)))
+        priced = (self.transition_costs or {}).get(source, {})
+        return tuple(0.0 if c == source else priced.get(c, 1.0) for c in self.categories)
 
     def allowed_targets(self, source: str) -> tuple[str, ...]:
         """Categories that ``source`` may change to (never ``source`` itself), in schema order."""

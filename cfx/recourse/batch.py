@@ -470,9 +470,9 @@ def _same_model(before: object, now: list[float]) -> bool:
     return gap <= PROBE_TOLERANCE
 
 
-_LATER_FIELDS = {"max_shift": None}
+_LATER_FIELDS = {"max_shift": None, "transition_costs": None}
 """FeatureSpec fields added after batches were first keyed, with their defaults: left out of
-the digest at the default, so that a batch begun by an older cfx resumes (session 42)."""
+the digest at the default, so that a batch begun by an older cfx resumes (sessions 42, 43)."""
 
 
 def _schema_sha256(schema: Any) -> str:

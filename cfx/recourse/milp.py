@@ -187,7 +187,7 @@ class LinearMILP:
                     gain = self.additive.tables[j][c] - base[j]
                     if gain <= 1e-12:
                         continue
-                    steps = abs(c - space.z0[j]) if space.ordinal[j] else 1.0
+                    steps = space.steps[j][c]
                     rows.append((j, 2, float(c), float(gain), float(w * steps), 0.0, 1.0, True))
         if not rows:
             empty = np.zeros(0)

@@ -416,7 +416,8 @@ class ActionSpace:
     A numeric feature ``j`` may move to any value in ``[lo[j], hi[j]]`` (whole numbers when
     ``integer[j]``); a categorical or ordinal one to a code in ``targets[j]``. Staying at ``z0``
     is always allowed. Action cost: ``weight * |change| / scale`` for numeric features,
-    ``weight`` per changed category and ``weight`` per step along an ordinal order.
+    ``weight`` times the steps of a category change (``steps[j][code]``: one per rank moved
+    along an ordinal order; one, or the schema's ``transition_costs``, for a categorical one).
     """
 
     schema: FeatureSchema
@@ -428,6 +429,7 @@ class ActionSpace:
     numeric: np.ndarray  # (d,) bool
     ordinal: np.ndarray  # (d,) bool
     targets: tuple[tuple[int, ...], ...]  # allowed new codes per categorical feature
+    steps: tuple[np.ndarray, ...]  # per categorical feature, steps from z0 to each code; () else
     weight: np.ndarray  # (d,) per-feature action cost
     scale: np.ndarray  # (d,) numeric cost divisor (MAD); 1 for categories
     max_changes: int | None
@@ -449,9 +451,11 @@ class ActionSpace:
         hi = np.full(d, np.nan)
         movable = np.zeros(d, dtype=bool)
         targets: list[tuple[int, ...]] = []
+        steps: list[np.ndarray] = []
         for j, spec in enumerate(schema.features):
             if spec.kind == "numeric":
                 targets.append(())
+                steps.append(np.zeros(0))
                 # the query's schema bounds, else the training data's range
                 low = float(scales.lower[j] if spec.lower is None else spec.lower)
                 high = float(scales.upper[j] if spec.upper is None else spec.upper)
@@ -477,6 +481,7 @@ class ActionSpace:
                     if not (j < len(refused) and i in refused[j])
                 )
                 targets.append(allowed)
+                steps.append(np.array(spec.step_costs(source)))
                 movable[j] = bool(allowed)
             else:
                 raise ValueError(f"unknown kind {spec.kind!r}")
@@ -491,6 +496,7 @@ class ActionSpace:
             numeric=np.array([f.kind == "numeric" for f in schema.features]),
             ordinal=np.array([f.kind == "ordinal" for f in schema.features]),
             targets=tuple(targets),
+            steps=tuple(steps),
             weight=np.array([f.cost for f in schema.features]),
             scale=scales.scale,
             max_changes=max_changes,
@@ -506,9 +512,11 @@ class ActionSpace:
 
     def feature_costs(self, Z: np.ndarray) -> np.ndarray:
         """``(n, d)`` per-feature action cost of moving ``z0`` to each row of ``Z``."""
-        delta = np.abs(Z - self.z0)  # (n, d)
+        steps = np.abs(Z - self.z0)  # (n, d); numeric features' steps are their change
+        for j in np.flatnonzero(~self.numeric).tolist():
+            codes = np.clip(np.rint(Z[:, j]), 0, len(self.steps[j]) - 1).astype(np.int64)
+            steps[:, j] = self.steps[j][codes]
         per_step = np.where(self.numeric, self.weight / self.scale, self.weight)
-        steps = np.where(self.numeric | self.ordinal, delta, (delta > 1e-9).astype(np.float64))
         return steps * per_step
 
     def cost(self, Z: np.ndarray) -> np.ndarray:

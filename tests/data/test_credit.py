@@ -268,6 +268,45 @@ def test_validate_non_numeric_and_non_integer(data: GermanCredit) -> None:
             ValueError,
             "transitions",
         ),
+        (
+            {"kind": "numeric", "transition_costs": {}},
+            ValueError,
+            "`transition_costs` is for categorical features",
+        ),
+        (
+            {"kind": "ordinal", "categories": ("a", "b"), "transition_costs": {"a": {"b": 2}}},
+            ValueError,
+            "one step per rank moved",
+        ),
+        (
+            {"kind": "categorical", "categories": ("a", "b"), "transition_costs": {"a": {"z": 2}}},
+            ValueError,
+            r"unknown categories \['z'\]",
+        ),
+        (
+            {"kind": "categorical", "categories": ("a", "b"), "transition_costs": {"a": {"a": 2}}},
+            ValueError,
+            "prices staying at 'a'",
+        ),
+        (
+            {"kind": "categorical", "categories": ("a", "b"), "transition_costs": {"a": {"b": 0}}},
+            ValueError,
+            r"steps must be finite numbers > 0, got \{'b': 0\}",
+        ),
+        (
+            {
+                "kind": "categorical",
+                "categories": ("a", "b"),
+                "transition_costs": {"a": {"b": "2"}},
+            },
+            ValueError,
+            "steps must be finite numbers",
+        ),
+        (
+            {"kind": "categorical", "categories": ("a", "b"), "transition_costs": {"a": 2}},
+            TypeError,
+            r"`transition_costs\['a'\]` must map target categories to steps",
+        ),
     ],
 )
 def test_feature_spec_rejects(
@@ -329,7 +368,33 @@ def test_summary_table(data: GermanCredit) -> None:
     # categorical features with transitions may change only as listed, not "any" way
     assert table.loc["other_installment_plans", "direction"] == "listed changes only"
     assert table.loc["purpose", "direction"] == "listed changes only"
+    assert table.loc["status_of_existing_checking_account", "direction"] == (
+        "listed changes only, some priced above one step"
+    )
     assert table.loc["duration_in_month", "direction"] == "any"
+
+
+def test_step_costs_count_ranks_or_priced_transitions() -> None:
+    """Ordinal: ranks moved; categorical: 1 per change unless `transition_costs` prices it;
+    0 for staying. The German checking account: 200 DM or more is two steps from below 0 DM
+    or from no account, one from 0..200 DM."""
+    rank = FeatureSpec("r", "ordinal", ("lo", "mid", "hi"))
+    assert rank.step_costs("lo") == (0.0, 1.0, 2.0)
+    assert rank.step_costs("hi") == (2.0, 1.0, 0.0)
+    plain = FeatureSpec("p", "categorical", ("a", "b", "c"))
+    assert plain.step_costs("b") == (1.0, 0.0, 1.0)
+    priced = FeatureSpec("p", "categorical", ("a", "b", "c"), transition_costs={"a": {"c": 2.5}})
+    assert priced.step_costs("a") == (0.0, 1.0, 2.5)
+    assert priced.step_costs("c") == (1.0, 1.0, 0.0)  # only a -> c is priced
+    with pytest.raises(ValueError, match="unknown category 'z'"):
+        priced.step_costs("z")
+    with pytest.raises(TypeError, match="numeric"):
+        FeatureSpec("n", "numeric").step_costs("a")
+    account = german_schema()["status_of_existing_checking_account"]
+    below_0, below_200, _, none = account.categories
+    assert account.step_costs(below_0) == (0.0, 1.0, 2.0, 1.0)
+    assert account.step_costs(below_200)[2] == 1.0
+    assert account.step_costs(none) == (1.0, 1.0, 2.0, 0.0)
 
 
 def test_transitions_table_lists_the_allowed_changes(data: GermanCredit) -> None:
@@ -347,3 +412,7 @@ def test_transitions_table_lists_the_allowed_changes(data: GermanCredit) -> None
     }
     cars = table[table["feature"] == "purpose"]
     assert cars[["from", "may change to"]].values.tolist() == [["car (new)", "car (used)"]]
+    account = table[table["feature"] == "status_of_existing_checking_account"]
+    assert account["may change to"].iloc[0] == (
+        "0 <= ... < 200 DM; ... >= 200 DM / salary assignments for at least 1 year (2 steps)"
+    )

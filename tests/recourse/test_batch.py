@@ -383,13 +383,14 @@ def test_a_category_the_model_refuses_is_named_before_any_line(tmp_path, german,
 
 
 def test_a_schema_keeps_its_digest_across_the_max_shift_field(hand):
-    """FeatureSpec gained `max_shift` (session 42); hashing it at its default changed the
-    digest of every schema, so every batch begun before was refused as 'the schema'
-    changed. The hand schema's digest is the one cfx computed at e269f23 (session 41); a
-    cap set is a change."""
+    """FeatureSpec gained `max_shift` (session 42) and `transition_costs` (43); hashing them at
+    their defaults changed the digest of every schema, so every batch begun before was refused
+    as 'the schema' changed. The hand schema's digest is the one cfx computed at e269f23
+    (session 41); a cap or a priced change set is a change."""
     from cfx.recourse.batch import _schema_sha256
 
     _, schema, _ = hand
     old = "f5d1e5f1ebeaa20416b12934848c510862c3ac458ab2bfe7deeda5d4df3643f8"
     assert _schema_sha256(schema) == old
     assert _schema_sha256(schema.replace("x1", max_shift=2)) != old
+    assert _schema_sha256(schema.replace("c", transition_costs={"a": {"c": 2}})) != old

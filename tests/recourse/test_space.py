@@ -682,3 +682,37 @@ def test_max_shift_caps_how_far_a_plan_moves_a_value(hand):
         .explain(pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]}), constraints=only_x1)
     )
     assert "`x1` may only increase, by at most 2 from 1 (within [1, 3])" in up.reason
+
+
+def test_transition_costs_price_one_category_change_above_another(hand):
+    """c: a -> b is one step, a -> c six with transition_costs (c's cost set to 1). The hand
+    logit at x1 = 1, x2 held, c = a is -1.7; c -> c (+2.5) flips it alone, b (+0.4) needs
+    x1 + 3 (+1.5), x1 alone needs + 4 (3.4 rounded up). Unpriced, the proven minimum is c -> c
+    at 1; priced, c -> c costs 6 and the minimum is 4 (x1 + 4, or b and x1 + 3)."""
+    model, schema, X = hand
+    row = pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]})
+    rules = Constraints(immutable=("x2",), costs={"c": 1.0})
+    priced = schema.replace("c", transition_costs={"a": {"c": 6}})
+    scales = Scales.learn(priced, np.array([[0, 0, 0], [10, 10, 2]]), "mad")
+    space = ActionSpace.build(rules.apply(priced), np.array([1.0, 1.0, 0.0]), scales, None)
+    rows = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 2.0]])
+    assert space.cost(rows).tolist() == [0.0, 1.0, 6.0]
+
+    (free,) = (
+        Recourse(model, schema, method="milp", support=0.0).fit(X).explain(row, constraints=rules)
+    )
+    assert free.min_cost == pytest.approx(1.0)
+    assert free.counterfactuals[0].values["c"] == "c"
+    for method in ("milp", "search"):
+        (res,) = (
+            Recourse(model, priced, method=method, support=0.0)
+            .fit(X)
+            .explain(row, constraints=rules)
+        )
+        first = res.counterfactuals[0]
+        assert first.cost == pytest.approx(4.0), method
+        assert first.values["c"] != "c", method
+        jumps = [cf for cf in res.counterfactuals if cf.values["c"] == "c"]
+        assert all(cf.cost >= 6.0 - 1e-9 for cf in jumps), method
+        if method == "milp":
+            assert res.min_cost == pytest.approx(4.0)
