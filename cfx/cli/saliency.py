@@ -6,6 +6,7 @@ three share (method names, ``--input`` images, the target class)."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -207,7 +208,13 @@ def method_names(text: str) -> list[str]:
             f"`--methods` names no method, got {text!r}: give some of {', '.join(METHODS)}, "
             "comma-separated, or all"
         )
+    names = [n.lower().replace("-", "_") for n in names]  # GradCAM, integrated-gradients
     unknown = [n for n in names if n not in METHODS]
-    if unknown or not names:
-        raise UnknownNameError(f"unknown saliency method(s) {unknown}; expected some of {METHODS}")
+    if unknown:
+        close = {n: difflib.get_close_matches(n, METHODS, n=1) for n in unknown}
+        hint = "; ".join(f"{n!r}: did you mean {m[0]!r}?" for n, m in close.items() if m)
+        raise UnknownNameError(
+            f"unknown saliency method(s) {unknown}; expected some of {METHODS}"
+            + (f" ({hint})" if hint else "")
+        )
     return names

@@ -6,6 +6,7 @@ import torch
 
 from cfx.cli import main
 from cfx.cli.saliency_attack import parse_fraction
+from cfx.errors import UnknownNameError
 
 
 def test_compare_writes_table_grid_and_attack_figures(tmp_path, capsys):
@@ -602,3 +603,16 @@ def test_a_flag_that_does_nothing_and_a_target_no_image_is_in_are_warned_about(t
     with caplog.at_level("WARNING"):
         assert main([*argv, "--target", "1"]) == 0
     assert "does nothing" not in caplog.text and "puts none of" not in caplog.text
+
+
+def test_method_names_take_any_case_and_hyphens():
+    """`--methods GradCAM,Integrated-Gradients` named two methods a user knows by those names
+    (a user audit was told they were unknown)."""
+    from cfx.cli.saliency import method_names
+
+    assert method_names("GradCAM, Integrated-Gradients") == ["gradcam", "integrated_gradients"]
+    with pytest.raises(UnknownNameError, match=r"\('smothgrad': did you mean 'smoothgrad'\?\)"):
+        method_names("smothgrad")
+    with pytest.raises(UnknownNameError, match=r"\['magic'\]; expected some of") as err:
+        method_names("magic")
+    assert "did you mean" not in str(err.value)  # nothing close: no hint

@@ -66,7 +66,11 @@ def test_your_own_images_are_explained_as_their_predicted_class(tmp_path, capsys
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--methods", "gradients"], "unknown saliency method(s) ['gradients']"),
+        (
+            ["--methods", "gradients"],
+            "unknown saliency method(s) ['gradients']; expected some of",
+        ),
+        (["--methods", "gradients"], "('gradients': did you mean 'gradient'?)"),
         (
             ["--target", "7"],
             "`--target` must be a class of the classifier, 0..1 (or healthy / tumour for 0 / 1), "
