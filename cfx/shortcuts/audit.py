@@ -36,7 +36,11 @@ split into **cells** by target class and by whether the *source* slice carries t
 (:class:`MarkerCell`): a shortcut can only be removed from slices that have it, or added to
 slices that do not, so pooling all paths dilutes it with paths where the marker cannot be the
 way across. The classifier is **flagged** when any cell with at least ``min_paths`` counted
-paths goes via the marker in at least ``flag_rate`` of them. The pooled rate is kept too.
+paths goes via the marker in at least ``flag_rate`` of them, or when restoring the marker
+undoes at least ``flag_rate`` of its flips: the two tests ask the same question, and a path
+that also changes the lesion a lot can leave the marker under ``min_enrichment`` although the
+marker alone carries its flip (a user audit found "no shortcut found" beside 3 of 3 flips
+undone). The pooled rate is kept too.
 
 Healthy -> tumour paths start from slices without a lesion, so their lesion share is 0 and a
 lesion the path paints in counts as ``elsewhere``; the marker criterion still applies.
@@ -165,7 +169,8 @@ class ShortcutAudit:
         min_enrichment: a path goes via the marker when the marker's share of the change is
             at least this many times its area fraction.
         flag_rate: flag the classifier when, in some cell (target class x marker on the
-            source), at least this share of the counted paths go via the marker; in (0, 1].
+            source), at least this share of the counted paths go via the marker, or have their
+            flip undone by restoring the marker region; in (0, 1].
         min_paths: counted paths a cell needs before it can flag the classifier (>= 1).
         class_names: a name per class, for the verdict (the brain classifiers' by default).
         marker_name: what the verdict calls the marker region ("removing the scanner

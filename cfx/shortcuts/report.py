@@ -64,10 +64,13 @@ class MarkerCell:
     median_marker_enrichment: float
     median_lesion_enrichment: float
     enough_paths: bool  # n_counted >= min_paths: the cell can flag the classifier
-    flagged: bool  # enough_paths and via_rate >= flag_rate
-    # median mean signed change in the marker region over the paths via the marker (NaN: none)
+    flagged: bool  # enough_paths and (via_rate or undo_rate) >= flag_rate
+    # median mean signed change in the marker region over the paths through the marker (via
+    # it, or undone by restoring it; NaN: none)
     median_marker_delta: float = math.nan
     marker_name: str = "scanner marker"  # what the verb calls the marker
+    # which tests reached the flag rate: "change" (via_rate), "restoring" (undo_rate)
+    flagged_by: tuple[str, ...] = ()
 
     @property
     def verb(self) -> str:
@@ -75,8 +78,8 @@ class MarkerCell:
         there: "removing the scanner marker" (darker, from images that carry the bright
         marker) or "brightening" it, "adding the scanner marker" (brighter, to images without
         it) or "darkening the scanner marker's region"; "changing the scanner marker's
-        region" when no path goes via the marker (no change to read a sign from). The marker
-        is called :attr:`marker_name`."""
+        region" when no path goes via the marker or is undone by restoring it (no change to
+        read a sign from). The marker is called :attr:`marker_name`."""
         delta, name = self.median_marker_delta, self.marker_name
         if math.isnan(delta):  # "adding the marker in 0% of paths" read as a finding
             return f"changing the {name}'s region"
@@ -92,6 +95,20 @@ class MarkerCell:
             f"{self.via_rate:.0%} of paths from {self.source} ({self.n_via_marker} of "
             f"{self.n_counted}; restoring the marker region undoes the flip of "
             f"{self.n_undone} of the {self.n_counted})"
+        )
+
+    def finding(self) -> str:
+        """What a flagged cell found, by the test that flagged it: "removing the scanner
+        marker in " + :meth:`phrase` when enough paths' change is enriched in the marker
+        region, else "removing the scanner marker: restoring its region undoes the flip of
+        100% of paths from tumour images with the marker (3 of 3; the change is enriched
+        there in 1 of the 3)"."""
+        if "change" in self.flagged_by or not self.flagged_by:
+            return f"{self.verb} in {self.phrase()}"
+        return (
+            f"{self.verb}: restoring its region undoes the flip of {self.undo_rate:.0%} of "
+            f"paths from {self.source} ({self.n_undone} of {self.n_counted}; the change is "
+            f"enriched there in {self.n_via_marker} of the {self.n_counted})"
         )
 
 
@@ -213,8 +230,14 @@ class ShortcutReport:
                 mine = sel & (self.target == t) & (self.marker_present == present)
                 counted = mine & self.counted
                 n = int(counted.sum())
-                rate = _rate(self.via_marker, counted)
+                rate, undo = _rate(self.via_marker, counted), _rate(self.undone, counted)
                 enough = n >= self.min_paths
+                by = tuple(
+                    test
+                    for test, r in (("change", rate), ("restoring", undo))
+                    if enough and r >= self.flag_rate
+                )
+                through = (self.via_marker | self.undone) & counted
                 out.append(
                     MarkerCell(
                         target=t,
@@ -225,13 +248,14 @@ class ShortcutReport:
                         n_via_marker=int((self.via_marker & counted).sum()),
                         n_undone=int((self.undone & counted).sum()),
                         via_rate=rate,
-                        undo_rate=_rate(self.undone, counted),
+                        undo_rate=undo,
                         median_marker_enrichment=_median(self.change_enrichment.marker, counted),
                         median_lesion_enrichment=_median(self.change_enrichment.lesion, counted),
                         enough_paths=enough,
-                        flagged=enough and rate >= self.flag_rate,
-                        median_marker_delta=_median(self.marker_delta, self.via_marker & counted),
+                        flagged=bool(by),
+                        median_marker_delta=_median(self.marker_delta, through),
                         marker_name=self.marker_name,
+                        flagged_by=by,
                     )
                 )
         return tuple(out)
@@ -244,8 +268,8 @@ class ShortcutReport:
 
     @property
     def flagged(self) -> bool:
-        """Some cell with at least ``min_paths`` counted paths goes via the marker in at least
-        ``flag_rate`` of them."""
+        """Some cell with at least ``min_paths`` counted paths goes via the marker, or has its
+        flips undone by restoring the marker region, in at least ``flag_rate`` of them."""
         return any(cell.flagged for cell in self.cells())
 
     @property
@@ -312,7 +336,7 @@ class ShortcutReport:
         one = total == 1
         paths = "the path starts" if one else f"all {total} paths start"
         if inputs == total:
-            why = "the classifier already puts the input" + ("" if one else "s")
+            why = "the classifier already puts the input" + ("" if one else "s") + " there"
         elif inputs == 0:
             why = (
                 "the classifier puts the reconstruction G(z_0) there, not the input"
@@ -352,7 +376,9 @@ class ShortcutReport:
             )
         every = [c for c in self.cells(sel) if c.n_paths > 0]
         cells = [c for c in every if c.n_counted > 0]
-        flagged = sorted((c for c in cells if c.flagged), key=lambda c: -c.via_rate)
+        flagged = sorted(
+            (c for c in cells if c.flagged), key=lambda c: -max(c.via_rate, c.undo_rate)
+        )
         judged = flagged + [c for c in cells if c.enough_paths and not c.flagged]
         small = [c for c in every if not c.enough_paths]  # none counted included
         tail = (
@@ -360,11 +386,14 @@ class ShortcutReport:
             + ", ".join(self._few(c, sel) for c in small)
             if small
             else ""
-        ) + f"; pooled: {int((self.via_marker & counted).sum())} of {n} counted paths"
+        ) + (
+            f"; pooled: {int((self.via_marker & counted).sum())} of {n} counted paths via the "
+            f"marker, {int((self.undone & counted).sum())} undone by restoring it"
+        )
         if flagged:
             first, *rest = judged
-            parts = [f"flips by {first.verb} in {first.phrase()}"]
-            parts += [f"{c.verb} in {c.phrase()}" for c in rest]
+            parts = [f"flips by {first.finding()}"]
+            parts += [c.finding() for c in rest]
             return "; ".join(parts) + tail
         # with no cell of marked sources judged, a shortcut had nowhere to show: "no shortcut
         # found" would read as a clean bill (e.g. every marked slice already misread)

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 def pick_examples(report: ShortcutReport, per_direction: int = 3) -> list[int]:
     """Up to ``per_direction`` rows per target class, in class order: counted paths via the
-    marker first, then other counted paths, then the rest."""
-    via, counted, target = report.via_marker, report.counted, report.target
+    marker or undone by restoring it first, then other counted paths, then the rest."""
+    via, counted, target = report.via_marker | report.undone, report.counted, report.target
     rows: list[int] = []
     for t in range(len(report.class_names)):
         mine = target == t
@@ -47,7 +47,7 @@ def shortcut_examples(
     measured from), the last frame, then |change| and |saliency| (of the input) heat maps with
     the lesion (yellow) and the marker region (cyan) outlined; beside it the image's file (or
     row number), direction, target probability, the marker's share of the change and whether
-    the path counted and went via the marker.
+    the path counted, went via the marker and had its flip undone by restoring the marker.
 
     Args:
         report: a :class:`~cfx.shortcuts.ShortcutReport`.
@@ -96,9 +96,13 @@ def shortcut_examples(
                     )
                 ax.contour(marker[i].cpu().numpy(), levels=[0.5], colors="cyan", linewidths=0.6)
         p = report.paths.probs[i]
-        tag = "via marker" if bool(report.via_marker[i]) else "not via marker"
+        via, undone = bool(report.via_marker[i]), bool(report.undone[i])
         if not bool(report.counted[i]):
             tag = "not counted"
+        elif via:
+            tag = "via marker" + (", restoring it undoes" if undone else "")
+        else:
+            tag = "restoring marker undoes" if undone else "not via marker"
         name = Path(files[i]).name if files is not None else f"image {i}"
         axes[r, 0].text(
             -2,

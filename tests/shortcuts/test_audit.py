@@ -227,7 +227,7 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
         "0 of the 3); "
         "under 3 counted paths: healthy images with the marker (0 of 0; 1 input already in "
         "the target class), healthy images without the marker (1 of 2); pooled: 3 of 8 "
-        "counted paths"
+        "counted paths via the marker, 3 undone by restoring it"
     )
     # a stricter bar clears the classifier; per direction, the cells split with the paths
     assert not _scripted_report(rows, flag_rate=0.7).flagged
@@ -257,11 +257,46 @@ def test_marked_sources_the_classifier_already_misreads_make_the_verdict_inconcl
         "without the marker (0 of 3; restoring the marker region undoes the flip of 0 of the "
         "3)), but too few counted paths from healthy images with the marker; under 3 counted "
         "paths: healthy images with the marker (0 of 0; 3 inputs already in the target "
-        "class, 1 path that did not flip); pooled: 0 of 3 counted paths"
+        "class, 1 path that did not flip); pooled: 0 of 3 counted paths via the marker, 0 "
+        "undone by restoring it"
     )
     assert report.status() == "inconclusive"  # summary.json's, for scripts
     assert report.status(report.target == 0) == "clean"  # that direction alone is judged
     assert report.status(report.target == 1) == "no verdict"
+
+
+def test_flips_the_marker_undoes_flag_the_classifier_below_the_enrichment_bar():
+    """Each tumour-with-marker path removes half the marker and all of the lesion: the
+    marker's enrichment is 64/13 = 4.9, under a bar of 8, so no path goes via it, but
+    restoring the marker (log-odds 4 + 0 - 3.5 > 0) undoes every flip. The verdict read "no
+    shortcut found" beside 3 of 3 flips undone (a user audit); the restoring test flags it."""
+    rows = [
+        ((1.0, 0.5, 0.0), (0.5, 0.0, 0.0), 0),  # tumour with the marker -> healthy
+        ((1.0, 0.5, 0.1), (0.5, 0.0, 0.1), 0),
+        ((1.0, 0.5, -0.1), (0.5, 0.0, -0.1), 0),
+        ((0.0, 1.5, 0.0), (0.0, 0.5, 0.0), 0),  # tumour without the marker: the lesion only
+        ((0.0, 1.4, 0.2), (0.0, 0.4, 0.2), 0),
+        ((0.0, 1.3, -0.2), (0.0, 0.3, -0.2), 0),
+    ]
+    report = _scripted_report(rows, min_enrichment=8.0)
+    assert report.via_marker.tolist() == [False] * 6
+    assert report.undone.tolist() == [True] * 3 + [False] * 3
+    marked, unmarked = (c for c in report.cells() if c.target == 0)
+    assert (marked.flagged, marked.flagged_by) == (True, ("restoring",))
+    assert (unmarked.flagged, unmarked.flagged_by) == (False, ())
+    assert report.flagged and report.status() == "flagged"
+    assert report.verdict == (
+        "flips by removing the scanner marker: restoring its region undoes the flip of 100% of "
+        "paths from tumour images with the marker (3 of 3; the change is enriched there in 0 "
+        "of the 3); changing the scanner marker's region in 0% of paths from tumour images "
+        "without the marker (0 of 3; restoring the marker region undoes the flip of 0 of the "
+        "3); pooled: 0 of 6 counted paths via the marker, 3 undone by restoring it"
+    )
+    # at the default bar both tests flag it, and the verdict leads with the change
+    both = _scripted_report(rows)
+    cell = next(c for c in both.cells() if (c.target, c.marker_present) == (0, True))
+    assert cell.flagged_by == ("change", "restoring")
+    assert both.verdict.startswith("flips by removing the scanner marker in 100% of paths")
 
 
 def test_a_path_that_does_not_flip_is_neither_counted_nor_undone():
@@ -331,7 +366,8 @@ def test_describe_and_summary_by_subset():
     assert report.summary(first)["n_paths"] == 1.0
     assert report.describe(first) == (
         "no verdict: no cell of source images has 3 counted paths; under 3 counted paths: "
-        "tumour images with the marker (1 of 1); pooled: 1 of 1 counted paths"
+        "tumour images with the marker (1 of 1); pooled: 1 of 1 counted paths via the marker, "
+        "1 undone by restoring it"
     )
     assert sum(c.n_paths for c in report.cells(first)) == 1
     assert report.describe(torch.zeros(3, dtype=torch.bool)) == "no verdict: no paths selected"
@@ -353,7 +389,8 @@ def test_no_verdict_when_nothing_needs_to_flip():
     assert not bool(report.counted.any())
     assert math.isnan(report.marker_rate) and not report.flagged
     assert report.verdict == (
-        "no verdict: the path starts in the target class (the classifier already puts the input)"
+        "no verdict: the path starts in the target class (the classifier already puts the input "
+        "there)"
     )
     # the input in class 0, its (given) reconstruction in class 1: the verdict said "the
     # classifier already put all 1 inputs in the target class" below a count of 0 such inputs
@@ -492,7 +529,7 @@ def test_your_own_region_is_named_and_given_as_users_give_it():
     assert report.verdict == (
         "flips by removing the ruler in 100% of paths from tumour images with the marker (3 of "
         "3; restoring the marker region undoes the flip of 3 of the 3); pooled: 3 of 3 counted "
-        "paths"
+        "paths via the marker, 3 undone by restoring it"
     )
     clean = _scripted_report([((1.0, 0.5, 0.0), (1.0, -0.5, 0.0), 0)] * 3, marker_name="ruler")
     assert clean.verdict.startswith("no shortcut found: the ruler carries the change in 0% ")
