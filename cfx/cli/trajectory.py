@@ -469,7 +469,7 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
     }
     setup["weights_sha256"] = {role: weights_sha256(src) for role, src in sources.items()}
     unfinished = out / UNFINISHED
-    _replacing_notice(out, setup)
+    _replacing_notice(out, setup | {"n": len(x)})
     # sources already in the target class are logged once, rows of the whole input named
     try:
         result = explain_in_chunks(
@@ -518,6 +518,17 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
     # explain_in_chunks, rows numbered in the whole input
     print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
     # on stderr: stdout stays the summary's JSON, for `| jq`
+    kept = [i for i, row in enumerate(rows) if row["optimised"] is False]
+    if kept:  # identical to Option 1's frames: said, not left to a diff of two runs
+        print(
+            "Option 2's joint optimisation kept the warm start ("
+            + ("the localised path" if args.localise else "Option 1's path")
+            + f", placed at the levels) for {len(kept)} of {len(rows)} paths (rows "
+            f"{shown_rows(kept)}"
+            + ("" if files is None else ": " + first_names([files[i] for i in kept]))
+            + "): no optimised path was valid and changed the image less",
+            file=sys.stderr,
+        )
     print(
         f"wrote {out}/: result.npz, summary.json, strips, changes, GIFs, probabilities.png",
         file=sys.stderr,
@@ -529,7 +540,15 @@ def inputs_in_target_notice(rows: list[dict], files: list[str] | None) -> None:
     """Warn about the summary ``rows`` whose input the classifier already puts in the target
     class while their frame 0 (its reconstruction) is not there: the path walks back into
     the input's own class. Rows whose frame 0 is in the target too were named by the
-    explainer's start notice. ``files``: the input files, one per row, or None."""
+    explainer's start notice by row; with ``files`` (the input files, one per row, or None)
+    their files are named here."""
+    named = [i for i, row in enumerate(rows) if row["input_in_target"] and row["crossed_at"] == 0]
+    if named and files is not None:
+        log.warning(
+            "the inputs already in the target class whose paths start there (rows %s) are %s",
+            shown_rows(named),
+            first_names([files[i] for i in named]),
+        )
     inside = [i for i, row in enumerate(rows) if row["input_in_target"] and row["crossed_at"] != 0]
     if inside:
         log.warning(
@@ -557,7 +576,7 @@ def _replacing_notice(out: Path, setup: dict[str, Any]) -> None:
     if not isinstance(earlier, dict) or (out / UNFINISHED).exists():
         return  # not a cfx summary, or a resumed run's outputs are replaced as they should be
     now = json.loads(json.dumps(setup, default=str))  # as the summary stores it
-    before = {k: v for k, v in earlier.items() if k != "n"}
+    before = dict(earlier)
     if before != now:
         log.warning(
             "%s holds the outputs of a finished run with other settings (%s): this run "

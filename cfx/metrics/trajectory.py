@@ -151,6 +151,26 @@ def increasing_steps(probs: Tensor) -> Tensor:
     return _nan_rows((probs.diff(dim=1) > 0).to(_real(probs)).mean(1), probs)
 
 
+def largest_step_share(frames: Tensor) -> Tensor:
+    """The share of a path's image change that its largest step makes, ``(B,)`` in [1/T, 1]:
+    each step's change is the mean ``|frame_{t+1} - frame_t|`` over pixels and channels, and
+    the share is the largest over their sum (NaN for a path whose frames never change).
+
+    ``frames`` ``(B, T+1, C, H, W)``. Steps of equal change give ``1/T``; a path that walks
+    evenly in the classifier's probability but jumps in the image (a confident classifier's
+    probability barely moves while the image changes most, near the start or the margin)
+    gives a share near 1, which the probability's monotonicity and calibration cannot show.
+    """
+    if not isinstance(frames, Tensor) or frames.ndim != 5 or frames.shape[1] < 2:
+        raise ValueError(
+            f"`frames` must be (B, T+1, C, H, W) with T >= 1, got {shape_or_type(frames)}"
+        )
+    step = frames.diff(dim=1).abs().flatten(2).mean(2)  # (B, T)
+    total = step.sum(1)
+    share = step.max(1).values / total.clamp_min(torch.finfo(step.dtype).tiny)
+    return torch.where(total > 0, share, torch.full_like(share, float("nan")))
+
+
 def calibration_error(probs: Tensor, levels: Tensor) -> Tensor:
     """``max_{t >= 1} |p_t - levels_t|`` (frame 0 is the source and is not calibrated), ``(B,)``
     in [0, 1], lower = better calibrated.
@@ -366,6 +386,7 @@ def summarise(
         "spearman_t_f": mean(monotonicity_spearman(probs)),
         "increasing_steps": mean(increasing_steps(probs)),
         "calibration_error": mean(calibration_error(probs, levels)),
+        "largest_step_share": mean(largest_step_share(frames)),
         "l1_to_source": mean(_l1(final, source)),  # generated frames: scored as they are
         "ssim_to_source": mean(_ssim(final, source)),
         "psnr_to_source": mean(_psnr(final, source)),

@@ -58,8 +58,10 @@ def start_notice(
     why = ""
     if source_in_target is not None and bool(source_in_target.all()):
         why = (
-            "; every source image is in the target class itself: `target` is the class to "
-            "walk into (CLI: --target), not the images' own class"
+            "; the classifier puts every source image itself in the target class: either "
+            "`target` names the images' own class (it is the class to walk into; CLI: "
+            "--target), or the classifier misreads these images (images unlike those it was "
+            "trained on?)"
         )
     elif lost:
         why = (

@@ -75,7 +75,7 @@ def save_result(
         in_chunks,
         target_prob,
     )
-    from cfx.metrics.trajectory import cout, summarise
+    from cfx.metrics.trajectory import cout, largest_step_share, summarise
     from cfx.viz import change_panels, probability_curves, trajectory_gif, trajectory_strip
 
     b = len(result)
@@ -140,6 +140,7 @@ def save_result(
         source_in = input_in & result.already_in_target
     inversion = result.inversion
     crossed = result.crossed_at
+    step_share = largest_step_share(result.frames)  # summarise holds its mean
     summary |= {
         "n": len(result),
         # paths that start outside the target (frame 0 and, with a classifier, the input
@@ -154,6 +155,10 @@ def save_result(
             .mean()
         ),
         "cout": None if per_cout is None else float(per_cout.mean()),
+        # Option 2: the share of paths the joint optimisation moved (the rest: the warm start)
+        "optimised_share": None
+        if result.lambdas is None
+        else float((~result.lambdas.isnan()).float().mean()),
         "already_in_target": int(result.already_in_target.sum()),
         "input_in_target": None if input_in is None else int(input_in.sum()),
         "source_in_target": None if source_in is None else int(source_in.sum()),
@@ -177,6 +182,7 @@ def save_result(
                 if result.oracle_probs is None
                 else float(result.oracle_probs[i, -1]),
                 "cout": None if per_cout is None else float(per_cout[i]),
+                "largest_step_share": float(step_share[i]),
                 "lambda": None if result.lambdas is None else float(result.lambdas[i]),
                 # Option 2 only: false where the warm start was kept (its lambda NaN -> null)
                 "optimised": None

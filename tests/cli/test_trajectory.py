@@ -28,7 +28,7 @@ def test_localise_needs_the_monotone_method(tmp_path, capsys):
     assert "`--localise` goes with --method monotone" in capsys.readouterr().err
 
 
-def test_default_method_writes_every_output(tmp_path):
+def test_default_method_writes_every_output(tmp_path, capsys):
     out = tmp_path / "t"
     argv = ["trajectory", "--target", "tumour", "--n", "2", "--steps", "3", "--no-progress"]
     assert main([*argv, "--out", str(out)]) == 0
@@ -62,6 +62,15 @@ def test_default_method_writes_every_output(tmp_path):
         assert row["crossed_at"] == (int(past[0]) if past.size else None)
         assert row["lambda"] is None or row["lambda"] > 0  # NaN (warm start kept) -> null
         assert row["optimised"] == (row["lambda"] is not None)
+        # the largest step's share of the pixel change, from the frames themselves
+        step = np.abs(np.diff(frames[i].astype(np.float64), axis=0)).mean(axis=(1, 2, 3))
+        assert row["largest_step_share"] == pytest.approx(step.max() / step.sum(), rel=1e-5)
+    shares = [row["largest_step_share"] for row in rows]
+    assert summary["largest_step_share"] == pytest.approx(np.mean(shares), rel=1e-6)
+    kept = [i for i, row in enumerate(rows) if not row["optimised"]]
+    assert summary["optimised_share"] == pytest.approx(1 - len(kept) / 2)
+    said = "Option 2's joint optimisation kept the warm start (Option 1's path"
+    assert (said in capsys.readouterr().err) == bool(kept)  # identical frames were silent
     assert summary["localisation"] is None  # walked to tumour: no masks to measure against
     # the default inversion (100 steps) reconstructs brain slices at well over 20 dB
     assert summary["inversion_psnr_db"] > 20.0
@@ -302,6 +311,11 @@ def test_a_finished_run_replaced_by_one_with_other_settings_is_said(tmp_path, ca
     assert "holds the outputs of a finished run with other settings (steps: 2 before, 3 now)" in (
         caplog.text
     )
+    caplog.clear()  # another --n draws other images: it said "with these settings"
+    more = [a if a != "1" else "2" for a in argv]
+    with caplog.at_level("WARNING"):
+        assert main([*more, "--steps", "3"]) == 0
+    assert "with other settings (n: 1 before, 2 now)" in caplog.text
 
 
 def test_a_folder_of_images_is_one_batch_in_name_order(tmp_path):
@@ -669,7 +683,8 @@ def test_your_images_with_the_default_models_and_inputs_already_in_the_target(tm
 def test_inputs_in_the_target_whose_reconstruction_is_not_are_named(caplog):
     """A class-1 input whose reconstruction lost its square walked back into class 1 as a
     'successful' path; rows whose frame 0 is in the target (crossed_at 0) were named by the
-    start notice already."""
+    start notice already, by row only: their files are named here (the README said so, a
+    user audit found rows only)."""
     from cfx.cli.trajectory import inputs_in_target_notice
 
     rows = [
@@ -682,12 +697,17 @@ def test_inputs_in_the_target_whose_reconstruction_is_not_are_named(caplog):
     with caplog.at_level("WARNING", logger="cfx.cli.trajectory"):
         inputs_in_target_notice(rows, ["a.png", "b.png", "c.png", "d.png", "e.png"])
     assert caplog.messages == [
+        "the inputs already in the target class whose paths start there (rows [1]) are b.png",
         "2 of 5 inputs are already in the target class for the classifier (rows [0, 4]: a.png, "
         "e.png), while their reconstructions are not: their paths walk back into the class the "
         "input is in, not across the boundary (flip_rate counts those that end in it; "
         "crossed_rate counts none of them); "
-        "give only inputs outside the target class"
+        "give only inputs outside the target class",
     ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.cli.trajectory"):
+        inputs_in_target_notice(rows, None)  # built-in slices: the rows are all there is
+    assert len(caplog.messages) == 1 and "rows [0, 4])" in caplog.messages[0]
 
 
 def test_the_tumour_margin_is_brain_cnns_not_any_class_1(tmp_path):

@@ -9,6 +9,7 @@ from cfx.metrics import (
     cout,
     flip_rate,
     increasing_steps,
+    largest_step_share,
     lesion_area,
     localisation,
     monotonicity_spearman,
@@ -430,3 +431,17 @@ def test_oracle_agreement_along_path_names_bad_arguments():
         oracle_agreement_along_path(probs, torch.full((2, 3), 3.0))
     with pytest.raises(ValueError, match=r"`probs` must be a tensor \(B, T\+1\)"):
         oracle_agreement_along_path(torch.full((2,), 0.7), torch.full((2,), 0.7))
+
+
+def test_largest_step_share_known_answers():
+    """Frames of one pixel stepping by 1, 1 and 2: the last step makes 2 of 4 of the change.
+    Even steps give 1/T; a path whose frames never change has no share (NaN). A user audit
+    found a path jumping in its last step (half its change) reading spearman 1 and every step
+    increasing: the probability's measures cannot see the image."""
+    values = torch.tensor([[0.0, 1.0, 2.0, 4.0], [0.0, -1.0, -2.0, -3.0], [0.5, 0.5, 0.5, 0.5]])
+    frames = values[:, :, None, None, None].expand(3, 4, 1, 2, 2)  # (B, T+1, C, H, W)
+    share = largest_step_share(frames)
+    assert share[:2].tolist() == [0.5, pytest.approx(1 / 3)]
+    assert math.isnan(share[2])
+    with pytest.raises(ValueError, match=r"`frames` must be \(B, T\+1, C, H, W\) with T >= 1"):
+        largest_step_share(frames[:, :1])

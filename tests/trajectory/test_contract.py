@@ -825,15 +825,19 @@ def test_without_path_notices_holds_the_end_notice_too(caplog):
 
 def test_a_target_that_is_every_sources_own_class_is_pointed_out(caplog):
     """Every source already in the target: all paths 'succeed' at frame 0, and the notice
-    said only that they exaggerate; the likely mistake is the target itself."""
+    said only that they exaggerate; the likely mistake is the target itself, or a classifier
+    that misreads the images (it blamed --target for built-in slices cfx chose from the
+    other class, which an untrained classifier called the target: a user audit)."""
     from cfx.trajectory.notices import start_notice
 
     with caplog.at_level("WARNING"):
         start_notice(torch.tensor([True, True]), torch.tensor([True, True]))
     assert "2 of 2 paths start in the target class" in caplog.text
-    assert "every source image is in the target class itself: `target` is the class" in (
-        caplog.text
+    assert (
+        "the classifier puts every source image itself in the target class: either `target` "
+        "names the images' own class" in caplog.text
     )
+    assert "or the classifier misreads these images" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING"):  # one source outside: not a wrong target
         start_notice(torch.tensor([True, False]), torch.tensor([True, False]))
