@@ -367,11 +367,12 @@ def test_probability_curves_give_each_of_a_few_paths_its_colour_and_name(tmp_pat
     assert len(colours) == 3
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts == ["a.png", "b.png", "c", "classifier", "oracle", "t/T"]
-    cfx.viz.probability_curves(probs, levels, tmp_path / "b.png")  # rows named as in the strip
+    # rows counted from 0, as the warnings and sequence_000.gif count them (it said row 1..3)
+    cfx.viz.probability_curves(probs, levels, tmp_path / "b.png")
     assert [t.get_text() for t in drawn["ax"].get_legend().get_texts()][:3] == [
+        "row 0",
         "row 1",
         "row 2",
-        "row 3",
     ]
     many = torch.rand(11, 3, generator=torch.Generator().manual_seed(0))
     cfx.viz.probability_curves(many, levels, tmp_path / "c.png", oracle_probs=many)

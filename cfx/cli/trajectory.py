@@ -494,6 +494,17 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
         )
     except KeyboardInterrupt:
         done = len(finished_chunks(unfinished))
+        if done == 0:  # nothing to resume: no empty folder left behind to puzzle over
+            shutil.rmtree(unfinished, ignore_errors=True)
+            log.warning(
+                "interrupted before the first of %d batches finished: nothing was kept; the "
+                "same command starts again.%s",
+                -(-len(x) // args.batch_size),
+                " The outputs in --out are an earlier run's."
+                if (out / "summary.json").exists()
+                else "",
+            )
+            raise
         log.warning(
             "interrupted: %d finished batch%s of %d kept in %s; rerun the same command to "
             "resume.%s",

@@ -59,8 +59,9 @@ def save_result(
     counterfactual of it), their count ``input_in_target``, and ``source_in_target`` (of the
     ``already_in_target`` paths, how many it puts in the target as sources too: the rest lost
     the decision in the inversion); ``names`` (one per image, e.g. file names) add a ``file``
-    to each row; ``masks`` ``(B, 1, H, W)``, the true lesion masks of tumour
-    sources walked to healthy, add localisation; ``setup`` is stored in the summary (JSON:
+    to each row and label the figures' rows (else "row 0", "row 1", ..., as the warnings
+    and ``sequence_000.gif`` count them); ``masks`` ``(B, 1, H, W)``, the true lesion masks
+    of tumour sources walked to healthy, add localisation; ``setup`` is stored in the summary (JSON:
     tuples become lists, NaN becomes null; values JSON cannot hold are an error raised before
     any file is written; its ``target_name``, ``classifier`` and ``oracle``, where given, name
     the probability plot's axis and lines). In a folder an earlier cfx run wrote (its
@@ -199,10 +200,11 @@ def save_result(
         _remove_numbered(out, images=b, pages=-(-b // STRIP_ROWS))
     on_cpu = result.cpu()  # the figures draw from the CPU (they detach what they read)
     frames, probs, oracle, source = on_cpu.frames, on_cpu.probs, on_cpu.oracle_probs, on_cpu.source
+    labels = [str(n) for n in names] if names is not None else [f"row {i}" for i in range(b)]
     for page, first in enumerate(range(0, len(result), STRIP_ROWS), start=1):
         rows = slice(first, first + STRIP_ROWS)
         name = "strips.png" if page == 1 else f"strips_{page:02d}.png"
-        row_names = None if names is None else [str(n) for n in names[rows]]
+        row_names = labels[rows]
         trajectory_strip(
             frames[rows],
             probs[rows],
@@ -227,7 +229,7 @@ def save_result(
         result.levels.cpu(),
         out / "probabilities.png",
         oracle_probs=oracle,
-        row_names=None if names is None else [str(n) for n in names],
+        row_names=labels,
         **_curve_names(setup or {}),
     )
     return summary

@@ -251,7 +251,7 @@ def probability_curves(
     oracle = None if oracle_probs is None else oracle_probs.cpu().numpy()
     for i, row in enumerate(probs.cpu().numpy()):
         colour = f"C{i}" if own else "tab:blue"
-        name = (f"row {i + 1}" if row_names is None else _short(row_names[i])) if own else None
+        name = (f"row {i}" if row_names is None else _short(row_names[i])) if own else None
         ax.plot(t, row, color=colour, alpha=0.9 if own else 0.5, linewidth=0.9, label=name)
         if oracle is not None:
             ax.plot(

@@ -540,6 +540,14 @@ def test_an_interrupted_run_resumes_from_its_finished_batches(
         m.setattr(GradientAscent, "explain", no_work)
         assert main(argv) == 0
     assert not (out / ".unfinished").exists()  # the outputs are written: nothing to resume
+    caplog.clear()  # stopped before any batch finished: said so, no empty folder left
+    early = tmp_path / "early"
+    with monkeypatch.context() as m:
+        m.setattr(GradientAscent, "explain", interrupted)
+        assert main([*argv[:-1], str(early)]) == 130
+    assert "interrupted before the first of 2 batches finished: nothing was kept" in caplog.text
+    assert "0 finished batches" not in caplog.text
+    assert not (early / ".unfinished").exists()
     with np.load(out / "result.npz") as r:
         resumed = r["frames"]
     assert GradientAscent.explain is first  # the context restored it

@@ -258,3 +258,27 @@ def test_the_probability_plot_names_the_target_and_models_from_the_setup(
     assert seen[1]["target_name"] == "healthy"
     assert seen[1]["model_names"] == ("brain-cnn", "my-oracle")
     assert seen[2]["target_name"] == "class 1" and "model_names" not in seen[2]
+
+
+def test_figure_rows_are_labelled_as_the_warnings_count_them(tmp_path, toy_result, monkeypatch):
+    """Without file names the strips, change panels and probability plot label rows "row 0",
+    "row 1", ... as the warnings' rows and sequence_000.gif count them (the plot said "row
+    1..3" and the strips nothing: a user audit); with names, the names."""
+    import cfx.viz
+
+    seen: dict[str, list] = {}
+    for name in ("trajectory_strip", "change_panels", "probability_curves"):
+        draw = getattr(cfx.viz, name)
+
+        def record(*args, _name=name, _draw=draw, **kwargs):
+            seen.setdefault(_name, []).append(kwargs["row_names"])
+            return _draw(*args, **kwargs)
+
+        monkeypatch.setattr(cfx.viz, name, record)
+    res, _ = toy_result
+    save_result(res, tmp_path / "a")
+    rows = ["row 0", "row 1", "row 2"]
+    assert seen == {name: [rows] for name in seen} and len(seen) == 3
+    seen.clear()
+    save_result(res, tmp_path / "b", names=["x.png", "y.png", "z.png"])
+    assert all(drawn == [["x.png", "y.png", "z.png"]] for drawn in seen.values())
