@@ -197,22 +197,28 @@ def built_in(args: argparse.Namespace, n: int) -> None:
     check_int("--n", args.n)
 
 
+def method_name(text: str) -> str:
+    """A saliency method's name as cfx spells it: lower case, underscores (``GradCAM`` ->
+    ``gradcam``, ``Integrated-Gradients`` -> ``integrated_gradients``)."""
+    return text.strip().lower().replace("-", "_")
+
+
 def method_names(text: str) -> list[str]:
     from cfx.saliency.compare import METHODS
 
-    if text.strip() == "all":
+    if text.strip().lower() == "all":
         return list(METHODS)
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
+    given = [t.strip() for t in text.split(",") if t.strip()]
+    if not given:
         raise UnknownNameError(
             f"`--methods` names no method, got {text!r}: give some of {', '.join(METHODS)}, "
             "comma-separated, or all"
         )
-    names = [n.lower().replace("-", "_") for n in names]  # GradCAM, integrated-gradients
-    unknown = [n for n in names if n not in METHODS]
+    names = [method_name(n) for n in given]  # GradCAM, integrated-gradients
+    unknown = [g for g, n in zip(given, names, strict=True) if n not in METHODS]
     if unknown:
-        close = {n: difflib.get_close_matches(n, METHODS, n=1) for n in unknown}
-        hint = "; ".join(f"{n!r}: did you mean {m[0]!r}?" for n, m in close.items() if m)
+        close = {g: difflib.get_close_matches(method_name(g), METHODS, n=1) for g in unknown}
+        hint = "; ".join(f"{g!r}: did you mean {m[0]!r}?" for g, m in close.items() if m)
         raise UnknownNameError(
             f"unknown saliency method(s) {unknown}; expected some of {METHODS}"
             + (f" ({hint})" if hint else "")

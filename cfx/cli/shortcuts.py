@@ -284,10 +284,11 @@ verdict that does not flag the classifier."""
 
 
 def marker_accuracy_gaps(
-    pred: Tensor, labels: Tensor, present: Tensor, names: tuple[str, ...], min_images: int = 3
+    pred: Tensor, labels: Tensor, present: Tensor, names: tuple[str, ...], min_images: int = 10
 ) -> list[str]:
     """Each class whose images with the marker are classified right at least :data:`GAP`
-    more or less often than those without (both groups of ``min_images`` or more), in words:
+    more or less often than those without (both groups of ``min_images`` or more, so that
+    the gap is unlikely to be chance), in words:
     "healthy images with the marker are classified right in 0% (4 images), without it in
     100% (5)"."""
     out = []
@@ -394,6 +395,7 @@ def user_sources(
 
 @keeping_warnings  # report.md and summary.json repeat what the run warned
 def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
+    from cfx.cli.saliency import method_name
     from cfx.data.brain import make_dataset
     from cfx.metrics import group_accuracies
     from cfx.saliency.compare import METHODS as SALIENCY_METHODS
@@ -419,10 +421,11 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     check_real("--min-enrichment", args.min_enrichment, low=0.0, open_low=True)
     check_real("--flag-rate", args.flag_rate, low=0.0, high=1.0, open_low=True)
     check_int("--min-paths", args.min_paths)
-    if args.saliency not in SALIENCY_METHODS:
+    if method_name(args.saliency) not in SALIENCY_METHODS:
         raise UnknownNameError(
             f"unknown saliency method {args.saliency!r}; expected one of {SALIENCY_METHODS}"
         )
+    args.saliency = method_name(args.saliency)  # GradCAM reads as gradcam
     t0 = time.perf_counter()
     # both checked before either loads; resolved once (loading a name again repeats notices)
     generator_source = checked_source("--generator", args.generator, "generator")
@@ -505,8 +508,8 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     if report.status() != "flagged":
         for gap in marker_accuracy_gaps(report.source_class, labels, present, names):
             log.warning(
-                "the verdict reads the paths only, but %s: the classifier reads something that "
-                "comes with the marker, which the paths do not change%s",
+                "the verdict reads the paths only, but %s: the classifier may read something "
+                "that comes with the marker, which the paths did not show%s",
                 gap,
                 " (is --marker-mask where the marker is?)" if args.input is not None else "",
             )

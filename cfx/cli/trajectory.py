@@ -537,7 +537,8 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
             + f", placed at the levels) for {len(kept)} of {len(rows)} paths (rows "
             f"{shown_rows(kept)}"
             + ("" if files is None else ": " + first_names([files[i] for i in kept]))
-            + "): no optimised path was valid and changed the image less",
+            + "): its path was not optimised (--iterations 0, or a start above the first "
+            "level) or no optimised path was valid and changed the image less",
             file=sys.stderr,
         )
     print(

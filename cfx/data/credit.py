@@ -54,8 +54,8 @@ def german_schema() -> FeatureSchema:
                 "categorical",
                 (_BELOW_0, _BELOW_200, _ABOVE_200, "no checking account"),
                 description="Status of the existing checking account (balance in DM); the "
-                "balance may rise (to 200 DM or more: a cost of two steps), an account may be "
-                "opened, not closed.",
+                "balance may rise, an account may be opened, not closed; 200 DM or more is two "
+                "steps from below 0 DM or from no account.",
                 transitions={
                     _BELOW_0: (_BELOW_200, _ABOVE_200),
                     _BELOW_200: (_ABOVE_200,),
@@ -361,7 +361,7 @@ def summary_table(data: GermanCredit) -> pd.DataFrame:
     """One row per feature plus a last row for the label (for reports).
 
     Columns: ``kind``, ``mutable``, ``direction`` (``"listed changes only"`` for a categorical
-    feature with ``transitions``, with ``", some priced above one step"`` when it has
+    feature with ``transitions``; ``", some changes priced in steps"`` added when it has
     ``transition_costs``: see :func:`transitions_table`), ``cost``, ``domain`` (range
     or number of categories), ``mean``/``min``/``max`` (numeric features; for the label,
     ``mean`` is the approval rate), ``most_frequent`` and ``most_frequent_share`` (categorical
@@ -378,11 +378,13 @@ def summary_table(data: GermanCredit) -> pd.DataFrame:
             "feature": spec.name,
             "kind": spec.kind,
             "mutable": spec.mutable,
-            "direction": "listed changes only"
-            + (", some priced above one step" if spec.transition_costs else "")
-            if spec.transitions
-            else spec.direction
-            + ("" if spec.max_shift is None else f", by at most {spec.max_shift:g}"),
+            "direction": (
+                "listed changes only"
+                if spec.transitions
+                else spec.direction
+                + ("" if spec.max_shift is None else f", by at most {spec.max_shift:g}")
+            )
+            + (", some changes priced in steps" if spec.transition_costs else ""),
             "cost": spec.cost,
         }
         if spec.kind == "numeric":
@@ -422,9 +424,10 @@ def summary_table(data: GermanCredit) -> pd.DataFrame:
 
 
 def transitions_table(data: GermanCredit) -> pd.DataFrame:
-    """The changes the schema allows for categorical features with ``transitions``: one row
-    per (feature, from) with the categories it may change to (for reports), a change priced
-    above one step by ``transition_costs`` followed by its steps ("... >= 200 DM (2 steps)")."""
+    """The changes the schema allows for categorical features with ``transitions`` or
+    ``transition_costs``: one row per (feature, from) with the categories it may change to
+    (for reports), a change ``transition_costs`` prices at other than one step followed by its
+    steps ("... >= 200 DM (2 steps)")."""
     if not isinstance(data, GermanCredit):
         raise TypeError(f"`data` must be a GermanCredit, got {type(data).__name__}")
 
@@ -436,10 +439,12 @@ def transitions_table(data: GermanCredit) -> pd.DataFrame:
         {
             "feature": spec.name,
             "from": source,
-            "may change to": "; ".join(priced(spec, source, t) for t in targets),
+            "may change to": "; ".join(
+                priced(spec, source, t) for t in spec.allowed_targets(source)
+            ),
         }
         for spec in data.schema.features
-        if spec.transitions
-        for source, targets in spec.transitions.items()
+        if spec.transitions or spec.transition_costs
+        for source in (spec.transitions or spec.transition_costs or {})
     ]
     return pd.DataFrame(rows, columns=["feature", "from", "may change to"])

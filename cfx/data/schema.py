@@ -225,8 +225,10 @@ class FeatureSpec:
             bad |= {t: v for t, v in steps.items() if t not in bad and not v > 0}
             if bad:
                 raise ValueError(f"{what}: steps must be finite numbers > 0, got {bad!r}")
-            frozen[source] = MappingProxyType({t: float(v) for t, v in steps.items()})
-        object.__setattr__(self, "transition_costs", MappingProxyType(frozen))
+            if steps:  # a source that prices nothing is left out
+                frozen[source] = MappingProxyType({t: float(v) for t, v in steps.items()})
+        # nothing priced is the default: None (a batch keyed on the schema reads it so)
+        object.__setattr__(self, "transition_costs", MappingProxyType(frozen) if frozen else None)
 
     def step_costs(self, source: str) -> tuple[float, ...]:
         """Per category, in schema order, the steps (times ``cost``) of changing from ``source``

@@ -90,7 +90,8 @@ class Recourse:
     * ``k``: counterfactuals per applicant (at most; pairwise different feature sets).
     * ``method``: see the module docstring; ``cost``: ``"mad"`` (numeric changes in median
       absolute deviations) or ``"range"`` (in data ranges); categories cost their feature's
-      ``cost`` per change (per step along an ordinal order).
+      ``cost`` per step: one per change, per rank along an ordinal order, or as the
+      feature's ``transition_costs`` price it.
     * ``threshold``: approved when ``P(approved) >= threshold``.
     * ``target_proba``: the approval probability every plan must reach (default: ``threshold``).
       A plan that only just reaches the threshold flips back with the smallest change in the

@@ -514,8 +514,14 @@ class ActionSpace:
         """``(n, d)`` per-feature action cost of moving ``z0`` to each row of ``Z``."""
         steps = np.abs(Z - self.z0)  # (n, d); numeric features' steps are their change
         for j in np.flatnonzero(~self.numeric).tolist():
-            codes = np.clip(np.rint(Z[:, j]), 0, len(self.steps[j]) - 1).astype(np.int64)
-            steps[:, j] = self.steps[j][codes]
+            codes = np.rint(Z[:, j])
+            bad = ~((codes >= 0) & (codes < len(self.steps[j])))  # NaN included
+            if bad.any():
+                raise ValueError(
+                    f"`{self.schema.features[j].name}`: codes must be whole numbers in "
+                    f"0..{len(self.steps[j]) - 1} (its categories), got {Z[bad, j][:5].tolist()}"
+                )
+            steps[:, j] = self.steps[j][codes.astype(np.int64)]
         per_step = np.where(self.numeric, self.weight / self.scale, self.weight)
         return steps * per_step
 

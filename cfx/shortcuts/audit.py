@@ -20,7 +20,9 @@ changed. :class:`ShortcutAudit` does this for a batch and scores, per path:
   of the input (the classifier's own evidence for its current decision);
 * **restoring** the marker: the last frame with the reconstruction's marker region pasted
   back, re-scored (``restored_probs``). Below 0.5, the marker region alone undoes the flip:
-  interventional evidence, independent of how the change is spread.
+  interventional evidence, independent of how the change is spread. Only the marker pixels
+  the dilated lesion does not claim are restored (as for the shares), so a region drawn over
+  a lesion cannot take the lesion's part in the flip.
 
 A path goes **via the marker** when the marker's enrichment is at least ``min_enrichment``
 (default 4: the box holds at least ~12% of the change; the paths of a classifier blind to the
@@ -366,8 +368,15 @@ class ShortcutAudit:
         with without_path_notices():  # the report counts the paths that start in the target
             paths = explainer.explain(x, target, latents=latents)
         start, final = paths.frames[:, 0], paths.frames[:, -1]  # (B, C, H, W)
+        change = (final - start).abs().sum(1, keepdim=True)  # (B, 1, H, W)
+        regions = {"lesion": lesion, "marker": marker}
+        dilation = {"lesion": self.lesion_dilation}
+        claimed = claimed_regions(regions, change, dilation=dilation)
+        # the marker's pixels the (dilated) lesion does not claim: restoring a marker region
+        # that overlaps a lesion would put lesion back too, and blame the marker for its flip
+        own_marker = claimed["marker"] > 0.5  # (B, 1, H, W)
         with frozen(self.classifier), torch.no_grad():
-            restored = torch.where(marker, start, final)  # (B, C, H, W)
+            restored = torch.where(own_marker, start, final)  # (B, C, H, W)
             restored_probs = target_prob(class_logits(self.classifier, restored), paths.target)
         with notices_given():  # the paths' start gave these notices already
             maps = saliency.attribute(x, source_class).detach().abs()
@@ -377,12 +386,8 @@ class ShortcutAudit:
             f"`saliency` must return maps of shape {(b, 1, h, w)}, got {tuple(maps.shape)}",
         )
 
-        change = (final - start).abs().sum(1, keepdim=True)  # (B, 1, H, W)
-        regions = {"lesion": lesion, "marker": marker}
-        dilation = {"lesion": self.lesion_dilation}
         shares = ByRegion.of(region_shares(change, regions, dilation=dilation))
         enrich = ByRegion.of(region_enrichment(change, regions, dilation=dilation))
-        claimed = claimed_regions(regions, change, dilation=dilation)
         in_marker = claimed["marker"].flatten(1)  # (B, H*W) float
         signed = (final - start).mean(1).flatten(1)  # (B, H*W)
         marker_delta = (signed * in_marker).sum(1) / in_marker.sum(1).clamp_min(1.0)  # (B,)

@@ -359,7 +359,8 @@ class ShortcutReport:
         marker could be judged (e.g. the classifier already calls every one of them the
         target class), since a shortcut would have had nowhere to show. Each cell's verb
         ("removing", "adding", "brightening", "darkening") follows whether its source images
-        carry the marker and the sign of the change its paths via the marker make there.
+        carry the marker and the sign of the change its paths through the marker (via it, or
+        undone by restoring it) make there.
         """
         sel = self._where(where)
         counted = self.counted & sel

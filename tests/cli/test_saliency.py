@@ -611,8 +611,9 @@ def test_method_names_take_any_case_and_hyphens():
     from cfx.cli.saliency import method_names
 
     assert method_names("GradCAM, Integrated-Gradients") == ["gradcam", "integrated_gradients"]
-    with pytest.raises(UnknownNameError, match=r"\('smothgrad': did you mean 'smoothgrad'\?\)"):
-        method_names("smothgrad")
+    assert method_names(" ALL ") == method_names("all") and len(method_names("All")) == 10
+    with pytest.raises(UnknownNameError, match=r"\('SmothGrad': did you mean 'smoothgrad'\?\)"):
+        method_names("SmothGrad")  # named as the user typed it
     with pytest.raises(UnknownNameError, match=r"\['magic'\]; expected some of") as err:
         method_names("magic")
     assert "did you mean" not in str(err.value)  # nothing close: no hint

@@ -269,15 +269,16 @@ def test_what_a_run_warned_is_in_its_report(tmp_path):
 def test_a_marker_accuracy_gap_is_said_in_words():
     """Healthy images with the marker all called tumour (0 of 4 right), without it all right
     (3 of 3): said, with the group sizes; tumour images (4 and 3, 75% and 67% right: a gap
-    of 8 points) are not, nor is a group under three images."""
+    of 8 points) are not, nor is a group under the minimum (10 by default)."""
     from cfx.cli.shortcuts import marker_accuracy_gaps
 
     labels = torch.tensor([0] * 7 + [1] * 7)
     present = torch.tensor([True] * 4 + [False] * 3 + [True] * 4 + [False] * 3)
     pred = torch.tensor([1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 1, 1, 0])  # healthy rows, then tumour
     names = ("healthy", "tumour")
-    assert marker_accuracy_gaps(pred, labels, present, names) == [
+    assert marker_accuracy_gaps(pred, labels, present, names, min_images=3) == [
         "healthy images with the marker are classified right in 0% (4 images), without it "
         "in 100% (3)"
     ]
     assert marker_accuracy_gaps(pred, labels, present, names, min_images=4) == []
+    assert marker_accuracy_gaps(pred, labels, present, names) == []  # under 10 images each

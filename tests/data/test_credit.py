@@ -369,7 +369,7 @@ def test_summary_table(data: GermanCredit) -> None:
     assert table.loc["other_installment_plans", "direction"] == "listed changes only"
     assert table.loc["purpose", "direction"] == "listed changes only"
     assert table.loc["status_of_existing_checking_account", "direction"] == (
-        "listed changes only, some priced above one step"
+        "listed changes only, some changes priced in steps"
     )
     assert table.loc["duration_in_month", "direction"] == "any"
 
@@ -390,6 +390,10 @@ def test_step_costs_count_ranks_or_priced_transitions() -> None:
         priced.step_costs("z")
     with pytest.raises(TypeError, match="numeric"):
         FeatureSpec("n", "numeric").step_costs("a")
+    # nothing priced is the default, so that a schema's digest (batches) reads it as unset
+    assert FeatureSpec("p", "categorical", ("a", "b"), transition_costs={}).transition_costs is None
+    empty = FeatureSpec("p", "categorical", ("a", "b"), transition_costs={"a": {}, "b": {"a": 3}})
+    assert dict(empty.transition_costs or {}) == {"b": {"a": 3.0}}
     account = german_schema()["status_of_existing_checking_account"]
     below_0, below_200, _, none = account.categories
     assert account.step_costs(below_0) == (0.0, 1.0, 2.0, 1.0)

@@ -697,6 +697,9 @@ def test_transition_costs_price_one_category_change_above_another(hand):
     space = ActionSpace.build(rules.apply(priced), np.array([1.0, 1.0, 0.0]), scales, None)
     rows = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 2.0]])
     assert space.cost(rows).tolist() == [0.0, 1.0, 6.0]
+    for code in (3.0, -1.0, np.nan):  # not one of c's three categories: named, not clipped
+        with pytest.raises(ValueError, match=r"`c`: codes must be whole numbers in 0\.\.2"):
+            space.cost(np.array([[1.0, 1.0, code]]))
 
     (free,) = (
         Recourse(model, schema, method="milp", support=0.0).fit(X).explain(row, constraints=rules)
@@ -712,7 +715,5 @@ def test_transition_costs_price_one_category_change_above_another(hand):
         first = res.counterfactuals[0]
         assert first.cost == pytest.approx(4.0), method
         assert first.values["c"] != "c", method
-        jumps = [cf for cf in res.counterfactuals if cf.values["c"] == "c"]
-        assert all(cf.cost >= 6.0 - 1e-9 for cf in jumps), method
         if method == "milp":
             assert res.min_cost == pytest.approx(4.0)

@@ -148,7 +148,7 @@ class ScriptedPaths:
         )
 
 
-def _scripted_report(rows: list, **settings: float) -> ShortcutReport:
+def _scripted_report(rows: list, marker: torch.Tensor = MARKER, **settings) -> ShortcutReport:
     """The audit of scripted paths on the toy world (tumour log-odds 4 z_0 + 4 z_1 - 3.5):
     ``rows`` of (source latent, end latent, target class); a source carries the marker when
     z_0 > 0.5 and a lesion when z_1 > 0.25; ``settings`` go to :class:`ShortcutAudit`."""
@@ -163,7 +163,7 @@ def _scripted_report(rows: list, **settings: float) -> ShortcutReport:
         g.decode(z0).detach(),
         target,
         lesion_masks=lesion,
-        marker_masks=MARKER,
+        marker_masks=marker,
         marker_present=present,
         latents=z0,
     )
@@ -297,6 +297,20 @@ def test_flips_the_marker_undoes_flag_the_classifier_below_the_enrichment_bar():
     cell = next(c for c in both.cells() if (c.target, c.marker_present) == (0, True))
     assert cell.flagged_by == ("change", "restoring")
     assert both.verdict.startswith("flips by removing the scanner marker in 100% of paths")
+
+
+def test_restoring_a_region_drawn_over_the_lesion_does_not_restore_the_lesion():
+    """A suspected region that covers the marker box and the lesion: paths that remove only
+    the lesion were 'undone' by pasting the region back (the lesion came back with it), and
+    the restoring test flagged the marker for the lesion's flips. The lesion claims its
+    pixels first, as for the shares: only the rest of the region is restored."""
+    rows = [((1.0, 0.5, 0.0), (1.0, -0.5, 0.0), 0)] * 3  # each removes the lesion only
+    report = _scripted_report(rows, marker=MARKER | LESION)
+    assert report.counted.all() and not report.undone.any()
+    assert not report.flagged and report.status() == "clean"
+    # the region's own pixels still count: paths removing the marker are undone
+    marked = _scripted_report([((1.0, 0.5, 0.0), (0.0, 0.5, 0.0), 0)] * 3, marker=MARKER | LESION)
+    assert marked.undone.all() and marked.flagged
 
 
 def test_a_path_that_does_not_flip_is_neither_counted_nor_undone():
