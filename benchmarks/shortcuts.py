@@ -76,7 +76,11 @@ def main() -> None:
                     "via_marker": cell["n_via_marker"],
                     "undone": cell["n_undone"],
                     "flagged": first["flagged"],
+                    # which tests flagged the deciding cell: "change", "restoring" (session 43)
+                    "flagged_by": cell["flagged_by"],
                     "other_cells_via_marker": sum(c["n_via_marker"] for c in others),
+                    "other_cells_undone": sum(c["n_undone"] for c in others),
+                    "other_cells_flagged": sum(c["flagged"] for c in others),
                     "healthy_with_marker_accuracy": first["accuracy_by_group"].get(
                         "healthy_marker"
                     ),
@@ -96,8 +100,9 @@ def main() -> None:
     lines = [
         f"torch threads {res['threads']}, median of {args.repeats} run(s) per audit",
         "",
-        "| classifier | method | n | via marker (tumour+marker -> healthy) | undone | flagged | "
-        "other cells via marker | healthy-with-marker accuracy | s / audit |",
+        "| classifier | method | n | via marker (tumour+marker -> healthy) | undone | flagged "
+        "(by) | other cells via marker / undone / flagged | healthy-with-marker accuracy | "
+        "s / audit |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -106,7 +111,8 @@ def main() -> None:
         lines.append(
             f"| {r['classifier']} | {r['method']} | {r['n']} | {r['via_marker']} / "
             f"{r['counted']} = {share:.0%} | {r['undone']} | {'yes' if r['flagged'] else 'no'} "
-            f"| {r['other_cells_via_marker']} | "
+            f"({', '.join(r['flagged_by']) or '-'}) | {r['other_cells_via_marker']} / "
+            f"{r['other_cells_undone']} / {r['other_cells_flagged']} | "
             f"{'-' if accuracy is None else f'{accuracy:.3f}'} | {r['seconds']:.0f} |"
         )
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
