@@ -122,6 +122,18 @@ class FeatureSpec:
         else:
             raise ValueError(f"{where}: `kind` must be one of {_KINDS}, got {self.kind!r}")
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickled (and deep-copied) as its fields with plain dicts: the read-only mapping
+        views ``transitions`` and ``transition_costs`` are stored as cannot be pickled, so a
+        schema with them (German Credit's), and a fitted ``Recourse`` holding one, could not
+        be saved with pickle or joblib."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.transitions is not None:
+            fields["transitions"] = dict(self.transitions)
+        if self.transition_costs is not None:
+            fields["transition_costs"] = {k: dict(v) for k, v in self.transition_costs.items()}
+        return (_spec_from_fields, (fields,))
+
     def _check_numeric(self, where: str) -> None:
         if self.categories:
             raise ValueError(
@@ -279,6 +291,11 @@ class FeatureSpec:
             return tuple(c for c in others if c in whitelist)
         else:
             raise ValueError(f"unknown kind {self.kind!r}")
+
+
+def _spec_from_fields(fields: dict[str, Any]) -> FeatureSpec:
+    """A :class:`FeatureSpec` from its fields (unpickling; validated as any other)."""
+    return FeatureSpec(**fields)
 
 
 @dataclass(frozen=True)

@@ -28,3 +28,22 @@ def test_integer_codes_are_refused_with_how_to_write_them():
 def test_a_missing_value_among_categories_is_named_as_such():
     with pytest.raises(TypeError, match=r"a missing value \(NaN/None\) is not a category"):
         FeatureSpec("housing", "categorical", categories=pd.Series(["rent", None]).unique())
+
+
+def test_a_schema_with_listed_and_priced_changes_pickles_and_deep_copies():
+    """German Credit's schema holds `transitions` and `transition_costs` as read-only mapping
+    views, which pickle refuses: the schema, and a fitted Recourse holding it, could not be
+    saved with pickle or joblib, nor deep-copied. A copy equals the original and stays
+    read-only."""
+    import copy
+    import pickle
+
+    from cfx.data.credit import german_schema
+
+    schema = german_schema()
+    for twin in (pickle.loads(pickle.dumps(schema)), copy.deepcopy(schema)):
+        assert twin == schema
+        account = twin["status_of_existing_checking_account"]
+        assert account.step_costs("... < 0 DM") == (0.0, 1.0, 2.0, 1.0)
+        with pytest.raises(TypeError):
+            account.transitions["... < 0 DM"] = ()  # type: ignore[index]

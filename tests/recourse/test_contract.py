@@ -76,3 +76,14 @@ def test_counterfactual_frame_hands_the_plans_to_your_model_as_it_was_trained(
     )
     with pytest.raises(TypeError, match="not a mix: got Counterfactual, RecourseResult"):
         rec.counterfactual_frame([results[0], cfs[0]])
+
+
+def test_a_fitted_recourse_pickles_and_plans_as_before(german, split, credit_models, denied):
+    """A fitted Recourse saved with pickle (as joblib does, to serve it) gives the same plans
+    loaded back; it failed on the schema's read-only mappings."""
+    import pickle
+
+    rec = Recourse(credit_models["gbm"], german.schema).fit(german.X.iloc[split[0]])
+    rows = denied["gbm"].iloc[:3]
+    again = pickle.loads(pickle.dumps(rec))
+    assert [r.plan for r in again.explain(rows)] == [r.plan for r in rec.explain(rows)]
