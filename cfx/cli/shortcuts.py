@@ -377,10 +377,16 @@ def user_sources(
     labels = load_labels(args.labels, n, name="--labels", files=files)
     present = load_labels(args.marker_present, n, name="--marker-present", files=files)
     for flag, values in (("--labels", labels), ("--marker-present", present)):
-        if not bool(((values == 0) | (values == 1)).all()):
+        bad = ~((values == 0) | (values == 1))
+        if bool(bad.any()):
+            rows = torch.nonzero(bad).flatten().tolist()
+            where = ", ".join(
+                f"{'row ' + str(i) if files is None else files[i].name} ({values[i].item():g})"
+                for i in rows[:5]
+            ) + (", ..." if len(rows) > 5 else "")
             raise ValueError(
                 f"`{flag}` must be 0 or 1 per image, got values "
-                f"{sorted(set(values.unique().tolist()))}"
+                f"{sorted(set(values.unique().tolist()))}: {where}"
             )
     drawn_on = None if files is None else image_size(files[0])  # the scans' own size
     marker = load_region_for(

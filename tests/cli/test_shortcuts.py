@@ -227,7 +227,10 @@ def test_your_own_images_need_what_describes_them(tmp_path, capsys):
     np.save(tmp_path / "none.npy", np.zeros((64, 64), dtype=bool))
     np.save(tmp_path / "wide.npy", np.zeros((64, 32), dtype=bool))
     later = [  # checked once the generator says the images' size
-        ({"--labels": str(tmp_path / "y3.npy")}, "`--labels` must be 0 or 1 per image, got"),
+        (  # which image holds the stray value (a user had to search a CSV for it)
+            {"--labels": str(tmp_path / "y3.npy")},
+            "`--labels` must be 0 or 1 per image, got values [0, 1, 2]: row 2 (2)",
+        ),
         ({"--marker-mask": str(tmp_path / "none.npy")}, "none.npy marks no pixel"),
         ({"--marker-mask": str(tmp_path / "wide.npy")}, "must have shape (64, 64), one mask"),
     ]
