@@ -575,6 +575,12 @@ def inputs_in_target_notice(rows: list[dict], files: list[str] | None) -> None:
         )
 
 
+OUTPUT_NAMES = (
+    "result.npz", "summary.json", "strips.png", "changes.png", "probabilities.png"
+)  # fmt: skip
+"""The files every run writes into --out (besides one sequence_NNN.gif per image)."""
+
+
 def _replacing_notice(out: Path, setup: dict[str, Any]) -> None:
     """A warning when ``out`` holds the outputs of a finished run, which this run replaces
     (they were overwritten without a word): naming what differs, or saying that a run with
@@ -584,6 +590,16 @@ def _replacing_notice(out: Path, setup: dict[str, Any]) -> None:
     try:
         earlier = json.loads((out / "summary.json").read_text(encoding="utf-8"))["setup"]
     except (OSError, ValueError, KeyError, TypeError):
+        # not a cfx run's folder: files of the same names as the outputs are replaced
+        gifs = [f"sequence_{i:03d}.gif" for i in range(int(setup.get("n", 0)))]
+        mine = [n for n in (*OUTPUT_NAMES, *gifs) if (out / n).is_file()]
+        if mine:
+            log.warning(
+                "%s holds files this run writes (%s), which no cfx run wrote: they are "
+                "replaced; pass another --out to keep them",
+                out,
+                first_names(mine),
+            )
         return
     if not isinstance(earlier, dict) or (out / UNFINISHED).exists():
         return  # not a cfx summary, or a resumed run's outputs are replaced as they should be

@@ -266,6 +266,23 @@ def test_npy_inputs_may_be_one_image_or_lack_the_channel_axis(tmp_path):
         load_input(tmp_path / "odd.npy", (1, 8, 8))
 
 
+def test_files_of_the_outputs_names_in_a_foreign_folder_are_said(tmp_path, caplog):
+    """--out at a folder of the user's own with a strips.png and a sequence_000.gif: both were
+    replaced without a word (a user audit); files the run does not write are not named."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name in ("strips.png", "sequence_000.gif", "sequence_001.gif", "notes.txt"):
+        (out / name).write_text("old")
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        f"{out} holds files this run writes (strips.png, sequence_000.gif), which no cfx run "
+        "wrote: they are replaced" in caplog.text
+    )
+    assert (out / "sequence_001.gif").read_text() == "old"  # one image: not this run's
+
+
 def test_a_rerun_into_the_same_folder_leaves_no_stale_outputs(tmp_path):
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
     argv += ["--steps", "2", "--no-progress", "--out"]
