@@ -245,9 +245,16 @@ def _curve_names(setup: dict[str, Any]) -> dict[str, Any]:
     roles = ("classifier", "oracle")
     if any(setup.get(role) for role in roles):
         names["model_names"] = tuple(
-            Path(str(setup[role])).name if setup.get(role) else role for role in roles
+            _model_name(str(setup[role])) if setup.get(role) else role for role in roles
         )
     return names
+
+
+def _model_name(spelt: str) -> str:
+    """A model's name for a legend: a zoo name as it is, a folder by its name, and a run's
+    ``DIR/model`` folder (``cfx train``'s layout) by its run's name, ``DIR``."""
+    path = Path(spelt)
+    return path.parent.name if path.name == "model" and path.parent.name else path.name
 
 
 def load_result(folder: str | Path) -> TrajectoryResult:

@@ -258,6 +258,9 @@ def test_the_probability_plot_names_the_target_and_models_from_the_setup(
     assert seen[1]["target_name"] == "healthy"
     assert seen[1]["model_names"] == ("brain-cnn", "my-oracle")
     assert seen[2]["target_name"] == "class 1" and "model_names" not in seen[2]
+    # a cfx train run's DIR/model folder by its run's name (the legend read "model")
+    save_result(res, tmp_path / "d", classifier=f, setup={"classifier": "/runs/myclf/model"})
+    assert seen[3]["model_names"] == ("myclf", "oracle")
 
 
 def test_figure_rows_are_labelled_as_the_warnings_count_them(tmp_path, toy_result, monkeypatch):
