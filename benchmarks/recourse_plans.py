@@ -1,16 +1,18 @@
-"""What the default plans ask of denied applicants: purpose changes, waits and checking-account
-jumps, under German schemas as they were in sessions 41 and 42 and as shipped.
+"""What the default plans ask of denied applicants: purpose changes, waits, checking-account
+jumps and homes given up, under German schemas as they were in sessions 41 and 42 and as
+shipped.
 
     python benchmarks/recourse_plans.py
 
 For each zoo credit model, every denied test applicant of ``german_split()`` is explained with
 ``Recourse(model, schema)`` (defaults: k = 3, data support on) under three schemas: ``s41``
 (``age_in_years`` without ``max_shift``, ``purpose`` free to change, every checking-account
-change one step), ``s42`` (age and purpose as shipped, the account unpriced) and ``now`` (as
-shipped: a balance of 200 DM or more is two steps from below 0 DM or from no account).
-Counted: applicants with recourse, first plans that change the purpose, the age or the
-checking account (and of those, how many jump two balance levels), plans of any rank that
-change the age, and the longest wait. Prints a table; nothing is written.
+change one step, housing free to change), ``s42`` (age and purpose as shipped, the account
+unpriced, housing free) and ``now`` (as shipped: a balance of 200 DM or more is two steps from
+below 0 DM or from no account; a home is not given up). Counted: applicants with recourse,
+first plans that change the purpose, the age or the checking account (and of those, how many
+jump two balance levels), first plans that sell a home or move a renter into free housing,
+plans of any rank that change the age, and the longest wait. Prints a table; nothing is written.
 """
 
 from __future__ import annotations
@@ -27,14 +29,23 @@ from cfx.zoo import german_split, load_credit_model
 ACCOUNT = "status_of_existing_checking_account"
 
 
+def given_up(cf: object, applicant: object) -> bool:
+    """The plan sells the applicant's home or moves a renter into free housing."""
+    if "housing" not in cf.features:  # type: ignore[attr-defined]
+        return False
+    before = str(applicant["housing"])  # type: ignore[index]
+    after = str(cf.values["housing"])  # type: ignore[attr-defined]
+    return before == "own" or (before == "rent" and after == "for free")
+
+
 def main() -> None:
     data = load_german()
     train, test = german_split()
-    s42 = data.schema.replace(ACCOUNT, transition_costs=None)
+    s42 = data.schema.replace(ACCOUNT, transition_costs=None).replace("housing", transitions=None)
     s41 = s42.replace("age_in_years", max_shift=None).replace("purpose", transitions=None)
     head = (
         "schema  model     denied  recourse  first:purpose  first:age  first:account  "
-        "of which 2 steps  age plans  longest wait"
+        "of which 2 steps  housing given up  age plans  longest wait"
     )
     print(head)
     for label, schema in (("s41", s41), ("s42", s42), ("now", data.schema)):
@@ -70,6 +81,7 @@ def main() -> None:
                 f"{sum('purpose' in cf.features for cf, _ in first):>13}  "
                 f"{sum('age_in_years' in cf.features for cf, _ in first):>9}  "
                 f"{len(account):>13}  {jumps:>16}  "
+                f"{sum(given_up(cf, a) for cf, a in first):>16}  "
                 f"{len(waits):>9}  {int(np.max(waits, initial=0)):>12}"
             )
     print(provenance())

@@ -230,12 +230,17 @@ def german_schema() -> FeatureSchema:
                 description="Other installment plans; may be paid off, not taken up.",
                 transitions={"bank": ("none",), "stores": ("none",)},
             ),
+            # Buying a home is actionable, if expensive; selling one, or moving in with
+            # someone who houses you for free, is not advice a lender gives (the first plans
+            # of the MLP asked 'own -> for free' and 'rent -> for free', session 43).
             FeatureSpec(
                 "housing",
                 "categorical",
                 ("rent", "own", "for free"),
                 cost=3.0,
-                description="Housing; actionable but expensive (moving).",
+                description="Housing; a renter may buy, someone housed for free may rent or "
+                "buy (expensive: moving); a home is not given up.",
+                transitions={"rent": ("own",), "for free": ("rent", "own")},
             ),
             FeatureSpec(
                 "number_of_existing_credits_at_this_bank",

@@ -413,7 +413,15 @@ def test_transitions_table_lists_the_allowed_changes(data: GermanCredit) -> None
         "purpose",
         "property",
         "other_installment_plans",
+        "housing",
     }
+    # a home is not given up (a first plan asked 'own -> for free')
+    housing = table[table["feature"] == "housing"]
+    assert housing[["from", "may change to"]].values.tolist() == [
+        ["rent", "own"],
+        ["for free", "rent; own"],
+    ]
+    assert german_schema()["housing"].allowed_targets("own") == ()
     cars = table[table["feature"] == "purpose"]
     assert cars[["from", "may change to"]].values.tolist() == [["car (new)", "car (used)"]]
     account = table[table["feature"] == "status_of_existing_checking_account"]
