@@ -18,7 +18,13 @@ from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, out_folder
-from cfx.cli.saliency import built_in, checked_input, default_classifier, read_input
+from cfx.cli.saliency import (
+    built_in,
+    checked_input,
+    default_classifier,
+    method_name,
+    read_input,
+)
 from cfx.errors import check_int, check_real
 
 if TYPE_CHECKING:
@@ -57,7 +63,11 @@ def register(ssub: argparse._SubParsersAction) -> None:
         "(default: brain-cnn)",
     )
     a.add_argument(
-        "--method", default="gradient", choices=ATTACKABLE, help="saliency method attacked"
+        "--method",
+        default="gradient",
+        type=method_name,  # GradCAM reads as gradcam
+        choices=ATTACKABLE,
+        help="saliency method attacked",
     )
     a.add_argument(
         "--objective",

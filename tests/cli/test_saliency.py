@@ -605,6 +605,16 @@ def test_a_flag_that_does_nothing_and_a_target_no_image_is_in_are_warned_about(t
     assert "does nothing" not in caplog.text and "puts none of" not in caplog.text
 
 
+def test_the_attacked_method_takes_any_case():
+    """`cfx saliency attack --method GradCAM` was refused beside the lower-case choices."""
+    from cfx.cli import build_parser
+
+    args = build_parser().parse_args(["saliency", "attack", "--method", "GradCAM"])
+    assert args.method == "gradcam"
+    args = build_parser().parse_args(["saliency", "attack", "--method", "Integrated-Gradients"])
+    assert args.method == "integrated_gradients"
+
+
 def test_method_names_take_any_case_and_hyphens():
     """`--methods GradCAM,Integrated-Gradients` named two methods a user knows by those names
     (a user audit was told they were unknown)."""
