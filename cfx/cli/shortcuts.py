@@ -291,18 +291,21 @@ def marker_accuracy_gaps(
     the gap is unlikely to be chance), in words:
     "healthy images with the marker are classified right in 0% (4 images), without it in
     100% (5)"."""
+    from cfx.metrics import group_accuracies  # the report's own accuracies by group
+
+    acc = group_accuracies(
+        pred, labels, present, class_names=names, attribute_names=("no_marker", "marker")
+    )
     out = []
     for k, name in enumerate(names):
-        mine = labels == k
-        groups = [mine & present, mine & ~present]
-        if any(int(g.sum()) < min_images for g in groups):
+        sizes = [int(((labels == k) & present).sum()), int(((labels == k) & ~present).sum())]
+        if min(sizes) < min_images:
             continue
-        acc = [float((pred[g] == k).float().mean()) for g in groups]
-        if abs(acc[0] - acc[1]) >= GAP:
+        marked, unmarked = acc[f"{name}_marker"], acc[f"{name}_no_marker"]
+        if abs(marked - unmarked) >= GAP:
             out.append(
-                f"{name} images with the marker are classified right in {acc[0]:.0%} "
-                f"({int(groups[0].sum())} images), without it in {acc[1]:.0%} "
-                f"({int(groups[1].sum())})"
+                f"{name} images with the marker are classified right in {marked:.0%} "
+                f"({sizes[0]} images), without it in {unmarked:.0%} ({sizes[1]})"
             )
     return out
 
