@@ -242,19 +242,24 @@ class FeatureSpec:
         # nothing priced is the default: None (a batch keyed on the schema reads it so)
         object.__setattr__(self, "transition_costs", MappingProxyType(frozen) if frozen else None)
 
-    def step_costs(self, source: str) -> tuple[float, ...]:
-        """Per category, in schema order, the steps (times ``cost``) of changing from ``source``
-        to it: 0 for ``source``, the ranks moved for an ordinal feature, else
-        ``transition_costs``' value or 1. Whether a change is allowed is
-        :meth:`allowed_targets`' question."""
+    def _rank(self, source: str, method: str) -> int:
+        """``source``'s index among the categories, for ``method``: an error for a numeric
+        feature or a category it does not have."""
         if self.kind == "numeric":
-            raise TypeError(f"feature `{self.name}` is numeric; `step_costs` is for categories")
+            raise TypeError(f"feature `{self.name}` is numeric; `{method}` is for categories")
         if source not in self.categories:
             raise ValueError(
                 f"feature `{self.name}`: unknown category {source!r};"
                 f" expected one of {self.categories!r}"
             )
-        rank = self.categories.index(source)
+        return self.categories.index(source)
+
+    def step_costs(self, source: str) -> tuple[float, ...]:
+        """Per category, in schema order, the steps (times ``cost``) of changing from ``source``
+        to it: 0 for ``source``, the ranks moved for an ordinal feature, else
+        ``transition_costs``' value or 1. Whether a change is allowed is
+        :meth:`allowed_targets`' question."""
+        rank = self._rank(source, "step_costs")
         if self.kind == "ordinal":
             return tuple(float(abs(i - rank)) for i in range(len(self.categories)))
         priced = (self.transition_costs or {}).get(source, {})
@@ -262,15 +267,7 @@ class FeatureSpec:
 
     def allowed_targets(self, source: str) -> tuple[str, ...]:
         """Categories that ``source`` may change to (never ``source`` itself), in schema order."""
-        if self.kind == "numeric":
-            raise TypeError(
-                f"feature `{self.name}` is numeric; `allowed_targets` is for categories"
-            )
-        if source not in self.categories:
-            raise ValueError(
-                f"feature `{self.name}`: unknown category {source!r};"
-                f" expected one of {self.categories!r}"
-            )
+        self._rank(source, "allowed_targets")
         if not self.mutable:
             return ()
         others = tuple(c for c in self.categories if c != source)
