@@ -275,12 +275,14 @@ class Constraints:
     """Per-query overrides of the schema's actionability rules (everything else is kept).
 
     ``immutable``/``mutable`` freeze or free features; ``direction``, ``bounds`` (numeric
-    ``(lower, upper)``, ``None`` keeps a side), ``costs`` and ``transitions`` (categorical
-    whitelists, see :class:`~cfx.data.schema.FeatureSpec`) replace the schema's field per feature;
+    ``(lower, upper)``, ``None`` keeps a side), ``costs``, ``transitions`` (categorical
+    whitelists) and ``transition_costs`` (categorical steps per change, see
+    :class:`~cfx.data.schema.FeatureSpec`) replace the schema's field per feature;
     ``max_changes`` caps the number of features an action may change.
 
     Example: ``Constraints(immutable=("purpose",), bounds={"credit_amount": (2000, None)},
-    max_changes=2)``.
+    max_changes=2)``; ``Constraints(transition_costs={"housing": {"rent": {"own": 3}}})`` prices
+    buying a home at three steps for this applicant.
     """
 
     immutable: tuple[str, ...] = ()
@@ -290,6 +292,9 @@ class Constraints:
     costs: Mapping[str, float] = field(default_factory=dict)
     transitions: Mapping[str, Mapping[str, tuple[str, ...]] | None] = field(default_factory=dict)
     max_changes: int | None = None
+    transition_costs: Mapping[str, Mapping[str, Mapping[str, float]] | None] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         for name in ("immutable", "mutable"):
@@ -300,7 +305,7 @@ class Constraints:
         both = sorted(set(self.immutable) & set(self.mutable))
         if both:
             raise ValueError(f"features {both!r} are listed as both `immutable` and `mutable`")
-        for name in ("direction", "bounds", "costs", "transitions"):
+        for name in ("direction", "bounds", "costs", "transitions", "transition_costs"):
             if not isinstance(getattr(self, name), Mapping):
                 raise TypeError(f"`{name}` must be a mapping by feature name")
         _check_max_changes(self.max_changes)
@@ -314,6 +319,7 @@ class Constraints:
             *self.bounds,
             *self.costs,
             *self.transitions,
+            *self.transition_costs,
         ):
             schema[name]  # raises UnknownNameError naming the known features
         for name in self.immutable:
@@ -343,6 +349,8 @@ class Constraints:
             schema = schema.replace(name, cost=cost)
         for name, transitions in self.transitions.items():
             schema = schema.replace(name, transitions=transitions)
+        for name, steps in self.transition_costs.items():  # after transitions: checked against them
+            schema = schema.replace(name, transition_costs=steps)
         return schema
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from cfx.recourse import BatchReport, Constraints, Recourse, explain_to_file
-from cfx.recourse.batch import columns, record
+from cfx.recourse.batch import columns, input_digests, record
 
 from .conftest import HandLogistic, strict_one_hot
 
@@ -394,3 +394,14 @@ def test_a_schema_keeps_its_digest_across_the_max_shift_field(hand):
     assert _schema_sha256(schema) == old
     assert _schema_sha256(schema.replace("x1", max_shift=2)) != old
     assert _schema_sha256(schema.replace("c", transition_costs={"a": {"c": 2}})) != old
+
+
+def test_an_applicants_rules_keep_their_digest_across_the_transition_costs_field():
+    """Constraints gained `transition_costs` (session 44); hashing it empty would change the
+    digest of every applicant with rules, and a rerun would redo them all. The digest is the
+    one cfx computed at 14c5fd5 (session 43); per-query prices are a change."""
+    rules = {"immutable": ("x2",), "costs": {"c": 1.0}, "transitions": {"c": {"a": ("b",)}}}
+    row = np.array([[1.0, 1.0, 0.0]])
+    assert input_digests(row, [Constraints(**rules)]) == ["c6698ccea1977a71"]
+    priced = Constraints(**rules, transition_costs={"c": {"a": {"b": 2}}})
+    assert input_digests(row, [priced]) != ["c6698ccea1977a71"]

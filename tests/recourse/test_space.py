@@ -717,3 +717,45 @@ def test_transition_costs_price_one_category_change_above_another(hand):
         assert first.values["c"] != "c", method
         if method == "milp":
             assert res.min_cost == pytest.approx(4.0)
+
+
+def test_constraints_price_category_changes_per_query(hand):
+    """`Constraints.transition_costs` prices one applicant's category changes as the schema's
+    field does (the known answer of the test above: c -> c at 6 steps makes the minimum 4), and
+    None there takes the schema's prices off for that applicant (back to c -> c at 1)."""
+    model, schema, X = hand
+    row = pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]})
+    base = {"immutable": ("x2",), "costs": {"c": 1.0}}
+    per_query = Constraints(**base, transition_costs={"c": {"a": {"c": 6}}})
+    (res,) = (
+        Recourse(model, schema, method="milp", support=0.0)
+        .fit(X)
+        .explain(row, constraints=per_query)
+    )
+    assert res.min_cost == pytest.approx(4.0)
+    assert res.counterfactuals[0].values["c"] != "c"
+
+    priced = schema.replace("c", transition_costs={"a": {"c": 6}})
+    unpriced = Constraints(**base, transition_costs={"c": None})
+    (res,) = (
+        Recourse(model, priced, method="milp", support=0.0)
+        .fit(X)
+        .explain(row, constraints=unpriced)
+    )
+    assert res.min_cost == pytest.approx(1.0)
+    assert res.counterfactuals[0].values["c"] == "c"
+
+
+def test_constraints_transition_costs_are_checked_against_the_schema(hand):
+    _, schema, _ = hand
+    with pytest.raises(TypeError, match="`transition_costs` must be a mapping by feature name"):
+        Constraints(transition_costs=[("c", {})])  # type: ignore[arg-type]
+    with pytest.raises(UnknownNameError, match="colour"):
+        Constraints(transition_costs={"colour": {"a": {"b": 2}}}).apply(schema)
+    with pytest.raises(ValueError, match=r"names unknown categories \['d'\]"):
+        Constraints(transition_costs={"c": {"a": {"d": 2}}}).apply(schema)
+    with pytest.raises(ValueError, match="`transition_costs` is for categorical features"):
+        Constraints(transition_costs={"x1": {"a": {"b": 2}}}).apply(schema)
+    # a whitelist given in the same rules applies first; a price outside it is harmless
+    rules = Constraints(transitions={"c": {"a": ("b",)}}, transition_costs={"c": {"a": {"b": 3}}})
+    assert rules.apply(schema)["c"].step_costs("a") == (0.0, 3.0, 1.0)
