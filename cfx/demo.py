@@ -288,6 +288,8 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
                 oracle_probs=res.oracle_probs,
                 sources=res.source,
                 source_probs=p_source,
+                target_name=names[target],
+                model_names=("brain-cnn", "brain-oracle"),
             )
             change_panels(
                 res.frames,

@@ -491,3 +491,25 @@ def test_labelled_frames_title_frames_with_labels_and_show_the_change(tmp_path, 
         cfx.viz.labelled_frames(images, labels, tmp_path / "b.png", per_path=2, class_names=["a"])
     with pytest.raises(ValueError, match=r"`labels` must have shape \(6,\)"):
         cfx.viz.labelled_frames(images, labels[:3], tmp_path / "b.png", per_path=2)
+
+
+def test_a_strip_says_what_its_titles_are(tmp_path, monkeypatch):
+    """The titles read "f=0.10" / "o=0.20" with no word of which model or class: the caption
+    above the rows names both, as the probability plot's axis and legend do."""
+    import cfx.viz.trajectory as module
+
+    drawn = kept_figures(monkeypatch, module)
+    frames, probs = -torch.ones(1, 2, 1, 8, 8), torch.tensor([[0.1, 0.9]])
+    trajectory_strip(frames, probs, tmp_path / "a.png")
+    assert drawn["fig"]._suptitle.get_text() == "f: classifier's target probability"
+    trajectory_strip(
+        frames,
+        probs,
+        tmp_path / "b.png",
+        oracle_probs=probs,
+        target_name="healthy",
+        model_names=("brain-cnn", "brain-oracle"),
+    )
+    assert drawn["fig"]._suptitle.get_text() == (
+        "f: brain-cnn's P(healthy), o: brain-oracle's P(healthy)"
+    )

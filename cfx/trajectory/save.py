@@ -201,6 +201,7 @@ def save_result(
     on_cpu = result.cpu()  # the figures draw from the CPU (they detach what they read)
     frames, probs, oracle, source = on_cpu.frames, on_cpu.probs, on_cpu.oracle_probs, on_cpu.source
     labels = [str(n) for n in names] if names is not None else [f"row {i}" for i in range(b)]
+    model_names = _curve_names(setup or {})  # the strips' caption names what the plot's do
     for page, first in enumerate(range(0, len(result), STRIP_ROWS), start=1):
         rows = slice(first, first + STRIP_ROWS)
         name = "strips.png" if page == 1 else f"strips_{page:02d}.png"
@@ -213,6 +214,7 @@ def save_result(
             sources=source[rows],
             source_probs=None if p_source is None else p_source.cpu()[rows],
             row_names=row_names,
+            **model_names,
         )
         change_panels(
             frames[rows],
@@ -230,7 +232,7 @@ def save_result(
         out / "probabilities.png",
         oracle_probs=oracle,
         row_names=labels,
-        **_curve_names(setup or {}),
+        **model_names,
     )
     return summary
 

@@ -35,6 +35,8 @@ def trajectory_strip(
     sources: Tensor | None = None,
     source_probs: Tensor | None = None,
     row_names: Sequence[str] | None = None,
+    target_name: str | None = None,
+    model_names: tuple[str, str] = ("classifier", "oracle"),
 ) -> Path:
     """One PNG per batch: a row of frames per sequence, titled with target probabilities.
 
@@ -43,7 +45,9 @@ def trajectory_strip(
     drawn in a first column titled "input" so the reconstruction in frame 0 can be judged
     against them; ``source_probs`` ``(B,)``, the classifier's target probability on each
     input, adds ``f=`` to that title (an input already in the target shows it);
-    ``row_names`` (one per sequence, e.g. file names) label the rows.
+    ``row_names`` (one per sequence, e.g. file names) label the rows. A line above the rows
+    says what the titles are: ``f: brain-cnn's P(healthy)`` with ``target_name`` and
+    ``model_names`` (the classifier's and the oracle's names, as the probability plot's).
     """
     _shape("frames", frames, (None,) * 5, "(B, T+1, C, H, W) (one sequence: frames[None])")
     _some("frames", frames, "sequences")
@@ -66,7 +70,8 @@ def trajectory_strip(
     # title lines above each frame: f=, o= with an oracle; the input's "input" and f=
     lines = 2 if oracle_probs is not None or source_probs is not None else 1
     # each row: a 1.25-inch square frame plus its title (fontsize 7 is ~0.12 inch a line)
-    fig, axes = _subplots(b, cols, figsize=(1.25 * cols, (1.35 + 0.14 * lines) * b), squeeze=False)
+    height = (1.35 + 0.14 * lines) * b + 0.2  # + the caption line
+    fig, axes = _subplots(b, cols, figsize=(1.25 * cols, height), squeeze=False)
     pics = _pictures(frames.flatten(0, 1)).reshape(b, cols, *frames.shape[-2:], -1)
     for i in range(b):
         for c in range(cols):
@@ -86,8 +91,16 @@ def trajectory_strip(
             if oracle_probs is not None:
                 title += f"\no={float(oracle_probs[i, t]):.2f}"
             ax.set_title(title, fontsize=7)
-    fig.tight_layout(pad=0.2)
+    fig.suptitle(_strip_caption(target_name, model_names, oracle_probs is not None), fontsize=7)
+    fig.tight_layout(pad=0.2, rect=(0.0, 0.0, 1.0, 1.0 - 0.2 / height))
     return _save(fig, path, dpi=110)
+
+
+def _strip_caption(target_name: str | None, model_names: tuple[str, str], oracle: bool) -> str:
+    """What a strip's titles are: "f: brain-cnn's P(healthy), o: oracle's P(healthy)"."""
+    p = "target probability" if target_name is None else f"P({target_name})"
+    caption = f"f: {model_names[0]}'s {p}"
+    return caption + (f", o: {model_names[1]}'s {p}" if oracle else "")
 
 
 def change_panels(
