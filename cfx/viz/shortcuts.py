@@ -44,8 +44,9 @@ def shortcut_examples(
     """Draw some of ``report``'s paths to ``path`` (PNG) and return it.
 
     Per row: the input, its reconstruction G(z_0) (the path's start, which the change is
-    measured from), the last frame, then |change| and |saliency| (of the input) heat maps with
-    the lesion (yellow) and the marker region (cyan) outlined; beside it the image's file (or
+    measured from), the last frame, then |change| and |saliency| (of the input) heat maps, each
+    from black (none) to yellow-white (its own largest value), with the lesion (yellow) and the
+    marker region (cyan) outlined; beside it the image's file (or
     row number), direction, target probability, the marker's share of the change and whether
     the path counted, went via the marker and had its flip undone by restoring the marker.
 
@@ -72,7 +73,14 @@ def shortcut_examples(
     change = (frames[:, -1] - frames[:, 0]).abs().sum(1)  # (B, H, W)
     marker = report.marker_masks.expand(b, -1, -1, -1)[:, 0].float()
     lesion = report.lesion_masks[:, 0].float()
-    heads = ["input", "G(z_0)", "last frame", "|change|", "|saliency|"]
+    # each heat map is scaled to its own maximum: shares within a row, not sizes across rows
+    heads = [
+        "input",
+        "G(z_0)",
+        "last frame",
+        "|change| (0 to row max)",
+        "|saliency| (0 to row max)",
+    ]
     n = max(1, len(picked))
     fig, axes = _subplots(n, 5, figsize=(8.6, 1.45 * n + 0.3), squeeze=False)
     for r, i in enumerate(picked):
