@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -761,8 +762,9 @@ def _round_to_json(r: AugmentRound) -> dict:
         "index": r.index,
         "labelled": r.labelled,
         "label_counts": list(r.label_counts),
-        "disagreement": r.disagreement,
-        "metrics": r.metrics,
+        # NaN (no frame got a class) is no JSON number: null, as summary.json writes it
+        "disagreement": None if math.isnan(r.disagreement) else r.disagreement,
+        "metrics": {k: None if math.isnan(v) else v for k, v in r.metrics.items()},
         "unsure": r.unsure,
     }
 
@@ -773,7 +775,7 @@ def _round_from_json(meta: dict, starts: Tensor) -> AugmentRound:
         starts=starts,
         labelled=int(meta["labelled"]),
         label_counts=tuple(meta["label_counts"]),
-        disagreement=float(meta["disagreement"]),
-        metrics={k: float(v) for k, v in meta["metrics"].items()},
+        disagreement=math.nan if meta["disagreement"] is None else float(meta["disagreement"]),
+        metrics={k: math.nan if v is None else float(v) for k, v in meta["metrics"].items()},
         unsure=int(meta.get("unsure", 0)),  # rounds of an older cfx had none
     )

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -355,7 +356,19 @@ def read_task(directory: str | Path) -> Task:
             )
             for d in data["items"]
         )
-        names = tuple(str(name) for name in data["class_names"])
+        # what write_task would refuse: a hand-made or damaged manifest served a page of
+        # nothing, or asked for one class (session 44 audit)
+        names = _check_class_names(data["class_names"])
+        if not items:
+            raise ValueError("it lists no items")
+        twice = sorted(i for i, n in Counter(item.id for item in items).items() if n > 1)
+        if twice:
+            raise ValueError(f"ids {twice[:5]} are listed more than once")
+        wrong = [
+            i.id for i in items if i.suggested is not None and not 0 <= i.suggested < len(names)
+        ]
+        if wrong:
+            raise ValueError(f"items {wrong[:5]} suggest a class outside 0..{len(names) - 1}")
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{path} is not a cfx labelling manifest: {err}") from None
     return Task(directory=folder, class_names=names, items=items)
@@ -582,6 +595,11 @@ def label_name(label: int, names: Sequence[str]) -> str:
     return UNSURE_NAME if label == UNSURE else names[label]
 
 
+def _label_name(label: int, names: tuple[str, ...]) -> str:
+    """A label as a sheet writes it: the class name, or ``unsure``."""
+    return UNSURE_NAME if label == UNSURE else names[label]
+
+
 def _parse_label(text: str, names: tuple[str, ...]) -> int | None:
     """A class index from ``"1"``, ``"1.0"`` or ``"1,0"`` (as a spreadsheet may save it) or
     ``"Tumour"``, or :data:`UNSURE` from ``"unsure"`` (any case); None when it is none of
@@ -610,7 +628,8 @@ def import_csv(
     cannot call: answered, no class); empty labels are skipped.
     An id a spreadsheet stripped of its leading zeros (``5`` for ``000005``) is matched when
     only one id has that number. Every row is checked before any label is recorded, so a bad row
-    records nothing. Errors call the file ``name``.
+    records nothing; an id in two rows with two labels is such a row (with one label, twice, it
+    counts once). Errors call the file ``name``.
     """
     task = read_task(directory)
     source = Path(path)
@@ -624,6 +643,7 @@ def import_csv(
         else None
     )
     given: list[tuple[str, int]] = []
+    rows_of: dict[str, tuple[int, int]] = {}  # id -> (first row giving it, its label)
     raw = source.read_bytes()
     try:
         text = raw.decode("utf-8-sig")  # -sig: spreadsheets add a BOM
@@ -660,6 +680,16 @@ def import_csv(
                     f"class name ({', '.join(names)}), or {UNSURE_NAME} for an image you "
                     "cannot call"
                 )
+            if item_id in rows_of:  # the same label twice is one answer; two are a conflict
+                first_row, first_label = rows_of[item_id]
+                if first_label != label:
+                    raise ValueError(
+                        f"{where}: id {item_id!r} is labelled {_label_name(label, names)!r} "
+                        f"here and {_label_name(first_label, names)!r} in row {first_row}: "
+                        "keep one of the two rows"
+                    )
+                continue
+            rows_of[item_id] = (reader.line_num, label)
             given.append((item_id, label))
     current = dict(_label_rows(task))
     new = [(i, y) for i, y in given if current.get(i) != y]  # a second import adds nothing

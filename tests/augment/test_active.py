@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import pytest
@@ -724,3 +725,10 @@ def test_a_round_answered_all_unsure_has_no_disagreement(world, tmp_path):
     assert r.unsure == 2 and r.label_counts == (0, 0) and math.isnan(r.disagreement)
     (back,) = learner.augment(pool, train, labels, out=tmp_path).rounds  # read from disk
     assert math.isnan(back.disagreement)
+    # round.json is strict JSON (it held NaN, which JSON parsers other than Python's refuse)
+
+    def no_constants(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    text = (tmp_path / "round_00" / "round.json").read_text()
+    assert json.loads(text, parse_constant=no_constants)["disagreement"] is None

@@ -357,6 +357,9 @@ def test_import_csv_accepts_names_and_indices(task_dir, tmp_path):
         ("000001,,,2", r"row 3: label '2'"),
         ("000001,,,-1", r"row 3: label '-1'"),
         ("nope,,,1", r"row 3: id 'nope' is not in the task"),
+        # the same id again with another label: the last row won silently (session 44 audit)
+        ("000000,,,0", r"row 3: id '000000' is labelled 'healthy' here and 'tumour' in row 2"),
+        ("0,,,unsure", r"row 3: id '000000' is labelled 'unsure' here and 'tumour' in row 2"),
     ],
 )
 def test_import_csv_bad_row_names_the_row_and_records_nothing(task_dir, tmp_path, row, match):
@@ -436,3 +439,32 @@ def test_unsure_is_an_answer_without_a_class(task_dir, tmp_path):
         record_label(task_dir, "000003", -2)
     with pytest.raises(ValueError, match="must not hold 'unsure'"):
         write_task(tmp_path / "other", torch.zeros(2, 1, 4, 4), class_names=("ok", "Unsure"))
+
+
+def test_an_id_given_twice_with_one_label_counts_once(task_dir, tmp_path):
+    """It recorded 3 labels from a sheet labelling 2 items."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id,label\n000000,tumour\n0,1\n000001,healthy\n")
+    assert import_csv(task_dir, sheet) == 2
+    assert read_labels(task_dir) == {"000000": 1, "000001": 0}
+    assert len(label_lines(task_dir)) == 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda m: m | {"class_names": ["a"]}, "must name at least 2 classes"),
+        (lambda m: m | {"items": []}, "it lists no items"),
+        (lambda m: m | {"items": m["items"] + m["items"][:1]}, r"ids \['000000'\] are listed"),
+        (
+            lambda m: m | {"items": [m["items"][0] | {"suggested": 5}, *m["items"][1:]]},
+            r"items \['000000'\] suggest a class outside 0\.\.1",
+        ),
+    ],
+)
+def test_a_manifest_write_task_would_refuse_is_not_read(task_dir, edit, match):
+    """A hand-made manifest with one class or no items was served as a page (session 44)."""
+    path = task_dir / "manifest.json"
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    with pytest.raises(ValueError, match="is not a cfx labelling manifest: .*" + match):
+        read_task(task_dir)
