@@ -480,11 +480,19 @@ def test_labelled_frames_title_frames_with_labels_and_show_the_change(tmp_path, 
     unsure = torch.tensor([-1, 1, 0, 0, 1, 1])  # the first frame could not be called
     cfx.viz.labelled_frames(images, unsure, tmp_path / "u.png", per_path=2, class_names=["h", "t"])
     assert drawn["fig"].axes[0].get_title() == "label: unsure"  # not the last class's name
-    # a budget of 7 labels in paths of 2: the last path was cut short, and is left out
-    cfx.viz.labelled_frames(images[:5], labels[:5], tmp_path / "c.png", per_path=2)
-    assert len(drawn["fig"].axes) == 2 * 3
-    with pytest.raises(ValueError, match=r"at least one path of `per_path` = 8 frames, got 6"):
-        cfx.viz.labelled_frames(images, labels, tmp_path / "b.png", per_path=8)
+    # 5 labels in paths of 2: the last path was cut short, and was left out (3 labels spent,
+    # 2 drawn; 1 label, no figure: session 44 audit); it is drawn as far as it goes
+    cut = images[:5].clone()
+    cut[4] = 1.0  # the lone frame is white: it, not the padding, must be on the figure
+    cfx.viz.labelled_frames(cut, labels[:5], tmp_path / "c.png", per_path=2)
+    axes = drawn["fig"].axes
+    assert len(axes) == 3 * 3
+    assert [ax.get_title() for ax in axes[6:]] == ["label: class 1", "(budget spent)", ""]
+    assert float(axes[6].get_images()[0].get_array().min()) == 1.0
+    assert [ax.axison for ax in axes[6:]] == [True, False, False]  # nothing else drawn
+    assert axes[2].get_images()[0].get_clim()[1] == pytest.approx(2.0 / 0.8)  # whole paths
+    cfx.viz.labelled_frames(images[:1], labels[:1], tmp_path / "d.png", per_path=8)
+    assert [ax.get_title() for ax in drawn["fig"].axes[:2]] == ["label: class 0", "(budget spent)"]
     with pytest.raises(ValueError, match=r"class indices, or -1 \(unsure\), got -2"):
         cfx.viz.labelled_frames(images, labels - 2, tmp_path / "b.png", per_path=2)
     with pytest.raises(ValueError, match="`class_names` must name every label: 1 names, label 1"):

@@ -20,8 +20,6 @@ from cfx.errors import ForeignRunError, check_int
 if TYPE_CHECKING:
     import torch
 
-    from cfx.augment.active import AugmentResult
-
 LABELLERS = ("oracle", "web", "csv")
 
 
@@ -203,28 +201,37 @@ def _class_names(out: Path, k: int) -> tuple[str, ...]:
     return tuple(f"class{c}" for c in range(k))
 
 
-def _draw_rounds(
-    result: AugmentResult, out: Path, names: list[str], levels: tuple[float, ...]
-) -> None:
-    """``round_KK/labelled.png`` for each round: its paths' labelled frames, their labels and
-    what changed between them (an oracle's rounds left the frames in round.safetensors
-    only, where no one would look)."""
+def _draw_rounds(out: Path, names: list[str], levels: tuple[float, ...]) -> None:
+    """``round_KK/labelled.png`` for each finished round in ``out``: its paths' labelled
+    frames, their labels and what changed between them (an oracle's rounds left the frames in
+    round.safetensors only, where no one would look). Drawn from the rounds on disk, so a
+    run waiting for a person's labels shows the rounds it finished."""
+    from safetensors import safe_open
+
     from cfx.viz import labelled_frames
 
-    first = 0
-    for r in result.rounds:
-        images = result.images[first : first + r.labelled]
-        labels = result.labels[first : first + r.labelled]
-        first += r.labelled
-        if r.labelled >= len(levels):  # one whole path at least (a budget of 1 gives none)
+    for done in sorted(out.glob("round_*/round.safetensors")):
+        try:
+            with safe_open(str(done), framework="pt") as f:
+                images, labels = f.get_tensor("images"), f.get_tensor("labels")
+        except Exception as err:  # the run itself redoes a round it cannot read
+            log.warning("%s cannot be read (%s); its labelled.png is not drawn", done, err)
+            continue
+        if labels.numel():
             labelled_frames(
                 images,
                 labels,
-                out / f"round_{r.index:02d}" / "labelled.png",
+                done.parent / "labelled.png",
                 per_path=len(levels),
                 class_names=names,
                 levels=levels,
             )
+
+
+def _label_names(labeller: object, classes: tuple[str, ...], outputs: int) -> list[str]:
+    """The names a person labelled with, else those of the test scores (an oracle's)."""
+    names = list(getattr(labeller, "class_names", None) or classes)
+    return names + [f"class{c}" for c in range(len(names), outputs)]
 
 
 @keeping_warnings  # summary.json repeats what the run warned
@@ -415,6 +422,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
             pool, train_x, train_y, out=args.out, seed=args.seed, eval_fn=evaluate
         )
     except LabelsPending as waiting:
+        _draw_rounds(args.out, _label_names(labeller, classes, outputs), learner.frame_levels)
         print(str(waiting), file=sys.stderr)
         return 3
     except ForeignRunError as err:
@@ -423,10 +431,8 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     save = getattr(result.model, "save_pretrained", None)
     if callable(save):
         save(model_dir)
-    # the names a person labelled with, else those of the test scores (an oracle's labels)
-    label_names = list(getattr(labeller, "class_names", None) or classes)
-    label_names += [f"class{c}" for c in range(len(label_names), outputs)]
-    _draw_rounds(result, args.out, label_names, learner.frame_levels)
+    label_names = _label_names(labeller, classes, outputs)
+    _draw_rounds(args.out, label_names, learner.frame_levels)
     summary = {
         "classifier": args.classifier,
         "labeller": args.labeller,

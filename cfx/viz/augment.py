@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
 from cfx.label.store import UNSURE, label_name
@@ -41,7 +42,8 @@ def labelled_frames(
     ``images`` ``(N, C, H, W)`` in [-1, 1], path after path (``per_path`` frames each, as
     :class:`~cfx.augment.ActiveLearner` labels one round's: a round's ``images`` in
     ``round_KK/round.safetensors``, or ``result.images`` split by each round's ``labelled``;
-    a last path the budget cut short is left out, so pass rounds one at a time);
+    a last path the budget cut short is drawn with the frames it has and no change, so pass
+    rounds one at a time);
     ``labels`` ``(N,)`` class indices, named by ``class_names`` (-1, an image the labeller
     could not call, reads "unsure");
     ``levels`` (the learner's ``frame_levels``) head the columns with ``f``, the classifier's
@@ -54,10 +56,6 @@ def labelled_frames(
         raise ValueError(f"`per_path` must be an int >= 1, got {per_path!r}")
     n = images.shape[0]
     _shape("labels", labels, (n,), f"({n},), one per image")
-    if n < per_path:
-        raise ValueError(
-            f"`images` must hold at least one path of `per_path` = {per_path} frames, got {n}"
-        )
     if levels is not None and len(levels) != per_path:
         raise ValueError(f"`levels` must give one level per frame of a path ({per_path}), "
                          f"got {len(levels)}")  # fmt: skip
@@ -73,11 +71,17 @@ def labelled_frames(
             f"`class_names` must name every label: {len(class_names)} names, label {top} given"
         )
     names = list(class_names or [f"class {c}" for c in range(top + 1)])
-    shown = min(n // per_path, rows)
+    shown = min(-(-n // per_path), rows)  # a last path the budget cut short too
     frames = images[: shown * per_path].detach().float().cpu()
-    pics = _pictures(_drawable(frames), "images").reshape(shown, per_path, *frames.shape[-2:], -1)
-    paths = frames.unflatten(0, (shown, per_path))
-    change, most = _change(paths[:, 0], paths[:, -1])  # (P, H, W), the figure's scale
+    drawn = frames.shape[0]  # frames on the figure; the last row may lack some
+    pad = frames[:1].expand(shown * per_path - drawn, *frames.shape[1:])
+    padded = torch.cat([frames, pad])  # whole rows to reshape; the padding is not drawn
+    pics = _pictures(_drawable(padded), "images").reshape(shown, per_path, *frames.shape[-2:], -1)
+    paths = padded.unflatten(0, (shown, per_path))
+    whole = drawn // per_path  # rows with every frame: those have a change
+    change, most = _change(paths[:, 0], paths[:, -1])  # (P, H, W)
+    if whole:
+        most = max(float(change[:whole].max()), 1e-6)  # the figure's scale: whole paths only
     cols = per_path + (1 if per_path > 1 else 0)
     fig, axes = _subplots(shown, cols, figsize=(1.3 * cols, 1.6 * shown + 0.2), squeeze=False)
     for i in range(shown):
@@ -85,6 +89,11 @@ def labelled_frames(
             ax = axes[i, c]
             ax.set_xticks([])
             ax.set_yticks([])
+            if i * per_path + min(c, per_path - 1) >= drawn:  # the cut-short path's rest
+                ax.axis("off")
+                if c == drawn - i * per_path:  # the first frame missing
+                    ax.set_title("(budget spent)", fontsize=7)
+                continue
             if c == per_path:  # the change column
                 _show_change(ax, change[i], most)
                 if i == 0:

@@ -43,6 +43,10 @@ def test_a_budget_of_no_whole_number_of_paths_finishes_with_its_figure(tmp_path)
     summary = json.loads((tmp_path / "aug" / "summary.json").read_text())
     assert summary["labels_used"] == 5
     assert (tmp_path / "aug" / "round_00" / "labelled.png").is_file()
+    # a budget of one label, less than a path, drew no figure (session 44 audit)
+    one = [*SMALL[:4], "--budget", "1", *SMALL[6:]]
+    assert main(["augment", *one, "--out", str(tmp_path / "one")]) == 0
+    assert (tmp_path / "one" / "round_00" / "labelled.png").is_file()
 
 
 def test_a_rerun_with_other_arguments_is_refused_not_resumed(tmp_path, capsys):
@@ -156,6 +160,9 @@ def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys,
     with caplog.at_level("WARNING"):
         assert main(args) == 3  # round 1 waits for its labels
     assert f"resuming the run in {out}: 0 of 2 rounds done" in caplog.text
+    # the finished round is drawn while the run waits (only a finished run drew its rounds)
+    assert (out / "round_00" / "labelled.png").is_file()
+    assert not (out / "round_01" / "labelled.png").exists()
     for item in pending(tasks[1]):
         record_label(tasks[1], item, 1)
     assert main(args) == 0
