@@ -715,7 +715,7 @@ def _warn_relabelled(task: Path, trained: Tensor) -> bool:
     ]
     if changed:
         log.warning(
-            "%s: %s now %s from the labels %s trained on (ids %s): a finished round is "
+            "%s: %s now %s from the labels %s was given (ids %s): a finished round is "
             "not redone; to train on them, copy the task folders of %s into a new output "
             "folder (as OUT/round_KK/task) and run the same command there: those rounds read "
             "every label from them, and the later rounds, whose frames change with the "

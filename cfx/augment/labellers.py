@@ -29,10 +29,17 @@ class LabelsPending(CfxError, RuntimeError):
         self.pending = pending
         self.total = total
         super().__init__(
-            f"{pending} of {total} images wait for labels in {directory}: label them with "
-            f"`cfx label serve {directory}` (or `cfx label export {directory} --csv FILE`, fill "
-            f"it in, `cfx label import {directory} --csv FILE`), then run again: the same "
-            "`cfx augment` command, or the same `augment(...)` call, goes on from there"
+            self.message("the same `cfx augment` command, or the same `augment(...)` call")
+        )
+
+    def message(self, again: str) -> str:
+        """What waits and how to label it, ending "then run again: ``again`` goes on from
+        there" (the command line says only its command)."""
+        d = self.directory
+        return (
+            f"{self.pending} of {self.total} images wait for labels in {d}: label them with "
+            f"`cfx label serve {d}` (or `cfx label export {d} --csv FILE`, fill it in, "
+            f"`cfx label import {d} --csv FILE`), then run again: {again} goes on from there"
         )
 
 

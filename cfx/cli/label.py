@@ -48,6 +48,8 @@ def run_serve(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"labelling page at {url} (Ctrl-C to stop)", flush=True)
 
+    if not 0 <= args.port <= 65535:  # named as typed (the library says `port`)
+        raise ValueError(f"`--port` must be in 0..65535, got {args.port}")
     serve(args.directory, args.host, args.port, args.open, on_ready=ready)
     return 0
 

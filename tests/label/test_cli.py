@@ -60,6 +60,12 @@ def test_export_keeps_an_existing_sheet_unless_forced(task_dir, tmp_path, capsys
     assert "`--csv` must be a CSV file" in capsys.readouterr().err
 
 
+def test_a_port_out_of_range_is_named_as_typed(task_dir, capsys):
+    """It said "`port` must be an int", not the --port the user typed."""
+    assert main(["label", "serve", str(task_dir), "--port", "99999"]) == 2
+    assert "`--port` must be in 0..65535, got 99999" in capsys.readouterr().err
+
+
 def test_export_to_a_folder_is_refused_without_leaving_a_file(task_dir, tmp_path, capsys):
     """It failed in the rename ("[Errno 21] Is a directory: 'x.tmp' -> 'x'") and left x.tmp."""
     folder = tmp_path / "sheets"
