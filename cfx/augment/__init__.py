@@ -1,14 +1,17 @@
 """Training-data augmentation from boundary-crossing images (active learning)."""
 
 from cfx.augment.active import ActiveLearner, AugmentResult, AugmentRound
+from cfx.augment.control import ControlResult, finetune_without_labels
 from cfx.augment.labellers import Labeller, LabelsPending, OracleLabeller, TaskLabeller
 
 __all__ = [
     "ActiveLearner",
     "AugmentResult",
     "AugmentRound",
+    "ControlResult",
     "Labeller",
     "LabelsPending",
     "OracleLabeller",
     "TaskLabeller",
+    "finetune_without_labels",
 ]

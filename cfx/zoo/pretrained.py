@@ -30,6 +30,8 @@ WEIGHTS_NAME = "model.safetensors"
 TRAINED_CARD = "trained by `cfx train`"
 """The mark of a model card ``cfx train`` wrote (its title): ``save_pretrained`` removes such a
 card, which describes the weights it replaces."""
+AUGMENTED_CARD = "fine-tuned by `cfx augment`"
+"""The mark of the card ``cfx augment`` writes beside its fine-tuned copy (removed alike)."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
@@ -124,15 +126,16 @@ class PretrainedMixin:
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``folder``; return the folder.
 
-        A model card ``cfx train`` wrote there (:data:`TRAINED_CARD`) describes the weights
-        being replaced, and loading checks its sha256: it is removed first (a card of your
-        own is kept, and checked as before)."""
+        A model card ``cfx train`` or ``cfx augment`` wrote there (:data:`TRAINED_CARD`,
+        :data:`AUGMENTED_CARD`) describes the weights being replaced, and loading checks its
+        sha256: it is removed first (a card of your own is kept, and checked as before)."""
         if not isinstance(self, nn.Module):
             raise TypeError(f"{type(self).__name__} must be an nn.Module to be saved")
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         card = out / "README.md"
-        if card.is_file() and TRAINED_CARD in card.read_text(encoding="utf-8", errors="replace"):
+        text = card.read_text(encoding="utf-8", errors="replace") if card.is_file() else ""
+        if TRAINED_CARD in text or AUGMENTED_CARD in text:
             card.unlink()
         config = {"_class_name": type(self).__name__, **dataclasses.asdict(self.config)}
         (out / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

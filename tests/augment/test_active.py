@@ -6,32 +6,8 @@ import torch
 
 from cfx.augment import ActiveLearner, LabelsPending, OracleLabeller, TaskLabeller
 from cfx.label import pending, read_task, record_label
-from cfx.training.classifier import ClassifierTrainingConfig
+from tests.augment.toy import CFG, BoundedGenerator, CountingOracle
 from tests.trajectory.toy import LinearGenerator, LogisticClassifier
-
-CFG = ClassifierTrainingConfig(epochs=1, batch_size=16, lr=1e-3, augment=False)
-
-
-class BoundedGenerator(LinearGenerator):
-    """The toy linear generator squashed into the image range [-1, 1], like a real G."""
-
-    def decode(self, z):
-        return torch.tanh(super().decode(z))
-
-    def encode(self, x):
-        return super().encode(torch.atanh(x.clamp(-0.999, 0.999)))
-
-
-class CountingOracle(OracleLabeller):
-    """The true rule ``x.sum() > 0`` as a classifier, counting every label it gives."""
-
-    def __init__(self) -> None:
-        super().__init__(torch.nn.Identity())
-        self.given = 0
-
-    def label(self, images, **kw):
-        self.given += images.shape[0]
-        return (images.flatten(1).sum(1) > 0).long()
 
 
 class Refuses:
@@ -46,16 +22,6 @@ class Refuses:
 
     def label(self, images, **kw):
         raise AssertionError("a finished round must not ask for labels again")
-
-
-@pytest.fixture
-def world():
-    g, f = BoundedGenerator(), LogisticClassifier()
-    gen = torch.Generator().manual_seed(0)
-    pool = g.decode(torch.randn(40, 3, generator=gen) * 3).detach().clamp(-1, 1)
-    train = g.decode(torch.randn(30, 3, generator=gen) * 3).detach().clamp(-1, 1)
-    labels = (train.flatten(1).sum(1) > 0).long()
-    return g, f, pool, train, labels
 
 
 @pytest.mark.parametrize(("budget", "rounds"), [(7, 2), (5, 3), (4, 1)])

@@ -35,6 +35,40 @@ def test_augment_with_the_oracle_writes_summary_and_model(tmp_path):
     assert (out / "round_00" / "labelled.png").is_file()
 
 
+def test_control_scores_the_same_fine_tuning_without_labels(tmp_path, capsys):
+    """summary.json compared the tuned copy with the untouched classifier only, so more
+    epochs on the training set passed for the labels' gain (session 44 audit: 36 of 58
+    points). --control runs them without the labels; the card says how the copy was made."""
+    from cfx.zoo import load_classifier
+    from cfx.zoo.pretrained import sha256
+
+    out = tmp_path / "aug"
+    assert main(["augment", *SMALL, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "(part of the gain may be the fine-tuning itself: --control measures it" in err
+    assert json.loads((out / "summary.json").read_text())["without_labels"] is None
+    assert main(["augment", *SMALL, "--control", "--out", str(out)]) == 0  # the same run
+    summary = json.loads((out / "summary.json").read_text())
+    (without,) = summary["without_labels"]
+    assert without["round"] == 0 and 0.0 <= without["test"]["worst_group"] <= 1.0
+    worst = [summary[k]["worst_group"] for k in ("start",)] + [
+        summary["rounds"][0]["test"]["worst_group"],
+        without["test"]["worst_group"],
+    ]
+    line = (
+        f"test worst group: {worst[0]:.2f} at the start, {worst[1]:.2f} fine-tuned with 4 "
+        f"labels, {worst[2]:.2f} fine-tuned the same way without them: the labels add "
+        f"{worst[1] - worst[2]:+.2f}"
+    )
+    assert line in capsys.readouterr().err
+    assert (out / "control" / "round_00" / "model.safetensors").is_file()
+    card = (out / "model" / "README.md").read_text()
+    assert card.startswith("# brain-cnn-tagged fine-tuned by `cfx augment`")
+    assert f"sha256 of model.safetensors: {sha256(out / 'model' / 'model.safetensors')}" in card
+    assert '"control": true' in card and '"budget": 4' in card
+    load_classifier(str(out / "model"))  # the card's digest is checked on loading
+
+
 def test_a_budget_of_no_whole_number_of_paths_finishes_with_its_figure(tmp_path):
     """A last path cut short by the budget (5 labels, 2 frames a path) failed the figure at
     the very end, after every round, and again on every rerun: no summary.json ever."""
@@ -154,7 +188,9 @@ def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys,
     args = ["augment", *two, "--labeller", "web", "--out", str(out)]
     assert main(args) == 3
     tasks = [out / "round_00" / "task", out / "round_01" / "task"]
-    assert "cfx label serve" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cfx label serve" in err and "then run again: the same command goes on" in err
+    assert "augment(...)" not in err  # the Python call is no advice on the command line
     for item in pending(tasks[0]):
         record_label(tasks[0], item, 1)
     with caplog.at_level("WARNING"):
@@ -174,7 +210,7 @@ def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys,
     with caplog.at_level("WARNING"):
         assert main(args) == 0
     assert f"the run in {out} already finished (2 rounds)" in caplog.text
-    assert "1 label now differs from the labels round_00 trained on (ids 000001)" in caplog.text
+    assert "1 label now differs from the labels round_00 was given (ids 000001)" in caplog.text
     assert "copy the task folders of round_00 into a new output folder" in caplog.text
     # the advice works: round 0 reads every label from its copied task, none asked again; the
     # later round, whose frames follow the corrected model, is labelled again
@@ -227,12 +263,15 @@ def test_rounds_are_scored_on_your_own_test_data(tmp_path):
     assert main([*argv, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     pred = predict(load_classifier("brain-cnn-tagged"), test.images).argmax(1)
+    # the built-in pool and training slices: a brain classifier's class names (the scores
+    # said class0/class1 beside labels counted as healthy/tumour: session 44 audit)
     want = group_accuracies(
-        pred, test.labels, test.tags, class_names=("class0", "class1"),
+        pred, test.labels, test.tags, class_names=("healthy", "tumour"),
         attribute_names=("group0", "group1"),
     )  # fmt: skip
     assert summary["start"] == pytest.approx(want)  # the classifier before, on these images
     assert set(summary["rounds"][0]["test"]) == set(want)
+    assert summary["class_names"] == ["healthy", "tumour"]
 
 
 def test_test_data_in_zero_one_is_warned_about_and_the_warning_kept(tmp_path):

@@ -1,0 +1,166 @@
+"""The control arm of an augmentation run: the same fine-tuning without the labels.
+
+:meth:`~cfx.augment.ActiveLearner.augment` scores its fine-tuned copy against the classifier it
+started from, so its gain mixes two things: what the labelled frames taught and what more
+epochs on the training set do by themselves (on brain-cnn-tagged the second is most of it:
+``python benchmarks/augment.py``, arm ``no_new_labels``). :func:`finetune_without_labels`
+runs the second alone: the learner's rounds of fine-tuning (its settings, seed ``seed + k`` in
+round ``k``, each round from the last) on the training set only, scored after each round by
+``eval_fn``, so the difference between the two runs' scores is the labels' share.
+
+Rounds are kept in ``out`` (``round_KK/model.safetensors`` once finished, the fine-tune's
+resume point in ``round_KK/train`` while it runs), so an interrupted control resumes; a folder
+holding another control (other settings, training set, classifier or seed) is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from cfx.errors import ForeignRunError, check
+from cfx.files import save_tensors_atomic, write_atomic
+from cfx.images import check_images
+from cfx.reprs import short_repr
+from cfx.run_key import changes, module_sha256, tensors_sha256
+from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
+
+if TYPE_CHECKING:
+    from cfx.augment.active import ActiveLearner
+
+KEY_FILE = "key.json"
+_KEY_NAMES = {
+    "train_sha256": "the training images or labels",
+    "classifier_sha256": "the classifier's weights",
+}
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    """The classifier fine-tuned without new labels, and its scores after each round."""
+
+    __repr__ = short_repr
+
+    model: nn.Module  # a fine-tuned copy; the learner's classifier is unchanged
+    metrics: tuple[dict[str, float], ...]  # eval_fn(model) after each round ({} without it)
+
+
+def finetune_without_labels(
+    learner: ActiveLearner,
+    train_images: Tensor,
+    train_labels: Tensor,
+    *,
+    out: str | Path,
+    seed: int = 0,
+    rounds: int | None = None,
+    eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    show_progress: bool = False,
+) -> ControlResult:
+    """Fine-tune a copy of ``learner.classifier`` as ``learner.augment`` does, without labels.
+
+    Args:
+        learner: the :class:`~cfx.augment.ActiveLearner` whose run this controls (its
+            classifier and ``finetune`` settings; ``reset_parameters`` is forced False).
+        train_images, train_labels: the training set given to ``augment``.
+        out: this control's folder (e.g. ``<augment's out>/control``); reused to resume.
+        seed: ``augment``'s seed (round ``k`` fine-tunes with ``seed + k``).
+        rounds: rounds to run (default ``learner.rounds``; fewer when the run stopped early,
+            e.g. ``len(result.rounds)``).
+        eval_fn: scores the model after each round; finished rounds read back are scored
+            again, as ``augment`` does.
+        show_progress: tqdm bars of the fine-tunes.
+    """
+    train_images = check_images(train_images, "train_images")
+    check(
+        isinstance(train_labels, Tensor) and train_labels.shape == (train_images.shape[0],),
+        ValueError,
+        f"`train_labels` must be a tensor of shape ({train_images.shape[0]},), got "
+        + (
+            f"shape {tuple(train_labels.shape)}"
+            if isinstance(train_labels, Tensor)
+            else type(train_labels).__name__
+        ),
+    )
+    n_rounds = learner.rounds if rounds is None else rounds
+    check(
+        isinstance(n_rounds, int) and not isinstance(n_rounds, bool) and n_rounds >= 1,
+        ValueError,
+        f"`rounds` must be an int >= 1 or None, got {rounds!r}",
+    )
+    cfg = replace(
+        learner.finetune or ClassifierTrainingConfig(epochs=2, lr=5e-4), reset_parameters=False
+    )
+    folder = Path(out)
+    _claim(folder, cfg, seed, train_images, train_labels, learner.classifier)
+    model = copy.deepcopy(learner.classifier)  # the user's model is never touched
+    for param in model.parameters():  # zoo models load frozen; the copy is trained
+        param.requires_grad_(True)
+    labels = train_labels.long()
+    scores: list[dict[str, float]] = []
+    for k in range(n_rounds):
+        done = folder / f"round_{k:02d}" / "model.safetensors"
+        if done.is_file():  # finished earlier: reload instead of redoing
+            model.load_state_dict(load_file(str(done)))
+        else:
+            model, _ = train_classifier(
+                model,
+                train_images,
+                labels,
+                done.parent / "train",
+                replace(cfg, seed=seed + k),
+                show_progress=show_progress,
+            )
+            state = {n: v.detach().contiguous() for n, v in model.state_dict().items()}
+            save_tensors_atomic(state, done)
+            (done.parent / "train" / "checkpoint.safetensors").unlink(missing_ok=True)
+        model.eval()
+        metrics = eval_fn(model) if eval_fn is not None else {}
+        scores.append({n: float(v) for n, v in metrics.items()})
+    return ControlResult(model=model, metrics=tuple(scores))
+
+
+def _claim(
+    folder: Path,
+    cfg: ClassifierTrainingConfig,
+    seed: int,
+    train_images: Tensor,
+    train_labels: Tensor,
+    classifier: nn.Module,
+) -> None:
+    """Make ``folder`` this control's: refuse one whose rounds another control computed."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"`out` must be a folder (created if missing), got the file {folder}")
+    key = {
+        "finetune": asdict(cfg),
+        "seed": seed,
+        "train_sha256": tensors_sha256(train_images, train_labels),
+        "classifier_sha256": module_sha256(classifier),
+    }
+    key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
+    stored = folder / KEY_FILE
+    if stored.is_file():
+        try:
+            earlier = json.loads(stored.read_text())
+        except ValueError:
+            earlier = None
+        if earlier != key:
+            why = (
+                changes(earlier, key, _KEY_NAMES)
+                if isinstance(earlier, dict)
+                else f"its {KEY_FILE} cannot be read"
+            )
+            raise ForeignRunError(
+                f"`out` {folder} holds another control run ({why}); pass that run's "
+                "arguments, or another folder"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(key, indent=1) + "\n"
+    if not stored.is_file() or stored.read_text() != text:
+        write_atomic(stored, text)
