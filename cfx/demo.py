@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from cfx.augment import ActiveLearner
     from cfx.augment.active import AugmentResult
+    from cfx.augment.control import ControlResult
 
 log = logging.getLogger(__name__)
 
@@ -749,6 +750,25 @@ def augment_afresh(
         return learner.augment(pool, images, labels, out=run, seed=seed)
 
 
+def control_afresh(
+    learner: ActiveLearner, images: Tensor, labels: Tensor, run: Path, seed: int
+) -> ControlResult:
+    """The run's control (its fine-tuning without the labels) in ``run/control``, started
+    afresh when another demo's settings left one there, as :func:`augment_afresh` does."""
+    import shutil
+
+    from cfx.augment import finetune_without_labels
+    from cfx.errors import ForeignRunError
+
+    folder = run / "control"
+    try:
+        return finetune_without_labels(learner, images, labels, out=folder, seed=seed)
+    except ForeignRunError as err:
+        log.info("%s; the demo starts its control afresh", err)
+        shutil.rmtree(folder)
+        return finetune_without_labels(learner, images, labels, out=folder, seed=seed)
+
+
 def section_shortcuts(out: Path, seed: int) -> list[str]:
     import torch
 
@@ -801,6 +821,7 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
     res = augment_afresh(
         learner, pool.images, train.images, train.labels, out / "augment-run", seed
     )
+    control = control_afresh(learner, train.images, train.labels, out / "augment-run", seed)
     labelled_frames(
         res.images,
         res.labels,
@@ -819,7 +840,12 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
         "tumour_tag": "tumour slices with the marker",
     }
     before, after = accuracies["brain-cnn-tagged"], groups(res.model)
-    rows = [[label, f"{before[k]:.2f}", f"{after[k]:.2f}"] for k, label in keys.items()]
+    without = groups(control.model)
+    added = after["worst_group"] - without["worst_group"]
+    rows = [
+        [label, f"{before[k]:.2f}", f"{after[k]:.2f}", f"{without[k]:.2f}"]
+        for k, label in keys.items()
+    ]
     per_path = len(learner.frame_levels)  # labelled frames per path
     n_paths = res.labels_used // per_path
     skipped = sum(len(r.starts) for r in res.rounds) - n_paths
@@ -867,10 +893,12 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
             f"nearest p = 0.4 and 0.6, one on each side of the boundary, of paths from the "
             f"{n_paths} least certain pool slices whose paths cross it ({skipped} more were "
             "skipped: brain-cnn-tagged already put their reconstruction past the boundary), "
-            "one round, one fine-tuning epoch. Accuracy on 1,000 test slices with the marker "
-            "independent of the label (groups: class x marker):"
+            "one round, one fine-tuning epoch; beside it the control, the same epoch without "
+            f"the labels (`cfx augment --control`): the labels add {added:+.2f} to the worst "
+            "group. Accuracy on 1,000 test slices with the marker independent "
+            "of the label (groups: class x marker):"
         ),
-        rp.table(["metric", "before", "after"], rows),
+        rp.table(["metric", "before", "after (labels)", "after (no labels)"], rows),
         rp.image(
             "augment_frames.png",
             f"the first {min(8, n_paths)} of the {n_paths} labelled paths, a row each: its "
@@ -880,8 +908,8 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
             "marker, top right: the shortcut it learned)",
         ),
         rp.paragraph(
-            "This is a small run (one fine-tuning epoch, no control arm), so its gain alone "
-            "does not show that the labels caused it. benchmarks/augment.py (BENCHMARKS.md) "
+            "This is a small run (one fine-tuning epoch, one seed). benchmarks/augment.py "
+            "(BENCHMARKS.md) "
             "compares arms at equal budgets and epochs (four in total): with 200 labels the "
             "worst group goes from 0.07 to 0.73 (0.84 with 500), "
             "+30 / +33 points over plain retraining; labelling the real pool slices the "

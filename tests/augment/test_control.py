@@ -74,3 +74,16 @@ def test_a_finished_control_is_read_back_and_another_is_refused(world, tmp_path,
         finetune_without_labels(learner, train, labels, out=tmp_path, rounds=0)
     with pytest.raises(ValueError, match=r"`train_labels` must be a tensor of shape \(30,\)"):
         finetune_without_labels(learner, train, labels[:3], out=tmp_path)
+
+
+def test_the_demo_starts_its_own_control_afresh_where_a_user_is_refused(world, tmp_path):
+    from cfx.demo import control_afresh
+
+    g, f, _, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=4)
+    control_afresh(learner, train, labels, tmp_path / "run", seed=0)
+    with pytest.raises(ForeignRunError):  # a user's folder: refused
+        finetune_without_labels(learner, train, labels, out=tmp_path / "run" / "control", seed=1)
+    res = control_afresh(learner, train, labels, tmp_path / "run", seed=1)  # the demo's
+    assert '"seed": 1' in (tmp_path / "run" / "control" / "key.json").read_text()
+    assert len(res.metrics) == 1
