@@ -751,7 +751,12 @@ def augment_afresh(
 
 
 def control_afresh(
-    learner: ActiveLearner, images: Tensor, labels: Tensor, run: Path, seed: int
+    learner: ActiveLearner,
+    result: AugmentResult,
+    images: Tensor,
+    labels: Tensor,
+    run: Path,
+    seed: int,
 ) -> ControlResult:
     """The run's control (its fine-tuning without the labels) in ``run/control``, started
     afresh when another demo's settings left one there, as :func:`augment_afresh` does."""
@@ -762,11 +767,11 @@ def control_afresh(
 
     folder = run / "control"
     try:
-        return finetune_without_labels(learner, images, labels, out=folder, seed=seed)
+        return finetune_without_labels(learner, result, images, labels, out=folder, seed=seed)
     except ForeignRunError as err:
         log.info("%s; the demo starts its control afresh", err)
         shutil.rmtree(folder)
-        return finetune_without_labels(learner, images, labels, out=folder, seed=seed)
+        return finetune_without_labels(learner, result, images, labels, out=folder, seed=seed)
 
 
 def section_shortcuts(out: Path, seed: int) -> list[str]:
@@ -821,7 +826,7 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
     res = augment_afresh(
         learner, pool.images, train.images, train.labels, out / "augment-run", seed
     )
-    control = control_afresh(learner, train.images, train.labels, out / "augment-run", seed)
+    control = control_afresh(learner, res, train.images, train.labels, out / "augment-run", seed)
     labelled_frames(
         res.images,
         res.labels,

@@ -2,15 +2,17 @@
 
 :meth:`~cfx.augment.ActiveLearner.augment` scores its fine-tuned copy against the classifier it
 started from, so its gain mixes two things: what the labelled frames taught and what more
-epochs on the training set do by themselves (on brain-cnn-tagged the second is most of it:
+fine-tuning on the training set does by itself (on brain-cnn-tagged the second is most of it:
 ``python benchmarks/augment.py``, arm ``no_new_labels``). :func:`finetune_without_labels`
-runs the second alone: the learner's rounds of fine-tuning (its settings, seed ``seed + k`` in
-round ``k``, each round from the last) on the training set only, scored after each round by
-``eval_fn``, so the difference between the two runs' scores is the labels' share.
+runs the second alone for one run: its rounds of fine-tuning (the learner's settings, seed
+``seed + k`` in round ``k``, each round from the last), each on a set of the run's size in that
+round, with training images drawn again (seeded) in place of the labelled frames, so that
+both take the same optimiser steps and learning-rate schedule and differ only in the labels.
+The difference between the two runs' scores is the labels' share.
 
 Rounds are kept in ``out`` (``round_KK/model.safetensors`` once finished, the fine-tune's
 resume point in ``round_KK/train`` while it runs), so an interrupted control resumes; a folder
-holding another control (other settings, training set, classifier or seed) is refused.
+holding another control (other settings, run, training set, classifier or seed) is refused.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from cfx.augment.active import _record_size
 from cfx.errors import ForeignRunError, check
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
@@ -33,10 +37,11 @@ from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
 
 if TYPE_CHECKING:
-    from cfx.augment.active import ActiveLearner
+    from cfx.augment.active import ActiveLearner, AugmentResult
 
 KEY_FILE = "key.json"
 _KEY_NAMES = {
+    "frames_per_round": "the run's labelled frames per round",
     "train_sha256": "the training images or labels",
     "classifier_sha256": "the classifier's weights",
 }
@@ -54,29 +59,32 @@ class ControlResult:
 
 def finetune_without_labels(
     learner: ActiveLearner,
+    result: AugmentResult,
     train_images: Tensor,
     train_labels: Tensor,
     *,
     out: str | Path,
     seed: int = 0,
-    rounds: int | None = None,
     eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
     show_progress: bool = False,
 ) -> ControlResult:
-    """Fine-tune a copy of ``learner.classifier`` as ``learner.augment`` does, without labels.
+    """Fine-tune a copy of ``learner.classifier`` as ``learner.augment`` did for ``result``,
+    without its labels.
 
     Args:
-        learner: the :class:`~cfx.augment.ActiveLearner` whose run this controls (its
-            classifier and ``finetune`` settings; ``reset_parameters`` is forced False).
+        learner: the :class:`~cfx.augment.ActiveLearner` of the run (its classifier,
+            ``finetune`` settings and ``repeat_new``; ``reset_parameters`` is forced False).
+        result: what ``learner.augment`` returned: its rounds (as many as it ran; none when
+            it stopped before the first) and how many frames each trained on.
         train_images, train_labels: the training set given to ``augment``.
         out: this control's folder (e.g. ``<augment's out>/control``); reused to resume.
-        seed: ``augment``'s seed (round ``k`` fine-tunes with ``seed + k``).
-        rounds: rounds to run (default ``learner.rounds``; fewer when the run stopped early,
-            e.g. ``len(result.rounds)``).
+        seed: ``augment``'s seed (round ``k`` fine-tunes with ``seed + k``, and draws the
+            training images in place of the labelled frames with it).
         eval_fn: scores the model after each round; finished rounds read back are scored
             again, as ``augment`` does.
         show_progress: tqdm bars of the fine-tunes.
     """
+    learner._check()
     train_images = check_images(train_images, "train_images")
     check(
         isinstance(train_labels, Tensor) and train_labels.shape == (train_images.shape[0],),
@@ -88,41 +96,44 @@ def finetune_without_labels(
             else type(train_labels).__name__
         ),
     )
-    n_rounds = learner.rounds if rounds is None else rounds
-    check(
-        isinstance(n_rounds, int) and not isinstance(n_rounds, bool) and n_rounds >= 1,
-        ValueError,
-        f"`rounds` must be an int >= 1 or None, got {rounds!r}",
-    )
+    # per round, the frames augment trained on so far, each repeated repeat_new times
+    trained, total = [], 0
+    for r in result.rounds:
+        total += r.labelled - r.unsure  # "can't tell" answers are not trained on
+        trained.append(total * learner.repeat_new)
     cfg = replace(
         learner.finetune or ClassifierTrainingConfig(epochs=2, lr=5e-4), reset_parameters=False
     )
     folder = Path(out)
-    _claim(folder, cfg, seed, train_images, train_labels, learner.classifier)
+    _claim(folder, cfg, seed, trained, train_images, train_labels, learner.classifier)
     model = copy.deepcopy(learner.classifier)  # the user's model is never touched
     for param in model.parameters():  # zoo models load frozen; the copy is trained
         param.requires_grad_(True)
     labels = train_labels.long()
+    n = train_images.shape[0]
     scores: list[dict[str, float]] = []
-    for k in range(n_rounds):
+    for k, extra in enumerate(trained):
         done = folder / f"round_{k:02d}" / "model.safetensors"
         if done.is_file():  # finished earlier: reload instead of redoing
             model.load_state_dict(load_file(str(done)))
         else:
+            # training images in place of the labelled frames: the run's set size, its steps
+            drawn = torch.randint(n, (extra,), generator=torch.Generator().manual_seed(seed + k))
             model, _ = train_classifier(
                 model,
-                train_images,
-                labels,
+                torch.cat([train_images, train_images[drawn]]),
+                torch.cat([labels, labels[drawn]]),
                 done.parent / "train",
                 replace(cfg, seed=seed + k),
                 show_progress=show_progress,
             )
-            state = {n: v.detach().contiguous() for n, v in model.state_dict().items()}
+            state = {name: v.detach().contiguous() for name, v in model.state_dict().items()}
             save_tensors_atomic(state, done)
             (done.parent / "train" / "checkpoint.safetensors").unlink(missing_ok=True)
         model.eval()
         metrics = eval_fn(model) if eval_fn is not None else {}
-        scores.append({n: float(v) for n, v in metrics.items()})
+        scores.append({name: float(v) for name, v in metrics.items()})
+    _record_size(model, tuple(train_images.shape[-2:]))
     return ControlResult(model=model, metrics=tuple(scores))
 
 
@@ -130,6 +141,7 @@ def _claim(
     folder: Path,
     cfg: ClassifierTrainingConfig,
     seed: int,
+    trained: list[int],
     train_images: Tensor,
     train_labels: Tensor,
     classifier: nn.Module,
@@ -140,6 +152,7 @@ def _claim(
     key = {
         "finetune": asdict(cfg),
         "seed": seed,
+        "frames_per_round": trained,  # the run's: its set size in each round
         "train_sha256": tensors_sha256(train_images, train_labels),
         "classifier_sha256": module_sha256(classifier),
     }

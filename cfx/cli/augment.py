@@ -265,6 +265,11 @@ def _gain_line(
     return line + f", {c:.2f} fine-tuned the same way without them: the labels add {b - c:+.2f}"
 
 
+def _trained_on(summary: dict) -> int:
+    """The labels the fine-tunes trained on: every one but those answered "unsure"."""
+    return sum(r["labelled"] - r["unsure"] for r in summary["rounds"])
+
+
 def _model_card(folder: Path, args: argparse.Namespace, summary: dict) -> None:
     """``OUT/model/README.md``: what made the weights (the command's settings), what they
     scored, and their SHA-256, which loading the folder checks."""
@@ -276,13 +281,15 @@ def _model_card(folder: Path, args: argparse.Namespace, summary: dict) -> None:
         if k not in ("func", "run", "no_progress", "verbose", "command")
         and v is not None
         and not callable(v)
+        and not (k == "oracle" and args.labeller != "oracle")  # filled in, but not used
     }
     rounds = summary["rounds"]
     lines = [
         f"# {args.classifier} {AUGMENTED_CARD}",
         "",
         f"Fine-tuned in {len(rounds)} round(s) on its training set plus "
-        f"{summary['labels_used']} labelled near-boundary frames ({args.labeller} labels). "
+        f"{_trained_on(summary)} labelled near-boundary frames ({args.labeller} labels; "
+        f"{summary['labels_used'] - _trained_on(summary)} answered unsure, not trained on). "
         "Settings (the command's options):",
         "",
         "```json",
@@ -513,11 +520,11 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         try:
             control = finetune_without_labels(
                 learner,
+                result,
                 train_x,
                 train_y,
                 out=args.out / "control",
                 seed=args.seed,
-                rounds=len(result.rounds),
                 eval_fn=evaluate,
                 show_progress=not args.no_progress,
             )
@@ -561,6 +568,6 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     if result.rounds:
         last = result.rounds[-1].metrics
         without = None if control is None else control.metrics[-1]
-        print(_gain_line(start, last, without, result.labels_used), file=sys.stderr)
+        print(_gain_line(start, last, without, _trained_on(summary)), file=sys.stderr)
     print(json.dumps(summary, indent=2))
     return 0

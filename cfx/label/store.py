@@ -595,11 +595,6 @@ def label_name(label: int, names: Sequence[str]) -> str:
     return UNSURE_NAME if label == UNSURE else names[label]
 
 
-def _label_name(label: int, names: tuple[str, ...]) -> str:
-    """A label as a sheet writes it: the class name, or ``unsure``."""
-    return UNSURE_NAME if label == UNSURE else names[label]
-
-
 def _parse_label(text: str, names: tuple[str, ...]) -> int | None:
     """A class index from ``"1"``, ``"1.0"`` or ``"1,0"`` (as a spreadsheet may save it) or
     ``"Tumour"``, or :data:`UNSURE` from ``"unsure"`` (any case); None when it is none of
@@ -684,8 +679,8 @@ def import_csv(
                 first_row, first_label = rows_of[item_id]
                 if first_label != label:
                     raise ValueError(
-                        f"{where}: id {item_id!r} is labelled {_label_name(label, names)!r} "
-                        f"here and {_label_name(first_label, names)!r} in row {first_row}: "
+                        f"{where}: id {item_id!r} is labelled {label_name(label, names)!r} "
+                        f"here and {label_name(first_label, names)!r} in row {first_row}: "
                         "keep one of the two rows"
                     )
                 continue

@@ -1,10 +1,13 @@
-"""The control arm: the learner's fine-tuning without labels (cfx.augment.control)."""
+"""The control arm: a run's fine-tuning without its labels (cfx.augment.control)."""
+
+import dataclasses
 
 import pytest
 import torch
 
+import cfx.augment.active as active
 import cfx.augment.control as control
-from cfx.augment import ActiveLearner, finetune_without_labels
+from cfx.augment import ActiveLearner, AugmentResult, finetune_without_labels
 from cfx.errors import ForeignRunError
 from cfx.label import UNSURE
 from tests.augment.toy import CFG, CountingOracle
@@ -18,6 +21,15 @@ class Unsure(CountingOracle):
         return torch.full((images.shape[0],), UNSURE)
 
 
+class HalfUnsure(CountingOracle):
+    """The true rule, but "can't tell" for every other frame."""
+
+    def label(self, images, **kw):
+        labels = super().label(images)
+        labels[::2] = UNSURE
+        return labels
+
+
 def _weights(model):
     return {n: v.clone() for n, v in model.state_dict().items()}
 
@@ -29,61 +41,105 @@ def test_the_control_is_the_runs_fine_tuning_without_its_labels(world, tmp_path)
     before = _weights(f)
     learner = ActiveLearner(g, f, Unsure(), budget=4, rounds=2, finetune=CFG, steps=4)
     unlabelled = learner.augment(pool, train, labels, out=tmp_path / "run", seed=3)
-    ctl = finetune_without_labels(
-        learner,
-        train,
-        labels,
-        out=tmp_path / "ctl",
-        seed=3,
-        eval_fn=lambda m: {"mean_weight": float(next(m.parameters()).detach().mean())},
-    )
+    ctl = finetune_without_labels(learner, unlabelled, train, labels, out=tmp_path / "c", seed=3)
     for name, value in unlabelled.model.state_dict().items():
         assert torch.equal(value, ctl.model.state_dict()[name]), name
-    assert len(ctl.metrics) == 2
-    assert ctl.metrics[-1]["mean_weight"] == float(next(ctl.model.parameters()).detach().mean())
+    assert ctl.metrics == ({}, {})  # one per round; no eval_fn
     assert not any(torch.equal(v, before[n]) for n, v in ctl.model.state_dict().items())
     for name, value in f.state_dict().items():  # the user's classifier is left as it was
         assert torch.equal(value, before[name]), name
-    # with real labels the run ends elsewhere: the control is not the run itself
-    labelled = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=2, finetune=CFG, steps=4)
-    other = labelled.augment(pool, train, labels, out=tmp_path / "run2", seed=3)
-    assert not all(
-        torch.equal(v, ctl.model.state_dict()[n]) for n, v in other.model.state_dict().items()
-    )
+
+
+def test_the_control_takes_the_runs_steps_with_training_images_for_the_frames(
+    world, tmp_path, monkeypatch
+):
+    """The control trained on the training set alone, so a run on few training images took
+    more steps (and a longer schedule) than its control, which the labels were credited
+    with (session 44 review). Each round now fits a set of the run's size: the training set
+    plus, in place of the frames trained on so far (unsure ones are not), training rows."""
+    g, f, pool, train, labels = world
+    sizes = {"run": [], "control": []}
+
+    def spy(arm, real):
+        def fit(model, images, targets, out, config, **kw):
+            sizes[arm].append((images.shape[0], config.seed, config.epochs))
+            if arm == "control":  # the stand-ins are training rows with their labels
+                rows = {
+                    tuple(x.flatten().tolist()): int(y) for x, y in zip(train, labels, strict=True)
+                }
+                assert all(
+                    rows.get(tuple(x.flatten().tolist())) == int(y)
+                    for x, y in zip(images, targets, strict=True)
+                )
+            return real(model, images, targets, out, config, **kw)
+
+        return fit
+
+    monkeypatch.setattr(active, "train_classifier", spy("run", active.train_classifier))
+    monkeypatch.setattr(control, "train_classifier", spy("control", control.train_classifier))
+    learner = ActiveLearner(g, f, HalfUnsure(), budget=8, rounds=2, finetune=CFG, steps=4)
+    run = learner.augment(pool, train, labels, out=tmp_path / "run", seed=3)
+    finetune_without_labels(learner, run, train, labels, out=tmp_path / "c", seed=3)
+    # 30 training images; 4 frames a round, 2 of them unsure, each sure one repeated 4x
+    assert sizes["run"] == sizes["control"] == [(30 + 8, 3, 1), (30 + 16, 3 + 1, 1)]
+
+
+def test_a_run_that_stopped_before_its_first_round_has_an_empty_control(world, tmp_path):
+    """The command crashed after a run with no round ("`rounds` must be an int >= 1")."""
+    g, f, _, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=2, finetune=CFG, steps=4)
+    empty = AugmentResult(
+        model=f, images=train[:0], labels=labels[:0].long(), rounds=()
+    )  # what augment returns when no pool image gives a path
+    ctl = finetune_without_labels(learner, empty, train, labels, out=tmp_path)
+    assert ctl.metrics == ()
+    for name, value in f.state_dict().items():
+        assert torch.equal(value, ctl.model.state_dict()[name]), name
 
 
 def test_a_finished_control_is_read_back_and_another_is_refused(world, tmp_path, monkeypatch):
-    g, f, _, train, labels = world
-    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=2, finetune=CFG, steps=4)
-    first = finetune_without_labels(learner, train, labels, out=tmp_path, rounds=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.json", "round_00"]
-    assert not (tmp_path / "round_00" / "train" / "checkpoint.safetensors").exists()
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=4)
+    run = learner.augment(pool, train, labels, out=tmp_path / "run")
+    out = tmp_path / "c"
+    first = finetune_without_labels(learner, run, train, labels, out=out)
+    assert sorted(p.name for p in out.iterdir()) == ["key.json", "round_00"]
+    assert not (out / "round_00" / "train" / "checkpoint.safetensors").exists()
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished round was trained again")
 
     monkeypatch.setattr(control, "train_classifier", no_training)
-    again = finetune_without_labels(learner, train, labels, out=tmp_path, rounds=1)
+    again = finetune_without_labels(learner, run, train, labels, out=out)
     for name, value in first.model.state_dict().items():
         assert torch.equal(value, again.model.state_dict()[name]), name
     with pytest.raises(ForeignRunError, match="seed: 0 before, 1 now"):
-        finetune_without_labels(learner, train, labels, out=tmp_path, seed=1)
+        finetune_without_labels(learner, run, train, labels, out=out, seed=1)
     with pytest.raises(ForeignRunError, match="the training images or labels"):
-        finetune_without_labels(learner, train, 1 - labels, out=tmp_path)
-    with pytest.raises(ValueError, match=r"`rounds` must be an int >= 1 or None, got 0"):
-        finetune_without_labels(learner, train, labels, out=tmp_path, rounds=0)
+        finetune_without_labels(learner, run, train, 1 - labels, out=out)
+    fewer = dataclasses.replace(
+        run, rounds=(dataclasses.replace(run.rounds[0], unsure=run.rounds[0].labelled),)
+    )
+    with pytest.raises(ForeignRunError, match="the run's labelled frames per round"):
+        finetune_without_labels(learner, fewer, train, labels, out=out)
     with pytest.raises(ValueError, match=r"`train_labels` must be a tensor of shape \(30,\)"):
-        finetune_without_labels(learner, train, labels[:3], out=tmp_path)
+        finetune_without_labels(learner, run, train, labels[:3], out=out)
+    learner.repeat_new = 0
+    with pytest.raises(ValueError, match="`repeat_new` must be a positive int, got 0"):
+        finetune_without_labels(learner, run, train, labels, out=out)
 
 
 def test_the_demo_starts_its_own_control_afresh_where_a_user_is_refused(world, tmp_path):
     from cfx.demo import control_afresh
 
-    g, f, _, train, labels = world
+    g, f, pool, train, labels = world
     learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=4)
-    control_afresh(learner, train, labels, tmp_path / "run", seed=0)
+    run = learner.augment(pool, train, labels, out=tmp_path / "aug")
+    control_afresh(learner, run, train, labels, tmp_path / "run", seed=0)
     with pytest.raises(ForeignRunError):  # a user's folder: refused
-        finetune_without_labels(learner, train, labels, out=tmp_path / "run" / "control", seed=1)
-    res = control_afresh(learner, train, labels, tmp_path / "run", seed=1)  # the demo's
+        finetune_without_labels(
+            learner, run, train, labels, out=tmp_path / "run" / "control", seed=1
+        )
+    res = control_afresh(learner, run, train, labels, tmp_path / "run", seed=1)  # the demo's
     assert '"seed": 1' in (tmp_path / "run" / "control" / "key.json").read_text()
     assert len(res.metrics) == 1
