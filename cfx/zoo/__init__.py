@@ -94,7 +94,8 @@ ZOO: dict[str, ZooEntry] = {
 
 log = logging.getLogger(__name__)
 
-_HEX64 = re.compile(r"\b([0-9a-f]{64})\b")
+_HEX64 = re.compile(r"\b([0-9a-fA-F]{64})\b")
+_HEX_RUN = re.compile(r"\b[0-9a-fA-F]{16,}\b")  # a digest-like run of hex digits, any length
 _SHA256_FIELD = re.compile(r"^\W*sha256\W*[:=]", re.IGNORECASE)  # "- sha256: ...", "sha256 = ..."
 
 
@@ -142,12 +143,28 @@ def _recorded_sha256(card: Path, weights: str = WEIGHTS_NAME) -> str | None:
     if not card.is_file():
         return None
     lines = card.read_text(encoding="utf-8").splitlines()
-    named = [line for line in lines if "sha256" in line.lower() and weights in line]
-    fields = [line for line in lines if _SHA256_FIELD.match(line)]
-    for line in named + fields:
-        match = _HEX64.search(line)
-        if match:
-            return match.group(1)
+    named = [i for i, line in enumerate(lines) if "sha256" in line.lower() and weights in line]
+    fields = [i for i, line in enumerate(lines) if _SHA256_FIELD.match(line)]
+    for group in (named, fields):  # the lines naming the weights first, then bare fields
+        found: dict[str, int] = {}
+        for i in group:
+            match = _HEX64.search(lines[i])
+            if match:
+                found.setdefault(match.group(1).lower(), i + 1)  # HEX and hex are one digest
+            elif run := _HEX_RUN.search(lines[i]):  # a digest cut short or of another kind
+                raise CheckpointError(
+                    f"`{card}` line {i + 1}: the sha256 of {weights} must be 64 hex digits, "
+                    f"got {run.group(0)!r} ({len(run.group(0))}); the weights cannot be "
+                    "checked against it"
+                )
+        if len(found) > 1:  # which one is the weights'? neither is trusted
+            where = ", ".join(f"line {n}: {d[:12]}..." for d, n in found.items())
+            raise CheckpointError(
+                f"`{card}` records {len(found)} different sha256 digests of {weights} "
+                f"({where}): keep the one of these weights"
+            )
+        if found:
+            return next(iter(found))
     # a digest of another weights file (model.safetensors in a diffusers VAE's card): said,
     # not silently passed over as if the card recorded none
     other = {

@@ -70,6 +70,31 @@ def test_other_digests_in_a_card_are_not_taken_for_the_weights(tmp_path):
     assert model_source(folder).expected_sha256 == digest
 
 
+def test_a_digest_in_capitals_is_checked_and_one_that_cannot_be_is_refused(tmp_path):
+    """A card's digest in capitals, cut short, or beside a second one turned the check off
+    without a word, and tampered weights loaded (session 44 audit)."""
+    folder = _cnn().save_pretrained(tmp_path / "m")
+    digest = sha256(folder / "model.safetensors")
+    card = folder / "README.md"
+    card.write_text(f"sha256 of model.safetensors: {digest.upper()}\n")
+    assert model_source(folder).expected_sha256 == digest
+    _cnn(seed=1).save_pretrained(folder)  # other weights under the same card
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_classifier(folder)
+    card.write_text(f"sha256 of model.safetensors: {digest[:40]}\n")
+    with pytest.raises(CheckpointError, match=r"line 1: the sha256 of model.safetensors must "
+                       r"be 64 hex digits, got '[0-9a-f]{40}' \(40\)"):  # fmt: skip
+        model_source(folder)
+    card.write_text(
+        f"sha256 of model.safetensors: {digest}\n\nsha256 of model.safetensors: {'d' * 64}\n"
+    )
+    with pytest.raises(CheckpointError, match=r"records 2 different sha256 digests .*line 3"):
+        model_source(folder)
+    card.write_text(f"sha256 of model.safetensors: {digest}\nSHA256 of model.safetensors: "
+                    f"{digest.upper()}\n")  # fmt: skip
+    assert model_source(folder).expected_sha256 == digest  # one digest, written twice
+
+
 def test_truncated_weights_are_a_checkpoint_error(tmp_path):
     folder = _cnn().save_pretrained(tmp_path / "m")
     weights = folder / "model.safetensors"
