@@ -3,7 +3,9 @@
 A checkpoint is one ``.safetensors`` file holding the tensors of several modules, optimizers and
 random generators, with everything that is not a tensor (step counters, optimizer
 hyperparameters) as JSON in the file's metadata. Writes go to a temporary file that is renamed
-into place, so an interrupted save never leaves a broken checkpoint.
+into place, so an interrupted save never leaves a broken checkpoint; the metadata also holds a
+SHA-256 of the tensors, checked on loading, so a file damaged since (a flipped byte that
+safetensors reads happily) is refused instead of resumed and saved as the model.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from cfx.errors import CheckpointError
+from cfx.errors import CheckpointError, ForeignRunError
 from cfx.files import save_tensors_atomic
-from cfx.run_key import changes
+from cfx.run_key import changes, tensors_sha256
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,18 @@ def save_checkpoint(
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_tensors_atomic(tensors, path, metadata={"layout": json.dumps(layout)})
+    text = json.dumps(layout)
+    metadata = {"layout": text, "sha256": _digest(text, tensors)}
+    save_tensors_atomic(tensors, path, metadata=metadata)
+
+
+def _digest(layout: str, tensors: Mapping[str, torch.Tensor]) -> str:
+    """One SHA-256 over the layout's JSON and the tensors by name (shapes, dtypes, bytes)."""
+    names = sorted(tensors)
+    head = json.dumps([layout, names]).encode()
+    return tensors_sha256(
+        torch.frombuffer(bytearray(head), dtype=torch.uint8), *(tensors[n] for n in names)
+    )
 
 
 def load_checkpoint(
@@ -95,9 +108,16 @@ def load_checkpoint(
     """Restore modules, optimizers and generators in place; return the saved ``state``."""
     tensors: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt") as fh:
-        layout = json.loads(fh.metadata()["layout"])
+        metadata = fh.metadata()
+        layout = json.loads(metadata["layout"])
         for key in fh.keys():  # noqa: SIM118 (safe_open has no __iter__)
             tensors[key] = fh.get_tensor(key)
+    recorded = metadata.get("sha256")  # none in checkpoints of an older cfx
+    if recorded is not None and recorded != _digest(metadata["layout"], tensors):
+        raise CheckpointError(
+            f"{path} does not match the digest it was saved with: it was damaged or changed "
+            "since; delete it to train from the start, or use a new folder"
+        )
     for k, m in modules.items():
         m.load_state_dict(_unflatten(layout["modules"][k], tensors), strict=True)
     for k, o in optimizers.items():
@@ -120,7 +140,8 @@ def resume_checkpoint(
     """Resume from ``path`` when it holds a checkpoint of the same run: restore modules,
     optimizers and generators in place and return the saved ``state`` (None when there is
     no checkpoint). A checkpoint of another architecture, or whose saved ``fingerprint``
-    (data digests, settings) differs, is a ``ValueError`` saying what changed (``names`` as
+    (data digests, settings) differs, is a :class:`~cfx.errors.ForeignRunError` (a
+    ``ValueError``) saying what changed (``names`` as
     :func:`cfx.run_key.changes` takes them). Entries of ``added_later`` that a checkpoint
     written by an older cfx lacks (all of them: one written before fingerprints) are taken
     on trust, with a warning."""
@@ -153,8 +174,10 @@ def resume_checkpoint(
         raise CheckpointError(
             f"{path} cannot be read ({str(err).splitlines()[0]}): {damaged}"
         ) from err
+    except CheckpointError:  # damaged since it was saved: said as such
+        raise
     except (RuntimeError, KeyError, ValueError) as err:  # another model or architecture
-        raise ValueError(f"{other}the same model ({str(err).splitlines()[0]})") from err
+        raise ForeignRunError(f"{other}the same model ({str(err).splitlines()[0]})") from err
     return state
 
 
@@ -185,4 +208,4 @@ def _same_run(
             if isinstance(earlier, dict)
             else "no settings recorded"
         )
-        raise ValueError(f"{other}the same settings and data ({what})")
+        raise ForeignRunError(f"{other}the same settings and data ({what})")

@@ -57,3 +57,26 @@ def test_a_damaged_checkpoint_is_named_not_a_raw_safetensors_error(tmp_path):
             optimizers={},
             generators={},
         )
+
+
+def test_a_byte_changed_since_saving_is_refused_not_resumed(tmp_path):
+    """A flipped byte inside a tensor read happily: the finished run resumed from it and
+    saved the damaged weights as its model, with a fresh sha256 (session 44 audit)."""
+    import pytest
+
+    from cfx.errors import CheckpointError, ForeignRunError
+    from cfx.training.checkpoint import resume_checkpoint
+
+    model = nn.Linear(4, 2)
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, modules={"m": model}, optimizers={}, generators={}, state={"step": 1})
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x10  # the last tensor's bytes: still a readable file
+    path.write_bytes(bytes(data))
+    args = {"names": {}, "added_later": (), "optimizers": {}, "generators": {}}
+    with pytest.raises(CheckpointError, match="does not match the digest it was saved with"):
+        resume_checkpoint(path, fingerprint={}, modules={"m": nn.Linear(4, 2)}, **args)
+    # another run's checkpoint is a ForeignRunError, as the README names that refusal
+    save_checkpoint(path, modules={"m": model}, optimizers={}, generators={}, state={"step": 1})
+    with pytest.raises(ForeignRunError, match="the same model"):
+        resume_checkpoint(path, fingerprint={}, modules={"m": nn.Linear(4, 3)}, **args)
