@@ -308,7 +308,8 @@ def run_generator(args: argparse.Namespace) -> int:
         model, report = train_generator(
             images, args.out, config, show_progress=not args.no_progress
         )
-    print(_save_run(Path(args.out), model, report, start, command=args))
+    images_n = int(images.shape[0])
+    print(_save_run(Path(args.out), model, report, start, command=args, images=images_n))
     return 0
 
 
@@ -386,13 +387,19 @@ def _model_card(folder: Path, args: argparse.Namespace, report: Any, extra: dict
     def shown(v: object) -> str:  # 12000, not 1.2e+04
         return f"{v:.0f}" if isinstance(v, float) and v.is_integer() else f"{v:.4g}"
 
+    own_data = args.data != "brain"  # the built-in slices' options do not describe it
     settings = {
         k: str(v) if isinstance(v, Path) else v
         for k, v in sorted(vars(args).items())
         if k not in ("func", "no_progress", "verbose", "command", "train_command")
+        and not (own_data and (k in BRAIN_DEFAULTS or k == "tagged"))
         and v is not None
         and not callable(v)
     }
+    if "images" in extra:
+        settings["images"] = extra["images"]  # how many --data held
+    if isinstance(settings.get("steps"), int) and settings["steps"] < report.steps:
+        settings["steps"] = report.steps  # a rerun asked for fewer: the weights have these
     last = report.history[-1] if report.history else {}
     lines = [
         f"# {extra.get('arch', 'brain-gan')} {TRAINED_CARD}",
@@ -588,7 +595,8 @@ def run_classifier(args: argparse.Namespace) -> int:
             val=val,
             show_progress=not args.no_progress,
         )
-    extra = {"arch": args.arch} | ({} if segment else {"classes": classes})
+    extra = {"arch": args.arch, "images": int(images.shape[0])}
+    extra |= {} if segment else {"classes": classes}
     print(_save_run(Path(args.out), model, report, start, command=args, **extra))
     return 0
 
@@ -622,7 +630,8 @@ def _save_run(
     )
     # stderr: stdout stays the model folder alone, for scripts
     print(
-        f"{report.steps} steps ({report.seconds:.0f} s in all); last logged: {last or 'nothing'}; "
+        f"{counted(report.steps, 'step')} ({report.seconds:.0f} s in all); last logged: "
+        f"{last or 'nothing'}; "
         f"history in {out / 'training.json'}",
         file=sys.stderr,
     )

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.errors import check_int
+from cfx.errors import check_int, counted
 from cfx.images import check_images
 from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
 from cfx.run_key import tensors_sha256
@@ -182,8 +182,12 @@ def train_generator(
     )
     if state is not None:
         step, seconds, history = state["step"], state["seconds"], state["history"]
-        log.warning("resuming generator training in %s at step %d of %d", out, step, cfg.steps)
-        if step > cfg.steps:  # a rerun that asks for fewer steps: nothing trains
+        if step < cfg.steps:
+            log.warning("resuming generator training in %s at step %d of %d", out, step, cfg.steps)
+        elif step == cfg.steps:
+            done = counted(step, "step")
+            log.warning("generator training in %s already finished (%s)", out, done)
+        else:  # a rerun that asks for fewer steps: nothing trains
             log.warning(
                 "the checkpoint in %s is at step %d, past `steps` %d: nothing is trained and "
                 "the model is the checkpoint's (raise `steps` to go on)",

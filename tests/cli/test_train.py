@@ -90,6 +90,10 @@ def test_a_trained_model_folder_carries_a_card_whose_digest_loading_checks(tmp_p
     assert card.startswith("# brain-cnn trained by `cfx train`")
     settings = json.loads(card.split("```json")[1].split("```")[0])
     assert settings["data"] == str(images) and settings["epochs"] == 1 and settings["width"] == 4
+    # the built-in slices' options did not shape this run: they were listed with their
+    # defaults (n 20000 for 8 images of a file: session 44 audit); the count is given
+    assert not {"n", "data_seed", "val_n", "val_seed", "tag_correlation"} & set(settings)
+    assert settings["images"] == 8
     assert f"sha256 of model.safetensors: {sha256(folder / 'model.safetensors')}" in card
     load_classifier(folder)  # the card's digest matches
     other = BrainCNN(BrainCNN.from_pretrained(folder).config)  # other weights, same config
@@ -410,6 +414,13 @@ def test_a_refused_rerun_names_the_commands_flags(tmp_path, capsys):
     assert main([*gen, "--latent-dim", "8", "--out", str(tmp_path / "g"), "--no-progress"]) == 0
     assert main([*gen, "--latent-dim", "16", "--out", str(tmp_path / "g")]) == 2
     assert "(--latent-dim: 8 before, 16 now)" in capsys.readouterr().err
+    # more steps go on; then fewer train nothing, and the card keeps the steps the weights
+    # have (it said "Trained for 2 steps" beside settings "steps": 1: session 44 audit)
+    two = [*gen[:5], "2", *gen[6:], "--latent-dim", "8", "--out", str(tmp_path / "g")]
+    assert main([*two, "--no-progress"]) == 0
+    assert main([*gen, "--latent-dim", "8", "--out", str(tmp_path / "g"), "--no-progress"]) == 0
+    card = (tmp_path / "g" / "model" / "README.md").read_text()
+    assert "Trained for 2 steps" in card and '"steps": 2,' in card
 
 
 def test_a_folder_of_image_files_trains_with_labels_by_file_name(tmp_path):

@@ -62,6 +62,10 @@ def test_a_rerun_asking_for_fewer_steps_says_nothing_was_trained(tmp_path, caplo
     with caplog.at_level("WARNING"):
         again, report = train_generator(x, tmp_path, _config(steps=2), show_progress=False)
     assert "is at step 4, past `steps` 2: nothing is trained" in caplog.text
+    assert "at step 4 of 2" not in caplog.text  # it also said "resuming ... at step 4 of 2"
+    with caplog.at_level("WARNING"):
+        train_generator(x, tmp_path, _config(steps=4), show_progress=False)
+    assert f"generator training in {tmp_path} already finished (4 steps)" in caplog.text
     assert report.steps == 4 and all(
         torch.equal(p, q) for p, q in zip(trained.parameters(), again.parameters(), strict=True)
     )
