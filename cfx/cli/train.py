@@ -249,9 +249,12 @@ def _user_images(
         unit_range_notice(x, flag)
         return x, files
     if Path(path).suffix.lower() not in (".npy", ".pt"):
-        if not Path(path).exists() and ("/" in str(path) or "\\" in str(path)):  # a path
+        if not Path(path).exists():  # a typed name that is not there (nor 'brain')
             what = "file" if Path(path).suffix else "folder"
-            raise FileNotFoundError(f"`{flag}` {what} not found: {path}")
+            raise FileNotFoundError(
+                f"`{flag}` {what} not found: {path} (it takes 'brain', a .npy/.pt image file "
+                "or a folder of image files)"
+            )
         raise ValueError(
             f"`{flag}` must be 'brain', a .npy/.pt image file or a folder of image files, "
             f"got {path!r}"

@@ -157,6 +157,14 @@ def train_generator(
             f"`images` has {images.shape[1]} channel(s) but the model config expects "
             f"{cfg.model.channels}"
         )
+    if cfg.adv_factor > 0 and cfg.adv_start >= cfg.steps:  # a short run at the default 500
+        log.warning(
+            "`adv_start` %d is not below `steps` %d: the adversarial loss never switches on, "
+            "and the generator learns from the reconstruction loss alone (lower adv_start, or "
+            "set adv_factor=0 to say so)",
+            cfg.adv_start,
+            cfg.steps,
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.safetensors"

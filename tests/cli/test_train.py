@@ -190,10 +190,13 @@ def test_data_options_are_named(tmp_path, capsys):
     np.save(tmp_path / "y.npy", np.arange(4) % 2)
     gen = ["train", "generator", "--steps", "1", "--out", str(tmp_path / "g")]
     assert main([*gen, "--data", "brian"]) == 2
-    assert (
-        "`--data` must be 'brain', a .npy/.pt image file or a folder of image files, got 'brian'"
-        in (capsys.readouterr().err)
+    assert (  # a typed name that is not there: said so (it was "must be 'brain', ..." alone)
+        "`--data` folder not found: brian (it takes 'brain', a .npy/.pt image file or a folder "
+        "of image files)" in capsys.readouterr().err
     )
+    (tmp_path / "notes.txt").write_text("x")  # there, but no image data
+    assert main([*gen, "--data", str(tmp_path / "notes.txt")]) == 2
+    assert "`--data` must be 'brain', a .npy/.pt image file" in capsys.readouterr().err
     assert main([*gen, "--data", str(tmp_path / "x.npy"), "--labels", "y.npy"]) == 2
     assert "`--labels` does nothing here" in capsys.readouterr().err
     clf = ["train", "classifier", "--arch", "brain-cnn", "--out", str(tmp_path / "c")]

@@ -184,3 +184,19 @@ def test_the_model_follows_the_images_dtype_and_bad_images_are_named(tmp_path):
         )
     with pytest.raises(ValueError, match="`images`"):
         train_generator(x * 3, tmp_path / "c", _config(steps=1), show_progress=False)
+
+
+def test_an_adversarial_loss_that_never_starts_is_said(tmp_path, caplog):
+    """A short run at the default adv_start (500) trained without its adversarial loss in
+    silence (session 44 audit)."""
+    x = _images()
+    with caplog.at_level("WARNING", logger="cfx.training.generator"):
+        train_generator(x, tmp_path / "a", _config(steps=2, adv_start=2), show_progress=False)
+    assert "`adv_start` 2 is not below `steps` 2: the adversarial loss never switches on" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.training.generator"):
+        train_generator(x, tmp_path / "b", _config(steps=2, adv_factor=0.0), show_progress=False)
+        train_generator(x, tmp_path / "c", _config(steps=2), show_progress=False)  # starts at 1
+    assert "adversarial" not in caplog.text
