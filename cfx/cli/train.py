@@ -259,7 +259,7 @@ def _user_images(
             f"`{flag}` must be 'brain', a .npy/.pt image file or a folder of image files, "
             f"got {path!r}"
         )
-    x = load_images(path, name=flag)
+    x = load_images(path, name=flag, batch=True)  # (N, H, W) too: grey images
     if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):  # (N, H, W, C)
         raise ValueError(
             f"`{flag}` holds {tuple(x.shape)}: images saved channels last (N, H, W, C)? "

@@ -62,6 +62,7 @@ def load_images(
     name: str = "images",
     shape: tuple[int, int, int] | None = None,
     channels: int | None = None,
+    batch: bool = False,
 ) -> Tensor:
     """Images ``(N, C, H, W)`` from ``.npy``/``.pt``: floats in [-1, 1], or uint8 (0..255).
 
@@ -70,9 +71,14 @@ def load_images(
     a batch without its channel axis ``(N, H, W)``. (A three-channel ``(3, H, W)`` array is
     one colour image, never three grey ones.) ``channels`` alone (the model's, when the size
     is free) checks ``C``, naming a channels-last ``(N, H, W, C)`` layout, and takes one image
-    ``(C, H, W)`` too, and for ``C = 1`` ``(N, H, W)`` and ``(H, W)``. Errors call the file
-    ``name`` (e.g. the command-line option that gave it)."""
+    ``(C, H, W)`` too, and for ``C = 1`` ``(N, H, W)`` and ``(H, W)``. ``batch`` alone (a
+    training set, whose channels the data decide) reads a 3-D array as grey images without
+    their channel axis ``(N, H, W)``. Errors call the file ``name`` (e.g. the command-line
+    option that gave it)."""
     x = _load_array(path, name)
+    # (not one (H, W, C) image: a last axis of 1, 3 or 4 reads as channels, refused below)
+    if batch and shape is None and channels is None and x.ndim == 3 and x.shape[-1] > 4:
+        x = x[:, None]  # (N, H, W): grey images, as the other commands read such a file
     if x.dtype == torch.bool:
         raise TypeError(f"`{name}` ({path}) must hold images (floats or uint8), got bool")
     if shape is None and channels is not None:

@@ -183,6 +183,24 @@ def test_a_checkpoint_from_before_image_size_still_resumes():
     assert _fingerprint(wider, "classify", x, y, run, None) != old  # the rest still counts
 
 
+def test_a_batch_of_grey_images_without_a_channel_axis_trains(tmp_path):
+    """(N, H, W) was refused as "must have shape (B, C, H, W)" while `cfx trajectory --input`
+    reads it (session 44 audit). Known answer: the same model as from (N, 1, H, W)."""
+    x = torch.rand(8, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    np.save(tmp_path / "nhw.npy", x.numpy())
+    np.save(tmp_path / "nchw.npy", x[:, None].numpy())
+    np.save(tmp_path / "y.npy", np.arange(8) % 2)
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--labels", str(tmp_path / "y.npy")]
+    argv += ["--epochs", "1", "--width", "4", "--no-progress"]
+    for name in ("nhw", "nchw"):
+        assert (
+            main([*argv, "--data", str(tmp_path / f"{name}.npy"), "--out", str(tmp_path / name)])
+            == 0
+        )
+    a = (tmp_path / "nhw" / "model" / "model.safetensors").read_bytes()
+    assert a == (tmp_path / "nchw" / "model" / "model.safetensors").read_bytes()
+
+
 def test_data_options_are_named(tmp_path, capsys):
     x = torch.zeros(4, 1, 64, 64)
     np.save(tmp_path / "x.npy", x.numpy())
