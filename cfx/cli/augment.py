@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cfx.cli.console import keeping_warnings
-from cfx.cli.models import checked_source, size_notice
+from cfx.cli.models import checked_source, load_model, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, out_folder
 from cfx.errors import ForeignRunError, check_int
@@ -327,7 +327,6 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.inversion import unit_range_notice, zero_image
     from cfx.metrics import group_accuracies
     from cfx.training.classifier import ClassifierTrainingConfig, predict
-    from cfx.zoo import load_classifier, load_generator
 
     if (args.train_data is None) != (args.train_labels is None):
         raise ValueError("`--train-data` and `--train-labels` must be given together")
@@ -385,7 +384,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
                 "rounds and fine-tuned copy there: choose another folder"
             )
     not_a_file(args.out)  # a file named by --out fails now, not after the first round
-    generator = load_generator(sources["generator"])
+    generator = load_model("--generator", sources["generator"])
     c, h, w = zero_image(generator).shape[1:]  # what the image files must hold
     shape = (c, h, w)
     if args.train_data is not None:
@@ -415,7 +414,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         ).shape[1]
 
     # a classifier trained at another size than the generator's frames: the explainer says so
-    classifier = load_classifier(sources["classifier"])
+    classifier = load_model("--classifier", sources["classifier"])
     outputs = class_count(classifier, "--classifier")  # the classes labels must name
     if outputs != 2:
         raise ValueError(
@@ -424,7 +423,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         )
     labeller: Labeller
     if args.labeller == "oracle":
-        oracle = load_classifier(sources["oracle"])
+        oracle = load_model("--oracle", sources["oracle"])
         size_notice(
             oracle, (h, w), "--oracle", "frames to label (the generator's size)", frames=True
         )

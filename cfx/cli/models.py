@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cfx.errors import CfxError, UnknownNameError
 
@@ -49,6 +49,19 @@ def checked_source(
             "or a folder or hub id holding one"
         )
     return source
+
+
+def load_model(flag: str, source: ModelSource) -> Any:
+    """``source`` (from :func:`checked_source`) loaded by its role, with an error from loading
+    it (weights whose sha256 is not the card's, a damaged file) naming ``flag``, as the
+    errors of :func:`checked_source` do: it named only the weights file."""
+    from cfx.zoo import load_classifier, load_generator
+
+    loader = load_generator if source.role == "generator" else load_classifier
+    try:
+        return loader(source)
+    except CfxError as err:
+        raise type(err)(f"`{flag}`: {err}") from err
 
 
 def size_notice(

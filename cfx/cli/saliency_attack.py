@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cfx.cli.console import keeping_warnings
-from cfx.cli.models import checked_source, size_notice
+from cfx.cli.models import checked_source, load_model, size_notice
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, out_folder
 from cfx.cli.saliency import (
@@ -176,7 +176,6 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.saliency.compare import build_method, mean_ci, tumour_slices
     from cfx.saliency.metrics import relevance_mass_accuracy
     from cfx.viz import attack_figure
-    from cfx.zoo import load_classifier
 
     eps = check_real("--epsilon", parse_fraction(args.epsilon), low=0.0, high=1.0, open_low=True)
     built_in(args, 16)
@@ -221,8 +220,9 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
     region_name = "mask" if args.region_mask is not None else args.region or "mirror"
     default_classifier(args)
     files = checked_input(args)
-    model = load_classifier(
-        checked_source("--classifier", args.classifier, "classifier", has_generator=False)
+    model = load_model(
+        "--classifier",
+        checked_source("--classifier", args.classifier, "classifier", has_generator=False),
     )
     if args.input is not None:
         x = read_input(args, files, model)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cfx.cli.console import keeping_warnings, warnings_markdown
-from cfx.cli.models import checked_source, size_notice
+from cfx.cli.models import checked_source, load_model, size_notice
 from cfx.cli.paths import add_output_options, not_the_input_folder, out_folder
 from cfx.cli.saliency import (
     add_method_options,
@@ -110,7 +110,6 @@ def register(ssub: argparse._SubParsersAction) -> None:
 def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.saliency.compare import compare_methods, tumour_slices
     from cfx.viz import saliency_grid
-    from cfx.zoo import load_classifier
 
     names = method_names(args.methods)
     built_in(args, 64)
@@ -142,7 +141,7 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
         )
     elif not brain:
         brain_name_notice(given, args.target, args.classifier)
-    model = load_classifier(classifier)
+    model = load_model("--classifier", classifier)
     check_gradcam_layer(model, names, args.gradcam_layer)
     if args.input is not None:
         x = read_input(args, files, model)

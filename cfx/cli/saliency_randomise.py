@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from cfx.cli.console import keeping_warnings
-from cfx.cli.models import checked_source, size_notice
+from cfx.cli.models import checked_source, load_model, size_notice
 from cfx.cli.paths import add_output_options, out_folder
 
 RANDOMISE_SEED = 0
@@ -98,7 +98,7 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.saliency.compare import tumour_slices
     from cfx.saliency.randomisation import parameterised_layers, randomise_methods
     from cfx.viz import randomisation_figure
-    from cfx.zoo import ZOO, load_classifier
+    from cfx.zoo import ZOO
 
     names = method_names(args.methods)
     built_in(args, 8)
@@ -109,7 +109,7 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
     brain = args.classifier in ZOO or _trained_on_brain_slices(classifier)
     if not brain and target is not None:
         brain_name_notice(args.target, target, args.classifier)
-    model = load_classifier(classifier)
+    model = load_model("--classifier", classifier)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
             f"`--classifier` {args.classifier} must load as a torch module to be randomised, "

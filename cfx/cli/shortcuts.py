@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cfx.cli.console import keeping_warnings, warnings_markdown
-from cfx.cli.models import checked_source
+from cfx.cli.models import checked_source, load_model
 from cfx.cli.options import given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, counted
@@ -414,7 +414,6 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.shortcuts.report import direction_names
     from cfx.trajectory import GradientAscent, MonotonePath
     from cfx.viz.shortcuts import shortcut_examples
-    from cfx.zoo import load_classifier, load_generator
 
     # named as typed, before any model loads (the audit's own checks say `flag_rate`, ...)
     files = check_sources(args)
@@ -439,8 +438,8 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     # both checked before either loads; resolved once (loading a name again repeats notices)
     generator_source = checked_source("--generator", args.generator, "generator")
     classifier_source = checked_source("--classifier", args.classifier, "classifier")
-    generator = load_generator(generator_source)
-    classifier = load_classifier(classifier_source)
+    generator = load_model("--generator", generator_source)
+    classifier = load_model("--classifier", classifier_source)
     from cfx.inversion import zero_image
 
     # a classifier trained at another size than the generator's frames: the explainer says so

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from cfx.cli.console import keeping_warnings
-from cfx.cli.models import checked_source
+from cfx.cli.models import checked_source, load_model
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, first_names, shown_rows
 
@@ -248,7 +248,7 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
     )
     from cfx.trajectory.chunks import finished_chunks
     from cfx.trajectory.start import SAME_ORACLE
-    from cfx.zoo import ZOO, load_classifier, load_generator
+    from cfx.zoo import ZOO
 
     # every check that needs no model comes first, so a typo costs no loading or computing
     target = parse_target(args.target)
@@ -339,7 +339,7 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
             f"`--image-size` sets the frame size of a diffusers VAE generator; --generator "
             f"{args.generator} draws one size: drop --image-size"
         )
-    generator = load_generator(sources["generator"])
+    generator = load_model("--generator", sources["generator"])
     if size is not None:  # the same VAE at another frame size (checked against its factor)
         from cfx.models.diffusers_vae import DiffusersAutoencoder
 
@@ -367,8 +367,8 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
                 f"{(1, SIZE, SIZE)}; pass your images with --input"
             )
         x, masks = builtin_sources(n, seed, target)
-    classifier = load_classifier(sources["classifier"])
-    oracle = None if args.oracle == "none" else load_classifier(sources["oracle"])
+    classifier = load_model("--classifier", sources["classifier"])
+    oracle = None if args.oracle == "none" else load_model("--oracle", sources["oracle"])
     if oracle is not None and module_sha256(oracle) == module_sha256(classifier):
         log.warning(SAME_ORACLE, "--oracle", f"--classifier {args.classifier}")
     classes = _class_count(classifier, frame)

@@ -212,3 +212,29 @@ def test_help_and_mistyped_flags_answer_without_importing_torch():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["trajectory", "--classifier", "{m}", "--target", "healthy"],
+        ["trajectory", "--oracle", "{m}", "--target", "healthy"],
+        ["saliency", "compare", "--classifier", "{m}"],
+        ["shortcuts", "--classifier", "{m}"],
+    ],
+    ids=["trajectory", "oracle", "saliency", "shortcuts"],
+)
+def test_weights_that_are_not_their_cards_are_named_by_the_flag(tmp_path, capsys, argv):
+    """The sha256 refusal named only the weights file, where every other error about a model
+    names the option that gave it (session 44 audit)."""
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+    from cfx.zoo.pretrained import sha256
+
+    folder = BrainCNN(BrainCNNConfig(width=4, blocks=2)).save_pretrained(tmp_path / "m")
+    (folder / "README.md").write_text(f"sha256 of model.safetensors: {'0' * 64}\n")
+    assert sha256(folder / "model.safetensors") != "0" * 64
+    args = [a.replace("{m}", str(folder)) for a in argv]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    flag = "--oracle" if "--oracle" in argv else "--classifier"
+    assert f"`{flag}`: `" in err and "has sha256" in err
