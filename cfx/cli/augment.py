@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, load_model, size_notice
-from cfx.cli.options import given_flags
+from cfx.cli.options import card_settings, given_flags
 from cfx.cli.paths import add_output_options, not_a_file, out_folder
 from cfx.errors import ForeignRunError, check_int
 from cfx.files import write_atomic
@@ -275,14 +275,8 @@ def _model_card(folder: Path, args: argparse.Namespace, summary: dict) -> None:
     scored, and their SHA-256, which loading the folder checks."""
     from cfx.zoo.pretrained import AUGMENTED_CARD, sha256
 
-    settings = {
-        k: str(v) if isinstance(v, Path) else v
-        for k, v in sorted(vars(args).items())
-        if k not in ("func", "run", "no_progress", "verbose", "command")
-        and v is not None
-        and not callable(v)
-        and not (k == "oracle" and args.labeller != "oracle")  # filled in, but not used
-    }
+    # --oracle is filled in by default, and used only by the oracle labeller
+    settings = card_settings(args, leave_out=() if args.labeller == "oracle" else ("oracle",))
     rounds = summary["rounds"]
     lines = [
         f"# {args.classifier} {AUGMENTED_CARD}",

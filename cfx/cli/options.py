@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 
 def given_flags(args: argparse.Namespace, *dests: str) -> list[str]:
@@ -35,3 +37,18 @@ def by_flag(args: argparse.Namespace) -> Iterator[None]:
         if text == str(err):
             raise
         raise type(err)(text) from None
+
+
+_NOT_SETTINGS = ("no_progress", "verbose", "command", "train_command")
+"""Parsed options that say how a command ran, not what made its results."""
+
+
+def card_settings(args: argparse.Namespace, leave_out: Container[str] = ()) -> dict[str, Any]:
+    """The options that made a run's model, for its card (``cfx train``, ``cfx augment``): by
+    name in order, paths as text; unset ones, the command's own function, progress and
+    logging switches, and ``leave_out`` (options filled in but not used) are left out."""
+    return {
+        k: str(v) if isinstance(v, Path) else v
+        for k, v in sorted(vars(args).items())
+        if k not in _NOT_SETTINGS and k not in leave_out and v is not None and not callable(v)
+    }

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cfx.cli.options import by_flag, given_flags
+from cfx.cli.options import by_flag, card_settings, given_flags
 from cfx.cli.paths import not_a_file
 from cfx.errors import UnknownNameError, check_int, check_real, counted
 from cfx.files import write_atomic
@@ -390,15 +390,9 @@ def _model_card(folder: Path, args: argparse.Namespace, report: Any, extra: dict
     def shown(v: object) -> str:  # 12000, not 1.2e+04
         return f"{v:.0f}" if isinstance(v, float) and v.is_integer() else f"{v:.4g}"
 
-    own_data = args.data != "brain"  # the built-in slices' options do not describe it
-    settings = {
-        k: str(v) if isinstance(v, Path) else v
-        for k, v in sorted(vars(args).items())
-        if k not in ("func", "no_progress", "verbose", "command", "train_command")
-        and not (own_data and (k in BRAIN_DEFAULTS or k == "tagged"))
-        and v is not None
-        and not callable(v)
-    }
+    # the built-in slices' options do not describe a run on your own data
+    unused = (*BRAIN_DEFAULTS, "tagged") if args.data != "brain" else ()
+    settings = card_settings(args, leave_out=unused)
     if "images" in extra:
         settings["images"] = extra["images"]  # how many --data held
     if isinstance(settings.get("steps"), int) and settings["steps"] < report.steps:
