@@ -96,9 +96,15 @@ def trajectory_strip(
     return _save(fig, path, dpi=110)
 
 
+def _probability(target_name: str | None) -> str:
+    """The probability a strip's titles and the probability plot's axis show: "P(healthy)",
+    or "target probability" when the class is not named."""
+    return "target probability" if target_name is None else f"P({target_name})"
+
+
 def _strip_caption(target_name: str | None, model_names: tuple[str, str], oracle: bool) -> str:
     """What a strip's titles are: "f: brain-cnn's P(healthy), o: oracle's P(healthy)"."""
-    p = "target probability" if target_name is None else f"P({target_name})"
+    p = _probability(target_name)
     caption = f"f: {model_names[0]}'s {p}"
     return caption + (f", o: {model_names[1]}'s {p}" if oracle else "")
 
@@ -285,7 +291,7 @@ def probability_curves(
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # frames are whole: no t = 0.5
-    ax.set_ylabel("target probability" if target_name is None else f"P({target_name})")
+    ax.set_ylabel(_probability(target_name))
     ax.set_ylim(-0.02, 1.02)
     if own:
         ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
