@@ -12,6 +12,10 @@ def not_a_file(path: Path, flag: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"`{flag}` must be a folder, got an existing file: {path}")
+    # a/b with a a file: the folder can never be made (mkdir's bare [Errno 20] said so late)
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise FileExistsError(f"`{flag}` must be a folder, got {path}, inside the file {parent}")
     return path
 
 

@@ -510,6 +510,12 @@ def run_classifier(args: argparse.Namespace) -> int:
                 "`--val-targets` go with --val-data (the validation images they label); pass "
                 "both, or neither"
             )
+        if args.val_data is not None and args.val_targets is None:
+            raise ValueError(
+                f"`--val-data` needs --val-targets, its images' "
+                f"{'masks' if segment else 'labels'} (as --{'masks' if segment else 'labels'} "
+                "are --data's); pass both, or neither"
+            )
     flags = _same_data(args)
     if args.data == "brain":
         train = _brain(args, args.n, args.data_seed)
@@ -552,6 +558,11 @@ def run_classifier(args: argparse.Namespace) -> int:
                 raise ValueError(
                     f"`--labels` must be classes 0..K-1, got {int(targets.min())} (labels of "
                     "-1/1 are read as classes: map them to 0/1)"
+                )
+            if targets.unique().numel() == 1:  # "none is in class 1" hid the cause
+                raise ValueError(
+                    f"`--labels` put all {len(targets)} images in class {int(targets[0])}: a "
+                    "classifier learns from images of two classes or more"
                 )
             classes = max(2, int(targets.max()) + 1)
             empty = sorted(set(range(classes)) - set(targets.unique().tolist()))

@@ -294,9 +294,19 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
         used_by[hits[0]] = f.name
         out.append(by_name[hits[0]][1])
     if missing:
+        used = {by_name[k][0] for k in used_by}
+        strays = [(i, key) for i, (key, _) in rows if i not in used]  # a typo, most likely
+        hint = (
+            "; "
+            + ", ".join(f"line {i} ({key!r})" for i, key in strays[:3])
+            + (f" and {len(strays) - 3} more" if len(strays) > 3 else "")
+            + f" {'matches' if len(strays) == 1 else 'match'} no image"
+            if strays
+            else ""
+        )
         raise ValueError(
             f"`{name}` ({p}) has no row for {first_names(missing)}: every image needs "
-            "a label (rows match by file name, with or without its extension)"
+            f"a label (rows match by file name, with or without its extension){hint}"
         )
     return torch.tensor(out, dtype=torch.long)
 

@@ -326,7 +326,19 @@ def _loss(task: Task, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
 def _check_outputs(task: Task, model: nn.Module, images: Tensor, targets: Tensor) -> None:
     """Run the model on one image: fail early and clearly on a model/task/targets mismatch."""
-    out = predict(model, images[:1], 1)
+    channels = getattr(getattr(model, "config", None), "channels", None)
+    check(
+        not isinstance(channels, int) or channels == images.shape[1],
+        ValueError,
+        f"`images` must have the {channels} channels `model` was made for, got "
+        f"{images.shape[1]} (shape {tuple(images.shape)})",
+    )
+    try:
+        out = predict(model, images[:1], 1)
+    except RuntimeError as err:  # PyTorch's words alone named no argument
+        raise ValueError(
+            f"`model` fails on one of `images` {tuple(images.shape[1:])}: {err}"
+        ) from err
     if task == "classify":
         check(
             out.ndim == 2,
@@ -442,6 +454,7 @@ def train_classifier(
         val_y = _check_targets(task, val[1], val[0], "val[1]")
     metric = "acc" if task == "classify" else "dice"
 
+    _check_outputs(task, model, images, y_all)  # before `out` is made: nothing left behind
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.safetensors"
@@ -450,7 +463,6 @@ def train_classifier(
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
 
-    _check_outputs(task, model, images, y_all)
     check(
         any(p.requires_grad for p in model.parameters()),
         ValueError,

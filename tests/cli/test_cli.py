@@ -114,6 +114,9 @@ def test_an_out_that_is_a_file_fails_before_the_work(tmp_path, capsys, monkeypat
     taken.write_text("not a folder")
     assert main([*argv, "--out", str(taken)]) == 2
     assert f"`--out` must be a folder, got an existing file: {taken}" in capsys.readouterr().err
+    # a folder inside the file can never be made: said before the work too, not as Errno 20
+    assert main([*argv, "--out", str(taken / "sub")]) == 2
+    assert f"got {taken / 'sub'}, inside the file {taken}" in capsys.readouterr().err
     assert taken.read_text() == "not a folder"
 
 

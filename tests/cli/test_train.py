@@ -287,6 +287,11 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         # your own data: flags the run would not read trained without a word (no validation
         # at all for --val-targets alone; masks for a classifier, labels for a segmenter)
         ([*clf, *user, "--val-targets", str(tmp_path / "y.npy")], "`--val-targets` go with"),
+        # and --val-data alone said "`--val-targets` is required for --arch brain-cnn"
+        (
+            [*clf, *user, "--val-data", str(tmp_path / "varied.npy")],
+            "`--val-data` needs --val-targets, its images' labels (as --labels are --data's)",
+        ),
         ([*clf, *user, "--masks", str(tmp_path / "y.npy")], "`--masks` go with --arch brain-seg"),
         (
             [
@@ -321,6 +326,11 @@ def test_labels_must_name_classes_0_to_k_minus_1(tmp_path, capsys):
     argv += ["--epochs", "1", "--width", "4", "--out", str(tmp_path / "r")]
     assert main([*argv, "--labels", str(tmp_path / "y.npy")]) == 2
     assert "none of the images is in class 0; labels must be 0..K-1" in capsys.readouterr().err
+    np.save(tmp_path / "y.npy", np.zeros(6, dtype=np.int64))  # said "none is in class 1"
+    assert main([*argv, "--labels", str(tmp_path / "y.npy")]) == 2
+    assert "`--labels` put all 6 images in class 0: a classifier learns from images of two" in (
+        capsys.readouterr().err
+    )
     np.save(tmp_path / "y.npy", np.array([0, 1, 2, 0, 1, 2]))
     np.save(tmp_path / "vx.npy", (-x).numpy())  # held-out images
     val = ["--val-data", str(tmp_path / "vx.npy"), "--val-targets", str(tmp_path / "vy.npy")]

@@ -192,6 +192,9 @@ def test_csv_labels_by_file_name_name_what_is_wrong(tmp_path):
     (tmp_path / "short.csv").write_text("a.png,1\n")
     with pytest.raises(ValueError, match=r"`--labels` .* has no row for b\.png"):
         load_labels(tmp_path / "short.csv", 2, name="--labels", files=files)
+    (tmp_path / "typo.csv").write_text("name,y\na.png,1\nb.pgn,0\n")  # the row went unnamed
+    with pytest.raises(ValueError, match=r"no row for b\.png: .*; line 3 \('b\.pgn'\) matches no"):
+        load_labels(tmp_path / "typo.csv", 2, name="--labels", files=files)
     (tmp_path / "twice.csv").write_text("a.png,1\nb.png,0\na.png,0\n")
     with pytest.raises(ValueError, match=r"line 3: 'a\.png' is listed twice"):
         load_labels(tmp_path / "twice.csv", 2, files=files)

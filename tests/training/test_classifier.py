@@ -364,6 +364,13 @@ def test_bad_arguments_are_clear_errors(slices, tmp_path):
         _train(tmp_path, x, y, val=(x[:4], y[:3]))
     with pytest.raises(TypeError, match="`val` must be a tuple"):
         _train(tmp_path, x, y, val=x)
+    # a 3-channel batch for a grey model met PyTorch's conv error and left `out` made
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ValueError, match=r"`images` must have the 1 channels `model` was made"):
+        train_classifier(
+            BrainCNN(BrainCNNConfig(width=4)), x.repeat(1, 3, 1, 1), y, fresh, show_progress=False
+        )
+    assert not fresh.exists()
     frozen_model = BrainCNN(BrainCNNConfig(width=4)).requires_grad_(False)
     with pytest.raises(ValueError, match="`model` must have trainable parameters"):
         train_classifier(frozen_model, x, y, tmp_path, show_progress=False)
