@@ -202,6 +202,18 @@ def _same_run(
                 ", ".join(names.get(k, k) for k in lacking),
             )
             earlier = {**earlier, **{k: fingerprint[k] for k in lacking}}
+    if isinstance(earlier, dict) and set(earlier) != set(fingerprint):  # a generator's folder
+        # for a classifier (or the other way): every setting differs, and listing ~20 hid that
+        model = earlier.get("model") or fingerprint.get("model")
+        trained = (
+            ""
+            if model is None
+            else (f": it trained a {model}" if "model" in earlier else f", not a {model}'s")
+        )
+        raise ForeignRunError(
+            f"`out` ({path.parent}) holds the checkpoint of another kind of training{trained}; "
+            "use a new folder"
+        )
     if earlier != fingerprint:
         what = (
             changes(earlier, fingerprint, names)

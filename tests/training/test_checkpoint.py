@@ -80,3 +80,33 @@ def test_a_byte_changed_since_saving_is_refused_not_resumed(tmp_path):
     save_checkpoint(path, modules={"m": model}, optimizers={}, generators={}, state={"step": 1})
     with pytest.raises(ForeignRunError, match="the same model"):
         resume_checkpoint(path, fingerprint={}, modules={"m": nn.Linear(4, 3)}, **args)
+
+
+def test_a_checkpoint_of_another_kind_of_training_is_named_as_such(tmp_path):
+    """A generator run into a classifier's folder listed ~20 'settings' that differed (every
+    one of both configs) where the cause is one: another kind of training (session 44 audit)."""
+    import pytest
+
+    from cfx.errors import ForeignRunError
+    from cfx.training.checkpoint import resume_checkpoint
+
+    path = tmp_path / "checkpoint.safetensors"
+    classifier = {"model": "BrainCNN", "task": "classify", "n": 4, "config": {"lr": 0.002}}
+    generator = {"n": 4, "config": {"lr": 0.0002, "adv_start": 500}}
+    args = {"names": {}, "added_later": (), "optimizers": {}, "generators": {}}
+    for saved, now, said in [
+        (classifier, generator, "another kind of training: it trained a BrainCNN; use a new"),
+        (generator, classifier, "another kind of training, not a BrainCNN's; use a new folder"),
+    ]:
+        model = nn.Linear(4, 2)
+        state = {"step": 1, "fingerprint": saved}
+        save_checkpoint(path, modules={"m": model}, optimizers={}, generators={}, state=state)
+        with pytest.raises(ForeignRunError, match=said):
+            resume_checkpoint(path, fingerprint=now, modules={"m": model}, **args)
+    # the same kind with other settings still lists what changed
+    save_checkpoint(
+        path, modules={"m": model}, optimizers={}, generators={}, state={"fingerprint": generator}
+    )
+    other = {**generator, "config": {"lr": 0.001, "adv_start": 500}}
+    with pytest.raises(ForeignRunError, match=r"same settings and data \(config.lr: 0.0002 before"):
+        resume_checkpoint(path, fingerprint=other, modules={"m": model}, **args)
