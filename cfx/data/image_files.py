@@ -123,10 +123,11 @@ def _say(
         shown = first_names(names)
         details = [d for _, d in found]
         numbers = all(isinstance(d, int) for d in details)
-        detail = max(details) if numbers else details[0]
+        # modes are listed, each once ("colour (RGB, P)"); of figures, the largest is given
+        detail = max(details) if numbers else ", ".join(map(str, dict.fromkeys(details)))
         text = _NOTICES[kind].format(n=detail, size=to, first=first, bits=_bits(detail))
-        if len(set(details)) > 1:  # the figure is one file's
-            text += " (the largest figure)" if numbers else f" ({names[0]}'s)"
+        if numbers and len(set(details)) > 1:  # the figure is one file's
+            text += " (the largest figure)"
         if len(names) == total and total > 1:
             shown = f"all {total} files ({shown})"
         log.warning("`%s` %s: %s", name, shown, text)

@@ -183,6 +183,13 @@ def test_files_that_look_wrong_are_warned_about_once_naming_them(tmp_path, caplo
     assert [r.getMessage() for r in caplog.records] == [
         "`--input` r.png: colour (RGB), read as grey: the model takes one channel"
     ]
+    caplog.clear()  # two colour modes: both named (it said "RGB ... (r.png's)", dangling)
+    Image.fromarray(np.dstack([red, np.full((4, 4), 255, np.uint8)])).save(tmp_path / "a.png")
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images([tmp_path / "g.png", tmp_path / "r.png", tmp_path / "a.png"], 1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "`--input` r.png, a.png: colour (RGB, RGBA), read as grey: the model takes one channel"
+    ]
 
 
 def test_grey_files_read_as_colour_and_skipped_entries_are_named(tmp_path, caplog):
