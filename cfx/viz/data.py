@@ -29,7 +29,9 @@ def brain_preview(
     n = images.shape[0]
     columns = max(1, min(columns, n))  # two slices: two columns, not six empty ones
     rows = (n + columns - 1) // columns
-    fig, axes = _subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
+    fig, axes = _subplots(
+        rows, columns, figsize=(1.6 * columns, 1.75 * rows + 0.2), squeeze=False
+    )  # + 0.2: one row of titles was cut at the top
     pics = to_unit(images[:, 0]).clamp(0, 1).cpu().numpy()
     outlines = masks[:, 0].cpu().numpy()
     for i, ax in enumerate(axes.flat):
