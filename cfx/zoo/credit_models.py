@@ -14,6 +14,7 @@ stratified 70 % split of German Credit (:func:`german_split`) in well under a se
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal, get_args
 
 import numpy as np
@@ -91,5 +92,13 @@ def load_credit_model(name: CreditModelName, *, seed: int = 0) -> Pipeline:
     data = load_german()
     train, _ = german_split(seed=seed)
     pipe = Pipeline([("encode", make_encoder(data.schema)), ("model", clf)])
-    pipe.fit(data.X.iloc[train], data.y.iloc[train])
+    with warnings.catch_warnings():  # scikit-learn's MLP turns Ctrl-C into this warning and
+        # returns half trained: the command went on with another model (session 45 audit)
+        warnings.filterwarnings("error", "Training interrupted by user", UserWarning)
+        try:
+            pipe.fit(data.X.iloc[train], data.y.iloc[train])
+        except UserWarning as err:
+            if "Training interrupted by user" not in str(err):
+                raise
+            raise KeyboardInterrupt from None
     return pipe

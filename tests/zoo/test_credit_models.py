@@ -40,3 +40,17 @@ def test_models_beat_the_majority_baseline_and_are_deterministic(name, data):
 def test_unknown_model_name():
     with pytest.raises(UnknownNameError, match="expected one of"):
         load_credit_model("forest")
+
+
+def test_ctrl_c_while_the_mlp_trains_stops_the_command(monkeypatch):
+    """scikit-learn's MLP catches KeyboardInterrupt, warns "Training interrupted by user" and
+    returns half trained: `cfx recourse --model mlp` went on with that other model, and a
+    rerun of the batch was refused as 'a run with other settings' (session 45 audit)."""
+    from sklearn.neural_network import MLPClassifier
+
+    def ctrl_c(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MLPClassifier, "_update_no_improvement_count", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        load_credit_model("mlp")
