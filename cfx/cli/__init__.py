@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 from cfx import __version__
@@ -91,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with console(args.verbose):
             return int(args.run(args) or 0)
+    except BrokenPipeError:  # `cfx ... | head` stopped reading: stop quietly, as `cat` does
+        # the interpreter's own flush at exit would fail (and say so) too; a captured stdout
+        # has no descriptor
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # the shell's code for SIGPIPE
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from deep inside torch
         if args.verbose:
             raise

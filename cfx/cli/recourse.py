@@ -26,13 +26,17 @@ import argparse
 import csv
 import io
 import json
+import logging
+import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from cfx.cli.options import given_flags
-from cfx.errors import UnknownNameError, check_int, check_real
+from cfx.errors import ForeignRunError, UnknownNameError, check_int, check_real
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("text", "json", "csv")
 
@@ -54,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--applicant-index", type=int, help="row of German Credit (0..999)")
     where.add_argument("--input", type=Path, help="CSV of applicants (the schema's columns)")
-    p.add_argument("--out", type=Path, help="batch output file (required with --input)")
+    p.add_argument("--out", help="batch output file (required with --input)")
     p.add_argument(
         "--id-column",
         help="input column naming each applicant (default: row number, so add rows at the "
@@ -74,7 +78,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "search, dice-random, dice-genetic or dice-kdtree",
     )
     p.add_argument("--max-changes", type=int, default=None, help="most features per action")
-    p.add_argument("--immutable", default="", help="extra immutable features, comma-separated")
+    p.add_argument(
+        "--immutable",
+        action="append",
+        default=[],
+        help="extra immutable features, comma-separated (or the flag repeated)",
+    )
     p.add_argument(
         "--support",
         type=float,
@@ -136,8 +145,10 @@ def _fitted(args: argparse.Namespace) -> Any:
 
 
 def _immutable(args: argparse.Namespace) -> tuple[str, ...]:
-    """The features ``--immutable`` names (comma-separated)."""
-    return tuple(n.strip() for n in args.immutable.split(",") if n.strip())
+    """The features ``--immutable`` names (comma-separated, each time it is given: repeated,
+    only the last one counted, and a plan changed a feature the first froze)."""
+    names = (n.strip() for given in args.immutable for n in given.split(","))
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def _constraints(args: argparse.Namespace) -> Any:
@@ -189,6 +200,7 @@ def run_recourse(args: argparse.Namespace) -> int:
         raise ValueError(f"`--format` must be one of {FORMATS}, got {fmt!r}")
     data, rec = _fitted(args)
     row = data.X.iloc[[args.applicant_index]]
+    row.index = row.index.astype(str)  # the id as a batch line writes it ("17", not 17)
     (res,) = rec.explain(row, constraints=_constraints(args))
     (digest,) = batch.input_digests(rec.codec_.to_codes(row))
     if fmt == "text":
@@ -227,28 +239,36 @@ def _run_batch(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from cfx.recourse.batch import explain_to_file
-
     if args.out is None:
         raise ValueError("`--out` is required with `--input`")
+    if args.out.endswith(("/", os.sep)):  # before the model is fitted (Path drops the /)
+        raise IsADirectoryError(
+            f"`--out` must be a file (csv or JSON Lines), got the folder name {args.out!r}"
+        )
+    out = Path(args.out)
+    if out.resolve() == args.input.resolve():
+        raise ValueError(
+            f"`--out` must not be the `--input` file ({args.input}): the plans would be "
+            "appended to the applicants"
+        )
     if args.format is not None and args.format not in ("csv", "json"):
         raise ValueError(f"batch `--format` must be csv or json, got {args.format!r}")
-    if args.format is None and args.out.suffix.lower() == ".json":
+    if args.format is None and out.suffix.lower() == ".json":
         raise ValueError(
-            f"`--out` {args.out}: a batch writes JSON Lines (one object per line), which "
+            f"`--out` {out}: a batch writes JSON Lines (one object per line), which "
             "json.load cannot read as one document; name it .jsonl, or pass --format json to "
             "write JSON Lines to it anyway"
         )
-    if args.out.is_dir():
-        raise IsADirectoryError(
-            f"`--out` must be a file (csv or JSON Lines), got the folder {args.out}"
-        )
+    if out.is_dir():
+        raise IsADirectoryError(f"`--out` must be a file (csv or JSON Lines), got the folder {out}")
     if not args.input.is_file():
         raise FileNotFoundError(f"`--input` {args.input} does not exist")
     data, rec = _fitted(args)
     try:
         as_text = [*data.schema.categorical, *([args.id_column] if args.id_column else [])]
-        frame = pd.read_csv(args.input, dtype=dict.fromkeys(as_text, "str"))  # ids: 007 stays
+        frame = pd.read_csv(  # ids: 007 stays
+            args.input, dtype=dict.fromkeys(as_text, "str"), sep=_separator(args.input)
+        )
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(
             f"`--input` {args.input} must be a CSV file of applicants (a header row with the "
@@ -258,7 +278,10 @@ def _run_batch(args: argparse.Namespace) -> int:
         raise ValueError(f"`--input` {args.input} has a header but no applicant rows")
     if args.id_column is not None:
         if args.id_column not in frame.columns:
-            raise ValueError(f"`--id-column` {args.id_column!r} is not a column of the input")
+            raise ValueError(
+                f"`--id-column` {args.id_column!r} is not a column of the input; its "
+                f"columns: {', '.join(map(str, frame.columns))}"
+            )
         blank = frame[args.id_column].isna().to_numpy()
         if blank.any():
             raise ValueError(
@@ -270,7 +293,23 @@ def _run_batch(args: argparse.Namespace) -> int:
         if args.id_column not in data.schema.names:  # a missing feature's error lists the rest
             frame = frame.drop(columns=args.id_column)
     frame.index = frame.index.astype(str)  # ids as the lines hold them, rows named alike
-    report = explain_to_file(
+    _other_columns(frame, data.schema.names, args.id_column)
+    try:
+        report = _explain(args, rec, frame)
+    except ForeignRunError as err:  # the key's Python names, as the flags that set them
+        raise ForeignRunError(_as_flags(str(err))) from None
+    print(
+        f"{out}: {report.done_before + report.new} of {report.total} "
+        f"applicants done ({report.new} new)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _explain(args: argparse.Namespace, rec: Any, frame: Any) -> Any:
+    from cfx.recourse.batch import explain_to_file
+
+    return explain_to_file(
         rec,
         frame,
         args.out,
@@ -281,9 +320,54 @@ def _run_batch(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         what=("--input", "--out"),
     )
-    print(
-        f"{args.out}: {report.done_before + report.new} of {report.total} "
-        f"applicants done ({report.new} new)",
-        file=sys.stderr,
+
+
+def _separator(path: Path) -> str:
+    """The header's separator: a comma, or a semicolon or tab where the header has no comma
+    (a spreadsheet in a comma-decimal locale saves ';'; pandas then said only "Expected 2
+    fields in line 9, saw 3")."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return ","
+    if "," in header:
+        return ","
+    return next((s for s in (";", "\t") if s in header), ",")
+
+
+def _other_columns(frame: Any, names: Any, id_column: str | None) -> None:
+    """Say which columns of the input are not read (an id column without --id-column was
+    dropped in silence, and the lines keyed by row number)."""
+    other = [str(c) for c in frame.columns if c not in names and c != id_column]
+    if other:
+        hint = "" if id_column else f" (an id column? pass --id-column {other[0]})"
+        log.warning(
+            "`--input` columns not in the schema, not read: %s%s", ", ".join(other[:8]), hint
+        )
+
+
+_FLAG_NAMES = {
+    "k": "--k",
+    "max_changes": "--max-changes",
+    "target_proba": "--target-proba",
+    "support": "--support",
+    "method": "--method",
+    "format": "--format",
+    "constraints.immutable": "--immutable",
+    "constraints": "--immutable",
+    "model": "--model",  # the command's own key entries
+    "id_column": "--id-column",
+}
+"""A batch key's entries (as :func:`cfx.run_key.changes` names them) by the flag that sets
+them on the command line."""
+
+
+def _as_flags(text: str) -> str:
+    """A refused rerun's message with the key's names as the flags (``k: 3 before`` said
+    nothing to someone who typed ``--k 3``)."""
+    return re.sub(
+        r"(?<![\w.-])(" + "|".join(map(re.escape, _FLAG_NAMES)) + r")(?=:)",
+        lambda m: _FLAG_NAMES[m[1]],
+        text,
     )
-    return 0

@@ -40,11 +40,13 @@ import io
 import json
 import logging
 import os
+import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -60,7 +62,7 @@ from cfx.recourse.recourse import (
     range_notice,
 )
 from cfx.recourse.recourse import log as recourse_log
-from cfx.recourse.result import RecourseResult, _short
+from cfx.recourse.result import RecourseResult, Status, _short
 from cfx.recourse.space import Constraints
 from cfx.run_key import changes
 
@@ -74,6 +76,10 @@ PROBE_ROWS = 1000
 PROBE_TOLERANCE = 1e-4
 """Largest difference in those probabilities still read as the same model: float noise
 between machines and thread counts (1e-7 for a float32 network) is not another model."""
+
+_DIGEST = re.compile(r"[0-9a-f]{16}")
+"""An applicant's :func:`input_digests` entry as a line holds it."""
+STATUSES = get_args(Status)
 
 PerApplicant = Callable[[pd.Series], Constraints | None]
 """Constraints as a function of one applicant's row (see the module docstring)."""
@@ -155,6 +161,10 @@ def explain_to_file(
         raise ValueError(f"`limit` must be None or an int >= 0, got {limit!r}")
     if key is not None and not isinstance(key, Mapping):
         raise TypeError(f"`key` must be a mapping of your settings, got {type(key).__name__}")
+    if isinstance(out, str) and out.endswith(("/", os.sep)):  # Path() would drop the slash
+        raise IsADirectoryError(
+            f"`{what_out}` must be a file (csv or JSON Lines), got the folder name {out!r}"
+        )
     path = Path(out)
     fmt = _format(path, format, what_out)
     if path.is_dir():
@@ -198,25 +208,95 @@ def explain_to_file(
             outside += outside_bounds(mine, schema, codes[[i]], applicants.index[[i]])
     bounds_notice(outside)
     digest = dict(zip(ids, input_digests(codes, rules), strict=True))
-    _claim(path, batch_key(recourse, constraints, fmt, key), what_out)
+    settings = batch_key(recourse, constraints, fmt, key)  # a bad `key` claims no file
+    with _writing(path, what_out) as handle:
+        return _explain_rest(
+            recourse,
+            applicants,
+            ids,
+            digest,
+            per_row,
+            path,
+            handle,
+            key=settings,
+            ruled=rules is not None,
+            fmt=fmt,
+            limit=limit,
+            progress=progress,
+            what=what,
+        )
+
+
+@contextmanager
+def _writing(path: Path, what_out: str) -> Iterator[IO[str]]:
+    """``path`` open for appending (made, with its folder, if missing) and locked while this
+    run writes it: a second run on the same file at once is refused, where the two of them
+    wrote each applicant twice (session 45 audit). The lock goes with the handle, also when
+    the process dies. (No lock on Windows, which has no ``fcntl``.)"""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a", encoding="utf-8", newline="")
+    except OSError as err:
+        raise type(err)(f"`{what_out}` {path}: cannot write it ({err.strerror or err})") from err
+    with handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            pass
+        else:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BlockingIOError(
+                    f"`{what_out}` {path} is being written by another run right now; wait for "
+                    f"it to finish (rerun then to resume), or pass another `{what_out}`"
+                ) from None
+        yield handle
+
+
+def _explain_rest(
+    recourse: Recourse,
+    applicants: pd.DataFrame,
+    ids: list[str],
+    digest: dict[str, str],
+    per_row: list[Constraints | None],
+    path: Path,
+    handle: IO[str],
+    *,
+    key: dict[str, Any],
+    ruled: bool,
+    fmt: str,
+    limit: int | None,
+    progress: bool,
+    what: tuple[str, str],
+) -> BatchReport:
+    """The applicants of ``ids`` without a line in ``path`` (locked, open as ``handle``),
+    explained and appended one line each, after checking the file is this batch's."""
+    what_in, what_out = what
+    _claim(path, key, what_out)
     done = finished(path, fmt)
     changed = [i for i in ids if i in done and done[i] != digest[i]]
     if changed:  # plans made for other values: not these applicants' any more
-        ruled = "" if rules is None else " (or the constraints your function gives them)"
+        their = " (or the constraints your function gives them)" if ruled else ""
         raise ForeignRunError(
             f"`{what_out}` {path} holds plans for {counted(len(changed), 'applicant')} whose "
-            f"values in `{what_in}`{ruled} differ from the ones the plans were made for (ids "
+            f"values in `{what_in}`{their} differ from the ones the plans were made for (ids "
             f"{shown_rows(changed)}; another input, or edited rows?); pass another "
             f"`{what_out}`, or delete {path} to start over"
         )
     already = np.array([i in done for i in ids], dtype=bool)  # (n,) with a line
     todo = np.flatnonzero(~already)[:limit]  # positions
-    new_file = not path.exists() or path.stat().st_size == 0
-    with path.open("a", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns(recourse.k))
+    before = int(already.sum())
+    new_file = path.stat().st_size == 0
+    writer = csv.DictWriter(handle, fieldnames=columns(recourse.k))
+    # the bar counts the whole input, so a resumed batch shows where it starts
+    bar = tqdm(
+        total=len(ids), initial=before, disable=not progress, desc="recourse", unit="applicant"
+    )
+    new = 0
+    try:
         if new_file and fmt == "csv":
             writer.writeheader()
-        bar = tqdm(total=len(todo), disable=not progress, desc="recourse", unit="applicant")
         # out-of-range and out-of-bounds values were said once for the whole input, above
         with bar, held((recourse_log,), "cfx_value_range", "cfx_query_bounds"):
             for i in todo:
@@ -228,8 +308,26 @@ def explain_to_file(
                     handle.write(json.dumps(line) + "\n")  # one line: JSON escapes newlines
                 handle.flush()
                 os.fsync(handle.fileno())
+                new += 1
                 bar.update(1)
-    return BatchReport(path, len(ids), int(already.sum()), len(todo))
+    except KeyboardInterrupt:
+        log.warning(
+            "`%s` %s: %d of %d applicants done (%d by this run), each line saved; rerun the "
+            "same command to resume",
+            what_out,
+            path,
+            before + new,
+            len(ids),
+            new,
+        )
+        raise
+    except OSError as err:  # a full disk, a size limit: what is done is kept
+        raise type(err)(
+            f"`{what_out}` {path}: cannot write ({err.strerror or err}); the "
+            f"{counted(before + new, 'applicant')} done before it are saved: make room and "
+            "rerun the same command to resume"
+        ) from err
+    return BatchReport(path, len(ids), before, len(todo))
 
 
 def _per_applicant(
@@ -351,20 +449,49 @@ def finished(out: Path, fmt: str) -> dict[str, str]:
     if not data.endswith(b"\n"):
         data = data[: data.rfind(b"\n") + 1]
         os.truncate(out, len(data))  # the whole lines stay as they are
-    text = data.decode("utf-8")
+    text = data.decode("utf-8", errors="replace")
+    rows: list[tuple[int, Any]] = []  # (line number, row)
     try:
         if fmt == "json":
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+            for n, line in enumerate(text.splitlines(), start=1):
+                if line.strip():
+                    rows.append((n, json.loads(line)))
         elif fmt == "csv":
-            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            end = 1  # the header's; a row starts on the line after the last one's end
+            for row in reader:
+                rows.append((end + 1, row))
+                end = reader.line_num
         else:
             raise ValueError(f"batch `format` must be one of {BATCH_FORMATS}, got {fmt!r}")
-        return {str(row["index"]): str(row.get("input_digest") or "") for row in rows}
-    except (ValueError, KeyError, TypeError) as err:
+    except ValueError as err:
         raise ForeignRunError(
-            f"{out} is not a batch file cfx can resume (a damaged or edited line: "
-            f"{type(err).__name__}: {err}); pass another file, or delete it to start over"
+            f"{out} is not a batch file cfx can resume (a damaged or edited line: {err}); "
+            "pass another file, or delete it to start over"
         ) from None
+    done: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for n, row in rows:
+        # a line cfx wrote: an id, a 16-digit digest and a status (an edited or half-quoted
+        # line was read as an applicant, and the one it swallowed redone; session 45 audit)
+        fine = isinstance(row, dict) and (  # CSV: None stands for a field too many or few
+            fmt == "json" or (None not in row and None not in row.values())
+        )
+        ident = str(row.get("index", "")) if fine else ""
+        digest = str(row.get("input_digest", "")) if fine else ""
+        if not (ident and _DIGEST.fullmatch(digest) and row.get("status") in STATUSES):
+            raise ForeignRunError(
+                f"{out} is not a batch file cfx can resume (line {n} is damaged or edited: "
+                "not a line cfx wrote); mend or delete that line (its applicant is redone), "
+                "or delete the file to start over"
+            )
+        if ident in done:  # two runs wrote it at once (before the lock), or a pasted line
+            raise ForeignRunError(
+                f"{out} holds applicant {ident!r} twice (lines {lines[ident]} and {n}): keep "
+                "one line of each applicant, then rerun to resume"
+            )
+        done[ident], lines[ident] = digest, n
+    return done
 
 
 def batch_key(

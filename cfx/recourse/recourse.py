@@ -430,8 +430,8 @@ class Recourse:
                 max_proba=None if prop is None else prop.max_proba,
             )
 
-        if p0 >= self.threshold:
-            return done("approved", (), "", None)
+        if p0 >= self.threshold:  # said in `reason` too: a CSV line's was blank
+            return done("approved", (), "already approved; nothing to change", None)
         space = ActionSpace.build(schema, z0, self.scales_, max_changes, self.view_.refused)
         if not space.movable.any():  # a proof for every method: nothing may change
             why = (
@@ -462,6 +462,9 @@ class Recourse:
             cfs = self._raw(space, p0, proposal.actions)
             usable = not all(_unusable(cf) for cf in cfs)
             reason = _dice_notes(cfs)
+            if usable and len(cfs) < self.k:  # `reason` says why fewer than k (was blank)
+                fewer = f"{len(cfs)} of {self.k} plans: DiCE returned no more"
+                reason = f"{fewer}; {reason}" if reason else fewer
             if not usable:
                 found = proposal.reason or "no usable counterfactual"
                 reason = f"{found}; {reason}" if reason else found

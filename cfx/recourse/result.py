@@ -78,7 +78,8 @@ class RecourseResult:
     # probability or break a constraint, which `valid`, `violations` and `reason` say);
     # cfx's own have pairwise different feature sets
     counterfactuals: tuple[Counterfactual, ...]
-    # why there is no recourse; with plans: that none reaches the data support, why fewer than k
+    # why there is no recourse (or "already approved; nothing to change"); with plans: that
+    # none reaches the data support, why fewer than k
     reason: str
     method: str  # the method that produced it ("milp", "tree", "search", "dice-random", ...)
     seconds: float  # wall time for this applicant

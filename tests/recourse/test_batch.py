@@ -71,7 +71,7 @@ class Interrupted(HandLogistic):
         return super().predict_proba(X)
 
 
-def test_an_interrupted_batch_loses_no_finished_line(tmp_path, hand):
+def test_an_interrupted_batch_loses_no_finished_line(tmp_path, hand, caplog):
     _, schema, X = hand
     model = Interrupted(after=10**9)
     rec = Recourse(model, schema, k=1, support=0.0).fit(X)
@@ -82,6 +82,7 @@ def test_an_interrupted_batch_loses_no_finished_line(tmp_path, hand):
         explain_to_file(rec, _applicants(), out, progress=False)
     lines = [json.loads(t) for t in out.read_text().splitlines()]
     assert [r["index"] for r in lines] == ["ann"]
+    assert "1 of 4 applicants done (0 by this run), each line saved; rerun" in caplog.text
     report = explain_to_file(rec, _applicants(), out, progress=False)  # the same model: resumes
     assert (report.done_before, report.new) == (1, 3)
     lines = [json.loads(t) for t in out.read_text().splitlines()]
@@ -285,6 +286,75 @@ def test_a_damaged_line_names_the_file(tmp_path, fitted):
     out.write_text(out.read_text() + "{not json}\n")
     with pytest.raises(ValueError, match=r"plans.jsonl is not a batch file cfx can resume"):
         explain_to_file(fitted, _applicants(), out, progress=False)
+
+
+def test_a_damaged_or_repeated_line_in_the_middle_is_named_not_resumed(tmp_path, fitted):
+    """A half-quoted line was read as an applicant (id 'garbage') and swallowed the next, which
+    was redone; two runs writing one file at once left each applicant twice, resumed in
+    silence (session 45 audit)."""
+    from cfx.errors import ForeignRunError
+
+    out = tmp_path / "plans.csv"
+    explain_to_file(fitted, _applicants(), out, limit=3, progress=False)
+    lines = out.read_text().splitlines(keepends=True)  # header, ann, bob, cy
+    out.write_text("".join([lines[0], lines[1], 'garbage,"unterminated\r\n', lines[3]]))
+    with pytest.raises(ForeignRunError, match=r"line 3 is damaged or edited"):
+        explain_to_file(fitted, _applicants(), out, progress=False)
+    out.write_text("".join([*lines, lines[1]]))  # ann again, as line 5
+    with pytest.raises(ForeignRunError, match=r"holds applicant 'ann' twice \(lines 2 and 5\)"):
+        explain_to_file(fitted, _applicants(), out, progress=False)
+    out.write_text("".join(lines))  # mended: resumes
+    assert explain_to_file(fitted, _applicants(), out, progress=False).new == 1
+    jsonl = tmp_path / "plans.jsonl"  # JSON Lines: nulls of missing plans are no damage
+    explain_to_file(fitted, _applicants(), jsonl, limit=2, progress=False)
+    jsonl.write_text(jsonl.read_text().replace('"status": "recourse"', '"status": "?"', 1))
+    with pytest.raises(ForeignRunError, match=r"line 1 is damaged or edited"):
+        explain_to_file(fitted, _applicants(), jsonl, progress=False)
+
+
+def test_a_second_run_on_the_same_file_at_once_is_refused(tmp_path, fitted):
+    import fcntl
+
+    out = tmp_path / "plans.csv"
+    explain_to_file(fitted, _applicants(), out, limit=1, progress=False)
+    with out.open("a") as other:  # another run holding the file
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(BlockingIOError, match=r"`out` .*plans.csv is being written by"):
+            explain_to_file(fitted, _applicants(), out, progress=False)
+    assert explain_to_file(fitted, _applicants(), out, progress=False).new == 3  # released
+    assert len(_rows(out)) == 4
+
+
+def test_a_full_disk_keeps_the_lines_done_and_says_so(tmp_path, fitted, monkeypatch):
+    import errno
+    import os
+
+    out = tmp_path / "plans.csv"
+    real, calls = os.fsync, []
+
+    def full(fd):
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(
+        OSError,
+        match=r"`out` .*plans.csv: cannot write \(No space left on "
+        r"device\); the 2 applicants done before it are saved",
+    ):
+        explain_to_file(fitted, _applicants(), out, progress=False)
+    monkeypatch.setattr(os, "fsync", real)
+    report = explain_to_file(fitted, _applicants(), out, progress=False)
+    assert [r["index"] for r in _rows(out)] == ["ann", "bob", "cy", "dee"]
+    assert report.done_before == 3  # the third line was written before its fsync failed
+
+
+def test_an_out_named_as_a_folder_is_refused(tmp_path, fitted):
+    with pytest.raises(IsADirectoryError, match=r"got the folder name '.*results/'"):
+        explain_to_file(fitted, _applicants(), str(tmp_path / "results") + "/", progress=False)
+    assert not (tmp_path / "results").exists()
 
 
 def test_per_applicant_constraints_are_each_applicants_and_keyed_per_line(tmp_path, fitted):

@@ -34,7 +34,8 @@ def test_single_applicant_json(capsys):
         main(["recourse", "--model", "logistic", "--applicant-index", "4", "--format", "json"]) == 0
     )
     record = json.loads(capsys.readouterr().out)
-    assert record["index"] == 4 and record["status"] == "recourse" and record["plan_1"]
+    # the id as a batch's JSON Lines write it (it was 4 here and "4" there)
+    assert record["index"] == "4" and record["status"] == "recourse" and record["plan_1"]
 
 
 def test_batch_resumes_without_duplicates(tmp_path, applicants_csv):
@@ -280,3 +281,72 @@ def test_a_method_the_model_cannot_take_is_named_as_the_flag(capsys):
     err = capsys.readouterr().err
     assert "error: `--method milp` needs a model whose log-odds are additive" in err
     assert "Use `--method search` (any model)" in err and "method='" not in err
+
+
+def test_repeated_immutable_flags_all_hold(capsys):
+    """`--immutable a --immutable b` kept only b, and plan 1 changed the checking account the
+    first flag froze (session 45 audit)."""
+    argv = ["recourse", "--applicant-index", "1", "--format", "json", "--k", "3"]
+    frozen = ["status_of_existing_checking_account", "duration_in_month"]
+    assert main([*argv, "--immutable", frozen[0], "--immutable", frozen[1]]) == 0
+    twice = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--immutable", ",".join(frozen)]) == 0
+    assert json.loads(capsys.readouterr().out) | {"seconds": 0} == twice | {"seconds": 0}
+    changed = " ".join(twice[f"changes_{i}"] or "" for i in (1, 2, 3))
+    assert twice["plan_1"] and not any(f in changed for f in frozen)
+
+
+def test_batch_file_mistakes_are_named_before_the_model_is_fitted(
+    tmp_path, applicants_csv, capsys, monkeypatch
+):
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the model was fitted before --out was checked")
+
+    monkeypatch.setattr("cfx.cli.recourse._fitted", no_fit)
+    argv = ["recourse", "--input", str(applicants_csv)]
+    assert main([*argv, "--out", str(applicants_csv)]) == 2  # said "delete it to start over"
+    assert "`--out` must not be the `--input` file" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "results") + "/"]) == 2  # wrote a file 'results'
+    assert "got the folder name" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_batch_input_columns_and_separators_are_read_or_named(tmp_path, german, split, caplog):
+    import pandas as pd
+
+    rows = german.X.iloc[split[1][:3]].copy()
+    rows.insert(0, "applicant_id", ["a", "b", "c"])
+    rows.to_csv(tmp_path / "semi.csv", index=False, sep=";")  # a comma-decimal spreadsheet
+    out = tmp_path / "plans.csv"
+    argv = ["recourse", "--model", "logistic", "--input", str(tmp_path / "semi.csv"), "--out"]
+    assert main([*argv, str(out), "--no-progress", "--id-column", "applicant_id"]) == 0
+    assert [r["index"] for r in _rows(out)] == ["a", "b", "c"]
+    # without --id-column the id column was dropped in silence and lines keyed by row number
+    with caplog.at_level("WARNING"):
+        assert main([*argv, str(tmp_path / "o2.csv"), "--no-progress", "--limit", "1"]) == 0
+    assert "columns not in the schema, not read: applicant_id (an id column? pass " in caplog.text
+    assert main([*argv, str(tmp_path / "o3.csv"), "--id-column", "ApplicantID"]) == 2
+    assert pd.read_csv(tmp_path / "semi.csv", sep=";").shape == (3, 21)
+
+
+def test_a_refused_rerun_names_the_flags_not_the_settings_names(tmp_path, applicants_csv, capsys):
+    out = tmp_path / "plans.csv"
+    argv = ["recourse", "--model", "logistic", "--input", str(applicants_csv), "--out", str(out)]
+    assert main([*argv, "--no-progress", "--limit", "1"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--k", "2", "--max-changes", "2", "--immutable", "purpose"]) == 2
+    err = capsys.readouterr().err
+    for said in ("--k: 3 before, 2 now", "--max-changes: null before, 2 now", "--immutable: "):
+        assert said in err
+    assert "max_changes" not in err and " k:" not in err
+
+
+def test_a_closed_pipe_stops_quietly(capsys, monkeypatch):
+    """`cfx recourse ... --format json | head` ended with 'error: [Errno 32] Broken pipe'."""
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("cfx.cli.recourse.run_recourse", closed)
+    assert main(["recourse", "--applicant-index", "1"]) == 141
+    assert capsys.readouterr().err == ""

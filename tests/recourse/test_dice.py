@@ -98,6 +98,17 @@ def test_kdtree_finding_nothing_says_why(hand):
     assert "dice-kdtree proposes only training applicants who share" in res.reason
 
 
+def test_fewer_dice_plans_than_k_are_said_in_the_reason(hand):
+    """dice-kdtree returned 1 plan of 3 with a blank reason, where the README promises the
+    reason explains fewer than k plans (session 45 audit)."""
+    model, schema, X = hand
+    rec = Recourse(model, schema, method="dice-kdtree", support=0.0, k=50).fit(X)
+    (res,) = rec.explain(pd.DataFrame({"x1": [1], "x2": [1.0], "c": ["a"]}))
+    n = len(res.counterfactuals)
+    assert res.status == "recourse" and 0 < n < 50
+    assert res.reason.startswith(f"{n} of 50 plans: DiCE returned no more")
+
+
 def test_dice_leaves_the_callers_random_states_and_repeats_its_plans(
     german, split, credit_models, denied
 ):

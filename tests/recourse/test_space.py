@@ -145,6 +145,7 @@ def test_already_approved_applicant_needs_nothing(fitted, german, split, credit_
     approved = X[credit_models["logistic"].predict_proba(X)[:, 1] >= 0.5].iloc[[0]]
     (res,) = fitted.explain(approved)
     assert res.status == "approved" and res.counterfactuals == ()
+    assert res.reason == "already approved; nothing to change"  # a CSV's reason was blank
 
 
 # ------------------------------------------------------------------------------------------------
