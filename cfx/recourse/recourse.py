@@ -99,7 +99,7 @@ class Recourse:
       denied still follows ``threshold``.
     * ``max_changes``: at most this many features per action (``None``: no limit).
     * ``support``: required share of the 5 nearest training applicants that the model approves
-      (when no candidate reaches it, the best supported ones are returned; 0 disables the data
+      (when no candidate reaches it, the best by the same order are returned; 0 disables the data
       support altogether and selects by cost alone: exact optima for milp/tree, up to the
       printable step of a numeric change).
     * ``plausibility_weight``: the plausibility term of the selection, ``cost + weight * (1 -
@@ -493,13 +493,13 @@ class Recourse:
 
     def _fewer(self, n: int, choice: Choice) -> str:
         """What to know about the ``n`` plans: that none reaches the data support (they are
-        the best supported found), and why ``n``, not ``k`` (empty when neither applies)."""
+        the best found by the same order), and why ``n``, not ``k`` (empty when neither applies)."""
         notes = []
         if self.support > 0 and choice.supported_found == 0:
             notes.append(
                 f"no plan found reaches the data support (support={self.support:g}: the share "
                 f"of the {N_NEIGHBORS} nearest training applicants the model approves); these "
-                "are the best supported found (plausibility), and a larger k searches further"
+                "are the best found, by cost and plausibility, and a larger k searches further"
             )
         hidden = choice.valid_found - n  # distinct valid feature sets not shown
         if n >= self.k:

@@ -161,7 +161,7 @@ def choose(
     """Pick up to ``k`` valid, non-redundant, diverse, supported actions (see module).
 
     Among candidates whose support share reaches ``min_support``, the order is
-    ``cost + weight * (1 - share)``; when none does, the best supported come first.
+    ``cost + weight * (1 - share)``; when none does, all are, in the same order.
     ``allowed`` (actions ``(n, d)`` -> bool ``(n,)``, e.g. what their causal consequences
     do) drops more candidates once redundant changes are undone."""
     empty = Choice(np.zeros((0, space.d)), np.zeros((0, space.d)), np.zeros(0), np.zeros(0), 0, 0)
@@ -200,14 +200,13 @@ def choose(
     points = realise(A[short])
     share = support.share(points)
     ok = share >= min_support - 1e-12
-    if ok.any():
-        # cheapest first, where every denied neighbour adds weight / n_neighbors to the cost
-        score = cost[short[ok]] + weight * (1.0 - share[ok])
-        order = np.argsort(score, kind="stable")
-        candidates, shares, pts = short[ok][order], share[ok][order], points[ok][order]
-    else:
-        by = np.lexsort((cost[short], -share))
-        candidates, shares, pts = short[by], share[by], points[by]
+    # cheapest first, where every denied neighbour adds weight / n_neighbors to the cost; when
+    # none reaches the support, in the same order (ranked by share alone, a plan costing 8.7
+    # came before one costing 0.8 with one approved neighbour fewer; session 45 audit)
+    keep = ok if ok.any() else np.ones_like(ok)
+    score = cost[short[keep]] + weight * (1.0 - share[keep])
+    order = np.argsort(score, kind="stable")
+    candidates, shares, pts = short[keep][order], share[keep][order], points[keep][order]
     picked: list[int] = []
     used: set[int] = set()
     for pos, i in enumerate(candidates):
