@@ -51,6 +51,8 @@ def _finish(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
     for action in subcommands:
         for child in action.choices.values():
             _finish(child, top=False)
+    if not top:  # the deepest command's, for its own usage line on a stray argument
+        parser.set_defaults(cfx_parser=parser)
     if not top:  # group commands too: `cfx train -v generator`
         parser.add_argument(
             "-v",
@@ -89,7 +91,13 @@ def _command(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    command = vars(args).pop("cfx_parser", parser)  # not a setting: out of `args` at once
+    if extra:  # said by the command's parser (it was cfx's top usage line, no command's)
+        # a bare value first: `--methods gradient gradcam`, a list given with a space
+        stray = not extra[0].startswith("-")
+        hint = " (a list is one argument, comma-separated: a,b)" if stray else ""
+        command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     try:
         with console(args.verbose):
             return int(args.run(args) or 0)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cfx.cli.options import given_flags
+from cfx.cli.paths import out_path
 from cfx.errors import UnknownNameError, check_int
 
 DATASETS = ("brain", "credit")
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     prev.add_argument(
         "--out",
-        type=Path,
+        type=out_path,
         default=None,
         help="brain: a .png/.pdf/.svg figure (default: preview.png); credit: a .csv table "
         "(default: preview.csv)",

@@ -6,6 +6,24 @@ import argparse
 from pathlib import Path
 
 
+def out_path(text: str) -> Path:
+    """``--out`` as argparse reads it: a path, never an empty one (``--out "$OUT"`` with
+    ``OUT`` unset meant the current folder, whose files an earlier run's names then replaced;
+    session 45 audit)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "got an empty path (an unset shell variable?); name a folder, e.g. --out ."
+        )
+    return Path(text)
+
+
+def out_text(text: str) -> str:
+    """:func:`out_path`'s check, keeping the text (``results/``: Path drops the slash that
+    says a folder was meant)."""
+    out_path(text)
+    return text
+
+
 def not_a_file(path: Path, flag: str = "--out") -> Path:
     """``path``, after checking it is not an existing file (it may not exist yet): for a
     check before the models load, when the folder is made only later."""
@@ -47,6 +65,6 @@ def add_output_options(parser: argparse.ArgumentParser, default: str, holds: str
     """``--out`` (a folder for ``holds``, ``default`` unless given) and ``--no-progress``, as
     every command that writes a folder names them."""
     parser.add_argument(
-        "--out", type=Path, default=Path(default), help=f"folder for {holds}, made if missing"
+        "--out", type=out_path, default=Path(default), help=f"folder for {holds}, made if missing"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cfx.cli.options import given_flags
+from cfx.cli.paths import out_text
 from cfx.errors import ForeignRunError, UnknownNameError, check_int, check_real
 
 log = logging.getLogger(__name__)
@@ -58,11 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--applicant-index", type=int, help="row of German Credit (0..999)")
     where.add_argument("--input", type=Path, help="CSV of applicants (the schema's columns)")
-    p.add_argument("--out", help="batch output file (required with --input)")
+    p.add_argument("--out", type=out_text, help="batch output file (required with --input)")
     p.add_argument(
         "--id-column",
-        help="input column naming each applicant (default: row number, so add rows at the "
-        "end only if a batch is to resume)",
+        help="input column naming each applicant (default: row number, 0 for the first "
+        "applicant under the header, as errors name rows; add rows at the end only if a "
+        "batch is to resume)",
     )
     p.add_argument(
         "--format",

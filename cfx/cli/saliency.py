@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,8 @@ from cfx.errors import UnknownNameError, check_int
 
 if TYPE_CHECKING:
     import torch
+
+    from cfx.types import Classifier
 
 log = logging.getLogger(__name__)
 SALIENCY_METHODS = (
@@ -100,6 +104,26 @@ def check_gradcam_layer(model: object, names: list[str], layer: str | None) -> N
         resolve_layer(model, layer)
     except ValueError as err:
         raise ValueError(f"`--gradcam-layer`: {str(err).removeprefix('`layer` ')}") from None
+
+
+_ARGUMENT_FLAGS = {"`layer` ": "`--gradcam-layer` ", "`masks` ": "`--masks` "}
+"""The library's argument names (an error's first words) by the flag that gave them."""
+
+
+@contextmanager
+def as_flags(layer: str | None) -> Iterator[None]:
+    """Around a library call: an error naming ``layer`` or ``masks`` names the flag instead
+    (``--gradcam-layer head.2``: "`layer` must output feature maps", which no option is
+    called; session 45 audit)."""
+    try:
+        yield
+    except ValueError as err:
+        text = str(err)
+        for name, flag in _ARGUMENT_FLAGS.items():
+            if text.startswith(name):
+                given = f"{layer} " if name == "`layer` " and layer else ""
+                raise ValueError(flag + given + text.removeprefix(name)) from err
+        raise
 
 
 def _model_channels(model: object) -> int | None:
@@ -224,3 +248,23 @@ def method_names(text: str) -> list[str]:
             + (f" ({hint})" if hint else "")
         )
     return names
+
+
+def no_image_in_target_notice(model: Classifier, x: torch.Tensor, target: int) -> None:
+    """Warn when the classifier puts none of the images in ``--target``: every map then
+    explains evidence for a class it did not choose (e.g. a target left at its default)."""
+    import torch
+
+    from cfx.calls import class_logits, frozen
+
+    with frozen(model), torch.no_grad():
+        predicted = class_logits(model, x).argmax(1)  # (N,)
+    if not bool((predicted == target).any()):
+        classes = sorted(set(predicted.tolist()))
+        log.warning(
+            "the classifier puts none of the %d images in class %d (--target); it predicts "
+            "class %s for them, so every map explains evidence for a class it did not choose",
+            x.shape[0],
+            target,
+            " or ".join(map(str, classes)),
+        )

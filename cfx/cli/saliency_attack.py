@@ -142,10 +142,21 @@ def register(ssub: argparse._SubParsersAction) -> None:
     a.set_defaults(run=run_attack)
 
 
+COMPARE_ATTACK_STEPS = {False: 40, True: 10}
+"""Steps of `cfx saliency compare`'s attack figures, by ``--fast``."""
+
+
 def attack_figure_for(
-    model: torch.nn.Module, name: str, x: torch.Tensor, out: Path, *, fast: bool
+    model: torch.nn.Module,
+    name: str,
+    x: torch.Tensor,
+    out: Path,
+    *,
+    fast: bool,
+    show_progress: bool = False,
 ) -> Path:
-    """Ghorbani top-k attack on ``x`` at 8/255 for one method; writes and returns the figure."""
+    """Ghorbani top-k attack on ``x`` at 8/255 for one method (of each image's predicted
+    class; :data:`COMPARE_ATTACK_STEPS` steps); writes and returns the figure."""
     import torch
 
     from cfx.saliency.attacks import GhorbaniAttack
@@ -153,9 +164,10 @@ def attack_figure_for(
     from cfx.viz import attack_figure
 
     explainer = build_method(name, model, fast=True)
-    res = GhorbaniAttack(explainer, steps=10 if fast else 40).perturb(
-        x, generator=torch.Generator().manual_seed(0)
+    attack = GhorbaniAttack(
+        explainer, steps=COMPARE_ATTACK_STEPS[fast], show_progress=show_progress
     )
+    res = attack.perturb(x, generator=torch.Generator().manual_seed(0))
     kept = float(res.label_kept.float().mean())
     title = (
         f"{name}: top-k attack, eps 8/255; top-k intersection "
@@ -177,7 +189,13 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.saliency.metrics import relevance_mass_accuracy
     from cfx.viz import attack_figure
 
-    eps = check_real("--epsilon", parse_fraction(args.epsilon), low=0.0, high=1.0, open_low=True)
+    eps = parse_fraction(args.epsilon)
+    if 1 < eps <= 255 and float(eps).is_integer():  # a count of grey levels: 8 for 8/255
+        raise ValueError(
+            f"`--epsilon` must be a fraction of the intensity range in (0, 1], got {eps:g}: "
+            f"{eps:g} grey levels of 255? pass {eps:g}/255"
+        )
+    eps = check_real("--epsilon", eps, low=0.0, high=1.0, open_low=True)
     built_in(args, 16)
     if args.steps is not None:  # 0 steps is no attack: RandomSign is the baseline
         check_int("--steps", args.steps)

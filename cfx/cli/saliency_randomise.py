@@ -85,6 +85,7 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
     import torch
 
     from cfx.cli.saliency import (
+        as_flags,
         brain_name_notice,
         built_in,
         check_gradcam_layer,
@@ -92,6 +93,7 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
         checked_input,
         default_classifier,
         method_names,
+        no_image_in_target_notice,
         read_input,
     )
     from cfx.cli.trajectory import _trained_on_brain_slices, parse_target
@@ -123,24 +125,27 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
         x, _ = tumour_slices(args.n, args.seed)
         size_notice(model, x.shape, "--classifier", "built-in slices")
         source = f"{args.n} tumour slices (brain seed {args.seed})"
-    if target is not None:
+    if target is not None:  # and warned, as compare does, when no image is predicted it
         check_target_class(model, x, target, brain)
+        no_image_in_target_notice(model, x, target)
     layers = parameterised_layers(model)
     out_folder(args.out)  # inputs read, before the work
     out = Path(args.out)
-    for name in OUTPUTS:  # an earlier run's: none may stay beside this run's
+    with as_flags(args.gradcam_layer):
+        results = randomise_methods(
+            model,
+            x,
+            target,
+            names,
+            fast=args.fast,
+            gradcam_layer=args.gradcam_layer,
+            seed=RANDOMISE_SEED,
+            show_progress=not args.no_progress,
+        )
+    # an earlier run's files go once this run's are ready, not before (an interrupted rerun
+    # left the folder empty; session 45 audit): none may stay beside this run's
+    for name in OUTPUTS:
         (out / name).unlink(missing_ok=True)
-
-    results = randomise_methods(
-        model,
-        x,
-        target,
-        names,
-        fast=args.fast,
-        gradcam_layer=args.gradcam_layer,
-        seed=RANDOMISE_SEED,
-        show_progress=not args.no_progress,
-    )
     table = io.StringIO()
     write = csv.writer(table, lineterminator="\n").writerow
     write(["method", "stage", "layer", "spearman", "spearman_abs", "blank"])

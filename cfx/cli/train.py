@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cfx.cli.options import by_flag, card_settings, given_flags
-from cfx.cli.paths import not_a_file
+from cfx.cli.paths import not_a_file, out_path
 from cfx.errors import UnknownNameError, check_int, check_real, counted
 from cfx.files import write_atomic
 
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--adv-start", type=int, default=500, help="step at which the adversarial loss starts"
     )
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
-    g.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, model)")
+    g.add_argument("--out", type=out_path, required=True, help="run folder (checkpoint, model)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.set_defaults(run=run_generator)
 
@@ -107,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--noise", type=float, default=0.0, help="augment: extra Gaussian noise up to this std"
     )
     c.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, augment")
-    c.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, model)")
+    c.add_argument("--out", type=out_path, required=True, help="run folder (checkpoint, model)")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
     c.set_defaults(run=run_classifier)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, load_model
-from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder
+from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder, out_path
 from cfx.errors import UnknownNameError, check_int, check_real, first_names, shown_rows
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=out_path,
         default=Path("cfx-trajectory"),
         help="output folder, created if missing",
     )
@@ -196,8 +196,8 @@ def parse_target(text: str) -> int:
     if key.isdigit():
         return int(key)
     raise UnknownNameError(
-        f"`--target` must be healthy, tumour or a class index (0/1 for the built-in slices; "
-        f"any class of your classifier with --input), got {text!r}"
+        f"`--target` must be healthy, tumour or a class index (0/1 for the zoo's brain "
+        f"models; any class of your own classifier), got {text!r}"
     )
 
 

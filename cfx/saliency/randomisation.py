@@ -221,6 +221,11 @@ def cascading_randomisation(
 
     def maps_of(m: nn.Module) -> Tensor:
         method = make_method(m)
+        if not callable(getattr(method, "attribute", None)):  # a raw AttributeError later
+            raise TypeError(
+                "`make_method` must return a saliency method (an object with `attribute`), "
+                f"got {type(method).__name__}"
+            )
         check_built_on(method, m, model, "the original model, not the randomised copy")
         layer = getattr(method, "layer", None)  # e.g. GradCAM's hooked layer
         if isinstance(layer, nn.Module) and m is not model and layer in model.modules():

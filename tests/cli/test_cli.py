@@ -120,6 +120,47 @@ def test_an_out_that_is_a_file_fails_before_the_work(tmp_path, capsys, monkeypat
     assert taken.read_text() == "not a folder"
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["saliency", "randomise"],
+        ["saliency", "compare"],
+        ["trajectory", "--target", "healthy"],
+        ["train", "classifier", "--arch", "brain-cnn"],
+        ["data", "preview", "brain"],
+        ["recourse", "--input", "applicants.csv"],
+    ],
+)
+def test_an_empty_out_is_refused_not_read_as_the_current_folder(capsys, argv):
+    """`--out "$OUT"` with OUT unset meant the current folder, where `saliency randomise`
+    then removed files an earlier run's names matched (session 45 audit)."""
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--out", ""])
+    assert info.value.code == 2
+    assert "argument --out: got an empty path (an unset shell variable?)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_stray_argument_is_named_by_its_command_with_a_hint_for_lists(capsys):
+    """cfx's top usage line said it, naming no command; a list given with a space (`--methods
+    gradient gradcam`) got no hint (session 45 audit)."""
+    with pytest.raises(SystemExit) as info:
+        main(["saliency", "compare", "--methods", "gradient", "gradcam"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: cfx saliency compare" in err
+    assert err.endswith(
+        "cfx saliency compare: error: unrecognized arguments: gradcam (a list is one "
+        "argument, comma-separated: a,b)\n"
+    )
+    with pytest.raises(SystemExit):
+        main(["saliency", "randomise", "--masks", "m"])
+    assert "cfx saliency randomise: error: unrecognized arguments: --masks m\n" in (
+        capsys.readouterr().err
+    )
+
+
 def test_version_is_the_installed_distributions(capsys):
     from importlib.metadata import version
 

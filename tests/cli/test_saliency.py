@@ -57,6 +57,23 @@ def test_compare_writes_table_grid_and_attack_figures(tmp_path, capsys):
     ]
 
 
+def test_compare_gives_its_table_before_the_slow_attack_figures(tmp_path, capsys, monkeypatch):
+    """The table was printed and table.md written after the attack figures (minutes, without
+    a bar): Ctrl-C during them kept table.csv but no table.md, and printed nothing (session
+    45 audit)."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("cfx.cli.saliency_compare.attack_figure_for", interrupted)
+    out = tmp_path / "cmp"
+    argv = ["saliency", "compare", "--n", "2", "--methods", "gradient", "--fast", "--out"]
+    assert main([*argv, str(out), "--no-progress"]) == 130
+    printed = capsys.readouterr()
+    assert "best Dice: gradient" in printed.out and "attack figures (gradient" in printed.err
+    assert "gradient" in (out / "table.md").read_text()
+
+
 def test_attack_writes_per_image_rows_and_summary(tmp_path):
     out = tmp_path / "atk"
     code = main(
@@ -102,6 +119,22 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
             ["saliency", "compare", "--methods", "gradcam", "--gradcam-layer", "features.99"],
             "`--gradcam-layer`: 'features.99' is not a submodule of the model",
         ),
+        # a layer that is no feature map was named `layer`, which no flag is called
+        (
+            [
+                "saliency",
+                "compare",
+                "--n",
+                "2",
+                "--methods",
+                "gradcam",
+                "--gradcam-layer",
+                "head.2",
+                "--attack-n",
+                "0",
+            ],
+            "`--gradcam-layer` head.2 must output feature maps (B, K, h, w), got shape (2, 2)",
+        ),
         (
             ["saliency", "compare", "--classifier", "brain-gan"],
             "`--classifier`: 'brain-gan' is a generator; expected a classifier",
@@ -125,6 +158,7 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
             "--steps, --beta do nothing for `--objective random`",
         ),
         (["saliency", "attack", "--beta", "0"], "`--beta` must be a number in (0, inf)"),
+        (["saliency", "attack", "--epsilon", "8"], "got 8: 8 grey levels of 255? pass 8/255"),
         # class names as in cfx trajectory (`tumour` was "invalid int value")
         (["saliency", "compare", "--target", "lesion"], "`--target` must be healthy, tumour or"),
         # these named the Python arguments (`target`, `k`, `epsilon`), or an empty list
@@ -137,7 +171,10 @@ def test_attack_writes_per_image_rows_and_summary(tmp_path):
             ["saliency", "attack", "--n", "2", "--k", "5000"],
             "`--k` must be at most the 64x64 images' 4096 pixels, got 5000",
         ),
-        (["saliency", "attack", "--epsilon", "8"], "`--epsilon` must be a number in (0, 1], got 8"),
+        (
+            ["saliency", "attack", "--epsilon", "300"],
+            "`--epsilon` must be a number in (0, 1], got 300",
+        ),
         (["saliency", "compare", "--methods", " "], "`--methods` names no method, got ' '"),
         # the unknown model first, not a warning about the default target of that model
         (

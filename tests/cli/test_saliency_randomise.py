@@ -50,6 +50,25 @@ def test_the_files_hold_the_librarys_check_of_each_method(tmp_path, capsys):
     assert (out / "cascade.png").stat().st_size > 0
 
 
+def test_an_interrupted_rerun_keeps_the_last_runs_files(tmp_path, monkeypatch):
+    """The files of the run before were removed before the work began: Ctrl-C in a rerun
+    left the folder empty (session 45 audit)."""
+    out = tmp_path / "rnd"
+    out.mkdir()
+    for name in ("randomisation.csv", "summary.json", "cascade.png"):
+        (out / name).write_text("the last run's")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("cfx.saliency.randomisation.randomise_methods", interrupted)
+    argv = ["saliency", "randomise", "--methods", "gradient", "--n", "2", "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 130
+    assert {p.name: p.read_text() for p in out.iterdir()} == dict.fromkeys(
+        ("randomisation.csv", "summary.json", "cascade.png"), "the last run's"
+    )
+
+
 def test_your_own_images_are_explained_as_their_predicted_class(tmp_path, capsys):
     from cfx.saliency.compare import tumour_slices
 
@@ -86,3 +105,12 @@ def test_bad_options_are_named(tmp_path, capsys, monkeypatch, extra, message):
     argv = ["saliency", "randomise", "--no-progress", "--out", str(tmp_path / "o"), *extra]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_target_no_image_is_predicted_is_warned_about(tmp_path, caplog):
+    """compare warned that every map explains a class the classifier did not choose;
+    randomise, given the same target, said nothing (session 45 audit)."""
+    argv = ["saliency", "randomise", "--methods", "gradient", "--n", "2", "--fast"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--target", "healthy", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert "the classifier puts none of the 2 images in class 0 (--target)" in caplog.text

@@ -159,6 +159,9 @@ def test_a_method_instead_of_a_factory_is_refused_by_name():
     model = small_cnn()
     with pytest.raises(TypeError, match=r"`make_method` must be a factory .*got a Gradient object"):
         cascading_randomisation(Gradient(model), model, images(b=2, h=16, w=16), 1)  # type: ignore[arg-type]
+    # a factory returning no method met a raw AttributeError (session 45 audit)
+    with pytest.raises(TypeError, match=r"`make_method` must return a saliency method .*NoneType"):
+        cascading_randomisation(lambda m: None, model, images(b=2, h=16, w=16), 1)  # type: ignore[arg-type,return-value]
 
 
 def test_a_layer_module_of_the_original_model_points_to_its_dotted_name():
