@@ -89,6 +89,17 @@ def _command(args: argparse.Namespace) -> str:
     return f"cfx {args.command}" + (f" {action}" if action else "")
 
 
+def _stdout_closed() -> bool:
+    """Whether the reader of stdout has gone (writing it raises BrokenPipeError)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -101,9 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with console(args.verbose):
             return int(args.run(args) or 0)
-    except BrokenPipeError:  # `cfx ... | head` stopped reading: stop quietly, as `cat` does
-        # the interpreter's own flush at exit would fail (and say so) too; a captured stdout
-        # has no descriptor
+    except BrokenPipeError as err:  # `cfx ... | head` stopped reading: stop quietly, as
+        # `cat` does; another pipe broken (a worker's) is an error like any other
+        if args.verbose or not _stdout_closed():
+            if args.verbose:
+                raise
+            print(f"{_command(args)}: error: {err}", file=sys.stderr)
+            return 2
+        # the interpreter's own flush at exit would fail (and say so) too
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # the shell's code for SIGPIPE

@@ -35,7 +35,7 @@ from typing import Any
 
 from cfx.cli.options import given_flags
 from cfx.cli.paths import out_text
-from cfx.errors import ForeignRunError, UnknownNameError, check_int, check_real
+from cfx.errors import UnknownNameError, check_int, check_real
 
 log = logging.getLogger(__name__)
 
@@ -295,11 +295,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         if args.id_column not in data.schema.names:  # a missing feature's error lists the rest
             frame = frame.drop(columns=args.id_column)
     frame.index = frame.index.astype(str)  # ids as the lines hold them, rows named alike
-    _other_columns(frame, data.schema.names, args.id_column)
-    try:
-        report = _explain(args, rec, frame)
-    except ForeignRunError as err:  # the key's Python names, as the flags that set them
-        raise ForeignRunError(_as_flags(str(err))) from None
+    _other_columns(frame, data.schema, args.id_column)
+    report = _explain(args, rec, frame)
     print(
         f"{out}: {report.done_before + report.new} of {report.total} "
         f"applicants done ({report.new} new)",
@@ -321,6 +318,7 @@ def _explain(args: argparse.Namespace, rec: Any, frame: Any) -> Any:
         limit=args.limit,
         progress=not args.no_progress,
         what=("--input", "--out"),
+        names=_FLAG_NAMES,
     )
 
 
@@ -338,12 +336,13 @@ def _separator(path: Path) -> str:
     return next((s for s in (";", "\t") if s in header), ",")
 
 
-def _other_columns(frame: Any, names: Any, id_column: str | None) -> None:
+def _other_columns(frame: Any, schema: Any, id_column: str | None) -> None:
     """Say which columns of the input are not read (an id column without --id-column was
     dropped in silence, and the lines keyed by row number)."""
-    other = [str(c) for c in frame.columns if c not in names and c != id_column]
+    other = [str(c) for c in frame.columns if c not in schema.names and c != id_column]
+    ids = [c for c in other if c != schema.target]  # the decision column is no id
     if other:
-        hint = "" if id_column else f" (an id column? pass --id-column {other[0]})"
+        hint = "" if id_column or not ids else f" (an id column? pass --id-column {ids[0]})"
         log.warning(
             "`--input` columns not in the schema, not read: %s%s", ", ".join(other[:8]), hint
         )
@@ -356,20 +355,10 @@ _FLAG_NAMES = {
     "support": "--support",
     "method": "--method",
     "format": "--format",
-    "constraints.immutable": "--immutable",
     "constraints": "--immutable",
-    "model": "--model",  # the command's own key entries
-    "id_column": "--id-column",
+    "constraints.immutable": "--immutable",
+    "key.model": "--model",
+    "key.id_column": "--id-column",
 }
-"""A batch key's entries (as :func:`cfx.run_key.changes` names them) by the flag that sets
-them on the command line."""
-
-
-def _as_flags(text: str) -> str:
-    """A refused rerun's message with the key's names as the flags (``k: 3 before`` said
-    nothing to someone who typed ``--k 3``)."""
-    return re.sub(
-        r"(?<![\w.-])(" + "|".join(map(re.escape, _FLAG_NAMES)) + r")(?=:)",
-        lambda m: _FLAG_NAMES[m[1]],
-        text,
-    )
+"""A batch key's settings (dotted paths) by the flag that sets them: a refused rerun said
+"k: 3 before, 2 now" to someone who typed --k 2 (session 45 audit)."""

@@ -117,6 +117,7 @@ def explain_to_file(
     limit: int | None = None,
     progress: bool = True,
     what: tuple[str, str] = ("applicants", "out"),
+    names: Mapping[str, str] | None = None,
 ) -> BatchReport:
     """Explain each of ``applicants`` (rows) with the fitted ``recourse`` under
     ``constraints``, appending one line per applicant to ``out`` (see the module docstring);
@@ -137,6 +138,9 @@ def explain_to_file(
         limit: explain at most this many new applicants (``None``: all the rest).
         progress: show a progress bar.
         what: how errors name ``applicants`` and ``out`` (a command line names its flags).
+        names: how a refused rerun names the settings that changed, by their dotted path
+            in the key (``{"k": "--k", "key.model": "--model"}``; a command line names its
+            flags).
 
     Every row is checked before any applicant is explained (errors name the rows at fault;
     values outside a feature's range are said once for the whole input).
@@ -174,6 +178,12 @@ def explain_to_file(
     if len(applicants) == 0:
         raise ValueError(f"`{what_in}` has no applicant rows")
     ids = [applicant_id(label) for label in applicants.index]  # as the lines write them
+    if any(not i.strip() for i in ids):  # written, then refused as a damaged line on resume
+        blank = [n for n, i in enumerate(ids) if not i.strip()]
+        raise ValueError(
+            f"applicant ids must not be blank, got {counted(len(blank), 'blank id')} in "
+            f"`{what_in}` (rows {shown_rows(blank)}, counted from 0)"
+        )
     twice = sorted(i for i, n in Counter(ids).items() if n > 1)
     if twice:
         raise ValueError(
@@ -219,6 +229,7 @@ def explain_to_file(
             path,
             handle,
             key=settings,
+            names=names or {},
             ruled=rules is not None,
             fmt=fmt,
             limit=limit,
@@ -228,14 +239,15 @@ def explain_to_file(
 
 
 @contextmanager
-def _writing(path: Path, what_out: str) -> Iterator[IO[str]]:
-    """``path`` open for appending (made, with its folder, if missing) and locked while this
-    run writes it: a second run on the same file at once is refused, where the two of them
-    wrote each applicant twice (session 45 audit). The lock goes with the handle, also when
-    the process dies. (No lock on Windows, which has no ``fcntl``.)"""
+def _writing(path: Path, what_out: str) -> Iterator[IO[bytes]]:
+    """``path`` open for appending, unbuffered (a write that fails leaves nothing to flush
+    on closing), made with its folder if missing, and locked while this run writes it: a
+    second run on the same file at once is refused, where the two of them wrote each
+    applicant twice (session 45 audit). The lock goes with the handle, also when the process
+    dies. (No lock on Windows, which has no ``fcntl``, nor on a file system without locks.)"""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a", encoding="utf-8", newline="")
+        handle = path.open("ab", buffering=0)
     except OSError as err:
         raise type(err)(f"`{what_out}` {path}: cannot write it ({err.strerror or err})") from err
     with handle:
@@ -251,7 +263,25 @@ def _writing(path: Path, what_out: str) -> Iterator[IO[str]]:
                     f"`{what_out}` {path} is being written by another run right now; wait for "
                     f"it to finish (rerun then to resume), or pass another `{what_out}`"
                 ) from None
+            except OSError as err:  # e.g. a network mount without locks: write unlocked
+                log.debug("%s: not locked (%s)", path, err)
         yield handle
+
+
+def _append(handle: IO[bytes], text: str, path: Path, what_out: str, saved: int) -> None:
+    """Write ``text`` to the end of ``handle`` and to disk; a failure (a full disk, a size
+    limit) names ``what_out`` and says that the ``saved`` applicants' lines are kept."""
+    try:
+        view = memoryview(text.encode("utf-8"))
+        while view:  # a raw write may take part of it
+            view = view[handle.write(view) or 0 :]
+        os.fsync(handle.fileno())
+    except OSError as err:
+        raise type(err)(
+            f"`{what_out}` {path}: cannot write ({err.strerror or err}); the lines of the "
+            f"{counted(saved, 'applicant')} done before it are kept: make room and rerun the "
+            "same command to resume"
+        ) from err
 
 
 def _explain_rest(
@@ -261,9 +291,10 @@ def _explain_rest(
     digest: dict[str, str],
     per_row: list[Constraints | None],
     path: Path,
-    handle: IO[str],
+    handle: IO[bytes],
     *,
     key: dict[str, Any],
+    names: Mapping[str, str],
     ruled: bool,
     fmt: str,
     limit: int | None,
@@ -273,7 +304,7 @@ def _explain_rest(
     """The applicants of ``ids`` without a line in ``path`` (locked, open as ``handle``),
     explained and appended one line each, after checking the file is this batch's."""
     what_in, what_out = what
-    _claim(path, key, what_out)
+    _claim(path, key, what_out, names)
     done = finished(path, fmt)
     changed = [i for i in ids if i in done and done[i] != digest[i]]
     if changed:  # plans made for other values: not these applicants' any more
@@ -288,7 +319,17 @@ def _explain_rest(
     todo = np.flatnonzero(~already)[:limit]  # positions
     before = int(already.sum())
     new_file = path.stat().st_size == 0
-    writer = csv.DictWriter(handle, fieldnames=columns(recourse.k))
+    fields = columns(recourse.k)
+
+    def csv_line(row: dict[str, Any] | None) -> str:  # None: the header
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fields)
+        if row is None:
+            writer.writeheader()
+        else:
+            writer.writerow(row)
+        return text.getvalue()
+
     # the bar counts the whole input, so a resumed batch shows where it starts
     bar = tqdm(
         total=len(ids), initial=before, disable=not progress, desc="recourse", unit="applicant"
@@ -296,18 +337,16 @@ def _explain_rest(
     new = 0
     try:
         if new_file and fmt == "csv":
-            writer.writeheader()
+            _append(handle, csv_line(None), path, what_out, before)
         # out-of-range and out-of-bounds values were said once for the whole input, above
         with bar, held((recourse_log,), "cfx_value_range", "cfx_query_bounds"):
             for i in todo:
                 (res,) = recourse.explain(applicants.iloc[[i]], constraints=per_row[i])
                 if fmt == "csv":
-                    writer.writerow(record(res, recourse.k, digest[ids[i]]))
-                else:
-                    line = record(res, recourse.k, digest[ids[i]], blank=None)
-                    handle.write(json.dumps(line) + "\n")  # one line: JSON escapes newlines
-                handle.flush()
-                os.fsync(handle.fileno())
+                    text = csv_line(record(res, recourse.k, digest[ids[i]]))
+                else:  # one line: JSON escapes newlines
+                    text = json.dumps(record(res, recourse.k, digest[ids[i]], blank=None)) + "\n"
+                _append(handle, text, path, what_out, before + new)
                 new += 1
                 bar.update(1)
     except KeyboardInterrupt:
@@ -321,12 +360,6 @@ def _explain_rest(
             new,
         )
         raise
-    except OSError as err:  # a full disk, a size limit: what is done is kept
-        raise type(err)(
-            f"`{what_out}` {path}: cannot write ({err.strerror or err}); the "
-            f"{counted(before + new, 'applicant')} done before it are saved: make room and "
-            "rerun the same command to resume"
-        ) from err
     return BatchReport(path, len(ids), before, len(todo))
 
 
@@ -553,7 +586,9 @@ _NAMES = {
 }
 
 
-def _claim(path: Path, key: dict[str, Any], what_out: str) -> None:
+def _claim(
+    path: Path, key: dict[str, Any], what_out: str, names: Mapping[str, str] | None = None
+) -> None:
     """Make ``path`` this batch's: refuse a file written with other settings, naming them;
     the key file is written (atomically) when the batch starts."""
     key_file = path.with_name(path.name + ".key.json")
@@ -576,7 +611,8 @@ def _claim(path: Path, key: dict[str, Any], what_out: str) -> None:
         if earlier != key:
             raise ForeignRunError(
                 f"`{what_out}` {path} holds the results of a run with other settings "
-                f"({changes(earlier, key, _NAMES)}); pass another `{what_out}`, or delete "
+                f"({changes(earlier, key, {**_NAMES, **(names or {})})}); pass another "
+                f"`{what_out}`, or delete "
                 f"{path} to start over"
             )
         return  # the key file stays as written when the batch began

@@ -499,7 +499,8 @@ class Recourse:
             notes.append(
                 f"no plan found reaches the data support (support={self.support:g}: the share "
                 f"of the {N_NEIGHBORS} nearest training applicants the model approves); these "
-                "are the best found, by cost and plausibility, and a larger k searches further"
+                "are the best found in the same order (cost plus the plausibility term), and "
+                "a larger k searches further"
             )
         hidden = choice.valid_found - n  # distinct valid feature sets not shown
         if n >= self.k:

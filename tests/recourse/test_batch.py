@@ -334,7 +334,7 @@ def test_a_full_disk_keeps_the_lines_done_and_says_so(tmp_path, fitted, monkeypa
 
     def full(fd):
         calls.append(fd)
-        if len(calls) == 3:
+        if len(calls) == 4:  # the header's, ann's, bob's, then cy's
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd)
 
@@ -342,13 +342,57 @@ def test_a_full_disk_keeps_the_lines_done_and_says_so(tmp_path, fitted, monkeypa
     with pytest.raises(
         OSError,
         match=r"`out` .*plans.csv: cannot write \(No space left on "
-        r"device\); the 2 applicants done before it are saved",
+        r"device\); the lines of the 2 applicants done before it are kept",
     ):
         explain_to_file(fitted, _applicants(), out, progress=False)
     monkeypatch.setattr(os, "fsync", real)
     report = explain_to_file(fitted, _applicants(), out, progress=False)
     assert [r["index"] for r in _rows(out)] == ["ann", "bob", "cy", "dee"]
     assert report.done_before == 3  # the third line was written before its fsync failed
+
+
+def test_a_line_is_written_whole_through_partial_writes_or_named_when_it_fails(
+    tmp_path, monkeypatch
+):
+    """A full disk fails the write itself: with a buffered file the line stayed in the buffer
+    and closing the file raised a second, bare [Errno 28] over the message (session 45
+    review). Lines go out unbuffered, in as many writes as the file takes."""
+    import errno
+    import os
+
+    from cfx.recourse.batch import _append
+
+    class Raw:  # a raw file: takes at most 5 bytes a write, then fails at 12
+        def __init__(self):
+            self.data = b""
+
+        def write(self, view):
+            if len(self.data) >= 12:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.data += bytes(view[:5])
+            return min(5, len(view))
+
+        def fileno(self):
+            return 0
+
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    raw, path = Raw(), tmp_path / "p.csv"
+    _append(raw, "ann,1,ok\r\n", path, "--out", 0)  # type: ignore[arg-type]
+    assert raw.data == b"ann,1,ok\r\n"
+    said = r"`--out` .*p.csv: cannot write \(No space .*the lines of the 1 applicant done"
+    with pytest.raises(OSError, match=said):
+        _append(raw, "bob,2,ok\r\n", path, "--out", 1)  # type: ignore[arg-type]
+
+
+def test_a_blank_id_is_refused_before_any_line(tmp_path, fitted):
+    """A blank id was written, then its line refused as damaged on every rerun (session 45
+    review)."""
+    blank = _applicants().rename(index={"bob": " "})
+    out = tmp_path / "plans.csv"
+    said = r"ids must not be blank, got 1 blank id .*\(rows \[1\], counted from 0\)"
+    with pytest.raises(ValueError, match=said):
+        explain_to_file(fitted, blank, out, progress=False)
+    assert not out.exists()
 
 
 def test_an_out_named_as_a_folder_is_refused(tmp_path, fitted):

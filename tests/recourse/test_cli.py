@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import sys
 
 import pytest
 
@@ -339,6 +341,10 @@ def test_a_refused_rerun_names_the_flags_not_the_settings_names(tmp_path, applic
     for said in ("--k: 3 before, 2 now", "--max-changes: null before, 2 now", "--immutable: "):
         assert said in err
     assert "max_changes" not in err and " k:" not in err
+    # a long value is named without it, by its flag too (the rewrite missed those)
+    long = "--immutable=personal_status_and_sex,number_of_existing_credits_at_this_bank"
+    assert main([*argv, long]) == 2
+    assert "other settings (--immutable); pass another `--out`" in capsys.readouterr().err
 
 
 def test_a_closed_pipe_stops_quietly(capsys, monkeypatch):
@@ -347,6 +353,15 @@ def test_a_closed_pipe_stops_quietly(capsys, monkeypatch):
     def closed(args):
         raise BrokenPipeError(32, "Broken pipe")
 
+    class Gone(io.StringIO):  # stdout whose reader has gone
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
     monkeypatch.setattr("cfx.cli.recourse.run_recourse", closed)
-    assert main(["recourse", "--applicant-index", "1"]) == 141
+    with monkeypatch.context() as m:
+        m.setattr(sys, "stdout", Gone())
+        assert main(["recourse", "--applicant-index", "1"]) == 141
     assert capsys.readouterr().err == ""
+    # another pipe (a worker's) broken while stdout is fine: an error like any other
+    assert main(["recourse", "--applicant-index", "1"]) == 2
+    assert "cfx recourse: error: [Errno 32] Broken pipe" in capsys.readouterr().err

@@ -113,8 +113,9 @@ def test_fewer_plans_blame_the_support_only_when_it_hid_some(german, split, cred
     # and the reason says they fall short (they were returned without a word)
     assert rec._fewer(2, choice(2, 2, 0)) == (
         "no plan found reaches the data support (support=0.8: the share of the 5 nearest "
-        "training applicants the model approves); these are the best found, by cost and "
-        "plausibility, and a larger k searches further; 2 of 3 plans: no other valid plan "
+        "training applicants the model approves); these are the best found in the same order "
+        "(cost plus the plausibility term), and a larger k searches further; 2 of 3 plans: no "
+        "other valid plan "
         "changing another set of features was found (the search is not exhaustive)"
     )
     assert rec._fewer(3, choice(3, 3, 0)).startswith("no plan found reaches the data support")
