@@ -521,3 +521,21 @@ def test_a_strip_says_what_its_titles_are(tmp_path, monkeypatch):
     assert drawn["fig"]._suptitle.get_text() == (
         "f: brain-cnn's P(healthy), o: brain-oracle's P(healthy)"
     )
+
+
+def test_image_preview_draws_grey_and_colour_and_names_its_mistakes(tmp_path):
+    from cfx.viz import image_preview
+
+    colour = torch.zeros(2, 3, 8, 8)
+    colour[:, 0] = 1.0  # red where cfx reads [-1, 1]
+    out = image_preview(colour, tmp_path / "c.png", titles=["a", "b"])
+    pixels = np.asarray(Image.open(out).convert("RGB")).reshape(-1, 3).astype(int)
+    assert ((pixels[:, 0] > 200) & (pixels[:, 1] < 160) & (pixels[:, 2] < 160)).any()  # red
+    grey = torch.zeros(3, 1, 8, 8)
+    masks = torch.zeros(3, 1, 8, 8, dtype=torch.bool)
+    masks[0, 0, 2:5, 2:5] = True
+    assert image_preview(grey, tmp_path / "g.png", masks=masks).is_file()
+    with pytest.raises(ValueError, match=r"`titles` must have one title per image \(3\), got 1"):
+        image_preview(grey, tmp_path / "x.png", titles=["a"])
+    with pytest.raises(ValueError, match=r"`images` must have 1 or 3 channels, got 2"):
+        image_preview(torch.zeros(1, 2, 8, 8), tmp_path / "x.png")

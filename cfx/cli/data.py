@@ -1,8 +1,10 @@
-"""``cfx data preview brain|credit``: look at the built-in data."""
+"""``cfx data preview brain|credit|PATH``: look at the built-in data, or at your own images
+as cfx reads them."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from cfx.cli.options import given_flags
@@ -19,18 +21,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     prev = dsub.add_parser(
         "preview", help="write a preview (PNG for brain, CSV summary for credit)"
     )
-    prev.add_argument("dataset", help="brain or credit")
-    prev.add_argument("--n", type=int, default=None, help="brain: slices shown (default: 16)")
+    prev.add_argument(
+        "dataset",
+        help="brain, credit, or your own images (a folder of image files or a .npy/.pt "
+        "batch), shown as cfx reads them",
+    )
+    prev.add_argument(
+        "--n", type=int, default=None, help="brain, your images: images shown (default: 16)"
+    )
     prev.add_argument("--seed", type=int, default=None, help="brain: data seed (default: 0)")
     prev.add_argument(
         "--tagged", action="store_true", default=None, help="brain: include scanner markers"
     )
     prev.add_argument(
+        "--labels",
+        help="your images: their labels (as cfx train --labels takes them), shown in the titles",
+    )
+    prev.add_argument(
+        "--masks",
+        help="your images: their masks (as cfx saliency compare --masks takes them), outlined",
+    )
+    prev.add_argument(
         "--out",
         type=out_path,
         default=None,
-        help="brain: a .png/.pdf/.svg figure (default: preview.png); credit: a .csv table "
-        "(default: preview.csv)",
+        help="brain, your images: a .png/.pdf/.svg figure (default: preview.png); credit: a "
+        ".csv table (default: preview.csv)",
     )
     prev.set_defaults(run=run_preview)
 
@@ -39,19 +55,100 @@ PREVIEW_MAX = 128
 """Most slices one preview grid shows."""
 
 
+def _figure(args: argparse.Namespace) -> tuple[Path, int]:
+    """``--out`` as a figure (the default preview.png) and ``--n`` (default 16, at most
+    :data:`PREVIEW_MAX`), for the image previews."""
+    out = Path("preview.png") if args.out is None else Path(args.out)
+    if out.suffix.lower() not in FIGURES:
+        what = "brain" if args.dataset == "brain" else "images"
+        raise ValueError(
+            f"`--out` for {what} is a figure, one of {', '.join(FIGURES)}; got {out.name!r}"
+        )
+    n = 16 if args.n is None else check_int("--n", args.n)
+    if n > PREVIEW_MAX:  # a grid past this is unreadable and slow to render
+        raise ValueError(f"`--n` must be at most {PREVIEW_MAX} for a preview, got {n}")
+    return out, n
+
+
+def _yours(args: argparse.Namespace) -> Path:
+    """Your own images as cfx reads them (the range, channels and size every command
+    sees), the first ``--n``, titled by file name and label, masks outlined; what was read
+    is said on stderr."""
+    import torch
+
+    from cfx.data.image_files import image_files, load_masks_for, read_images
+    from cfx.data.io import load_images, load_labels
+    from cfx.inversion import unit_range_notice
+    from cfx.viz import image_preview
+
+    given = given_flags(args, "seed", "tagged")
+    if given:
+        raise ValueError(
+            f"{', '.join(f'`{f}`' for f in given)} only shape the brain preview; your images "
+            "are shown as they are"
+        )
+    out, n = _figure(args)
+    path = Path(args.dataset)
+    flag = "dataset"
+    if path.is_dir():
+        every = image_files(path, flag)  # all of them, for labels matched by file name
+        first = every[:n]
+        x = read_images(first, None, name=flag)  # (n, C, H, W), the first file's channels
+        files: list[Path] | None = first
+        total = len(every)
+    elif path.suffix.lower() in (".npy", ".pt"):
+        every, files = None, None
+        x = load_images(path, name=flag, batch=True)  # (N, H, W) too: grey images
+        total = int(x.shape[0])
+    else:
+        raise UnknownNameError(
+            f"unknown dataset {args.dataset!r}; expected one of {DATASETS}, a folder of image "
+            "files or a .npy/.pt batch" + ("" if path.exists() else " (no such file or folder)")
+        )
+    if x.shape[1] not in (1, 3):
+        raise ValueError(
+            f"`{flag}` {path} holds {tuple(x.shape)}: images of 1 or 3 channels (N, C, H, W) "
+            "are shown; channels last (N, H, W, C)? save x.transpose(0, 3, 1, 2)"
+        )
+    unit_range_notice(x, flag)
+    titles = [f.name for f in every] if every is not None else [f"#{i}" for i in range(total)]
+    if args.labels is not None:
+        labels = load_labels(args.labels, total, name="--labels", files=every)
+        titles = [f"{t}, label {k}" for t, k in zip(titles, labels.tolist(), strict=True)]
+    masks = None
+    if args.masks is not None:
+        masks = load_masks_for(Path(args.masks), x, files, "--masks", images_name=flag)
+    shown = x[:n]
+    out = image_preview(
+        shown, out, titles=titles[:n], masks=None if masks is None else masks[:n], columns=8
+    )
+    lo, hi = float(x.min()), float(x.max())
+    counts = ""
+    if args.labels is not None:
+        k = torch.bincount(labels, minlength=2).tolist()
+        counts = "; labels " + ", ".join(f"{c} of class {i}" for i, c in enumerate(k) if c)
+    print(
+        f"{path}: {total} images, {x.shape[1]} channel(s), {x.shape[-1]}x{x.shape[-2]} "
+        f"(width x height), values {lo:.2f} to {hi:.2f} as cfx reads them (it expects -1 to "
+        f"1){counts}; {shown.shape[0]} shown",
+        file=sys.stderr,
+    )
+    return out
+
+
 def run_preview(args: argparse.Namespace) -> int:
+    if args.dataset not in DATASETS:
+        print(_yours(args))
+        return 0
+    if given_flags(args, "labels", "masks"):
+        raise ValueError(
+            "`--labels`/`--masks` go with your own images; the built-in datasets bring their own"
+        )
     if args.dataset == "brain":
         from cfx.data.brain import MARKER_BOX, make_dataset
         from cfx.viz import brain_preview
 
-        out = Path("preview.png") if args.out is None else Path(args.out)
-        if out.suffix.lower() not in FIGURES:
-            raise ValueError(
-                f"`--out` for brain is a figure, one of {', '.join(FIGURES)}; got {out.name!r}"
-            )
-        n = 16 if args.n is None else check_int("--n", args.n)
-        if n > PREVIEW_MAX:  # a grid past this is unreadable and slow to render
-            raise ValueError(f"`--n` must be at most {PREVIEW_MAX} for a preview, got {n}")
+        out, n = _figure(args)
         seed = 0 if args.seed is None else args.seed
         d = make_dataset(n, seed=seed, tagged=bool(args.tagged))
         out = brain_preview(d.images, d.labels, d.masks, d.tags, out, marker_box=MARKER_BOX)

@@ -9,7 +9,7 @@ from ``cfx.viz`` itself.
 """
 
 from cfx.viz.augment import labelled_frames
-from cfx.viz.data import brain_preview, image_grid
+from cfx.viz.data import brain_preview, image_grid, image_preview
 from cfx.viz.saliency import attack_figure, randomisation_figure, saliency_grid
 from cfx.viz.shortcuts import shortcut_examples
 from cfx.viz.trajectory import (
@@ -24,6 +24,7 @@ __all__ = [
     "brain_preview",
     "change_panels",
     "image_grid",
+    "image_preview",
     "labelled_frames",
     "probability_curves",
     "randomisation_figure",

@@ -8,7 +8,7 @@ import numpy as np
 from torch import Tensor
 
 from cfx.images import to_uint8, to_unit
-from cfx.viz._common import _rectangle, _save, _subplots
+from cfx.viz._common import _rectangle, _save, _shape, _subplots
 
 
 def brain_preview(
@@ -77,3 +77,42 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     )
     img.save(out)
     return out
+
+
+def image_preview(
+    images: Tensor,
+    path: str | Path,
+    *,
+    titles: list[str] | None = None,
+    masks: Tensor | None = None,
+    columns: int = 8,
+) -> Path:
+    """Grid of ``images`` ``(N, C, H, W)`` in [-1, 1] (grey for one channel, colour for three)
+    as cfx reads them, each titled by ``titles`` (e.g. its file name and label) and, with
+    ``masks`` ``(N, 1, H, W)`` bool, its mask outlined in yellow. Writes ``path``, returns it."""
+    _shape("images", images, (None, None, None, None), "(N, C, H, W)")
+    n, c = images.shape[:2]
+    if c not in (1, 3):
+        raise ValueError(f"`images` must have 1 or 3 channels, got {c}")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"`titles` must have one title per image ({n}), got {len(titles)}")
+    _shape("masks", masks, (n, 1, *images.shape[2:]), f"({n}, 1, H, W)")
+    columns = max(1, min(columns, n))
+    rows = (n + columns - 1) // columns
+    fig, axes = _subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows + 0.2), squeeze=False)
+    pics = to_unit(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()  # (N, H, W, C)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        if c == 1:
+            ax.imshow(pics[i, ..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(pics[i], interpolation="nearest")
+        if masks is not None and bool(masks[i].any()):
+            outline = masks[i, 0].cpu().numpy().astype(float)
+            ax.contour(outline, levels=[0.5], colors="yellow", linewidths=0.8)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return _save(fig, path, dpi=110)

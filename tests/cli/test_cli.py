@@ -282,3 +282,68 @@ def test_weights_that_are_not_their_cards_are_named_by_the_flag(tmp_path, capsys
     err = capsys.readouterr().err
     flag = "--oracle" if "--oracle" in argv else "--classifier"
     assert f"`{flag}`: `" in err and "has sha256" in err
+
+
+def test_data_preview_shows_your_own_images_as_cfx_reads_them(tmp_path, capsys, monkeypatch):
+    """`cfx data preview` took only the built-in datasets: your own scans could be looked at
+    as cfx reads them (range, channels, labels matched by file name, masks) nowhere."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import cfx.viz
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    grey = np.arange(64 * 64, dtype=np.uint8).reshape(64, 64)
+    for name in ("b.png", "a.png", "c.png"):
+        Image.fromarray(grey).save(folder / name)
+    (tmp_path / "labels.csv").write_text("file,label\nc.png,1\na.png,0\nb.png,1\n")
+    drawn = {}
+
+    def capture(images, path, *, titles=None, masks=None, columns=8):
+        drawn.update(images=images, titles=titles, masks=masks)
+        return path
+
+    monkeypatch.setattr(cfx.viz, "image_preview", capture)
+    argv = ["data", "preview", str(folder), "--labels", str(tmp_path / "labels.csv")]
+    assert main([*argv, "--n", "2", "--out", str(tmp_path / "p.png")]) == 0
+    assert drawn["titles"] == ["a.png, label 0", "b.png, label 1"]  # name order, the first 2
+    assert drawn["images"].shape == (2, 1, 64, 64)
+    assert drawn["images"].min() == -1 and drawn["images"].max() == 1  # uint8 0..255 read
+    err = capsys.readouterr().err
+    assert "3 images, 1 channel(s), 64x64 (width x height), values -1.00 to 1.00" in err
+    assert "labels 1 of class 0, 2 of class 1; 2 shown" in err
+    # a batch with masks in its order: the first --n of each
+    x = torch.linspace(-1, 1, 5 * 16 * 16).reshape(5, 1, 16, 16)
+    m = torch.zeros(5, 1, 16, 16, dtype=torch.bool)
+    m[3, 0, 2:5, 2:5] = True
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "m.npy", m.numpy())
+    argv = ["data", "preview", str(tmp_path / "x.npy"), "--masks", str(tmp_path / "m.npy")]
+    assert main([*argv, "--n", "4", "--out", str(tmp_path / "q.png")]) == 0
+    assert drawn["titles"] == ["#0", "#1", "#2", "#3"]
+    assert torch.equal(drawn["masks"], m[:4]) and torch.equal(drawn["images"], x[:4])
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["brain", "--labels", "y.csv"], "`--labels`/`--masks` go with your own images"),
+        (["{tmp}", "--seed", "3"], "`--seed` only shape the brain preview"),
+        (["{tmp}/none.npy"], "`dataset` file not found: .*none.npy"),
+        (
+            ["scans/"],
+            "unknown dataset .scans/.*a folder of image files .*\\(no such file or folder\\)",
+        ),
+        (["{tmp}", "--out", "p.csv"], "`--out` for images is a figure, one of .png"),
+    ],
+)
+def test_data_preview_of_your_images_names_its_mistakes(tmp_path, capsys, argv, match):
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 8, 8), dtype=np.float32))
+    argv = [a.replace("{tmp}", str(tmp_path / "x.npy")) if a == "{tmp}" else a for a in argv]
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["data", "preview", *argv]) == 2
+    assert re.search(match, capsys.readouterr().err)
