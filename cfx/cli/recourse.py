@@ -122,6 +122,13 @@ def _fitted(args: argparse.Namespace) -> Any:
             f"`--immutable` names features German Credit does not have: {unknown!r}; "
             f"features: {list(data.schema.names)!r}"
         )
+    fixed = [n for n in _immutable(args) if n in data.schema.immutable]
+    if fixed:  # said, not dropped: a batch's key records the flag as given
+        log.warning(
+            "`--immutable` %s: immutable already (German Credit's schema); the flag changes "
+            "nothing",
+            ", ".join(fixed),
+        )
     if args.input is None and not 0 <= args.applicant_index < len(data.X):
         raise ValueError(
             f"`--applicant-index` must be in 0..{len(data.X) - 1}, got {args.applicant_index}"

@@ -365,3 +365,13 @@ def test_a_closed_pipe_stops_quietly(capsys, monkeypatch):
     # another pipe (a worker's) broken while stdout is fine: an error like any other
     assert main(["recourse", "--applicant-index", "1"]) == 2
     assert "cfx recourse: error: [Errno 32] Broken pipe" in capsys.readouterr().err
+
+
+def test_an_immutable_flag_for_a_feature_immutable_already_is_said(capsys, caplog):
+    with caplog.at_level("WARNING"):
+        argv = ["recourse", "--applicant-index", "1", "--immutable", "credit_history,purpose"]
+        assert main(argv) == 0
+    assert "`--immutable` credit_history: immutable already (German Credit's schema)" in (
+        caplog.text
+    )
+    assert "purpose" not in caplog.text  # a real constraint: nothing to say
