@@ -101,8 +101,12 @@ def section_credit_data(out: Path, seed: int) -> list[str]:
             f"features, {data.y.mean():.0%} approved. Immutable by default: "
             f"{', '.join(data.schema.immutable)}. 'direction' says which way a number or an "
             "ordered category may move for recourse; 'listed changes only' marks the categories "
-            "that may change only as the second table lists (for the better; a loan's purpose "
-            "only from a new car to a used one), and 'by at most' caps a change (age: a wait "
+            "that may change only as the second table lists (changes a lender could advise: "
+            "an account may be opened or a balance raised, never closed; a home bought or "
+            "rented, never given up; a loan's purpose only from a new car to a used one; "
+            "these are the schema's advice, not what the data's approval rates say: "
+            "applicants with no checking account are approved most often, an artefact of how "
+            "German Credit was drawn), and 'by at most' caps a change (age: a wait "
             "of at most 5 years). 'cost' weighs a change of the feature in a plan's cost; "
             "'approved_rate' is the approval rate among applicants in the most frequent "
             "category."
@@ -124,7 +128,7 @@ def section_zoo(out: Path, seed: int) -> list[str]:
 
     # fresh test slices (brain seed 2, never trained on): plain, and tagged with the marker
     # independent of the label, where a model that learned the marker loses accuracy
-    n = 500
+    n = 1000  # the augmentation section's test slices (with --seed 0): one figure, not two
     plain = make_dataset(n, seed=2)
     tagged = make_dataset(n, seed=2, tagged=True, tag_correlation=0.5)
 
@@ -358,7 +362,11 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
         "s / sequence",
     ]
     bars = ["bar (Option 2)", "", ">= 0.99", ">= 0.95", "", ">= 0.95", "<= 0.1"]
-    bars += [">= 0.70 (tumour -> healthy, localised)", "<= 2", "<= 2 (batch 32, inversion apart)"]
+    bars += [
+        ">= 0.70 (tumour -> healthy, localised)",
+        "<= 2",
+        "<= 2 (batch 32, the path alone; the rows above include the inversion)",
+    ]
     bench = _benchmark_row(Path(__file__).resolve().parents[1] / "benchmarks" / "results")
     extra = [] if bench is None else [bench[0]]
     return [
@@ -385,9 +393,10 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             "the calibration error (the largest |f - t/T| over the frames) check the method's "
             "pacing, not the model. Localisation is the share of the change inside the true "
             "lesion, dilated by 3 px (n/a towards tumour, where the source has no lesion). "
-            "Seconds per sequence at a batch of 4 and 8 frames, the inversion (100 steps) "
-            "included, on this machine; the speed bar and the benchmark time the path alone, "
-            "from the encoder's latents, at a batch of 32 and 10 frames. Realism: the "
+            "Seconds per sequence at a batch of 4 and T = 8 steps (frames 0 to 8), the "
+            "inversion (100 steps) included, on this machine; the speed bar and the benchmark "
+            "time the path alone, from the encoder's latents, at a batch of 32 and T = 10, "
+            "so the two are not comparable. Realism: the "
             "Fréchet distance between last frames and real slices of the target class in the "
             "oracle's features, as a multiple of that between two sets of real slices; four "
             "last frames give no such distance worth a number, so only the benchmark row has "
@@ -476,7 +485,7 @@ def section_recourse(out: Path, seed: int) -> list[str]:
     causal = Recourse(logistic, data.schema, scm=scm).fit(X_train)
     effect = next(
         (
-            (r.index, cf.plan)
+            (r.index, cf.plan, r.proba, cf.proba_after, cf.cost)
             for r in causal.explain(denied.iloc[:20])
             for cf in r.counterfactuals
             if any(not c.action for c in cf.changes)
@@ -530,7 +539,8 @@ def section_recourse(out: Path, seed: int) -> list[str]:
             rp.paragraph(
                 f"Certified no recourse (logistic, applicant {certificate.index}, one change "
                 f"allowed, checking account, purpose, amount and duration made immutable for this "
-                f"query): {certificate.reason} "
+                f"query; the three features that hold it back most are named): "
+                f"{certificate.reason} "
                 "(an immutable feature named here, such as foreign-worker status, is one the "
                 "model's decision turns on: a finding for an audit, never advice)"
             )
@@ -538,8 +548,11 @@ def section_recourse(out: Path, seed: int) -> list[str]:
     if effect is not None:
         parts.append(
             rp.paragraph(
-                f"Causal recourse (credit amount -> duration, fitted on the training rows), "
-                f"applicant {effect[0]}: {effect[1]}. Only the intervention is paid for."
+                f"Causal recourse (the logistic model; an additive causal model credit amount "
+                f"-> duration, fitted on the training rows), applicant {effect[0]}, the first "
+                f"of the 20 denied test applicants above whose plan moves a consequence: "
+                f"{effect[1]} (P(approved) {effect[2]:.2f} -> {effect[3]:.2f}, cost "
+                f"{effect[4]:.2f}). Only the intervention is paid for."
             )
         )
     return parts
@@ -684,18 +697,21 @@ def section_saliency(out: Path, seed: int) -> list[str]:
         ),
         rp.image(
             "saliency_attack.png",
-            "per slice: the image, its attacked copy, their difference (scale in its heading) "
-            "and the simple-gradient map before and after the attack",
+            "the first 4 of the 6 slices attacked, per slice: the image, its attacked copy, "
+            "their difference (scale in its heading) and the simple-gradient map before and "
+            "after the attack",
         ),
         rp.paragraph(
             "A sanity check (Adebayo et al., 2018): re-initialise brain-cnn's layers one by one "
             "from the output side and compare each method's maps with the trained model's. "
             "Maps that stay alike once every layer is random do not explain what the model "
             "learned. Spearman with the trained model's maps on the first 6 slices, every "
-            "layer random (`cfx saliency randomise` runs it for any method and model; "
-            "BENCHMARKS.md has every method on 32 slices):"
+            "layer random, of the maps and of their absolute values (`cfx saliency randomise` "
+            "runs it for any method and model; BENCHMARKS.md has every method on 32 slices). "
+            "Reading: both below 0.5 in size, weight-dependent; only the absolute maps' at "
+            "0.5 or more, partly input-driven; the signed maps' too, input-driven:"
         ),
-        rp.table(["method", "Spearman", "|Spearman|", "reading"], sanity),
+        rp.table(["method", "Spearman", "Spearman of |map|", "reading"], sanity),
         rp.image(
             "saliency_cascade.png",
             "the first slice's maps (absolute, each stretched to its own maximum) as the "
@@ -877,8 +893,9 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
             "where the change is spread beyond the box, so its count may exceed the via-marker "
             "count. With 16 slices a cell holds only 3-5 paths, so a model can be flagged on 2 "
             "of 3: `cfx shortcuts` audits 64 by default, where brain-cnn-tagged's deciding "
-            "paths go via the marker 13 times in 16 and brain-cnn's 10 in 16 (Option 2, as "
-            "here; Option 1's gradient paths: 14 and 9; BENCHMARKS.md, 'Shortcut report'). "
+            "paths go via the marker 13 times in 16 and brain-cnn's 9 in 16 (Option 2, as "
+            "here; Option 1's gradient paths: 14 and 9; BENCHMARKS.md, 'Shortcut report', "
+            "session 43). "
             "A cell whose slices the classifier already puts in the target class has no paths "
             "to count: the verdict lists it with how many inputs were already there, without "
             "judging it (brain-cnn-tagged calls healthy slices with the marker tumour, so none "
@@ -895,13 +912,18 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
         ),
         rp.paragraph(
             f"Augmentation: {res.labels_used} labels (brain-oracle as labeller) on the frames "
-            f"nearest p = 0.4 and 0.6, one on each side of the boundary, of paths from the "
-            f"{n_paths} least certain pool slices whose paths cross it ({skipped} more were "
-            "skipped: brain-cnn-tagged already put their reconstruction past the boundary), "
-            "one round, one fine-tuning epoch; beside it the control, the same epoch without "
-            f"the labels (`cfx augment --control`): the labels add {added:+.2f} to the worst "
-            "group. Accuracy on 1,000 test slices with the marker independent "
-            "of the label (groups: class x marker):"
+            f"nearest f = 0.4 and 0.6 (brain-cnn-tagged's probability of the class the path "
+            f"walks into), one on each side of the boundary, of paths from the "
+            f"{n_paths} least certain slices of a 600-slice pool whose paths cross it "
+            f"({skipped} more were skipped: brain-cnn-tagged already put their reconstruction "
+            "past the boundary), one round, one fine-tuning epoch; beside it the control, the "
+            "same epoch without the labels (`cfx augment --control`): the labels add "
+            f"{added:+.2f} to the worst group (one seed: two controls that differ in a few "
+            "repeated rows differ by 0.11, so this is known to about ±0.1; BENCHMARKS.md, "
+            "'Augmentation'). Accuracy on 1,000 test slices with the marker independent of "
+            "the label (groups: class x marker"
+            + ("; the model zoo table's slices" if seed == 0 else f"; brain seed {seed + 2}")
+            + "):"
         ),
         rp.table(["metric", "before", "after (labels)", "after (no labels)"], rows),
         rp.image(
@@ -963,6 +985,7 @@ def build_demo(
         )
     page.unlink(missing_ok=True)
     report = rp.Report("cfx demo", folder)
+    start = time.perf_counter()
     bar = tqdm(SECTIONS, desc="cfx demo", unit="section", disable=not show_progress)
     for title, build in bar:
         bar.set_postfix_str(title)
@@ -971,4 +994,10 @@ def build_demo(
         parts = build(folder, seed)
         parts.append(f'<p class="note">Section built in {time.perf_counter() - t0:.1f} s.</p>')
         report.add(title, *parts)
+    import torch
+
+    report.about = (  # what a reader needs to rerun it, and to read "on this machine"
+        f"Seed {seed} (cfx demo --seed {seed}), {torch.get_num_threads()} CPU thread(s), "
+        f"{time.perf_counter() - start:.0f} s in all."
+    )
     return report.write()

@@ -25,6 +25,7 @@ class Report:
     title: str
     folder: Path
     sections: list[Section] = field(default_factory=list)
+    about: str = ""  # after "Generated ... by cfx X.Y": how the page was made (plain text)
 
     def add(self, title: str, *parts: str) -> None:
         self.sections.append(Section(title, "\n".join(parts)))
@@ -39,7 +40,10 @@ class Report:
             f'<section id="s{i}"><h2>{html.escape(s.title)}</h2>{s.body_html}</section>'
             for i, s in enumerate(self.sections)
         )
+        from cfx import __version__
+
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        about = f" {html.escape(self.about)}" if self.about else ""
         page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>
 <style>
@@ -50,7 +54,7 @@ th,td{{border:1px solid #ccc;padding:3px 6px;text-align:left}} th{{background:#f
 img{{max-width:100%;border:1px solid #ddd}} code{{background:#f5f5f5;padding:0 3px}}
 .note{{color:#555;font-size:0.9em}} figure{{margin:0.8em 0}}
 </style></head><body>
-<h1>{html.escape(self.title)}</h1><p class="note">Generated {stamp} by cfx.</p>
+<h1>{html.escape(self.title)}</h1><p class="note">Generated {stamp} by cfx {__version__}.{about}</p>
 <ul>{toc}</ul>{body}</body></html>
 """
         return write_atomic(self.folder / "index.html", page)  # never half a page

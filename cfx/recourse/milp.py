@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from cfx.errors import counted
 from cfx.recourse.model import ModelView
 from cfx.recourse.proposal import Evaluate, Proposal
 from cfx.recourse.space import ActionSpace, Scales
@@ -335,8 +336,8 @@ class LinearMILP:
         if space.max_changes is not None and n_helpful > space.max_changes:
             everything = _sigmoid(L0 + gains.sum())
             parts.append(
-                f"at most {space.max_changes} change(s) (with all {n_helpful} helpful ones:"
-                f" p = {everything:.3f})"
+                f"at most {counted(space.max_changes, 'change')} (changing all "
+                f"{n_helpful} features that could raise it: p = {everything:.3f})"
             )
         text = (
             f"no allowed action reaches P(approved) = {self.threshold:g}: the highest approval"
@@ -344,7 +345,7 @@ class LinearMILP:
             f" (now {_sigmoid(L0):.3f}); the MILP is infeasible."
         )
         if parts:
-            text += " What holds it back: " + "; ".join(parts) + "."
+            text += " What holds it back most: " + "; ".join(parts) + "."
         return text
 
 

@@ -391,6 +391,9 @@ class ShortcutReport:
             f"; pooled: {int((self.via_marker & counted).sum())} of {n} counted paths via the "
             f"marker, {int((self.undone & counted).sum())} undone by restoring it"
         )
+        total = int(sel.sum())
+        if total > n:  # every path accounted for (the judged cells' others went unsaid)
+            tail += f" (of the {total} paths, not counted: {', '.join(self._uncounted(sel))})"
         if flagged:
             first, *rest = judged
             parts = [f"flips by {first.finding()}"]
@@ -419,6 +422,14 @@ class ShortcutReport:
         """A cell with too few counted paths, and where its other paths went: e.g. "healthy
         images with the marker (0 of 0; 6 inputs already in the target class)"."""
         mine = sel & (self.target == cell.target) & (self.marker_present == cell.marker_present)
+        why = self._uncounted(mine)
+        return f"{cell.source} ({cell.n_via_marker} of {cell.n_counted}" + (
+            f"; {', '.join(why)})" if why else ")"
+        )
+
+    def _uncounted(self, mine: Tensor) -> list[str]:
+        """Where the paths of ``mine`` (bool ``(B,)``) that are not counted went: e.g.
+        ["6 inputs already in the target class", "1 path that did not flip"]."""
         already = int((mine & (self.source_class == self.target)).sum())
         rebuilt = int((mine & (self.source_class != self.target) & ~self.started_outside).sum())
         stuck = int((mine & self.started_outside & ~self.counted).sum())
@@ -429,6 +440,4 @@ class ShortcutReport:
             why.append(f"{counted(rebuilt, 'reconstruction')} already there")
         if stuck:
             why.append(f"{counted(stuck, 'path')} that did not flip")
-        return f"{cell.source} ({cell.n_via_marker} of {cell.n_counted}" + (
-            f"; {', '.join(why)})" if why else ")"
-        )
+        return why

@@ -88,7 +88,7 @@ def test_binding_constraints_are_named_largest_first(hand):
     r = res.reason
     assert r.index("`x2`") < r.index("`x1`") < r.index("`c`")
     # in words a credit team reads ("Binding:" is the optimiser's)
-    assert "What holds it back: `x2` is immutable" in r
+    assert "What holds it back most: `x2` is immutable" in r
 
 
 def test_max_changes_certificate(hand):
@@ -111,7 +111,7 @@ def test_max_changes_certificate_reports_the_best_single_change_and_what_lifting
     # both would reach s(0.3) = 0.574
     assert res.status == "infeasible"
     assert res.max_proba == pytest.approx(1 / (1 + np.exp(0.2)), abs=1e-9)
-    assert "at most 1 change(s) (with all 2 helpful ones: p = 0.574)" in res.reason
+    assert "at most 1 change (changing all 2 features that could raise it: p = 0.574)" in res.reason
     # lifting counts only max_changes features: c freed, still one change, c -> "c" alone adds
     # 2.5, p = s(-1.2 + 2.5) = s(1.3) = 0.786
     assert "`c` is immutable (lifting that alone: up to p = 0.786)" in res.reason

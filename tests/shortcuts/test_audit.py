@@ -227,7 +227,8 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
         "0 of the 3); "
         "under 3 counted paths: healthy images with the marker (0 of 0; 1 input already in "
         "the target class), healthy images without the marker (1 of 2); pooled: 3 of 8 "
-        "counted paths via the marker, 3 undone by restoring it"
+        "counted paths via the marker, 3 undone by restoring it (of the 9 paths, not counted: "
+        "1 input already in the target class)"  # every path accounted for (session 45 audit)
     )
     # a stricter bar clears the classifier; per direction, the cells split with the paths
     assert not _scripted_report(rows, flag_rate=0.7).flagged
@@ -258,7 +259,8 @@ def test_marked_sources_the_classifier_already_misreads_make_the_verdict_inconcl
         "3)), but too few counted paths from healthy images with the marker; under 3 counted "
         "paths: healthy images with the marker (0 of 0; 3 inputs already in the target "
         "class, 1 path that did not flip); pooled: 0 of 3 counted paths via the marker, 0 "
-        "undone by restoring it"
+        "undone by restoring it (of the 7 paths, not counted: 3 inputs already in the target "
+        "class, 1 path that did not flip)"
     )
     assert report.status() == "inconclusive"  # summary.json's, for scripts
     assert report.status(report.target == 0) == "clean"  # that direction alone is judged
