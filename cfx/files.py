@@ -4,7 +4,8 @@ one, never half of either (the resumable jobs read these files back on the next 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,5 +53,33 @@ def fsync_folder(folder: str | Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def lock_exclusive(fd: int, busy: str) -> None:
+    """Hold an exclusive advisory lock on the open file or folder ``fd`` until it is closed
+    (also when the process dies), so that a second run writing the same output is refused:
+    :class:`BlockingIOError` with the message ``busy`` while another holds it. No lock where
+    there are none (Windows, which has no ``fcntl``; a network mount without locks)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BlockingIOError(busy) from None
+    except OSError:  # a file system without locks: written unlocked, as before
+        return
+
+
+@contextmanager
+def locked_folder(folder: str | Path, busy: str) -> Iterator[None]:
+    """Hold :func:`lock_exclusive` on ``folder`` (which must exist) while the block runs."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        lock_exclusive(fd, busy)
+        yield
     finally:
         os.close(fd)

@@ -14,6 +14,7 @@ from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, load_model
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder, out_path
 from cfx.errors import UnknownNameError, check_int, check_real, first_names, shown_rows
+from cfx.files import locked_folder
 
 if TYPE_CHECKING:
     import torch
@@ -258,7 +259,12 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
             f"{args.target!r}; a class of your own classifier goes with your images (--input)"
         )  # with --input, the explainer checks the index against the classifier's outputs
     if args.input is not None and (args.n is not None or args.seed is not None):
-        raise ValueError("`--n` and `--seed` choose built-in slices; drop them with --input")
+        given = [f for f, v in (("--n", args.n), ("--seed", args.seed)) if v is not None]
+        raise ValueError(  # only the flags given (--seed alone was told "`--n` and `--seed`")
+            f"{' and '.join(f'`{f}`' for f in given)} "
+            f"{'chooses' if len(given) == 1 else 'choose'} built-in slices; drop "
+            f"{'it' if len(given) == 1 else 'them'} with --input"
+        )
     from cfx.data.image_files import check_input_path
 
     listed = None if args.input is None else check_input_path(args.input)
@@ -437,115 +443,122 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
     else:
         raise UnknownNameError(f"unknown method {args.method!r}; expected one of {METHODS}")
     out_folder(out)  # before the work: an unwritable --out fails now
+    # one run at a time in a folder: two shared its resume folder, overwrote each other's
+    # batches, and the second failed at the end (session 45 audit)
+    busy = (
+        f"`--out` {out} is being written by another cfx trajectory run right now; wait for "
+        "it to finish (rerun then to resume it), or pass another --out"
+    )
+    with locked_folder(out, busy):
 
-    def spelt(role: str, name: str) -> str:
-        """A model folder as its resolved path (``./clf``, ``clf/`` and its absolute path are
-        one run's, which a rerun resumes); zoo names and hub ids as given."""
-        folder = sources[role].folder
-        return name if folder is None or name in ZOO else str(folder.resolve())
+        def spelt(role: str, name: str) -> str:
+            """A model folder as its resolved path (``./clf``, ``clf/`` and its absolute path are
+            one run's, which a rerun resumes); zoo names and hub ids as given."""
+            folder = sources[role].folder
+            return name if folder is None or name in ZOO else str(folder.resolve())
 
-    setup = {
-        "classifier": spelt("classifier", args.classifier),
-        "generator": spelt("generator", args.generator),
-        "oracle": None if oracle is None else spelt("oracle", args.oracle),
-        "method": args.method + ("+localise" if args.localise else ""),
-        "target": target,
-        # the class's name in one spelling ("Tumor", "1" -> "tumour" for the brain models);
-        # another classifier's classes have no names here: its index
-        "target_name": ("healthy", "tumour")[target] if brain and target < 2 else str(target),
-        "steps": args.steps,
-        "margin": margin,
-        "inversion_steps": args.inversion_steps,
-        "inversion_classifier_weight": args.inversion_classifier_weight,
-        "iterations": explainer.iterations if isinstance(explainer, MonotonePath) else None,
-        "background": args.background if localised else None,
-        "image_size": None if size is None else list(size),
-        # resolved: a rerun spelling the same file another way (./x.npy, from another
-        # folder) resumes; the chunks' key holds the images' own sha256 besides
-        "input": None if args.input is None else str(args.input.resolve()),
-        "input_files": files,
-        "seed": None if args.input is not None else seed,
-        "batch_size": args.batch_size,
-    }
-    setup["weights_sha256"] = {role: weights_sha256(src) for role, src in sources.items()}
-    unfinished = out / UNFINISHED
-    _replacing_notice(out, setup | {"n": len(x)})
-    # sources already in the target class are logged once, rows of the whole input named
-    try:
-        result = explain_in_chunks(
-            explainer,
-            x,
-            target,
-            batch_size=args.batch_size,
-            folder=unfinished,
-            key=setup,
-            foreign="refuse",  # a rerun with other arguments must not delete finished work
-            show_progress=not args.no_progress,
-        )
-        setup["n"] = len(result)
-        summary = save_result(
-            result,
-            out,
-            classifier=classifier,
-            masks=masks if target == 0 else None,
-            setup=setup,
-            names=files,
-            warnings=notes,
-        )
-    except KeyboardInterrupt:
-        done = len(finished_chunks(unfinished))
-        if done == 0:  # nothing to resume: no empty folder left behind to puzzle over
-            shutil.rmtree(unfinished, ignore_errors=True)
+        setup = {
+            "classifier": spelt("classifier", args.classifier),
+            "generator": spelt("generator", args.generator),
+            "oracle": None if oracle is None else spelt("oracle", args.oracle),
+            "method": args.method + ("+localise" if args.localise else ""),
+            "target": target,
+            # the class's name in one spelling ("Tumor", "1" -> "tumour" for the brain models);
+            # another classifier's classes have no names here: its index
+            "target_name": ("healthy", "tumour")[target] if brain and target < 2 else str(target),
+            "steps": args.steps,
+            "margin": margin,
+            "inversion_steps": args.inversion_steps,
+            "inversion_classifier_weight": args.inversion_classifier_weight,
+            "iterations": explainer.iterations if isinstance(explainer, MonotonePath) else None,
+            "background": args.background if localised else None,
+            "image_size": None if size is None else list(size),
+            # resolved: a rerun spelling the same file another way (./x.npy, from another
+            # folder) resumes; the chunks' key holds the images' own sha256 besides
+            "input": None if args.input is None else str(args.input.resolve()),
+            "input_files": files,
+            "seed": None if args.input is not None else seed,
+            "batch_size": args.batch_size,
+        }
+        setup["weights_sha256"] = {role: weights_sha256(src) for role, src in sources.items()}
+        unfinished = out / UNFINISHED
+        _replacing_notice(out, setup | {"n": len(x)})
+        # sources already in the target class are logged once, rows of the whole input named
+        try:
+            result = explain_in_chunks(
+                explainer,
+                x,
+                target,
+                batch_size=args.batch_size,
+                folder=unfinished,
+                key=setup,
+                foreign="refuse",  # a rerun with other arguments must not delete finished work
+                show_progress=not args.no_progress,
+            )
+            setup["n"] = len(result)
+            summary = save_result(
+                result,
+                out,
+                classifier=classifier,
+                masks=masks if target == 0 else None,
+                setup=setup,
+                names=files,
+                warnings=notes,
+            )
+        except KeyboardInterrupt:
+            done = len(finished_chunks(unfinished))
+            if done == 0:  # nothing to resume: no empty folder left behind to puzzle over
+                shutil.rmtree(unfinished, ignore_errors=True)
+                log.warning(
+                    "interrupted before the first of %d batches finished: nothing was kept; the "
+                    "same command starts again.%s",
+                    -(-len(x) // args.batch_size),
+                    " The outputs in --out are an earlier run's."
+                    if (out / "summary.json").exists()
+                    else "",
+                )
+                raise
             log.warning(
-                "interrupted before the first of %d batches finished: nothing was kept; the "
-                "same command starts again.%s",
+                "interrupted: %d finished batch%s of %d kept in %s; rerun the same command to "
+                "resume.%s",
+                done,
+                "" if done == 1 else "es",
                 -(-len(x) // args.batch_size),
-                " The outputs in --out are an earlier run's."
+                unfinished,
+                " Until it finishes, the outputs in --out are not this run's."
                 if (out / "summary.json").exists()
                 else "",
             )
             raise
-        log.warning(
-            "interrupted: %d finished batch%s of %d kept in %s; rerun the same command to "
-            "resume.%s",
-            done,
-            "" if done == 1 else "es",
-            -(-len(x) // args.batch_size),
-            unfinished,
-            " Until it finishes, the outputs in --out are not this run's."
-            if (out / "summary.json").exists()
-            else "",
-        )
-        raise
-    shutil.rmtree(unfinished)  # the outputs are written: nothing left to resume
-    rows = summary["images"]
-    inputs_in_target_notice(rows, files)
-    # what the run warned, e.g. about its inputs, for whoever reads summary.json later: the
-    # inputs already in the target class are said after save_result wrote it with the rest
-    if summary["warnings"] != notes:
-        summary["warnings"] = list(notes)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    # the paths that end outside the target (or short of --margin) were named by
-    # explain_in_chunks, rows numbered in the whole input
-    print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
-    # on stderr: stdout stays the summary's JSON, for `| jq`
-    kept = [i for i, row in enumerate(rows) if row["optimised"] is False]
-    if kept:  # identical to Option 1's frames: said, not left to a diff of two runs
+        shutil.rmtree(unfinished)  # the outputs are written: nothing left to resume
+        rows = summary["images"]
+        inputs_in_target_notice(rows, files)
+        # what the run warned, e.g. about its inputs, for whoever reads summary.json later: the
+        # inputs already in the target class are said after save_result wrote it with the rest
+        if summary["warnings"] != notes:
+            summary["warnings"] = list(notes)
+            (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        # the paths that end outside the target (or short of --margin) were named by
+        # explain_in_chunks, rows numbered in the whole input
+        print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
+        # on stderr: stdout stays the summary's JSON, for `| jq`
+        kept = [i for i, row in enumerate(rows) if row["optimised"] is False]
+        if kept:  # identical to Option 1's frames: said, not left to a diff of two runs
+            print(
+                "Option 2's joint optimisation kept the warm start ("
+                + ("the localised path" if args.localise else "Option 1's path")
+                + f", placed at the levels) for {len(kept)} of {len(rows)} paths (rows "
+                f"{shown_rows(kept)}"
+                + ("" if files is None else ": " + first_names([files[i] for i in kept]))
+                + "): its path was not optimised (--iterations 0, or a start above the first "
+                "level) or no optimised path was valid and changed the image less",
+                file=sys.stderr,
+            )
         print(
-            "Option 2's joint optimisation kept the warm start ("
-            + ("the localised path" if args.localise else "Option 1's path")
-            + f", placed at the levels) for {len(kept)} of {len(rows)} paths (rows "
-            f"{shown_rows(kept)}"
-            + ("" if files is None else ": " + first_names([files[i] for i in kept]))
-            + "): its path was not optimised (--iterations 0, or a start above the first "
-            "level) or no optimised path was valid and changed the image less",
+            f"wrote {out}/: result.npz, summary.json, strips, changes, GIFs, probabilities.png",
             file=sys.stderr,
         )
-    print(
-        f"wrote {out}/: result.npz, summary.json, strips, changes, GIFs, probabilities.png",
-        file=sys.stderr,
-    )
-    return 0
+        return 0
 
 
 def inputs_in_target_notice(rows: list[dict], files: list[str] | None) -> None:

@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.errors import ForeignRunError, counted, shown_rows
+from cfx.files import lock_exclusive
 from cfx.notices import held
 from cfx.progress import tqdm
 from cfx.recourse.recourse import (
@@ -251,20 +252,11 @@ def _writing(path: Path, what_out: str) -> Iterator[IO[bytes]]:
     except OSError as err:
         raise type(err)(f"`{what_out}` {path}: cannot write it ({err.strerror or err})") from err
     with handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            pass
-        else:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BlockingIOError(
-                    f"`{what_out}` {path} is being written by another run right now; wait for "
-                    f"it to finish (rerun then to resume), or pass another `{what_out}`"
-                ) from None
-            except OSError as err:  # e.g. a network mount without locks: write unlocked
-                log.debug("%s: not locked (%s)", path, err)
+        lock_exclusive(
+            handle.fileno(),
+            f"`{what_out}` {path} is being written by another run right now; wait for it to "
+            f"finish (rerun then to resume), or pass another `{what_out}`",
+        )
         yield handle
 
 

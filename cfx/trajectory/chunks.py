@@ -178,10 +178,12 @@ def _claim(out: Path, expected: dict[str, Any], *, refuse: bool) -> None:
     if older and "inversion_perceptual" in expected and earlier.get("cfx") == expected["cfx"]:
         earlier = {**earlier, "inversion_perceptual": expected["inversion_perceptual"]}
     if parts and earlier == expected:
-        log.warning(
-            "resuming: %d of %s were finished by an earlier run (%s)",
+        total = math.ceil(expected["n"] / expected["batch_size"])
+        log.warning(  # "batches", as the interrupted run said (and "1 of 1 chunk were")
+            "resuming: %d of %s %s finished by an earlier run (%s)",
             len(parts),
-            counted(math.ceil(expected["n"] / expected["batch_size"]), "chunk"),
+            f"{total} batch{'' if total == 1 else 'es'}",
+            "was" if len(parts) == 1 else "were",
             out,
         )
     elif parts:

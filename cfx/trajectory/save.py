@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cfx.files import write_atomic
 from cfx.trajectory.result import TrajectoryResult
 from cfx.types import Classifier
 
@@ -76,7 +77,7 @@ def save_result(
         in_chunks,
         target_prob,
     )
-    from cfx.metrics.trajectory import cout, largest_step_share, summarise
+    from cfx.metrics.trajectory import cout, largest_step_share, oracle_agreement, summarise
     from cfx.viz import change_panels, probability_curves, trajectory_gif, trajectory_strip
 
     b = len(result)
@@ -101,6 +102,9 @@ def save_result(
         )
     out.mkdir(parents=True, exist_ok=True)
     earlier_run = _written_by_cfx(out / "summary.json")
+    # summary.json is written last, once every output is this run's: a folder interrupted
+    # while writing them has none (it kept the run before's, beside this run's result.npz)
+    (out / "summary.json").unlink(missing_ok=True)
     arrays = {
         key: value.detach().cpu().numpy()
         for key in (
@@ -124,6 +128,14 @@ def save_result(
     summary.setdefault("oracle_agreement", None)  # no oracle
     summary.setdefault("oracle_agreement_along_path", None)
     summary.setdefault("localisation", None)  # no lesion masks
+    # oracle_agreement reads every path's last frame, flipped or not (1.0 where none
+    # flipped and the oracle kept the source's class: session 45 audit); of the flipped ones
+    flipped = result.success.to(torch.bool)
+    summary["oracle_agreement_of_flipped"] = (
+        float(oracle_agreement(result.oracle_probs[flipped, -1]).nanmean())
+        if result.oracle_probs is not None and bool(flipped.any())
+        else None
+    )
     per_cout = p_source = source_in = input_in = None
     if classifier is not None:
         # the images in the classifier's dtype: a result cast with `res.to(dtype)` is saved too
@@ -195,7 +207,7 @@ def save_result(
         ],
     }
     summary = _json_safe(summary)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"  # checked before the figures
     if earlier_run:  # numbered figures an earlier, larger run left behind
         _remove_numbered(out, images=b, pages=-(-b // STRIP_ROWS))
     on_cpu = result.cpu()  # the figures draw from the CPU (they detach what they read)
@@ -234,6 +246,7 @@ def save_result(
         row_names=labels,
         **model_names,
     )
+    write_atomic(out / "summary.json", text)
     return summary
 
 

@@ -121,8 +121,10 @@ def test_input_errors_name_the_option(tmp_path, capsys):
     np.save(bad, np.full((1, 1, 64, 64), 3.0, dtype=np.float32))
     assert main([*base, "--input", str(bad)]) == 2
     assert "`--input` must have values in [-1, 1]" in capsys.readouterr().err
-    assert main([*base, "--input", str(bad), "--n", "4"]) == 2
-    assert "`--n` and `--seed` choose built-in slices" in capsys.readouterr().err
+    assert main([*base, "--input", str(bad), "--n", "4", "--seed", "1"]) == 2
+    assert "`--n` and `--seed` choose built-in slices; drop them" in capsys.readouterr().err
+    assert main([*base, "--input", str(bad), "--seed", "3"]) == 2  # named --n, not given
+    assert "`--seed` chooses built-in slices; drop it with --input" in capsys.readouterr().err
 
 
 def test_a_generator_of_other_images_needs_input(tmp_path, capsys):
@@ -520,7 +522,7 @@ def test_an_input_spelt_another_way_resumes_its_run(tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path / "sub")
     capsys.readouterr()
     assert main([*argv, "--input", "../x.npy", "--classifier", "../clf/"]) == 0
-    assert "resuming: 2 of 2 chunks were finished" in caplog.text
+    assert "resuming: 2 of 2 batches were finished" in caplog.text
     setup = json.loads((out / "summary.json").read_text())["setup"]
     assert setup["input"] == str(batch) and setup["classifier"] == str(tmp_path / "clf")
     assert setup["generator"] == "brain-gan"  # a zoo name as given
@@ -895,3 +897,26 @@ def test_the_explained_classifier_as_the_oracle_is_named(tmp_path, caplog):
     assert f"--oracle is the classifier being explained (--classifier {tmp_path / 'c'})" in (
         caplog.text
     )
+
+
+def test_a_second_run_into_the_same_out_at_once_is_refused(tmp_path, capsys):
+    """Two runs in one --out shared its resume folder, overwrote each other's batches, and
+    the second failed at the end with a bare Errno 2 (session 45 audit)."""
+    import fcntl
+    import os
+
+    out = tmp_path / "t"
+    out.mkdir()
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress", "--out", str(out)]
+    fd = os.open(out, os.O_RDONLY)  # another run holding the folder
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(argv) == 2
+        assert "is being written by another cfx trajectory run right now" in (
+            capsys.readouterr().err
+        )
+        assert list(out.iterdir()) == []  # nothing of its own written
+    finally:
+        os.close(fd)
+    assert main(argv) == 0  # released: runs

@@ -500,7 +500,7 @@ def test_the_resume_and_refuse_messages_count_chunks_right(tmp_path, caplog):
         )
     with caplog.at_level(logging.WARNING):
         explain_in_chunks(_ascent(g, f), x, 1, batch_size=2, folder=folder, key={"steps": 4})
-    assert "resuming: 1 of 2 chunks were finished by an earlier run" in caplog.text
+    assert "resuming: 1 of 2 batches was finished by an earlier run" in caplog.text
 
 
 def test_the_same_oracle_and_trained_size_notices_are_given_once_per_run(caplog):

@@ -285,3 +285,40 @@ def test_figure_rows_are_labelled_as_the_warnings_count_them(tmp_path, toy_resul
     seen.clear()
     save_result(res, tmp_path / "b", names=["x.png", "y.png", "z.png"])
     assert all(drawn == [["x.png", "y.png", "z.png"]] for drawn in seen.values())
+
+
+def test_oracle_agreement_of_the_flipped_paths_is_beside_every_paths(tmp_path, toy_result):
+    """oracle_agreement reads every path's last frame: 1.0 where no path flipped and the
+    oracle kept the source's class (session 45 audit); of the flipped ones is its own key."""
+    import dataclasses
+
+    res, f = toy_result
+    oracle = res.oracle_probs.clone()
+    oracle[:, -1] = torch.tensor([0.9, 0.8, 0.2])
+    in_target = res.in_target.clone()
+    in_target[:, -1] = torch.tensor([True, False, True])  # success: the last frame's
+    mixed = dataclasses.replace(res, in_target=in_target, oracle_probs=oracle)
+    summary = save_result(mixed, tmp_path / "a", classifier=f)
+    assert summary["oracle_agreement"] == pytest.approx(2 / 3)
+    assert summary["oracle_agreement_of_flipped"] == pytest.approx(1 / 2)  # rows 0 and 2
+    in_target[:, -1] = False
+    none = dataclasses.replace(mixed, in_target=in_target)
+    assert save_result(none, tmp_path / "b", classifier=f)["oracle_agreement_of_flipped"] is None
+
+
+def test_an_interrupted_save_leaves_no_summary_of_another_run(tmp_path, toy_result, monkeypatch):
+    """summary.json was written first: Ctrl-C among the figures left the last run's GIFs and
+    strips beside a summary saying this run's steps (session 45 audit). It comes last now."""
+    import cfx.viz
+
+    res, f = toy_result
+    out = tmp_path / "run"
+    save_result(res, out, classifier=f)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cfx.viz, "trajectory_gif", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_result(res, out, classifier=f)
+    assert (out / "result.npz").is_file() and not (out / "summary.json").exists()
