@@ -606,7 +606,9 @@ def _replacing_notice(out: Path, setup: dict[str, Any]) -> None:
         # not a cfx run's folder: files of the same names as the outputs are replaced
         gifs = [f"sequence_{i:03d}.gif" for i in range(int(setup.get("n", 0)))]
         mine = [n for n in (*OUTPUT_NAMES, *gifs) if (out / n).is_file()]
-        if mine:
+        # beside a resume folder: a run interrupted while writing its outputs (summary.json
+        # comes last), whose resumed rerun rewrites them
+        if mine and not (out / UNFINISHED).exists():
             log.warning(
                 "%s holds files this run writes (%s), which no cfx run wrote: they are "
                 "replaced; pass another --out to keep them",

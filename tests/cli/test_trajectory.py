@@ -920,3 +920,23 @@ def test_a_second_run_into_the_same_out_at_once_is_refused(tmp_path, capsys):
     finally:
         os.close(fd)
     assert main(argv) == 0  # released: runs
+
+
+def test_outputs_of_a_run_interrupted_while_writing_them_are_not_called_foreign(tmp_path, caplog):
+    """summary.json comes last: a run interrupted among its figures leaves outputs without
+    one beside its resume folder, which its rerun rewrites without calling them files 'no
+    cfx run wrote'."""
+    out = tmp_path / "t"
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    (out / "summary.json").unlink()  # as an interruption while writing the figures leaves it
+    (out / ".unfinished").mkdir()
+    with caplog.at_level("WARNING"):
+        assert main(argv) == 0
+    assert "which no cfx run wrote" not in caplog.text
+    (out / "summary.json").unlink()  # a folder of such files without a resume folder: said
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(argv) == 0
+    assert "which no cfx run wrote" in caplog.text
