@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.run(args) or 0)
     except BrokenPipeError as err:  # `cfx ... | head` stopped reading: stop quietly, as
         # `cat` does; another pipe broken (a worker's) is an error like any other
-        if args.verbose or not _stdout_closed():
-            if args.verbose:
-                raise
+        if args.verbose:
+            raise
+        if not _stdout_closed():
             print(f"{_command(args)}: error: {err}", file=sys.stderr)
             return 2
         # the interpreter's own flush at exit would fail (and say so) too

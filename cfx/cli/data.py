@@ -122,15 +122,15 @@ def _yours(args: argparse.Namespace) -> Path:
     out = image_preview(
         shown, out, titles=titles[:n], masks=None if masks is None else masks[:n], columns=8
     )
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = float(shown.min()), float(shown.max())  # a folder's others are not read
     counts = ""
     if args.labels is not None:
         k = torch.bincount(labels, minlength=2).tolist()
-        counts = "; labels " + ", ".join(f"{c} of class {i}" for i, c in enumerate(k) if c)
+        counts = " (labels: " + ", ".join(f"{c} of class {i}" for i, c in enumerate(k) if c) + ")"
     print(
-        f"{path}: {total} images, {x.shape[1]} channel(s), {x.shape[-1]}x{x.shape[-2]} "
-        f"(width x height), values {lo:.2f} to {hi:.2f} as cfx reads them (it expects -1 to "
-        f"1){counts}; {shown.shape[0]} shown",
+        f"{path}: {total} images{counts}; the {shown.shape[0]} shown: {x.shape[1]} "
+        f"channel(s), {x.shape[-1]}x{x.shape[-2]} (width x height), values {lo:.2f} to "
+        f"{hi:.2f} as cfx reads them (it expects -1 to 1)",
         file=sys.stderr,
     )
     return out

@@ -317,8 +317,8 @@ def test_data_preview_shows_your_own_images_as_cfx_reads_them(tmp_path, capsys, 
     assert drawn["images"].shape == (2, 1, 64, 64)
     assert drawn["images"].min() == -1 and drawn["images"].max() == 1  # uint8 0..255 read
     err = capsys.readouterr().err
-    assert "3 images, 1 channel(s), 64x64 (width x height), values -1.00 to 1.00" in err
-    assert "labels 1 of class 0, 2 of class 1; 2 shown" in err
+    assert "scans: 3 images (labels: 1 of class 0, 2 of class 1); the 2 shown: 1 channel" in err
+    assert "64x64 (width x height), values -1.00 to 1.00 as cfx reads them" in err
     # a batch with masks in its order: the first --n of each
     x = torch.linspace(-1, 1, 5 * 16 * 16).reshape(5, 1, 16, 16)
     m = torch.zeros(5, 1, 16, 16, dtype=torch.bool)
