@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, load_model
+from cfx.cli.options import by_flag
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder, out_path
 from cfx.errors import UnknownNameError, check_int, check_real, first_names, shown_rows
 from cfx.files import locked_folder
@@ -328,6 +329,8 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
         "classifier": checked_source("--classifier", args.classifier, "classifier"),
     }
     oracle_defaulted = args.oracle is None
+    if isinstance(args.oracle, str) and args.oracle.strip().lower() == "none":
+        args.oracle = "none"  # NONE, None: as --target takes Healthy
     if args.oracle is None:  # brain-oracle judges brain slices: on other images it is no judge
         args.oracle = ORACLE if args.generator in ZOO else "none"
         if args.oracle == "none":
@@ -485,16 +488,17 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
         _replacing_notice(out, setup | {"n": len(x)})
         # sources already in the target class are logged once, rows of the whole input named
         try:
-            result = explain_in_chunks(
-                explainer,
-                x,
-                target,
-                batch_size=args.batch_size,
-                folder=unfinished,
-                key=setup,
-                foreign="refuse",  # a rerun with other arguments must not delete finished work
-                show_progress=not args.no_progress,
-            )
+            with by_flag(args):  # `oracle` returns 3 class logits: said as --oracle
+                result = explain_in_chunks(
+                    explainer,
+                    x,
+                    target,
+                    batch_size=args.batch_size,
+                    folder=unfinished,
+                    key=setup,
+                    foreign="refuse",  # a rerun with other arguments must not delete work
+                    show_progress=not args.no_progress,
+                )
             setup["n"] = len(result)
             summary = save_result(
                 result,

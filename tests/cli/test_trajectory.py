@@ -940,3 +940,16 @@ def test_outputs_of_a_run_interrupted_while_writing_them_are_not_called_foreign(
     with caplog.at_level("WARNING"):
         assert main(argv) == 0
     assert "which no cfx run wrote" in caplog.text
+
+
+def test_an_oracle_of_other_classes_is_named_by_its_flag(tmp_path, capsys):
+    """The explainer's error said `oracle`, a Python argument (session 45 audit)."""
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+
+    BrainCNN(BrainCNNConfig(num_classes=3, width=4)).save_pretrained(tmp_path / "o3")
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
+    assert main([*argv, "--oracle", str(tmp_path / "o3"), "--out", str(tmp_path / "t")]) == 2
+    assert "error: `--oracle` returns 3 class logits but the classifier 2" in (
+        capsys.readouterr().err
+    )
