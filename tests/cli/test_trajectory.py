@@ -953,3 +953,11 @@ def test_an_oracle_of_other_classes_is_named_by_its_flag(tmp_path, capsys):
     assert "error: `--oracle` returns 3 class logits but the classifier 2" in (
         capsys.readouterr().err
     )
+
+
+def test_oracle_none_in_any_case_is_no_oracle(tmp_path):
+    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress", "--oracle", "NONE"]
+    assert main([*argv, "--out", str(tmp_path / "t")]) == 0  # "unknown zoo classifier"
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["setup"]["oracle"] is None and summary["oracle_agreement"] is None
