@@ -510,7 +510,10 @@ def section_recourse(out: Path, seed: int) -> list[str]:
             + ", ".join(f"{accuracy[m]:.0%} ({m})" for m in accuracy)
             + f" of the time (approving every applicant would be right "
             f"{float(data.y.iloc[test].mean()):.0%}: German Credit's 'good risk' label, "
-            "called 'approved' here). 'applicant' is the row of German Credit (from 0). Plans "
+            "called 'approved' here). 'applicant' is the row of German Credit (from 0), the "
+            "first 3 denied test applicants of each model (the models deny different ones); "
+            "'options': the plans found (up to 3), in recourse_plans.csv; 'ms': the time for "
+            "that applicant. Plans "
             "reach P(approved) = 0.5 just; Recourse(target_proba=0.6) asks for a margin. A "
             "plan says what would flip this model's decision: material for auditing the "
             "model, not advice to an applicant, whose costs the schema's uniform action "
