@@ -53,7 +53,7 @@ def explain_in_chunks(
     batch_size: int = 32,
     folder: str | Path | None = None,
     key: Mapping[str, Any] | None = None,
-    foreign: Literal["restart", "refuse"] = "restart",
+    foreign: Literal["restart", "refuse"] = "refuse",
     show_progress: bool = False,
 ) -> TrajectoryResult:
     """``explainer.explain`` over ``x`` ``(B, C, H, W)`` in [-1, 1], ``batch_size`` images at a
@@ -64,13 +64,14 @@ def explain_in_chunks(
     ``key`` reads the finished chunks back instead of computing them again. ``key`` holds
     the JSON settings that decide the result and that the images do not show: the explainer's
     options and the models' weights (a sha256 each), so that a retrained model is not
-    resumed from its predecessor's chunks. A folder left by a call with other inputs, settings,
-    ``batch_size`` or cfx version has its chunks deleted (a warning says so), or, with
-    ``foreign="refuse"``, is left as it is and a ``ForeignRunError`` names what changed (the
-    command line's choice: a typo in a rerun must not cost hours of finished work; chunks of
-    another cfx version or chunk layout, which no arguments resume, are still deleted); a chunk
-    that cannot be read, or was written for another call, is computed again. The folder is
-    the caller's to delete once the result is saved.
+    resumed from its predecessor's chunks. A folder left by a call with other inputs, settings
+    or ``batch_size`` is left as it is and a ``ForeignRunError`` names what changed (the
+    default, ``foreign="refuse"``, as the command line: a typo in a rerun must not cost hours
+    of finished work; it deleted them by default until session 45), or, with
+    ``foreign="restart"``, has its chunks deleted (a warning says so); chunks of another cfx
+    version or chunk layout, which no arguments resume, are deleted either way. A chunk that
+    cannot be read, or was written for another call, is computed again. The folder is the
+    caller's to delete once the result is saved.
 
     The result's ``seconds`` add up the chunks' own times, including those an earlier,
     interrupted call spent on the chunks read back. 32 is the batch size

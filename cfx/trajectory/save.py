@@ -273,12 +273,15 @@ def _model_name(spelt: str) -> str:
 
 
 def load_result(folder: str | Path) -> TrajectoryResult:
-    """Read a folder :func:`save_result` wrote back into a :class:`TrajectoryResult` (on the
-    CPU). The inversion is not stored (``inversion`` is None); the timings come from
+    """Read a folder :func:`save_result` wrote (or its ``result.npz``) back into a
+    :class:`TrajectoryResult` (on the CPU). The inversion is not stored (``inversion`` is
+    None: its PSNR and loss are in ``summary.json``); the timings come from
     ``summary.json`` (NaN if it is missing). Folders written before ``in_target`` was stored
     get it from ``probs > 0.5`` (exact for two classes) with the last frame from ``success``.
     """
     out = Path(folder)
+    if out.name == "result.npz" and out.is_file():  # the file itself: its folder
+        out = out.parent
     npz = out / "result.npz"
     if not npz.is_file():
         raise FileNotFoundError(f"`folder`: no result.npz in {out} (save_result writes one)")

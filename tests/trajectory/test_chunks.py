@@ -1,10 +1,12 @@
 import json
 import logging
+import re
 from dataclasses import replace
 
 import pytest
 import torch
 
+from cfx.errors import ForeignRunError
 from cfx.trajectory import GradientAscent, MonotonePath, concat, explain_in_chunks
 from cfx.trajectory.chunks import FORMAT
 from tests.trajectory.toy import LinearGenerator, LogisticClassifier
@@ -101,7 +103,9 @@ def test_other_settings_or_inputs_start_over(tmp_path, caplog):
         caplog.clear()
         counting = Counting(_ascent(g, f))
         with caplog.at_level(logging.WARNING):
-            explain_in_chunks(counting, inputs, target, folder=folder, **{**base, **change})
+            explain_in_chunks(
+                counting, inputs, target, folder=folder, foreign="restart", **{**base, **change}
+            )
         assert sum(counting.calls) == 7, i  # every image computed again
         assert f"other inputs or settings {named}; starting over" in caplog.text, i
     stored = json.loads((tmp_path / "parts3" / "key.json").read_text())
@@ -315,7 +319,12 @@ def test_another_explainer_or_setting_in_the_same_folder_starts_over(tmp_path, c
         first = explain_in_chunks(_ascent(g, f), x, 1, batch_size=2, folder=tmp_path / str(i))
         counting = Counting(other)
         with caplog.at_level(logging.WARNING):
-            res = explain_in_chunks(counting, x, 1, batch_size=2, folder=tmp_path / str(i))
+            with pytest.raises(ForeignRunError, match=re.escape(named)):  # the default
+                explain_in_chunks(counting, x, 1, batch_size=2, folder=tmp_path / str(i))
+            assert counting.calls == []  # refused before any work, the chunks kept
+            res = explain_in_chunks(
+                counting, x, 1, batch_size=2, folder=tmp_path / str(i), foreign="restart"
+            )
         assert sum(counting.calls) == 5 and named in caplog.text
         assert not torch.equal(res.probs, first.probs)
         caplog.clear()

@@ -322,3 +322,10 @@ def test_an_interrupted_save_leaves_no_summary_of_another_run(tmp_path, toy_resu
     with pytest.raises(KeyboardInterrupt):
         save_result(res, out, classifier=f)
     assert (out / "result.npz").is_file() and not (out / "summary.json").exists()
+
+
+def test_load_result_takes_the_folder_or_its_result_npz(tmp_path, toy_result):
+    res, f = toy_result
+    save_result(res, tmp_path / "run", classifier=f)
+    by_file = load_result(tmp_path / "run" / "result.npz")  # said "no result.npz in .../result.npz"
+    assert torch.equal(by_file.frames, load_result(tmp_path / "run").frames)
