@@ -103,7 +103,7 @@ class RecourseResult:
         return len(self.counterfactuals)
 
 
-def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
+def to_frame(results: Sequence[RecourseResult] | RecourseResult) -> pd.DataFrame:
     """One row per counterfactual (or per applicant without one), for CSV/JSON output.
 
     Columns: ``index``, ``status``, ``rank`` (1 = the recommended plan when ``status`` is
@@ -111,10 +111,18 @@ def to_frame(results: Sequence[RecourseResult]) -> pd.DataFrame:
     ``proba``, ``proba_after``, ``cost``, ``n_changes``, ``changes`` (``feature: before ->
     after`` joined by ``; ``), ``plan``, ``plausibility``, ``distance``, ``valid`` (reaches the
     approval probability), ``violations`` (constraints it breaks, joined by ``; ``; only
-    DiCE's plans can), ``reason``, ``method``, ``seconds``.
+    DiCE's plans can), ``reason``, ``method``, ``seconds``. One result alone is taken as a
+    list of one.
     """
+    if isinstance(results, RecourseResult):  # `(res,) = rec.explain(...)` then to_frame(res)
+        results = [results]
     rows = []
     for res in results:
+        if not isinstance(res, RecourseResult):
+            raise TypeError(
+                "`results` must be RecourseResults (what Recourse.explain returns), got a "
+                f"{type(res).__name__} among them"
+            )
         base = {
             "index": res.index,
             "status": res.status,

@@ -140,6 +140,10 @@ def test_to_frame_rounds_changes_and_keeps_counts_whole():
     assert (_short(1.001), _short(1.004), _short(1e-5)) == ("1.001", "1.004", "0.00001")
     assert str(table["n_changes"].dtype) == "Int64" and table["n_changes"].tolist()[0] == 1
     assert table["n_changes"].isna().tolist() == [False, True]
+    # one result alone is a list of one (it was "'RecourseResult' object is not iterable")
+    assert to_frame(denied).equals(to_frame([denied]))
+    with pytest.raises(TypeError, match=r"`results` must be RecourseResults .*got a dict"):
+        to_frame([{"index": 7}])  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize(
