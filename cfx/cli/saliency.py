@@ -222,9 +222,10 @@ def built_in(args: argparse.Namespace, n: int) -> None:
 
 
 def method_name(text: str) -> str:
-    """A saliency method's name as cfx spells it: lower case, underscores (``GradCAM`` ->
-    ``gradcam``, ``Integrated-Gradients`` -> ``integrated_gradients``)."""
-    return text.strip().lower().replace("-", "_")
+    """A saliency method's name as cfx spells it (:func:`cfx.saliency.compare.method_key`)."""
+    from cfx.saliency.compare import method_key
+
+    return method_key(text)
 
 
 def method_names(text: str) -> list[str]:

@@ -93,6 +93,13 @@ METRICS: tuple[str, ...] = (
 )
 
 
+def method_key(name: str) -> str:
+    """A saliency method's name as cfx spells it: lower case, underscores (``GradCAM`` ->
+    ``gradcam``, ``Integrated-Gradients`` -> ``integrated_gradients``), in Python as on the
+    command line."""
+    return name.strip().lower().replace("-", "_") if isinstance(name, str) else name
+
+
 def build_method(
     name: str,
     model: Classifier,
@@ -100,10 +107,12 @@ def build_method(
     fast: bool = False,
     gradcam_layer: nn.Module | str | None = None,
 ) -> SaliencyMethod:
-    """A configured method by its CLI name (see :data:`METHODS`); ``fast`` = small budgets."""
-    if name not in _BUILDERS:
+    """A configured method by its name (see :data:`METHODS`; :func:`method_key` spellings
+    too); ``fast`` = small budgets."""
+    key = method_key(name)
+    if key not in _BUILDERS:
         raise UnknownNameError(f"unknown saliency method {name!r}; expected one of {METHODS}")
-    return _BUILDERS[name][1 if fast else 0](model, gradcam_layer)
+    return _BUILDERS[key][1 if fast else 0](model, gradcam_layer)
 
 
 @dataclass(frozen=True)
@@ -343,8 +352,8 @@ def compare_methods(
         )
         built = dict(methods)
     else:
-        built = {
-            name: build_method(name, model, fast=fast, gradcam_layer=gradcam_layer)
+        built = {  # GradCAM, integrated-gradients: as the command line spells them
+            method_key(name): build_method(name, model, fast=fast, gradcam_layer=gradcam_layer)
             for name in methods
         }
     check(len(built) > 0, ValueError, "`methods` must name at least one method")

@@ -97,6 +97,11 @@ def test_errors():
         compare_methods(small_cnn(), x, m, 1, ["gradient"], seed="a")
     negative = compare_methods(small_cnn(), x, m, 1, ["gradient"], seed=-5, faithfulness_steps=4)
     assert negative.methods == ("gradient",)  # any int manual_seed takes
+    # the command line's spellings (GradCAM, integrated-gradients) were refused in Python
+    spelt = compare_methods(
+        small_cnn(), x, m, 1, ["Gradient", "gradient-x-input"], faithfulness_steps=4
+    )
+    assert spelt.methods == ("gradient", "gradient_x_input")
     table = compare_methods(small_cnn(), x, m, 1, ["gradient"], faithfulness_steps=4)
     with pytest.raises(ValueError, match=r"`metric` must be one of \[.*'dice'.*\], got 'dicez'"):
         table.best("dicez")
