@@ -154,8 +154,8 @@ def _fitted(args: argparse.Namespace) -> Any:
 
 
 def _immutable(args: argparse.Namespace) -> tuple[str, ...]:
-    """The features ``--immutable`` names (comma-separated, each time it is given: repeated,
-    only the last one counted, and a plan changed a feature the first froze)."""
+    """The features ``--immutable`` names, comma-separated, over every time it is given
+    (only the last one counted once, and a plan changed a feature the first froze)."""
     names = (n.strip() for given in args.immutable for n in given.split(","))
     return tuple(dict.fromkeys(n for n in names if n))
 
@@ -303,19 +303,9 @@ def _run_batch(args: argparse.Namespace) -> int:
             frame = frame.drop(columns=args.id_column)
     frame.index = frame.index.astype(str)  # ids as the lines hold them, rows named alike
     _other_columns(frame, data.schema, args.id_column)
-    report = _explain(args, rec, frame)
-    print(
-        f"{out}: {report.done_before + report.new} of {report.total} "
-        f"applicants done ({report.new} new)",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _explain(args: argparse.Namespace, rec: Any, frame: Any) -> Any:
     from cfx.recourse.batch import explain_to_file
 
-    return explain_to_file(
+    report = explain_to_file(
         rec,
         frame,
         args.out,
@@ -327,6 +317,12 @@ def _explain(args: argparse.Namespace, rec: Any, frame: Any) -> Any:
         what=("--input", "--out"),
         names=_FLAG_NAMES,
     )
+    print(
+        f"{out}: {report.done_before + report.new} of {report.total} "
+        f"applicants done ({report.new} new)",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _separator(path: Path) -> str:

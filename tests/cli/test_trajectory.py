@@ -192,7 +192,6 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
         (["--classifier", "brain-gan"], "'brain-gan' is a generator (pass it as --generator)"),
         (["--classifier", "brain-oracle-seg"], "'brain-oracle-seg' is a segmenter"),
         (["--generator", "brain-cnn"], "`--generator`: 'brain-cnn' is a classifier"),
-        (["--oracle", "None"], "or 'none'"),
         (["--target", "2"], "`--target` must be healthy (0) or tumour (1) for the built-in"),
         (["--inversion-steps", "-1"], "`--inversion-steps` must be"),
         (["--inversion-classifier-weight", "-0.1"], "`--inversion-classifier-weight` must be"),
