@@ -539,3 +539,19 @@ def test_image_preview_draws_grey_and_colour_and_names_its_mistakes(tmp_path):
         image_preview(grey, tmp_path / "x.png", titles=["a"])
     with pytest.raises(ValueError, match=r"`images` must have 1 or 3 channels, got 2"):
         image_preview(torch.zeros(1, 2, 8, 8), tmp_path / "x.png")
+
+
+def test_a_result_passed_whole_to_the_figures_says_which_tensors_to_pass(tmp_path):
+    """`trajectory_strip(res, "s.png")` failed on a missing `path`, naming no fix (session 45
+    API audit)."""
+    from types import SimpleNamespace
+
+    from cfx.viz import probability_curves
+
+    res = SimpleNamespace(frames=torch.zeros(1, 3, 1, 4, 4), probs=torch.zeros(1, 3))
+    with pytest.raises(TypeError, match=r"not the result: trajectory_strip\(res.frames, res.probs"):
+        trajectory_strip(res, tmp_path / "s.png")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"not the result: probability_curves\(res.probs, res.lev"):
+        probability_curves(res, tmp_path / "p.png")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`path` is required"):
+        trajectory_strip(res.frames, res.probs)

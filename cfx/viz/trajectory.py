@@ -26,10 +26,20 @@ from cfx.viz._common import (
 )
 
 
+def _whole_result(first: object, path: str | Path | None, call: str) -> str | Path:
+    """``path``, after refusing a result passed where its tensors go (``f(res, "s.png")``
+    failed on a missing ``path``, naming no fix; session 45 audit)."""
+    if hasattr(first, "frames") and hasattr(first, "probs"):
+        raise TypeError(f"pass the result's tensors, not the result: {call}")
+    if path is None:
+        raise TypeError("`path` is required: the file to write")
+    return path
+
+
 def trajectory_strip(
     frames: Tensor,
     probs: Tensor,
-    path: str | Path,
+    path: str | Path | None = None,  # required: None only to name a result passed whole
     *,
     oracle_probs: Tensor | None = None,
     sources: Tensor | None = None,
@@ -49,6 +59,12 @@ def trajectory_strip(
     says what the titles are: ``f: brain-cnn's P(healthy)`` with ``target_name`` and
     ``model_names`` (the classifier's and the oracle's names, as the probability plot's).
     """
+    path = _whole_result(
+        frames,
+        path,
+        "trajectory_strip(res.frames, res.probs, path, oracle_probs=res.oracle_probs, "
+        "sources=res.source)",
+    )
     _shape("frames", frames, (None,) * 5, "(B, T+1, C, H, W) (one sequence: frames[None])")
     _some("frames", frames, "sequences")
     _some("frames[0]", frames[0], "frames")
@@ -238,7 +254,7 @@ CURVE_ROWS = 10
 def probability_curves(
     probs: Tensor,
     levels: Tensor,
-    path: str | Path,
+    path: str | Path | None = None,  # required: None only to name a result passed whole
     *,
     oracle_probs: Tensor | None = None,
     target_name: str | None = None,
@@ -255,6 +271,11 @@ def probability_curves(
     blue and the oracle's orange. ``target_name`` (e.g. "healthy") labels the axis
     ``P(healthy)``; ``model_names`` name the classifier's and the oracle's lines.
     """
+    path = _whole_result(
+        probs,
+        path,
+        "probability_curves(res.probs, res.levels, path, oracle_probs=res.oracle_probs)",
+    )
     _shape("probs", probs, (None, None), "(B, T+1) (one sequence: probs[None])")
     _some("probs", probs, "sequences")
     _some("probs[0]", probs[0], "frames")
