@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, load_model
-from cfx.cli.options import by_flag
+from cfx.cli.options import by_flag, given_flags
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder, out_path
 from cfx.errors import UnknownNameError, check_int, check_real, first_names, shown_rows
 from cfx.files import locked_folder
@@ -259,8 +259,8 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
             f"`--target` must be healthy (0) or tumour (1) for the built-in brain slices, got "
             f"{args.target!r}; a class of your own classifier goes with your images (--input)"
         )  # with --input, the explainer checks the index against the classifier's outputs
-    if args.input is not None and (args.n is not None or args.seed is not None):
-        given = [f for f, v in (("--n", args.n), ("--seed", args.seed)) if v is not None]
+    given = given_flags(args, "n", "seed")
+    if args.input is not None and given:
         raise ValueError(  # only the flags given (--seed alone was told "`--n` and `--seed`")
             f"{' and '.join(f'`{f}`' for f in given)} "
             f"{'chooses' if len(given) == 1 else 'choose'} built-in slices; drop "
