@@ -26,37 +26,12 @@ def brain_preview(
     ``images`` ``(N, 1, H, W)`` in [-1, 1], ``labels`` ``(N,)``, ``masks`` ``(N, 1, H, W)`` bool,
     ``tags`` ``(N,)`` bool. Writes a PNG to ``path`` and returns it.
     """
-    n = images.shape[0]
-    columns = max(1, min(columns, n))  # two slices: two columns, not six empty ones
-    rows = (n + columns - 1) // columns
-    fig, axes = _subplots(
-        rows, columns, figsize=(1.6 * columns, 1.75 * rows + 0.2), squeeze=False
-    )  # + 0.2: one row of titles was cut at the top
-    pics = to_unit(images[:, 0]).clamp(0, 1).cpu().numpy()
-    outlines = masks[:, 0].cpu().numpy()
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(pics[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        if outlines[i].any():
-            ax.contour(outlines[i].astype(float), levels=[0.5], colors="yellow", linewidths=0.8)
-        if bool(tags[i]) and marker_box is not None:
-            r, c = marker_box
-            ax.add_patch(
-                _rectangle(
-                    (c.start - 0.5, r.start - 0.5),
-                    c.stop - c.start,
-                    r.stop - r.start,
-                    fill=False,
-                    edgecolor="cyan",
-                    linewidth=0.8,
-                )
-            )
-        title = "tumour" if int(labels[i]) == 1 else "healthy"
-        ax.set_title(title + (" +tag" if bool(tags[i]) else ""), fontsize=7)
-    fig.tight_layout(pad=0.3)
-    return _save(fig, path, dpi=110)
+    titles = [
+        ("tumour" if int(label) == 1 else "healthy") + (" +tag" if bool(tag) else "")
+        for label, tag in zip(labels, tags, strict=True)
+    ]
+    boxed = [bool(t) and marker_box is not None for t in tags]
+    return _grid(images[:, :1], path, titles, masks, columns, boxed, marker_box)
 
 
 def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int = 2) -> Path:
@@ -97,9 +72,27 @@ def image_preview(
     if titles is not None and len(titles) != n:
         raise ValueError(f"`titles` must have one title per image ({n}), got {len(titles)}")
     _shape("masks", masks, (n, 1, *images.shape[2:]), f"({n}, 1, H, W)")
-    columns = max(1, min(columns, n))
+    return _grid(images, path, titles, masks, columns)
+
+
+def _grid(
+    images: Tensor,
+    path: str | Path,
+    titles: list[str] | None,
+    masks: Tensor | None,
+    columns: int,
+    boxed: list[bool] | None = None,
+    box: tuple[slice, slice] | None = None,
+) -> Path:
+    """The previews' figure: ``images`` ``(N, 1 or 3, H, W)`` a grid of ``columns`` (fewer
+    for fewer images), each with its title, its mask outlined (yellow) and, where ``boxed``,
+    ``box`` ``(rows, columns)`` outlined (cyan)."""
+    n, c = images.shape[:2]
+    columns = max(1, min(columns, n))  # two images: two columns, not six empty ones
     rows = (n + columns - 1) // columns
-    fig, axes = _subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows + 0.2), squeeze=False)
+    fig, axes = _subplots(
+        rows, columns, figsize=(1.6 * columns, 1.75 * rows + 0.2), squeeze=False
+    )  # + 0.2: one row of titles was cut at the top
     pics = to_unit(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()  # (N, H, W, C)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -112,6 +105,18 @@ def image_preview(
         if masks is not None and bool(masks[i].any()):
             outline = masks[i, 0].cpu().numpy().astype(float)
             ax.contour(outline, levels=[0.5], colors="yellow", linewidths=0.8)
+        if boxed is not None and box is not None and boxed[i]:
+            r, col = box
+            ax.add_patch(
+                _rectangle(
+                    (col.start - 0.5, r.start - 0.5),
+                    col.stop - col.start,
+                    r.stop - r.start,
+                    fill=False,
+                    edgecolor="cyan",
+                    linewidth=0.8,
+                )
+            )
         if titles is not None:
             ax.set_title(titles[i], fontsize=7)
     fig.tight_layout(pad=0.3)
