@@ -15,7 +15,7 @@ from cfx.cli.models import checked_source, load_model
 from cfx.cli.options import by_flag, given_flags
 from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder, out_path
 from cfx.errors import UnknownNameError, check_int, check_real, first_names, shown_rows
-from cfx.files import locked_folder
+from cfx.files import locked_folder, write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -541,7 +541,8 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
         # inputs already in the target class are said after save_result wrote it with the rest
         if summary["warnings"] != notes:
             summary["warnings"] = list(notes)
-            (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+            text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+            write_atomic(out / "summary.json", text)  # as save_result writes it: whole or not
         # the paths that end outside the target (or short of --margin) were named by
         # explain_in_chunks, rows numbered in the whole input
         print(json.dumps({k: v for k, v in summary.items() if k != "images"}, indent=2))
