@@ -51,9 +51,10 @@ def _finish(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
     for action in subcommands:
         for child in action.choices.values():
             _finish(child, top=False)
-    if not top:  # the deepest command's, for its own usage line on a stray argument
+    if not top:
+        # the deepest command's parser, for its own usage line on a stray argument
         parser.set_defaults(cfx_parser=parser)
-    if not top:  # group commands too: `cfx train -v generator`
+        # -v on group commands too: `cfx train -v generator`
         parser.add_argument(
             "-v",
             "--verbose",
