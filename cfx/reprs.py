@@ -1,13 +1,15 @@
-"""Short reprs for result dataclasses: shapes, counts and numbers, never a tensor in full.
+"""Short reprs for results and for the classes that do work: never a tensor in full.
 
 The default dataclass repr of a result printed every tensor, model and table it held (a
 ``RecourseResult`` ran to thousands of characters); ``short_repr`` shows an array as its shape
 and dtype, a model as its class, a long sequence or mapping as its length, and a long string
-cut short. It reads attributes only, so modules free of torch can use it.
+cut short. ``settings_repr`` prints an explainer, saliency method or ``Recourse`` by the
+arguments it was given. Both read attributes only, so modules free of torch can use them.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -52,3 +54,34 @@ def _short(value: Any) -> str:
         return text if len(text) <= _LONG else f"<{type(value).__name__}>"
     text = repr(value)
     return text if len(text) <= _LONG else f"<{type(value).__name__}>"
+
+
+def settings_repr(obj: Any) -> str:
+    """``Name(arg=..., ...)`` over the constructor arguments ``obj`` was given.
+
+    For the classes that do work (explainers, saliency methods, attacks, ``Recourse``): the
+    arguments left at their defaults are left out, as scikit-learn prints an estimator, and the
+    rest are summarised like a result's fields (a model as its class, a tensor as its shape).
+    Each argument is read from the attribute of its own name; one not kept so is left out.
+    """
+    shown = []
+    for name, param in inspect.signature(type(obj)).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or not hasattr(obj, name):
+            continue
+        value = getattr(obj, name)
+        if param.default is not param.empty and _same(value, param.default):
+            continue
+        text = repr(value) if isinstance(value, float) else _short(value)  # as it was given
+        shown.append(f"{name}={text}")
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
+def _same(value: object, default: object) -> bool:
+    if value is default:
+        return True
+    if not (_scalar(value) or isinstance(value, tuple | list)):
+        return False  # a model or tensor is never the default (defaults are None or plain)
+    try:
+        return bool(type(value) is type(default) and value == default)
+    except (TypeError, ValueError):
+        return False

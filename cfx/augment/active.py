@@ -50,7 +50,7 @@ from cfx.images import check_images
 from cfx.inversion import generator_probe, unit_range_notice
 from cfx.label.store import UNSURE
 from cfx.progress import tqdm
-from cfx.reprs import short_repr
+from cfx.reprs import settings_repr, short_repr
 from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.trajectory import GradientAscent
@@ -130,6 +130,8 @@ class ActiveLearner:
         batch_size: paths per batch.
         show_progress: tqdm bars.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from torch import Tensor
 from cfx.calls import class_logits, frozen
 from cfx.errors import CfxError, ForeignRunError, check_int
 from cfx.images import check_images
+from cfx.reprs import settings_repr
 from cfx.types import Classifier
 
 
@@ -66,6 +67,8 @@ class OracleLabeller:
         batch_size: images per forward pass.
     """
 
+    __repr__ = settings_repr  # the arguments given, defaults left out
+
     def __init__(self, classifier: Classifier, *, batch_size: int = 256) -> None:
         self.classifier = classifier
         self.batch_size = check_int("batch_size", batch_size)
@@ -104,6 +107,8 @@ class TaskLabeller:
     Args:
         class_names: names shown to the labeller, index = class.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(self, *, class_names: tuple[str, ...] = ("healthy", "tumour")) -> None:
         self.class_names = class_names

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.recourse.space import Codec, Scales
+from cfx.reprs import settings_repr
 
 Equation = Callable[[pd.DataFrame], np.ndarray]
 
@@ -49,6 +50,8 @@ class AdditiveSCM:
     without one get a linear mechanism fitted by least squares (categorical parents one-hot).
     Fitted by ``Recourse.fit`` (on a copy) unless already fitted.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ import pandas as pd
 
 from cfx.errors import Notice
 from cfx.recourse.space import Codec
+from cfx.reprs import settings_repr
 
 Family = Literal["linear", "tree", "other"]
 
@@ -35,6 +36,8 @@ class TorchClassifier:
     ``(B, 1)`` (sigmoid of the approved class). The module is put in ``eval()`` for each call and
     its mode is restored afterwards; gradients are off; nothing else about it changes.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(self, module: Any, encoder: Any) -> None:
         import torch

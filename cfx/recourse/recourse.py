@@ -64,6 +64,7 @@ from cfx.recourse.space import (
     first_rows,
 )
 from cfx.recourse.tree import TreeMILP
+from cfx.reprs import settings_repr
 
 MethodName = Literal["auto", "milp", "tree", "search", "dice-random", "dice-genetic", "dice-kdtree"]
 METHODS: tuple[str, ...] = get_args(MethodName)
@@ -126,6 +127,8 @@ class Recourse:
     records both to tell another model or other data (see
     :func:`~cfx.recourse.batch.explain_to_file`).
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cfx.calls import class_logits, gradients_on
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     check_editable,
     check_input,
@@ -80,6 +81,8 @@ class GradCAM:
         relu: apply the ReLU of the paper (keep only positive evidence).
         batch_size: images per pass (None = all at once).
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Reduction,
     check_input,
@@ -33,6 +34,8 @@ class Gradient:
         reduce: channel reduction, ``"max"`` (the paper), ``"sum"`` or ``"mean"``.
         batch_size: images per forward/backward pass (None = all at once).
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

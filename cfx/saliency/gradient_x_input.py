@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Reduction,
     check_input,
@@ -38,6 +39,8 @@ class GradientXInput:
         reduce: channel reduction, ``"sum"`` (keeps the sum over pixels), ``"mean"``, ``"max"``.
         batch_size: images per forward/backward pass (None = all at once).
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

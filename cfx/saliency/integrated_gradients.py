@@ -22,6 +22,7 @@ from torch import Tensor
 
 from cfx.calls import class_logits
 from cfx.errors import MapQualityNotice, fail
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Reduction,
     check_input,
@@ -78,6 +79,8 @@ class IntegratedGradients:
         reduce: channel reduction; ``"sum"`` keeps completeness.
         batch_size: path images per forward/backward pass.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

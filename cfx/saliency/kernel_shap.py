@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import class_logits
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Output,
     check_generator,
@@ -81,6 +82,8 @@ class KernelSHAP:
             (``benchmarks/saliency_settings_probe.py``).
         batch_size: perturbed images per forward pass.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

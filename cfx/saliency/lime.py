@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Output,
     check_generator,
@@ -69,6 +70,8 @@ class LIME:
         output: ``"probability"`` (default) or ``"logit"`` of the target.
         batch_size: perturbed images per forward pass.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ import math
 import torch
 from torch import Tensor
 
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Output,
     check_input,
@@ -62,6 +63,8 @@ class Occlusion:
         output: score the target ``"logit"`` (Captum's convention) or ``"probability"``.
         batch_size: occluded images per forward pass.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import class_logits, target_margin
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     check_generator,
     check_input,
@@ -68,6 +69,8 @@ class CausalResponsibility:
             original's (0 = the predicted class alone decides, as in ReX's default).
         batch_size: mutants per forward pass.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

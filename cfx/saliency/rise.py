@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cfx.errors import MapQualityNotice
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Output,
     check_generator,
@@ -95,6 +96,8 @@ class RISE:
     defaults' pointing game was 0 of 4 where this one's was 4 of 4). A probability that barely
     moves over the masks (``< SATURATED`` in standard deviation) is noticed.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

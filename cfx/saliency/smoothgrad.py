@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from cfx.images import IMAGE_RANGE
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Reduction,
     check_generator,
@@ -43,6 +44,8 @@ class SmoothGrad:
         reduce: channel reduction of each map (``"max"``, ``"sum"``, ``"mean"``).
         batch_size: noisy images per forward/backward pass.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

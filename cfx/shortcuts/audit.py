@@ -63,6 +63,7 @@ from cfx.data.brain import SIZE, marker_mask
 from cfx.errors import check
 from cfx.images import binary_masks, check_images
 from cfx.inversion import generator_probe
+from cfx.reprs import settings_repr
 from cfx.saliency import Gradient, SaliencyMethod
 from cfx.saliency._common import notices_given
 from cfx.shortcuts.regions import claimed_regions, region_enrichment, region_shares
@@ -179,6 +180,8 @@ class ShortcutAudit:
             marker"); name your own suspected region (e.g. ``"ruler"``, ``"hospital tag"``).
         show_progress: tqdm bars of the explainer built from a name.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

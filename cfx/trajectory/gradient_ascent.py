@@ -41,6 +41,7 @@ from cfx.calls import (
 )
 from cfx.errors import check_int, check_real
 from cfx.progress import tqdm
+from cfx.reprs import settings_repr
 from cfx.trajectory.notices import end_notice, notify_starts
 from cfx.trajectory.repair import repair_steps
 from cfx.trajectory.resample import resample_path
@@ -122,6 +123,8 @@ class GradientAscent:
         show_progress: progress bars (the inversion's steps, then the images that finished
             their ascent).
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

@@ -43,6 +43,7 @@ from cfx.calls import (
 )
 from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
+from cfx.reprs import settings_repr
 from cfx.trajectory._common import composite_decoder
 from cfx.trajectory.gradient_ascent import EXAGGERATION, GradientAscent, finish
 from cfx.trajectory.notices import region_notice
@@ -172,6 +173,8 @@ class LocalisedAscent:
             0.76 s per path at localisation 0.723 / 0.724 / 0.720 and the same oracle
             agreement (0.969).
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

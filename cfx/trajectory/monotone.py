@@ -49,6 +49,7 @@ from cfx.calls import (
 from cfx.errors import check_int, check_real
 from cfx.filters import gaussian_blur
 from cfx.progress import tqdm
+from cfx.reprs import settings_repr
 from cfx.trajectory.gradient_ascent import GradientAscent, finish
 from cfx.trajectory.localised import MASK_FRACTIONS, Background, LocalisedAscent
 from cfx.trajectory.losses import (
@@ -135,6 +136,8 @@ class MonotonePath:
             ``localise`` is on (see :class:`~cfx.trajectory.localised.LocalisedAscent`), and
             the blur-robust end's (``robust_end``) in either case.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import class_logits, resolve_target
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     SaliencyMethod,
     check_generator,
@@ -63,6 +64,8 @@ class TargetMapAttack:
         k: pixels in the top-k set for the reported intersection (None = 2% of the pixels).
         show_progress: tqdm bar over iterations.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

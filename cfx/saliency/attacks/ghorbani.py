@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from cfx.errors import fail
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     SaliencyMethod,
     check_generator,
@@ -79,6 +80,8 @@ class GhorbaniAttack:
             from a random sign perturbation; the best label-keeping iterate over all runs wins.
         show_progress: tqdm bar over iterations.
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self,

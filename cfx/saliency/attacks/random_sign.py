@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     SaliencyMethod,
     check_generator,
@@ -42,6 +43,8 @@ class RandomSign:
             levels; cfx pixels in [-1, 1] move by ``2 * epsilon``).
         k: pixels in the top-k set for the reported intersection (None = 2% of the pixels).
     """
+
+    __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(
         self, explainer: SaliencyMethod, *, epsilon: float = 8 / 255, k: int | None = None
