@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from cfx.augment.labellers import Labeller, OracleLabeller
 from cfx.calls import call_named, frozen
-from cfx.errors import ForeignRunError, check, counted
+from cfx.errors import ForeignRunError, check, check_int, counted
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import generator_probe, unit_range_notice
@@ -166,12 +166,7 @@ class ActiveLearner:
 
     def _check(self) -> None:
         for name in ("budget", "rounds", "steps", "repeat_new", "batch_size"):
-            value = getattr(self, name)
-            check(
-                not isinstance(value, bool) and isinstance(value, int) and value > 0,
-                ValueError,
-                f"`{name}` must be a positive int, got {value!r}",
-            )
+            check_int(name, getattr(self, name))
         check(
             self.rounds <= self.budget,
             ValueError,

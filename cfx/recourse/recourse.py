@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.data.schema import FeatureSchema
-from cfx.errors import Notice, UnknownNameError, check_seed
+from cfx.errors import Notice, UnknownNameError, check_int, check_real, check_seed
 from cfx.recourse.causal import AdditiveSCM
 from cfx.recourse.dice import DICE_METHODS, DiceRecourse
 from cfx.recourse.milp import LinearMILP
@@ -168,29 +168,18 @@ class Recourse:
         check_model(self.model)
         if not isinstance(self.schema, FeatureSchema):
             raise TypeError(f"`schema` must be a FeatureSchema, got {type(self.schema).__name__}")
-        if not isinstance(self.k, int | np.integer) or isinstance(self.k, bool) or self.k < 1:
-            raise ValueError(f"`k` must be a positive int, got {self.k!r}")
+        check_int("k", self.k)
         if self.method not in METHODS:
             raise UnknownNameError(f"`method` must be one of {METHODS}, got {self.method!r}")
         if self.cost not in COSTS:
             raise UnknownNameError(f"`cost` must be one of {COSTS}, got {self.cost!r}")
-        if not isinstance(self.threshold, float | int) or not 0 < self.threshold < 1:
-            raise ValueError(f"`threshold` must be a number in (0, 1), got {self.threshold!r}")
-        aim = self.target_proba
-        if aim is not None and (
-            not isinstance(aim, float | int)
-            or isinstance(aim, bool)
-            or not self.threshold <= aim < 1
-        ):
-            raise ValueError(
-                f"`target_proba` must be None or a number in [threshold, 1) = "
-                f"[{self.threshold}, 1), got {aim!r}"
+        check_real("threshold", self.threshold, low=0, high=1, open_low=True, open_high=True)
+        if self.target_proba is not None:
+            check_real(
+                "target_proba", self.target_proba, low=self.threshold, high=1, open_high=True
             )
-        if not isinstance(self.support, float | int) or not 0 <= self.support <= 1:
-            raise ValueError(f"`support` must be a number in [0, 1], got {self.support!r}")
-        weight = self.plausibility_weight
-        if not isinstance(weight, float | int) or not 0 <= weight < float("inf"):
-            raise ValueError(f"`plausibility_weight` must be a finite number >= 0, got {weight!r}")
+        check_real("support", self.support, low=0, high=1)
+        check_real("plausibility_weight", self.plausibility_weight, low=0)
         Constraints(max_changes=self.max_changes)  # validates it
         check_seed("random_state", self.random_state)
         if self.scm is not None and not isinstance(self.scm, AdditiveSCM):

@@ -19,12 +19,12 @@ judged), so what is judged valid is the plan an applicant reads.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from cfx.errors import check_int
 from cfx.recourse.proposal import Evaluate
 from cfx.recourse.space import ActionSpace, Codec, Scales, unique_rows
 
@@ -50,13 +50,7 @@ class DataSupport:
         *,
         n_neighbors: int = 5,
     ) -> None:
-        try:  # any integer type (numpy's too), bools excluded
-            count = -1 if isinstance(n_neighbors, bool) else operator.index(n_neighbors)
-        except TypeError:
-            count = -1
-        if count < 1:
-            raise ValueError(f"`n_neighbors` must be a positive int, got {n_neighbors!r}")
-        n_neighbors = count
+        n_neighbors = check_int("n_neighbors", n_neighbors)  # numpy's integers too
         self.codec = codec
         self.scales = scales
         self.n_neighbors = min(n_neighbors, len(Z_train))

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.data.schema import Direction, FeatureSchema, FeatureSpec
-from cfx.errors import Notice
+from cfx.errors import Notice, check_int
 from cfx.recourse.result import PLAN_DECIMALS
 
 CostName = Literal["mad", "range"]
@@ -355,10 +355,8 @@ class Constraints:
 
 
 def _check_max_changes(value: object) -> None:
-    if value is not None and (
-        not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1
-    ):
-        raise ValueError(f"`max_changes` must be a positive int or None, got {value!r}")
+    if value is not None:
+        check_int("max_changes", value)
 
 
 # ------------------------------------------------------------------------------------------------

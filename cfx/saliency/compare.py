@@ -19,7 +19,7 @@ from numbers import Integral
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import UnknownNameError, check, shape_or_type, shown_rows
+from cfx.errors import UnknownNameError, check, check_int, shape_or_type, shown_rows
 from cfx.images import binary_masks
 from cfx.reprs import short_repr
 from cfx.saliency import metrics as M
@@ -403,8 +403,7 @@ def tumour_slices(n: int, seed: int = 2) -> tuple[Tensor, Tensor]:
     by image need the same ``n`` (or saved slices, ``--input``)."""
     from cfx.data.brain import make_dataset
 
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"`n` must be a positive int, got {n!r}")
+    n = check_int("n", n)
     data = make_dataset(2 * n + 16, seed=seed)
     pick = torch.nonzero(data.labels == 1).flatten()[:n]
     return data.images[pick], data.masks[pick]

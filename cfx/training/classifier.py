@@ -177,8 +177,7 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
     """Model outputs over ``images`` in batches of ``batch_size`` (eval mode, each submodule's
     mode restored afterwards, no gradients), concatenated on the CPU: logits ``(N, K)`` for a
     classifier."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    batch_size = check_int("batch_size", batch_size)
     device, dtype = _model_device(model), dtype_of(model)
     with eval_mode(model):  # each submodule's own mode restored
         return torch.cat(

@@ -226,7 +226,7 @@ def test_keys_without_a_labeller_are_adopted_with_a_warning(world, tmp_path, cap
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"budget": 0}, "`budget` must be a positive int"),
+        ({"budget": 0}, "`budget` must be an int >= 1"),
         ({"budget": 2, "rounds": 3}, "`rounds` must not exceed `budget`"),
         ({"frame_levels": (0.5, 1.2)}, "`frame_levels` must be distinct levels in"),
         ({"selection": "best"}, "`selection` must be 'margin' or 'random'"),
@@ -425,9 +425,8 @@ def test_the_remainder_of_the_budget_goes_to_the_last_round(world, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"rounds": True}, "`rounds` must be a positive int, got True"),
-        ({"repeat_new": 0}, "`repeat_new` must be a positive int, got 0"),
-        ({"batch_size": 0}, "`batch_size` must be a positive int, got 0"),
+        ({"repeat_new": 0}, "`repeat_new` must be an int >= 1, got 0"),
+        ({"batch_size": 0}, "`batch_size` must be an int >= 1, got 0"),
         ({"frame_levels": ()}, r"`frame_levels` must be distinct levels in \(0, 1\), got \(\)"),
         ({"frame_levels": (0.0, 0.5)}, r"`frame_levels` must be distinct levels in \(0, 1\)"),
         ({"frame_levels": (0.5, 1.0)}, r"`frame_levels` must be distinct levels in \(0, 1\)"),
@@ -438,6 +437,17 @@ def test_more_bad_arguments_are_named_before_any_work(world, tmp_path, kwargs, m
     g, f, pool, train, labels = world
     learner = ActiveLearner(g, f, Refuses(), **{"budget": 4, "rounds": 1} | kwargs)
     with pytest.raises(ValueError, match=match):
+        learner.augment(pool, train, labels, out=tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("kwargs", [{"rounds": True}, {"steps": 2.0}])
+def test_a_count_of_the_wrong_type_is_a_type_error(world, tmp_path, kwargs):
+    """A bool or float count was a ValueError here and a TypeError elsewhere (check_int)."""
+    g, f, pool, train, labels = world
+    ((name, value),) = kwargs.items()
+    learner = ActiveLearner(g, f, Refuses(), **{"budget": 4, "rounds": 1} | kwargs)
+    with pytest.raises(TypeError, match=f"`{name}` must be an int >= 1, got {value}"):
         learner.augment(pool, train, labels, out=tmp_path / "a")
     assert not (tmp_path / "a").exists()
 

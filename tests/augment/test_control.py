@@ -125,7 +125,7 @@ def test_a_finished_control_is_read_back_and_another_is_refused(world, tmp_path,
     with pytest.raises(ValueError, match=r"`train_labels` must be a tensor of shape \(30,\)"):
         finetune_without_labels(learner, run, train, labels[:3], out=out)
     learner.repeat_new = 0
-    with pytest.raises(ValueError, match="`repeat_new` must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="`repeat_new` must be an int >= 1, got 0"):
         finetune_without_labels(learner, run, train, labels, out=out)
 
 

@@ -147,8 +147,8 @@ def test_support_takes_numpy_integers_and_refuses_bools(german, split, credit_mo
     approved = np.ones(20, dtype=bool)
     support = DataSupport(rec.codec_, rec.scales_, Z, approved, n_neighbors=np.int64(3))
     assert support.n_neighbors == 3 and type(support.n_neighbors) is int
-    for bad in (True, 0, 2.0):
-        with pytest.raises(ValueError, match="`n_neighbors` must be a positive int"):
+    for bad, error in ((True, TypeError), (0, ValueError), (2.0, TypeError)):
+        with pytest.raises(error, match="`n_neighbors` must be an int >= 1"):
             DataSupport(rec.codec_, rec.scales_, Z, approved, n_neighbors=bad)
 
 

@@ -79,7 +79,7 @@ def test_fractional_value_of_a_whole_number_feature_is_named(fitted, german):
 
 
 def test_numpy_integers_are_ints(german, credit_models):
-    """`k=np.int64(2)` was refused as "`k` must be a positive int"."""
+    """`k=np.int64(2)` was refused as "`k` must be a positive int" (now "an int >= 1")."""
     model = Recourse(
         credit_models["logistic"], german.schema, k=np.int64(2), max_changes=np.int32(3)
     ).fit(german.X)
@@ -99,10 +99,10 @@ def test_model_without_predict_proba(german):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"k": 0}, "`k` must be a positive int, got 0"),
+        ({"k": 0}, "`k` must be an int >= 1, got 0"),
         ({"threshold": 1.5}, "`threshold` must be a number in"),
         ({"support": -0.1}, "`support` must be a number in"),
-        ({"max_changes": 0}, "`max_changes` must be a positive int or None, got 0"),
+        ({"max_changes": 0}, "`max_changes` must be an int >= 1, got 0"),
         ({"random_state": -1}, r"`random_state` must be None or an int in \[0, 2\*\*32\), got -1"),
     ],
 )
@@ -119,6 +119,22 @@ def test_an_unknown_method_or_cost_is_an_unknown_name(german, credit_models, kwa
     from cfx.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match=f"{message} must be one of"):
+        Recourse(credit_models["logistic"], german.schema, **kwargs).fit(german.X)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": 2.0}, "`k` must be an int >= 1, got 2.0"),
+        ({"k": True}, "`k` must be an int >= 1, got True"),
+        ({"max_changes": 1.5}, "`max_changes` must be an int >= 1, got 1.5"),
+        ({"threshold": "0.5"}, r"`threshold` must be a number in \(0, 1\), got '0.5'"),
+        ({"plausibility_weight": None}, "`plausibility_weight` must be a number in"),
+    ],
+)
+def test_a_parameter_of_the_wrong_type_is_a_type_error(german, credit_models, kwargs, message):
+    """`k=2.0` was a ValueError where `GradientAscent(steps=2.5)` is a TypeError (check_int)."""
+    with pytest.raises(TypeError, match=message):
         Recourse(credit_models["logistic"], german.schema, **kwargs).fit(german.X)
 
 
