@@ -48,7 +48,7 @@ def after(tmp_path_factory) -> list[dict[str, object]]:
 
 def test_the_readme_has_the_examples_this_test_runs():
     blocks = _blocks()
-    assert len(blocks) == 8, "a block was added or removed: check it here too"
+    assert len(blocks) == 9, "a block was added or removed: check it here too"
     assert "path/to/vae" in blocks[5]
 
 
@@ -102,8 +102,14 @@ def test_loan_recourse(after):
     assert res.plan.startswith("change the checking account from")  # as the comment shows
 
 
+def test_your_own_schema(after):
+    schema = after[7]["schema"]
+    assert schema.names == ("income", "age", "housing") and schema.target == "approved"
+    assert [f.mutable for f in schema.features] == [True, False, True]
+
+
 def test_saliency(after):
-    ns = after[7]
+    ns = after[8]
     assert tuple(ns["maps"].shape) == (16, 1, 64, 64)
     method, dice = ns["table"].best("dice")
     assert f"| {method} |" in ns["table"].to_markdown() and 0 < dice <= 1

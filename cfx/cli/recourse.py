@@ -303,20 +303,23 @@ def _run_batch(args: argparse.Namespace) -> int:
             frame = frame.drop(columns=args.id_column)
     frame.index = frame.index.astype(str)  # ids as the lines hold them, rows named alike
     _other_columns(frame, data.schema, args.id_column)
+    from cfx.notices import held
     from cfx.recourse.batch import explain_to_file
+    from cfx.recourse.recourse import log as recourse_log
 
-    report = explain_to_file(
-        rec,
-        frame,
-        args.out,
-        constraints=_constraints(args),
-        format=args.format,
-        key={"model": args.model, "id_column": args.id_column},
-        limit=args.limit,
-        progress=not args.no_progress,
-        what=("--input", "--out"),
-        names=_FLAG_NAMES,
-    )
+    with held((recourse_log,), "cfx_unread_columns"):  # said above, with an --id-column hint
+        report = explain_to_file(
+            rec,
+            frame,
+            args.out,
+            constraints=_constraints(args),
+            format=args.format,
+            key={"model": args.model, "id_column": args.id_column},
+            limit=args.limit,
+            progress=not args.no_progress,
+            what=("--input", "--out"),
+            names=_FLAG_NAMES,
+        )
     print(
         f"{out}: {report.done_before + report.new} of {report.total} "
         f"applicants done ({report.new} new)",

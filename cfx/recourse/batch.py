@@ -61,6 +61,7 @@ from cfx.recourse.recourse import (
     check_not_refused,
     outside_bounds,
     range_notice,
+    unread_notice,
 )
 from cfx.recourse.recourse import log as recourse_log
 from cfx.recourse.result import RecourseResult, Status, _short
@@ -199,6 +200,7 @@ def explain_to_file(
     codes = recourse.codec_.to_codes(applicants, what=what_in)  # (n, d)
     check_not_refused(recourse.schema, codes, applicants.index, recourse.view_.refused)
     range_notice(recourse.schema, codes, applicants.index, recourse.scales_)
+    unread_notice(recourse.schema, applicants.columns, what_in)
     shared: Constraints | None = None
     rules: list[Constraints | None] | None = None  # each applicant's, from a function
     if isinstance(constraints, Constraints) or constraints is None:
@@ -330,8 +332,9 @@ def _explain_rest(
     try:
         if new_file and fmt == "csv":
             _append(handle, csv_line(None), path, what_out, before)
-        # out-of-range and out-of-bounds values were said once for the whole input, above
-        with bar, held((recourse_log,), "cfx_value_range", "cfx_query_bounds"):
+        # out-of-range and out-of-bounds values and unread columns were said once, above
+        tags = ("cfx_value_range", "cfx_query_bounds", "cfx_unread_columns")
+        with bar, held((recourse_log,), *tags):
             for i in todo:
                 (res,) = recourse.explain(applicants.iloc[[i]], constraints=per_row[i])
                 if fmt == "csv":

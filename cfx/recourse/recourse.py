@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.data.schema import FeatureSchema
-from cfx.errors import Notice, UnknownNameError, check_int, check_real, check_seed
+from cfx.errors import Notice, UnknownNameError, check_int, check_real, check_seed, counted
 from cfx.recourse.causal import AdditiveSCM
 from cfx.recourse.dice import DICE_METHODS, DiceRecourse
 from cfx.recourse.milp import LinearMILP
@@ -212,6 +212,7 @@ class Recourse:
         if not isinstance(X_train, pd.DataFrame):
             raise TypeError(f"`X_train` must be a pandas DataFrame, got {type(X_train).__name__}")
         check_columns(X_train, self.schema.names, "X_train")
+        unread_notice(self.schema, X_train.columns, "X_train")
         codec = Codec(self.schema, X_train)
         Z = codec.to_codes(X_train, what="X_train")
         if len(Z) < 2:
@@ -307,6 +308,7 @@ class Recourse:
             applicants = applicants.to_frame().T.infer_objects()
         Z = self.codec_.to_codes(applicants)  # (n, d), validated
         check_not_refused(self.schema, Z, applicants.index, self.view_.refused)
+        unread_notice(self.schema, applicants.columns, "applicants")
         if not applicants.index.is_unique:
             import warnings
 
@@ -658,6 +660,24 @@ class Recourse:
             plan=plan(changes),
             valid=bool(proba >= self.goal_),
             violations=tuple(space.violations(action)),
+        )
+
+
+def unread_notice(schema: FeatureSchema, columns: Iterable[Hashable], what: str) -> None:
+    """Warn once (tagged ``cfx_unread_columns``) about the ``columns`` of ``what`` that are
+    neither a feature of ``schema`` nor its target: only the schema's features reach the model
+    and the plans, so a column left out of the schema (an id, or a feature forgotten in it)
+    would otherwise be dropped in silence."""
+    other = [str(c) for c in columns if c not in schema.names and c != schema.target]
+    if other:
+        log.warning(
+            "`%s` has %s the schema does not name, not read: %s%s; only the schema's features "
+            "reach the model and the plans",
+            what,
+            counted(len(other), "column"),
+            ", ".join(other[:8]),
+            ", ..." if len(other) > 8 else "",
+            extra={"cfx_unread_columns": True},
         )
 
 

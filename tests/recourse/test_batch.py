@@ -519,3 +519,28 @@ def test_an_applicants_rules_keep_their_digest_across_the_transition_costs_field
     assert input_digests(row, [Constraints(**rules)]) == ["c6698ccea1977a71"]
     priced = Constraints(**rules, transition_costs={"c": {"a": {"b": 2}}})
     assert input_digests(row, [priced]) != ["c6698ccea1977a71"]
+
+
+def test_columns_the_schema_does_not_name_are_said_once(tmp_path, hand, caplog):
+    """An `income` column left out of the schema was dropped in silence by fit, explain and
+    explain_to_file (only the command line said so); the schema's target `y` is no surprise."""
+    model, schema, X = hand
+    with caplog.at_level("WARNING"):
+        rec = Recourse(model, schema, k=1, support=0.0).fit(X.assign(income=1.0, y=0))
+    said = [r.getMessage() for r in caplog.records if "the schema does not name" in r.getMessage()]
+    assert said == [
+        "`X_train` has 1 column the schema does not name, not read: income; only the "
+        "schema's features reach the model and the plans"
+    ]
+    caplog.clear()
+    people = _applicants().assign(income=2.0, notes="x")
+    with caplog.at_level("WARNING"):
+        rec.explain(people)
+        explain_to_file(rec, people, tmp_path / "p.csv", progress=False)
+    said = [r.getMessage() for r in caplog.records if "the schema does not name" in r.getMessage()]
+    assert [s.split(" has ")[0] for s in said] == ["`applicants`", "`applicants`"]  # not 1 + 4
+    assert "2 columns the schema does not name, not read: income, notes;" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        rec.explain(_applicants())
+    assert "the schema does not name" not in caplog.text

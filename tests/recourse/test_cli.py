@@ -327,6 +327,7 @@ def test_batch_input_columns_and_separators_are_read_or_named(tmp_path, german, 
     with caplog.at_level("WARNING"):
         assert main([*argv, str(tmp_path / "o2.csv"), "--no-progress", "--limit", "1"]) == 0
     assert "columns not in the schema, not read: applicant_id (an id column? pass " in caplog.text
+    assert "does not name" not in caplog.text  # said once, by the command line, with the hint
     assert main([*argv, str(tmp_path / "o3.csv"), "--id-column", "ApplicantID"]) == 2
     assert pd.read_csv(tmp_path / "semi.csv", sep=";").shape == (3, 21)
 
