@@ -75,6 +75,25 @@ def lock_exclusive(fd: int, busy: str) -> None:
 
 
 @contextmanager
+def appending_locked(path: str | Path) -> Iterator[int]:
+    """Open ``path`` for appending (created when missing) and hold an exclusive advisory lock
+    on it while the block runs, waiting for another holder (process or thread) to finish; the
+    block gets the file descriptor. Unlocked where there are no locks (Windows, a mount
+    without them)."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # pragma: no cover - no locks here: unlocked, as before
+            pass
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def locked_folder(folder: str | Path, busy: str) -> Iterator[None]:
     """Hold :func:`lock_exclusive` on ``folder`` (which must exist) while the block runs."""
     fd = os.open(folder, os.O_RDONLY)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -50,8 +51,21 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:  # named as typed (the library says `port`)
         raise ValueError(f"`--port` must be in 0..65535, got {args.port}")
+    if not args.host.strip():
+        raise ValueError(
+            f"`--host` must be an address (127.0.0.1, or 0.0.0.0 for every one), got {args.host!r}"
+        )
     serve(args.directory, args.host, args.port, args.open, on_ready=ready)
+    print(f"stopped: {_done(args.directory)}", file=sys.stderr)  # Ctrl-C ends serve
     return 0
+
+
+def _done(directory: Path) -> str:
+    """How far the task is: ``5 of 8 items labelled, 3 pending``."""
+    from cfx.label import pending, read_task
+
+    left, total = len(pending(directory)), len(read_task(directory).items)
+    return f"{total - left} of {total} items labelled, {left} pending"
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -63,9 +77,11 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from cfx.label import import_csv
+    from cfx.label.store import check_labeller
 
+    check_labeller(args.labeller, "--labeller")
     count = import_csv(args.directory, args.csv, labeller=args.labeller, name="--csv")
-    print(f"recorded {count} label(s) from {args.csv}")
+    print(f"recorded {count} label(s) from {args.csv}; {_done(args.directory)}")
     return 0
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import socket
+import tempfile
 import threading
 import webbrowser
 from collections.abc import Callable
@@ -51,6 +53,8 @@ class LabelServer(ThreadingHTTPServer):
         self.task = task
         self.page = page
         self.write_lock = threading.Lock()  # one label written at a time
+        if ":" in address[0]:  # an IPv6 address such as ::1 (the class default is IPv4)
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
     @property
@@ -62,7 +66,8 @@ class LabelServer(ThreadingHTTPServer):
     def url(self) -> str:
         """The page's address, e.g. ``http://127.0.0.1:8765/``."""
         host = self.server_address[0]
-        return f"http://{host.decode() if isinstance(host, bytes) else host}:{self.port}/"
+        host = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
 
 
 def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -> LabelServer:
@@ -74,10 +79,23 @@ def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -
     """
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ValueError(f"`port` must be an int in 0..65535, got {port!r}")
+    if not isinstance(host, str) or not host.strip():  # "" served every address, unsaid
+        raise ValueError(
+            f"`host` must be an address of this machine (127.0.0.1, or 0.0.0.0 to serve "
+            f"every one), got {host!r}"
+        )
     task = read_task(directory)
     # a damaged labels.csv is named now, not in every answer the page gets (the page
     # started, and each click failed with the error)
     read_labels(directory)
+    try:  # a folder it cannot write: said now, not at the first click
+        with tempfile.TemporaryFile(dir=task.directory):
+            pass
+    except OSError as err:
+        raise PermissionError(
+            f"cannot save labels in the task folder {task.directory}: {err.strerror or err}; "
+            "expected a folder this user can write"
+        ) from err
     page = resources.files("cfx.label").joinpath("page.html").read_bytes()
     try:
         server = LabelServer((host, port), task, page)

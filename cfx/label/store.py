@@ -8,10 +8,13 @@ A task is one folder::
     context/ID.png    optional: the path of frames the image came from, as one strip
     labels.csv        id,label,labeller,timestamp: one line per label given (a class
                       index, or "unsure" for an image the person could not call), appended and
-                      fsync'ed at once; relabelling appends again and the last line wins
+                      fsync'ed at once; relabelling appends again and the last line wins.
+                      A line typed by hand may be just id,label
 
-A line of ``labels.csv`` counts only once its newline is on disk, so a crash half way through
-a write loses that one label at most and never corrupts the file.
+A line of ``labels.csv`` counts only once its newline is on disk (or, last in the file, once
+it holds a whole row), so a crash half way through a write loses that one label at most and
+never corrupts the file. Writers (a server, an import, another process) take turns through a
+lock on the file, so two labels given at once are both kept.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import torch
 from torch import Tensor
 
 from cfx.errors import UnknownNameError
-from cfx.files import write_atomic
+from cfx.files import appending_locked, write_atomic
 from cfx.images import check_images, to_uint8
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ UNSURE = -1
 ``unsure``): answered, so no longer pending, but no class; ``cfx augment`` leaves such frames
 out of its fine-tuning."""
 UNSURE_NAME = "unsure"
+_ROW_SIZES = (2, len(LABELS_HEADER))  # fields of a line of labels.csv: typed by hand, or cfx's
 
 
 @dataclass(frozen=True)
@@ -332,9 +336,16 @@ def read_task(directory: str | Path) -> Task:
     """The task in ``directory``; ``FileNotFoundError`` when there is none."""
     folder = Path(directory)
     path = folder / MANIFEST
+    if not folder.is_dir():
+        state = "is a file" if folder.exists() else "does not exist"
+        raise FileNotFoundError(
+            f"no labelling task in {folder}: it {state}; expected a task folder (with {MANIFEST})"
+        )
     if not path.is_file():
-        inside = sorted(m.parent for m in folder.glob(f"*/task/{MANIFEST}"))
-        hint = (  # a cfx augment run folder: its tasks are in round_KK/task
+        # a cfx augment run folder (its tasks are in round_KK/task) or one of its rounds
+        found = [*folder.glob(f"task/{MANIFEST}"), *folder.glob(f"*/task/{MANIFEST}")]
+        inside = sorted(m.parent for m in found)
+        hint = (
             f"; this folder holds the tasks {', '.join(str(t) for t in inside[:3])}"
             + (", ..." if len(inside) > 3 else "")
             if inside
@@ -376,14 +387,15 @@ def read_task(directory: str | Path) -> Task:
 
 def _complete_lines(path: Path) -> tuple[list[str], int]:
     """The complete lines of ``path`` and the byte size they take. A last line without its
-    newline is complete when it holds the four fields of a row (an editor that saves without
-    a final newline, as many do); otherwise it is half of one a crash cut short, ignored."""
+    newline is complete when it holds a whole row, four fields or the two ``id,label`` of a
+    hand-typed one (an editor that saves without a final newline, as many do); otherwise it is
+    half of one a crash cut short, ignored."""
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
         tail = data[end:].decode("utf-8", errors="replace")
-        fields = next(csv.reader([tail]), [])
-        if len(fields) == len(LABELS_HEADER) and all(f.strip() for f in fields[:3]):
+        fields = [f.strip() for f in next(csv.reader([tail]), [])]
+        if len(fields) in _ROW_SIZES and all(fields[:2]):
             return data.decode("utf-8").splitlines(), len(data)
         logger.warning("%s: ignoring a half-written last line %r", path, data[end:][:80])
     return data[:end].decode("utf-8").splitlines(), end
@@ -415,15 +427,18 @@ def _scan(task: Task) -> tuple[list[tuple[str, int]], bool]:
         if not any(fields):
             continue  # a blank line, e.g. the one many editors add at the end
         if not header_seen:
-            if tuple(fields) != LABELS_HEADER:
+            if tuple(fields) not in (LABELS_HEADER, LABELS_HEADER[:2]):
                 raise ValueError(
-                    f"{path} line {number}: expected the header {','.join(LABELS_HEADER)}, "
-                    f"got {row}"
+                    f"{path} line {number}: expected the header {','.join(LABELS_HEADER)} "
+                    f"(or just id,label), got {row}"
                 )
             header_seen = True
             continue
-        if len(fields) != len(LABELS_HEADER):
-            raise ValueError(f"{path} line {number}: expected 4 fields {LABELS_HEADER}, got {row}")
+        if len(fields) not in _ROW_SIZES:
+            raise ValueError(
+                f"{path} line {number}: expected the 4 fields {','.join(LABELS_HEADER)} (or "
+                f"just id,label), got {len(fields)}: {row}"
+            )
         item_id, text = fields[0], fields[1]
         if item_id not in known:
             raise ValueError(f"{path} line {number}: id {item_id!r} is not in {MANIFEST}")
@@ -463,6 +478,17 @@ def record_label(directory: str | Path, item_id: str, label: int, *, labeller: s
     _record(read_task(directory), [(item_id, label)], labeller)
 
 
+def check_labeller(labeller: object, name: str = "labeller") -> None:
+    """An error naming ``name`` unless ``labeller`` is a one-line non-empty string (it is a
+    field of ``labels.csv``)."""
+    if (
+        not isinstance(labeller, str)
+        or not labeller.strip()
+        or len(f"x{labeller}x".splitlines()) > 1
+    ):
+        raise ValueError(f"`{name}` must be a one-line non-empty string, got {labeller!r}")
+
+
 def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> None:
     """Append ``(id, label)`` pairs for a task already read, in one write and one fsync."""
     k = len(task.class_names)
@@ -481,36 +507,32 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
                 f"`label` must be a class index 0..{k - 1} ({', '.join(task.class_names)}) or "
                 f"{UNSURE} (unsure), got {label!r}"
             )
-    if not isinstance(labeller, str) or not labeller or len(f"x{labeller}x".splitlines()) > 1:
-        raise ValueError(f"`labeller` must be a one-line non-empty string, got {labeller!r}")
+    check_labeller(labeller)
     path = task.directory / LABELS
-    _, has_header = _scan(task)  # a file that no longer reads gets nothing more appended
-    if not has_header:  # missing, or emptied by hand (blank lines at most)
-        header = io.StringIO()
-        csv.writer(header, lineterminator="\n").writerow(LABELS_HEADER)
-        write_atomic(path, header.getvalue().encode("utf-8"))
-    with open(path, "rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size:
-            f.seek(size - 1)
-        ends_whole = size == 0 or f.read(1) == b"\n"
-    if not ends_whole:
-        kept = _complete_lines(path)[1]
-        if kept == size:  # a whole row saved without its final newline: end it
-            with open(path, "ab") as f:
-                f.write(b"\n")
-        else:  # a crash left half a line: drop it, it never counted
-            os.truncate(path, kept)
     lines = io.StringIO()
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     writer = csv.writer(lines, lineterminator="\n")
     for item_id, label in labels:
         # unsure in words: a class index of -1 would read as a typo in the file
         writer.writerow([item_id, UNSURE_NAME if label == UNSURE else int(label), labeller, stamp])
-    with open(path, "ab") as f:  # append mode: concurrent writers never overwrite each other
-        f.write(lines.getvalue().encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    # one writer at a time, across processes too: two first labels at once each wrote the
+    # header through one .tmp file, and one label could be lost (session 46 audit)
+    with appending_locked(path) as fd:
+        _, has_header = _scan(task)  # a file that no longer reads gets nothing more appended
+        size = os.fstat(fd).st_size
+        if not has_header:  # new, or emptied by hand (blank lines at most): start it afresh
+            os.truncate(path, 0)
+            header = io.StringIO()
+            csv.writer(header, lineterminator="\n").writerow(LABELS_HEADER)
+            lines = io.StringIO(header.getvalue() + lines.getvalue())
+        elif size and os.pread(fd, 1, size - 1) != b"\n":
+            kept = _complete_lines(path)[1]
+            if kept == size:  # a whole row saved without its final newline: end it
+                os.write(fd, b"\n")
+            else:  # a crash left half a line: drop it, it never counted
+                os.truncate(path, kept)
+        os.write(fd, lines.getvalue().encode("utf-8"))  # O_APPEND: at the end, whole
+        os.fsync(fd)
     for item_id, label in labels:
         logger.debug("label %s = %s by %s", item_id, label_name(label, task.class_names), labeller)
 
@@ -609,6 +631,35 @@ def _parse_label(text: str, names: tuple[str, ...]) -> int | None:
     return lowered.index(text.lower()) if text.lower() in lowered else None
 
 
+_SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+
+
+def _sheet_text(raw: bytes, what: str) -> str:
+    """A sheet's bytes as text: UTF-8 (with or without a BOM), UTF-16 with its BOM (Excel's
+    "Unicode Text") or, failing UTF-8, Windows-1252 (Excel's CSV in western locales); a
+    workbook or any other file is an error naming ``what``."""
+    if raw.startswith(b"PK\x03\x04"):
+        raise ValueError(
+            f"{what} is a spreadsheet workbook (.xlsx or .ods), not a CSV file; save it as "
+            "CSV (UTF-8) from the spreadsheet and import that"
+        )
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")  # -sig: spreadsheets add a BOM
+    except UnicodeDecodeError:  # a spreadsheet saved in its locale's code page (Excel's)
+        pass
+    try:
+        text = raw.decode("cp1252")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{what} is not text cfx can read (neither UTF-8 nor Windows-1252: byte "
+            f"{raw[err.start]:#04x} at {err.start}); save it as CSV (UTF-8)"
+        ) from None
+    logger.warning("%s is not UTF-8: read as Windows-1252 (Excel's)", what)
+    return text
+
+
 def import_csv(
     directory: str | Path, path: str | Path, *, labeller: str = "csv", name: str = "path"
 ) -> int:
@@ -627,9 +678,11 @@ def import_csv(
     counts once). Errors call the file ``name``.
     """
     task = read_task(directory)
+    check_labeller(labeller)
     source = Path(path)
     if not source.is_file():
-        raise FileNotFoundError(f"`{name}` must be a CSV file, got {source} (not found)")
+        found = "a folder" if source.is_dir() else "not a file" if source.exists() else "not found"
+        raise FileNotFoundError(f"`{name}` must be a CSV file, got {source} ({found})")
     names, known = task.class_names, set(task.ids)
     numbers = [int(i) for i in task.ids if i.isascii() and i.isdigit()]
     ids_by_number = (  # only when every id is a number and no two share one
@@ -639,12 +692,7 @@ def import_csv(
     )
     given: list[tuple[str, int]] = []
     rows_of: dict[str, tuple[int, int]] = {}  # id -> (first row giving it, its label)
-    raw = source.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")  # -sig: spreadsheets add a BOM
-    except UnicodeDecodeError:  # a spreadsheet saved in its locale's code page (Excel's)
-        text = raw.decode("cp1252")
-        logger.warning("`%s` %s is not UTF-8: read as Windows-1252 (Excel's)", name, source)
+    text = _sheet_text(source.read_bytes(), f"`{name}` {source}")
     with io.StringIO(text, newline="") as f:
         first = f.readline()
         f.seek(0)
@@ -661,10 +709,18 @@ def import_csv(
         at_id, at_label = header.index("id"), header.index("label")
         for row in reader:
             where = f"`{name}` {source} row {reader.line_num}"
-            text = row[at_label].strip() if at_label < len(row) else ""
+            if not any(field.strip() for field in row):
+                continue  # a blank row
+            if len(row) != len(header):  # a shifted or cut row read its label from elsewhere
+                raise ValueError(
+                    f"{where}: expected {len(header)} fields ({', '.join(written_header)}), "
+                    f"got {len(row)}: {row}; every row needs the header's columns, in order, "
+                    f"separated by {_SEPARATORS[delimiter]} as the header is"
+                )
+            text = row[at_label].strip()
             if not text:
                 continue
-            written = row[at_id].strip() if at_id < len(row) else ""
+            written = row[at_id].strip()
             item_id = _find_id(written, known, ids_by_number)
             if item_id is None:
                 raise ValueError(f"{where}: id {written!r} is not in the task {task.directory}")

@@ -115,6 +115,8 @@ def test_serve_prints_its_url_serves_and_stops_on_ctrl_c(task_dir):
                 assert json.loads(response.read())["total"] == N
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=30) == 0
+            # it said nothing on Ctrl-C without -v; now where the task stands
+            assert f"stopped: 0 of {N} items labelled, {N} pending" in proc.stderr.read()  # type: ignore[union-attr]
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -124,3 +126,24 @@ def test_serve_prints_its_url_serves_and_stops_on_ctrl_c(task_dir):
 def test_csv_is_required(action, task_dir):
     with pytest.raises(SystemExit):
         main(["label", action, str(task_dir)])
+
+
+def test_import_says_how_many_are_left_and_refuses_an_empty_labeller(task_dir, tmp_path, capsys):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id,label\n000000,tumour\n000001,\n")
+    assert main(["label", "import", str(task_dir), "--csv", str(sheet)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.strip() == f"recorded 1 label(s) from {sheet}; 1 of {N} items labelled, {N - 1} pending"
+    )
+    assert main(["label", "import", str(task_dir), "--csv", str(sheet), "--labeller", " "]) == 2
+    assert "`--labeller` must be a one-line non-empty string, got ' '" in capsys.readouterr().err
+
+
+def test_an_empty_host_is_refused(task_dir, capsys, monkeypatch):
+    """--host "" served every address of the machine, printed as 0.0.0.0."""
+    import cfx.label
+
+    monkeypatch.setattr(cfx.label, "serve", lambda *a, **k: pytest.fail("served on host ''"))
+    assert main(["label", "serve", str(task_dir), "--host", "", "--port", "0"]) == 2
+    assert "`--host` must be an address" in capsys.readouterr().err

@@ -181,6 +181,8 @@ def test_make_server_checks_its_arguments(task_dir, tmp_path):
         make_server(task_dir, port=70000)
     with pytest.raises(FileNotFoundError, match="no labelling task"):
         make_server(tmp_path / "empty")
+    with pytest.raises(ValueError, match=r"`host` must be an address of this machine .*got ''"):
+        make_server(task_dir, host="")
 
 
 def test_page_html_ships_in_the_wheel():
@@ -223,3 +225,32 @@ def test_a_bad_content_length_is_a_clear_refusal(server):
     answer = conn.getresponse()
     assert answer.status == 400 and b"expected a JSON body" in answer.read()
     conn.close()
+
+
+def test_a_folder_it_cannot_write_is_named_before_serving(task_dir, monkeypatch):
+    """The page started, and every click failed with "the label was not saved"."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(PermissionError, match=r"cannot save labels in the task folder .*task"):
+        make_server(task_dir)
+
+
+def test_an_ipv6_host_is_served(task_dir):
+    """--host ::1 failed: the server bound IPv4 only."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server, thread = start(task_dir, host="::1")
+    try:
+        assert server.url.startswith("http://[::1]:")
+        assert get_json(server, "/api/task")["total"] == N
+    finally:
+        stop(server, thread)

@@ -468,3 +468,91 @@ def test_a_manifest_write_task_would_refuse_is_not_read(task_dir, edit, match):
     path.write_text(json.dumps(edit(json.loads(path.read_text()))))
     with pytest.raises(ValueError, match="is not a cfx labelling manifest: .*" + match):
         read_task(task_dir)
+
+
+# -- session 46 audit -------------------------------------------------------------------------
+
+
+def test_a_writer_waits_for_another_holding_the_labels_file(task_dir):
+    """Two first labels at once each wrote the header through one labels.csv.tmp: one
+    failed, and now and then one label was lost. Writers now take turns through a lock."""
+    import os
+    import threading
+
+    from cfx.files import appending_locked
+
+    with appending_locked(task_dir / "labels.csv") as fd:  # another writer, mid-write
+        writer = threading.Thread(target=record_label, args=(task_dir, "000001", 1))
+        writer.start()
+        writer.join(timeout=1.0)
+        assert writer.is_alive()  # waiting for the lock, not writing over this one
+        os.write(fd, b"id,label,labeller,timestamp\n000000,0,other,2026-12-06\n")
+    writer.join(timeout=30)
+    assert read_labels(task_dir) == {"000000": 0, "000001": 1}
+    assert label_lines(task_dir) == [("000000", "0", "other"), ("000001", "1", "web")]
+
+
+def test_labels_typed_by_hand_as_id_label_count_and_are_kept(task_dir):
+    """A hand-typed last line `000001,healthy` without a newline was taken for crash debris,
+    ignored, then cut from the file by the next label."""
+    path = task_dir / "labels.csv"
+    path.write_text("id,label\n000000,tumour\n000001,healthy")  # an editor's file, no newline
+    assert read_labels(task_dir) == {"000000": 1, "000001": 0}
+    record_label(task_dir, "000002", 1)
+    assert read_labels(task_dir) == {"000000": 1, "000001": 0, "000002": 1}
+    assert path.read_text().startswith("id,label\n000000,tumour\n000001,healthy\n000002,1,web,")
+    path.write_text("id,label\n000000,tumour,me\n")  # three fields: not a row cfx can read
+    with pytest.raises(ValueError, match=r"line 2: expected the 4 fields .* \(or just id,label\)"):
+        read_labels(task_dir)
+
+
+@pytest.mark.parametrize(
+    ("sheet", "match"),
+    [
+        (  # a row cut short: its label was read as empty, and the row skipped in silence
+            "id,image,suggested,label\n000000,tumour\n",
+            r"row 2: expected 4 fields \(id, image, suggested, label\), got 2",
+        ),
+        (  # a column inserted in the rows only: the suggested column was read as the label
+            "id,image,suggested,label\n000002,,images/000002.png,healthy,tumour\n",
+            r"row 2: expected 4 fields .* got 5",
+        ),
+        (  # rows separated unlike the header: recorded 0 labels
+            "id,label\n000000;tumour\n",
+            r"row 2: expected 2 fields .* separated by commas as the header is",
+        ),
+    ],
+)
+def test_import_csv_refuses_rows_unlike_the_header(task_dir, tmp_path, sheet, match):
+    path = tmp_path / "sheet.csv"
+    path.write_text(sheet)
+    with pytest.raises(ValueError, match=match):
+        import_csv(task_dir, path)
+    assert read_labels(task_dir) == {}
+
+
+def test_import_csv_reads_utf16_and_names_a_workbook_or_unreadable_bytes(task_dir, tmp_path):
+    path = tmp_path / "sheet.csv"
+    path.write_bytes("id\tlabel\n000000\ttumour\n".encode("utf-16"))  # Excel "Unicode Text"
+    assert import_csv(task_dir, path) == 1 and read_labels(task_dir) == {"000000": 1}
+    path.write_bytes(b"PK\x03\x04" + bytes(60))  # a .xlsx saved under a .csv name
+    with pytest.raises(ValueError, match=r"`path` .*sheet.csv is a spreadsheet workbook"):
+        import_csv(task_dir, path)
+    path.write_bytes(b"id,label\n000001,tumo\x81r\n")  # neither UTF-8 nor Windows-1252
+    with pytest.raises(ValueError, match=r"sheet.csv is not text cfx can read .*byte 0x81"):
+        import_csv(task_dir, path)
+    with pytest.raises(FileNotFoundError, match=r"must be a CSV file, got .* \(a folder\)"):
+        import_csv(task_dir, tmp_path)
+
+
+def test_a_missing_folder_a_file_or_a_round_folder_is_named(tmp_path):
+    with pytest.raises(
+        FileNotFoundError, match=r"no labelling task in .*nowhere: it does not exist"
+    ):
+        read_task(tmp_path / "nowhere")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileNotFoundError, match=r"file: it is a file; expected a task folder"):
+        read_task(tmp_path / "file")
+    write_task(tmp_path / "round_00" / "task", known_images()[:2])
+    with pytest.raises(FileNotFoundError, match=r"this folder holds the tasks .*round_00.task$"):
+        read_task(tmp_path / "round_00")

@@ -32,9 +32,11 @@ def make_task(directory: Path) -> Path:
     return write_task(directory, known_images(), context=known_context(), suggested=SUGGESTED)
 
 
-def start(directory: Path, port: int = 0) -> tuple[LabelServer, threading.Thread]:
+def start(
+    directory: Path, port: int = 0, host: str = "127.0.0.1"
+) -> tuple[LabelServer, threading.Thread]:
     """A labelling server for ``directory`` serving in a daemon thread."""
-    server = make_server(directory, port=port)
+    server = make_server(directory, host=host, port=port)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread
