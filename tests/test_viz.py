@@ -555,3 +555,14 @@ def test_a_result_passed_whole_to_the_figures_says_which_tensors_to_pass(tmp_pat
         probability_curves(res, tmp_path / "p.png")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"`path` is required"):
         trajectory_strip(res.frames, res.probs)
+
+
+def test_shortcut_examples_refuses_an_empty_choice_of_rows(tmp_path):
+    """rows=[] drew a 1032 x 210 figure of empty axes (session 46 audit)."""
+    from cfx.viz.shortcuts import shortcut_examples
+    from tests.shortcuts.test_audit import _toy_audit
+
+    report, _ = _toy_audit(4.0, 0.0)
+    with pytest.raises(ValueError, match="`rows` must name at least one path to draw, got none"):
+        shortcut_examples(report, tmp_path / "e.png", rows=[])
+    assert not (tmp_path / "e.png").exists()

@@ -18,6 +18,7 @@ from cfx.cli import shortcuts as shortcuts_cmd
 from cfx.cli import train as train_cmd
 from cfx.cli import trajectory as trajectory_cmd
 from cfx.cli.console import console
+from cfx.errors import check_seed
 
 
 class HelpWithDefaults(argparse.HelpFormatter):
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         hint = " (a list is one argument, comma-separated: a,b)" if stray else ""
         command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     try:
+        if getattr(args, "seed", None) is not None:  # a seed NumPy or torch cannot take failed
+            check_seed("--seed", args.seed, optional=False)  # late: "Overflow when unpacking"
         with console(args.verbose):
             return int(args.run(args) or 0)
     except BrokenPipeError as err:  # `cfx ... | head` stopped reading: stop quietly, as

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 
@@ -58,6 +59,12 @@ def out_folder(path: Path, flag: str = "--out") -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(f"`{flag}` {path}: cannot create the folder ({err.strerror or err})") from err
+    try:  # a folder that exists but takes no files (read-only disk, another user's) failed last
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        why = err.strerror or err
+        raise OSError(f"`{flag}` {path}: cannot write in the folder ({why})") from err
     return path
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from cfx.shortcuts import MarkerCell, ShortcutReport
+    from cfx.types import Classifier
 
 log = logging.getLogger(__name__)
 METHODS = ("gradient", "monotone")
@@ -39,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "in some group of source images (by class and marker) with --min-paths flipped paths, "
         "at least --flag-rate of them go via the marker (the marker region gets "
         "--min-enrichment times its area share of the change) or have their flip undone by "
-        "putting the marker region back. The paths end at a target probability of 0.95, just "
-        "past the boundary. summary.json and report.md give the counts "
-        "behind the verdict. Your own "
+        "putting the marker region back. The paths stop once the target probability passes "
+        "0.95, close to the boundary (report.md gives where they end). summary.json and "
+        "report.md give the counts behind the verdict. Your own "
         "images go in with --input, --labels, --marker-mask (the region you suspect, e.g. a "
         "hospital's tag) and --marker-present (which images carry it).",
     )
@@ -151,8 +152,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _finite(value: float) -> float | None:
-    """JSON has no NaN: undefined numbers become null."""
-    return None if math.isnan(value) else value
+    """JSON has no NaN: undefined numbers become null; the rest keep 6 significant digits
+    (a float32 share of 1/6 was written 0.1666666716337204)."""
+    if isinstance(value, int):  # a count stays a count
+        return value
+    return None if math.isnan(value) else float(f"{float(value):.6g}")
 
 
 def _cell(value: float, digits: int = 2) -> str:
@@ -283,14 +287,21 @@ GAP = 0.5
 verdict that does not flag the classifier."""
 
 
+GAP_P = 0.01
+"""...and Fisher's exact test puts the chance of a gap that large, were the marker irrelevant,
+below this."""
+
+
 def marker_accuracy_gaps(
-    pred: Tensor, labels: Tensor, present: Tensor, names: tuple[str, ...], min_images: int = 10
+    pred: Tensor, labels: Tensor, present: Tensor, names: tuple[str, ...]
 ) -> list[str]:
     """Each class whose images with the marker are classified right at least :data:`GAP`
-    more or less often than those without (both groups of ``min_images`` or more, so that
-    the gap is unlikely to be chance), in words:
-    "healthy images with the marker are classified right in 0% (4 images), without it in
-    100% (5)"."""
+    more or less often than those without, where Fisher's exact test gives such a gap a
+    chance below :data:`GAP_P` (it needed 10 images a group: 9 of 9 against 1 of 15 went
+    unsaid), in words: "healthy images with the marker are classified right in 0% (4
+    images), without it in 100% (5)"."""
+    from scipy.stats import fisher_exact
+
     from cfx.metrics import group_accuracies  # the report's own accuracies by group
 
     acc = group_accuracies(
@@ -298,16 +309,46 @@ def marker_accuracy_gaps(
     )
     out = []
     for k, name in enumerate(names):
-        sizes = [int(((labels == k) & present).sum()), int(((labels == k) & ~present).sum())]
-        if min(sizes) < min_images:
+        groups = [(labels == k) & present, (labels == k) & ~present]
+        sizes = [int(g.sum()) for g in groups]
+        if min(sizes) == 0:
             continue
+        right = [int((pred[g] == k).sum()) for g in groups]
+        table = [[right[0], sizes[0] - right[0]], [right[1], sizes[1] - right[1]]]
         marked, unmarked = acc[f"{name}_marker"], acc[f"{name}_no_marker"]
-        if abs(marked - unmarked) >= GAP:
+        if abs(marked - unmarked) >= GAP and float(fisher_exact(table).pvalue) < GAP_P:
             out.append(
                 f"{name} images with the marker are classified right in {marked:.0%} "
                 f"({sizes[0]} images), without it in {unmarked:.0%} ({sizes[1]})"
             )
     return out
+
+
+def reachable_enrichment(share: float, min_enrichment: float, region: str) -> None:
+    """An error when a marker region covering ``share`` of the image cannot reach
+    ``--min-enrichment`` even holding all of a path's change (enrichment is share of the
+    change / ``share``, at most 1 / ``share``): then no path could go via the marker."""
+    if share * min_enrichment >= 1:
+        raise ValueError(
+            f"`--min-enrichment` {min_enrichment:g} cannot be reached: {region} covers "
+            f"{share:.1%} of the image, so a path changing only it gets {1 / share:.3g}x its "
+            "area share at most, and none could go via the marker"
+            + ("; mark the suspected region only" if share > 0.5 else "")
+        )
+
+
+def class_count(classifier: Classifier, image: Tensor) -> int | None:
+    """How many classes ``classifier`` scores, read off one ``image``; None when it cannot
+    read it (the audit names that error)."""
+    import torch
+
+    from cfx.calls import class_logits, frozen
+
+    try:
+        with frozen(classifier), torch.no_grad():
+            return int(class_logits(classifier, image).shape[1])
+    except (RuntimeError, ValueError, TypeError):
+        return None
 
 
 def class_names(text: str | None) -> tuple[str, str]:
@@ -442,6 +483,14 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     classifier = load_model("--classifier", classifier_source)
     from cfx.inversion import zero_image
 
+    k = class_count(classifier, zero_image(generator))
+    if k is not None and k != 2:  # it said `class_names` must name 3, and --class-names takes 2
+        raise ValueError(
+            f"`--classifier` {args.classifier} has {k} classes; cfx shortcuts walks each image "
+            "into the other of two classes, so it audits two-class classifiers (from Python, "
+            "cfx.shortcuts.ShortcutAudit takes a target class per image)"
+        )
+
     # a classifier trained at another size than the generator's frames: the explainer says so
     common = {
         "steps": args.steps,
@@ -469,13 +518,7 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     if args.input is not None:
         c, h, w = zero_image(generator).shape[1:]
         x, labels, lesion, marker, present = user_sources(args, (c, h, w), files)
-        share = float(marker.float().mean())
-        if share * args.min_enrichment >= 1:
-            raise ValueError(
-                f"`--marker-mask` covers {share:.0%} of the image: no path can give it "
-                f"{args.min_enrichment:g}x its area share of the change (--min-enrichment), so "
-                "none could go via the marker; mark the suspected region only"
-            )
+        reachable_enrichment(float(marker.float().mean()), args.min_enrichment, "`--marker-mask`")
         out_folder(args.out)  # the inputs read: an unwritable --out fails before the work
         report = audit.audit(
             x, 1 - labels, lesion_masks=lesion, marker_masks=marker, marker_present=present
@@ -493,6 +536,10 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
             )
         )
     else:
+        from cfx.data.brain import marker_mask
+
+        box = float(marker_mask().float().mean())
+        reachable_enrichment(box, args.min_enrichment, "the built-in slices' marker box")
         out_folder(args.out)  # before the work: an unwritable --out fails now
         # marker independent of the label: a clean classifier has no reason to touch it
         data = make_dataset(args.n, seed=args.seed, tagged=True, tag_correlation=0.5)
@@ -538,13 +585,16 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
         sections.append(direction_markdown(name, summary, text, audit.lesion_dilation, lesions))
     # the figure first: the files below keep every warning of the run, its own too
     shortcut_examples(report, out / "examples.png", directions=dirs, files=files)
+    ends = report.paths.probs[report.counted, -1]  # (n_counted,)
+    end_median = _finite(round(float(ends.median()), 4)) if len(ends) else None
     result = {
         "classifier": args.classifier,
         "generator": args.generator,
         "method": args.method,
         "saliency": args.saliency,
         "steps": args.steps,
-        "margin": CROSSING_MARGIN,  # the target probability the paths end at
+        "margin": CROSSING_MARGIN,  # the target probability the paths stop past
+        "p_target_end_median": end_median,  # where the counted paths' last frames are
         "inversion_steps": args.inversion_steps,
         "n": n,
         "seed": args.seed,
@@ -569,6 +619,11 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
         "seconds": time.perf_counter() - t0,
     }
     (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    ending = ""  # where the paths end: past the margin, a monotone path's by more
+    if end_median is not None:
+        ending = f": the counted paths' last frames are at a median of {end_median:.3f}"
+        if args.method == "monotone":
+            ending += " (a monotone path's last frame must stay past it also when blurred)"
     header = [
         f"# Shortcut report: `{args.classifier}`",
         "",
@@ -584,8 +639,8 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
         f"{args.min_paths} counted paths, at least {args.flag_rate:.0%} of them go via the "
         "marker, or have their flip undone by restoring the marker region (pasting the "
         "reconstruction G(z_0)'s region back into the last frame): the same question asked "
-        f"by intervention. Paths end at a target probability of {CROSSING_MARGIN:g}, just "
-        "past the boundary.",
+        f"by intervention. Paths stop once the target probability passes {CROSSING_MARGIN:g}, "
+        f"close to the boundary{ending}.",
         "",
         f"**Verdict: {verdict}**",
         "",

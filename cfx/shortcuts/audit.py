@@ -58,7 +58,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from cfx.calls import class_logits, frozen, target_prob
+from cfx.calls import call_named, class_logits, frozen, target_prob
 from cfx.data.brain import SIZE, marker_mask
 from cfx.errors import check
 from cfx.images import binary_masks, check_images
@@ -74,8 +74,9 @@ from cfx.types import Classifier, Generator
 
 logger = logging.getLogger(__name__)
 
-# The audit's paths end just past the boundary (not at the explainers' default 0.99): a shortcut
-# shows most plainly in the smallest change that crosses it.
+# The audit's paths stop once past this (not the explainers' default 0.99): a shortcut shows most
+# plainly in the smallest change that crosses the boundary. A monotone path's last frame must
+# stay past it also when blurred, so it lands further (summary.json: p_target_end_median).
 CROSSING_MARGIN = 0.95
 
 ExplainerName = Literal["gradient", "monotone"]
@@ -166,7 +167,8 @@ class ShortcutAudit:
             their defaults and ``steps``; or a configured explainer object for
             ``classifier`` (then ``steps`` is ignored).
         saliency: a saliency method for ``classifier`` (``attribute(x, target) ->
-            (B, 1, H, W)``); None uses :class:`~cfx.saliency.Gradient`.
+            (B, 1, H, W)``), or its name as ``cfx saliency`` spells it (``"gradcam"``,
+            :data:`cfx.saliency.compare.METHODS`); None uses :class:`~cfx.saliency.Gradient`.
         steps: frames ``T`` of the paths built from a name.
         lesion_dilation: px grown around the lesion masks (as in ``localisation``).
         min_enrichment: a path goes via the marker when the marker's share of the change is
@@ -189,7 +191,7 @@ class ShortcutAudit:
         classifier: Classifier,
         *,
         explainer: ExplainerName | PathExplainer = "gradient",
-        saliency: SaliencyMethod | None = None,
+        saliency: SaliencyMethod | str | None = None,
         steps: int = 10,
         lesion_dilation: int = 3,
         min_enrichment: float = 4.0,
@@ -284,10 +286,14 @@ class ShortcutAudit:
     def _saliency(self) -> SaliencyMethod:
         if self.saliency is None:
             return Gradient(self.classifier)
+        if isinstance(self.saliency, str):  # as the command line names them
+            from cfx.saliency.compare import build_method
+
+            return build_method(self.saliency, self.classifier)
         if not callable(getattr(self.saliency, "attribute", None)):
             raise TypeError(
-                "`saliency` must be None or an object with attribute(x, target), got "
-                f"{type(self.saliency).__name__}"
+                "`saliency` must be None, a method name or an object with attribute(x, "
+                f"target), got {type(self.saliency).__name__}"
             )
         return self.saliency
 
@@ -359,7 +365,13 @@ class ShortcutAudit:
         with frozen(self.generator), torch.no_grad(), notices_held("cfx_models"):
             generator_probe(self.generator, x, name="x")
         with frozen(self.classifier), torch.no_grad():  # checked before the paths are walked
-            logits = class_logits(self.classifier, x)  # (B, K)
+            logits = call_named(  # a colour classifier of grey images failed inside torch
+                lambda: class_logits(self.classifier, x),
+                {"classifier": self.classifier},
+                x,
+                f"`classifier` cannot read `x` of shape {tuple(x.shape)}, the generator's "
+                "frames' shape, which the paths are made of",
+            )  # (B, K)
         check(
             logits.shape[1] == len(names),
             ValueError,

@@ -64,6 +64,8 @@ def shortcut_examples(
     if files is not None and len(files) != b:
         raise ValueError(f"`files` must name the report's {b} images, got {len(files)} names")
     picked = pick_examples(report) if rows is None else [int(r) for r in rows]
+    if rows is not None and not picked:  # drew a figure of empty axes
+        raise ValueError("`rows` must name at least one path to draw, got none")
     wrong = [r for r in picked if not 0 <= r < b]
     if wrong:
         raise ValueError(f"`rows` must be rows of the report's {b} paths, got {wrong[:5]}")

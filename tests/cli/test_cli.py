@@ -352,3 +352,20 @@ def test_data_preview_of_your_images_names_its_mistakes(tmp_path, capsys, argv, 
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(["data", "preview", *argv]) == 2
     assert re.search(match, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["shortcuts", "--seed", "99999999999999999999"],
+        ["trajectory", "--target", "healthy", "--seed", "-3"],
+        ["saliency", "compare", "--seed", "4294967296"],
+        ["train", "classifier", "--arch", "brain-cnn", "--seed", "-1"],
+    ],
+)
+def test_a_seed_out_of_range_is_named_before_any_work(argv, tmp_path, capsys):
+    """cfx shortcuts --seed 99999999999999999999 said only "Overflow when unpacking long long"
+    after loading its models (session 46 audit); every command's --seed is checked at once."""
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    assert f"`--seed` must be an int in [0, 2**32), got {argv[-1]}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -6,6 +6,10 @@ import torch
 from cfx.cli import main
 
 
+def groups_of(summary):
+    return [*summary["accuracy_by_group"].values(), summary["marker_rate"]]
+
+
 def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
     out = tmp_path / "sc"
     args = ["shortcuts", "--classifier", "brain-cnn", "--n", "4", "--steps", "3"]
@@ -22,6 +26,9 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
     assert (summary["status"] == "flagged") == summary["flagged"]
     assert 0 <= summary["n_counted"] <= 4
     assert summary["marker_rate"] is None or 0.0 <= summary["marker_rate"] <= 1.0
+    shares = [p["marker_share_of_change"] for p in summary["paths"]]
+    shares += [v for v in groups_of(summary) if v is not None]
+    assert all(len(repr(v)) <= 9 for v in shares)  # 6 digits: no float32 tail (0.16666667163)
     assert set(summary["directions"]) == {"tumour->healthy", "healthy->tumour"}
     groups = summary["accuracy_by_group"]
     assert (
@@ -70,6 +77,11 @@ def test_shortcuts_writes_summary_report_and_figure(tmp_path, capsys):
     assert "| marker region |" in report
     assert "| tumour->healthy | tumour images with the marker |" in report
     assert summary["verdict"] in capsys.readouterr().out
+    # the paths stop past 0.95, not at it: where they end is said
+    end = summary["p_target_end_median"]
+    counted = [p["p_target_end"] for p in summary["paths"] if p["counted"]]
+    assert end is None if not counted else end >= 0.95
+    assert "Paths stop once the target probability passes 0.95, close to the boundary" in report
 
 
 def test_shortcuts_bad_arguments_are_clear_errors(tmp_path, capsys):
@@ -84,6 +96,30 @@ def test_shortcuts_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert "`--generator`: 'brain-cnn' is a classifier" in capsys.readouterr().err
     assert main(["shortcuts", "--saliency", "magic", "--out", str(tmp_path)]) == 2
     assert "unknown saliency method 'magic'" in capsys.readouterr().err
+    # the built-in box is 121 of 4096 pixels: 33.9x is the most a path can give it
+    assert main(["shortcuts", "--min-enrichment", "50", "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert "`--min-enrichment` 50 cannot be reached: the built-in slices' marker box covers " in err
+    assert "gets 33.9x its area share at most" in err and not (tmp_path / "e").exists()
+
+
+def test_a_classifier_the_command_cannot_audit_is_named(tmp_path, capsys):
+    """A 3-class classifier was refused as "`class_names` must name each of the classifier's
+    3 classes", which --class-names (two names) cannot; a colour classifier of the grey
+    generator's frames failed with a traceback from inside torch (session 46 audit)."""
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+
+    BrainCNN(BrainCNNConfig(num_classes=3, width=4, blocks=2)).save_pretrained(tmp_path / "k3")
+    BrainCNN(BrainCNNConfig(channels=3, width=4, blocks=2)).save_pretrained(tmp_path / "rgb")
+    argv = ["shortcuts", "--n", "4", *FAST, "--out", str(tmp_path / "o")]
+    assert main([*argv, "--classifier", str(tmp_path / "k3")]) == 2
+    assert "k3 has 3 classes; cfx shortcuts walks each image into the other of two classes" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv, "--classifier", str(tmp_path / "rgb")]) == 2
+    err = capsys.readouterr().err
+    assert "`classifier` cannot read `x` of shape (4, 1, 64, 64), the generator's frames'" in err
+    assert "Traceback" not in err
 
 
 FAST = ["--method", "gradient", "--steps", "3", "--inversion-steps", "0", "--no-progress"]
@@ -236,7 +272,11 @@ def test_your_own_images_need_what_describes_them(tmp_path, capsys):
     ]
     np.save(tmp_path / "half.npy", np.arange(64 * 64).reshape(64, 64) % 2 == 0)
     later.append(  # 50% of the image can never hold 4x its share of the change
-        ({"--marker-mask": str(tmp_path / "half.npy")}, "covers 50% of the image: no path")
+        (
+            {"--marker-mask": str(tmp_path / "half.npy")},
+            "`--min-enrichment` 4 cannot be reached: `--marker-mask` covers 50.0% of the image, "
+            "so a path changing only it gets 2x its area share at most",
+        )
     )
     for change, message in later:
         given = [x for flag, value in {**flags, **change}.items() for x in (flag, value)]
@@ -270,18 +310,28 @@ def test_what_a_run_warned_is_in_its_report(tmp_path):
 
 
 def test_a_marker_accuracy_gap_is_said_in_words():
-    """Healthy images with the marker all called tumour (0 of 4 right), without it all right
-    (3 of 3): said, with the group sizes; tumour images (4 and 3, 75% and 67% right: a gap
-    of 8 points) are not, nor is a group under the minimum (10 by default)."""
+    """Healthy images with the marker 1 of 9 right, without it 15 of 15 (the session 46
+    audit's run with its marker mask in the wrong corner): said, with the group sizes, though
+    a group has under 10 images (the old minimum kept it silent; Fisher's p is 1e-5). Tumour
+    images (75% and 67% right: a gap of 8 points) are not."""
     from cfx.cli.shortcuts import marker_accuracy_gaps
 
-    labels = torch.tensor([0] * 7 + [1] * 7)
-    present = torch.tensor([True] * 4 + [False] * 3 + [True] * 4 + [False] * 3)
-    pred = torch.tensor([1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 1, 1, 0])  # healthy rows, then tumour
+    labels = torch.tensor([0] * 24 + [1] * 7)
+    present = torch.tensor([True] * 9 + [False] * 15 + [True] * 4 + [False] * 3)
+    pred = torch.tensor([0] + [1] * 8 + [0] * 15 + [1, 1, 1, 0, 1, 1, 0])
     names = ("healthy", "tumour")
-    assert marker_accuracy_gaps(pred, labels, present, names, min_images=3) == [
-        "healthy images with the marker are classified right in 0% (4 images), without it "
-        "in 100% (3)"
+    assert marker_accuracy_gaps(pred, labels, present, names) == [
+        "healthy images with the marker are classified right in 11% (9 images), without it "
+        "in 100% (15)"
     ]
-    assert marker_accuracy_gaps(pred, labels, present, names, min_images=4) == []
-    assert marker_accuracy_gaps(pred, labels, present, names) == []  # under 10 images each
+
+
+def test_a_gap_as_likely_as_chance_is_not_said():
+    """0 of 4 against 3 of 3 right: a gap of 100 points, but one a marker that plays no part
+    gives 3% of the time (Fisher's p 0.029 > 0.01)."""
+    from cfx.cli.shortcuts import marker_accuracy_gaps
+
+    labels = torch.zeros(7, dtype=torch.long)
+    present = torch.tensor([True] * 4 + [False] * 3)
+    pred = torch.tensor([1, 1, 1, 1, 0, 0, 0])
+    assert marker_accuracy_gaps(pred, labels, present, ("healthy", "tumour")) == []

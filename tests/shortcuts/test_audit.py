@@ -456,7 +456,7 @@ def test_bad_arguments_are_clear_errors():
     other = GradientAscent(g, RegionClassifier(0.0, 1.0))
     with pytest.raises(ValueError, match="`explainer` explains a different classifier"):
         run(ShortcutAudit(g, f, explainer=other))
-    with pytest.raises(TypeError, match="`saliency` must be None or an object"):
+    with pytest.raises(TypeError, match="`saliency` must be None, a method name or an object"):
         run(ShortcutAudit(g, f, saliency=object()))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`flag_rate` must be a number in \(0, 1\], got 0"):
         run(ShortcutAudit(g, f, flag_rate=0))
@@ -747,3 +747,16 @@ def test_reading_images_as_the_brain_slices_is_said(brain, caplog):
             *args, lesion_masks=data.masks[:2], latents=latents[:2], marker_present=data.tags[:2]
         )
     assert not any(said in r.getMessage() for r in caplog.records)
+
+
+def test_a_saliency_method_by_its_command_line_name():
+    """ShortcutAudit(saliency="gradient-x-input") was a TypeError though the command line takes
+    names; it builds the method build_method builds."""
+    from cfx.saliency import GradientXInput
+
+    by_name, f = _toy_audit(4.0, 0.0, saliency="Gradient-X-Input")
+    by_object, _ = _toy_audit(4.0, 0.0, saliency=GradientXInput(f))
+    assert torch.equal(by_name.saliency_maps, by_object.saliency_maps)
+    assert float(by_name.saliency_maps.abs().sum()) > 0
+    with pytest.raises(KeyError, match="magic"):
+        _toy_audit(4.0, 0.0, saliency="magic")
