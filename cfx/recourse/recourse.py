@@ -37,6 +37,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from numbers import Real
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -174,10 +175,16 @@ class Recourse:
         if self.cost not in COSTS:
             raise UnknownNameError(f"`cost` must be one of {COSTS}, got {self.cost!r}")
         check_real("threshold", self.threshold, low=0, high=1, open_low=True, open_high=True)
-        if self.target_proba is not None:
-            check_real(
-                "target_proba", self.target_proba, low=self.threshold, high=1, open_high=True
+        aim = self.target_proba
+        if aim is not None:
+            want = (
+                f"`target_proba` must be None or a number in [threshold, 1) = "
+                f"[{self.threshold}, 1), got {aim!r}"
             )
+            if not isinstance(aim, Real) or isinstance(aim, bool):
+                raise TypeError(want)
+            if not self.threshold <= aim < 1:
+                raise ValueError(want)
         check_real("support", self.support, low=0, high=1)
         check_real("plausibility_weight", self.plausibility_weight, low=0)
         Constraints(max_changes=self.max_changes)  # validates it

@@ -241,8 +241,8 @@ def test_target_proba_asks_plans_for_a_margin(hand):
     # who is denied still follows the threshold: p = 0.55 is approved, nothing to change
     (ok,) = rec.explain(_applicant(x2=2.2 + float(np.log(0.55 / 0.45))))
     assert ok.status == "approved"
-    for bad in (0.4, 1.0, "0.6"):
-        with pytest.raises(ValueError, match=r"`target_proba` must be None or a number in"):
+    for bad, error in ((0.4, ValueError), (1.0, ValueError), ("0.6", TypeError)):
+        with pytest.raises(error, match=r"`target_proba` must be None or a number in"):
             Recourse(model, schema, target_proba=bad).fit(X)
 
 
