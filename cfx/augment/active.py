@@ -33,8 +33,10 @@ import copy
 import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from numbers import Real
 from pathlib import Path
 from typing import Any, Literal
 
@@ -172,6 +174,14 @@ class ActiveLearner:
             ValueError,
             f"`rounds` must not exceed `budget` ({self.budget}), got {self.rounds}",
         )
+        check_int("inversion_steps", self.inversion_steps, minimum=0)  # before `out` is claimed
+        levels = self.frame_levels
+        check(  # "0.4" failed as "'<' not supported between 'float' and 'str'"
+            not isinstance(levels, str)
+            and all(isinstance(lv, Real) and not isinstance(lv, bool) for lv in levels),
+            TypeError,
+            f"`frame_levels` must be a sequence of numbers in (0, 1), got {levels!r}",
+        )
         check(
             len(self.frame_levels) > 0
             and all(0.0 < lv < 1.0 for lv in self.frame_levels)
@@ -267,6 +277,11 @@ class ActiveLearner:
                 back from ``out`` are scored again, so a resumed run reports one test set.
         """
         self._check()
+        check(
+            isinstance(out, str | os.PathLike),
+            TypeError,
+            f"`out` must be a folder path (str or Path), got {type(out).__name__}",
+        )
         pool = check_images(pool, "pool")
         train_images = check_images(train_images, "train_images")
         check(
@@ -487,6 +502,22 @@ class ActiveLearner:
         worked = any((r / "round.safetensors").exists() or (r / "train").exists() for r in folders)
         if rounds and not stored.exists() and not worked:
             rounds = 0  # a fresh run, which reads the copied tasks' labels
+        other = (  # a folder of something else: its model/ and summary.json were overwritten
+            sorted(
+                p.name
+                for p in out.iterdir()
+                if not p.name.startswith((".", "round_")) and p.name != KEY_FILE
+            )
+            if out.is_dir() and not stored.exists() and not rounds
+            else []
+        )
+        if other:
+            raise ForeignRunError(
+                f"`out` {out} holds files that are not a cfx augment run's "
+                f"({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}), which the run "
+                f"would overwrite; expected a new or empty folder, or a run's own (with its "
+                f"{KEY_FILE})"
+            )
         done = sum((r / "round.safetensors").exists() for r in folders) if rounds else 0
         if rounds and not stored.exists():  # rounds from before run keys: adopt them
             log.warning(

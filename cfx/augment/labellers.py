@@ -148,8 +148,8 @@ class TaskLabeller:
         except FileExistsError as err:
             raise ForeignRunError(
                 f"`workdir` {workdir} holds a labelling task for other images than these "
-                f"{len(ids)}, so its labels would go to the wrong images; label these in "
-                "another folder (that task's labels stay where they are)"
+                f"{len(ids)}, so its labels would go to the wrong images; move that folder "
+                "away (its labels stay in it) and run again, or label these in another folder"
             ) from err
         waiting = pending(workdir)
         if waiting:

@@ -170,8 +170,13 @@ def _images(
     return load_images(path, name=flag, shape=shape), None
 
 
+TEST_SEED = 2
+"""Seed of the built-in test slices the command scores every round on."""
+
 _AS_FLAGS = (
     ("`out` ", "`--out` "),
+    ("`workdir` ", "the round's task folder "),  # OUT/round_KK/task: no flag of its own
+    (", or label these in another folder", ""),
     ("finetune.epochs", "--epochs"),
     ("labeller.oracle_sha256", "--oracle (its weights)"),
     ("labeller.kind", "--labeller"),
@@ -342,6 +347,12 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     pool_n = 2000 if args.pool_n is None else check_int("--pool-n", args.pool_n)
     train_n = 8000 if args.train_n is None else check_int("--train-n", args.train_n)
     pool_seed = 12 if args.pool_seed is None else args.pool_seed
+    if args.pool is None and pool_seed == TEST_SEED:  # 1,118 of its 2,000 images are the test's
+        raise ValueError(
+            f"`--pool-seed` {TEST_SEED} draws the built-in test slices (seed {TEST_SEED}): frames "
+            "labelled from them would be scored on the images they came from; pick another seed "
+            "(the default pool is 12, the training slices 11)"
+        )
     check_int("--budget", args.budget)
     check_int("--rounds", args.rounds)
     check_int("--epochs", args.epochs)
@@ -474,7 +485,8 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         if args.pool is not None or args.train_data is not None:
             classes = tuple(f"class{c}" for c in range(max(int(test_y.max()) + 1, 2)))
     else:
-        test = make_dataset(2000, seed=2, tagged=True, tag_correlation=0.5)  # marker independent
+        # marker independent
+        test = make_dataset(2000, seed=TEST_SEED, tagged=True, tag_correlation=0.5)
         test_x, test_y, groups = test.images, test.labels, test.tags
         classes = ("healthy", "tumour")
 
@@ -505,6 +517,12 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         return 3
     except ForeignRunError as err:
         raise ForeignRunError(_flag_names(str(err))) from err
+    if not result.rounds:  # exit 0 with a "fine-tuned" model that was only a copy
+        raise ValueError(
+            "no round was labelled, so nothing was fine-tuned and no model is written: no pool "
+            "image gave a path that crosses the classifier's decision boundary (see the warning "
+            "above); a pool with images the classifier is less sure of gives paths that cross"
+        )
     start = evaluate(learner.classifier)
     control = None
     if args.control:

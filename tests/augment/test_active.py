@@ -708,3 +708,43 @@ def test_a_round_answered_all_unsure_has_no_disagreement(world, tmp_path):
 
     text = (tmp_path / "round_00" / "round.json").read_text()
     assert json.loads(text, parse_constant=no_constants)["disagreement"] is None
+
+
+def test_a_folder_of_something_else_is_refused_and_left_as_it_was(world, tmp_path):
+    """An out folder without the run's key.json but with other files (a trained model's) was
+    taken as a new run's: the command then overwrote its model/ and summary.json."""
+    from cfx.errors import ForeignRunError
+
+    g, f, pool, train, labels = world
+    out = tmp_path / "other"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    (out / ".DS_Store").write_text("")  # hidden files and copied round tasks do not count
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=4)
+    with pytest.raises(
+        ForeignRunError, match=r"holds files that are not a cfx augment run's \(summary.json\)"
+    ):
+        learner.augment(pool, train, labels, out=out)
+    assert sorted(p.name for p in out.iterdir()) == [".DS_Store", "summary.json"]
+    (out / "summary.json").unlink()
+    assert learner.augment(pool, train, labels, out=out).labels_used == 4  # hidden files only
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "out", "error", "match"),
+    [
+        ({"inversion_steps": -1}, "a", ValueError, "`inversion_steps` must be an int >= 0, got -1"),
+        ({"frame_levels": "0.4"}, "a", TypeError, "`frame_levels` must be a sequence of numbers"),
+        ({}, None, TypeError, "`out` must be a folder path"),
+    ],
+)
+def test_arguments_checked_late_or_in_python_words_are_named_first(
+    world, tmp_path, kwargs, out, error, match
+):
+    """inversion_steps=-1 was refused after key.json was written; frame_levels="0.4" failed
+    with "'<' not supported between 'float' and 'str'", out=None inside pathlib."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, Refuses(), **{"budget": 4, "rounds": 1} | kwargs)
+    with pytest.raises(error, match=match):
+        learner.augment(pool, train, labels, out=None if out is None else tmp_path / out)
+    assert not (tmp_path / "a").exists()

@@ -353,6 +353,8 @@ def test_folders_of_image_files_are_read_with_labels_by_file_name(tmp_path):
             "`--train-n` chooses built-in training slices; drop it with --train-data",
         ),
         (["--labeller", "web", "--oracle", "brain-cnn"], "`--oracle` labels for --labeller oracle"),
+        # the test slices: frames labelled from them were scored on themselves (session 46)
+        (["--pool-seed", "2"], "`--pool-seed` 2 draws the built-in test slices (seed 2)"),
     ],
 )
 def test_numbers_and_ignored_options_are_named_by_their_flags(tmp_path, capsys, argv, message):
@@ -515,3 +517,34 @@ def test_the_fine_tuned_copy_records_the_size_it_was_tuned_at(tmp_path):
     assert {k: v for k, v in saved.items() if k != "image_size"} == {
         k: v for k, v in config.items() if k != "image_size"
     }
+
+
+def test_a_folder_of_something_else_is_not_overwritten(tmp_path, capsys):
+    """A `cfx train classifier` folder given as --out had its model/model.safetensors and
+    README replaced by the fine-tuned model's (session 46 audit)."""
+    out = tmp_path / "mine"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "model.safetensors").write_bytes(b"weights")
+    (out / "training.json").write_text("{}")
+    assert main(["augment", *SMALL, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds files that are not a cfx augment run's (model, training.json)" in err
+    assert (out / "model" / "model.safetensors").read_bytes() == b"weights"
+    assert sorted(p.name for p in out.iterdir()) == ["model", "training.json"]
+
+
+def test_a_run_that_labels_nothing_is_an_error_without_a_model(tmp_path, capsys, monkeypatch):
+    """No path crossed: the run exited 0 and wrote a "fine-tuned" model that was the
+    classifier unchanged (session 46 audit)."""
+    from cfx.augment.active import ActiveLearner, AugmentResult
+
+    def nothing(self, pool, train_images, train_labels, **kwargs):
+        return AugmentResult(self.classifier, pool[:0], train_labels[:0], rounds=())
+
+    monkeypatch.setattr(ActiveLearner, "augment", nothing)
+    out = tmp_path / "aug"
+    assert main(["augment", *SMALL, "--out", str(out)]) == 2
+    assert "no round was labelled, so nothing was fine-tuned and no model is written" in (
+        capsys.readouterr().err
+    )
+    assert not (out / "model").exists() and not (out / "summary.json").exists()
