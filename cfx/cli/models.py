@@ -75,3 +75,12 @@ def size_notice(
     message = trained_size_mismatch(model, shape, f"`{flag}`", images, frames=frames)
     if message is not None:
         log.warning("%s", message)
+        # said here by its flag: the saliency methods' own notice (naming `model`) is not
+        # repeated (the filter lives in the command's catch_warnings, cfx.cli.console)
+        import re
+        import warnings
+
+        from cfx.saliency._common import PROBE_NOTICES
+
+        notice = re.escape(PROBE_NOTICES[2])
+        warnings.filterwarnings("ignore", message=notice, category=UserWarning)

@@ -159,8 +159,12 @@ def check_input(x: object, model: Classifier | None = None) -> Tensor:
     return x  # type: ignore[return-value]
 
 
-PROBE_NOTICES = ("the model's outputs look like probabilities", "no pixel of `x` is below 0")
-"""How :func:`probe_model`'s two warnings begin; a caller that has already told the user
+PROBE_NOTICES = (
+    "the model's outputs look like probabilities",
+    "no pixel of `x` is below 0",
+    "`model` was trained on",
+)
+"""How :func:`probe_model`'s three warnings begin; a caller that has already told the user
 (the shortcut audit, whose paths did) filters them by these."""
 
 
@@ -179,10 +183,12 @@ def probe_model(model: Classifier, x: Tensor) -> None:
     """One forward pass of ``model`` on ``x[:1]`` (frozen, no gradients): a PyTorch error there
     is re-raised naming ``x`` and the model (dtype, device, channels); a single logit points to
     :class:`~cfx.calls.TwoLogits`. Warns when the outputs look like probabilities (a final
-    softmax, which cfx would soften again) or when no pixel is below 0 ([0, 1] images)."""
+    softmax, which cfx would soften again), when no pixel is below 0 ([0, 1] images) or when
+    the model records that it was trained at another image size (its maps would explain the
+    model at a scale it does not know)."""
     import warnings
 
-    from cfx.calls import call_named, looks_like_probabilities
+    from cfx.calls import call_named, looks_like_probabilities, trained_size_mismatch
 
     one = x[:1].detach()
     with frozen(model), torch.no_grad():
@@ -207,6 +213,9 @@ def probe_model(model: Classifier, x: Tensor) -> None:
             Notice,
             stacklevel=4,
         )
+    size = trained_size_mismatch(model, x.shape, "`model`", "images in `x`")
+    if size is not None:  # trajectory's explainers said so; the saliency methods did not
+        warnings.warn(size, Notice, stacklevel=4)
 
 
 def make_baseline(baseline: float | Tensor, x: Tensor) -> Tensor:

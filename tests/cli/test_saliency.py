@@ -286,7 +286,7 @@ def test_compare_and_attack_take_your_own_images_and_masks(tmp_path, capsys):
     assert "corner of the 64x64 brain slices; --input images are 32x32" in (capsys.readouterr().err)
 
 
-def test_images_of_another_size_than_a_zoo_model_saw_are_warned_about(tmp_path, caplog):
+def test_images_of_another_size_than_a_zoo_model_saw_are_warned_about(tmp_path, caplog, recwarn):
     """brain-cnn's convolutions run on 32x32 images too: scores came back without a word."""
     import numpy as np
 
@@ -304,6 +304,8 @@ def test_images_of_another_size_than_a_zoo_model_saw_are_warned_about(tmp_path, 
         "`--classifier` was trained on 64x64 images (width x height) and is given 32x32 "
         "--input images" in caplog.text
     )
+    # said once, by its flag: not again by the saliency methods' own notice (`model`)
+    assert not [w for w in recwarn if "`model` was trained on" in str(w.message)]
     caplog.clear()
     from cfx.models.classifiers import BrainCNN, BrainCNNConfig
 

@@ -2,6 +2,8 @@
 same generator gives the same map; the user's model is left exactly as it was; bad arguments
 raise clear errors."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -150,3 +152,21 @@ def test_a_model_that_does_not_fit_the_images_is_named_first(name):
         _run(name, METHODS[name](softmax), x, 1)
     with pytest.warns(UserWarning, match="no pixel of `x` is below 0"):
         _run(name, METHODS[name](model), (x + 1) / 2, 1)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_a_model_trained_at_another_size_is_said(name):
+    """The trajectory explainers said so; the saliency methods explained a 16x16 model on
+    32x32 images without a word (session 45 API audit)."""
+    from types import SimpleNamespace
+
+    from cfx.errors import Notice
+
+    model = small_cnn()
+    model.config = SimpleNamespace(image_size=(16, 16))  # as a zoo model records it
+    with pytest.warns(Notice, match=r"`model` was trained on 16x16 images .* given 32x32"):
+        _run(name, METHODS[name](model), images(b=1, h=32, w=32), 1)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _run(name, METHODS[name](model), images(b=1, h=16, w=16), 1)
+    assert not [w for w in said if "was trained on" in str(w.message)]  # its own size
