@@ -478,6 +478,20 @@ def record_label(directory: str | Path, item_id: str, label: int, *, labeller: s
     _record(read_task(directory), [(item_id, label)], labeller)
 
 
+def _last_byte(fd: int, size: int) -> bytes:
+    """The last byte of the open file ``fd`` of ``size`` bytes (``os.pread`` is POSIX only;
+    an ``O_APPEND`` descriptor still writes at the end wherever it was read)."""
+    os.lseek(fd, size - 1, os.SEEK_SET)
+    return os.read(fd, 1)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def check_labeller(labeller: object, name: str = "labeller") -> None:
     """An error naming ``name`` unless ``labeller`` is a one-line non-empty string (it is a
     field of ``labels.csv``)."""
@@ -525,13 +539,13 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
             header = io.StringIO()
             csv.writer(header, lineterminator="\n").writerow(LABELS_HEADER)
             lines = io.StringIO(header.getvalue() + lines.getvalue())
-        elif size and os.pread(fd, 1, size - 1) != b"\n":
+        elif size and _last_byte(fd, size) != b"\n":
             kept = _complete_lines(path)[1]
             if kept == size:  # a whole row saved without its final newline: end it
                 os.write(fd, b"\n")
             else:  # a crash left half a line: drop it, it never counted
                 os.truncate(path, kept)
-        os.write(fd, lines.getvalue().encode("utf-8"))  # O_APPEND: at the end, whole
+        _write_all(fd, lines.getvalue().encode("utf-8"))  # O_APPEND: at the end
         os.fsync(fd)
     for item_id, label in labels:
         logger.debug("label %s = %s by %s", item_id, label_name(label, task.class_names), labeller)

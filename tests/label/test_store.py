@@ -556,3 +556,16 @@ def test_a_missing_folder_a_file_or_a_round_folder_is_named(tmp_path):
     write_task(tmp_path / "round_00" / "task", known_images()[:2])
     with pytest.raises(FileNotFoundError, match=r"this folder holds the tasks .*round_00.task$"):
         read_task(tmp_path / "round_00")
+
+
+def test_a_short_write_is_completed(task_dir, monkeypatch):
+    """os.write may write part of its bytes; the labels are written whole (5 bytes a call)."""
+    import os
+
+    real = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real(fd, bytes(data[:5])))
+    record_label(task_dir, "000003", 1)
+    import_csv_rows = [("000000", 0), ("000001", 1)]
+    store._record(read_task(task_dir), import_csv_rows, "csv")
+    assert read_labels(task_dir) == {"000003": 1, "000000": 0, "000001": 1}
+    assert label_lines(task_dir)[-1] == ("000001", "1", "csv")
