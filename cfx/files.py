@@ -57,6 +57,16 @@ def fsync_folder(folder: str | Path) -> None:
         os.close(fd)
 
 
+def probe_writable(folder: str | Path) -> None:
+    """Make and drop an unnamed file in ``folder``: the ``OSError`` of a folder that exists
+    but takes no files (a read-only disk, another user's), raised before the work rather than
+    at its first output."""
+    import tempfile
+
+    with tempfile.TemporaryFile(dir=folder):
+        pass
+
+
 def lock_exclusive(fd: int, busy: str) -> None:
     """Hold an exclusive advisory lock on the open file or folder ``fd`` until it is closed
     (also when the process dies), so that a second run writing the same output is refused:

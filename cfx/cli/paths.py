@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
+
+from cfx.files import probe_writable
 
 
 def out_path(text: str) -> Path:
@@ -59,9 +60,8 @@ def out_folder(path: Path, flag: str = "--out") -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(f"`{flag}` {path}: cannot create the folder ({err.strerror or err})") from err
-    try:  # a folder that exists but takes no files (read-only disk, another user's) failed last
-        with tempfile.TemporaryFile(dir=path):
-            pass
+    try:  # a folder that takes no files failed at the run's last step
+        probe_writable(path)
     except OSError as err:
         why = err.strerror or err
         raise OSError(f"`{flag}` {path}: cannot write in the folder ({why})") from err

@@ -26,7 +26,6 @@ import ipaddress
 import json
 import logging
 import socket
-import tempfile
 import threading
 import webbrowser
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cfx.files import probe_writable
 from cfx.label.store import Task, label_name, read_labels, read_task, record_label
 
 logger = logging.getLogger(__name__)
@@ -89,8 +89,7 @@ def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -
     # started, and each click failed with the error)
     read_labels(directory)
     try:  # a folder it cannot write: said now, not at the first click
-        with tempfile.TemporaryFile(dir=task.directory):
-            pass
+        probe_writable(task.directory)
     except OSError as err:
         raise PermissionError(
             f"cannot save labels in the task folder {task.directory}: {err.strerror or err}; "
