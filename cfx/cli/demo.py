@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from cfx.cli.paths import add_output_options, out_folder
-from cfx.errors import check_seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from cfx.demo import build_demo
 
-    check_seed("--seed", args.seed, optional=False)  # before the folder is made
     folder = out_folder(args.out)
     index = build_demo(folder, seed=args.seed, show_progress=not args.no_progress)
     print(index)
