@@ -111,7 +111,10 @@ class TaskLabeller:
     __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(self, *, class_names: tuple[str, ...] = ("healthy", "tumour")) -> None:
-        self.class_names = class_names
+        from cfx.label.store import check_class_names
+
+        # checked now, not once a round's paths are walked and its task is written
+        self.class_names = check_class_names(class_names)
 
     def run_key(self) -> dict[str, object]:
         """Who labels, for a resumable run's key: a person, shown these class names."""

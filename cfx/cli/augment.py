@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, load_model, size_notice
-from cfx.cli.options import card_settings, given_flags
+from cfx.cli.options import by_flag, card_settings, class_names_flag, given_flags
 from cfx.cli.paths import add_output_options, not_a_file, out_folder
 from cfx.errors import ForeignRunError, check_int, counted
 from cfx.files import write_atomic
@@ -110,6 +110,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or .csv/.txt: one per line): adds the "
         "accuracy per class x attribute and the worst group",
     )
+    p.add_argument(
+        "--class-names",
+        default=None,
+        help="the two classes' names, comma-separated, class 0 first: what a person labels "
+        "with (--labeller web/csv) and the report's groups (default: healthy,tumour for the "
+        "built-in slices, class0,class1 with your own images)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the paths and the fine-tuning")
     p.add_argument(
         "--control",
@@ -181,7 +188,7 @@ _AS_FLAGS = (
     ("labeller.oracle_sha256", "--oracle (its weights)"),
     ("labeller.kind", "--labeller"),
     ('"person"', '"web" or "csv"'),  # both flags label through a person's task
-    ("labeller.class_names", "the class names a person labels with"),
+    ("labeller.class_names", "--class-names (what a person labels with)"),
     ("the pool images", "the pool (--pool, or --pool-n / --pool-seed)"),
     ("the training images or labels", "the training set (--train-data/--train-labels, --train-n)"),
     ("the classifier's weights", "--classifier (its weights)"),
@@ -327,6 +334,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.data.brain import make_dataset
     from cfx.data.io import load_labels
     from cfx.inversion import unit_range_notice, zero_image
+    from cfx.label.store import check_class_names
     from cfx.metrics import group_accuracies
     from cfx.training.classifier import ClassifierTrainingConfig, predict
 
@@ -342,6 +350,11 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         )
     if args.train_data is not None and args.train_n is not None:
         raise ValueError("`--train-n` chooses built-in training slices; drop it with --train-data")
+    named: tuple[str, ...] | None = None
+    if args.class_names is not None:
+        named = class_names_flag(args.class_names)
+        with by_flag(args):  # as a labelling task holds them (no "unsure", no numbers)
+            check_class_names(named)
     for flag in ("pool", "train_data", "train_labels", "test_data", "test_labels", "test_groups"):
         given = getattr(args, flag)
         if given is not None and not Path(given).exists():  # before what else is missing
@@ -444,7 +457,9 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         labeller = OracleLabeller(oracle)
     elif args.labeller in ("web", "csv"):
         built_in = args.pool is None and args.train_data is None
-        names = ("healthy", "tumour") if built_in else _class_names(Path(args.out), outputs)
+        names = named or (
+            ("healthy", "tumour") if built_in else _class_names(Path(args.out), outputs)
+        )
         labeller = TaskLabeller(class_names=names)
     else:
         raise ValueError(f"`--labeller` must be one of {LABELLERS}, got {args.labeller!r}")
@@ -492,6 +507,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         test = make_dataset(2000, seed=TEST_SEED, tagged=True, tag_correlation=0.5)
         test_x, test_y, groups = test.images, test.labels, test.tags
         classes = ("healthy", "tumour")
+    classes = named or classes
 
     for flag, y in (("--train-labels", train_y), ("--test-labels", test_y)):
         if not bool(((y >= 0) & (y < outputs)).all()):  # before a person labels a round

@@ -39,6 +39,19 @@ def by_flag(args: argparse.Namespace) -> Iterator[None]:
         raise type(err)(text) from None
 
 
+def class_names_flag(text: str, k: int = 2) -> tuple[str, ...]:
+    """``--class-names``: ``k`` names, comma-separated, class 0 first (spaces around a name
+    dropped)."""
+    names = tuple(t.strip() for t in text.split(","))
+    if len(names) != k or not all(names):
+        raise ValueError(
+            f"`--class-names` must be {k} names separated by commas, class 0 first, got {text!r}"
+        )
+    if len({n.lower() for n in names}) != k:
+        raise ValueError(f"`--class-names` must name {k} different classes, got {text!r}")
+    return names
+
+
 _NOT_SETTINGS = ("no_progress", "verbose", "command", "train_command")
 """Parsed options that say how a command ran, not what made its results."""
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.console import keeping_warnings, warnings_markdown
 from cfx.cli.models import checked_source, load_model
-from cfx.cli.options import given_flags
+from cfx.cli.options import class_names_flag, given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, counted
 
@@ -355,10 +355,8 @@ def class_names(text: str | None) -> tuple[str, str]:
     """``--class-names``: two non-empty names, comma-separated."""
     if text is None:
         return CLASS_NAMES
-    names = tuple(t.strip() for t in text.split(","))
-    if len(names) != 2 or not all(names):
-        raise ValueError(f"`--class-names` must be two names separated by a comma, got {text!r}")
-    return names[0], names[1]
+    first, second = class_names_flag(text)
+    return first, second
 
 
 def check_sources(args: argparse.Namespace) -> list[Path] | None:
@@ -630,7 +628,13 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
         f"Generator `{args.generator}`, paths `{args.method}` (T = {args.steps}), saliency "
         f"`{args.saliency}`; {source}",
         "",
-        f"A path goes via the marker when the marker region holds at least "
+        # the verdict names the region; the tables, figure and JSON keys say "marker"
+        (
+            ""
+            if marker_name.strip() == "marker"
+            else f"The marker below is the {marker_name.strip()}. "
+        )
+        + "A path goes via the marker when the marker region holds at least "
         f"{args.min_enrichment:g}x "
         "its area share of the pixel change |G(z_T) - G(z_0)|. Paths count when they start "
         "outside the target class and flip into it; they are split by direction and by whether "

@@ -117,7 +117,7 @@ def write_task(
     (``FileExistsError``).
     """
     folder = Path(directory)
-    names = _check_class_names(class_names)
+    names = check_class_names(class_names)
     check_images(images, "images")
     n, c = images.shape[0], images.shape[1]
     if c not in (1, 3):
@@ -209,7 +209,9 @@ def _describe(manifest: object) -> str:
     return f"{len(items)} items, {span}, classes {manifest.get('class_names')}"
 
 
-def _check_class_names(class_names: object) -> tuple[str, ...]:
+def check_class_names(class_names: object) -> tuple[str, ...]:
+    """``class_names`` as a task holds them: at least two distinct (ignoring case), non-empty
+    names without surrounding spaces, none a plain number or ``unsure``."""
     if isinstance(class_names, str) or not isinstance(class_names, Sequence):
         raise TypeError(
             f"`class_names` must be a sequence of strings, got {type(class_names).__name__}"
@@ -369,7 +371,7 @@ def read_task(directory: str | Path) -> Task:
         )
         # what write_task would refuse: a hand-made or damaged manifest served a page of
         # nothing, or asked for one class (session 44 audit)
-        names = _check_class_names(data["class_names"])
+        names = check_class_names(data["class_names"])
         if not items:
             raise ValueError("it lists no items")
         twice = sorted(i for i, n in Counter(item.id for item in items).items() if n > 1)

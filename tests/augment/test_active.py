@@ -188,6 +188,15 @@ def test_a_task_for_other_images_is_not_read_as_these_labels(world, tmp_path):
         TaskLabeller().label(pool[2:4], workdir=task_dir)
 
 
+def test_a_persons_class_names_are_checked_when_the_labeller_is_made():
+    """They were checked when a round's task was written, after its paths were walked."""
+    assert TaskLabeller(class_names=["normal", "lesion"]).class_names == ("normal", "lesion")
+    with pytest.raises(ValueError, match="`class_names` must not hold 'unsure'"):
+        TaskLabeller(class_names=("healthy", "Unsure"))
+    with pytest.raises(ValueError, match="`class_names` must differ ignoring case"):
+        TaskLabeller(class_names=("a", "A"))
+
+
 def test_a_damaged_round_is_computed_again_keeping_the_persons_labels(world, tmp_path, caplog):
     g, f, pool, train, labels = world
     learner = ActiveLearner(g, f, TaskLabeller(), budget=4, rounds=1, finetune=CFG, steps=4)

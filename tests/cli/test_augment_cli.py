@@ -485,6 +485,35 @@ def test_labels_are_the_classifiers_two_classes(tmp_path, capsys, caplog):
     assert main([*argv, *two, "--labeller", "csv", *out]) == 3
     manifest = json.loads((tmp_path / "a" / "round_00" / "task" / "manifest.json").read_text())
     assert manifest["class_names"] == ["class0", "class1"]
+    # names of one's own: the paused run showed class0/class1, so renaming is refused by flag
+    named = ["--class-names", "normal, lesion"]
+    assert main([*argv, *two, "--labeller", "csv", *named, *out]) == 2
+    err = capsys.readouterr().err
+    assert "--class-names (what a person labels with)" in err and "normal" in err
+    assert main([*argv, *two, "--labeller", "csv", *named, "--out", str(tmp_path / "b")]) == 3
+    manifest = json.loads((tmp_path / "b" / "round_00" / "task" / "manifest.json").read_text())
+    assert manifest["class_names"] == ["normal", "lesion"]
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("normal", "must be 2 names separated by commas, class 0 first, got 'normal'"),
+        ("a,b,c", "must be 2 names separated by commas"),
+        ("normal,", "must be 2 names separated by commas"),
+        ("Normal,normal", "must name 2 different classes"),
+        ("normal,unsure", "`--class-names` must not hold 'unsure'"),
+        ("0,1", "`--class-names` must not be plain numbers"),
+    ],
+)
+def test_class_names_are_checked_before_anything_loads(tmp_path, capsys, given, says):
+    """A task's class names are checked when it is written, after the round's paths were
+    walked: `--class-names` is refused at once, naming the flag."""
+    out = tmp_path / "a"
+    argv = ["augment", "--labeller", "web", "--class-names", given, "--out", str(out)]
+    assert main(argv) == 2
+    assert says in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_a_paused_run_keeps_the_class_names_its_person_was_shown(tmp_path):

@@ -196,7 +196,10 @@ def test_your_own_image_and_mask_files_and_class_names(tmp_path):
     summary = json.loads((tmp_path / "sc" / "summary.json").read_text())
     assert summary["marker_name"] == "hospital tag"
     # the class "lesion" and the lesion region no longer read alike in the region table
-    assert "| lesion mask (+3 px) |" in (tmp_path / "sc" / "report.md").read_text()
+    report = (tmp_path / "sc" / "report.md").read_text()
+    assert "| lesion mask (+3 px) |" in report
+    # the tables say "marker": the report says which region that is
+    assert "The marker below is the hospital tag. A path goes via the marker" in report
     assert set(summary["directions"]) == {"lesion->normal", "normal->lesion"}
     for direction in summary["directions"].values():
         assert direction["median_area_marker"] == pytest.approx(121 / 4096)
@@ -254,7 +257,7 @@ def test_your_own_images_need_what_describes_them(tmp_path, capsys):
         ),
         ([*argv, "--n", "4"], "`--n` chooses the built-in slices; with `--input` the images"),
         (["--labels", flags["--labels"]], "--labels describes your images: give them with"),
-        ([*argv, "--class-names", "a,b,c"], "`--class-names` must be two names"),
+        ([*argv, "--class-names", "a,b,c"], "`--class-names` must be 2 names separated by commas"),
     ]
     for extra, message in cases:
         assert main(["shortcuts", *extra, *out]) == 2, extra
