@@ -18,12 +18,13 @@ from numbers import Integral
 from types import CodeType
 from typing import Literal, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
 from cfx.errors import Notice, shape_or_type, shown_rows
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 _T = TypeVar("_T")
 
@@ -150,15 +151,33 @@ def in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, size: int = 32) -> Tens
     return torch.cat([fn(x[i : i + size]) for i in range(0, x.shape[0], size)])
 
 
+def sequence_as_tensor(target: _T) -> _T | Tensor:
+    """Per-image class indices given as a list or tuple of ints or an integer numpy array ->
+    an int64 tensor; anything else is returned as it is (for :func:`resolve_target` to check
+    or refuse)."""
+    if isinstance(target, np.ndarray):
+        ok = target.ndim > 0 and target.dtype.kind in "iu"
+    elif isinstance(target, (list, tuple)):
+        ok = all(isinstance(t, Integral) and not isinstance(t, (bool, np.bool_)) for t in target)
+    else:
+        ok = False
+    return torch.as_tensor(np.asarray(target, dtype=np.int64)) if ok else target
+
+
 def resolve_target(
-    target: int | Tensor, batch: int, num_classes: int | None, device: torch.device
+    target: Target, batch: int, num_classes: int | None, device: torch.device
 ) -> Tensor:
-    """An int (numpy integers and 0-d integer tensors included) or a ``(B,)`` integer tensor
-    of class indices -> ``(B,)`` int64 on ``device``; with ``num_classes`` each must be in
-    ``[0, num_classes)`` (``None``: the caller has no model to ask yet, e.g. before the
-    chunks of :func:`~cfx.trajectory.explain_in_chunks`; the explainer checks it)."""
+    """An int (numpy integers and 0-d integer tensors included) or ``(B,)`` integers (a tensor,
+    list, tuple or numpy array) of class indices -> ``(B,)`` int64 on ``device``; with
+    ``num_classes`` each must be in ``[0, num_classes)`` (``None``: the caller has no model
+    to ask yet, e.g. before the chunks of :func:`~cfx.trajectory.explain_in_chunks`; the
+    explainer checks it)."""
     if isinstance(target, bool):
-        raise TypeError(f"`target` must be an int class index or a (B,) tensor, got {target!r}")
+        raise TypeError(
+            f"`target` must be an int class index or (B,) of them (tensor, list or array), got "
+            f"{target!r}"
+        )
+    target = sequence_as_tensor(target)  # a list, tuple or numpy array of class indices
     integral = isinstance(target, Tensor) and not (
         target.is_floating_point() or target.is_complex() or target.dtype == torch.bool
     )
@@ -174,7 +193,10 @@ def resolve_target(
             )
         t = target.to(device=device, dtype=torch.int64)
     else:
-        raise TypeError(f"`target` must be an int class index or a (B,) tensor, got {target!r}")
+        raise TypeError(
+            f"`target` must be an int class index or (B,) of them (tensor, list or array), got "
+            f"{target!r}"
+        )
     top = "K - 1" if num_classes is None else num_classes - 1
     bad = (t < 0) if num_classes is None else (t < 0) | (t >= num_classes)
     if bool(bad.any()):

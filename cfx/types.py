@@ -7,9 +7,15 @@ Images follow the cfx convention: ``(B, C, H, W)`` float tensors in [-1, 1] (see
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, TypeAlias, runtime_checkable
 
+import numpy as np
 from torch import Tensor
+
+Target: TypeAlias = "int | Tensor | Sequence[int] | np.ndarray"
+"""A target class: one index for every image, or one per image (a ``(B,)`` integer tensor,
+list, tuple or numpy array)."""
 
 
 @runtime_checkable

@@ -90,6 +90,22 @@ def test_resolve_target_broadcasts_an_int_and_checks_tensors():
         resolve_target(True, 3, 2, torch.device("cpu"))
 
 
+def test_per_image_targets_may_be_a_list_tuple_or_numpy_array():
+    """`target=[1, 0, 1]` was a TypeError ("must be an int class index or a (B,) tensor")."""
+    cpu = torch.device("cpu")
+    for given in ([1, 0, 1], (1, 0, 1), np.array([1, 0, 1]), np.array([1, 0, 1], np.uint8)):
+        t = resolve_target(given, 3, 2, cpu)
+        assert t.dtype == torch.int64 and t.tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match=r"class index in \[0, 1\], got 2"):
+        resolve_target([0, 2, 1], 3, 2, cpu)
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        resolve_target([0, 1], 3, 2, cpu)
+    # not class indices: booleans, floats and names are refused, not cast
+    for bad in ([True, False, True], [0.0, 1.0, 1.0], np.array([0.0, 1.0, 1.0]), ["a", "b", "c"]):
+        with pytest.raises(TypeError, match=r"`target` must be an int class index or \(B,\)"):
+            resolve_target(bad, 3, 2, cpu)
+
+
 def test_resolve_target_takes_numpy_and_zero_d_integers_but_not_booleans():
     cpu = torch.device("cpu")
     assert resolve_target(np.int64(1), 2, 2, cpu).tolist() == [1, 1]  # type: ignore[arg-type]

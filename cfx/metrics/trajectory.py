@@ -17,7 +17,7 @@ from torch import Tensor
 from cfx.calls import call_named, class_logits, frozen, resolve_target
 from cfx.errors import check_int, shape_or_type
 from cfx.metrics.image import check_image_pair, check_pair
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 
 def _real(x: Tensor) -> torch.dtype:
@@ -257,7 +257,7 @@ def cout(
     classifier: Classifier,
     source: Tensor,
     counterfactual: Tensor,
-    target: int | Tensor,
+    target: Target,
     *,
     steps: int = 20,
 ) -> Tensor:

@@ -25,10 +25,11 @@ from cfx.calls import (
     held_modules,
     outside_inference,
     resolve_target,
+    sequence_as_tensor,
 )
 from cfx.errors import Notice, check_int, check_real, fail
 from cfx.images import IMAGE_RANGE, check_images
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 Output = Literal["logit", "probability"]
 Reduction = Literal["sum", "mean", "max"]
@@ -40,7 +41,7 @@ __all__ = ["Output", "Reduction", "SaliencyMethod", "frozen"]
 class SaliencyMethod(Protocol):
     """Anything with ``attribute(x, target) -> (B, 1, H, W)`` for images in [-1, 1]."""
 
-    def attribute(self, x: Tensor, target: int | Tensor | None) -> Tensor: ...
+    def attribute(self, x: Tensor, target: Target | None) -> Tensor: ...
 
 
 # --- argument checks ------------------------------------------------------------------------
@@ -247,18 +248,17 @@ def make_baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
     return out
 
 
-def targets_from(target: int | Tensor | None, logits: Tensor) -> Tensor:
+def targets_from(target: Target | None, logits: Tensor) -> Tensor:
     """Class indices ``(B,)``: ``target`` checked against ``logits`` ``(B, K)``; None = argmax."""
     if target is None:
         return logits.detach().argmax(1)
     return resolve_target(target, logits.shape[0], logits.shape[1], logits.device)
 
 
-def target_slice(
-    target: int | Tensor | None, start: int, stop: int, total: int
-) -> int | Tensor | None:
+def target_slice(target: Target | None, start: int, stop: int, total: int) -> Target | None:
     """Rows ``start:stop`` of a ``(total,)`` target tensor (ints and None pass through; a 0-d
-    integer tensor, e.g. ``y[i]``, is the int it holds)."""
+    integer tensor, e.g. ``y[i]``, is the int it holds; a list or array is a tensor)."""
+    target = sequence_as_tensor(target)
     integral = isinstance(target, Tensor) and not (
         target.is_floating_point() or target.is_complex() or target.dtype == torch.bool
     )
@@ -342,7 +342,7 @@ def fast_model(model: Classifier, example: Tensor) -> Classifier:
 def input_gradient(
     model: Classifier,
     x: Tensor,
-    target: int | Tensor | None,
+    target: Target | None,
     *,
     create_graph: bool = False,
     batch_size: int | None = None,
@@ -369,7 +369,7 @@ def input_gradient(
     return torch.cat(grads), torch.cat(targets)
 
 
-def resolve_all(model: Classifier, x: Tensor, target: int | Tensor | None) -> tuple[Tensor, Tensor]:
+def resolve_all(model: Classifier, x: Tensor, target: Target | None) -> tuple[Tensor, Tensor]:
     """One forward pass without gradients: ``(logits (B, K), target (B,))``."""
     with torch.no_grad():
         logits = class_logits(model, x, name="model")

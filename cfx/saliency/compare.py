@@ -35,7 +35,7 @@ from cfx.saliency.occlusion import Occlusion
 from cfx.saliency.rex import CausalResponsibility
 from cfx.saliency.rise import RISE
 from cfx.saliency.smoothgrad import SmoothGrad
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def score_maps(
     x: Tensor,
     masks: Tensor,
     maps: Tensor,
-    target: int | Tensor,
+    target: Target,
     *,
     faithfulness_steps: int = 32,
     batch_size: int = 32,
@@ -283,7 +283,7 @@ def compare_methods(
     model: Classifier,
     x: Tensor,
     masks: Tensor,
-    target: int | Tensor,
+    target: Target,
     methods: dict[str, SaliencyMethod] | Iterable[str] = METHODS,
     *,
     fast: bool = False,

@@ -31,6 +31,7 @@ from cfx.saliency._common import (
 )
 from cfx.saliency.metrics import spearman
 from cfx.saliency.randomisation import blank_maps, quiet_compared_maps, reading_of
+from cfx.types import Target
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def data_randomisation(
     model: nn.Module,
     permuted_model: nn.Module,
     x: Tensor,
-    target: int | Tensor | None,
+    target: Target | None,
     *,
     generator: torch.Generator | None = None,
     attribute_kwargs: dict[str, Any] | None = None,
@@ -87,7 +88,7 @@ def data_randomisation(
             training accuracy says whether it memorised the labels, its test accuracy should
             be chance.
         x: images ``(B, C, H, W)`` in [-1, 1].
-        target: class to explain (int, ``(B,)`` tensor, or None for ``model``'s prediction);
+        target: class to explain (int, ``(B,)`` indices, or None for ``model``'s prediction);
             the same classes are explained for both models.
         generator: source of the method's own randomness, set to the same state for both
             models (so only the models differ).

@@ -35,14 +35,14 @@ from cfx.saliency._common import (
     resolve_all,
 )
 from cfx.saliency.metrics import _check_maps
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 
 def _curve(
     model: Classifier,
     x: Tensor,
     maps: Tensor,
-    target: int | Tensor | None,
+    target: Target | None,
     start: Tensor,
     mode: Literal["deletion", "insertion"],
     steps: int,
@@ -99,7 +99,7 @@ def deletion_auc(
     model: Classifier,
     x: Tensor,
     maps: Tensor,
-    target: int | Tensor | None,
+    target: Target | None,
     *,
     steps: int = 32,
     baseline: float | Tensor = -1.0,
@@ -124,7 +124,7 @@ def insertion_auc(
     model: Classifier,
     x: Tensor,
     maps: Tensor,
-    target: int | Tensor | None,
+    target: Target | None,
     *,
     steps: int = 32,
     blur_sigma: float | None = 5.0,

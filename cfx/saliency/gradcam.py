@@ -25,7 +25,7 @@ from cfx.saliency._common import (
     target_slice,
     targets_from,
 )
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 
 def last_conv(model: object) -> nn.Module:
@@ -97,9 +97,7 @@ class GradCAM:
         self.relu = relu
         self.batch_size = batch_size
 
-    def attribute(
-        self, x: Tensor, target: int | Tensor | None, *, create_graph: bool = False
-    ) -> Tensor:
+    def attribute(self, x: Tensor, target: Target | None, *, create_graph: bool = False) -> Tensor:
         """Maps ``(B, 1, H, W)`` (non-negative with ``relu``) for images ``x`` in [-1, 1].
 
         ``target``: int, ``(B,)`` tensor or None (predicted class). ``create_graph=True``
@@ -123,7 +121,7 @@ class GradCAM:
         self,
         module: nn.Module,
         x: Tensor,
-        target: int | Tensor | None,
+        target: Target | None,
         create_graph: bool,
     ) -> Tensor:
         store: list[Tensor] = []

@@ -18,7 +18,7 @@ from cfx.saliency._common import (
     positive_int,
     reduce_channels,
 )
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 
 class Gradient:
@@ -50,9 +50,7 @@ class Gradient:
         self.reduce = reduce
         self.batch_size = batch_size
 
-    def attribute(
-        self, x: Tensor, target: int | Tensor | None, *, create_graph: bool = False
-    ) -> Tensor:
+    def attribute(self, x: Tensor, target: Target | None, *, create_graph: bool = False) -> Tensor:
         """Maps ``(B, 1, H, W)`` for images ``x`` ``(B, C, H, W)`` in [-1, 1].
 
         ``target``: an int, a ``(B,)`` tensor of class indices, or None for the predicted

@@ -23,7 +23,7 @@ from cfx.saliency._common import (
     positive_int,
     reduce_channels,
 )
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 
 class GradientXInput:
@@ -55,9 +55,7 @@ class GradientXInput:
         self.reduce = reduce
         self.batch_size = batch_size
 
-    def attribute(
-        self, x: Tensor, target: int | Tensor | None, *, create_graph: bool = False
-    ) -> Tensor:
+    def attribute(self, x: Tensor, target: Target | None, *, create_graph: bool = False) -> Tensor:
         """Signed maps ``(B, 1, H, W)`` for images ``x`` ``(B, C, H, W)`` in [-1, 1].
 
         ``target``: int, ``(B,)`` tensor or None (predicted class). ``create_graph=True`` keeps

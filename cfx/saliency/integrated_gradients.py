@@ -35,7 +35,7 @@ from cfx.saliency._common import (
     resolve_all,
     targets_from,
 )
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 Quadrature = Literal[
     "gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"
@@ -99,9 +99,7 @@ class IntegratedGradients:
         self.reduce = reduce
         self.batch_size = batch_size
 
-    def attribute(
-        self, x: Tensor, target: int | Tensor | None, *, create_graph: bool = False
-    ) -> Tensor:
+    def attribute(self, x: Tensor, target: Target | None, *, create_graph: bool = False) -> Tensor:
         """Signed maps ``(B, 1, H, W)`` for images ``x`` ``(B, C, H, W)`` in [-1, 1].
 
         ``target``: int, ``(B,)`` tensor or None (predicted class at ``x``).
@@ -147,7 +145,7 @@ def completeness_gap(
     model: Classifier,
     x: Tensor,
     maps: Tensor,
-    target: int | Tensor | None,
+    target: Target | None,
     baseline: float | Tensor = -1.0,
     *,
     batch_size: int = 32,

@@ -37,7 +37,7 @@ from cfx.saliency._common import (
 )
 from cfx.saliency.lime import check_segments, present_segments
 from cfx.saliency.superpixels import superpixels
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 
 def shapley_coalitions(present: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
@@ -107,7 +107,7 @@ class KernelSHAP:
     def attribute(
         self,
         x: Tensor,
-        target: int | Tensor | None,
+        target: Target | None,
         *,
         generator: torch.Generator | None = None,
         segments: Tensor | None = None,

@@ -33,7 +33,7 @@ from cfx.saliency._common import (
     segment_masks,
 )
 from cfx.saliency.superpixels import superpixels
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 
 def check_segments(segments: object, x: Tensor) -> Tensor:
@@ -99,7 +99,7 @@ class LIME:
     def attribute(
         self,
         x: Tensor,
-        target: int | Tensor | None,
+        target: Target | None,
         *,
         generator: torch.Generator | None = None,
         segments: Tensor | None = None,

@@ -31,7 +31,7 @@ from cfx.saliency._common import (
     resolve_all,
     select,
 )
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 
 def window_masks(size: tuple[int, int], window: tuple[int, int], stride: tuple[int, int]) -> Tensor:
@@ -83,7 +83,7 @@ class Occlusion:
         self.output = output
         self.batch_size = batch_size
 
-    def attribute(self, x: Tensor, target: int | Tensor | None) -> Tensor:
+    def attribute(self, x: Tensor, target: Target | None) -> Tensor:
         """Signed maps ``(B, 1, H, W)`` for images ``x`` ``(B, C, H, W)`` in [-1, 1].
 
         ``target``: int, ``(B,)`` tensor or None (predicted class).

@@ -34,6 +34,7 @@ from cfx.saliency._common import (
 )
 from cfx.saliency.metrics import spearman
 from cfx.training.init import drawn
+from cfx.types import Target
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def cascading_randomisation(
     make_method: Callable[[nn.Module], SaliencyMethod],
     model: nn.Module,
     x: Tensor,
-    target: int | Tensor | None,
+    target: Target | None,
     *,
     layers: list[str] | None = None,
     generator: torch.Generator | None = None,
@@ -174,7 +175,7 @@ def cascading_randomisation(
             once per stage with a randomised deep copy.
         model: the trained ``nn.Module`` (left unchanged).
         x: images ``(B, C, H, W)`` in [-1, 1].
-        target: class to explain (int, ``(B,)`` tensor, or None for the trained model's
+        target: class to explain (int, ``(B,)`` indices, or None for the trained model's
             prediction); the same classes are explained at every stage.
         layers: module names to randomise, in order (default: :func:`parameterised_layers`).
         generator: source of the new weights and, re-seeded identically at every stage, of
@@ -266,7 +267,7 @@ def cascading_randomisation(
 def randomise_methods(
     model: nn.Module,
     x: Tensor,
-    target: int | Tensor | None,
+    target: Target | None,
     names: Sequence[str],
     *,
     fast: bool = False,

@@ -44,7 +44,7 @@ from cfx.saliency._common import (
     resolve_all,
     unit_interval,
 )
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 _BITS = torch.tensor([[(s >> i) & 1 for i in range(4)] for s in range(16)], dtype=torch.bool)
 _SIZE = _BITS.sum(1)  # (16,) parts in each coalition
@@ -92,7 +92,7 @@ class CausalResponsibility:
         self.batch_size = batch_size
 
     def attribute(
-        self, x: Tensor, target: int | Tensor | None, *, generator: torch.Generator | None = None
+        self, x: Tensor, target: Target | None, *, generator: torch.Generator | None = None
     ) -> Tensor:
         """Non-negative maps ``(B, 1, H, W)`` for images ``x`` ``(B, C, H, W)`` in [-1, 1].
 

@@ -39,7 +39,7 @@ from cfx.saliency._common import (
     resolve_all,
     unit_interval,
 )
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 
 def rise_masks(
@@ -119,7 +119,7 @@ class RISE:
         self.batch_size = batch_size
 
     def attribute(
-        self, x: Tensor, target: int | Tensor | None, *, generator: torch.Generator | None = None
+        self, x: Tensor, target: Target | None, *, generator: torch.Generator | None = None
     ) -> Tensor:
         """Maps ``(B, 1, H, W)`` for images ``x`` ``(B, C, H, W)`` in [-1, 1].
 

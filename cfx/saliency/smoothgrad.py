@@ -26,7 +26,7 @@ from cfx.saliency._common import (
     reduce_channels,
     resolve_all,
 )
-from cfx.types import Classifier
+from cfx.types import Classifier, Target
 
 
 class SmoothGrad:
@@ -67,7 +67,7 @@ class SmoothGrad:
     def attribute(
         self,
         x: Tensor,
-        target: int | Tensor | None,
+        target: Target | None,
         *,
         create_graph: bool = False,
         generator: torch.Generator | None = None,

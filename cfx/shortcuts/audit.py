@@ -70,7 +70,7 @@ from cfx.shortcuts.regions import claimed_regions, region_enrichment, region_sha
 from cfx.shortcuts.report import ByRegion, PathExplainer, ShortcutReport
 from cfx.trajectory import GradientAscent, MonotonePath
 from cfx.trajectory.notices import notices_held, without_path_notices
-from cfx.types import Classifier, Generator
+from cfx.types import Classifier, Generator, Target
 
 logger = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ class ShortcutAudit:
     def audit(
         self,
         x: Tensor,
-        target: int | Tensor,
+        target: Target,
         *,
         lesion_masks: Tensor | None = None,
         marker_masks: Tensor | None = None,

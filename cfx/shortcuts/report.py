@@ -14,6 +14,7 @@ from torch import Tensor
 from cfx.errors import check, counted
 from cfx.reprs import short_repr
 from cfx.trajectory import TrajectoryResult
+from cfx.types import Target
 
 REGIONS = ("lesion", "marker", "elsewhere")
 
@@ -22,7 +23,7 @@ class PathExplainer(Protocol):
     """Anything with ``explain(x, target, latents=...) -> TrajectoryResult`` (Options 1 and 2)."""
 
     def explain(
-        self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None
+        self, x: Tensor, target: Target, *, latents: Tensor | None = None
     ) -> TrajectoryResult: ...
 
 

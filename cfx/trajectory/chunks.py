@@ -27,6 +27,7 @@ from cfx.run_key import changes, tensors_sha256
 from cfx.trajectory.identity import explainer_key, explainer_setting
 from cfx.trajectory.notices import end_notice, notices_held, notify_starts, region_notice
 from cfx.trajectory.result import TrajectoryResult, concat
+from cfx.types import Target
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,13 @@ _PART = "part_{:05d}.safetensors"  # chunk i's file; `finished_chunks` globs the
 
 
 class TrajectoryExplainer(Protocol):
-    def explain(self, x: Tensor, target: int | Tensor) -> TrajectoryResult: ...
+    def explain(self, x: Tensor, target: Target) -> TrajectoryResult: ...
 
 
 def explain_in_chunks(
     explainer: TrajectoryExplainer,
     x: Tensor,
-    target: int | Tensor,
+    target: Target,
     *,
     batch_size: int = 32,
     folder: str | Path | None = None,

@@ -47,7 +47,7 @@ from cfx.trajectory.repair import repair_steps
 from cfx.trajectory.resample import resample_path
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import Start, check_inversion, start
-from cfx.types import Classifier, Generator
+from cfx.types import Classifier, Generator, Target
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ class GradientAscent:
         return resample_path(path, probs, levels, prob_fn=prob_fn, refine_iters=self.refine_iters)
 
     def explain(
-        self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None
+        self, x: Tensor, target: Target, *, latents: Tensor | None = None
     ) -> TrajectoryResult:
         """Walk images ``x`` ``(B, C, H, W)`` in [-1, 1] into class ``target``.
 

@@ -50,7 +50,7 @@ from cfx.trajectory.notices import region_notice
 from cfx.trajectory.resample import log_odds
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import check_inversion, start
-from cfx.types import Classifier, Generator
+from cfx.types import Classifier, Generator, Target
 
 
 def region_masks(change: Tensor, fraction: float, *, soften: float) -> Tensor:
@@ -391,7 +391,7 @@ class LocalisedAscent:
         return RegionPath(mask=mask, latents=latents, p_start=probs[:, 0], decode=decode)
 
     def explain(
-        self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None
+        self, x: Tensor, target: Target, *, latents: Tensor | None = None
     ) -> TrajectoryResult:
         """Walk images ``x`` ``(B, C, H, W)`` in [-1, 1] into class ``target``.
 

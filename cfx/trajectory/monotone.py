@@ -61,7 +61,7 @@ from cfx.trajectory.losses import (
 )
 from cfx.trajectory.result import TrajectoryResult
 from cfx.trajectory.start import check_inversion, start
-from cfx.types import Classifier, Generator
+from cfx.types import Classifier, Generator, Target
 
 
 class MonotonePath:
@@ -232,7 +232,7 @@ class MonotonePath:
         self._localised()._check()
 
     def explain(
-        self, x: Tensor, target: int | Tensor, *, latents: Tensor | None = None
+        self, x: Tensor, target: Target, *, latents: Tensor | None = None
     ) -> TrajectoryResult:
         """Walk images ``x`` ``(B, C, H, W)`` in [-1, 1] into class ``target``.
 

@@ -39,7 +39,7 @@ from cfx.inversion import (
 )
 from cfx.inversion import log as inversion_log
 from cfx.notices import held
-from cfx.types import Classifier, Generator
+from cfx.types import Classifier, Generator, Target
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ SAME_ORACLE = (
 """The notice for an oracle that is the explained classifier (two ``%s``: how each is named)."""
 
 
-def start(explainer: Starts, x: object, target: int | Tensor, latents: object = None) -> Start:
+def start(explainer: Starts, x: object, target: Target, latents: object = None) -> Start:
     """Check ``x`` ``(B, C, H, W)`` and ``target``, then invert ``x`` (the explainer's
     ``inversion_steps`` latent-optimisation steps after the encoder, with its progress bar;
     with ``inversion_classifier_weight > 0`` the inversion keeps the classifier's decision on

@@ -66,6 +66,11 @@ def test_a_0d_integer_target_means_the_int_it_holds():
     cam = GradCAM(cnn, batch_size=2).attribute(xc, torch.tensor(1))
     assert torch.equal(cam, GradCAM(cnn, batch_size=2).attribute(xc, 1))
     assert target_slice(torch.tensor(3), 0, 2, 4) == 3
+    # per-image targets as a list: each chunk gets its rows (GradCAM runs in chunks of 2)
+    per_image = [1, 0, 0, 1]
+    assert target_slice(per_image, 2, 4, 4).tolist() == [0, 1]
+    cams = GradCAM(cnn, batch_size=2).attribute(xc, per_image)
+    assert torch.equal(cams, GradCAM(cnn, batch_size=2).attribute(xc, torch.tensor(per_image)))
     for bad in (torch.tensor(1.0), torch.tensor([1, 0])):  # float 0-d, wrong length
         with pytest.raises(ValueError, match=r"`target` must be an int or an integer tensor"):
             target_slice(bad, 0, 2, 4)

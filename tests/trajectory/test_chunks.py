@@ -162,6 +162,8 @@ def test_per_image_targets_follow_their_chunk(tmp_path):
     target = torch.tensor([1, 1, 0, 1, 0])
     res = explain_in_chunks(_ascent(g, f), x, target, batch_size=2)
     assert res.target.tolist() == target.tolist()
+    # a list (a user's `y.tolist()`) is the same per-image target
+    _same(explain_in_chunks(_ascent(g, f), x, target.tolist(), batch_size=2), res)
 
 
 def test_a_numpy_integer_target_is_an_int_here_as_in_explain():

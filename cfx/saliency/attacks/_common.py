@@ -22,6 +22,7 @@ from cfx.images import IMAGE_RANGE
 from cfx.reprs import short_repr
 from cfx.saliency._common import SaliencyMethod, check_editable, frozen, takes_generator
 from cfx.saliency.metrics import mass_center_shift, spearman, top_k_intersection
+from cfx.types import Target
 
 RANGE = IMAGE_RANGE[1] - IMAGE_RANGE[0]  # width of the cfx range (2)
 
@@ -191,9 +192,7 @@ def predict(model: nn.Module, x: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def label_and_target(
-    model: nn.Module, x: Tensor, target: int | Tensor | None
-) -> tuple[Tensor, Tensor]:
+def label_and_target(model: nn.Module, x: Tensor, target: Target | None) -> tuple[Tensor, Tensor]:
     """Predicted classes ``(B,)`` of ``x`` and the explained classes (``target`` resolved;
     None = the predicted ones)."""
     with frozen(model):

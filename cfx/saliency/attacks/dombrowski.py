@@ -44,6 +44,7 @@ from cfx.saliency.attacks._common import (
     takes_generator,
     zero_gradient_notice,
 )
+from cfx.types import Target
 
 
 class TargetMapAttack:
@@ -93,7 +94,7 @@ class TargetMapAttack:
     def perturb(
         self,
         x: Tensor,
-        target: int | Tensor | None = None,
+        target: Target | None = None,
         *,
         target_map: Tensor,
         generator: torch.Generator | None = None,

@@ -53,6 +53,7 @@ from cfx.saliency.attacks._common import (
     zero_gradient_notice,
 )
 from cfx.saliency.metrics import mass_center, top_k_intersection, top_k_mask
+from cfx.types import Target
 
 Objective = Literal["top_k", "mass_center", "targeted"]
 
@@ -111,7 +112,7 @@ class GhorbaniAttack:
     def perturb(
         self,
         x: Tensor,
-        target: int | Tensor | None = None,
+        target: Target | None = None,
         *,
         region: Tensor | None = None,
         generator: torch.Generator | None = None,

@@ -29,6 +29,7 @@ from cfx.saliency.attacks._common import (
     project,
     result,
 )
+from cfx.types import Target
 
 
 class RandomSign:
@@ -56,7 +57,7 @@ class RandomSign:
     def perturb(
         self,
         x: Tensor,
-        target: int | Tensor | None = None,
+        target: Target | None = None,
         *,
         generator: torch.Generator | None = None,
     ) -> AttackResult:
