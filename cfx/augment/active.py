@@ -626,6 +626,8 @@ class ActiveLearner:
             i += len(chunk)
             held: tuple[str, ...] = ("cfx_starts_in_target", "cfx_ends_short", "cfx_unit_range")
             held += ("cfx_models",) if once else ()
+            # a batch's walk takes tens of seconds: the bar says what it is doing meanwhile
+            bar.set_postfix_str(f"walking starts {i - len(chunk) + 1}-{i} of {len(order)}")
             with notices_held(*held):
                 res = explainer.explain(pool[chunk], target)
             probs = res.probs.detach().double().cpu()  # (b, T+1) target probabilities
@@ -648,6 +650,7 @@ class ActiveLearner:
                 suggested.append(torch.where(past, t, 1 - t).long())
                 kept += 1
                 bar.update(1)
+            bar.set_postfix_str(f"{skipped} start(s) skipped" if skipped else "")
         bar.close()
         if skipped:
             log.info(

@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import pytest
@@ -675,7 +676,10 @@ def test_the_walks_of_a_round_show_progress(world, tmp_path, capsys):
         g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=2, show_progress=True
     )
     learner.augment(pool, train, labels, out=tmp_path)
-    assert "round 0: paths across the boundary" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "round 0: paths across the boundary" in err
+    # the bar sat at 0/1 while a batch was walked (30 s in the audit): it says what it walks
+    assert re.search(r"walking starts 1-\d+ of \d+", err)
     quiet = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=2)
     quiet.augment(pool, train, labels, out=tmp_path / "quiet")
     assert "paths across the boundary" not in capsys.readouterr().err
