@@ -473,7 +473,11 @@ def test_labelled_frames_title_frames_with_labels_and_show_the_change(tmp_path, 
     axes = drawn["fig"].axes
     assert len(axes) == 2 * 3  # two rows drawn (rows=2): two frames and the change each
     titles = [ax.get_title() for ax in axes]
-    assert titles[:3] == ["f = 0.4\nlabel: healthy", "f = 0.6\nlabel: tumour", "change (max 2.00)"]
+    assert titles[:3] == [
+        "p(target) ~ 0.4\nlabel: healthy",
+        "p(target) ~ 0.6\nlabel: tumour",
+        "change (max 2.00)",
+    ]
     assert titles[3:5] == ["label: healthy", "label: healthy"]
     change = axes[2].get_images()[0].get_array()
     assert float(change[2, 2]) == 2.0 and float(change[0, 0]) == 0.0

@@ -46,8 +46,9 @@ def labelled_frames(
     rounds one at a time);
     ``labels`` ``(N,)`` class indices, named by ``class_names`` (-1, an image the labeller
     could not call, reads "unsure");
-    ``levels`` (the learner's ``frame_levels``) head the columns with ``f``, the classifier's
-    probability of the class the path walks towards, each frame was taken nearest to. The
+    ``levels`` (the learner's ``frame_levels``) head the columns with ``p(target) ~``: the
+    classifier's probability of the class the path walks towards, each frame was taken
+    nearest to. The
     first ``rows`` paths are drawn. Writes a PNG to ``path`` and returns it.
     """
     _shape("images", images, (None,) * 4, "(N, C, H, W)")
@@ -101,7 +102,7 @@ def labelled_frames(
                 continue
             _show(ax, pics[i, c])
             name = label_name(int(labels[i * per_path + c]), names)
-            head = "" if levels is None or i else f"f = {levels[c]:g}\n"
+            head = "" if levels is None or i else f"p(target) ~ {levels[c]:g}\n"
             ax.set_title(f"{head}label: {name}", fontsize=7)
     fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.1 / (1.6 * shown + 0.2)))
     return _save(fig, path, dpi=110)
