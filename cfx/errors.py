@@ -31,6 +31,11 @@ class ForeignRunError(CfxError, ValueError):
     resume must not mix with this run's."""
 
 
+class DivergedError(CfxError, FloatingPointError):
+    """Training whose loss stopped being a finite number: every later step (and the model
+    written at the end) would be NaN."""
+
+
 class NoRecourseError(CfxError, ValueError):
     """Not raised by cfx (explainers return a certificate instead); kept so that code which
     names it still imports."""

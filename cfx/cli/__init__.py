@@ -18,7 +18,7 @@ from cfx.cli import shortcuts as shortcuts_cmd
 from cfx.cli import train as train_cmd
 from cfx.cli import trajectory as trajectory_cmd
 from cfx.cli.console import console
-from cfx.errors import check_seed
+from cfx.errors import DivergedError, check_seed
 
 
 class HelpWithDefaults(argparse.HelpFormatter):
@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{_command(args)}: interrupted", file=sys.stderr)
         return 130  # the shell's code for SIGINT
-    except (ValueError, TypeError, KeyError, OSError) as err:
-        # user errors and unreadable or unwritable files: one clear line (-v: the traceback)
+    except (ValueError, TypeError, KeyError, OSError, DivergedError) as err:
+        # user errors, unreadable or unwritable files and diverged training: one clear line
+        # (-v: the traceback)
         if args.verbose:
             raise
         print(f"{_command(args)}: error: {err}", file=sys.stderr)

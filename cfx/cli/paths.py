@@ -44,11 +44,25 @@ def not_the_input_folder(out: Path, given: Path | None, flag: str = "--input") -
     masks): the figures written there would be read as images (or masks) by the next run
     (and shift every label given by position)."""
     if given is not None and given.is_dir() and Path(out).resolve() == given.resolve():
-        what = "images" if flag == "--input" else "masks"
+        what = "masks" if flag == "--masks" else "images"
         raise ValueError(
-            f"`--out` must not be the `{flag}` folder: its figures would be read as {what} by "
+            f"`--out` must not be the `{flag}` folder: its outputs would be read as {what} by "
             "the next run"
         )
+
+
+def writable_later(path: Path, flag: str = "--out") -> Path:
+    """``path`` checked, before any work, as a folder that can be made or written in, without
+    making it (a refused run leaves no folder behind): not a file, and the folder (or, if it
+    does not exist yet, the nearest folder above it that does) takes files."""
+    path = not_a_file(path, flag)
+    here = path if path.exists() else next((p for p in path.parents if p.exists()), Path("."))
+    try:
+        probe_writable(here)
+    except OSError as err:
+        what = "write in the folder" if here == path else f"create it (in {here})"
+        raise OSError(f"`{flag}` {path}: cannot {what} ({err.strerror or err})") from err
+    return path
 
 
 def out_folder(path: Path, flag: str = "--out") -> Path:

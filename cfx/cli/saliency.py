@@ -143,7 +143,7 @@ def _model_channels(model: object) -> int | None:
 
 def checked_input(args: argparse.Namespace) -> list[Path] | None:
     """``--input``'s image files (None for a batch), checked before any model loads, and an
-    ``--out`` that is not the ``--input`` folder (its figures would be read as images)."""
+    ``--out`` that is not the ``--input`` folder (its outputs would be read as images)."""
     not_a_file(args.out)  # the folder is made once the inputs are read
     if args.input is None:
         return None

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cfx.cli.options import by_flag, card_settings, given_flags
-from cfx.cli.paths import not_a_file, out_path
-from cfx.errors import UnknownNameError, check_int, check_real, counted
+from cfx.cli.paths import not_the_input_folder, out_path, writable_later
+from cfx.errors import ForeignRunError, UnknownNameError, check_int, check_real, counted
 from cfx.files import write_atomic
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,7 @@ def _same_data(args: argparse.Namespace) -> dict[str, Any]:
     without its content changing, and its content is checked by the checkpoint's digest."""
     from cfx.run_key import changes
 
+    kind = args.train_command  # "generator" or "classifier"
     now: dict[str, Any] = {"--data": "brain" if args.data == "brain" else "a file"}
     if args.data == "brain":
         now |= {"--n": args.n, "--data-seed": args.data_seed, "--tagged": args.tagged}
@@ -197,17 +198,49 @@ def _same_data(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     record = out / DATA_FLAGS
     if not (out / "checkpoint.safetensors").exists():  # a new run (or one not yet saved)
-        return now
+        return now | {"kind": kind}
     try:  # none, or unreadable: the checkpoint's own digest decides alone
         before = json.loads(record.read_text()) if record.exists() else None
     except (OSError, ValueError):
         before = None
+    if isinstance(before, dict) and before.get("kind", kind) != kind:  # older records: no kind
+        raise ForeignRunError(
+            f"`--out` ({out}) holds a {before['kind']}'s training run, not a {kind}'s; use a "
+            "new folder"
+        )
+    if isinstance(before, dict):
+        before.pop("kind", None)
     if isinstance(before, dict) and before != now:
         raise ValueError(
             f"`--out` ({out}) holds a checkpoint of a different run; use a new folder or "
             f"the same data flags ({changes(before, now)})"
         )
-    return now
+    return now | {"kind": kind}
+
+
+WRITES = ("model", "training.json")
+"""What a finished run writes in ``--out`` beside its checkpoint (and would replace)."""
+
+
+def _not_something_else(out: Path) -> None:
+    """Refuse an ``--out`` that holds a model or a training log and no checkpoint to resume:
+    another run's (a finished run whose checkpoint was deleted, a ``cfx augment`` folder, a
+    folder of one's own) would be overwritten. Other files are left as they are."""
+    if not out.is_dir() or (out / "checkpoint.safetensors").exists():
+        return
+    held = [name for name in WRITES if (out / name).exists()]
+    if not held:
+        return
+    finished = (
+        " (a finished run whose checkpoint.safetensors was deleted cannot be trained on: "
+        "start it again in a new folder)"
+        if "model" in held
+        else ""
+    )
+    raise ForeignRunError(
+        f"`--out` ({out}) holds {' and '.join(held)} and no checkpoint to resume: the run would "
+        f"overwrite {'them' if len(held) > 1 else 'it'}; use a new folder{finished}"
+    )
 
 
 def _record_data(out: Path, flags: dict[str, Any]) -> None:
@@ -275,6 +308,17 @@ def _images(args: argparse.Namespace) -> torch.Tensor:
     return _user_images(args.data, "--data")[0]
 
 
+def _out_checks(args: argparse.Namespace) -> None:
+    """``--out`` before anything is rendered or read: a folder that can be made or written
+    in, not a data folder, and not a folder of something else."""
+    out = writable_later(Path(args.out))
+    for flag in ("data", "val_data"):
+        given = getattr(args, flag, None)
+        if given is not None and given != "brain":  # the checkpoint would be read as an image
+            not_the_input_folder(out, Path(given), f"--{flag.replace('_', '-')}")
+    _not_something_else(out)
+
+
 def run_generator(args: argparse.Namespace) -> int:
     from cfx.models.brain_gan import BrainGANConfig
     from cfx.training.generator import GeneratorTrainingConfig, train_generator
@@ -287,7 +331,7 @@ def run_generator(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     shape = {"latent_dim": args.latent_dim, "width": args.width}
-    not_a_file(args.out)
+    _out_checks(args)
     _shared_options(args, 60000)  # the flags' own checks first, under their names
     check_int("--steps", args.steps)
     with by_flag(args):
@@ -465,7 +509,7 @@ def run_classifier(args: argparse.Namespace) -> int:
     from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
 
     segment = args.arch == "brain-segmenter"
-    not_a_file(args.out)
+    _out_checks(args)
     _shared_options(args, 20000)
     if args.no_augment and (args.blur > 0 or args.noise > 0):
         raise ValueError("`--blur` and `--noise` are augmentations: drop them or --no-augment")

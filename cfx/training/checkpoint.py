@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from cfx.errors import CheckpointError, ForeignRunError
+from cfx.errors import CheckpointError, DivergedError, ForeignRunError
 from cfx.files import save_tensors_atomic
 from cfx.run_key import changes, tensors_sha256
 
@@ -193,16 +193,9 @@ def _same_run(
     from ``fingerprint``; entries of ``added_later`` it lacks are taken on trust."""
     if earlier is None and set(added_later) >= set(fingerprint):
         earlier = {}  # written before fingerprints, which may all be taken on trust
-    if isinstance(earlier, dict):
-        lacking = [k for k in added_later if k not in earlier]
-        if lacking:
-            log.warning(
-                "%s: a checkpoint written without %s; resuming on trust",
-                path.parent,
-                ", ".join(names.get(k, k) for k in lacking),
-            )
-            earlier = {**earlier, **{k: fingerprint[k] for k in lacking}}
-    if isinstance(earlier, dict) and set(earlier) != set(fingerprint):  # a generator's folder
+    # another kind of training first: its settings are other keys, not ones an older cfx lacked
+    # (it warned "resuming on trust" about a generator's folder, then refused it)
+    if isinstance(earlier, dict) and set(earlier) | set(added_later) != set(fingerprint):
         # for a classifier (or the other way): every setting differs, and listing ~20 hid that
         model = earlier.get("model") or fingerprint.get("model")
         trained = (
@@ -214,6 +207,15 @@ def _same_run(
             f"`out` ({path.parent}) holds the checkpoint of another kind of training{trained}; "
             "use a new folder"
         )
+    if isinstance(earlier, dict):
+        lacking = [k for k in added_later if k not in earlier]
+        if lacking:
+            log.warning(
+                "%s: a checkpoint written without %s; resuming on trust",
+                path.parent,
+                ", ".join(names.get(k, k) for k in lacking),
+            )
+            earlier = {**earlier, **{k: fingerprint[k] for k in lacking}}
     if earlier != fingerprint:
         what = (
             changes(earlier, fingerprint, names)
@@ -221,3 +223,14 @@ def _same_run(
             else "no settings recorded"
         )
         raise ForeignRunError(f"{other}the same settings and data ({what})")
+
+
+def diverged(step: int, loss: float, ckpt: Path) -> DivergedError:
+    """The error for a training loss that is no finite number at ``step``: it would make
+    every weight NaN, and the run would end with a NaN model as if it had worked."""
+    kept = f"{ckpt} keeps the last saved step" if ckpt.exists() else "no checkpoint was saved"
+    return DivergedError(
+        f"the training loss is {loss} at step {step}, not a finite number: training stopped "
+        f"there ({kept}); the same settings diverge again, so train with others (e.g. a lower "
+        "learning rate) in a new folder"
+    )

@@ -40,10 +40,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cfx.calls import eval_mode
-from cfx.errors import check, check_int, counted, fail
+from cfx.errors import check, check_int, check_real, counted, fail
 from cfx.images import binary_masks, check_images, from_unit, to_unit
 from cfx.run_key import tensors_sha256
-from cfx.training.checkpoint import resume_checkpoint, save_checkpoint
+from cfx.training.checkpoint import diverged, resume_checkpoint, save_checkpoint
 from cfx.training.generator import TrainingReport
 from cfx.training.init import reset_parameters
 from cfx.training.interrupt import held_interrupt
@@ -112,10 +112,9 @@ class ClassifierTrainingConfig:
         object.__setattr__(self, "seed", int(self.seed))  # a numpy int (a sweep) as an int
         if not isinstance(self.max_shift, int) or self.max_shift < 0:
             raise ValueError(f"`max_shift` must be a non-negative int, got {self.max_shift!r}")
-        if not self.lr > 0:
-            raise ValueError(f"`lr` must be positive, got {self.lr!r}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"`weight_decay` must be non-negative, got {self.weight_decay!r}")
+        # finite too: lr=inf trained a NaN model that exited 0
+        check_real("lr", self.lr, low=0.0, open_low=True)
+        check_real("weight_decay", self.weight_decay, low=0.0)
         if not 0 <= self.warmup < 1:
             raise ValueError(f"`warmup` must be in [0, 1), got {self.warmup!r}")
         if not 0 <= self.intensity_jitter < 1:
@@ -525,6 +524,8 @@ def train_classifier(
 
             logits = model(x.to(device, dtype))
             loss, score = _loss(task, logits, target)
+            if not bool(torch.isfinite(loss)):  # a NaN step would carry into every weight
+                raise diverged(step + 1, float(loss.detach()), ckpt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

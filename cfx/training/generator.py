@@ -30,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.errors import check_int, counted
+from cfx.errors import check_int, check_real, counted
 from cfx.images import check_images
 from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
 from cfx.run_key import tensors_sha256
-from cfx.training.checkpoint import resume_checkpoint, save_checkpoint
+from cfx.training.checkpoint import diverged, resume_checkpoint, save_checkpoint
 from cfx.training.init import reset_parameters
 from cfx.training.interrupt import held_interrupt
 
@@ -80,18 +80,12 @@ class GeneratorTrainingConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, Integral):
             raise TypeError(f"`seed` must be an int, got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))  # a numpy int (a sweep) as an int
-        if not self.lr > 0:
-            raise ValueError(f"`lr` must be positive, got {self.lr!r}")
-        if not (self.kl_weight >= 0 and self.latent_weight >= 0):
-            raise ValueError(
-                f"`kl_weight` and `latent_weight` must be >= 0, got {self.kl_weight}, "
-                f"{self.latent_weight}"
-            )
-        if self.adv_factor < 0 or self.adv_start < 0:
-            raise ValueError(
-                f"`adv_factor` and `adv_start` must be >= 0, got {self.adv_factor}, "
-                f"{self.adv_start}"
-            )
+        # finite too: an inf or NaN weight trained an all-NaN model that exited 0
+        check_real("lr", self.lr, low=0.0, open_low=True)
+        for name in ("kl_weight", "latent_weight", "adv_factor"):
+            check_real(name, getattr(self, name), low=0.0)
+        if self.adv_start < 0:
+            raise ValueError(f"`adv_start` must be >= 0, got {self.adv_start}")
         if not 0 <= self.decay_start <= 1:
             raise ValueError(f"`decay_start` must be in [0, 1], got {self.decay_start!r}")
 
@@ -252,6 +246,8 @@ def train_generator(
                 adv = -0.5 * (disc(x_rec).mean() + disc(x_p).mean())
                 weight = cfg.adv_factor * _adaptive_weight(rec, adv, last)
                 loss = loss + weight * adv
+            if not bool(torch.isfinite(loss)):  # a NaN step would carry into every weight
+                raise diverged(step + 1, float(loss.detach()), ckpt)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             opt_g.step()

@@ -260,7 +260,8 @@ def test_options_a_run_would_ignore_are_refused(tmp_path, capsys):
         # the configs' own checks said `width`, `lr`; a width GroupNorm cannot split met
         # PyTorch's error after the data was read
         ([*clf, "--n", "8", "--width", "12"], "`--width` must give layers of channels"),
-        ([*clf, "--n", "8", "--lr", "-1"], "`--lr` must be positive, got -1.0"),
+        ([*clf, "--n", "8", "--lr", "-1"], "`--lr` must be a number in (0, inf), got -1.0"),
+        ([*clf, "--n", "8", "--lr", "inf"], "`--lr` must be a number in (0, inf), got inf"),
         ([*gen, "--width", "12"], "`--width` must give layers of channels"),
         ([*gen, "--latent-dim", "0"], "`--latent-dim` must be an int >= 1, got 0"),
         # validation on the training images was accepted (the built-in slices refuse it)
@@ -523,3 +524,85 @@ def test_a_folder_of_grey_and_colour_files_is_read_as_its_first_file(tmp_path, c
         "value in all three channels"
     ]
     assert BrainCNN.from_pretrained(tmp_path / "r" / "model").config.channels == 3
+
+
+GEN = ["train", "generator", "--n", "16", "--steps", "1", "--batch-size", "8", "--width", "4"]
+GEN += ["--latent-dim", "8", "--no-progress"]
+
+
+def test_a_folder_holding_a_model_or_log_but_no_checkpoint_is_not_overwritten(tmp_path, capsys):
+    """Without a checkpoint, --out's model/ and training.json were replaced in silence: a folder
+    of one's own, a finished run whose checkpoint was deleted (it retrained from step 0 over
+    the good model), a cfx augment folder (session 47 audit)."""
+    mine = tmp_path / "mine"
+    (mine / "model").mkdir(parents=True)
+    (mine / "model" / "config.json").write_text('{"mine": 1}')
+    (mine / "training.json").write_text('{"my": "log"}')
+    assert main([*GEN, "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "holds model and training.json and no checkpoint to resume: the run would" in err
+    assert "cannot be trained on: start it again in a new folder" in err
+    assert (mine / "model" / "config.json").read_text() == '{"mine": 1}'
+    assert (mine / "training.json").read_text() == '{"my": "log"}'
+    assert sorted(p.name for p in mine.iterdir()) == ["model", "training.json"]
+    # a finished run whose checkpoint was deleted: refused, its model kept
+    run = tmp_path / "run"
+    assert main([*GEN, "--out", str(run)]) == 0
+    capsys.readouterr()
+    (run / "checkpoint.safetensors").unlink()
+    weights = (run / "model" / "model.safetensors").read_bytes()
+    assert main([*GEN[:5], "2", *GEN[6:], "--out", str(run)]) == 2
+    assert "no checkpoint to resume" in capsys.readouterr().err
+    assert (run / "model" / "model.safetensors").read_bytes() == weights
+    # other files are no model of anyone's: a data folder's neighbours train as before
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("x")
+    assert main([*GEN, "--out", str(tmp_path / "data")]) == 0
+
+
+def test_out_is_checked_before_the_slices_are_rendered(tmp_path, capsys, monkeypatch):
+    """An unwritable --out failed with a bare [Errno 13] after every slice was rendered; --out
+    as the --data folder put the checkpoint among the images the next run reads."""
+    import cfx.cli.train as train_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("slices rendered before --out was checked")
+
+    monkeypatch.setattr(train_module, "_brain", never)
+
+    def refuses(folder):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("cfx.cli.paths.probe_writable", refuses)
+    assert main([*GEN, "--out", str(tmp_path / "new" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert f"`--out` {tmp_path / 'new' / 'sub'}: cannot create it (in {tmp_path})" in err
+    assert "Permission denied" in err and not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    images = tmp_path / "images"
+    images.mkdir()
+    from PIL import Image
+
+    for i in range(4):
+        Image.fromarray(np.full((64, 64), 40 * i, np.uint8)).save(images / f"s{i}.png")
+    argv = ["train", "generator", "--data", str(images), "--steps", "1", "--out", str(images)]
+    assert main(argv) == 2
+    assert "`--out` must not be the `--data` folder: its outputs would be read as images" in (
+        capsys.readouterr().err
+    )
+    assert sorted(p.name for p in images.iterdir()) == [f"s{i}.png" for i in range(4)]
+
+
+def test_a_folder_of_the_other_kind_of_training_is_named_as_such(tmp_path, capsys, caplog):
+    """A generator run into a classifier's folder was told to use "the same data flags (--n:
+    300 before, 200 now)"; a classifier run into a generator's warned "resuming on trust"."""
+    gen, clf = tmp_path / "gen", tmp_path / "clf"
+    assert main([*GEN, "--out", str(gen)]) == 0
+    assert main(["train", "classifier", "--arch", "brain-cnn", *TINY, "--out", str(clf)]) == 0
+    capsys.readouterr()
+    with caplog.at_level("WARNING"):
+        assert main(["train", "classifier", "--arch", "brain-cnn", *TINY, "--out", str(gen)]) == 2
+        assert "holds a generator's training run, not a classifier's" in capsys.readouterr().err
+        assert main([*GEN[:2], "--n", "20", *GEN[4:], "--out", str(clf)]) == 2
+        assert "holds a classifier's training run, not a generator's" in capsys.readouterr().err
+    assert "on trust" not in caplog.text

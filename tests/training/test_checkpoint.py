@@ -82,7 +82,7 @@ def test_a_byte_changed_since_saving_is_refused_not_resumed(tmp_path):
         resume_checkpoint(path, fingerprint={}, modules={"m": nn.Linear(4, 3)}, **args)
 
 
-def test_a_checkpoint_of_another_kind_of_training_is_named_as_such(tmp_path):
+def test_a_checkpoint_of_another_kind_of_training_is_named_as_such(tmp_path, caplog):
     """A generator run into a classifier's folder listed ~20 'settings' that differed (every
     one of both configs) where the cause is one: another kind of training (session 44 audit)."""
     import pytest
@@ -103,6 +103,19 @@ def test_a_checkpoint_of_another_kind_of_training_is_named_as_such(tmp_path):
         save_checkpoint(path, modules={"m": model}, optimizers={}, generators={}, state=state)
         with pytest.raises(ForeignRunError, match=said):
             resume_checkpoint(path, fingerprint=now, modules={"m": model}, **args)
+    # the classifier's fingerprint has entries a generator's older checkpoint could lack: the
+    # folder was warned about ("resuming on trust") before it was refused (session 47 audit)
+    save_checkpoint(
+        path, modules={"m": model}, optimizers={}, generators={}, state={"fingerprint": generator}
+    )
+    later = {**args, "added_later": ("model",)}
+    kind = "another kind of training, not a BrainCNN's"
+    with (
+        caplog.at_level("WARNING", logger="cfx.training.checkpoint"),
+        pytest.raises(ForeignRunError, match=kind),
+    ):
+        resume_checkpoint(path, fingerprint=classifier, modules={"m": model}, **later)
+    assert "resuming on trust" not in caplog.text
     # the same kind with other settings still lists what changed
     save_checkpoint(
         path, modules={"m": model}, optimizers={}, generators={}, state={"fingerprint": generator}

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -381,7 +383,9 @@ def test_bad_arguments_are_clear_errors(slices, tmp_path):
     ("kwargs", "message"),
     [
         ({"epochs": 0}, "`epochs` must be an int >= 1, got 0"),
-        ({"lr": -1.0}, "`lr` must be positive, got -1.0"),
+        ({"lr": -1.0}, r"`lr` must be a number in \(0, inf\), got -1.0"),
+        ({"lr": math.inf}, r"`lr` must be a number in \(0, inf\), got inf"),  # a NaN model
+        ({"weight_decay": math.nan}, r"`weight_decay` must be a number in \[0, inf\), got nan"),
         ({"warmup": 1.0}, r"`warmup` must be in \[0, 1\), got 1.0"),
         ({"max_shift": -1}, "`max_shift` must be a non-negative int, got -1"),
         ({"blur": -0.5}, r"`blur` must be in \[0, 3\] pixels, got -0.5"),
@@ -443,3 +447,28 @@ def test_acquisition_augmentation_blurs_and_adds_noise():
     )
     assert roughness(noisy) > 1.5 * roughness(x)
     assert float(noisy.min()) >= -1.0 and float(noisy.max()) <= 1.0
+
+
+def test_a_loss_that_turns_nan_stops_the_run(slices, tmp_path, monkeypatch):
+    """lr=inf trained a NaN model that exited 0: a loss that is no finite number stops it."""
+    from cfx.errors import DivergedError
+
+    train, _ = slices
+    real, calls = classifier_module._loss, []
+
+    def turns_nan(task, out, y):
+        calls.append(1)
+        loss, score = real(task, out, y)
+        return (loss * math.nan if len(calls) >= 3 else loss), score
+
+    monkeypatch.setattr(classifier_module, "_loss", turns_nan)
+    config = ClassifierTrainingConfig(epochs=1, batch_size=64)
+    with pytest.raises(DivergedError, match="the training loss is nan at step 3"):
+        train_classifier(
+            BrainCNN(BrainCNNConfig(width=4)),
+            train.images,
+            train.labels,
+            tmp_path,
+            config,
+            show_progress=False,
+        )

@@ -1,6 +1,7 @@
 """The generator training loop: resumable to the bit, learns, and applies its adversarial knobs."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -118,7 +119,14 @@ def test_same_seed_same_weights_whatever_the_global_rng(tmp_path):
 def test_negative_adversarial_knobs_are_refused(tmp_path, capsys):
     argv = ["train", "generator", "--n", "16", "--steps", "1", "--out", str(tmp_path)]
     assert main([*argv, "--adv-factor", "-0.5"]) == 2
-    assert "`--adv-factor` and `--adv-start` must be >= 0, got -0.5, 500" in capsys.readouterr().err
+    assert "`--adv-factor` must be a number in [0, inf), got -0.5" in capsys.readouterr().err
+    # NaN and inf trained an all-NaN model and exited 0 (session 47 audit)
+    for bad in ("nan", "inf"):
+        assert main([*argv, "--adv-factor", bad]) == 2
+        assert f"`--adv-factor` must be a number in [0, inf), got {bad}" in capsys.readouterr().err
+    assert main([*argv, "--adv-start", "-1"]) == 2
+    assert "`--adv-start` must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()
 
 
 def test_resuming_another_run_is_refused_naming_what_changed(tmp_path):
@@ -144,8 +152,10 @@ def test_resuming_another_run_is_refused_naming_what_changed(tmp_path):
     [
         ({"steps": 0}, "`steps` must be an int >= 1, got 0"),
         ({"batch_size": -3}, "`batch_size` must be an int >= 1, got -3"),
-        ({"lr": 0.0}, "`lr` must be positive"),
-        ({"kl_weight": -1.0}, "`kl_weight` and `latent_weight` must be >= 0"),
+        ({"lr": 0.0}, r"`lr` must be a number in \(0, inf\), got 0.0"),
+        ({"lr": math.inf}, r"`lr` must be a number in \(0, inf\), got inf"),
+        ({"kl_weight": -1.0}, r"`kl_weight` must be a number in \[0, inf\), got -1.0"),
+        ({"latent_weight": math.nan}, r"`latent_weight` must be a number in \[0, inf\), got nan"),
         ({"decay_start": 1.5}, r"`decay_start` must be in \[0, 1\]"),
     ],
 )
@@ -200,3 +210,28 @@ def test_an_adversarial_loss_that_never_starts_is_said(tmp_path, caplog):
         train_generator(x, tmp_path / "b", _config(steps=2, adv_factor=0.0), show_progress=False)
         train_generator(x, tmp_path / "c", _config(steps=2), show_progress=False)  # starts at 1
     assert "adversarial" not in caplog.text
+
+
+def test_a_loss_that_turns_nan_stops_the_run_keeping_the_last_good_checkpoint(
+    tmp_path, monkeypatch
+):
+    """A NaN loss (an inf --adv-factor did it) trained on to an all-NaN model and exit 0."""
+    import cfx.training.generator as generator_module
+    from cfx.errors import DivergedError
+
+    real, calls = generator_module._adaptive_weight, []
+
+    def turns_nan(rec, adv, last):
+        calls.append(1)
+        return real(rec, adv, last) * (math.nan if len(calls) >= 4 else 1.0)
+
+    monkeypatch.setattr(generator_module, "_adaptive_weight", turns_nan)
+    said = r"nan at step 5, not a finite number: training stopped there \(\S+ keeps the last saved"
+    with pytest.raises(DivergedError, match=said):
+        train_generator(_images(), tmp_path, _config(steps=6), show_progress=False)
+    # steps 1-4 were finite and saved (checkpoint_every 2): the checkpoint is whole and finite
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "checkpoint.safetensors")
+    floats = [t for t in saved.values() if t.is_floating_point()]
+    assert floats and all(bool(torch.isfinite(t).all()) for t in floats)
