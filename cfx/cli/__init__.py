@@ -102,6 +102,10 @@ def _stdout_closed() -> bool:
     return False
 
 
+SEEDS = ("seed", "data_seed", "val_seed", "pool_seed")
+"""Every command's seed options: each is checked before any command runs."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -112,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         hint = " (a list is one argument, comma-separated: a,b)" if stray else ""
         command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     try:
-        if getattr(args, "seed", None) is not None:  # a seed NumPy or torch cannot take failed
-            check_seed("--seed", args.seed, optional=False)  # late: "Overflow when unpacking"
+        for dest in SEEDS:  # a seed NumPy or torch cannot take failed late: "Overflow when
+            if getattr(args, dest, None) is not None:  # unpacking long long"; -1 drew a set
+                check_seed(f"--{dest.replace('_', '-')}", getattr(args, dest), optional=False)
         with console(args.verbose):
             return int(args.run(args) or 0)
     except BrokenPipeError as err:  # `cfx ... | head` stopped reading: stop quietly, as

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from cfx.cli.options import given_flags
-from cfx.cli.paths import out_path
+from cfx.cli.paths import built_in_named, out_file, out_file_path
 from cfx.errors import UnknownNameError, check_int
+from cfx.files import write_atomic
 
 DATASETS = ("brain", "credit")
 FIGURES = (".png", ".pdf", ".svg")
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     prev.add_argument(
         "--out",
-        type=out_path,
+        type=out_file_path,
         default=None,
         help="brain, your images: a .png/.pdf/.svg figure (default: preview.png); credit: a "
         ".csv table (default: preview.csv)",
@@ -59,7 +60,7 @@ def _figure(args: argparse.Namespace) -> tuple[Path, int]:
     """``--out`` as a figure (the default preview.png) and ``--n`` (default 16, at most
     :data:`PREVIEW_MAX`), for the image previews."""
     out = Path("preview.png") if args.out is None else Path(args.out)
-    if out.suffix.lower() not in FIGURES:
+    if out.suffix.lower() not in FIGURES and not out.is_dir():  # a folder: named below
         what = "brain" if args.dataset == "brain" else "images"
         raise ValueError(
             f"`--out` for {what} is a figure, one of {', '.join(FIGURES)}; got {out.name!r}"
@@ -67,7 +68,13 @@ def _figure(args: argparse.Namespace) -> tuple[Path, int]:
     n = 16 if args.n is None else check_int("--n", args.n)
     if n > PREVIEW_MAX:  # a grid past this is unreadable and slow to render
         raise ValueError(f"`--n` must be at most {PREVIEW_MAX} for a preview, got {n}")
-    return out, n
+    data = Path(args.dataset)
+    if data.is_dir() and out.resolve().parent == data.resolve():
+        raise ValueError(
+            f"`--out` must not be in the folder of images previewed ({data}): the next command "
+            "would read the preview as one of them"
+        )
+    return out_file(out), n
 
 
 def _yours(args: argparse.Namespace) -> Path:
@@ -114,10 +121,16 @@ def _yours(args: argparse.Namespace) -> Path:
     titles = [f.name for f in every] if every is not None else [f"#{i}" for i in range(total)]
     if args.labels is not None:
         labels = load_labels(args.labels, total, name="--labels", files=every)
+        if int(labels.min()) < 0:  # before the figure: bincount failed after it was written
+            raise ValueError(
+                f"`--labels` must be classes 0..K-1, got {int(labels.min())} (labels of -1/1 "
+                "are read as classes: map them to 0/1)"
+            )
         titles = [f"{t}, label {k}" for t, k in zip(titles, labels.tolist(), strict=True)]
     masks = None
     if args.masks is not None:
-        masks = load_masks_for(Path(args.masks), x, files, "--masks", images_name=flag)
+        rest = None if every is None else every[n:]  # their masks are not "unused"
+        masks = load_masks_for(Path(args.masks), x, files, "--masks", images_name=flag, unread=rest)
     shown = x[:n]
     out = image_preview(
         shown, out, titles=titles[:n], masks=None if masks is None else masks[:n], columns=8
@@ -144,6 +157,7 @@ def run_preview(args: argparse.Namespace) -> int:
         raise ValueError(
             "`--labels`/`--masks` go with your own images; the built-in datasets bring their own"
         )
+    built_in_named(args.dataset, "preview")
     if args.dataset == "brain":
         from cfx.data.brain import MARKER_BOX, make_dataset
         from cfx.viz import brain_preview
@@ -162,9 +176,9 @@ def run_preview(args: argparse.Namespace) -> int:
                 "credit summary covers the whole German credit table"
             )
         out = Path("preview.csv") if args.out is None else Path(args.out)
-        if out.suffix.lower() != ".csv":
+        if out.suffix.lower() != ".csv" and not out.is_dir():  # a folder: out_file names it
             raise ValueError(f"`--out` for credit is a .csv table, got {out.name!r}")
-        summary_table(load_german()).to_csv(out)
+        write_atomic(out_file(out), summary_table(load_german()).to_csv())
     else:
         raise UnknownNameError(f"unknown dataset {args.dataset!r}; expected one of {DATASETS}")
     print(out)

@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from cfx.files import probe_writable
+
+log = logging.getLogger(__name__)
+
+
+def built_in_named(name: str, flag: str) -> None:
+    """Warn when ``name`` (e.g. ``brain``), which ``flag`` reads as built-in data, is also a
+    file or folder here: a user's own ``brain/`` would be passed over in silence."""
+    if Path(name).exists():
+        log.warning(
+            "`%s %s` is the built-in data; the %s ./%s here is not read (give it as ./%s to "
+            "use it)",
+            flag,
+            name,
+            "folder" if Path(name).is_dir() else "file",
+            name,
+            name,
+        )
 
 
 def out_path(text: str) -> Path:
@@ -17,6 +35,33 @@ def out_path(text: str) -> Path:
             "got an empty path (an unset shell variable?); name a folder, e.g. --out ."
         )
     return Path(text)
+
+
+def out_file_path(text: str) -> Path:
+    """An ``--out`` that names a file (a figure, a table), as argparse reads it: never an
+    empty path."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "got an empty path (an unset shell variable?); name a file, e.g. --out preview.png"
+        )
+    return Path(text)
+
+
+def out_file(path: Path, flag: str = "--out") -> Path:
+    """``path`` as a file to write, checked before the work: not an existing folder, not
+    inside a file; its folder is made (and must take files)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"`{flag}` must name a file, got the folder {path} (e.g. {path / 'preview.png'})"
+        )
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise FileExistsError(
+            f"`{flag}` must be a file in a folder, got {path}, inside the file {parent}"
+        )
+    out_folder(path.parent, flag)
+    return path
 
 
 def out_text(text: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cfx.cli.options import by_flag, card_settings, given_flags
-from cfx.cli.paths import not_the_input_folder, out_path, writable_later
+from cfx.cli.paths import built_in_named, not_the_input_folder, out_path, writable_later
 from cfx.errors import ForeignRunError, UnknownNameError, check_int, check_real, counted
 from cfx.files import write_atomic
 
@@ -162,6 +162,8 @@ def _shared_options(args: argparse.Namespace, n: int) -> None:
                 f"{flags} {verb} the built-in brain slices; drop "
                 f"{'it' if len(given) == 1 else 'them'} with --data {args.data}"
             )
+    if args.data == "brain":
+        built_in_named("brain", "--data")
     if args.tag_correlation is not None and not args.tagged:  # it shapes the marker only
         raise ValueError(
             "`--tag-correlation` sets how often the marker goes with the label: add --tagged"

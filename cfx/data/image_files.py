@@ -407,11 +407,13 @@ def load_masks_for(
     *,
     images_name: str = "--input",
     resize: bool = False,
+    unread: list[Path] | None = None,
 ) -> Tensor:
     """Masks ``(N, 1, H, W)`` bool for ``images`` ``(N, C, H, W)``: mask files matched by
     name (:func:`mask_files`; ``resize`` as for :func:`read_mask`) to the image ``files``
     the images were read from (the option ``images_name`` gave), or a .npy/.pt batch in the
-    images' order (:func:`cfx.data.io.load_masks`)."""
+    images' order (:func:`cfx.data.io.load_masks`). ``unread``: the folder's other image
+    files (not read here), whose masks are not warned about as matching no image."""
     if path.is_dir() or path.suffix.lower() in IMAGE_FILES:
         if files is None:
             raise ValueError(
@@ -428,7 +430,7 @@ def load_masks_for(
                 "taken for its own mask (and masks for images)"
             )
         size = (int(images.shape[-2]), int(images.shape[-1]))
-        chosen = mask_files(files, path, name)
+        chosen = mask_files(files, path, name, unread=unread)
         drawn = [image_size(f, images_name) if resize else None for f in files]
         with held((log,), "cfx_mask_stretch"):  # one warning for the batch, below
             masks = torch.cat(
@@ -507,10 +509,13 @@ def _warn_large(masks: Tensor, names: list[str], name: str) -> None:
         )
 
 
-def mask_files(images: list[Path], masks: Path, name: str = "--masks") -> list[Path]:
+def mask_files(
+    images: list[Path], masks: Path, name: str = "--masks", *, unread: list[Path] | None = None
+) -> list[Path]:
     """The mask file of each image file: the file of ``masks`` (a folder) with the image's
     name up to its extension (``scan_1.jpg`` -> ``scan_1.png``), or ``masks`` itself when it
-    is one file for one image."""
+    is one file for one image. Masks named as none of ``images`` nor ``unread`` (image files
+    not read, e.g. past a preview's first 16) are warned about."""
     if masks.is_file():
         if len(images) != 1:
             raise ValueError(
@@ -535,7 +540,7 @@ def mask_files(images: list[Path], masks: Path, name: str = "--masks") -> list[P
             "its image's name, any image extension; an image without a region, e.g. a "
             "healthy one, needs an all-0 mask file)"
         )
-    unused = sorted(set(by_stem) - {f.stem for f in images})
+    unused = sorted(set(by_stem) - {f.stem for f in [*images, *(unread or [])]})
     if unused:  # e.g. a mask renamed apart from its image, or the images of another folder
         log.warning(
             "`%s` folder %s has %d mask file(s) named as no image, not used: %s",

@@ -354,6 +354,48 @@ def test_data_preview_of_your_images_names_its_mistakes(tmp_path, capsys, argv, 
     assert re.search(match, capsys.readouterr().err)
 
 
+def test_data_preview_refuses_before_drawing_and_reads_masks_of_unshown_images(
+    tmp_path, capsys, caplog
+):
+    """Session 47 audit: -1/1 labels crashed in bincount after the figure was written; a masks
+    folder warned that the masks of images past the first --n matched no image; --out as a
+    folder, inside a file or in the previewed folder was a bare errno or accepted."""
+    import numpy as np
+    from PIL import Image
+
+    folder, masks = tmp_path / "scans", tmp_path / "masks"
+    folder.mkdir()
+    masks.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((8, 8), 50 * i, np.uint8)).save(folder / f"s{i}.png")
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(masks / f"s{i}.png")
+    np.save(tmp_path / "pm1.npy", np.array([-1, 1, 1, -1, 1]))
+    base = ["data", "preview", str(folder)]
+    out = tmp_path / "p.png"
+    assert main([*base, "--labels", str(tmp_path / "pm1.npy"), "--out", str(out)]) == 2
+    assert "`--labels` must be classes 0..K-1, got -1 (labels of -1/1" in capsys.readouterr().err
+    assert not out.exists()
+    with caplog.at_level("WARNING"):
+        assert main([*base, "--n", "2", "--masks", str(masks), "--out", str(out)]) == 0
+    assert "named as no image" not in caplog.text and out.is_file()
+    (masks / "stray.png").write_bytes((masks / "s0.png").read_bytes())
+    with caplog.at_level("WARNING"):
+        assert main([*base, "--n", "2", "--masks", str(masks), "--out", str(out)]) == 0
+    assert "1 mask file(s) named as no image, not used: stray.png" in caplog.text
+    (tmp_path / "afile.txt").write_text("x")
+    for given, said in [
+        (tmp_path, f"`--out` must name a file, got the folder {tmp_path}"),
+        (tmp_path / "afile.txt" / "p.png", "must be a file in a folder, got .* inside the file"),
+        (folder / "p.png", "must not be in the folder of images previewed"),
+    ]:
+        assert main([*base, "--out", str(given)]) == 2
+        assert re.search(said, capsys.readouterr().err), said
+    assert sorted(p.name for p in folder.iterdir()) == [f"s{i}.png" for i in range(5)]
+    # the credit table into a folder not made yet, as the figures' folders are made
+    table = tmp_path / "new" / "c.csv"
+    assert main(["data", "preview", "credit", "--out", str(table)]) == 0 and table.is_file()
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -361,11 +403,33 @@ def test_data_preview_of_your_images_names_its_mistakes(tmp_path, capsys, argv, 
         ["trajectory", "--target", "healthy", "--seed", "-3"],
         ["saliency", "compare", "--seed", "4294967296"],
         ["train", "classifier", "--arch", "brain-cnn", "--seed", "-1"],
+        # the data seeds too: -1 drew a training set no preview (--seed) could show, and a
+        # huge one failed late (session 47 audit)
+        ["train", "generator", "--data-seed", "-1"],
+        ["train", "classifier", "--arch", "brain-cnn", "--val-seed", "99999999999999999999"],
+        ["augment", "--pool-seed", "-5"],
     ],
 )
 def test_a_seed_out_of_range_is_named_before_any_work(argv, tmp_path, capsys):
     """cfx shortcuts --seed 99999999999999999999 said only "Overflow when unpacking long long"
     after loading its models (session 46 audit); every command's --seed is checked at once."""
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
-    assert f"`--seed` must be an int in [0, 2**32), got {argv[-1]}" in capsys.readouterr().err
+    flag = argv[-2]
+    assert f"`{flag}` must be an int in [0, 2**32), got {argv[-1]}" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_named_like_the_built_in_data_is_warned_about(tmp_path, monkeypatch, caplog):
+    """`--data brain` with a brain/ folder of one's own here trained on the built-in slices
+    without a word (session 47 audit)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "brain").mkdir()
+    said = "the folder ./brain here is not read (give it as ./brain to use it)"
+    with caplog.at_level("WARNING", logger="cfx.cli.paths"):
+        assert main(["data", "preview", "brain", "--n", "1", "--out", "p.png"]) == 0
+    assert "`preview brain` is the built-in data; " + said in caplog.text
+    caplog.clear()
+    argv = ["train", "generator", "--n", "8", "--steps", "1", "--batch-size", "4", "--width", "4"]
+    with caplog.at_level("WARNING", logger="cfx.cli.paths"):
+        assert main([*argv, "--latent-dim", "4", "--no-progress", "--out", "g"]) == 0
+    assert "`--data brain` is the built-in data; " + said in caplog.text
