@@ -113,9 +113,16 @@ def _yours(args: argparse.Namespace) -> Path:
             "files or a .npy/.pt batch" + ("" if path.exists() else " (no such file or folder)")
         )
     if x.shape[1] not in (1, 3):
+        last = x.shape[-1] in (1, 3, 4)  # (N, H, W, C) read as N images of H channels
+        hint = (
+            "channels last (N, H, W, C)? save x.transpose(0, 3, 1, 2)"
+            if last
+            else f"these have {x.shape[1]} (the commands take them): save one channel, "
+            "x[:, :1], or three to look at them"
+        )
         raise ValueError(
             f"`{flag}` {path} holds {tuple(x.shape)}: images of 1 or 3 channels (N, C, H, W) "
-            "are shown; channels last (N, H, W, C)? save x.transpose(0, 3, 1, 2)"
+            f"are shown; {hint}"
         )
     unit_range_notice(x, flag)
     titles = [f.name for f in every] if every is not None else [f"#{i}" for i in range(total)]

@@ -17,6 +17,7 @@ from cfx.cli.options import by_flag, card_settings, given_flags
 from cfx.cli.paths import built_in_named, not_the_input_folder, out_path, writable_later
 from cfx.errors import ForeignRunError, UnknownNameError, check_int, check_real, counted
 from cfx.files import write_atomic
+from cfx.notices import held
 
 log = logging.getLogger(__name__)
 
@@ -352,8 +353,16 @@ def run_generator(args: argparse.Namespace) -> int:
         **settings, model=BrainGANConfig(channels=int(images.shape[1]), **shape)
     )
     _record_data(Path(args.out), flags)
+    if args.adv_factor > 0 and args.adv_start >= args.steps:  # a short run at the default 500
+        log.warning(
+            "--adv-start %d is not below --steps %d: the adversarial loss never switches on, "
+            "and the generator learns from the reconstruction loss alone (lower --adv-start, "
+            "or give --adv-factor 0 to say so)",
+            args.adv_start,
+            args.steps,
+        )
     start = time.perf_counter()
-    with _training(args):
+    with _training(args), held([logging.getLogger("cfx.training.generator")], "cfx_adv_never"):
         model, report = train_generator(
             images, args.out, config, show_progress=not args.no_progress
         )
@@ -362,7 +371,10 @@ def run_generator(args: argparse.Namespace) -> int:
     return 0
 
 
-_FLAGS = {"augment": "augmentation (--no-augment)"}
+_FLAGS = {
+    "augment": "augmentation (--no-augment)",
+    "channels": "image channels of --data (1 grey, 3 colour)",
+}
 """Training settings whose flag is not ``--`` + their name."""
 
 

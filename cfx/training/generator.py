@@ -158,6 +158,7 @@ def train_generator(
             "set adv_factor=0 to say so)",
             cfg.adv_start,
             cfg.steps,
+            extra={"cfx_adv_never": True},  # the command line says it by its flags
         )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -391,6 +391,13 @@ def test_data_preview_refuses_before_drawing_and_reads_masks_of_unshown_images(
         assert main([*base, "--out", str(given)]) == 2
         assert re.search(said, capsys.readouterr().err), said
     assert sorted(p.name for p in folder.iterdir()) == [f"s{i}.png" for i in range(5)]
+    # two channels (two MRI sequences, say) train and explain; only the preview cannot show
+    # them: it said "channels last? save x.transpose(0, 3, 1, 2)" of a (5, 2, 8, 8) batch
+    np.save(tmp_path / "two.npy", np.zeros((5, 2, 8, 8), np.float32))
+    assert main(["data", "preview", str(tmp_path / "two.npy"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "these have 2 (the commands take them): save one channel, x[:, :1]" in err
+    assert "transpose" not in err
     # the credit table into a folder not made yet, as the figures' folders are made
     table = tmp_path / "new" / "c.csv"
     assert main(["data", "preview", "credit", "--out", str(table)]) == 0 and table.is_file()

@@ -606,3 +606,21 @@ def test_a_folder_of_the_other_kind_of_training_is_named_as_such(tmp_path, capsy
         assert main([*GEN[:2], "--n", "20", *GEN[4:], "--out", str(clf)]) == 2
         assert "holds a classifier's training run, not a generator's" in capsys.readouterr().err
     assert "on trust" not in caplog.text
+
+
+def test_generator_messages_name_the_flags(tmp_path, capsys, caplog):
+    """The short-run warning said `adv_start`/`steps`/adv_factor=0 and a grey run given
+    colour images was refused naming config.model.channels (session 47 audit)."""
+    grey = np.random.default_rng(0).uniform(-1, 1, (8, 1, 64, 64)).astype(np.float32)
+    np.save(tmp_path / "grey.npy", grey)
+    np.save(tmp_path / "colour.npy", np.repeat(grey, 3, axis=1))
+    argv = ["train", "generator", "--steps", "1", "--batch-size", "4", "--width", "4"]
+    argv += ["--latent-dim", "4", "--no-progress", "--out", str(tmp_path / "g")]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--data", str(tmp_path / "grey.npy")]) == 0
+    assert "--adv-start 500 is not below --steps 1: the adversarial loss never" in caplog.text
+    assert "(lower --adv-start, or give --adv-factor 0 to say so)" in caplog.text
+    assert "`adv_start`" not in caplog.text  # the library's wording, held
+    assert main([*argv, "--data", str(tmp_path / "colour.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "image channels of --data (1 grey, 3 colour): 1 before, 3 now" in err
