@@ -77,6 +77,10 @@ def _figure(args: argparse.Namespace) -> tuple[Path, int]:
     return out_file(out), n
 
 
+def _shape_verb(given: list[str]) -> str:
+    return "only shape" if len(given) > 1 else "only shapes"
+
+
 def _yours(args: argparse.Namespace) -> Path:
     """Your own images as cfx reads them (the range, channels and size every command
     sees), the first ``--n``, titled by file name and label, masks outlined; what was read
@@ -91,8 +95,8 @@ def _yours(args: argparse.Namespace) -> Path:
     given = given_flags(args, "seed", "tagged")
     if given:
         raise ValueError(
-            f"{', '.join(f'`{f}`' for f in given)} only shape the brain preview; your images "
-            "are shown as they are"
+            f"{', '.join(f'`{f}`' for f in given)} {_shape_verb(given)} the brain preview; your "
+            "images are shown as they are"
         )
     out, n = _figure(args)
     path = Path(args.dataset)
@@ -179,8 +183,8 @@ def run_preview(args: argparse.Namespace) -> int:
         given = given_flags(args, "n", "seed", "tagged")
         if given:  # they would do nothing here
             raise ValueError(
-                f"{', '.join(f'`{f}`' for f in given)} only shape the brain preview; the "
-                "credit summary covers the whole German credit table"
+                f"{', '.join(f'`{f}`' for f in given)} {_shape_verb(given)} the brain preview; "
+                "the credit summary covers the whole German credit table"
             )
         out = Path("preview.csv") if args.out is None else Path(args.out)
         if out.suffix.lower() != ".csv" and not out.is_dir():  # a folder: out_file names it

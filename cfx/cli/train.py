@@ -44,11 +44,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _data_args(g, labels=False)
     g.add_argument(
-        "--steps", type=int, default=6000, help="training steps; a rerun may raise it to go on"
+        "--steps",
+        type=int,
+        default=6000,
+        help="training steps; a rerun may raise it to go on (the learning-rate decay is then "
+        "spread over the new total, so the rate rises again: not the same as one longer run)",
     )
     g.add_argument("--batch-size", type=int, default=64, help="images per step")
     g.add_argument("--latent-dim", type=int, default=128, help="size of the latent code")
-    g.add_argument("--width", type=int, default=32, help="base channel width of the networks")
+    g.add_argument(
+        "--width",
+        type=int,
+        default=32,
+        help="base channel width of the networks (even; 8, 16, 32, 64 work)",
+    )
     g.add_argument(
         "--adv-factor",
         type=float,
@@ -170,10 +179,13 @@ def _shared_options(args: argparse.Namespace, n: int) -> None:
             "`--tag-correlation` sets how often the marker goes with the label: add --tagged"
         )
     for key, default in (BRAIN_DEFAULTS | {"n": n}).items():
+        if key == "tag_correlation" and not args.tagged:  # no marker: no correlation (the
+            continue  # card listed 0.5 beside "tagged": false)
         if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, default)
     check_int("--n", args.n)
-    check_real("--tag-correlation", args.tag_correlation, low=0.0, high=1.0)
+    if args.tag_correlation is not None:
+        check_real("--tag-correlation", args.tag_correlation, low=0.0, high=1.0)
     check_int("--batch-size", args.batch_size)
     if hasattr(args, "val_n"):
         check_int("--val-n", args.val_n, minimum=0)
@@ -688,8 +700,9 @@ def _save_run(
         "this_run_seconds": time.perf_counter() - start,
         "last": report.history[-1] if report.history else {},
     }
-    (out / "training.json").write_text(
-        json.dumps({"summary": summary, "history": list(report.history)}, indent=1)
+    write_atomic(  # whole or not at all, as every file cfx writes
+        out / "training.json",
+        json.dumps({"summary": summary, "history": list(report.history)}, indent=1),
     )
     last = ", ".join(
         f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary["last"].items()

@@ -335,7 +335,7 @@ def test_data_preview_shows_your_own_images_as_cfx_reads_them(tmp_path, capsys, 
     ("argv", "match"),
     [
         (["brain", "--labels", "y.csv"], "`--labels`/`--masks` go with your own images"),
-        (["{tmp}", "--seed", "3"], "`--seed` only shape the brain preview"),
+        (["{tmp}", "--seed", "3"], "`--seed` only shapes the brain preview"),
         (["{tmp}/none.npy"], "`dataset` file not found: .*none.npy"),
         (
             ["scans/"],

@@ -549,6 +549,12 @@ def test_a_folder_holding_a_model_or_log_but_no_checkpoint_is_not_overwritten(tm
     run = tmp_path / "run"
     assert main([*GEN, "--out", str(run)]) == 0
     capsys.readouterr()
+    card = (run / "model" / "README.md").read_text()
+    settings = json.loads(card.split("```json")[1].split("```")[0])
+    # untagged slices have no marker to correlate: the card said tag_correlation 0.5 beside
+    # tagged false (session 47 audit)
+    assert settings["tagged"] is False and "tag_correlation" not in settings
+    assert json.loads((run / "training.json").read_text())["summary"]["steps"] == 1
     (run / "checkpoint.safetensors").unlink()
     weights = (run / "model" / "model.safetensors").read_bytes()
     assert main([*GEN[:5], "2", *GEN[6:], "--out", str(run)]) == 2
