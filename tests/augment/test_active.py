@@ -563,7 +563,7 @@ def test_classes_are_checked_before_any_frame_or_label(world, tmp_path):
     classifier was accepted although the paths cross a two-class boundary."""
     g, f, pool, train, labels = world
     cases = [
-        (f, TaskLabeller(class_names=("healthy", "tumour", "unsure")), "`labeller` offers 3"),
+        (f, TaskLabeller(class_names=("healthy", "tumour", "other")), "`labeller` offers 3"),
         (f, OracleLabeller(ThreeClass()), "`labeller`'s oracle tells 3 classes apart"),
         (ThreeClass(), CountingOracle(), "`classifier` must tell two classes apart"),
     ]
