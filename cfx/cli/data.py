@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cfx.cli.options import given_flags
 from cfx.cli.paths import built_in_named, out_file, out_file_path
-from cfx.errors import UnknownNameError, check_int
+from cfx.errors import UnknownNameError, check_int, counted
 from cfx.files import write_atomic
 
 DATASETS = ("brain", "credit")
@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     prev.add_argument(
         "dataset",
-        help="brain, credit, or your own images (a folder of image files or a .npy/.pt "
-        "batch), shown as cfx reads them",
+        help="brain, credit, or your own images (a folder of image files, one image file or a "
+        ".npy/.pt batch), shown as cfx reads them",
     )
     prev.add_argument(
         "--n", type=int, default=None, help="brain, your images: images shown (default: 16)"
@@ -87,7 +87,7 @@ def _yours(args: argparse.Namespace) -> Path:
     is said on stderr."""
     import torch
 
-    from cfx.data.image_files import image_files, load_masks_for, read_images
+    from cfx.data.image_files import IMAGE_FILES, image_files, load_masks_for, read_images
     from cfx.data.io import load_images, load_labels
     from cfx.inversion import unit_range_notice
     from cfx.viz import image_preview
@@ -101,8 +101,9 @@ def _yours(args: argparse.Namespace) -> Path:
     out, n = _figure(args)
     path = Path(args.dataset)
     flag = "dataset"
-    if path.is_dir():
-        every = image_files(path, flag)  # all of them, for labels matched by file name
+    if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_FILES):
+        # all of them, for labels matched by file name (one image file: itself)
+        every = image_files(path, flag) if path.is_dir() else [path]
         first = every[:n]
         x = read_images(first, None, name=flag)  # (n, C, H, W), the first file's channels
         files: list[Path] | None = first
@@ -114,7 +115,8 @@ def _yours(args: argparse.Namespace) -> Path:
     else:
         raise UnknownNameError(
             f"unknown dataset {args.dataset!r}; expected one of {DATASETS}, a folder of image "
-            "files or a .npy/.pt batch" + ("" if path.exists() else " (no such file or folder)")
+            "files, an image file or a .npy/.pt batch"
+            + ("" if path.exists() else " (no such file or folder)")
         )
     if x.shape[1] not in (1, 3):
         last = x.shape[-1] in (1, 3, 4)  # (N, H, W, C) read as N images of H channels
@@ -152,7 +154,7 @@ def _yours(args: argparse.Namespace) -> Path:
         k = torch.bincount(labels, minlength=2).tolist()
         counts = " (labels: " + ", ".join(f"{c} of class {i}" for i, c in enumerate(k) if c) + ")"
     print(
-        f"{path}: {total} images{counts}; the {shown.shape[0]} shown: {x.shape[1]} "
+        f"{path}: {counted(total, 'image')}{counts}; the {shown.shape[0]} shown: {x.shape[1]} "
         f"channel(s), {x.shape[-1]}x{x.shape[-2]} (width x height), values {lo:.2f} to "
         f"{hi:.2f} as cfx reads them (it expects -1 to 1)",
         file=sys.stderr,

@@ -339,7 +339,8 @@ def test_data_preview_shows_your_own_images_as_cfx_reads_them(tmp_path, capsys, 
         (["{tmp}/none.npy"], "`dataset` file not found: .*none.npy"),
         (
             ["scans/"],
-            "unknown dataset .scans/.*a folder of image files .*\\(no such file or folder\\)",
+            "unknown dataset .scans/.*a folder of image files, an image file "
+            ".*\\(no such file or folder\\)",
         ),
         (["{tmp}", "--out", "p.csv"], "`--out` for images is a figure, one of .png"),
     ],
@@ -391,6 +392,11 @@ def test_data_preview_refuses_before_drawing_and_reads_masks_of_unshown_images(
         assert main([*base, "--out", str(given)]) == 2
         assert re.search(said, capsys.readouterr().err), said
     assert sorted(p.name for p in folder.iterdir()) == [f"s{i}.png" for i in range(5)]
+    # one image file is shown as a folder of one (it was "unknown dataset")
+    assert main(["data", "preview", str(folder / "s3.png"), "--out", str(out)]) == 0
+    assert f"{folder / 's3.png'}: 1 image; the 1 shown: 1 channel(s), 8x8" in (
+        capsys.readouterr().err
+    )
     # two channels (two MRI sequences, say) train and explain; only the preview cannot show
     # them: it said "channels last? save x.transpose(0, 3, 1, 2)" of a (5, 2, 8, 8) batch
     np.save(tmp_path / "two.npy", np.zeros((5, 2, 8, 8), np.float32))
