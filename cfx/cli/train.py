@@ -226,9 +226,17 @@ def _same_data(args: argparse.Namespace) -> dict[str, Any]:
     if isinstance(before, dict):
         before.pop("kind", None)
     if isinstance(before, dict) and before != now:
+        # flags that follow from others are left out: a file for the built-in slices made
+        # every slice flag "unset now", --tagged its --tag-correlation (neither given)
+        shown_before, shown_now = before, now
+        if before.get("--data") != now["--data"]:
+            shown_before, shown_now = {"--data": before.get("--data")}, {"--data": now["--data"]}
+        elif before.get("--tagged") != now.get("--tagged"):
+            shown_before = {k: v for k, v in before.items() if k != "--tag-correlation"}
+            shown_now = {k: v for k, v in now.items() if k != "--tag-correlation"}
         raise ValueError(
             f"`--out` ({out}) holds a checkpoint of a different run; use a new folder or "
-            f"the same data flags ({changes(before, now)})"
+            f"the same data flags ({changes(shown_before, shown_now)})"
         )
     return now | {"kind": kind}
 

@@ -34,8 +34,9 @@ def test_train_classifier_on_brain_writes_model_and_report(tmp_path, capsys):
     assert main(other) == 2
     err = capsys.readouterr().err
     assert "holds a checkpoint of a different run; use a new folder or the same data flags" in err
-    assert "--data-seed: 100 before, 7 now; --tag-correlation: 0.5 before, unset now" in err
-    assert "--tagged: true before, false now" in err
+    assert "--data-seed: 100 before, 7 now; --tagged: true before, false now)" in err
+    # --tag-correlation follows --tagged (it was listed "0.5 before, unset now", not given)
+    assert "--tag-correlation" not in err
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0  # the same run resumes
 
 
@@ -630,3 +631,7 @@ def test_generator_messages_name_the_flags(tmp_path, capsys, caplog):
     assert main([*argv, "--data", str(tmp_path / "colour.npy")]) == 2
     err = capsys.readouterr().err
     assert "image channels of --data (1 grey, 3 colour): 1 before, 3 now" in err
+    # the built-in slices into a file's run: --data alone (each slice flag was "unset before")
+    assert main([*argv, "--n", "8"]) == 2
+    err = capsys.readouterr().err
+    assert 'the same data flags (--data: "a file" before, "brain" now)' in err
