@@ -74,7 +74,7 @@ def _figure(args: argparse.Namespace) -> tuple[Path, int]:
             f"`--out` must not be in the folder of images previewed ({data}): the next command "
             "would read the preview as one of them"
         )
-    return out_file(out), n
+    return out, n  # made (out_file) once the inputs are read: a refused run leaves no folder
 
 
 def _shape_verb(given: list[str]) -> str:
@@ -146,7 +146,11 @@ def _yours(args: argparse.Namespace) -> Path:
         masks = load_masks_for(Path(args.masks), x, files, "--masks", images_name=flag, unread=rest)
     shown = x[:n]
     out = image_preview(
-        shown, out, titles=titles[:n], masks=None if masks is None else masks[:n], columns=8
+        shown,
+        out_file(out),
+        titles=titles[:n],
+        masks=None if masks is None else masks[:n],
+        columns=8,
     )
     lo, hi = float(shown.min()), float(shown.max())  # a folder's others are not read
     counts = ""
@@ -178,7 +182,9 @@ def run_preview(args: argparse.Namespace) -> int:
         out, n = _figure(args)
         seed = 0 if args.seed is None else args.seed
         d = make_dataset(n, seed=seed, tagged=bool(args.tagged))
-        out = brain_preview(d.images, d.labels, d.masks, d.tags, out, marker_box=MARKER_BOX)
+        out = brain_preview(
+            d.images, d.labels, d.masks, d.tags, out_file(out), marker_box=MARKER_BOX
+        )
     elif args.dataset == "credit":
         from cfx.data.credit import load_german, summary_table
 
