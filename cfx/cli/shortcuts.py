@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 METHODS = ("gradient", "monotone")
 CLASS_NAMES = ("healthy", "tumour")
+YES_NO = {"yes": 1, "no": 0, "true": 1, "false": 0}
+"""Words a table of which images carry the marker may hold besides 1 and 0."""
 USER_FLAGS = ("labels", "marker_mask", "marker_present", "lesion_masks")
 """The options that describe ``--input`` images (and only them)."""
 
@@ -111,8 +113,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--marker-present",
         type=Path,
         default=None,
-        help="which --input images carry the suspected feature: 0 or 1 per image, given as "
-        "--labels are (.npy/.pt, or .csv/.txt by order or by file name)",
+        help="which --input images carry the suspected feature: 0 or 1 (yes or no) per image, "
+        "given as --labels are (.npy/.pt, or .csv/.txt by order or by file name)",
     )
     p.add_argument(
         "--lesion-masks",
@@ -417,7 +419,9 @@ def user_sources(
     x = load_input(args.input, shape, files=files)
     n, size = x.shape[0], (shape[1], shape[2])
     labels = load_labels(args.labels, n, name="--labels", files=files)
-    present = load_labels(args.marker_present, n, name="--marker-present", files=files)
+    present = load_labels(
+        args.marker_present, n, name="--marker-present", files=files, words=YES_NO
+    )  # yes/no read too: the first "yes" was taken for a header, then "no" for a class name
     for flag, values in (("--labels", labels), ("--marker-present", present)):
         bad = ~((values == 0) | (values == 1))
         if bool(bad.any()):

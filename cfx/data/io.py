@@ -142,16 +142,22 @@ def load_images(
 
 
 def load_labels(
-    path: str | Path, n: int, *, name: str = "labels", files: list[Path] | None = None
+    path: str | Path,
+    n: int,
+    *,
+    name: str = "labels",
+    files: list[Path] | None = None,
+    words: dict[str, int] | None = None,
 ) -> Tensor:
     """Integer labels ``(N,)`` matching ``n`` images; errors call the file ``name``.
 
     ``.npy``/``.pt``: an array of ``n`` integers. ``.csv``/``.txt`` (comma, semicolon or tab
     separated; a header row is skipped): one label per row in the images' order, or two
     columns, a file name and its label, matched to ``files`` (the images read from files, by
-    name or by name without its extension; rows naming other files are ignored)."""
+    name or by name without its extension; rows naming other files are ignored). ``words``
+    (lower case) are labels too in a table: ``{"yes": 1, "no": 0}`` for a yes/no column."""
     if Path(path).suffix.lower() in (".csv", ".txt"):
-        return _labels_from_table(Path(path), n, name, files)
+        return _labels_from_table(Path(path), n, name, files, words or {})
     if Path(path).is_dir():  # the array loader's words would leave out the tables
         raise IsADirectoryError(
             f"`{name}` must be a file (.npy/.pt, or .csv/.txt), got the folder {path}"
@@ -188,7 +194,9 @@ def _integer(cell: str) -> int | None:
     return int(value)
 
 
-def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> Tensor:
+def _labels_from_table(
+    p: Path, n: int, name: str, files: list[Path] | None, words: dict[str, int]
+) -> Tensor:
     if not p.is_file():
         raise FileNotFoundError(f"`{name}` file not found: {p}")
     try:
@@ -222,19 +230,26 @@ def _labels_from_table(p: Path, n: int, name: str, files: list[Path] | None) -> 
                 f"`{name}` ({p}) line {i} holds several numbers separated by spaces: put one "
                 "label per line"
             )
+
+    def integer(cell: str) -> int | None:
+        return words.get(cell.strip().lower(), _integer(cell))
+
     header = ""
-    if _number(rows[0][1][-1]) is None:  # a header: text where the label goes
+    first = rows[0][1][-1]
+    if _number(first) is None and first.strip().lower() not in words:  # a header: text
         header = f" (line {rows[0][0]}, {rows[0][1][-1]!r}, was read as a header)"
         rows = rows[1:]
     labels: list[int] = []
     for i, cells in rows:
-        label = _integer(cells[-1])
+        label = integer(cells[-1])
         if label is None:
             raise ValueError(
                 f"`{name}` ({p}) line {i}: the label {cells[-1]!r} is no integer; labels are "
                 "classes 0..K-1"
                 + (
-                    f" (class names such as {cells[-1]!r}: map each to its number)"
+                    f" ({' or '.join(['0/1', *words])} are read here)"
+                    if words
+                    else f" (class names such as {cells[-1]!r}: map each to its number)"
                     if _number(cells[-1]) is None
                     else ""
                 )

@@ -173,6 +173,23 @@ def test_csv_labels_one_per_line_in_order_with_or_without_a_header(tmp_path):
         load_labels(tmp_path / "frac.csv", 2, name="--labels")
 
 
+def test_words_a_caller_names_are_labels_and_no_header(tmp_path):
+    """A yes/no column (which images carry a marker): "yes" on the first line was taken for a
+    header and "no" below refused as a class name."""
+    yes_no = {"yes": 1, "no": 0}
+    (tmp_path / "flags.txt").write_text("Yes\nno\n1\n")
+    assert load_labels(tmp_path / "flags.txt", 3, words=yes_no).tolist() == [1, 0, 1]
+    (tmp_path / "head.csv").write_text("has_tag\nno\nyes\n")  # a header is still a header
+    assert load_labels(tmp_path / "head.csv", 2, words=yes_no).tolist() == [0, 1]
+    (tmp_path / "maybe.txt").write_text("yes\nmaybe\n")
+    with pytest.raises(
+        ValueError, match=r"line 2: the label 'maybe' is no integer.*\(0/1 or yes or no"
+    ):
+        load_labels(tmp_path / "maybe.txt", 2, name="--marker-present", words=yes_no)
+    with pytest.raises(ValueError, match=r"line 2: the label 'no' is no integer"):  # not asked
+        load_labels(tmp_path / "flags.txt", 3)
+
+
 def test_csv_labels_by_file_name_follow_the_files_order_not_the_rows(tmp_path):
     from pathlib import Path
 
