@@ -354,13 +354,14 @@ class ShortcutReport:
     def describe(self, where: Tensor | None = None) -> str:
         """The verdict for the paths selected by ``where`` (all by default), one line.
 
-        Lists the cells with at least ``min_paths`` counted paths (flagged ones first),
-        names the smaller ones (with where their other paths went), and ends with the pooled
-        count. "inconclusive" replaces "no shortcut found" when no cell of sources carrying the
-        marker could be judged (e.g. the classifier already calls every one of them the
-        target class), since a shortcut would have had nowhere to show. Each cell's verb
-        ("removing", "adding", "brightening", "darkening") follows whether its source images
-        carry the marker and the sign of the change its paths through the marker (via it, or
+        Lists the cells with at least ``min_paths`` counted paths (flagged ones first, the
+        others after "below the flag rate:"), names the smaller ones (with where their other
+        paths went), and ends with the pooled count. "inconclusive" replaces "no shortcut
+        found" when no cell of sources carrying the marker could be judged (e.g. the
+        classifier already calls every one of them the target class), since a shortcut would
+        have had nowhere to show. Each cell's verb ("removing", "adding", "brightening",
+        "darkening") follows whether its source images carry the marker and the sign of the
+        change its paths through the marker (via it, or
         undone by restoring it) make there.
         """
         sel = self._where(where)
@@ -396,9 +397,14 @@ class ShortcutReport:
         if total > n:  # every path accounted for (the judged cells' others went unsaid)
             tail += f" (of the {total} paths, not counted: {', '.join(self._uncounted(sel))})"
         if flagged:
-            first, *rest = judged
+            first, *rest = flagged
             parts = [f"flips by {first.finding()}"]
             parts += [c.finding() for c in rest]
+            # the judged cells that did not flag are set apart: listed after the findings
+            # they read as part of them ("...; changing the marker's region in 0% of ...")
+            below = [c.phrase() for c in judged if not c.flagged]
+            if below:
+                parts.append("below the flag rate: " + ", ".join(below))
             return "; ".join(parts) + tail
         # with no cell of marked sources judged, a shortcut had nowhere to show: "no shortcut
         # found" would read as a clean bill (e.g. every marked slice already misread)

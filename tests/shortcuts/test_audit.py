@@ -221,8 +221,8 @@ def test_cells_break_the_marker_rate_down_by_source_with_known_answers():
     assert report.flagged and report.marker_rate == pytest.approx(3 / 8)
     assert report.verdict == (
         "flips by removing the scanner marker in 67% of paths from tumour images with the "
-        "marker (2 of 3; restoring the marker region undoes the flip of 2 of the 3); changing "
-        "the scanner marker's region in 0% of paths from "
+        "marker (2 of 3; restoring the marker region undoes the flip of 2 of the 3); below the "
+        "flag rate: 0% of paths from "
         "tumour images without the marker (0 of 3; restoring the marker region undoes the flip of "
         "0 of the 3); "
         "under 3 counted paths: healthy images with the marker (0 of 0; 1 input already in "
@@ -290,7 +290,7 @@ def test_flips_the_marker_undoes_flag_the_classifier_below_the_enrichment_bar():
     assert report.verdict == (
         "flips by removing the scanner marker: restoring its region undoes the flip of 100% of "
         "paths from tumour images with the marker (3 of 3; the change is enriched there in 0 "
-        "of the 3); changing the scanner marker's region in 0% of paths from tumour images "
+        "of the 3); below the flag rate: 0% of paths from tumour images "
         "without the marker (0 of 3; restoring the marker region undoes the flip of 0 of the "
         "3); pooled: 0 of 6 counted paths via the marker, 3 undone by restoring it"
     )
