@@ -560,7 +560,10 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
 def export_csv(
     directory: str | Path, path: str | Path, *, overwrite: bool = False, name: str = "path"
 ) -> Path:
-    """Write ``id,image,suggested,label`` for every item, label empty, for a spreadsheet.
+    """Write ``id,image,suggested,label`` for every item, for a spreadsheet: ``label`` holds
+    the item's label so far (its class name, or ``unsure``; from the page or an import) and is
+    empty for the items still to label. Importing the sheet back changes only what was
+    edited in it.
 
     ``image`` is the image file's path relative to the CSV's folder (absolute when there is
     no relative path, e.g. another drive); ``suggested`` is a class name or empty. An
@@ -589,9 +592,11 @@ def export_csv(
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(EXPORT_HEADER)
+    done = dict(_label_rows(task))  # labelled on the page (or imported): shown, not blank
     for item in task.items:
         hint = "" if item.suggested is None else task.class_names[item.suggested]
-        writer.writerow([item.id, _relative(task.directory / item.image, out.parent), hint, ""])
+        given = "" if item.id not in done else label_name(done[item.id], task.class_names)
+        writer.writerow([item.id, _relative(task.directory / item.image, out.parent), hint, given])
     write_atomic(out, rows.getvalue().encode("utf-8"))
     return out
 

@@ -289,6 +289,21 @@ def test_export_csv_lists_every_item_with_an_empty_label(task_dir, tmp_path):
     assert (tmp_path / lines[1].split(",")[1]).is_file()
 
 
+def test_export_csv_shows_the_labels_given_so_far(task_dir, tmp_path):
+    """Items labelled on the page came out blank in the sheet: a person filling it labelled
+    them again (or left them blank, reading them as not done)."""
+    record_label(task_dir, "000000", 0)
+    record_label(task_dir, "000000", 1)  # relabelled: the last label counts
+    record_label(task_dir, "000002", store.UNSURE)
+    lines = export_csv(task_dir, tmp_path / "sheet.csv").read_text().splitlines()
+    assert lines[1] == "000000,task/images/000000.png,healthy,tumour"
+    assert lines[2] == "000001,task/images/000001.png,tumour,"
+    assert lines[3].endswith(",unsure")
+    # imported back unchanged, the sheet records nothing new
+    assert import_csv(task_dir, tmp_path / "sheet.csv") == 0
+    assert read_labels(task_dir) == {"000000": 1, "000002": store.UNSURE}
+
+
 def test_export_csv_never_overwrites_labels_or_a_sheet_being_filled(task_dir, tmp_path):
     record_label(task_dir, "000000", 1)
     for own in ("labels.csv", "Labels.CSV", "manifest.json", "labels.csv.tmp", "images/new.csv"):
@@ -303,7 +318,7 @@ def test_export_csv_never_overwrites_labels_or_a_sheet_being_filled(task_dir, tm
     export_csv(task_dir, sheet, overwrite=True)
     assert "half filled in" not in sheet.read_text()
     nearby = export_csv(task_dir, task_dir / "sheet.csv")  # a new file in the folder is fine
-    assert nearby.read_text().splitlines()[1] == "000000,images/000000.png,healthy,"
+    assert nearby.read_text().splitlines()[1] == "000000,images/000000.png,healthy,tumour"
 
 
 def test_import_csv_matches_ids_a_spreadsheet_stripped_and_any_header_case(task_dir, tmp_path):
