@@ -50,6 +50,7 @@ def test_export_keeps_an_existing_sheet_unless_forced(task_dir, tmp_path, capsys
     assert main(["label", "export", str(task_dir), "--csv", str(sheet)]) == 2
     err = capsys.readouterr().err
     assert "`--csv`" in err and "already exists" in err and "`--force`" in err
+    assert "overwrite=True" not in err  # the Python argument, not the command's flag
     assert sheet.read_text() == "id,label\n000000,tumour\n"
     assert main(["label", "export", str(task_dir), "--csv", str(sheet), "--force"]) == 0
     assert sheet.read_text().startswith("id,image,suggested,label")
