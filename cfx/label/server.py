@@ -125,8 +125,8 @@ def serve(
     logger.info("labelling page for %s at %s", directory, server.url)
     if on_ready is not None:
         on_ready(server.url)
-    if open_browser:
-        webbrowser.open(server.url)
+    if open_browser and not webbrowser.open(server.url):  # no browser here (a server, ssh)
+        logger.warning("no web browser could be opened here: open %s yourself", server.url)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

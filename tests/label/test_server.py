@@ -254,3 +254,28 @@ def test_an_ipv6_host_is_served(task_dir):
         assert get_json(server, "/api/task")["total"] == N
     finally:
         stop(server, thread)
+
+
+def test_open_without_a_browser_says_where_the_page_is(monkeypatch, caplog, tmp_path):
+    """--open on a machine without a browser (a server, over ssh) said nothing."""
+    import cfx.label.server as server_module
+
+    class Stub:
+        url = "http://127.0.0.1:9/"
+
+        def serve_forever(self):
+            raise KeyboardInterrupt
+
+        def server_close(self):
+            pass
+
+    monkeypatch.setattr(server_module, "make_server", lambda *a, **k: Stub())
+    monkeypatch.setattr(server_module.webbrowser, "open", lambda url: False)
+    with caplog.at_level("WARNING", logger="cfx.label.server"):
+        server_module.serve(tmp_path, open_browser=True)
+    assert "no web browser could be opened here: open http://127.0.0.1:9/ yourself" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(server_module.webbrowser, "open", lambda url: True)
+    with caplog.at_level("WARNING", logger="cfx.label.server"):
+        server_module.serve(tmp_path, open_browser=True)
+    assert "browser" not in caplog.text
