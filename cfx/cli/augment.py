@@ -405,6 +405,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
                 "rounds and fine-tuned copy there: choose another folder"
             )
     not_a_file(args.out)  # a file named by --out fails now, not after the first round
+    bar = not args.no_progress  # rendering the built-in slices takes ~10 s
     generator = load_model("--generator", sources["generator"])
     c, h, w = zero_image(generator).shape[1:]  # what the image files must hold
     shape = (c, h, w)
@@ -414,12 +415,14 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
             args.train_labels, train_x.shape[0], name="--train-labels", files=train_files
         )
     else:
-        train = make_dataset(train_n, seed=11, tagged=True, tag_correlation=0.95)
+        train = make_dataset(train_n, seed=11, tagged=True, tag_correlation=0.95, show_progress=bar)
         train_x, train_y = train.images, train.labels
     if args.pool is not None:
         pool = _images(args.pool, "--pool", shape)[0]
     else:
-        biased = make_dataset(pool_n, seed=pool_seed, tagged=True, tag_correlation=0.95)
+        biased = make_dataset(
+            pool_n, seed=pool_seed, tagged=True, tag_correlation=0.95, show_progress=bar
+        )
         pool = biased.images
     probe = pool[:1]
 
@@ -504,7 +507,9 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
             classes = tuple(f"class{c}" for c in range(max(int(test_y.max()) + 1, 2)))
     else:
         # marker independent
-        test = make_dataset(2000, seed=TEST_SEED, tagged=True, tag_correlation=0.5)
+        test = make_dataset(
+            2000, seed=TEST_SEED, tagged=True, tag_correlation=0.5, show_progress=bar
+        )
         test_x, test_y, groups = test.images, test.labels, test.tags
         classes = ("healthy", "tumour")
     classes = named or classes

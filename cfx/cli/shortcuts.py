@@ -544,7 +544,13 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
         reachable_enrichment(box, args.min_enrichment, "the built-in slices' marker box")
         out_folder(args.out)  # before the work: an unwritable --out fails now
         # marker independent of the label: a clean classifier has no reason to touch it
-        data = make_dataset(args.n, seed=args.seed, tagged=True, tag_correlation=0.5)
+        data = make_dataset(
+            args.n,
+            seed=args.seed,
+            tagged=True,
+            tag_correlation=0.5,
+            show_progress=not args.no_progress,
+        )
         labels, present, n = data.labels, data.tags, args.n
         report = audit.audit(
             data.images, 1 - labels, lesion_masks=data.masks, marker_present=present
