@@ -5,7 +5,7 @@
 Runs the notebooks one after another in a fresh kernel each, working in ``--out`` (the files
 they write land there, not beside the notebooks), and prints one line per notebook. The
 executed copies are written to ``--out`` too, for a look at their outputs. The README's
-figures (session 37, quiet machine; BENCHMARKS.md, "Notebooks"): 48 s, 6 s, 143 s and 172 s
+figures (session 47, quiet machine; BENCHMARKS.md, "Notebooks"): 45 s, 6 s, 170 s and 196 s
 for 01 to 04.
 """
 
