@@ -151,6 +151,29 @@ def test_figures_leave_pyplot_and_its_backend_alone(tmp_path):
         matplotlib.use(before)
 
 
+def test_one_paths_curves_are_drawn_full_strength(tmp_path, monkeypatch):
+    """A single path's curves were drawn faint, as for many overlaid paths, beside a solid
+    legend: the plot looked half empty (session 47 audit)."""
+    import cfx.viz.trajectory as trajectory_viz
+    from cfx.viz import probability_curves
+
+    drawn = []
+    real = trajectory_viz._save
+
+    def keep(fig, path, **kwargs):
+        drawn.append([(line.get_label(), line.get_alpha()) for line in fig.axes[0].lines])
+        return real(fig, path, **kwargs)
+
+    monkeypatch.setattr(trajectory_viz, "_save", keep)
+    levels = torch.tensor([0.0, 0.5, 1.0])
+    for b in (1, 40):
+        probs = torch.tensor([[0.1, 0.5, 0.9]]).repeat(b, 1)
+        probability_curves(probs, levels, tmp_path / f"c{b}.png", oracle_probs=probs)
+    one, many = ([a for name, a in lines if a is not None] for lines in drawn)
+    assert one == [0.9, 0.9]  # the classifier's and the oracle's line
+    assert set(many) == {0.5, 0.35}  # forty overlaid paths stay faint
+
+
 def test_saliency_and_attack_figures_show_colour_images_in_colour(tmp_path):
     """Both drew channel 0 of colour images in grey: a red image came out white."""
     from cfx.viz import attack_figure, saliency_grid

@@ -245,7 +245,7 @@ def method_names(text: str) -> list[str]:
         close = {g: difflib.get_close_matches(method_name(g), METHODS, n=1) for g in unknown}
         hint = "; ".join(f"{g!r}: did you mean {m[0]!r}?" for g, m in close.items() if m)
         raise UnknownNameError(
-            f"unknown saliency method(s) {unknown}; expected some of {METHODS}"
+            f"`--methods`: unknown saliency method(s) {unknown}; expected some of {METHODS}"
             + (f" ({hint})" if hint else "")
         )
     return names

@@ -474,7 +474,8 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
     check_int("--min-paths", args.min_paths)
     if method_name(args.saliency) not in SALIENCY_METHODS:
         raise UnknownNameError(
-            f"unknown saliency method {args.saliency!r}; expected one of {SALIENCY_METHODS}"
+            f"`--saliency`: unknown saliency method {args.saliency!r}; expected one of "
+            f"{SALIENCY_METHODS}"
         )
     args.saliency = method_name(args.saliency)  # GradCAM reads as gradcam
     t0 = time.perf_counter()

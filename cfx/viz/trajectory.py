@@ -286,21 +286,22 @@ def probability_curves(
     probs, levels = probs.detach().float(), levels.detach().float()
     oracle_probs = None if oracle_probs is None else oracle_probs.detach().float()
     own = 2 <= b <= CURVE_ROWS  # a colour per path
+    bold = own or b == 1  # one path is drawn full strength too (it looked half empty, faint)
     fig, ax = _subplots(figsize=(5.8 if own else 4.5, 3.2))
     t = np.arange(probs.shape[1])
     oracle = None if oracle_probs is None else oracle_probs.cpu().numpy()
     for i, row in enumerate(probs.cpu().numpy()):
         colour = f"C{i}" if own else "tab:blue"
         name = (f"row {i}" if row_names is None else _short(row_names[i])) if own else None
-        ax.plot(t, row, color=colour, alpha=0.9 if own else 0.5, linewidth=0.9, label=name)
+        ax.plot(t, row, color=colour, alpha=0.9 if bold else 0.5, linewidth=0.9, label=name)
         if oracle is not None:
             ax.plot(
                 t,
                 oracle[i],
                 color=colour if own else "tab:orange",
                 linestyle=":" if own else "-",
-                alpha=0.9 if own else 0.35,
-                linewidth=1.1 if own else 0.8,
+                alpha=0.9 if bold else 0.35,
+                linewidth=1.1 if bold else 0.8,
             )
     grey = "0.3"
     ax.plot([], [], color=grey if own else "tab:blue", label=model_names[0])

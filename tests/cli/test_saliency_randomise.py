@@ -87,7 +87,7 @@ def test_your_own_images_are_explained_as_their_predicted_class(tmp_path, capsys
     [
         (
             ["--methods", "gradients"],
-            "unknown saliency method(s) ['gradients']; expected some of",
+            "`--methods`: unknown saliency method(s) ['gradients']; expected some of",
         ),
         (["--methods", "gradients"], "('gradients': did you mean 'gradient'?)"),
         (
