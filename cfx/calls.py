@@ -157,11 +157,16 @@ def sequence_as_tensor(target: _T) -> _T | Tensor:
     or refuse)."""
     if isinstance(target, np.ndarray):
         ok = target.ndim > 0 and target.dtype.kind in "iu"
-    elif isinstance(target, (list, tuple)):
+    elif isinstance(target, Sequence) and not isinstance(target, (str, bytes)):  # range too
         ok = all(isinstance(t, Integral) and not isinstance(t, (bool, np.bool_)) for t in target)
     else:
         ok = False
-    return torch.as_tensor(np.asarray(target, dtype=np.int64)) if ok else target
+    if not ok:
+        return target
+    try:
+        return torch.as_tensor(np.asarray(target, dtype=np.int64))
+    except OverflowError:  # no class index: resolve_target refuses it by type
+        return target
 
 
 def resolve_target(

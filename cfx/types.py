@@ -13,7 +13,7 @@ from typing import Protocol, TypeAlias, runtime_checkable
 import numpy as np
 from torch import Tensor
 
-Target: TypeAlias = "int | Tensor | Sequence[int] | np.ndarray"
+Target: TypeAlias = int | Tensor | Sequence[int] | np.ndarray
 """A target class: one index for every image, or one per image (a ``(B,)`` integer tensor,
 list, tuple or numpy array)."""
 

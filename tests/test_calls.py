@@ -93,7 +93,8 @@ def test_resolve_target_broadcasts_an_int_and_checks_tensors():
 def test_per_image_targets_may_be_a_list_tuple_or_numpy_array():
     """`target=[1, 0, 1]` was a TypeError ("must be an int class index or a (B,) tensor")."""
     cpu = torch.device("cpu")
-    for given in ([1, 0, 1], (1, 0, 1), np.array([1, 0, 1]), np.array([1, 0, 1], np.uint8)):
+    assert resolve_target(range(3), 3, 3, cpu).tolist() == [0, 1, 2]  # any sequence of ints
+    for given in ([1, 0, 1], (1, 0, 1), np.array([1, 0, 1]), np.uint8([1, 0, 1])):
         t = resolve_target(given, 3, 2, cpu)
         assert t.dtype == torch.int64 and t.tolist() == [1, 0, 1]
     with pytest.raises(ValueError, match=r"class index in \[0, 1\], got 2"):
@@ -101,7 +102,14 @@ def test_per_image_targets_may_be_a_list_tuple_or_numpy_array():
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         resolve_target([0, 1], 3, 2, cpu)
     # not class indices: booleans, floats and names are refused, not cast
-    for bad in ([True, False, True], [0.0, 1.0, 1.0], np.array([0.0, 1.0, 1.0]), ["a", "b", "c"]):
+    # the Target alias resolves (typing.get_type_hints failed on a quoted alias | None)
+    import typing
+
+    from cfx.saliency import Gradient
+
+    assert "Sequence[int]" in str(typing.get_type_hints(Gradient.attribute)["target"])
+    bad_ones = ([True, False, True], [0.0, 1.0, 1.0], np.array([0.0, 1.0, 1.0]), ["a", "b", "c"])
+    for bad in (*bad_ones, [2**70, 0, 1], "abc"):
         with pytest.raises(TypeError, match=r"`target` must be an int class index or \(B,\)"):
             resolve_target(bad, 3, 2, cpu)
 

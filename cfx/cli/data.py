@@ -68,8 +68,8 @@ def _figure(args: argparse.Namespace) -> tuple[Path, int]:
     n = 16 if args.n is None else check_int("--n", args.n)
     if n > PREVIEW_MAX:  # a grid past this is unreadable and slow to render
         raise ValueError(f"`--n` must be at most {PREVIEW_MAX} for a preview, got {n}")
-    data = Path(args.dataset)
-    if data.is_dir() and out.resolve().parent == data.resolve():
+    data = Path(args.dataset)  # your images' folder (the built-in names read no folder)
+    if args.dataset not in DATASETS and data.is_dir() and out.resolve().parent == data.resolve():
         raise ValueError(
             f"`--out` must not be in the folder of images previewed ({data}): the next command "
             "would read the preview as one of them"
@@ -197,7 +197,8 @@ def run_preview(args: argparse.Namespace) -> int:
         out = Path("preview.csv") if args.out is None else Path(args.out)
         if out.suffix.lower() != ".csv" and not out.is_dir():  # a folder: out_file names it
             raise ValueError(f"`--out` for credit is a .csv table, got {out.name!r}")
-        write_atomic(out_file(out), summary_table(load_german()).to_csv())
+        table = summary_table(load_german()).to_csv()  # read first: a failure makes no folder
+        write_atomic(out_file(out, example="preview.csv"), table)
     else:
         raise UnknownNameError(f"unknown dataset {args.dataset!r}; expected one of {DATASETS}")
     print(out)

@@ -71,11 +71,7 @@ def _done(directory: Path) -> str:
 def run_export(args: argparse.Namespace) -> int:
     from cfx.label import export_csv
 
-    try:
-        print(export_csv(args.directory, args.csv, overwrite=args.force, name="--csv"))
-    except FileExistsError as err:  # the library's advice names its argument and the flag
-        text = str(err).replace("(`overwrite=True`; CLI: `--force`)", "(`--force`)")
-        raise FileExistsError(text) from None
+    print(export_csv(args.directory, args.csv, overwrite=args.force, name="--csv"))
     return 0
 
 

@@ -47,13 +47,14 @@ def out_file_path(text: str) -> Path:
     return Path(text)
 
 
-def out_file(path: Path, flag: str = "--out") -> Path:
+def out_file(path: Path, flag: str = "--out", *, example: str = "preview.png") -> Path:
     """``path`` as a file to write, checked before the work: not an existing folder, not
-    inside a file; its folder is made (and must take files)."""
+    inside a file; its folder is made (and must take files). ``example``: a file name the
+    refusal of a folder suggests in it."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(
-            f"`{flag}` must name a file, got the folder {path} (e.g. {path / 'preview.png'})"
+            f"`{flag}` must name a file, got the folder {path} (e.g. {path / example})"
         )
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
@@ -84,16 +85,16 @@ def not_a_file(path: Path, flag: str = "--out") -> Path:
     return path
 
 
-def not_the_input_folder(out: Path, given: Path | None, flag: str = "--input") -> None:
+def not_the_input_folder(
+    out: Path, given: Path | None, flag: str = "--input", why: str | None = None
+) -> None:
     """Refuse an ``--out`` that is the ``flag`` folder (``--input``'s images, or a folder of
     masks): the figures written there would be read as images (or masks) by the next run
-    (and shift every label given by position)."""
+    (and shift every label given by position). ``why`` replaces that reason."""
     if given is not None and given.is_dir() and Path(out).resolve() == given.resolve():
         what = "masks" if flag == "--masks" else "images"
-        raise ValueError(
-            f"`--out` must not be the `{flag}` folder: its outputs would be read as {what} by "
-            "the next run"
-        )
+        reason = why or f"its outputs would be read as {what} by the next run"
+        raise ValueError(f"`--out` must not be the `{flag}` folder: {reason}")
 
 
 def writable_later(path: Path, flag: str = "--out") -> Path:

@@ -639,10 +639,11 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
         f"Generator `{args.generator}`, paths `{args.method}` (T = {args.steps}), saliency "
         f"`{args.saliency}`; {source}",
         "",
-        # the verdict names the region; the tables, figure and JSON keys say "marker"
+        # --marker-name names the region in the verdict; the tables, figure and JSON keys
+        # say "marker"
         (
             ""
-            if marker_name.strip() == "marker"
+            if args.marker_name is None or marker_name.strip().lower() == "marker"
             else f"The marker below is the {marker_name.strip()}. "
         )
         + "A path goes via the marker when the marker region holds at least "

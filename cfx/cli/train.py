@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--width",
         type=int,
         default=32,
-        help="base channel width of the networks (even; 8, 16, 32, 64 work)",
+        help="base channel width of the networks: 2, 4, 8 or a multiple of 16",
     )
     g.add_argument(
         "--adv-factor",
@@ -251,18 +251,18 @@ def _not_something_else(out: Path) -> None:
     folder of one's own) would be overwritten. Other files are left as they are."""
     if not out.is_dir() or (out / "checkpoint.safetensors").exists():
         return
-    held = [name for name in WRITES if (out / name).exists()]
-    if not held:
+    found = [name for name in WRITES if (out / name).exists()]
+    if not found:
         return
     finished = (
         " (a finished run whose checkpoint.safetensors was deleted cannot be trained on: "
         "start it again in a new folder)"
-        if "model" in held
+        if "model" in found
         else ""
     )
     raise ForeignRunError(
-        f"`--out` ({out}) holds {' and '.join(held)} and no checkpoint to resume: the run would "
-        f"overwrite {'them' if len(held) > 1 else 'it'}; use a new folder{finished}"
+        f"`--out` ({out}) holds {' and '.join(found)} and no checkpoint to resume: the run would "
+        f"overwrite {'them' if len(found) > 1 else 'it'}; use a new folder{finished}"
     )
 
 
@@ -337,8 +337,9 @@ def _out_checks(args: argparse.Namespace) -> None:
     out = writable_later(Path(args.out))
     for flag in ("data", "val_data"):
         given = getattr(args, flag, None)
-        if given is not None and given != "brain":  # the checkpoint would be read as an image
-            not_the_input_folder(out, Path(given), f"--{flag.replace('_', '-')}")
+        if given is not None and given != "brain":
+            why = "the run's checkpoint and model would be mixed in with your images"
+            not_the_input_folder(out, Path(given), f"--{flag.replace('_', '-')}", why)
     _not_something_else(out)
 
 

@@ -586,7 +586,9 @@ def export_csv(
     if out.exists() and not overwrite:
         raise FileExistsError(
             f"`{name}` {out} already exists (perhaps a sheet being filled in); expected a new "
-            "file name, or overwrite it on purpose (`overwrite=True`; CLI: `--force`)"
+            "file name, or overwrite it on purpose ("
+            + ("`--force`" if name.startswith("--") else "`overwrite=True`")  # a flag: the CLI
+            + ")"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = io.StringIO()

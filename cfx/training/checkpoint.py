@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from torch import nn
+from torch import Tensor, nn
 
 from cfx.errors import CheckpointError, DivergedError, ForeignRunError
 from cfx.files import save_tensors_atomic
@@ -225,12 +225,36 @@ def _same_run(
         raise ForeignRunError(f"{other}the same settings and data ({what})")
 
 
-def diverged(step: int, loss: float, ckpt: Path) -> DivergedError:
-    """The error for a training loss that is no finite number at ``step``: it would make
+def diverged(step: int, loss: float | None, ckpt: Path) -> DivergedError:
+    """The error for training that stopped being finite at ``step``: its loss (``loss``) or,
+    with ``loss`` None, the model's weights or its output on the last batch. It would make
     every weight NaN, and the run would end with a NaN model as if it had worked."""
-    kept = f"{ckpt} keeps the last saved step" if ckpt.exists() else "no checkpoint was saved"
-    return DivergedError(
-        f"the training loss is {loss} at step {step}, not a finite number: training stopped "
-        f"there ({kept}); the same settings diverge again, so train with others (e.g. a lower "
-        "learning rate) in a new folder"
+    what = (
+        f"the training loss is {loss} at step {step}, not a finite number"
+        if loss is not None
+        else f"the model is no longer finite after step {step} (its weights, or its output "
+        "on the last batch)"
     )
+    kept = f"{ckpt} keeps the last step saved before" if ckpt.exists() else "none was saved"
+    return DivergedError(
+        f"{what}: training stopped there, no checkpoint of it saved ({kept}); the same "
+        "settings diverge again, so train with others (e.g. a lower learning rate) in a new "
+        "folder"
+    )
+
+
+def not_finite(model: nn.Module, probe: Callable[[], Tensor] | None = None) -> bool:
+    """True when ``model``'s parameters are not all finite numbers or, with ``probe``, the
+    tensor it returns (the model run on a batch, in eval mode, without gradients) is not: a
+    huge step can leave finite weights whose outputs overflow."""
+    if any(not bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return True
+    if probe is None:
+        return False
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return not bool(torch.isfinite(probe()).all())
+    finally:
+        model.train(was)

@@ -31,6 +31,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from numbers import Integral
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -43,7 +44,12 @@ from cfx.calls import eval_mode
 from cfx.errors import check, check_int, check_real, counted, fail
 from cfx.images import binary_masks, check_images, from_unit, to_unit
 from cfx.run_key import tensors_sha256
-from cfx.training.checkpoint import diverged, resume_checkpoint, save_checkpoint
+from cfx.training.checkpoint import (
+    diverged,
+    not_finite,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from cfx.training.generator import TrainingReport
 from cfx.training.init import reset_parameters
 from cfx.training.interrupt import held_interrupt
@@ -561,6 +567,11 @@ def train_classifier(
                 running = {"loss": 0.0, "score": 0.0, "count": 0.0}
                 log.info("epoch %d %s", epoch + 1, row)
             if step % cfg.checkpoint_every == 0 or step == total or interrupted():
+                # the last update is checked too (the loss check sees it only a step later):
+                # its weights, and at the end the model on this batch
+                probe = partial(model, x.to(device, dtype)) if step == total else None
+                if not_finite(model, probe):
+                    raise diverged(step, None, ckpt)
                 save_checkpoint(
                     ckpt,
                     modules={"model": model},

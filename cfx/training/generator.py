@@ -23,6 +23,7 @@ import logging
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from numbers import Integral
 from pathlib import Path
 
@@ -34,7 +35,12 @@ from cfx.errors import check_int, check_real, counted
 from cfx.images import check_images
 from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
 from cfx.run_key import tensors_sha256
-from cfx.training.checkpoint import diverged, resume_checkpoint, save_checkpoint
+from cfx.training.checkpoint import (
+    diverged,
+    not_finite,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from cfx.training.init import reset_parameters
 from cfx.training.interrupt import held_interrupt
 
@@ -112,6 +118,11 @@ class TrainingReport:
 
 def _hinge_d(real: Tensor, fake: Tensor) -> Tensor:
     return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def _reconstruct(model: BrainGAN, x: Tensor) -> Tensor:
+    """``x`` encoded (posterior mean) and decoded: the model's output checked for finiteness."""
+    return model.decode(model.posterior(x)[0])
 
 
 def _adaptive_weight(rec: Tensor, adv: Tensor, last: Tensor) -> Tensor:
@@ -274,6 +285,12 @@ def train_generator(
             if bar is not None:
                 bar.update(1)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or interrupted():
+                # the last update is checked too (the loss check sees it only a step later):
+                # the weights, and at the end this batch's reconstruction
+                final = step == cfg.steps
+                probe = partial(_reconstruct, model, x) if final else None
+                if any(not_finite(m, probe if m is model else None) for m in modules.values()):
+                    raise diverged(step, None, ckpt)
                 elapsed = seconds + time.perf_counter() - t0
                 save_checkpoint(
                     ckpt,

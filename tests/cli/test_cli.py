@@ -441,6 +441,8 @@ def test_a_folder_named_like_the_built_in_data_is_warned_about(tmp_path, monkeyp
     with caplog.at_level("WARNING", logger="cfx.cli.paths"):
         assert main(["data", "preview", "brain", "--n", "1", "--out", "p.png"]) == 0
     assert "`preview brain` is the built-in data; " + said in caplog.text
+    # the folder is not the one previewed: a figure may go into it (it was refused as such)
+    assert main(["data", "preview", "brain", "--n", "1", "--out", "brain/p.png"]) == 0
     caplog.clear()
     argv = ["train", "generator", "--n", "8", "--steps", "1", "--batch-size", "4", "--width", "4"]
     with caplog.at_level("WARNING", logger="cfx.cli.paths"):

@@ -163,6 +163,9 @@ def test_your_own_images_give_the_built_in_report_on_the_same_slices(tmp_path):
     assert mine["marker_mask"].endswith("box.npy") and built_in["marker_mask"] is None
     report = (tmp_path / "mine" / "report.md").read_text()
     assert "4 images of `" in report and "(121 of 4096 pixels)" in report
+    # the region is named in the report only when --marker-name names it
+    assert "The marker below is the scanner marker." in report
+    assert "The marker below" not in (tmp_path / "built-in" / "report.md").read_text()
 
 
 def test_your_own_image_and_mask_files_and_class_names(tmp_path):

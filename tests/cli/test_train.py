@@ -594,7 +594,7 @@ def test_out_is_checked_before_the_slices_are_rendered(tmp_path, capsys, monkeyp
         Image.fromarray(np.full((64, 64), 40 * i, np.uint8)).save(images / f"s{i}.png")
     argv = ["train", "generator", "--data", str(images), "--steps", "1", "--out", str(images)]
     assert main(argv) == 2
-    assert "`--out` must not be the `--data` folder: its outputs would be read as images" in (
+    assert "`--out` must not be the `--data` folder: the run's checkpoint and model would" in (
         capsys.readouterr().err
     )
     assert sorted(p.name for p in images.iterdir()) == [f"s{i}.png" for i in range(4)]

@@ -312,8 +312,11 @@ def test_export_csv_never_overwrites_labels_or_a_sheet_being_filled(task_dir, tm
     assert read_labels(task_dir) == {"000000": 1}  # labels.csv untouched
     sheet = export_csv(task_dir, tmp_path / "sheet.csv")
     sheet.write_text(sheet.read_text() + "half filled in\n")
-    with pytest.raises(FileExistsError, match=r"`--csv` .*sheet.csv already exists"):
+    refused = r"`--csv` .*sheet.csv already exists.*\(`--force`\)$"
+    with pytest.raises(FileExistsError, match=refused):
         export_csv(task_dir, sheet, name="--csv")
+    with pytest.raises(FileExistsError, match=r"\(`overwrite=True`\)$"):  # from Python
+        export_csv(task_dir, sheet)
     assert sheet.read_text().endswith("half filled in\n")
     export_csv(task_dir, sheet, overwrite=True)
     assert "half filled in" not in sheet.read_text()

@@ -472,3 +472,22 @@ def test_a_loss_that_turns_nan_stops_the_run(slices, tmp_path, monkeypatch):
             config,
             show_progress=False,
         )
+
+
+def test_a_last_update_that_breaks_the_model_is_caught(slices, tmp_path):
+    """The loss is checked before its update: a run whose last step made the model's output
+    overflow (lr 3e37, one step) ended normally with a NaN model (session 47 review)."""
+    from cfx.errors import DivergedError
+
+    train, _ = slices
+    config = ClassifierTrainingConfig(epochs=1, batch_size=8, lr=3e37, warmup=0.0)
+    with pytest.raises(DivergedError, match="the model is no longer finite after step 1"):
+        train_classifier(
+            BrainCNN(BrainCNNConfig(width=4)),
+            train.images[:8],
+            train.labels[:8],
+            tmp_path,
+            config,
+            show_progress=False,
+        )
+    assert not (tmp_path / "checkpoint.safetensors").exists()  # none of the broken model

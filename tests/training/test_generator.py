@@ -226,7 +226,10 @@ def test_a_loss_that_turns_nan_stops_the_run_keeping_the_last_good_checkpoint(
         return real(rec, adv, last) * (math.nan if len(calls) >= 4 else 1.0)
 
     monkeypatch.setattr(generator_module, "_adaptive_weight", turns_nan)
-    said = r"nan at step 5, not a finite number: training stopped there \(\S+ keeps the last saved"
+    said = (
+        r"nan at step 5, not a finite number: training stopped there, no checkpoint of it "
+        r"saved \(\S+ keeps the last step saved before\)"
+    )
     with pytest.raises(DivergedError, match=said):
         train_generator(_images(), tmp_path, _config(steps=6), show_progress=False)
     # steps 1-4 were finite and saved (checkpoint_every 2): the checkpoint is whole and finite
