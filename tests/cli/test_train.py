@@ -607,11 +607,21 @@ def test_a_folder_of_the_other_kind_of_training_is_named_as_such(tmp_path, capsy
     assert main([*GEN, "--out", str(gen)]) == 0
     assert main(["train", "classifier", "--arch", "brain-cnn", *TINY, "--out", str(clf)]) == 0
     capsys.readouterr()
+    assert main(["train", "classifier", "--arch", "brain-cnn", *TINY, "--out", str(gen)]) == 2
+    assert "holds a generator's training run, not a classifier's" in capsys.readouterr().err
+    assert main([*GEN[:2], "--n", "20", *GEN[4:], "--out", str(clf)]) == 2
+    assert "holds a classifier's training run, not a generator's" in capsys.readouterr().err
+    # a folder of an older cfx records no kind, and the same data flags pass: the checkpoint
+    # itself is named as another kind's, with no "resuming on trust" warning before it
+    record = gen / "data_flags.json"
+    record.write_text(
+        json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "kind"})
+    )
+    same_slices = ["--n", "16", "--val-n", "16", "--epochs", "1", "--batch-size", "16"]
     with caplog.at_level("WARNING"):
-        assert main(["train", "classifier", "--arch", "brain-cnn", *TINY, "--out", str(gen)]) == 2
-        assert "holds a generator's training run, not a classifier's" in capsys.readouterr().err
-        assert main([*GEN[:2], "--n", "20", *GEN[4:], "--out", str(clf)]) == 2
-        assert "holds a classifier's training run, not a generator's" in capsys.readouterr().err
+        argv = ["train", "classifier", "--arch", "brain-cnn", *same_slices, "--width", "4"]
+        assert main([*argv, "--out", str(gen)]) == 2
+    assert "holds the checkpoint of another kind of training" in capsys.readouterr().err
     assert "on trust" not in caplog.text
 
 
