@@ -345,7 +345,11 @@ def _out_checks(args: argparse.Namespace) -> None:
 
 def run_generator(args: argparse.Namespace) -> int:
     from cfx.models.brain_gan import BrainGANConfig
-    from cfx.training.generator import GeneratorTrainingConfig, train_generator
+    from cfx.training.generator import (
+        GeneratorTrainingConfig,
+        adversarial_never_starts,
+        train_generator,
+    )
 
     settings = {  # checked before any slice is rendered or file read
         "steps": args.steps,
@@ -374,7 +378,7 @@ def run_generator(args: argparse.Namespace) -> int:
         **settings, model=BrainGANConfig(channels=int(images.shape[1]), **shape)
     )
     _record_data(Path(args.out), flags)
-    if args.adv_factor > 0 and args.adv_start >= args.steps:  # a short run at the default 500
+    if adversarial_never_starts(config):  # said by the flags; the library's record is held
         log.warning(
             "--adv-start %d is not below --steps %d: the adversarial loss never switches on, "
             "and the generator learns from the reconstruction loss alone (lower --adv-start, "

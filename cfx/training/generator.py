@@ -120,6 +120,11 @@ def _hinge_d(real: Tensor, fake: Tensor) -> Tensor:
     return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
 
 
+def adversarial_never_starts(cfg: GeneratorTrainingConfig) -> bool:
+    """True when ``cfg`` asks for an adversarial loss that no step of the run reaches."""
+    return cfg.adv_factor > 0 and cfg.adv_start >= cfg.steps
+
+
 def _reconstruct(model: BrainGAN, x: Tensor) -> Tensor:
     """``x`` encoded (posterior mean) and decoded: the model's output checked for finiteness."""
     return model.decode(model.posterior(x)[0])
@@ -162,7 +167,7 @@ def train_generator(
             f"`images` has {images.shape[1]} channel(s) but the model config expects "
             f"{cfg.model.channels}"
         )
-    if cfg.adv_factor > 0 and cfg.adv_start >= cfg.steps:  # a short run at the default 500
+    if adversarial_never_starts(cfg):  # a short run at the default 500
         log.warning(
             "`adv_start` %d is not below `steps` %d: the adversarial loss never switches on, "
             "and the generator learns from the reconstruction loss alone (lower adv_start, or "
