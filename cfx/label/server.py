@@ -183,6 +183,9 @@ def next_pending(task: Task, labels: dict[str, int], after: str | None = None) -
 class _Handler(BaseHTTPRequestHandler):
     server: LabelServer
     server_version = "cfx-label"
+    # seconds a connection may sit silent: a client whose body falls short of its
+    # Content-Length held its thread (and the post's answer) for as long as it stayed open
+    timeout = 30.0
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -294,6 +297,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (KeyError, ValueError, TypeError, RecursionError) as err:
             message = str(err.args[0]) if isinstance(err, KeyError) else str(err)
             self._error(HTTPStatus.BAD_REQUEST, message)
+            return
+        except TimeoutError:
+            self._error(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"the body stopped short of its Content-Length ({length} bytes) "
+                f"for {self.timeout:g} s; nothing was saved",
+            )
             return
         except OSError as err:  # a full disk, a task folder moved away: said, not a dropped line
             logger.error("%s", err)

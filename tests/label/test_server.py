@@ -227,6 +227,26 @@ def test_a_bad_content_length_is_a_clear_refusal(server):
     conn.close()
 
 
+def test_a_body_shorter_than_its_content_length_times_out(server, task_dir, monkeypatch):
+    """The post waited for the missing bytes as long as the client kept the connection open."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from cfx.label.server import _Handler
+
+    monkeypatch.setattr(_Handler, "timeout", 0.5)
+    parts = urlsplit(server.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.putrequest("POST", "/api/label")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", "200")
+    conn.endheaders(b'{"id": "000000", "label": 1}')  # 28 bytes of the 200 promised
+    answer = conn.getresponse()
+    assert answer.status == 408 and b"Content-Length (200 bytes)" in answer.read()
+    conn.close()
+    assert read_labels(task_dir) == {}
+
+
 def test_a_folder_it_cannot_write_is_named_before_serving(task_dir, monkeypatch):
     """The page started, and every click failed with "the label was not saved"."""
     import tempfile
