@@ -14,7 +14,8 @@ API (all JSON unless noted)::
                            round), or the first pending item: {"done", "labelled", "total",
                            "item"}; "item" is null and "done" true when nothing is pending
     GET  /api/item?id=ID   the same answer for one item, labelled or not (undo)
-    GET  /image?id=ID      the item's PNG; /context?id=ID its context strip
+    GET  /image?id=ID      the item's PNG (409 when it no longer matches the sha256 in
+                           manifest.json); /context?id=ID its context strip
     POST /api/label        body {"id": ID, "label": k} (Content-Type application/json; k a
                            class index, or -1: the person cannot tell, "unsure")
                            -> {"ok": true, "labelled": k, "total": N}
@@ -22,6 +23,7 @@ API (all JSON unless noted)::
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -266,7 +268,16 @@ class _Handler(BaseHTTPRequestHandler):
         file = (root / rel).resolve()
         if not file.is_relative_to(root) or not file.is_file():
             raise KeyError(f"image file {rel!r} of item {item_id!r} is missing")
-        self._send(HTTPStatus.OK, file.read_bytes(), "image/png")
+        data = file.read_bytes()
+        if not context and hashlib.sha256(data).hexdigest() != item.sha256:
+            # a label given to a replaced picture would be recorded against the original
+            self._error(
+                HTTPStatus.CONFLICT,
+                f"image file {rel!r} of item {item_id!r} changed since the task was made "
+                "(its sha256 differs from manifest.json); not shown, so not labelled",
+            )
+            return
+        self._send(HTTPStatus.OK, data, "image/png")
 
     def do_POST(self) -> None:
         task = self.server.task

@@ -101,6 +101,18 @@ def test_next_item_and_its_pictures(server, task_dir):
     assert strip == (task_dir / "context" / "000000.png").read_bytes()
 
 
+def test_a_replaced_image_is_not_served(server, task_dir):
+    """The page showed whatever sat at images/<id>.png, and its label was recorded against
+    the image the manifest names."""
+    (task_dir / "images" / "000001.png").write_bytes(
+        (task_dir / "images" / "000002.png").read_bytes()
+    )
+    status, body, kind = get(server, "/image?id=000001")
+    assert (status, kind) == (409, "application/json")
+    assert "changed since the task was made" in json.loads(body)["error"]
+    assert get(server, "/image?id=000002")[0] == 200
+
+
 def test_label_is_written_before_the_answer(server, task_dir):
     answer = post(server, {"id": "000000", "label": 1})
     assert answer == {"status": 200, "ok": True, "labelled": 1, "total": N}
