@@ -59,6 +59,9 @@ class LabelServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
+    def __repr__(self) -> str:  # in a notebook: where the page is, not an object address
+        return f"LabelServer(url={self.url!r}, task={str(self.task.directory)!r})"
+
     @property
     def port(self) -> int:
         """The port actually bound (useful after asking for port 0)."""

@@ -39,6 +39,7 @@ from torch import Tensor
 from cfx.errors import UnknownNameError
 from cfx.files import appending_locked, write_atomic
 from cfx.images import check_images, to_uint8
+from cfx.reprs import short_repr
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class Task:
     directory: Path
     class_names: tuple[str, ...]
     items: tuple[Item, ...]
+
+    __repr__ = short_repr  # its items as a count: every sha256 ran to pages in a notebook
 
     @property
     def ids(self) -> list[str]:
@@ -157,13 +160,20 @@ def write_task(
             return folder
         raise FileExistsError(
             f"`directory` {folder} already holds a different labelling task "
-            f"({_describe(existing)}); expected an empty folder or the same task, got "
-            f"{_describe(manifest)}. Pick a new folder or delete the old task."
+            f"({_describe(existing)}; {_difference(existing, manifest)}); expected an empty "
+            f"folder or the same task. Pick a new folder or delete the old task."
         )
     if (folder / LABELS).exists():
         raise FileExistsError(
             f"`directory` {folder} has a {LABELS} but no {MANIFEST}; expected an empty folder "
             "or a complete task, got labels without their task. Pick a new folder."
+        )
+    foreign = _not_ours(folder, set(pictures) | set(strips))
+    if foreign:  # a folder of one's own: its files would be overwritten or mixed in
+        raise FileExistsError(
+            f"`directory` {folder} holds files that are not a labelling task's "
+            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); expected an "
+            "empty folder, or one a write_task call was interrupted in. Pick a new folder."
         )
     for rel, data in (pictures | strips).items():
         path = folder / rel
@@ -198,6 +208,46 @@ def _same_pixels(folder: Path, existing: object, manifest: dict, pixels: dict) -
     except (OSError, ValueError):  # a missing or damaged picture: not the same task
         return False
     return True
+
+
+def _not_ours(folder: Path, ours: set[str]) -> list[str]:
+    """The entries of ``folder`` (an existing one without a manifest) that an interrupted
+    :func:`write_task` of this task could not have left: anything but ``images/`` and
+    ``context/`` holding the task's own picture files (and the manifest's temporary file)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name == MANIFEST + ".tmp":
+            continue
+        if entry.name in ("images", "context") and entry.is_dir():
+            found += [
+                f"{entry.name}/{f.name}"
+                for f in sorted(entry.iterdir())
+                if f"{entry.name}/{f.name}" not in ours
+            ]
+            continue
+        found.append(entry.name + ("/" if entry.is_dir() else ""))
+    return found
+
+
+def _difference(existing: object, manifest: dict) -> str:
+    """What first tells the task on disk from ``manifest``: the class names, the ids, an
+    item's image, suggestion or context strip."""
+    if not isinstance(existing, dict) or not isinstance(existing.get("items"), list):
+        return "the new one differs"
+    if existing.get("class_names") != manifest["class_names"]:
+        return f"class names {existing.get('class_names')} there, {manifest['class_names']} now"
+    old, new = existing["items"], manifest["items"]
+    if [i.get("id") for i in old if isinstance(i, dict)] != [i["id"] for i in new]:
+        return "other item ids now"
+    said_as = {"sha256": "image", "suggested": "suggested label", "context": "context strip"}
+    for before, now in zip(old, new, strict=False):
+        for key, what in said_as.items():
+            if before.get(key) != now[key]:
+                said = f": {before.get(key)} there, {now[key]} now" if key == "suggested" else ""
+                return f"item {now['id']}'s {what} differs{said}"
+    return "its manifest differs (another cfx version?)"
 
 
 def _describe(manifest: object) -> str:
@@ -258,6 +308,16 @@ def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
     return list(ids)
 
 
+def _as_index(value: object) -> int | None:
+    """``value`` as a class index when it is a whole number's type: a Python or numpy int, or
+    a 0-d integer tensor (``pred[i]``); None otherwise (a bool, a float, anything else)."""
+    if isinstance(value, Tensor) and value.ndim == 0 and not value.is_floating_point():
+        value = value.item()
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        return None
+    return int(value)
+
+
 def _check_suggested(
     suggested: Sequence[int | None] | Tensor | np.ndarray | None, n: int, k: int
 ) -> list[int | None]:
@@ -285,9 +345,10 @@ def _check_suggested(
         if v is None:
             out.append(None)
             continue
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 0 <= int(v) < k:
+        index = _as_index(v)
+        if index is None or not 0 <= index < k:
             raise ValueError(f"`suggested` labels must be class indices 0..{k - 1}, got {v!r}")
-        out.append(int(v))
+        out.append(index)
     return out
 
 
@@ -468,11 +529,15 @@ def pending(directory: str | Path) -> list[str]:
     return [i for i in task.ids if i not in labels]
 
 
-def record_label(directory: str | Path, item_id: str, label: int, *, labeller: str = "web") -> None:
+def record_label(
+    directory: str | Path, item_id: str, label: int, *, labeller: str = "python"
+) -> None:
     """Append one label to ``labels.csv`` and fsync it before returning.
 
-    ``label`` is a class index ``0..K-1``, or :data:`UNSURE` for an image the person could
-    not call; ``item_id`` must be in the task. The file is read
+    ``label`` is a class index ``0..K-1`` (an int, numpy int or 0-d integer tensor such as
+    ``pred[i]``), or :data:`UNSURE` for an image the person could not call; ``item_id`` must
+    be in the task; ``labeller`` is recorded beside it (the web page records ``"web"``, an
+    import ``"csv"``). The file is read
     first: a ``labels.csv`` that no longer reads (a hand edit gone wrong) is an error naming
     the line, and nothing is appended to it. A half-written last line left by a crash is cut
     off, so the file stays well formed.
@@ -514,11 +579,8 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
             raise UnknownNameError(
                 f"`item_id` must be an id of the task in {task.directory}, got {item_id!r}"
             )
-        if (
-            isinstance(label, bool)
-            or not isinstance(label, int | np.integer)
-            or not (0 <= label < k or label == UNSURE)
-        ):
+        index = _as_index(label)
+        if index is None or not (0 <= index < k or index == UNSURE):
             raise ValueError(
                 f"`label` must be a class index 0..{k - 1} ({', '.join(task.class_names)}) or "
                 f"{UNSURE} (unsure), got {label!r}"
@@ -530,7 +592,8 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
     writer = csv.writer(lines, lineterminator="\n")
     for item_id, label in labels:
         # unsure in words: a class index of -1 would read as a typo in the file
-        writer.writerow([item_id, UNSURE_NAME if label == UNSURE else int(label), labeller, stamp])
+        index = _as_index(label)
+        writer.writerow([item_id, UNSURE_NAME if index == UNSURE else index, labeller, stamp])
     # one writer at a time, across processes too: two first labels at once each wrote the
     # header through one .tmp file, and one label could be lost (session 46 audit)
     with appending_locked(path) as fd:
@@ -550,7 +613,8 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
         _write_all(fd, lines.getvalue().encode("utf-8"))  # O_APPEND: at the end
         os.fsync(fd)
     for item_id, label in labels:
-        logger.debug("label %s = %s by %s", item_id, label_name(label, task.class_names), labeller)
+        said = label_name(_as_index(label) or 0, task.class_names)
+        logger.debug("label %s = %s by %s", item_id, said, labeller)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -633,6 +697,28 @@ def _find_id(text: str, known: set[str], ids_by_number: dict[int, str] | None) -
     if ids_by_number is not None and text.isascii() and text.isdigit():
         return ids_by_number.get(int(text))
     return None
+
+
+def _same_picture(item: Item, written: str, folder: Path, where: str) -> None:
+    """An error naming ``where`` when a sheet row's ``image`` column (``written``, relative
+    to the sheet's ``folder`` as :func:`export_csv` writes it) is a file other than the item's
+    picture: the sheet of another task, whose ids are the same (every round of
+    ``cfx augment`` numbers its items from 000000). A path that is not a file says nothing
+    (a sheet moved away from its task)."""
+    if not written:
+        return
+    path = Path(written) if Path(written).is_absolute() else folder / written
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    except OSError:
+        return
+    if digest is not None and digest != item.sha256:
+        raise ValueError(
+            f"{where}: its image {written} is not the picture of item {item.id!r} in this task "
+            "(the sheet of another task? each cfx augment round numbers its items from "
+            "000000); import each task's own sheet, or drop the image column to match by id "
+            "alone"
+        )
 
 
 def label_name(label: int, names: Sequence[str]) -> str:
@@ -730,6 +816,7 @@ def import_csv(
                 f"(comma, semicolon or tab separated), got {written_header}"
             )
         at_id, at_label = header.index("id"), header.index("label")
+        at_image = header.index("image") if "image" in header else None
         for row in reader:
             where = f"`{name}` {source} row {reader.line_num}"
             if not any(field.strip() for field in row):
@@ -747,6 +834,8 @@ def import_csv(
             item_id = _find_id(written, known, ids_by_number)
             if item_id is None:
                 raise ValueError(f"{where}: id {written!r} is not in the task {task.directory}")
+            if at_image is not None:
+                _same_picture(task.item(item_id), row[at_image].strip(), source.parent, where)
             label = _parse_label(text, names)
             if label is None:
                 raise ValueError(

@@ -66,6 +66,10 @@ def test_a_host_that_cannot_be_served_is_named(task_dir, caplog):
     assert "anyone who can reach" not in caplog.text
 
 
+def test_a_server_shows_its_page_address(server, task_dir):
+    assert repr(server) == f"LabelServer(url={server.url!r}, task={str(task_dir)!r})"
+
+
 def test_port_zero_binds_a_free_port(server):
     assert server.port > 0
     assert server.url == f"http://127.0.0.1:{server.port}/"

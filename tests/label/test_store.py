@@ -21,7 +21,16 @@ from cfx.label import (
     record_label,
     write_task,
 )
-from tests.label.toy import IDS, SUGGESTED, N, T, known_context, known_images, label_lines
+from tests.label.toy import (
+    IDS,
+    SUGGESTED,
+    N,
+    T,
+    known_context,
+    known_images,
+    label_lines,
+    make_task,
+)
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -123,6 +132,34 @@ def test_a_different_task_is_refused(task_dir):
     assert len(read_task(task_dir).items) == N  # untouched
 
 
+def test_what_differs_from_the_task_on_disk_is_named(task_dir):
+    """Both tasks were described alike ("5 items, ids 000000..000004, classes [...]")."""
+    other = list(SUGGESTED)
+    other[2] = 0
+    with pytest.raises(FileExistsError, match="item 000002's suggested label differs: 1 there, 0"):
+        write_task(task_dir, known_images(), context=known_context(), suggested=other)
+    with pytest.raises(FileExistsError, match="item 000000's image differs"):
+        write_task(task_dir, known_images().flip(-1), context=known_context(), suggested=SUGGESTED)
+    with pytest.raises(FileExistsError, match=r"class names \['healthy', 'tumour'\] there"):
+        write_task(task_dir, known_images(), class_names=("a", "b"))
+
+
+def test_a_folder_of_ones_own_files_is_not_written_into(tmp_path):
+    """A folder holding a user's images/000000.png and notes was written over."""
+    folder = tmp_path / "my_scans"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "scan.png").write_bytes(b"mine")
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"not a labelling task's \(images/scan.png, notes"):
+        write_task(folder, known_images())
+    assert sorted(p.name for p in folder.rglob("*")) == ["images", "notes.txt", "scan.png"]
+    # an interrupted write of the same task (pictures, no manifest yet) is completed
+    make_task(tmp_path / "t")
+    (tmp_path / "t" / "manifest.json").unlink()
+    (tmp_path / "t" / "images" / "000004.png").unlink()
+    assert read_task(make_task(tmp_path / "t")).ids == IDS
+
+
 def test_labels_without_a_manifest_are_refused(tmp_path):
     (tmp_path / "labels.csv").write_text("id,label,labeller,timestamp\n")
     with pytest.raises(FileExistsError, match="labels without their task"):
@@ -164,10 +201,25 @@ def test_record_and_read_labels_last_one_wins(task_dir):
     record_label(task_dir, "000000", 1)  # relabel
     assert read_labels(task_dir) == {"000000": 1, "000002": 1}
     assert label_lines(task_dir) == [
-        ("000000", "0", "web"),
+        ("000000", "0", "python"),  # called from Python: not credited to the web page
         ("000002", "1", "ana"),
-        ("000000", "1", "web"),
+        ("000000", "1", "python"),
     ]
+
+
+def test_a_label_may_be_an_element_of_a_prediction_tensor(task_dir):
+    """`record_label(task, id, pred[i])` was refused as "got tensor(0)"."""
+    pred = torch.tensor([1, 0])
+    record_label(task_dir, "000000", pred[0])
+    record_label(task_dir, "000001", np.int64(0))
+    assert read_labels(task_dir) == {"000000": 1, "000001": 0}
+    write_task(task_dir.parent / "t2", known_images(), suggested=list(torch.tensor(SUGGESTED)))
+    assert [i.suggested for i in read_task(task_dir.parent / "t2").items] == SUGGESTED
+
+
+def test_a_task_repr_counts_its_items(task_dir):
+    shown = repr(read_task(task_dir))
+    assert "items=<5 x Item>" in shown and "sha256" not in shown
 
 
 def test_pending_is_in_manifest_order(task_dir):
@@ -187,6 +239,8 @@ def test_record_label_rejects_unknown_ids_and_labels(task_dir):
         record_label(task_dir, "000000", 2)
     with pytest.raises(ValueError, match="got True"):
         record_label(task_dir, "000000", True)
+    with pytest.raises(ValueError, match=r"got tensor\(0.9000\)"):
+        record_label(task_dir, "000000", torch.tensor(0.9))  # a probability, not a class
     with pytest.raises(ValueError, match="`labeller` must be a one-line"):
         record_label(task_dir, "000000", 0, labeller="a\nb")
     assert not (task_dir / "labels.csv").exists()
@@ -223,7 +277,7 @@ def test_a_half_written_last_line_is_ignored_then_cut(task_dir):
     assert read_labels(task_dir) == {"000000": 1}
     assert pending(task_dir) == ["000001", "000002", "000003", "000004"]
     record_label(task_dir, "000002", 0)
-    assert label_lines(task_dir) == [("000000", "1", "web"), ("000002", "0", "web")]
+    assert label_lines(task_dir) == [("000000", "1", "python"), ("000002", "0", "python")]
     assert read_labels(task_dir) == {"000000": 1, "000002": 0}
 
 
@@ -249,7 +303,7 @@ def test_an_emptied_labels_file_gets_its_header_back(task_dir):
     for emptied in ("", "\n", "  \n\n"):  # "starting over" by hand; editors keep a newline
         (task_dir / "labels.csv").write_text(emptied)
         record_label(task_dir, "000001", 0)
-        assert label_lines(task_dir) == [("000001", "0", "web")]
+        assert label_lines(task_dir) == [("000001", "0", "python")]
 
 
 def test_nothing_is_appended_to_a_labels_file_that_no_longer_reads(task_dir, tmp_path):
@@ -440,6 +494,22 @@ def test_importing_a_sheet_twice_adds_nothing_and_a_change_is_said(task_dir, tmp
     assert import_csv(task_dir, latin) == 1 and read_labels(task_dir)["000003"] == 1
 
 
+def test_the_sheet_of_another_task_is_refused(task_dir, tmp_path):
+    """Every augment round numbers its items from 000000: last round's sheet imported into
+    this round's task recorded its labels against other pictures."""
+    other = write_task(tmp_path / "round_01", known_images().flip(-1))
+    sheet = export_csv(task_dir, tmp_path / "round_00.csv")
+    sheet.write_text(sheet.read_text().replace(",\n", ",tumour\n"))  # every row filled in
+    with pytest.raises(ValueError, match=r"row 2: its image task/images/000000.png is not"):
+        import_csv(other, sheet)
+    assert read_labels(other) == {}
+    assert import_csv(task_dir, sheet) == N  # its own task takes it
+    moved = tmp_path / "elsewhere" / "sheet.csv"  # away from its task: matched by id alone
+    moved.parent.mkdir()
+    moved.write_text(sheet.read_text().replace("tumour", "healthy"))
+    assert import_csv(other, moved) == N
+
+
 def test_unsure_is_an_answer_without_a_class(task_dir, tmp_path):
     """A person who cannot call an image says so: it is no longer pending, has no class, and
     reads back as UNSURE from labels.csv and from a sheet."""
@@ -507,7 +577,7 @@ def test_a_writer_waits_for_another_holding_the_labels_file(task_dir):
         os.write(fd, b"id,label,labeller,timestamp\n000000,0,other,2026-12-06\n")
     writer.join(timeout=30)
     assert read_labels(task_dir) == {"000000": 0, "000001": 1}
-    assert label_lines(task_dir) == [("000000", "0", "other"), ("000001", "1", "web")]
+    assert label_lines(task_dir) == [("000000", "0", "other"), ("000001", "1", "python")]
 
 
 def test_labels_typed_by_hand_as_id_label_count_and_are_kept(task_dir):
@@ -518,7 +588,7 @@ def test_labels_typed_by_hand_as_id_label_count_and_are_kept(task_dir):
     assert read_labels(task_dir) == {"000000": 1, "000001": 0}
     record_label(task_dir, "000002", 1)
     assert read_labels(task_dir) == {"000000": 1, "000001": 0, "000002": 1}
-    assert path.read_text().startswith("id,label\n000000,tumour\n000001,healthy\n000002,1,web,")
+    assert path.read_text().startswith("id,label\n000000,tumour\n000001,healthy\n000002,1,python,")
     path.write_text("id,label\n000000,tumour,me\n")  # three fields: not a row cfx can read
     with pytest.raises(ValueError, match=r"line 2: expected the 4 fields .* \(or just id,label\)"):
         read_labels(task_dir)
