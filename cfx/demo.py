@@ -50,11 +50,16 @@ def section_brain_data(out: Path, seed: int) -> list[str]:
     big = make_dataset(2048, seed=seed + 1)
     rate = len(big) / (time.perf_counter() - t0)
     area = big.masks.flatten(1).sum(1)[big.labels == 1].float()
+    tiny = int((area < 10).sum())
     return [
         rp.paragraph(
             "Semi-synthetic FLAIR-like axial slices (64x64) rendered from the MNI ICBM152 2009 "
             "template with per-patient variation and glioma-like lesions. Yellow: lesion mask "
-            "(core + oedema); cyan box: scanner marker (the shortcut of the tagged variant)."
+            "(core + oedema); cyan box: scanner marker (the shortcut of the tagged variant). "
+            "A slice is 'tumour' when a lesion was drawn on it; a lesion whose centre falls "
+            "where the slice shows little white matter is cut to a few pixels by the tissue "
+            f"around it ({tiny} of the {int(area.numel()):,} tumour slices below have fewer "
+            "than 10 lesion pixels): a hard case, not a label error."
         ),
         rp.image(
             "brain_preview.png",
@@ -108,8 +113,10 @@ def section_credit_data(out: Path, seed: int) -> list[str]:
             "applicants with no checking account are approved most often, an artefact of how "
             "German Credit was drawn), and 'by at most' caps a change (age: a wait "
             "of at most 5 years). 'cost' weighs a change of the feature in a plan's cost; "
-            "'approved_rate' is the approval rate among applicants in the most frequent "
-            "category."
+            "'domain' is the range of a number (credit_amount in Deutsche Mark, DM, as the "
+            "categories' amounts; durations in months, ages in years) or the count of "
+            "categories; 'most_frequent_share' is the share of applicants in the most "
+            "frequent category and 'approved_rate' the approval rate among them."
         ),
         rp.table(header, rows),
         rp.table(list(moves.columns), moves.to_numpy().tolist()),
@@ -149,23 +156,26 @@ def section_zoo(out: Path, seed: int) -> list[str]:
             rows.append(
                 [
                     name,
-                    entry.kind,
+                    entry.role,
                     entry.summary,
                     *scores,
                     f"{size:.2f} MB",
-                    card_sha256(folder)[:12],
+                    card_sha256(folder)[:16],
+                    _shown_path(folder / "README.md"),
                 ]
             )
         except CheckpointError as err:
-            rows.append([name, entry.kind, entry.summary, "–", "–", "missing", str(err)[:60]])
+            rows.append([name, entry.role, entry.summary, "–", "–", "missing", "–", str(err)])
     return [
         rp.paragraph(
             "Pretrained models shipped with cfx (trained on this project's CPU machines). "
             f"Accuracy is measured here on {n} fresh test slices (brain seed 2, which no model "
             f"trained on), then on {n} with the scanner marker drawn independently of the "
             "label: a model that learned the marker as a shortcut loses accuracy there. Each "
-            "model's card (its folder's README.md) has the training command, seed and more "
-            "figures."
+            "model's card (the last column) has the training command, seed, more figures and "
+            "the whole sha256 of its model.safetensors, which loading checks (the first 16 "
+            "hex digits here). augment-run/key.json, further down, records other digests for "
+            "the same models: of their weights as loaded (tensors), not of the file."
         ),
         rp.table(
             [
@@ -175,11 +185,21 @@ def section_zoo(out: Path, seed: int) -> list[str]:
                 "test accuracy",
                 "with the marker independent of the label",
                 "weights",
-                "sha256",
+                "sha256 (first 16)",
+                "card",
             ],
             rows,
         ),
     ]
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working folder when it lies inside it (a clone's
+    ``classifiers/brain-cnn/README.md``), else in full (an installed package's)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 BENCHMARK_RUNS = ("trajectory.json", "trajectory_seed9.json", "trajectory_seed41.json")
@@ -341,7 +361,13 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
                     + ("the true lesion in yellow)" if target == 0 else "no lesion to outline)")
                     + "; and the first slice's path, animated, and every path's probabilities:"
                 ),
-                rp.image(f"{tag}_changes.png", f"{name}: where the path changed the image"),
+                rp.image(
+                    f"{tag}_changes.png",
+                    f"{name}: where the path changed the image: |frame 8 - frame 0| summed "
+                    "over channels, images in [-1, 1] (2 is black to white), one colour scale "
+                    "for the figure (so a row that changed little looks blank beside one "
+                    "that changed much)",
+                ),
                 rp.image(f"{tag}.gif", f"{name}: the first slice's path, animated"),
                 rp.image(
                     f"{tag}_curves.png",
@@ -364,8 +390,9 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
     bars = ["bar (Option 2)", "", ">= 0.99", ">= 0.95", "", ">= 0.95", "<= 0.1"]
     bars += [
         ">= 0.70 (tumour -> healthy, localised)",
-        "<= 2",
-        "<= 2 (batch 32, the path alone; the rows above include the inversion)",
+        "<= 2x",
+        "<= 2 at batch 32, the path alone: the benchmark row's (the demo's rows include "
+        "the inversion, at batch 4)",
     ]
     bench = _benchmark_row(Path(__file__).resolve().parents[1] / "benchmarks" / "results")
     extra = [] if bench is None else [bench[0]]
@@ -389,7 +416,11 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             "brain-cnn puts in the target (f > 0.5), the share the oracle puts there too; "
             "where it is low while the last frame agrees, o stayed low while f climbed (see "
             "the curves below): brain-cnn was moved by something the oracle does not see "
-            "until the later frames. Spearman and "
+            "until the later frames. The last frame is walked on to the margin, from f ~ 7/8 "
+            f"at frame 7 to {DEFAULT_MARGINS[0]} (towards healthy) or {DEFAULT_MARGINS[1]} "
+            "(towards tumour): 2.6 or 5.0 in log-odds, the path's largest step (frames 1 to "
+            "7 climb 0.5 to 0.85 each), so the oracle often turns only there: read the "
+            "last frame's agreement with the curves. Spearman and "
             "the calibration error (the largest |f - t/T| over the frames) check the method's "
             "pacing, not the model. Localisation is the share of the change inside the true "
             "lesion, dilated by 3 px (n/a towards tumour, where the source has no lesion). "
@@ -415,11 +446,14 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             "agrees: the share of last frames the oracle also puts in the target (o > 0.5). "
             "Localisation is the share of the change inside the true lesion, dilated by 3 px."
         ),
-        rp.table(header, [*rows, bars, *extra]),
+        rp.table(header, [*rows, *extra, bars]),
         rp.paragraph(
             "Whether a classifier relies on something besides the lesion, such as a scanner "
             "marker, is what the shortcut section below tests, on brain-cnn and on "
-            "brain-cnn-tagged, which learned the marker."
+            "brain-cnn-tagged, which learned the marker. Your own images and classifier: "
+            "`cfx trajectory --classifier DIR --input scans/ --target 0 --out traj` (README, "
+            "'Boundary-crossing sequences'); `--method gradient` is Option 1, the plain "
+            "gradient ascent this section does not show."
         ),
         *parts,
     ]
@@ -520,7 +554,13 @@ def section_recourse(out: Path, seed: int) -> list[str]:
             "costs do not know."
         ),
         f"<p>All plans, one row each with the model that gave them: "
-        f"{rp.link('recourse_plans.csv', 'recourse_plans.csv')}.</p>",
+        f"{rp.link('recourse_plans.csv', 'recourse_plans.csv')} (index: the applicant; "
+        "status: recourse, or why there is none; rank: 1 for the plan shown here; proba / "
+        "proba_after: P(approved) before and after; distance: to the nearest approved "
+        "training applicant, in standardised units; valid: the plan reaches P(approved) 0.5; "
+        "violations: constraints a plan breaks, only DiCE's can; seconds: the table's ms). "
+        "Your own applicants: <code>cfx recourse --model gbm --input applicants.csv --out "
+        "plans.csv</code> (README, 'Loan recourse').</p>",
         rp.table(
             [
                 "model",
@@ -553,7 +593,8 @@ def section_recourse(out: Path, seed: int) -> list[str]:
             rp.paragraph(
                 f"Causal recourse (the logistic model; an additive causal model credit amount "
                 f"-> duration, fitted on the training rows), applicant {effect[0]}, the first "
-                f"of the 20 denied test applicants above whose plan moves a consequence: "
+                f"of the logistic model's first 20 denied test applicants whose plan moves a "
+                f"consequence: "
                 f"{effect[1]} (P(approved) {effect[2]:.2f} -> {effect[3]:.2f}, cost "
                 f"{effect[4]:.2f}). Only the intervention is paid for."
             )
@@ -632,7 +673,7 @@ def section_saliency(out: Path, seed: int) -> list[str]:
             f"{float(r.top_k_intersection.mean()):.2f}",
             f"{float(r.spearman.mean()):.2f}",
             f"{float(r.mass_center_shift.mean()):.1f}",
-            f"{float(r.label_kept.float().mean()):.0%}",
+            f"{float(r.label_kept.float().mean()):.2f}",
         ]
         for name, r in (("random sign", floor), ("top-k attack", attack))
     ]
@@ -654,7 +695,9 @@ def section_saliency(out: Path, seed: int) -> list[str]:
             "slices at small budgets (RISE, LIME, KernelSHAP and ReX gain most), and each "
             "method's reading under the two sanity checks below, run there on 32 slices: a "
             "map that survives randomising the model ('input-driven') follows the image more "
-            "than what the model learned, however well it scores against the masks."
+            "than what the model learned, however well it scores against the masks; "
+            "'undefined' and 'blank' maps: the randomised model's map is constant (ReX's go "
+            "blank once the model no longer predicts the class), so no ranking is compared."
             + (
                 f" Of the methods both checks read as following the model, {top} has the "
                 f"best benchmark Dice ({passing[top]:.2f})."
@@ -690,7 +733,12 @@ def section_saliency(out: Path, seed: int) -> list[str]:
         rp.paragraph(
             "Explanations are fragile (Ghorbani et al., 2019): a perturbation of at most 8 grey "
             "levels in 255 moves the simple-gradient map while the prediction stays the same. "
-            "Top-k intersection: share of the map's top 2% pixels that survive. On the first 6 "
+            "Top-k intersection: share of the map's top 2% pixels that survive; Spearman: rank "
+            "correlation of the map before and after; centre shift: how far the map's centre "
+            "of mass moved, in pixels; label kept: share of slices brain-cnn still calls "
+            "tumour (every score a mean over the slices). 'random sign' is the floor: a "
+            "perturbation of the same size with random signs, which any map should survive; "
+            "the attack is judged by how far below it it pushes the scores. On the first 6 "
             "slices, 20 steps (benchmarks/saliency.py: 40 steps, 3 restarts); the figure's "
             "difference panel is stretched to its own maximum, given in its heading."
         ),
@@ -842,10 +890,11 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
         rounds=1,
         finetune=ClassifierTrainingConfig(epochs=1, lr=5e-4, seed=seed),
     )
-    res = augment_afresh(
-        learner, pool.images, train.images, train.labels, out / "augment-run", seed
-    )
-    control = control_afresh(learner, res, train.images, train.labels, out / "augment-run", seed)
+    run = out / "augment-run"
+    earlier = _stamp(run / "round_00" / "round.json")
+    res = augment_afresh(learner, pool.images, train.images, train.labels, run, seed)
+    read_back = earlier is not None and earlier == _stamp(run / "round_00" / "round.json")
+    control = control_afresh(learner, res, train.images, train.labels, run, seed)
     labelled_frames(
         res.images,
         res.labels,
@@ -932,34 +981,58 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
         rp.image(
             "augment_frames.png",
             f"the first {min(8, n_paths)} of the {n_paths} labelled paths, a row each: its "
-            "frames nearest f = 0.4 and 0.6 (brain-cnn-tagged's probability of the class the "
-            "path walks into), each titled with the label brain-oracle gave it, and where the "
-            "two differ: what moved brain-cnn-tagged across its boundary (in most rows the "
-            "marker, top right: the shortcut it learned)",
+            "frames nearest f = 0.4 and 0.6 (p(target) in the headings: brain-cnn-tagged's "
+            "probability of the class the path walks into, the class brain-cnn-tagged did "
+            "not call its slice), each titled with the label brain-oracle gave it, and where "
+            "the two differ (|frame 2 - frame 1| summed over channels, images in [-1, 1], one "
+            "scale for the figure up to the maximum in its heading): what moved "
+            "brain-cnn-tagged across its boundary (in most rows the marker, top right: the "
+            "shortcut it learned)",
         ),
         rp.paragraph(
             "This is a small run (one fine-tuning epoch, one seed). benchmarks/augment.py "
             "(BENCHMARKS.md) "
             "compares arms at equal budgets and epochs (four in total): with 200 labels the "
             "worst group goes from 0.07 to 0.73 (0.84 with 500), "
-            "+30 / +33 points over plain retraining; labelling the real pool slices the "
+            "+0.30 / +0.33 over plain retraining; labelling the real pool slices the "
             "classifier is least sure of does as well, and the extra fine-tuning alone "
             "reaches 0.46, so the gain comes from uncertainty sampling more than from the "
-            "generated frames. The run's folder, augment-run/ (each round's labelled frames "
-            "and the fine-tuned model), is kept next to this page; a rerun of the demo with the "
-            "same seed reads it back."
+            "generated frames."
         ),
+        "<p>The run's folder, "
+        + rp.link("augment-run/", "augment-run/")
+        + " (round_00/: the labelled frames and the fine-tuned model; control/: the model "
+        "fine-tuned without the labels; key.json: what the run was computed from), is kept "
+        "next to this page; a rerun of the demo with the same seed reads it back"
+        + (
+            ", as this one did (the augmentation above was read back, not recomputed)."
+            if read_back
+            else "."
+        )
+        + " Your own data: <code>cfx augment</code> with your <code>--classifier</code> and "
+        "<code>--generator</code>, <code>--pool</code>, <code>--train-data</code> / "
+        "<code>--train-labels</code>, <code>--test-data</code> / <code>--test-labels</code>, "
+        "and <code>--labeller web</code> for a person to label each round (README, "
+        "'Augmentation from near-boundary images').</p>",
     ]
+
+
+def _stamp(path: Path) -> int | None:
+    """``path``'s modification time in ns, None where it is missing."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 SECTIONS: tuple[tuple[str, Callable[[Path, int], list[str]]], ...] = (
     ("Brain MRI data", section_brain_data),
-    ("German Credit data", section_credit_data),
-    ("Loan recourse", section_recourse),
     ("Model zoo", section_zoo),
     ("Boundary-crossing sequences", section_trajectory),
     ("Saliency maps and their fragility", section_saliency),
     ("Shortcuts and augmentation", section_shortcuts),
+    ("German Credit data", section_credit_data),
+    ("Loan recourse", section_recourse),
 )
 
 
@@ -997,10 +1070,15 @@ def build_demo(
         parts = build(folder, seed)
         parts.append(f'<p class="note">Section built in {time.perf_counter() - t0:.1f} s.</p>')
         report.add(title, *parts)
+    import platform
+
+    import numpy
     import torch
 
     report.about = (  # what a reader needs to rerun it, and to read "on this machine"
-        f"Seed {seed} (cfx demo --seed {seed}), {torch.get_num_threads()} CPU thread(s), "
-        f"{time.perf_counter() - start:.0f} s in all."
+        f"Seed {seed} (cfx demo --seed {seed} --out {folder}), "
+        f"{torch.get_num_threads()} CPU thread(s), {time.perf_counter() - start:.0f} s in "
+        f"all; Python {platform.python_version()}, torch {torch.__version__}, numpy "
+        f"{numpy.__version__}."
     )
     return report.write()

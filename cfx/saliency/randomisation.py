@@ -114,7 +114,10 @@ def reading_of(signed: Tensor, absolute: Tensor, blank: Tensor, dependent: str) 
     "undefined" when every pair does."""
     n, k = int(blank.numel()), int(blank.sum())
     if k == n:
-        return f"undefined: a map is blank (constant) for all {n} images, so no ranking is compared"
+        return (
+            f"undefined: for all {n} images the trained or the randomised model's map is blank "
+            "(constant), so no ranking is compared"
+        )
     keep = ~blank
     rho, rho_abs = float(signed[keep].mean()), float(absolute[keep].mean())
     said = reading(rho, rho_abs, dependent)

@@ -96,18 +96,18 @@ def randomisation_figure(
     maps = (both / both.flatten(2).amax(2).clamp_min(1e-12)[..., None, None]).numpy()
     picture = _pictures(_drawable(image[None]), "image")[0]
     cols = 2 + stages
-    fig, axes = _subplots(m, cols, figsize=(0.95 * cols, 1.0 * m + 0.5), squeeze=False)
+    fig, axes = _subplots(m, cols, figsize=(1.05 * cols, 1.1 * m + 0.5), squeeze=False)
     heads = ["image", "trained", *layers]
     for r in range(m):
         _show(axes[r, 0], picture)
         axes[r, 0].text(-0.06, 0.5, names[r], transform=axes[r, 0].transAxes, rotation=90,
-                        ha="right", va="center", fontsize=6)  # fmt: skip
+                        ha="right", va="center", fontsize=7)  # fmt: skip
         for c in range(1, cols):
             axes[r, c].imshow(maps[r, c - 1], cmap="inferno", vmin=0, vmax=1)
         for c in range(cols):
             axes[r, c].axis("off")
             if r == 0:
-                axes[r, c].set_title(heads[c], fontsize=5)
+                axes[r, c].set_title(heads[c], fontsize=6.5)  # 5 read as ~7 px on a page
     top = 1.0
     if title:
         fig.suptitle(title, fontsize=7)

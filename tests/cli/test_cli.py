@@ -71,8 +71,8 @@ def test_demo_writes_report(tmp_path):
     # how the page was made: it said only "Generated ... by cfx." (session 45 audit)
     from cfx import __version__
 
-    assert f"by cfx {__version__}. Seed 0 (cfx demo --seed 0), " in html
-    assert re.search(r"CPU thread\(s\), \d+ s in all\.", html)
+    assert f"by cfx {__version__}. Seed 0 (cfx demo --seed 0 --out {tmp_path / 'r'}), " in html
+    assert re.search(r"CPU thread\(s\), \d+ s in all; Python 3\.\d+\.\d+, torch ", html)
     assert ">nan<" not in html.lower() and "`" not in html  # n/a, and code spans are <code>
     plans = (tmp_path / "r" / "recourse_plans.csv").read_text().splitlines()
     assert plans[0].startswith("model,") and {r.split(",")[0] for r in plans[1:]} == {

@@ -239,7 +239,11 @@ class _GoesBlank:
 @pytest.mark.parametrize(
     ("blank_for", "said"),
     [
-        (3, "undefined: a map is blank (constant) for all 3 images, so no ranking is compared"),
+        (
+            3,
+            "undefined: for all 3 images the trained or the randomised model's map is blank "
+            "(constant), so no ranking is compared",
+        ),
         (
             1,
             "input-driven over 2 images without a blank (constant) map (Spearman 1.00, "
