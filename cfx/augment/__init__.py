@@ -1,10 +1,11 @@
 """Training-data augmentation from boundary-crossing images (active learning)."""
 
-from cfx.augment.active import ActiveLearner, AugmentResult, AugmentRound
+from cfx.augment.active import DEFAULT_FINETUNE, ActiveLearner, AugmentResult, AugmentRound
 from cfx.augment.control import ControlResult, finetune_without_labels
 from cfx.augment.labellers import Labeller, LabelsPending, OracleLabeller, TaskLabeller
 
 __all__ = [
+    "DEFAULT_FINETUNE",
     "ActiveLearner",
     "AugmentResult",
     "AugmentRound",

@@ -30,11 +30,12 @@ rounds of another run is an error that names what changed, never resumed and nev
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from numbers import Real
 from pathlib import Path
@@ -46,7 +47,7 @@ from torch import Tensor, nn
 
 from cfx.augment.labellers import Labeller, OracleLabeller
 from cfx.calls import call_named, frozen
-from cfx.errors import ForeignRunError, check, check_int, counted
+from cfx.errors import ForeignRunError, check, check_int, check_seed, counted
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import generator_probe, unit_range_notice
@@ -61,6 +62,11 @@ from cfx.types import Generator
 
 log = logging.getLogger(__name__)
 KEY_FILE = "key.json"
+
+DEFAULT_FINETUNE = ClassifierTrainingConfig(epochs=2, lr=5e-4)
+"""Each round's fine-tuning when ``finetune`` is not given: 2 epochs at a learning rate of
+5e-4, a quarter of training from scratch's (``ClassifierTrainingConfig()``'s 2e-3). To change
+one setting keep the others: ``replace(DEFAULT_FINETUNE, epochs=1)``."""
 """What a run folder's rounds were computed from; resuming needs the same."""
 _KEY_NAMES = {
     "pool_sha256": "the pool images",
@@ -126,8 +132,13 @@ class ActiveLearner:
         steps: frames per path ``T``.
         selection: ``"margin"`` (least certain pool images first) or ``"random"``.
         repeat_new: how often each labelled frame appears in the fine-tuning set.
-        finetune: training settings of each round (``reset_parameters`` is forced False, and
-            ``seed`` is replaced by :meth:`augment`'s ``seed`` plus the round's index).
+        finetune: training settings of each round (default :data:`DEFAULT_FINETUNE`, 2 epochs
+            at lr 5e-4; a ``ClassifierTrainingConfig`` of your own starts from training's
+            defaults, lr 2e-3, so change one setting with
+            ``replace(DEFAULT_FINETUNE, epochs=1)``). ``reset_parameters`` is forced False,
+            ``seed`` is replaced by :meth:`augment`'s ``seed`` plus the round's index, and
+            every parameter of the copy is trained, layers frozen in ``classifier``
+            (``requires_grad`` False) included.
         inversion_steps: latent optimisation steps when inverting the starts (0 = encoder).
         batch_size: paths per batch.
         show_progress: tqdm bars.
@@ -177,7 +188,8 @@ class ActiveLearner:
         check_int("inversion_steps", self.inversion_steps, minimum=0)  # before `out` is claimed
         levels = self.frame_levels
         check(  # "0.4" failed as "'<' not supported between 'float' and 'str'"
-            not isinstance(levels, str)
+            isinstance(levels, Sequence)
+            and not isinstance(levels, str)
             and all(isinstance(lv, Real) and not isinstance(lv, bool) for lv in levels),
             TypeError,
             f"`frame_levels` must be a sequence of numbers in (0, 1), got {levels!r}",
@@ -201,11 +213,80 @@ class ActiveLearner:
             f"got {type(self.classifier).__name__}",
         )
         check(
+            self.finetune is None or isinstance(self.finetune, ClassifierTrainingConfig),
+            TypeError,
+            "`finetune` must be None or a ClassifierTrainingConfig (e.g. "
+            f"replace(DEFAULT_FINETUNE, epochs=1)), got {type(self.finetune).__name__}",
+        )
+        check(
+            not isinstance(self.labeller, type),
+            TypeError,
+            f"`labeller` must be a labeller object, got the class {self.labeller!r}: make one, "
+            "e.g. OracleLabeller(model)",
+        )
+        check(
             callable(getattr(self.labeller, "label", None)),
             TypeError,
             "`labeller` must have a `label(images)` method (cfx.augment.OracleLabeller(model) "
             f"wraps a classifier), got {type(self.labeller).__name__}",
         )
+        try:  # the walk takes minutes before the labeller is first asked
+            inspect.signature(self.labeller.label).bind(
+                None, context=None, suggested=None, workdir=None
+            )
+        except TypeError:
+            raise TypeError(
+                f"`labeller`'s label method must take (images, *, context=None, "
+                "suggested=None, workdir=None), as cfx.augment.Labeller says; got "
+                f"label{inspect.signature(self.labeller.label)}"
+            ) from None
+        except ValueError:  # a builtin without a signature: trusted
+            pass
+
+    def check_train_set(self, train_images: Tensor, train_labels: Tensor) -> int:
+        """The classifier's number of outputs (two), once ``train_labels`` are known to be
+        its classes: before any frame is rendered or a person asked, since a bad label would
+        stop the first fine-tune after the labelling, with the run's key naming these labels
+        (:func:`~cfx.augment.finetune_without_labels` checks its own the same way)."""
+        check(
+            isinstance(train_labels, Tensor),
+            TypeError,
+            f"`train_labels` must be a torch tensor of class indices (torch.as_tensor converts "
+            f"a numpy array), got {type(train_labels).__name__}",
+        )
+        check(
+            train_labels.shape == (train_images.shape[0],),
+            ValueError,
+            f"`train_labels` must have shape ({train_images.shape[0]},), "
+            f"got {tuple(train_labels.shape)}",
+        )
+        check(
+            train_labels.dtype != torch.bool and not train_labels.is_complex(),
+            TypeError,
+            f"`train_labels` must be class indices (integers), got dtype {train_labels.dtype}",
+        )
+        one = train_images[:1]
+        outputs = call_named(
+            lambda: predict(self.classifier, one),
+            {"classifier": self.classifier},
+            one,
+            f"`classifier` failed on `train_images` shaped {tuple(one.shape[1:])} per image",
+            name="train_images",
+        ).shape[1]
+        check(
+            outputs == 2,
+            ValueError,
+            f"`classifier` must tell two classes apart (logits (B, 2)): the paths cross a "
+            f"two-class boundary, got {outputs} outputs",
+        )
+        check(
+            bool(torch.equal(train_labels, train_labels.round()))  # whole numbers (floats too)
+            and bool(((train_labels >= 0) & (train_labels < outputs)).all()),
+            ValueError,
+            f"`train_labels` must be classes of the classifier, whole numbers 0..{outputs - 1}, "
+            f"got {train_labels.min().item()}..{train_labels.max().item()}",
+        )
+        return int(outputs)
 
     def _check_labeller(self, outputs: int, probe: Tensor) -> None:
         """The labeller's classes are the classifier's, before any frame is rendered or a
@@ -277,6 +358,8 @@ class ActiveLearner:
                 back from ``out`` are scored again, so a resumed run reports one test set.
         """
         self._check()
+        check_seed("seed", seed, optional=False)
+        check_eval_fn(eval_fn)
         check(
             isinstance(out, str | os.PathLike),
             TypeError,
@@ -290,42 +373,8 @@ class ActiveLearner:
             f"`pool` and `train_images` must hold images of one shape (C, H, W), got "
             f"{tuple(pool.shape[1:])} and {tuple(train_images.shape[1:])}",
         )
-        check(
-            isinstance(train_labels, Tensor),
-            TypeError,
-            f"`train_labels` must be a torch tensor of class indices (torch.as_tensor converts "
-            f"a numpy array), got {type(train_labels).__name__}",
-        )
-        check(
-            train_labels.shape == (train_images.shape[0],),
-            ValueError,
-            f"`train_labels` must have shape ({train_images.shape[0]},), "
-            f"got {tuple(train_labels.shape)}",
-        )
-        # before any frame is rendered or a person asked: a bad label would stop the first
-        # fine-tune, after the labelling, with the run's key already naming these labels
-        one = train_images[:1]
-        outputs = call_named(
-            lambda: predict(self.classifier, one),
-            {"classifier": self.classifier},
-            one,
-            f"`classifier` failed on `train_images` shaped {tuple(one.shape[1:])} per image",
-            name="train_images",
-        ).shape[1]
-        check(
-            outputs == 2,
-            ValueError,
-            f"`classifier` must tell two classes apart (logits (B, 2)): the paths cross a "
-            f"two-class boundary, got {outputs} outputs",
-        )
+        outputs = self.check_train_set(train_images, train_labels)
         self._check_labeller(outputs, pool[:1])
-        check(
-            bool(torch.equal(train_labels, train_labels.round()))  # whole numbers (floats too)
-            and bool(((train_labels >= 0) & (train_labels < outputs)).all()),
-            ValueError,
-            f"`train_labels` must be classes of the classifier, whole numbers 0..{outputs - 1}, "
-            f"got {train_labels.min().item()}..{train_labels.max().item()}",
-        )
         # the pool is what the paths start from; its notice about the generator's range
         # (tagged cfx_models) is left to the first path, which gives the models' notices once
         with frozen(self.generator), torch.no_grad(), notices_held("cfx_models"):
@@ -342,9 +391,7 @@ class ActiveLearner:
             f"`pool` must hold at least {need} images for this budget, got {pool.shape[0]}",
         )
         out = Path(out)
-        cfg = replace(
-            self.finetune or ClassifierTrainingConfig(epochs=2, lr=5e-4), reset_parameters=False
-        )
+        cfg = replace(self.finetune or DEFAULT_FINETUNE, reset_parameters=False)
         if cfg.seed not in (ClassifierTrainingConfig().seed, seed):  # set, and then unused
             log.warning(
                 "`finetune.seed` (%d) is not used: round k fine-tunes with augment's `seed` "
@@ -380,8 +427,7 @@ class ActiveLearner:
                 record = _round_from_json(meta, starts)
                 if eval_fn is not None:  # scored again: the rerun's eval_fn may differ
                     model.eval()
-                    scores = eval_fn(model)
-                    record = replace(record, metrics={n: float(v) for n, v in scores.items()})
+                    record = replace(record, metrics=scored(eval_fn, model))
                 history.append(record)
                 continue
             starts, frames, context, suggested = self._candidates(
@@ -396,14 +442,11 @@ class ActiveLearner:
                     counted(k, "round"),
                 )
                 break
-            y_k = self.labeller.label(
-                frames, context=context, suggested=suggested, workdir=folder / "task"
-            ).to(torch.long)
-            check(
-                y_k.shape == (frames.shape[0],),
-                ValueError,
-                f"`labeller` must return one label per image ({frames.shape[0]}), "
-                f"got shape {tuple(y_k.shape)}",
+            y_k = _class_indices(
+                self.labeller.label(
+                    frames, context=context, suggested=suggested, workdir=folder / "task"
+                ),
+                frames.shape[0],
             )
             check(  # the classifier's two classes (checked before any round)
                 bool((((y_k >= 0) & (y_k < 2)) | (y_k == UNSURE)).all()),
@@ -428,7 +471,7 @@ class ActiveLearner:
                 show_progress=self.show_progress,
             )
             model.eval()
-            metrics = eval_fn(model) if eval_fn is not None else {}
+            metrics = scored(eval_fn, model) if eval_fn is not None else {}
             called = y_k != UNSURE
             k_classes = int(max(int(y_k.max()) + 1, 2)) if y_k.numel() else 2
             record = AugmentRound(
@@ -440,7 +483,7 @@ class ActiveLearner:
                 disagreement=float((suggested[called] != y_k[called]).float().mean())
                 if bool(called.any())
                 else float("nan"),
-                metrics={n: float(v) for n, v in metrics.items()},
+                metrics=metrics,
                 unsure=int((~called).sum()),
             )
             tensors = {"starts": starts, "images": frames.contiguous(), "labels": y_k}
@@ -810,3 +853,55 @@ def _round_from_json(meta: dict, starts: Tensor) -> AugmentRound:
         metrics={k: math.nan if v is None else float(v) for k, v in meta["metrics"].items()},
         unsure=int(meta.get("unsure", 0)),  # rounds of an older cfx had none
     )
+
+
+def check_eval_fn(eval_fn: object) -> None:
+    """A ``TypeError`` unless ``eval_fn`` is None or callable."""
+    check(
+        eval_fn is None or callable(eval_fn),
+        TypeError,
+        f"`eval_fn` must be None or a function model -> {{name: score}}, got "
+        f"{type(eval_fn).__name__}",
+    )
+
+
+def scored(eval_fn: Callable[[nn.Module], Mapping[str, Any]], model: nn.Module) -> dict[str, float]:
+    """``eval_fn(model)`` as ``{name: float}``; an error naming ``eval_fn`` when it returns
+    anything else (it failed as "'float' object has no attribute 'items'", after the walk and
+    the fine-tune)."""
+    scores = eval_fn(model)
+    wanted = "`eval_fn` must return a dict of metric name -> number (e.g. {'accuracy': 0.9})"
+    check(isinstance(scores, Mapping), TypeError, f"{wanted}, got {type(scores).__name__}")
+    out = {}
+    for name, value in scores.items():
+        try:
+            out[str(name)] = float(value)
+        except (TypeError, ValueError, RuntimeError):  # a list, a 2-element tensor, None
+            raise TypeError(f"{wanted}, got {name!r}: {value!r}") from None
+    return out
+
+
+def _class_indices(answer: object, n: int) -> Tensor:
+    """A labeller's answer as ``(n,)`` int64 class indices; an error naming the labeller when
+    it is not whole numbers, one per image (a probability of 0.9 became class 0)."""
+    if not isinstance(answer, Tensor):
+        try:
+            answer = torch.as_tensor(answer)  # a numpy array or a list
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(
+                "`labeller` must return class indices as a tensor (int64), got "
+                f"{type(answer).__name__}"
+            ) from None
+    check(
+        answer.shape == (n,),
+        ValueError,
+        f"`labeller` must return one label per image ({n}), got shape {tuple(answer.shape)}",
+    )
+    whole = answer.dtype != torch.bool and bool(torch.equal(answer, answer.round()))
+    check(
+        whole,
+        ValueError,
+        "`labeller` must return class indices (whole numbers), got "
+        f"{answer.dtype} values such as {answer.flatten()[:3].tolist()}",
+    )
+    return answer.to(torch.long)

@@ -28,8 +28,8 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from cfx.augment.active import _record_size
-from cfx.errors import ForeignRunError, check
+from cfx.augment.active import DEFAULT_FINETUNE, _record_size, check_eval_fn, scored
+from cfx.errors import ForeignRunError, check_seed
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.reprs import short_repr
@@ -85,25 +85,18 @@ def finetune_without_labels(
         show_progress: tqdm bars of the fine-tunes.
     """
     learner._check()
+    check_seed("seed", seed, optional=False)
+    check_eval_fn(eval_fn)
     train_images = check_images(train_images, "train_images")
-    check(
-        isinstance(train_labels, Tensor) and train_labels.shape == (train_images.shape[0],),
-        ValueError,
-        f"`train_labels` must be a tensor of shape ({train_images.shape[0]},), got "
-        + (
-            f"shape {tuple(train_labels.shape)}"
-            if isinstance(train_labels, Tensor)
-            else type(train_labels).__name__
-        ),
-    )
+    # as augment checks its own, before the key is written: a refused call left a key that
+    # refused the corrected one as "another control run"
+    learner.check_train_set(train_images, train_labels)
     # per round, the frames augment trained on so far, each repeated repeat_new times
     trained, total = [], 0
     for r in result.rounds:
         total += r.labelled - r.unsure  # "can't tell" answers are not trained on
         trained.append(total * learner.repeat_new)
-    cfg = replace(
-        learner.finetune or ClassifierTrainingConfig(epochs=2, lr=5e-4), reset_parameters=False
-    )
+    cfg = replace(learner.finetune or DEFAULT_FINETUNE, reset_parameters=False)
     folder = Path(out)
     _claim(folder, cfg, seed, trained, train_images, train_labels, learner.classifier)
     model = copy.deepcopy(learner.classifier)  # the user's model is never touched
@@ -131,8 +124,7 @@ def finetune_without_labels(
             save_tensors_atomic(state, done)
             (done.parent / "train" / "checkpoint.safetensors").unlink(missing_ok=True)
         model.eval()
-        metrics = eval_fn(model) if eval_fn is not None else {}
-        scores.append({name: float(v) for name, v in metrics.items()})
+        scores.append(scored(eval_fn, model) if eval_fn is not None else {})
     _record_size(model, tuple(train_images.shape[-2:]))
     return ControlResult(model=model, metrics=tuple(scores))
 
@@ -163,6 +155,11 @@ def _claim(
             earlier = json.loads(stored.read_text())
         except ValueError:
             earlier = None
+        if isinstance(earlier, dict) and "pool_sha256" in earlier:  # augment's own key
+            raise ForeignRunError(
+                f"`out` {folder} is the augment run's folder, not a control's; give the "
+                f"control a folder of its own, e.g. {folder / 'control'}"
+            )
         if earlier != key:
             why = (
                 changes(earlier, key, _KEY_NAMES)

@@ -31,6 +31,8 @@ class LabelsPending(CfxError, RuntimeError):
         self.total = total
         super().__init__(
             self.message("the same `cfx augment` command, or the same `augment(...)` call")
+            + f" (in Python: cfx.label.serve({str(directory)!r}) runs the page; "
+            "cfx.label.record_label(task, id, label) records one answer)"
         )
 
     def message(self, again: str) -> str:

@@ -748,6 +748,8 @@ def test_a_folder_of_something_else_is_refused_and_left_as_it_was(world, tmp_pat
     [
         ({"inversion_steps": -1}, "a", ValueError, "`inversion_steps` must be an int >= 0, got -1"),
         ({"frame_levels": "0.4"}, "a", TypeError, "`frame_levels` must be a sequence of numbers"),
+        ({"frame_levels": 0.4}, "a", TypeError, "`frame_levels` must be a sequence of numbers"),
+        ({"finetune": {"epochs": 1}}, "a", TypeError, "`finetune` must be None or a Classifier"),
         ({}, None, TypeError, "`out` must be a folder path"),
     ],
 )
@@ -761,3 +763,86 @@ def test_arguments_checked_late_or_in_python_words_are_named_first(
     with pytest.raises(error, match=match):
         learner.augment(pool, train, labels, out=None if out is None else tmp_path / out)
     assert not (tmp_path / "a").exists()
+
+
+class OneArgument:
+    def label(self, images):  # the Protocol's keywords missing
+        return torch.zeros(images.shape[0], dtype=torch.long)
+
+
+@pytest.mark.parametrize(
+    ("labeller", "augment_kwargs", "labels_as", "error", "match"),
+    [
+        (Refuses(), {"seed": 1.5}, None, TypeError, r"`seed` must be an int in \[0, 2\*\*32\)"),
+        (Refuses(), {"seed": None}, None, TypeError, "`seed` must be an int"),
+        (Refuses(), {"eval_fn": 0.5}, None, TypeError, "`eval_fn` must be None or a function"),
+        (CountingOracle, {}, None, TypeError, "got the class .*: make one, e.g. OracleLabeller"),
+        (OneArgument(), {}, None, TypeError, r"label method must take \(images, \*, context"),
+        (
+            Refuses(),
+            {},
+            torch.bool,
+            TypeError,
+            r"`train_labels` must be class indices \(integers\), got dtype torch.bool",
+        ),
+    ],
+)
+def test_arguments_that_failed_after_the_walk_are_named_before_it(
+    world, tmp_path, labeller, augment_kwargs, labels_as, error, match
+):
+    """seed=1.5 was refused by the first fine-tune, after the walk (and a person's labels),
+    with the seed already in key.json: the corrected call was then refused as another run.
+    A labeller class, a label(images) method, bool labels failed inside the loop."""
+    g, f, pool, train, labels = world
+    labels = labels if labels_as is None else labels.to(labels_as)
+    learner = ActiveLearner(g, f, labeller, budget=4, rounds=1, finetune=CFG, steps=2)
+    with pytest.raises(error, match=match):
+        learner.augment(pool, train, labels, out=tmp_path / "a", **augment_kwargs)
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        (lambda n: torch.full((n,), 0.9), r"must return class indices \(whole numbers\), got "),
+        (lambda n: torch.ones(n, dtype=torch.bool), "whole numbers"),
+        (lambda n: object(), "must return class indices as a tensor"),
+        (lambda n: torch.zeros(n + 1), r"one label per image \(\d+\), got shape"),
+    ],
+)
+def test_a_labeller_answer_that_is_no_class_indices_is_refused(world, tmp_path, answer, match):
+    """A probability of 0.9 was truncated to class 0 and trained on."""
+
+    class Answers:
+        def label(self, images, **kwargs):
+            return answer(images.shape[0])
+
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, Answers(), budget=2, rounds=1, finetune=CFG, steps=2)
+    with pytest.raises((ValueError, TypeError), match=match):
+        learner.augment(pool, train, labels, out=tmp_path)
+
+
+def test_a_labeller_may_answer_in_numpy_or_a_list(world, tmp_path):
+    class Numpy:
+        def label(self, images, **kwargs):
+            return (images.flatten(1).sum(1) > 0).long().numpy()
+
+    g, f, pool, train, labels = world
+    res = ActiveLearner(g, f, Numpy(), budget=2, rounds=1, finetune=CFG, steps=2).augment(
+        pool, train, labels, out=tmp_path
+    )
+    assert res.labels.dtype == torch.int64 and res.labels_used == 2
+
+
+@pytest.mark.parametrize("scores", [0.9, None, {"acc": [1, 2]}, {"acc": torch.ones(2)}])
+def test_an_eval_fn_that_returns_no_scores_is_named(world, tmp_path, scores):
+    """It failed as "'float' object has no attribute 'items'"."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=2, rounds=1, finetune=CFG, steps=2)
+    with pytest.raises(TypeError, match=r"`eval_fn` must return a dict of metric name -> number"):
+        learner.augment(pool, train, labels, out=tmp_path, eval_fn=lambda model: scores)
+    res = learner.augment(
+        pool, train, labels, out=tmp_path, eval_fn=lambda model: {"acc": torch.tensor(0.5)}
+    )  # the round was kept: a 0-d tensor is a number
+    assert res.rounds[0].metrics == {"acc": 0.5}

@@ -122,7 +122,7 @@ def test_a_finished_control_is_read_back_and_another_is_refused(world, tmp_path,
     )
     with pytest.raises(ForeignRunError, match="the run's labelled frames per round"):
         finetune_without_labels(learner, fewer, train, labels, out=out)
-    with pytest.raises(ValueError, match=r"`train_labels` must be a tensor of shape \(30,\)"):
+    with pytest.raises(ValueError, match=r"`train_labels` must have shape \(30,\), got \(3,\)"):
         finetune_without_labels(learner, run, train, labels[:3], out=out)
     learner.repeat_new = 0
     with pytest.raises(ValueError, match="`repeat_new` must be an int >= 1, got 0"):
@@ -143,3 +143,27 @@ def test_the_demo_starts_its_own_control_afresh_where_a_user_is_refused(world, t
     res = control_afresh(learner, run, train, labels, tmp_path / "run", seed=1)  # the demo's
     assert '"seed": 1' in (tmp_path / "run" / "control" / "key.json").read_text()
     assert len(res.metrics) == 1
+
+
+def test_bad_labels_or_seed_leave_no_key_that_refuses_the_corrected_call(world, tmp_path):
+    """labels * 0.7 were truncated to class 0 and trained on; a refused call's key.json then
+    refused the corrected call as "another control run"."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=4)
+    run = learner.augment(pool, train, labels, out=tmp_path / "run")
+    out = tmp_path / "c"
+    with pytest.raises(ValueError, match=r"`train_labels` must be classes .* whole numbers"):
+        finetune_without_labels(learner, run, train, labels.float() * 0.7, out=out)
+    with pytest.raises(TypeError, match=r"`seed` must be an int in \[0, 2\*\*32\), got 1.5"):
+        finetune_without_labels(learner, run, train, labels, out=out, seed=1.5)
+    assert not out.exists()
+    assert len(finetune_without_labels(learner, run, train, labels, out=out).metrics) == 1
+
+
+def test_the_augment_runs_own_folder_is_named_as_such(world, tmp_path):
+    """It was refused as "another control run (batch_size: 64 before, unset now; ...)"."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=4)
+    run = learner.augment(pool, train, labels, out=tmp_path / "run")
+    with pytest.raises(ForeignRunError, match=r"is the augment run's folder, not a control's"):
+        finetune_without_labels(learner, run, train, labels, out=tmp_path / "run")
