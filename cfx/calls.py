@@ -151,6 +151,14 @@ def in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, size: int = 32) -> Tens
     return torch.cat([fn(x[i : i + size]) for i in range(0, x.shape[0], size)])
 
 
+def not_whole(values: Tensor) -> Tensor:
+    """``values``' shape, bool: the entries that are no whole number (a fraction, NaN, inf);
+    integer tensors have none."""
+    if not values.is_floating_point():
+        return torch.zeros_like(values, dtype=torch.bool)
+    return ~torch.isfinite(values) | (values != values.round())
+
+
 def sequence_as_tensor(target: _T) -> _T | Tensor:
     """Per-image class indices given as a list or tuple of ints or an integer numpy array ->
     an int64 tensor; anything else is returned as it is (for :func:`resolve_target` to check

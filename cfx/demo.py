@@ -418,8 +418,8 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             "the curves below): brain-cnn was moved by something the oracle does not see "
             "until the later frames. The last frame is walked on to the margin, from f ~ 7/8 "
             f"at frame 7 to {DEFAULT_MARGINS[0]} (towards healthy) or {DEFAULT_MARGINS[1]} "
-            "(towards tumour): 2.6 or 5.0 in log-odds, the path's largest step (frames 1 to "
-            "7 climb 0.5 to 0.85 each), so the oracle often turns only there: read the "
+            "(towards tumour): 2.6 or 5.0 in log-odds, several times any step from frame 1 "
+            "to 7 (0.5 to 0.85 each), so the oracle often turns only there: read the "
             "last frame's agreement with the curves. Spearman and "
             "the calibration error (the largest |f - t/T| over the frames) check the method's "
             "pacing, not the model. Localisation is the share of the change inside the true "
@@ -558,7 +558,8 @@ def section_recourse(out: Path, seed: int) -> list[str]:
         "status: recourse, or why there is none; rank: 1 for the plan shown here; proba / "
         "proba_after: P(approved) before and after; distance: to the nearest approved "
         "training applicant, in standardised units; valid: the plan reaches P(approved) 0.5; "
-        "violations: constraints a plan breaks, only DiCE's can; seconds: the table's ms). "
+        "violations: constraints a plan breaks, only DiCE's can; seconds: the time taken, "
+        "which the table gives in ms). "
         "Your own applicants: <code>cfx recourse --model gbm --input applicants.csv --out "
         "plans.csv</code> (README, 'Loan recourse').</p>",
         rp.table(
@@ -696,8 +697,9 @@ def section_saliency(out: Path, seed: int) -> list[str]:
             "method's reading under the two sanity checks below, run there on 32 slices: a "
             "map that survives randomising the model ('input-driven') follows the image more "
             "than what the model learned, however well it scores against the masks; "
-            "'undefined' and 'blank' maps: the randomised model's map is constant (ReX's go "
-            "blank once the model no longer predicts the class), so no ranking is compared."
+            "'undefined' and 'blank' maps: the trained or the randomised model's map is "
+            "constant (ReX's go blank once the model no longer predicts the class), so no "
+            "ranking is compared."
             + (
                 f" Of the methods both checks read as following the model, {top} has the "
                 f"best benchmark Dice ({passing[top]:.2f})."
@@ -1071,12 +1073,13 @@ def build_demo(
         parts.append(f'<p class="note">Section built in {time.perf_counter() - t0:.1f} s.</p>')
         report.add(title, *parts)
     import platform
+    import shlex
 
     import numpy
     import torch
 
     report.about = (  # what a reader needs to rerun it, and to read "on this machine"
-        f"Seed {seed} (cfx demo --seed {seed} --out {folder}), "
+        f"Seed {seed} (cfx demo --seed {seed} --out {shlex.quote(str(out))}), "
         f"{torch.get_num_threads()} CPU thread(s), {time.perf_counter() - start:.0f} s in "
         f"all; Python {platform.python_version()}, torch {torch.__version__}, numpy "
         f"{numpy.__version__}."

@@ -46,7 +46,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from cfx.augment.labellers import Labeller, OracleLabeller
-from cfx.calls import call_named, frozen
+from cfx.calls import call_named, frozen, not_whole
 from cfx.errors import ForeignRunError, check, check_int, check_seed, counted
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
@@ -62,12 +62,12 @@ from cfx.types import Generator
 
 log = logging.getLogger(__name__)
 KEY_FILE = "key.json"
+"""What a run folder's rounds were computed from; resuming needs the same."""
 
 DEFAULT_FINETUNE = ClassifierTrainingConfig(epochs=2, lr=5e-4)
 """Each round's fine-tuning when ``finetune`` is not given: 2 epochs at a learning rate of
 5e-4, a quarter of training from scratch's (``ClassifierTrainingConfig()``'s 2e-3). To change
 one setting keep the others: ``replace(DEFAULT_FINETUNE, epochs=1)``."""
-"""What a run folder's rounds were computed from; resuming needs the same."""
 _KEY_NAMES = {
     "pool_sha256": "the pool images",
     "train_sha256": "the training images or labels",
@@ -188,7 +188,7 @@ class ActiveLearner:
         check_int("inversion_steps", self.inversion_steps, minimum=0)  # before `out` is claimed
         levels = self.frame_levels
         check(  # "0.4" failed as "'<' not supported between 'float' and 'str'"
-            isinstance(levels, Sequence)
+            (isinstance(levels, Sequence) or getattr(levels, "ndim", None) == 1)  # numpy too
             and not isinstance(levels, str)
             and all(isinstance(lv, Real) and not isinstance(lv, bool) for lv in levels),
             TypeError,
@@ -243,7 +243,7 @@ class ActiveLearner:
         except ValueError:  # a builtin without a signature: trusted
             pass
 
-    def check_train_set(self, train_images: Tensor, train_labels: Tensor) -> int:
+    def _check_train_set(self, train_images: Tensor, train_labels: Tensor) -> int:
         """The classifier's number of outputs (two), once ``train_labels`` are known to be
         its classes: before any frame is rendered or a person asked, since a bad label would
         stop the first fine-tune after the labelling, with the run's key naming these labels
@@ -280,7 +280,7 @@ class ActiveLearner:
             f"two-class boundary, got {outputs} outputs",
         )
         check(
-            bool(torch.equal(train_labels, train_labels.round()))  # whole numbers (floats too)
+            not bool(not_whole(train_labels).any())  # whole numbers (floats too)
             and bool(((train_labels >= 0) & (train_labels < outputs)).all()),
             ValueError,
             f"`train_labels` must be classes of the classifier, whole numbers 0..{outputs - 1}, "
@@ -373,7 +373,7 @@ class ActiveLearner:
             f"`pool` and `train_images` must hold images of one shape (C, H, W), got "
             f"{tuple(pool.shape[1:])} and {tuple(train_images.shape[1:])}",
         )
-        outputs = self.check_train_set(train_images, train_labels)
+        outputs = self._check_train_set(train_images, train_labels)
         self._check_labeller(outputs, pool[:1])
         # the pool is what the paths start from; its notice about the generator's range
         # (tagged cfx_models) is left to the first path, which gives the models' notices once
@@ -874,10 +874,11 @@ def scored(eval_fn: Callable[[nn.Module], Mapping[str, Any]], model: nn.Module) 
     check(isinstance(scores, Mapping), TypeError, f"{wanted}, got {type(scores).__name__}")
     out = {}
     for name, value in scores.items():
-        try:
-            out[str(name)] = float(value)
-        except (TypeError, ValueError, RuntimeError):  # a list, a 2-element tensor, None
-            raise TypeError(f"{wanted}, got {name!r}: {value!r}") from None
+        if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # a 0-d tensor/array
+            value = value.item()
+        number = isinstance(value, Real) and not isinstance(value, bool)
+        check(isinstance(name, str) and number, TypeError, f"{wanted}, got {name!r}: {value!r}")
+        out[name] = float(value)
     return out
 
 
@@ -897,11 +898,13 @@ def _class_indices(answer: object, n: int) -> Tensor:
         ValueError,
         f"`labeller` must return one label per image ({n}), got shape {tuple(answer.shape)}",
     )
-    whole = answer.dtype != torch.bool and bool(torch.equal(answer, answer.round()))
+    if answer.dtype == torch.bool:  # `p > 0.5`: class 1 where True
+        return answer.to(torch.long)
+    bad = not_whole(answer)
     check(
-        whole,
+        not bool(bad.any()),
         ValueError,
         "`labeller` must return class indices (whole numbers), got "
-        f"{answer.dtype} values such as {answer.flatten()[:3].tolist()}",
+        f"{answer.dtype} values such as {answer[bad][:3].tolist()}",
     )
     return answer.to(torch.long)

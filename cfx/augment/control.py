@@ -90,7 +90,7 @@ def finetune_without_labels(
     train_images = check_images(train_images, "train_images")
     # as augment checks its own, before the key is written: a refused call left a key that
     # refused the corrected one as "another control run"
-    learner.check_train_set(train_images, train_labels)
+    learner._check_train_set(train_images, train_labels)
     # per round, the frames augment trained on so far, each repeated repeat_new times
     trained, total = [], 0
     for r in result.rounds:
@@ -156,7 +156,8 @@ def _claim(
         except ValueError:
             earlier = None
         if isinstance(earlier, dict) and "pool_sha256" in earlier:  # augment's own key
-            raise ForeignRunError(
+            # not a ForeignRunError: the demo starts a foreign control afresh by deleting it
+            raise ValueError(
                 f"`out` {folder} is the augment run's folder, not a control's; give the "
                 f"control a folder of its own, e.g. {folder / 'control'}"
             )

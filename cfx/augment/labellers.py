@@ -151,6 +151,8 @@ class TaskLabeller:
                 suggested=None if suggested is None else [int(s) for s in suggested],
             )
         except FileExistsError as err:
+            if not (workdir / "manifest.json").is_file():  # no task: files of one's own
+                raise ForeignRunError(str(err)) from err
             raise ForeignRunError(
                 f"`workdir` {workdir} holds a labelling task for other images than these "
                 f"{len(ids)}, so its labels would go to the wrong images; move that folder "

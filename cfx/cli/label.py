@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--open", action="store_true", help="open the page in a web browser")
     s.set_defaults(run=run_serve)
 
-    e = lsub.add_parser("export", help="write a CSV (id,image,suggested,label) to fill in")
+    e = lsub.add_parser("export", help="write a CSV (id,image,suggested,label,sha256) to fill in")
     e.add_argument("directory", type=Path, help="task folder (with manifest.json)")
     e.add_argument(
         "--csv",

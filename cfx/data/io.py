@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cfx.calls import not_whole
 from cfx.errors import first_names
 from cfx.images import binary_masks, check_images, from_unit
 
@@ -169,8 +170,8 @@ def load_labels(
     y = _load_array(path, name)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"`{name}` must have shape ({n},), one per image, got {tuple(y.shape)}")
-    if y.is_floating_point() and not torch.equal(y, y.round()):
-        rows = torch.nonzero(y != y.round()).flatten().tolist()  # NaN too
+    if bool(not_whole(y).any()):
+        rows = torch.nonzero(not_whole(y)).flatten().tolist()  # NaN too
         raise ValueError(
             f"`{name}` must be integers (class indices), got {y[rows[0]].item():g} in row "
             f"{rows[0]}" + (f" and {len(rows) - 1} more rows" if len(rows) > 1 else "")

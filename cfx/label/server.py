@@ -274,11 +274,12 @@ class _Handler(BaseHTTPRequestHandler):
         data = file.read_bytes()
         if not context and hashlib.sha256(data).hexdigest() != item.sha256:
             # a label given to a replaced picture would be recorded against the original
-            self._error(
-                HTTPStatus.CONFLICT,
+            message = (
                 f"image file {rel!r} of item {item_id!r} changed since the task was made "
-                "(its sha256 differs from manifest.json); not shown, so not labelled",
+                "(its sha256 differs from manifest.json); not shown, so not labelled"
             )
+            logger.warning("%s", message)  # the page shows it too; the item stays pending
+            self._error(HTTPStatus.CONFLICT, message)
             return
         self._send(HTTPStatus.OK, data, "image/png")
 

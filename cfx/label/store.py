@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 LABELS = "labels.csv"
 LABELS_HEADER = ("id", "label", "labeller", "timestamp")
-EXPORT_HEADER = ("id", "image", "suggested", "label")
+EXPORT_HEADER = ("id", "image", "suggested", "label", "sha256")
 FORMAT = "cfx-label-task"
 VERSION = 1
 IMAGE_SIDE = 256  # small images are upscaled by a whole factor up to this side, never shrunk
@@ -168,10 +168,10 @@ def write_task(
             f"`directory` {folder} has a {LABELS} but no {MANIFEST}; expected an empty folder "
             "or a complete task, got labels without their task. Pick a new folder."
         )
-    foreign = _not_ours(folder, set(pictures) | set(strips))
+    foreign = _not_ours(folder)
     if foreign:  # a folder of one's own: its files would be overwritten or mixed in
         raise FileExistsError(
-            f"`directory` {folder} holds files that are not a labelling task's "
+            f"`directory` {folder} holds files a labelling task does not write "
             f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); expected an "
             "empty folder, or one a write_task call was interrupted in. Pick a new folder."
         )
@@ -210,21 +210,30 @@ def _same_pixels(folder: Path, existing: object, manifest: dict, pixels: dict) -
     return True
 
 
-def _not_ours(folder: Path, ours: set[str]) -> list[str]:
-    """The entries of ``folder`` (an existing one without a manifest) that an interrupted
-    :func:`write_task` of this task could not have left: anything but ``images/`` and
-    ``context/`` holding the task's own picture files (and the manifest's temporary file)."""
+_SYSTEM_FILES = {"thumbs.db", "desktop.ini"}
+"""Files a file manager leaves in a folder it showed (hidden ``.DS_Store`` and the like are
+passed over by their leading dot)."""
+
+
+def _not_ours(folder: Path) -> list[str]:
+    """The entries of ``folder`` (an existing one without a manifest) that no interrupted
+    :func:`write_task` can have left: anything but PNG files in ``images/`` and ``context/``
+    (and the manifest's temporary file), hidden and file-manager files aside."""
     if not folder.is_dir():
         return []
+
+    def system(p: Path) -> bool:
+        return p.name.startswith(".") or p.name.lower() in _SYSTEM_FILES
+
     found = []
     for entry in sorted(folder.iterdir()):
-        if entry.name == MANIFEST + ".tmp":
+        if system(entry) or entry.name == MANIFEST + ".tmp":
             continue
         if entry.name in ("images", "context") and entry.is_dir():
             found += [
                 f"{entry.name}/{f.name}"
                 for f in sorted(entry.iterdir())
-                if f"{entry.name}/{f.name}" not in ours
+                if not system(f) and not (f.suffix == ".png" and f.is_file())
             ]
             continue
         found.append(entry.name + ("/" if entry.is_dir() else ""))
@@ -239,9 +248,12 @@ def _difference(existing: object, manifest: dict) -> str:
     if existing.get("class_names") != manifest["class_names"]:
         return f"class names {existing.get('class_names')} there, {manifest['class_names']} now"
     old, new = existing["items"], manifest["items"]
-    if [i.get("id") for i in old if isinstance(i, dict)] != [i["id"] for i in new]:
+    if not all(isinstance(i, dict) for i in old):
+        return "the new one differs"
+    if [i.get("id") for i in old] != [i["id"] for i in new]:
         return "other item ids now"
-    said_as = {"sha256": "image", "suggested": "suggested label", "context": "context strip"}
+    # the image last: another PNG encoder writes other bytes for the same pixels
+    said_as = {"suggested": "suggested label", "context": "context strip", "sha256": "image"}
     for before, now in zip(old, new, strict=False):
         for key, what in said_as.items():
             if before.get(key) != now[key]:
@@ -613,8 +625,9 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
         _write_all(fd, lines.getvalue().encode("utf-8"))  # O_APPEND: at the end
         os.fsync(fd)
     for item_id, label in labels:
-        said = label_name(_as_index(label) or 0, task.class_names)
-        logger.debug("label %s = %s by %s", item_id, said, labeller)
+        index = _as_index(label)
+        assert index is not None  # checked above
+        logger.debug("label %s = %s by %s", item_id, label_name(index, task.class_names), labeller)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,15 +637,17 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
 def export_csv(
     directory: str | Path, path: str | Path, *, overwrite: bool = False, name: str = "path"
 ) -> Path:
-    """Write ``id,image,suggested,label`` for every item, for a spreadsheet: ``label`` holds
-    the item's label so far (its class name, or ``unsure``; from the page or an import) and is
-    empty for the items still to label. Importing the sheet back changes only what was
-    edited in it.
+    """Write ``id,image,suggested,label,sha256`` for every item, for a spreadsheet: ``label``
+    holds the item's label so far (its class name, or ``unsure``; from the page or an
+    import) and is empty for the items still to label. Importing the sheet back changes only
+    what was edited in it.
 
     ``image`` is the image file's path relative to the CSV's folder (absolute when there is
-    no relative path, e.g. another drive); ``suggested`` is a class name or empty. An
-    existing file is kept (``FileExistsError``: it may be a sheet half filled in) unless
-    ``overwrite``; the task's own files are never written. Errors call the file ``name``.
+    no relative path, e.g. another drive); ``suggested`` is a class name or empty;
+    ``sha256`` the first 16 hex digits of the picture's, by which :func:`import_csv` tells
+    the sheet of another task with the same ids. An existing file is kept
+    (``FileExistsError``: it may be a sheet half filled in) unless ``overwrite``; the task's
+    own files are never written. Errors call the file ``name``.
     """
     task = read_task(directory)
     out = Path(path)
@@ -662,7 +677,8 @@ def export_csv(
     for item in task.items:
         hint = "" if item.suggested is None else task.class_names[item.suggested]
         given = "" if item.id not in done else label_name(done[item.id], task.class_names)
-        writer.writerow([item.id, _relative(task.directory / item.image, out.parent), hint, given])
+        image = _relative(task.directory / item.image, out.parent)
+        writer.writerow([item.id, image, hint, given, item.sha256[:SHEET_DIGITS]])
     write_atomic(out, rows.getvalue().encode("utf-8"))
     return out
 
@@ -699,25 +715,25 @@ def _find_id(text: str, known: set[str], ids_by_number: dict[int, str] | None) -
     return None
 
 
-def _same_picture(item: Item, written: str, folder: Path, where: str) -> None:
-    """An error naming ``where`` when a sheet row's ``image`` column (``written``, relative
-    to the sheet's ``folder`` as :func:`export_csv` writes it) is a file other than the item's
-    picture: the sheet of another task, whose ids are the same (every round of
-    ``cfx augment`` numbers its items from 000000). A path that is not a file says nothing
-    (a sheet moved away from its task)."""
-    if not written:
+SHEET_DIGITS = 16
+"""Hex digits of a picture's sha256 an exported sheet carries."""
+
+
+def _same_picture(item: Item, written: str, where: str) -> None:
+    """An error naming ``where`` when a sheet row's ``sha256`` (``written``, as
+    :func:`export_csv` writes it: the picture's first digits) is not the item's picture's:
+    the sheet of another task with the same ids (every round of ``cfx augment`` numbers its
+    items from 000000). A cell emptied or turned into a number by a spreadsheet says
+    nothing: the row is matched by id alone, as a sheet without the column is."""
+    digest = written.lower()
+    if len(digest) != SHEET_DIGITS or not all(c in "0123456789abcdef" for c in digest):
         return
-    path = Path(written) if Path(written).is_absolute() else folder / written
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-    except OSError:
-        return
-    if digest is not None and digest != item.sha256:
+    if not item.sha256.startswith(digest):
         raise ValueError(
-            f"{where}: its image {written} is not the picture of item {item.id!r} in this task "
-            "(the sheet of another task? each cfx augment round numbers its items from "
-            "000000); import each task's own sheet, or drop the image column to match by id "
-            "alone"
+            f"{where}: its sha256 {written} is not that of item {item.id!r}'s picture in this "
+            "task (the sheet of another task? each cfx augment round numbers its items from "
+            "000000); import each task's own sheet, or delete the sha256 column to match by "
+            "id alone"
         )
 
 
@@ -780,7 +796,10 @@ def import_csv(
 
     Columns may be separated by commas, semicolons or tabs (the header row says which). A
     label is a class index (``1.0`` too), a class name (any case) or ``unsure`` (an image you
-    cannot call: answered, no class); empty labels are skipped.
+    cannot call: answered, no class); empty labels are skipped. A ``sha256`` column (as
+    exported) must name each row's picture: the sheet of another task with the same ids is
+    refused; a cell that is no 16 hex digits (emptied, or made a number by a spreadsheet)
+    leaves the row matched by id alone.
     An id a spreadsheet stripped of its leading zeros (``5`` for ``000005``) is matched when
     only one id has that number. Every row is checked before any label is recorded, so a bad row
     records nothing; an id in two rows with two labels is such a row (with one label, twice, it
@@ -816,7 +835,7 @@ def import_csv(
                 f"(comma, semicolon or tab separated), got {written_header}"
             )
         at_id, at_label = header.index("id"), header.index("label")
-        at_image = header.index("image") if "image" in header else None
+        at_digest = header.index("sha256") if "sha256" in header else None
         for row in reader:
             where = f"`{name}` {source} row {reader.line_num}"
             if not any(field.strip() for field in row):
@@ -834,8 +853,8 @@ def import_csv(
             item_id = _find_id(written, known, ids_by_number)
             if item_id is None:
                 raise ValueError(f"{where}: id {written!r} is not in the task {task.directory}")
-            if at_image is not None:
-                _same_picture(task.item(item_id), row[at_image].strip(), source.parent, where)
+            if at_digest is not None:
+                _same_picture(task.item(item_id), row[at_digest].strip(), where)
             label = _parse_label(text, names)
             if label is None:
                 raise ValueError(

@@ -202,7 +202,7 @@ def change_panels(
         fig.colorbar(shown_change, cax=bar, orientation="horizontal")
         bar.tick_params(labelsize=5, length=2, pad=1)
         # named to its left (below it the figure ends): what the colours count
-        bar.text(-0.04, 0.5, "|frame T - frame 0|, summed over channels", fontsize=6,
+        bar.text(-0.04, 0.5, f"|frame {n - 1} - frame 0|, summed over channels", fontsize=6,
                  transform=bar.transAxes, ha="right", va="center")  # fmt: skip
         bar.set_xlim(0, top)  # up to the largest change: the colours above it are never drawn
     return _save(fig, path, dpi=110)

@@ -2,6 +2,7 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -802,15 +803,17 @@ def test_arguments_that_failed_after_the_walk_are_named_before_it(
 
 
 @pytest.mark.parametrize(
-    ("answer", "match"),
+    ("answer", "error", "match"),
     [
-        (lambda n: torch.full((n,), 0.9), r"must return class indices \(whole numbers\), got "),
-        (lambda n: torch.ones(n, dtype=torch.bool), "whole numbers"),
-        (lambda n: object(), "must return class indices as a tensor"),
-        (lambda n: torch.zeros(n + 1), r"one label per image \(\d+\), got shape"),
+        (lambda n: torch.full((n,), 0.9), ValueError, r"class indices \(whole numbers\), got "),
+        (lambda n: torch.full((n,), float("nan")), ValueError, r"got torch.float32 values such"),
+        (lambda n: object(), TypeError, "must return class indices as a tensor"),
+        (lambda n: torch.zeros(n + 1), ValueError, r"one label per image \(\d+\), got shape"),
     ],
 )
-def test_a_labeller_answer_that_is_no_class_indices_is_refused(world, tmp_path, answer, match):
+def test_a_labeller_answer_that_is_no_class_indices_is_refused(
+    world, tmp_path, answer, error, match
+):
     """A probability of 0.9 was truncated to class 0 and trained on."""
 
     class Answers:
@@ -819,30 +822,45 @@ def test_a_labeller_answer_that_is_no_class_indices_is_refused(world, tmp_path, 
 
     g, f, pool, train, labels = world
     learner = ActiveLearner(g, f, Answers(), budget=2, rounds=1, finetune=CFG, steps=2)
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises(error, match=match):
         learner.augment(pool, train, labels, out=tmp_path)
 
 
-def test_a_labeller_may_answer_in_numpy_or_a_list(world, tmp_path):
-    class Numpy:
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda y: y.numpy(),
+        lambda y: y.tolist(),
+        lambda y: y.bool(),  # `p > 0.5`
+        lambda y: y.to(torch.uint8),
+        lambda y: y.double(),  # whole numbers as floats
+    ],
+)
+def test_a_labeller_may_answer_in_numpy_a_list_or_bools(world, tmp_path, form):
+    class Answers:
         def label(self, images, **kwargs):
-            return (images.flatten(1).sum(1) > 0).long().numpy()
+            return form((images.flatten(1).sum(1) > 0).long())
 
     g, f, pool, train, labels = world
-    res = ActiveLearner(g, f, Numpy(), budget=2, rounds=1, finetune=CFG, steps=2).augment(
+    res = ActiveLearner(g, f, Answers(), budget=2, rounds=1, finetune=CFG, steps=2).augment(
         pool, train, labels, out=tmp_path
     )
-    assert res.labels.dtype == torch.int64 and res.labels_used == 2
+    assert res.labels.dtype == torch.int64
+    assert torch.equal(res.labels, (res.images.flatten(1).sum(1) > 0).long())
 
 
-@pytest.mark.parametrize("scores", [0.9, None, {"acc": [1, 2]}, {"acc": torch.ones(2)}])
+@pytest.mark.parametrize(
+    "scores", [0.9, None, {"acc": [1, 2]}, {"acc": torch.ones(2)}, {"acc": "0.9"}, {1: 0.9}]
+)
 def test_an_eval_fn_that_returns_no_scores_is_named(world, tmp_path, scores):
     """It failed as "'float' object has no attribute 'items'"."""
     g, f, pool, train, labels = world
     learner = ActiveLearner(g, f, CountingOracle(), budget=2, rounds=1, finetune=CFG, steps=2)
     with pytest.raises(TypeError, match=r"`eval_fn` must return a dict of metric name -> number"):
         learner.augment(pool, train, labels, out=tmp_path, eval_fn=lambda model: scores)
+    # the fine-tune's resume point is kept: the corrected call goes on from it
+    assert (tmp_path / "round_00" / "train" / "checkpoint.safetensors").is_file()
     res = learner.augment(
-        pool, train, labels, out=tmp_path, eval_fn=lambda model: {"acc": torch.tensor(0.5)}
-    )  # the round was kept: a 0-d tensor is a number
+        pool, train, labels, out=tmp_path, eval_fn=lambda model: {"acc": np.float64(0.5)}
+    )  # a numpy scalar is a number
     assert res.rounds[0].metrics == {"acc": 0.5}

@@ -8,7 +8,7 @@ import pytest
 
 from cfx.cli import build_parser, main
 from cfx.label import read_labels, record_label
-from tests.label.toy import N
+from tests.label.toy import N, fill_sheet
 
 
 def test_status_counts_per_class_and_pending(task_dir, capsys):
@@ -33,10 +33,7 @@ def test_export_then_import_round_trip(task_dir, tmp_path, capsys):
     sheet = tmp_path / "sheet.csv"
     assert main(["label", "export", str(task_dir), "--csv", str(sheet)]) == 0
     assert capsys.readouterr().out.strip() == str(sheet)
-    rows = sheet.read_text().splitlines()
-    rows[1] += "tumour"
-    rows[4] += "0"
-    sheet.write_text("\n".join(rows) + "\n")
+    fill_sheet(sheet, {0: "tumour", 3: "0"})
     assert main(["label", "import", str(task_dir), "--csv", str(sheet), "--labeller", "bo"]) == 0
     assert "recorded 2 label(s)" in capsys.readouterr().out
     assert read_labels(task_dir) == {"000000": 1, "000003": 0}

@@ -145,3 +145,28 @@ def test_an_image_you_cannot_call_is_answered_unsure_with_x_or_its_button(browse
         stop(server, thread)
     assert label_lines(task_dir) == [("000000", "unsure", "web"), ("000001", "unsure", "web")]
     assert read_labels(task_dir) == {"000000": -1, "000001": -1}
+
+
+def test_a_replaced_image_says_why_and_cannot_be_labelled(browser, task_dir):
+    """The page said only "did not load" for a picture the server refused as replaced."""
+    (task_dir / "images" / "000000.png").write_bytes(
+        (task_dir / "images" / "000001.png").read_bytes()
+    )
+    server, thread = start(task_dir)
+    page = browser.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(server.url)
+        wait_for(page, "000000")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('changed since')"
+        )
+        assert page.inner_text("#status").endswith("not shown, so not labelled; skip it (s)")
+        wait_for(page, "000000")  # taking keys again
+        page.keyboard.press("1")  # refused: the labeller never saw the task's picture
+        page.keyboard.press("s")
+        wait_for(page, "000001")
+    finally:
+        page.close()
+        stop(server, thread)
+    assert read_labels(task_dir) == {}

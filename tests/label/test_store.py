@@ -26,6 +26,7 @@ from tests.label.toy import (
     SUGGESTED,
     N,
     T,
+    fill_sheet,
     known_context,
     known_images,
     label_lines,
@@ -150,9 +151,19 @@ def test_a_folder_of_ones_own_files_is_not_written_into(tmp_path):
     (folder / "images").mkdir(parents=True)
     (folder / "images" / "scan.png").write_bytes(b"mine")
     (folder / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match=r"not a labelling task's \(images/scan.png, notes"):
+    (folder / "images" / "Thumbs.db").write_bytes(b"")  # a file manager's: passed over
+    (folder / ".DS_Store").write_bytes(b"")
+    with pytest.raises(FileExistsError, match=r"files a labelling task does not write \(notes"):
         write_task(folder, known_images())
-    assert sorted(p.name for p in folder.rglob("*")) == ["images", "notes.txt", "scan.png"]
+    assert sorted(p.name for p in folder.rglob("*")) == [
+        ".DS_Store",
+        "Thumbs.db",
+        "images",
+        "notes.txt",
+        "scan.png",
+    ]
+    (folder / "notes.txt").unlink()  # PNG files in images/ may be an interrupted write's
+    assert read_task(write_task(folder, known_images())).ids == IDS
     # an interrupted write of the same task (pictures, no manifest yet) is completed
     make_task(tmp_path / "t")
     (tmp_path / "t" / "manifest.json").unlink()
@@ -332,13 +343,19 @@ def test_missing_task_is_a_clear_error(tmp_path):
 # -- spreadsheet round trip -------------------------------------------------------------------
 
 
+def digest(task_dir: Path, k: int) -> str:
+    """The first 16 hex digits of the sha256 of item k's picture file, as written."""
+    return hashlib.sha256((task_dir / "images" / f"{k:06d}.png").read_bytes()).hexdigest()[:16]
+
+
 def test_export_csv_lists_every_item_with_an_empty_label(task_dir, tmp_path):
     out = export_csv(task_dir, tmp_path / "sheet.csv")
     lines = out.read_text().splitlines()
-    assert lines[0] == "id,image,suggested,label"
-    # image paths are relative to the sheet's folder (task_dir is tmp_path / "task")
-    assert lines[1] == "000000,task/images/000000.png,healthy,"
-    assert lines[2] == "000001,task/images/000001.png,tumour,"
+    assert lines[0] == "id,image,suggested,label,sha256"
+    # image paths are relative to the sheet's folder (task_dir is tmp_path / "task"), and
+    # the picture's first 16 sha256 digits tell another task's sheet with the same ids
+    assert lines[1] == f"000000,task/images/000000.png,healthy,,{digest(task_dir, 0)}"
+    assert lines[2] == f"000001,task/images/000001.png,tumour,,{digest(task_dir, 1)}"
     assert len(lines) == 1 + N
     assert (tmp_path / lines[1].split(",")[1]).is_file()
 
@@ -350,9 +367,9 @@ def test_export_csv_shows_the_labels_given_so_far(task_dir, tmp_path):
     record_label(task_dir, "000000", 1)  # relabelled: the last label counts
     record_label(task_dir, "000002", store.UNSURE)
     lines = export_csv(task_dir, tmp_path / "sheet.csv").read_text().splitlines()
-    assert lines[1] == "000000,task/images/000000.png,healthy,tumour"
-    assert lines[2] == "000001,task/images/000001.png,tumour,"
-    assert lines[3].endswith(",unsure")
+    assert lines[1] == f"000000,task/images/000000.png,healthy,tumour,{digest(task_dir, 0)}"
+    assert lines[2] == f"000001,task/images/000001.png,tumour,,{digest(task_dir, 1)}"
+    assert lines[3].endswith(f",unsure,{digest(task_dir, 2)}")
     # imported back unchanged, the sheet records nothing new
     assert import_csv(task_dir, tmp_path / "sheet.csv") == 0
     assert read_labels(task_dir) == {"000000": 1, "000002": store.UNSURE}
@@ -375,7 +392,7 @@ def test_export_csv_never_overwrites_labels_or_a_sheet_being_filled(task_dir, tm
     export_csv(task_dir, sheet, overwrite=True)
     assert "half filled in" not in sheet.read_text()
     nearby = export_csv(task_dir, task_dir / "sheet.csv")  # a new file in the folder is fine
-    assert nearby.read_text().splitlines()[1] == "000000,images/000000.png,healthy,tumour"
+    assert nearby.read_text().splitlines()[1].startswith("000000,images/000000.png,healthy,tumour,")
 
 
 def test_import_csv_matches_ids_a_spreadsheet_stripped_and_any_header_case(task_dir, tmp_path):
@@ -413,9 +430,7 @@ def test_stripped_ids_are_not_guessed_when_ids_are_not_all_numbers(tmp_path):
 def test_import_csv_accepts_names_and_indices(task_dir, tmp_path):
     sheet = export_csv(task_dir, tmp_path / "sheet.csv")
     labels = ["Tumour", "0", "", " HEALTHY ", "1"]
-    rows = sheet.read_text().splitlines()
-    filled = [rows[0]] + [row + label for row, label in zip(rows[1:], labels, strict=True)]
-    sheet.write_text("\n".join(filled) + "\n")
+    fill_sheet(sheet, dict(enumerate(labels)))
     assert import_csv(task_dir, sheet) == 4
     assert read_labels(task_dir) == {"000000": 1, "000001": 0, "000003": 0, "000004": 1}
     assert pending(task_dir) == ["000002"]
@@ -499,15 +514,22 @@ def test_the_sheet_of_another_task_is_refused(task_dir, tmp_path):
     this round's task recorded its labels against other pictures."""
     other = write_task(tmp_path / "round_01", known_images().flip(-1))
     sheet = export_csv(task_dir, tmp_path / "round_00.csv")
-    sheet.write_text(sheet.read_text().replace(",\n", ",tumour\n"))  # every row filled in
-    with pytest.raises(ValueError, match=r"row 2: its image task/images/000000.png is not"):
+    rows = [line.split(",") for line in sheet.read_text().splitlines()]
+    for row in rows[1:]:
+        row[3] = "tumour"  # every row filled in
+    sheet.write_text("\n".join(",".join(row) for row in rows) + "\n")
+    with pytest.raises(ValueError, match=r"row 2: its sha256 [0-9a-f]{16} is not that of item"):
         import_csv(other, sheet)
     assert read_labels(other) == {}
     assert import_csv(task_dir, sheet) == N  # its own task takes it
-    moved = tmp_path / "elsewhere" / "sheet.csv"  # away from its task: matched by id alone
-    moved.parent.mkdir()
-    moved.write_text(sheet.read_text().replace("tumour", "healthy"))
-    assert import_csv(other, moved) == N
+    # without the column, or with cells a spreadsheet turned into numbers: matched by id
+    sheet.write_text("\n".join(",".join(row[:4]) for row in rows) + "\n")
+    assert import_csv(other, sheet) == N
+    sheet.write_text("\n".join(",".join([*row[:4], "1.23E+15"]) for row in rows[1:]))
+    sheet.write_text(
+        "id,image,suggested,label,sha256\n" + sheet.read_text().replace("tumour", "healthy")
+    )
+    assert import_csv(other, sheet) == N
 
 
 def test_unsure_is_an_answer_without_a_class(task_dir, tmp_path):

@@ -54,3 +54,13 @@ def label_lines(directory: Path) -> list[tuple[str, str, str]]:
     lines = (directory / "labels.csv").read_text().splitlines()
     assert lines[0] == "id,label,labeller,timestamp"
     return [tuple(line.split(",")[:3]) for line in lines[1:]]  # type: ignore[misc]
+
+
+def fill_sheet(sheet: Path, labels: dict[int, str]) -> None:
+    """Write ``labels`` (row after the header -> text) into an exported sheet's label column,
+    as a person filling it in a spreadsheet does."""
+    rows = [line.split(",") for line in sheet.read_text().splitlines()]
+    column = rows[0].index("label")
+    for row, text in labels.items():
+        rows[1 + row][column] = text
+    sheet.write_text("\n".join(",".join(row) for row in rows) + "\n")
