@@ -864,3 +864,13 @@ def test_an_eval_fn_that_returns_no_scores_is_named(world, tmp_path, scores):
         pool, train, labels, out=tmp_path, eval_fn=lambda model: {"acc": np.float64(0.5)}
     )  # a numpy scalar is a number
     assert res.rounds[0].metrics == {"acc": 0.5}
+
+
+def test_frame_levels_may_be_a_numpy_array(world, tmp_path):
+    """A 1-d array of levels worked before frame_levels was checked to be a sequence."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(
+        g, f, Refuses(), budget=4, rounds=1, finetune=CFG, frame_levels=np.array([0.4, 0.6])
+    )
+    with pytest.raises(AssertionError, match="must not ask for labels"):  # past every check
+        learner.augment(pool, train, labels, out=tmp_path)
