@@ -16,8 +16,11 @@ set (8,000 slices, seed 11, P(tag == label) = 0.95). At equal label budgets, thr
 * (d) ``real_uncertain``: the same number of *real* pool slices, the ones brain-cnn-tagged is
   least certain of (the same pool and the same selection rule as (a)'s starts), labelled by
   ``brain-oracle``: uncertainty sampling without a generator (session 20; a reviewer's control).
-* (e) ``no_new_labels``: the same fine-tuning on the training set alone (budget 0, run once per
-  seed): what the extra epochs do by themselves.
+* (e) ``no_new_labels``: the same fine-tuning without new labels: in place of the budget's
+  new images, as many training slices drawn again (with their own labels, repeated 4x like
+  new images), so it takes as many optimiser steps as (b)-(d): what the extra epochs do by
+  themselves. (Before session 48 it fine-tuned on the 8,000 slices alone, fewer steps than
+  the other arms; ``cfx augment --control`` was mended the same way in session 44.)
 
 Every arm fine-tunes the same copy with the same settings and the same number of epochs (arm
 (a) spreads them over its rounds); new images are repeated 4x in every arm. Scored on 2,000
@@ -99,16 +102,6 @@ def main() -> None:
     uncertain = (p_pool - 0.5).abs().argsort()
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
-            t0 = time.perf_counter()
-            none = train.images[:0]
-            row_e = groups(
-                finetune(base, train, none, train.labels[:0], seed, Path(tmp) / f"e{seed}"), test
-            )
-            for budget in args.budgets:  # the same model at every budget: it has none
-                row = {"budget": budget, "seed": seed, "arm": "no_new_labels", "labels": 0}
-                runs.append(row | row_e | {"seconds": time.perf_counter() - t0})
-            print(json.dumps(runs[-1]), flush=True)
         for budget in args.budgets:
             for seed in args.seeds:
                 work = Path(tmp) / f"b{budget}_s{seed}"
@@ -156,11 +149,21 @@ def main() -> None:
                     "oracle_tumour_share": float(yd.float().mean()),
                     "seconds": time.perf_counter() - t0,
                 }
+                drawn = torch.randint(
+                    len(train), (budget,), generator=torch.Generator().manual_seed(2000 + seed)
+                )
+                t0 = time.perf_counter()
+                xe, ye = train.images[drawn], train.labels[drawn]
+                row_e = groups(finetune(base, train, xe, ye, seed, work / "e"), test) | {
+                    "labels": 0,
+                    "seconds": time.perf_counter() - t0,
+                }
                 for arm, row in (
                     ("cfx_boundary", row_a),
                     ("random_samples", row_b),
                     ("plain_retrain", row_c),
                     ("real_uncertain", row_d),
+                    ("no_new_labels", row_e),
                 ):
                     runs.append({"budget": budget, "seed": seed, "arm": arm} | row)
                     print(json.dumps(runs[-1]), flush=True)
