@@ -41,7 +41,8 @@ every method. Model: a zoo classifier (``brain-cnn``). Parts (``--parts``):
   bar: the issue asks for a sanity check, and this is the second of the paper's two.
 * ``speed``: images/s of each method with a Captum equivalent against Captum on the same model
   and images, at matching settings, both given the whole batch (``--speed-n`` images), after a
-  warm-up, best of ``--repeats``; the outputs' agreement is reported next to the ratio. Bar:
+  warm-up, the median of ``--repeats`` timings; the outputs' agreement is reported next to
+  the ratio. Bar:
   >= 2x Captum.
 
 Writes ``saliency.json`` and ``saliency.md`` into ``--out`` (``saliency_quick.*`` with
