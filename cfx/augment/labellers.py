@@ -10,7 +10,7 @@ raises :class:`LabelsPending`, so the loop stops cleanly and continues on the ne
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -46,6 +46,7 @@ class LabelsPending(CfxError, RuntimeError):
         )
 
 
+@runtime_checkable
 class Labeller(Protocol):
     """Images ``(N, C, H, W)`` in [-1, 1] -> class indices ``(N,)`` (int64), or -1
     (:data:`cfx.label.UNSURE`) for an image the labeller cannot call, which

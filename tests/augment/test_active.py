@@ -874,3 +874,13 @@ def test_frame_levels_may_be_a_numpy_array(world, tmp_path):
     )
     with pytest.raises(AssertionError, match="must not ask for labels"):  # past every check
         learner.augment(pool, train, labels, out=tmp_path)
+
+
+def test_a_labeller_is_told_by_isinstance(world):
+    """isinstance(x, Labeller) raised TypeError (a Protocol not runtime-checkable), as
+    cfx.types' Protocols are."""
+    from cfx.augment import Labeller
+
+    _, f, *_ = world
+    assert isinstance(OracleLabeller(f), Labeller) and isinstance(TaskLabeller(), Labeller)
+    assert not isinstance(f, Labeller)
