@@ -271,6 +271,10 @@ def _benchmark_row(results: Path) -> tuple[list[str], str, bool, list[str]] | No
     return row, ratio, max(ratios) <= 2.0, missed
 
 
+STEPS = 8
+"""T of the demo's paths (frames 0 to T): a glimpse; the benchmark runs T = 10."""
+
+
 def section_trajectory(out: Path, seed: int) -> list[str]:
     import torch
 
@@ -301,7 +305,7 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
         for localise in (False, True):
             name = direction + (", localised" if localise else "")
             res = MonotonePath(
-                gen, clf, steps=8, oracle=oracle, margin=margin, localise=localise
+                gen, clf, steps=STEPS, oracle=oracle, margin=margin, localise=localise
             ).explain(src.images, target)
             assert res.oracle_probs is not None  # an oracle was given
             tag = f"traj_{target}" + ("_localised" if localise else "")
@@ -353,17 +357,18 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
                 f"<h3>{name}</h3>",
                 rp.image(
                     f"{tag}.png",
-                    f"{name}: a row per slice, the input, then frames 0 to 8 of its path; f is "
-                    "brain-cnn's probability of the target class, o the independent oracle's",
+                    f"{name}: a row per slice, the input, then frames 0 to {STEPS} of its "
+                    "path; f is brain-cnn's probability of the target class, o the "
+                    "independent oracle's",
                 ),
                 rp.paragraph(
-                    f"Where frame 8 differs from frame 0 ({what}"
+                    f"Where frame {STEPS} differs from frame 0 ({what}"
                     + ("the true lesion in yellow)" if target == 0 else "no lesion to outline)")
                     + "; and the first slice's path, animated, and every path's probabilities:"
                 ),
                 rp.image(
                     f"{tag}_changes.png",
-                    f"{name}: where the path changed the image: |frame 8 - frame 0| summed "
+                    f"{name}: where the path changed the image: |frame {STEPS} - frame 0| summed "
                     "over channels, images in [-1, 1] (2 is black to white), one colour scale "
                     "for the figure (so a row that changed little looks blank beside one "
                     "that changed much)",
@@ -396,6 +401,14 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
     ]
     bench = _benchmark_row(Path(__file__).resolve().parents[1] / "benchmarks" / "results")
     extra = [] if bench is None else [bench[0]]
+
+    def logit(p: float) -> float:
+        return math.log(p / (1 - p))
+
+    # the log-odds the path climbs: between frames t and t + 1 of the calibrated middle, and
+    # the last frame's step from (T - 1) / T on to each direction's margin
+    inner = [logit((t + 1) / STEPS) - logit(t / STEPS) for t in range(1, STEPS - 1)]
+    last = [logit(DEFAULT_MARGINS[k]) - logit((STEPS - 1) / STEPS) for k in (0, 1)]
     return [
         rp.paragraph(
             "Option 2 (MonotonePath: a path optimised jointly so that brain-cnn's probability "
@@ -416,16 +429,18 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             "brain-cnn puts in the target (f > 0.5), the share the oracle puts there too; "
             "where it is low while the last frame agrees, o stayed low while f climbed (see "
             "the curves below): brain-cnn was moved by something the oracle does not see "
-            "until the later frames. The last frame is walked on to the margin, from f ~ 7/8 "
-            f"at frame 7 to {DEFAULT_MARGINS[0]} (towards healthy) or {DEFAULT_MARGINS[1]} "
-            "(towards tumour): 2.6 or 5.0 in log-odds, several times any step from frame 1 "
-            "to 7 (0.5 to 0.85 each), so the oracle often turns only there: read the "
-            "last frame's agreement with the curves. Spearman and "
+            "until the later frames. The last frame is walked on to the margin, from f ~ "
+            f"{STEPS - 1}/{STEPS} at frame {STEPS - 1} to {DEFAULT_MARGINS[0]} (towards "
+            f"healthy) or {DEFAULT_MARGINS[1]} (towards tumour): {last[0]:.1f} or "
+            f"{last[1]:.1f} in log-odds, several times any step from frame 1 to {STEPS - 1} "
+            f"({min(inner):.1f} to {max(inner):.2f} each), so the oracle often turns only "
+            "there: read the last frame's agreement with the curves. Spearman and "
             "the calibration error (the largest |f - t/T| over the frames) check the method's "
             "pacing, not the model. Localisation is the share of the change inside the true "
             "lesion, dilated by 3 px (n/a towards tumour, where the source has no lesion). "
-            "Seconds per sequence at a batch of 4 and T = 8 steps (frames 0 to 8), the "
-            "inversion (100 steps) included, on this machine; the speed bar and the benchmark "
+            f"Seconds per sequence at a batch of 4 and T = {STEPS} steps (frames 0 to "
+            f"{STEPS}), the inversion (100 steps) included, on this machine; the speed bar and "
+            "the benchmark "
             "time the path alone, from the encoder's latents, at a batch of 32 and T = 10, "
             "so the two are not comparable. Realism: the "
             "Fréchet distance between last frames and real slices of the target class in the "
