@@ -460,17 +460,19 @@ def read_task(directory: str | Path) -> Task:
     return Task(directory=folder, class_names=names, items=items)
 
 
-def _complete_lines(path: Path) -> tuple[list[str], int]:
+def _complete_lines(path: Path, names: tuple[str, ...]) -> tuple[list[str], int]:
     """The complete lines of ``path`` and the byte size they take. A last line without its
     newline is complete when it holds a whole row, four fields or the two ``id,label`` of a
-    hand-typed one (an editor that saves without a final newline, as many do); otherwise it is
-    half of one a crash cut short, ignored."""
+    hand-typed one (an editor that saves without a final newline, as many do) whose label
+    reads as one of the class ``names`` (``000001,uns``, cfx's ``unsure`` cut short, failed
+    every later read of the file); otherwise it is half of one a crash cut short, ignored."""
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
         tail = data[end:].decode("utf-8", errors="replace")
         fields = [f.strip() for f in next(csv.reader([tail]), [])]
-        if len(fields) in _ROW_SIZES and all(fields[:2]):
+        whole = len(fields) == len(LABELS_HEADER) or _parse_label(fields[-1], names) is not None
+        if len(fields) in _ROW_SIZES and all(fields[:2]) and whole:
             return data.decode("utf-8").splitlines(), len(data)
         logger.warning("%s: ignoring a half-written last line %r", path, data[end:][:80])
     return data[:end].decode("utf-8").splitlines(), end
@@ -490,7 +492,7 @@ def _scan(task: Task) -> tuple[list[tuple[str, int]], bool]:
     path = task.directory / LABELS
     if not path.is_file():
         return [], False
-    lines, _ = _complete_lines(path)
+    lines, _ = _complete_lines(path, task.class_names)
     rows: list[tuple[str, int]] = []
     known = set(task.ids)
     names = task.class_names
@@ -617,7 +619,7 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
             csv.writer(header, lineterminator="\n").writerow(LABELS_HEADER)
             lines = io.StringIO(header.getvalue() + lines.getvalue())
         elif size and _last_byte(fd, size) != b"\n":
-            kept = _complete_lines(path)[1]
+            kept = _complete_lines(path, task.class_names)[1]
             if kept == size:  # a whole row saved without its final newline: end it
                 os.write(fd, b"\n")
             else:  # a crash left half a line: drop it, it never counted

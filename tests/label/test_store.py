@@ -292,6 +292,22 @@ def test_a_half_written_last_line_is_ignored_then_cut(task_dir):
     assert read_labels(task_dir) == {"000000": 1, "000002": 0}
 
 
+@pytest.mark.parametrize("cut", [b"000003,uns", b"000003,unsure,pyth", b"000003,tumo"])
+def test_a_label_word_cut_short_is_a_half_written_line(task_dir, cut):
+    """`000003,uns` (a crash while writing "unsure") read as a hand-typed row and made every
+    later read of labels.csv fail: the page, pending, augment, and further labels."""
+    record_label(task_dir, "000000", 1)
+    with open(task_dir / "labels.csv", "ab") as f:
+        f.write(cut)
+    assert read_labels(task_dir) == {"000000": 1}
+    record_label(task_dir, "000002", 0)
+    assert read_labels(task_dir) == {"000000": 1, "000002": 0}
+    # a hand-typed last row without its newline still counts
+    with open(task_dir / "labels.csv", "ab") as f:
+        f.write(b"000004,Tumour")
+    assert read_labels(task_dir)["000004"] == 1
+
+
 def test_a_broken_complete_line_is_a_clear_error(task_dir):
     record_label(task_dir, "000000", 1)
     with open(task_dir / "labels.csv", "a") as f:
