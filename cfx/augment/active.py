@@ -459,8 +459,13 @@ class ActiveLearner:
             new_y.append(y_k)
             # frames the labeller could not call are kept with the round, not trained on
             sure = [(x[y != UNSURE], y[y != UNSURE]) for x, y in zip(new_x, new_y, strict=True)]
-            xs = torch.cat([train_images, *[x.repeat(self.repeat_new, 1, 1, 1) for x, _ in sure]])
-            ys = torch.cat([train_labels.long(), *[y.repeat(self.repeat_new) for _, y in sure]])
+            at, at_y = train_images.device, train_labels.device  # new frames are on the CPU
+            xs = torch.cat(
+                [train_images, *[x.repeat(self.repeat_new, 1, 1, 1).to(at) for x, _ in sure]]
+            )
+            ys = torch.cat(
+                [train_labels.long(), *[y.repeat(self.repeat_new).to(at_y) for _, y in sure]]
+            )
             _restart_if_relabelled(folder / "train", y_k, k)
             model, _ = train_classifier(
                 model,
@@ -622,8 +627,9 @@ class ActiveLearner:
         models_noticed: bool,
         round_index: int,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Starts ``(S,)``, frames ``(quota, C, H, W)``, their paths ``(quota, T+1, C, H, W)``
-        and the current model's predictions on the frames ``(quota,)``. ``models_noticed``:
+        """Starts ``(S,)``, frames ``(Q, C, H, W)``, their paths ``(Q, T+1, C, H, W)`` and the
+        current model's predictions on the frames ``(Q,)``, all on the CPU; ``Q`` is
+        ``quota``, or fewer when the pool runs out of paths that cross. ``models_noticed``:
         an earlier round gave the notices about the models (the generator is the same, the
         classifier's architecture too), which are then held. With ``show_progress``, a bar
         counts the paths found for round ``round_index`` (the walks took minutes with no
@@ -686,8 +692,11 @@ class ActiveLearner:
                     skipped += 1
                     continue
                 idx = _level_frames(probs[b], levels)  # (L,)
-                frames.append(res.frames[b, idx])  # (L, C, H, W)
-                context.append(res.frames[b][None].repeat(n_levels, 1, 1, 1, 1))
+                # on the CPU, as the rounds read back and `suggested` are: pool and models
+                # on a GPU mixed devices in the bookkeeping
+                path = res.frames[b].detach().cpu()  # (T+1, C, H, W)
+                frames.append(path[idx])  # (L, C, H, W)
+                context.append(path[None].repeat(n_levels, 1, 1, 1, 1))
                 past = probs[b, idx] > 0.5
                 t = int(target[b])
                 suggested.append(torch.where(past, t, 1 - t).long())
@@ -713,7 +722,7 @@ class ActiveLearner:
             )
         starts = torch.tensor(spent, dtype=order.dtype, device=order.device)
         if not frames:
-            empty = pool[:0]
+            empty = pool[:0].cpu()
             return starts, empty, empty[:, None], torch.zeros(0, dtype=torch.long)
         x = torch.cat(frames)[:quota]
         ctx = torch.cat(context)[:quota]
@@ -899,7 +908,7 @@ def _class_indices(answer: object, n: int) -> Tensor:
         f"`labeller` must return one label per image ({n}), got shape {tuple(answer.shape)}",
     )
     if answer.dtype == torch.bool:  # `p > 0.5`: class 1 where True
-        return answer.to(torch.long)
+        return answer.to(torch.long).cpu()
     bad = not_whole(answer)
     check(
         not bool(bad.any()),
@@ -907,4 +916,4 @@ def _class_indices(answer: object, n: int) -> Tensor:
         "`labeller` must return class indices (whole numbers), got "
         f"{answer.dtype} values such as {answer[bad][:3].tolist()}",
     )
-    return answer.to(torch.long)
+    return answer.to(torch.long).cpu()  # beside the CPU bookkeeping of the rounds

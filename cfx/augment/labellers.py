@@ -91,13 +91,20 @@ class OracleLabeller:
         suggested: Tensor | None = None,
         workdir: Path | None = None,
     ) -> Tensor:
-        """Arg-max class of ``images`` ``(N, C, H, W)`` in [-1, 1] -> ``(N,)`` int64."""
+        """Arg-max class of ``images`` ``(N, C, H, W)`` in [-1, 1] -> ``(N,)`` int64 on the
+        images' device; each batch goes to the classifier's device and dtype (frames on the
+        CPU with an oracle on a GPU failed after the walk)."""
         images = check_images(images, "images")
+        params = getattr(self.classifier, "parameters", None)
+        first = next(iter(params()), None) if callable(params) else None
         out = []
         with frozen(self.classifier), torch.no_grad():
             for i in range(0, images.shape[0], self.batch_size):
-                out.append(class_logits(self.classifier, images[i : i + self.batch_size]))
-        return torch.cat(out).argmax(1)
+                batch = images[i : i + self.batch_size]
+                if isinstance(first, Tensor) and first.is_floating_point():
+                    batch = batch.to(first.device, first.dtype)
+                out.append(class_logits(self.classifier, batch).argmax(1).to(images.device))
+        return torch.cat(out)
 
 
 class TaskLabeller:

@@ -884,3 +884,22 @@ def test_a_labeller_is_told_by_isinstance(world):
     _, f, *_ = world
     assert isinstance(OracleLabeller(f), Labeller) and isinstance(TaskLabeller(), Labeller)
     assert not isinstance(f, Labeller)
+
+
+def test_the_oracle_labeller_sends_images_to_its_models_device_and_dtype(world):
+    """Frames on the CPU with an oracle on a GPU failed after the walk: the labeller handed
+    the images over as they came. A float64 oracle stands in for the other device here."""
+
+    class Strict(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+
+        def forward(self, x):
+            assert x.dtype == self.w.dtype and x.device == self.w.device, "not moved"
+            return torch.stack([-x.flatten(1).sum(1), x.flatten(1).sum(1)], 1) * self.w
+
+    _, _, pool, _, _ = world
+    labels = OracleLabeller(Strict()).label(pool[:6])
+    assert labels.dtype == torch.int64 and labels.device == pool.device
+    assert torch.equal(labels, (pool[:6].flatten(1).sum(1) > 0).long())
