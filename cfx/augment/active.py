@@ -430,10 +430,18 @@ class ActiveLearner:
                     record = replace(record, metrics=scored(eval_fn, model))
                 history.append(record)
                 continue
-            starts, frames, context, suggested = self._candidates(
-                model, pool, used, quota, seed + k, models_noticed=noticed, round_index=k
-            )
-            noticed = True
+            walked = _read_candidates(folder)
+            if walked is None:
+                walked = self._candidates(
+                    model, pool, used, quota, seed + k, models_noticed=noticed, round_index=k
+                )
+                noticed = True
+                if walked[1].shape[0]:  # kept until the round is done: a person may be asked
+                    folder.mkdir(parents=True, exist_ok=True)
+                    save_tensors_atomic(
+                        dict(zip(CANDIDATES, walked, strict=True)), folder / CANDIDATES_FILE
+                    )
+            starts, frames, context, suggested = walked
             if frames.shape[0] == 0:  # no labeller is asked about nothing
                 log.warning(
                     "round %d: no pool image left gives a path that crosses the boundary from "
@@ -499,9 +507,10 @@ class ActiveLearner:
             # disk whole or not at all (a kill between them leaves the round to redo)
             write_atomic(folder / "round.json", json.dumps(_round_to_json(record), indent=1))
             save_tensors_atomic(tensors, done)
-            # the fine-tune's resume point (model and optimiser, ~3x the model) is spent now
-            # that round.safetensors holds the round's weights
+            # the fine-tune's resume point (model and optimiser, ~3x the model) and the walk's
+            # frames are spent now that round.safetensors holds the round's weights and frames
             (folder / "train" / "checkpoint.safetensors").unlink(missing_ok=True)
+            (folder / CANDIDATES_FILE).unlink(missing_ok=True)
             history.append(record)
             log.info(
                 "round %d: %d labels, disagreement %.2f", k, record.labelled, record.disagreement
@@ -727,6 +736,29 @@ class ActiveLearner:
         x = torch.cat(frames)[:quota]
         ctx = torch.cat(context)[:quota]
         return starts, x, ctx, torch.cat(suggested)[:quota]
+
+
+CANDIDATES_FILE = "candidates.safetensors"
+"""In a round's folder while it waits for labels: the walk's starts, frames, paths and
+suggestions, so that a rerun after a person labelled asks about the same frames without
+walking again (minutes per round, and frames a GPU's kernels might not give bit for bit)."""
+
+CANDIDATES = ("starts", "frames", "context", "suggested")
+
+
+def _read_candidates(folder: Path) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """The round's saved walk (:data:`CANDIDATES_FILE`), or None when there is none or it no
+    longer reads (then the walk is done again)."""
+    path = folder / CANDIDATES_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = load_file(str(path))
+        starts, frames, context, suggested = (saved[name] for name in CANDIDATES)
+    except Exception:  # any damage (safetensors' own error included): walk again
+        log.warning("%s does not read; the round's paths are walked again", path)
+        return None
+    return starts, frames, context, suggested
 
 
 def _level_frames(probs: Tensor, levels: Tensor) -> list[int]:

@@ -903,3 +903,35 @@ def test_the_oracle_labeller_sends_images_to_its_models_device_and_dtype(world):
     labels = OracleLabeller(Strict()).label(pool[:6])
     assert labels.dtype == torch.int64 and labels.device == pool.device
     assert torch.equal(labels, (pool[:6].flatten(1).sum(1) > 0).long())
+
+
+def test_a_rerun_after_a_person_labelled_does_not_walk_again(world, tmp_path, monkeypatch):
+    """Each rerun while a round waited for labels walked every path again (minutes a round),
+    and found the person's task only if the frames came out bit for bit the same."""
+    import cfx.augment.active as active
+
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, TaskLabeller(), budget=4, rounds=1, finetune=CFG, steps=4)
+    with pytest.raises(LabelsPending):
+        learner.augment(pool, train, labels, out=tmp_path)
+    assert (tmp_path / "round_00" / active.CANDIDATES_FILE).is_file()
+
+    def no_walk(*args, **kwargs):
+        raise AssertionError("the round's paths were walked again")
+
+    monkeypatch.setattr(ActiveLearner, "_candidates", no_walk)
+    with pytest.raises(LabelsPending, match="4 of 4 images wait"):
+        learner.augment(pool, train, labels, out=tmp_path)
+    task_dir = tmp_path / "round_00" / "task"
+    for item_id in pending(task_dir):
+        record_label(task_dir, item_id, 1)
+    res = learner.augment(pool, train, labels, out=tmp_path)
+    assert res.labels.tolist() == [1, 1, 1, 1]
+    assert not (tmp_path / "round_00" / active.CANDIDATES_FILE).exists()  # spent
+    # a damaged walk is walked again, not an error
+    monkeypatch.undo()
+    with pytest.raises(LabelsPending):
+        learner.augment(pool, train, labels, out=tmp_path / "again")
+    (tmp_path / "again" / "round_00" / active.CANDIDATES_FILE).write_bytes(b"half a file")
+    with pytest.raises(LabelsPending, match="4 of 4 images wait"):
+        learner.augment(pool, train, labels, out=tmp_path / "again")
