@@ -568,8 +568,8 @@ class ActiveLearner:
             if out.is_dir() and not stored.exists() and not rounds
             else []
         )
-        if other:
-            raise ForeignRunError(
+        if other:  # not a ForeignRunError: the demo deletes another run's folder on one
+            raise FileExistsError(
                 f"`out` {out} holds files that are not a cfx augment run's "
                 f"({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}), which the run "
                 f"would overwrite; expected a new or empty folder, or a run's own (with its "

@@ -539,8 +539,8 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         _draw_rounds(args.out, _label_names(labeller, classes, outputs), learner.frame_levels)
         print(waiting.message("the same command"), file=sys.stderr)
         return 3
-    except ForeignRunError as err:
-        raise ForeignRunError(_flag_names(str(err))) from err
+    except (ForeignRunError, FileExistsError) as err:  # a folder of something else too
+        raise type(err)(_flag_names(str(err))) from err
     except KeyboardInterrupt:  # it said only "interrupted", mid-walk
         done = sum((r / "round.safetensors").is_file() for r in args.out.glob("round_*"))
         log.warning(
@@ -572,8 +572,8 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
                 eval_fn=evaluate,
                 show_progress=not args.no_progress,
             )
-        except ForeignRunError as err:
-            raise ForeignRunError(_flag_names(str(err))) from err
+        except (ForeignRunError, FileExistsError) as err:
+            raise type(err)(_flag_names(str(err))) from err
     model_dir = args.out / "model"
     save = getattr(result.model, "save_pretrained", None)
     if callable(save):

@@ -726,7 +726,8 @@ def test_a_round_answered_all_unsure_has_no_disagreement(world, tmp_path):
 
 def test_a_folder_of_something_else_is_refused_and_left_as_it_was(world, tmp_path):
     """An out folder without the run's key.json but with other files (a trained model's) was
-    taken as a new run's: the command then overwrote its model/ and summary.json."""
+    taken as a new run's: the command then overwrote its model/ and summary.json. Not a
+    ForeignRunError, on which the demo deletes another run's folder to start afresh."""
     from cfx.errors import ForeignRunError
 
     g, f, pool, train, labels = world
@@ -736,9 +737,10 @@ def test_a_folder_of_something_else_is_refused_and_left_as_it_was(world, tmp_pat
     (out / ".DS_Store").write_text("")  # hidden files and copied round tasks do not count
     learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=4)
     with pytest.raises(
-        ForeignRunError, match=r"holds files that are not a cfx augment run's \(summary.json\)"
-    ):
+        FileExistsError, match=r"holds files that are not a cfx augment run's \(summary.json\)"
+    ) as err:
         learner.augment(pool, train, labels, out=out)
+    assert not isinstance(err.value, ForeignRunError)
     assert sorted(p.name for p in out.iterdir()) == [".DS_Store", "summary.json"]
     (out / "summary.json").unlink()
     assert learner.augment(pool, train, labels, out=out).labels_used == 4  # hidden files only

@@ -559,6 +559,7 @@ def test_a_folder_of_something_else_is_not_overwritten(tmp_path, capsys):
     assert main(["augment", *SMALL, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "holds files that are not a cfx augment run's (model, training.json)" in err
+    assert f"`--out` {out} holds" in err  # the flag, not the Python argument
     assert (out / "model" / "model.safetensors").read_bytes() == b"weights"
     assert sorted(p.name for p in out.iterdir()) == ["model", "training.json"]
 
