@@ -36,7 +36,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from numbers import Real
 from pathlib import Path
 from typing import Any, Literal
@@ -128,7 +128,8 @@ class ActiveLearner:
         labeller: a :class:`~cfx.augment.labellers.Labeller` (oracle, or a person via a task).
         budget: total labels, never exceeded.
         rounds: rounds of select -> label -> fine-tune (the budget is split evenly).
-        frame_levels: probability levels (in ``(0, 1)``) whose frames are labelled per path.
+        frame_levels: probability levels (in ``(0, 1)``) whose frames are labelled per path
+            (the walk stops past the highest: at 0.95, or halfway from it to 1).
         steps: frames per path ``T``.
         selection: ``"margin"`` (least certain pool images first) or ``"random"``.
         repeat_new: how often each labelled frame appears in the fine-tuning set.
@@ -486,12 +487,11 @@ class ActiveLearner:
             model.eval()
             metrics = scored(eval_fn, model) if eval_fn is not None else {}
             called = y_k != UNSURE
-            k_classes = int(max(int(y_k.max()) + 1, 2)) if y_k.numel() else 2
             record = AugmentRound(
                 index=k,
                 starts=starts,
                 labelled=int(y_k.shape[0]),
-                label_counts=tuple(int((y_k == c).sum()) for c in range(k_classes)),
+                label_counts=tuple(int((y_k == c).sum()) for c in range(2)),  # 0/1 checked
                 # undefined (NaN; null in summary.json) when no frame got a class
                 disagreement=float((suggested[called] != y_k[called]).float().mean())
                 if bool(called.any())
@@ -659,7 +659,8 @@ class ActiveLearner:
             self.generator,
             model,
             steps=self.steps,
-            margin=0.95,
+            # past the highest level asked for: a 0.99 frame was silently one at ~0.95
+            margin=max(0.95, (1 + max(self.frame_levels)) / 2),
             inversion_steps=self.inversion_steps,
         )
         levels = torch.tensor(self.frame_levels, dtype=torch.float64)  # (L,)
@@ -777,17 +778,15 @@ def _record_size(model: nn.Module, size: tuple[int, ...]) -> None:
     """The fine-tuned copy's config says it was tuned on images of ``size`` ``(H, W)`` (a
     copy of a 32x32 classifier kept ``image_size`` [32, 32], and every later use warned of a
     size mismatch); a model without a dataclass config with ``image_size`` is left alone."""
-    import dataclasses
-
     config = getattr(model, "config", None)
     if (
-        dataclasses.is_dataclass(config)
+        is_dataclass(config)
         and not isinstance(config, type)
         and getattr(config, "image_size", None) is not None
         and tuple(config.image_size) != size  # type: ignore[attr-defined]
     ):
         tuned: Any = model
-        tuned.config = dataclasses.replace(config, image_size=tuple(int(v) for v in size))
+        tuned.config = replace(config, image_size=tuple(int(v) for v in size))
 
 
 LABELS_STAMP = "labels_sha256"

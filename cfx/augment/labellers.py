@@ -142,7 +142,7 @@ class TaskLabeller:
         (-1 where the person answered "can't tell"). A
         task already there must be these images' (labels go by position): one written for
         other images is a :class:`~cfx.errors.ForeignRunError`."""
-        from cfx.label.store import pending, read_labels, write_task
+        from cfx.label.store import MANIFEST, pending, read_labels, write_task
 
         if workdir is None:
             raise ValueError("`workdir` must be a folder for the labelling task, got None")
@@ -159,7 +159,7 @@ class TaskLabeller:
                 suggested=None if suggested is None else [int(s) for s in suggested],
             )
         except FileExistsError as err:
-            if not (workdir / "manifest.json").is_file():  # no task: files of one's own
+            if not (workdir / MANIFEST).is_file():  # no task: files of one's own
                 raise ForeignRunError(str(err)) from err
             raise ForeignRunError(
                 f"`workdir` {workdir} holds a labelling task for other images than these "

@@ -937,3 +937,26 @@ def test_a_rerun_after_a_person_labelled_does_not_walk_again(world, tmp_path, mo
     (tmp_path / "again" / "round_00" / active.CANDIDATES_FILE).write_bytes(b"half a file")
     with pytest.raises(LabelsPending, match="4 of 4 images wait"):
         learner.augment(pool, train, labels, out=tmp_path / "again")
+
+
+@pytest.mark.parametrize(("levels", "margin"), [((0.4, 0.6), 0.95), ((0.4, 0.99), 0.995)])
+def test_the_walk_goes_past_the_highest_level_asked_for(
+    world, tmp_path, monkeypatch, levels, margin
+):
+    """The walk stopped at 0.95 whatever the levels: a frame for 0.99 was one at about 0.95."""
+    import cfx.augment.active as active
+
+    seen = []
+
+    class Spy(active.GradientAscent):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs["margin"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(active, "GradientAscent", Spy)
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(
+        g, f, CountingOracle(), budget=2, rounds=1, finetune=CFG, steps=4, frame_levels=levels
+    )
+    learner.augment(pool, train, labels, out=tmp_path)
+    assert seen == [pytest.approx(margin)]
