@@ -2,7 +2,8 @@
 
 from cfx.augment.active import DEFAULT_FINETUNE, ActiveLearner, AugmentResult, AugmentRound
 from cfx.augment.control import ControlResult, finetune_without_labels
-from cfx.augment.labellers import Labeller, LabelsPending, OracleLabeller, TaskLabeller
+from cfx.augment.labellers import Labeller, OracleLabeller, TaskLabeller
+from cfx.errors import LabelsPending
 
 __all__ = [
     "DEFAULT_FINETUNE",

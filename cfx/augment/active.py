@@ -20,7 +20,7 @@ introduced it and Settles' survey describes it):
 The loop never spends more than ``budget`` labels (split evenly over ``rounds``). Every round
 is saved under ``out/round_KK/`` (labelled frames, the fine-tuned weights, the labelling
 task), so an interrupted run, or a run waiting for a person's labels
-(:class:`~cfx.augment.labellers.LabelsPending`), continues where it stopped when called again
+(:class:`~cfx.errors.LabelsPending`), continues where it stopped when called again
 with the same arguments. ``out/key.json`` records what decides the rounds (settings, seed, a
 digest of the pool, the training set and each model's weights, who labels): a folder holding
 rounds of another run is an error that names what changed, never resumed and never deleted

@@ -16,34 +16,10 @@ import torch
 from torch import Tensor
 
 from cfx.calls import class_logits, frozen
-from cfx.errors import CfxError, ForeignRunError, check_int
+from cfx.errors import ForeignRunError, LabelsPending, check_int
 from cfx.images import check_images
 from cfx.reprs import settings_repr
 from cfx.types import Classifier
-
-
-class LabelsPending(CfxError, RuntimeError):
-    """Some images of a labelling task have no label yet; label them, then run again."""
-
-    def __init__(self, directory: Path, pending: int, total: int) -> None:
-        self.directory = directory
-        self.pending = pending
-        self.total = total
-        super().__init__(
-            self.message("the same `cfx augment` command, or the same `augment(...)` call")
-            + f" (in Python: cfx.label.serve({str(directory)!r}) runs the page; "
-            "cfx.label.record_label(task, id, label) records one answer)"
-        )
-
-    def message(self, again: str) -> str:
-        """What waits and how to label it, ending "then run again: ``again`` goes on from
-        there" (the command line says only its command)."""
-        d = self.directory
-        return (
-            f"{self.pending} of {self.total} images wait for labels in {d}: label them with "
-            f"`cfx label serve {d}` (or `cfx label export {d} --csv FILE`, fill it in, "
-            f"`cfx label import {d} --csv FILE`), then run again: {again} goes on from there"
-        )
 
 
 @runtime_checkable
