@@ -1011,7 +1011,7 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
             "(BENCHMARKS.md) "
             "compares arms at equal budgets and epochs (four in total): with 200 labels the "
             "worst group goes from 0.07 to 0.75 (0.83 with 500), "
-            "+0.32 / +0.33 over plain retraining; labelling the real pool slices the "
+            "+0.315 / +0.330 over plain retraining; labelling the real pool slices the "
             "classifier is least sure of does as well, and the same fine-tuning without new "
             "labels (as many optimiser steps) reaches 0.49 / 0.54, so the gain comes from "
             "uncertainty sampling more than from the generated frames."
