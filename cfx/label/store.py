@@ -168,19 +168,22 @@ def write_task(
             f"`directory` {folder} has a {LABELS} but no {MANIFEST}; expected an empty folder "
             "or a complete task, got labels without their task. Pick a new folder."
         )
-    foreign = _not_ours(folder)
+    foreign = _not_ours(folder, set(pictures) | set(strips))
     if foreign:  # a folder of one's own: its files would be overwritten or mixed in
         raise FileExistsError(
             f"`directory` {folder} holds files a labelling task does not write "
             f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); expected an "
             "empty folder, or one a write_task call was interrupted in. Pick a new folder."
         )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / WRITING).touch()  # the pictures below are a task's until the manifest is written
     for rel, data in (pictures | strips).items():
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     # the manifest goes last: a task exists only once all its images are on disk
     write_atomic(old, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))
+    (folder / WRITING).unlink(missing_ok=True)
     logger.info("wrote labelling task %s (%d items)", folder, n)
     return folder
 
@@ -215,12 +218,20 @@ _SYSTEM_FILES = {"thumbs.db", "desktop.ini"}
 passed over by their leading dot)."""
 
 
-def _not_ours(folder: Path) -> list[str]:
+WRITING = ".cfx-writing"
+"""Marks a task folder whose pictures :func:`write_task` is writing (removed once the manifest
+is written): PNG files left there by an interrupted write are the task's to replace."""
+
+
+def _not_ours(folder: Path, ours: set[str]) -> list[str]:
     """The entries of ``folder`` (an existing one without a manifest) that no interrupted
-    :func:`write_task` can have left: anything but PNG files in ``images/`` and ``context/``
-    (and the manifest's temporary file), hidden and file-manager files aside."""
+    :func:`write_task` can have left: anything but the manifest's temporary file and, in
+    ``images/`` and ``context/``, this task's picture files (``ours``), or any PNG file when
+    the folder bears the :data:`WRITING` mark of an interrupted write; hidden and
+    file-manager files aside (a folder of one's own PNG files is never written over)."""
     if not folder.is_dir():
         return []
+    interrupted = (folder / WRITING).is_file()
 
     def system(p: Path) -> bool:
         return p.name.startswith(".") or p.name.lower() in _SYSTEM_FILES
@@ -233,7 +244,9 @@ def _not_ours(folder: Path) -> list[str]:
             found += [
                 f"{entry.name}/{f.name}"
                 for f in sorted(entry.iterdir())
-                if not system(f) and not (f.suffix == ".png" and f.is_file())
+                if not system(f)
+                and f"{entry.name}/{f.name}" not in ours
+                and not (interrupted and f.suffix == ".png" and f.is_file())
             ]
             continue
         found.append(entry.name + ("/" if entry.is_dir() else ""))
@@ -471,11 +484,20 @@ def _complete_lines(path: Path, names: tuple[str, ...]) -> tuple[list[str], int]
     if end < len(data):
         tail = data[end:].decode("utf-8", errors="replace")
         fields = [f.strip() for f in next(csv.reader([tail]), [])]
-        whole = len(fields) == len(LABELS_HEADER) or _parse_label(fields[-1], names) is not None
-        if len(fields) in _ROW_SIZES and all(fields[:2]) and whole:
+        if len(fields) in _ROW_SIZES and all(fields[:2]) and not _cut_short(fields, names):
             return data.decode("utf-8").splitlines(), len(data)
         logger.warning("%s: ignoring a half-written last line %r", path, data[end:][:80])
     return data[:end].decode("utf-8").splitlines(), end
+
+
+def _cut_short(fields: list[str], names: tuple[str, ...]) -> bool:
+    """Whether a two-field last line is a label cfx was writing, cut short by a crash: a label
+    that does not read but begins what cfx writes (``uns`` of ``unsure``, the start of a class
+    name or index). A mistyped one (``tumor``) is kept, for the read to name its line."""
+    if len(fields) != 2 or _parse_label(fields[1], names) is not None:
+        return False
+    written = [UNSURE_NAME, *(n.lower() for n in names), *(str(k) for k in range(len(names)))]
+    return any(w.startswith(fields[1].lower()) for w in written)
 
 
 def _label_rows(task: Task) -> list[tuple[str, int]]:
@@ -729,6 +751,8 @@ def _same_picture(item: Item, written: str, where: str) -> None:
     nothing: the row is matched by id alone, as a sheet without the column is."""
     digest = written.lower()
     if len(digest) != SHEET_DIGITS or not all(c in "0123456789abcdef" for c in digest):
+        return
+    if digest.isdigit():  # a spreadsheet may have read it as a number and rounded it
         return
     if not item.sha256.startswith(digest):
         raise ValueError(

@@ -153,22 +153,32 @@ def test_a_folder_of_ones_own_files_is_not_written_into(tmp_path):
     (folder / "notes.txt").write_text("mine")
     (folder / "images" / "Thumbs.db").write_bytes(b"")  # a file manager's: passed over
     (folder / ".DS_Store").write_bytes(b"")
-    with pytest.raises(FileExistsError, match=r"files a labelling task does not write \(notes"):
+    with pytest.raises(FileExistsError, match=r"does not write \(images/scan.png, notes.txt\)"):
         write_task(folder, known_images())
+    (folder / "notes.txt").unlink()  # one's own PNG files alone are not written over either
+    (folder / "images" / "000000.png").write_bytes(b"mine too")
+    with pytest.raises(FileExistsError, match=r"does not write \(images/scan.png\)"):
+        write_task(folder, known_images())
+    assert (folder / "images" / "000000.png").read_bytes() == b"mine too"
     assert sorted(p.name for p in folder.rglob("*")) == [
         ".DS_Store",
+        "000000.png",
         "Thumbs.db",
         "images",
-        "notes.txt",
         "scan.png",
     ]
-    (folder / "notes.txt").unlink()  # PNG files in images/ may be an interrupted write's
-    assert read_task(write_task(folder, known_images())).ids == IDS
-    # an interrupted write of the same task (pictures, no manifest yet) is completed
+    # an interrupted write (pictures and its mark, no manifest yet) is completed, even one
+    # of other ids or count
     make_task(tmp_path / "t")
     (tmp_path / "t" / "manifest.json").unlink()
     (tmp_path / "t" / "images" / "000004.png").unlink()
-    assert read_task(make_task(tmp_path / "t")).ids == IDS
+    assert read_task(make_task(tmp_path / "t")).ids == IDS  # its own pictures' names
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / store.WRITING).touch()
+    (tmp_path / "u" / "images").mkdir()
+    (tmp_path / "u" / "images" / "000099.png").write_bytes(b"left by a larger task")
+    assert read_task(make_task(tmp_path / "u")).ids == IDS
+    assert not (tmp_path / "u" / store.WRITING).exists()
 
 
 def test_labels_without_a_manifest_are_refused(tmp_path):
@@ -306,6 +316,19 @@ def test_a_label_word_cut_short_is_a_half_written_line(task_dir, cut):
     with open(task_dir / "labels.csv", "ab") as f:
         f.write(b"000004,Tumour")
     assert read_labels(task_dir)["000004"] == 1
+
+
+def test_a_mistyped_last_row_is_named_not_cut(task_dir):
+    """`000001,tumor` typed without a newline was taken for a half-written line and cut off
+    by the next label, silently."""
+    record_label(task_dir, "000000", 1)
+    with open(task_dir / "labels.csv", "ab") as f:
+        f.write(b"000001,tumor")
+    with pytest.raises(ValueError, match=r"labels\.csv line 3"):
+        read_labels(task_dir)
+    with pytest.raises(ValueError, match=r"labels\.csv line 3"):
+        record_label(task_dir, "000002", 0)
+    assert (task_dir / "labels.csv").read_text().endswith("000001,tumor")
 
 
 def test_a_broken_complete_line_is_a_clear_error(task_dir):
