@@ -50,6 +50,9 @@ class LabelsPending(CfxError, RuntimeError):
             "cfx.label.record_label(task, id, label) records one answer)"
         )
 
+    def __reduce__(self) -> tuple[type, tuple[Path, int, int]]:  # pickled with its fields
+        return type(self), (self.directory, self.pending, self.total)
+
     def message(self, again: str) -> str:
         """What waits and how to label it, ending "then run again: ``again`` goes on from
         there" (the command line says only its command)."""

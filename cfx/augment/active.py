@@ -415,6 +415,8 @@ class ActiveLearner:
             done = folder / "round.safetensors"
             finished = _read_round(folder)
             if finished is not None:  # finished earlier: reload instead of redoing
+                # a kill between saving the round and tidying up left these behind
+                (folder / CANDIDATES_FILE).unlink(missing_ok=True)
                 saved, meta = finished
                 model.load_state_dict(
                     {n[len("model.") :]: v for n, v in saved.items() if n.startswith("model.")}
@@ -431,7 +433,10 @@ class ActiveLearner:
                     record = replace(record, metrics=scored(eval_fn, model))
                 history.append(record)
                 continue
-            walked = _read_candidates(folder)
+            # the walk is this run's (key.json) from this model: another round k-1 (redone
+            # after its file was lost) walks again
+            made_by = {"key": _file_sha256(out / KEY_FILE), "model": str(module_sha256(model))}
+            walked = _read_candidates(folder, made_by, len(self.frame_levels))
             if walked is None:
                 walked = self._candidates(
                     model, pool, used, quota, seed + k, models_noticed=noticed, round_index=k
@@ -439,9 +444,7 @@ class ActiveLearner:
                 noticed = True
                 if walked[1].shape[0]:  # kept until the round is done: a person may be asked
                     folder.mkdir(parents=True, exist_ok=True)
-                    save_tensors_atomic(
-                        dict(zip(CANDIDATES, walked, strict=True)), folder / CANDIDATES_FILE
-                    )
+                    _save_candidates(walked, folder, made_by, len(self.frame_levels))
             starts, frames, context, suggested = walked
             if frames.shape[0] == 0:  # no labeller is asked about nothing
                 log.warning(
@@ -515,7 +518,7 @@ class ActiveLearner:
             log.info(
                 "round %d: %d labels, disagreement %.2f", k, record.labelled, record.disagreement
             )
-        images = torch.cat(new_x) if new_x else pool[:0]
+        images = torch.cat(new_x) if new_x else pool[:0].cpu()  # as every round's
         labels = torch.cat(new_y) if new_y else torch.zeros(0, dtype=torch.long)
         _record_size(model, tuple(pool.shape[-2:]))
         return AugmentResult(model=model, images=images, labels=labels, rounds=tuple(history))
@@ -556,7 +559,11 @@ class ActiveLearner:
         rounds = len(folders)
         # without a key: rounds an older cfx worked on, unless the folders hold only
         # labelling tasks (copied in, as the relabel warning advises: a person's labels)
-        worked = any((r / "round.safetensors").exists() or (r / "train").exists() for r in folders)
+        worked = any(
+            (r / name).exists()
+            for r in folders
+            for name in ("round.safetensors", "train", CANDIDATES_FILE)
+        )
         if rounds and not stored.exists() and not worked:
             rounds = 0  # a fresh run, which reads the copied tasks' labels
         other = (  # a folder of something else: its model/ and summary.json were overwritten
@@ -660,7 +667,7 @@ class ActiveLearner:
             model,
             steps=self.steps,
             # past the highest level asked for: a 0.99 frame was silently one at ~0.95
-            margin=max(0.95, (1 + max(self.frame_levels)) / 2),
+            margin=max(0.95, min((1 + max(self.frame_levels)) / 2, 0.999)),
             inversion_steps=self.inversion_steps,
         )
         levels = torch.tensor(self.frame_levels, dtype=torch.float64)  # (L,)
@@ -744,22 +751,58 @@ CANDIDATES_FILE = "candidates.safetensors"
 suggestions, so that a rerun after a person labelled asks about the same frames without
 walking again (minutes per round, and frames a GPU's kernels might not give bit for bit)."""
 
-CANDIDATES = ("starts", "frames", "context", "suggested")
+
+def _save_candidates(
+    walked: tuple[Tensor, Tensor, Tensor, Tensor],
+    folder: Path,
+    made_by: dict[str, str],
+    per_path: int,
+) -> None:
+    """Save a round's walk with what made it (``made_by``: the run key's and the model's
+    digests), each path once (the context holds it once per frame level)."""
+    starts, frames, context, suggested = walked
+    tensors = {
+        "starts": starts,
+        "frames": frames.contiguous(),
+        "paths": context[::per_path].contiguous(),
+        "suggested": suggested,
+    }
+    save_tensors_atomic(tensors, folder / CANDIDATES_FILE, metadata=made_by)
 
 
-def _read_candidates(folder: Path) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
-    """The round's saved walk (:data:`CANDIDATES_FILE`), or None when there is none or it no
-    longer reads (then the walk is done again)."""
+def _read_candidates(
+    folder: Path, made_by: dict[str, str], per_path: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """The round's saved walk (:data:`CANDIDATES_FILE`) when ``made_by`` made it; None when
+    there is none, it no longer reads or something else made it (then the walk is done
+    again)."""
+    from safetensors import safe_open
+
     path = folder / CANDIDATES_FILE
     if not path.is_file():
         return None
     try:
-        saved = load_file(str(path))
-        starts, frames, context, suggested = (saved[name] for name in CANDIDATES)
+        with safe_open(str(path), framework="pt") as f:
+            if (f.metadata() or {}) != made_by:
+                log.info("%s: a walk of another run or model; walked again", path)
+                return None
+            saved = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+        frames = saved["frames"]
+        context = saved["paths"].repeat_interleave(per_path, 0)[: frames.shape[0]]
+        return saved["starts"], frames, context, saved["suggested"]
     except Exception:  # any damage (safetensors' own error included): walk again
         log.warning("%s does not read; the round's paths are walked again", path)
         return None
-    return starts, frames, context, suggested
+
+
+def _file_sha256(path: Path) -> str:
+    """The sha256 of the file at ``path`` ("" when it cannot be read)."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def _level_frames(probs: Tensor, levels: Tensor) -> list[int]:

@@ -77,8 +77,9 @@ class OracleLabeller:
         with frozen(self.classifier), torch.no_grad():
             for i in range(0, images.shape[0], self.batch_size):
                 batch = images[i : i + self.batch_size]
-                if isinstance(first, Tensor) and first.is_floating_point():
-                    batch = batch.to(first.device, first.dtype)
+                if isinstance(first, Tensor):  # its device; its dtype when a float one
+                    floating = first.is_floating_point()
+                    batch = batch.to(first.device, first.dtype if floating else batch.dtype)
                 out.append(class_logits(self.classifier, batch).argmax(1).to(images.device))
         return torch.cat(out)
 
@@ -136,7 +137,7 @@ class TaskLabeller:
             )
         except FileExistsError as err:
             if not (workdir / MANIFEST).is_file():  # no task: files of one's own
-                raise ForeignRunError(str(err)) from err
+                raise  # a FileExistsError, which nothing deletes on (a ForeignRunError may be)
             raise ForeignRunError(
                 f"`workdir` {workdir} holds a labelling task for other images than these "
                 f"{len(ids)}, so its labels would go to the wrong images; move that folder "

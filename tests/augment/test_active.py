@@ -809,6 +809,7 @@ def test_arguments_that_failed_after_the_walk_are_named_before_it(
     [
         (lambda n: torch.full((n,), 0.9), ValueError, r"class indices \(whole numbers\), got "),
         (lambda n: torch.full((n,), float("nan")), ValueError, r"got torch.float32 values such"),
+        (lambda n: torch.full((n,), float("inf")), ValueError, r"values such as \[inf"),
         (lambda n: object(), TypeError, "must return class indices as a tensor"),
         (lambda n: torch.zeros(n + 1), ValueError, r"one label per image \(\d+\), got shape"),
     ],
@@ -960,3 +961,33 @@ def test_the_walk_goes_past_the_highest_level_asked_for(
     )
     learner.augment(pool, train, labels, out=tmp_path)
     assert seen == [pytest.approx(margin)]
+
+
+def test_a_walk_saved_by_another_run_or_model_is_walked_again(world, tmp_path, monkeypatch):
+    """The saved walk was used whatever made it: a round k-1 redone (its file lost) left
+    round k asking about frames the old model had walked and suggested."""
+    import pickle
+
+    from safetensors.torch import load_file, save_file
+
+    import cfx.augment.active as active
+
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, TaskLabeller(), budget=4, rounds=1, finetune=CFG, steps=4)
+    with pytest.raises(LabelsPending) as pending_error:
+        learner.augment(pool, train, labels, out=tmp_path)
+    back = pickle.loads(pickle.dumps(pending_error.value))  # it crosses processes whole
+    assert (back.pending, back.total, str(back)) == (4, 4, str(pending_error.value))
+    cache = tmp_path / "round_00" / active.CANDIDATES_FILE
+    save_file(load_file(str(cache)), str(cache), metadata={"key": "another", "model": "run"})
+    walks = []
+    real = ActiveLearner._candidates
+
+    def counted_walk(self, *args, **kwargs):
+        walks.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ActiveLearner, "_candidates", counted_walk)
+    with pytest.raises(LabelsPending, match="4 of 4 images wait"):  # the same frames again
+        learner.augment(pool, train, labels, out=tmp_path)
+    assert walks == [1]
