@@ -59,6 +59,7 @@ from cfx.training.classifier import ClassifierTrainingConfig, predict, train_cla
 from cfx.trajectory import GradientAscent
 from cfx.trajectory.notices import notices_held
 from cfx.types import Generator
+from cfx.zoo.pretrained import sha256
 
 log = logging.getLogger(__name__)
 KEY_FILE = "key.json"
@@ -410,6 +411,7 @@ class ActiveLearner:
         history: list[AugmentRound] = []
         noticed = False  # have the notices about the models (tagged cfx_models) been given?
         relabelled = False  # has a finished round's changed label been warned about?
+        run_key = sha256(out / KEY_FILE)  # what made a saved walk: this run, and the model
         for k, quota in enumerate(per_round):
             folder = out / f"round_{k:02d}"
             done = folder / "round.safetensors"
@@ -435,7 +437,7 @@ class ActiveLearner:
                 continue
             # the walk is this run's (key.json) from this model: another round k-1 (redone
             # after its file was lost) walks again
-            made_by = {"key": _file_sha256(out / KEY_FILE), "model": str(module_sha256(model))}
+            made_by = {"key": run_key, "model": str(module_sha256(model))}
             walked = _read_candidates(folder, made_by, len(self.frame_levels))
             if walked is None:
                 walked = self._candidates(
@@ -793,16 +795,6 @@ def _read_candidates(
     except Exception:  # any damage (safetensors' own error included): walk again
         log.warning("%s does not read; the round's paths are walked again", path)
         return None
-
-
-def _file_sha256(path: Path) -> str:
-    """The sha256 of the file at ``path`` ("" when it cannot be read)."""
-    import hashlib
-
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return ""
 
 
 def _level_frames(probs: Tensor, levels: Tensor) -> list[int]:

@@ -170,8 +170,9 @@ def load_labels(
     y = _load_array(path, name)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"`{name}` must have shape ({n},), one per image, got {tuple(y.shape)}")
-    if bool(not_whole(y).any()):
-        rows = torch.nonzero(not_whole(y)).flatten().tolist()  # NaN too
+    bad = not_whole(y)  # a fraction, NaN or inf
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten().tolist()
         raise ValueError(
             f"`{name}` must be integers (class indices), got {y[rows[0]].item():g} in row "
             f"{rows[0]}" + (f" and {len(rows) - 1} more rows" if len(rows) > 1 else "")

@@ -610,6 +610,7 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
     """Append ``(id, label)`` pairs for a task already read, in one write and one fsync."""
     k = len(task.class_names)
     known = set(task.ids)
+    indexed: list[tuple[str, int]] = []  # the labels as class indices, once checked
     for item_id, label in labels:
         if not isinstance(item_id, str) or item_id not in known:
             raise UnknownNameError(
@@ -621,14 +622,14 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
                 f"`label` must be a class index 0..{k - 1} ({', '.join(task.class_names)}) or "
                 f"{UNSURE} (unsure), got {label!r}"
             )
+        indexed.append((item_id, index))
     check_labeller(labeller)
     path = task.directory / LABELS
     lines = io.StringIO()
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     writer = csv.writer(lines, lineterminator="\n")
-    for item_id, label in labels:
+    for item_id, index in indexed:
         # unsure in words: a class index of -1 would read as a typo in the file
-        index = _as_index(label)
         writer.writerow([item_id, UNSURE_NAME if index == UNSURE else index, labeller, stamp])
     # one writer at a time, across processes too: two first labels at once each wrote the
     # header through one .tmp file, and one label could be lost (session 46 audit)
@@ -648,9 +649,7 @@ def _record(task: Task, labels: Sequence[tuple[str, int]], labeller: str) -> Non
                 os.truncate(path, kept)
         _write_all(fd, lines.getvalue().encode("utf-8"))  # O_APPEND: at the end
         os.fsync(fd)
-    for item_id, label in labels:
-        index = _as_index(label)
-        assert index is not None  # checked above
+    for item_id, index in indexed:
         logger.debug("label %s = %s by %s", item_id, label_name(index, task.class_names), labeller)
 
 
