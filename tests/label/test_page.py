@@ -1,11 +1,13 @@
 """The labelling page end to end in headless Chromium (Debian's /usr/bin/chromium, driven by
 Playwright; `playwright install` is never needed)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from cfx.label import read_labels
+from cfx.label import LabelServer, read_labels
 from tests.label.toy import label_lines, start, stop
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,6 +37,19 @@ def browser():
         )
         yield chromium
         chromium.close()
+
+
+@contextmanager
+def served_page(browser, task_dir: Path) -> Iterator[tuple[LabelServer, object]]:
+    """A server for ``task_dir`` and a new browser page (15 s timeouts), closed afterwards."""
+    server, thread = start(task_dir)
+    page = browser.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield server, page
+    finally:
+        page.close()
+        stop(server, thread)
 
 
 def wait_for(page, item_id: str) -> None:
@@ -125,10 +140,7 @@ def test_label_with_keys_and_buttons_undo_and_resume_after_restart(browser, task
 def test_an_image_you_cannot_call_is_answered_unsure_with_x_or_its_button(browser, task_dir):
     """Near-boundary frames are hard to call by design; skipping left them pending, so the
     run waited for a label no one could give."""
-    server, thread = start(task_dir)
-    page = browser.new_page()
-    page.set_default_timeout(15_000)
-    try:
+    with served_page(browser, task_dir) as (server, page):
         page.goto(server.url)
         wait_for(page, "000000")
         page.keyboard.press("x")
@@ -140,9 +152,6 @@ def test_an_image_you_cannot_call_is_answered_unsure_with_x_or_its_button(browse
         page.keyboard.press("u")
         wait_for(page, "000001")
         assert "labelled before as: can't tell" in page.inner_text("#suggested")
-    finally:
-        page.close()
-        stop(server, thread)
     assert label_lines(task_dir) == [("000000", "unsure", "web"), ("000001", "unsure", "web")]
     assert read_labels(task_dir) == {"000000": -1, "000001": -1}
 
@@ -152,10 +161,7 @@ def test_a_replaced_image_says_why_and_cannot_be_labelled(browser, task_dir):
     (task_dir / "images" / "000000.png").write_bytes(
         (task_dir / "images" / "000001.png").read_bytes()
     )
-    server, thread = start(task_dir)
-    page = browser.new_page()
-    page.set_default_timeout(15_000)
-    try:
+    with served_page(browser, task_dir) as (server, page):
         page.goto(server.url)
         wait_for(page, "000000")
         page.wait_for_function(
@@ -166,7 +172,4 @@ def test_a_replaced_image_says_why_and_cannot_be_labelled(browser, task_dir):
         page.keyboard.press("1")  # refused: the labeller never saw the task's picture
         page.keyboard.press("s")
         wait_for(page, "000001")
-    finally:
-        page.close()
-        stop(server, thread)
     assert read_labels(task_dir) == {}
