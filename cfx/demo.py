@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
     from cfx.augment import ActiveLearner
-    from cfx.augment.active import AugmentResult
     from cfx.augment.control import ControlResult
+    from cfx.augment.result import AugmentResult
 
 log = logging.getLogger(__name__)
 

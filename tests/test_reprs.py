@@ -51,8 +51,8 @@ def test_short_repr_summarises_every_kind_of_field():
     [
         ("cfx.recourse.result", "RecourseResult"),
         ("cfx.recourse.result", "Counterfactual"),
-        ("cfx.augment.active", "AugmentResult"),
-        ("cfx.augment.active", "AugmentRound"),
+        ("cfx.augment.result", "AugmentResult"),
+        ("cfx.augment.result", "AugmentRound"),
         ("cfx.saliency.compare", "ComparisonResult"),
         ("cfx.saliency.randomisation", "RandomisationResult"),
         ("cfx.saliency.attacks._common", "AttackResult"),

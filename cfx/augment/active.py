@@ -24,37 +24,45 @@ task), so an interrupted run, or a run waiting for a person's labels
 with the same arguments. ``out/key.json`` records what decides the rounds (settings, seed, a
 digest of the pool, the training set and each model's weights, who labels): a folder holding
 rounds of another run is an error that names what changed, never resumed and never deleted
-(its labels may be a person's work).
+(its labels may be a person's work). The run folder is claimed in :mod:`cfx.augment.claim`;
+a round's files are read and written in :mod:`cfx.augment.rounds`.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
-import json
 import logging
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, replace
 from numbers import Real
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from cfx.augment._common import check_eval_fn, class_indices, record_size, scored
+from cfx.augment.claim import KEY_FILE, claim, labeller_key
 from cfx.augment.labellers import Labeller, OracleLabeller
+from cfx.augment.result import AugmentResult, AugmentRound
+from cfx.augment.rounds import (
+    read_candidates,
+    read_round,
+    restart_if_relabelled,
+    save_candidates,
+    save_round,
+    warn_relabelled,
+)
 from cfx.calls import call_named, frozen, not_whole
-from cfx.errors import ForeignRunError, check, check_int, check_seed, counted
-from cfx.files import save_tensors_atomic, write_atomic
+from cfx.errors import check, check_int, check_seed, counted
 from cfx.images import check_images
 from cfx.inversion import generator_probe, unit_range_notice
 from cfx.label.store import UNSURE
 from cfx.progress import tqdm
-from cfx.reprs import settings_repr, short_repr
-from cfx.run_key import changes, module_sha256, tensors_sha256
+from cfx.reprs import settings_repr
+from cfx.run_key import module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.trajectory import GradientAscent
 from cfx.trajectory.notices import notices_held
@@ -62,52 +70,11 @@ from cfx.types import Generator
 from cfx.zoo.pretrained import sha256
 
 log = logging.getLogger(__name__)
-KEY_FILE = "key.json"
-"""What a run folder's rounds were computed from; resuming needs the same."""
 
 DEFAULT_FINETUNE = ClassifierTrainingConfig(epochs=2, lr=5e-4)
 """Each round's fine-tuning when ``finetune`` is not given: 2 epochs at a learning rate of
 5e-4, a quarter of training from scratch's (``ClassifierTrainingConfig()``'s 2e-3). To change
 one setting keep the others: ``replace(DEFAULT_FINETUNE, epochs=1)``."""
-_KEY_NAMES = {
-    "pool_sha256": "the pool images",
-    "train_sha256": "the training images or labels",
-    "classifier_sha256": "the classifier's weights",
-    "generator_sha256": "the generator's weights",
-}
-
-
-@dataclass(frozen=True)
-class AugmentRound:
-    """What one round did: labels spent and what the fine-tuned model scored."""
-
-    __repr__ = short_repr  # shapes and counts, not every field in full
-
-    index: int
-    starts: Tensor  # (S,) pool indices used as starting points
-    labelled: int  # labels spent in this round (unsure answers included)
-    label_counts: tuple[int, ...]  # labels per class
-    disagreement: float  # of the frames labelled with a class, the share the classifier got
-    # wrong before this round; NaN when none got one
-    metrics: dict[str, float]  # eval_fn(model) after fine-tuning ({} without eval_fn)
-    unsure: int = 0  # frames the labeller could not call (label -1): not trained on
-
-
-@dataclass(frozen=True)
-class AugmentResult:
-    """The fine-tuned model, every labelled image, and the per-round history."""
-
-    __repr__ = short_repr  # shapes and counts, not every field in full
-
-    model: nn.Module  # a fine-tuned copy; the user's classifier is unchanged
-    images: Tensor  # (N, C, H, W) in [-1, 1], all labelled frames
-    labels: Tensor  # (N,) int64; -1 (cfx.label.UNSURE) where the labeller could not call one
-    rounds: tuple[AugmentRound, ...]
-
-    @property
-    def labels_used(self) -> int:
-        """Labels spent over all rounds: the number of labelled images ``N``."""
-        return int(self.labels.shape[0])
 
 
 class ActiveLearner:
@@ -359,6 +326,101 @@ class ActiveLearner:
             eval_fn: scores a model after each round (e.g. worst-group accuracy); rounds read
                 back from ``out`` are scored again, so a resumed run reports one test set.
         """
+        pool, train_images, out = self._check_inputs(
+            pool, train_images, train_labels, out, seed, eval_fn
+        )
+        cfg = replace(self.finetune or DEFAULT_FINETUNE, reset_parameters=False)
+        if cfg.seed not in (ClassifierTrainingConfig().seed, seed):  # set, and then unused
+            log.warning(
+                "`finetune.seed` (%d) is not used: round k fine-tunes with augment's `seed` "
+                "+ k (%d + k); pass that seed to augment instead",
+                cfg.seed,
+                seed,
+            )
+        claim(out, self._run_key(pool, train_images, train_labels, cfg, seed), self.rounds)
+        model = copy.deepcopy(self.classifier)  # the user's model is never touched
+        for param in model.parameters():  # zoo models load frozen; the copy is trained
+            param.requires_grad_(True)
+        used = torch.zeros(pool.shape[0], dtype=torch.bool)
+        new_x: list[Tensor] = []  # each round's labelled frames (N_k, C, H, W), on the CPU
+        new_y: list[Tensor] = []  # and their labels (N_k,)
+        history: list[AugmentRound] = []
+        noticed = False  # have the notices about the models (tagged cfx_models) been given?
+        relabelled = False  # has a finished round's changed label been warned about?
+        run_key = sha256(out / KEY_FILE)  # what made a saved walk: this run, and the model
+        for k, quota in enumerate(self._per_round()):
+            folder = out / f"round_{k:02d}"
+            finished = read_round(folder)
+            if finished is not None:  # finished earlier: reload instead of redoing
+                record, frames, y_k, weights = finished
+                model.load_state_dict(weights)
+                if not relabelled:  # the first changed round's advice is the one to follow
+                    relabelled = warn_relabelled(folder / "task", y_k)
+                if eval_fn is not None:  # scored again: the rerun's eval_fn may differ
+                    model.eval()
+                    record = replace(record, metrics=scored(eval_fn, model))
+            else:
+                # the walk is this run's (key.json) from this model: another round k-1
+                # (redone after its file was lost) walks again
+                made_by = {"key": run_key, "model": str(module_sha256(model))}
+                walked = read_candidates(folder, made_by, len(self.frame_levels))
+                if walked is None:
+                    walked = self._candidates(
+                        model, pool, used, quota, seed + k, models_noticed=noticed, round_index=k
+                    )
+                    noticed = True
+                    if walked[1].shape[0]:  # kept until the round is done: a person may be asked
+                        folder.mkdir(parents=True, exist_ok=True)
+                        save_candidates(walked, folder, made_by, len(self.frame_levels))
+                starts, frames, context, suggested = walked
+                if frames.shape[0] == 0:  # no labeller is asked about nothing
+                    log.warning(
+                        "round %d: no pool image left gives a path that crosses the boundary "
+                        "from its near side; the run stops after %s",
+                        k,
+                        counted(k, "round"),
+                    )
+                    break
+                y_k = self._ask(frames, context, suggested, folder / "task")
+                restart_if_relabelled(folder / "train", y_k, k)
+                model, _ = train_classifier(
+                    model,
+                    *self._finetune_set(
+                        train_images, train_labels, [*new_x, frames], [*new_y, y_k]
+                    ),
+                    folder / "train",
+                    replace(cfg, seed=seed + k),
+                    show_progress=self.show_progress,
+                )
+                model.eval()
+                record = _round_record(k, starts, y_k, suggested, model, eval_fn)
+                save_round(folder, record, frames, y_k, model)
+                log.info(
+                    "round %d: %d labels, disagreement %.2f",
+                    k,
+                    record.labelled,
+                    record.disagreement,
+                )
+            used[record.starts] = True
+            new_x.append(frames)
+            new_y.append(y_k)
+            history.append(record)
+        images = torch.cat(new_x) if new_x else pool[:0].cpu()  # as every round's
+        labels = torch.cat(new_y) if new_y else torch.zeros(0, dtype=torch.long)
+        record_size(model, tuple(pool.shape[-2:]))
+        return AugmentResult(model=model, images=images, labels=labels, rounds=tuple(history))
+
+    def _check_inputs(
+        self,
+        pool: Tensor,
+        train_images: Tensor,
+        train_labels: Tensor,
+        out: object,
+        seed: object,
+        eval_fn: object,
+    ) -> tuple[Tensor, Tensor, Path]:
+        """Every argument of :meth:`augment` checked before ``out`` is claimed, a frame
+        rendered or a person asked; the pool and training images as tensors, ``out`` a Path."""
         self._check()
         check_seed("seed", seed, optional=False)
         check_eval_fn(eval_fn)
@@ -385,160 +447,24 @@ class ActiveLearner:
         # the fine-tunes train on these beside the [-1, 1] frames: [0, 1] ones would teach
         # the classifier two brightness scales
         unit_range_notice(train_images, "training")
-        per_round = self._per_round()
         need = self.pool_needed()
         check(
             pool.shape[0] >= need,
             ValueError,
             f"`pool` must hold at least {need} images for this budget, got {pool.shape[0]}",
         )
-        out = Path(out)
-        cfg = replace(self.finetune or DEFAULT_FINETUNE, reset_parameters=False)
-        if cfg.seed not in (ClassifierTrainingConfig().seed, seed):  # set, and then unused
-            log.warning(
-                "`finetune.seed` (%d) is not used: round k fine-tunes with augment's `seed` "
-                "+ k (%d + k); pass that seed to augment instead",
-                cfg.seed,
-                seed,
-            )
-        self._claim(out, pool, train_images, train_labels, cfg, seed)
-        model = copy.deepcopy(self.classifier)  # the user's model is never touched
-        for param in model.parameters():  # zoo models load frozen; the copy is trained
-            param.requires_grad_(True)
-        used = torch.zeros(pool.shape[0], dtype=torch.bool)
-        new_x: list[Tensor] = []
-        new_y: list[Tensor] = []
-        history: list[AugmentRound] = []
-        noticed = False  # have the notices about the models (tagged cfx_models) been given?
-        relabelled = False  # has a finished round's changed label been warned about?
-        run_key = sha256(out / KEY_FILE)  # what made a saved walk: this run, and the model
-        for k, quota in enumerate(per_round):
-            folder = out / f"round_{k:02d}"
-            done = folder / "round.safetensors"
-            finished = _read_round(folder)
-            if finished is not None:  # finished earlier: reload instead of redoing
-                # a kill between saving the round and tidying up left these behind
-                (folder / CANDIDATES_FILE).unlink(missing_ok=True)
-                saved, meta = finished
-                model.load_state_dict(
-                    {n[len("model.") :]: v for n, v in saved.items() if n.startswith("model.")}
-                )
-                starts, x_k, y_k = saved["starts"], saved["images"], saved["labels"]
-                if not relabelled:  # the first changed round's advice is the one to follow
-                    relabelled = _warn_relabelled(folder / "task", y_k)
-                used[starts] = True
-                new_x.append(x_k)
-                new_y.append(y_k)
-                record = _round_from_json(meta, starts)
-                if eval_fn is not None:  # scored again: the rerun's eval_fn may differ
-                    model.eval()
-                    record = replace(record, metrics=scored(eval_fn, model))
-                history.append(record)
-                continue
-            # the walk is this run's (key.json) from this model: another round k-1 (redone
-            # after its file was lost) walks again
-            made_by = {"key": run_key, "model": str(module_sha256(model))}
-            walked = _read_candidates(folder, made_by, len(self.frame_levels))
-            if walked is None:
-                walked = self._candidates(
-                    model, pool, used, quota, seed + k, models_noticed=noticed, round_index=k
-                )
-                noticed = True
-                if walked[1].shape[0]:  # kept until the round is done: a person may be asked
-                    folder.mkdir(parents=True, exist_ok=True)
-                    _save_candidates(walked, folder, made_by, len(self.frame_levels))
-            starts, frames, context, suggested = walked
-            if frames.shape[0] == 0:  # no labeller is asked about nothing
-                log.warning(
-                    "round %d: no pool image left gives a path that crosses the boundary from "
-                    "its near side; the run stops after %s",
-                    k,
-                    counted(k, "round"),
-                )
-                break
-            y_k = _class_indices(
-                self.labeller.label(
-                    frames, context=context, suggested=suggested, workdir=folder / "task"
-                ),
-                frames.shape[0],
-            )
-            check(  # the classifier's two classes (checked before any round)
-                bool((((y_k >= 0) & (y_k < 2)) | (y_k == UNSURE)).all()),
-                ValueError,
-                f"`labeller` must return class indices 0 or 1, or {UNSURE} for an image it "
-                f"cannot call, got {sorted(set(y_k.tolist()))}",
-            )
-            used[starts] = True
-            new_x.append(frames)
-            new_y.append(y_k)
-            # frames the labeller could not call are kept with the round, not trained on
-            sure = [(x[y != UNSURE], y[y != UNSURE]) for x, y in zip(new_x, new_y, strict=True)]
-            at, at_y = train_images.device, train_labels.device  # new frames are on the CPU
-            xs = torch.cat(
-                [train_images, *[x.repeat(self.repeat_new, 1, 1, 1).to(at) for x, _ in sure]]
-            )
-            ys = torch.cat(
-                [train_labels.long(), *[y.repeat(self.repeat_new).to(at_y) for _, y in sure]]
-            )
-            _restart_if_relabelled(folder / "train", y_k, k)
-            model, _ = train_classifier(
-                model,
-                xs,
-                ys,
-                folder / "train",
-                replace(cfg, seed=seed + k),
-                show_progress=self.show_progress,
-            )
-            model.eval()
-            metrics = scored(eval_fn, model) if eval_fn is not None else {}
-            called = y_k != UNSURE
-            record = AugmentRound(
-                index=k,
-                starts=starts,
-                labelled=int(y_k.shape[0]),
-                label_counts=tuple(int((y_k == c).sum()) for c in range(2)),  # 0/1 checked
-                # undefined (NaN; null in summary.json) when no frame got a class
-                disagreement=float((suggested[called] != y_k[called]).float().mean())
-                if bool(called.any())
-                else float("nan"),
-                metrics=metrics,
-                unsure=int((~called).sum()),
-            )
-            tensors = {"starts": starts, "images": frames.contiguous(), "labels": y_k}
-            tensors |= {
-                f"model.{n}": v.detach().contiguous() for n, v in model.state_dict().items()
-            }
-            # round.json first: round.safetensors marks the round done, and each file is on
-            # disk whole or not at all (a kill between them leaves the round to redo)
-            write_atomic(folder / "round.json", json.dumps(_round_to_json(record), indent=1))
-            save_tensors_atomic(tensors, done)
-            # the fine-tune's resume point (model and optimiser, ~3x the model) and the walk's
-            # frames are spent now that round.safetensors holds the round's weights and frames
-            (folder / "train" / "checkpoint.safetensors").unlink(missing_ok=True)
-            (folder / CANDIDATES_FILE).unlink(missing_ok=True)
-            history.append(record)
-            log.info(
-                "round %d: %d labels, disagreement %.2f", k, record.labelled, record.disagreement
-            )
-        images = torch.cat(new_x) if new_x else pool[:0].cpu()  # as every round's
-        labels = torch.cat(new_y) if new_y else torch.zeros(0, dtype=torch.long)
-        _record_size(model, tuple(pool.shape[-2:]))
-        return AugmentResult(model=model, images=images, labels=labels, rounds=tuple(history))
+        return pool, train_images, Path(out)  # type: ignore[arg-type]
 
-    def _claim(
+    def _run_key(
         self,
-        out: Path,
         pool: Tensor,
         train_images: Tensor,
         train_labels: Tensor,
         cfg: ClassifierTrainingConfig,
         seed: int,
-    ) -> None:
-        """Make ``out`` this run's folder: resume its rounds if the same key computed them,
-        refuse it (naming what changed) if another run's rounds are there."""
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"`out` must be a folder (created if missing), got the file {out}")
-        key = {
+    ) -> dict[str, Any]:
+        """What decides this run's rounds, as ``out/key.json`` records it."""
+        return {
             "budget": self.budget,
             "rounds": self.rounds,
             "frame_levels": list(self.frame_levels),
@@ -553,86 +479,42 @@ class ActiveLearner:
             "train_sha256": tensors_sha256(train_images, train_labels),
             "classifier_sha256": module_sha256(self.classifier),
             "generator_sha256": module_sha256(self.generator),
-            "labeller": _labeller_key(self.labeller),
+            "labeller": labeller_key(self.labeller),
         }
-        key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
-        stored = out / KEY_FILE
-        folders = sorted(out.glob("round_*")) if out.is_dir() else []
-        rounds = len(folders)
-        # without a key: rounds an older cfx worked on, unless the folders hold only
-        # labelling tasks (copied in, as the relabel warning advises: a person's labels)
-        worked = any(
-            (r / name).exists()
-            for r in folders
-            for name in ("round.safetensors", "train", CANDIDATES_FILE)
+
+    def _ask(self, frames: Tensor, context: Tensor, suggested: Tensor, task: Path) -> Tensor:
+        """The labeller's labels of a round's ``frames`` ``(Q, C, H, W)``: ``(Q,)`` int64,
+        classes 0/1 or :data:`~cfx.label.UNSURE`, on the CPU."""
+        labels = class_indices(
+            self.labeller.label(frames, context=context, suggested=suggested, workdir=task),
+            frames.shape[0],
         )
-        if rounds and not stored.exists() and not worked:
-            rounds = 0  # a fresh run, which reads the copied tasks' labels
-        other = (  # a folder of something else: its model/ and summary.json were overwritten
-            sorted(
-                p.name
-                for p in out.iterdir()
-                if not p.name.startswith((".", "round_")) and p.name != KEY_FILE
-            )
-            if out.is_dir() and not stored.exists() and not rounds
-            else []
+        check(  # the classifier's two classes (checked before any round)
+            bool((((labels >= 0) & (labels < 2)) | (labels == UNSURE)).all()),
+            ValueError,
+            f"`labeller` must return class indices 0 or 1, or {UNSURE} for an image it "
+            f"cannot call, got {sorted(set(labels.tolist()))}",
         )
-        if other:  # not a ForeignRunError: the demo deletes another run's folder on one
-            raise FileExistsError(
-                f"`out` {out} holds files that are not a cfx augment run's "
-                f"({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}), which the run "
-                f"would overwrite; expected a new or empty folder, or a run's own (with its "
-                f"{KEY_FILE})"
-            )
-        done = sum((r / "round.safetensors").exists() for r in folders) if rounds else 0
-        if rounds and not stored.exists():  # rounds from before run keys: adopt them
-            log.warning(
-                "%s holds %d round(s) without a %s (an older cfx wrote them); resuming them "
-                "as this run's, so pass the same arguments as the run that wrote them",
-                out,
-                rounds,
-                KEY_FILE,
-            )
-        elif rounds:
-            try:
-                earlier = json.loads(stored.read_text())
-            except (OSError, ValueError):
-                earlier = None
-            if isinstance(earlier, dict) and "labeller" not in earlier:
-                log.warning(
-                    "%s: rounds from a cfx that did not record who labels them; resuming them "
-                    "as labelled by %s, so pass the same labeller as the run that wrote them",
-                    out,
-                    (key["labeller"] or {}).get("kind", "this labeller"),
-                )
-                earlier = {**earlier, "labeller": key["labeller"]}
-            if earlier != key:
-                if isinstance(earlier, dict):
-                    before, now = earlier.get("labeller"), key["labeller"]
-                    if (
-                        isinstance(before, dict)
-                        and isinstance(now, dict)
-                        and before.get("kind") != now.get("kind")
-                    ):  # another kind of labeller: its own settings follow from that
-                        earlier = {**earlier, "labeller": {"kind": before.get("kind")}}
-                        now = {"kind": now.get("kind")}
-                    why = changes(earlier, {**key, "labeller": now}, _KEY_NAMES)
-                else:
-                    why = f"its {KEY_FILE} cannot be read"
-                raise ForeignRunError(
-                    f"`out` {out} holds {rounds} round(s) of another run ({done} "
-                    f"finished; {why}); pass the "
-                    "arguments of the run that wrote them, or another folder (labels a person "
-                    "gave stay in its round_*/task folders)"
-                )
-        if rounds and done >= self.rounds:  # the same run's rounds: say so, as training does
-            log.warning("the run in %s already finished (%s)", out, counted(done, "round"))
-        elif rounds:
-            log.warning("resuming the run in %s: %d of %d rounds done", out, done, self.rounds)
-        out.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(key, indent=1) + "\n"
-        if not stored.is_file() or stored.read_text() != text:  # rewritten only when new
-            write_atomic(stored, text)
+        return labels
+
+    def _finetune_set(
+        self,
+        train_images: Tensor,
+        train_labels: Tensor,
+        new_x: list[Tensor],
+        new_y: list[Tensor],
+    ) -> tuple[Tensor, Tensor]:
+        """The training set plus every labelled frame so far, each ``repeat_new`` times, on
+        the training set's device; frames the labeller could not call are left out."""
+        sure = [(x[y != UNSURE], y[y != UNSURE]) for x, y in zip(new_x, new_y, strict=True)]
+        at, at_y = train_images.device, train_labels.device  # new frames are on the CPU
+        xs = torch.cat(
+            [train_images, *[x.repeat(self.repeat_new, 1, 1, 1).to(at) for x, _ in sure]]
+        )  # (N + repeat_new * sure, C, H, W)
+        ys = torch.cat(
+            [train_labels.long(), *[y.repeat(self.repeat_new).to(at_y) for _, y in sure]]
+        )
+        return xs, ys
 
     def _candidates(
         self,
@@ -748,55 +630,6 @@ class ActiveLearner:
         return starts, x, ctx, torch.cat(suggested)[:quota]
 
 
-CANDIDATES_FILE = "candidates.safetensors"
-"""In a round's folder while it waits for labels: the walk's starts, frames, paths and
-suggestions, so that a rerun after a person labelled asks about the same frames without
-walking again (minutes per round, and frames a GPU's kernels might not give bit for bit)."""
-
-
-def _save_candidates(
-    walked: tuple[Tensor, Tensor, Tensor, Tensor],
-    folder: Path,
-    made_by: dict[str, str],
-    per_path: int,
-) -> None:
-    """Save a round's walk with what made it (``made_by``: the run key's and the model's
-    digests), each path once (the context holds it once per frame level)."""
-    starts, frames, context, suggested = walked
-    tensors = {
-        "starts": starts,
-        "frames": frames.contiguous(),
-        "paths": context[::per_path].contiguous(),
-        "suggested": suggested,
-    }
-    save_tensors_atomic(tensors, folder / CANDIDATES_FILE, metadata=made_by)
-
-
-def _read_candidates(
-    folder: Path, made_by: dict[str, str], per_path: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
-    """The round's saved walk (:data:`CANDIDATES_FILE`) when ``made_by`` made it; None when
-    there is none, it no longer reads or something else made it (then the walk is done
-    again)."""
-    from safetensors import safe_open
-
-    path = folder / CANDIDATES_FILE
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            if (f.metadata() or {}) != made_by:
-                log.info("%s: a walk of another run or model; walked again", path)
-                return None
-            saved = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-        frames = saved["frames"]
-        context = saved["paths"].repeat_interleave(per_path, 0)[: frames.shape[0]]
-        return saved["starts"], frames, context, saved["suggested"]
-    except Exception:  # any damage (safetensors' own error included): walk again
-        log.warning("%s does not read; the round's paths are walked again", path)
-        return None
-
-
 def _level_frames(probs: Tensor, levels: Tensor) -> list[int]:
     """For one path's target probabilities ``(T+1,)`` (below 0.5 at its start, above at its
     end), the frame closest to each level, taken on the level's side of 0.5: a frame for 0.4
@@ -809,177 +642,26 @@ def _level_frames(probs: Tensor, levels: Tensor) -> list[int]:
     return out
 
 
-def _record_size(model: nn.Module, size: tuple[int, ...]) -> None:
-    """The fine-tuned copy's config says it was tuned on images of ``size`` ``(H, W)`` (a
-    copy of a 32x32 classifier kept ``image_size`` [32, 32], and every later use warned of a
-    size mismatch); a model without a dataclass config with ``image_size`` is left alone."""
-    config = getattr(model, "config", None)
-    if (
-        is_dataclass(config)
-        and not isinstance(config, type)
-        and getattr(config, "image_size", None) is not None
-        and tuple(config.image_size) != size  # type: ignore[attr-defined]
-    ):
-        tuned: Any = model
-        tuned.config = replace(config, image_size=tuple(int(v) for v in size))
-
-
-LABELS_STAMP = "labels_sha256"
-"""In a round's ``train`` folder: the digest of the labels its fine-tune trains on."""
-
-
-def _restart_if_relabelled(train: Path, labels: Tensor, k: int) -> None:
-    """Start round ``k``'s fine-tune afresh when its labels changed since an interrupted
-    attempt (a person corrected one with ``cfx label``): that checkpoint belongs to this run
-    but to labels no longer given, and resuming refused it as "a different run; use a new
-    folder", which would have cost every other round. Records the labels' digest."""
-    digest = tensors_sha256(labels)
-    stamp = train / LABELS_STAMP
-    checkpoint = train / "checkpoint.safetensors"
-    if checkpoint.exists() and stamp.is_file() and stamp.read_text().strip() != digest:
-        log.warning(
-            "round %d's labels changed since its fine-tune was interrupted: fine-tuning it "
-            "again from the start of the round",
-            k,
-        )
-        checkpoint.unlink()
-    train.mkdir(parents=True, exist_ok=True)
-    write_atomic(stamp, digest + "\n")
-
-
-def _warn_relabelled(task: Path, trained: Tensor) -> bool:
-    """A warning naming the items of a finished round's labelling task whose label now
-    differs from the one the round trained on (a correction made after the round finished,
-    with ``cfx label``, is not used: the round is not redone); True when there were any."""
-    if not task.is_dir():
-        return False
-    from cfx.label.store import read_labels, read_task
-
-    try:
-        ids, labels = read_task(task).ids, read_labels(task)
-    except (OSError, ValueError):
-        return False
-    changed = [
-        i for i, y in zip(ids, trained.tolist(), strict=False) if i in labels and labels[i] != y
-    ]
-    if changed:
-        log.warning(
-            "%s: %s now %s from the labels %s was given (ids %s): a finished round is "
-            "not redone; to train on them, copy the task folders of %s into a new output "
-            "folder (as OUT/round_KK/task) and run the same command there: those rounds read "
-            "every label from them, and the later rounds, whose frames change with the "
-            "corrected labels, are labelled again",
-            task,
-            counted(len(changed), "label"),
-            "differs" if len(changed) == 1 else "differ",
-            task.parent.name,
-            ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else ""),
-            "round_00" if task.parent.name == "round_00" else f"round_00 to {task.parent.name}",
-        )
-    return bool(changed)
-
-
-def _labeller_key(labeller: object) -> object:
-    """Who labels a run's rounds, for its key: the labeller's own ``run_key()`` (cfx's
-    labellers: an oracle's weights, or a person), else its type's name."""
-    own = getattr(labeller, "run_key", None)
-    if callable(own):
-        return own()
-    kind = type(labeller)
-    return {"kind": f"{kind.__module__}.{kind.__qualname__}"}
-
-
-def _read_round(folder: Path) -> tuple[dict[str, Tensor], dict] | None:
-    """A finished round's tensors and its ``round.json``, or None when the round is still to
-    do: not finished, or
-    its files cannot be read (a kill or a full disk under an older cfx, which wrote them in
-    place), which is logged and the round computed again; its labelling task is kept, so a
-    person's labels are read again, not asked for twice."""
-    done = folder / "round.safetensors"
-    if not done.is_file():
-        return None
-    try:
-        meta = json.loads((folder / "round.json").read_text())
-        return load_file(str(done)), meta
-    except Exception as err:  # any damage: safetensors', JSON's or the file system's
-        log.warning("%s cannot be read (%s); computing the round again", folder, err)
-        return None
-
-
-def _round_to_json(r: AugmentRound) -> dict:
-    return {
-        "index": r.index,
-        "labelled": r.labelled,
-        "label_counts": list(r.label_counts),
-        # NaN (no frame got a class) is no JSON number: null, as summary.json writes it
-        "disagreement": None if math.isnan(r.disagreement) else r.disagreement,
-        "metrics": {k: None if math.isnan(v) else v for k, v in r.metrics.items()},
-        "unsure": r.unsure,
-    }
-
-
-def _round_from_json(meta: dict, starts: Tensor) -> AugmentRound:
+def _round_record(
+    k: int,
+    starts: Tensor,
+    labels: Tensor,
+    suggested: Tensor,
+    model: nn.Module,
+    eval_fn: Callable[[nn.Module], Mapping[str, Any]] | None,
+) -> AugmentRound:
+    """Round ``k``'s record: its labels counted, how often the classifier before the round
+    (``suggested``) disagreed with them, and the fine-tuned ``model``'s scores."""
+    called = labels != UNSURE
     return AugmentRound(
-        index=int(meta["index"]),
+        index=k,
         starts=starts,
-        labelled=int(meta["labelled"]),
-        label_counts=tuple(meta["label_counts"]),
-        disagreement=math.nan if meta["disagreement"] is None else float(meta["disagreement"]),
-        metrics={k: math.nan if v is None else float(v) for k, v in meta["metrics"].items()},
-        unsure=int(meta.get("unsure", 0)),  # rounds of an older cfx had none
+        labelled=int(labels.shape[0]),
+        label_counts=tuple(int((labels == c).sum()) for c in range(2)),  # 0/1 checked
+        # undefined (NaN; null in summary.json) when no frame got a class
+        disagreement=float((suggested[called] != labels[called]).float().mean())
+        if bool(called.any())
+        else float("nan"),
+        metrics=scored(eval_fn, model) if eval_fn is not None else {},
+        unsure=int((~called).sum()),
     )
-
-
-def check_eval_fn(eval_fn: object) -> None:
-    """A ``TypeError`` unless ``eval_fn`` is None or callable."""
-    check(
-        eval_fn is None or callable(eval_fn),
-        TypeError,
-        f"`eval_fn` must be None or a function model -> {{name: score}}, got "
-        f"{type(eval_fn).__name__}",
-    )
-
-
-def scored(eval_fn: Callable[[nn.Module], Mapping[str, Any]], model: nn.Module) -> dict[str, float]:
-    """``eval_fn(model)`` as ``{name: float}``; an error naming ``eval_fn`` when it returns
-    anything else (it failed as "'float' object has no attribute 'items'", after the walk and
-    the fine-tune)."""
-    scores = eval_fn(model)
-    wanted = "`eval_fn` must return a dict of metric name -> number (e.g. {'accuracy': 0.9})"
-    check(isinstance(scores, Mapping), TypeError, f"{wanted}, got {type(scores).__name__}")
-    out = {}
-    for name, value in scores.items():
-        if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # a 0-d tensor/array
-            value = value.item()
-        number = isinstance(value, Real) and not isinstance(value, bool)
-        check(isinstance(name, str) and number, TypeError, f"{wanted}, got {name!r}: {value!r}")
-        out[name] = float(value)
-    return out
-
-
-def _class_indices(answer: object, n: int) -> Tensor:
-    """A labeller's answer as ``(n,)`` int64 class indices; an error naming the labeller when
-    it is not whole numbers, one per image (a probability of 0.9 became class 0)."""
-    if not isinstance(answer, Tensor):
-        try:
-            answer = torch.as_tensor(answer)  # a numpy array or a list
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(
-                "`labeller` must return class indices as a tensor (int64), got "
-                f"{type(answer).__name__}"
-            ) from None
-    check(
-        answer.shape == (n,),
-        ValueError,
-        f"`labeller` must return one label per image ({n}), got shape {tuple(answer.shape)}",
-    )
-    if answer.dtype == torch.bool:  # `p > 0.5`: class 1 where True
-        return answer.to(torch.long).cpu()
-    bad = not_whole(answer)
-    check(
-        not bool(bad.any()),
-        ValueError,
-        "`labeller` must return class indices (whole numbers), got "
-        f"{answer.dtype} values such as {answer[bad][:3].tolist()}",
-    )
-    return answer.to(torch.long).cpu()  # beside the CPU bookkeeping of the rounds

@@ -28,7 +28,8 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from cfx.augment.active import DEFAULT_FINETUNE, _record_size, check_eval_fn, scored
+from cfx.augment._common import check_eval_fn, record_size, scored
+from cfx.augment.active import DEFAULT_FINETUNE
 from cfx.errors import ForeignRunError, check_seed
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
@@ -37,7 +38,8 @@ from cfx.run_key import changes, module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
 
 if TYPE_CHECKING:
-    from cfx.augment.active import ActiveLearner, AugmentResult
+    from cfx.augment.active import ActiveLearner
+    from cfx.augment.result import AugmentResult
 
 KEY_FILE = "key.json"
 _KEY_NAMES = {
@@ -125,7 +127,7 @@ def finetune_without_labels(
             (done.parent / "train" / "checkpoint.safetensors").unlink(missing_ok=True)
         model.eval()
         scores.append(scored(eval_fn, model) if eval_fn is not None else {})
-    _record_size(model, tuple(train_images.shape[-2:]))
+    record_size(model, tuple(train_images.shape[-2:]))
     return ControlResult(model=model, metrics=tuple(scores))
 
 

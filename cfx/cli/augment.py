@@ -210,7 +210,7 @@ def _flag_names(text: str) -> str:
 def _class_names(out: Path, k: int) -> tuple[str, ...]:
     """A person's class names for your own images: ``class0`` .. ``class{k-1}``, or those a
     paused run in ``out`` already shows its labeller (an older cfx showed healthy/tumour)."""
-    from cfx.augment.active import KEY_FILE
+    from cfx.augment.claim import KEY_FILE
 
     try:
         earlier = json.loads((out / KEY_FILE).read_text())["labeller"]["class_names"]

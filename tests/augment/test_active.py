@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cfx.augment import ActiveLearner, LabelsPending, OracleLabeller, TaskLabeller
+from cfx.augment.rounds import CANDIDATES_FILE
 from cfx.label import pending, read_task, record_label
 from tests.augment.toy import CFG, BoundedGenerator, CountingOracle
 from tests.trajectory.toy import LinearGenerator, LogisticClassifier
@@ -578,17 +579,17 @@ def test_classes_are_checked_before_any_frame_or_label(world, tmp_path):
 def test_a_fine_tune_interrupted_before_a_label_changed_starts_again(tmp_path, caplog):
     """Its checkpoint was refused as 'a different run; use a new folder', costing every other
     round; the round's own fine-tune now starts again, and only when its labels changed."""
-    from cfx.augment.active import LABELS_STAMP, _restart_if_relabelled
+    from cfx.augment.rounds import LABELS_STAMP, restart_if_relabelled
 
     train = tmp_path / "round_00" / "train"
     labels = torch.tensor([0, 1, 1, 0])
-    _restart_if_relabelled(train, labels, 0)  # the first attempt records its labels
+    restart_if_relabelled(train, labels, 0)  # the first attempt records its labels
     (train / "checkpoint.safetensors").write_bytes(b"interrupted")
-    _restart_if_relabelled(train, labels, 0)  # the same labels: resumed as it is
+    restart_if_relabelled(train, labels, 0)  # the same labels: resumed as it is
     assert (train / "checkpoint.safetensors").exists()
     stamp = (train / LABELS_STAMP).read_text()
     with caplog.at_level("WARNING"):
-        _restart_if_relabelled(train, torch.tensor([0, 1, 0, 0]), 0)
+        restart_if_relabelled(train, torch.tensor([0, 1, 0, 0]), 0)
     assert not (train / "checkpoint.safetensors").exists()
     assert "round 0's labels changed since its fine-tune was interrupted" in caplog.text
     assert (train / LABELS_STAMP).read_text() != stamp
@@ -911,13 +912,12 @@ def test_the_oracle_labeller_sends_images_to_its_models_device_and_dtype(world):
 def test_a_rerun_after_a_person_labelled_does_not_walk_again(world, tmp_path, monkeypatch):
     """Each rerun while a round waited for labels walked every path again (minutes a round),
     and found the person's task only if the frames came out bit for bit the same."""
-    import cfx.augment.active as active
 
     g, f, pool, train, labels = world
     learner = ActiveLearner(g, f, TaskLabeller(), budget=4, rounds=1, finetune=CFG, steps=4)
     with pytest.raises(LabelsPending):
         learner.augment(pool, train, labels, out=tmp_path)
-    assert (tmp_path / "round_00" / active.CANDIDATES_FILE).is_file()
+    assert (tmp_path / "round_00" / CANDIDATES_FILE).is_file()
 
     def no_walk(*args, **kwargs):
         raise AssertionError("the round's paths were walked again")
@@ -930,12 +930,12 @@ def test_a_rerun_after_a_person_labelled_does_not_walk_again(world, tmp_path, mo
         record_label(task_dir, item_id, 1)
     res = learner.augment(pool, train, labels, out=tmp_path)
     assert res.labels.tolist() == [1, 1, 1, 1]
-    assert not (tmp_path / "round_00" / active.CANDIDATES_FILE).exists()  # spent
+    assert not (tmp_path / "round_00" / CANDIDATES_FILE).exists()  # spent
     # a damaged walk is walked again, not an error
     monkeypatch.undo()
     with pytest.raises(LabelsPending):
         learner.augment(pool, train, labels, out=tmp_path / "again")
-    (tmp_path / "again" / "round_00" / active.CANDIDATES_FILE).write_bytes(b"half a file")
+    (tmp_path / "again" / "round_00" / CANDIDATES_FILE).write_bytes(b"half a file")
     with pytest.raises(LabelsPending, match="4 of 4 images wait"):
         learner.augment(pool, train, labels, out=tmp_path / "again")
 
@@ -970,15 +970,13 @@ def test_a_walk_saved_by_another_run_or_model_is_walked_again(world, tmp_path, m
 
     from safetensors.torch import load_file, save_file
 
-    import cfx.augment.active as active
-
     g, f, pool, train, labels = world
     learner = ActiveLearner(g, f, TaskLabeller(), budget=4, rounds=1, finetune=CFG, steps=4)
     with pytest.raises(LabelsPending) as pending_error:
         learner.augment(pool, train, labels, out=tmp_path)
     back = pickle.loads(pickle.dumps(pending_error.value))  # it crosses processes whole
     assert (back.pending, back.total, str(back)) == (4, 4, str(pending_error.value))
-    cache = tmp_path / "round_00" / active.CANDIDATES_FILE
+    cache = tmp_path / "round_00" / CANDIDATES_FILE
     save_file(load_file(str(cache)), str(cache), metadata={"key": "another", "model": "run"})
     walks = []
     real = ActiveLearner._candidates

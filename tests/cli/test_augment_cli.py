@@ -519,7 +519,7 @@ def test_class_names_are_checked_before_anything_loads(tmp_path, capsys, given, 
 def test_a_paused_run_keeps_the_class_names_its_person_was_shown(tmp_path):
     """A run on your own images paused by an older cfx showed healthy/tumour; its rerun must
     show them again (the names are part of the run key) instead of class0/class1."""
-    from cfx.augment.active import KEY_FILE
+    from cfx.augment.claim import KEY_FILE
     from cfx.cli.augment import _class_names
 
     assert _class_names(tmp_path, 2) == ("class0", "class1")  # a new run

@@ -1,0 +1,122 @@
+"""An augment run's folder (``out/``): the key that decides its rounds, and claiming it.
+
+``out/key.json`` records what decides the rounds (settings, seed, a digest of the pool, the
+training set and each model's weights, who labels). A folder holding rounds of another run is
+an error that names what changed, never resumed and never deleted (its labels may be a
+person's work); a folder of other files is refused before anything is written into it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from cfx.augment.rounds import CANDIDATES_FILE, DONE
+from cfx.errors import ForeignRunError, counted
+from cfx.files import write_atomic
+from cfx.run_key import changes
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "key.json"
+"""What a run folder's rounds were computed from; resuming needs the same."""
+_KEY_NAMES = {
+    "pool_sha256": "the pool images",
+    "train_sha256": "the training images or labels",
+    "classifier_sha256": "the classifier's weights",
+    "generator_sha256": "the generator's weights",
+}
+
+
+def labeller_key(labeller: object) -> object:
+    """Who labels a run's rounds, for its key: the labeller's own ``run_key()`` (cfx's
+    labellers: an oracle's weights, or a person), else its type's name."""
+    own = getattr(labeller, "run_key", None)
+    if callable(own):
+        return own()
+    kind = type(labeller)
+    return {"kind": f"{kind.__module__}.{kind.__qualname__}"}
+
+
+def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
+    """Make ``out`` the folder of the run ``key`` describes (written to :data:`KEY_FILE`):
+    resume its rounds if the same key computed them, refuse it (naming what changed) if
+    another run's rounds are there, or if it holds files of something else."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"`out` must be a folder (created if missing), got the file {out}")
+    key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
+    stored = out / KEY_FILE
+    folders = sorted(out.glob("round_*")) if out.is_dir() else []
+    rounds = len(folders)
+    # without a key: rounds an older cfx worked on, unless the folders hold only
+    # labelling tasks (copied in, as the relabel warning advises: a person's labels)
+    worked = any((r / name).exists() for r in folders for name in (DONE, "train", CANDIDATES_FILE))
+    if rounds and not stored.exists() and not worked:
+        rounds = 0  # a fresh run, which reads the copied tasks' labels
+    other = (  # a folder of something else: its model/ and summary.json were overwritten
+        sorted(
+            p.name
+            for p in out.iterdir()
+            if not p.name.startswith((".", "round_")) and p.name != KEY_FILE
+        )
+        if out.is_dir() and not stored.exists() and not rounds
+        else []
+    )
+    if other:  # not a ForeignRunError: the demo deletes another run's folder on one
+        raise FileExistsError(
+            f"`out` {out} holds files that are not a cfx augment run's "
+            f"({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}), which the run "
+            f"would overwrite; expected a new or empty folder, or a run's own (with its "
+            f"{KEY_FILE})"
+        )
+    done = sum((r / DONE).exists() for r in folders) if rounds else 0
+    if rounds and not stored.exists():  # rounds from before run keys: adopt them
+        log.warning(
+            "%s holds %d round(s) without a %s (an older cfx wrote them); resuming them "
+            "as this run's, so pass the same arguments as the run that wrote them",
+            out,
+            rounds,
+            KEY_FILE,
+        )
+    elif rounds:
+        try:
+            earlier = json.loads(stored.read_text())
+        except (OSError, ValueError):
+            earlier = None
+        if isinstance(earlier, dict) and "labeller" not in earlier:
+            log.warning(
+                "%s: rounds from a cfx that did not record who labels them; resuming them "
+                "as labelled by %s, so pass the same labeller as the run that wrote them",
+                out,
+                (key["labeller"] or {}).get("kind", "this labeller"),
+            )
+            earlier = {**earlier, "labeller": key["labeller"]}
+        if earlier != key:
+            if isinstance(earlier, dict):
+                before, now = earlier.get("labeller"), key["labeller"]
+                if (
+                    isinstance(before, dict)
+                    and isinstance(now, dict)
+                    and before.get("kind") != now.get("kind")
+                ):  # another kind of labeller: its own settings follow from that
+                    earlier = {**earlier, "labeller": {"kind": before.get("kind")}}
+                    now = {"kind": now.get("kind")}
+                why = changes(earlier, {**key, "labeller": now}, _KEY_NAMES)
+            else:
+                why = f"its {KEY_FILE} cannot be read"
+            raise ForeignRunError(
+                f"`out` {out} holds {rounds} round(s) of another run ({done} "
+                f"finished; {why}); pass the "
+                "arguments of the run that wrote them, or another folder (labels a person "
+                "gave stay in its round_*/task folders)"
+            )
+    if rounds and done >= rounds_wanted:  # the same run's rounds: say so, as training does
+        log.warning("the run in %s already finished (%s)", out, counted(done, "round"))
+    elif rounds:
+        log.warning("resuming the run in %s: %d of %d rounds done", out, done, rounds_wanted)
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(key, indent=1) + "\n"
+    if not stored.is_file() or stored.read_text() != text:  # rewritten only when new
+        write_atomic(stored, text)
