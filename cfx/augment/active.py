@@ -59,7 +59,7 @@ from cfx.calls import call_named, frozen, not_whole
 from cfx.errors import check, check_int, check_seed, counted
 from cfx.images import check_images
 from cfx.inversion import generator_probe, unit_range_notice
-from cfx.label.store import UNSURE
+from cfx.label.classes import UNSURE
 from cfx.progress import tqdm
 from cfx.reprs import settings_repr
 from cfx.run_key import module_sha256, tensors_sha256

@@ -98,7 +98,7 @@ class TaskLabeller:
     __repr__ = settings_repr  # the arguments given, defaults left out
 
     def __init__(self, *, class_names: tuple[str, ...] = ("healthy", "tumour")) -> None:
-        from cfx.label.store import check_class_names
+        from cfx.label.classes import check_class_names
 
         # checked now, not once a round's paths are walked and its task is written
         self.class_names = check_class_names(class_names)
@@ -119,7 +119,8 @@ class TaskLabeller:
         (-1 where the person answered "can't tell"). A
         task already there must be these images' (labels go by position): one written for
         other images is a :class:`~cfx.errors.ForeignRunError`."""
-        from cfx.label.store import MANIFEST, pending, read_labels, write_task
+        from cfx.label.labels import pending, read_labels
+        from cfx.label.store import MANIFEST, write_task
 
         if workdir is None:
             raise ValueError("`workdir` must be a folder for the labelling task, got None")

@@ -101,7 +101,8 @@ def warn_relabelled(task: Path, trained: Tensor) -> bool:
     with ``cfx label``, is not used: the round is not redone); True when there were any."""
     if not task.is_dir():
         return False
-    from cfx.label.store import read_labels, read_task
+    from cfx.label.labels import read_labels
+    from cfx.label.store import read_task
 
     try:
         ids, labels = read_task(task).ids, read_labels(task)

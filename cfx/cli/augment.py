@@ -334,7 +334,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     from cfx.data.brain import make_dataset
     from cfx.data.io import load_labels
     from cfx.inversion import unit_range_notice, zero_image
-    from cfx.label.store import check_class_names
+    from cfx.label.classes import check_class_names
     from cfx.metrics import group_accuracies
     from cfx.training.classifier import ClassifierTrainingConfig, predict
 

@@ -77,7 +77,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from cfx.label import import_csv
-    from cfx.label.store import check_labeller
+    from cfx.label.labels import check_labeller
 
     check_labeller(args.labeller, "--labeller")
     count = import_csv(args.directory, args.csv, labeller=args.labeller, name="--csv")
@@ -87,7 +87,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     from cfx.label import read_labels, read_task
-    from cfx.label.store import UNSURE, UNSURE_NAME
+    from cfx.label.classes import UNSURE, UNSURE_NAME
 
     task = read_task(args.directory)
     labels = read_labels(args.directory)

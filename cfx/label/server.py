@@ -2,7 +2,7 @@
 
 Standard library only (``http.server``). The page (``page.html``) asks a small JSON API for the
 next pending item and posts every label at once; the server writes it with
-:func:`cfx.label.store.record_label` (fsync'ed) before answering, so closing the page or
+:func:`cfx.label.labels.record_label` (fsync'ed) before answering, so closing the page or
 stopping the server loses nothing, and a restart resumes at the first pending item.
 
 API (all JSON unless noted)::
@@ -39,7 +39,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cfx.files import probe_writable
-from cfx.label.store import Task, label_name, read_labels, read_task, record_label
+from cfx.label.classes import label_name
+from cfx.label.labels import read_labels, record_label
+from cfx.label.store import Task, read_task
 
 logger = logging.getLogger(__name__)
 

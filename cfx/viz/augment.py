@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from cfx.label.store import UNSURE, label_name
+from cfx.label.classes import UNSURE, label_name
 from cfx.viz._common import (
     _change,
     _drawable,
