@@ -1,6 +1,7 @@
 """What :class:`~cfx.augment.ActiveLearner` and its control
-(:func:`~cfx.augment.finetune_without_labels`) share: ``eval_fn``'s checks and scores, a
-labeller's answer as class indices, and the tuned copy's recorded image size."""
+(:func:`~cfx.augment.finetune_without_labels`) share, ``eval_fn``'s checks and scores and the
+tuned copy's recorded image size, and the learner's reading of a labeller's answer as class
+indices, beside its other answer checks."""
 
 from __future__ import annotations
 

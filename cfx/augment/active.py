@@ -429,6 +429,11 @@ class ActiveLearner:
             TypeError,
             f"`out` must be a folder path (str or Path), got {type(out).__name__}",
         )
+        check(  # before the run key's digests are taken, or a labeller's run_key() asked
+            not Path(out).exists() or Path(out).is_dir(),  # type: ignore[arg-type]
+            ValueError,
+            f"`out` must be a folder (created if missing), got the file {out}",
+        )
         pool = check_images(pool, "pool")
         train_images = check_images(train_images, "train_images")
         check(

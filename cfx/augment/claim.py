@@ -43,9 +43,8 @@ def labeller_key(labeller: object) -> object:
 def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
     """Make ``out`` the folder of the run ``key`` describes (written to :data:`KEY_FILE`):
     resume its rounds if the same key computed them, refuse it (naming what changed) if
-    another run's rounds are there, or if it holds files of something else."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"`out` must be a folder (created if missing), got the file {out}")
+    another run's rounds are there, or if it holds files of something else. ``out`` is no
+    file (:meth:`~cfx.augment.ActiveLearner.augment` checks that before the key's digests)."""
     key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
     stored = out / KEY_FILE
     folders = sorted(out.glob("round_*")) if out.is_dir() else []

@@ -132,7 +132,8 @@ def read_round(folder: Path) -> tuple[AugmentRound, Tensor, Tensor, dict[str, Te
     """A finished round (its record, labelled frames, labels and fine-tuned weights), or
     None when the round is still to do: not finished, or its files cannot be read (a kill or
     a full disk under an older cfx, which wrote them in place), which is logged and the
-    round computed again; its labelling task is kept, so a person's labels are read again,
+    round computed again (a ``round.json`` or tensors file missing a field too); its
+    labelling task is kept, so a person's labels are read again,
     not asked for twice. A walk left by a kill between saving the round and tidying up is
     deleted."""
     done = folder / DONE
@@ -142,12 +143,13 @@ def read_round(folder: Path) -> tuple[AugmentRound, Tensor, Tensor, dict[str, Te
         meta = json.loads((folder / "round.json").read_text())
         saved = load_file(str(done))
         record = round_from_json(meta, saved["starts"])
+        frames, labels = saved["images"], saved["labels"]
     except Exception as err:  # any damage: safetensors', JSON's or the file system's
         log.warning("%s cannot be read (%s); computing the round again", folder, err)
         return None
     (folder / CANDIDATES_FILE).unlink(missing_ok=True)
     weights = {n[len("model.") :]: v for n, v in saved.items() if n.startswith("model.")}
-    return record, saved["images"], saved["labels"], weights
+    return record, frames, labels, weights
 
 
 def save_round(

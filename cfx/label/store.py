@@ -1,4 +1,4 @@
-"""A labelling task on disk: images for a person to label, and their labels, crash-safe.
+"""A labelling task on disk: the images for a person to label, and where their labels go.
 
 A task is one folder::
 
@@ -18,7 +18,7 @@ lock on the file, so two labels given at once are both kept.
 
 This module writes and reads the task (manifest and pictures); :mod:`cfx.label.labels` reads
 and appends ``labels.csv``, :mod:`cfx.label.sheet` is the spreadsheet round trip and
-:mod:`cfx.label.classes` says what a label is (a class index or :data:`UNSURE`).
+:mod:`cfx.label.classes` says what a label is (a class index or :data:`~cfx.label.UNSURE`).
 """
 
 from __future__ import annotations

@@ -212,11 +212,19 @@ def test_a_damaged_round_is_computed_again_keeping_the_persons_labels(world, tmp
     key_written = (tmp_path / "key.json").stat().st_mtime_ns
     done = tmp_path / "round_00" / "round.safetensors"
     done.write_bytes(done.read_bytes()[:100])  # what a kill mid-write left under older cfx
-    with caplog.at_level("WARNING", logger="cfx.augment.active"):
+    with caplog.at_level("WARNING", logger="cfx.augment"):
         again = learner.augment(pool, train, labels, out=tmp_path)  # no LabelsPending
     assert "cannot be read" in caplog.text and "computing the round again" in caplog.text
     assert torch.equal(again.labels, first.labels) and again.labels.tolist() == [0, 1, 0, 1]
     assert (tmp_path / "key.json").stat().st_mtime_ns == key_written  # not rewritten
+    # a round.json missing a field (a hand edit, another cfx) is damage too: computed again,
+    # where reading it back raised a KeyError at every later run
+    (tmp_path / "round_00" / "round.json").write_text('{"index": 0}')
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.augment"):
+        third = learner.augment(pool, train, labels, out=tmp_path)
+    assert "computing the round again" in caplog.text
+    assert third.labels.tolist() == [0, 1, 0, 1] and third.rounds[0].labelled == 4
 
 
 def test_keys_without_a_labeller_are_adopted_with_a_warning(world, tmp_path, caplog):
@@ -228,7 +236,7 @@ def test_keys_without_a_labeller_are_adopted_with_a_warning(world, tmp_path, cap
     key = json.loads((tmp_path / "key.json").read_text())
     del key["labeller"]  # a key an older cfx wrote
     (tmp_path / "key.json").write_text(json.dumps(key))
-    with caplog.at_level("WARNING", logger="cfx.augment.active"):
+    with caplog.at_level("WARNING", logger="cfx.augment"):
         again = ActiveLearner(g, f, Refuses(), **args).augment(pool, train, labels, out=tmp_path)
     assert "did not record who labels them; resuming them as labelled by oracle" in caplog.text
     assert torch.equal(again.labels, first.labels)
@@ -355,7 +363,7 @@ def test_rounds_without_a_key_are_adopted_with_a_warning(world, tmp_path, caplog
     args = {"budget": 4, "rounds": 1, "finetune": CFG, "steps": 4}
     first = ActiveLearner(g, f, CountingOracle(), **args).augment(pool, train, labels, out=tmp_path)
     (tmp_path / "key.json").unlink()  # rounds an older cfx wrote, before run keys
-    with caplog.at_level("WARNING", logger="cfx.augment.active"):
+    with caplog.at_level("WARNING", logger="cfx.augment"):
         again = ActiveLearner(g, f, Refuses(), **args).augment(pool, train, labels, out=tmp_path)
     assert "without a key.json (an older cfx wrote them); resuming" in caplog.text
     assert torch.equal(again.labels, first.labels)  # read back, not labelled again
@@ -989,3 +997,19 @@ def test_a_walk_saved_by_another_run_or_model_is_walked_again(world, tmp_path, m
     with pytest.raises(LabelsPending, match="4 of 4 images wait"):  # the same frames again
         learner.augment(pool, train, labels, out=tmp_path)
     assert walks == [1]
+
+
+def test_an_out_that_is_a_file_is_refused_before_the_run_key(world, tmp_path):
+    """It was refused after the pool, training set and both models were hashed and the
+    labeller's run_key() asked (whose own error then came first)."""
+
+    class KeyFails(CountingOracle):
+        def run_key(self):
+            raise RuntimeError("run_key asked")
+
+    g, f, pool, train, labels = world
+    out = tmp_path / "a-file"
+    out.write_text("not a folder")
+    learner = ActiveLearner(g, f, KeyFails(), budget=4, rounds=1, finetune=CFG, steps=4)
+    with pytest.raises(ValueError, match=r"`out` must be a folder .* got the file"):
+        learner.augment(pool, train, labels, out=out)
