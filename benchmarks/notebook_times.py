@@ -4,7 +4,9 @@
 
 Runs the notebooks one after another in a fresh kernel each, working in ``--out`` (the files
 they write land there, not beside the notebooks), and prints one line per notebook. The
-executed copies are written to ``--out`` too, for a look at their outputs. The README's
+executed copies are written to ``--out`` too, for a look at their outputs, and the times to
+``benchmarks/results/notebook_times.json`` (all notebooks) or ``notebook_times_some.json``
+(a few named ones, so a partial run never replaces the full table). The README's
 figures (session 47, quiet machine; BENCHMARKS.md, "Notebooks"): 45 s, 6 s, 170 s and 196 s
 for 01 to 04.
 """
@@ -12,14 +14,17 @@ for 01 to 04.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
 
 import nbformat
+from _provenance import provenance
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
@@ -30,6 +35,7 @@ def main() -> None:
     os.environ.pop("CFX_NOTEBOOK_SMALL", None)  # full size: what a reader runs
     args.out.mkdir(parents=True, exist_ok=True)
     paths = [NOTEBOOKS / n for n in args.names] or sorted(NOTEBOOKS.glob("*.ipynb"))
+    seconds = {}
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         client = NotebookClient(
@@ -37,8 +43,12 @@ def main() -> None:
         )
         t0 = time.perf_counter()
         client.execute()
-        print(f"{path.name}: {time.perf_counter() - t0:.0f} s", flush=True)
+        seconds[path.name] = round(time.perf_counter() - t0, 1)
+        print(f"{path.name}: {seconds[path.name]:.0f} s", flush=True)
         nbformat.write(nb, args.out / path.name)
+    name = "notebook_times_some.json" if args.names else "notebook_times.json"
+    record = {"provenance": provenance(), "seconds": seconds}
+    (RESULTS / name).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

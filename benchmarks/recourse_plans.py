@@ -12,12 +12,15 @@ unpriced, housing free) and ``now`` (as shipped: a balance of 200 DM or more is 
 below 0 DM or from no account; a home is not given up). Counted: applicants with recourse,
 first plans that change the purpose, the age or the checking account (and of those, how many
 jump two balance levels), first plans that sell a home or move a renter into free housing,
-plans of any rank that change the age, and the longest wait. Prints a table; nothing is written.
+plans of any rank that change the age, and the longest wait. Prints a table and writes it to
+``benchmarks/results/recourse_plans.json``.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 from _provenance import provenance
@@ -27,6 +30,7 @@ from cfx.recourse import Recourse
 from cfx.zoo import german_split, load_credit_model
 
 ACCOUNT = "status_of_existing_checking_account"
+RESULTS = Path(__file__).parent / "results" / "recourse_plans.json"
 
 
 def given_up(cf: object, applicant: object) -> bool:
@@ -48,6 +52,7 @@ def main() -> None:
         "of which 2 steps  housing given up  age plans  longest wait"
     )
     print(head)
+    rows = []
     for label, schema in (("s41", s41), ("s42", s42), ("now", data.schema)):
         for name in ("logistic", "gbm", "mlp"):
             model = load_credit_model(name)
@@ -75,16 +80,30 @@ def main() -> None:
                 for cf in r.counterfactuals
                 if "age_in_years" in cf.features
             ]
+            row = {
+                "schema": label,
+                "model": name,
+                "denied": len(results),
+                "recourse": sum(r.status == "recourse" for r in results),
+                "first_purpose": sum("purpose" in cf.features for cf, _ in first),
+                "first_age": sum("age_in_years" in cf.features for cf, _ in first),
+                "first_account": len(account),
+                "first_account_two_steps": int(jumps),
+                "first_housing_given_up": sum(given_up(cf, a) for cf, a in first),
+                "age_plans": len(waits),
+                "longest_wait_years": int(np.max(waits, initial=0)),
+            }
+            rows.append(row)
             print(
-                f"{label:<7} {name:<9} {len(results):>6}  "
-                f"{sum(r.status == 'recourse' for r in results):>8}  "
-                f"{sum('purpose' in cf.features for cf, _ in first):>13}  "
-                f"{sum('age_in_years' in cf.features for cf, _ in first):>9}  "
-                f"{len(account):>13}  {jumps:>16}  "
-                f"{sum(given_up(cf, a) for cf, a in first):>16}  "
-                f"{len(waits):>9}  {int(np.max(waits, initial=0)):>12}"
+                f"{label:<7} {name:<9} {row['denied']:>6}  {row['recourse']:>8}  "
+                f"{row['first_purpose']:>13}  {row['first_age']:>9}  "
+                f"{row['first_account']:>13}  {row['first_account_two_steps']:>16}  "
+                f"{row['first_housing_given_up']:>16}  "
+                f"{row['age_plans']:>9}  {row['longest_wait_years']:>12}"
             )
-    print(provenance())
+    record = {"provenance": provenance(), "rows": rows}
+    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
+    print(record["provenance"])
 
 
 if __name__ == "__main__":

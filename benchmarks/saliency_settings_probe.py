@@ -14,12 +14,14 @@ it does.
   and the pointing game (hits) with its default ``output="probability"`` and with
   ``output="logit"``, the form ``compare_methods`` builds (1000 coalitions each).
 
-Prints a table; nothing is written.
+Prints a table and writes it to ``benchmarks/results/saliency_settings_probe.json``.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import torch
 from _provenance import provenance
@@ -30,6 +32,8 @@ from cfx.saliency.compare import tumour_slices
 from cfx.saliency.integrated_gradients import COMPLETENESS_TOLERANCE, completeness_gap
 from cfx.zoo import load_classifier
 
+RESULTS = Path(__file__).parent / "results" / "saliency_settings_probe.json"
+
 
 def main() -> None:
     model = load_classifier("brain-cnn")
@@ -37,6 +41,9 @@ def main() -> None:
     target = torch.ones(len(x), dtype=torch.long)
     print("IntegratedGradients (gausslegendre), 16 validation slices")
     print("points  median gap  largest gap  over 10 %")
+    ig: list[dict[str, object]] = []
+    rise: list[dict[str, object]] = []
+    shap_rows: list[dict[str, object]] = []
     for n in (16, 32, 64, 128, 256):
         with warnings.catch_warnings():  # the gaps are printed here
             warnings.simplefilter("ignore", Notice)
@@ -44,11 +51,22 @@ def main() -> None:
         gap = completeness_gap(model, x, maps, target)
         over = int((gap > COMPLETENESS_TOLERANCE).sum())
         print(f"{n:>6}  {gap.median():>10.3f}  {gap.max():>11.3f}  {over:>9}")
+        ig.append(
+            {
+                "points": n,
+                "gap_median": round(float(gap.median()), 4),
+                "gap_max": round(float(gap.max()), 4),
+                "over_tolerance": over,
+                "slices": len(x),
+            }
+        )
     x, masks = tumour_slices(4)
     print("\nRISE, 4 test slices: pointing game per slice")
     for label, kwargs in (("defaults", {}), ("p=0.9, logit", {"p": 0.9, "output": "logit"})):
         maps = RISE(model, **kwargs).attribute(x, 1, generator=torch.Generator().manual_seed(0))
-        print(f"{label:<13} {metrics.pointing_game(maps, masks).tolist()}")
+        pointed = metrics.pointing_game(maps, masks).tolist()
+        print(f"{label:<13} {pointed}")
+        rise.append({"settings": label, "pointing_game": pointed})
     x, masks = tumour_slices(16, seed=1)
     print("\nKernelSHAP, 16 validation slices")
     print("output       mean dice  pointing hits")
@@ -59,7 +77,17 @@ def main() -> None:
         dice = metrics.top_k_dice(relevance, masks).mean()
         hits = int(metrics.pointing_game(relevance, masks).sum())
         print(f"{output:<12} {dice:>9.3f}  {hits:>10} of {len(x)}")
-    print(provenance())
+        shap_rows.append(
+            {"output": output, "dice_mean": round(float(dice), 4), "hits": hits, "slices": len(x)}
+        )
+    record = {
+        "provenance": provenance(),
+        "integrated_gradients": ig,
+        "rise": rise,
+        "kernel_shap": shap_rows,
+    }
+    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
+    print(record["provenance"])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ step makes; 0.1 for even steps at T = 10), where that step lies (the first, the 
 between, from ``result.npz``), and for Option 2 the share of paths its joint optimisation
 moved (``optimised_share``). A user audit found a path whose last step made half its change
 while every probability measure read perfect, and Option 2 runs byte-identical to Option 1's.
-Prints a table; the runs go to a temporary folder.
+Prints a table and writes it to ``benchmarks/results/trajectory_steps.json``; the runs go to
+a temporary folder.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from pathlib import Path
 import numpy as np
 from _provenance import provenance
 
+RESULTS = Path(__file__).parent / "results" / "trajectory_steps.json"
+
 
 def main() -> None:
     print("target   method    median share  range        largest step first/between/last")
     print("         optimised share (Option 2)")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for target in ("healthy", "tumour"):
             for method in ("gradient", "monotone"):
@@ -46,13 +50,29 @@ def main() -> None:
                 where = step.argmax(1)
                 first, last = int((where == 0).sum()), int((where == step.shape[1] - 1).sum())
                 kept = summary["optimised_share"]
+                rows.append(
+                    {
+                        "target": target,
+                        "method": method,
+                        "n": len(share),
+                        "largest_step_share_median": round(float(np.median(share)), 4),
+                        "largest_step_share_min": round(float(share.min()), 4),
+                        "largest_step_share_max": round(float(share.max()), 4),
+                        "largest_step_first": first,
+                        "largest_step_between": len(share) - first - last,
+                        "largest_step_last": last,
+                        "optimised_share": kept,
+                    }
+                )
                 print(
                     f"{target:<8} {method:<9} {np.median(share):>12.2f}  "
                     f"{share.min():.2f}-{share.max():.2f}    "
                     f"{first} / {len(share) - first - last} / {last}"
                     + ("" if kept is None else f"   optimised share {kept:.2f}")
                 )
-    print(provenance())
+    record = {"provenance": provenance(), "rows": rows}
+    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
+    print(record["provenance"])
 
 
 if __name__ == "__main__":
