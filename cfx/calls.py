@@ -484,6 +484,14 @@ def float_weight(module: nn.Module) -> Tensor | None:
     return next((t for t in tensors if t.is_floating_point()), None)
 
 
+def to_model(x: Tensor, model: object) -> Tensor:
+    """``x`` where ``model`` takes its inputs: on the device and in the dtype of its first
+    floating-point weight (:func:`float_weight`); unchanged for a model without one (a
+    function, or a module of integer weights only, whose dtype is no input's)."""
+    w = float_weight(model) if isinstance(model, nn.Module) else None
+    return x if w is None else x.to(w.device, w.dtype)
+
+
 def dtype_device_mismatch(models: dict[str, object], x: Tensor, name: str = "x") -> str | None:
     """A message naming the first ``nn.Module`` of ``models`` (name -> model) whose
     floating-point weights are not in ``x``'s dtype and on its device (every model's, when

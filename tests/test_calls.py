@@ -688,3 +688,38 @@ def test_softmax_outputs_in_float64_or_with_an_exact_zero_are_recognised():
     confident = torch.softmax(torch.tensor([[0.0, -200.0], [1.0, 0.0]]), 1)
     assert confident[0, 1] == 0  # the premise: exp(-200) is 0 in float32
     assert looks_like_probabilities(confident)
+
+
+class _IndexFirst(torch.nn.Module):
+    """An integer parameter first (an index table), then a float64 weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.index = torch.nn.Parameter(torch.tensor([1, 0]), requires_grad=False)
+        self.w = torch.nn.Parameter(torch.tensor([-1.0, 1.0], dtype=torch.float64))
+
+    def forward(self, x):
+        assert x.dtype == torch.float64, f"got {x.dtype}"
+        return x.flatten(1).sum(1, keepdim=True) * self.w[self.index]  # (B, 2)
+
+
+def test_to_model_follows_the_first_floating_weight_not_an_integer_one():
+    from cfx.calls import to_model
+
+    x = torch.ones(2, 1, 2, 2)
+    assert to_model(x, _IndexFirst()).dtype == torch.float64  # not int64, not left float32
+    assert to_model(x, torch.nn.Linear(2, 2).double()).dtype == torch.float64
+    assert to_model(x, lambda v: v) is x  # a function: as it came
+    ints = torch.nn.Module()
+    ints.register_buffer("table", torch.arange(3))
+    assert to_model(x, ints) is x  # integer weights only: no input dtype to follow
+
+
+def test_predict_feeds_a_model_with_an_integer_first_parameter_its_float_dtype():
+    """predict cast the images to the first parameter's dtype: int64 here, which truncated
+    every pixel in [-1, 1] to 0 (or failed inside the model)."""
+    from cfx.training.classifier import predict
+
+    x = torch.full((3, 1, 2, 2), 0.5)
+    logits = predict(_IndexFirst(), x)  # (3, 2): the sum 2.0 times (1, -1)
+    assert torch.equal(logits, torch.tensor([[2.0, -2.0]] * 3, dtype=torch.float64))

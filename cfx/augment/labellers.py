@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from cfx.calls import class_logits, frozen
+from cfx.calls import class_logits, frozen, to_model
 from cfx.errors import ForeignRunError, LabelsPending, check_int
 from cfx.images import check_images
 from cfx.reprs import settings_repr
@@ -71,15 +71,10 @@ class OracleLabeller:
         images' device; each batch goes to the classifier's device and dtype (frames on the
         CPU with an oracle on a GPU failed after the walk)."""
         images = check_images(images, "images")
-        params = getattr(self.classifier, "parameters", None)
-        first = next(iter(params()), None) if callable(params) else None
         out = []
         with frozen(self.classifier), torch.no_grad():
             for i in range(0, images.shape[0], self.batch_size):
-                batch = images[i : i + self.batch_size]
-                if isinstance(first, Tensor):  # its device; its dtype when a float one
-                    floating = first.is_floating_point()
-                    batch = batch.to(first.device, first.dtype if floating else batch.dtype)
+                batch = to_model(images[i : i + self.batch_size], self.classifier)
                 out.append(class_logits(self.classifier, batch).argmax(1).to(images.device))
         return torch.cat(out)
 

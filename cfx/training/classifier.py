@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cfx.calls import eval_mode
+from cfx.calls import eval_mode, float_weight, to_model
 from cfx.errors import check, check_int, check_real, counted, fail
 from cfx.images import binary_masks, check_images, from_unit, to_unit
 from cfx.run_key import tensors_sha256
@@ -53,7 +53,6 @@ from cfx.training.checkpoint import (
 from cfx.training.generator import TrainingReport
 from cfx.training.init import reset_parameters
 from cfx.training.interrupt import held_interrupt
-from cfx.zoo.pretrained import dtype_of
 
 log = logging.getLogger(__name__)
 
@@ -171,23 +170,16 @@ def dice_score(mask_logits: Tensor, masks: Tensor) -> Tensor:
     return score.to(mask_logits.dtype if mask_logits.is_floating_point() else torch.float32)
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
     """Model outputs over ``images`` in batches of ``batch_size`` (eval mode, each submodule's
     mode restored afterwards, no gradients), concatenated on the CPU: logits ``(N, K)`` for a
     classifier."""
     batch_size = check_int("batch_size", batch_size)
-    device, dtype = _model_device(model), dtype_of(model)
     with eval_mode(model):  # each submodule's own mode restored
         return torch.cat(
             [
-                model(images[i : i + batch_size].to(device, dtype)).cpu()
+                model(to_model(images[i : i + batch_size], model)).cpu()
                 for i in range(0, images.shape[0], batch_size)
             ]
         )
@@ -462,7 +454,9 @@ def train_classifier(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.safetensors"
-    device, dtype = _model_device(model), dtype_of(model)
+    weight = float_weight(model)  # where the inputs go: its device, its dtype
+    device = weight.device if weight is not None else torch.device("cpu")
+    dtype = weight.dtype if weight is not None else torch.float32
     n = images.shape[0]
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch

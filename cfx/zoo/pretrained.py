@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
@@ -187,10 +186,3 @@ class PretrainedMixin:
             raise CheckpointError(f"`{weights}` does not match {cls.__name__}: {err}") from err
         model.eval()
         return model
-
-
-def dtype_of(module: nn.Module) -> torch.dtype:
-    """The floating dtype of a module's first parameter (float32 if it has none)."""
-    for p in module.parameters():
-        return p.dtype
-    return torch.float32
