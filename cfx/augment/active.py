@@ -264,8 +264,8 @@ class ActiveLearner:
         names = getattr(self.labeller, "class_names", None)
         if isinstance(names, tuple | list) and len(names) != outputs:
             raise ValueError(
-                f"`labeller` offers {len(names)} classes ({', '.join(map(str, names))}) and "
-                f"the classifier tells {outputs} apart: give it class_names for the "
+                f"`labeller` must offer the classifier's {outputs} classes, got "
+                f"{len(names)} ({', '.join(map(str, names))}): give it class_names for the "
                 f"classifier's {outputs} classes"
             )
         oracle = getattr(self.labeller, "classifier", None)
@@ -282,8 +282,8 @@ class ActiveLearner:
             ).shape[1]
             if answers != outputs:
                 raise ValueError(
-                    f"`labeller`'s oracle tells {answers} classes apart and the classifier "
-                    f"{outputs}: the oracle must label the classifier's classes"
+                    f"`labeller`'s oracle must tell the classifier's {outputs} classes apart, "
+                    f"got {answers} (the oracle labels the classifier's classes)"
                 )
             if module_sha256(oracle) == module_sha256(self.classifier):
                 log.warning(

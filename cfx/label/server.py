@@ -34,6 +34,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -84,8 +85,12 @@ def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -
     ``server.serve_forever()`` (e.g. in a thread) and ``server.shutdown()`` /
     ``server.server_close()`` when done.
     """
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ValueError(f"`port` must be an int in 0..65535, got {port!r}")
+    wanted = f"`port` must be an int in 0..65535, got {port!r}"
+    if not isinstance(port, Integral) or isinstance(port, bool):  # "8765": a type, as check_int
+        raise TypeError(wanted)
+    if not 0 <= port <= 65535:
+        raise ValueError(wanted)
+    port = int(port)  # a numpy int too
     if not isinstance(host, str) or not host.strip():  # "" served every address, unsaid
         raise ValueError(
             f"`host` must be an address of this machine (127.0.0.1, or 0.0.0.0 to serve "

@@ -299,8 +299,8 @@ def _check_suggested(
     if isinstance(suggested, np.ndarray):
         suggested = torch.from_numpy(suggested)
     if isinstance(suggested, Tensor):
-        if suggested.is_floating_point() or suggested.ndim != 1:
-            raise TypeError(
+        if suggested.is_floating_point() or suggested.ndim != 1:  # a type, or a shape
+            raise (TypeError if suggested.is_floating_point() else ValueError)(
                 f"`suggested` must be an integer tensor of shape ({n},), got dtype "
                 f"{suggested.dtype} and shape {tuple(suggested.shape)}"
             )

@@ -573,8 +573,12 @@ def test_classes_are_checked_before_any_frame_or_label(world, tmp_path):
     classifier was accepted although the paths cross a two-class boundary."""
     g, f, pool, train, labels = world
     cases = [
-        (f, TaskLabeller(class_names=("healthy", "tumour", "other")), "`labeller` offers 3"),
-        (f, OracleLabeller(ThreeClass()), "`labeller`'s oracle tells 3 classes apart"),
+        (
+            f,
+            TaskLabeller(class_names=("healthy", "tumour", "other")),
+            r"`labeller` must offer the classifier's 2 classes, got 3 \(healthy, tumour, other",
+        ),
+        (f, OracleLabeller(ThreeClass()), "`labeller`'s oracle must tell the classifier's 2 "),
         (ThreeClass(), CountingOracle(), "`classifier` must tell two classes apart"),
     ]
     for clf, labeller, match in cases:

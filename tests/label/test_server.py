@@ -195,6 +195,8 @@ def test_labels_survive_a_server_restart(task_dir):
 def test_make_server_checks_its_arguments(task_dir, tmp_path):
     with pytest.raises(ValueError, match=r"`port` must be an int in 0..65535, got 70000"):
         make_server(task_dir, port=70000)
+    with pytest.raises(TypeError, match=r"`port` must be an int in 0..65535, got '8765'"):
+        make_server(task_dir, port="8765")  # a wrong type, as every count's check says
     with pytest.raises(FileNotFoundError, match="no labelling task"):
         make_server(tmp_path / "empty")
     with pytest.raises(ValueError, match=r"`host` must be an address of this machine .*got ''"):

@@ -189,6 +189,8 @@ def test_labels_without_a_manifest_are_refused(tmp_path):
         ({"ids": ["a", "b", "c", "d", "../x"]}, ValueError, "`ids` must be file-name-safe"),
         ({"suggested": [0, 1, 2, 0, 1]}, ValueError, r"`suggested` labels .* 0..1, got 2"),
         ({"suggested": [0, 1]}, ValueError, r"`suggested` must hold one label per image"),
+        ({"suggested": torch.rand(5)}, TypeError, r"`suggested` must be an integer tensor"),
+        ({"suggested": torch.zeros(5, 1).long()}, ValueError, r"integer tensor of shape \(5,\)"),
         ({"class_names": ("only",)}, ValueError, "`class_names` must name at least 2"),
         ({"class_names": ("a", "A")}, ValueError, "`class_names` must differ ignoring case"),
         ({"class_names": ("0", "1")}, ValueError, "`class_names` must not be plain numbers"),
