@@ -5,10 +5,10 @@
 Runs the notebooks one after another in a fresh kernel each, working in ``--out`` (the files
 they write land there, not beside the notebooks), and prints one line per notebook. The
 executed copies are written to ``--out`` too, for a look at their outputs, and the times to
-``benchmarks/results/notebook_times.json`` (all notebooks) or ``notebook_times_some.json``
-(a few named ones, so a partial run never replaces the full table). The README's
-figures (session 47, quiet machine; BENCHMARKS.md, "Notebooks"): 45 s, 6 s, 170 s and 196 s
-for 01 to 04.
+``benchmarks/results/notebook_times.json`` once all have run; ``notebook_times_some.json``
+holds the times so far after each notebook (a few named ones, or a run a failing notebook
+stopped), so a partial run never replaces the full table. The README's figures (session 49, quiet
+machine; BENCHMARKS.md, "Notebooks"): 42 s, 6 s, 176 s and 197 s for 01 to 04.
 """
 
 from __future__ import annotations
@@ -46,9 +46,11 @@ def main() -> None:
         seconds[path.name] = round(time.perf_counter() - t0, 1)
         print(f"{path.name}: {seconds[path.name]:.0f} s", flush=True)
         nbformat.write(nb, args.out / path.name)
-    name = "notebook_times_some.json" if args.names else "notebook_times.json"
-    record = {"provenance": provenance(), "seconds": seconds}
-    (RESULTS / name).write_text(json.dumps(record, indent=1) + "\n")
+        record = {"provenance": provenance(), "seconds": seconds}
+        (RESULTS / "notebook_times_some.json").write_text(json.dumps(record, indent=1) + "\n")
+    if not args.names:  # every notebook ran: the full table
+        (RESULTS / "notebook_times.json").write_text(json.dumps(record, indent=1) + "\n")
+        (RESULTS / "notebook_times_some.json").unlink()
 
 
 if __name__ == "__main__":

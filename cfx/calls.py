@@ -486,9 +486,15 @@ def float_weight(module: nn.Module) -> Tensor | None:
 
 def to_model(x: Tensor, model: object) -> Tensor:
     """``x`` where ``model`` takes its inputs: on the device and in the dtype of its first
-    floating-point weight (:func:`float_weight`); unchanged for a model without one (a
-    function, or a module of integer weights only, whose dtype is no input's)."""
-    w = float_weight(model) if isinstance(model, nn.Module) else None
+    floating-point weight (:func:`float_weight`), found in the modules it holds
+    (:func:`held_modules`: a function's network too) and, for a module without weights of
+    its own (:class:`TwoLogits` around a function), in what its callables hold; unchanged
+    when there is none (a parameter-free model, or integer weights only, whose dtype is no
+    input's)."""
+    found = held_modules(model)
+    if isinstance(model, nn.Module) and float_weight(model) is None:
+        found += [m for v in vars(model).values() if callable(v) for m in held_modules(v)]
+    w = next((w for m in found if (w := float_weight(m)) is not None), None)
     return x if w is None else x.to(w.device, w.dtype)
 
 

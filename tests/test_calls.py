@@ -723,3 +723,19 @@ def test_predict_feeds_a_model_with_an_integer_first_parameter_its_float_dtype()
     x = torch.full((3, 1, 2, 2), 0.5)
     logits = predict(_IndexFirst(), x)  # (3, 2): the sum 2.0 times (1, -1)
     assert torch.equal(logits, torch.tensor([[2.0, -2.0]] * 3, dtype=torch.float64))
+
+
+def test_to_model_looks_through_a_wrapper_without_weights_of_its_own():
+    """predict cast float64 images to float32 for TwoLogits around a function (no weights of
+    its own); placing inputs by the wrapper alone left them float64 for a float32 network."""
+    from cfx.calls import to_model
+    from cfx.training.classifier import predict
+
+    net = nn.Linear(4, 1)
+    wrapped = TwoLogits(lambda v: net(v.flatten(1)))
+    x = torch.rand(3, 1, 2, 2, dtype=torch.float64)
+    assert to_model(x, wrapped).dtype == torch.float32
+    assert to_model(x, lambda v: net(v)).dtype == torch.float32  # a function's network
+    logits = predict(wrapped, x)  # (3, 2): (0, l) with l the network's output
+    expected = net(x.float().flatten(1))[:, 0].detach()
+    assert torch.allclose(logits[:, 1], expected) and torch.equal(logits[:, 0], torch.zeros(3))

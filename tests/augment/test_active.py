@@ -225,6 +225,15 @@ def test_a_damaged_round_is_computed_again_keeping_the_persons_labels(world, tmp
         third = learner.augment(pool, train, labels, out=tmp_path)
     assert "computing the round again" in caplog.text
     assert third.labels.tolist() == [0, 1, 0, 1] and third.rounds[0].labelled == 4
+    # so is a tensors file that reads but lacks a field (it raised KeyError at every rerun)
+    from safetensors.torch import load_file, save_file
+
+    saved = load_file(str(done))
+    save_file({k: v for k, v in saved.items() if k != "images"}, str(done))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.augment"):
+        fourth = learner.augment(pool, train, labels, out=tmp_path)
+    assert "computing the round again" in caplog.text and fourth.labels.tolist() == [0, 1, 0, 1]
 
 
 def test_keys_without_a_labeller_are_adopted_with_a_warning(world, tmp_path, caplog):
