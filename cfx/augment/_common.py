@@ -17,6 +17,13 @@ from cfx.calls import not_whole
 from cfx.errors import check
 
 
+def round_quotas(budget: int, rounds: int) -> list[int]:
+    """Labels per round: ``budget`` split evenly over ``rounds``, the remainder in the last."""
+    quotas = [budget // rounds] * rounds
+    quotas[-1] += budget - sum(quotas)
+    return quotas
+
+
 def record_size(model: nn.Module, size: tuple[int, ...]) -> None:
     """The fine-tuned copy's config says it was tuned on images of ``size`` ``(H, W)`` (a
     copy of a 32x32 classifier kept ``image_size`` [32, 32], and every later use warned of a

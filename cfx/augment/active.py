@@ -24,7 +24,8 @@ task), so an interrupted run, or a run waiting for a person's labels
 with the same arguments. ``out/key.json`` records what decides the rounds (settings, seed, a
 digest of the pool, the training set and each model's weights, who labels): a folder holding
 rounds of another run is an error that names what changed, never resumed and never deleted
-(its labels may be a person's work). The run folder is claimed in :mod:`cfx.augment.claim`;
+(its labels may be a person's work). A run goes on with a larger ``budget`` in more
+``rounds`` when each round it has keeps its labels (``budget=200, rounds=2`` as ``400, 4``). The run folder is claimed in :mod:`cfx.augment.claim`;
 a round's files are read and written in :mod:`cfx.augment.rounds`.
 """
 
@@ -43,7 +44,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from cfx.augment._common import check_eval_fn, class_indices, record_size, scored
+from cfx.augment._common import check_eval_fn, class_indices, record_size, round_quotas, scored
 from cfx.augment.claim import KEY_FILE, claim, labeller_key
 from cfx.augment.labellers import Labeller, OracleLabeller
 from cfx.augment.result import AugmentResult, AugmentRound
@@ -300,9 +301,7 @@ class ActiveLearner:
 
     def _per_round(self) -> list[int]:
         """Labels per round: ``budget`` split evenly, the remainder in the last round."""
-        per_round = [self.budget // self.rounds] * self.rounds
-        per_round[-1] += self.budget - sum(per_round)
-        return per_round
+        return round_quotas(self.budget, self.rounds)
 
     def augment(
         self,

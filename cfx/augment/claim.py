@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from cfx.augment._common import round_quotas
 from cfx.augment.rounds import CANDIDATES_FILE, DONE
 from cfx.errors import ForeignRunError, counted
 from cfx.files import write_atomic
@@ -38,6 +39,26 @@ def labeller_key(labeller: object) -> object:
         return own()
     kind = type(labeller)
     return {"kind": f"{kind.__module__}.{kind.__qualname__}"}
+
+
+_PLAN = {"budget", "rounds"}
+"""The settings a run may go on with changed (:func:`_replans`)."""
+
+
+def _replans(earlier: dict[str, Any], key: dict[str, Any], present: int) -> bool:
+    """Whether ``key`` is the run ``earlier`` describes with another budget or number of
+    rounds that leaves the ``present`` round folders as they are: every other setting the
+    same, at least that many rounds, and each of those rounds' labels unchanged (the budget
+    split evenly: ``budget=200, rounds=2`` goes on as ``400, 4``, not as ``300, 4``, whose
+    first round labels 75)."""
+    if any(earlier.get(k) != key.get(k) for k in {*earlier, *key} - _PLAN):
+        return False
+    try:
+        before = round_quotas(int(earlier["budget"]), int(earlier["rounds"]))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return False
+    now = round_quotas(int(key["budget"]), int(key["rounds"]))
+    return len(now) >= present and before[:present] == now[:present]
 
 
 def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
@@ -92,6 +113,18 @@ def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
                 (key["labeller"] or {}).get("kind", "this labeller"),
             )
             earlier = {**earlier, "labeller": key["labeller"]}
+        if isinstance(earlier, dict) and earlier != key and _replans(earlier, key, rounds):
+            log.warning(
+                "%s: the run goes on with a budget of %s labels in %s rounds (it had %s in %s); "
+                "its %s keep their labels, the later rounds are walked and labelled",
+                out,
+                key["budget"],
+                key["rounds"],
+                earlier.get("budget"),
+                earlier.get("rounds"),
+                counted(rounds, "round"),
+            )
+            earlier = key
         if earlier != key:
             if isinstance(earlier, dict):
                 before, now = earlier.get("labeller"), key["labeller"]
@@ -103,6 +136,12 @@ def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
                     earlier = {**earlier, "labeller": {"kind": before.get("kind")}}
                     now = {"kind": now.get("kind")}
                 why = changes(earlier, {**key, "labeller": now}, _KEY_NAMES)
+                if all(earlier.get(k) == key.get(k) for k in {*earlier, *key} - _PLAN):
+                    why += (  # a budget or rounds change that relabels a round: say what goes
+                        f"; a run goes on with another budget or more rounds only when its "
+                        f"{rounds} round(s) keep their labels each (the budget is split evenly "
+                        f"over the rounds: budget 200 in 2 rounds goes on as 400 in 4)"
+                    )
             else:
                 why = f"its {KEY_FILE} cannot be read"
             raise ForeignRunError(

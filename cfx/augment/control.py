@@ -131,6 +131,15 @@ def finetune_without_labels(
     return ControlResult(model=model, metrics=tuple(scores))
 
 
+def _goes_on(earlier: dict, key: dict) -> bool:
+    """Whether ``key`` is the control ``earlier`` describes for a run that went on with more
+    rounds: every setting the same and the earlier rounds' set sizes a prefix of the new."""
+    if any(earlier.get(k) != key.get(k) for k in {*earlier, *key} - {"frames_per_round"}):
+        return False
+    before, now = earlier.get("frames_per_round"), key["frames_per_round"]
+    return isinstance(before, list) and now[: len(before)] == before
+
+
 def _claim(
     folder: Path,
     cfg: ClassifierTrainingConfig,
@@ -163,6 +172,8 @@ def _claim(
                 f"`out` {folder} is the augment run's folder, not a control's; give the "
                 f"control a folder of its own, e.g. {folder / 'control'}"
             )
+        if isinstance(earlier, dict) and _goes_on(earlier, key):
+            earlier = key  # the run went on with more rounds: its first rounds are these
         if earlier != key:
             why = (
                 changes(earlier, key, _KEY_NAMES)

@@ -1026,3 +1026,34 @@ def test_an_out_that_is_a_file_is_refused_before_the_run_key(world, tmp_path):
     learner = ActiveLearner(g, f, KeyFails(), budget=4, rounds=1, finetune=CFG, steps=4)
     with pytest.raises(ValueError, match=r"`out` must be a folder .* got the file"):
         learner.augment(pool, train, labels, out=out)
+
+
+def test_a_finished_run_goes_on_with_more_rounds_keeping_its_labels(world, tmp_path, caplog):
+    """A run of 1 round could not be given a second: any other budget or rounds was another
+    run, and a person's labels of the first would be asked for again in a new folder."""
+    from cfx.errors import ForeignRunError
+
+    g, f, pool, train, labels = world
+    args = {"finetune": CFG, "steps": 4}
+    ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, **args).augment(
+        pool, train, labels, out=tmp_path / "run"
+    )
+    with pytest.raises(ForeignRunError, match="budget 200 in 2 rounds goes on as 400 in 4"):
+        # 3 labels a round would relabel the first (4): refused, saying what goes on
+        ActiveLearner(g, f, CountingOracle(), budget=6, rounds=2, **args).augment(
+            pool, train, labels, out=tmp_path / "run"
+        )
+    oracle = CountingOracle()
+    with caplog.at_level("WARNING", logger="cfx.augment"):
+        longer = ActiveLearner(g, f, oracle, budget=8, rounds=2, **args).augment(
+            pool, train, labels, out=tmp_path / "run"
+        )
+    assert "goes on with a budget of 8 labels in 2 rounds (it had 4 in 1)" in caplog.text
+    assert oracle.given == 4  # the second round's labels only
+    fresh = ActiveLearner(g, f, CountingOracle(), budget=8, rounds=2, **args).augment(
+        pool, train, labels, out=tmp_path / "fresh"
+    )  # the same two rounds computed in one go
+    assert torch.equal(longer.images, fresh.images) and torch.equal(longer.labels, fresh.labels)
+    for name, value in fresh.model.state_dict().items():
+        assert torch.equal(value, longer.model.state_dict()[name]), name
+    assert json.loads((tmp_path / "run" / "key.json").read_text())["budget"] == 8

@@ -169,3 +169,22 @@ def test_the_augment_runs_own_folder_is_named_as_such(world, tmp_path):
         finetune_without_labels(learner, run, train, labels, out=tmp_path / "run")
     # not a ForeignRunError: the demo deletes a foreign control's folder and starts afresh
     assert not isinstance(err.value, ForeignRunError)
+
+
+def test_a_control_goes_on_with_its_run(world, tmp_path, monkeypatch):
+    """The control of a run that went on with a second round refused its own first round as
+    'another control run' (the run's set sizes per round grew by one entry)."""
+    g, f, pool, train, labels = world
+    args = {"finetune": CFG, "steps": 4}
+    one = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, **args)
+    first = one.augment(pool, train, labels, out=tmp_path / "run")
+    finetune_without_labels(one, first, train, labels, out=tmp_path / "control")
+    fits = []
+    real = control.train_classifier
+    monkeypatch.setattr(
+        control, "train_classifier", lambda *a, **k: fits.append(a[4].seed) or real(*a, **k)
+    )
+    two = ActiveLearner(g, f, CountingOracle(), budget=8, rounds=2, **args)
+    longer = two.augment(pool, train, labels, out=tmp_path / "run")
+    ctl = finetune_without_labels(two, longer, train, labels, out=tmp_path / "control")
+    assert len(ctl.metrics) == 2 and fits == [1]  # round 0 read back, round 1 fine-tuned
