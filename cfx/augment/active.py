@@ -25,8 +25,9 @@ with the same arguments. ``out/key.json`` records what decides the rounds (setti
 digest of the pool, the training set and each model's weights, who labels): a folder holding
 rounds of another run is an error that names what changed, never resumed and never deleted
 (its labels may be a person's work). A run goes on with a larger ``budget`` in more
-``rounds`` when each round it has keeps its labels (``budget=200, rounds=2`` as ``400, 4``). The run folder is claimed in :mod:`cfx.augment.claim`;
-a round's files are read and written in :mod:`cfx.augment.rounds`.
+``rounds`` when each round it has keeps its labels (``budget=200, rounds=2`` as ``400, 4``).
+The run folder is claimed in :mod:`cfx.augment.claim`; a round's files are read and written in
+:mod:`cfx.augment.rounds`.
 """
 
 from __future__ import annotations

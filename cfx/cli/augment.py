@@ -442,8 +442,8 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     outputs = class_count(classifier, "--classifier")  # the classes labels must name
     if outputs != 2:
         raise ValueError(
-            f"`--classifier` tells {outputs} classes apart; cfx augment walks frames across a "
-            "two-class boundary"
+            f"`--classifier` must tell two classes apart (cfx augment walks frames across a "
+            f"two-class boundary), got {outputs}"
         )
     labeller: Labeller
     if args.labeller == "oracle":
@@ -454,8 +454,8 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         answers = class_count(oracle, "--oracle")
         if answers != outputs:  # a 2-class oracle never labels a third class
             raise ValueError(
-                f"`--oracle` tells {answers} classes apart and the classifier {outputs}: the "
-                "oracle must label the classifier's classes"
+                f"`--oracle` must tell the classifier's {outputs} classes apart (it labels "
+                f"them), got {answers}"
             )
         labeller = OracleLabeller(oracle)
     elif args.labeller in ("web", "csv"):

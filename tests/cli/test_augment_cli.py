@@ -472,13 +472,15 @@ def test_labels_are_the_classifiers_two_classes(tmp_path, capsys, caplog):
     small = "was trained on 32x32 images (width x height) and is given 64x64"
     with caplog.at_level("WARNING", logger="cfx.cli.models"):
         assert main([*argv, *three, "--oracle", "brain-oracle", *out]) == 2
-    assert "`--classifier` tells 3 classes apart; cfx augment walks" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "`--classifier` must tell two classes apart (cfx augment walks" in err
     assert "`--oracle`" not in caplog.text  # refused before it loads
     caplog.clear()
     two = ["--classifier", "brain-cnn-tagged"]
     with caplog.at_level("WARNING", logger="cfx.cli.models"):
         assert main([*argv, *two, "--oracle", str(tmp_path / "three"), *out]) == 2
-    assert "`--oracle` tells 3 classes apart and the classifier 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "`--oracle` must tell the classifier's 2 classes apart (it labels them), got 3" in err
     sizes = [r.getMessage() for r in caplog.records if r.name == "cfx.cli.models"]
     assert len(sizes) == 1  # brain-cnn-tagged is 64x64
     assert sizes[0].startswith(f"`--oracle` {small} frames to label (the generator's size)")
