@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from cfx.augment._common import check_eval_fn, class_indices, record_size, round_quotas, scored
-from cfx.augment.claim import KEY_FILE, claim, labeller_key
+from cfx.augment.claim import claim, labeller_key, walk_key
 from cfx.augment.labellers import Labeller, OracleLabeller
 from cfx.augment.result import AugmentResult, AugmentRound
 from cfx.augment.rounds import (
@@ -69,7 +69,6 @@ from cfx.training.classifier import ClassifierTrainingConfig, predict, train_cla
 from cfx.trajectory import GradientAscent
 from cfx.trajectory.notices import notices_held
 from cfx.types import Generator
-from cfx.zoo.pretrained import sha256
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +346,7 @@ class ActiveLearner:
         history: list[AugmentRound] = []
         noticed = False  # have the notices about the models (tagged cfx_models) been given?
         relabelled = False  # has a finished round's changed label been warned about?
-        run_key = sha256(out / KEY_FILE)  # what made a saved walk: this run, and the model
+        run_key = walk_key(out)  # what made a saved walk: this run, and the model
         for k, quota in enumerate(self._per_round()):
             folder = out / f"round_{k:02d}"
             finished = read_round(folder)

@@ -8,6 +8,7 @@ person's work); a folder of other files is refused before anything is written in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -48,9 +49,9 @@ _PLAN = {"budget", "rounds"}
 def _replans(earlier: dict[str, Any], key: dict[str, Any], present: int) -> bool:
     """Whether ``key`` is the run ``earlier`` describes with another budget or number of
     rounds that leaves the ``present`` round folders as they are: every other setting the
-    same, at least that many rounds, and each of those rounds' labels unchanged (the budget
-    split evenly: ``budget=200, rounds=2`` goes on as ``400, 4``, not as ``300, 4``, whose
-    first round labels 75)."""
+    same, no fewer rounds than before, and each present round's number of labels unchanged
+    (the budget split evenly: ``budget=200, rounds=2`` goes on as ``400, 4``, not as
+    ``300, 4``, whose first round labels 75)."""
     if any(earlier.get(k) != key.get(k) for k in {*earlier, *key} - _PLAN):
         return False
     try:
@@ -58,7 +59,16 @@ def _replans(earlier: dict[str, Any], key: dict[str, Any], present: int) -> bool
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return False
     now = round_quotas(int(key["budget"]), int(key["rounds"]))
-    return len(now) >= present and before[:present] == now[:present]
+    return len(now) >= max(len(before), present) and before[:present] == now[:present]
+
+
+def walk_key(out: Path) -> str:
+    """The digest of ``out``'s run key without its budget and rounds, which a round's saved
+    walk records: a run that goes on with more rounds (:func:`_replans`, which keeps each
+    present round's labels) finds a waiting round's walk still its own."""
+    key = json.loads((out / KEY_FILE).read_text())
+    walked = {k: v for k, v in key.items() if k not in _PLAN}
+    return hashlib.sha256(json.dumps(walked, sort_keys=True).encode()).hexdigest()
 
 
 def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
@@ -116,13 +126,15 @@ def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
         if isinstance(earlier, dict) and earlier != key and _replans(earlier, key, rounds):
             log.warning(
                 "%s: the run goes on with a budget of %s labels in %s rounds (it had %s in %s); "
-                "its %s keep their labels, the later rounds are walked and labelled",
+                "the %s it has %s kept as %s, the later rounds are walked and labelled",
                 out,
                 key["budget"],
                 key["rounds"],
                 earlier.get("budget"),
                 earlier.get("rounds"),
                 counted(rounds, "round"),
+                "is" if rounds == 1 else "are",
+                "it is" if rounds == 1 else "they are",
             )
             earlier = key
         if earlier != key:
@@ -138,9 +150,9 @@ def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
                 why = changes(earlier, {**key, "labeller": now}, _KEY_NAMES)
                 if all(earlier.get(k) == key.get(k) for k in {*earlier, *key} - _PLAN):
                     why += (  # a budget or rounds change that relabels a round: say what goes
-                        f"; a run goes on with another budget or more rounds only when its "
-                        f"{rounds} round(s) keep their labels each (the budget is split evenly "
-                        f"over the rounds: budget 200 in 2 rounds goes on as 400 in 4)"
+                        "; a run goes on with more rounds only when each round it has keeps its "
+                        "number of labels (the budget is split evenly over the rounds, so "
+                        "budget 200 in 2 rounds goes on as 400 in 4)"
                     )
             else:
                 why = f"its {KEY_FILE} cannot be read"

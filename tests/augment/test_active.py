@@ -1038,11 +1038,15 @@ def test_a_finished_run_goes_on_with_more_rounds_keeping_its_labels(world, tmp_p
     ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, **args).augment(
         pool, train, labels, out=tmp_path / "run"
     )
-    with pytest.raises(ForeignRunError, match="budget 200 in 2 rounds goes on as 400 in 4"):
+    with pytest.raises(ForeignRunError, match="budget 200 in 2 rounds goes on as 400 in 4") as e:
         # 3 labels a round would relabel the first (4): refused, saying what goes on
         ActiveLearner(g, f, CountingOracle(), budget=6, rounds=2, **args).augment(
             pool, train, labels, out=tmp_path / "run"
         )
+    from cfx.cli.augment import _flag_names  # the command names its flags, not the hint's words
+
+    said = _flag_names(str(e.value))
+    assert "--rounds: 1 before, 2 now" in said and "over the rounds, so budget 200" in said
     oracle = CountingOracle()
     with caplog.at_level("WARNING", logger="cfx.augment"):
         longer = ActiveLearner(g, f, oracle, budget=8, rounds=2, **args).augment(
@@ -1057,3 +1061,34 @@ def test_a_finished_run_goes_on_with_more_rounds_keeping_its_labels(world, tmp_p
     for name, value in fresh.model.state_dict().items():
         assert torch.equal(value, longer.model.state_dict()[name]), name
     assert json.loads((tmp_path / "run" / "key.json").read_text())["budget"] == 8
+
+
+def test_a_round_waiting_for_labels_keeps_its_walk_when_the_run_goes_on(
+    world, tmp_path, monkeypatch
+):
+    """key.json is rewritten with the new budget and rounds; the saved walk recorded the
+    whole key's digest, so the waiting round was walked again (on a GPU, frames not bit for
+    bit the same would make the person's task another's). Fewer rounds than before are
+    another run."""
+    from cfx.errors import ForeignRunError
+
+    g, f, pool, train, labels = world
+    args = {"finetune": CFG, "steps": 4}
+    with pytest.raises(LabelsPending):
+        ActiveLearner(g, f, TaskLabeller(), budget=8, rounds=2, **args).augment(
+            pool, train, labels, out=tmp_path
+        )
+
+    def no_walk(*args, **kwargs):
+        raise AssertionError("the waiting round's paths were walked again")
+
+    with monkeypatch.context() as m:
+        m.setattr(ActiveLearner, "_candidates", no_walk)
+        with pytest.raises(LabelsPending, match="4 of 4 images wait"):
+            ActiveLearner(g, f, TaskLabeller(), budget=16, rounds=4, **args).augment(
+                pool, train, labels, out=tmp_path
+            )
+    with pytest.raises(ForeignRunError, match="rounds: 4 before, 3 now"):
+        ActiveLearner(g, f, TaskLabeller(), budget=12, rounds=3, **args).augment(
+            pool, train, labels, out=tmp_path
+        )  # round 0 would keep its 4 labels, but a run does not go on with fewer rounds
