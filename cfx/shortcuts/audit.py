@@ -67,7 +67,7 @@ from cfx.reprs import settings_repr
 from cfx.saliency import Gradient, SaliencyMethod
 from cfx.saliency._common import notices_given
 from cfx.shortcuts.regions import claimed_regions, region_enrichment, region_shares
-from cfx.shortcuts.report import ByRegion, PathExplainer, ShortcutReport
+from cfx.shortcuts.report import MARKER_NAME, ByRegion, PathExplainer, ShortcutReport
 from cfx.trajectory import GradientAscent, MonotonePath
 from cfx.trajectory.notices import notices_held, without_path_notices
 from cfx.types import Classifier, Generator, Target
@@ -164,8 +164,10 @@ class ShortcutAudit:
         classifier: images in [-1, 1] -> logits ``(B, K)``; the model being audited.
         explainer: ``"gradient"`` (Option 1, :class:`~cfx.trajectory.GradientAscent`),
             ``"monotone"`` (Option 2, :class:`~cfx.trajectory.MonotonePath`), both built with
-            their defaults and ``steps``; or a configured explainer object for
-            ``classifier`` (then ``steps`` is ignored).
+            their defaults, ``steps`` and a margin of 0.95 (the paths stop just past the
+            boundary, where the shortcut shows plainest); or a configured explainer object for
+            ``classifier``, which keeps its own steps, margin and progress bars (``steps``
+            and ``show_progress`` are then not used; a warning says so when set).
         saliency: a saliency method for ``classifier`` (``attribute(x, target) ->
             (B, 1, H, W)``), or its name as ``cfx saliency`` spells it (``"gradcam"``,
             :data:`cfx.saliency.compare.METHODS`); None uses :class:`~cfx.saliency.Gradient`.
@@ -198,7 +200,7 @@ class ShortcutAudit:
         flag_rate: float = 0.5,
         min_paths: int = 3,
         class_names: Sequence[str] = ("healthy", "tumour"),
-        marker_name: str = "scanner marker",
+        marker_name: str = MARKER_NAME,
         show_progress: bool = False,
     ) -> None:
         self.generator = generator
@@ -274,6 +276,13 @@ class ShortcutAudit:
                 "`explainer` must be 'gradient', 'monotone' or an object with "
                 f"explain(x, target), got {type(self.explainer).__name__}"
             )
+        if self.steps != 10 or self.show_progress:  # set for the named explainers only
+            logger.warning(
+                "`steps` and `show_progress` apply to an explainer built from its name; the "
+                "given %s keeps its own settings (and margin: the named ones stop at %.2f)",
+                type(self.explainer).__name__,
+                margin,
+            )
         own = getattr(self.explainer, "classifier", self.classifier)
         check(
             own is self.classifier,
@@ -336,6 +345,17 @@ class ShortcutAudit:
                 f"slices, got size {h}x{w}",
             )
             marker = marker_mask(SIZE).to(x.device)
+            if marker_present is not None:  # given: does the box agree? (own 64x64 images)
+                given = _check_present(marker_present, b).to(x.device)
+                differ = int((given != _brain_marker_present(x)).sum())
+                if differ:
+                    logger.warning(
+                        "`marker_present` says otherwise than the scanner-marker box of cfx's "
+                        "brain slices for %d of the %d images: without `marker_masks` that box "
+                        "is the region audited; for images of your own, pass `marker_masks`",
+                        differ,
+                        b,
+                    )
             if marker_present is None:
                 logger.warning(
                     "`marker_masks` and `marker_present` not given: the %d images are read "

@@ -27,6 +27,10 @@ class PathExplainer(Protocol):
     ) -> TrajectoryResult: ...
 
 
+MARKER_NAME = "scanner marker"
+"""The marker region's name by default: the box cfx's brain slices carry."""
+
+
 @dataclass(frozen=True)
 class ByRegion:
     """One value per example and region (a share, an enrichment or an area fraction)."""
@@ -69,7 +73,7 @@ class MarkerCell:
     # median mean signed change in the marker region over the paths through the marker (via
     # it, or undone by restoring it; NaN: none)
     median_marker_delta: float = math.nan
-    marker_name: str = "scanner marker"  # what the verb calls the marker
+    marker_name: str = MARKER_NAME  # what the verb calls the marker
     # which tests reached the flag rate: "change" (via_rate), "restoring" (undo_rate)
     flagged_by: tuple[str, ...] = ()
 
@@ -94,7 +98,7 @@ class MarkerCell:
         counted path, the ones whose change is not enriched at the marker included."""
         return (
             f"{self.via_rate:.0%} of paths from {self.source} ({self.n_via_marker} of "
-            f"{self.n_counted}; restoring the marker region undoes the flip of "
+            f"{self.n_counted}; restoring the {called(self.marker_name)} region undoes the flip of "
             f"{self.n_undone} of the {self.n_counted})"
         )
 
@@ -134,8 +138,14 @@ def direction_names(class_names: Sequence[str]) -> dict[int, str]:
     return {t: f"->{name}" for t, name in enumerate(names)}
 
 
-def _source(names: tuple[str, ...], target: int, present: bool) -> str:
-    marker = "with the marker" if present else "without the marker"
+def called(marker_name: str) -> str:
+    """What the verdict's counts call the marker: "marker" for cfx's scanner marker, else
+    the name given (``marker_name="hospital tag"``: "images with the hospital tag")."""
+    return "marker" if marker_name == MARKER_NAME else marker_name
+
+
+def _source(names: tuple[str, ...], target: int, present: bool, marker_name: str) -> str:
+    marker = ("with the " if present else "without the ") + called(marker_name)
     if len(names) == 2:  # the source of a path into one class is the other class
         return f"{names[1 - target]} images {marker}"
     return f"images {marker} walked into {names[target]}"
@@ -179,7 +189,7 @@ class ShortcutReport:
     min_enrichment: float
     flag_rate: float
     min_paths: int
-    marker_name: str = "scanner marker"  # what the verdict calls the marker
+    marker_name: str = MARKER_NAME  # what the verdict calls the marker
 
     @property
     def target(self) -> Tensor:
@@ -243,7 +253,7 @@ class ShortcutReport:
                     MarkerCell(
                         target=t,
                         marker_present=present,
-                        source=_source(self.class_names, t, present),
+                        source=_source(self.class_names, t, present, self.marker_name),
                         n_paths=int(mine.sum()),
                         n_counted=n,
                         n_via_marker=int((self.via_marker & counted).sum()),
@@ -391,7 +401,8 @@ class ShortcutReport:
             else ""
         ) + (
             f"; pooled: {int((self.via_marker & counted).sum())} of {n} counted paths via the "
-            f"marker, {int((self.undone & counted).sum())} undone by restoring it"
+            f"{called(self.marker_name)}, {int((self.undone & counted).sum())} undone by "
+            "restoring it"
         )
         total = int(sel.sum())
         if total > n:  # every path accounted for (the judged cells' others went unsaid)

@@ -538,15 +538,17 @@ def test_bad_arguments_are_clear_errors():
 
 
 def test_your_own_region_is_named_and_given_as_users_give_it():
-    """The verdict names the region the user audits (it said "scanner marker" for any), the
-    region may be one (H, W) mask, and without lesion masks the lesion claims nothing."""
+    """The verdict names the region the user audits (it said "scanner marker" for any, then
+    "the ruler" in its verb but "with the marker" in its counts), the region may be one (H, W)
+    mask, and without lesion masks the lesion claims nothing."""
     rows = [((1.0, 0.5, 0.0), (0.0, 0.5, 0.0), 0)] * 3  # each removes the marker only
     report = _scripted_report(rows, marker_name="ruler")
     assert report.verdict == (
-        "flips by removing the ruler in 100% of paths from tumour images with the marker (3 of "
-        "3; restoring the marker region undoes the flip of 3 of the 3); pooled: 3 of 3 counted "
-        "paths via the marker, 3 undone by restoring it"
+        "flips by removing the ruler in 100% of paths from tumour images with the ruler (3 of "
+        "3; restoring the ruler region undoes the flip of 3 of the 3); pooled: 3 of 3 counted "
+        "paths via the ruler, 3 undone by restoring it"
     )
+    assert "marker" not in report.verdict
     clean = _scripted_report([((1.0, 0.5, 0.0), (1.0, -0.5, 0.0), 0)] * 3, marker_name="ruler")
     assert clean.verdict.startswith("no shortcut found: the ruler carries the change in 0% ")
     g, f = PatchGenerator(), RegionClassifier(4.0, 4.0)
@@ -747,6 +749,29 @@ def test_reading_images_as_the_brain_slices_is_said(brain, caplog):
             *args, lesion_masks=data.masks[:2], latents=latents[:2], marker_present=data.tags[:2]
         )
     assert not any(said in r.getMessage() for r in caplog.records)
+    otherwise = "`marker_present` says otherwise than the scanner-marker box"
+    assert not any(otherwise in r.getMessage() for r in caplog.records)  # the slices' own tags
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # flags that contradict the box: images of one's own?
+        audit.audit(
+            *args, lesion_masks=data.masks[:2], latents=latents[:2], marker_present=~data.tags[:2]
+        )
+    assert any(
+        f"{otherwise} of cfx's brain slices for 2 of the 2" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_settings_a_given_explainer_does_not_use_are_said(caplog):
+    """steps and show_progress went unused without a word beside an explainer object (whose
+    own margin, not the audit's 0.95, also decides where its paths end)."""
+    with caplog.at_level("WARNING"):
+        _toy_audit(4.0, 0.0)
+    assert "keeps its own settings" not in caplog.text
+    with caplog.at_level("WARNING"):
+        _toy_audit(4.0, 0.0, steps=20)
+    assert "`steps` and `show_progress` apply to an explainer built from its name" in caplog.text
+    assert "the given GradientAscent keeps its own settings" in caplog.text
 
 
 def test_a_saliency_method_by_its_command_line_name():
