@@ -19,7 +19,8 @@ changed. :class:`ShortcutAudit` does this for a batch and scores, per path:
 * the same shares and enrichments for the **saliency** mass ``|attribute(x, source class)|``
   of the input (the classifier's own evidence for its current decision);
 * **restoring** the marker: the last frame with the reconstruction's marker region pasted
-  back, re-scored (``restored_probs``). Below 0.5, the marker region alone undoes the flip:
+  back, re-scored (``restored_probs``). Out of the target class (with two classes, below
+  0.5; with more, another class's arg-max), the marker region alone undoes the flip:
   interventional evidence, independent of how the change is spread. Only the marker pixels
   the dilated lesion does not claim are restored (as for the shares), so a region drawn over
   a lesion cannot take the lesion's part in the flip.
@@ -412,7 +413,9 @@ class ShortcutAudit:
         own_marker = claimed["marker"] > 0.5  # (B, 1, H, W)
         with frozen(self.classifier), torch.no_grad():
             restored = torch.where(own_marker, start, final)  # (B, C, H, W)
-            restored_probs = target_prob(class_logits(self.classifier, restored), paths.target)
+            restored_logits = class_logits(self.classifier, restored)  # (B, K)
+            restored_probs = target_prob(restored_logits, paths.target)
+            restored_in = restored_logits.argmax(1) == paths.target  # (B,)
         with notices_given():  # the paths' start gave these notices already
             maps = saliency.attribute(x, source_class).detach().abs()
         check(
@@ -427,7 +430,8 @@ class ShortcutAudit:
         signed = (final - start).mean(1).flatten(1)  # (B, H*W)
         marker_delta = (signed * in_marker).sum(1) / in_marker.sum(1).clamp_min(1.0)  # (B,)
         via = enrich.marker >= float(self.min_enrichment)  # NaN (no change) is False
-        outside = (source_class != paths.target) & (paths.probs[:, 0] < 0.5)
+        # neither x nor G(z_0) in the target class (the classifier's arg-max, any K)
+        outside = (source_class != paths.target) & ~paths.already_in_target
 
         report = ShortcutReport(
             paths=paths,
@@ -442,6 +446,7 @@ class ShortcutAudit:
             via_marker=via,
             marker_delta=marker_delta,
             restored_probs=restored_probs,
+            restored_in_target=restored_in,
             saliency_maps=maps,
             lesion_masks=lesion,
             marker_masks=marker,

@@ -182,6 +182,7 @@ class ShortcutReport:
     via_marker: Tensor  # (B,) bool, the change is enriched >= min_enrichment in the marker
     marker_delta: Tensor  # (B,) mean signed change G(z_T) - G(z_0) in the marker region
     restored_probs: Tensor  # (B,) target probability of G(z_T) with G(z_0)'s marker region
+    restored_in_target: Tensor  # (B,) bool, the classifier's arg-max for that image is the target
     saliency_maps: Tensor  # (B, 1, H, W) |attribution| of x for source_class
     lesion_masks: Tensor  # (B, 1, H, W) bool, as given (before dilation)
     marker_masks: Tensor  # (B or 1, 1, H, W) bool
@@ -209,9 +210,10 @@ class ShortcutReport:
 
     @property
     def undone(self) -> Tensor:
-        """``(B,)`` bool, restoring the marker region alone takes the target probability of
-        the last frame back below 0.5."""
-        return self.restored_probs < 0.5
+        """``(B,)`` bool, restoring the marker region alone takes the last frame out of the
+        target class (the classifier's arg-max; with two classes, its probability below 0.5):
+        a 3-class frame restored to (0.45, 0.30, 0.25) is still in class 0."""
+        return ~self.restored_in_target
 
     def _where(self, where: Tensor | None) -> Tensor:
         if where is None:

@@ -131,8 +131,8 @@ class ScriptedPaths:
         z = latents[:, None] + t * (self.ends - latents)[:, None]  # (B, T+1, 3)
         with torch.no_grad():
             frames = self.generator.decode(z.flatten(0, 1)).view(len(x), 3, 1, H, W)
-            probs = self.classifier(frames.flatten(0, 1)).softmax(1).view(len(x), 3, 2)
-        probs = probs.gather(2, target[:, None, None].expand(-1, 3, 1))[..., 0]  # (B, T+1)
+            every = self.classifier(frames.flatten(0, 1)).softmax(1).view(len(x), 3, -1)
+        probs = every.gather(2, target[:, None, None].expand(-1, 3, 1))[..., 0]  # (B, T+1)
         return TrajectoryResult(
             frames=frames,
             latents=z,
@@ -140,7 +140,7 @@ class ScriptedPaths:
             levels=torch.linspace(0, 1, 3),
             target=target,
             source=x,
-            in_target=probs > 0.5,
+            in_target=every.argmax(2) == target[:, None],  # (B, T+1)
             oracle_probs=None,
             lambdas=None,
             seconds=0.0,
@@ -785,3 +785,36 @@ def test_a_saliency_method_by_its_command_line_name():
     assert float(by_name.saliency_maps.abs().sum()) > 0
     with pytest.raises(KeyError, match="magic"):
         _toy_audit(4.0, 0.0, saliency="magic")
+
+
+class ThreeClass(nn.Module):
+    """Logits (1.406 * (lesion mean + 0.5), marker mean + 0.5, 0.818) on the toy world: the
+    marker's source (1, 0, 0) is class 1, the lesion's end (0, 1, 0) class 0, and the end
+    with the source's marker restored class 0 still, at a probability of 0.45 only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x[:, 0][:, MARKER[0, 0]].mean(1)
+        les = x[:, 0][:, LESION[0, 0]].mean(1)
+        return torch.stack([1.406 * (les + 0.5), m + 0.5, torch.full_like(m, 0.818)], 1)
+
+
+def test_with_three_classes_a_flip_is_undone_only_out_of_the_target_class():
+    """Undone read the restored frame's target probability below 0.5: a 3-class frame at
+    (0.45, 0.30, 0.25) is still in class 0, but counted as undone (and a start at 0.45 that
+    was the arg-max as not yet in the target), which could flag a classifier wrongly."""
+    g, f = PatchGenerator(), ThreeClass()
+    z0, ends = torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[0.0, 1.0, 0.0]])
+    audit = ShortcutAudit(
+        g, f, explainer=ScriptedPaths(g, f, ends), lesion_dilation=0, class_names=("a", "b", "c")
+    )
+    report = audit.audit(
+        g.decode(z0).detach(),
+        torch.tensor([0]),
+        lesion_masks=LESION,
+        marker_masks=MARKER,
+        marker_present=torch.tensor([True]),
+        latents=z0,
+    )
+    assert report.counted.tolist() == [True]  # from class 1 into class 0
+    assert abs(float(report.restored_probs[0]) - 0.45) < 0.005
+    assert report.undone.tolist() == [False]  # restored, it is still class 0's arg-max
