@@ -299,7 +299,19 @@ class ShortcutAudit:
         if isinstance(self.saliency, str):  # as the command line names them
             from cfx.saliency.compare import build_method
 
-            return build_method(self.saliency, self.classifier)
+            try:
+                method = build_method(self.saliency, self.classifier)
+                if getattr(method, "layer", False) is None:  # Grad-CAM's layer: found now,
+                    from cfx.saliency.gradcam import resolve_layer  # not after the paths
+
+                    resolve_layer(self.classifier, None)
+                return method
+            except (ValueError, TypeError) as err:  # e.g. Grad-CAM's "pass `layer`"
+                raise type(err)(
+                    f"`saliency`={self.saliency!r} cannot be built for `classifier` ({err}); "
+                    "build the method yourself and pass it, e.g. "
+                    "saliency=GradCAM(classifier, layer=...)"
+                ) from err
         if not callable(getattr(self.saliency, "attribute", None)):
             raise TypeError(
                 "`saliency` must be None, a method name or an object with attribute(x, "

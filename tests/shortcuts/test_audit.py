@@ -818,3 +818,11 @@ def test_with_three_classes_a_flip_is_undone_only_out_of_the_target_class():
     assert report.counted.tolist() == [True]  # from class 1 into class 0
     assert abs(float(report.restored_probs[0]) - 0.45) < 0.005
     assert report.undone.tolist() == [False]  # restored, it is still class 0's arg-max
+
+
+def test_a_saliency_name_the_classifier_cannot_take_says_what_to_pass():
+    """saliency="gradcam" on a model without convolutions failed after the paths with
+    "`model` has no nn.Conv2d layer; pass `layer` explicitly", an argument the audit lacks."""
+    said = r"`saliency`='gradcam' cannot be built .*saliency=GradCAM\("
+    with pytest.raises(ValueError, match=said):
+        _toy_audit(4.0, 0.0, saliency="gradcam")
