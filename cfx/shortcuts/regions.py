@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cfx.errors import check
+from cfx.images import binary_masks
 
 ELSEWHERE = "elsewhere"
 
@@ -70,9 +71,10 @@ def _check_regions(regions: object, like: Tensor) -> dict[str, Tensor]:
             f"`regions` keys must be strings other than {ELSEWHERE!r} (it names the rest), "
             f"got {name!r}",
         )
-        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        if not isinstance(mask, Tensor) or mask.is_complex():
             got = f"dtype {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
-            raise TypeError(f"`regions[{name!r}]` must be a bool tensor, got {got}")
+            raise TypeError(f"`regions[{name!r}]` must be a bool or 0/1 tensor, got {got}")
+        mask = binary_masks(mask, f"regions[{name!r}]")  # 0/1 masks, as ShortcutAudit takes
         check(
             mask.ndim == 4 and mask.shape[0] in (1, b) and tuple(mask.shape[1:]) == (1, h, w),
             ValueError,

@@ -119,8 +119,10 @@ def test_bad_regions_name_the_region():
         region_shares(change, {"lesion": torch.zeros(2, 1, 5, 5, dtype=torch.bool)})
     with pytest.raises(ValueError, match=r"`regions\['lesion'\]` must have shape"):
         region_shares(change, {"lesion": torch.zeros(3, 1, 4, 4, dtype=torch.bool)})
-    with pytest.raises(TypeError, match=r"`regions\['lesion'\]` must be a bool tensor"):
-        region_shares(change, {"lesion": torch.zeros(2, 1, 4, 4)})
+    with pytest.raises(TypeError, match=r"`regions\['lesion'\]` must be a bool or 0/1 tensor"):
+        region_shares(change, {"lesion": [[0, 1]]})
+    with pytest.raises(ValueError, match=r"`regions\['lesion'\]` must be bool or hold only 0 a"):
+        region_shares(change, {"lesion": torch.full((2, 1, 4, 4), 255.0)})
     with pytest.raises(ValueError, match="'elsewhere'"):
         region_shares(change, {"elsewhere": _mask(4, 4)})
     with pytest.raises(TypeError, match="`regions` must be a non-empty dict"):
@@ -135,3 +137,13 @@ def test_bad_dilation():
         region_shares(change, regions, dilation={"B": 1})
     with pytest.raises(ValueError, match="`dilation` values must be ints >= 0"):
         region_shares(change, regions, dilation={"A": 1.5})
+
+
+def test_a_region_may_be_a_0_1_mask_as_the_audit_takes_it():
+    """ShortcutAudit took 0/1 float masks and region_shares refused the same mask as 'must be
+    a bool tensor, got dtype torch.float32'."""
+    change = torch.rand(2, 1, 4, 4)
+    region = _mask(4, 4, (0, 0), (1, 2))
+    by_bool = region_shares(change, {"lesion": region})["lesion"]
+    by_float = region_shares(change, {"lesion": region.float()})["lesion"]
+    assert torch.equal(by_float, by_bool) and bool((by_bool > 0).all())
