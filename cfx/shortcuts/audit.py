@@ -56,6 +56,7 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -107,7 +108,12 @@ def _check_masks(masks: object, name: str, b: int, h: int, w: int, *, shared: bo
 
 
 def _check_present(present: object, b: int) -> Tensor:
-    """``present`` as a bool ``(b,)`` tensor: bool, or numbers of 0 and 1 (as masks take)."""
+    """``present`` as a bool ``(b,)`` tensor: bool, or numbers of 0 and 1 (as masks take); a
+    numpy array or a list of them too (as ``target`` is taken)."""
+    if isinstance(present, list | tuple):
+        present = np.asarray(present)
+    if isinstance(present, np.ndarray) and present.dtype.kind in "biuf":  # numbers or bools
+        present = torch.from_numpy(present)
     if not isinstance(present, Tensor) or present.is_complex():
         got = f"dtype {present.dtype}" if isinstance(present, Tensor) else type(present).__name__
         raise TypeError(f"`marker_present` must be a bool or 0/1 tensor (B,), got {got}")
@@ -326,7 +332,7 @@ class ShortcutAudit:
         *,
         lesion_masks: Tensor | None = None,
         marker_masks: Tensor | None = None,
-        marker_present: Tensor | None = None,
+        marker_present: Tensor | np.ndarray | Sequence[int | bool] | None = None,
         latents: Tensor | None = None,
     ) -> ShortcutReport:
         """Walk ``x`` ``(B, C, H, W)`` in [-1, 1] into ``target`` (an int or ``(B,)``
@@ -337,10 +343,12 @@ class ShortcutAudit:
         ``marker_masks`` bool ``(B, 1, H, W)``, or one region for every image ``(1, 1, H, W)``
         or ``(H, W)`` (marking some pixels, not all), by default the
         :data:`cfx.data.brain.MARKER_BOX` of 64x64 slices;
-        ``marker_present`` bool or 0/1 ``(B,)``, which inputs carry the marker (e.g. a
-        dataset's ``tags``), by default read off the brain slices' marker box (with a warning:
-        images of your own need both), and required with ``marker_masks``; ``latents`` skip
-        the inversion.
+        ``marker_present`` bool or 0/1 ``(B,)`` (a tensor, numpy array or list), which inputs
+        carry the marker (e.g. a dataset's ``tags``), by default read off the brain slices'
+        marker box (with a warning: images of your own need both; flags given without
+        ``marker_masks`` that contradict the box are warned about too), and required with
+        ``marker_masks``; ``latents`` skip the inversion. ``target`` is the class each path
+        walks into (``1 - labels`` walks every image into the other of two classes).
         """
         self._check()
         x = check_images(x, "x")

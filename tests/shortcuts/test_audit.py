@@ -504,7 +504,12 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="`marker_present` is required with `marker_masks`"):
         run(audit, marker_present=None)
     with pytest.raises(TypeError, match="`marker_present` must be a bool or 0/1 tensor"):
-        run(audit, marker_present=[True])
+        run(audit, marker_present="yes")
+    # a list or numpy array, as `target` is taken (both were refused)
+    import numpy as np
+
+    for given in ([True], np.array([1]), (1,)):
+        assert run(audit, marker_present=given).summary() == run(audit).summary()
     with pytest.raises(ValueError, match=r"`marker_present` must have shape \(1,\)"):
         run(audit, marker_present=torch.ones(2, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"`marker_present` must be bool or hold only 0 and 1"):
