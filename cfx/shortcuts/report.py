@@ -436,7 +436,16 @@ class ShortcutReport:
                 + "; ".join(c.phrase() for c in judged)
                 + tail
             )
-        return f"no verdict: no cell of source images has {self.min_paths} counted paths" + tail
+        already = int((sel & (self.source_class == self.paths.target)).sum())
+        hint = (  # the labels passed as the target: most paths start where they should end
+            "; most inputs are already in their target class: `target` is the class each "
+            "path walks into (1 - labels walks every image into the other of two classes)"
+            if 2 * already > total
+            else ""
+        )
+        return (
+            f"no verdict: no cell of source images has {self.min_paths} counted paths" + tail + hint
+        )
 
     def _few(self, cell: MarkerCell, sel: Tensor) -> str:
         """A cell with too few counted paths, and where its other paths went: e.g. "healthy

@@ -437,6 +437,21 @@ def test_no_verdict_when_nothing_needs_to_flip():
         "no verdict: all 3 paths start in the target class (2 inputs already there, "
         "1 reconstruction only)"
     )
+    # the labels given as the target: most inputs start where their paths should end
+    labels_as_target = ShortcutAudit(g, f, steps=3).audit(
+        torch.cat([g.decode(z0), g.decode(z0), g.decode(torch.zeros(1, 3))]).detach(),
+        1,
+        lesion_masks=LESION.expand(3, -1, -1, -1),
+        marker_masks=MARKER,
+        marker_present=torch.ones(3, dtype=torch.bool),
+        latents=torch.cat([z0, z0, torch.zeros(1, 3)]),
+    )
+    assert int(labels_as_target.counted.sum()) == 1
+    assert labels_as_target.verdict.startswith("no verdict: no cell of source images has 3")
+    assert labels_as_target.verdict.endswith(
+        "; most inputs are already in their target class: `target` is the class each path "
+        "walks into (1 - labels walks every image into the other of two classes)"
+    )
 
 
 def test_bad_arguments_are_clear_errors():
