@@ -38,6 +38,12 @@ def module_sha256(module: object) -> str | None:
     return h.hexdigest()
 
 
+def same_but(earlier: Mapping[str, Any], key: Mapping[str, Any], names: set[str]) -> bool:
+    """Whether two run keys agree on every entry but ``names`` (an entry one lacks counts as
+    None there): the settings a run may go on with changed."""
+    return all(earlier.get(k) == key.get(k) for k in {*earlier, *key} - names)
+
+
 def changes(
     before: Mapping[str, Any], now: Mapping[str, Any], names: Mapping[str, str] | None = None
 ) -> str:

@@ -29,3 +29,13 @@ def test_changed_values_long_values_and_names():
     now = {"a": {"x": 2}, "train_sha256": "1" * 64, "key": {"seed": 2}}
     said = changes(before, now, {"train_sha256": "the training rows"})
     assert said == "a.x: 1 before, 2 now; seed: 1 before, 2 now; the training rows"
+
+
+def test_same_but_ignores_only_the_names_given():
+    from cfx.run_key import same_but
+
+    before = {"budget": 200, "rounds": 2, "seed": 0}
+    assert same_but(before, {"budget": 400, "rounds": 4, "seed": 0}, {"budget", "rounds"})
+    assert not same_but(before, {"budget": 400, "rounds": 4, "seed": 1}, {"budget", "rounds"})
+    assert not same_but(before, {**before, "extra": 1}, {"budget"})  # an entry one lacks
+    assert same_but(before, {**before, "extra": None}, set())  # ... counts as None there

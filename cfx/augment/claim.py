@@ -18,7 +18,7 @@ from cfx.augment._common import round_quotas
 from cfx.augment.rounds import CANDIDATES_FILE, DONE
 from cfx.errors import ForeignRunError, counted
 from cfx.files import write_atomic
-from cfx.run_key import changes
+from cfx.run_key import changes, same_but
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _replans(earlier: dict[str, Any], key: dict[str, Any], present: int) -> bool
     same, no fewer rounds than before, and each present round's number of labels unchanged
     (the budget split evenly: ``budget=200, rounds=2`` goes on as ``400, 4``, not as
     ``300, 4``, whose first round labels 75)."""
-    if any(earlier.get(k) != key.get(k) for k in {*earlier, *key} - _PLAN):
+    if not same_but(earlier, key, _PLAN):
         return False
     try:
         before = round_quotas(int(earlier["budget"]), int(earlier["rounds"]))
@@ -148,7 +148,7 @@ def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
                     earlier = {**earlier, "labeller": {"kind": before.get("kind")}}
                     now = {"kind": now.get("kind")}
                 why = changes(earlier, {**key, "labeller": now}, _KEY_NAMES)
-                if all(earlier.get(k) == key.get(k) for k in {*earlier, *key} - _PLAN):
+                if same_but(earlier, key, _PLAN):
                     why += (  # a budget or rounds change that relabels a round: say what goes
                         "; a run goes on with more rounds only when each round it has keeps its "
                         "number of labels (the budget is split evenly over the rounds, so "

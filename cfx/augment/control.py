@@ -34,7 +34,7 @@ from cfx.errors import ForeignRunError, check_seed
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.reprs import short_repr
-from cfx.run_key import changes, module_sha256, tensors_sha256
+from cfx.run_key import changes, module_sha256, same_but, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def finetune_without_labels(
 def _goes_on(earlier: dict, key: dict) -> bool:
     """Whether ``key`` is the control ``earlier`` describes for a run that went on with more
     rounds: every setting the same and the earlier rounds' set sizes a prefix of the new."""
-    if any(earlier.get(k) != key.get(k) for k in {*earlier, *key} - {"frames_per_round"}):
+    if not same_but(earlier, key, {"frames_per_round"}):
         return False
     before, now = earlier.get("frames_per_round"), key["frames_per_round"]
     return isinstance(before, list) and now[: len(before)] == before

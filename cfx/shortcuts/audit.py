@@ -51,6 +51,7 @@ lesion the path paints in counts as ``elsewhere``; the marker criterion still ap
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Sequence
@@ -283,7 +284,8 @@ class ShortcutAudit:
                 "`explainer` must be 'gradient', 'monotone' or an object with "
                 f"explain(x, target), got {type(self.explainer).__name__}"
             )
-        if self.steps != 10 or self.show_progress:  # set for the named explainers only
+        unset = inspect.signature(ShortcutAudit).parameters["steps"].default
+        if self.steps != unset or self.show_progress:  # set for the named explainers only
             logger.warning(
                 "`steps` and `show_progress` apply to an explainer built from its name; the "
                 "given %s keeps its own settings (and margin: the named ones stop at %.2f)",
@@ -367,7 +369,7 @@ class ShortcutAudit:
             )
             marker = marker_mask(SIZE).to(x.device)
             if marker_present is not None:  # given: does the box agree? (own 64x64 images)
-                given = _check_present(marker_present, b).to(x.device)
+                marker_present = given = _check_present(marker_present, b).to(x.device)
                 differ = int((given != _brain_marker_present(x)).sum())
                 if differ:
                     logger.warning(
