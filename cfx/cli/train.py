@@ -637,11 +637,6 @@ def run_classifier(args: argparse.Namespace) -> int:
                 ),
             )
         if not segment:  # as many classes as the labels name (at least 2), each with images
-            if int(targets.min()) < 0:
-                raise ValueError(
-                    f"`--labels` must be classes 0..K-1, got {int(targets.min())} (labels of "
-                    "-1/1 are read as classes: map them to 0/1)"
-                )
             if targets.unique().numel() == 1:  # "none is in class 1" hid the cause
                 raise ValueError(
                     f"`--labels` put all {len(targets)} images in class {int(targets[0])}: a "

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import not_whole
-from cfx.errors import first_names
+from cfx.errors import check, check_int, first_names, shape_or_type
 from cfx.images import binary_masks, check_images, from_unit
 
 
@@ -76,6 +76,18 @@ def load_images(
     training set, whose channels the data decide) reads a 3-D array as grey images without
     their channel axis ``(N, H, W)``. Errors call the file ``name`` (e.g. the command-line
     option that gave it)."""
+    check(
+        shape is None
+        or (
+            isinstance(shape, tuple | list)
+            and len(shape) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+        ),
+        TypeError,
+        f"`shape` must be None or (C, H, W), got {shape!r}",
+    )
+    if channels is not None:
+        channels = check_int("channels", channels)
     x = _load_array(path, name)
     # (not one (H, W, C) image: a last axis of 1, 3 or 4 reads as channels, refused below)
     if batch and shape is None and channels is None and x.ndim == 3 and x.shape[-1] > 4:
@@ -156,9 +168,11 @@ def load_labels(
     separated; a header row is skipped): one label per row in the images' order, or two
     columns, a file name and its label, matched to ``files`` (the images read from files, by
     name or by name without its extension; rows naming other files are ignored). ``words``
-    (lower case) are labels too in a table: ``{"yes": 1, "no": 0}`` for a yes/no column."""
+    (lower case) are labels too in a table: ``{"yes": 1, "no": 0}`` for a yes/no column.
+    Labels are class indices, never negative."""
+    n = check_int("n", n, minimum=0)  # '4' was said as "must have shape (4,), got (4,)"
     if Path(path).suffix.lower() in (".csv", ".txt"):
-        return _labels_from_table(Path(path), n, name, files, words or {})
+        return _class_indices(_labels_from_table(Path(path), n, name, files, words or {}), name)
     if Path(path).is_dir():  # the array loader's words would leave out the tables
         raise IsADirectoryError(
             f"`{name}` must be a file (.npy/.pt, or .csv/.txt), got the folder {path}"
@@ -177,7 +191,20 @@ def load_labels(
             f"`{name}` must be integers (class indices), got {y[rows[0]].item():g} in row "
             f"{rows[0]}" + (f" and {len(rows) - 1} more rows" if len(rows) > 1 else "")
         )
-    return y.long()
+    return _class_indices(y.long(), name)
+
+
+def _class_indices(y: Tensor, name: str) -> Tensor:
+    """``y`` when no label is negative; else an error naming the first such row (a -1 was
+    read as a class and failed later, or trained on, as it went)."""
+    rows = torch.nonzero(y < 0).flatten().tolist()
+    if rows:
+        raise ValueError(
+            f"`{name}` must be class indices 0..K-1, got {int(y[rows[0]])} in row {rows[0]}"
+            + (f" and {len(rows) - 1} more rows" if len(rows) > 1 else "")
+            + (" (labels of -1/1? map them to 0/1)" if bool((y == -1).any()) else "")
+        )
+    return y
 
 
 def _number(cell: str) -> float | None:
@@ -332,6 +359,11 @@ def load_masks(path: str | Path, images: Tensor, *, name: str = "masks") -> Tens
     """Boolean masks ``(N, 1, H, W)`` for ``images`` ``(N, C, H, W)``; files hold bool or 0/1
     (``(N, H, W)`` without the channel axis too). Errors call the file ``name``."""
     m = _load_array(path, name)
+    check(
+        isinstance(images, Tensor) and images.ndim == 4,
+        TypeError,
+        f"`images` must be the images the masks are for, (N, C, H, W), got {shape_or_type(images)}",
+    )
     want = (images.shape[0], 1, *images.shape[2:])
     if m.ndim == 3 and tuple(m.shape) == (want[0], *want[2:]):
         m = m[:, None]
@@ -343,6 +375,13 @@ def load_masks(path: str | Path, images: Tensor, *, name: str = "masks") -> Tens
 def load_region(path: str | Path, size: tuple[int, int], *, name: str = "region") -> Tensor:
     """One boolean mask ``(1, 1, H, W)`` of ``size`` ``(H, W)`` shared by every image, from a
     file of bool or 0/1 shaped ``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)``."""
+    check(
+        isinstance(size, tuple | list)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size),
+        TypeError,
+        f"`size` must be the images' (H, W), got {size!r}",
+    )
     m = _load_array(path, name)
     h, w = size
     if m.ndim > 4 or tuple(m.shape[-2:]) != (h, w) or any(d != 1 for d in m.shape[:-2]):

@@ -408,13 +408,13 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
     )
     train = make_dataset(8, seed=8)
     np.save(tmp_path / "x.npy", train.images.numpy())
-    np.save(tmp_path / "y.npy", (train.labels - 1).numpy())  # -1..0
+    np.save(tmp_path / "y.npy", (train.labels + 1).numpy())  # 1..2: a third class
     np.save(tmp_path / "ty0.npy", test.labels.numpy())
     argv = ["augment", *SMALL[4:], *_YOURS, "--train-data", str(tmp_path / "x.npy")]
     argv += ["--train-labels", str(tmp_path / "y.npy"), "--pool", str(tmp_path / "x.npy")]
     argv += ["--test-data", str(tmp_path / "tx.npy"), "--test-labels", str(tmp_path / "ty0.npy")]
     assert main([*argv, "--out", str(tmp_path / "b")]) == 2
-    assert "`--train-labels` must be classes of the classifier, 0..1, got -1..0" in (
+    assert "`--train-labels` must be classes of the classifier, 0..1, got 1..2" in (
         capsys.readouterr().err
     )
     assert not (tmp_path / "b").exists()  # no key, no round, no folder: nothing claimed

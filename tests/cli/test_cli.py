@@ -374,7 +374,9 @@ def test_data_preview_refuses_before_drawing_and_reads_masks_of_unshown_images(
     base = ["data", "preview", str(folder)]
     out = tmp_path / "p.png"
     assert main([*base, "--labels", str(tmp_path / "pm1.npy"), "--out", str(out)]) == 2
-    assert "`--labels` must be classes 0..K-1, got -1 (labels of -1/1" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "`--labels` must be class indices 0..K-1, got -1 in row 0" in said
+    assert "(labels of -1/1? map them to 0/1)" in said
     assert not out.exists()
     with caplog.at_level("WARNING"):
         assert main([*base, "--n", "2", "--masks", str(masks), "--out", str(out)]) == 0

@@ -415,3 +415,36 @@ def test_a_folder_given_for_labels_names_every_kind_of_file_they_may_be(tmp_path
     with pytest.raises(IsADirectoryError, match=r"`--train-labels` must be a file \(\.npy/\.pt, "
                        r"or \.csv/\.txt\), got the folder"):  # fmt: skip
         load_labels(tmp_path, 3, name="--train-labels")
+
+
+def test_negative_labels_are_refused_from_arrays_and_tables(tmp_path):
+    """load_labels returned -1 and -3 as classes ("labels are classes 0..K-1" was its own
+    word): they failed later, or were trained on."""
+    np.save(tmp_path / "y.npy", np.array([-1, 1, 1, 0]))
+    with pytest.raises(ValueError, match=r"`labels` must be class indices 0..K-1, got -1 in row 0"):
+        load_labels(tmp_path / "y.npy", 4)
+    (tmp_path / "y.csv").write_text("label\n0\n-3\n1\n-3\n")
+    with pytest.raises(ValueError, match=r"got -3 in row 1 and 1 more rows"):
+        load_labels(tmp_path / "y.csv", 4)
+    np.save(tmp_path / "ok.npy", np.array([0, 1, 1, 0]))
+    assert load_labels(tmp_path / "ok.npy", 4).tolist() == [0, 1, 1, 0]
+
+
+def test_counts_shapes_and_sizes_are_checked_before_the_file_is_read(tmp_path):
+    """n='4' said "must have shape (4,), one per image, got (4,)"; shape=(64, 64) failed as
+    "not enough values to unpack"; load_region(p, 8) as "cannot unpack non-iterable int"."""
+    from cfx.data.io import load_masks, load_region
+
+    np.save(tmp_path / "y.npy", np.array([0, 1]))
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 8, 8), dtype=np.float32))
+    with pytest.raises(TypeError, match=r"`n` must be an int >= 0, got '2'"):
+        load_labels(tmp_path / "y.npy", "2")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`shape` must be None or \(C, H, W\), got \(8, 8\)"):
+        load_images(tmp_path / "x.npy", shape=(8, 8))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`channels` must be an int >= 1, got '1'"):
+        load_images(tmp_path / "x.npy", channels="1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`size` must be the images' \(H, W\), got 8"):
+        load_region(tmp_path / "x.npy", 8)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`images` must be the images the masks are for"):
+        load_masks(tmp_path / "x.npy", torch.zeros(2, 8, 8))
+    assert load_images(tmp_path / "x.npy", shape=(1, 8, 8), channels=1).shape == (2, 1, 8, 8)
