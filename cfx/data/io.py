@@ -149,6 +149,13 @@ def load_images(
             raise ValueError(
                 f"`{name}` must hold images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}" + hint
             )
+    if x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] > 4:
+        # (N, H, W, C) read as N images of H channels, W x C pixels: a 4-pixel-wide image
+        # of dozens of channels is no one's data
+        raise ValueError(
+            f"`{name}` holds {tuple(x.shape)}: images saved channels last (N, H, W, C)? save "
+            "x.transpose(0, 3, 1, 2), a batch (N, C, H, W)"
+        )
     if x.dtype == torch.uint8:
         x = from_unit(x.float() / 255.0)
     return check_images(x.float(), name)

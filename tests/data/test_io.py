@@ -448,3 +448,15 @@ def test_counts_shapes_and_sizes_are_checked_before_the_file_is_read(tmp_path):
     with pytest.raises(TypeError, match=r"`images` must be the images the masks are for"):
         load_masks(tmp_path / "x.npy", torch.zeros(2, 8, 8))
     assert load_images(tmp_path / "x.npy", shape=(1, 8, 8), channels=1).shape == (2, 1, 8, 8)
+
+
+def test_a_batch_saved_channels_last_is_named_without_shape_or_channels(tmp_path):
+    """(4, 64, 64, 3) came back as 4 images of 64 channels, 64 x 3 pixels, in silence: the
+    hint needed `channels`."""
+    np.save(tmp_path / "x.npy", np.zeros((4, 64, 64, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"holds \(4, 64, 64, 3\): images saved channels last"):
+        load_images(tmp_path / "x.npy")
+    np.save(tmp_path / "ok.npy", np.zeros((4, 3, 64, 64), dtype=np.float32))
+    assert load_images(tmp_path / "ok.npy").shape == (4, 3, 64, 64)
+    np.save(tmp_path / "small.npy", np.zeros((4, 3, 8, 3), dtype=np.float32))  # 8x3 colour
+    assert load_images(tmp_path / "small.npy").shape == (4, 3, 8, 3)
