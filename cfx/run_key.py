@@ -38,6 +38,12 @@ def module_sha256(module: object) -> str | None:
     return h.hexdigest()
 
 
+def json_sha256(value: object) -> str:
+    """Hex SHA-256 of ``value`` as JSON with sorted keys: one digest for a key however its
+    entries were ordered."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
 def same_but(earlier: Mapping[str, Any], key: Mapping[str, Any], names: set[str]) -> bool:
     """Whether two run keys agree on every entry but ``names`` (an entry one lacks counts as
     None there): the settings a run may go on with changed."""

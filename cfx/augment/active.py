@@ -336,7 +336,7 @@ class ActiveLearner:
                 cfg.seed,
                 seed,
             )
-        claim(out, self._run_key(pool, train_images, train_labels, cfg, seed), self.rounds)
+        key = claim(out, self._run_key(pool, train_images, train_labels, cfg, seed), self.rounds)
         model = copy.deepcopy(self.classifier)  # the user's model is never touched
         for param in model.parameters():  # zoo models load frozen; the copy is trained
             param.requires_grad_(True)
@@ -346,7 +346,7 @@ class ActiveLearner:
         history: list[AugmentRound] = []
         noticed = False  # have the notices about the models (tagged cfx_models) been given?
         relabelled = False  # has a finished round's changed label been warned about?
-        run_key = walk_key(out)  # what made a saved walk: this run, and the model
+        run_key = walk_key(key)  # what made a saved walk: this run, and the model
         for k, quota in enumerate(self._per_round()):
             folder = out / f"round_{k:02d}"
             finished = read_round(folder)

@@ -8,7 +8,6 @@ person's work); a folder of other files is refused before anything is written in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -18,7 +17,7 @@ from cfx.augment._common import round_quotas
 from cfx.augment.rounds import CANDIDATES_FILE, DONE
 from cfx.errors import ForeignRunError, counted
 from cfx.files import write_atomic
-from cfx.run_key import changes, same_but
+from cfx.run_key import changes, json_sha256, same_but
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +61,20 @@ def _replans(earlier: dict[str, Any], key: dict[str, Any], present: int) -> bool
     return len(now) >= max(len(before), present) and before[:present] == now[:present]
 
 
-def walk_key(out: Path) -> str:
-    """The digest of ``out``'s run key without its budget and rounds, which a round's saved
-    walk records: a run that goes on with more rounds (:func:`_replans`, which keeps each
-    present round's labels) finds a waiting round's walk still its own."""
-    key = json.loads((out / KEY_FILE).read_text())
-    walked = {k: v for k, v in key.items() if k not in _PLAN}
-    return hashlib.sha256(json.dumps(walked, sort_keys=True).encode()).hexdigest()
+def walk_key(key: dict[str, Any]) -> str:
+    """The digest of a run key (as :func:`claim` returns it) without its budget and rounds,
+    which a round's saved walk records: a run that goes on with more rounds
+    (:func:`_replans`, which keeps each present round's labels) finds a waiting round's walk
+    still its own."""
+    return json_sha256({k: v for k, v in key.items() if k not in _PLAN})
 
 
-def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
+def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> dict[str, Any]:
     """Make ``out`` the folder of the run ``key`` describes (written to :data:`KEY_FILE`):
     resume its rounds if the same key computed them, refuse it (naming what changed) if
     another run's rounds are there, or if it holds files of something else. ``out`` is no
-    file (:meth:`~cfx.augment.ActiveLearner.augment` checks that before the key's digests)."""
+    file (:meth:`~cfx.augment.ActiveLearner.augment` checks that before the key's digests).
+    Returns the key as written (JSON's lists and strings)."""
     key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
     stored = out / KEY_FILE
     folders = sorted(out.glob("round_*")) if out.is_dir() else []
@@ -170,3 +169,4 @@ def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> None:
     text = json.dumps(key, indent=1) + "\n"
     if not stored.is_file() or stored.read_text() != text:  # rewritten only when new
         write_atomic(stored, text)
+    return key

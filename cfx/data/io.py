@@ -57,6 +57,15 @@ def _load_array(path: str | Path, name: str) -> Tensor:
     raise ValueError(f"`{name}` must be a .npy or .pt file, got {p.name!r}")
 
 
+def _sizes(value: object, n: int) -> bool:
+    """Whether ``value`` is ``n`` positive ints (a tuple or list): an image shape or size."""
+    return (
+        isinstance(value, tuple | list)
+        and len(value) == n
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    )
+
+
 def load_images(
     path: str | Path,
     *,
@@ -77,12 +86,7 @@ def load_images(
     their channel axis ``(N, H, W)``. Errors call the file ``name`` (e.g. the command-line
     option that gave it)."""
     check(
-        shape is None
-        or (
-            isinstance(shape, tuple | list)
-            and len(shape) == 3
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
-        ),
+        shape is None or _sizes(shape, 3),
         TypeError,
         f"`shape` must be None or (C, H, W), got {shape!r}",
     )
@@ -383,9 +387,7 @@ def load_region(path: str | Path, size: tuple[int, int], *, name: str = "region"
     """One boolean mask ``(1, 1, H, W)`` of ``size`` ``(H, W)`` shared by every image, from a
     file of bool or 0/1 shaped ``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)``."""
     check(
-        isinstance(size, tuple | list)
-        and len(size) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size),
+        _sizes(size, 2),
         TypeError,
         f"`size` must be the images' (H, W), got {size!r}",
     )

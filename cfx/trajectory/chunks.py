@@ -3,7 +3,6 @@ run resumes where it stopped instead of starting over."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -23,7 +22,7 @@ from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import InversionResult, lpips_available, unit_range_notice
 from cfx.progress import tqdm
-from cfx.run_key import changes, tensors_sha256
+from cfx.run_key import changes, json_sha256, tensors_sha256
 from cfx.trajectory.identity import explainer_key, explainer_setting
 from cfx.trajectory.notices import end_notice, notices_held, notify_starts, region_notice
 from cfx.trajectory.result import TrajectoryResult, concat
@@ -124,7 +123,7 @@ def explain_in_chunks(
         # the explainers invert with perceptual="auto": LPIPS once its weights are cached,
         # the encoder's features before; chunks computed with the other are another run's
         expected["inversion_perceptual"] = "lpips" if lpips_available() else "not lpips"
-    stamp = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()
+    stamp = json_sha256(expected)
     out = None if folder is None else Path(folder)
     if foreign not in ("restart", "refuse"):
         raise ValueError(f"`foreign` must be 'restart' or 'refuse', got {foreign!r}")
