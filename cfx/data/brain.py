@@ -141,6 +141,8 @@ def make_dataset(
     if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise TypeError(f"`seed` must be an int, got {seed!r}")
     n, seed = int(n), int(seed)  # numpy integers too
+    if not isinstance(tagged, bool | np.bool_):  # 'no' would tag every slice
+        raise TypeError(f"`tagged` must be a bool, got {tagged!r}")
     if tag_correlation is not None and not tagged:  # untagged slices have no marker
         raise ValueError(
             f"`tag_correlation` ({tag_correlation}) sets how often the scanner marker goes with "
