@@ -319,9 +319,14 @@ def _local_source(path: Path, *, hub_like: bool = False) -> ModelSource:
     want = (CONFIG_NAME, WEIGHTS_NAME if arch is None else arch.weights)
     missing = [f for f in want if not (folder / f).is_file()]
     if missing or arch is None:
-        raise missing_files(
-            folder, missing, otherwise="; nor a model/ folder (has `cfx train` finished?)"
-        )
+        otherwise = "; nor a model/ folder (has `cfx train` finished?)"
+        if (path / "checkpoint.safetensors").is_file():  # a run folder of train_classifier
+            otherwise = (
+                "; it holds a training checkpoint but no model: `cfx train` writes model/ "
+                "when it finishes, and a model trained in Python is saved with "
+                "model.save_pretrained(folder)"
+            )
+        raise missing_files(folder, missing, otherwise=otherwise)
     expected = _recorded_sha256(folder / "README.md", arch.weights)
     return ModelSource(folder, None, arch.class_path, arch.role, arch.weights, expected)
 

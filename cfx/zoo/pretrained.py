@@ -169,7 +169,12 @@ class PretrainedMixin:
                 raise CheckpointError(
                     f"`{weights}` has sha256 {got}, expected {expected_sha256} (corrupt or changed)"
                 )
-        config = cls.config_class(**raw)
+        try:
+            config = cls.config_class(**raw)
+        except (TypeError, ValueError) as err:  # e.g. "image_size": [64]: the file is named
+            raise CheckpointError(
+                f"`{folder / CONFIG_NAME}` is no {cls.config_class.__name__}: {err}"
+            ) from err
         model = cls(config)  # type: ignore[call-arg]
         if not isinstance(model, nn.Module):
             raise TypeError(f"{cls.__name__} must be an nn.Module")
@@ -180,6 +185,9 @@ class PretrainedMixin:
                 f"`{weights}` is not a readable safetensors file ({err}); it may be truncated "
                 "or damaged: copy or save it again"
             ) from err
+        kinds = {t.dtype for t in state.values() if t.is_floating_point()}
+        if len(kinds) == 1:  # saved in float64 (say): loaded as such, not cast to float32
+            model.to(kinds.pop())
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as err:

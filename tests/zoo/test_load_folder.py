@@ -241,3 +241,37 @@ def test_a_run_folder_whose_checkpoint_is_past_its_model_is_warned_about(tmp_pat
         "interrupted or unfinished rerun of `cfx train`?), so the weights loaded are the last "
         f"finished run's; rerun the training command to finish it and update {run / 'model'}"
     ]
+
+
+def test_a_float64_model_comes_back_as_float64(tmp_path):
+    """from_pretrained built a float32 model and load_state_dict cast the saved float64
+    weights down in silence: the outputs were no longer the saved model's."""
+    model = _cnn().double()
+    folder = model.save_pretrained(tmp_path / "m")
+    loaded = BrainCNN.from_pretrained(folder)
+    assert all(p.dtype == torch.float64 for p in loaded.parameters())
+    x = _images().double()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert all(p.dtype == torch.float64 for p in load_classifier(folder).parameters())
+
+
+def test_a_config_setting_the_class_refuses_names_the_file(tmp_path):
+    folder = _cnn().save_pretrained(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "image_size": [64]}))
+    with pytest.raises(CheckpointError, match=r"config\.json` is no BrainCNNConfig: `image_size`"):
+        BrainCNN.from_pretrained(folder)
+
+
+def test_a_run_folder_with_only_a_checkpoint_says_how_to_save_the_model(tmp_path):
+    """A model trained in Python leaves a checkpoint but no model/: the hint named only
+    `cfx train`."""
+    from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
+
+    x = _images()
+    config = ClassifierTrainingConfig(epochs=1, batch_size=3, augment=False)
+    train_classifier(_cnn(), x, torch.tensor([0, 1, 0]), tmp_path, config, show_progress=False)
+    with pytest.raises(CheckpointError, match=r"holds a training checkpoint but no model: .*"
+                       r"model\.save_pretrained\(folder\)"):  # fmt: skip
+        load_classifier(tmp_path)
