@@ -67,6 +67,25 @@ def probe_writable(folder: str | Path) -> None:
         pass
 
 
+def make_folder(path: object, name: str) -> Path:
+    """The folder ``path``, made (with its parents) if missing; a ``TypeError`` naming
+    ``name`` for anything but a str or Path, a ``ValueError`` for an existing file or a path
+    inside one (mkdir's bare ``[Errno 17]``/``[Errno 20]`` named no argument)."""
+    if not isinstance(path, str | os.PathLike) or isinstance(path, bytes):
+        raise TypeError(f"`{name}` must be a folder path (str or Path), got {type(path).__name__}")
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"`{name}` must be a folder (made if missing), got the file {folder}")
+    above = next((p for p in folder.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ValueError(f"`{name}` must be a folder, got {folder}, inside the file {above}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # no permission, a read-only disk
+        raise OSError(f"`{name}` {folder}: cannot make the folder ({err.strerror or err})") from err
+    return folder
+
+
 def lock_exclusive(fd: int, busy: str) -> None:
     """Hold an exclusive advisory lock on the open file or folder ``fd`` until it is closed
     (also when the process dies), so that a second run writing the same output is refused:

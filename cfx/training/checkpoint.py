@@ -104,8 +104,11 @@ def load_checkpoint(
     modules: Mapping[str, nn.Module],
     optimizers: Mapping[str, torch.optim.Optimizer],
     generators: Mapping[str, torch.Generator],
+    generators_added_later: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Restore modules, optimizers and generators in place; return the saved ``state``."""
+    """Restore modules, optimizers and generators in place; return the saved ``state``.
+    Generators named in ``generators_added_later`` that the checkpoint lacks (an older cfx
+    did not save them) are left as they are."""
     tensors: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt") as fh:
         metadata = fh.metadata()
@@ -123,6 +126,8 @@ def load_checkpoint(
     for k, o in optimizers.items():
         o.load_state_dict(_unflatten(layout["optimizers"][k], tensors))
     for k, g in generators.items():
+        if k in generators_added_later and k not in layout["generators"]:
+            continue
         g.set_state(_unflatten(layout["generators"][k], tensors))
     return dict(layout["state"])
 
@@ -136,6 +141,7 @@ def resume_checkpoint(
     modules: Mapping[str, nn.Module],
     optimizers: Mapping[str, torch.optim.Optimizer],
     generators: Mapping[str, torch.Generator],
+    generators_added_later: tuple[str, ...] = (),
 ) -> dict[str, Any] | None:
     """Resume from ``path`` when it holds a checkpoint of the same run: restore modules,
     optimizers and generators in place and return the saved ``state`` (None when there is
@@ -144,7 +150,8 @@ def resume_checkpoint(
     ``ValueError``) saying what changed (``names`` as
     :func:`cfx.run_key.changes` takes them). Entries of ``added_later`` that a checkpoint
     written by an older cfx lacks (all of them: one written before fingerprints) are taken
-    on trust, with a warning."""
+    on trust, with a warning; so are generators of ``generators_added_later`` it lacks
+    (:func:`load_checkpoint`)."""
     path = Path(path)
     if not path.exists():
         return None
@@ -169,7 +176,13 @@ def resume_checkpoint(
         other,
     )
     try:
-        state = load_checkpoint(path, modules=modules, optimizers=optimizers, generators=generators)
+        state = load_checkpoint(
+            path,
+            modules=modules,
+            optimizers=optimizers,
+            generators=generators,
+            generators_added_later=generators_added_later,
+        )
     except SafetensorError as err:
         raise CheckpointError(
             f"{path} cannot be read ({str(err).splitlines()[0]}): {damaged}"

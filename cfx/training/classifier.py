@@ -14,12 +14,13 @@ evidence for a class), and takes an AdamW step on
 The learning rate warms up linearly, then follows a cosine decay to zero (Loshchilov & Hutter,
 "SGDR", ICLR 2017); it is a pure function of the step, so there is no scheduler state.
 
-Every random draw (initialisation, data order, augmentation) comes from ``config.seed``; the
-global RNG is never touched. Checkpoints (safetensors, atomic) are written every
-``checkpoint_every`` steps, at the end and when Ctrl-C stops the run (after the step in
-progress, :mod:`cfx.training.interrupt`) to ``out/checkpoint.safetensors``; rerunning with the
-same ``out`` resumes where it stopped, mid-epoch included, and ends with exactly the weights an
-uninterrupted run would have.
+Every random draw (initialisation, data order, augmentation) comes from ``config.seed``, and
+so do the draws of random layers such as dropout, which torch makes from its global generator:
+it is seeded for the run, kept in checkpoints and put back as it was afterwards. Checkpoints
+(safetensors, atomic) are written every ``checkpoint_every`` steps, at the end and when Ctrl-C
+stops the run (after the step in progress, :mod:`cfx.training.interrupt`) to
+``out/checkpoint.safetensors``; rerunning with the same ``out`` resumes where it stopped,
+mid-epoch included, and ends with exactly the weights an uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -36,14 +37,16 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cfx.calls import eval_mode, float_weight, to_model
 from cfx.errors import check, check_int, check_real, counted, fail
+from cfx.files import make_folder
 from cfx.images import binary_masks, check_images, from_unit, to_unit
-from cfx.run_key import tensors_sha256
+from cfx.run_key import module_sha256, tensors_sha256
 from cfx.training.checkpoint import (
     diverged,
     not_finite,
@@ -67,6 +70,15 @@ __all__ = [
     "evaluate_segmenter",
     "train_classifier",
 ]
+
+
+_REAL_RANGES = (  # ClassifierTrainingConfig's real settings: (name, low, high, open high end)
+    ("weight_decay", 0.0, None, False),
+    ("warmup", 0.0, 1.0, True),
+    ("intensity_jitter", 0.0, 1.0, True),
+    ("blur", 0.0, 3.0, False),  # pixels
+    ("noise", 0.0, 0.5, False),
+)
 
 
 @dataclass(frozen=True)
@@ -114,20 +126,20 @@ class ClassifierTrainingConfig:
             object.__setattr__(self, name, check_int(name, getattr(self, name)))
         if isinstance(self.seed, bool) or not isinstance(self.seed, Integral):
             raise TypeError(f"`seed` must be an int, got {self.seed!r}")
+        if not 0 <= int(self.seed) < 2**64:  # what torch's generators take
+            raise ValueError(f"`seed` must be an int in [0, 2**64), got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))  # a numpy int (a sweep) as an int
-        if not isinstance(self.max_shift, int) or self.max_shift < 0:
-            raise ValueError(f"`max_shift` must be a non-negative int, got {self.max_shift!r}")
-        # finite too: lr=inf trained a NaN model that exited 0
-        check_real("lr", self.lr, low=0.0, open_low=True)
-        check_real("weight_decay", self.weight_decay, low=0.0)
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"`warmup` must be in [0, 1), got {self.warmup!r}")
-        if not 0 <= self.intensity_jitter < 1:
-            raise ValueError(f"`intensity_jitter` must be in [0, 1), got {self.intensity_jitter!r}")
-        if not 0 <= self.blur <= 3:
-            raise ValueError(f"`blur` must be in [0, 3] pixels, got {self.blur!r}")
-        if not 0 <= self.noise <= 0.5:
-            raise ValueError(f"`noise` must be in [0, 0.5], got {self.noise!r}")
+        object.__setattr__(self, "max_shift", check_int("max_shift", self.max_shift, minimum=0))
+        for name in ("augment", "reset_parameters"):  # a string was truthy: "False" reset
+            value = getattr(self, name)
+            if not isinstance(value, bool | np.bool_):
+                raise TypeError(f"`{name}` must be a bool, got {value!r}")
+            object.__setattr__(self, name, bool(value))
+        # finite too: lr=inf trained a NaN model that exited 0; warmup='0.1' failed comparing
+        for name, low, high, open_high in _REAL_RANGES:
+            value = check_real(name, getattr(self, name), low=low, high=high, open_high=open_high)
+            object.__setattr__(self, name, value)  # a numpy float32 as a float: JSON takes it
+        object.__setattr__(self, "lr", check_real("lr", self.lr, low=0.0, open_low=True))
         if not self.augment and (self.blur > 0 or self.noise > 0):  # else silently unused
             raise ValueError(
                 f"`blur` ({self.blur}) and `noise` ({self.noise}) are augmentations: they need "
@@ -221,7 +233,8 @@ def _check_labels(labels: object, n: int, name: str) -> Tensor:
         ValueError,
         f"`{name}` must have shape ({n},) to match the images, got {tuple(labels.shape)}",
     )
-    check(bool((labels >= 0).all()), ValueError, f"`{name}` must be non-negative class indices")
+    low = int(labels.min())  # n >= 1: the images are checked first
+    check(low >= 0, ValueError, f"`{name}` must be non-negative class indices, got min {low}")
     return labels.long()
 
 
@@ -320,14 +333,21 @@ def _loss(task: Task, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         fail(ValueError, f"`task` must be 'classify' or 'segment', got {task!r}")
 
 
-def _check_outputs(task: Task, model: nn.Module, images: Tensor, targets: Tensor) -> None:
+def _check_outputs(
+    task: Task, model: nn.Module, images: Tensor, targets: Tensor, val_targets: Tensor | None
+) -> None:
     """Run the model on one image: fail early and clearly on a model/task/targets mismatch."""
     channels = getattr(getattr(model, "config", None), "channels", None)
+    last = (
+        "; a batch saved channels last is images.permute(0, 3, 1, 2)"
+        if images.shape[-1] == channels
+        else ""
+    )
     check(
         not isinstance(channels, int) or channels == images.shape[1],
         ValueError,
         f"`images` must have the {channels} channels `model` was made for, got "
-        f"{images.shape[1]} (shape {tuple(images.shape)})",
+        f"{images.shape[1]} (shape {tuple(images.shape)}){last}",
     )
     try:
         out = predict(model, images[:1], 1)
@@ -337,16 +357,19 @@ def _check_outputs(task: Task, model: nn.Module, images: Tensor, targets: Tensor
         ) from err
     if task == "classify":
         check(
-            out.ndim == 2,
+            out.ndim == 2 and out.shape[1] >= 2,
             ValueError,
-            f"task 'classify' needs a model returning logits (B, K), got {tuple(out.shape)}",
+            f"task 'classify' needs a model returning logits (B, K) for K >= 2 classes, got "
+            f"{tuple(out.shape)}",
         )
-        check(
-            int(targets.max()) < out.shape[1],
-            ValueError,
-            f"`targets` must be class indices below the model's {out.shape[1]} outputs, "
-            f"got max {int(targets.max())}",
-        )
+        for name, labels in (("targets", targets), ("val[1]", val_targets)):
+            if labels is not None:  # val labels too: a class the model lacks scored 0 silently
+                check(
+                    int(labels.max()) < out.shape[1],
+                    ValueError,
+                    f"`{name}` must be class indices below the model's {out.shape[1]} "
+                    f"outputs, got max {int(labels.max())}",
+                )
     elif task == "segment":
         check(
             out.shape == (1, *targets.shape[1:]),
@@ -358,6 +381,51 @@ def _check_outputs(task: Task, model: nn.Module, images: Tensor, targets: Tensor
         fail(ValueError, f"`task` must be 'classify' or 'segment', got {task!r}")
 
 
+def _check_arguments(
+    model: nn.Module,
+    images: Tensor,
+    targets: Tensor,
+    config: ClassifierTrainingConfig | None,
+    task: Task,
+    val: tuple[Tensor, Tensor] | None,
+) -> tuple[ClassifierTrainingConfig, Tensor, tuple[Tensor, Tensor] | None]:
+    """:func:`train_classifier`'s arguments checked, before anything is written: the
+    config, the targets and ``val`` as the loop takes them."""
+    cfg = config or ClassifierTrainingConfig()
+    if not isinstance(cfg, ClassifierTrainingConfig):
+        raise TypeError(f"`config` must be a ClassifierTrainingConfig, got {type(cfg).__name__}")
+    if task not in ("classify", "segment"):
+        raise ValueError(f"`task` must be 'classify' or 'segment', got {task!r}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+    check_images(images, "images")
+    y_all = _check_targets(task, targets, images, "targets")
+    checked_val = None
+    if val is not None:
+        check(
+            isinstance(val, tuple) and len(val) == 2,
+            TypeError,
+            f"`val` must be a tuple (images, targets) or None, got {type(val).__name__}",
+        )
+        check_images(val[0], "val[0]")
+        check(
+            val[0].shape[1:] == images.shape[1:],
+            ValueError,
+            f"`val[0]` must have images shaped like `images` {tuple(images.shape[1:])}, "
+            f"got {tuple(val[0].shape[1:])}",
+        )
+        checked_val = (val[0], _check_targets(task, val[1], val[0], "val[1]"))
+    check(
+        any(p.requires_grad for p in model.parameters()),
+        ValueError,
+        "`model` must have trainable parameters, got none with requires_grad=True (zoo models "
+        "load frozen: call model.requires_grad_(True) to fine-tune one)",
+    )
+    val_y = None if checked_val is None or task != "classify" else checked_val[1]
+    _check_outputs(task, model, images, y_all, val_y)
+    return cfg, y_all, checked_val
+
+
 def _fingerprint(
     model: nn.Module,
     task: Task,
@@ -365,7 +433,9 @@ def _fingerprint(
     targets: Tensor,
     cfg: ClassifierTrainingConfig,
     val: tuple[Tensor, Tensor] | None,
+    dtype: torch.dtype,
 ) -> dict:
+    """What makes a run the same run; ``model`` as it starts (fine-tuning: its weights)."""
     run = dataclasses.asdict(cfg)
     run.pop("checkpoint_every")  # free to change between runs
     config = getattr(model, "config", None)
@@ -381,6 +451,9 @@ def _fingerprint(
         "data_sha256": tensors_sha256(images, targets),  # the same count of other data is not
         # the history's val_acc must come from one set (a resume with another mixed them)
         "val_sha256": None if val is None else tensors_sha256(*val),
+        # fine-tuning another model's weights into the same folder got the first's result
+        "start_sha256": None if cfg.reset_parameters else module_sha256(model),
+        "dtype": str(dtype),  # a float64 copy resumed a float32 run
         "config": run,
     }
     return json.loads(json.dumps(key))  # as the checkpoint stores it (tuples become lists)
@@ -389,7 +462,35 @@ def _fingerprint(
 _FINGERPRINT_NAMES = {
     "data_sha256": "the training images or labels",
     "val_sha256": "the validation images or labels",
+    "start_sha256": "the model's weights to fine-tune",
+    "dtype": "the model's dtype",
 }
+_ADDED_LATER = ("data_sha256", "val_sha256", "start_sha256", "dtype")  # older checkpoints lack
+
+
+def _batch(order: Tensor, pos: int, batch_size: int, steps_per_epoch: int) -> Tensor:
+    """The example indices of an epoch's step ``pos``: the last step takes what is left, so
+    a single image left over joins the step before it (a batch of one made BatchNorm fail)."""
+    end = order.shape[0] if pos == steps_per_epoch - 1 else (pos + 1) * batch_size
+    return order[pos * batch_size : end]
+
+
+def _steps_per_epoch(n: int, batch_size: int) -> int:
+    """Steps in an epoch of ``n`` examples: batches of ``batch_size``, the last one larger by
+    one when a single example would be left on its own (see :func:`_batch`)."""
+    steps = math.ceil(n / batch_size)
+    return steps - 1 if steps > 1 and n % batch_size == 1 else steps
+
+
+def _global_generator(device: torch.device) -> torch.Generator | None:
+    """The generator that layers such as ``nn.Dropout`` draw from on ``device`` (torch has no
+    way to hand them one): None for devices other than the CPU and CUDA."""
+    if device.type == "cpu":
+        return torch.default_generator
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.default_generators[index]
+    return None
 
 
 def train_classifier(
@@ -408,85 +509,94 @@ def train_classifier(
     Args:
         model: an ``nn.Module`` mapping images ``(B, C, H, W)`` in [-1, 1] to logits ``(B, K)``
             (``task="classify"``) or mask logits ``(B, 1, H, W)`` (``task="segment"``). Unless
-            ``config.reset_parameters`` is False, its weights are re-drawn from ``config.seed``.
-            It is trained on the device it lives on.
+            ``config.reset_parameters`` is False, its weights are re-drawn from ``config.seed``
+            (:func:`~cfx.training.init.reset_parameters`: conv and linear layers; others keep
+            the values the model holds). It is trained on the device it lives on; random
+            layers such as dropout draw from the device's generator, seeded from
+            ``config.seed`` for the run, saved in checkpoints and put back afterwards.
         images: training images ``(N, C, H, W)`` in [-1, 1].
         targets: integer labels ``(N,)`` for ``"classify"``, masks ``(N, 1, H, W)`` (bool or
             {0, 1}) for ``"segment"``.
-        out: run folder; ``out/checkpoint.safetensors`` is written during training and, if
-            present, resumed from (it must come from the same model, data size and config).
+        out: run folder (made if missing); ``out/checkpoint.safetensors`` is written during
+            training and, if present, resumed from: it must come from the same model (class,
+            architecture, dtype and, when fine-tuning, starting weights), data and config.
         config: hyperparameters (defaults: :class:`ClassifierTrainingConfig`).
         task: ``"classify"`` or ``"segment"``.
         val: optional ``(images, targets)`` scored after every epoch (accuracy or mean Dice).
         show_progress: show a tqdm bar with the running loss and accuracy (or Dice).
+
+    Each epoch takes batches of ``config.batch_size`` in a shuffled order; a single image left
+    over joins the last batch (BatchNorm cannot train on a batch of one).
 
     Returns:
         ``(model, report)``: ``report.history`` has one row per epoch (``epoch``, ``step``,
         ``lr``, ``loss``, ``train_acc``/``train_dice`` and, with ``val``, ``val_acc``/
         ``val_dice``).
     """
-    cfg = config or ClassifierTrainingConfig()
-    if not isinstance(cfg, ClassifierTrainingConfig):
-        raise TypeError(f"`config` must be a ClassifierTrainingConfig, got {type(cfg).__name__}")
-    if task not in ("classify", "segment"):
-        raise ValueError(f"`task` must be 'classify' or 'segment', got {task!r}")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
-    check_images(images, "images")
-    y_all = _check_targets(task, targets, images, "targets")
-    if val is not None:
-        check(
-            isinstance(val, tuple) and len(val) == 2,
-            TypeError,
-            f"`val` must be a tuple (images, targets) or None, got {type(val).__name__}",
-        )
-        check_images(val[0], "val[0]")
-        check(
-            val[0].shape[1:] == images.shape[1:],
-            ValueError,
-            f"`val[0]` must have images shaped like `images` {tuple(images.shape[1:])}, "
-            f"got {tuple(val[0].shape[1:])}",
-        )
-        val_y = _check_targets(task, val[1], val[0], "val[1]")
-    metric = "acc" if task == "classify" else "dice"
-
-    _check_outputs(task, model, images, y_all)  # before `out` is made: nothing left behind
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg, y_all, val = _check_arguments(model, images, targets, config, task, val)
+    out = make_folder(out, "out")  # after the checks: a refused run leaves nothing behind
     ckpt = out / "checkpoint.safetensors"
     weight = float_weight(model)  # where the inputs go: its device, its dtype
     device = weight.device if weight is not None else torch.device("cpu")
     dtype = weight.dtype if weight is not None else torch.float32
-    n = images.shape[0]
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-
-    check(
-        any(p.requires_grad for p in model.parameters()),
-        ValueError,
-        "`model` must have trainable parameters, got none with requires_grad=True (zoo models "
-        "load frozen: call model.requires_grad_(True) to fine-tune one)",
-    )
+    fingerprint = _fingerprint(model, task, images, y_all, cfg, val, dtype)  # before a reset
     gen = torch.Generator().manual_seed(cfg.seed)
     if cfg.reset_parameters:
         reset_parameters(model, gen)
     order_seed = int(torch.randint(0, 2**62, (), generator=gen))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    fingerprint = _fingerprint(
-        model, task, images, y_all, cfg, None if val is None else (val[0], val_y)
-    )
+    generators = {"gen": gen}
+    layers_rng = _global_generator(device)
+    if layers_rng is not None:
+        generators["layers"] = layers_rng
+        kept_rng = layers_rng.get_state()  # the caller's, put back at the end
+        layers_rng.manual_seed(cfg.seed)  # its own stream: gen's draws stay as they were
+    try:
+        state = resume_checkpoint(
+            ckpt,
+            fingerprint=fingerprint,
+            names=_FINGERPRINT_NAMES,
+            added_later=_ADDED_LATER,
+            modules={"model": model},
+            optimizers={"opt": opt},
+            generators=generators,
+            generators_added_later=("layers",),
+        )
+        run = (task, images, y_all, cfg, val, out)
+        return _train(model, *run, opt, generators, order_seed, fingerprint, state, show_progress)
+    finally:
+        if layers_rng is not None:
+            layers_rng.set_state(kept_rng)
+
+
+def _train(
+    model: M,
+    task: Task,
+    images: Tensor,
+    y_all: Tensor,
+    cfg: ClassifierTrainingConfig,
+    val: tuple[Tensor, Tensor] | None,
+    out: Path,
+    opt: torch.optim.Optimizer,
+    generators: dict[str, torch.Generator],
+    order_seed: int,
+    fingerprint: dict,
+    state: dict[str, Any] | None,
+    show_progress: bool,
+) -> tuple[M, TrainingReport]:
+    """:func:`train_classifier`'s loop, from ``state`` (a checkpoint's, or None: the start)."""
+    metric = "acc" if task == "classify" else "dice"
+    ckpt = out / "checkpoint.safetensors"
+    weight = float_weight(model)
+    device = weight.device if weight is not None else torch.device("cpu")
+    dtype = weight.dtype if weight is not None else torch.float32
+    gen = generators["gen"]
+    n = images.shape[0]
+    steps_per_epoch = _steps_per_epoch(n, cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
     step, seconds = 0, 0.0
     history: list[dict[str, float]] = []
     running = {"loss": 0.0, "score": 0.0, "count": 0.0}  # sums over the current epoch
-    state = resume_checkpoint(
-        ckpt,
-        fingerprint=fingerprint,
-        names=_FINGERPRINT_NAMES,
-        added_later=("data_sha256", "val_sha256"),  # checkpoints before them kept the rest
-        modules={"model": model},
-        optimizers={"opt": opt},
-        generators={"gen": gen},
-    )
     if state is not None:
         step, seconds = state["step"], state["seconds"]
         history, running = state["history"], state["running"]
@@ -511,7 +621,7 @@ def train_classifier(
             epoch, pos = divmod(step, steps_per_epoch)
             if order is None or pos == 0:
                 order = _epoch_order(n, order_seed, epoch)  # (N,)
-            idx = order[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]  # (B,)
+            idx = _batch(order, pos, cfg.batch_size, steps_per_epoch)  # (B,)
             x = images[idx]  # (B, C, H, W)
             y = y_all[idx]  # (B,) or (B, 1, H, W)
             m = y.to(x.dtype) if task == "segment" else None
@@ -554,9 +664,9 @@ def train_classifier(
                 }
                 if val is not None:
                     if task == "classify":
-                        row["val_acc"] = evaluate_classifier(model, val[0], val_y, cfg.batch_size)
+                        row["val_acc"] = evaluate_classifier(model, *val, cfg.batch_size)
                     else:
-                        row["val_dice"] = evaluate_segmenter(model, val[0], val_y, cfg.batch_size)
+                        row["val_dice"] = evaluate_segmenter(model, *val, cfg.batch_size)
                 history.append(row)
                 running = {"loss": 0.0, "score": 0.0, "count": 0.0}
                 log.info("epoch %d %s", epoch + 1, row)
@@ -570,7 +680,7 @@ def train_classifier(
                     ckpt,
                     modules={"model": model},
                     optimizers={"opt": opt},
-                    generators={"gen": gen},
+                    generators=generators,
                     state={
                         "step": step,
                         "seconds": seconds + time.perf_counter() - t0,

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cfx.errors import check_int, check_real, counted
+from cfx.files import make_folder
 from cfx.images import check_images
 from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
 from cfx.run_key import tensors_sha256
@@ -176,8 +177,7 @@ def train_generator(
             cfg.steps,
             extra={"cfx_adv_never": True},  # the command line says it by its flags
         )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out, "out")
     ckpt = out / "checkpoint.safetensors"
 
     gen = torch.Generator().manual_seed(cfg.seed)

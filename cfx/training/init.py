@@ -12,13 +12,29 @@ from torch import nn
 
 M = TypeVar("M", bound=nn.Module)
 
+_WEIGHTED = (  # layers whose bias is drawn from the fan-in of their weight
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+
 
 @torch.no_grad()
 def reset_parameters(module: M, generator: torch.Generator) -> M:
-    """Re-draw every conv/linear weight and bias (PyTorch's default scheme) from ``generator``.
+    """Re-draw every conv/linear weight and bias (PyTorch's default scheme) from ``generator``:
+    every parameter of two or more dimensions, and the bias of any convolution (1-, 2- or
+    3-d, transposed too) or linear layer.
 
-    Norm layers keep their ones/zeros. Spectral-norm parametrised weights are handled through
-    their ``original`` tensor, and the power-iteration vectors ``u``, ``v`` of
+    Other parameters keep the values the module holds: norm layers their ones/zeros, and a
+    one-dimensional parameter of your own whatever your module drew for it (seed its
+    construction too when it drew from torch's global RNG).
+
+    Spectral-norm parametrised weights are handled through their ``original`` tensor, and the
+    power-iteration vectors ``u``, ``v`` of
     ``torch.nn.utils.parametrizations.spectral_norm`` (drawn from the global RNG when the
     layer is built) are re-drawn from ``generator`` too and iterated on the new weight.
     Returns ``module`` for chaining.
@@ -29,7 +45,7 @@ def reset_parameters(module: M, generator: torch.Generator) -> M:
         elif name.endswith("bias") and p.ndim == 1:
             owner = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
             weight = getattr(owner, "weight", None)
-            if isinstance(owner, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)) and weight is not None:
+            if isinstance(owner, _WEIGHTED) and weight is not None:
                 fan_in = weight[0].numel()
                 bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
                 drawn(p, nn.init.uniform_, generator, a=-bound, b=bound)

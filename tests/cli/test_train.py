@@ -172,16 +172,19 @@ def test_the_model_keeps_the_size_of_its_training_images(tmp_path):
 def test_a_checkpoint_from_before_image_size_still_resumes():
     """The size is in the model's config but not in the run's fingerprint (the training
     images' digest covers it), so checkpoints written before the field resume."""
+    from functools import partial
+
     from cfx.models.classifiers import BrainCNNConfig
     from cfx.training.classifier import ClassifierTrainingConfig, _fingerprint
 
     x, y = torch.zeros(2, 1, 64, 64), torch.tensor([0, 1])
     run = ClassifierTrainingConfig(epochs=1)
-    old = _fingerprint(BrainCNN(BrainCNNConfig(width=4)), "classify", x, y, run, None)
+    key = partial(_fingerprint, task="classify", images=x, targets=y, cfg=run, val=None)
+    old = key(BrainCNN(BrainCNNConfig(width=4)), dtype=torch.float32)
     new = BrainCNN(BrainCNNConfig(width=4, image_size=(64, 64)))
-    assert _fingerprint(new, "classify", x, y, run, None) == old
+    assert key(new, dtype=torch.float32) == old
     wider = BrainCNN(BrainCNNConfig(width=8, image_size=(64, 64)))
-    assert _fingerprint(wider, "classify", x, y, run, None) != old  # the rest still counts
+    assert key(wider, dtype=torch.float32) != old  # the rest still counts
 
 
 def test_a_batch_of_grey_images_without_a_channel_axis_trains(tmp_path):

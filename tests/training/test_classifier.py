@@ -386,15 +386,35 @@ def test_bad_arguments_are_clear_errors(slices, tmp_path):
         ({"lr": -1.0}, r"`lr` must be a number in \(0, inf\), got -1.0"),
         ({"lr": math.inf}, r"`lr` must be a number in \(0, inf\), got inf"),  # a NaN model
         ({"weight_decay": math.nan}, r"`weight_decay` must be a number in \[0, inf\), got nan"),
-        ({"warmup": 1.0}, r"`warmup` must be in \[0, 1\), got 1.0"),
-        ({"max_shift": -1}, "`max_shift` must be a non-negative int, got -1"),
-        ({"blur": -0.5}, r"`blur` must be in \[0, 3\] pixels, got -0.5"),
-        ({"noise": 0.6}, r"`noise` must be in \[0, 0.5\], got 0.6"),
+        ({"warmup": 1.0}, r"`warmup` must be a number in \[0, 1\), got 1.0"),
+        ({"max_shift": -1}, "`max_shift` must be an int >= 0, got -1"),
+        ({"blur": -0.5}, r"`blur` must be a number in \[0, 3\], got -0.5"),
+        ({"noise": 0.6}, r"`noise` must be a number in \[0, 0.5\], got 0.6"),
+        ({"seed": 2**64}, r"`seed` must be an int in \[0, 2\*\*64\), got 18446744073709551616"),
         ({"augment": False, "noise": 0.1}, r"`blur` \(0.0\) and `noise` \(0.1\) are augment"),
     ],
 )
 def test_bad_training_config_is_a_clear_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
+        ClassifierTrainingConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # each was accepted and ran otherwise: a truthy string kept augmenting or reset weights
+        ({"augment": "no"}, "`augment` must be a bool, got 'no'"),
+        ({"reset_parameters": "False"}, "`reset_parameters` must be a bool, got 'False'"),
+        ({"max_shift": True}, "`max_shift` must be an int >= 0, got True"),
+        # each failed comparing a str with a number, naming no setting
+        ({"warmup": "0.1"}, r"`warmup` must be a number in \[0, 1\), got '0.1'"),
+        ({"intensity_jitter": "0"}, "`intensity_jitter` must be a number"),
+        ({"blur": "1"}, "`blur` must be a number"),
+        ({"noise": None}, "`noise` must be a number"),
+    ],
+)
+def test_training_config_settings_of_another_type_are_named(kwargs, message):
+    with pytest.raises(TypeError, match=message):
         ClassifierTrainingConfig(**kwargs)
 
 
@@ -409,6 +429,10 @@ def test_counts_are_whole_numbers_and_numpy_ints_are_kept_as_ints():
     cfg = ClassifierTrainingConfig(epochs=np.int64(3), seed=np.int64(7))
     assert cfg.epochs == 3 and type(cfg.epochs) is int
     assert cfg.seed == 7 and type(cfg.seed) is int  # a seed sweep over np.arange
+    cfg = ClassifierTrainingConfig(max_shift=np.int64(2), warmup=np.float32(0.25))
+    assert cfg.max_shift == 2 and type(cfg.max_shift) is int  # refused before
+    assert cfg.warmup == 0.25 and type(cfg.warmup) is float  # JSON holds it
+    assert ClassifierTrainingConfig(augment=np.bool_(False)).augment is False
 
 
 def test_gaussian_blur_has_the_requested_width_per_image():
