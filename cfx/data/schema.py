@@ -166,10 +166,10 @@ class FeatureSpec:
             )
 
     def _check_categories(self, where: str) -> None:
+        kind = f"{'an' if self.kind == 'ordinal' else 'a'} {self.kind} feature"
         if len(self.categories) < 2:
             raise ValueError(
-                f"{where}: a {self.kind} feature needs at least 2 `categories`,"
-                f" got {self.categories!r}"
+                f"{where}: {kind} needs at least 2 `categories`, got {self.categories!r}"
             )
         duplicates = sorted({c for c in self.categories if self.categories.count(c) > 1})
         if duplicates:
@@ -178,8 +178,7 @@ class FeatureSpec:
             raise ValueError(f"{where}: `lower`/`upper`/`integer` are for numeric features only")
         if self.max_shift is not None:
             raise ValueError(
-                f"{where}: `max_shift` is for numeric features; a {self.kind} feature takes "
-                "`transitions`"
+                f"{where}: `max_shift` is for numeric features; {kind} takes `transitions`"
             )
         if self.kind == "categorical" and self.direction != "any":
             raise ValueError(

@@ -161,9 +161,9 @@ def explain_to_file(
             "`constraints` must be a Constraints, a function of an applicant's row returning "
             f"one, or None, got {type(constraints).__name__}"
         )
-    if limit is not None and (
-        not isinstance(limit, int | np.integer) or isinstance(limit, bool) or limit < 0
-    ):
+    if limit is not None and (not isinstance(limit, int | np.integer) or isinstance(limit, bool)):
+        raise TypeError(f"`limit` must be None or an int >= 0, got {limit!r}")
+    if limit is not None and limit < 0:
         raise ValueError(f"`limit` must be None or an int >= 0, got {limit!r}")
     if key is not None and not isinstance(key, Mapping):
         raise TypeError(f"`key` must be a mapping of your settings, got {type(key).__name__}")

@@ -324,7 +324,10 @@ class LinearMILP:
                     f"may {way} at most {spec.max_shift:g} from {space.z0[j]:g} (within "
                     f"[{space.lo[j]:g}, {space.hi[j]:g}])"
                 )
-            elif spec.direction != "any":
+            elif spec.direction != "any" and (
+                not space.numeric[j]  # an ordinal feature's codes
+                or (spec.direction == "increase") != (self.additive.slope[j] > 0)
+            ):  # the way that would help is ruled out (else its bounds hold it back)
                 why = f"may only {spec.direction}"
             else:
                 why = f"must stay in [{space.lo[j]:g}, {space.hi[j]:g}]"

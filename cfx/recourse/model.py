@@ -454,7 +454,11 @@ class ModelView:
             return np.zeros(0)
         self.calls += 1
         self.rows += len(Z)
-        out = np.asarray(self.model.predict_proba(self.codec.to_frame(Z)), dtype=np.float64)
+        try:
+            out = np.asarray(self.model.predict_proba(self.codec.to_frame(Z)), dtype=np.float64)
+        except Exception as err:  # the model's own error, kept; said whose it is
+            err.add_note(f"(raised by `model.predict_proba` on a frame of {len(Z)} row(s))")
+            raise
         return check_probabilities(out, len(Z))[:, self.positive]
 
     def logit(self, Z: np.ndarray) -> np.ndarray:

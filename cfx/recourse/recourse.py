@@ -224,6 +224,7 @@ class Recourse:
         Z = codec.to_codes(X_train, what="X_train")
         if len(Z) < 2:
             raise ValueError(f"`X_train` needs at least 2 rows, got {len(Z)}")
+        range_notice(self.schema, Z, X_train.index, training=True)
         scales = Scales.learn(self.schema, Z, self.cost)
         view = ModelView(self.model, codec, 1 if self.approved is None else self.approved)
         try:  # the first calls of the model: a column mismatch shows here
@@ -490,29 +491,33 @@ class Recourse:
                     "feature, or one against its direction, are not offered)"
                 )
             return done("not_found", (), reason, proposal)
-        return done("recourse", cfs, self._fewer(len(cfs), choice), proposal)
+        return done("recourse", cfs, self._fewer([cf.plausibility for cf in cfs]), proposal)
 
-    def _fewer(self, n: int, choice: Choice) -> str:
-        """What to know about the ``n`` plans: that none reaches the data support (they are
-        the best found by the same order), and why ``n``, not ``k`` (empty when neither applies)."""
-        notes = []
-        if self.support > 0 and choice.supported_found == 0:
+    def _fewer(self, shares: Sequence[float]) -> str:
+        """What to know about the plans whose support shares are ``shares``, best first:
+        which fall below the data support (they come after those that reach it, or are the
+        best found by the same order when none does), and why fewer than ``k`` (empty when
+        neither applies)."""
+        notes, n = [], len(shares)
+        support = (
+            f"the data support (support={self.support:g}: the share of the {N_NEIGHBORS} "
+            "nearest training applicants the model approves)"
+        )
+        reach = sum(share >= self.support - 1e-12 for share in shares)
+        if self.support > 0 and reach == 0:
             notes.append(
-                f"no plan found reaches the data support (support={self.support:g}: the share "
-                f"of the {N_NEIGHBORS} nearest training applicants the model approves); these "
-                "are the best found in the same order (cost plus the plausibility term), and "
-                "a larger k searches further"
+                f"no plan found reaches {support}; these are the best found in the same order "
+                "(cost plus the plausibility term), and a larger k searches further"
             )
-        hidden = choice.valid_found - n  # distinct valid feature sets not shown
+        elif self.support > 0 and reach < n:
+            ahead = f"{counted(reach, 'plan')} that {'reaches' if reach == 1 else 'reach'} it"
+            notes.append(
+                f"plan {n} of {n} falls below {support}: it follows the {ahead}"
+                if n - reach == 1
+                else f"plans {reach + 1}-{n} of {n} fall below {support}: they follow the {ahead}"
+            )
         if n >= self.k:
             pass
-        elif self.support > 0 and choice.supported_found > 0 and hidden > 0:
-            notes.append(
-                f"{n} of {self.k} plans: {hidden} more valid plan(s) with other features fall "
-                f"below the data support (support={self.support:g}: the share of the "
-                f"{N_NEIGHBORS} nearest training applicants the model approves); support=0 "
-                "lists them"
-            )
         elif self.method_ == "milp" and self.support == 0:
             # the MILP's diversity cuts rule out an earlier plan's supersets too
             notes.append(
@@ -689,13 +694,20 @@ def unread_notice(schema: FeatureSchema, columns: Iterable[Hashable], what: str)
 
 
 def range_notice(
-    schema: FeatureSchema, Z: np.ndarray, index: pd.Index, scales: Scales | None = None
+    schema: FeatureSchema,
+    Z: np.ndarray,
+    index: pd.Index,
+    scales: Scales | None = None,
+    *,
+    training: bool = False,
 ) -> None:
     """Warn once (tagged ``cfx_value_range``) about applicants' numeric values ``Z`` ``(n, d)``
     outside their feature's range (an age of 200, an installment-rate code 9): the schema's
     bounds, else, with the fitted ``scales``, the range of the training data. They are kept,
     since ranges bound where a plan may go, not who may ask, but the model has seen no one
-    like them and a typo is likely."""
+    like them and a typo is likely. With ``training``, ``Z`` is the training data, checked
+    against the schema's bounds (which it was not: plans stay inside them, so bounds the data
+    crosses are likely wrong)."""
     found: list[str] = []
     count = 0
     for j, spec in enumerate(schema.features):
@@ -716,7 +728,15 @@ def range_notice(
                 if low is not None and high is not None
                 else f"row {_label(index[i])!r}: {spec.name} = {shown}"
             )
-    if count:
+    if count and training:
+        log.warning(
+            "%d X_train value(s) lie outside their feature's bounds in the schema, e.g. %s; "
+            "plans stay inside the bounds: check the schema's lower/upper against the data",
+            count,
+            "; ".join(found),
+            extra={"cfx_value_range": True},
+        )
+    elif count:
         log.warning(
             "%d applicant value(s) lie outside their feature's range (the schema's bounds, "
             "else the training data's), e.g. %s; kept as given (ranges bound where a plan may "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,7 +37,7 @@ class Counterfactual:
     __repr__ = short_repr  # shapes and counts, not every field in full
 
     changes: tuple[Change, ...]  # actions first, then causal consequences
-    values: Mapping[str, Value]  # the whole counterfactual applicant
+    values: Mapping[str, Value]  # the whole counterfactual applicant (read-only)
     cost: float  # action cost (interventions only)
     proba_before: float  # approval probability of the applicant
     proba_after: float  # approval probability of the counterfactual (from the model)
@@ -44,6 +46,18 @@ class Counterfactual:
     plan: str  # plain-language plan, e.g. "reduce ...; shorten ..."
     valid: bool = True  # proba_after >= threshold (always true for cfx's own methods)
     violations: tuple[str, ...] = ()  # constraints the action breaks (always empty for cfx's)
+
+    def __post_init__(self) -> None:
+        # read-only: a write into cf.values changed the stored result and every frame made
+        # from it later (session 50 audit)
+        if isinstance(self.values, Mapping):
+            object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled (and deep-copied) with ``values`` as a plain dict: the read-only view
+        cannot be pickled."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return (_counterfactual, ({**fields, "values": dict(self.values)},))
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -54,6 +68,10 @@ class Counterfactual:
     def n_changes(self) -> int:
         """How many features are acted on (causal consequences not counted)."""
         return len(self.features)
+
+
+def _counterfactual(fields: dict[str, Any]) -> Counterfactual:
+    return Counterfactual(**fields)
 
 
 @dataclass(frozen=True)

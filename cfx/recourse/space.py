@@ -249,8 +249,13 @@ def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarr
             f"`{what}` column `{spec.name}` must be numeric, got dtype {column.dtype}{detail}"
         )
     values = column.to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise ValueError(f"`{what}` column `{spec.name}` has infinite values")
+    infinite = ~np.isfinite(values)
+    if infinite.any():  # (NaN was named before): rows named as for the other checks
+        raise ValueError(
+            f"`{what}` column `{spec.name}` must hold finite numbers, got "
+            f"{values[infinite][:_SHOW].tolist()!r} (first rows "
+            f"{first_rows(column.index, infinite)!r})"
+        )
     if spec.integer:
         # a model would score the rounded point while the plan reported the truncated one
         whole = np.round(values)
@@ -337,21 +342,32 @@ class Constraints:
                 )
             schema = schema.replace(name, mutable=True)
         for name, direction in self.direction.items():
-            schema = schema.replace(name, direction=direction)
+            schema = _overridden(schema, "direction", name, direction=direction)
         for name, bound in self.bounds.items():
             if not isinstance(bound, tuple | list) or len(bound) != 2:
                 raise TypeError(f"`bounds[{name!r}]` must be (lower, upper), got {bound!r}")
             spec = schema[name]
             lower = spec.lower if bound[0] is None else bound[0]
             upper = spec.upper if bound[1] is None else bound[1]
-            schema = schema.replace(name, lower=lower, upper=upper)
+            schema = _overridden(schema, "bounds", name, lower=lower, upper=upper)
         for name, cost in self.costs.items():
-            schema = schema.replace(name, cost=cost)
+            schema = _overridden(schema, "costs", name, cost=cost)
         for name, transitions in self.transitions.items():
-            schema = schema.replace(name, transitions=transitions)
+            schema = _overridden(schema, "transitions", name, transitions=transitions)
         for name, steps in self.transition_costs.items():  # after transitions: checked against them
-            schema = schema.replace(name, transition_costs=steps)
+            schema = _overridden(schema, "transition_costs", name, transition_costs=steps)
         return schema
+
+
+def _overridden(schema: FeatureSchema, rule: str, name: str, **change: Any) -> FeatureSchema:
+    """``schema`` with ``name``'s fields changed by the constraints' ``rule``; the schema's
+    refusal says which rule made it (it named only the feature's field: a bound on a category
+    read as a fault of the schema)."""
+    try:
+        return schema.replace(name, **change)
+    except (TypeError, ValueError) as err:
+        said = f"`constraints.{rule}[{name!r}]`: {err}"
+        raise (ValueError(said) if isinstance(err, ValueError) else TypeError(said)) from err
 
 
 def _check_max_changes(value: object) -> None:

@@ -173,6 +173,8 @@ def test_bad_input_is_named(tmp_path, fitted, hand):
         explain_to_file(Recourse(model, schema), _applicants(), out)
     with pytest.raises(ValueError, match="`limit` must be None or an int >= 0, got -1"):
         explain_to_file(fitted, _applicants(), out, limit=-1)
+    with pytest.raises(TypeError, match="`limit` must be None or an int >= 0, got '5'"):
+        explain_to_file(fitted, _applicants(), out, limit="5")  # a ValueError before
     with pytest.raises(IsADirectoryError, match="must be a file"):
         explain_to_file(fitted, _applicants(), tmp_path)
     with pytest.raises(ValueError, match=r"name it \.jsonl, or pass format='json'"):

@@ -117,6 +117,22 @@ def test_max_changes_certificate_reports_the_best_single_change_and_what_lifting
     assert "`c` is immutable (lifting that alone: up to p = 0.786)" in res.reason
 
 
+def test_the_certificate_blames_a_direction_only_when_it_rules_out_the_way_that_helps(hand):
+    """x2 may only increase, which helps, under a cap of 1.5: the certificate said "`x2` may
+    only increase", where the cap is what holds it back (session 50 audit)."""
+    model, schema, X = hand
+    rec = Recourse(model, schema, support=0.0).fit(X)
+    capped = Constraints(
+        immutable=("c",), bounds={"x1": (None, 3), "x2": (None, 1.5)}, direction={"x2": "increase"}
+    )
+    (res,) = rec.explain(_applicant(), constraints=capped)  # logit -1.2 + 0.5 + 0.5 < 0
+    assert res.status == "infeasible"
+    assert "`x2` must stay in [" in res.reason and "may only increase" not in res.reason
+    down = Constraints(immutable=("c",), bounds={"x1": (None, 3)}, direction={"x2": "decrease"})
+    (res,) = rec.explain(_applicant(), constraints=down)
+    assert res.status == "infeasible" and "`x2` may only decrease (lifting" in res.reason
+
+
 def test_a_non_additive_model_is_refused_with_a_clear_error(hand):
     _, schema, X = hand
 
@@ -265,8 +281,9 @@ def test_a_model_needing_other_columns_is_named_at_fit(hand):
         def predict_proba(self, frame):
             raise ValueError("Expected more than 1 value per channel")  # not about columns
 
-    with pytest.raises(ValueError, match=r"^Expected more than 1 value per channel$"):
+    with pytest.raises(ValueError, match=r"^Expected more than 1 value per channel\n") as err:
         Recourse(Broken(), schema).fit(X)  # passed on as it is, without a column hint
+    assert err.value.__notes__ == ["(raised by `model.predict_proba` on a frame of 1 row(s))"]
 
 
 def test_freeing_an_immutable_feature_is_warned_about(hand):

@@ -174,3 +174,37 @@ def test_a_one_hot_encoder_refusing_unseen_categories_keeps_the_exact_methods(
     odd = denied.head(2).assign(personal_status_and_sex="female : single")
     with pytest.raises(ValueError, match=r"rows \[\d+, \d+\] have personal_status_and_sex"):
         rec.explain(odd)
+
+
+def test_a_models_own_error_says_whose_it_is(hand):
+    """A bare ZeroDivisionError came out of fit with nothing naming the model's predict_proba
+    (session 50 audit); it is kept (type and message) with a note saying so."""
+    _, schema, X = hand
+
+    class Broken:
+        classes_ = np.array([0, 1])
+
+        def predict_proba(self, X):
+            return 1 / 0
+
+    with pytest.raises(ZeroDivisionError) as caught:
+        Recourse(Broken(), schema).fit(X)
+    assert any("raised by `model.predict_proba` on a frame of" in n for n in caught.value.__notes__)
+
+
+def test_training_rows_outside_the_schemas_bounds_are_noticed(
+    hand, german, split, credit_models, caplog
+):
+    """X_train with x1 = 12 under a schema bounding x1 to 0..10 was taken in silence, while
+    an applicant there is noticed; German Credit's own rows lie inside its schema."""
+    model, schema, X = hand
+    with caplog.at_level("WARNING", logger="cfx.recourse"):
+        Recourse(model, schema).fit(X.assign(x1=[12, *X["x1"].tolist()[1:]]))
+    said = [r.getMessage() for r in caplog.records if getattr(r, "cfx_value_range", False)]
+    assert len(said) == 1 and said[0].startswith("1 X_train value(s) lie outside")
+    assert "row 0: x1 = 12 (0..10)" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.recourse"):
+        Recourse(model, schema).fit(X)
+        Recourse(credit_models["logistic"], german.schema).fit(german.X.iloc[split[0]])
+    assert not [r for r in caplog.records if getattr(r, "cfx_value_range", False)]

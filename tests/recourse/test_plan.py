@@ -162,3 +162,23 @@ def test_numbers_print_a_plans_value_exactly(value, shown, short):
 
     assert number(value) == shown
     assert _short(float(value)) == short
+
+
+def test_a_counterfactuals_values_are_read_only_and_it_pickles():
+    """`cf.values["income"] = 0` changed the stored result, and every frame made from it later
+    (session 50 audit)."""
+    import copy
+    import pickle
+
+    from cfx.recourse import Counterfactual
+
+    given = {"income": 7000.0, "housing": "own"}
+    cf = Counterfactual((), given, 1.0, 0.3, 0.6, 1.0, 0.1, "raise income")
+    with pytest.raises(TypeError):
+        cf.values["income"] = 0  # type: ignore[index]
+    given["income"] = 0.0  # nor through the dict it was made from
+    assert cf.values["income"] == 7000.0
+    for twin in (pickle.loads(pickle.dumps(cf)), copy.deepcopy(cf)):
+        assert twin == cf and dict(twin.values) == {"income": 7000.0, "housing": "own"}
+        with pytest.raises(TypeError):
+            twin.values["income"] = 0  # type: ignore[index]

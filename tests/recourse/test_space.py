@@ -633,6 +633,26 @@ def test_every_column_at_fault_is_named_at_once(fitted, german):
     assert "`credit_amount` must be numeric" in said and "'5,000'" in said
 
 
+def test_infinite_values_are_named_by_row(fitted, german):
+    """NaN named the first rows; inf said only 'has infinite values'."""
+    rows = german.X.iloc[[0, 1, 2]].astype({"credit_amount": "float64"})
+    rows.iloc[2, rows.columns.get_loc("credit_amount")] = np.inf
+    with pytest.raises(ValueError, match=r"`credit_amount` must hold finite numbers, got \[inf\]"):
+        fitted.explain(rows)
+    with pytest.raises(ValueError, match=r"\(first rows \[2\]\)"):
+        fitted.explain(rows)
+
+
+def test_a_rule_the_schema_refuses_names_the_constraint_that_made_it(fitted, german):
+    """A bound on a category said only "feature `housing`: `lower`/`upper`/`integer` are for
+    numeric features only", which read as a fault in the schema."""
+    row = german.X.iloc[[0]]
+    with pytest.raises(ValueError, match=r"^`constraints\.bounds\['housing'\]`: feature `hou"):
+        fitted.explain(row, constraints=Constraints(bounds={"housing": (0, 1)}))
+    with pytest.raises(ValueError, match=r"^`constraints\.costs\['duration_in_month'\]`: "):
+        fitted.explain(row, constraints=Constraints(costs={"duration_in_month": -1.0}))
+
+
 def test_an_applicant_outside_a_querys_bounds_is_noticed(hand, caplog):
     """Bounds limit where a changed value may go: a denied applicant at x1 = 5 with bounds
     (None, 3) may keep 5 in every plan, which an audit read as a bank limit ignored; with
