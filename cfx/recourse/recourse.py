@@ -491,33 +491,29 @@ class Recourse:
                     "feature, or one against its direction, are not offered)"
                 )
             return done("not_found", (), reason, proposal)
-        return done("recourse", cfs, self._fewer([cf.plausibility for cf in cfs]), proposal)
+        return done("recourse", cfs, self._fewer(len(cfs), choice), proposal)
 
-    def _fewer(self, shares: Sequence[float]) -> str:
-        """What to know about the plans whose support shares are ``shares``, best first:
-        which fall below the data support (they come after those that reach it, or are the
-        best found by the same order when none does), and why fewer than ``k`` (empty when
-        neither applies)."""
-        notes, n = [], len(shares)
-        support = (
-            f"the data support (support={self.support:g}: the share of the {N_NEIGHBORS} "
-            "nearest training applicants the model approves)"
-        )
-        reach = sum(share >= self.support - 1e-12 for share in shares)
-        if self.support > 0 and reach == 0:
+    def _fewer(self, n: int, choice: Choice) -> str:
+        """What to know about the ``n`` plans: that none reaches the data support (they are
+        the best found by the same order), and why ``n``, not ``k`` (empty when neither applies)."""
+        notes = []
+        if self.support > 0 and choice.supported_found == 0:
             notes.append(
-                f"no plan found reaches {support}; these are the best found in the same order "
-                "(cost plus the plausibility term), and a larger k searches further"
+                f"no plan found reaches the data support (support={self.support:g}: the share "
+                f"of the {N_NEIGHBORS} nearest training applicants the model approves); these "
+                "are the best found in the same order (cost plus the plausibility term), and "
+                "a larger k searches further"
             )
-        elif self.support > 0 and reach < n:
-            ahead = f"{counted(reach, 'plan')} that {'reaches' if reach == 1 else 'reach'} it"
-            notes.append(
-                f"plan {n} of {n} falls below {support}: it follows the {ahead}"
-                if n - reach == 1
-                else f"plans {reach + 1}-{n} of {n} fall below {support}: they follow the {ahead}"
-            )
+        hidden = choice.valid_found - n  # distinct valid feature sets not shown
         if n >= self.k:
             pass
+        elif self.support > 0 and choice.supported_found > 0 and hidden > 0:
+            notes.append(
+                f"{n} of {self.k} plans: {hidden} more valid plan(s) with other features fall "
+                f"below the data support (support={self.support:g}: the share of the "
+                f"{N_NEIGHBORS} nearest training applicants the model approves); support=0 "
+                "lists them"
+            )
         elif self.method_ == "milp" and self.support == 0:
             # the MILP's diversity cuts rule out an earlier plan's supersets too
             notes.append(

@@ -8,15 +8,13 @@ support (:class:`DataSupport`): a counterfactual that the model approves while t
 applicants around it are mostly denied is an artefact of the model, not advice. The order is
 ``cost + weight * (1 - share)``: among points that reach the minimum share, a point whose
 neighbours are all approved may cost up to ``weight * (1 - share)`` more than a less supported
-one and still come first (the plausibility term of the objective); candidates below the minimum
-share follow all those that reach it, in the same order, when fewer than ``k`` do (the
-support ranks plans, it does not hide them: each plan's share is reported). The chosen
-counterfactuals keep that order, best first, so asking for more plans adds them after the
-first (sorted by cost alone, asking for two plans could put a cheaper, less supported one in
-front of the one ``k = 1`` recommends); a method that searches deeper for a larger ``k`` may
-find a better first plan among its extra candidates. Numeric changes are first rounded as a
-plan prints them (:meth:`ActionSpace.readable`: to the nearest printable step, and away from
-the applicant, both judged), so what is judged valid is the plan an applicant reads.
+one and still come first (the plausibility term of the objective). The chosen counterfactuals
+keep that order, best first, so asking for more plans adds them after the first (sorted by
+cost alone, asking for two plans could put a cheaper, less supported one in front of the one
+``k = 1`` recommends); a method that searches deeper for a larger ``k`` may find a better
+first plan among its extra candidates. Numeric changes are first rounded as a plan prints them
+(:meth:`ActionSpace.readable`: to the nearest printable step, and away from the applicant, both
+judged), so what is judged valid is the plan an applicant reads.
 """
 
 from __future__ import annotations
@@ -156,8 +154,8 @@ def choose(
 ) -> Choice:
     """Pick up to ``k`` valid, non-redundant, diverse, supported actions (see module).
 
-    Candidates whose support share reaches ``min_support`` come first, in the order
-    ``cost + weight * (1 - share)``; the others follow in the same order (up to ``k`` in all).
+    Among candidates whose support share reaches ``min_support``, the order is
+    ``cost + weight * (1 - share)``; when none does, all are, in the same order.
     ``allowed`` (actions ``(n, d)`` -> bool ``(n,)``, e.g. what their causal consequences
     do) drops more candidates once redundant changes are undone."""
     empty = Choice(np.zeros((0, space.d)), np.zeros((0, space.d)), np.zeros(0), np.zeros(0), 0, 0)
@@ -196,14 +194,13 @@ def choose(
     points = realise(A[short])
     share = support.share(points)
     ok = share >= min_support - 1e-12
-    # cheapest first, where every denied neighbour adds weight / n_neighbors to the cost (ranked
-    # by share alone, a plan costing 8.7 came before one costing 0.8 with one approved neighbour
-    # fewer; session 45 audit); those reaching the support first, then the rest in the same
-    # order, up to k (dropping the rest, a larger k whose deeper search found one supported
-    # plan returned it alone where a smaller k returned 4; session 50 audit)
-    score = cost[short] + weight * (1.0 - share)
-    order = np.lexsort((score, ~ok))  # (stable) by support reached, then by score
-    candidates, shares, pts = short[order], share[order], points[order]
+    # cheapest first, where every denied neighbour adds weight / n_neighbors to the cost; when
+    # none reaches the support, in the same order (ranked by share alone, a plan costing 8.7
+    # came before one costing 0.8 with one approved neighbour fewer; session 45 audit)
+    keep = ok if ok.any() else np.ones_like(ok)
+    score = cost[short[keep]] + weight * (1.0 - share[keep])
+    order = np.argsort(score, kind="stable")
+    candidates, shares, pts = short[keep][order], share[keep][order], points[keep][order]
     picked: list[int] = []
     used: set[int] = set()
     for pos, i in enumerate(candidates):

@@ -541,6 +541,14 @@ def train_classifier(
     dtype = weight.dtype if weight is not None else torch.float32
     fingerprint = _fingerprint(model, task, images, y_all, cfg, val, dtype)  # before a reset
     gen = torch.Generator().manual_seed(cfg.seed)
+    frozen = sum(not p.requires_grad for p in model.parameters())
+    if cfg.reset_parameters and frozen:  # a frozen backbone under a head to fine-tune?
+        log.warning(
+            "reset_parameters re-draws all of the model's weights, the %s without "
+            "requires_grad too (they stay frozen at random values); to fine-tune on top of "
+            "weights you froze, pass ClassifierTrainingConfig(reset_parameters=False)",
+            counted(frozen, "parameter"),
+        )
     if cfg.reset_parameters:
         reset_parameters(model, gen)
     order_seed = int(torch.randint(0, 2**62, (), generator=gen))

@@ -208,3 +208,18 @@ def test_label_and_channel_errors_say_what_arrived(tmp_path):
     images = torch.zeros(4, 64, 64, 1)  # saved channels last
     with pytest.raises(ValueError, match=r"channels last is images\.permute\(0, 3, 1, 2\)"):
         _fit(BrainCNN(BrainCNNConfig(width=4)), images, y[:4], tmp_path, _config())
+
+
+def test_re_drawing_frozen_weights_is_warned_about(tmp_path, caplog):
+    """The default reset_parameters=True re-drew a frozen backbone in silence: a head
+    fine-tuned on random features."""
+    x, y = _toy(32)
+    model = _net()
+    model[1].requires_grad_(False)  # the "backbone": weight and bias
+    with caplog.at_level("WARNING", logger="cfx.training.classifier"):
+        _fit(model, x, y, tmp_path / "reset", _config(epochs=1))
+    assert "the 2 parameters without requires_grad too" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.training.classifier"):
+        _fit(model, x, y, tmp_path / "tune", _config(epochs=1, reset_parameters=False))
+    assert "re-draws" not in caplog.text
