@@ -67,6 +67,11 @@ def probe_writable(folder: str | Path) -> None:
         pass
 
 
+def nearest_existing(path: Path) -> Path | None:
+    """The nearest of ``path``'s parents that exists (None: none does)."""
+    return next((p for p in path.parents if p.exists()), None)
+
+
 def make_folder(path: object, name: str) -> Path:
     """The folder ``path``, made (with its parents) if missing; a ``TypeError`` naming
     ``name`` for anything but a str or Path, a ``ValueError`` for an existing file or a path
@@ -76,7 +81,7 @@ def make_folder(path: object, name: str) -> Path:
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"`{name}` must be a folder (made if missing), got the file {folder}")
-    above = next((p for p in folder.parents if p.exists()), None)
+    above = nearest_existing(folder)
     if above is not None and not above.is_dir():
         raise ValueError(f"`{name}` must be a folder, got {folder}, inside the file {above}")
     try:

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from cfx.files import probe_writable
+from cfx.files import nearest_existing, probe_writable
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def out_file(path: Path, flag: str = "--out", *, example: str = "preview.png") -
         raise IsADirectoryError(
             f"`{flag}` must name a file, got the folder {path} (e.g. {path / example})"
         )
-    parent = _nearest_existing(path)
+    parent = nearest_existing(path)
     if parent is not None and not parent.is_dir():
         raise FileExistsError(
             f"`{flag}` must be a file in a folder, got {path}, inside the file {parent}"
@@ -72,11 +72,6 @@ def out_text(text: str) -> str:
     return text
 
 
-def _nearest_existing(path: Path) -> Path | None:
-    """The nearest of ``path``'s parents that exists (None: none does)."""
-    return next((p for p in path.parents if p.exists()), None)
-
-
 def not_a_file(path: Path, flag: str = "--out") -> Path:
     """``path``, after checking it is not an existing file (it may not exist yet): for a
     check before the models load, when the folder is made only later."""
@@ -84,7 +79,7 @@ def not_a_file(path: Path, flag: str = "--out") -> Path:
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"`{flag}` must be a folder, got an existing file: {path}")
     # a/b with a a file: the folder can never be made (mkdir's bare [Errno 20] said so late)
-    parent = _nearest_existing(path)
+    parent = nearest_existing(path)
     if parent is not None and not parent.is_dir():
         raise FileExistsError(f"`{flag}` must be a folder, got {path}, inside the file {parent}")
     return path
@@ -107,7 +102,7 @@ def writable_later(path: Path, flag: str = "--out") -> Path:
     making it (a refused run leaves no folder behind): not a file, and the folder (or, if it
     does not exist yet, the nearest folder above it that does) takes files."""
     path = not_a_file(path, flag)
-    here = path if path.exists() else (_nearest_existing(path) or Path("."))
+    here = path if path.exists() else (nearest_existing(path) or Path("."))
     try:
         probe_writable(here)
     except OSError as err:

@@ -482,6 +482,15 @@ def _steps_per_epoch(n: int, batch_size: int) -> int:
     return steps - 1 if steps > 1 and n % batch_size == 1 else steps
 
 
+def _placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where the inputs go: the device and dtype of ``model``'s first floating weight (CPU,
+    float32 without one)."""
+    weight = float_weight(model)
+    if weight is None:
+        return torch.device("cpu"), torch.float32
+    return weight.device, weight.dtype
+
+
 def _global_generator(device: torch.device) -> torch.Generator | None:
     """The generator that layers such as ``nn.Dropout`` draw from on ``device`` (torch has no
     way to hand them one): None for devices other than the CPU and CUDA."""
@@ -536,20 +545,18 @@ def train_classifier(
     cfg, y_all, val = _check_arguments(model, images, targets, config, task, val)
     out = make_folder(out, "out")  # after the checks: a refused run leaves nothing behind
     ckpt = out / "checkpoint.safetensors"
-    weight = float_weight(model)  # where the inputs go: its device, its dtype
-    device = weight.device if weight is not None else torch.device("cpu")
-    dtype = weight.dtype if weight is not None else torch.float32
+    device, dtype = _placement(model)
     fingerprint = _fingerprint(model, task, images, y_all, cfg, val, dtype)  # before a reset
     gen = torch.Generator().manual_seed(cfg.seed)
-    frozen = sum(not p.requires_grad for p in model.parameters())
-    if cfg.reset_parameters and frozen:  # a frozen backbone under a head to fine-tune?
-        log.warning(
-            "reset_parameters re-draws all of the model's weights, the %s without "
-            "requires_grad too (they stay frozen at random values); to fine-tune on top of "
-            "weights you froze, pass ClassifierTrainingConfig(reset_parameters=False)",
-            counted(frozen, "parameter"),
-        )
     if cfg.reset_parameters:
+        frozen = sum(not p.requires_grad for p in model.parameters())
+        if frozen:  # a frozen backbone under a head to fine-tune?
+            log.warning(
+                "reset_parameters re-draws all of the model's weights, the %s without "
+                "requires_grad too (they stay frozen at random values); to fine-tune on top "
+                "of weights you froze, pass ClassifierTrainingConfig(reset_parameters=False)",
+                counted(frozen, "parameter"),
+            )
         reset_parameters(model, gen)
     order_seed = int(torch.randint(0, 2**62, (), generator=gen))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -570,8 +577,21 @@ def train_classifier(
             generators=generators,
             generators_added_later=("layers",),
         )
-        run = (task, images, y_all, cfg, val, out)
-        return _train(model, *run, opt, generators, order_seed, fingerprint, state, show_progress)
+        return _train(
+            model,
+            task,
+            images,
+            y_all,
+            cfg,
+            val,
+            out,
+            opt,
+            generators,
+            order_seed,
+            fingerprint,
+            state,
+            show_progress,
+        )
     finally:
         if layers_rng is not None:
             layers_rng.set_state(kept_rng)
@@ -595,9 +615,7 @@ def _train(
     """:func:`train_classifier`'s loop, from ``state`` (a checkpoint's, or None: the start)."""
     metric = "acc" if task == "classify" else "dice"
     ckpt = out / "checkpoint.safetensors"
-    weight = float_weight(model)
-    device = weight.device if weight is not None else torch.device("cpu")
-    dtype = weight.dtype if weight is not None else torch.float32
+    device, dtype = _placement(model)
     gen = generators["gen"]
     n = images.shape[0]
     steps_per_epoch = _steps_per_epoch(n, cfg.batch_size)
