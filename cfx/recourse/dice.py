@@ -25,8 +25,8 @@ silenced.
 DiCE runs with its own defaults, as the comparison is of DiCE itself; one of them can be slow:
 its post-hoc sparsity step is a linear search at the data's precision (up to 10,000 model
 calls per feature and plan), so a feature recorded to the cent under narrow bounds can take
-minutes for one applicant (an audit's random forest: over 110 s, where the same applicant
-without bounds took 0.3 s). cfx's own methods have no such step.
+minutes for one applicant (an audit's random forest, uncommitted script: over 110 s, where
+the same applicant without bounds took 0.3 s). cfx's own methods have no such step.
 """
 
 from __future__ import annotations
