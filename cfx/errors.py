@@ -134,17 +134,19 @@ def check_int(name: str, value: object, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_seed(name: str, value: object, *, optional: bool = True) -> int | None:
-    """``value`` when it is an int in [0, 2**32) (the seeds NumPy's legacy generator takes,
-    which DiCE seeds with it), or None when ``optional``; a ``TypeError`` for any other type
-    (bools and floats such as 1.5 included), a ``ValueError`` outside the range, both naming
-    ``name``. Pass ``optional=False`` where None means nothing (a CLI flag cannot be None)."""
-    wanted = f"`{name}` must be {'None or ' if optional else ''}an int in [0, 2**32), got {value!r}"
+def check_seed(name: str, value: object, *, optional: bool = True, bits: int = 32) -> int | None:
+    """``value`` when it is an int in [0, 2**bits), or None when ``optional``; a ``TypeError``
+    for any other type (bools and floats such as 1.5 included), a ``ValueError`` outside the
+    range, both naming ``name``. The default 32 bits are the seeds NumPy's legacy generator
+    takes (DiCE seeds it); 64 are what torch's generators take. Pass ``optional=False`` where
+    None means nothing (a CLI flag cannot be None)."""
+    either = "None or " if optional else ""
+    wanted = f"`{name}` must be {either}an int in [0, 2**{bits}), got {value!r}"
     if value is None and optional:
         return None
     if not isinstance(value, Integral) or isinstance(value, bool):
         raise TypeError(wanted)
-    if not 0 <= int(value) < 2**32:
+    if not 0 <= int(value) < 2**bits:
         raise ValueError(wanted)
     return int(value)
 

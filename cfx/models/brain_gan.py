@@ -41,8 +41,10 @@ class BrainGANConfig:
     width: int = 32  # channels at full resolution; doubles at each halving
 
     def __post_init__(self) -> None:
-        if self.image_size != 64:
-            raise ValueError(f"`image_size` must be 64, got {self.image_size}")
+        size = check_int("image_size", self.image_size)  # "64" was "must be 64, got 64"
+        if size != 64:
+            raise ValueError(f"`image_size` must be 64, got {size}")
+        object.__setattr__(self, "image_size", size)
         for name in ("channels", "latent_dim", "width"):  # bools refused, numpy ints kept as ints
             object.__setattr__(self, name, check_int(name, getattr(self, name)))
         if self.width % 2:

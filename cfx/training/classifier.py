@@ -33,7 +33,6 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
-from numbers import Integral
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -43,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cfx.calls import eval_mode, float_weight, to_model
-from cfx.errors import check, check_int, check_real, counted, fail
+from cfx.errors import check, check_int, check_real, check_seed, counted, fail
 from cfx.files import make_folder
 from cfx.images import binary_masks, check_images, from_unit, to_unit
 from cfx.run_key import module_sha256, tensors_sha256
@@ -124,11 +123,8 @@ class ClassifierTrainingConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "checkpoint_every"):  # numpy ints kept as ints
             object.__setattr__(self, name, check_int(name, getattr(self, name)))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, Integral):
-            raise TypeError(f"`seed` must be an int, got {self.seed!r}")
-        if not 0 <= int(self.seed) < 2**64:  # what torch's generators take
-            raise ValueError(f"`seed` must be an int in [0, 2**64), got {self.seed!r}")
-        object.__setattr__(self, "seed", int(self.seed))  # a numpy int (a sweep) as an int
+        # what torch's generators take; a numpy int (a sweep) kept as an int
+        object.__setattr__(self, "seed", check_seed("seed", self.seed, optional=False, bits=64))
         object.__setattr__(self, "max_shift", check_int("max_shift", self.max_shift, minimum=0))
         for name in ("augment", "reset_parameters"):  # a string was truthy: "False" reset
             value = getattr(self, name)

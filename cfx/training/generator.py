@@ -24,14 +24,13 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from numbers import Integral
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.errors import check_int, check_real, counted
+from cfx.errors import check_int, check_real, check_seed, counted
 from cfx.files import make_folder
 from cfx.images import check_images
 from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
@@ -84,17 +83,21 @@ class GeneratorTrainingConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every"):  # numpy ints kept as ints
             object.__setattr__(self, name, check_int(name, getattr(self, name)))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, Integral):
-            raise TypeError(f"`seed` must be an int, got {self.seed!r}")
-        object.__setattr__(self, "seed", int(self.seed))  # a numpy int (a sweep) as an int
+        # a float 2.5 or True was taken and compared with the step; "500" failed comparing
+        object.__setattr__(self, "adv_start", check_int("adv_start", self.adv_start, minimum=0))
+        # what torch's generators take (2**70 failed at the first draw, -1 was taken)
+        object.__setattr__(self, "seed", check_seed("seed", self.seed, optional=False, bits=64))
         # finite too: an inf or NaN weight trained an all-NaN model that exited 0
-        check_real("lr", self.lr, low=0.0, open_low=True)
+        object.__setattr__(self, "lr", check_real("lr", self.lr, low=0.0, open_low=True))
         for name in ("kl_weight", "latent_weight", "adv_factor"):
-            check_real(name, getattr(self, name), low=0.0)
-        if self.adv_start < 0:
-            raise ValueError(f"`adv_start` must be >= 0, got {self.adv_start}")
-        if not 0 <= self.decay_start <= 1:
-            raise ValueError(f"`decay_start` must be in [0, 1], got {self.decay_start!r}")
+            object.__setattr__(self, name, check_real(name, getattr(self, name), low=0.0))
+        decay = check_real("decay_start", self.decay_start, low=0.0, high=1.0)
+        object.__setattr__(self, "decay_start", decay)
+        if not isinstance(self.model, BrainGANConfig):  # a dict or None failed at the first use
+            raise TypeError(
+                f"`model` must be a BrainGANConfig, got {type(self.model).__name__} "
+                f"{self.model!r}: write model=BrainGANConfig(...)"
+            )
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,14 @@ def test_a_fractional_or_true_width_is_a_type_error():
         BrainSegmenterConfig(width=2.5)
     with pytest.raises(TypeError, match=re.escape("`width` must be an int >= 1, got True")):
         BrainGANConfig(width=True)
+    # a string 64 was refused as "`image_size` must be 64, got 64"; 64.0 was taken
+    for size in ("64", 64.0, True):
+        with pytest.raises(
+            TypeError, match=re.escape(f"`image_size` must be an int >= 1, got {size!r}")
+        ):
+            BrainGANConfig(image_size=size)
+    with pytest.raises(ValueError, match=re.escape("`image_size` must be 64, got 32")):
+        BrainGANConfig(image_size=32)
 
 
 @pytest.mark.parametrize("width", [3, 6, 12, 20])

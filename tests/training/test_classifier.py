@@ -411,6 +411,7 @@ def test_bad_training_config_is_a_clear_error(kwargs, message):
         ({"intensity_jitter": "0"}, "`intensity_jitter` must be a number"),
         ({"blur": "1"}, "`blur` must be a number"),
         ({"noise": None}, "`noise` must be a number"),
+        ({"seed": 1.5}, r"`seed` must be an int in \[0, 2\*\*64\), got 1.5"),  # the range too
     ],
 )
 def test_training_config_settings_of_another_type_are_named(kwargs, message):

@@ -1,5 +1,6 @@
 """The generator training loop: resumable to the bit, learns, and applies its adversarial knobs."""
 
+import dataclasses
 import json
 import math
 
@@ -156,12 +157,52 @@ def test_resuming_another_run_is_refused_naming_what_changed(tmp_path):
         ({"lr": math.inf}, r"`lr` must be a number in \(0, inf\), got inf"),
         ({"kl_weight": -1.0}, r"`kl_weight` must be a number in \[0, inf\), got -1.0"),
         ({"latent_weight": math.nan}, r"`latent_weight` must be a number in \[0, inf\), got nan"),
-        ({"decay_start": 1.5}, r"`decay_start` must be in \[0, 1\]"),
+        ({"decay_start": 1.5}, r"`decay_start` must be a number in \[0, 1\], got 1.5"),
+        ({"adv_start": -1}, "`adv_start` must be an int >= 0, got -1"),
+        ({"seed": -1}, r"`seed` must be an int in \[0, 2\*\*64\), got -1"),  # was taken
+        ({"seed": 2**70}, r"`seed` must be an int in \[0, 2\*\*64\)"),  # failed at the first draw
     ],
 )
 def test_bad_settings_are_refused_at_once(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GeneratorTrainingConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        # each was taken: a fractional or True step to start the adversarial loss at
+        ({"adv_start": 2.5}, "`adv_start` must be an int >= 0, got 2.5"),
+        ({"adv_start": True}, "`adv_start` must be an int >= 0, got True"),
+        ({"decay_start": True}, r"`decay_start` must be a number in \[0, 1\], got True"),
+        ({"seed": 1.0}, r"`seed` must be an int in \[0, 2\*\*64\), got 1.0"),
+        # each failed comparing a str with a number, naming no setting
+        ({"adv_start": "500"}, "`adv_start` must be an int >= 0, got '500'"),
+        ({"decay_start": "0.7"}, r"`decay_start` must be a number in \[0, 1\], got '0.7'"),
+        # a dict or None failed at the first use of the architecture, naming no setting
+        ({"model": {"width": 4}}, r"`model` must be a BrainGANConfig, got dict \{'width': 4\}"),
+        ({"model": None}, "`model` must be a BrainGANConfig, got NoneType None"),
+    ],
+)
+def test_settings_of_another_type_are_named(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        GeneratorTrainingConfig(**kwargs)
+
+
+def test_numpy_settings_are_kept_as_python_numbers():
+    """A numpy float32 weight (a sweep over np.linspace) reached the run's fingerprint, which
+    json.dumps refused when training started."""
+    np = pytest.importorskip("numpy")
+    cfg = GeneratorTrainingConfig(
+        kl_weight=np.float32(0.5),
+        decay_start=np.float64(0.5),
+        adv_start=np.int64(3),
+        seed=np.uint64(7),
+    )
+    values = (cfg.kl_weight, cfg.decay_start, cfg.adv_start, cfg.seed)
+    assert values == (0.5, 0.5, 3, 7)
+    assert [type(v) for v in values] == [float, float, int, int]
+    json.dumps(dataclasses.asdict(cfg))  # what the checkpoint's fingerprint stores
 
 
 def test_cli_names_a_zero_batch(tmp_path, capsys):
