@@ -126,7 +126,7 @@ def test_negative_adversarial_knobs_are_refused(tmp_path, capsys):
         assert main([*argv, "--adv-factor", bad]) == 2
         assert f"`--adv-factor` must be a number in [0, inf), got {bad}" in capsys.readouterr().err
     assert main([*argv, "--adv-start", "-1"]) == 2
-    assert "`--adv-start` must be >= 0, got -1" in capsys.readouterr().err
+    assert "`--adv-start` must be an int >= 0, got -1" in capsys.readouterr().err
     assert not (tmp_path / "model").exists()
 
 
