@@ -98,6 +98,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "slices, marker independent of the label)",
     )
     p.add_argument(
+        "--test-n",
+        type=int,
+        default=None,
+        help="built-in test slices the rounds are scored on (default: 2000; fewer score "
+        "faster and coarser)",
+    )
+    p.add_argument(
         "--test-labels",
         type=Path,
         help="labels of --test-data (.npy/.pt, or .csv/.txt: one per line, or file name,label "
@@ -350,6 +357,8 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         )
     if args.train_data is not None and args.train_n is not None:
         raise ValueError("`--train-n` chooses built-in training slices; drop it with --train-data")
+    if args.test_data is not None and args.test_n is not None:
+        raise ValueError("`--test-n` chooses built-in test slices; drop it with --test-data")
     named: tuple[str, ...] | None = None
     if args.class_names is not None:
         named = class_names_flag(args.class_names)
@@ -362,6 +371,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     _your_data_needs_your_models(args)
     pool_n = 2000 if args.pool_n is None else check_int("--pool-n", args.pool_n)
     train_n = 8000 if args.train_n is None else check_int("--train-n", args.train_n)
+    test_n = 2000 if args.test_n is None else check_int("--test-n", args.test_n)
     pool_seed = 12 if args.pool_seed is None else args.pool_seed
     if args.pool is None and pool_seed == TEST_SEED:  # 1,118 of its 2,000 images are the test's
         raise ValueError(
@@ -508,7 +518,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
     else:
         # marker independent
         test = make_dataset(
-            2000, seed=TEST_SEED, tagged=True, tag_correlation=0.5, show_progress=bar
+            test_n, seed=TEST_SEED, tagged=True, tag_correlation=0.5, show_progress=bar
         )
         test_x, test_y, groups = test.images, test.labels, test.tags
         classes = ("healthy", "tumour")
@@ -586,6 +596,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         "budget": args.budget,
         "labels_used": result.labels_used,
         "class_names": label_names,  # label_counts' order
+        "test_images": int(test_x.shape[0]),  # every score's test set (--test-n, --test-data)
         "start": _nulls(start),
         "rounds": [
             {

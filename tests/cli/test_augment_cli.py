@@ -19,6 +19,8 @@ SMALL = [
     "1",
     "--no-progress",
 ]
+# SMALL scored on 200 built-in test slices: the 2,000 of the default were most of a run's time
+FAST = [*SMALL, "--test-n", "200"]
 
 
 def test_augment_with_the_oracle_writes_summary_and_model(tmp_path):
@@ -26,6 +28,7 @@ def test_augment_with_the_oracle_writes_summary_and_model(tmp_path):
     assert main(["augment", *SMALL, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["labels_used"] == 4
+    assert summary["test_images"] == 2000  # the built-in test set, as --help says
     assert summary["rounds"][0]["labelled"] == 4
     assert 0.0 <= summary["rounds"][0]["test"]["worst_group"] <= 1.0
     assert (out / "model" / "model.safetensors").is_file()
@@ -43,11 +46,11 @@ def test_control_scores_the_same_fine_tuning_without_labels(tmp_path, capsys):
     from cfx.zoo.pretrained import sha256
 
     out = tmp_path / "aug"
-    assert main(["augment", *SMALL, "--out", str(out)]) == 0
+    assert main(["augment", *FAST, "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "(part of the gain may be the fine-tuning itself: --control measures it" in err
     assert json.loads((out / "summary.json").read_text())["without_labels"] is None
-    assert main(["augment", *SMALL, "--control", "--out", str(out)]) == 0  # the same run
+    assert main(["augment", *FAST, "--control", "--out", str(out)]) == 0  # the same run
     summary = json.loads((out / "summary.json").read_text())
     (without,) = summary["without_labels"]
     assert without["round"] == 0 and 0.0 <= without["test"]["worst_group"] <= 1.0
@@ -73,24 +76,25 @@ def test_control_scores_the_same_fine_tuning_without_labels(tmp_path, capsys):
 def test_a_budget_of_no_whole_number_of_paths_finishes_with_its_figure(tmp_path):
     """A last path cut short by the budget (5 labels, 2 frames a path) failed the figure at
     the very end, after every round, and again on every rerun: no summary.json ever."""
-    odd = [*SMALL[:4], "--budget", "5", *SMALL[6:]]
+    odd = [*SMALL[:4], "--budget", "5", *FAST[6:]]
     assert main(["augment", *odd, "--out", str(tmp_path / "aug")]) == 0
     summary = json.loads((tmp_path / "aug" / "summary.json").read_text())
     assert summary["labels_used"] == 5
+    assert summary["test_images"] == 200  # --test-n
     assert (tmp_path / "aug" / "round_00" / "labelled.png").is_file()
     # a budget of one label, less than a path, drew no figure (session 44 audit)
-    one = [*SMALL[:4], "--budget", "1", *SMALL[6:]]
+    one = [*SMALL[:4], "--budget", "1", *FAST[6:]]
     assert main(["augment", *one, "--out", str(tmp_path / "one")]) == 0
     assert (tmp_path / "one" / "round_00" / "labelled.png").is_file()
 
 
 def test_a_rerun_with_other_arguments_is_refused_not_resumed(tmp_path, capsys):
     out = tmp_path / "aug"
-    assert main(["augment", *SMALL, "--out", str(out)]) == 0
+    assert main(["augment", *FAST, "--out", str(out)]) == 0
     summary = (out / "summary.json").read_text()
     capsys.readouterr()
     # before, this finished at once with the first run's round and fine-tuned weights
-    assert main(["augment", *SMALL, "--seed", "5", "--out", str(out)]) == 2
+    assert main(["augment", *FAST, "--seed", "5", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "`--out` " in err
     assert "holds 1 round(s) of another run (1 finished; --seed: 0 before, 5 now)" in err
@@ -104,7 +108,7 @@ def test_a_rerun_with_other_arguments_is_refused_not_resumed(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--epochs: 1 before, 2 now" in err and "--oracle (its weights)" in err
     # a person instead of the oracle: named by the flags typed, not the key's "person"
-    assert main(["augment", *SMALL, "--labeller", "csv", "--out", str(out)]) == 2
+    assert main(["augment", *FAST, "--labeller", "csv", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert '(1 finished; --labeller: "oracle" before, "web" or "csv" now)' in err
     # what follows from the kind of labeller is not listed as changed besides it
@@ -174,7 +178,7 @@ def test_out_may_not_hold_a_model_the_run_reads(tmp_path, capsys):
     mine = tmp_path / "mine"
     load_classifier("brain-cnn-tagged").save_pretrained(mine / "model")
     for out in (mine, mine / "model"):
-        argv = ["augment", *SMALL, "--classifier", str(mine), "--out", str(out)]
+        argv = ["augment", *FAST, "--classifier", str(mine), "--out", str(out)]
         assert main(argv) == 2
         assert f"`--out` {out} holds the `--classifier` model ({mine})" in capsys.readouterr().err
     assert sorted(p.name for p in (mine / "model").iterdir()) == [
@@ -185,7 +189,7 @@ def test_out_may_not_hold_a_model_the_run_reads(tmp_path, capsys):
 
 def test_augment_with_a_person_stops_for_labels_then_continues(tmp_path, capsys, caplog):
     out = tmp_path / "aug"
-    two = [*SMALL[:6], "--rounds", "2", *SMALL[8:]]  # 2 labels in each of 2 rounds
+    two = [*SMALL[:6], "--rounds", "2", *FAST[8:]]  # 2 labels in each of 2 rounds
     args = ["augment", *two, "--labeller", "web", "--out", str(out)]
     assert main(args) == 3
     tasks = [out / "round_00" / "task", out / "round_01" / "task"]
@@ -390,6 +394,14 @@ def test_test_data_options_are_checked(tmp_path, capsys):
     assert "`--test-data` and `--test-labels` must be given together" in capsys.readouterr().err
     assert main(["augment", "--test-groups", "g.npy", "--out", str(tmp_path)]) == 2
     assert "`--test-groups` describes --test-data images" in capsys.readouterr().err
+    both = ["--test-data", "x.npy", "--test-labels", "y.npy", "--test-n", "100"]
+    assert main(["augment", *both, "--out", str(tmp_path)]) == 2
+    assert "`--test-n` chooses built-in test slices; drop it with --test-data" in (
+        capsys.readouterr().err
+    )
+    assert main(["augment", "--test-n", "0", "--out", str(tmp_path / "a")]) == 2
+    assert "`--test-n` must be an int >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
 
 
 def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
@@ -432,7 +444,7 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
 def test_the_classifier_as_its_own_oracle_is_warned_about(tmp_path, caplog):
     """--oracle brain-cnn-tagged labelled the classifier's frames with its own predictions,
     in silence (disagreement 0.0)."""
-    argv = ["augment", *SMALL, "--classifier", "brain-cnn-tagged", "--oracle"]
+    argv = ["augment", *FAST, "--classifier", "brain-cnn-tagged", "--oracle"]
     with caplog.at_level("WARNING"):
         assert main([*argv, "brain-cnn-tagged", "--out", str(tmp_path / "a")]) == 0
     assert "`labeller`'s oracle is the classifier being fine-tuned" in caplog.text
@@ -543,7 +555,7 @@ def test_the_fine_tuned_copy_records_the_size_it_was_tuned_at(tmp_path):
     config = json.loads((mine / "config.json").read_text())
     (mine / "config.json").write_text(json.dumps(config | {"image_size": [32, 32]}))
     out = tmp_path / "aug"
-    assert main(["augment", *SMALL, "--classifier", str(mine), "--out", str(out)]) == 0
+    assert main(["augment", *FAST, "--classifier", str(mine), "--out", str(out)]) == 0
     saved = json.loads((out / "model" / "config.json").read_text())
     assert saved["image_size"] == [64, 64]
     assert {k: v for k, v in saved.items() if k != "image_size"} == {
@@ -558,7 +570,7 @@ def test_a_folder_of_something_else_is_not_overwritten(tmp_path, capsys):
     (out / "model").mkdir(parents=True)
     (out / "model" / "model.safetensors").write_bytes(b"weights")
     (out / "training.json").write_text("{}")
-    assert main(["augment", *SMALL, "--out", str(out)]) == 2
+    assert main(["augment", *FAST, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "holds files that are not a cfx augment run's (model, training.json)" in err
     assert f"`--out` {out} holds" in err  # the flag, not the Python argument
@@ -576,7 +588,7 @@ def test_a_run_that_labels_nothing_is_an_error_without_a_model(tmp_path, capsys,
 
     monkeypatch.setattr(ActiveLearner, "augment", nothing)
     out = tmp_path / "aug"
-    assert main(["augment", *SMALL, "--out", str(out)]) == 2
+    assert main(["augment", *FAST, "--out", str(out)]) == 2
     assert "no round was labelled, so nothing was fine-tuned and no model is written" in (
         capsys.readouterr().err
     )
