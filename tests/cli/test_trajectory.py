@@ -10,6 +10,7 @@ from cfx.cli import main
 def test_localised_method_writes_its_regions(tmp_path):
     out = tmp_path / "t"
     argv = ["trajectory", "--target", "healthy", "--method", "localised", "--n", "2"]
+    argv += ["--inversion-steps", "0"]  # the encoder's latents: the regions are tested
     assert main([*argv, "--steps", "3", "--no-progress", "--out", str(out)]) == 0
     with np.load(out / "result.npz") as r:
         frames, masks = r["frames"], r["edit_masks"]
@@ -88,6 +89,7 @@ def test_an_image_file_is_converted_to_the_generators_shape(tmp_path):
     Image.fromarray(to_uint8(x)[0, 0]).convert("RGB").resize((96, 96)).save(png)
     out = tmp_path / "t"
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(png)]
+    argv += ["--inversion-steps", "0"]  # the encoder's latents: the file's reading is tested
     assert main([*argv, "--steps", "3", "--no-progress", "--out", str(out)]) == 0
     with np.load(out / "result.npz") as r:
         source = r["source"]
@@ -105,6 +107,7 @@ def test_an_upper_case_npy_batch_is_read(tmp_path):
     (tmp_path / "batch.npy").rename(batch)
     out = tmp_path / "t"
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(batch)]
+    argv += ["--inversion-steps", "0"]
     assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
     with np.load(out / "result.npz") as r:
         assert np.array_equal(r["source"], x.numpy())
@@ -275,6 +278,7 @@ def test_files_of_the_outputs_names_in_a_foreign_folder_are_said(tmp_path, caplo
     for name in ("strips.png", "sequence_000.gif", "sequence_001.gif", "notes.txt"):
         (out / name).write_text("old")
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv += ["--inversion-steps", "0"]
     with caplog.at_level("WARNING"):
         assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
     assert (
@@ -286,7 +290,7 @@ def test_files_of_the_outputs_names_in_a_foreign_folder_are_said(tmp_path, caplo
 
 def test_a_rerun_into_the_same_folder_leaves_no_stale_outputs(tmp_path):
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
-    argv += ["--steps", "2", "--no-progress", "--out"]
+    argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress", "--out"]
     earlier, foreign = tmp_path / "earlier", tmp_path / "foreign"
     for out in (earlier, foreign):
         out.mkdir()
@@ -315,7 +319,7 @@ def test_a_finished_run_replaced_by_one_with_other_settings_is_said(tmp_path, ca
     arguments; the same command again computed the whole run again without a word, where
     "a rerun resumes and says so" led a user to expect nothing to do."""
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
-    argv += ["--no-progress", "--out", str(tmp_path / "run")]
+    argv += ["--inversion-steps", "0", "--no-progress", "--out", str(tmp_path / "run")]
     assert main([*argv, "--steps", "2"]) == 0
     with caplog.at_level("WARNING"):
         assert main([*argv, "--steps", "2"]) == 0
@@ -371,6 +375,7 @@ def test_the_summary_names_the_files_of_an_input_folder(tmp_path):
         Image.fromarray(to_uint8(x)[i, 0]).save(folder / name)
     out = tmp_path / "t"
     argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(folder)]
+    argv += ["--inversion-steps", "0"]
     assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["setup"]["input_files"] == ["slice_1.png", "slice_2.png"]
@@ -421,6 +426,7 @@ def test_the_inversion_classifier_weight_reaches_the_inversion(tmp_path, monkeyp
 def test_iterations_reach_option_2(tmp_path):
     out = tmp_path / "t"
     argv = ["trajectory", "--target", "healthy", "--n", "2", "--iterations", "0"]
+    argv += ["--inversion-steps", "0"]
     assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["setup"]["iterations"] == 0
