@@ -864,6 +864,7 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
     from cfx.augment import ActiveLearner, OracleLabeller
     from cfx.data.brain import make_dataset
     from cfx.errors import CheckpointError
+    from cfx.inversion import invert
     from cfx.metrics import group_accuracies
     from cfx.shortcuts import ShortcutAudit
     from cfx.training.classifier import ClassifierTrainingConfig, predict
@@ -882,6 +883,8 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
         return group_accuracies(predict(model, test.images).argmax(1), test.labels, test.tags)
 
     audit_set = make_dataset(16, seed=seed + 5, tagged=True, tag_correlation=0.5)
+    # the explainer's own inversion, done once: it does not depend on the classifier audited
+    latents = invert(gen, audit_set.images).latents
     verdicts = []
     accuracies = {}  # group accuracies on the test slices, before any fine-tuning
     flagged = {}
@@ -891,6 +894,7 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
             1 - audit_set.labels,
             lesion_masks=audit_set.masks,
             marker_present=audit_set.tags,
+            latents=latents,
         )
         accuracies[name] = groups(model)
         flagged[name] = report.flagged

@@ -10,7 +10,7 @@ SMALL = [
     "--train-n",
     "64",
     "--pool-n",
-    "40",
+    "16",
     "--budget",
     "4",
     "--rounds",
