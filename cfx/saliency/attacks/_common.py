@@ -11,13 +11,14 @@ import copy
 import inspect
 import warnings
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cfx.calls import class_logits, resolve_target
-from cfx.errors import Notice
+from cfx.errors import Notice, check_real
 from cfx.images import IMAGE_RANGE
 from cfx.reprs import short_repr
 from cfx.saliency._common import SaliencyMethod, check_editable, frozen, takes_generator
@@ -49,13 +50,14 @@ class AttackResult:
 
 
 def check_epsilon(epsilon: object) -> float:
-    ok = isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool)
-    if not ok or not 0 < epsilon <= 1:  # type: ignore[operator]
-        raise ValueError(
-            "`epsilon` must be a number in (0, 1] (L-inf budget as a fraction of the intensity "
-            f"range, e.g. 8/255), got {epsilon!r}"
-        )
-    return float(epsilon)  # type: ignore[arg-type]
+    """``epsilon`` as a float in (0, 1]; numpy and 0-d tensor numbers are taken (a numpy
+    float32 budget was refused as not "a number")."""
+    try:
+        return check_real("epsilon", epsilon, low=0.0, high=1.0, open_low=True)
+    except (TypeError, ValueError) as err:
+        raise type(err)(
+            f"{err} (the L-inf budget as a fraction of the intensity range, e.g. 8/255)"
+        ) from None
 
 
 def default_k(k: object, x: Tensor) -> int:
@@ -63,9 +65,9 @@ def default_k(k: object, x: Tensor) -> int:
     pixels = x[0, 0].numel()
     if k is None:
         return max(1, round(0.02 * pixels))
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= pixels:
+    if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= pixels:
         raise ValueError(f"`k` must be an int in [1, {pixels}] or None, got {k!r}")
-    return k
+    return int(k)  # a numpy int as an int
 
 
 def check_explainer(explainer: object, *, differentiable: bool) -> nn.Module:

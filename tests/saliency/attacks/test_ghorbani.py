@@ -242,6 +242,20 @@ def test_bad_arguments(model, x, kwargs, exc, match):
         GhorbaniAttack(Gradient(model), **kwargs).perturb(x)
 
 
+def test_numpy_budgets_and_k_are_numbers(model, x):
+    """np.float32(8 / 255) was refused as not "a number in (0, 1]", np.int64(50) as no int."""
+    import numpy as np
+
+    r = GhorbaniAttack(Gradient(model), steps=1, epsilon=np.float32(8 / 255), k=np.int64(5))
+    result = r.perturb(x)
+    assert result.k == 5 and type(result.k) is int
+    assert float(result.linf.max()) <= float(np.float32(8 / 255)) + 1e-6
+    with pytest.raises(
+        TypeError, match=r"`epsilon` must be a number in \(0, 1\], got '0.03' \(the L-inf"
+    ):
+        GhorbaniAttack(Gradient(model), epsilon="0.03").perturb(x)
+
+
 def test_non_differentiable_methods_and_missing_region(model, x):
     with pytest.raises(TypeError, match="not differentiable"):
         GhorbaniAttack(Occlusion(model)).perturb(x)
