@@ -65,7 +65,7 @@ def default_k(k: object, x: Tensor) -> int:
     pixels = x[0, 0].numel()
     if k is None:
         return max(1, round(0.02 * pixels))
-    if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= pixels:
+    if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= int(k) <= pixels:
         raise ValueError(f"`k` must be an int in [1, {pixels}] or None, got {k!r}")
     return int(k)  # a numpy int as an int
 
