@@ -243,7 +243,7 @@ def test_bad_arguments(model, x, kwargs, exc, match):
 
 
 def test_numpy_budgets_and_k_are_numbers(model, x):
-    """np.float32(8 / 255) was refused as not "a number in (0, 1]", np.int64(50) as no int."""
+    """np.float32(8 / 255) was refused as not "a number in (0, 1]", np.int64(5) as no int."""
     import numpy as np
 
     r = GhorbaniAttack(Gradient(model), steps=1, epsilon=np.float32(8 / 255), k=np.int64(5))
