@@ -1,11 +1,13 @@
 """What :class:`~cfx.augment.ActiveLearner` and its control
-(:func:`~cfx.augment.finetune_without_labels`) share, ``eval_fn``'s checks and scores and the
-tuned copy's recorded image size, and the learner's reading of a labeller's answer as class
-indices, beside its other answer checks."""
+(:func:`~cfx.augment.finetune_without_labels`) share, ``eval_fn``'s checks and scores, the
+tuned copy's recorded image size and one imbalance notice per call, and the learner's
+reading of a labeller's answer as class indices, beside its other answer checks."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import is_dataclass, replace
 from numbers import Real
 from typing import Any
@@ -15,6 +17,16 @@ from torch import Tensor, nn
 
 from cfx.calls import not_whole
 from cfx.errors import check
+from cfx.notices import held
+
+
+def once_per_run(tuned: int) -> AbstractContextManager[None]:
+    """Around a call's fine-tune number ``tuned`` (0 first): the first gives
+    :func:`~cfx.training.classifier.train_classifier`'s notice of imbalanced labels (tagged
+    ``cfx_imbalanced``), the later ones, on much the same labels, hold it back."""
+    if tuned == 0:
+        return nullcontext()
+    return held((logging.getLogger("cfx.training.classifier"),), "cfx_imbalanced")
 
 
 def round_quotas(budget: int, rounds: int) -> list[int]:

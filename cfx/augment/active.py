@@ -45,7 +45,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from cfx.augment._common import check_eval_fn, class_indices, record_size, round_quotas, scored
+from cfx.augment._common import (
+    check_eval_fn,
+    class_indices,
+    once_per_run,
+    record_size,
+    round_quotas,
+    scored,
+)
 from cfx.augment.claim import claim, labeller_key, walk_key
 from cfx.augment.labellers import Labeller, OracleLabeller
 from cfx.augment.result import AugmentResult, AugmentRound
@@ -346,6 +353,7 @@ class ActiveLearner:
         history: list[AugmentRound] = []
         noticed = False  # have the notices about the models (tagged cfx_models) been given?
         relabelled = False  # has a finished round's changed label been warned about?
+        tuned = 0  # fine-tunes run by this call
         run_key = walk_key(key)  # what made a saved walk: this run, and the model
         for k, quota in enumerate(self._per_round()):
             folder = out / f"round_{k:02d}"
@@ -382,15 +390,17 @@ class ActiveLearner:
                     break
                 y_k = self._ask(frames, context, suggested, folder / "task")
                 restart_if_relabelled(folder / "train", y_k, k)
-                model, _ = train_classifier(
-                    model,
-                    *self._finetune_set(
-                        train_images, train_labels, [*new_x, frames], [*new_y, y_k]
-                    ),
-                    folder / "train",
-                    replace(cfg, seed=seed + k),
-                    show_progress=self.show_progress,
-                )
+                with once_per_run(tuned):  # an imbalance notice once, not every round
+                    model, _ = train_classifier(
+                        model,
+                        *self._finetune_set(
+                            train_images, train_labels, [*new_x, frames], [*new_y, y_k]
+                        ),
+                        folder / "train",
+                        replace(cfg, seed=seed + k),
+                        show_progress=self.show_progress,
+                    )
+                tuned += 1
                 model.eval()
                 record = _round_record(k, starts, y_k, suggested, model, eval_fn)
                 save_round(folder, record, frames, y_k, model)

@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from cfx.augment._common import check_eval_fn, record_size, scored
+from cfx.augment._common import check_eval_fn, once_per_run, record_size, scored
 from cfx.augment.active import DEFAULT_FINETUNE
 from cfx.errors import ForeignRunError, check_seed
 from cfx.files import save_tensors_atomic, write_atomic
@@ -107,6 +107,7 @@ def finetune_without_labels(
     labels = train_labels.long()
     n = train_images.shape[0]
     scores: list[dict[str, float]] = []
+    tuned = 0  # fine-tunes run by this call
     for k, extra in enumerate(trained):
         done = folder / f"round_{k:02d}" / "model.safetensors"
         if done.is_file():  # finished earlier: reload instead of redoing
@@ -114,14 +115,16 @@ def finetune_without_labels(
         else:
             # training images in place of the labelled frames: the run's set size, its steps
             drawn = torch.randint(n, (extra,), generator=torch.Generator().manual_seed(seed + k))
-            model, _ = train_classifier(
-                model,
-                torch.cat([train_images, train_images[drawn]]),
-                torch.cat([labels, labels[drawn]]),
-                done.parent / "train",
-                replace(cfg, seed=seed + k),
-                show_progress=show_progress,
-            )
+            with once_per_run(tuned):  # an imbalance notice once, not every round
+                model, _ = train_classifier(
+                    model,
+                    torch.cat([train_images, train_images[drawn]]),
+                    torch.cat([labels, labels[drawn]]),
+                    done.parent / "train",
+                    replace(cfg, seed=seed + k),
+                    show_progress=show_progress,
+                )
+            tuned += 1
             state = {name: v.detach().contiguous() for name, v in model.state_dict().items()}
             save_tensors_atomic(state, done)
             (done.parent / "train" / "checkpoint.safetensors").unlink(missing_ok=True)

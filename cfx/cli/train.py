@@ -116,6 +116,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--noise", type=float, default=0.0, help="augment: extra Gaussian noise up to this std"
     )
+    c.add_argument(
+        "--balanced",
+        action="store_true",
+        help="weight each class in the loss by N / (K n_k), so a rare class counts as much "
+        "as a common one (for imbalanced --labels; classifiers only)",
+    )
     c.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, augment")
     c.add_argument("--out", type=out_path, required=True, help="run folder (checkpoint, model)")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -552,6 +558,10 @@ def run_classifier(args: argparse.Namespace) -> int:
     _shared_options(args, 20000)
     if args.no_augment and (args.blur > 0 or args.noise > 0):
         raise ValueError("`--blur` and `--noise` are augmentations: drop them or --no-augment")
+    if segment and args.balanced:
+        raise ValueError(
+            "`--balanced` weights a classifier's classes; brain-segmenter's targets are masks"
+        )
     check_int("--epochs", args.epochs)
     with by_flag(args):  # checked before any slice is rendered or file read
         config = ClassifierTrainingConfig(
@@ -561,6 +571,7 @@ def run_classifier(args: argparse.Namespace) -> int:
             augment=not args.no_augment,
             blur=args.blur,
             noise=args.noise,
+            balanced=args.balanced,
             seed=args.seed,
         )
         if args.width is not None:  # the architecture's own check, before the data is read

@@ -1092,3 +1092,19 @@ def test_a_round_waiting_for_labels_keeps_its_walk_when_the_run_goes_on(
         ActiveLearner(g, f, TaskLabeller(), budget=12, rounds=3, **args).augment(
             pool, train, labels, out=tmp_path
         )  # round 0 would keep its 4 labels, but a run does not go on with fewer rounds
+
+
+def test_imbalanced_training_labels_are_noticed_once_per_run(world, tmp_path, caplog):
+    """Each round's fine-tune said the training labels were imbalanced (the same labels,
+    a few frames added): once per run now."""
+    g, f, pool, train, _ = world
+    train = train.repeat(3, 1, 1, 1)
+    labels = torch.zeros(90, dtype=torch.int64)
+    labels[:2] = 1  # 88 to 2, and each of the rounds adds 4 labelled frames
+    learner = ActiveLearner(
+        g, f, CountingOracle(), budget=8, rounds=2, finetune=CFG, steps=4, repeat_new=1
+    )
+    with caplog.at_level("WARNING"):
+        result = learner.augment(pool, train, labels, out=tmp_path)
+    assert len(result.rounds) == 2
+    assert caplog.text.count("the training labels are imbalanced") == 1

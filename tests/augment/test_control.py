@@ -188,3 +188,16 @@ def test_a_control_goes_on_with_its_run(world, tmp_path, monkeypatch):
     longer = two.augment(pool, train, labels, out=tmp_path / "run")
     ctl = finetune_without_labels(two, longer, train, labels, out=tmp_path / "control")
     assert len(ctl.metrics) == 2 and fits == [1]  # round 0 read back, round 1 fine-tuned
+
+
+def test_imbalanced_training_labels_are_noticed_once_per_control(world, tmp_path, caplog):
+    g, f, pool, train, _ = world
+    labels = torch.zeros(30, dtype=torch.int64)
+    labels[:2] = 1  # 28 to 2; the control adds training images drawn from these
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=2, finetune=CFG, steps=4)
+    run = learner.augment(pool, train, labels, out=tmp_path / "run", seed=3)
+    caplog.clear()  # the run's own notice
+    with caplog.at_level("WARNING"):
+        ctl = finetune_without_labels(learner, run, train, labels, out=tmp_path / "c", seed=3)
+    assert len(ctl.metrics) == 2  # two fine-tunes
+    assert caplog.text.count("the training labels are imbalanced") == 1

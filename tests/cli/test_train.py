@@ -374,6 +374,35 @@ def test_cli_defaults_are_the_training_configs_defaults():
         c.noise,
         c.seed,
     )
+    assert clf.balanced == c.balanced
+
+
+def test_imbalanced_labels_are_noticed_and_balanced_trains_with_class_weights(tmp_path, caplog):
+    x = torch.rand(40, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "y.npy", (np.arange(40) % 5 == 0).astype(np.int64))  # 32 to 8
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", str(tmp_path / "x.npy")]
+    argv += ["--labels", str(tmp_path / "y.npy"), "--epochs", "1", "--width", "4"]
+    argv += ["--no-progress"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
+    assert "the training labels are imbalanced (class 0: 32, class 1: 8)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--balanced", "--out", str(tmp_path / "bal")]) == 0
+    assert "imbalanced" not in caplog.text
+    card = (tmp_path / "bal" / "model" / "README.md").read_text()
+    assert json.loads(card.split("```json")[1].split("```")[0])["balanced"] is True
+    # another run, not a resume of the unweighted one
+    assert main([*argv, "--balanced", "--out", str(tmp_path / "plain")]) == 2
+
+
+def test_balanced_is_refused_for_the_segmenter(tmp_path, capsys):
+    argv = ["train", "classifier", "--arch", "brain-segmenter", "--n", "8", "--balanced"]
+    assert main([*argv, "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "`--balanced` weights a classifier's classes; brain-segmenter's targets are masks" in err
+    assert not (tmp_path / "s").exists()
 
 
 def test_user_images_channels_last_are_named_and_unit_range_noticed(tmp_path, capsys, caplog):
