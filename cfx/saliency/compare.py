@@ -315,6 +315,10 @@ def compare_methods(
         TypeError,
         f"`seed` must be an int, got {seed!r}",
     )
+    seed = int(seed)  # a numpy int passed the check and failed in manual_seed, naming nothing
+    # checked before any method runs, not by the first score after minutes of RISE or LIME
+    faithfulness_steps = check_int("faithfulness_steps", faithfulness_steps)
+    batch_size = check_int("batch_size", batch_size)
     check(
         isinstance(masks, Tensor) and masks.shape == (x.shape[0], 1, *x.shape[2:]),
         ValueError,
@@ -371,8 +375,17 @@ def compare_methods(
             if takes_generator(method):
                 kwargs["generator"] = torch.Generator().manual_seed(seed)
             t0 = time.perf_counter()
-            maps = method.attribute(x, target, **kwargs).detach()
+            maps = method.attribute(x, target, **kwargs)
             seconds.append((time.perf_counter() - t0) / x.shape[0])
+            want = (x.shape[0], 1, *x.shape[2:])
+            check(  # a method of your own: its name, not a bare AttributeError later
+                isinstance(maps, Tensor) and maps.is_floating_point() and maps.shape == want,
+                TypeError if not isinstance(maps, Tensor) else ValueError,
+                f"`methods[{name!r}].attribute` must return a float tensor {want}, got "
+                f"{shape_or_type(maps)}"
+                + ("" if not isinstance(maps, Tensor) else f" of dtype {maps.dtype}"),
+            )
+            maps = maps.detach()
             log.info("%s: %.4f s/image", name, seconds[-1])
             all_maps.append(maps)
             all_scores.append(

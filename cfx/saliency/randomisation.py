@@ -15,12 +15,13 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import MapQualityNotice, counted
+from cfx.errors import MapQualityNotice, check, counted
 from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
@@ -180,7 +181,9 @@ def cascading_randomisation(
         x: images ``(B, C, H, W)`` in [-1, 1].
         target: class to explain (int, ``(B,)`` indices, or None for the trained model's
             prediction); the same classes are explained at every stage.
-        layers: module names to randomise, in order (default: :func:`parameterised_layers`).
+        layers: module names to randomise, in order (default: :func:`parameterised_layers`);
+            a block (e.g. ``"features"``) randomises every parameterised layer inside it at
+            its stage, and a module without parameters (an activation) is refused.
         generator: source of the new weights and, re-seeded identically at every stage, of
             the method's own randomness (so only the weights differ between stages).
         attribute_kwargs: extra keyword arguments for ``attribute``; a ``generator`` among
@@ -207,6 +210,13 @@ def cascading_randomisation(
     for name in names:
         if name not in known:
             raise ValueError(f"`layers` names unknown module {name!r}")
+        # a stage that re-drew nothing kept every map and read as "input-driven"
+        check(
+            any(True for _ in known[name].parameters()),
+            ValueError,
+            f"`layers` entry {name!r} ({type(known[name]).__name__}) has no parameters to "
+            f"randomise; the parameterised layers are {parameterised_layers(model)}",
+        )
     if not names and layers is not None:
         raise ValueError(
             "`layers` must name at least one module to randomise (None: every parameterised "
@@ -253,7 +263,8 @@ def cascading_randomisation(
     modules = dict(work.named_modules())
     signed, absolute, stages = [], [], []
     for name in names:
-        randomise_layer(modules[name], weight_gen)
+        for layer in modules[name].modules():  # the layer itself, or each inside a block
+            randomise_layer(layer, weight_gen)
         maps = maps_of(work)
         stages.append(maps)
         signed.append(spearman(original, maps))
@@ -284,6 +295,22 @@ def randomise_methods(
     one from a generator seeded with ``seed``: the same new weights for every method."""
     from cfx.progress import tqdm
     from cfx.saliency.compare import build_method
+
+    check(  # before any method runs; a float failed in manual_seed, naming nothing
+        isinstance(seed, Integral) and not isinstance(seed, bool),
+        TypeError,
+        f"`seed` must be an int, got {seed!r}",
+    )
+    seed = int(seed)  # a numpy int too
+    if isinstance(names, str):  # would be read letter by letter
+        raise TypeError(
+            f"`names` must be a list of method names, got the string {names!r}; for one "
+            f"method pass [{names!r}]"
+        )
+    names = list(names)
+    check(len(names) > 0, ValueError, "`names` must name at least one method, got none")
+    for name in names:  # an unknown name after minutes of the ones before it
+        build_method(name, model, fast=fast, gradcam_layer=gradcam_layer)
 
     def maker(name: str) -> Callable[[nn.Module], SaliencyMethod]:
         return lambda m: build_method(name, m, fast=fast, gradcam_layer=gradcam_layer)

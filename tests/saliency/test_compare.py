@@ -232,3 +232,55 @@ def test_a_softmax_model_is_named_once_not_once_per_method_and_score():
         compare_methods(model, x, _masks(2), 1, ["gradient", "occlusion"], fast=True)
     said = [str(w.message) for w in record if "look like probabilities" in str(w.message)]
     assert len(said) == 1
+
+
+class _Returns:
+    """A method of one's own whose ``attribute`` returns ``value``."""
+
+    def __init__(self, value):
+        self.value = value
+        self.calls = 0
+
+    def attribute(self, x, target=None, **kw):
+        self.calls += 1
+        return self.value
+
+
+def test_a_numpy_seed_and_bad_budgets_are_named_before_any_method_runs():
+    """seed=np.int64(3) passed the check and failed in manual_seed ("an integer is
+    required"); faithfulness_steps=0 failed as `steps` after the first method had run."""
+    import numpy as np
+
+    x, m = images(b=2, h=16, w=16), _masks(2)
+    got = compare_methods(
+        small_cnn(), x, m, 1, ["gradient"], seed=np.int64(3), faithfulness_steps=4
+    )
+    assert got.methods == ("gradient",)
+    maps = torch.zeros(2, 1, 16, 16)
+    for kwargs, message in [
+        ({"faithfulness_steps": 0}, "`faithfulness_steps` must be an int >= 1, got 0"),
+        ({"batch_size": -1}, "`batch_size` must be an int >= 1, got -1"),
+    ]:
+        method = _Returns(maps)
+        with pytest.raises(ValueError, match=message):
+            compare_methods(small_cnn(), x, m, 1, {"mine": method}, **kwargs)
+        assert method.calls == 0
+
+
+def test_a_method_of_ones_own_returning_the_wrong_thing_is_named():
+    import numpy as np
+
+    x, m = images(b=2, h=16, w=16), _masks(2)
+    cases = [
+        (
+            np.zeros((2, 1, 16, 16)),
+            TypeError,
+            r"`methods\['mine'\].attribute` must return a "
+            r"float tensor \(2, 1, 16, 16\), got ndarray",
+        ),
+        (torch.zeros(2, 16, 16), ValueError, r"got \(2, 16, 16\) of dtype torch.float32"),
+        (torch.zeros(2, 1, 16, 16, dtype=torch.int64), ValueError, "of dtype torch.int64"),
+    ]
+    for value, error, message in cases:
+        with pytest.raises(error, match=message):
+            compare_methods(small_cnn(), x, m, 1, {"mine": _Returns(value)})

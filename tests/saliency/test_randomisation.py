@@ -215,7 +215,7 @@ def test_a_generator_in_attribute_kwargs_is_replayed_at_every_stage():
         model,
         x,
         1,
-        layers=["head.2", "head.0"],
+        layers=["head.2", "features.2.0"],
         attribute_kwargs={"generator": torch.Generator().manual_seed(3)},
     )
     assert torch.allclose(res.spearman, torch.ones_like(res.spearman))
@@ -291,3 +291,53 @@ def test_integrated_gradients_completeness_is_noticed_for_the_trained_model_only
         )
     said = [w for w in caught if "IntegratedGradients(n_steps=2" in str(w.message)]
     assert len(said) == 1
+
+
+def test_a_block_randomises_every_layer_inside_it():
+    """Naming a block ("head") re-drew nothing (only modules owning parameters directly
+    were re-drawn), so every map stayed as it was and the check read "input-driven".
+    Known answer: a block whose only parameterised layer is head.2 gives exactly the
+    stage of naming head.2."""
+    model, x = small_cnn(), images(b=2, h=16, w=16)
+    assert [n for n in parameterised_layers(model) if n.startswith("head")] == ["head.2"]
+
+    def run(layers):
+        return cascading_randomisation(
+            Gradient, model, x, 1, layers=layers, generator=torch.Generator().manual_seed(0)
+        )
+
+    block, layer = run(["head"]), run(["head.2"])
+    assert torch.equal(block.randomised, layer.randomised)
+    assert float(block.spearman.mean()) < 0.99  # the maps moved
+    features = run(["head", "features"])  # every conv and norm layer inside, at stage two
+    assert float(features.spearman[1].mean()) < float(features.spearman[0].mean())
+
+
+def test_a_layer_without_parameters_is_refused():
+    model, x = small_cnn(), images(b=2, h=16, w=16)
+    relu = next(n for n, m in model.named_modules() if isinstance(m, nn.ReLU))
+    with pytest.raises(
+        ValueError,
+        match=rf"`layers` entry '{relu}' \(ReLU\) has no parameters"
+        r" to randomise; the parameterised layers are \['head.2', ",
+    ):
+        cascading_randomisation(Gradient, model, x, 1, layers=["head.2", relu])
+
+
+def test_randomise_methods_checks_its_arguments_before_any_method_runs():
+    import numpy as np
+
+    from cfx.errors import UnknownNameError
+    from cfx.saliency.randomisation import randomise_methods
+
+    model, x = small_cnn(), images(b=2, h=16, w=16)
+    got = randomise_methods(model, x, 1, ["gradient"], seed=np.int64(1))
+    assert set(got) == {"gradient"}
+    with pytest.raises(TypeError, match=r"`seed` must be an int, got 1\.5"):
+        randomise_methods(model, x, 1, ["gradient"], seed=1.5)
+    with pytest.raises(TypeError, match=r"`names` must be a list .* string 'gradient'"):
+        randomise_methods(model, x, 1, "gradient")
+    with pytest.raises(ValueError, match="`names` must name at least one method, got none"):
+        randomise_methods(model, x, 1, [])
+    with pytest.raises(UnknownNameError, match="unknown saliency method 'nope'"):
+        randomise_methods(model, x, 1, ["gradient", "nope"])
