@@ -21,7 +21,7 @@ from pathlib import Path
 from cfx.errors import UnknownNameError
 from cfx.files import appending_locked
 from cfx.label.classes import UNSURE, UNSURE_NAME, as_index, label_name, parse_label
-from cfx.label.store import LABELS, MANIFEST, Task, read_task
+from cfx.label.store import LABELS, MANIFEST, Task, TaskFolder, read_task
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +41,43 @@ def _complete_lines(path: Path, names: tuple[str, ...]) -> tuple[list[str], int]
         tail = data[end:].decode("utf-8", errors="replace")
         fields = [f.strip() for f in next(csv.reader([tail]), [])]
         if len(fields) in _ROW_SIZES and all(fields[:2]) and not _cut_short(fields, names):
-            return data.decode("utf-8").splitlines(), len(data)
-        logger.warning("%s: ignoring a half-written last line %r", path, data[end:][:80])
-    return data[:end].decode("utf-8").splitlines(), end
+            return _text(path, data).splitlines(), len(data)
+        logger.warning(
+            "%s: ignoring a half-written last line %r (a label cut short by a crash; if you "
+            "typed it, end it with a newline)",
+            path,
+            data[end:][:80],
+        )
+    return _text(path, data[:end]).splitlines(), end
+
+
+def _text(path: Path, data: bytes) -> str:
+    """``data`` of ``path`` as UTF-8 text, or an error naming the file and line (a file
+    saved by an editor in another encoding failed with the codec's words alone)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path} line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the "
+            "file as UTF-8"
+        ) from None
 
 
 def _cut_short(fields: list[str], names: tuple[str, ...]) -> bool:
     """Whether a two-field last line is a label cfx was writing, cut short by a crash: a label
     that does not read but begins what cfx writes (``uns`` of ``unsure``, the start of a class
-    name or index). A mistyped one (``tumor``) is kept, for the read to name its line."""
-    if len(fields) != 2 or parse_label(fields[1], names) is not None:
+    name or index), or an index that also begins a longer one cfx writes (``1`` of ``10``
+    with 11 or more classes: kept, it recorded class 1 for a label of 10). A mistyped one
+    (``tumor``) is kept, for the read to name its line."""
+    if len(fields) != 2:
         return False
-    written = [UNSURE_NAME, *(n.lower() for n in names), *(str(k) for k in range(len(names)))]
-    return any(w.startswith(fields[1].lower()) for w in written)
+    text = fields[1].lower()
+    indices = [str(k) for k in range(len(names))]
+    if parse_label(fields[1], names) is not None:
+        return any(k != text and k.startswith(text) for k in indices)
+    written = [UNSURE_NAME, *(n.lower() for n in names), *indices]
+    return any(w.startswith(text) for w in written)
 
 
 def label_rows(task: Task) -> list[tuple[str, int]]:
@@ -107,14 +131,14 @@ def _scan(task: Task) -> tuple[list[tuple[str, int]], bool]:
     return rows, header_seen
 
 
-def read_labels(directory: str | Path) -> dict[str, int]:
+def read_labels(directory: TaskFolder) -> dict[str, int]:
     """``{id: class index}`` for every labelled item, :data:`UNSURE` (-1) where the person
     could not call it (so ``class_names[label]`` needs a check); when an id was labelled
     twice the last label given wins. A half-written last line (a crash while writing) is ignored."""
     return dict(label_rows(read_task(directory)))
 
 
-def pending(directory: str | Path) -> list[str]:
+def pending(directory: TaskFolder) -> list[str]:
     """Ids of items without a label, in manifest order."""
     task = read_task(directory)
     labels = dict(label_rows(task))
@@ -122,7 +146,7 @@ def pending(directory: str | Path) -> list[str]:
 
 
 def record_label(
-    directory: str | Path, item_id: str, label: int, *, labeller: str = "python"
+    directory: TaskFolder, item_id: str, label: int, *, labeller: str = "python"
 ) -> None:
     """Append one label to ``labels.csv`` and fsync it before returning.
 

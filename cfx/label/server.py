@@ -35,14 +35,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from numbers import Integral
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cfx.files import probe_writable
 from cfx.label.classes import label_name
 from cfx.label.labels import read_labels, record_label
-from cfx.label.store import Task, read_task
+from cfx.label.store import Task, TaskFolder, read_task
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class LabelServer(ThreadingHTTPServer):
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
 
 
-def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -> LabelServer:
+def make_server(directory: TaskFolder, host: str = "127.0.0.1", port: int = 0) -> LabelServer:
     """A server for the task in ``directory``, bound but not yet serving.
 
     ``port=0`` picks a free port (read it back from ``server.port``). Call
@@ -122,7 +121,7 @@ def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -
 
 
 def serve(
-    directory: str | Path,
+    directory: TaskFolder,
     host: str = "127.0.0.1",
     port: int = 8765,
     open_browser: bool = False,

@@ -12,7 +12,7 @@ from pathlib import Path
 from cfx.files import write_atomic
 from cfx.label.classes import UNSURE_NAME, label_name, parse_label
 from cfx.label.labels import append_labels, check_labeller, label_rows
-from cfx.label.store import LABELS, MANIFEST, Item, Task, read_task
+from cfx.label.store import LABELS, MANIFEST, Item, Task, TaskFolder, read_task
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ EXPORT_HEADER = ("id", "image", "suggested", "label", "sha256")
 
 
 def export_csv(
-    directory: str | Path, path: str | Path, *, overwrite: bool = False, name: str = "path"
+    directory: TaskFolder, path: str | Path, *, overwrite: bool = False, name: str = "path"
 ) -> Path:
     """Write ``id,image,suggested,label,sha256`` for every item, for a spreadsheet: ``label``
     holds the item's label so far (its class name, or ``unsure``; from the page or an
@@ -154,7 +154,7 @@ def _sheet_text(raw: bytes, what: str) -> str:
 
 
 def import_csv(
-    directory: str | Path, path: str | Path, *, labeller: str = "csv", name: str = "path"
+    directory: TaskFolder, path: str | Path, *, labeller: str = "csv", name: str = "path"
 ) -> int:
     """Record the labels filled in a CSV with columns ``id`` and ``label`` (as written by
     :func:`export_csv`, in any case); return how many were recorded. A row giving an item the

@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ import torch
 from torch import Tensor
 
 from cfx.errors import UnknownNameError
-from cfx.files import write_atomic
+from cfx.files import make_folder, write_atomic
 from cfx.images import check_images, to_uint8
 from cfx.label.classes import as_index, check_class_names
 from cfx.reprs import short_repr
@@ -109,7 +110,9 @@ def write_task(
     again is a no-op that keeps the labels; a folder holding a different task is refused
     (``FileExistsError``).
     """
-    folder = Path(directory)
+    folder = task_folder(directory)  # before any check: a bad type named no argument
+    if isinstance(directory, Task):
+        raise TypeError("`directory` must be a folder to write the task in, got a Task")
     names = check_class_names(class_names)
     check_images(images, "images")
     n, c = images.shape[0], images.shape[1]
@@ -165,7 +168,7 @@ def write_task(
             f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); expected an "
             "empty folder, or one a write_task call was interrupted in. Pick a new folder."
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "directory")  # a file in the way: an error naming the argument
     (folder / WRITING).touch()  # the pictures below are a task's until the manifest is written
     for rel, data in (pictures | strips).items():
         path = folder / rel
@@ -272,6 +275,23 @@ def _describe(manifest: object) -> str:
     return f"{len(items)} items, {span}, classes {manifest.get('class_names')}"
 
 
+MAX_ID = 200
+"""The longest item id: its picture's file name (``images/<id>.png``) stays within the 255
+bytes file systems take."""
+
+
+def _valid_id(item_id: object) -> bool:
+    return (
+        isinstance(item_id, str) and len(item_id) <= MAX_ID and bool(ID_PATTERN.fullmatch(item_id))
+    )
+
+
+def _inside(relative: str) -> bool:
+    """Whether a manifest's picture path stays inside the task folder."""
+    path = Path(relative)
+    return not path.is_absolute() and ".." not in path.parts
+
+
 def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
     if ids is None:
         return [f"{k:06d}" for k in range(n)]
@@ -280,10 +300,10 @@ def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
     if len(ids) != n:
         raise ValueError(f"`ids` must hold one id per image ({n}), got {len(ids)}")
     for item_id in ids:
-        if not isinstance(item_id, str) or not ID_PATTERN.fullmatch(item_id):
+        if not _valid_id(item_id):
             raise ValueError(
                 "`ids` must be file-name-safe strings (letters, digits, '.', '_', '-', not "
-                f"starting with '.'), got {item_id!r}"
+                f"starting with '.', at most {MAX_ID} characters), got {item_id!r:.80}"
             )
     if len(set(ids)) != n:
         dupes = sorted({i for i in ids if list(ids).count(i) > 1})
@@ -364,9 +384,29 @@ def _strip(frames: Tensor, gap: int = 2) -> bytes:
     return _encode(np.concatenate(parts, axis=1))
 
 
-def read_task(directory: str | Path) -> Task:
-    """The task in ``directory``; ``FileNotFoundError`` when there is none."""
-    folder = Path(directory)
+TaskFolder = str | os.PathLike[str] | Task
+"""What the functions that read a task take: its folder, or the :class:`Task` read from it
+(re-read, so its labels are the file's now)."""
+
+
+def task_folder(directory: object, name: str = "directory") -> Path:
+    """The folder of ``directory`` (a path, or a :class:`Task`'s), made absolute: a server
+    started on a relative folder wrote into another task after a ``chdir``. A ``TypeError``
+    naming ``name`` for anything else (``Path(None)`` named no argument)."""
+    if isinstance(directory, Task):
+        return directory.directory
+    if not isinstance(directory, str | os.PathLike) or isinstance(directory, bytes):
+        raise TypeError(
+            f"`{name}` must be a task folder (str or Path) or a cfx.label.Task, got "
+            f"{type(directory).__name__}"
+        )
+    return Path(directory).absolute()
+
+
+def read_task(directory: TaskFolder) -> Task:
+    """The task in ``directory`` (a folder, or a :class:`Task` to read again);
+    ``FileNotFoundError`` when there is none."""
+    folder = task_folder(directory)
     path = folder / MANIFEST
     if not folder.is_dir():
         state = "is a file" if folder.exists() else "does not exist"
@@ -404,6 +444,16 @@ def read_task(directory: str | Path) -> Task:
         names = check_class_names(data["class_names"])
         if not items:
             raise ValueError("it lists no items")
+        # an id write_task refuses ("scan 1 ", "a+b") was taken, and its first label made
+        # labels.csv unreadable (session 52 audit)
+        bad = [i.id for i in items if not _valid_id(i.id)]
+        if bad:
+            raise ValueError(f"ids {bad[:5]} are not file-name-safe ids write_task writes")
+        outside = [
+            p for i in items for p in (i.image, i.context) if p is not None and not _inside(p)
+        ]
+        if outside:
+            raise ValueError(f"image paths {outside[:3]} are not inside the task folder")
         twice = sorted(i for i, n in Counter(item.id for item in items).items() if n > 1)
         if twice:
             raise ValueError(f"ids {twice[:5]} are listed more than once")

@@ -242,3 +242,31 @@ def test_a_short_write_is_completed(task_dir, monkeypatch):
     labels.append_labels(read_task(task_dir), import_csv_rows, "csv")
     assert read_labels(task_dir) == {"000003": 1, "000000": 0, "000001": 1}
     assert label_lines(task_dir)[-1] == ("000001", "1", "csv")
+
+
+def test_an_index_cut_short_to_another_class_is_a_half_written_line(tmp_path):
+    """With 12 classes a crash while writing ``000001,10,...`` could leave ``000001,1``,
+    which read as class 1 (never given) and was made permanent by the next label."""
+    names = tuple(f"c{k}" for k in range(12))
+    task = write_task(tmp_path / "t", torch.zeros(2, 1, 4, 4), class_names=names)
+    record_label(task, "000000", 11)
+    with open(task / "labels.csv", "ab") as f:
+        f.write(b"000001,1")
+    assert read_labels(task) == {"000000": 11}
+    record_label(task, "000000", 11)
+    assert [line[:2] for line in label_lines(task)] == [("000000", "11"), ("000000", "11")]
+    with open(task / "labels.csv", "ab") as f:
+        f.write(b"000001,2")  # no longer index begins with 2: a whole hand-typed row
+    assert read_labels(task) == {"000000": 11, "000001": 2}
+
+
+def test_a_labels_file_in_another_encoding_is_named_with_its_line(task_dir):
+    record_label(task_dir, "000000", 1)
+    path = task_dir / "labels.csv"
+    path.write_bytes(path.read_bytes() + "000001,0,Jos\u00e9,2024\n".encode("cp1252"))
+    with pytest.raises(
+        ValueError,
+        match=r"labels\.csv line 3: not UTF-8 text \(byte 0xe9\); "
+        "save the file as UTF-8",
+    ):
+        read_labels(task_dir)

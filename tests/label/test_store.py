@@ -187,6 +187,8 @@ def test_labels_without_a_manifest_are_refused(tmp_path):
         ({"ids": ["a", "b"]}, ValueError, r"`ids` must hold one id per image \(5\), got 2"),
         ({"ids": ["a", "b", "c", "d", "a"]}, ValueError, r"`ids` must be unique.*\['a'\]"),
         ({"ids": ["a", "b", "c", "d", "../x"]}, ValueError, "`ids` must be file-name-safe"),
+        # [Errno 36] File name too long, after the pictures before it were written
+        ({"ids": ["a", "b", "c", "d", "e" * 201]}, ValueError, "at most 200 characters"),
         ({"suggested": [0, 1, 2, 0, 1]}, ValueError, r"`suggested` labels .* 0..1, got 2"),
         ({"suggested": [0, 1]}, ValueError, r"`suggested` must hold one label per image"),
         ({"suggested": torch.rand(5)}, TypeError, r"`suggested` must be an integer tensor"),
@@ -230,6 +232,15 @@ def test_missing_task_is_a_clear_error(tmp_path):
             lambda m: m | {"items": [m["items"][0] | {"suggested": 5}, *m["items"][1:]]},
             r"items \['000000'\] suggest a class outside 0\.\.1",
         ),
+        # ids write_task refuses: the first label given to one made labels.csv unreadable
+        (
+            lambda m: m | {"items": [m["items"][0] | {"id": "scan 1 "}, *m["items"][1:]]},
+            r"ids \['scan 1 '\] are not file-name-safe",
+        ),
+        (
+            lambda m: m | {"items": [m["items"][0] | {"image": "../x.png"}, *m["items"][1:]]},
+            r"image paths \['\.\./x\.png'\] are not inside the task folder",
+        ),
     ],
 )
 def test_a_manifest_write_task_would_refuse_is_not_read(task_dir, edit, match):
@@ -251,3 +262,48 @@ def test_a_missing_folder_a_file_or_a_round_folder_is_named(tmp_path):
     write_task(tmp_path / "round_00" / "task", known_images()[:2])
     with pytest.raises(FileNotFoundError, match=r"this folder holds the tasks .*round_00.task$"):
         read_task(tmp_path / "round_00")
+
+
+def test_a_task_read_is_taken_wherever_its_folder_is(task_dir, tmp_path):
+    """`record_label(read_task(d), ...)`, as the LabelsPending message and the README write
+    it, failed with "expected str, bytes or os.PathLike object, not Task"."""
+    from cfx.label import export_csv, import_csv, make_server
+
+    task = read_task(task_dir)
+    record_label(task, "000001", 1)
+    assert read_labels(task) == {"000001": 1}
+    assert pending(task) == ["000000", "000002", "000003", "000004"]
+    assert read_task(task) == read_task(task_dir)
+    export_csv(task, tmp_path / "sheet.csv")
+    import_csv(task, tmp_path / "sheet.csv")  # nothing filled in: nothing imported
+    make_server(task).server_close()
+    with pytest.raises(
+        TypeError,
+        match=r"`directory` must be a task folder \(str or Path\) "
+        "or a cfx.label.Task, got NoneType",
+    ):
+        read_labels(None)
+    with pytest.raises(TypeError, match="`directory` must be a folder to write the task in"):
+        write_task(task, known_images())
+
+
+def test_write_task_into_a_file_is_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"`directory` must be a folder .*got the file"):
+        write_task(tmp_path / "notes.txt", known_images())
+    with pytest.raises(ValueError, match=r"`directory` must be a folder, got .* inside the file"):
+        write_task(tmp_path / "notes.txt" / "task", known_images())
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_task_read_through_a_relative_folder_keeps_its_place(tmp_path, monkeypatch):
+    """A server started on "task" wrote into another project's task/ after a chdir: every
+    request read the relative folder again."""
+    for project in ("a", "b"):
+        write_task(tmp_path / project / "task", known_images())
+    monkeypatch.chdir(tmp_path / "a")
+    task = read_task("task")
+    monkeypatch.chdir(tmp_path / "b")
+    record_label(task, "000000", 1)
+    assert read_labels(tmp_path / "a" / "task") == {"000000": 1}
+    assert read_labels(tmp_path / "b" / "task") == {}
