@@ -204,7 +204,8 @@ def resolve_target(
                 f"`target` must be an int or an integer tensor of shape ({batch},), got "
                 f"dtype {target.dtype} shape {tuple(target.shape)}"
             )
-        t = target.to(device=device, dtype=torch.int64)
+        # a copy: a frozen result kept the caller's tensor, and changed when they edited it
+        t = target.to(device=device, dtype=torch.int64, copy=True)
     else:
         raise TypeError(
             f"`target` must be an int class index or (B,) of them (tensor, list or array), got "

@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from numbers import Integral, Real
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
@@ -61,15 +62,15 @@ def unit_interval(name: str, value: object, *, open_low: bool = True) -> float:
 
 def pair(name: str, value: object) -> tuple[int, int]:
     """An int or a pair of ints, each >= 1 -> ``(rows, cols)``."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, Integral) and not isinstance(value, bool):  # numpy ints too
         value = (value, value)
-    if (
-        not isinstance(value, tuple)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    ):
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise TypeError(f"`{name}` must be a positive int or a pair of them, got {value!r}")
+    if not all(isinstance(v, Integral) and not isinstance(v, bool) for v in value):
+        raise TypeError(f"`{name}` must be a positive int or a pair of them, got {value!r}")
+    if not all(int(v) >= 1 for v in value):
         raise ValueError(f"`{name}` must be a positive int or a pair of them, got {value!r}")
-    return int(value[0]), int(value[1])
+    return int(value[0]), int(value[1])  # a list [4, 4] too
 
 
 def check_generator(generator: object) -> torch.Generator | None:
@@ -227,7 +228,7 @@ def make_baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
     """
     if isinstance(baseline, bool):
         raise TypeError(f"`baseline` must be a float or a tensor, got {baseline!r}")
-    if isinstance(baseline, (int, float)):
+    if isinstance(baseline, Real):  # numpy numbers too: np.float32(-1) was refused
         out = torch.full_like(x, float(baseline))
     elif isinstance(baseline, Tensor):
         try:
@@ -369,11 +370,23 @@ def input_gradient(
     return torch.cat(grads), torch.cat(targets)
 
 
-def resolve_all(model: Classifier, x: Tensor, target: Target | None) -> tuple[Tensor, Tensor]:
-    """One forward pass without gradients: ``(logits (B, K), target (B,))``."""
+def resolve_all(
+    model: Classifier, x: Tensor, target: Target | None, batch_size: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """The model's logits ``(B, K)`` without gradients, in chunks of ``batch_size`` images
+    (None: one pass; a method's ``batch_size`` held only its later passes, and 64 images
+    went through at once), and the targets ``(B,)``."""
     with torch.no_grad():
-        logits = class_logits(model, x, name="model")
+        logits = all_logits(model, x, batch_size)
     return logits, targets_from(target, logits)
+
+
+def all_logits(model: Classifier, x: Tensor, batch_size: int | None) -> Tensor:
+    """:func:`class_logits` of ``x`` in chunks of ``batch_size`` (None: one pass)."""
+    size = x.shape[0] if batch_size is None else batch_size
+    return torch.cat(
+        [class_logits(model, x[a:b], name="model") for a, b in chunks(x.shape[0], size)]
+    )
 
 
 # --- batched perturbation scoring -----------------------------------------------------------

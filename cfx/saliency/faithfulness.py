@@ -17,6 +17,7 @@ are scored in large batches.
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Literal
 
 import torch
@@ -69,7 +70,7 @@ def _curve(
         return from_x.to(x.dtype).view(-1, 1, h, w)
 
     with frozen(model):
-        _, tgt = resolve_all(model, x, target)
+        _, tgt = resolve_all(model, x, target, size)
         # deletion blends x (kept pixels) over the baseline; insertion blends x over the blur
         fast = fast_model(model, x[:1])
         return masked_scores(fast, x, start, masks, steps + 1, tgt, "probability", size)
@@ -142,8 +143,17 @@ def insertion_auc(
     for Explanation of Black-box Models", BMVC 2018.
     """
     x = check_input(x, model)
+    base = make_baseline(baseline, x)  # checked either way: "black" or 5.0 passed unread
     if blur_sigma is None:
-        start = make_baseline(baseline, x)
+        start = base
     else:
+        given = not (isinstance(baseline, Real) and float(baseline) == -1.0)
+        check(  # it went unused without a word
+            not given,
+            ValueError,
+            f"`baseline` is where insertion starts only with blur_sigma=None; with blur_sigma "
+            f"{blur_sigma!r} it starts from a blurred copy of the images: pass "
+            "blur_sigma=None to start from `baseline`",
+        )
         start = gaussian_blur(x, positive_float("blur_sigma", blur_sigma))
     return _auc(_curve(model, x, maps, target, start, "insertion", steps, batch_size))

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import class_logits
-from cfx.errors import MapQualityNotice, fail
+from cfx.errors import MapQualityNotice, check, fail
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Reduction,
@@ -35,6 +35,7 @@ from cfx.saliency._common import (
     resolve_all,
     targets_from,
 )
+from cfx.saliency.metrics import _check_maps
 from cfx.types import Classifier, Target
 
 Quadrature = Literal[
@@ -116,7 +117,7 @@ class IntegratedGradients:
         b = x.shape[0]
         delta = x - base  # (B, C, H, W)
         with frozen(self.model):
-            f_x, tgt = resolve_all(self.model, x.detach(), target)  # f(x): the gap's too
+            f_x, tgt = resolve_all(self.model, x.detach(), target, size)  # f(x): the gap's too
             path = base.unsqueeze(0) + alphas.view(-1, 1, 1, 1, 1) * delta.unsqueeze(0)
             grads, _ = input_gradient(
                 self.model,
@@ -158,6 +159,16 @@ def completeness_gap(
     difference is. The quadrature's error, as Captum's ``return_convergence_delta`` (absolute
     there): a model with kinks (ReLU) converges slowly in ``n_steps``. The model runs on
     ``batch_size`` images at a time."""
+    # each checked: a map of one image broadcast over the batch, or of another size, gave
+    # a plausible gap that decides n_steps (session 52 audit)
+    x = check_input(x, model)
+    maps = _check_maps(maps)
+    want = (x.shape[0], 1, *x.shape[2:])
+    check(
+        tuple(maps.shape) == want,
+        ValueError,
+        f"`maps` must have shape {want} (one map per image of `x`), got {tuple(maps.shape)}",
+    )
     size = positive_int("batch_size", batch_size)
     base = make_baseline(baseline, x)
     with frozen(model), torch.no_grad():

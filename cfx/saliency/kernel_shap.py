@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cfx.calls import class_logits
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Output,
+    all_logits,
     check_generator,
     check_input,
     draw_device,
@@ -131,10 +131,10 @@ class KernelSHAP:
         z = shapley_coalitions(present, n, generator).to(x.dtype)  # (B, N, K)
 
         with frozen(self.model):
-            logits, tgt = resolve_all(self.model, x, target)
+            logits, tgt = resolve_all(self.model, x, target, size)
             f1 = select(logits, tgt, self.output)  # (B,)
             with torch.no_grad():
-                f0 = select(class_logits(self.model, base, name="model"), tgt, self.output)  # (B,)
+                f0 = select(all_logits(self.model, base, size), tgt, self.output)  # (B,)
             y = masked_scores(
                 fast_model(self.model, x[:1]),
                 x,

@@ -130,7 +130,7 @@ class LIME:
         zf = z.to(x.dtype)
 
         with frozen(self.model):
-            _, tgt = resolve_all(self.model, x, target)
+            _, tgt = resolve_all(self.model, x, target, size)
             y = masked_scores(
                 fast_model(self.model, x[:1]),
                 x,

@@ -29,6 +29,8 @@ Similarity of two maps (attacks, randomisation check): :func:`top_k_intersection
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -126,8 +128,9 @@ def pointing_game(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
     JMLR 2023).
     """
     m, s = _check_pair(maps, masks)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, Integral) or tolerance < 0:
         raise ValueError(f"`tolerance` must be a non-negative int, got {tolerance!r}")
+    tolerance = int(tolerance)  # a numpy int too
     if tolerance > 0:
         r = torch.arange(-tolerance, tolerance + 1, device=m.device, dtype=m.dtype)
         disk = ((r[:, None] ** 2 + r[None, :] ** 2) <= tolerance**2).to(m.dtype)[None, None]
@@ -240,8 +243,9 @@ def top_k_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
     order made it 1.0 or 0.0 by where the other map's top pixels lay."""
     a, b = _check_maps(a, "a"), _check_maps(b, "b")
     check(a.shape == b.shape, ValueError, f"maps differ in shape: {a.shape} vs {b.shape}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= a[0].numel():
+    if isinstance(k, bool) or not isinstance(k, Integral) or not 0 < k <= a[0].numel():
         raise ValueError(f"`k` must be an int in [1, {a[0].numel()}], got {k!r}")
+    k = int(k)  # a numpy int too
     both = in_top_k(a.flatten(1), k) * in_top_k(b.flatten(1), k)
     return both.sum(1) / k
 

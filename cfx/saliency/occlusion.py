@@ -95,7 +95,7 @@ class Occlusion:
         base = make_baseline(self.baseline, x)
         size = positive_int("batch_size", self.batch_size)
         with frozen(self.model):
-            logits, tgt = resolve_all(self.model, x, target)
+            logits, tgt = resolve_all(self.model, x, target, size)
             full = select(logits, tgt, self.output)  # (B,)
             keep = (~windows)[:, None]  # (P, 1, H, W)
             # a window whose pixels already equal the baseline leaves the image unchanged

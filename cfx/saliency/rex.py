@@ -113,7 +113,7 @@ class CausalResponsibility:
         bits, size_s = _BITS.to(dev), _SIZE.to(dev)
 
         with frozen(self.model):
-            logits, tgt = resolve_all(self.model, x, target)
+            logits, tgt = resolve_all(self.model, x, target, size)
             odds = target_margin(logits, tgt)  # (B,) target log-odds of the images
             scorer = _Scorer(fast_model(self.model, x[:1]), x, base, tgt, odds, conf, size)
             alive = (logits.argmax(1) == tgt).repeat_interleave(runs)  # (N,)

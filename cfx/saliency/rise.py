@@ -142,7 +142,7 @@ class RISE:
             dtype=x.dtype,
         )  # (N, 1, H, W)
         with frozen(self.model):
-            _, tgt = resolve_all(self.model, x, target)
+            _, tgt = resolve_all(self.model, x, target, size)
             model = fast_model(self.model, x[:1])
             scores = masked_scores(model, x, base, masks, n, tgt, self.output, size)  # (B, N)
         if self.output == "logit":  # a logit's offset is no evidence: see the module docstring

@@ -85,7 +85,7 @@ class SmoothGrad:
         check_generator(generator)
         b = x.shape[0]
         with frozen(self.model):
-            _, tgt = resolve_all(self.model, x.detach(), target)  # (B,)
+            _, tgt = resolve_all(self.model, x.detach(), target, size)  # (B,)
             total = x.new_zeros(b, 1, *x.shape[2:])
             # one pass per group of noisy copies; each group holds whole images x n samples
             per_group = max(1, size // b) if size >= b else 1

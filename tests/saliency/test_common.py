@@ -159,3 +159,34 @@ def test_a_torchscript_model_is_named_where_cfx_must_copy_or_hook_it():
         one = torch.jit.script(net)
     with pytest.raises(TypeError, match="TorchScript module does not allow"):  # wrapped
         GhorbaniAttack(Gradient(TwoLogits(one)), steps=1).perturb(x)
+
+
+def test_numpy_numbers_and_lists_are_taken_where_python_ones_are():
+    """np.float32(-1) as a baseline, np.int64(4) or [4, 4] as a window, np.int64 as a
+    tolerance or k were refused ("must be a float or a tensor, got float32")."""
+    import numpy as np
+
+    from cfx.saliency import IntegratedGradients, Occlusion
+    from cfx.saliency import metrics as M
+
+    model, x = LinearModel(), images(b=2)
+    want = IntegratedGradients(model, baseline=-1.0).attribute(x, 1)
+    got = IntegratedGradients(model, baseline=np.float32(-1)).attribute(x, 1)
+    assert torch.equal(got, want)
+    want = Occlusion(model, window=4, stride=4).attribute(x, 1)
+    for window in (np.int64(4), [4, 4], (np.int64(4), np.int64(4))):
+        assert torch.equal(Occlusion(model, window=window, stride=window).attribute(x, 1), want)
+    with pytest.raises(TypeError, match=r"`window` must be a positive int or a pair of them"):
+        Occlusion(model, window=4.0).attribute(x, 1)
+    with pytest.raises(TypeError, match=r"`window` must be a positive int or a pair of them"):
+        Occlusion(model, window=[4, 4, 4]).attribute(x, 1)
+    maps, masks = torch.rand(2, 1, 8, 8), torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    masks[:, :, :2, :2] = True
+    assert torch.equal(
+        M.pointing_game(maps, masks, tolerance=np.int64(1)),
+        M.pointing_game(maps, masks, tolerance=1),
+    )
+    assert torch.equal(
+        M.top_k_intersection(maps, maps.flip(-1), np.int64(5)),
+        M.top_k_intersection(maps, maps.flip(-1), 5),
+    )

@@ -170,3 +170,38 @@ def test_a_model_trained_at_another_size_is_said(name):
         warnings.simplefilter("always")
         _run(name, METHODS[name](model), images(b=1, h=16, w=16), 1)
     assert not [w for w in said if "was trained on" in str(w.message)]  # its own size
+
+
+class _Spy(torch.nn.Module):
+    """The model, recording how many images each forward pass took."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x):
+        self.seen.append(x.shape[0])
+        return self.model(x)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_no_pass_takes_more_images_than_batch_size(name):
+    """The first pass (the logits that pick the targets, f(x) for Integrated Gradients,
+    KernelSHAP's f of the baseline) took every image at once whatever `batch_size` said:
+    a user holding memory down with batch_size=4 still sent all 12 images through."""
+    spy = _Spy(small_cnn())
+    method = METHODS[name](spy)
+    method.batch_size = 4
+    _run(name, method, images(b=12, h=16, w=16), None)
+    assert max(spy.seen) <= 4, spy.seen
+
+
+def test_faithfulness_passes_take_batch_size_images_at_most():
+    from cfx.saliency.faithfulness import deletion_auc, insertion_auc
+
+    spy = _Spy(small_cnn())
+    x = images(b=12, h=16, w=16)
+    maps = torch.rand(12, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    deletion_auc(spy, x, maps, None, steps=2, batch_size=4)
+    insertion_auc(spy, x, maps, None, steps=2, batch_size=4)
+    assert max(spy.seen) <= 4, spy.seen

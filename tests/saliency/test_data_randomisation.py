@@ -139,3 +139,12 @@ def test_a_blank_map_is_left_out_of_the_verdict():
         "input-driven over 1 image without a blank (constant) map (Spearman 1.00, of "
         "|map| 1.00); 2 left out"
     )
+
+
+def test_the_result_keeps_its_own_copy_of_the_targets():
+    """The frozen result held the caller's label tensor and changed when they edited it."""
+    y = torch.tensor([1, 0, 1])
+    x = images(b=3)
+    r = data_randomisation(Gradient, LinearModel(), LinearModel(seed=1), x, y)
+    y[0] = 0
+    assert r.target.tolist() == [1, 0, 1]

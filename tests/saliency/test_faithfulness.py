@@ -116,3 +116,21 @@ def test_half_precision_maps_of_large_images_keep_exact_pixel_counts(dtype):
     maps = torch.rand(1, 1, 256, 256, generator=torch.Generator().manual_seed(0)).to(dtype)
     auc = deletion_auc(_white_share, x, maps, 1, steps=32)
     assert auc.item() == pytest.approx(0.5, abs=1e-4)  # the share deleted is exactly t / T
+
+
+def test_insertion_says_a_baseline_it_would_not_use():
+    """`baseline=1.0` (even "black") went unused without a word when insertion started from
+    the blurred copy."""
+    x, model = patch_images(), PatchModel()
+    maps = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(
+        ValueError,
+        match=r"`baseline` is where insertion starts only with "
+        r"blur_sigma=None; with blur_sigma 5\.0",
+    ):
+        insertion_auc(model, x, maps, 1, steps=4, baseline=1.0)
+    with pytest.raises(TypeError, match="`baseline` must be a float or a tensor"):
+        insertion_auc(model, x, maps, 1, steps=4, baseline="black")
+    from_white = insertion_auc(model, x, maps, 1, steps=4, baseline=1.0, blur_sigma=None)
+    from_black = insertion_auc(model, x, maps, 1, steps=4, blur_sigma=None)
+    assert not torch.equal(from_white, from_black)  # used when asked for

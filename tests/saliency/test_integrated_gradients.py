@@ -96,3 +96,21 @@ def test_quadrature_nodes_on_a_quadratic(method, expected):
     # the target and baseline as IntegratedGradients takes them: an int, a float (default -1)
     assert torch.equal(completeness_gap(f, x, m, 1), gap)
     assert torch.equal(completeness_gap(f, x, m, None, -1.0, batch_size=1), gap)
+
+
+def test_completeness_gap_refuses_maps_that_are_not_one_per_image():
+    """A map of one image broadcast over two gave a gap of 0.14 for the second, and a map
+    of another size a gap of 2: numbers that decide n_steps, from a mistake."""
+    model, x = LinearModel(), images(b=2)
+    maps = IntegratedGradients(model, n_steps=8).attribute(x, 1)
+    assert completeness_gap(model, x, maps, 1).shape == (2,)
+    with pytest.raises(
+        ValueError,
+        match=r"`maps` must have shape \(2, 1, 8, 8\) \(one map per "
+        r"image of `x`\), got \(1, 1, 8, 8\)",
+    ):
+        completeness_gap(model, x, maps[:1], 1)
+    with pytest.raises(ValueError, match=r"got \(2, 1, 4, 4\)"):
+        completeness_gap(model, x, maps[..., :4, :4], 1)
+    with pytest.raises(TypeError, match="`x` must be"):
+        completeness_gap(model, x.numpy(), maps, 1)
