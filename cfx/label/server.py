@@ -289,6 +289,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(HTTPStatus.OK, data, "image/png")
 
+    def _labels_read(self, task: Task) -> bool:
+        """Whether ``labels.csv`` reads; if not (a hand edit gone wrong), a 500 that the
+        console logs too: the person at the terminal saw nothing while every click failed
+        as a bad request."""
+        try:
+            read_labels(task.directory)
+        except ValueError as err:
+            logger.error("%s", err)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"the label was not saved: {err}")
+            return False
+        return True
+
     def do_POST(self) -> None:
         task = self.server.task
         path, _ = self._query()
@@ -306,13 +318,22 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = 0
         if not 0 < length <= MAX_BODY:
-            self._error(HTTPStatus.BAD_REQUEST, f"expected a JSON body of 1..{MAX_BODY} bytes")
+            status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > 0 else HTTPStatus.BAD_REQUEST
+            self._error(status, f"expected a JSON body of 1..{MAX_BODY} bytes, got {length}")
             return
         try:
-            body = json.loads(self.rfile.read(length))
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw)
+            except ValueError as err:  # "Expecting value: line 1 column 1" said not what
+                raise ValueError(
+                    f'expected a JSON object {{"id": ..., "label": ...}}, got invalid JSON ({err})'
+                ) from None
             if not isinstance(body, dict) or set(body) != {"id", "label"}:
                 raise ValueError(f'expected {{"id": ..., "label": ...}}, got {body!r}')
             with self.server.write_lock:
+                if not self._labels_read(task):  # the file's fault, not the request's
+                    return
                 record_label(task.directory, body["id"], body["label"], labeller="web")
                 labels = read_labels(task.directory)
         except (KeyError, ValueError, TypeError, RecursionError) as err:

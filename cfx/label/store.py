@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from cfx.errors import UnknownNameError
@@ -317,7 +316,17 @@ def _check_suggested(
     if suggested is None:
         return [None] * n
     if isinstance(suggested, np.ndarray):
-        suggested = torch.from_numpy(suggested)
+        # not through torch.from_numpy: a reversed view (negative strides) or an object
+        # array holding None failed with torch's words, naming no argument
+        if suggested.dtype.kind == "O":
+            suggested = list(suggested)  # a sequence, which may hold None
+        elif suggested.dtype.kind not in "iu" or suggested.ndim != 1:
+            raise (TypeError if suggested.dtype.kind not in "iu" else ValueError)(
+                f"`suggested` must be an integer array of shape ({n},), got dtype "
+                f"{suggested.dtype} and shape {suggested.shape}"
+            )
+        else:
+            suggested = suggested.tolist()
     if isinstance(suggested, Tensor):
         if suggested.is_floating_point() or suggested.ndim != 1:  # a type, or a shape
             raise (TypeError if suggested.is_floating_point() else ValueError)(

@@ -39,14 +39,29 @@ def post(server, body: object, content_type: str = "application/json") -> dict:
         return {"status": err.code, **json.loads(err.read())}
 
 
-def test_a_broken_labels_file_is_refused_before_writing(server, task_dir):
+def test_a_broken_labels_file_is_refused_before_writing(server, task_dir, caplog):
+    """The server's file, not the request, is at fault: a 500 that the console logs (it
+    was a 400 and the person at the terminal saw nothing while every click failed)."""
     record_label(task_dir, "000000", 1)
     with open(task_dir / "labels.csv", "a") as f:
         f.write("000001,maybe,hand,2024-01-01\n")
     before = (task_dir / "labels.csv").read_bytes()
-    answer = post(server, {"id": "000002", "label": 0})
-    assert answer["status"] == 400 and "labels.csv line 3" in answer["error"]
+    with caplog.at_level("ERROR", logger="cfx.label.server"):
+        answer = post(server, {"id": "000002", "label": 0})
+    assert answer["status"] == 500 and "labels.csv line 3" in answer["error"]
+    assert "labels.csv line 3" in caplog.text
     assert (task_dir / "labels.csv").read_bytes() == before  # the label was not saved
+    assert post(server, {"id": "nope", "label": 0})["status"] == 500  # the file first
+
+
+def test_a_body_too_large_or_not_json_is_said_as_such(server):
+    answer = post(server, b'{"id": "000000", "label": 0, "x": "' + b"a" * 5000 + b'"}')
+    assert answer["status"] == 413 and "expected a JSON body of 1..4096 bytes" in answer["error"]
+    answer = post(server, b'\xff\xfe{"id"}')
+    assert answer["status"] == 400
+    assert answer["error"].startswith(
+        'expected a JSON object {"id": ..., "label": ...}, got invalid JSON ('
+    )
 
 
 def test_a_task_whose_labels_file_is_broken_is_not_served(task_dir):

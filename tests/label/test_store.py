@@ -307,3 +307,28 @@ def test_a_task_read_through_a_relative_folder_keeps_its_place(tmp_path, monkeyp
     record_label(task, "000000", 1)
     assert read_labels(tmp_path / "a" / "task") == {"000000": 1}
     assert read_labels(tmp_path / "b" / "task") == {}
+
+
+def test_suggested_numpy_arrays_of_every_layout_are_read(tmp_path):
+    """A reversed view (negative strides) and an object array holding None failed with
+    torch's words; a read-only broadcast array gave torch's non-writable warning."""
+    import warnings
+
+    cases = [
+        (np.array([0, 1])[::-1], [1, 0]),
+        (np.array([1, None], dtype=object), [1, None]),
+        (np.broadcast_to(np.int64(1), (2,)), [1, 1]),
+    ]
+    for k, (suggested, want) in enumerate(cases):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            folder = write_task(tmp_path / str(k), known_images()[:2], suggested=suggested)
+        assert [item.suggested for item in read_task(folder).items] == want
+    with pytest.raises(
+        TypeError,
+        match=r"`suggested` must be an integer array of shape \(2,\), "
+        "got dtype float64",
+    ):
+        write_task(tmp_path / "f", known_images()[:2], suggested=np.array([1.0, 0.0]))
+    with pytest.raises(ValueError, match=r"got dtype int64 and shape \(2, 1\)"):
+        write_task(tmp_path / "s", known_images()[:2], suggested=np.array([[1], [0]]))
