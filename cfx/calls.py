@@ -31,14 +31,15 @@ _T = TypeVar("_T")
 
 def held_modules(model: object) -> list[nn.Module]:
     """The ``nn.Module`` objects ``model`` is or holds, one level deep: ``model`` itself if
-    it is one; else those among its attributes (``vars(model)``), a function's closure cells
-    and the globals its code reads, nested comprehensions included (``lambda im: clf(im)``,
-    whether ``clf`` is a local or a notebook's global; a decorated function is read through
-    ``__wrapped__``) and a ``functools.partial``'s function, arguments and keywords. A
-    bound method counts as its object (``wrapper.predict`` finds what ``wrapper`` holds),
-    here and among the held items (``partial(net.forward)``), and so do the items of a list,
-    tuple or dict held there (an ensemble's ``self.models = [a, b]``). Nothing deeper is
-    searched: a module held by an object the wrapper holds is not found."""
+    it is one; else those among its attributes (``vars(model)``), a function's closure
+    cells, default arguments (``lambda im, net=net: net(im)``) and the globals its code
+    reads, nested comprehensions included (``lambda im: clf(im)``, whether ``clf`` is a
+    local or a notebook's global; a decorated function is read through ``__wrapped__``) and
+    a ``functools.partial``'s function, arguments and keywords. A bound method counts as
+    its object (``wrapper.predict`` finds what ``wrapper`` holds), here and among the held
+    items (``partial(net.forward)``), and so do the items of a list, tuple or dict held
+    there (an ensemble's ``self.models = [a, b]``). Nothing deeper is searched: a module
+    held by an object the wrapper holds is not found."""
     if inspect.ismethod(model):
         model = model.__self__
     if isinstance(model, nn.Module):
@@ -53,6 +54,8 @@ def held_modules(model: object) -> list[nn.Module]:
         for cell in model.__closure__ or ():
             with suppress(ValueError):  # ValueError: a cell not yet filled
                 held.append(cell.cell_contents)
+        # `lambda im, net=net: net(im)`, the loop idiom: its network ran in training mode
+        held += [*(model.__defaults__ or ()), *(model.__kwdefaults__ or {}).values()]
         names = _global_names(model.__code__)
         held += [model.__globals__[n] for n in sorted(names) if n in model.__globals__]
     # the items of a list, tuple or dict held there (an ensemble's models), not deeper

@@ -739,3 +739,31 @@ def test_to_model_looks_through_a_wrapper_without_weights_of_its_own():
     logits = predict(wrapped, x)  # (3, 2): (0, l) with l the network's output
     expected = net(x.float().flatten(1))[:, 0].detach()
     assert torch.allclose(logits[:, 1], expected) and torch.equal(logits[:, 0], torch.zeros(3))
+
+
+def test_held_modules_reads_a_functions_default_arguments():
+    """`lambda im, net=net: net(im)` (the loop idiom) hid its network: saliency ran it in
+    training mode, BatchNorm statistics changed and maps varied from call to call."""
+    import torch
+
+    from cfx.calls import held_modules
+    from cfx.saliency import Gradient
+
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, padding=1),
+        torch.nn.BatchNorm2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(2 * 8 * 8, 2),
+    ).train()
+
+    def keyword_only(im, *, model=net):
+        return model(im)
+
+    assert held_modules(lambda im, net=net: net(im)) == [net]
+    assert held_modules(keyword_only) == [net]
+    stats = net[1].running_mean.clone()
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    a = Gradient(lambda im, net=net: net(im)).attribute(x, 1)
+    b = Gradient(lambda im, net=net: net(im)).attribute(x, 1)
+    assert torch.equal(a, b)
+    assert torch.equal(net[1].running_mean, stats) and net.training
