@@ -562,6 +562,18 @@ def _placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return weight.device, weight.dtype
 
 
+def _training_mode(model: nn.Module) -> None:
+    """``model.train()``, unless ``model`` is in training mode already with submodules the
+    user put in eval mode (a frozen backbone whose BatchNorm statistics must not move, as
+    fine-tuning recipes do it): those stay as they are (``model.train()`` switched them back,
+    and the statistics drifted although the weights were frozen)."""
+    kept = [name for name, sub in model.named_modules() if not sub.training]
+    if model.training and kept:
+        log.info("training with %s kept in eval mode: %s", counted(len(kept), "submodule"), kept)
+        return
+    model.train()
+
+
 def _global_generator(device: torch.device) -> torch.Generator | None:
     """The generator that layers such as ``nn.Dropout`` draw from on ``device`` (torch has no
     way to hand them one): None for devices other than the CPU and CUDA."""
@@ -588,7 +600,10 @@ def train_classifier(
 
     Args:
         model: an ``nn.Module`` mapping images ``(B, C, H, W)`` in [-1, 1] to logits ``(B, K)``
-            (``task="classify"``) or mask logits ``(B, 1, H, W)`` (``task="segment"``). Unless
+            (``task="classify"``) or mask logits ``(B, 1, H, W)`` (``task="segment"``). It
+            trains in training mode; a model already in training mode keeps the submodules
+            you put in eval mode (``model.train(); model.backbone.eval()``: a frozen
+            backbone's BatchNorm statistics stay). Unless
             ``config.reset_parameters`` is False, its weights are re-drawn from ``config.seed``
             (:func:`~cfx.training.init.reset_parameters`: conv and linear layers; others keep
             the values the model holds). It is trained on the device it lives on; random
@@ -714,7 +729,7 @@ def _train(
         from cfx.progress import tqdm
 
         bar = tqdm(total=total, initial=step, desc=f"train {type(model).__name__}", unit="step")
-    model.train()
+    _training_mode(model)
     order: Tensor | None = None
     t0 = time.perf_counter()
     # Ctrl-C finishes the step, saves it and stops; the bar ends before any message

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import cfx.calls as cfx_calls
+import cfx.errors as cfx_errors
 import cfx.saliency as S
 from tests.saliency.toy import images, small_cnn
 
@@ -192,7 +193,9 @@ def test_no_pass_takes_more_images_than_batch_size(name):
     spy = _Spy(small_cnn())
     method = METHODS[name](spy)
     method.batch_size = 4
-    _run(name, method, images(b=12, h=16, w=16), None)
+    with warnings.catch_warnings():  # RISE's saturation notice on a random network
+        warnings.simplefilter("ignore", cfx_errors.Notice)
+        _run(name, method, images(b=12, h=16, w=16), None)
     assert max(spy.seen) <= 4, spy.seen
 
 

@@ -678,3 +678,33 @@ def test_history_reports_balanced_validation_accuracy(tmp_path):
     _, report = train_classifier(net, images, labels, tmp_path, cfg, val=val, show_progress=False)
     assert report.history[-1]["val_acc"] == pytest.approx(0.75)
     assert report.history[-1]["val_balanced_acc"] == pytest.approx(0.5)
+
+
+def test_submodules_put_in_eval_mode_under_a_training_model_stay_so(tmp_path):
+    """Fine-tuning a head over a frozen backbone whose BatchNorm the user put in eval mode:
+    model.train() switched it back, and its running statistics drifted although its
+    weights were frozen. A model wholly in eval mode (as loaded) still trains in training
+    mode."""
+    images = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    labels = torch.tensor([0, 1] * 16)
+    cfg = ClassifierTrainingConfig(epochs=1, batch_size=8, augment=False, reset_parameters=False)
+
+    def model():
+        net = nn.Sequential(
+            nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(128, 2)
+        )
+        for p in [*net[0].parameters(), *net[1].parameters()]:
+            p.requires_grad_(False)
+        return net
+
+    kept = model()
+    kept.train()
+    kept[1].eval()
+    stats = kept[1].running_mean.clone()
+    train_classifier(kept, images, labels, tmp_path / "kept", cfg, show_progress=False)
+    assert torch.equal(kept[1].running_mean, stats)
+    loaded = model().eval()  # wholly in eval mode: trained in training mode
+    stats = loaded[1].running_mean.clone()
+    train_classifier(loaded, images, labels, tmp_path / "loaded", cfg, show_progress=False)
+    assert not torch.equal(loaded[1].running_mean, stats)
+    assert not loaded.training and not kept.training  # both returned in eval mode
