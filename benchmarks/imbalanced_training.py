@@ -1,10 +1,10 @@
 """Class weights on imbalanced labels: brain-cnn trained with and without ``balanced=True``.
 
-    python benchmarks/imbalanced_training.py [--healthy 3000] [--tumours 60] [--epochs 4]
+    python benchmarks/imbalanced_training.py [--healthy 3000] [--tumours 300] [--epochs 4]
         [--seeds 0 1 2] [--out benchmarks/results/imbalanced_training.json]
 
 Training set: the healthy slices and the first ``--tumours`` tumour slices of
-``make_dataset(2 * healthy, seed=0)`` (50 to 1 by default). Test set: 2,000 balanced slices
+``make_dataset(2 * healthy, seed=0)`` (10 to 1 by default). Test set: 2,000 balanced slices
 of the test seed 2. Each arm trains a fresh BrainCNN (the zoo architecture, default width)
 with ``ClassifierTrainingConfig(epochs, seed)``, the same seeds for both arms, and is scored
 on the test set: accuracy, balanced accuracy (the mean of the two recalls) and each class's
@@ -43,7 +43,7 @@ def scores(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--healthy", type=int, default=3000, help="healthy training slices")
-    parser.add_argument("--tumours", type=int, default=60, help="tumour training slices")
+    parser.add_argument("--tumours", type=int, default=300, help="tumour training slices")
     parser.add_argument("--epochs", type=int, default=4, help="training epochs per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="run seeds")
     parser.add_argument(
