@@ -1,7 +1,7 @@
 """Class weights on imbalanced labels: brain-cnn trained with and without ``balanced=True``.
 
     python benchmarks/imbalanced_training.py [--healthy 3000] [--tumours 300] [--epochs 4]
-        [--seeds 0 1 2] [--out benchmarks/results/imbalanced_training.json]
+        [--seeds 0 1 2 3 4] [--out benchmarks/results/imbalanced_training.json]
 
 Training set: the healthy slices and the first ``--tumours`` tumour slices of
 ``make_dataset(2 * healthy, seed=0)`` (10 to 1 by default). Test set: 2,000 balanced slices
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--healthy", type=int, default=3000, help="healthy training slices")
     parser.add_argument("--tumours", type=int, default=300, help="tumour training slices")
     parser.add_argument("--epochs", type=int, default=4, help="training epochs per run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="run seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="run seeds")
     parser.add_argument(
         "--out",
         type=Path,
