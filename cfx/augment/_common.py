@@ -20,13 +20,17 @@ from cfx.errors import check
 from cfx.notices import held
 
 
-def once_per_run(tuned: int) -> AbstractContextManager[None]:
+def once_per_run(tuned: int, *given: str) -> AbstractContextManager[None]:
     """Around a call's fine-tune number ``tuned`` (0 first): the first gives
-    :func:`~cfx.training.classifier.train_classifier`'s notice of imbalanced labels (tagged
-    ``cfx_imbalanced``), the later ones, on much the same labels, hold it back."""
-    if tuned == 0:
+    :func:`~cfx.training.classifier.train_classifier`'s notices of imbalanced labels and of
+    [0, 1] training images (tagged ``cfx_imbalanced``, ``cfx_unit_range``), the later ones,
+    on much the same data, hold them back; tags in ``given`` (notices the caller gave
+    already) are held back from every one."""
+    tags = set(given) | (set() if tuned == 0 else {"cfx_imbalanced", "cfx_unit_range"})
+    if not tags:
         return nullcontext()
-    return held((logging.getLogger("cfx.training.classifier"),), "cfx_imbalanced")
+    loggers = (logging.getLogger("cfx.training.classifier"), logging.getLogger("cfx.inversion"))
+    return held(loggers, *sorted(tags))
 
 
 def round_quotas(budget: int, rounds: int) -> list[int]:

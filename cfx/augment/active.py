@@ -390,7 +390,8 @@ class ActiveLearner:
                     break
                 y_k = self._ask(frames, context, suggested, folder / "task")
                 restart_if_relabelled(folder / "train", y_k, k)
-                with once_per_run(tuned):  # an imbalance notice once, not every round
+                # an imbalance notice once, not every round; the range noticed already
+                with once_per_run(tuned, "cfx_unit_range"):
                     model, _ = train_classifier(
                         model,
                         *self._finetune_set(

@@ -681,7 +681,8 @@ def run_classifier(args: argparse.Namespace) -> int:
     model = _model(args.arch, int(images.shape[1]), args.width, classes, (int(h), int(w)))
     _record_data(Path(args.out), flags)
     start = time.perf_counter()
-    with _training(args):
+    # the range was noticed naming the flag, when the data was read
+    with _training(args), held([logging.getLogger("cfx.inversion")], "cfx_unit_range"):
         model, report = train_classifier(
             model,
             images,

@@ -45,6 +45,7 @@ from cfx.calls import eval_mode, float_weight, to_model
 from cfx.errors import check, check_int, check_real, check_seed, counted, fail
 from cfx.files import make_folder
 from cfx.images import binary_masks, check_images, from_unit, to_unit
+from cfx.inversion import unit_range_notice
 from cfx.run_key import module_sha256, tensors_sha256
 from cfx.training.checkpoint import (
     diverged,
@@ -628,9 +629,11 @@ def train_classifier(
         ``lr``, ``loss``, ``train_acc``/``train_dice`` and, with ``val``, ``val_acc`` and
         ``val_balanced_acc`` (the mean of the per-class accuracies) or ``val_dice``).
         Without ``config.balanced``, labels whose commonest class outnumbers the rarest four
-        to one give a notice.
+        to one give a notice, as do training images with no pixel below 0 (likely [0, 1]
+        images, where cfx's are in [-1, 1]).
     """
     cfg, y_all, val, weights = _check_arguments(model, images, targets, config, task, val)
+    unit_range_notice(images, "training")  # [0, 1] images train a model of the wrong range
     out = make_folder(out, "out")  # after the checks: a refused run leaves nothing behind
     ckpt = out / "checkpoint.safetensors"
     device, dtype = _placement(model)

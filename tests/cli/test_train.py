@@ -430,6 +430,7 @@ def test_user_images_channels_last_are_named_and_unit_range_noticed(tmp_path, ca
             main([*argv, "--data", str(tmp_path / "unit.npy"), "--out", str(tmp_path / "b")]) == 0
         )
     assert "no pixel of the 16 --data images is below 0" in caplog.text
+    assert caplog.text.count("is below 0") == 1  # by its flag, not again as `training`
 
 
 def test_a_generator_needs_64x64_images_and_says_so_by_its_flag(tmp_path, capsys):

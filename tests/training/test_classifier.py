@@ -708,3 +708,32 @@ def test_submodules_put_in_eval_mode_under_a_training_model_stay_so(tmp_path):
     train_classifier(loaded, images, labels, tmp_path / "loaded", cfg, show_progress=False)
     assert not torch.equal(loaded[1].running_mean, stats)
     assert not loaded.training and not kept.training  # both returned in eval mode
+
+
+def test_unit_range_training_images_are_noticed(tmp_path, caplog):
+    """[0, 1] images trained a model that every explainer then fed [-1, 1] images, without
+    a word from Python (the command line said it)."""
+    labels = torch.tensor([0, 1] * 8)
+    unit = torch.rand(16, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    cfg = ClassifierTrainingConfig(epochs=1, augment=False)
+    with caplog.at_level("WARNING"):
+        train_classifier(
+            nn.Sequential(nn.Flatten(), nn.Linear(16, 2)),
+            unit,
+            labels,
+            tmp_path / "a",
+            cfg,
+            show_progress=False,
+        )
+    assert caplog.text.count("no pixel of the 16 training images is below 0") == 1
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        train_classifier(
+            nn.Sequential(nn.Flatten(), nn.Linear(16, 2)),
+            unit * 2 - 1,
+            labels,
+            tmp_path / "b",
+            cfg,
+            show_progress=False,
+        )
+    assert "is below 0" not in caplog.text
