@@ -359,7 +359,7 @@ class ShortcutAudit:
             lesion = torch.zeros(b, 1, h, w, dtype=torch.bool, device=x.device)
         else:
             lesion = _check_masks(lesion_masks, "lesion_masks", b, h, w, shared=False)
-            lesion = lesion.to(x.device)
+            lesion = lesion.to(x.device).clone()  # the report's own, not the caller's
         if marker_masks is None:
             check(
                 (h, w) == (SIZE, SIZE),
@@ -391,14 +391,15 @@ class ShortcutAudit:
         else:
             marker = _check_masks(marker_masks, "marker_masks", b, h, w, shared=True)
             _check_marker_region(marker)
-            marker = marker.to(x.device)
+            marker = marker.to(x.device).clone()  # the report's own, not the caller's
             check(
                 marker_present is not None,
                 ValueError,
                 "`marker_present` is required with `marker_masks` (which inputs carry the "
                 "marker), got None",
             )
-        present = _check_present(marker_present, b).to(x.device)
+        # the report's own: editing a reused tags buffer rewrote a kept report's verdict
+        present = _check_present(marker_present, b).to(x.device).clone()
         names = tuple(self.class_names)
         explainer, saliency = self._explainer(), self._saliency()
         t0 = time.perf_counter()

@@ -124,8 +124,9 @@ def _median(values: Tensor, where: Tensor | None) -> float:
 
 
 def _rate(flags: Tensor, where: Tensor) -> float:
-    """Share of ``flags`` that are true among ``where`` (NaN when ``where`` is empty)."""
-    return float(flags[where].float().mean()) if bool(where.any()) else math.nan
+    """Share of ``flags`` that are true among ``where`` (NaN when ``where`` is empty), in
+    float64: float32's 7 of 10 is 0.69999999, under a ``flag_rate`` of 0.7 it reaches."""
+    return float(flags[where].double().mean()) if bool(where.any()) else math.nan
 
 
 def direction_names(class_names: Sequence[str]) -> dict[int, str]:
@@ -312,7 +313,8 @@ class ShortcutReport:
         the counted ones (of those, flipped).
         Rates: ``flip_rate`` over the paths that started outside the target class;
         ``marker_rate`` and ``marker_undo_rate`` (restoring the marker region alone takes
-        the target probability back below 0.5) over the counted paths. Medians of change
+        the last frame out of the target class: the classifier's arg-max, below 0.5 with two
+        classes) over the counted paths. Medians of change
         shares and enrichments are over the counted paths; saliency and area medians over
         all selected examples.
         """

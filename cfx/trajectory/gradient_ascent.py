@@ -427,7 +427,7 @@ def finish(
         probs=probs,
         levels=levels,
         target=target,
-        source=x,
+        source=x.detach().clone(),  # the result's own: a caller zeroing x changed it
         in_target=in_target,
         oracle_probs=oracle_probs,
         lambdas=lambdas,

@@ -846,3 +846,42 @@ def test_a_saliency_name_the_classifier_cannot_take_says_what_to_pass():
     said = r"`saliency`='gradcam' cannot be built .*saliency=GradCAM\("
     with pytest.raises(ValueError, match=said):
         _toy_audit(4.0, 0.0, saliency="gradcam")
+
+
+def test_a_cell_at_exactly_the_flag_rate_is_flagged():
+    """7 of 10 paths via the marker read as 0.69999999 in float32 and missed a flag_rate of
+    0.7 that the report's own text said was met ("70% of paths ... no shortcut found")."""
+    via = ((1.0, 0.5, 0.0), (0.0, 0.5, 0.0), 0)  # removes the marker only: via, undone
+    lesion_only = ((1.0, 0.5, 0.0), (1.0, -0.5, 0.0), 0)  # removes the lesion only
+    report = _scripted_report([via] * 7 + [lesion_only] * 3, flag_rate=0.7)
+    (cell,) = [c for c in report.cells() if c.n_paths]
+    assert (cell.n_via_marker, cell.n_undone, cell.n_counted) == (7, 7, 10)
+    assert cell.via_rate == 0.7 and cell.flagged and report.flagged
+
+
+def test_the_report_keeps_its_own_copies_of_the_callers_tensors():
+    """Editing a reused tags buffer (or the images) after the audit rewrote the kept
+    report's verdict: it held the caller's tensors."""
+    rows = [((1.0, 0.5, 0.0), (0.0, 0.5, 0.0), 0)] * 3
+    z0 = torch.tensor([r[0] for r in rows])
+    g, f = PatchGenerator(), RegionClassifier(4.0, 4.0)
+    ends = torch.tensor([r[1] for r in rows])
+    audit = ShortcutAudit(g, f, explainer=ScriptedPaths(g, f, ends), lesion_dilation=0)
+    present = torch.ones(3, dtype=torch.bool)
+    lesion = LESION.repeat(3, 1, 1, 1).clone()
+    marker = MARKER.clone()
+    x = g.decode(z0).detach()
+    report = audit.audit(
+        x,
+        torch.zeros(3, dtype=torch.int64),
+        lesion_masks=lesion,
+        marker_masks=marker,
+        marker_present=present,
+        latents=z0,
+    )
+    verdict = report.verdict
+    present[:] = False
+    lesion[:] = False
+    marker[:] = False
+    assert report.verdict == verdict
+    assert report.marker_present.all() and report.lesion_masks.any() and report.marker_masks.any()

@@ -118,6 +118,10 @@ def test_result_shapes_and_dtypes(case):
 
 def test_result_is_frozen(case):
     res = case.explain()
+    x = case.x.clone()
+    case.x.zero_()  # the caller reuses its batch: the result kept its own source
+    assert torch.equal(res.source, x)
+    case.x.copy_(x)
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.frames = torch.zeros(1)  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
