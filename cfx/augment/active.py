@@ -335,6 +335,7 @@ class ActiveLearner:
         pool, train_images, out = self._check_inputs(
             pool, train_images, train_labels, out, seed, eval_fn
         )
+        seed = int(seed)  # a numpy int (a sweep) failed in torch's manual_seed, naming nothing
         cfg = replace(self.finetune or DEFAULT_FINETUNE, reset_parameters=False)
         if cfg.seed not in (ClassifierTrainingConfig().seed, seed):  # set, and then unused
             log.warning(
@@ -479,17 +480,19 @@ class ActiveLearner:
         seed: int,
     ) -> dict[str, Any]:
         """What decides this run's rounds, as ``out/key.json`` records it."""
+        # Python numbers: json.dumps(default=str) wrote np.int64(4) as "4", and a rerun with
+        # budget=4 was refused as another run ("budget: "4" before, 4 now")
         return {
-            "budget": self.budget,
-            "rounds": self.rounds,
-            "frame_levels": list(self.frame_levels),
-            "steps": self.steps,
+            "budget": int(self.budget),
+            "rounds": int(self.rounds),
+            "frame_levels": [float(v) for v in self.frame_levels],
+            "steps": int(self.steps),
             "selection": self.selection,
-            "repeat_new": self.repeat_new,
+            "repeat_new": int(self.repeat_new),
             "finetune": asdict(cfg),
-            "inversion_steps": self.inversion_steps,
-            "batch_size": self.batch_size,
-            "seed": seed,
+            "inversion_steps": int(self.inversion_steps),
+            "batch_size": int(self.batch_size),
+            "seed": int(seed),
             "pool_sha256": tensors_sha256(pool),
             "train_sha256": tensors_sha256(train_images, train_labels),
             "classifier_sha256": module_sha256(self.classifier),

@@ -87,7 +87,8 @@ def finetune_without_labels(
         show_progress: tqdm bars of the fine-tunes.
     """
     learner._check()
-    check_seed("seed", seed, optional=False)
+    # an int before the key is written: a numpy seed failed in torch after writing "0"
+    seed = int(check_seed("seed", seed, optional=False))  # type: ignore[arg-type]
     check_eval_fn(eval_fn)
     train_images = check_images(train_images, "train_images")
     # as augment checks its own, before the key is written: a refused call left a key that

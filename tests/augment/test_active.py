@@ -1108,3 +1108,30 @@ def test_imbalanced_training_labels_are_noticed_once_per_run(world, tmp_path, ca
         result = learner.augment(pool, train, labels, out=tmp_path)
     assert len(result.rounds) == 2
     assert caplog.text.count("the training labels are imbalanced") == 1
+
+
+def test_numpy_settings_and_seed_resume_as_python_ones(world, tmp_path):
+    """budget=np.int64(4) was written to key.json as "4", and a rerun with budget=4 was
+    refused as another run; seed=np.int64(0) failed in torch's manual_seed."""
+    g, f, pool, train, labels = world
+
+    def learner(budget, levels):
+        return ActiveLearner(
+            g,
+            f,
+            CountingOracle(),
+            budget=budget,
+            rounds=1,
+            finetune=CFG,
+            steps=4,
+            frame_levels=levels,
+            selection="random",
+        )
+
+    first = learner(np.int64(4), np.array([0.4, 0.6], dtype=np.float32))
+    done = first.augment(pool, train, labels, out=tmp_path, seed=np.int64(0))
+    key = json.loads((tmp_path / "key.json").read_text())
+    assert key["budget"] == 4 and key["seed"] == 0
+    again = learner(4, (float(np.float32(0.4)), float(np.float32(0.6))))
+    resumed = again.augment(pool, train, labels, out=tmp_path, seed=0)
+    assert torch.equal(resumed.labels, done.labels)

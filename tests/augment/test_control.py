@@ -201,3 +201,16 @@ def test_imbalanced_training_labels_are_noticed_once_per_control(world, tmp_path
         ctl = finetune_without_labels(learner, run, train, labels, out=tmp_path / "c", seed=3)
     assert len(ctl.metrics) == 2  # two fine-tunes
     assert caplog.text.count("the training labels are imbalanced") == 1
+
+
+def test_a_numpy_seed_is_taken_and_leaves_no_key_that_refuses_the_int(world, tmp_path):
+    import numpy as np
+
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=2, finetune=CFG, steps=4)
+    run = learner.augment(pool, train, labels, out=tmp_path / "run", seed=0)
+    first = finetune_without_labels(
+        learner, run, train, labels, out=tmp_path / "c", seed=np.int64(0)
+    )
+    again = finetune_without_labels(learner, run, train, labels, out=tmp_path / "c", seed=0)
+    assert first.metrics == again.metrics
