@@ -96,7 +96,10 @@ log = logging.getLogger(__name__)
 
 _HEX64 = re.compile(r"\b([0-9a-fA-F]{64})\b")
 _HEX_RUN = re.compile(r"\b[0-9a-fA-F]{16,}\b")  # a digest-like run of hex digits, any length
-_SHA256_FIELD = re.compile(r"^\W*sha256\W*[:=]", re.IGNORECASE)  # "- sha256: ...", "sha256 = ..."
+# "sha256", "SHA-256", "sha_256": a card spelling it with a hyphen turned the check off
+_SHA_WORD = re.compile(r"sha[-_ ]?256", re.IGNORECASE)
+_SHA256_FIELD = re.compile(r"^\W*sha[-_ ]?256\W*[:=]", re.IGNORECASE)  # "- sha256: ..."
+_SUM_LINE = re.compile(r"^\s*([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")  # sha256sum's "HEX  file"
 
 
 def zoo_root(kind: str) -> Path:
@@ -136,14 +139,20 @@ def card_sha256(folder: Path) -> str:
 
 def _recorded_sha256(card: Path, weights: str = WEIGHTS_NAME) -> str | None:
     """The SHA-256 ``card`` records for the weights, if the file exists and has one: on a line
-    that says ``sha256`` and names the ``weights`` file ("sha256 of model.safetensors: ...",
-    as the zoo's cards), else on a bare ``sha256: ...`` field. A user's folder may carry a
+    that says ``sha256`` (or ``SHA-256``) and names the ``weights`` file ("sha256 of
+    model.safetensors: ...", as the zoo's cards; ``sha256sum``'s "HEX  model.safetensors"),
+    else on a bare ``sha256: ...`` field. A user's folder may carry a
     card without one (e.g. downloaded from the hub), or with other digests (of its data,
     say), which are not the weights'."""
     if not card.is_file():
         return None
     lines = card.read_text(encoding="utf-8").splitlines()
-    named = [i for i, line in enumerate(lines) if "sha256" in line.lower() and weights in line]
+    named = [
+        i
+        for i, line in enumerate(lines)
+        if weights in line
+        and (_SHA_WORD.search(line) or ((m := _SUM_LINE.match(line)) and m.group(2) == weights))
+    ]
     fields = [i for i, line in enumerate(lines) if _SHA256_FIELD.match(line)]
     for group in (named, fields):  # the lines naming the weights first, then bare fields
         found: dict[str, int] = {}
@@ -170,7 +179,7 @@ def _recorded_sha256(card: Path, weights: str = WEIGHTS_NAME) -> str | None:
     other = {
         m.group(0)
         for line in lines
-        if "sha256" in line.lower() and _HEX64.search(line)
+        if _SHA_WORD.search(line) and _HEX64.search(line)
         for m in re.finditer(r"[\w.-]+\.safetensors", line)
     }
     if other:
@@ -459,7 +468,7 @@ def _load(name_or_path: str | Path | ModelSource, want: Role) -> nn.Module:
     elif cls is DiffusersAutoencoder:  # diffusers reads the folder or fetches the hub id
         if source.folder is not None and source.expected_sha256 is not None:
             weights = source.folder / source.weights
-            if (got := sha256(weights)) != source.expected_sha256:
+            if (got := sha256(weights)) != source.expected_sha256.lower():
                 raise CheckpointError(
                     f"`{weights}` has sha256 {got}, expected {source.expected_sha256} "
                     "(its model card's)"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -32,6 +33,9 @@ card, which describes the weights it replaces."""
 AUGMENTED_CARD = "fine-tuned by `cfx augment`"
 """The mark of the card ``cfx augment`` writes beside its fine-tuned copy (removed alike)."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def sha256(path: str | Path) -> str:
@@ -148,6 +152,9 @@ class PretrainedMixin:
     ) -> Self:
         """Load a folder written by ``save_pretrained`` (or a hub id), strictly.
 
+        ``expected_sha256`` (64 hex digits, any case) is checked against the weights; without
+        it, the SHA-256 the folder's model card (``README.md``) records, if any.
+
         Raises :class:`~cfx.errors.CheckpointError` for missing files, pickles, a class or
         config mismatch, a wrong SHA-256, or weights that do not match the architecture.
         """
@@ -163,9 +170,17 @@ class PretrainedMixin:
         if unknown:
             raise CheckpointError(f"`{folder / CONFIG_NAME}` has unknown config keys {unknown}")
         weights = folder / WEIGHTS_NAME
+        if expected_sha256 is None:  # the folder's model card, as the zoo's loaders read it
+            from cfx.zoo import _recorded_sha256
+
+            expected_sha256 = _recorded_sha256(folder / "README.md")
+        elif not (isinstance(expected_sha256, str) and _HEX64.fullmatch(expected_sha256)):
+            raise ValueError(
+                f"`expected_sha256` must be 64 hex digits or None, got {expected_sha256!r}"
+            )
         if expected_sha256 is not None:
             got = sha256(weights)
-            if got != expected_sha256:
+            if got != expected_sha256.lower():  # Get-FileHash prints capitals
                 raise CheckpointError(
                     f"`{weights}` has sha256 {got}, expected {expected_sha256} (corrupt or changed)"
                 )

@@ -275,3 +275,20 @@ def test_a_run_folder_with_only_a_checkpoint_says_how_to_save_the_model(tmp_path
     with pytest.raises(CheckpointError, match=r"holds a training checkpoint but no model: .*"
                        r"model\.save_pretrained\(folder\)"):  # fmt: skip
         load_classifier(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "- SHA-256 of model.safetensors: {}",  # the usual spelling turned the check off
+        "sha_256 (model.safetensors) = {}",
+        "{}  model.safetensors",  # sha256sum's layout
+        "{} *model.safetensors",
+    ],
+)
+def test_a_cards_digest_is_found_however_it_is_written(tmp_path, line):
+    folder = _cnn().save_pretrained(tmp_path / "m")
+    (folder / "README.md").write_text("# mine\n\n" + line.format("0" * 64) + "\n")
+    assert model_source(folder).expected_sha256 == "0" * 64
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_classifier(folder)

@@ -81,3 +81,19 @@ def test_hub_id_goes_through_hub_download(small, tmp_path, monkeypatch):
         ("someone/brain-gan", "model.safetensors"),
     ]
     assert loaded.config == small.config
+
+
+def test_from_pretrained_checks_the_folders_card_and_digests_in_capitals(small, tmp_path):
+    """from_pretrained skipped the card the zoo's loaders check, and refused the right
+    digest in capitals (as PowerShell's Get-FileHash prints it) as corrupt."""
+    folder = small.save_pretrained(tmp_path / "m")
+    good = sha256(folder / "model.safetensors")
+    BrainGAN.from_pretrained(folder, expected_sha256=good.upper())
+    (folder / "README.md").write_text(f"sha256 of model.safetensors: {good}\n")
+    BrainGAN.from_pretrained(folder)
+    (folder / "README.md").write_text("sha256 of model.safetensors: " + "0" * 64 + "\n")
+    with pytest.raises(CheckpointError, match="sha256"):
+        BrainGAN.from_pretrained(folder)
+    BrainGAN.from_pretrained(folder, expected_sha256=good)  # given: it decides
+    with pytest.raises(ValueError, match="`expected_sha256` must be 64 hex digits or None"):
+        BrainGAN.from_pretrained(folder, expected_sha256="abc")
