@@ -284,6 +284,32 @@ def image_size(path: Path, name: str = "--input") -> tuple[int, int]:
     return _header(path, name)[1]
 
 
+def _mask_values(img: Image.Image, path: Path, name: str) -> np.ndarray:
+    """A mask file's pixels as ``(H, W)``, 0 for the background. A colour (or palette, or
+    transparent) mask is read by its colours, not their brightness: a region stored as
+    (1, 0, 0), or painted black on a transparent layer, turned 0 in grey and the mask empty.
+    More than two colours, or two of which neither is black (transparent), are refused."""
+    raw = np.asarray(img if img.mode in GREY_MODES else img.convert("RGBA"))
+    if img.mode in GREY_MODES:
+        return raw[..., 0] if raw.ndim == 3 else raw  # grey with alpha: the grey
+    alpha = raw[..., 3]
+    key = raw if alpha.min() != alpha.max() else raw[..., :3]  # alpha only when it varies
+    colours = np.unique(key.reshape(-1, key.shape[-1]), axis=0)
+    if colours.shape[0] > 2:
+        raise ValueError(
+            f"`{name}` {path.name} holds {colours.shape[0]} distinct colours; a mask file "
+            "holds black (or transparent) for the background and one colour for the region "
+            "(a label map or a soft mask? save one region per file as 0 and 255)"
+        )
+    if colours.shape[0] == 2 and colours.any(1).all():
+        raise ValueError(
+            f"`{name}` {path.name} holds the colours {tuple(colours[0])} and "
+            f"{tuple(colours[1])}, neither black: a mask file holds 0 for the background "
+            "and one value for the region"
+        )
+    return np.where(key.any(-1), 255, 0).astype(np.uint8)  # (H, W): 0 background, 255 region
+
+
 def read_mask(
     path: Path,
     size: tuple[int, int],
@@ -298,9 +324,7 @@ def read_mask(
     was drawn on, ``drawn_on`` ``(H, W)``, or of ``size``'s shape is resized to ``size`` by
     nearest neighbour, as its image was."""
     img = _open(path, name)
-    raw = np.asarray(img if img.mode in GREY_MODES else img.convert("L"))
-    if raw.ndim == 3:  # grey with alpha
-        raw = raw[..., 0]
+    raw = _mask_values(img, path, name)
     h, w = size
     same_shape = abs(raw.shape[1] / raw.shape[0] - w / h) <= 0.01
     fits = tuple(raw.shape) == tuple(size) or (

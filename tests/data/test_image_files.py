@@ -492,3 +492,28 @@ def test_a_mask_batch_for_numbered_files_is_warned_about(tmp_path, caplog):
     # the remedy is one for masks: a CSV of file names and labels cannot hold them
     assert "a folder of files named like the images" in caplog.text
     assert "file name,label" not in caplog.text
+
+
+def test_a_colour_mask_is_read_by_its_colours_not_their_brightness(tmp_path):
+    """A region stored as (1, 0, 0) or (0, 0, 3), or painted black on a transparent layer,
+    turned 0 in grey: an empty mask, read as 'no region' without a word."""
+    region = np.zeros((4, 5), dtype=bool)
+    region[1:3, 2:4] = True
+    for k, colour in enumerate([(1, 0, 0), (0, 0, 3), (200, 10, 10)]):
+        rgb = np.zeros((4, 5, 3), np.uint8)
+        rgb[region] = colour
+        got = read_mask(_save(tmp_path / f"c{k}.png", rgb), (4, 5))[0, 0].numpy()
+        assert np.array_equal(got, region), colour
+    painted = np.zeros((4, 5, 4), np.uint8)
+    painted[region] = (0, 0, 0, 255)  # black paint on a transparent layer
+    got = read_mask(_save(tmp_path / "layer.png", painted), (4, 5))[0, 0].numpy()
+    assert np.array_equal(got, region)
+    two = np.zeros((4, 5, 3), np.uint8)
+    two[:] = (0, 0, 9)
+    two[region] = (5, 0, 0)
+    with pytest.raises(ValueError, match=r"two.png holds the colours .* neither black"):
+        read_mask(_save(tmp_path / "two.png", two), (4, 5))
+    three = np.zeros((4, 5, 3), np.uint8)
+    three[0, 0], three[1, 1] = (1, 0, 0), (0, 1, 0)
+    with pytest.raises(ValueError, match=r"three.png holds 3 distinct colours"):
+        read_mask(_save(tmp_path / "three.png", three), (4, 5))
