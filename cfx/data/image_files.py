@@ -10,6 +10,8 @@ at. Errors and warnings call the file by ``name``, the option that gave it.
 from __future__ import annotations
 
 import logging
+import os
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.ExifTags import Base
 from torch import Tensor
 
-from cfx.errors import first_names
+from cfx.errors import check, first_names
 from cfx.images import from_unit
 from cfx.notices import held
 
@@ -32,10 +34,35 @@ GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 """Pillow modes of one-channel files (LA: grey with alpha, which is dropped)."""
 
 
+def _path(value: object, name: str) -> Path:
+    """``value`` as a Path (a str too: the README's Python calls failed with "'str' object
+    has no attribute 'iterdir'"), or a TypeError naming ``name``."""
+    if not isinstance(value, str | os.PathLike) or isinstance(value, bytes):
+        raise TypeError(f"`{name}` must be a path (str or Path), got {type(value).__name__}")
+    return Path(value)
+
+
+def _size(size: object) -> tuple[int, int] | None:
+    """``size`` as ``(H, W)`` positive ints, or None; an error naming it otherwise (64 was
+    "'int' object is not iterable", (0, 32) a division by zero)."""
+    if size is None:
+        return None
+    if (
+        not isinstance(size, tuple | list)
+        or len(size) != 2
+        or not all(isinstance(v, Integral) and not isinstance(v, bool) for v in size)
+    ):
+        raise TypeError(f"`size` must be None or (H, W), two positive ints, got {size!r}")
+    if not all(int(v) > 0 for v in size):
+        raise ValueError(f"`size` must be None or (H, W), two positive ints, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
 def image_files(folder: Path, name: str = "--input") -> list[Path]:
     """The image files of ``folder`` (by extension, sorted by name as strings, so
     ``slice_10`` comes before ``slice_2``; other files and hidden ones, such as macOS ``._``
     files, are skipped)."""
+    folder = _path(folder, "folder")
     shown = sorted(f for f in folder.iterdir() if not f.name.startswith("."))
     files = [f for f in shown if f.is_file() and f.suffix.lower() in IMAGE_FILES]
     if not files:
@@ -177,6 +204,7 @@ def read_image(
     one as colour; a multi-page file) are warned about, or collected in ``notes`` for
     :func:`read_images` to warn about once per kind. ``as_first``: ``channels`` are the first
     file's (no model chose them), as the notices say."""
+    path, size = _path(path, "path"), _size(size)
     if channels not in (1, 3):
         raise ValueError(
             f"`{name}` image files are read as 1 or 3 channels, and the model takes {channels}; "
@@ -247,6 +275,14 @@ def read_images(
     None: the first file's (grey or colour). With ``size`` None every file must be as large
     as the first (nothing is resized). Files that look wrong are warned about once per kind
     of problem, naming them."""
+    if isinstance(files, str | os.PathLike) or not isinstance(files, list | tuple):
+        raise TypeError(
+            f"`files` must be a list of image file paths (image_files(folder) lists a "
+            f"folder's), got {type(files).__name__}"
+        )
+    check(len(files) > 0, ValueError, "`files` must name at least one image file, got none")
+    files = [_path(f, "files") for f in files]
+    size = _size(size)
     notes: Notes = {}
     as_first = channels is None
     c = file_channels(files[0], name) if channels is None else channels
@@ -438,6 +474,8 @@ def load_masks_for(
     the images were read from (the option ``images_name`` gave), or a .npy/.pt batch in the
     images' order (:func:`cfx.data.io.load_masks`). ``unread``: the folder's other image
     files (not read here), whose masks are not warned about as matching no image."""
+    path = _path(path, "path")
+    files = None if files is None else [_path(f, "files") for f in files]
     if path.is_dir() or path.suffix.lower() in IMAGE_FILES:
         if files is None:
             raise ValueError(

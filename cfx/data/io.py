@@ -4,6 +4,7 @@ text), with clear errors."""
 from __future__ import annotations
 
 import csv
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +58,16 @@ def _load_array(path: str | Path, name: str) -> Tensor:
     raise ValueError(f"`{name}` must be a .npy or .pt file, got {p.name!r}")
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt")
+"""Label files read as tables (comma, semicolon or tab separated)."""
+
+
 def _sizes(value: object, n: int) -> bool:
     """Whether ``value`` is ``n`` positive ints (a tuple or list): an image shape or size."""
     return (
         isinstance(value, tuple | list)
         and len(value) == n
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        and all(isinstance(v, Integral) and not isinstance(v, bool) and int(v) > 0 for v in value)
     )
 
 
@@ -90,6 +95,9 @@ def load_images(
         TypeError,
         f"`shape` must be None or (C, H, W), got {shape!r}",
     )
+    if shape is not None:  # numpy ints (an array's shape) too
+        c, h, w = (int(v) for v in shape)
+        shape = (c, h, w)
     if channels is not None:
         channels = check_int("channels", channels)
     x = _load_array(path, name)
@@ -175,18 +183,24 @@ def load_labels(
 ) -> Tensor:
     """Integer labels ``(N,)`` matching ``n`` images; errors call the file ``name``.
 
-    ``.npy``/``.pt``: an array of ``n`` integers. ``.csv``/``.txt`` (comma, semicolon or tab
-    separated; a header row is skipped): one label per row in the images' order, or two
-    columns, a file name and its label, matched to ``files`` (the images read from files, by
-    name or by name without its extension; rows naming other files are ignored). ``words``
-    (lower case) are labels too in a table: ``{"yes": 1, "no": 0}`` for a yes/no column.
-    Labels are class indices, never negative."""
+    ``.npy``/``.pt``: an array of ``n`` integers. ``.csv``/``.tsv``/``.txt`` (comma,
+    semicolon or tab separated; a header row is skipped): one label per row in the images'
+    order, or two columns, a file name and its label, matched to ``files`` (the images read
+    from files, by name or by name without its extension; rows naming other files are
+    ignored). ``words`` (lower case) are labels too in a table: ``{"yes": 1, "no": 0}`` for a
+    yes/no column. Labels are class indices, never negative."""
     n = check_int("n", n, minimum=0)  # '4' was said as "must have shape (4,), got (4,)"
-    if Path(path).suffix.lower() in (".csv", ".txt"):
+    suffix = Path(path).suffix.lower()
+    if suffix in TABLE_SUFFIXES:
         return _class_indices(_labels_from_table(Path(path), n, name, files, words or {}), name)
     if Path(path).is_dir():  # the array loader's words would leave out the tables
         raise IsADirectoryError(
-            f"`{name}` must be a file (.npy/.pt, or .csv/.txt), got the folder {path}"
+            f"`{name}` must be a file (.npy/.pt, or .csv/.tsv/.txt), got the folder {path}"
+        )
+    if suffix not in (".npy", ".pt"):  # "must be a .npy or .pt file" hid the tables
+        raise ValueError(
+            f"`{name}` must be a .npy/.pt array or a .csv/.tsv/.txt table of labels, got "
+            f"{Path(path).name!r}"
         )
     if files is not None:  # an array, in the order the files were read
         from cfx.data.image_files import position_notice
@@ -392,7 +406,7 @@ def load_region(path: str | Path, size: tuple[int, int], *, name: str = "region"
         f"`size` must be the images' (H, W), got {size!r}",
     )
     m = _load_array(path, name)
-    h, w = size
+    h, w = (int(v) for v in size)  # numpy ints too
     if m.ndim > 4 or tuple(m.shape[-2:]) != (h, w) or any(d != 1 for d in m.shape[:-2]):
         raise ValueError(f"`{name}` must have shape ({h}, {w}), one mask, got {tuple(m.shape)}")
     return binary_masks(m, name).reshape(1, 1, h, w)

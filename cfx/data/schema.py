@@ -105,9 +105,10 @@ class FeatureSpec:
             raise ValueError(
                 f"{where}: `direction` must be one of {_DIRECTIONS}, got {self.direction!r}"
             )
-        for flag in ("integer", "mutable"):
-            if not isinstance(getattr(self, flag), bool):
+        for flag in ("integer", "mutable"):  # np.bool_ too: a schema built from a DataFrame
+            if not isinstance(getattr(self, flag), bool | np.bool_):
                 raise TypeError(f"{where}: `{flag}` must be a bool, got {getattr(self, flag)!r}")
+            object.__setattr__(self, flag, bool(getattr(self, flag)))
         if not _is_number(self.cost) or not math.isfinite(self.cost) or self.cost <= 0:
             raise ValueError(f"{where}: `cost` must be a finite number > 0, got {self.cost!r}")
         if not isinstance(self.description, str):
@@ -419,8 +420,15 @@ def _validate_numeric(spec: FeatureSpec, column: pd.Series) -> None:
             + (f" with non-numeric values {bad!r}" if bad else "")
         )
     values = column.to_numpy(dtype=np.float64)
+    infinite = np.isinf(values)  # passed a `lower=0` bound; recourse refused it (NaN: missing)
+    if infinite.any():
+        raise ValueError(
+            f"column `{spec.name}` must hold finite numbers, got "
+            f"{values[infinite][:_SHOW].tolist()!r}"
+        )
     if spec.integer:
-        fractional = values != np.floor(values)
+        # rounding noise of a float column passes, as recourse takes it (29.999999999999996)
+        fractional = np.abs(values - np.round(values)) > 1e-9
         if fractional.any():
             raise ValueError(
                 f"column `{spec.name}` must hold whole numbers,"

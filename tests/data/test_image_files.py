@@ -517,3 +517,34 @@ def test_a_colour_mask_is_read_by_its_colours_not_their_brightness(tmp_path):
     three[0, 0], three[1, 1] = (1, 0, 0), (0, 1, 0)
     with pytest.raises(ValueError, match=r"three.png holds 3 distinct colours"):
         read_mask(_save(tmp_path / "three.png", three), (4, 5))
+
+
+def test_the_readmes_python_calls_take_str_paths_and_name_bad_arguments(tmp_path):
+    """image_files('scans'), read_images(['a.png'], None) and load_masks_for('truth', ...)
+    failed with "'str' object has no attribute ..."; size=64 with "'int' object is not
+    iterable", (0, 32) with a division by zero, [] with an IndexError."""
+    from cfx.data.image_files import image_files
+
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "truth").mkdir()
+    for k in range(2):
+        _save(tmp_path / "scans" / f"s{k}.png", np.full((8, 8), 60 * k, np.uint8))
+        _save(tmp_path / "truth" / f"s{k}.png", np.eye(8, dtype=np.uint8) * 255)
+    files = image_files(str(tmp_path / "scans"))
+    x = read_images([str(f) for f in files], None)
+    assert x.shape == (2, 1, 8, 8)
+    masks = load_masks_for(str(tmp_path / "truth"), x, [str(f) for f in files])
+    assert masks.shape == (2, 1, 8, 8) and int(masks.sum()) == 16
+    with pytest.raises(
+        TypeError,
+        match=r"`size` must be None or \(H, W\), two positive ints, "
+        "got 64",
+    ):
+        read_images(files, 1, 64)
+    with pytest.raises(ValueError, match=r"`size` must be .* got \(0, 32\)"):
+        read_images(files, 1, (0, 32))
+    with pytest.raises(ValueError, match="`files` must name at least one image file, got none"):
+        read_images([], 1)
+    with pytest.raises(TypeError, match="`files` must be a list of image file paths"):
+        read_images(str(files[0]), 1)
+    assert read_images(files, 1, (np.int64(4), np.int64(4))).shape == (2, 1, 4, 4)

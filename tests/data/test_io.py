@@ -413,7 +413,7 @@ def test_a_folder_given_for_labels_names_every_kind_of_file_they_may_be(tmp_path
     """The array loader's error ("must be a .npy/.pt file here") left out the CSV and text
     files that labels may be."""
     with pytest.raises(IsADirectoryError, match=r"`--train-labels` must be a file \(\.npy/\.pt, "
-                       r"or \.csv/\.txt\), got the folder"):  # fmt: skip
+                       r"or \.csv/\.tsv/\.txt\), got the folder"):  # fmt: skip
         load_labels(tmp_path, 3, name="--train-labels")
 
 
@@ -460,3 +460,26 @@ def test_a_batch_saved_channels_last_is_named_without_shape_or_channels(tmp_path
     assert load_images(tmp_path / "ok.npy").shape == (4, 3, 64, 64)
     np.save(tmp_path / "small.npy", np.zeros((4, 3, 8, 3), dtype=np.float32))  # 8x3 colour
     assert load_images(tmp_path / "small.npy").shape == (4, 3, 8, 3)
+
+
+def test_labels_in_a_tsv_table_are_read_and_other_kinds_name_the_tables(tmp_path):
+    """A .tsv label file was refused as "must be a .npy or .pt file", hiding the tables."""
+    (tmp_path / "y.tsv").write_text("file\tlabel\na.png\t1\nb.png\t0\n")
+    files = [tmp_path / "a.png", tmp_path / "b.png"]
+    assert load_labels(tmp_path / "y.tsv", 2, files=files).tolist() == [1, 0]
+    (tmp_path / "y.xlsx").write_text("")
+    with pytest.raises(ValueError, match=r"`labels` must be a \.npy/\.pt array or a "
+                       r"\.csv/\.tsv/\.txt table of labels, got 'y\.xlsx'"):  # fmt: skip
+        load_labels(tmp_path / "y.xlsx", 2)
+
+
+def test_numpy_sizes_are_taken(tmp_path):
+    import numpy as np
+
+    from cfx.data.io import load_images, load_region
+
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 8, 8), np.float32))
+    got = load_images(tmp_path / "x.npy", shape=tuple(np.array([1, 8, 8])))
+    assert got.shape == (2, 1, 8, 8)
+    np.save(tmp_path / "r.npy", np.ones((8, 8), bool))
+    assert load_region(tmp_path / "r.npy", tuple(np.array([8, 8]))).shape == (1, 1, 8, 8)

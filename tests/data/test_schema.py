@@ -47,3 +47,27 @@ def test_a_schema_with_listed_and_priced_changes_pickles_and_deep_copies():
         assert account.step_costs("... < 0 DM") == (0.0, 1.0, 2.0, 1.0)
         with pytest.raises(TypeError):
             account.transitions["... < 0 DM"] = ()  # type: ignore[index]
+
+
+def test_validate_agrees_with_recourse_on_infinities_and_rounding_noise():
+    """inf passed validate (a lower=0 bound) and recourse refused it; 29.999999999999996 for
+    a whole-number feature was refused by validate and taken by recourse."""
+    import numpy as np
+    import pandas as pd
+
+    from cfx.data.schema import FeatureSchema, FeatureSpec
+
+    schema = FeatureSchema(
+        (
+            FeatureSpec("income", "numeric", lower=0),
+            FeatureSpec("age", "numeric", lower=18, integer=True),
+        ),
+        "y",
+    )
+    schema.validate(pd.DataFrame({"income": [1.0], "age": [29.999999999999996]}))
+    with pytest.raises(ValueError, match=r"column `income` must hold finite numbers, got \[inf\]"):
+        schema.validate(pd.DataFrame({"income": [np.inf], "age": [30]}))
+    with pytest.raises(ValueError, match="must hold whole numbers"):
+        schema.validate(pd.DataFrame({"income": [1.0], "age": [29.5]}))
+    spec = FeatureSpec("a", "numeric", mutable=np.bool_(False), integer=np.bool_(True))
+    assert spec.mutable is False and spec.integer is True
