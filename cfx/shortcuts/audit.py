@@ -55,6 +55,7 @@ import inspect
 import logging
 import time
 from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Literal
 
 import numpy as np
@@ -63,7 +64,7 @@ from torch import Tensor
 
 from cfx.calls import call_named, class_logits, frozen, target_prob
 from cfx.data.brain import SIZE, marker_mask
-from cfx.errors import check
+from cfx.errors import check, shown_rows
 from cfx.images import binary_masks, check_images
 from cfx.inversion import generator_probe
 from cfx.reprs import settings_repr
@@ -225,32 +226,35 @@ class ShortcutAudit:
         self.show_progress = show_progress
 
     def _check(self) -> None:
-        ok = isinstance(self.min_enrichment, (int, float)) and not isinstance(
-            self.min_enrichment, bool
-        )
+        # numpy numbers too (a config file, a sweep): np.int64(3) was "must be an int >= 1"
+        ok = isinstance(self.min_enrichment, Real) and not isinstance(self.min_enrichment, bool)
         check(
             ok and self.min_enrichment > 0,
             ValueError,
             f"`min_enrichment` must be a positive number, got {self.min_enrichment!r}",
         )
-        ok = isinstance(self.flag_rate, (int, float)) and not isinstance(self.flag_rate, bool)
+        ok = isinstance(self.flag_rate, Real) and not isinstance(self.flag_rate, bool)
         check(
             ok and 0 < self.flag_rate <= 1,
             ValueError,
             f"`flag_rate` must be a number in (0, 1], got {self.flag_rate!r}",
         )
-        ok = isinstance(self.min_paths, int) and not isinstance(self.min_paths, bool)
+        ok = isinstance(self.min_paths, Integral) and not isinstance(self.min_paths, bool)
         check(
             ok and self.min_paths >= 1,
             ValueError,
             f"`min_paths` must be an int >= 1, got {self.min_paths!r}",
         )
-        ok = isinstance(self.lesion_dilation, int) and not isinstance(self.lesion_dilation, bool)
+        ok = isinstance(self.lesion_dilation, Integral) and not isinstance(
+            self.lesion_dilation, bool
+        )
         check(
             ok and self.lesion_dilation >= 0,
             ValueError,
             f"`lesion_dilation` must be an int >= 0, got {self.lesion_dilation!r}",
         )
+        self.min_enrichment, self.flag_rate = float(self.min_enrichment), float(self.flag_rate)
+        self.min_paths, self.lesion_dilation = int(self.min_paths), int(self.lesion_dilation)
         names = self.class_names
         check(
             not isinstance(names, str)
@@ -423,6 +427,22 @@ class ShortcutAudit:
             f"got {len(names)}: {names}",
         )
         source_class = logits.argmax(1)  # (B,)
+        # the maps before the paths: a method that fails or returns NaN is named before
+        # minutes of walking, not as "`change` must be finite" after them
+        with notices_given():  # the paths' start gives these notices
+            maps = saliency.attribute(x, source_class).detach().abs()
+        check(
+            tuple(maps.shape) == (b, 1, h, w),
+            ValueError,
+            f"`saliency` must return maps of shape {(b, 1, h, w)}, got {tuple(maps.shape)}",
+        )
+        bad = torch.nonzero(~torch.isfinite(maps).flatten(1).all(1)).flatten().tolist()
+        check(
+            not bad,
+            ValueError,
+            f"`saliency` returned maps holding NaN or inf for the images {shown_rows(bad)} "
+            "(a map divided by its maximum, which is 0 for a blank map?)",
+        )
 
         with without_path_notices():  # the report counts the paths that start in the target
             paths = explainer.explain(x, target, latents=latents)
@@ -439,13 +459,6 @@ class ShortcutAudit:
             restored_logits = class_logits(self.classifier, restored)  # (B, K)
             restored_probs = target_prob(restored_logits, paths.target)
             restored_in = restored_logits.argmax(1) == paths.target  # (B,)
-        with notices_given():  # the paths' start gave these notices already
-            maps = saliency.attribute(x, source_class).detach().abs()
-        check(
-            tuple(maps.shape) == (b, 1, h, w),
-            ValueError,
-            f"`saliency` must return maps of shape {(b, 1, h, w)}, got {tuple(maps.shape)}",
-        )
 
         shares = ByRegion.of(region_shares(change, regions, dilation=dilation))
         enrich = ByRegion.of(region_enrichment(change, regions, dilation=dilation))

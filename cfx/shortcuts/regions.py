@@ -19,6 +19,7 @@ All functions return one value per example, ``Tensor[B]``, NaN where it is undef
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +87,7 @@ def _check_regions(regions: object, like: Tensor) -> dict[str, Tensor]:
 
 
 def _natural(d: object) -> bool:
-    return isinstance(d, int) and not isinstance(d, bool) and d >= 0
+    return isinstance(d, Integral) and not isinstance(d, bool) and int(d) >= 0
 
 
 def _dilations(dilation: object, names: list[str]) -> dict[str, int]:
@@ -100,8 +101,8 @@ def _dilations(dilation: object, names: list[str]) -> dict[str, int]:
         bad = {k: v for k, v in dilation.items() if not _natural(v)}
         check(not bad, ValueError, f"`dilation` values must be ints >= 0, got {bad}")
         return {n: int(dilation.get(n, 0)) for n in names}
-    if isinstance(dilation, int) and _natural(dilation):
-        return {n: dilation for n in names}
+    if _natural(dilation):  # numpy ints too
+        return {n: int(dilation) for n in names}  # type: ignore[call-overload]
     raise ValueError(f"`dilation` must be an int >= 0 or a dict of region -> int, got {dilation!r}")
 
 

@@ -885,3 +885,46 @@ def test_the_report_keeps_its_own_copies_of_the_callers_tensors():
     marker[:] = False
     assert report.verdict == verdict
     assert report.marker_present.all() and report.lesion_masks.any() and report.marker_masks.any()
+
+
+def test_numpy_settings_are_taken_and_nan_maps_named_before_any_path():
+    """np.int64(3) was refused as "`min_paths` must be an int >= 1, got 3"; a saliency
+    method returning NaN maps failed as "`change` must be finite" after every path."""
+    import numpy as np
+
+    g, f = PatchGenerator(), RegionClassifier(4.0, 0.0)
+    z0 = torch.tensor([[1.0, 1.0, 0.0]])
+    x = g.decode(z0).detach()
+    args = {
+        "lesion_masks": LESION,
+        "marker_masks": MARKER,
+        "latents": z0,
+        "marker_present": torch.ones(1, dtype=torch.bool),
+    }
+    numpy_audit = ShortcutAudit(
+        g,
+        f,
+        min_paths=np.int64(1),
+        flag_rate=np.float32(0.5),
+        lesion_dilation=np.int64(0),
+        min_enrichment=np.float32(2),
+    )
+    plain = ShortcutAudit(g, f, min_paths=1, flag_rate=0.5, lesion_dilation=0, min_enrichment=2)
+    assert numpy_audit.audit(x, 0, **args).verdict == plain.audit(x, 0, **args).verdict
+
+    class Blank:
+        def attribute(self, x, target):
+            m = torch.zeros(len(x), 1, *x.shape[-2:])
+            return m / m.amax((1, 2, 3), keepdim=True)  # 0 / 0
+
+    class NoWalk(GradientAscent):
+        def explain(self, *a, **k):
+            raise AssertionError("the paths were walked before the maps were checked")
+
+    audit = ShortcutAudit(g, f, saliency=Blank(), explainer=NoWalk(g, f))
+    with pytest.raises(
+        ValueError,
+        match=r"`saliency` returned maps holding NaN or inf for "
+        r"the images \[0\]",
+    ):
+        audit.audit(x, 0, **args)
