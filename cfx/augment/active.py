@@ -64,7 +64,7 @@ from cfx.augment.rounds import (
     save_round,
     warn_relabelled,
 )
-from cfx.calls import call_named, frozen, not_whole
+from cfx.calls import call_named, class_logits, frozen, not_whole, to_model
 from cfx.errors import check, check_int, check_seed, counted
 from cfx.images import check_images
 from cfx.inversion import generator_probe, unit_range_notice
@@ -281,8 +281,13 @@ class ActiveLearner:
         # is left to itself)
         asks_oracle = type(self.labeller).label is OracleLabeller.label
         if isinstance(self.labeller, OracleLabeller) and asks_oracle and oracle is not None:
-            answers = call_named(
-                lambda: predict(oracle, probe),
+
+            def logits_of_oracle() -> Tensor:  # as label() calls it: a function too
+                with frozen(oracle), torch.no_grad():
+                    return class_logits(oracle, to_model(probe, oracle))
+
+            answers = call_named(  # predict() took modules only: a lambda's AttributeError
+                logits_of_oracle,
                 {"labeller.classifier": oracle},
                 probe,
                 f"the labeller's oracle failed on a pool image shaped {tuple(probe.shape[1:])}",
@@ -303,6 +308,7 @@ class ActiveLearner:
     def pool_needed(self) -> int:
         """The fewest pool images :meth:`augment` takes: each path gives one labelled frame
         per ``frame_levels`` entry, and no pool image starts two paths."""
+        self._check()  # rounds=0 divided by zero, budget=2.5 answered 2.0
         per_round = self._per_round()
         return -(-max(per_round) // len(self.frame_levels)) * self.rounds
 

@@ -22,24 +22,20 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from cfx.augment._common import check_eval_fn, once_per_run, record_size, scored
-from cfx.augment.active import DEFAULT_FINETUNE
+from cfx.augment.active import DEFAULT_FINETUNE, ActiveLearner
+from cfx.augment.result import AugmentResult
 from cfx.errors import ForeignRunError, check_seed
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.reprs import short_repr
 from cfx.run_key import changes, module_sha256, same_but, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
-
-if TYPE_CHECKING:
-    from cfx.augment.active import ActiveLearner
-    from cfx.augment.result import AugmentResult
 
 KEY_FILE = "key.json"
 _KEY_NAMES = {
@@ -86,6 +82,17 @@ def finetune_without_labels(
             again, as ``augment`` does.
         show_progress: tqdm bars of the fine-tunes.
     """
+    # swapped or missing, they failed with "'AugmentResult' object has no attribute '_check'"
+    if not isinstance(learner, ActiveLearner):
+        raise TypeError(
+            f"`learner` must be the run's ActiveLearner, got {type(learner).__name__}"
+            + (" (learner and result swapped?)" if isinstance(learner, AugmentResult) else "")
+        )
+    if not isinstance(result, AugmentResult):
+        raise TypeError(
+            "`result` must be the AugmentResult that learner.augment returned, got "
+            f"{type(result).__name__}"
+        )
     learner._check()
     # an int before the key is written: a numpy seed failed in torch after writing "0"
     seed = int(check_seed("seed", seed, optional=False))  # type: ignore[arg-type]

@@ -1135,3 +1135,26 @@ def test_numpy_settings_and_seed_resume_as_python_ones(world, tmp_path):
     again = learner(4, (float(np.float32(0.4)), float(np.float32(0.6))))
     resumed = again.augment(pool, train, labels, out=tmp_path, seed=0)
     assert torch.equal(resumed.labels, done.labels)
+
+
+def test_an_oracle_labeller_around_a_function_runs(world, tmp_path):
+    """OracleLabeller(lambda im: judge(im)) labelled on its own, and the learner's check
+    of it failed with "'function' object has no attribute 'modules'"."""
+    g, f, pool, train, labels = world
+
+    def judge(im):  # the true rule x.sum() > 0 as two logits
+        s = im.flatten(1).sum(1)
+        return torch.stack([-s, s], 1)
+
+    labeller = OracleLabeller(lambda im: judge(im))
+    learner = ActiveLearner(g, f, labeller, budget=2, rounds=1, finetune=CFG, steps=4)
+    result = learner.augment(pool, train, labels, out=tmp_path)
+    assert result.rounds[0].labelled == 2
+
+
+def test_pool_needed_checks_the_settings_first(world):
+    g, f, *_ = world
+    with pytest.raises(ValueError, match="`rounds` must be an int >= 1, got 0"):
+        ActiveLearner(g, f, CountingOracle(), budget=2, rounds=0).pool_needed()
+    with pytest.raises(TypeError, match=r"`budget` must be an int >= 1, got 2\.5"):
+        ActiveLearner(g, f, CountingOracle(), budget=2.5, rounds=1).pool_needed()

@@ -214,3 +214,18 @@ def test_a_numpy_seed_is_taken_and_leaves_no_key_that_refuses_the_int(world, tmp
     )
     again = finetune_without_labels(learner, run, train, labels, out=tmp_path / "c", seed=0)
     assert first.metrics == again.metrics
+
+
+def test_a_swapped_or_missing_learner_or_result_is_named(world, tmp_path):
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=2, finetune=CFG, steps=4)
+    run = learner.augment(pool, train, labels, out=tmp_path / "run", seed=0)
+    with pytest.raises(
+        TypeError,
+        match=r"`learner` must be the run's ActiveLearner, got "
+        r"AugmentResult \(learner and result swapped\?\)",
+    ):
+        finetune_without_labels(run, learner, train, labels, out=tmp_path / "c")
+    with pytest.raises(TypeError, match=r"`result` must be the AugmentResult .* got tuple"):
+        finetune_without_labels(learner, run.rounds, train, labels, out=tmp_path / "c")
+    assert not (tmp_path / "c").exists()
