@@ -177,7 +177,8 @@ def _open(path: Path, name: str, notes: Notes | None = None) -> Image.Image:
             "compressed (e.g. LZW) or with the pixels turned and no orientation flag"
         )
     pages = int(getattr(img, "n_frames", 1))
-    if pages > 1:
+    # a phone's JPEG (MPO: a preview or gain map beside the photo) is one picture, not a stack
+    if pages > 1 and img.format != "MPO":
         _note(notes, "pages", path, pages, name)
     # a camera's or a viewer's rotation flag: read the pixels the way every viewer shows them
     ImageOps.exif_transpose(img, in_place=True)

@@ -88,8 +88,8 @@ def load_images(
     is free) checks ``C``, naming a channels-last ``(N, H, W, C)`` layout, and takes one image
     ``(C, H, W)`` too, and for ``C = 1`` ``(N, H, W)`` and ``(H, W)``. ``batch`` alone (a
     training set, whose channels the data decide) reads a 3-D array as grey images without
-    their channel axis ``(N, H, W)``. Errors call the file ``name`` (e.g. the command-line
-    option that gave it)."""
+    their channel axis ``(N, H, W)``, and a 2-D one as one grey image. Errors call the file
+    ``name`` (e.g. the command-line option that gave it)."""
     check(
         shape is None or _sizes(shape, 3),
         TypeError,
@@ -104,6 +104,8 @@ def load_images(
     # (not one (H, W, C) image: a last axis of 1, 3 or 4 reads as channels, refused below)
     if batch and shape is None and channels is None and x.ndim == 3 and x.shape[-1] > 4:
         x = x[:, None]  # (N, H, W): grey images, as the other commands read such a file
+    if batch and shape is None and channels is None and x.ndim == 2 and min(x.shape) > 4:
+        x = x[None, None]  # (H, W): one grey image, as --input reads it with channels=1
     if x.dtype == torch.bool:
         raise TypeError(f"`{name}` ({path}) must hold images (floats or uint8), got bool")
     if shape is None and channels is not None:

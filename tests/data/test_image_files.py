@@ -548,3 +548,16 @@ def test_the_readmes_python_calls_take_str_paths_and_name_bad_arguments(tmp_path
     with pytest.raises(TypeError, match="`files` must be a list of image file paths"):
         read_images(str(files[0]), 1)
     assert read_images(files, 1, (np.int64(4), np.int64(4))).shape == (2, 1, 4, 4)
+
+
+def test_a_phones_two_frame_jpeg_is_not_called_a_stack(tmp_path, caplog):
+    """An MPO JPEG (a photo with its preview or gain map) was warned about as "2 page(s)
+    (a stack?)" with advice to save the slices as a .npy batch."""
+    first = Image.fromarray(np.full((8, 8, 3), 100, np.uint8))
+    second = Image.fromarray(np.full((8, 8, 3), 20, np.uint8))
+    path = tmp_path / "phone.jpg"
+    first.save(path, format="MPO", save_all=True, append_images=[second])
+    assert Image.open(path).format == "MPO" and Image.open(path).n_frames == 2
+    with caplog.at_level("WARNING"):
+        x = read_image(path, 3)
+    assert x.shape == (1, 3, 8, 8) and "page" not in caplog.text

@@ -483,3 +483,11 @@ def test_numpy_sizes_are_taken(tmp_path):
     assert got.shape == (2, 1, 8, 8)
     np.save(tmp_path / "r.npy", np.ones((8, 8), bool))
     assert load_region(tmp_path / "r.npy", tuple(np.array([8, 8]))).shape == (1, 1, 8, 8)
+
+
+def test_a_batch_read_takes_one_grey_image_without_axes(tmp_path):
+    """cfx data preview refused a (H, W) .npy that --input reads as one grey image."""
+    np.save(tmp_path / "one.npy", np.full((16, 16), -0.5, np.float32))
+    x = load_images(tmp_path / "one.npy", batch=True)
+    assert x.shape == (1, 1, 16, 16)
+    assert torch.equal(x, load_images(tmp_path / "one.npy", channels=1))
