@@ -27,10 +27,15 @@ def tensors_sha256(*tensors: Tensor) -> str:
 
 
 def module_sha256(module: object) -> str | None:
-    """The SHA-256 of a module's parameters and buffers by name; ``None`` for an object that
-    is not an ``nn.Module`` (its identity cannot be read)."""
+    """The SHA-256 of a module's parameters and buffers by name. For an object that is not
+    an ``nn.Module`` (a generator wrapper, a function around a network), the digest of the
+    modules it holds (:func:`cfx.calls.held_modules`; its identity was None, and a resumed
+    run went on with another such object); ``None`` when it holds none."""
     if not isinstance(module, nn.Module):
-        return None
+        from cfx.calls import held_modules
+
+        held = [module_sha256(m) for m in held_modules(module)]
+        return json_sha256(held) if held else None
     h = hashlib.sha256()
     for name, value in module.state_dict().items():
         h.update(name.encode())

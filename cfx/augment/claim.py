@@ -61,6 +61,36 @@ def _replans(earlier: dict[str, Any], key: dict[str, Any], present: int) -> bool
     return len(now) >= max(len(before), present) and before[:present] == now[:present]
 
 
+def _adopt_unread_models(out: Path, earlier: dict[str, Any], key: dict[str, Any]) -> dict:
+    """``earlier`` with the model digests an older cfx recorded as None (a generator or an
+    oracle that is no ``nn.Module``, whose modules it did not read) taken from ``key``, with
+    a warning: they cannot be compared, and refusing the run would lose its rounds."""
+    adopted = dict(earlier)
+    said = []
+    if earlier.get("generator_sha256", "") is None and key.get("generator_sha256") is not None:
+        adopted["generator_sha256"] = key["generator_sha256"]
+        said.append("generator")
+    before, now = earlier.get("labeller"), key.get("labeller")
+    if (
+        isinstance(before, dict)
+        and isinstance(now, dict)
+        and before.get("oracle_sha256", "") is None
+        and now.get("oracle_sha256") is not None
+        and {**before, "oracle_sha256": now["oracle_sha256"]} == now
+    ):
+        adopted["labeller"] = now
+        said.append("labeller's oracle")
+    if said:
+        log.warning(
+            "%s: rounds from a cfx that could not read the %s's weights (not an nn.Module); "
+            "resuming them as made with this one, so pass the same models as the run that "
+            "wrote them",
+            out,
+            " or the ".join(said),
+        )
+    return adopted
+
+
 def walk_key(key: dict[str, Any]) -> str:
     """The digest of a run key (as :func:`claim` returns it) without its budget and rounds,
     which a round's saved walk records: a run that goes on with more rounds
@@ -122,6 +152,8 @@ def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> dict[str, Any]:
                 (key["labeller"] or {}).get("kind", "this labeller"),
             )
             earlier = {**earlier, "labeller": key["labeller"]}
+        if isinstance(earlier, dict):
+            earlier = _adopt_unread_models(out, earlier, key)
         if isinstance(earlier, dict) and earlier != key and _replans(earlier, key, rounds):
             log.warning(
                 "%s: the run goes on with a budget of %s labels in %s rounds (it had %s in %s); "

@@ -1158,3 +1158,48 @@ def test_pool_needed_checks_the_settings_first(world):
         ActiveLearner(g, f, CountingOracle(), budget=2, rounds=0).pool_needed()
     with pytest.raises(TypeError, match=r"`budget` must be an int >= 1, got 2\.5"):
         ActiveLearner(g, f, CountingOracle(), budget=2.5, rounds=1).pool_needed()
+
+
+class _Wrapped:
+    """A generator wrapper that is no nn.Module (the Generator protocol around one)."""
+
+    def __init__(self, g):
+        self.g = g
+        self.latent_shape = g.latent_shape
+
+    def decode(self, z):
+        return self.g.decode(z)
+
+    def encode(self, x):
+        return self.g.encode(x)
+
+
+def test_a_wrapped_generator_or_oracle_function_is_part_of_the_runs_key(world, tmp_path, caplog):
+    """A generator wrapper (no nn.Module) was recorded as None: a run went on with another
+    one, round 0 walked by the first and round 1 by the second, without a word. Keys from
+    before, which say None, are adopted with a warning."""
+    g, f, pool, train, labels = world
+    other = BoundedGenerator()
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+
+    def learner(generator, rounds=1):
+        return ActiveLearner(
+            _Wrapped(generator),
+            f,
+            CountingOracle(),
+            budget=2 * rounds,
+            rounds=rounds,
+            finetune=CFG,
+            steps=4,
+        )
+
+    learner(g).augment(pool, train, labels, out=tmp_path)
+    key = json.loads((tmp_path / "key.json").read_text())
+    assert key["generator_sha256"] is not None
+    with pytest.raises(ValueError, match=r"another run \(.*the generator's weights"):
+        learner(other, rounds=2).augment(pool, train, labels, out=tmp_path)
+    (tmp_path / "key.json").write_text(json.dumps(key | {"generator_sha256": None}))
+    with caplog.at_level("WARNING"):
+        learner(g).augment(pool, train, labels, out=tmp_path)
+    assert "could not read the generator's weights" in caplog.text
