@@ -26,7 +26,11 @@ from cfx.types import Classifier
 class Labeller(Protocol):
     """Images ``(N, C, H, W)`` in [-1, 1] -> class indices ``(N,)`` (int64), or -1
     (:data:`cfx.label.UNSURE`) for an image the labeller cannot call, which
-    :class:`~cfx.augment.ActiveLearner` keeps with its round but does not train on."""
+    :class:`~cfx.augment.ActiveLearner` keeps with its round but does not train on.
+
+    A labeller may also have ``run_key() -> dict``, who labels (JSON values), which a
+    resumable run records and compares; without it only its class is recorded, so a rerun
+    with another labeller of the same class (other settings) resumes the rounds."""
 
     def label(
         self,
