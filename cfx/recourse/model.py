@@ -206,6 +206,17 @@ def split_pipeline(model: Any) -> tuple[Any | None, Any]:
     return None, model
 
 
+def is_log_odds(scores: np.ndarray, p: np.ndarray) -> bool:
+    """Whether ``scores`` are the log-odds of the probabilities ``p`` (same rows): within 5 %
+    on the rows with p in [0.01, 0.99]. Loose enough for a float32 network's noise in p
+    (1e-4 moved its log-odds by 4e-4), tight enough for another scale (a Platt-scaled SVC's
+    p = sigmoid(a d + b), an exponential-loss booster's sigmoid(2 F)); True when no row is
+    in that range (nothing to compare)."""
+    inside = (p >= 0.01) & (p <= 0.99)
+    odds = np.log(p[inside]) - np.log1p(-p[inside])
+    return bool(np.all(np.abs(odds - scores[inside]) <= 0.05 * (1.0 + np.abs(scores[inside]))))
+
+
 def model_family(model: Any) -> Family:
     """What ``method="auto"`` sees: ``"linear"`` for a final linear classifier (``coef_`` of one
     row, ``decision_function``), ``"tree"`` for a binary scikit-learn gradient-boosting
@@ -380,6 +391,8 @@ class ModelView:
         self.refused: tuple[frozenset[int], ...] = tuple(frozenset() for _ in range(codec.d))
         self.calls = 0
         self.rows = 0
+        # whether decision_function is the log-odds of predict_proba (None: not yet seen)
+        self._decision_is_log_odds: bool | None = None
 
     def read_refused(self, ref: np.ndarray) -> None:
         """Find the categories ``model.predict_proba`` fails on, changing one feature of the
@@ -462,13 +475,25 @@ class ModelView:
         return check_probabilities(out, len(Z))[:, self.positive]
 
     def logit(self, Z: np.ndarray) -> np.ndarray:
-        """Log-odds of approval ``(n,)``: ``decision_function`` when the model has one (exact),
-        otherwise ``log(p / (1 - p))``."""
+        """Log-odds of approval ``(n,)``: ``decision_function`` when the model has one and it
+        is the log-odds of ``predict_proba`` (exact; checked on the first rows asked for),
+        otherwise ``log(p / (1 - p))``. A Platt-scaled linear SVC's decision function is not
+        (p = sigmoid(a f + b)): read as log-odds, the exact methods set their bar on the
+        wrong scale and "proved" no recourse where the search found one."""
         decision = getattr(self.model, "decision_function", None)
-        if callable(decision):
+        if callable(decision) and self._decision_is_log_odds is not False:
             self.calls += 1
             self.rows += len(Z)
             raw = np.asarray(decision(self.codec.to_frame(Z)), dtype=np.float64).reshape(-1)
-            return raw if self.positive == 1 else -raw
+            raw = raw if self.positive == 1 else -raw
+            if self._decision_is_log_odds is None and len(Z):
+                self._decision_is_log_odds = self._matches_proba(Z[:64], raw[:64])
+            if self._decision_is_log_odds:
+                return raw
         p = np.clip(self.proba(Z), 1e-15, 1 - 1e-15)
         return np.log(p) - np.log1p(-p)
+
+    def _matches_proba(self, Z: np.ndarray, raw: np.ndarray) -> bool:
+        """Whether ``raw`` (decision values of ``Z``, approval side) is the log-odds of the
+        model's ``predict_proba`` on those rows (:func:`is_log_odds`)."""
+        return is_log_odds(raw, self.proba(Z))

@@ -40,6 +40,7 @@ pipeline's encoder can be any separable one (scalers, ordinal codes, one-hot).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 
-from cfx.recourse.model import ModelView, split_pipeline
+from cfx.recourse.model import ModelView, is_log_odds, split_pipeline
 from cfx.recourse.proposal import Evaluate, Proposal
 from cfx.recourse.space import ActionSpace, unique_rows
 
@@ -132,6 +133,18 @@ class TreeMILP:
                     threshold=t.threshold,
                     value=self.sign * rate * t.value[:, 0, 0],
                 )
+            )
+        sample = Z_train[:: max(1, len(Z_train) // 64)]
+        with warnings.catch_warnings():  # an array for a model fitted on a frame's names
+            warnings.simplefilter("ignore")
+            scores = self.sign * np.asarray(
+                final.decision_function(self.encode(sample)), np.float64
+            ).reshape(-1)
+        if not is_log_odds(scores, view.proba(sample)):
+            raise ValueError(  # loss="exponential": p = sigmoid(2 F); the bar would sit on F
+                "`method='tree'` needs a gradient-boosting classifier whose predict_proba is the "
+                "logistic of its decision_function (loss='log_loss'); this one's is not (e.g. "
+                "loss='exponential'). Use method='search'."
             )
         E = self.encode(Z_train[:1])
         raw = self.sign * float(np.asarray(final.decision_function(E)).reshape(-1)[0])

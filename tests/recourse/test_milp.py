@@ -326,3 +326,41 @@ def test_an_ordinal_jump_costs_one_weight_per_step():
     # cheapest); o lo -> mid (1.0) with x + 1.5 (0.75) costs 1.75
     best = res.counterfactuals[0]
     assert best.features == ("x",) and best.cost == pytest.approx(1.5, abs=1e-6)
+
+
+class _PointsScale:
+    """The hand model with predict_proba = sigmoid(2 * decision_function): a decision
+    function that is not the log-odds (a scorecard's points, a Platt-scaled SVC)."""
+
+    def __init__(self, hand_model):
+        self.hand = hand_model
+        self.classes_ = hand_model.classes_
+        self.coef_ = hand_model.coef_
+
+    def decision_function(self, X):
+        return self.hand.decision_function(X)
+
+    def predict_proba(self, X):
+        p = 1.0 / (1.0 + np.exp(-2.0 * self.decision_function(X)))
+        return np.stack([1.0 - p, p], axis=1)
+
+
+def test_a_decision_function_that_is_not_the_log_odds_is_not_read_as_one(hand):
+    """Known answer: with p = sigmoid(2 d), approval at 0.8 needs 2 d >= logit(0.8), so
+    d >= 0.6931: the applicant's d is -1.2 and each unit of x2 adds 1, so x2 goes from 1 to
+    1 + 1.2 + 0.6931 = 2.8931 at cost 1.5 * 1.8931 = 2.8397. Read as log-odds, d put the bar
+    at d >= 1.3863 (x2 = 3.5863, cost 3.88, "proven" minimal), and under a cap between the
+    two it proved no recourse where one was."""
+    model, schema, X = hand
+    rec = Recourse(_PointsScale(model), schema, k=1, support=0.0, target_proba=0.8).fit(X)
+    assert rec.method_ == "milp"
+    (res,) = rec.explain(_applicant())
+    best = res.counterfactuals[0]
+    want = 1 + 1.2 + np.log(4) / 2
+    assert best.features == ("x2",)
+    assert best.values["x2"] == pytest.approx(want, abs=1e-3)  # shown rounded up
+    assert res.min_cost == pytest.approx(1.5 * (want - 1), abs=1e-5)
+    assert best.proba_after == pytest.approx(0.8, abs=1e-3)
+    capped = Constraints(bounds={"x2": (None, 3.0)}, immutable=("x1", "c"))
+    (res,) = rec.explain(_applicant(), constraints=capped)
+    assert res.status == "recourse"

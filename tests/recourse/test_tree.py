@@ -154,3 +154,24 @@ def test_priced_category_changes_keep_the_tree_methods_exact(small_gbm):
         else:
             cheaper = sum(p < f - 1e-9 for p, f in zip(optima, free, strict=True))
     assert cheaper >= 1
+
+
+def test_an_exponential_loss_booster_is_not_solved_on_the_wrong_scale():
+    """loss='exponential' gives p = sigmoid(2 F): the tree MILP set its bar on F and proved
+    "no recourse" at a target the search reached."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({f"x{i}": rng.integers(0, 2, 200).astype(float) for i in range(3)})
+    y = ((X.sum(axis=1) + rng.normal(0, 0.7, 200)) > 1.5).astype(int)
+    specs = tuple(FeatureSpec(f"x{i}", "numeric", lower=0, upper=1, integer=True) for i in range(3))
+    schema = FeatureSchema(specs, "y")
+    model = GradientBoostingClassifier(loss="exponential", n_estimators=20, random_state=0)
+    model.fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = Recourse(model, schema, support=0.0, target_proba=0.7).fit(X)
+    assert rec.method_ == "search"
+    assert any("logistic of its decision_function" in str(w.message) for w in caught)
+    with pytest.raises(ValueError, match="`method='tree'` needs a gradient-boosting classifier"):
+        Recourse(model, schema, method="tree", support=0.0).fit(X)
