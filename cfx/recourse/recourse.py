@@ -488,7 +488,8 @@ class Recourse:
             if choice.ruled_out:
                 reason += (
                     " (with the causal model, plans whose consequences move an immutable "
-                    "feature, or one against its direction, are not offered)"
+                    "feature, or one against its direction or out of its allowed range, are "
+                    "not offered)"
                 )
             return done("not_found", (), reason, proposal)
         return done("recourse", cfs, self._fewer(len(cfs), choice), proposal)
@@ -558,7 +559,9 @@ class Recourse:
         """Actions whose causal consequences keep the rules of the features they move: an
         immutable one (under the query's constraints) stays put, one with a direction moves
         only that way from the applicant's value (a plan that lowered savings, which may only
-        grow, as a consequence of an action was offered before)."""
+        grow, as a consequence of an action was offered before), and a numeric one stays in
+        its allowed range (the schema's bounds, the query's and ``max_shift``: a consequence
+        took y to 15 under a bound of 8, and shortened terms a bound kept from shortening)."""
         names = space.schema.names
         children = [names.index(c) for c in self.scm_.parents] if self.scm_ is not None else []
         z0 = space.z0
@@ -572,7 +575,13 @@ class Recourse:
                 direction = space.schema.features[j].direction
                 if not space.movable[j]:
                     keep &= acted | (np.abs(went) <= 1e-9)
-                elif direction == "increase":
+                    continue
+                if space.numeric[j]:  # where it lands, unless it did not move
+                    inside = (moved[:, j] >= space.lo[j] - 1e-9) & (
+                        moved[:, j] <= space.hi[j] + 1e-9
+                    )
+                    keep &= acted | (np.abs(went) <= 1e-9) | inside
+                if direction == "increase":
                     keep &= acted | (went >= -1e-9)
                 elif direction == "decrease":
                     keep &= acted | (went <= 1e-9)
@@ -667,7 +676,8 @@ class Recourse:
             distance=float(self.support_.distance(point[None])[0]),
             plan=plan(changes),
             valid=bool(proba >= self.goal_),
-            violations=tuple(space.violations(action)),
+            # the point reached, consequences included: a consequence outside its range is one
+            violations=tuple(space.violations(point)),
         )
 
 

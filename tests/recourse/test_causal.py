@@ -146,3 +146,33 @@ def test_pruning_keeps_a_change_the_consequence_rule_needs():
     assert allowed(both).tolist() == [True] and allowed(np.array([[6.0, 16.0]])).tolist() == [False]
     assert prune(space, both, evaluate, 0.5).tolist() == [[6.0, 16.0]]  # the rule unseen
     assert prune(space, both, evaluate, 0.5, allowed).tolist() == [[6.0, 17.0]]
+
+
+def test_consequences_stay_inside_the_bounds_and_max_shift():
+    """do(x = 7) took y from 3 to 15 as a consequence under a query bound of 8, and w by 12
+    under max_shift=3, with no violation reported."""
+    from cfx.recourse import Constraints
+
+    schema = FeatureSchema(
+        features=(
+            FeatureSpec("x", "numeric", lower=0, upper=10, integer=True),
+            FeatureSpec("y", "numeric", lower=0, upper=30, integer=True),
+            FeatureSpec("w", "numeric", lower=0, upper=30, integer=True, max_shift=3),
+        ),
+        target="t",
+    )
+    x = np.tile(np.arange(0, 11), 3)
+    X = pd.DataFrame({"x": x, "y": 2 * x + 1, "w": 2 * x + 1})
+    doubled = {"y": lambda parents: 2.0 * parents["x"], "w": lambda parents: 2.0 * parents["x"]}
+    scm = AdditiveSCM({"y": ("x",), "w": ("x",)}, equations=doubled)
+    rec = Recourse(ApprovesHighX(), schema, scm=scm, support=0.0, k=3).fit(X)
+    applicant = pd.DataFrame({"x": [1], "y": [3], "w": [3]})
+    # approval needs x >= 6, whose consequences are y = w = 13: outside both rules
+    (res,) = rec.explain(applicant, constraints=Constraints(bounds={"y": (None, 8)}))
+    assert res.status == "not_found" and res.counterfactuals == ()
+    assert "out of its allowed range" in res.reason
+    loose = schema.replace("w", max_shift=None)
+    rec = Recourse(ApprovesHighX(), loose, scm=scm, support=0.0, k=1).fit(X)
+    (res,) = rec.explain(applicant)  # no bound on y, none on w: offered, no violation
+    assert res.counterfactuals[0].values == {"x": 6, "y": 13, "w": 13}  # 2 x + its own 1
+    assert res.counterfactuals[0].violations == ()
