@@ -63,6 +63,12 @@ class AdditiveSCM:
             raise TypeError(
                 f"`parents` must be a non-empty mapping child -> parents, got {parents!r}"
             )
+        for child, named in parents.items():  # ("credit_amount") is a str: its letters
+            if isinstance(named, str):
+                raise TypeError(
+                    f"`parents[{child!r}]` must be a tuple of feature names, got the string "
+                    f"{named!r}; did you mean ({named!r},)?"
+                )
         self.parents = {c: tuple(p) for c, p in parents.items()}
         self.equations = dict(equations or {})
         unknown = sorted(set(self.equations) - set(self.parents))

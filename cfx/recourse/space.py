@@ -231,7 +231,13 @@ def first_rows(labels: pd.Index, wrong: np.ndarray) -> list[object]:
 
 
 def _numeric_values(spec: FeatureSpec, column: pd.Series, what: str) -> np.ndarray:
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+    if pd.api.types.is_bool_dtype(column):  # was called "numbers held as text"
+        raise TypeError(
+            f"`{what}` column `{spec.name}` holds booleans, declared numeric: declare it "
+            f"categorical with categories ('False', 'True'), or convert it with "
+            f"df[{spec.name!r}].astype(int)"
+        )
+    if not pd.api.types.is_numeric_dtype(column):
         coerced = pd.to_numeric(column, errors="coerce")
         wrong = coerced.isna().to_numpy()
         bad = [str(v) for v in column[wrong].unique()[:_SHOW]]
@@ -304,6 +310,9 @@ class Constraints:
     def __post_init__(self) -> None:
         for name in ("immutable", "mutable"):
             value = getattr(self, name)
+            tolist = getattr(value, "tolist", None)  # a numpy array or pandas Index of names
+            if callable(tolist) and getattr(value, "ndim", 1) == 1:
+                value = tolist()
             if isinstance(value, str) or not isinstance(value, tuple | list):
                 raise TypeError(f"`{name}` must be a tuple of feature names, got {value!r}")
             object.__setattr__(self, name, tuple(value))

@@ -796,3 +796,36 @@ def test_constraints_transition_costs_are_checked_against_the_schema(hand):
     # a whitelist given in the same rules applies first; a price outside it is harmless
     rules = Constraints(transitions={"c": {"a": ("b",)}}, transition_costs={"c": {"a": {"b": 3}}})
     assert rules.apply(schema)["c"].step_costs("a") == (0.0, 3.0, 1.0)
+
+
+def test_names_as_arrays_booleans_and_a_bare_parent_are_handled_by_name():
+    """Constraints(immutable=np.array([...])) and a pandas Index were refused; a bool column
+    declared numeric was said to hold "numbers as text" (pd.to_numeric changes nothing);
+    AdditiveSCM({"y": ("x")}) failed at fit naming the letters of 'x...' as features."""
+    import numpy as np
+    import pandas as pd
+
+    from cfx.data.schema import FeatureSchema, FeatureSpec
+    from cfx.recourse import AdditiveSCM, Constraints, Recourse
+
+    assert Constraints(immutable=np.array(["a"])).immutable == ("a",)
+    assert Constraints(mutable=pd.Index(["b", "c"])).mutable == ("b", "c")
+    with pytest.raises(
+        TypeError,
+        match=r"`parents\['y'\]` must be a tuple of feature names, "
+        r"got the string 'xx'; did you mean \('xx',\)\?",
+    ):
+        AdditiveSCM({"y": ("xx")})
+
+    class Half:
+        def predict_proba(self, X):
+            return np.full((len(X), 2), 0.5)
+
+    schema = FeatureSchema((FeatureSpec("g", "numeric", lower=0, upper=1, integer=True),), "y")
+    X = pd.DataFrame({"g": [True, False, True]})
+    with pytest.raises(
+        TypeError,
+        match=r"column `g` holds booleans, declared numeric: declare "
+        r"it categorical",
+    ):
+        Recourse(Half(), schema, support=0.0).fit(X)
