@@ -364,7 +364,8 @@ def invert(
     """
     x = check_images(values_of(x), "x")
     unit_range_notice(x)  # [0, 1] images reconstruct at a generator's [-1, 1] poorly
-    check_int("steps", steps, minimum=0)
+    # an int: InversionResult.steps kept np.int64, which a chunked run's JSON then refused
+    steps = check_int("steps", steps, minimum=0)
     check_real("lr", lr, low=0.0, open_low=True)
     for name, weight in (
         ("l1_weight", l1_weight),

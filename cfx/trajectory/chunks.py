@@ -8,9 +8,11 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from torch import Tensor
@@ -26,6 +28,7 @@ from cfx.run_key import changes, json_sha256, tensors_sha256
 from cfx.trajectory.identity import explainer_key, explainer_setting
 from cfx.trajectory.notices import end_notice, notices_held, notify_starts, region_notice
 from cfx.trajectory.result import TrajectoryResult, concat
+from cfx.trajectory.save import _json_safe
 from cfx.types import Target
 
 log = logging.getLogger(__name__)
@@ -104,8 +107,9 @@ def explain_in_chunks(
     x = check_images(x, "x")
     n = x.shape[0]
     targets = resolve_target(target, n, None, x.device)  # (B,); classes: the explainer
-    try:
-        expected = json.loads(json.dumps({"key": dict(key or {})}, allow_nan=False))
+    try:  # numpy numbers as Python ones, as save_result's setup takes them
+        safe = {"key": _json_safe(dict(key or {}))}
+        expected = json.loads(json.dumps(safe, allow_nan=False))
     except (TypeError, ValueError) as err:
         raise TypeError(f"`key` must hold JSON values: {err}") from None
     expected |= {
@@ -119,7 +123,7 @@ def explain_in_chunks(
         "format": FORMAT,
     }
     inverts = explainer_setting(explainer, "inversion_steps")
-    if not (isinstance(inverts, int) and inverts == 0):
+    if not (isinstance(inverts, Integral) and not isinstance(inverts, bool) and inverts == 0):
         # the explainers invert with perceptual="auto": LPIPS once its weights are cached,
         # the encoder's features before; chunks computed with the other are another run's
         expected["inversion_perceptual"] = "lpips" if lpips_available() else "not lpips"
@@ -261,7 +265,9 @@ def _unflatten(
 def _write_part(res: TrajectoryResult, path: Path, stamp: str) -> None:
     tensors, meta = _flatten(res)
     # a chunk is on disk whole or not at all
-    save_tensors_atomic(tensors, path, metadata={"result": json.dumps(meta), "stamp": stamp})
+    # a numpy setting (inversion_steps=np.int64(3)) failed here, after the chunk's work
+    text = json.dumps(meta, default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
+    save_tensors_atomic(tensors, path, metadata={"result": text, "stamp": stamp})
 
 
 def _read_part(path: Path, stamp: str, x: Tensor) -> TrajectoryResult | None:

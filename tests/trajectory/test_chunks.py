@@ -577,3 +577,20 @@ def test_chunks_from_before_lpips_was_cached_are_another_runs(tmp_path, monkeypa
     monkeypatch.setattr(chunks, "lpips_available", lambda: True)
     res = explain_in_chunks(_ascent(g, f), x, 1, folder=folder, batch_size=2, foreign="refuse")
     assert len(res) == 3
+
+
+def test_numpy_inversion_steps_and_key_values_are_written_and_read_back(tmp_path):
+    """inversion_steps=np.int64(3) worked in explain and failed writing the first chunk
+    ("Object of type int64 is not JSON serializable"), after computing it; a key of numpy
+    values was refused though save_result's setup takes them."""
+    import numpy as np
+
+    from cfx.inversion import invert
+
+    x, g, f = _sources(4)
+    assert type(invert(g, x, steps=np.int64(3)).steps) is int
+    explainer = GradientAscent(g, f, steps=4, eta=0.05, max_iter=400, inversion_steps=np.int64(3))
+    key = {"steps": np.int64(4), "levels": np.array([0.5])}
+    first = explain_in_chunks(explainer, x, 1, batch_size=2, folder=tmp_path, key=key)
+    again = explain_in_chunks(explainer, x, 1, batch_size=2, folder=tmp_path, key=key)
+    assert torch.equal(first.frames, again.frames) and again.inversion.steps == 3
