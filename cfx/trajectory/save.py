@@ -80,12 +80,28 @@ def save_result(
     from cfx.metrics.trajectory import cout, largest_step_share, oracle_agreement, summarise
     from cfx.viz import change_panels, probability_curves, trajectory_gif, trajectory_strip
 
+    # every check before the folder is touched: these failed after summary.json was deleted
+    # (and often after result.npz was written), naming neither argument
     b = len(result)
+    if b == 0:
+        raise ValueError(
+            "`result` holds no sequences (e.g. result[result.success] with no success): "
+            "nothing to save"
+        )
+    if isinstance(names, str):  # "abc" was taken as the names a, b, c
+        raise TypeError(f"`names` must be a list of {b} names, got the string {names!r}")
     if names is not None and len(names) != b:
         raise ValueError(f"`names` must name the {b} images, got {len(names)} names")
     want = (b, 1, *result.frames.shape[-2:])
+    if masks is not None and not isinstance(masks, torch.Tensor):
+        raise TypeError(
+            f"`masks` must be a torch tensor {want} (torch.from_numpy converts an array), got "
+            f"{type(masks).__name__}"
+        )
     if masks is not None and tuple(masks.shape) != want:
         raise ValueError(f"`masks` must have shape {want}, got {tuple(masks.shape)}")
+    if result.frames.dtype == torch.bfloat16:  # numpy holds no bfloat16
+        result = result.to(dtype=torch.float32)
     try:
         json.dumps(_json_safe(setup or {}), allow_nan=False)
     except (TypeError, ValueError) as err:

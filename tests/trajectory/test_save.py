@@ -329,3 +329,24 @@ def test_load_result_takes_the_folder_or_its_result_npz(tmp_path, toy_result):
     save_result(res, tmp_path / "run", classifier=f)
     by_file = load_result(tmp_path / "run" / "result.npz")  # said "no result.npz in .../result.npz"
     assert torch.equal(by_file.frames, load_result(tmp_path / "run").frames)
+
+
+def test_bad_arguments_are_named_before_the_folder_is_touched(tmp_path, toy_result):
+    """A bfloat16 result, numpy masks or an empty result failed after the folder's earlier
+    summary.json was deleted (and result.npz overwritten), naming neither argument."""
+    res, _ = toy_result
+    save_result(res, tmp_path)
+    before = (tmp_path / "summary.json").read_text()
+    b, h, w = len(res), *res.frames.shape[-2:]
+    cases = [
+        ({"result": res[res.success & ~res.success]}, ValueError, "`result` holds no sequences"),
+        ({"masks": np.zeros((b, 1, h, w), bool)}, TypeError, "`masks` must be a torch tensor"),
+        ({"names": "abc"}, TypeError, "`names` must be a list of"),
+    ]
+    for kwargs, error, message in cases:
+        args = {"result": res} | kwargs
+        with pytest.raises(error, match=message):
+            save_result(args.pop("result"), tmp_path, **args)
+        assert (tmp_path / "summary.json").read_text() == before
+    save_result(res.to(torch.bfloat16), tmp_path / "half")  # numpy has no bfloat16
+    assert np.load(tmp_path / "half" / "result.npz")["frames"].dtype == np.float32
