@@ -408,7 +408,10 @@ def invert(
                     x.shape[0], *generator.latent_shape, dtype=x.dtype, device=x.device
                 )
                 enc_psnr = torch.full((x.shape[0],), float("nan"), dtype=x.dtype, device=x.device)
-        z = z0.detach().clone().requires_grad_(True)
+        # optimised in float32 at least: Adam's eps (1e-8) is 0 in float16, and every step
+        # of a half-precision inversion was NaN (the encoder's latents came back unchanged)
+        work = torch.promote_types(z0.dtype, torch.float32)
+        z = z0.detach().to(work).clone().requires_grad_(True)
         best_z, best_loss = z0.detach().clone(), torch.full_like(enc_psnr, float("inf"))
         opt = torch.optim.Adam([z], lr=lr)
         dims = tuple(range(1, z.ndim))
@@ -418,7 +421,7 @@ def invert(
 
             iterator = tqdm(iterator, desc="inverting", unit="step")
         for _ in iterator:
-            rec = generator.decode(z)  # (B, C, H, W)
+            rec = generator.decode(z.to(z0.dtype))  # (B, C, H, W)
             diff = rec - x
             pixel = diff.pow(2).flatten(1).mean(1)  # (B,)
             loss = pixel + l1_weight * diff.abs().flatten(1).mean(1)
@@ -432,17 +435,18 @@ def invert(
             with torch.no_grad():  # keep the best latent per image
                 better = fit < best_loss
                 best_loss = torch.where(better, fit, best_loss)
-                best_z[better] = z.detach()[better]
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
+                best_z[better] = z.detach()[better].to(best_z.dtype)
+            # the latents' gradient alone: backward() left .grad on any weights the freezing
+            # could not reach (a classifier holding its models in a plain list)
+            (z.grad,) = torch.autograd.grad(loss.sum(), z)
             opt.step()
         with torch.no_grad():
-            rec = generator.decode(z)
+            rec = generator.decode(z.to(z0.dtype))
             pixel = (rec - x).pow(2).flatten(1).mean(1)
             if decision is not None:
                 pixel = pixel + decision(rec)
             better = pixel < best_loss
-            best_z[better] = z.detach()[better]
+            best_z[better] = z.detach()[better].to(best_z.dtype)
             final = generator.decode(best_z)
             return InversionResult(
                 latents=best_z,

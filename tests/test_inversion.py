@@ -893,3 +893,46 @@ def test_the_forward_hint_is_for_a_generator_without_decode_only():
     x = DecodeOnly().decode(Z_STAR).detach()
     with pytest.raises(TypeError, match=r"missing `latent_shape`$"):
         invert(NoShape(), x, steps=2)
+
+
+def test_a_half_precision_inversion_optimises_and_leaves_no_gradient_on_models():
+    """In float16 every Adam step was NaN (its eps is 0 there) and the start came back
+    unchanged; backward() left .grad on a classifier's weights the freezing cannot reach
+    (models in a plain list)."""
+    from tests.trajectory.toy import LinearGenerator, LogisticClassifier
+
+    class Decoder(nn.Module):  # no encoder (pinv has no float16): inversion starts at 0
+        """The toy generator with a fourth latent it ignores: a coordinate whose gradient is
+        exactly 0, where float16 Adam's step is 0 / (0 + 0)."""
+
+        def __init__(self, g):
+            super().__init__()
+            self.g, self.latent_shape = g, (4,)
+
+        def decode(self, z):
+            return self.g.decode(z[:, :3])
+
+    g = LinearGenerator()
+    z_true = torch.tensor([[3.0, -1.5, 0.75], [1.5, 1.5, -3.0]])
+    with torch.no_grad():
+        x = g.decode(z_true)
+    assert float(x.abs().max()) < 1
+    full = invert(Decoder(g), x, steps=300, lr=0.1, prior_weight=0.0)
+    half = invert(Decoder(LinearGenerator()).half(), x.half(), steps=300, lr=0.1, prior_weight=0.0)
+    assert half.latents.dtype == torch.float16 and bool(torch.isfinite(half.latents).all())
+    assert float(half.latents.abs().max()) > 1  # it moved from 0
+    torch.testing.assert_close(half.latents.float(), full.latents, atol=0.1, rtol=0.02)
+    assert bool((half.psnr > 30).all())
+
+    f = LogisticClassifier()
+
+    class Listed(torch.nn.Module):  # its member is in a list: not frozen by cfx
+        def __init__(self, members):
+            super().__init__()
+            self.members = members
+
+        def forward(self, im):
+            return sum(m(im) for m in self.members)
+
+    invert(g, x, steps=3, classifier=Listed([f]))
+    assert all(p.grad is None for p in f.parameters())

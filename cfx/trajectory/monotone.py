@@ -436,7 +436,10 @@ class MonotonePath:
                         lam[c] = adapt_lambda(lam[c], valid, self.lambda_growth, self.lambda_max)
                 if it < self.iterations:
                     loss = l_cal + l_mono + lam[c] * l_id + self.smooth_weight * l_smooth
-                    loss.sum().backward()
+                    # the latents' gradient alone, summed over the chunks as backward() did:
+                    # backward() left .grad on weights the freezing could not reach
+                    (grad,) = torch.autograd.grad(loss.sum(), zs)
+                    zs.grad = grad if zs.grad is None else zs.grad + grad
             if it == self.iterations:
                 break
             if self.stall is not None:  # a valid path that stopped improving is done

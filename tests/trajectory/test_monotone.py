@@ -496,3 +496,26 @@ def test_a_path_that_never_improves_stops_after_stall_iterations(toy, stall):
     final, lambdas, rows = _recorded_optimise(mp, g, z0, z_init, p_start, target, levels)
     assert [rows.count(i) for i in range(3)] == [(stall + 1) * 4] * 3
     assert torch.equal(final, z_init) and bool(lambdas.isnan().all())
+
+
+def test_no_gradient_is_left_on_weights_the_freezing_cannot_reach():
+    """backward() left .grad on a classifier's weights held in a plain list (which cfx does
+    not freeze): a later optimizer.step() of the user's applied it."""
+    from tests.trajectory.toy import LinearGenerator, LogisticClassifier
+
+    g, f = LinearGenerator(), LogisticClassifier()
+
+    class Listed(torch.nn.Module):
+        def __init__(self, members):
+            super().__init__()
+            self.members = members
+
+        def forward(self, im):
+            return sum(m(im) for m in self.members)
+
+    u = g.A.detach().T @ f.w.detach()
+    z0 = -3 * (u / u.norm())[None].repeat(2, 1)
+    with torch.no_grad():
+        x = g.decode(z0)
+    MonotonePath(g, Listed([f]), steps=3, iterations=5, inversion_steps=0).explain(x, 1, latents=z0)
+    assert all(p.grad is None for p in f.parameters())
