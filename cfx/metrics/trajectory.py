@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -165,6 +166,8 @@ def largest_step_share(frames: Tensor) -> Tensor:
         raise ValueError(
             f"`frames` must be (B, T+1, C, H, W) with T >= 1, got {shape_or_type(frames)}"
         )
+    if not frames.is_floating_point():  # uint8 differences wrap around, and mean() fails
+        raise TypeError(f"`frames` must be float images in [-1, 1], got dtype {frames.dtype}")
     step = frames.diff(dim=1).abs().flatten(2).mean(2)  # (B, T)
     total = step.sum(1)
     share = step.max(1).values / total.clamp_min(torch.finfo(step.dtype).tiny)
@@ -375,6 +378,8 @@ def summarise(
     def mean(x: Tensor) -> float:
         return float(x[~torch.isnan(x)].mean()) if bool((~torch.isnan(x)).any()) else float("nan")
 
+    if success is not None and not isinstance(success, Tensor):  # a list, a numpy array
+        success = torch.as_tensor(np.asarray(success, dtype=bool), device=probs.device)
     if success is not None and tuple(success.shape) != (probs.shape[0],):
         raise ValueError(
             f"`success` must have shape ({probs.shape[0]},), one flag per sequence, got "

@@ -445,3 +445,22 @@ def test_largest_step_share_known_answers():
     assert math.isnan(share[2])
     with pytest.raises(ValueError, match=r"`frames` must be \(B, T\+1, C, H, W\) with T >= 1"):
         largest_step_share(frames[:, :1])
+
+
+def test_summarise_takes_success_as_a_list_or_array_and_refuses_integer_frames():
+    """success=[True, ...] failed with "'list' object has no attribute 'shape'", and uint8
+    frames with torch's "mean(): could not infer output dtype" (their differences wrap)."""
+    import numpy as np
+
+    from cfx.metrics.trajectory import largest_step_share, summarise
+
+    probs = torch.tensor([[0.1, 0.6, 0.9], [0.2, 0.3, 0.4]])
+    levels = torch.tensor([0.0, 0.5, 1.0])
+    frames = torch.linspace(-1, 1, 2 * 3 * 16).view(2, 3, 1, 4, 4)
+    source = frames[:, 0]
+    want = summarise(probs, levels, frames, source, success=torch.tensor([True, False]))
+    for success in ([True, False], np.array([True, False])):
+        got = summarise(probs, levels, frames, source, success=success)
+        assert got["flip_rate"] == want["flip_rate"] == 0.5
+    with pytest.raises(TypeError, match="`frames` must be float images in"):
+        largest_step_share((frames * 100 + 100).to(torch.uint8))
