@@ -128,6 +128,14 @@ class Codec:
         else:
             index = pd.Index(list(spec.categories))
             codes = index.get_indexer(column.astype(str).to_numpy())  # -1: unknown
+            if (codes < 0).any() and pd.api.types.is_float_dtype(column):
+                # integer codes in a float column ('1.0' for '1'): one applicant passed as a
+                # Series of an all-numeric frame, or a CSV column with a gap, was refused
+                values = column.to_numpy(dtype=np.float64)
+                whole = np.isfinite(values) & (values == np.round(values))
+                ints = np.where(whole, np.round(values), 0).astype(np.int64)  # no NaN cast
+                text = np.where(whole, ints.astype(str), "")
+                codes = np.where(codes < 0, index.get_indexer(text), codes)
         if (codes < 0).any():
             values = column.astype(str).to_numpy()
             unknown = sorted(set(values[codes < 0]))[:_SHOW]

@@ -829,3 +829,36 @@ def test_names_as_arrays_booleans_and_a_bare_parent_are_handled_by_name():
         r"it categorical",
     ):
         Recourse(Half(), schema, support=0.0).fit(X)
+
+
+def test_integer_codes_in_a_float_column_are_their_categories():
+    """One applicant as a Series of an all-numeric frame (float64) had grade 1.0, refused as
+    "unknown categories ['1.0']" for codes declared ('1', '2', '3'); so was a frame whose
+    code column turned float (a CSV column with a gap)."""
+    import numpy as np
+    import pandas as pd
+
+    from cfx.data.schema import FeatureSchema, FeatureSpec
+    from cfx.recourse import Recourse
+
+    class OnGrade:
+        def predict_proba(self, X):
+            p = 1.0 / (1.0 + np.exp(-(X["grade"].astype(float).to_numpy() - 2.5) * 4))
+            return np.stack([1.0 - p, p], axis=1)
+
+    schema = FeatureSchema(
+        (
+            FeatureSpec("income", "numeric", lower=0),
+            FeatureSpec("grade", "ordinal", ("1", "2", "3")),
+        ),
+        "y",
+    )
+    X = pd.DataFrame({"income": [10.0, 20.0, 30.0] * 4, "grade": [1, 2, 3] * 4})
+    rec = Recourse(OnGrade(), schema, support=0.0, k=1).fit(X)
+    row = X.iloc[[0]]
+    (want,) = rec.explain(row)
+    (as_series,) = rec.explain(X.iloc[0])
+    (as_float,) = rec.explain(row.astype({"grade": float}))
+    assert as_series.plan == as_float.plan == want.plan
+    with pytest.raises(ValueError, match=r"unknown categories \['1.5'\]"):
+        rec.explain(row.astype({"grade": float}).assign(grade=1.5))
