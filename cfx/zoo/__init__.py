@@ -464,7 +464,8 @@ def _load(name_or_path: str | Path | ModelSource, want: Role) -> nn.Module:
         folder = source.folder
         if folder is None:  # a hub id: fetch the weights now
             folder = resolve_folder(str(source.hub_id), files=(CONFIG_NAME, WEIGHTS_NAME))
-        model = cls.from_pretrained(folder, expected_sha256=source.expected_sha256)
+        # the card was read for `source`: not again (its warnings twice)
+        model = cls._from_folder(folder, source.expected_sha256, read_card=False)
     elif cls is DiffusersAutoencoder:  # diffusers reads the folder or fetches the hub id
         if source.folder is not None and source.expected_sha256 is not None:
             weights = source.folder / source.weights

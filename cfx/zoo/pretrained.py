@@ -159,6 +159,14 @@ class PretrainedMixin:
         config mismatch, a wrong SHA-256, or weights that do not match the architecture.
         """
         folder = resolve_folder(name_or_path, files=(CONFIG_NAME, WEIGHTS_NAME))
+        return cls._from_folder(folder, expected_sha256, read_card=True)
+
+    @classmethod
+    def _from_folder(cls, folder: Path, expected_sha256: str | None, *, read_card: bool) -> Self:
+        """:meth:`from_pretrained` on a resolved ``folder``; ``read_card``: take the digest
+        from its model card when ``expected_sha256`` is None (False for a caller that read
+        the card already, as :func:`cfx.zoo.load_classifier` does: read twice, a card's
+        warning was given twice)."""
         raw = json.loads((folder / CONFIG_NAME).read_text())
         class_name = raw.pop("_class_name", cls.__name__)
         if class_name != cls.__name__:
@@ -170,11 +178,13 @@ class PretrainedMixin:
         if unknown:
             raise CheckpointError(f"`{folder / CONFIG_NAME}` has unknown config keys {unknown}")
         weights = folder / WEIGHTS_NAME
-        if expected_sha256 is None:  # the folder's model card, as the zoo's loaders read it
+        if expected_sha256 is None and read_card:  # the card, as the zoo's loaders read it
             from cfx.zoo import _recorded_sha256
 
             expected_sha256 = _recorded_sha256(folder / "README.md")
-        elif not (isinstance(expected_sha256, str) and _HEX64.fullmatch(expected_sha256)):
+        elif expected_sha256 is not None and not (
+            isinstance(expected_sha256, str) and _HEX64.fullmatch(expected_sha256)
+        ):
             raise ValueError(
                 f"`expected_sha256` must be 64 hex digits or None, got {expected_sha256!r}"
             )

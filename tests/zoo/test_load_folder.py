@@ -292,3 +292,13 @@ def test_a_cards_digest_is_found_however_it_is_written(tmp_path, line):
     assert model_source(folder).expected_sha256 == "0" * 64
     with pytest.raises(CheckpointError, match="sha256"):
         load_classifier(folder)
+
+
+def test_a_cards_warning_is_given_once_per_load(tmp_path, caplog):
+    """load_classifier read the card for its source and from_pretrained read it again: the
+    warning about another file's digest came twice."""
+    folder = _cnn().save_pretrained(tmp_path / "m")
+    (folder / "README.md").write_text("sha256 of unet.safetensors: " + "a" * 64 + "\n")
+    with caplog.at_level("WARNING"):
+        load_classifier(folder)
+    assert caplog.text.count("records the sha256 of unet.safetensors") == 1
