@@ -72,13 +72,19 @@ def nearest_existing(path: Path) -> Path | None:
     return next((p for p in path.parents if p.exists()), None)
 
 
+def path_argument(value: object, name: str, expected: str = "a path (str or Path)") -> Path:
+    """``value`` as a Path, or a ``TypeError`` naming ``name``: "`name` must be ``expected``,
+    got <type>" (``Path(None)`` named no argument, and bytes are no path cfx writes)."""
+    if not isinstance(value, str | os.PathLike) or isinstance(value, bytes):
+        raise TypeError(f"`{name}` must be {expected}, got {type(value).__name__}")
+    return Path(value)
+
+
 def make_folder(path: object, name: str) -> Path:
     """The folder ``path``, made (with its parents) if missing; a ``TypeError`` naming
     ``name`` for anything but a str or Path, a ``ValueError`` for an existing file or a path
     inside one (mkdir's bare ``[Errno 17]``/``[Errno 20]`` named no argument)."""
-    if not isinstance(path, str | os.PathLike) or isinstance(path, bytes):
-        raise TypeError(f"`{name}` must be a folder path (str or Path), got {type(path).__name__}")
-    folder = Path(path)
+    folder = path_argument(path, name, "a folder path (str or Path)")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"`{name}` must be a folder (made if missing), got the file {folder}")
     above = nearest_existing(folder)

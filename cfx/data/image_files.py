@@ -21,6 +21,7 @@ from PIL.ExifTags import Base
 from torch import Tensor
 
 from cfx.errors import check, first_names
+from cfx.files import path_argument
 from cfx.images import from_unit
 from cfx.notices import held
 
@@ -32,14 +33,6 @@ SIDE_FILES = (".csv", ".tsv", ".txt", ".json", ".md")
 """Files that sit beside images in a folder (labels, notes) and are skipped without a word."""
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 """Pillow modes of one-channel files (LA: grey with alpha, which is dropped)."""
-
-
-def _path(value: object, name: str) -> Path:
-    """``value`` as a Path (a str too: the README's Python calls failed with "'str' object
-    has no attribute 'iterdir'"), or a TypeError naming ``name``."""
-    if not isinstance(value, str | os.PathLike) or isinstance(value, bytes):
-        raise TypeError(f"`{name}` must be a path (str or Path), got {type(value).__name__}")
-    return Path(value)
 
 
 def _size(size: object) -> tuple[int, int] | None:
@@ -62,7 +55,7 @@ def image_files(folder: Path, name: str = "--input") -> list[Path]:
     """The image files of ``folder`` (by extension, sorted by name as strings, so
     ``slice_10`` comes before ``slice_2``; other files and hidden ones, such as macOS ``._``
     files, are skipped)."""
-    folder = _path(folder, "folder")
+    folder = path_argument(folder, "folder")
     shown = sorted(f for f in folder.iterdir() if not f.name.startswith("."))
     files = [f for f in shown if f.is_file() and f.suffix.lower() in IMAGE_FILES]
     if not files:
@@ -205,7 +198,7 @@ def read_image(
     one as colour; a multi-page file) are warned about, or collected in ``notes`` for
     :func:`read_images` to warn about once per kind. ``as_first``: ``channels`` are the first
     file's (no model chose them), as the notices say."""
-    path, size = _path(path, "path"), _size(size)
+    path, size = path_argument(path, "path"), _size(size)
     if channels not in (1, 3):
         raise ValueError(
             f"`{name}` image files are read as 1 or 3 channels, and the model takes {channels}; "
@@ -282,7 +275,7 @@ def read_images(
             f"folder's), got {type(files).__name__}"
         )
     check(len(files) > 0, ValueError, "`files` must name at least one image file, got none")
-    files = [_path(f, "files") for f in files]
+    files = [path_argument(f, "files") for f in files]
     size = _size(size)
     notes: Notes = {}
     as_first = channels is None
@@ -475,8 +468,8 @@ def load_masks_for(
     the images were read from (the option ``images_name`` gave), or a .npy/.pt batch in the
     images' order (:func:`cfx.data.io.load_masks`). ``unread``: the folder's other image
     files (not read here), whose masks are not warned about as matching no image."""
-    path = _path(path, "path")
-    files = None if files is None else [_path(f, "files") for f in files]
+    path = path_argument(path, "path")
+    files = None if files is None else [path_argument(f, "files") for f in files]
     if path.is_dir() or path.suffix.lower() in IMAGE_FILES:
         if files is None:
             raise ValueError(

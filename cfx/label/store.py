@@ -38,7 +38,7 @@ import numpy as np
 from torch import Tensor
 
 from cfx.errors import UnknownNameError
-from cfx.files import make_folder, write_atomic
+from cfx.files import make_folder, path_argument, write_atomic
 from cfx.images import check_images, to_uint8
 from cfx.label.classes import as_index, check_class_names
 from cfx.reprs import short_repr
@@ -404,12 +404,8 @@ def task_folder(directory: object, name: str = "directory") -> Path:
     naming ``name`` for anything else (``Path(None)`` named no argument)."""
     if isinstance(directory, Task):
         return directory.directory
-    if not isinstance(directory, str | os.PathLike) or isinstance(directory, bytes):
-        raise TypeError(
-            f"`{name}` must be a task folder (str or Path) or a cfx.label.Task, got "
-            f"{type(directory).__name__}"
-        )
-    return Path(directory).absolute()
+    expected = "a task folder (str or Path) or a cfx.label.Task"
+    return path_argument(directory, name, expected).absolute()
 
 
 def read_task(directory: TaskFolder) -> Task:
