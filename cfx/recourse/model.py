@@ -487,13 +487,8 @@ class ModelView:
             raw = np.asarray(decision(self.codec.to_frame(Z)), dtype=np.float64).reshape(-1)
             raw = raw if self.positive == 1 else -raw
             if self._decision_is_log_odds is None and len(Z):
-                self._decision_is_log_odds = self._matches_proba(Z[:64], raw[:64])
+                self._decision_is_log_odds = is_log_odds(raw[:64], self.proba(Z[:64]))
             if self._decision_is_log_odds:
                 return raw
         p = np.clip(self.proba(Z), 1e-15, 1 - 1e-15)
         return np.log(p) - np.log1p(-p)
-
-    def _matches_proba(self, Z: np.ndarray, raw: np.ndarray) -> bool:
-        """Whether ``raw`` (decision values of ``Z``, approval side) is the log-odds of the
-        model's ``predict_proba`` on those rows (:func:`is_log_odds`)."""
-        return is_log_odds(raw, self.proba(Z))

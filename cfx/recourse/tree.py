@@ -147,7 +147,7 @@ class TreeMILP:
                 "loss='exponential'). Use method='search'."
             )
         E = self.encode(Z_train[:1])
-        raw = self.sign * float(np.asarray(final.decision_function(E)).reshape(-1)[0])
+        raw = float(scores[0])  # the sample's first row is Z_train's: its score, not again
         self.offset = raw - sum(float(tr.value[_leaf(tr, E[0])]) for tr in self.trees)
         width = E.shape[1]
         self.owner = np.full(width, -1)
