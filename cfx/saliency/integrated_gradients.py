@@ -20,13 +20,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cfx.calls import class_logits
 from cfx.errors import MapQualityNotice, check, fail
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Reduction,
+    all_logits,
     check_input,
-    chunks,
     frozen,
     input_gradient,
     make_baseline,
@@ -133,7 +132,7 @@ class IntegratedGradients:
         maps = maps.detach()  # plain, as the other methods' maps
         if self.reduce == "sum":  # the maps keep completeness: say when the rule missed it
             with frozen(self.model), torch.no_grad():
-                f_b = _logits(self.model, base, size)
+                f_b = all_logits(self.model, base, size)
             _warn_unconverged(_relative_gap(maps, f_x, f_b, tgt), n, self.method)
         return maps
 
@@ -172,13 +171,8 @@ def completeness_gap(
     size = positive_int("batch_size", batch_size)
     base = make_baseline(baseline, x)
     with frozen(model), torch.no_grad():
-        f_x, f_b = _logits(model, x, size), _logits(model, base, size)
+        f_x, f_b = all_logits(model, x, size), all_logits(model, base, size)
     return _relative_gap(maps, f_x, f_b, targets_from(target, f_x))
-
-
-def _logits(model: Classifier, x: Tensor, size: int) -> Tensor:
-    """The model's logits ``(B, K)`` on ``x``, ``size`` images at a time."""
-    return torch.cat([class_logits(model, x[a:b], name="model") for a, b in chunks(len(x), size)])
 
 
 def _relative_gap(maps: Tensor, f_x: Tensor, f_b: Tensor, target: Tensor) -> Tensor:
