@@ -521,6 +521,12 @@ def test_a_last_update_that_breaks_the_model_is_caught(slices, tmp_path):
 # --- class balance ------------------------------------------------------------------------------
 
 
+def _linear_run(out, images, labels, cfg, **kwargs):
+    """``train_classifier`` on a fresh linear model of 4x4 images (16 pixels, 2 classes)."""
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    return train_classifier(net, images, labels, out, cfg, show_progress=False, **kwargs)
+
+
 def _bias_only_run(tmp_path, labels: torch.Tensor, balanced: bool) -> float:
     """Train a model whose logits are its bias alone (every image is 0) on the whole data
     at each step, and return its probability of class 1: cross-entropy's optimum is the
@@ -578,14 +584,7 @@ def test_imbalanced_labels_give_a_notice_unless_balanced(tmp_path, caplog):
     images = torch.zeros(40, 1, 4, 4)
     cfg = ClassifierTrainingConfig(epochs=1, augment=False)
     with caplog.at_level("WARNING", logger="cfx.training.classifier"):
-        train_classifier(
-            nn.Sequential(nn.Flatten(), nn.Linear(16, 2)),
-            images,
-            labels,
-            tmp_path / "a",
-            cfg,
-            show_progress=False,
-        )
+        _linear_run(tmp_path / "a", images, labels, cfg)
     notices = [r for r in caplog.records if getattr(r, "cfx_imbalanced", False)]
     assert len(notices) == 1
     assert "(class 0: 32, class 1: 8)" in notices[0].getMessage()
@@ -593,24 +592,10 @@ def test_imbalanced_labels_give_a_notice_unless_balanced(tmp_path, caplog):
     caplog.clear()
     labels[8] = 1  # 31 to 9: under four to one
     with caplog.at_level("WARNING", logger="cfx.training.classifier"):
-        train_classifier(
-            nn.Sequential(nn.Flatten(), nn.Linear(16, 2)),
-            images,
-            labels,
-            tmp_path / "b",
-            cfg,
-            show_progress=False,
-        )
+        _linear_run(tmp_path / "b", images, labels, cfg)
         balanced = ClassifierTrainingConfig(epochs=1, augment=False, balanced=True)
         labels[8] = 0
-        train_classifier(
-            nn.Sequential(nn.Flatten(), nn.Linear(16, 2)),
-            images,
-            labels,
-            tmp_path / "c",
-            balanced,
-            show_progress=False,
-        )
+        _linear_run(tmp_path / "c", images, labels, balanced)
     assert not [r for r in caplog.records if getattr(r, "cfx_imbalanced", False)]
 
 
@@ -651,8 +636,7 @@ def test_balanced_is_part_of_the_run_and_old_checkpoints_resume(tmp_path):
 
     def run(balanced: bool) -> None:
         cfg = ClassifierTrainingConfig(epochs=1, augment=False, balanced=balanced)
-        net = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
-        train_classifier(net, images, labels, tmp_path, cfg, show_progress=False)
+        _linear_run(tmp_path, images, labels, cfg)
 
     run(balanced=True)
     with pytest.raises(ValueError, match=r"different run.*config.balanced: true before, unset"):
@@ -717,23 +701,9 @@ def test_unit_range_training_images_are_noticed(tmp_path, caplog):
     unit = torch.rand(16, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     cfg = ClassifierTrainingConfig(epochs=1, augment=False)
     with caplog.at_level("WARNING"):
-        train_classifier(
-            nn.Sequential(nn.Flatten(), nn.Linear(16, 2)),
-            unit,
-            labels,
-            tmp_path / "a",
-            cfg,
-            show_progress=False,
-        )
+        _linear_run(tmp_path / "a", unit, labels, cfg)
     assert caplog.text.count("no pixel of the 16 training images is below 0") == 1
     caplog.clear()
     with caplog.at_level("WARNING"):
-        train_classifier(
-            nn.Sequential(nn.Flatten(), nn.Linear(16, 2)),
-            unit * 2 - 1,
-            labels,
-            tmp_path / "b",
-            cfg,
-            show_progress=False,
-        )
+        _linear_run(tmp_path / "b", unit * 2 - 1, labels, cfg)
     assert "is below 0" not in caplog.text
