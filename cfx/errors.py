@@ -134,6 +134,14 @@ def check_int(name: str, value: object, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_integer(name: str, value: object) -> int:
+    """``value`` as an int of any sign (a numpy int too; bools are not), or a ``TypeError``
+    naming ``name``: for seeds that torch's ``manual_seed`` takes negative as well."""
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an int, got {value!r}")
+    return int(value)
+
+
 def check_seed(name: str, value: object, *, optional: bool = True, bits: int = 32) -> int | None:
     """``value`` when it is an int in [0, 2**bits), or None when ``optional``; a ``TypeError``
     for any other type (bools and floats such as 1.5 included), a ``ValueError`` outside the

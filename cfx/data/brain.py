@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.errors import shape_or_type
+from cfx.errors import check_integer, shape_or_type
 from cfx.images import from_unit
 from cfx.reprs import short_repr
 
@@ -138,9 +138,7 @@ def make_dataset(
     """
     if isinstance(n, bool) or not isinstance(n, Integral) or n <= 0:
         raise ValueError(f"`n` must be a positive int, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise TypeError(f"`seed` must be an int, got {seed!r}")
-    n, seed = int(n), int(seed)  # numpy integers too
+    n, seed = int(n), check_integer("seed", seed)  # numpy integers too
     if not isinstance(tagged, bool | np.bool_):  # 'no' would tag every slice
         raise TypeError(f"`tagged` must be a bool, got {tagged!r}")
     if tag_correlation is not None and not tagged:  # untagged slices have no marker

@@ -14,12 +14,18 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from numbers import Integral
 
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import UnknownNameError, check, check_int, shape_or_type, shown_rows
+from cfx.errors import (
+    UnknownNameError,
+    check,
+    check_int,
+    check_integer,
+    shape_or_type,
+    shown_rows,
+)
 from cfx.images import binary_masks
 from cfx.reprs import short_repr
 from cfx.saliency import metrics as M
@@ -310,12 +316,8 @@ def compare_methods(
         show_progress: tqdm bar over methods.
     """
     x = check_input(x, model)  # the probe's notices come once, here
-    check(
-        isinstance(seed, Integral) and not isinstance(seed, bool),
-        TypeError,
-        f"`seed` must be an int, got {seed!r}",
-    )
-    seed = int(seed)  # a numpy int passed the check and failed in manual_seed, naming nothing
+    # an int: a numpy int passed a bare Integral check and failed in manual_seed
+    seed = check_integer("seed", seed)
     # checked before any method runs, not by the first score after minutes of RISE or LIME
     faithfulness_steps = check_int("faithfulness_steps", faithfulness_steps)
     batch_size = check_int("batch_size", batch_size)

@@ -15,13 +15,12 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import MapQualityNotice, check, counted
+from cfx.errors import MapQualityNotice, check, check_integer, counted
 from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
@@ -296,12 +295,8 @@ def randomise_methods(
     from cfx.progress import tqdm
     from cfx.saliency.compare import build_method
 
-    check(  # before any method runs; a float failed in manual_seed, naming nothing
-        isinstance(seed, Integral) and not isinstance(seed, bool),
-        TypeError,
-        f"`seed` must be an int, got {seed!r}",
-    )
-    seed = int(seed)  # a numpy int too
+    # before any method runs; a float failed in manual_seed, naming nothing
+    seed = check_integer("seed", seed)
     if isinstance(names, str):  # would be read letter by letter
         raise TypeError(
             f"`names` must be a list of method names, got the string {names!r}; for one "
