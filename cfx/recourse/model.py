@@ -163,6 +163,24 @@ def check_model(model: object) -> None:
         )
 
 
+def model_columns(model: Any, names: tuple[str, ...]) -> np.ndarray:
+    """The schema's feature indices in the order the model was fitted on, ``(d,)``: the order
+    of scikit-learn's ``feature_names_in_`` (a pipeline's too) when it holds exactly the schema's
+    names in another order, else the schema's own order. scikit-learn refuses a frame whose
+    columns come in another order than at fit, so a model fitted on ``X[["c", "a", "b"]]`` of a
+    schema ``a, b, c`` was refused."""
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is not None:
+        try:
+            fitted = [str(n) for n in fitted]
+        except TypeError:  # not a sequence of names: the schema's order
+            fitted = None
+    if fitted is None or len(fitted) != len(names) or sorted(fitted) != sorted(names):
+        return np.arange(len(names))
+    where = {name: j for j, name in enumerate(names)}
+    return np.array([where[n] for n in fitted], dtype=np.int64)
+
+
 def approved_column(model: Any, approved: Hashable) -> int:
     """The column of ``model.predict_proba`` that holds the probability of ``approved``, the
     class label that means approved: its place in the model's ``classes_`` (a pipeline's final
@@ -295,19 +313,22 @@ class SeparableEncoding:
         codec: Codec,
         Z_train: np.ndarray,
         refused: tuple[frozenset[int], ...] = (),
+        frame: Callable[[np.ndarray], pd.DataFrame] | None = None,
     ) -> SeparableEncoding | None:
         """``refused``: per feature, category codes the encoder fails on (see
-        :meth:`ModelView.read_refused`); they are not probed and their table rows are NaN."""
+        :meth:`ModelView.read_refused`); they are not probed and their table rows are NaN.
+        ``frame(Z)``: the data frame the encoder is given (default ``codec.to_frame``)."""
         import warnings
 
         transform = getattr(encoder, "transform", None)
         if not callable(transform):
             return None
+        to_frame = frame or codec.to_frame
 
         def enc(Z: np.ndarray) -> np.ndarray:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return _dense(transform(codec.to_frame(Z)))
+                return _dense(transform(to_frame(Z)))
 
         ref = Z_train[:1]  # (1, d)
         probes: list[np.ndarray] = []
@@ -387,12 +408,21 @@ class ModelView:
         self.encoding: SeparableEncoding | None = None
         self._final: Any = None
         self.positive = approved_column(model, approved)  # predict_proba's approved column
+        # the schema's feature indices in the model's column order (model_columns)
+        self.columns = model_columns(model, codec.names)
+        self._reordered = bool((self.columns != np.arange(codec.d)).any())
         # per feature: the category codes the model refuses (see read_refused)
         self.refused: tuple[frozenset[int], ...] = tuple(frozenset() for _ in range(codec.d))
         self.calls = 0
         self.rows = 0
         # whether decision_function is the log-odds of predict_proba (None: not yet seen)
         self._decision_is_log_odds: bool | None = None
+
+    def frame(self, Z: np.ndarray) -> pd.DataFrame:
+        """The data frame the model is called on: codes ``Z`` ``(n, d)`` with the training
+        frame's dtypes, columns in the order the model was fitted on (:func:`model_columns`)."""
+        out = self.codec.to_frame(Z)
+        return out.iloc[:, self.columns] if self._reordered else out
 
     def read_refused(self, ref: np.ndarray) -> None:
         """Find the categories ``model.predict_proba`` fails on, changing one feature of the
@@ -435,14 +465,16 @@ class ModelView:
         encoder, final = split_pipeline(self.model)
         if encoder is None or not callable(getattr(final, "predict_proba", None)):
             return
-        encoding = SeparableEncoding.read(encoder, self.codec, Z_train, self.refused)
+        encoding = SeparableEncoding.read(
+            encoder, self.codec, Z_train, self.refused, frame=self.frame
+        )
         if encoding is None:
             return
         sample = Z_train[:: max(1, len(Z_train) // 128)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fast = np.asarray(final.predict_proba(encoding.encode(sample)), dtype=np.float64)
-        slow = np.asarray(self.model.predict_proba(self.codec.to_frame(sample)), np.float64)
+        slow = np.asarray(self.model.predict_proba(self.frame(sample)), np.float64)
         if fast.shape == slow.shape and np.abs(fast - slow).max() <= 1e-9:
             self.encoding, self._final = encoding, final
 
@@ -468,7 +500,7 @@ class ModelView:
         self.calls += 1
         self.rows += len(Z)
         try:
-            out = np.asarray(self.model.predict_proba(self.codec.to_frame(Z)), dtype=np.float64)
+            out = np.asarray(self.model.predict_proba(self.frame(Z)), dtype=np.float64)
         except Exception as err:  # the model's own error, kept; said whose it is
             err.add_note(f"(raised by `model.predict_proba` on a frame of {len(Z)} row(s))")
             raise
@@ -484,7 +516,7 @@ class ModelView:
         if callable(decision) and self._decision_is_log_odds is not False:
             self.calls += 1
             self.rows += len(Z)
-            raw = np.asarray(decision(self.codec.to_frame(Z)), dtype=np.float64).reshape(-1)
+            raw = np.asarray(decision(self.frame(Z)), dtype=np.float64).reshape(-1)
             raw = raw if self.positive == 1 else -raw
             if self._decision_is_log_odds is None and len(Z):
                 self._decision_is_log_odds = is_log_odds(raw[:64], self.proba(Z[:64]))

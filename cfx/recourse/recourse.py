@@ -238,9 +238,10 @@ class Recourse:
                 raise
             raise ValueError(
                 f"`model.predict_proba` failed on a frame of the schema's {len(codec.names)} "
-                f"columns, in the schema's order: {type(err).__name__}: {err}. cfx calls the "
-                "model with exactly those columns; a model that needs others, or another "
-                "order, must be wrapped to supply them"
+                f"columns: {type(err).__name__}: {err}. cfx calls the model with exactly those "
+                "columns, in the order its `feature_names_in_` gives (scikit-learn's) or else "
+                "the schema's; a model that needs other columns, or another order it does not "
+                "record, must be wrapped to supply them"
             ) from err
         _warn_unseen_categories(self.schema, Z, view.refused)
         # judged at 0.5, whatever the threshold: a higher one denies more by design

@@ -154,12 +154,14 @@ class TreeMILP:
         if view.encoding is not None:
             for j, cols in enumerate(view.encoding.columns):
                 self.owner[cols] = j
-        else:
-            self.owner[:] = np.arange(width)
+        else:  # a bare model's columns: the schema's features in its fitted order
+            self.owner[:] = view.columns
         self.cuts = [self.splits_on(j) for j in range(view.codec.d)]
 
     def encode(self, Z: np.ndarray) -> np.ndarray:
-        return Z.copy() if self.view.encoding is None else self.view.encoding.encode(Z)
+        if self.view.encoding is None:  # a bare model: its columns in its fitted order
+            return Z[:, self.view.columns]
+        return self.view.encoding.encode(Z)
 
     def score(self, Z: np.ndarray) -> np.ndarray:
         """``(n,)`` log-odds of approval computed from the trees (for checks)."""
