@@ -1,7 +1,8 @@
 """Reading users' image files (PNG, JPEG, BMP, TIFF) as cfx images, and mask files as masks.
 
 Pictures become ``(1, C, H, W)`` floats in [-1, 1]: grey for one channel, RGB for three,
-16-bit grey scaled by 65535, 32-bit float files only when they hold [0, 1]. A mask file holds
+16-bit grey scaled by 65535 (with an alpha channel, at the 8 bits Pillow decodes, and said),
+32-bit float files only when they hold [0, 1]. A mask file holds
 0 for the background and one other value for the region (0/1, 0/255, 0/65535 alike); more
 values than that (a JPEG's compression, an anti-aliased edge) are refused rather than guessed
 at. Errors and warnings call the file by ``name``, the option that gave it.
@@ -31,6 +32,7 @@ IMAGE_FILES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BATCH_FILES = (".npy", ".pt")
 SIDE_FILES = (".csv", ".tsv", ".txt", ".json", ".md")
 """Files that sit beside images in a folder (labels, notes) and are skipped without a word."""
+GREY16_ALPHA = "cfx_grey16_alpha"  # Image.info key: a 16-bit grey+alpha PNG, decoded as RGBA
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 """Pillow modes of one-channel files (LA: grey with alpha, which is dropped)."""
 
@@ -105,6 +107,9 @@ Notes = dict[str, list[tuple[str, int | str]]]
 _NOTICES = {
     "pages": "{n} page(s) (a stack?); only the first is read: save the slices as one .npy "
     "batch to use them all",
+    "eight_bits": "16-bit grey with an alpha channel, which Pillow reads at 8 bits (brightest "
+    "pixel {n} of 255: 12-bit data reads nearly black); save it without the alpha channel to "
+    "keep all 16",
     "clipped": "values up to {n}, above 16-bit full scale: they are clipped",
     "dark": "16-bit, brightest pixel {n} of 65535 ({bits}-bit data?): read as value / 65535, "
     "i.e. dark; rescale to the full range first",
@@ -153,11 +158,21 @@ def _say(
         log.warning("`%s` %s: %s", name, shown, text)
 
 
+def _grey16_alpha(img: Image.Image) -> bool:
+    """Whether ``img`` (opened, not yet loaded: Pillow forgets the PNG's raw mode on loading) is
+    a 16-bit grey PNG with alpha, which Pillow decodes as 8-bit RGBA (each value's high byte):
+    grey, but at 8 bits."""
+    png = getattr(img, "png", None)
+    return img.format == "PNG" and getattr(png, "im_rawmode", "") == "LA;16B"
+
+
 def _open(path: Path, name: str, notes: Notes | None = None) -> Image.Image:
     if not path.is_file():
         raise FileNotFoundError(f"`{name}` file not found: {path}")
     try:
         img = Image.open(path)
+        if _grey16_alpha(img):  # read as RGBA: remembered as the grey it is
+            img.info[GREY16_ALPHA] = True
         told = img.size  # a TIFF's header already gives the size its orientation turns it to
         turn = img.getexif().get(Base.Orientation, 1) if img.format == "TIFF" else 1
         img.load()
@@ -205,8 +220,11 @@ def read_image(
             "pass a .npy batch instead"
         )
     img = _open(path, name, notes)
-    if channels == 3 and img.mode in GREY_MODES:  # the other way is noted below
-        _note(notes, "grey_first" if as_first else "grey", path, img.mode, name)
+    mode = "LA" if img.info.get(GREY16_ALPHA) else img.mode  # Pillow's RGBA of it
+    if mode != img.mode:
+        _note(notes, "eight_bits", path, int(np.asarray(img.getchannel(0)).max()), name)
+    if channels == 3 and mode in GREY_MODES:  # the other way is noted below
+        _note(notes, "grey_first" if as_first else "grey", path, mode, name)
     unit: np.ndarray  # (C, H, W) in [0, 1], float32
     if img.mode == "F":  # 32-bit float: only [0, 1] has an unambiguous meaning
         raw = np.asarray(img, dtype=np.float32)
@@ -238,7 +256,7 @@ def read_image(
             _note(notes, "dark", path, int(raw.max()), name)
         unit = np.repeat(raw[None] / 65535.0, channels, axis=0)  # (C, H, W)
     else:
-        if channels == 1 and img.mode not in GREY_MODES:
+        if channels == 1 and mode not in GREY_MODES:
             colours = np.asarray(img.convert("RGB"), dtype=np.int16)
             if np.abs(np.diff(colours, axis=-1)).max() > 2:  # not grey saved as RGB
                 _note(notes, "colour_first" if as_first else "colour", path, img.mode, name)
@@ -300,11 +318,12 @@ def _header(path: Path, name: str) -> tuple[str, tuple[int, int]]:
         raise FileNotFoundError(f"`{name}` file not found: {path}")
     try:
         with Image.open(path) as img:
+            mode = "LA" if _grey16_alpha(img) else img.mode  # before getexif() decodes it
             width, height = img.size
             # shown turned a quarter (Pillow's TIFF reader reports the turned size itself)
             if img.format != "TIFF" and img.getexif().get(Base.Orientation, 1) in (5, 6, 7, 8):
                 width, height = height, width
-            return img.mode, (height, width)
+            return mode, (height, width)
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"`{name}` is not a readable image: {path} ({err})") from None
 

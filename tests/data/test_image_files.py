@@ -561,3 +561,49 @@ def test_a_phones_two_frame_jpeg_is_not_called_a_stack(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         x = read_image(path, 3)
     assert x.shape == (1, 3, 8, 8) and "page" not in caplog.text
+
+
+def _grey16_alpha_png(path, grey):
+    """A 16-bit grey PNG with an opaque alpha channel (colour type 4), which Pillow cannot
+    write: ``grey`` (H, W) uint16, stored big-endian as PNG asks."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    h, w = grey.shape
+    pixels = np.stack([grey, np.full_like(grey, 65535)], -1).astype(">u2").reshape(h, 2 * w)
+    rows = b"".join(b"\x00" + row.tobytes() for row in pixels)  # filter 0 on every row
+    header = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_a_sixteen_bit_grey_png_with_alpha_is_grey_at_eight_bits_and_says_so(tmp_path, caplog):
+    """Pillow opens a 16-bit grey+alpha PNG as 8-bit RGBA (each value's high byte): it was
+    called colour (file_channels 3; 'grey read as colour' notices did not fire) and 12-bit data
+    read nearly black in silence, where the same data without alpha is warned about."""
+    grey = np.zeros((4, 4), np.uint16)
+    grey[0, 0], grey[0, 1] = 4095, 65535
+    path = _grey16_alpha_png(tmp_path / "la16.png", grey)
+    assert file_channels(path) == 1
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        x = read_images([path], 1)
+    assert (
+        "la16.png: 16-bit grey with an alpha channel, which Pillow reads at 8 bits (brightest "
+        "pixel 255 of 255" in caplog.text
+    )
+    # the high bytes: 4095 -> 15, 65535 -> 255, read on the 8-bit scale
+    assert float(x[0, 0, 0, 0]) == pytest.approx(15 / 255 * 2 - 1, abs=1e-6)
+    assert float(x[0, 0, 0, 1]) == 1.0
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.data.image_files"):
+        read_images([path], 3)
+    assert "la16.png: grey (LA), read as colour" in caplog.text
