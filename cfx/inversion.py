@@ -355,7 +355,8 @@ def invert(
         TypeError / ValueError naming the argument: ``x`` not a finite float batch in [-1, 1]
         or not shaped like the generator's images; a bad number; an encoder whose latents do
         not have the generator's ``latent_shape``; ``perceptual`` unknown, or unavailable
-        offline (with ``steps > 0``: ``steps=0`` runs, and reports, no perceptual loss).
+        offline (with ``steps > 0`` and ``perceptual_weight > 0``: otherwise no perceptual
+        loss runs, and the result reports ``"none"``).
 
     The generator's parameters, mode and ``requires_grad`` flags are left as they were. Only
     the values of ``x`` are used (not its autograd graph); the optimisation runs with
@@ -379,8 +380,10 @@ def invert(
         raise ValueError(
             f"`perceptual` must be 'auto', 'lpips', 'encoder' or 'none', got {perceptual!r}"
         )
-    # no optimisation steps, no perceptual loss: nothing to load (LPIPS takes ~1 s) or report
-    kind, percep = ("none", None) if steps == 0 else _perceptual(generator, perceptual)
+    # no optimisation steps or a zero weight, no perceptual loss: nothing to load (LPIPS takes
+    # ~1 s), run every step or report
+    unused = steps == 0 or perceptual_weight == 0
+    kind, percep = ("none", None) if unused else _perceptual(generator, perceptual)
     # encoding alone (steps=0) needs no gradients: it also runs under torch.inference_mode()
     with frozen(generator, classifier), gradients_on() if steps > 0 else nullcontext():
         generator_probe(generator, x)  # in eval mode: a BatchNorm must not count the probe

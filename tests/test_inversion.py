@@ -210,6 +210,17 @@ def test_zero_steps_report_no_perceptual_loss_as_none_ran():
         invert(g, _images(g), steps=0, perceptual="vgg")  # a typo is an error at 0 steps too
 
 
+def test_a_zero_perceptual_weight_runs_and_reports_no_perceptual_loss():
+    """perceptual_weight=0 reported 'encoder' for a term multiplied by 0 (and ran the encoder
+    every step; with LPIPS cached it would load LPIPS for nothing)."""
+    g = WithEncoderNet()
+    x = _images(g)
+    res = invert(g, x, steps=3, perceptual="encoder", perceptual_weight=0.0)
+    assert res.perceptual == "none"
+    none = invert(g, x, steps=3, perceptual="none")
+    assert torch.equal(res.latents, none.latents)
+
+
 def test_zero_steps_without_encode_is_an_error():
     g = DecodeOnly()
     with pytest.raises(ValueError, match="`steps=0` \\(an explainer's `inversion_steps=0`\\)"):
