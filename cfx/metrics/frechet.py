@@ -32,8 +32,7 @@ def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.nd
     Reference: Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local
     Nash Equilibrium", NeurIPS 2017 (the FID).
     """
-    a = np.asarray(features_a.detach().cpu() if isinstance(features_a, Tensor) else features_a)
-    b = np.asarray(features_b.detach().cpu() if isinstance(features_b, Tensor) else features_b)
+    a, b = _array(features_a), _array(features_b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(
             f"`features_a` and `features_b` must be (N, D) with equal D, got {a.shape} and "
@@ -67,3 +66,11 @@ def _trace_sqrt(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
     inner = root_a @ cov_b @ root_a
     lam = np.linalg.eigvalsh((inner + inner.T) / 2.0)
     return float(np.sqrt(np.clip(lam, 0.0, None)).sum())
+
+
+def _array(features: object) -> np.ndarray:
+    """A numpy array of ``features`` (a tensor of any dtype: numpy has no bfloat16)."""
+    if isinstance(features, Tensor):
+        t = features.detach().cpu()
+        return np.asarray(t.double() if t.is_floating_point() else t)
+    return np.asarray(features)

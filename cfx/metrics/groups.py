@@ -17,8 +17,9 @@ def group_accuracies(
 ) -> dict[str, float]:
     """Overall accuracy, accuracy per ``class x attribute`` group, and the worst group.
 
-    ``pred``, ``labels`` ``(N,)`` class indices, ``attribute`` ``(N,)`` bool (e.g. the scanner
-    marker). Keys: ``accuracy``, ``{class}_{attribute}`` for every non-empty group, and
+    ``pred``, ``labels`` ``(N,)`` class indices, ``attribute`` ``(N,)`` bool or 0/1 (e.g. the
+    scanner marker); ``class_names`` one unique name per class, ``attribute_names`` two (absent,
+    present). Keys: ``accuracy``, ``{class}_{attribute}`` for every non-empty group, and
     ``worst_group`` (the minimum over the groups). A shortcut shows as a worst group far below
     the overall accuracy.
     """
@@ -42,6 +43,25 @@ def group_accuracies(
         f"`pred`, `labels` and `attribute` must be (N,) of one length, got "
         f"{tuple(pred.shape)}, {tuple(labels.shape)}, {tuple(attribute.shape)}",
     )
+    check(
+        bool(((attribute == 0) | (attribute == 1)).all()),
+        ValueError,  # probabilities read as all 'tag'; values 0/1/2 merged 1 and 2
+        "`attribute` must be bool or 0/1 (absent / present), got values "
+        f"{sorted({float(v) for v in attribute.unique()[:6].tolist()})}",
+    )
+    for name, names, count in (
+        ("class_names", class_names, None),
+        ("attribute_names", attribute_names, 2),
+    ):
+        check(
+            isinstance(names, tuple | list)
+            and all(isinstance(n, str) for n in names)
+            and len(set(names)) == len(names)
+            and (count is None or len(names) == count),
+            ValueError,  # a repeated name overwrote its group; a third attribute name made one
+            f"`{name}` must be a tuple of {'two' if count else 'unique'} distinct names, got "
+            f"{names!r}",
+        )
     unnamed = sorted({int(c) for c in labels.unique()} - set(range(len(class_names))))
     check(
         not unnamed,

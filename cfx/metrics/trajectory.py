@@ -196,6 +196,11 @@ def calibration_error(probs: Tensor, levels: Tensor) -> Tensor:
             f"`levels` must be ({n},) or ({probs.shape[0]}, {n}), one level per frame of "
             f"`probs` {tuple(probs.shape)}, got {shape_or_type(levels)}"
         )
+    if not levels.is_floating_point() or not bool(((levels >= 0) & (levels <= 1)).all()):
+        raise ValueError(  # levels [0, 5, 1] gave an 'error' of 4.5; a NaN level NaN
+            "`levels` must be probabilities in [0, 1] (t / T, e.g. TrajectoryResult.levels), "
+            f"got {levels.flatten()[:6].tolist()} of dtype {levels.dtype}"
+        )
     return (probs[:, 1:] - levels.to(probs).expand_as(probs)[:, 1:]).abs().amax(1)
 
 
@@ -216,16 +221,19 @@ def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 
         raise ValueError(
             f"`mask` must be ({b}, 1, {h}, {w}), one mask per image, got {shape_or_type(mask)}"
         )
-    change = (final - start).abs().sum(1, keepdim=True)  # (B, 1, H, W)
+    # summed in float32 at least: float16 sums of a 256 x 256 change overflowed to inf / inf
+    wide = torch.promote_types(_real(start), torch.float32)
+    change = (final.to(wide) - start.to(wide)).abs().sum(1, keepdim=True)  # (B, 1, H, W)
     grown = (mask != 0).to(change.dtype)
     if dilation > 0:
         grown = F.max_pool2d(grown, 2 * dilation + 1, stride=1, padding=dilation)
     total = change.flatten(1).sum(1)
     inside = (change * grown).flatten(1).sum(1)
     defined = (total > 0) & (mask != 0).flatten(1).any(1)
-    return torch.where(
+    share = torch.where(
         defined, inside / total.clamp_min(1e-12), torch.full_like(total, float("nan"))
     )
+    return share.to(_real(start))
 
 
 @torch.no_grad()
@@ -247,12 +255,16 @@ def lesion_area(segmenter: Callable[[Tensor], Tensor], frames: Tensor) -> Tensor
             name="frames",
         )
     h, w = frames.shape[-2:]
-    if not isinstance(logits, Tensor) or tuple(logits.shape[-2:]) != (h, w):
-        raise ValueError(
-            f"`segmenter` must map images (N, C, {h}, {w}) to mask logits (N, 1, {h}, {w}), "
-            f"got {shape_or_type(logits)}: a classifier's (N, K) logits are not a mask"
+    if not isinstance(logits, Tensor) or tuple(logits.shape) != (b * n, 1, h, w):
+        raise ValueError(  # a two-class segmenter's (N, 2, H, W) counted every pixel
+            f"`segmenter` must map images (N, C, {h}, {w}) to one mask logit per pixel "
+            f"(N, 1, {h}, {w}), got {shape_or_type(logits)} for N = {b * n}: a classifier's "
+            "(N, K) logits are not a mask, and a two-class segmenter's (N, 2, H, W) "
+            "logits go in as their difference (tumour minus background)"
         )
-    return (logits > 0).flatten(1).sum(1).view(b, n).to(_real(frames))
+    # counts in float32 at least: float16 read 2079 pixels as 2080
+    count = torch.promote_types(_real(frames), torch.float32)
+    return (logits > 0).flatten(1).sum(1).view(b, n).to(count)
 
 
 @torch.no_grad()
@@ -351,7 +363,8 @@ def summarise(
     (:func:`cfx.trajectory.save_result` writes null for them otherwise, so every
     ``summary.json`` has the same keys).
     """
-    from cfx.metrics.image import _l1, _psnr, _ssim
+    from cfx.images import check_images
+    from cfx.metrics.image import SCALE_LIMIT, _common, _l1, _psnr, _ssim, unit_range_notice
 
     probs = _per_sequence("probs", probs, frames=True)
     b, n = probs.shape
@@ -367,6 +380,11 @@ def summarise(
             f"`source` must be ({b}, {', '.join(map(str, frames.shape[2:]))}), one input per "
             f"sequence, got {shape_or_type(source)}"
         )
+    # the inputs are the user's images (the frames, generated, are scored as they are): a
+    # [0, 255] source gave PSNR -37 dB and SSIM 6e-7 without a word
+    check_images(source, "source", tol=SCALE_LIMIT - 1.0)
+    if float(source.detach().min()) >= 0.0 and float(source.detach().max()) > 0.0:
+        unit_range_notice("`source`")  # (an all-zero batch, mid-grey, says nothing)
     if oracle_probs is not None and (
         not isinstance(oracle_probs, Tensor) or tuple(oracle_probs.shape) != (b, n)
     ):
@@ -379,11 +397,16 @@ def summarise(
         return float(x[~torch.isnan(x)].mean()) if bool((~torch.isnan(x)).any()) else float("nan")
 
     if success is not None and not isinstance(success, Tensor):  # a list, a numpy array
-        success = torch.as_tensor(np.asarray(success, dtype=bool), device=probs.device)
+        success = torch.as_tensor(np.asarray(success), device=probs.device)
     if success is not None and tuple(success.shape) != (probs.shape[0],):
         raise ValueError(
             f"`success` must have shape ({probs.shape[0]},), one flag per sequence, got "
             f"{tuple(success.shape)}"
+        )
+    if success is not None and not bool(((success == 0) | (success == 1)).all()):
+        raise ValueError(  # probabilities in place of flags read as a share of flips
+            "`success` must be flags (bool or 0/1), one per sequence, got values "
+            f"{sorted({float(v) for v in success.flatten()[:4].tolist()})}..."
         )
     out = {
         "n": probs.shape[0],
@@ -392,9 +415,10 @@ def summarise(
         "increasing_steps": mean(increasing_steps(probs)),
         "calibration_error": mean(calibration_error(probs, levels)),
         "largest_step_share": mean(largest_step_share(frames)),
-        "l1_to_source": mean(_l1(final, source)),  # generated frames: scored as they are
-        "ssim_to_source": mean(_ssim(final, source)),
-        "psnr_to_source": mean(_psnr(final, source)),
+        # in one dtype: float32 frames beside a float64 source failed inside SSIM's conv
+        "l1_to_source": mean(_l1(*_common(final, source))),
+        "ssim_to_source": mean(_ssim(*_common(final, source))),
+        "psnr_to_source": mean(_psnr(*_common(final, source))),
     }
     if oracle_probs is not None:
         out["oracle_agreement"] = mean(oracle_agreement(oracle_probs[:, -1]))

@@ -50,3 +50,20 @@ def test_inputs_of_one_length_but_not_one_dimension_are_named():
     t = torch.zeros(2, 2, dtype=torch.long)
     with pytest.raises(ValueError, match=r"must be \(N,\)"):
         group_accuracies(t, t, t.bool())
+
+
+def test_attributes_and_names_that_would_mislabel_groups_are_refused():
+    """Probabilities as `attribute` all read as 'tag'; values 0/1/2 merged 1 and 2; a repeated
+    class name overwrote its group (worst_group 0.636 for a true 0.600); a third attribute
+    name made a copy of the second's group (session-53 audit)."""
+    labels = torch.tensor([0, 0, 1, 1])
+    pred = torch.tensor([0, 1, 1, 1])
+    tags = torch.tensor([0, 1, 0, 1])
+    assert group_accuracies(pred, labels, tags)["healthy_tag"] == 0.0  # 0/1 ints are taken
+    for bad in (torch.tensor([0.2, 0.9, 0.1, 0.7]), torch.tensor([0, 1, 2, 1])):
+        with pytest.raises(ValueError, match=r"`attribute` must be bool or 0/1"):
+            group_accuracies(pred, labels, bad)
+    with pytest.raises(ValueError, match=r"`class_names` must be a tuple of unique distinct"):
+        group_accuracies(pred, labels, tags, class_names=("x", "x"))
+    with pytest.raises(ValueError, match=r"`attribute_names` must be a tuple of two distinct"):
+        group_accuracies(pred, labels, tags, attribute_names=("a", "b", "c"))  # type: ignore[arg-type]

@@ -196,7 +196,8 @@ def test_cout_and_lesion_area_leave_a_training_model_as_it_was():
     tgt = torch.ones(4, dtype=torch.long)
     first, second = cout(model, src, cf, tgt), cout(model, src, cf, tgt)
     assert torch.equal(first, second)
-    lesion_area(torch.nn.Sequential(model[0], model[1]), torch.stack([src, cf], 1))
+    segmenter = torch.nn.Sequential(model[0], model[1], torch.nn.Conv2d(2, 1, 1))  # one logit
+    lesion_area(segmenter, torch.stack([src, cf], 1))
     assert model.training and all(m.training for m in model.modules())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -240,7 +241,7 @@ def test_logits_passed_for_probabilities_are_named():
 def test_lesion_area_refuses_a_classifier_for_a_segmenter():
     """A classifier's (N, K) logits were counted as 'lesion pixels' without a word."""
     frames = torch.zeros(2, 3, 1, 8, 8)
-    with pytest.raises(ValueError, match=r"mask logits \(N, 1, 8, 8\), got \(6, 2\)"):
+    with pytest.raises(ValueError, match=r"mask logit per pixel \(N, 1, 8, 8\), got \(6, 2\)"):
         lesion_area(lambda x: torch.ones(x.shape[0], 2), frames)
     seg = lesion_area(lambda x: x[:, :1] + 1.0, frames)  # every pixel "lesion"
     assert seg.tolist() == [[64.0] * 3] * 2
@@ -464,3 +465,68 @@ def test_summarise_takes_success_as_a_list_or_array_and_refuses_integer_frames()
         assert got["flip_rate"] == want["flip_rate"] == 0.5
     with pytest.raises(TypeError, match="`frames` must be float images in"):
         largest_step_share((frames * 100 + 100).to(torch.uint8))
+
+
+def _summarise_inputs():
+    probs = torch.tensor([[0.1, 0.6, 0.9], [0.2, 0.3, 0.4]])
+    levels = torch.tensor([0.0, 0.5, 1.0])
+    frames = torch.linspace(-1, 1, 2 * 3 * 16).view(2, 3, 1, 4, 4)
+    return probs, levels, frames
+
+
+def test_summarise_scores_a_source_of_another_dtype_and_checks_its_range():
+    """float32 frames beside a float64 source (an input loaded with numpy) failed inside
+    SSIM's conv ('expected scalar type Double but found Float'); a [0, 255] source was scored
+    as PSNR -37 dB without a word, and probabilities passed as `success` read as a flip share
+    (session-53 audit)."""
+    from cfx.errors import Notice
+    from cfx.metrics.trajectory import summarise
+
+    probs, levels, frames = _summarise_inputs()
+    source = -frames[:, 0]
+    want = summarise(probs, levels, frames, source)
+    got = summarise(probs, levels, frames, source.double())
+    for key in ("l1_to_source", "ssim_to_source", "psnr_to_source"):
+        assert got[key] == pytest.approx(want[key], rel=1e-5)  # float64 vs float32 sums
+    with pytest.raises(
+        ValueError, match=r"`source` must have values in \[-1, 1\].*raw pixel values"
+    ):
+        summarise(probs, levels, frames, (source + 1) * 127.5)
+    with pytest.warns(Notice, match=r"no pixel of `source` is below 0"):
+        summarise(probs, levels, frames, (source + 1) / 2)
+    with pytest.raises(ValueError, match=r"`success` must be flags \(bool or 0/1\)"):
+        summarise(probs, levels, frames, source, success=torch.tensor([0.2, 0.9]))
+    ones = summarise(probs, levels, frames, source, success=torch.tensor([1, 0]))
+    assert ones["flip_rate"] == 0.5
+
+
+def test_half_precision_localisation_and_lesion_area_are_the_float32_figures():
+    """float16 sums of a 256 x 256 change overflowed: localisation read NaN (its docstring's
+    'no change or empty mask'); lesion_area counted 2079 pixels as 2080."""
+    start, final = -torch.ones(2, 3, 256, 256), torch.zeros(2, 3, 256, 256)
+    mask = torch.zeros(2, 1, 256, 256, dtype=torch.bool)
+    mask[:, :, :128] = True
+    want = localisation(start, final, mask)
+    got = localisation(start.half(), final.half(), mask)
+    assert got.dtype == torch.float16
+    assert torch.allclose(got.float(), want, atol=1e-3) and not bool(got.isnan().any())
+    frames = -torch.ones(1, 1, 1, 64, 64)
+    frames.view(-1)[:2079] = 1.0
+    area = lesion_area(lambda x: x, frames.half())
+    assert area.tolist() == [[2079.0]]
+
+
+def test_lesion_area_refuses_a_two_class_segmenters_logits():
+    """(N, 2, H, W) logits passed the (H, W) check and counted every pixel of both maps' union
+    (64 of 64) as lesion."""
+    frames = torch.zeros(2, 3, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"one mask logit per pixel \(N, 1, 8, 8\).*two-class"):
+        lesion_area(lambda x: torch.cat([-x, x], 1), frames)
+
+
+def test_calibration_error_refuses_levels_that_are_not_probabilities():
+    probs = torch.tensor([[0.1, 0.5, 0.9]])
+    assert float(calibration_error(probs, torch.tensor([0.0, 0.5, 1.0]))[0]) == pytest.approx(0.1)
+    for bad in (torch.tensor([0.0, 5.0, 1.0]), torch.tensor([0.0, float("nan"), 1.0])):
+        with pytest.raises(ValueError, match=r"`levels` must be probabilities in \[0, 1\]"):
+            calibration_error(probs, bad)
