@@ -31,15 +31,48 @@ _T = TypeVar("_T")
 
 def held_modules(model: object) -> list[nn.Module]:
     """The ``nn.Module`` objects ``model`` is or holds, one level deep: ``model`` itself if
-    it is one; else those among its attributes (``vars(model)``), a function's closure
-    cells, default arguments (``lambda im, net=net: net(im)``) and the globals its code
-    reads, nested comprehensions included (``lambda im: clf(im)``, whether ``clf`` is a
-    local or a notebook's global; a decorated function is read through ``__wrapped__``) and
-    a ``functools.partial``'s function, arguments and keywords. A bound method counts as
-    its object (``wrapper.predict`` finds what ``wrapper`` holds), here and among the held
-    items (``partial(net.forward)``), and so do the items of a list, tuple or dict held
-    there (an ensemble's ``self.models = [a, b]``). Nothing deeper is searched: a module
-    held by an object the wrapper holds is not found."""
+    it is one, with the modules its function attributes hold (a :class:`TwoLogits` or
+    :class:`~cfx.images.UnitInput` around ``lambda im: net(im)``: the network was left in
+    training mode); else those among its attributes (``vars(model)``, and ``__slots__``: a
+    ``@dataclass(slots=True)`` wrapper), a function's closure cells, default arguments
+    (``lambda im, net=net: net(im)``) and the globals its code reads, nested comprehensions
+    included (``lambda im: clf(im)``, whether ``clf`` is a local or a notebook's global; a
+    decorated function is read through ``__wrapped__``) and a ``functools.partial``'s
+    function, arguments and keywords. A bound method counts as its object
+    (``wrapper.predict`` finds what ``wrapper`` holds), here and among the held items
+    (``partial(net.forward)``), and so do the items of a list, tuple or dict held there (an
+    ensemble's ``self.models = [a, b]``). Nothing deeper is searched: a module held by an
+    object the wrapper holds is not found."""
+    if inspect.ismethod(model):
+        model = model.__self__
+    if isinstance(model, nn.Module):
+        functions = [v for v in vars(model).values() if _is_function(v)]
+        inner = [m for f in functions for m in _held(f)]
+        return list({id(m): m for m in [model, *inner]}.values())
+    return _held(model)
+
+
+def _is_function(value: object) -> bool:
+    """A function, ``functools.partial`` or bound method (not a module, class or object)."""
+    return (
+        inspect.isfunction(value) or inspect.ismethod(value) or isinstance(value, functools.partial)
+    )
+
+
+def _slot_values(obj: object) -> list[object]:
+    """The values of ``obj``'s ``__slots__`` attributes (every class of its MRO)."""
+    out = []
+    for cls in type(obj).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__"):
+                with suppress(AttributeError):  # a slot never set
+                    out.append(getattr(obj, name))
+    return out
+
+
+def _held(model: object) -> list[nn.Module]:
+    """:func:`held_modules` of an object that is not an ``nn.Module`` (or a bound method)."""
     if inspect.ismethod(model):
         model = model.__self__
     if isinstance(model, nn.Module):
@@ -47,7 +80,7 @@ def held_modules(model: object) -> list[nn.Module]:
     if inspect.isfunction(model):
         with suppress(ValueError):  # ValueError: a __wrapped__ cycle
             model = inspect.unwrap(model)  # a decorated function: the one it wraps
-    held: list[object] = list(getattr(model, "__dict__", {}).values())
+    held: list[object] = [*getattr(model, "__dict__", {}).values(), *_slot_values(model)]
     if isinstance(model, functools.partial):
         held += [model.func, *model.args, *model.keywords.values()]
     if inspect.isfunction(model):
@@ -371,6 +404,12 @@ class TwoLogits(nn.Module):
                 f"{'s' if n != 1 else ''}"
             )
         out = out.reshape(out.shape[0], 1)
+        if not out.is_floating_point():  # torch.finfo failed on them, in its own words
+            raise TypeError(
+                f"the model wrapped by TwoLogits must return a floating-point {self.outputs} "
+                f"per image, got dtype {out.dtype}: class labels? cfx needs the score before "
+                "the threshold"
+            )
         if self.outputs == "probability":
             info = torch.finfo(out.dtype)
             # p is kept from 0 and 1 exactly (log(0) = -inf): below the smallest normal number
@@ -489,16 +528,16 @@ def float_weight(module: nn.Module) -> Tensor | None:
 
 
 def to_model(x: Tensor, model: object) -> Tensor:
-    """``x`` where ``model`` takes its inputs: on the device and in the dtype of its first
-    floating-point weight (:func:`float_weight`), found in the modules it holds
-    (:func:`held_modules`: a function's network too) and, for a module without weights of
-    its own (:class:`TwoLogits` around a function), in what its callables hold; unchanged
-    when there is none (a parameter-free model, or integer weights only, whose dtype is no
-    input's)."""
+    """``x`` where ``model`` takes its inputs: on the device and in the dtype of the first
+    floating-point parameter of the modules it holds (:func:`held_modules`: a function's
+    network too, and :class:`TwoLogits` around a function), else of their first
+    floating-point buffer (a wrapper's own float32 ``mean`` buffer, as
+    :class:`~cfx.images.UnitInput` keeps, cast float64 images for a float64 network to
+    float32); unchanged when there is none (a parameter-free model, or integer weights only,
+    whose dtype is no input's)."""
     found = held_modules(model)
-    if isinstance(model, nn.Module) and float_weight(model) is None:
-        found += [m for v in vars(model).values() if callable(v) for m in held_modules(v)]
-    w = next((w for m in found if (w := float_weight(m)) is not None), None)
+    tensors = [t for m in found for t in m.parameters()] + [t for m in found for t in m.buffers()]
+    w = next((t for t in tensors if t.is_floating_point()), None)
     return x if w is None else x.to(w.device, w.dtype)
 
 
@@ -548,6 +587,8 @@ def call_named(
     ``failed: <PyTorch's first line>``."""
     try:
         return fn()
+    except (torch.OutOfMemoryError, NotImplementedError):
+        raise  # RuntimeErrors a caller catches by type (a retry on a smaller batch): kept
     except RuntimeError as err:
         mismatch = dtype_device_mismatch(models, x, name)
         if mismatch is not None:

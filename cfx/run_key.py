@@ -30,17 +30,22 @@ def module_sha256(module: object) -> str | None:
     """The SHA-256 of a module's parameters and buffers by name. For an object that is not
     an ``nn.Module`` (a generator wrapper, a function around a network), the digest of the
     modules it holds (:func:`cfx.calls.held_modules`; its identity was None, and a resumed
-    run went on with another such object); ``None`` when it holds none."""
-    if not isinstance(module, nn.Module):
-        from cfx.calls import held_modules
+    run went on with another such object); ``None`` when it holds none. A module whose
+    function attributes hold networks (``TwoLogits(lambda im: net(im))``) digests those too:
+    two such wrappers around different networks had one digest."""
+    from cfx.calls import held_modules
 
+    if not isinstance(module, nn.Module):
         held = [module_sha256(m) for m in held_modules(module)]
         return json_sha256(held) if held else None
     h = hashlib.sha256()
     for name, value in module.state_dict().items():
         h.update(name.encode())
         h.update(tensors_sha256(value).encode())
-    return h.hexdigest()
+    inner = held_modules(module)[1:]  # what its functions hold (none for a plain module)
+    if not inner:
+        return h.hexdigest()
+    return json_sha256([h.hexdigest(), *(module_sha256(m) for m in inner)])
 
 
 def json_sha256(value: object) -> str:

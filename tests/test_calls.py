@@ -767,3 +767,101 @@ def test_held_modules_reads_a_functions_default_arguments():
     b = Gradient(lambda im, net=net: net(im)).attribute(x, 1)
     assert torch.equal(a, b)
     assert torch.equal(net[1].running_mean, stats) and net.training
+
+
+def _bn_dropout_net(out: int = 1) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, out),
+    ).train()
+
+
+@pytest.mark.parametrize("wrap", ["two_logits", "unit_input"])
+def test_cfx_wrappers_around_a_function_freeze_the_network_it_calls(wrap):
+    """TwoLogits(lambda im: net(im)[:, 0]) and UnitInput(lambda u: net(u)) were frozen as
+    wrappers alone: the network ran in training mode, two Gradient maps differed (Dropout)
+    and its BatchNorm statistics moved for good (session-53 audit)."""
+    from cfx.images import UnitInput
+    from cfx.saliency import Gradient
+
+    torch.manual_seed(0)
+    net = _bn_dropout_net(1 if wrap == "two_logits" else 2)
+    model = TwoLogits(lambda im: net(im)[:, 0]) if wrap == "two_logits" else UnitInput(net.forward)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    first = Gradient(model).attribute(x, 1)
+    second = Gradient(model).attribute(x, 1)
+    assert torch.equal(first, second)
+    assert net.training and all(p.requires_grad for p in net.parameters())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_a_slots_wrapper_is_frozen_like_any_other_object():
+    """A @dataclass(slots=True) wrapper has no __dict__: its network went unfrozen."""
+    from dataclasses import dataclass
+
+    @dataclass(slots=True)
+    class Slotted:
+        net: nn.Module
+
+        def __call__(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+    net = _bn_dropout_net()
+    with frozen(Slotted(net)):
+        assert not net.training and not any(p.requires_grad for p in net.parameters())
+    assert net.training
+
+
+def test_unit_input_around_a_float64_function_takes_float64_images():
+    """UnitInput's own float32 mean/std buffers were taken for the model's dtype: float64
+    images were cast to float32 for a float64 network, which failed inside it."""
+    from cfx.calls import to_model
+    from cfx.images import UnitInput
+
+    net = _bn_dropout_net(2).double()
+    model = UnitInput(lambda u: net(u), mean=(0.5,), std=(0.25,))
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64) * 2 - 1
+    assert to_model(x.float(), model).dtype == torch.float64
+
+
+def test_run_keys_tell_wrappers_around_different_functions_apart():
+    """TwoLogits(lambda: netA) and TwoLogits(lambda: netB) had one digest, so a chunked run's
+    folder made with one was read back for the other."""
+    from cfx.run_key import module_sha256
+
+    torch.manual_seed(0)
+    a, b = _bn_dropout_net(), _bn_dropout_net()
+    assert module_sha256(TwoLogits(lambda im: a(im)[:, 0])) != module_sha256(
+        TwoLogits(lambda im: b(im)[:, 0])
+    )
+    assert module_sha256(TwoLogits(a)) == module_sha256(TwoLogits(a))
+    plain = nn.Linear(2, 2)  # a plain module's digest is its state alone, as before
+    assert module_sha256(plain) == module_sha256(nn.Sequential(plain)[0])
+
+
+def test_call_named_keeps_out_of_memory_and_not_implemented_errors():
+    """torch.OutOfMemoryError (a RuntimeError) became a ValueError: a caller's
+    `except torch.OutOfMemoryError:` (retry on a smaller batch) no longer caught it."""
+    from cfx.calls import call_named
+
+    x = torch.zeros(1, 1, 2, 2)
+    for err in (torch.OutOfMemoryError("CUDA out of memory"), NotImplementedError("no")):
+
+        def fail(err=err):
+            raise err
+
+        with pytest.raises(type(err)):
+            call_named(fail, {}, x, "failed")
+
+
+def test_two_logits_names_integer_outputs_in_probability_mode_too():
+    x = torch.zeros(3, 1, 2, 2)
+    said = r"floating-point probability per image, got dtype torch.int64"
+    with pytest.raises(TypeError, match=said):
+        TwoLogits(lambda im: torch.tensor([0, 1, 1]), outputs="probability")(x)
