@@ -87,7 +87,8 @@ class BrainCNNConfig:
         image_size: ``(H, W)`` of the images the model was trained on, recorded by ``cfx train
             classifier`` so that the command line can warn when other sizes are given (a
             convolutional model's answers change with the scale it sees); None: not recorded.
-            The architecture itself takes any size.
+            The architecture itself takes any size of at least ``2**(blocks - 1)`` pixels a
+            side (each pooling halves it).
     """
 
     channels: int = 1
@@ -245,7 +246,8 @@ class BrainSegmenterConfig:
         image_size: ``(H, W)`` of the images the model was trained on, recorded by ``cfx train
             classifier`` so that the command line can warn when other sizes are given (a
             convolutional model's answers change with the scale it sees); None: not recorded.
-            The architecture itself takes any size.
+            The architecture itself takes any height and width divisible by 4 (its two
+            downsamplings and upsamplings must meet).
     """
 
     channels: int = 1
@@ -292,6 +294,11 @@ class BrainSegmenter(PretrainedMixin, nn.Module):
         self.out = nn.Conv2d(w, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 4 and (x.shape[-2] % 4 or x.shape[-1] % 4):
+            raise ValueError(  # torch said "Sizes of tensors must match" inside torch.cat
+                f"BrainSegmenter takes images whose height and width are divisible by 4 (two "
+                f"downsamplings meet two upsamplings), got {x.shape[-2]}x{x.shape[-1]}"
+            )
         e1 = self.enc1(x)  # (B, w, 64, 64)
         e2 = self.enc2(self.pool(e1))  # (B, 2w, 32, 32)
         b = self.bottom(self.pool(e2))  # (B, 4w, 16, 16)

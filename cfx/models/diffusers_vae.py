@@ -21,7 +21,8 @@ Only safetensors weights are loaded, strictly.
 
 from __future__ import annotations
 
-from numbers import Integral
+from math import isfinite
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ HUB_OPTIONS = frozenset(
     {"revision", "cache_dir", "token", "local_files_only", "force_download", "proxies", "variant"}
 )
 """``from_pretrained`` options about fetching: with any of them diffusers fetches a hub id."""
+FIXED_OPTIONS = frozenset({"use_safetensors", "low_cpu_mem_usage", "output_loading_info"})
+"""Options cfx's loader sets itself (passed again, diffusers got them twice)."""
 
 
 class DiffusersAutoencoder(nn.Module):
@@ -61,8 +64,16 @@ class DiffusersAutoencoder(nn.Module):
                 f"`image_size` must be divisible by the VAE's downsampling factor {factor}, "
                 f"got {(h, w)}"
             )
-        self.scaling = float(config.scaling_factor)
-        self.shift = float(getattr(config, "shift_factor", None) or 0.0)  # SD3 / Flux VAEs
+        scaling, shift = config.scaling_factor, getattr(config, "shift_factor", None) or 0.0
+        for field, value in (("scaling_factor", scaling), ("shift_factor", shift)):
+            if isinstance(value, bool) or not isinstance(value, Real) or not isfinite(value):
+                raise ValueError(  # null failed as float(None), naming nothing
+                    f"the VAE config's `{field}` must be a finite number, got {value!r}"
+                )
+        if scaling <= 0:
+            raise ValueError(f"the VAE config's `scaling_factor` must be > 0, got {scaling!r}")
+        self.scaling = float(scaling)
+        self.shift = float(shift)  # SD3 / Flux VAEs
         self.image_size = (h, w)
         self._latent_shape = (int(config.latent_channels), h // factor, w // factor)
 
@@ -116,6 +127,12 @@ class DiffusersAutoencoder(nn.Module):
         from cfx.zoo import CONFIG_NAME, DIFFUSERS_WEIGHTS
         from cfx.zoo.pretrained import resolve_folder
 
+        fixed = sorted(FIXED_OPTIONS & kwargs.keys())
+        if fixed:  # diffusers' "got multiple values for keyword argument" named no reason
+            raise TypeError(
+                f"{', '.join(f'`{k}`' for k in fixed)} cannot be passed: cfx loads VAEs from "
+                "safetensors only, fully in memory, and reads diffusers' loading info itself"
+            )
         where = str(name_or_path)
         path = Path(where).expanduser()
         if path.exists() or isinstance(name_or_path, Path) or where.startswith((".", "/", "~")):
@@ -143,10 +160,12 @@ class DiffusersAutoencoder(nn.Module):
                 output_loading_info=True,
                 **kwargs,
             )
-        except (OSError, ValueError, RuntimeError) as err:
+        # a damaged config.json fails inside diffusers' constructors: a missing
+        # block_out_channels as IndexError, "block_out_channels": 8 as TypeError
+        except (OSError, ValueError, RuntimeError, TypeError, IndexError, KeyError) as err:
             raise CheckpointError(
                 f"`{name_or_path}` could not be loaded as a diffusers AutoencoderKL from "
-                f"safetensors: {err}"
+                f"safetensors (is its config.json damaged?): {type(err).__name__}: {err}"
             ) from err
         problems = {k: v for k, v in info.items() if v}  # missing, unexpected, mismatched keys
         if problems:

@@ -146,7 +146,7 @@ def _recorded_sha256(card: Path, weights: str = WEIGHTS_NAME) -> str | None:
     say), which are not the weights'."""
     if not card.is_file():
         return None
-    lines = card.read_text(encoding="utf-8").splitlines()
+    lines = card_text(card).splitlines()
     named = [
         i
         for i, line in enumerate(lines)
@@ -239,6 +239,16 @@ def _architectures() -> dict[str, Architecture]:
         "cfx.models.diffusers_vae:DiffusersAutoencoder", "generator", DIFFUSERS_WEIGHTS
     )
     return known
+
+
+def card_text(card: Path) -> str:
+    """A model card's text: UTF-8, or UTF-16 with its byte-order mark (Windows PowerShell 5's
+    ``>`` writes it; a card only has to be searched for a digest, and such a card refused the
+    model with a UnicodeDecodeError naming no file); other bytes are replaced."""
+    raw = card.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16", errors="replace")
+    return raw.decode("utf-8", errors="replace")
 
 
 def _architecture(config: Path) -> Architecture:

@@ -167,7 +167,15 @@ class PretrainedMixin:
         from its model card when ``expected_sha256`` is None (False for a caller that read
         the card already, as :func:`cfx.zoo.load_classifier` does: read twice, a card's
         warning was given twice)."""
-        raw = json.loads((folder / CONFIG_NAME).read_text())
+        try:  # UnicodeDecodeError is a ValueError
+            raw = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise CheckpointError(f"`{folder / CONFIG_NAME}` is not valid JSON: {err}") from err
+        if not isinstance(raw, dict):  # [1, 2] failed as "pop expected at most 1 argument"
+            raise CheckpointError(
+                f"`{folder / CONFIG_NAME}` must hold a JSON object of config fields, got a "
+                f"{type(raw).__name__}"
+            )
         class_name = raw.pop("_class_name", cls.__name__)
         if class_name != cls.__name__:
             raise CheckpointError(

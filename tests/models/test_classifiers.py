@@ -183,3 +183,12 @@ def test_a_width_groupnorm_cannot_split_is_refused_with_the_config(width):
 def test_an_image_size_of_three_numbers_is_refused():
     with pytest.raises(ValueError, match=re.escape("got (64, 64, 3)")):
         BrainCNNConfig(image_size=(64, 64, 3))
+
+
+def test_the_segmenter_names_a_size_its_levels_cannot_meet_at():
+    """62 x 62 failed inside torch.cat ('Sizes of tensors must match ... 30 but got 31'),
+    against a docstring saying the architecture takes any size."""
+    seg = BrainSegmenter(BrainSegmenterConfig(width=8)).eval()
+    assert seg(torch.zeros(1, 1, 60, 68)).shape == (1, 1, 60, 68)
+    with pytest.raises(ValueError, match=r"divisible by 4 .* got 62x62"):
+        seg(torch.zeros(1, 1, 62, 62))

@@ -316,3 +316,35 @@ def test_cfx_trajectory_runs_a_vae_at_the_image_size_asked(tmp_path, capsys):
     zoo = ["trajectory", "--target", "healthy", "--image-size", "32", "--out", str(out)]
     assert main(zoo) == 2
     assert "--generator brain-gan draws one size: drop --image-size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"block_out_channels": None},  # deleted: IndexError inside diffusers
+        {"block_out_channels": 8},  # TypeError inside diffusers
+        {"latent_channels": "4"},
+    ],
+    ids=["no-block-out-channels", "int-block-out-channels", "str-latent-channels"],
+)
+def test_a_damaged_vae_config_is_a_checkpoint_error(folder, change):
+    """A damaged config.json escaped from inside diffusers as IndexError or TypeError, naming
+    neither the folder nor the file (session-53 audit)."""
+    config = json.loads((folder / "config.json").read_text())
+    for key, value in change.items():
+        if value is None:
+            del config[key]
+        else:
+            config[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"could not be loaded .* config\.json damaged"):
+        DiffusersAutoencoder.from_pretrained(folder)
+
+
+def test_a_scaling_factor_that_is_no_number_and_options_cfx_sets_are_named(folder):
+    vae = tiny_vae()
+    vae.register_to_config(scaling_factor=None)
+    with pytest.raises(ValueError, match=r"config's `scaling_factor` must be a finite number"):
+        DiffusersAutoencoder(vae)
+    with pytest.raises(TypeError, match=r"`low_cpu_mem_usage`, `use_safetensors` cannot be"):
+        DiffusersAutoencoder.from_pretrained(folder, use_safetensors=False, low_cpu_mem_usage=True)

@@ -97,3 +97,33 @@ def test_from_pretrained_checks_the_folders_card_and_digests_in_capitals(small, 
     BrainGAN.from_pretrained(folder, expected_sha256=good)  # given: it decides
     with pytest.raises(ValueError, match="`expected_sha256` must be 64 hex digits or None"):
         BrainGAN.from_pretrained(folder, expected_sha256="abc")
+
+
+def test_a_damaged_config_is_a_checkpoint_error_naming_it_and_a_utf16_card_is_read(small, tmp_path):
+    """from_pretrained raised JSONDecodeError / 'pop expected at most 1 argument' / a bare
+    UnicodeDecodeError for a damaged config.json (load_classifier named the file); a card
+    saved as UTF-16 (PowerShell 5's `>`) refused the model with a UnicodeDecodeError, and
+    its digest must still be checked (session-53 audit)."""
+    from cfx.zoo import load_generator
+
+    folder = small.save_pretrained(tmp_path / "m")
+    config = folder / "config.json"
+    good_config = config.read_text()
+    for bad, match in (
+        (b"{not json", "is not valid JSON"),
+        (b"\xe9", "is not valid JSON"),
+        (b"[1, 2]", "must hold a JSON object of config fields, got a list"),
+    ):
+        config.write_bytes(bad)
+        with pytest.raises(CheckpointError, match=match) as caught:
+            BrainGAN.from_pretrained(folder)
+        assert str(config) in str(caught.value)
+    config.write_text(good_config)
+    card = folder / "README.md"
+    good = sha256(folder / "model.safetensors")
+    card.write_text(f"sha256 of model.safetensors: {good}\n", encoding="utf-16")
+    BrainGAN.from_pretrained(folder)
+    load_generator(folder)
+    card.write_text("sha256 of model.safetensors: " + "0" * 64 + "\n", encoding="utf-16")
+    with pytest.raises(CheckpointError, match="sha256"):
+        BrainGAN.from_pretrained(folder)
