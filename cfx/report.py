@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from cfx.files import write_atomic
 
@@ -26,6 +27,9 @@ class Report:
     folder: Path
     sections: list[Section] = field(default_factory=list)
     about: str = ""  # after "Generated ... by cfx X.Y": how the page was made (plain text)
+
+    def __post_init__(self) -> None:
+        self.folder = Path(self.folder)  # a str folder failed at write() as str.mkdir
 
     def add(self, title: str, *parts: str) -> None:
         self.sections.append(Section(title, "\n".join(parts)))
@@ -60,6 +64,13 @@ img{{max-width:100%;border:1px solid #ddd}} code{{background:#f5f5f5;padding:0 3
         return write_atomic(self.folder / "index.html", page)  # never half a page
 
 
+def _url(name: str) -> str:
+    """A file name beside the report as an attribute's URL: percent-encoded (``case #3.png``
+    fetched ``case `` with a fragment, ``50%20off.png`` the file ``50 off.png``), then
+    escaped."""
+    return html.escape(quote(name))
+
+
 def paragraph(text: str) -> str:
     """A paragraph of plain text (escaped); spans in `backticks` become ``<code>``."""
     escaped = html.escape(text)
@@ -68,7 +79,7 @@ def paragraph(text: str) -> str:
 
 def link(href: str, text: str) -> str:
     """A link to a file beside the report (``href`` relative to it)."""
-    return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
+    return f'<a href="{_url(href)}">{html.escape(text)}</a>'
 
 
 def image(src: str, alt: str) -> str:
@@ -76,7 +87,7 @@ def image(src: str, alt: str) -> str:
     caption (a figure's explanation in ``alt`` alone was never seen by a sighted reader)."""
     text = html.escape(alt)
     return (
-        f'<figure><img src="{html.escape(src)}" alt="{text}">'
+        f'<figure><img src="{_url(src)}" alt="{text}">'
         f'<figcaption class="note">{text}</figcaption></figure>'
     )
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from cfx.filters import gaussian_blur
@@ -24,3 +25,10 @@ def test_impulse_response_is_a_normalised_symmetric_gaussian():
 def test_constant_images_and_channels_are_kept_apart():
     x = torch.stack([torch.full((8, 8), 0.3), torch.full((8, 8), -0.7)])[None]  # (1, 2, 8, 8)
     assert torch.allclose(gaussian_blur(x, 2.0), x)
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0, float("nan"), float("inf")])
+def test_gaussian_blur_refuses_a_sigma_that_is_no_positive_number(sigma):
+    """sigma=0 returned NaN images; NaN failed as 'cannot convert float NaN to integer'."""
+    with pytest.raises(ValueError, match=r"`sigma` must be"):
+        gaussian_blur(torch.zeros(1, 1, 4, 4), sigma)

@@ -9,7 +9,7 @@ def test_paragraph_escapes_text_and_turns_backticks_into_code():
     assert rp.paragraph("a < b, `purpose` is `immutable`") == (
         "<p>a &lt; b, <code>purpose</code> is <code>immutable</code></p>"
     )
-    assert rp.link("a b.csv", "x<y") == '<a href="a b.csv">x&lt;y</a>'
+    assert rp.link("a b.csv", "x<y") == '<a href="a%20b.csv">x&lt;y</a>'
 
 
 def test_a_table_escapes_its_cells_and_scrolls_in_a_box(tmp_path):
@@ -169,6 +169,18 @@ def test_a_figures_explanation_is_a_visible_caption_too():
 
     html = image("a b.png", "f < 0.5 'below'")
     assert html == (
-        '<figure><img src="a b.png" alt="f &lt; 0.5 &#x27;below&#x27;">'
+        '<figure><img src="a%20b.png" alt="f &lt; 0.5 &#x27;below&#x27;">'
         '<figcaption class="note">f &lt; 0.5 &#x27;below&#x27;</figcaption></figure>'
     )
+
+
+def test_links_and_images_are_url_encoded_and_a_str_folder_is_taken(tmp_path):
+    """'case #3.png' was fetched as 'case ' with a fragment, '50%20off.png' as '50 off.png';
+    Report('t', '/some/folder') failed at write() as str.mkdir (session-53 audit)."""
+    from cfx import report as rp
+
+    assert 'href="case%20%233.png"' in rp.link("case #3.png", "x")
+    assert 'src="50%2520off.png"' in rp.image("50%20off.png", "x")
+    assert 'href="a%26b.csv"' in rp.link("a&b.csv", "x")
+    page = rp.Report("t", str(tmp_path / "r")).write()
+    assert page == tmp_path / "r" / "index.html" and page.is_file()

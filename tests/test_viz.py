@@ -593,3 +593,52 @@ def test_shortcut_examples_refuses_an_empty_choice_of_rows(tmp_path):
     with pytest.raises(ValueError, match="`rows` must name at least one path to draw, got none"):
         shortcut_examples(report, tmp_path / "e.png", rows=[])
     assert not (tmp_path / "e.png").exists()
+
+
+def test_file_names_with_dollars_and_dots_are_drawn_and_saved_as_written(tmp_path):
+    """A `$` pair in a file name was read as mathematics: 'scan$_$.png' failed to parse and
+    lost the figure (cfx data preview wrote nothing); 'run.v2' failed as an unknown format;
+    Path row names failed in the curves' legend (session-53 audit)."""
+    from pathlib import Path
+
+    from cfx.viz import image_preview, probability_curves
+
+    images = torch.zeros(2, 1, 8, 8)
+    out = image_preview(images, tmp_path / "p.png", titles=["scan$_$.png", "price $5 to $10"])
+    assert out.is_file()
+    frames, p = _sequence(1)[None], torch.tensor([[0.2, 0.8]])
+    assert trajectory_strip(frames, p, tmp_path / "run.v2") == tmp_path / "run.v2.png"
+    probs = torch.tensor([[0.1, 0.5, 0.9], [0.2, 0.6, 0.8]])
+    levels = torch.tensor([0.0, 0.5, 1.0])
+    names = [Path("a$x$.png"), Path("b.png")]
+    assert probability_curves(probs, levels, tmp_path / "c", row_names=names).is_file()
+
+
+def test_figures_name_nan_integer_and_misshapen_inputs(tmp_path, caplog):
+    """NaN frames were drawn white (a valid all-+1 image), one NaN pixel blanked a method's
+    whole overlay, uint8 images were washed out, 8 x 8 maps were drawn over a corner of
+    16 x 16 images and rows=0 failed inside matplotlib (session-53 audit)."""
+    from cfx.viz import attack_figure, image_grid, image_preview, saliency_grid
+
+    images = torch.zeros(2, 1, 16, 16)
+    masks = torch.zeros(2, 1, 16, 16, dtype=torch.bool)
+    maps = torch.rand(1, 2, 1, 16, 16)
+    maps[0, 0, 0, 0, 0] = float("nan")
+    with caplog.at_level("WARNING", logger="cfx.viz"):
+        saliency_grid(images, masks, maps, ["m"], tmp_path / "g.png")
+        image_preview(images.clone().fill_(float("nan")), tmp_path / "n.png")
+    said = [r.getMessage() for r in caplog.records]
+    assert "`maps` holds 1 NaN or infinite value(s) (rows [0]): drawn as 0" in said
+    assert "`images` holds 512 NaN or infinite value(s) (rows [0, 1]): drawn as 0" in said
+    with pytest.raises(TypeError, match=r"`images` must be float images in \[-1, 1\], got dtype"):
+        image_grid(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), tmp_path / "u.png")
+    with pytest.raises(ValueError, match=r"`maps` must have shape \(1, 2, 1, 16, 16\)"):
+        saliency_grid(images, masks, torch.rand(1, 2, 1, 8, 8), ["m"], tmp_path / "g.png")
+    with pytest.raises(ValueError, match=r"`maps` must have shape \(2, 2, 1, 16, 16\)"):
+        saliency_grid(images, masks, maps, ["m", "extra"], tmp_path / "g.png")
+    with pytest.raises(ValueError, match=r"`maps` must have shape \(2, 1, 16, 16\)"):
+        attack_figure(images, images, maps[0, :, 0], maps[0, :, 0], tmp_path / "a.png")
+    with pytest.raises(ValueError, match=r"`rows` must be an int >= 1, got 0"):
+        saliency_grid(images, masks, maps, ["m"], tmp_path / "g.png", rows=0)
+    with pytest.raises(ValueError, match=r"`columns` must be an int >= 1, got 0"):
+        image_grid(images, tmp_path / "z.png", columns=0)

@@ -3,14 +3,39 @@ and drawing helpers of image panels."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import torch
 from torch import Tensor
 
+from cfx.errors import shown_rows
 from cfx.images import to_unit
+
+log = logging.getLogger("cfx.viz")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def plain_text(draw: _F) -> _F:
+    """Draw a figure with every text as written: a ``$`` pair in a file name or class name
+    (``price $5 to $10.png``) was read as mathematics, garbling the label, or failed to
+    parse (``scan$_$.png``) and lost the figure. matplotlib's setting is changed for the
+    call only (``rc_context``)."""
+
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> Any:
+        from matplotlib import rc_context
+
+        with rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return drawn  # type: ignore[return-value]
 
 
 def _subplots(*grid: int, figsize: tuple[float, float], **kwargs):
@@ -31,12 +56,30 @@ def _rectangle(*args, **kwargs):
 
 def _save(fig, path: str | Path, *, dpi: int) -> Path:
     """Write ``fig`` to ``path`` (creating folders; ``.png`` added to a name without a
-    suffix, as matplotlib does), return the path written."""
+    suffix matplotlib writes: ``run.v2`` is ``run.v2.png``), return the path written."""
     out = Path(path)
-    out = out if out.suffix else out.with_suffix(".png")
+    if out.suffix[1:].lower() not in fig.canvas.get_supported_filetypes():
+        out = out.with_name(out.name + ".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)
     return out
+
+
+def _finite(name: str, value: Tensor) -> Tensor:
+    """``value`` with NaN and infinite entries as 0, and a warning naming ``name`` and the
+    rows that held them: drawn as they were, a NaN frame showed white (a valid all-+1 image)
+    and one NaN pixel blanked a whole map's overlay."""
+    bad = ~torch.isfinite(value.detach())
+    if not bool(bad.any()):
+        return value
+    rows = torch.nonzero(bad.flatten(1).any(1)).flatten().tolist() if value.ndim > 1 else []
+    log.warning(
+        "`%s` holds %d NaN or infinite value(s)%s: drawn as 0",
+        name,
+        int(bad.sum()),
+        f" (rows {shown_rows(rows, 5)})" if rows else "",
+    )
+    return torch.nan_to_num(value.detach(), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _shape(name: str, value: Tensor | None, want: tuple[int | None, ...], what: str) -> None:
@@ -61,10 +104,30 @@ def _shape(name: str, value: Tensor | None, want: tuple[int | None, ...], what: 
 
 
 def _pictures(images: Tensor, name: str = "frames") -> np.ndarray:
-    """Images ``(N, C, H, W)`` in [-1, 1] with ``C`` 1 or 3 -> ``(N, H, W, C)`` in [0, 1]."""
+    """Images ``(N, C, H, W)`` in [-1, 1] with ``C`` 1 or 3 -> ``(N, H, W, C)`` in [0, 1]
+    (NaN drawn as 0, said: :func:`_finite`)."""
+    if not isinstance(images, Tensor) or images.ndim != 4:
+        raise ValueError(f"`{name}` must be images (N, C, H, W), got {_shape_of(images)}")
+    if not images.is_floating_point():  # uint8 0..255 read as [-1, 1]: washed out
+        raise TypeError(
+            f"`{name}` must be float images in [-1, 1], got dtype {images.dtype} (8-bit "
+            "pixels: cfx.images.from_unit(x.float() / 255))"
+        )
     if images.shape[1] not in (1, 3):
         raise ValueError(f"`{name}` must have 1 or 3 channels to draw, got {tuple(images.shape)}")
-    return to_unit(images.detach().float()).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    images = _finite(name, images.detach().float())
+    return to_unit(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _shape_of(value: object) -> str:
+    return str(tuple(value.shape)) if isinstance(value, Tensor) else type(value).__name__
+
+
+def _positive(name: str, value: int) -> None:
+    """An error naming ``name`` unless ``value`` is an int >= 1 (a count of rows, columns)."""
+    from cfx.errors import check_int
+
+    check_int(name, value, minimum=1)
 
 
 def _some(name: str, value: Tensor, what: str) -> None:

@@ -20,9 +20,11 @@ from cfx.viz._common import (
     _show_change,
     _some,
     _subplots,
+    plain_text,
 )
 
 
+@plain_text
 def labelled_frames(
     images: Tensor,
     labels: Tensor,

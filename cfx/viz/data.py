@@ -7,10 +7,20 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from cfx.images import to_uint8, to_unit
-from cfx.viz._common import _rectangle, _save, _shape, _subplots
+from cfx.images import to_uint8
+from cfx.viz._common import (
+    _pictures,
+    _positive,
+    _rectangle,
+    _save,
+    _shape,
+    _some,
+    _subplots,
+    plain_text,
+)
 
 
+@plain_text
 def brain_preview(
     images: Tensor,
     labels: Tensor,
@@ -26,6 +36,10 @@ def brain_preview(
     ``images`` ``(N, 1, H, W)`` in [-1, 1], ``labels`` ``(N,)``, ``masks`` ``(N, 1, H, W)`` bool,
     ``tags`` ``(N,)`` bool. Writes a PNG to ``path`` and returns it.
     """
+    _shape("images", images, (None, None, None, None), "(N, 1, H, W)")
+    n = images.shape[0]
+    for name, value in (("labels", labels), ("tags", tags)):
+        _shape(name, value, (n,), f"({n},), one per image")
     titles = [
         ("tumour" if int(label) == 1 else "healthy") + (" +tag" if bool(tag) else "")
         for label, tag in zip(labels, tags, strict=True)
@@ -35,9 +49,15 @@ def brain_preview(
 
 
 def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int = 2) -> Path:
-    """Plain uint8 PNG grid of ``(N, 1, H, W)`` images in [-1, 1] (no matplotlib)."""
+    """Plain uint8 PNG grid of ``(N, 1, H, W)`` images in [-1, 1] (no matplotlib); ``.png``
+    added to a ``path`` without a suffix."""
     from PIL import Image
 
+    _shape("images", images, (None, 1, None, None), "(N, 1, H, W), grey")
+    _some("images", images, "images")
+    _positive("columns", columns)
+    _positive("scale", scale)
+    _pictures(images, "images")  # float and finite, or said
     pics = to_uint8(images)[:, 0]  # (N, H, W)
     n, h, w = pics.shape
     rows = (n + columns - 1) // columns
@@ -46,6 +66,7 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
         r, c = divmod(i, columns)
         canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = pics[i]
     out = Path(path)
+    out = out if out.suffix else out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(canvas).resize(
         (columns * w * scale, rows * h * scale), Image.Resampling.NEAREST
@@ -54,6 +75,7 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     return out
 
 
+@plain_text
 def image_preview(
     images: Tensor,
     path: str | Path,
@@ -66,6 +88,7 @@ def image_preview(
     as cfx reads them, each titled by ``titles`` (e.g. its file name and label) and, with
     ``masks`` ``(N, 1, H, W)`` bool, its mask outlined in yellow. Writes ``path``, returns it."""
     _shape("images", images, (None, None, None, None), "(N, C, H, W)")
+    _some("images", images, "images")
     n, c = images.shape[:2]
     if c not in (1, 3):
         raise ValueError(f"`images` must have 1 or 3 channels, got {c}")
@@ -88,12 +111,13 @@ def _grid(
     for fewer images), each with its title, its mask outlined (yellow) and, where ``boxed``,
     ``box`` ``(rows, columns)`` outlined (cyan)."""
     n, c = images.shape[:2]
+    _positive("columns", columns)
     columns = max(1, min(columns, n))  # two images: two columns, not six empty ones
     rows = (n + columns - 1) // columns
     fig, axes = _subplots(
         rows, columns, figsize=(1.6 * columns, 1.75 * rows + 0.2), squeeze=False
     )  # + 0.2: one row of titles was cut at the top
-    pics = to_unit(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()  # (N, H, W, C)
+    pics = _pictures(images, "images")  # (N, H, W, C) in [0, 1]
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:

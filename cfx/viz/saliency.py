@@ -9,9 +9,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cfx.viz._common import _check_names, _drawable, _pictures, _row_name, _save, _show, _subplots
+from cfx.viz._common import (
+    _check_names,
+    _drawable,
+    _finite,
+    _pictures,
+    _positive,
+    _row_name,
+    _save,
+    _shape,
+    _show,
+    _subplots,
+    plain_text,
+)
 
 
+@plain_text
 def saliency_grid(
     images: Tensor,
     masks: Tensor,
@@ -32,7 +45,13 @@ def saliency_grid(
     path.
     """
     _check_names(row_names, images.shape[0])
-    n = min(rows, images.shape[0])
+    _positive("rows", rows)
+    b, _, h, w = images.shape
+    m = len(names)
+    _shape("masks", masks, (b, 1, h, w), f"({b}, 1, {h}, {w}), a mask per image")
+    _shape("maps", maps, (m, b, 1, h, w), f"({m}, {b}, 1, {h}, {w}): per name, a map per image")
+    maps = _finite("maps", maps)
+    n = min(rows, b)
     cols = 2 + len(names)
     fig, axes = _subplots(n, cols, figsize=(1.3 * cols, 1.35 * n + 0.3), squeeze=False)
     pics = _pictures(_drawable(images[:n]), "images")
@@ -64,6 +83,7 @@ def saliency_grid(
     return _save(fig, path, dpi=120)
 
 
+@plain_text
 def randomisation_figure(
     image: Tensor,
     original: Tensor,
@@ -93,6 +113,7 @@ def randomisation_figure(
             f"layers, got {tuple(randomised.shape)}"
         )
     both = torch.cat([original[:, None], randomised], 1)[:, :, 0].detach().abs().float().cpu()
+    both = _finite("original` and `randomised", both)
     maps = (both / both.flatten(2).amax(2).clamp_min(1e-12)[..., None, None]).numpy()
     picture = _pictures(_drawable(image[None]), "image")[0]
     cols = 2 + stages
@@ -116,6 +137,7 @@ def randomisation_figure(
     return _save(fig, path, dpi=120)
 
 
+@plain_text
 def attack_figure(
     images: Tensor,
     attacked: Tensor,
@@ -139,7 +161,14 @@ def attack_figure(
     path.
     """
     _check_names(row_names, images.shape[0])
-    n = min(rows, images.shape[0])
+    _positive("rows", rows)
+    batch, c, h, w = images.shape
+    _shape("attacked", attacked, (batch, c, h, w), f"({batch}, {c}, {h}, {w}), as `images`")
+    for name, value in (("maps", maps), ("maps_attacked", maps_attacked)):
+        _shape(name, value, (batch, 1, h, w), f"({batch}, 1, {h}, {w}), a map per image")
+    images, attacked = _finite("images", images), _finite("attacked", attacked)
+    maps, maps_attacked = _finite("maps", maps), _finite("maps_attacked", maps_attacked)
+    n = min(rows, batch)
     if region is not None and (
         region.dim() != 4
         or region.shape[0] not in (1, images.shape[0])

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from cfx.images import to_unit
-from cfx.viz._common import _save, _subplots
+from cfx.viz._common import _drawable, _finite, _pictures, _save, _show, _subplots, plain_text
 
 if TYPE_CHECKING:
     from cfx.shortcuts import ShortcutReport
@@ -33,6 +32,7 @@ def pick_examples(report: ShortcutReport, per_direction: int = 3) -> list[int]:
     return rows
 
 
+@plain_text
 def shortcut_examples(
     report: ShortcutReport,
     path: str | Path,
@@ -72,7 +72,7 @@ def shortcut_examples(
     from cfx.shortcuts.report import direction_names  # cfx.viz imports no audit machinery
 
     named = direction_names(report.class_names) | dict(directions or {})
-    change = (frames[:, -1] - frames[:, 0]).abs().sum(1)  # (B, H, W)
+    change = _finite("frames", (frames[:, -1] - frames[:, 0]).abs().sum(1))  # (B, H, W)
     marker = report.marker_masks.expand(b, -1, -1, -1)[:, 0].float()
     lesion = report.lesion_masks[:, 0].float()
     # each heat map is scaled to its own maximum: shares within a row, not sizes across rows
@@ -86,17 +86,21 @@ def shortcut_examples(
     n = max(1, len(picked))
     fig, axes = _subplots(n, 5, figsize=(8.6, 1.45 * n + 0.3), squeeze=False)
     for r, i in enumerate(picked):
-        src = to_unit(report.paths.source[i, 0]).clamp(0, 1).cpu().numpy()
-        start = to_unit(frames[i, 0, 0]).clamp(0, 1).cpu().numpy()
-        last = to_unit(frames[i, -1, 0]).clamp(0, 1).cpu().numpy()
-        heat: list[Tensor] = [change[i], report.saliency_maps[i, 0]]
-        panels = [(src, "gray"), (start, "gray"), (last, "gray")] + [
+        # colour inputs in colour: channel 0 alone drew them grey and hid a blue-side edit
+        src, start, last = _pictures(
+            _drawable(torch.stack([report.paths.source[i], frames[i, 0], frames[i, -1]]))
+        )
+        heat: list[Tensor] = [change[i], _finite("saliency_maps", report.saliency_maps[i, 0])]
+        panels = [(src, None), (start, None), (last, None)] + [
             ((h / h.max().clamp_min(1e-12)).cpu().numpy(), "inferno") for h in heat
         ]
         for c, (img, cmap) in enumerate(panels):
             ax = axes[r, c]
             ax.axis("off")
-            ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            if cmap is None:
+                _show(ax, img)
+            else:
+                ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
             if r == 0:
                 ax.set_title(heads[c], fontsize=7)
             if c >= 3:
@@ -116,7 +120,7 @@ def shortcut_examples(
         name = Path(files[i]).name if files is not None else f"image {i}"
         axes[r, 0].text(
             -2,
-            src.shape[-2] / 2,
+            src.shape[0] / 2,
             f"{name}\n{named.get(int(report.target[i]), f'target {int(report.target[i])}')}\n"
             f"p {float(p[0]):.2f}->{float(p[-1]):.2f}\nmarker share "
             f"{float(report.change.marker[i]):.2f}\n{tag}",

@@ -23,6 +23,7 @@ from cfx.viz._common import (
     _show_change,
     _some,
     _subplots,
+    plain_text,
 )
 
 
@@ -36,6 +37,7 @@ def _whole_result(first: object, path: str | Path | None, call: str) -> str | Pa
     return path
 
 
+@plain_text
 def trajectory_strip(
     frames: Tensor,
     probs: Tensor,
@@ -125,6 +127,7 @@ def _strip_caption(target_name: str | None, model_names: tuple[str, str], oracle
     return caption + (f", o: {model_names[1]}'s {p}" if oracle else "")
 
 
+@plain_text
 def change_panels(
     frames: Tensor,
     path: str | Path,
@@ -254,6 +257,7 @@ CURVE_ROWS = 10
 """Up to this many paths, :func:`probability_curves` gives each its own colour and names it."""
 
 
+@plain_text
 def probability_curves(
     probs: Tensor,
     levels: Tensor,
@@ -328,4 +332,5 @@ def probability_curves(
 
 def _short(name: str, width: int = 18) -> str:
     """A legend's row name: long file names keep their end (where they differ)."""
+    name = str(name)  # a Path too
     return name if len(name) <= width else "..." + name[-(width - 3) :]

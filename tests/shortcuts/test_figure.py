@@ -41,3 +41,24 @@ def test_the_figure_is_written_and_bad_rows_or_names_are_named(tmp_path):
         shortcut_examples(report, tmp_path / "x.png", rows=[1, 7])
     with pytest.raises(ValueError, match="`files` must name the report's 5 images, got 2"):
         shortcut_examples(report, tmp_path / "x.png", files=["a", "b"])
+
+
+def test_colour_inputs_are_drawn_in_colour(tmp_path):
+    """The input, G(z_0) and last-frame panels drew channel 0 alone, in grey: a red input
+    came out white and an edit on the blue side was invisible (session-53 audit)."""
+    from dataclasses import replace
+
+    import numpy as np
+    from PIL import Image
+
+    report = _scripted_report(ROWS)
+    frames = report.paths.frames.repeat(1, 1, 3, 1, 1)
+    frames[:, :, 0], frames[:, :, 1:] = 1.0, -1.0  # pure red
+    source = report.paths.source.repeat(1, 3, 1, 1)
+    source[:, 0], source[:, 1:] = 1.0, -1.0
+    red = replace(report, paths=replace(report.paths, frames=frames, source=source))
+    out = shortcut_examples(red, tmp_path / "red.png", rows=[1])
+    with Image.open(out) as png:
+        pixels = np.asarray(png.convert("RGB")).reshape(-1, 3).astype(int)
+    reddish = (pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] < 60)
+    assert reddish.sum() > 300  # three red panels
