@@ -92,7 +92,21 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def _stdout_closed() -> bool:
-    """Whether the reader of stdout has gone (writing it raises BrokenPipeError)."""
+    """Whether the reader of stdout has gone. Asked of the pipe itself (poll reports an
+    error on a pipe's write end without readers): flushing again could not tell, since after
+    the failed write Python had dropped the buffer, the flush succeeded and `cfx ... | head`
+    ended in 'error: Broken pipe', exit 2 (session-53 audit). Without poll (Windows) or a
+    file behind stdout, the flush."""
+    import select
+
+    try:
+        fd: int | None = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # replaced by an object without a file
+        fd = None
+    if fd is not None and hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -270,6 +270,10 @@ def _run_batch(args: argparse.Namespace) -> int:
         )
     if out.is_dir():
         raise IsADirectoryError(f"`--out` must be a file (csv or JSON Lines), got the folder {out}")
+    if args.input.is_dir():
+        raise IsADirectoryError(
+            f"`--input` must be a CSV file of applicants, got the folder {args.input}"
+        )
     if not args.input.is_file():
         raise FileNotFoundError(f"`--input` {args.input} does not exist")
     data, rec = _fitted(args)

@@ -184,6 +184,10 @@ def _shared_options(args: argparse.Namespace, n: int) -> None:
         raise ValueError(
             "`--tag-correlation` sets how often the marker goes with the label: add --tagged"
         )
+    if getattr(args, "val_n", None) == 0 and getattr(args, "val_seed", None) is not None:
+        raise ValueError(  # it was ignored without a word
+            "`--val-seed` chooses the validation slices, and --val-n 0 asks for none: drop one"
+        )
     for key, default in (BRAIN_DEFAULTS | {"n": n}).items():
         if key == "tag_correlation" and not args.tagged:  # no marker: no correlation (the
             continue  # card listed 0.5 beside "tagged": false)

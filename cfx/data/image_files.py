@@ -61,8 +61,16 @@ def image_files(folder: Path, name: str = "--input") -> list[Path]:
     shown = sorted(f for f in folder.iterdir() if not f.name.startswith("."))
     files = [f for f in shown if f.is_file() and f.suffix.lower() in IMAGE_FILES]
     if not files:
+        folders = [f.name + "/" for f in shown if f.is_dir()]
+        layout = (  # one subfolder per class (torchvision's ImageFolder): say how cfx reads
+            f": its subfolders ({', '.join(folders[:5])}{', ...' if len(folders) > 5 else ''})"
+            " are not read; cfx reads one flat folder of images, with their labels in a "
+            "file,label CSV (--labels)"
+            if folders
+            else ""
+        )
         raise ValueError(
-            f"`{name}` folder {folder} holds no image files ({', '.join(IMAGE_FILES)})"
+            f"`{name}` folder {folder} holds no image files ({', '.join(IMAGE_FILES)}){layout}"
         )
     # a labels table or notes next to the images are expected; a .dcm or a subfolder is not
     others = [
@@ -178,6 +186,8 @@ def _open(path: Path, name: str, notes: Notes | None = None) -> Image.Image:
         img.load()
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"`{name}` is not a readable image: {path} ({err})") from None
+    except Image.DecompressionBombError as err:
+        raise ValueError(_too_large(name, path, err)) from None
     if turn in (5, 6, 7, 8) and img.size != told:  # Pillow's reader turned it only in part
         raise ValueError(
             f"`{name}` {path.name} is an uncompressed TIFF turned a quarter by its EXIF "
@@ -326,6 +336,17 @@ def _header(path: Path, name: str) -> tuple[str, tuple[int, int]]:
             return mode, (height, width)
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"`{name}` is not a readable image: {path} ({err})") from None
+    except Image.DecompressionBombError as err:
+        raise ValueError(_too_large(name, path, err)) from None
+
+
+def _too_large(name: str, path: Path, err: Exception) -> str:
+    """Pillow's refusal of a file above its pixel limit (a guard against decompression
+    bombs), as one line: it came out as a traceback from every command reading images."""
+    return (
+        f"`{name}` {path.name} is too large for Pillow to open ({err}); cfx resizes images to "
+        "the model's size anyway: downsample it first (or tile a whole-slide image)"
+    )
 
 
 def image_size(path: Path, name: str = "--input") -> tuple[int, int]:

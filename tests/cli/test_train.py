@@ -678,3 +678,11 @@ def test_generator_messages_name_the_flags(tmp_path, capsys, caplog):
     assert main([*argv, "--n", "8"]) == 2
     err = capsys.readouterr().err
     assert 'the same data flags (--data: "a file" before, "brain" now)' in err
+
+
+def test_a_validation_seed_with_no_validation_slices_is_refused(tmp_path, capsys):
+    """--val-seed 7 with --val-n 0 was ignored without a word (session-53 audit)."""
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--n", "16", "--val-n", "0"]
+    assert main([*argv, "--val-seed", "7", "--out", str(tmp_path / "r")]) == 2
+    assert "`--val-seed` chooses the validation slices, and --val-n 0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

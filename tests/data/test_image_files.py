@@ -607,3 +607,25 @@ def test_a_sixteen_bit_grey_png_with_alpha_is_grey_at_eight_bits_and_says_so(tmp
     with caplog.at_level("WARNING", logger="cfx.data.image_files"):
         read_images([path], 3)
     assert "la16.png: grey (LA), read as colour" in caplog.text
+
+
+def test_a_file_above_pillows_pixel_limit_and_a_folder_of_class_folders_are_named(
+    tmp_path, monkeypatch
+):
+    """A whole-slide-sized image failed with a DecompressionBombError traceback in every
+    command reading images; a folder of one subfolder per class said only 'holds no image
+    files' (session-53 audit)."""
+    from PIL import Image as PILImage
+
+    big = _save(tmp_path / "big.png", np.zeros((40, 40), np.uint8))
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 500)  # 1,600 pixels: over twice it
+    for read in (lambda: file_channels(big), lambda: read_image(big, 1)):
+        with pytest.raises(ValueError, match=r"big\.png is too large for Pillow to open"):
+            read()
+    monkeypatch.undo()
+    classes = tmp_path / "classes"
+    for name in ("healthy", "tumour"):
+        (classes / name).mkdir(parents=True)
+        _save(classes / name / "a.png", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"its subfolders \(healthy/, tumour/\) are not read"):
+        read_images(check_input_path(classes), 1)

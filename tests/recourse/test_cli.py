@@ -376,3 +376,28 @@ def test_an_immutable_flag_for_a_feature_immutable_already_is_said(capsys, caplo
         caplog.text
     )
     assert "purpose" not in caplog.text  # a real constraint: nothing to say
+
+
+def test_a_reader_gone_before_the_output_ends_the_command_quietly():
+    """`cfx ... | head` ended in 'error: [Errno 32] Broken pipe', exit 2, about half the time:
+    after the failed write Python had dropped its buffer, so flushing again succeeded and the
+    pipe was taken for open (session-53 audit). A real pipe, its reader closed first."""
+    import os
+    import subprocess
+
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before cfx writes a byte
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "cfx", "recourse", "--applicant-index", "1", "--format", "json"]
+    done = subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, env=env, timeout=300)
+    os.close(write)
+    assert done.returncode == 141, done.stderr.decode()
+    assert b"Broken pipe" not in done.stderr
+
+
+def test_a_folder_given_as_the_input_is_named_as_a_folder(tmp_path, capsys):
+    argv = ["recourse", "--input", str(tmp_path), "--out", str(tmp_path / "plans.csv")]
+    assert main(argv) == 2
+    assert f"`--input` must be a CSV file of applicants, got the folder {tmp_path}" in (
+        capsys.readouterr().err
+    )
