@@ -642,3 +642,28 @@ def test_figures_name_nan_integer_and_misshapen_inputs(tmp_path, caplog):
         saliency_grid(images, masks, maps, ["m"], tmp_path / "g.png", rows=0)
     with pytest.raises(ValueError, match=r"`columns` must be an int >= 1, got 0"):
         image_grid(images, tmp_path / "z.png", columns=0)
+
+
+def test_an_interrupted_figure_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
+    """Ctrl-C during cfx data preview left a truncated PNG where the earlier one was
+    (session-53 audit): a figure is now written whole or not at all."""
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from cfx.viz import image_preview
+
+    out = image_preview(torch.zeros(2, 1, 8, 8), tmp_path / "p.png")
+    before = out.read_bytes()
+
+    def cut_short(self, target, *args, **kwargs):  # half a file, then Ctrl-C
+        if hasattr(target, "write"):
+            target.write(before[:20])
+        else:
+            Path(target).write_bytes(before[:20])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        image_preview(torch.ones(2, 1, 8, 8), tmp_path / "p.png")
+    assert out.read_bytes() == before

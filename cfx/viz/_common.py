@@ -56,13 +56,21 @@ def _rectangle(*args, **kwargs):
 
 def _save(fig, path: str | Path, *, dpi: int) -> Path:
     """Write ``fig`` to ``path`` (creating folders; ``.png`` added to a name without a
-    suffix matplotlib writes: ``run.v2`` is ``run.v2.png``), return the path written."""
+    suffix matplotlib writes: ``run.v2`` is ``run.v2.png``), return the path written. The
+    file is written whole or not at all (:func:`cfx.files.write_atomic`): Ctrl-C during
+    ``cfx data preview`` left a truncated PNG in place of the earlier one."""
+    import io
+
+    from cfx.files import write_atomic
+
     out = Path(path)
-    if out.suffix[1:].lower() not in fig.canvas.get_supported_filetypes():
-        out = out.with_name(out.name + ".png")
+    kind = out.suffix[1:].lower()
+    if kind not in fig.canvas.get_supported_filetypes():
+        out, kind = out.with_name(out.name + ".png"), "png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    return out
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format=kind)
+    return write_atomic(out, buffer.getvalue())
 
 
 def _finite(name: str, value: Tensor) -> Tensor:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from torch import Tensor
 
+from cfx.files import write_atomic
 from cfx.images import to_uint8
 from cfx.viz._common import (
     _pictures,
@@ -71,8 +73,9 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     img = Image.fromarray(canvas).resize(
         (columns * w * scale, rows * h * scale), Image.Resampling.NEAREST
     )
-    img.save(out)
-    return out
+    buffer = io.BytesIO()
+    img.save(buffer, format=Image.registered_extensions().get(out.suffix.lower(), "PNG"))
+    return write_atomic(out, buffer.getvalue())  # never half a file
 
 
 @plain_text

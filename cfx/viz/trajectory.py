@@ -3,6 +3,7 @@ curves."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cfx.files import write_atomic
 from cfx.images import to_uint8
 from cfx.viz._common import (
     _change,
@@ -249,8 +251,9 @@ def trajectory_gif(
     out = Path(path)
     out = out if out.suffix else out.with_suffix(".gif")
     out.parent.mkdir(parents=True, exist_ok=True)
-    seq[0].save(out, save_all=True, append_images=seq[1:], duration=ms, loop=0)
-    return out
+    buffer = io.BytesIO()
+    seq[0].save(buffer, format="GIF", save_all=True, append_images=seq[1:], duration=ms, loop=0)
+    return write_atomic(out, buffer.getvalue())  # never half an animation
 
 
 CURVE_ROWS = 10
