@@ -4,6 +4,7 @@ text), with clear errors."""
 from __future__ import annotations
 
 import csv
+import logging
 from numbers import Integral
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from torch import Tensor
 from cfx.calls import not_whole
 from cfx.errors import check, check_int, first_names, shape_or_type
 from cfx.images import binary_masks, check_images, from_unit
+
+log = logging.getLogger(__name__)
 
 
 def _load_array(path: str | Path, name: str) -> Tensor:
@@ -265,7 +268,16 @@ def _labels_from_table(
     sep = next((s for s in ("\t", ";", ",") if s in lines[0][1]), None)
     # a spreadsheet quotes a name holding the separator: "a,b.png",1
     split = (lambda line: next(csv.reader([line], delimiter=sep))) if sep else (lambda line: [line])
+    pairs = [line.split() for _, line in lines]
+    if (
+        sep is None
+        and len(pairs) > 1
+        and all(len(w) == 2 and _number(w[0]) is None for w in pairs[1:])
+    ):
+        split = str.split  # "s00.png 0": a file name and its label, spaces between (Caffe's)
     rows = [(i, [c.strip() for c in split(line)]) for i, line in lines]
+    if len(rows[0][1]) > 1 and all(cells[-1] == "" for _, cells in rows):
+        rows = [(i, cells[:-1]) for i, cells in rows]  # "0," / "a.png,1,": an empty last column
     width = len(rows[0][1])
     if width > 2 or any(len(cells) != width for _, cells in rows):
         bad = next((i for i, cells in rows if len(cells) != width), rows[0][0])
@@ -314,8 +326,14 @@ def _labels_from_table(
         labels.append(label)
     if width == 1:
         if len(rows) != n:
+            first_row = lines[0]
+            maybe = (  # pandas' Series.to_csv(index=False) writes the column name, 0, first
+                f" (is line {first_row[0]}, {first_row[1].strip()!r}, a header? drop it)"
+                if len(rows) == n + 1 and not header
+                else ""
+            )
             raise ValueError(
-                f"`{name}` ({p}) has {len(rows)} labels, one per image needs {n}{header}"
+                f"`{name}` ({p}) has {len(rows)} labels, one per image needs {n}{header}{maybe}"
             )
         if files is not None:  # one label per line, in the order the files were read
             from cfx.data.image_files import position_notice
@@ -364,9 +382,10 @@ def _labels_from_table(
             )
         used_by[hits[0]] = f.name
         out.append(by_name[hits[0]][1])
+    used = {by_name[k][0] for k in used_by}
+    unmatched = [(i, key) for i, (key, _) in rows if i not in used]
     if missing:
-        used = {by_name[k][0] for k in used_by}
-        strays = [(i, key) for i, (key, _) in rows if i not in used]  # a typo, most likely
+        strays = unmatched  # a typo, most likely
         hint = (
             "; "
             + ", ".join(f"line {i} ({key!r})" for i, key in strays[:3])
@@ -378,6 +397,16 @@ def _labels_from_table(
         raise ValueError(
             f"`{name}` ({p}) has no row for {first_names(missing)}: every image needs "
             f"a label (rows match by file name, with or without its extension){hint}"
+        )
+    if unmatched:  # images missing from the folder went unnoticed
+        shown = ", ".join(f"line {i} ({key!r})" for i, key in unmatched[:3])
+        log.warning(
+            "`%s` (%s): %d row(s) name no image in the folder (%s%s); their labels are not used",
+            name,
+            p,
+            len(unmatched),
+            shown,
+            f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else "",
         )
     return torch.tensor(out, dtype=torch.long)
 

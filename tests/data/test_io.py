@@ -491,3 +491,29 @@ def test_a_batch_read_takes_one_grey_image_without_axes(tmp_path):
     x = load_images(tmp_path / "one.npy", batch=True)
     assert x.shape == (1, 1, 16, 16)
     assert torch.equal(x, load_images(tmp_path / "one.npy", channels=1))
+
+
+def test_label_files_in_common_export_layouts_are_read_or_explained(tmp_path, caplog):
+    """Session-53 audit: a spreadsheet's trailing commas ('0,') read as 'the label '' is no
+    integer ... was read as a header'; 'name label' lines separated by a space (Caffe's
+    lists) as one column; pandas' Series.to_csv(index=False), whose first line is the
+    column name 0, as one label too many with no hint; label rows naming no image in the
+    folder were dropped without a word."""
+    files = [tmp_path / f"s{i}.png" for i in range(3)]
+    (tmp_path / "y.csv").write_text("0,\n1,\n1,\n")
+    assert load_labels(tmp_path / "y.csv", 3).tolist() == [0, 1, 1]
+    (tmp_path / "y.csv").write_text("s0.png,1,\ns1.png,0,\ns2.png,1,\n")
+    assert load_labels(tmp_path / "y.csv", 3, files=files).tolist() == [1, 0, 1]
+    (tmp_path / "y.txt").write_text("s2.png 0\ns0.png 1\ns1.png 1\n")
+    assert load_labels(tmp_path / "y.txt", 3, files=files).tolist() == [1, 1, 0]
+    (tmp_path / "y.csv").write_text("0\n1\n0\n1\n")
+    with pytest.raises(ValueError, match=r"needs 3 \(is line 1, '0', a header\? drop it\)"):
+        load_labels(tmp_path / "y.csv", 3, name="--labels")
+    (tmp_path / "y.csv").write_text("s0.png,1\ns1.png,0\ns2.png,1\ns9.png,0\n")
+    with caplog.at_level("WARNING", logger="cfx.data.io"):
+        assert load_labels(tmp_path / "y.csv", 3, files=files, name="--labels").tolist() == [
+            1,
+            0,
+            1,
+        ]
+    assert "1 row(s) name no image in the folder (line 4 ('s9.png'))" in caplog.text
