@@ -364,7 +364,7 @@ def summarise(
     ``summary.json`` has the same keys).
     """
     from cfx.images import check_images
-    from cfx.metrics.image import SCALE_LIMIT, _common, _l1, _psnr, _ssim, unit_range_notice
+    from cfx.metrics.image import SCALE_LIMIT, _common, _l1, _psnr, _ssim
 
     probs = _per_sequence("probs", probs, frames=True)
     b, n = probs.shape
@@ -381,10 +381,9 @@ def summarise(
             f"sequence, got {shape_or_type(source)}"
         )
     # the inputs are the user's images (the frames, generated, are scored as they are): a
-    # [0, 255] source gave PSNR -37 dB and SSIM 6e-7 without a word
+    # [0, 255] source gave PSNR -37 dB and SSIM 6e-7 without a word. ([0, 1] inputs are
+    # noticed where they go in: the explainer, the command; said here again, twice.)
     check_images(source, "source", tol=SCALE_LIMIT - 1.0)
-    if float(source.detach().min()) >= 0.0 and float(source.detach().max()) > 0.0:
-        unit_range_notice("`source`")  # (an all-zero batch, mid-grey, says nothing)
     if oracle_probs is not None and (
         not isinstance(oracle_probs, Tensor) or tuple(oracle_probs.shape) != (b, n)
     ):
