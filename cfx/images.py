@@ -80,6 +80,12 @@ class UnitInput(nn.Module):
             ValueError,
             f"`std` must be positive and `mean` finite, got mean {m.tolist()}, std {sd.tolist()}",
         )
+        check(  # (123.7, 116.3, 103.5) fed the model about -2 everywhere, in silence
+            bool((m.abs() <= 1).all()) and bool((sd <= 1).all()),
+            ValueError,
+            f"`mean` and `std` are on the [0, 1] scale UnitInput hands the model, got mean "
+            f"{m.tolist()}, std {sd.tolist()}: for values given in 0..255 divide both by 255",
+        )
         self.register_buffer("mean", m.view(1, -1, 1, 1))
         self.register_buffer("std", sd.view(1, -1, 1, 1))
 
@@ -130,6 +136,11 @@ def check_images(
         )
     check(x.ndim == 4, ValueError, f"`{name}` must have shape (B, C, H, W), got {tuple(x.shape)}")
     check(x.shape[0] > 0, ValueError, f"`{name}` must hold at least one image, got batch size 0")
+    check(  # (B, 0, H, W) or (B, C, 0, W) failed inside torch's amin as an IndexError
+        x[0].numel() > 0,
+        ValueError,
+        f"`{name}` must have channels and pixels, got shape {tuple(x.shape)}",
+    )
     if channels is not None:
         check(
             x.shape[1] == channels,

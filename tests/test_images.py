@@ -168,3 +168,20 @@ def test_unit_input_takes_mean_and_std_shaped_for_broadcasting():
     u = torch.tensor([1.0, 0.5]).view(1, 2, 1, 1)
     # (1 - 0.5) / 0.5 and (0.5 - 0.25) / 0.25
     assert net(from_unit(u)).flatten().tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_unit_input_refuses_a_mean_and_std_given_in_0_255_and_empty_images_are_named():
+    """mean=(123.7, 116.3, 103.5) fed the model about -2 everywhere without a word; images
+    with no channels or pixels failed inside torch as an IndexError (session-53 audit)."""
+    import pytest
+    import torch
+
+    from cfx.images import UnitInput, check_images
+
+    net = torch.nn.Identity()
+    with pytest.raises(ValueError, match=r"on the \[0, 1\] scale .* divide both by 255"):
+        UnitInput(net, mean=(123.7, 116.3, 103.5), std=(58.4, 57.1, 57.4))
+    UnitInput(net, mean=(0.5,), std=(0.5,))  # the usual [0, 1] statistics are taken
+    for shape in ((1, 0, 4, 4), (1, 1, 0, 4)):
+        with pytest.raises(ValueError, match=r"`x` must have channels and pixels, got shape"):
+            check_images(torch.zeros(shape))
