@@ -144,6 +144,12 @@ class DiffusersAutoencoder(nn.Module):
                     f"`{name_or_path}` is a diffusers pipeline folder (model_index.json): "
                     'pass its VAE, subfolder="vae" (or load_generator, which finds it)'
                 )
+            if subfolder is not None and not (path / subfolder / CONFIG_NAME).is_file():
+                raise CheckpointError(  # diffusers named the parent folder's missing config
+                    f"`{name_or_path}` has no {CONFIG_NAME} in its subfolder {subfolder!r} "
+                    f"({path / subfolder}); its subfolders: "
+                    f"{sorted(p.name for p in path.iterdir() if p.is_dir()) or 'none'}"
+                )
             where = str(path)
         elif not HUB_OPTIONS & kwargs.keys():  # a hub id: its two files, as cfx fetches
             files = tuple(

@@ -181,6 +181,9 @@ def test_a_pipeline_folder_loads_its_vae(tmp_path):
     # the same subfolder through diffusers, as a hub pipeline is loaded
     sub = DiffusersAutoencoder.from_pretrained(pipe, subfolder="vae")
     assert torch.equal(sub.decode(z), direct.decode(z))
+    # a typo in the subfolder named the pipeline folder's own missing config (session 53)
+    with pytest.raises(CheckpointError, match=r"no config\.json in its subfolder 'vea' .*'vae'"):
+        DiffusersAutoencoder.from_pretrained(pipe, subfolder="vea")
     two = _pipeline(tmp_path / "two", SD_COMPONENTS | {"vae2": ["diffusers", "AutoencoderKL"]})
     with pytest.raises(CheckpointError, match=r"lists 2 AutoencoderKL components"):
         model_source(two)
