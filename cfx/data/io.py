@@ -253,15 +253,41 @@ def _integer(cell: str) -> int | None:
     return int(value)
 
 
+def table_text(raw: bytes, what: str) -> str:
+    """A table's bytes as text (a label sheet, a labels file): UTF-8 (with or without a
+    BOM), UTF-16 with its BOM (Excel's "Unicode Text", PowerShell 5's ``>``) or, failing
+    UTF-8, Windows-1252 (Excel's CSV in western locales); a workbook or any other file is an
+    error naming ``what``."""
+    if raw.startswith(b"PK\x03\x04"):
+        raise ValueError(
+            f"{what} is a spreadsheet workbook (.xlsx or .ods), not a CSV file; save it as "
+            "CSV (UTF-8) from the spreadsheet and pass that"
+        )
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")  # -sig: spreadsheets add a BOM
+    except UnicodeDecodeError:  # a spreadsheet saved in its locale's code page (Excel's)
+        pass
+    try:
+        text = raw.decode("cp1252")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{what} is not text cfx can read (neither UTF-8 nor Windows-1252: byte "
+            f"{raw[err.start]:#04x} at {err.start}); save it as CSV (UTF-8)"
+        ) from None
+    log.warning("%s is not UTF-8: read as Windows-1252 (Excel's)", what)
+    return text
+
+
 def _labels_from_table(
     p: Path, n: int, name: str, files: list[Path] | None, words: dict[str, int]
 ) -> Tensor:
     if not p.is_file():
         raise FileNotFoundError(f"`{name}` file not found: {p}")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"`{name}` ({p}) is not a text file (UTF-8)") from err
+    # UTF-16 too (Excel's "Unicode Text", PowerShell 5's `>`): it was refused here while
+    # `cfx label import` read it
+    text = table_text(p.read_bytes(), f"`{name}` ({p})")
     lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
     if not lines:
         raise ValueError(f"`{name}` ({p}) is empty: give one label per image")

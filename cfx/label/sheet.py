@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 
+from cfx.data.io import table_text
 from cfx.files import write_atomic
 from cfx.label.classes import UNSURE_NAME, label_name, parse_label
 from cfx.label.labels import append_labels, check_labeller, label_rows
@@ -127,32 +128,6 @@ def _same_picture(item: Item, written: str, where: str) -> None:
 _SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs"}
 
 
-def _sheet_text(raw: bytes, what: str) -> str:
-    """A sheet's bytes as text: UTF-8 (with or without a BOM), UTF-16 with its BOM (Excel's
-    "Unicode Text") or, failing UTF-8, Windows-1252 (Excel's CSV in western locales); a
-    workbook or any other file is an error naming ``what``."""
-    if raw.startswith(b"PK\x03\x04"):
-        raise ValueError(
-            f"{what} is a spreadsheet workbook (.xlsx or .ods), not a CSV file; save it as "
-            "CSV (UTF-8) from the spreadsheet and import that"
-        )
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
-    try:
-        return raw.decode("utf-8-sig")  # -sig: spreadsheets add a BOM
-    except UnicodeDecodeError:  # a spreadsheet saved in its locale's code page (Excel's)
-        pass
-    try:
-        text = raw.decode("cp1252")
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"{what} is not text cfx can read (neither UTF-8 nor Windows-1252: byte "
-            f"{raw[err.start]:#04x} at {err.start}); save it as CSV (UTF-8)"
-        ) from None
-    logger.warning("%s is not UTF-8: read as Windows-1252 (Excel's)", what)
-    return text
-
-
 def import_csv(
     directory: TaskFolder, path: str | Path, *, labeller: str = "csv", name: str = "path"
 ) -> int:
@@ -209,7 +184,7 @@ def _sheet_labels(task: Task, source: Path, name: str) -> list[tuple[str, int]]:
     )
     given: list[tuple[str, int]] = []
     rows_of: dict[str, tuple[int, int]] = {}  # id -> (first row giving it, its label)
-    text = _sheet_text(source.read_bytes(), f"`{name}` {source}")
+    text = table_text(source.read_bytes(), f"`{name}` {source}")
     with io.StringIO(text, newline="") as f:
         first = f.readline()
         f.seek(0)

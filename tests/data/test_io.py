@@ -517,3 +517,11 @@ def test_label_files_in_common_export_layouts_are_read_or_explained(tmp_path, ca
             1,
         ]
     assert "1 row(s) name no image in the folder (line 4 ('s9.png'))" in caplog.text
+
+
+def test_a_labels_file_saved_as_utf16_is_read_as_cfx_label_import_reads_it(tmp_path):
+    """PowerShell 5's `>` and Excel's 'Unicode Text' write UTF-16: `--labels` refused it as
+    'not a text file (UTF-8)' while `cfx label import` read the same file (session-53 audit)."""
+    files = [tmp_path / f"s{i}.png" for i in range(2)]
+    (tmp_path / "y.csv").write_text("file,label\ns1.png,0\ns0.png,1\n", encoding="utf-16")
+    assert load_labels(tmp_path / "y.csv", 2, files=files).tolist() == [1, 0]
