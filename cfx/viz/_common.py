@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cfx.errors import shown_rows
+from cfx.errors import shape_or_type, shown_rows
 from cfx.images import to_unit
 
 log = logging.getLogger("cfx.viz")
@@ -115,7 +115,7 @@ def _pictures(images: Tensor, name: str = "frames") -> np.ndarray:
     """Images ``(N, C, H, W)`` in [-1, 1] with ``C`` 1 or 3 -> ``(N, H, W, C)`` in [0, 1]
     (NaN drawn as 0, said: :func:`_finite`)."""
     if not isinstance(images, Tensor) or images.ndim != 4:
-        raise ValueError(f"`{name}` must be images (N, C, H, W), got {_shape_of(images)}")
+        raise ValueError(f"`{name}` must be images (N, C, H, W), got {shape_or_type(images)}")
     if not images.is_floating_point():  # uint8 0..255 read as [-1, 1]: washed out
         raise TypeError(
             f"`{name}` must be float images in [-1, 1], got dtype {images.dtype} (8-bit "
@@ -125,17 +125,6 @@ def _pictures(images: Tensor, name: str = "frames") -> np.ndarray:
         raise ValueError(f"`{name}` must have 1 or 3 channels to draw, got {tuple(images.shape)}")
     images = _finite(name, images.detach().float())
     return to_unit(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def _shape_of(value: object) -> str:
-    return str(tuple(value.shape)) if isinstance(value, Tensor) else type(value).__name__
-
-
-def _positive(name: str, value: int) -> None:
-    """An error naming ``name`` unless ``value`` is an int >= 1 (a count of rows, columns)."""
-    from cfx.errors import check_int
-
-    check_int(name, value, minimum=1)
 
 
 def _some(name: str, value: Tensor, what: str) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from cfx.errors import check_int
 from cfx.files import write_atomic
 from cfx.images import to_uint8
 from cfx.viz._common import (
     _pictures,
-    _positive,
     _rectangle,
     _save,
     _shape,
@@ -57,8 +57,8 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
 
     _shape("images", images, (None, 1, None, None), "(N, 1, H, W), grey")
     _some("images", images, "images")
-    _positive("columns", columns)
-    _positive("scale", scale)
+    check_int("columns", columns)
+    check_int("scale", scale)
     _pictures(images, "images")  # float and finite, or said
     pics = to_uint8(images)[:, 0]  # (N, H, W)
     n, h, w = pics.shape
@@ -114,7 +114,7 @@ def _grid(
     for fewer images), each with its title, its mask outlined (yellow) and, where ``boxed``,
     ``box`` ``(rows, columns)`` outlined (cyan)."""
     n, c = images.shape[:2]
-    _positive("columns", columns)
+    check_int("columns", columns)
     columns = max(1, min(columns, n))  # two images: two columns, not six empty ones
     rows = (n + columns - 1) // columns
     fig, axes = _subplots(

@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cfx.errors import check_int
 from cfx.viz._common import (
     _check_names,
     _drawable,
     _finite,
     _pictures,
-    _positive,
     _row_name,
     _save,
     _shape,
@@ -45,7 +45,7 @@ def saliency_grid(
     path.
     """
     _check_names(row_names, images.shape[0])
-    _positive("rows", rows)
+    check_int("rows", rows)
     b, _, h, w = images.shape
     m = len(names)
     _shape("masks", masks, (b, 1, h, w), f"({b}, 1, {h}, {w}), a mask per image")
@@ -161,7 +161,7 @@ def attack_figure(
     path.
     """
     _check_names(row_names, images.shape[0])
-    _positive("rows", rows)
+    check_int("rows", rows)
     batch, c, h, w = images.shape
     _shape("attacked", attacked, (batch, c, h, w), f"({batch}, {c}, {h}, {w}), as `images`")
     for name, value in (("maps", maps), ("maps_attacked", maps_attacked)):
