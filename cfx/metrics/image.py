@@ -50,22 +50,18 @@ def check_image_pair(
             raise TypeError(f"`{name}` must be a floating-point tensor in [-1, 1], got {x.dtype}")
     assert isinstance(a, Tensor) and isinstance(b, Tensor)
     if values and float(a.detach().min()) >= 0.0 and float(b.detach().min()) >= 0.0:
-        unit_range_notice(f"`{names[0]}` or `{names[1]}`", stacklevel=4)
+        import warnings
 
+        from cfx.errors import Notice
 
-def unit_range_notice(what: str, stacklevel: int = 3) -> None:
-    """The notice that images ``what`` (no pixel below 0) look like [0, 1] images."""
-    import warnings
-
-    from cfx.errors import Notice
-
-    warnings.warn(
-        f"no pixel of {what} is below 0: cfx's image metrics take [-1, 1] images (data range "
-        "2, dark = -1); [0, 1] images read as a quarter of the squared error (PSNR 6 dB too "
-        "high) and shift SSIM: map them with 2x - 1 (cfx.images.from_unit)",
-        Notice,
-        stacklevel=stacklevel,
-    )
+        warnings.warn(
+            f"no pixel of `{names[0]}` or `{names[1]}` is below 0: cfx's image metrics take "
+            "[-1, 1] images (data range 2, dark = -1); [0, 1] images read as a quarter of "
+            "the squared error (PSNR 6 dB too high) and shift SSIM: map them with 2x - 1 "
+            "(cfx.images.from_unit)",
+            Notice,
+            stacklevel=3,
+        )
 
 
 def _common(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:

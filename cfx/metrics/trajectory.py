@@ -407,6 +407,8 @@ def summarise(
             "`success` must be flags (bool or 0/1), one per sequence, got values "
             f"{sorted({float(v) for v in success.flatten()[:4].tolist()})}..."
         )
+    # in one dtype: float32 frames beside a float64 source failed inside SSIM's conv
+    final_c, source_c = _common(final, source)
     out = {
         "n": probs.shape[0],
         "flip_rate": mean(flip_rate(probs[:, -1]) if success is None else success.to(probs.dtype)),
@@ -414,10 +416,9 @@ def summarise(
         "increasing_steps": mean(increasing_steps(probs)),
         "calibration_error": mean(calibration_error(probs, levels)),
         "largest_step_share": mean(largest_step_share(frames)),
-        # in one dtype: float32 frames beside a float64 source failed inside SSIM's conv
-        "l1_to_source": mean(_l1(*_common(final, source))),
-        "ssim_to_source": mean(_ssim(*_common(final, source))),
-        "psnr_to_source": mean(_psnr(*_common(final, source))),
+        "l1_to_source": mean(_l1(final_c, source_c)),
+        "ssim_to_source": mean(_ssim(final_c, source_c)),
+        "psnr_to_source": mean(_psnr(final_c, source_c)),
     }
     if oracle_probs is not None:
         out["oracle_agreement"] = mean(oracle_agreement(oracle_probs[:, -1]))
