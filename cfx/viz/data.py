@@ -10,7 +10,6 @@ from torch import Tensor
 
 from cfx.errors import check_int
 from cfx.files import write_atomic
-from cfx.images import to_uint8
 from cfx.viz._common import (
     _pictures,
     _rectangle,
@@ -59,8 +58,8 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     _some("images", images, "images")
     check_int("columns", columns)
     check_int("scale", scale)
-    _pictures(images, "images")  # float and finite, or said
-    pics = to_uint8(images)[:, 0]  # (N, H, W)
+    unit = _pictures(images, "images")[..., 0]  # (N, H, W) in [0, 1]: float, NaN said
+    pics = (unit * 255.0 + 0.5).astype(np.uint8)  # as cfx.images.to_uint8 rounds
     n, h, w = pics.shape
     rows = (n + columns - 1) // columns
     canvas = np.zeros((rows * h, columns * w), dtype=np.uint8)
