@@ -409,15 +409,14 @@ def _labels_from_table(
         used_by[hits[0]] = f.name
         out.append(by_name[hits[0]][1])
     used = {by_name[k][0] for k in used_by}
-    unmatched = [(i, key) for i, (key, _) in rows if i not in used]
+    unmatched = [(i, key) for i, (key, _) in rows if i not in used]  # a typo, most likely
+    listed = ", ".join(f"line {i} ({key!r})" for i, key in unmatched[:3]) + (
+        f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
+    )
     if missing:
-        strays = unmatched  # a typo, most likely
         hint = (
-            "; "
-            + ", ".join(f"line {i} ({key!r})" for i, key in strays[:3])
-            + (f" and {len(strays) - 3} more" if len(strays) > 3 else "")
-            + f" {'matches' if len(strays) == 1 else 'match'} no image"
-            if strays
+            f"; {listed} {'matches' if len(unmatched) == 1 else 'match'} no image"
+            if unmatched
             else ""
         )
         raise ValueError(
@@ -425,14 +424,12 @@ def _labels_from_table(
             f"a label (rows match by file name, with or without its extension){hint}"
         )
     if unmatched:  # images missing from the folder went unnoticed
-        shown = ", ".join(f"line {i} ({key!r})" for i, key in unmatched[:3])
         log.warning(
-            "`%s` (%s): %d row(s) name no image in the folder (%s%s); their labels are not used",
+            "`%s` (%s): %d row(s) name no image in the folder (%s); their labels are not used",
             name,
             p,
             len(unmatched),
-            shown,
-            f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else "",
+            listed,
         )
     return torch.tensor(out, dtype=torch.long)
 
