@@ -8,7 +8,8 @@
 
 The model is a zoo credit model (``logistic``, ``gbm``, ``mlp``), trained on the fixed training
 split, and recourse is fitted on the same rows. A batch reads a CSV with the schema's columns
-(category labels as in German Credit) and writes one line per applicant, appended and flushed
+(category labels as in German Credit; comma-, semicolon- or tab-separated; UTF-8, UTF-16 or
+Windows-1252, as spreadsheets save it) and writes one line per applicant, appended and flushed
 as each finishes: CSV (``--format csv``, the default; ``plan_1``, ``cost_1``, ... for up to
 ``k`` counterfactuals) or JSON Lines (``--format json``). Rerunning the same command skips the
 applicants already in ``--out``, so an interrupted batch resumes where it stopped; a line cut
@@ -276,13 +277,18 @@ def _run_batch(args: argparse.Namespace) -> int:
         )
     if not args.input.is_file():
         raise FileNotFoundError(f"`--input` {args.input} does not exist")
+    from cfx.data.io import table_text
+
+    # UTF-16 (Excel's "Unicode Text", PowerShell 5's `>`) and Windows-1252 too, as --labels
+    # and `cfx label import` read them: pandas' UTF-8 refused both with a decoding error
+    text = table_text(args.input.read_bytes(), f"`--input` {args.input}")
     data, rec = _fitted(args)
     try:
         as_text = [*data.schema.categorical, *([args.id_column] if args.id_column else [])]
         frame = pd.read_csv(  # ids: 007 stays
-            args.input, dtype=dict.fromkeys(as_text, "str"), sep=_separator(args.input)
+            io.StringIO(text), dtype=dict.fromkeys(as_text, "str"), sep=_separator(text)
         )
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
         raise ValueError(
             f"`--input` {args.input} must be a CSV file of applicants (a header row with the "
             f"schema's columns, then one row per applicant): {str(err).splitlines()[0]}"
@@ -332,15 +338,11 @@ def _run_batch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _separator(path: Path) -> str:
+def _separator(text: str) -> str:
     """The header's separator: a comma, or a semicolon or tab where the header has no comma
     (a spreadsheet in a comma-decimal locale saves ';'; pandas then said only "Expected 2
     fields in line 9, saw 3")."""
-    try:
-        with path.open(encoding="utf-8-sig", errors="replace") as handle:
-            header = handle.readline()
-    except OSError:
-        return ","
+    header = text.split("\n", 1)[0]
     if "," in header:
         return ","
     return next((s for s in (";", "\t") if s in header), ",")

@@ -144,7 +144,7 @@ def test_an_input_that_is_not_a_csv_of_applicants_is_named(tmp_path, applicants_
     out = str(tmp_path / "out.csv")
     for path, says in [
         (empty, "must be a CSV file of applicants"),
-        (binary, "must be a CSV file of applicants"),
+        (binary, "is not text cfx can read (neither UTF-8 nor Windows-1252"),
         (header, "has a header but no applicant rows"),
     ]:
         code = main(["recourse", "--input", str(path), "--out", out, "--no-progress"])
@@ -330,6 +330,35 @@ def test_batch_input_columns_and_separators_are_read_or_named(tmp_path, german, 
     assert "does not name" not in caplog.text  # said once, by the command line, with the hint
     assert main([*argv, str(tmp_path / "o3.csv"), "--id-column", "ApplicantID"]) == 2
     assert pd.read_csv(tmp_path / "semi.csv", sep=";").shape == (3, 21)
+
+
+def test_batch_input_saved_as_utf16_or_windows_1252_is_read(
+    tmp_path, german, split, capsys, monkeypatch
+):
+    """Excel's "Unicode Text" (UTF-16, tabs) and a western-locale CSV (Windows-1252) were
+    refused by pandas' UTF-8 ("must be a CSV file ...: 'utf-8' codec can't decode") while
+    --labels and `cfx label import` read them (session-53 CLI audit)."""
+    rows = german.X.iloc[split[1][:2]].copy()
+    rows.insert(0, "applicant", ["Müller", "Zoë"])  # not ASCII: the decoding matters
+    plain = rows.to_csv(index=False)
+    (tmp_path / "utf8.csv").write_text(plain, encoding="utf-8")
+    (tmp_path / "utf16.txt").write_text(rows.to_csv(index=False, sep="\t"), encoding="utf-16")
+    (tmp_path / "cp1252.csv").write_bytes(plain.encode("cp1252"))
+    argv = ["recourse", "--model", "logistic", "--no-progress", "--id-column", "applicant"]
+    outs = {}
+    for name in ("utf8.csv", "utf16.txt", "cp1252.csv"):
+        outs[name] = tmp_path / f"{name}.plans.csv"
+        assert main([*argv, "--input", str(tmp_path / name), "--out", str(outs[name])]) == 0
+    want = [{k: v for k, v in r.items() if k != "seconds"} for r in _rows(outs["utf8.csv"])]
+    assert [r["index"] for r in want] == ["Müller", "Zoë"]
+    for name in ("utf16.txt", "cp1252.csv"):
+        assert [{k: v for k, v in r.items() if k != "seconds"} for r in _rows(outs[name])] == want
+    # a workbook is named as one, before the model is fitted
+    (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04" + bytes(40))
+    monkeypatch.setattr("cfx.cli.recourse._fitted", lambda *a: 1 / 0)
+    capsys.readouterr()
+    assert main([*argv, "--input", str(tmp_path / "book.xlsx"), "--out", str(tmp_path / "o")]) == 2
+    assert "is a spreadsheet workbook (.xlsx or .ods), not a CSV file" in capsys.readouterr().err
 
 
 def test_a_refused_rerun_names_the_flags_not_the_settings_names(tmp_path, applicants_csv, capsys):
