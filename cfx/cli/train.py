@@ -426,6 +426,7 @@ def _training(args: argparse.Namespace) -> Iterator[None]:
         text = str(err)
         # the changes are the last parenthesised list; paths before it stay as they are
         head, paren, changes = text.replace("`out` (", "`--out` (", 1).rpartition(" (")
+        changes = _arch_change(changes)
         flagged = (
             head
             + paren
@@ -449,6 +450,20 @@ def _training(args: argparse.Namespace) -> Iterator[None]:
                 out / "model",
             )
         raise
+
+
+def _arch_change(changes: str) -> str:
+    """Another ``--arch`` in a run's folder, said as the flag: the library names the model's
+    class and every setting of its config that differs ("arch.blocks: 4 before, unset now;
+    model: "BrainCNN" before, "BrainOracle" now"), which follow from the flag."""
+    arch = {"BrainCNN": "brain-cnn", "BrainOracle": "brain-oracle"}
+    arch["BrainSegmenter"] = "brain-segmenter"
+    model = re.search(r'\bmodel: "(\w+)" before, "(\w+)" now', changes)
+    if model is None or not {model[1], model[2]} <= set(arch) or not changes.endswith(")"):
+        return changes
+    said = f"--arch: {arch[model[1]]} before, {arch[model[2]]} now"
+    kept = [c for c in changes[:-1].split("; ") if not c.startswith(("arch.", "model: "))]
+    return "; ".join([said, *kept]) + ")"
 
 
 def _targets(

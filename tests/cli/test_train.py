@@ -471,6 +471,13 @@ def test_a_refused_rerun_names_the_commands_flags(tmp_path, capsys):
     assert "(--batch-size: 16 before, 8 now)" in err
     assert main([*argv, "--no-augment", "--out", str(tmp_path / "c")]) == 2
     assert "(augmentation (--no-augment): true before, false now)" in capsys.readouterr().err
+    # another --arch was said as the model's class and its config's keys ("arch.blocks: 4
+    # before, unset now; model: "BrainCNN" before, "BrainOracle" now")
+    oracle = [*argv[:3], "brain-oracle", *argv[4:], "--out", str(tmp_path / "c")]
+    assert main([*oracle, "--batch-size", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "(--arch: brain-cnn before, brain-oracle now; --batch-size: 16 before, 8 now)" in err
+    assert "arch." not in err and "BrainCNN" not in err
     folder = tmp_path / "config.seed1"  # a path that looks like a setting stays as it is
     assert main([*argv, "--out", str(folder), "--no-progress"]) == 0
     assert main([*argv, "--seed", "3", "--out", str(folder)]) == 2
