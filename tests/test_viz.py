@@ -644,6 +644,26 @@ def test_figures_name_nan_integer_and_misshapen_inputs(tmp_path, caplog):
         image_grid(images, tmp_path / "z.png", columns=0)
 
 
+def test_gif_draws_nan_frames_grey_and_says_so(tmp_path, caplog):
+    """trajectory_gif turned a NaN frame (a half-precision VAE's overflow) black in silence
+    while the PNG figures drew it as 0 and warned (session-53 left-alone item)."""
+    frames = torch.full((3, 1, 4, 4), 0.5)  # (GIF merges equal neighbours: keep them apart)
+    frames[1] = float("nan")
+    frames[2] = -1.0  # a true black frame beside it
+    with caplog.at_level("WARNING", logger="cfx.viz"):
+        path = trajectory_gif(frames, tmp_path / "n.gif", scale=1)
+    said = [r.getMessage() for r in caplog.records]
+    assert "`frames` holds 16 NaN or infinite value(s) (rows [1]): drawn as 0" in said
+    with Image.open(path) as gif:
+        pics = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            pics.append(np.asarray(gif.convert("L")))
+    assert [int(p.max()) for p in pics] == [191, 128, 0, 128]  # NaN as 0: mid-grey; and back
+    with pytest.raises(TypeError, match=r"`frames` must be float images in \[-1, 1\]"):
+        trajectory_gif(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), tmp_path / "u.gif")
+
+
 def test_an_interrupted_figure_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
     """Ctrl-C during cfx data preview left a truncated PNG where the earlier one was
     (session-53 audit): a figure is now written whole or not at all."""

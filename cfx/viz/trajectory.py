@@ -12,7 +12,6 @@ import torch
 from torch import Tensor
 
 from cfx.files import write_atomic
-from cfx.images import to_uint8
 from cfx.viz._common import (
     _change,
     _check_names,
@@ -224,15 +223,15 @@ def trajectory_gif(
     """Animated GIF of one sequence ``(T+1, C, H, W)`` in [-1, 1], grey or RGB (there and
     back), written to ``path`` (``.gif`` added to a name without a suffix). ``probs``
     ``(T+1,)`` (optional): each frame gets a caption band below it reading ``t=3 f=0.30``
-    (frame index, target probability)."""
+    (frame index, target probability). NaN pixels are drawn as 0 (mid-grey), with a warning
+    naming the frames, as in the figures."""
     from PIL import Image, ImageDraw
 
     _shape("frames", frames, (None,) * 4, "(T+1, C, H, W), one sequence (e.g. res.frames[i])")
     _some("frames", frames, "frames")
     _shape("probs", probs, (frames.shape[0],), f"({frames.shape[0]},) to match `frames`")
-    if frames.shape[1] not in (1, 3):
-        raise ValueError(f"`frames` must have 1 or 3 channels to draw, got {tuple(frames.shape)}")
-    pics = to_uint8(frames).transpose(0, 2, 3, 1)  # (T+1, H, W, 1 or 3)
+    # NaN drawn as 0 and said, as in the figures (to_uint8 made a NaN frame black in silence)
+    pics = (_pictures(frames) * 255.0 + 0.5).astype(np.uint8)  # (T+1, H, W, 1 or 3)
     pics = pics[..., 0] if pics.shape[-1] == 1 else pics
     size = (pics.shape[2] * scale, pics.shape[1] * scale)
     seq = [Image.fromarray(p).resize(size, Image.Resampling.NEAREST) for p in pics]
