@@ -181,15 +181,28 @@ def model_columns(model: Any, names: tuple[str, ...]) -> np.ndarray:
     return np.array([where[n] for n in fitted], dtype=np.int64)
 
 
-def approved_column(model: Any, approved: Hashable) -> int:
+def approved_column(model: Any, approved: Hashable | None) -> int:
     """The column of ``model.predict_proba`` that holds the probability of ``approved``, the
     class label that means approved: its place in the model's ``classes_`` (a pipeline's final
     step's), or ``approved`` itself (0 or 1) for a model without ``classes_``. An error names
     the model's classes when ``approved`` is not one of them, so that a model of the
-    probability of default (class 1 = bad) or with string labels is not read backwards."""
+    probability of default (class 1 = bad) or with string labels is not read backwards.
+    ``None`` (the default) is class 1 of a model whose classes are 0 and 1 (or that has no
+    ``classes_``); any other model must name its approved class (classes 1 = denied, 2 =
+    approved were read with 1 as approved, backwards, in silence)."""
     classes = getattr(model, "classes_", None)
     if classes is None and hasattr(model, "steps"):
         classes = getattr(model.steps[-1][1], "classes_", None)
+    if approved is None and classes is not None and len(classes) == 2:
+        shown = np.asarray(list(classes)).tolist()
+        if set(shown) != {0, 1}:
+            raise ValueError(
+                f"`approved` must be given for a model whose classes are not 0 and 1: its "
+                f"classes_ are {shown!r}; pass the one that means approved, e.g. "
+                f"approved={shown[1]!r} if {shown[1]!r} means approved"
+            )
+    if approved is None:
+        approved = 1
     if classes is None:
         if approved not in (0, 1) or isinstance(approved, bool):
             raise ValueError(
@@ -401,7 +414,7 @@ class ModelView:
     always goes through ``model.predict_proba`` on a data frame. ``calls``/``rows`` count both.
     """
 
-    def __init__(self, model: Any, codec: Codec, approved: Hashable = 1) -> None:
+    def __init__(self, model: Any, codec: Codec, approved: Hashable | None = None) -> None:
         check_model(model)
         self.model = model
         self.codec = codec

@@ -82,8 +82,9 @@ class Recourse:
       columns; a torch module through :class:`~cfx.recourse.model.TorchClassifier`.
     * ``approved``: the model's class label that means approved (``None``, the default, means
       1, the zoo's and ``load_german``'s ``y``). A model of the probability of default (class
-      1 = bad) takes ``approved=0``, one trained on string labels names its own
-      (``approved="good"``); a label not among the model's ``classes_`` is an error. A model
+      1 = bad) takes ``approved=0``, one trained on other labels names its own
+      (``approved="good"``, ``approved=2``: the default is refused for classes other than 0
+      and 1); a label not among the model's ``classes_`` is an error. A model
       of default read with the default is a model read backwards that no check can refuse
       (its classes are 0 and 1 too), so :meth:`fit` warns when, left at the default, the
       model approves fewer than half of ``X_train``; pass ``approved=1`` to say class 1 is
@@ -226,7 +227,7 @@ class Recourse:
             raise ValueError(f"`X_train` needs at least 2 rows, got {len(Z)}")
         range_notice(self.schema, Z, X_train.index, training=True)
         scales = Scales.learn(self.schema, Z, self.cost)
-        view = ModelView(self.model, codec, 1 if self.approved is None else self.approved)
+        view = ModelView(self.model, codec, self.approved)
         try:  # the first calls of the model: a column mismatch shows here
             view.read_refused(Z[0])
             view.read_encoder(Z)

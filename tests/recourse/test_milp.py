@@ -209,7 +209,7 @@ def test_approved_names_the_class_that_means_approved(hand, classes, approved, m
         (backwards,) = Recourse(flipped, schema, **kw).fit(X).explain(_applicant())
         assert backwards.status == "approved" and backwards.proba == pytest.approx(1 - want.proba)
     else:  # labels that are not 0 / 1 must be named
-        with pytest.raises(ValueError, match=r"one of \['approved', 'denied'\].*got 1"):
+        with pytest.raises(ValueError, match=r"classes_ are \['approved', 'denied'\]; pass the"):
             Recourse(flipped, schema, **kw).fit(X)
     with pytest.raises(ValueError, match=r"`approved` must be the model's class.*got 'good'"):
         Recourse(flipped, schema, approved="good", **kw).fit(X)

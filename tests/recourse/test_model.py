@@ -108,6 +108,26 @@ def test_the_approved_class_hint_uses_the_models_own_labels():
     with pytest.raises(ValueError, match="class 1 is 'bad' takes approved=0"):
         approved_column(Labelled(), "yes")
     assert approved_column(Labelled(), 0) == 0
+    assert approved_column(Labelled(), None) == 1  # the default: class 1
+
+
+def test_the_default_approved_is_refused_for_classes_other_than_0_and_1():
+    """A model of labels 1 = denied, 2 = approved was read with class 1 as approved (1 is one
+    of its classes): denied applicants came out 'approved' and approved ones got plans to
+    be denied, with no warning when most of X_train is denied; when the backwards notice did
+    come, its 'pass approved=0' was itself refused (session-54 recourse audit)."""
+
+    class Coded:
+        classes_ = np.array([1, 2])
+
+    with pytest.raises(ValueError, match=r"classes_ are \[1, 2\]; .*e\.g\. approved=2 if 2"):
+        approved_column(Coded(), None)
+    assert approved_column(Coded(), 2) == 1 and approved_column(Coded(), 1) == 0
+    Coded.classes_ = np.array([False, True])
+    assert approved_column(Coded(), None) == 1
+    Coded.classes_ = np.array([0.0, 1.0])
+    assert approved_column(Coded(), None) == 1
+    assert approved_column(object(), None) == 1  # no classes_: predict_proba's column 1
 
 
 def test_a_model_of_default_left_at_the_default_approved_is_noticed():
