@@ -79,6 +79,15 @@ def check_generator(generator: object) -> torch.Generator | None:
     return generator
 
 
+def own_generator(generator: object) -> torch.Generator:
+    """``generator`` checked, or for None a fresh CPU generator at torch's default seed: a
+    call without one draws the same numbers each time and leaves torch's global generator as
+    it was (it drew from it: a caller's seeded ``torch.rand`` after the call changed, and a
+    shortcut audit with SmoothGrad differed run to run)."""
+    given = check_generator(generator)
+    return torch.Generator() if given is None else given
+
+
 def draw_device(generator: torch.Generator | None) -> torch.device:
     """Where to draw from ``generator``: its own device (a CUDA generator draws on the GPU
     only), the CPU without one. The draws are then moved to where they are used, so a CPU

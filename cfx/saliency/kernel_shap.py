@@ -22,13 +22,13 @@ from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Output,
     all_logits,
-    check_generator,
     check_input,
     draw_device,
     fast_model,
     frozen,
     make_baseline,
     masked_scores,
+    own_generator,
     paint_segments,
     positive_int,
     resolve_all,
@@ -120,7 +120,7 @@ class KernelSHAP:
         x = check_input(x, self.model)
         n = positive_int("n_samples", self.n_samples, minimum=2)
         size = positive_int("batch_size", self.batch_size)
-        check_generator(generator)
+        generator = own_generator(generator)
         base = make_baseline(self.baseline, x)
         if segments is None:
             segments = superpixels(x, n_segments=self.n_segments, compactness=self.compactness)

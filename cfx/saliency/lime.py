@@ -19,13 +19,13 @@ from torch import Tensor
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Output,
-    check_generator,
     check_input,
     draw_device,
     fast_model,
     frozen,
     make_baseline,
     masked_scores,
+    own_generator,
     paint_segments,
     positive_float,
     positive_int,
@@ -114,7 +114,7 @@ class LIME:
         width = positive_float("kernel_width", self.kernel_width)
         alpha = positive_float("alpha", self.alpha, allow_zero=True)
         size = positive_int("batch_size", self.batch_size)
-        check_generator(generator)
+        generator = own_generator(generator)
         base = make_baseline(self.baseline, x)
         if segments is None:
             segments = superpixels(x, n_segments=self.n_segments, compactness=self.compactness)

@@ -33,13 +33,13 @@ from torch import Tensor
 from cfx.calls import class_logits, target_margin
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
-    check_generator,
     check_input,
     chunks,
     draw_device,
     fast_model,
     frozen,
     make_baseline,
+    own_generator,
     positive_int,
     resolve_all,
     unit_interval,
@@ -104,7 +104,7 @@ class CausalResponsibility:
         min_size = positive_int("min_size", self.min_size)
         conf = unit_interval("confidence", self.confidence, open_low=False)
         size = positive_int("batch_size", self.batch_size)
-        check_generator(generator)
+        generator = own_generator(generator)
         base = make_baseline(self.baseline, x)
         b, _, h, w = x.shape
         dev = x.device

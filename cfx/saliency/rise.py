@@ -28,13 +28,13 @@ from cfx.errors import MapQualityNotice
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Output,
-    check_generator,
     check_input,
     draw_device,
     fast_model,
     frozen,
     make_baseline,
     masked_scores,
+    own_generator,
     positive_int,
     resolve_all,
     unit_interval,
@@ -130,7 +130,7 @@ class RISE:
         grid = positive_int("grid", self.grid)
         p = unit_interval("p", self.p)
         size = positive_int("batch_size", self.batch_size)
-        check_generator(generator)
+        generator = own_generator(generator)
         base = make_baseline(self.baseline, x)
         masks = rise_masks(
             n,

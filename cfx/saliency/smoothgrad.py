@@ -17,10 +17,10 @@ from cfx.images import IMAGE_RANGE
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Reduction,
-    check_generator,
     check_input,
     frozen,
     input_gradient,
+    own_generator,
     positive_float,
     positive_int,
     reduce_channels,
@@ -82,7 +82,7 @@ class SmoothGrad:
         n = positive_int("n_samples", self.n_samples)
         sigma = positive_float("noise", self.noise) * (IMAGE_RANGE[1] - IMAGE_RANGE[0])
         size = positive_int("batch_size", self.batch_size)
-        check_generator(generator)
+        generator = own_generator(generator)
         b = x.shape[0]
         with frozen(self.model):
             _, tgt = resolve_all(self.model, x.detach(), target, size)  # (B,)
@@ -107,9 +107,8 @@ class SmoothGrad:
         return total / n  # (B, 1, H, W)
 
 
-def _noisy(x: Tensor, k: int, sigma: float, generator: torch.Generator | None) -> Tensor:
-    # drawn where the generator lives (the checks pass a CPU one), then moved to the images
-    where = generator.device if generator is not None else x.device
-    noise = torch.randn((k, *x.shape), generator=generator, dtype=x.dtype, device=where)
+def _noisy(x: Tensor, k: int, sigma: float, generator: torch.Generator) -> Tensor:
+    # drawn where the generator lives (a CPU one by default), then moved to the images
+    noise = torch.randn((k, *x.shape), generator=generator, dtype=x.dtype, device=generator.device)
     noise = noise.to(x.device)  # (k, B, C, H, W)
     return (x.unsqueeze(0) + sigma * noise).flatten(0, 1)

@@ -94,6 +94,24 @@ def test_generator_must_be_a_torch_generator(name):
         method.attribute(images(b=1, h=16, w=16), 1, generator=0)
 
 
+@pytest.mark.parametrize("name", sorted(STOCHASTIC))
+def test_without_a_generator_the_global_one_is_untouched_and_calls_repeat(name):
+    """Without `generator=` the draws came from torch's global generator: it moved (a
+    caller's seeded torch.rand after the call changed) and a shortcut audit with SmoothGrad
+    differed run to run (session-54 audit). None is now a fresh generator at torch's
+    default seed: the same map as passing torch.Generator() itself."""
+    method = METHODS[name](small_cnn())
+    x = images(b=2, h=16, w=16)
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    a = method.attribute(x, None)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert torch.equal(a, method.attribute(x, None))
+    assert torch.equal(a, method.attribute(x, None, generator=torch.Generator()))
+    if name != "CausalResponsibility":  # (its map here is 0: no mask changes the class)
+        assert not torch.equal(a, _run(name, method, x, None, seed=1))  # the draws matter
+
+
 @pytest.mark.parametrize(
     ("method", "match"),
     [

@@ -22,10 +22,10 @@ from cfx.calls import class_logits, resolve_target
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     SaliencyMethod,
-    check_generator,
     check_input,
     frozen,
     notices_given,
+    own_generator,
     positive_float,
     positive_int,
 )
@@ -114,7 +114,7 @@ class TargetMapAttack:
                 positive_float("beta_end", self.beta_end),
             )
             k = default_k(self.k, x0)
-            check_generator(generator)
+            generator = own_generator(generator)
             goal = _target_map(target_map, x0)  # (B, P), sums to 1
 
             with torch.no_grad(), frozen(model):

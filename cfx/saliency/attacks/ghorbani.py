@@ -30,10 +30,10 @@ from cfx.errors import fail
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     SaliencyMethod,
-    check_generator,
     check_input,
     draw_device,
     notices_given,
+    own_generator,
     positive_float,
     positive_int,
 )
@@ -135,7 +135,7 @@ class GhorbaniAttack:
             k = default_k(self.k, x0)
             beta = positive_float("beta", self.beta)
             restarts = positive_int("restarts", self.restarts)
-            check_generator(generator)
+            generator = own_generator(generator)
             obj = self.objective
             if obj not in ("top_k", "mass_center", "targeted"):
                 fail(

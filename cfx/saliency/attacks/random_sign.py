@@ -14,10 +14,10 @@ from torch import Tensor
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     SaliencyMethod,
-    check_generator,
     check_input,
     draw_device,
     notices_given,
+    own_generator,
 )
 from cfx.saliency.attacks._common import (
     RANGE,
@@ -69,7 +69,7 @@ class RandomSign:
         with notices_given():  # the probe above gave them once
             eps = check_epsilon(self.epsilon)
             k = default_k(self.k, x0)
-            check_generator(generator)
+            generator = own_generator(generator)
             _, tgt = label_and_target(model, x0, target)
             where = draw_device(generator)
             signs = (torch.rand(x0.shape, generator=generator, device=where) < 0.5).to(x0) * 2 - 1

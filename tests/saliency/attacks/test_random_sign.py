@@ -25,3 +25,23 @@ def test_stochastic_methods_see_the_same_noise_for_both_maps():
     )
     # a negligible perturbation with replayed masks: (almost) the same map
     assert bool((res.spearman > 0.99).all())
+
+
+def test_without_a_generator_the_global_one_is_untouched_and_attacks_repeat():
+    """RandomSign's signs and Ghorbani's random start (and a stochastic explainer's noise)
+    came from torch's global generator when none was passed (session-54 audit)."""
+    from cfx.saliency.attacks import GhorbaniAttack
+
+    model = small_cnn()
+    x = images(b=2, h=16, w=16)
+    attacks = [
+        RandomSign(RISE(model, n_masks=8, grid=4)),
+        GhorbaniAttack(Gradient(model), objective="mass_center", steps=2),
+    ]
+    for attack in attacks:
+        torch.manual_seed(5)
+        before = torch.random.get_rng_state()
+        a = attack.perturb(x)
+        assert torch.equal(torch.random.get_rng_state(), before)
+        assert torch.equal(a.x_adv, attack.perturb(x).x_adv)
+        assert torch.equal(a.x_adv, attack.perturb(x, generator=torch.Generator()).x_adv)
