@@ -210,7 +210,10 @@ def lpips_available() -> bool:
 def _lpips_fn() -> Callable[[Tensor, Tensor], Tensor]:
     import lpips
 
-    net = lpips.LPIPS(net="alex", verbose=False).eval()
+    # its layers are initialised (from torch's global generator) before the weights load:
+    # inversion moved the caller's random stream wherever the AlexNet weights are cached
+    with torch.random.fork_rng(devices=[]):
+        net = lpips.LPIPS(net="alex", verbose=False).eval()
     for p in net.parameters():
         p.requires_grad_(False)
 

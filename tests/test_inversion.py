@@ -294,6 +294,34 @@ def test_lpips_without_cached_weights_is_an_error():
         invert(g, _images(g), steps=2, perceptual="lpips")
 
 
+def test_building_lpips_leaves_the_global_generator_as_it_was(monkeypatch):
+    """lpips.LPIPS initialises its layers from torch's global generator before loading the
+    weights, so wherever the AlexNet weights were cached inversion (and every explainer,
+    cfx trajectory, augmentation) moved the caller's random stream (session-54 audit). A
+    stand-in LPIPS that draws the same way: the stream is as it was, and it is used."""
+    import lpips
+
+    import cfx.inversion
+
+    class DrawingLPIPS(nn.Module):
+        def __init__(self, net: str, verbose: bool) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 3)  # drawn from the global generator
+
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return (self.conv(a) - self.conv(b)).pow(2).mean((1, 2, 3), keepdim=True)
+
+    monkeypatch.setattr(lpips, "LPIPS", DrawingLPIPS)
+    monkeypatch.setattr(cfx.inversion, "lpips_available", lambda: True)
+    g = DecodeOnly()
+    x = _images(g)
+    torch.manual_seed(3)
+    before = torch.random.get_rng_state()
+    res = invert(g, x, steps=2, perceptual="lpips")
+    assert res.perceptual == "lpips"
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
 # --- the generator is left as it was ----------------------------------------------------------
 
 
