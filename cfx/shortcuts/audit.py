@@ -253,8 +253,6 @@ class ShortcutAudit:
             ValueError,
             f"`lesion_dilation` must be an int >= 0, got {self.lesion_dilation!r}",
         )
-        self.min_enrichment, self.flag_rate = float(self.min_enrichment), float(self.flag_rate)
-        self.min_paths, self.lesion_dilation = int(self.min_paths), int(self.lesion_dilation)
         names = self.class_names
         check(
             not isinstance(names, str)
@@ -449,7 +447,7 @@ class ShortcutAudit:
         start, final = paths.frames[:, 0], paths.frames[:, -1]  # (B, C, H, W)
         change = (final - start).abs().sum(1, keepdim=True)  # (B, 1, H, W)
         regions = {"lesion": lesion, "marker": marker}
-        dilation = {"lesion": self.lesion_dilation}
+        dilation = {"lesion": int(self.lesion_dilation)}  # numpy ints too; settings kept as given
         claimed = claimed_regions(regions, change, dilation=dilation)
         # the marker's pixels the (dilated) lesion does not claim: restoring a marker region
         # that overlaps a lesion would put lesion back too, and blame the marker for its flip
@@ -489,7 +487,7 @@ class ShortcutAudit:
             class_names=names,
             min_enrichment=float(self.min_enrichment),
             flag_rate=float(self.flag_rate),
-            min_paths=self.min_paths,
+            min_paths=int(self.min_paths),
             marker_name=self.marker_name.strip(),
         )
         logger.info(

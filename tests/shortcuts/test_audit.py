@@ -911,6 +911,8 @@ def test_numpy_settings_are_taken_and_nan_maps_named_before_any_path():
     )
     plain = ShortcutAudit(g, f, min_paths=1, flag_rate=0.5, lesion_dilation=0, min_enrichment=2)
     assert numpy_audit.audit(x, 0, **args).verdict == plain.audit(x, 0, **args).verdict
+    # the settings are kept as given (audit() rewrote them as float and int: session 54)
+    assert type(numpy_audit.min_paths) is np.int64 and type(numpy_audit.flag_rate) is np.float32
 
     class Blank:
         def attribute(self, x, target):
