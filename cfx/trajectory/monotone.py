@@ -458,7 +458,7 @@ class MonotonePath:
         final = torch.where(torch.isfinite(best_id)[:, None, None], best, z_init)
         # a best found at iteration 0 is the warm start itself: no lambda shaped it
         best_lam = torch.where(last_gain == 0, torch.nan, best_lam)
-        return final, best_lam
+        return final, best_lam.to(z_init.dtype)  # the result's dtype (float32 for half ones)
 
 
 def path_is_valid(

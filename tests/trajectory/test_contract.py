@@ -499,6 +499,11 @@ def test_half_precision_models_and_images(name):
     res = c.explain(x=c.x.half(), latents=c.latents.half())
     assert res.frames.dtype == torch.float16 and bool(res.success.all())
     assert bool((res.probs[:, -1] > 0.5).all())
+    # every tensor of the result in it (MonotonePath's lambdas came back float32: session 54)
+    for field in dataclasses.fields(res):
+        value = getattr(res, field.name)
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            assert value.dtype == torch.float16, field.name
 
 
 def test_softmax_outputs_and_unit_range_batches_are_warned_about(caplog):
