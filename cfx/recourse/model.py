@@ -470,6 +470,50 @@ class ModelView:
                 )
         self.refused = tuple(refused)
 
+    def read_bounds(self, ref: np.ndarray, Z_train: np.ndarray) -> None:
+        """An error when ``model.predict_proba`` cannot score a numeric feature at a bound
+        the schema gives it, changing one feature of the row ``ref`` ``(d,)`` at a time.
+        Plans and the exact methods' readings go as far as the bounds: a model of log(income)
+        under ``lower=0`` failed at fit with only "Input X contains infinity" (the MILP
+        reading) and then in ``explain`` on a whole batch of candidates, naming neither the
+        feature nor the value cfx had tried."""
+        import warnings
+
+        probes = [
+            (j, side, float(bound))
+            for j, spec in enumerate(self.codec.schema.features)
+            if spec.kind == "numeric"
+            for side, bound in (("lower", spec.lower), ("upper", spec.upper))
+            if bound is not None and np.isfinite(bound)
+        ]
+
+        def fails(chosen: list[tuple[int, str, float]]) -> Exception | None:
+            P = np.repeat(ref[None], len(chosen), axis=0)
+            for row, (j, _, value) in enumerate(chosen):
+                P[row, j] = value
+            try:
+                with warnings.catch_warnings():  # (log(0)'s divide-by-zero, said below)
+                    warnings.simplefilter("ignore")
+                    self.check(P)
+            except Exception as err:  # whatever the model raises, it cannot score the row
+                return err
+            return None
+
+        if not probes or fails(probes) is None:  # the usual case: one call
+            return
+        for j, side, value in probes:
+            err = fails([(j, side, value)])
+            if err is None:
+                continue
+            name, seen = self.codec.names[j], Z_train[:, j]
+            why = f"{type(err).__name__}: {str(err).splitlines()[0].rstrip('.')}"
+            raise ValueError(
+                f"`model.predict_proba` cannot score `{name}` = {value:g}, the schema's "
+                f"`{side}` bound for it (X_train's {name} runs {seen.min():g}..{seen.max():g}): "
+                f"{why}. Plans may move a feature as far as its bounds: set `{side}` to a value "
+                f"the model scores (e.g. {seen.min() if side == 'lower' else seen.max():g})"
+            ) from err
+
     def read_encoder(self, Z_train: np.ndarray) -> None:
         """Try to read the pipeline's encoder (see :class:`SeparableEncoding`) for fast calls;
         keep it only if the final estimator then reproduces ``predict_proba`` exactly."""

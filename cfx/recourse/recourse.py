@@ -245,6 +245,7 @@ class Recourse:
                 "record, must be wrapped to supply them"
             ) from err
         _warn_unseen_categories(self.schema, Z, view.refused)
+        view.read_bounds(Z[0], Z)
         # judged at 0.5, whatever the threshold: a higher one denies more by design
         share = float((p_train >= 0.5).mean())
         if self.approved is None and share < 0.5:

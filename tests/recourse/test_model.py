@@ -289,3 +289,47 @@ def test_a_model_fitted_on_other_columns_is_still_refused_naming_the_order():
     model = LogisticRegression().fit(X.rename(columns={"c": "d"}), y)
     with pytest.raises(ValueError, match=r"in the order its `feature_names_in_` gives"):
         Recourse(model, schema, approved=1).fit(X)
+
+
+def test_a_bound_the_model_cannot_score_is_named_at_fit():
+    """A model of log(income) under the README's `lower=0`: fit fell back from the MILP with
+    only "Input X contains infinity", and explain then failed on a whole batch of candidates
+    naming neither the feature nor the value cfx had tried (session-54 recourse audit)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from cfx.data.schema import FeatureSchema, FeatureSpec
+
+    rng = np.random.default_rng(0)
+    income = rng.lognormal(10.5, 0.5, 400).round(2)
+    X = pd.DataFrame({"income": income, "debt": rng.uniform(0, 1, 400).round(3)})
+    y = (np.log(X["income"]) - 10.5 - 2 * (X["debt"] - 0.5) > 0).astype(int)
+    pre = ColumnTransformer(
+        [("log", FunctionTransformer(np.log), ["income"]), ("n", StandardScaler(), ["debt"])]
+    )
+    model = Pipeline([("pre", pre), ("clf", LogisticRegression())]).fit(X, y)
+
+    def schema(lower):
+        return FeatureSchema(
+            (
+                FeatureSpec("income", "numeric", lower=lower, direction="any"),
+                FeatureSpec("debt", "numeric", lower=0, upper=1),
+            ),
+            target="y",
+        )
+
+    with pytest.raises(ValueError) as info:
+        Recourse(model, schema(0), k=1, approved=1).fit(X)
+    said = str(info.value)
+    assert said.startswith("`model.predict_proba` cannot score `income` = 0, the schema's `lower`")
+    assert f"X_train's income runs {income.min():g}..{income.max():g}" in said
+    assert "Input X contains infinity" in said and f"(e.g. {income.min():g})" in said
+    # a bound the model scores: plans, each approved by the model itself
+    rec = Recourse(model, schema(1000), k=1, approved=1, method="search").fit(X)
+    denied = X[model.predict(X) == 0].iloc[:3]
+    results = rec.explain(denied)
+    assert [r.status for r in results] == ["recourse"] * 3
+    frames = pd.concat([rec.counterfactual_frame(r) for r in results])
+    assert (model.predict_proba(frames)[:, 1] >= 0.5).all()
