@@ -136,6 +136,11 @@ class Codec:
                 ints = np.where(whole, np.round(values), 0).astype(np.int64)  # no NaN cast
                 text = np.where(whole, ints.astype(str), "")
                 codes = np.where(codes < 0, index.get_indexer(text), codes)
+            elif (codes < 0).any() and pd.api.types.is_integer_dtype(column):
+                # and the other way: categories '1.0' (as a float column of X_train prints
+                # them) for an applicant's integer codes (a CSV without gaps)
+                text = np.array([str(float(v)) for v in column.to_numpy()], dtype=object)
+                codes = np.where(codes < 0, index.get_indexer(text), codes)
         if (codes < 0).any():
             values = column.astype(str).to_numpy()
             unknown = sorted(set(values[codes < 0]))[:_SHOW]
@@ -208,7 +213,14 @@ def _categories_like(
                 f"{where} holds numbers ({column.dtype}) but the schema's categories "
                 f"{tuple(cats)!r} are not all such numbers: the model could not be handed them"
             )
-        if [str(v) for v in values] != cats:  # "1.0" of a float column, " 2"
+        # "1" for a float column's 1.0 too (integer codes stored as float after a merge with
+        # gaps: the README's ("1", "2", ...) was refused, and the "1.0" it asked for then
+        # refused applicants whose codes are integers); " 2" or "2.50" is not how 2 prints
+        whole = [
+            str(v) == c or (isinstance(v, float) and v.is_integer() and str(int(v)) == c)
+            for v, c in zip(values, cats, strict=True)
+        ]
+        if not all(whole):
             raise ValueError(
                 f"{where} holds {column.dtype} values; the schema's categories "
                 f"{tuple(cats)!r} must be written as those values print "

@@ -862,3 +862,21 @@ def test_integer_codes_in_a_float_column_are_their_categories():
     assert as_series.plan == as_float.plan == want.plan
     with pytest.raises(ValueError, match=r"unknown categories \['1.5'\]"):
         rec.explain(row.astype({"grade": float}).assign(grade=1.5))
+    # X_train's own codes in a float column: ('1', '2', '3') was refused at fit, asking for
+    # ('1.0', ...), which then refused applicants whose codes are integers (session 54)
+    floats = X.astype({"grade": float})
+    rec = Recourse(OnGrade(), schema, support=0.0, k=1, approved=1).fit(floats)
+    (from_float,) = rec.explain(row)
+    assert from_float.plan == want.plan and "'1' to '3'" in want.plan
+    assert rec.counterfactual_frame(from_float)["grade"].tolist() == [3.0]  # as X_train's
+    dotted = FeatureSchema(
+        (schema.features[0], FeatureSpec("grade", "ordinal", ("1.0", "2.0", "3.0"))), "y"
+    )
+    rec = Recourse(OnGrade(), dotted, support=0.0, k=1, approved=1).fit(floats)
+    (from_int,) = rec.explain(row)
+    assert from_int.plan == want.plan.replace("'1'", "'1.0'").replace("'3'", "'3.0'")
+    with pytest.raises(ValueError, match=r"categories \(' 1', '2', '3'\) must be written as"):
+        spaced = FeatureSchema(
+            (schema.features[0], FeatureSpec("grade", "ordinal", (" 1", "2", "3"))), "y"
+        )
+        Recourse(OnGrade(), spaced, approved=1).fit(floats)
