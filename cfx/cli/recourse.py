@@ -286,7 +286,10 @@ def _run_batch(args: argparse.Namespace) -> int:
     try:
         as_text = [*data.schema.categorical, *([args.id_column] if args.id_column else [])]
         frame = pd.read_csv(  # ids: 007 stays
-            io.StringIO(text), dtype=dict.fromkeys(as_text, "str"), sep=_separator(text)
+            io.StringIO(text),
+            dtype=dict.fromkeys(as_text, "str"),
+            sep=_separator(text),
+            skipinitialspace=True,  # "a; b; c" by hand: every column was missing (" b")
         )
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
         raise ValueError(

@@ -329,6 +329,17 @@ def test_batch_input_columns_and_separators_are_read_or_named(tmp_path, german, 
     assert "columns not in the schema, not read: applicant_id (an id column? pass " in caplog.text
     assert "does not name" not in caplog.text  # said once, by the command line, with the hint
     assert main([*argv, str(tmp_path / "o3.csv"), "--id-column", "ApplicantID"]) == 2
+    # written by hand with a space after each separator: every column was "missing" (" b")
+    spaced = (tmp_path / "semi.csv").read_text().replace(";", "; ")
+    (tmp_path / "spaced.csv").write_text(spaced)
+    argv[4] = str(tmp_path / "spaced.csv")
+    assert (
+        main([*argv, str(tmp_path / "o4.csv"), "--no-progress", "--id-column", "applicant_id"]) == 0
+    )
+    timeless = [[(k, v) for k, v in r.items() if k != "seconds"] for r in _rows(out)]
+    assert [
+        [(k, v) for k, v in r.items() if k != "seconds"] for r in _rows(tmp_path / "o4.csv")
+    ] == timeless
     assert pd.read_csv(tmp_path / "semi.csv", sep=";").shape == (3, 21)
 
 
