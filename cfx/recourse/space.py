@@ -72,6 +72,16 @@ class Codec:
             f.kind == "numeric" and f.integer and pd.api.types.is_integer_dtype(like[f.name])
             for f in schema.features
         ]
+        # per numeric feature held in a pandas nullable column (Int64, Float64): that dtype,
+        # handed back as it was (numpy's int64/float64 otherwise)
+        self._nullable = [
+            like[f.name].dtype
+            if f.kind == "numeric"
+            and isinstance(like[f.name].dtype, pd.api.extensions.ExtensionDtype)
+            and pd.api.types.is_numeric_dtype(like[f.name].dtype)
+            else None
+            for f in schema.features
+        ]
         # per categorical feature: its training dtype and, per schema category, the code in it
         self._dtypes: list[pd.CategoricalDtype | None] = []
         self._codes: list[np.ndarray | None] = []
@@ -157,7 +167,10 @@ class Codec:
         for j, name in enumerate(self.names):
             col = Z[:, j]
             if self.numeric[j]:
-                columns[name] = np.round(col).astype(np.int64) if self._as_int[j] else col
+                values = np.round(col).astype(np.int64) if self._as_int[j] else col
+                columns[name] = (
+                    values if self._nullable[j] is None else _nullable(values, self._nullable[j])
+                )
             elif (dtype := self._dtypes[j]) is not None:
                 codes = self._codes[j]
                 assert codes is not None
@@ -172,6 +185,15 @@ class Codec:
         if self.numeric[j]:
             return int(code) if self.schema.features[j].integer else float(code)
         return self.schema.features[j].categories[int(code)]
+
+
+def _nullable(values: np.ndarray, dtype: Any) -> Any:
+    """``values`` in the training column's pandas nullable ``dtype`` (``Int64``, ``Float64``),
+    or as they are where that dtype cannot hold them (a plan past ``Int8``'s range)."""
+    try:
+        return pd.array(values, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        return values
 
 
 def _categories_like(

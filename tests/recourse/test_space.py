@@ -453,6 +453,26 @@ def test_nullable_integer_and_bool_columns_go_back_in_their_dtypes():
     )
     with pytest.raises(ValueError, match=r"holds numbers \(uint8\) .* not all such numbers"):
         Codec(big, small)
+    # numeric features in nullable columns too (they came back int64 / float64: session 54)
+    nullable = X.assign(
+        x1=pd.array([1.5, 2.0, 3.0, 4.0], dtype="Float64"),
+        n=pd.array([0, 2, 5, 1], dtype="Int64"),
+        m=pd.array([1, 2, 3, 4], dtype="Int8"),
+    )
+    wide = FeatureSchema(
+        features=(
+            *schema.features,
+            FeatureSpec("n", "numeric", lower=0, integer=True),
+            FeatureSpec("m", "numeric", lower=0, upper=1000, integer=True),
+        ),
+        target="y",
+    )
+    codec = Codec(wide, nullable)
+    Z = codec.to_codes(nullable)
+    back = codec.to_frame(Z)
+    assert back.dtypes.tolist() == nullable.dtypes.tolist() and back.equals(nullable)
+    Z[0, 4] = 300  # a plan past Int8's range: handed over as a number, not wrapped or refused
+    assert codec.to_frame(Z)["m"].tolist() == [300, 2, 3, 4]
 
 
 def test_a_schema_category_no_training_row_has_is_noticed_at_fit():
