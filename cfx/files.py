@@ -4,6 +4,7 @@ one, never half of either (the resumable jobs read these files back on the next 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,14 +15,21 @@ if TYPE_CHECKING:
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` (text as UTF-8) to ``path`` through a ``.tmp`` sibling that is fsync'ed
-    and renamed over it, then fsync the folder, so the rename itself survives a power cut."""
+    """Write ``data`` (text as UTF-8) to ``path`` through a sibling ``<name>.<unique>.tmp``
+    that is fsync'ed and renamed over it, then fsync the folder, so the rename itself
+    survives a power cut. The temporary name is the writer's own (two writers of one file
+    shared ``<name>.tmp`` and could rename each other's half-written bytes into place) and
+    is removed when the write fails; only a killed process leaves one behind."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)  # a leftover keeps its mode (0600 from an older cfx's writes)
-    with open(tmp, "wb") as f:
-        f.write(data.encode("utf-8") if isinstance(data, str) else data)
-    return _replace_synced(tmp, path)
+    # created here (mode from the umask, as any new file; mkstemp's would be 0600)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        return _replace_synced(tmp, path)
+    except BaseException:  # Ctrl-C too: no temporary left beside the file
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_tensors_atomic(

@@ -30,6 +30,47 @@ def test_a_write_that_fails_leaves_the_old_file(tmp_path, monkeypatch):
     assert path.read_text() == "old" and not (tmp_path / "round.safetensors").exists()
 
 
+def test_two_writers_of_one_file_never_rename_each_others_half_written_bytes(tmp_path):
+    """Both wrote through one <name>.tmp: one writer could rename the other's half-written
+    file into place (session-53 audit, reproduced with threads). Each now has its own."""
+    import threading
+
+    path = tmp_path / "shared.bin"
+    texts = [bytes([k]) * 200_000 for k in (1, 2)]
+    seen: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def writer(data: bytes) -> None:
+        try:
+            for _ in range(30):
+                write_atomic(path, data)
+                seen.append(path.read_bytes())
+        except BaseException as err:  # (a shared temporary renamed away: FileNotFoundError)
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in texts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(seen) == 60
+    assert all(s in texts for s in seen)  # every read a whole file of one writer
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_interrupted_write_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "a.json"
+    path.write_text("old")
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, "new")
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
 def test_save_tensors_atomic_round_trips_with_metadata(tmp_path):
     path = save_tensors_atomic({"a": torch.arange(3.0)}, tmp_path / "t.safetensors", {"k": "v"})
     with safe_open(str(path), framework="pt") as f:

@@ -76,8 +76,11 @@ def _task_file(task: Task, path: Path) -> str | None:
     except ValueError:
         return None
     parts = tuple(part.lower() for part in rel.parts)  # case-insensitive disks (macOS)
-    own = (MANIFEST, LABELS, MANIFEST + ".tmp", LABELS + ".tmp")
-    if not parts or (len(parts) == 1 and parts[0] in own):
+    own = (MANIFEST, LABELS)  # and their temporaries, <name>.<writer>.tmp (cfx.files)
+    if not parts or (
+        len(parts) == 1
+        and (parts[0] in own or (parts[0].endswith(".tmp") and parts[0].startswith(own)))
+    ):
         return str(rel) if parts else "folder"
     if parts[0] in ("images", "context"):
         return f"{parts[0]} folder"

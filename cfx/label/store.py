@@ -228,7 +228,7 @@ def _not_ours(folder: Path, ours: set[str]) -> list[str]:
 
     found = []
     for entry in sorted(folder.iterdir()):
-        if system(entry) or entry.name == MANIFEST + ".tmp":
+        if system(entry) or (entry.name.startswith(MANIFEST) and entry.name.endswith(".tmp")):
             continue
         if entry.name in ("images", "context") and entry.is_dir():
             found += [

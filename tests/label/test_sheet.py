@@ -54,7 +54,8 @@ def test_export_csv_shows_the_labels_given_so_far(task_dir, tmp_path):
 
 def test_export_csv_never_overwrites_labels_or_a_sheet_being_filled(task_dir, tmp_path):
     record_label(task_dir, "000000", 1)
-    for own in ("labels.csv", "Labels.CSV", "manifest.json", "labels.csv.tmp", "images/new.csv"):
+    own_files = ("labels.csv", "Labels.CSV", "manifest.json", "labels.csv.tmp", "images/new.csv")
+    for own in (*own_files, "manifest.json.41-0a1b2c3d.tmp"):  # (a writer's temporary)
         with pytest.raises(ValueError, match=r"`path` .* is the task's own"):
             export_csv(task_dir, task_dir / own)
     assert read_labels(task_dir) == {"000000": 1}  # labels.csv untouched
