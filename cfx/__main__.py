@@ -2,7 +2,7 @@
 
 import sys
 
-from cfx.cli import main
+from cfx.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

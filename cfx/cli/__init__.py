@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 
 from cfx import __version__
@@ -160,5 +161,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def entry() -> int:
+    """The ``cfx`` program (its script and ``python -m cfx``): :func:`main`, and once a
+    Ctrl-C has stopped the command, a second one is ignored while the interpreter shuts down
+    (it landed in an atexit callback and printed a traceback after "interrupted"). Not in
+    :func:`main` itself: a caller in Python keeps its own Ctrl-C."""
+    code = main()
+    if code == 130:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

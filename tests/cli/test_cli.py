@@ -450,3 +450,21 @@ def test_a_folder_named_like_the_built_in_data_is_warned_about(tmp_path, monkeyp
     with caplog.at_level("WARNING", logger="cfx.cli.paths"):
         assert main([*argv, "--latent-dim", "4", "--no-progress", "--out", "g"]) == 0
     assert "`--data brain` is the built-in data; " + said in caplog.text
+
+
+def test_the_program_ignores_a_second_ctrl_c_after_the_first_stopped_it(monkeypatch):
+    """Two quick Ctrl-Cs printed "interrupted" and then a traceback from an atexit callback
+    the second landed in (session-53 CLI audit). The program (script, python -m cfx) ignores
+    Ctrl-C once a command has been interrupted; main(), called from Python, leaves it alone."""
+    import signal
+
+    import cfx.cli
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        monkeypatch.setattr(cfx.cli, "main", lambda: 0)
+        assert cfx.cli.entry() == 0 and signal.getsignal(signal.SIGINT) is before
+        monkeypatch.setattr(cfx.cli, "main", lambda: 130)
+        assert cfx.cli.entry() == 130 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
