@@ -182,6 +182,11 @@ def _claim(out: Path, expected: dict[str, Any], *, refuse: bool) -> None:
     older = isinstance(earlier, dict) and "inversion_perceptual" not in earlier
     if older and "inversion_perceptual" in expected and earlier.get("cfx") == expected["cfx"]:
         earlier = {**earlier, "inversion_perceptual": expected["inversion_perceptual"]}
+    if parts and not isinstance(earlier, dict) and _stamped(parts, json_sha256(expected)):
+        # the key damaged (a disk error, an edit), its chunks whole: each carries this run's
+        # stamp (and its images, checked on reading); they were deleted as another run's
+        log.warning("%s: %s cannot be read; its chunks carry this run's stamp", out, KEY_FILE)
+        earlier = expected
     if parts and earlier == expected:
         total = math.ceil(expected["n"] / expected["batch_size"])
         log.warning(  # "batches", as the interrupted run said (and "1 of 1 chunk were")
@@ -211,6 +216,19 @@ def _claim(out: Path, expected: dict[str, Any], *, refuse: bool) -> None:
         for part in parts:
             part.unlink()
     write_atomic(out / KEY_FILE, json.dumps(expected, indent=2) + "\n")
+
+
+def _stamped(parts: list[Path], stamp: str) -> bool:
+    """Whether every readable chunk of ``parts`` was written with ``stamp`` (its metadata,
+    read alone); a damaged one is computed again on reading, whoever wrote it."""
+    for part in parts:
+        try:
+            with safe_open(str(part), framework="pt") as f:
+                if (f.metadata() or {}).get("stamp") != stamp:
+                    return False
+        except Exception:  # damaged: left to the reading
+            continue
+    return True
 
 
 def finished_chunks(folder: str | Path) -> list[Path]:

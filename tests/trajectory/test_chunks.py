@@ -128,6 +128,29 @@ def test_a_damaged_or_foreign_chunk_is_computed_again(tmp_path, caplog):
     _same(again, reference)
 
 
+def test_a_damaged_key_keeps_chunks_that_carry_the_runs_stamp(tmp_path, caplog):
+    """An emptied key.json (a disk error, an edit) had its run's finished chunks deleted as
+    another run's and every chunk computed again (session-54 resume audit); chunks that
+    carry another run's stamp still start over, and so does the refusing form."""
+    x, g, f = _sources()
+    folder = tmp_path / "parts"
+    with pytest.raises(KeyboardInterrupt):
+        explain_in_chunks(Counting(_ascent(g, f), fail_at=2), x, 1, batch_size=3, folder=folder)
+    (folder / "key.json").write_text("")
+    again = Counting(_ascent(g, f))
+    with caplog.at_level(logging.WARNING):
+        resumed = explain_in_chunks(again, x, 1, batch_size=3, folder=folder, foreign="refuse")
+    assert again.calls == [1] and "key.json cannot be read; its chunks carry" in caplog.text
+    _same(resumed, explain_in_chunks(_ascent(g, f), x, 1, batch_size=3))
+    other = tmp_path / "other"  # another run's chunks under a damaged key: not resumed
+    explain_in_chunks(_ascent(g, f), x, 1, batch_size=3, folder=other, key={"steps": 9})
+    (other / "key.json").write_text("{")
+    counting = Counting(_ascent(g, f))
+    with caplog.at_level(logging.WARNING):
+        explain_in_chunks(counting, x, 1, batch_size=3, folder=other, foreign="refuse")
+    assert counting.calls == [3, 3, 1] and "is missing or unreadable; starting over" in caplog.text
+
+
 def test_a_chunk_of_the_same_run_copied_to_another_place_is_computed_again(tmp_path, caplog):
     # 7 images in chunks of 3: chunk 1 holds images 3-5. Copied over chunk 0 it carries the
     # same stamp (same call) but another `source`, so only the source check can refuse it:
@@ -541,11 +564,12 @@ def test_refuse_starts_over_chunks_no_arguments_could_resume(tmp_path):
         if damage == "format":
             stored = json.loads((folder / "key.json").read_text())
             (folder / "key.json").write_text(json.dumps(stored | {"format": FORMAT - 1}))
-        else:
+        else:  # (and the chunks another run's: this run's own are resumed, as above)
             (folder / "key.json").unlink()
         counting = Counting(_ascent(g, f))
+        rerun = {"steps": 4 if damage == "format" else 5}
         res = explain_in_chunks(
-            counting, x, 1, folder=folder, batch_size=2, key={"steps": 4}, foreign="refuse"
+            counting, x, 1, folder=folder, batch_size=2, key=rerun, foreign="refuse"
         )
         assert sum(counting.calls) == 3 and len(res) == 3, damage  # every image again
         assert json.loads((folder / "key.json").read_text())["format"] == FORMAT
