@@ -74,6 +74,7 @@ from cfx.reprs import settings_repr
 from cfx.run_key import module_sha256, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, predict, train_classifier
 from cfx.trajectory import GradientAscent
+from cfx.trajectory.identity import module_digest, module_settings
 from cfx.trajectory.notices import notices_held
 from cfx.types import Generator
 
@@ -298,7 +299,14 @@ class ActiveLearner:
                     f"`labeller`'s oracle must tell the classifier's {outputs} classes apart, "
                     f"got {answers} (the oracle labels the classifier's classes)"
                 )
-            if module_sha256(oracle) == module_sha256(self.classifier):
+            # the same model, or a copy: equal weights alone also matched two models of other
+            # classes whose weights have the same names and values (they disagreed on half
+            # the pool, and were said to agree)
+            if oracle is self.classifier or (
+                isinstance(oracle, nn.Module)
+                and isinstance(self.classifier, nn.Module)
+                and module_digest(oracle) == module_digest(self.classifier)
+            ):
                 log.warning(
                     "`labeller`'s oracle is the classifier being fine-tuned: its labels are the "
                     "classifier's own predictions, so the rounds teach it nothing new (their "
@@ -503,6 +511,9 @@ class ActiveLearner:
             "train_sha256": tensors_sha256(train_images, train_labels),
             "classifier_sha256": module_sha256(self.classifier),
             "generator_sha256": module_sha256(self.generator),
+            # the weights alone: a wrapper's settings (TwoLogits' outputs) changed nothing
+            "classifier_settings": module_settings(self.classifier),
+            "generator_settings": module_settings(self.generator),
             "labeller": labeller_key(self.labeller),
         }
 

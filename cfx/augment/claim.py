@@ -28,7 +28,30 @@ _KEY_NAMES = {
     "train_sha256": "the training images or labels",
     "classifier_sha256": "the classifier's weights",
     "generator_sha256": "the generator's weights",
+    "classifier_settings": "the classifier's modules or their settings (e.g. TwoLogits' outputs)",
+    "generator_settings": "the generator's modules or their settings",
+    "labeller.oracle_settings": "the oracle's modules or their settings",
 }
+
+
+_SETTINGS = ("classifier_settings", "generator_settings")
+"""Key entries a cfx of session 53 and before did not record (the weights' digests alone)."""
+
+
+def settings_adopted(earlier: dict[str, Any], key: dict[str, Any]) -> dict[str, Any]:
+    """``earlier`` (a stored key) with the models' settings digests it lacks taken from
+    ``key``: a run's rounds from before they were recorded are resumed, as made with these
+    models (their weights are still compared)."""
+    adopted = {**earlier, **{k: key[k] for k in _SETTINGS if k in key and k not in earlier}}
+    before, now = earlier.get("labeller"), key.get("labeller")
+    if (
+        isinstance(before, dict)
+        and isinstance(now, dict)
+        and before.get("kind") == "oracle"
+        and "oracle_settings" not in before
+    ):
+        adopted["labeller"] = {**before, "oracle_settings": now.get("oracle_settings")}
+    return adopted
 
 
 def labeller_key(labeller: object) -> object:
@@ -153,7 +176,7 @@ def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> dict[str, Any]:
             )
             earlier = {**earlier, "labeller": key["labeller"]}
         if isinstance(earlier, dict):
-            earlier = _adopt_unread_models(out, earlier, key)
+            earlier = _adopt_unread_models(out, settings_adopted(earlier, key), key)
         if isinstance(earlier, dict) and earlier != key and _replans(earlier, key, rounds):
             log.warning(
                 "%s: the run goes on with a budget of %s labels in %s rounds (it had %s in %s); "

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from cfx.augment._common import check_eval_fn, once_per_run, record_size, scored
 from cfx.augment.active import DEFAULT_FINETUNE, ActiveLearner
+from cfx.augment.claim import settings_adopted
 from cfx.augment.result import AugmentResult
 from cfx.errors import ForeignRunError, check_seed
 from cfx.files import save_tensors_atomic, write_atomic
@@ -36,12 +37,14 @@ from cfx.images import check_images
 from cfx.reprs import short_repr
 from cfx.run_key import changes, module_sha256, same_but, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
+from cfx.trajectory.identity import module_settings
 
 KEY_FILE = "key.json"
 _KEY_NAMES = {
     "frames_per_round": "the run's labelled frames per round",
     "train_sha256": "the training images or labels",
     "classifier_sha256": "the classifier's weights",
+    "classifier_settings": "the classifier's modules or their settings (e.g. TwoLogits' outputs)",
 }
 
 
@@ -169,6 +172,7 @@ def _claim(
         "frames_per_round": trained,  # the run's: its set size in each round
         "train_sha256": tensors_sha256(train_images, train_labels),
         "classifier_sha256": module_sha256(classifier),
+        "classifier_settings": module_settings(classifier),
     }
     key = json.loads(json.dumps(key, default=str))  # as read back: lists, strings
     stored = folder / KEY_FILE
@@ -183,6 +187,8 @@ def _claim(
                 f"`out` {folder} is the augment run's folder, not a control's; give the "
                 f"control a folder of its own, e.g. {folder / 'control'}"
             )
+        if isinstance(earlier, dict):
+            earlier = settings_adopted(earlier, key)
         if isinstance(earlier, dict) and _goes_on(earlier, key):
             earlier = key  # the run went on with more rounds: its first rounds are these
         if earlier != key:

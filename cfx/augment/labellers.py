@@ -57,11 +57,16 @@ class OracleLabeller:
         self.batch_size = check_int("batch_size", batch_size)
 
     def run_key(self) -> dict[str, object]:
-        """Who labels, for a resumable run's key: the oracle's weights (None for a model
-        that is not an ``nn.Module``)."""
+        """Who labels, for a resumable run's key: the oracle's weights and its modules'
+        classes and settings (None for a model that is not an ``nn.Module``)."""
         from cfx.run_key import module_sha256
+        from cfx.trajectory.identity import module_settings
 
-        return {"kind": "oracle", "oracle_sha256": module_sha256(self.classifier)}
+        return {
+            "kind": "oracle",
+            "oracle_sha256": module_sha256(self.classifier),
+            "oracle_settings": module_settings(self.classifier),
+        }
 
     def label(
         self,

@@ -84,14 +84,36 @@ def module_digest(module: nn.Module) -> str:
     attributes that are numbers, strings, None or tuples: ``TwoLogits(outputs=...)``, say;
     its train/eval mode is not one, the explainers run models in eval mode)."""
     h = hashlib.sha256(str(module_sha256(module)).encode())
+    for row in _settings_rows(module):
+        h.update(row)
+    return h.hexdigest()
+
+
+def module_settings(module: object) -> str | None:
+    """A SHA-256 of each submodule's class and settings, as :func:`module_digest` reads them,
+    without the weights (None for a model that is no ``nn.Module``): for a key that records
+    the weights' digest on its own, :func:`~cfx.run_key.module_sha256` (an augmentation
+    run's: ``TwoLogits(net)`` and ``TwoLogits(net, outputs="probability")`` have one)."""
+    if not isinstance(module, nn.Module):
+        return None
+    h = hashlib.sha256()
+    for row in _settings_rows(module):
+        h.update(row)
+    return h.hexdigest()
+
+
+def _settings_rows(module: nn.Module) -> list[bytes]:
+    """Per submodule: its name, class and settings (public attributes that are settings,
+    :func:`_is_setting`; not its train/eval mode), as JSON bytes."""
+    rows = []
     for name, sub in module.named_modules():
         own = {
             k: v
             for k, v in sorted(vars(sub).items())
             if not k.startswith("_") and k != "training" and _is_setting(v)
         }
-        h.update(json.dumps([name, type(sub).__qualname__, own]).encode())
-    return h.hexdigest()
+        rows.append(json.dumps([name, type(sub).__qualname__, own]).encode())
+    return rows
 
 
 def explainer_key(explainer: object, _seen: frozenset[int] = frozenset()) -> dict[str, Any]:

@@ -173,7 +173,9 @@ def test_rounds_are_never_labelled_by_someone_else(world, tmp_path):
     weighed = LogisticClassifier()
     with torch.no_grad():
         next(weighed.parameters()).add_(1.0)
-    with pytest.raises(ValueError, match=r"\(1 finished; labeller.oracle_sha256\)"):
+    # (another class than the Identity the first oracle is: its modules are named too)
+    named = r"\(1 finished; the oracle's modules or their settings; labeller.oracle_sha256\)"
+    with pytest.raises(ValueError, match=named):
         ActiveLearner(g, f, OracleLabeller(weighed), **args | {"rounds": 1, "budget": 2}).augment(
             pool, train, labels, out=other_dir
         )
@@ -365,6 +367,58 @@ def test_a_folder_of_another_run_is_refused_naming_what_changed(world, tmp_path)
     (tmp_path / "key.json").write_text("{cut short")
     with pytest.raises(ValueError, match=r"its key\.json cannot be read"):
         learner().augment(pool, train, labels, out=tmp_path)
+
+
+class _Tempered(LogisticClassifier):
+    """The toy classifier with a setting that changes its outputs, not its weights (as
+    TwoLogits' `outputs` does)."""
+
+    def __init__(self, temperature: float) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) / self.temperature
+
+
+def test_a_classifier_of_other_settings_is_another_run(world, tmp_path, caplog):
+    """The key held the classifier's weights alone: a rerun with TwoLogits(net,
+    outputs="probability") for TwoLogits(net) returned the first run's frames and weights
+    fine-tuned for the other reading (session-54 audit). Keys from before the settings
+    were recorded still resume."""
+    g, _, pool, train, labels = world
+    args = {"budget": 4, "rounds": 1, "finetune": CFG, "steps": 4}
+    first = ActiveLearner(g, _Tempered(1.0), CountingOracle(), **args)
+    done = first.augment(pool, train, labels, out=tmp_path)
+    other = ActiveLearner(g, _Tempered(2.0), Refuses(), **args)
+    with pytest.raises(ValueError, match=r"another run \(1 finished; the classifier's modules or"):
+        other.augment(pool, train, labels, out=tmp_path)
+    stored = json.loads((tmp_path / "key.json").read_text())
+    old = {k: v for k, v in stored.items() if not k.endswith("_settings")}  # session 53's
+    (tmp_path / "key.json").write_text(json.dumps(old))
+    again = ActiveLearner(g, _Tempered(1.0), Refuses(), **args)
+    assert torch.equal(again.augment(pool, train, labels, out=tmp_path).labels, done.labels)
+    assert json.loads((tmp_path / "key.json").read_text()) == stored  # recorded from now on
+
+
+def test_an_oracle_is_the_classifier_only_when_it_is_or_copies_it(world, tmp_path, caplog):
+    """Equal weights alone said so of two models of other classes that disagreed on half
+    the pool (session-54 audit); the same model or a copy of it is still said."""
+    import copy
+
+    g, f, pool, train, labels = world
+
+    class Other(LogisticClassifier):  # the same weights by name, another forward
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return -super().forward(x)
+
+    said = "`labeller`'s oracle is the classifier being fine-tuned"
+    for i, (oracle, expected) in enumerate(((Other(), False), (f, True), (copy.deepcopy(f), True))):
+        caplog.clear()
+        learner = ActiveLearner(g, f, OracleLabeller(oracle), budget=2, rounds=1, finetune=CFG)
+        with caplog.at_level("WARNING", logger="cfx.augment"):
+            learner.augment(pool, train, labels, out=tmp_path / str(i))
+        assert (said in caplog.text) is expected, i
 
 
 def test_rounds_without_a_key_are_adopted_with_a_warning(world, tmp_path, caplog):
