@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -39,6 +40,7 @@ from cfx.run_key import changes, module_sha256, same_but, tensors_sha256
 from cfx.training.classifier import ClassifierTrainingConfig, train_classifier
 from cfx.trajectory.identity import module_settings
 
+log = logging.getLogger(__name__)
 KEY_FILE = "key.json"
 _KEY_NAMES = {
     "frames_per_round": "the run's labelled frames per round",
@@ -46,6 +48,20 @@ _KEY_NAMES = {
     "classifier_sha256": "the classifier's weights",
     "classifier_settings": "the classifier's modules or their settings (e.g. TwoLogits' outputs)",
 }
+
+
+def _finished(done: Path) -> dict[str, Tensor] | None:
+    """A finished round's weights, or None when the round is still to do: not finished, or
+    its file cannot be read (outside damage: it is written whole), which is logged and the
+    round fine-tuned again, as an augmentation round is (a damaged file stopped the control
+    with safetensors' traceback)."""
+    if not done.is_file():
+        return None
+    try:
+        return load_file(str(done))
+    except Exception as err:  # any damage: safetensors' or the file system's
+        log.warning("%s cannot be read (%s); fine-tuning the round again", done, err)
+        return None
 
 
 @dataclass(frozen=True)
@@ -121,8 +137,9 @@ def finetune_without_labels(
     tuned = 0  # fine-tunes run by this call
     for k, extra in enumerate(trained):
         done = folder / f"round_{k:02d}" / "model.safetensors"
-        if done.is_file():  # finished earlier: reload instead of redoing
-            model.load_state_dict(load_file(str(done)))
+        state = _finished(done)
+        if state is not None:  # finished earlier: reload instead of redoing
+            model.load_state_dict(state)
         else:
             # training images in place of the labelled frames: the run's set size, its steps
             drawn = torch.randint(n, (extra,), generator=torch.Generator().manual_seed(seed + k))

@@ -229,3 +229,23 @@ def test_a_swapped_or_missing_learner_or_result_is_named(world, tmp_path):
     with pytest.raises(TypeError, match=r"`result` must be the AugmentResult .* got tuple"):
         finetune_without_labels(learner, run.rounds, train, labels, out=tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+def test_a_damaged_round_file_is_fine_tuned_again(world, tmp_path, caplog):
+    """A truncated round_00/model.safetensors stopped `cfx augment --control` with
+    safetensors' traceback (exit 1), where a damaged augmentation round is warned about and
+    computed again (session-54 resume audit). Known answer: the same weights as before."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=4)
+    run = learner.augment(pool, train, labels, out=tmp_path / "run")
+    out = tmp_path / "c"
+    first = finetune_without_labels(learner, run, train, labels, out=out)
+    done = out / "round_00" / "model.safetensors"
+    done.write_bytes(done.read_bytes()[:40])  # cut short
+    with caplog.at_level("WARNING", logger="cfx.augment"):
+        again = finetune_without_labels(learner, run, train, labels, out=out)
+    assert "model.safetensors cannot be read" in caplog.text and "fine-tuning the round again" in (
+        caplog.text
+    )
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[name]), name
