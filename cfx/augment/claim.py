@@ -208,8 +208,14 @@ def claim(out: Path, key: dict[str, Any], rounds_wanted: int) -> dict[str, Any]:
                         "number of labels (the budget is split evenly over the rounds, so "
                         "budget 200 in 2 rounds goes on as 400 in 4)"
                     )
-            else:
-                why = f"its {KEY_FILE} cannot be read"
+            else:  # whose rounds they are is unknown: "pass the arguments of the run that
+                # wrote them" could not help (no arguments match an unreadable key)
+                raise ForeignRunError(
+                    f"`out` {out} holds {rounds} round(s) ({done} finished) but its {KEY_FILE} "
+                    f"cannot be read, so which run they belong to is unknown: delete "
+                    f"{stored} to resume them as this run's (with the arguments of the run "
+                    "that wrote them), or pass another folder"
+                )
             raise ForeignRunError(
                 f"`out` {out} holds {rounds} round(s) of another run ({done} "
                 f"finished; {why}); pass the "

@@ -365,8 +365,12 @@ def test_a_folder_of_another_run_is_refused_naming_what_changed(world, tmp_path)
     again = ActiveLearner(g, f, Refuses(), budget=4, rounds=1, finetune=CFG, steps=4)
     assert torch.equal(again.augment(pool, train, labels, out=tmp_path).labels, first.labels)
     (tmp_path / "key.json").write_text("{cut short")
-    with pytest.raises(ValueError, match=r"its key\.json cannot be read"):
+    # it said "pass the arguments of the run that wrote them", which no arguments satisfy
+    with pytest.raises(ValueError, match=r"its key\.json cannot be read, so which run") as err:
         learner().augment(pool, train, labels, out=tmp_path)
+    assert f"delete {tmp_path / 'key.json'} to resume them as this run's" in str(err.value)
+    (tmp_path / "key.json").unlink()  # as it advises: the rounds are resumed
+    assert torch.equal(learner().augment(pool, train, labels, out=tmp_path).labels, first.labels)
 
 
 class _Tempered(LogisticClassifier):
