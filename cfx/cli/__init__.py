@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -157,7 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         # (-v: the traceback)
         if args.verbose:
             raise
-        print(f"{_command(args)}: error: {err}", file=sys.stderr)
+        hint = ""
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:  # it said only that
+            name = err.filename
+            where = f"the disk holding {os.path.dirname(name) or '.'}" if name else "the disk"
+            hint = (
+                f"; {where} is full: free space and rerun the same command (resumable runs "
+                "keep what they finished: trajectory batches, training checkpoints, "
+                "augmentation rounds, recourse plans)"
+            )
+        print(f"{_command(args)}: error: {err}{hint}", file=sys.stderr)
         return 2
 
 

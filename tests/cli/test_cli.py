@@ -468,3 +468,25 @@ def test_the_program_ignores_a_second_ctrl_c_after_the_first_stopped_it(monkeypa
         assert cfx.cli.entry() == 130 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_full_disk_says_where_and_that_a_rerun_resumes(monkeypatch, capsys):
+    """A full disk printed only "error: [Errno 28] No space left on device" though the runs
+    kept their finished work and resume when rerun (session-54 resume audit)."""
+    import errno
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out/part_00002.tmp")
+
+    monkeypatch.setattr("cfx.cli.recourse.run_recourse", full)
+    assert main(["recourse", "--applicant-index", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: [Errno 28] No space left on device: '/data/out/part_00002.tmp'; the disk " in err
+    assert "holding /data/out is full: free space and rerun the same command" in err
+
+    def denied(args):  # other errors as they were
+        raise PermissionError(errno.EACCES, "Permission denied", "/data/out")
+
+    monkeypatch.setattr("cfx.cli.recourse.run_recourse", denied)
+    assert main(["recourse", "--applicant-index", "1"]) == 2
+    assert capsys.readouterr().err.endswith("Permission denied: '/data/out'\n")
