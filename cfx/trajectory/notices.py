@@ -137,11 +137,13 @@ _SHORT = (
     "lower margin (`margin`; CLI: --margin) asks less"
 )
 _CEILING = (
-    "none passes 0.731 = sigmoid(1), the ceiling of a probability taken for a logit: if the "
-    "classifier ends in a sigmoid, wrap it as `cfx.calls.TwoLogits(model, "
-    "outputs='probability')`; otherwise a longer walk (in Python, the explainer's `max_iter`) "
-    "goes further"
+    "none passes 0.731 = sigmoid(1), the ceiling of a probability taken for a logit, which "
+    "no longer walk passes: if the classifier ends in a softmax, give cfx the logits before "
+    "it; if it ends in a sigmoid (one output), wrap it as `cfx.calls.TwoLogits(model, "
+    "outputs='probability')`"
 )
+"""(A two-class softmax read as logits caps class 1 at sigmoid(1) too; TwoLogits refuses
+a two-output model, and the advice once offered a longer walk.)"""
 
 
 def region_notice(edit_masks: Tensor | None, give_up: object) -> None:

@@ -862,6 +862,10 @@ def test_paths_short_at_a_sigmoids_ceiling_name_the_probability_wrapper(caplog):
         end_notice(torch.tensor([True, True]), torch.tensor([0.7305, 0.72]), 0.99)
     assert "0.731 = sigmoid(1), the ceiling of a probability taken for a logit" in caplog.text
     assert "outputs='probability'" in caplog.text
+    # a softmax's two outputs read as logits end there too: drop the softmax, and a longer
+    # walk (offered as the other way) cannot pass it (session-54 imaging audit)
+    assert "if the classifier ends in a softmax, give cfx the logits before it" in caplog.text
+    assert "which no longer walk passes" in caplog.text and "goes further" not in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING"):  # one above the ceiling: an ordinary short walk
         end_notice(torch.tensor([True, True]), torch.tensor([0.7305, 0.9]), 0.99)
