@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, load_model, size_notice
-from cfx.cli.options import by_flag, card_settings, class_names_flag, given_flags
+from cfx.cli.options import YES_NO, by_flag, card_settings, class_names_flag, given_flags
 from cfx.cli.paths import add_output_options, not_a_file, out_folder
 from cfx.errors import ForeignRunError, check_int, counted
 from cfx.files import write_atomic
@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--test-groups",
         type=Path,
         help="optional 0/1 attribute per --test-data image (e.g. a scanner marker; .npy/.pt, "
-        "or .csv/.txt: one per line): adds the "
+        "or .csv/.txt: one per line, 0/1 or yes/no): adds the "
         "accuracy per class x attribute and the worst group",
     )
     p.add_argument(
@@ -502,8 +502,12 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
         )
         groups = None
         if args.test_groups is not None:
-            groups = load_labels(
-                args.test_groups, test_x.shape[0], name="--test-groups", files=test_files
+            groups = load_labels(  # yes/no too, as cfx shortcuts' --marker-present takes
+                args.test_groups,
+                test_x.shape[0],
+                name="--test-groups",
+                files=test_files,
+                words=YES_NO,
             )
             bad = ~((groups == 0) | (groups == 1))
             if bool(bad.any()):

@@ -52,6 +52,10 @@ def class_names_flag(text: str, k: int = 2) -> tuple[str, ...]:
     return names
 
 
+YES_NO = {"yes": 1, "no": 0, "true": 1, "false": 0}
+"""Words a table of a 0/1 attribute per image (which carry the marker, a group) may hold
+besides 1 and 0."""
+
 _NOT_SETTINGS = ("no_progress", "verbose", "command", "train_command")
 """Parsed options that say how a command ran, not what made its results."""
 

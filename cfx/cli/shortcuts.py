@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 from cfx.cli.console import keeping_warnings, warnings_markdown
 from cfx.cli.models import checked_source, load_model
-from cfx.cli.options import class_names_flag, given_flags
+from cfx.cli.options import YES_NO, class_names_flag, given_flags
 from cfx.cli.paths import add_output_options, not_a_file, not_the_input_folder, out_folder
 from cfx.errors import UnknownNameError, check_int, check_real, counted
+from cfx.files import write_atomic
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 METHODS = ("gradient", "monotone")
 CLASS_NAMES = ("healthy", "tumour")
-YES_NO = {"yes": 1, "no": 0, "true": 1, "false": 0}
-"""Words a table of which images carry the marker may hold besides 1 and 0."""
 USER_FLAGS = ("labels", "marker_mask", "marker_present", "lesion_masks")
 """The options that describe ``--input`` images (and only them)."""
 
@@ -627,7 +626,7 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
         "warnings": list(notes),  # what the run printed to stderr, e.g. about its inputs
         "seconds": time.perf_counter() - t0,
     }
-    (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_atomic(out / "summary.json", json.dumps(result, indent=2) + "\n")
     ending = ""  # where the paths end: past the margin, a monotone path's by more
     if end_median is not None:
         ending = f": the counted paths' last frames are at a median of {end_median:.3f}"
@@ -672,7 +671,7 @@ def run_shortcuts(args: argparse.Namespace, notes: list[str]) -> int:
         "",
     ]
     header[2:2] = warnings_markdown(notes)  # for whoever reads the report later
-    (out / "report.md").write_text("\n".join(header + sections), encoding="utf-8")
+    write_atomic(out / "report.md", "\n".join(header + sections))
     print(verdict)
     print(f"wrote {out}/summary.json, report.md, examples.png")
     return 0

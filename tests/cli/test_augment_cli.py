@@ -439,6 +439,13 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
     assert "`--test-groups` must hold 0 or 1 per image, got 2 at row(s) [3]" in (
         capsys.readouterr().err
     )
+    # yes/no read as 1/0, as cfx shortcuts' --marker-present reads them: 'yes' on line 1 was
+    # "no integer; labels are classes 0..K-1 (class names such as 'yes': map each ...)"
+    (tmp_path / "tg.txt").write_text("yes\nno\nYes\nmaybe\nno\nyes\nno\nno\n")
+    mine[-3] = str(tmp_path / "tg.txt")
+    assert main(mine) == 2
+    err = capsys.readouterr().err
+    assert "line 4: the label 'maybe' is no integer" in err and "yes or no" in err
 
 
 def test_the_classifier_as_its_own_oracle_is_warned_about(tmp_path, caplog):
