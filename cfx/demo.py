@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cfx import report as rp
+from cfx.files import write_atomic
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -94,7 +95,7 @@ def section_credit_data(out: Path, seed: int) -> list[str]:
     # an immutable feature moves in no direction (the table's "any" is the schema's default)
     fixed = table["mutable"].astype(object) == False  # noqa: E712 (the label row has no flag)
     table.loc[fixed, "direction"] = "fixed"
-    table.to_csv(out / "german_credit_summary.csv")
+    write_atomic(out / "german_credit_summary.csv", table.to_csv())
     header = ["feature", *table.columns]
     rows = [
         [name, *(_fmt(v) for v in row)]
@@ -511,7 +512,8 @@ def section_recourse(out: Path, seed: int) -> list[str]:
                 ]
             )
     table = pd.concat(plans, ignore_index=True)
-    table[["model", *table.columns[:-1]]].to_csv(out / "recourse_plans.csv", index=False)
+    plans_csv = table[["model", *table.columns[:-1]]].to_csv(index=False)
+    write_atomic(out / "recourse_plans.csv", plans_csv)
     # a certified "no recourse": one change only, account, purpose, amount and duration frozen
     logistic = load_credit_model("logistic", seed=seed)
     rec = Recourse(logistic, data.schema).fit(X_train)

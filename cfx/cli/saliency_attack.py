@@ -26,6 +26,7 @@ from cfx.cli.saliency import (
     read_input,
 )
 from cfx.errors import check_int, check_real
+from cfx.files import write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -335,7 +336,7 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
                 "" if files is None else files[i].name,
             ]
         )
-    (out / "attack.csv").write_text(table.getvalue(), encoding="utf-8")
+    write_atomic(out / "attack.csv", table.getvalue())
 
     def mean_and_ci(values: torch.Tensor) -> dict[str, float | None]:
         mean, half = mean_ci(values)  # NaN (JSON has none) -> null: one image, no interval
@@ -383,7 +384,9 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
         summary["region_on_marker_instead"] = int(empty.sum())  # none unless mirror
         assert masses is not None  # computed for these attacks above
         summary["region_mass"] = {"before": mean_and_ci(masses[0]), "after": mean_and_ci(masses[1])}
-    np.save(out / "attacked.npy", res.x_adv.detach().cpu().float().numpy())
+    attacked = io.BytesIO()
+    np.save(attacked, res.x_adv.detach().cpu().float().numpy())
+    write_atomic(out / "attacked.npy", attacked.getvalue())
     attack_figure(
         x,
         res.x_adv,
@@ -397,7 +400,7 @@ def run_attack(args: argparse.Namespace, notes: list[str]) -> int:
     )
     # last, so that it keeps every warning of the run (the figure's too)
     summary["warnings"] = list(notes)  # what the run printed to stderr, e.g. about its inputs
-    (out / "attack.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_atomic(out / "attack.json", json.dumps(summary, indent=2))
     shown = {k: v for k, v in summary.items() if k not in ("input_files", "units")}
     print(json.dumps(shown, indent=2))  # the files' order and the units are in attack.json
     print(f"wrote {out}/attack.csv, attack.json, attack.png, attacked.npy", file=sys.stderr)

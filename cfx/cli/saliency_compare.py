@@ -27,6 +27,7 @@ from cfx.cli.saliency import (
 )
 from cfx.cli.saliency_attack import attack_figure_for
 from cfx.errors import check_int, first_names
+from cfx.files import write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -188,7 +189,7 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
     out = Path(args.out)
     for name in COMPARE_OUTPUTS:  # an earlier run's: none may stay beside this run's
         (out / name).unlink(missing_ok=True)
-    (out / "table.csv").write_text(res.to_csv(), encoding="utf-8")
+    write_atomic(out / "table.csv", res.to_csv())
     grid_rows = min(GRID_ROWS, x.shape[0])
     note = (
         f"{source}, classifier `{args.classifier}`, target class {args.target}; maps scored "
@@ -222,7 +223,7 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
 
     def table_md() -> None:  # with every warning of the run so far (the grid's, the attacks')
         lines = [note, "", *warnings_markdown(notes), res.to_markdown()]
-        (out / "table.md").write_text("\n".join(lines), encoding="utf-8")
+        write_atomic(out / "table.md", "\n".join(lines))
 
     # the table first: the attack figures take minutes, and an interrupted run kept no table
     table_md()

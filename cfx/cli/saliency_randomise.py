@@ -27,6 +27,7 @@ from pathlib import Path
 from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, load_model, size_notice
 from cfx.cli.paths import add_output_options, out_folder
+from cfx.files import write_atomic
 
 RANDOMISE_SEED = 0
 """Seed of the new weights and of the random methods' noise (replayed at every stage)."""
@@ -155,7 +156,7 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
         for stage, layer in enumerate(layers, start=1):
             i = stage - 1
             write([name, stage, layer, f"{signed[i]:.4f}", f"{absolute[i]:.4f}", blank[i]])
-    (out / "randomisation.csv").write_text(table.getvalue(), encoding="utf-8")
+    write_atomic(out / "randomisation.csv", table.getvalue())
     rows = []
     for name, res in results.items():
         signed, absolute = res.mean()
@@ -198,7 +199,7 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
     )
     # last, so that it keeps every warning of the run (the figure's too)
     summary["warnings"] = list(notes)  # what the run printed to stderr, e.g. about its inputs
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     width = max(len(n) for n in names)
     print(f"{'method':<{width}}  spearman  of |map|  reading (all {len(layers)} layers random)")
     for row in rows:

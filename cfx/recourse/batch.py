@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.errors import ForeignRunError, counted, shown_rows
-from cfx.files import lock_exclusive
+from cfx.files import lock_exclusive, write_atomic
 from cfx.notices import held
 from cfx.progress import tqdm
 from cfx.recourse.recourse import (
@@ -612,9 +612,8 @@ def _claim(
             )
         return  # the key file stays as written when the batch began
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = key_file.with_name(key_file.name + ".partial")
-    partial.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(partial, key_file)  # a crash never leaves half a key
+    # a crash never leaves half a key, a full disk no temporary (it left OUT.key.json.partial)
+    write_atomic(key_file, json.dumps(key, indent=2, sort_keys=True) + "\n")
 
 
 def _same_model(before: object, now: list[float]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Sequence
@@ -130,7 +131,9 @@ def save_result(
         )
         if (value := getattr(result, key)) is not None
     }
-    np.savez_compressed(out / "result.npz", **arrays)
+    packed = io.BytesIO()  # written whole or not at all, as the summary is
+    np.savez_compressed(packed, **arrays)
+    write_atomic(out / "result.npz", packed.getvalue())
     summary: dict[str, Any] = summarise(
         result.probs,
         result.levels,

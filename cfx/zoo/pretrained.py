@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from cfx.errors import CheckpointError
-from cfx.files import save_tensors_atomic
+from cfx.files import save_tensors_atomic, write_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -141,7 +141,7 @@ class PretrainedMixin:
         if TRAINED_CARD in text or AUGMENTED_CARD in text:
             card.unlink()
         config = {"_class_name": type(self).__name__, **dataclasses.asdict(self.config)}
-        (out / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_atomic(out / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         save_tensors_atomic(state, out / WEIGHTS_NAME)  # readable as config.json is
         return out

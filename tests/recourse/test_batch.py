@@ -336,7 +336,7 @@ def test_a_full_disk_keeps_the_lines_done_and_says_so(tmp_path, fitted, monkeypa
 
     def full(fd):
         calls.append(fd)
-        if len(calls) == 4:  # the header's, ann's, bob's, then cy's
+        if len(calls) == 6:  # the key's two (file, folder), the header's, ann's, bob's, cy's
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd)
 
