@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from cfx.errors import Notice, shape_or_type, shown_rows
+from cfx.errors import Notice, shape_or_type, shown_rows, user_stacklevel
 from cfx.types import Classifier, Target
 
 _T = TypeVar("_T")
@@ -428,7 +428,7 @@ class TwoLogits(nn.Module):
                     "cannot move those images, and their logits are clipped; give cfx the "
                     "logit before the sigmoid (`outputs='logit'`) if the model can return it",
                     Notice,
-                    stacklevel=2,
+                    stacklevel=user_stacklevel(),
                 )
         else:
             logit = out
@@ -447,7 +447,7 @@ class TwoLogits(nn.Module):
                         "image. For a model ending in a sigmoid pass "
                         "`TwoLogits(model, outputs='probability')`",
                         Notice,
-                        stacklevel=2,
+                        stacklevel=user_stacklevel(),
                     )
         return torch.cat([torch.zeros_like(logit), logit], 1)
 

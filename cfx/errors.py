@@ -7,6 +7,7 @@ name the argument, what was expected and what arrived.
 from __future__ import annotations
 
 import math
+import os
 from numbers import Integral, Real
 from pathlib import Path
 from typing import NoReturn
@@ -74,6 +75,22 @@ class Notice(UserWarning):
     images in [0, 1], a constraint that unlocks an immutable feature); a ``UserWarning``, so
     filters and ``pytest.warns(UserWarning)`` catch it as before. The command line prints it
     as its message alone, and any other warning with its category and origin."""
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning given by the function calling this one at
+    the first caller outside cfx and torch: the user's line, where a fixed level inside a
+    module's ``forward`` pointed at torch's ``Module._call_impl`` (and per-file warning
+    filters could not tell one user's file from another)."""
+    import sys
+
+    import torch
+
+    inside = tuple(str(Path(f).parent) + os.sep for f in (__file__, torch.__file__ or ""))
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(inside):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 class MapQualityNotice(Notice):

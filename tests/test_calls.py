@@ -865,3 +865,23 @@ def test_two_logits_names_integer_outputs_in_probability_mode_too():
     said = r"floating-point probability per image, got dtype torch.int64"
     with pytest.raises(TypeError, match=said):
         TwoLogits(lambda im: torch.tensor([0, 1, 1]), outputs="probability")(x)
+
+
+def test_two_logits_notices_point_at_the_users_line():
+    """They were attributed to torch/nn/modules/module.py (stacklevel 2 inside forward is
+    torch's Module._call_impl), so a per-file filter could not reach them (session-54 audit).
+    Called directly and through a cfx function alike, the warning names this file."""
+    import warnings
+
+    from cfx.calls import TwoLogits, class_logits
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 1), nn.Sigmoid())
+    with torch.no_grad():
+        net[1].weight.fill_(100.0)  # saturated: "exactly 0 or 1"
+    x = torch.ones(2, 1, 2, 2)
+    for call in (lambda m: m(x), lambda m: class_logits(m, x)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(TwoLogits(net, outputs="probability"))
+        (said,) = [w for w in caught if "exactly 0 or 1" in str(w.message)]
+        assert said.filename == __file__
