@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--method",
         default="monotone",
         choices=METHODS,
-        help="path explainer (monotone, Option 2, takes about 1.8x the time of gradient, "
+        help="path explainer (monotone, Option 2, takes about 1.9x the time of gradient, "
         "Option 1; BENCHMARKS.md)",
     )
     p.add_argument(
