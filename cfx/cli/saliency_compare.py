@@ -26,7 +26,7 @@ from cfx.cli.saliency import (
     read_input,
 )
 from cfx.cli.saliency_attack import attack_figure_for
-from cfx.errors import check_int, first_names
+from cfx.errors import check_int, counted, first_names
 from cfx.files import write_atomic
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
     print(f"best Dice: {best} ({dice:.3f}); wrote {out}/table.csv, table.md, grid.png")
     if args.attack_n > 0:
         print(
-            f"attack figures ({', '.join(COMPARE_ATTACKS)}, {args.attack_n} slices; "
+            f"attack figures ({', '.join(COMPARE_ATTACKS)}, {counted(args.attack_n, 'slice')}; "
             "--attack-n 0 skips them) ...",
             file=sys.stderr,
         )

@@ -68,9 +68,10 @@ def test_compare_gives_its_table_before_the_slow_attack_figures(tmp_path, capsys
     monkeypatch.setattr("cfx.cli.saliency_compare.attack_figure_for", interrupted)
     out = tmp_path / "cmp"
     argv = ["saliency", "compare", "--n", "2", "--methods", "gradient", "--fast", "--out"]
-    assert main([*argv, str(out), "--no-progress"]) == 130
+    assert main([*argv, str(out), "--no-progress", "--attack-n", "1"]) == 130
     printed = capsys.readouterr()
     assert "best Dice: gradient" in printed.out and "attack figures (gradient" in printed.err
+    assert ", 1 slice; --attack-n 0 skips them" in printed.err  # it said "1 slices"
     assert "gradient" in (out / "table.md").read_text()
 
 
