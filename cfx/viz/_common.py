@@ -127,6 +127,12 @@ def _pictures(images: Tensor, name: str = "frames") -> np.ndarray:
     return to_unit(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def _picture_bytes(images: Tensor, name: str = "frames") -> np.ndarray:
+    """:func:`_pictures` as uint8 ``(N, H, W, C)``, rounded as :func:`cfx.images.to_uint8`
+    rounds (the image files written without matplotlib: a grid, a GIF)."""
+    return (_pictures(images, name) * 255.0 + 0.5).astype(np.uint8)
+
+
 def _some(name: str, value: Tensor, what: str) -> None:
     """An error naming ``name`` when its first axis (the batch, a path's frames) is empty:
     there is nothing to draw, and matplotlib's own error would not say which argument."""

@@ -11,6 +11,7 @@ from torch import Tensor
 from cfx.errors import check_int
 from cfx.files import write_atomic
 from cfx.viz._common import (
+    _picture_bytes,
     _pictures,
     _rectangle,
     _save,
@@ -58,8 +59,7 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     _some("images", images, "images")
     check_int("columns", columns)
     check_int("scale", scale)
-    unit = _pictures(images, "images")[..., 0]  # (N, H, W) in [0, 1]: float, NaN said
-    pics = (unit * 255.0 + 0.5).astype(np.uint8)  # as cfx.images.to_uint8 rounds
+    pics = _picture_bytes(images, "images")[..., 0]  # (N, H, W): float, NaN said
     n, h, w = pics.shape
     rows = (n + columns - 1) // columns
     canvas = np.zeros((rows * h, columns * w), dtype=np.uint8)

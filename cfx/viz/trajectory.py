@@ -16,6 +16,7 @@ from cfx.viz._common import (
     _change,
     _check_names,
     _drawable,
+    _picture_bytes,
     _pictures,
     _row_name,
     _save,
@@ -231,7 +232,7 @@ def trajectory_gif(
     _some("frames", frames, "frames")
     _shape("probs", probs, (frames.shape[0],), f"({frames.shape[0]},) to match `frames`")
     # NaN drawn as 0 and said, as in the figures (to_uint8 made a NaN frame black in silence)
-    pics = (_pictures(frames) * 255.0 + 0.5).astype(np.uint8)  # (T+1, H, W, 1 or 3)
+    pics = _picture_bytes(frames)  # (T+1, H, W, 1 or 3)
     pics = pics[..., 0] if pics.shape[-1] == 1 else pics
     size = (pics.shape[2] * scale, pics.shape[1] * scale)
     seq = [Image.fromarray(p).resize(size, Image.Resampling.NEAREST) for p in pics]
