@@ -83,10 +83,7 @@ def module_digest(module: nn.Module) -> str:
     (:func:`~cfx.run_key.module_sha256`) and each submodule's class and settings (public
     attributes that are numbers, strings, None or tuples: ``TwoLogits(outputs=...)``, say;
     its train/eval mode is not one, the explainers run models in eval mode)."""
-    h = hashlib.sha256(str(module_sha256(module)).encode())
-    for row in _settings_rows(module):
-        h.update(row)
-    return h.hexdigest()
+    return _with_settings(hashlib.sha256(str(module_sha256(module)).encode()), module)
 
 
 def module_settings(module: object) -> str | None:
@@ -96,24 +93,20 @@ def module_settings(module: object) -> str | None:
     run's: ``TwoLogits(net)`` and ``TwoLogits(net, outputs="probability")`` have one)."""
     if not isinstance(module, nn.Module):
         return None
-    h = hashlib.sha256()
-    for row in _settings_rows(module):
-        h.update(row)
-    return h.hexdigest()
+    return _with_settings(hashlib.sha256(), module)
 
 
-def _settings_rows(module: nn.Module) -> list[bytes]:
-    """Per submodule: its name, class and settings (public attributes that are settings,
-    :func:`_is_setting`; not its train/eval mode), as JSON bytes."""
-    rows = []
+def _with_settings(h: Any, module: nn.Module) -> str:
+    """``h`` (a SHA-256 under way) fed, per submodule, its name, class and settings (public
+    attributes that are settings, :func:`_is_setting`; not its train/eval mode); its hex."""
     for name, sub in module.named_modules():
         own = {
             k: v
             for k, v in sorted(vars(sub).items())
             if not k.startswith("_") and k != "training" and _is_setting(v)
         }
-        rows.append(json.dumps([name, type(sub).__qualname__, own]).encode())
-    return rows
+        h.update(json.dumps([name, type(sub).__qualname__, own]).encode())
+    return h.hexdigest()
 
 
 def explainer_key(explainer: object, _seen: frozenset[int] = frozenset()) -> dict[str, Any]:
