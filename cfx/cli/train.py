@@ -456,8 +456,11 @@ def _arch_change(changes: str) -> str:
     """Another ``--arch`` in a run's folder, said as the flag: the library names the model's
     class and every setting of its config that differs ("arch.blocks: 4 before, unset now;
     model: "BrainCNN" before, "BrainOracle" now"), which follow from the flag."""
-    arch = {"BrainCNN": "brain-cnn", "BrainOracle": "brain-oracle"}
-    arch["BrainSegmenter"] = "brain-segmenter"
+    arch = {
+        "BrainCNN": "brain-cnn",
+        "BrainOracle": "brain-oracle",
+        "BrainSegmenter": "brain-segmenter",
+    }
     model = re.search(r'\bmodel: "(\w+)" before, "(\w+)" now', changes)
     if model is None or not {model[1], model[2]} <= set(arch) or not changes.endswith(")"):
         return changes

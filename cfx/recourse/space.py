@@ -149,7 +149,7 @@ class Codec:
             elif (codes < 0).any() and pd.api.types.is_integer_dtype(column):
                 # and the other way: categories '1.0' (as a float column of X_train prints
                 # them) for an applicant's integer codes (a CSV without gaps)
-                text = np.array([str(float(v)) for v in column.to_numpy()], dtype=object)
+                text = column.to_numpy(dtype=np.float64).astype(str)  # 2 -> "2.0"
                 codes = np.where(codes < 0, index.get_indexer(text), codes)
         if (codes < 0).any():
             values = column.astype(str).to_numpy()
