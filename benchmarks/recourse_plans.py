@@ -2,7 +2,7 @@
 jumps and homes given up, under German schemas as they were in sessions 41 and 42 and as
 shipped.
 
-    python benchmarks/recourse_plans.py
+    python benchmarks/recourse_plans.py [--out benchmarks/results/recourse_plans.json]
 
 For each zoo credit model, every denied test applicant of ``german_split()`` is explained with
 ``Recourse(model, schema)`` (defaults: k = 3, data support on) under three schemas: ``s41``
@@ -18,6 +18,7 @@ plans of any rank that change the age, and the longest wait. Prints a table and 
 
 from __future__ import annotations
 
+import argparse
 import json
 import warnings
 from pathlib import Path
@@ -43,6 +44,11 @@ def given_up(cf: object, applicant: object) -> bool:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="JSON written (default: the committed result)"
+    )
+    args = parser.parse_args()
     data = load_german()
     train, test = german_split()
     s42 = data.schema.replace(ACCOUNT, transition_costs=None).replace("housing", transitions=None)
@@ -102,7 +108,7 @@ def main() -> None:
                 f"{row['age_plans']:>9}  {row['longest_wait_years']:>12}"
             )
     record = {"provenance": provenance(), "rows": rows}
-    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(record["provenance"])
 
 

@@ -1,7 +1,7 @@
 """Why ``compare_methods`` builds Integrated Gradients, RISE (session 42) and KernelSHAP (43) as
 it does.
 
-    OMP_NUM_THREADS=1 python benchmarks/saliency_settings_probe.py
+    OMP_NUM_THREADS=1 python benchmarks/saliency_settings_probe.py [--out FILE.json]
 
 * Integrated Gradients on brain-cnn, 16 tumour slices of validation seed 1: the relative
   completeness gap (``completeness_gap``: the maps' sum against f(x) - f(baseline)) per number
@@ -19,6 +19,7 @@ Prints a table and writes it to ``benchmarks/results/saliency_settings_probe.jso
 
 from __future__ import annotations
 
+import argparse
 import json
 import warnings
 from pathlib import Path
@@ -36,6 +37,11 @@ RESULTS = Path(__file__).parent / "results" / "saliency_settings_probe.json"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="JSON written (default: the committed result)"
+    )
+    args = parser.parse_args()
     model = load_classifier("brain-cnn")
     x, _ = tumour_slices(16, seed=1)
     target = torch.ones(len(x), dtype=torch.long)
@@ -86,7 +92,7 @@ def main() -> None:
         "rise": rise,
         "kernel_shap": shap_rows,
     }
-    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(record["provenance"])
 
 

@@ -1,7 +1,7 @@
 """How evenly `cfx trajectory`'s default paths change the image from frame to frame, and how
 often Option 2 keeps its warm start (session 43).
 
-    OMP_NUM_THREADS=2 python benchmarks/trajectory_steps.py
+    OMP_NUM_THREADS=2 python benchmarks/trajectory_steps.py [--out FILE.json]
 
 Runs ``cfx trajectory --target T --method M --n 16`` (defaults otherwise: brain-cnn,
 brain-gan, T = 10 steps, seed 2) for both methods and both targets, and reads each run's
@@ -16,6 +16,7 @@ a temporary folder.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -29,6 +30,11 @@ RESULTS = Path(__file__).parent / "results" / "trajectory_steps.json"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="JSON written (default: the committed result)"
+    )
+    args = parser.parse_args()
     print("target   method    median share  range        largest step first/between/last")
     print("         optimised share (Option 2)")
     rows = []
@@ -71,7 +77,7 @@ def main() -> None:
                     + ("" if kept is None else f"   optimised share {kept:.2f}")
                 )
     record = {"provenance": provenance(), "rows": rows}
-    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(record["provenance"])
 
 
