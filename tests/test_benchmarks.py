@@ -48,6 +48,49 @@ def test_every_name_a_benchmark_imports_from_cfx_exists(path):
     assert missing == [], f"{path.name} imports names cfx no longer has: {missing}"
 
 
+def _defined(path: Path) -> set[str]:
+    """Names a script defines or imports at its top level."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def _sibling_imports(path: Path) -> list[tuple[str, str]]:
+    """(script, name) of every ``from SCRIPT import name`` of another benchmark script."""
+    stems = {p.stem for p in BENCHMARKS}
+    return [
+        (node.module, alias.name)
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.ImportFrom) and node.module in stems
+        for alias in node.names
+    ]
+
+
+def test_sibling_imports_are_checked_on_a_known_case():
+    probe = next(p for p in BENCHMARKS if p.name == "latent_shift_probe.py")
+    assert ("trajectory", "run_latent_shift") in _sibling_imports(probe)
+
+
+@pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
+def test_every_name_a_benchmark_imports_from_another_exists(path):
+    """latent_shift_probe.py takes helpers from trajectory.py: renaming one there would break
+    the probe unseen, as a cfx rename would (session-54 benchmark audit)."""
+    folder = path.parent
+    missing = [
+        f"{script}.{name}"
+        for script, name in _sibling_imports(path)
+        if name not in _defined(folder / f"{script}.py")
+    ]
+    assert missing == [], f"{path.name} imports names its sibling scripts lack: {missing}"
+
+
 def _quoted_commands() -> list[tuple[str, str, str]]:
     """(document, script name, arguments) of every ``python benchmarks/NAME.py ...`` the
     documents quote inside backticks (a command may wrap across lines)."""
