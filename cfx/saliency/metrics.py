@@ -23,8 +23,9 @@ instead rewarded masks near the top of the image. :func:`top_k_mask` itself (use
 attacks) breaks ties by pixel order, deterministically.
 
 Similarity of two maps (attacks, randomisation check): :func:`top_k_intersection`
-(Ghorbani et al., AAAI 2019; ties in expectation too), :func:`spearman` (rank correlation) and
-:func:`mass_center_shift` (distance between centres of mass of ``|map|``, in pixels).
+(Ghorbani et al., AAAI 2019; a tied pixel counts by its chance of a place in both, the
+smaller one), :func:`spearman` (rank correlation) and :func:`mass_center_shift` (distance
+between centres of mass of ``|map|``, in pixels).
 """
 
 from __future__ import annotations
@@ -237,16 +238,21 @@ def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
 
 def top_k_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
     """Share of the ``k`` top pixels of map ``a`` that are also among the ``k`` top of ``b``,
-    per example, in [0, 1] (higher = the ranking kept). Ties at the ``k``-th value count in
-    expectation under independent random tie-breaks, as the localisation metrics count them
-    (:func:`expected_top_k_hits`): a blank map scores ``k / P`` against any other, where pixel
-    order made it 1.0 or 0.0 by where the other map's top pixels lay."""
+    per example, in [0, 1] (higher = the ranking kept).
+
+    A pixel tied at the ``k``-th value of a map belongs to its top ``k`` in part, by the
+    chance a random tie-break picks it (:func:`in_top_k`), and a pixel counts by the smaller
+    of its two shares: a map scores 1.0 against itself, blank or not, and a blank map
+    ``k / P`` against one without ties. Without ties this is the plain intersection. (Pixel
+    order made a blank map score 1.0 or 0.0 by where the other map's top pixels lay; the
+    product of the shares, tie-breaks drawn for each map apart, scored a tied map below 1.0
+    against itself, so an attack that changed nothing read as one that moved the map.)"""
     a, b = _check_maps(a, "a"), _check_maps(b, "b")
     check(a.shape == b.shape, ValueError, f"maps differ in shape: {a.shape} vs {b.shape}")
     if isinstance(k, bool) or not isinstance(k, Integral) or not 0 < k <= a[0].numel():
         raise ValueError(f"`k` must be an int in [1, {a[0].numel()}], got {k!r}")
     k = int(k)  # a numpy int too
-    both = in_top_k(a.flatten(1), k) * in_top_k(b.flatten(1), k)
+    both = torch.minimum(in_top_k(a.flatten(1), k), in_top_k(b.flatten(1), k))  # (B, P)
     return both.sum(1) / k
 
 

@@ -120,6 +120,26 @@ def test_similarity_known_answers():
     # a tie at the k-th value only: the top 2 of (3, 2, 2, 0) share the 2s' one place
     x, y = torch.tensor([3.0, 2, 2, 0]).view(1, 1, 2, 2), torch.tensor([3.0, 2, 0, 0])
     assert M.top_k_intersection(x, y.view(1, 1, 2, 2), 2).item() == pytest.approx((1 + 0.5) / 2)
+    # a pixel counts by the smaller of its two tied shares: (1, 1, 1, 0) and (0, 1, 1, 1) at
+    # k = 2 give each tied pixel 2/3; the middle two count 2/3 each: (4/3) / 2
+    u, v = torch.tensor([1.0, 1, 1, 0]), torch.tensor([0.0, 1, 1, 1])
+    assert M.top_k_intersection(u.view(1, 1, 2, 2), v.view(1, 1, 2, 2), 2).item() == (
+        pytest.approx(2 / 3)
+    )
+
+
+def test_a_tied_map_keeps_its_whole_top_k_against_itself():
+    """Tie-breaks drawn for each map apart scored a map with plateaus below 1 against itself
+    (a blank one k / P): an attack that changed nothing read as one that moved the map
+    (session-55 audit: 0.78-0.92 for KernelSHAP, LIME and Occlusion maps)."""
+    plateaus = torch.tensor([[3.0, 3, 2, 2], [2, 2, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0]])
+    for m in (plateaus.view(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)):
+        for k in (1, 3, 5, 16):
+            assert M.top_k_intersection(m, m, k).item() == pytest.approx(1.0)
+
+
+def test_similarity_rank_correlation_known_answers():
+    a = torch.arange(16.0).view(1, 1, 4, 4)
     assert M.spearman(a, a**3).item() == pytest.approx(1.0)
     assert M.spearman(a, -a).item() == pytest.approx(-1.0)
     assert M.spearman(a, torch.zeros_like(a)).item() == 0.0

@@ -45,3 +45,24 @@ def test_without_a_generator_the_global_one_is_untouched_and_attacks_repeat():
         assert torch.equal(torch.random.get_rng_state(), before)
         assert torch.equal(a.x_adv, attack.perturb(x).x_adv)
         assert torch.equal(a.x_adv, attack.perturb(x, generator=torch.Generator()).x_adv)
+
+
+class _Blank(torch.nn.Module):
+    """An explainer whose maps are blank whatever the image: every pixel ties."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def attribute(self, x, target, **kwargs):
+        return torch.zeros(x.shape[0], 1, *x.shape[2:])
+
+
+def test_maps_that_did_not_move_keep_their_whole_top_k():
+    """Blank maps before and after: nothing moved, so intersection 1 (it read k / P = 0.02,
+    a total success of the attack, session-55 audit)."""
+    res = RandomSign(_Blank(small_cnn()), epsilon=4 / 255).perturb(
+        images(b=2, h=16, w=16), generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(res.maps, res.maps_adv)
+    assert res.top_k_intersection.tolist() == [1.0, 1.0]
