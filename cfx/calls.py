@@ -366,8 +366,12 @@ def class_logits(
 
 
 class TwoLogits(nn.Module):
-    """A binary classifier with one output as two class logits ``(0, l)``: softmax over them
-    gives ``sigmoid(l)`` for class 1. ``outputs="logit"`` (default) for a model returning
+    """A binary classifier with one output as two class logits ``(-l/2, l/2)``: softmax over
+    them gives ``sigmoid(l)`` for class 1, and each class's logit is half its log-odds, so
+    a map explaining class 0 is the mirror of class 1's (a constant logit ``0`` for class 0
+    made every gradient map of it blank, silently). Maps of class 1 are half those of ``l``
+    itself: scale-free scores (ranks, shares, localisation, Spearman) are unchanged.
+    ``outputs="logit"`` (default) for a model returning
     the logit ``l`` before its sigmoid; ``outputs="probability"`` for a model ending in a
     sigmoid, whose ``p`` becomes ``l = log(p / (1 - p))`` (a probability taken for a logit
     would put class 1 at >= 0.5 for every image). An ``nn.Module``, so cfx freezes the
@@ -449,7 +453,8 @@ class TwoLogits(nn.Module):
                         Notice,
                         stacklevel=user_stacklevel(),
                     )
-        return torch.cat([torch.zeros_like(logit), logit], 1)
+        half = logit / 2  # (B, 1): l1 - l0 = l, the log-odds
+        return torch.cat([-half, half], 1)
 
 
 def check_two_classes(logits: Tensor, name: str, probe: str | None = None) -> None:

@@ -515,9 +515,10 @@ def test_two_logits_clips_probabilities_below_float_precision_and_names_them():
     x = torch.tensor([[-200.0], [-20.0], [0.0]], requires_grad=True)
     with pytest.warns(Notice, match=r"exactly 0 or 1 in torch.float32 for 1 of the 3 images"):
         logits = wrapped(x)
-    assert logits[:, 1].tolist() == pytest.approx([-126 * math.log(2), -20.0, 0.0], abs=1e-3)
-    assert torch.equal(logits[:, 0], torch.zeros(3))
-    logits[:, 1].sum().backward()
+    odds = logits[:, 1] - logits[:, 0]  # (-l/2, l/2)
+    assert odds.tolist() == pytest.approx([-126 * math.log(2), -20.0, 0.0], abs=1e-3)
+    assert torch.equal(logits[:, 0], -logits[:, 1])
+    odds.sum().backward()
     assert x.grad[0, 0] == 0.0
     assert x.grad[1:, 0].tolist() == pytest.approx([1.0, 1.0], abs=1e-3)
 
@@ -536,8 +537,9 @@ def test_two_logits_clips_at_the_model_dtype_precision():
     with warnings.catch_warnings():
         warnings.simplefilter("error", Notice)
         logits = wrapped(x)
-    assert logits[:, 1].tolist() == pytest.approx([20.0, -20.0], abs=1e-6)
-    logits[:, 1].sum().backward()
+    odds = logits[:, 1] - logits[:, 0]  # (-l/2, l/2)
+    assert odds.tolist() == pytest.approx([20.0, -20.0], abs=1e-6)
+    odds.sum().backward()
     assert x.grad[:, 0].tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
 
 
@@ -736,9 +738,9 @@ def test_to_model_looks_through_a_wrapper_without_weights_of_its_own():
     x = torch.rand(3, 1, 2, 2, dtype=torch.float64)
     assert to_model(x, wrapped).dtype == torch.float32
     assert to_model(x, lambda v: net(v)).dtype == torch.float32  # a function's network
-    logits = predict(wrapped, x)  # (3, 2): (0, l) with l the network's output
+    logits = predict(wrapped, x)  # (3, 2): (-l/2, l/2) with l the network's output
     expected = net(x.float().flatten(1))[:, 0].detach()
-    assert torch.allclose(logits[:, 1], expected) and torch.equal(logits[:, 0], torch.zeros(3))
+    assert torch.allclose(logits[:, 1], expected / 2) and torch.equal(logits[:, 0], -logits[:, 1])
 
 
 def test_held_modules_reads_a_functions_default_arguments():

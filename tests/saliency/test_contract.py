@@ -141,6 +141,25 @@ def test_a_single_logit_model_points_to_two_logits(name):
     assert a.shape == (2, 1, 16, 16) and torch.isfinite(a).all()
 
 
+def test_a_single_logit_model_explains_class_0_as_the_mirror_of_class_1():
+    """TwoLogits gave class 0 the constant logit 0: every gradient map of class 0 was blank,
+    silently, and compare_methods scored them as chance (session-55 audit). Its logits are
+    now (-l/2, l/2): class 0's signed maps are minus class 1's, class 1's half l's own."""
+    one, x = _one_logit(), images(b=2, h=16, w=16)
+    wrapped = cfx_calls.TwoLogits(one)
+    for cls in (S.Gradient, S.GradientXInput):
+        zero, first = cls(wrapped).attribute(x, 0), cls(wrapped).attribute(x, 1)
+        assert float(zero.abs().amax()) > 0
+        signed = cls is S.GradientXInput  # Gradient's maps are |gradient|
+        assert torch.allclose(zero, -first if signed else first, atol=1e-6)
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(one(xg).sum(), xg)
+    assert torch.allclose(S.Gradient(wrapped).attribute(x, 1), grad.abs() / 2, atol=1e-6)
+    assert torch.allclose(
+        torch.softmax(wrapped(x), 1)[:, 1], torch.sigmoid(one(x)[:, 0]), atol=1e-6
+    )
+
+
 def test_faithfulness_refuses_a_single_logit_model():
     from cfx.saliency.faithfulness import deletion_auc, insertion_auc
 
