@@ -46,6 +46,59 @@ def test_every_method_is_scored_on_the_same_images():
     assert name in res.methods and 0 <= value <= 1
 
 
+class _MapOf:
+    """A ready method whose map is a fixed tensor, whatever the images."""
+
+    def __init__(self, maps):
+        self.maps = maps
+
+    def attribute(self, x, target, **kwargs):
+        return self.maps.to(x)
+
+
+def test_each_column_holds_the_metric_it_is_named_after():
+    """The table's cells were never compared with the metrics they are named after: swapping
+    deletion and insertion, or pointing game and relevance mass, or scoring |map| instead of
+    its positive part, passed every test (session-55 test audit). Known answers: the mask
+    itself localises perfectly, its complement not at all (its positive part lies outside the
+    mask, the box around it included); each column also equals its metric on the maps."""
+    from cfx.saliency import metrics as M
+    from cfx.saliency.faithfulness import deletion_auc, insertion_auc
+
+    model, x, masks = small_cnn(), images(b=3, h=16, w=16), _masks()
+    signed = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    methods = {
+        "mask": _MapOf(masks.float()),
+        "outside": _MapOf((~masks).float() - 2 * masks.float()),  # negative inside
+        "signed": _MapOf(signed),
+    }
+    res = compare_methods(model, x, masks, 1, methods, faithfulness_steps=4)
+    col = {name: j for j, name in enumerate(res.metrics)}
+    localisation = ["pointing_game", "relevance_mass", "relevance_rank"]
+    localisation += ["energy_pointing_game", "dice", "iou"]
+    for name in localisation:
+        assert res.scores[0, col[name]].tolist() == [1.0, 1.0, 1.0], name
+        assert res.scores[1, col[name]].tolist() == [0.0, 0.0, 0.0], name
+    relevance = signed.clamp(min=0)  # the positive part is scored, not |map|
+    functions = {
+        "pointing_game": M.pointing_game,
+        "relevance_mass": M.relevance_mass_accuracy,
+        "relevance_rank": M.relevance_rank_accuracy,
+        "energy_pointing_game": M.energy_pointing_game,
+        "dice": M.top_k_dice,
+        "iou": M.top_k_iou,
+    }
+    for name, fn in functions.items():
+        assert torch.allclose(res.scores[2, col[name]], fn(relevance, masks)), name
+    curves = {
+        "deletion_auc": deletion_auc(model, x, relevance, 1, steps=4),
+        "insertion_auc": insertion_auc(model, x, relevance, 1, steps=4, blur_sigma=None),
+    }
+    for name, want in curves.items():
+        assert torch.allclose(res.scores[2, col[name]], want, atol=1e-6), name
+    assert not torch.allclose(curves["deletion_auc"], curves["insertion_auc"])  # told apart
+
+
 def test_ready_methods_by_display_name_and_same_seed_same_scores():
     model = small_cnn()
     x = images(b=2, h=16, w=16)
