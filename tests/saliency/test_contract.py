@@ -210,12 +210,20 @@ def test_a_model_trained_at_another_size_is_said(name):
     assert not [w for w in said if "was trained on" in str(w.message)]  # its own size
 
 
+class _Shared(list):
+    """A list a deep copy shares: the methods that score many images at once do it through a
+    copy of the model (``fast_model``), whose own ``seen`` the test never read."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
 class _Spy(torch.nn.Module):
-    """The model, recording how many images each forward pass took."""
+    """The model, recording how many images each forward pass took (copies record too)."""
 
     def __init__(self, model):
         super().__init__()
-        self.model, self.seen = model, []
+        self.model, self.seen = model, _Shared()
 
     def forward(self, x):
         self.seen.append(x.shape[0])
@@ -234,6 +242,8 @@ def test_no_pass_takes_more_images_than_batch_size(name):
         warnings.simplefilter("ignore", cfx_errors.Notice)
         _run(name, method, images(b=12, h=16, w=16), None)
     assert max(spy.seen) <= 4, spy.seen
+    if name in ("Occlusion", "RISE", "LIME", "KernelSHAP", "CausalResponsibility"):  # masked
+        assert sum(spy.seen) > 2 * 12, spy.seen
 
 
 def test_faithfulness_passes_take_batch_size_images_at_most():
@@ -245,3 +255,4 @@ def test_faithfulness_passes_take_batch_size_images_at_most():
     deletion_auc(spy, x, maps, None, steps=2, batch_size=4)
     insertion_auc(spy, x, maps, None, steps=2, batch_size=4)
     assert max(spy.seen) <= 4, spy.seen
+    assert sum(spy.seen) >= 2 * 2 * 12, spy.seen  # each curve's 2 steps of 12 images seen
