@@ -26,6 +26,7 @@ from cfx.saliency._common import (
     check_generator,
     check_input,
     frozen,
+    notices_given,
     replayed_maps,
     resolve_all,
 )
@@ -122,7 +123,7 @@ def data_randomisation(
             "`permuted_model` must be a second model, trained on permuted labels; got `model` "
             "itself, whose maps would match trivially"
         )
-    x = check_input(x)
+    x = check_input(x, model)  # the model tried on one image: errors named, not deep inside
     check_generator(generator)
     kwargs = dict(attribute_kwargs or {})
     # one source of the methods' noise, replayed for both models (a generator passed in
@@ -143,7 +144,8 @@ def data_randomisation(
     def maps_of(m: nn.Module, other: nn.Module, role: str) -> Tensor:
         method = make_method(m)
         check_built_on(method, m, other, role)
-        return replayed_maps(method, x, tgt, gen, method_state, kwargs, noisy=given is not None)
+        with notices_given():  # the probe's notices were given once, on entry
+            return replayed_maps(method, x, tgt, gen, method_state, kwargs, noisy=given is not None)
 
     original = maps_of(model, permuted_model, "`permuted_model` when given `model`")
     with quiet_compared_maps():  # its maps are compared, not read

@@ -29,6 +29,7 @@ from cfx.saliency._common import (
     check_generator,
     check_input,
     frozen,
+    notices_given,
     replayed_maps,
     resolve_all,
 )
@@ -197,7 +198,7 @@ def cascading_randomisation(
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
     check_editable(model, "the check randomises a copy of the model layer by layer")
-    x = check_input(x)
+    x = check_input(x, model)  # the model tried on one image: errors named, not deep inside
     check_generator(generator)
     if isinstance(layers, str):  # would be read letter by letter
         raise TypeError(
@@ -250,7 +251,8 @@ def cascading_randomisation(
                 "the copy"
             )
         # a randomised copy's maps are compared, not read: its methods' notices stay quiet
-        with nullcontext() if m is model else quiet_compared_maps():
+        # the probe's notices were given once, on entry
+        with nullcontext() if m is model else quiet_compared_maps(), notices_given():
             return replayed_maps(
                 method, x, tgt, noise, method_state, kwargs, noisy=given is not None
             )

@@ -341,3 +341,30 @@ def test_randomise_methods_checks_its_arguments_before_any_method_runs():
         randomise_methods(model, x, 1, [])
     with pytest.raises(UnknownNameError, match="unknown saliency method 'nope'"):
         randomise_methods(model, x, 1, ["gradient", "nope"])
+
+
+def test_both_checks_try_the_model_on_the_images_first_and_notice_once():
+    """The randomisation checks never tried the model on `x` first: a float64 batch or one
+    with the wrong channels stopped them with PyTorch's own words from deep inside a method,
+    and the [0, 1] notice came once per stage (session-55 saliency audit)."""
+    import warnings
+
+    from cfx.errors import Notice
+    from cfx.saliency import Gradient
+    from cfx.saliency.data_randomisation import data_randomisation
+
+    model, x = small_cnn(), images(b=2, h=16, w=16)
+    checks = (
+        lambda xx: cascading_randomisation(lambda m: Gradient(m), model, xx, 0),
+        lambda xx: data_randomisation(lambda m: Gradient(m), model, small_cnn(seed=5), xx, 0),
+    )
+    for run in checks:
+        with pytest.raises(TypeError, match=r"`x` is torch.float64 .* weights are torch.float32"):
+            run(x.double())
+        with pytest.raises(ValueError, match=r"`model` failed on `x` shaped \(3, 16, 16\)"):
+            run(x.repeat(1, 3, 1, 1))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run((x + 1) / 2)  # [0, 1] images
+        below = [w for w in caught if "no pixel of `x` is below 0" in str(w.message)]
+        assert len(below) == 1 and issubclass(below[0].category, Notice)
