@@ -251,21 +251,52 @@ def method_names(text: str) -> list[str]:
     return names
 
 
-def no_image_in_target_notice(model: Classifier, x: torch.Tensor, target: int) -> None:
-    """Warn when the classifier puts none of the images in ``--target``: every map then
-    explains evidence for a class it did not choose (e.g. a target left at its default)."""
+def predicted_classes(model: Classifier, x: torch.Tensor) -> torch.Tensor:
+    """The class ``model`` predicts for each image of ``x``, ``(N,)``; a model that fails on
+    the images is named as the saliency methods name it."""
     import torch
 
-    from cfx.calls import class_logits, frozen
+    from cfx.calls import call_named, class_logits, frozen
 
     with frozen(model), torch.no_grad():
-        predicted = class_logits(model, x).argmax(1)  # (N,)
-    if not bool((predicted == target).any()):
-        classes = sorted(set(predicted.tolist()))
+        return call_named(
+            lambda: class_logits(model, x, name="model"),
+            {"model": model},
+            x,
+            f"`model` failed on `x` shaped {tuple(x.shape[1:])} per image (C, H, W)",
+        ).argmax(1)
+
+
+def no_image_in_target_notice(model: Classifier, x: torch.Tensor, target: int) -> None:
+    """Warn when the classifier puts some or all of the images in another class than
+    ``--target``: their maps explain evidence for a class it did not choose (e.g. a target
+    left at its default, or one class given for images of many). A model that fails on the
+    images is named as the saliency methods name it."""
+    import torch
+
+    from cfx.errors import first_names
+
+    predicted = predicted_classes(model, x)
+    other = predicted != target
+    if not bool(other.any()):
+        return
+    classes = " or ".join(map(str, sorted(set(predicted[other].tolist()))))
+    if bool(other.all()):
         log.warning(
             "the classifier puts none of the %d images in class %d (--target); it predicts "
             "class %s for them, so every map explains evidence for a class it did not choose",
             x.shape[0],
             target,
-            " or ".join(map(str, classes)),
+            classes,
+        )
+    else:
+        log.warning(
+            "the classifier puts %d of the %d images in another class than %d (--target): "
+            "class %s; their maps explain evidence for a class it did not choose (rows %s, "
+            "counted from 0; --target predicted explains each image's own class)",
+            int(other.sum()),
+            x.shape[0],
+            target,
+            classes,
+            first_names([str(i) for i in torch.nonzero(other).flatten().tolist()]),
         )

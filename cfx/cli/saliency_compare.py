@@ -23,6 +23,7 @@ from cfx.cli.saliency import (
     default_classifier,
     method_names,
     no_image_in_target_notice,
+    predicted_classes,
     read_input,
 )
 from cfx.cli.saliency_attack import attack_figure_for
@@ -84,8 +85,9 @@ def register(ssub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--target",
         default=None,
-        help="class explained: an index of the classifier's outputs, or healthy / tumour "
-        "(the brain models' 0 / 1; default: 1)",
+        help="class explained: an index of the classifier's outputs, healthy / tumour "
+        "(the brain models' 0 / 1; default: 1), or predicted (each image's predicted class: "
+        "images of many classes with masks of their own objects)",
     )
     c.add_argument(
         "--n",
@@ -128,7 +130,8 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
     # an unknown or missing classifier is named before the default target is warned about
     classifier = checked_source("--classifier", args.classifier, "classifier", has_generator=False)
     defaulted, given = args.target is None, args.target
-    args.target = parse_target(str("tumour" if defaulted else args.target))
+    predicted = not defaulted and str(given).strip().lower() == "predicted"
+    args.target = None if predicted else parse_target(str("tumour" if defaulted else given))
     not_the_input_folder(args.out, args.masks, "--masks")
     if (args.input is None) != (args.masks is None):
         raise ValueError(
@@ -147,7 +150,7 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
             "give --target for another class",
             args.classifier,
         )
-    elif not brain:
+    elif not brain and not predicted:
         brain_name_notice(given, args.target, args.classifier)
     model = load_model("--classifier", classifier)
     check_gradcam_layer(model, names, args.gradcam_layer)
@@ -166,8 +169,19 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
         x, masks = tumour_slices(args.n, args.seed)
         size_notice(model, x.shape, "--classifier", "built-in slices")
         source = f"{args.n} tumour slices (brain seed {args.seed})"
-    check_target_class(model, x, args.target, brain)  # compare_methods would name `target`
-    no_image_in_target_notice(model, x, args.target)
+    if predicted:
+        classes = predicted_classes(model, x)  # (N,)
+        counts = zip(*classes.unique(return_counts=True), strict=True)
+        explained = (
+            "each image's predicted class ("
+            + ", ".join(f"class {int(c)}: {counted(int(n), 'image')}" for c, n in counts)
+            + ")"
+        )
+        target: int | torch.Tensor = classes
+    else:
+        check_target_class(model, x, args.target, brain)  # compare_methods would name it
+        no_image_in_target_notice(model, x, args.target)
+        target, explained = args.target, f"target class {args.target}"
     out_folder(args.out)  # inputs read, before the work: an unwritable --out fails now
     from cfx.notices import held
     from cfx.saliency.compare import log as compare_log
@@ -180,7 +194,7 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
             model,
             x,
             masks,
-            args.target,
+            target,
             names,
             fast=args.fast,
             gradcam_layer=args.gradcam_layer,
@@ -192,7 +206,7 @@ def run_compare(args: argparse.Namespace, notes: list[str]) -> int:
     write_atomic(out / "table.csv", res.to_csv())
     grid_rows = min(GRID_ROWS, x.shape[0])
     note = (
-        f"{source}, classifier `{args.classifier}`, target class {args.target}; maps scored "
+        f"{source}, classifier `{args.classifier}`, {explained}; maps scored "
         "by their positive part; "
         + (
             "--fast: the perturbation methods' small budgets (cfx.saliency.compare.build_method)"

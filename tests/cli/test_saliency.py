@@ -645,6 +645,47 @@ def test_a_flag_that_does_nothing_and_a_target_no_image_is_in_are_warned_about(t
     assert "does nothing" not in caplog.text and "puts none of" not in caplog.text
 
 
+def test_compare_explains_each_images_predicted_class_or_says_which_it_does_not(tmp_path, caplog):
+    """`cfx saliency compare --target 2` explained class 2 for images of many classes and
+    warned only when the model predicted it for none (session-55 audit): now some is enough
+    for the warning, and `--target predicted` explains each image's own class, as the
+    Python API does with a (B,) target."""
+    import numpy as np
+
+    from cfx.data.brain import make_dataset
+    from cfx.saliency.compare import compare_methods
+    from cfx.zoo import load_classifier
+
+    data = make_dataset(6, seed=7)
+    model = load_classifier("brain-cnn")
+    predicted = model(data.images).argmax(1)
+    assert 0 < int(predicted.sum()) < 6  # both classes among the images
+    np.save(tmp_path / "x.npy", data.images.numpy())
+    masks = data.masks.clone()
+    masks[data.labels == 0, :, 20:30, 20:30] = True  # something to find in every image
+    np.save(tmp_path / "m.npy", masks.numpy())
+    argv = ["saliency", "compare", "--input", str(tmp_path / "x.npy"), "--masks"]
+    argv += [str(tmp_path / "m.npy"), "--classifier", "brain-cnn", "--methods", "gradient"]
+    argv += ["--attack-n", "0", "--no-progress"]
+    others = int((predicted != 1).sum())
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--target", "1", "--out", str(tmp_path / "one")]) == 0
+    assert f"puts {others} of the 6 images in another class than 1 (--target)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--target", "predicted", "--out", str(tmp_path / "own")]) == 0
+    assert "another class" not in caplog.text
+    note = (tmp_path / "own" / "table.md").read_text().splitlines()[0]
+    assert f"each image's predicted class (class 0: {others} image" in note
+    want = compare_methods(model, data.images, masks, predicted, ["gradient"]).to_csv()
+
+    def scores(text):  # the rows without their last column, the seconds per image
+        return [line.rsplit(",", 1)[0] for line in text.splitlines()]
+
+    got, one = ((tmp_path / d / "table.csv").read_text() for d in ("own", "one"))
+    assert scores(got) == scores(want) != scores(one)
+
+
 def test_the_attacked_method_takes_any_case():
     """`cfx saliency attack --method GradCAM` was refused beside the lower-case choices."""
     from cfx.cli import build_parser
