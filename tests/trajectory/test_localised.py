@@ -123,6 +123,44 @@ def test_region_masks_known_values():
     assert float(soft[0, 0, 3].mean()) > float(soft[0, 0, 0].mean())
 
 
+def _documented_kernel(sigma: float) -> list[float]:
+    """The Gaussian ``soften`` is documented to blur with, written out independently of cfx:
+    radius ``ceil(2 sigma)``, weights ``exp(-t^2 / (2 sigma^2))`` normalised to sum 1."""
+    radius = max(1, math.ceil(2 * sigma))
+    w = [math.exp(-(t**2) / (2 * sigma**2)) for t in range(-radius, radius + 1)]
+    return [v / sum(w) for v in w]
+
+
+def test_region_masks_soften_the_border_with_the_documented_gaussian():
+    """The softened mask is the binary one blurred by a Gaussian of ``soften`` px, pixel for
+    pixel (the audit found only a [0, 1] range and an ordering pinned, which a plain binary
+    mask or a wrong width also passed).
+
+    The bottom row of a 4x4 map (fraction 0.25) is constant along rows, so only the blur down
+    the columns acts, with replicated edges: weights w_t = exp(-t^2 / 2) for |t| <= 2 and
+    S = w_0 + 2 w_1 + 2 w_2 = 2.48373 give rows 0, w_2 / S = 0.05449, (w_1 + w_2) / S = 0.29869
+    and (w_0 + w_1 + w_2) / S = 0.70131. A single set pixel at the centre of a 9x9 map (fraction
+    1/81) spreads as the outer product k k^T of the normalised kernel, for sigma 1 and 2.
+    """
+    w0, w1, w2 = 1.0, math.exp(-0.5), math.exp(-2.0)
+    total = w0 + 2 * w1 + 2 * w2
+    rows = torch.tensor([0.0, w2 / total, (w1 + w2) / total, (w0 + w1 + w2) / total])
+    assert rows.tolist() == pytest.approx([0.0, 0.05449, 0.29869, 0.70131], abs=1e-5)
+    soft = region_masks(torch.arange(16.0).view(1, 1, 4, 4), 0.25, soften=1.0)
+    torch.testing.assert_close(soft[0, 0], rows[:, None].expand(4, 4), atol=1e-6, rtol=0)
+
+    i = torch.arange(9.0)
+    peak = 100.0 - (i[:, None] - 4) ** 2 - (i[None, :] - 4) ** 2  # (9, 9), largest at (4, 4)
+    for sigma in (1.0, 2.0):
+        k = torch.tensor(_documented_kernel(sigma))
+        r = (k.numel() - 1) // 2
+        expected = torch.zeros(9, 9)
+        expected[4 - r : 5 + r, 4 - r : 5 + r] = k[:, None] * k[None, :]
+        soft = region_masks(peak.view(1, 1, 9, 9), 1 / 81, soften=sigma)
+        torch.testing.assert_close(soft[0, 0], expected, atol=1e-6, rtol=0)
+        assert float(soft[0, 0, 4, 4]) < 1.0  # the set pixel itself is softened too
+
+
 def test_region_masks_keep_pixels_tied_with_the_threshold():
     # 5 pixels 0..4, fraction 0.25: torch.quantile (linear) at 0.75 sits at index
     # 0.75 * (5 - 1) = 3 exactly, i.e. the value 3; pixels ">= 3" are {3, 4}.

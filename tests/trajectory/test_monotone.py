@@ -427,6 +427,71 @@ def test_the_loop_descends_the_documented_loss(blur_check):
     assert torch.allclose(grads[0].view(2, 2), expected, atol=1e-12)
 
 
+@pytest.mark.parametrize(("kwargs", "mu"), [({}, 0.05), ({"smooth_weight": 0.3}, 0.3)])
+def test_the_first_step_descends_the_smoothness_term_too(monkeypatch, kwargs, mu):
+    """The gradient the optimiser steps on is the whole documented loss, smoothness term
+    included: the test above reads the gradient at the frames' latents, which the smoothness
+    term never reaches, so the audit could delete it from the loop with nothing failing.
+
+    The setting of that test, with two latent coordinates (d = 2) of which the frame shows only
+    the first (x_t = z_t[0]): coordinate 0 gets the frame terms worked out there, coordinate 1
+    nothing but the smoothness term. For mu * sum_t ||z_t - z_{t-1}||^2 / d the gradient at
+    z_t is mu * 2 (D_t - D_{t+1}) / d = mu (D_t - D_{t+1}) (D_t = z_t - z_{t-1}, D_{T+1} = 0).
+    Coordinate 0 -- image 0: D = (2.1, 0.05), so mu 2.05 and mu 0.05; image 1: D = (-0.1,
+    1.1), so -mu 1.2 and mu 1.1. Coordinate 1 -- image 0 (0.3, 0.5, -0.2): D = (0.2, -0.7),
+    so mu 0.9 and -mu 0.7; image 1 (-1, 0, 1): D = (1, 1), so 0 and mu. The gradient is read
+    where Adam takes it (its first step moves every coordinate by ~lr, whatever the weight).
+    """
+    g = LinearGenerator(d=2)
+    z0 = torch.tensor([[-2.0, 0.3], [0.0, -1.0]], dtype=torch.float64)
+    z = torch.tensor(
+        [[[0.1, 0.5], [0.15, -0.2]], [[-0.1, 0.0], [1.0, 1.0]]], dtype=torch.float64
+    )  # (B=2, T=2, d=2)
+    p0, p = torch.sigmoid(z0[:, 0]), torch.sigmoid(z[..., 0])
+    dp = p * (1 - p)
+    frame_terms = torch.tensor(  # as in test_the_loop_descends_the_documented_loss, no blur
+        [
+            [dp[0, 0] + dp[0, 0] + 0.5, -dp[0, 1] - 1.0 - dp[0, 1] + 0.5],
+            [-dp[1, 0] - dp[1, 0] - 0.5, -dp[1, 1] - 1.0 + 0.5],
+        ],
+        dtype=torch.float64,
+    )
+    smooth = mu * torch.tensor(
+        [[[2.05, 0.9], [0.05, -0.7]], [[-1.2, 0.0], [1.1, 1.0]]], dtype=torch.float64
+    )
+    expected = smooth.clone()
+    expected[..., 0] += frame_terms
+
+    stepped = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            stepped.append(self.param_groups[0]["params"][0].grad.clone())
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+
+    def decode(latents, rows):
+        return latents[:, :1].reshape(-1, 1, 1, 1)  # the frame shows coordinate 0 only
+
+    mp = MonotonePath(
+        g,
+        _logit_of_pixel_sum,
+        steps=2,
+        iterations=1,
+        lambda_init=1.0,
+        gap=0.02,
+        margin=0.99,
+        blur_check=0.0,
+        **kwargs,
+    )
+    assert mp.smooth_weight == mu
+    levels = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    mp.optimise(z0, z, p0, torch.ones(2, dtype=torch.long), levels, decode=decode)
+    assert len(stepped) == 1
+    torch.testing.assert_close(stepped[0], expected, atol=1e-12, rtol=0)
+
+
 _CHECKER = (torch.arange(4)[:, None] + torch.arange(4)[None]) % 2 * 2.0 - 1  # +-1, (4, 4)
 
 
