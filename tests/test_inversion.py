@@ -140,6 +140,31 @@ def test_encoder_perceptual_term_keeps_the_same_optimum():
     assert float((res.latents - Z_STAR).abs().max()) < 0.01
 
 
+class OnePixelWithEncoder(OnePixel):
+    """One pixel with an ``encoder`` that doubles it: the encoder distance is
+    ``mean((2a - 2b)^2) = 4 (a - b)^2`` (one block, no activation: one tap)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(_Times(2.0))
+
+
+def test_the_perceptual_term_moves_the_optimum_to_the_closed_form():
+    """Pins that the perceptual term enters the loss (an audit found it unpinned: dropping it
+    from the loss failed no test). With a prior the optimum is not G(z) = x, so the term
+    moves it. loss(z) = (z - x)^2 + pw * 4 (z - x)^2 + lam z^2 with x = -0.5, lam = 1 and
+    pw = 0.75: (1 + 3)(z - x) + z = 0, so z = 4x / 5 = -0.4; without the term z = x / 2 =
+    -0.25. The iterates move from 0 towards the optimum, above x, so the best latent seen
+    (the lowest pixel error) is the last one."""
+    x = torch.full((1, 1, 1, 1), -0.5)
+    kw = {"steps": 600, "lr": 0.005, "l1_weight": 0.0, "prior_weight": 1.0}
+    res = invert(OnePixelWithEncoder(), x, perceptual="encoder", perceptual_weight=0.75, **kw)
+    assert res.perceptual == "encoder"
+    assert res.latents.item() == pytest.approx(-0.4, abs=0.01)
+    plain = invert(OnePixelWithEncoder(), x, perceptual="none", **kw)
+    assert plain.latents.item() == pytest.approx(-0.25, abs=0.01)
+
+
 def test_the_best_latent_seen_is_kept_even_when_the_optimiser_overshoots():
     # the encoder starts 0.1 from z*; Adam's first step moves every coordinate by exactly lr
     # (m / sqrt(v) = sign(grad)), so lr = 5 lands ~5 from z*: the returned latent is the

@@ -71,6 +71,38 @@ def test_prune_undoes_the_costliest_redundant_change(german, split, credit_model
     assert pruned[4] == z0[4] and pruned[7] == z0[7]
 
 
+def test_prune_undoes_the_costlier_of_two_changes_that_are_redundant_only_alone(
+    german, split, credit_models
+):
+    """Pins the order in which prune undoes redundant changes, costliest first (an audit found
+    it unpinned: undoing the cheapest first failed no test). The toy model approves when
+    duration <= 10 and credit amount or installment rate (or both) changed: each of those two
+    is redundant while the other stays, but only one can go. Credit amount costs 0.097 here,
+    installment rate 1.0, so installment rate must be undone and credit amount kept."""
+    rec = Recourse(credit_models["logistic"], german.schema).fit(german.X.iloc[split[0]])
+    X = german.X
+    row = X[
+        (X["duration_in_month"] > 10)
+        & (X["installment_rate_in_percentage_of_disposable_income"] > 1)
+    ]
+    z0 = rec.codec_.to_codes(row.iloc[[0]])[0]
+    space = ActionSpace.build(german.schema, z0, rec.scales_, None)
+
+    def evaluate(A):  # approved: duration (1) <= 10 and amount (4) or installment rate (7) moved
+        return ((A[:, 1] <= 10) & ((A[:, 4] != z0[4]) | (A[:, 7] != z0[7]))).astype(float)
+
+    a = z0.copy()
+    a[1] = 8
+    a[4] = z0[4] - 100
+    a[7] = 1
+    costs = space.feature_costs(a[None])[0]
+    assert costs[4] == pytest.approx(0.097, abs=1e-3) and costs[7] == pytest.approx(1.0)
+    pruned = prune(space, a[None], evaluate, 0.5)[0]
+    assert pruned[1] == 8
+    assert pruned[4] == z0[4] - 100  # the cheaper change is kept
+    assert pruned[7] == z0[7]  # the costlier one is undone
+
+
 def test_support_filter_prefers_supported_points(german, split, credit_models, denied):
     model = credit_models["mlp"]
     plain = Recourse(model, german.schema, support=0.0).fit(german.X.iloc[split[0]])
