@@ -4,8 +4,12 @@ noise", ICML Workshop on Visualization for Deep Learning 2017.
 The map is the average of gradient maps at ``n_samples`` noisy copies
 ``x + N(0, sigma^2)``, with ``sigma = noise * (max - min)`` of the image range (the paper's
 "noise level", 10-20% works best). Per-sample maps are taken like :class:`Gradient`
-(absolute value by default), so the result equals Captum's ``NoiseTunnel(Saliency)`` with
-``nt_type="smoothgrad"`` and ``stdevs = 2 * noise`` in expectation (the noise draws differ).
+(absolute value by default, reduced over colour channels per sample), so for one-channel
+images the result equals Captum's ``NoiseTunnel(Saliency)`` with ``nt_type="smoothgrad"``
+and ``stdevs = 2 * noise`` in expectation (the noise draws differ); for colour images it
+averages each sample's channel maximum, where Captum's per-channel maps, reduced after the
+average, come out a few per cent lower (2.6 % in mean on one 3-channel model). A seeded map
+depends on the rest of its batch: the noise is drawn for the batch at once.
 """
 
 from __future__ import annotations

@@ -73,10 +73,22 @@ def default_k(k: object, x: Tensor) -> int:
 def check_explainer(explainer: object, *, differentiable: bool) -> nn.Module:
     """The explainer's model; with ``differentiable`` it must accept ``create_graph``."""
     if not isinstance(explainer, SaliencyMethod):
-        raise TypeError(f"`explainer` must have an attribute(x, target) method, got {explainer!r}")
+        # a model passed for its explainer printed its whole repr here
+        hint = (
+            ": a model? pass a saliency method built on it, e.g. `Gradient(model)`"
+            if isinstance(explainer, nn.Module)
+            else ""
+        )
+        raise TypeError(
+            "`explainer` must have an attribute(x, target) method, got a "
+            f"{type(explainer).__name__}{hint}"
+        )
     model = getattr(explainer, "model", None)
     if not isinstance(model, nn.Module):
-        raise TypeError("`explainer.model` must be an nn.Module (the attack copies it)")
+        raise TypeError(
+            "`explainer.model` must be an nn.Module (the attack copies it), got a "
+            f"{type(model).__name__}: wrap a plain function in an nn.Module"
+        )
     if differentiable:
         params = inspect.signature(explainer.attribute).parameters
         if "create_graph" not in params:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import class_logits, resolve_target
+from cfx.errors import shape_or_type
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     SaliencyMethod,
@@ -171,8 +172,14 @@ class TargetMapAttack:
 
 
 def _target_map(target_map: object, x: Tensor) -> Tensor:
+    if isinstance(target_map, Tensor) and target_map.dtype == torch.bool:
+        target_map = target_map.to(x.dtype)  # a drawn region: its pixels share the mass
     if not isinstance(target_map, Tensor) or not target_map.is_floating_point():
-        raise TypeError("`target_map` must be a float tensor (B, 1, H, W) or (1, 1, H, W)")
+        raise TypeError(
+            "`target_map` must be a float (or bool) tensor (B, 1, H, W) or (1, 1, H, W), got "
+            f"{shape_or_type(target_map)}"
+            + (f" of {target_map.dtype}" if isinstance(target_map, Tensor) else "")
+        )
     want = (1, *x.shape[2:])
     if (
         target_map.ndim != 4

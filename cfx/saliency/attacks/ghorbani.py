@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from cfx.errors import fail
+from cfx.images import binary_masks
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     SaliencyMethod,
@@ -223,7 +224,8 @@ def _region(region: object, x: Tensor) -> Tensor:
             f"`region` must have shape ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}) or "
             f"(1, 1, {x.shape[2]}, {x.shape[3]}), got {tuple(region.shape)}"
         )
-    flat = region.bool().expand(x.shape[0], -1, -1, -1).flatten(1)
+    # a 0/0.3 region was read as True everywhere it was not 0; the metrics refuse it
+    flat = binary_masks(region, "region").expand(x.shape[0], -1, -1, -1).flatten(1)
     if not bool(flat.any(1).all()):
         raise ValueError("`region` must select at least one pixel per image")
     if bool(flat.all(1).any()):  # the map's whole mass is always inside: nothing to move

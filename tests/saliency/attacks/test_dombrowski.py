@@ -31,8 +31,41 @@ def test_bad_target_maps():
         attack.perturb(x, target_map=torch.ones(1, 1, 8, 8))
     with pytest.raises(ValueError, match="non-negative"):
         attack.perturb(x, target_map=-torch.ones(1, 1, 16, 16))
-    with pytest.raises(TypeError, match="`target_map`"):
+    with pytest.raises(TypeError, match=r"`target_map` .* got \(1, 1, 16, 16\) of torch.int64"):
         attack.perturb(x, target_map=torch.ones(1, 1, 16, 16, dtype=torch.long))
+
+
+def test_a_drawn_boolean_region_is_a_target_map():
+    """The README says the attack pulls the map "towards any map m you draw"; a boolean
+    region was refused with a TypeError (session-55 audit). It is the 0/1 float map."""
+    model, x = small_cnn(seed=1, width=8, blocks=3), images(b=2, h=16, w=16, seed=2)
+    region = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    region[..., 10:, :6] = True
+    attack = TargetMapAttack(Gradient(model), steps=2)
+    drawn = attack.perturb(x, target_map=region, generator=torch.Generator().manual_seed(0))
+    as_float = attack.perturb(
+        x, target_map=region.float(), generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(drawn.x_adv, as_float.x_adv) and bool((drawn.linf > 0).all())
+
+
+def test_a_model_or_a_function_passed_for_the_explainer_is_named_briefly():
+    """GhorbaniAttack(model) printed the model's whole repr; an explainer built on a plain
+    function was told its model must be an nn.Module without what it was (session-55 audit)."""
+    from cfx.saliency.attacks import GhorbaniAttack
+
+    model = small_cnn()
+    with pytest.raises(
+        TypeError, match=r"got a BrainCNN: a model\? pass .*Gradient\(model\)"
+    ) as e:
+        GhorbaniAttack(model).perturb(images(b=1, h=16, w=16))
+    assert "Conv2d" not in str(e.value)
+    attack = TargetMapAttack(Gradient(lambda batch: model(batch)))
+    goal = torch.ones(1, 1, 16, 16)
+    with pytest.raises(
+        TypeError, match=r"`explainer.model` must be an nn.Module .* got a function"
+    ):
+        attack.perturb(images(b=1, h=16, w=16), target_map=goal)
 
 
 def test_the_attack_never_returns_an_image_whose_label_flipped():

@@ -337,3 +337,15 @@ def test_the_zero_gradient_notice_counts_images_whose_whole_gradient_is_zero():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         zero_gradient_notice(grad[1:], "GhorbaniAttack")  # every image moves: silent
+
+
+def test_a_region_that_is_not_binary_is_refused(model, x):
+    """A 0/0.3 region was read as True wherever it was not 0 (the metrics refuse such masks,
+    session-55 audit)."""
+    region = torch.zeros(1, 1, 16, 16)
+    region[..., :5, 11:] = 0.3
+    attack = GhorbaniAttack(Gradient(model), objective="targeted", steps=1)
+    with pytest.raises(
+        ValueError, match=r"`region` must be bool or hold only 0 and 1, got values 0, 0.3"
+    ):
+        attack.perturb(x, region=region)
