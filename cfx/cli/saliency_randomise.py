@@ -149,13 +149,15 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
         (out / name).unlink(missing_ok=True)
     table = io.StringIO()
     write = csv.writer(table, lineterminator="\n").writerow
-    write(["method", "stage", "layer", "spearman", "spearman_abs", "blank"])
+    write(["method", "stage", "layer", "spearman", "spearman_abs", "top_kept", "blank"])
     for name, res in results.items():
         signed, absolute = res.mean()
+        kept = res.top_kept.mean(1).tolist()
         blank = res.blank.sum(1).tolist()  # images whose pair of maps holds a blank one
         for stage, layer in enumerate(layers, start=1):
             i = stage - 1
-            write([name, stage, layer, f"{signed[i]:.4f}", f"{absolute[i]:.4f}", blank[i]])
+            cells = [f"{signed[i]:.4f}", f"{absolute[i]:.4f}", f"{kept[i]:.4f}", blank[i]]
+            write([name, stage, layer, *cells])
     write_atomic(out / "randomisation.csv", table.getvalue())
     rows = []
     for name, res in results.items():
@@ -165,6 +167,7 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
                 "method": name,
                 "spearman_final": signed[-1],
                 "spearman_abs_final": absolute[-1],
+                "top_kept_final": float(res.top_kept[-1].mean()),
                 "blank_final": int(res.blank[-1].sum()),
                 "verdict": res.verdict(),
             }
@@ -183,9 +186,11 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
         "is random, over the images: near 0 (signed and absolute), the maps depend on the "
         "weights; a surviving absolute map follows the input in part; a surviving signed map "
         "follows the input (|rho| >= 0.5 survives). spearman_abs: the Spearman of the maps' "
-        "absolute values. blank_final: images whose trained or randomised map is blank "
-        "(constant): it ranks nothing, its Spearman counts as 0 in the means, and the verdict "
-        "leaves it out",
+        "absolute values. top_kept: the share of the trained model's top 2% pixels of |map| "
+        "still in the top (chance 0.02); a weight-dependent reading with 0.25 or more says "
+        "that the salient structure survives in part. blank_final: images whose trained or "
+        "randomised map is blank (constant): it ranks nothing, its Spearman counts as 0 in the "
+        "means, and the verdict leaves it out",
         "methods": rows,
     }
     randomisation_figure(
@@ -201,11 +206,14 @@ def run_randomise(args: argparse.Namespace, notes: list[str]) -> int:
     summary["warnings"] = list(notes)  # what the run printed to stderr, e.g. about its inputs
     write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     width = max(len(n) for n in names)
-    print(f"{'method':<{width}}  spearman  of |map|  reading (all {len(layers)} layers random)")
+    print(
+        f"{'method':<{width}}  spearman  of |map|  top 2% kept  "
+        f"reading (all {len(layers)} layers random)"
+    )
     for row in rows:
         print(
             f"{row['method']:<{width}}  {row['spearman_final']:8.3f}  "
-            f"{row['spearman_abs_final']:8.3f}  {row['verdict']}"
+            f"{row['spearman_abs_final']:8.3f}  {row['top_kept_final']:11.3f}  {row['verdict']}"
         )
     print(f"wrote {out}/{', '.join(OUTPUTS)}", file=sys.stderr)
     return 0

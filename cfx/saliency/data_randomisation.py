@@ -31,7 +31,7 @@ from cfx.saliency._common import (
     resolve_all,
 )
 from cfx.saliency.metrics import spearman
-from cfx.saliency.randomisation import blank_maps, quiet_compared_maps, reading_of
+from cfx.saliency.randomisation import blank_maps, quiet_compared_maps, reading_of, top_kept
 from cfx.types import Target
 
 
@@ -61,7 +61,13 @@ class DataRandomisationResult:
     def verdict(self) -> str:
         """:func:`~cfx.saliency.randomisation.reading` of the means ("model-dependent" when
         both maps decorrelate), over the images whose maps are not blank (:attr:`blank`)."""
-        return reading_of(self.spearman, self.spearman_abs, self.blank, "model-dependent")
+        return reading_of(
+            self.spearman,
+            self.spearman_abs,
+            self.blank,
+            "model-dependent",
+            top_kept(self.original, self.permuted),
+        )
 
 
 def data_randomisation(

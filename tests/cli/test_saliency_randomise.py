@@ -41,11 +41,15 @@ def test_the_files_hold_the_librarys_check_of_each_method(tmp_path, capsys):
         np.testing.assert_allclose([float(r["spearman"]) for r in mine], signed, atol=1e-4)
         np.testing.assert_allclose([float(r["spearman_abs"]) for r in mine], absolute, atol=1e-4)
         assert [int(r["blank"]) for r in mine] == res.blank.sum(1).tolist()
+        kept = res.top_kept.mean(1).tolist()
+        np.testing.assert_allclose([float(r["top_kept"]) for r in mine], kept, atol=1e-4)
         said = summary["methods"][i]
         assert said["method"] == name and said["verdict"] == res.verdict()
         assert said["blank_final"] == int(res.blank[-1].sum())
         assert said["spearman_final"] == pytest.approx(signed[-1], abs=1e-6)
-        assert f"{name:<8}  {signed[-1]:8.3f}  {absolute[-1]:8.3f}  {res.verdict()}" in printed
+        assert said["top_kept_final"] == pytest.approx(kept[-1], abs=1e-6)
+        line = f"{name:<8}  {signed[-1]:8.3f}  {absolute[-1]:8.3f}  {kept[-1]:11.3f}  "
+        assert line + res.verdict() in printed
     assert "spearman  of |map|" in printed  # the absolute maps' Spearman, which may be negative
     assert (out / "cascade.png").stat().st_size > 0
 

@@ -55,9 +55,7 @@ def test_a_model_or_a_function_passed_for_the_explainer_is_named_briefly():
     from cfx.saliency.attacks import GhorbaniAttack
 
     model = small_cnn()
-    with pytest.raises(
-        TypeError, match=r"got a BrainCNN: a model\? pass .*Gradient\(model\)"
-    ) as e:
+    with pytest.raises(TypeError, match=r"got a BrainCNN: a model\? pass .*Gradient\(model\)") as e:
         GhorbaniAttack(model).perturb(images(b=1, h=16, w=16))
     assert "Conv2d" not in str(e.value)
     attack = TargetMapAttack(Gradient(lambda batch: model(batch)))
