@@ -75,10 +75,16 @@ def test_torch_module_through_the_adapter(german, split, denied):
     assert rec.method_ == "search"
     p = model.predict_proba(german.X.iloc[split[1]])[:, 1]
     rows = german.X.iloc[split[1]][p < 0.5].iloc[:3]
-    for res in rec.explain(rows):
-        assert res.status in ("recourse", "not_found")
+    results = rec.explain(rows)
+    assert [r.status for r in results] == ["recourse"] * 3  # "not_found" passed too before
+    for (_, row), res in zip(rows.iterrows(), results, strict=True):
+        assert len(res.counterfactuals) >= 1
         for cf in res.counterfactuals:
+            changed = row.to_frame().T.astype(rows.dtypes.to_dict())
+            for name in cf.features:  # the plan applied by hand, scored by the model
+                changed[name] = cf.values[name]
             assert cf.proba_after >= 0.5
+            assert model.predict_proba(changed)[0, 1] == pytest.approx(cf.proba_after, abs=1e-6)
     assert net.training  # mode restored
     assert all(q.requires_grad for q in net.parameters())
 

@@ -49,7 +49,9 @@ def test_the_reading_of_a_randomisation(signed, absolute, said):
     assert reading(signed, absolute, "weight-dependent") == said
 
 
-def test_model_left_untouched_and_noise_replayed():
+def test_model_left_untouched_by_the_check():
+    """Mode and weights of the user's model stay as they were (the replay of a stochastic
+    method's noise at every stage is pinned by the test of a generator in attribute_kwargs)."""
     model = small_cnn()
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
