@@ -220,3 +220,25 @@ def test_half_precision_ssim_is_the_float32_figure_and_frechet_takes_bfloat16():
     feats_a, feats_b = torch.randn(50, 4, generator=g), torch.randn(50, 4, generator=g) + 0.5
     want_fd = frechet_distance(feats_a.bfloat16().float(), feats_b.bfloat16().float())
     assert frechet_distance(feats_a.bfloat16(), feats_b.bfloat16()) == pytest.approx(want_fd)
+
+
+def test_ssim_of_one_window_written_out():
+    """On 11x11 images the valid region is one window: SSIM is Wang et al.'s formula with
+    Gaussian weights of sigma 1.5 over the whole image, written out here in numpy. Only a
+    constant image's value pinned the window before (a session-55 audit found a 10 % wider
+    sigma caught by float32 rounding alone)."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(2, 1, 11, 11, generator=g, dtype=torch.float64) * 2 - 1
+    b = 0.6 * a + 0.4 * (torch.rand(2, 1, 11, 11, generator=g, dtype=torch.float64) * 2 - 1)
+    t = np.arange(11) - 5
+    w = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * 1.5**2))
+    w /= w.sum()
+    c1, c2 = (0.01 * 2) ** 2, (0.03 * 2) ** 2  # data range 2: images in [-1, 1]
+    want = []
+    for x, y in zip(a[:, 0].numpy(), b[:, 0].numpy(), strict=True):
+        mx, my = (w * x).sum(), (w * y).sum()
+        vx, vy = (w * x * x).sum() - mx**2, (w * y * y).sum() - my**2
+        cov = (w * x * y).sum() - mx * my
+        want.append((2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+    assert 0.3 < min(want) < max(want) < 0.95  # neither trivial end
+    assert ssim(a, b).tolist() == pytest.approx(want, abs=1e-9)
