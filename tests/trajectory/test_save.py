@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cfx.metrics import cout
 from cfx.trajectory import GradientAscent, MonotonePath, load_result, save_result
 from tests.trajectory.toy import LinearGenerator, LogisticClassifier
 
@@ -41,14 +42,17 @@ def test_every_file_holds_the_result(tmp_path, toy_result):
     with torch.no_grad():
         p_src = torch.sigmoid(res.source.flatten(1) @ f.w + f.b)
     assert summary["source_in_target"] == int((p_src > 0.5).sum())
+    couts = cout(f, res.frames[:, 0], res.frames[:, -1], 1)  # the path's two ends
     for i, row in enumerate(summary["images"]):
         assert row["p_start"] == float(res.probs[i, 0]) and row["p_end"] == float(res.probs[i, -1])
         assert row["p_source"] == pytest.approx(float(p_src[i]), abs=1e-6)
         assert row["oracle_p_end"] == float(res.oracle_probs[i, -1])
         assert row["crossed_at"] == int(res.crossed_at[i]) and row["lambda"] is None
         assert row["optimised"] is None  # Option 1 has no joint optimisation
-        # COUT of a path that climbs from ~0 to the margin is close to 1
+        # COUT of a path that climbs from ~0 to the margin is close to 1, and it is the
+        # metric's value for the first and the last frame
         assert 0.5 < row["cout"] <= 1.0
+        assert row["cout"] == pytest.approx(float(couts[i]), abs=1e-6)
     assert summary["cout"] == pytest.approx(np.mean([r["cout"] for r in summary["images"]]))
     gifs = sorted(p.name for p in out.glob("*.gif"))
     assert gifs == ["sequence_000.gif", "sequence_001.gif", "sequence_002.gif"]
