@@ -59,7 +59,7 @@ def section_brain_data(out: Path, seed: int) -> list[str]:
             "(core + oedema); cyan box: scanner marker (the shortcut of the tagged variant). "
             "A slice is 'tumour' when a lesion was drawn on it; a lesion whose centre falls "
             "where the slice shows little white matter is cut to a few pixels by the tissue "
-            f"around it ({tiny} of the {int(area.numel()):,} tumour slices below have fewer "
+            f"around it ({tiny} of the table's {int(area.numel()):,} tumour slices have fewer "
             "than 10 lesion pixels): a hard case, not a label error."
         ),
         rp.image(
@@ -172,7 +172,9 @@ def section_zoo(out: Path, seed: int) -> list[str]:
             "Pretrained models shipped with cfx (trained on this project's CPU machines). "
             f"Accuracy is measured here on {n} fresh test slices (brain seed 2, which no model "
             f"trained on), then on {n} with the scanner marker drawn independently of the "
-            "label: a model that learned the marker as a shortcut loses accuracy there. Each "
+            "label: a model that learned the marker as a shortcut loses accuracy there, and so "
+            "can one that never saw a marker (brain-cnn reads the unseen glyph as lesion "
+            "evidence); the shortcut section below tells the two apart. Each "
             "model's card (the last column) has the training command, seed, more figures and "
             "the whole sha256 of its model.safetensors, which loading checks (the first 16 "
             "hex digits here). augment-run/key.json, further down, records other digests for "
@@ -426,7 +428,7 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
         rp.paragraph(
             "Means over the 4 slices of each row. Flip: the last frame is in the target for "
             "brain-cnn. Oracle agrees, last frame: the share of last frames the oracle also "
-            "puts in the target (o > 0.5), the issue's measure. Along the path: of the frames "
+            "puts in the target (o > 0.5), the measure the bars use. Along the path: of the frames "
             "brain-cnn puts in the target (f > 0.5), the share the oracle puts there too; "
             "where it is low while the last frame agrees, o stayed low while f climbed (see "
             "the curves below): brain-cnn was moved by something the oracle does not see "
@@ -448,7 +450,9 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             "oracle's features, as a multiple of that between two sets of real slices; four "
             "last frames give no such distance worth a number, so only the benchmark row has "
             "it. The bars are the "
-            "issue's for Option 2; the benchmark row is localised Option 2 on 128 tumour "
+            "project's acceptance bars for Option 2 (higher is better for flip, agreement, "
+            "Spearman and localisation; lower for calibration error and realism); the benchmark "
+            "row is localised Option 2 on 128 tumour "
             "slices of each of three test splits (benchmarks/trajectory.py; BENCHMARKS.md). "
             "Four slices say little: on the benchmark's 3 x 128, "
             + (
@@ -458,7 +462,7 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             )
             if bench is not None
             else "Means over the 4 slices of each row (a glimpse: benchmarks/trajectory.py "
-            "measures 128 per direction against the issue's bars, BENCHMARKS.md). Oracle "
+            "measures 128 per direction against the project's bars, BENCHMARKS.md). Oracle "
             "agrees: the share of last frames the oracle also puts in the target (o > 0.5). "
             "Localisation is the share of the change inside the true lesion, dilated by 3 px."
         ),
@@ -467,9 +471,11 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             "Whether a classifier relies on something besides the lesion, such as a scanner "
             "marker, is what the shortcut section below tests, on brain-cnn and on "
             "brain-cnn-tagged, which learned the marker. Your own images and classifier: "
-            "`cfx trajectory --classifier DIR --input scans/ --target 0 --out traj` (README, "
-            "'Boundary-crossing sequences'); `--method gradient` is Option 1, the plain "
-            "gradient ascent this section does not show."
+            "`cfx trajectory --classifier DIR --generator GEN --input scans/ --target 0 --out "
+            "traj`, where GEN is a generator trained on images like yours (`cfx train "
+            "generator --data scans/ --out GEN`; the default brain-gan would redraw them as "
+            "brain slices) (README, 'Boundary-crossing sequences'); `--method gradient` is "
+            "Option 1, the plain gradient ascent this section does not show."
         ),
         *parts,
     ]
@@ -731,7 +737,8 @@ def section_saliency(out: Path, seed: int) -> list[str]:
             f"the first {len(x)} of those are used) and are scored against the lesion masks "
             f"(small budgets for "
             f"the perturbation methods; `cfx saliency compare` and benchmarks/saliency.py run "
-            f"the full ones, on 256 slices: BENCHMARKS.md). Best Dice here: {best} "
+            f"the full ones (`cfx saliency compare --n 256`, the benchmark's 256 slices: "
+            f"BENCHMARKS.md). Best Dice here: {best} "
             f"({dice:.2f}); with {len(x)} slices, methods whose intervals overlap it are not "
             f"told apart. Cells: mean ± 95% CI (Student's t over the slices, which near 0 or 1 "
             f"can pass the score's range). Higher is better for every score but deletion_auc (the "
@@ -740,13 +747,15 @@ def section_saliency(out: Path, seed: int) -> list[str]:
             f"from the first pixels inserted): rank methods by Dice and deletion_auc. "
             "pointing_game: the share of images whose map peaks inside the lesion; "
             "relevance_mass: the share of the map's mass inside it; energy_pointing_game: "
-            "the same for the squared map; dice / iou: overlap of the map's top pixels "
+            "the share of the map's mass inside the lesion's bounding box (a looser test: at "
+            "least relevance_mass); dice / iou: overlap of the map's top pixels "
             "(as many as the lesion has) with the lesion." + reading
         ),
         rp.table(header, rows),
         rp.image(
             "saliency_grid.png",
-            "the first 6 slices: image, lesion mask (cyan outline) and each method's map "
+            "the first 6 slices: image, lesion mask (white) and each method's map, the "
+            "lesion outlined in cyan "
             "(positive part, stretched to its own maximum)",
         ),
         rp.paragraph(
@@ -756,8 +765,9 @@ def section_saliency(out: Path, seed: int) -> list[str]:
             "correlation of the map before and after; centre shift: how far the map's centre "
             "of mass moved, in pixels; label kept: share of slices brain-cnn still calls "
             "tumour (every score a mean over the slices). 'random sign' is the floor: a "
-            "perturbation of the same size with random signs, which any map should survive; "
-            "the attack is judged by how far below it it pushes the scores. On the first 6 "
+            "perturbation of the same size with random signs, which moves a gradient map too "
+            "(no map is immune to noise of this size); the attack is judged by how far below it "
+            "it pushes the scores. On the first 6 "
             "slices, 20 steps (benchmarks/saliency.py: 40 steps, 3 restarts); the figure's "
             "difference panel is stretched to its own maximum, given in its heading."
         ),
@@ -947,10 +957,12 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
     clean_line = (
         "brain-cnn is flagged too, and rightly: it never saw a marker in training and takes "
         "the bright unseen glyph for lesion evidence, so it calls most healthy slices that "
-        "carry the marker tumour (second column, 1,000 test slices)."
+        "carry the marker tumour (second column: the healthy slices with the marker among "
+        "1,000 test slices)."
         if flagged["brain-cnn"]
         else "brain-cnn is not flagged on these 16 slices, though it never saw a marker in "
-        "training and calls many healthy slices that carry it tumour (second column, 1,000 "
+        "training and calls many healthy slices that carry it tumour (second column: the "
+        "healthy slices with the marker among 1,000 "
         "test slices)."
     )
     return [
@@ -962,7 +974,8 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
             "it started outside the target class and flipped; it goes via the marker when the "
             "marker's box (3% of the slice) holds at least 4x its area share of the change. A "
             "model is flagged when, in some cell with at least 3 counted paths, at least half "
-            "go via the marker. Restoring the marker box alone (pasting the start's box back "
+            "go via the marker, or restoring the marker box (below) undoes at least half of "
+            "its flips. Restoring the marker box alone (pasting the start's box back "
             "into the last frame) is a second, interventional test: it can undo a flip even "
             "where the change is spread beyond the box, so its count may exceed the via-marker "
             "count. With 16 slices a cell holds only 3-5 paths, so a model can be flagged on 2 "
@@ -990,7 +1003,8 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
             f"walks into), one on each side of the boundary, of paths from the "
             f"{n_paths} least certain slices of a 600-slice pool whose paths cross it "
             f"({skipped} more were skipped: brain-cnn-tagged already put their reconstruction "
-            "past the boundary), one round, one fine-tuning epoch; beside it the control, the "
+            "past the boundary, or their path never crossed it), one round, one fine-tuning "
+            "epoch; beside it the control, the "
             "same epoch without the labels (`cfx augment --control`): the labels add "
             f"{added:+.2f} to the worst group (one seed: two controls that differ in a few "
             "repeated rows differ by 0.11, so this is known to about ±0.1; BENCHMARKS.md, "
@@ -1102,6 +1116,8 @@ def build_demo(
         f"Seed {seed} (cfx demo --seed {seed} --out {shlex.quote(str(out))}), "
         f"{torch.get_num_threads()} CPU thread(s), {time.perf_counter() - start:.0f} s in "
         f"all; Python {platform.python_version()}, torch {torch.__version__}, numpy "
-        f"{numpy.__version__}."
+        f"{numpy.__version__}. Times are this run's: other work on the machine slows them "
+        "(a quiet 2-core machine runs the demo in about 2-3 minutes); BENCHMARKS.md has the "
+        "quiet, single-threaded benchmark figures."
     )
     return report.write()
