@@ -1072,6 +1072,29 @@ SECTIONS: tuple[tuple[str, Callable[[Path, int], list[str]]], ...] = (
 )
 
 
+MODELS_SAW = frozenset({1, 4, 10, 11, 12, 20, 30, 100})
+"""Brain data seeds the shipped models were trained (10, 11, 20, 30, 100) or validated (1, 4)
+on, by their cards, and the augmentation section's pool (12): a demo seed whose held-out
+slices would come from one of them is refused."""
+
+
+def check_demo_seed(seed: int) -> None:
+    """``seed`` in [0, 2**32) (numpy and scikit-learn seed with it), and not one whose held-out
+    slices come from a brain seed in :data:`MODELS_SAW` (the report would call slices the
+    models trained on "held-out")."""
+    from cfx.errors import check_seed
+
+    check_seed("seed", seed, optional=False)
+    held_out = {"test": seed + 2, "shortcut audit": seed + 5}
+    seen = {k: v for k, v in held_out.items() if v in MODELS_SAW}
+    if seen:
+        used = ", ".join(f"its {k} slices from brain seed {v}" for k, v in seen.items())
+        raise ValueError(
+            f"`seed` {seed} would draw {used}, which the shipped models were trained, "
+            f"validated or augmented on (brain seeds {sorted(MODELS_SAW)}): choose another"
+        )
+
+
 def build_demo(
     out: str | Path = "cfx-report", *, seed: int = 0, show_progress: bool = True
 ) -> Path:
@@ -1083,10 +1106,9 @@ def build_demo(
     ``index.html`` is refused (``FileExistsError``) before anything is written, and so is a
     ``seed`` outside [0, 2**32).
     """
-    from cfx.errors import check_seed
     from cfx.progress import tqdm
 
-    check_seed("seed", seed, optional=False)  # numpy and scikit-learn seed with it: [0, 2**32)
+    check_demo_seed(seed)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / "index.html"

@@ -75,6 +75,28 @@ def test_a_seed_numpy_cannot_take_is_named_before_the_folder_is_made(tmp_path, c
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_a_seed_whose_held_out_slices_the_models_saw_is_refused(tmp_path, capsys):
+    """The demo draws its test slices from brain seed `seed` + 2 and its shortcut audit's from
+    `seed` + 5 and calls them held out: `--seed 8` drew brain-cnn's training seed 10 (a
+    session-55 reader's audit). The refused seeds are those the model cards train and
+    validate on (read here from the cards' commands) and the augmentation pool's."""
+    import re
+    from pathlib import Path
+
+    import cfx.demo
+    from cfx.cli import main
+
+    root = Path(cfx.demo.__file__).parents[1]
+    cards = [*root.glob("classifiers/*/README.md"), *root.glob("generators/*/README.md")]
+    seeds = {int(m) for c in cards for m in re.findall(r"--(?:data|val)-seed (\d+)", c.read_text())}
+    assert len(cards) >= 5 and seeds == cfx.demo.MODELS_SAW - {12}
+    with pytest.raises(ValueError, match=r"test slices from brain seed 10, which the shipped"):
+        cfx.demo.build_demo(tmp_path / "a", seed=8, show_progress=False)
+    assert main(["demo", "--seed", "6", "--out", str(tmp_path / "b")]) == 2
+    assert "shortcut audit slices from brain seed 11" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_the_trajectory_section_quotes_the_benchmark_as_ranges_over_its_splits(tmp_path):
     import json
 

@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from cfx.demo import build_demo
+    from cfx.demo import build_demo, check_demo_seed
 
+    check_demo_seed(args.seed)  # before the folder is made
     folder = out_folder(args.out)
     index = build_demo(folder, seed=args.seed, show_progress=not args.no_progress)
     print(index)
