@@ -687,3 +687,13 @@ def test_an_interrupted_figure_leaves_the_earlier_file_whole(tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         image_preview(torch.ones(2, 1, 8, 8), tmp_path / "p.png")
     assert out.read_bytes() == before
+
+
+def test_pixel_scale_frames_are_refused_not_drawn_white(tmp_path):
+    """[0, 255] frames were clamped and drawn nearly white (mean grey 246 for 94; session-55
+    audit); a generator's overshoot to 1.8 is still drawn."""
+    frames = _sequence(1)
+    with pytest.raises(ValueError, match=r"`frames` must be images in \[-1, 1\] .* / 255\)"):
+        trajectory_gif((frames + 1) * 127.5, tmp_path / "s.gif")
+    assert trajectory_gif(frames * 1.8, tmp_path / "t.gif").is_file()
+    assert not (tmp_path / "s.gif").exists()

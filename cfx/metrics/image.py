@@ -64,6 +64,27 @@ def check_image_pair(
         )
 
 
+FRAME_LIMIT = 16.0
+"""How far outside [-1, 1] a generated or drawn frame may lie before :func:`check_scale`
+refuses it: a generator without a final ``tanh`` may overshoot far (frames at 5 are scored),
+but values past 16 are pixels of another scale, [0, 255], not an overshoot."""
+
+
+def check_scale(x: Tensor, name: str) -> None:
+    """Generated or drawn images ``x`` checked for the cfx range, with room for a generator
+    that overshoots it (:data:`FRAME_LIMIT`): [0, 255] pixels are named, not scored or drawn
+    as nonsense. No [0, 1] notice: such frames may be a generator's own."""
+    finite = x.detach()
+    finite = finite[torch.isfinite(finite)]  # NaN is said where it is drawn or scored
+    if finite.numel() and float(finite.abs().max()) > FRAME_LIMIT:
+        raise ValueError(
+            f"`{name}` must be images in [-1, 1] (a generator may overshoot, up to "
+            f"+-{FRAME_LIMIT:g}), got values in [{float(finite.min()):g}, "
+            f"{float(finite.max()):g}]: for [0, 255] pixels pass "
+            f"cfx.images.from_unit({name} / 255)"
+        )
+
+
 def _common(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """``a`` and ``b`` in one floating dtype (float64 beside float32 crashed SSIM's window)."""
     dtype = torch.promote_types(a.dtype, b.dtype)
@@ -115,6 +136,13 @@ def ssim(a: Tensor, b: Tensor, *, window: int | None = None, sigma: float = 1.5)
     window is one pixel, variances vanish and only the luminance term is left); a given
     ``window`` larger than the images is an error."""
     check_image_pair(a, b)
+    assert isinstance(a, Tensor)  # check_image_pair
+    c, h, w = a.shape[1:]
+    if c > 4 and w in (1, 3, 4) and h > w:  # (B, H, W, C): a 1-pixel-wide "image" of C rows
+        raise ValueError(  # scored by luminance alone: a plausible, wrong number
+            f"`a` and `b` must be (B, C, H, W), got {tuple(a.shape)}, which looks channels "
+            "last (B, H, W, C): pass a.permute(0, 3, 1, 2) and b.permute(0, 3, 1, 2)"
+        )
     return _ssim(*_common(a, b), window=window, sigma=sigma)
 
 

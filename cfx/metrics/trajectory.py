@@ -17,7 +17,7 @@ from torch import Tensor
 
 from cfx.calls import call_named, class_logits, frozen, resolve_target
 from cfx.errors import check_int, shape_or_type
-from cfx.metrics.image import check_image_pair, check_pair
+from cfx.metrics.image import check_image_pair, check_pair, check_scale
 from cfx.types import Classifier, Target
 
 
@@ -212,15 +212,30 @@ def localisation(start: Tensor, final: Tensor, mask: Tensor, *, dilation: int = 
     dilation is a square of side ``2 * dilation + 1``. Returns ``(B,)`` in [0, 1], higher =
     the change kept to the lesion; NaN for sequences that change nothing and for an empty
     mask (no lesion to keep it to: undefined, as the saliency metrics score an empty mask,
-    where it was 0 and pulled means down). Any nonzero ``mask`` value counts as inside.
+    where it was 0 and pulled means down). ``mask`` bool, or 0 and one other value (0/1,
+    0/255); a soft mask is refused: threshold it first.
     """
     check_image_pair(start, final, ("start", "final"), values=False)
+    check_scale(start, "start")  # [0, 255] frames gave shares of another scale, silently
+    check_scale(final, "final")
     check_int("dilation", dilation, minimum=0)
     b, _, h, w = start.shape
     if not isinstance(mask, Tensor) or tuple(mask.shape) != (b, 1, h, w):
         raise ValueError(
             f"`mask` must be ({b}, 1, {h}, {w}), one mask per image, got {shape_or_type(mask)}"
         )
+    # a segmenter's sigmoid or logits is nonzero almost everywhere: read as "inside", every
+    # change scored 1.0 (a session-55 audit); a mask is bool or 0 and one other value (an
+    # 8-bit mask's 255 counts once)
+    if mask.dtype != torch.bool:
+        values = torch.unique(mask.detach())
+        if not bool((values[values != 0] == values.max()).all()) or bool((values < 0).any()):
+            shown = ", ".join(f"{float(v):g}" for v in values[:6].cpu())
+            raise ValueError(
+                "`mask` must be bool or hold 0 and one other value (0/1, 0/255), got values "
+                f"{shown}{', ...' if len(values) > 6 else ''}: a soft mask (a segmenter's "
+                "sigmoid) is nonzero almost everywhere; threshold it, e.g. `mask > 0.5`"
+            )
     # summed in float32 at least: float16 sums of a 256 x 256 change overflowed to inf / inf
     wide = torch.promote_types(_real(start), torch.float32)
     change = (final.to(wide) - start.to(wide)).abs().sum(1, keepdim=True)  # (B, 1, H, W)
@@ -246,6 +261,7 @@ def lesion_area(segmenter: Callable[[Tensor], Tensor], frames: Tensor) -> Tensor
         raise ValueError(f"`frames` must be (B, T+1, C, H, W), got {shape_or_type(frames)}")
     b, n = frames.shape[:2]
     flat = frames.reshape(b * n, *frames.shape[2:])
+    check_scale(flat, "frames")  # a [0, 255] path was segmented as it was, silently
     with frozen(segmenter):
         logits = call_named(
             lambda: segmenter(flat),
@@ -290,6 +306,8 @@ def cout(
     The classifier runs in eval mode (an ``nn.Module`` is left as it was).
     """
     check_image_pair(source, counterfactual, ("source", "counterfactual"), values=False)
+    check_scale(source, "source")  # [0, 255] images were classified as they were, silently
+    check_scale(counterfactual, "counterfactual")
     tgt = resolve_target(target, source.shape[0], None, source.device)  # the class range: _cout
     check_int("steps", steps)
     with frozen(classifier):
@@ -384,6 +402,7 @@ def summarise(
     # [0, 255] source gave PSNR -37 dB and SSIM 6e-7 without a word. ([0, 1] inputs are
     # noticed where they go in: the explainer, the command; said here again, twice.)
     check_images(source, "source", tol=SCALE_LIMIT - 1.0)
+    check_scale(frames.flatten(0, 1), "frames")  # [0, 255] frames: PSNR -32 dB, silently
     if oracle_probs is not None and (
         not isinstance(oracle_probs, Tensor) or tuple(oracle_probs.shape) != (b, n)
     ):

@@ -396,6 +396,12 @@ def _format(path: Path, format: str | None, what_out: str) -> str:
             "json.load cannot read as one document; name it .jsonl, or pass format='json' to "
             "write JSON Lines to it anyway"
         )
+    spreadsheet = (".xlsx", ".xls", ".xlsm", ".ods", ".parquet", ".feather", ".pkl")
+    if suffix in spreadsheet:  # CSV text under an .xlsx name: Excel refuses to open it
+        raise ValueError(
+            f"`{what_out}` {path}: a batch is written as CSV or JSON Lines text, not as a "
+            f"{suffix} file; name it .csv (which spreadsheets open) or .jsonl"
+        )
     lines = suffix in (".jsonl", ".ndjson")
     fmt = format or ("json" if lines else "csv")
     if fmt not in BATCH_FORMATS:

@@ -74,6 +74,12 @@ class AdditiveSCM:
         unknown = sorted(set(self.equations) - set(self.parents))
         if unknown:
             raise ValueError(f"`equations` for {unknown!r}, which have no entry in `parents`")
+        for child, equation in self.equations.items():  # a string failed at explain
+            if not callable(equation):
+                raise TypeError(
+                    f"`equations[{child!r}]` must be a function of the parents' frame "
+                    f"returning one value per row, got {type(equation).__name__}"
+                )
         self.order = _topological(self.parents)
         self.fitted_ = False
 
@@ -121,7 +127,13 @@ class AdditiveSCM:
         """``f_child(parents)`` ``(n,)`` on codes ``Z`` ``(n, d)``."""
         if child in self.equations:
             frame = self.codec_.to_frame(Z)[list(self.parents[child])]
-            return np.asarray(self.equations[child](frame), dtype=np.float64).reshape(-1)
+            out = np.asarray(self.equations[child](frame), dtype=np.float64).reshape(-1)
+            if out.shape != (len(Z),):  # numpy's broadcast error named nothing
+                raise ValueError(
+                    f"`equations[{child!r}]` must return one value per row of its frame "
+                    f"({len(Z)}), got {out.size}"
+                )
+            return out
         return self._design(Z, child) @ self.coef_[child]
 
     def propagate(self, z0: np.ndarray, actions: np.ndarray) -> np.ndarray:

@@ -62,7 +62,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cfx.calls import call_named, class_logits, frozen, target_prob
+from cfx.calls import call_named, class_logits, frozen, resolve_target, target_prob
 from cfx.data.brain import SIZE, marker_mask
 from cfx.errors import check, shown_rows
 from cfx.images import binary_masks, check_images
@@ -424,6 +424,9 @@ class ShortcutAudit:
             f"`class_names` must name each of the classifier's {logits.shape[1]} classes, "
             f"got {len(names)}: {names}",
         )
+        # the target before the maps: a class out of range was named after them (seconds
+        # per image for RISE), by the explainer
+        resolve_target(target, b, logits.shape[1], x.device)
         source_class = logits.argmax(1)  # (B,)
         # the maps before the paths: a method that fails or returns NaN is named before
         # minutes of walking, not as "`change` must be finite" after them

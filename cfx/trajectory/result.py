@@ -188,8 +188,13 @@ def concat(results: Sequence[TrajectoryResult]) -> TrajectoryResult:
     """One result from the batches ``results`` (the rows in order), e.g. of chunks of one
     input. They must share ``levels`` and which optional fields they hold; ``seconds`` and
     ``inversion_seconds`` add up, and so do the inversions' seconds."""
+    if isinstance(results, TrajectoryResult):  # iterated row by row, its seconds counted B times
+        raise TypeError("`results` must be a list of TrajectoryResult, got one: pass [result]")
     if not results:
         raise ValueError("`results` must hold at least one TrajectoryResult, got none")
+    bad = [type(r).__name__ for r in results if not isinstance(r, TrajectoryResult)]
+    if bad:
+        raise TypeError(f"`results` must hold TrajectoryResult objects, got {', '.join(bad[:3])}")
     first = results[0]
     for i, res in enumerate(results[1:], start=1):
         if res.levels.shape != first.levels.shape or not torch.equal(

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from cfx.errors import shape_or_type, shown_rows
 from cfx.images import to_unit
+from cfx.metrics.image import check_scale
 
 log = logging.getLogger("cfx.viz")
 
@@ -123,6 +124,7 @@ def _pictures(images: Tensor, name: str = "frames") -> np.ndarray:
         )
     if images.shape[1] not in (1, 3):
         raise ValueError(f"`{name}` must have 1 or 3 channels to draw, got {tuple(images.shape)}")
+    check_scale(images, name)  # [0, 255] images were drawn white, silently
     images = _finite(name, images.detach().float())
     return to_unit(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
 

@@ -242,3 +242,12 @@ def test_ssim_of_one_window_written_out():
         want.append((2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
     assert 0.3 < min(want) < max(want) < 0.95  # neither trivial end
     assert ssim(a, b).tolist() == pytest.approx(want, abs=1e-9)
+
+
+def test_ssim_refuses_channels_last_images():
+    """(B, H, W, C) images were read as C = H rows of width 1: a 1-pixel window, luminance
+    alone, a plausible wrong number (0.67 for a pair whose SSIM is 0.49; session-55 audit)."""
+    a = torch.rand(2, 1, 16, 16) * 2 - 1
+    with pytest.raises(ValueError, match=r"looks channels last .* a.permute\(0, 3, 1, 2\)"):
+        ssim(a.permute(0, 2, 3, 1), a.permute(0, 2, 3, 1))
+    assert ssim(a, a).tolist() == pytest.approx([1.0, 1.0])

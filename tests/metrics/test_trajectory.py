@@ -527,3 +527,29 @@ def test_calibration_error_refuses_levels_that_are_not_probabilities():
     for bad in (torch.tensor([0.0, 5.0, 1.0]), torch.tensor([0.0, float("nan"), 1.0])):
         with pytest.raises(ValueError, match=r"`levels` must be probabilities in \[0, 1\]"):
             calibration_error(probs, bad)
+
+
+def test_soft_masks_and_pixel_scale_images_are_refused():
+    """A segmenter's sigmoid as the mask scored every change as inside it (1.0 for a change
+    far from the lesion); [0, 255] frames or images were scored or segmented as they were
+    (session-55 audit)."""
+    from cfx.metrics.trajectory import summarise
+
+    start = torch.zeros(1, 1, 8, 8) - 1
+    final = start.clone()
+    final[..., :2, :2] += 0.5  # a change in the corner, far from the lesion
+    lesion = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    lesion[..., 5:, 5:] = True
+    assert localisation(start, final, lesion, dilation=0).tolist() == [0.0]
+    with pytest.raises(ValueError, match=r"`mask` must be bool or hold 0 and one other value"):
+        localisation(start, final, torch.sigmoid(lesion.float() * 4 - 2), dilation=0)
+    pixels = (final + 1) * 127.5
+    with pytest.raises(ValueError, match=r"`final` must be images in \[-1, 1\] .* got values"):
+        localisation(start, pixels, lesion)
+    with pytest.raises(ValueError, match=r"`counterfactual` must be images in \[-1, 1\]"):
+        cout(lambda x: torch.zeros(x.shape[0], 2), start, pixels, 1)
+    with pytest.raises(ValueError, match=r"`frames` must be images in \[-1, 1\]"):
+        lesion_area(lambda x: x[:, :1], pixels[:, None])
+    probs, levels, frames = _summarise_inputs()
+    with pytest.raises(ValueError, match=r"`frames` must be images in \[-1, 1\]"):
+        summarise(probs, levels, (frames + 1) * 127.5, frames[:, 0])

@@ -179,6 +179,8 @@ def test_bad_input_is_named(tmp_path, fitted, hand):
         explain_to_file(fitted, _applicants(), tmp_path)
     with pytest.raises(ValueError, match=r"name it \.jsonl, or pass format='json'"):
         explain_to_file(fitted, _applicants(), tmp_path / "p.json")
+    with pytest.raises(ValueError, match=r"not as a \.xlsx file; name it \.csv"):
+        explain_to_file(fitted, _applicants(), tmp_path / "plans.xlsx")  # CSV text, before
     with pytest.raises(TypeError, match="`key` must be JSON-serialisable"):
         explain_to_file(fitted, _applicants(), out, key={"model": object()})
     with pytest.raises(TypeError, match=r"`applicants` column `x2` .* \(first rows \['cy'\]\)"):

@@ -176,3 +176,15 @@ def test_consequences_stay_inside_the_bounds_and_max_shift():
     (res,) = rec.explain(applicant)  # no bound on y, none on w: offered, no violation
     assert res.counterfactuals[0].values == {"x": 6, "y": 13, "w": 13}  # 2 x + its own 1
     assert res.counterfactuals[0].violations == ()
+
+
+def test_an_equation_that_is_no_function_or_gives_other_rows_is_named():
+    """A string for an equation passed __init__ and fit and failed at explain as "'str'
+    object is not callable"; one returning another length failed in numpy's broadcast
+    (session-55 audit)."""
+    with pytest.raises(TypeError, match=r"`equations\['y'\]` must be a function .* got str"):
+        AdditiveSCM({"y": ("x",)}, equations={"y": "2 * x"})
+    scm = AdditiveSCM({"y": ("x",)}, equations={"y": lambda parents: np.ones(3)})
+    rec = Recourse(ApprovesHighY(), SCHEMA, scm=scm, support=0.0).fit(_train())
+    with pytest.raises(ValueError, match=r"`equations\['y'\]` must return one value per row"):
+        rec.explain(pd.DataFrame({"x": [1], "y": [3]}))

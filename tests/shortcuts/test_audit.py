@@ -930,3 +930,28 @@ def test_numpy_settings_are_taken_and_nan_maps_named_before_any_path():
         r"the images \[0\]",
     ):
         audit.audit(x, 0, **args)
+
+
+class _CountingSaliency(_SignedSaliency):
+    """The signed map, counting its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def attribute(self, x, target):
+        self.calls += 1
+        return super().attribute(x, target)
+
+
+def test_a_target_out_of_range_is_named_before_the_maps_are_made():
+    """A class the classifier does not have was named by the explainer, after the saliency
+    maps (seconds per image with RISE; session-55 audit)."""
+    g, f = PatchGenerator(), RegionClassifier(4.0, 0.0)
+    x = g.decode(torch.tensor([[1.0, 1.0, 0.2]])).detach()
+    spy = _CountingSaliency()
+    audit = ShortcutAudit(g, f, steps=3, saliency=spy)
+    with pytest.raises(ValueError, match=r"`target` must be a class index in \[0, 1\], got 5"):
+        audit.audit(
+            x, 5, lesion_masks=LESION, marker_masks=MARKER, marker_present=torch.ones(1).bool()
+        )
+    assert spy.calls == 0

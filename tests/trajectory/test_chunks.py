@@ -269,6 +269,10 @@ def test_concat_is_the_inverse_of_indexing():
     assert back.seconds == pytest.approx(2 * res.seconds)  # each slice keeps the batch's time
     with pytest.raises(ValueError, match="at least one"):
         concat([])
+    with pytest.raises(TypeError, match=r"got one: pass \[result\]"):
+        concat(res)  # read row by row, its seconds counted once per row
+    with pytest.raises(TypeError, match="must hold TrajectoryResult objects, got Tensor"):
+        concat([res.frames])
     path = MonotonePath(g, f, steps=4, iterations=2, inversion_steps=5, oracle=f).explain(x, 1)
     with pytest.raises(ValueError, match="differ in having lambdas"):
         concat([res, path])
