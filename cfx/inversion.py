@@ -153,8 +153,12 @@ def generator_probe(generator: Generator, x: Tensor, *, name: str = "x") -> Tens
         probe = zero_image(generator, x)
     except RuntimeError as err:  # PyTorch's error names neither x nor the generator
         mismatch = dtype_device_mismatch({"generator": generator}, x, name)
-        if mismatch is None:
-            raise
+        if mismatch is None:  # e.g. a latent_shape its decode cannot take
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                "the generator's `decode` failed on a latent of its `latent_shape` "
+                f"{tuple(generator.latent_shape)}: {first}"
+            ) from err
         raise TypeError(mismatch) from err
     shape = tuple(probe.shape[1:])  # (C, H, W) the generator produces
     if shape != tuple(x.shape[1:]):

@@ -268,6 +268,23 @@ def test_encoder_with_the_wrong_latent_shape_is_named():
     assert "(2, 3)" in str(info.value) and "(2, 5)" in str(info.value)
 
 
+class WrongLatentShape(DecodeOnly):
+    """Says latents of 5 numbers; its decode multiplies by a (16, 3) matrix."""
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (5,)
+
+
+def test_a_latent_shape_decode_cannot_take_is_named():
+    """PyTorch's "mat1 and mat2 shapes cannot be multiplied (1x5 and 3x16)" named neither
+    the generator nor its latent_shape (session-55 audit)."""
+    with pytest.raises(
+        ValueError, match=r"`decode` failed on a latent of its `latent_shape` \(5,\)"
+    ):
+        invert(WrongLatentShape(), torch.zeros(1, 1, 4, 4), steps=2)
+
+
 # --- which perceptual loss ran ----------------------------------------------------------------
 
 
