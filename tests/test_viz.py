@@ -697,3 +697,14 @@ def test_pixel_scale_frames_are_refused_not_drawn_white(tmp_path):
         trajectory_gif((frames + 1) * 127.5, tmp_path / "s.gif")
     assert trajectory_gif(frames * 1.8, tmp_path / "t.gif").is_file()
     assert not (tmp_path / "s.gif").exists()
+
+
+def test_gif_scale_and_frame_time_are_checked():
+    """scale=0 gave PIL's "height and width must be > 0", scale=2.5 a TypeError about floats,
+    ms=-5 was taken (session-55 audit)."""
+    frames = _sequence(1)
+    for kwargs, error in (({"scale": 0}, ValueError), ({"scale": 2.5}, TypeError)):
+        with pytest.raises(error, match="`scale` must be an int >= 1"):
+            trajectory_gif(frames, "unused.gif", **kwargs)
+    with pytest.raises(ValueError, match="`ms` must be an int >= 1, got -5"):
+        trajectory_gif(frames, "unused.gif", ms=-5)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cfx.errors import check_int
 from cfx.files import write_atomic
 from cfx.viz._common import (
     _change,
@@ -231,6 +232,8 @@ def trajectory_gif(
     _shape("frames", frames, (None,) * 4, "(T+1, C, H, W), one sequence (e.g. res.frames[i])")
     _some("frames", frames, "frames")
     _shape("probs", probs, (frames.shape[0],), f"({frames.shape[0]},) to match `frames`")
+    # PIL's "height and width must be > 0" named neither; a float scale failed in PIL too
+    scale, ms = check_int("scale", scale), check_int("ms", ms)
     # NaN drawn as 0 and said, as in the figures (to_uint8 made a NaN frame black in silence)
     pics = _picture_bytes(frames)  # (T+1, H, W, 1 or 3)
     pics = pics[..., 0] if pics.shape[-1] == 1 else pics
