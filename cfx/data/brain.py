@@ -136,7 +136,9 @@ def make_dataset(
             makes tag and label independent, 0.95 gives a biased (shortcut) training set.
         show_progress: show a tqdm bar over chunks.
     """
-    if isinstance(n, bool) or not isinstance(n, Integral) or n <= 0:
+    if isinstance(n, bool) or not isinstance(n, Integral):  # "4" or 2.0: a type, not a value
+        raise TypeError(f"`n` must be a positive int, got {n!r}")
+    if n <= 0:
         raise ValueError(f"`n` must be a positive int, got {n!r}")
     n, seed = int(n), check_integer("seed", seed)  # numpy integers too
     if not isinstance(tagged, bool | np.bool_):  # 'no' would tag every slice

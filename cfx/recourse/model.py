@@ -213,6 +213,12 @@ def approved_column(model: Any, approved: Hashable | None) -> int:
     listed = list(classes)
     if len(listed) != 2:
         raise ValueError(f"`model` must be a binary classifier, got classes {listed!r}")
+    flags = (bool, np.bool_)
+    if isinstance(approved, flags) and not all(isinstance(c, flags) for c in listed):
+        raise TypeError(  # True == 1 matched class 1 of a 0/1 model: meant as "yes"?
+            f"`approved` must be one of the model's classes {np.asarray(listed).tolist()!r}, "
+            f"got the bool {approved!r}"
+        )
     if approved not in listed:
         shown = np.asarray(listed).tolist()
         hint = (

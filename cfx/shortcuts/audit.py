@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import time
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -228,10 +229,10 @@ class ShortcutAudit:
     def _check(self) -> None:
         # numpy numbers too (a config file, a sweep): np.int64(3) was "must be an int >= 1"
         ok = isinstance(self.min_enrichment, Real) and not isinstance(self.min_enrichment, bool)
-        check(
-            ok and self.min_enrichment > 0,
+        check(  # inf: no path could ever go via the marker, and every model read clean
+            ok and 0 < self.min_enrichment < math.inf,
             ValueError,
-            f"`min_enrichment` must be a positive number, got {self.min_enrichment!r}",
+            f"`min_enrichment` must be a positive finite number, got {self.min_enrichment!r}",
         )
         ok = isinstance(self.flag_rate, Real) and not isinstance(self.flag_rate, bool)
         check(

@@ -304,8 +304,14 @@ def load_result(folder: str | Path) -> TrajectoryResult:
     npz = out / "result.npz"
     if not npz.is_file():
         raise FileNotFoundError(f"`folder`: no result.npz in {out} (save_result writes one)")
-    with np.load(npz) as data:
-        arrays = {key: torch.from_numpy(data[key]) for key in data.files}
+    try:
+        with np.load(npz) as data:
+            arrays = {key: torch.from_numpy(data[key]) for key in data.files}
+    except Exception as err:  # numpy's words for a damaged file spoke of pickles
+        raise ValueError(
+            f"`folder`: {npz} cannot be read as save_result's result.npz (damaged or another "
+            f"program's file: {type(err).__name__})"
+        ) from err
     need = {"frames", "probs", "latents", "source", "target", "levels", "success"}
     if missing := sorted(need - arrays.keys()):
         raise ValueError(f"`folder`: {npz} lacks {missing}; was it written by save_result?")

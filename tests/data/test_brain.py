@@ -98,7 +98,8 @@ def test_marker_region_holds_no_brain(tagged):
     [
         ({"n": 0, "seed": 0}, ValueError, "`n` must be a positive int, got 0"),
         ({"n": -3, "seed": 0}, ValueError, "`n`"),
-        ({"n": 2.5, "seed": 0}, ValueError, "`n`"),
+        ({"n": 2.5, "seed": 0}, TypeError, "`n` must be a positive int, got 2.5"),
+        ({"n": "4", "seed": 0}, TypeError, "`n` must be a positive int, got '4'"),
         ({"n": 4, "seed": 0, "tagged": True, "tag_correlation": 1.5}, ValueError, "in \\[0, 1\\]"),
         ({"n": 4, "seed": 0, "tagged": True, "tag_correlation": -0.1}, ValueError, "in \\[0, 1\\]"),
         ({"n": 4, "seed": 0, "tagged": True, "tag_correlation": True}, ValueError, "got True"),

@@ -333,3 +333,16 @@ def test_a_bound_the_model_cannot_score_is_named_at_fit():
     assert [r.status for r in results] == ["recourse"] * 3
     frames = pd.concat([rec.counterfactual_frame(r) for r in results])
     assert (model.predict_proba(frames)[:, 1] >= 0.5).all()
+
+
+def test_a_bool_approved_is_refused_for_a_model_of_number_classes():
+    """approved=True matched class 1 of a 0/1 model (True == 1), a "yes" read as a class
+    (session-55 audit); a model whose classes are bools takes it."""
+
+    class Coded:
+        classes_ = np.array([0, 1])
+
+    with pytest.raises(TypeError, match=r"one of the model's classes \[0, 1\], got the bool True"):
+        approved_column(Coded(), True)
+    Coded.classes_ = np.array([False, True])
+    assert approved_column(Coded(), True) == 1 and approved_column(Coded(), False) == 0

@@ -475,7 +475,9 @@ def test_bad_arguments_are_clear_errors():
         run(ShortcutAudit(g, f, saliency=object()))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`flag_rate` must be a number in \(0, 1\], got 0"):
         run(ShortcutAudit(g, f, flag_rate=0))
-    with pytest.raises(ValueError, match="`min_enrichment` must be a positive number, got -1"):
+    with pytest.raises(
+        ValueError, match="`min_enrichment` must be a positive finite number, got -1"
+    ):
         run(ShortcutAudit(g, f, min_enrichment=-1))
     with pytest.raises(ValueError, match="`lesion_dilation` must be an int >= 0"):
         run(ShortcutAudit(g, f, lesion_dilation=-2))
@@ -955,3 +957,15 @@ def test_a_target_out_of_range_is_named_before_the_maps_are_made():
             x, 5, lesion_masks=LESION, marker_masks=MARKER, marker_present=torch.ones(1).bool()
         )
     assert spy.calls == 0
+
+
+def test_an_infinite_enrichment_bar_is_refused():
+    """min_enrichment=inf was taken: no path could go via the marker, so every classifier read
+    clean (session-55 audit)."""
+    g, f = PatchGenerator(), RegionClassifier(4.0, 0.0)
+    x = g.decode(torch.tensor([[1.0, 1.0, 0.2]])).detach()
+    audit = ShortcutAudit(g, f, steps=3, min_enrichment=float("inf"))
+    with pytest.raises(ValueError, match="`min_enrichment` must be a positive finite number"):
+        audit.audit(
+            x, 0, lesion_masks=LESION, marker_masks=MARKER, marker_present=torch.ones(1).bool()
+        )

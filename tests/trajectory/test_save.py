@@ -200,6 +200,10 @@ def test_a_saved_result_loads_back(tmp_path, toy_result):
     assert torch.equal(back.success, res.success)
     with pytest.raises(FileNotFoundError, match=r"no result\.npz"):
         load_result(tmp_path)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "result.npz").write_bytes(b"not a zip archive")  # numpy: "pickled"
+    with pytest.raises(ValueError, match=r"cannot be read as save_result's result\.npz"):
+        load_result(tmp_path / "junk")
 
 
 def test_folder_that_is_a_file_and_numpy_arrays_in_setup(tmp_path, toy_result):
