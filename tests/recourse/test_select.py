@@ -48,7 +48,9 @@ def test_counterfactuals_are_diverse_minimal_and_sorted(
                 assert (model.predict_proba(_rows(german, reverts))[:, 1] < 0.5).all()
 
 
-def test_prune_undoes_the_costliest_redundant_change(german, split, credit_models):
+def _long_loan_space(german, split, credit_models):
+    """The codes and action space of the first applicant with a loan over 10 months and an
+    installment rate above 1 (the logistic model's recourse fitted on the training split)."""
     rec = Recourse(credit_models["logistic"], german.schema).fit(german.X.iloc[split[0]])
     X = german.X
     row = X[
@@ -57,6 +59,11 @@ def test_prune_undoes_the_costliest_redundant_change(german, split, credit_model
     ]
     z0 = rec.codec_.to_codes(row.iloc[[0]])[0]
     space = ActionSpace.build(german.schema, z0, rec.scales_, None)
+    return z0, space
+
+
+def test_prune_undoes_the_costliest_redundant_change(german, split, credit_models):
+    z0, space = _long_loan_space(german, split, credit_models)
 
     # a toy "model": approved when feature 1 (duration) <= 10, whatever else changes
     def evaluate(A):
@@ -79,14 +86,7 @@ def test_prune_undoes_the_costlier_of_two_changes_that_are_redundant_only_alone(
     duration <= 10 and credit amount or installment rate (or both) changed: each of those two
     is redundant while the other stays, but only one can go. Credit amount costs 0.097 here,
     installment rate 1.0, so installment rate must be undone and credit amount kept."""
-    rec = Recourse(credit_models["logistic"], german.schema).fit(german.X.iloc[split[0]])
-    X = german.X
-    row = X[
-        (X["duration_in_month"] > 10)
-        & (X["installment_rate_in_percentage_of_disposable_income"] > 1)
-    ]
-    z0 = rec.codec_.to_codes(row.iloc[[0]])[0]
-    space = ActionSpace.build(german.schema, z0, rec.scales_, None)
+    z0, space = _long_loan_space(german, split, credit_models)
 
     def evaluate(A):  # approved: duration (1) <= 10 and amount (4) or installment rate (7) moved
         return ((A[:, 1] <= 10) & ((A[:, 4] != z0[4]) | (A[:, 7] != z0[7]))).astype(float)

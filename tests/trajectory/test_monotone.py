@@ -371,6 +371,21 @@ def _logit_of_pixel_sum(x):
     return torch.stack([torch.zeros_like(s), s], 1)  # log-odds of class 1 = the pixel sum
 
 
+def _hand_path(g, **kwargs):
+    """MonotonePath in the setting the hand-worked gradients assume: T = 2 steps, one
+    iteration, lambda 1, the classifier's log-odds the pixel sum."""
+    return MonotonePath(
+        g,
+        _logit_of_pixel_sum,
+        steps=2,
+        iterations=1,
+        lambda_init=1.0,
+        gap=0.02,
+        margin=0.99,
+        **kwargs,
+    )
+
+
 @pytest.mark.parametrize("blur_check", [0.0, 1.0])
 def test_the_loop_descends_the_documented_loss(blur_check):
     """The gradient of the first iteration is that of the module's formula, by hand.
@@ -411,16 +426,7 @@ def test_the_loop_descends_the_documented_loss(blur_check):
             latents.register_hook(lambda grad: grads.append(grad.clone()))
         return latents.view(-1, 1, 1, 1)
 
-    mp = MonotonePath(
-        g,
-        _logit_of_pixel_sum,
-        steps=2,
-        iterations=1,
-        lambda_init=1.0,
-        gap=0.02,
-        margin=0.99,
-        blur_check=blur_check,
-    )
+    mp = _hand_path(g, blur_check=blur_check)
     levels = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
     mp.optimise(z0, z, p0, torch.ones(2, dtype=torch.long), levels, decode=decode)
     assert len(grads) == 1
@@ -474,17 +480,7 @@ def test_the_first_step_descends_the_smoothness_term_too(monkeypatch, kwargs, mu
     def decode(latents, rows):
         return latents[:, :1].reshape(-1, 1, 1, 1)  # the frame shows coordinate 0 only
 
-    mp = MonotonePath(
-        g,
-        _logit_of_pixel_sum,
-        steps=2,
-        iterations=1,
-        lambda_init=1.0,
-        gap=0.02,
-        margin=0.99,
-        blur_check=0.0,
-        **kwargs,
-    )
+    mp = _hand_path(g, blur_check=0.0, **kwargs)
     assert mp.smooth_weight == mu
     levels = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
     mp.optimise(z0, z, p0, torch.ones(2, dtype=torch.long), levels, decode=decode)
