@@ -15,14 +15,17 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e .
 	touch $@
 
-# Debian's chromium for the labelling page's browser test (skipped, not failed, without it)
+# Debian's chromium for the labelling page's browser test (skipped, not failed, without it).
+# Playwright drives it over its own protocol (no chromium-driver); headless with --no-sandbox
+# --disable-gpu it needs none of the recommended packages (systemd, perl, samba, avahi, cups
+# helpers: 131 packages were installed with them)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) -e '.[dev]'
 	test -x /usr/bin/chromium \
-	  || ($(APT) update -qq && $(APT) install -y -qq chromium chromium-driver) \
+	  || ($(APT) update -qq && $(APT) install -y -qq --no-install-recommends chromium) \
 	  || echo "chromium not installed: the labelling page browser test will be skipped"
 	touch $@
 
