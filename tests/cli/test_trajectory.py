@@ -6,10 +6,14 @@ import torch
 
 from cfx.cli import main
 
+RUN = ("trajectory", "--no-figures")
+"""The command without its figures where a test reads none: drawing them took most of a
+small run's time (the figures are tested by the tests that read them, and in tests/test_viz.py)."""
 
-def test_localised_method_writes_its_regions(tmp_path):
+
+def test_localised_method_writes_its_regions(tmp_path, capsys):
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "healthy", "--method", "localised", "--n", "2"]
+    argv = [*RUN, "--target", "healthy", "--method", "localised", "--n", "2"]
     argv += ["--inversion-steps", "0"]  # the encoder's latents: the regions are tested
     assert main([*argv, "--steps", "3", "--no-progress", "--out", str(out)]) == 0
     with np.load(out / "result.npz") as r:
@@ -21,10 +25,13 @@ def test_localised_method_writes_its_regions(tmp_path):
     assert float(change[np.broadcast_to(outside, change.shape)].max(initial=0.0)) < 1e-6
     summary = json.loads((out / "summary.json").read_text())
     assert summary["setup"]["method"] == "localised" and summary["flip_rate"] == 1.0
+    # --no-figures: the arrays and the summary alone, said so
+    assert sorted(p.name for p in out.iterdir()) == ["result.npz", "summary.json"]
+    assert f"wrote {out}/: result.npz, summary.json\n" in capsys.readouterr().err
 
 
 def test_localise_needs_the_monotone_method(tmp_path, capsys):
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--localise"]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--localise"]
     assert main([*argv, "--n", "1", "--out", str(tmp_path / "t")]) == 2
     assert "`--localise` goes with --method monotone" in capsys.readouterr().err
 
@@ -88,7 +95,7 @@ def test_an_image_file_is_converted_to_the_generators_shape(tmp_path):
     png = tmp_path / "slice.png"
     Image.fromarray(to_uint8(x)[0, 0]).convert("RGB").resize((96, 96)).save(png)
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(png)]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--input", str(png)]
     argv += ["--inversion-steps", "0"]  # the encoder's latents: the file's reading is tested
     assert main([*argv, "--steps", "3", "--no-progress", "--out", str(out)]) == 0
     with np.load(out / "result.npz") as r:
@@ -106,7 +113,7 @@ def test_an_upper_case_npy_batch_is_read(tmp_path):
     np.save(tmp_path / "batch.npy", x.numpy())
     (tmp_path / "batch.npy").rename(batch)
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(batch)]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--input", str(batch)]
     argv += ["--inversion-steps", "0"]
     assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
     with np.load(out / "result.npz") as r:
@@ -116,7 +123,7 @@ def test_an_upper_case_npy_batch_is_read(tmp_path):
 def test_input_errors_name_the_option(tmp_path, capsys):
     bad = tmp_path / "wrong.npy"
     np.save(bad, np.zeros((1, 1, 32, 32), dtype=np.float32))
-    base = ["trajectory", "--target", "healthy", "--out", str(tmp_path / "t")]
+    base = [*RUN, "--target", "healthy", "--out", str(tmp_path / "t")]
     assert main([*base, "--input", str(bad)]) == 2
     assert "`--input` must hold images shaped (N, 1, 64, 64)" in capsys.readouterr().err
     assert main([*base, "--input", str(tmp_path / "scan.gif")]) == 2
@@ -136,7 +143,7 @@ def test_a_generator_of_other_images_needs_input(tmp_path, capsys):
     from cfx.models.brain_gan import BrainGAN, BrainGANConfig
 
     BrainGAN(BrainGANConfig(channels=3, latent_dim=8, width=4)).save_pretrained(tmp_path / "rgb")
-    argv = ["trajectory", "--target", "healthy", "--generator", str(tmp_path / "rgb")]
+    argv = [*RUN, "--target", "healthy", "--generator", str(tmp_path / "rgb")]
     assert main([*argv, "--out", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err
     assert "`--input` is needed: --generator" in err
@@ -168,7 +175,7 @@ def test_sources_already_in_the_target_class_are_flagged(tmp_path, caplog):
     batch = tmp_path / "healthy.npy"
     np.save(batch, healthy.numpy())
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(batch)]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--input", str(batch)]
     assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
     assert "2 of 2 paths start in the target class" in caplog.text and "rows [0, 1]" in caplog.text
     summary = json.loads((out / "summary.json").read_text())
@@ -187,7 +194,7 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cfx.zoo, "load_classifier", no_loading)
     taken = tmp_path / "taken.txt"
     taken.write_text("x")
-    base = ["trajectory", "--target", "healthy", "--n", "1"]
+    base = [*RUN, "--target", "healthy", "--n", "1"]
     cases = [
         (["--out", str(taken)], "`--out` must be a folder, got an existing file"),
         (["--steps", "0"], "`--steps` must be"),
@@ -213,7 +220,7 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
     assert main([*base, "--classifier", "resnet50"]) == 2
     err = capsys.readouterr().err
     assert "unknown zoo classifier 'resnet50'" in err and "brain-gan" not in err
-    missing = ["trajectory", "--target", "healthy", "--input", str(tmp_path / "scan.png")]
+    missing = [*RUN, "--target", "healthy", "--input", str(tmp_path / "scan.png")]
     assert main(missing) == 2
     assert "`--input` not found" in capsys.readouterr().err
 
@@ -225,7 +232,7 @@ def test_input_files_that_are_no_image_or_look_misscaled(tmp_path, capsys, caplo
 
     fake = tmp_path / "notes.png"
     fake.write_text("not an image")
-    base = ["trajectory", "--target", "healthy", "--out", str(tmp_path / "t")]
+    base = [*RUN, "--target", "healthy", "--out", str(tmp_path / "t")]
     assert main([*base, "--input", str(fake)]) == 2
     assert "`--input` is not a readable image" in capsys.readouterr().err
     twelve_bit = np.zeros((8, 8), dtype=np.uint16)
@@ -318,7 +325,7 @@ def test_a_finished_run_replaced_by_one_with_other_settings_is_said(tmp_path, ca
     """A finished run's outputs were overwritten without a word by a rerun with other
     arguments; the same command again computed the whole run again without a word, where
     "a rerun resumes and says so" led a user to expect nothing to do."""
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--n", "1"]
     argv += ["--inversion-steps", "0", "--no-progress", "--out", str(tmp_path / "run")]
     assert main([*argv, "--steps", "2"]) == 0
     with caplog.at_level("WARNING"):
@@ -374,7 +381,7 @@ def test_the_summary_names_the_files_of_an_input_folder(tmp_path):
     for i, name in enumerate(("slice_2.png", "slice_1.png")):
         Image.fromarray(to_uint8(x)[i, 0]).save(folder / name)
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(folder)]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--input", str(folder)]
     argv += ["--inversion-steps", "0"]
     assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -385,7 +392,7 @@ def test_the_summary_names_the_files_of_an_input_folder(tmp_path):
 
 def test_background_and_inversion_steps_reach_the_explainer(tmp_path):
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "healthy", "--method", "localised", "--n", "1"]
+    argv = [*RUN, "--target", "healthy", "--method", "localised", "--n", "1"]
     argv += ["--background", "source", "--inversion-steps", "0", "--steps", "2"]
     assert main([*argv, "--no-progress", "--out", str(out)]) == 0
     with np.load(out / "result.npz") as r:
@@ -413,7 +420,7 @@ def test_the_inversion_classifier_weight_reaches_the_inversion(tmp_path, monkeyp
 
     monkeypatch.setattr(start_module, "invert", spy)
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--n", "1"]
     argv += ["--inversion-steps", "2", "--steps", "2", "--no-progress", "--oracle", "none"]
     assert main([*argv, "--inversion-classifier-weight", "0.05", "--out", str(out)]) == 0
     assert seen == [(True, 0.05)]
@@ -425,7 +432,7 @@ def test_the_inversion_classifier_weight_reaches_the_inversion(tmp_path, monkeyp
 
 def test_iterations_reach_option_2(tmp_path):
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "healthy", "--n", "2", "--iterations", "0"]
+    argv = [*RUN, "--target", "healthy", "--n", "2", "--iterations", "0"]
     argv += ["--inversion-steps", "0"]
     assert main([*argv, "--steps", "2", "--no-progress", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -438,7 +445,7 @@ def test_out_may_not_be_the_input_folder(tmp_path, capsys):
     from PIL import Image
 
     Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(tmp_path / "a.png")
-    argv = ["trajectory", "--target", "healthy", "--input", str(tmp_path), "--out"]
+    argv = [*RUN, "--target", "healthy", "--input", str(tmp_path), "--out"]
     assert main([*argv, str(tmp_path)]) == 2
     assert "`--out` must not be the `--input` folder" in capsys.readouterr().err
 
@@ -447,7 +454,7 @@ def test_a_model_folder_explains_like_the_zoo_model_it_holds(tmp_path, capsys):
     from cfx.zoo import load_classifier, load_generator
 
     load_classifier("brain-cnn").save_pretrained(tmp_path / "run" / "model")  # a `cfx train` run
-    base = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    base = [*RUN, "--target", "healthy", "--method", "gradient", "--n", "1"]
     base += ["--steps", "2", "--inversion-steps", "0", "--oracle", "none", "--no-progress"]
     outs = {}
     for name in ("brain-cnn", str(tmp_path / "run")):
@@ -479,7 +486,7 @@ def test_a_rerun_with_other_arguments_keeps_the_finished_batches(tmp_path, monke
     import cfx.trajectory
 
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "Tumor", "--method", "gradient", "--n", "3"]
+    argv = [*RUN, "--target", "Tumor", "--method", "gradient", "--n", "3"]
     argv += ["--inversion-steps", "0", "--oracle", "none", "--no-progress"]
     argv += ["--batch-size", "2", "--out", str(out)]
 
@@ -509,7 +516,7 @@ def test_an_input_spelt_another_way_resumes_its_run(tmp_path, monkeypatch, capsy
     batch = tmp_path / "x.npy"
     np.save(batch, np.zeros((3, 1, 64, 64), dtype=np.float32))
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "tumour", "--method", "gradient", "--steps", "2"]
+    argv = [*RUN, "--target", "tumour", "--method", "gradient", "--steps", "2"]
     argv += ["--inversion-steps", "0", "--oracle", "none", "--no-progress", "--batch-size", "2"]
     argv += ["--out", str(out)]
 
@@ -540,7 +547,7 @@ def test_an_interrupted_run_resumes_from_its_finished_batches(
     from cfx.trajectory import GradientAscent
 
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "3"]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--n", "3"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--oracle", "none", "--no-progress"]
     argv += ["--batch-size", "2", "--out", str(out)]
 
@@ -587,7 +594,7 @@ def test_a_zoo_name_shadowing_a_local_folder_is_warned_about_once(tmp_path, monk
 
     (tmp_path / "brain-cnn").mkdir()  # e.g. a training run named after the zoo model
     monkeypatch.chdir(tmp_path)
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--n", "1"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--oracle", "none", "--no-progress"]
     with caplog.at_level(logging.WARNING):
         assert main([*argv, "--out", str(tmp_path / "t")]) == 0
@@ -606,7 +613,7 @@ def test_a_class_of_your_own_classifier_with_your_images(tmp_path, capsys):
     model.save_pretrained(tmp_path / "three")
     x, _ = builtin_sources(1, 2, target=0)
     np.save(tmp_path / "x.npy", x.numpy())
-    argv = ["trajectory", "--classifier", str(tmp_path / "three"), "--oracle", "none"]
+    argv = [*RUN, "--classifier", str(tmp_path / "three"), "--oracle", "none"]
     argv += ["--input", str(tmp_path / "x.npy"), "--method", "gradient", "--steps", "2"]
     argv += ["--inversion-steps", "0", "--no-progress"]
     assert main([*argv, "--target", "2", "--out", str(tmp_path / "t")]) == 0
@@ -633,7 +640,7 @@ def test_models_trained_on_another_size_than_the_frames_are_named(tmp_path, capl
     BrainCNN(BrainCNNConfig(width=4, image_size=(32, 32))).save_pretrained(tmp_path / "c32")
     BrainOracle(BrainOracleConfig(width=4, image_size=(64, 128))).save_pretrained(tmp_path / "o")
     BrainCNN(BrainCNNConfig(width=4)).save_pretrained(tmp_path / "unrecorded")
-    argv = ["trajectory", "--target", "healthy", "--n", "1", "--method", "gradient"]
+    argv = [*RUN, "--target", "healthy", "--n", "1", "--method", "gradient"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
     with caplog.at_level("WARNING", logger="cfx.trajectory.start"):
         assert (
@@ -689,7 +696,7 @@ def test_your_images_with_the_default_models_and_inputs_already_in_the_target(tm
     folder.mkdir()
     Image.fromarray(to_uint8(tumour)[0, 0]).save(folder / "t.png")
     Image.fromarray(to_uint8(healthy)[0, 0]).save(folder / "h.png")
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--input", str(folder)]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--input", str(folder)]
     argv += ["--steps", "2", "--inversion-steps", "0", "--oracle", "none", "--no-progress"]
     with caplog.at_level("WARNING", logger="cfx.cli.trajectory"):
         assert main([*argv, "--out", str(tmp_path / "a")]) == 0
@@ -748,7 +755,7 @@ def test_the_tumour_margin_is_brain_cnns_not_any_class_1(tmp_path):
     from cfx.zoo import load_classifier
 
     load_classifier("brain-cnn").save_pretrained(tmp_path / "mine")
-    argv = ["trajectory", "--target", "1", "--method", "gradient", "--n", "1", "--steps", "2"]
+    argv = [*RUN, "--target", "1", "--method", "gradient", "--n", "1", "--steps", "2"]
     argv += ["--inversion-steps", "0", "--oracle", "none", "--no-progress"]
     margins = {}
     for name in ("brain-cnn", str(tmp_path / "mine")):
@@ -764,7 +771,7 @@ def test_the_default_oracle_is_brain_oracle_only_with_the_zoos_generator(tmp_pat
     from cfx.models.brain_gan import BrainGAN, BrainGANConfig
 
     BrainGAN(BrainGANConfig(latent_dim=8, width=4)).save_pretrained(tmp_path / "gan")
-    argv = ["trajectory", "--target", "healthy", "--n", "1", "--method", "gradient"]
+    argv = [*RUN, "--target", "healthy", "--n", "1", "--method", "gradient"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
     mine = ["--generator", str(tmp_path / "gan")]
     with caplog.at_level("WARNING"):
@@ -799,7 +806,7 @@ def test_the_default_oracle_and_a_classifier_of_your_own(tmp_path, caplog):
     BrainCNN(BrainCNNConfig(width=4)).save_pretrained(tmp_path / "two")
     x = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     np.save(tmp_path / "x.npy", x.numpy())
-    argv = ["trajectory", "--target", "2", "--input", str(tmp_path / "x.npy"), "--method"]
+    argv = [*RUN, "--target", "2", "--input", str(tmp_path / "x.npy"), "--method"]
     argv += ["gradient"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
     with caplog.at_level("WARNING"):
@@ -812,7 +819,7 @@ def test_the_default_oracle_and_a_classifier_of_your_own(tmp_path, caplog):
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["setup"]["oracle"] is None and "oracle" not in summary["setup"]["weights_sha256"]
     caplog.clear()
-    argv[2] = "1"
+    argv[3] = "1"
     with caplog.at_level("WARNING"):
         assert (
             main([*argv, "--classifier", str(tmp_path / "two"), "--out", str(tmp_path / "b")]) == 0
@@ -821,7 +828,7 @@ def test_the_default_oracle_and_a_classifier_of_your_own(tmp_path, caplog):
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["setup"]["oracle"] == "brain-oracle"
     caplog.clear()
-    argv[2] = "tumour"  # a brain name for another model's class: said, as summary.json says 1
+    argv[3] = "tumour"  # a brain name for another model's class: said, as summary.json says 1
     with caplog.at_level("WARNING"):
         assert (
             main([*argv, "--classifier", str(tmp_path / "two"), "--out", str(tmp_path / "c")]) == 0
@@ -855,7 +862,7 @@ def test_paths_that_miss_the_target_are_said_and_the_outputs_named(tmp_path, cap
         last.bias.copy_(torch.tensor([5.0, -5.0]))
     deaf.save_pretrained(tmp_path / "deaf")
     out = tmp_path / "t"
-    argv = ["trajectory", "--classifier", str(tmp_path / "deaf"), "--target", "tumour"]
+    argv = [*RUN, "--classifier", str(tmp_path / "deaf"), "--target", "tumour"]
     argv += ["--method", "gradient", "--n", "2", "--steps", "2", "--inversion-steps", "0"]
     with caplog.at_level("WARNING"):
         assert main([*argv, "--oracle", "none", "--no-progress", "--out", str(out)]) == 0
@@ -893,7 +900,7 @@ def test_the_explained_classifier_as_the_oracle_is_named(tmp_path, caplog):
     from cfx.models.classifiers import BrainCNN, BrainCNNConfig
 
     BrainCNN(BrainCNNConfig(width=4)).save_pretrained(tmp_path / "c")
-    argv = ["trajectory", "--target", "healthy", "--n", "1", "--method", "gradient"]
+    argv = [*RUN, "--target", "healthy", "--n", "1", "--method", "gradient"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
     argv += ["--classifier", str(tmp_path / "c"), "--out", str(tmp_path / "a")]
     with caplog.at_level("WARNING"):
@@ -912,7 +919,7 @@ def test_a_second_run_into_the_same_out_at_once_is_refused(tmp_path, capsys):
 
     out = tmp_path / "t"
     out.mkdir()
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--n", "1"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress", "--out", str(out)]
     fd = os.open(out, os.O_RDONLY)  # another run holding the folder
     try:
@@ -952,7 +959,7 @@ def test_an_oracle_of_other_classes_is_named_by_its_flag(tmp_path, capsys):
     from cfx.models.classifiers import BrainCNN, BrainCNNConfig
 
     BrainCNN(BrainCNNConfig(num_classes=3, width=4)).save_pretrained(tmp_path / "o3")
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--n", "1"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
     assert main([*argv, "--oracle", str(tmp_path / "o3"), "--out", str(tmp_path / "t")]) == 2
     assert "error: `--oracle` returns 3 class logits but the classifier 2" in (
@@ -961,7 +968,7 @@ def test_an_oracle_of_other_classes_is_named_by_its_flag(tmp_path, capsys):
 
 
 def test_oracle_none_in_any_case_is_no_oracle(tmp_path):
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv = [*RUN, "--target", "healthy", "--method", "gradient", "--n", "1"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress", "--oracle", "NONE"]
     assert main([*argv, "--out", str(tmp_path / "t")]) == 0  # "unknown zoo classifier"
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())

@@ -35,7 +35,16 @@ def _kept(notes: list[str]) -> list[str]:
     ("argv", "written"),
     [
         (
-            ["trajectory", "--target", "healthy", "--method", "gradient", "--steps", "2"],
+            [
+                "trajectory",
+                "--no-figures",
+                "--target",
+                "healthy",
+                "--method",
+                "gradient",
+                "--steps",
+                "2",
+            ],
             "summary.json",
         ),
         (["saliency", "attack", "--steps", "1"], "attack.json"),

@@ -144,7 +144,7 @@ def test_cfx_trajectory_walks_brain_slices_through_a_vae_folder(tmp_path):
 
     tiny_vae(size=64).save_pretrained(tmp_path / "vae64")  # brain-cnn's 1 x 64 x 64 slices
     out = tmp_path / "t"
-    argv = ["trajectory", "--target", "healthy", "--method", "gradient", "--n", "1"]
+    argv = ["trajectory", "--no-figures", "--target", "healthy", "--method", "gradient", "--n", "1"]
     argv += ["--generator", str(tmp_path / "vae64"), "--steps", "2", "--inversion-steps", "3"]
     assert main([*argv, "--oracle", "none", "--no-progress", "--out", str(out)]) == 0
     with np.load(out / "result.npz") as r:

@@ -85,7 +85,9 @@ def test_p_source_reads_the_sources_not_frame_0(tmp_path, toy_result):
         p_src = torch.sigmoid(source.flatten(1) @ f.w + f.b)
     in_target = res.in_target.clone()
     in_target[:2, 0] = True
-    summary = save_result(replace(res, source=source, in_target=in_target), tmp_path, classifier=f)
+    summary = save_result(
+        replace(res, source=source, in_target=in_target), tmp_path, classifier=f, figures=False
+    )
     assert p_src[0] > 0.5 and bool((p_src[1:] < 0.5).all())
     assert [r["p_source"] for r in summary["images"]] == pytest.approx(p_src.tolist(), abs=1e-6)
     assert summary["already_in_target"] == 2 and summary["source_in_target"] == 1
@@ -106,18 +108,24 @@ def test_inputs_already_in_the_target_and_paths_that_crossed_are_counted(tmp_pat
     assert bool(res.success.all()) and not bool(res.in_target[:, 0].any())
     names = ["a.png", "b.png", "c.png"]
     summary = save_result(
-        replace(res, source=source, in_target=in_target), tmp_path, classifier=f, names=names
+        replace(res, source=source, in_target=in_target),
+        tmp_path,
+        classifier=f,
+        names=names,
+        figures=False,
     )
     assert summary["flip_rate"] == 1.0 and summary["crossed_rate"] == pytest.approx(1 / 3)
     # without a classifier the inputs are not judged: rows 0 and 2 start outside (frame 0)
-    alone = save_result(replace(res, source=source, in_target=in_target), tmp_path / "alone")
+    alone = save_result(
+        replace(res, source=source, in_target=in_target), tmp_path / "alone", figures=False
+    )
     assert alone["crossed_rate"] == pytest.approx(2 / 3) and alone["input_in_target"] is None
     assert summary["input_in_target"] == 1 and summary["source_in_target"] == 0
     rows = summary["images"]
     assert [r["input_in_target"] for r in rows] == [True, False, False]
     assert [r["file"] for r in rows] == names
     with pytest.raises(ValueError, match="`names` must name the 3 images, got 2 names"):
-        save_result(res, tmp_path / "b", classifier=f, names=names[:2])
+        save_result(res, tmp_path / "b", classifier=f, names=names[:2], figures=False)
 
 
 def test_without_a_classifier_cout_is_null_and_nan_lambdas_are_null(tmp_path):
@@ -129,7 +137,7 @@ def test_without_a_classifier_cout_is_null_and_nan_lambdas_are_null(tmp_path):
     kw = {"steps": 3, "iterations": 0, "warm_start_eta": 0.05, "warm_start_iter": 500}
     res = MonotonePath(g, f, **kw).explain(x, 1, latents=z0)
     assert res.lambdas is not None and bool(res.lambdas.isnan().all())
-    summary = save_result(res, tmp_path)
+    summary = save_result(res, tmp_path, figures=False)
     text = (tmp_path / "summary.json").read_text()
     assert "NaN" not in text  # JSON has no NaN: they are written as null
     assert summary["cout"] is None
@@ -158,7 +166,7 @@ def test_the_classifier_is_left_as_it_was(tmp_path, toy_result):
     res, _ = toy_result
     clf = NormedClassifier().train()
     before = clf.norm.running_mean.clone()
-    summary = save_result(res, tmp_path, classifier=clf)
+    summary = save_result(res, tmp_path, classifier=clf, figures=False)
     assert clf.training and clf.norm.training
     assert torch.equal(clf.norm.running_mean, before)  # no batch statistics were taken
     assert all(p.requires_grad for p in clf.parameters())
@@ -168,11 +176,13 @@ def test_the_classifier_is_left_as_it_was(tmp_path, toy_result):
 def test_bad_masks_or_setup_fail_before_any_file_is_written(tmp_path, toy_result):
     res, _ = toy_result
     with pytest.raises(ValueError, match=r"`masks` must have shape \(3, 1, 4, 4\)"):
-        save_result(res, tmp_path / "a", masks=torch.ones(1, 1, 4, 4, dtype=torch.bool))
+        save_result(
+            res, tmp_path / "a", masks=torch.ones(1, 1, 4, 4, dtype=torch.bool), figures=False
+        )
     with pytest.raises(TypeError, match="`setup` must hold JSON values"):
-        save_result(res, tmp_path / "b", setup={"path": tmp_path})
+        save_result(res, tmp_path / "b", setup={"path": tmp_path}, figures=False)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
-    summary = save_result(res, tmp_path / "c", setup={"pair": (1, np.float32(0.5))})
+    summary = save_result(res, tmp_path / "c", setup={"pair": (1, np.float32(0.5))}, figures=False)
     assert summary["setup"] == {"pair": [1, 0.5]}
 
 
@@ -189,9 +199,39 @@ def test_numbered_figures_are_replaced_only_in_a_folder_cfx_wrote(tmp_path, toy_
     assert (foreign / "sequence_007.gif").read_text() == "old"
 
 
+def test_without_figures_the_arrays_and_summary_are_written_and_no_earlier_figure_is_kept(
+    tmp_path, toy_result
+):
+    res, f = toy_result
+    drawn, bare, foreign = tmp_path / "drawn", tmp_path / "bare", tmp_path / "foreign"
+    with_figures = save_result(res, drawn, classifier=f, setup={"note": "toy"})
+    # a folder of an earlier cfx run's outputs, figures of 35 rows among them
+    save_result(res, bare, figures=False)
+    figures = ["strips.png", "strips_02.png", "changes.png", "changes_02.png"]
+    figures += ["probabilities.png", "sequence_000.gif", "sequence_034.gif"]
+    for name in figures:
+        (bare / name).write_text("an earlier run's")
+    summary = save_result(res, bare, classifier=f, setup={"note": "toy"}, figures=False)
+    assert sorted(p.name for p in bare.iterdir()) == ["result.npz", "summary.json"]
+    assert summary == with_figures
+    assert json.loads((bare / "summary.json").read_text()) == summary
+    with np.load(bare / "result.npz") as r, np.load(drawn / "result.npz") as d:
+        assert r.files == d.files and all(np.array_equal(r[k], d[k]) for k in r.files)
+    # figures of a name cfx writes in a folder no cfx run wrote are not cfx's to delete
+    foreign.mkdir()
+    (foreign / "strips.png").write_text("mine")
+    (foreign / "sequence_000.gif").write_text("mine")
+    save_result(res, foreign, figures=False)
+    assert (foreign / "strips.png").read_text() == "mine"
+    assert (foreign / "sequence_000.gif").read_text() == "mine"
+    with pytest.raises(TypeError, match="`figures` must be True or False, got 'no'"):
+        save_result(res, tmp_path / "x", figures="no")
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_saved_result_loads_back(tmp_path, toy_result):
     res, _ = toy_result
-    save_result(res, tmp_path / "run")
+    save_result(res, tmp_path / "run", figures=False)
     back = load_result(tmp_path / "run")
     for key in ("frames", "latents", "probs", "levels", "target", "source", "in_target"):
         assert torch.equal(getattr(back, key), getattr(res, key)), key
@@ -210,18 +250,18 @@ def test_folder_that_is_a_file_and_numpy_arrays_in_setup(tmp_path, toy_result):
     res, _ = toy_result
     (tmp_path / "taken").write_text("")
     with pytest.raises(ValueError, match="`folder` must be a folder"):
-        save_result(res, tmp_path / "taken")
+        save_result(res, tmp_path / "taken", figures=False)
     # a file name once became a folder called r.npz with the files inside
     with pytest.raises(ValueError, match=r"got .*r\.npz, a file name: save_result writes"):
-        save_result(res, tmp_path / "r.npz")
+        save_result(res, tmp_path / "r.npz", figures=False)
     assert not (tmp_path / "r.npz").exists()
-    summary = save_result(res, tmp_path / "run", setup={"levels": np.arange(3)})
+    summary = save_result(res, tmp_path / "run", setup={"levels": np.arange(3)}, figures=False)
     assert summary["setup"] == {"levels": [0, 1, 2]}
 
 
 def test_a_folder_saved_before_in_target_existed_loads_with_the_fallback(tmp_path, toy_result):
     res, _ = toy_result
-    save_result(res, tmp_path / "run")
+    save_result(res, tmp_path / "run", figures=False)
     npz = tmp_path / "run" / "result.npz"
     with np.load(npz) as r:
         old = {k: r[k] for k in r.files if k != "in_target"}
@@ -237,8 +277,8 @@ def test_a_result_cast_to_another_dtype_is_saved_with_the_classifier(tmp_path, t
     """`res.to(dtype)` is advertised; saving it with the (float32) classifier blamed
     `source`'s dtype. The classifier now reads the images in its own dtype."""
     res, f = toy_result
-    whole = save_result(res, tmp_path / "a", classifier=f)
-    cast = save_result(res.to(dtype), tmp_path / "b", classifier=f)
+    whole = save_result(res, tmp_path / "a", classifier=f, figures=False)
+    cast = save_result(res.to(dtype), tmp_path / "b", classifier=f, figures=False)
     tol = 2e-2 if dtype == torch.float16 else 1e-6
     for a, b in zip(whole["images"], cast["images"], strict=True):
         assert b["p_source"] == pytest.approx(a["p_source"], abs=tol)
@@ -253,6 +293,8 @@ def test_the_probability_plot_names_the_target_and_models_from_the_setup(
 
     seen = []
     monkeypatch.setattr(cfx.viz, "probability_curves", lambda *a, **k: seen.append(k))
+    for other in ("trajectory_strip", "change_panels", "trajectory_gif"):  # not read here
+        monkeypatch.setattr(cfx.viz, other, lambda *a, **k: None)
     res, f = toy_result
     save_result(res, tmp_path / "a", classifier=f)
     save_result(
@@ -306,12 +348,17 @@ def test_oracle_agreement_of_the_flipped_paths_is_beside_every_paths(tmp_path, t
     in_target = res.in_target.clone()
     in_target[:, -1] = torch.tensor([True, False, True])  # success: the last frame's
     mixed = dataclasses.replace(res, in_target=in_target, oracle_probs=oracle)
-    summary = save_result(mixed, tmp_path / "a", classifier=f)
+    summary = save_result(mixed, tmp_path / "a", classifier=f, figures=False)
     assert summary["oracle_agreement"] == pytest.approx(2 / 3)
     assert summary["oracle_agreement_of_flipped"] == pytest.approx(1 / 2)  # rows 0 and 2
     in_target[:, -1] = False
     none = dataclasses.replace(mixed, in_target=in_target)
-    assert save_result(none, tmp_path / "b", classifier=f)["oracle_agreement_of_flipped"] is None
+    assert (
+        save_result(none, tmp_path / "b", classifier=f, figures=False)[
+            "oracle_agreement_of_flipped"
+        ]
+        is None
+    )
 
 
 def test_an_interrupted_save_leaves_no_summary_of_another_run(tmp_path, toy_result, monkeypatch):
@@ -334,7 +381,7 @@ def test_an_interrupted_save_leaves_no_summary_of_another_run(tmp_path, toy_resu
 
 def test_load_result_takes_the_folder_or_its_result_npz(tmp_path, toy_result):
     res, f = toy_result
-    save_result(res, tmp_path / "run", classifier=f)
+    save_result(res, tmp_path / "run", classifier=f, figures=False)
     by_file = load_result(tmp_path / "run" / "result.npz")  # said "no result.npz in .../result.npz"
     assert torch.equal(by_file.frames, load_result(tmp_path / "run").frames)
 
@@ -343,7 +390,7 @@ def test_bad_arguments_are_named_before_the_folder_is_touched(tmp_path, toy_resu
     """A bfloat16 result, numpy masks or an empty result failed after the folder's earlier
     summary.json was deleted (and result.npz overwritten), naming neither argument."""
     res, _ = toy_result
-    save_result(res, tmp_path)
+    save_result(res, tmp_path, figures=False)
     before = (tmp_path / "summary.json").read_text()
     b, h, w = len(res), *res.frames.shape[-2:]
     cases = [
@@ -354,7 +401,7 @@ def test_bad_arguments_are_named_before_the_folder_is_touched(tmp_path, toy_resu
     for kwargs, error, message in cases:
         args = {"result": res} | kwargs
         with pytest.raises(error, match=message):
-            save_result(args.pop("result"), tmp_path, **args)
+            save_result(args.pop("result"), tmp_path, **args, figures=False)
         assert (tmp_path / "summary.json").read_text() == before
     save_result(res.to(torch.bfloat16), tmp_path / "half")  # numpy has no bfloat16
     assert np.load(tmp_path / "half" / "result.npz")["frames"].dtype == np.float32
