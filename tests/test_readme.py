@@ -19,6 +19,9 @@ CUT = {
     "2_000": "400",
     "epochs=8": "epochs=2",
     "tumour_slices(16)": "tumour_slices(6)",
+    "[:4]  # four tumour slices": "[:2]  # two tumour slices",
+    # a tiny random VAE moves brain-cnn little: its walk ran all 120 iterations
+    "GradientAscent(vae, clf)": "GradientAscent(vae, clf, max_iter=10, inversion_steps=5)",
 }
 
 
@@ -55,6 +58,8 @@ def test_the_readme_has_the_examples_this_test_runs():
     blocks = _blocks()
     assert len(blocks) == 9, "a block was added or removed: check it here too"
     assert "path/to/vae" in blocks[5]
+    text = README.read_text(encoding="utf-8")
+    assert [old for old in CUT if old not in text] == []  # a cut that no longer applies
 
 
 def test_brain_data(after):
@@ -85,20 +90,20 @@ def test_training_a_classifier_on_your_tensors(after):
 
 def test_a_monotone_path(after):
     res = after[3]["res"]
-    assert tuple(res.frames.shape) == (4, 11, 1, 64, 64)
-    assert tuple(res.probs.shape) == tuple(res.oracle_probs.shape) == (4, 11)
+    assert tuple(res.frames.shape) == (2, 11, 1, 64, 64)  # four in the README
+    assert tuple(res.probs.shape) == tuple(res.oracle_probs.shape) == (2, 11)
     assert bool((res.probs.diff(dim=1) > 0).all())  # "climbing through t/T"
 
 
 def test_an_inversion_passed_as_latents(after):
     inv, res = after[4]["inv"], after[4]["res"]
-    assert tuple(inv.psnr.shape) == (4,) and inv.perceptual in ("lpips", "encoder", "none")
+    assert tuple(inv.psnr.shape) == (2,) and inv.perceptual in ("lpips", "encoder", "none")
     assert torch.equal(res.latents[:, 0], inv.latents)  # the path starts at the given latents
 
 
 def test_a_diffusers_vae(after):
     res = after[5]["res"]
-    assert res.frames.shape[0] == 4 and tuple(res.frames.shape[2:]) == (1, 64, 64)
+    assert res.frames.shape[0] == 2 and tuple(res.frames.shape[2:]) == (1, 64, 64)
 
 
 def test_loan_recourse(after):
