@@ -1017,3 +1017,28 @@ def test_a_half_precision_inversion_optimises_and_leaves_no_gradient_on_models()
 
     invert(g, x, steps=3, classifier=Listed([f]))
     assert all(p.grad is None for p in f.parameters())
+
+
+def test_lpips_is_imported_only_when_its_weights_are_cached(tmp_path, monkeypatch):
+    """Importing lpips (torchvision's models with it) cost every process about 3 s, also
+    those whose inversion then fell back to the encoder's features for want of weights."""
+    import builtins
+    import sys
+    import types
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    imported = []
+    real_import = builtins.__import__
+
+    def spy(name, *args, **kwargs):
+        imported.append(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", spy)
+    assert lpips_available() is False and "lpips" not in imported
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "alexnet-owt-7be5be79.pth").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "lpips", types.ModuleType("lpips"))  # no 3 s import here
+    assert lpips_available() is True and "lpips" in imported
+    monkeypatch.setitem(sys.modules, "lpips", None)  # not installed: import fails
+    assert lpips_available() is False
