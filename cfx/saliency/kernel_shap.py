@@ -10,7 +10,8 @@ way all samples carry equal weight. The Shapley values solve the least-squares p
 ``sum phi = f(1) - f(0)``, in closed form through its KKT system, batched over images. Each
 pixel gets its superpixel's value (Captum's convention for feature masks). For a model that is
 linear in the coalition (e.g. a linear logit model with ``output="logit"``) the result is the
-exact Shapley value.
+exact Shapley value. A seeded map depends on the rest of its batch: the coalitions are drawn
+for the batch at once (LIME's and RISE's are not: their seeded maps are the same alone).
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ must be masked before masking ``P`` as well flips the class. One *run* searches 
 
 The map averages ``runs`` independent random runs (different cuts). All runs of all images
 advance together: each level scores ``15 x runs x B`` mutants in large batches. Images the
-model does not classify as ``t`` get an all-zero map (nothing keeps the class).
+model does not classify as ``t`` get an all-zero map (nothing keeps the class). A seeded map
+depends on the rest of its batch: the cuts are drawn for all runs of all images at once.
 """
 
 from __future__ import annotations
