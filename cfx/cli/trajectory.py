@@ -599,10 +599,9 @@ def inputs_in_target_notice(rows: list[dict], files: list[str] | None) -> None:
         )
 
 
-OUTPUT_NAMES = (
-    "result.npz", "summary.json", "strips.png", "changes.png", "probabilities.png"
-)  # fmt: skip
-"""The files every run writes into --out (besides one sequence_NNN.gif per image)."""
+RESULT_FILES = ("result.npz", "summary.json")
+"""The files every run writes into --out; with figures, also save_result's ``FIGURES`` and one
+sequence_NNN.gif per image."""
 
 
 def _replacing_notice(out: Path, setup: dict[str, Any], *, figures: bool = True) -> None:
@@ -616,9 +615,12 @@ def _replacing_notice(out: Path, setup: dict[str, Any], *, figures: bool = True)
         earlier = json.loads((out / "summary.json").read_text(encoding="utf-8"))["setup"]
     except (OSError, ValueError, KeyError, TypeError):
         # not a cfx run's folder: files of the same names as the outputs are replaced
-        gifs = [f"sequence_{i:03d}.gif" for i in range(int(setup.get("n", 0)) * figures)]
-        names = OUTPUT_NAMES if figures else OUTPUT_NAMES[:2]  # --no-figures: the arrays
-        mine = [n for n in (*names, *gifs) if (out / n).is_file()]
+        from cfx.trajectory.save import FIGURES
+
+        names = [*RESULT_FILES]
+        if figures:
+            names += [*FIGURES] + [f"sequence_{i:03d}.gif" for i in range(int(setup.get("n", 0)))]
+        mine = [n for n in names if (out / n).is_file()]
         # beside a resume folder: a run interrupted while writing its outputs (summary.json
         # comes last), whose resumed rerun rewrites them
         if mine and not (out / UNFINISHED).exists():

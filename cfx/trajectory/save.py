@@ -237,10 +237,11 @@ def save_result(
     }
     summary = _json_safe(summary)
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"  # checked before the figures
-    if earlier_run:  # numbered figures an earlier, larger run left behind (all, without figures)
-        _remove_numbered(out, images=b if figures else 0, pages=-(-b // STRIP_ROWS) * figures)
+    if earlier_run and figures:  # numbered figures an earlier, larger run left behind
+        _remove_numbered(out, images=b, pages=-(-b // STRIP_ROWS))
     if not figures:
-        if earlier_run:
+        if earlier_run:  # none of another run's figures beside this result
+            _remove_numbered(out, images=0, pages=0)
             for name in FIGURES:
                 (out / name).unlink(missing_ok=True)
         write_atomic(out / "summary.json", text)

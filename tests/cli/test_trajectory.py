@@ -11,11 +11,14 @@ RUN = ("trajectory", "--no-figures")
 small run's time (the figures are tested by the tests that read them, and in tests/test_viz.py)."""
 
 
-def test_localised_method_writes_its_regions(tmp_path, capsys):
+def test_localised_method_writes_its_regions(tmp_path, capsys, caplog):
     out = tmp_path / "t"
+    out.mkdir()
+    (out / "strips.png").write_text("mine")  # a user's file of a figure's name
     argv = [*RUN, "--target", "healthy", "--method", "localised", "--n", "2"]
     argv += ["--inversion-steps", "0"]  # the encoder's latents: the regions are tested
-    assert main([*argv, "--steps", "3", "--no-progress", "--out", str(out)]) == 0
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--steps", "3", "--no-progress", "--out", str(out)]) == 0
     with np.load(out / "result.npz") as r:
         frames, masks = r["frames"], r["edit_masks"]
     assert frames.shape == (2, 4, 1, 64, 64) and masks.shape == (2, 1, 64, 64)
@@ -25,9 +28,12 @@ def test_localised_method_writes_its_regions(tmp_path, capsys):
     assert float(change[np.broadcast_to(outside, change.shape)].max(initial=0.0)) < 1e-6
     summary = json.loads((out / "summary.json").read_text())
     assert summary["setup"]["method"] == "localised" and summary["flip_rate"] == 1.0
-    # --no-figures: the arrays and the summary alone, said so
-    assert sorted(p.name for p in out.iterdir()) == ["result.npz", "summary.json"]
+    # --no-figures: the arrays and the summary alone, said so; the user's strips.png is
+    # neither replaced nor called replaced
+    assert sorted(p.name for p in out.iterdir()) == ["result.npz", "strips.png", "summary.json"]
     assert f"wrote {out}/: result.npz, summary.json\n" in capsys.readouterr().err
+    assert (out / "strips.png").read_text() == "mine"
+    assert "holds files this run writes" not in caplog.text
 
 
 def test_localise_needs_the_monotone_method(tmp_path, capsys):
