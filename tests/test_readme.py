@@ -20,7 +20,7 @@ CUT = {
     "epochs=8": "epochs=2",
     "tumour_slices(16)": "tumour_slices(6)",
     "[:4]  # four tumour slices": "[:2]  # two tumour slices",
-    # a tiny random VAE moves brain-cnn little: its walk ran all 120 iterations
+    # the default 100 inversion steps and walk to the 0.99 margin took 14 s on four slices
     "GradientAscent(vae, clf)": "GradientAscent(vae, clf, max_iter=10, inversion_steps=5)",
 }
 
