@@ -46,8 +46,9 @@ class AdditiveSCM:
     explanations to interventions", FAccT 2021.
 
     ``parents``: child -> tuple of parent features (a DAG; children numeric or ordinal, parents
-    of any kind). ``equations``: optional child -> ``f(parents_frame) -> values``; children
-    without one get a linear mechanism fitted by least squares (categorical parents one-hot).
+    of any kind). ``equations``: optional child -> ``f(parents_frame) -> values``, one finite
+    value per row (anything else is an error naming the equation); children without one get a
+    linear mechanism fitted by least squares (categorical parents one-hot).
     Fitted by ``Recourse.fit`` (on a copy) unless already fitted.
     """
 
@@ -132,6 +133,13 @@ class AdditiveSCM:
                 raise ValueError(
                     f"`equations[{child!r}]` must return one value per row of its frame "
                     f"({len(Z)}), got {out.size}"
+                )
+            bad = ~np.isfinite(out)
+            if bad.any():  # a NaN child read as "did not move": the consequence was dropped
+                row = frame.iloc[int(np.argmax(bad))].to_dict()
+                raise ValueError(
+                    f"`equations[{child!r}]` must return finite values, got {out[bad][0]} "
+                    f"for the parents {row} ({int(bad.sum())} of {len(Z)} rows)"
                 )
             return out
         return self._design(Z, child) @ self.coef_[child]

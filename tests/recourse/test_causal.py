@@ -188,3 +188,20 @@ def test_an_equation_that_is_no_function_or_gives_other_rows_is_named():
     rec = Recourse(ApprovesHighY(), SCHEMA, scm=scm, support=0.0).fit(_train())
     with pytest.raises(ValueError, match=r"`equations\['y'\]` must return one value per row"):
         rec.explain(pd.DataFrame({"x": [1], "y": [3]}))
+
+
+def test_an_equation_that_gives_nan_is_named_not_read_as_no_consequence():
+    """A NaN child value failed the "moved" test, so the child stayed at the applicant's
+    value: do(x = 5) silently left y at 3 and the plan acting on x was never found (session
+    57; an earlier audit's left-alone item)."""
+    undefined_above_3 = {
+        "y": lambda parents: np.where(parents["x"] <= 3, 2.0 * parents["x"], np.nan)
+    }
+    scm = AdditiveSCM({"y": ("x",)}, equations=undefined_above_3)
+    rec = Recourse(ApprovesHighY(), SCHEMA, scm=scm, support=0.0).fit(_train())
+    with pytest.raises(
+        ValueError,
+        match=r"`equations\['y'\]` must return finite values, got nan "
+        r"for the parents \{'x': 4\}",
+    ):
+        rec.explain(pd.DataFrame({"x": [1], "y": [3]}))
