@@ -708,3 +708,27 @@ def test_gif_scale_and_frame_time_are_checked():
             trajectory_gif(frames, "unused.gif", **kwargs)
     with pytest.raises(ValueError, match="`ms` must be an int >= 1, got -5"):
         trajectory_gif(frames, "unused.gif", ms=-5)
+
+
+def test_labels_that_are_no_class_and_a_string_of_row_names_are_named(tmp_path):
+    """A probability of 0.5 for a label was drawn as class 0, a brain label 2 as healthy, and
+    the string "ab" named two rows "a" and "b" (session 57; an earlier audit's left-alone
+    item). Nothing is written."""
+    from cfx.viz import brain_preview, labelled_frames, saliency_grid
+
+    x = torch.zeros(2, 1, 8, 8)
+    no_tags = torch.zeros(2, dtype=torch.bool)
+    wanted = r"`labels` must be 0 \(healthy\) or 1 \(tumour\), got "
+    with pytest.raises(ValueError, match=wanted + "0.5"):
+        brain_preview(x, torch.tensor([1.0, 0.5]), x.bool(), no_tags, tmp_path / "p.png")
+    with pytest.raises(ValueError, match=wanted + "2"):
+        brain_preview(x, torch.tensor([0, 2]), x.bool(), no_tags, tmp_path / "p.png")
+    with pytest.raises(ValueError, match=r"class indices, or -1 \(unsure\), got 0.5"):
+        labelled_frames(x, torch.tensor([1.0, 0.5]), tmp_path / "p.png", per_path=2)
+    with pytest.raises(TypeError, match="`row_names` must be a list of names, one per row, got "
+                       "the string 'ab'"):  # fmt: skip
+        saliency_grid(x, x.bool(), x[None], ["m"], tmp_path / "p.png", row_names="ab")
+    assert not (tmp_path / "p.png").exists()
+    # the labels it takes: bool, int and whole floats
+    for labels in (torch.tensor([True, False]), torch.tensor([1, 0]), torch.tensor([1.0, 0.0])):
+        assert brain_preview(x, labels, x.bool(), no_tags, tmp_path / "p.png").is_file()

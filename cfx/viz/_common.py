@@ -148,8 +148,26 @@ def _drawable(images: Tensor) -> Tensor:
 
 
 def _check_names(row_names: Sequence[str] | None, b: int) -> None:
+    if isinstance(row_names, str):  # its letters would name the rows
+        raise TypeError(
+            f"`row_names` must be a list of names, one per row, got the string {row_names!r}"
+        )
     if row_names is not None and len(row_names) != b:
         raise ValueError(f"`row_names` must name the {b} rows, got {len(row_names)} names")
+
+
+def _class_labels(
+    name: str, labels: Tensor, what: str, lowest: int = 0, highest: int | None = None
+) -> None:
+    """An error naming ``name`` unless ``labels`` are whole numbers in ``[lowest, highest]``
+    (a probability of 0.5 was drawn as class 0, a label 2 as healthy)."""
+    bad = labels < lowest
+    if highest is not None:
+        bad |= labels > highest
+    if labels.is_floating_point():
+        bad |= labels != labels.round()  # NaN too
+    if bool(bad.any()):
+        raise ValueError(f"`{name}` must be {what}, got {float(labels[bad][0]):g}")
 
 
 def _row_name(ax: Any, name: str) -> None:

@@ -12,6 +12,7 @@ from torch import Tensor
 from cfx.label.classes import UNSURE, label_name
 from cfx.viz._common import (
     _change,
+    _class_labels,
     _drawable,
     _pictures,
     _save,
@@ -64,10 +65,7 @@ def labelled_frames(
                          f"got {len(levels)}")  # fmt: skip
     if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
         raise ValueError(f"`rows` must be an int >= 1, got {rows!r}")
-    if bool((labels < UNSURE).any()):
-        raise ValueError(
-            f"`labels` must be class indices, or {UNSURE} (unsure), got {int(labels.min())}"
-        )
+    _class_labels("labels", labels, f"class indices, or {UNSURE} (unsure)", lowest=UNSURE)
     top = int(labels.max()) if labels.numel() else 0
     if class_names is not None and top >= len(class_names):
         raise ValueError(

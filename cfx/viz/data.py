@@ -11,6 +11,7 @@ from torch import Tensor
 from cfx.errors import check_int
 from cfx.files import write_atomic
 from cfx.viz._common import (
+    _class_labels,
     _picture_bytes,
     _pictures,
     _rectangle,
@@ -42,6 +43,7 @@ def brain_preview(
     n = images.shape[0]
     for name, value in (("labels", labels), ("tags", tags)):
         _shape(name, value, (n,), f"({n},), one per image")
+    _class_labels("labels", labels, "0 (healthy) or 1 (tumour)", highest=1)
     titles = [
         ("tumour" if int(label) == 1 else "healthy") + (" +tag" if bool(tag) else "")
         for label, tag in zip(labels, tags, strict=True)
