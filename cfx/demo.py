@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cfx import report as rp
+from cfx.errors import check_flag
 from cfx.files import write_atomic
 
 if TYPE_CHECKING:
@@ -1121,6 +1122,7 @@ def build_demo(
     """
     from cfx.progress import tqdm
 
+    check_flag("show_progress", show_progress)
     check_demo_seed(seed)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

@@ -151,6 +151,15 @@ def check_int(name: str, value: object, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_flag(name: str, value: object) -> bool:
+    """``value`` when it is a bool (numpy's too), or a ``TypeError`` naming ``name``: the
+    string ``"no"`` or ``"False"`` read as true (a progress bar shown when asked not to)."""
+    kind = type(value)
+    if kind is not bool and not (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_integer(name: str, value: object) -> int:
     """``value`` as an int of any sign (a numpy int too; bools are not), or a ``TypeError``
     naming ``name``: for seeds that torch's ``manual_seed`` takes negative as well."""

@@ -41,7 +41,7 @@ from cfx.calls import (
     looks_like_probabilities,
     values_of,
 )
-from cfx.errors import check_int, check_real, shape_or_type
+from cfx.errors import check_flag, check_int, check_real, shape_or_type
 from cfx.images import check_images
 from cfx.metrics.image import _psnr
 from cfx.types import Classifier, Generator
@@ -374,6 +374,7 @@ def invert(
     gradients on under the caller's ``torch.no_grad()``, not under ``torch.inference_mode()``
     (an error with ``steps > 0``; the encoder alone, ``steps=0``, runs there).
     """
+    check_flag("show_progress", show_progress)
     x = check_images(values_of(x), "x")
     unit_range_notice(x)  # [0, 1] images reconstruct at a generator's [-1, 1] poorly
     # an int: InversionResult.steps kept np.int64, which a chunked run's JSON then refused

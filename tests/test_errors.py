@@ -70,3 +70,92 @@ def test_check_real_reads_zero_d_tensors_and_numpy_scalars():
     assert check_real("margin", np.float64(0.9)) == 0.9
     with pytest.raises(TypeError, match="`margin`"):
         check_real("margin", torch.tensor([0.9, 0.95]))
+
+
+def _flag_calls():
+    """Every public class and function that takes ``show_progress``, as a call with it set."""
+    from cfx.augment import ActiveLearner, OracleLabeller, finetune_without_labels
+    from cfx.data.brain import make_dataset
+    from cfx.demo import build_demo
+    from cfx.inversion import invert
+    from cfx.saliency import Gradient
+    from cfx.saliency.attacks import GhorbaniAttack, TargetMapAttack
+    from cfx.saliency.compare import compare_methods
+    from cfx.saliency.randomisation import randomise_methods
+    from cfx.shortcuts import ShortcutAudit
+    from cfx.training.classifier import train_classifier
+    from cfx.training.generator import train_generator
+    from cfx.trajectory import GradientAscent, LocalisedAscent, MonotonePath, explain_in_chunks
+    from tests.trajectory.toy import LinearGenerator, LogisticClassifier
+
+    g, f = LinearGenerator(), LogisticClassifier()
+    return {
+        "ActiveLearner": lambda v: ActiveLearner(g, f, OracleLabeller(f), show_progress=v),
+        "finetune_without_labels": lambda v: finetune_without_labels(
+            None, None, None, None, out="x", show_progress=v
+        ),
+        "make_dataset": lambda v: make_dataset(2, seed=0, show_progress=v),
+        "build_demo": lambda v: build_demo("x", show_progress=v),
+        "invert": lambda v: invert(g, None, show_progress=v),
+        "GhorbaniAttack": lambda v: GhorbaniAttack(Gradient(f), show_progress=v),
+        "TargetMapAttack": lambda v: TargetMapAttack(Gradient(f), show_progress=v),
+        "compare_methods": lambda v: compare_methods(f, None, None, 0, show_progress=v),
+        "randomise_methods": lambda v: randomise_methods(f, None, 0, ["gradient"], show_progress=v),
+        "ShortcutAudit": lambda v: ShortcutAudit(g, f, show_progress=v),
+        "train_classifier": lambda v: train_classifier(f, None, None, "x", show_progress=v),
+        "train_generator": lambda v: train_generator(None, "x", show_progress=v),
+        "GradientAscent": lambda v: GradientAscent(g, f, show_progress=v),
+        "MonotonePath": lambda v: MonotonePath(g, f, show_progress=v),
+        "LocalisedAscent": lambda v: LocalisedAscent(g, f, show_progress=v),
+        "explain_in_chunks": lambda v: explain_in_chunks(None, None, 0, show_progress=v),
+    }
+
+
+FLAG_TAKERS = [
+    "ActiveLearner", "GhorbaniAttack", "GradientAscent", "LocalisedAscent", "MonotonePath",
+    "ShortcutAudit", "TargetMapAttack", "build_demo", "compare_methods", "explain_in_chunks",
+    "finetune_without_labels", "invert", "make_dataset", "randomise_methods",
+    "train_classifier", "train_generator",
+]  # fmt: skip
+
+
+def test_the_show_progress_test_covers_every_public_taker():
+    import inspect
+
+    import cfx
+
+    takers = set()
+    for family in ("augment", "data.brain", "demo", "inversion", "saliency", "saliency.attacks",
+                   "saliency.compare", "saliency.randomisation", "shortcuts", "training.classifier",
+                   "training.generator", "trajectory"):  # fmt: skip
+        module = __import__(f"cfx.{family}", fromlist=["_"])
+        for name, obj in vars(module).items():
+            if (
+                name.startswith("_")
+                or not callable(obj)
+                or (isinstance(obj, type) and issubclass(obj, BaseException))
+            ):
+                continue
+            if not getattr(obj, "__module__", "").startswith("cfx."):
+                continue
+            if "show_progress" in inspect.signature(obj).parameters:
+                takers.add(name)
+    assert cfx is not None and takers == set(FLAG_TAKERS)
+
+
+@pytest.mark.parametrize("name", FLAG_TAKERS)
+def test_show_progress_takes_true_or_false_only(name, tmp_path, monkeypatch):
+    """``show_progress="no"`` was truthy and showed the bars (an earlier audit's left-alone
+    item, fixed in session 57); refused before any work, a file or a folder is made."""
+    monkeypatch.chdir(tmp_path)
+    call = _flag_calls()[name]
+    for value in ("no", "False", None, 0):
+        with pytest.raises(
+            TypeError, match=f"`show_progress` must be True or False, got {value!r}"
+        ):
+            call(value)
+    assert list(tmp_path.iterdir()) == []
+    if name in ("ActiveLearner", "GhorbaniAttack", "TargetMapAttack", "ShortcutAudit"):
+        assert call(np.False_).show_progress is False  # numpy's bool is a bool
+    if name in ("GradientAscent", "MonotonePath", "LocalisedAscent"):
+        assert call(np.True_).show_progress is True

@@ -65,7 +65,7 @@ from cfx.augment.rounds import (
     warn_relabelled,
 )
 from cfx.calls import call_named, class_logits, frozen, not_whole, to_model
-from cfx.errors import check, check_int, check_seed, counted
+from cfx.errors import check, check_flag, check_int, check_seed, counted
 from cfx.images import check_images
 from cfx.inversion import generator_probe, unit_range_notice
 from cfx.label.classes import UNSURE
@@ -153,7 +153,7 @@ class ActiveLearner:
         self.finetune = finetune
         self.inversion_steps = inversion_steps
         self.batch_size = batch_size
-        self.show_progress = show_progress
+        self.show_progress = check_flag("show_progress", show_progress)
 
     def _check(self) -> None:
         for name in ("budget", "rounds", "steps", "repeat_new", "batch_size"):

@@ -32,7 +32,7 @@ from cfx.augment._common import check_eval_fn, once_per_run, record_size, scored
 from cfx.augment.active import DEFAULT_FINETUNE, ActiveLearner
 from cfx.augment.claim import settings_adopted
 from cfx.augment.result import AugmentResult
-from cfx.errors import ForeignRunError, check_seed
+from cfx.errors import ForeignRunError, check_flag, check_seed
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.reprs import short_repr
@@ -101,6 +101,7 @@ def finetune_without_labels(
             again, as ``augment`` does.
         show_progress: tqdm bars of the fine-tunes.
     """
+    check_flag("show_progress", show_progress)
     # swapped or missing, they failed with "'AugmentResult' object has no attribute '_check'"
     if not isinstance(learner, ActiveLearner):
         raise TypeError(

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.errors import check_integer, shape_or_type
+from cfx.errors import check_flag, check_integer, shape_or_type
 from cfx.images import from_unit
 from cfx.reprs import short_repr
 
@@ -136,6 +136,7 @@ def make_dataset(
             makes tag and label independent, 0.95 gives a biased (shortcut) training set.
         show_progress: show a tqdm bar over chunks.
     """
+    check_flag("show_progress", show_progress)
     if isinstance(n, bool) or not isinstance(n, Integral):  # "4" or 2.0: a type, not a value
         raise TypeError(f"`n` must be a positive int, got {n!r}")
     if n <= 0:

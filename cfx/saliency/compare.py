@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from cfx.errors import (
     UnknownNameError,
     check,
+    check_flag,
     check_int,
     check_integer,
     shape_or_type,
@@ -315,6 +316,7 @@ def compare_methods(
         batch_size: images per forward pass of the deletion/insertion scoring.
         show_progress: tqdm bar over methods.
     """
+    check_flag("show_progress", show_progress)
     x = check_input(x, model)  # the probe's notices come once, here
     # an int: a numpy int passed a bare Integral check and failed in manual_seed
     seed = check_integer("seed", seed)

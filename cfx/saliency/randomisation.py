@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cfx.errors import MapQualityNotice, check, check_integer, counted
+from cfx.errors import MapQualityNotice, check, check_flag, check_integer, counted
 from cfx.reprs import short_repr
 from cfx.saliency._common import (
     SaliencyMethod,
@@ -334,6 +334,7 @@ def randomise_methods(
     :data:`cfx.saliency.compare.METHODS` names, built by
     :func:`~cfx.saliency.compare.build_method` with ``fast`` and ``gradcam_layer``), every
     one from a generator seeded with ``seed``: the same new weights for every method."""
+    check_flag("show_progress", show_progress)
     from cfx.progress import tqdm
     from cfx.saliency.compare import build_method
 

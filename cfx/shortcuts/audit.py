@@ -65,7 +65,7 @@ from torch import Tensor
 
 from cfx.calls import call_named, class_logits, frozen, resolve_target, target_prob
 from cfx.data.brain import SIZE, marker_mask
-from cfx.errors import check, shown_rows
+from cfx.errors import check, check_flag, shown_rows
 from cfx.images import binary_masks, check_images
 from cfx.inversion import generator_probe
 from cfx.reprs import settings_repr
@@ -224,7 +224,7 @@ class ShortcutAudit:
         self.min_paths = min_paths
         self.class_names = class_names
         self.marker_name = marker_name
-        self.show_progress = show_progress
+        self.show_progress = check_flag("show_progress", show_progress)
 
     def _check(self) -> None:
         # numpy numbers too (a config file, a sweep): np.int64(3) was "must be an int >= 1"

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cfx.calls import eval_mode, float_weight, to_model
-from cfx.errors import check, check_int, check_real, check_seed, counted, fail
+from cfx.errors import check, check_flag, check_int, check_real, check_seed, counted, fail
 from cfx.files import make_folder
 from cfx.images import binary_masks, check_images, from_unit, to_unit
 from cfx.inversion import unit_range_notice
@@ -637,6 +637,7 @@ def train_classifier(
         to one give a notice, as do training images with no pixel below 0 (likely [0, 1]
         images, where cfx's are in [-1, 1]).
     """
+    check_flag("show_progress", show_progress)
     cfg, y_all, val, weights = _check_arguments(model, images, targets, config, task, val)
     unit_range_notice(images, "training")  # [0, 1] images train a model of the wrong range
     out = make_folder(out, "out")  # after the checks: a refused run leaves nothing behind

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfx.errors import check_int, check_real, check_seed, counted
+from cfx.errors import check_flag, check_int, check_real, check_seed, counted
 from cfx.files import make_folder
 from cfx.images import check_images
 from cfx.models.brain_gan import BrainDiscriminator, BrainGAN, BrainGANConfig
@@ -162,6 +162,7 @@ def train_generator(
     Writes ``out/checkpoint.safetensors`` during training and returns the model in eval mode,
     on the device and in the dtype of ``images`` (drawn from the seed on the CPU, then moved).
     """
+    check_flag("show_progress", show_progress)
     cfg = config or GeneratorTrainingConfig()
     check_images(images, "images")  # a finite float batch in [-1, 1]
     if images.ndim != 4 or tuple(images.shape[-2:]) != (64, 64):

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from cfx import __version__ as cfx_version
 from cfx.calls import resolve_target
-from cfx.errors import ForeignRunError, check_int, counted
+from cfx.errors import ForeignRunError, check_flag, check_int, counted
 from cfx.files import save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.inversion import InversionResult, lpips_available, unit_range_notice
@@ -92,6 +92,7 @@ def explain_in_chunks(
     about twice the time (1.9x for `cfx trajectory` on those slices, inversion included;
     BENCHMARKS.md, session 17).
     """
+    check_flag("show_progress", show_progress)
     if isinstance(explainer, type):  # the class, not an explainer made from it
         raise TypeError(
             f"`explainer` must be an explainer, not the class {explainer.__name__}: make one "

@@ -39,7 +39,7 @@ from cfx.calls import (
     target_prob,
     values_of,
 )
-from cfx.errors import check_int, check_real
+from cfx.errors import check_flag, check_int, check_real
 from cfx.progress import tqdm
 from cfx.reprs import settings_repr
 from cfx.trajectory.notices import end_notice, notify_starts
@@ -153,7 +153,7 @@ class GradientAscent:
         self.stall_window = stall_window
         self.inversion_steps = inversion_steps
         self.inversion_classifier_weight = inversion_classifier_weight
-        self.show_progress = show_progress
+        self.show_progress = check_flag("show_progress", show_progress)
 
     def _check(self) -> None:
         check_int("steps", self.steps)

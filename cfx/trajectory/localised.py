@@ -41,7 +41,7 @@ from cfx.calls import (
     in_chunks,
     values_of,
 )
-from cfx.errors import check_int, check_real
+from cfx.errors import check_flag, check_int, check_real
 from cfx.filters import gaussian_blur
 from cfx.reprs import settings_repr
 from cfx.trajectory._common import composite_decoder
@@ -213,7 +213,7 @@ class LocalisedAscent:
         self.oracle = oracle
         self.inversion_steps = inversion_steps
         self.inversion_classifier_weight = inversion_classifier_weight
-        self.show_progress = show_progress
+        self.show_progress = check_flag("show_progress", show_progress)
 
     def _check(self) -> None:
         check_int("steps", self.steps)

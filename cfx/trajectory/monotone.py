@@ -46,7 +46,7 @@ from cfx.calls import (
     target_prob,
     values_of,
 )
-from cfx.errors import check_int, check_real
+from cfx.errors import check_flag, check_int, check_real
 from cfx.filters import gaussian_blur
 from cfx.progress import tqdm
 from cfx.reprs import settings_repr
@@ -196,7 +196,7 @@ class MonotonePath:
         self.oracle = oracle
         self.inversion_steps = inversion_steps
         self.inversion_classifier_weight = inversion_classifier_weight
-        self.show_progress = show_progress
+        self.show_progress = check_flag("show_progress", show_progress)
 
     def _check(self) -> None:
         check_int("steps", self.steps)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import class_logits, resolve_target
-from cfx.errors import shape_or_type
+from cfx.errors import check_flag, shape_or_type
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     SaliencyMethod,
@@ -90,7 +90,7 @@ class TargetMapAttack:
         self.beta_start = beta_start
         self.beta_end = beta_end
         self.k = k
-        self.show_progress = show_progress
+        self.show_progress = check_flag("show_progress", show_progress)
 
     def perturb(
         self,

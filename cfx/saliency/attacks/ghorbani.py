@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from cfx.errors import fail
+from cfx.errors import check_flag, fail
 from cfx.images import binary_masks
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
@@ -108,7 +108,7 @@ class GhorbaniAttack:
         self.beta = beta
         self.random_start = random_start
         self.restarts = restarts
-        self.show_progress = show_progress
+        self.show_progress = check_flag("show_progress", show_progress)
 
     def perturb(
         self,
