@@ -159,3 +159,47 @@ def test_show_progress_takes_true_or_false_only(name, tmp_path, monkeypatch):
         assert call(np.False_).show_progress is False  # numpy's bool is a bool
     if name in ("GradientAscent", "MonotonePath", "LocalisedAscent"):
         assert call(np.True_).show_progress is True
+
+
+def _other_flag_calls(v):
+    """Public switches besides ``show_progress`` that read ``"no"`` as true, each a call."""
+    from cfx.data.io import load_images
+    from cfx.label.server import serve
+    from cfx.recourse.batch import explain_to_file
+    from cfx.saliency import GradCAM, Gradient, SmoothGrad
+    from cfx.saliency.attacks import GhorbaniAttack
+    from cfx.saliency.compare import build_method, compare_methods
+    from cfx.saliency.randomisation import randomise_methods
+    from tests.saliency.toy import small_cnn
+
+    m = small_cnn()
+    return {
+        "absolute": [lambda: Gradient(m, absolute=v), lambda: SmoothGrad(m, absolute=v)],
+        "relu": [lambda: GradCAM(m, relu=v)],
+        "random_start": [lambda: GhorbaniAttack(Gradient(m), random_start=v)],
+        "fast": [
+            lambda: build_method("gradient", m, fast=v),
+            lambda: compare_methods(m, None, None, 0, fast=v),
+            lambda: randomise_methods(m, None, 0, ["gradient"], fast=v),
+        ],
+        "batch": [lambda: load_images("x.npy", batch=v)],
+        "progress": [lambda: explain_to_file(None, None, "x.csv", progress=v)],
+        "open_browser": [lambda: serve(None, open_browser=v)],
+    }
+
+
+@pytest.mark.parametrize(
+    "flag", ["absolute", "relu", "random_start", "fast", "batch", "progress", "open_browser"]
+)
+def test_other_switches_take_true_or_false_only(flag, tmp_path, monkeypatch):
+    """``Gradient(model, absolute="no")`` drew absolute maps where signed ones were asked for;
+    ``fast="no"`` used the small budgets (session 57). Refused before anything is read or
+    written."""
+    monkeypatch.chdir(tmp_path)
+    for call in _other_flag_calls("no")[flag]:
+        with pytest.raises(TypeError, match=f"`{flag}` must be True or False, got 'no'"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+    if flag in ("absolute", "relu", "random_start"):
+        (make,) = _other_flag_calls(np.False_)[flag][:1]
+        assert getattr(make(), flag) is False

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from cfx.calls import not_whole
-from cfx.errors import check, check_int, first_names, shape_or_type
+from cfx.errors import check, check_flag, check_int, first_names, shape_or_type
 from cfx.images import binary_masks, check_images, from_unit
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ def load_images(
     training set, whose channels the data decide) reads a 3-D array as grey images without
     their channel axis ``(N, H, W)``, and a 2-D one as one grey image. Errors call the file
     ``name`` (e.g. the command-line option that gave it)."""
+    check_flag("batch", batch)
     check(
         shape is None or _sizes(shape, 3),
         TypeError,

@@ -38,6 +38,7 @@ from numbers import Integral
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cfx.errors import check_flag
 from cfx.files import probe_writable
 from cfx.label.classes import label_name
 from cfx.label.labels import read_labels, record_label
@@ -132,6 +133,7 @@ def serve(
 
     ``on_ready`` is called with the page's URL once the port is bound.
     """
+    check_flag("open_browser", open_browser)
     server = make_server(directory, host, port)
     logger.info("labelling page for %s at %s", directory, server.url)
     if on_ready is not None:

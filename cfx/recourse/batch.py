@@ -51,7 +51,7 @@ from typing import IO, Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from cfx.errors import ForeignRunError, counted, shown_rows
+from cfx.errors import ForeignRunError, check_flag, counted, shown_rows
 from cfx.files import lock_exclusive, write_atomic
 from cfx.notices import held
 from cfx.progress import tqdm
@@ -147,6 +147,7 @@ def explain_to_file(
     Every row is checked before any applicant is explained (errors name the rows at fault;
     values outside a feature's range are said once for the whole input).
     """
+    check_flag("progress", progress)
     what_in, what_out = what
     if not isinstance(recourse, Recourse):
         raise TypeError(f"`recourse` must be a Recourse, got {type(recourse).__name__}")

@@ -116,6 +116,7 @@ def build_method(
 ) -> SaliencyMethod:
     """A configured method by its name (see :data:`METHODS`; :func:`method_key` spellings
     too); ``fast`` = small budgets."""
+    check_flag("fast", fast)
     key = method_key(name)
     if key not in _BUILDERS:
         raise UnknownNameError(f"unknown saliency method {name!r}; expected one of {METHODS}")
@@ -317,6 +318,7 @@ def compare_methods(
         show_progress: tqdm bar over methods.
     """
     check_flag("show_progress", show_progress)
+    check_flag("fast", fast)
     x = check_input(x, model)  # the probe's notices come once, here
     # an int: a numpy int passed a bare Integral check and failed in manual_seed
     seed = check_integer("seed", seed)

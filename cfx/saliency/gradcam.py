@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cfx.calls import class_logits, gradients_on
+from cfx.errors import check_flag
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     check_editable,
@@ -94,7 +95,7 @@ class GradCAM:
     ) -> None:
         self.model = model
         self.layer = layer
-        self.relu = relu
+        self.relu = check_flag("relu", relu)
         self.batch_size = batch_size
 
     def attribute(self, x: Tensor, target: Target | None, *, create_graph: bool = False) -> Tensor:

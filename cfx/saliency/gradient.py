@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from cfx.errors import check_flag
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Reduction,
@@ -46,7 +47,7 @@ class Gradient:
         batch_size: int | None = 32,
     ) -> None:
         self.model = model
-        self.absolute = absolute
+        self.absolute = check_flag("absolute", absolute)
         self.reduce = reduce
         self.batch_size = batch_size
 

@@ -335,6 +335,7 @@ def randomise_methods(
     :func:`~cfx.saliency.compare.build_method` with ``fast`` and ``gradcam_layer``), every
     one from a generator seeded with ``seed``: the same new weights for every method."""
     check_flag("show_progress", show_progress)
+    check_flag("fast", fast)
     from cfx.progress import tqdm
     from cfx.saliency.compare import build_method
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from cfx.errors import check_flag
 from cfx.images import IMAGE_RANGE
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
@@ -64,7 +65,7 @@ class SmoothGrad:
         self.model = model
         self.n_samples = n_samples
         self.noise = noise
-        self.absolute = absolute
+        self.absolute = check_flag("absolute", absolute)
         self.reduce = reduce
         self.batch_size = batch_size
 

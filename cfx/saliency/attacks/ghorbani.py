@@ -106,7 +106,7 @@ class GhorbaniAttack:
         self.step_size = step_size
         self.k = k
         self.beta = beta
-        self.random_start = random_start
+        self.random_start = check_flag("random_start", random_start)
         self.restarts = restarts
         self.show_progress = check_flag("show_progress", show_progress)
 
