@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from cfx import report as rp
 from cfx.errors import check_flag
-from cfx.files import write_atomic
+from cfx.files import path_argument, write_atomic
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -1124,7 +1124,7 @@ def build_demo(
 
     check_flag("show_progress", show_progress)
     check_demo_seed(seed)
-    folder = Path(out)
+    folder = path_argument(out, "out", "a folder path (str or Path)")
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / "index.html"
     if page.is_file() and "<title>cfx demo</title>" not in page.read_text(errors="replace"):

@@ -130,3 +130,41 @@ def test_outputs_are_written_through_write_atomic():
             ):
                 direct.append(f"{rel}:{node.lineno} {name}")
     assert direct == []
+
+
+def _path_calls():
+    """Public functions that read or write a path, each called with ``5`` for it."""
+    from cfx.data.io import load_images, load_labels, load_masks
+    from cfx.demo import build_demo
+    from cfx.models.classifiers import BrainCNN, BrainCNNConfig
+    from cfx.trajectory.save import load_result
+    from cfx.viz import image_grid, trajectory_gif, trajectory_strip
+
+    x = torch.zeros(1, 2, 1, 8, 8)
+    return {
+        "build_demo": ("out", "a folder path", lambda: build_demo(5)),
+        "trajectory_strip": ("path", "a path", lambda: trajectory_strip(x, x[..., 0, 0, 0], 5)),
+        "trajectory_gif": ("path", "a path", lambda: trajectory_gif(x[0], 5)),
+        "image_grid": ("path", "a path", lambda: image_grid(x[0], 5)),
+        "load_images": ("images", "a path", lambda: load_images(5)),
+        "load_labels": ("labels", "a path", lambda: load_labels(5, 1)),
+        "load_masks": ("masks", "a path", lambda: load_masks(5, x[0])),
+        "load_result": ("folder", "a folder path", lambda: load_result(5)),
+        "save_pretrained": (
+            "folder",
+            "a folder path",
+            lambda: BrainCNN(BrainCNNConfig()).save_pretrained(5),
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_path_calls()))
+def test_a_path_that_is_no_path_is_named(name, tmp_path, monkeypatch):
+    """``build_demo(5)`` and the rest failed with pathlib's "expected str, bytes or
+    os.PathLike object, not int", naming no argument (an earlier audit's left-alone item,
+    session 57)."""
+    monkeypatch.chdir(tmp_path)
+    argument, kind, call = _path_calls()[name]
+    with pytest.raises(TypeError, match=rf"^`{argument}` must be {kind} \(str or Path\), got int$"):
+        call()
+    assert list(tmp_path.iterdir()) == []

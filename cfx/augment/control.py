@@ -33,7 +33,7 @@ from cfx.augment.active import DEFAULT_FINETUNE, ActiveLearner
 from cfx.augment.claim import settings_adopted
 from cfx.augment.result import AugmentResult
 from cfx.errors import ForeignRunError, check_flag, check_seed
-from cfx.files import save_tensors_atomic, write_atomic
+from cfx.files import path_argument, save_tensors_atomic, write_atomic
 from cfx.images import check_images
 from cfx.reprs import short_repr
 from cfx.run_key import changes, module_sha256, same_but, tensors_sha256
@@ -127,7 +127,7 @@ def finetune_without_labels(
         total += r.labelled - r.unsure  # "can't tell" answers are not trained on
         trained.append(total * learner.repeat_new)
     cfg = replace(learner.finetune or DEFAULT_FINETUNE, reset_parameters=False)
-    folder = Path(out)
+    folder = path_argument(out, "out", "a folder path (str or Path)")
     _claim(folder, cfg, seed, trained, train_images, train_labels, learner.classifier)
     model = copy.deepcopy(learner.classifier)  # the user's model is never touched
     for param in model.parameters():  # zoo models load frozen; the copy is trained

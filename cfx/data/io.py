@@ -14,13 +14,14 @@ from torch import Tensor
 
 from cfx.calls import not_whole
 from cfx.errors import check, check_flag, check_int, first_names, shape_or_type
+from cfx.files import path_argument
 from cfx.images import binary_masks, check_images, from_unit
 
 log = logging.getLogger(__name__)
 
 
 def _load_array(path: str | Path, name: str) -> Tensor:
-    p = Path(path)
+    p = path_argument(path, name)
     if p.is_dir():  # "file not found" for a folder that exists sent users looking for it
         raise IsADirectoryError(f"`{name}` must be a .npy/.pt file here, got the folder {p}")
     if not p.is_file():
@@ -196,7 +197,7 @@ def load_labels(
     ignored). ``words`` (lower case) are labels too in a table: ``{"yes": 1, "no": 0}`` for a
     yes/no column. Labels are class indices, never negative."""
     n = check_int("n", n, minimum=0)  # '4' was said as "must have shape (4,), got (4,)"
-    suffix = Path(path).suffix.lower()
+    suffix = path_argument(path, name).suffix.lower()
     if suffix in TABLE_SUFFIXES:
         return _class_indices(_labels_from_table(Path(path), n, name, files, words or {}), name)
     if Path(path).is_dir():  # the array loader's words would leave out the tables

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from cfx.data.io import table_text
-from cfx.files import write_atomic
+from cfx.files import path_argument, write_atomic
 from cfx.label.classes import UNSURE_NAME, label_name, parse_label
 from cfx.label.labels import append_labels, check_labeller, label_rows
 from cfx.label.store import LABELS, MANIFEST, Item, Task, TaskFolder, read_task
@@ -36,7 +36,7 @@ def export_csv(
     own files are never written. Errors call the file ``name``.
     """
     task = read_task(directory)
-    out = Path(path)
+    out = path_argument(path, name)
     inside = _task_file(task, out)
     if inside is not None:
         raise ValueError(
@@ -153,7 +153,7 @@ def import_csv(
     """
     task = read_task(directory)
     check_labeller(labeller)
-    source = Path(path)
+    source = path_argument(path, name)
     if not source.is_file():
         found = "a folder" if source.is_dir() else "not a file" if source.exists() else "not found"
         raise FileNotFoundError(f"`{name}` must be a CSV file, got {source} ({found})")

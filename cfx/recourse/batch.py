@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from cfx.errors import ForeignRunError, check_flag, counted, shown_rows
-from cfx.files import lock_exclusive, write_atomic
+from cfx.files import lock_exclusive, path_argument, write_atomic
 from cfx.notices import held
 from cfx.progress import tqdm
 from cfx.recourse.recourse import (
@@ -168,6 +168,7 @@ def explain_to_file(
         raise ValueError(f"`limit` must be None or an int >= 0, got {limit!r}")
     if key is not None and not isinstance(key, Mapping):
         raise TypeError(f"`key` must be a mapping of your settings, got {type(key).__name__}")
+    path_argument(out, what_out, "a file path (str or Path)")
     if isinstance(out, str) and out.endswith(("/", os.sep)):  # Path() would drop the slash
         raise IsADirectoryError(
             f"`{what_out}` must be a file (csv or JSON Lines), got the folder name {out!r}"

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cfx.files import write_atomic
+from cfx.files import path_argument, write_atomic
 from cfx.trajectory.result import TrajectoryResult
 from cfx.types import Classifier
 
@@ -119,7 +119,7 @@ def save_result(
         raise TypeError(
             f"`setup` must hold JSON values (str, numbers, lists, dicts): {err}"
         ) from None
-    out = Path(folder)
+    out = path_argument(folder, "folder", "a folder path (str or Path)")
     if out.exists() and not out.is_dir():
         raise ValueError(f"`folder` must be a folder (created if missing), got the file {out}")
     if out.suffix.lower() in (".npz", ".npy", ".json", ".png", ".gif") and not out.exists():
@@ -315,7 +315,7 @@ def load_result(folder: str | Path) -> TrajectoryResult:
     ``summary.json`` (NaN if it is missing). Folders written before ``in_target`` was stored
     get it from ``probs > 0.5`` (exact for two classes) with the last frame from ``success``.
     """
-    out = Path(folder)
+    out = path_argument(folder, "folder", "a folder path (str or Path)")
     if out.name == "result.npz" and out.is_file():  # the file itself: its folder
         out = out.parent
     npz = out / "result.npz"

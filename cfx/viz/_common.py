@@ -62,9 +62,9 @@ def _save(fig, path: str | Path, *, dpi: int) -> Path:
     ``cfx data preview`` left a truncated PNG in place of the earlier one."""
     import io
 
-    from cfx.files import write_atomic
+    from cfx.files import path_argument, write_atomic
 
-    out = Path(path)
+    out = path_argument(path, "path")
     kind = out.suffix[1:].lower()
     if kind not in fig.canvas.get_supported_filetypes():
         out, kind = out.with_name(out.name + ".png"), "png"

@@ -9,7 +9,7 @@ import numpy as np
 from torch import Tensor
 
 from cfx.errors import check_int
-from cfx.files import write_atomic
+from cfx.files import path_argument, write_atomic
 from cfx.viz._common import (
     _class_labels,
     _picture_bytes,
@@ -68,7 +68,7 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     for i in range(n):
         r, c = divmod(i, columns)
         canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = pics[i]
-    out = Path(path)
+    out = path_argument(path, "path")
     out = out if out.suffix else out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(canvas).resize(

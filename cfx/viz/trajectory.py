@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from cfx.errors import check_int
-from cfx.files import write_atomic
+from cfx.files import path_argument, write_atomic
 from cfx.viz._common import (
     _change,
     _check_names,
@@ -251,7 +251,7 @@ def trajectory_gif(
             captioned.append(canvas)
         seq = captioned
     seq = seq + seq[-2:0:-1]
-    out = Path(path)
+    out = path_argument(path, "path")
     out = out if out.suffix else out.with_suffix(".gif")
     out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from cfx.errors import CheckpointError
-from cfx.files import save_tensors_atomic, write_atomic
+from cfx.files import path_argument, save_tensors_atomic, write_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -134,7 +134,7 @@ class PretrainedMixin:
         sha256: it is removed first (a card of your own is kept, and checked as before)."""
         if not isinstance(self, nn.Module):
             raise TypeError(f"{type(self).__name__} must be an nn.Module to be saved")
-        out = Path(folder)
+        out = path_argument(folder, "folder", "a folder path (str or Path)")
         out.mkdir(parents=True, exist_ok=True)
         card = out / "README.md"
         text = card.read_text(encoding="utf-8", errors="replace") if card.is_file() else ""
