@@ -32,7 +32,7 @@ def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.nd
     Reference: Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local
     Nash Equilibrium", NeurIPS 2017 (the FID).
     """
-    a, b = _array(features_a), _array(features_b)
+    a, b = _array(features_a, "features_a"), _array(features_b, "features_b")
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(
             f"`features_a` and `features_b` must be (N, D) with equal D, got {a.shape} and "
@@ -68,9 +68,17 @@ def _trace_sqrt(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
     return float(np.sqrt(np.clip(lam, 0.0, None)).sum())
 
 
-def _array(features: object) -> np.ndarray:
-    """A numpy array of ``features`` (a tensor of any dtype: numpy has no bfloat16)."""
+def _array(features: object, name: str) -> np.ndarray:
+    """A numpy array of ``features`` (a tensor of any dtype: numpy has no bfloat16), or a
+    ``TypeError`` naming ``name`` when it holds no numbers (a string was read as a 0-d array
+    and said to have shape ())."""
     if isinstance(features, Tensor):
         t = features.detach().cpu()
         return np.asarray(t.double() if t.is_floating_point() else t)
-    return np.asarray(features)
+    a = np.asarray(features)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"`{name}` must be an (N, D) tensor or array of numbers, got {type(features).__name__}"
+            + (f" of {a.dtype}" if a.dtype.kind != "O" and a.ndim else "")
+        )
+    return a

@@ -147,8 +147,11 @@ class TrajectoryResult:
 def _rows(index: Index, b: int, device: torch.device) -> Tensor:
     """``index`` as int64 row indices into a batch of ``b`` (an error naming it otherwise).
     Integers (Python, numpy, 0-d tensors) keep the batch axis: ``res[2]`` holds one image."""
-    if isinstance(index, bool):
-        raise TypeError(f"a result is indexed by int, slice, list or tensor, got {index!r}")
+    if isinstance(index, bool | str):  # "a" reached torch.as_tensor: "invalid data type 'str'"
+        raise TypeError(
+            f"a result is indexed by int, slice, list or tensor, got {index!r}"
+            + (f": its fields are attributes (res.{index})" if isinstance(index, str) else "")
+        )
     if isinstance(index, tuple):  # res[0, -1] read as rows 0 and -1 of the batch
         raise TypeError(
             f"a result is indexed by sequence only (int, slice, list or tensor), got the tuple "

@@ -91,6 +91,11 @@ def save_result(
 
     # every check before the folder is touched: these failed after summary.json was deleted
     # (and often after result.npz was written), naming neither argument
+    if not isinstance(result, TrajectoryResult):  # res.frames: "'Tensor' object has no ..."
+        raise TypeError(
+            f"`result` must be the TrajectoryResult an explainer returned (res, not res.frames), "
+            f"got {type(result).__name__}"
+        )
     b = len(result)
     if b == 0:
         raise ValueError(

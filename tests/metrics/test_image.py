@@ -79,6 +79,17 @@ def test_frechet_needs_at_least_two_rows():
         frechet_distance(np.ones((5, 3)), np.zeros((0, 3)))
 
 
+def test_frechet_of_no_numbers_is_named():
+    """A string was read as a 0-d array: "must be (N, D) with equal D, got () and ()"
+    (session 57)."""
+    with pytest.raises(TypeError, match=r"`features_a` must be an \(N, D\) tensor or array of "
+                       r"numbers, got str$"):  # fmt: skip
+        frechet_distance("real.npy", np.ones((5, 3)))
+    with pytest.raises(TypeError, match=r"`features_b` .* got list of <U1$"):
+        frechet_distance(np.ones((5, 3)), [["a", "b", "c"]] * 5)
+    assert frechet_distance([[0, 1], [1, 0], [1, 1]], np.eye(2)[[0, 1, 1]]) >= 0  # int lists
+
+
 @pytest.mark.parametrize(("side", "window"), [(1, 1), (2, 1), (4, 3), (10, 9), (11, 11), (12, 11)])
 def test_ssim_fits_its_window_to_small_images(side, window):
     g = torch.Generator().manual_seed(side)

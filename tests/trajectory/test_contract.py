@@ -680,6 +680,9 @@ def test_integers_of_every_kind_and_empty_selections_index_a_result():
     # res[0, -1] meant "image 0, last frame" and silently gave images 0 and 2
     with pytest.raises(TypeError, match=r"indexed by sequence only.*`res.frames\[i, t\]`"):
         res[0, -1]
+    # res["frames"] failed in torch.as_tensor: "new(): invalid data type 'str'" (session 57)
+    with pytest.raises(TypeError, match=r"got 'frames': its fields are attributes \(res.frames\)"):
+        res["frames"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -405,3 +405,13 @@ def test_bad_arguments_are_named_before_the_folder_is_touched(tmp_path, toy_resu
         assert (tmp_path / "summary.json").read_text() == before
     save_result(res.to(torch.bfloat16), tmp_path / "half")  # numpy has no bfloat16
     assert np.load(tmp_path / "half" / "result.npz")["frames"].dtype == np.float32
+
+
+def test_a_results_tensor_given_for_the_result_is_named(tmp_path, toy_result):
+    """``save_result(res.frames, ...)`` failed as "'Tensor' object has no attribute 'frames'"
+    (an earlier audit's left-alone item, session 57); nothing is written."""
+    res, _ = toy_result
+    with pytest.raises(TypeError, match=r"`result` must be the TrajectoryResult an explainer "
+                       r"returned \(res, not res.frames\), got Tensor"):  # fmt: skip
+        save_result(res.frames, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
