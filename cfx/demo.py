@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -163,7 +164,7 @@ def section_zoo(out: Path, seed: int) -> list[str]:
                     *scores,
                     f"{size:.2f} MB",
                     card_sha256(folder)[:16],
-                    _shown_path(folder / "README.md"),
+                    card_link(folder / "README.md", out),
                 ]
             )
         except CheckpointError as err:
@@ -195,6 +196,17 @@ def section_zoo(out: Path, seed: int) -> list[str]:
             rows,
         ),
     ]
+
+
+def card_link(card: Path, out: Path) -> rp.Html:
+    """A link from the report in ``out`` to a model card, named as :func:`_shown_path` names
+    it: relative (``../classifiers/brain-cnn/README.md`` from a clone's cfx-report/), or the
+    card's absolute path where no relative one exists (another drive)."""
+    try:
+        href = os.path.relpath(card.resolve(), Path(out).resolve())
+    except ValueError:
+        href = str(card.resolve())
+    return rp.link(href, _shown_path(card))
 
 
 def _shown_path(path: Path) -> str:

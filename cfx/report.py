@@ -77,9 +77,14 @@ def paragraph(text: str) -> str:
     return "<p>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped) + "</p>"
 
 
-def link(href: str, text: str) -> str:
-    """A link to a file beside the report (``href`` relative to it)."""
-    return f'<a href="{_url(href)}">{html.escape(text)}</a>'
+class Html(str):
+    """Markup this module made (a :func:`link`): a :func:`table` cell that is not escaped
+    again. Any other cell is text."""
+
+
+def link(href: str, text: str) -> Html:
+    """A link to a file beside the report (``href`` relative to it); a table cell too."""
+    return Html(f'<a href="{_url(href)}">{html.escape(text)}</a>')
 
 
 def image(src: str, alt: str) -> str:
@@ -92,13 +97,15 @@ def image(src: str, alt: str) -> str:
     )
 
 
+def _cell(value: object) -> str:
+    return value if isinstance(value, Html) else html.escape(str(value))
+
+
 def table(header: list[str], rows: Sequence[Sequence[object]]) -> str:
     """A table of escaped cells, in a box that scrolls sideways when the table is wider than
     the page (the box scrolls, not the table, so screen readers still read a table)."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
     return (
         f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>"

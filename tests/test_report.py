@@ -206,3 +206,25 @@ def test_links_and_images_are_url_encoded_and_a_str_folder_is_taken(tmp_path):
     assert 'href="a%26b.csv"' in rp.link("a&b.csv", "x")
     page = rp.Report("t", str(tmp_path / "r")).write()
     assert page == tmp_path / "r" / "index.html" and page.is_file()
+
+
+def test_a_link_in_a_table_is_a_link_and_the_zoo_cards_are_linked(tmp_path, monkeypatch):
+    """The zoo table named each model card as plain text (an earlier audit's left-alone item,
+    session 57): its last cell is now a link that reaches the card from the report's folder."""
+    import re
+    from pathlib import Path
+
+    from cfx.demo import card_link
+    from cfx.zoo import model_folder
+
+    cells = rp.table(["card"], [[rp.link("a b.md", "a<b")], ['<a href="x">x</a>']])
+    assert '<td><a href="a%20b.md">a&lt;b</a></td>' in cells  # made by link: kept
+    assert "<td>&lt;a href=&quot;x&quot;&gt;x&lt;/a&gt;</td>" in cells  # text: escaped
+    card = model_folder("brain-cnn") / "README.md"
+    for out, cwd in ((tmp_path / "cfx-report", tmp_path), (tmp_path / "a" / "b", card.parents[2])):
+        monkeypatch.chdir(cwd)
+        out.mkdir(parents=True, exist_ok=True)
+        (href,) = re.findall(r'href="([^"]+)"', card_link(card, out))
+        assert not Path(href).is_absolute()
+        assert (out / href).resolve() == card.resolve()
+    assert card_link(card, out).endswith(">classifiers/brain-cnn/README.md</a>")  # as shown
