@@ -94,10 +94,11 @@ TOP_SHARE = 0.02
 """The share of pixels whose survival :func:`top_kept` measures (Ghorbani et al.'s top-k)."""
 
 TOP_SURVIVES = 0.25
-"""A mean share of the original top pixels kept of at least this size (12x chance) qualifies
-a "weight-dependent" reading: Spearman over every pixel is ruled by the background's ranks,
-so a map can decorrelate while its salient structure survives (a session-55 audit saw
-Integrated Gradients at Spearman 0.09 keep 43 % of its top pixels, chance 3 %). A caveat
+"""A mean share of the original top pixels kept of at least this size qualifies a
+"weight-dependent" reading: chance is :data:`TOP_SHARE` (2 %), so this is 12.5x chance.
+Spearman over every pixel is ruled by the background's ranks, so a map can decorrelate while
+its salient structure survives (a session-55 audit saw Integrated Gradients at Spearman 0.09
+keep 43 % of its top pixels; that audit quoted chance as 3 %, from its own count). A caveat
 threshold, not one calibrated on data; the cascade figure shows what survived."""
 
 
