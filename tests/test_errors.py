@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from cfx.errors import check_int, check_real
 
@@ -170,9 +171,12 @@ def _other_flag_calls(v):
     from cfx.saliency.attacks import GhorbaniAttack
     from cfx.saliency.compare import build_method, compare_methods
     from cfx.saliency.randomisation import randomise_methods
+    from cfx.trajectory import MonotonePath
     from tests.saliency.toy import small_cnn
+    from tests.trajectory.toy import LinearGenerator, LogisticClassifier
 
     m = small_cnn()
+    g, f = LinearGenerator(), LogisticClassifier()
     return {
         "absolute": [lambda: Gradient(m, absolute=v), lambda: SmoothGrad(m, absolute=v)],
         "relu": [lambda: GradCAM(m, relu=v)],
@@ -185,11 +189,15 @@ def _other_flag_calls(v):
         "batch": [lambda: load_images("x.npy", batch=v)],
         "progress": [lambda: explain_to_file(None, None, "x.csv", progress=v)],
         "open_browser": [lambda: serve(None, open_browser=v)],
+        "localise": [
+            lambda: MonotonePath(g, f, localise=v).explain(g.decode(torch.zeros(1, 3)), 1)
+        ],
     }
 
 
 @pytest.mark.parametrize(
-    "flag", ["absolute", "relu", "random_start", "fast", "batch", "progress", "open_browser"]
+    "flag",
+    ["absolute", "relu", "random_start", "fast", "batch", "progress", "open_browser", "localise"],
 )
 def test_other_switches_take_true_or_false_only(flag, tmp_path, monkeypatch):
     """``Gradient(model, absolute="no")`` drew absolute maps where signed ones were asked for;

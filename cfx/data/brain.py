@@ -142,8 +142,7 @@ def make_dataset(
     if n <= 0:
         raise ValueError(f"`n` must be a positive int, got {n!r}")
     n, seed = int(n), check_integer("seed", seed)  # numpy integers too
-    if not isinstance(tagged, bool | np.bool_):  # 'no' would tag every slice
-        raise TypeError(f"`tagged` must be a bool, got {tagged!r}")
+    tagged = check_flag("tagged", tagged)  # 'no' would tag every slice
     if tag_correlation is not None and not tagged:  # untagged slices have no marker
         raise ValueError(
             f"`tag_correlation` ({tag_correlation}) sets how often the scanner marker goes with "

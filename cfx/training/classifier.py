@@ -36,7 +36,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -135,10 +134,7 @@ class ClassifierTrainingConfig:
         object.__setattr__(self, "seed", check_seed("seed", self.seed, optional=False, bits=64))
         object.__setattr__(self, "max_shift", check_int("max_shift", self.max_shift, minimum=0))
         for name in ("augment", "reset_parameters", "balanced"):  # "False" was truthy
-            value = getattr(self, name)
-            if not isinstance(value, bool | np.bool_):
-                raise TypeError(f"`{name}` must be a bool, got {value!r}")
-            object.__setattr__(self, name, bool(value))
+            object.__setattr__(self, name, check_flag(name, getattr(self, name)))
         # finite too: lr=inf trained a NaN model that exited 0; warmup='0.1' failed comparing
         for name, low, high, open_high in _REAL_RANGES:
             value = check_real(name, getattr(self, name), low=low, high=high, open_high=open_high)

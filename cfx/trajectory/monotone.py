@@ -223,8 +223,7 @@ class MonotonePath:
         check_int("warm_start_iter", self.warm_start_iter)
         check_real("margin", self.margin, low=0.5, high=1.0, open_low=True, open_high=True)
         check_real("calibration_tol", self.calibration_tol, low=0.0, open_low=True)
-        if not isinstance(self.localise, bool):
-            raise TypeError(f"`localise` must be a bool, got {self.localise!r}")
+        check_flag("localise", self.localise)
         if self.robust_end is not None and not isinstance(self.robust_end, bool):
             raise TypeError(f"`robust_end` must be a bool or None, got {self.robust_end!r}")
         # the region options are checked even with localise off: a typo should not wait

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cfx.errors import check_flag
 from cfx.files import path_argument, write_atomic
 from cfx.trajectory.result import TrajectoryResult
 from cfx.types import Classifier
@@ -102,8 +103,7 @@ def save_result(
             "`result` holds no sequences (e.g. result[result.success] with no success): "
             "nothing to save"
         )
-    if not isinstance(figures, bool):  # "no" would draw them
-        raise TypeError(f"`figures` must be True or False, got {figures!r}")
+    figures = check_flag("figures", figures)  # "no" would draw them
     if isinstance(names, str):  # "abc" was taken as the names a, b, c
         raise TypeError(f"`names` must be a list of {b} names, got the string {names!r}")
     if names is not None and len(names) != b:

@@ -105,7 +105,11 @@ def test_marker_region_holds_no_brain(tagged):
         ({"n": 4, "seed": 0, "tagged": True, "tag_correlation": True}, ValueError, "got True"),
         ({"n": 4, "seed": "a"}, TypeError, "`seed`"),
         # a string was truthy: 'no' tagged the slices
-        ({"n": 4, "seed": 0, "tagged": "no"}, TypeError, "`tagged` must be a bool, got 'no'"),
+        (
+            {"n": 4, "seed": 0, "tagged": "no"},
+            TypeError,
+            "`tagged` must be True or False, got 'no'",
+        ),
         # ignored before: untagged slices carry no marker to correlate
         ({"n": 4, "seed": 0, "tag_correlation": 0.95}, ValueError, "it needs tagged=True"),
         # 0.5 too: it was taken for the default and ignored

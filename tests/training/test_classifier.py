@@ -403,8 +403,8 @@ def test_bad_training_config_is_a_clear_error(kwargs, message):
     ("kwargs", "message"),
     [
         # each was accepted and ran otherwise: a truthy string kept augmenting or reset weights
-        ({"augment": "no"}, "`augment` must be a bool, got 'no'"),
-        ({"reset_parameters": "False"}, "`reset_parameters` must be a bool, got 'False'"),
+        ({"augment": "no"}, "`augment` must be True or False, got 'no'"),
+        ({"reset_parameters": "False"}, "`reset_parameters` must be True or False, got 'False'"),
         ({"max_shift": True}, "`max_shift` must be an int >= 0, got True"),
         # each failed comparing a str with a number, naming no setting
         ({"warmup": "0.1"}, r"`warmup` must be a number in \[0, 1\), got '0.1'"),
@@ -622,7 +622,7 @@ def test_balanced_needs_every_class_and_a_classifier(slices, tmp_path):
             task="segment",
             show_progress=False,
         )
-    with pytest.raises(TypeError, match="`balanced` must be a bool, got 'yes'"):
+    with pytest.raises(TypeError, match="`balanced` must be True or False, got 'yes'"):
         ClassifierTrainingConfig(balanced="yes")
 
 
