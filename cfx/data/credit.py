@@ -23,6 +23,7 @@ from importlib import resources
 import pandas as pd
 
 from cfx.data.schema import FeatureSchema, FeatureSpec
+from cfx.errors import check_flag
 from cfx.reprs import short_repr
 
 N_ROWS = 1000
@@ -319,8 +320,7 @@ def load_german(*, as_frame: bool = True) -> GermanCredit:
     non-numeric columns as plain strings, as in the CSV (for libraries that reject pandas
     Categorical, e.g. dice-ml). ``y`` is ``int64`` named ``"approved"``: 1 = good, 0 = bad.
     """
-    if not isinstance(as_frame, bool):
-        raise TypeError(f"`as_frame` must be a bool, got {as_frame!r}")
+    as_frame = check_flag("as_frame", as_frame)
     schema = german_schema()
     source = resources.files("cfx.data").joinpath("credit_data/germancredit.csv")
     with source.open("rb") as handle:
