@@ -168,12 +168,11 @@ def explain_to_file(
         raise ValueError(f"`limit` must be None or an int >= 0, got {limit!r}")
     if key is not None and not isinstance(key, Mapping):
         raise TypeError(f"`key` must be a mapping of your settings, got {type(key).__name__}")
-    path_argument(out, what_out, "a file path (str or Path)")
-    if isinstance(out, str) and out.endswith(("/", os.sep)):  # Path() would drop the slash
+    path = path_argument(out, what_out, "a file path (str or Path)")
+    if isinstance(out, str) and out.endswith(("/", os.sep)):  # the Path dropped the slash
         raise IsADirectoryError(
             f"`{what_out}` must be a file (csv or JSON Lines), got the folder name {out!r}"
         )
-    path = Path(out)
     fmt = _format(path, format, what_out)
     if path.is_dir():
         raise IsADirectoryError(
