@@ -221,7 +221,12 @@ def test_saliency_figures_label_their_rows_with_the_names_given(tmp_path):
         named = np.asarray(
             Image.open(draw(tmp_path / "named.png", row_names=["a.png", "b.png"])).convert("L")
         )
-        assert plain.shape == named.shape and not np.array_equal(plain, named)
+        assert plain.shape[0] == named.shape[0]
+        band = named.shape[1] - plain.shape[1]  # the grid's band left of the rows for names
+        if band:
+            assert int((named[:, :band] < 128).sum()) > 20  # the names' ink
+        else:  # the attack figure's names sit in its margin
+            assert not np.array_equal(plain, named)
 
 
 def test_the_attack_figure_outlines_the_region_on_both_maps(tmp_path):
@@ -308,6 +313,16 @@ def test_change_panels_show_where_the_last_frame_differs_from_frame_0(tmp_path):
         )
     )
     assert both["cyan"] > 20 and both["yellow"] > 10
+    # the lesion (rows and columns 2-5 of 16) outlined at the top left of its panel, not
+    # mirrored: the panel is the right quarter across and spans 0.2-1.35 of 1.85 inches down
+    rgb = np.asarray(Image.open(tmp_path / "b.png").convert("RGB")).astype(int)
+    yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 200) & (rgb[..., 2] < 90)
+    rows, cols = np.nonzero(yellow)
+    height, width = yellow.shape
+    panel_top, panel_side = 0.2 / 1.85 * height, 1.15 / 1.85 * height
+    assert 1 / 16 < (rows.mean() - panel_top) / panel_side < 7 / 16
+    panel_left = width * (3 * 1.25 + 0.05) / 5.0
+    assert 1 / 16 < (cols.mean() - panel_left) / panel_side < 7 / 16
     # a search that fell back to the whole image (all ones) outlines nothing
     whole = _colours(change_panels(frames, tmp_path / "c.png", edit_masks=torch.ones(1, 1, 16, 16)))
     assert whole["cyan"] == 0
@@ -419,10 +434,15 @@ def test_change_panels_carry_a_colour_bar_up_to_the_largest_change(tmp_path, mon
     bars = [ax for ax in drawn["fig"].axes if ax.get_label() == "colour bar"]
     assert len(bars) == 1
     assert bars[0].get_xlim() == pytest.approx((0.0, 0.75))
-    # below the change column
-    column = drawn["fig"].axes[2].get_position()  # row 0: frame 0, frame 2, change
-    assert bars[0].get_position().x0 == pytest.approx(column.x0)
-    assert bars[0].get_position().y1 < drawn["fig"].axes[-2].get_position().y0
+    # below the change column: its panels' extents are inches from the figure's top left
+    fig = drawn["fig"]
+    width, height = fig.get_size_inches()
+    changes = [im for im in fig.axes[0].get_images() if im.get_cmap().name == "magma"]
+    left, right, bottom, _ = changes[-1].get_extent()  # the last row's change panel
+    assert len(changes) == 2
+    assert bars[0].get_position().x0 == pytest.approx(left / width)
+    assert bars[0].get_position().x1 == pytest.approx(right / width)
+    assert bars[0].get_position().y1 < 1 - bottom / height
     cfx.viz.change_panels(torch.zeros(1, 2, 1, 8, 8), tmp_path / "b.png")  # nothing changed
     assert not [ax for ax in drawn["fig"].axes if ax.get_label() == "colour bar"]
 
@@ -732,3 +752,29 @@ def test_labels_that_are_no_class_and_a_string_of_row_names_are_named(tmp_path):
     # the labels it takes: bool, int and whole floats
     for labels in (torch.tensor([True, False]), torch.tensor([1, 0]), torch.tensor([1.0, 0.0])):
         assert brain_preview(x, labels, x.bool(), no_tags, tmp_path / "p.png").is_file()
+
+
+def test_a_figure_checks_its_path_before_drawing(tmp_path, monkeypatch):
+    """A path that is no path failed only when the figure was saved, after the drawing (a
+    strip page of 16 sequences: seconds); now before any figure is made."""
+    import matplotlib.figure
+
+    from cfx.viz import change_panels, probability_curves, saliency_grid
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("a figure was made before the path was checked")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "__init__", no_drawing)
+    frames, probs = torch.zeros(1, 2, 1, 8, 8), torch.tensor([[0.1, 0.9]])
+    masks = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    calls = [
+        lambda: trajectory_strip(frames, probs, 5),
+        lambda: change_panels(frames, path=5),
+        lambda: probability_curves(probs, torch.tensor([0.0, 1.0]), 5),
+        lambda: saliency_grid(frames[:, 0], masks, frames[None, :, 0], ["m"], 5),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match=r"^`path` must be a path \(str or Path\), got int$"):
+            call()
+    with pytest.raises(AssertionError, match="a figure was made"):  # the check stands
+        trajectory_strip(frames, probs, tmp_path / "a.png")

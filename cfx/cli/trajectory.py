@@ -180,8 +180,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-figures",
         action="store_true",
         help="write result.npz and summary.json only: no strips, changes, GIFs or "
-        "probability plot, for a large batch read by a script (drawing them takes a sixth "
-        "to a quarter of a run). Figures an earlier cfx run left in --out are deleted",
+        "probability plot, for a large batch read by a script (drawing them takes about a "
+        "tenth of a run). Figures an earlier cfx run left in --out are deleted",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_trajectory)

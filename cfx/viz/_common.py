@@ -4,6 +4,7 @@ and drawing helpers of image panels."""
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,16 +24,28 @@ log = logging.getLogger("cfx.viz")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def plain_text(draw: _F) -> _F:
-    """Draw a figure with every text as written: a ``$`` pair in a file name or class name
-    (``price $5 to $10.png``) was read as mathematics, garbling the label, or failed to
-    parse (``scan$_$.png``) and lost the figure. matplotlib's setting is changed for the
-    call only (``rc_context``)."""
+def drawing(draw: _F) -> _F:
+    """Draw a figure with its ``path`` checked first and every text as written.
+
+    The path is checked before the drawing (:func:`cfx.files.path_argument`): a path that
+    is no path failed only when the figure was saved, after seconds of drawing. A ``$`` pair
+    in a file name or class name (``price $5 to $10.png``) was read as mathematics, garbling
+    the label, or failed to parse (``scan$_$.png``) and lost the figure: matplotlib's
+    setting is changed for the call only (``rc_context``)."""
+    signature = inspect.signature(draw)
 
     @functools.wraps(draw)
     def drawn(*args: Any, **kwargs: Any) -> Any:
         from matplotlib import rc_context
 
+        from cfx.files import path_argument
+
+        try:
+            path = signature.bind(*args, **kwargs).arguments.get("path")
+        except TypeError:  # a wrong call: Python's own error, from the call below
+            path = None
+        if path is not None:
+            path_argument(path, "path")
         with rc_context({"text.parse_math": False}):
             return draw(*args, **kwargs)
 
@@ -194,7 +207,13 @@ def _change(first: Tensor, last: Tensor) -> tuple[np.ndarray, float]:
     return change, max(float(change.max()), 1e-6)
 
 
+def _change_style(top: float) -> dict[str, Any]:
+    """How a change map is coloured on the figure's scale ``top``: black for none, the
+    largest at magma's orange, not its pale yellow, so outlines drawn on it show."""
+    return {"cmap": "magma", "vmin": 0, "vmax": top / 0.8}
+
+
 def _show_change(ax: Any, change: np.ndarray, top: float) -> Any:
-    """Draw one change map on the figure's scale ``top``: black for none, the largest at
-    magma's orange, not its pale yellow, so outlines drawn on it show. Returns the image."""
-    return ax.imshow(change, cmap="magma", vmin=0, vmax=top / 0.8, interpolation="nearest")
+    """Draw one change map on the figure's scale ``top`` (:func:`_change_style`). Returns the
+    image."""
+    return ax.imshow(change, interpolation="nearest", **_change_style(top))

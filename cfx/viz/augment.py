@@ -21,11 +21,11 @@ from cfx.viz._common import (
     _show_change,
     _some,
     _subplots,
-    plain_text,
+    drawing,
 )
 
 
-@plain_text
+@drawing
 def labelled_frames(
     images: Tensor,
     labels: Tensor,

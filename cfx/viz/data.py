@@ -19,11 +19,11 @@ from cfx.viz._common import (
     _shape,
     _some,
     _subplots,
-    plain_text,
+    drawing,
 )
 
 
-@plain_text
+@drawing
 def brain_preview(
     images: Tensor,
     labels: Tensor,
@@ -79,7 +79,7 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     return write_atomic(out, buffer.getvalue())  # never half a file
 
 
-@plain_text
+@drawing
 def image_preview(
     images: Tensor,
     path: str | Path,

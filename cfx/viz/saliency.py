@@ -20,11 +20,12 @@ from cfx.viz._common import (
     _shape,
     _show,
     _subplots,
-    plain_text,
+    drawing,
 )
+from cfx.viz._sheet import Sheet
 
 
-@plain_text
+@drawing
 def saliency_grid(
     images: Tensor,
     masks: Tensor,
@@ -53,7 +54,6 @@ def saliency_grid(
     maps = _finite("maps", maps)
     n = min(rows, b)
     cols = 2 + len(names)
-    fig, axes = _subplots(n, cols, figsize=(1.3 * cols, 1.35 * n + 0.3), squeeze=False)
     pics = _pictures(_drawable(images[:n]), "images")
     outlines = masks[:n, 0].cpu().numpy().astype(float)
     pos = maps[:, :n, 0].detach().float().clamp(min=0).cpu()
@@ -62,28 +62,31 @@ def saliency_grid(
     heat = ((pos - lo) / (hi - lo).clamp_min(1e-12)).numpy()
     # a line per word, large enough to read when a page scales the wide figure down
     titles = [t.replace("_", "\n") for t in ("image", "true mask", *names)]
+    # a 1.3-inch column per panel (a 1.2-inch square and a gap), a 0.12-inch band left of
+    # the rows for their names; the titles' lines of 9-point text above the first row
+    left = 0.12 if row_names is not None else 0.0
+    head = 0.15 * max(t.count("\n") + 1 for t in titles) + 0.08
+    column, side, pitch = 1.3, 1.2, 1.25
+    sheet = Sheet(left + column * cols, head + pitch * n)
+    xs = [left + column * c + (column - side) / 2 for c in range(cols)]
+    for c, title in enumerate(titles):
+        sheet.title(title, xs[c], head, side, fontsize=9)
     for r in range(n):
-        for c in range(cols):
-            ax = axes[r, c]
-            ax.axis("off")
-            if r == 0:
-                ax.set_title(titles[c], fontsize=9)
-            if c == 0:
-                _show(ax, pics[r])
-                if row_names is not None:
-                    _row_name(ax, row_names[r])
-            elif c == 1:
-                ax.imshow(outlines[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                _show(ax, pics[r])
-                ax.imshow(heat[c - 2, r], cmap="inferno", alpha=0.65, vmin=0, vmax=1)
-                if outlines[r].any():
-                    ax.contour(outlines[r], levels=[0.5], colors="cyan", linewidths=0.5)
-    fig.tight_layout(pad=0.2)
-    return _save(fig, path, dpi=120)
+        y = head + pitch * r
+        sheet.grey(pics[r], xs[0], y, side, frame=False)
+        if row_names is not None:
+            sheet.row_name(row_names[r], xs[0], y, side)
+        sheet.image(outlines[r], xs[1], y, side, frame=False, cmap="gray", vmin=0, vmax=1)
+        for c in range(2, cols):
+            sheet.grey(pics[r], xs[c], y, side, frame=False)
+            sheet.image(heat[c - 2, r], xs[c], y, side, frame=False, cmap="inferno", alpha=0.65,
+                        vmin=0, vmax=1, interpolation=None)  # fmt: skip
+            if outlines[r].any():
+                sheet.outline(outlines[r], xs[c], y, side, "cyan", width=0.5)
+    return _save(sheet.fig, path, dpi=120)
 
 
-@plain_text
+@drawing
 def randomisation_figure(
     image: Tensor,
     original: Tensor,
@@ -137,7 +140,7 @@ def randomisation_figure(
     return _save(fig, path, dpi=120)
 
 
-@plain_text
+@drawing
 def attack_figure(
     images: Tensor,
     attacked: Tensor,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from cfx.viz._common import _drawable, _finite, _pictures, _save, _show, _subplots, plain_text
+from cfx.viz._common import _drawable, _finite, _pictures, _save, _show, _subplots, drawing
 
 if TYPE_CHECKING:
     from cfx.shortcuts import ShortcutReport
@@ -32,7 +32,7 @@ def pick_examples(report: ShortcutReport, per_direction: int = 3) -> list[int]:
     return rows
 
 
-@plain_text
+@drawing
 def shortcut_examples(
     report: ShortcutReport,
     path: str | Path,

@@ -15,19 +15,23 @@ from cfx.errors import check_int
 from cfx.files import path_argument, write_atomic
 from cfx.viz._common import (
     _change,
+    _change_style,
     _check_names,
     _drawable,
     _picture_bytes,
     _pictures,
-    _row_name,
     _save,
     _shape,
-    _show,
-    _show_change,
     _some,
     _subplots,
-    plain_text,
+    drawing,
 )
+from cfx.viz._sheet import TITLE_LINE, Sheet
+
+STRIP_COLUMN = 1.25
+"""Inches a frame takes across in the strip and change figures, its gap included."""
+STRIP_SIDE = 1.15
+"""Inches of a frame's square in those figures."""
 
 
 def _whole_result(first: object, path: str | Path | None, call: str) -> str | Path:
@@ -40,7 +44,7 @@ def _whole_result(first: object, path: str | Path | None, call: str) -> str | Pa
     return path
 
 
-@plain_text
+@drawing
 def trajectory_strip(
     frames: Tensor,
     probs: Tensor,
@@ -90,30 +94,33 @@ def trajectory_strip(
     cols = n + first
     # title lines above each frame: f=, o= with an oracle; the input's "input" and f=
     lines = 2 if oracle_probs is not None or source_probs is not None else 1
-    # each row: a 1.25-inch square frame plus its title (fontsize 7 is ~0.12 inch a line)
-    height = (1.35 + 0.14 * lines) * b + 0.2  # + the caption line
-    fig, axes = _subplots(b, cols, figsize=(1.25 * cols, height), squeeze=False)
+    # a 1.25-inch column per frame (a 1.15-inch square and a gap), a 0.12-inch band left of
+    # the rows for their names; each row its titles' lines above its squares; the caption
+    # in the first 0.2 inch
+    left = 0.12 if row_names is not None else 0.0
+    head = TITLE_LINE * lines + 0.05
+    pitch = head + STRIP_SIDE + 0.06
+    sheet = Sheet(left + STRIP_COLUMN * cols, 0.2 + pitch * b)
     pics = _pictures(frames.flatten(0, 1)).reshape(b, cols, *frames.shape[-2:], -1)
     for i in range(b):
+        y = 0.2 + pitch * i + head
         for c in range(cols):
-            ax = axes[i, c]
-            pic = pics[i, c, ..., 0] if pics.shape[-1] == 1 else pics[i, c]
-            ax.imshow(pic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            x = left + STRIP_COLUMN * c + (STRIP_COLUMN - STRIP_SIDE) / 2
+            sheet.grey(pics[i, c], x, y, STRIP_SIDE)
             if c == 0 and row_names is not None:
-                ax.set_ylabel(row_names[i], fontsize=5)
+                sheet.row_name(row_names[i], x, y, STRIP_SIDE)
             t = c - first
             if t < 0:
-                head = "input" if source_probs is None else f"input\nf={float(source_probs[i]):.2f}"
-                ax.set_title(head, fontsize=7)
-                continue
-            title = f"f={float(probs[i, t]):.2f}"
-            if oracle_probs is not None:
-                title += f"\no={float(oracle_probs[i, t]):.2f}"
-            ax.set_title(title, fontsize=7)
-    fig.suptitle(_strip_caption(target_name, model_names, oracle_probs is not None), fontsize=7)
-    fig.tight_layout(pad=0.2, rect=(0.0, 0.0, 1.0, 1.0 - 0.2 / height))
+                title = (
+                    "input" if source_probs is None else f"input\nf={float(source_probs[i]):.2f}"
+                )
+            else:
+                title = f"f={float(probs[i, t]):.2f}"
+                if oracle_probs is not None:
+                    title += f"\no={float(oracle_probs[i, t]):.2f}"
+            sheet.title(title, x, y, STRIP_SIDE)
+    sheet.caption(_strip_caption(target_name, model_names, oracle_probs is not None))
+    fig = sheet.fig
     return _save(fig, path, dpi=110)
 
 
@@ -130,7 +137,7 @@ def _strip_caption(target_name: str | None, model_names: tuple[str, str], oracle
     return caption + (f", o: {model_names[1]}'s {p}" if oracle else "")
 
 
-@plain_text
+@drawing
 def change_panels(
     frames: Tensor,
     path: str | Path,
@@ -176,34 +183,32 @@ def change_panels(
     pics = _pictures(shown.flatten(0, 1)).reshape(b, cols - 1, *size, -1)
     region = None if edit_masks is None else edit_masks.detach().cpu()[:, 0].float().numpy()
     lesion = None if lesion_masks is None else lesion_masks.detach().cpu()[:, 0].float().numpy()
-    # above the rows, their titles (0.15 inch: one row's were cut off); below, a colour bar
-    # for the change column (0.35 inch)
-    height = 1.45 * b + 0.5
-    fig, axes = _subplots(b, cols, figsize=(1.3 * cols, height), squeeze=False)
+    # columns as the strips'; a 0.12-inch band left of the rows for their names; the
+    # titles above the first row (0.2 inch); below the rows, the change column's colour bar
+    # (0.4 inch)
+    left = 0.12 if row_names is not None else 0.0
+    pitch = STRIP_SIDE + 0.1
+    height = 0.2 + pitch * b + 0.4
+    sheet = Sheet(left + STRIP_COLUMN * cols, height)
+    xs = [left + STRIP_COLUMN * c + (STRIP_COLUMN - STRIP_SIDE) / 2 for c in range(cols)]
+    for c, head in enumerate([*heads, f"change (max {top:.2f})"]):
+        sheet.title(head, xs[c], 0.2, STRIP_SIDE)
     for i in range(b):
-        for c in range(cols):
-            ax = axes[i, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0 and row_names is not None:
-                _row_name(ax, row_names[i])
-            if c < cols - 1:
-                _show(ax, pics[i, c])
-                if i == 0:
-                    ax.set_title(heads[c], fontsize=7)
-                continue
-            shown_change = _show_change(ax, change[i], top)
-            if region is not None and float(region[i].min()) < 0.5:  # not the whole image
-                ax.contour(region[i], levels=[0.5], colors="cyan", linewidths=0.6)
-            if lesion is not None and bool(lesion[i].any()):
-                ax.contour(lesion[i], levels=[0.5], colors="yellow", linewidths=0.6)
-            if i == 0:
-                ax.set_title(f"change (max {top:.2f})", fontsize=7)
-    fig.tight_layout(pad=0.2, rect=(0, 0.3 / height, 1, 1 - 0.15 / height))
+        y = 0.2 + pitch * i
+        if row_names is not None:
+            sheet.row_name(row_names[i], xs[0], y, STRIP_SIDE)
+        for c in range(cols - 1):
+            sheet.grey(pics[i, c], xs[c], y, STRIP_SIDE)
+        shown_change = sheet.image(change[i], xs[-1], y, STRIP_SIDE, **_change_style(top))
+        if region is not None and float(region[i].min()) < 0.5:  # not the whole image
+            sheet.outline(region[i], xs[-1], y, STRIP_SIDE, "cyan")
+        if lesion is not None and bool(lesion[i].any()):
+            sheet.outline(lesion[i], xs[-1], y, STRIP_SIDE, "yellow")
+    fig = sheet.fig
     if float(change.max()) > 0:  # no change anywhere: no scale to show
         # the scale of |frame T - frame 0| (summed over channels), under the change column
-        right = axes[-1, -1].get_position()
-        where = (right.x0, 0.12 / height, right.width, 0.08 / height)
+        width = sheet.fig.get_figwidth()
+        where = (xs[-1] / width, 0.16 / height, STRIP_SIDE / width, 0.08 / height)
         bar = fig.add_axes(where, label="colour bar")
         fig.colorbar(shown_change, cax=bar, orientation="horizontal")
         bar.tick_params(labelsize=5, length=2, pad=1)
@@ -263,7 +268,7 @@ CURVE_ROWS = 10
 """Up to this many paths, :func:`probability_curves` gives each its own colour and names it."""
 
 
-@plain_text
+@drawing
 def probability_curves(
     probs: Tensor,
     levels: Tensor,
