@@ -26,7 +26,7 @@ class Report:
     title: str
     folder: Path
     sections: list[Section] = field(default_factory=list)
-    about: str = ""  # after "Generated ... by cfx X.Y": how the page was made (plain text)
+    about: str = ""  # after "Generated ... by cfx X.Y": how the page was made (text, or Html)
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)  # a str folder failed at write() as str.mkdir
@@ -47,7 +47,7 @@ class Report:
         from cfx import __version__
 
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        about = f" {html.escape(self.about)}" if self.about else ""
+        about = f" {_cell(self.about)}" if self.about else ""
         page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>
 <style>

@@ -121,12 +121,12 @@ def test_the_trajectory_section_quotes_the_benchmark_as_ranges_over_its_splits(t
     assert row[1:] == [
         "3 x 128",
         "1.00",
-        "0.93-0.94",
+        "0.93-0.94 ✗ (misses the bar)",  # a miss is marked where the figure is read
         "–",  # along the path: the runs predate the metric
         "1.00",
         "0.05",
-        "0.68-0.74",
-        "14-60x",
+        "0.68-0.74 ✗ (misses the bar on 1 of 3)",
+        "14-60x ✗ (misses the bar)",
         "1.41 (batch 32, inversion apart)",
     ]
     assert realism == "14-60x" and not met  # 0.28 / 0.02 and 1.8 / 0.03; bar 2x

@@ -1,8 +1,11 @@
 import re
+from pathlib import Path
 
 import pytest
 
 from cfx.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_data_preview_brain_writes_png(tmp_path, capsys):
@@ -73,6 +76,9 @@ def test_demo_writes_report(tmp_path):
 
     assert f"by cfx {__version__}. Seed 0 (cfx demo --seed 0 --out {tmp_path / 'r'}), " in html
     assert re.search(r"CPU thread\(s\), \d+ s in all; Python 3\.\d+\.\d+, torch ", html)
+    # BENCHMARKS.md, cited throughout, is linked from the header (a clone has it)
+    cited = re.search(r'<a href="([^"]+)">BENCHMARKS\.md</a> has the benchmarks', html)
+    assert cited and (tmp_path / "r" / cited[1]).resolve() == ROOT / "BENCHMARKS.md"
     assert ">nan<" not in html.lower() and "`" not in html  # n/a, and code spans are <code>
     plans = (tmp_path / "r" / "recourse_plans.csv").read_text().splitlines()
     assert plans[0].startswith("model,") and {r.split(",")[0] for r in plans[1:]} == {
