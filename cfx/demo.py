@@ -486,7 +486,7 @@ def section_trajectory(out: Path, seed: int) -> list[str]:
             "oracle's features, as a multiple of that between two sets of real slices; four "
             "last frames give no such distance worth a number, so only the benchmark row has "
             "it. The bars are the "
-            "project's acceptance bars for Option 2 (higher is better for flip, agreement, "
+            "targets cfx's developers set for Option 2 (higher is better for flip, agreement, "
             "Spearman and localisation; lower for calibration error and realism); the benchmark "
             "row is localised Option 2 on 128 tumour "
             "slices of each of three test splits (benchmarks/trajectory.py; BENCHMARKS.md). "
@@ -578,9 +578,9 @@ def section_recourse(out: Path, seed: int) -> list[str]:
     causal = Recourse(logistic, data.schema, scm=scm).fit(X_train)
     effect = next(
         (
-            (r.index, cf.plan, r.proba, cf.proba_after, cf.cost)
+            (r.index, cf.plan, r.proba, cf.proba_after, cf.cost, rank, cf.plausibility)
             for r in causal.explain(denied.iloc[:20])
-            for cf in r.counterfactuals
+            for rank, cf in enumerate(r.counterfactuals, 1)
             if any(not c.action for c in cf.changes)
         ),
         None,
@@ -656,7 +656,10 @@ def section_recourse(out: Path, seed: int) -> list[str]:
                 f"of the logistic model's first 20 denied test applicants whose plan moves a "
                 f"consequence: "
                 f"{effect[1]} (P(approved) {effect[2]:.2f} -> {effect[3]:.2f}, cost "
-                f"{effect[4]:.2f}). Only the intervention is paid for."
+                f"{effect[4]:.2f}, plausibility {effect[6]:.1f}; plan {effect[5]} of its "
+                "options, ranked by cost plus the plausibility penalty as in the table, where "
+                "the plan shown is the first, so a cheaper plan can rank lower). Only the "
+                "intervention is paid for."
             )
         )
     return parts
