@@ -9,7 +9,9 @@ printed and written to ``figures.json`` in ``--results``: ``trajectory_strip`` a
 ``change_panels`` as ``cfx trajectory --n 16 --steps 10`` draws them (the inputs, 11 frames,
 classifier and oracle probabilities; the change column with an edit region and a lesion
 outlined), ``probability_curves`` beside them, ``brain_preview`` as ``cfx data preview --n
-24`` and ``saliency_grid`` as ``cfx saliency compare``'s grid (6 images, 10 methods).
+24``, ``saliency_grid`` as ``cfx saliency compare``'s grid (6 images, 10 methods),
+``attack_figure`` as its attack figures (4 of 6 slices) and ``randomisation_figure`` as the
+demo's cascade (3 methods, 8 layers).
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ def _inputs(rows: int) -> dict[str, torch.Tensor]:
 def figures(rows: int, folder: Path) -> dict[str, Callable[[], object]]:
     """The figures timed, each a call drawing to ``folder``."""
     from cfx.viz import (
+        attack_figure,
         brain_preview,
         change_panels,
         probability_curves,
+        randomisation_figure,
         saliency_grid,
         trajectory_strip,
     )
@@ -98,6 +102,23 @@ def figures(rows: int, folder: Path) -> dict[str, Callable[[], object]]:
             maps,
             [f"method {k}" for k in range(10)],
             folder / "grid.png",
+        ),
+        "attack_figure": lambda: attack_figure(
+            frames[:6, 0],
+            frames[:6, 1],
+            maps[0],
+            maps[3],
+            folder / "attack.png",
+            title="simple gradient, Ghorbani top-k attack, eps 8/255",
+        ),
+        "randomisation_figure": lambda: randomisation_figure(
+            frames[0, 0],
+            maps[:3, 0],
+            maps[:3, 1:2].expand(3, 8, 1, 64, 64),
+            ["gradient", "gradient_x_input", "gradcam"],
+            [f"layer {k}" for k in range(8)],
+            folder / "cascade.png",
+            title="cascading randomisation",
         ),
     }
 
