@@ -183,12 +183,6 @@ def _class_labels(
         raise ValueError(f"`{name}` must be {what}, got {float(labels[bad][0]):g}")
 
 
-def _row_name(ax: Any, name: str) -> None:
-    """Write ``name`` (e.g. the image's file) vertically left of a row's first panel."""
-    ax.text(-0.04, 0.5, name, transform=ax.transAxes, rotation=90, ha="right", va="center",
-            fontsize=5)  # fmt: skip
-
-
 def _show(ax: Any, picture: np.ndarray) -> None:
     """Draw one ``(H, W, C)`` picture in [0, 1]: grey for one channel, colour for three."""
     if picture.shape[-1] == 1:

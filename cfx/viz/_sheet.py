@@ -1,10 +1,10 @@
 """A figure of image panels placed by hand, in inches, on one matplotlib axes.
 
 A grid of axes (one per panel) cost about 15 ms an axes to make and 10 ms an axes for
-``tight_layout`` to place: a strip page of 16 sequences (192 panels) took 5 s to draw, most of
-a ``cfx trajectory`` run's drawing (``benchmarks/figures.py``). Here every panel is an image
-artist on the same axes, whose data coordinates are inches from the figure's top left, so a
-panel's place is arithmetic and the figure costs about as much as its pixels.
+``tight_layout`` to place: a strip page of 16 sequences (192 panels) took 4.5 s to draw, most
+of a ``cfx trajectory`` run's drawing. Here every panel is an image artist on the same axes,
+whose data coordinates are inches from the figure's top left, so a panel's place is
+arithmetic: the same page takes 1.35 s (``benchmarks/figures.py``; BENCHMARKS.md, session 58).
 """
 
 from __future__ import annotations
@@ -85,12 +85,13 @@ class Sheet:
         """``text`` centred above the panel whose top left is ``(x, y)``."""
         self.ax.text(x + side / 2, y - 0.03, text, ha="center", va="bottom", fontsize=fontsize)
 
-    def row_name(self, text: str, x: float, y: float, side: float) -> None:
+    def row_name(self, text: str, x: float, y: float, side: float, *, fontsize: float = 5) -> None:
         """``text`` (e.g. the image's file) vertically left of the panel at ``(x, y)``."""
         self.ax.text(x - 0.03, y + side / 2, text, rotation=90, ha="right", va="center",
-                     fontsize=5)  # fmt: skip
+                     fontsize=fontsize)  # fmt: skip
 
-    def caption(self, text: str) -> None:
-        """One line of 7-point text centred at the top (the figure's ``suptitle``), in the
-        first 0.2 inch, which the panels leave free."""
-        self.fig.suptitle(text, fontsize=7, y=1.0 - 0.04 / self.height, va="top")
+    def caption(self, text: str, *, band: float = 0.2, fontsize: float = 7) -> None:
+        """One line of text centred in the top ``band`` inches (the figure's ``suptitle``),
+        which the panels leave free."""
+        y = 1.0 - (band - fontsize / 72) / 2 / self.height  # the line's top: centred in the band
+        self.fig.suptitle(text, fontsize=fontsize, y=y, va="top")

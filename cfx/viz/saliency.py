@@ -15,11 +15,8 @@ from cfx.viz._common import (
     _drawable,
     _finite,
     _pictures,
-    _row_name,
     _save,
     _shape,
-    _show,
-    _subplots,
     drawing,
 )
 from cfx.viz._sheet import Sheet
@@ -120,24 +117,24 @@ def randomisation_figure(
     maps = (both / both.flatten(2).amax(2).clamp_min(1e-12)[..., None, None]).numpy()
     picture = _pictures(_drawable(image[None]), "image")[0]
     cols = 2 + stages
-    fig, axes = _subplots(m, cols, figsize=(1.05 * cols, 1.1 * m + 0.5), squeeze=False)
-    heads = ["image", "trained", *layers]
+    # a 1.05-inch column per panel (a 0.95-inch square and a gap), a 0.16-inch band left of
+    # the rows for the method names; the title's line (if any) and the heads above the rows
+    left, column, side, pitch = 0.16, 1.05, 0.95, 1.0
+    top = (0.25 if title else 0.0) + 0.15
+    sheet = Sheet(left + column * cols, top + pitch * m + 0.05)
+    xs = [left + column * c + (column - side) / 2 for c in range(cols)]
+    for c, head in enumerate(["image", "trained", *layers]):
+        sheet.title(head, xs[c], top, side, fontsize=6.5)  # 5 read as ~7 px on a page
     for r in range(m):
-        _show(axes[r, 0], picture)
-        axes[r, 0].text(-0.06, 0.5, names[r], transform=axes[r, 0].transAxes, rotation=90,
-                        ha="right", va="center", fontsize=7)  # fmt: skip
+        y = top + pitch * r
+        sheet.grey(picture, xs[0], y, side, frame=False)
+        sheet.row_name(names[r], xs[0], y, side, fontsize=7)
         for c in range(1, cols):
-            axes[r, c].imshow(maps[r, c - 1], cmap="inferno", vmin=0, vmax=1)
-        for c in range(cols):
-            axes[r, c].axis("off")
-            if r == 0:
-                axes[r, c].set_title(heads[c], fontsize=6.5)  # 5 read as ~7 px on a page
-    top = 1.0
+            sheet.image(maps[r, c - 1], xs[c], y, side, frame=False, cmap="inferno", vmin=0,
+                        vmax=1, interpolation=None)  # fmt: skip
     if title:
-        fig.suptitle(title, fontsize=7)
-        top -= 0.25 / fig.get_figheight()
-    fig.tight_layout(pad=0.2, rect=(0.0, 0.0, 1.0, top))
-    return _save(fig, path, dpi=120)
+        sheet.caption(title, band=0.25)
+    return _save(sheet.fig, path, dpi=120)
 
 
 @drawing
@@ -183,7 +180,6 @@ def attack_figure(
             f"{', '.join(map(str, maps.shape[2:]))}) for {images.shape[0]} images and their "
             f"maps, got {tuple(region.shape)}"
         )
-    fig, axes = _subplots(n, 5, figsize=(7.0, 1.45 * n + 0.4), squeeze=False)
     a, b = _pictures(_drawable(images[:n])), _pictures(_drawable(attacked[:n]))
     diff = (attacked[:n] - images[:n]).detach().mean(1).cpu()
     largest = float(diff.abs().max())
@@ -199,29 +195,30 @@ def attack_figure(
     before, after = scaled(maps), scaled(maps_attacked)
     levels = largest * 127.5  # [-1, 1] spans 255 levels
     heads = ["image", "attacked", f"difference (±{levels:.3g}/255)", "map", "map (attacked)"]
+    # five 1.4-inch columns (a 1.3-inch square and a gap), a 0.12-inch band left of the rows
+    # for their names; the title's line (if any) and the heads above the rows
+    left = 0.12 if row_names is not None else 0.0
+    column, side, pitch = 1.4, 1.3, 1.4
+    top = (0.25 if title else 0.0) + 0.17
+    sheet = Sheet(left + column * 5, top + pitch * n)
+    xs = [left + column * c + (column - side) / 2 for c in range(5)]
+    for c, head in enumerate(heads):
+        sheet.title(head, xs[c], top, side)
     for r in range(n):
+        y = top + pitch * r
+        sheet.grey(a[r], xs[0], y, side, frame=False)
+        if row_names is not None:
+            sheet.row_name(row_names[r], xs[0], y, side)
+        sheet.grey(b[r], xs[1], y, side, frame=False)
         panels = [
             (diff[r].numpy(), "coolwarm", -scale, scale),
             (before[r], "inferno", 0.0, 1.0),
             (after[r], "inferno", 0.0, 1.0),
         ]
-        _show(axes[r, 0], a[r])
-        if row_names is not None:
-            _row_name(axes[r, 0], row_names[r])
-        _show(axes[r, 1], b[r])
         for c, (img, cmap, lo, hi) in enumerate(panels, start=2):
-            axes[r, c].imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+            sheet.image(img, xs[c], y, side, frame=False, cmap=cmap, vmin=lo, vmax=hi)
             if c > 2 and outline is not None and bool(outline[r].any()):
-                axes[r, c].contour(
-                    outline[r].float().numpy(), levels=[0.5], colors="cyan", linewidths=0.6
-                )
-        for c in range(5):
-            axes[r, c].axis("off")
-            if r == 0:
-                axes[r, c].set_title(heads[c], fontsize=7)
-    top = 1.0
-    if title:  # keep a line for it above the column heads (they touched it)
-        fig.suptitle(title, fontsize=8)
-        top -= 0.2 / fig.get_figheight()
-    fig.tight_layout(pad=0.3, rect=(0.0, 0.0, 1.0, top))
-    return _save(fig, path, dpi=120)
+                sheet.outline(outline[r].float().numpy(), xs[c], y, side, "cyan", width=0.9)
+    if title:  # a line of its own above the column heads (they touched it)
+        sheet.caption(title, band=0.25, fontsize=8)
+    return _save(sheet.fig, path, dpi=120)
