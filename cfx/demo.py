@@ -754,8 +754,8 @@ def section_saliency(out: Path, seed: int) -> list[str]:
         top = max(passing, key=passing.__getitem__) if passing else None
         if best in bench and best not in passing:  # the lesion's overlap, not the model's
             caveat = (
-                ", a method the sanity checks read as not following the model (the last two "
-                "columns; below)"
+                ", a method the sanity checks do not read as following the model (the last "
+                "two columns; below)"
             )
         reading = (
             " The last three columns come from benchmarks/saliency.py (BENCHMARKS.md): Dice "
@@ -763,11 +763,11 @@ def section_saliency(out: Path, seed: int) -> list[str]:
             "slices at small budgets (RISE, LIME, KernelSHAP and ReX gain most), and each "
             "method's reading under two sanity checks (Adebayo et al., 2018), run there on 32 "
             "slices: randomising brain-cnn's layers (the check below, on 6 slices) and "
-            "training the same network on shuffled labels. A map that changes when the "
-            "weights are randomised ('weight-dependent') or when the labels were shuffled "
-            "('model-dependent') follows what the model learned; one that survives either "
-            "('input-driven') follows the image more than the model, however well it scores "
-            "against the masks; "
+            "training the same network on shuffled labels. A map that follows what the "
+            "model learned changes under both: when the weights are randomised "
+            "('weight-dependent') and when the labels were shuffled ('model-dependent'); one "
+            "that survives either ('input-driven') follows the image more than the model, "
+            "however well it scores against the masks; "
             "'undefined' and 'blank' maps: the trained or the randomised model's map is "
             "constant (ReX's go blank once the model no longer predicts the class), so no "
             "ranking is compared."

@@ -43,17 +43,20 @@ class Sheet:
         **style: Any,
     ) -> Any:
         """Draw ``picture`` (``(H, W)`` with a colour map in ``style``, or ``(H, W, 3)``) in the
-        ``side``-inch square whose top left is ``(x, y)``, with ``frame`` a thin black line
-        around it as an axes' spines drew; returns the image artist (for a colour bar)."""
+        ``side``-inch square whose top left is ``(x, y)``, as large as fits with its shape kept
+        (a 96 x 64 scan is not stretched square), with ``frame`` a thin black line around it
+        as an axes' spines drew; returns the image artist (for a colour bar)."""
+        left, top, width, height = _fitted(picture.shape[:2], x, y, side)
         style.setdefault("interpolation", "nearest")  # None: matplotlib's default
         shown = self.ax.imshow(
             picture,
-            extent=(x, x + side, y + side, y),  # (left, right, bottom, top): row 0 at the top
+            # (left, right, bottom, top): row 0 at the top
+            extent=(left, left + width, top + height, top),
             aspect="auto",
             **style,
         )
         if frame:
-            self.box(x, y, side, side, colour="black")
+            self.box(left, top, width, height, colour="black")
         return shown
 
     def grey(self, picture: np.ndarray, x: float, y: float, side: float, **kw: Any) -> Any:
@@ -77,21 +80,52 @@ class Sheet:
         """Outline the ``(H, W)`` mask's 0.5 level in ``colour``, ``width`` points wide, on the
         panel at ``(x, y)`` (pixel centres where :meth:`image` draws them)."""
         h, w = mask.shape
-        xs = x + (np.arange(w) + 0.5) * side / w
-        ys = y + (np.arange(h) + 0.5) * side / h
+        left, top, across, down = _fitted((h, w), x, y, side)
+        xs = left + (np.arange(w) + 0.5) * across / w
+        ys = top + (np.arange(h) + 0.5) * down / h
         self.ax.contour(xs, ys, mask, levels=[0.5], colors=colour, linewidths=width)
 
     def title(self, text: str, x: float, y: float, side: float, *, fontsize: float = 7) -> None:
         """``text`` centred above the panel whose top left is ``(x, y)``."""
         self.ax.text(x + side / 2, y - 0.03, text, ha="center", va="bottom", fontsize=fontsize)
 
-    def row_name(self, text: str, x: float, y: float, side: float, *, fontsize: float = 5) -> None:
-        """``text`` (e.g. the image's file) vertically left of the panel at ``(x, y)``."""
-        self.ax.text(x - 0.03, y + side / 2, text, rotation=90, ha="right", va="center",
-                     fontsize=fontsize)  # fmt: skip
+    def row_name(
+        self, text: str, x: float, y: float, height: float, room: float, *, fontsize: float = 5
+    ) -> None:
+        """``text`` (e.g. the image's file) vertically left of the panel at ``(x, y)``, centred
+        on its ``height`` inches, its middle left out where it is longer than ``room`` (the
+        rows' pitch: a long file name ran into the next row's)."""
+        self.ax.text(x - 0.03, y + height / 2, _shortened(text, room - 0.05, fontsize),
+                     rotation=90, ha="right", va="center", fontsize=fontsize)  # fmt: skip
 
     def caption(self, text: str, *, band: float = 0.2, fontsize: float = 7) -> None:
         """One line of text centred in the top ``band`` inches (the figure's ``suptitle``),
         which the panels leave free."""
         y = 1.0 - (band - fontsize / 72) / 2 / self.height  # the line's top: centred in the band
         self.fig.suptitle(text, fontsize=fontsize, y=y, va="top")
+
+
+def panel_height(shape: tuple[int, ...], side: float) -> float:
+    """Inches an ``(H, W)`` picture takes down in a ``side``-inch square (:meth:`Sheet.image`
+    keeps its shape): a row of wide scans is that much shorter than a row of squares."""
+    h, w = shape[:2]
+    return side * min(1.0, h / w)
+
+
+def _fitted(shape: tuple[int, ...], x: float, y: float, side: float) -> tuple[float, ...]:
+    """``(left, top, width, height)`` in inches of an ``(H, W)`` picture drawn as large as it
+    fits, shape kept, in the ``side``-inch square whose top left is ``(x, y)``: centred across,
+    at the top (under its title)."""
+    h, w = shape
+    width, height = side * min(1.0, w / h), side * min(1.0, h / w)
+    return x + (side - width) / 2, y, width, height
+
+
+def _shortened(text: str, inches: float, fontsize: float) -> str:
+    """``text`` with its middle left out ("BraTS2021_0…_flair.png") where it is longer than
+    ``inches`` at ``fontsize`` points (a character is about 0.6 of the size wide)."""
+    fits = max(3, int(inches * 72 / (0.6 * fontsize)))
+    if len(text) <= fits:
+        return text
+    head = (fits - 1) // 2
+    return text[:head] + "…" + text[len(text) - (fits - 1 - head) :]

@@ -19,7 +19,7 @@ from cfx.viz._common import (
     _shape,
     drawing,
 )
-from cfx.viz._sheet import Sheet
+from cfx.viz._sheet import Sheet, panel_height
 
 
 @drawing
@@ -63,7 +63,9 @@ def saliency_grid(
     # the rows for their names; the titles' lines of 9-point text above the first row
     left = 0.12 if row_names is not None else 0.0
     head = 0.15 * max(t.count("\n") + 1 for t in titles) + 0.08
-    column, side, pitch = 1.3, 1.2, 1.25
+    column, side = 1.3, 1.2
+    down = panel_height((h, w), side)  # a wide image's rows are lower
+    pitch = down + 0.05
     sheet = Sheet(left + column * cols, head + pitch * n)
     xs = [left + column * c + (column - side) / 2 for c in range(cols)]
     for c, title in enumerate(titles):
@@ -72,7 +74,7 @@ def saliency_grid(
         y = head + pitch * r
         sheet.grey(pics[r], xs[0], y, side, frame=False)
         if row_names is not None:
-            sheet.row_name(row_names[r], xs[0], y, side)
+            sheet.row_name(row_names[r], xs[0], y, down, pitch)
         sheet.image(outlines[r], xs[1], y, side, frame=False, cmap="gray", vmin=0, vmax=1)
         for c in range(2, cols):
             sheet.grey(pics[r], xs[c], y, side, frame=False)
@@ -119,7 +121,9 @@ def randomisation_figure(
     cols = 2 + stages
     # a 1.05-inch column per panel (a 0.95-inch square and a gap), a 0.16-inch band left of
     # the rows for the method names; the title's line (if any) and the heads above the rows
-    left, column, side, pitch = 0.16, 1.05, 0.95, 1.0
+    left, column, side = 0.16, 1.05, 0.95
+    down = panel_height(tuple(maps.shape[-2:]), side)  # a wide image's rows are lower
+    pitch = down + 0.05
     top = (0.25 if title else 0.0) + 0.15
     sheet = Sheet(left + column * cols, top + pitch * m + 0.05)
     xs = [left + column * c + (column - side) / 2 for c in range(cols)]
@@ -128,7 +132,7 @@ def randomisation_figure(
     for r in range(m):
         y = top + pitch * r
         sheet.grey(picture, xs[0], y, side, frame=False)
-        sheet.row_name(names[r], xs[0], y, side, fontsize=7)
+        sheet.row_name(names[r], xs[0], y, down, pitch, fontsize=7)
         for c in range(1, cols):
             sheet.image(maps[r, c - 1], xs[c], y, side, frame=False, cmap="inferno", vmin=0,
                         vmax=1, interpolation=None)  # fmt: skip
@@ -198,7 +202,9 @@ def attack_figure(
     # five 1.4-inch columns (a 1.3-inch square and a gap), a 0.12-inch band left of the rows
     # for their names; the title's line (if any) and the heads above the rows
     left = 0.12 if row_names is not None else 0.0
-    column, side, pitch = 1.4, 1.3, 1.4
+    column, side = 1.4, 1.3
+    down = panel_height((h, w), side)  # a wide image's rows are lower
+    pitch = down + 0.1
     top = (0.25 if title else 0.0) + 0.17
     sheet = Sheet(left + column * 5, top + pitch * n)
     xs = [left + column * c + (column - side) / 2 for c in range(5)]
@@ -208,7 +214,7 @@ def attack_figure(
         y = top + pitch * r
         sheet.grey(a[r], xs[0], y, side, frame=False)
         if row_names is not None:
-            sheet.row_name(row_names[r], xs[0], y, side)
+            sheet.row_name(row_names[r], xs[0], y, down, pitch)
         sheet.grey(b[r], xs[1], y, side, frame=False)
         panels = [
             (diff[r].numpy(), "coolwarm", -scale, scale),

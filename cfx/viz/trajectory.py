@@ -26,7 +26,7 @@ from cfx.viz._common import (
     _subplots,
     drawing,
 )
-from cfx.viz._sheet import TITLE_LINE, Sheet
+from cfx.viz._sheet import TITLE_LINE, Sheet, panel_height
 
 STRIP_COLUMN = 1.25
 """Inches a frame takes across in the strip and change figures, its gap included."""
@@ -99,7 +99,8 @@ def trajectory_strip(
     # in the first 0.2 inch
     left = 0.12 if row_names is not None else 0.0
     head = TITLE_LINE * lines + 0.05
-    pitch = head + STRIP_SIDE + 0.06
+    down = panel_height(tuple(frames.shape[-2:]), STRIP_SIDE)  # a wide scan's rows are lower
+    pitch = head + down + 0.06
     sheet = Sheet(left + STRIP_COLUMN * cols, 0.2 + pitch * b)
     pics = _pictures(frames.flatten(0, 1)).reshape(b, cols, *frames.shape[-2:], -1)
     for i in range(b):
@@ -108,7 +109,7 @@ def trajectory_strip(
             x = left + STRIP_COLUMN * c + (STRIP_COLUMN - STRIP_SIDE) / 2
             sheet.grey(pics[i, c], x, y, STRIP_SIDE)
             if c == 0 and row_names is not None:
-                sheet.row_name(row_names[i], x, y, STRIP_SIDE)
+                sheet.row_name(row_names[i], x, y, down, pitch)
             t = c - first
             if t < 0:
                 title = (
@@ -187,7 +188,8 @@ def change_panels(
     # titles above the first row (0.2 inch); below the rows, the change column's colour bar
     # (0.4 inch)
     left = 0.12 if row_names is not None else 0.0
-    pitch = STRIP_SIDE + 0.1
+    down = panel_height(size, STRIP_SIDE)  # a wide scan's rows are lower
+    pitch = down + 0.1
     height = 0.2 + pitch * b + 0.4
     sheet = Sheet(left + STRIP_COLUMN * cols, height)
     xs = [left + STRIP_COLUMN * c + (STRIP_COLUMN - STRIP_SIDE) / 2 for c in range(cols)]
@@ -196,7 +198,7 @@ def change_panels(
     for i in range(b):
         y = 0.2 + pitch * i
         if row_names is not None:
-            sheet.row_name(row_names[i], xs[0], y, STRIP_SIDE)
+            sheet.row_name(row_names[i], xs[0], y, down, pitch)
         for c in range(cols - 1):
             sheet.grey(pics[i, c], xs[c], y, STRIP_SIDE)
         shown_change = sheet.image(change[i], xs[-1], y, STRIP_SIDE, **_change_style(top))
@@ -208,7 +210,8 @@ def change_panels(
     if float(change.max()) > 0:  # no change anywhere: no scale to show
         # the scale of |frame T - frame 0| (summed over channels), under the change column
         width = sheet.fig.get_figwidth()
-        where = (xs[-1] / width, 0.16 / height, STRIP_SIDE / width, 0.08 / height)
+        # 0.15 inch short of the figure's edge: a tick label at the bar's end was cut off
+        where = (xs[-1] / width, 0.16 / height, (STRIP_SIDE - 0.1) / width, 0.08 / height)
         bar = fig.add_axes(where, label="colour bar")
         fig.colorbar(shown_change, cax=bar, orientation="horizontal")
         bar.tick_params(labelsize=5, length=2, pad=1)
