@@ -343,8 +343,11 @@ class ActiveLearner:
             out: run folder (one ``round_KK`` subfolder per round; reused to resume).
             seed: seeds start selection (``"random"``) and fine-tuning, per round (round
                 ``k`` fine-tunes with ``seed + k``; ``finetune.seed`` is not used).
-            eval_fn: scores a model after each round (e.g. worst-group accuracy); rounds read
-                back from ``out`` are scored again, so a resumed run reports one test set.
+            eval_fn: scores a model (e.g. worst-group accuracy): the classifier before any
+                round (``result.start_metrics``, scored before the first walk, so an
+                ``eval_fn`` that returns no scores fails at once) and the model after each
+                round; rounds read back from ``out`` are scored again, so a resumed run
+                reports one test set.
         """
         pool, train_images, out = self._check_inputs(
             pool, train_images, train_labels, out, seed, eval_fn
@@ -360,6 +363,11 @@ class ActiveLearner:
             )
         key = claim(out, self._run_key(pool, train_images, train_labels, cfg, seed), self.rounds)
         model = copy.deepcopy(self.classifier)  # the user's model is never touched
+        # the start's scores, before any walk: an eval_fn that returns no scores failed only
+        # after the first round's walk and fine-tune (minutes), and a baseline had to be
+        # scored by hand
+        model.eval()
+        start = scored(eval_fn, model) if eval_fn is not None else {}
         for param in model.parameters():  # zoo models load frozen; the copy is trained
             param.requires_grad_(True)
         used = torch.zeros(pool.shape[0], dtype=torch.bool)
@@ -433,7 +441,9 @@ class ActiveLearner:
         images = torch.cat(new_x) if new_x else pool[:0].cpu()  # as every round's
         labels = torch.cat(new_y) if new_y else torch.zeros(0, dtype=torch.long)
         record_size(model, tuple(pool.shape[-2:]))
-        return AugmentResult(model=model, images=images, labels=labels, rounds=tuple(history))
+        return AugmentResult(
+            model=model, images=images, labels=labels, rounds=tuple(history), start_metrics=start
+        )
 
     def _check_inputs(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
@@ -36,6 +36,9 @@ class AugmentResult:
     images: Tensor  # (N, C, H, W) in [-1, 1], all labelled frames
     labels: Tensor  # (N,) int64; -1 (cfx.label.UNSURE) where the labeller could not call one
     rounds: tuple[AugmentRound, ...]
+    # eval_fn(classifier) before any round, the baseline of the rounds' metrics ({} without
+    # eval_fn)
+    start_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def labels_used(self) -> int:

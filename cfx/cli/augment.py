@@ -570,7 +570,7 @@ def run_augment(args: argparse.Namespace, notes: list[str]) -> int:
             "image gave a path that crosses the classifier's decision boundary (see the warning "
             "above); a pool with images the classifier is less sure of gives paths that cross"
         )
-    start = evaluate(learner.classifier)
+    start = result.start_metrics  # evaluate(classifier), scored before the first walk
     control = None
     if args.control:
         from cfx.augment import finetune_without_labels

@@ -936,17 +936,38 @@ def test_a_labeller_may_answer_in_numpy_a_list_or_bools(world, tmp_path, form):
     "scores", [0.9, None, {"acc": [1, 2]}, {"acc": torch.ones(2)}, {"acc": "0.9"}, {1: 0.9}]
 )
 def test_an_eval_fn_that_returns_no_scores_is_named(world, tmp_path, scores):
-    """It failed as "'float' object has no attribute 'items'"."""
+    """It failed as "'float' object has no attribute 'items'", and only after the first
+    round's walk, labels and fine-tune: now on the start, before any of them."""
     g, f, pool, train, labels = world
-    learner = ActiveLearner(g, f, CountingOracle(), budget=2, rounds=1, finetune=CFG, steps=2)
+    oracle = CountingOracle()
+    learner = ActiveLearner(g, f, oracle, budget=2, rounds=1, finetune=CFG, steps=2)
     with pytest.raises(TypeError, match=r"`eval_fn` must return a dict of metric name -> number"):
         learner.augment(pool, train, labels, out=tmp_path, eval_fn=lambda model: scores)
-    # the fine-tune's resume point is kept: the corrected call goes on from it
-    assert (tmp_path / "round_00" / "train" / "checkpoint.safetensors").is_file()
+    assert oracle.given == 0 and not (tmp_path / "round_00").exists()  # nothing walked
     res = learner.augment(
         pool, train, labels, out=tmp_path, eval_fn=lambda model: {"acc": np.float64(0.5)}
     )  # a numpy scalar is a number
-    assert res.rounds[0].metrics == {"acc": 0.5}
+    assert res.rounds[0].metrics == {"acc": 0.5} and res.start_metrics == {"acc": 0.5}
+
+
+def test_the_start_is_scored_on_the_classifier_before_any_round(world, tmp_path):
+    """``start_metrics``: the baseline the rounds' metrics are read against, scored on the
+    classifier as given (a copy: the user's model is not what eval_fn sees)."""
+    g, f, pool, train, labels = world
+    seen = []
+
+    def evaluate(model):
+        seen.append(model)
+        return {"bias": float(next(model.parameters()).detach().sum())}
+
+    before = {"bias": float(next(f.parameters()).detach().sum())}
+    learner = ActiveLearner(g, f, CountingOracle(), budget=2, rounds=1, finetune=CFG, steps=2)
+    res = learner.augment(pool, train, labels, out=tmp_path, eval_fn=evaluate)
+    assert res.start_metrics == pytest.approx(before)
+    assert res.rounds[0].metrics != res.start_metrics  # fine-tuned since
+    assert all(model is not f for model in seen)
+    plain = learner.augment(pool, train, labels, out=tmp_path)  # read back, no eval_fn
+    assert plain.start_metrics == {}
 
 
 def test_frame_levels_may_be_a_numpy_array(world, tmp_path):
