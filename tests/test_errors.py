@@ -167,7 +167,7 @@ def _other_flag_calls(v):
     from cfx.data.io import load_images
     from cfx.label.server import serve
     from cfx.recourse.batch import explain_to_file
-    from cfx.saliency import GradCAM, Gradient, SmoothGrad
+    from cfx.saliency import GradCAM, Gradient, GradientXInput, IntegratedGradients, SmoothGrad
     from cfx.saliency.attacks import GhorbaniAttack
     from cfx.saliency.compare import build_method, compare_methods
     from cfx.saliency.randomisation import randomise_methods
@@ -177,7 +177,12 @@ def _other_flag_calls(v):
 
     m = small_cnn()
     g, f = LinearGenerator(), LogisticClassifier()
+    x = torch.zeros(1, 1, 16, 16)
     return {
+        "create_graph": [
+            lambda method=method: method(m).attribute(x, 0, create_graph=v)
+            for method in (Gradient, GradientXInput, IntegratedGradients, SmoothGrad, GradCAM)
+        ],
         "absolute": [lambda: Gradient(m, absolute=v), lambda: SmoothGrad(m, absolute=v)],
         "relu": [lambda: GradCAM(m, relu=v)],
         "random_start": [lambda: GhorbaniAttack(Gradient(m), random_start=v)],
@@ -197,7 +202,17 @@ def _other_flag_calls(v):
 
 @pytest.mark.parametrize(
     "flag",
-    ["absolute", "relu", "random_start", "fast", "batch", "progress", "open_browser", "localise"],
+    [
+        "absolute",
+        "relu",
+        "random_start",
+        "fast",
+        "batch",
+        "progress",
+        "open_browser",
+        "localise",
+        "create_graph",
+    ],
 )
 def test_other_switches_take_true_or_false_only(flag, tmp_path, monkeypatch):
     """``Gradient(model, absolute="no")`` drew absolute maps where signed ones were asked for;

@@ -105,6 +105,7 @@ class GradCAM:
         keeps the map differentiable w.r.t. ``x``.
         """
         # an attack calls this every step on images checked once: no model probe then
+        check_flag("create_graph", create_graph)  # "no" kept the graph
         x = check_input(x, None if create_graph else self.model)
         module = resolve_layer(self.model, self.layer)
         b = x.shape[0]

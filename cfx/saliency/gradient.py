@@ -58,6 +58,7 @@ class Gradient:
         class. ``create_graph=True`` keeps the map differentiable w.r.t. ``x`` (for attacks).
         """
         # an attack calls this every step on images checked once: no model probe then
+        check_flag("create_graph", create_graph)  # "no" kept the graph
         x = check_input(x, None if create_graph else self.model)
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)

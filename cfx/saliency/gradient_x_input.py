@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from cfx.errors import check_flag
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Reduction,
@@ -62,6 +63,7 @@ class GradientXInput:
         the map differentiable w.r.t. ``x``.
         """
         # an attack calls this every step on images checked once: no model probe then
+        check_flag("create_graph", create_graph)  # "no" kept the graph
         x = check_input(x, None if create_graph else self.model)
         base = make_baseline(self.baseline, x)
         if self.batch_size is not None:

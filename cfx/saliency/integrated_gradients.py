@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cfx.errors import MapQualityNotice, check, fail
+from cfx.errors import MapQualityNotice, check, check_flag, fail
 from cfx.reprs import settings_repr
 from cfx.saliency._common import (
     Reduction,
@@ -106,6 +106,7 @@ class IntegratedGradients:
         ``create_graph=True`` keeps the map differentiable w.r.t. ``x``.
         """
         # an attack calls this every step on images checked once: no model probe then
+        check_flag("create_graph", create_graph)  # "no" kept the graph
         x = check_input(x, None if create_graph else self.model)
         base = make_baseline(self.baseline, x)
         n = positive_int("n_steps", self.n_steps)

@@ -83,6 +83,7 @@ class SmoothGrad:
         ``generator`` draws the noise. ``create_graph=True`` keeps the map differentiable.
         """
         # an attack calls this every step on images checked once: no model probe then
+        check_flag("create_graph", create_graph)  # "no" kept the graph
         x = check_input(x, None if create_graph else self.model)
         n = positive_int("n_samples", self.n_samples)
         sigma = positive_float("noise", self.noise) * (IMAGE_RANGE[1] - IMAGE_RANGE[0])
