@@ -62,12 +62,6 @@ def _subplots(*grid: int, figsize: tuple[float, float], **kwargs):
     return fig, fig.subplots(*grid, **kwargs)
 
 
-def _rectangle(*args, **kwargs):
-    from matplotlib.patches import Rectangle
-
-    return Rectangle(*args, **kwargs)
-
-
 def _save(fig, path: str | Path, *, dpi: int) -> Path:
     """Write ``fig`` to ``path`` (creating folders; ``.png`` added to a name without a
     suffix matplotlib writes: ``run.v2`` is ``run.v2.png``), return the path written. The

@@ -74,6 +74,29 @@ class Sheet:
             Rectangle((x, y), width, height, fill=False, linewidth=0.8, edgecolor=colour)
         )
 
+    def pixel_box(
+        self,
+        shape: tuple[int, ...],
+        region: tuple[slice, slice],
+        x: float,
+        y: float,
+        side: float,
+        *,
+        colour: str,
+    ) -> None:
+        """Outline ``region`` ``(rows, columns)`` of an ``(H, W)`` picture drawn by
+        :meth:`image` at ``(x, y)``, on the edges of its pixels."""
+        h, w = shape[:2]
+        left, top, across, down = _fitted((h, w), x, y, side)
+        rows, cols = (range(*r.indices(n)) for r, n in zip(region, (h, w), strict=True))
+        self.box(
+            left + cols.start * across / w,
+            top + rows.start * down / h,
+            len(cols) * across / w,
+            len(rows) * down / h,
+            colour=colour,
+        )
+
     def outline(
         self, mask: np.ndarray, x: float, y: float, side: float, colour: str, width: float = 0.6
     ) -> None:
@@ -95,7 +118,7 @@ class Sheet:
         """``text`` (e.g. the image's file) vertically left of the panel at ``(x, y)``, centred
         on its ``height`` inches, its middle left out where it is longer than ``room`` (the
         rows' pitch: a long file name ran into the next row's)."""
-        self.ax.text(x - 0.03, y + height / 2, _shortened(text, room - 0.05, fontsize),
+        self.ax.text(x - 0.03, y + height / 2, shortened(text, room - 0.05, fontsize),
                      rotation=90, ha="right", va="center", fontsize=fontsize)  # fmt: skip
 
     def caption(self, text: str, *, band: float = 0.2, fontsize: float = 7) -> None:
@@ -121,7 +144,7 @@ def _fitted(shape: tuple[int, ...], x: float, y: float, side: float) -> tuple[fl
     return x + (side - width) / 2, y, width, height
 
 
-def _shortened(text: str, inches: float, fontsize: float) -> str:
+def shortened(text: str, inches: float, fontsize: float) -> str:
     """``text`` with its middle left out ("BraTS2021_0…_flair.png") where it is longer than
     ``inches`` at ``fontsize`` points (a character is about 0.6 of the size wide)."""
     fits = max(3, int(inches * 72 / (0.6 * fontsize)))

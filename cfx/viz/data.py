@@ -14,13 +14,12 @@ from cfx.viz._common import (
     _class_labels,
     _picture_bytes,
     _pictures,
-    _rectangle,
     _save,
     _shape,
     _some,
-    _subplots,
     drawing,
 )
+from cfx.viz._sheet import TITLE_LINE, Sheet, panel_height, shortened
 
 
 @drawing
@@ -112,40 +111,34 @@ def _grid(
     box: tuple[slice, slice] | None = None,
 ) -> Path:
     """The previews' figure: ``images`` ``(N, 1 or 3, H, W)`` a grid of ``columns`` (fewer
-    for fewer images), each with its title, its mask outlined (yellow) and, where ``boxed``,
-    ``box`` ``(rows, columns)`` outlined (cyan)."""
-    n, c = images.shape[:2]
+    for fewer images), each with its title (its middle left out where it is wider than its
+    column), its mask outlined (yellow) and, where ``boxed``, ``box`` ``(rows, columns)``
+    outlined (cyan)."""
+    n = images.shape[0]
     check_int("columns", columns)
     columns = max(1, min(columns, n))  # two images: two columns, not six empty ones
     rows = (n + columns - 1) // columns
-    fig, axes = _subplots(
-        rows, columns, figsize=(1.6 * columns, 1.75 * rows + 0.2), squeeze=False
-    )  # + 0.2: one row of titles was cut at the top
+    # a 1.6-inch column per image (a 1.45-inch square and a gap); each row its titles'
+    # lines above its images, as low as the images are (a wide scan's rows are lower)
+    column, side = 1.6, 1.45
+    shown = [
+        "\n".join(shortened(line, column - 0.05, 7) for line in t.split("\n"))
+        for t in (titles or [""] * n)
+    ]
+    head = TITLE_LINE * max(t.count("\n") + 1 for t in shown) + 0.06
+    down = panel_height(tuple(images.shape[-2:]), side)
+    pitch = head + down + 0.08
+    sheet = Sheet(column * columns, pitch * rows + 0.05)
     pics = _pictures(images, "images")  # (N, H, W, C) in [0, 1]
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        if c == 1:
-            ax.imshow(pics[i, ..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        else:
-            ax.imshow(pics[i], interpolation="nearest")
+    for i in range(n):
+        r, c = divmod(i, columns)
+        x, y = column * c + (column - side) / 2, 0.05 + pitch * r + head
+        sheet.grey(pics[i], x, y, side, frame=False)
         if masks is not None and bool(masks[i].any()):
             outline = masks[i, 0].cpu().numpy().astype(float)
-            ax.contour(outline, levels=[0.5], colors="yellow", linewidths=0.8)
+            sheet.outline(outline, x, y, side, "yellow", width=0.8)
         if boxed is not None and box is not None and boxed[i]:
-            r, col = box
-            ax.add_patch(
-                _rectangle(
-                    (col.start - 0.5, r.start - 0.5),
-                    col.stop - col.start,
-                    r.stop - r.start,
-                    fill=False,
-                    edgecolor="cyan",
-                    linewidth=0.8,
-                )
-            )
+            sheet.pixel_box(pics.shape[1:3], box, x, y, side, colour="cyan")
         if titles is not None:
-            ax.set_title(titles[i], fontsize=7)
-    fig.tight_layout(pad=0.3)
-    return _save(fig, path, dpi=110)
+            sheet.title(shown[i], x, y, side)
+    return _save(sheet.fig, path, dpi=110)
