@@ -807,3 +807,18 @@ def test_panels_keep_the_images_shape_and_long_row_names_are_shortened(tmp_path,
     # at the top of its square, under its title: the square's top is the heads' baseline
     heads = [t for t in drawn["fig"].axes[0].texts if t.get_text() == "frame 0"]
     assert panel[3] == pytest.approx(heads[0].get_position()[1] + 0.03)
+
+
+def test_a_preview_keeps_wide_images_wide_and_shortens_long_titles(tmp_path, monkeypatch):
+    """tight_layout shrank every image to make room for a long file-name title; on the
+    sheet a title loses its middle instead, and a wide scan keeps its shape."""
+    import cfx.viz.data as module
+
+    drawn = kept_figures(monkeypatch, module)
+    name = "a_very_long_scan_file_name_000123_flair.png, label 1"
+    module.image_preview(torch.zeros(2, 1, 8, 16), tmp_path / "p.png", titles=[name, "b"])
+    texts = [t.get_text() for t in drawn["fig"].axes[0].texts]
+    assert texts[1] == "b" and "…" in texts[0] and texts[0].endswith(", label 1")
+    for shown in drawn["fig"].axes[0].get_images():
+        left, right, bottom, top = shown.get_extent()
+        assert (right - left) == pytest.approx(2 * (bottom - top))
