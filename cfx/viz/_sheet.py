@@ -5,6 +5,8 @@ A grid of axes (one per panel) cost about 15 ms an axes to make and 10 ms an axe
 of a ``cfx trajectory`` run's drawing. Here every panel is an image artist on the same axes,
 whose data coordinates are inches from the figure's top left, so a panel's place is
 arithmetic: the same page takes 1.35 s (``benchmarks/figures.py``; BENCHMARKS.md, session 58).
+Saved as SVG or PDF, matplotlib merges the images of one axes into one picture (at the same
+resolution): the panels are not separate objects in a vector editor.
 """
 
 from __future__ import annotations
