@@ -1000,7 +1000,8 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
     without = groups(control.model)
     added = after["worst_group"] - without["worst_group"]
     rows = [
-        [label, f"{before[k]:.2f}", f"{after[k]:.2f}", f"{without[k]:.2f}"]
+        # three digits: "the labels add +0.15" read against 0.17 and 0.03 at two
+        [label, f"{before[k]:.3f}", f"{after[k]:.3f}", f"{without[k]:.3f}"]
         for k, label in keys.items()
     ]
     per_path = len(learner.frame_levels)  # labelled frames per path
@@ -1060,7 +1061,7 @@ def section_shortcuts(out: Path, seed: int) -> list[str]:
             f"epoch over {TUNE_SLICES:,} slices drawn as its training set was (95% of the "
             "tumours marked) and the labelled frames; beside it the control, the "
             "same epoch without the labels (`cfx augment --control`): the labels add "
-            f"{added:+.2f} to the worst group (one seed: two controls that differ in a few "
+            f"{added:+.3f} to the worst group (one seed: two controls that differ in a few "
             "repeated rows differ by 0.11, so this is known to about ±0.1; BENCHMARKS.md, "
             "'Augmentation'). Accuracy on 1,000 test slices with the marker independent of "
             "the label (groups: class x marker"
