@@ -778,6 +778,16 @@ def test_a_figure_checks_its_path_before_drawing(tmp_path, monkeypatch):
             call()
     with pytest.raises(AssertionError, match="a figure was made"):  # the check stands
         trajectory_strip(frames, probs, tmp_path / "a.png")
+    # the GIF and the plain grid draw with PIL: their pictures are made after the check too
+    import cfx.viz.data
+    import cfx.viz.trajectory
+    from cfx.viz import image_grid
+
+    for module in (cfx.viz.data, cfx.viz.trajectory):
+        monkeypatch.setattr(module, "_picture_bytes", no_drawing)
+    for call in (lambda: trajectory_gif(frames[0], 5), lambda: image_grid(frames[0], 5)):
+        with pytest.raises(TypeError, match=r"^`path` must be a path \(str or Path\), got int$"):
+            call()
 
 
 def test_panels_keep_the_images_shape_and_long_row_names_are_shortened(tmp_path, monkeypatch):

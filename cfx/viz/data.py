@@ -60,6 +60,7 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     _some("images", images, "images")
     check_int("columns", columns)
     check_int("scale", scale)
+    out = path_argument(path, "path")  # before the grid is drawn, as the figures check it
     pics = _picture_bytes(images, "images")[..., 0]  # (N, H, W): float, NaN said
     n, h, w = pics.shape
     rows = (n + columns - 1) // columns
@@ -67,7 +68,6 @@ def image_grid(images: Tensor, path: str | Path, *, columns: int = 8, scale: int
     for i in range(n):
         r, c = divmod(i, columns)
         canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = pics[i]
-    out = path_argument(path, "path")
     out = out if out.suffix else out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(canvas).resize(

@@ -242,6 +242,7 @@ def trajectory_gif(
     _shape("probs", probs, (frames.shape[0],), f"({frames.shape[0]},) to match `frames`")
     # PIL's "height and width must be > 0" named neither; a float scale failed in PIL too
     scale, ms = check_int("scale", scale), check_int("ms", ms)
+    out = path_argument(path, "path")  # before the frames are drawn, as the figures check it
     # NaN drawn as 0 and said, as in the figures (to_uint8 made a NaN frame black in silence)
     pics = _picture_bytes(frames)  # (T+1, H, W, 1 or 3)
     pics = pics[..., 0] if pics.shape[-1] == 1 else pics
@@ -259,7 +260,6 @@ def trajectory_gif(
             captioned.append(canvas)
         seq = captioned
     seq = seq + seq[-2:0:-1]
-    out = path_argument(path, "path")
     out = out if out.suffix else out.with_suffix(".gif")
     out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
