@@ -199,9 +199,3 @@ def _change_style(top: float) -> dict[str, Any]:
     """How a change map is coloured on the figure's scale ``top``: black for none, the
     largest at magma's orange, not its pale yellow, so outlines drawn on it show."""
     return {"cmap": "magma", "vmin": 0, "vmax": top / 0.8}
-
-
-def _show_change(ax: Any, change: np.ndarray, top: float) -> Any:
-    """Draw one change map on the figure's scale ``top`` (:func:`_change_style`). Returns the
-    image."""
-    return ax.imshow(change, interpolation="nearest", **_change_style(top))

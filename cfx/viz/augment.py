@@ -12,17 +12,16 @@ from torch import Tensor
 from cfx.label.classes import UNSURE, label_name
 from cfx.viz._common import (
     _change,
+    _change_style,
     _class_labels,
     _drawable,
     _pictures,
     _save,
     _shape,
-    _show,
-    _show_change,
     _some,
-    _subplots,
     drawing,
 )
+from cfx.viz._sheet import TITLE_LINE, Sheet, panel_height
 
 
 @drawing
@@ -84,25 +83,29 @@ def labelled_frames(
     if whole:
         most = max(float(change[:whole].max()), 1e-6)  # the figure's scale: whole paths only
     cols = per_path + (1 if per_path > 1 else 0)
-    fig, axes = _subplots(shown, cols, figsize=(1.3 * cols, 1.6 * shown + 0.2), squeeze=False)
+    # a 1.3-inch column per panel (a 1.2-inch square and a gap); each row its titles' lines
+    # above its panels (the first row's also name the levels), as low as the images are
+    column, side = 1.3, 1.2
+    down = panel_height(tuple(frames.shape[-2:]), side)
+    heads = [TITLE_LINE * (2 if levels is not None and i == 0 else 1) + 0.05 for i in range(shown)]
+    sheet = Sheet(column * cols, sum(heads) + (down + 0.08) * shown + 0.05)
+    xs = [column * c + (column - side) / 2 for c in range(cols)]
+    y = 0.05
     for i in range(shown):
+        y += heads[i]
         for c in range(cols):
-            ax = axes[i, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
             if i * per_path + min(c, per_path - 1) >= drawn:  # the cut-short path's rest
-                ax.axis("off")
                 if c == drawn - i * per_path:  # the first frame missing
-                    ax.set_title("(budget spent)", fontsize=7)
+                    sheet.title("(budget spent)", xs[c], y, side)
                 continue
             if c == per_path:  # the change column
-                _show_change(ax, change[i], most)
+                sheet.image(change[i], xs[c], y, side, **_change_style(most))
                 if i == 0:
-                    ax.set_title(f"change (max {most:.2f})", fontsize=7)
+                    sheet.title(f"change (max {most:.2f})", xs[c], y, side)
                 continue
-            _show(ax, pics[i, c])
+            sheet.grey(pics[i, c], xs[c], y, side)
             name = label_name(int(labels[i * per_path + c]), names)
             head = "" if levels is None or i else f"p(target) ~ {levels[c]:g}\n"
-            ax.set_title(f"{head}label: {name}", fontsize=7)
-    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.1 / (1.6 * shown + 0.2)))
-    return _save(fig, path, dpi=110)
+            sheet.title(f"{head}label: {name}", xs[c], y, side)
+        y += down + 0.08
+    return _save(sheet.fig, path, dpi=110)
