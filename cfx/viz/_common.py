@@ -177,14 +177,6 @@ def _class_labels(
         raise ValueError(f"`{name}` must be {what}, got {float(labels[bad][0]):g}")
 
 
-def _show(ax: Any, picture: np.ndarray) -> None:
-    """Draw one ``(H, W, C)`` picture in [0, 1]: grey for one channel, colour for three."""
-    if picture.shape[-1] == 1:
-        ax.imshow(picture[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    else:
-        ax.imshow(picture, interpolation="nearest")
-
-
 def _change(first: Tensor, last: Tensor) -> tuple[np.ndarray, float]:
     """Where ``last`` differs from ``first`` (both ``(B, C, H, W)``): ``|last - first|`` summed
     over channels, ``(B, H, W)``, and the largest change (1e-6 at least: a scale for none). A

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from cfx.viz._common import _drawable, _finite, _pictures, _save, _show, _subplots, drawing
+from cfx.viz._common import _drawable, _finite, _pictures, _save, drawing
+from cfx.viz._sheet import Sheet, panel_height, shortened
 
 if TYPE_CHECKING:
     from cfx.shortcuts import ShortcutReport
@@ -84,31 +85,30 @@ def shortcut_examples(
         "|saliency| (0 to row max)",
     ]
     n = max(1, len(picked))
-    fig, axes = _subplots(n, 5, figsize=(8.6, 1.45 * n + 0.3), squeeze=False)
+    # five 1.41-inch columns (a 1.33-inch square and a gap) right of a 1.45-inch band for
+    # each row's facts; the heads above the first row; rows as low as the images are
+    left, column, side = 1.45, 1.41, 1.33
+    down = panel_height(tuple(frames.shape[-2:]), side)
+    head, pitch = 0.2, down + 0.08
+    sheet = Sheet(left + column * 5, head + pitch * n)
+    xs = [left + column * c + (column - side) / 2 for c in range(5)]
+    for c, title in enumerate(heads):
+        sheet.title(title, xs[c], head, side)
     for r, i in enumerate(picked):
+        y = head + pitch * r
         # colour inputs in colour: channel 0 alone drew them grey and hid a blue-side edit
         src, start, last = _pictures(
             _drawable(torch.stack([report.paths.source[i], frames[i, 0], frames[i, -1]]))
         )
+        for c, picture in enumerate((src, start, last)):
+            sheet.grey(picture, xs[c], y, side, frame=False)
         heat: list[Tensor] = [change[i], _finite("saliency_maps", report.saliency_maps[i, 0])]
-        panels = [(src, None), (start, None), (last, None)] + [
-            ((h / h.max().clamp_min(1e-12)).cpu().numpy(), "inferno") for h in heat
-        ]
-        for c, (img, cmap) in enumerate(panels):
-            ax = axes[r, c]
-            ax.axis("off")
-            if cmap is None:
-                _show(ax, img)
-            else:
-                ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-            if r == 0:
-                ax.set_title(heads[c], fontsize=7)
-            if c >= 3:
-                if bool(lesion[i].any()):
-                    ax.contour(
-                        lesion[i].cpu().numpy(), levels=[0.5], colors="yellow", linewidths=0.6
-                    )
-                ax.contour(marker[i].cpu().numpy(), levels=[0.5], colors="cyan", linewidths=0.6)
+        for c, h in enumerate(heat, start=3):
+            scaled = (h / h.max().clamp_min(1e-12)).cpu().numpy()
+            sheet.image(scaled, xs[c], y, side, frame=False, cmap="inferno", vmin=0, vmax=1)
+            if bool(lesion[i].any()):
+                sheet.outline(lesion[i].cpu().numpy(), xs[c], y, side, "yellow")
+            sheet.outline(marker[i].cpu().numpy(), xs[c], y, side, "cyan")
         p = report.paths.probs[i]
         via, undone = bool(report.via_marker[i]), bool(report.undone[i])
         if not bool(report.counted[i]):
@@ -117,17 +117,11 @@ def shortcut_examples(
             tag = "via marker" + (", restoring it undoes" if undone else "")
         else:
             tag = "restoring marker undoes" if undone else "not via marker"
-        name = Path(files[i]).name if files is not None else f"image {i}"
-        axes[r, 0].text(
-            -2,
-            src.shape[0] / 2,
+        name = shortened(Path(files[i]).name if files is not None else f"image {i}", left - 0.1, 6)
+        facts = (
             f"{name}\n{named.get(int(report.target[i]), f'target {int(report.target[i])}')}\n"
             f"p {float(p[0]):.2f}->{float(p[-1]):.2f}\nmarker share "
-            f"{float(report.change.marker[i]):.2f}\n{tag}",
-            fontsize=6,
-            ha="right",
-            va="center",
+            f"{float(report.change.marker[i]):.2f}\n{tag}"
         )
-    fig.subplots_adjust(left=0.17, right=0.99, bottom=0.01, top=1 - 0.3 / (1.45 * n + 0.3))
-    fig.subplots_adjust(wspace=0.04, hspace=0.06)
-    return _save(fig, path, dpi=120)
+        sheet.ax.text(xs[0] - 0.05, y + down / 2, facts, fontsize=6, ha="right", va="center")
+    return _save(sheet.fig, path, dpi=120)
