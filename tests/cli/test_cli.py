@@ -76,6 +76,9 @@ def test_demo_writes_report(tmp_path):
 
     assert f"by cfx {__version__}. Seed 0 (cfx demo --seed 0 --out {tmp_path / 'r'}), " in html
     assert re.search(r"CPU thread\(s\), \d+ s in all; Python 3\.\d+\.\d+, torch ", html)
+    # the zoo's classifiers with sensitivity / specificity beside accuracy (a reader's review:
+    # accuracy alone hid that brain-cnn-tagged misses unmarked tumours)
+    assert len(re.findall(r"<td>\d+\.\d% \(\d+\.\d% / \d+\.\d%\)</td>", html)) == 3
     # BENCHMARKS.md, cited throughout, is linked from the header (a clone has it)
     # (its text is the path from the working folder: "BENCHMARKS.md" from a clone's root)
     cited = re.search(r'<a href="([^"]+)">[^<]*BENCHMARKS\.md</a> has the benchmarks', html)
