@@ -61,7 +61,7 @@ class Sheet:
             self.box(left, top, width, height, colour="black")
         return shown
 
-    def grey(self, picture: np.ndarray, x: float, y: float, side: float, **kw: Any) -> Any:
+    def show(self, picture: np.ndarray, x: float, y: float, side: float, **kw: Any) -> Any:
         """Draw an ``(H, W, C)`` picture in [0, 1]: grey for one channel, colour for three
         (``kw``: :meth:`image`'s)."""
         if picture.shape[-1] == 1:
@@ -133,8 +133,7 @@ class Sheet:
 def panel_height(shape: tuple[int, ...], side: float) -> float:
     """Inches an ``(H, W)`` picture takes down in a ``side``-inch square (:meth:`Sheet.image`
     keeps its shape): a row of wide scans is that much shorter than a row of squares."""
-    h, w = shape[:2]
-    return side * min(1.0, h / w)
+    return _fitted(shape[:2], 0.0, 0.0, side)[3]
 
 
 def _fitted(shape: tuple[int, ...], x: float, y: float, side: float) -> tuple[float, ...]:

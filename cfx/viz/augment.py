@@ -103,7 +103,7 @@ def labelled_frames(
                 if i == 0:
                     sheet.title(f"change (max {most:.2f})", xs[c], y, side)
                 continue
-            sheet.grey(pics[i, c], xs[c], y, side)
+            sheet.show(pics[i, c], xs[c], y, side)
             name = label_name(int(labels[i * per_path + c]), names)
             head = "" if levels is None or i else f"p(target) ~ {levels[c]:g}\n"
             sheet.title(f"{head}label: {name}", xs[c], y, side)

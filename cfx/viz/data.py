@@ -133,7 +133,7 @@ def _grid(
     for i in range(n):
         r, c = divmod(i, columns)
         x, y = column * c + (column - side) / 2, 0.05 + pitch * r + head
-        sheet.grey(pics[i], x, y, side, frame=False)
+        sheet.show(pics[i], x, y, side, frame=False)
         if masks is not None and bool(masks[i].any()):
             outline = masks[i, 0].cpu().numpy().astype(float)
             sheet.outline(outline, x, y, side, "yellow", width=0.8)

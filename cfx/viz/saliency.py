@@ -72,12 +72,12 @@ def saliency_grid(
         sheet.title(title, xs[c], head, side, fontsize=9)
     for r in range(n):
         y = head + pitch * r
-        sheet.grey(pics[r], xs[0], y, side, frame=False)
+        sheet.show(pics[r], xs[0], y, side, frame=False)
         if row_names is not None:
             sheet.row_name(row_names[r], xs[0], y, down, pitch)
         sheet.image(outlines[r], xs[1], y, side, frame=False, cmap="gray", vmin=0, vmax=1)
         for c in range(2, cols):
-            sheet.grey(pics[r], xs[c], y, side, frame=False)
+            sheet.show(pics[r], xs[c], y, side, frame=False)
             sheet.image(heat[c - 2, r], xs[c], y, side, frame=False, cmap="inferno", alpha=0.65,
                         vmin=0, vmax=1, interpolation=None)  # fmt: skip
             if outlines[r].any():
@@ -131,7 +131,7 @@ def randomisation_figure(
         sheet.title(head, xs[c], top, side, fontsize=6.5)  # 5 read as ~7 px on a page
     for r in range(m):
         y = top + pitch * r
-        sheet.grey(picture, xs[0], y, side, frame=False)
+        sheet.show(picture, xs[0], y, side, frame=False)
         sheet.row_name(names[r], xs[0], y, down, pitch, fontsize=7)
         for c in range(1, cols):
             sheet.image(maps[r, c - 1], xs[c], y, side, frame=False, cmap="inferno", vmin=0,
@@ -212,10 +212,10 @@ def attack_figure(
         sheet.title(head, xs[c], top, side)
     for r in range(n):
         y = top + pitch * r
-        sheet.grey(a[r], xs[0], y, side, frame=False)
+        sheet.show(a[r], xs[0], y, side, frame=False)
         if row_names is not None:
             sheet.row_name(row_names[r], xs[0], y, down, pitch)
-        sheet.grey(b[r], xs[1], y, side, frame=False)
+        sheet.show(b[r], xs[1], y, side, frame=False)
         panels = [
             (diff[r].numpy(), "coolwarm", -scale, scale),
             (before[r], "inferno", 0.0, 1.0),

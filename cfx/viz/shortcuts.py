@@ -101,7 +101,7 @@ def shortcut_examples(
             _drawable(torch.stack([report.paths.source[i], frames[i, 0], frames[i, -1]]))
         )
         for c, picture in enumerate((src, start, last)):
-            sheet.grey(picture, xs[c], y, side, frame=False)
+            sheet.show(picture, xs[c], y, side, frame=False)
         heat: list[Tensor] = [change[i], _finite("saliency_maps", report.saliency_maps[i, 0])]
         for c, h in enumerate(heat, start=3):
             scaled = (h / h.max().clamp_min(1e-12)).cpu().numpy()

@@ -107,7 +107,7 @@ def trajectory_strip(
         y = 0.2 + pitch * i + head
         for c in range(cols):
             x = left + STRIP_COLUMN * c + (STRIP_COLUMN - STRIP_SIDE) / 2
-            sheet.grey(pics[i, c], x, y, STRIP_SIDE)
+            sheet.show(pics[i, c], x, y, STRIP_SIDE)
             if c == 0 and row_names is not None:
                 sheet.row_name(row_names[i], x, y, down, pitch)
             t = c - first
@@ -200,7 +200,7 @@ def change_panels(
         if row_names is not None:
             sheet.row_name(row_names[i], xs[0], y, down, pitch)
         for c in range(cols - 1):
-            sheet.grey(pics[i, c], xs[c], y, STRIP_SIDE)
+            sheet.show(pics[i, c], xs[c], y, STRIP_SIDE)
         shown_change = sheet.image(change[i], xs[-1], y, STRIP_SIDE, **_change_style(top))
         if region is not None and float(region[i].min()) < 0.5:  # not the whole image
             sheet.outline(region[i], xs[-1], y, STRIP_SIDE, "cyan")
