@@ -1,5 +1,5 @@
 """Shared by cfx.viz's figures: matplotlib figures without pyplot, saving, and the checks
-and drawing helpers of image panels."""
+of image panels (their layout is :mod:`cfx.viz._sheet`'s)."""
 
 from __future__ import annotations
 

@@ -130,6 +130,12 @@ class Sheet:
         self.fig.suptitle(text, fontsize=fontsize, y=y, va="top")
 
 
+def panel_lefts(count: int, column: float, side: float, left: float = 0.0) -> list[float]:
+    """The left edges, in inches, of ``count`` ``side``-inch squares each centred in its
+    ``column``-inch column, the columns starting ``left`` inches from the figure's edge."""
+    return [left + column * c + (column - side) / 2 for c in range(count)]
+
+
 def panel_height(shape: tuple[int, ...], side: float) -> float:
     """Inches an ``(H, W)`` picture takes down in a ``side``-inch square (:meth:`Sheet.image`
     keeps its shape): a row of wide scans is that much shorter than a row of squares."""

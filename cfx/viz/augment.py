@@ -21,7 +21,7 @@ from cfx.viz._common import (
     _some,
     drawing,
 )
-from cfx.viz._sheet import TITLE_LINE, Sheet, panel_height
+from cfx.viz._sheet import TITLE_LINE, Sheet, panel_height, panel_lefts
 
 
 @drawing
@@ -89,7 +89,7 @@ def labelled_frames(
     down = panel_height(tuple(frames.shape[-2:]), side)
     heads = [TITLE_LINE * (2 if levels is not None and i == 0 else 1) + 0.05 for i in range(shown)]
     sheet = Sheet(column * cols, sum(heads) + (down + 0.08) * shown + 0.05)
-    xs = [column * c + (column - side) / 2 for c in range(cols)]
+    xs = panel_lefts(cols, column, side)
     y = 0.05
     for i in range(shown):
         y += heads[i]

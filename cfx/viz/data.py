@@ -19,7 +19,7 @@ from cfx.viz._common import (
     _some,
     drawing,
 )
-from cfx.viz._sheet import TITLE_LINE, Sheet, panel_height, shortened
+from cfx.viz._sheet import TITLE_LINE, Sheet, panel_height, panel_lefts, shortened
 
 
 @drawing
@@ -130,9 +130,10 @@ def _grid(
     pitch = head + down + 0.08
     sheet = Sheet(column * columns, pitch * rows + 0.05)
     pics = _pictures(images, "images")  # (N, H, W, C) in [0, 1]
+    xs = panel_lefts(columns, column, side)
     for i in range(n):
         r, c = divmod(i, columns)
-        x, y = column * c + (column - side) / 2, 0.05 + pitch * r + head
+        x, y = xs[c], 0.05 + pitch * r + head
         sheet.show(pics[i], x, y, side, frame=False)
         if masks is not None and bool(masks[i].any()):
             outline = masks[i, 0].cpu().numpy().astype(float)

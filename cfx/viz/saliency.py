@@ -19,7 +19,7 @@ from cfx.viz._common import (
     _shape,
     drawing,
 )
-from cfx.viz._sheet import Sheet, panel_height
+from cfx.viz._sheet import Sheet, panel_height, panel_lefts
 
 
 @drawing
@@ -67,7 +67,7 @@ def saliency_grid(
     down = panel_height((h, w), side)  # a wide image's rows are lower
     pitch = down + 0.05
     sheet = Sheet(left + column * cols, head + pitch * n)
-    xs = [left + column * c + (column - side) / 2 for c in range(cols)]
+    xs = panel_lefts(cols, column, side, left)
     for c, title in enumerate(titles):
         sheet.title(title, xs[c], head, side, fontsize=9)
     for r in range(n):
@@ -126,7 +126,7 @@ def randomisation_figure(
     pitch = down + 0.05
     top = (0.25 if title else 0.0) + 0.15
     sheet = Sheet(left + column * cols, top + pitch * m + 0.05)
-    xs = [left + column * c + (column - side) / 2 for c in range(cols)]
+    xs = panel_lefts(cols, column, side, left)
     for c, head in enumerate(["image", "trained", *layers]):
         sheet.title(head, xs[c], top, side, fontsize=6.5)  # 5 read as ~7 px on a page
     for r in range(m):
@@ -207,7 +207,7 @@ def attack_figure(
     pitch = down + 0.1
     top = (0.25 if title else 0.0) + 0.17
     sheet = Sheet(left + column * 5, top + pitch * n)
-    xs = [left + column * c + (column - side) / 2 for c in range(5)]
+    xs = panel_lefts(5, column, side, left)
     for c, head in enumerate(heads):
         sheet.title(head, xs[c], top, side)
     for r in range(n):

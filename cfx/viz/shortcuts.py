@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from cfx.viz._common import _drawable, _finite, _pictures, _save, drawing
-from cfx.viz._sheet import Sheet, panel_height, shortened
+from cfx.viz._sheet import Sheet, panel_height, panel_lefts, shortened
 
 if TYPE_CHECKING:
     from cfx.shortcuts import ShortcutReport
@@ -91,7 +91,7 @@ def shortcut_examples(
     down = panel_height(tuple(frames.shape[-2:]), side)
     head, pitch = 0.2, down + 0.08
     sheet = Sheet(left + column * 5, head + pitch * n)
-    xs = [left + column * c + (column - side) / 2 for c in range(5)]
+    xs = panel_lefts(5, column, side, left)
     for c, title in enumerate(heads):
         sheet.title(title, xs[c], head, side)
     for r, i in enumerate(picked):

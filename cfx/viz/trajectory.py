@@ -26,7 +26,7 @@ from cfx.viz._common import (
     _subplots,
     drawing,
 )
-from cfx.viz._sheet import TITLE_LINE, Sheet, panel_height
+from cfx.viz._sheet import TITLE_LINE, Sheet, panel_height, panel_lefts
 
 STRIP_COLUMN = 1.25
 """Inches a frame takes across in the strip and change figures, its gap included."""
@@ -102,11 +102,12 @@ def trajectory_strip(
     down = panel_height(tuple(frames.shape[-2:]), STRIP_SIDE)  # a wide scan's rows are lower
     pitch = head + down + 0.06
     sheet = Sheet(left + STRIP_COLUMN * cols, 0.2 + pitch * b)
+    xs = panel_lefts(cols, STRIP_COLUMN, STRIP_SIDE, left)
     pics = _pictures(frames.flatten(0, 1)).reshape(b, cols, *frames.shape[-2:], -1)
     for i in range(b):
         y = 0.2 + pitch * i + head
         for c in range(cols):
-            x = left + STRIP_COLUMN * c + (STRIP_COLUMN - STRIP_SIDE) / 2
+            x = xs[c]
             sheet.show(pics[i, c], x, y, STRIP_SIDE)
             if c == 0 and row_names is not None:
                 sheet.row_name(row_names[i], x, y, down, pitch)
@@ -192,7 +193,7 @@ def change_panels(
     pitch = down + 0.1
     height = 0.2 + pitch * b + 0.4
     sheet = Sheet(left + STRIP_COLUMN * cols, height)
-    xs = [left + STRIP_COLUMN * c + (STRIP_COLUMN - STRIP_SIDE) / 2 for c in range(cols)]
+    xs = panel_lefts(cols, STRIP_COLUMN, STRIP_SIDE, left)
     for c, head in enumerate([*heads, f"change (max {top:.2f})"]):
         sheet.title(head, xs[c], 0.2, STRIP_SIDE)
     for i in range(b):
