@@ -10,8 +10,11 @@ printed and written to ``figures.json`` in ``--results``: ``trajectory_strip`` a
 classifier and oracle probabilities; the change column with an edit region and a lesion
 outlined), ``probability_curves`` beside them, ``brain_preview`` as ``cfx data preview --n
 24``, ``saliency_grid`` as ``cfx saliency compare``'s grid (6 images, 10 methods),
-``attack_figure`` as its attack figures (4 of 6 slices) and ``randomisation_figure`` as the
-demo's cascade (3 methods, 8 layers).
+``attack_figure`` as its attack figures (4 of 6 slices), ``randomisation_figure`` as the
+demo's cascade (3 methods, 8 layers) and ``labelled_frames`` as ``cfx augment`` draws a round's
+labelled.png (``--rows`` paths of two frames, at p(target) ~ 0.4 and 0.6, the learner's
+default levels). ``shortcut_examples`` is not timed: it draws a ``ShortcutReport``, which only
+an audit makes (six rows, as ``cfx shortcuts`` draws them).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def figures(rows: int, folder: Path) -> dict[str, Callable[[], object]]:
         attack_figure,
         brain_preview,
         change_panels,
+        labelled_frames,
         probability_curves,
         randomisation_figure,
         saliency_grid,
@@ -119,6 +123,15 @@ def figures(rows: int, folder: Path) -> dict[str, Callable[[], object]]:
             [f"layer {k}" for k in range(8)],
             folder / "cascade.png",
             title="cascading randomisation",
+        ),
+        "labelled_frames": lambda: labelled_frames(
+            frames[:, 4:7:2].flatten(0, 1),  # (rows * 2, C, H, W), path after path
+            torch.arange(2 * rows) % 2,
+            folder / "labelled.png",
+            per_path=2,
+            class_names=("healthy", "tumour"),
+            levels=(0.4, 0.6),
+            rows=rows,
         ),
     }
 
