@@ -442,7 +442,13 @@ class ActiveLearner:
         labels = torch.cat(new_y) if new_y else torch.zeros(0, dtype=torch.long)
         record_size(model, tuple(pool.shape[-2:]))
         return AugmentResult(
-            model=model, images=images, labels=labels, rounds=tuple(history), start_metrics=start
+            model=model,
+            images=images,
+            labels=labels,
+            rounds=tuple(history),
+            start_metrics=start,
+            seed=seed,
+            train_sha256=key["train_sha256"],
         )
 
     def _check_inputs(

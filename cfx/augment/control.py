@@ -81,7 +81,7 @@ def finetune_without_labels(
     train_labels: Tensor,
     *,
     out: str | Path,
-    seed: int = 0,
+    seed: int | None = None,
     eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
     show_progress: bool = False,
 ) -> ControlResult:
@@ -93,10 +93,14 @@ def finetune_without_labels(
             ``finetune`` settings and ``repeat_new``; ``reset_parameters`` is forced False).
         result: what ``learner.augment`` returned: its rounds (as many as it ran; none when
             it stopped before the first) and how many frames each trained on.
-        train_images, train_labels: the training set given to ``augment``.
+        train_images, train_labels: the training set given to ``augment`` (other images or
+            labels than ``result`` records are refused: fine-tuned on another set, the
+            control would not be the run's).
         out: this control's folder (e.g. ``<augment's out>/control``); reused to resume.
-        seed: ``augment``'s seed (round ``k`` fine-tunes with ``seed + k``, and draws the
-            training images in place of the labelled frames with it).
+        seed: round ``k`` fine-tunes with ``seed + k`` and draws the training images in place
+            of the labelled frames with it; default ``augment``'s (``result.seed``; 0 for a
+            result built by hand). Another seed gives an equally fair control, e.g. to see how
+            much controls differ.
         eval_fn: scores the model after each round; finished rounds read back are scored
             again, as ``augment`` does.
         show_progress: tqdm bars of the fine-tunes.
@@ -114,6 +118,8 @@ def finetune_without_labels(
             f"{type(result).__name__}"
         )
     learner._check()
+    if seed is None:  # augment's: seed=0 against a run at seed 3 drew other training images
+        seed = 0 if result.seed is None else result.seed
     # an int before the key is written: a numpy seed failed in torch after writing "0"
     seed = int(check_seed("seed", seed, optional=False))  # type: ignore[arg-type]
     check_eval_fn(eval_fn)
@@ -121,6 +127,15 @@ def finetune_without_labels(
     # as augment checks its own, before the key is written: a refused call left a key that
     # refused the corrected one as "another control run"
     learner._check_train_set(train_images, train_labels)
+    train_sha256 = tensors_sha256(train_images, train_labels)
+    if result.train_sha256 is not None and train_sha256 != result.train_sha256:
+        # a test split or a subset passed by mistake gave a control of another fine-tuning,
+        # compared with the run's as if it were its own
+        raise ValueError(
+            "`train_images`/`train_labels` must be the training set `result`'s augment run "
+            f"was given ({train_images.shape[0]} images given, sha256 "
+            f"{train_sha256[:12]}...; the run's {result.train_sha256[:12]}...)"
+        )
     # per round, the frames augment trained on so far, each repeated repeat_new times
     trained, total = [], 0
     for r in result.rounds:
@@ -128,7 +143,7 @@ def finetune_without_labels(
         trained.append(total * learner.repeat_new)
     cfg = replace(learner.finetune or DEFAULT_FINETUNE, reset_parameters=False)
     folder = path_argument(out, "out", "a folder path (str or Path)")
-    _claim(folder, cfg, seed, trained, train_images, train_labels, learner.classifier)
+    _claim(folder, cfg, seed, trained, train_sha256, learner.classifier)
     model = copy.deepcopy(learner.classifier)  # the user's model is never touched
     for param in model.parameters():  # zoo models load frozen; the copy is trained
         param.requires_grad_(True)
@@ -177,8 +192,7 @@ def _claim(
     cfg: ClassifierTrainingConfig,
     seed: int,
     trained: list[int],
-    train_images: Tensor,
-    train_labels: Tensor,
+    train_sha256: str,
     classifier: nn.Module,
 ) -> None:
     """Make ``folder`` this control's: refuse one whose rounds another control computed."""
@@ -188,7 +202,7 @@ def _claim(
         "finetune": asdict(cfg),
         "seed": seed,
         "frames_per_round": trained,  # the run's: its set size in each round
-        "train_sha256": tensors_sha256(train_images, train_labels),
+        "train_sha256": train_sha256,
         "classifier_sha256": module_sha256(classifier),
         "classifier_settings": module_settings(classifier),
     }

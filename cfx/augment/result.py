@@ -39,6 +39,10 @@ class AugmentResult:
     # eval_fn(classifier) before any round, the baseline of the rounds' metrics ({} without
     # eval_fn)
     start_metrics: dict[str, float] = field(default_factory=dict)
+    # what the run was given, for finetune_without_labels (None in a result built by hand):
+    # the seed, and the sha256 of the training images and labels (cfx.run_key.tensors_sha256)
+    seed: int | None = None
+    train_sha256: str | None = None
 
     @property
     def labels_used(self) -> int:

@@ -50,6 +50,35 @@ def test_the_control_is_the_runs_fine_tuning_without_its_labels(world, tmp_path)
         assert torch.equal(value, before[name]), name
 
 
+def test_the_seed_defaults_to_the_runs(world, tmp_path):
+    """A control without `seed` fine-tuned with seed 0 + k against a run at seed 3 + k."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, Unsure(), budget=4, rounds=1, finetune=CFG, steps=4)
+    unlabelled = learner.augment(pool, train, labels, out=tmp_path / "run", seed=3)
+    assert unlabelled.seed == 3
+    ctl = finetune_without_labels(learner, unlabelled, train, labels, out=tmp_path / "c")
+    for name, value in unlabelled.model.state_dict().items():  # the run's own fine-tuning
+        assert torch.equal(value, ctl.model.state_dict()[name]), name
+    assert '"seed": 3' in (tmp_path / "c" / "key.json").read_text()
+    other = finetune_without_labels(learner, unlabelled, train, labels, out=tmp_path / "d", seed=0)
+    assert not torch.equal(other.model.w, ctl.model.w)
+
+
+def test_another_training_set_than_the_runs_is_refused(world, tmp_path):
+    """A test split or another subset gave a control of another fine-tuning, compared with
+    the run as if it were its own."""
+    g, f, pool, train, labels = world
+    learner = ActiveLearner(g, f, CountingOracle(), budget=4, rounds=1, finetune=CFG, steps=4)
+    run = learner.augment(pool, train, labels, out=tmp_path / "run")
+    out = tmp_path / "c"
+    for images, targets in [(train[:20], labels[:20]), (train, 1 - labels), (pool[:30], labels)]:
+        with pytest.raises(ValueError, match=r"must be the training set `result`'s augment run"):
+            finetune_without_labels(learner, run, images, targets, out=out)
+    assert not out.exists()  # refused before the folder is claimed
+    by_hand = dataclasses.replace(run, train_sha256=None)  # a result built by hand: unchecked
+    assert len(finetune_without_labels(learner, by_hand, pool[:30], labels, out=out).metrics) == 1
+
+
 def test_the_control_takes_the_runs_steps_with_training_images_for_the_frames(
     world, tmp_path, monkeypatch
 ):
@@ -115,8 +144,9 @@ def test_a_finished_control_is_read_back_and_another_is_refused(world, tmp_path,
         assert torch.equal(value, again.model.state_dict()[name]), name
     with pytest.raises(ForeignRunError, match="seed: 0 before, 1 now"):
         finetune_without_labels(learner, run, train, labels, out=out, seed=1)
+    unchecked = dataclasses.replace(run, train_sha256=None)  # built by hand: the key tells
     with pytest.raises(ForeignRunError, match="the training images or labels"):
-        finetune_without_labels(learner, run, train, 1 - labels, out=out)
+        finetune_without_labels(learner, unchecked, train, 1 - labels, out=out)
     fewer = dataclasses.replace(
         run, rounds=(dataclasses.replace(run.rounds[0], unsure=run.rounds[0].labelled),)
     )
