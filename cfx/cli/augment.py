@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--test-groups",
         type=Path,
         help="optional 0/1 attribute per --test-data image (e.g. a scanner marker; .npy/.pt, "
-        "or .csv/.txt: one per line, 0/1 or yes/no): adds the "
+        "or .csv/.txt: one per line, 0/1, yes/no or y/n): adds the "
         "accuracy per class x attribute and the worst group",
     )
     p.add_argument(

@@ -52,7 +52,7 @@ def class_names_flag(text: str, k: int = 2) -> tuple[str, ...]:
     return names
 
 
-YES_NO = {"yes": 1, "no": 0, "true": 1, "false": 0}
+YES_NO = {"yes": 1, "no": 0, "y": 1, "n": 0, "true": 1, "false": 0}
 """Words a table of a 0/1 attribute per image (which carry the marker, a group) may hold
 besides 1 and 0."""
 

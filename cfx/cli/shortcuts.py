@@ -112,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--marker-present",
         type=Path,
         default=None,
-        help="which --input images carry the suspected feature: 0 or 1 (yes or no) per image, "
+        help="which --input images carry the suspected feature: 0 or 1 (yes/no, y/n) per image, "
         "given as --labels are (.npy/.pt, or .csv/.txt by order or by file name)",
     )
     p.add_argument(

@@ -340,14 +340,17 @@ def _labels_from_table(
         label = integer(cells[-1])
         if label is None:
             raise ValueError(
-                f"`{name}` ({p}) line {i}: the label {cells[-1]!r} is no integer; labels are "
-                "classes 0..K-1"
-                + (
-                    f" ({' or '.join(['0/1', *words])} are read here)"
+                (  # a yes/no attribute's file (which images carry a marker) holds no classes
+                    f"`{name}` ({p}) line {i}: {cells[-1]!r} is none of "
+                    f"{', '.join(['0', '1', *words])} (one per image)"
                     if words
-                    else f" (class names such as {cells[-1]!r}: map each to its number)"
-                    if _number(cells[-1]) is None
-                    else ""
+                    else f"`{name}` ({p}) line {i}: the label {cells[-1]!r} is no integer; "
+                    "labels are classes 0..K-1"
+                    + (
+                        f" (class names such as {cells[-1]!r}: map each to its number)"
+                        if _number(cells[-1]) is None
+                        else ""
+                    )
                 )
                 + header
             )

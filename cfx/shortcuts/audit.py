@@ -403,6 +403,14 @@ class ShortcutAudit:
             )
         # the report's own: editing a reused tags buffer rewrote a kept report's verdict
         present = _check_present(marker_present, b).to(x.device).clone()
+        if not bool(present.any()):  # said before the walk: the verdict cannot be clean
+            logger.warning(
+                "`marker_present` marks none of the %d images as carrying the %s: no path "
+                "from a marked image can be judged, so the verdict can be no better than "
+                "inconclusive; check which images carry it",
+                b,
+                self.marker_name,
+            )
         names = tuple(self.class_names)
         explainer, saliency = self._explainer(), self._saliency()
         t0 = time.perf_counter()

@@ -422,14 +422,28 @@ class ShortcutReport:
                 parts.append("below the flag rate: " + ", ".join(below))
             return "; ".join(parts) + tail
         # with no cell of marked sources judged, a shortcut had nowhere to show: "no shortcut
-        # found" would read as a clean bill (e.g. every marked slice already misread)
-        unjudged = [c for c in small if c.marker_present]
-        if judged and unjudged and not any(c.marker_present for c in judged):
+        # found" would read as a clean bill (e.g. every marked slice already misread, or no
+        # image marked at all: a marker_present of zeros read "clean" for a shortcut model)
+        if judged and not any(c.marker_present for c in judged):
+            walked = {c.target for c in every}  # the directions the selected paths take
+            unjudged = [
+                c for c in self.cells(sel) if c.marker_present and c.target in walked
+            ]  # none judged: each has too few counted paths, or no path at all
+            none = not bool(self.marker_present.any())  # of every input, selected or not
             return (
                 "inconclusive: no shortcut where paths could be judged ("
                 + "; ".join(c.phrase() for c in judged)
                 + "), but too few counted paths from "
-                + " and ".join(c.source for c in unjudged)
+                + " and ".join(
+                    c.source + ("" if c.n_paths or none else " (none)") for c in unjudged
+                )
+                + (
+                    f" (none of the {self.marker_present.numel()} images carries the "
+                    f"{called(self.marker_name)}: "
+                    "is `marker_present` right?)"
+                    if none
+                    else ""
+                )
                 + tail
             )
         if judged:

@@ -445,7 +445,7 @@ def test_test_labels_must_be_classes_of_the_classifier(tmp_path, capsys):
     mine[-3] = str(tmp_path / "tg.txt")
     assert main(mine) == 2
     err = capsys.readouterr().err
-    assert "line 4: the label 'maybe' is no integer" in err and "yes or no" in err
+    assert "line 4: 'maybe' is none of 0, 1, yes, no, y, n, true, false (one per image)" in err
 
 
 def test_the_classifier_as_its_own_oracle_is_warned_about(tmp_path, caplog):

@@ -228,11 +228,11 @@ def test_your_own_image_and_mask_files_and_class_names(tmp_path):
     assert summary["directions"]["lesion->normal"]["median_area_lesion"] > 0  # the PNG masks
     assert summary["directions"]["normal->lesion"]["median_area_lesion"] == 0
     # the same classes as CSV rows by file name (reversed, no extensions) and the marker flags
-    # one per line as yes/no (the first was read as a header, the rest as class names): the
+    # one per line as yes/n (the first was read as a header, the rest as class names): the
     # same report
     rows = [f"s{i},{int(y)}" for i, y in enumerate(data.labels)][::-1]
     (tmp_path / "y.csv").write_text("scan,class\n" + "\n".join(rows) + "\n")
-    (tmp_path / "tags.txt").write_text("".join("Yes\n" if t else "no\n" for t in data.tags))
+    (tmp_path / "tags.txt").write_text("".join("Yes\n" if t else "N\n" for t in data.tags))
     argv[argv.index("--labels") + 1] = str(tmp_path / "y.csv")
     argv[argv.index("--marker-present") + 1] = str(tmp_path / "tags.txt")
     argv[argv.index("--out") + 1] = str(tmp_path / "sc-csv")

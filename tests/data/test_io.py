@@ -182,8 +182,10 @@ def test_words_a_caller_names_are_labels_and_no_header(tmp_path):
     (tmp_path / "head.csv").write_text("has_tag\nno\nyes\n")  # a header is still a header
     assert load_labels(tmp_path / "head.csv", 2, words=yes_no).tolist() == [0, 1]
     (tmp_path / "maybe.txt").write_text("yes\nmaybe\n")
-    with pytest.raises(
-        ValueError, match=r"line 2: the label 'maybe' is no integer.*\(0/1 or yes or no"
+    with pytest.raises(  # no "labels are classes 0..K-1": a yes/no file holds no classes
+        ValueError,
+        match=r"`--marker-present` \(\S+\) line 2: 'maybe' is none of 0, 1, yes, no "
+        r"\(one per image\)$",
     ):
         load_labels(tmp_path / "maybe.txt", 2, name="--marker-present", words=yes_no)
     with pytest.raises(ValueError, match=r"line 2: the label 'no' is no integer"):  # not asked

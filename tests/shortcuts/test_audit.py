@@ -256,15 +256,47 @@ def test_marked_sources_the_classifier_already_misreads_make_the_verdict_inconcl
     assert report.verdict == (
         "inconclusive: no shortcut where paths could be judged (0% of paths from tumour images "
         "without the marker (0 of 3; restoring the marker region undoes the flip of 0 of the "
-        "3)), but too few counted paths from healthy images with the marker; under 3 counted "
+        "3)), but too few counted paths from tumour images with the marker (none) and "
+        "healthy images with the marker; under 3 counted "
         "paths: healthy images with the marker (0 of 0; 3 inputs already in the target "
         "class, 1 path that did not flip); pooled: 0 of 3 counted paths via the marker, 0 "
         "undone by restoring it (of the 7 paths, not counted: 3 inputs already in the target "
         "class, 1 path that did not flip)"
     )
     assert report.status() == "inconclusive"  # summary.json's, for scripts
-    assert report.status(report.target == 0) == "clean"  # that direction alone is judged
+    # that direction alone: no tumour slice carries the marker, so none could show it
+    assert report.describe(report.target == 0).startswith(
+        "inconclusive: no shortcut where paths could be judged (0% of paths from tumour images "
+        "without the marker (0 of 3; restoring the marker region undoes the flip of 0 of the "
+        "3)), but too few counted paths from tumour images with the marker (none); pooled"
+    )
     assert report.status(report.target == 1) == "no verdict"
+
+
+def test_no_marked_image_at_all_is_inconclusive_and_questions_marker_present(caplog):
+    """A marker_present of zeros (a wrong or misread --marker-present file) judged only
+    unmarked sources and read "no shortcut found" for a shortcut model (a user review): a
+    clean verdict needs marked images whose paths were judged."""
+    rows = [  # tumour without the marker -> healthy: only the lesion can go
+        ((0.0, 1.5, 0.0), (0.0, 0.5, 0.0), 0),
+        ((0.0, 1.4, 0.2), (0.0, 0.4, 0.2), 0),
+        ((0.0, 1.3, -0.2), (0.0, 0.3, -0.2), 0),
+        ((0.0, 0.0, 0.0), (0.0, 1.0, 0.0), 1),  # healthy without the marker -> tumour
+    ]
+    with caplog.at_level("WARNING", logger="cfx.shortcuts.audit"):
+        report = _scripted_report(rows)
+    assert "`marker_present` marks none of the 4 images as carrying the scanner marker" in (
+        caplog.text
+    )
+    assert report.verdict == (
+        "inconclusive: no shortcut where paths could be judged (0% of paths from tumour images "
+        "without the marker (0 of 3; restoring the marker region undoes the flip of 0 of the "
+        "3)), but too few counted paths from tumour images with the marker and healthy images "
+        "with the marker (none of the 4 images carries the marker: is `marker_present` "
+        "right?); under 3 counted paths: healthy images without the marker (0 of 1); pooled: "
+        "0 of 4 counted paths via the marker, 0 undone by restoring it"
+    )
+    assert report.status() == "inconclusive"
 
 
 def test_flips_the_marker_undoes_flag_the_classifier_below_the_enrichment_bar():
