@@ -74,7 +74,11 @@ def test_label_with_keys_and_buttons_undo_and_resume_after_restart(browser, task
         assert page.is_visible("#context")
         assert page.evaluate("document.getElementById('main').naturalWidth") == 256
 
-        page.keyboard.press("1")  # digit 1 -> class 0, healthy
+        # the digit keys are the class indices a sheet or Python gives (key 1 was the first
+        # class, and 1 in a sheet the second): each button shows its own
+        assert page.inner_text('#classes button[data-label="0"]').split() == ["healthy", "0", "h"]
+        assert page.inner_text('#classes button[data-label="1"]').split() == ["tumour", "1", "t"]
+        page.keyboard.press("0")  # digit 0 -> class 0, healthy
         wait_for(page, "000001")
         page.keyboard.press("t")  # initial of tumour
         wait_for(page, "000002")
@@ -107,20 +111,20 @@ def test_label_with_keys_and_buttons_undo_and_resume_after_restart(browser, task
         wait_for(page, "000004")
         # a held key repeats: one item is labelled, not every item after it
         page.evaluate(
-            "document.dispatchEvent(new KeyboardEvent('keydown', {key: '1', code: 'Digit1', "
+            "document.dispatchEvent(new KeyboardEvent('keydown', {key: '0', code: 'Digit0', "
             "repeat: true}))"
         )
-        # the digit key by position on an AZERTY keyboard types 'é' for Digit2: class 1
+        # the digit key by position on an AZERTY keyboard types '&' for Digit1: class 1
         page.evaluate(
-            "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'é', code: 'Digit2'}))"
+            "document.dispatchEvent(new KeyboardEvent('keydown', {key: '&', code: 'Digit1'}))"
         )
         wait_for(page, "000003")  # ... and it comes back once the rest is done
         assert read_labels(task_dir)["000004"] == 1
         page.keyboard.press("Backspace")  # Backspace undoes too: back to 000004
         wait_for(page, "000004")
-        page.keyboard.press("1")
+        page.keyboard.press("0")
         wait_for(page, "000003")
-        page.keyboard.press("1")
+        page.keyboard.press("0")
         page.wait_for_selector('body[data-state="done"]')
         assert page.is_visible("#done") and "All done" in page.inner_text("#done")
         assert "rerun the command that asked" in page.inner_text("#done")
