@@ -334,7 +334,7 @@ def reachable_enrichment(share: float, min_enrichment: float, region: str) -> No
             f"`--min-enrichment` {min_enrichment:g} cannot be reached: {region} covers "
             f"{share:.1%} of the image, so a path changing only it gets {1 / share:.3g}x its "
             "area share at most, and none could go via the marker"
-            + ("; mark the suspected region only" if share > 0.5 else "")
+            + ("; mark the suspected region only (inverted, 0 = region?)" if share > 0.5 else "")
         )
 
 

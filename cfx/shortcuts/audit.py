@@ -435,8 +435,17 @@ class ShortcutAudit:
         )
         # the target before the maps: a class out of range was named after them (seconds
         # per image for RISE), by the explainer
-        resolve_target(target, b, logits.shape[1], x.device)
+        wanted = resolve_target(target, b, logits.shape[1], x.device)  # (B,)
         source_class = logits.argmax(1)  # (B,)
+        already = int((source_class == wanted).sum())
+        if 2 * already > b:  # the labels passed as the target: said before minutes of walking
+            logger.warning(
+                "%d of %d inputs are already in their target class for the classifier: their "
+                "paths do not count. `target` is the class each path walks into (1 - labels "
+                "walks every image into the other of two classes), not the images' labels",
+                already,
+                b,
+            )
         # the maps before the paths: a method that fails or returns NaN is named before
         # minutes of walking, not as "`change` must be finite" after them
         with notices_given():  # the paths' start gives these notices

@@ -411,6 +411,7 @@ class ShortcutReport:
         total = int(sel.sum())
         if total > n:  # every path accounted for (the judged cells' others went unsaid)
             tail += f" (of the {total} paths, not counted: {', '.join(self._uncounted(sel))})"
+        tail += self._target_hint(sel)  # said with a flag too: its cells are the wrong images
         if flagged:
             first, *rest = flagged
             parts = [f"flips by {first.finding()}"]
@@ -452,15 +453,17 @@ class ShortcutReport:
                 + "; ".join(c.phrase() for c in judged)
                 + tail
             )
+        return f"no verdict: no cell of source images has {self.min_paths} counted paths" + tail
+
+    def _target_hint(self, sel: Tensor) -> str:
+        """When most selected inputs are already in their target class (the labels passed as
+        the target: most paths start where they should end), what ``target`` is."""
         already = int((sel & (self.source_class == self.paths.target)).sum())
-        hint = (  # the labels passed as the target: most paths start where they should end
+        return (
             "; most inputs are already in their target class: `target` is the class each "
             "path walks into (1 - labels walks every image into the other of two classes)"
-            if 2 * already > total
+            if 2 * already > int(sel.sum())
             else ""
-        )
-        return (
-            f"no verdict: no cell of source images has {self.min_paths} counted paths" + tail + hint
         )
 
     def _few(self, cell: MarkerCell, sel: Tensor) -> str:

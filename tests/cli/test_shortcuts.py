@@ -285,6 +285,17 @@ def test_your_own_images_need_what_describes_them(tmp_path, capsys):
             "so a path changing only it gets 2x its area share at most",
         )
     )
+    box = np.zeros((64, 64), dtype=bool)
+    box[:8, :8] = True
+    np.save(tmp_path / "inverted.npy", ~box)  # the region drawn 0, the rest 1
+    later.append(
+        (
+            {"--marker-mask": str(tmp_path / "inverted.npy")},
+            "covers 98.4% of the image, so a path changing only it gets 1.02x its area share at "
+            "most, and none could go via the marker; mark the suspected region only (inverted, "
+            "0 = region?)",
+        )
+    )
     for change, message in later:
         given = [x for flag, value in {**flags, **change}.items() for x in (flag, value)]
         assert main(["shortcuts", *FAST, *given, *out]) == 2, change

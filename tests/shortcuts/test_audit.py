@@ -486,6 +486,32 @@ def test_no_verdict_when_nothing_needs_to_flip():
     )
 
 
+def test_a_flag_from_mostly_misdirected_paths_says_what_target_is(caplog):
+    """The labels passed as the target (a user review): the verdict flagged the few paths
+    that counted and said nothing of the rest; the hint came only with "no verdict"."""
+    rows = [
+        ((1.0, 0.5, 0.0), (0.0, 0.5, 0.0), 0),  # tumour with the marker -> healthy: via it
+        ((1.0, 0.5, 0.0), (0.0, 0.5, 0.0), 0),
+        ((1.0, 0.5, 0.0), (0.0, 0.5, 0.0), 0),
+        *[((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 0)] * 4,  # healthy walked "into" healthy
+    ]
+    with caplog.at_level("WARNING", logger="cfx.shortcuts.audit"):
+        report = _scripted_report(rows)
+    assert "4 of 7 inputs are already in their target class for the classifier" in caplog.text
+    assert report.status() == "flagged"
+    assert report.verdict.startswith("flips by removing the scanner marker in 100% of paths")
+    assert report.verdict.endswith(
+        "(of the 7 paths, not counted: 4 inputs already in the target class); most inputs are "
+        "already in their target class: `target` is the class each path walks into (1 - "
+        "labels walks every image into the other of two classes)"
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfx.shortcuts.audit"):
+        fine = _scripted_report(rows[:6])  # 3 of 6: not most
+    assert "already in their target class" not in caplog.text
+    assert "most inputs" not in fine.verdict
+
+
 def test_bad_arguments_are_clear_errors():
     g, f = PatchGenerator(), RegionClassifier(4.0, 0.0)
     z0 = torch.tensor([[1.0, 1.0, 0.0]])
