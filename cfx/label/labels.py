@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cfx.errors import UnknownNameError
+from cfx.errors import UnknownNameError, first_names
 from cfx.files import appending_locked
 from cfx.label.classes import UNSURE, UNSURE_NAME, as_index, label_name, parse_label
 from cfx.label.store import LABELS, MANIFEST, Task, TaskFolder, read_task
@@ -193,8 +193,13 @@ def append_labels(task: Task, labels: Sequence[tuple[str, int]], labeller: str) 
     indexed: list[tuple[str, int]] = []  # the labels as class indices, once checked
     for item_id, label in labels:
         if not isinstance(item_id, str) or item_id not in known:
+            # an int for a numbered id (2 for "000002") was refused without saying ids are text
+            number = as_index(item_id)
+            named = [i for i in task.ids if i.isdigit() and number is not None and int(i) == number]
             raise UnknownNameError(
                 f"`item_id` must be an id of the task in {task.directory}, got {item_id!r}"
+                + (f" (ids are strings: {named[0]!r}?)" if len(named) == 1 else "")
+                + ("" if named or not task.ids else f"; its ids: {first_names(list(task.ids))}")
             )
         index = as_index(label)
         if index is None or not (0 <= index < k or index == UNSURE):

@@ -72,10 +72,28 @@ class LabelServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        """The page's address, e.g. ``http://127.0.0.1:8765/``."""
-        host = self.server_address[0]
-        host = host.decode() if isinstance(host, bytes) else str(host)
+        """The page's address on this machine, e.g. ``http://127.0.0.1:8765/``; served on
+        every address (``0.0.0.0``, ``::``), the loopback one (``http://0.0.0.0:8765/`` was
+        printed, and opened by ``--open``: no address to open; other machines use
+        :attr:`network_url`)."""
+        host = self._bound()
+        if host in WILDCARDS:
+            host = "::1" if ":" in host else "127.0.0.1"
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
+
+    @property
+    def network_url(self) -> str | None:
+        """Served on every address: the page's address by this machine's name, for other
+        machines; None otherwise."""
+        return f"http://{socket.gethostname()}:{self.port}/" if self._bound() in WILDCARDS else None
+
+    def _bound(self) -> str:
+        host = self.server_address[0]
+        return host.decode() if isinstance(host, bytes) else str(host)
+
+
+WILDCARDS = ("0.0.0.0", "::")
+"""Hosts that serve every address of the machine."""
 
 
 def make_server(directory: TaskFolder, host: str = "127.0.0.1", port: int = 0) -> LabelServer:
@@ -117,7 +135,13 @@ def make_server(directory: TaskFolder, host: str = "127.0.0.1", port: int = 0) -
             "a free port)"
         ) from err
     if not _is_loopback(host):  # after the bind: a host that cannot be served gets no warning
-        logger.warning("serving on %s: anyone who can reach this address can label", host)
+        logger.warning(
+            "serving on %s: anyone who can reach this address can label%s",
+            host,
+            ""
+            if server.network_url is None
+            else f" (every address of this machine; from another, open {server.network_url})",
+        )
     return server
 
 
@@ -235,7 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
         points at 127.0.0.1 would read the images and post labels as the same origin)."""
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
         bound = str(self.server.server_address[0])
-        if bound in ("0.0.0.0", "::", ""):  # served to the network on purpose (--host)
+        if bound in (*WILDCARDS, ""):  # served to the network on purpose (--host)
             return True
         names = ("localhost", "127.0.0.1", "::1", bound, str(self.server.server_name).lower())
         if host in names or not host:

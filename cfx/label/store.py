@@ -114,6 +114,10 @@ def write_task(
         raise TypeError("`directory` must be a folder to write the task in, got a Task")
     names = check_class_names(class_names)
     check_images(images, "images")
+    from cfx.inversion import unit_range_notice
+
+    # [0, 1] images were drawn washed out (black as mid-grey) for the labeller, without a word
+    unit_range_notice(images, "task")
     n, c = images.shape[0], images.shape[1]
     if c not in (1, 3):
         raise ValueError(

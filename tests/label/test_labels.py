@@ -56,8 +56,16 @@ def test_pending_is_in_manifest_order(task_dir):
 
 
 def test_record_label_rejects_unknown_ids_and_labels(task_dir):
-    with pytest.raises(KeyError, match=r"`item_id` must be an id of the task.*'nope'"):
+    with pytest.raises(
+        KeyError,
+        match=r"`item_id` must be an id of the task.*'nope'; its ids: 000000, 000001, "
+        r"000002 and 2 more",
+    ):
         record_label(task_dir, "nope", 0)
+    # an int for a numbered id: ids are text (the error said nothing of it)
+    with pytest.raises(KeyError, match=r"got 2 \(ids are strings: '000002'\?\)"):
+        record_label(task_dir, 2, 0)
+    assert pending(task_dir) == IDS  # nothing recorded
     with pytest.raises(ValueError, match=r"`label` must be a class index 0..1 .*got 2"):
         record_label(task_dir, "000000", 2)
     with pytest.raises(ValueError, match="got True"):

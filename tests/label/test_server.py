@@ -88,6 +88,7 @@ def test_a_server_shows_its_page_address(server, task_dir):
 def test_port_zero_binds_a_free_port(server):
     assert server.port > 0
     assert server.url == f"http://127.0.0.1:{server.port}/"
+    assert server.network_url is None  # served on this machine only
 
 
 def test_page_and_task(server):
@@ -304,6 +305,22 @@ def test_an_ipv6_host_is_served(task_dir):
     server, thread = start(task_dir, host="::1")
     try:
         assert server.url.startswith("http://[::1]:")
+        assert get_json(server, "/api/task")["total"] == N
+    finally:
+        stop(server, thread)
+
+
+def test_every_address_is_served_with_addresses_one_can_open(task_dir, caplog):
+    """--host 0.0.0.0 printed (and --open opened) http://0.0.0.0:PORT/, which no browser on
+    another machine can open (a user review)."""
+    import socket
+
+    with caplog.at_level("WARNING", logger="cfx.label.server"):
+        server, thread = start(task_dir, host="0.0.0.0")
+    try:
+        assert server.url == f"http://127.0.0.1:{server.port}/"  # this machine's
+        assert server.network_url == f"http://{socket.gethostname()}:{server.port}/"
+        assert f"from another, open {server.network_url}" in caplog.text
         assert get_json(server, "/api/task")["total"] == N
     finally:
         stop(server, thread)

@@ -332,3 +332,16 @@ def test_suggested_numpy_arrays_of_every_layout_are_read(tmp_path):
         write_task(tmp_path / "f", known_images()[:2], suggested=np.array([1.0, 0.0]))
     with pytest.raises(ValueError, match=r"got dtype int64 and shape \(2, 1\)"):
         write_task(tmp_path / "s", known_images()[:2], suggested=np.array([[1], [0]]))
+
+
+def test_images_in_0_1_are_noticed(tmp_path, caplog):
+    """[0, 1] images were drawn washed out for the labeller (black as mid-grey) without a
+    word, where every other entry point warns."""
+    images = (known_images() + 1) / 2  # [0, 1]
+    with caplog.at_level("WARNING"):
+        write_task(tmp_path / "unit", images)
+    assert f"no pixel of the {N} task images is below 0" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        write_task(tmp_path / "signed", known_images())
+    assert "below 0" not in caplog.text
