@@ -87,13 +87,14 @@ def link(href: str, text: str) -> Html:
     return Html(f'<a href="{_url(href)}">{html.escape(text)}</a>')
 
 
-def image(src: str, alt: str) -> str:
-    """A figure beside the report, with ``alt`` both as its alternative text and as a visible
-    caption (a figure's explanation in ``alt`` alone was never seen by a sighted reader)."""
-    text = html.escape(alt)
+def image(src: str, caption: str) -> str:
+    """A figure beside the report with its explanation as a visible caption (in alt text
+    alone a sighted reader never saw it). The picture's alt text is empty, as for a picture
+    the text beside it describes: a screen reader read the same text twice, as alt and as
+    caption."""
     return (
-        f'<figure><img src="{_url(src)}" alt="{text}">'
-        f'<figcaption class="note">{text}</figcaption></figure>'
+        f'<figure><img src="{_url(src)}" alt="">'
+        f'<figcaption class="note">{html.escape(caption)}</figcaption></figure>'
     )
 
 

@@ -184,14 +184,14 @@ def test_the_saliency_section_reads_each_methods_benchmark_dice_and_readings(tmp
     assert _saliency_benchmark(tmp_path) is None
 
 
-def test_a_figures_explanation_is_a_visible_caption_too():
+def test_a_figures_explanation_is_a_visible_caption_said_once():
     """The demo's figure explanations lived in alt text only, which a sighted reader never
-    sees."""
+    sees; then in both, which a screen reader read twice."""
     from cfx.report import image
 
     html = image("a b.png", "f < 0.5 'below'")
     assert html == (
-        '<figure><img src="a%20b.png" alt="f &lt; 0.5 &#x27;below&#x27;">'
+        '<figure><img src="a%20b.png" alt="">'
         '<figcaption class="note">f &lt; 0.5 &#x27;below&#x27;</figcaption></figure>'
     )
 
