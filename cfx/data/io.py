@@ -282,6 +282,11 @@ def table_text(raw: bytes, what: str) -> str:
     return text
 
 
+LABEL_HEADERS = ("label", "labels", "class", "target", "y")
+"""Column headers that name a table's labels (a header of a two-column table naming them first
+says its columns are swapped)."""
+
+
 def _labels_from_table(
     p: Path, n: int, name: str, files: list[Path] | None, words: dict[str, int]
 ) -> Tensor:
@@ -332,13 +337,21 @@ def _labels_from_table(
 
     header = ""
     first = rows[0][1][-1]
+    swapped = ""  # a header naming the labels' column first: "label,file"
     if _number(first) is None and first.strip().lower() not in words:  # a header: text
         header = f" (line {rows[0][0]}, {rows[0][1][-1]!r}, was read as a header)"
+        if width == 2 and rows[0][1][0].strip().lower() in LABEL_HEADERS:
+            swapped = (
+                f" (the header, line {rows[0][0]}, puts {rows[0][1][0]!r} first: the columns "
+                "are read as file name, then label)"
+            )
         rows = rows[1:]
     labels: list[int] = []
     for i, cells in rows:
         label = integer(cells[-1])
-        if label is None:
+        if label is None and cells[-1] == "":  # "the label '' is no integer (class names..."
+            raise ValueError(f"`{name}` ({p}) line {i} has no label (an empty cell)")
+        if label is None or (words and label < 0):
             raise ValueError(
                 (  # a yes/no attribute's file (which images carry a marker) holds no classes
                     f"`{name}` ({p}) line {i}: {cells[-1]!r} is none of "
@@ -347,12 +360,20 @@ def _labels_from_table(
                     else f"`{name}` ({p}) line {i}: the label {cells[-1]!r} is no integer; "
                     "labels are classes 0..K-1"
                     + (
-                        f" (class names such as {cells[-1]!r}: map each to its number)"
+                        swapped or f" (class names such as {cells[-1]!r}: map each to its number)"
                         if _number(cells[-1]) is None
                         else ""
                     )
                 )
-                + header
+                + ("" if swapped else header)
+            )
+        if label < 0:  # named by its line here: "row 2" was the images' order, no line
+            below = [j for j, c in rows if (integer(c[-1]) or 0) < 0]
+            raise ValueError(
+                f"`{name}` ({p}) line {i}: the label {label} is negative; labels are classes "
+                "0..K-1"
+                + (f" ({len(below) - 1} more lines hold one)" if len(below) > 1 else "")
+                + (" (labels of -1/1? map them to 0/1)" if label == -1 else "")
             )
         labels.append(label)
     if width == 1:

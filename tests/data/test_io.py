@@ -426,10 +426,34 @@ def test_negative_labels_are_refused_from_arrays_and_tables(tmp_path):
     with pytest.raises(ValueError, match=r"`labels` must be class indices 0..K-1, got -1 in row 0"):
         load_labels(tmp_path / "y.npy", 4)
     (tmp_path / "y.csv").write_text("label\n0\n-3\n1\n-3\n")
-    with pytest.raises(ValueError, match=r"got -3 in row 1 and 1 more rows"):
+    with pytest.raises(  # by its line: "row 1" was the images' order, not the sheet's line
+        ValueError,
+        match=r"line 3: the label -3 is negative; labels are classes 0..K-1 \(1 "
+        r"more lines hold one\)$",
+    ):
         load_labels(tmp_path / "y.csv", 4)
+    files = [tmp_path / f"img_{i}.png" for i in range(3)]
+    (tmp_path / "named.csv").write_text("file,label\nimg_2.png,1\nimg_0.png,-1\nimg_1.png,0\n")
+    with pytest.raises(ValueError, match=r"line 3: the label -1 is negative.*map them to 0/1"):
+        load_labels(tmp_path / "named.csv", 3, files=files)
     np.save(tmp_path / "ok.npy", np.array([0, 1, 1, 0]))
     assert load_labels(tmp_path / "ok.npy", 4).tolist() == [0, 1, 1, 0]
+
+
+def test_an_empty_label_and_swapped_columns_are_said_as_such(tmp_path):
+    """A blank cell read "the label '' is no integer ... (class names such as '': map each to
+    its number)"; a label,file sheet called its file names class names (a user review)."""
+    files = [tmp_path / f"img_{i}.png" for i in range(2)]
+    (tmp_path / "blank.csv").write_text("file,label\nimg_0.png,1\nimg_1.png,\n")
+    with pytest.raises(ValueError, match=r"line 3 has no label \(an empty cell\)$"):
+        load_labels(tmp_path / "blank.csv", 2, files=files)
+    (tmp_path / "swapped.csv").write_text("label,file\n1,img_0.png\n0,img_1.png\n")
+    with pytest.raises(
+        ValueError,
+        match=r"line 2: the label 'img_0.png' is no integer; labels are classes 0..K-1 \(the "
+        r"header, line 1, puts 'label' first: the columns are read as file name, then label\)$",
+    ):
+        load_labels(tmp_path / "swapped.csv", 2, files=files)
 
 
 def test_counts_shapes_and_sizes_are_checked_before_the_file_is_read(tmp_path):
