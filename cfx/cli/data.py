@@ -4,6 +4,7 @@ as cfx reads them."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cfx.cli.paths import built_in_named, out_file, out_file_path
 from cfx.errors import UnknownNameError, check_int, counted
 from cfx.files import write_atomic
 
+log = logging.getLogger(__name__)
 DATASETS = ("brain", "credit")
 FIGURES = (".png", ".pdf", ".svg")
 
@@ -81,6 +83,32 @@ def _shape_verb(given: list[str]) -> str:
     return "only shape" if len(given) > 1 else "only shapes"
 
 
+def _other_sizes(rest: list[Path], size: tuple[int, ...], first: Path, flag: str) -> None:
+    """Warn when files past the ones shown (``rest``) are not ``size`` ``(H, W)``, the first
+    file's: the preview passed a folder `cfx train` then refused, having decoded the first
+    ``--n`` files only. Their headers are read (an unreadable file is an error, as for every
+    command), not their pixels."""
+    from cfx.data.image_files import image_size
+
+    other = [(f, s) for f in rest if (s := image_size(f, flag)) != size]
+    if other:
+        f, (h, w) = other[0]
+        log.warning(
+            "%d of the %d files not shown %s in size from %s (%dx%d pixels), %s first (%dx%d): "
+            "`cfx train` refuses images of several sizes, and the commands that read images at "
+            "a model's size stretch each to it; resize them first",
+            len(other),
+            len(rest),
+            "differs" if len(other) == 1 else "differ",
+            first.name,
+            size[1],
+            size[0],
+            f.name,
+            w,
+            h,
+        )
+
+
 def _yours(args: argparse.Namespace) -> Path:
     """Your own images as cfx reads them (the range, channels and size every command
     sees), the first ``--n``, titled by file name and label, masks outlined; what was read
@@ -108,6 +136,7 @@ def _yours(args: argparse.Namespace) -> Path:
         x = read_images(first, None, name=flag)  # (n, C, H, W), the first file's channels
         files: list[Path] | None = first
         total = len(every)
+        _other_sizes(every[n:], tuple(x.shape[-2:]), every[0], flag)
     elif path.suffix.lower() in (".npy", ".pt"):
         every, files = None, None
         x = load_images(path, name=flag, batch=True)  # (N, H, W) too: grey images

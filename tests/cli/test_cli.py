@@ -299,7 +299,9 @@ def test_weights_that_are_not_their_cards_are_named_by_the_flag(tmp_path, capsys
     assert f"`{flag}`: `" in err and "has sha256" in err
 
 
-def test_data_preview_shows_your_own_images_as_cfx_reads_them(tmp_path, capsys, monkeypatch):
+def test_data_preview_shows_your_own_images_as_cfx_reads_them(
+    tmp_path, capsys, monkeypatch, caplog
+):
     """`cfx data preview` took only the built-in datasets: your own scans could be looked at
     as cfx reads them (range, channels, labels matched by file name, masks) nowhere."""
     import numpy as np
@@ -329,6 +331,17 @@ def test_data_preview_shows_your_own_images_as_cfx_reads_them(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "scans: 3 images (labels: 1 of class 0, 2 of class 1); the 2 shown: 1 channel" in err
     assert "64x64 (width x height), values -1.00 to 1.00 as cfx reads them" in err
+    assert "differ in size" not in err
+    # a file of another size past the ones shown: the preview passed a folder `cfx train`
+    # then refused (it decoded the first --n only; a user review)
+    Image.fromarray(np.zeros((64, 80), np.uint8)).save(folder / "d.png")
+    (tmp_path / "labels.csv").write_text("file,label\nc.png,1\na.png,0\nb.png,1\nd.png,0\n")
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--n", "2", "--out", str(tmp_path / "p.png")]) == 0
+    assert (
+        "1 of the 2 files not shown differs in size from a.png (64x64 pixels), d.png first "
+        "(80x64): `cfx train` refuses images of several sizes"
+    ) in caplog.text
     # a batch with masks in its order: the first --n of each
     x = torch.linspace(-1, 1, 5 * 16 * 16).reshape(5, 1, 16, 16)
     m = torch.zeros(5, 1, 16, 16, dtype=torch.bool)
