@@ -504,6 +504,8 @@ def _model_card(folder: Path, args: argparse.Namespace, report: Any, extra: dict
     # the built-in slices' options do not describe a run on your own data
     unused = (*BRAIN_DEFAULTS, "tagged") if args.data != "brain" else ()
     settings = card_settings(args, leave_out=unused)
+    if args.data != "brain":  # a path given as text (beside the built-in "brain")
+        settings["data"] = str(Path(args.data).expanduser().absolute())
     if "images" in extra:
         settings["images"] = extra["images"]  # how many --data held
     if isinstance(settings.get("steps"), int) and settings["steps"] < report.steps:
@@ -721,6 +723,15 @@ def run_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _saved_steps(out: Path) -> int | None:
+    """The steps ``out/training.json`` says the saved model was trained for, or None."""
+    try:
+        steps = json.loads((out / "training.json").read_text(encoding="utf-8"))["summary"]["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return steps if isinstance(steps, int) else None
+
+
 def _save_run(
     out: Path,
     model: Any,
@@ -731,7 +742,16 @@ def _save_run(
     **extra: Any,
 ) -> Path:
     """Write ``out/model`` (save_pretrained, with a model card) and ``out/training.json``;
-    return the model folder."""
+    return the model folder. A rerun of a finished run, which trained nothing, keeps them as
+    they were: its card recorded the rerun's spelling of the data (another path to it, a
+    shuffled labels file of the same labels) and training.json its seconds."""
+    if _saved_steps(out) == report.steps and (out / "model" / "model.safetensors").is_file():
+        print(
+            f"nothing trained: the run in {out} had finished ({counted(report.steps, 'step')}); "
+            f"its model, card and {out / 'training.json'} are kept as they were",
+            file=sys.stderr,
+        )
+        return out / "model"
     folder = model.save_pretrained(out / "model")
     if command is not None:
         _model_card(folder, command, report, extra)

@@ -68,9 +68,17 @@ def test_user_files_train(tmp_path, caplog):
     argv += ["--labels", str(labels), "--epochs", "1", "--width", "4", "--out", str(tmp_path)]
     assert main(argv) == 0
     assert BrainCNN.from_pretrained(tmp_path / "model").config.channels == 1
+    card = (tmp_path / "model" / "README.md").read_text()
+    record = (tmp_path / "training.json").read_text()
+    # the same labels spelled another way (a rerun resumes the same data): nothing trained
+    np.savetxt(tmp_path / "y.csv", np.arange(16) % 2, fmt="%d")
+    argv[argv.index(str(labels))] = str(tmp_path / "y.csv")
     with caplog.at_level("WARNING"):  # a rerun of a finished run says so, not "resuming"
         assert main(argv) == 0
     assert "already finished (1 step)" in caplog.text and "resuming" not in caplog.text
+    # the card records what trained the weights, not the rerun's spelling (user review)
+    assert (tmp_path / "model" / "README.md").read_text() == card and "y.npy" in card
+    assert (tmp_path / "training.json").read_text() == record  # this_run_seconds included
 
 
 def test_a_trained_model_folder_carries_a_card_whose_digest_loading_checks(tmp_path):
@@ -693,3 +701,18 @@ def test_a_validation_seed_with_no_validation_slices_is_refused(tmp_path, capsys
     assert main([*argv, "--val-seed", "7", "--out", str(tmp_path / "r")]) == 2
     assert "`--val-seed` chooses the validation slices, and --val-n 0" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_the_card_gives_the_data_as_absolute_paths(tmp_path, monkeypatch):
+    """The card said "data": "x.pt" as typed, which could not be traced from another folder
+    (summary.json files give absolute ones; a user review)."""
+    monkeypatch.chdir(tmp_path)
+    torch.save(torch.rand(8, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1, "x.pt")
+    np.save("y.npy", np.arange(8) % 2)
+    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", "x.pt", "--labels", "y.npy"]
+    assert main([*argv, "--epochs", "1", "--width", "4", "--out", "run", "--no-progress"]) == 0
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    settings = json.loads(card.split("```json")[1].split("```")[0])
+    assert settings["data"] == str(tmp_path / "x.pt")
+    assert settings["labels"] == str(tmp_path / "y.npy")
+    assert settings["out"] == str(tmp_path / "run")
