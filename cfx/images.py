@@ -108,6 +108,21 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return (unit * 255.0 + 0.5).to(torch.uint8).numpy()
 
 
+def from_uint8(x: Tensor | np.ndarray) -> Tensor:
+    """8-bit pixels (a uint8 tensor or numpy array, any shape; e.g. ``np.asarray(PIL
+    image)``, which is ``(H, W)`` or ``(H, W, C)``: arrange it as ``(B, C, H, W)`` first) to
+    float32 in the cfx range [-1, 1]; :func:`to_uint8` undoes it."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, Tensor) or x.dtype != torch.uint8:
+        got = type(x).__name__ if not isinstance(x, Tensor) else f"dtype {x.dtype}"
+        raise TypeError(
+            f"`x` must be uint8 pixels (a tensor or numpy array), got {got}"
+            + ("; save 0..255 integers as uint8 (x.astype(np.uint8))" if "int" in got else "")
+        )
+    return from_unit(x.float() / 255.0)
+
+
 def check_images(
     x: object,
     name: str = "x",
@@ -125,7 +140,7 @@ def check_images(
     if not x.is_floating_point():
         hint = ""
         if x.dtype == torch.uint8:  # 8-bit pixels
-            hint = f"; for 8-bit pixels, cfx.images.from_unit({name}.float() / 255)"
+            hint = f"; for 8-bit pixels, cfx.images.from_uint8({name})"
         elif x.dtype != torch.bool:  # 12- or 16-bit scans, as integers
             hint = (
                 "; for pixel values, divide by the data's full scale (4095 for 12-bit, 65535 "

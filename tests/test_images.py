@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cfx.images import check_images, from_unit, to_uint8, to_unit
+from cfx.images import check_images, from_uint8, from_unit, to_uint8, to_unit
 
 
 def test_range_conversions_are_inverse():
@@ -12,13 +12,30 @@ def test_range_conversions_are_inverse():
     assert u8.tolist() == [[[[0, 128, 255, 255]]]]
 
 
+def test_from_uint8_undoes_to_uint8_and_takes_numpy():
+    """8-bit pixels had no converter (the README promised one both ways): users wrote
+    from_unit(x.float() / 255) by hand."""
+    import numpy as np
+
+    pixels = np.array([[[[0, 51, 255]]]], dtype=np.uint8)
+    x = from_uint8(pixels)
+    assert x.dtype == torch.float32
+    assert x.flatten().tolist() == pytest.approx([-1.0, -0.6, 1.0])
+    assert (to_uint8(x) == pixels).all()
+    assert torch.equal(from_uint8(torch.from_numpy(pixels)), x)
+    with pytest.raises(TypeError, match=r"got dtype torch.int64; save 0..255 integers as uint8"):
+        from_uint8(pixels.astype(np.int64))
+    with pytest.raises(TypeError, match=r"uint8 pixels .* got list"):
+        from_uint8([0, 255])
+
+
 @pytest.mark.parametrize(
     ("x", "exc", "match"),
     [
         ([1, 2], TypeError, "`x` must be a torch.Tensor, got list"),
         (torch.zeros(1, 1, 4, 4, dtype=torch.int64), TypeError, "floating-point"),
         # pixel values get the conversion the range errors give (they had none)
-        (torch.zeros(1, 1, 4, 4, dtype=torch.uint8), TypeError, r"from_unit\(x\.float\(\) / 255\)"),
+        (torch.zeros(1, 1, 4, 4, dtype=torch.uint8), TypeError, r"cfx\.images\.from_uint8\(x\)"),
         (torch.zeros(1, 1, 4, 4, dtype=torch.int16), TypeError, "65535 for 16-bit"),
         (torch.zeros(1, 4, 4), ValueError, r"shape \(B, C, H, W\), got \(1, 4, 4\)"),
         (torch.full((1, 1, 4, 4), float("nan")), ValueError, "NaN"),

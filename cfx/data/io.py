@@ -15,7 +15,7 @@ from torch import Tensor
 from cfx.calls import not_whole
 from cfx.errors import check, check_flag, check_int, first_names, shape_or_type
 from cfx.files import path_argument
-from cfx.images import binary_masks, check_images, from_unit
+from cfx.images import binary_masks, check_images, from_uint8
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def load_images(
             "x.transpose(0, 3, 1, 2), a batch (N, C, H, W)"
         )
     if x.dtype == torch.uint8:
-        x = from_unit(x.float() / 255.0)
+        x = from_uint8(x)
     return check_images(x.float(), name)
 
 
