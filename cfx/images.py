@@ -141,6 +141,12 @@ def check_images(
         hint = ""
         if x.dtype == torch.uint8:  # 8-bit pixels
             hint = f"; for 8-bit pixels, cfx.images.from_uint8({name})"
+        elif x.dtype != torch.bool and x.numel() and int(x.min()) >= 0 and int(x.max()) <= 255:
+            # 8-bit pixels widened by arithmetic (np.array(image) + 0 is int64)
+            hint = (
+                f"; values 0..{int(x.max())}: 8-bit pixels as {x.dtype}? "
+                f"cfx.images.from_uint8({name}.to(torch.uint8))"
+            )
         elif x.dtype != torch.bool:  # 12- or 16-bit scans, as integers
             hint = (
                 "; for pixel values, divide by the data's full scale (4095 for 12-bit, 65535 "

@@ -36,7 +36,13 @@ def test_from_uint8_undoes_to_uint8_and_takes_numpy():
         (torch.zeros(1, 1, 4, 4, dtype=torch.int64), TypeError, "floating-point"),
         # pixel values get the conversion the range errors give (they had none)
         (torch.zeros(1, 1, 4, 4, dtype=torch.uint8), TypeError, r"cfx\.images\.from_uint8\(x\)"),
-        (torch.zeros(1, 1, 4, 4, dtype=torch.int16), TypeError, "65535 for 16-bit"),
+        (torch.full((1, 1, 4, 4), 4000, dtype=torch.int16), TypeError, "65535 for 16-bit"),
+        (  # widened 8-bit pixels: the advice was for 12- and 16-bit scans
+            torch.full((1, 1, 4, 4), 200, dtype=torch.int64),
+            TypeError,
+            r"values 0..200: 8-bit pixels as torch.int64\? "
+            r"cfx.images.from_uint8\(x.to\(torch.uint8\)\)",
+        ),
         (torch.zeros(1, 4, 4), ValueError, r"shape \(B, C, H, W\), got \(1, 4, 4\)"),
         (torch.full((1, 1, 4, 4), float("nan")), ValueError, "NaN"),
         (torch.full((1, 1, 4, 4), 2.0), ValueError, r"\[-1, 1\]"),

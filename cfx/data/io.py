@@ -175,6 +175,19 @@ def load_images(
             f"`{name}` holds {tuple(x.shape)}: images saved channels last (N, H, W, C)? save "
             "x.transpose(0, 3, 1, 2), a batch (N, C, H, W)"
         )
+    wide = not x.is_floating_point() and x.dtype != torch.uint8 and x.numel()
+    if wide and (int(x.min()) < -1 or int(x.max()) > 1):  # -1/0/1 integers read as floats
+        lo, hi = int(x.min()), int(x.max())  # the float range error said "divide by 255"
+        raise TypeError(
+            f"`{name}` ({path}) must hold images (floats in [-1, 1] or uint8), got {x.dtype} "
+            f"values {lo}..{hi}"
+            + (
+                "; 8-bit pixels? save them as uint8 (numpy: x.astype(np.uint8))"
+                if lo >= 0 and hi <= 255
+                else "; divide by the data's full scale (4095 for 12-bit, 65535 for 16-bit) "
+                "and map [0, 1] to [-1, 1] (2 u - 1)"
+            )
+        )
     if x.dtype == torch.uint8:
         x = from_uint8(x)
     return check_images(x.float(), name)

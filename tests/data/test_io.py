@@ -551,3 +551,22 @@ def test_a_labels_file_saved_as_utf16_is_read_as_cfx_label_import_reads_it(tmp_p
     files = [tmp_path / f"s{i}.png" for i in range(2)]
     (tmp_path / "y.csv").write_text("file,label\ns1.png,0\ns0.png,1\n", encoding="utf-16")
     assert load_labels(tmp_path / "y.csv", 2, files=files).tolist() == [1, 0]
+
+
+def test_integer_pixels_other_than_uint8_are_named_with_their_range(tmp_path):
+    """An int64 array of 0..255 (np.array(image) + arithmetic) was refused as "raw pixel values
+    (up to 255): divide by the data's full scale" (a user review): 8-bit pixels, as int64."""
+    from cfx.data.io import load_images
+
+    np.save(tmp_path / "x.npy", np.full((2, 1, 8, 8), 200, dtype=np.int64))
+    with pytest.raises(
+        TypeError, match=r"got torch.int64 values 200..200; 8-bit pixels\? save them as uint8"
+    ):
+        load_images(tmp_path / "x.npy")
+    np.save(tmp_path / "x16.npy", np.full((2, 1, 8, 8), 4000, dtype=np.int32))
+    with pytest.raises(TypeError, match=r"values 4000..4000; divide by the data's full scale"):
+        load_images(tmp_path / "x16.npy")
+    np.save(tmp_path / "u8.npy", np.full((2, 1, 8, 8), 200, dtype=np.uint8))
+    assert load_images(tmp_path / "u8.npy").flatten()[0].item() == pytest.approx(2 * 200 / 255 - 1)
+    np.save(tmp_path / "pm1.npy", np.full((2, 1, 8, 8), -1, dtype=np.int64))  # still read
+    assert load_images(tmp_path / "pm1.npy").min().item() == -1
