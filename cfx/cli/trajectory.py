@@ -335,26 +335,22 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
         "generator": checked_source("--generator", args.generator, "generator"),
         "classifier": checked_source("--classifier", args.classifier, "classifier"),
     }
-    oracle_defaulted = args.oracle is None
-    if isinstance(args.oracle, str) and args.oracle.strip().lower() == "none":
-        args.oracle = "none"  # NONE, None: as --target takes Healthy
-    if args.oracle is None:  # brain-oracle judges brain slices: on other images it is no judge
-        args.oracle = ORACLE if args.generator in ZOO else "none"
-        if args.oracle == "none":
-            log.warning(
-                "no oracle: --oracle defaults to %s only with the zoo's generator (it judges "
-                "the built-in brain slices), so oracle agreement is not measured; pass "
-                "--oracle with a classifier of your images' classes to measure it",
-                ORACLE,
-            )
-    if args.oracle != "none":
-        sources["oracle"] = checked_source("--oracle", args.oracle, "classifier", allow_none=True)
-
+    # before the oracle's default is warned about: a refused run printed a warning first
     if size is not None and not sources["generator"].class_path.endswith(":DiffusersAutoencoder"):
         raise ValueError(
             f"`--image-size` sets the frame size of a diffusers VAE generator; --generator "
             f"{args.generator} draws one size: drop --image-size"
         )
+    oracle_defaulted = args.oracle is None
+    if isinstance(args.oracle, str) and args.oracle.strip().lower() == "none":
+        args.oracle = "none"  # NONE, None: as --target takes Healthy
+    if args.oracle is None:  # brain-oracle judges brain slices: on other images it is no judge
+        args.oracle = ORACLE if args.generator in ZOO else "none"
+    # said once the arguments are checked: a refused run printed this warning first
+    no_oracle = oracle_defaulted and args.oracle == "none"
+    if args.oracle != "none":
+        sources["oracle"] = checked_source("--oracle", args.oracle, "classifier", allow_none=True)
+
     generator = load_model("--generator", sources["generator"])
     if size is not None:  # the same VAE at another frame size (checked against its factor)
         from cfx.models.diffusers_vae import DiffusersAutoencoder
@@ -388,6 +384,18 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
     if oracle is not None and module_sha256(oracle) == module_sha256(classifier):
         log.warning(SAME_ORACLE, "--oracle", f"--classifier {args.classifier}")
     classes = _class_count(classifier, frame)
+    if classes is not None and target >= classes:  # the explainer would name `target`
+        raise ValueError(
+            f"`--target` must be a class of the classifier, 0..{classes - 1} (or healthy / "
+            f"tumour for 0 / 1), got {args.target!r}"
+        )
+    if no_oracle:
+        log.warning(
+            "no oracle: --oracle defaults to %s only with the zoo's generator (it judges the "
+            "built-in brain slices), so oracle agreement is not measured; pass --oracle with "
+            "a classifier of your images' classes to measure it",
+            ORACLE,
+        )
     brain_classes = brain or _trained_on_brain_slices(sources["classifier"])
     if oracle_defaulted and oracle is not None and not brain_classes:
         # brain-oracle reads class 0 as healthy and 1 as tumour: another model's classes may
@@ -421,11 +429,6 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
             target,
             args.classifier,
             target,
-        )
-    if classes is not None and target >= classes:  # the explainer would name `target`
-        raise ValueError(
-            f"`--target` must be a class of the classifier, 0..{classes - 1} (or healthy / "
-            f"tumour for 0 / 1), got {args.target!r}"
         )
     # a model trained at another size than the generator's frames: the explainer says so
     common = {

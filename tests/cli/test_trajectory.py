@@ -780,6 +780,11 @@ def test_the_default_oracle_is_brain_oracle_only_with_the_zoos_generator(tmp_pat
     argv = [*RUN, "--target", "healthy", "--n", "1", "--method", "gradient"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
     mine = ["--generator", str(tmp_path / "gan")]
+    with caplog.at_level("WARNING"):  # a refused run: the error alone (a user review)
+        bad = [*argv[: argv.index("--target")], "--target", "7", *argv[argv.index("--n") :]]
+        assert main([*bad, *mine, "--out", str(tmp_path / "a")]) == 2
+        assert main([*argv, *mine, "--image-size", "64", "--out", str(tmp_path / "a")]) == 2
+    assert "no oracle" not in caplog.text
     with caplog.at_level("WARNING"):
         assert main([*argv, *mine, "--out", str(tmp_path / "a")]) == 0
     assert (
