@@ -44,6 +44,8 @@ def checked_source(
     got = source.role
     if got != want:
         hint = " (pass it as --generator)" if got == "generator" and has_generator else ""
+        if got == "classifier" and want == "generator":  # swapped: the other was not named
+            hint = " (pass it as --classifier)"
         raise ValueError(
             f"`{flag}`: {name!r} is a {got}{hint}; expected a {want}: one of {fits}{extra}, "
             "or a folder or hub id holding one"

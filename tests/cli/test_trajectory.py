@@ -207,7 +207,10 @@ def test_checks_that_need_no_model_fail_first(tmp_path, capsys, monkeypatch):
         (["--margin", "1"], "`--margin` must be"),
         (["--classifier", "brain-gan"], "'brain-gan' is a generator (pass it as --generator)"),
         (["--classifier", "brain-oracle-seg"], "'brain-oracle-seg' is a segmenter"),
-        (["--generator", "brain-cnn"], "`--generator`: 'brain-cnn' is a classifier"),
+        (
+            ["--generator", "brain-cnn"],
+            "`--generator`: 'brain-cnn' is a classifier (pass it as --classifier)",
+        ),
         (["--target", "2"], "`--target` must be healthy (0) or tumour (1) for the built-in"),
         (["--inversion-steps", "-1"], "`--inversion-steps` must be"),
         (["--inversion-classifier-weight", "-0.1"], "`--inversion-classifier-weight` must be"),
