@@ -823,4 +823,25 @@ def _train(
                 raise KeyboardInterrupt
     seconds += time.perf_counter() - t0
     model.eval()
+    # with class weights, accuracy under the commonest class's share may be a good model's
+    if task == "classify" and history and not cfg.balanced:
+        _chance_notice(history[-1], y_all)
     return model, TrainingReport(steps=step, seconds=seconds, history=tuple(history))
+
+
+def _chance_notice(last: dict[str, float], targets: Tensor) -> None:
+    """Warn when the last epoch's training accuracy is no better than always answering the
+    commonest class: without validation data nothing said that a model was still guessing
+    (300 images at batch 64 ended 8 epochs at 0.54; a user review), and explanations of it
+    explain a guess."""
+    counts = torch.bincount(targets.flatten().long().cpu())
+    share = float(counts.max()) / float(counts.sum())
+    if last["train_acc"] <= share + 0.02:
+        log.warning(
+            "the model is right on %.0f%% of its training images in its last epoch, no better "
+            "than always answering class %d (%.0f%% of the labels): it has not learned the "
+            "task yet; train for more epochs, with smaller batches or a higher learning rate",
+            100 * last["train_acc"],
+            int(counts.argmax()),
+            100 * share,
+        )

@@ -568,7 +568,7 @@ def test_a_folder_of_grey_and_colour_files_is_read_as_its_first_file(tmp_path, c
     argv += [str(tmp_path / "y.txt"), "--epochs", "1", "--width", "4", "--no-progress"]
     with caplog.at_level("WARNING", logger="cfx.data.image_files"):
         assert main([*argv, "--out", str(tmp_path / "r")]) == 0
-    assert caplog.messages == [
+    assert [r.getMessage() for r in caplog.records if r.name == "cfx.data.image_files"] == [
         "`--data` b.png: grey (L), read as colour like the first file, a.png, with the grey "
         "value in all three channels"
     ]
