@@ -108,17 +108,31 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return (unit * 255.0 + 0.5).to(torch.uint8).numpy()
 
 
+def int_range(x: Tensor) -> tuple[int, int]:
+    """The smallest and largest of integer ``x`` (uint16/32/64 too, which torch's min and max
+    do not take)."""
+    wide = x.to(torch.int64) if x.dtype != torch.uint64 else x.to(torch.float64)
+    return int(wide.min()), int(wide.max())
+
+
 def from_uint8(x: Tensor | np.ndarray) -> Tensor:
     """8-bit pixels (a uint8 tensor or numpy array, any shape; e.g. ``np.asarray(PIL
     image)``, which is ``(H, W)`` or ``(H, W, C)``: arrange it as ``(B, C, H, W)`` first) to
     float32 in the cfx range [-1, 1]; :func:`to_uint8` undoes it."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
+    if isinstance(x, np.ndarray):  # a copy: np.asarray(image) is read-only (torch warned)
+        x = torch.from_numpy(np.array(x))
     if not isinstance(x, Tensor) or x.dtype != torch.uint8:
         got = type(x).__name__ if not isinstance(x, Tensor) else f"dtype {x.dtype}"
+        fits = (  # a wider integer type holding 8-bit values; 4000 would wrap to 160
+            isinstance(x, Tensor)
+            and not x.is_floating_point()
+            and x.dtype != torch.bool
+            and x.numel() > 0
+            and 0 <= int_range(x)[0] <= int_range(x)[1] <= 255
+        )
         raise TypeError(
             f"`x` must be uint8 pixels (a tensor or numpy array), got {got}"
-            + ("; save 0..255 integers as uint8 (x.astype(np.uint8))" if "int" in got else "")
+            + ("; its values fit 0..255: convert with x.to(torch.uint8)" if fits else "")
         )
     return from_unit(x.float() / 255.0)
 
@@ -141,7 +155,7 @@ def check_images(
         hint = ""
         if x.dtype == torch.uint8:  # 8-bit pixels
             hint = f"; for 8-bit pixels, cfx.images.from_uint8({name})"
-        elif x.dtype != torch.bool and x.numel() and int(x.min()) >= 0 and int(x.max()) <= 255:
+        elif x.dtype != torch.bool and x.numel() and 0 <= int_range(x)[0] <= int_range(x)[1] <= 255:
             # 8-bit pixels widened by arithmetic (np.array(image) + 0 is int64)
             hint = (
                 f"; values 0..{int(x.max())}: 8-bit pixels as {x.dtype}? "

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -23,8 +25,15 @@ def test_from_uint8_undoes_to_uint8_and_takes_numpy():
     assert x.flatten().tolist() == pytest.approx([-1.0, -0.6, 1.0])
     assert (to_uint8(x) == pixels).all()
     assert torch.equal(from_uint8(torch.from_numpy(pixels)), x)
-    with pytest.raises(TypeError, match=r"got dtype torch.int64; save 0..255 integers as uint8"):
+    with pytest.raises(TypeError, match=r"got dtype torch.int64; its values fit 0..255: conv"):
         from_uint8(pixels.astype(np.int64))
+    with pytest.raises(TypeError, match=r"got dtype torch.uint16$"):  # 4000 would wrap to 160
+        from_uint8(np.full((1, 1, 2, 2), 4000, np.uint16))
+    read_only = np.zeros((1, 1, 2, 2), np.uint8)
+    read_only.flags.writeable = False  # as np.asarray(PIL image) is: torch warned
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert from_uint8(read_only).min() == -1
     with pytest.raises(TypeError, match=r"uint8 pixels .* got list"):
         from_uint8([0, 255])
 
@@ -37,6 +46,8 @@ def test_from_uint8_undoes_to_uint8_and_takes_numpy():
         # pixel values get the conversion the range errors give (they had none)
         (torch.zeros(1, 1, 4, 4, dtype=torch.uint8), TypeError, r"cfx\.images\.from_uint8\(x\)"),
         (torch.full((1, 1, 4, 4), 4000, dtype=torch.int16), TypeError, "65535 for 16-bit"),
+        # uint16 scans: torch's min and max do not take uint16 (NotImplementedError)
+        (torch.full((1, 1, 4, 4), 4000, dtype=torch.uint16), TypeError, "65535 for 16-bit"),
         (  # widened 8-bit pixels: the advice was for 12- and 16-bit scans
             torch.full((1, 1, 4, 4), 200, dtype=torch.int64),
             TypeError,

@@ -22,11 +22,12 @@ from cfx.notices import held
 
 def once_per_run(tuned: int, *given: str) -> AbstractContextManager[None]:
     """Around a call's fine-tune number ``tuned`` (0 first): the first gives
-    :func:`~cfx.training.classifier.train_classifier`'s notices of imbalanced labels and of
-    [0, 1] training images (tagged ``cfx_imbalanced``, ``cfx_unit_range``), the later ones,
-    on much the same data, hold them back; tags in ``given`` (notices the caller gave
-    already) are held back from every one."""
-    tags = set(given) | (set() if tuned == 0 else {"cfx_imbalanced", "cfx_unit_range"})
+    :func:`~cfx.training.classifier.train_classifier`'s notices of imbalanced labels, of
+    [0, 1] training images and of a model still guessing (tagged ``cfx_imbalanced``,
+    ``cfx_unit_range``, ``cfx_guessing``), the later ones, on much the same data, hold them
+    back; tags in ``given`` (notices the caller gave already) are held back from every one."""
+    later = {"cfx_imbalanced", "cfx_unit_range", "cfx_guessing"}
+    tags = set(given) | (set() if tuned == 0 else later)
     if not tags:
         return nullcontext()
     loggers = (logging.getLogger("cfx.training.classifier"), logging.getLogger("cfx.inversion"))

@@ -448,7 +448,8 @@ class ActiveLearner:
             rounds=tuple(history),
             start_metrics=start,
             seed=seed,
-            train_sha256=key["train_sha256"],
+            # of the values: int32 labels here and int64 to the control are one training set
+            train_sha256=tensors_sha256(train_images.float(), train_labels.long()),
         )
 
     def _check_inputs(

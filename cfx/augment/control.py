@@ -127,14 +127,15 @@ def finetune_without_labels(
     # as augment checks its own, before the key is written: a refused call left a key that
     # refused the corrected one as "another control run"
     learner._check_train_set(train_images, train_labels)
-    train_sha256 = tensors_sha256(train_images, train_labels)
-    if result.train_sha256 is not None and train_sha256 != result.train_sha256:
+    train_sha256 = tensors_sha256(train_images, train_labels)  # the key's, as given
+    given = tensors_sha256(train_images.float(), train_labels.long())  # the values
+    if result.train_sha256 is not None and given != result.train_sha256:
         # a test split or a subset passed by mistake gave a control of another fine-tuning,
         # compared with the run's as if it were its own
         raise ValueError(
             "`train_images`/`train_labels` must be the training set `result`'s augment run "
             f"was given ({train_images.shape[0]} images given, sha256 "
-            f"{train_sha256[:12]}...; the run's {result.train_sha256[:12]}...)"
+            f"{given[:12]}...; the run's {result.train_sha256[:12]}...)"
         )
     # per round, the frames augment trained on so far, each repeated repeat_new times
     trained, total = [], 0

@@ -40,7 +40,8 @@ class AugmentResult:
     # eval_fn)
     start_metrics: dict[str, float] = field(default_factory=dict)
     # what the run was given, for finetune_without_labels (None in a result built by hand):
-    # the seed, and the sha256 of the training images and labels (cfx.run_key.tensors_sha256)
+    # the seed, and the sha256 of the training images and labels (cfx.run_key.tensors_sha256
+    # of images.float(), labels.long())
     seed: int | None = None
     train_sha256: str | None = None
 

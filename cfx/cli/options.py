@@ -62,11 +62,11 @@ _NOT_SETTINGS = ("no_progress", "verbose", "command", "train_command")
 
 def card_settings(args: argparse.Namespace, leave_out: Container[str] = ()) -> dict[str, Any]:
     """The options that made a run's model, for its card (``cfx train``, ``cfx augment``): by
-    name in order, paths as absolute text (as given, "png/" could not be traced from another
-    folder); unset ones, the command's own function, progress and logging switches, and
-    ``leave_out`` (options filled in but not used) are left out."""
+    name in order, paths as typed (absolute ones would publish the user's folders with a card
+    shared on a hub); unset ones, the command's own function, progress and logging switches,
+    and ``leave_out`` (options filled in but not used) are left out."""
     return {
-        k: str(v.expanduser().absolute()) if isinstance(v, Path) else v
+        k: str(v) if isinstance(v, Path) else v
         for k, v in sorted(vars(args).items())
         if k not in _NOT_SETTINGS and k not in leave_out and v is not None and not callable(v)
     }

@@ -504,8 +504,6 @@ def _model_card(folder: Path, args: argparse.Namespace, report: Any, extra: dict
     # the built-in slices' options do not describe a run on your own data
     unused = (*BRAIN_DEFAULTS, "tagged") if args.data != "brain" else ()
     settings = card_settings(args, leave_out=unused)
-    if args.data != "brain":  # a path given as text (beside the built-in "brain")
-        settings["data"] = str(Path(args.data).expanduser().absolute())
     if "images" in extra:
         settings["images"] = extra["images"]  # how many --data held
     if isinstance(settings.get("steps"), int) and settings["steps"] < report.steps:

@@ -15,7 +15,7 @@ from torch import Tensor
 from cfx.calls import not_whole
 from cfx.errors import check, check_flag, check_int, first_names, shape_or_type
 from cfx.files import path_argument
-from cfx.images import binary_masks, check_images, from_uint8
+from cfx.images import binary_masks, check_images, from_uint8, int_range
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +176,9 @@ def load_images(
             "x.transpose(0, 3, 1, 2), a batch (N, C, H, W)"
         )
     wide = not x.is_floating_point() and x.dtype != torch.uint8 and x.numel()
-    if wide and (int(x.min()) < -1 or int(x.max()) > 1):  # -1/0/1 integers read as floats
-        lo, hi = int(x.min()), int(x.max())  # the float range error said "divide by 255"
-        raise TypeError(
+    lo, hi = int_range(x) if wide else (0, 0)  # uint16 too: torch's min does not take it
+    if lo < -1 or hi > 1:  # -1/0/1 integers are read as floats; the float range error said
+        raise TypeError(  # "divide by the data's full scale" to 8-bit pixels as int64
             f"`{name}` ({path}) must hold images (floats in [-1, 1] or uint8), got {x.dtype} "
             f"values {lo}..{hi}"
             + (

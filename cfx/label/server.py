@@ -163,7 +163,11 @@ def serve(
     if on_ready is not None:
         on_ready(server.url)
     if open_browser and not webbrowser.open(server.url):  # no browser here (a server, ssh)
-        logger.warning("no web browser could be opened here: open %s yourself", server.url)
+        logger.warning(
+            "no web browser could be opened here: open %s yourself%s",
+            server.url,
+            "" if server.network_url is None else f" (from another machine {server.network_url})",
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

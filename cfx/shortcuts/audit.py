@@ -441,10 +441,13 @@ class ShortcutAudit:
         if 2 * already > b:  # the labels passed as the target: said before minutes of walking
             logger.warning(
                 "%d of %d inputs are already in their target class for the classifier: their "
-                "paths do not count. `target` is the class each path walks into (1 - labels "
-                "walks every image into the other of two classes), not the images' labels",
+                "paths do not count. `target` is the class each path walks into%s, not the "
+                "images' labels",
                 already,
                 b,
+                " (1 - labels walks every image into the other class)"
+                if logits.shape[1] == 2
+                else "",
             )
         # the maps before the paths: a method that fails or returns NaN is named before
         # minutes of walking, not as "`change` must be finite" after them

@@ -425,19 +425,19 @@ class ShortcutReport:
         # with no cell of marked sources judged, a shortcut had nowhere to show: "no shortcut
         # found" would read as a clean bill (e.g. every marked slice already misread, or no
         # image marked at all: a marker_present of zeros read "clean" for a shortcut model)
-        if judged and not any(c.marker_present for c in judged):
-            walked = {c.target for c in every}  # the directions the selected paths take
-            unjudged = [
-                c for c in self.cells(sel) if c.marker_present and c.target in walked
-            ]  # none judged: each has too few counted paths, or no path at all
-            none = not bool(self.marker_present.any())  # of every input, selected or not
+        # A direction no marked image walks (the marker only on tumour slices, say) is judged
+        # by its unmarked paths, which would go via the marker by adding it
+        none = not bool(self.marker_present.any())  # of every input, selected or not
+        unjudged = [c for c in small if c.marker_present]
+        if none:  # every direction the selected paths take has its marked cell unjudged
+            walked = {c.target for c in every}
+            unjudged = [c for c in self.cells(sel) if c.marker_present and c.target in walked]
+        if judged and unjudged and not any(c.marker_present for c in judged):
             return (
                 "inconclusive: no shortcut where paths could be judged ("
                 + "; ".join(c.phrase() for c in judged)
                 + "), but too few counted paths from "
-                + " and ".join(
-                    c.source + ("" if c.n_paths or none else " (none)") for c in unjudged
-                )
+                + " and ".join(c.source for c in unjudged)
                 + (
                     f" (none of the {self.marker_present.numel()} images carries the "
                     f"{called(self.marker_name)}: "
@@ -461,7 +461,12 @@ class ShortcutReport:
         already = int((sel & (self.source_class == self.paths.target)).sum())
         return (
             "; most inputs are already in their target class: `target` is the class each "
-            "path walks into (1 - labels walks every image into the other of two classes)"
+            "path walks into"
+            + (
+                " (1 - labels walks every image into the other of two classes)"
+                if len(self.class_names) == 2
+                else ""
+            )
             if 2 * already > int(sel.sum())
             else ""
         )

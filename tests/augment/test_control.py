@@ -75,6 +75,10 @@ def test_another_training_set_than_the_runs_is_refused(world, tmp_path):
         with pytest.raises(ValueError, match=r"must be the training set `result`'s augment run"):
             finetune_without_labels(learner, run, images, targets, out=out)
     assert not out.exists()  # refused before the folder is claimed
+    # the same values in another dtype are the same set (the digest read int32 labels apart)
+    same = finetune_without_labels(learner, run, train.double(), labels.int(), out=out)
+    assert len(same.metrics) == 1
+    out = tmp_path / "c2"
     by_hand = dataclasses.replace(run, train_sha256=None)  # a result built by hand: unchecked
     assert len(finetune_without_labels(learner, by_hand, pool[:30], labels, out=out).metrics) == 1
 

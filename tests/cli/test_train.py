@@ -701,18 +701,3 @@ def test_a_validation_seed_with_no_validation_slices_is_refused(tmp_path, capsys
     assert main([*argv, "--val-seed", "7", "--out", str(tmp_path / "r")]) == 2
     assert "`--val-seed` chooses the validation slices, and --val-n 0" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
-
-
-def test_the_card_gives_the_data_as_absolute_paths(tmp_path, monkeypatch):
-    """The card said "data": "x.pt" as typed, which could not be traced from another folder
-    (summary.json files give absolute ones; a user review)."""
-    monkeypatch.chdir(tmp_path)
-    torch.save(torch.rand(8, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1, "x.pt")
-    np.save("y.npy", np.arange(8) % 2)
-    argv = ["train", "classifier", "--arch", "brain-cnn", "--data", "x.pt", "--labels", "y.npy"]
-    assert main([*argv, "--epochs", "1", "--width", "4", "--out", "run", "--no-progress"]) == 0
-    card = (tmp_path / "run" / "model" / "README.md").read_text()
-    settings = json.loads(card.split("```json")[1].split("```")[0])
-    assert settings["data"] == str(tmp_path / "x.pt")
-    assert settings["labels"] == str(tmp_path / "y.npy")
-    assert settings["out"] == str(tmp_path / "run")

@@ -774,7 +774,7 @@ def test_the_tumour_margin_is_brain_cnns_not_any_class_1(tmp_path):
     assert list(margins.values()) == [0.999, 0.99]
 
 
-def test_the_default_oracle_is_brain_oracle_only_with_the_zoos_generator(tmp_path, caplog):
+def test_the_default_oracle_is_brain_oracle_only_with_the_zoos_generator(tmp_path, caplog, capsys):
     """brain-oracle was the default with any generator: with an RGB VAE every first run
     loaded the models and then failed, the oracle taking one channel."""
     from cfx.models.brain_gan import BrainGAN, BrainGANConfig
@@ -783,10 +783,16 @@ def test_the_default_oracle_is_brain_oracle_only_with_the_zoos_generator(tmp_pat
     argv = [*RUN, "--target", "healthy", "--n", "1", "--method", "gradient"]
     argv += ["--steps", "2", "--inversion-steps", "0", "--no-progress"]
     mine = ["--generator", str(tmp_path / "gan")]
+    x = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    np.save(tmp_path / "x.npy", x.numpy())
     with caplog.at_level("WARNING"):  # a refused run: the error alone (a user review)
-        bad = [*argv[: argv.index("--target")], "--target", "7", *argv[argv.index("--n") :]]
+        bad = [*argv[: argv.index("--target")], "--target", "7", *argv[argv.index("--n") + 2 :]]
+        bad += ["--input", str(tmp_path / "x.npy")]  # past the built-in slices' own check
         assert main([*bad, *mine, "--out", str(tmp_path / "a")]) == 2
         assert main([*argv, *mine, "--image-size", "64", "--out", str(tmp_path / "a")]) == 2
+    assert "`--target` must be a class of the classifier, 0..1" in caplog.text + str(
+        capsys.readouterr().err
+    )
     assert "no oracle" not in caplog.text
     with caplog.at_level("WARNING"):
         assert main([*argv, *mine, "--out", str(tmp_path / "a")]) == 0
