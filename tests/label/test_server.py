@@ -332,6 +332,7 @@ def test_open_without_a_browser_says_where_the_page_is(monkeypatch, caplog, tmp_
 
     class Stub:
         url = "http://127.0.0.1:9/"
+        network_url: str | None = None
 
         def serve_forever(self):
             raise KeyboardInterrupt
@@ -344,6 +345,11 @@ def test_open_without_a_browser_says_where_the_page_is(monkeypatch, caplog, tmp_
     with caplog.at_level("WARNING", logger="cfx.label.server"):
         server_module.serve(tmp_path, open_browser=True)
     assert "no web browser could be opened here: open http://127.0.0.1:9/ yourself" in caplog.text
+    caplog.clear()
+    Stub.network_url = "http://labeller-box:9/"  # --host 0.0.0.0: others' address too
+    with caplog.at_level("WARNING", logger="cfx.label.server"):
+        server_module.serve(tmp_path, open_browser=True)
+    assert "yourself (from another machine http://labeller-box:9/)" in caplog.text
     caplog.clear()
     monkeypatch.setattr(server_module.webbrowser, "open", lambda url: True)
     with caplog.at_level("WARNING", logger="cfx.label.server"):
