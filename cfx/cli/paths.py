@@ -97,6 +97,23 @@ def not_the_input_folder(
         raise ValueError(f"`--out` must not be the `{flag}` folder: {reason}")
 
 
+TRAINING_RUN_FILES = ("training.json", "checkpoint.safetensors", "model/config.json")
+"""What marks a `cfx train` run's folder."""
+
+
+def training_run_notice(out: Path) -> None:
+    """Warn when ``out`` is a `cfx train` run's folder: the outputs went beside its model
+    without a word (``--out runs/cnn`` typed for ``--classifier runs/cnn``, say)."""
+    found = [name for name in TRAINING_RUN_FILES if (Path(out) / name).exists()]
+    if found:
+        log.warning(
+            "`--out` %s is a training run's folder (%s): this command's outputs go beside its "
+            "model; to explain that model pass it as --classifier, and another --out",
+            out,
+            ", ".join(found),
+        )
+
+
 def writable_later(path: Path, flag: str = "--out") -> Path:
     """``path`` checked, before any work, as a folder that can be made or written in, without
     making it (a refused run leaves no folder behind): not a file, and the folder (or, if it

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any, cast
 from cfx.cli.console import keeping_warnings
 from cfx.cli.models import checked_source, load_model
 from cfx.cli.options import by_flag, given_flags
-from cfx.cli.paths import not_a_file, not_the_input_folder, out_folder, out_path
+from cfx.cli.paths import (
+    not_a_file,
+    not_the_input_folder,
+    out_folder,
+    out_path,
+    training_run_notice,
+)
 from cfx.errors import UnknownNameError, check_int, check_real, first_names, shown_rows
 from cfx.files import locked_folder, write_atomic
 
@@ -331,6 +337,7 @@ def run_trajectory(args: argparse.Namespace, notes: list[str]) -> int:
             "delete the file"
         )
     not_the_input_folder(out, args.input)
+    training_run_notice(out)
     sources = {
         "generator": checked_source("--generator", args.generator, "generator"),
         "classifier": checked_source("--classifier", args.classifier, "classifier"),

@@ -993,3 +993,19 @@ def test_oracle_none_in_any_case_is_no_oracle(tmp_path):
     assert main([*argv, "--out", str(tmp_path / "t")]) == 0  # "unknown zoo classifier"
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert summary["setup"]["oracle"] is None and summary["oracle_agreement"] is None
+
+
+def test_an_out_that_is_a_training_run_is_warned_about(tmp_path, caplog):
+    """`--out runs/cnn` (typed for --classifier runs/cnn) put the outputs beside the run's
+    model without a word (a user review)."""
+    run = tmp_path / "cnn"
+    run.mkdir()
+    (run / "training.json").write_text("{}")
+    argv = [*RUN, "--target", "healthy", "--image-size", "64"]  # refused after the notice
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--out", str(run)]) == 2
+    assert f"`--out` {run} is a training run's folder (training.json)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--out", str(tmp_path / "plain")]) == 2
+    assert "training run" not in caplog.text
