@@ -194,6 +194,18 @@ def choose(
     points = realise(A[short])
     share = support.share(points)
     ok = share >= min_support - 1e-12
+    # a feature set none of whose shortlisted candidates reaches the support has its costlier
+    # ones judged too: cut at the shortlist alone, a deeper search (a larger k) found cheaper,
+    # unsupported candidates that pushed the set's supported plan out, the first plan got
+    # worse and the reason said no plan reached the support (a user review: 33 of 80 denied
+    # applicants of a GBM)
+    rest = order[(rank[order] >= shortlist) & ~np.isin(set_id[order], set_id[short[ok]])]
+    if len(rest):
+        more = realise(A[rest])
+        short = np.concatenate([short, rest])
+        points = np.concatenate([points, more])
+        share = np.concatenate([share, support.share(more)])
+        ok = share >= min_support - 1e-12
     # cheapest first, where every denied neighbour adds weight / n_neighbors to the cost; when
     # none reaches the support, in the same order (ranked by share alone, a plan costing 8.7
     # came before one costing 0.8 with one approved neighbour fewer; session 45 audit)

@@ -255,7 +255,8 @@ def test_a_model_fitted_on_another_column_order_is_called_in_that_order(method, 
     model = LogisticRegression().fit(X[["c", "a", "b"]], y)
     model.coef_ = np.array([[0.0, 2.0, 0.0]])
     model.intercept_ = np.array([-2.0])
-    rec = Recourse(model, schema, k=1, method=method, approved=1).fit(X)
+    # support=0: the cheapest plan, not one whose neighbours the model approves (a = 1.39)
+    rec = Recourse(model, schema, k=1, method=method, approved=1, support=0).fit(X)
     applicant = pd.DataFrame({"a": [0.0], "b": [0.0], "c": [0.0]})
     (res,) = rec.explain(applicant)
     assert res.status == "recourse"

@@ -80,8 +80,8 @@ def test_fractional_value_of_a_whole_number_feature_is_named(fitted, german):
 
 def test_numpy_integers_are_ints(german, credit_models):
     """`k=np.int64(2)` was refused as "`k` must be a positive int" (now "an int >= 1")."""
-    model = Recourse(
-        credit_models["logistic"], german.schema, k=np.int64(2), max_changes=np.int32(3)
+    model = Recourse(  # support=0: plans below the data support are listed, not withheld
+        credit_models["logistic"], german.schema, k=np.int64(2), max_changes=np.int32(3), support=0
     ).fit(german.X)
     results = model.explain(german.X.iloc[:4])
     assert all(len(r) <= 2 for r in results) and any(len(r) == 2 for r in results)
