@@ -115,6 +115,17 @@ def int_range(x: Tensor) -> tuple[int, int]:
     return int(wide.min()), int(wide.max())
 
 
+def _bytes_wide(x: object) -> bool:
+    """Whether ``x`` is a non-empty integer tensor of another type than uint8 whose values all
+    fit 0..255 (8-bit pixels widened, as ``np.array(image) + 0`` is int64)."""
+    if not isinstance(x, Tensor) or x.is_floating_point() or x.dtype in (torch.bool, torch.uint8):
+        return False
+    if x.numel() == 0:
+        return False
+    lo, hi = int_range(x)
+    return lo >= 0 and hi <= 255
+
+
 def from_uint8(x: Tensor | np.ndarray) -> Tensor:
     """8-bit pixels (a uint8 tensor or numpy array, any shape; e.g. ``np.asarray(PIL
     image)``, which is ``(H, W)`` or ``(H, W, C)``: arrange it as ``(B, C, H, W)`` first) to
@@ -123,16 +134,9 @@ def from_uint8(x: Tensor | np.ndarray) -> Tensor:
         x = torch.from_numpy(np.array(x))
     if not isinstance(x, Tensor) or x.dtype != torch.uint8:
         got = type(x).__name__ if not isinstance(x, Tensor) else f"dtype {x.dtype}"
-        fits = (  # a wider integer type holding 8-bit values; 4000 would wrap to 160
-            isinstance(x, Tensor)
-            and not x.is_floating_point()
-            and x.dtype != torch.bool
-            and x.numel() > 0
-            and 0 <= int_range(x)[0] <= int_range(x)[1] <= 255
-        )
-        raise TypeError(
+        raise TypeError(  # the hint only where it is true: 4000 would wrap to 160
             f"`x` must be uint8 pixels (a tensor or numpy array), got {got}"
-            + ("; its values fit 0..255: convert with x.to(torch.uint8)" if fits else "")
+            + ("; its values fit 0..255: convert with x.to(torch.uint8)" if _bytes_wide(x) else "")
         )
     return from_unit(x.float() / 255.0)
 
@@ -155,10 +159,9 @@ def check_images(
         hint = ""
         if x.dtype == torch.uint8:  # 8-bit pixels
             hint = f"; for 8-bit pixels, cfx.images.from_uint8({name})"
-        elif x.dtype != torch.bool and x.numel() and 0 <= int_range(x)[0] <= int_range(x)[1] <= 255:
-            # 8-bit pixels widened by arithmetic (np.array(image) + 0 is int64)
+        elif _bytes_wide(x):
             hint = (
-                f"; values 0..{int(x.max())}: 8-bit pixels as {x.dtype}? "
+                f"; values 0..{int_range(x)[1]}: 8-bit pixels as {x.dtype}? "
                 f"cfx.images.from_uint8({name}.to(torch.uint8))"
             )
         elif x.dtype != torch.bool:  # 12- or 16-bit scans, as integers

@@ -48,6 +48,7 @@ def test_from_uint8_undoes_to_uint8_and_takes_numpy():
         (torch.full((1, 1, 4, 4), 4000, dtype=torch.int16), TypeError, "65535 for 16-bit"),
         # uint16 scans: torch's min and max do not take uint16 (NotImplementedError)
         (torch.full((1, 1, 4, 4), 4000, dtype=torch.uint16), TypeError, "65535 for 16-bit"),
+        (torch.full((1, 1, 4, 4), 200, dtype=torch.uint16), TypeError, r"values 0..200: 8-bit"),
         (  # widened 8-bit pixels: the advice was for 12- and 16-bit scans
             torch.full((1, 1, 4, 4), 200, dtype=torch.int64),
             TypeError,
