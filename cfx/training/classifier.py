@@ -842,8 +842,8 @@ def _chance_notice(last: dict[str, float], targets: Tensor) -> None:
         log.warning(
             "the model is right on %.0f%% of its training images in its last epoch, about as "
             "often as always answering class %d (%.0f%% of the labels): it has not learned "
-            "the task yet; train again in a new --out (a rerun resumes this run) with more "
-            "epochs, smaller batches or a higher learning rate",
+            "the task yet; train again into a new folder (a rerun into this one resumes this "
+            "run) with more epochs, smaller batches or a higher learning rate",
             100 * last["train_acc"],
             int(counts.argmax()),
             100 * share,

@@ -718,7 +718,7 @@ def test_a_model_still_guessing_is_said_as_such(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="cfx.training.classifier"):
         train_classifier(BrainCNN(BrainCNNConfig(width=4)), x, y, tmp_path / "a", cfg)
     assert "about as often as always answering class 0 (50% of the labels)" in caplog.text
-    assert "train again in a new --out" in caplog.text
+    assert "train again into a new folder" in caplog.text
     caplog.clear()
     # the same labels, learnt: the two classes told apart by brightness
     x = torch.where(y[:, None, None, None] == 1, 0.8, -0.8).expand(16, 1, 64, 64).clone()
