@@ -76,7 +76,7 @@ class LabelServer(ThreadingHTTPServer):
         every address (``0.0.0.0``, ``::``), the loopback one (``http://0.0.0.0:8765/`` was
         printed, and opened by ``--open``: no address to open; other machines use
         :attr:`network_url`)."""
-        host = self._bound()
+        host = self.bound_host()
         if host in WILDCARDS:
             host = "::1" if ":" in host else "127.0.0.1"
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
@@ -85,9 +85,12 @@ class LabelServer(ThreadingHTTPServer):
     def network_url(self) -> str | None:
         """Served on every address: the page's address by this machine's name, for other
         machines; None otherwise."""
-        return f"http://{socket.gethostname()}:{self.port}/" if self._bound() in WILDCARDS else None
+        if self.bound_host() not in WILDCARDS:
+            return None
+        return f"http://{socket.gethostname()}:{self.port}/"
 
-    def _bound(self) -> str:
+    def bound_host(self) -> str:
+        """The address bound, as text (``0.0.0.0`` for every one)."""
         host = self.server_address[0]
         return host.decode() if isinstance(host, bytes) else str(host)
 
@@ -262,7 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Whether the request names this machine (DNS rebinding: a hostile site whose name
         points at 127.0.0.1 would read the images and post labels as the same origin)."""
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
-        bound = str(self.server.server_address[0])
+        bound = self.server.bound_host()
         if bound in (*WILDCARDS, ""):  # served to the network on purpose (--host)
             return True
         names = ("localhost", "127.0.0.1", "::1", bound, str(self.server.server_name).lower())
